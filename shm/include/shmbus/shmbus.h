@@ -1,0 +1,271 @@
+// shmbus/shmbus.h: the public face of shm/, the shared-memory stream core.
+//
+// shm/ owns: the ring layout in POSIX shared memory (shm/src/layout.h, documented in
+// docs/FORMATS.md), stream creation / validation / removal, lock-free multi-producer
+// publish (copy, claim/commit, batch), broadcast consumers (durable named groups and
+// anonymous tailing readers), waiting (spin, yield, futex), and the registry of
+// producers and consumers with their counters.  Nothing here exposes atomics or
+// layout structs; those live in shm/src.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmbus/result.h"
+
+namespace shmbus {
+
+using Bytes = std::span<const std::byte>;
+using MutableBytes = std::span<std::byte>;
+
+// ---- names -----------------------------------------------------------------
+
+// Names match [A-Za-z0-9._-]{1,100} and are neither "." nor "..".
+Result<void> validate_name(std::string_view what, std::string_view name);
+
+// The namespace to use: `flag` if non-empty, else $SHMBUS_NAMESPACE, else "default".
+std::string resolve_namespace(std::string_view flag = {});
+
+// "shmbus.NS.STREAM": the POSIX shared-memory object name (without the leading '/').
+std::string object_name(std::string_view ns, std::string_view stream);
+
+// Parses "4096", "64K", "16M", "1G" (powers of 1024). Error on anything else.
+Result<uint64_t> parse_size(std::string_view text);
+
+// Parses "500ms", "2s", "1m", "1h", "250us", "10ns"; a bare number is seconds.
+Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
+
+// Wall-clock nanoseconds since the epoch (CLOCK_REALTIME through the vDSO).
+uint64_t now_ns() noexcept;
+
+// ---- streams ---------------------------------------------------------------
+
+struct StreamOptions {
+  uint64_t capacity = 1 << 20;          // ring bytes, power of two, 4 KiB .. 16 GiB
+  uint64_t max_record = 0;              // largest payload; 0 = capacity / 8
+  uint32_t mode = 0600;                 // permission bits of the shm object
+  bool exist_ok = false;                // an existing compatible stream is success
+  // A claim left uncommitted this long (its producer died) becomes a gap.
+  std::chrono::milliseconds abandon_timeout{1000};
+  // A durable consumer whose process is dead stops holding producers back after this.
+  std::chrono::milliseconds consumer_dead_timeout{2000};
+};
+
+struct ProducerInfo {
+  uint32_t pid = 0;
+  bool alive = false;
+  uint64_t start_ns = 0;
+  uint64_t last_active_ns = 0;
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+};
+
+struct ConsumerInfo {
+  std::string name;
+  uint32_t pid = 0;          // 0 when no process holds it
+  bool alive = false;        // a live process holds it
+  bool durable = true;       // false: an anonymous tailing reader
+  bool evicted = false;      // stopped holding producers back (dead past the timeout)
+  uint64_t next_seq = 0;     // first sequence not yet consumed
+  uint64_t lag = 0;          // next_seq of stream - next_seq of consumer
+  uint64_t last_active_ns = 0;
+};
+
+struct StreamInfo {
+  std::string ns;
+  std::string name;
+  uint32_t layout_version = 0;
+  uint64_t capacity = 0;
+  uint64_t max_record = 0;
+  uint64_t created_ns = 0;
+  uint64_t next_seq = 0;          // sequence the next published record gets
+  uint64_t oldest_seq = 0;        // oldest record still in the ring
+  uint64_t tail_pos = 0;          // bytes ever claimed
+  uint64_t records_published = 0; // == next_seq minus abandoned
+  uint64_t bytes_published = 0;   // payload bytes of committed records
+  uint64_t abandoned = 0;         // claims of dead producers turned into gaps
+  uint64_t aborted = 0;           // claims aborted by their producer
+  uint64_t producer_waits = 0;    // times a producer waited for room
+  uint64_t producer_full = 0;     // publishes refused for lack of room
+  uint64_t tail_lost = 0;         // records lost by lapped tailing readers
+  uint64_t evictions = 0;         // durable consumers evicted as dead
+  uint64_t abandon_timeout_ms = 0;
+  uint64_t consumer_dead_timeout_ms = 0;
+  std::vector<ProducerInfo> producers;
+  std::vector<ConsumerInfo> consumers;
+};
+
+Result<void> create_stream(std::string_view ns, std::string_view name, const StreamOptions& opts);
+// Refuses while a live producer or consumer is attached unless `force`.
+Result<void> remove_stream(std::string_view ns, std::string_view name, bool force = false);
+Result<std::vector<std::string>> list_streams(std::string_view ns);
+Result<StreamInfo> stream_info(std::string_view ns, std::string_view name);
+
+// ---- waiting ---------------------------------------------------------------
+
+enum class WaitStrategy : uint8_t {
+  kBusySpin,    // lowest latency, burns a core
+  kSpinYield,   // spin a while, then sched_yield
+  kBlock,       // spin briefly, then sleep on a futex in shared memory
+};
+
+// ---- producers -------------------------------------------------------------
+
+enum class FullPolicy : uint8_t { kWait, kFail };
+
+struct ProducerOptions {
+  WaitStrategy wait = WaitStrategy::kBlock;
+  FullPolicy when_full = FullPolicy::kWait;
+  std::chrono::nanoseconds full_timeout = std::chrono::seconds(10);
+};
+
+enum class PubStatus : uint8_t {
+  kOk,
+  kTooLarge,    // payload larger than max_record
+  kFull,        // no room (policy kFail, or the wait timed out)
+  kAbandoned,   // this claim was declared dead by another process (we were too slow)
+  kClosed,
+};
+
+struct [[nodiscard]] PubResult {
+  PubStatus status;
+  uint64_t seq;      // first sequence assigned (valid when kOk)
+  bool ok() const noexcept { return status == PubStatus::kOk; }
+};
+
+class StreamMapping;  // shared mapping, kept alive by every handle that uses it
+
+class Producer;
+
+// A claimed, not yet committed record. Move-only; destroying it uncommitted aborts it.
+class Claim {
+ public:
+  Claim() = default;
+  Claim(Claim&& o) noexcept;
+  Claim& operator=(Claim&& o) noexcept;
+  Claim(const Claim&) = delete;
+  Claim& operator=(const Claim&) = delete;
+  ~Claim();
+
+  MutableBytes data() const noexcept { return data_; }
+  uint64_t seq() const noexcept { return seq_; }
+  bool valid() const noexcept { return producer_ != nullptr; }
+  // Thread: the claiming thread. Makes the record visible.
+  PubStatus commit() noexcept;
+  // Turns the record into a gap that consumers skip.
+  PubStatus abort() noexcept;
+
+ private:
+  friend class Producer;
+  Producer* producer_ = nullptr;
+  uint64_t pos_ = 0;
+  uint64_t seq_ = 0;
+  MutableBytes data_{};
+};
+
+class Producer {
+ public:
+  static Result<Producer> open(std::string_view ns, std::string_view name,
+                               const ProducerOptions& opts = {});
+  Producer(Producer&&) noexcept;
+  Producer& operator=(Producer&&) noexcept;
+  ~Producer();
+
+  // Thread: one thread at a time per Producer object (make one per thread).
+  PubResult publish(Bytes payload, uint32_t type = 0) noexcept;
+  // Publishes all payloads as consecutive sequence numbers (one claim).
+  PubResult publish_batch(std::span<const Bytes> payloads, uint32_t type = 0) noexcept;
+  // Zero-copy: reserve `size` bytes; fill claim.data(), then commit() or abort().
+  // On failure returns an invalid Claim and sets *status.
+  Claim claim(size_t size, uint32_t type, PubStatus* status) noexcept;
+
+  uint64_t max_record() const noexcept;
+  uint64_t capacity() const noexcept;
+  void close() noexcept;
+  bool is_open() const noexcept { return impl_ != nullptr; }
+
+  struct Impl;
+
+ private:
+  friend class Claim;
+  explicit Producer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- consumers -------------------------------------------------------------
+
+struct StartFrom {
+  enum class Kind : uint8_t { kEarliest, kLatest, kSeq, kTime, kCommitted };
+  Kind kind = Kind::kCommitted;  // durable: continue after last commit, else earliest
+  uint64_t value = 0;            // sequence, or time in ns since the epoch
+  static StartFrom earliest() { return {Kind::kEarliest, 0}; }
+  static StartFrom latest() { return {Kind::kLatest, 0}; }
+  static StartFrom seq(uint64_t s) { return {Kind::kSeq, s}; }
+  static StartFrom time_ns(uint64_t t) { return {Kind::kTime, t}; }
+};
+// Parses "earliest", "latest", a number (sequence) or "@TIME" (ns since epoch, or
+// ISO-8601 "2026-11-25T13:00:00[.fff][Z]").
+Result<StartFrom> parse_start(std::string_view text);
+
+struct ConsumerOptions {
+  std::string group;            // empty: anonymous tailing consumer; else durable name
+  StartFrom start{};
+  WaitStrategy wait = WaitStrategy::kBlock;
+  bool auto_commit = true;      // durable: each poll commits the previous record
+  bool read_only = false;       // map read-only (tailing consumers only)
+  bool take_over = false;       // durable: take the name from a dead holder at once
+};
+
+struct Record {
+  uint64_t seq = 0;
+  uint64_t ts_ns = 0;
+  uint32_t type = 0;
+  Bytes data{};   // zero-copy view into the ring: valid until the next poll
+};
+
+enum class ReadStatus : uint8_t {
+  kOk,        // *rec is the next record
+  kTimeout,   // nothing arrived in time
+  kLapped,    // tailing reader was overrun; lost() grew; poll again to resume
+  kCorrupt,   // the ring holds bytes no shmbus producer wrote (shared memory damaged)
+  kClosed,
+};
+
+class Consumer {
+ public:
+  static Result<Consumer> open(std::string_view ns, std::string_view name,
+                               const ConsumerOptions& opts = {});
+  Consumer(Consumer&&) noexcept;
+  Consumer& operator=(Consumer&&) noexcept;
+  ~Consumer();
+
+  // Thread: one thread at a time. A timeout of zero never waits.
+  // For a tailing consumer the payload is copied into an internal buffer and checked
+  // against overwrite before it is returned (never a torn record); a durable
+  // consumer's view points into the ring (producers cannot overwrite it).
+  [[nodiscard]] ReadStatus poll(Record* rec, std::chrono::nanoseconds timeout) noexcept;
+  // Durable: make everything returned so far consumed (the position others see).
+  void commit() noexcept;
+
+  uint64_t next_seq() const noexcept;   // sequence of the next record to be returned
+  uint64_t lost() const noexcept;       // records lost to laps (tailing) or gaps
+  uint64_t gaps() const noexcept;       // sequences skipped because claims were abandoned
+  bool durable() const noexcept;
+  void close() noexcept;
+  bool is_open() const noexcept { return impl_ != nullptr; }
+
+  struct Impl;
+
+ private:
+  explicit Consumer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shmbus

@@ -1,0 +1,308 @@
+// consumer.cc: broadcast consumers.
+//
+// Every consumer walks the ring from its own position.  A durable consumer's position
+// lives in its slot (producers never write past the slowest live one), so it reads in
+// place.  A tailing consumer holds producers back for nothing: it copies each payload,
+// then checks the claim cursor; if a producer may have reached the record meanwhile it
+// was lapped, and it resumes at the ring's oldest record, counting the sequences lost.
+#include <cstring>
+#include <vector>
+
+#include "mapping.h"
+#include "ring.h"
+
+namespace shmbus {
+using namespace detail;
+
+struct Consumer::Impl {
+  std::shared_ptr<StreamMapping> m;
+  StreamHeader* h = nullptr;
+  uint64_t cap = 0, mask = 0, salt = 0, max_record = 0;
+  ConsumerOptions opts;
+  ConsumerSlot* slot = nullptr;   // durable, or a writable tailing reader's registry entry
+  bool durable = false;
+  uint64_t pos = 0;               // next record to look at
+  uint64_t expected = 0;          // sequence the next data record should carry
+  uint64_t done_pos = 0, done_seq = 0;        // after the last record returned
+  uint64_t committed_pos = ~0ULL;
+  uint64_t skip_seq = 0, skip_ts = 0;         // start filters
+  uint64_t lost = 0, gaps = 0;
+  bool after_resync = false;
+  uint32_t since_activity = 0;
+  Stuck stuck;
+  std::vector<std::byte> buf;
+
+  void resync() noexcept;
+  void publish_position() noexcept;
+  bool tail_passed(uint64_t p) const noexcept { return load_pos(&h->claim) > p + cap; }
+};
+
+void Consumer::Impl::publish_position() noexcept {
+  if (!slot) return;
+  // release (position, then next_seq): producers read next_seq first, then position, so
+  // the seq they pair with a position is never larger than the true one.
+  slot->position.store(done_pos, std::memory_order_release);
+  slot->next_seq.store(done_seq, std::memory_order_release);
+  committed_pos = done_pos;
+  if (++since_activity >= 256) {
+    since_activity = 0;
+    slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: diagnostics
+  }
+  if (durable) wake_space(h);
+}
+
+void Consumer::Impl::resync() noexcept {
+  // Lapped: restart at the oldest record still in the ring; find the first committed data
+  // record there so that the loss is counted exactly from its sequence.
+  PosSeq f = oldest(*m);
+  pos = f.pos;
+  after_resync = true;
+}
+
+Consumer::Consumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Consumer::Consumer(Consumer&&) noexcept = default;
+Consumer& Consumer::operator=(Consumer&& o) noexcept {
+  if (this != &o) {
+    close();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+Consumer::~Consumer() { close(); }
+
+Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
+                                const ConsumerOptions& opts) {
+  const bool durable = !opts.group.empty();
+  if (durable) {
+    if (auto r = validate_name("consumer group", opts.group); !r) return r.error();
+    if (opts.read_only)
+      return make_error(Errc::kInvalidArgument,
+                        "a durable consumer (--group) needs write access to the stream; "
+                        "read-only access allows tailing consumers only");
+  }
+  auto mr = StreamMapping::open(ns, name, opts.read_only);
+  if (!mr) return mr.error();
+  auto impl = std::make_unique<Impl>();
+  Impl& c = *impl;
+  c.m = std::move(mr.value());
+  c.h = c.m->header();
+  c.cap = c.m->capacity();
+  c.mask = c.m->mask();
+  c.salt = c.m->salt();
+  c.max_record = c.m->max_record();
+  c.opts = opts;
+  c.durable = durable;
+  if (!durable) c.buf.resize(c.max_record);
+
+  // Where to start.
+  const PosSeq earliest = oldest(*c.m);
+  const PosSeq latest = read_posseq(&c.h->claim);
+  PosSeq start = earliest;
+  switch (opts.start.kind) {
+    case StartFrom::Kind::kLatest: start = latest; break;
+    case StartFrom::Kind::kSeq:
+      if (opts.start.value >= latest.seq) start = latest;
+      c.skip_seq = opts.start.value;
+      break;
+    case StartFrom::Kind::kTime: c.skip_ts = opts.start.value; break;
+    default: break;
+  }
+
+  if (!c.m->read_only()) {
+    const uint64_t me = self_owner_word();
+    RegistryLock lock(c.h);
+    ConsumerSlot* found = nullptr;
+    ConsumerSlot* free_slot = nullptr;
+    for (uint32_t i = 0; i < kMaxConsumers; ++i) {
+      ConsumerSlot* s = c.m->consumer_slot(i);
+      uint32_t st = s->state.load(std::memory_order_acquire);
+      if (st == kSlotReady && durable && s->kind.load(std::memory_order_relaxed) == kKindDurable &&
+          std::strncmp(s->name, opts.group.c_str(), kNameBytes) == 0) {
+        found = s;
+        break;
+      }
+      if (st == kSlotReady && s->kind.load(std::memory_order_relaxed) == kKindTailing) {
+        uint64_t o = s->owner.load(std::memory_order_acquire);
+        if (!owner_alive(o)) s->state.store(kSlotFree, std::memory_order_release);  // reap
+      }
+      if (!free_slot && s->state.load(std::memory_order_acquire) == kSlotFree) free_slot = s;
+    }
+    if (found) {
+      uint64_t o = found->owner.load(std::memory_order_acquire);
+      if (o != 0 && owner_alive(o))
+        return make_error(Errc::kBusy, "consumer " + opts.group + " is held by pid " +
+                                           std::to_string(owner_pid(o)));
+      if (opts.start.kind == StartFrom::Kind::kCommitted) {
+        start = PosSeq{found->position.load(std::memory_order_acquire),
+                       found->next_seq.load(std::memory_order_acquire)};
+      }
+      c.slot = found;
+    } else {
+      if (!free_slot)
+        return make_error(Errc::kBusy, "stream '" + std::string(name) + "' has no free consumer slot (" +
+                                           std::to_string(kMaxConsumers) + " in use)");
+      c.slot = free_slot;
+      std::memset(c.slot->name, 0, kNameBytes);
+      std::string label = durable ? opts.group : "tail-" + std::to_string(owner_pid(me));
+      std::memcpy(c.slot->name, label.data(), std::min<size_t>(label.size(), kNameBytes - 1));
+      c.slot->kind.store(durable ? kKindDurable : kKindTailing, std::memory_order_relaxed);
+      c.slot->evicted.store(0, std::memory_order_relaxed);
+    }
+    c.slot->owner.store(me, std::memory_order_release);
+    c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+    // Publish the position, then make the slot count (seq_cst), then check that no
+    // producer already reclaimed past it (seq_cst read of floor): see compute_floor().
+    for (;;) {
+      c.slot->position.store(start.pos, std::memory_order_seq_cst);
+      c.slot->next_seq.store(start.seq, std::memory_order_seq_cst);
+      c.slot->evicted.store(0, std::memory_order_seq_cst);
+      c.slot->state.store(kSlotReady, std::memory_order_seq_cst);
+      PosSeq f = oldest(*c.m);
+      if (f.pos <= start.pos) break;
+      if (durable && found) c.lost += f.seq > start.seq ? f.seq - start.seq : 0;
+      start = f;
+    }
+  }
+  c.pos = c.done_pos = start.pos;
+  c.expected = c.done_seq = start.seq;
+  c.committed_pos = start.pos;
+  return Consumer(std::move(impl));
+}
+
+void Consumer::close() noexcept {
+  if (!impl_) return;
+  Impl& c = *impl_;
+  if (c.slot) {
+    if (c.durable && c.opts.auto_commit) c.publish_position();
+    RegistryLock lock(c.h);
+    c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+    if (c.durable) {
+      c.slot->owner.store(0, std::memory_order_release);  // detached: the name stays
+    } else {
+      c.slot->owner.store(0, std::memory_order_release);
+      c.slot->state.store(kSlotFree, std::memory_order_release);
+    }
+  }
+  impl_.reset();
+}
+
+void Consumer::commit() noexcept {
+  if (impl_ && impl_->durable) impl_->publish_position();
+}
+
+uint64_t Consumer::next_seq() const noexcept { return impl_ ? impl_->expected : 0; }
+uint64_t Consumer::lost() const noexcept { return impl_ ? impl_->lost : 0; }
+uint64_t Consumer::gaps() const noexcept { return impl_ ? impl_->gaps : 0; }
+bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
+
+ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcept {
+  if (!impl_) return ReadStatus::kClosed;
+  Impl& c = *impl_;
+  if (c.durable && c.opts.auto_commit && c.committed_pos != c.done_pos) c.publish_position();
+  uint64_t deadline = 0;
+  Backoff backoff(c.opts.wait);
+  for (;;) {
+    RecordHeader* r = c.m->record_at(c.pos);
+    // acquire: pairs with the producer's seq_cst commit CAS; fields and payload follow.
+    uint64_t tag = r->tag.load(std::memory_order_acquire);
+    TagView tv = decode_tag(c.salt, tag, c.pos);
+    if (tv.lap_ok && tv.state >= kData && tv.state <= kGap) {
+      const uint64_t span = record_span(tv.size);
+      if ((c.pos & c.mask) + span > c.cap || (tv.state == kData && tv.size > c.max_record)) {
+        if (!c.durable && c.tail_passed(c.pos)) {  // a newer lap's bytes: we were lapped
+          c.resync();
+          continue;
+        }
+        return ReadStatus::kCorrupt;
+      }
+      if (tv.state != kData) {
+        c.pos += span;
+        continue;
+      }
+      Record rec;
+      rec.seq = load_relaxed(&r->seq);
+      rec.ts_ns = load_relaxed(&r->ts_ns);
+      rec.type = load_relaxed(&r->type);
+      const std::byte* payload = c.m->payload_at(c.pos);
+      if (!c.durable) {
+        if (tv.size) std::memcpy(c.buf.data(), payload, tv.size);
+        // acquire fence: the copy above happens before the claim check below, so a
+        // producer that had started to overwrite the record is seen in the cursor.
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (c.tail_passed(c.pos)) {
+          c.resync();
+          continue;
+        }
+        payload = c.buf.data();
+      }
+      c.pos += span;
+      if (rec.seq != c.expected) {
+        if (rec.seq < c.expected && !c.after_resync) return ReadStatus::kCorrupt;
+        uint64_t skipped = rec.seq > c.expected ? rec.seq - c.expected : 0;
+        if (c.after_resync) {
+          c.lost += skipped;
+          c.h->tail_lost.fetch_add(skipped, std::memory_order_relaxed);  // relaxed: stats
+        } else {
+          c.gaps += skipped;
+        }
+      }
+      const bool was_resync = c.after_resync;
+      c.after_resync = false;
+      c.expected = rec.seq + 1;
+      c.done_pos = c.pos;
+      c.done_seq = c.expected;
+      if (!c.durable && c.slot && (rec.seq & 255) == 0) c.publish_position();
+      rec.data = Bytes(payload, tv.size);
+      if (rec.seq < c.skip_seq || rec.ts_ns < c.skip_ts) {
+        if (was_resync) return ReadStatus::kLapped;
+        continue;
+      }
+      if (was_resync) {
+        // Report the lap first; the record itself comes with the next poll.
+        c.pos -= span;
+        c.expected = rec.seq;
+        c.done_pos = c.pos;
+        c.done_seq = rec.seq;
+        return ReadStatus::kLapped;
+      }
+      *out = rec;
+      return ReadStatus::kOk;
+    }
+
+    // Nothing committed at pos (yet).
+    const uint64_t tail = load_pos(&c.h->claim);
+    if (!c.durable && tail > c.pos + c.cap) {
+      c.resync();
+      continue;
+    }
+    const uint64_t now = steady_ns();
+    if (c.pos < tail && !c.m->read_only()) {
+      // Claimed but not committed: a producer is writing it, or died doing so.
+      if (c.stuck.pos != c.pos) {
+        c.stuck.pos = c.pos;
+        c.stuck.since_ns = now;
+      } else if (now - c.stuck.since_ns >= c.h->abandon_timeout_ns) {
+        abandon_at(*c.m, c.pos, tag, tail);
+        c.stuck.pos = ~0ULL;
+        continue;
+      }
+    }
+    if (timeout.count() <= 0) return ReadStatus::kTimeout;
+    if (deadline == 0) deadline = now + static_cast<uint64_t>(timeout.count());
+    if (now >= deadline) return ReadStatus::kTimeout;
+    if (backoff.spin()) continue;
+    // Sleep.  A writable consumer announces itself in data_waiters so that producers
+    // wake it; a read-only one cannot, and naps 1 ms at a time.
+    uint64_t nap = std::min<uint64_t>(deadline - now, c.pos < tail ? 10'000'000 : 100'000'000);
+    if (c.m->read_only()) nap = std::min<uint64_t>(nap, 1'000'000);
+    if (c.slot) c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+    uint32_t v = c.h->data_futex.load(std::memory_order_seq_cst);
+    if (!c.m->read_only()) c.h->data_waiters.fetch_add(1, std::memory_order_seq_cst);
+    // seq_cst: pairs with the producer's commit CAS and its load of data_waiters.
+    if (r->tag.load(std::memory_order_seq_cst) == tag)
+      futex_wait(&c.h->data_futex, v, std::chrono::nanoseconds(nap));
+    if (!c.m->read_only()) c.h->data_waiters.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+}  // namespace shmbus

@@ -1,0 +1,240 @@
+// layout.h: the bytes of a stream's shared-memory object (documented in docs/FORMATS.md).
+//
+//   [0, kHeaderBytes)        StreamHeader: identity, hot cursors, wake words, counters
+//   [kProducerSlotsOff, ..)  kMaxProducers x ProducerSlot   (128 B each)
+//   [kConsumerSlotsOff, ..)  kMaxConsumers x ConsumerSlot   (256 B each)
+//   [kDataOff, kDataOff+capacity)  the ring: records, each a 32-byte RecordHeader then
+//                                  the payload, padded to a multiple of 32 bytes.
+//
+// Everything is offsets and fixed-width integers; every atomic is address-free and
+// lock-free.  Positions are byte counts since creation and only grow; the ring index
+// is position & (capacity - 1).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace shmbus::detail {
+
+inline constexpr uint64_t kMagic = 0x315355424d48530aULL;  // "\nSHMBUS1" little-endian
+inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint64_t kMinCapacity = 4096;
+inline constexpr uint64_t kMaxCapacity = 1ULL << 32;        // 4 GiB
+inline constexpr uint32_t kMaxProducers = 64;
+inline constexpr uint32_t kMaxConsumers = 64;
+inline constexpr uint32_t kNameBytes = 104;                  // 100 chars + NUL, padded
+inline constexpr uint64_t kRecordAlign = 32;
+inline constexpr uint64_t kLine = 128;                       // fixed: never hardware_*_size
+
+// A 16-byte {pos, seq} pair updated with one lock cmpxchg16b.
+struct alignas(16) PosSeq {
+  uint64_t pos;
+  uint64_t seq;
+};
+
+// ---- record header (32 bytes, at every record start) ------------------------
+//
+// tag (atomic, the commit word) packs, XORed with the stream's salt:
+//   bits 0..2   state: kPending / kData / kPad / kGap
+//   bits 3..31  (position >> 5) & 0x1fffffff: which lap this header belongs to
+//   bits 32..63 payload size in bytes (the record spans align32(32 + size))
+// Any other value (a previous lap's tag, payload bytes) means "not written in this lap".
+enum : uint64_t { kPending = 1, kData = 2, kPad = 3, kGap = 4 };
+
+struct RecordHeader {
+  std::atomic<uint64_t> tag;  // acq/rel: commit word; release-CAS by the producer pairs
+                              // with the acquire load in the consumer before it reads
+                              // seq/ts/type/payload
+  uint64_t seq;               // written by the owning producer before the commit
+  uint64_t ts_ns;
+  uint32_t type;
+  uint32_t reserved;
+};
+static_assert(sizeof(RecordHeader) == 32);
+static_assert(offsetof(RecordHeader, tag) == 0);
+static_assert(offsetof(RecordHeader, seq) == 8);
+static_assert(offsetof(RecordHeader, ts_ns) == 16);
+static_assert(offsetof(RecordHeader, type) == 24);
+static_assert(std::is_standard_layout_v<RecordHeader>);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+constexpr uint64_t record_span(uint64_t size) {
+  return (sizeof(RecordHeader) + size + kRecordAlign - 1) & ~(kRecordAlign - 1);
+}
+constexpr uint64_t make_tag(uint64_t salt, uint64_t pos, uint64_t state, uint64_t size) {
+  return salt ^ ((size << 32) | (((pos >> 5) & 0x1fffffffULL) << 3) | state);
+}
+struct TagView {
+  uint64_t state;
+  uint64_t size;
+  bool lap_ok;  // bits 3..31 match the expected position
+};
+constexpr TagView decode_tag(uint64_t salt, uint64_t tag, uint64_t pos) {
+  uint64_t v = tag ^ salt;
+  return TagView{v & 7, v >> 32, ((v >> 3) & 0x1fffffffULL) == ((pos >> 5) & 0x1fffffffULL)};
+}
+
+// ---- registry slots ---------------------------------------------------------
+
+// owner word: 0 = free, else (pid << 32) | (low 32 bits of the process start time in
+// clock ticks) so that a reused pid is not taken for the old process.
+struct alignas(128) ProducerSlot {
+  std::atomic<uint64_t> owner;         // acq/rel: CAS 0->owner claims the slot (pairs with
+                                       // the acquire load of readers of the registry)
+  std::atomic<uint64_t> start_ns;      // relaxed: diagnostics only
+  std::atomic<uint64_t> last_active_ns;// relaxed: diagnostics only
+  std::atomic<uint64_t> records;       // relaxed: single writer (the owner), racy readers
+  std::atomic<uint64_t> bytes;         // relaxed: as records
+  uint8_t pad[128 - 40];
+};
+static_assert(sizeof(ProducerSlot) == 128);
+static_assert(offsetof(ProducerSlot, records) == 24);
+
+enum : uint32_t { kSlotFree = 0, kSlotInit = 1, kSlotReady = 2 };
+enum : uint32_t { kKindDurable = 0, kKindTailing = 1 };
+
+struct alignas(128) ConsumerSlot {
+  // --- written by the owner on every commit: its own line ---
+  std::atomic<uint64_t> position;      // release by the owner after it finished reading
+                                       // [.., position); acquire by producers computing
+                                       // how far they may write
+  std::atomic<uint64_t> next_seq;      // relaxed: stats; written with position
+  std::atomic<uint64_t> last_active_ns;// relaxed: diagnostics and eviction
+  uint8_t pad0[128 - 24];
+  // --- registry line: changed only on attach/detach/evict, under the registry lock ---
+  std::atomic<uint32_t> state;         // release kSlotReady after name/position are set;
+                                       // acquire by producers and lookups
+  std::atomic<uint32_t> evicted;       // relaxed under lock; producers skip evicted slots
+  std::atomic<uint64_t> owner;         // 0 = nobody holds the name; else owner word
+  char name[kNameBytes];
+  std::atomic<uint32_t> kind;          // kKindDurable / kKindTailing; set before state
+  uint32_t reserved;
+};
+static_assert(sizeof(ConsumerSlot) == 256);
+static_assert(offsetof(ConsumerSlot, state) == 128);
+static_assert(offsetof(ConsumerSlot, owner) == 136);
+static_assert(offsetof(ConsumerSlot, name) == 144);
+static_assert(offsetof(ConsumerSlot, kind) == 248);
+
+// ---- stream header ----------------------------------------------------------
+
+struct StreamHeader {
+  // line 0: identity, written once by the creator before `version` is released.
+  uint64_t magic;
+  std::atomic<uint32_t> version;       // release by the creator after every other field;
+                                       // acquire by openers (0 = still initialising)
+  uint32_t header_bytes;               // == kDataOff
+  uint64_t capacity;
+  uint64_t max_record;
+  uint64_t total_bytes;                // header + capacity: the object's size
+  uint64_t created_ns;
+  uint64_t salt;                       // XORed into every record tag
+  uint64_t abandon_timeout_ns;
+  uint64_t consumer_dead_timeout_ns;
+  uint32_t max_producers;
+  uint32_t max_consumers;
+  uint32_t creator_pid;
+  uint32_t reserved0;
+  uint8_t pad0[128 - 88];
+
+  // line 1: the claim cursor, CAS16 by every producer on every publish.
+  PosSeq claim;                        // seq_cst CAS16: reserves [pos, pos+span) and seqs;
+                                       // acquire loads by tailing readers check overwrite
+  uint8_t pad1[128 - 16];
+
+  // line 2: the commit frontier and the reclaim floor (slow path only).
+  PosSeq head;                         // CAS16: all records before head.pos are committed
+                                       // or gaps; advanced by producers needing room
+  PosSeq floor;                        // CAS16 (max): below floor.pos data may be
+                                       // overwritten; floor.seq = first seq at/after it
+  uint8_t pad2[128 - 32];
+
+  // line 3: consumer wake-up word (producers read data_waiters after each commit).
+  std::atomic<uint32_t> data_futex;    // bumped (seq_cst) by a producer that saw waiters
+  std::atomic<uint32_t> data_waiters;  // seq_cst: consumer increments before re-checking;
+                                       // producer loads after its seq_cst commit CAS
+  uint8_t pad3[128 - 8];
+
+  // line 4: producer wake-up word (consumers read space_waiters after each commit).
+  std::atomic<uint32_t> space_futex;
+  std::atomic<uint32_t> space_waiters; // as data_waiters, roles swapped
+  uint8_t pad4[128 - 8];
+
+  // line 5: slow-path counters (relaxed fetch_add: statistics only).
+  std::atomic<uint64_t> abandoned;      // claims turned into gaps
+  std::atomic<uint64_t> abandoned_seqs; // sequence numbers those gaps hid (best effort)
+  std::atomic<uint64_t> producer_waits;
+  std::atomic<uint64_t> producer_full;
+  std::atomic<uint64_t> tail_lost;
+  std::atomic<uint64_t> evictions;
+  std::atomic<uint64_t> retired_records;// from producer slots released at close/reap
+  std::atomic<uint64_t> retired_bytes;
+  std::atomic<uint64_t> registry_lock;  // owner word; acquire CAS to take, release to
+                                        // drop; broken when its owner is dead
+  std::atomic<uint64_t> aborted;        // claims aborted by their producer (gaps too)
+  uint8_t pad5[128 - 80];
+  uint8_t pad6[4096 - 6 * 128];
+};
+static_assert(std::is_standard_layout_v<StreamHeader>);
+static_assert(sizeof(StreamHeader) == 4096);
+static_assert(offsetof(StreamHeader, version) == 8);
+static_assert(offsetof(StreamHeader, capacity) == 16);
+static_assert(offsetof(StreamHeader, salt) == 48);
+static_assert(offsetof(StreamHeader, claim) == 128);
+static_assert(offsetof(StreamHeader, head) == 256);
+static_assert(offsetof(StreamHeader, floor) == 272);
+static_assert(offsetof(StreamHeader, data_futex) == 384);
+static_assert(offsetof(StreamHeader, space_futex) == 512);
+static_assert(offsetof(StreamHeader, abandoned) == 640);
+static_assert(offsetof(StreamHeader, registry_lock) == 704);
+static_assert(offsetof(StreamHeader, aborted) == 712);
+
+inline constexpr uint64_t kProducerSlotsOff = sizeof(StreamHeader);
+inline constexpr uint64_t kConsumerSlotsOff = kProducerSlotsOff + kMaxProducers * sizeof(ProducerSlot);
+inline constexpr uint64_t kDataOff = kConsumerSlotsOff + kMaxConsumers * sizeof(ConsumerSlot);
+static_assert(kProducerSlotsOff == 4096);
+static_assert(kConsumerSlotsOff == 4096 + 8192);
+static_assert(kDataOff == 4096 + 8192 + 16384);
+static_assert(kDataOff % 4096 == 0);
+
+// ---- 16-byte CAS ------------------------------------------------------------
+// lock cmpxchg16b (inlined with -mcx16): lock-free on every x86-64 that runs this.
+static_assert(__GCC_HAVE_SYNC_COMPARE_AND_SWAP_16, "build with -mcx16");
+
+inline unsigned __int128 as_u128(PosSeq v) {
+  return (static_cast<unsigned __int128>(v.seq) << 64) | v.pos;
+}
+inline PosSeq from_u128(unsigned __int128 v) {
+  return PosSeq{static_cast<uint64_t>(v), static_cast<uint64_t>(v >> 64)};
+}
+// seq_cst compare-and-swap; on failure *expected holds the current value.
+inline bool cas16(PosSeq* target, PosSeq* expected, PosSeq desired) {
+  auto* p = reinterpret_cast<unsigned __int128*>(target);
+  unsigned __int128 exp = as_u128(*expected);
+  unsigned __int128 got = __sync_val_compare_and_swap(p, exp, as_u128(desired));
+  if (got == exp) return true;
+  *expected = from_u128(got);
+  return false;
+}
+// An atomic snapshot of a PosSeq (a CAS that writes back what it read).
+inline PosSeq load16(PosSeq* target) {
+  PosSeq v{0, 0};
+  cas16(target, &v, v);
+  return v;
+}
+// Relaxed single-field accessors for record fields that lapped tailing readers may read
+// while a producer rewrites them (they validate against the claim cursor afterwards).
+template <class T>
+inline void store_relaxed(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+template <class T>
+inline T load_relaxed(const T* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+// Only the pos half, as a plain acquire load (a torn pair is never used from this).
+inline uint64_t load_pos(const PosSeq* target) {
+  return __atomic_load_n(&target->pos, __ATOMIC_ACQUIRE);
+}
+
+}  // namespace shmbus::detail

@@ -1,0 +1,290 @@
+// producer.cc: lock-free multi-producer publish.
+//
+// A publish is: CAS16 the claim cursor {pos, seq} forward by the record's span (plus a
+// pad record at the ring's end), store a pending tag, write the header fields and the
+// payload, then CAS the tag pending -> data.  The commit CAS fails only if the claim was
+// declared dead by another process (abandon timeout), which is reported as kAbandoned.
+// Room is checked against a locally cached limit; only when a claim would pass it does
+// the producer scan (advance head, read the durable consumers) and maybe wait.
+#include <cstring>
+
+#include "mapping.h"
+#include "ring.h"
+
+namespace shmbus {
+using namespace detail;
+
+struct Producer::Impl {
+  std::shared_ptr<StreamMapping> m;
+  StreamHeader* h = nullptr;
+  uint64_t cap = 0, mask = 0, max_record = 0, salt = 0;
+  ProducerOptions opts;
+  ProducerSlot* slot = nullptr;
+  uint64_t limit = 0;   // claims may end at or below this position (cached)
+  Stuck stuck;
+  uint64_t records = 0, bytes = 0;
+
+  // Reserves `total` bytes of records (+ a pad if they do not fit before the ring's
+  // end) and `nseq` sequence numbers.  *rec_pos = first record's position.
+  PubStatus reserve(uint64_t total, uint64_t nseq, uint64_t* rec_pos, uint64_t* seq) noexcept;
+  PubStatus make_room(uint64_t end) noexcept;
+  void begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
+    RecordHeader* r = m->record_at(pos);
+    // relaxed: the pending tag only tells an abandoning scanner the record's extent.
+    r->tag.store(make_tag(salt, pos, kPending, size), std::memory_order_relaxed);
+    store_relaxed(&r->seq, seq);
+    store_relaxed(&r->ts_ns, ts);
+    store_relaxed(&r->type, type);
+  }
+  bool commit(uint64_t pos, uint64_t size) noexcept {
+    uint64_t expected = make_tag(salt, pos, kPending, size);
+    // seq_cst: release for the fields and payload (pairs with the consumer's acquire
+    // load of the tag) and a full fence before wake_data() reads data_waiters.
+    return m->record_at(pos)->tag.compare_exchange_strong(
+        expected, make_tag(salt, pos, kData, size), std::memory_order_seq_cst);
+  }
+  void account(uint64_t n, uint64_t b, uint64_t ts) noexcept {
+    records += n;
+    bytes += b;
+    // relaxed: single writer (this producer); readers only need a recent value.
+    slot->records.store(records, std::memory_order_relaxed);
+    slot->bytes.store(bytes, std::memory_order_relaxed);
+    slot->last_active_ns.store(ts, std::memory_order_relaxed);
+  }
+};
+
+PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
+  const uint64_t deadline = steady_ns() + static_cast<uint64_t>(opts.full_timeout.count());
+  uint64_t next_evict_check = 0;
+  bool counted = false;
+  Backoff backoff(opts.wait);
+  for (;;) {
+    PosSeq f = compute_floor(*m, &stuck, end);
+    limit = f.pos + cap;
+    if (end <= limit) return PubStatus::kOk;
+    const uint64_t now = steady_ns();
+    if (opts.when_full == FullPolicy::kFail || now >= deadline) {
+      h->producer_full.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+      return PubStatus::kFull;
+    }
+    if (!counted) {
+      h->producer_waits.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+      counted = true;
+    }
+    if (now >= next_evict_check) {
+      evict_dead_consumers(*m, end - cap);
+      next_evict_check = now + 10'000'000;
+    }
+    if (backoff.spin()) continue;
+    uint32_t v = h->space_futex.load(std::memory_order_seq_cst);
+    h->space_waiters.fetch_add(1, std::memory_order_seq_cst);
+    if (compute_floor(*m, &stuck, end).pos + cap < end)
+      futex_wait(&h->space_futex, v, std::chrono::milliseconds(1));
+    h->space_waiters.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_pos,
+                                  uint64_t* seq) noexcept {
+  PosSeq c = read_posseq(&h->claim);
+  uint64_t pad;
+  for (;;) {
+    const uint64_t to_end = cap - (c.pos & mask);
+    pad = total <= to_end ? 0 : to_end;
+    const uint64_t end = c.pos + pad + total;
+    if (end > limit) {
+      if (PubStatus s = make_room(end); s != PubStatus::kOk) return s;
+      c = read_posseq(&h->claim);
+      continue;
+    }
+    // seq_cst CAS16: takes [c.pos, end) and seqs [c.seq, c.seq + nseq) in one step.
+    if (cas16(&h->claim, &c, PosSeq{end, c.seq + nseq})) break;
+  }
+  if (pad) {
+    // relaxed: a pad carries no payload; consumers read it through the acquire of its tag
+    // and need nothing else from it.
+    m->record_at(c.pos)->tag.store(make_tag(salt, c.pos, kPad, pad - sizeof(RecordHeader)),
+                                   std::memory_order_release);
+  }
+  *rec_pos = c.pos + pad;
+  *seq = c.seq;
+  return PubStatus::kOk;
+}
+
+Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Producer::Producer(Producer&&) noexcept = default;
+Producer& Producer::operator=(Producer&& o) noexcept {
+  if (this != &o) {
+    close();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+Producer::~Producer() { close(); }
+
+Result<Producer> Producer::open(std::string_view ns, std::string_view name,
+                                const ProducerOptions& opts) {
+  auto mr = StreamMapping::open(ns, name, false);
+  if (!mr) return mr.error();
+  auto impl = std::make_unique<Impl>();
+  impl->m = std::move(mr.value());
+  impl->h = impl->m->header();
+  impl->cap = impl->m->capacity();
+  impl->mask = impl->m->mask();
+  impl->max_record = impl->m->max_record();
+  impl->salt = impl->m->salt();
+  impl->opts = opts;
+  {
+    RegistryLock lock(impl->h);
+    const uint64_t me = self_owner_word();
+    for (uint32_t i = 0; i < kMaxProducers && !impl->slot; ++i) {
+      ProducerSlot* s = impl->m->producer_slot(i);
+      uint64_t owner = s->owner.load(std::memory_order_acquire);
+      if (owner != 0 && owner_alive(owner)) continue;
+      if (owner != 0) {  // reap a dead producer: keep its counts
+        impl->h->retired_records.fetch_add(s->records.load(std::memory_order_relaxed),
+                                           std::memory_order_relaxed);
+        impl->h->retired_bytes.fetch_add(s->bytes.load(std::memory_order_relaxed),
+                                         std::memory_order_relaxed);
+      }
+      s->records.store(0, std::memory_order_relaxed);
+      s->bytes.store(0, std::memory_order_relaxed);
+      s->start_ns.store(now_ns(), std::memory_order_relaxed);
+      s->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+      // release: pairs with the acquire load of owner by registry readers.
+      s->owner.store(me, std::memory_order_release);
+      impl->slot = s;
+    }
+  }
+  if (!impl->slot)
+    return make_error(Errc::kBusy, "stream '" + std::string(name) + "' already has " +
+                                       std::to_string(kMaxProducers) + " live producers");
+  return Producer(std::move(impl));
+}
+
+void Producer::close() noexcept {
+  if (!impl_) return;
+  Impl& p = *impl_;
+  {
+    RegistryLock lock(p.h);
+    p.h->retired_records.fetch_add(p.records, std::memory_order_relaxed);
+    p.h->retired_bytes.fetch_add(p.bytes, std::memory_order_relaxed);
+    p.slot->records.store(0, std::memory_order_relaxed);
+    p.slot->bytes.store(0, std::memory_order_relaxed);
+    p.slot->owner.store(0, std::memory_order_release);
+  }
+  impl_.reset();
+}
+
+uint64_t Producer::max_record() const noexcept { return impl_ ? impl_->max_record : 0; }
+uint64_t Producer::capacity() const noexcept { return impl_ ? impl_->cap : 0; }
+
+PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
+  if (!impl_) return {PubStatus::kClosed, 0};
+  Impl& p = *impl_;
+  const uint64_t size = payload.size();
+  if (size > p.max_record) return {PubStatus::kTooLarge, 0};
+  uint64_t pos, seq;
+  if (PubStatus s = p.reserve(record_span(size), 1, &pos, &seq); s != PubStatus::kOk) return {s, 0};
+  const uint64_t ts = now_ns();
+  p.begin(pos, seq, size, type, ts);
+  if (size) std::memcpy(p.m->payload_at(pos), payload.data(), size);
+  if (!p.commit(pos, size)) return {PubStatus::kAbandoned, seq};
+  p.account(1, size, ts);
+  wake_data(p.h);
+  return {PubStatus::kOk, seq};
+}
+
+PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type) noexcept {
+  if (!impl_) return {PubStatus::kClosed, 0};
+  Impl& p = *impl_;
+  if (payloads.empty()) return {PubStatus::kOk, read_posseq(&p.h->claim).seq};
+  uint64_t total = 0, bytes = 0;
+  for (Bytes b : payloads) {
+    if (b.size() > p.max_record) return {PubStatus::kTooLarge, 0};
+    total += record_span(b.size());
+    bytes += b.size();
+  }
+  if (total > p.cap / 2) return {PubStatus::kTooLarge, 0};
+  uint64_t pos, seq;
+  if (PubStatus s = p.reserve(total, payloads.size(), &pos, &seq); s != PubStatus::kOk)
+    return {s, 0};
+  const uint64_t ts = now_ns();
+  uint64_t at = pos;
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    p.begin(at, seq + i, payloads[i].size(), type, ts);
+    if (!payloads[i].empty())
+      std::memcpy(p.m->payload_at(at), payloads[i].data(), payloads[i].size());
+    at += record_span(payloads[i].size());
+  }
+  at = pos;
+  bool abandoned = false;
+  for (Bytes b : payloads) {
+    abandoned |= !p.commit(at, b.size());
+    at += record_span(b.size());
+  }
+  if (abandoned) return {PubStatus::kAbandoned, seq};
+  p.account(payloads.size(), bytes, ts);
+  wake_data(p.h);
+  return {PubStatus::kOk, seq};
+}
+
+Claim Producer::claim(size_t size, uint32_t type, PubStatus* status) noexcept {
+  Claim c;
+  PubStatus dummy;
+  if (!status) status = &dummy;
+  if (!impl_) { *status = PubStatus::kClosed; return c; }
+  Impl& p = *impl_;
+  if (size > p.max_record) { *status = PubStatus::kTooLarge; return c; }
+  uint64_t pos, seq;
+  *status = p.reserve(record_span(size), 1, &pos, &seq);
+  if (*status != PubStatus::kOk) return c;
+  p.begin(pos, seq, size, type, now_ns());
+  c.producer_ = this;
+  c.pos_ = pos;
+  c.seq_ = seq;
+  c.data_ = MutableBytes(p.m->payload_at(pos), size);
+  return c;
+}
+
+Claim::Claim(Claim&& o) noexcept
+    : producer_(std::exchange(o.producer_, nullptr)), pos_(o.pos_), seq_(o.seq_), data_(o.data_) {}
+Claim& Claim::operator=(Claim&& o) noexcept {
+  if (this != &o) {
+    if (producer_) (void)abort();
+    producer_ = std::exchange(o.producer_, nullptr);
+    pos_ = o.pos_;
+    seq_ = o.seq_;
+    data_ = o.data_;
+  }
+  return *this;
+}
+Claim::~Claim() {
+  if (producer_) (void)abort();
+}
+
+PubStatus Claim::commit() noexcept {
+  if (!producer_ || !producer_->impl_) return PubStatus::kClosed;
+  Producer::Impl& p = *producer_->impl_;
+  producer_ = nullptr;
+  if (!p.commit(pos_, data_.size())) return PubStatus::kAbandoned;
+  p.account(1, data_.size(), now_ns());
+  wake_data(p.h);
+  return PubStatus::kOk;
+}
+
+PubStatus Claim::abort() noexcept {
+  if (!producer_ || !producer_->impl_) return PubStatus::kClosed;
+  Producer::Impl& p = *producer_->impl_;
+  producer_ = nullptr;
+  uint64_t expected = make_tag(p.salt, pos_, kPending, data_.size());
+  // seq_cst: as a commit (consumers skip the gap).
+  if (!p.m->record_at(pos_)->tag.compare_exchange_strong(
+          expected, make_tag(p.salt, pos_, kGap, data_.size()), std::memory_order_seq_cst))
+    return PubStatus::kAbandoned;
+  p.h->aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  wake_data(p.h);
+  return PubStatus::kOk;
+}
+
+}  // namespace shmbus

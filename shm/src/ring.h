@@ -1,0 +1,109 @@
+// ring.h: operations on the ring that producers and consumers share: process identity
+// and liveness, the registry lock, the commit frontier (head), the reclaim floor,
+// abandoning claims of dead producers, and the futex wait/wake words.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "layout.h"
+#include "mapping.h"
+
+namespace shmbus::detail {
+
+// (pid << 32) | low 32 bits of the process start time: a reused pid differs.
+uint64_t self_owner_word();
+uint32_t owner_pid(uint64_t owner) noexcept;
+bool owner_alive(uint64_t owner);
+uint64_t steady_ns() noexcept;
+
+// Registry lock: held for attach/detach/evict only.  A dead holder is broken.
+class RegistryLock {
+ public:
+  explicit RegistryLock(StreamHeader* h);
+  ~RegistryLock();
+  RegistryLock(const RegistryLock&) = delete;
+  RegistryLock& operator=(const RegistryLock&) = delete;
+
+ private:
+  StreamHeader* h_;
+  uint64_t me_;
+};
+
+// A consistent {pos, seq} snapshot with plain loads (works on read-only mappings):
+// both halves only grow and change together, so an unchanged pos brackets the seq.
+PosSeq read_posseq(const PosSeq* p) noexcept;
+// Raises *p to v if v.pos is larger (CAS16 loop).
+void raise_posseq(PosSeq* p, PosSeq v) noexcept;
+
+// Where a scan of the ring stands.
+struct Stuck {
+  uint64_t pos = ~0ULL;
+  uint64_t since_ns = 0;
+};
+
+// Moves head over committed records, pads and gaps, up to `want` (or the claim tail); a
+// record left uncommitted longer than the stream's abandon timeout becomes a gap.  Head
+// moves lazily, only as far as producers need room, so that the records behind the
+// claim tail stay readable ("earliest") for as long as possible.  Returns head.
+PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want);
+
+// Turns the uncommitted record at `pos` (its tag last read as `observed`) into a gap.
+// Returns true if this call did it.
+bool abandon_at(const StreamMapping& m, uint64_t pos, uint64_t observed, uint64_t tail);
+
+// The lowest position producers must keep, for a claim that ends at `end`:
+// min(head, live durable consumers), raised into floor.
+PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end);
+
+// Evicts durable consumers that hold producers back (position below `below`) and whose
+// holder is gone past the stream's consumer_dead_timeout.  Returns how many.
+uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below);
+
+// The oldest record still in the ring (floor, or {0,0} before the first lap).
+inline PosSeq oldest(const StreamMapping& m) { return read_posseq(&m.header()->floor); }
+
+// Futex on a 32-bit word in shared memory (process-shared).
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nanoseconds timeout);
+void futex_wake_all(std::atomic<uint32_t>* word);
+
+// Wakes consumers sleeping on new data, if any.  Call after a seq_cst commit.
+inline void wake_data(StreamHeader* h) {
+  // seq_cst: pairs with the seq_cst increment of data_waiters in a consumer that then
+  // re-checks the record tag: either it sees our commit or we see it waiting.
+  if (h->data_waiters.load(std::memory_order_seq_cst) != 0) {
+    h->data_futex.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(&h->data_futex);
+  }
+}
+inline void wake_space(StreamHeader* h) {
+  // Best effort (relaxed): a producer waiting for room re-checks at least every 1 ms.
+  if (h->space_waiters.load(std::memory_order_relaxed) != 0) {
+    h->space_futex.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(&h->space_futex);
+  }
+}
+
+inline void cpu_relax() { __builtin_ia32_pause(); }
+
+// Waiting with a strategy: spin, then yield, then (kBlock) sleep on a futex.
+class Backoff {
+ public:
+  explicit Backoff(WaitStrategy s) : s_(s) {}
+  // Returns false when it is time to sleep (kBlock only) instead of spinning more.
+  bool spin() {
+    ++n_;
+    if (s_ == WaitStrategy::kBusySpin) { cpu_relax(); return true; }
+    if (n_ < 2000) { cpu_relax(); return true; }
+    if (s_ == WaitStrategy::kSpinYield || n_ < 2100) { sched_yield_(); return true; }
+    return false;
+  }
+  void reset() { n_ = 0; }
+
+ private:
+  static void sched_yield_();
+  WaitStrategy s_;
+  uint32_t n_ = 0;
+};
+
+}  // namespace shmbus::detail

@@ -1,0 +1,139 @@
+// stream.cc: create, remove, list and describe streams.
+#include <dirent.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <boost/interprocess/shared_memory_object.hpp>
+
+#include "mapping.h"
+#include "ring.h"
+
+namespace shmbus {
+namespace bip = boost::interprocess;
+using namespace detail;
+
+Result<void> create_stream(std::string_view ns, std::string_view name, const StreamOptions& opts) {
+  auto r = StreamMapping::create(ns, name, opts);
+  if (r) return {};
+  if (r.error().code != Errc::kExists || !opts.exist_ok) {
+    if (r.error().code == Errc::kExists)
+      return make_error(Errc::kExists, r.error().message + " (use --exist-ok to accept it)");
+    return r.error();
+  }
+  // exist_ok: the other creator's stream must be complete and compatible.
+  auto o = StreamMapping::open(ns, name, true);
+  if (!o) return o.error();
+  if (o.value()->capacity() != opts.capacity)
+    return make_error(Errc::kExists, "stream '" + std::string(name) + "' exists with capacity " +
+                                         std::to_string(o.value()->capacity()) + ", not " +
+                                         std::to_string(opts.capacity));
+  return {};
+}
+
+Result<void> remove_stream(std::string_view ns, std::string_view name, bool force) {
+  if (auto r = validate_name("namespace", ns); !r) return r;
+  if (auto r = validate_name("stream", name); !r) return r;
+  const std::string obj = object_name(ns, name);
+  if (!force) {
+    auto info = stream_info(ns, name);
+    if (!info) {
+      if (info.error().code == Errc::kNotFound) return info.error();
+      return make_error(info.error().code, info.error().message + "; use --force to remove it anyway");
+    }
+    std::string live;
+    for (const auto& p : info->producers)
+      if (p.alive) live += " producer pid " + std::to_string(p.pid);
+    for (const auto& c : info->consumers)
+      if (c.alive) live += " consumer '" + c.name + "' pid " + std::to_string(c.pid);
+    if (!live.empty())
+      return make_error(Errc::kBusy, "stream '" + std::string(name) + "' is in use by" + live +
+                                         "; use --force to remove it anyway");
+  }
+  if (!bip::shared_memory_object::remove(obj.c_str()))
+    return make_error(Errc::kNotFound, "stream '" + std::string(name) + "' in namespace '" +
+                                           std::string(ns) + "' not found");
+  return {};
+}
+
+Result<std::vector<std::string>> list_streams(std::string_view ns) {
+  if (auto r = validate_name("namespace", ns); !r) return r.error();
+  const std::string prefix = "shmbus." + std::string(ns) + ".";
+  std::vector<std::string> out;
+  DIR* d = opendir("/dev/shm");
+  if (!d) return make_error(Errc::kIo, std::string("cannot list /dev/shm: ") + std::strerror(errno));
+  while (dirent* e = readdir(d)) {
+    std::string_view n(e->d_name);
+    if (n.size() > prefix.size() && n.substr(0, prefix.size()) == prefix) {
+      std::string stream(n.substr(prefix.size()));
+      if (validate_name("stream", stream)) out.push_back(std::move(stream));
+    }
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
+  auto mr = StreamMapping::open(ns, name, true);
+  if (!mr) return mr.error();
+  const StreamMapping& m = *mr.value();
+  StreamHeader* h = m.header();
+  StreamInfo s;
+  s.ns = ns;
+  s.name = name;
+  s.layout_version = kLayoutVersion;
+  s.capacity = m.capacity();
+  s.max_record = m.max_record();
+  s.created_ns = h->created_ns;
+  const PosSeq claim = read_posseq(&h->claim);
+  const PosSeq floor = oldest(m);
+  s.next_seq = claim.seq;
+  s.tail_pos = claim.pos;
+  s.oldest_seq = std::min(floor.seq, claim.seq);
+  // relaxed loads below: statistics, read racily by design.
+  s.abandoned = h->abandoned.load(std::memory_order_relaxed);
+  s.producer_waits = h->producer_waits.load(std::memory_order_relaxed);
+  s.producer_full = h->producer_full.load(std::memory_order_relaxed);
+  s.tail_lost = h->tail_lost.load(std::memory_order_relaxed);
+  s.evictions = h->evictions.load(std::memory_order_relaxed);
+  s.aborted = h->aborted.load(std::memory_order_relaxed);
+  s.abandon_timeout_ms = h->abandon_timeout_ns / 1000000;
+  s.consumer_dead_timeout_ms = h->consumer_dead_timeout_ns / 1000000;
+  s.records_published = h->retired_records.load(std::memory_order_relaxed);
+  s.bytes_published = h->retired_bytes.load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < kMaxProducers; ++i) {
+    ProducerSlot* p = m.producer_slot(i);
+    uint64_t owner = p->owner.load(std::memory_order_acquire);
+    if (owner == 0) continue;
+    ProducerInfo pi;
+    pi.pid = owner_pid(owner);
+    pi.alive = owner_alive(owner);
+    pi.start_ns = p->start_ns.load(std::memory_order_relaxed);
+    pi.last_active_ns = p->last_active_ns.load(std::memory_order_relaxed);
+    pi.records = p->records.load(std::memory_order_relaxed);
+    pi.bytes = p->bytes.load(std::memory_order_relaxed);
+    s.records_published += pi.records;
+    s.bytes_published += pi.bytes;
+    s.producers.push_back(pi);
+  }
+  for (uint32_t i = 0; i < kMaxConsumers; ++i) {
+    ConsumerSlot* c = m.consumer_slot(i);
+    if (c->state.load(std::memory_order_acquire) != kSlotReady) continue;
+    ConsumerInfo ci;
+    ci.name.assign(c->name, strnlen(c->name, kNameBytes));
+    ci.durable = c->kind.load(std::memory_order_relaxed) == kKindDurable;
+    uint64_t owner = c->owner.load(std::memory_order_acquire);
+    ci.pid = owner_pid(owner);
+    ci.alive = owner_alive(owner);
+    if (!ci.durable && !ci.alive) continue;  // a dead tailing reader: nothing to show
+    ci.evicted = c->evicted.load(std::memory_order_relaxed) != 0;
+    ci.next_seq = c->next_seq.load(std::memory_order_acquire);
+    ci.lag = s.next_seq > ci.next_seq ? s.next_seq - ci.next_seq : 0;
+    ci.last_active_ns = c->last_active_ns.load(std::memory_order_relaxed);
+    s.consumers.push_back(std::move(ci));
+  }
+  return s;
+}
+
+}  // namespace shmbus

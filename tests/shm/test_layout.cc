@@ -1,0 +1,45 @@
+// The layout is a contract between processes (and builds): pin it.
+#include <gtest/gtest.h>
+
+#include "layout.h"
+
+namespace shmbus::detail {
+
+TEST(Layout, SizesAndOffsetsArePinned) {
+  EXPECT_EQ(sizeof(StreamHeader), 4096u);
+  EXPECT_EQ(sizeof(RecordHeader), 32u);
+  EXPECT_EQ(sizeof(ProducerSlot), 128u);
+  EXPECT_EQ(sizeof(ConsumerSlot), 256u);
+  EXPECT_EQ(kDataOff, 28672u);
+  EXPECT_EQ(kLayoutVersion, 1u);
+  EXPECT_EQ(kMagic, 0x315355424d48530aULL);
+  EXPECT_TRUE(std::atomic<uint64_t>::is_always_lock_free);
+}
+
+TEST(Layout, TagRoundTrip) {
+  const uint64_t salt = 0xdeadbeefcafef00dULL & ~7ULL;
+  for (uint64_t pos : {0ULL, 32ULL, 4096ULL, (1ULL << 34) + 64, ~0ULL & ~31ULL}) {
+    for (uint64_t st : {kPending, kData, kPad, kGap}) {
+      uint64_t t = make_tag(salt, pos, st, 12345);
+      TagView v = decode_tag(salt, t, pos);
+      EXPECT_TRUE(v.lap_ok);
+      EXPECT_EQ(v.state, st);
+      EXPECT_EQ(v.size, 12345u);
+      // A tag of the previous lap of any ring up to 4 GiB does not pass for this lap.
+      for (uint64_t cap = 4096; cap <= (1ULL << 32); cap <<= 1)
+        if (pos >= cap) { EXPECT_FALSE(decode_tag(salt, make_tag(salt, pos - cap, st, 1), pos).lap_ok); }
+    }
+  }
+  // All-zero memory is never a valid record.
+  EXPECT_EQ(decode_tag(salt, 0, 0).state, 0u);
+}
+
+TEST(Layout, SpanIsAlignedAndCoversHeader) {
+  EXPECT_EQ(record_span(0), 32u);
+  EXPECT_EQ(record_span(1), 64u);
+  EXPECT_EQ(record_span(32), 64u);
+  EXPECT_EQ(record_span(33), 96u);
+  EXPECT_EQ(record_span(64), 96u);
+}
+
+}  // namespace shmbus::detail

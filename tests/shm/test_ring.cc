@@ -1,0 +1,384 @@
+// In-process tests of the ring: records, sequences, wrap, backpressure, laps, gaps.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::as_bytes;
+using test::as_string;
+
+StreamOptions small(uint64_t cap = 4096, uint64_t max_rec = 0) {
+  StreamOptions o;
+  o.capacity = cap;
+  o.max_record = max_rec;
+  o.abandon_timeout = 100ms;
+  o.consumer_dead_timeout = 200ms;
+  return o;
+}
+
+ConsumerOptions tailing(StartFrom s = StartFrom::earliest()) {
+  ConsumerOptions o;
+  o.start = s;
+  return o;
+}
+ConsumerOptions durable(const std::string& g) {
+  ConsumerOptions o;
+  o.group = g;
+  return o;
+}
+
+TEST(Ring, PublishThenReadRoundTrip) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p) << p.error().message;
+  auto c = Consumer::open(ns.ns(), "s", tailing());
+  ASSERT_TRUE(c) << c.error().message;
+  for (int i = 0; i < 10; ++i) {
+    auto r = p->publish(as_bytes("msg" + std::to_string(i)), 7);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.seq, static_cast<uint64_t>(i));
+  }
+  for (int i = 0; i < 10; ++i) {
+    Record rec;
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, static_cast<uint64_t>(i));
+    EXPECT_EQ(rec.type, 7u);
+    EXPECT_EQ(as_string(rec.data), "msg" + std::to_string(i));
+    EXPECT_GT(rec.ts_ns, 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(rec.data.data()) % 8, 0u);
+  }
+  Record rec;
+  EXPECT_EQ(c->poll(&rec, 0ns), ReadStatus::kTimeout);
+  EXPECT_EQ(c->poll(&rec, 5ms), ReadStatus::kTimeout);
+}
+
+// Every size from 0 to the maximum, through many wraps, for both consumer kinds.
+TEST(Ring, EveryRecordSizeAcrossWraps) {
+  test::ScopedNs ns;
+  const uint64_t max = 1000;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(8192, max)));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  auto d = Consumer::open(ns.ns(), "s", durable("g"));
+  ASSERT_TRUE(d);
+  auto t = Consumer::open(ns.ns(), "s", tailing());
+  ASSERT_TRUE(t);
+  std::vector<std::byte> buf(max);
+  uint64_t seq = 0;
+  for (uint64_t size = 0; size <= max; ++size) {
+    for (uint64_t i = 0; i < size; ++i) buf[i] = std::byte((size * 31 + i) & 0xff);
+    auto r = p->publish(Bytes(buf.data(), size), static_cast<uint32_t>(size));
+    ASSERT_TRUE(r.ok()) << "size " << size;
+    ASSERT_EQ(r.seq, seq);
+    for (Consumer* c : {&d.value(), &t.value()}) {
+      Record rec;
+      ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk) << "size " << size;
+      ASSERT_EQ(rec.seq, seq);
+      ASSERT_EQ(rec.type, size);
+      ASSERT_EQ(rec.data.size(), size);
+      for (uint64_t i = 0; i < size; ++i)
+        ASSERT_EQ(rec.data[i], std::byte((size * 31 + i) & 0xff)) << size << " " << i;
+    }
+    ++seq;
+  }
+  EXPECT_EQ(p->publish(Bytes(buf.data(), 0), 0).seq, seq);
+  std::vector<std::byte> big(max + 1);
+  EXPECT_EQ(p->publish(Bytes(big.data(), big.size()), 0).status, PubStatus::kTooLarge);
+  EXPECT_EQ(d->gaps(), 0u);
+  EXPECT_EQ(t->lost(), 0u);
+}
+
+TEST(Ring, ClaimCommitAbortAndBatch) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  auto p = Producer::open(ns.ns(), "s");
+  auto c = Consumer::open(ns.ns(), "s", tailing());
+  ASSERT_TRUE(p && c);
+  PubStatus st;
+  {
+    Claim cl = p->claim(5, 1, &st);
+    ASSERT_EQ(st, PubStatus::kOk);
+    std::memcpy(cl.data().data(), "hello", 5);
+    EXPECT_EQ(cl.commit(), PubStatus::kOk);
+  }
+  {
+    Claim cl = p->claim(3, 1, &st);
+    ASSERT_EQ(st, PubStatus::kOk);
+    EXPECT_EQ(cl.seq(), 1u);
+    EXPECT_EQ(cl.abort(), PubStatus::kOk);
+  }
+  { Claim dropped = p->claim(3, 1, &st); }  // destroyed uncommitted: aborted
+  std::vector<std::string> parts{"a", "bb", "ccc"};
+  std::vector<Bytes> views;
+  for (auto& s : parts) views.push_back(as_bytes(s));
+  auto r = p->publish_batch(views, 9);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.seq, 3u);
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "hello");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, 3u + i);
+    EXPECT_EQ(as_string(rec.data), parts[i]);
+  }
+  EXPECT_EQ(c->gaps(), 2u);  // seqs 1 and 2 were aborted
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->aborted, 2u);
+  EXPECT_EQ(info->next_seq, 6u);
+}
+
+TEST(Ring, DurableConsumerHoldsProducerBack) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto p = Producer::open(ns.ns(), "s", po);
+  auto d = Consumer::open(ns.ns(), "s", durable("g"));
+  ASSERT_TRUE(p && d);
+  std::string payload(64, 'x');
+  int published = 0;
+  while (p->publish(as_bytes(payload)).ok()) ++published;
+  // 96-byte records in a 4096-byte ring: 42 fit, then the durable consumer blocks.
+  EXPECT_EQ(published, 4096 / 96);
+  auto info = stream_info(ns.ns(), "s");
+  EXPECT_EQ(info->producer_full, 1u);
+  Record rec;
+  ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+  ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);  // auto-commits the first
+  EXPECT_TRUE(p->publish(as_bytes(payload)).ok());
+  // Waiting policy: a blocked producer resumes when the consumer reads.
+  ProducerOptions wait;
+  wait.full_timeout = 5s;
+  auto p2 = Producer::open(ns.ns(), "s", wait);
+  std::thread reader([&] {
+    std::this_thread::sleep_for(50ms);
+    Record r;
+    for (int i = 0; i < 5; ++i) (void)d->poll(&r, 1s);
+    d->commit();
+  });
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(p2->publish(as_bytes(payload)).ok());
+  reader.join();
+  EXPECT_GE(stream_info(ns.ns(), "s")->producer_waits, 1u);
+  ProducerOptions brief;
+  brief.full_timeout = 20ms;
+  auto p3 = Producer::open(ns.ns(), "s", brief);
+  PubStatus last = PubStatus::kOk;
+  for (int i = 0; i < 100 && last == PubStatus::kOk; ++i) last = p3->publish(as_bytes(payload)).status;
+  EXPECT_EQ(last, PubStatus::kFull);
+}
+
+TEST(Ring, DurableConsumerContinuesAfterReopen) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  auto p = Producer::open(ns.ns(), "s");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(p->publish(as_bytes(std::to_string(i))).ok());
+  {
+    auto d = Consumer::open(ns.ns(), "s", durable("g"));
+    Record rec;
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+    // While held, the name is taken, even for another handle of this process.
+    auto again = Consumer::open(ns.ns(), "s", durable("g"));
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Errc::kBusy);
+  }  // close commits the 3 records returned
+  auto d = Consumer::open(ns.ns(), "s", durable("g"));
+  Record rec;
+  ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 3u);
+  EXPECT_EQ(as_string(rec.data), "3");
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_EQ(info->consumers.size(), 1u);
+  EXPECT_EQ(info->consumers[0].name, "g");
+  EXPECT_EQ(info->consumers[0].next_seq, 3u);  // auto-commit happens on the next poll
+}
+
+TEST(Ring, DurableNameHeldByAnotherProcess) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    auto d = Consumer::open(ns.ns(), "s", durable("g"));
+    char ok = d ? 'y' : 'n';
+    (void)!write(fds[1], &ok, 1);
+    pause();
+    _exit(0);
+  }
+  char ok = 0;
+  ASSERT_EQ(read(fds[0], &ok, 1), 1);
+  ASSERT_EQ(ok, 'y');
+  auto d = Consumer::open(ns.ns(), "s", durable("g"));
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().code, Errc::kBusy);
+  EXPECT_NE(d.error().message.find("consumer g is held by pid " + std::to_string(child)),
+            std::string::npos)
+      << d.error().message;
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  auto d2 = Consumer::open(ns.ns(), "s", durable("g"));  // a dead holder's name is taken over
+  EXPECT_TRUE(d2) << d2.error().message;
+}
+
+// A tailing reader that falls a lap behind is told exactly how many records it lost.
+TEST(Ring, TailingReaderLappedCountsExactLoss) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+  auto p = Producer::open(ns.ns(), "s");
+  auto t = Consumer::open(ns.ns(), "s", tailing());
+  ASSERT_TRUE(p && t);
+  std::string payload(64, 'y');
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(p->publish(as_bytes(payload)).ok());
+  Record rec;
+  ASSERT_EQ(t->poll(&rec, 0ns), ReadStatus::kLapped);
+  const uint64_t lost = t->lost();
+  uint64_t got = 0, first = ~0ULL;
+  ReadStatus st;
+  while ((st = t->poll(&rec, 0ns)) == ReadStatus::kOk) {
+    if (first == ~0ULL) first = rec.seq;
+    ++got;
+  }
+  EXPECT_EQ(st, ReadStatus::kTimeout);
+  EXPECT_EQ(first, lost);            // records 0..lost-1 are gone, no more, no less
+  EXPECT_EQ(lost + got, 1000u);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->tail_lost, lost);
+}
+
+// A durable consumer whose holder is gone stops holding producers back, and it is counted.
+TEST(Ring, DeadDurableConsumerIsEvicted) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+  pid_t child = fork();
+  if (child == 0) {
+    auto d = Consumer::open(ns.ns(), "s", durable("ghost"));
+    _exit(d ? 0 : 1);  // exits without reading
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  ProducerOptions po;
+  po.full_timeout = 5s;
+  auto p = Producer::open(ns.ns(), "s", po);
+  std::string payload(64, 'z');
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(p->publish(as_bytes(payload)).ok()) << i;
+  auto info = stream_info(ns.ns(), "s");
+  EXPECT_EQ(info->evictions, 1u);
+  ASSERT_EQ(info->consumers.size(), 1u);
+  EXPECT_TRUE(info->consumers[0].evicted);
+  // Re-attaching resumes at the oldest record still there, with the loss counted.
+  auto d = Consumer::open(ns.ns(), "s", durable("ghost"));
+  ASSERT_TRUE(d);
+  EXPECT_GT(d->lost(), 0u);
+  Record rec;
+  ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, d->lost());
+}
+
+// A claim whose producer died is skipped after the abandon timeout.
+TEST(Ring, AbandonedClaimBecomesGap) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p->publish(as_bytes("before")).ok());
+  pid_t child = fork();
+  if (child == 0) {
+    auto cp = Producer::open(ns.ns(), "s");
+    PubStatus st;
+    Claim c = cp->claim(10, 0, &st);
+    std::memset(c.data().data(), 'q', 10);
+    _exit(0);  // dies holding the claim (no destructor runs)
+  }
+  waitpid(child, nullptr, 0);
+  ASSERT_TRUE(p->publish(as_bytes("after")).ok());
+  auto c = Consumer::open(ns.ns(), "s", tailing());
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "before");
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(c->poll(&rec, 2s), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "after");
+  EXPECT_EQ(rec.seq, 2u);
+  EXPECT_EQ(c->gaps(), 1u);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 90ms);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->abandoned, 1u);
+}
+
+TEST(Ring, StartFromLatestSeqAndTime) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(65536)));
+  auto p = Producer::open(ns.ns(), "s");
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(as_bytes(std::to_string(i))).ok());
+  const uint64_t mid = now_ns();
+  std::this_thread::sleep_for(2ms);
+  for (int i = 10; i < 20; ++i) ASSERT_TRUE(p->publish(as_bytes(std::to_string(i))).ok());
+  Record rec;
+  auto latest = Consumer::open(ns.ns(), "s", tailing(StartFrom::latest()));
+  EXPECT_EQ(latest->poll(&rec, 0ns), ReadStatus::kTimeout);
+  auto at = Consumer::open(ns.ns(), "s", tailing(StartFrom::seq(7)));
+  ASSERT_EQ(at->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 7u);
+  auto t = Consumer::open(ns.ns(), "s", tailing(StartFrom::time_ns(mid)));
+  ASSERT_EQ(t->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 10u);
+  ASSERT_TRUE(p->publish(as_bytes("20")).ok());
+  ASSERT_EQ(latest->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 20u);
+}
+
+TEST(Ring, BlockingConsumerWakesOnPublish) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  auto p = Producer::open(ns.ns(), "s");
+  ConsumerOptions o = tailing();
+  o.wait = WaitStrategy::kBlock;
+  auto c = Consumer::open(ns.ns(), "s", o);
+  std::thread t([&] {
+    std::this_thread::sleep_for(30ms);
+    (void)p->publish(as_bytes("wake"));
+  });
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 5s), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "wake");
+  t.join();
+}
+
+TEST(Ring, ConcurrentProducersKeepPerProducerOrder) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(1 << 16)));
+  auto d = Consumer::open(ns.ns(), "s", durable("g"));
+  constexpr int kThreads = 3, kEach = 20000;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&, t] {
+      auto p = Producer::open(ns.ns(), "s");
+      for (uint32_t i = 0; i < kEach; ++i) {
+        uint32_t v[2] = {static_cast<uint32_t>(t), i};
+        ASSERT_TRUE(p->publish(Bytes(reinterpret_cast<std::byte*>(v), sizeof v)).ok());
+      }
+    });
+  std::vector<uint32_t> next(kThreads, 0);
+  Record rec;
+  for (uint64_t n = 0; n < kThreads * kEach; ++n) {
+    ASSERT_EQ(d->poll(&rec, 5s), ReadStatus::kOk);
+    ASSERT_EQ(rec.seq, n);
+    uint32_t v[2];
+    std::memcpy(v, rec.data.data(), sizeof v);
+    ASSERT_EQ(v[1], next[v[0]]++);
+  }
+  for (auto& t : ts) t.join();
+}
+
+}  // namespace
+}  // namespace shmbus

@@ -1,0 +1,243 @@
+// Names, sizes, and every way a shared-memory object can be wrong.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <random>
+#include <thread>
+
+#include "layout.h"
+#include "test_util.h"
+
+namespace shmbus {
+namespace {
+
+TEST(Names, Validation) {
+  for (const char* good : {"a", "ticks", "A-b_c.9", "x.y"}) EXPECT_TRUE(validate_name("stream", good)) << good;
+  for (const char* bad : {"", ".", "..", "a/b", "../x", "a b", "é", "a\n"})
+    EXPECT_FALSE(validate_name("stream", bad)) << bad;
+  EXPECT_TRUE(validate_name("stream", std::string(100, 'a')));
+  EXPECT_FALSE(validate_name("stream", std::string(101, 'a')));
+  auto r = create_stream("default", "a/b", StreamOptions{});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(r.error().message.find("a/b"), std::string::npos);
+}
+
+TEST(Names, NamespaceResolution) {
+  unsetenv("SHMBUS_NAMESPACE");
+  EXPECT_EQ(resolve_namespace(), "default");
+  setenv("SHMBUS_NAMESPACE", "envns", 1);
+  EXPECT_EQ(resolve_namespace(), "envns");
+  EXPECT_EQ(resolve_namespace("flag"), "flag");
+  unsetenv("SHMBUS_NAMESPACE");
+  EXPECT_EQ(object_name("n", "s"), "shmbus.n.s");
+}
+
+TEST(Parse, SizesDurationsStarts) {
+  EXPECT_EQ(parse_size("4096").value(), 4096u);
+  EXPECT_EQ(parse_size("64K").value(), 65536u);
+  EXPECT_EQ(parse_size("16M").value(), 16u << 20);
+  EXPECT_EQ(parse_size("1G").value(), 1u << 30);
+  EXPECT_EQ(parse_size("2MiB").value(), 2u << 20);
+  for (const char* bad : {"", "K", "12Q", "-1", "1.5M", "99999999999999999999"}) EXPECT_FALSE(parse_size(bad)) << bad;
+  EXPECT_EQ(parse_duration("500ms").value(), std::chrono::milliseconds(500));
+  EXPECT_EQ(parse_duration("2").value(), std::chrono::seconds(2));
+  EXPECT_EQ(parse_duration("1h").value(), std::chrono::hours(1));
+  EXPECT_FALSE(parse_duration("soon"));
+  EXPECT_EQ(parse_start("earliest").value().kind, StartFrom::Kind::kEarliest);
+  EXPECT_EQ(parse_start("42").value().value, 42u);
+  EXPECT_EQ(parse_start("@1000").value().value, 1000u);
+  EXPECT_EQ(parse_start("@1970-01-01T00:00:01Z").value().value, 1000000000u);
+  EXPECT_EQ(parse_start("@2026-11-25T13:00:00.5Z").value().value, 1795611600500000000u);
+  EXPECT_FALSE(parse_start("yesterday"));
+}
+
+TEST(Create, CapacityRulesAndMode) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 3000;
+  EXPECT_EQ(create_stream(ns.ns(), "s", o).error().code, Errc::kInvalidArgument);
+  o.capacity = 2048;
+  EXPECT_FALSE(create_stream(ns.ns(), "s", o));
+  o.capacity = 4096;
+  o.max_record = 4096;
+  EXPECT_FALSE(create_stream(ns.ns(), "s", o));
+  o.max_record = 0;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  struct stat st;
+  ASSERT_EQ(stat(("/dev/shm/" + object_name(ns.ns(), "s")).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(create_stream(ns.ns(), "s", o).error().code, Errc::kExists);
+  o.exist_ok = true;
+  EXPECT_TRUE(create_stream(ns.ns(), "s", o));
+  o.capacity = 8192;
+  EXPECT_FALSE(create_stream(ns.ns(), "s", o));  // exists with another capacity
+  StreamOptions g;
+  g.capacity = 4096;
+  g.mode = 0640;
+  ASSERT_TRUE(create_stream(ns.ns(), "g", g));
+  ASSERT_EQ(stat(("/dev/shm/" + object_name(ns.ns(), "g")).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
+
+// In a private mount namespace with a 64 MiB /dev/shm (as in a default container), a
+// 128 MiB stream fails at once with a message that says how to fix it.
+TEST(Create, LargerThanDevShmFailsAtOnce) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    close(fds[0]);
+    std::string msg = "skip";
+    if (unshare(CLONE_NEWNS) == 0 && mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+        mount("shmbus-test", "/dev/shm", "tmpfs", 0, "size=64m,mode=1777") == 0) {
+      StreamOptions o;
+      o.capacity = 128 << 20;
+      auto r = create_stream("default", "toolarge", o);
+      msg = r ? std::string("created") : std::string(errc_name(r.error().code)) + "|" + r.error().message;
+    }
+    (void)!write(fds[1], msg.data(), msg.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[1024];
+  ssize_t n = read(fds[0], buf, sizeof buf);
+  waitpid(child, nullptr, 0);
+  std::string msg(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  if (msg == "skip") GTEST_SKIP() << "no permission to mount a private tmpfs";
+  EXPECT_EQ(msg.substr(0, msg.find('|')), "no space") << msg;
+  EXPECT_NE(msg.find("/dev/shm has only 64.0 MiB free"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--capacity"), std::string::npos) << msg;
+}
+
+TEST(Create, RacingCreatorsEndWithOneStream) {
+  for (int round = 0; round < 20; ++round) {
+    test::ScopedNs ns;
+    constexpr int kProcs = 4;
+    pid_t kids[kProcs];
+    for (int i = 0; i < kProcs; ++i) {
+      kids[i] = fork();
+      if (kids[i] == 0) {
+        StreamOptions o;
+        o.capacity = 1 << 16;
+        o.exist_ok = (i % 2 == 0);
+        auto r = create_stream(ns.ns(), "race", o);
+        if (r) _exit(0);
+        _exit(r.error().code == Errc::kExists && !o.exist_ok ? 2 : 1);
+      }
+    }
+    int created_or_ok = 0;
+    for (pid_t k : kids) {
+      int st = 0;
+      waitpid(k, &st, 0);
+      ASSERT_TRUE(WIFEXITED(st));
+      ASSERT_NE(WEXITSTATUS(st), 1) << "an exist-ok creator failed, or an unexpected error";
+      created_or_ok += WEXITSTATUS(st) == 0;
+    }
+    EXPECT_GE(created_or_ok, 2);  // both exist-ok creators succeed
+    auto p = Producer::open(ns.ns(), "race");
+    EXPECT_TRUE(p) << p.error().message;
+  }
+}
+
+// Writes `bytes` as the object behind stream "bad" and returns open()'s error.
+Error open_error(const std::string& ns, const std::vector<unsigned char>& bytes) {
+  const std::string path = "/dev/shm/" + object_name(ns, "bad");
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  close(fd);
+  auto p = Producer::open(ns, "bad");
+  EXPECT_FALSE(p);
+  auto c = Consumer::open(ns, "bad");
+  EXPECT_FALSE(c);
+  auto i = stream_info(ns, "bad");
+  EXPECT_FALSE(i);
+  return p ? Error{Errc::kIo, "opened"} : p.error();
+}
+
+std::vector<unsigned char> valid_header_bytes(const std::string& ns) {
+  StreamOptions o;
+  o.capacity = 4096;
+  EXPECT_TRUE(create_stream(ns, "tmpl", o));
+  const std::string path = "/dev/shm/" + object_name(ns, "tmpl");
+  std::vector<unsigned char> b(detail::kDataOff + 4096);
+  int fd = ::open(path.c_str(), O_RDONLY);
+  EXPECT_EQ(read(fd, b.data(), b.size()), static_cast<ssize_t>(b.size()));
+  close(fd);
+  return b;
+}
+
+TEST(Validate, TruncatedWrongMagicWrongVersionGarbage) {
+  test::ScopedNs ns;
+  auto good = valid_header_bytes(ns.ns());
+
+  auto e = open_error(ns.ns(), std::vector<unsigned char>(good.begin(), good.begin() + 100));
+  EXPECT_EQ(e.code, Errc::kTruncated) << e.message;
+  EXPECT_NE(e.message.find("truncated"), std::string::npos);
+
+  e = open_error(ns.ns(), std::vector<unsigned char>(good.begin(), good.begin() + 8192));
+  EXPECT_EQ(e.code, Errc::kTruncated) << e.message;
+
+  auto bad_magic = good;
+  bad_magic[0] ^= 0xff;
+  e = open_error(ns.ns(), bad_magic);
+  EXPECT_EQ(e.code, Errc::kIncompatible);
+  EXPECT_NE(e.message.find("not a shmbus stream"), std::string::npos) << e.message;
+
+  auto v2 = good;
+  v2[8] = 2;
+  e = open_error(ns.ns(), v2);
+  EXPECT_EQ(e.code, Errc::kIncompatible);
+  EXPECT_NE(e.message.find("layout version 2"), std::string::npos) << e.message;
+
+  auto bad_cap = good;
+  bad_cap[16] = 0x11;  // capacity no longer a power of two
+  e = open_error(ns.ns(), bad_cap);
+  EXPECT_EQ(e.code, Errc::kCorrupt) << e.message;
+
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 20; ++i) {
+    std::vector<unsigned char> junk(good.size());
+    for (auto& c : junk) c = static_cast<unsigned char>(rng());
+    e = open_error(ns.ns(), junk);
+    EXPECT_EQ(e.code, Errc::kIncompatible) << e.message;
+  }
+  // The CLI's rm without --force refuses such a file with a hint; --force removes it.
+  EXPECT_FALSE(remove_stream(ns.ns(), "bad", false));
+  EXPECT_TRUE(remove_stream(ns.ns(), "bad", true));
+}
+
+TEST(Validate, NotFoundSaysHowToCreate) {
+  auto p = Producer::open("nons", "nothere");
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code, Errc::kNotFound);
+  EXPECT_NE(p.error().message.find("shmbus create nothere"), std::string::npos) << p.error().message;
+}
+
+TEST(Validate, ReadOnlyTailingConsumer) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", StreamOptions{}));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p->publish(test::as_bytes("x")).ok());
+  ConsumerOptions o;
+  o.read_only = true;
+  o.start = StartFrom::earliest();
+  auto c = Consumer::open(ns.ns(), "s", o);
+  ASSERT_TRUE(c) << c.error().message;
+  Record r;
+  ASSERT_EQ(c->poll(&r, std::chrono::milliseconds(10)), ReadStatus::kOk);
+  EXPECT_EQ(test::as_string(r.data), "x");
+  EXPECT_EQ(c->poll(&r, std::chrono::milliseconds(3)), ReadStatus::kTimeout);
+  o.group = "g";
+  EXPECT_FALSE(Consumer::open(ns.ns(), "s", o));
+}
+
+}  // namespace
+}  // namespace shmbus
