@@ -137,23 +137,26 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
   {
     RegistryLock lock(impl->h);
     const uint64_t me = self_owner_word();
-    for (uint32_t i = 0; i < kMaxProducers && !impl->slot; ++i) {
-      ProducerSlot* s = impl->m->producer_slot(i);
-      uint64_t owner = s->owner.load(std::memory_order_acquire);
-      if (owner != 0 && owner_alive(owner)) continue;
-      if (owner != 0) {  // reap a dead producer: keep its counts
-        impl->h->retired_records.fetch_add(s->records.load(std::memory_order_relaxed),
+    // A free slot first, so that `stat` keeps showing dead producers; else reap one.
+    for (int pass = 0; pass < 2 && !impl->slot; ++pass) {
+      for (uint32_t i = 0; i < kMaxProducers && !impl->slot; ++i) {
+        ProducerSlot* s = impl->m->producer_slot(i);
+        uint64_t owner = s->owner.load(std::memory_order_acquire);
+        if (pass == 0 ? owner != 0 : owner_alive(owner)) continue;
+        if (owner != 0) {  // reap a dead producer: keep its counts
+          impl->h->retired_records.fetch_add(s->records.load(std::memory_order_relaxed),
+                                             std::memory_order_relaxed);
+          impl->h->retired_bytes.fetch_add(s->bytes.load(std::memory_order_relaxed),
                                            std::memory_order_relaxed);
-        impl->h->retired_bytes.fetch_add(s->bytes.load(std::memory_order_relaxed),
-                                         std::memory_order_relaxed);
+        }
+        s->records.store(0, std::memory_order_relaxed);
+        s->bytes.store(0, std::memory_order_relaxed);
+        s->start_ns.store(now_ns(), std::memory_order_relaxed);
+        s->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+        // release: pairs with the acquire load of owner by registry readers.
+        s->owner.store(me, std::memory_order_release);
+        impl->slot = s;
       }
-      s->records.store(0, std::memory_order_relaxed);
-      s->bytes.store(0, std::memory_order_relaxed);
-      s->start_ns.store(now_ns(), std::memory_order_relaxed);
-      s->last_active_ns.store(now_ns(), std::memory_order_relaxed);
-      // release: pairs with the acquire load of owner by registry readers.
-      s->owner.store(me, std::memory_order_release);
-      impl->slot = s;
     }
   }
   if (!impl->slot)
