@@ -1,4 +1,4 @@
-// layout.h: the bytes of a stream's shared-memory object (documented in docs/FORMATS.md).
+// layout.h: the bytes of a stream's shared-memory object (documented in shm/FORMAT.md).
 //
 //   [0, kHeaderBytes)        StreamHeader: identity, hot cursors, wake words, counters
 //   [kProducerSlotsOff, ..)  kMaxProducers x ProducerSlot   (128 B each)

@@ -1,6 +1,7 @@
 // mp_util.h: processes for the multi-process and fault tests.
 #pragma once
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,9 +50,12 @@ struct Pipe {
   }
   ~Pipe() { close(r); close(w); }
   void put(const void* p, size_t n) const { (void)!write(w, p, n); }
-  bool get(void* p, size_t n) const {
+  // Waits at most `timeout_ms` for each chunk: a test never hangs on a dead child.
+  bool get(void* p, size_t n, int timeout_ms = 60000) const {
     size_t got = 0;
     while (got < n) {
+      pollfd pfd{r, POLLIN, 0};
+      if (::poll(&pfd, 1, timeout_ms) != 1) return false;
       ssize_t k = read(r, static_cast<char*>(p) + got, n - got);
       if (k <= 0) return false;
       got += static_cast<size_t>(k);

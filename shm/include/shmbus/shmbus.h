@@ -1,7 +1,7 @@
 // shmbus/shmbus.h: the public face of shm/, the shared-memory stream core.
 //
 // shm/ owns: the ring layout in POSIX shared memory (shm/src/layout.h, documented in
-// docs/FORMATS.md), stream creation / validation / removal, lock-free multi-producer
+// shm/FORMAT.md), stream creation / validation / removal, lock-free multi-producer
 // publish (copy, claim/commit, batch), broadcast consumers (durable named groups and
 // anonymous tailing readers), waiting (spin, yield, futex), and the registry of
 // producers and consumers with their counters.  Nothing here exposes atomics or
