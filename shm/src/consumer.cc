@@ -116,7 +116,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     for (uint32_t i = 0; i < kMaxConsumers; ++i) {
       ConsumerSlot* s = c.m->consumer_slot(i);
       uint32_t st = s->state.load(std::memory_order_acquire);
-      if (st == kSlotReady && durable && s->kind.load(std::memory_order_relaxed) == kKindDurable &&
+      if (st == kSlotReady && durable && s->kind.load(std::memory_order_relaxed) != kKindTailing &&
           std::strncmp(s->name, opts.group.c_str(), kNameBytes) == 0) {
         found = s;
         break;
@@ -145,7 +145,8 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       std::memset(c.slot->name, 0, kNameBytes);
       std::string label = durable ? opts.group : "tail-" + std::to_string(owner_pid(me));
       std::memcpy(c.slot->name, label.data(), std::min<size_t>(label.size(), kNameBytes - 1));
-      c.slot->kind.store(durable ? kKindDurable : kKindTailing, std::memory_order_relaxed);
+      c.slot->kind.store(!durable ? kKindTailing : opts.persister ? kKindPersister : kKindDurable,
+                        std::memory_order_relaxed);
       c.slot->evicted.store(0, std::memory_order_relaxed);
     }
     c.slot->owner.store(me, std::memory_order_release);

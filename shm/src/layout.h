@@ -94,7 +94,7 @@ static_assert(sizeof(ProducerSlot) == 128);
 static_assert(offsetof(ProducerSlot, records) == 24);
 
 enum : uint32_t { kSlotFree = 0, kSlotInit = 1, kSlotReady = 2 };
-enum : uint32_t { kKindDurable = 0, kKindTailing = 1 };
+enum : uint32_t { kKindDurable = 0, kKindTailing = 1, kKindPersister = 2 };
 
 struct alignas(128) ConsumerSlot {
   // --- written by the owner on every commit: its own line ---
@@ -176,7 +176,31 @@ struct StreamHeader {
                                         // drop; broken when its owner is dead
   std::atomic<uint64_t> aborted;        // claims aborted by their producer (gaps too)
   uint8_t pad5[128 - 80];
-  uint8_t pad6[4096 - 6 * 128];
+
+  // line 6: persistence progress, written by the persister.
+  std::atomic<uint64_t> durable_seq;    // release by the persister once records below it
+                                        // are durable; acquire by wait_durable()
+  std::atomic<uint32_t> durable_futex;  // bumped (seq_cst) after durable_seq moves
+  std::atomic<uint32_t> durable_waiters;// seq_cst, as data_waiters
+  std::atomic<uint64_t> oldest_persisted_seq;  // relaxed: stats (after retention)
+  std::atomic<uint64_t> deleted_below;  // release by `delete --before`; never lowered
+  std::atomic<uint64_t> persister_beat_ns;  // relaxed: last sign of life
+  uint8_t pad7[128 - 40];
+
+  // line 7: persistence configuration (under the registry lock; read at attach time).
+  std::atomic<uint32_t> persist_enabled;  // release after the fields below are set
+  uint32_t store_kind;                  // 0 file, 1 pmem
+  uint32_t on_persister_dead;           // 0 hold producers, 1 let them go (lost range)
+  uint32_t durability;                  // 0 async, 1 sync
+  uint64_t flush_interval_ns;
+  uint64_t retention_age_ns;            // 0 = keep forever
+  uint64_t retention_bytes;             // 0 = no limit
+  uint64_t segment_bytes;
+  uint32_t store_dir_len;               // bytes used in store_dir
+  uint32_t reserved7;
+  uint8_t pad8[128 - 56];
+  char store_dir[2048];                 // absolute path of DATA_DIR/NS/STREAM (no NUL needed)
+  uint8_t pad9[4096 - 8 * 128 - 2048];
 };
 static_assert(std::is_standard_layout_v<StreamHeader>);
 static_assert(sizeof(StreamHeader) == 4096);
@@ -191,6 +215,11 @@ static_assert(offsetof(StreamHeader, space_futex) == 512);
 static_assert(offsetof(StreamHeader, abandoned) == 640);
 static_assert(offsetof(StreamHeader, registry_lock) == 704);
 static_assert(offsetof(StreamHeader, aborted) == 712);
+static_assert(offsetof(StreamHeader, durable_seq) == 768);
+static_assert(offsetof(StreamHeader, deleted_below) == 792);
+static_assert(offsetof(StreamHeader, persist_enabled) == 896);
+static_assert(offsetof(StreamHeader, segment_bytes) == 936);
+static_assert(offsetof(StreamHeader, store_dir) == 1024);
 
 inline constexpr uint64_t kProducerSlotsOff = sizeof(StreamHeader);
 inline constexpr uint64_t kConsumerSlotsOff = kProducerSlotsOff + kMaxProducers * sizeof(ProducerSlot);

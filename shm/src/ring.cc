@@ -193,7 +193,7 @@ PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end) {
       // reads floor (Dekker): either it sees our floor or we see its slot.
       if (s->state.load(std::memory_order_seq_cst) != kSlotReady) continue;
       if (s->evicted.load(std::memory_order_seq_cst) != 0) continue;
-      if (s->kind.load(std::memory_order_relaxed) != kKindDurable) continue;
+      if (s->kind.load(std::memory_order_relaxed) == kKindTailing) continue;
       uint64_t seq = s->next_seq.load(std::memory_order_acquire);
       uint64_t pos = s->position.load(std::memory_order_acquire);
       if (pos < lim.pos) lim = PosSeq{pos, seq};
@@ -213,7 +213,9 @@ uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below) {
   for (uint32_t i = 0; i < kMaxConsumers; ++i) {
     ConsumerSlot* s = m.consumer_slot(i);
     if (s->state.load(std::memory_order_acquire) != kSlotReady ||
-        s->kind.load(std::memory_order_relaxed) != kKindDurable ||
+        s->kind.load(std::memory_order_relaxed) == kKindTailing ||
+        (s->kind.load(std::memory_order_relaxed) == kKindPersister &&
+         h->on_persister_dead == 0) ||  // a dead persister holds producers: nothing unstored
         s->evicted.load(std::memory_order_relaxed) != 0 ||
         s->position.load(std::memory_order_acquire) >= below)
       continue;

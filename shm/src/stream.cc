@@ -122,7 +122,7 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
     if (c->state.load(std::memory_order_acquire) != kSlotReady) continue;
     ConsumerInfo ci;
     ci.name.assign(c->name, strnlen(c->name, kNameBytes));
-    ci.durable = c->kind.load(std::memory_order_relaxed) == kKindDurable;
+    ci.durable = c->kind.load(std::memory_order_relaxed) != kKindTailing;
     uint64_t owner = c->owner.load(std::memory_order_acquire);
     ci.pid = owner_pid(owner);
     ci.alive = owner_alive(owner);
