@@ -179,6 +179,32 @@ void Producer::close() noexcept {
   impl_.reset();
 }
 
+PubStatus Producer::wait_durable(uint64_t seq, std::chrono::nanoseconds timeout) noexcept {
+  if (!impl_) return PubStatus::kClosed;
+  StreamHeader* h = impl_->h;
+  const uint64_t deadline = steady_ns() + static_cast<uint64_t>(timeout.count());
+  Backoff backoff(impl_->opts.wait);
+  for (;;) {
+    // acquire: pairs with the persister's store in StreamControl::set_durable_seq().
+    if (h->durable_seq.load(std::memory_order_acquire) > seq) return PubStatus::kOk;
+    const uint64_t now = steady_ns();
+    if (now >= deadline) return PubStatus::kTimeout;
+    if (backoff.spin()) continue;
+    uint32_t v = h->durable_futex.load(std::memory_order_seq_cst);
+    h->durable_waiters.fetch_add(1, std::memory_order_seq_cst);
+    if (h->durable_seq.load(std::memory_order_seq_cst) <= seq)
+      futex_wait(&h->durable_futex, v, std::chrono::nanoseconds(std::min<uint64_t>(deadline - now, 100'000'000)));
+    h->durable_waiters.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+PubResult Producer::publish_durable(Bytes payload, uint32_t type,
+                                    std::chrono::nanoseconds timeout) noexcept {
+  PubResult r = publish(payload, type);
+  if (!r.ok()) return r;
+  return {wait_durable(r.seq, timeout), r.seq};
+}
+
 uint64_t Producer::max_record() const noexcept { return impl_ ? impl_->max_record : 0; }
 uint64_t Producer::capacity() const noexcept { return impl_ ? impl_->cap : 0; }
 

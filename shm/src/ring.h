@@ -63,6 +63,9 @@ uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below);
 // The oldest record still in the ring (floor, or {0,0} before the first lap).
 inline PosSeq oldest(const StreamMapping& m) { return read_posseq(&m.header()->floor); }
 
+// The persistence settings in the header, if the stream is persisted.
+std::optional<PersistSettings> read_persist_settings(const StreamHeader* h);
+
 // Futex on a 32-bit word in shared memory (process-shared).
 void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nanoseconds timeout);
 void futex_wake_all(std::atomic<uint32_t>* word);

@@ -133,6 +133,11 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
     ci.last_active_ns = c->last_active_ns.load(std::memory_order_relaxed);
     s.consumers.push_back(std::move(ci));
   }
+  s.persist = read_persist_settings(h);
+  s.durable_seq = h->durable_seq.load(std::memory_order_acquire);
+  s.oldest_persisted_seq = h->oldest_persisted_seq.load(std::memory_order_relaxed);
+  s.deleted_below = h->deleted_below.load(std::memory_order_acquire);
+  s.persister_beat_ns = h->persister_beat_ns.load(std::memory_order_relaxed);
   return s;
 }
 

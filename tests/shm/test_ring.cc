@@ -382,3 +382,48 @@ TEST(Ring, ConcurrentProducersKeepPerProducerOrder) {
 
 }  // namespace
 }  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+TEST(Control, PersistSettingsDurableSeqAndWatermark) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto ctl = StreamControl::open(ns.ns(), "s");
+  ASSERT_TRUE(ctl);
+  EXPECT_FALSE(ctl->persist());
+  PersistSettings ps;
+  ps.store_dir = "relative/not/allowed";
+  EXPECT_FALSE(ctl->set_persist(ps));
+  ps.store_dir = "/var/lib/x/ns/s";
+  ps.store_kind = "pmem";
+  ps.hold_producers = false;
+  ps.retention_age = std::chrono::hours(1);
+  ASSERT_TRUE(ctl->set_persist(ps));
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info->persist);
+  EXPECT_EQ(info->persist->store_dir, "/var/lib/x/ns/s");
+  EXPECT_EQ(info->persist->store_kind, "pmem");
+  EXPECT_FALSE(info->persist->hold_producers);
+  EXPECT_EQ(info->persist->retention_age, std::chrono::hours(1));
+  ctl->raise_deleted_below(10);
+  ctl->raise_deleted_below(5);
+  EXPECT_EQ(ctl->deleted_below(), 10u);
+
+  auto p = Producer::open(ns.ns(), "s");
+  auto r = p->publish(test::as_bytes("x"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(p->wait_durable(r.seq, std::chrono::milliseconds(5)), PubStatus::kTimeout);
+  std::thread persister([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ctl->set_durable_seq(r.seq + 1);
+  });
+  EXPECT_EQ(p->wait_durable(r.seq, std::chrono::seconds(5)), PubStatus::kOk);
+  persister.join();
+  EXPECT_EQ(stream_info(ns.ns(), "s")->durable_seq, 1u);
+}
+
+}  // namespace
+}  // namespace shmbus

@@ -47,6 +47,8 @@ uint64_t now_ns() noexcept;
 
 // ---- streams ---------------------------------------------------------------
 
+class StreamMapping;  // shared mapping, kept alive by every handle that uses it
+
 struct StreamOptions {
   uint64_t capacity = 1 << 20;          // ring bytes, power of two, 4 KiB .. 16 GiB
   uint64_t max_record = 0;              // largest payload; 0 = capacity / 8
@@ -78,6 +80,20 @@ struct ConsumerInfo {
   uint64_t last_active_ns = 0;
 };
 
+// How a stream is persisted (issue: persistence).  Stored in the stream's header, so
+// that readers find the store without being told.
+struct PersistSettings {
+  std::string store_dir;                 // absolute path of DATA_DIR/NS/STREAM
+  std::string store_kind = "file";       // "file" or "pmem"
+  bool hold_producers = true;            // a dead persister holds producers back; false:
+                                         // they go on and the store records lost ranges
+  bool sync = false;                     // producers may wait for durability
+  std::chrono::nanoseconds flush_interval = std::chrono::milliseconds(10);
+  std::chrono::nanoseconds retention_age{0};   // 0 = keep forever
+  uint64_t retention_bytes = 0;                // 0 = no limit
+  uint64_t segment_bytes = 64ULL << 20;
+};
+
 struct StreamInfo {
   std::string ns;
   std::string name;
@@ -100,6 +116,12 @@ struct StreamInfo {
   uint64_t consumer_dead_timeout_ms = 0;
   std::vector<ProducerInfo> producers;
   std::vector<ConsumerInfo> consumers;
+  // Persistence (empty store_dir when the stream is not persisted).
+  std::optional<PersistSettings> persist;
+  uint64_t durable_seq = 0;          // records below are durable in the store
+  uint64_t oldest_persisted_seq = 0; // oldest record still in the store
+  uint64_t deleted_below = 0;        // records below were deleted on purpose
+  uint64_t persister_beat_ns = 0;    // last sign of life of the persister
 };
 
 Result<void> create_stream(std::string_view ns, std::string_view name, const StreamOptions& opts);
@@ -107,6 +129,34 @@ Result<void> create_stream(std::string_view ns, std::string_view name, const Str
 Result<void> remove_stream(std::string_view ns, std::string_view name, bool force = false);
 Result<std::vector<std::string>> list_streams(std::string_view ns);
 Result<StreamInfo> stream_info(std::string_view ns, std::string_view name);
+
+// The slow-path handle on a stream's header that the persister and the tools use:
+// persistence settings, the durable position, the deletion watermark.
+class StreamControl {
+ public:
+  static Result<StreamControl> open(std::string_view ns, std::string_view name);
+  StreamControl(StreamControl&&) noexcept;
+  StreamControl& operator=(StreamControl&&) noexcept;
+  ~StreamControl();
+
+  Result<void> set_persist(const PersistSettings& s);
+  std::optional<PersistSettings> persist() const;
+  // Thread: the persister.  Release-publishes that records below `seq` are durable and
+  // wakes producers waiting in wait_durable().
+  void set_durable_seq(uint64_t seq) noexcept;
+  uint64_t durable_seq() const noexcept;
+  void set_oldest_persisted_seq(uint64_t seq) noexcept;
+  // Raises the deletion watermark (never lowers it).
+  void raise_deleted_below(uint64_t seq) noexcept;
+  uint64_t deleted_below() const noexcept;
+  void beat() noexcept;     // persister heartbeat
+  const std::string& ns() const noexcept;
+  const std::string& name() const noexcept;
+
+ private:
+  StreamControl() = default;
+  std::shared_ptr<StreamMapping> m_;
+};
 
 // ---- waiting ---------------------------------------------------------------
 
@@ -132,6 +182,7 @@ enum class PubStatus : uint8_t {
   kFull,        // no room (policy kFail, or the wait timed out)
   kAbandoned,   // this claim was declared dead by another process (we were too slow)
   kClosed,
+  kTimeout,     // wait_durable: not durable in time (is a persister running?)
 };
 
 struct [[nodiscard]] PubResult {
@@ -139,8 +190,6 @@ struct [[nodiscard]] PubResult {
   uint64_t seq;      // first sequence assigned (valid when kOk)
   bool ok() const noexcept { return status == PubStatus::kOk; }
 };
-
-class StreamMapping;  // shared mapping, kept alive by every handle that uses it
 
 class Producer;
 
@@ -185,6 +234,12 @@ class Producer {
   // Zero-copy: reserve `size` bytes; fill claim.data(), then commit() or abort().
   // On failure returns an invalid Claim and sets *status.
   Claim claim(size_t size, uint32_t type, PubStatus* status) noexcept;
+
+  // Waits until the persister has made record `seq` durable (persisted streams).
+  // kOk, kTimeout, or kClosed.
+  PubStatus wait_durable(uint64_t seq, std::chrono::nanoseconds timeout) noexcept;
+  // publish() then wait_durable().
+  PubResult publish_durable(Bytes payload, uint32_t type, std::chrono::nanoseconds timeout) noexcept;
 
   uint64_t max_record() const noexcept;
   uint64_t capacity() const noexcept;

@@ -1,0 +1,100 @@
+// control.cc: the persistence fields of the stream header (StreamControl) and the
+// producer's wait for durability.
+#include <cstring>
+
+#include "mapping.h"
+#include "ring.h"
+
+namespace shmbus {
+using namespace detail;
+
+StreamControl::StreamControl(StreamControl&&) noexcept = default;
+StreamControl& StreamControl::operator=(StreamControl&&) noexcept = default;
+StreamControl::~StreamControl() = default;
+
+Result<StreamControl> StreamControl::open(std::string_view ns, std::string_view name) {
+  auto m = StreamMapping::open(ns, name, false);
+  if (!m) return m.error();
+  StreamControl c;
+  c.m_ = std::move(m.value());
+  return c;
+}
+
+const std::string& StreamControl::ns() const noexcept { return m_->ns(); }
+const std::string& StreamControl::name() const noexcept { return m_->name(); }
+
+std::optional<PersistSettings> detail::read_persist_settings(const StreamHeader* h) {
+  // acquire: pairs with the release of persist_enabled in set_persist().
+  if (h->persist_enabled.load(std::memory_order_acquire) == 0) return std::nullopt;
+  PersistSettings s;
+  uint32_t len = std::min<uint32_t>(h->store_dir_len, sizeof h->store_dir);
+  s.store_dir.assign(h->store_dir, len);
+  s.store_kind = h->store_kind == 1 ? "pmem" : "file";
+  s.hold_producers = h->on_persister_dead == 0;
+  s.sync = h->durability == 1;
+  s.flush_interval = std::chrono::nanoseconds(h->flush_interval_ns);
+  s.retention_age = std::chrono::nanoseconds(h->retention_age_ns);
+  s.retention_bytes = h->retention_bytes;
+  s.segment_bytes = h->segment_bytes;
+  return s;
+}
+
+std::optional<PersistSettings> StreamControl::persist() const {
+  return read_persist_settings(m_->header());
+}
+
+Result<void> StreamControl::set_persist(const PersistSettings& s) {
+  StreamHeader* h = m_->header();
+  if (s.store_dir.empty() || s.store_dir[0] != '/' || s.store_dir.size() > sizeof h->store_dir)
+    return make_error(Errc::kInvalidArgument,
+                      "store directory must be an absolute path of at most 2048 bytes");
+  if (s.store_kind != "file" && s.store_kind != "pmem")
+    return make_error(Errc::kInvalidArgument, "store kind must be file or pmem");
+  RegistryLock lock(h);
+  // Readers take the settings when persist_enabled is 1: withdraw it while rewriting.
+  h->persist_enabled.store(0, std::memory_order_relaxed);
+  std::memset(h->store_dir, 0, sizeof h->store_dir);
+  std::memcpy(h->store_dir, s.store_dir.data(), s.store_dir.size());
+  h->store_dir_len = static_cast<uint32_t>(s.store_dir.size());
+  h->store_kind = s.store_kind == "pmem" ? 1 : 0;
+  h->on_persister_dead = s.hold_producers ? 0 : 1;
+  h->durability = s.sync ? 1 : 0;
+  h->flush_interval_ns = static_cast<uint64_t>(s.flush_interval.count());
+  h->retention_age_ns = static_cast<uint64_t>(s.retention_age.count());
+  h->retention_bytes = s.retention_bytes;
+  h->segment_bytes = s.segment_bytes;
+  // release: pairs with the acquire in read_persist_settings().
+  h->persist_enabled.store(1, std::memory_order_release);
+  return {};
+}
+
+void StreamControl::set_durable_seq(uint64_t seq) noexcept {
+  StreamHeader* h = m_->header();
+  // seq_cst: pairs with the seq_cst increment of durable_waiters in wait_durable().
+  h->durable_seq.store(seq, std::memory_order_seq_cst);
+  if (h->durable_waiters.load(std::memory_order_seq_cst) != 0) {
+    h->durable_futex.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(&h->durable_futex);
+  }
+}
+uint64_t StreamControl::durable_seq() const noexcept {
+  return m_->header()->durable_seq.load(std::memory_order_acquire);
+}
+void StreamControl::set_oldest_persisted_seq(uint64_t seq) noexcept {
+  m_->header()->oldest_persisted_seq.store(seq, std::memory_order_relaxed);  // relaxed: stats
+}
+void StreamControl::raise_deleted_below(uint64_t seq) noexcept {
+  auto& w = m_->header()->deleted_below;
+  uint64_t cur = w.load(std::memory_order_acquire);
+  // release: readers that see the watermark also see what the deleter did before.
+  while (cur < seq && !w.compare_exchange_weak(cur, seq, std::memory_order_release)) {
+  }
+}
+uint64_t StreamControl::deleted_below() const noexcept {
+  return m_->header()->deleted_below.load(std::memory_order_acquire);
+}
+void StreamControl::beat() noexcept {
+  m_->header()->persister_beat_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: stats
+}
+
+}  // namespace shmbus
