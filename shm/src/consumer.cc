@@ -252,7 +252,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       c.expected = rec.seq + 1;
       c.done_pos = c.pos;
       c.done_seq = c.expected;
-      if (!c.durable && c.slot && (rec.seq & 255) == 0) c.publish_position();
+      if (!c.durable && c.slot) c.publish_position();  // for stat: lag and rates
       rec.data = Bytes(payload, tv.size);
       if (rec.seq < c.skip_seq || rec.ts_ns < c.skip_ts) {
         if (was_resync) return ReadStatus::kLapped;

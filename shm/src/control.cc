@@ -12,8 +12,9 @@ StreamControl::StreamControl(StreamControl&&) noexcept = default;
 StreamControl& StreamControl::operator=(StreamControl&&) noexcept = default;
 StreamControl::~StreamControl() = default;
 
-Result<StreamControl> StreamControl::open(std::string_view ns, std::string_view name) {
-  auto m = StreamMapping::open(ns, name, false);
+Result<StreamControl> StreamControl::open(std::string_view ns, std::string_view name,
+                                          bool read_only) {
+  auto m = StreamMapping::open(ns, name, read_only);
   if (!m) return m.error();
   StreamControl c;
   c.m_ = std::move(m.value());
@@ -44,6 +45,7 @@ std::optional<PersistSettings> StreamControl::persist() const {
 }
 
 Result<void> StreamControl::set_persist(const PersistSettings& s) {
+  if (m_->read_only()) return make_error(Errc::kPermission, "stream control opened read-only");
   StreamHeader* h = m_->header();
   if (s.store_dir.empty() || s.store_dir[0] != '/' || s.store_dir.size() > sizeof h->store_dir)
     return make_error(Errc::kInvalidArgument,
@@ -69,6 +71,7 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
 }
 
 void StreamControl::set_durable_seq(uint64_t seq) noexcept {
+  if (m_->read_only()) return;  // setters need a writable mapping
   StreamHeader* h = m_->header();
   // seq_cst: pairs with the seq_cst increment of durable_waiters in wait_durable().
   h->durable_seq.store(seq, std::memory_order_seq_cst);
@@ -81,9 +84,11 @@ uint64_t StreamControl::durable_seq() const noexcept {
   return m_->header()->durable_seq.load(std::memory_order_acquire);
 }
 void StreamControl::set_oldest_persisted_seq(uint64_t seq) noexcept {
+  if (m_->read_only()) return;  // setters need a writable mapping
   m_->header()->oldest_persisted_seq.store(seq, std::memory_order_relaxed);  // relaxed: stats
 }
 void StreamControl::raise_deleted_below(uint64_t seq) noexcept {
+  if (m_->read_only()) return;  // setters need a writable mapping
   auto& w = m_->header()->deleted_below;
   uint64_t cur = w.load(std::memory_order_acquire);
   // release: readers that see the watermark also see what the deleter did before.
@@ -94,6 +99,7 @@ uint64_t StreamControl::deleted_below() const noexcept {
   return m_->header()->deleted_below.load(std::memory_order_acquire);
 }
 void StreamControl::beat() noexcept {
+  if (m_->read_only()) return;  // setters need a writable mapping
   m_->header()->persister_beat_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: stats
 }
 

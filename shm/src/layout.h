@@ -200,7 +200,13 @@ struct StreamHeader {
   uint32_t reserved7;
   uint8_t pad8[128 - 56];
   char store_dir[2048];                 // absolute path of DATA_DIR/NS/STREAM (no NUL needed)
-  uint8_t pad9[4096 - 8 * 128 - 2048];
+  // Who this object belongs to: "shmbus.NS.STREAM" is ambiguous when names hold dots
+  // (namespace "a.b" + stream "c" vs "a" + "b.c"); openers check these.
+  uint32_t ns_len;
+  uint32_t stream_len;
+  char ns[kNameBytes];
+  char stream[kNameBytes];
+  uint8_t pad9[4096 - 8 * 128 - 2048 - 8 - 2 * kNameBytes];
 };
 static_assert(std::is_standard_layout_v<StreamHeader>);
 static_assert(sizeof(StreamHeader) == 4096);
@@ -220,6 +226,9 @@ static_assert(offsetof(StreamHeader, deleted_below) == 792);
 static_assert(offsetof(StreamHeader, persist_enabled) == 896);
 static_assert(offsetof(StreamHeader, segment_bytes) == 936);
 static_assert(offsetof(StreamHeader, store_dir) == 1024);
+static_assert(offsetof(StreamHeader, ns_len) == 3072);
+static_assert(offsetof(StreamHeader, ns) == 3080);
+static_assert(offsetof(StreamHeader, stream) == 3184);
 
 inline constexpr uint64_t kProducerSlotsOff = sizeof(StreamHeader);
 inline constexpr uint64_t kConsumerSlotsOff = kProducerSlotsOff + kMaxProducers * sizeof(ProducerSlot);

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -120,6 +121,10 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   h->max_producers = kMaxProducers;
   h->max_consumers = kMaxConsumers;
   h->creator_pid = static_cast<uint32_t>(getpid());
+  h->ns_len = static_cast<uint32_t>(ns.size());
+  h->stream_len = static_cast<uint32_t>(name.size());
+  std::memcpy(h->ns, ns.data(), ns.size());
+  std::memcpy(h->stream, name.data(), name.size());
   // release: pairs with the acquire load in open(); everything above is visible first.
   h->version.store(kLayoutVersion, std::memory_order_release);
   m->hdr_ = h;
@@ -144,8 +149,14 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
     bip::shared_memory_object shm(bip::open_only, obj.c_str(), mode);
     bip::offset_t size = 0;
     const auto deadline = std::chrono::steady_clock::now() + kInitWait;
-    // A creator may still be between shm_open and fallocate: wait for the size.
-    while (shm.get_size(size) && size == 0 &&
+    // A creator may still be between shm_open and fallocate: wait for the size, unless
+    // the object is older than the wait (its creator died).
+    struct stat st;
+    const bool young = fstat(shm.get_mapping_handle().handle, &st) == 0 &&
+                       static_cast<uint64_t>(st.st_ctim.tv_sec) * 1000000000ULL +
+                               static_cast<uint64_t>(st.st_ctim.tv_nsec) + 2000000000ULL >
+                           now_ns();
+    while (shm.get_size(size) && size == 0 && young &&
            std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (size < static_cast<bip::offset_t>(sizeof(StreamHeader)))
@@ -192,6 +203,15 @@ Result<void> StreamMapping::validate(uint64_t file_size) {
       hdr_->max_producers != kMaxProducers || hdr_->max_consumers != kMaxConsumers ||
       (hdr_->salt & 7) != 0)
     return make_error(Errc::kCorrupt, what + " has a corrupt header (sizes do not add up)");
+  if (hdr_->ns_len > 100 || hdr_->stream_len > 100)
+    return make_error(Errc::kCorrupt, what + " has a corrupt header (owner names)");
+  if (std::string_view(hdr_->ns, hdr_->ns_len) != ns_ ||
+      std::string_view(hdr_->stream, hdr_->stream_len) != name_)
+    return make_error(Errc::kExists,
+                      "shared-memory object " + object_name(ns_, name_) + " belongs to " +
+                          describe(std::string_view(hdr_->ns, hdr_->ns_len),
+                                   std::string_view(hdr_->stream, hdr_->stream_len)) +
+                          ", not to " + what + " (dots make the two names meet)");
   if (file_size < hdr_->total_bytes)
     return make_error(Errc::kTruncated, what + " is truncated: " + std::to_string(file_size) +
                                             " bytes, its header says " +

@@ -1,5 +1,7 @@
 // stream.cc: create, remove, list and describe streams.
 #include <dirent.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
@@ -24,10 +26,20 @@ Result<void> create_stream(std::string_view ns, std::string_view name, const Str
   // exist_ok: the other creator's stream must be complete and compatible.
   auto o = StreamMapping::open(ns, name, true);
   if (!o) return o.error();
-  if (o.value()->capacity() != opts.capacity)
+  const uint64_t want_max = opts.max_record ? opts.max_record : opts.capacity / 8;
+  if (o.value()->capacity() != opts.capacity || o.value()->max_record() != want_max)
     return make_error(Errc::kExists, "stream '" + std::string(name) + "' exists with capacity " +
-                                         std::to_string(o.value()->capacity()) + ", not " +
-                                         std::to_string(opts.capacity));
+                                         std::to_string(o.value()->capacity()) + " and max record " +
+                                         std::to_string(o.value()->max_record()) + ", not " +
+                                         std::to_string(opts.capacity) + " and " +
+                                         std::to_string(want_max));
+  struct stat st;
+  const std::string path = "/dev/shm/" + object_name(ns, name);
+  if (lstat(path.c_str(), &st) == 0 && (st.st_mode & 0777) != opts.mode) {
+    char buf[96];
+    snprintf(buf, sizeof buf, " exists with mode %04o, not %04o", st.st_mode & 0777, opts.mode);
+    return make_error(Errc::kExists, "stream '" + std::string(name) + "'" + buf);
+  }
   return {};
 }
 
@@ -50,9 +62,14 @@ Result<void> remove_stream(std::string_view ns, std::string_view name, bool forc
       return make_error(Errc::kBusy, "stream '" + std::string(name) + "' is in use by" + live +
                                          "; use --force to remove it anyway");
   }
-  if (!bip::shared_memory_object::remove(obj.c_str()))
-    return make_error(Errc::kNotFound, "stream '" + std::string(name) + "' in namespace '" +
-                                           std::string(ns) + "' not found");
+  if (shm_unlink(("/" + obj).c_str()) != 0) {
+    const int err = errno;
+    const std::string what = "stream '" + std::string(name) + "' in namespace '" + std::string(ns) + "'";
+    if (err == ENOENT) return make_error(Errc::kNotFound, what + " not found");
+    if (err == EACCES || err == EPERM)
+      return make_error(Errc::kPermission, "cannot remove " + what + ": permission denied");
+    return make_error(Errc::kIo, "cannot remove " + what + ": " + std::strerror(err));
+  }
   return {};
 }
 
@@ -66,7 +83,14 @@ Result<std::vector<std::string>> list_streams(std::string_view ns) {
     std::string_view n(e->d_name);
     if (n.size() > prefix.size() && n.substr(0, prefix.size()) == prefix) {
       std::string stream(n.substr(prefix.size()));
-      if (validate_name("stream", stream)) out.push_back(std::move(stream));
+      if (!validate_name("stream", stream)) continue;
+      // With dots, the object may belong to namespace "NS.x" (or NS may be "a.b" and the
+      // object a's): ask its header.
+      if (stream.find('.') != std::string::npos || ns.find('.') != std::string_view::npos) {
+        auto m = StreamMapping::open(ns, stream, true);
+        if (!m && m.error().code == Errc::kExists) continue;
+      }
+      out.push_back(std::move(stream));
     }
   }
   closedir(d);

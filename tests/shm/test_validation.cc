@@ -165,12 +165,13 @@ Error open_error(const std::string& ns, const std::vector<unsigned char>& bytes)
 std::vector<unsigned char> valid_header_bytes(const std::string& ns) {
   StreamOptions o;
   o.capacity = 4096;
-  EXPECT_TRUE(create_stream(ns, "tmpl", o));
-  const std::string path = "/dev/shm/" + object_name(ns, "tmpl");
+  EXPECT_TRUE(create_stream(ns, "bad", o));
+  const std::string path = "/dev/shm/" + object_name(ns, "bad");
   std::vector<unsigned char> b(detail::kDataOff + 4096);
   int fd = ::open(path.c_str(), O_RDONLY);
   EXPECT_EQ(read(fd, b.data(), b.size()), static_cast<ssize_t>(b.size()));
   close(fd);
+  EXPECT_TRUE(remove_stream(ns, "bad", true));
   return b;
 }
 
@@ -237,6 +238,48 @@ TEST(Validate, ReadOnlyTailingConsumer) {
   EXPECT_EQ(c->poll(&r, std::chrono::milliseconds(3)), ReadStatus::kTimeout);
   o.group = "g";
   EXPECT_FALSE(Consumer::open(ns.ns(), "s", o));
+}
+
+}  // namespace
+}  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+// "shmbus.NS.STREAM" is ambiguous with dots: the header says whose object it is.
+TEST(Validate, DottedNamesNeverShareAnObject) {
+  test::ScopedNs outer;
+  const std::string a = outer.ns(), ab = outer.ns() + ".b";
+  StreamOptions o;
+  o.capacity = 4096;
+  ASSERT_TRUE(create_stream(a, "b.c", o));
+  auto r = create_stream(ab, "c", o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kExists);
+  auto p = Producer::open(ab, "c");
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message.find("belongs to stream 'b.c' in namespace '" + a + "'"),
+            std::string::npos)
+      << p.error().message;
+  EXPECT_EQ(list_streams(a).value(), std::vector<std::string>{"b.c"});
+  EXPECT_TRUE(list_streams(ab).value().empty());
+}
+
+TEST(Create, ExistOkChecksEveryParameter) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 65536;
+  o.max_record = 1024;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  o.exist_ok = true;
+  EXPECT_TRUE(create_stream(ns.ns(), "s", o));
+  o.max_record = 4096;
+  EXPECT_FALSE(create_stream(ns.ns(), "s", o));
+  o.max_record = 1024;
+  o.mode = 0666;
+  auto r = create_stream(ns.ns(), "s", o);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("mode 0600"), std::string::npos) << r.error().message;
 }
 
 }  // namespace

@@ -50,7 +50,7 @@ uint64_t now_ns() noexcept;
 class StreamMapping;  // shared mapping, kept alive by every handle that uses it
 
 struct StreamOptions {
-  uint64_t capacity = 1 << 20;          // ring bytes, power of two, 4 KiB .. 16 GiB
+  uint64_t capacity = 1 << 20;          // ring bytes, power of two, 4 KiB .. 4 GiB
   uint64_t max_record = 0;              // largest payload; 0 = capacity / 8
   uint32_t mode = 0600;                 // permission bits of the shm object
   bool exist_ok = false;                // an existing compatible stream is success
@@ -134,7 +134,9 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name);
 // persistence settings, the durable position, the deletion watermark.
 class StreamControl {
  public:
-  static Result<StreamControl> open(std::string_view ns, std::string_view name);
+  // read_only: for readers (deleted_below(), persist()); the setters need write access.
+  static Result<StreamControl> open(std::string_view ns, std::string_view name,
+                                    bool read_only = false);
   StreamControl(StreamControl&&) noexcept;
   StreamControl& operator=(StreamControl&&) noexcept;
   ~StreamControl();

@@ -1,0 +1,513 @@
+// test_cli.cc: the `shmbus` command, run as a child process.  Each test uses its own
+// namespace ("t<pid>-<n>") and removes its streams at the end.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "run_cli.h"
+#include "shmbus/shmbus.h"
+
+namespace shmbus::test {
+namespace {
+
+std::vector<std::string> lines_of(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+// The raw value after "key": in a flat JSON text (first occurrence), "" if absent.
+std::string json_raw(const std::string& json, const std::string& key) {
+  const std::string k = "\"" + key + "\":";
+  const size_t at = json.find(k);
+  if (at == std::string::npos) return "";
+  size_t i = at + k.size();
+  if (json[i] == '"') {  // a string: up to the closing unescaped quote
+    size_t j = i + 1;
+    while (j < json.size() && json[j] != '"') j += json[j] == '\\' ? 2 : 1;
+    return json.substr(i, j + 1 - i);
+  }
+  size_t j = i;
+  int depth = 0;
+  while (j < json.size() && (depth > 0 || (json[j] != ',' && json[j] != '}' && json[j] != ']'))) {
+    if (json[j] == '[' || json[j] == '{') ++depth;
+    if (json[j] == ']' || json[j] == '}') --depth;
+    ++j;
+  }
+  return json.substr(i, j - i);
+}
+
+bool has_key(const std::string& json, const std::string& key) {
+  return json.find("\"" + key + "\":") != std::string::npos;
+}
+
+// A failure is a non-zero exit and exactly one line "shmbus: ..." on stderr.
+void expect_failure(const CliResult& r, const std::string& needle) {
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_NE(r.exit_code, 0) << r.err;
+  EXPECT_LT(r.exit_code, 128) << "killed by a signal: " << r.err;
+  EXPECT_EQ(r.err.rfind("shmbus: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+}
+
+void expect_ok(const CliResult& r) {
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0) << "stderr: " << r.err;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  Cli() {
+    static std::atomic<int> n{0};
+    ns_ = "t" + std::to_string(getpid()) + "-" + std::to_string(n++);
+  }
+  ~Cli() override {
+    if (auto l = list_streams(ns_); l)
+      for (const auto& s : l.value()) (void)remove_stream(ns_, s, true);
+  }
+
+  // Runs shmbus with `--namespace <this test's>` appended.
+  CliResult cli(std::vector<std::string> args, const std::string& input = {}) {
+    args.push_back("--namespace");
+    args.push_back(ns_);
+    return run_cli(args, input);
+  }
+  std::vector<std::string> with_ns(std::vector<std::string> args) {
+    args.push_back("--namespace");
+    args.push_back(ns_);
+    return args;
+  }
+  void create(const std::string& stream, const std::string& capacity = "64K") {
+    expect_ok(cli({"create", stream, "--capacity", capacity}));
+  }
+
+  std::string ns_;
+};
+
+TEST_F(Cli, CreateLsStatJsonHaveTheirKeys) {
+  create("s");
+  expect_ok(cli({"pub", "s"}, "one\ntwo\n"));
+
+  CliResult ls = cli({"ls", "--json"});
+  expect_ok(ls);
+  ASSERT_EQ(ls.out.front(), '[');
+  for (const char* k : {"stream", "capacity", "next_seq", "oldest_seq", "producers", "consumers",
+                        "max_lag"})
+    EXPECT_TRUE(has_key(ls.out, k)) << k << " in " << ls.out;
+  EXPECT_EQ(json_raw(ls.out, "stream"), "\"s\"");
+  EXPECT_EQ(json_raw(ls.out, "capacity"), "65536");
+  EXPECT_EQ(json_raw(ls.out, "next_seq"), "2");
+
+  CliResult text = cli({"ls"});
+  expect_ok(text);
+  EXPECT_NE(text.out.find("STREAM"), std::string::npos);
+  EXPECT_NE(text.out.find("64K"), std::string::npos);
+
+  CliResult st = cli({"stat", "s", "--json", "--interval", "0"});
+  expect_ok(st);
+  for (const char* k : {"stream", "capacity", "next_seq", "oldest_seq", "producers", "consumers",
+                        "lambda_records_per_s", "lambda_bytes_per_s", "interval_s", "abandoned",
+                        "aborted", "producer_waits", "producer_full", "tail_lost", "evictions",
+                        "max_record", "records_published", "bytes_published"})
+    EXPECT_TRUE(has_key(st.out, k)) << k << " in " << st.out;
+  EXPECT_EQ(json_raw(st.out, "records_published"), "2");
+  EXPECT_EQ(json_raw(st.out, "bytes_published"), "6");
+  EXPECT_EQ(json_raw(st.out, "lambda_records_per_s"), "null");  // --interval 0: no rates
+
+  CliResult human = cli({"stat", "s", "--interval", "0"});
+  expect_ok(human);
+  EXPECT_NE(human.out.find("capacity"), std::string::npos);
+}
+
+TEST_F(Cli, PubLinesThenTailPrintsThem) {
+  create("s");
+  expect_ok(cli({"pub", "s"}, "alpha\nbeta\n\ngamma"));  // an empty record; no final newline
+  CliResult t = cli({"tail", "s"});
+  expect_ok(t);
+  EXPECT_EQ(t.out, "alpha\nbeta\n\ngamma\n");
+  EXPECT_EQ(t.err, "");
+}
+
+TEST_F(Cli, TailJsonEscapesAndUsesBase64ForBinary) {
+  create("s");
+  expect_ok(cli({"pub", "s", "--type", "7"}, "plain\nq\"b\\s\tt\n\xff\xfe\x01\nh\xc3\xa9\n"));
+  CliResult t = cli({"tail", "s", "--format", "json"});
+  expect_ok(t);
+  auto lines = lines_of(t.out);
+  ASSERT_EQ(lines.size(), 4u) << t.out;
+  EXPECT_EQ(json_raw(lines[0], "seq"), "0");
+  EXPECT_EQ(json_raw(lines[0], "type"), "7");
+  EXPECT_EQ(json_raw(lines[0], "size"), "5");
+  EXPECT_TRUE(has_key(lines[0], "ts_ns"));
+  EXPECT_EQ(json_raw(lines[0], "data"), "\"plain\"");
+  EXPECT_EQ(json_raw(lines[1], "data"), R"("q\"b\\s\tt")");
+  EXPECT_FALSE(has_key(lines[2], "data")) << lines[2];
+  EXPECT_EQ(json_raw(lines[2], "data_base64"), "\"//4B\"");
+  EXPECT_EQ(json_raw(lines[3], "data"), "\"h\xc3\xa9\"");
+}
+
+TEST_F(Cli, TailHexPrintsHeaderAndBytes) {
+  create("s");
+  expect_ok(cli({"pub", "s", "--type", "3"}, "AB\n\n"));
+  CliResult t = cli({"tail", "s", "--format", "hex"});
+  expect_ok(t);
+  auto lines = lines_of(t.out);
+  ASSERT_EQ(lines.size(), 2u) << t.out;
+  std::istringstream l0(lines[0]);
+  std::string seq, ts, type, size, hex;
+  l0 >> seq >> ts >> type >> size >> hex;
+  EXPECT_EQ(seq, "0");
+  EXPECT_EQ(type, "3");
+  EXPECT_EQ(size, "2");
+  EXPECT_EQ(hex, "4142");
+  EXPECT_NE(lines[1].find(" 0 -"), std::string::npos) << lines[1];
+}
+
+TEST_F(Cli, TailFromAndCount) {
+  create("s");
+  expect_ok(cli({"pub", "s"}, "a\nb\nc\nd\ne\n"));
+  CliResult t = cli({"tail", "s", "--from", "2", "--count", "2"});
+  expect_ok(t);
+  EXPECT_EQ(t.out, "c\nd\n");
+  CliResult latest = cli({"tail", "s", "--from", "latest"});
+  expect_ok(latest);
+  EXPECT_EQ(latest.out, "");
+  // -f with --count stops by itself once it has printed enough.
+  CliResult f = cli({"tail", "s", "-f", "--count", "3"});
+  expect_ok(f);
+  EXPECT_EQ(f.out, "a\nb\nc\n");
+  expect_failure(cli({"tail", "s", "--from", "yesterday"}), "--from");
+}
+
+TEST_F(Cli, TailGroupContinuesAfterTheLastRecordPrinted) {
+  create("s");
+  expect_ok(cli({"pub", "s"}, "1\n2\n3\n"));
+  CliResult first = cli({"tail", "s", "--group", "g"});
+  expect_ok(first);
+  EXPECT_EQ(first.out, "1\n2\n3\n");
+  expect_ok(cli({"pub", "s"}, "4\n5\n"));
+  CliResult second = cli({"tail", "s", "--group", "g"});
+  expect_ok(second);
+  EXPECT_EQ(second.out, "4\n5\n");
+  CliResult third = cli({"tail", "s", "--group", "g"});
+  expect_ok(third);
+  EXPECT_EQ(third.out, "");
+  // --count stops early: the next run resumes right after the last printed record.
+  expect_ok(cli({"pub", "s"}, "6\n7\n8\n"));
+  EXPECT_EQ(cli({"tail", "s", "--group", "g", "--count", "1"}).out, "6\n");
+  EXPECT_EQ(cli({"tail", "s", "--group", "g"}).out, "7\n8\n");
+  // An explicit --from overrides the committed position; another group starts at earliest.
+  EXPECT_EQ(cli({"tail", "s", "--group", "g", "--from", "6"}).out, "7\n8\n");
+  EXPECT_EQ(cli({"tail", "s", "--group", "other", "--count", "2"}).out, "1\n2\n");
+
+  CliResult st = cli({"stat", "s", "--json", "--interval", "0"});
+  expect_ok(st);
+  EXPECT_NE(st.out.find("\"name\":\"g\""), std::string::npos) << st.out;
+}
+
+TEST_F(Cli, GroupHeldByALiveTailIsBusy) {
+  create("s");
+  expect_ok(cli({"pub", "s"}, "x\n"));
+  Background bg(with_ns({"tail", "s", "-f", "--group", "g"}));
+  ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "x\n"; }))
+      << bg.err();
+  expect_failure(cli({"tail", "s", "--group", "g"}), "held by pid");
+  CliResult r = bg.stop(SIGTERM);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(Cli, BadStreamNamesFail) {
+  for (const std::string& name : std::vector<std::string>{"a/b", "..", "", std::string(101, 'x')}) {
+    SCOPED_TRACE("name '" + name + "'");
+    expect_failure(cli({"create", name, "--capacity", "64K"}), "stream name");
+  }
+  expect_failure(cli({"tail", "a/b"}), "stream name");
+  expect_failure(run_cli({"ls", "--namespace", "x/y"}), "namespace name");
+}
+
+TEST_F(Cli, CreateTwiceFailsUnlessExistOk) {
+  create("s");
+  expect_failure(cli({"create", "s", "--capacity", "64K"}), "exists");
+  expect_ok(cli({"create", "s", "--capacity", "64K", "--exist-ok"}));
+  // --exist-ok still refuses a stream that does not match.
+  expect_failure(cli({"create", "s", "--capacity", "128K", "--exist-ok"}), "capacity");
+}
+
+TEST_F(Cli, BadSizesAndDurationsFail) {
+  expect_failure(cli({"create", "s", "--capacity", "12Q"}), "not a size");
+  expect_failure(cli({"create", "s", "--capacity", "3000"}), "power of two");
+  expect_failure(cli({"create", "s", "--capacity", "64K", "--max-record", "64K"}), "max record");
+  expect_failure(cli({"create", "s", "--capacity", "64K", "--mode", "0999"}), "octal");
+  expect_failure(cli({"create", "s", "--capacity", "64K", "--abandon-timeout", "5x"}),
+                 "not a duration");
+  create("s");
+  expect_failure(cli({"pub", "s", "--count", "1", "--size", "1X"}), "not a size");
+  expect_failure(cli({"stat", "s", "--interval", "soon"}), "not a duration");
+  // CLI11's own errors: its message, a non-zero exit.
+  CliResult missing = cli({"create", "t"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("--capacity"), std::string::npos) << missing.err;
+  CliResult notnum = cli({"tail", "s", "--count", "many"});
+  EXPECT_NE(notnum.exit_code, 0);
+  // A negative count must not wrap around to 2^64 - 1 (pub would run for ever).
+  CliResult negative = cli({"pub", "s", "--count", "-1"});
+  EXPECT_NE(negative.exit_code, 0);
+  EXPECT_FALSE(negative.timed_out);
+  EXPECT_NE(cli({"tail", "s", "--count", "-5"}).exit_code, 0);
+  EXPECT_NE(cli({"pub", "s", "--type", "-1"}, "x\n").exit_code, 0);
+  EXPECT_NE(run_cli({"frobnicate"}).exit_code, 0);
+  EXPECT_NE(run_cli({}).exit_code, 0);
+}
+
+TEST_F(Cli, CreateOptionsReachTheStream) {
+  expect_ok(cli({"create", "s", "--capacity", "128K", "--max-record", "1K", "--mode", "0640",
+                 "--abandon-timeout", "500ms", "--consumer-timeout", "3s"}));
+  CliResult st = cli({"stat", "s", "--json", "--interval", "0"});
+  expect_ok(st);
+  EXPECT_EQ(json_raw(st.out, "capacity"), "131072");
+  EXPECT_EQ(json_raw(st.out, "max_record"), "1024");
+  EXPECT_EQ(json_raw(st.out, "abandon_timeout_ms"), "500");
+  EXPECT_EQ(json_raw(st.out, "consumer_dead_timeout_ms"), "3000");
+  struct stat sb {};
+  ASSERT_EQ(::stat(("/dev/shm/" + object_name(ns_, "s")).c_str(), &sb), 0);
+  EXPECT_EQ(sb.st_mode & 0777, 0640u);
+}
+
+TEST_F(Cli, PubTooLargeRecordFails) {
+  expect_ok(cli({"create", "s", "--capacity", "64K", "--max-record", "4096"}));
+  CliResult r = cli({"pub", "s"}, "small\n" + std::string(5000, 'x') + "\nnever\n");
+  expect_failure(r, "record of 5000 bytes is larger than the stream's maximum 4096");
+  // Records before the bad one are published; none after it.
+  EXPECT_EQ(cli({"tail", "s"}).out, "small\n");
+  expect_failure(cli({"pub", "s", "--count", "1", "--size", "5000"}), "larger than");
+}
+
+TEST_F(Cli, PubSyntheticPrintsASummary) {
+  create("s", "1M");
+  CliResult r = cli({"pub", "s", "--count", "1000", "--size", "100", "--type", "9"});
+  expect_ok(r);
+  EXPECT_NE(r.err.find("published 1000 records"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rec/s"), std::string::npos) << r.err;
+  CliResult st = cli({"stat", "s", "--json", "--interval", "0"});
+  EXPECT_EQ(json_raw(st.out, "next_seq"), "1000");
+  EXPECT_EQ(json_raw(st.out, "bytes_published"), "100000");
+  // Record 1 is its 8-byte little-endian counter, repeated.
+  CliResult t = cli({"tail", "s", "--from", "1", "--count", "1", "--format", "hex"});
+  auto lines = lines_of(t.out);
+  ASSERT_EQ(lines.size(), 1u);
+  std::string expect;
+  for (int i = 0; i < 12; ++i) expect += "0100000000000000";
+  expect += "01000000";
+  EXPECT_NE(lines[0].find(" 9 100 " + expect), std::string::npos) << lines[0];
+  expect_failure(cli({"pub", "s", "--size", "10"}), "--count");
+}
+
+TEST_F(Cli, MissingStreamIsNotFound) {
+  expect_failure(cli({"tail", "nothere"}), "not found");
+  expect_failure(cli({"stat", "nothere", "--interval", "0"}), "not found");
+  expect_failure(cli({"rm", "nothere"}), "not found");
+  expect_failure(cli({"pub", "nothere"}, "x\n"), "not found");
+}
+
+TEST_F(Cli, RmRefusesWhileAConsumerIsAttachedUnlessForced) {
+  create("s");
+  expect_ok(cli({"pub", "s"}, "hello\n"));
+  Background bg(with_ns({"tail", "s", "-f"}));
+  ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "hello\n"; }))
+      << bg.err();
+  CliResult ls = cli({"ls", "--json"});
+  EXPECT_EQ(json_raw(ls.out, "consumers"), "1") << ls.out;
+  expect_failure(cli({"rm", "s"}), "in use");
+  expect_ok(cli({"rm", "s", "--force"}));
+  EXPECT_EQ(cli({"ls", "--json"}).out, "[]\n");
+  CliResult r = bg.stop(SIGTERM);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(Cli, RmRemovesAnIdleStream) {
+  create("s");
+  expect_ok(cli({"rm", "s"}));
+  expect_failure(cli({"rm", "s"}), "not found");
+}
+
+TEST_F(Cli, TailFollowExitsCleanlyOnSigtermAndSigint) {
+  create("s");
+  for (int sig : {SIGTERM, SIGINT}) {
+    SCOPED_TRACE(sig);
+    Background bg(with_ns({"tail", "s", "-f", "--from", "latest"}));
+    // Wait until it is attached (a live tailing consumer in stat), then feed it.
+    ASSERT_TRUE(bg.wait_for([&](const std::string&, const std::string&) {
+      CliResult ls = cli({"ls", "--json"});
+      return json_raw(ls.out, "consumers") == "1";
+    }));
+    expect_ok(cli({"pub", "s"}, "live\n"));
+    ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "live\n"; }))
+        << bg.err();
+    CliResult r = bg.stop(sig);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+  }
+}
+
+TEST_F(Cli, TailBlockedOnStdoutStopsCleanlyAndGroupResumesExactly) {
+  create("s", "1M");
+  expect_ok(cli({"pub", "s", "--count", "3000", "--size", "100"}));
+  // ~250 bytes of hex per record: the 64 KiB pipe fills and the tail blocks in write().
+  Background bg(with_ns({"tail", "s", "-f", "--group", "g", "--format", "hex"}));
+  // Running: group g has committed a record (its next_seq is in the consumers array).
+  ASSERT_TRUE(bg.wait_for([&](const std::string&, const std::string&) {
+    const std::string st = cli({"stat", "s", "--json", "--interval", "0"}).out;
+    const size_t at = st.find("\"consumers\":");
+    return at != std::string::npos && json_raw(st.substr(at), "next_seq") != "0" &&
+           !json_raw(st.substr(at), "next_seq").empty();
+  }));
+  usleep(200000);
+  kill(bg.pid(), SIGTERM);  // while blocked: stop() below only drains and reaps
+  CliResult r = bg.stop(0);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  auto first = lines_of(r.out);
+  ASSERT_FALSE(first.empty());
+  ASSERT_LT(first.size(), 3000u);
+  EXPECT_EQ(r.out.back(), '\n');  // no half record
+  const uint64_t last = std::stoull(first.back().substr(0, first.back().find(' ')));
+  // The next run of the group starts right after the last record that reached stdout.
+  CliResult rest = cli({"tail", "s", "--group", "g", "--format", "hex", "--count", "1"});
+  expect_ok(rest);
+  ASSERT_FALSE(rest.out.empty());
+  EXPECT_EQ(std::stoull(rest.out.substr(0, rest.out.find(' '))), last + 1);
+}
+
+TEST_F(Cli, LappedTailReportsLostRecords) {
+  create("s", "4K");
+  Background bg(with_ns({"tail", "s", "-f", "--format", "hex"}));
+  ASSERT_TRUE(bg.wait_for([&](const std::string&, const std::string&) {
+    return json_raw(cli({"ls", "--json"}).out, "consumers") == "1";
+  }));
+  // The tail blocks on its full stdout pipe (nobody reads it yet) while producers lap it.
+  expect_ok(cli({"pub", "s", "--count", "20000", "--size", "100"}));
+  ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
+    return err.find("shmbus: lapped: ") != std::string::npos;
+  })) << bg.err();
+  CliResult r = bg.stop(SIGTERM);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find(" records lost"), std::string::npos) << r.err;
+  CliResult st = cli({"stat", "s", "--json", "--interval", "0"});
+  EXPECT_NE(json_raw(st.out, "tail_lost"), "0");
+}
+
+TEST_F(Cli, StatMeasuresRates) {
+  create("s", "1M");
+  Background group(with_ns({"tail", "s", "-f", "--group", "g", "--format", "hex"}));
+  ASSERT_TRUE(group.wait_for([&](const std::string&, const std::string&) {
+    return cli({"stat", "s", "--json", "--interval", "0"}).out.find("\"alive\":true") !=
+           std::string::npos;
+  }));
+  Background stat(with_ns({"stat", "s", "--json", "--interval", "1s"}));
+  usleep(300000);  // inside stat's interval
+  expect_ok(cli({"pub", "s", "--count", "2000", "--size", "16"}));
+  ASSERT_TRUE(group.wait_for([](const std::string& out, const std::string&) {
+    return std::count(out.begin(), out.end(), '\n') == 2000;
+  }));
+  CliResult r = stat.stop(0);  // signal 0: just wait for it
+  expect_ok(r);
+  EXPECT_GT(std::atof(json_raw(r.out, "lambda_records_per_s").c_str()), 0.0) << r.out;
+  EXPECT_GT(std::atof(json_raw(r.out, "lambda_bytes_per_s").c_str()), 0.0) << r.out;
+  EXPECT_GT(std::atof(json_raw(r.out, "interval_s").c_str()), 0.9) << r.out;
+  const size_t consumers = r.out.find("\"consumers\":");
+  ASSERT_NE(consumers, std::string::npos);
+  const std::string c = r.out.substr(consumers);
+  EXPECT_EQ(json_raw(c, "name"), "\"g\"");
+  EXPECT_GT(std::stoull(json_raw(c, "next_seq")), 0u);
+  EXPECT_GT(std::atof(json_raw(c, "mu_records_per_s").c_str()), 0.0) << r.out;
+  for (const char* k : {"pid", "alive", "lag", "evicted"}) EXPECT_TRUE(has_key(c, k)) << k;
+  EXPECT_EQ(group.stop(SIGTERM).exit_code, 0);
+}
+
+TEST_F(Cli, LsListsABrokenStreamWithItsError) {
+  create("good");
+  {
+    std::ofstream junk("/dev/shm/" + object_name(ns_, "junk"), std::ios::binary);
+    junk << std::string(8192, '\xab');
+  }
+  CliResult ls = cli({"ls", "--json"});
+  expect_ok(ls);
+  const size_t at = ls.out.find("\"stream\":\"junk\"");
+  ASSERT_NE(at, std::string::npos) << ls.out;
+  EXPECT_TRUE(has_key(ls.out.substr(at), "error")) << ls.out;
+  EXPECT_NE(ls.out.find("\"stream\":\"good\",\"capacity\""), std::string::npos) << ls.out;
+  CliResult text = cli({"ls"});
+  expect_ok(text);
+  EXPECT_NE(text.out.find("junk"), std::string::npos);
+  EXPECT_NE(text.out.find("error: "), std::string::npos) << text.out;
+  expect_failure(cli({"tail", "junk"}), "not a shmbus stream");
+  expect_ok(cli({"rm", "junk", "--force"}));
+}
+
+TEST_F(Cli, NamespaceFromEnvironmentOrGlobalFlag) {
+  CliEnv env;
+  env.set.push_back({"SHMBUS_NAMESPACE", ns_});
+  expect_ok(run_cli({"create", "fromenv", "--capacity", "64K"}, {}, env));
+  CliResult ls = run_cli({"--namespace", ns_, "ls", "--json"});
+  expect_ok(ls);
+  EXPECT_NE(ls.out.find("\"stream\":\"fromenv\""), std::string::npos) << ls.out;
+  // The flag wins over the environment.
+  CliEnv other;
+  other.set.push_back({"SHMBUS_NAMESPACE", ns_ + "-other"});
+  CliResult flagged = run_program(SHMBUS_CLI, {"ls", "--json", "--namespace", ns_}, {}, other);
+  EXPECT_NE(flagged.out.find("fromenv"), std::string::npos) << flagged.out;
+}
+
+TEST_F(Cli, HelpForEverySubcommand) {
+  for (const char* sub : {"create", "pub", "tail", "ls", "stat", "rm"}) {
+    CliResult r = run_cli({sub, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << sub;
+    EXPECT_NE(r.out.find("--namespace"), std::string::npos) << sub << ": " << r.out;
+  }
+  EXPECT_NE(run_cli({"tail", "--help"}).out.find("--follow"), std::string::npos);
+  CliResult bench = run_cli({"bench", "--help"});
+  EXPECT_EQ(bench.exit_code, 0) << bench.err;
+  EXPECT_NE(bench.out.find("usage"), std::string::npos) << bench.out;
+}
+
+TEST_F(Cli, BenchRunsShmbusBenchOrSaysItIsMissing) {
+  // A copy of shmbus alone in a directory: no shmbus-bench next to it or in ../bench.
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("shmbus-cli-" + ns_) / "bin";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(SHMBUS_CLI, dir / "shmbus",
+                             std::filesystem::copy_options::overwrite_existing);
+  CliResult r = run_program((dir / "shmbus").string(), {"bench", "--quick"});
+  expect_failure(r, "shmbus-bench not found");
+
+  // A stand-in shmbus-bench in ../bench (the build tree's layout) gets every argument.
+  std::filesystem::create_directories(dir.parent_path() / "bench");
+  const auto fake = dir.parent_path() / "bench" / "shmbus-bench";
+  {
+    std::ofstream sh(fake);
+    sh << "#!/bin/sh\necho \"bench got: $*\"\nexit 3\n";
+  }
+  std::filesystem::permissions(fake, std::filesystem::perms::owner_all);
+  CliResult ran = run_program((dir / "shmbus").string(), {"bench", "--reps", "2", "--help", "x"});
+  std::filesystem::remove_all(dir.parent_path());
+  EXPECT_EQ(ran.out, "bench got: --reps 2 --help x\n");
+  EXPECT_EQ(ran.exit_code, 3);
+}
+
+}  // namespace
+}  // namespace shmbus::test

@@ -1,0 +1,116 @@
+// test_format.cc: the JSON writer and the byte formats of tools/ (no processes).
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <string>
+
+#include "format.h"
+#include "json.h"
+
+namespace shmbus::tools {
+namespace {
+
+std::string escaped(std::string_view s) {
+  std::string out;
+  json_escape(s, &out);
+  return out;
+}
+
+TEST(JsonEscape, QuotesBackslashAndControls) {
+  EXPECT_EQ(escaped("plain"), "plain");
+  EXPECT_EQ(escaped("a\"b"), "a\\\"b");
+  EXPECT_EQ(escaped("a\\b"), "a\\\\b");
+  EXPECT_EQ(escaped("\n\r\t\b\f"), "\\n\\r\\t\\b\\f");
+  EXPECT_EQ(escaped(std::string("\x01\x1f\x7f", 3)), "\\u0001\\u001f\\u007f");
+  EXPECT_EQ(escaped(std::string("a\0b", 3)), "a\\u0000b");
+  EXPECT_EQ(escaped("/"), "/");
+}
+
+TEST(JsonEscape, Utf8PassesThroughAndBadBytesBecomeReplacement) {
+  EXPECT_EQ(escaped("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"), "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(escaped("\xff"), "\\ufffd");
+  EXPECT_EQ(escaped("a\xc3"), "a\\ufffd");            // truncated sequence
+  EXPECT_EQ(escaped("\xed\xa0\x80"), "\\ufffd\\ufffd\\ufffd");  // a surrogate: 3 bad bytes
+  EXPECT_EQ(escaped("\xc0\xaf"), "\\ufffd\\ufffd");   // overlong '/'
+}
+
+TEST(JsonWriter, NestingAndCommas) {
+  JsonWriter w;
+  w.begin_object()
+      .field("s", "x\"y")
+      .field("n", uint64_t{18446744073709551615ULL})
+      .field("i", int64_t{-3})
+      .field("b", true)
+      .field("d", 1.5);
+  w.key("z").null();
+  w.key("a").begin_array().value(1).value("two").begin_object().end_object().begin_array().end_array();
+  w.end_array();
+  w.key("inf").value(std::numeric_limits<double>::infinity());
+  w.end_object();
+  EXPECT_EQ(w.str(),
+            R"({"s":"x\"y","n":18446744073709551615,"i":-3,"b":true,"d":1.500,"z":null,)"
+            R"("a":[1,"two",{},[]],"inf":null})");
+}
+
+TEST(JsonWriter, KeysAreEscapedToo) {
+  JsonWriter w;
+  w.begin_object().field("k\n\"", "v").end_object();
+  EXPECT_EQ(w.str(), R"({"k\n\"":"v"})");
+}
+
+TEST(JsonWriter, ReleaseStartsOver) {
+  JsonWriter w;
+  w.begin_array().value(1).end_array();
+  EXPECT_EQ(w.release(), "[1]");
+  w.begin_array().value(2).end_array();
+  EXPECT_EQ(w.str(), "[2]");
+}
+
+TEST(Utf8, Validation) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8("ascii"));
+  EXPECT_TRUE(is_valid_utf8(std::string("nul\0inside", 10)));
+  EXPECT_TRUE(is_valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf"));  // U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xff\xfe"));
+  EXPECT_FALSE(is_valid_utf8("\x80"));             // stray continuation
+  EXPECT_FALSE(is_valid_utf8("\xc1\xbf"));         // overlong
+  EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));     // overlong
+  EXPECT_FALSE(is_valid_utf8("\xed\xb0\x80"));     // surrogate
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xe2\x82"));         // truncated
+}
+
+TEST(Base64, Rfc4648Vectors) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode("foob"), "Zm9vYg==");
+  EXPECT_EQ(base64_encode("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64_encode("\xff\xfe"), "//4=");
+  EXPECT_EQ(base64_encode(std::string("\0\0\0", 3)), "AAAA");
+}
+
+TEST(Hex, LowerCase) {
+  EXPECT_EQ(hex_encode(""), "");
+  EXPECT_EQ(hex_encode(std::string("\x00\x0f\xa5\xff", 4)), "000fa5ff");
+}
+
+TEST(FormatSize, InverseOfParseSize) {
+  EXPECT_EQ(format_size(0), "0");
+  EXPECT_EQ(format_size(1000), "1000");
+  EXPECT_EQ(format_size(4096), "4K");
+  EXPECT_EQ(format_size(65536), "64K");
+  EXPECT_EQ(format_size(16ULL << 20), "16M");
+  EXPECT_EQ(format_size(1ULL << 30), "1G");
+  EXPECT_EQ(format_size((1ULL << 20) + 1024), "1025K");
+}
+
+TEST(FormatTime, Utc) {
+  EXPECT_EQ(format_time_ns(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_time_ns(1795615169773509437ULL), "2026-11-25T13:59:29.773Z");
+}
+
+}  // namespace
+}  // namespace shmbus::tools

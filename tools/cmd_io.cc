@@ -1,0 +1,305 @@
+// cmd_io.cc: pub and tail: records in from stdin, records out to stdout.
+#include <stdio_ext.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "args.h"
+#include "commands.h"
+#include "format.h"
+#include "json.h"
+#include "shmbus/shmbus.h"
+#include "signals.h"
+
+namespace shmbus::tools {
+namespace {
+
+using namespace std::chrono_literals;
+
+Bytes as_bytes(std::string_view s) {
+  return Bytes(reinterpret_cast<const std::byte*>(s.data()), s.size());
+}
+std::string_view as_chars(Bytes b) {
+  return std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+// ---- pub -------------------------------------------------------------------
+
+std::string publish_error(PubStatus st, uint64_t size, const Producer& p, const PubArgs& a,
+                          std::string_view ns, std::chrono::nanoseconds full_timeout) {
+  switch (st) {
+    case PubStatus::kTooLarge:
+      return "record of " + std::to_string(size) + " bytes is larger than the stream's maximum " +
+             std::to_string(p.max_record());
+    case PubStatus::kFull:
+      return "stream '" + a.stream + "' stayed full for " +
+             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(full_timeout).count()) +
+             " ms (--full-timeout): a consumer group is holding producers back (see: shmbus stat " +
+             a.stream + (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")";
+    case PubStatus::kAbandoned:
+      return "a record was declared abandoned by another process: this producer stalled "
+             "longer than the stream's abandon timeout";
+    case PubStatus::kClosed: return "the producer was closed";
+    case PubStatus::kTimeout: return "timed out";
+    case PubStatus::kOk: break;
+  }
+  return "unknown publish status";
+}
+
+// The synthetic payload of record `i`: its 8-byte little-endian counter, repeated.
+void fill_synthetic(std::string* buf, uint64_t i) {
+  unsigned char le[8];
+  for (int k = 0; k < 8; ++k) le[k] = static_cast<unsigned char>(i >> (8 * k));
+  for (size_t off = 0; off < buf->size(); off += 8)
+    std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
+}
+
+int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view ns,
+                  std::chrono::nanoseconds full_timeout) {
+  if (size > p.max_record())
+    return fail(publish_error(PubStatus::kTooLarge, size, p, a, ns, full_timeout));
+  std::string buf(size, '\0');
+  const auto t0 = std::chrono::steady_clock::now();
+  uint64_t n = 0;
+  for (; n < a.count && !stop_requested(); ++n) {
+    fill_synthetic(&buf, n);
+    PubResult r = p.publish(as_bytes(buf), a.type);
+    if (!r.ok()) return fail(publish_error(r.status, size, p, a, ns, full_timeout));
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double rate = s > 0 ? static_cast<double>(n) / s : 0.0;
+  std::fprintf(stderr, "published %llu records of %llu bytes in %.3f s (%.0f rec/s, %.1f MiB/s)\n",
+               static_cast<unsigned long long>(n), static_cast<unsigned long long>(size), s, rate,
+               rate * static_cast<double>(size) / (1 << 20));
+  if (n < a.count) return fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
+  return kExitOk;
+}
+
+int pub_lines(Producer& p, const PubArgs& a, std::string_view ns,
+              std::chrono::nanoseconds full_timeout) {
+  char* line = nullptr;
+  size_t cap = 0;
+  uint64_t n = 0;
+  int rc = kExitOk;
+  for (;;) {
+    errno = 0;
+    ssize_t len = getline(&line, &cap, stdin);
+    if (len < 0) {
+      if (stop_requested()) {
+        rc = fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
+      } else if (std::ferror(stdin)) {
+        if (errno == EINTR) {  // another signal: go on reading
+          std::clearerr(stdin);
+          continue;
+        }
+        rc = fail(std::string("cannot read stdin: ") + std::strerror(errno));
+      }
+      break;  // end of input
+    }
+    std::string_view rec(line, static_cast<size_t>(len));
+    if (!rec.empty() && rec.back() == '\n') rec.remove_suffix(1);
+    PubResult r = p.publish(as_bytes(rec), a.type);
+    if (!r.ok()) {
+      rc = fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (line " +
+                std::to_string(n + 1) + ")");
+      break;
+    }
+    ++n;
+  }
+  std::free(line);
+  return rc;
+}
+
+// ---- tail ------------------------------------------------------------------
+
+// Writes records to stdout in one of the formats; remembers the first write error.
+class RecordPrinter {
+ public:
+  enum class Format { kText, kJson, kHex };
+  explicit RecordPrinter(Format f) : format_(f) {}
+
+  bool print(const Record& rec) {
+    const std::string_view data = as_chars(rec.data);
+    switch (format_) {
+      case Format::kText:
+        line_.assign(data);
+        break;
+      case Format::kJson: {
+        JsonWriter w;
+        w.begin_object()
+            .field("seq", rec.seq)
+            .field("ts_ns", rec.ts_ns)
+            .field("type", rec.type)
+            .field("size", static_cast<uint64_t>(data.size()));
+        if (is_valid_utf8(data)) w.field("data", data);
+        else w.field("data_base64", base64_encode(data));
+        w.end_object();
+        line_ = w.release();
+        break;
+      }
+      case Format::kHex:
+        line_ = std::to_string(rec.seq) + ' ' + std::to_string(rec.ts_ns) + ' ' +
+                std::to_string(rec.type) + ' ' + std::to_string(data.size()) + ' ' +
+                (data.empty() ? std::string("-") : hex_encode(data));
+        break;
+    }
+    line_ += '\n';
+    if (std::fwrite(line_.data(), 1, line_.size(), stdout) != line_.size()) return failed();
+    return true;
+  }
+
+  bool flush() {
+    if (std::fflush(stdout) != 0) return failed();
+    return true;
+  }
+
+  // After a failed write: the exit code, with a message unless the reader went away.
+  int write_error() const {
+    if (errno_ == EPIPE) return kExitOk;  // like `head`: the reader has what it wanted
+    if (errno_ == EINTR && stop_requested()) return kExitOk;  // stopped while blocked
+    return fail(std::string("cannot write to stdout: ") + std::strerror(errno_));
+  }
+
+ private:
+  bool failed() {
+    errno_ = errno;
+    // Drop what is still buffered: exit() must not print records that were not
+    // committed (the next tail --group prints them).
+    __fpurge(stdout);
+    return false;
+  }
+
+  Format format_;
+  std::string line_;
+  int errno_ = 0;
+};
+
+// "shmbus: lapped: N records lost" notes for a tailing reader that producers overran.
+// A reader that is lapped again and again would print one note per lap; they are
+// summed and printed at most once a second, and whenever the reader catches up.
+class LapNotes {
+ public:
+  // After kLapped; `lost` is Consumer::lost().
+  void lapped(uint64_t lost) {
+    pending_ += lost - seen_;
+    seen_ = lost;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ >= std::chrono::seconds(1)) report();
+  }
+  void report() {
+    if (pending_ == 0) return;
+    warn("lapped: " + std::to_string(pending_) + " records lost");
+    pending_ = 0;
+    last_ = std::chrono::steady_clock::now();
+  }
+
+ private:
+  uint64_t seen_ = 0, pending_ = 0;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+RecordPrinter::Format parse_format(const std::string& f) {
+  if (f == "json") return RecordPrinter::Format::kJson;
+  if (f == "hex") return RecordPrinter::Format::kHex;
+  return RecordPrinter::Format::kText;
+}
+
+}  // namespace
+
+int cmd_pub(const PubArgs& a) {
+  const std::string ns = resolve_namespace(a.ns);
+  uint64_t size = 64;
+  if (!a.size.empty()) {
+    if (a.count == 0) return fail("--size needs --count N (it sets the synthetic records' size)", kExitUsage);
+    auto s = size_flag("--size", a.size);
+    if (!s) return kExitUsage;
+    size = *s;
+  }
+  auto full_timeout = duration_flag("--full-timeout", a.full_timeout);
+  if (!full_timeout) return kExitUsage;
+  ProducerOptions po;
+  po.when_full = FullPolicy::kWait;
+  po.full_timeout = *full_timeout;
+  install_stop_handlers();
+  auto p = Producer::open(ns, a.stream, po);
+  if (!p) return fail(p.error());
+  return a.count > 0 ? pub_synthetic(p.value(), a, size, ns, *full_timeout)
+                     : pub_lines(p.value(), a, ns, *full_timeout);
+}
+
+int cmd_tail(const TailArgs& a) {
+  const std::string ns = resolve_namespace(a.ns);
+  ConsumerOptions o;
+  o.group = a.group;
+  // A record counts as consumed only once it reached stdout: commit by hand after flushing.
+  o.auto_commit = false;
+  if (!a.from.empty()) {
+    auto s = parse_start(a.from);
+    if (!s) return fail("--from: " + s.error().message, kExitUsage);
+    o.start = s.value();
+  } else {
+    o.start = a.group.empty() ? StartFrom::earliest() : StartFrom{};  // {}: committed
+  }
+  install_stop_handlers();  // before attaching: whoever sees us attached may signal us
+  auto c = Consumer::open(ns, a.stream, o);
+  if (!c && c.error().code == Errc::kPermission && a.group.empty()) {
+    o.read_only = true;  // e.g. a mode 0640 stream of another user: read without registering
+    c = Consumer::open(ns, a.stream, o);
+  }
+  if (!c && c.error().code == Errc::kPermission && !a.group.empty())
+    return fail(c.error().message +
+                "; --group needs write access to the stream (tail without --group can read it)");
+  if (!c) return fail(c.error());
+  Consumer& con = c.value();
+  const bool durable = con.durable();
+
+  RecordPrinter out(parse_format(a.format));
+  uint64_t printed = 0;
+  LapNotes laps;
+  int rc = kExitOk;
+  bool write_failed = false;
+  while (!stop_requested() && (a.count == 0 || printed < a.count)) {
+    Record rec;
+    ReadStatus st = con.poll(&rec, 0ns);
+    if (st == ReadStatus::kTimeout) {
+      laps.report();  // caught up: say what was lost on the way
+      if (!a.follow) break;
+      // About to wait: let the reader see what we have, then nap briefly so that a stop
+      // signal is noticed within 100 ms.
+      if (!out.flush()) {
+        write_failed = true;
+        break;
+      }
+      st = con.poll(&rec, 100ms);
+      if (st == ReadStatus::kTimeout) continue;
+    }
+    if (st == ReadStatus::kOk) {
+      if (!out.print(rec) || (durable && !out.flush())) {
+        write_failed = true;
+        break;
+      }
+      ++printed;
+      if (durable) con.commit();
+    } else if (st == ReadStatus::kLapped) {
+      laps.lapped(con.lost());
+    } else if (st == ReadStatus::kCorrupt) {
+      rc = fail("stream '" + a.stream + "' is corrupt at sequence " + std::to_string(con.next_seq()) +
+                ": the ring holds bytes no shmbus producer wrote");
+      break;
+    } else {  // kClosed
+      rc = fail("stream '" + a.stream + "': the consumer was closed");
+      break;
+    }
+  }
+  laps.report();
+  if (!write_failed && !out.flush()) write_failed = true;
+  if (write_failed) rc = out.write_error();
+  con.close();
+  return rc;
+}
+
+}  // namespace shmbus::tools

@@ -1,0 +1,133 @@
+// cmd_stream.cc: create, rm and ls: the life cycle of streams in a namespace.
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "args.h"
+#include "commands.h"
+#include "format.h"
+#include "json.h"
+#include "shmbus/shmbus.h"
+
+namespace shmbus::tools {
+
+int cmd_create(const CreateArgs& a) {
+  const std::string ns = resolve_namespace(a.ns);
+  StreamOptions o;
+  auto capacity = size_flag("--capacity", a.capacity);
+  if (!capacity) return kExitUsage;
+  o.capacity = *capacity;
+  if (!a.max_record.empty()) {
+    auto m = size_flag("--max-record", a.max_record);
+    if (!m) return kExitUsage;
+    if (*m == 0) return fail("--max-record: must be at least 1 byte", kExitUsage);
+    o.max_record = *m;
+  }
+  auto mode = mode_flag("--mode", a.mode);
+  if (!mode) return kExitUsage;
+  o.mode = *mode;
+  o.exist_ok = a.exist_ok;
+  auto timeout_ms = [](std::string_view flag, const std::string& text,
+                       std::chrono::milliseconds* out) {
+    if (text.empty()) return true;
+    auto d = duration_flag(flag, text);
+    if (!d) return false;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+    if (ms.count() < 1) {
+      fail(std::string(flag) + ": must be at least 1ms", kExitUsage);
+      return false;
+    }
+    *out = ms;
+    return true;
+  };
+  if (!timeout_ms("--abandon-timeout", a.abandon_timeout, &o.abandon_timeout) ||
+      !timeout_ms("--consumer-timeout", a.consumer_timeout, &o.consumer_dead_timeout))
+    return kExitUsage;
+  if (auto r = create_stream(ns, a.stream, o); !r) return fail(r.error());
+  return kExitOk;
+}
+
+int cmd_rm(const RmArgs& a) {
+  const std::string ns = resolve_namespace(a.ns);
+  if (auto r = remove_stream(ns, a.stream, a.force); !r) return fail(r.error());
+  return kExitOk;
+}
+
+namespace {
+
+struct LsRow {
+  std::string stream;
+  std::string error;  // non-empty: stream_info failed
+  StreamInfo info;
+  uint64_t live_producers = 0;
+  uint64_t max_lag = 0;
+};
+
+LsRow describe(const std::string& ns, const std::string& stream) {
+  LsRow row;
+  row.stream = stream;
+  auto info = stream_info(ns, stream);
+  if (!info) {
+    row.error = info.error().message;
+    return row;
+  }
+  row.info = std::move(info.value());
+  for (const auto& p : row.info.producers) row.live_producers += p.alive ? 1 : 0;
+  // Evicted consumers no longer hold producers back; their lag is history.
+  for (const auto& c : row.info.consumers)
+    if (!c.evicted) row.max_lag = std::max(row.max_lag, c.lag);
+  return row;
+}
+
+}  // namespace
+
+int cmd_ls(const LsArgs& a) {
+  const std::string ns = resolve_namespace(a.ns);
+  auto names = list_streams(ns);
+  if (!names) return fail(names.error());
+  std::vector<LsRow> rows;
+  for (const auto& s : names.value()) rows.push_back(describe(ns, s));
+
+  if (a.json) {
+    JsonWriter w;
+    w.begin_array();
+    for (const auto& r : rows) {
+      w.begin_object().field("stream", r.stream);
+      if (!r.error.empty()) {
+        w.field("error", r.error);
+      } else {
+        w.field("capacity", r.info.capacity)
+            .field("next_seq", r.info.next_seq)
+            .field("oldest_seq", r.info.oldest_seq)
+            .field("producers", r.live_producers)
+            .field("consumers", static_cast<uint64_t>(r.info.consumers.size()))
+            .field("max_lag", r.max_lag);
+      }
+      w.end_object();
+    }
+    w.end_array();
+    std::printf("%s\n", w.str().c_str());
+    return kExitOk;
+  }
+
+  size_t width = 6;
+  for (const auto& r : rows) width = std::max(width, r.stream.size());
+  const int wd = static_cast<int>(width);
+  std::printf("%-*s %9s %12s %12s %9s %9s %12s\n", wd, "STREAM", "CAPACITY", "NEXT_SEQ",
+              "OLDEST_SEQ", "PRODUCERS", "CONSUMERS", "MAX_LAG");
+  for (const auto& r : rows) {
+    if (!r.error.empty()) {
+      std::printf("%-*s error: %s\n", wd, r.stream.c_str(), r.error.c_str());
+      continue;
+    }
+    std::printf("%-*s %9s %12llu %12llu %9llu %9zu %12llu\n", wd, r.stream.c_str(),
+                format_size(r.info.capacity).c_str(),
+                static_cast<unsigned long long>(r.info.next_seq),
+                static_cast<unsigned long long>(r.info.oldest_seq),
+                static_cast<unsigned long long>(r.live_producers), r.info.consumers.size(),
+                static_cast<unsigned long long>(r.max_lag));
+  }
+  return kExitOk;
+}
+
+}  // namespace shmbus::tools

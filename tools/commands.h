@@ -1,0 +1,91 @@
+// commands.h: the subcommands of the `shmbus` command line tool.
+//
+// tools/ owns the `shmbus` executable: parsing the command line (main.cc, the only
+// file that includes CLI11), one function per subcommand (cmd_stream.cc: create, rm,
+// ls; cmd_stat.cc: stat; cmd_io.cc: pub, tail; cmd_bench.cc: bench), option values
+// (args.h), stop signals (signals.h), and the printing helpers (json.h, format.h,
+// also linked by tests/tools).  It uses only the public headers of shm/.  This is an
+// edge of the system: errors become one line "shmbus: <reason>" on stderr and an
+// exit code; nothing here is used by the library.
+//
+// Exit codes: 0 success, 1 failure (the reason is on stderr), 2 bad input (names,
+// sizes, durations, options), 130 interrupted before the work was done; CLI11's own
+// syntax errors (unknown option, missing argument) keep CLI11's codes (100 and up).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmbus/result.h"
+
+namespace shmbus::tools {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitInterrupted = 130;
+
+// Prints "shmbus: <message>" on stderr (one line) and returns `code`.
+int fail(std::string_view message, int code = kExitFailure);
+// Prints "shmbus: <message>" on stderr: a note, the command goes on.
+void warn(std::string_view message);
+// The same as fail() for a library error: kInvalidArgument exits kExitUsage, the rest kExitFailure.
+int fail(const Error& e);
+
+// Every subcommand takes --namespace; empty means $SHMBUS_NAMESPACE, else "default".
+struct CreateArgs {
+  std::string ns, stream;
+  std::string capacity;          // parse_size
+  std::string max_record;        // parse_size; empty: the library's default
+  std::string mode = "0600";     // octal
+  std::string abandon_timeout;   // parse_duration; empty: the library's default
+  std::string consumer_timeout;  // parse_duration; empty: the library's default
+  bool exist_ok = false;
+};
+int cmd_create(const CreateArgs& a);
+
+struct RmArgs {
+  std::string ns, stream;
+  bool force = false;
+};
+int cmd_rm(const RmArgs& a);
+
+struct LsArgs {
+  std::string ns;
+  bool json = false;
+};
+int cmd_ls(const LsArgs& a);
+
+struct StatArgs {
+  std::string ns, stream;
+  bool json = false;
+  std::string interval = "1s";   // parse_duration; 0: one snapshot, no rates
+};
+int cmd_stat(const StatArgs& a);
+
+struct PubArgs {
+  std::string ns, stream;
+  uint32_t type = 0;
+  uint64_t count = 0;            // > 0: synthetic records instead of stdin lines
+  std::string size;              // synthetic record size (parse_size); needs count
+  std::string full_timeout = "10s";  // how long a publish waits for room
+};
+int cmd_pub(const PubArgs& a);
+
+struct TailArgs {
+  std::string ns, stream;
+  std::string from;              // parse_start; empty: group -> committed, else earliest
+  uint64_t count = 0;            // 0: no limit
+  bool follow = false;
+  std::string group;             // durable consumer name; empty: anonymous reader
+  std::string format = "text";   // text | json | hex
+};
+int cmd_tail(const TailArgs& a);
+
+// Replaces this process with shmbus-bench (next to this executable); returns only on
+// failure.
+int cmd_bench(const std::vector<std::string>& args);
+
+}  // namespace shmbus::tools

@@ -1,0 +1,108 @@
+// format.cc: see format.h.
+#include "format.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace shmbus::tools {
+
+size_t utf8_sequence_length(std::string_view s) noexcept {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  size_t len;
+  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;          // overlong
+    if (c == 0xED) hi = 0x9F;          // UTF-16 surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;          // overlong
+    if (c == 0xF4) hi = 0x8F;          // above U+10FFFF
+  } else {
+    return 0;                          // continuation byte, C0/C1, F5..FF
+  }
+  if (s.size() < len) return 0;
+  if (b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < len; ++i)
+    if (b(i) < 0x80 || b(i) > 0xBF) return 0;
+  return len;
+}
+
+bool is_valid_utf8(std::string_view s) noexcept {
+  while (!s.empty()) {
+    const size_t n = utf8_sequence_length(s);
+    if (n == 0) return false;
+    s.remove_prefix(n);
+  }
+  return true;
+}
+
+std::string base64_encode(std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  const auto b = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(bytes[k])); };
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const uint32_t v = (b(i) << 16) | (b(i + 1) << 8) | b(i + 2);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  const size_t rest = bytes.size() - i;
+  if (rest > 0) {
+    const uint32_t v = (b(i) << 16) | (rest == 2 ? b(i + 1) << 8 : 0);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string hex_encode(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (char ch : bytes) {
+    const auto c = static_cast<unsigned char>(ch);
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+std::string format_size(uint64_t bytes) {
+  static constexpr struct { int shift; char suffix; } kUnits[] = {
+      {40, 'T'}, {30, 'G'}, {20, 'M'}, {10, 'K'}};
+  for (const auto& u : kUnits) {
+    const uint64_t unit = 1ULL << u.shift;
+    if (bytes >= unit && bytes % unit == 0) return std::to_string(bytes / unit) + u.suffix;
+  }
+  return std::to_string(bytes);
+}
+
+std::string format_time_ns(uint64_t ns) {
+  const time_t secs = static_cast<time_t>(ns / 1000000000ULL);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<unsigned>(ns % 1000000000ULL / 1000000ULL));
+  return buf;
+}
+
+std::string format_rate(double per_second) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3f", per_second);
+  return buf;
+}
+
+}  // namespace shmbus::tools

@@ -1,0 +1,57 @@
+// json.h: a small streaming JSON writer (RFC 8259), enough for the commands' --json
+// output.  Commas and nesting are tracked for the caller; strings are escaped, and
+// bytes that are not UTF-8 become U+FFFD so that the output is always valid JSON.
+// Binary payloads are not strings: encode them (base64) before writing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shmbus::tools {
+
+// Appends `s` to *out as the inside of a JSON string (no surrounding quotes).
+void json_escape(std::string_view s, std::string* out);
+
+class JsonWriter {
+ public:
+  JsonWriter& begin_object();
+  JsonWriter& end_object();
+  JsonWriter& begin_array();
+  JsonWriter& end_array();
+  // Inside an object: the next value's key.
+  JsonWriter& key(std::string_view k);
+
+  JsonWriter& value(std::string_view s);
+  JsonWriter& value(const char* s) { return value(std::string_view(s)); }
+  JsonWriter& value(const std::string& s) { return value(std::string_view(s)); }
+  JsonWriter& value(uint64_t v);
+  JsonWriter& value(uint32_t v) { return value(static_cast<uint64_t>(v)); }
+  JsonWriter& value(int64_t v);
+  JsonWriter& value(int v) { return value(static_cast<int64_t>(v)); }
+  JsonWriter& value(double v);  // non-finite -> null
+  JsonWriter& value(bool v);
+  JsonWriter& null();
+
+  // key(k).value(v) in one call.
+  template <class T>
+  JsonWriter& field(std::string_view k, const T& v) {
+    key(k);
+    return value(v);
+  }
+
+  const std::string& str() const { return out_; }
+  // Takes the text out and starts over.
+  std::string release();
+
+ private:
+  void before_value();
+
+  std::string out_;
+  // One entry per open container: true while it has no element yet.
+  std::vector<bool> first_;
+  bool after_key_ = false;
+};
+
+}  // namespace shmbus::tools

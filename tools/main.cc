@@ -1,0 +1,140 @@
+// main.cc: the `shmbus` command line: CLI11 wiring only (the one file that includes
+// CLI11, which is slow to compile).  Each subcommand fills an argument struct and calls
+// its function in commands.h.
+#include <CLI/CLI.hpp>
+
+#include <exception>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+
+using namespace shmbus::tools;
+
+constexpr const char* kNamespaceHelp =
+    "Namespace of the streams (default: $SHMBUS_NAMESPACE, else \"default\")";
+
+// CLI11 reads "-1" into a uint64_t as 2^64 - 1; refuse negative counts up front.
+const CLI::Validator kNotNegative(
+    [](std::string& s) {
+      return s.find('-') != std::string::npos ? std::string("must not be negative") : std::string();
+    },
+    "N>=0");
+
+// --namespace is accepted before the subcommand too; the subcommand's own one wins.
+std::vector<std::string*> g_namespaces;
+
+void add_namespace(CLI::App* sub, std::string* ns) {
+  sub->add_option("--namespace", *ns, kNamespaceHelp);
+  g_namespaces.push_back(ns);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shmbus: streams of records in shared memory"};
+  app.require_subcommand(1);
+  std::string global_ns;
+  app.add_option("--namespace", global_ns, kNamespaceHelp);
+  app.footer(
+      "Examples:\n"
+      "  shmbus create ticks --capacity 16M\n"
+      "  seq 10 | shmbus pub ticks\n"
+      "  shmbus tail ticks -f --format json\n"
+      "  shmbus tail ticks --group audit\n"
+      "  shmbus ls; shmbus stat ticks; shmbus rm ticks\n"
+      "Sizes: 4096, 64K, 16M, 1G.  Durations: 500ms, 2s, 1m.\n"
+      "Exit codes: 0 ok, 1 failure, 2 bad input, 130 interrupted, 100-115 command line\n"
+      "syntax (CLI11).");
+
+  // The one that ran sets this.
+  std::function<int()> run;
+
+  CreateArgs create;
+  auto* c = app.add_subcommand("create", "Create a stream");
+  c->add_option("STREAM", create.stream, "Stream name ([A-Za-z0-9._-]{1,100})")->required();
+  c->add_option("--capacity", create.capacity, "Ring size: a power of two, e.g. 64K, 16M, 1G")
+      ->required();
+  c->add_option("--max-record", create.max_record, "Largest record payload (default capacity/8)");
+  c->add_option("--mode", create.mode, "Permission bits, octal (default 0600)");
+  c->add_flag("--exist-ok", create.exist_ok, "Succeed if a compatible stream already exists");
+  c->add_option("--abandon-timeout", create.abandon_timeout,
+                "Uncommitted claims of dead producers become gaps after this (default 1s)");
+  c->add_option("--consumer-timeout", create.consumer_timeout,
+                "Dead durable consumers stop holding producers back after this (default 2s)");
+  add_namespace(c, &create.ns);
+  c->callback([&] { run = [&] { return cmd_create(create); }; });
+
+  PubArgs pub;
+  auto* p = app.add_subcommand("pub", "Publish one record per line of stdin (or synthetic ones)");
+  p->add_option("STREAM", pub.stream, "Stream name")->required();
+  p->add_option("--type", pub.type, "Record type stored with each record (default 0)");
+  p->add_option("--count", pub.count, "Publish N synthetic records instead of reading stdin")
+      ->check(kNotNegative);
+  p->add_option("--size", pub.size, "Size of each synthetic record (default 64)");
+  p->add_option("--full-timeout", pub.full_timeout,
+                "How long a publish waits for room in a full stream (default 10s)");
+  add_namespace(p, &pub.ns);
+  p->callback([&] { run = [&] { return cmd_pub(pub); }; });
+
+  TailArgs tail;
+  auto* t = app.add_subcommand("tail", "Print records");
+  t->add_option("STREAM", tail.stream, "Stream name")->required();
+  t->add_option("--from", tail.from,
+                "earliest, latest, a sequence number, or @TIME (ns since the epoch or "
+                "2026-11-25T13:00:00Z); default: where --group left off, else earliest");
+  t->add_option("--count", tail.count, "Stop after N records (default: no limit)")
+      ->check(kNotNegative);
+  t->add_flag("-f,--follow", tail.follow, "Wait for new records until --count or SIGINT/SIGTERM");
+  t->add_option("--group", tail.group,
+                "Durable consumer name: the next tail --group NAME continues after the last "
+                "record printed");
+  t->add_option("--format", tail.format, "text (payload per line), json or hex")
+      ->check(CLI::IsMember({"text", "json", "hex"}));
+  add_namespace(t, &tail.ns);
+  t->callback([&] { run = [&] { return cmd_tail(tail); }; });
+
+  LsArgs ls;
+  auto* l = app.add_subcommand("ls", "List the streams of a namespace");
+  l->add_flag("--json", ls.json, "One JSON array");
+  add_namespace(l, &ls.ns);
+  l->callback([&] { run = [&] { return cmd_ls(ls); }; });
+
+  StatArgs stat;
+  auto* s = app.add_subcommand("stat", "Describe a stream, its producers and consumers, and rates");
+  s->add_option("STREAM", stat.stream, "Stream name")->required();
+  s->add_flag("--json", stat.json, "One JSON object");
+  s->add_option("--interval", stat.interval,
+                "Measure rates over this long (default 1s; 0: no rates)");
+  add_namespace(s, &stat.ns);
+  s->callback([&] { run = [&] { return cmd_stat(stat); }; });
+
+  RmArgs rm;
+  auto* r = app.add_subcommand("rm", "Remove a stream");
+  r->add_option("STREAM", rm.stream, "Stream name")->required();
+  r->add_flag("--force", rm.force, "Remove it even while processes are attached");
+  add_namespace(r, &rm.ns);
+  r->callback([&] { run = [&] { return cmd_rm(rm); }; });
+
+  // Everything after `bench` (--help included) goes to shmbus-bench.
+  auto* b = app.add_subcommand("bench", "Run shmbus-bench with the remaining arguments");
+  b->prefix_command();
+  b->set_help_flag();
+  b->callback([&] { run = [b] { return cmd_bench(b->remaining()); }; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (std::string* ns : g_namespaces)
+    if (ns->empty()) *ns = global_ns;
+  try {
+    return run ? run() : kExitUsage;
+  } catch (const std::exception& e) {
+    return fail(std::string("internal error: ") + e.what());
+  }
+}
