@@ -7,11 +7,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "args.h"
 #include "commands.h"
 #include "format.h"
 #include "json.h"
+#include "shmbus/persister.h"
 #include "shmbus/shmbus.h"
 #include "signals.h"
 
@@ -58,17 +60,35 @@ void fill_synthetic(std::string* buf, uint64_t i) {
     std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
 }
 
+int wait_durable(Producer& p, uint64_t seq, const PubArgs& a) {
+  auto t = duration_flag("--sync-timeout", a.sync_timeout);
+  if (!t) return kExitUsage;
+  PubStatus st = p.wait_durable(seq, *t);
+  if (st == PubStatus::kOk) return kExitOk;
+  return fail("record " + std::to_string(seq) + " was published but is not durable after " +
+              a.sync_timeout + ": is `shmbus persist " + a.stream + "` running?");
+}
+
 int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view ns,
                   std::chrono::nanoseconds full_timeout) {
   if (size > p.max_record())
     return fail(publish_error(PubStatus::kTooLarge, size, p, a, ns, full_timeout));
   std::string buf(size, '\0');
   const auto t0 = std::chrono::steady_clock::now();
-  uint64_t n = 0;
+  uint64_t n = 0, last_seq = 0;
   for (; n < a.count && !stop_requested(); ++n) {
+    if (a.rate > 0 && n % 16 == 0) {  // pace: record n is due at t0 + n / rate
+      const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(n * 1e9 / static_cast<double>(a.rate)));
+      if (due > std::chrono::steady_clock::now()) std::this_thread::sleep_until(due);
+    }
     fill_synthetic(&buf, n);
     PubResult r = p.publish(as_bytes(buf), a.type);
     if (!r.ok()) return fail(publish_error(r.status, size, p, a, ns, full_timeout));
+    last_seq = r.seq;
+  }
+  // --sync: the durable position is a prefix, so waiting for the last record waits for all.
+  if (a.sync && n > 0) {
+    if (int rc = wait_durable(p, last_seq, a); rc != kExitOk) return rc;
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double rate = s > 0 ? static_cast<double>(n) / s : 0.0;
@@ -108,6 +128,7 @@ int pub_lines(Producer& p, const PubArgs& a, std::string_view ns,
                 std::to_string(n + 1) + ")");
       break;
     }
+    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) break;
     ++n;
   }
   std::free(line);
@@ -231,8 +252,65 @@ int cmd_pub(const PubArgs& a) {
                      : pub_lines(p.value(), a, ns, *full_timeout);
 }
 
+// tail of a persisted stream without --group: from the store, then live; lapped readers
+// fall back to the store instead of losing records.
+int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start) {
+  persist::ReplayOptions o;
+  o.start = start;
+  auto c = persist::ReplayConsumer::open(ns, a.stream, o);
+  if (!c && c.error().code == Errc::kPermission) {
+    o.read_only = true;
+    c = persist::ReplayConsumer::open(ns, a.stream, o);
+  }
+  if (!c) return fail(c.error());
+  RecordPrinter out(parse_format(a.format));
+  uint64_t printed = 0;
+  while (!stop_requested() && (a.count == 0 || printed < a.count)) {
+    Record rec;
+    persist::ReplayStatus st = c->poll(&rec, 0ns);
+    if (st == persist::ReplayStatus::kTimeout) {
+      if (!a.follow) break;
+      if (!out.flush()) return out.write_error();
+      st = c->poll(&rec, 100ms);
+      if (st == persist::ReplayStatus::kTimeout) continue;
+    }
+    switch (st) {
+      case persist::ReplayStatus::kOk:
+        if (!out.print(rec)) return out.write_error();
+        ++printed;
+        break;
+      case persist::ReplayStatus::kGap: {
+        const auto& g = c->gap();
+        warn("records " + std::to_string(g.from) + ".." + std::to_string(g.to - 1) + ": " + g.reason);
+        break;
+      }
+      case persist::ReplayStatus::kError:
+        out.flush();
+        return fail(c->error());
+      default:
+        out.flush();
+        return fail("stream '" + a.stream + "': the consumer was closed");
+    }
+  }
+  if (!out.flush()) return out.write_error();
+  return kExitOk;
+}
+
 int cmd_tail(const TailArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
+  if (a.group.empty()) {
+    auto info = stream_info(ns, a.stream);
+    if (info && info->persist) {
+      StartFrom start = StartFrom::earliest();
+      if (!a.from.empty()) {
+        auto s = parse_start(a.from);
+        if (!s) return fail("--from: " + s.error().message, kExitUsage);
+        start = s.value();
+      }
+      install_stop_handlers();
+      return tail_replay(a, ns, start);
+    }
+  }
   ConsumerOptions o;
   o.group = a.group;
   // A record counts as consumed only once it reached stdout: commit by hand after flushing.

@@ -22,6 +22,8 @@ struct Rates {
   double interval_s = 0;
   double records_per_s = 0;
   double bytes_per_s = 0;
+  double rho_records_per_s = 0;   // deleted
+  double rho_bytes_per_s = 0;
   // Per consumer of the second snapshot; nullopt when it was not there in the first.
   std::vector<std::optional<double>> mu;
 };
@@ -34,6 +36,8 @@ Rates measure(const StreamInfo& before, const StreamInfo& after, double seconds)
   };
   r.records_per_s = per_s(before.next_seq, after.next_seq);
   r.bytes_per_s = per_s(before.bytes_published, after.bytes_published);
+  r.rho_records_per_s = per_s(before.deleted_records, after.deleted_records);
+  r.rho_bytes_per_s = per_s(before.deleted_bytes, after.deleted_bytes);
   for (const auto& c : after.consumers) {
     auto it = std::find_if(before.consumers.begin(), before.consumers.end(), [&](const auto& b) {
       return b.name == c.name && b.durable == c.durable;
@@ -44,7 +48,32 @@ Rates measure(const StreamInfo& before, const StreamInfo& after, double seconds)
   return r;
 }
 
-void print_json(const StreamInfo& s, const std::optional<Rates>& rates) {
+// Capacity planning from the measured rates.  A record costs its payload plus a 32-byte
+// frame (8-aligned) in the store and a 32-byte header (32-aligned) in the ring.
+struct Plan {
+  double retention_s = 0;            // the configured retention age (0: none)
+  std::optional<double> projected_store_bytes;  // A = lambda x T (capped by retention bytes)
+  std::optional<double> ring_bytes_for_stall;   // ring that absorbs a consumer stall
+  double stall_s = 0;
+};
+
+Plan plan(const StreamInfo& s, const std::optional<Rates>& rates, double stall_s) {
+  Plan p;
+  p.stall_s = stall_s;
+  if (s.persist) p.retention_s = std::chrono::duration<double>(s.persist->retention_age).count();
+  if (!rates) return p;
+  const double store_rate = rates->bytes_per_s + rates->records_per_s * 36.0;
+  const double ring_rate = rates->bytes_per_s + rates->records_per_s * 48.0;
+  if (s.persist && (p.retention_s > 0 || s.persist->retention_bytes > 0)) {
+    double a = p.retention_s > 0 ? store_rate * p.retention_s : 1e300;
+    if (s.persist->retention_bytes > 0) a = std::min(a, static_cast<double>(s.persist->retention_bytes));
+    p.projected_store_bytes = a;
+  }
+  p.ring_bytes_for_stall = ring_rate * stall_s;
+  return p;
+}
+
+void print_json(const StreamInfo& s, const std::optional<Rates>& rates, const Plan& pl) {
   JsonWriter w;
   w.begin_object()
       .field("stream", s.name)
@@ -85,7 +114,23 @@ void print_json(const StreamInfo& s, const std::optional<Rates>& rates) {
   w.field("durable_seq", s.durable_seq)
       .field("oldest_persisted_seq", s.oldest_persisted_seq)
       .field("deleted_below", s.deleted_below)
-      .field("persister_beat_ns", s.persister_beat_ns);
+      .field("persister_beat_ns", s.persister_beat_ns)
+      .field("store", s.persist ? s.persist->store_kind : std::string())
+      .field("pmem_granularity", s.pmem_granularity)
+      .field("disk_bytes", s.disk_bytes)
+      .field("segments", s.segments)
+      .field("deleted_records", s.deleted_records)
+      .field("deleted_bytes", s.deleted_bytes)
+      .field("retention_s", pl.retention_s)
+      .field("stall_s", pl.stall_s);
+  w.key("projected_store_bytes");
+  pl.projected_store_bytes ? w.value(*pl.projected_store_bytes) : w.null();
+  w.key("ring_bytes_for_stall");
+  pl.ring_bytes_for_stall ? w.value(*pl.ring_bytes_for_stall) : w.null();
+  w.key("rho_records_per_s");
+  rates ? w.value(rates->rho_records_per_s) : w.null();
+  w.key("rho_bytes_per_s");
+  rates ? w.value(rates->rho_bytes_per_s) : w.null();
   w.field("interval_s", rates ? rates->interval_s : 0.0);
   w.key("lambda_records_per_s");
   rates ? w.value(rates->records_per_s) : w.null();
@@ -127,7 +172,7 @@ void print_json(const StreamInfo& s, const std::optional<Rates>& rates) {
   std::printf("%s\n", w.str().c_str());
 }
 
-void print_text(const StreamInfo& s, const std::optional<Rates>& rates) {
+void print_text(const StreamInfo& s, const std::optional<Rates>& rates, const Plan& pl) {
   using ull = unsigned long long;
   std::printf("stream            %s (namespace %s, layout version %u)\n", s.name.c_str(),
               s.ns.c_str(), s.layout_version);
@@ -153,10 +198,29 @@ void print_text(const StreamInfo& s, const std::optional<Rates>& rates) {
                 ull(s.durable_seq), ull(s.oldest_persisted_seq), ull(s.deleted_below),
                 s.persister_beat_ns ? format_time_ns(s.persister_beat_ns).c_str() : "never");
   }
-  if (rates)
-    std::printf("lambda            %s records/s, %s bytes/s (over %.3f s)\n",
+  if (s.persist)
+    std::printf("store             %s, %llu segment(s), %s on disk%s%s; deleted %llu records, %s\n",
+                s.persist->store_kind.c_str(), ull(s.segments), format_size(s.disk_bytes).c_str(),
+                s.pmem_granularity.empty() ? "" : ", pmem2 granularity ",
+                s.pmem_granularity.c_str(), ull(s.deleted_records),
+                format_size(s.deleted_bytes).c_str());
+  if (rates) {
+    std::printf("lambda            %s records/s, %s bytes/s published (over %.3f s)\n",
                 format_rate(rates->records_per_s).c_str(), format_rate(rates->bytes_per_s).c_str(),
                 rates->interval_s);
+    if (s.persist)
+      std::printf("rho               %s records/s, %s bytes/s deleted\n",
+                  format_rate(rates->rho_records_per_s).c_str(),
+                  format_rate(rates->rho_bytes_per_s).c_str());
+    if (pl.projected_store_bytes)
+      std::printf("A = lambda x T    %s on disk at steady state (retention %.0f s)\n",
+                  format_size(static_cast<uint64_t>(*pl.projected_store_bytes)).c_str(), pl.retention_s);
+    if (pl.ring_bytes_for_stall)
+      std::printf("ring for stall    %s rides out a %.3g s consumer stall at this lambda "
+                  "(capacity now %s)\n",
+                  format_size(static_cast<uint64_t>(*pl.ring_bytes_for_stall)).c_str(), pl.stall_s,
+                  format_size(s.capacity).c_str());
+  }
 
   std::printf("\nproducers (%zu)\n", s.producers.size());
   if (!s.producers.empty())
@@ -188,10 +252,14 @@ int cmd_stat(const StatArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
   auto interval = duration_flag("--interval", a.interval);
   if (!interval) return kExitUsage;
+  auto stall = duration_flag("--stall", a.stall);
+  if (!stall) return kExitUsage;
+  const double stall_s = std::chrono::duration<double>(*stall).count();
   auto first = stream_info(ns, a.stream);
   if (!first) return fail(first.error());
   if (interval->count() == 0) {
-    a.json ? print_json(first.value(), std::nullopt) : print_text(first.value(), std::nullopt);
+    Plan pl = plan(first.value(), std::nullopt, stall_s);
+    a.json ? print_json(first.value(), std::nullopt, pl) : print_text(first.value(), std::nullopt, pl);
     return kExitOk;
   }
   install_stop_handlers();
@@ -208,7 +276,8 @@ int cmd_stat(const StatArgs& a) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!second) return fail(second.error());
   std::optional<Rates> rates = measure(first.value(), second.value(), seconds);
-  a.json ? print_json(second.value(), rates) : print_text(second.value(), rates);
+  Plan pl = plan(second.value(), rates, stall_s);
+  a.json ? print_json(second.value(), rates, pl) : print_text(second.value(), rates, pl);
   return kExitOk;
 }
 

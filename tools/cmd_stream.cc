@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "shmbus/persister.h"
 #include "format.h"
 #include "json.h"
 #include "shmbus/shmbus.h"
@@ -49,7 +50,22 @@ int cmd_create(const CreateArgs& a) {
 
 int cmd_rm(const RmArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
-  if (auto r = remove_stream(ns, a.stream, a.force); !r) return fail(r.error());
+  if (a.secure && !a.data) return fail("--secure goes with --data", kExitUsage);
+  // The store's place is in the stream header; read it before the header is gone.
+  std::string store_dir;
+  if (a.data) {
+    if (auto info = stream_info(ns, a.stream); info && info->persist) store_dir = info->persist->store_dir;
+    else store_dir = persist::resolve_data_dir(a.data_dir) + "/" + ns + "/" + a.stream;
+  }
+  auto r = remove_stream(ns, a.stream, a.force);
+  if (!r && !(a.data && r.error().code == Errc::kNotFound)) return fail(r.error());
+  if (a.data) {
+    auto freed = remove_store_dir(store_dir, a.secure);
+    if (!freed) return fail(freed.error());
+    if (!r && *freed == 0) return fail(r.error());  // neither a stream nor a store
+    std::fprintf(stderr, "shmbus: removed the store %s (%llu bytes%s)\n", store_dir.c_str(),
+                 static_cast<unsigned long long>(*freed), a.secure ? ", overwritten first" : "");
+  }
   return kExitOk;
 }
 

@@ -2,9 +2,10 @@
 //
 // tools/ owns the `shmbus` executable: parsing the command line (main.cc, the only
 // file that includes CLI11), one function per subcommand (cmd_stream.cc: create, rm,
-// ls; cmd_stat.cc: stat; cmd_io.cc: pub, tail; cmd_bench.cc: bench), option values
+// ls; cmd_stat.cc: stat; cmd_io.cc: pub, tail; cmd_persist.cc: persist, fsck, delete;
+// cmd_bench.cc: bench), option values
 // (args.h), stop signals (signals.h), and the printing helpers (json.h, format.h,
-// also linked by tests/tools).  It uses only the public headers of shm/.  This is an
+// also linked by tests/tools).  It uses only the public headers of shm/ and persist/.  This is an
 // edge of the system: errors become one line "shmbus: <reason>" on stderr and an
 // exit code; nothing here is used by the library.
 //
@@ -49,6 +50,9 @@ int cmd_create(const CreateArgs& a);
 struct RmArgs {
   std::string ns, stream;
   bool force = false;
+  bool data = false;             // also remove the stream's store (segments)
+  bool secure = false;           // overwrite store files before unlinking them
+  std::string data_dir;          // where to look for the store when the stream is gone
 };
 int cmd_rm(const RmArgs& a);
 
@@ -62,6 +66,7 @@ struct StatArgs {
   std::string ns, stream;
   bool json = false;
   std::string interval = "1s";   // parse_duration; 0: one snapshot, no rates
+  std::string stall = "1s";      // size the ring to ride out a consumer stall this long
 };
 int cmd_stat(const StatArgs& a);
 
@@ -71,6 +76,9 @@ struct PubArgs {
   uint64_t count = 0;            // > 0: synthetic records instead of stdin lines
   std::string size;              // synthetic record size (parse_size); needs count
   std::string full_timeout = "10s";  // how long a publish waits for room
+  bool sync = false;             // wait until each record is durable in the store
+  std::string sync_timeout = "10s";
+  uint64_t rate = 0;             // synthetic records: at most this many per second
 };
 int cmd_pub(const PubArgs& a);
 
@@ -83,6 +91,33 @@ struct TailArgs {
   std::string format = "text";   // text | json | hex
 };
 int cmd_tail(const TailArgs& a);
+
+struct PersistArgs {
+  std::string ns;
+  std::vector<std::string> streams;
+  std::string data_dir;          // empty: $SHMBUS_DATA_DIR, else ~/.local/share/shmbus
+  std::string store = "file";    // file | pmem
+  std::string durability = "async";
+  std::string flush_interval, retention_age, retention_bytes, segment_size, roll_age;
+  bool let_go = false;           // producers go on if the persister dies (lost ranges)
+  bool secure = false;           // retention overwrites segments before unlinking
+};
+int cmd_persist(const PersistArgs& a);
+
+struct FsckArgs {
+  std::string dir;
+  bool repair = false;
+};
+int cmd_fsck(const FsckArgs& a);
+
+struct DeleteArgs {
+  std::string ns, stream;
+  uint64_t before = 0;
+};
+int cmd_delete(const DeleteArgs& a);
+
+// Removes a stream's store folder; returns the bytes freed.
+Result<uint64_t> remove_store_dir(const std::string& dir, bool secure);
 
 // Replaces this process with shmbus-bench (next to this executable); returns only on
 // failure.

@@ -77,6 +77,11 @@ int main(int argc, char** argv) {
   p->add_option("--size", pub.size, "Size of each synthetic record (default 64)");
   p->add_option("--full-timeout", pub.full_timeout,
                 "How long a publish waits for room in a full stream (default 10s)");
+  p->add_flag("--sync", pub.sync,
+              "Return only once the records are durable in the store (needs shmbus persist)");
+  p->add_option("--sync-timeout", pub.sync_timeout, "How long --sync waits (default 10s)");
+  p->add_option("--rate", pub.rate, "Synthetic records: at most N per second (default: no limit)")
+      ->check(kNotNegative);
   add_namespace(p, &pub.ns);
   p->callback([&] { run = [&] { return cmd_pub(pub); }; });
 
@@ -109,6 +114,8 @@ int main(int argc, char** argv) {
   s->add_flag("--json", stat.json, "One JSON object");
   s->add_option("--interval", stat.interval,
                 "Measure rates over this long (default 1s; 0: no rates)");
+  s->add_option("--stall", stat.stall,
+                "Size the ring to ride out a consumer stall this long (default 1s)");
   add_namespace(s, &stat.ns);
   s->callback([&] { run = [&] { return cmd_stat(stat); }; });
 
@@ -116,8 +123,51 @@ int main(int argc, char** argv) {
   auto* r = app.add_subcommand("rm", "Remove a stream");
   r->add_option("STREAM", rm.stream, "Stream name")->required();
   r->add_flag("--force", rm.force, "Remove it even while processes are attached");
+  r->add_flag("--data", rm.data, "Also remove the stream's store (its segment files)");
+  r->add_flag("--secure", rm.secure, "With --data: overwrite the files before unlinking them");
+  r->add_option("--data-dir", rm.data_dir,
+                "Where the store is when the stream is already gone (default: $SHMBUS_DATA_DIR, "
+                "else ~/.local/share/shmbus)");
   add_namespace(r, &rm.ns);
   r->callback([&] { run = [&] { return cmd_rm(rm); }; });
+
+  PersistArgs persist;
+  auto* pe = app.add_subcommand("persist", "Persist streams to segment files until SIGINT/SIGTERM");
+  pe->add_option("STREAM", persist.streams, "Stream names")->required();
+  pe->add_option("--data-dir", persist.data_dir,
+                 "Store root (default: $SHMBUS_DATA_DIR, else ~/.local/share/shmbus); a stream's "
+                 "segments go to DATA_DIR/NAMESPACE/STREAM/");
+  pe->add_option("--store", persist.store, "file (NVMe, disks) or pmem (PMDK libpmem2)")
+      ->check(CLI::IsMember({"file", "pmem"}));
+  pe->add_option("--durability", persist.durability,
+                 "async (durable within --flush-interval) or sync (flush as soon as the ring is drained)")
+      ->check(CLI::IsMember({"async", "sync"}));
+  pe->add_option("--flush-interval", persist.flush_interval, "async: the loss window (default 10ms)");
+  pe->add_option("--retention-age", persist.retention_age, "Delete segments older than this, e.g. 1h");
+  pe->add_option("--retention-bytes", persist.retention_bytes, "Keep at most this much, e.g. 10G");
+  pe->add_option("--segment-size", persist.segment_size, "Roll segments at this size (default 64M)");
+  pe->add_option("--roll-age", persist.roll_age, "Roll segments at this age (default 1h)");
+  pe->add_flag("--let-go", persist.let_go,
+               "If the persister dies, let producers go on (the store records the lost range) "
+               "instead of holding them back");
+  pe->add_flag("--secure", persist.secure, "Overwrite segments before retention unlinks them");
+  add_namespace(pe, &persist.ns);
+  pe->callback([&] { run = [&] { return cmd_persist(persist); }; });
+
+  FsckArgs fsck;
+  auto* fk = app.add_subcommand("fsck", "Check (and repair) the segment files under DIR");
+  fk->add_option("DIR", fsck.dir, "A data dir, or one stream's store folder")->required();
+  fk->add_flag("--repair", fsck.repair, "Truncate torn tails, rewrite indexes, set aside bad segments");
+  fk->callback([&] { run = [&] { return cmd_fsck(fsck); }; });
+
+  DeleteArgs del;
+  auto* de = app.add_subcommand("delete", "Delete a stream's records below a sequence number");
+  de->add_option("STREAM", del.stream, "Stream name")->required();
+  de->add_option("--before", del.before, "Records below SEQ are never served again")
+      ->required()
+      ->check(kNotNegative);
+  add_namespace(de, &del.ns);
+  de->callback([&] { run = [&] { return cmd_delete(del); }; });
 
   // Everything after `bench` (--help included) goes to shmbus-bench.
   auto* b = app.add_subcommand("bench", "Run shmbus-bench with the remaining arguments");

@@ -103,4 +103,17 @@ void StreamControl::beat() noexcept {
   m_->header()->persister_beat_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: stats
 }
 
+void StreamControl::set_store_stats(uint64_t disk_bytes, uint64_t segments,
+                                    uint64_t deleted_records, uint64_t deleted_bytes,
+                                    uint32_t granularity) noexcept {
+  if (m_->read_only()) return;
+  StreamHeader* h = m_->header();
+  // relaxed: statistics for `stat`, read racily by design.
+  h->disk_bytes.store(disk_bytes, std::memory_order_relaxed);
+  h->segments.store(segments, std::memory_order_relaxed);
+  h->deleted_records.store(deleted_records, std::memory_order_relaxed);
+  h->deleted_bytes.store(deleted_bytes, std::memory_order_relaxed);
+  h->pmem_granularity.store(granularity, std::memory_order_relaxed);
+}
+
 }  // namespace shmbus

@@ -185,7 +185,14 @@ struct StreamHeader {
   std::atomic<uint64_t> oldest_persisted_seq;  // relaxed: stats (after retention)
   std::atomic<uint64_t> deleted_below;  // release by `delete --before`; never lowered
   std::atomic<uint64_t> persister_beat_ns;  // relaxed: last sign of life
-  uint8_t pad7[128 - 40];
+  // relaxed, all four: the persister's store statistics, for `stat` (racy by design)
+  std::atomic<uint64_t> deleted_records;    // cumulative, by retention and delete
+  std::atomic<uint64_t> deleted_bytes;
+  std::atomic<uint64_t> disk_bytes;
+  std::atomic<uint64_t> segments;
+  std::atomic<uint32_t> pmem_granularity;   // 0 not pmem, 1 byte, 2 cache line, 3 page
+  uint32_t reserved6;
+  uint8_t pad7[128 - 80];
 
   // line 7: persistence configuration (under the registry lock; read at attach time).
   std::atomic<uint32_t> persist_enabled;  // release after the fields below are set
@@ -223,6 +230,8 @@ static_assert(offsetof(StreamHeader, registry_lock) == 704);
 static_assert(offsetof(StreamHeader, aborted) == 712);
 static_assert(offsetof(StreamHeader, durable_seq) == 768);
 static_assert(offsetof(StreamHeader, deleted_below) == 792);
+static_assert(offsetof(StreamHeader, deleted_records) == 808);
+static_assert(offsetof(StreamHeader, pmem_granularity) == 840);
 static_assert(offsetof(StreamHeader, persist_enabled) == 896);
 static_assert(offsetof(StreamHeader, segment_bytes) == 936);
 static_assert(offsetof(StreamHeader, store_dir) == 1024);

@@ -122,6 +122,11 @@ struct StreamInfo {
   uint64_t oldest_persisted_seq = 0; // oldest record still in the store
   uint64_t deleted_below = 0;        // records below were deleted on purpose
   uint64_t persister_beat_ns = 0;    // last sign of life of the persister
+  uint64_t deleted_records = 0;      // cumulative, by retention and explicit delete
+  uint64_t deleted_bytes = 0;
+  uint64_t disk_bytes = 0;           // the store's size on disk (as last published)
+  uint64_t segments = 0;
+  std::string pmem_granularity;      // "byte", "cache line", "page" (msync), or empty
 };
 
 Result<void> create_stream(std::string_view ns, std::string_view name, const StreamOptions& opts);
@@ -152,6 +157,10 @@ class StreamControl {
   void raise_deleted_below(uint64_t seq) noexcept;
   uint64_t deleted_below() const noexcept;
   void beat() noexcept;     // persister heartbeat
+  // The persister's store statistics, published for `stat`.  granularity: 0 not pmem,
+  // 1 byte, 2 cache line, 3 page.
+  void set_store_stats(uint64_t disk_bytes, uint64_t segments, uint64_t deleted_records,
+                       uint64_t deleted_bytes, uint32_t granularity) noexcept;
   const std::string& ns() const noexcept;
   const std::string& name() const noexcept;
 

@@ -1,0 +1,117 @@
+// shmbus/persister.h: the persister (ring -> segment store) and the replay consumer
+// (store -> live ring with no gap and no duplicate).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "shmbus/persist.h"
+#include "shmbus/shmbus.h"
+
+namespace shmbus::persist {
+
+// --data-dir if non-empty, else $SHMBUS_DATA_DIR, else ~/.local/share/shmbus.
+std::string resolve_data_dir(std::string_view flag = {});
+
+struct PersisterOptions {
+  std::string data_dir;                  // resolved with resolve_data_dir()
+  StoreKind kind = StoreKind::kFile;
+  Durability durability = Durability::kAsync;
+  std::chrono::nanoseconds flush_interval = std::chrono::milliseconds(10);
+  std::chrono::nanoseconds retention_age{0};   // 0: keep forever
+  uint64_t retention_bytes = 0;                // 0: no limit
+  uint64_t segment_bytes = 64ULL << 20;
+  std::chrono::nanoseconds roll_age = std::chrono::hours(1);
+  bool hold_producers = true;            // false: producers go on if the persister dies
+  bool secure_delete = false;
+  std::chrono::nanoseconds retention_every = std::chrono::seconds(1);
+};
+
+struct PersisterStats {
+  uint64_t records = 0;        // stored since start
+  uint64_t bytes = 0;          // payload bytes stored since start
+  uint64_t lost = 0;           // sequences recorded as lost (gaps, or while dead)
+  uint64_t durable_seq = 0;
+  uint64_t disk_full_waits = 0;
+  std::string last_error;
+  StoreStats store;
+};
+
+// Runs one stream's persister on a thread of its own.  It reads the ring as a durable
+// consumer ("_persister"), so the ring never overwrites a record that is not yet
+// stored; it commits its ring position only after the records are durable.
+class Persister {
+ public:
+  static Result<std::unique_ptr<Persister>> start(std::string_view ns, std::string_view stream,
+                                                  const PersisterOptions& opts);
+  ~Persister();  // stop()
+  Persister(const Persister&) = delete;
+  Persister& operator=(const Persister&) = delete;
+
+  // Thread: any.  Returns once everything the persister has read so far is durable.
+  Result<void> flush(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
+  PersisterStats stats() const;
+  // Flushes, stops the thread, releases the store.  Idempotent.
+  Result<void> stop();
+  bool running() const noexcept;
+
+  struct Impl;
+
+ private:
+  explicit Persister(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- replay ----------------------------------------------------------------------
+
+enum class ReplayStatus : uint8_t {
+  kOk,        // *rec is the next record
+  kTimeout,
+  kGap,       // sequences [gap().from, gap().to) will not come: gap().reason says why
+  kClosed,
+  kError,     // error() says what
+};
+
+struct ReplayGap {
+  uint64_t from = 0, to = 0;
+  std::string reason;   // "deleted", "not persisted", "corrupt", "lost (not persisted stream)"
+};
+
+struct ReplayOptions {
+  StartFrom start = StartFrom::earliest();
+  WaitStrategy wait = WaitStrategy::kBlock;
+  bool read_only = false;
+};
+
+// A tailing consumer that starts anywhere: records older than the ring come from the
+// stream's store (found through the stream header), then it switches to the live ring
+// with no gap and no duplicate.  Lapped on the ring, it goes back to the store.  On a
+// stream that is not persisted it is a plain tailing consumer (laps are kGap).
+class ReplayConsumer {
+ public:
+  static Result<ReplayConsumer> open(std::string_view ns, std::string_view stream,
+                                     const ReplayOptions& opts = {});
+  ReplayConsumer(ReplayConsumer&&) noexcept;
+  ReplayConsumer& operator=(ReplayConsumer&&) noexcept;
+  ~ReplayConsumer();
+
+  // Thread: one at a time.  A record's data is valid until the next poll.
+  ReplayStatus poll(Record* rec, std::chrono::nanoseconds timeout);
+  const ReplayGap& gap() const noexcept;
+  const Error& error() const noexcept;
+  uint64_t next_seq() const noexcept;
+  bool from_store() const noexcept;    // reading the store now (else the ring)
+  uint64_t switches_to_live() const noexcept;
+
+  struct Impl;
+
+ private:
+  explicit ReplayConsumer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shmbus::persist

@@ -1,0 +1,122 @@
+// file_sink.cc: the segment sink of the file store (buffered pwrite + fdatasync).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "fs.h"
+#include "sink.h"
+
+namespace shmbus::persist::detail {
+namespace {
+
+class FileSink final : public SegmentSink {
+ public:
+  FileSink(UniqueFd fd, std::string name, uint64_t valid_end, uint32_t buffer_bytes)
+      : fd_(std::move(fd)), name_(std::move(name)), buf_(buffer_bytes), file_end_(valid_end) {
+    end_ = valid_end;
+  }
+
+  uint64_t capacity() const noexcept override { return UINT64_MAX; }
+
+  Result<void> append(std::span<const Bytes> parts) override {
+    uint64_t total = 0;
+    for (const auto& p : parts) total += p.size();
+    if (auto r = clean_tail(); !r) return r;
+    if (buf_len_ + total > buf_.size()) {
+      if (auto r = write_buffer(); !r) return r;
+    }
+    if (total > buf_.size()) {  // larger than the buffer: straight to the file
+      uint64_t off = file_end_;
+      for (const auto& p : parts) {
+        if (auto r = pwrite_all(fd_.get(), p, off, "segment " + name_); !r) {
+          dirty_tail_ = true;
+          (void)clean_tail();
+          return r;
+        }
+        off += p.size();
+      }
+      file_end_ += total;
+      end_ += total;
+      unsynced_ = true;
+      return {};
+    }
+    for (const auto& p : parts) {
+      if (!p.empty()) std::memcpy(buf_.data() + buf_len_, p.data(), p.size());
+      buf_len_ += p.size();
+    }
+    end_ += total;
+    return {};
+  }
+
+  Result<void> rollback(uint64_t end) override {
+    if (end >= file_end_) {
+      buf_len_ = static_cast<size_t>(end - file_end_);
+    } else {
+      if (auto r = truncate_to(fd_.get(), end, "segment " + name_); !r) return r;
+      file_end_ = end;
+      buf_len_ = 0;
+    }
+    end_ = end;
+    return {};
+  }
+
+  Result<void> sync() override {
+    if (auto r = clean_tail(); !r) return r;
+    if (auto r = write_buffer(); !r) return r;
+    if (!unsynced_) return {};
+    if (auto r = sync_data(fd_.get(), "segment " + name_); !r) return r;
+    unsynced_ = false;
+    return {};
+  }
+
+  Result<void> seal() override { return sync(); }
+  Result<void> close() override { return sync(); }
+  uint64_t bytes_on_disk() const noexcept override { return end_; }
+  PmemGranularity granularity() const noexcept override { return PmemGranularity::kNotPmem; }
+  const std::string& name() const noexcept override { return name_; }
+
+ private:
+  // After a failed write the file may hold part of a frame past file_end_: cut it off
+  // before anything else is written, so a later, shorter frame cannot leave stale
+  // bytes behind it.
+  Result<void> clean_tail() {
+    if (!dirty_tail_) return {};
+    if (auto r = truncate_to(fd_.get(), file_end_, "segment " + name_); !r) return r;
+    dirty_tail_ = false;
+    return {};
+  }
+
+  Result<void> write_buffer() {
+    if (buf_len_ == 0) return {};
+    if (auto r = pwrite_all(fd_.get(), {buf_.data(), buf_len_}, file_end_, "segment " + name_);
+        !r) {
+      dirty_tail_ = true;
+      (void)clean_tail();
+      return r;
+    }
+    file_end_ += buf_len_;
+    buf_len_ = 0;
+    unsynced_ = true;
+    return {};
+  }
+
+  UniqueFd fd_;
+  std::string name_;
+  std::vector<std::byte> buf_;
+  size_t buf_len_ = 0;
+  uint64_t file_end_ = 0;  // bytes of [0, end_) already in the file
+  bool dirty_tail_ = false;
+  bool unsynced_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SegmentSink>> open_file_sink(int dir, const std::string& name, bool create,
+                                                    uint64_t valid_end, uint32_t buffer_bytes) {
+  auto fd = open_at(dir, name, create ? OpenMode::kCreateExclusive : OpenMode::kReadWrite);
+  if (!fd) return fd.error();
+  return std::unique_ptr<SegmentSink>(
+      new FileSink(std::move(fd.value()), name, create ? 0 : valid_end, buffer_bytes));
+}
+
+}  // namespace shmbus::persist::detail

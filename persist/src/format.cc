@@ -1,0 +1,158 @@
+// format.cc: encoding and validation of segment headers and record frames.
+#include "format.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+
+#include "coding.h"
+#include "crc32c.h"
+
+namespace shmbus::persist::detail {
+
+void encode_segment_header(const SegmentHeader& h, std::byte* out) {
+  std::memset(out, 0, kSegmentHeaderSize);
+  std::memcpy(out + kHdrMagic, kSegmentMagic, sizeof kSegmentMagic);
+  put_u16(out + kHdrVersion, h.version);
+  put_u16(out + kHdrSize, static_cast<uint16_t>(kSegmentHeaderSize));
+  put_u32(out + kHdrFlags, h.flags);
+  put_u64(out + kHdrFirstSeq, h.first_seq);
+  put_u64(out + kHdrCreatedNs, h.created_ns);
+  const size_t ns_len = std::min<size_t>(h.ns.size(), kMaxNameLen);
+  const size_t st_len = std::min<size_t>(h.stream.size(), kMaxNameLen);
+  out[kHdrNsLen] = static_cast<std::byte>(ns_len);
+  std::memcpy(out + kHdrNs, h.ns.data(), ns_len);
+  out[kHdrStreamLen] = static_cast<std::byte>(st_len);
+  std::memcpy(out + kHdrStream, h.stream.data(), st_len);
+  put_u32(out + kHdrCrc, crc32c(out, kHdrCrc));
+}
+
+Result<SegmentHeader> decode_segment_header(Bytes in, std::string_view file) {
+  const std::string f(file);
+  if (in.size() < sizeof kSegmentMagic)
+    return make_error(Errc::kTruncated, "segment " + f + " is " + std::to_string(in.size()) +
+                                            " bytes, shorter than its " +
+                                            std::to_string(kSegmentHeaderSize) + "-byte header");
+  if (std::memcmp(in.data() + kHdrMagic, kSegmentMagic, sizeof kSegmentMagic) != 0)
+    return make_error(Errc::kIncompatible,
+                      "segment " + f + " is not a shmbus segment file (bad magic)");
+  if (in.size() < kHdrSize + 2)
+    return make_error(Errc::kTruncated, "segment " + f + " ends inside its header");
+  SegmentHeader h;
+  h.version = get_u16(in.data() + kHdrVersion);
+  if (h.version != kFormatVersion)
+    return make_error(Errc::kIncompatible,
+                      "segment " + f + " has format version " + std::to_string(h.version) +
+                          "; this build reads version " + std::to_string(kFormatVersion));
+  if (in.size() < kSegmentHeaderSize)
+    return make_error(Errc::kTruncated, "segment " + f + " is " + std::to_string(in.size()) +
+                                            " bytes, shorter than its " +
+                                            std::to_string(kSegmentHeaderSize) + "-byte header");
+  const uint16_t size = get_u16(in.data() + kHdrSize);
+  if (size != kSegmentHeaderSize)
+    return make_error(Errc::kCorrupt, "segment " + f + " declares a " + std::to_string(size) +
+                                          "-byte header; version 1 headers are 256 bytes");
+  const uint32_t want = get_u32(in.data() + kHdrCrc);
+  if (crc32c(in.data(), kHdrCrc) != want)
+    return make_error(Errc::kCorrupt, "segment " + f + " has a damaged header (CRC mismatch)");
+  h.flags = get_u32(in.data() + kHdrFlags);
+  if (h.flags != 0)
+    return make_error(Errc::kIncompatible, "segment " + f + " uses header flags " +
+                                               std::to_string(h.flags) +
+                                               " that this build does not know");
+  h.first_seq = get_u64(in.data() + kHdrFirstSeq);
+  h.created_ns = get_u64(in.data() + kHdrCreatedNs);
+  const auto ns_len = static_cast<size_t>(in[kHdrNsLen]);
+  const auto st_len = static_cast<size_t>(in[kHdrStreamLen]);
+  if (ns_len == 0 || ns_len > kMaxNameLen || st_len == 0 || st_len > kMaxNameLen)
+    return make_error(Errc::kCorrupt, "segment " + f + " has an invalid name length in its header");
+  h.ns.assign(reinterpret_cast<const char*>(in.data() + kHdrNs), ns_len);
+  h.stream.assign(reinterpret_cast<const char*>(in.data() + kHdrStream), st_len);
+  return h;
+}
+
+void encode_frame_header(const FrameHeader& h, Bytes payload, std::byte* out) {
+  put_u32(out + kFrmLength, h.length);
+  put_u16(out + kFrmKind, static_cast<uint16_t>(h.kind));
+  put_u16(out + kFrmReserved, 0);
+  put_u64(out + kFrmSeq, h.seq);
+  put_u64(out + kFrmTs, h.ts_ns);
+  put_u32(out + kFrmType, h.type);
+  uint32_t crc = crc32c(out, kFrmCrc);
+  crc = crc32c_extend(crc, payload.data(), payload.size());
+  put_u32(out + kFrmCrc, crc);
+}
+
+const char* frame_status_name(FrameStatus s) noexcept {
+  switch (s) {
+    case FrameStatus::kOk: return "ok";
+    case FrameStatus::kEof: return "end of file";
+    case FrameStatus::kZero: return "zero bytes";
+    case FrameStatus::kShort: return "file ends inside the record";
+    case FrameStatus::kBadLength: return "impossible record length";
+    case FrameStatus::kBadHeader: return "invalid record header";
+    case FrameStatus::kBadCrc: return "checksum mismatch";
+    case FrameStatus::kBadSeq: return "unexpected sequence number";
+  }
+  return "unknown";
+}
+
+FrameStatus decode_frame(Bytes avail, FrameView* out) noexcept {
+  if (avail.empty()) return FrameStatus::kEof;
+  if (avail.size() < kFrameHeaderSize)
+    return all_zero(avail.data(), avail.size()) ? FrameStatus::kZero : FrameStatus::kShort;
+  const std::byte* p = avail.data();
+  if (all_zero(p, kFrameHeaderSize)) return FrameStatus::kZero;
+  FrameHeader h;
+  h.length = get_u32(p + kFrmLength);
+  const uint16_t kind = get_u16(p + kFrmKind);
+  h.seq = get_u64(p + kFrmSeq);
+  h.ts_ns = get_u64(p + kFrmTs);
+  h.type = get_u32(p + kFrmType);
+  if (h.length > kMaxPayload) return FrameStatus::kBadLength;
+  if (get_u16(p + kFrmReserved) != 0) return FrameStatus::kBadHeader;
+  if (kind != static_cast<uint16_t>(FrameKind::kData) &&
+      kind != static_cast<uint16_t>(FrameKind::kLost))
+    return FrameStatus::kBadHeader;
+  h.kind = static_cast<FrameKind>(kind);
+  const uint64_t size = frame_size(h.length);
+  if (avail.size() < size) return FrameStatus::kShort;
+  const Bytes payload = avail.subspan(kFrameHeaderSize, h.length);
+  uint32_t crc = crc32c(p, kFrmCrc);
+  crc = crc32c_extend(crc, payload.data(), payload.size());
+  if (crc != get_u32(p + kFrmCrc)) return FrameStatus::kBadCrc;
+  uint64_t end_seq = 0;
+  if (h.kind == FrameKind::kData) {
+    if (h.seq == UINT64_MAX) return FrameStatus::kBadHeader;
+    end_seq = h.seq + 1;
+  } else {
+    if (h.length != kLostPayloadSize) return FrameStatus::kBadHeader;
+    end_seq = get_u64(payload.data());
+    if (end_seq <= h.seq) return FrameStatus::kBadHeader;
+  }
+  out->h = h;
+  out->payload = payload;
+  out->end_seq = end_seq;
+  out->size = size;
+  return FrameStatus::kOk;
+}
+
+static std::string numbered(uint64_t seq, std::string_view suffix) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%020llu", static_cast<unsigned long long>(seq));
+  return std::string(buf) + std::string(suffix);
+}
+
+std::string segment_file_name(uint64_t first_seq) { return numbered(first_seq, kSegmentSuffix); }
+std::string index_file_name(uint64_t first_seq) { return numbered(first_seq, kIndexSuffix); }
+
+bool parse_numbered_name(std::string_view name, std::string_view suffix, uint64_t* first_seq) {
+  if (name.size() != 20 + suffix.size() || name.substr(20) != suffix) return false;
+  for (size_t i = 0; i < 20; ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  auto [p, ec] = std::from_chars(name.data(), name.data() + 20, *first_seq);
+  return ec == std::errc() && p == name.data() + 20;  // rejects values above 2^64-1
+}
+
+}  // namespace shmbus::persist::detail

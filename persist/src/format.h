@@ -1,0 +1,121 @@
+// format.h: the segment file format, shared by the writer, the reader, recovery
+// and fsck.  persist/FORMAT.md describes the same bytes for humans; the offsets
+// below are the single source of truth and are asserted against each other.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "shmbus/result.h"
+
+namespace shmbus::persist::detail {
+
+using Bytes = std::span<const std::byte>;
+
+// ---- segment header (256 bytes at offset 0) --------------------------------------
+inline constexpr char kSegmentMagic[8] = {'S', 'H', 'M', 'B', 'S', 'E', 'G', '\0'};
+inline constexpr uint16_t kFormatVersion = 1;
+inline constexpr uint32_t kSegmentHeaderSize = 256;
+inline constexpr uint32_t kMaxNameLen = 100;
+
+inline constexpr size_t kHdrMagic = 0;        // 8 bytes
+inline constexpr size_t kHdrVersion = 8;      // u16
+inline constexpr size_t kHdrSize = 10;        // u16
+inline constexpr size_t kHdrFlags = 12;       // u32, 0 in version 1
+inline constexpr size_t kHdrFirstSeq = 16;    // u64
+inline constexpr size_t kHdrCreatedNs = 24;   // u64
+inline constexpr size_t kHdrNsLen = 32;       // u8
+inline constexpr size_t kHdrNs = 33;          // 100 bytes, zero padded
+inline constexpr size_t kHdrStreamLen = 133;  // u8
+inline constexpr size_t kHdrStream = 134;     // 100 bytes, zero padded
+inline constexpr size_t kHdrReserved = 234;   // 18 zero bytes
+inline constexpr size_t kHdrCrc = 252;        // u32 over bytes [0, 252)
+static_assert(kHdrNs + kMaxNameLen == kHdrStreamLen);
+static_assert(kHdrStream + kMaxNameLen == kHdrReserved);
+static_assert(kHdrCrc + 4 == kSegmentHeaderSize);
+static_assert(kSegmentHeaderSize % 8 == 0);
+
+struct SegmentHeader {
+  uint16_t version = kFormatVersion;
+  uint32_t flags = 0;
+  uint64_t first_seq = 0;
+  uint64_t created_ns = 0;
+  std::string ns;
+  std::string stream;
+};
+
+void encode_segment_header(const SegmentHeader& h, std::byte* out /*kSegmentHeaderSize*/);
+// `in` is the start of the file (possibly shorter than a header).  `file` names the
+// file in messages.  kTruncated, kIncompatible (magic, version, flags) or kCorrupt.
+Result<SegmentHeader> decode_segment_header(Bytes in, std::string_view file);
+
+// ---- record frames ---------------------------------------------------------------
+inline constexpr uint32_t kFrameHeaderSize = 32;
+inline constexpr uint32_t kMaxPayload = 1u << 30;  // 1 GiB
+
+inline constexpr size_t kFrmLength = 0;    // u32 payload bytes
+inline constexpr size_t kFrmKind = 4;      // u16 FrameKind
+inline constexpr size_t kFrmReserved = 6;  // u16 zero
+inline constexpr size_t kFrmSeq = 8;       // u64
+inline constexpr size_t kFrmTs = 16;       // u64 ns since the epoch
+inline constexpr size_t kFrmType = 24;     // u32 (user record type)
+inline constexpr size_t kFrmCrc = 28;      // u32 over bytes [0, 28) then the payload
+static_assert(kFrmCrc + 4 == kFrameHeaderSize);
+
+enum class FrameKind : uint16_t {
+  kData = 1,  // one record: `seq`, payload = the record's bytes
+  kLost = 2,  // sequences [seq, to) were never persisted; payload = u64 `to`
+};
+inline constexpr uint32_t kLostPayloadSize = 8;
+
+struct FrameHeader {
+  uint32_t length = 0;
+  FrameKind kind = FrameKind::kData;
+  uint64_t seq = 0;
+  uint64_t ts_ns = 0;
+  uint32_t type = 0;
+};
+
+// Bytes a frame with `payload` bytes occupies: header + payload, padded to 8.
+constexpr uint64_t frame_size(uint64_t payload) noexcept {
+  return (kFrameHeaderSize + payload + 7) & ~uint64_t{7};
+}
+
+// Writes the 32-byte frame header (with its CRC over header fields + payload).
+void encode_frame_header(const FrameHeader& h, Bytes payload, std::byte* out /*32*/);
+
+enum class FrameStatus : uint8_t {
+  kOk,
+  kEof,        // no bytes at all at this offset
+  kZero,       // an all-zero frame header (or zero bytes up to the end): nothing written here
+  kShort,      // the file ends inside the frame
+  kBadLength,  // length larger than kMaxPayload
+  kBadHeader,  // unknown kind, reserved bits set, impossible lost range
+  kBadCrc,     // checksum mismatch
+  kBadSeq,     // valid frame, but not the sequence the segment expects here
+};
+const char* frame_status_name(FrameStatus s) noexcept;
+
+struct FrameView {
+  FrameHeader h;
+  Bytes payload;
+  uint64_t end_seq = 0;  // one past the last sequence the frame covers
+  uint64_t size = 0;     // frame_size(h.length)
+};
+
+// Decodes the frame at the start of `avail` (all bytes up to the end of the file, or
+// at least frame_size() of them).  Never reads outside `avail`.
+FrameStatus decode_frame(Bytes avail, FrameView* out) noexcept;
+
+// ---- file names ------------------------------------------------------------------
+inline constexpr std::string_view kSegmentSuffix = ".seg";
+inline constexpr std::string_view kIndexSuffix = ".idx";
+std::string segment_file_name(uint64_t first_seq);  // 20 digits + ".seg"
+std::string index_file_name(uint64_t first_seq);    // 20 digits + ".idx"
+// True (and *first_seq set) for exactly 20 digits followed by `suffix`.
+bool parse_numbered_name(std::string_view name, std::string_view suffix, uint64_t* first_seq);
+
+}  // namespace shmbus::persist::detail

@@ -1,0 +1,205 @@
+// fs.cc: file-system helpers (see fs.h).
+#include "fs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "format.h"
+
+namespace shmbus::persist::detail {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+  if (this != &o) {
+    reset();
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+void UniqueFd::reset() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Error errno_error(int err, const std::string& what) {
+  const std::string sys = std::strerror(err);
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+      return make_error(Errc::kNoSpace, what + ": disk full (" + sys +
+                                            "); appends resume once space is freed");
+    case EFBIG:
+      return make_error(Errc::kNoSpace, what + ": file size limit reached (" + sys +
+                                            ", RLIMIT_FSIZE?); appends resume once raised");
+    case EACCES:
+    case EPERM:
+      return make_error(Errc::kPermission, what + ": " + sys);
+    case ELOOP:
+      return make_error(Errc::kPermission, what + ": is a symbolic link, which is not followed");
+    case ENOTDIR:
+      return make_error(Errc::kInvalidArgument, what + ": not a directory");
+    case ENOENT:
+      return make_error(Errc::kNotFound, what + ": " + sys);
+    case EEXIST:
+      return make_error(Errc::kExists, what + ": already exists");
+    default:
+      return make_error(Errc::kIo, what + ": " + sys);
+  }
+}
+
+Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::string> parts,
+                               bool create) {
+  const std::string r(root);
+  if (r.empty()) return make_error(Errc::kInvalidArgument, "data directory is empty");
+  if (create) (void)::mkdir(r.c_str(), 0700);  // the root itself; EEXIST is fine
+  UniqueFd dir(::open(r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return errno_error(errno, "cannot open data directory '" + r + "'");
+  std::string path = r;
+  for (const auto& part : parts) {
+    path += "/" + part;
+    int fd = ::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create) {
+      if (::mkdirat(dir.get(), part.c_str(), 0700) != 0 && errno != EEXIST)
+        return errno_error(errno, "cannot create directory '" + path + "'");
+      fd = ::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) {
+      const int err = errno;
+      struct stat st;
+      if (err == ENOTDIR && ::fstatat(dir.get(), part.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(st.st_mode))
+        return errno_error(ELOOP, "'" + path + "'");
+      return errno_error(err, "cannot open directory '" + path + "'");
+    }
+    dir = UniqueFd(fd);
+  }
+  return dir;
+}
+
+Result<UniqueFd> open_at(int dir, const std::string& name, OpenMode mode) {
+  int flags = O_NOFOLLOW | O_CLOEXEC;
+  switch (mode) {
+    case OpenMode::kRead: flags |= O_RDONLY; break;
+    case OpenMode::kReadWrite: flags |= O_RDWR; break;
+    case OpenMode::kCreateExclusive: flags |= O_RDWR | O_CREAT | O_EXCL; break;
+    case OpenMode::kCreateOrOpen: flags |= O_RDWR | O_CREAT; break;
+    case OpenMode::kCreateTruncate: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
+  }
+  int fd = ::openat(dir, name.c_str(), flags, 0600);
+  if (fd < 0) return errno_error(errno, "cannot open '" + name + "'");
+  return UniqueFd(fd);
+}
+
+Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t off,
+                        const std::string& what, size_t* written) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
+                         static_cast<off_t>(off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (written) *written = done;
+      return errno_error(n < 0 ? errno : ENOSPC, "cannot write " + what);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (written) *written = done;
+  return {};
+}
+
+Result<size_t> pread_some(int fd, std::span<std::byte> out, uint64_t off,
+                          const std::string& what) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error(errno, "cannot read " + what);
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+Result<uint64_t> file_size(int fd, const std::string& what) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return errno_error(errno, "cannot stat " + what);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Result<void> sync_data(int fd, const std::string& what) {
+  if (::fdatasync(fd) != 0) return errno_error(errno, "cannot sync " + what);
+  return {};
+}
+
+Result<void> sync_all(int fd, const std::string& what) {
+  if (::fsync(fd) != 0) return errno_error(errno, "cannot sync " + what);
+  return {};
+}
+
+Result<void> truncate_to(int fd, uint64_t size, const std::string& what) {
+  while (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    if (errno != EINTR) return errno_error(errno, "cannot truncate " + what);
+  }
+  return {};
+}
+
+Result<std::vector<std::string>> list_dir(int dir) {
+  int fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_error(errno, "cannot list directory");
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    int e = errno;
+    ::close(fd);
+    return errno_error(e, "cannot list directory");
+  }
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Result<std::vector<uint64_t>> list_segments(int dir) {
+  auto names = list_dir(dir);
+  if (!names) return names.error();
+  std::vector<uint64_t> seqs;
+  for (const auto& n : names.value()) {
+    uint64_t s;
+    if (parse_numbered_name(n, kSegmentSuffix, &s)) seqs.push_back(s);
+  }
+  std::sort(seqs.begin(), seqs.end());
+  return seqs;
+}
+
+Result<void> remove_file(int dir, const std::string& name, bool secure) {
+  if (secure) {
+    auto f = open_at(dir, name, OpenMode::kReadWrite);
+    if (!f) {
+      if (f.error().code == Errc::kNotFound) return {};
+      return f.error();
+    }
+    auto size = file_size(f->get(), name);
+    if (!size) return size.error();
+    std::vector<std::byte> zeros(std::min<uint64_t>(size.value(), 1 << 20));
+    for (uint64_t off = 0; off < size.value(); off += zeros.size()) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), size.value() - off));
+      if (auto r = pwrite_all(f->get(), {zeros.data(), n}, off, "'" + name + "' (overwrite)"); !r)
+        return r;
+    }
+    if (auto r = sync_data(f->get(), name); !r) return r;
+  }
+  if (::unlinkat(dir, name.c_str(), 0) != 0 && errno != ENOENT)
+    return errno_error(errno, "cannot delete '" + name + "'");
+  return {};
+}
+
+}  // namespace shmbus::persist::detail

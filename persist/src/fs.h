@@ -1,0 +1,74 @@
+// fs.h: the file-system calls of persist/, in one place: directories opened without
+// following symlinks, files created 0600 relative to a directory fd, whole writes,
+// errno turned into an Error a user can act on.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmbus/result.h"
+
+namespace shmbus::persist::detail {
+
+// An owned file descriptor.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+  int get() const noexcept { return fd_; }
+  bool valid() const noexcept { return fd_ >= 0; }
+  int release() noexcept {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset() noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+// ENOSPC / EFBIG / EDQUOT -> kNoSpace, EACCES / EPERM / ELOOP -> kPermission,
+// ENOENT -> kNotFound, EEXIST -> kExists, others -> kIo.  `what` says what failed.
+Error errno_error(int err, const std::string& what);
+
+// Opens `root` (which may be a symlink: the caller chose it), then each component
+// below it with O_NOFOLLOW | O_DIRECTORY, creating missing ones 0700 when `create`.
+Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::string> parts,
+                               bool create);
+
+enum class OpenMode { kRead, kReadWrite, kCreateExclusive, kCreateOrOpen, kCreateTruncate };
+// openat(dir, name, ... | O_NOFOLLOW | O_CLOEXEC), 0600 when it creates.
+Result<UniqueFd> open_at(int dir, const std::string& name, OpenMode mode);
+
+// pwrite until done.  *written (if given) receives the bytes that did reach the file,
+// also on error.
+Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t off,
+                        const std::string& what, size_t* written = nullptr);
+// pread until `out` is full or the end of the file; returns the bytes read.
+Result<size_t> pread_some(int fd, std::span<std::byte> out, uint64_t off, const std::string& what);
+
+Result<uint64_t> file_size(int fd, const std::string& what);
+Result<void> sync_data(int fd, const std::string& what);  // fdatasync
+Result<void> sync_all(int fd, const std::string& what);   // fsync (also directories)
+Result<void> truncate_to(int fd, uint64_t size, const std::string& what);
+
+// Names of the entries of a directory (not "." or "..").
+Result<std::vector<std::string>> list_dir(int dir);
+// First sequences of the NNNNNNNNNNNNNNNNNNNN.seg files in `dir`, ascending.
+Result<std::vector<uint64_t>> list_segments(int dir);
+
+// Unlinks `name`; with `secure`, first overwrites its bytes with zeros and syncs.
+// A missing file is success.
+Result<void> remove_file(int dir, const std::string& name, bool secure);
+
+}  // namespace shmbus::persist::detail

@@ -1,0 +1,355 @@
+// fsck.cc: checking (and repairing) the stored segments of one stream or a data root.
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "coding.h"
+#include "format.h"
+#include "fs.h"
+#include "index.h"
+#include "scan.h"
+#include "shmbus/persist.h"
+#include "watermark.h"
+
+namespace shmbus::persist {
+
+using namespace detail;
+
+bool FsckReport::clean() const noexcept {
+  for (const auto& i : issues)
+    if (!i.repaired) return false;
+  return true;
+}
+
+namespace {
+
+constexpr uint32_t kDefaultInterval = StoreOptions{}.index_interval;
+
+class StreamChecker {
+ public:
+  StreamChecker(int dir, std::string ns, std::string stream, bool repair, FsckReport* rep)
+      : dir_(dir), ns_(std::move(ns)), stream_(std::move(stream)), repair_(repair), rep_(rep) {}
+
+  Result<void> run();
+
+ private:
+  void issue(const std::string& file, uint64_t offset, uint64_t bytes, std::string problem,
+             bool repaired) {
+    rep_->issues.push_back(FsckIssue{ns_ + "/" + stream_ + "/" + file, offset, bytes,
+                                     std::move(problem), repaired});
+  }
+  bool can_repair() const { return repair_ && !writer_live_; }
+  Result<void> lock();
+  void check_files();
+  Result<void> check_segment(uint64_t first, bool last, uint64_t next_first);
+  Result<bool> cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from, uint64_t to);
+  Result<void> write_lost_segment(uint64_t first, uint64_t to);
+  void check_index(uint64_t first, bool last, uint64_t created_ns,
+                   const std::vector<IndexEntry>& expected, uint32_t interval);
+
+  int dir_;
+  std::string ns_, stream_;
+  bool repair_;
+  FsckReport* rep_;
+  UniqueFd lock_;
+  bool writer_live_ = false;
+  std::optional<uint64_t> prev_end_;
+};
+
+Result<void> StreamChecker::lock() {
+  auto lk = open_at(dir_, "LOCK", repair_ ? OpenMode::kCreateOrOpen : OpenMode::kRead);
+  if (!lk) return lk.error().code == Errc::kNotFound ? Result<void>() : Result<void>(lk.error());
+  if (::flock(lk->get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) return errno_error(errno, "cannot lock " + ns_ + "/" + stream_);
+    if (repair_)
+      return make_error(Errc::kBusy, "a writer has " + ns_ + "/" + stream_ +
+                                         " open; stop it before fsck --repair");
+    writer_live_ = true;  // its active segment is in flux: not judged
+  }
+  lock_ = std::move(lk.value());
+  return {};
+}
+
+void StreamChecker::check_files() {
+  auto names = list_dir(dir_);
+  if (!names) return;
+  for (const auto& n : names.value()) {
+    uint64_t seq;
+    if (n == kWatermarkTmpName) {
+      const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
+      issue(n, 0, 0, "leftover temporary file of an interrupted watermark update", fixed);
+    } else if (parse_numbered_name(n, kIndexSuffix, &seq)) {
+      if (::faccessat(dir_, segment_file_name(seq).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        continue;
+      const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
+      issue(n, 0, 0, "index without a segment", fixed);
+    }
+  }
+}
+
+Result<bool> StreamChecker::cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from,
+                                              uint64_t to) {
+  const std::string name = segment_file_name(first);
+  auto fd = open_at(dir_, name, OpenMode::kReadWrite);
+  if (!fd) return fd.error();
+  if (auto r = truncate_to(fd->get(), at, name); !r) return r.error();
+  if (to > from) {
+    std::byte frame[frame_size(kLostPayloadSize)] = {};
+    put_u64(frame + kFrameHeaderSize, to);
+    FrameHeader h;
+    h.length = kLostPayloadSize;
+    h.kind = FrameKind::kLost;
+    h.seq = from;
+    h.ts_ns = now_ns();
+    encode_frame_header(h, Bytes(frame + kFrameHeaderSize, kLostPayloadSize), frame);
+    if (auto r = pwrite_all(fd->get(), frame, at, name); !r) return r.error();
+  }
+  if (auto r = sync_all(fd->get(), name); !r) return r.error();
+  return true;
+}
+
+// A segment holding only a lost-range marker [first, to): stands in for an unreadable
+// one so that the sequences stay contiguous and readers report the loss.
+Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to) {
+  const std::string name = segment_file_name(first);
+  auto fd = open_at(dir_, name, OpenMode::kCreateExclusive);
+  if (!fd) return fd.error();
+  SegmentHeader h;
+  h.first_seq = first;
+  h.created_ns = now_ns();
+  h.ns = ns_;
+  h.stream = stream_;
+  std::byte head[kSegmentHeaderSize];
+  encode_segment_header(h, head);
+  if (auto r = pwrite_all(fd->get(), head, 0, name); !r) return r;
+  if (auto r = cut_and_mark_lost(first, kSegmentHeaderSize, first, to); !r) return r.error();
+  auto f = SegmentFile::open(dir_, first);
+  if (!f) return f.error();
+  auto scan = scan_segment(f.value(), first, kDefaultInterval);
+  if (!scan) return scan.error();
+  std::vector<IndexEntry> entries = scan->entries;
+  entries.push_back(scan->builder.seal_entry());
+  return write_index(dir_, IndexHeader{kDefaultInterval, first, h.created_ns}, entries);
+}
+
+void StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
+                                const std::vector<IndexEntry>& expected, uint32_t interval) {
+  const std::string name = index_file_name(first);
+  auto idx = read_index(dir_, first);
+  std::string problem;
+  if (!idx) {
+    problem = idx.error().code == Errc::kNotFound ? "index missing" : idx.error().message;
+  } else if (idx->header.created_ns != created_ns) {
+    problem = "index belongs to an earlier segment of the same name";
+  } else if (idx->valid_bytes != idx->file_size) {
+    problem = "index has " + std::to_string(idx->file_size - idx->valid_bytes) +
+              " damaged or stray bytes at offset " + std::to_string(idx->valid_bytes);
+  } else if (last ? (idx->entries.size() > expected.size() ||
+                     !std::equal(idx->entries.begin(), idx->entries.end(), expected.begin()))
+                  : idx->entries != expected) {
+    problem = "index does not match its segment";
+  }
+  if (problem.empty()) return;
+  bool fixed = false;
+  if (can_repair()) fixed = write_index(dir_, IndexHeader{interval, first, created_ns}, expected).ok();
+  issue(name, 0, 0, problem, fixed);
+}
+
+Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t next_first) {
+  const std::string name = segment_file_name(first);
+  auto f = SegmentFile::open(dir_, first);
+  if (!f) {
+    issue(name, 0, 0, f.error().message, false);
+    prev_end_.reset();
+    return {};
+  }
+  ++rep_->segments;
+  rep_->bytes += f->size();
+  if (last && writer_live_) {  // only the header: the rest is being written
+    if (auto h = f->read_header(); !h) issue(name, 0, 0, h.error().message, false);
+    prev_end_.reset();
+    return {};
+  }
+  auto old_idx = read_index(dir_, first);
+  const uint32_t interval =
+      old_idx && old_idx->header.interval >= 256 ? old_idx->header.interval : kDefaultInterval;
+  auto scan = scan_segment(f.value(), first, interval);
+  if (!scan) {
+    auto head = f->header_bytes();
+    if (last && head && header_not_written(head.value())) {
+      bool fixed = false;
+      if (can_repair()) {
+        fixed = remove_file(dir_, name, false).ok();
+        (void)remove_file(dir_, index_file_name(first), false);
+      }
+      issue(name, 0, f->size(), "segment whose creation never completed", fixed);
+    } else {
+      bool fixed = false;
+      std::string how;
+      if (can_repair()) {
+        fixed = ::renameat(dir_, name.c_str(), dir_, (name + ".corrupt").c_str()) == 0;
+        (void)remove_file(dir_, index_file_name(first), false);
+        how = " (moved aside to " + name + ".corrupt";
+        if (fixed && !last && write_lost_segment(first, next_first).ok()) {
+          how += "; replaced by a lost-range marker for [" + std::to_string(first) + ", " +
+                 std::to_string(next_first) + ")";
+          prev_end_ = next_first;
+        } else {
+          prev_end_.reset();
+        }
+        how += ")";
+      } else {
+        prev_end_.reset();
+      }
+      issue(name, 0, f->size(), scan.error().message + (fixed ? how : ""), fixed);
+      return {};
+    }
+    prev_end_.reset();
+    return {};
+  }
+  const ScanResult& s = scan.value();
+  if (s.header.ns != ns_ || s.header.stream != stream_)
+    issue(name, kHdrNsLen, 0, "header names stream " + s.header.ns + "/" + s.header.stream, false);
+  if (prev_end_ && *prev_end_ != first)
+    issue(name, 0, 0,
+          *prev_end_ < first ? "sequences [" + std::to_string(*prev_end_) + ", " +
+                                   std::to_string(first) + ") are missing before this segment"
+                             : "overlaps the previous segment (which ends at " +
+                                   std::to_string(*prev_end_) + ")",
+          false);
+  rep_->records += s.builder.count();
+  uint64_t end_seq = s.end_seq;
+  std::vector<IndexEntry> expected = s.entries;
+  IndexBuilder builder = s.builder;
+  if (s.valid_end < s.file_size) {
+    const uint64_t tail = s.file_size - s.valid_end;
+    const std::string why = frame_status_name(s.stop);
+    if (last) {
+      if (!s.tail_zero) {  // a zero tail is a pmem segment's unused room
+        bool fixed = false;
+        if (can_repair()) {
+          auto r = cut_and_mark_lost(first, s.valid_end, 0, 0);
+          fixed = r.ok();
+        }
+        issue(name, s.valid_end, s.tail_nonzero_end - s.valid_end,
+              "torn tail (" + why + "): records from sequence " + std::to_string(s.end_seq) +
+                  " on are unreadable",
+              fixed);
+      }
+    } else {
+      const bool benign = s.tail_zero && s.end_seq == next_first;
+      end_seq = next_first;  // the gap is this issue: not reported again at the next segment
+      bool fixed = false;
+      if (can_repair()) {
+        const uint64_t to = benign ? 0 : next_first;
+        fixed = cut_and_mark_lost(first, s.valid_end, s.end_seq, to).ok();
+        if (fixed) {  // index what the segment holds now, marker included
+          auto f2 = SegmentFile::open(dir_, first);
+          auto again = f2 ? scan_segment(f2.value(), first, interval)
+                          : Result<ScanResult>(f2.error());
+          if (again) {
+            expected = again->entries;
+            builder = again->builder;
+            end_seq = again->end_seq;
+          }
+        }
+      }
+      issue(name, s.valid_end, tail,
+            benign ? "zero bytes after the last record"
+                   : "damaged (" + why + "): sequences [" + std::to_string(s.end_seq) + ", " +
+                         std::to_string(next_first) + ") are unreadable" +
+                         (fixed ? "; cut and marked lost" : ""),
+            fixed);
+    }
+  }
+  if (!last && !builder.empty()) expected.push_back(builder.seal_entry());
+  check_index(first, last, s.header.created_ns, expected, interval);
+  prev_end_ = end_seq;
+  return {};
+}
+
+Result<void> StreamChecker::run() {
+  ++rep_->streams;
+  if (auto r = lock(); !r) return r;
+  check_files();
+  auto wm = read_watermark(dir_);
+  auto listed = list_segments(dir_);
+  if (!listed) return listed.error();
+  const auto& segs = listed.value();
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const bool last = i + 1 == segs.size();
+    if (auto r = check_segment(segs[i], last, last ? 0 : segs[i + 1]); !r) return r;
+  }
+  if (!wm) {
+    bool fixed = false;
+    uint64_t below = 0;
+    if (can_repair()) {
+      auto again = list_segments(dir_);
+      if (again && !again->empty()) below = again->front();
+      fixed = write_watermark(dir_, Watermark{below, now_ns()}).ok();
+    }
+    issue(kWatermarkName, 0, 0,
+          wm.error().message +
+              (fixed ? "; rebuilt as 'deleted below " + std::to_string(below) +
+                           "' (the oldest segment): records deleted inside that segment may be "
+                           "visible again until delete_before is repeated"
+                     : ""),
+          fixed);
+  }
+  return {};
+}
+
+bool looks_like_stream(const std::vector<std::string>& names) {
+  for (const auto& n : names) {
+    uint64_t s;
+    if (n == "LOCK" || n == kWatermarkName || parse_numbered_name(n, kSegmentSuffix, &s) ||
+        parse_numbered_name(n, kIndexSuffix, &s))
+      return true;
+  }
+  return false;
+}
+
+Result<UniqueFd> open_subdir(int dir, const std::string& name) {
+  int fd = ::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno_error(errno, "cannot open '" + name + "'");
+  return UniqueFd(fd);
+}
+
+}  // namespace
+
+Result<FsckReport> fsck(std::string_view dir, bool repair) {
+  std::string path(dir);
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  auto d = open_dir_path(path, {}, false);
+  if (!d) return d.error();
+  auto names = list_dir(d->get());
+  if (!names) return names.error();
+  FsckReport rep;
+  if (looks_like_stream(names.value())) {
+    const size_t slash = path.rfind('/');
+    const std::string stream = slash == std::string::npos ? path : path.substr(slash + 1);
+    std::string parent = slash == std::string::npos ? "." : path.substr(0, slash);
+    const size_t slash2 = parent.rfind('/');
+    const std::string ns = slash2 == std::string::npos ? parent : parent.substr(slash2 + 1);
+    if (auto r = StreamChecker(d->get(), ns, stream, repair, &rep).run(); !r) return r.error();
+    return rep;
+  }
+  for (const auto& ns : names.value()) {
+    if (!validate_name("namespace", ns)) continue;
+    auto nsd = open_subdir(d->get(), ns);
+    if (!nsd) continue;
+    auto streams = list_dir(nsd->get());
+    if (!streams) return streams.error();
+    for (const auto& st : streams.value()) {
+      if (!validate_name("stream", st)) continue;
+      auto sd = open_subdir(nsd->get(), st);
+      if (!sd) continue;
+      if (auto r = StreamChecker(sd->get(), ns, st, repair, &rep).run(); !r) return r.error();
+    }
+  }
+  return rep;
+}
+
+}  // namespace shmbus::persist

@@ -1,0 +1,136 @@
+// index.cc: the sparse index file (see index.h and FORMAT.md).
+#include "index.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "coding.h"
+#include "crc32c.h"
+#include "format.h"
+
+namespace shmbus::persist::detail {
+
+void encode_index_header(const IndexHeader& h, std::byte* out) {
+  std::memset(out, 0, kIndexHeaderSize);
+  std::memcpy(out, kIndexMagic, sizeof kIndexMagic);
+  put_u16(out + 8, kIndexVersion);
+  put_u16(out + 10, static_cast<uint16_t>(kIndexHeaderSize));
+  put_u32(out + 12, h.interval);
+  put_u64(out + 16, h.first_seq);
+  put_u64(out + 24, h.created_ns);
+  put_u32(out + 60, crc32c(out, 60));
+}
+
+void encode_index_entry(const IndexEntry& e, std::byte* out) {
+  put_u64(out + 0, e.offset);
+  put_u64(out + 8, e.seq);
+  put_u64(out + 16, e.end_seq);
+  put_u64(out + 24, e.max_ts);
+  put_u64(out + 32, e.count);
+  put_u32(out + 40, e.flags);
+  put_u32(out + 44, crc32c(out, 44));
+}
+
+std::vector<std::byte> encode_index(const IndexHeader& h, std::span<const IndexEntry> entries) {
+  std::vector<std::byte> out(kIndexHeaderSize + entries.size() * kIndexEntrySize);
+  encode_index_header(h, out.data());
+  for (size_t i = 0; i < entries.size(); ++i)
+    encode_index_entry(entries[i], out.data() + kIndexHeaderSize + i * kIndexEntrySize);
+  return out;
+}
+
+bool IndexBuilder::add(uint64_t offset, uint64_t seq, uint64_t end_seq, uint64_t ts_ns,
+                       bool is_data, IndexEntry* e) {
+  const bool first = !any_;
+  if (first) first_ts_ = ts_ns;
+  max_ts_ = first ? ts_ns : std::max(max_ts_, ts_ns);
+  if (is_data) ++count_;
+  any_ = true;
+  last_ = IndexEntry{offset, seq, end_seq, max_ts_, count_, 0};
+  if (!first && offset - last_entry_offset_ < interval_) return false;
+  last_entry_offset_ = offset;
+  *e = last_;
+  return true;
+}
+
+IndexEntry IndexBuilder::seal_entry() const noexcept {
+  IndexEntry e = last_;
+  e.flags = kEntrySeal;
+  return e;
+}
+
+Result<IndexFile> read_index(int dir, uint64_t first_seq) {
+  const std::string name = index_file_name(first_seq);
+  auto fd = open_at(dir, name, OpenMode::kRead);
+  if (!fd) return fd.error();
+  auto size = file_size(fd->get(), name);
+  if (!size) return size.error();
+  IndexFile f;
+  f.file_size = size.value();
+  if (f.file_size > (uint64_t{1} << 32))
+    return make_error(Errc::kCorrupt, "index " + name + " is implausibly large");
+  std::vector<std::byte> buf(static_cast<size_t>(f.file_size));
+  auto got = pread_some(fd->get(), buf, 0, name);
+  if (!got) return got.error();
+  buf.resize(got.value());
+  if (buf.size() < kIndexHeaderSize)
+    return make_error(Errc::kTruncated, "index " + name + " is shorter than its header");
+  const std::byte* p = buf.data();
+  if (std::memcmp(p, kIndexMagic, sizeof kIndexMagic) != 0)
+    return make_error(Errc::kIncompatible, "index " + name + " is not a shmbus index (bad magic)");
+  if (get_u16(p + 8) != kIndexVersion)
+    return make_error(Errc::kIncompatible, "index " + name + " has version " +
+                                               std::to_string(get_u16(p + 8)));
+  if (get_u16(p + 10) != kIndexHeaderSize || crc32c(p, 60) != get_u32(p + 60))
+    return make_error(Errc::kCorrupt, "index " + name + " has a damaged header");
+  f.header.interval = get_u32(p + 12);
+  f.header.first_seq = get_u64(p + 16);
+  f.header.created_ns = get_u64(p + 24);
+  if (f.header.first_seq != first_seq)
+    return make_error(Errc::kCorrupt, "index " + name + " belongs to another segment");
+  f.valid_bytes = kIndexHeaderSize;
+  for (size_t off = kIndexHeaderSize; off + kIndexEntrySize <= buf.size(); off += kIndexEntrySize) {
+    const std::byte* q = p + off;
+    if (crc32c(q, 44) != get_u32(q + 44)) break;
+    IndexEntry e{get_u64(q), get_u64(q + 8), get_u64(q + 16), get_u64(q + 24), get_u64(q + 32),
+                 get_u32(q + 40)};
+    if (e.end_seq <= e.seq || e.offset < kSegmentHeaderSize) break;
+    if (f.sealed) break;
+    if (!f.entries.empty()) {
+      const IndexEntry& prev = f.entries.back();
+      const bool same_record = (e.flags & kEntrySeal) && e.offset == prev.offset;
+      if (!same_record && (e.offset <= prev.offset || e.seq < prev.end_seq || e.max_ts < prev.max_ts))
+        break;
+    } else if (e.seq != first_seq) {
+      break;
+    }
+    f.sealed = (e.flags & kEntrySeal) != 0;
+    f.entries.push_back(e);
+    f.valid_bytes = off + kIndexEntrySize;
+  }
+  return f;
+}
+
+Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEntry> entries) {
+  const std::string name = index_file_name(h.first_seq);
+  auto fd = open_at(dir, name, OpenMode::kCreateTruncate);
+  if (!fd) return fd.error();
+  const auto bytes = encode_index(h, entries);
+  if (auto r = pwrite_all(fd->get(), bytes, 0, name); !r) return r;
+  return sync_data(fd->get(), name);
+}
+
+const IndexEntry* floor_by_seq(std::span<const IndexEntry> entries, uint64_t target) {
+  auto it = std::upper_bound(entries.begin(), entries.end(), target,
+                             [](uint64_t t, const IndexEntry& e) { return t < e.seq; });
+  return it == entries.begin() ? nullptr : &*(it - 1);
+}
+
+const IndexEntry* last_older_than(std::span<const IndexEntry> entries, uint64_t ts) {
+  // max_ts never decreases along the entries, so the entries older than ts are a prefix.
+  auto it = std::partition_point(entries.begin(), entries.end(),
+                                 [ts](const IndexEntry& e) { return e.max_ts < ts; });
+  return it == entries.begin() ? nullptr : &*(it - 1);
+}
+
+}  // namespace shmbus::persist::detail

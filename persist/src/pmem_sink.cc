@@ -1,0 +1,171 @@
+// pmem_sink.cc: the segment sink of the pmem store (PMDK libpmem2).
+//
+// The file is allocated in full up front (posix_fallocate: a full disk shows up here,
+// never as SIGBUS on a store into the mapping) and mapped with a required store
+// granularity of PAGE, which every file satisfies; the granularity libpmem2 reports
+// tells whether persisting is a cache flush (DAX) or msync.
+#include <fcntl.h>
+#include <libpmem2.h>
+
+#include <algorithm>
+
+#include "fs.h"
+#include "sink.h"
+
+namespace shmbus::persist::detail {
+namespace {
+
+PmemGranularity from_pmem2(pmem2_granularity g) {
+  switch (g) {
+    case PMEM2_GRANULARITY_BYTE: return PmemGranularity::kByte;
+    case PMEM2_GRANULARITY_CACHE_LINE: return PmemGranularity::kCacheLine;
+    case PMEM2_GRANULARITY_PAGE: return PmemGranularity::kPage;
+  }
+  return PmemGranularity::kPage;
+}
+
+Error pmem2_error(int rc, const std::string& what) {
+  // libpmem2 returns -errno, or its own codes at PMEM2_E_UNKNOWN and below.
+  const int e = rc < 0 && rc > PMEM2_E_UNKNOWN ? -rc : EIO;
+  Error err = errno_error(e, what);
+  err.message += std::string(" [libpmem2: ") + pmem2_errormsg() + "]";
+  return err;
+}
+
+class PmemSink final : public SegmentSink {
+ public:
+  PmemSink(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
+  ~PmemSink() override { unmap(); }
+
+  Result<void> map(uint64_t valid_end) {
+    pmem2_config* cfg = nullptr;
+    pmem2_source* src = nullptr;
+    int rc = pmem2_config_new(&cfg);
+    if (rc == 0) rc = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
+    if (rc == 0) rc = pmem2_source_from_fd(&src, fd_.get());
+    if (rc == 0) rc = pmem2_map_new(&map_, cfg, src);
+    if (src) pmem2_source_delete(&src);
+    if (cfg) pmem2_config_delete(&cfg);
+    if (rc != 0) {
+      map_ = nullptr;
+      return pmem2_error(rc, "cannot map segment " + name_);
+    }
+    base_ = static_cast<std::byte*>(pmem2_map_get_address(map_));
+    size_ = pmem2_map_get_size(map_);
+    memcpy_ = pmem2_get_memcpy_fn(map_);
+    memset_ = pmem2_get_memset_fn(map_);
+    persist_ = pmem2_get_persist_fn(map_);
+    granularity_ = from_pmem2(pmem2_map_get_store_granularity(map_));
+    end_ = persisted_ = dirty_hi_ = valid_end;
+    return {};
+  }
+
+  uint64_t capacity() const noexcept override { return map_ ? size_ : 0; }
+
+  Result<void> append(std::span<const Bytes> parts) override {
+    uint64_t total = 0;
+    for (const auto& p : parts) total += p.size();
+    if (!map_) return make_error(Errc::kClosed, "segment " + name_ + " is sealed");
+    if (end_ + total > size_)
+      return make_error(Errc::kFull, "segment " + name_ + " has no room for the record");
+    for (const auto& p : parts) {
+      memcpy_(base_ + end_, p.data(), p.size(), PMEM2_F_MEM_NOFLUSH);
+      end_ += p.size();
+    }
+    dirty_hi_ = std::max(dirty_hi_, end_);
+    return {};
+  }
+
+  Result<void> rollback(uint64_t end) override {
+    if (!map_) return make_error(Errc::kClosed, "segment " + name_ + " is sealed");
+    memset_(base_ + end, 0, end_ - end, PMEM2_F_MEM_NOFLUSH);
+    end_ = end;
+    persisted_ = std::min(persisted_, end);
+    return {};
+  }
+
+  Result<void> sync() override {
+    if (!map_) return {};
+    const uint64_t hi = std::max(end_, dirty_hi_);
+    if (hi > persisted_) persist_(base_ + persisted_, hi - persisted_);
+    persisted_ = dirty_hi_ = end_;
+    return {};
+  }
+
+  Result<void> seal() override {
+    if (auto r = sync(); !r) return r;
+    unmap();
+    if (auto r = truncate_to(fd_.get(), end_, "segment " + name_); !r) return r;
+    sealed_ = true;
+    return sync_all(fd_.get(), "segment " + name_);
+  }
+
+  Result<void> close() override {
+    auto r = sync();
+    unmap();
+    return r;
+  }
+
+  uint64_t bytes_on_disk() const noexcept override { return sealed_ ? end_ : size_; }
+  PmemGranularity granularity() const noexcept override { return granularity_; }
+  const std::string& name() const noexcept override { return name_; }
+  int fd() const noexcept { return fd_.get(); }
+
+ private:
+  void unmap() {
+    if (map_) pmem2_map_delete(&map_);
+    map_ = nullptr;
+  }
+
+  UniqueFd fd_;
+  std::string name_;
+  pmem2_map* map_ = nullptr;
+  std::byte* base_ = nullptr;
+  uint64_t size_ = 0;
+  pmem2_memcpy_fn memcpy_ = nullptr;
+  pmem2_memset_fn memset_ = nullptr;
+  pmem2_persist_fn persist_ = nullptr;
+  PmemGranularity granularity_ = PmemGranularity::kPage;
+  uint64_t persisted_ = 0;  // [0, persisted_) is durable
+  uint64_t dirty_hi_ = 0;   // highest byte written since the last persist
+  bool sealed_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SegmentSink>> open_pmem_sink(int dir, const std::string& name, bool create,
+                                                    uint64_t valid_end, uint64_t size) {
+  auto fd = open_at(dir, name, create ? OpenMode::kCreateExclusive : OpenMode::kReadWrite);
+  if (!fd) return fd.error();
+  auto fail = [&](Error e) -> Result<std::unique_ptr<SegmentSink>> {
+    if (create) (void)remove_file(dir, name, false);
+    return e;
+  };
+  // The mapping length must be a multiple of the source's alignment (a page here).
+  size_t align = 4096;
+  {
+    pmem2_source* src = nullptr;
+    if (pmem2_source_from_fd(&src, fd->get()) == 0) {
+      (void)pmem2_source_alignment(src, &align);
+      pmem2_source_delete(&src);
+    }
+    if (align == 0) align = 4096;
+  }
+  size = std::max(size, valid_end);
+  size = (size + align - 1) / align * align;
+  int rc;
+  do {
+    rc = ::posix_fallocate(fd->get(), 0, static_cast<off_t>(size));
+  } while (rc == EINTR);
+  if (rc != 0) {
+    auto r = fail(errno_error(rc, "cannot allocate " + std::to_string(size) +
+                                       " bytes for segment " + name));
+    if (!create) (void)truncate_to(fd->get(), valid_end, name);  // undo a partial extension
+    return r;
+  }
+  auto sink = std::make_unique<PmemSink>(std::move(fd.value()), name);
+  if (auto r = sink->map(create ? 0 : valid_end); !r) return fail(r.error());
+  return std::unique_ptr<SegmentSink>(std::move(sink));
+}
+
+}  // namespace shmbus::persist::detail

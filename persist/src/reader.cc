@@ -1,0 +1,315 @@
+// reader.cc: SegmentReader: iterating one stream's records across segments.
+//
+// Position model: `pos` is the next sequence next() may return; `off` is the offset of
+// the next frame in the open segment and `scan_seq` the sequence that frame must
+// carry (scan_seq <= pos: frames wholly below pos are skipped silently, which is how a
+// seek lands between two index entries).
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "coding.h"
+#include "format.h"
+#include "fs.h"
+#include "index.h"
+#include "scan.h"
+#include "shmbus/persist.h"
+#include "watermark.h"
+
+namespace shmbus::persist {
+
+using namespace detail;
+
+const char* entry_kind_name(EntryKind k) noexcept {
+  switch (k) {
+    case EntryKind::kRecord: return "record";
+    case EntryKind::kLost: return "lost";
+    case EntryKind::kDeleted: return "deleted";
+    case EntryKind::kCorrupt: return "corrupt";
+    case EntryKind::kEnd: return "end";
+  }
+  return "unknown";
+}
+
+// A delete_before() made while a reader is inside a segment reaches it within this
+// time (it is also re-read at every segment switch and at the end of the data).
+constexpr uint64_t kWatermarkRecheckNs = 10'000'000;
+
+struct SegmentReader::Impl {
+  std::string where;
+  UniqueFd dir;
+  std::vector<uint64_t> segs;  // first sequences, as last listed
+  Watermark wm;
+
+  std::optional<SegmentFile> file;  // the open segment
+  uint64_t seg_first = 0;
+  std::optional<IndexFile> idx;     // its index, when usable
+  uint64_t off = 0;
+  uint64_t scan_seq = 0;
+  uint64_t pos = 0;
+  uint64_t wm_checked_ns = 0;  // when the watermark was last read
+  bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
+  uint64_t ts_target = 0;
+
+  std::string seg_name(uint64_t first) const { return where + "/" + segment_file_name(first); }
+
+  Result<void> relist() {
+    auto l = list_segments(dir.get());
+    if (!l) return l.error();
+    segs = std::move(l.value());
+    return {};
+  }
+  Result<void> reload_wm() {
+    auto w = read_watermark(dir.get());
+    if (!w) return w.error();
+    wm = w.value();
+    wm_checked_ns = now_ns();
+    return {};
+  }
+  std::optional<uint64_t> next_segment_after(uint64_t first) const {
+    for (uint64_t s : segs)
+      if (s > first) return s;
+    return std::nullopt;
+  }
+
+  enum class Located { kOk, kNothing, kRetry };
+  Result<Located> locate();
+  Result<Entry> resync(FrameStatus st, uint64_t next_first, bool* returned);
+  Result<Entry> next();
+};
+
+// Opens the segment that holds `pos` and positions at the best index entry.
+Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
+  if (auto r = relist(); !r) return r.error();
+  if (auto r = reload_wm(); !r) return r.error();
+  if (segs.empty()) return Located::kNothing;
+  size_t i = 0;
+  while (i + 1 < segs.size() && segs[i + 1] <= pos) ++i;
+  if (pos < segs[i]) pos = segs[i];  // below the oldest segment, above the watermark: never stored
+  const uint64_t first = segs[i];
+  const bool last = i + 1 == segs.size();
+  auto f = SegmentFile::open(dir.get(), first);
+  if (!f) return f.error().code == Errc::kNotFound ? Result<Located>(Located::kRetry)
+                                                   : Result<Located>(f.error());
+  auto head = f->header_bytes();
+  if (!head) return head.error();
+  if (last && header_not_written(head.value())) return Located::kNothing;  // being created
+  auto hdr = decode_segment_header(head.value(), f->name());
+  if (!hdr || hdr->first_seq != first) {
+    std::string what = hdr ? "it says it starts at sequence " + std::to_string(hdr->first_seq)
+                           : hdr.error().message;
+    const Errc code = hdr ? Errc::kCorrupt : hdr.error().code;
+    if (!last) {  // move past it, so that the next call goes on with the next segment
+      what += "; sequences [" + std::to_string(pos) + ", " + std::to_string(segs[i + 1]) +
+              ") skipped";
+      pos = segs[i + 1];
+    }
+    return make_error(code, "cannot read " + seg_name(first) + ": " + what);
+  }
+  file.emplace(std::move(f.value()));
+  seg_first = first;
+  off = kSegmentHeaderSize;
+  scan_seq = first;
+  idx.reset();
+  if (auto x = read_index(dir.get(), first); x && x->header.created_ns == hdr->created_ns)
+    idx = std::move(x.value());
+  if (idx && !idx->entries.empty()) {
+    const IndexEntry* e = floor_by_seq(idx->entries, pos);
+    if (ts_mode) {
+      const IndexEntry* t = last_older_than(idx->entries, ts_target);
+      if (t && (!e || t->offset > e->offset)) e = t;
+    }
+    FrameView fv;
+    if (e) {
+      auto st = file->read_frame(e->offset, &fv);
+      if (st && st.value() == FrameStatus::kOk && fv.h.seq == e->seq) {
+        off = e->offset;
+        scan_seq = e->seq;
+        if (pos < scan_seq) pos = scan_seq;
+      }
+    }
+  }
+  return Located::kOk;
+}
+
+// A sealed segment stopped at `off` with `st`: decide what was lost and where to go on.
+// Sets *returned when the result is an entry for the caller.
+Result<Entry> SegmentReader::Impl::resync(FrameStatus st, uint64_t next_first, bool* returned) {
+  *returned = false;
+  Entry e;
+  const std::string seg = seg_name(seg_first);
+  bool clean = st == FrameStatus::kEof;
+  if (st == FrameStatus::kZero) {
+    auto z = file->zero_from(off);
+    if (!z) return z.error();
+    clean = z.value();
+  }
+  if (!clean && idx) {
+    for (const IndexEntry& ie : idx->entries) {
+      if (ie.offset <= off || ie.seq < scan_seq) continue;
+      FrameView fv;
+      auto s = file->read_frame(ie.offset, &fv);
+      if (!s) return s.error();
+      if (s.value() != FrameStatus::kOk || fv.h.seq != ie.seq) continue;
+      e = Entry{EntryKind::kCorrupt, pos, ie.seq, 0, 0, {}, ie.offset - off,
+                seg + " offset " + std::to_string(off) + ": " + frame_status_name(st) + ", " +
+                    std::to_string(ie.offset - off) + " bytes skipped"};
+      *returned = pos < ie.seq;
+      off = ie.offset;
+      scan_seq = ie.seq;
+      if (pos < scan_seq) pos = scan_seq;
+      return e;
+    }
+  }
+  const uint64_t dropped = file->size() > off ? file->size() - off : 0;
+  if (pos < next_first) {
+    e = Entry{EntryKind::kCorrupt, pos, next_first, 0, 0, {}, clean ? 0 : dropped,
+              clean ? "sequences missing between " + seg + " and the next segment"
+                    : seg + " offset " + std::to_string(off) + ": " + frame_status_name(st) +
+                          ", " + std::to_string(dropped) + " bytes skipped"};
+    *returned = true;
+    pos = next_first;
+  }
+  file.reset();
+  return e;
+}
+
+Result<Entry> SegmentReader::Impl::next() {
+  bool refreshed = false;
+  std::optional<uint64_t> next_first;  // the segment after this one, as seen at the refresh
+  for (;;) {
+    if (pos < wm.deleted_below) {
+      Entry e{EntryKind::kDeleted, pos, wm.deleted_below, 0, 0, {}, 0,
+              "deleted below sequence " + std::to_string(wm.deleted_below)};
+      pos = wm.deleted_below;
+      file.reset();  // relocate through the index
+      if (!ts_mode) return e;
+    }
+    if (!file) {
+      auto l = locate();
+      if (!l) return l.error();
+      if (l.value() == Located::kRetry) continue;
+      if (l.value() == Located::kNothing) return Entry{};
+      refreshed = false;
+      if (pos < wm.deleted_below) continue;
+    }
+    if (now_ns() - wm_checked_ns >= kWatermarkRecheckNs) {
+      if (auto r = reload_wm(); !r) return r.error();
+      if (pos < wm.deleted_below) continue;
+    }
+    FrameView fv;
+    auto st = file->read_frame(off, &fv);
+    if (!st) return st.error();
+    FrameStatus s = st.value();
+    if (s == FrameStatus::kOk && fv.h.seq != scan_seq) s = FrameStatus::kBadSeq;
+    if (s == FrameStatus::kOk) {
+      refreshed = false;
+      off += fv.size;
+      scan_seq = fv.end_seq;
+      if (fv.end_seq <= pos) continue;  // below the seek target
+      const uint64_t from = std::max(fv.h.seq, pos);
+      pos = fv.end_seq;
+      if (ts_mode && fv.h.ts_ns < ts_target) continue;
+      ts_mode = false;
+      if (fv.h.kind == FrameKind::kLost)
+        return Entry{EntryKind::kLost, from, fv.end_seq, fv.h.ts_ns, 0, {}, 0, {}};
+      return Entry{EntryKind::kRecord, fv.h.seq, fv.end_seq, fv.h.ts_ns, fv.h.type, fv.payload,
+                   0, {}};
+    }
+    // No valid frame here: the live end of the last segment, or the end of (or damage
+    // in) a sealed one.  List the segments, then look at this one again: a writer
+    // completes a segment before it creates the next, so once a next segment is seen,
+    // a second look at this one sees all of it.
+    if (!refreshed) {
+      if (auto r = relist(); !r) return r.error();
+      next_first = next_segment_after(seg_first);
+      if (auto r = file->refresh(); !r) return r.error();
+      refreshed = true;
+      continue;
+    }
+    if (!next_first) {
+      if (auto r = reload_wm(); !r) return r.error();
+      if (pos < wm.deleted_below) continue;
+      return Entry{};
+    }
+    bool returned = false;
+    auto e = resync(s, *next_first, &returned);
+    if (!e) return e.error();
+    refreshed = false;
+    if (returned) return e;
+  }
+}
+
+// ---- public ---------------------------------------------------------------------------
+
+Result<SegmentReader> SegmentReader::open(std::string_view dir_root, std::string_view ns,
+                                          std::string_view stream) {
+  if (auto r = validate_name("namespace", ns); !r) return r.error();
+  if (auto r = validate_name("stream", stream); !r) return r.error();
+  auto impl = std::make_unique<Impl>();
+  impl->where = std::string(dir_root) + "/" + std::string(ns) + "/" + std::string(stream);
+  const std::string parts[] = {std::string(ns), std::string(stream)};
+  auto dir = open_dir_path(dir_root, parts, /*create=*/false);
+  if (!dir) {
+    if (dir.error().code == Errc::kNotFound)
+      return make_error(Errc::kNotFound, "no stored data for stream '" + std::string(stream) +
+                                             "' in namespace '" + std::string(ns) + "' under " +
+                                             std::string(dir_root));
+    return dir.error();
+  }
+  impl->dir = std::move(dir.value());
+  SegmentReader reader(std::move(impl));
+  if (auto r = reader.seek_earliest(); !r) return r.error();
+  return reader;
+}
+
+SegmentReader::SegmentReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SegmentReader::SegmentReader(SegmentReader&&) noexcept = default;
+SegmentReader& SegmentReader::operator=(SegmentReader&&) noexcept = default;
+SegmentReader::~SegmentReader() = default;
+
+Result<void> SegmentReader::seek_earliest() {
+  Impl& s = *impl_;
+  if (auto r = s.relist(); !r) return r;
+  if (auto r = s.reload_wm(); !r) return r;
+  s.file.reset();
+  s.ts_mode = false;
+  s.pos = std::max(s.wm.deleted_below, s.segs.empty() ? uint64_t{0} : s.segs.front());
+  return {};
+}
+
+Result<void> SegmentReader::seek_seq(uint64_t seq) {
+  Impl& s = *impl_;
+  if (auto r = s.reload_wm(); !r) return r;
+  s.file.reset();
+  s.ts_mode = false;
+  s.pos = seq;  // next() reports [seq, watermark) as deleted first, if it applies
+  return {};
+}
+
+Result<void> SegmentReader::seek_time(uint64_t ts_ns) {
+  Impl& s = *impl_;
+  if (auto r = s.relist(); !r) return r;
+  if (auto r = s.reload_wm(); !r) return r;
+  s.file.reset();
+  s.ts_mode = true;
+  s.ts_target = ts_ns;
+  s.pos = s.wm.deleted_below;
+  // Skip the sealed segments whose newest record is older than ts_ns.
+  for (size_t i = 0; i + 1 < s.segs.size(); ++i) {
+    auto x = read_index(s.dir.get(), s.segs[i]);
+    if (!x || !x->sealed || x->entries.back().max_ts >= ts_ns) break;
+    auto f = SegmentFile::open(s.dir.get(), s.segs[i]);
+    if (!f) break;
+    auto h = f->read_header();
+    if (!h || h->created_ns != x->header.created_ns) break;
+    s.pos = std::max(s.pos, x->entries.back().end_seq);
+  }
+  return {};
+}
+
+Result<Entry> SegmentReader::next() { return impl_->next(); }
+
+uint64_t SegmentReader::position() const noexcept { return impl_ ? impl_->pos : 0; }
+
+}  // namespace shmbus::persist

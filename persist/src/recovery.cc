@@ -1,0 +1,165 @@
+// recovery.cc: opening a store for writing: summaries of the sealed segments (from
+// their indexes when those check out, else from a scan that also rebuilds them), and
+// recovery of the last segment (a torn tail is cut at the last valid record).
+#include "coding.h"
+#include "format.h"
+#include "log.h"
+#include "scan.h"
+#include "store_impl.h"
+
+namespace shmbus::persist {
+
+using namespace detail;
+
+namespace {
+
+constexpr const char* kFsckHint = "; run `shmbus fsck --repair` on the data directory";
+
+Error with_hint(Error e) {
+  e.message += kFsckHint;
+  return e;
+}
+
+}  // namespace
+
+Result<void> SegmentStore::Impl::recover() {
+  auto w = read_watermark(dir.get());
+  if (!w) return with_hint(w.error());
+  wm = w.value();
+  (void)remove_file(dir.get(), kWatermarkTmpName, false);  // an interrupted update
+
+  auto listed = list_segments(dir.get());
+  if (!listed) return listed.error();
+  std::vector<uint64_t> segs = std::move(listed.value());
+  while (!segs.empty()) {
+    auto f = SegmentFile::open(dir.get(), segs.back());
+    if (!f) return f.error();
+    auto head = f->header_bytes();
+    if (!head) return head.error();
+    if (!header_not_written(head.value())) break;
+    log_warn(seg_path(segs.back()) + ": removing a segment whose creation never completed (" +
+             std::to_string(f->size()) + " bytes)");
+    if (auto r = remove_file(dir.get(), segment_file_name(segs.back()), false); !r) return r;
+    (void)remove_file(dir.get(), index_file_name(segs.back()), false);
+    segs.pop_back();
+  }
+  for (size_t i = 0; i + 1 < segs.size(); ++i) {
+    auto info = summarize_sealed(segs[i]);
+    if (!info) return info.error();
+    if (!sealed.empty() && sealed.back().end_seq != info->first_seq)
+      log_warn(where + ": sequences [" + std::to_string(sealed.back().end_seq) + ", " +
+               std::to_string(info->first_seq) + ") are missing between segments");
+    sealed.push_back(info.value());
+  }
+  if (!segs.empty()) {
+    if (auto r = recover_active(segs.back()); !r) return r;
+    if (!sealed.empty() && sealed.back().end_seq != active.first_seq)
+      log_warn(where + ": sequences [" + std::to_string(sealed.back().end_seq) + ", " +
+               std::to_string(active.first_seq) + ") are missing before the last segment");
+  }
+  durable.store(next_seq, std::memory_order_release);  // pairs with durable_seq()
+  return {};
+}
+
+Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
+  auto f = SegmentFile::open(dir.get(), first_seq);
+  if (!f) return f.error();
+  auto hdr = f->read_header();
+  if (!hdr) return with_hint(hdr.error());
+  if (hdr->ns != ns || hdr->stream != stream || hdr->first_seq != first_seq)
+    return make_error(Errc::kCorrupt, seg_path(first_seq) + " belongs to stream " + hdr->ns +
+                                          "/" + hdr->stream + " at sequence " +
+                                          std::to_string(hdr->first_seq) + kFsckHint);
+  auto idx = read_index(dir.get(), first_seq);
+  if (idx && idx->sealed && idx->header.created_ns == hdr->created_ns) {
+    const IndexEntry& seal = idx->entries.back();
+    FrameView fv;
+    auto st = f->read_frame(seal.offset, &fv);
+    if (st && st.value() == FrameStatus::kOk && fv.h.seq == seal.seq &&
+        fv.end_seq == seal.end_seq && seal.offset + fv.size == f->size())
+      return SegmentInfo{first_seq,     seal.end_seq, idx->entries.front().max_ts,
+                         seal.max_ts,   seal.count,   f->size() + idx->file_size};
+  }
+  const uint32_t interval =
+      idx && idx->header.interval >= 256 ? idx->header.interval : opts.index_interval;
+  auto scan = scan_segment(f.value(), first_seq, interval);
+  if (!scan) return with_hint(scan.error());
+  if (scan->valid_end < scan->file_size)
+    log_warn(seg_path(first_seq) + ": damaged at offset " + std::to_string(scan->valid_end) +
+             " (" + frame_status_name(scan->stop) + "), " +
+             std::to_string(scan->file_size - scan->valid_end) +
+             " bytes after it are unreadable" + kFsckHint);
+  std::vector<IndexEntry> entries = scan->entries;
+  if (!scan->builder.empty()) entries.push_back(scan->builder.seal_entry());
+  const IndexHeader ih{interval, first_seq, scan->header.created_ns};
+  if (auto r = write_index(dir.get(), ih, entries); r)
+    log_info(seg_path(first_seq) + ": index rebuilt from the segment");
+  else
+    log_warn(seg_path(first_seq) + ": cannot rebuild the index: " + r.error().message);
+  const uint64_t idx_bytes = kIndexHeaderSize + entries.size() * kIndexEntrySize;
+  return SegmentInfo{first_seq,
+                     scan->end_seq,
+                     scan->builder.first_ts(),
+                     scan->builder.max_ts(),
+                     scan->builder.count(),
+                     scan->file_size + idx_bytes};
+}
+
+Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
+  const std::string name = segment_file_name(first_seq);
+  ScanResult scan;
+  {
+    auto f = SegmentFile::open(dir.get(), first_seq);
+    if (!f) return f.error();
+    auto s = scan_segment(f.value(), first_seq, opts.index_interval);
+    if (!s) return with_hint(s.error());
+    scan = std::move(s.value());
+  }
+  if (scan.header.ns != ns || scan.header.stream != stream)
+    return make_error(Errc::kCorrupt, seg_path(first_seq) + " belongs to stream " +
+                                          scan.header.ns + "/" + scan.header.stream + kFsckHint);
+  if (scan.valid_end < scan.file_size) {
+    const uint64_t tail = scan.file_size - scan.valid_end;
+    const uint64_t dropped = scan.tail_nonzero_end - scan.valid_end;
+    if (dropped > 0) {
+      log_warn(seg_path(first_seq) + ": torn tail at offset " + std::to_string(scan.valid_end) +
+               " (" + frame_status_name(scan.stop) + "): dropped " + std::to_string(dropped) +
+               " bytes; the store continues at sequence " + std::to_string(scan.end_seq));
+      counters.torn_bytes_dropped += dropped;
+    } else if (opts.kind == StoreKind::kFile) {
+      log_info(seg_path(first_seq) + ": cut " + std::to_string(tail) +
+               " zero bytes after the last record");
+    }
+    auto fd = open_at(dir.get(), name, OpenMode::kReadWrite);
+    if (!fd) return fd.error();
+    if (auto r = truncate_to(fd->get(), scan.valid_end, name); !r) return r;
+    if (auto r = detail::sync_all(fd->get(), name); !r) return r;
+  }
+  auto s = opts.kind == StoreKind::kPmem
+               ? open_pmem_sink(dir.get(), name, false, scan.valid_end,
+                                std::max(opts.segment_bytes, scan.valid_end))
+               : open_file_sink(dir.get(), name, false, scan.valid_end, opts.write_buffer);
+  if (!s) return s.error();
+  sink = std::move(s.value());
+  granularity = sink->granularity();
+
+  // The active segment's index is always rebuilt: it may lag behind the segment or
+  // point past a torn tail.
+  const IndexHeader ih{opts.index_interval, first_seq, scan.header.created_ns};
+  if (auto r = write_index(dir.get(), ih, scan.entries); !r) return r;
+  auto idx = open_at(dir.get(), index_file_name(first_seq), OpenMode::kReadWrite);
+  if (!idx) return idx.error();
+  idx_fd = std::move(idx.value());
+  idx_written = kIndexHeaderSize + scan.entries.size() * kIndexEntrySize;
+  idx_pending.clear();
+
+  builder = scan.builder;
+  active = SegmentInfo{first_seq,          scan.end_seq,           scan.builder.first_ts(),
+                       scan.builder.max_ts(), scan.builder.count(), 0};
+  active_created_ns = scan.header.created_ns;
+  next_seq = scan.end_seq;
+  fresh = false;
+  return {};
+}
+
+}  // namespace shmbus::persist

@@ -1,0 +1,145 @@
+// scan.cc: windowed reading and full scans of segment files.
+#include "scan.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "coding.h"
+
+namespace shmbus::persist::detail {
+
+namespace {
+constexpr uint64_t kWindow = 1 << 20;
+}
+
+Result<SegmentFile> SegmentFile::open(int dir, uint64_t first_seq) {
+  std::string name = segment_file_name(first_seq);
+  auto fd = open_at(dir, name, OpenMode::kRead);
+  if (!fd) return fd.error();
+  auto size = file_size(fd->get(), name);
+  if (!size) return size.error();
+  return SegmentFile(std::move(fd.value()), std::move(name), size.value());
+}
+
+Result<uint64_t> SegmentFile::refresh() {
+  auto size = file_size(fd_.get(), name_);
+  if (!size) return size.error();
+  size_ = size.value();
+  buf_len_ = 0;
+  return size_;
+}
+
+Result<Bytes> SegmentFile::view(uint64_t off, uint64_t n) {
+  if (off >= size_) return Bytes{};
+  n = std::min(n, size_ - off);
+  if (off >= buf_off_ && off + n <= buf_off_ + buf_len_)
+    return Bytes(buf_.data() + (off - buf_off_), static_cast<size_t>(n));
+  const uint64_t want = std::min(std::max(n, kWindow), size_ - off);
+  if (buf_.size() < want) buf_.resize(static_cast<size_t>(want));
+  auto got = pread_some(fd_.get(), {buf_.data(), static_cast<size_t>(want)}, off, name_);
+  if (!got) {
+    buf_len_ = 0;
+    return got.error();
+  }
+  buf_off_ = off;
+  buf_len_ = got.value();
+  return Bytes(buf_.data(), std::min<size_t>(buf_len_, static_cast<size_t>(n)));
+}
+
+Result<Bytes> SegmentFile::header_bytes() { return view(0, kSegmentHeaderSize); }
+
+Result<SegmentHeader> SegmentFile::read_header() {
+  auto v = header_bytes();
+  if (!v) return v.error();
+  return decode_segment_header(v.value(), name_);
+}
+
+Result<FrameStatus> SegmentFile::read_frame(uint64_t off, FrameView* out) {
+  auto head = view(off, kFrameHeaderSize);
+  if (!head) return head.error();
+  if (head->size() < kFrameHeaderSize) return decode_frame(head.value(), out);
+  const uint64_t len = get_u32(head->data() + kFrmLength);
+  if (len > kMaxPayload) return decode_frame(head.value(), out);
+  auto all = view(off, frame_size(len));
+  if (!all) return all.error();
+  return decode_frame(all.value(), out);
+}
+
+Result<bool> SegmentFile::zero_from(uint64_t off) {
+  while (off < size_) {
+    auto v = view(off, kWindow);
+    if (!v) return v.error();
+    if (v->empty()) break;
+    if (!all_zero(v->data(), v->size())) return false;
+    off += v->size();
+  }
+  return true;
+}
+
+bool header_not_written(Bytes head) {
+  const size_t n = head.size();
+  if (all_zero(head.data(), n)) return true;
+  return n < kSegmentHeaderSize &&
+         std::memcmp(head.data(), kSegmentMagic, std::min(n, sizeof kSegmentMagic)) == 0;
+}
+
+Result<uint64_t> SegmentFile::nonzero_end(uint64_t off) {
+  uint64_t end = off;
+  while (off < size_) {
+    auto v = view(off, kWindow);
+    if (!v) return v.error();
+    if (v->empty()) break;
+    for (size_t i = v->size(); i > 0; --i) {
+      if ((*v)[i - 1] != std::byte{0}) {
+        end = off + i;
+        break;
+      }
+    }
+    off += v->size();
+  }
+  return end;
+}
+
+Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval) {
+  ScanResult r;
+  r.builder = IndexBuilder(index_interval);
+  auto hdr = f.read_header();
+  if (!hdr) return hdr.error();
+  r.header = std::move(hdr.value());
+  if (r.header.first_seq != first_seq)
+    return make_error(Errc::kCorrupt, "segment " + f.name() + " says it starts at sequence " +
+                                          std::to_string(r.header.first_seq) +
+                                          ", not the one in its name");
+  r.file_size = f.size();
+  r.valid_end = kSegmentHeaderSize;
+  r.end_seq = first_seq;
+  for (;;) {
+    FrameView fv;
+    auto st = f.read_frame(r.valid_end, &fv);
+    if (!st) return st.error();
+    r.stop = st.value();
+    if (r.stop != FrameStatus::kOk) break;
+    if (fv.h.seq != r.end_seq) {
+      r.stop = FrameStatus::kBadSeq;
+      r.stop_seq = fv.h.seq;
+      break;
+    }
+    IndexEntry e;
+    if (r.builder.add(r.valid_end, fv.h.seq, fv.end_seq, fv.h.ts_ns,
+                      fv.h.kind == FrameKind::kData, &e))
+      r.entries.push_back(e);
+    ++r.frames;
+    r.end_seq = fv.end_seq;
+    r.valid_end += fv.size;
+  }
+  r.tail_nonzero_end = r.valid_end;
+  if (r.valid_end < r.file_size) {
+    auto z = f.nonzero_end(r.valid_end);
+    if (!z) return z.error();
+    r.tail_nonzero_end = z.value();
+    r.tail_zero = r.tail_nonzero_end == r.valid_end;
+  }
+  return r;
+}
+
+}  // namespace shmbus::persist::detail

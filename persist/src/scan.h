@@ -1,0 +1,78 @@
+// scan.h: reading one segment file through a window of pread()s, and the full scan
+// that recovery, index rebuilds and fsck share.  Never maps the file: a writer that
+// trims or deletes a segment cannot make a reader fault.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "format.h"
+#include "fs.h"
+#include "index.h"
+
+namespace shmbus::persist::detail {
+
+class SegmentFile {
+ public:
+  // Opens NAME.seg read-only (O_NOFOLLOW).
+  static Result<SegmentFile> open(int dir, uint64_t first_seq);
+  SegmentFile(UniqueFd fd, std::string name, uint64_t size)
+      : fd_(std::move(fd)), name_(std::move(name)), size_(size) {}
+
+  const std::string& name() const noexcept { return name_; }
+  int fd() const noexcept { return fd_.get(); }
+  uint64_t size() const noexcept { return size_; }  // as of the last refresh
+  // Re-reads the size and forgets the window (a live writer may have added bytes).
+  Result<uint64_t> refresh();
+
+  // The first bytes of the file, up to a header's worth (fewer if it is shorter); the
+  // view is valid until the next call on this object.
+  Result<Bytes> header_bytes();
+  Result<SegmentHeader> read_header();
+  // Decodes the frame at `off`.  On kOk, out->payload views the window: valid until
+  // the next call on this object.  Errors are I/O errors only.
+  Result<FrameStatus> read_frame(uint64_t off, FrameView* out);
+  // Whether the bytes [off, size()) are all zero.
+  Result<bool> zero_from(uint64_t off);
+  // The offset just past the last non-zero byte in [off, size()), or off if none.
+  Result<uint64_t> nonzero_end(uint64_t off);
+
+ private:
+  Result<Bytes> view(uint64_t off, uint64_t n);
+
+  UniqueFd fd_;
+  std::string name_;
+  uint64_t size_ = 0;
+  std::vector<std::byte> buf_;
+  uint64_t buf_off_ = 0;
+  size_t buf_len_ = 0;
+};
+
+// True when the header of this segment was never (completely) written: the file holds
+// fewer bytes than a header and they are a prefix of one, or the header is all zeros
+// (a pmem segment just allocated).  Such a last segment is being created, or its
+// creation was interrupted; it cannot hold records.
+// `head` is what header_bytes() returned: judge exactly the bytes that failed to decode.
+bool header_not_written(Bytes head);
+
+struct ScanResult {
+  SegmentHeader header;
+  uint64_t file_size = 0;
+  uint64_t valid_end = 0;  // offset just after the last valid frame
+  uint64_t end_seq = 0;    // one past the last valid record (header.first_seq if none)
+  uint64_t frames = 0;     // valid frames (data and lost)
+  FrameStatus stop = FrameStatus::kEof;  // what ended the scan at valid_end
+  uint64_t stop_seq = 0;                 // kBadSeq: the sequence found instead of end_seq
+  bool tail_zero = true;                 // [valid_end, file_size) is all zero
+  uint64_t tail_nonzero_end = 0;         // just past the tail's last non-zero byte
+  IndexBuilder builder{0};               // fed with every valid frame
+  std::vector<IndexEntry> entries;       // the entries it produced (no seal entry)
+};
+
+// Checks the header (and that it starts at `first_seq`) and every frame: length
+// bounds, CRC, consecutive sequences.  Header problems are errors; the first bad
+// frame ends the scan (see stop).
+Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval);
+
+}  // namespace shmbus::persist::detail

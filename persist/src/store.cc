@@ -1,0 +1,367 @@
+// store.cc: SegmentStore: appending, rolling, flushing, statistics.
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <cerrno>
+
+#include "coding.h"
+#include "format.h"
+#include "log.h"
+#include "store_impl.h"
+
+namespace shmbus::persist {
+
+using namespace detail;
+
+const char* store_kind_name(StoreKind k) noexcept {
+  return k == StoreKind::kPmem ? "pmem" : "file";
+}
+
+const char* granularity_name(PmemGranularity g) noexcept {
+  switch (g) {
+    case PmemGranularity::kNotPmem: return "none";
+    case PmemGranularity::kByte: return "byte";
+    case PmemGranularity::kCacheLine: return "cache-line";
+    case PmemGranularity::kPage: return "page";
+  }
+  return "unknown";
+}
+
+std::string SegmentStore::Impl::seg_path(uint64_t first_seq) const {
+  return where + "/" + segment_file_name(first_seq);
+}
+
+uint64_t SegmentStore::Impl::total_bytes() const {
+  uint64_t total = 0;
+  for (const auto& s : sealed) total += s.bytes;
+  if (sink) total += sink->bytes_on_disk() + idx_written + idx_pending.size();
+  return total;
+}
+
+// ---- open / close -----------------------------------------------------------------
+
+static Result<void> check_options(const StoreOptions& o) {
+  if (o.segment_bytes < 4096 || o.segment_bytes > (uint64_t{1} << 40))
+    return make_error(Errc::kInvalidArgument, "segment_bytes must be between 4 KiB and 1 TiB");
+  if (o.index_interval < 256)
+    return make_error(Errc::kInvalidArgument, "index_interval must be at least 256 bytes");
+  if (o.write_buffer < 4096)
+    return make_error(Errc::kInvalidArgument, "write_buffer must be at least 4 KiB");
+  if (o.roll_age.count() < 0 || o.flush_interval.count() < 0)
+    return make_error(Errc::kInvalidArgument, "roll_age and flush_interval cannot be negative");
+  return {};
+}
+
+Result<SegmentStore> SegmentStore::open(std::string_view dir_root, std::string_view ns,
+                                        std::string_view stream, const StoreOptions& opts) {
+  if (auto r = validate_name("namespace", ns); !r) return r.error();
+  if (auto r = validate_name("stream", stream); !r) return r.error();
+  if (auto r = check_options(opts); !r) return r.error();
+  auto impl = std::make_unique<Impl>();
+  impl->opts = opts;
+  impl->ns = std::string(ns);
+  impl->stream = std::string(stream);
+  impl->where = std::string(dir_root) + "/" + impl->ns + "/" + impl->stream;
+  impl->granularity = PmemGranularity::kNotPmem;
+  impl->counters.kind = opts.kind;
+  const std::string parts[] = {impl->ns, impl->stream};
+  auto dir = open_dir_path(dir_root, parts, /*create=*/true);
+  if (!dir) return dir.error();
+  impl->dir = std::move(dir.value());
+  auto lock = open_at(impl->dir.get(), "LOCK", OpenMode::kCreateOrOpen);
+  if (!lock) return lock.error();
+  if (::flock(lock->get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
+      return make_error(Errc::kBusy, "another writer has " + impl->where + " open");
+    return errno_error(errno, "cannot lock " + impl->where);
+  }
+  impl->lock = std::move(lock.value());
+  if (auto r = impl->recover(); !r) return r.error();
+  return SegmentStore(std::move(impl));
+}
+
+SegmentStore::SegmentStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SegmentStore::SegmentStore(SegmentStore&&) noexcept = default;
+SegmentStore& SegmentStore::operator=(SegmentStore&& o) noexcept {
+  if (this != &o) {
+    if (impl_ && !impl_->closed) (void)close();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+
+SegmentStore::~SegmentStore() {
+  if (!impl_ || impl_->closed) return;
+  if (auto r = close(); !r) log_warn("closing " + impl_->where + ": " + r.error().message);
+}
+
+Result<void> SegmentStore::close() {
+  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  Impl& s = *impl_;
+  Result<void> result = s.flush();
+  if (s.sink) {
+    if (auto r = s.sink->close(); !r && result.ok()) result = r;
+  }
+  s.sink.reset();
+  s.idx_fd.reset();
+  s.lock.reset();  // releases the flock
+  s.dir.reset();
+  s.closed = true;
+  return result;
+}
+
+// ---- appending ----------------------------------------------------------------------
+
+Result<void> SegmentStore::append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload) {
+  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (seq == UINT64_MAX)
+    return make_error(Errc::kInvalidArgument, "sequence 2^64-1 cannot be stored");
+  return impl_->append_frame(FrameKind::kData, seq, seq + 1, ts_ns, type, payload);
+}
+
+Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to) {
+  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (to <= from)
+    return make_error(Errc::kInvalidArgument, "lost range [" + std::to_string(from) + ", " +
+                                                  std::to_string(to) + ") is empty");
+  std::byte payload[kLostPayloadSize];
+  put_u64(payload, to);
+  return impl_->append_frame(FrameKind::kLost, from, to, impl_->now(), 0, payload);
+}
+
+Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint64_t end_seq,
+                                              uint64_t ts_ns, uint32_t type, Bytes payload) {
+  if (!fresh && seq != next_seq) {
+    if (seq < next_seq)
+      return make_error(Errc::kInvalidArgument,
+                        "sequence " + std::to_string(seq) + " is already stored in " + where +
+                            " (next is " + std::to_string(next_seq) + ")");
+    return make_error(Errc::kInvalidArgument,
+                      "sequence " + std::to_string(seq) + " leaves a gap in " + where +
+                          " (next is " + std::to_string(next_seq) +
+                          "): record the gap with append_lost() first");
+  }
+  if (payload.size() > kMaxPayload)
+    return make_error(Errc::kTooLarge, "record of " + std::to_string(payload.size()) +
+                                           " bytes exceeds the 1 GiB limit of a segment record");
+  const uint64_t fsize = frame_size(payload.size());
+  const uint64_t now_ns = now();
+  if (fresh && sink && active.first_seq != seq) {
+    // A new store whose first append failed, retried with another sequence: the empty
+    // segment is named after the old one.
+    if (auto r = discard_empty_active(); !r) return r;
+  }
+  if (sink && active.end_seq > active.first_seq) {
+    const bool by_size = sink->end() + fsize > opts.segment_bytes;
+    const bool by_age = opts.roll_age.count() > 0 && now_ns >= active_created_ns &&
+                        now_ns - active_created_ns >= static_cast<uint64_t>(opts.roll_age.count());
+    if (by_size || by_age) {
+      if (auto r = roll(); !r) return r;
+    }
+  } else if (sink && sink->end() + fsize > sink->capacity()) {
+    if (auto r = discard_empty_active(); !r) return r;  // pre-sized too small for this one
+  }
+  if (!sink) {
+    if (auto r = create_segment(fresh ? seq : next_seq, kSegmentHeaderSize + fsize); !r) return r;
+  }
+
+  std::byte head[kFrameHeaderSize];
+  FrameHeader fh;
+  fh.length = static_cast<uint32_t>(payload.size());
+  fh.kind = kind;
+  fh.seq = seq;
+  fh.ts_ns = ts_ns;
+  fh.type = type;
+  encode_frame_header(fh, payload, head);
+  static constexpr std::byte kZeros[8] = {};
+  const Bytes parts[] = {Bytes(head, sizeof head), payload,
+                         Bytes(kZeros, fsize - kFrameHeaderSize - payload.size())};
+  const uint64_t offset = sink->end();
+  if (auto r = sink->append(parts); !r) return r;
+  if (opts.durability == Durability::kSync) {
+    if (auto r = sync_data(); !r) {
+      (void)sink->rollback(offset);
+      return r;
+    }
+  }
+
+  // The record is stored: bookkeeping.
+  IndexEntry e;
+  if (builder.add(offset, seq, end_seq, ts_ns, kind == FrameKind::kData, &e)) {
+    const size_t at = idx_pending.size();
+    idx_pending.resize(at + kIndexEntrySize);
+    encode_index_entry(e, idx_pending.data() + at);
+  }
+  active.end_seq = end_seq;
+  active.first_ts = builder.first_ts();
+  active.max_ts = builder.max_ts();
+  active.records = builder.count();
+  if (fresh) {
+    durable.store(seq, std::memory_order_release);  // pairs with durable_seq()
+    fresh = false;
+  }
+  next_seq = end_seq;
+  if (kind == FrameKind::kData) {
+    ++counters.records_appended;
+    counters.bytes_appended += payload.size();
+  } else {
+    counters.lost_marked += end_seq - seq;
+  }
+  if (opts.durability == Durability::kSync) {
+    durable.store(next_seq, std::memory_order_release);  // pairs with durable_seq()
+    ++counters.flushes;
+  }
+  if (first_pending_ns == 0) first_pending_ns = now_ns ? now_ns : 1;
+  if (now_ns >= first_pending_ns &&
+      now_ns - first_pending_ns >= static_cast<uint64_t>(opts.flush_interval.count())) {
+    // The record is stored whatever happens here: a failure is kept for flush()/stats().
+    if (auto r = flush(); !r) counters.last_error = r.error().message;
+  }
+  return {};
+}
+
+Result<void> SegmentStore::Impl::create_segment(uint64_t first_seq, uint64_t min_size) {
+  const std::string name = segment_file_name(first_seq);
+  SegmentHeader h;
+  h.first_seq = first_seq;
+  h.created_ns = now();
+  h.ns = ns;
+  h.stream = stream;
+  std::byte head[kSegmentHeaderSize];
+  encode_segment_header(h, head);
+  auto s = opts.kind == StoreKind::kPmem
+               ? open_pmem_sink(dir.get(), name, true, 0, std::max(opts.segment_bytes, min_size))
+               : open_file_sink(dir.get(), name, true, 0, opts.write_buffer);
+  if (!s) return s.error();
+  const Bytes parts[] = {Bytes(head, sizeof head)};
+  auto idx = open_at(dir.get(), index_file_name(first_seq), OpenMode::kCreateTruncate);
+  Result<void> r = idx ? s.value()->append(parts) : Result<void>(idx.error());
+  if (!r) {
+    s.value().reset();
+    (void)remove_file(dir.get(), name, false);
+    (void)remove_file(dir.get(), index_file_name(first_seq), false);
+    return r;
+  }
+  sink = std::move(s.value());
+  granularity = sink->granularity();
+  idx_fd = std::move(idx.value());
+  idx_written = 0;
+  idx_pending.assign(kIndexHeaderSize, std::byte{0});
+  encode_index_header(IndexHeader{opts.index_interval, first_seq, h.created_ns},
+                      idx_pending.data());
+  builder = IndexBuilder(opts.index_interval);
+  active = SegmentInfo{first_seq, first_seq, 0, 0, 0, 0};
+  active_created_ns = h.created_ns;
+  dir_dirty = true;
+  if (first_pending_ns == 0) first_pending_ns = h.created_ns ? h.created_ns : 1;
+  return {};
+}
+
+Result<void> SegmentStore::Impl::roll() {
+  if (auto r = flush(); !r) return r;
+  if (auto r = sink->seal(); !r) return r;
+  // The seal entry lets readers and the next open skip a scan; if it cannot be
+  // written the index is simply rebuilt from the segment later.
+  std::byte e[kIndexEntrySize];
+  encode_index_entry(builder.seal_entry(), e);
+  if (auto r = pwrite_all(idx_fd.get(), e, idx_written, index_file_name(active.first_seq)); r) {
+    idx_written += kIndexEntrySize;
+    (void)detail::sync_data(idx_fd.get(), "index");
+  }
+  active.bytes = sink->bytes_on_disk() + idx_written;
+  sealed.push_back(active);
+  sink.reset();
+  idx_fd.reset();
+  active = SegmentInfo{};
+  return {};
+}
+
+Result<void> SegmentStore::Impl::discard_empty_active() {
+  const uint64_t first = active.first_seq;
+  sink.reset();
+  idx_fd.reset();
+  idx_pending.clear();
+  if (auto r = remove_file(dir.get(), segment_file_name(first), false); !r) return r;
+  return remove_file(dir.get(), index_file_name(first), false);
+}
+
+// ---- durability ---------------------------------------------------------------------
+
+Result<void> SegmentStore::Impl::sync_data() {
+  if (auto r = sink->sync(); !r) return r;
+  if (dir_dirty) {
+    if (auto r = detail::sync_all(dir.get(), "directory " + where); !r) return r;
+    dir_dirty = false;
+  }
+  return {};
+}
+
+Result<void> SegmentStore::Impl::write_pending_index() {
+  if (idx_pending.empty() || !idx_fd.valid()) return {};
+  size_t written = 0;
+  auto r = pwrite_all(idx_fd.get(), idx_pending, idx_written, index_file_name(active.first_seq),
+                      &written);
+  idx_written += written;
+  idx_pending.erase(idx_pending.begin(), idx_pending.begin() + static_cast<ptrdiff_t>(written));
+  return r;
+}
+
+Result<void> SegmentStore::Impl::flush() {
+  if (sink) {
+    if (auto r = sync_data(); !r) return r;
+    if (durable.load(std::memory_order_relaxed) != next_seq) {  // relaxed: only we store it
+      durable.store(next_seq, std::memory_order_release);     // pairs with durable_seq()
+      ++counters.flushes;
+    }
+    if (auto r = write_pending_index(); !r) return r;
+  }
+  first_pending_ns = 0;
+  counters.last_error.clear();
+  return {};
+}
+
+Result<void> SegmentStore::flush() {
+  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  auto r = impl_->flush();
+  if (!r) impl_->counters.last_error = r.error().message;
+  return r;
+}
+
+Result<void> SegmentStore::tick() {
+  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  Impl& s = *impl_;
+  if (s.first_pending_ns == 0) return {};
+  const uint64_t now = s.now();
+  if (now < s.first_pending_ns ||
+      now - s.first_pending_ns < static_cast<uint64_t>(s.opts.flush_interval.count()))
+    return {};
+  return flush();
+}
+
+uint64_t SegmentStore::next_seq() const noexcept { return impl_ ? impl_->next_seq : 0; }
+
+uint64_t SegmentStore::durable_seq() const noexcept {
+  return impl_ ? impl_->durable.load(std::memory_order_acquire) : 0;  // pairs with the writer
+}
+
+StoreStats SegmentStore::stats() const {
+  StoreStats st;
+  if (!impl_) return st;
+  const Impl& s = *impl_;
+  st = s.counters;
+  st.kind = s.opts.kind;
+  st.granularity = s.granularity;
+  st.bytes_on_disk = s.total_bytes();
+  st.segments = s.sealed.size() + (s.sink ? 1 : 0);
+  uint64_t first = s.next_seq;
+  if (!s.sealed.empty()) first = s.sealed.front().first_seq;
+  else if (s.sink) first = s.active.first_seq;
+  st.end_seq = s.next_seq;
+  st.oldest_seq = std::min(std::max(first, s.wm.deleted_below), st.end_seq);
+  st.newest_seq = st.end_seq > st.oldest_seq ? st.end_seq - 1 : 0;
+  st.durable_seq = s.durable.load(std::memory_order_relaxed);  // relaxed: writer thread
+  st.deleted_below = s.wm.deleted_below;
+  return st;
+}
+
+}  // namespace shmbus::persist

@@ -1,0 +1,84 @@
+// store_impl.h: the state of a SegmentStore, shared by store.cc (appending, rolling,
+// flushing), recovery.cc (open) and retention.cc (deleting).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fs.h"
+#include "index.h"
+#include "shmbus/persist.h"
+#include "sink.h"
+#include "watermark.h"
+
+namespace shmbus::persist {
+
+namespace detail {
+struct SegmentInfo {
+  uint64_t first_seq = 0;
+  uint64_t end_seq = 0;   // one past its last record
+  uint64_t first_ts = 0;  // of its first record
+  uint64_t max_ts = 0;    // newest timestamp in it
+  uint64_t records = 0;   // data records
+  uint64_t bytes = 0;     // segment + index file bytes
+};
+}  // namespace detail
+
+struct SegmentStore::Impl {
+  StoreOptions opts;
+  std::string where;  // "ROOT/NS/STREAM", for messages
+  std::string ns;
+  std::string stream;
+  detail::UniqueFd dir;
+  detail::UniqueFd lock;
+  bool closed = false;
+
+  // ---- the segments: guarded by the single-writer contract ----
+  std::vector<detail::SegmentInfo> sealed;  // oldest first
+  // The active segment.  sink is null for a new store, or after a roll that sealed
+  // the old segment but could not create the next one (the next append retries).
+  std::unique_ptr<detail::SegmentSink> sink;
+  detail::SegmentInfo active;
+  uint64_t active_created_ns = 0;
+  detail::IndexBuilder builder{0};
+  detail::UniqueFd idx_fd;
+  uint64_t idx_written = 0;             // bytes of the index file written
+  std::vector<std::byte> idx_pending;   // encoded, not yet written
+  PmemGranularity granularity = PmemGranularity::kNotPmem;
+
+  bool fresh = true;   // has never held a record: the first append picks the sequence
+  uint64_t next_seq = 0;
+  // release: stored by the writer after a sync; pairs with the acquire in
+  // SegmentStore::durable_seq(), which any thread may call.
+  std::atomic<uint64_t> durable{0};
+  uint64_t first_pending_ns = 0;  // when the oldest unflushed append happened; 0: none
+  bool dir_dirty = false;         // a file was created: the directory needs an fsync
+  detail::Watermark wm;
+  StoreStats counters;  // the cumulative fields of StoreStats
+
+  uint64_t now() const { return opts.clock ? opts.clock() : shmbus::now_ns(); }
+  std::string seg_path(uint64_t first_seq) const;
+
+  // store.cc
+  Result<void> append_frame(detail::FrameKind kind, uint64_t seq, uint64_t end_seq,
+                            uint64_t ts_ns, uint32_t type, Bytes payload);
+  Result<void> create_segment(uint64_t first_seq, uint64_t min_size);
+  Result<void> roll();
+  Result<void> discard_empty_active();
+  Result<void> sync_data();
+  Result<void> flush();
+  Result<void> write_pending_index();
+  uint64_t total_bytes() const;
+
+  // recovery.cc
+  Result<void> recover();
+  Result<detail::SegmentInfo> summarize_sealed(uint64_t first_seq);
+  Result<void> recover_active(uint64_t first_seq);
+
+  // retention.cc
+  Result<DeletionReport> delete_oldest(size_t n, uint64_t at_ns);
+};
+
+}  // namespace shmbus::persist

@@ -1,0 +1,177 @@
+// test_fsck.cc: fsck finds each kind of damage, repairs it, and a second run is clean.
+#include "format.h"
+#include "index.h"
+#include "test_util.h"
+#include "watermark.h"
+
+namespace shmbus::persist::test {
+namespace {
+
+using namespace detail;
+
+constexpr uint64_t kFrame = frame_size(100);  // 136
+
+// Records 0..99 in 4 KiB segments of 28 records: [0,28) [28,56) [56,84) [84,100).
+void make_store(const TempDir& t, const std::string& stream = "st") {
+  auto o = small_options();
+  o.segment_bytes = 4096;
+  auto s = SegmentStore::open(t.path(), "ns", stream, o);
+  ASSERT_TRUE(s.ok());
+  fill(*s, 0, 100, 100);
+}
+
+std::string seg(const TempDir& t, uint64_t first) {
+  return t.stream_dir() + "/" + segment_file_name(first);
+}
+
+FsckReport run(const std::string& dir, bool repair) {
+  auto r = fsck(dir, repair);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  return r.ok() ? r.value() : FsckReport{};
+}
+
+std::string describe(const FsckReport& r) {
+  std::string s;
+  for (const auto& i : r.issues)
+    s += i.path + " @" + std::to_string(i.offset) + " [" + std::to_string(i.bytes) + "] " +
+         i.problem + (i.repaired ? " (repaired)" : "") + "\n";
+  return s;
+}
+
+TEST(Fsck, CleanStore) {
+  TempDir t;
+  make_store(t);
+  make_store(t, "other");
+  auto rep = run(t.path(), false);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  EXPECT_EQ(rep.streams, 2u);
+  EXPECT_EQ(rep.segments, 8u);
+  EXPECT_EQ(rep.records, 200u);
+  // One stream folder directly.
+  rep = run(t.stream_dir(), false);
+  EXPECT_EQ(rep.streams, 1u);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  EXPECT_FALSE(fsck(t.path() + "/missing", false).ok());
+}
+
+TEST(Fsck, FindsAndRepairsATornTail) {
+  TempDir t;
+  make_store(t);
+  const std::string last = seg(t, 84);
+  const uint64_t good = size_of(last);
+  std::filesystem::resize_file(last, good - 50);  // record 99 torn
+  auto rep = run(t.path(), false);
+  ASSERT_EQ(rep.issues.size(), 1u) << describe(rep);
+  EXPECT_FALSE(rep.clean());
+  EXPECT_EQ(rep.issues[0].path, "ns/st/" + segment_file_name(84));
+  EXPECT_EQ(rep.issues[0].offset, good - kFrame);
+  EXPECT_NE(rep.issues[0].problem.find("torn tail"), std::string::npos);
+  EXPECT_EQ(size_of(last), good - 50);  // a check changes nothing
+
+  rep = run(t.path(), true);
+  ASSERT_FALSE(rep.issues.empty());
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_EQ(size_of(last), good - kFrame);
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->next_seq(), 99u);
+  EXPECT_EQ(s->stats().torn_bytes_dropped, 0u);
+}
+
+TEST(Fsck, RepairsDamageInsideASealedSegmentWithALostMarker) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 28));
+  b[kSegmentHeaderSize + 10 * kFrame + 60] ^= 1;  // record 38
+  write_file(seg(t, 28), b);
+  auto rep = run(t.path(), false);
+  ASSERT_EQ(rep.issues.size(), 2u) << describe(rep);  // the segment, and its index
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 38u + 1 + 44);
+  EXPECT_EQ(got[37].seq, 37u);
+  EXPECT_EQ(got[38].kind, EntryKind::kLost);
+  EXPECT_EQ(got[38].seq, 38u);
+  EXPECT_EQ(got[38].end_seq, 56u);
+  EXPECT_EQ(got[39].seq, 56u);
+}
+
+TEST(Fsck, RepairsIndexes) {
+  TempDir t;
+  make_store(t);
+  std::filesystem::remove(t.stream_dir() + "/" + index_file_name(0));
+  auto b = read_file(t.stream_dir() + "/" + index_file_name(28));
+  b[kIndexHeaderSize + 5] ^= 1;
+  write_file(t.stream_dir() + "/" + index_file_name(28), b);
+  write_file(t.stream_dir() + "/" + index_file_name(5000), std::vector<char>(64, 1));
+  auto rep = run(t.path(), false);
+  EXPECT_EQ(rep.issues.size(), 3u) << describe(rep);
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  EXPECT_FALSE(std::filesystem::exists(t.stream_dir() + "/" + index_file_name(5000)));
+}
+
+TEST(Fsck, ReplacesAnUnreadableSegment) {
+  TempDir t;
+  make_store(t);
+  write_file(seg(t, 28), std::vector<char>(3000, 'G'));
+  auto rep = run(t.path(), false);
+  ASSERT_FALSE(rep.clean());
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_TRUE(std::filesystem::exists(seg(t, 28) + ".corrupt"));
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 28u + 1 + 44);
+  EXPECT_EQ(got[28].kind, EntryKind::kLost);
+  EXPECT_EQ(got[28].seq, 28u);
+  EXPECT_EQ(got[28].end_seq, 56u);
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+}
+
+TEST(Fsck, RebuildsADamagedWatermark) {
+  TempDir t;
+  make_store(t);
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(s->delete_before(30).ok());
+  }
+  write_file(t.stream_dir() + "/watermark", std::vector<char>(40, 'w'));
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Errc::kCorrupt);
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  ASSERT_EQ(rep.issues.size(), 1u);
+  EXPECT_NE(rep.issues[0].problem.find("deleted below 28"), std::string::npos)
+      << rep.issues[0].problem;
+  EXPECT_TRUE(SegmentStore::open(t.path(), "ns", "st", small_options()).ok());
+}
+
+TEST(Fsck, LeavesARunningWritersSegmentAlone) {
+  TempDir t;
+  make_store(t);
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(s->append(100, 1, 0, as_bytes("buffered")).ok());  // active index lags
+  auto rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  auto r = fsck(t.path(), true);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kBusy);
+}
+
+}  // namespace
+}  // namespace shmbus::persist::test

@@ -1,0 +1,304 @@
+// test_reader.cc: iterating, seeking by sequence and by time through the indexes,
+// lost ranges, following a live writer, damaged and foreign segment files.
+#include <thread>
+
+#include "format.h"
+#include "index.h"
+#include "test_util.h"
+
+namespace shmbus::persist::test {
+namespace {
+
+// 400 records of 100..199 bytes over 5 segments, index entries every 1 KiB.
+class ReaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = SegmentStore::open(t_.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    for (uint64_t q = 0; q < 400; ++q) {
+      auto r = s->append(q, 1000 * q, static_cast<uint32_t>(q % 7),
+                         as_bytes(payload_for(q, 100 + q % 100)));
+      ASSERT_TRUE(r.ok()) << r.error().message;
+    }
+    ASSERT_TRUE(s->flush().ok());
+    segments_ = s->stats().segments;
+  }
+  SegmentReader reader() {
+    auto r = SegmentReader::open(t_.path(), "ns", "st");
+    EXPECT_TRUE(r.ok());
+    return std::move(r.value());
+  }
+  void expect_from(SegmentReader& r, uint64_t from) {
+    auto got = drain(r);
+    ASSERT_EQ(got.size(), 400 - from);
+    for (uint64_t q = from; q < 400; ++q) {
+      ASSERT_EQ(got[q - from].kind, EntryKind::kRecord);
+      ASSERT_EQ(got[q - from].seq, q);
+      ASSERT_EQ(got[q - from].data, payload_for(q, 100 + q % 100));
+    }
+  }
+  TempDir t_;
+  uint64_t segments_ = 0;
+};
+
+TEST_F(ReaderTest, ReadsEverythingAcrossSegments) {
+  EXPECT_GE(segments_, 4u);
+  auto r = reader();
+  expect_from(r, 0);
+  EXPECT_EQ(r.position(), 400u);
+  auto e = r.next();
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->kind, EntryKind::kEnd);
+}
+
+TEST_F(ReaderTest, SeekBySequence) {
+  auto r = reader();
+  for (uint64_t q : {0, 1, 7, 50, 99, 150, 151, 233, 398, 399}) {
+    ASSERT_TRUE(r.seek_seq(q).ok());
+    expect_from(r, q);
+  }
+  // Segment boundaries exactly.
+  for (const auto& n : files_with_suffix(t_.stream_dir(), ".seg")) {
+    const uint64_t first = std::stoull(n.substr(0, 20));
+    ASSERT_TRUE(r.seek_seq(first).ok());
+    expect_from(r, first);
+  }
+  ASSERT_TRUE(r.seek_seq(400).ok());
+  EXPECT_EQ(drain(r).size(), 0u);
+  ASSERT_TRUE(r.seek_seq(10'000).ok());
+  EXPECT_EQ(drain(r).size(), 0u);
+}
+
+TEST_F(ReaderTest, SeekByTime) {
+  auto r = reader();
+  for (uint64_t q : {0, 1, 42, 150, 301, 399}) {
+    ASSERT_TRUE(r.seek_time(1000 * q).ok());
+    expect_from(r, q);
+    if (q == 0) continue;
+    ASSERT_TRUE(r.seek_time(1000 * q - 1).ok());  // between two records: the later one
+    expect_from(r, q);
+  }
+  ASSERT_TRUE(r.seek_time(1000 * 400).ok());
+  EXPECT_EQ(drain(r).size(), 0u);
+}
+
+TEST_F(ReaderTest, SeeksWorkWithoutIndexes) {
+  for (const auto& n : files_with_suffix(t_.stream_dir(), ".idx"))
+    std::filesystem::remove(t_.stream_dir() + "/" + n);
+  auto r = reader();
+  ASSERT_TRUE(r.seek_seq(222).ok());
+  expect_from(r, 222);
+  ASSERT_TRUE(r.seek_time(333'000).ok());
+  expect_from(r, 333);
+}
+
+TEST_F(ReaderTest, MisleadingIndexIsNotTrusted) {
+  // Point every entry of every index one record too far: the reader checks the frame
+  // at the offset and falls back to scanning.
+  for (const auto& n : files_with_suffix(t_.stream_dir(), ".idx")) {
+    auto b = read_file(t_.stream_dir() + "/" + n);
+    for (size_t off = detail::kIndexHeaderSize; off + 48 <= b.size(); off += 48) b[off] += 8;
+    write_file(t_.stream_dir() + "/" + n, b);
+  }
+  auto r = reader();
+  ASSERT_TRUE(r.seek_seq(250).ok());
+  expect_from(r, 250);
+}
+
+TEST(Reader, NonMonotonicTimestamps) {
+  TempDir t;
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok());
+  // Timestamps go up and down a little (several producers): seek_time finds the first
+  // record, in sequence order, at or after the time.
+  const uint64_t ts[] = {100, 90, 120, 110, 130, 125, 140, 200, 150, 300};
+  for (uint64_t q = 0; q < 10; ++q) ASSERT_TRUE(s->append(q, ts[q], 0, as_bytes("x")).ok());
+  ASSERT_TRUE(s->flush().ok());
+  auto r = SegmentReader::open(t.path(), "ns", "st");
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->seek_time(115).ok());
+  auto got = drain(r.value());
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got[0].seq, 2u);
+  EXPECT_EQ(got.size(), 8u);  // everything after it, whatever its timestamp
+}
+
+TEST(Reader, LostRangesAreReported) {
+  TempDir t;
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok());
+  fill(*s, 0, 10);
+  ASSERT_TRUE(s->append_lost(10, 25).ok());
+  fill(*s, 25, 30);
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 16u);
+  EXPECT_EQ(got[10].kind, EntryKind::kLost);
+  EXPECT_EQ(got[10].seq, 10u);
+  EXPECT_EQ(got[10].end_seq, 25u);
+  EXPECT_EQ(got[11].seq, 25u);
+  auto r = SegmentReader::open(t.path(), "ns", "st");
+  ASSERT_TRUE(r->seek_seq(17).ok());  // inside the range: the rest of it
+  auto e = r->next();
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->kind, EntryKind::kLost);
+  EXPECT_EQ(e->seq, 17u);
+  EXPECT_EQ(e->end_seq, 25u);
+  EXPECT_EQ(r->next()->seq, 25u);
+}
+
+TEST(Reader, FollowsALiveWriter) {
+  TempDir t;
+  auto o = small_options();
+  o.segment_bytes = 4096;
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(s.ok());
+  fill(*s, 0, 5, 300);
+  auto r = SegmentReader::open(t.path(), "ns", "st");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(drain(r.value()).size(), 5u);
+  ASSERT_TRUE(s->append(5, 5000, 5, as_bytes(payload_for(5, 300))).ok());
+  EXPECT_EQ(drain(r.value()).size(), 0u);  // buffered, not yet written
+  ASSERT_TRUE(s->flush().ok());
+  fill(*s, 6, 60, 300);  // several rolls
+  expect_records(drain(r.value()), 5, 60, 300);
+}
+
+TEST(Reader, FollowsALivePmemWriter) {
+  TempDir t;
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options(StoreKind::kPmem));
+  ASSERT_TRUE(s.ok());
+  fill(*s, 0, 5, 300);
+  auto r = SegmentReader::open(t.path(), "ns", "st");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(drain(r.value()).size(), 5u);  // stops at the pre-allocated zeros
+  fill(*s, 5, 200, 300);                   // and rolls
+  expect_records(drain(r.value()), 5, 200, 300);
+}
+
+// A reader tailing a writer that flushes and rolls all the time sees every record, in
+// order, and never mistakes a segment being completed for damage.
+TEST(Reader, TailsAWriterThreadWithoutGapsOrDamage) {
+  for (StoreKind kind : {StoreKind::kFile, StoreKind::kPmem}) {
+    TempDir t;
+    auto o = small_options(kind);
+    o.segment_bytes = 4096;
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok());
+    constexpr uint64_t kCount = 800;
+    std::thread writer([&] {
+      for (uint64_t q = 0; q < kCount; ++q) {
+        if (!append_one(*s, q, 100)) return;
+        if (q % 10 == 9 && !s->flush()) return;
+      }
+      (void)s->flush();
+    });
+    auto r = SegmentReader::open(t.path(), "ns", "st");
+    ASSERT_TRUE(r.ok());
+    uint64_t expect = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (expect < kCount && std::chrono::steady_clock::now() < deadline) {
+      auto e = r->next();
+      ASSERT_TRUE(e.ok()) << e.error().message;
+      if (e->kind == EntryKind::kEnd) continue;
+      ASSERT_EQ(e->kind, EntryKind::kRecord) << entry_kind_name(e->kind) << " " << e->detail;
+      ASSERT_EQ(e->seq, expect);
+      ++expect;
+    }
+    writer.join();
+    EXPECT_EQ(expect, kCount) << store_kind_name(kind);
+  }
+}
+
+TEST(Reader, EmptyStore) {
+  TempDir t;
+  { auto s = SegmentStore::open(t.path(), "ns", "st", small_options()); ASSERT_TRUE(s.ok()); }
+  auto r = SegmentReader::open(t.path(), "ns", "st");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->next()->kind, EntryKind::kEnd);
+}
+
+// A file with a segment's name that is not one (garbage, or another format version)
+// gives a clear error; the reader then goes on with the next segment.
+TEST(Reader, GarbageAndForeignVersionSegments) {
+  for (int variant = 0; variant < 2; ++variant) {
+    TempDir t;
+    {
+      auto o = small_options();
+      o.segment_bytes = 4096;
+      auto s = SegmentStore::open(t.path(), "ns", "st", o);
+      ASSERT_TRUE(s.ok());
+      fill(*s, 0, 40, 300);
+    }
+    const auto segs = files_with_suffix(t.stream_dir(), ".seg");
+    ASSERT_GE(segs.size(), 3u);
+    const std::string victim = t.stream_dir() + "/" + segs[1];
+    auto bytes = read_file(victim);
+    if (variant == 0) {
+      for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + 3);
+    } else {
+      bytes[8] = 2;  // format version 2
+    }
+    write_file(victim, bytes);
+    const uint64_t first1 = std::stoull(segs[1].substr(0, 20));
+    const uint64_t first2 = std::stoull(segs[2].substr(0, 20));
+
+    auto r = SegmentReader::open(t.path(), "ns", "st");
+    ASSERT_TRUE(r.ok());
+    std::vector<Got> got;
+    Result<Entry> e = r->next();
+    while (e.ok() && e->kind != EntryKind::kEnd) {
+      got.push_back(copy(e.value()));
+      e = r->next();
+    }
+    ASSERT_FALSE(e.ok());
+    EXPECT_EQ(e.error().code, variant == 0 ? Errc::kIncompatible : Errc::kIncompatible);
+    EXPECT_NE(e.error().message.find(segs[1]), std::string::npos) << e.error().message;
+    if (variant == 1) {
+      EXPECT_NE(e.error().message.find("version 2"), std::string::npos) << e.error().message;
+    }
+    EXPECT_EQ(got.size(), first1);
+    auto rest = drain(r.value());
+    ASSERT_FALSE(rest.empty());
+    EXPECT_EQ(rest.front().seq, first2);
+    EXPECT_EQ(rest.back().seq, 39u);
+
+    // The writer refuses to open over it, and says what to do.
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message.find("fsck"), std::string::npos) << s.error().message;
+  }
+}
+
+// Damage inside a sealed segment: reported with the bytes dropped, and reading goes on
+// at the next intact indexed record.
+TEST(Reader, DamageInsideASealedSegmentIsSkipped) {
+  TempDir t;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, 200, 100);  // 136-byte frames, ~120 per 16 KiB segment, entries every 1 KiB
+  }
+  const auto segs = files_with_suffix(t.stream_dir(), ".seg");
+  ASSERT_GE(segs.size(), 2u);
+  const std::string victim = t.stream_dir() + "/" + segs[0];
+  auto bytes = read_file(victim);
+  const size_t rec10 = detail::kSegmentHeaderSize + 10 * 136;
+  bytes[rec10 + 40] ^= 0x55;  // payload of record 10
+  write_file(victim, bytes);
+  auto got = read_all(t.path());
+  ASSERT_GE(got.size(), 11u);
+  EXPECT_EQ(got[9].seq, 9u);
+  ASSERT_EQ(got[10].kind, EntryKind::kCorrupt);
+  EXPECT_EQ(got[10].seq, 10u);
+  const uint64_t resume = got[10].end_seq;
+  EXPECT_GT(resume, 10u);
+  EXPECT_LE(resume, 18u);  // an entry every 1 KiB = every 8 records
+  EXPECT_EQ(got[10].dropped, (resume - 10) * 136);
+  EXPECT_NE(got[10].detail.find("checksum"), std::string::npos) << got[10].detail;
+  EXPECT_EQ(got[11].seq, resume);
+  EXPECT_EQ(got.back().seq, 199u);
+  EXPECT_EQ(got.size(), 200 - (resume - 10) + 1);
+}
+
+}  // namespace
+}  // namespace shmbus::persist::test
