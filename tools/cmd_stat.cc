@@ -200,10 +200,10 @@ void print_text(const StreamInfo& s, const std::optional<Rates>& rates, const Pl
   }
   if (s.persist)
     std::printf("store             %s, %llu segment(s), %s on disk%s%s; deleted %llu records, %s\n",
-                s.persist->store_kind.c_str(), ull(s.segments), format_size(s.disk_bytes).c_str(),
+                s.persist->store_kind.c_str(), ull(s.segments), format_bytes(s.disk_bytes).c_str(),
                 s.pmem_granularity.empty() ? "" : ", pmem2 granularity ",
                 s.pmem_granularity.c_str(), ull(s.deleted_records),
-                format_size(s.deleted_bytes).c_str());
+                format_bytes(s.deleted_bytes).c_str());
   if (rates) {
     std::printf("lambda            %s records/s, %s bytes/s published (over %.3f s)\n",
                 format_rate(rates->records_per_s).c_str(), format_rate(rates->bytes_per_s).c_str(),
@@ -214,11 +214,11 @@ void print_text(const StreamInfo& s, const std::optional<Rates>& rates, const Pl
                   format_rate(rates->rho_bytes_per_s).c_str());
     if (pl.projected_store_bytes)
       std::printf("A = lambda x T    %s on disk at steady state (retention %.0f s)\n",
-                  format_size(static_cast<uint64_t>(*pl.projected_store_bytes)).c_str(), pl.retention_s);
+                  format_bytes(*pl.projected_store_bytes).c_str(), pl.retention_s);
     if (pl.ring_bytes_for_stall)
       std::printf("ring for stall    %s rides out a %.3g s consumer stall at this lambda "
                   "(capacity now %s)\n",
-                  format_size(static_cast<uint64_t>(*pl.ring_bytes_for_stall)).c_str(), pl.stall_s,
+                  format_bytes(*pl.ring_bytes_for_stall).c_str(), pl.stall_s,
                   format_size(s.capacity).c_str());
   }
 

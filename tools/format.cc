@@ -88,6 +88,18 @@ std::string format_size(uint64_t bytes) {
   return std::to_string(bytes);
 }
 
+std::string format_bytes(double bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, kUnits[u]);
+  return buf;
+}
+
 std::string format_time_ns(uint64_t ns) {
   const time_t secs = static_cast<time_t>(ns / 1000000000ULL);
   std::tm tm{};

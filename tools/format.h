@@ -24,6 +24,8 @@ std::string hex_encode(std::string_view bytes);
 // 65536 -> "64K", 16777216 -> "16M", 1000 -> "1000": the inverse of parse_size() for
 // exact multiples, the plain byte count otherwise.
 std::string format_size(uint64_t bytes);
+// A measured amount of bytes for people: "13.0 MiB".
+std::string format_bytes(double bytes);
 
 // Nanoseconds since the epoch -> "2026-11-25T13:00:00.123Z" (UTC, milliseconds).
 std::string format_time_ns(uint64_t ns);
