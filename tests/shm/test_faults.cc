@@ -172,7 +172,6 @@ void consumer_kill_rounds(int rounds, uint64_t seed) {
     pid_t reader = test::spawn([&] {
       ConsumerOptions co;
       co.group = "g";
-      co.take_over = true;
       Result<Consumer> c = make_error(Errc::kBusy, "");
       for (int i = 0; i < 200 && !(c = Consumer::open(ns.ns(), "f", co)); ++i)
         std::this_thread::sleep_for(5ms);  // the killed holder may not be reaped yet

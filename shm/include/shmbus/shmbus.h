@@ -282,11 +282,11 @@ Result<StartFrom> parse_start(std::string_view text);
 
 struct ConsumerOptions {
   std::string group;            // empty: anonymous tailing consumer; else durable name
+                                // (a dead holder's name is taken over at once)
   StartFrom start{};
   WaitStrategy wait = WaitStrategy::kBlock;
   bool auto_commit = true;      // durable: each poll commits the previous record
   bool read_only = false;       // map read-only (tailing consumers only)
-  bool take_over = false;       // durable: take the name from a dead holder at once
   // The persister's own consumer: never evicted as dead unless the stream lets
   // producers go on without it (then the store records the lost range).
   bool persister = false;

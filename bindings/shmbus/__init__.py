@@ -1,0 +1,91 @@
+"""shmbus: a shared-memory stream bus for Python.
+
+Streams live in POSIX shared memory (/dev/shm); any number of producers and consumers in
+any processes (C++ or Python) attach to them by name::
+
+    import shmbus
+
+    shmbus.create("ticks", capacity="64M", exist_ok=True)
+    with shmbus.Producer("ticks") as p:
+        seq = p.publish(b"payload", type=7)
+    with shmbus.Consumer("ticks", group="analytics", start="earliest") as c:
+        for rec in c.iter(idle_timeout=1.0):
+            print(rec.seq, rec.type, bytes(rec.data))
+
+Every name lives in a namespace: the ``namespace`` argument of each call, else the
+SHMBUS_NAMESPACE environment variable, else "default" (see :func:`resolve_namespace`).
+Errors are :class:`shmbus.Error` subclasses (see :mod:`shmbus.errors`).  See README.md
+next to the sources for the full guide.
+"""
+
+from . import errors
+from ._shmbus import (
+    Claim,
+    Consumer,
+    ConsumerIterator,
+    Producer,
+    Record,
+    __version__,
+    create,
+    ls,
+    parse_size,
+    remove,
+    resolve_namespace,
+)
+from ._stat import stat
+from .errors import (
+    AbandonedError,
+    BusyError,
+    ClosedError,
+    CorruptError,
+    Error,
+    ExistsError,
+    IncompatibleError,
+    InvalidArgumentError,
+    IoError,
+    LappedError,
+    NoSpaceError,
+    NotFoundError,
+    PermissionDeniedError,
+    RecordTooLargeError,
+    TimeoutError,  # noqa: A004 - a subclass of the builtin; not in __all__
+    FullError,
+)
+
+# Persistence: starting and stopping the persister (persist/) from Python will be added
+# here when persist/ has a public API; it is not part of this version.
+
+for _obj in (Claim, Consumer, ConsumerIterator, Producer):
+    _obj.__module__ = "shmbus"
+del _obj
+
+__all__ = [
+    "__version__",
+    "create",
+    "remove",
+    "ls",
+    "stat",
+    "resolve_namespace",
+    "parse_size",
+    "Producer",
+    "Claim",
+    "Consumer",
+    "ConsumerIterator",
+    "Record",
+    "errors",
+    "Error",
+    "InvalidArgumentError",
+    "RecordTooLargeError",
+    "NotFoundError",
+    "ExistsError",
+    "PermissionDeniedError",
+    "NoSpaceError",
+    "IoError",
+    "IncompatibleError",
+    "CorruptError",
+    "BusyError",
+    "FullError",
+    "AbandonedError",
+    "LappedError",
+    "ClosedError",
+]

@@ -1,0 +1,297 @@
+"""Type stubs for shmbus (the extension module _shmbus and the pure-Python parts)."""
+
+import datetime
+from types import TracebackType
+from typing import Any, Iterable, Iterator, Literal, Optional, TypedDict, Union
+
+from . import errors as errors
+from .errors import (
+    AbandonedError as AbandonedError,
+    BusyError as BusyError,
+    ClosedError as ClosedError,
+    CorruptError as CorruptError,
+    Error as Error,
+    ExistsError as ExistsError,
+    FullError as FullError,
+    IncompatibleError as IncompatibleError,
+    InvalidArgumentError as InvalidArgumentError,
+    IoError as IoError,
+    LappedError as LappedError,
+    NoSpaceError as NoSpaceError,
+    NotFoundError as NotFoundError,
+    PermissionDeniedError as PermissionDeniedError,
+    RecordTooLargeError as RecordTooLargeError,
+    TimeoutError as TimeoutError,
+)
+
+__version__: str
+
+# Anything exporting a C-contiguous buffer: bytes, bytearray, memoryview, numpy.ndarray,
+# array.array, mmap.mmap...
+_BufferLike = Union[bytes, bytearray, memoryview, Any]
+_Size = Union[int, str]
+_Start = Union[None, Literal["earliest", "latest", "committed"], str, int, datetime.datetime]
+_Wait = Literal["block", "yield", "spin"]
+
+def resolve_namespace(namespace: Optional[str] = None) -> str:
+    """The namespace a call uses: `namespace`, else $SHMBUS_NAMESPACE, else "default"."""
+
+def parse_size(text: str) -> int:
+    """ "4096", "64K", "16M", "1G" (powers of 1024) -> bytes."""
+
+def create(
+    name: str,
+    capacity: _Size = "1M",
+    *,
+    exist_ok: bool = False,
+    max_record: Optional[_Size] = None,
+    mode: int = 0o600,
+    namespace: Optional[str] = None,
+    abandon_timeout: float = 1.0,
+    consumer_dead_timeout: float = 2.0,
+) -> None:
+    """Creates a stream: a ring of `capacity` bytes (power of two, from 4K) in /dev/shm.
+
+    max_record: largest payload (None: capacity/8).  exist_ok: accept an existing stream
+    of the same capacity.  Raises ExistsError, InvalidArgumentError, NoSpaceError.
+    """
+
+def remove(name: str, *, force: bool = False, namespace: Optional[str] = None) -> None:
+    """Removes a stream; BusyError while live processes use it, unless `force`."""
+
+def ls(namespace: Optional[str] = None) -> list[str]:
+    """The streams of a namespace, sorted."""
+
+class ProducerStat(TypedDict):
+    pid: int
+    alive: bool
+    start_ns: int
+    last_active_ns: int
+    records: int
+    bytes: int
+
+class ConsumerStat(TypedDict):
+    name: str
+    pid: int
+    alive: bool
+    durable: bool
+    evicted: bool
+    next_seq: int
+    lag: int
+    last_active_ns: int
+    mu_records_per_s: Optional[float]
+
+class PersistStat(TypedDict):
+    store_dir: str
+    store_kind: str
+    hold_producers: bool
+    sync: bool
+    flush_interval_ns: int
+    retention_age_ns: int
+    retention_bytes: int
+    segment_bytes: int
+
+class StreamStat(TypedDict):
+    stream: str
+    namespace: str
+    layout_version: int
+    capacity: int
+    max_record: int
+    created_ns: int
+    next_seq: int
+    oldest_seq: int
+    tail_pos: int
+    records_published: int
+    bytes_published: int
+    abandoned: int
+    aborted: int
+    producer_waits: int
+    producer_full: int
+    tail_lost: int
+    evictions: int
+    abandon_timeout_ms: int
+    consumer_dead_timeout_ms: int
+    persist: Optional[PersistStat]
+    durable_seq: int
+    oldest_persisted_seq: int
+    deleted_below: int
+    persister_beat_ns: int
+    store: str
+    pmem_granularity: str
+    disk_bytes: int
+    segments: int
+    deleted_records: int
+    deleted_bytes: int
+    retention_s: float
+    stall_s: float
+    projected_store_bytes: Optional[float]
+    ring_bytes_for_stall: Optional[float]
+    rho_records_per_s: Optional[float]
+    rho_bytes_per_s: Optional[float]
+    interval_s: float
+    lambda_records_per_s: Optional[float]
+    lambda_bytes_per_s: Optional[float]
+    producers: list[ProducerStat]
+    consumers: list[ConsumerStat]
+
+def stat(
+    name: str, *, namespace: Optional[str] = None, interval: Optional[float] = None, stall: float = 1.0
+) -> StreamStat:
+    """A stream's state, with the fields of `shmbus stat --json`.
+
+    With `interval` seconds: two snapshots that far apart, and the rates between them
+    (lambda, rho, per consumer mu) and the plan (ring_bytes_for_stall for a consumer
+    stall of `stall` seconds, projected_store_bytes).
+    """
+
+class Record:
+    """A record read from a stream.  Supports the buffer protocol and len()."""
+
+    @property
+    def seq(self) -> int:
+        """Sequence number: consecutive per stream, from 0."""
+    @property
+    def timestamp_ns(self) -> int:
+        """Publish time, nanoseconds since the Unix epoch."""
+    @property
+    def type(self) -> int:
+        """The 32-bit type tag given to publish()."""
+    @property
+    def data(self) -> memoryview:
+        """The payload, read-only.
+
+        Durable consumers: a zero-copy view into the ring whose content is valid until
+        the consumer commits past it (auto_commit: the next poll/read_batch/iteration
+        step; always: commit(), close()); then `data`/`bytes()` raise ValueError, and
+        views or arrays obtained before may show a later record.  Tailing consumers and
+        copy=True: a view of a private copy, valid forever.
+        """
+    @property
+    def expired(self) -> bool:
+        """True once the payload can no longer be read (see data)."""
+    def bytes(self) -> bytes:
+        """A copy of the payload, valid forever."""
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int) -> memoryview: ...
+
+class Claim:
+    """A reserved record to fill in place; commits on normal exit of a `with` block,
+    aborts (a gap) when the block raises.  Commit within the abandon timeout (1 s)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def done(self) -> bool:
+        """True once committed or aborted."""
+    @property
+    def data(self) -> memoryview:
+        """Writable memoryview of the payload in the ring (ClosedError once done)."""
+    def commit(self) -> int:
+        """Publishes the record; returns its sequence number (AbandonedError if too late)."""
+    def abort(self) -> None:
+        """Turns the record into a gap that readers skip."""
+    def __enter__(self) -> memoryview: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+class Producer:
+    """Publishes records to an existing stream (any number of producers per stream)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        namespace: Optional[str] = None,
+        when_full: Literal["wait", "fail"] = "wait",
+        full_timeout: Optional[float] = 10.0,
+        wait: _Wait = "block",
+    ) -> None: ...
+    def publish(self, data: _BufferLike, type: int = 0) -> int:
+        """Copies one record into the stream; returns its sequence number."""
+    def publish_batch(self, payloads: Iterable[_BufferLike], type: int = 0) -> int:
+        """Publishes consecutive records in one step; returns the first sequence number."""
+    def claim(self, size: int, type: int = 0) -> Claim:
+        """Reserves `size` bytes for zero-copy filling."""
+    def close(self) -> None:
+        """Aborts open claims and detaches.  Idempotent."""
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def max_record(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    def __enter__(self) -> "Producer": ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+class ConsumerIterator(Iterator[Record]):
+    def __iter__(self) -> "ConsumerIterator": ...
+    def __next__(self) -> Record: ...
+
+class Consumer:
+    """Reads every record of a stream: durable (group=...) or tailing (group=None)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        group: Optional[str] = None,
+        start: _Start = None,
+        namespace: Optional[str] = None,
+        auto_commit: bool = True,
+        copy: bool = False,
+        read_only: bool = False,
+        wait: _Wait = "block",
+        raise_on_lap: bool = False,
+    ) -> None: ...
+    def poll(self, timeout: Optional[float] = None) -> Optional[Record]:
+        """The next record, waiting up to `timeout` seconds (None: forever); None if none came."""
+    def read_batch(self, max_records: int = 1000, timeout: Optional[float] = None) -> list[Record]:
+        """Waits up to `timeout` for a first record, then takes what is there, up to max_records."""
+    def iter(self, idle_timeout: Optional[float] = None, max_records: Optional[int] = None) -> ConsumerIterator:
+        """Iterates; stops after `idle_timeout` seconds without a record, `max_records`, or close()."""
+    def __iter__(self) -> ConsumerIterator:
+        """iter(): waits forever (until close() from another thread, or Ctrl-C)."""
+    def commit(self) -> None:
+        """Durable: marks everything returned so far as consumed (expires those records)."""
+    def close(self) -> None:
+        """Commits (auto_commit), expires records, detaches.  Idempotent."""
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def group(self) -> Optional[str]: ...
+    @property
+    def durable(self) -> bool: ...
+    @property
+    def next_seq(self) -> int: ...
+    @property
+    def lost(self) -> int: ...
+    @property
+    def gaps(self) -> int: ...
+    def __enter__(self) -> "Consumer": ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+__all__: list[str]

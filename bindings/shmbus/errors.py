@@ -1,0 +1,168 @@
+"""Exceptions raised by shmbus.
+
+Every error the library reports is a :class:`shmbus.Error`; the subclass says what went
+wrong, and the message (from the C++ library) says what to do about it.  Where a
+builtin exception means the same thing, the shmbus class also derives from it, so that
+``except FileNotFoundError`` or ``except ValueError`` keep working:
+
+==========================  ===========================  ==================================
+shmbus class                also a                       raised when
+==========================  ===========================  ==================================
+``InvalidArgumentError``    ``ValueError``               a bad name, size, option or start
+``RecordTooLargeError``     ``ValueError``               a payload above the stream's
+                                                         ``max_record`` (or a batch above
+                                                         half the ring)
+``NotFoundError``           ``FileNotFoundError``        the stream does not exist
+``ExistsError``             ``FileExistsError``          create() of an existing stream
+``PermissionDeniedError``   ``PermissionError``          the shm object's mode forbids it
+``NoSpaceError``            ``OSError``                  /dev/shm is too small
+``IoError``                 ``OSError``                  any other system error
+``TimeoutError``            ``builtins.TimeoutError``    a bounded set-up wait ran out
+``IncompatibleError``                                    not a shmbus stream, or another
+                                                         layout version
+``CorruptError``                                         damaged or truncated shared memory
+``BusyError``                                            a consumer group held by a live
+                                                         process, remove() of a stream in
+                                                         use, no free producer/consumer slot
+``FullError``                                            no room in the ring in time
+``AbandonedError``                                       a claim was declared dead (it was
+                                                         not committed within the stream's
+                                                         abandon timeout)
+``LappedError``                                          a tailing consumer was overrun
+                                                         (only with ``raise_on_lap=True``)
+``ClosedError``                                          use of a closed Producer, Consumer
+                                                         or finished Claim
+==========================  ===========================  ==================================
+
+A poll that times out is not an error: it returns ``None``.
+
+Each instance carries ``code``: the library's error code as a short string
+(``"not found"``, ``"busy"``, ...).  ``shmbus.TimeoutError`` is deliberately left out of
+``shmbus.__all__`` so that ``from shmbus import *`` does not shadow the builtin.
+"""
+
+import builtins
+
+__all__ = [
+    "Error",
+    "InvalidArgumentError",
+    "RecordTooLargeError",
+    "NotFoundError",
+    "ExistsError",
+    "PermissionDeniedError",
+    "NoSpaceError",
+    "IoError",
+    "TimeoutError",
+    "IncompatibleError",
+    "CorruptError",
+    "BusyError",
+    "FullError",
+    "AbandonedError",
+    "LappedError",
+    "ClosedError",
+]
+
+
+class Error(Exception):
+    """Base class of every shmbus error.  ``code`` is the library's error code."""
+
+    code: str = "error"
+
+
+class InvalidArgumentError(Error, ValueError):
+    """A bad stream, namespace or group name, size, mode, timeout or start position."""
+
+    code = "invalid argument"
+
+
+class RecordTooLargeError(Error, ValueError):
+    """A payload larger than the stream's ``max_record``, or a batch larger than half the ring."""
+
+    code = "too large"
+
+
+class NotFoundError(Error, builtins.FileNotFoundError):
+    """The stream (or consumer) does not exist in that namespace."""
+
+    code = "not found"
+
+
+class ExistsError(Error, builtins.FileExistsError):
+    """The stream exists already (and ``exist_ok`` was false, or its capacity differs)."""
+
+    code = "exists"
+
+
+class PermissionDeniedError(Error, builtins.PermissionError):
+    """The shared-memory object's permission bits forbid this access."""
+
+    code = "permission denied"
+
+
+class NoSpaceError(Error, OSError):
+    """/dev/shm has too little free space for the stream."""
+
+    code = "no space"
+
+
+class IoError(Error, OSError):
+    """Any other system error (the message names the call that failed)."""
+
+    code = "I/O error"
+
+
+class TimeoutError(Error, builtins.TimeoutError):  # noqa: A001 - a subclass of the builtin on purpose
+    """A bounded set-up wait ran out (e.g. for a creator that never finished the stream)."""
+
+    code = "timeout"
+
+
+class IncompatibleError(Error):
+    """The object is not a shmbus stream, or it has another layout version."""
+
+    code = "incompatible format"
+
+
+class CorruptError(Error):
+    """The stream's shared memory is damaged or truncated (remove it with force=True)."""
+
+    code = "corrupt"
+
+
+class BusyError(Error):
+    """Held by a live process: a consumer group, a stream in use, or all slots taken."""
+
+    code = "busy"
+
+
+class FullError(Error):
+    """No room in the ring: ``when_full="fail"``, or the wait for room timed out."""
+
+    code = "full"
+
+
+class AbandonedError(Error):
+    """The record was declared dead by another process before it was committed.
+
+    A claimed record must be committed within the stream's abandon timeout (1 s by
+    default); after that, readers turn it into a gap and skip it.
+    """
+
+    code = "abandoned"
+
+
+class LappedError(Error):
+    """A tailing consumer was overrun by producers; ``lost`` records were skipped.
+
+    Raised only by consumers opened with ``raise_on_lap=True``; the next poll resumes at
+    the oldest record still in the ring.
+    """
+
+    code = "lapped"
+    lost: int = 0
+
+
+class ClosedError(Error):
+    """The Producer, Consumer or Claim was closed (or was made before ``fork()``)."""
+
+    code = "closed"

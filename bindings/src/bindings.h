@@ -1,0 +1,15 @@
+// bindings.h: the parts of the _shmbus module, each bound by its own file.
+#pragma once
+
+#include "common.h"
+
+namespace shmbus::python {
+
+void bind_streams(py::module_& m);   // streams.cc: create, remove, ls, stat, namespaces
+void bind_producer(py::module_& m);  // producer.cc: Producer, Claim
+void bind_consumer(py::module_& m);  // consumer.cc: Consumer, ConsumerIterator
+// Record and the claim buffer: views.h (register_view_types).
+// Persistence (persist/): the persister's start/stop will be bound here, in its own
+// persister.cc, once persist/ has a public header.
+
+}  // namespace shmbus::python

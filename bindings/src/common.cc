@@ -1,0 +1,94 @@
+// common.cc: see common.h.
+#include "common.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "errors.h"
+
+namespace shmbus::python {
+
+namespace {
+// relaxed: written only in the single-threaded child right after fork().
+std::atomic<uint64_t> g_generation{1};
+void bump_generation() noexcept { g_generation.fetch_add(1, std::memory_order_relaxed); }
+}  // namespace
+
+uint64_t fork_generation() noexcept { return g_generation.load(std::memory_order_relaxed); }
+
+void install_fork_handler() {
+  static bool installed = false;
+  if (!installed) {
+    pthread_atfork(nullptr, nullptr, bump_generation);
+    installed = true;
+  }
+}
+
+std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what) {
+  if (seconds.is_none()) return std::nullopt;
+  if (PyBool_Check(seconds.ptr()) || !(PyFloat_Check(seconds.ptr()) || PyLong_Check(seconds.ptr())))
+    throw py::type_error(std::string(what) + " must be a number of seconds or None, not " +
+                         std::string(py::str(py::type::of(seconds).attr("__name__"))));
+  const double s = seconds.cast<double>();
+  if (std::isnan(s) || s < 0)
+    throw_error(Errc::kInvalidArgument,
+                std::string(what) + " must be >= 0 seconds (or None to wait forever)");
+  if (std::isinf(s) || s > 1e9) return std::nullopt;  // ~31 years: forever
+  return std::chrono::nanoseconds(static_cast<int64_t>(s * 1e9));
+}
+
+WaitStrategy to_wait_strategy(std::string_view s) {
+  if (s == "block") return WaitStrategy::kBlock;
+  if (s == "spin") return WaitStrategy::kBusySpin;
+  if (s == "yield") return WaitStrategy::kSpinYield;
+  throw_error(Errc::kInvalidArgument,
+              "wait must be 'block', 'yield' or 'spin', not '" + std::string(s) + "'");
+}
+
+std::string namespace_of(const py::object& ns) {
+  if (ns.is_none()) return resolve_namespace();
+  if (!py::isinstance<py::str>(ns))
+    throw py::type_error("namespace must be a str or None, not " +
+                         std::string(py::str(py::type::of(ns).attr("__name__"))));
+  return resolve_namespace(ns.cast<std::string>());
+}
+
+Deadline::Deadline(std::optional<std::chrono::nanoseconds> timeout)
+    : forever_(!timeout),
+      at_(std::chrono::steady_clock::now() + timeout.value_or(std::chrono::nanoseconds(0))) {}
+
+bool Deadline::passed() const noexcept {
+  return !forever_ && std::chrono::steady_clock::now() >= at_;
+}
+
+std::chrono::nanoseconds Deadline::next_slice(std::chrono::nanoseconds slice) const noexcept {
+  if (forever_) return slice;
+  auto left = at_ - std::chrono::steady_clock::now();
+  if (left <= std::chrono::nanoseconds(0)) return std::chrono::nanoseconds(0);
+  return std::min<std::chrono::nanoseconds>(left, slice);
+}
+
+void check_signals() {
+  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+}
+
+BufferArg::BufferArg(py::handle obj, bool writable) {
+  if (!PyObject_CheckBuffer(obj.ptr()))
+    throw py::type_error("a bytes-like object is required (bytes, bytearray, memoryview, "
+                         "numpy array...), not '" +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))) + "'");
+  // PyBUF_SIMPLE: the raw bytes of a C-contiguous object (BufferError otherwise).
+  if (PyObject_GetBuffer(obj.ptr(), &view_, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) != 0)
+    throw py::error_already_set();
+  held_ = true;
+}
+
+BufferArg::BufferArg(BufferArg&& o) noexcept : view_(o.view_), held_(o.held_) { o.held_ = false; }
+
+BufferArg::~BufferArg() {
+  if (held_) PyBuffer_Release(&view_);
+}
+
+}  // namespace shmbus::python

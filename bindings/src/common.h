@@ -1,0 +1,91 @@
+// common.h: what every part of the Python module shares.
+//
+// bindings/ owns the Python package `shmbus`: this extension module (_shmbus) over the
+// public C++ API (shmbus/shmbus.h, nothing from shm/src), and the pure-Python parts in
+// bindings/shmbus/.  Rules that hold in every file here:
+//  - Nothing waits with the GIL held, and nothing waits longer than a slice (kSlice,
+//    kPublishSlice) without taking the GIL back to run signal handlers (Ctrl-C) and
+//    notice a close().
+//  - A mutex that guards a C++ handle is only ever *blocked on* with the GIL released;
+//    with the GIL held it is only try_lock()ed.  So holding such a mutex while taking
+//    the GIL back cannot deadlock.
+//  - Memory of a stream is reachable from Python only through objects that keep the
+//    C++ handle (and so the mapping) alive: see views.h.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "shmbus/shmbus.h"
+
+namespace shmbus::python {
+
+namespace py = pybind11;
+
+// The longest read wait without the GIL between two checks for signals and close().
+inline constexpr std::chrono::milliseconds kSlice{50};
+// The same for a producer waiting for room.  Longer, because the library counts every
+// C++ call that ends without room in the stream's producer_waits and producer_full
+// (there is no other way to interrupt its wait): at most 4 a second this way.
+inline constexpr std::chrono::milliseconds kPublishSlice{250};
+
+// Bumped in the child after fork().  A handle made in an older generation belongs to
+// the parent process: using it raises ClosedError, and dropping it leaks the C++ object
+// on purpose, because closing it would unregister the parent's producer or consumer.
+uint64_t fork_generation() noexcept;
+void install_fork_handler();
+
+// A Python timeout in seconds: None means forever (nullopt).  TypeError for a non-number,
+// InvalidArgumentError for a negative or NaN one.
+std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what);
+
+// "block" | "spin" | "yield".
+WaitStrategy to_wait_strategy(std::string_view s);
+
+// The namespace argument of every call: None (or "") -> $SHMBUS_NAMESPACE -> "default".
+std::string namespace_of(const py::object& ns);
+
+// A deadline on the steady clock; nullopt timeout = never.
+class Deadline {
+ public:
+  explicit Deadline(std::optional<std::chrono::nanoseconds> timeout);
+  bool forever() const noexcept { return forever_; }
+  bool passed() const noexcept;
+  // What to wait next: min(slice, time left), never negative.
+  std::chrono::nanoseconds next_slice(std::chrono::nanoseconds slice = kSlice) const noexcept;
+
+ private:
+  bool forever_;
+  std::chrono::steady_clock::time_point at_;
+};
+
+// Runs pending signal handlers (main thread only); a raised KeyboardInterrupt or any
+// handler's exception propagates as py::error_already_set.  Thread: GIL held.
+void check_signals();
+
+// Owns a Py_buffer of a C-contiguous object for the scope (bytes, bytearray, memoryview,
+// numpy array, mmap...).  TypeError for anything that is not a buffer.
+class BufferArg {
+ public:
+  BufferArg() = default;
+  explicit BufferArg(py::handle obj, bool writable = false);
+  BufferArg(BufferArg&& o) noexcept;
+  BufferArg& operator=(BufferArg&&) = delete;
+  BufferArg(const BufferArg&) = delete;
+  ~BufferArg();
+  Bytes bytes() const noexcept {
+    return Bytes(static_cast<const std::byte*>(view_.buf), static_cast<size_t>(view_.len));
+  }
+  size_t size() const noexcept { return static_cast<size_t>(view_.len); }
+
+ private:
+  Py_buffer view_{};
+  bool held_ = false;
+};
+
+}  // namespace shmbus::python

@@ -1,0 +1,35 @@
+// errors.h: the library's errors as Python exceptions (classes in shmbus/errors.py).
+//
+// Errc -> class: kInvalidArgument InvalidArgumentError, kNotFound NotFoundError,
+// kExists ExistsError, kIncompatible IncompatibleError, kCorrupt and kTruncated
+// CorruptError, kNoSpace NoSpaceError, kPermission PermissionDeniedError, kBusy BusyError,
+// kTimeout TimeoutError, kTooLarge RecordTooLargeError, kFull FullError, kClosed
+// ClosedError, kIo IoError.  Publish and read statuses map onto the same classes, plus
+// AbandonedError and LappedError, which have no Errc.
+#pragma once
+
+#include <string>
+
+#include "common.h"
+
+namespace shmbus::python {
+
+// Imports shmbus.errors and keeps its classes.  Thread: GIL held, at module import.
+void load_error_classes();
+
+// Sets the Python exception for `code` with `message` and throws error_already_set.
+[[noreturn]] void throw_error(Errc code, const std::string& message);
+[[noreturn]] inline void throw_error(const Error& e) { throw_error(e.code, e.message); }
+[[noreturn]] void throw_abandoned(const std::string& message);
+[[noreturn]] void throw_lapped(const std::string& message, uint64_t lost);
+
+inline void check(const Result<void>& r) {
+  if (!r) throw_error(r.error());
+}
+template <class T>
+T unwrap(Result<T> r) {
+  if (!r) throw_error(r.error());
+  return std::move(r).value();
+}
+
+}  // namespace shmbus::python

@@ -1,0 +1,427 @@
+// producer.cc: shmbus.Producer and shmbus.Claim.
+//
+// The Python Producer holds a shared ProducerCore; claims and claim buffers hold it too,
+// so the C++ Producer (and its mapping) lives until the last of them is gone.  close()
+// makes the handle unusable at once and aborts open claims; the C++ Producer is closed
+// (unregistered) when the last reference drops, which is at close() unless a numpy array
+// or slice still views a claim buffer.
+//
+// Waiting: every publish runs without the GIL, so a full ring never stops the other
+// Python threads (a consumer thread in this process can make room).  The C++ producer
+// is opened with a full_timeout of at most kPublishSlice; the loop here retries full
+// slices until the Python full_timeout, checking signals and close() in between.
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include <pybind11/stl.h>
+
+#include "bindings.h"
+#include "errors.h"
+#include "views.h"
+
+namespace shmbus::python {
+
+namespace {
+
+class ClaimHandle;
+
+struct ProducerCore {
+  // ---- guarded by mu (blocked on only without the GIL) ----
+  std::unique_ptr<Producer> producer;
+  std::mutex mu;
+  // ---- guarded by the GIL ----
+  std::set<ClaimHandle*> claims;   // open claims, aborted by close()
+  // ---- set once ----
+  std::atomic<bool> closed{false};
+  const uint64_t generation = fork_generation();
+  std::string ns, name;
+  uint64_t max_record = 0, capacity = 0;
+  bool wait_when_full = true;
+  std::optional<std::chrono::nanoseconds> full_timeout;  // nullopt: wait forever
+
+  ~ProducerCore() {
+    // In a fork child the producer is the parent's: closing it would unregister it.
+    if (generation != fork_generation()) (void)producer.release();
+  }
+  bool usable() const noexcept { return !closed && generation == fork_generation(); }
+  [[noreturn]] void throw_closed() const {
+    throw_error(Errc::kClosed, generation != fork_generation()
+                                   ? "producer for stream '" + name +
+                                         "' was opened before fork(): open a new one in this process"
+                                   : "producer for stream '" + name + "' is closed");
+  }
+
+  // Runs fn(Producer&) -> (PubStatus, T) under mu without the GIL, retrying while the
+  // ring is full and the policy is to wait.  Thread: GIL held on entry and exit.
+  template <class Fn>
+  auto run_waiting(Fn fn) {
+    Deadline deadline(full_timeout);
+    for (;;) {
+      decltype(fn(*producer)) r;
+      {
+        py::gil_scoped_release nogil;
+        std::lock_guard lock(mu);
+        r = fn(*producer);
+      }
+      if (r.first != PubStatus::kFull || !wait_when_full || deadline.passed()) return r;
+      check_signals();
+      if (!usable()) throw_closed();
+    }
+  }
+
+  // Runs fn() under mu: try_lock with the GIL, else block without it.  fn must not
+  // touch Python.  Thread: GIL held.
+  template <class Fn>
+  auto locked(Fn fn) {
+    if (mu.try_lock()) {
+      std::lock_guard lock(mu, std::adopt_lock);
+      return fn();
+    }
+    py::gil_scoped_release nogil;
+    std::lock_guard lock(mu);
+    return fn();
+  }
+
+  [[noreturn]] void throw_status(PubStatus s, size_t size, uint64_t seq) const {
+    switch (s) {
+      case PubStatus::kTooLarge:
+        throw_error(Errc::kTooLarge,
+                    "record of " + std::to_string(size) + " bytes is larger than max_record " +
+                        std::to_string(max_record) + " of stream '" + name + "'");
+      case PubStatus::kFull:
+        throw_error(Errc::kFull,
+                    "stream '" + name + "' is full" +
+                        (wait_when_full ? " and no room came within full_timeout" : "") +
+                        ": a durable consumer is behind or dead (see shmbus.stat('" + name +
+                        "'))");
+      case PubStatus::kAbandoned:
+        throw_abandoned("record " + std::to_string(seq) + " of stream '" + name +
+                        "' was declared abandoned by another process before it was committed "
+                        "(commit within the stream's abandon timeout)");
+      case PubStatus::kClosed: throw_closed();
+      case PubStatus::kTimeout:  // only from wait_durable, which is not bound yet
+      case PubStatus::kOk: break;
+    }
+    throw_error(Errc::kIo, "unexpected publish status");
+  }
+};
+
+// ---- Claim ----------------------------------------------------------------------------
+
+class ClaimHandle {
+ public:
+  ClaimHandle(std::shared_ptr<ProducerCore> core, std::unique_ptr<Claim> claim)
+      : core_(std::move(core)), claim_(std::move(claim)) {
+    seq_ = claim_->seq();
+    size_ = claim_->data().size();
+    buffer_ = py::reinterpret_steal<py::object>(
+        new_claim_buffer(claim_->data(), std::shared_ptr<void>(core_)));
+    core_->claims.insert(this);
+  }
+  ClaimHandle(const ClaimHandle&) = delete;
+  ClaimHandle& operator=(const ClaimHandle&) = delete;
+  ~ClaimHandle() { finish(false); }
+
+  uint64_t seq() const noexcept { return seq_; }
+  size_t size() const noexcept { return size_; }
+  bool done() const noexcept { return !claim_; }
+
+  py::object data() {
+    if (!claim_) throw_done();
+    return py::reinterpret_steal<py::object>(claim_buffer_view(buffer_.ptr()));
+  }
+
+  uint64_t commit() {
+    if (!claim_) throw_done();
+    if (!core_->usable()) {
+      auto core = core_;
+      finish(false);
+      core->throw_closed();
+    }
+    auto core = core_;
+    PubStatus s = finish(true);
+    if (s != PubStatus::kOk) core->throw_status(s, size_, seq_);
+    return seq_;
+  }
+
+  void abort() {
+    if (!claim_) throw_done();
+    finish(false);
+  }
+
+  py::object enter() { return data(); }
+  bool exit(py::handle exc_type, py::handle, py::handle) {
+    if (!claim_) return false;  // committed or aborted inside the block
+    if (exc_type.is_none()) commit();
+    else finish(false);
+    return false;
+  }
+
+  [[noreturn]] void throw_done() const {
+    throw_error(Errc::kClosed, closed_by_producer_
+                                   ? "the producer was closed, which aborted this claim"
+                                   : "the claim was already committed or aborted");
+  }
+
+  // close() of the producer: abort.
+  void abort_for_close() noexcept {
+    closed_by_producer_ = true;
+    (void)finish(false);
+  }
+
+  // Commits or aborts, expires the buffer and lets go of the core.  Thread: GIL held.
+  PubStatus finish(bool commit) noexcept {
+    if (!claim_) return PubStatus::kClosed;
+    // Invalidate the Python view first: no write may land after the commit.
+    expire_claim_buffer(buffer_.ptr());
+    PubStatus s = PubStatus::kClosed;
+    if (core_->generation != fork_generation()) {
+      (void)claim_.release();  // the parent's claim: leave it alone
+    } else {
+      Claim* c = claim_.get();
+      s = core_->locked([&] { return commit ? c->commit() : c->abort(); });
+      claim_.reset();
+    }
+    core_->claims.erase(this);
+    core_.reset();
+    buffer_ = py::object();
+    return s;
+  }
+
+ private:
+  std::shared_ptr<ProducerCore> core_;   // declared first: destroyed after claim_
+  std::unique_ptr<Claim> claim_;         // null once committed or aborted
+  py::object buffer_;                    // the _ClaimBuffer behind data()
+  uint64_t seq_ = 0;
+  size_t size_ = 0;
+  bool closed_by_producer_ = false;
+};
+
+// ---- Producer -------------------------------------------------------------------------
+
+class ProducerHandle {
+ public:
+  ProducerHandle(const std::string& name, const py::object& ns, const std::string& when_full,
+                 const py::object& full_timeout, const std::string& wait) {
+    auto core = std::make_shared<ProducerCore>();
+    core->ns = namespace_of(ns);
+    core->name = name;
+    if (when_full != "wait" && when_full != "fail")
+      throw_error(Errc::kInvalidArgument,
+                  "when_full must be 'wait' or 'fail', not '" + when_full + "'");
+    core->wait_when_full = when_full == "wait";
+    core->full_timeout = to_timeout(full_timeout, "full_timeout");
+    ProducerOptions opts;
+    opts.wait = to_wait_strategy(wait);
+    opts.when_full = core->wait_when_full ? FullPolicy::kWait : FullPolicy::kFail;
+    // Slices that divide full_timeout evenly, so that the waits add up to it.
+    opts.full_timeout = kPublishSlice;
+    if (core->full_timeout) {
+      const auto t = *core->full_timeout;
+      const auto n = std::max<int64_t>(1, (t + kPublishSlice - std::chrono::nanoseconds(1)) / kPublishSlice);
+      opts.full_timeout = t / n;
+    }
+    Result<Producer> r = make_error(Errc::kIo, "");
+    {
+      py::gil_scoped_release nogil;  // open may wait for a creator still at work
+      r = Producer::open(core->ns, name, opts);
+    }
+    core->producer = std::make_unique<Producer>(unwrap(std::move(r)));
+    core->max_record = core->producer->max_record();
+    core->capacity = core->producer->capacity();
+    core_ = std::move(core);
+  }
+  ProducerHandle(const ProducerHandle&) = delete;
+  ProducerHandle& operator=(const ProducerHandle&) = delete;
+  ~ProducerHandle() { close(); }
+
+  uint64_t publish(py::handle data, uint32_t type) {
+    ProducerCore& c = live();
+    BufferArg buf(data);
+    if (buf.size() > c.max_record) c.throw_status(PubStatus::kTooLarge, buf.size(), 0);
+    Bytes bytes = buf.bytes();
+    auto r = c.run_waiting([&](Producer& p) {
+      PubResult pr = p.publish(bytes, type);
+      return std::pair{pr.status, pr.seq};
+    });
+    if (r.first != PubStatus::kOk) c.throw_status(r.first, buf.size(), r.second);
+    return r.second;
+  }
+
+  uint64_t publish_batch(py::handle payloads, uint32_t type) {
+    ProducerCore& c = live();
+    if (PyBytes_Check(payloads.ptr()) || PyByteArray_Check(payloads.ptr()) ||
+        PyMemoryView_Check(payloads.ptr()) || PyUnicode_Check(payloads.ptr()))
+      throw py::type_error("publish_batch() takes an iterable of bytes-like objects (one per "
+                           "record); to publish one record use publish()");
+    std::vector<BufferArg> bufs;
+    Py_ssize_t hint = PyObject_LengthHint(payloads.ptr(), 16);
+    if (hint < 0) throw py::error_already_set();
+    bufs.reserve(static_cast<size_t>(hint));
+    for (py::handle item : py::iter(payloads)) bufs.emplace_back(item);
+    std::vector<Bytes> spans;
+    spans.reserve(bufs.size());
+    uint64_t total = 0;
+    for (const BufferArg& b : bufs) {
+      if (b.size() > c.max_record) c.throw_status(PubStatus::kTooLarge, b.size(), 0);
+      spans.push_back(b.bytes());
+      total += b.size();
+    }
+    auto r = c.run_waiting([&](Producer& p) {
+      PubResult pr = p.publish_batch(spans, type);
+      return std::pair{pr.status, pr.seq};
+    });
+    if (r.first == PubStatus::kTooLarge)
+      throw_error(Errc::kTooLarge,
+                  "batch of " + std::to_string(spans.size()) + " records (" +
+                      std::to_string(total) + " payload bytes) does not fit in half the ring of "
+                      "stream '" + c.name + "' (" + std::to_string(c.capacity / 2) +
+                      " bytes including a 32-byte header per record): split it");
+    if (r.first != PubStatus::kOk) c.throw_status(r.first, total, r.second);
+    return r.second;
+  }
+
+  std::unique_ptr<ClaimHandle> claim(int64_t size, uint32_t type) {
+    ProducerCore& c = live();
+    if (size < 0) throw_error(Errc::kInvalidArgument, "claim size must be >= 0");
+    if (static_cast<uint64_t>(size) > c.max_record)
+      c.throw_status(PubStatus::kTooLarge, static_cast<size_t>(size), 0);
+    auto claim = std::make_unique<Claim>();
+    auto r = c.run_waiting([&](Producer& p) {
+      PubStatus s = PubStatus::kOk;
+      *claim = p.claim(static_cast<size_t>(size), type, &s);
+      return std::pair{s, 0};
+    });
+    if (r.first != PubStatus::kOk) c.throw_status(r.first, static_cast<size_t>(size), 0);
+    return std::make_unique<ClaimHandle>(core_, std::move(claim));
+  }
+
+  void close() {
+    if (!core_) return;
+    std::shared_ptr<ProducerCore> core = std::move(core_);
+    core->closed = true;
+    std::vector<ClaimHandle*> open(core->claims.begin(), core->claims.end());
+    for (ClaimHandle* h : open) h->abort_for_close();
+    // The C++ Producer closes when `core` is the last reference (now, unless a claim
+    // buffer is still exported).
+  }
+
+  bool closed() const noexcept { return !core_ || !core_->usable(); }
+  const ProducerCore& info() const {
+    if (!core_) throw_error(Errc::kClosed, "producer is closed");
+    return *core_;
+  }
+  std::string repr() const {
+    if (!core_) return "<shmbus.Producer closed>";
+    return "<shmbus.Producer stream='" + core_->name + "' namespace='" + core_->ns + "'" +
+           (core_->usable() ? "" : " closed") + ">";
+  }
+  ProducerCore& live() {
+    if (!core_ || !core_->usable()) {
+      if (core_) core_->throw_closed();
+      throw_error(Errc::kClosed, "producer is closed");
+    }
+    return *core_;
+  }
+
+ private:
+  std::shared_ptr<ProducerCore> core_;  // null once closed
+};
+
+}  // namespace
+
+void bind_producer(py::module_& m) {
+  py::class_<ClaimHandle>(m, "Claim", R"doc(
+A reserved, not yet committed record: fill ``data`` in place, then commit or abort.
+
+Made by :meth:`Producer.claim`.  As a context manager it commits when the block ends
+normally and aborts (the record becomes a gap that readers skip) when the block raises::
+
+    with producer.claim(128, type=1) as buf:   # buf: writable memoryview into the ring
+        buf[:5] = b"hello"
+
+Commit quickly: readers wait behind an uncommitted claim, and after the stream's abandon
+timeout (1 s by default) they declare it dead; a later commit() then raises
+AbandonedError.  After commit/abort the memoryview is released; numpy arrays made from it
+must not be written to any more (they would overwrite later records).
+)doc")
+      .def_property_readonly("seq", &ClaimHandle::seq, "Sequence number the record will have.")
+      .def_property_readonly("size", &ClaimHandle::size, "Payload size in bytes.")
+      .def_property_readonly("done", &ClaimHandle::done, "True once committed or aborted.")
+      .def_property_readonly("data", &ClaimHandle::data,
+                             "Writable memoryview of the payload (ClosedError once done).")
+      .def("commit", &ClaimHandle::commit,
+           "commit() -> int\n\nPublishes the record; returns its sequence number.")
+      .def("abort", &ClaimHandle::abort, "abort() -> None\n\nTurns the record into a gap.")
+      .def("__enter__", &ClaimHandle::enter)
+      .def("__exit__", &ClaimHandle::exit)
+      .def("__repr__", [](const ClaimHandle& h) {
+        return "<shmbus.Claim seq=" + std::to_string(h.seq()) + " size=" +
+               std::to_string(h.size()) + (h.done() ? " done" : "") + ">";
+      });
+
+  py::class_<ProducerHandle>(m, "Producer", R"doc(
+Producer(name, *, namespace=None, when_full="wait", full_timeout=10.0, wait="block")
+
+Publishes records to an existing stream.  Any number of producers, in any processes, may
+publish to one stream; each record gets the next sequence number.
+
+:param name: the stream.
+:param namespace: None -> $SHMBUS_NAMESPACE -> "default".
+:param when_full: "wait" for room (up to ``full_timeout`` seconds; None = forever) or
+    "fail" at once; either way FullError when there is no room.
+:param wait: how to wait for room: "block" (futex), "yield" or "spin".
+
+Waits never hold the GIL, and Ctrl-C interrupts them.  One Producer may be shared by
+threads (calls are serialized); a Producer made before fork() is closed in the child.
+Use it as a context manager, or call close().
+)doc")
+      .def(py::init<const std::string&, const py::object&, const std::string&,
+                    const py::object&, const std::string&>(),
+           py::arg("name"), py::kw_only(), py::arg("namespace") = py::none(),
+           py::arg("when_full") = "wait", py::arg("full_timeout") = 10.0,
+           py::arg("wait") = "block")
+      .def("publish", &ProducerHandle::publish, py::arg("data"), py::arg("type") = 0,
+           R"doc(publish(data, type=0) -> int
+
+Copies ``data`` (any C-contiguous buffer: bytes, bytearray, memoryview, numpy array) into
+the stream as one record with the 32-bit ``type`` tag; returns its sequence number.
+RecordTooLargeError (a ValueError) above ``max_record``; FullError when no room came.)doc")
+      .def("publish_batch", &ProducerHandle::publish_batch, py::arg("payloads"),
+           py::arg("type") = 0, R"doc(publish_batch(payloads, type=0) -> int
+
+Publishes an iterable of buffers as consecutive records in one step (one reservation);
+returns the first sequence number (for an empty batch: the stream's next sequence, and
+nothing is published).  The whole batch must fit in half the ring.)doc")
+      .def("claim", &ProducerHandle::claim, py::arg("size"), py::arg("type") = 0,
+           R"doc(claim(size, type=0) -> Claim
+
+Reserves ``size`` bytes in the ring for zero-copy filling; see :class:`Claim`.)doc")
+      .def("close", &ProducerHandle::close,
+           "close() -> None\n\nAborts open claims and detaches. Idempotent.")
+      .def_property_readonly("closed", &ProducerHandle::closed)
+      .def_property_readonly("name", [](const ProducerHandle& h) { return h.info().name; },
+                             "The stream's name.")
+      .def_property_readonly("namespace", [](const ProducerHandle& h) { return h.info().ns; },
+                             "The resolved namespace.")
+      .def_property_readonly("max_record",
+                             [](const ProducerHandle& h) { return h.info().max_record; },
+                             "Largest payload in bytes.")
+      .def_property_readonly("capacity", [](const ProducerHandle& h) { return h.info().capacity; },
+                             "Ring size in bytes.")
+      .def("__enter__", [](py::object self) {
+        self.cast<ProducerHandle&>().live();
+        return self;
+      })
+      .def("__exit__", [](ProducerHandle& h, py::handle, py::handle, py::handle) {
+        h.close();
+        return false;
+      })
+      .def("__repr__", &ProducerHandle::repr);
+}
+
+}  // namespace shmbus::python

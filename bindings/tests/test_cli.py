@@ -1,0 +1,63 @@
+"""C++ <-> Python through the `shmbus` CLI (path in $SHMBUS_CLI, set by CTest)."""
+
+import base64
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import shmbus
+
+CLI = os.environ.get("SHMBUS_CLI")
+pytestmark = pytest.mark.skipif(not CLI, reason="SHMBUS_CLI not set (the shmbus CLI is not built)")
+
+
+def cli(*args, **kw):
+    return subprocess.run([CLI, *map(str, args)], capture_output=True, timeout=60, **kw)
+
+
+def test_cpp_producer_to_python_consumer(ns, stream):
+    with shmbus.Consumer(stream, group="py", namespace=ns) as c:
+        lines = "".join(f"line {i}\n" for i in range(1000))
+        r = cli("pub", stream, "--namespace", ns, "--type", 5, input=lines.encode())
+        assert r.returncode == 0, r.stderr
+        r = cli("pub", stream, "--namespace", ns, "--count", 500, "--size", 64)
+        assert r.returncode == 0, r.stderr
+        recs = [(x.seq, x.type, x.bytes()) for x in c.iter(idle_timeout=1, max_records=1500)]
+    assert recs[:1000] == [(i, 5, b"line %d" % i) for i in range(1000)]
+    for k, (seq, typ, data) in enumerate(recs[1000:]):
+        assert seq == 1000 + k and typ == 0
+        assert (np.frombuffer(data, dtype="<u8") == k).all()  # the CLI's synthetic payload
+    assert len(recs) == 1500
+
+
+def test_python_producer_to_cpp_consumer(ns, stream):
+    payloads = [b"text %d" % i for i in range(100)] + [bytes(range(256)), b"", b"\xff\xfe"]
+    with shmbus.Producer(stream, namespace=ns) as p:
+        for i, x in enumerate(payloads):
+            p.publish(x, type=i)
+        p.publish_batch([b"b1", b"b2"], type=77)
+        with p.claim(3, type=78) as buf:
+            buf[:] = b"clm"
+    n = len(payloads) + 3
+    r = cli("tail", stream, "--namespace", ns, "--format", "json", "--from", "earliest",
+            "--count", n)
+    assert r.returncode == 0, r.stderr
+    out = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert len(out) == n
+    want = [(i, x) for i, x in enumerate(payloads)] + [(77, b"b1"), (77, b"b2"), (78, b"clm")]
+    for seq, (rec, (typ, data)) in enumerate(zip(out, want)):
+        got = rec["data"].encode() if "data" in rec else base64.b64decode(rec["data_base64"])
+        assert (rec["seq"], rec["type"], rec["size"], got) == (seq, typ, len(data), data)
+
+
+def test_cli_sees_python_streams_and_groups(ns, stream):
+    with shmbus.Consumer(stream, group="pygroup", namespace=ns):
+        r = cli("ls", "--namespace", ns, "--json")
+        assert [x["stream"] for x in json.loads(r.stdout)] == [stream]
+        st = json.loads(cli("stat", stream, "--json", "--interval", "0", "--namespace", ns).stdout)
+        assert [c["name"] for c in st["consumers"]] == ["pygroup"]
+    r = cli("rm", stream, "--namespace", ns)
+    assert r.returncode == 0 and shmbus.ls(ns) == []

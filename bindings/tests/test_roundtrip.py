@@ -1,0 +1,317 @@
+"""Every publish and read API, start positions, commit modes, and their errors."""
+
+import array
+import datetime
+import time
+
+import numpy as np
+import pytest
+
+import shmbus
+
+
+def drain(c, **kw):
+    return [(r.seq, r.type, r.bytes()) for r in c.iter(idle_timeout=0, **kw)]
+
+
+def test_publish_any_buffer(ns, stream):
+    payloads = [b"bytes", bytearray(b"bytearray"), memoryview(b"memoryview"),
+                np.arange(3, dtype="<u2"), array.array("B", [1, 2, 3]), b""]
+    with shmbus.Producer(stream, namespace=ns) as p:
+        seqs = [p.publish(x, type=i) for i, x in enumerate(payloads)]
+    assert seqs == list(range(6))
+    with shmbus.Consumer(stream, start="earliest", namespace=ns) as c:
+        got = drain(c)
+    assert got == [(i, i, bytes(memoryview(x).cast("B"))) for i, x in enumerate(payloads)]
+
+
+def test_publish_batch_and_claim(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p:
+        assert p.publish_batch([b"a", b"bb", b"ccc"], type=3) == 0
+        assert p.publish_batch((x for x in [b"d"])) == 3
+        assert p.publish_batch(np.zeros((2, 4), dtype="u1")) == 4  # rows
+        assert p.publish_batch([]) == 6  # nothing published: the next sequence
+        with p.claim(5, type=9) as buf:
+            assert isinstance(buf, memoryview) and not buf.readonly and len(buf) == 5
+            buf[:] = b"hello"
+        cl = p.claim(3)
+        cl.data[:] = b"xyz"
+        assert cl.commit() == 7 and cl.done
+        with pytest.raises(shmbus.ClosedError):
+            cl.commit()
+        with pytest.raises(shmbus.ClosedError):
+            cl.data
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        got = drain(c)
+    assert got == [(0, 3, b"a"), (1, 3, b"bb"), (2, 3, b"ccc"), (3, 0, b"d"),
+                   (4, 0, b"\0" * 4), (5, 0, b"\0" * 4), (6, 9, b"hello"), (7, 0, b"xyz")]
+
+
+def test_claim_aborts_when_the_block_raises(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p:
+        with pytest.raises(RuntimeError):
+            with p.claim(4) as buf:
+                buf[:] = b"nope"
+                raise RuntimeError("boom")
+        cl = p.claim(2)
+        cl.abort()
+        with pytest.raises(shmbus.ClosedError):
+            cl.abort()
+        p.publish(b"ok")
+        with p.claim(1) as buf:
+            buf[0] = 0
+        with pytest.raises(ValueError, match="committed or aborted"):
+            memoryview(buf.obj)  # the claim's buffer refuses new exports once done
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        got = drain(c)
+    assert got == [(2, 0, b"ok"), (3, 0, b"\0")]
+    st = shmbus.stat(stream, namespace=ns)
+    assert st["aborted"] == 2
+
+
+def test_producer_close_aborts_open_claims(ns, stream):
+    p = shmbus.Producer(stream, namespace=ns)
+    cl = p.claim(8)
+    p.close()
+    assert p.closed
+    with pytest.raises(shmbus.ClosedError, match="aborted"):
+        cl.commit()
+    assert shmbus.stat(stream, namespace=ns)["aborted"] == 1
+
+
+def test_closed_handles_raise(ns, stream):
+    p = shmbus.Producer(stream, namespace=ns)
+    c = shmbus.Consumer(stream, group="g", namespace=ns)
+    p.close()
+    p.close()  # idempotent
+    c.close()
+    c.close()
+    for call in (lambda: p.publish(b"x"), lambda: p.publish_batch([b"x"]), lambda: p.claim(1),
+                 lambda: p.max_record, lambda: c.poll(0), lambda: c.read_batch(), lambda: c.commit(),
+                 lambda: c.iter(), lambda: iter(c), lambda: c.next_seq):
+        with pytest.raises(shmbus.ClosedError):
+            call()
+    with pytest.raises(shmbus.ClosedError):
+        with p:
+            pass
+    assert "closed" in repr(p) and "closed" in repr(c)
+
+
+def test_too_large_and_wrong_types(ns):
+    shmbus.create("s", capacity="64K", max_record=1000, namespace=ns)
+    with shmbus.Producer("s", namespace=ns) as p:
+        assert p.max_record == 1000 and p.capacity == 65536
+        p.publish(b"x" * 1000)
+        with pytest.raises(shmbus.RecordTooLargeError) as e:
+            p.publish(b"x" * 1001)
+        assert isinstance(e.value, ValueError) and "1001" in str(e.value)
+        with pytest.raises(ValueError):
+            p.claim(1001)
+        with pytest.raises(ValueError):
+            p.publish_batch([b"a", b"x" * 1001])
+        with pytest.raises(ValueError, match="half the ring"):
+            p.publish_batch([b"x" * 1000] * 40)
+        for bad in ("text", 42, None, [b"a"]):
+            with pytest.raises(TypeError):
+                p.publish(bad)
+        for bad in (b"abc", "abc", 5, [1, 2], [b"a", "b"]):
+            with pytest.raises(TypeError):
+                p.publish_batch(bad)
+        with pytest.raises(TypeError):
+            p.publish(b"x", type=-1)
+        with pytest.raises(TypeError):
+            p.publish(b"x", type="7")
+        with pytest.raises(TypeError):
+            p.claim("10")
+        with pytest.raises(ValueError):
+            p.claim(-1)
+        with pytest.raises((BufferError, ValueError)):  # not C-contiguous (numpy: ValueError)
+            p.publish(np.zeros((4, 4))[:, 1])
+    with pytest.raises(shmbus.InvalidArgumentError):
+        shmbus.Producer("s", namespace=ns, when_full="maybe")
+    with pytest.raises(shmbus.InvalidArgumentError):
+        shmbus.Producer("s", namespace=ns, wait="sleepy")
+    with pytest.raises(TypeError):
+        shmbus.Producer("s", "positional-namespace")
+
+
+def test_full_fail_and_timeout(ns):
+    shmbus.create("s", capacity="4K", namespace=ns)
+    with shmbus.Consumer("s", group="slow", namespace=ns):  # holds producers back
+        with shmbus.Producer("s", namespace=ns, when_full="fail") as p:
+            with pytest.raises(shmbus.FullError):
+                for _ in range(1000):
+                    p.publish(b"x" * 100)
+        with shmbus.Producer("s", namespace=ns, full_timeout=0.2) as p:
+            t = time.monotonic()
+            with pytest.raises(shmbus.FullError):
+                p.publish(b"x" * 100)
+            assert 0.15 < time.monotonic() - t < 2
+
+
+def test_start_positions(ns, stream):
+    p = shmbus.Producer(stream, namespace=ns)
+    for i in range(5):
+        p.publish(b"%d" % i)
+    time.sleep(0.01)
+    middle = datetime.datetime.now()  # naive: local time
+    middle_utc = datetime.datetime.now(datetime.timezone.utc)
+    time.sleep(0.01)
+    for i in range(5, 10):
+        p.publish(b"%d" % i)
+
+    def seqs(**kw):
+        with shmbus.Consumer(stream, namespace=ns, **kw) as c:
+            return [r.seq for r in c.iter(idle_timeout=0)]
+
+    assert seqs() == list(range(10))
+    assert seqs(start="earliest") == list(range(10))
+    assert seqs(start="latest") == []
+    assert seqs(start=7) == [7, 8, 9]
+    assert seqs(start="7") == [7, 8, 9]
+    assert seqs(start=middle) == [5, 6, 7, 8, 9]
+    assert seqs(start=middle_utc) == [5, 6, 7, 8, 9]
+    assert seqs(start=middle_utc.astimezone(datetime.timezone(datetime.timedelta(hours=-5)))) == [5, 6, 7, 8, 9]
+    ns_epoch = int(middle_utc.timestamp() * 1e9)
+    assert seqs(start=f"@{ns_epoch}") == [5, 6, 7, 8, 9]
+    assert seqs(start=100) == []
+    with shmbus.Consumer(stream, namespace=ns, start="latest") as c:
+        assert c.poll(0) is None
+        p.publish(b"new")
+        assert c.poll(1).bytes() == b"new"
+    for bad in ("soon", -1, datetime.datetime(1960, 1, 1, tzinfo=datetime.timezone.utc)):
+        with pytest.raises(ValueError):
+            shmbus.Consumer(stream, namespace=ns, start=bad)
+    for bad in (1.5, True, datetime.date.today(), b"earliest"):
+        with pytest.raises(TypeError):
+            shmbus.Consumer(stream, namespace=ns, start=bad)
+    p.close()
+
+
+def test_durable_group_resumes_after_commit(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish_batch([b"%d" % i for i in range(10)])
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        assert c.group == "g" and c.durable
+        assert [r.seq for r in c.read_batch(4, timeout=0)] == [0, 1, 2, 3]
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:  # auto-committed at close
+        assert c.next_seq == 4
+        assert c.poll(0).seq == 4
+        # start= "committed" is the default for a group; explicit works too
+    with shmbus.Consumer(stream, group="g", start="committed", namespace=ns) as c:
+        assert c.poll(0).seq == 5
+    # manual commits: what was not committed is delivered again
+    with shmbus.Consumer(stream, group="g", auto_commit=False, namespace=ns) as c:
+        assert [r.seq for r in c.read_batch(2, timeout=0)] == [6, 7]
+        c.commit()
+        assert c.poll(0).seq == 8
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        assert [r.seq for r in c.iter(idle_timeout=0)] == [8, 9]
+    # a second live holder of the group is refused
+    with shmbus.Consumer(stream, group="g", namespace=ns):
+        with pytest.raises(shmbus.BusyError):
+            shmbus.Consumer(stream, group="g", namespace=ns)
+    with pytest.raises(shmbus.InvalidArgumentError):
+        shmbus.Consumer(stream, group="", namespace=ns)
+    with pytest.raises(shmbus.InvalidArgumentError):
+        shmbus.Consumer(stream, group="g", read_only=True, namespace=ns)
+
+
+def test_tailing_consumer_records_are_copies(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p, \
+            shmbus.Consumer(stream, start="earliest", read_only=True, namespace=ns) as c:
+        assert c.group is None and not c.durable
+        p.publish_batch([b"one", b"two"])
+        batch = c.read_batch(10, timeout=1)
+        c.commit()  # no-op for tailing readers
+        assert c.poll(0) is None
+        assert [r.bytes() for r in batch] == [b"one", b"two"]
+        assert not batch[0].expired and bytes(batch[0].data) == b"one"
+
+
+def test_records_and_batches(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p, \
+            shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        before = time.time_ns()
+        p.publish(b"abc", type=0xFFFFFFFF)
+        r = c.poll(1)
+        assert isinstance(r, shmbus.Record)
+        assert (r.seq, r.type, len(r), r.bytes(), bytes(r)) == (0, 0xFFFFFFFF, 3, b"abc", b"abc")
+        assert before - 10**9 < r.timestamp_ns <= time.time_ns()
+        assert r.data.readonly and r.data.tobytes() == b"abc"
+        assert "seq=0" in repr(r)
+        with pytest.raises(TypeError):
+            shmbus.Record()
+        with pytest.raises((TypeError, BufferError)):
+            r.data[0] = 1
+        p.publish_batch([b"%d" % i for i in range(5)])
+        assert [x.seq for x in c.read_batch(3, timeout=0)] == [1, 2, 3]
+        assert [x.seq for x in c.read_batch(10, timeout=0)] == [4, 5]
+        assert c.read_batch(10, timeout=0) == []
+        assert c.poll(timeout=0.05) is None
+        with pytest.raises(shmbus.InvalidArgumentError):
+            c.read_batch(0)
+        with pytest.raises(shmbus.InvalidArgumentError):
+            c.poll(timeout=-1)
+        with pytest.raises(TypeError):
+            c.poll(timeout="1")
+
+
+def test_iteration_forms(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish_batch([b"%d" % i for i in range(10)])
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        assert [r.seq for r in c.iter(max_records=3)] == [0, 1, 2]
+        t = time.monotonic()
+        assert [r.seq for r in c.iter(idle_timeout=0.2)] == list(range(3, 10))
+        assert 0.15 < time.monotonic() - t < 2
+        assert isinstance(iter(c), shmbus.ConsumerIterator)  # waits forever: see test_threads.py
+
+
+def test_copy_mode_for_durable(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish_batch([b"a", b"b"])
+    with shmbus.Consumer(stream, group="g", copy=True, namespace=ns) as c:
+        recs = list(c.iter(idle_timeout=0))
+    assert [bytes(r.data) for r in recs] == [b"a", b"b"] and not recs[0].expired
+
+
+def test_context_managers_return_self(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p:
+        assert isinstance(p, shmbus.Producer) and p.name == stream and p.namespace == ns
+    with shmbus.Consumer(stream, namespace=ns) as c:
+        assert isinstance(c, shmbus.Consumer) and c.name == stream
+    assert p.closed and c.closed
+
+
+def test_abandoned_claim(ns):
+    shmbus.create("s", capacity="64K", abandon_timeout=0.1, namespace=ns)
+    with shmbus.Producer("s", namespace=ns) as p, \
+            shmbus.Consumer("s", group="g", namespace=ns) as c:
+        cl = p.claim(8)
+        p.publish(b"after")
+        # the reader waits behind the claim, then declares it dead and skips it
+        r = c.poll(timeout=2)
+        assert r.bytes() == b"after" and c.gaps == 1
+        with pytest.raises(shmbus.AbandonedError) as e:
+            cl.commit()
+        assert e.value.code == "abandoned"
+    assert shmbus.stat("s", namespace=ns)["abandoned"] == 1
+
+
+def test_lapped_tailing_reader(ns):
+    shmbus.create("s", capacity="4K", namespace=ns)
+    with shmbus.Producer("s", namespace=ns) as p:
+        quiet = shmbus.Consumer("s", start="earliest", namespace=ns)
+        loud = shmbus.Consumer("s", start="earliest", raise_on_lap=True, namespace=ns)
+        for i in range(200):  # ~25 KB through a 4K ring: both readers are overrun
+            p.publish(b"%100d" % i)
+        recs = list(quiet.iter(idle_timeout=0))
+        assert quiet.lost > 0 and len(recs) + quiet.lost == 200
+        assert recs[-1].bytes() == b"%100d" % 199
+        with pytest.raises(shmbus.LappedError) as e:
+            loud.poll(0)
+        assert e.value.lost > 0 and e.value.lost == loud.lost
+        assert loud.poll(0).seq == e.value.lost  # resumes at the oldest record left
+        quiet.close()
+        loud.close()

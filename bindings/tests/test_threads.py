@@ -1,0 +1,182 @@
+"""Waiting without the GIL, Ctrl-C, close() from another thread, shared handles."""
+
+import _thread
+import signal
+import threading
+import time
+
+import pytest
+
+import shmbus
+from conftest import spawn_python
+
+BLOCKER = r"""
+import sys, time, shmbus
+ns, what = sys.argv[1], sys.argv[2]
+if what == "poll":
+    c = shmbus.Consumer("s", group="g", namespace=ns)
+    block = lambda: c.poll()
+elif what == "iterate":
+    c = shmbus.Consumer("s", namespace=ns)
+    block = lambda: [r for r in c]
+elif what == "publish":  # a durable group that never reads fills the 4K ring
+    c = shmbus.Consumer("s", group="stuck", namespace=ns)
+    p = shmbus.Producer("s", namespace=ns, full_timeout=None)
+    def block():
+        while True:
+            p.publish(b"x" * 100)
+print("ready", flush=True)
+try:
+    block()
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+    sys.exit(0)
+print("returned", flush=True)
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("what", ["poll", "iterate", "publish"])
+def test_sigint_interrupts_a_blocking_call(ns, what):
+    import subprocess
+
+    shmbus.create("s", capacity="4K", namespace=ns)
+    proc = spawn_python(BLOCKER, ns, what, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # let it block
+        assert proc.poll() is None
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+        assert out.strip() == "KeyboardInterrupt"
+        assert proc.returncode == 0
+        assert time.monotonic() - t < 1.0  # slices of 50 ms
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_interrupt_main_while_polling_in_process(ns, stream):
+    c = shmbus.Consumer(stream, group="g", namespace=ns)
+    timer = threading.Timer(0.2, _thread.interrupt_main)  # needs the GIL to run at all
+    timer.start()
+    t = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        c.poll()
+    assert time.monotonic() - t < 1.0
+    timer.join()
+    c.close()
+
+
+def test_other_threads_run_while_one_blocks(ns, stream):
+    c = shmbus.Consumer(stream, group="g", namespace=ns)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(c.poll(timeout=10)))
+    reader.start()
+    # this thread keeps running Python while the reader waits in poll()
+    n, end = 0, time.monotonic() + 0.3
+    while time.monotonic() < end:
+        n += 1
+    assert n > 10_000 and reader.is_alive()
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish(b"wake up")
+    reader.join(5)
+    assert got and got[0].bytes() == b"wake up"
+    c.close()
+
+
+def test_close_from_another_thread_ends_iteration_and_poll(ns, stream):
+    c = shmbus.Consumer(stream, group="g", namespace=ns)
+    seen, errors = [], []
+
+    def iterate():
+        for rec in c:  # waits forever
+            seen.append(rec.seq)
+
+    def poll():
+        try:
+            c.poll()
+        except shmbus.ClosedError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=iterate), threading.Thread(target=poll)]
+    for t in threads:
+        t.start()
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish(b"one")
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    c.close()
+    for t in threads:
+        t.join(5)
+        assert not t.is_alive()
+    assert time.monotonic() - t0 < 1
+    assert seen == [0] and len(errors) == 1
+    # the group was committed at close and is free again
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c2:
+        assert c2.next_seq == 1
+
+
+def test_producer_waiting_for_room_lets_a_consumer_thread_make_it(ns):
+    shmbus.create("s", capacity="4K", namespace=ns)
+    c = shmbus.Consumer("s", group="g", namespace=ns)
+    p = shmbus.Producer("s", namespace=ns, full_timeout=20)
+    n = 200  # far more than 4K holds: every publish past ~30 waits for the reader
+    done = threading.Event()
+    got = []
+
+    def read():
+        time.sleep(0.3)  # the producer fills the ring and waits meanwhile
+        while len(got) < n:
+            r = c.poll(timeout=5)
+            if r is None:
+                break
+            got.append(r.bytes())
+        done.set()
+
+    t = threading.Thread(target=read)
+    t.start()
+    for i in range(n):
+        p.publish(b"%100d" % i)
+    t.join(20)
+    assert done.is_set() and len(got) == n and got[-1] == b"%100d" % (n - 1)
+    assert shmbus.stat("s", namespace=ns)["producer_waits"] > 0
+    p.close()
+    c.close()
+
+
+def test_threads_sharing_one_producer_and_one_consumer(ns):
+    shmbus.create("s", capacity="1M", namespace=ns)
+    p = shmbus.Producer("s", namespace=ns)
+    c = shmbus.Consumer("s", group="g", namespace=ns, copy=True)
+    per_thread, nthreads = 5000, 4
+    seqs = [[] for _ in range(nthreads)]
+
+    def publish(k):
+        for i in range(per_thread):
+            seqs[k].append(p.publish(b"%d:%d" % (k, i)))
+
+    got = [[] for _ in range(2)]
+
+    def consume(k):
+        while True:
+            r = c.poll(timeout=1)
+            if r is None:
+                return
+            got[k].append((r.seq, r.bytes()))
+
+    threads = [threading.Thread(target=publish, args=(k,)) for k in range(nthreads)]
+    threads += [threading.Thread(target=consume, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    all_seqs = sorted(s for lst in seqs for s in lst)
+    assert all_seqs == list(range(nthreads * per_thread))
+    for lst in seqs:
+        assert lst == sorted(lst)  # each thread's records keep their order
+    records = sorted(got[0] + got[1])
+    assert [s for s, _ in records] == all_seqs  # each record delivered exactly once
+    p.close()
+    c.close()

@@ -1,0 +1,143 @@
+"""Zero-copy views: where they point, how long they are valid, and that nothing dangles."""
+
+import gc
+import warnings
+
+import numpy as np
+import pytest
+
+import shmbus
+
+
+def shm_ranges(ns, stream):
+    """Address ranges of this process's mappings of the stream's shared-memory object."""
+    path = f"/dev/shm/shmbus.{ns}.{stream}"
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if line.rstrip().endswith(path):
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                out.append((lo, hi))
+    return out
+
+
+def address(arr):
+    return arr.__array_interface__["data"][0]
+
+
+def inside(addr, ranges):
+    return any(lo <= addr < hi for lo, hi in ranges)
+
+
+def test_claim_buffer_is_the_ring(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p:
+        with p.claim(8 * 16, type=1) as buf:
+            arr = np.frombuffer(buf, dtype="<f8")
+            arr[:] = np.arange(16)           # numpy writes straight into the ring
+            assert np.shares_memory(arr, np.frombuffer(buf, dtype="<f8"))
+            assert inside(address(arr), shm_ranges(ns, stream))
+            assert bytes(buf[8:16]) == np.float64(1).tobytes()
+        del arr
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        rec = c.poll(0)
+        assert np.array_equal(np.frombuffer(rec.data, dtype="<f8"), np.arange(16))
+
+
+def test_durable_record_is_a_view_into_the_ring(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish_batch([np.full(8, i, dtype="<f8") for i in range(3)])
+    with shmbus.Consumer(stream, group="g", auto_commit=False, namespace=ns) as c:
+        recs = c.read_batch(3, timeout=0)
+        arrays = [np.frombuffer(r.data, dtype="<f8") for r in recs]
+        ranges = shm_ranges(ns, stream)
+        assert len(ranges) == 1  # the producer closed: the only mapping left is ours
+        for r, a in zip(recs, arrays):
+            assert inside(address(a), ranges)
+            assert np.shares_memory(a, np.frombuffer(r.data, dtype="<f8"))
+            assert np.shares_memory(a, np.frombuffer(r, dtype="<f8"))  # the Record itself
+            assert (a == r.seq).all()
+        # consecutive records sit one after the other in the ring: 64-byte payload + header
+        step = address(arrays[1]) - address(arrays[0])
+        assert 64 < step <= 128 and address(arrays[2]) - address(arrays[1]) == step
+        del arrays
+
+
+def test_tailing_record_is_a_private_copy(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p, \
+            shmbus.Consumer(stream, start="earliest", namespace=ns) as c:
+        p.publish(np.arange(4, dtype="<f8"))
+        rec = c.poll(1)
+        assert not inside(address(np.frombuffer(rec.data, dtype="<f8")), shm_ranges(ns, stream))
+
+
+def test_durable_view_expires_at_the_next_poll(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p, \
+            shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        p.publish_batch([b"first", b"second"])
+        r1 = c.poll(0)
+        held = r1.data  # obtained before: stays readable
+        assert not r1.expired
+        r2 = c.poll(0)
+        assert r1.expired and not r2.expired
+        for use in (lambda: r1.data, lambda: r1.bytes(), lambda: memoryview(r1),
+                    lambda: np.frombuffer(r1, dtype="u1")):
+            with pytest.raises(ValueError, match="expired"):
+                use()
+        assert bytes(held) == b"first"  # nothing overwrote it yet
+        assert r1.seq == 0 and len(r1) == 5  # metadata stays
+        c.commit()
+        assert r2.expired
+        # with auto_commit=False a whole batch stays valid until commit()
+    with shmbus.Consumer(stream, group="h", start="earliest", auto_commit=False, namespace=ns) as c:
+        a, b = c.read_batch(10, timeout=0)
+        c.poll(0)
+        assert not a.expired and a.bytes() == b"first"
+        c.commit()
+        assert a.expired and b.expired
+
+
+def test_views_keep_the_mapping_alive_after_close(ns):
+    shmbus.create("s", capacity="64K", namespace=ns)
+    p = shmbus.Producer("s", namespace=ns)
+    p.publish(np.arange(4, dtype="<f8"))
+    c = shmbus.Consumer("s", group="g", namespace=ns)
+    rec = c.poll(0)
+    from_view = np.frombuffer(rec.data, dtype="<f8")
+    from_record = np.frombuffer(rec, dtype="<f8")
+    mv = rec.data[1:3]
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        c.close()
+    assert any(issubclass(x.category, ResourceWarning) for x in w)
+    del rec, c
+    gc.collect()
+    assert shm_ranges(ns, "s")  # still mapped: arrays point into it
+    assert from_view.tolist() == [0, 1, 2, 3] == from_record.tolist()
+    assert bytes(mv) == bytes(from_view.data)[1:3]
+    # the closed consumer still counts as attached while its views live
+    assert [x["alive"] for x in shmbus.stat("s", namespace=ns)["consumers"]] == [True]
+    del from_view, from_record, mv
+    gc.collect()
+    assert [x["alive"] for x in shmbus.stat("s", namespace=ns)["consumers"]] == [False]
+    # the group can be opened again now
+    with shmbus.Consumer("s", group="g", namespace=ns) as c2:
+        assert c2.next_seq == 1
+    # Producer: a claim buffer kept by an array survives close() too
+    cl = p.claim(16)
+    arr = np.frombuffer(cl.data, dtype="u1")
+    p.close()
+    arr[:] = 7  # writes into the still-mapped ring (an aborted claim): no crash
+    del arr, cl
+    gc.collect()
+
+
+def test_leftover_loop_variable_does_not_keep_the_group(ns, stream):
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish_batch([b"a", b"b"])
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        for rec in c.iter(idle_timeout=0):
+            payload = bytes(rec.data)  # a copy; the view itself is not kept
+    assert payload == b"b"
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:  # no BusyError
+        assert c.next_seq == 2
+    assert rec.expired
