@@ -1,0 +1,139 @@
+// Baseline: the simplest correct single-producer single-consumer ring in shared memory.
+// Fixed slots sized to the record (64 B records: 64 B slots), head and tail on their own
+// 128-byte lines, each side keeping a process-local cached copy of the other's index.
+// It is the floor a general-purpose stream (variable records, many producers, many
+// consumers) is compared against.
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cstring>
+#include <new>
+
+#include "spin.h"
+#include "transport.h"
+
+namespace bench {
+namespace {
+
+struct RingHeader {
+  // Written by the consumer only: slots below it are free.
+  alignas(128) std::atomic<uint64_t> head{0};
+  // Written by the producer only: slots below it are filled.
+  alignas(128) std::atomic<uint64_t> tail{0};
+};
+static_assert(sizeof(RingHeader) == 256);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+
+struct RingView {
+  RingHeader* header;
+  std::byte* slots;
+  uint64_t nslots;   // power of two
+  size_t slot_size;  // multiple of 64
+  size_t record_size;
+  std::byte* slot(uint64_t pos) const { return slots + (pos & (nslots - 1)) * slot_size; }
+};
+
+class SpscSender final : public Sender {
+ public:
+  explicit SpscSender(RingView r) : r_(r) {}
+  bool send(View rec) override {
+    if (rec.size() > r_.slot_size) {
+      error_ = "record larger than the slot";
+      return false;
+    }
+    while (tail_ - head_cache_ >= r_.nslots)
+      // acquire: pairs with the consumer's release of `head`; the slot is free to reuse.
+      head_cache_ = r_.header->head.load(std::memory_order_acquire);
+    std::memcpy(r_.slot(tail_), rec.data(), rec.size());
+    // release: pairs with the consumer's acquire of `tail`; publishes the slot's bytes.
+    r_.header->tail.store(++tail_, std::memory_order_release);
+    return true;
+  }
+
+ private:
+  RingView r_;
+  uint64_t tail_ = 0;
+  uint64_t head_cache_ = 0;
+};
+
+class SpscReceiver final : public Receiver {
+ public:
+  explicit SpscReceiver(RingView r) : r_(r) {}
+  RecvStatus recv(View* out) override {
+    if (holding_) {
+      // release: pairs with the producer's acquire of `head`; we are done with the slot.
+      r_.header->head.store(++head_, std::memory_order_release);
+      holding_ = false;
+    }
+    if (head_ == tail_cache_ && !spin_until([&] {
+          // acquire: pairs with the producer's release of `tail`.
+          tail_cache_ = r_.header->tail.load(std::memory_order_acquire);
+          return head_ != tail_cache_;
+        }))
+      return RecvStatus::kAgain;
+    *out = View(r_.slot(head_), r_.record_size);
+    holding_ = true;
+    return RecvStatus::kOk;
+  }
+
+ private:
+  RingView r_;
+  uint64_t head_ = 0;
+  uint64_t tail_cache_ = 0;
+  bool holding_ = false;
+};
+
+class SpscRing final : public Transport {
+ public:
+  ~SpscRing() override { unmap(); }
+  std::string name() const override { return "SPSC ring (fixed slots)"; }
+
+  bool prepare(const ChannelSpec& spec, std::string* err) override {
+    unmap();
+    const size_t ring_bytes = spec.latency ? (1u << 20) : (4u << 20);
+    slot_size_ = (spec.record_size + 63) & ~size_t(63);
+    nslots_ = 2;
+    while (nslots_ * 2 * slot_size_ <= ring_bytes) nslots_ *= 2;
+    record_size_ = spec.record_size;
+    per_channel_ = sizeof(RingHeader) + nslots_ * slot_size_;
+    bytes_ = per_channel_ * size_t(spec.channels);
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      *err = "mmap failed";
+      return false;
+    }
+    base_ = static_cast<std::byte*>(p);
+    for (int c = 0; c < spec.channels; ++c) new (base_ + per_channel_ * size_t(c)) RingHeader();
+    return true;
+  }
+  std::unique_ptr<Sender> open_sender(int ch, std::string*) override {
+    return std::make_unique<SpscSender>(view(ch));
+  }
+  std::unique_ptr<Receiver> open_receiver(int ch, std::string*) override {
+    return std::make_unique<SpscReceiver>(view(ch));
+  }
+  std::string cleanup() override {
+    unmap();
+    return {};
+  }
+
+ private:
+  RingView view(int ch) const {
+    std::byte* at = base_ + per_channel_ * size_t(ch);
+    return RingView{reinterpret_cast<RingHeader*>(at), at + sizeof(RingHeader), nslots_,
+                    slot_size_, record_size_};
+  }
+  void unmap() {
+    if (base_) munmap(base_, bytes_);
+    base_ = nullptr;
+  }
+  std::byte* base_ = nullptr;
+  size_t bytes_ = 0, per_channel_ = 0, slot_size_ = 0, record_size_ = 0;
+  uint64_t nslots_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_spsc_ring() { return std::make_unique<SpscRing>(); }
+
+}  // namespace bench

@@ -1,0 +1,306 @@
+#include "report.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace bench {
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string fmt_ns(double ns) {
+  if (ns < 1e3) return fmt("%.0f ns", ns);
+  if (ns < 1e6) return fmt("%.2f us", ns / 1e3);
+  return fmt("%.2f ms", ns / 1e6);
+}
+
+std::string fmt_rate(double r) {
+  if (r >= 1e6) return fmt("%.2f M", r / 1e6);
+  if (r >= 1e3) return fmt("%.1f k", r / 1e3);
+  return fmt("%.0f ", r);
+}
+
+std::string ratio(double v, double ref) {
+  if (!(ref > 0) || !(v > 0)) return "";
+  return fmt(v / ref >= 10 ? " (%.0fx)" : " (%.2fx)", v / ref);
+}
+
+const Row* row_at(const Report& r, int i) {
+  return i >= 0 && size_t(i) < r.rows.size() ? &r.rows[size_t(i)] : nullptr;
+}
+
+bool lat_ok(const Row* row) { return row && row->lat.measured && row->lat.lat.n > 0; }
+bool tput_ok(const Row* row, int k) {
+  return row && row->tput[k].measured && row->tput[k].records_per_s.median > 0;
+}
+
+// Markdown cells must not contain '|'.
+std::string cell_text(std::string s) {
+  for (char& c : s)
+    if (c == '|') c = '/';
+  return s;
+}
+
+struct Footnotes {
+  std::vector<std::string> items;
+  std::string add(const std::string& text) {
+    items.push_back(text);
+    return "ERR[" + std::to_string(items.size()) + "]";
+  }
+};
+
+void latency_cells(const Report& r, const Row& row, Footnotes* fn, std::string* line) {
+  const Row* ref = row_at(r, r.idx.shmbus);
+  if (!row.na.empty() || !row.lat.measured) {
+    const char* dash = row.na.empty() ? "-" : "n/a";
+    for (int i = 0; i < 4; ++i) *line += std::string(" ") + dash + " |";
+    return;
+  }
+  if (row.lat.lat.n == 0) {
+    const std::string mark = fn->add(row.name + " latency: " + row.lat.error);
+    for (int i = 0; i < 4; ++i) *line += " " + mark + " |";
+    return;
+  }
+  const Latency& l = row.lat.lat;
+  const Latency* rl = lat_ok(ref) ? &ref->lat.lat : nullptr;
+  const double vals[4] = {l.p50, l.p99, l.p999, l.max};
+  const double refs[4] = {rl ? rl->p50 : 0, rl ? rl->p99 : 0, rl ? rl->p999 : 0,
+                          rl ? rl->max : 0};
+  for (int i = 0; i < 4; ++i) *line += " " + fmt_ns(vals[i]) + ratio(vals[i], refs[i]) + " |";
+}
+
+void tput_cells(const Report& r, const Row& row, Footnotes* fn, std::string* line) {
+  const Row* ref = row_at(r, r.idx.shmbus);
+  for (int k = 0; k < 3; ++k) {
+    const TputCell& c = row.tput[k];
+    if (!row.na.empty() || !c.measured) {
+      const char* dash = row.na.empty() ? "-" : "n/a";
+      *line += std::string(" ") + dash + " | " + dash + " |";
+      continue;
+    }
+    if (!(c.records_per_s.median > 0)) {
+      const std::string mark = fn->add(row.name + " " + std::to_string(c.size) + " B: " + c.error);
+      *line += " " + mark + " | " + mark + " |";
+      continue;
+    }
+    const double rref = tput_ok(ref, k) ? ref->tput[k].records_per_s.median : 0;
+    const Spread& s = c.records_per_s;
+    std::string rate = fmt_rate(s.median) + "/s";
+    if (s.max > s.min) rate += " [" + fmt_rate(s.min) + ".." + fmt_rate(s.max) + "]";
+    *line += " " + rate + ratio(s.median, rref) + " |";
+    *line += " " + fmt("%.2f", c.gb_per_s()) + ratio(c.gb_per_s(), rref * double(c.size) / 1e9) +
+             " |";
+  }
+}
+
+std::string verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
+
+}  // namespace
+
+std::vector<TargetResult> evaluate_targets(const Report& r) {
+  std::vector<TargetResult> out;
+  const Row* ref = row_at(r, r.idx.shmbus);
+  const Row* stream = row_at(r, r.idx.shmbus_stream);
+  const Row* raw[2] = {row_at(r, r.idx.raw_start), row_at(r, r.idx.raw_end)};
+  const Row* spsc = row_at(r, r.idx.spsc);
+  const Row* mq = row_at(r, r.idx.boost_mq);
+  const Row* iox = row_at(r, r.idx.iceoryx);
+
+  {  // 1: close to the physical floor, judged against the raw line measured beside it
+    TargetResult t{"64 B one-way p50 <= 2x raw cache-line one-way", "", "n/a"};
+    const Row* paired = row_at(r, r.idx.raw_paired);
+    if (lat_ok(ref)) {
+      t.detail = "shmbus " + fmt_ns(ref->lat.lat.p50);
+      const char* names[3] = {"paired", "start", "end"};
+      const Row* raws[3] = {paired, raw[0], raw[1]};
+      for (int i = 0; i < 3; ++i) {
+        if (!lat_ok(raws[i])) continue;
+        const double x = ref->lat.lat.p50 / raws[i]->lat.lat.p50;
+        t.detail += std::string("; raw ") + names[i] + " " + fmt_ns(raws[i]->lat.lat.p50) +
+                    fmt(" -> %.2fx", x);
+        if (t.verdict == "n/a") t.verdict = verdict(x <= 2.0);  // the first one available
+      }
+      if (t.verdict != "n/a") t.detail += " (verdict from the first ratio)";
+    }
+    out.push_back(t);
+  }
+  {  // 2: tail latency
+    TargetResult t{"64 B one-way p99.9 < 10 us", "", "n/a"};
+    bool pass = true, any = false;
+    if (lat_ok(ref)) {
+      any = true;
+      pass = pass && ref->lat.lat.p999 < 10e3;
+      t.detail = "ping-pong " + fmt_ns(ref->lat.lat.p999);
+    }
+    if (lat_ok(stream)) {
+      any = true;
+      pass = pass && stream->lat.lat.p999 < 10e3;
+      t.detail += (t.detail.empty() ? "" : "; ") + std::string("fixed-rate stream ") +
+                  fmt_ns(stream->lat.lat.p999);
+    }
+    if (any) t.verdict = verdict(pass);
+    out.push_back(t);
+  }
+  auto tput_vs = [&](const char* name, const Row* other, double factor) {
+    TargetResult t{name, "", "n/a"};
+    if (tput_ok(ref, 0) && tput_ok(other, 0)) {
+      const double x = ref->tput[0].records_per_s.median / other->tput[0].records_per_s.median;
+      t.detail = other->name + ": shmbus is " + fmt("%.2fx", x);
+      t.verdict = verdict(x >= factor);
+    } else if (other && !other->na.empty()) {
+      t.detail = other->name + " n/a: " + other->na;
+    }
+    out.push_back(t);
+  };
+  tput_vs("64 B throughput >= 0.8x SPSC ring", spsc, 0.8);
+  tput_vs("64 B throughput >= 10x Boost message_queue", mq, 10.0);
+  {  // 5: better than iceoryx on every measured cell
+    TargetResult t{"better than iceoryx (p50 latency and every throughput size)", "", "n/a"};
+    if (iox && !iox->na.empty()) {
+      t.detail = "iceoryx n/a: " + iox->na;
+    } else if (ref && iox) {
+      bool pass = true, any = false;
+      if (lat_ok(ref) && lat_ok(iox)) {
+        any = true;
+        pass = pass && ref->lat.lat.p50 < iox->lat.lat.p50;
+        t.detail = "p50 " + fmt_ns(ref->lat.lat.p50) + " vs " + fmt_ns(iox->lat.lat.p50);
+      }
+      for (int k = 0; k < 3; ++k) {
+        if (!tput_ok(ref, k) || !tput_ok(iox, k)) continue;
+        any = true;
+        const double x = ref->tput[k].records_per_s.median / iox->tput[k].records_per_s.median;
+        pass = pass && x > 1.0;
+        t.detail += "; " + std::to_string(kTputSizes[k]) + " B " + fmt("%.2fx", x);
+      }
+      if (any) t.verdict = verdict(pass);
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
+void print_markdown(std::FILE* out, const Report& r) {
+  std::fprintf(out, "## shmbus-bench, %s\n\n", r.date.c_str());
+  for (const std::string& m : r.meta) std::fprintf(out, "- %s\n", m.c_str());
+  std::fprintf(out,
+               "\nRatios in parentheses are value / shmbus durable (publish): above 1 is "
+               "slower for latency, faster for throughput. Throughput shows the median rate "
+               "[min..max over repetitions].\n\n");
+  std::fprintf(out,
+               "| transport | one-way p50 | p99 | p99.9 | max | 64 B rec/s | 64 B GB/s "
+               "| 1 KiB rec/s | 1 KiB GB/s | 64 KiB rec/s | 64 KiB GB/s |\n");
+  std::fprintf(out, "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  Footnotes fn;
+  for (const Row& row : r.rows) {
+    std::string line = "| " + cell_text(row.name) + (row.na.empty() ? "" : " (n/a)") + " |";
+    latency_cells(r, row, &fn, &line);
+    tput_cells(r, row, &fn, &line);
+    std::fprintf(out, "%s\n", line.c_str());
+  }
+
+  std::fprintf(out, "\nTargets (shmbus = shmbus durable (publish)):\n\n");
+  for (const TargetResult& t : evaluate_targets(r))
+    std::fprintf(out, "- %s: **%s**%s\n", t.name.c_str(), t.verdict.c_str(),
+                 t.detail.empty() ? "" : (" (" + t.detail + ")").c_str());
+
+  bool header = false;
+  auto note = [&](const std::string& text) {
+    if (!header) std::fprintf(out, "\nNotes:\n\n");
+    header = true;
+    std::fprintf(out, "- %s\n", text.c_str());
+  };
+  for (size_t i = 0; i < fn.items.size(); ++i)
+    note("ERR[" + std::to_string(i + 1) + "] " + fn.items[i]);
+  for (const Row& row : r.rows) {
+    if (!row.na.empty()) note(row.name + " n/a: " + row.na);
+    for (const std::string& n : row.notes) note(row.name + ": " + n);
+  }
+}
+
+namespace {
+
+std::string json_str(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      o += buf;
+    } else {
+      o += c;
+    }
+  }
+  return o + "\"";
+}
+
+std::string json_num(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream s;
+  s.precision(6);
+  s << v;
+  return s.str();
+}
+
+}  // namespace
+
+bool write_json(const std::string& path, const Report& r, std::string* err) {
+  std::ostringstream j;
+  j << "{\n  \"date\": " << json_str(r.date) << ",\n  \"build_type\": " << json_str(r.build_type)
+    << ",\n  \"meta\": [";
+  for (size_t i = 0; i < r.meta.size(); ++i) j << (i ? ", " : "") << json_str(r.meta[i]);
+  j << "],\n  \"reference\": "
+    << json_str(r.idx.shmbus >= 0 ? r.rows[size_t(r.idx.shmbus)].name : "") << ",\n  \"rows\": [";
+  for (size_t i = 0; i < r.rows.size(); ++i) {
+    const Row& row = r.rows[i];
+    j << (i ? "," : "") << "\n    {\"name\": " << json_str(row.name);
+    if (!row.na.empty()) j << ", \"na\": " << json_str(row.na);
+    if (row.lat.measured) {
+      const Latency& l = row.lat.lat;
+      j << ", \"latency_ns\": {\"p50\": " << json_num(l.p50) << ", \"p99\": " << json_num(l.p99)
+        << ", \"p999\": " << json_num(l.p999) << ", \"max\": " << json_num(l.max)
+        << ", \"samples\": " << l.n;
+      if (!row.lat.error.empty()) j << ", \"error\": " << json_str(row.lat.error);
+      j << "}";
+    }
+    j << ", \"throughput\": [";
+    bool first = true;
+    for (const TputCell& c : row.tput) {
+      if (!c.measured) continue;
+      j << (first ? "" : ", ") << "{\"size\": " << c.size
+        << ", \"records_per_s\": " << json_num(c.records_per_s.median)
+        << ", \"min\": " << json_num(c.records_per_s.min)
+        << ", \"max\": " << json_num(c.records_per_s.max)
+        << ", \"gb_per_s\": " << json_num(c.gb_per_s());
+      if (!c.error.empty()) j << ", \"error\": " << json_str(c.error);
+      j << "}";
+      first = false;
+    }
+    j << "], \"notes\": [";
+    for (size_t n = 0; n < row.notes.size(); ++n) j << (n ? ", " : "") << json_str(row.notes[n]);
+    j << "]}";
+  }
+  j << "\n  ],\n  \"targets\": [";
+  const std::vector<TargetResult> targets = evaluate_targets(r);
+  for (size_t i = 0; i < targets.size(); ++i)
+    j << (i ? "," : "") << "\n    {\"name\": " << json_str(targets[i].name)
+      << ", \"verdict\": " << json_str(targets[i].verdict)
+      << ", \"detail\": " << json_str(targets[i].detail) << "}";
+  j << "\n  ]\n}\n";
+  std::ofstream f(path);
+  f << j.str();
+  if (!f) {
+    *err = "cannot write " + path;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace bench

@@ -1,0 +1,190 @@
+// The subject: shmbus through its public header only. One stream per channel in the
+// namespace "bench<pid>", created by the parent before the fork and removed after.
+// Producers and consumers busy-spin (WaitStrategy::kBusySpin). Modes: a durable consumer
+// (group "bench") or an anonymous tailing consumer, fed by publish() (copy) or by
+// claim() + commit() (the record is written into the ring).
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "shmbus/shmbus.h"
+#include "transport.h"
+
+namespace bench {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr uint64_t kMaxRecord = 128 * 1024;
+
+// The header may grow statuses: anything unnamed here prints as its number.
+std::string pub_status_name(shmbus::PubStatus s) {
+  switch (s) {
+    case shmbus::PubStatus::kOk: return "ok";
+    case shmbus::PubStatus::kTooLarge: return "too large";
+    case shmbus::PubStatus::kFull: return "full (wait timed out)";
+    case shmbus::PubStatus::kAbandoned: return "abandoned";
+    case shmbus::PubStatus::kClosed: return "closed";
+    default: return "status " + std::to_string(int(s));
+  }
+}
+
+class ShmbusSender final : public Sender {
+ public:
+  ShmbusSender(shmbus::Producer p, bool use_claim) : p_(std::move(p)), claim_(use_claim) {}
+  bool send(View rec) override {
+    if (!claim_) {
+      const shmbus::PubResult r = p_.publish(rec);
+      if (r.ok()) return true;
+      error_ = "publish: " + pub_status_name(r.status);
+      return false;
+    }
+    shmbus::PubStatus st = shmbus::PubStatus::kOk;
+    shmbus::Claim c = p_.claim(rec.size(), 0, &st);
+    if (!c.valid()) {
+      error_ = "claim: " + pub_status_name(st);
+      return false;
+    }
+    if (c.data().size() < rec.size()) {
+      error_ = "claim returned " + std::to_string(c.data().size()) + " bytes for " +
+               std::to_string(rec.size());
+      return false;
+    }
+    std::memcpy(c.data().data(), rec.data(), rec.size());
+    st = c.commit();
+    if (st == shmbus::PubStatus::kOk) return true;
+    error_ = "commit: " + pub_status_name(st);
+    return false;
+  }
+
+ private:
+  shmbus::Producer p_;
+  bool claim_;
+};
+
+class ShmbusReceiver final : public Receiver {
+ public:
+  explicit ShmbusReceiver(shmbus::Consumer c) : c_(std::move(c)) {}
+  RecvStatus recv(View* out) override {
+    for (;;) {
+      const shmbus::ReadStatus st = c_.poll(&rec_, 100ms);
+      switch (st) {
+        case shmbus::ReadStatus::kOk:
+          *out = rec_.data;
+          return RecvStatus::kOk;
+        case shmbus::ReadStatus::kTimeout:
+          return RecvStatus::kAgain;
+        case shmbus::ReadStatus::kLapped:
+          continue;  // counted in lost(); the next poll resumes
+        case shmbus::ReadStatus::kCorrupt:
+          error_ = "poll: corrupt ring";
+          return RecvStatus::kError;
+        case shmbus::ReadStatus::kClosed:
+          error_ = "poll: closed";
+          return RecvStatus::kError;
+        default:  // a status this bench does not know yet
+          error_ = "poll: status " + std::to_string(int(st));
+          return RecvStatus::kError;
+      }
+    }
+  }
+  uint64_t lost() const noexcept override { return c_.lost(); }
+  uint64_t record_ts_ns() const noexcept override { return rec_.ts_ns; }
+
+ private:
+  shmbus::Consumer c_;
+  shmbus::Record rec_;
+};
+
+class ShmbusTransport final : public Transport {
+ public:
+  explicit ShmbusTransport(ShmbusMode mode)
+      : mode_(mode), ns_("bench" + std::to_string(::getpid())) {}
+  ~ShmbusTransport() override { cleanup(); }
+
+  std::string name() const override {
+    switch (mode_) {
+      case ShmbusMode::kDurable: return "shmbus durable (publish)";
+      case ShmbusMode::kTailing: return "shmbus tailing (publish)";
+      case ShmbusMode::kDurableClaim: return "shmbus durable (claim/commit)";
+    }
+    return "shmbus";
+  }
+  bool multi_producer() const override { return true; }
+
+  bool prepare(const ChannelSpec& spec, std::string* err) override {
+    cleanup();
+    ++run_;
+    shmbus::StreamOptions o;
+    o.capacity = spec.latency ? (1u << 20) : (4u << 20);
+    o.max_record = kMaxRecord;
+    for (int c = 0; c < spec.channels; ++c) {
+      const std::string name = stream(c);
+      if (auto r = shmbus::create_stream(ns_, name, o); !r) {
+        *err = "create_stream " + name + ": " + r.error().message;
+        return false;
+      }
+      created_.push_back(name);
+    }
+    return true;
+  }
+
+  std::unique_ptr<Sender> open_sender(int ch, std::string* err) override {
+    shmbus::ProducerOptions o;
+    o.wait = shmbus::WaitStrategy::kBusySpin;
+    o.when_full = shmbus::FullPolicy::kWait;
+    o.full_timeout = 10s;
+    auto p = shmbus::Producer::open(ns_, stream(ch), o);
+    if (!p) {
+      *err = p.error().message;
+      return nullptr;
+    }
+    return std::make_unique<ShmbusSender>(std::move(p).value(),
+                                          mode_ == ShmbusMode::kDurableClaim);
+  }
+
+  std::unique_ptr<Receiver> open_receiver(int ch, std::string* err) override {
+    shmbus::ConsumerOptions o;
+    o.group = mode_ == ShmbusMode::kTailing ? "" : "bench";
+    o.start = shmbus::StartFrom::earliest();
+    o.wait = shmbus::WaitStrategy::kBusySpin;
+    auto c = shmbus::Consumer::open(ns_, stream(ch), o);
+    if (!c) {
+      *err = c.error().message;
+      return nullptr;
+    }
+    return std::make_unique<ShmbusReceiver>(std::move(c).value());
+  }
+
+  // Removes without force first: the children are gone, so a refusal is worth reporting.
+  std::string cleanup() override {
+    std::string problems;
+    for (const std::string& name : created_) {
+      if (auto r = shmbus::remove_stream(ns_, name, false); r) continue;
+      else problems += "remove_stream(" + name + ") refused: " + r.error().message + "; ";
+      if (auto f = shmbus::remove_stream(ns_, name, true); !f)
+        problems += "forced remove failed too: " + f.error().message + "; ";
+    }
+    created_.clear();
+    return problems;
+  }
+
+ private:
+  std::string stream(int ch) const {
+    static constexpr const char* kPrefix[] = {"d", "t", "c"};  // by mode: names never clash
+    return kPrefix[int(mode_)] + std::to_string(run_) + "-ch" + std::to_string(ch);
+  }
+  ShmbusMode mode_;
+  std::string ns_;
+  uint64_t run_ = 0;
+  std::vector<std::string> created_;  // parent only
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_shmbus(ShmbusMode mode) {
+  return std::make_unique<ShmbusTransport>(mode);
+}
+
+}  // namespace bench

@@ -1,0 +1,356 @@
+#include "suite.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "clock.h"
+#include "harness.h"
+#include "roudi.h"
+
+#ifndef SHMBUS_BENCH_BUILD_TYPE
+#define SHMBUS_BENCH_BUILD_TYPE "unknown"
+#endif
+
+namespace bench {
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// `name` is the row's name plus any short keys ("zmq").
+bool selected(const SuiteOptions& o, const std::string& name) {
+  if (o.only.empty()) return true;
+  std::stringstream parts(o.only);
+  for (std::string p; std::getline(parts, p, ',');)
+    if (!p.empty() && lower(name).find(lower(p)) != std::string::npos) return true;
+  return false;
+}
+
+void progress(const std::string& what) {
+  std::fprintf(stderr, "  %s\n", what.c_str());
+}
+
+std::string fmt_double(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string size_label(size_t s) {
+  return s >= 1024 ? std::to_string(s / 1024) + " KiB" : std::to_string(s) + " B";
+}
+
+// One cell of the table, run once per repetition.
+struct Job {
+  int row = -1;
+  int cell = -1;  // -1: the latency columns; 0..2: the throughput size kTputSizes[cell]
+  std::string label;
+  bool needs_roudi = false;
+  std::function<LatencyRun()> latency;
+  std::function<TputRun()> throughput;
+  // Results over repetitions.
+  std::vector<Latency> lat;
+  std::vector<double> rates;
+  std::vector<std::string> failures;
+  Anomalies anomalies;
+  std::vector<std::string> cleanup_problems;
+};
+
+// Builds the rows and their jobs, runs the jobs round-robin (every repetition visits every
+// row, so a vCPU placement change mid-run hits all rows alike), and fills the cells.
+class Plan {
+ public:
+  Plan(const SuiteOptions& o, Report* r) : o_(o), r_(r) {}
+
+  int add_row(const std::string& name, const std::string& na = {}) {
+    Row row;
+    row.name = name;
+    row.na = na;
+    r_->rows.push_back(std::move(row));
+    return int(r_->rows.size()) - 1;
+  }
+  void add_latency(std::vector<Job>* list, int row, std::string label,
+                   std::function<LatencyRun()> run, bool roudi = false) {
+    Job j;
+    j.row = row;
+    j.label = std::move(label);
+    j.latency = std::move(run);
+    j.needs_roudi = roudi;
+    list->push_back(std::move(j));
+  }
+  // Ping-pong latency and every throughput size of one transport.
+  int add_transport(Transport& t, bool latency, bool throughput, int producers = 1,
+                    const std::string& name = {}, bool roudi = false) {
+    const int row = add_row(name.empty() ? t.name() : name, t.unavailable());
+    if (!t.unavailable().empty()) return row;
+    if (latency)
+      add_latency(&main_, row, "64 B ping-pong",
+                  [this, &t] { return run_pingpong(t, 64, o_.budget); }, roudi);
+    for (int k = 0; throughput && k < 3; ++k) {
+      Job j;
+      j.row = row;
+      j.cell = k;
+      j.label = size_label(kTputSizes[k]) + " throughput";
+      j.needs_roudi = roudi;
+      j.throughput = [this, &t, k, producers] {
+        return run_throughput(t, kTputSizes[k], producers, o_.budget);
+      };
+      main_.push_back(std::move(j));
+    }
+    return row;
+  }
+  int add_stream(Transport& t) {
+    const int row = add_row(t.name() + ", 64 B at " +
+                            fmt_double("%.0f", o_.budget.stream_rate / 1e3) +
+                            "k/s: now - stamp");
+    add_latency(&main_, row, "fixed-rate stream",
+                [this, &t] { return run_streaming(t, 64, o_.budget); });
+    return row;
+  }
+  enum class When { kFirst, kRoundRobin, kLast };
+  int add_raw(const char* what, When when) {
+    const int row = add_row(std::string("raw cache line ping-pong (") + what + ")");
+    std::vector<Job>* list =
+        when == When::kFirst ? &first_ : when == When::kLast ? &last_ : &main_;
+    add_latency(list, row, "cache line", [this] { return run_raw_pingpong(o_.budget); });
+    return row;
+  }
+
+  void run_first() { run_rounds(first_); }
+  void run_main() { run_rounds(main_); }
+  void run_last() { run_rounds(last_); }
+
+  // Turns the results into cells and notes.
+  void finish() {
+    for (auto* list : {&first_, &main_, &last_})
+      for (Job& j : *list) finish_job(j);
+  }
+
+ private:
+  void run_rounds(std::vector<Job>& jobs) {
+    for (int rep = 0; rep < o_.reps; ++rep) {
+      RoudiProcess roudi;  // only while iceoryx jobs run: its threads disturb the others
+      bool roudi_up = false;
+      for (Job& j : jobs) {
+        Row& row = r_->rows[size_t(j.row)];
+        if (!row.na.empty()) continue;
+        if (j.needs_roudi && !roudi_up) {
+          std::fprintf(stderr, "starting iox-roudi\n");
+          if (std::string why = roudi.start(); !why.empty()) {
+            row.na = why;
+            continue;
+          }
+          roudi_up = true;
+        }
+        run_job(j, rep);
+      }
+      roudi.stop();
+    }
+  }
+
+  void run_job(Job& j, int rep) {
+    const std::string tag = "[" + std::to_string(rep + 1) + "/" + std::to_string(o_.reps) +
+                            "] " + r_->rows[size_t(j.row)].name + ": " + j.label;
+    if (j.latency) {
+      LatencyRun r = j.latency();
+      j.anomalies.add(r.anomalies);
+      if (!r.cleanup_problem.empty()) j.cleanup_problems.push_back(r.cleanup_problem);
+      if (!r.ok) {
+        j.failures.push_back("rep " + std::to_string(rep + 1) + ": " + r.error);
+        progress(tag + ": FAILED: " + r.error);
+        return;
+      }
+      j.lat.push_back(summarize(r.samples_ns));
+      const Latency& l = j.lat.back();
+      progress(tag + ": p50 " + fmt_double("%.0f", l.p50) + " ns, p99.9 " +
+               fmt_double("%.0f", l.p999) + " ns, n " + std::to_string(l.n));
+    } else {
+      TputRun r = j.throughput();
+      j.anomalies.add(r.anomalies);
+      if (!r.cleanup_problem.empty()) j.cleanup_problems.push_back(r.cleanup_problem);
+      if (!r.ok) {
+        j.failures.push_back("rep " + std::to_string(rep + 1) + ": " + r.error);
+        progress(tag + ": FAILED: " + r.error);
+        return;
+      }
+      j.rates.push_back(r.records_per_s);
+      progress(tag + ": " + fmt_double("%.3f", r.records_per_s / 1e6) + " M rec/s, " +
+               fmt_double("%.2f", r.bytes_per_s / 1e9) + " GB/s");
+    }
+  }
+
+  void finish_job(Job& j) {
+    Row& row = r_->rows[size_t(j.row)];
+    if (!row.na.empty()) return;
+    const bool any = j.latency ? !j.lat.empty() : !j.rates.empty();
+    const std::string error = j.failures.empty() ? "no result" : j.failures.front();
+    if (j.latency) {
+      row.lat.measured = true;
+      if (any) row.lat.lat = combine(j.lat);
+      else row.lat.error = error;
+    } else {
+      TputCell& c = row.tput[j.cell];
+      c.measured = true;
+      c.size = kTputSizes[j.cell];
+      if (any) c.records_per_s = spread(j.rates);
+      else c.error = error;
+    }
+    auto note = [&](const std::string& text) { row.notes.push_back(j.label + ": " + text); };
+    if (any)
+      for (const std::string& f : j.failures) note("failed " + f);
+    const Anomalies& a = j.anomalies;
+    const std::string over = " (sum of " + std::to_string(o_.reps) + " reps)";
+    if (a.lost) note(std::to_string(a.lost) + " records lost by lapping, per lost()" + over);
+    if (a.missing != a.lost)
+      note("sequence gaps seen by the receiver: " + std::to_string(a.missing) +
+           ", but lost() says " + std::to_string(a.lost) + over);
+    if (a.disorder) note(std::to_string(a.disorder) + " records out of order or repeated" + over);
+    if (a.corrupt) note(std::to_string(a.corrupt) + " torn or malformed records" + over);
+    if (a.ts_bad) note(std::to_string(a.ts_bad) + " Record::ts_ns outside [send, receive]" + over);
+    if (a.unaccounted)
+      note(std::to_string(a.unaccounted) + " records neither received nor counted lost" + over);
+    if (j.latency && (a.faults || a.preempts))
+      note("while measuring: " + std::to_string(a.faults) + " page faults, " +
+           std::to_string(a.preempts) + " preemptions" + over);
+    for (const std::string& c : j.cleanup_problems) note("cleanup: " + c);
+  }
+
+  const SuiteOptions& o_;
+  Report* r_;
+  std::vector<Job> first_, main_, last_;
+};
+
+std::string read_first_line(const std::string& path, const std::string& key = {}) {
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (key.empty()) return line;
+    if (line.rfind(key, 0) == 0) {
+      const size_t colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(colon + 2);
+    }
+  }
+  return "unknown";
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
+  return buf;
+}
+
+void describe_run(const SuiteOptions& o, Report* r) {
+  const Budget& b = o.budget;
+  utsname u{};
+  uname(&u);
+  r->date = utc_now();
+  r->build_type = SHMBUS_BENCH_BUILD_TYPE;
+  r->meta.push_back(std::string("host: ") + u.nodename + ", Linux " + u.release + ", " +
+                    read_first_line("/proc/cpuinfo", "model name") + ", " +
+                    std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " online cores");
+  r->meta.push_back(std::string("build: CMAKE_BUILD_TYPE=") + SHMBUS_BENCH_BUILD_TYPE +
+                    ", g++ " + __VERSION__ + (o.quick ? ", --quick run" : ""));
+  r->meta.push_back(
+      "pinning (sched_setaffinity): producer / ping side on core " + std::to_string(b.core_a) +
+      ", consumer / pong side on core " + std::to_string(b.core_b) +
+      "; separate processes (fork). 2-producer row: both producers share core " +
+      std::to_string(b.core_a) + " (3 busy processes on 2 cores: oversubscribed)");
+  r->meta.push_back(
+      "latency: 64 B ping-pong, one-way = RTT/2 timed with " +
+      std::string(ticks_are_tsc() ? "the TSC (" + fmt_double("%.3f", ticks_per_ns()) +
+                                        " GHz, clocksource " +
+                                        read_first_line("/sys/devices/system/clocksource/"
+                                                        "clocksource0/current_clocksource") +
+                                        ")"
+                                  : "CLOCK_MONOTONIC") +
+      ", " + std::to_string(b.lat_warmup) + " warm-up round trips (at most " +
+      fmt_double("%.2f", b.lat_warmup_max_s) + " s), then up to " +
+      std::to_string(b.lat_round_trips) + " (at most " + fmt_double("%.2f", b.lat_max_s) +
+      " s); reps: median of each percentile, max of maxima");
+  r->meta.push_back("throughput: 64 B, 1 KiB, 64 KiB records, sender busy for " +
+                    fmt_double("%.2f", b.tput_s) +
+                    " s, rate = records received / (first send .. last receive); every "
+                    "receiver checks each producer's sequence and the tail word, and loads "
+                    "one word of every cache line of every record");
+  r->meta.push_back("fixed-rate stream: 64 B at " + fmt_double("%.0f", b.stream_rate) +
+                    " rec/s for " + fmt_double("%.2f", b.stream_s) + " s after " +
+                    std::to_string(b.lat_warmup) + " unpaced and " +
+                    fmt_double("%.2f", b.stream_warmup_s) +
+                    " s paced warm-up records; CLOCK_MONOTONIC stamp on both sides, taken "
+                    "when sent (a late sender is not charged)");
+  r->meta.push_back(
+      "rings: shmbus 1 MiB (latency) / 4 MiB (throughput), max_record 128 KiB, busy-spin; "
+      "SPSC ring same bytes, slot = record; pipe 1 MiB; Boost mq min(4 MiB/record, 4096) "
+      "messages; ZeroMQ default HWM; iceoryx built-in RouDi pools, queue 256 (64 for 64 KiB)");
+  r->meta.push_back("repetitions: " + std::to_string(o.reps) +
+                    " per cell, round-robin (each repetition visits every row in turn, so a "
+                    "vCPU placement change hits all rows alike); the raw cache line runs "
+                    "first and last");
+  r->meta.push_back("tailing rows: producers never wait for a tailing reader, so rec/s "
+                    "counts records received and the notes count the ones lapped");
+}
+
+}  // namespace
+
+Report run_suite(const SuiteOptions& o) {
+  Report r;
+  describe_run(o, &r);
+  Plan plan(o, &r);
+
+  r.idx.raw_start = plan.add_raw("start", Plan::When::kFirst);
+  // Measured right before shmbus in every repetition: the same vCPU placement.
+  r.idx.raw_paired = plan.add_raw("paired, just before shmbus", Plan::When::kRoundRobin);
+  auto shmbus = make_shmbus(ShmbusMode::kDurable);
+  auto tailing = make_shmbus(ShmbusMode::kTailing);
+  auto claim = make_shmbus(ShmbusMode::kDurableClaim);
+  if (selected(o, shmbus->name())) r.idx.shmbus = plan.add_transport(*shmbus, true, true);
+  if (selected(o, tailing->name())) plan.add_transport(*tailing, true, true);
+  if (selected(o, claim->name())) plan.add_transport(*claim, false, true);
+  if (selected(o, shmbus->name())) {
+    plan.add_transport(*shmbus, false, true, 2,
+                       "shmbus durable, 2 producers -> 1 consumer (oversubscribed)");
+    r.idx.shmbus_stream = plan.add_stream(*shmbus);
+  }
+  auto spsc = make_spsc_ring();
+  if (selected(o, spsc->name())) {
+    r.idx.spsc = plan.add_transport(*spsc, true, true);
+    plan.add_stream(*spsc);
+  }
+  auto pipe = make_pipe();
+  if (selected(o, pipe->name())) plan.add_transport(*pipe, true, true);
+  auto uds = make_unix_socket();
+  if (selected(o, uds->name() + " uds")) plan.add_transport(*uds, true, true);
+  auto mq = make_boost_mq();
+  if (selected(o, mq->name() + " mq")) r.idx.boost_mq = plan.add_transport(*mq, true, true);
+  auto zmq = make_zmq();
+  if (selected(o, zmq->name() + " zmq")) plan.add_transport(*zmq, true, true);
+  auto iox = make_iceoryx();  // last: RouDi runs only around these jobs
+  if (selected(o, iox->name() + " iox"))
+    r.idx.iceoryx = plan.add_transport(*iox, true, true, 1, {}, true);
+  r.idx.raw_end = plan.add_raw("end", Plan::When::kLast);
+
+  plan.run_first();
+  {
+    const RoleReport* rep = shared_area()->reports;
+    if (rep[0].pinned_core != uint32_t(o.budget.core_a) ||
+        rep[1].pinned_core != uint32_t(o.budget.core_b))
+      r.meta.push_back("WARNING: pinning failed; rows ran unpinned");
+  }
+  plan.run_main();
+  plan.run_last();
+  plan.finish();
+  return r;
+}
+
+}  // namespace bench

@@ -1,0 +1,22 @@
+// bench/suite.h: which rows run, in which order, and with how many repetitions.
+#pragma once
+
+#include <string>
+
+#include "report.h"
+#include "workloads.h"
+
+namespace bench {
+
+struct SuiteOptions {
+  Budget budget;
+  int reps = 3;
+  bool quick = false;
+  std::string only;  // comma-separated substrings of row names; empty: every row
+};
+
+// Runs every row (the raw cache line first and last) and fills the report.
+// Thread: main only; forks for every measurement.
+Report run_suite(const SuiteOptions& o);
+
+}  // namespace bench

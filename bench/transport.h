@@ -1,0 +1,85 @@
+// bench/transport.h: the one interface every measured IPC path implements.
+//
+// A Transport owns a set of one-way channels. The parent calls prepare() before forking
+// (create rings, queues, streams, fds) and cleanup() after the children exited; each child
+// opens the ends it uses. Every sender copies the record from the caller's buffer into
+// the transport (loan/claim transports copy into the loaned slot); every receiver hands
+// back a view valid until its next recv(). Workloads (workloads.h) only see this.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace bench {
+
+using View = std::span<const std::byte>;
+
+enum class RecvStatus : uint8_t { kOk, kAgain, kError };
+
+class Sender {
+ public:
+  virtual ~Sender() = default;
+  // Thread: the opening process. Blocks (or spins) until the transport took the record.
+  // False on error, with the reason in error().
+  virtual bool send(View record) = 0;
+  const std::string& error() const noexcept { return error_; }
+
+ protected:
+  std::string error_;
+};
+
+class Receiver {
+ public:
+  virtual ~Receiver() = default;
+  // Thread: the opening process. kAgain: nothing within about 100 ms (spinning
+  // transports) - the caller decides when a silence is a stall.
+  virtual RecvStatus recv(View* record) = 0;
+  virtual uint64_t lost() const noexcept { return 0; }          // transport-counted losses
+  virtual uint64_t record_ts_ns() const noexcept { return 0; }  // library stamp, 0 if none
+  const std::string& error() const noexcept { return error_; }
+
+ protected:
+  std::string error_;
+};
+
+struct ChannelSpec {
+  int channels = 1;          // ping-pong uses 2 (0: ping, 1: pong)
+  size_t record_size = 64;   // every record of the run has this size
+  bool latency = false;      // a latency run (smaller rings where that matters)
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual std::string name() const = 0;
+  // Empty when usable; else why this row is n/a (missing at build time, no daemon ...).
+  virtual std::string unavailable() const { return {}; }
+  // Parent, before fork. False with *err on failure.
+  virtual bool prepare(const ChannelSpec& spec, std::string* err) = 0;
+  // Child, after fork. Null with *err on failure.
+  virtual std::unique_ptr<Sender> open_sender(int channel, std::string* err) = 0;
+  virtual std::unique_ptr<Receiver> open_receiver(int channel, std::string* err) = 0;
+  // Parent, after the children exited. Returns a problem worth reporting, or empty.
+  virtual std::string cleanup() = 0;
+  // Several senders may share one channel.
+  virtual bool multi_producer() const { return false; }
+};
+
+// Factories, one per baseline_*.cc / shmbus_transport.cc.
+std::unique_ptr<Transport> make_spsc_ring();
+std::unique_ptr<Transport> make_pipe();
+std::unique_ptr<Transport> make_unix_socket();
+std::unique_ptr<Transport> make_boost_mq();
+std::unique_ptr<Transport> make_zmq();
+std::unique_ptr<Transport> make_iceoryx();   // needs RouDi running: see roudi.h
+
+// A row that cannot run here: prepare() fails with `reason`.
+std::unique_ptr<Transport> make_unavailable(std::string name, std::string reason);
+
+enum class ShmbusMode : uint8_t { kDurable, kTailing, kDurableClaim };
+std::unique_ptr<Transport> make_shmbus(ShmbusMode mode);
+
+}  // namespace bench
