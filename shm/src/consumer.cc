@@ -28,6 +28,9 @@ struct Consumer::Impl {
   uint64_t skip_seq = 0, skip_ts = 0;         // start filters
   uint64_t lost = 0, gaps = 0;
   bool after_resync = false;
+  // false when `expected` is only a lower bound (a start at the oldest record: the ring's
+  // floor carries the lowest sequence that may be there): the first record fixes it.
+  bool seq_exact = true;
   uint32_t since_activity = 0;
   Stuck stuck;
   std::vector<std::byte> buf;
@@ -98,6 +101,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   const PosSeq earliest = oldest(*c.m);
   const PosSeq latest = read_posseq(&c.h->claim);
   PosSeq start = earliest;
+  bool found_exact = false;
   switch (opts.start.kind) {
     case StartFrom::Kind::kLatest: start = latest; break;
     case StartFrom::Kind::kSeq:
@@ -135,6 +139,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       if (opts.start.kind == StartFrom::Kind::kCommitted) {
         start = PosSeq{found->position.load(std::memory_order_acquire),
                        found->next_seq.load(std::memory_order_acquire)};
+        found_exact = true;  // our own slot: written by the holder, position and seq agree
       }
       c.slot = found;
     } else {
@@ -151,6 +156,10 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     }
     c.slot->owner.store(me, std::memory_order_release);
     c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+    // seq_cst: raised before the slot turns ready below (see consumer_slots_in_use()).
+    const uint32_t idx = static_cast<uint32_t>(c.slot - c.m->consumer_slot(0));
+    if (c.h->consumer_hwm.load(std::memory_order_seq_cst) < idx + 1)
+      c.h->consumer_hwm.store(idx + 1, std::memory_order_seq_cst);
     // Publish the position, then make the slot count (seq_cst), then check that no
     // producer already reclaimed past it (seq_cst read of floor): see compute_floor().
     for (;;) {
@@ -166,6 +175,8 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   }
   c.pos = c.done_pos = start.pos;
   c.expected = c.done_seq = start.seq;
+  // Positions taken from the floor or head carry a lower-bound sequence.
+  c.seq_exact = !(start.pos == earliest.pos && start.pos != latest.pos) || found_exact;
   c.committed_pos = start.pos;
   return Consumer(std::move(impl));
 }
@@ -237,6 +248,10 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
         payload = c.buf.data();
       }
       c.pos += span;
+      if (!c.seq_exact) {
+        c.seq_exact = true;
+        if (rec.seq > c.expected) c.expected = rec.seq;
+      }
       if (rec.seq != c.expected) {
         if (rec.seq < c.expected && !c.after_resync) return ReadStatus::kCorrupt;
         uint64_t skipped = rec.seq > c.expected ? rec.seq - c.expected : 0;

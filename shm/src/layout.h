@@ -175,7 +175,11 @@ struct StreamHeader {
   std::atomic<uint64_t> registry_lock;  // owner word; acquire CAS to take, release to
                                         // drop; broken when its owner is dead
   std::atomic<uint64_t> aborted;        // claims aborted by their producer (gaps too)
-  uint8_t pad5[128 - 80];
+  std::atomic<uint32_t> consumer_hwm;   // seq_cst: 1 + highest consumer slot ever used;
+                                        // raised before a slot turns ready, so scans that
+                                        // stop there see every ready slot
+  uint32_t reserved5;
+  uint8_t pad5[128 - 88];
 
   // line 6: persistence progress, written by the persister.
   std::atomic<uint64_t> durable_seq;    // release by the persister once records below it
@@ -228,6 +232,7 @@ static_assert(offsetof(StreamHeader, space_futex) == 512);
 static_assert(offsetof(StreamHeader, abandoned) == 640);
 static_assert(offsetof(StreamHeader, registry_lock) == 704);
 static_assert(offsetof(StreamHeader, aborted) == 712);
+static_assert(offsetof(StreamHeader, consumer_hwm) == 720);
 static_assert(offsetof(StreamHeader, durable_seq) == 768);
 static_assert(offsetof(StreamHeader, deleted_below) == 792);
 static_assert(offsetof(StreamHeader, deleted_records) == 808);

@@ -2,6 +2,7 @@
 #include "mapping.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -132,6 +133,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   m->capacity_ = cap;
   m->max_record_ = max_rec;
   m->salt_ = salt;
+  m->populate();
   return m;
 }
 
@@ -167,6 +169,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
     m->region_ = bip::mapped_region(shm, mode);
     m->hdr_ = static_cast<StreamHeader*>(m->region_.get_address());
     if (auto r = m->validate(static_cast<uint64_t>(size)); !r) return r.error();
+    m->populate();
   } catch (const bip::interprocess_exception& e) {
     Error err = from_boost(e, describe(ns, name));
     if (err.code == Errc::kNotFound)
@@ -175,6 +178,15 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
     return err;
   }
   return m;
+}
+
+void StreamMapping::populate() noexcept {
+  // Map every page now (rings up to 1 GiB), so that the first lap does not pay a page
+  // fault per page on the hot path.  Best effort: older kernels lack these advices.
+  constexpr int kPopulateRead = 22, kPopulateWrite = 23;  // MADV_POPULATE_{READ,WRITE}
+  if (capacity_ > (1ULL << 30)) return;
+  (void)madvise(region_.get_address(), region_.get_size(),
+                read_only_ ? kPopulateRead : kPopulateWrite);
 }
 
 Result<void> StreamMapping::validate(uint64_t file_size) {

@@ -42,6 +42,7 @@ class StreamMapping {
  private:
   StreamMapping() = default;
   Result<void> validate(uint64_t file_size);
+  void populate() noexcept;
 
   boost::interprocess::mapped_region region_;
   detail::StreamHeader* hdr_ = nullptr;

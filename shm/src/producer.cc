@@ -8,6 +8,7 @@
 // the producer scan (advance head, read the durable consumers) and maybe wait.
 #include <cstring>
 
+#include "clock.h"
 #include "mapping.h"
 #include "ring.h"
 
@@ -23,6 +24,7 @@ struct Producer::Impl {
   uint64_t limit = 0;   // claims may end at or below this position (cached)
   Stuck stuck;
   uint64_t records = 0, bytes = 0;
+  FastClock clock;  // record timestamps
 
   // Reserves `total` bytes of records (+ a pad if they do not fit before the ring's
   // end) and `nseq` sequence numbers.  *rec_pos = first record's position.
@@ -215,7 +217,7 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   if (size > p.max_record) return {PubStatus::kTooLarge, 0};
   uint64_t pos, seq;
   if (PubStatus s = p.reserve(record_span(size), 1, &pos, &seq); s != PubStatus::kOk) return {s, 0};
-  const uint64_t ts = now_ns();
+  const uint64_t ts = p.clock.now();
   p.begin(pos, seq, size, type, ts);
   if (size) std::memcpy(p.m->payload_at(pos), payload.data(), size);
   if (!p.commit(pos, size)) return {PubStatus::kAbandoned, seq};
@@ -238,7 +240,7 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   uint64_t pos, seq;
   if (PubStatus s = p.reserve(total, payloads.size(), &pos, &seq); s != PubStatus::kOk)
     return {s, 0};
-  const uint64_t ts = now_ns();
+  const uint64_t ts = p.clock.now();
   uint64_t at = pos;
   for (size_t i = 0; i < payloads.size(); ++i) {
     p.begin(at, seq + i, payloads[i].size(), type, ts);
@@ -268,7 +270,7 @@ Claim Producer::claim(size_t size, uint32_t type, PubStatus* status) noexcept {
   uint64_t pos, seq;
   *status = p.reserve(record_span(size), 1, &pos, &seq);
   if (*status != PubStatus::kOk) return c;
-  p.begin(pos, seq, size, type, now_ns());
+  p.begin(pos, seq, size, type, p.clock.now());
   c.producer_ = this;
   c.pos_ = pos;
   c.seq_ = seq;
@@ -297,7 +299,7 @@ PubStatus Claim::commit() noexcept {
   Producer::Impl& p = *producer_->impl_;
   producer_ = nullptr;
   if (!p.commit(pos_, data_.size())) return PubStatus::kAbandoned;
-  p.account(1, data_.size(), now_ns());
+  p.account(1, data_.size(), p.clock.now());
   wake_data(p.h);
   return PubStatus::kOk;
 }

@@ -180,37 +180,61 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
   }
 }
 
+uint32_t consumer_slots_in_use(const StreamHeader* h) {
+  // A corrupt value only makes scans longer, never out of bounds.
+  return std::min<uint32_t>(h->consumer_hwm.load(std::memory_order_seq_cst), kMaxConsumers);
+}
+
+namespace {
+struct SlotScan {
+  PosSeq durable_min;   // the slowest live durable consumer (or the limit passed in)
+  PosSeq furthest;      // the furthest position any live consumer has read to
+};
+SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail) {
+  SlotScan r{lim, PosSeq{0, 0}};
+  const uint32_t n = consumer_slots_in_use(m.header());
+  for (uint32_t i = 0; i < n; ++i) {
+    ConsumerSlot* s = m.consumer_slot(i);
+    // seq_cst: pairs with the seq_cst store of state/evicted by a consumer that then
+    // reads floor (Dekker): either it sees our floor or we see its slot.
+    if (s->state.load(std::memory_order_seq_cst) != kSlotReady) continue;
+    if (s->evicted.load(std::memory_order_seq_cst) != 0) continue;
+    // acquire, seq before pos: the owner stores pos then seq, so this seq is never
+    // larger than the true one at pos (a lower bound).
+    uint64_t seq = s->next_seq.load(std::memory_order_acquire);
+    uint64_t pos = s->position.load(std::memory_order_acquire);
+    if (pos <= tail && pos > r.furthest.pos) r.furthest = PosSeq{pos, seq};
+    if (s->kind.load(std::memory_order_relaxed) == kKindTailing) continue;
+    if (pos < r.durable_min.pos) r.durable_min = PosSeq{pos, seq};
+  }
+  return r;
+}
+}  // namespace
+
 PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end) {
   StreamHeader* h = m.header();
-  // Free a sixteenth of the ring beyond what this claim needs, so that the scan runs
-  // once per cap/16 bytes published rather than on every claim.
+  // Every record below a consumer's position is committed (or a gap): head can jump
+  // there without reading the records, which keeps the scan below off the hot path
+  // whenever someone is reading.
+  const uint64_t tail = load_pos(&h->claim);
+  SlotScan first = scan_slots(m, PosSeq{~0ULL, ~0ULL}, tail);
+  if (first.furthest.pos > load_pos(&h->head)) raise_posseq(&h->head, first.furthest);
+  // Free a sixteenth of the ring beyond what this claim needs, so that a scan runs once
+  // per cap/16 bytes published rather than on every claim.
   const uint64_t want = end > m.capacity() ? end - m.capacity() + m.capacity() / 16 : 0;
   PosSeq f = advance_head(m, stuck, want);
-  auto durable_min = [&](PosSeq lim) {
-    for (uint32_t i = 0; i < kMaxConsumers; ++i) {
-      ConsumerSlot* s = m.consumer_slot(i);
-      // seq_cst: pairs with the seq_cst store of state/evicted by a consumer that then
-      // reads floor (Dekker): either it sees our floor or we see its slot.
-      if (s->state.load(std::memory_order_seq_cst) != kSlotReady) continue;
-      if (s->evicted.load(std::memory_order_seq_cst) != 0) continue;
-      if (s->kind.load(std::memory_order_relaxed) == kKindTailing) continue;
-      uint64_t seq = s->next_seq.load(std::memory_order_acquire);
-      uint64_t pos = s->position.load(std::memory_order_acquire);
-      if (pos < lim.pos) lim = PosSeq{pos, seq};
-    }
-    return lim;
-  };
-  f = durable_min(f);
+  if (first.durable_min.pos < f.pos) f = first.durable_min;
   raise_posseq(&h->floor, f);
-  f = durable_min(f);
-  return f;
+  SlotScan second = scan_slots(m, f, tail);
+  return second.durable_min;
 }
 
 uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below) {
   StreamHeader* h = m.header();
   uint32_t evicted = 0;
   const uint64_t now = now_ns();
-  for (uint32_t i = 0; i < kMaxConsumers; ++i) {
+  const uint32_t n = consumer_slots_in_use(h);
+  for (uint32_t i = 0; i < n; ++i) {
     ConsumerSlot* s = m.consumer_slot(i);
     if (s->state.load(std::memory_order_acquire) != kSlotReady ||
         s->kind.load(std::memory_order_relaxed) == kKindTailing ||

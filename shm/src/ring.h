@@ -60,6 +60,9 @@ PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end);
 // holder is gone past the stream's consumer_dead_timeout.  Returns how many.
 uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below);
 
+// 1 + the highest consumer slot index ever used (bounded by kMaxConsumers).
+uint32_t consumer_slots_in_use(const StreamHeader* h);
+
 // The oldest record still in the ring (floor, or {0,0} before the first lap).
 inline PosSeq oldest(const StreamMapping& m) { return read_posseq(&m.header()->floor); }
 

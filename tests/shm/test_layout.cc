@@ -43,3 +43,28 @@ TEST(Layout, SpanIsAlignedAndCoversHeader) {
 }
 
 }  // namespace shmbus::detail
+
+#include <thread>
+
+#include "clock.h"
+
+namespace shmbus::detail {
+
+// Record timestamps come from the TSC between clock_gettime anchors: they must stay
+// within a microsecond of the wall clock and never go backwards.
+TEST(FastClock, TracksWallClockAndIsMonotonic) {
+  FastClock c;
+  uint64_t last = 0;
+  for (int i = 0; i < 200000; ++i) {
+    const uint64_t before = now_ns();
+    const uint64_t t = c.now();
+    const uint64_t after = now_ns();
+    ASSERT_GE(t, last);
+    ASSERT_GE(t + 1000, before) << i;
+    ASSERT_LE(t, after + 1000) << i;
+    last = t;
+    if (i % 50000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(7));  // re-anchor
+  }
+}
+
+}  // namespace shmbus::detail

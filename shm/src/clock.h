@@ -1,0 +1,52 @@
+// clock.h: record timestamps without a system call per record.
+//
+// clock_gettime(CLOCK_REALTIME) costs ~21 ns here (half of a publish); rdtsc ~10 ns.
+// A FastClock extrapolates the wall clock from the TSC, calibrated once per process
+// (2 ms, at the first Producer::open) and re-anchored to clock_gettime every 5 ms, so its
+// error stays far below a microsecond; it never goes backwards within one producer.
+// Without an invariant TSC it is clock_gettime.
+#pragma once
+
+#include <x86intrin.h>
+
+#include <cstdint>
+
+#include "shmbus/shmbus.h"
+
+namespace shmbus::detail {
+
+struct TscCalibration {
+  bool usable = false;
+  uint64_t ns_per_tick_q32 = 0;   // nanoseconds per tick, 32.32 fixed point
+  uint64_t reanchor_ticks = 0;    // 5 ms of ticks
+};
+const TscCalibration& tsc_calibration();
+
+class FastClock {
+ public:
+  FastClock() : cal_(&tsc_calibration()) {}
+  uint64_t now() noexcept {
+    if (!cal_->usable) return now_ns();
+    uint64_t d = __rdtsc() - base_tsc_;
+    if (d > cal_->reanchor_ticks) {
+      anchor();
+      d = 0;
+    }
+    uint64_t t = base_ns_ + static_cast<uint64_t>((static_cast<unsigned __int128>(d) * cal_->ns_per_tick_q32) >> 32);
+    if (t < last_) t = last_;
+    last_ = t;
+    return t;
+  }
+
+ private:
+  void anchor() noexcept {
+    base_tsc_ = __rdtsc();
+    base_ns_ = now_ns();
+  }
+  const TscCalibration* cal_;
+  uint64_t base_tsc_ = 0;   // 0: the first now() anchors (d is huge)
+  uint64_t base_ns_ = 0;
+  uint64_t last_ = 0;
+};
+
+}  // namespace shmbus::detail
