@@ -2,8 +2,8 @@
 //
 // clock_gettime(CLOCK_REALTIME) costs ~21 ns here (half of a publish); rdtsc ~10 ns.
 // A FastClock extrapolates the wall clock from the TSC, calibrated once per process
-// (2 ms, at the first Producer::open) and re-anchored to clock_gettime every 5 ms, so its
-// error stays far below a microsecond; it never goes backwards within one producer.
+// (5 ms, at the first Producer::open) and re-anchored to clock_gettime every 1 ms, so
+// its error stays within tens of ns; it never goes backwards within one producer.
 // Without an invariant TSC it is clock_gettime.
 #pragma once
 
@@ -18,19 +18,27 @@ namespace shmbus::detail {
 struct TscCalibration {
   bool usable = false;
   uint64_t ns_per_tick_q32 = 0;   // nanoseconds per tick, 32.32 fixed point
-  uint64_t reanchor_ticks = 0;    // 5 ms of ticks
+  uint64_t reanchor_ticks = 0;    // 1 ms of ticks
 };
 const TscCalibration& tsc_calibration();
+
+// A (wall clock, TSC) pair: the TSC at the middle of the clock_gettime call, best (the
+// narrowest bracket) of `tries`, so that a preemption inside one try does not count.
+struct TscSample {
+  uint64_t ns;
+  uint64_t tsc;
+};
+TscSample tsc_sample(int tries) noexcept;
 
 class FastClock {
  public:
   FastClock() : cal_(&tsc_calibration()) {}
   uint64_t now() noexcept {
     if (!cal_->usable) return now_ns();
-    uint64_t d = __rdtsc() - base_tsc_;
+    uint64_t d = ordered_tsc() - base_tsc_;
     if (d > cal_->reanchor_ticks) {
       anchor();
-      d = 0;
+      d = ordered_tsc() - base_tsc_;
     }
     uint64_t t = base_ns_ + static_cast<uint64_t>((static_cast<unsigned __int128>(d) * cal_->ns_per_tick_q32) >> 32);
     if (t < last_) t = last_;
@@ -39,9 +47,12 @@ class FastClock {
   }
 
  private:
+  // Called after the claim's locked compare-and-swap, which rdtsc does not pass.
+  static uint64_t ordered_tsc() noexcept { return __rdtsc(); }
   void anchor() noexcept {
-    base_tsc_ = __rdtsc();
-    base_ns_ = now_ns();
+    TscSample s = tsc_sample(2);
+    base_ns_ = s.ns;
+    base_tsc_ = s.tsc;
   }
   const TscCalibration* cal_;
   uint64_t base_tsc_ = 0;   // 0: the first now() anchors (d is huge)

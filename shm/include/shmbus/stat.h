@@ -1,0 +1,63 @@
+// shmbus/stat.h: what `shmbus stat` reports beyond one StreamInfo snapshot.
+//
+// Owns the arithmetic of the stream statistics, in one place for every caller (the CLI's
+// `stat`, the Python `shmbus.stat()`): the rates measured between two snapshots taken
+// an interval apart (lambda: published, rho: deleted from the store, mu: consumed per
+// consumer), the capacity plan derived from them, and the JSON document of
+// `shmbus stat --json`, whose keys and value formats scripts depend on.  Taking the
+// snapshots (and waiting between them) is the caller's: each waits its own way.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shmbus/shmbus.h"
+
+namespace shmbus {
+
+// What one record costs besides its payload, on average: a 32-byte frame padded to 8
+// bytes in the store (32 + 4), a 32-byte header padded to 32 bytes in the ring (32 + 16).
+inline constexpr double kStoreBytesPerRecord = 36.0;
+inline constexpr double kRingBytesPerRecord = 48.0;
+
+// Rates between two snapshots of one stream.  A counter that went backwards (the stream
+// was recreated in between) counts as 0.
+struct StatRates {
+  double interval_s = 0;             // the measured time between the snapshots
+  double lambda_records_per_s = 0;   // growth of next_seq
+  double lambda_bytes_per_s = 0;     // growth of bytes_published
+  double rho_records_per_s = 0;      // records deleted from the store
+  double rho_bytes_per_s = 0;        // bytes deleted from the store
+  // Per consumer of the `after` snapshot, in its order: growth of its next_seq, or
+  // nullopt when no consumer of that name and kind was in `before`.
+  std::vector<std::optional<double>> mu_records_per_s;
+};
+
+// `seconds` > 0: the time that passed between the two snapshots.
+StatRates measure_rates(const StreamInfo& before, const StreamInfo& after, double seconds);
+
+// Capacity planning from measured rates.
+struct CapacityPlan {
+  double retention_s = 0;  // the store's retention age (0: none, or not persisted)
+  double stall_s = 0;      // the consumer stall the ring should ride out
+  // A = lambda x T: the store's size at steady state at the measured rate over the
+  // retention age, capped by the retention bytes.  nullopt without rates, on a stream
+  // that is not persisted, or with no retention limit (it grows without bound).
+  std::optional<double> projected_store_bytes;
+  // Ring bytes that absorb a consumer stall of stall_s at the measured rate.  nullopt
+  // without rates.
+  std::optional<double> ring_bytes_for_stall;
+};
+
+// `rates` may be null (one snapshot, no rates).
+CapacityPlan plan_capacity(const StreamInfo& s, const StatRates* rates, double stall_s);
+
+// The one-line JSON object of `shmbus stat --json` (no trailing newline): the snapshot,
+// the persistence fields, the plan, the rates (null without `rates`; interval_s 0.0),
+// producers and consumers (each with mu_records_per_s).  Strings are escaped (RFC 8259;
+// bytes that are not UTF-8 become U+FFFD); doubles are printed with three decimals,
+// non-finite ones as null.  `rates`, if given, must come from measure_rates(_, s, _).
+std::string stat_json(const StreamInfo& s, const StatRates* rates, const CapacityPlan& plan);
+
+}  // namespace shmbus
