@@ -62,6 +62,32 @@ void Consumer::Impl::resync() noexcept {
   after_resync = true;
 }
 
+// A start for sequence `target` closer than the floor: the furthest consumer position
+// whose record carries a sequence <= target (read from the record itself, so exact),
+// so that a consumer starting near the live end need not walk the whole ring.
+static PosSeq nearest_start(const StreamMapping& m, PosSeq earliest, PosSeq latest,
+                            uint64_t target) {
+  PosSeq best = earliest;
+  const uint32_t n = consumer_slots_in_use(m.header());
+  for (uint32_t i = 0; i < n; ++i) {
+    ConsumerSlot* s = m.consumer_slot(i);
+    if (s->state.load(std::memory_order_acquire) != kSlotReady) continue;
+    const uint64_t p = s->position.load(std::memory_order_acquire);
+    if (p <= best.pos || p >= latest.pos) continue;
+    RecordHeader* r = m.record_at(p);
+    const uint64_t tag = r->tag.load(std::memory_order_acquire);
+    TagView tv = decode_tag(m.salt(), tag, p);
+    if (!tv.lap_ok || tv.state != kData) continue;
+    const uint64_t seq = load_relaxed(&r->seq);
+    // The record must still be this lap's when we are done reading it.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (r->tag.load(std::memory_order_relaxed) != tag || load_pos(&m.header()->claim) > p + m.capacity())
+      continue;
+    if (seq <= target) best = PosSeq{p, seq};
+  }
+  return best;
+}
+
 Consumer::Consumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Consumer::Consumer(Consumer&&) noexcept = default;
 Consumer& Consumer::operator=(Consumer&& o) noexcept {
@@ -106,6 +132,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     case StartFrom::Kind::kLatest: start = latest; break;
     case StartFrom::Kind::kSeq:
       if (opts.start.value >= latest.seq) start = latest;
+      else start = nearest_start(*c.m, earliest, latest, opts.start.value);
       c.skip_seq = opts.start.value;
       break;
     case StartFrom::Kind::kTime: c.skip_ts = opts.start.value; break;

@@ -427,3 +427,36 @@ TEST(Control, PersistSettingsDurableSeqAndWatermark) {
 
 }  // namespace
 }  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+// A start at a sequence may begin at another consumer's position (a shortcut): the
+// records it returns must be exactly those from the sequence on, whatever the shortcut.
+TEST(Ring, StartAtSeqUsesConsumerPositionsExactly) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  ConsumerOptions dopt;
+  dopt.group = "ahead";
+  dopt.start = StartFrom::earliest();
+  auto ahead = Consumer::open(ns.ns(), "s", dopt);
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(p->publish(test::as_bytes("r" + std::to_string(i))).ok());
+  Record rec;
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(ahead->poll(&rec, std::chrono::nanoseconds(0)), ReadStatus::kOk);
+  ahead->commit();  // position: seq 200
+  for (uint64_t target : {0ULL, 150ULL, 199ULL, 200ULL, 201ULL, 299ULL}) {
+    ConsumerOptions t;
+    t.start = StartFrom::seq(target);
+    auto c = Consumer::open(ns.ns(), "s", t);
+    ASSERT_EQ(c->poll(&rec, std::chrono::nanoseconds(0)), ReadStatus::kOk) << target;
+    EXPECT_EQ(rec.seq, target);
+    EXPECT_EQ(test::as_string(rec.data), "r" + std::to_string(target));
+    EXPECT_EQ(c->gaps(), 0u);
+  }
+}
+
+}  // namespace
+}  // namespace shmbus

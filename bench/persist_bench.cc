@@ -1,0 +1,364 @@
+// persist_bench.cc: shmbus-persist-bench, the persistence table in one run.
+//
+// Rows, each against a baseline measured by this same run on the same file system:
+//   persister throughput (file, pmem) vs 1 MiB write()+fdatasync() of a plain file;
+//   producer publish-call p99 with a persister vs with a plain durable consumer;
+//   replay throughput from the store vs a raw sequential read() of the same files;
+//   time from "replay caught up" to the first live record.
+// The producer runs in its own process pinned to core 0; the persister (or consumer)
+// and the replay reader in this process, pinned to core 1.  Medians of --reps runs
+// with min..max.
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shmbus/persister.h"
+#include "shmbus/shmbus.h"
+
+namespace {
+
+using namespace shmbus;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+void pin(int core) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(core % std::max(1u, std::thread::hardware_concurrency()), &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+
+double secs_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Spread {
+  double median = 0, lo = 0, hi = 0;
+};
+Spread spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? Spread{} : Spread{v[v.size() / 2], v.front(), v.back()};
+}
+std::string gbs(const Spread& s) {
+  char b[96];
+  snprintf(b, sizeof b, "%.3f GB/s [%.3f..%.3f]", s.median / 1e9, s.lo / 1e9, s.hi / 1e9);
+  return b;
+}
+std::string us(const Spread& s) {
+  char b[96];
+  snprintf(b, sizeof b, "%.2f us [%.2f..%.2f]", s.median / 1e3, s.lo / 1e3, s.hi / 1e3);
+  return b;
+}
+
+// The disk's own rate: 1 MiB write() + fdatasync(), `total` bytes.
+double disk_write_rate(const std::string& dir, uint64_t total) {
+  const std::string path = dir + "/disk-baseline";
+  int fd = open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+  std::vector<char> buf(1 << 20, 'x');
+  auto t0 = std::chrono::steady_clock::now();
+  for (uint64_t done = 0; done < total; done += buf.size()) {
+    if (write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) break;
+    fdatasync(fd);
+  }
+  double s = secs_since(t0);
+  close(fd);
+  unlink(path.c_str());
+  return static_cast<double>(total) / s;
+}
+
+// Raw sequential read() of every file in `dir`, 1 MiB at a time.
+double raw_read_rate(const std::string& dir) {
+  std::vector<char> buf(1 << 20);
+  uint64_t total = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() != ".seg") continue;
+    int fd = open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+    while ((n = read(fd, buf.data(), buf.size())) > 0) total += static_cast<uint64_t>(n);
+    close(fd);
+  }
+  return static_cast<double>(total) / secs_since(t0);
+}
+
+// A producer process: `count` records of `size` bytes, at `rate` per second (0: flat
+// out); with `latencies`, writes the publish-call durations (ns) to the pipe fd.
+pid_t spawn_producer(const std::string& ns, uint64_t count, uint64_t size, uint64_t rate,
+                     int latency_fd) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  pin(0);
+  auto p = Producer::open(ns, "s");
+  if (!p) _exit(2);
+  std::vector<std::byte> buf(size, std::byte{7});
+  std::vector<float> lat;
+  if (latency_fd >= 0) lat.reserve(count);
+  const double ghz = [] {
+    auto t0 = std::chrono::steady_clock::now();
+    uint64_t k0 = __rdtsc();
+    while (secs_since(t0) < 0.02) {
+    }
+    return static_cast<double>(__rdtsc() - k0) / (secs_since(t0) * 1e9);
+  }();
+  auto t0 = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < count; ++i) {
+    if (rate) {
+      auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(1e9 * static_cast<double>(i) / static_cast<double>(rate)));
+      while (std::chrono::steady_clock::now() < due) {
+      }
+    }
+    uint64_t k0 = __rdtsc();
+    if (!p->publish(Bytes(buf.data(), size)).ok()) _exit(3);
+    if (latency_fd >= 0) lat.push_back(static_cast<float>(static_cast<double>(__rdtsc() - k0) / ghz));
+  }
+  if (latency_fd >= 0) {
+    size_t bytes = lat.size() * sizeof(float);
+    const char* q = reinterpret_cast<const char*>(lat.data());
+    while (bytes) {
+      ssize_t w = write(latency_fd, q, bytes);
+      if (w <= 0) break;
+      q += w;
+      bytes -= static_cast<size_t>(w);
+    }
+  }
+  _exit(0);
+}
+
+struct Env {
+  std::string ns, data;
+  Env() {
+    ns = "pbench" + std::to_string(getpid());
+    char tmpl[] = "/var/tmp/shmbus-pbench.XXXXXX";
+    data = mkdtemp(tmpl);
+  }
+  ~Env() {
+    (void)remove_stream(ns, "s", true);
+    fs::remove_all(data);
+  }
+  void fresh(uint64_t capacity, uint64_t max_record) {
+    (void)remove_stream(ns, "s", true);
+    fs::remove_all(data + "/" + ns);
+    StreamOptions o;
+    o.capacity = capacity;
+    o.max_record = max_record;
+    if (auto r = create_stream(ns, "s", o); !r) {
+      fprintf(stderr, "create: %s\n", r.error().message.c_str());
+      exit(1);
+    }
+  }
+  persist::PersisterOptions popts(persist::StoreKind kind) const {
+    persist::PersisterOptions o;
+    o.data_dir = data;
+    o.kind = kind;
+    o.segment_bytes = 256ULL << 20;
+    return o;
+  }
+};
+
+// Persister throughput: `count` records of `size` bytes from a flat-out producer until
+// all are durable.  Returns payload bytes per second.
+double persister_rate(Env& env, persist::StoreKind kind, uint64_t count, uint64_t size) {
+  env.fresh(64ULL << 20, std::max<uint64_t>(size, 4096));
+  auto pers = persist::Persister::start(env.ns, "s", env.popts(kind));
+  if (!pers) {
+    fprintf(stderr, "persister: %s\n", pers.error().message.c_str());
+    exit(1);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t prod = spawn_producer(env.ns, count, size, 0, -1);
+  int st = 0;
+  waitpid(prod, &st, 0);
+  (void)pers.value()->flush();
+  while (pers.value()->stats().durable_seq < count) std::this_thread::sleep_for(100us);
+  const double s = secs_since(t0);
+  (void)pers.value()->stop();
+  return static_cast<double>(count * size) / s;
+}
+
+// Publish-call p99 (ns) at a fixed rate, with a persister or with a durable consumer.
+double publish_p99(Env& env, bool persisted, uint64_t count, uint64_t rate) {
+  env.fresh(16ULL << 20, 4096);
+  std::unique_ptr<persist::Persister> pers;
+  std::optional<Consumer> cons;
+  std::atomic<bool> stop{false};
+  std::thread reader;
+  if (persisted) {
+    pers = std::move(persist::Persister::start(env.ns, "s", env.popts(persist::StoreKind::kFile)).value());
+  } else {
+    ConsumerOptions co;
+    co.group = "plain";
+    cons.emplace(std::move(Consumer::open(env.ns, "s", co).value()));
+    reader = std::thread([&] {
+      Record r;
+      while (!stop) (void)cons->poll(&r, 10ms);
+    });
+  }
+  int fds[2];
+  if (pipe(fds) != 0) exit(1);
+  pid_t prod = spawn_producer(env.ns, count, 64, rate, fds[1]);
+  close(fds[1]);
+  std::vector<float> lat(count);
+  size_t got = 0;
+  char* q = reinterpret_cast<char*>(lat.data());
+  ssize_t n;
+  while ((n = read(fds[0], q + got, lat.size() * sizeof(float) - got)) > 0) got += static_cast<size_t>(n);
+  close(fds[0]);
+  waitpid(prod, nullptr, 0);
+  stop = true;
+  if (reader.joinable()) reader.join();
+  if (pers) (void)pers->stop();
+  lat.resize(got / sizeof(float));
+  if (lat.empty()) return 0;
+  std::sort(lat.begin(), lat.end());
+  return lat[lat.size() * 99 / 100];
+}
+
+// Replay: read every stored record from the start (store mode only), bytes/s; and the
+// raw read of the same segment files.
+std::pair<double, double> replay_rates(Env& env, uint64_t count, uint64_t size) {
+  env.fresh(64ULL << 20, 4096);
+  {
+    auto pers = persist::Persister::start(env.ns, "s", env.popts(persist::StoreKind::kFile));
+    pid_t prod = spawn_producer(env.ns, count, size, 0, -1);
+    waitpid(prod, nullptr, 0);
+    while (pers.value()->stats().durable_seq < count) std::this_thread::sleep_for(100us);
+    (void)pers.value()->stop();
+  }
+  const double raw = raw_read_rate(env.data + "/" + env.ns + "/s");
+  auto reader = persist::SegmentReader::open(env.data, env.ns, "s");
+  uint64_t bytes = 0, n = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (;;) {
+    auto e = reader->next();
+    if (!e || e->kind == persist::EntryKind::kEnd) break;
+    if (e->kind == persist::EntryKind::kRecord) {
+      bytes += e->data.size();
+      ++n;
+    }
+  }
+  const double replay = static_cast<double>(bytes) / secs_since(t0);
+  if (n != count) fprintf(stderr, "replay read %llu of %llu records\n", (unsigned long long)n, (unsigned long long)count);
+  return {replay, raw};
+}
+
+// A replay that starts at the beginning of the store while a producer publishes at
+// `rate`: the time from the last record read from the store ("caught up" with what is
+// stored) to the first record read from the live ring: the switch itself.
+double catch_up_to_live_ns(Env& env, uint64_t rate) {
+  env.fresh(4ULL << 20, 4096);
+  auto pers = persist::Persister::start(env.ns, "s", env.popts(persist::StoreKind::kFile));
+  pid_t prod = spawn_producer(env.ns, rate * 2, 64, rate, -1);  // 2 s of records
+  std::this_thread::sleep_for(500ms);  // the ring has overwritten its start by now
+  persist::ReplayOptions ro;
+  ro.start = StartFrom::earliest();
+  ro.wait = WaitStrategy::kBusySpin;
+  auto rc = persist::ReplayConsumer::open(env.ns, "s", ro);
+  double result = -1;
+  uint64_t last_store_ns = 0;
+  Record rec;
+  while (result < 0) {
+    auto st = rc->poll(&rec, 1s);
+    if (st == persist::ReplayStatus::kTimeout || st == persist::ReplayStatus::kError) break;
+    if (st != persist::ReplayStatus::kOk) continue;
+    if (rc->from_store()) last_store_ns = now_ns();
+    else if (last_store_ns != 0) result = static_cast<double>(now_ns() - last_store_ns);
+  }
+  waitpid(prod, nullptr, 0);
+  (void)pers.value()->stop();
+  return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 3;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--quick")) quick = true;
+    else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else {
+      fprintf(stderr, "usage: shmbus-persist-bench [--quick] [--reps N]\n");
+      return 2;
+    }
+  }
+  if (quick) reps = 1;
+  signal(SIGXFSZ, SIG_IGN);
+  pin(1);
+  Env env;
+  const uint64_t scale = quick ? 8 : 1;
+  struct Row {
+    std::string name;
+    std::string value;
+    std::string baseline;
+    std::string ratio;
+    std::string target;
+  };
+  std::vector<Row> rows;
+  std::vector<double> disk;
+  for (int r = 0; r < reps; ++r) disk.push_back(disk_write_rate(env.data, (512ULL << 20) / scale));
+  const Spread d = spread(disk);
+  rows.push_back({"disk: 1 MiB write + fdatasync", gbs(d), "-", "-", "baseline"});
+  for (auto [size, count] : {std::pair<uint64_t, uint64_t>{64, 4'000'000}, {1024, 500'000}, {65536, 8'000}}) {
+    for (auto kind : {persist::StoreKind::kFile, persist::StoreKind::kPmem}) {
+      std::vector<double> v;
+      for (int r = 0; r < reps; ++r) v.push_back(persister_rate(env, kind, count / scale, size));
+      const Spread s = spread(v);
+      char ratio[32];
+      snprintf(ratio, sizeof ratio, "%.2fx", s.median / d.median);
+      rows.push_back({"persister, " + std::to_string(size) + " B records, " + persist::store_kind_name(kind) + " store",
+                      gbs(s), gbs(d), ratio, size >= 1024 ? ">= 0.9x (file)" : "report"});
+    }
+  }
+  {
+    std::vector<double> on, off;
+    const uint64_t n = 200'000 / scale;
+    for (int r = 0; r < reps; ++r) {
+      on.push_back(publish_p99(env, true, n, 100'000));
+      off.push_back(publish_p99(env, false, n, 100'000));
+    }
+    const Spread a = spread(on), b = spread(off);
+    char ratio[32];
+    snprintf(ratio, sizeof ratio, "%.2fx", a.median / std::max(1.0, b.median));
+    rows.push_back({"publish() p99 at 100k/s, 64 B, persister on", us(a), us(b) + " (durable consumer)",
+                    ratio, "<= 1.5x"});
+  }
+  {
+    std::vector<double> rep, raw;
+    for (int r = 0; r < reps; ++r) {
+      auto [a, b] = replay_rates(env, 500'000 / scale, 1024);
+      rep.push_back(a);
+      raw.push_back(b);
+    }
+    const Spread a = spread(rep), b = spread(raw);
+    char ratio[32];
+    snprintf(ratio, sizeof ratio, "%.2fx", a.median / b.median);
+    rows.push_back({"replay from the store, 1 KiB records", gbs(a), gbs(b) + " (raw read)", ratio, ">= 0.8x"});
+  }
+  {
+    std::vector<double> v;
+    for (int r = 0; r < reps; ++r) v.push_back(catch_up_to_live_ns(env, 100'000));
+    rows.push_back({"replay: last stored record -> first live record (100k/s)", us(spread(v)), "-", "-", "report"});
+  }
+  char host[256] = "?";
+  gethostname(host, sizeof host);
+  printf("\nshmbus-persist-bench: %s, %d rep(s) (median [min..max]), producer pinned to core 0, "
+         "persister/reader to core 1, data dir %s (same file system as the baseline)\n\n",
+         host, reps, env.data.c_str());
+  printf("| measurement | shmbus | baseline | ratio | target |\n|---|---|---|---|---|\n");
+  for (const auto& r : rows)
+    printf("| %s | %s | %s | %s | %s |\n", r.name.c_str(), r.value.c_str(), r.baseline.c_str(),
+           r.ratio.c_str(), r.target.c_str());
+  return 0;
+}
