@@ -12,6 +12,11 @@ any processes (C++ or Python) attach to them by name::
         for rec in c.iter(idle_timeout=1.0):
             print(rec.seq, rec.type, bytes(rec.data))
 
+Persistence: ``shmbus.Persister("ticks", data_dir=...)`` stores a stream's records in
+segment files (as ``shmbus persist`` does); a Consumer without a group then replays
+from the store what the ring no longer holds, and ``Producer.publish_durable`` waits
+until a record is durable.
+
 Every name lives in a namespace: the ``namespace`` argument of each call, else the
 SHMBUS_NAMESPACE environment variable, else "default" (see :func:`resolve_namespace`).
 Errors are :class:`shmbus.Error` subclasses (see :mod:`shmbus.errors`).  See README.md
@@ -23,6 +28,7 @@ from ._shmbus import (
     Claim,
     Consumer,
     ConsumerIterator,
+    Persister,
     Producer,
     Record,
     __version__,
@@ -30,6 +36,7 @@ from ._shmbus import (
     ls,
     parse_size,
     remove,
+    resolve_data_dir,
     resolve_namespace,
 )
 from ._stat import stat
@@ -50,12 +57,10 @@ from .errors import (
     RecordTooLargeError,
     TimeoutError,  # noqa: A004 - a subclass of the builtin; not in __all__
     FullError,
+    GapError,
 )
 
-# Persistence: starting and stopping the persister (persist/) from Python will be added
-# here when persist/ has a public API; it is not part of this version.
-
-for _obj in (Claim, Consumer, ConsumerIterator, Producer):
+for _obj in (Claim, Consumer, ConsumerIterator, Persister, Producer):
     _obj.__module__ = "shmbus"
 del _obj
 
@@ -67,6 +72,8 @@ __all__ = [
     "stat",
     "resolve_namespace",
     "parse_size",
+    "resolve_data_dir",
+    "Persister",
     "Producer",
     "Claim",
     "Consumer",
@@ -87,5 +94,6 @@ __all__ = [
     "FullError",
     "AbandonedError",
     "LappedError",
+    "GapError",
     "ClosedError",
 ]

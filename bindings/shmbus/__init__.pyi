@@ -1,6 +1,7 @@
 """Type stubs for shmbus (the extension module _shmbus and the pure-Python parts)."""
 
 import datetime
+import os
 from types import TracebackType
 from typing import Any, Iterable, Iterator, Literal, Optional, TypedDict, Union
 
@@ -13,6 +14,7 @@ from .errors import (
     Error as Error,
     ExistsError as ExistsError,
     FullError as FullError,
+    GapError as GapError,
     IncompatibleError as IncompatibleError,
     InvalidArgumentError as InvalidArgumentError,
     IoError as IoError,
@@ -144,6 +146,102 @@ def stat(
     stall of `stall` seconds, projected_store_bytes).
     """
 
+class StoreStats(TypedDict):
+    kind: Literal["file", "pmem"]
+    granularity: Optional[Literal["byte", "cache-line", "page"]]
+    bytes_on_disk: int
+    segments: int
+    oldest_seq: int
+    end_seq: int
+    durable_seq: int
+    deleted_below: int
+    records_appended: int
+    bytes_appended: int
+    lost_marked: int
+    flushes: int
+    torn_bytes_dropped: int
+    deleted_segments: int
+    deleted_records: int
+    deleted_bytes: int
+    last_delete_ns: int
+    last_error: Optional[str]
+
+class PersisterStats(TypedDict):
+    running: bool
+    records: int
+    bytes: int
+    lost: int
+    durable_seq: int
+    disk_full_waits: int
+    last_error: Optional[str]
+    store: StoreStats
+
+def resolve_data_dir(data_dir: Union[None, str, os.PathLike[str]] = None) -> str:
+    """The store root: `data_dir`, else $SHMBUS_DATA_DIR, else ~/.local/share/shmbus."""
+
+class Persister:
+    """Persists a stream (ring -> segment files in DATA_DIR/NAMESPACE/STREAM/) on a thread
+    of this process, as `shmbus persist` does.  Stops at stop(), at the end of a `with`
+    block, or when dropped.  Keep SIGXFSZ ignored (CPython does at startup)."""
+
+    def __init__(
+        self,
+        stream: str,
+        *,
+        data_dir: Union[None, str, os.PathLike[str]] = None,
+        store: Literal["file", "pmem"] = "file",
+        durability: Literal["async", "sync"] = "async",
+        flush_interval: float = 0.01,
+        retention_age: Optional[float] = None,
+        retention_bytes: Optional[_Size] = None,
+        segment_bytes: _Size = "64M",
+        roll_age: Optional[float] = 3600.0,
+        hold_producers: bool = True,
+        secure_delete: bool = False,
+        namespace: Optional[str] = None,
+    ) -> None: ...
+    @staticmethod
+    def start(
+        stream: str,
+        *,
+        data_dir: Union[None, str, os.PathLike[str]] = None,
+        store: Literal["file", "pmem"] = "file",
+        durability: Literal["async", "sync"] = "async",
+        flush_interval: float = 0.01,
+        retention_age: Optional[float] = None,
+        retention_bytes: Optional[_Size] = None,
+        segment_bytes: _Size = "64M",
+        roll_age: Optional[float] = 3600.0,
+        hold_producers: bool = True,
+        secure_delete: bool = False,
+        namespace: Optional[str] = None,
+    ) -> "Persister":
+        """The same as Persister(stream, ...)."""
+    def flush(self, timeout: Optional[float] = 30.0) -> None:
+        """Returns once everything read from the ring so far is durable (TimeoutError,
+        NoSpaceError, IoError; ClosedError once stopped)."""
+    def stop(self) -> None:
+        """Makes everything read durable, stops the thread, releases the store.  Idempotent."""
+    def stats(self) -> PersisterStats:
+        """Counters since start (also after stop())."""
+    @property
+    def running(self) -> bool: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def data_dir(self) -> str: ...
+    @property
+    def store_dir(self) -> str: ...
+    def __enter__(self) -> "Persister": ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
 class Record:
     """A record read from a stream.  Supports the buffer protocol and len()."""
 
@@ -216,6 +314,11 @@ class Producer:
         """Copies one record into the stream; returns its sequence number."""
     def publish_batch(self, payloads: Iterable[_BufferLike], type: int = 0) -> int:
         """Publishes consecutive records in one step; returns the first sequence number."""
+    def publish_durable(self, data: _BufferLike, type: int = 0, timeout: Optional[float] = 10.0) -> int:
+        """publish() then wait_durable(): the sequence number, once the record is durable.
+        TimeoutError (with .seq: the record is published, not yet durable)."""
+    def wait_durable(self, seq: int, timeout: Optional[float] = 10.0) -> None:
+        """Waits until record `seq` is durable in the stream's store (TimeoutError with .seq)."""
     def claim(self, size: int, type: int = 0) -> Claim:
         """Reserves `size` bytes for zero-copy filling."""
     def close(self) -> None:
@@ -243,7 +346,12 @@ class ConsumerIterator(Iterator[Record]):
     def __next__(self) -> Record: ...
 
 class Consumer:
-    """Reads every record of a stream: durable (group=...) or tailing (group=None)."""
+    """Reads every record of a stream: durable (group=...) or tailing (group=None).
+
+    Without a group on a persisted stream it replays: from the store what the ring no
+    longer holds, then the live ring.  Gaps are skipped and counted (gaps, last_gap), or
+    raised as GapError with raise_on_gap=True.
+    """
 
     def __init__(
         self,
@@ -257,6 +365,7 @@ class Consumer:
         read_only: bool = False,
         wait: _Wait = "block",
         raise_on_lap: bool = False,
+        raise_on_gap: bool = False,
     ) -> None: ...
     def poll(self, timeout: Optional[float] = None) -> Optional[Record]:
         """The next record, waiting up to `timeout` seconds (None: forever); None if none came."""
@@ -285,7 +394,17 @@ class Consumer:
     @property
     def lost(self) -> int: ...
     @property
-    def gaps(self) -> int: ...
+    def gaps(self) -> int:
+        """Sequences skipped: abandoned claims, and gaps a replaying consumer skipped."""
+    @property
+    def last_gap(self) -> Optional[tuple[int, int, str]]:
+        """A replaying consumer's last gap: (from_seq, to_seq, reason), or None."""
+    @property
+    def replaying(self) -> bool:
+        """True without a group on a persisted stream (reads the store, then the ring)."""
+    @property
+    def from_store(self) -> bool:
+        """True while a replaying consumer reads the store."""
     def __enter__(self) -> "Consumer": ...
     def __exit__(
         self,

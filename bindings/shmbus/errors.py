@@ -30,11 +30,17 @@ shmbus class                also a                       raised when
                                                          abandon timeout)
 ``LappedError``                                          a tailing consumer was overrun
                                                          (only with ``raise_on_lap=True``)
+``GapError``                                             records a replaying consumer
+                                                         cannot deliver (deleted, never
+                                                         persisted, corrupt); only with
+                                                         ``raise_on_gap=True``
 ``ClosedError``                                          use of a closed Producer, Consumer
                                                          or finished Claim
 ==========================  ===========================  ==================================
 
-A poll that times out is not an error: it returns ``None``.
+A poll that times out is not an error: it returns ``None``.  A durability wait that
+times out (``Producer.publish_durable``, ``Producer.wait_durable``) raises
+``TimeoutError`` with ``seq``: the record, which *was* published.
 
 Each instance carries ``code``: the library's error code as a short string
 (``"not found"``, ``"busy"``, ...).  ``shmbus.TimeoutError`` is deliberately left out of
@@ -59,6 +65,7 @@ __all__ = [
     "FullError",
     "AbandonedError",
     "LappedError",
+    "GapError",
     "ClosedError",
 ]
 
@@ -112,9 +119,16 @@ class IoError(Error, OSError):
 
 
 class TimeoutError(Error, builtins.TimeoutError):  # noqa: A001 - a subclass of the builtin on purpose
-    """A bounded set-up wait ran out (e.g. for a creator that never finished the stream)."""
+    """A bounded wait ran out: set-up (a creator that never finished the stream), a
+    persister's flush, or a durability wait.
+
+    From ``Producer.publish_durable`` and ``Producer.wait_durable``, ``seq`` is the record
+    that is not yet durable (published all the same: wait for it again with
+    ``wait_durable(seq)``); otherwise ``seq`` is None.
+    """
 
     code = "timeout"
+    seq = None
 
 
 class IncompatibleError(Error):
@@ -162,7 +176,32 @@ class LappedError(Error):
     lost: int = 0
 
 
+class GapError(Error):
+    """Records ``from_seq`` up to (not including) ``to_seq`` will never be delivered.
+
+    Raised by a replaying consumer (a Consumer without a group on a persisted stream)
+    opened with ``raise_on_gap=True``, when the store and the ring no longer hold those
+    records; ``reason`` says why: "deleted" (retention or ``shmbus delete``), "not
+    persisted" (they left the ring while no persister stored them), "corrupt in the
+    store: ...", or "not in the store".  The consumer has moved past the gap already: the
+    next read continues at ``to_seq``.  Without ``raise_on_gap`` gaps are skipped and
+    counted in ``Consumer.gaps`` (the last one in ``Consumer.last_gap``).
+    """
+
+    code = "gap"
+
+    def __init__(self, from_seq, to_seq, reason):
+        super().__init__(from_seq, to_seq, reason)  # args: picklable as GapError(*args)
+        self.from_seq = from_seq
+        self.to_seq = to_seq
+        self.reason = reason
+
+    def __str__(self):
+        return f"records {self.from_seq}..{self.to_seq - 1} will not be delivered: {self.reason}"
+
+
 class ClosedError(Error):
-    """The Producer, Consumer or Claim was closed (or was made before ``fork()``)."""
+    """The Producer, Consumer, Claim or Persister was closed or stopped (or was made
+    before ``fork()``)."""
 
     code = "closed"

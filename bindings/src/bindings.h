@@ -5,11 +5,10 @@
 
 namespace shmbus::python {
 
-void bind_streams(py::module_& m);   // streams.cc: create, remove, ls, stat, namespaces
-void bind_producer(py::module_& m);  // producer.cc: Producer, Claim
-void bind_consumer(py::module_& m);  // consumer.cc: Consumer, ConsumerIterator
+void bind_streams(py::module_& m);    // streams.cc: create, remove, ls, stat, namespaces
+void bind_producer(py::module_& m);   // producer.cc: Producer, Claim
+void bind_consumer(py::module_& m);   // consumer.cc: Consumer (ring or replay), ConsumerIterator
+void bind_persister(py::module_& m);  // persister.cc: Persister, resolve_data_dir
 // Record and the claim buffer: views.h (register_view_types).
-// Persistence (persist/): the persister's start/stop will be bound here, in its own
-// persister.cc, once persist/ has a public header.
 
 }  // namespace shmbus::python

@@ -39,6 +39,16 @@ std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const cha
   return std::chrono::nanoseconds(static_cast<int64_t>(s * 1e9));
 }
 
+uint64_t size_arg(const py::object& v, const char* what) {
+  if (py::isinstance<py::str>(v)) return unwrap(parse_size(v.cast<std::string>()));
+  if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
+    if (py::int_(0) > py::int_(v)) throw_error(Errc::kInvalidArgument, std::string(what) + " must be >= 0");
+    return v.cast<uint64_t>();
+  }
+  throw py::type_error(std::string(what) + " must be an int (bytes) or a str like '64M', not " +
+                       std::string(py::str(py::type::of(v).attr("__name__"))));
+}
+
 WaitStrategy to_wait_strategy(std::string_view s) {
   if (s == "block") return WaitStrategy::kBlock;
   if (s == "spin") return WaitStrategy::kBusySpin;

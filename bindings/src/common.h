@@ -44,6 +44,10 @@ void install_fork_handler();
 // InvalidArgumentError for a negative or NaN one.
 std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what);
 
+// A size argument: an int of bytes or a str like "64M" (parse_size).  TypeError for
+// other types, InvalidArgumentError for a negative int or a bad str.
+uint64_t size_arg(const py::object& v, const char* what);
+
 // "block" | "spin" | "yield".
 WaitStrategy to_wait_strategy(std::string_view s);
 

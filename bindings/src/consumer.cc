@@ -9,6 +9,14 @@
 // is there); then polls of at most kSlice without the GIL, with signals (Ctrl-C) and
 // close() checked in between.  The mutex is held only for one C++ call (plus building
 // the record), so other threads may use the consumer between slices.
+//
+// A consumer without a group on a persisted stream is a persist::ReplayConsumer: it
+// reads from the store what the ring no longer has and lands on the live ring (as the
+// CLI's `tail` does).  Its polls never hold the GIL (the store is read from disk), and
+// its records are copies.  Gaps it reports are skipped and counted, or raised as
+// GapError (raise_on_gap).  An error met inside read_batch after some records were
+// collected (LappedError, GapError) is kept and raised by the next read, so that the
+// records already taken out are not dropped.
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -16,20 +24,32 @@
 
 #include "bindings.h"
 #include "errors.h"
+#include "shmbus/persister.h"
 #include "views.h"
 
 namespace shmbus::python {
 
 namespace {
 
+// An error found inside a read_batch after records were collected: raised by the next read.
+struct DeferredError {
+  bool is_gap = false;
+  persist::ReplayGap gap;  // is_gap
+  std::string message;     // a lap
+  uint64_t lost = 0;       // a lap
+};
+
 struct ConsumerCore {
   // ---- guarded by mu (blocked on only without the GIL) ----
-  std::unique_ptr<Consumer> consumer;
+  std::unique_ptr<Consumer> consumer;               // the ring, or null when replaying
+  std::unique_ptr<persist::ReplayConsumer> replay;  // store, then ring: tailing on a persisted stream
   std::mutex mu;
   std::atomic<std::thread::id> owner{};  // holder of mu, to refuse re-entry
   // ---- guarded by the GIL ----
   LiveRecords live;        // ring records returned and not yet committed
   bool uncommitted = false;
+  std::optional<DeferredError> deferred;
+  std::optional<persist::ReplayGap> last_gap;
   // ---- snapshots of the C++ counters, written under mu ----
   std::atomic<uint64_t> next_seq{0}, lost{0}, gaps{0};
   // ---- set once (closed: once) ----
@@ -37,11 +57,15 @@ struct ConsumerCore {
   std::atomic<int> calls{0};  // threads inside a method (holding a reference meanwhile)
   const uint64_t generation = fork_generation();
   std::string ns, name, group;
-  bool durable = false, auto_commit = true, copy = false, raise_on_lap = false;
+  bool durable = false, auto_commit = true, copy = false, raise_on_lap = false,
+       raise_on_gap = false;
 
   ~ConsumerCore() {
     // In a fork child the consumer is the parent's: closing it would detach the parent.
-    if (generation != fork_generation()) (void)consumer.release();
+    if (generation != fork_generation()) {
+      (void)consumer.release();
+      (void)replay.release();
+    }
   }
   bool usable() const noexcept { return !closed && generation == fork_generation(); }
   [[noreturn]] void throw_closed() const {
@@ -51,6 +75,10 @@ struct ConsumerCore {
                                    : "consumer of stream '" + name + "' is closed");
   }
   void snapshot() noexcept {  // Thread: mu held.
+    if (replay) {  // gaps: counted by read_replay()
+      next_seq.store(replay->next_seq(), std::memory_order_relaxed);  // relaxed: display only
+      return;
+    }
     next_seq.store(consumer->next_seq(), std::memory_order_relaxed);  // relaxed: display only
     lost.store(consumer->lost(), std::memory_order_relaxed);
     gaps.store(consumer->gaps(), std::memory_order_relaxed);
@@ -136,7 +164,8 @@ class InCall {
 class ConsumerHandle {
  public:
   ConsumerHandle(const std::string& name, const py::object& group, const py::object& start,
-                 const py::object& ns, bool auto_commit, bool copy, bool read_only, const std::string& wait, bool raise_on_lap) {
+                 const py::object& ns, bool auto_commit, bool copy, bool read_only,
+                 const std::string& wait, bool raise_on_lap, bool raise_on_gap) {
     auto core = std::make_shared<ConsumerCore>();
     core->ns = namespace_of(ns);
     core->name = name;
@@ -157,6 +186,12 @@ class ConsumerHandle {
     core->auto_commit = auto_commit;
     core->copy = copy;
     core->raise_on_lap = raise_on_lap;
+    core->raise_on_gap = raise_on_gap;
+    if (core->group.empty() && open_replay(*core, opts)) {
+      core->snapshot();
+      core_ = std::move(core);
+      return;
+    }
     Result<Consumer> r = make_error(Errc::kIo, "");
     {
       py::gil_scoped_release nogil;  // open may wait for a creator still at work
@@ -182,7 +217,7 @@ class ConsumerHandle {
     const auto& core = in.core();
     auto t = to_timeout(timeout, "timeout");
     if (core->auto_commit) commit_locked(core);
-    return read_one(core, t, nullptr);
+    return read_one(core, t, nullptr, false);
   }
 
   py::list read_batch(int64_t max_records, const py::object& timeout) {
@@ -192,11 +227,11 @@ class ConsumerHandle {
     auto t = to_timeout(timeout, "timeout");
     if (core->auto_commit) commit_locked(core);
     py::list out;
-    py::object rec = read_one(core, t, nullptr);
+    py::object rec = read_one(core, t, nullptr, false);
     while (!rec.is_none()) {
       out.append(rec);
       if (static_cast<int64_t>(out.size()) >= max_records) break;
-      rec = read_one(core, std::chrono::nanoseconds(0), nullptr);
+      rec = read_one(core, std::chrono::nanoseconds(0), nullptr, true);
     }
     return out;
   }
@@ -208,7 +243,7 @@ class ConsumerHandle {
     const auto& core = in.core();
     if (core->auto_commit) commit_locked(core);
     bool closed = false;
-    return read_one(core, idle, &closed);
+    return read_one(core, idle, &closed, false);
   }
 
   void commit() {
@@ -240,6 +275,12 @@ class ConsumerHandle {
   }
 
   bool closed() const noexcept { return !core_ || !core_->usable(); }
+  bool from_store() {
+    const ConsumerCore& c = info();
+    if (!c.replay || !c.usable()) return false;
+    CoreLock lock(*core_);
+    return c.replay->from_store();
+  }
   const ConsumerCore& info() const {
     if (!core_) throw_error(Errc::kClosed, "consumer is closed");
     return *core_;
@@ -247,7 +288,9 @@ class ConsumerHandle {
   std::string repr() const {
     if (!core_) return "<shmbus.Consumer closed>";
     return "<shmbus.Consumer stream='" + core_->name + "' namespace='" + core_->ns + "' " +
-           (core_->durable ? "group='" + core_->group + "'" : std::string("tailing")) +
+           (core_->durable  ? "group='" + core_->group + "'"
+            : core_->replay ? std::string("replaying")
+                            : std::string("tailing")) +
            " next_seq=" + std::to_string(core_->next_seq.load()) +
            (core_->usable() ? "" : " closed") + ">";
   }
@@ -270,11 +313,43 @@ class ConsumerHandle {
     c.uncommitted = false;
   }
 
+  // A tailing consumer on a persisted stream: a ReplayConsumer.  False when the stream
+  // is not persisted (or cannot be inspected: Consumer::open reports why).
+  static bool open_replay(ConsumerCore& c, const ConsumerOptions& opts) {
+    persist::ReplayOptions ro;
+    // "committed" means nothing to a tailing reader: the earliest, as with the ring.
+    ro.start = opts.start.kind == StartFrom::Kind::kCommitted ? StartFrom::earliest() : opts.start;
+    ro.wait = opts.wait;
+    ro.read_only = opts.read_only;
+    Result<persist::ReplayConsumer> r = make_error(Errc::kIo, "");
+    {
+      py::gil_scoped_release nogil;  // opens the store: disk reads
+      auto ctl = StreamControl::open(c.ns, c.name, true);
+      if (!ctl || !ctl->persist()) return false;
+      r = persist::ReplayConsumer::open(c.ns, c.name, ro);
+    }
+    c.replay = std::make_unique<persist::ReplayConsumer>(unwrap(std::move(r)));
+    return true;
+  }
+
+  // Raises what a read_batch kept for the next read.  Thread: GIL held.
+  static void raise_deferred(ConsumerCore& c) {
+    if (!c.deferred) return;
+    DeferredError e = std::move(*c.deferred);
+    c.deferred.reset();
+    if (e.is_gap) throw_gap(e.gap.from, e.gap.to, e.gap.reason);
+    throw_lapped(e.message, e.lost);
+  }
+
   // The next record, or None when `timeout` passed (or, with *closed_out, when the
-  // consumer was closed meanwhile).  Thread: GIL held.
+  // consumer was closed meanwhile; or, with `in_batch`, when an error is deferred).
+  // Thread: GIL held.
   static py::object read_one(const std::shared_ptr<ConsumerCore>& core,
-                             std::optional<std::chrono::nanoseconds> timeout, bool* closed_out) {
+                             std::optional<std::chrono::nanoseconds> timeout, bool* closed_out,
+                             bool in_batch) {
     ConsumerCore& c = *core;
+    raise_deferred(c);
+    if (c.replay) return read_replay(core, timeout, closed_out, in_batch);
     Deadline deadline(timeout);
     bool first = true;
     for (;;) {
@@ -306,10 +381,14 @@ class ConsumerHandle {
         case ReadStatus::kLapped:
           if (c.raise_on_lap) {
             const uint64_t n = c.lost.load() - lost_before;
-            throw_lapped("tailing consumer of stream '" + c.name + "' was overrun by producers: " +
-                             std::to_string(n) + " records lost; reading resumes at the oldest "
-                             "record still in the ring",
-                         n);
+            std::string msg = "tailing consumer of stream '" + c.name +
+                              "' was overrun by producers: " + std::to_string(n) +
+                              " records lost; reading resumes at the oldest record still in the ring";
+            if (in_batch) {
+              c.deferred = DeferredError{false, {}, std::move(msg), n};
+              return py::none();
+            }
+            throw_lapped(msg, n);
           }
           continue;  // resume at once
         case ReadStatus::kCorrupt:
@@ -321,6 +400,57 @@ class ConsumerHandle {
         case ReadStatus::kClosed: c.throw_closed();
         default: break;
       }
+      first = false;
+      if (deadline.passed()) return py::none();
+      check_signals();
+      if (!c.usable()) break;
+    }
+    if (closed_out) {
+      *closed_out = true;
+      return py::none();
+    }
+    c.throw_closed();
+  }
+
+  // read_one() of a replaying consumer.  Every poll runs without the GIL.
+  static py::object read_replay(const std::shared_ptr<ConsumerCore>& core,
+                                std::optional<std::chrono::nanoseconds> timeout, bool* closed_out,
+                                bool in_batch) {
+    ConsumerCore& c = *core;
+    Deadline deadline(timeout);
+    bool first = true;
+    for (;;) {
+      Record rec;
+      persist::ReplayStatus st;
+      persist::ReplayGap gap;
+      {
+        CoreLock lock(c);
+        if (!c.usable()) break;
+        {
+          const auto slice = first ? std::chrono::nanoseconds(0) : deadline.next_slice();
+          py::gil_scoped_release nogil;
+          st = c.replay->poll(&rec, slice);
+        }
+        c.snapshot();
+        if (st == persist::ReplayStatus::kOk)
+          return py::reinterpret_steal<py::object>(new_copied_record(rec));
+        if (st == persist::ReplayStatus::kGap) gap = c.replay->gap();
+        if (st == persist::ReplayStatus::kError) {
+          const Error e = c.replay->error();
+          throw_error(e.code, "replaying stream '" + c.name + "': " + e.message);
+        }
+      }
+      if (st == persist::ReplayStatus::kGap) {
+        c.gaps.fetch_add(gap.to - gap.from, std::memory_order_relaxed);  // relaxed: a counter
+        c.last_gap = gap;
+        if (!c.raise_on_gap) continue;  // skipped: go on at once
+        if (in_batch) {
+          c.deferred = DeferredError{true, std::move(gap), {}, 0};
+          return py::none();
+        }
+        throw_gap(gap.from, gap.to, gap.reason);
+      }
+      if (st == persist::ReplayStatus::kClosed) c.throw_closed();
       first = false;
       if (deadline.passed()) return py::none();
       check_signals();
@@ -365,7 +495,7 @@ void bind_consumer(py::module_& m) {
 
   py::class_<ConsumerHandle>(m, "Consumer", R"doc(
 Consumer(name, *, group=None, start=None, namespace=None, auto_commit=True, copy=False,
-         read_only=False, wait="block", raise_on_lap=False)
+         read_only=False, wait="block", raise_on_lap=False, raise_on_gap=False)
 
 Reads every record of a stream (broadcast: each consumer sees all records).
 
@@ -378,26 +508,42 @@ are zero-copy views into the ring.  With ``group=None`` it is an anonymous *tail
 reader that never holds producers back; if overrun it skips ahead (``lost`` grows, or
 LappedError with ``raise_on_lap=True``); its records are copies.
 
+On a *persisted* stream (one with a Persister, or ``shmbus persist``, when the Consumer
+opens) a consumer without a group *replays*: records the ring no longer holds come from
+the store, then it switches to the live ring with no gap and no duplicate (as the CLI's
+``tail`` does); overrun, it goes back to the store instead of losing records
+(``replaying``, ``from_store``).  Records that neither the store nor the ring has any
+more (deleted by retention, never persisted, corrupt) are a *gap*: skipped and counted
+in ``gaps`` (the last in ``last_gap``), or raised as GapError(from_seq, to_seq, reason)
+with ``raise_on_gap=True``; either way reading goes on after the gap.
+
 :param start: None: a durable group continues after its last commit (earliest when
-    new), a tailing reader starts at the earliest record; "earliest"; "latest" (only
-    records published from now on); "committed"; an int sequence number; a
-    ``datetime`` (the first record published at or after it; a naive datetime is local
-    time, like ``datetime.timestamp()``); or "@2026-11-25T13:00:00Z" / "@<ns>".
+    new), a tailing reader starts at the earliest record (of the store, when
+    replaying); "earliest"; "latest" (only records published from now on);
+    "committed"; an int sequence number (older than the ring: from the store when
+    replaying); a ``datetime`` (the first record published at or after it; a naive
+    datetime is local time, like ``datetime.timestamp()``); or
+    "@2026-11-25T13:00:00Z" / "@<ns>".
 :param auto_commit: commit what was returned at each next poll/read_batch/iteration step
     and at close(); with False call commit() yourself (uncommitted records are read
     again by the group's next consumer).
 :param copy: give durable records their own bytes instead of ring views.
 :param read_only: map the stream read-only (tailing consumers only).
+:param raise_on_lap: tailing on a stream that is not persisted: LappedError when overrun.
+:param raise_on_gap: replaying: GapError for a gap instead of skipping it.
 
 Waits release the GIL and Ctrl-C interrupts them.  A Consumer may be used from several
 threads (calls are serialized).  A Consumer made before fork() is closed in the child.
+An error met by read_batch after it took some records (LappedError, GapError) is raised
+by the next read instead, so that those records are returned.
 )doc")
       .def(py::init<const std::string&, const py::object&, const py::object&, const py::object&,
-                    bool, bool, bool, const std::string&, bool>(),
+                    bool, bool, bool, const std::string&, bool, bool>(),
            py::arg("name"), py::kw_only(), py::arg("group") = py::none(),
            py::arg("start") = py::none(), py::arg("namespace") = py::none(),
-           py::arg("auto_commit") = true, py::arg("copy") = false, py::arg("read_only") = false, py::arg("wait") = "block",
-           py::arg("raise_on_lap") = false)
+           py::arg("auto_commit") = true, py::arg("copy") = false, py::arg("read_only") = false,
+           py::arg("wait") = "block", py::arg("raise_on_lap") = false,
+           py::arg("raise_on_gap") = false)
       .def("poll", &ConsumerHandle::poll, py::arg("timeout") = py::none(),
            R"doc(poll(timeout=None) -> Record | None
 
@@ -460,7 +606,22 @@ No-op for tailing consumers.)doc")
       .def_property_readonly("lost", [](const ConsumerHandle& h) { return h.info().lost.load(); },
                              "Records lost to laps (tailing) or eviction.")
       .def_property_readonly("gaps", [](const ConsumerHandle& h) { return h.info().gaps.load(); },
-                             "Sequences skipped because their claims were abandoned.")
+                             "Sequences skipped: claims abandoned by dead producers, and (a "
+                             "replaying consumer) the gaps it skipped (see last_gap).")
+      .def_property_readonly("last_gap",
+                             [](const ConsumerHandle& h) -> py::object {
+                               const auto& g = h.info().last_gap;
+                               if (!g) return py::none();
+                               return py::make_tuple(g->from, g->to, g->reason);
+                             },
+                             "A replaying consumer's last gap as (from_seq, to_seq, reason), "
+                             "or None.  See GapError.")
+      .def_property_readonly("replaying", [](const ConsumerHandle& h) { return h.info().replay != nullptr; },
+                             "True for a consumer without a group on a persisted stream: it "
+                             "reads from the store what the ring no longer holds.")
+      .def_property_readonly("from_store", &ConsumerHandle::from_store,
+                             "True while a replaying consumer reads the store (False once it "
+                             "reads the live ring; always False when not replaying).")
       .def("__enter__", [](py::object self) {
         self.cast<ConsumerHandle&>().live();
         return self;

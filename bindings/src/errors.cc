@@ -7,13 +7,13 @@ namespace {
 
 enum Cls {
   kInvalidArgument, kTooLarge, kNotFound, kExists, kPermission, kNoSpace, kIo, kTimeout,
-  kIncompatible, kCorrupt, kBusy, kFull, kAbandoned, kLapped, kClosed, kBase, kCount
+  kIncompatible, kCorrupt, kBusy, kFull, kAbandoned, kLapped, kGap, kClosed, kBase, kCount
 };
 constexpr const char* kNames[kCount] = {
     "InvalidArgumentError", "RecordTooLargeError", "NotFoundError", "ExistsError",
     "PermissionDeniedError", "NoSpaceError", "IoError", "TimeoutError", "IncompatibleError",
-    "CorruptError", "BusyError", "FullError", "AbandonedError", "LappedError", "ClosedError",
-    "Error"};
+    "CorruptError", "BusyError", "FullError", "AbandonedError", "LappedError", "GapError",
+    "ClosedError", "Error"};
 
 // Strong references, never released: exceptions must outlive every handle, including
 // the ones torn down while the interpreter finalizes.
@@ -39,16 +39,16 @@ Cls class_of(Errc c) {
   return kBase;
 }
 
-[[noreturn]] void raise(Cls cls, const std::string& message, const char* code,
-                        const uint64_t* lost = nullptr) {
+// Raises g_classes[cls](*args) with `code` and the extra attributes set on the instance.
+[[noreturn]] void raise(Cls cls, const py::tuple& args, const char* code,
+                        std::initializer_list<std::pair<const char*, py::object>> attrs = {}) {
   PyObject* type = g_classes[cls];
-  py::object exc = py::reinterpret_steal<py::object>(
-      PyObject_CallOneArg(type, py::str(message).ptr()));
+  py::object exc = py::reinterpret_steal<py::object>(PyObject_CallObject(type, args.ptr()));
   if (!exc) throw py::error_already_set();
   if (PyObject_SetAttrString(exc.ptr(), "code", py::str(code).ptr()) != 0)
     throw py::error_already_set();
-  if (lost && PyObject_SetAttrString(exc.ptr(), "lost", py::int_(*lost).ptr()) != 0)
-    throw py::error_already_set();
+  for (const auto& [name, value] : attrs)
+    if (PyObject_SetAttrString(exc.ptr(), name, value.ptr()) != 0) throw py::error_already_set();
   PyErr_SetObject(type, exc.ptr());
   throw py::error_already_set();
 }
@@ -61,13 +61,23 @@ void load_error_classes() {
 }
 
 void throw_error(Errc code, const std::string& message) {
-  raise(class_of(code), message, errc_name(code));
+  raise(class_of(code), py::make_tuple(message), errc_name(code));
 }
 
-void throw_abandoned(const std::string& message) { raise(kAbandoned, message, "abandoned"); }
+void throw_abandoned(const std::string& message) {
+  raise(kAbandoned, py::make_tuple(message), "abandoned");
+}
 
 void throw_lapped(const std::string& message, uint64_t lost) {
-  raise(kLapped, message, "lapped", &lost);
+  raise(kLapped, py::make_tuple(message), "lapped", {{"lost", py::int_(lost)}});
+}
+
+void throw_durable_timeout(const std::string& message, uint64_t seq) {
+  raise(kTimeout, py::make_tuple(message), errc_name(Errc::kTimeout), {{"seq", py::int_(seq)}});
+}
+
+void throw_gap(uint64_t from_seq, uint64_t to_seq, const std::string& reason) {
+  raise(kGap, py::make_tuple(from_seq, to_seq, reason), "gap");
 }
 
 }  // namespace shmbus::python

@@ -17,4 +17,5 @@ PYBIND11_MODULE(_shmbus, m) {
   sp::bind_streams(m);
   sp::bind_producer(m);
   sp::bind_consumer(m);
+  sp::bind_persister(m);
 }

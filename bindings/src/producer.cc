@@ -103,7 +103,7 @@ struct ProducerCore {
                         "' was declared abandoned by another process before it was committed "
                         "(commit within the stream's abandon timeout)");
       case PubStatus::kClosed: throw_closed();
-      case PubStatus::kTimeout:  // only from wait_durable, which is not bound yet
+      case PubStatus::kTimeout:  // only from wait_durable: see ProducerHandle::wait_durable
       case PubStatus::kOk: break;
     }
     throw_error(Errc::kIo, "unexpected publish status");
@@ -285,6 +285,47 @@ class ProducerHandle {
     return r.second;
   }
 
+  uint64_t publish_durable(py::handle data, uint32_t type, const py::object& timeout) {
+    auto t = to_timeout(timeout, "timeout");  // checked before anything is published
+    const uint64_t seq = publish(data, type);
+    wait_for_durable(seq, t);
+    return seq;
+  }
+
+  void wait_durable(int64_t seq, const py::object& timeout) {
+    if (seq < 0) throw_error(Errc::kInvalidArgument, "seq must be >= 0");
+    wait_for_durable(static_cast<uint64_t>(seq), to_timeout(timeout, "timeout"));
+  }
+
+  // Waits in slices without the GIL and without mu: the C++ wait_durable only reads the
+  // stream header, so publishes from other threads go on meanwhile; the core (and so
+  // the C++ Producer) is kept alive by `core` even if another thread closes the handle.
+  void wait_for_durable(uint64_t seq, std::optional<std::chrono::nanoseconds> timeout) {
+    live();
+    std::shared_ptr<ProducerCore> core = core_;
+    Deadline deadline(timeout);
+    for (;;) {
+      PubStatus s;
+      {
+        py::gil_scoped_release nogil;
+        s = core->producer->wait_durable(seq, deadline.next_slice());
+      }
+      if (s == PubStatus::kOk) return;
+      if (s != PubStatus::kTimeout) core->throw_status(s, 0, seq);
+      if (deadline.passed()) {
+        std::string why = "is a persister running (shmbus.Persister, or `shmbus persist " + core->name + "`)?";
+        if (auto ctl = StreamControl::open(core->ns, core->name, true); ctl && !ctl->persist())
+          why = "the stream is not persisted: start a persister (shmbus.Persister('" + core->name +
+                "'), or `shmbus persist " + core->name + "`)";
+        throw_durable_timeout("record " + std::to_string(seq) + " of stream '" + core->name +
+                                  "' was not durable in time: " + why,
+                              seq);
+      }
+      check_signals();
+      if (!core->usable()) core->throw_closed();
+    }
+  }
+
   std::unique_ptr<ClaimHandle> claim(int64_t size, uint32_t type) {
     ProducerCore& c = live();
     if (size < 0) throw_error(Errc::kInvalidArgument, "claim size must be >= 0");
@@ -397,6 +438,23 @@ RecordTooLargeError (a ValueError) above ``max_record``; FullError when no room 
 Publishes an iterable of buffers as consecutive records in one step (one reservation);
 returns the first sequence number (for an empty batch: the stream's next sequence, and
 nothing is published).  The whole batch must fit in half the ring.)doc")
+      .def("publish_durable", &ProducerHandle::publish_durable, py::arg("data"),
+           py::arg("type") = 0, py::arg("timeout") = 10.0,
+           R"doc(publish_durable(data, type=0, timeout=10.0) -> int
+
+publish(), then wait_durable(): returns the record's sequence number once the stream's
+persister has made it durable (a persisted stream: see Persister).  TimeoutError after
+``timeout`` seconds (None: no limit), with ``seq`` set: the record *is* published, only
+not yet durable.  Waits without the GIL; Ctrl-C interrupts it.  One durability wait per
+record is slow (a flush each, unless many producers wait at once): for throughput publish
+many records, then wait_durable() for the last one.)doc")
+      .def("wait_durable", &ProducerHandle::wait_durable, py::arg("seq"), py::arg("timeout") = 10.0,
+           R"doc(wait_durable(seq, timeout=10.0) -> None
+
+Waits until record ``seq`` (and so every record before it) is durable in the stream's
+store.  TimeoutError (with ``seq``) after ``timeout`` seconds (None: no limit): no
+persister is running, or it is behind.  Other threads may publish through this Producer
+meanwhile.)doc")
       .def("claim", &ProducerHandle::claim, py::arg("size"), py::arg("type") = 0,
            R"doc(claim(size, type=0) -> Claim
 

@@ -1,5 +1,10 @@
 // streams.cc: create, remove, list and describe streams; namespaces.
+// stat: the library renders the document (shmbus/stat.h), the same as `shmbus stat --json`.
 #include <pybind11/stl.h>
+
+#include <thread>
+
+#include "shmbus/stat.h"
 
 #include "bindings.h"
 #include "errors.h"
@@ -7,16 +12,6 @@
 namespace shmbus::python {
 
 namespace {
-
-uint64_t to_size(const py::object& v, const char* what) {
-  if (py::isinstance<py::str>(v)) return unwrap(parse_size(v.cast<std::string>()));
-  if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
-    if (py::int_(0) > py::int_(v)) throw_error(Errc::kInvalidArgument, std::string(what) + " must be >= 0");
-    return v.cast<uint64_t>();
-  }
-  throw py::type_error(std::string(what) + " must be an int (bytes) or a str like '64M', not " +
-                       std::string(py::str(py::type::of(v).attr("__name__"))));
-}
 
 std::chrono::milliseconds to_ms(const py::object& seconds, const char* what) {
   auto t = to_timeout(seconds, what);
@@ -28,8 +23,8 @@ void create(const std::string& name, const py::object& capacity, bool exist_ok,
             const py::object& max_record, uint32_t mode, const py::object& ns,
             const py::object& abandon_timeout, const py::object& consumer_dead_timeout) {
   StreamOptions o;
-  o.capacity = to_size(capacity, "capacity");
-  o.max_record = max_record.is_none() ? 0 : to_size(max_record, "max_record");
+  o.capacity = size_arg(capacity, "capacity");
+  o.max_record = max_record.is_none() ? 0 : size_arg(max_record, "max_record");
   o.mode = mode;
   o.exist_ok = exist_ok;
   o.abandon_timeout = to_ms(abandon_timeout, "abandon_timeout");
@@ -55,87 +50,39 @@ void remove(const std::string& name, bool force, const py::object& ns) {
 
 std::vector<std::string> ls(const py::object& ns) { return unwrap(list_streams(namespace_of(ns))); }
 
-py::dict stat(const std::string& name, const py::object& ns) {
-  const std::string nspace = namespace_of(ns);
+StreamInfo snapshot(const std::string& ns, const std::string& name) {
   Result<StreamInfo> r = make_error(Errc::kIo, "");
   {
     py::gil_scoped_release nogil;  // open waits briefly for a creator still at work
-    r = stream_info(nspace, name);
+    r = stream_info(ns, name);
   }
-  StreamInfo s = unwrap(std::move(r));
-  py::dict d;
-  d["stream"] = s.name;
-  d["namespace"] = s.ns;
-  d["layout_version"] = s.layout_version;
-  d["capacity"] = s.capacity;
-  d["max_record"] = s.max_record;
-  d["created_ns"] = s.created_ns;
-  d["next_seq"] = s.next_seq;
-  d["oldest_seq"] = s.oldest_seq;
-  d["tail_pos"] = s.tail_pos;
-  d["records_published"] = s.records_published;
-  d["bytes_published"] = s.bytes_published;
-  d["abandoned"] = s.abandoned;
-  d["aborted"] = s.aborted;
-  d["producer_waits"] = s.producer_waits;
-  d["producer_full"] = s.producer_full;
-  d["tail_lost"] = s.tail_lost;
-  d["evictions"] = s.evictions;
-  d["abandon_timeout_ms"] = s.abandon_timeout_ms;
-  d["consumer_dead_timeout_ms"] = s.consumer_dead_timeout_ms;
-  if (s.persist) {
-    const PersistSettings& p = *s.persist;
-    py::dict e;
-    e["store_dir"] = p.store_dir;
-    e["store_kind"] = p.store_kind;
-    e["hold_producers"] = p.hold_producers;
-    e["sync"] = p.sync;
-    e["flush_interval_ns"] = static_cast<uint64_t>(p.flush_interval.count());
-    e["retention_age_ns"] = static_cast<uint64_t>(p.retention_age.count());
-    e["retention_bytes"] = p.retention_bytes;
-    e["segment_bytes"] = p.segment_bytes;
-    d["persist"] = e;
-  } else {
-    d["persist"] = py::none();
+  return unwrap(std::move(r));
+}
+
+// The JSON of `shmbus stat --json` (shmbus/stat.h): one snapshot, or two `interval`
+// seconds apart and the rates between them.  The wait runs without the GIL, in slices
+// with signal checks between them (Ctrl-C raises KeyboardInterrupt).
+std::string stat_json(const std::string& name, const py::object& ns, const py::object& interval,
+                      double stall_s) {
+  const std::string nspace = namespace_of(ns);
+  const auto wait = to_timeout(interval, "interval");
+  if (!wait) throw_error(Errc::kInvalidArgument, "interval must be a number of seconds");
+  StreamInfo first = snapshot(nspace, name);
+  if (wait->count() == 0) return shmbus::stat_json(first, nullptr, plan_capacity(first, nullptr, stall_s));
+  const auto t0 = std::chrono::steady_clock::now();
+  Deadline deadline(*wait);
+  while (!deadline.passed()) {
+    const auto slice = deadline.next_slice();
+    {
+      py::gil_scoped_release nogil;
+      std::this_thread::sleep_for(slice);
+    }
+    check_signals();
   }
-  d["durable_seq"] = s.durable_seq;
-  d["oldest_persisted_seq"] = s.oldest_persisted_seq;
-  d["deleted_below"] = s.deleted_below;
-  d["persister_beat_ns"] = s.persister_beat_ns;
-  d["store"] = s.persist ? s.persist->store_kind : std::string();
-  d["pmem_granularity"] = s.pmem_granularity;
-  d["disk_bytes"] = s.disk_bytes;
-  d["segments"] = s.segments;
-  d["deleted_records"] = s.deleted_records;
-  d["deleted_bytes"] = s.deleted_bytes;
-  // The rates and the capacity plan are added by shmbus.stat() (shmbus/_stat.py).
-  py::list producers;
-  for (const ProducerInfo& p : s.producers) {
-    py::dict e;
-    e["pid"] = p.pid;
-    e["alive"] = p.alive;
-    e["start_ns"] = p.start_ns;
-    e["last_active_ns"] = p.last_active_ns;
-    e["records"] = p.records;
-    e["bytes"] = p.bytes;
-    producers.append(e);
-  }
-  d["producers"] = producers;
-  py::list consumers;
-  for (const ConsumerInfo& c : s.consumers) {
-    py::dict e;
-    e["name"] = c.name;
-    e["pid"] = c.pid;
-    e["alive"] = c.alive;
-    e["durable"] = c.durable;
-    e["evicted"] = c.evicted;
-    e["next_seq"] = c.next_seq;
-    e["lag"] = c.lag;
-    e["last_active_ns"] = c.last_active_ns;
-    consumers.append(e);
-  }
-  d["consumers"] = consumers;
-  return d;
+  StreamInfo second = snapshot(nspace, name);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const StatRates rates = measure_rates(first, second, seconds);
+  return shmbus::stat_json(second, &rates, plan_capacity(second, &rates, stall_s));
 }
 
 }  // namespace
@@ -164,8 +111,9 @@ unless ``force``.  Processes that have it open keep their mapping until they clo
 NotFoundError if it does not exist.)doc");
   m.def("ls", &ls, py::arg("namespace") = py::none(),
         "ls(namespace=None) -> list[str]\n\nThe streams of a namespace, sorted.");
-  m.def("_stat", &stat, py::arg("name"), py::arg("namespace") = py::none(),
-        "One snapshot of a stream's StreamInfo, without rates (see shmbus.stat).");
+  m.def("_stat_json", &stat_json, py::arg("name"), py::arg("namespace"), py::arg("interval"),
+        py::arg("stall"),
+        "The JSON text of `shmbus stat --json` (see shmbus.stat, which parses it).");
   m.def("resolve_namespace",
         [](const py::object& ns) { return namespace_of(ns); }, py::arg("namespace") = py::none(),
         R"doc(resolve_namespace(namespace=None) -> str

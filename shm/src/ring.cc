@@ -189,9 +189,10 @@ namespace {
 struct SlotScan {
   PosSeq durable_min;   // the slowest live durable consumer (or the limit passed in)
   PosSeq furthest;      // the furthest position any live consumer has read to
+  PosSeq nearest_past;  // the nearest consumer position at or past `want` (pos ~0: none)
 };
-SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail) {
-  SlotScan r{lim, PosSeq{0, 0}};
+SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail, uint64_t want = 0) {
+  SlotScan r{lim, PosSeq{0, 0}, PosSeq{~0ULL, 0}};
   const uint32_t n = consumer_slots_in_use(m.header());
   for (uint32_t i = 0; i < n; ++i) {
     ConsumerSlot* s = m.consumer_slot(i);
@@ -204,6 +205,7 @@ SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail) {
     uint64_t seq = s->next_seq.load(std::memory_order_acquire);
     uint64_t pos = s->position.load(std::memory_order_acquire);
     if (pos <= tail && pos > r.furthest.pos) r.furthest = PosSeq{pos, seq};
+    if (pos <= tail && pos >= want && pos < r.nearest_past.pos) r.nearest_past = PosSeq{pos, seq};
     if (s->kind.load(std::memory_order_relaxed) == kKindTailing) continue;
     if (pos < r.durable_min.pos) r.durable_min = PosSeq{pos, seq};
   }
@@ -213,15 +215,19 @@ SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail) {
 
 PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end) {
   StreamHeader* h = m.header();
-  // Every record below a consumer's position is committed (or a gap): head can jump
-  // there without reading the records, which keeps the scan below off the hot path
-  // whenever someone is reading.
-  const uint64_t tail = load_pos(&h->claim);
-  SlotScan first = scan_slots(m, PosSeq{~0ULL, ~0ULL}, tail);
-  if (first.furthest.pos > load_pos(&h->head)) raise_posseq(&h->head, first.furthest);
-  // Free a sixteenth of the ring beyond what this claim needs, so that a scan runs once
-  // per cap/16 bytes published rather than on every claim.
+  // Free a sixteenth of the ring beyond what this claim needs, so that this runs once
+  // per cap/16 bytes published rather than on every claim.  Head (and so floor, where
+  // "earliest" starts) moves only that far: older records stay readable.
   const uint64_t want = end > m.capacity() ? end - m.capacity() + m.capacity() / 16 : 0;
+  const uint64_t tail = load_pos(&h->claim);
+  SlotScan first = scan_slots(m, PosSeq{~0ULL, ~0ULL}, tail, want);
+  // Every record below a consumer's position is committed (or a gap): head can jump
+  // there without reading the records, which keeps the scan off the hot path whenever
+  // someone is reading: to the nearest such position past `want`, else the furthest.
+  if (load_pos(&h->head) < want) {
+    const PosSeq jump = first.nearest_past.pos != ~0ULL ? first.nearest_past : first.furthest;
+    if (jump.pos > load_pos(&h->head)) raise_posseq(&h->head, jump);
+  }
   PosSeq f = advance_head(m, stuck, want);
   if (first.durable_min.pos < f.pos) f = first.durable_min;
   raise_posseq(&h->floor, f);

@@ -6,6 +6,7 @@
 // consumer), the capacity plan derived from them, and the JSON document of
 // `shmbus stat --json`, whose keys and value formats scripts depend on.  Taking the
 // snapshots (and waiting between them) is the caller's: each waits its own way.
+// Thread: any; these are pure functions of their arguments.
 #pragma once
 
 #include <optional>

@@ -1,0 +1,366 @@
+"""Persistence from Python: Persister, replaying consumers, durable publishes, gaps."""
+
+import datetime
+import os
+import pickle
+import time
+
+import pytest
+
+import shmbus
+from conftest import run_python
+
+RING = 64 * 1024
+PAYLOAD = 100  # a record takes 160 ring bytes: ~400 fill the 64K ring
+
+
+def payload(i):
+    return i.to_bytes(8, "little") * (PAYLOAD // 8) + b"...."
+
+
+@pytest.fixture
+def pstream(ns, tmp_path):
+    """A 64K stream "p" and a data directory for its store."""
+    shmbus.create("p", capacity=RING, namespace=ns, consumer_dead_timeout=0.2)
+    return "p", str(tmp_path / "data")
+
+
+def wait_until(cond, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_round_trip_store_then_live(ns, pstream):
+    name, data = pstream
+    n = 5000  # ~12 rings
+    with shmbus.Producer(name, namespace=ns) as p:
+        with shmbus.Persister(name, data_dir=data, namespace=ns, segment_bytes="128K") as per:
+            assert per.running and per.stream == name and per.namespace == ns
+            assert per.store_dir == os.path.join(data, ns, name) and per.data_dir == data
+            for i in range(n):
+                p.publish(payload(i), type=i % 7)
+            per.flush()
+            assert per.stats()["durable_seq"] == n
+        assert not per.running
+        st = per.stats()  # the final counts, after stop()
+        assert st["running"] is False and st["records"] == n and st["lost"] == 0
+        assert st["last_error"] is None and st["store"]["kind"] == "file"
+        # Published after the persister stopped: in the ring only.
+        for i in range(n, n + 50):
+            p.publish(payload(i), type=i % 7)
+    info = shmbus.stat(name, namespace=ns)
+    assert info["persist"]["store_dir"] == os.path.join(data, ns, name)
+    assert info["durable_seq"] == n and info["oldest_seq"] > 0  # the ring lost the start
+
+    with shmbus.Consumer(name, start="earliest", namespace=ns) as c:
+        assert c.replaying and not c.durable and c.group is None
+        got, modes = [], []
+        for rec in c.iter(idle_timeout=0.5):
+            got.append((rec.seq, rec.type, rec.bytes()))
+            modes.append(c.from_store)
+        assert c.gaps == 0 and c.last_gap is None and c.lost == 0
+    assert got == [(i, i % 7, payload(i)) for i in range(n + 50)]
+    assert modes[0] is True and modes[-1] is False  # store, then the live ring
+    assert modes == sorted(modes, reverse=True)  # switched once
+
+
+def test_replaying_consumer_follows_live_records(ns, pstream):
+    name, data = pstream
+    with shmbus.Persister(name, data_dir=data, namespace=ns), \
+            shmbus.Producer(name, namespace=ns) as p:
+        for i in range(2000):
+            p.publish(payload(i))
+        with shmbus.Consumer(name, namespace=ns) as c:  # start=None: the earliest
+            assert [r.seq for r in c.read_batch(5000, timeout=1)][:1] == [0]
+            for i in range(2000, 2100):
+                p.publish(payload(i))
+            rest = [r.seq for r in c.iter(idle_timeout=0.5)]
+            assert rest[-1] == 2099 and c.next_seq == 2100
+
+
+def test_start_at_a_sequence_older_than_the_ring(ns, pstream):
+    name, data = pstream
+    with shmbus.Persister(name, data_dir=data, namespace=ns) as per, \
+            shmbus.Producer(name, namespace=ns) as p:
+        for i in range(3000):
+            p.publish(payload(i))
+        per.flush()
+    assert shmbus.stat(name, namespace=ns)["oldest_seq"] > 1234
+    with shmbus.Consumer(name, start=1234, namespace=ns) as c:
+        seqs = [r.seq for r in c.iter(idle_timeout=0.3)]
+    assert seqs == list(range(1234, 3000))
+
+
+def test_start_with_a_datetime(ns, pstream):
+    name, data = pstream
+    with shmbus.Persister(name, data_dir=data, namespace=ns) as per, \
+            shmbus.Producer(name, namespace=ns) as p:
+        for i in range(1500):
+            p.publish(payload(i))
+        time.sleep(0.02)
+        start = datetime.datetime.now(datetime.timezone.utc)
+        time.sleep(0.02)
+        for i in range(1500, 3000):
+            p.publish(payload(i))
+        per.flush()
+    with shmbus.Consumer(name, start=start, namespace=ns) as c:
+        recs = [(r.seq, r.timestamp_ns) for r in c.iter(idle_timeout=0.3)]
+    assert [s for s, _ in recs] == list(range(1500, 3000))
+    assert recs[0][1] >= start.timestamp() * 1e9
+    # A naive datetime is local time, as datetime.timestamp() has it.
+    naive = datetime.datetime.fromtimestamp(start.timestamp())
+    with shmbus.Consumer(name, start=naive, namespace=ns) as c:
+        assert c.poll(1).seq == 1500
+
+
+def test_publish_durable_with_a_sync_persister(ns, pstream):
+    name, data = pstream
+    with shmbus.Producer(name, namespace=ns) as p:
+        with pytest.raises(shmbus.TimeoutError, match="not persisted") as e:
+            p.publish_durable(b"early", timeout=0.1)
+        assert e.value.seq == 0 and isinstance(e.value, TimeoutError)  # published all the same
+        with shmbus.Persister(name, data_dir=data, namespace=ns, durability="sync",
+                              flush_interval=60):
+            assert shmbus.stat(name, namespace=ns)["persist"]["sync"] is True
+            t0 = time.monotonic()
+            seqs = [p.publish_durable(payload(i), type=3, timeout=10) for i in range(1, 50)]
+            assert seqs == list(range(1, 50))
+            assert time.monotonic() - t0 < 5  # sync: not one 60 s flush interval each
+            assert shmbus.stat(name, namespace=ns)["durable_seq"] >= 50
+            p.wait_durable(0, timeout=0)  # durable already: no wait
+            last = p.publish_batch([b"a", b"b", b"c"])
+            p.wait_durable(last + 2, timeout=10)
+        with pytest.raises(shmbus.TimeoutError, match="is a persister running") as e:
+            p.publish_durable(b"late", timeout=0.05)
+        assert e.value.seq == last + 3
+        with pytest.raises(shmbus.InvalidArgumentError):
+            p.wait_durable(-1)
+        with pytest.raises(TypeError):
+            p.publish_durable(b"x", timeout="1s")
+    with pytest.raises(shmbus.ClosedError):
+        p.wait_durable(0)
+
+
+def test_stop_flushes(ns, pstream):
+    name, data = pstream
+    per = shmbus.Persister(name, data_dir=data, namespace=ns, flush_interval=3600)
+    with shmbus.Producer(name, namespace=ns) as p:
+        for i in range(50):  # far below a quarter of the ring: no early flush
+            p.publish(payload(i))
+    wait_until(lambda: per.stats()["records"] == 50)
+    assert shmbus.stat(name, namespace=ns)["durable_seq"] == 0  # not yet: the interval is 1 h
+    per.stop()
+    assert shmbus.stat(name, namespace=ns)["durable_seq"] == 50
+    per.stop()  # idempotent
+    with pytest.raises(shmbus.ClosedError):
+        per.flush()
+    # The store really holds them: a new persister finds them and starts after them.
+    with shmbus.Persister(name, data_dir=data, namespace=ns) as again:
+        assert again.stats()["store"]["end_seq"] == 50
+
+
+def test_flush_makes_durable(ns, pstream):
+    name, data = pstream
+    with shmbus.Persister(name, data_dir=data, namespace=ns, flush_interval=3600) as per:
+        with shmbus.Producer(name, namespace=ns) as p:
+            for i in range(10):
+                p.publish(payload(i))
+        wait_until(lambda: per.stats()["records"] == 10)
+        per.flush(timeout=10)
+        assert shmbus.stat(name, namespace=ns)["durable_seq"] == 10
+        per.flush(timeout=None)
+
+
+def test_gaps_are_skipped_and_counted_or_raised(ns, pstream):
+    # A persister that lets producers go on: records published while it is stopped
+    # leave the ring unstored, and its next run records them as a lost range.
+    name, data = pstream
+    opts = dict(data_dir=data, namespace=ns, hold_producers=False)
+    with shmbus.Producer(name, namespace=ns) as p:
+        with shmbus.Persister(name, **opts):
+            for i in range(1000):
+                p.publish(payload(i))
+        for i in range(1000, 4000):  # laps the stopped persister's group
+            p.publish(payload(i))
+        with shmbus.Persister(name, **opts) as per:
+            for i in range(4000, 4500):
+                p.publish(payload(i))
+            per.flush()
+            lost = per.stats()["lost"]
+    assert lost > 0
+    gap_end = 1000 + lost
+    with shmbus.Consumer(name, start="earliest", namespace=ns) as c:
+        seqs = [r.seq for r in c.iter(idle_timeout=0.3)]
+        assert seqs == list(range(1000)) + list(range(gap_end, 4500))
+        assert c.gaps == lost and c.last_gap == (1000, gap_end, "not persisted")
+    with shmbus.Consumer(name, start="earliest", namespace=ns, raise_on_gap=True) as c:
+        # read_batch returns the records before the gap; the next read raises it.
+        assert [r.seq for r in c.read_batch(5000, timeout=1)] == list(range(1000))
+        with pytest.raises(shmbus.GapError) as e:
+            c.read_batch(10, timeout=1)
+        assert (e.value.from_seq, e.value.to_seq, e.value.reason) == (1000, gap_end, "not persisted")
+        assert e.value.code == "gap" and "1000.." in str(e.value)
+        assert c.poll(1).seq == gap_end  # reading goes on after the gap
+    again = pickle.loads(pickle.dumps(e.value))
+    assert (again.from_seq, again.to_seq, again.reason) == (1000, gap_end, "not persisted")
+
+
+def test_which_consumers_replay(ns, pstream):
+    name, data = pstream
+    shmbus.create("plain", capacity=RING, namespace=ns)
+    with shmbus.Consumer("plain", namespace=ns) as c:
+        assert not c.replaying and not c.from_store and c.last_gap is None
+    with shmbus.Persister(name, data_dir=data, namespace=ns):
+        with shmbus.Consumer(name, group="g", namespace=ns) as c:
+            assert c.durable and not c.replaying  # groups read the ring
+        with shmbus.Consumer(name, namespace=ns, start="latest") as c:
+            assert c.replaying and c.poll(0) is None and repr(c).find("replaying") > 0
+
+
+def test_persister_errors(ns, pstream, tmp_path):
+    name, data = pstream
+    with pytest.raises(shmbus.NotFoundError):
+        shmbus.Persister("nope", data_dir=data, namespace=ns)
+    with pytest.raises(shmbus.InvalidArgumentError):
+        shmbus.Persister(name, data_dir=data, namespace=ns, store="tape")
+    with pytest.raises(shmbus.InvalidArgumentError):
+        shmbus.Persister(name, data_dir=data, namespace=ns, durability="eventually")
+    with pytest.raises(shmbus.InvalidArgumentError):
+        shmbus.Persister(name, data_dir=data, namespace=ns, flush_interval=-1)
+    with pytest.raises(shmbus.InvalidArgumentError):
+        shmbus.Persister(name, data_dir=data, namespace=ns, retention_bytes="lots")
+    with pytest.raises(TypeError):
+        shmbus.Persister(name, data_dir=data, namespace=ns, retention_age="1h")
+    with pytest.raises(TypeError):
+        shmbus.Persister(name, data_dir=42, namespace=ns)
+    per = shmbus.Persister.start(name, data_dir=tmp_path / "data", namespace=ns)  # PathLike
+    assert isinstance(per, shmbus.Persister)
+    with pytest.raises(shmbus.BusyError):
+        shmbus.Persister(name, data_dir=data, namespace=ns)
+    per.stop()
+    with pytest.raises(shmbus.ClosedError, match="stopped"):
+        per.flush()
+
+
+def test_resolve_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("SHMBUS_DATA_DIR", str(tmp_path))
+    assert shmbus.resolve_data_dir() == str(tmp_path)
+    assert shmbus.resolve_data_dir("/x/y") == "/x/y"
+    monkeypatch.delenv("SHMBUS_DATA_DIR")
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert shmbus.resolve_data_dir() == "/home/someone/.local/share/shmbus"
+
+
+def test_stat_json_escapes_the_store_path(ns, tmp_path):
+    shmbus.create("e", capacity=RING, namespace=ns)
+    odd = tmp_path / 'q"uo\\te \u00e9\t'
+    with shmbus.Persister("e", data_dir=odd, namespace=ns):
+        st = shmbus.stat("e", namespace=ns)
+    assert st["persist"]["store_dir"] == os.path.join(str(odd), ns, "e")
+
+
+def test_stat_plan_with_retention(ns, pstream):
+    name, data = pstream
+    with shmbus.Persister(name, data_dir=data, namespace=ns, retention_age=3600,
+                          retention_bytes="10M"), shmbus.Producer(name, namespace=ns) as p:
+        import threading
+
+        stop = threading.Event()
+
+        def pump():
+            while not stop.is_set():
+                p.publish(b"z" * 100)
+                time.sleep(0.0005)
+
+        t = threading.Thread(target=pump)
+        t.start()
+        try:
+            st = shmbus.stat(name, namespace=ns, interval=0.3, stall=2)
+        finally:
+            stop.set()
+            t.join()
+    assert st["retention_s"] == 3600.0 and st["stall_s"] == 2.0
+    lam, lam_b = st["lambda_records_per_s"], st["lambda_bytes_per_s"]
+    assert lam > 0
+    assert st["projected_store_bytes"] == pytest.approx(min((lam_b + 36 * lam) * 3600, 10 << 20), rel=1e-3)
+    assert st["ring_bytes_for_stall"] == pytest.approx((lam_b + 48 * lam) * 2, rel=1e-3)
+    mu = {c["name"]: c["mu_records_per_s"] for c in st["consumers"]}
+    assert mu["_persister"] > 0
+
+
+def test_sigxfsz_warning_with_a_file_size_limit(ns, pstream):
+    name, data = pstream
+    code = r"""
+import resource, signal, sys, warnings, shmbus
+ns, name, data = sys.argv[1:4]
+assert signal.getsignal(signal.SIGXFSZ) == signal.SIG_IGN  # CPython ignores it at startup
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 30, resource.RLIM_INFINITY))
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    shmbus.Persister(name, data_dir=data, namespace=ns).stop()
+    print(sum("SIGXFSZ" in str(x.message) for x in w))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    shmbus.Persister(name, data_dir=data, namespace=ns).stop()
+    print(sum("SIGXFSZ" in str(x.message) for x in w))
+"""
+    r = run_python(code, ns, name, data)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "1"]
+
+
+def test_persister_after_fork(ns, pstream):
+    name, data = pstream
+    with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                per.flush()
+            except shmbus.ClosedError:
+                code = 0 if not per.running else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        with shmbus.Producer(name, namespace=ns) as p:
+            p.publish_durable(b"still persisting", timeout=10)
+        assert per.running
+
+
+
+def test_file_size_limit_holds_producers_and_recovers(ns, pstream):
+    # With SIGXFSZ ignored, a write beyond RLIMIT_FSIZE fails (EFBIG): the persister
+    # keeps the record, holds the ring, and goes on once the limit is lifted.
+    name, data = pstream
+    code = r"""
+import resource, sys, time, shmbus
+ns, name, data = sys.argv[1:4]
+resource.setrlimit(resource.RLIMIT_FSIZE, (128 << 10, resource.RLIM_INFINITY))
+per = shmbus.Persister(name, data_dir=data, namespace=ns)
+sent = 0
+with shmbus.Producer(name, namespace=ns, full_timeout=0.5) as p:
+    try:
+        for i in range(3000):
+            p.publish(b"x" * 100); sent += 1
+    except shmbus.FullError:
+        pass
+    st = per.stats()
+    print(sent < 3000, st["disk_full_waits"] > 0, st["last_error"] is not None)
+    try:
+        per.flush(timeout=5)
+        print("flushed")
+    except shmbus.NoSpaceError as e:
+        print("NoSpaceError")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    for i in range(sent, 3000):
+        p.publish(b"x" * 100)
+    p.wait_durable(2999, timeout=20)
+per.stop()
+print(per.stats()["records"], per.stats()["last_error"])
+"""
+    r = run_python(code, ns, name, data)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["True True True", "NoSpaceError", "3000 None"]
