@@ -3,7 +3,8 @@
 #   tools/dev.sh demo   build (Release) and run the lifecycle demo (tools/demo.sh)
 #   tools/dev.sh test   build and run every test: the suite (Release), the suite under
 #                       ASan+UBSan, and the concurrency tests under TSan
-#   tools/dev.sh bench  build (Release) and print the benchmark table
+#   tools/dev.sh bench  build (Release) and print the benchmark tables (IPC, persistence,
+#                       Python), each with its baselines measured in the same run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-demo}
@@ -27,11 +28,17 @@ install_missing() {
   fi
 }
 
-build() {  # build DIR [cmake args...]
+build() {  # build DIR [cmake args...] [-- targets...]
   local dir=$1; shift
-  cmake -S . -B "$dir" -G Ninja -DPython3_EXECUTABLE=/usr/bin/python3 "$@" >/dev/null
-  ninja -C "$dir" -j "$jobs"
+  local args=() targets=()
+  while (($#)) && [ "$1" != "--" ]; do args+=("$1"); shift; done
+  (($#)) && shift && targets=("$@")
+  cmake -S . -B "$dir" -G Ninja -DPython3_EXECUTABLE=/usr/bin/python3 "${args[@]}" >/dev/null
+  ninja -C "$dir" -j "$jobs" "${targets[@]}"
 }
+
+# The test programs that hold the tests labelled tsan (threads racing in one process).
+tsan_targets() { echo shm_unit_tests; }
 
 install_missing
 case "$mode" in
@@ -50,12 +57,14 @@ case "$mode" in
       ctest --test-dir build-asan --output-on-failure -LE 'soak|python' -j 1
     echo "== TSan build: the concurrency tests"
     build build-tsan -DCMAKE_BUILD_TYPE=Debug -DSHMBUS_SANITIZE=thread \
-      -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF
+      -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -- $(tsan_targets)
     TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L tsan -j 1
     ;;
   bench)
     build build -DCMAKE_BUILD_TYPE=Release
     build/bench/shmbus-bench "${@:2}"
+    build/bench/shmbus-persist-bench
+    PYTHONPATH=build/bindings/pkg /usr/bin/python3 bench/python/python_bench.py
     ;;
   *) echo "usage: tools/dev.sh demo|test|bench" >&2; exit 2 ;;
 esac

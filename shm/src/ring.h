@@ -105,6 +105,8 @@ class Backoff {
     return false;
   }
   void reset() { n_ = 0; }
+  // True while spin() would still spin (not yet time to sleep).
+  bool spinning() const { return s_ != WaitStrategy::kBlock || n_ < 2100; }
 
  private:
   static void sched_yield_();
