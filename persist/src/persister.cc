@@ -10,11 +10,14 @@
 #include <concurrentqueue/concurrentqueue.h>
 #include <spdlog/spdlog.h>
 
-#include <condition_variable>
-#include <future>
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <vector>
 
 namespace shmbus::persist {
 
@@ -27,7 +30,15 @@ std::string resolve_data_dir(std::string_view flag) {
 
 namespace {
 
-constexpr const char* kPersisterGroup = "_persister";
+// After a failed write (disk full, file-size limit, I/O error) the next attempt waits this
+// long, so that a full disk is not hammered with writes and truncations.
+constexpr uint64_t kRetryNs = 100'000'000;
+
+uint64_t steady_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
 
 // A request from another thread, answered through `done`.
 struct Request {
@@ -47,46 +58,163 @@ struct Persister::Impl {
   std::thread thread;
   std::atomic<bool> running{false};
 
-  uint64_t published_deleted_records = 0, published_deleted_bytes = 0;  // persister thread
-  // The ring cannot reuse what is not yet durable: flush early once this much of it is
-  // waiting (a quarter of the ring), not only every flush_interval.
+  // ---- guarded by req_mu: whether requests are still answered ----
+  std::mutex req_mu;
+  bool accepting = true;
+  std::mutex stop_mu;  // serialises stop()
+
+  // ---- persister thread only ----
+  uint64_t published_deleted_records = 0, published_deleted_bytes = 0;
+  // The ring cannot reuse what is not committed, and the persister commits only what is
+  // durable: make it durable early once this much of the ring waits (a quarter of it),
+  // not only every flush_interval.
   uint64_t flush_after_bytes = 0;
-  uint64_t unflushed_bytes = 0;
+  uint64_t uncommitted_bytes = 0;     // ring bytes read since the last commit (roughly)
+  uint64_t first_uncommitted_ns = 0;  // steady time of the oldest such read; 0: none
+  uint64_t published_durable = 0;     // the durable position last put in the header
+  uint64_t retry_at_ns = 0;           // steady time before which no write is retried
+  bool write_failing = false;         // last_error holds a write failure
+  Error last_write_error{Errc::kIo, ""};
+  std::optional<Record> pending;      // a record the store refused (its view stays valid:
+                                      // the ring cannot overwrite what is not committed)
 
   mutable std::mutex mu;  // guards stats_ (copied out by stats())
   PersisterStats stats_;
 
   void run();
+  void read_records(bool stopping);
+  void make_durable_if_due(bool stopping);
   Result<void> make_durable();
-  Result<void> store_record(const Record& rec);
+  Result<bool> store_record(const Record& rec);
+  void note_write_error(const Error& e);
+  void note_write_ok();
+  void housekeeping(uint64_t* next_retention, uint64_t* next_beat);
   void publish_stats();
 };
 
+// Makes everything stored durable, then lets the ring reuse it and tells producers.
 Result<void> Persister::Impl::make_durable() {
-  const uint64_t before = store->durable_seq();
   if (auto r = store->flush(); !r) return r;
-  unflushed_bytes = 0;
-  // Durable now: the ring may reuse what we read, and producers may stop waiting.
+  // Durable now: every record read so far is in the store (pending is empty whenever
+  // this runs), so the ring may reuse all of it.
   ring->commit();
-  if (store->durable_seq() != before || ctl->durable_seq() != store->durable_seq())
-    ctl->set_durable_seq(store->durable_seq());
+  uncommitted_bytes = 0;
+  first_uncommitted_ns = 0;
+  const uint64_t d = store->durable_seq();
+  if (d != published_durable || ctl->durable_seq() != d) ctl->set_durable_seq(d);
+  published_durable = d;
+  std::lock_guard lock(mu);
+  stats_.durable_seq = d;
   return {};
 }
 
-Result<void> Persister::Impl::store_record(const Record& rec) {
+// Returns false for a record the store already holds (read again after a restart).
+Result<bool> Persister::Impl::store_record(const Record& rec) {
   const uint64_t next = store->next_seq();
-  const bool empty = store->stats().end_seq == store->stats().oldest_seq && next == 0;
-  if (!empty && rec.seq < next) return {};  // stored before a restart: not twice
+  const bool empty = next == 0;  // a store that never held anything takes any sequence
+  if (!empty && rec.seq < next) return false;  // stored before a restart: not twice
   if (!empty && rec.seq > next) {
     // Sequences the ring skipped (claims of dead producers) or lost while the persister
     // was away on a stream that lets producers go on: say so in the store.
-    if (auto r = store->append_lost(next, rec.seq); !r) return r;
-    std::lock_guard lock(mu);
-    stats_.lost += rec.seq - next;
+    if (auto r = store->append_lost(next, rec.seq); !r) return r.error();
+    {
+      std::lock_guard lock(mu);
+      stats_.lost += rec.seq - next;
+    }
     spdlog::warn("persister {}/{}: records {}..{} were not persisted (gap in the ring)", ns,
                  stream, next, rec.seq - 1);
   }
-  return store->append(rec.seq, rec.ts_ns, rec.type, rec.data);
+  if (auto r = store->append(rec.seq, rec.ts_ns, rec.type, rec.data); !r) return r.error();
+  return true;
+}
+
+void Persister::Impl::note_write_error(const Error& e) {
+  if (!write_failing)
+    spdlog::error("persister {}/{}: {} (holding producers; retrying)", ns, stream, e.message);
+  write_failing = true;
+  last_write_error = e;
+  retry_at_ns = steady_ns() + kRetryNs;
+  std::lock_guard lock(mu);
+  stats_.last_error = e.message;
+  if (e.code == Errc::kNoSpace) stats_.disk_full_waits++;
+}
+
+void Persister::Impl::note_write_ok() {
+  if (!write_failing) return;
+  write_failing = false;
+  spdlog::info("persister {}/{}: writing again", ns, stream);
+  std::lock_guard lock(mu);
+  stats_.last_error.clear();
+}
+
+void Persister::Impl::read_records(bool stopping) {
+  const uint64_t now = steady_ns();
+  if (pending && now < retry_at_ns) {
+    // Short naps, so that requests (stop, flush) are answered meanwhile.
+    std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(retry_at_ns - now, 10'000'000)));
+    return;
+  }
+  const auto poll_wait = std::min<std::chrono::nanoseconds>(
+      opts.flush_interval / 2 + std::chrono::microseconds(100), std::chrono::milliseconds(50));
+  uint64_t records = 0, bytes = 0;
+  for (uint32_t batch = 0; batch < 4096; ++batch) {
+    Record rec;
+    if (pending) {
+      rec = *pending;
+    } else {
+      ReadStatus st = ring->poll(&rec, batch == 0 && !stopping ? poll_wait : std::chrono::nanoseconds(0));
+      if (st == ReadStatus::kCorrupt) {
+        {
+          std::lock_guard lock(mu);
+          stats_.last_error = "the ring holds corrupt bytes";
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // no hot loop
+      }
+      if (st != ReadStatus::kOk) break;
+    }
+    auto r = store_record(rec);
+    if (!r) {
+      // Disk full (or another write error): keep the record, hold the ring (producers
+      // feel backpressure), try again shortly.  Nothing is dropped.
+      note_write_error(r.error());
+      pending = rec;
+      break;
+    }
+    if (pending) {
+      pending.reset();
+      note_write_ok();
+    }
+    // Stored now, or stored before: either way the ring position moves past it and
+    // must be committed within flush_interval.
+    uncommitted_bytes += rec.data.size() + 64;  // payload + ring header and padding, at most
+    if (first_uncommitted_ns == 0) first_uncommitted_ns = steady_ns();
+    if (r.value()) {
+      ++records;
+      bytes += rec.data.size();
+    }
+  }
+  if (records) {
+    std::lock_guard lock(mu);
+    stats_.records += records;
+    stats_.bytes += bytes;
+  }
+}
+
+void Persister::Impl::make_durable_if_due(bool stopping) {
+  if (pending) return;  // a refused record waits: the ring must not move past it
+  const uint64_t now = steady_ns();
+  if (!stopping && now < retry_at_ns) return;
+  // The store flushes by itself when it rolls a segment: publish that at once too.
+  const bool behind = store->durable_seq() != published_durable;
+  const bool waiting = first_uncommitted_ns != 0;
+  const bool due = stopping || behind ||
+                   (waiting && (opts.durability == Durability::kSync ||
+                                uncommitted_bytes >= flush_after_bytes ||
+                                now - first_uncommitted_ns >=
+                                    static_cast<uint64_t>(opts.flush_interval.count())));
+  if (!due) return;
+  if (auto r = make_durable(); !r) note_write_error(r.error());
+  else note_write_ok();
 }
 
 void Persister::Impl::publish_stats() {
@@ -112,119 +240,73 @@ void Persister::Impl::publish_stats() {
   published_deleted_bytes = s.deleted_bytes;
 }
 
+void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat) {
+  // Deletion: the watermark set by `shmbus delete`, then retention.
+  const uint64_t now = now_ns();
+  if (now >= *next_retention) {
+    *next_retention = now + static_cast<uint64_t>(opts.retention_every.count());
+    const uint64_t wm = ctl->deleted_below();
+    if (wm > store->stats().deleted_below) {
+      if (auto d = store->delete_before(wm); d)
+        spdlog::info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
+                     d->segments, d->bytes);
+    }
+    if (opts.retention_age.count() > 0 || opts.retention_bytes > 0) {
+      if (auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now); d && d->segments)
+        spdlog::info("persister {}/{}: retention deleted {} segments ({} records, {} bytes)", ns, stream,
+                     d->segments, d->records, d->bytes);
+    }
+    ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
+  }
+  if (now >= *next_beat) {
+    *next_beat = now + 100'000'000;
+    ctl->beat();
+    publish_stats();
+  }
+}
+
 void Persister::Impl::run() {
-  const auto poll_wait = std::min<std::chrono::nanoseconds>(opts.flush_interval / 2 + std::chrono::microseconds(100),
-                                                            std::chrono::milliseconds(50));
   uint64_t next_retention = 0, next_beat = 0;
-  std::optional<Record> pending;  // a record the store refused for lack of space
   bool stopping = false;
   std::vector<Request> stop_waiters;
   while (!stopping) {
-    // 1. requests
     Request req;
     while (requests.try_dequeue(req)) {
       if (req.kind == Request::Kind::kStop) {
         stopping = true;
         stop_waiters.push_back(req);
-      } else {
-        req.done->set_value(pending ? Result<void>(make_error(Errc::kNoSpace, "store is full")) : make_durable());
+        continue;
       }
-    }
-    // 2. records
-    uint32_t batch = 0;
-    while (batch < 4096) {
-      Record rec;
-      if (pending) {
-        rec = *pending;
-      } else {
-        ReadStatus st = ring->poll(&rec, batch == 0 && !stopping ? poll_wait : std::chrono::nanoseconds(0));
-        if (st != ReadStatus::kOk) {
-          if (st == ReadStatus::kCorrupt) {
-            std::lock_guard lock(mu);
-            stats_.last_error = "the ring holds corrupt bytes";
-          }
-          break;
-        }
-      }
-      auto r = store_record(rec);
-      if (!r) {
-        // Disk full (or another write error): keep the record, hold the ring (producers
-        // feel backpressure), try again shortly.  Nothing is dropped.
-        if (!pending) {
-          spdlog::error("persister {}/{}: {} (holding producers; retrying)", ns, stream, r.error().message);
-        }
-        {
-          std::lock_guard lock(mu);
-          stats_.last_error = r.error().message;
-          stats_.disk_full_waits++;
-        }
-        // The view points into the ring, which cannot move on while uncommitted.
-        pending = rec;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        break;
-      }
-      if (pending) {
-        spdlog::info("persister {}/{}: writing again", ns, stream);
-        std::lock_guard lock(mu);
-        stats_.last_error.clear();
-      }
-      pending.reset();
-      unflushed_bytes += rec.data.size() + 64;  // payload + ring header and padding, roughly
-      std::lock_guard lock(mu);
-      stats_.records++;
-      stats_.bytes += rec.data.size();
-      ++batch;
-    }
-    // 3. durability
-    if (!pending) {
       Result<void> r;
-      if (opts.durability == Durability::kSync || stopping || unflushed_bytes >= flush_after_bytes) {
-        r = make_durable();
+      if (pending) {
+        r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
       } else {
-        const uint64_t before = store->durable_seq();
-        r = store->tick();
-        if (r && store->durable_seq() != before) {
-          unflushed_bytes = 0;
-          ring->commit();
-          ctl->set_durable_seq(store->durable_seq());
-        }
+        r = make_durable();
+        if (!r) note_write_error(r.error());
+        else note_write_ok();
       }
-      if (!r) {
-        std::lock_guard lock(mu);
-        stats_.last_error = r.error().message;
-      }
+      req.done->set_value(r);
     }
-    // 4. deletion: the watermark set by `shmbus delete`, then retention
-    const uint64_t now = now_ns();
-    if (now >= next_retention) {
-      next_retention = now + static_cast<uint64_t>(opts.retention_every.count());
-      const uint64_t wm = ctl->deleted_below();
-      if (wm > store->stats().deleted_below) {
-        if (auto d = store->delete_before(wm); d)
-          spdlog::info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
-                       d->segments, d->bytes);
-      }
-      if (opts.retention_age.count() > 0 || opts.retention_bytes > 0) {
-        if (auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now); d && d->segments)
-          spdlog::info("persister {}/{}: retention deleted {} segments ({} records, {} bytes)", ns, stream,
-                       d->segments, d->records, d->bytes);
-      }
-      ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
-    }
-    if (now >= next_beat) {
-      next_beat = now + 100'000'000;
-      ctl->beat();
-      publish_stats();
-    }
+    read_records(stopping);
+    make_durable_if_due(stopping);
+    housekeeping(&next_retention, &next_beat);
   }
-  Result<void> final_flush = pending ? Result<void>(make_error(Errc::kNoSpace, "store is full: "
-                                                             "unstored records stay in the ring"))
-                                     : make_durable();
+  // The last loop made everything read durable, unless writing failed.
+  Result<void> final_flush;
+  if (pending)
+    final_flush = make_error(Errc::kNoSpace, "records wait to be stored (they stay in the ring): " +
+                                                 last_write_error.message);
+  else if (write_failing)
+    final_flush = last_write_error;
   publish_stats();
   ring->close();
   auto closed = store->close();
   if (final_flush && !closed) final_flush = closed;
   running = false;
+  {
+    std::lock_guard lock(req_mu);
+    accepting = false;
+  }
   for (auto& w : stop_waiters) w.done->set_value(final_flush);
   Request req;
   while (requests.try_dequeue(req)) req.done->set_value(make_error(Errc::kClosed, "persister stopped"));
@@ -245,6 +327,8 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
     if (!getcwd(cwd, sizeof cwd)) return make_error(Errc::kIo, "cannot resolve the data directory");
     impl->opts.data_dir = std::string(cwd) + "/" + impl->opts.data_dir;
   }
+  if (impl->opts.flush_interval.count() < 0 || impl->opts.retention_every.count() < 0)
+    return make_error(Errc::kInvalidArgument, "flush_interval and retention_every cannot be negative");
   auto ctl = StreamControl::open(ns, stream);
   if (!ctl) return ctl.error();
   impl->ctl.emplace(std::move(ctl.value()));
@@ -253,23 +337,33 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   so.kind = impl->opts.kind;
   so.segment_bytes = impl->opts.segment_bytes;
   so.roll_age = impl->opts.roll_age;
-  so.durability = Durability::kAsync;  // the persister decides when to flush
-  so.flush_interval = impl->opts.flush_interval;
+  // The persister decides when to flush (it must commit the ring right after): the store
+  // never flushes by itself inside append().
+  so.durability = Durability::kAsync;
+  so.flush_interval = std::chrono::hours(24 * 365);
   so.secure_delete = impl->opts.secure_delete;
   auto store = SegmentStore::open(impl->opts.data_dir, ns, stream, so);
   if (!store) return store.error();
   impl->store.emplace(std::move(store.value()));
+  const std::string store_dir = impl->opts.data_dir + "/" + std::string(ns) + "/" + std::string(stream);
 
-  PersistSettings ps;
-  ps.store_dir = impl->opts.data_dir + "/" + std::string(ns) + "/" + std::string(stream);
-  ps.store_kind = store_kind_name(impl->opts.kind);
-  ps.hold_producers = impl->opts.hold_producers;
-  ps.sync = impl->opts.durability == Durability::kSync;
-  ps.flush_interval = impl->opts.flush_interval;
-  ps.retention_age = impl->opts.retention_age;
-  ps.retention_bytes = impl->opts.retention_bytes;
-  ps.segment_bytes = impl->opts.segment_bytes;
-  if (auto r = impl->ctl->set_persist(ps); !r) return r.error();
+  // A store that goes further than the ring ever did belongs to an earlier stream of the
+  // same name: appending would skip every record up to its end without a word.
+  auto info = stream_info(ns, stream);
+  if (!info) return info.error();
+  if (impl->store->next_seq() > info->next_seq)
+    return make_error(Errc::kIncompatible,
+                      "the store in " + store_dir + " ends at sequence " +
+                          std::to_string(impl->store->next_seq()) + " but stream '" +
+                          std::string(stream) + "' has only reached " +
+                          std::to_string(info->next_seq) +
+                          ": it holds an earlier stream of the same name; move it away first");
+  impl->flush_after_bytes = info->capacity / 4;
+  // set_persist() comes after the consumer group is taken (below) and must not fail
+  // then: a new group left behind would hold producers for a persister that never ran.
+  if (store_dir.size() > 2048)
+    return make_error(Errc::kInvalidArgument, "the store directory " + store_dir +
+                                                  " is longer than the 2048 bytes a stream header holds");
 
   ConsumerOptions co;
   co.group = kPersisterGroup;
@@ -279,13 +373,30 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   // A restarted persister continues at its last commit; a new one at the oldest record
   // the ring still has, or after what the store already holds.
   auto ring = Consumer::open(ns, stream, co);
-  if (!ring) return ring.error();
+  if (!ring) {
+    if (ring.error().code == Errc::kBusy)
+      return make_error(Errc::kBusy, "stream '" + std::string(stream) +
+                                         "' already has a persister: " + ring.error().message);
+    return ring.error();
+  }
   impl->ring.emplace(std::move(ring.value()));
-  if (auto info = stream_info(ns, stream); info) impl->flush_after_bytes = info->capacity / 4;
+  // The settings only once the consumer group is ours: a second persister (even with
+  // another data directory) gets kBusy above and leaves the header alone.
+  PersistSettings ps;
+  ps.store_dir = store_dir;
+  ps.store_kind = store_kind_name(impl->opts.kind);
+  ps.hold_producers = impl->opts.hold_producers;
+  ps.sync = impl->opts.durability == Durability::kSync;
+  ps.flush_interval = impl->opts.flush_interval;
+  ps.retention_age = impl->opts.retention_age;
+  ps.retention_bytes = impl->opts.retention_bytes;
+  ps.segment_bytes = impl->opts.segment_bytes;
+  if (auto r = impl->ctl->set_persist(ps); !r) return r.error();
   if (impl->ring->lost() > 0)
     spdlog::warn("persister {}/{}: {} records left the ring while no persister ran", ns, stream,
                  impl->ring->lost());
-  impl->ctl->set_durable_seq(std::max(impl->store->durable_seq(), impl->ctl->durable_seq()));
+  impl->published_durable = std::max(impl->store->durable_seq(), impl->ctl->durable_seq());
+  impl->ctl->set_durable_seq(impl->published_durable);
   impl->publish_stats();
   spdlog::info("persister {}/{}: started ({} store in {}, next seq {})", ns, stream,
                store_kind_name(impl->opts.kind), ps.store_dir, impl->store->next_seq());
@@ -296,20 +407,30 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
 }
 
 Result<void> Persister::flush(std::chrono::nanoseconds timeout) {
-  if (!impl_ || !impl_->running) return make_error(Errc::kClosed, "persister is not running");
+  if (!impl_) return make_error(Errc::kClosed, "persister is not running");
   auto done = std::make_shared<std::promise<Result<void>>>();
   auto fut = done->get_future();
-  impl_->requests.enqueue(Request{Request::Kind::kFlush, done});
+  {
+    // Under req_mu: a request queued while the thread still accepts is always answered.
+    std::lock_guard lock(impl_->req_mu);
+    if (!impl_->accepting || !impl_->running) return make_error(Errc::kClosed, "persister is not running");
+    impl_->requests.enqueue(Request{Request::Kind::kFlush, done});
+  }
   if (fut.wait_for(timeout) != std::future_status::ready)
     return make_error(Errc::kTimeout, "persister flush timed out");
   return fut.get();
 }
 
 Result<void> Persister::stop() {
-  if (!impl_ || !impl_->thread.joinable()) return {};
+  if (!impl_) return {};
+  std::lock_guard stop_lock(impl_->stop_mu);
+  if (!impl_->thread.joinable()) return {};
   auto done = std::make_shared<std::promise<Result<void>>>();
   auto fut = done->get_future();
-  impl_->requests.enqueue(Request{Request::Kind::kStop, done});
+  {
+    std::lock_guard lock(impl_->req_mu);
+    impl_->requests.enqueue(Request{Request::Kind::kStop, done});
+  }
   impl_->thread.join();
   auto r = fut.get();
   spdlog::info("persister {}/{}: stopped", impl_->ns, impl_->stream);

@@ -4,12 +4,27 @@
 // tailing ring consumer that skips everything below `next`; the first record it returns
 // decides: seq == next, and we are live with no gap and no duplicate; seq > next (or a
 // lap), and the ring has already let `next` go, which on a persisted stream means the
-// store has it by now: back to store mode.
+// store has it by now: back to store mode.  If the store still lacks it on the second
+// try and no persister is attached to write it (a let-go stream whose persister died,
+// or an abandoned claim), it is gone: kGap "not persisted", and on with the ring.
 #include "shmbus/persister.h"
 
+#include <algorithm>
+#include <chrono>
+#include <optional>
 #include <thread>
 
 namespace shmbus::persist {
+
+namespace {
+
+uint64_t steady_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
 
 struct ReplayConsumer::Impl {
   std::string ns, stream;
@@ -22,27 +37,40 @@ struct ReplayConsumer::Impl {
   bool next_known = false;              // false until the first record fixes it
   uint64_t skip_ts = 0;                 // @TIME start: skip records older than this
   uint64_t switches = 0;
+  bool switch_pending = false;          // on the ring after the store, not yet confirmed
   ReplayGap gap;
   Error error{Errc::kIo, ""};
-  Record held;                          // a ring record read while deciding to switch
+  // A record read (from the store or the ring) while reporting the gap before it; its
+  // view stays valid because nothing is read until it is delivered.
+  Record held;
   bool have_held = false;
+  uint64_t bounced_at = ~0ULL;          // `next` at the last return from ring to store
 
   Result<void> open_store_at(uint64_t seq);
   // From live back to the store at `next`.  When the persister has not written that far
   // yet, the store ends at once and we bounce: nap briefly so that it can catch up.
   Result<void> back_to_store() {
+    switch_pending = false;
     if (bounced_at == next) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     bounced_at = next;
     auto r = open_store_at(next);
     if (!r) error = r.error();
     return r;
   }
-  uint64_t bounced_at = ~0ULL;
-  Result<void> go_live();
+  Result<void> go_live(bool from_store);
+  // Whether a live persister is attached to the ring (so that what it has not stored
+  // yet will come).
+  bool persister_attached() const;
   ReplayStatus deliver(const Record& r, Record* out);
+  ReplayStatus hold_and_report_gap(const Record& r, std::string reason) {
+    held = r;
+    have_held = true;
+    return report_gap(next, r.seq, std::move(reason));
+  }
   ReplayStatus report_gap(uint64_t from, uint64_t to, std::string reason) {
     gap = ReplayGap{from, to, std::move(reason)};
     next = to;
+    next_known = true;
     return ReplayStatus::kGap;
   }
 };
@@ -59,7 +87,7 @@ Result<void> ReplayConsumer::Impl::open_store_at(uint64_t seq) {
   return reader->seek_seq(seq);
 }
 
-Result<void> ReplayConsumer::Impl::go_live() {
+Result<void> ReplayConsumer::Impl::go_live(bool from_store) {
   ConsumerOptions co;
   co.wait = opts.wait;
   co.read_only = opts.read_only;
@@ -70,8 +98,16 @@ Result<void> ReplayConsumer::Impl::go_live() {
   if (!c) return c.error();
   ring.emplace(std::move(c.value()));
   reader.reset();
-  ++switches;
+  switch_pending = from_store;
   return {};
+}
+
+bool ReplayConsumer::Impl::persister_attached() const {
+  auto info = stream_info(ns, stream);
+  if (!info) return true;  // cannot tell: keep waiting for the store
+  for (const auto& c : info->consumers)
+    if (c.name == kPersisterGroup) return c.alive && !c.evicted;
+  return false;
 }
 
 ReplayStatus ReplayConsumer::Impl::deliver(const Record& r, Record* out) {
@@ -122,8 +158,7 @@ Result<ReplayConsumer> ReplayConsumer::open(std::string_view ns, std::string_vie
     else if (r.error().code != Errc::kNotFound) return r.error();
   }
   if (!from_store) {
-    if (auto r = c.go_live(); !r) return r.error();
-    c.switches = 0;
+    if (auto r = c.go_live(false); !r) return r.error();
   }
   return ReplayConsumer(std::move(impl));
 }
@@ -131,8 +166,16 @@ Result<ReplayConsumer> ReplayConsumer::open(std::string_view ns, std::string_vie
 ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout) {
   if (!impl_) return ReplayStatus::kClosed;
   Impl& c = *impl_;
+  const uint64_t deadline = steady_ns() + static_cast<uint64_t>(std::max<int64_t>(timeout.count(), 0));
   const uint64_t deleted = c.ctl->deleted_below();
-  if (c.next_known && c.next < deleted) return c.report_gap(c.next, deleted, "deleted");
+  if (c.next_known && c.next < deleted) {
+    if (c.have_held && c.held.seq < deleted) c.have_held = false;
+    return c.report_gap(c.next, deleted, "deleted");
+  }
+  if (c.have_held) {
+    c.have_held = false;
+    if (c.held.seq == c.next) return c.deliver(c.held, out);
+  }
   for (;;) {
     if (c.reader) {
       auto e = c.reader->next();
@@ -146,15 +189,14 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
           if (e->seq < deleted) continue;
           if (e->ts_ns < c.skip_ts) continue;
           c.skip_ts = 0;
-          if (c.next_known && e->seq > c.next) {
-            // The store starts later than asked (older records were never stored).
-            return c.report_gap(c.next, e->seq, "not in the store");
-          }
           Record r;
           r.seq = e->seq;
           r.ts_ns = e->ts_ns;
           r.type = e->type;
           r.data = e->data;
+          // The store starts later than asked (older records were never stored): the gap,
+          // then this record.
+          if (c.next_known && e->seq > c.next) return c.hold_and_report_gap(r, "not in the store");
           return c.deliver(r, out);
         }
         case EntryKind::kLost:
@@ -162,7 +204,6 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
         case EntryKind::kCorrupt: {
           if (c.next_known && e->end_seq <= c.next) continue;
           const uint64_t from = c.next_known ? std::max(c.next, e->seq) : e->seq;
-          c.next_known = true;
           return c.report_gap(from, e->end_seq,
                               e->kind == EntryKind::kLost      ? "not persisted"
                               : e->kind == EntryKind::kDeleted ? "deleted"
@@ -170,7 +211,7 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
         }
         case EntryKind::kEnd:
           // Everything stored is read: try the live ring.
-          if (auto r = c.go_live(); !r) {
+          if (auto r = c.go_live(true); !r) {
             c.error = r.error();
             return ReplayStatus::kError;
           }
@@ -179,41 +220,53 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
     }
     // Live mode.
     Record rec;
-    if (c.have_held) {
-      c.have_held = false;
-      rec = c.held;
-    } else {
-      ReadStatus st = c.ring->poll(&rec, timeout);
-      if (st == ReadStatus::kTimeout) return ReplayStatus::kTimeout;
-      if (st == ReadStatus::kClosed) return ReplayStatus::kClosed;
-      if (st == ReadStatus::kCorrupt) {
-        c.error = make_error(Errc::kCorrupt, "the ring holds corrupt bytes");
-        return ReplayStatus::kError;
+    const uint64_t now = steady_ns();
+    ReadStatus st = c.ring->poll(&rec, std::chrono::nanoseconds(deadline > now ? deadline - now : 0));
+    if (st == ReadStatus::kTimeout) {
+      // Nothing missing before the live end: the switch holds.
+      if (c.switch_pending) ++c.switches;
+      c.switch_pending = false;
+      return ReplayStatus::kTimeout;
+    }
+    if (st == ReadStatus::kClosed) return ReplayStatus::kClosed;
+    if (st == ReadStatus::kCorrupt) {
+      c.error = make_error(Errc::kCorrupt, "the ring holds corrupt bytes");
+      return ReplayStatus::kError;
+    }
+    if (st == ReadStatus::kLapped) {
+      if (!c.next_known) continue;  // nothing owed yet: take what comes
+      if (!c.store_root.empty()) {
+        // The ring overran us; what we still owe is in the store.
+        if (auto r = c.back_to_store(); !r) return ReplayStatus::kError;
+        continue;
       }
-      if (st == ReadStatus::kLapped) {
-        if (!c.next_known) continue;  // nothing owed yet: take what comes
-        if (!c.store_root.empty()) {
-          // The ring overran us; what we still owe is in the store.
-          if (auto r = c.back_to_store(); !r) return ReplayStatus::kError;
-          continue;
-        }
-        const uint64_t from = c.next;
-        return c.report_gap(from, c.ring->next_seq(), "lost (lapped on a stream that is not persisted)");
-      }
+      // The ring resumes at its oldest record: lost is what lies between.  (It may also
+      // resume below `next`, when it was overrun while skipping to the start: no loss.)
+      if (c.ring->next_seq() <= c.next) continue;
+      return c.report_gap(c.next, c.ring->next_seq(), "lost (lapped on a stream that is not persisted)");
     }
     if (c.next_known && rec.seq < c.next) continue;  // never twice
     if (c.next_known && rec.seq > c.next) {
       if (!c.store_root.empty()) {
+        // The ring has let `next` go: the store should have it by now.  If it did not have
+        // it a moment ago either and no persister is attached to store it, it never will.
+        const bool again = c.bounced_at == c.next;
+        if (again && !c.persister_attached()) {
+          if (c.switch_pending) ++c.switches;  // live from here on, after the gap
+          c.switch_pending = false;
+          return c.hold_and_report_gap(rec, "not persisted");
+        }
         if (auto r = c.back_to_store(); !r) return ReplayStatus::kError;
+        if (again && steady_ns() >= deadline) return ReplayStatus::kTimeout;
         continue;
       }
-      c.held = rec;  // deliver it after the gap
-      c.have_held = true;
-      return c.report_gap(c.next, rec.seq, "gap in the ring (claims of dead producers)");
+      return c.hold_and_report_gap(rec, "gap in the ring (claims of dead producers)");
     }
     if (rec.ts_ns < c.skip_ts) continue;
     c.skip_ts = 0;
     if (rec.seq < deleted) continue;
+    if (c.switch_pending) ++c.switches;
+    c.switch_pending = false;
     return c.deliver(rec, out);
   }
 }

@@ -14,6 +14,9 @@
 
 namespace shmbus::persist {
 
+// The durable consumer group a persister reads the ring as (shown by `stat`).
+inline constexpr const char* kPersisterGroup = "_persister";
+
 // --data-dir if non-empty, else $SHMBUS_DATA_DIR, else ~/.local/share/shmbus.
 std::string resolve_data_dir(std::string_view flag = {});
 
@@ -32,12 +35,12 @@ struct PersisterOptions {
 };
 
 struct PersisterStats {
-  uint64_t records = 0;        // stored since start
+  uint64_t records = 0;        // stored since start (not those a restart found stored)
   uint64_t bytes = 0;          // payload bytes stored since start
   uint64_t lost = 0;           // sequences recorded as lost (gaps, or while dead)
-  uint64_t durable_seq = 0;
-  uint64_t disk_full_waits = 0;
-  std::string last_error;
+  uint64_t durable_seq = 0;    // records below are durable (as of the last flush)
+  uint64_t disk_full_waits = 0;  // writes or flushes refused for lack of space, retried
+  std::string last_error;      // the write failure going on (producers are held), or empty
   StoreStats store;
 };
 
@@ -52,10 +55,12 @@ class Persister {
   Persister(const Persister&) = delete;
   Persister& operator=(const Persister&) = delete;
 
-  // Thread: any.  Returns once everything the persister has read so far is durable.
+  // Thread: any.  Returns once everything the persister has read so far is durable;
+  // the write error (e.g. kNoSpace) while the store refuses writes; kClosed once stopped.
   Result<void> flush(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
   PersisterStats stats() const;
-  // Flushes, stops the thread, releases the store.  Idempotent.
+  // Thread: any.  Flushes, stops the thread, releases the store.  Idempotent.  An error
+  // says the last records read could not be made durable (they stay in the ring).
   Result<void> stop();
   bool running() const noexcept;
 
@@ -99,12 +104,17 @@ class ReplayConsumer {
   ReplayConsumer& operator=(ReplayConsumer&&) noexcept;
   ~ReplayConsumer();
 
-  // Thread: one at a time.  A record's data is valid until the next poll.
+  // Thread: one at a time.  A record's data is valid until the next poll.  Returns
+  // within about `timeout` (plus the time to read what the store holds).  Records that
+  // neither the ring nor the store has any more, with no persister attached to store
+  // them, are reported as kGap "not persisted".
   ReplayStatus poll(Record* rec, std::chrono::nanoseconds timeout);
   const ReplayGap& gap() const noexcept;
   const Error& error() const noexcept;
   uint64_t next_seq() const noexcept;
   bool from_store() const noexcept;    // reading the store now (else the ring)
+  // Times it went from the store to the live ring and found it continuing there (a
+  // record with the next sequence, or nothing newer yet).
   uint64_t switches_to_live() const noexcept;
 
   struct Impl;

@@ -1,0 +1,251 @@
+// The persister end to end: a producer process at full speed, restarts, durability.
+#include <cstdlib>
+
+#include "test_persister_util.h"
+
+namespace shmbus::persist::it {
+namespace {
+
+uint64_t env_or(const char* name, uint64_t dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtoull(v, nullptr, 10) : dflt;
+}
+
+PersisterOptions persister_opts(const DataDir& dir) {
+  PersisterOptions o;
+  o.data_dir = dir.path();
+  o.segment_bytes = 32ULL << 20;
+  return o;
+}
+
+// A producer process publishes as fast as it can (2M records of 64..1000 bytes by
+// default; SHMBUS_IT_RECORDS overrides) while the persister runs in this process: the
+// store ends up holding every record exactly once, in order, with the right bytes.
+TEST(PersisterMP, FullSpeedProducerEveryRecordOnce) {
+  const uint64_t n = env_or("SHMBUS_IT_RECORDS", 2'000'000);
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
+  Children kids;
+  Pipe go;
+  // Forked before the persister's thread exists; waits until the persister is attached
+  // (else the ring could overwrite records nobody stored yet).
+  ProduceSpec spec{ns.ns(), "s", 1, n};
+  pid_t prod = kids.spawn([&] {
+    char c;
+    if (!go.get(&c, 1)) return 1;
+    return produce(spec);
+  });
+  auto p = Persister::start(ns.ns(), "s", persister_opts(dir));
+  ASSERT_TRUE(p) << p.error().message;
+  const char c = 'g';
+  go.put(&c, 1);
+  ASSERT_EQ(kids.wait(prod, 240s), 0) << "the producer failed or was stalled";
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == n; }))
+      << "durable " << durable_seq_of(ns.ns(), "s") << " of " << n;
+  ASSERT_TRUE(p.value()->flush());
+  const PersisterStats st = p.value()->stats();
+  ASSERT_TRUE(p.value()->stop());
+  EXPECT_FALSE(p.value()->running());
+  EXPECT_EQ(st.records, n);
+  EXPECT_EQ(st.lost, 0u);
+  EXPECT_EQ(st.durable_seq, n);
+  EXPECT_TRUE(st.last_error.empty()) << st.last_error;
+  EXPECT_GT(st.store.segments, 1u) << "expected the store to roll segments";
+
+  const StoreScan s = scan_store(dir.path(), ns.ns(), "s", /*single_producer=*/true);
+  expect_complete(s, n);
+  auto fs = fsck(dir.path(), false);
+  ASSERT_TRUE(fs) << fs.error().message;
+  EXPECT_TRUE(fs->clean());
+  EXPECT_EQ(fs->records, n);
+}
+
+// A persister stopped and started again continues exactly where the store ends: records
+// published while it was away are stored once, nothing twice.
+TEST(Persister, RestartContinuesExactly) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto prod = Producer::open(ns.ns(), "s", po);
+  ASSERT_TRUE(prod);
+  std::vector<std::byte> buf(1000);
+  uint64_t index = 0;
+  auto publish = [&](uint64_t count) {
+    for (uint64_t k = 0; k < count; ++k, ++index) {
+      const size_t sz = payload_size(1, index, 64, 200);
+      fill_payload(1, index, sz, buf.data());
+      ASSERT_TRUE(prod->publish(Bytes(buf.data(), sz)).ok()) << index;
+    }
+  };
+  uint64_t stored = 0;
+  for (int round = 0; round < 4; ++round) {
+    auto p = Persister::start(ns.ns(), "s", persister_opts(dir));
+    ASSERT_TRUE(p) << p.error().message;
+    publish(2000);
+    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == index; }));
+    ASSERT_TRUE(p.value()->flush());
+    publish(1500);  // some while it stops: the next one stores them
+    ASSERT_TRUE(p.value()->stop());
+    const PersisterStats st = p.value()->stats();
+    EXPECT_EQ(st.lost, 0u);
+    stored += st.records;
+    publish(1000);  // and some while none runs
+  }
+  auto p = Persister::start(ns.ns(), "s", persister_opts(dir));
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == index; }));
+  ASSERT_TRUE(p.value()->stop());
+  stored += p.value()->stats().records;
+  EXPECT_EQ(stored, index) << "a record was stored twice or not at all";
+  expect_complete(scan_store(dir.path(), ns.ns(), "s", true), index);
+}
+
+// Durability::kSync: publish_durable() returns kOk once the record is durable; with no
+// persister running (stopped, or never started) it returns kTimeout.
+TEST(Persister, SyncDurability) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
+  ASSERT_TRUE(create_stream(ns.ns(), "never", stream_opts(1 << 16)));
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  const std::string msg(100, 'x');
+  const Bytes b(reinterpret_cast<const std::byte*>(msg.data()), msg.size());
+  {
+    auto none = Producer::open(ns.ns(), "never");
+    ASSERT_TRUE(none);
+    PubResult r = none->publish_durable(b, 0, 100ms);
+    EXPECT_EQ(r.status, PubStatus::kTimeout);
+  }
+  PersisterOptions o = persister_opts(dir);
+  o.durability = Durability::kSync;
+  o.flush_interval = 1s;  // kSync must not wait for it
+  auto p = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(p) << p.error().message;
+  auto settings = StreamControl::open(ns.ns(), "s", true)->persist();
+  ASSERT_TRUE(settings);
+  EXPECT_TRUE(settings->sync);
+  for (int i = 0; i < 200; ++i) {
+    PubResult r = prod->publish_durable(b, 0, 5s);
+    ASSERT_EQ(r.status, PubStatus::kOk) << i;
+    ASSERT_EQ(r.seq, static_cast<uint64_t>(i));
+    ASSERT_GT(durable_seq_of(ns.ns(), "s"), r.seq);
+  }
+  ASSERT_TRUE(p.value()->stop());
+  PubResult r = prod->publish_durable(b, 0, 100ms);
+  EXPECT_EQ(r.status, PubStatus::kTimeout);
+  EXPECT_EQ(r.seq, 200u);
+  EXPECT_EQ(prod->wait_durable(r.seq, 50ms), PubStatus::kTimeout);
+  // A persister that starts later makes it durable and releases the waiter.
+  auto p2 = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(p2);
+  EXPECT_EQ(prod->wait_durable(r.seq, 5s), PubStatus::kOk);
+  ASSERT_TRUE(p2.value()->stop());
+  const StoreScan s = scan_store(dir.path(), ns.ns(), "s");
+  EXPECT_EQ(s.end, 201u);
+  EXPECT_EQ(s.discontinuities, 0u);
+}
+
+// Durability::kAsync with a steady trickle of records (one every ~1 ms, so that a flush
+// interval always ends while a record is being stored): the durable position follows
+// within a few flush intervals, and wait_durable() on the last record returns kOk.
+TEST(Persister, AsyncDurableFollowsASteadyTrickle) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
+  PersisterOptions o = persister_opts(dir);
+  o.flush_interval = 10ms;
+  auto p = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(p) << p.error().message;
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  const std::string msg(100, 'y');
+  const Bytes b(reinterpret_cast<const std::byte*>(msg.data()), msg.size());
+  uint64_t max_lag = 0, last = 0;
+  for (int i = 0; i < 400; ++i) {
+    PubResult r = prod->publish(b);
+    ASSERT_TRUE(r.ok());
+    last = r.seq;
+    std::this_thread::sleep_for(1ms);
+    if (i >= 100) max_lag = std::max(max_lag, r.seq + 1 - durable_seq_of(ns.ns(), "s"));
+  }
+  // ~1 record per ms (or slower): a lag of 300 records means durability stalled.
+  EXPECT_LT(max_lag, 300u) << "durable_seq did not follow the stream";
+  EXPECT_EQ(prod->wait_durable(last, 2s), PubStatus::kOk);
+  ASSERT_TRUE(p.value()->stop());
+}
+
+// flush() returns once what was read is durable; stats() and running() say so; stop()
+// is idempotent; flush() after stop() is kClosed.
+TEST(Persister, FlushStatsStop) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 16)));
+  PersisterOptions o = persister_opts(dir);
+  o.flush_interval = 10s;  // only flush() and the quarter-ring rule make records durable
+  auto p = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_TRUE(p.value()->running());
+  auto prod = Producer::open(ns.ns(), "s");
+  const std::string msg(50, 'z');
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(prod->publish(Bytes(reinterpret_cast<const std::byte*>(msg.data()), msg.size())).ok());
+  ASSERT_TRUE(eventually([&] { return p.value()->stats().records == 10; }));
+  ASSERT_TRUE(p.value()->flush());
+  EXPECT_EQ(p.value()->stats().durable_seq, 10u);
+  EXPECT_EQ(durable_seq_of(ns.ns(), "s"), 10u);
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info->persist);
+  EXPECT_EQ(info->persist->store_dir, dir.path() + "/" + ns.ns() + "/s");
+  ASSERT_TRUE(p.value()->stop());
+  EXPECT_TRUE(p.value()->stop());
+  EXPECT_FALSE(p.value()->running());
+  auto f = p.value()->flush(1s);
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error().code, Errc::kClosed);
+  // A second persister on the same store while one runs: kBusy, not a second writer.
+  auto a = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(a);
+  auto b = Persister::start(ns.ns(), "s", o);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code, Errc::kBusy);
+  // Nor with another data directory: the header keeps pointing at the running one's.
+  DataDir other;
+  PersisterOptions o2 = o;
+  o2.data_dir = other.path();
+  auto c = Persister::start(ns.ns(), "s", o2);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, Errc::kBusy);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, dir.path() + "/" + ns.ns() + "/s");
+}
+
+// A store left by an earlier stream of the same name (removed and created again) goes
+// further than the new ring: the persister refuses it instead of skipping records.
+TEST(Persister, RefusesAStoreOfAnEarlierStream) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 16)));
+  {
+    auto p = Persister::start(ns.ns(), "s", persister_opts(dir));
+    ASSERT_TRUE(p);
+    auto prod = Producer::open(ns.ns(), "s");
+    const std::string msg(50, 'q');
+    for (int i = 0; i < 100; ++i)
+      ASSERT_TRUE(prod->publish(Bytes(reinterpret_cast<const std::byte*>(msg.data()), msg.size())).ok());
+    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == 100; }));
+    ASSERT_TRUE(p.value()->stop());
+  }
+  ASSERT_TRUE(remove_stream(ns.ns(), "s", true));
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 16)));
+  auto p = Persister::start(ns.ns(), "s", persister_opts(dir));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code, Errc::kIncompatible);
+  EXPECT_NE(p.error().message.find("earlier stream"), std::string::npos) << p.error().message;
+  EXPECT_EQ(durable_seq_of(ns.ns(), "s"), 0u);
+}
+
+}  // namespace
+}  // namespace shmbus::persist::it

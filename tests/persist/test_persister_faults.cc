@@ -1,0 +1,301 @@
+// The persister under faults: kill -9 at random points, a full disk, and the let-go mode
+// in which producers do not wait for a dead persister.
+#include <sys/mount.h>
+#include <sched.h>
+
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include "test_persister_util.h"
+
+namespace shmbus::persist::it {
+namespace {
+
+// Everything stored so far is a prefix of the stream: records [0, end) each once, in
+// order, intact (a single producer: index == seq), and end >= the durable position.
+// With `from`, only [from, end) is read (the rest was checked before).
+void expect_durable_prefix(const std::string& root, const std::string& ns, const std::string& s,
+                           uint64_t durable, const std::string& when, uint64_t from = 0) {
+  const StoreScan sc = scan_store(root, ns, s, /*single_producer=*/true, from);
+  ASSERT_TRUE(sc.ok) << when << ": " << sc.error;
+  if (sc.entries == 0) {
+    EXPECT_LE(durable, from) << when;
+    return;
+  }
+  EXPECT_EQ(sc.first, from) << when;
+  EXPECT_GE(sc.end, durable) << when << ": a durable record is missing from the store";
+  EXPECT_EQ(sc.order.records, sc.end - from) << when;
+  EXPECT_EQ(sc.discontinuities, 0u) << when << ": " << sc.first_discontinuity;
+  EXPECT_TRUE(sc.lost.empty()) << when;
+  EXPECT_TRUE(sc.corrupt.empty()) << when << ": corrupt " << sc.corrupt.front();
+  EXPECT_EQ(sc.order.bad, 0u) << when << ": " << sc.order.first_problem;
+  EXPECT_EQ(sc.order.skips, 0u) << when << ": " << sc.order.first_problem;
+  EXPECT_EQ(sc.seq_not_index, 0u) << when;
+}
+
+// kill -9 the persister process at random points (also while it starts) while a producer
+// process publishes; restart it each time.  After each kill every record below the
+// durable position is in the store exactly once; at the end (producers are held while
+// no persister runs) every record is.
+// per_second > 0 paces the producer (the soak spreads it over its rounds); each round
+// then re-reads the store only from a little below the previous durable position.
+void kill_rounds(int rounds, uint64_t seed, uint64_t records, uint64_t per_second = 0) {
+  ScopedNs ns;
+  DataDir dir;
+  StreamOptions so = stream_opts(256 << 10);
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  PersisterOptions o;
+  o.data_dir = dir.path();
+  o.segment_bytes = 1 << 20;  // many rolls: more places to die in
+  o.flush_interval = 5ms;
+  Children kids;
+  std::mt19937_64 rng(seed);
+  {
+    PersisterChild first;  // attached before the producer starts
+    ASSERT_TRUE(first.start(kids, ns.ns(), "s", o)) << first.start_error();
+    first.kill9(kids);
+  }
+  ProduceSpec spec{ns.ns(), "s", 1, records, 64, 1000};
+  spec.full_timeout = 120s;
+  spec.per_second = per_second;
+  pid_t prod = kids.spawn([&] { return produce(spec); });
+  uint64_t last_durable = 0, advanced = 0, checked = 0;
+  for (int r = 0; r < rounds; ++r) {
+    PersisterChild pc;
+    const bool wait_ready = rng() % 4 != 0;  // a quarter die while starting
+    ASSERT_TRUE(pc.start(kids, ns.ns(), "s", o, 0, wait_ready)) << pc.start_error();
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % (wait_ready ? 150000 : 3000)));
+    pc.kill9(kids);
+    const uint64_t durable = durable_seq_of(ns.ns(), "s");
+    EXPECT_GE(durable, last_durable) << "the durable position went back";
+    advanced += durable > last_durable;
+    last_durable = durable;
+    const uint64_t from = per_second && checked > 20000 ? checked - 20000 : 0;
+    expect_durable_prefix(dir.path(), ns.ns(), "s", durable, "after kill " + std::to_string(r), from);
+    checked = durable;
+    if (::testing::Test::HasFailure()) break;
+  }
+  EXPECT_GT(advanced, 0u);
+  PersisterChild final_pc;
+  ASSERT_TRUE(final_pc.start(kids, ns.ns(), "s", o)) << final_pc.start_error();
+  ASSERT_EQ(kids.wait(prod, 180s), 0) << "the producer failed or was stalled";
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == records; }))
+      << durable_seq_of(ns.ns(), "s");
+  PersisterChild::Report rep;
+  ASSERT_TRUE(final_pc.stats(&rep));
+  EXPECT_EQ(rep.lost, 0u);
+  EXPECT_EQ(final_pc.stop(kids), 0);
+  expect_complete(scan_store(dir.path(), ns.ns(), "s", true), records);
+  auto fs = fsck(dir.path(), false);
+  ASSERT_TRUE(fs) << fs.error().message;
+  EXPECT_TRUE(fs->clean());
+  auto info = stream_info(ns.ns(), "s");
+  EXPECT_EQ(info->evictions, 0u) << "a dead persister must hold producers back";
+}
+
+TEST(PersisterFaults, KillNineAtRandomPoints) { kill_rounds(6, 1, 150'000); }
+TEST(PersisterFaults, DISABLED_SoakKillNineHundredsOfTimes) {
+  kill_rounds(300, 7, 600'000, 20'000);
+}
+
+// Reads the store while the persister is stalled: what is there is intact.
+void expect_intact_prefix(const std::string& root, const std::string& ns, const std::string& s) {
+  const StoreScan sc = scan_store(root, ns, s, true);
+  ASSERT_TRUE(sc.ok) << sc.error;
+  EXPECT_EQ(sc.discontinuities, 0u);
+  EXPECT_TRUE(sc.corrupt.empty());
+  EXPECT_TRUE(sc.lost.empty());
+  EXPECT_EQ(sc.order.bad, 0u) << sc.order.first_problem;
+  EXPECT_EQ(sc.order.skips, 0u) << sc.order.first_problem;
+}
+
+// Drives a persister child into "no space" (by `block`), checks the error, the
+// backpressure and the store, frees space (by `unblock`) and checks the end state.
+void full_disk_scenario(const std::string& ns, const std::string& root, Children& kids,
+                        PersisterChild& pc, const std::function<void()>& unblock,
+                        uint64_t records, const std::string& expect_in_error) {
+  // kFail: refused publishes are counted in producer_full; the producer retries.
+  ProduceSpec spec{ns, "s", 1, records, 64, 300, FullPolicy::kFail};
+  pid_t prod = kids.spawn([&] { return produce(spec); });
+  PersisterChild::Report rep;
+  ASSERT_TRUE(eventually(
+      [&] { return pc.stats(&rep) && rep.last_error[0] != 0 && rep.disk_full_waits > 0; }, 20s))
+      << "the persister did not report the full disk: last_error '" << rep.last_error
+      << "', disk_full_waits " << rep.disk_full_waits << ", records " << rep.records;
+  EXPECT_NE(std::string(rep.last_error).find(expect_in_error), std::string::npos)
+      << rep.last_error;
+  // Producers are held: refusals grow, the stream does not move.
+  const auto before = stream_info(ns, "s").value();
+  std::this_thread::sleep_for(300ms);
+  const auto after = stream_info(ns, "s").value();
+  EXPECT_GT(after.producer_full, before.producer_full);
+  EXPECT_EQ(after.next_seq, before.next_seq);
+  EXPECT_LT(after.next_seq, records);
+  int code = -1;
+  EXPECT_FALSE(kids.done(prod, &code)) << "the producer ended with " << code;
+  EXPECT_LE(after.durable_seq, after.next_seq);
+  expect_intact_prefix(root, ns, "s");
+
+  unblock();
+  ASSERT_EQ(kids.wait(prod, 60s), 0) << "the producer did not finish after space returned";
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns, "s") == records; }))
+      << durable_seq_of(ns, "s");
+  ASSERT_TRUE(eventually([&] { return pc.stats(&rep) && rep.last_error[0] == 0; }, 5s))
+      << rep.last_error;
+  EXPECT_EQ(rep.lost, 0u);
+  EXPECT_EQ(pc.stop(kids), 0);
+  expect_complete(scan_store(root, ns, "s", true), records);
+  auto fs = fsck(root, false);
+  ASSERT_TRUE(fs) << fs.error().message;
+  EXPECT_TRUE(fs->clean());
+  for (const auto& i : fs->issues) ADD_FAILURE() << i.path << ": " << i.problem;
+}
+
+// RLIMIT_FSIZE (soft) in the persister process: EFBIG, a clear error, producers held,
+// nothing corrupt; the limit raised back through the command pipe, it resumes.
+TEST(PersisterFaults, FileSizeLimitHoldsProducersThenResumes) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(256 << 10)));
+  PersisterOptions o;
+  o.data_dir = dir.path();
+  o.segment_bytes = 4 << 20;  // larger than the limit: the first segment hits it
+  Children kids;
+  PersisterChild pc;
+  ASSERT_TRUE(pc.start(kids, ns.ns(), "s", o, /*fsize_soft=*/600 << 10)) << pc.start_error();
+  full_disk_scenario(ns.ns(), dir.path(), kids, pc, [&] { ASSERT_TRUE(pc.raise_fsize_limit()); },
+                     30'000, "file size limit");
+}
+
+// A small tmpfs (in a private mount namespace) filled up by a filler file: ENOSPC; the
+// filler deleted, the persister resumes.  Skipped where mounting is not permitted.
+TEST(PersisterFaults, FullTmpfsHoldsProducersThenResumes) {
+  ScopedNs ns;
+  DataDir dir;
+  // This process gets a mount namespace of its own (children inherit it); the tmpfs is
+  // seen by nobody else and goes away with the namespace.
+  if (::unshare(CLONE_NEWNS) != 0) GTEST_SKIP() << "unshare(CLONE_NEWNS): " << std::strerror(errno);
+  if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    GTEST_SKIP() << "cannot make / private: " << std::strerror(errno);
+  const std::string mnt = dir.path() + "/mnt";
+  std::filesystem::create_directory(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=4m,mode=0700") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs: " << std::strerror(errno);
+  struct Unmount {
+    std::string p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  const std::string filler = mnt + "/filler";
+  {
+    std::ofstream f(filler, std::ios::binary);
+    std::string block(64 << 10, 'f');
+    for (int i = 0; i < 52; ++i) f.write(block.data(), static_cast<std::streamsize>(block.size()));
+    ASSERT_TRUE(f.good());
+  }  // 3.25 MiB of 4: the store gets the rest
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(256 << 10)));
+  PersisterOptions o;
+  o.data_dir = mnt;
+  o.segment_bytes = 1 << 20;
+  Children kids;
+  PersisterChild pc;
+  ASSERT_TRUE(pc.start(kids, ns.ns(), "s", o)) << pc.start_error();
+  full_disk_scenario(ns.ns(), mnt, kids, pc, [&] { std::filesystem::remove(filler); }, 12'000,
+                     "disk full");
+}
+
+// Let-go mode (hold_producers = false): kill -9 the persister; after the stream's
+// consumer_dead_timeout producers go on without it; a restarted persister records the
+// records that went by as a lost range, exactly, and a replay reports them as a gap.
+TEST(PersisterFaults, LetGoRecordsExactlyTheLostRange) {
+  ScopedNs ns;
+  DataDir dir;
+  StreamOptions so = stream_opts(64 << 10);
+  so.consumer_dead_timeout = 200ms;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  PersisterOptions o;
+  o.data_dir = dir.path();
+  o.hold_producers = false;
+  o.segment_bytes = 1 << 20;
+  o.flush_interval = 5ms;
+  Children kids;
+  PersisterChild pc;
+  ASSERT_TRUE(pc.start(kids, ns.ns(), "s", o)) << pc.start_error();
+  const uint64_t records = 25'000;
+  ProduceSpec spec{ns.ns(), "s", 1, records, 64, 256};
+  spec.full_timeout = 30s;
+  spec.pause_every_record = 10us;  // the stream must still be running after the kill
+  pid_t prod = kids.spawn([&] { return produce(spec); });
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") > 1000; }));
+  pc.kill9(kids);
+  const uint64_t at_kill = next_seq_of(ns.ns(), "s");
+  // The producer goes on (after the eviction) well past a ring's worth of records.
+  ASSERT_TRUE(eventually([&] {
+    auto i = stream_info(ns.ns(), "s");
+    return i && i->evictions >= 1 && i->next_seq > at_kill + 3000;
+  }, 20s)) << "producers were not let go";
+  const StreamInfo evicted_info = stream_info(ns.ns(), "s").value();
+  for (const auto& c : evicted_info.consumers) {
+    if (c.name == "_persister") {
+      EXPECT_TRUE(c.evicted);
+    }
+  }
+  int code = -1;
+  ASSERT_FALSE(kids.done(prod, &code)) << "the producer ended early (" << code << ")";
+  PersisterChild pc2;
+  ASSERT_TRUE(pc2.start(kids, ns.ns(), "s", o)) << pc2.start_error();
+  ASSERT_EQ(kids.wait(prod, 60s), 0);
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == records; }));
+  PersisterChild::Report rep;
+  ASSERT_TRUE(pc2.stats(&rep));
+  EXPECT_EQ(pc2.stop(kids), 0);
+
+  const StoreScan sc = scan_store(dir.path(), ns.ns(), "s", /*single_producer=*/true);
+  ASSERT_TRUE(sc.ok) << sc.error;
+  EXPECT_EQ(sc.first, 0u);
+  EXPECT_EQ(sc.end, records);
+  EXPECT_EQ(sc.discontinuities, 0u) << sc.first_discontinuity;
+  EXPECT_EQ(sc.order.bad, 0u) << sc.order.first_problem;
+  EXPECT_EQ(sc.seq_not_index, 0u);
+  ASSERT_FALSE(sc.lost.empty()) << "no lost range recorded";
+  uint64_t lost = 0;
+  for (const Range& r : sc.lost) {
+    EXPECT_LT(r.from, r.to);
+    EXPECT_GE(r.from, 1000u) << "records durable before the kill were marked lost";
+    lost += r.to - r.from;
+  }
+  // Each sequence is a record or inside a lost range, never both (entries are contiguous).
+  EXPECT_EQ(sc.order.records + lost, records);
+  EXPECT_EQ(rep.lost, lost) << "the persister's count differs from the store";
+
+  // A replay from the beginning: records, and the lost ranges as "not persisted" gaps.
+  auto rc = ReplayConsumer::open(ns.ns(), "s", ReplayOptions{});
+  ASSERT_TRUE(rc) << rc.error().message;
+  std::vector<Range> gaps;
+  uint64_t expect = 0, got = 0;
+  OrderCheck order;
+  order.from_any = true;
+  while (expect < records) {
+    Record rec;
+    ReplayStatus st = rc->poll(&rec, 2s);
+    if (st == ReplayStatus::kGap) {
+      EXPECT_EQ(rc->gap().reason, "not persisted");
+      EXPECT_EQ(rc->gap().from, expect);
+      gaps.push_back({rc->gap().from, rc->gap().to});
+      expect = rc->gap().to;
+      continue;
+    }
+    ASSERT_EQ(st, ReplayStatus::kOk) << "at " << expect << ": "
+                                     << (st == ReplayStatus::kError ? rc->error().message : "");
+    ASSERT_EQ(rec.seq, expect);
+    order.add(rec.seq, rec.data);
+    ++expect;
+    ++got;
+  }
+  EXPECT_EQ(gaps, sc.lost);
+  EXPECT_EQ(got, sc.order.records);
+  EXPECT_EQ(order.bad, 0u);
+}
+
+}  // namespace
+}  // namespace shmbus::persist::it

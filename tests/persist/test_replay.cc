@@ -1,0 +1,532 @@
+// ReplayConsumer: from the store to the live ring with no gap and no duplicate.
+#include <random>
+
+#include "test_persister_util.h"
+
+namespace shmbus::persist::it {
+namespace {
+
+// One replay's view: records checked as they come, gaps collected.
+struct Seen {
+  uint64_t first = ~0ULL, next = 0, records = 0;
+  uint64_t wrong_seq = 0;  // a record that is not the next one owed
+  std::vector<ReplayGap> gaps;
+  OrderCheck order;
+  std::string error;
+  Seen() { order.from_any = true; }
+};
+
+// Polls until `end` (one past the last sequence wanted) or an error or `timeout`.
+void read_until(ReplayConsumer& rc, uint64_t end, Seen* s,
+                std::chrono::milliseconds timeout = 30s,
+                const std::function<void(const Record&)>& each = {}) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (s->next < end || s->first == ~0ULL) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      s->error = "timed out at " + std::to_string(s->next);
+      return;
+    }
+    Record rec;
+    ReplayStatus st = rc.poll(&rec, 50ms);
+    switch (st) {
+      case ReplayStatus::kOk:
+        if (s->first == ~0ULL) {
+          s->first = rec.seq;
+        } else if (rec.seq != s->next) {
+          ++s->wrong_seq;
+        }
+        s->next = rec.seq + 1;
+        ++s->records;
+        s->order.add(rec.seq, rec.data);
+        if (each) each(rec);
+        break;
+      case ReplayStatus::kGap:
+        s->gaps.push_back(rc.gap());
+        if (s->first == ~0ULL) s->first = rc.gap().from;
+        s->next = rc.gap().to;
+        break;
+      case ReplayStatus::kTimeout: break;
+      case ReplayStatus::kError: s->error = rc.error().message; return;
+      case ReplayStatus::kClosed: s->error = "closed"; return;
+    }
+  }
+}
+
+// Publishes records [from, to) of producer 1 (64..200 bytes) from this process.
+void publish_range(Producer& p, uint64_t from, uint64_t to, std::vector<uint64_t>* ts = nullptr) {
+  std::byte buf[256];
+  for (uint64_t i = from; i < to; ++i) {
+    const size_t n = payload_size(1, i, 64, 200);
+    fill_payload(1, i, n, buf);
+    PubResult r = p.publish(Bytes(buf, n), 1);
+    ASSERT_TRUE(r.ok()) << i;
+    ASSERT_EQ(r.seq, i);
+    if (ts) ts->push_back(now_ns());
+  }
+}
+
+// A persisted stream with its persister running in this process.
+struct PersistedStream {
+  ScopedNs ns;
+  DataDir dir;
+  std::unique_ptr<Persister> persister;
+  std::optional<Producer> producer;
+  void start(uint64_t capacity, PersisterOptions o = {}) {
+    ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(capacity)));
+    o.data_dir = dir.path();
+    if (o.segment_bytes == PersisterOptions{}.segment_bytes) o.segment_bytes = 16 << 10;
+    o.retention_every = 10ms;
+    auto p = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(p) << p.error().message;
+    persister = std::move(p.value());
+    auto pr = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(pr);
+    producer.emplace(std::move(pr.value()));
+  }
+  void publish(uint64_t from, uint64_t to) { publish_range(*producer, from, to); }
+  void wait_durable(uint64_t seq) {
+    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= seq; }))
+        << durable_seq_of(ns.ns(), "s") << " < " << seq;
+  }
+  uint64_t ring_oldest() { return stream_info(ns.ns(), "s")->oldest_seq; }
+};
+
+ReplayOptions from(StartFrom s) {
+  ReplayOptions o;
+  o.start = s;
+  return o;
+}
+
+// ---- edge cases ---------------------------------------------------------------------
+
+// "earliest" on a persisted stream: the oldest record not deleted (from the store, as
+// the ring has moved on), then everything after it up to the live end.
+TEST(Replay, EarliestIsTheOldestRecordNotDeleted) {
+  PersistedStream ps;
+  ps.start(16 << 10);
+  ps.publish(0, 3000);
+  ps.wait_durable(3000);
+  ASSERT_GT(ps.ring_oldest(), 0u);
+  {
+    auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::earliest()));
+    ASSERT_TRUE(rc) << rc.error().message;
+    EXPECT_TRUE(rc->from_store());
+    Seen s;
+    read_until(rc.value(), 3000, &s);
+    EXPECT_EQ(s.error, "");
+    EXPECT_EQ(s.first, 0u);
+    EXPECT_EQ(s.records, 3000u);
+    EXPECT_EQ(s.wrong_seq, 0u);
+    EXPECT_TRUE(s.gaps.empty());
+    EXPECT_EQ(s.order.bad + s.order.skips, 0u) << s.order.first_problem;
+  }
+  // Delete below 1234 (inside a segment): earliest starts there, without a gap.
+  StreamControl::open(ps.ns.ns(), "s")->raise_deleted_below(1234);
+  ASSERT_TRUE(eventually([&] { return stream_info(ps.ns.ns(), "s")->oldest_persisted_seq == 1234; }))
+      << "the persister did not apply the deletion";
+  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::earliest()));
+  ASSERT_TRUE(rc);
+  Seen s;
+  read_until(rc.value(), 3000, &s);
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.first, 1234u);
+  EXPECT_TRUE(s.gaps.empty());
+  EXPECT_EQ(s.records, 3000u - 1234u);
+  EXPECT_EQ(s.wrong_seq, 0u);
+  // The live part follows.
+  ps.publish(3000, 3010);
+  read_until(rc.value(), 3010, &s);
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.next, 3010u);
+  EXPECT_FALSE(rc->from_store());
+  EXPECT_GE(rc->switches_to_live(), 1u);
+}
+
+// StartFrom::time_ns: the first record at or after the time, from the store or the ring.
+TEST(Replay, StartFromTime) {
+  PersistedStream ps;
+  ps.start(16 << 10);
+  ps.publish(0, 2000);
+  std::this_thread::sleep_for(5ms);
+  const uint64_t t1 = now_ns();
+  std::this_thread::sleep_for(1ms);
+  ps.publish(2000, 4000);
+  ps.wait_durable(4000);
+  ASSERT_GT(ps.ring_oldest(), 2000u) << "record 2000 should be only in the store";
+  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::time_ns(t1)));
+  ASSERT_TRUE(rc) << rc.error().message;
+  Seen s;
+  read_until(rc.value(), 4000, &s);
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.first, 2000u);
+  EXPECT_EQ(s.records, 2000u);
+  EXPECT_EQ(s.wrong_seq, 0u);
+  EXPECT_TRUE(s.gaps.empty());
+  // A time newer than everything stored: the first record published after it.
+  std::this_thread::sleep_for(2ms);
+  const uint64_t t2 = now_ns();
+  std::this_thread::sleep_for(1ms);
+  auto late = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::time_ns(t2)));
+  ASSERT_TRUE(late);
+  Record rec;
+  EXPECT_EQ(late->poll(&rec, 20ms), ReplayStatus::kTimeout);
+  ps.publish(4000, 4005);
+  Seen l;
+  read_until(late.value(), 4005, &l);
+  EXPECT_EQ(l.error, "");
+  EXPECT_EQ(l.first, 4000u);
+  EXPECT_EQ(l.records, 5u);
+}
+
+// raise_deleted_below(S), then a replay from below S: kGap [from, S) "deleted", then S.
+TEST(Replay, FromBelowDeletedGetsGapThenS) {
+  PersistedStream ps;
+  ps.start(16 << 10);
+  ps.publish(0, 3000);
+  ps.wait_durable(3000);
+  auto ctl = StreamControl::open(ps.ns.ns(), "s");
+  ASSERT_TRUE(ctl);
+  ctl->raise_deleted_below(1500);
+  for (int applied = 0; applied < 2; ++applied) {
+    // First right away (the header says so), then once the persister deleted segments.
+    if (applied) {
+      ASSERT_TRUE(eventually([&] { return stream_info(ps.ns.ns(), "s")->oldest_persisted_seq == 1500; }));
+    }
+    auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::seq(1000)));
+    ASSERT_TRUE(rc) << rc.error().message;
+    Record rec;
+    ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kGap);
+    EXPECT_EQ(rc->gap().from, 1000u);
+    EXPECT_EQ(rc->gap().to, 1500u);
+    EXPECT_EQ(rc->gap().reason, "deleted");
+    ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kOk);
+    EXPECT_EQ(rec.seq, 1500u);
+    Seen s;
+    s.first = 1500;
+    s.next = 1501;
+    read_until(rc.value(), 3000, &s);
+    EXPECT_EQ(s.error, "");
+    EXPECT_TRUE(s.gaps.empty());
+    EXPECT_EQ(s.wrong_seq, 0u);
+  }
+  // Deleting above a replay's position while it reads: the gap comes at once.
+  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::seq(1600)));
+  ASSERT_TRUE(rc);
+  Record rec;
+  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kOk);
+  EXPECT_EQ(rec.seq, 1600u);
+  ctl->raise_deleted_below(2000);
+  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kGap);
+  EXPECT_EQ(rc->gap().from, 1601u);
+  EXPECT_EQ(rc->gap().to, 2000u);
+  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kOk);
+  EXPECT_EQ(rec.seq, 2000u);
+}
+
+// A tailing replay on a persisted stream that the ring laps (small ring, slow reader)
+// goes back to the store and goes on without losing a record.
+TEST(Replay, LappedOnPersistedStreamContinuesFromStore) {
+  PersistedStream ps;
+  ps.start(16 << 10);
+  ps.publish(0, 10);
+  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::seq(0)));
+  ASSERT_TRUE(rc);
+  EXPECT_FALSE(rc->from_store()) << "seq 0 is still in the ring";
+  Seen s;
+  read_until(rc.value(), 5, &s);
+  ASSERT_EQ(s.next, 5u);
+  ps.publish(10, 5000);  // ~40 rings' worth; the persister keeps up, the reader does not
+  ASSERT_GT(ps.ring_oldest(), 5u);
+  bool went_to_store = false;
+  read_until(rc.value(), 5000, &s, 30s, [&](const Record&) { went_to_store |= rc->from_store(); });
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.first, 0u);
+  EXPECT_EQ(s.records, 5000u);
+  EXPECT_EQ(s.wrong_seq, 0u);
+  EXPECT_TRUE(s.gaps.empty()) << s.gaps.front().reason;
+  EXPECT_EQ(s.order.bad + s.order.skips, 0u) << s.order.first_problem;
+  EXPECT_TRUE(went_to_store);
+  ps.publish(5000, 5001);
+  read_until(rc.value(), 5001, &s);
+  EXPECT_FALSE(rc->from_store());
+  EXPECT_GE(rc->switches_to_live(), 1u);
+}
+
+// On a stream that is not persisted a lapped replay reports kGap with the exact count:
+// from the first record it did not get to the oldest record still in the ring.
+TEST(Replay, LappedOnPlainStreamReportsExactGap) {
+  ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  publish_range(p.value(), 0, 10);
+  auto rc = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::earliest()));
+  ASSERT_TRUE(rc) << rc.error().message;
+  EXPECT_FALSE(rc->from_store());
+  Seen s;
+  read_until(rc.value(), 5, &s);
+  ASSERT_EQ(s.next, 5u);
+  publish_range(p.value(), 10, 3000);
+  const uint64_t oldest = stream_info(ns.ns(), "s")->oldest_seq;
+  ASSERT_GT(oldest, 5u);
+  Record rec;
+  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kGap);
+  EXPECT_EQ(rc->gap().from, 5u);
+  EXPECT_EQ(rc->gap().to, oldest);
+  EXPECT_NE(rc->gap().reason.find("lost"), std::string::npos) << rc->gap().reason;
+  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kOk);
+  EXPECT_EQ(rec.seq, oldest);
+  s.next = oldest + 1;
+  read_until(rc.value(), 3000, &s);
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.wrong_seq, 0u);
+  EXPECT_EQ(s.order.bad, 0u);
+}
+
+// A replay (plain stream) that starts at a sequence still in the ring but is lapped
+// before its first poll, landing below its start: no gap (nothing it owes was lost),
+// the start record comes first.
+TEST(Replay, PlainStreamLappedBelowItsStartReportsNoGap) {
+  ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  publish_range(p.value(), 0, 200);  // the ring holds about the last 100
+  const uint64_t oldest = stream_info(ns.ns(), "s")->oldest_seq;
+  ASSERT_GT(oldest, 50u);
+  ASSERT_LT(oldest, 190u);
+  auto rc = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::seq(190)));
+  ASSERT_TRUE(rc);
+  publish_range(p.value(), 200, 250);  // laps the reader's position, not record 190
+  ASSERT_LT(stream_info(ns.ns(), "s")->oldest_seq, 190u);
+  Seen s;
+  read_until(rc.value(), 250, &s, 5s);
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.first, 190u);
+  EXPECT_TRUE(s.gaps.empty()) << "[" << s.gaps.front().from << ", " << s.gaps.front().to
+                              << ") " << s.gaps.front().reason;
+  EXPECT_EQ(s.records, 60u);
+  EXPECT_EQ(s.wrong_seq, 0u);
+}
+
+// A persisted stream whose persister is gone and evicted (let-go): a lapped replay finds
+// the records it owes neither in the ring nor in the store, and no persister is there to
+// store them.  poll() returns within its timeout and reports them as "not persisted",
+// then goes on with the ring.  (Run in a child: a hang fails instead of blocking.)
+TEST(Replay, LappedWithoutPersisterReportsTheLossInTime) {
+  ScopedNs ns;
+  DataDir dir;
+  StreamOptions so = stream_opts(16 << 10);
+  so.consumer_dead_timeout = 100ms;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  PersisterOptions o;
+  o.data_dir = dir.path();
+  o.hold_producers = false;
+  {
+    auto per = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(per);
+    auto p = Producer::open(ns.ns(), "s");
+    publish_range(p.value(), 0, 10);
+    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == 10; }));
+    ASSERT_TRUE(per.value()->stop());
+  }
+  Children kids;
+  Pipe ready, go, result;
+  pid_t child = kids.spawn([&] {
+    auto rc = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::seq(5)));
+    if (!rc) return 2;
+    Record rec;
+    for (uint64_t i = 5; i < 10; ++i)
+      if (rc->poll(&rec, 1s) != ReplayStatus::kOk || rec.seq != i) return 3;
+    char c = 'r';
+    ready.put(&c, 1);
+    if (!go.get(&c, 1)) return 4;
+    ReplayStatus st;
+    const auto t0 = std::chrono::steady_clock::now();
+    while ((st = rc->poll(&rec, 20ms)) == ReplayStatus::kTimeout) {
+      if (std::chrono::steady_clock::now() - t0 > 5s) return 5;
+    }
+    if (st != ReplayStatus::kGap) return 10 + static_cast<int>(st);
+    const uint64_t g[2] = {rc->gap().from, rc->gap().to};
+    if (rc->gap().reason != "not persisted") return 6;
+    if (rc->poll(&rec, 1s) != ReplayStatus::kOk || rec.seq != g[1]) return 7;
+    result.put(g, sizeof g);
+    return 0;
+  });
+  char c;
+  ASSERT_TRUE(ready.get(&c, 1, 10s));
+  {
+    ProducerOptions po;
+    po.full_timeout = 10s;
+    auto p = Producer::open(ns.ns(), "s", po);
+    publish_range(p.value(), 10, 2000);  // waits for the eviction, then laps the reader
+  }
+  ASSERT_GE(stream_info(ns.ns(), "s")->evictions, 1u);
+  const uint64_t oldest = stream_info(ns.ns(), "s")->oldest_seq;
+  go.put(&c, 1);
+  uint64_t g[2] = {0, 0};
+  EXPECT_TRUE(result.get(g, sizeof g, 10s));
+  EXPECT_EQ(kids.wait(child, 10s), 0) << "poll() did not report the loss in time";
+  EXPECT_EQ(g[0], 10u);
+  EXPECT_EQ(g[1], oldest);
+}
+
+// Records published before the persister first ran (and gone from the ring) are "not in
+// the store": a replay from 0 gets that gap, then the first stored record, then the rest.
+TEST(Replay, FromBeforeTheStoreBeginsGetsGapThenFirstStored) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
+  auto p = Producer::open(ns.ns(), "s");
+  publish_range(p.value(), 0, 500);  // nobody holds the ring: the oldest are overwritten
+  const uint64_t first_kept = stream_info(ns.ns(), "s")->oldest_seq;
+  ASSERT_GT(first_kept, 0u);
+  PersisterOptions o;
+  o.data_dir = dir.path();
+  o.segment_bytes = 16 << 10;
+  auto per = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(per);
+  publish_range(p.value(), 500, 3000);
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == 3000; }));
+  auto rc = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::seq(0)));
+  ASSERT_TRUE(rc);
+  EXPECT_TRUE(rc->from_store());
+  Record rec;
+  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kGap);
+  EXPECT_EQ(rc->gap().from, 0u);
+  EXPECT_EQ(rc->gap().to, first_kept);
+  EXPECT_EQ(rc->gap().reason, "not in the store");
+  Seen s;
+  read_until(rc.value(), 3000, &s);
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.first, first_kept) << "the first stored record was dropped";
+  EXPECT_EQ(s.records, 3000 - first_kept);
+  EXPECT_TRUE(s.gaps.empty());
+  EXPECT_EQ(s.wrong_seq, 0u);
+  EXPECT_EQ(s.order.bad, 0u);
+}
+
+// Retention by size deletes whole old segments; "earliest" then starts at the oldest
+// record kept, and the header counts what went.
+TEST(Replay, EarliestAfterRetention) {
+  PersistedStream ps;
+  PersisterOptions o;
+  o.retention_bytes = 64 << 10;
+  ps.start(16 << 10, o);
+  ps.publish(0, 3000);
+  ps.wait_durable(3000);
+  ASSERT_TRUE(eventually([&] { return stream_info(ps.ns.ns(), "s")->oldest_persisted_seq > 0; }))
+      << "retention deleted nothing";
+  ASSERT_TRUE(eventually([&] {
+    auto i = stream_info(ps.ns.ns(), "s");
+    return i->deleted_records == i->oldest_persisted_seq;
+  })) << "deleted_records " << stream_info(ps.ns.ns(), "s")->deleted_records;
+  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::earliest()));
+  ASSERT_TRUE(rc);
+  Seen s;
+  read_until(rc.value(), 3000, &s);
+  const auto info = stream_info(ps.ns.ns(), "s").value();
+  EXPECT_EQ(s.error, "");
+  EXPECT_GE(s.first, info.deleted_records);  // retention may have gone on meanwhile
+  EXPECT_TRUE(s.gaps.empty());
+  EXPECT_EQ(s.wrong_seq, 0u);
+  EXPECT_EQ(s.records, 3000 - s.first);
+  EXPECT_LE(info.disk_bytes, (64u << 10) + (32u << 10));
+}
+
+// ---- under load -------------------------------------------------------------------------
+
+// Several replays start at random old sequences (older than the ring's oldest: they
+// begin in the store) while two producer processes publish at full speed: each sees one
+// contiguous run up to the live end with intact payloads, and ends on the live ring.
+TEST(ReplayMP, ManyReplaysUnderLoad) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(256 << 10)));
+  PersisterOptions o;
+  o.data_dir = dir.path();
+  o.segment_bytes = 4 << 20;
+  Children kids;
+  PersisterChild pc;
+  ASSERT_TRUE(pc.start(kids, ns.ns(), "s", o)) << pc.start_error();
+  const uint64_t per_producer = 200'000;
+  const uint64_t total = 2 * per_producer;
+  // Forked before any thread of this process exists.
+  ProduceSpec a{ns.ns(), "s", 1, per_producer, 64, 600};
+  ProduceSpec b{ns.ns(), "s", 2, per_producer, 64, 600};
+  pid_t pa = kids.spawn([&] { return produce(a); });
+  pid_t pb = kids.spawn([&] { return produce(b); });
+
+  constexpr int kReplays = 4;
+  std::atomic<bool> producers_done{false};
+  struct Result1 {
+    Seen seen;
+    uint64_t start = 0, ring_oldest_at_start = 0, switches = 0;
+    bool from_store_at_end = true, opened = false, live_during_load = false;
+  };
+  std::vector<Result1> res(kReplays);
+  std::vector<std::thread> threads;
+  std::mt19937_64 rng(42);
+  for (int k = 0; k < kReplays; ++k) {
+    const uint64_t r = rng();
+    threads.emplace_back([&, k, r] {
+      Result1& out = res[k];
+      // Start while the producers run: at 10%, 20%, ... of the stream, once the ring has
+      // moved past some history; then from below the ring's oldest record.
+      if (!eventually([&] {
+            auto i = stream_info(ns.ns(), "s");
+            return i->next_seq >= total / 10 * (k + 1) && i->oldest_seq > 2000;
+          }, 60s))
+        return;
+      out.ring_oldest_at_start = stream_info(ns.ns(), "s")->oldest_seq;
+      out.start = r % out.ring_oldest_at_start;
+      auto rc = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::seq(out.start)));
+      if (!rc) {
+        out.seen.error = rc.error().message;
+        return;
+      }
+      out.opened = true;
+      read_until(rc.value(), total, &out.seen, 120s, [&](const Record&) {
+        if (!producers_done.load(std::memory_order_relaxed) && !rc->from_store())
+          out.live_during_load = true;
+      });
+      // At the live end: the next poll finds nothing newer, on the ring.
+      Record rec;
+      const ReplayStatus st = rc->poll(&rec, 100ms);
+      if (st != ReplayStatus::kTimeout && out.seen.error.empty())
+        out.seen.error = "after the last record: status " + std::to_string(static_cast<int>(st));
+      out.switches = rc->switches_to_live();
+      out.from_store_at_end = rc->from_store();
+    });
+  }
+  EXPECT_EQ(kids.wait(pa, 120s), 0);
+  EXPECT_EQ(kids.wait(pb, 120s), 0);
+  producers_done = true;
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == total; }));
+  EXPECT_EQ(pc.stop(kids), 0);
+  int live_during_load = 0;
+  for (int k = 0; k < kReplays; ++k) {
+    const Result1& r = res[k];
+    SCOPED_TRACE("replay " + std::to_string(k) + " from " + std::to_string(r.start));
+    ASSERT_TRUE(r.opened) << r.seen.error;
+    EXPECT_LT(r.start, r.ring_oldest_at_start);
+    EXPECT_EQ(r.seen.error, "");
+    EXPECT_EQ(r.seen.first, r.start);
+    EXPECT_EQ(r.seen.next, total);
+    EXPECT_EQ(r.seen.records, total - r.start);
+    EXPECT_EQ(r.seen.wrong_seq, 0u);
+    EXPECT_TRUE(r.seen.gaps.empty()) << r.seen.gaps.front().reason;
+    EXPECT_EQ(r.seen.order.bad, 0u) << r.seen.order.first_problem;
+    EXPECT_EQ(r.seen.order.skips, 0u) << r.seen.order.first_problem;
+    EXPECT_GE(r.switches, 1u);
+    EXPECT_FALSE(r.from_store_at_end);
+    live_during_load += r.live_during_load;
+  }
+  // Some caught up with the producers while they still ran (usually all do).
+  std::printf("replays live while the producers ran: %d of %d\n", live_during_load, kReplays);
+  EXPECT_GE(live_during_load, 1);
+}
+
+}  // namespace
+}  // namespace shmbus::persist::it
