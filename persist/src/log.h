@@ -3,8 +3,15 @@
 
 #include <string>
 
+namespace spdlog {
+class logger;
+}
+
 namespace shmbus::persist::detail {
 
+// persist/'s logger: to stderr (stdout belongs to the program's own output, e.g. a
+// `shmbus tail` in the same process), level from $SPDLOG_LEVEL as usual.
+spdlog::logger& logger();
 void log_warn(const std::string& msg);
 void log_info(const std::string& msg);
 

@@ -10,6 +10,8 @@
 #include <concurrentqueue/concurrentqueue.h>
 #include <spdlog/spdlog.h>
 
+#include "log.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -121,7 +123,7 @@ Result<bool> Persister::Impl::store_record(const Record& rec) {
       std::lock_guard lock(mu);
       stats_.lost += rec.seq - next;
     }
-    spdlog::warn("persister {}/{}: records {}..{} were not persisted (gap in the ring)", ns,
+    detail::logger().warn("persister {}/{}: records {}..{} were not persisted (gap in the ring)", ns,
                  stream, next, rec.seq - 1);
   }
   if (auto r = store->append(rec.seq, rec.ts_ns, rec.type, rec.data); !r) return r.error();
@@ -130,7 +132,7 @@ Result<bool> Persister::Impl::store_record(const Record& rec) {
 
 void Persister::Impl::note_write_error(const Error& e) {
   if (!write_failing)
-    spdlog::error("persister {}/{}: {} (holding producers; retrying)", ns, stream, e.message);
+    detail::logger().error("persister {}/{}: {} (holding producers; retrying)", ns, stream, e.message);
   write_failing = true;
   last_write_error = e;
   retry_at_ns = steady_ns() + kRetryNs;
@@ -142,7 +144,7 @@ void Persister::Impl::note_write_error(const Error& e) {
 void Persister::Impl::note_write_ok() {
   if (!write_failing) return;
   write_failing = false;
-  spdlog::info("persister {}/{}: writing again", ns, stream);
+  detail::logger().info("persister {}/{}: writing again", ns, stream);
   std::lock_guard lock(mu);
   stats_.last_error.clear();
 }
@@ -248,12 +250,12 @@ void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat
     const uint64_t wm = ctl->deleted_below();
     if (wm > store->stats().deleted_below) {
       if (auto d = store->delete_before(wm); d)
-        spdlog::info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
+        detail::logger().info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
                      d->segments, d->bytes);
     }
     if (opts.retention_age.count() > 0 || opts.retention_bytes > 0) {
       if (auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now); d && d->segments)
-        spdlog::info("persister {}/{}: retention deleted {} segments ({} records, {} bytes)", ns, stream,
+        detail::logger().info("persister {}/{}: retention deleted {} segments ({} records, {} bytes)", ns, stream,
                      d->segments, d->records, d->bytes);
     }
     ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
@@ -393,12 +395,12 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   ps.segment_bytes = impl->opts.segment_bytes;
   if (auto r = impl->ctl->set_persist(ps); !r) return r.error();
   if (impl->ring->lost() > 0)
-    spdlog::warn("persister {}/{}: {} records left the ring while no persister ran", ns, stream,
+    detail::logger().warn("persister {}/{}: {} records left the ring while no persister ran", ns, stream,
                  impl->ring->lost());
   impl->published_durable = std::max(impl->store->durable_seq(), impl->ctl->durable_seq());
   impl->ctl->set_durable_seq(impl->published_durable);
   impl->publish_stats();
-  spdlog::info("persister {}/{}: started ({} store in {}, next seq {})", ns, stream,
+  detail::logger().info("persister {}/{}: started ({} store in {}, next seq {})", ns, stream,
                store_kind_name(impl->opts.kind), ps.store_dir, impl->store->next_seq());
   impl->running = true;
   Impl* raw = impl.get();
@@ -433,7 +435,7 @@ Result<void> Persister::stop() {
   }
   impl_->thread.join();
   auto r = fut.get();
-  spdlog::info("persister {}/{}: stopped", impl_->ns, impl_->stream);
+  detail::logger().info("persister {}/{}: stopped", impl_->ns, impl_->stream);
   return r;
 }
 

@@ -229,7 +229,9 @@ void Consumer::commit() noexcept {
   if (impl_ && impl_->durable) impl_->publish_position();
 }
 
-uint64_t Consumer::next_seq() const noexcept { return impl_ ? impl_->expected : 0; }
+uint64_t Consumer::next_seq() const noexcept {
+  return impl_ ? std::max(impl_->expected, impl_->skip_seq) : 0;
+}
 uint64_t Consumer::lost() const noexcept { return impl_ ? impl_->lost : 0; }
 uint64_t Consumer::gaps() const noexcept { return impl_ ? impl_->gaps : 0; }
 bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
@@ -280,17 +282,21 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
         c.seq_exact = true;
         if (rec.seq > c.expected) c.expected = rec.seq;
       }
+      if (c.after_resync && rec.seq < c.expected) continue;  // seen before the lap
+      uint64_t lap_lost = 0;
       if (rec.seq != c.expected) {
-        if (rec.seq < c.expected && !c.after_resync) return ReadStatus::kCorrupt;
-        uint64_t skipped = rec.seq > c.expected ? rec.seq - c.expected : 0;
+        if (rec.seq < c.expected) return ReadStatus::kCorrupt;
         if (c.after_resync) {
-          c.lost += skipped;
-          c.h->tail_lost.fetch_add(skipped, std::memory_order_relaxed);  // relaxed: stats
+          // Lost to the lap: what we would have returned, so nothing below the start.
+          const uint64_t from = std::max(c.expected, c.skip_seq);
+          lap_lost = rec.seq > from ? rec.seq - from : 0;
+          c.lost += lap_lost;
+          c.h->tail_lost.fetch_add(lap_lost, std::memory_order_relaxed);  // relaxed: stats
         } else {
-          c.gaps += skipped;
+          c.gaps += rec.seq - c.expected;
         }
       }
-      const bool was_resync = c.after_resync;
+      const bool was_resync = c.after_resync && lap_lost > 0;
       c.after_resync = false;
       c.expected = rec.seq + 1;
       c.done_pos = c.pos;

@@ -460,3 +460,30 @@ TEST(Ring, StartAtSeqUsesConsumerPositionsExactly) {
 
 }  // namespace
 }  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+// Overrun while still skipping to its start: nothing the reader owed was lost, so no
+// lap is reported and next_seq never goes below the start.
+TEST(Ring, LappedWhileSkippingToStartLosesNothing) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 16 << 10;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  std::string payload(100, 'x');
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(p->publish(test::as_bytes(payload)).ok());
+  ConsumerOptions t;
+  t.start = StartFrom::seq(190);
+  auto c = Consumer::open(ns.ns(), "s", t);
+  EXPECT_EQ(c->next_seq(), 190u);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(p->publish(test::as_bytes(payload)).ok());
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, std::chrono::nanoseconds(0)), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 190u);
+  EXPECT_EQ(c->lost(), 0u);
+}
+
+}  // namespace
+}  // namespace shmbus
