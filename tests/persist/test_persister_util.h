@@ -30,6 +30,7 @@
 #include "shmbus/persist.h"
 #include "shmbus/persister.h"
 #include "shmbus/shmbus.h"
+#include "../shm/test_util.h"
 
 namespace shmbus::persist::it {
 
@@ -37,22 +38,8 @@ using namespace std::chrono_literals;
 
 // ---- names and directories --------------------------------------------------------
 
-// A namespace of its own ("pt<pid>-<n>"); its streams are removed at the end.
-class ScopedNs {
- public:
-  ScopedNs() {
-    static std::atomic<int> n{0};
-    ns_ = "pt" + std::to_string(getpid()) + "-" + std::to_string(n++);
-  }
-  ~ScopedNs() {
-    if (auto l = list_streams(ns_); l)
-      for (const auto& s : l.value()) (void)remove_stream(ns_, s, true);
-  }
-  const std::string& ns() const { return ns_; }
-
- private:
-  std::string ns_;
-};
+// A namespace of its own; its streams are removed at the end (shared with tests/shm).
+using ScopedNs = shmbus::test::ScopedNs;
 
 // A fresh data directory under /tmp, removed with everything in it at the end.
 class DataDir {
