@@ -12,7 +12,7 @@
 #include "args.h"
 #include "commands.h"
 #include "format.h"
-#include "json.h"
+#include "shmbus/json.h"
 #include "shmbus/persister.h"
 #include "shmbus/shmbus.h"
 #include "signals.h"

@@ -7,7 +7,7 @@
 #include "commands.h"
 #include "shmbus/persister.h"
 #include "format.h"
-#include "json.h"
+#include "shmbus/json.h"
 #include "shmbus/shmbus.h"
 
 namespace shmbus::tools {

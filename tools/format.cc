@@ -6,41 +6,6 @@
 
 namespace shmbus::tools {
 
-size_t utf8_sequence_length(std::string_view s) noexcept {
-  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char c = b(0);
-  if (c < 0x80) return 1;
-  size_t len;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;          // overlong
-    if (c == 0xED) hi = 0x9F;          // UTF-16 surrogates
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;          // overlong
-    if (c == 0xF4) hi = 0x8F;          // above U+10FFFF
-  } else {
-    return 0;                          // continuation byte, C0/C1, F5..FF
-  }
-  if (s.size() < len) return 0;
-  if (b(1) < lo || b(1) > hi) return 0;
-  for (size_t i = 2; i < len; ++i)
-    if (b(i) < 0x80 || b(i) > 0xBF) return 0;
-  return len;
-}
-
-bool is_valid_utf8(std::string_view s) noexcept {
-  while (!s.empty()) {
-    const size_t n = utf8_sequence_length(s);
-    if (n == 0) return false;
-    s.remove_prefix(n);
-  }
-  return true;
-}
-
 std::string base64_encode(std::string_view bytes) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -8,15 +8,11 @@
 #include <string>
 #include <string_view>
 
+#include "shmbus/json.h"  // is_valid_utf8, utf8_sequence_length
+
 namespace shmbus::tools {
 
-// Length of the well-formed UTF-8 sequence starting at s[0] (1..4), or 0 if the bytes
-// there are not one (stray continuation byte, overlong form, surrogate, > U+10FFFF,
-// truncated sequence).  s must not be empty.
-size_t utf8_sequence_length(std::string_view s) noexcept;
 
-// True when the whole of `s` is well-formed UTF-8 (NUL bytes included: they are valid).
-bool is_valid_utf8(std::string_view s) noexcept;
 
 std::string base64_encode(std::string_view bytes);
 std::string hex_encode(std::string_view bytes);

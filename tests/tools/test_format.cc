@@ -5,10 +5,13 @@
 #include <string>
 
 #include "format.h"
-#include "json.h"
+#include "shmbus/json.h"
 
 namespace shmbus::tools {
 namespace {
+using shmbus::JsonWriter;
+using shmbus::json_escape;
+using shmbus::is_valid_utf8;
 
 std::string escaped(std::string_view s) {
   std::string out;

@@ -1,5 +1,5 @@
-// json.h: a small streaming JSON writer (RFC 8259), enough for the commands' --json
-// output.  Commas and nesting are tracked for the caller; strings are escaped, and
+// shmbus/json.h: a small streaming JSON writer (RFC 8259), enough for `stat --json`
+// (stat.h) and the commands' --json output.  Commas and nesting are tracked for the caller; strings are escaped, and
 // bytes that are not UTF-8 become U+FFFD so that the output is always valid JSON.
 // Binary payloads are not strings: encode them (base64) before writing.
 #pragma once
@@ -9,7 +9,13 @@
 #include <string_view>
 #include <vector>
 
-namespace shmbus::tools {
+namespace shmbus {
+
+// Length of the well-formed UTF-8 sequence at s[0] (1..4), or 0 if there is none (stray
+// continuation byte, overlong form, surrogate, above U+10FFFF, truncated).
+size_t utf8_sequence_length(std::string_view s) noexcept;
+bool is_valid_utf8(std::string_view s) noexcept;
+
 
 // Appends `s` to *out as the inside of a JSON string (no surrounding quotes).
 void json_escape(std::string_view s, std::string* out);
@@ -54,4 +60,4 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-}  // namespace shmbus::tools
+}  // namespace shmbus
