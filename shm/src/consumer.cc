@@ -114,6 +114,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   auto impl = std::make_unique<Impl>();
   Impl& c = *impl;
   c.m = std::move(mr.value());
+  c.m->populate();
   c.h = c.m->header();
   c.cap = c.m->capacity();
   c.mask = c.m->mask();

@@ -133,7 +133,6 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   m->capacity_ = cap;
   m->max_record_ = max_rec;
   m->salt_ = salt;
-  m->populate();
   return m;
 }
 
@@ -169,7 +168,6 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
     m->region_ = bip::mapped_region(shm, mode);
     m->hdr_ = static_cast<StreamHeader*>(m->region_.get_address());
     if (auto r = m->validate(static_cast<uint64_t>(size)); !r) return r.error();
-    m->populate();
   } catch (const bip::interprocess_exception& e) {
     Error err = from_boost(e, describe(ns, name));
     if (err.code == Errc::kNotFound)

@@ -35,6 +35,9 @@ class StreamMapping {
   detail::RecordHeader* record_at(uint64_t pos) const noexcept {
     return reinterpret_cast<detail::RecordHeader*>(data_ + (pos & (capacity_ - 1)));
   }
+  // Maps every page of the ring now (producers and consumers, not `stat`), so that the
+  // first lap pays no page faults on the hot path.
+  void populate() noexcept;
   std::byte* payload_at(uint64_t pos) const noexcept {
     return data_ + (pos & (capacity_ - 1)) + sizeof(detail::RecordHeader);
   }
@@ -42,7 +45,6 @@ class StreamMapping {
  private:
   StreamMapping() = default;
   Result<void> validate(uint64_t file_size);
-  void populate() noexcept;
 
   boost::interprocess::mapped_region region_;
   detail::StreamHeader* hdr_ = nullptr;

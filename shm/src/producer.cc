@@ -130,6 +130,7 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
   if (!mr) return mr.error();
   auto impl = std::make_unique<Impl>();
   impl->m = std::move(mr.value());
+  impl->m->populate();
   impl->h = impl->m->header();
   impl->cap = impl->m->capacity();
   impl->mask = impl->m->mask();
