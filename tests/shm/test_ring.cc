@@ -487,3 +487,43 @@ TEST(Ring, LappedWhileSkippingToStartLosesNothing) {
 
 }  // namespace
 }  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+// Every wait strategy gets a record published while it waits, and times out when none is.
+class WaitStrategies : public ::testing::TestWithParam<WaitStrategy> {};
+
+TEST_P(WaitStrategies, WakesOnPublishAndTimesOut) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  for (bool durable : {false, true}) {
+    ConsumerOptions co;
+    co.wait = GetParam();
+    co.start = StartFrom::latest();
+    if (durable) co.group = "g";
+    auto c = Consumer::open(ns.ns(), "s", co);
+    ASSERT_TRUE(c);
+    Record rec;
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(c->poll(&rec, std::chrono::milliseconds(20)), ReadStatus::kTimeout);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(20));
+    std::thread t([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      (void)p->publish(test::as_bytes("w"));
+    });
+    ASSERT_EQ(c->poll(&rec, std::chrono::seconds(5)), ReadStatus::kOk);
+    EXPECT_EQ(test::as_string(rec.data), "w");
+    t.join();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, WaitStrategies,
+                         ::testing::Values(WaitStrategy::kBusySpin, WaitStrategy::kSpinYield,
+                                           WaitStrategy::kBlock));
+
+}  // namespace
+}  // namespace shmbus
