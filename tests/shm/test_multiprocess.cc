@@ -1,6 +1,7 @@
 // Many processes, many records, every one accounted for.
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <vector>
 
 #include "mp_util.h"
@@ -20,6 +21,13 @@ struct ConsumerResult {
   uint64_t errors = 0;      // checksum, order or duplicate failures
   uint64_t last_seq = 0;
 };
+
+// What a consumer child reports, in one pipe write.
+struct Tagged {
+  int32_t kind;
+  ConsumerResult result;
+};
+static_assert(sizeof(Tagged) < PIPE_BUF);
 
 // Reads until it has seen seq `total - 1` (or times out); checks every record.
 ConsumerResult consume(Consumer& c, uint64_t total, uint32_t producers, bool strict) {
@@ -74,10 +82,9 @@ TEST(MultiProcess, TwoProducersThreeConsumersTenMillion) {
       if (!c) return 10;
       char one = 1;
       ready.put(&one, 1);
-      ConsumerResult r = consume(c.value(), kTotal, kProducers, k < 2);
-      int32_t kind = k;
-      results.put(&kind, sizeof kind);
-      results.put(&r, sizeof r);
+      // One write (< PIPE_BUF, so atomic): three children share the pipe.
+      Tagged t{k, consume(c.value(), kTotal, kProducers, k < 2)};
+      results.put(&t, sizeof t);
       return 0;
     }));
   }
@@ -99,10 +106,10 @@ TEST(MultiProcess, TwoProducersThreeConsumersTenMillion) {
   }
   for (pid_t p : producers) EXPECT_EQ(test::reap(p), 0);
   for (int k = 0; k < 3; ++k) {
-    int32_t kind;
-    ConsumerResult r;
-    ASSERT_TRUE(results.get(&kind, sizeof kind));
-    ASSERT_TRUE(results.get(&r, sizeof r));
+    Tagged t;
+    ASSERT_TRUE(results.get(&t, sizeof t));
+    const int32_t kind = t.kind;
+    const ConsumerResult& r = t.result;
     EXPECT_EQ(r.errors, 0u) << "consumer " << kind;
     EXPECT_EQ(r.last_seq, kTotal - 1) << "consumer " << kind;
     EXPECT_EQ(r.gaps, 0u);
