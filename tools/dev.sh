@@ -38,7 +38,7 @@ build() {  # build DIR [cmake args...] [-- targets...]
 }
 
 # The test programs that hold the tests labelled tsan (threads racing in one process).
-tsan_targets() { echo shm_unit_tests; }
+tsan_targets() { echo shm_unit_tests persist_integration_tests; }
 
 install_missing
 case "$mode" in
