@@ -174,71 +174,35 @@ def zc_consumer(conn, ns, stream, n, core):
     conn.send((t0, t1, count - bad))
 
 
-def queue_producer(conn, q, n, core):
+def baseline_producer(conn, obj, method, n, core):
+    """Sends n records through obj.<method> (Queue.put, Connection.send_bytes,
+    socket.sendall): the producer side of every Python baseline."""
     pin(core)
     payload = bytes(range(RECORD))
     conn.send("ready")
     conn.recv()
     t0 = time.perf_counter()
-    put = q.put
+    send = getattr(obj, method)
     for _ in range(n):
-        put(payload)
+        send(payload)
     t1 = time.perf_counter()
     conn.send((t0, t1))
 
 
-def queue_consumer(conn, q, n, core):
+def baseline_consumer(conn, obj, method, n, core):
+    """Receives n records through obj.<method> (Queue.get, Connection.recv_bytes), each
+    a separate message."""
     pin(core)
     conn.send("ready")
     conn.recv()
     t0 = time.perf_counter()
-    get = q.get
+    get = getattr(obj, method)
     count = 0
     for _ in range(n):
         if len(get()) == RECORD:
             count += 1
     t1 = time.perf_counter()
     conn.send((t0, t1, count))
-
-
-def pipe_producer(conn, w, n, core):
-    pin(core)
-    payload = bytes(range(RECORD))
-    conn.send("ready")
-    conn.recv()
-    t0 = time.perf_counter()
-    send = w.send_bytes
-    for _ in range(n):
-        send(payload)
-    t1 = time.perf_counter()
-    conn.send((t0, t1))
-
-
-def pipe_consumer(conn, r, n, core):
-    pin(core)
-    conn.send("ready")
-    conn.recv()
-    t0 = time.perf_counter()
-    recv = r.recv_bytes
-    count = 0
-    for _ in range(n):
-        if len(recv()) == RECORD:
-            count += 1
-    t1 = time.perf_counter()
-    conn.send((t0, t1, count))
-
-
-def socket_producer(conn, s, n, core):
-    pin(core)
-    payload = bytes(range(RECORD))
-    conn.send("ready")
-    conn.recv()
-    t0 = time.perf_counter()
-    send = s.sendall
-    for _ in range(n):
-        send(payload)
-    t1 = time.perf_counter()
-    conn.send((t0, t1))
 
 
 def socket_consumer(conn, s, n, core):
@@ -351,20 +315,20 @@ def bench_baselines(ctx, results, args, cores):
     pcore, ccore = cores
     n = args.n_base
     q = ctx.Queue()
-    p0, p1, c0, c1, count = run_pair(ctx, queue_producer, (q, n, pcore), queue_consumer, (q, n, ccore))
+    p0, p1, c0, c1, count = run_pair(ctx, baseline_producer, (q, "put", n, pcore), baseline_consumer, (q, "get", n, ccore))
     check_count(results, "multiprocessing.Queue", count, n)
     results.add("multiprocessing.Queue e2e", n / (c1 - p0))
     q.close()
 
     r, w = ctx.Pipe(duplex=False)
-    p0, p1, c0, c1, count = run_pair(ctx, pipe_producer, (w, n, pcore), pipe_consumer, (r, n, ccore))
+    p0, p1, c0, c1, count = run_pair(ctx, baseline_producer, (w, "send_bytes", n, pcore), baseline_consumer, (r, "recv_bytes", n, ccore))
     check_count(results, "multiprocessing.Pipe", count, n)
     results.add("multiprocessing.Pipe e2e", n / (c1 - p0))
     r.close()
     w.close()
 
     a, b = socket.socketpair()
-    p0, p1, c0, c1, count = run_pair(ctx, socket_producer, (a, n, pcore), socket_consumer, (b, n, ccore))
+    p0, p1, c0, c1, count = run_pair(ctx, baseline_producer, (a, "sendall", n, pcore), socket_consumer, (b, n, ccore))
     check_count(results, "socketpair", count, n)
     results.add("socketpair e2e", n / (c1 - p0))
     a.close()
