@@ -66,7 +66,9 @@ struct Persister::Impl {
   std::mutex stop_mu;  // serialises stop()
 
   // ---- persister thread only ----
-  uint64_t published_deleted_records = 0, published_deleted_bytes = 0;
+  // Deletions accumulate across persister restarts: the header's counts when this one
+  // started, to which it adds what its store has deleted since (it is the only writer).
+  uint64_t base_deleted_records = 0, base_deleted_bytes = 0;
   // The ring cannot reuse what is not committed, and the persister commits only what is
   // durable: make it durable early once this much of the ring waits (a quarter of it),
   // not only every flush_interval.
@@ -226,20 +228,12 @@ void Persister::Impl::publish_stats() {
     stats_.store = s;
     stats_.durable_seq = store->durable_seq();
   }
-  // Deletions accumulate across persister restarts: add what this run did since the
-  // last publication to what the header already says.
-  auto info = stream_info(ns, stream);
-  const uint64_t base_records = info ? info->deleted_records : 0;
-  const uint64_t base_bytes = info ? info->deleted_bytes : 0;
   const uint32_t gran = s.granularity == PmemGranularity::kByte        ? 1
                         : s.granularity == PmemGranularity::kCacheLine ? 2
                         : s.granularity == PmemGranularity::kPage      ? 3
                                                                        : 0;
-  ctl->set_store_stats(s.bytes_on_disk, s.segments,
-                       base_records + (s.deleted_records - published_deleted_records),
-                       base_bytes + (s.deleted_bytes - published_deleted_bytes), gran);
-  published_deleted_records = s.deleted_records;
-  published_deleted_bytes = s.deleted_bytes;
+  ctl->set_store_stats(s.bytes_on_disk, s.segments, base_deleted_records + s.deleted_records,
+                       base_deleted_bytes + s.deleted_bytes, gran);
 }
 
 void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat) {
@@ -353,6 +347,8 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   // same name: appending would skip every record up to its end without a word.
   auto info = stream_info(ns, stream);
   if (!info) return info.error();
+  impl->base_deleted_records = info->deleted_records;
+  impl->base_deleted_bytes = info->deleted_bytes;
   if (impl->store->next_seq() > info->next_seq)
     return make_error(Errc::kIncompatible,
                       "the store in " + store_dir + " ends at sequence " +

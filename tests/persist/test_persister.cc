@@ -249,3 +249,41 @@ TEST(Persister, RefusesAStoreOfAnEarlierStream) {
 
 }  // namespace
 }  // namespace shmbus::persist::it
+
+namespace shmbus::persist::it {
+namespace {
+
+// The header's deletion counts (stat's rho) add up over persister restarts: each run adds
+// what its store deleted to what the header said when it started.
+TEST(Persister, DeletionCountsAccumulateAcrossRestarts) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  std::vector<std::byte> buf(200, std::byte{1});
+  uint64_t published = 0;
+  uint64_t expected_deleted = 0;
+  for (int round = 0; round < 2; ++round) {
+    PersisterOptions o = persister_opts(dir);
+    o.segment_bytes = 64 << 10;
+    o.retention_bytes = 128 << 10;
+    o.retention_every = std::chrono::milliseconds(10);
+    auto p = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(p) << p.error().message;
+    for (int k = 0; k < 3000; ++k, ++published)
+      ASSERT_TRUE(prod->publish(Bytes(buf.data(), buf.size())).ok());
+    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == published; }));
+    ASSERT_TRUE(eventually([&] { return p.value()->stats().store.deleted_records > 0; }));
+    ASSERT_TRUE(p.value()->stop());
+    const StoreStats st = p.value()->stats().store;
+    expected_deleted += st.deleted_records;
+    auto info = stream_info(ns.ns(), "s");
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->deleted_records, expected_deleted) << "round " << round;
+    EXPECT_GT(info->deleted_bytes, 0u);
+  }
+}
+
+}  // namespace
+}  // namespace shmbus::persist::it
