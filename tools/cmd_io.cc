@@ -1,5 +1,6 @@
 // cmd_io.cc: pub and tail: records in from stdin, records out to stdout.
 #include <stdio_ext.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -141,13 +142,16 @@ int pub_lines(Producer& p, const PubArgs& a, std::string_view ns,
 class RecordPrinter {
  public:
   enum class Format { kText, kJson, kHex };
-  explicit RecordPrinter(Format f) : format_(f) {}
+  // Text records reach a terminal escaped (terminal_text): a payload must not be able to
+  // drive it.  Into a pipe or file they go as they are.
+  explicit RecordPrinter(Format f) : format_(f), to_terminal_(::isatty(STDOUT_FILENO) == 1) {}
 
   bool print(const Record& rec) {
     const std::string_view data = as_chars(rec.data);
     switch (format_) {
       case Format::kText:
-        line_.assign(data);
+        if (to_terminal_) line_ = terminal_text(data);
+        else line_.assign(data);
         break;
       case Format::kJson: {
         JsonWriter w;
@@ -195,6 +199,7 @@ class RecordPrinter {
   }
 
   Format format_;
+  bool to_terminal_;
   std::string line_;
   int errno_ = 0;
 };

@@ -1,14 +1,9 @@
-// cmd_persist.cc: persist (run persisters until a stop signal), fsck, delete, and the
-// removal of a stream's store (rm --data).
-#include <dirent.h>
+// cmd_persist.cc: persist (run persisters until a stop signal), fsck and delete.
 #include <signal.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -25,7 +20,9 @@ using namespace std::chrono_literals;
 int cmd_persist(const PersistArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
   persist::PersisterOptions o;
-  o.data_dir = persist::resolve_data_dir(a.data_dir);
+  auto data_dir = persist::resolve_data_dir(a.data_dir);
+  if (!data_dir) return fail(data_dir.error());
+  o.data_dir = data_dir.value();
   if (a.store == "pmem") o.kind = persist::StoreKind::kPmem;
   else if (a.store != "file") return fail("--store must be file or pmem", kExitUsage);
   if (a.durability == "sync") o.durability = persist::Durability::kSync;
@@ -105,77 +102,23 @@ int cmd_fsck(const FsckArgs& a) {
 }
 
 int cmd_delete(const DeleteArgs& a) {
-  const std::string ns = resolve_namespace(a.ns);
-  auto ctl = StreamControl::open(ns, a.stream);
-  if (!ctl) return fail(ctl.error());
-  // The header's watermark takes effect at once for every reader (ring and store).
-  ctl->raise_deleted_below(a.before);
-  auto ps = ctl->persist();
-  if (!ps) {
-    std::printf("records below %llu will not be served (the stream is not persisted)\n",
-                static_cast<unsigned long long>(a.before));
-    return kExitOk;
-  }
-  // With no persister running, delete the segments now; a running one does it itself.
-  const std::string suffix = "/" + ns + "/" + a.stream;
-  std::string root = ps->store_dir.substr(0, ps->store_dir.size() - suffix.size());
-  auto store = persist::SegmentStore::open(root, ns, a.stream);
-  if (!store && store.error().code == Errc::kBusy) {
-    std::printf("records below %llu deleted; the running persister removes their segments\n",
-                static_cast<unsigned long long>(a.before));
-    return kExitOk;
-  }
-  if (!store) return fail(store.error());
-  auto d = store->delete_before(a.before);
+  persist::AdminOptions o;
+  o.data_dir = a.data_dir;
+  o.secure = a.secure;
+  auto d = persist::delete_before(resolve_namespace(a.ns), a.stream, a.before, o);
   if (!d) return fail(d.error());
-  ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
-  std::printf("records below %llu deleted: %llu segment(s), %llu bytes freed\n",
-              static_cast<unsigned long long>(a.before), static_cast<unsigned long long>(d->segments),
-              static_cast<unsigned long long>(d->bytes));
+  const auto before = static_cast<unsigned long long>(a.before);
+  if (!d->persisted)
+    std::printf("records below %llu will not be served (the stream is not persisted)\n", before);
+  else if (d->by_persister)
+    std::printf("records below %llu deleted; the running persister recorded it durably and frees "
+                "their segments%s\n", before, d->secure ? " (overwritten first)" : "");
+  else
+    std::printf("records below %llu deleted: %llu segment(s), %llu bytes freed%s\n", before,
+                static_cast<unsigned long long>(d->report.segments),
+                static_cast<unsigned long long>(d->report.bytes),
+                d->secure ? " (overwritten first)" : "");
   return kExitOk;
-}
-
-// Removes DIR (a stream's store folder: files only, no links followed); with `secure`
-// every file is overwritten with zeros and synced before it is unlinked.
-Result<uint64_t> remove_store_dir(const std::string& dir, bool secure) {
-  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dfd < 0) {
-    if (errno == ENOENT) return uint64_t{0};
-    return make_error(Errc::kIo, "cannot open " + dir + ": " + std::strerror(errno));
-  }
-  DIR* d = fdopendir(dfd);
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d))
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-  uint64_t bytes = 0;
-  for (const auto& n : names) {
-    struct stat st;
-    if (fstatat(dfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
-      closedir(d);
-      return make_error(Errc::kIo, dir + "/" + n + " is not a regular file: not removing " + dir);
-    }
-    if (secure) {
-      int fd = openat(dfd, n.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd >= 0) {
-        std::vector<char> zeros(1 << 20, 0);
-        for (off_t off = 0; off < st.st_size;) {
-          ssize_t w = pwrite(fd, zeros.data(), std::min<off_t>(zeros.size(), st.st_size - off), off);
-          if (w <= 0) break;
-          off += w;
-        }
-        fdatasync(fd);
-        close(fd);
-      }
-    }
-    if (unlinkat(dfd, n.c_str(), 0) != 0) {
-      closedir(d);
-      return make_error(Errc::kIo, "cannot remove " + dir + "/" + n + ": " + std::strerror(errno));
-    }
-    bytes += static_cast<uint64_t>(st.st_size);
-  }
-  closedir(d);
-  if (rmdir(dir.c_str()) != 0) return make_error(Errc::kIo, "cannot remove " + dir + ": " + std::strerror(errno));
-  return bytes;
 }
 
 }  // namespace shmbus::tools

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "args.h"
 #include "commands.h"
@@ -21,8 +22,10 @@ namespace {
 
 void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan& pl) {
   using ull = unsigned long long;
-  std::printf("stream            %s (namespace %s, layout version %u)\n", s.name.c_str(),
-              s.ns.c_str(), s.layout_version);
+  // Names and paths come from shared memory: escaped, so that nothing in them can
+  // drive the terminal.
+  std::printf("stream            %s (namespace %s, layout version %u)\n",
+              terminal_text(s.name).c_str(), terminal_text(s.ns).c_str(), s.layout_version);
   std::printf("capacity          %s (%llu bytes), max record %llu bytes\n",
               format_size(s.capacity).c_str(), ull(s.capacity), ull(s.max_record));
   std::printf("created           %s\n", format_time_ns(s.created_ns).c_str());
@@ -38,7 +41,7 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
               ull(s.abandon_timeout_ms), ull(s.consumer_dead_timeout_ms));
   if (s.persist) {
     std::printf("persisted         %s store at %s%s%s\n", s.persist->store_kind.c_str(),
-                s.persist->store_dir.c_str(), s.persist->sync ? ", sync" : "",
+                terminal_text(s.persist->store_dir).c_str(), s.persist->sync ? ", sync" : "",
                 s.persist->hold_producers ? ", holds producers" : "");
     std::printf("durable           below seq %llu, oldest persisted %llu, deleted below %llu, "
                 "persister beat %s\n",
@@ -79,8 +82,10 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
 
   std::printf("\nconsumers (%zu)\n", s.consumers.size());
   if (s.consumers.empty()) return;
+  std::vector<std::string> names;
+  for (const auto& c : s.consumers) names.push_back(terminal_text(c.name));
   size_t width = 4;
-  for (const auto& c : s.consumers) width = std::max(width, c.name.size());
+  for (const auto& n : names) width = std::max(width, n.size());
   const int wd = static_cast<int>(width);
   std::printf("  %-*s %-7s %8s %5s %7s %12s %12s %14s\n", wd, "NAME", "KIND", "PID", "ALIVE",
               "EVICTED", "NEXT_SEQ", "LAG", "MU(rec/s)");
@@ -88,7 +93,7 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
     const auto& c = s.consumers[i];
     std::string mu = "-";
     if (rates && rates->mu_records_per_s[i]) mu = format_rate(*rates->mu_records_per_s[i]);
-    std::printf("  %-*s %-7s %8u %5s %7s %12llu %12llu %14s\n", wd, c.name.c_str(),
+    std::printf("  %-*s %-7s %8u %5s %7s %12llu %12llu %14s\n", wd, names[i].c_str(),
                 c.durable ? "group" : "tail", c.pid, c.alive ? "yes" : "no",
                 c.evicted ? "yes" : "no", ull(c.next_seq), ull(c.lag), mu.c_str());
   }

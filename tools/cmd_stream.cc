@@ -28,6 +28,11 @@ int cmd_create(const CreateArgs& a) {
   if (!mode) return kExitUsage;
   o.mode = *mode;
   o.exist_ok = a.exist_ok;
+  if (!a.trust_owner.empty()) {
+    auto uid = user_flag("--trust-owner", a.trust_owner);
+    if (!uid) return kExitUsage;
+    o.trusted_owner = *uid;
+  }
   auto timeout_ms = [](std::string_view flag, const std::string& text,
                        std::chrono::milliseconds* out) {
     if (text.empty()) return true;
@@ -51,20 +56,29 @@ int cmd_create(const CreateArgs& a) {
 int cmd_rm(const RmArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
   if (a.secure && !a.data) return fail("--secure goes with --data", kExitUsage);
-  // The store's place is in the stream header; read it before the header is gone.
-  std::string store_dir;
+  persist::AdminOptions o;
+  o.data_dir = a.data_dir;
+  o.secure = a.secure;
+  // Check where the store is (derived from the data dir, cross-checked with the header)
+  // before the header is gone.
   if (a.data) {
-    if (auto info = stream_info(ns, a.stream); info && info->persist) store_dir = info->persist->store_dir;
-    else store_dir = persist::resolve_data_dir(a.data_dir) + "/" + ns + "/" + a.stream;
+    if (auto loc = persist::locate_store(ns, a.stream, a.data_dir); !loc) return fail(loc.error());
   }
   auto r = remove_stream(ns, a.stream, a.force);
   if (!r && !(a.data && r.error().code == Errc::kNotFound)) return fail(r.error());
   if (a.data) {
-    auto freed = remove_store_dir(store_dir, a.secure);
-    if (!freed) return fail(freed.error());
-    if (!r && *freed == 0) return fail(r.error());  // neither a stream nor a store
-    std::fprintf(stderr, "shmbus: removed the store %s (%llu bytes%s)\n", store_dir.c_str(),
-                 static_cast<unsigned long long>(*freed), a.secure ? ", overwritten first" : "");
+    auto removed = persist::remove_store(ns, a.stream, o);
+    if (!removed) return fail(removed.error());
+    if (!removed->existed) {
+      if (!r) return fail(r.error());  // neither a stream nor a store
+      std::fprintf(stderr, "shmbus: the stream had no store (nothing in %s)\n",
+                   terminal_text(removed->dir).c_str());
+    } else {
+      std::fprintf(stderr, "shmbus: removed the store %s (%llu files, %llu bytes%s)\n",
+                   terminal_text(removed->dir).c_str(), static_cast<unsigned long long>(removed->files),
+                   static_cast<unsigned long long>(removed->bytes),
+                   removed->secure ? ", overwritten first" : "");
+    }
   }
   return kExitOk;
 }
@@ -133,7 +147,7 @@ int cmd_ls(const LsArgs& a) {
               "OLDEST_SEQ", "PRODUCERS", "CONSUMERS", "MAX_LAG");
   for (const auto& r : rows) {
     if (!r.error.empty()) {
-      std::printf("%-*s error: %s\n", wd, r.stream.c_str(), r.error.c_str());
+      std::printf("%-*s error: %s\n", wd, r.stream.c_str(), terminal_text(r.error).c_str());
       continue;
     }
     std::printf("%-*s %9s %12llu %12llu %9llu %9zu %12llu\n", wd, r.stream.c_str(),

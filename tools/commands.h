@@ -44,6 +44,7 @@ struct CreateArgs {
   std::string abandon_timeout;   // parse_duration; empty: the library's default
   std::string consumer_timeout;  // parse_duration; empty: the library's default
   bool exist_ok = false;
+  std::string trust_owner;       // user name or uid whose existing stream --exist-ok accepts
 };
 int cmd_create(const CreateArgs& a);
 
@@ -96,6 +97,7 @@ struct PersistArgs {
   std::string ns;
   std::vector<std::string> streams;
   std::string data_dir;          // empty: $SHMBUS_DATA_DIR, else ~/.local/share/shmbus
+                                 // (root without HOME: /var/lib/shmbus)
   std::string store = "file";    // file | pmem
   std::string durability = "async";
   std::string flush_interval, retention_age, retention_bytes, segment_size, roll_age;
@@ -113,11 +115,10 @@ int cmd_fsck(const FsckArgs& a);
 struct DeleteArgs {
   std::string ns, stream;
   uint64_t before = 0;
+  std::string data_dir;          // where the store is (checked against the stream's header)
+  bool secure = false;           // overwrite what is freed (the stream's setting also counts)
 };
 int cmd_delete(const DeleteArgs& a);
-
-// Removes a stream's store folder; returns the bytes freed.
-Result<uint64_t> remove_store_dir(const std::string& dir, bool secure);
 
 // Replaces this process with shmbus-bench (next to this executable); returns only on
 // failure.

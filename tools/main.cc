@@ -60,7 +60,10 @@ int main(int argc, char** argv) {
       ->required();
   c->add_option("--max-record", create.max_record, "Largest record payload (default capacity/8)");
   c->add_option("--mode", create.mode, "Permission bits, octal (default 0600)");
-  c->add_flag("--exist-ok", create.exist_ok, "Succeed if a compatible stream already exists");
+  c->add_flag("--exist-ok", create.exist_ok,
+              "Succeed if a compatible stream of yours already exists");
+  c->add_option("--trust-owner", create.trust_owner,
+                "With --exist-ok: also accept a stream created by this user (name or uid)");
   c->add_option("--abandon-timeout", create.abandon_timeout,
                 "Uncommitted claims of dead producers become gaps after this (default 1s)");
   c->add_option("--consumer-timeout", create.consumer_timeout,
@@ -126,8 +129,8 @@ int main(int argc, char** argv) {
   r->add_flag("--data", rm.data, "Also remove the stream's store (its segment files)");
   r->add_flag("--secure", rm.secure, "With --data: overwrite the files before unlinking them");
   r->add_option("--data-dir", rm.data_dir,
-                "Where the store is when the stream is already gone (default: $SHMBUS_DATA_DIR, "
-                "else ~/.local/share/shmbus)");
+                "The store root (default: $SHMBUS_DATA_DIR, else ~/.local/share/shmbus, root "
+                "without HOME: /var/lib/shmbus); must agree with the stream's header");
   add_namespace(r, &rm.ns);
   r->callback([&] { run = [&] { return cmd_rm(rm); }; });
 
@@ -166,6 +169,10 @@ int main(int argc, char** argv) {
   de->add_option("--before", del.before, "Records below SEQ are never served again")
       ->required()
       ->check(kNotNegative);
+  de->add_option("--data-dir", del.data_dir,
+                 "The store root (default as for persist); must agree with the stream's header");
+  de->add_flag("--secure", del.secure,
+               "Overwrite the deleted records' bytes before their space is released");
   add_namespace(de, &del.ns);
   de->callback([&] { run = [&] { return cmd_delete(del); }; });
 

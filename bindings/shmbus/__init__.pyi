@@ -51,11 +51,13 @@ def create(
     namespace: Optional[str] = None,
     abandon_timeout: float = 1.0,
     consumer_dead_timeout: float = 2.0,
+    trust_owner: Optional[int] = None,
 ) -> None:
     """Creates a stream: a ring of `capacity` bytes (power of two, from 4K) in /dev/shm.
 
     max_record: largest payload (None: capacity/8).  exist_ok: accept an existing stream
-    of the same capacity.  Raises ExistsError, InvalidArgumentError, NoSpaceError.
+    of the same capacity that belongs to you (or to the uid trust_owner).  Raises
+    ExistsError, PermissionError, InvalidArgumentError, NoSpaceError.
     """
 
 def remove(name: str, *, force: bool = False, namespace: Optional[str] = None) -> None:

@@ -94,7 +94,7 @@ class PersisterHandle {
     persist::PersisterOptions o;
     ns_ = namespace_of(ns);
     stream_ = stream;
-    o.data_dir = persist::resolve_data_dir(path_arg(data_dir, "data_dir"));
+    o.data_dir = unwrap(persist::resolve_data_dir(path_arg(data_dir, "data_dir")));
     if (store == "file") o.kind = persist::StoreKind::kFile;
     else if (store == "pmem") o.kind = persist::StoreKind::kPmem;
     else throw_error(Errc::kInvalidArgument, "store must be 'file' or 'pmem', not '" + store + "'");
@@ -222,12 +222,13 @@ void log_to_stderr() {
 void bind_persister(py::module_& m) {
   log_to_stderr();
   m.def("resolve_data_dir",
-        [](const py::object& data_dir) { return persist::resolve_data_dir(path_arg(data_dir, "data_dir")); },
+        [](const py::object& data_dir) { return unwrap(persist::resolve_data_dir(path_arg(data_dir, "data_dir"))); },
         py::arg("data_dir") = py::none(),
         R"doc(resolve_data_dir(data_dir=None) -> str
 
 The store root a Persister uses: ``data_dir`` if given, else $SHMBUS_DATA_DIR, else
-~/.local/share/shmbus.  A stream's segments go to DATA_DIR/NAMESPACE/STREAM/.)doc");
+~/.local/share/shmbus, else (root without HOME) /var/lib/shmbus; without HOME and not root,
+InvalidArgumentError.  A stream's segments go to DATA_DIR/NAMESPACE/STREAM/.)doc");
 
   py::class_<PersisterHandle>(m, "Persister", R"doc(
 Persister(stream, *, data_dir=None, store="file", durability="async", flush_interval=0.01,

@@ -21,12 +21,18 @@ std::chrono::milliseconds to_ms(const py::object& seconds, const char* what) {
 
 void create(const std::string& name, const py::object& capacity, bool exist_ok,
             const py::object& max_record, uint32_t mode, const py::object& ns,
-            const py::object& abandon_timeout, const py::object& consumer_dead_timeout) {
+            const py::object& abandon_timeout, const py::object& consumer_dead_timeout,
+            const py::object& trust_owner) {
   StreamOptions o;
   o.capacity = size_arg(capacity, "capacity");
   o.max_record = max_record.is_none() ? 0 : size_arg(max_record, "max_record");
   o.mode = mode;
   o.exist_ok = exist_ok;
+  if (!trust_owner.is_none()) {
+    const auto uid = trust_owner.cast<int64_t>();
+    if (uid < 0 || uid > 0xffffffffLL) throw_error(Errc::kInvalidArgument, "trust_owner must be a uid");
+    o.trusted_owner = uid;
+  }
   o.abandon_timeout = to_ms(abandon_timeout, "abandon_timeout");
   o.consumer_dead_timeout = to_ms(consumer_dead_timeout, "consumer_dead_timeout");
   const std::string nspace = namespace_of(ns);
@@ -92,13 +98,15 @@ void bind_streams(py::module_& m) {
         py::arg("exist_ok") = false, py::arg("max_record") = py::none(),
         py::arg("mode") = 0600, py::arg("namespace") = py::none(),
         py::arg("abandon_timeout") = 1.0, py::arg("consumer_dead_timeout") = 2.0,
+        py::arg("trust_owner") = py::none(),
         R"doc(create(name, capacity="1M", *, exist_ok=False, max_record=None, mode=0o600,
-       namespace=None, abandon_timeout=1.0, consumer_dead_timeout=2.0) -> None
+       namespace=None, abandon_timeout=1.0, consumer_dead_timeout=2.0, trust_owner=None) -> None
 
 Creates a stream: a ring of ``capacity`` bytes (an int, or "64K", "16M", "1G"; a power
 of two from 4K) in /dev/shm.  ``max_record`` (int or str) is the largest payload (None:
 capacity/8).  ``mode`` is the permission bits of the shared-memory object.
-``exist_ok=True`` accepts an existing stream of the same capacity.  A claim left
+``exist_ok=True`` accepts an existing stream of the same capacity that belongs to you (or
+to the uid ``trust_owner``; another owner raises PermissionError).  A claim left
 uncommitted ``abandon_timeout`` seconds becomes a gap; a durable consumer whose process
 died stops holding producers back after ``consumer_dead_timeout`` seconds.
 ExistsError, InvalidArgumentError, NoSpaceError.)doc");

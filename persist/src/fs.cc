@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "format.h"
+#include "store_path.h"
 
 namespace shmbus::persist::detail {
 
@@ -54,12 +55,18 @@ Error errno_error(int err, const std::string& what) {
 }
 
 Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::string> parts,
-                               bool create) {
+                               bool create, Use use) {
   const std::string r(root);
   if (r.empty()) return make_error(Errc::kInvalidArgument, "data directory is empty");
-  if (create) (void)::mkdir(r.c_str(), 0700);  // the root itself; EEXIST is fine
+  if (create) {
+    // The root and its missing parents (mkdir -p); EEXIST is fine.
+    for (size_t at = r.find('/', 1); at != std::string::npos; at = r.find('/', at + 1))
+      (void)::mkdir(r.substr(0, at).c_str(), 0700);
+    (void)::mkdir(r.c_str(), 0700);
+  }
   UniqueFd dir(::open(r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir.valid()) return errno_error(errno, "cannot open data directory '" + r + "'");
+  if (auto t = check_trusted(dir.get(), r, use, /*data_root=*/true); !t) return t.error();
   std::string path = r;
   for (const auto& part : parts) {
     path += "/" + part;
@@ -78,12 +85,13 @@ Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::strin
       return errno_error(err, "cannot open directory '" + path + "'");
     }
     dir = UniqueFd(fd);
+    if (auto t = check_trusted(dir.get(), path, use); !t) return t.error();
   }
   return dir;
 }
 
 Result<UniqueFd> open_at(int dir, const std::string& name, OpenMode mode) {
-  int flags = O_NOFOLLOW | O_CLOEXEC;
+  int flags = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
   switch (mode) {
     case OpenMode::kRead: flags |= O_RDONLY; break;
     case OpenMode::kReadWrite: flags |= O_RDWR; break;
@@ -91,9 +99,15 @@ Result<UniqueFd> open_at(int dir, const std::string& name, OpenMode mode) {
     case OpenMode::kCreateOrOpen: flags |= O_RDWR | O_CREAT; break;
     case OpenMode::kCreateTruncate: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
   }
-  int fd = ::openat(dir, name.c_str(), flags, 0600);
-  if (fd < 0) return errno_error(errno, "cannot open '" + name + "'");
-  return UniqueFd(fd);
+  UniqueFd fd(::openat(dir, name.c_str(), flags, 0600));
+  if (!fd.valid()) return errno_error(errno, "cannot open '" + name + "'");
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return errno_error(errno, "cannot stat '" + name + "'");
+  if (!S_ISREG(st.st_mode))
+    return make_error(Errc::kInvalidArgument, "'" + name + "' is not a regular file");
+  if (auto t = check_trusted(fd.get(), name, mode == OpenMode::kRead ? Use::kRead : Use::kWrite); !t)
+    return t.error();
+  return fd;
 }
 
 Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t off,

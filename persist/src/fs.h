@@ -41,13 +41,20 @@ class UniqueFd {
 // ENOENT -> kNotFound, EEXIST -> kExists, others -> kIo.  `what` says what failed.
 Error errno_error(int err, const std::string& what);
 
-// Opens `root` (which may be a symlink: the caller chose it), then each component
-// below it with O_NOFOLLOW | O_DIRECTORY, creating missing ones 0700 when `create`.
+enum class Use : uint8_t;  // store_path.h
+
+// Opens `root` (which may be a symlink: the caller chose it; created with its missing
+// parents, 0700, when `create`), then each component below it with O_NOFOLLOW |
+// O_DIRECTORY, creating missing ones 0700 when `create`.  Every directory must pass
+// check_trusted() for `use` (the root with the data-root rules).
 Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::string> parts,
-                               bool create);
+                               bool create, Use use);
 
 enum class OpenMode { kRead, kReadWrite, kCreateExclusive, kCreateOrOpen, kCreateTruncate };
-// openat(dir, name, ... | O_NOFOLLOW | O_CLOEXEC), 0600 when it creates.
+// openat(dir, name, ... | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), 0600 when it creates.
+// Only regular files are accepted (a FIFO or device is refused, never waited on); a
+// file opened for writing must belong to the caller, one opened for reading must not
+// be writable by others (check_trusted).
 Result<UniqueFd> open_at(int dir, const std::string& name, OpenMode mode);
 
 // pwrite until done.  *written (if given) receives the bytes that did reach the file,

@@ -8,6 +8,7 @@
 #include "coding.h"
 #include "format.h"
 #include "fs.h"
+#include "store_path.h"
 #include "index.h"
 #include "scan.h"
 #include "shmbus/persist.h"
@@ -322,7 +323,7 @@ Result<UniqueFd> open_subdir(int dir, const std::string& name) {
 Result<FsckReport> fsck(std::string_view dir, bool repair) {
   std::string path(dir);
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  auto d = open_dir_path(path, {}, false);
+  auto d = open_dir_path(path, {}, false, repair ? Use::kWrite : Use::kRead);
   if (!d) return d.error();
   auto names = list_dir(d->get());
   if (!names) return names.error();

@@ -23,13 +23,6 @@
 
 namespace shmbus::persist {
 
-std::string resolve_data_dir(std::string_view flag) {
-  if (!flag.empty()) return std::string(flag);
-  if (const char* env = std::getenv("SHMBUS_DATA_DIR"); env && *env) return env;
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : "/tmp") + "/.local/share/shmbus";
-}
-
 namespace {
 
 // After a failed write (disk full, file-size limit, I/O error) the next attempt waits this
@@ -69,6 +62,8 @@ struct Persister::Impl {
   // Deletions accumulate across persister restarts: the header's counts when this one
   // started, to which it adds what its store has deleted since (it is the only writer).
   uint64_t base_deleted_records = 0, base_deleted_bytes = 0;
+  uint64_t applied_deleted_below = 0;  // the header watermark the store has applied
+  uint64_t delete_retry_ns = 0;        // after a failed deletion, not before this
   // The ring cannot reuse what is not committed, and the persister commits only what is
   // durable: make it durable early once this much of the ring waits (a quarter of it),
   // not only every flush_interval.
@@ -237,16 +232,24 @@ void Persister::Impl::publish_stats() {
 }
 
 void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat) {
-  // Deletion: the watermark set by `shmbus delete`, then retention.
+  // Deletion asked for through the header's watermark (`shmbus delete`, which waits until
+  // the store has it durably): applied at once, not at the next retention pass.
   const uint64_t now = now_ns();
+  const uint64_t wm = ctl->deleted_below();
+  if (wm > applied_deleted_below && now >= delete_retry_ns) {
+    if (auto d = store->delete_before(wm); d) {
+      applied_deleted_below = wm;
+      detail::logger().info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
+                            d->segments, d->bytes);
+      ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
+    } else {
+      detail::logger().warn("persister {}/{}: deleting below {}: {}", ns, stream, wm, d.error().message);
+      delete_retry_ns = now + kRetryNs;
+    }
+  }
+  // Retention.
   if (now >= *next_retention) {
     *next_retention = now + static_cast<uint64_t>(opts.retention_every.count());
-    const uint64_t wm = ctl->deleted_below();
-    if (wm > store->stats().deleted_below) {
-      if (auto d = store->delete_before(wm); d)
-        detail::logger().info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
-                     d->segments, d->bytes);
-    }
     if (opts.retention_age.count() > 0 || opts.retention_bytes > 0) {
       if (auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now); d && d->segments)
         detail::logger().info("persister {}/{}: retention deleted {} segments ({} records, {} bytes)", ns, stream,
@@ -317,12 +320,9 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   impl->ns = ns;
   impl->stream = stream;
   impl->opts = opts_in;
-  impl->opts.data_dir = resolve_data_dir(opts_in.data_dir);
-  if (impl->opts.data_dir.empty() || impl->opts.data_dir[0] != '/') {
-    char cwd[4096];
-    if (!getcwd(cwd, sizeof cwd)) return make_error(Errc::kIo, "cannot resolve the data directory");
-    impl->opts.data_dir = std::string(cwd) + "/" + impl->opts.data_dir;
-  }
+  auto data_dir = resolve_data_dir(opts_in.data_dir);
+  if (!data_dir) return data_dir.error();
+  impl->opts.data_dir = std::move(data_dir.value());
   if (impl->opts.flush_interval.count() < 0 || impl->opts.retention_every.count() < 0)
     return make_error(Errc::kInvalidArgument, "flush_interval and retention_every cannot be negative");
   auto ctl = StreamControl::open(ns, stream);
@@ -389,6 +389,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   ps.retention_age = impl->opts.retention_age;
   ps.retention_bytes = impl->opts.retention_bytes;
   ps.segment_bytes = impl->opts.segment_bytes;
+  ps.secure_delete = impl->opts.secure_delete;
   if (auto r = impl->ctl->set_persist(ps); !r) return r.error();
   if (impl->ring->lost() > 0)
     detail::logger().warn("persister {}/{}: {} records left the ring while no persister ran", ns, stream,

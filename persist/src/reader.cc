@@ -14,6 +14,7 @@
 #include "index.h"
 #include "scan.h"
 #include "shmbus/persist.h"
+#include "store_path.h"
 #include "watermark.h"
 
 namespace shmbus::persist {
@@ -249,7 +250,7 @@ Result<SegmentReader> SegmentReader::open(std::string_view dir_root, std::string
   auto impl = std::make_unique<Impl>();
   impl->where = std::string(dir_root) + "/" + std::string(ns) + "/" + std::string(stream);
   const std::string parts[] = {std::string(ns), std::string(stream)};
-  auto dir = open_dir_path(dir_root, parts, /*create=*/false);
+  auto dir = open_dir_path(dir_root, parts, /*create=*/false, Use::kRead);
   if (!dir) {
     if (dir.error().code == Errc::kNotFound)
       return make_error(Errc::kNotFound, "no stored data for stream '" + std::string(stream) +

@@ -8,6 +8,7 @@
 #include "format.h"
 #include "log.h"
 #include "store_impl.h"
+#include "store_path.h"
 
 namespace shmbus::persist {
 
@@ -65,7 +66,7 @@ Result<SegmentStore> SegmentStore::open(std::string_view dir_root, std::string_v
   impl->granularity = PmemGranularity::kNotPmem;
   impl->counters.kind = opts.kind;
   const std::string parts[] = {impl->ns, impl->stream};
-  auto dir = open_dir_path(dir_root, parts, /*create=*/true);
+  auto dir = open_dir_path(dir_root, parts, /*create=*/true, Use::kWrite);
   if (!dir) return dir.error();
   impl->dir = std::move(dir.value());
   auto lock = open_at(impl->dir.get(), "LOCK", OpenMode::kCreateOrOpen);

@@ -37,6 +37,7 @@ std::optional<PersistSettings> detail::read_persist_settings(const StreamHeader*
   s.retention_age = std::chrono::nanoseconds(h->retention_age_ns);
   s.retention_bytes = h->retention_bytes;
   s.segment_bytes = h->segment_bytes;
+  s.secure_delete = (h->persist_flags & 1) != 0;
   return s;
 }
 
@@ -65,6 +66,7 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
   h->retention_age_ns = static_cast<uint64_t>(s.retention_age.count());
   h->retention_bytes = s.retention_bytes;
   h->segment_bytes = s.segment_bytes;
+  h->persist_flags = s.secure_delete ? 1 : 0;
   // release: pairs with the acquire in read_persist_settings().
   h->persist_enabled.store(1, std::memory_order_release);
   return {};

@@ -208,7 +208,7 @@ struct StreamHeader {
   uint64_t retention_bytes;             // 0 = no limit
   uint64_t segment_bytes;
   uint32_t store_dir_len;               // bytes used in store_dir
-  uint32_t reserved7;
+  uint32_t persist_flags;               // bit 0: secure delete (overwrite before release)
   uint8_t pad8[128 - 56];
   char store_dir[2048];                 // absolute path of DATA_DIR/NS/STREAM (no NUL needed)
   // Who this object belongs to: "shmbus.NS.STREAM" is ambiguous when names hold dots

@@ -1,5 +1,7 @@
 // stream.cc: create, remove, list and describe streams.
 #include <dirent.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -14,6 +16,18 @@
 namespace shmbus {
 namespace bip = boost::interprocess;
 using namespace detail;
+
+namespace {
+// "uid 1001 (alice)".
+std::string describe_user(uid_t uid) {
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  char buf[1024];
+  std::string s = "uid " + std::to_string(uid);
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found) s += std::string(" (") + found->pw_name + ")";
+  return s;
+}
+}  // namespace
 
 Result<void> create_stream(std::string_view ns, std::string_view name, const StreamOptions& opts) {
   auto r = StreamMapping::create(ns, name, opts);
@@ -35,7 +49,17 @@ Result<void> create_stream(std::string_view ns, std::string_view name, const Str
                                          std::to_string(want_max));
   struct stat st;
   const std::string path = "/dev/shm/" + object_name(ns, name);
-  if (lstat(path.c_str(), &st) == 0 && (st.st_mode & 0777) != opts.mode) {
+  if (lstat(path.c_str(), &st) != 0)
+    return make_error(Errc::kNotFound, "stream '" + std::string(name) + "' vanished while checking it");
+  // Whoever created the object can read everything published into it and rewrite its
+  // header: an object of another user is accepted only when the caller says so.
+  if (st.st_uid != geteuid() &&
+      !(opts.trusted_owner >= 0 && static_cast<uid_t>(opts.trusted_owner) == st.st_uid))
+    return make_error(Errc::kPermission,
+                      "stream '" + std::string(name) + "' exists but belongs to " +
+                          describe_user(st.st_uid) + ", not to you: refusing to use it (pass "
+                          "--trust-owner " + std::to_string(st.st_uid) + " if you trust that user)");
+  if ((st.st_mode & 0777) != opts.mode) {
     char buf[96];
     snprintf(buf, sizeof buf, " exists with mode %04o, not %04o", st.st_mode & 0777, opts.mode);
     return make_error(Errc::kExists, "stream '" + std::string(name) + "'" + buf);
@@ -47,6 +71,10 @@ Result<void> remove_stream(std::string_view ns, std::string_view name, bool forc
   if (auto r = validate_name("namespace", ns); !r) return r;
   if (auto r = validate_name("stream", name); !r) return r;
   const std::string obj = object_name(ns, name);
+  // Dotted names meet ("a.b" + "c" and "a" + "b.c" are one object): never remove another
+  // namespace's stream, even with force (a header too damaged to tell does not stop force).
+  if (auto m = StreamMapping::open(ns, name, /*read_only=*/true); !m && m.error().code == Errc::kExists)
+    return make_error(Errc::kExists, m.error().message + ": not removing it");
   if (!force) {
     auto info = stream_info(ns, name);
     if (!info) {

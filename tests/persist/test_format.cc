@@ -7,6 +7,7 @@
 #include "crc32c.h"
 #include "format.h"
 #include "index.h"
+#include "store_path.h"
 #include "test_util.h"
 
 namespace shmbus::persist::test {
@@ -240,7 +241,7 @@ TEST(IndexFormat, BuilderRuleAndRoundTrip) {
   EXPECT_EQ(last_older_than(entries, 71)->seq, 13u);
 
   TempDir t;
-  auto dir = open_dir_path(t.path(), {}, false);
+  auto dir = open_dir_path(t.path(), {}, false, Use::kRead);
   ASSERT_TRUE(dir.ok());
   entries.push_back(seal);
   ASSERT_TRUE(write_index(dir->get(), IndexHeader{100, 10, 5}, entries).ok());

@@ -11,14 +11,13 @@
 
 #include "shmbus/persist.h"
 #include "shmbus/shmbus.h"
+#include "shmbus/store_admin.h"
 
 namespace shmbus::persist {
 
 // The durable consumer group a persister reads the ring as (shown by `stat`).
 inline constexpr const char* kPersisterGroup = "_persister";
 
-// --data-dir if non-empty, else $SHMBUS_DATA_DIR, else ~/.local/share/shmbus.
-std::string resolve_data_dir(std::string_view flag = {});
 
 struct PersisterOptions {
   std::string data_dir;                  // resolved with resolve_data_dir()

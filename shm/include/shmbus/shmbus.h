@@ -54,6 +54,8 @@ struct StreamOptions {
   uint64_t max_record = 0;              // largest payload; 0 = capacity / 8
   uint32_t mode = 0600;                 // permission bits of the shm object
   bool exist_ok = false;                // an existing compatible stream is success
+  // exist_ok: an existing object must belong to the caller, or to this uid (-1: none).
+  int64_t trusted_owner = -1;
   // A claim left uncommitted this long (its producer died) becomes a gap.
   std::chrono::milliseconds abandon_timeout{1000};
   // A durable consumer whose process is dead stops holding producers back after this.
@@ -92,6 +94,7 @@ struct PersistSettings {
   std::chrono::nanoseconds retention_age{0};   // 0 = keep forever
   uint64_t retention_bytes = 0;                // 0 = no limit
   uint64_t segment_bytes = 64ULL << 20;
+  bool secure_delete = false;            // deleted bytes are overwritten before release
 };
 
 struct StreamInfo {
