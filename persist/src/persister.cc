@@ -46,6 +46,9 @@ uint64_t steady_ns() {
 struct Request {
   enum class Kind { kFlush, kStop } kind;
   std::shared_ptr<std::promise<Result<void>>> done;
+  // kFlush: the ring's next sequence when flush() was called.  The answer waits until
+  // the persister has read (and made durable) everything below it.
+  uint64_t target = 0;
 };
 
 }  // namespace
@@ -86,6 +89,7 @@ struct Persister::Impl {
   PersisterStats stats_;
 
   void run();
+  void answer_flushes(std::vector<Request>* waiters, bool stopping);
   void read_records(bool stopping);
   void make_durable_if_due(bool stopping);
   Result<void> make_durable();
@@ -261,10 +265,47 @@ void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat
   }
 }
 
+// Answers the flush requests whose records have all been read: once they are durable,
+// or with the write error that keeps them from it.  Requests for records not read yet
+// stay (the loop goes on reading).
+void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stopping) {
+  if (waiters->empty()) return;
+  Result<void> r;
+  if (pending) {
+    r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
+  } else {
+    const uint64_t read_to = ring->next_seq();
+    const bool any_ready = std::any_of(waiters->begin(), waiters->end(),
+                                       [&](const Request& q) { return q.target <= read_to; });
+    if (!any_ready && !stopping) return;
+    r = make_durable();
+    if (!r) note_write_error(r.error());
+    else note_write_ok();
+    if (r && stopping) {
+      // Stopping: whatever was not read by now will not be by this persister.
+      for (auto& q : *waiters)
+        q.done->set_value(q.target <= read_to ? Result<void>()
+                                               : make_error(Errc::kClosed, "persister stopped before "
+                                                            "it read every record published before the flush"));
+      waiters->clear();
+      return;
+    }
+    if (r) {
+      auto it = std::partition(waiters->begin(), waiters->end(),
+                               [&](const Request& q) { return q.target > read_to; });
+      for (auto j = it; j != waiters->end(); ++j) j->done->set_value(Result<void>());
+      waiters->erase(it, waiters->end());
+      return;
+    }
+  }
+  for (auto& q : *waiters) q.done->set_value(r);
+  waiters->clear();
+}
+
 void Persister::Impl::run() {
   uint64_t next_retention = 0, next_beat = 0;
   bool stopping = false;
-  std::vector<Request> stop_waiters;
+  std::vector<Request> stop_waiters, flush_waiters;
   while (!stopping) {
     Request req;
     while (requests.try_dequeue(req)) {
@@ -273,17 +314,10 @@ void Persister::Impl::run() {
         stop_waiters.push_back(req);
         continue;
       }
-      Result<void> r;
-      if (pending) {
-        r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
-      } else {
-        r = make_durable();
-        if (!r) note_write_error(r.error());
-        else note_write_ok();
-      }
-      req.done->set_value(r);
+      flush_waiters.push_back(req);
     }
     read_records(stopping);
+    answer_flushes(&flush_waiters, stopping);
     make_durable_if_due(stopping);
     housekeeping(&next_retention, &next_beat);
   }
@@ -406,13 +440,16 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
 
 Result<void> Persister::flush(std::chrono::nanoseconds timeout) {
   if (!impl_) return make_error(Errc::kClosed, "persister is not running");
+  // Everything published before this call lies below the ring's next sequence now.
+  auto info = stream_info(impl_->ns, impl_->stream);
+  if (!info) return info.error();
   auto done = std::make_shared<std::promise<Result<void>>>();
   auto fut = done->get_future();
   {
     // Under req_mu: a request queued while the thread still accepts is always answered.
     std::lock_guard lock(impl_->req_mu);
     if (!impl_->accepting || !impl_->running) return make_error(Errc::kClosed, "persister is not running");
-    impl_->requests.enqueue(Request{Request::Kind::kFlush, done});
+    impl_->requests.enqueue(Request{Request::Kind::kFlush, done, info->next_seq});
   }
   if (fut.wait_for(timeout) != std::future_status::ready)
     return make_error(Errc::kTimeout, "persister flush timed out");

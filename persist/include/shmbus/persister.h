@@ -55,8 +55,12 @@ class Persister {
   Persister(const Persister&) = delete;
   Persister& operator=(const Persister&) = delete;
 
-  // Thread: any.  Returns once everything the persister has read so far is durable;
-  // the write error (e.g. kNoSpace) while the store refuses writes; kClosed once stopped.
+  // Thread: any.  Returns once every record published to the stream before the call
+  // (everything below the ring's next sequence then) is durable; the write error (e.g.
+  // kNoSpace) while the store refuses writes; kTimeout if that takes longer than
+  // `timeout` (a producer that claimed a record before the call and has not committed
+  // it yet delays the answer until it commits or its claim is abandoned); kClosed once
+  // stopped.
   Result<void> flush(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
   PersisterStats stats() const;
   // Thread: any.  Flushes, stops the thread, releases the store.  Idempotent.  An error
