@@ -56,6 +56,8 @@ struct Request {
 struct Persister::Impl {
   std::string ns, stream;
   PersisterOptions opts;
+  StoreOptions store_opts;
+  ConsumerOptions ring_opts;
   std::optional<SegmentStore> store;
   std::optional<Consumer> ring;
   std::optional<StreamControl> ctl;
@@ -95,6 +97,8 @@ struct Persister::Impl {
   Result<void> make_durable();
   Result<bool> store_record(const Record& rec);
   void note_write_error(const Error& e);
+  void after_store_error(const Error& e);
+  bool store_usable();
   void note_write_ok();
   void housekeeping(uint64_t* next_retention, uint64_t* next_beat);
   void publish_stats();
@@ -147,6 +151,65 @@ void Persister::Impl::note_write_error(const Error& e) {
   if (e.code == Errc::kNoSpace) stats_.disk_full_waits++;
 }
 
+// Any write or sync failure.  A store that went back to its last synced record wants the
+// records after it again: they are still in the ring (nothing past the last durable
+// position was committed), so the ring consumer is opened again at its last commit.  A
+// store that stopped is closed; store_usable() opens it again later.
+void Persister::Impl::after_store_error(const Error& e) {
+  note_write_error(e);
+  {
+    std::lock_guard lock(mu);
+    stats_.store_errors++;
+  }
+  if (store->needs_reopen()) {
+    (void)store->close();
+    store.reset();
+    pending.reset();
+    if (ring) ring->close();
+    ring.reset();
+    return;
+  }
+  const uint64_t resume = store->next_seq();
+  const uint64_t read_to = pending ? pending->seq : ring ? ring->next_seq() : 0;
+  if (ring && resume < read_to) {
+    detail::logger().warn("persister {}/{}: the store went back to sequence {}: reading the ring again "
+                          "from the last commit", ns, stream, resume);
+    pending.reset();
+    ring->close();
+    ring.reset();
+  }
+}
+
+// Opens the store and the ring consumer again when they were closed after an error.
+// Producers are held meanwhile (nothing is committed).
+bool Persister::Impl::store_usable() {
+  if (store && ring) return true;
+  if (!store) {
+    if (steady_ns() < retry_at_ns) return false;
+    auto s = SegmentStore::open(opts.data_dir, ns, stream, store_opts);
+    if (!s) {
+      note_write_error(s.error());
+      return false;
+    }
+    store.emplace(std::move(s.value()));
+    detail::logger().info("persister {}/{}: store opened again at sequence {}", ns, stream,
+                          store->next_seq());
+    std::lock_guard lock(mu);
+    stats_.store_reopens++;
+  }
+  if (!ring) {
+    auto c = Consumer::open(ns, stream, ring_opts);
+    if (!c) {
+      note_write_error(c.error());
+      return false;
+    }
+    ring.emplace(std::move(c.value()));
+    uncommitted_bytes = 0;
+    first_uncommitted_ns = 0;
+  }
+  return true;
+}
+
 void Persister::Impl::note_write_ok() {
   if (!write_failing) return;
   write_failing = false;
@@ -184,8 +247,8 @@ void Persister::Impl::read_records(bool stopping) {
     if (!r) {
       // Disk full (or another write error): keep the record, hold the ring (producers
       // feel backpressure), try again shortly.  Nothing is dropped.
-      note_write_error(r.error());
       pending = rec;
+      after_store_error(r.error());
       break;
     }
     if (pending) {
@@ -221,7 +284,7 @@ void Persister::Impl::make_durable_if_due(bool stopping) {
                                 now - first_uncommitted_ns >=
                                     static_cast<uint64_t>(opts.flush_interval.count())));
   if (!due) return;
-  if (auto r = make_durable(); !r) note_write_error(r.error());
+  if (auto r = make_durable(); !r) after_store_error(r.error());
   else note_write_ok();
 }
 
@@ -269,7 +332,7 @@ void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat
 // or with the write error that keeps them from it.  Requests for records not read yet
 // stay (the loop goes on reading).
 void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stopping) {
-  if (waiters->empty()) return;
+  if (waiters->empty() || !store || !ring) return;  // (reopened before the next try)
   Result<void> r;
   if (pending) {
     r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
@@ -279,7 +342,7 @@ void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stoppin
                                        [&](const Request& q) { return q.target <= read_to; });
     if (!any_ready && !stopping) return;
     r = make_durable();
-    if (!r) note_write_error(r.error());
+    if (!r) after_store_error(r.error());
     else note_write_ok();
     if (r && stopping) {
       // Stopping: whatever was not read by now will not be by this persister.
@@ -316,8 +379,19 @@ void Persister::Impl::run() {
       }
       flush_waiters.push_back(req);
     }
+    if (!store_usable()) {
+      // The store stopped after an I/O error: answer flushes with it, hold producers,
+      // try again shortly.
+      if (!store) {
+        for (auto& q : flush_waiters) q.done->set_value(last_write_error);
+        flush_waiters.clear();
+      }
+      if (!stopping) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
     read_records(stopping);
     answer_flushes(&flush_waiters, stopping);
+    if (!store || !ring) continue;
     make_durable_if_due(stopping);
     housekeeping(&next_retention, &next_beat);
   }
@@ -328,9 +402,13 @@ void Persister::Impl::run() {
                                                  last_write_error.message);
   else if (write_failing)
     final_flush = last_write_error;
-  publish_stats();
-  ring->close();
-  auto closed = store->close();
+  if (!store || !ring) final_flush = last_write_error;
+  Result<void> closed;
+  if (store) {
+    publish_stats();
+    closed = store->close();
+  }
+  if (ring) ring->close();
   if (final_flush && !closed) final_flush = closed;
   running = false;
   {
@@ -372,6 +450,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   so.durability = Durability::kAsync;
   so.flush_interval = std::chrono::hours(24 * 365);
   so.secure_delete = impl->opts.secure_delete;
+  impl->store_opts = so;
   auto store = SegmentStore::open(impl->opts.data_dir, ns, stream, so);
   if (!store) return store.error();
   impl->store.emplace(std::move(store.value()));
@@ -402,6 +481,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   co.persister = true;
   co.auto_commit = false;
   co.wait = WaitStrategy::kBlock;
+  impl->ring_opts = co;
   // A restarted persister continues at its last commit; a new one at the oldest record
   // the ring still has, or after what the store already holds.
   auto ring = Consumer::open(ns, stream, co);

@@ -12,7 +12,8 @@ using namespace detail;
 
 Result<DeletionReport> SegmentStore::apply_retention(std::chrono::nanoseconds max_age,
                                                      uint64_t max_bytes, uint64_t now_ns) {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u.error();
   if (max_age.count() < 0) return make_error(Errc::kInvalidArgument, "max_age is negative");
   Impl& s = *impl_;
   size_t n = 0;
@@ -30,7 +31,8 @@ Result<DeletionReport> SegmentStore::apply_retention(std::chrono::nanoseconds ma
 }
 
 Result<DeletionReport> SegmentStore::delete_before(uint64_t seq) {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u.error();
   Impl& s = *impl_;
   const uint64_t now = s.now();
   if (seq > s.wm.deleted_below) {

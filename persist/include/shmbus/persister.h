@@ -40,6 +40,11 @@ struct PersisterStats {
   uint64_t lost = 0;           // sequences recorded as lost (gaps, or while dead)
   uint64_t durable_seq = 0;    // records below are durable (as of the last flush)
   uint64_t disk_full_waits = 0;  // writes or flushes refused for lack of space, retried
+  // Write and sync failures of the store (each logged).  After a failed sync the store
+  // goes back to its last synced record and the persister reads the ring again from its
+  // last commit, so nothing is counted durable that a sync did not cover.
+  uint64_t store_errors = 0;
+  uint64_t store_reopens = 0;    // the store stopped and was opened again (recovery)
   std::string last_error;      // the write failure going on (producers are held), or empty
   StoreStats store;
 };
