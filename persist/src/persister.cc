@@ -84,6 +84,7 @@ struct Persister::Impl {
   uint64_t retry_at_ns = 0;           // steady time before which no write is retried
   bool write_failing = false;         // last_error holds a write failure
   Error last_write_error{Errc::kIo, ""};
+  std::string last_deletion_error;    // the last retention/delete failure logged
   std::optional<Record> pending;      // a record the store refused (its view stays valid:
                                       // the ring cannot overwrite what is not committed)
 
@@ -308,16 +309,29 @@ void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat
   const uint64_t now = now_ns();
   if (now >= *next_retention) {
     *next_retention = now + static_cast<uint64_t>(opts.retention_every.count());
-    const uint64_t wm = ctl->deleted_below();
+    // The header's watermark may lie above what the store holds yet (records still in
+    // the ring): the store's follows as far as it can and catches up later.
+    const uint64_t wm = std::min(ctl->deleted_below(), store->next_seq());
+    std::string failed;
     if (wm > store->stats().deleted_below) {
       if (auto d = store->delete_before(wm); d)
         detail::logger().info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
                      d->segments, d->bytes);
+      else
+        failed = d.error().message;
     }
     if (opts.retention_age.count() > 0 || opts.retention_bytes > 0) {
-      if (auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now); d && d->segments)
+      auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now);
+      if (d && d->segments)
         detail::logger().info("persister {}/{}: retention deleted {} segments ({} records, {} bytes)", ns, stream,
                      d->segments, d->records, d->bytes);
+      if (!d) failed = d.error().message;
+    }
+    // Said once per distinct failure (retention runs every second).
+    if (failed != last_deletion_error) {
+      if (!failed.empty())
+        detail::logger().error("persister {}/{}: deletion failed: {}", ns, stream, failed);
+      last_deletion_error = failed;
     }
     ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
   }

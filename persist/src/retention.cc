@@ -35,6 +35,13 @@ Result<DeletionReport> SegmentStore::delete_before(uint64_t seq) {
   if (auto u = impl_->usable(); !u) return u.error();
   Impl& s = *impl_;
   const uint64_t now = s.now();
+  // A watermark above what was ever stored would hide records not written yet, for
+  // ever: refused (the caller raises it again once they are stored).
+  if (seq > s.next_seq)
+    return make_error(Errc::kInvalidArgument,
+                      "cannot delete before sequence " + std::to_string(seq) + ": " + s.where +
+                          " ends at sequence " + std::to_string(s.next_seq) +
+                          " (nothing at or above it exists yet)");
   if (seq > s.wm.deleted_below) {
     const Watermark w{seq, now};
     if (auto r = write_watermark(s.dir.get(), w); !r) return r.error();

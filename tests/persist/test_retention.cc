@@ -145,13 +145,22 @@ TEST_F(RetentionTest, DeleteBeforeInsideASegment) {
   check();
 }
 
-TEST_F(RetentionTest, DeleteBeforeBeyondTheEnd) {
+// Issue 7 point 10: a sequence above the store's end is refused (it would hide every
+// later record for ever); the end itself deletes everything stored.
+TEST_F(RetentionTest, DeleteBeforeBeyondTheEndIsRefused) {
   auto rep = store_->delete_before(150);
-  ASSERT_TRUE(rep.ok());
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(rep.error().message.find("ends at sequence 100"), std::string::npos)
+      << rep.error().message;
+  EXPECT_EQ(store_->stats().deleted_below, 0u);
+  EXPECT_EQ(read_all(t_.path()).size(), 100u);
+  rep = store_->delete_before(100);
+  ASSERT_TRUE(rep.ok()) << rep.error().message;
   EXPECT_EQ(rep->segments, 3u);
   EXPECT_EQ(read_all(t_.path()).size(), 0u);
   fill(*store_, 100, 160, 100);
-  expect_records(read_all(t_.path()), 150, 160, 100);
+  expect_records(read_all(t_.path()), 100, 160, 100);
 }
 
 TEST_F(RetentionTest, ReaderInsideASegmentSeesTheWatermark) {

@@ -153,7 +153,8 @@ class SegmentStore {
                                          uint64_t now_ns);
   // Raises the "deleted below" watermark to `seq` (readers never see records below it,
   // also those still inside a kept segment), then deletes sealed segments that lie
-  // wholly below it.  Records appended later with seq < the watermark stay hidden.
+  // wholly below it.  kInvalidArgument for a `seq` above next_seq() (it would hide
+  // records not stored yet).  Returns once the new watermark is durable (synced).
   Result<DeletionReport> delete_before(uint64_t seq);
 
   // Flushes and releases the store; later calls return kClosed.
