@@ -31,6 +31,21 @@ Result<void> SegmentStore::Impl::recover() {
   auto listed = list_segments(dir.get());
   if (!listed) return listed.error();
   std::vector<uint64_t> segs = std::move(listed.value());
+  // A deletion (retention, delete_before, a secure erase half done) that a crash
+  // interrupted: the watermark was raised first, so every segment whose successor
+  // starts at or below it lies wholly below it.  Finish it before reading anything (a
+  // half-erased segment has no header left).  The last segment is never one of them.
+  size_t below = 0;
+  while (below + 1 < segs.size() && segs[below + 1] <= wm.deleted_below) ++below;
+  for (size_t i = 0; i < below; ++i) {
+    log_info(seg_path(segs[i]) + ": finishing an interrupted deletion (below the watermark " +
+             std::to_string(wm.deleted_below) + ")");
+    if (auto r = remove_file(dir.get(), segment_file_name(segs[i]), opts.secure_delete); !r)
+      return r;
+    if (auto r = remove_file(dir.get(), index_file_name(segs[i]), opts.secure_delete); !r)
+      return r;
+  }
+  segs.erase(segs.begin(), segs.begin() + static_cast<ptrdiff_t>(below));
   while (!segs.empty()) {
     auto f = SegmentFile::open(dir.get(), segs.back());
     if (!f) return f.error();

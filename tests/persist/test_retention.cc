@@ -7,6 +7,7 @@
 
 #include "format.h"
 #include "test_util.h"
+#include "watermark.h"
 
 namespace shmbus::persist::test {
 namespace {
@@ -190,6 +191,36 @@ TEST_F(RetentionTest, SecureDeleteOverwritesBeforeUnlinking) {
   ASSERT_EQ(::pread(fd, buf.data(), size, 0), static_cast<ssize_t>(size));
   ::close(fd);
   EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }));
+}
+
+// Issue 7 point 7: a crash during a secure erase leaves the oldest segment half zeroed
+// (its header first) with the watermark already above it.  The next open finishes the
+// deletion (overwriting the rest with --secure) instead of refusing the store.
+TEST_F(RetentionTest, CrashDuringSecureEraseIsFinishedByTheNextOpen) {
+  store_.reset();
+  const std::string path = t_.stream_dir() + "/" + segment_file_name(0);
+  const uint64_t size = size_of(path);
+  {
+    auto dir = ::open(t_.stream_dir().c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(dir, 0);
+    ASSERT_TRUE(write_watermark(dir, Watermark{28, 1}).ok());
+    ::close(dir);
+  }
+  std::vector<char> bytes = read_file(path);
+  std::fill(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(size / 2), '\0');
+  write_file(path, bytes);
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  open_store(/*secure=*/true);
+  ASSERT_TRUE(store_);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(t_.stream_dir() + "/" + index_file_name(0)));
+  std::vector<char> buf(size);
+  ASSERT_EQ(::pread(fd, buf.data(), size, 0), static_cast<ssize_t>(size));
+  ::close(fd);
+  EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }))
+      << "the rest of the segment's plaintext survived";
+  expect_records(read_all(t_.path()), 28, 100, 100);
 }
 
 }  // namespace
