@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "env.h"
 #include "format.h"
 #include "fs.h"
 #include "shmbus/shmbus.h"
@@ -48,7 +49,7 @@ bool is_store_file(const std::string& n) {
 
 // Overwrites the whole of `name` with zeros and syncs it; any failure is an error.
 Result<void> overwrite_file(int dir, const std::string& name, uint64_t size) {
-  UniqueFd fd(::openat(dir, name.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  UniqueFd fd(env().openat(dir, name.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0));
   if (!fd.valid()) return errno_error(errno, "cannot open '" + name + "' to overwrite it");
   std::vector<std::byte> zeros(static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(size, 1), 1 << 20)));
   for (uint64_t off = 0; off < size; off += zeros.size()) {
@@ -195,7 +196,7 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
     if (nsd.error().code == Errc::kNotFound) return out;
     return nsd.error();
   }
-  int sfd = ::openat(nsd->get(), stream_s.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int sfd = env().openat(nsd->get(), stream_s.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
   if (sfd < 0) {
     if (errno == ENOENT) return out;
     return errno_error(errno == ENOTDIR ? ELOOP : errno, "cannot open the store '" + loc->dir + "'");
@@ -204,7 +205,7 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
   if (auto t = check_trusted(sd.get(), loc->dir, Use::kWrite); !t) return t.error();
   out.existed = true;
   // The writer's lock: a running persister keeps its store.
-  UniqueFd lock(::openat(sd.get(), "LOCK", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  UniqueFd lock(env().openat(sd.get(), "LOCK", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0));
   if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
     return make_error(Errc::kBusy, "a persister is writing the store " + loc->dir + ": stop it first");
   auto names = list_dir(sd.get());
@@ -231,14 +232,14 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
   for (const auto& v : victims) {
     if (out.secure && v.size > 0)
       if (auto r = overwrite_file(sd.get(), v.name, v.size); !r) return r.error();
-    if (::unlinkat(sd.get(), v.name.c_str(), 0) != 0 && errno != ENOENT)
+    if (env().unlinkat(sd.get(), v.name.c_str(), 0) != 0 && errno != ENOENT)
       return errno_error(errno, "cannot remove '" + loc->dir + "/" + v.name + "'");
     out.bytes += v.size;
     ++out.files;
   }
   lock.reset();
   sd.reset();
-  if (::unlinkat(nsd->get(), stream_s.c_str(), AT_REMOVEDIR) != 0)
+  if (env().unlinkat(nsd->get(), stream_s.c_str(), AT_REMOVEDIR) != 0)
     return errno_error(errno, "cannot remove the directory '" + loc->dir + "'");
   if (auto r = sync_all(nsd->get(), "'" + loc->root + "/" + ns_s + "'"); !r) return r.error();
   return out;

@@ -51,10 +51,10 @@ Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::strin
                                bool create, Use use);
 
 enum class OpenMode { kRead, kReadWrite, kCreateExclusive, kCreateOrOpen, kCreateTruncate };
-// openat(dir, name, ... | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), 0600 when it creates.
-// Only regular files are accepted (a FIFO or device is refused, never waited on); a
-// file opened for writing must belong to the caller, one opened for reading must not
-// be writable by others (check_trusted).
+// openat(dir, name, ... | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), 0600 when it creates;
+// anything but a regular file (a FIFO, a device, a directory) is kCorrupt, never
+// waited on.  A file opened for writing must belong to the caller, one opened for
+// reading must not be writable by others (check_trusted in store_path.h).
 Result<UniqueFd> open_at(int dir, const std::string& name, OpenMode mode);
 
 // pwrite until done.  *written (if given) receives the bytes that did reach the file,
@@ -73,6 +73,14 @@ Result<void> truncate_to(int fd, uint64_t size, const std::string& what);
 Result<std::vector<std::string>> list_dir(int dir);
 // First sequences of the NNNNNNNNNNNNNNNNNNNN.seg files in `dir`, ascending.
 Result<std::vector<uint64_t>> list_segments(int dir);
+
+// renameat within one directory (replaces `to`).  The caller syncs the directory.
+Result<void> rename_file(int dir, const std::string& from, const std::string& to);
+// posix_fallocate(fd, 0, size).
+Result<void> allocate(int fd, uint64_t size, const std::string& what);
+
+// Overwrites [from, to) of the file with zeros and syncs it (secure deletion).
+Result<void> overwrite_zeros(int fd, uint64_t from, uint64_t to, const std::string& what);
 
 // Unlinks `name`; with `secure`, first overwrites its bytes with zeros and syncs.
 // A missing file is success.

@@ -39,6 +39,9 @@ uint64_t steady_ns() {
 struct Request {
   enum class Kind { kFlush, kStop } kind;
   std::shared_ptr<std::promise<Result<void>>> done;
+  // kFlush: the ring's next sequence when flush() was called.  The answer waits until
+  // the persister has read (and made durable) everything below it.
+  uint64_t target = 0;
 };
 
 }  // namespace
@@ -46,6 +49,8 @@ struct Request {
 struct Persister::Impl {
   std::string ns, stream;
   PersisterOptions opts;
+  StoreOptions store_opts;
+  ConsumerOptions ring_opts;
   std::optional<SegmentStore> store;
   std::optional<Consumer> ring;
   std::optional<StreamControl> ctl;
@@ -74,6 +79,7 @@ struct Persister::Impl {
   uint64_t retry_at_ns = 0;           // steady time before which no write is retried
   bool write_failing = false;         // last_error holds a write failure
   Error last_write_error{Errc::kIo, ""};
+  std::string last_deletion_error;    // the last retention/delete failure logged
   std::optional<Record> pending;      // a record the store refused (its view stays valid:
                                       // the ring cannot overwrite what is not committed)
 
@@ -81,11 +87,14 @@ struct Persister::Impl {
   PersisterStats stats_;
 
   void run();
+  void answer_flushes(std::vector<Request>* waiters, bool stopping);
   void read_records(bool stopping);
   void make_durable_if_due(bool stopping);
   Result<void> make_durable();
   Result<bool> store_record(const Record& rec);
   void note_write_error(const Error& e);
+  void after_store_error(const Error& e);
+  bool store_usable();
   void note_write_ok();
   void housekeeping(uint64_t* next_retention, uint64_t* next_beat);
   void publish_stats();
@@ -138,6 +147,65 @@ void Persister::Impl::note_write_error(const Error& e) {
   if (e.code == Errc::kNoSpace) stats_.disk_full_waits++;
 }
 
+// Any write or sync failure.  A store that went back to its last synced record wants the
+// records after it again: they are still in the ring (nothing past the last durable
+// position was committed), so the ring consumer is opened again at its last commit.  A
+// store that stopped is closed; store_usable() opens it again later.
+void Persister::Impl::after_store_error(const Error& e) {
+  note_write_error(e);
+  {
+    std::lock_guard lock(mu);
+    stats_.store_errors++;
+  }
+  if (store->needs_reopen()) {
+    (void)store->close();
+    store.reset();
+    pending.reset();
+    if (ring) ring->close();
+    ring.reset();
+    return;
+  }
+  const uint64_t resume = store->next_seq();
+  const uint64_t read_to = pending ? pending->seq : ring ? ring->next_seq() : 0;
+  if (ring && resume < read_to) {
+    detail::logger().warn("persister {}/{}: the store went back to sequence {}: reading the ring again "
+                          "from the last commit", ns, stream, resume);
+    pending.reset();
+    ring->close();
+    ring.reset();
+  }
+}
+
+// Opens the store and the ring consumer again when they were closed after an error.
+// Producers are held meanwhile (nothing is committed).
+bool Persister::Impl::store_usable() {
+  if (store && ring) return true;
+  if (!store) {
+    if (steady_ns() < retry_at_ns) return false;
+    auto s = SegmentStore::open(opts.data_dir, ns, stream, store_opts);
+    if (!s) {
+      note_write_error(s.error());
+      return false;
+    }
+    store.emplace(std::move(s.value()));
+    detail::logger().info("persister {}/{}: store opened again at sequence {}", ns, stream,
+                          store->next_seq());
+    std::lock_guard lock(mu);
+    stats_.store_reopens++;
+  }
+  if (!ring) {
+    auto c = Consumer::open(ns, stream, ring_opts);
+    if (!c) {
+      note_write_error(c.error());
+      return false;
+    }
+    ring.emplace(std::move(c.value()));
+    uncommitted_bytes = 0;
+    first_uncommitted_ns = 0;
+  }
+  return true;
+}
+
 void Persister::Impl::note_write_ok() {
   if (!write_failing) return;
   write_failing = false;
@@ -175,8 +243,8 @@ void Persister::Impl::read_records(bool stopping) {
     if (!r) {
       // Disk full (or another write error): keep the record, hold the ring (producers
       // feel backpressure), try again shortly.  Nothing is dropped.
-      note_write_error(r.error());
       pending = rec;
+      after_store_error(r.error());
       break;
     }
     if (pending) {
@@ -212,7 +280,7 @@ void Persister::Impl::make_durable_if_due(bool stopping) {
                                 now - first_uncommitted_ns >=
                                     static_cast<uint64_t>(opts.flush_interval.count())));
   if (!due) return;
-  if (auto r = make_durable(); !r) note_write_error(r.error());
+  if (auto r = make_durable(); !r) after_store_error(r.error());
   else note_write_ok();
 }
 
@@ -232,30 +300,44 @@ void Persister::Impl::publish_stats() {
 }
 
 void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat) {
-  // Deletion asked for through the header's watermark (`shmbus delete`, which waits until
-  // the store has it durably): applied at once, not at the next retention pass.
   const uint64_t now = now_ns();
-  const uint64_t wm = ctl->deleted_below();
+  std::string failed;
+  bool attempted = false;  // a deletion or a retention pass ran
+  // Deletion asked for through the header's watermark (`shmbus delete`, which waits until
+  // the store has it durably): applied at once, not at the next retention pass.  The
+  // header's watermark may lie above what the store holds yet (records still in the
+  // ring): the store's follows as far as it can and catches up later.
+  const uint64_t wm = std::min(ctl->deleted_below(), store->next_seq());
   if (wm > applied_deleted_below && now >= delete_retry_ns) {
+    attempted = true;
     if (auto d = store->delete_before(wm); d) {
       applied_deleted_below = wm;
       detail::logger().info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
                             d->segments, d->bytes);
       ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
     } else {
-      detail::logger().warn("persister {}/{}: deleting below {}: {}", ns, stream, wm, d.error().message);
+      failed = d.error().message;
       delete_retry_ns = now + kRetryNs;
     }
   }
   // Retention.
   if (now >= *next_retention) {
     *next_retention = now + static_cast<uint64_t>(opts.retention_every.count());
+    attempted = true;
     if (opts.retention_age.count() > 0 || opts.retention_bytes > 0) {
-      if (auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now); d && d->segments)
+      auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now);
+      if (d && d->segments)
         detail::logger().info("persister {}/{}: retention deleted {} segments ({} records, {} bytes)", ns, stream,
                      d->segments, d->records, d->bytes);
+      if (!d) failed = d.error().message;
     }
     ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
+  }
+  // Said once per distinct failure (deletion is retried every 100 ms, retention every second).
+  if (attempted && failed != last_deletion_error) {
+    if (!failed.empty())
+      detail::logger().error("persister {}/{}: deletion failed: {}", ns, stream, failed);
+    last_deletion_error = failed;
   }
   if (now >= *next_beat) {
     *next_beat = now + 100'000'000;
@@ -264,10 +346,47 @@ void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat
   }
 }
 
+// Answers the flush requests whose records have all been read: once they are durable,
+// or with the write error that keeps them from it.  Requests for records not read yet
+// stay (the loop goes on reading).
+void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stopping) {
+  if (waiters->empty() || !store || !ring) return;  // (reopened before the next try)
+  Result<void> r;
+  if (pending) {
+    r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
+  } else {
+    const uint64_t read_to = ring->next_seq();
+    const bool any_ready = std::any_of(waiters->begin(), waiters->end(),
+                                       [&](const Request& q) { return q.target <= read_to; });
+    if (!any_ready && !stopping) return;
+    r = make_durable();
+    if (!r) after_store_error(r.error());
+    else note_write_ok();
+    if (r && stopping) {
+      // Stopping: whatever was not read by now will not be by this persister.
+      for (auto& q : *waiters)
+        q.done->set_value(q.target <= read_to ? Result<void>()
+                                               : make_error(Errc::kClosed, "persister stopped before "
+                                                            "it read every record published before the flush"));
+      waiters->clear();
+      return;
+    }
+    if (r) {
+      auto it = std::partition(waiters->begin(), waiters->end(),
+                               [&](const Request& q) { return q.target > read_to; });
+      for (auto j = it; j != waiters->end(); ++j) j->done->set_value(Result<void>());
+      waiters->erase(it, waiters->end());
+      return;
+    }
+  }
+  for (auto& q : *waiters) q.done->set_value(r);
+  waiters->clear();
+}
+
 void Persister::Impl::run() {
   uint64_t next_retention = 0, next_beat = 0;
   bool stopping = false;
-  std::vector<Request> stop_waiters;
+  std::vector<Request> stop_waiters, flush_waiters;
   while (!stopping) {
     Request req;
     while (requests.try_dequeue(req)) {
@@ -276,17 +395,21 @@ void Persister::Impl::run() {
         stop_waiters.push_back(req);
         continue;
       }
-      Result<void> r;
-      if (pending) {
-        r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
-      } else {
-        r = make_durable();
-        if (!r) note_write_error(r.error());
-        else note_write_ok();
+      flush_waiters.push_back(req);
+    }
+    if (!store_usable()) {
+      // The store stopped after an I/O error: answer flushes with it, hold producers,
+      // try again shortly.
+      if (!store) {
+        for (auto& q : flush_waiters) q.done->set_value(last_write_error);
+        flush_waiters.clear();
       }
-      req.done->set_value(r);
+      if (!stopping) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
     }
     read_records(stopping);
+    answer_flushes(&flush_waiters, stopping);
+    if (!store || !ring) continue;
     make_durable_if_due(stopping);
     housekeeping(&next_retention, &next_beat);
   }
@@ -297,9 +420,13 @@ void Persister::Impl::run() {
                                                  last_write_error.message);
   else if (write_failing)
     final_flush = last_write_error;
-  publish_stats();
-  ring->close();
-  auto closed = store->close();
+  if (!store || !ring) final_flush = last_write_error;
+  Result<void> closed;
+  if (store) {
+    publish_stats();
+    closed = store->close();
+  }
+  if (ring) ring->close();
   if (final_flush && !closed) final_flush = closed;
   running = false;
   {
@@ -338,6 +465,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   so.durability = Durability::kAsync;
   so.flush_interval = std::chrono::hours(24 * 365);
   so.secure_delete = impl->opts.secure_delete;
+  impl->store_opts = so;
   auto store = SegmentStore::open(impl->opts.data_dir, ns, stream, so);
   if (!store) return store.error();
   impl->store.emplace(std::move(store.value()));
@@ -368,6 +496,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   co.persister = true;
   co.auto_commit = false;
   co.wait = WaitStrategy::kBlock;
+  impl->ring_opts = co;
   // A restarted persister continues at its last commit; a new one at the oldest record
   // the ring still has, or after what the store already holds.
   auto ring = Consumer::open(ns, stream, co);
@@ -407,13 +536,16 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
 
 Result<void> Persister::flush(std::chrono::nanoseconds timeout) {
   if (!impl_) return make_error(Errc::kClosed, "persister is not running");
+  // Everything published before this call lies below the ring's next sequence now.
+  auto info = stream_info(impl_->ns, impl_->stream);
+  if (!info) return info.error();
   auto done = std::make_shared<std::promise<Result<void>>>();
   auto fut = done->get_future();
   {
     // Under req_mu: a request queued while the thread still accepts is always answered.
     std::lock_guard lock(impl_->req_mu);
     if (!impl_->accepting || !impl_->running) return make_error(Errc::kClosed, "persister is not running");
-    impl_->requests.enqueue(Request{Request::Kind::kFlush, done});
+    impl_->requests.enqueue(Request{Request::Kind::kFlush, done, info->next_seq});
   }
   if (fut.wait_for(timeout) != std::future_status::ready)
     return make_error(Errc::kTimeout, "persister flush timed out");

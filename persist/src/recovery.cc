@@ -31,6 +31,21 @@ Result<void> SegmentStore::Impl::recover() {
   auto listed = list_segments(dir.get());
   if (!listed) return listed.error();
   std::vector<uint64_t> segs = std::move(listed.value());
+  // A deletion (retention, delete_before, a secure erase half done) that a crash
+  // interrupted: the watermark was raised first, so every segment whose successor
+  // starts at or below it lies wholly below it.  Finish it before reading anything (a
+  // half-erased segment has no header left).  The last segment is never one of them.
+  size_t below = 0;
+  while (below + 1 < segs.size() && segs[below + 1] <= wm.deleted_below) ++below;
+  for (size_t i = 0; i < below; ++i) {
+    log_info(seg_path(segs[i]) + ": finishing an interrupted deletion (below the watermark " +
+             std::to_string(wm.deleted_below) + ")");
+    if (auto r = remove_file(dir.get(), segment_file_name(segs[i]), opts.secure_delete); !r)
+      return r;
+    if (auto r = remove_file(dir.get(), index_file_name(segs[i]), opts.secure_delete); !r)
+      return r;
+  }
+  segs.erase(segs.begin(), segs.begin() + static_cast<ptrdiff_t>(below));
   while (!segs.empty()) {
     auto f = SegmentFile::open(dir.get(), segs.back());
     if (!f) return f.error();
@@ -57,6 +72,10 @@ Result<void> SegmentStore::Impl::recover() {
       log_warn(where + ": sequences [" + std::to_string(sealed.back().end_seq) + ", " +
                std::to_string(active.first_seq) + ") are missing before the last segment");
   }
+  // What recovery found may still sit in the page cache only (a crashed writer's
+  // unsynced tail): every segment was synced above; the directory now, so that their
+  // names (and the removals above) last.  Only then is it counted durable.
+  if (auto r = detail::sync_all(dir.get(), "directory " + where); !r) return r;
   durable.store(next_seq, std::memory_order_release);  // pairs with durable_seq()
   return {};
 }
@@ -64,6 +83,9 @@ Result<void> SegmentStore::Impl::recover() {
 Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
   auto f = SegmentFile::open(dir.get(), first_seq);
   if (!f) return f.error();
+  // A sealed segment was synced before the next one was created, unless an earlier
+  // writer's sync failed; a sync of a clean file costs one system call.
+  if (auto r = detail::sync_data(f->fd(), f->name()); !r) return r.error();
   auto hdr = f->read_header();
   if (!hdr) return with_hint(hdr.error());
   if (hdr->ns != ns || hdr->stream != stream || hdr->first_seq != first_seq)
@@ -118,6 +140,8 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   if (scan.header.ns != ns || scan.header.stream != stream)
     return make_error(Errc::kCorrupt, seg_path(first_seq) + " belongs to stream " +
                                           scan.header.ns + "/" + scan.header.stream + kFsckHint);
+  auto fd = open_at(dir.get(), name, OpenMode::kReadWrite);
+  if (!fd) return fd.error();
   if (scan.valid_end < scan.file_size) {
     const uint64_t tail = scan.file_size - scan.valid_end;
     const uint64_t dropped = scan.tail_nonzero_end - scan.valid_end;
@@ -130,11 +154,17 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
       log_info(seg_path(first_seq) + ": cut " + std::to_string(tail) +
                " zero bytes after the last record");
     }
-    auto fd = open_at(dir.get(), name, OpenMode::kReadWrite);
-    if (!fd) return fd.error();
+    // --secure: the cut bytes may hold records; they are overwritten before the
+    // space is given back.
+    if (opts.secure_delete && dropped > 0) {
+      if (auto r = overwrite_zeros(fd->get(), scan.valid_end, scan.tail_nonzero_end, name); !r)
+        return r;
+    }
     if (auto r = truncate_to(fd->get(), scan.valid_end, name); !r) return r;
-    if (auto r = detail::sync_all(fd->get(), name); !r) return r;
   }
+  // The bytes found may be in the page cache only: durable once this returns.
+  if (auto r = detail::sync_data(fd->get(), name); !r) return r;
+  fd->reset();
   auto s = opts.kind == StoreKind::kPmem
                ? open_pmem_sink(dir.get(), name, false, scan.valid_end,
                                 std::max(opts.segment_bytes, scan.valid_end))

@@ -12,7 +12,8 @@ using namespace detail;
 
 Result<DeletionReport> SegmentStore::apply_retention(std::chrono::nanoseconds max_age,
                                                      uint64_t max_bytes, uint64_t now_ns) {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u.error();
   if (max_age.count() < 0) return make_error(Errc::kInvalidArgument, "max_age is negative");
   Impl& s = *impl_;
   size_t n = 0;
@@ -30,9 +31,17 @@ Result<DeletionReport> SegmentStore::apply_retention(std::chrono::nanoseconds ma
 }
 
 Result<DeletionReport> SegmentStore::delete_before(uint64_t seq) {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u.error();
   Impl& s = *impl_;
   const uint64_t now = s.now();
+  // A watermark above what was ever stored would hide records not written yet, for
+  // ever: refused (the caller raises it again once they are stored).
+  if (seq > s.next_seq)
+    return make_error(Errc::kInvalidArgument,
+                      "cannot delete before sequence " + std::to_string(seq) + ": " + s.where +
+                          " ends at sequence " + std::to_string(s.next_seq) +
+                          " (nothing at or above it exists yet)");
   if (seq > s.wm.deleted_below) {
     const Watermark w{seq, now};
     if (auto r = write_watermark(s.dir.get(), w); !r) return r.error();

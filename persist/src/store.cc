@@ -99,8 +99,8 @@ SegmentStore::~SegmentStore() {
 Result<void> SegmentStore::close() {
   if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
   Impl& s = *impl_;
-  Result<void> result = s.flush();
-  if (s.sink) {
+  Result<void> result = s.broken ? Result<void>(make_error(Errc::kIo, s.broken_why)) : s.flush();
+  if (s.sink && !s.broken) {
     if (auto r = s.sink->close(); !r && result.ok()) result = r;
   }
   s.sink.reset();
@@ -113,15 +113,25 @@ Result<void> SegmentStore::close() {
 
 // ---- appending ----------------------------------------------------------------------
 
+Result<void> SegmentStore::Impl::usable() const {
+  if (closed) return make_error(Errc::kClosed, "store is closed");
+  if (broken) return make_error(Errc::kIo, broken_why);
+  return {};
+}
+
+bool SegmentStore::needs_reopen() const noexcept { return impl_ && impl_->broken; }
+
 Result<void> SegmentStore::append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload) {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u;
   if (seq == UINT64_MAX)
     return make_error(Errc::kInvalidArgument, "sequence 2^64-1 cannot be stored");
   return impl_->append_frame(FrameKind::kData, seq, seq + 1, ts_ns, type, payload);
 }
 
 Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to) {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u;
   if (to <= from)
     return make_error(Errc::kInvalidArgument, "lost range [" + std::to_string(from) + ", " +
                                                   std::to_string(to) + ") is empty");
@@ -181,6 +191,7 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
   if (auto r = sink->append(parts); !r) return r;
   if (opts.durability == Durability::kSync) {
     if (auto r = sync_data(); !r) {
+      if (sink && sink->sync_failed()) return rewind(r.error());
       (void)sink->rollback(offset);
       return r;
     }
@@ -260,7 +271,7 @@ Result<void> SegmentStore::Impl::create_segment(uint64_t first_seq, uint64_t min
 
 Result<void> SegmentStore::Impl::roll() {
   if (auto r = flush(); !r) return r;
-  if (auto r = sink->seal(); !r) return r;
+  if (auto r = sink->seal(); !r) return rewind(r.error());  // its bytes are in doubt
   // The seal entry lets readers and the next open skip a scan; if it cannot be
   // written the index is simply rebuilt from the segment later.
   std::byte e[kIndexEntrySize];
@@ -307,9 +318,71 @@ Result<void> SegmentStore::Impl::write_pending_index() {
   return r;
 }
 
+Error SegmentStore::Impl::rewind(Error e) {
+  ++counters.io_errors;
+  log_error(where + ": " + e.message);
+  if (!sink) return e;
+  const uint64_t first = active.first_seq;
+  const uint64_t keep = sink->synced_end();
+  sink.reset();
+  idx_fd.reset();
+  idx_pending.clear();
+  if (auto r = cut_back(first, keep); !r) {
+    broken = true;
+    broken_why = "the store in " + where + " stopped after an I/O error (" + e.message +
+                 ") and could not go back to its last synced record (" + r.error().message +
+                 "); open it again";
+    log_error(broken_why);
+    return make_error(e.code, broken_why);
+  }
+  durable.store(next_seq, std::memory_order_release);  // pairs with durable_seq()
+  e.message += "; the store went back to sequence " + std::to_string(next_seq) +
+               " (its last synced record) to write what follows again";
+  log_error(where + ": went back to sequence " + std::to_string(next_seq) +
+               " after a failed sync");
+  return e;
+}
+
+Result<void> SegmentStore::Impl::cut_back(uint64_t first_seq, uint64_t keep) {
+  const std::string name = segment_file_name(first_seq);
+  if (keep < kSegmentHeaderSize) {
+    // Not even the header of this segment was synced: it goes.
+    if (auto r = remove_file(dir.get(), name, opts.secure_delete); !r) return r;
+    if (auto r = remove_file(dir.get(), index_file_name(first_seq), false); !r) return r;
+    if (auto r = detail::sync_all(dir.get(), "directory " + where); !r) return r;
+    dir_dirty = false;
+    active = SegmentInfo{};
+    builder = IndexBuilder(opts.index_interval);
+    if (sealed.empty()) {
+      fresh = true;
+      next_seq = 0;
+    } else {
+      next_seq = sealed.back().end_seq;
+    }
+    return {};
+  }
+  {
+    auto fd = open_at(dir.get(), name, OpenMode::kReadWrite);
+    if (!fd) return fd.error();
+    auto size = file_size(fd->get(), name);
+    if (!size) return size.error();
+    if (size.value() > keep) {
+      if (opts.secure_delete) {
+        if (auto r = overwrite_zeros(fd->get(), keep, size.value(), name); !r) return r;
+      }
+      if (auto r = truncate_to(fd->get(), keep, name); !r) return r;
+    }
+    if (auto r = detail::sync_data(fd->get(), name); !r) return r;
+  }
+  if (auto r = recover_active(first_seq); !r) return r;
+  if (auto r = detail::sync_all(dir.get(), "directory " + where); !r) return r;
+  dir_dirty = false;
+  return {};
+}
+
 Result<void> SegmentStore::Impl::flush() {
   if (sink) {
-    if (auto r = sync_data(); !r) return r;
+    if (auto r = sync_data(); !r) return sink && sink->sync_failed() ? rewind(r.error()) : r;
     if (durable.load(std::memory_order_relaxed) != next_seq) {  // relaxed: only we store it
       durable.store(next_seq, std::memory_order_release);     // pairs with durable_seq()
       ++counters.flushes;
@@ -322,14 +395,16 @@ Result<void> SegmentStore::Impl::flush() {
 }
 
 Result<void> SegmentStore::flush() {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u;
   auto r = impl_->flush();
   if (!r) impl_->counters.last_error = r.error().message;
   return r;
 }
 
 Result<void> SegmentStore::tick() {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u;
   Impl& s = *impl_;
   if (s.first_pending_ns == 0) return {};
   const uint64_t now = s.now();

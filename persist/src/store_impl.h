@@ -57,6 +57,10 @@ struct SegmentStore::Impl {
   bool dir_dirty = false;         // a file was created: the directory needs an fsync
   detail::Watermark wm;
   StoreStats counters;  // the cumulative fields of StoreStats
+  // Set when the store could not go back to its last synced record after an I/O error:
+  // every call fails with `broken_why` until the store is opened again.
+  bool broken = false;
+  std::string broken_why;
 
   uint64_t now() const { return opts.clock ? opts.clock() : shmbus::now_ns(); }
   std::string seg_path(uint64_t first_seq) const;
@@ -68,6 +72,12 @@ struct SegmentStore::Impl {
   Result<void> roll();
   Result<void> discard_empty_active();
   Result<void> sync_data();
+  // After a failed sync (or seal): cuts the active segment back to its last synced
+  // byte and reopens it there, so that what follows is written again (the caller
+  // appends again from next_seq).  Returns `e`, saying where the store went back to.
+  Error rewind(Error e);
+  Result<void> cut_back(uint64_t first_seq, uint64_t keep);
+  Result<void> usable() const;
   Result<void> flush();
   Result<void> write_pending_index();
   uint64_t total_bytes() const;

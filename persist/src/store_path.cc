@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "env.h"
 #include "fs.h"
 #include "shmbus/shmbus.h"
 #include "shmbus/store_admin.h"
@@ -78,7 +79,7 @@ namespace detail {
 
 Result<void> check_trusted(int fd, const std::string& path, Use use, bool data_root) {
   struct stat st;
-  if (::fstat(fd, &st) != 0) return errno_error(errno, "cannot stat '" + path + "'");
+  if (env().fstat(fd, &st) != 0) return errno_error(errno, "cannot stat '" + path + "'");
   const uid_t me = ::geteuid();
   const bool mine = st.st_uid == me;
   const bool shared_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;

@@ -45,8 +45,7 @@ Result<void> write_watermark(int dir, const Watermark& w) {
     }
     if (auto r = sync_data(fd->get(), kWatermarkTmpName); !r) return r;
   }
-  if (::renameat(dir, kWatermarkTmpName, dir, kWatermarkName) != 0)
-    return errno_error(errno, "cannot replace the 'watermark' file");
+  if (auto r = rename_file(dir, kWatermarkTmpName, kWatermarkName); !r) return r;
   return sync_all(dir, "stream directory");
 }
 

@@ -222,6 +222,40 @@ TEST(Persister, FlushStatsStop) {
   EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, dir.path() + "/" + ns.ns() + "/s");
 }
 
+// flush() covers every record published before the call, not only those the persister
+// has read so far (issue 7 point 11): 200k records wait in the ring when the persister
+// starts, and flush() right away must return with all of them durable.  A persister
+// reads at most 4096 records between two looks at its requests, so the old flush()
+// answered after the first batch.
+TEST(Persister, FlushCoversEverythingPublishedBeforeIt) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(32 << 20)));
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  std::byte payload[16] = {};
+  constexpr uint64_t kFirst = 200'000;
+  for (uint64_t i = 0; i < kFirst; ++i) {
+    std::memcpy(payload, &i, sizeof i);
+    ASSERT_TRUE(prod->publish(Bytes(payload, sizeof payload)).ok());
+  }
+  PersisterOptions o = persister_opts(dir);
+  o.flush_interval = 100s;  // only flush() (and the quarter-ring rule) make records durable
+  auto p = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(p) << p.error().message;
+  ASSERT_TRUE(p.value()->flush(120s));
+  EXPECT_EQ(p.value()->stats().durable_seq, kFirst);
+  EXPECT_EQ(durable_seq_of(ns.ns(), "s"), kFirst);
+  // Again while the persister is running and idle.
+  for (uint64_t i = kFirst; i < 2 * kFirst; ++i) {
+    std::memcpy(payload, &i, sizeof i);
+    ASSERT_TRUE(prod->publish(Bytes(payload, sizeof payload)).ok());
+  }
+  ASSERT_TRUE(p.value()->flush(120s));
+  EXPECT_EQ(durable_seq_of(ns.ns(), "s"), 2 * kFirst);
+  ASSERT_TRUE(p.value()->stop());
+}
+
 // A store left by an earlier stream of the same name (removed and created again) goes
 // further than the new ring: the persister refuses it instead of skipping records.
 TEST(Persister, RefusesAStoreOfAnEarlierStream) {

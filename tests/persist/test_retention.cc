@@ -7,6 +7,7 @@
 
 #include "format.h"
 #include "test_util.h"
+#include "watermark.h"
 
 namespace shmbus::persist::test {
 namespace {
@@ -145,13 +146,22 @@ TEST_F(RetentionTest, DeleteBeforeInsideASegment) {
   check();
 }
 
-TEST_F(RetentionTest, DeleteBeforeBeyondTheEnd) {
+// Issue 7 point 10: a sequence above the store's end is refused (it would hide every
+// later record for ever); the end itself deletes everything stored.
+TEST_F(RetentionTest, DeleteBeforeBeyondTheEndIsRefused) {
   auto rep = store_->delete_before(150);
-  ASSERT_TRUE(rep.ok());
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(rep.error().message.find("ends at sequence 100"), std::string::npos)
+      << rep.error().message;
+  EXPECT_EQ(store_->stats().deleted_below, 0u);
+  EXPECT_EQ(read_all(t_.path()).size(), 100u);
+  rep = store_->delete_before(100);
+  ASSERT_TRUE(rep.ok()) << rep.error().message;
   EXPECT_EQ(rep->segments, 3u);
   EXPECT_EQ(read_all(t_.path()).size(), 0u);
   fill(*store_, 100, 160, 100);
-  expect_records(read_all(t_.path()), 150, 160, 100);
+  expect_records(read_all(t_.path()), 100, 160, 100);
 }
 
 TEST_F(RetentionTest, ReaderInsideASegmentSeesTheWatermark) {
@@ -181,6 +191,36 @@ TEST_F(RetentionTest, SecureDeleteOverwritesBeforeUnlinking) {
   ASSERT_EQ(::pread(fd, buf.data(), size, 0), static_cast<ssize_t>(size));
   ::close(fd);
   EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }));
+}
+
+// Issue 7 point 7: a crash during a secure erase leaves the oldest segment half zeroed
+// (its header first) with the watermark already above it.  The next open finishes the
+// deletion (overwriting the rest with --secure) instead of refusing the store.
+TEST_F(RetentionTest, CrashDuringSecureEraseIsFinishedByTheNextOpen) {
+  store_.reset();
+  const std::string path = t_.stream_dir() + "/" + segment_file_name(0);
+  const uint64_t size = size_of(path);
+  {
+    auto dir = ::open(t_.stream_dir().c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(dir, 0);
+    ASSERT_TRUE(write_watermark(dir, Watermark{28, 1}).ok());
+    ::close(dir);
+  }
+  std::vector<char> bytes = read_file(path);
+  std::fill(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(size / 2), '\0');
+  write_file(path, bytes);
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  open_store(/*secure=*/true);
+  ASSERT_TRUE(store_);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(t_.stream_dir() + "/" + index_file_name(0)));
+  std::vector<char> buf(size);
+  ASSERT_EQ(::pread(fd, buf.data(), size, 0), static_cast<ssize_t>(size));
+  ::close(fd);
+  EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }))
+      << "the rest of the segment's plaintext survived";
+  expect_records(read_all(t_.path()), 28, 100, 100);
 }
 
 }  // namespace

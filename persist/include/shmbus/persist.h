@@ -69,6 +69,9 @@ struct StoreStats {
   uint64_t lost_marked = 0;       // since open; sequences declared lost
   uint64_t flushes = 0;           // syncs that made data durable
   uint64_t torn_bytes_dropped = 0;  // by recovery at open
+  // Failed syncs (and seals) since open.  After each the store went back to its last
+  // synced record (next_seq() moved back) or, if it could not, stopped (needs_reopen()).
+  uint64_t io_errors = 0;
   // Deletions since open (retention and delete_before): divide by the time between
   // reports to get deletion rates.
   uint64_t deleted_segments = 0;
@@ -118,6 +121,13 @@ class SegmentStore {
   // when the record was NOT stored: kInvalidArgument (sequence), kTooLarge (> 1 GiB),
   // kNoSpace (disk full or RLIMIT_FSIZE: retry the same record later), kIo.  A failed
   // periodic flush in kAsync mode does not fail append(): see flush() / last_error.
+  //
+  // A failed sync is never retried alone (Linux forgets the unwritten pages after a
+  // failed fdatasync, and a second one returns success without writing them): the
+  // store cuts its active segment back to the last synced record, so next_seq() moves
+  // back to durable_seq(), and the caller appends the records from there again.  If
+  // even that fails the store stops: every call fails until it is opened again
+  // (needs_reopen()).
   Result<void> append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload);
   // Records that sequences [from, to) will never be stored (a lost-range marker).
   // `from` must equal next_seq() (any value for a new store), to > from.
@@ -130,6 +140,9 @@ class SegmentStore {
   Result<void> tick();
 
   uint64_t next_seq() const noexcept;   // the sequence the next append must carry
+  // The store stopped after an I/O error it could not recover from: close it and open
+  // it again (recovery starts from what is on the disk).
+  bool needs_reopen() const noexcept;
   uint64_t durable_seq() const noexcept;  // one past the last durable record
   StoreStats stats() const;
 
@@ -140,7 +153,8 @@ class SegmentStore {
                                          uint64_t now_ns);
   // Raises the "deleted below" watermark to `seq` (readers never see records below it,
   // also those still inside a kept segment), then deletes sealed segments that lie
-  // wholly below it.  Records appended later with seq < the watermark stay hidden.
+  // wholly below it.  kInvalidArgument for a `seq` above next_seq() (it would hide
+  // records not stored yet).  Returns once the new watermark is durable (synced).
   Result<DeletionReport> delete_before(uint64_t seq);
 
   // Flushes and releases the store; later calls return kClosed.

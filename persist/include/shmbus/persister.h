@@ -39,6 +39,11 @@ struct PersisterStats {
   uint64_t lost = 0;           // sequences recorded as lost (gaps, or while dead)
   uint64_t durable_seq = 0;    // records below are durable (as of the last flush)
   uint64_t disk_full_waits = 0;  // writes or flushes refused for lack of space, retried
+  // Write and sync failures of the store (each logged).  After a failed sync the store
+  // goes back to its last synced record and the persister reads the ring again from its
+  // last commit, so nothing is counted durable that a sync did not cover.
+  uint64_t store_errors = 0;
+  uint64_t store_reopens = 0;    // the store stopped and was opened again (recovery)
   std::string last_error;      // the write failure going on (producers are held), or empty
   StoreStats store;
 };
@@ -54,8 +59,12 @@ class Persister {
   Persister(const Persister&) = delete;
   Persister& operator=(const Persister&) = delete;
 
-  // Thread: any.  Returns once everything the persister has read so far is durable;
-  // the write error (e.g. kNoSpace) while the store refuses writes; kClosed once stopped.
+  // Thread: any.  Returns once every record published to the stream before the call
+  // (everything below the ring's next sequence then) is durable; the write error (e.g.
+  // kNoSpace) while the store refuses writes; kTimeout if that takes longer than
+  // `timeout` (a producer that claimed a record before the call and has not committed
+  // it yet delays the answer until it commits or its claim is abandoned); kClosed once
+  // stopped.
   Result<void> flush(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
   PersisterStats stats() const;
   // Thread: any.  Flushes, stops the thread, releases the store.  Idempotent.  An error
