@@ -130,9 +130,14 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   PosSeq start = earliest;
   bool found_exact = false;
   switch (opts.start.kind) {
-    case StartFrom::Kind::kLatest: start = latest; break;
+    // Never above a pending claim (see committed_frontier()): the records claimed before
+    // the start that commit later are skipped by sequence.
+    case StartFrom::Kind::kLatest:
+      start = committed_frontier(*c.m);
+      c.skip_seq = latest.seq;
+      break;
     case StartFrom::Kind::kSeq:
-      if (opts.start.value >= latest.seq) start = latest;
+      if (opts.start.value >= latest.seq) start = committed_frontier(*c.m);
       else start = nearest_start(*c.m, earliest, latest, opts.start.value);
       c.skip_seq = opts.start.value;
       break;
@@ -203,8 +208,12 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   }
   c.pos = c.done_pos = start.pos;
   c.expected = c.done_seq = start.seq;
-  // Positions taken from the floor or head carry a lower-bound sequence.
-  c.seq_exact = !(start.pos == earliest.pos && start.pos != latest.pos) || found_exact;
+  // Positions taken from the floor, head or the committed frontier carry a lower-bound
+  // sequence.
+  c.seq_exact = (!(start.pos == earliest.pos && start.pos != latest.pos) &&
+                 opts.start.kind != StartFrom::Kind::kLatest &&
+                 !(opts.start.kind == StartFrom::Kind::kSeq && opts.start.value >= latest.seq)) ||
+                found_exact;
   c.committed_pos = start.pos;
   return Consumer(std::move(impl));
 }
@@ -294,7 +303,9 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
           c.lost += lap_lost;
           c.h->tail_lost.fetch_add(lap_lost, std::memory_order_relaxed);  // relaxed: stats
         } else {
-          c.gaps += rec.seq - c.expected;
+          // Gaps below the start were never ours to count.
+          const uint64_t from = std::max(c.expected, c.skip_seq);
+          c.gaps += rec.seq > from ? rec.seq - from : 0;
         }
       }
       const bool was_resync = c.after_resync && lap_lost > 0;

@@ -213,6 +213,35 @@ SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail, uint64_t 
 }
 }  // namespace
 
+PosSeq committed_frontier(const StreamMapping& m) {
+  StreamHeader* h = m.header();
+  const uint64_t salt = m.salt();
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const uint64_t tail = load_pos(&h->claim);
+    PosSeq cur = read_posseq(&h->head);
+    if (cur.pos > tail) break;
+    const PosSeq from = scan_slots(m, PosSeq{~0ULL, ~0ULL}, tail).furthest;
+    if (from.pos > cur.pos && from.pos <= tail) cur = PosSeq{from.pos, std::max(from.seq, cur.seq)};
+    const uint64_t start = cur.pos;
+    while (cur.pos < tail && cur.pos - start < m.capacity()) {
+      RecordHeader* rec = m.record_at(cur.pos);
+      // acquire: pairs with the commit CAS; the seq read below belongs to this record.
+      const TagView tv = decode_tag(salt, rec->tag.load(std::memory_order_acquire), cur.pos);
+      const uint64_t span = record_span(tv.size);
+      if (!tv.lap_ok || tv.state < kData || tv.state > kGap || span > tail - cur.pos ||
+          (cur.pos & m.mask()) + span > m.capacity() ||
+          (tv.state == kData && tv.size > m.max_record()))
+        break;
+      if (tv.state == kData) cur.seq = std::max(cur.seq, load_relaxed(&rec->seq) + 1);
+      cur.pos += span;
+    }
+    // acquire fence: the tags read above before the lap check below.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (load_pos(&h->claim) <= start + m.capacity()) return cur;
+  }
+  return read_posseq(&h->head);
+}
+
 PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end) {
   StreamHeader* h = m.header();
   // Free a sixteenth of the ring beyond what this claim needs, so that this runs once

@@ -60,6 +60,14 @@ PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end);
 // holder is gone past the stream's consumer_dead_timeout.  Returns how many.
 uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below);
 
+// Where a consumer that wants only new records may start: the first position that is
+// not committed (a pending claim, or one whose header is not written yet), or the claim
+// tail.  Never above a pending claim, so that a consumer's position always has only
+// committed records and gaps below it (producers and head rely on that).  The seq is a
+// lower bound on the sequence number found there.  Walks at most one ring from
+// max(head, the furthest consumer position); falls back to head if lapped meanwhile.
+PosSeq committed_frontier(const StreamMapping& m);
+
 // 1 + the highest consumer slot index ever used (bounded by kMaxConsumers).
 uint32_t consumer_slots_in_use(const StreamHeader* h);
 
