@@ -147,7 +147,8 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
 
   if (!c.m->read_only()) {
     const uint64_t me = self_owner_word();
-    RegistryLock lock(c.h);
+    RegistryLock lock(*c.m);
+    if (!lock.ok()) return lock.error();
     ConsumerSlot* found = nullptr;
     ConsumerSlot* free_slot = nullptr;
     for (uint32_t i = 0; i < kMaxConsumers; ++i) {
@@ -158,15 +159,14 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
         found = s;
         break;
       }
-      if (st == kSlotReady && s->kind.load(std::memory_order_relaxed) == kKindTailing) {
-        uint64_t o = s->owner.load(std::memory_order_acquire);
-        if (!owner_alive(o)) s->state.store(kSlotFree, std::memory_order_release);  // reap
-      }
+      if (st == kSlotReady && s->kind.load(std::memory_order_relaxed) == kKindTailing &&
+          !consumer_alive(*c.m, i))
+        s->state.store(kSlotFree, std::memory_order_release);  // reap
       if (!free_slot && s->state.load(std::memory_order_acquire) == kSlotFree) free_slot = s;
     }
     if (found) {
       uint64_t o = found->owner.load(std::memory_order_acquire);
-      if (o != 0 && owner_alive(o))
+      if (consumer_alive(*c.m, consumer_index(*c.m, found)))
         return make_error(Errc::kBusy, "consumer " + opts.group + " is held by pid " +
                                            std::to_string(owner_pid(o)));
       if (opts.start.kind == StartFrom::Kind::kCommitted) {
@@ -187,6 +187,9 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
                         std::memory_order_relaxed);
       c.slot->evicted.store(0, std::memory_order_relaxed);
     }
+    if (!c.m->hold(consumer_slot_off(consumer_index(*c.m, c.slot))))
+      return make_error(Errc::kBusy, "consumer slot of stream '" + std::string(name) +
+                                         "' is locked by a process that is not a consumer");
     c.slot->owner.store(me, std::memory_order_release);
     c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
     // seq_cst: raised before the slot turns ready below (see consumer_slots_in_use()).
@@ -223,7 +226,8 @@ void Consumer::close() noexcept {
   Impl& c = *impl_;
   if (c.slot) {
     if (c.durable && c.opts.auto_commit) c.publish_position();
-    RegistryLock lock(c.h);
+    // Without the lock (it timed out) these are still single stores to our own slot.
+    RegistryLock lock(*c.m);
     c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
     if (c.durable) {
       c.slot->owner.store(0, std::memory_order_release);  // detached: the name stays
@@ -231,6 +235,7 @@ void Consumer::close() noexcept {
       c.slot->owner.store(0, std::memory_order_release);
       c.slot->state.store(kSlotFree, std::memory_order_release);
     }
+    c.m->release(consumer_slot_off(consumer_index(*c.m, c.slot)));
   }
   impl_.reset();
 }
@@ -346,13 +351,18 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     const uint64_t now = steady_ns();
     if (c.pos < tail && !c.m->read_only()) {
       // Claimed but not committed: a producer is writing it, or died doing so.
-      if (c.stuck.pos != c.pos) {
+      const bool at_once = c.stuck.dead_now(*c.m, c.pos, tag);
+      if (c.stuck.pos != c.pos && !at_once) {
         c.stuck.pos = c.pos;
         c.stuck.since_ns = now;
-      } else if (now - c.stuck.since_ns >= c.h->abandon_timeout_ns) {
-        abandon_at(*c.m, c.pos, tag, tail);
-        c.stuck.pos = ~0ULL;
-        continue;
+      } else if (at_once || now - c.stuck.since_ns >= c.h->abandon_timeout_ns) {
+        if (abandon_at(*c.m, &c.stuck, c.pos, tag, tail) == Abandon::kAlive) {
+          c.stuck.pos = c.pos;  // a live producer, only slow: ask again after a timeout
+          c.stuck.since_ns = now;
+        } else {
+          c.stuck.pos = ~0ULL;
+          continue;
+        }
       }
     }
     if (timeout.count() <= 0) return ReadStatus::kTimeout;

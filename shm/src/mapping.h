@@ -5,8 +5,6 @@
 #include <string>
 #include <string_view>
 
-#include <boost/interprocess/mapped_region.hpp>
-
 #include "layout.h"
 #include "shmbus/shmbus.h"
 
@@ -42,11 +40,35 @@ class StreamMapping {
     return data_ + (pos & (capacity_ - 1)) + sizeof(detail::RecordHeader);
   }
 
+  // ---- liveness and the registry lock: OFD locks on bytes of the object ----
+  // A participant holds a shared OFD lock on the first byte of its registry slot for as
+  // long as it is attached; the kernel drops it when the process dies, in any PID
+  // namespace.  `hold_fd_` holds them; `probe_fd_` (another open file description, so
+  // that this process's own holds are seen as held) tests them and takes the registry
+  // lock.
+  // Takes the shared lock on byte `off` (a slot).  False if it cannot (a writer holds an
+  // exclusive lock there: not a shmbus participant).
+  bool hold(uint64_t off) const noexcept;
+  void release(uint64_t off) const noexcept;
+  // True if some open file description (any process, this one too) holds a lock on `off`.
+  // Errors count as held (never declare a participant dead on doubt).
+  bool held(uint64_t off) const noexcept;
+  // Tries the exclusive registry lock once (non-blocking).
+  bool try_lock_registry() const noexcept;
+  void unlock_registry() const noexcept;
+
+  ~StreamMapping();
+  StreamMapping(const StreamMapping&) = delete;
+  StreamMapping& operator=(const StreamMapping&) = delete;
+
  private:
   StreamMapping() = default;
   Result<void> validate(uint64_t file_size);
 
-  boost::interprocess::mapped_region region_;
+  void* base_ = nullptr;
+  uint64_t map_bytes_ = 0;
+  int hold_fd_ = -1;
+  int probe_fd_ = -1;
   detail::StreamHeader* hdr_ = nullptr;
   std::byte* data_ = nullptr;
   // Copies of the validated identity: never re-read from shared memory, so a peer

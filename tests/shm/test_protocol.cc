@@ -8,6 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include "layout.h"
+#include "mapping.h"
+#include "mp_util.h"
 #include "test_util.h"
 
 namespace shmbus {
@@ -99,6 +102,105 @@ TEST(Ring, LatestStartSkipsRecordsClaimedBeforeIt) {
   EXPECT_EQ(as_string(rec.data), "new");
   EXPECT_EQ(c->gaps(), 0u);
   EXPECT_EQ(c->lost(), 0u);
+}
+
+// Defect 3: a producer that is slow, not dead, keeps its claim however long it holds it
+// past the abandon timeout: no consumer or producer turns it into a gap.
+TEST(Ring, SlowLiveProducerIsNeverAbandoned) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts(1 << 16, 30ms)));
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = Consumer::open(ns.ns(), "s", co);
+  auto other = Consumer::open(ns.ns(), "s");  // a tailing reader too
+  auto slow = Producer::open(ns.ns(), "s");
+  auto fast = Producer::open(ns.ns(), "s");
+  PubStatus st;
+  Claim held = slow->claim(5, 0, &st);
+  std::memcpy(held.data().data(), "slow!", 5);
+  ASSERT_TRUE(fast->publish(as_bytes("fast")).ok());
+  Record rec;
+  EXPECT_EQ(c->poll(&rec, 300ms), ReadStatus::kTimeout);  // 10 abandon timeouts
+  EXPECT_EQ(other->poll(&rec, 100ms), ReadStatus::kTimeout);
+  EXPECT_EQ(held.commit(), PubStatus::kOk);
+  for (auto* r : {&c.value(), &other.value()}) {
+    ASSERT_EQ(r->poll(&rec, 1s), ReadStatus::kOk);
+    EXPECT_EQ(as_string(rec.data), "slow!");
+    ASSERT_EQ(r->poll(&rec, 1s), ReadStatus::kOk);
+    EXPECT_EQ(as_string(rec.data), "fast");
+    EXPECT_EQ(r->gaps(), 0u);
+  }
+  EXPECT_EQ(stream_info(ns.ns(), "s")->abandoned, 0u);
+}
+
+// The same with a stopped process (SIGSTOP), and a producer that needs the room.
+TEST(Ring, StoppedProducerProcessIsNeverAbandoned) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts(1 << 16, 30ms)));
+  test::Pipe ready;
+  pid_t child = test::spawn([&] {
+    auto p = Producer::open(ns.ns(), "s");
+    PubStatus st;
+    Claim cl = p->claim(5, 0, &st);
+    std::memcpy(cl.data().data(), "child", 5);
+    char one = 1;
+    ready.put(&one, 1);
+    raise(SIGSTOP);
+    return cl.commit() == PubStatus::kOk ? 0 : 3;
+  });
+  char one;
+  ASSERT_TRUE(ready.get(&one, 1));
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, WUNTRACED), child);
+  ASSERT_TRUE(WIFSTOPPED(st));
+  ProducerOptions po;
+  po.full_timeout = 300ms;
+  auto p = Producer::open(ns.ns(), "s", po);
+  uint64_t ok = 0, full = 0;
+  std::string big(1000, 'x');
+  for (int i = 0; i < 200; ++i) {
+    auto r = p->publish(as_bytes(big));
+    ok += r.ok();
+    full += r.status == PubStatus::kFull;
+    if (full) break;
+  }
+  EXPECT_EQ(full, 1u) << "the stopped producer's claim was abandoned";
+  kill(child, SIGCONT);
+  EXPECT_EQ(test::reap(child), 0);
+  auto c = Consumer::open(ns.ns(), "s");
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 1s), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "child");
+  EXPECT_EQ(stream_info(ns.ns(), "s")->abandoned, 0u);
+}
+
+// A late begin() on its own lap's gap tag fails and leaves the gap alone (it used to
+// store its pending tag over it, and the record came back to life).
+TEST(Ring, LateBeginFailsOnThisLapsGap) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts(1 << 16)));
+  auto m = StreamMapping::open(ns.ns(), "s", false);
+  ASSERT_TRUE(m);
+  detail::StreamHeader* h = m.value()->header();
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p->publish(as_bytes("one")).ok());
+  // What an abandoner leaves at the next claim (as if it had found the claimant dead).
+  const uint64_t pos = h->claim.pos;
+  const uint64_t gap = detail::make_tag(m.value()->salt(), pos, detail::kGap, 5);
+  m.value()->record_at(pos)->tag.store(gap);
+  EXPECT_EQ(p->publish(as_bytes("late!")).status, PubStatus::kAbandoned);
+  EXPECT_EQ(m.value()->record_at(pos)->tag.load(), gap);
+  PubStatus st;
+  Claim cl = p->claim(5, 0, &st);  // the next claim is fine
+  ASSERT_TRUE(cl.valid());
+  EXPECT_EQ(cl.commit(), PubStatus::kOk);
+  auto c = Consumer::open(ns.ns(), "s");
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "one");
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 2u);
+  EXPECT_EQ(c->gaps(), 1u);
 }
 
 }  // namespace
