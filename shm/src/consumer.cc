@@ -35,7 +35,7 @@ struct Consumer::Impl {
   Stuck stuck;
   std::vector<std::byte> buf;
 
-  void resync() noexcept;
+  [[nodiscard]] bool resync() noexcept;
   void publish_position() noexcept;
   bool tail_passed(uint64_t p) const noexcept { return load_pos(&h->claim) > p + cap; }
 };
@@ -54,12 +54,18 @@ void Consumer::Impl::publish_position() noexcept {
   if (durable) wake_space(h);
 }
 
-void Consumer::Impl::resync() noexcept {
+bool Consumer::Impl::resync() noexcept {
   // Lapped: restart at the oldest record still in the ring; find the first committed data
-  // record there so that the loss is counted exactly from its sequence.
-  PosSeq f = oldest(*m);
+  // record there so that the loss is counted exactly from its sequence.  Claim first, then
+  // floor: claim <= floor + capacity must hold for what we read, or the header was forged
+  // (and resyncing would loop for ever).
+  const uint64_t tail = load_pos(&h->claim);
+  const PosSeq f = oldest(*m);
+  if ((f.pos & (kRecordAlign - 1)) != 0 || tail < f.pos || tail - f.pos > cap || m->broken())
+    return false;
   pos = f.pos;
   after_resync = true;
+  return true;
 }
 
 // A start for sequence `target` closer than the floor: the furthest consumer position
@@ -73,7 +79,7 @@ static PosSeq nearest_start(const StreamMapping& m, PosSeq earliest, PosSeq late
     ConsumerSlot* s = m.consumer_slot(i);
     if (s->state.load(std::memory_order_acquire) != kSlotReady) continue;
     const uint64_t p = s->position.load(std::memory_order_acquire);
-    if (p <= best.pos || p >= latest.pos) continue;
+    if (p <= best.pos || p >= latest.pos || (p & (kRecordAlign - 1)) != 0) continue;
     RecordHeader* r = m.record_at(p);
     const uint64_t tag = r->tag.load(std::memory_order_acquire);
     TagView tv = decode_tag(m.salt(), tag, p);
@@ -209,6 +215,9 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       start = f;
     }
   }
+  if ((start.pos & (kRecordAlign - 1)) != 0 || start.pos > load_pos(&c.h->claim))
+    return make_error(Errc::kCorrupt, "stream '" + std::string(name) +
+                                          "': the start position in its header is corrupt");
   c.pos = c.done_pos = start.pos;
   c.expected = c.done_seq = start.seq;
   // Positions taken from the floor, head or the committed frontier carry a lower-bound
@@ -267,7 +276,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       const uint64_t span = record_span(tv.size);
       if ((c.pos & c.mask) + span > c.cap || (tv.state == kData && tv.size > c.max_record)) {
         if (!c.durable && c.tail_passed(c.pos)) {  // a newer lap's bytes: we were lapped
-          c.resync();
+          if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
         }
         return ReadStatus::kCorrupt;
@@ -287,7 +296,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
         // producer that had started to overwrite the record is seen in the cursor.
         std::atomic_thread_fence(std::memory_order_acquire);
         if (c.tail_passed(c.pos)) {
-          c.resync();
+          if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
         }
         payload = c.buf.data();
@@ -344,8 +353,9 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       continue;
     }
     const uint64_t tail = load_pos(&c.h->claim);
+    if (c.m->broken()) return ReadStatus::kCorrupt;
     if (!c.durable && tail > c.pos + c.cap) {
-      c.resync();
+      if (!c.resync()) return ReadStatus::kCorrupt;
       continue;
     }
     const uint64_t now = steady_ns();

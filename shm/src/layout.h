@@ -306,6 +306,20 @@ inline void store_relaxed(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELAXED);
 template <class T>
 inline T load_relaxed(const T* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
+// A {pos, seq} snapshot with plain loads (read-only mappings too): both halves change
+// together in one CAS16, so an unchanged pos brackets the seq.  Bounded: a peer that
+// keeps rewriting the pair cannot hold the reader (the last read is returned; callers
+// validate what they got).
+inline PosSeq read_posseq_bounded(const PosSeq* p) noexcept {
+  PosSeq v{0, 0};
+  for (int i = 0; i < 1000; ++i) {
+    v.pos = __atomic_load_n(&p->pos, __ATOMIC_ACQUIRE);
+    v.seq = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&p->pos, __ATOMIC_ACQUIRE) == v.pos) break;
+  }
+  return v;
+}
+
 // Only the pos half, as a plain acquire load (a torn pair is never used from this).
 inline uint64_t load_pos(const PosSeq* target) {
   return __atomic_load_n(&target->pos, __ATOMIC_ACQUIRE);

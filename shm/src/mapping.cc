@@ -2,6 +2,7 @@
 #include "mapping.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -34,6 +35,68 @@ Error from_errno(int err, const std::string& what) {
 }
 
 std::string shm_path(const std::string& obj) { return "/dev/shm/" + obj; }
+
+// ---- the SIGBUS guard -------------------------------------------------------
+// A stream object that someone shrinks (ftruncate) under a mapping makes every access
+// past its new end raise SIGBUS.  The handler below, installed once, maps private zero
+// pages over the rest of the faulting mapping (so the access completes), flags the
+// mapping broken, and returns; faults outside shmbus mappings go to the handler that
+// was there before.  The table is lock-free (signal handlers cannot take locks).
+struct Guarded {
+  std::atomic<uintptr_t> base{0};
+  std::atomic<uint64_t> len{0};
+  std::atomic<uint32_t> prot{0};
+  std::atomic<uint32_t> broken{0};
+};
+constexpr int kGuarded = 1024;
+Guarded g_guarded[kGuarded];
+struct sigaction g_prev_bus;
+std::atomic<bool> g_guard_installed{false};
+
+extern "C" void on_sigbus(int sig, siginfo_t* si, void* ctx) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(si->si_addr);
+  for (Guarded& g : g_guarded) {
+    // acquire: pairs with the release of base in guard_mapping().
+    const uintptr_t b = g.base.load(std::memory_order_acquire);
+    const uint64_t len = g.len.load(std::memory_order_relaxed);
+    if (b == 0 || a < b || a >= b + len) continue;
+    const uintptr_t page = a & ~uintptr_t{4095};
+    mmap(reinterpret_cast<void*>(page), b + len - page, static_cast<int>(g.prot.load()),
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    g.broken.store(1, std::memory_order_relaxed);  // relaxed: read on slow paths
+    return;
+  }
+  if (g_prev_bus.sa_flags & SA_SIGINFO) {
+    if (g_prev_bus.sa_sigaction) return g_prev_bus.sa_sigaction(sig, si, ctx);
+  } else if (g_prev_bus.sa_handler != SIG_DFL && g_prev_bus.sa_handler != SIG_IGN) {
+    return g_prev_bus.sa_handler(sig);
+  }
+  // Not ours and no handler: die of it, as without this guard.
+  signal(SIGBUS, SIG_DFL);
+  raise(SIGBUS);
+}
+
+int guard_mapping(void* base, uint64_t len, int prot) {
+  if (!g_guard_installed.exchange(true)) {
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGBUS, &sa, &g_prev_bus);
+  }
+  for (int i = 0; i < kGuarded; ++i) {
+    uintptr_t expected = 0;
+    // Claim the entry with a sentinel, fill it, then publish the base (release).
+    if (!g_guarded[i].base.compare_exchange_strong(expected, 1, std::memory_order_acq_rel))
+      continue;
+    g_guarded[i].len.store(len, std::memory_order_relaxed);
+    g_guarded[i].prot.store(static_cast<uint32_t>(prot), std::memory_order_relaxed);
+    g_guarded[i].broken.store(0, std::memory_order_relaxed);
+    g_guarded[i].base.store(reinterpret_cast<uintptr_t>(base), std::memory_order_release);
+    return i;
+  }
+  return -1;  // more than kGuarded mappings at once: this one goes unguarded
+}
 
 std::string describe(std::string_view ns, std::string_view name) {
   return "stream '" + std::string(name) + "' in namespace '" + std::string(ns) + "'";
@@ -112,6 +175,8 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   m->hold_fd_ = fd;
   m->base_ = base;
   m->map_bytes_ = total;
+  m->guard_ = guard_mapping(base, total, PROT_READ | PROT_WRITE);
+  if (m->guard_ >= 0) m->broken_ = &g_guarded[m->guard_].broken;
   auto* h = static_cast<StreamHeader*>(m->base_);
   uint64_t salt = 0;
   if (getrandom(&salt, sizeof salt, 0) != sizeof salt) salt = now_ns() * 0x9e3779b97f4a7c15ULL;
@@ -198,7 +263,12 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
     return from_errno(errno, what);
   }
   m->hdr_ = static_cast<StreamHeader*>(m->base_);
+  m->guard_ = guard_mapping(m->base_, m->map_bytes_, read_only ? PROT_READ : PROT_READ | PROT_WRITE);
+  if (m->guard_ >= 0) m->broken_ = &g_guarded[m->guard_].broken;
   if (auto r = m->validate(size); !r) return r.error();
+  if (!m->cursors_ok())
+    return make_error(Errc::kCorrupt, what + " has a corrupt header (its cursors do not add up); "
+                                             "remove it with shmbus rm --force");
   // Every page must be there: a sparse object (truncated up, never fallocated) would be
   // filled by page faults on the hot path, or SIGBUS when /dev/shm is full.
   if (static_cast<uint64_t>(st.st_blocks) * 512 < kDataOff + m->capacity_)
@@ -211,6 +281,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
 }
 
 StreamMapping::~StreamMapping() {
+  if (guard_ >= 0) g_guarded[guard_].base.store(0, std::memory_order_release);
   if (base_) munmap(base_, map_bytes_);
   if (hold_fd_ >= 0) ::close(hold_fd_);
   if (probe_fd_ >= 0) ::close(probe_fd_);
@@ -248,6 +319,18 @@ bool StreamMapping::try_lock_registry() const noexcept {
 }
 void StreamMapping::unlock_registry() const noexcept {
   (void)ofd(probe_fd_, F_OFD_SETLK, F_UNLCK, offsetof(StreamHeader, registry_lock));
+}
+
+bool StreamMapping::cursors_ok() const noexcept {
+  // Read floor, head, claim, then floor again: each only grows, so a pair read in this
+  // order obeys floor <= head <= claim and claim <= floor' + capacity even while they move.
+  const PosSeq f = detail::read_posseq_bounded(&hdr_->floor);
+  const PosSeq h = detail::read_posseq_bounded(&hdr_->head);
+  const PosSeq c = detail::read_posseq_bounded(&hdr_->claim);
+  const PosSeq f2 = detail::read_posseq_bounded(&hdr_->floor);
+  const uint64_t align = kRecordAlign - 1;
+  return ((f.pos | h.pos | c.pos | f2.pos) & align) == 0 && f.pos <= h.pos && h.pos <= c.pos &&
+         c.pos - f2.pos <= capacity_ && f2.pos <= c.pos && f.seq <= c.seq && h.seq <= c.seq;
 }
 
 void StreamMapping::populate() noexcept {

@@ -79,6 +79,7 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
   bool counted = false;
   Backoff backoff(opts.wait);
   for (;;) {
+    if (m->broken() || !m->cursors_ok()) return PubStatus::kCorrupt;
     PosSeq f = compute_floor(*m, &stuck, end);
     limit = f.pos + cap;
     if (end <= limit) return PubStatus::kOk;
@@ -109,6 +110,8 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
   PosSeq c = read_posseq(&h->claim);
   uint64_t pad;
   for (;;) {
+    // A forged claim cursor off the 32-byte grid would put records across the end.
+    if ((c.pos & (kRecordAlign - 1)) != 0 || m->broken()) return PubStatus::kCorrupt;
     const uint64_t to_end = cap - (c.pos & mask);
     pad = total <= to_end ? 0 : to_end;
     const uint64_t end = c.pos + pad + total;

@@ -100,14 +100,7 @@ Error RegistryLock::error() const {
                         " according to the header); is another process stuck on it?");
 }
 
-PosSeq read_posseq(const PosSeq* p) noexcept {
-  for (;;) {
-    uint64_t p1 = __atomic_load_n(&p->pos, __ATOMIC_ACQUIRE);
-    uint64_t s = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
-    uint64_t p2 = __atomic_load_n(&p->pos, __ATOMIC_ACQUIRE);
-    if (p1 == p2) return PosSeq{p1, s};
-  }
-}
+PosSeq read_posseq(const PosSeq* p) noexcept { return read_posseq_bounded(p); }
 
 void raise_posseq(PosSeq* p, PosSeq v) noexcept {
   PosSeq cur = read_posseq(p);
@@ -271,6 +264,7 @@ SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail, uint64_t 
     // larger than the true one at pos (a lower bound).
     uint64_t seq = s->next_seq.load(std::memory_order_acquire);
     uint64_t pos = s->position.load(std::memory_order_acquire);
+    if ((pos & (kRecordAlign - 1)) != 0) continue;  // forged: ignore it
     if (pos <= tail && pos > r.furthest.pos) r.furthest = PosSeq{pos, seq};
     if (pos <= tail && pos >= want && pos < r.nearest_past.pos) r.nearest_past = PosSeq{pos, seq};
     if (s->kind.load(std::memory_order_relaxed) == kKindTailing) continue;

@@ -194,6 +194,8 @@ enum class PubStatus : uint8_t {
   kAbandoned,   // this claim was declared dead by another process (we were too slow)
   kClosed,
   kTimeout,     // wait_durable: not durable in time (is a persister running?)
+  kCorrupt,     // the stream's cursors do not add up, or its object shrank under the
+                // mapping: its shared memory was damaged (remove and recreate it)
 };
 
 struct [[nodiscard]] PubResult {
