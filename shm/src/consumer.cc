@@ -36,6 +36,13 @@ struct Consumer::Impl {
   std::vector<std::byte> buf;
 
   [[nodiscard]] bool resync() noexcept;
+  // Durable: our slot was evicted, or producers passed our position: take the slot back
+  // at the oldest record (as open() does) and count the loss when reading resumes.
+  [[nodiscard]] bool rejoin() noexcept;
+  bool evicted() const noexcept {
+    // relaxed: our own slot's flag; a producer that set it no longer reads our position.
+    return durable && slot->evicted.load(std::memory_order_relaxed) != 0;
+  }
   void publish_position() noexcept;
   bool tail_passed(uint64_t p) const noexcept { return load_pos(&h->claim) > p + cap; }
 };
@@ -66,6 +73,25 @@ bool Consumer::Impl::resync() noexcept {
   pos = f.pos;
   after_resync = true;
   return true;
+}
+
+bool Consumer::Impl::rejoin() noexcept {
+  RegistryLock lock(*m);
+  if (!lock.ok()) return false;
+  // As in open(): position, then the slot counts again (seq_cst), then check the floor.
+  for (int i = 0; i < 1000; ++i) {
+    const PosSeq f = oldest(*m);
+    if ((f.pos & (kRecordAlign - 1)) != 0) return false;
+    slot->position.store(f.pos, std::memory_order_seq_cst);
+    slot->next_seq.store(f.seq, std::memory_order_seq_cst);
+    slot->evicted.store(0, std::memory_order_seq_cst);
+    if (oldest(*m).pos <= f.pos) {
+      pos = done_pos = committed_pos = f.pos;
+      after_resync = true;  // the first record there counts the loss exactly
+      return true;
+    }
+  }
+  return false;
 }
 
 // A start for sequence `target` closer than the floor: the furthest consumer position
@@ -263,6 +289,7 @@ bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
 ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcept {
   if (!impl_) return ReadStatus::kClosed;
   Impl& c = *impl_;
+  if (c.evicted()) return c.rejoin() ? ReadStatus::kEvicted : ReadStatus::kCorrupt;
   if (c.durable && c.opts.auto_commit && c.committed_pos != c.done_pos) c.publish_position();
   uint64_t deadline = 0;
   uint32_t spins = 0;
@@ -315,14 +342,17 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
           const uint64_t from = std::max(c.expected, c.skip_seq);
           lap_lost = rec.seq > from ? rec.seq - from : 0;
           c.lost += lap_lost;
-          c.h->tail_lost.fetch_add(lap_lost, std::memory_order_relaxed);  // relaxed: stats
+          // Read-only readers keep their count privately (the mapping cannot be written).
+          if (!c.durable && !c.m->read_only())  // relaxed: stats
+            c.h->tail_lost.fetch_add(lap_lost, std::memory_order_relaxed);
         } else {
           // Gaps below the start were never ours to count.
           const uint64_t from = std::max(c.expected, c.skip_seq);
           c.gaps += rec.seq > from ? rec.seq - from : 0;
         }
       }
-      const bool was_resync = c.after_resync && lap_lost > 0;
+      // (A durable consumer reported kEvicted already: it just goes on.)
+      const bool was_resync = c.after_resync && lap_lost > 0 && !c.durable;
       c.after_resync = false;
       c.expected = rec.seq + 1;
       c.done_pos = c.pos;
@@ -354,6 +384,8 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     }
     const uint64_t tail = load_pos(&c.h->claim);
     if (c.m->broken()) return ReadStatus::kCorrupt;
+    if (c.evicted() || (c.durable && tail > c.pos + c.cap))  // overrun: we were evicted
+      return c.rejoin() ? ReadStatus::kEvicted : ReadStatus::kCorrupt;
     if (!c.durable && tail > c.pos + c.cap) {
       if (!c.resync()) return ReadStatus::kCorrupt;
       continue;

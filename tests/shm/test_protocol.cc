@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -201,6 +203,109 @@ TEST(Ring, LateBeginFailsOnThisLapsGap) {
   ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
   EXPECT_EQ(rec.seq, 2u);
   EXPECT_EQ(c->gaps(), 1u);
+}
+
+}  // namespace
+}  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::as_bytes;
+
+// Defect 2: the registry lock did not exclude threads of one process: threads opening
+// durable groups at once shared slots.
+TEST(Ring, ConcurrentDurableOpensGetTheirOwnSlots) {
+  for (int round = 0; round < 20; ++round) {
+    test::ScopedNs ns;
+    StreamOptions o;
+    o.capacity = 1 << 16;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+    std::vector<std::thread> ts;
+    std::vector<std::optional<Consumer>> cs(8);
+    std::atomic<int> go{0};
+    for (int i = 0; i < 8; ++i)
+      ts.emplace_back([&, i] {
+        go.fetch_add(1);
+        while (go.load() < 8) {
+        }
+        ConsumerOptions co;
+        co.group = "g" + std::to_string(i);
+        auto c = Consumer::open(ns.ns(), "s", co);
+        if (c) cs[i].emplace(std::move(c.value()));
+      });
+    for (auto& t : ts) t.join();
+    for (auto& c : cs) ASSERT_TRUE(c.has_value());
+    auto info = stream_info(ns.ns(), "s");
+    ASSERT_TRUE(info);
+    std::set<std::string> names;
+    for (auto& ci : info->consumers) names.insert(ci.name);
+    ASSERT_EQ(names.size(), 8u) << "round " << round << ": two groups shared a slot";
+  }
+}
+
+// A durable consumer whose slot was evicted (or whose position producers passed) says
+// so, then resumes at the oldest record with the exact loss (it used to wait for ever
+// with lost() == 0).
+TEST(Ring, EvictedDurableConsumerReportsItAndResumes) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = Consumer::open(ns.ns(), "s", co);
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p->publish(as_bytes("first")).ok());
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  c->commit();
+  {  // what an evictor does (under the registry lock) when it takes us for dead
+    auto m = StreamMapping::open(ns.ns(), "s", false);
+    for (uint32_t i = 0; i < detail::kMaxConsumers; ++i) {
+      auto* s = m.value()->consumer_slot(i);
+      if (std::string(s->name) == "g") s->evicted.store(1);
+    }
+  }
+  std::string big(1000, 'x');
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(p->publish(as_bytes(big)).ok()) << i;
+  ASSERT_EQ(c->poll(&rec, 100ms), ReadStatus::kEvicted);
+  ASSERT_EQ(c->poll(&rec, 1s), ReadStatus::kOk);
+  EXPECT_GT(rec.seq, 1u);
+  EXPECT_EQ(c->lost(), rec.seq - 1);  // exactly the records it never saw
+  uint64_t next = rec.seq + 1;
+  while (c->poll(&rec, 0ns) == ReadStatus::kOk) ASSERT_EQ(rec.seq, next++);
+  EXPECT_EQ(next, 301u);
+  // It holds producers back again.
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto q = Producer::open(ns.ns(), "s", po);
+  int full = 0;
+  for (int i = 0; i < 200 && !full; ++i) full += q->publish(as_bytes(big)).status == PubStatus::kFull;
+  EXPECT_EQ(full, 1);
+}
+
+// Issue 14 point 6: a read-only tailing reader that is lapped keeps its loss privately
+// (it wrote the stream's counter through its read-only mapping: SIGSEGV).
+TEST(Ring, ReadOnlyReaderLappedDoesNotWriteTheHeader) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  ConsumerOptions co;
+  co.read_only = true;
+  auto c = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(c);
+  Record rec;
+  std::string big(1000, 'x');
+  ASSERT_TRUE(p->publish(as_bytes(big)).ok());
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(p->publish(as_bytes(big)).ok());
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
+  EXPECT_GT(c->lost(), 0u);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->tail_lost, 0u);
 }
 
 }  // namespace

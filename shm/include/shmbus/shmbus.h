@@ -307,6 +307,9 @@ enum class ReadStatus : uint8_t {
   kLapped,    // tailing reader was overrun; lost() grew; poll again to resume
   kCorrupt,   // the ring holds bytes no shmbus producer wrote (shared memory damaged)
   kClosed,
+  kEvicted,   // durable consumer was declared dead (or its position overrun) and producers
+              // wrote over records it had not read; lost() grows by exactly those when
+              // reading resumes at the oldest record still in the ring (poll again)
 };
 
 class Consumer {
