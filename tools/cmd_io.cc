@@ -367,7 +367,7 @@ int cmd_tail(const TailArgs& a) {
       }
       ++printed;
       if (durable) con.commit();
-    } else if (st == ReadStatus::kLapped) {
+    } else if (st == ReadStatus::kLapped || st == ReadStatus::kEvicted) {
       laps.lapped(con.lost());
     } else if (st == ReadStatus::kCorrupt) {
       rc = fail("stream '" + a.stream + "' is corrupt at sequence " + std::to_string(con.next_seq()) +

@@ -35,7 +35,14 @@ struct Consumer::Impl {
   Stuck stuck;
   std::vector<std::byte> buf;
 
-  void resync() noexcept;
+  [[nodiscard]] bool resync() noexcept;
+  // Durable: our slot was evicted, or producers passed our position: take the slot back
+  // at the oldest record (as open() does) and count the loss when reading resumes.
+  [[nodiscard]] bool rejoin() noexcept;
+  bool evicted() const noexcept {
+    // relaxed: our own slot's flag; a producer that set it no longer reads our position.
+    return durable && slot->evicted.load(std::memory_order_relaxed) != 0;
+  }
   void publish_position() noexcept;
   bool tail_passed(uint64_t p) const noexcept { return load_pos(&h->claim) > p + cap; }
 };
@@ -54,12 +61,37 @@ void Consumer::Impl::publish_position() noexcept {
   if (durable) wake_space(h);
 }
 
-void Consumer::Impl::resync() noexcept {
+bool Consumer::Impl::resync() noexcept {
   // Lapped: restart at the oldest record still in the ring; find the first committed data
-  // record there so that the loss is counted exactly from its sequence.
-  PosSeq f = oldest(*m);
+  // record there so that the loss is counted exactly from its sequence.  Claim first, then
+  // floor: claim <= floor + capacity must hold for what we read, or the header was forged
+  // (and resyncing would loop for ever).
+  const uint64_t tail = load_pos(&h->claim);
+  const PosSeq f = oldest(*m);
+  if ((f.pos & (kRecordAlign - 1)) != 0 || tail < f.pos || tail - f.pos > cap || m->broken())
+    return false;
   pos = f.pos;
   after_resync = true;
+  return true;
+}
+
+bool Consumer::Impl::rejoin() noexcept {
+  RegistryLock lock(*m);
+  if (!lock.ok()) return false;
+  // As in open(): position, then the slot counts again (seq_cst), then check the floor.
+  for (int i = 0; i < 1000; ++i) {
+    const PosSeq f = oldest(*m);
+    if ((f.pos & (kRecordAlign - 1)) != 0) return false;
+    slot->position.store(f.pos, std::memory_order_seq_cst);
+    slot->next_seq.store(f.seq, std::memory_order_seq_cst);
+    slot->evicted.store(0, std::memory_order_seq_cst);
+    if (oldest(*m).pos <= f.pos) {
+      pos = done_pos = committed_pos = f.pos;
+      after_resync = true;  // the first record there counts the loss exactly
+      return true;
+    }
+  }
+  return false;
 }
 
 // A start for sequence `target` closer than the floor: the furthest consumer position
@@ -73,7 +105,7 @@ static PosSeq nearest_start(const StreamMapping& m, PosSeq earliest, PosSeq late
     ConsumerSlot* s = m.consumer_slot(i);
     if (s->state.load(std::memory_order_acquire) != kSlotReady) continue;
     const uint64_t p = s->position.load(std::memory_order_acquire);
-    if (p <= best.pos || p >= latest.pos) continue;
+    if (p <= best.pos || p >= latest.pos || (p & (kRecordAlign - 1)) != 0) continue;
     RecordHeader* r = m.record_at(p);
     const uint64_t tag = r->tag.load(std::memory_order_acquire);
     TagView tv = decode_tag(m.salt(), tag, p);
@@ -130,9 +162,14 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   PosSeq start = earliest;
   bool found_exact = false;
   switch (opts.start.kind) {
-    case StartFrom::Kind::kLatest: start = latest; break;
+    // Never above a pending claim (see committed_frontier()): the records claimed before
+    // the start that commit later are skipped by sequence.
+    case StartFrom::Kind::kLatest:
+      start = committed_frontier(*c.m);
+      c.skip_seq = latest.seq;
+      break;
     case StartFrom::Kind::kSeq:
-      if (opts.start.value >= latest.seq) start = latest;
+      if (opts.start.value >= latest.seq) start = committed_frontier(*c.m);
       else start = nearest_start(*c.m, earliest, latest, opts.start.value);
       c.skip_seq = opts.start.value;
       break;
@@ -142,7 +179,8 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
 
   if (!c.m->read_only()) {
     const uint64_t me = self_owner_word();
-    RegistryLock lock(c.h);
+    RegistryLock lock(*c.m);
+    if (!lock.ok()) return lock.error();
     ConsumerSlot* found = nullptr;
     ConsumerSlot* free_slot = nullptr;
     for (uint32_t i = 0; i < kMaxConsumers; ++i) {
@@ -153,15 +191,14 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
         found = s;
         break;
       }
-      if (st == kSlotReady && s->kind.load(std::memory_order_relaxed) == kKindTailing) {
-        uint64_t o = s->owner.load(std::memory_order_acquire);
-        if (!owner_alive(o)) s->state.store(kSlotFree, std::memory_order_release);  // reap
-      }
+      if (st == kSlotReady && s->kind.load(std::memory_order_relaxed) == kKindTailing &&
+          !consumer_alive(*c.m, i))
+        s->state.store(kSlotFree, std::memory_order_release);  // reap
       if (!free_slot && s->state.load(std::memory_order_acquire) == kSlotFree) free_slot = s;
     }
     if (found) {
       uint64_t o = found->owner.load(std::memory_order_acquire);
-      if (o != 0 && owner_alive(o))
+      if (consumer_alive(*c.m, consumer_index(*c.m, found)))
         return make_error(Errc::kBusy, "consumer " + opts.group + " is held by pid " +
                                            std::to_string(owner_pid(o)));
       if (opts.start.kind == StartFrom::Kind::kCommitted) {
@@ -182,6 +219,9 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
                         std::memory_order_relaxed);
       c.slot->evicted.store(0, std::memory_order_relaxed);
     }
+    if (!c.m->hold(consumer_slot_off(consumer_index(*c.m, c.slot))))
+      return make_error(Errc::kBusy, "consumer slot of stream '" + std::string(name) +
+                                         "' is locked by a process that is not a consumer");
     c.slot->owner.store(me, std::memory_order_release);
     c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
     // seq_cst: raised before the slot turns ready below (see consumer_slots_in_use()).
@@ -201,10 +241,17 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       start = f;
     }
   }
+  if ((start.pos & (kRecordAlign - 1)) != 0 || start.pos > load_pos(&c.h->claim))
+    return make_error(Errc::kCorrupt, "stream '" + std::string(name) +
+                                          "': the start position in its header is corrupt");
   c.pos = c.done_pos = start.pos;
   c.expected = c.done_seq = start.seq;
-  // Positions taken from the floor or head carry a lower-bound sequence.
-  c.seq_exact = !(start.pos == earliest.pos && start.pos != latest.pos) || found_exact;
+  // Positions taken from the floor, head or the committed frontier carry a lower-bound
+  // sequence.
+  c.seq_exact = (!(start.pos == earliest.pos && start.pos != latest.pos) &&
+                 opts.start.kind != StartFrom::Kind::kLatest &&
+                 !(opts.start.kind == StartFrom::Kind::kSeq && opts.start.value >= latest.seq)) ||
+                found_exact;
   c.committed_pos = start.pos;
   return Consumer(std::move(impl));
 }
@@ -214,7 +261,8 @@ void Consumer::close() noexcept {
   Impl& c = *impl_;
   if (c.slot) {
     if (c.durable && c.opts.auto_commit) c.publish_position();
-    RegistryLock lock(c.h);
+    // Without the lock (it timed out) these are still single stores to our own slot.
+    RegistryLock lock(*c.m);
     c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
     if (c.durable) {
       c.slot->owner.store(0, std::memory_order_release);  // detached: the name stays
@@ -222,6 +270,7 @@ void Consumer::close() noexcept {
       c.slot->owner.store(0, std::memory_order_release);
       c.slot->state.store(kSlotFree, std::memory_order_release);
     }
+    c.m->release(consumer_slot_off(consumer_index(*c.m, c.slot)));
   }
   impl_.reset();
 }
@@ -240,6 +289,7 @@ bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
 ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcept {
   if (!impl_) return ReadStatus::kClosed;
   Impl& c = *impl_;
+  if (c.evicted()) return c.rejoin() ? ReadStatus::kEvicted : ReadStatus::kCorrupt;
   if (c.durable && c.opts.auto_commit && c.committed_pos != c.done_pos) c.publish_position();
   uint64_t deadline = 0;
   uint32_t spins = 0;
@@ -253,7 +303,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       const uint64_t span = record_span(tv.size);
       if ((c.pos & c.mask) + span > c.cap || (tv.state == kData && tv.size > c.max_record)) {
         if (!c.durable && c.tail_passed(c.pos)) {  // a newer lap's bytes: we were lapped
-          c.resync();
+          if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
         }
         return ReadStatus::kCorrupt;
@@ -273,7 +323,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
         // producer that had started to overwrite the record is seen in the cursor.
         std::atomic_thread_fence(std::memory_order_acquire);
         if (c.tail_passed(c.pos)) {
-          c.resync();
+          if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
         }
         payload = c.buf.data();
@@ -292,12 +342,17 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
           const uint64_t from = std::max(c.expected, c.skip_seq);
           lap_lost = rec.seq > from ? rec.seq - from : 0;
           c.lost += lap_lost;
-          c.h->tail_lost.fetch_add(lap_lost, std::memory_order_relaxed);  // relaxed: stats
+          // Read-only readers keep their count privately (the mapping cannot be written).
+          if (!c.durable && !c.m->read_only())  // relaxed: stats
+            c.h->tail_lost.fetch_add(lap_lost, std::memory_order_relaxed);
         } else {
-          c.gaps += rec.seq - c.expected;
+          // Gaps below the start were never ours to count.
+          const uint64_t from = std::max(c.expected, c.skip_seq);
+          c.gaps += rec.seq > from ? rec.seq - from : 0;
         }
       }
-      const bool was_resync = c.after_resync && lap_lost > 0;
+      // (A durable consumer reported kEvicted already: it just goes on.)
+      const bool was_resync = c.after_resync && lap_lost > 0 && !c.durable;
       c.after_resync = false;
       c.expected = rec.seq + 1;
       c.done_pos = c.pos;
@@ -328,20 +383,28 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       continue;
     }
     const uint64_t tail = load_pos(&c.h->claim);
+    if (c.m->broken()) return ReadStatus::kCorrupt;
+    if (c.evicted() || (c.durable && tail > c.pos + c.cap))  // overrun: we were evicted
+      return c.rejoin() ? ReadStatus::kEvicted : ReadStatus::kCorrupt;
     if (!c.durable && tail > c.pos + c.cap) {
-      c.resync();
+      if (!c.resync()) return ReadStatus::kCorrupt;
       continue;
     }
     const uint64_t now = steady_ns();
     if (c.pos < tail && !c.m->read_only()) {
       // Claimed but not committed: a producer is writing it, or died doing so.
-      if (c.stuck.pos != c.pos) {
+      const bool at_once = c.stuck.dead_now(*c.m, c.pos, tag);
+      if (c.stuck.pos != c.pos && !at_once) {
         c.stuck.pos = c.pos;
         c.stuck.since_ns = now;
-      } else if (now - c.stuck.since_ns >= c.h->abandon_timeout_ns) {
-        abandon_at(*c.m, c.pos, tag, tail);
-        c.stuck.pos = ~0ULL;
-        continue;
+      } else if (at_once || now - c.stuck.since_ns >= c.h->abandon_timeout_ns) {
+        if (abandon_at(*c.m, &c.stuck, c.pos, tag, tail) == Abandon::kAlive) {
+          c.stuck.pos = c.pos;  // a live producer, only slow: ask again after a timeout
+          c.stuck.since_ns = now;
+        } else {
+          c.stuck.pos = ~0ULL;
+          continue;
+        }
       }
     }
     if (timeout.count() <= 0) return ReadStatus::kTimeout;

@@ -53,7 +53,8 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
                       "store directory must be an absolute path of at most 2048 bytes");
   if (s.store_kind != "file" && s.store_kind != "pmem")
     return make_error(Errc::kInvalidArgument, "store kind must be file or pmem");
-  RegistryLock lock(h);
+  RegistryLock lock(*m_);
+  if (!lock.ok()) return lock.error();
   // Readers take the settings when persist_enabled is 1: withdraw it while rewriting.
   h->persist_enabled.store(0, std::memory_order_relaxed);
   std::memset(h->store_dir, 0, sizeof h->store_dir);

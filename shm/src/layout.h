@@ -19,7 +19,7 @@
 namespace shmbus::detail {
 
 inline constexpr uint64_t kMagic = 0x315355424d48530aULL;  // "\nSHMBUS1" little-endian
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 inline constexpr uint64_t kMinCapacity = 4096;
 inline constexpr uint64_t kMaxCapacity = 1ULL << 32;        // 4 GiB
 inline constexpr uint32_t kMaxProducers = 64;
@@ -50,13 +50,19 @@ struct RecordHeader {
   uint64_t seq;               // written by the owning producer before the commit
   uint64_t ts_ns;
   uint32_t type;
-  uint32_t reserved;
+  uint32_t owner;             // the claiming producer: slot + 1 in bits 0..7, the slot's
+                              // generation in bits 8..31; written before the pending tag
+                              // (whose release CAS publishes it), read by abandoners
 };
 static_assert(sizeof(RecordHeader) == 32);
 static_assert(offsetof(RecordHeader, tag) == 0);
 static_assert(offsetof(RecordHeader, seq) == 8);
 static_assert(offsetof(RecordHeader, ts_ns) == 16);
 static_assert(offsetof(RecordHeader, type) == 24);
+static_assert(offsetof(RecordHeader, owner) == 28);
+inline constexpr uint32_t owner_label(uint32_t slot, uint32_t gen) {
+  return (slot + 1) | (gen << 8);
+}
 static_assert(std::is_standard_layout_v<RecordHeader>);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
@@ -88,10 +94,24 @@ struct alignas(128) ProducerSlot {
   std::atomic<uint64_t> last_active_ns;// relaxed: diagnostics only
   std::atomic<uint64_t> records;       // relaxed: single writer (the owner), racy readers
   std::atomic<uint64_t> bytes;         // relaxed: as records
-  uint8_t pad[128 - 40];
+  std::atomic<uint32_t> generation;    // relaxed, under the registry lock: bumped (24 bits,
+                                       // never 0) each time the slot is taken; records
+                                       // carry it in their owner label
+  std::atomic<uint32_t> dead_gen;      // relaxed: set by an abandoner that found this
+                                       // generation dead, so that every other claim it
+                                       // left is abandoned without another timeout
+  std::atomic<uint64_t> claiming;      // the position the owner is claiming: stored
+                                       // (relaxed) before its claim CAS16, whose release
+                                       // publishes it to abandoners that acquire-load the
+                                       // claim cursor; release-stored ~0 once every header
+                                       // of the claim carries a pending tag
+  uint8_t pad[128 - 56];
 };
 static_assert(sizeof(ProducerSlot) == 128);
 static_assert(offsetof(ProducerSlot, records) == 24);
+static_assert(offsetof(ProducerSlot, generation) == 40);
+static_assert(offsetof(ProducerSlot, dead_gen) == 44);
+static_assert(offsetof(ProducerSlot, claiming) == 48);
 
 enum : uint32_t { kSlotFree = 0, kSlotInit = 1, kSlotReady = 2 };
 enum : uint32_t { kKindDurable = 0, kKindTailing = 1, kKindPersister = 2 };
@@ -172,8 +192,10 @@ struct StreamHeader {
   std::atomic<uint64_t> evictions;
   std::atomic<uint64_t> retired_records;// from producer slots released at close/reap
   std::atomic<uint64_t> retired_bytes;
-  std::atomic<uint64_t> registry_lock;  // owner word; acquire CAS to take, release to
-                                        // drop; broken when its owner is dead
+  std::atomic<uint64_t> registry_lock;  // relaxed, diagnostics: owner word of the holder
+                                        // of the registry lock (an OFD lock on this
+                                        // field's first byte, dropped by the kernel when
+                                        // the holder dies)
   std::atomic<uint64_t> aborted;        // claims aborted by their producer (gaps too)
   std::atomic<uint32_t> consumer_hwm;   // seq_cst: 1 + highest consumer slot ever used;
                                         // raised before a slot turns ready, so scans that
@@ -283,6 +305,20 @@ template <class T>
 inline void store_relaxed(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 template <class T>
 inline T load_relaxed(const T* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+// A {pos, seq} snapshot with plain loads (read-only mappings too): both halves change
+// together in one CAS16, so an unchanged pos brackets the seq.  Bounded: a peer that
+// keeps rewriting the pair cannot hold the reader (the last read is returned; callers
+// validate what they got).
+inline PosSeq read_posseq_bounded(const PosSeq* p) noexcept {
+  PosSeq v{0, 0};
+  for (int i = 0; i < 1000; ++i) {
+    v.pos = __atomic_load_n(&p->pos, __ATOMIC_ACQUIRE);
+    v.seq = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&p->pos, __ATOMIC_ACQUIRE) == v.pos) break;
+  }
+  return v;
+}
 
 // Only the pos half, as a plain acquire load (a torn pair is never used from this).
 inline uint64_t load_pos(const PosSeq* target) {

@@ -2,6 +2,7 @@
 #include "mapping.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -13,26 +14,88 @@
 #include <cstring>
 #include <thread>
 
-#include <boost/interprocess/exceptions.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
 
 namespace shmbus {
-namespace bip = boost::interprocess;
 using namespace detail;
 
 namespace {
 
 constexpr auto kInitWait = std::chrono::seconds(2);
 
-Error from_boost(const bip::interprocess_exception& e, const std::string& what) {
-  switch (e.get_error_code()) {
-    case bip::already_exists_error: return make_error(Errc::kExists, what + " already exists");
-    case bip::not_found_error: return make_error(Errc::kNotFound, what + " not found");
-    case bip::security_error:
-      return make_error(Errc::kPermission, what + ": permission denied (" + e.what() + ")");
-    case bip::out_of_space_error: return make_error(Errc::kNoSpace, what + ": no space left");
-    default: return make_error(Errc::kIo, what + ": " + e.what());
+Error from_errno(int err, const std::string& what) {
+  switch (err) {
+    case EEXIST: return make_error(Errc::kExists, what + " already exists");
+    case ENOENT: return make_error(Errc::kNotFound, what + " not found");
+    case EACCES:
+    case EPERM: return make_error(Errc::kPermission, what + ": permission denied");
+    case ELOOP: return make_error(Errc::kPermission, what + ": is a symbolic link (refused)");
+    case ENOSPC: return make_error(Errc::kNoSpace, what + ": no space left");
+    default: return make_error(Errc::kIo, what + ": " + std::strerror(err));
   }
+}
+
+std::string shm_path(const std::string& obj) { return "/dev/shm/" + obj; }
+
+// ---- the SIGBUS guard -------------------------------------------------------
+// A stream object that someone shrinks (ftruncate) under a mapping makes every access
+// past its new end raise SIGBUS.  The handler below, installed once, maps private zero
+// pages over the rest of the faulting mapping (so the access completes), flags the
+// mapping broken, and returns; faults outside shmbus mappings go to the handler that
+// was there before.  The table is lock-free (signal handlers cannot take locks).
+struct Guarded {
+  std::atomic<uintptr_t> base{0};
+  std::atomic<uint64_t> len{0};
+  std::atomic<uint32_t> prot{0};
+  std::atomic<uint32_t> broken{0};
+};
+constexpr int kGuarded = 1024;
+Guarded g_guarded[kGuarded];
+struct sigaction g_prev_bus;
+std::atomic<bool> g_guard_installed{false};
+
+extern "C" void on_sigbus(int sig, siginfo_t* si, void* ctx) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(si->si_addr);
+  for (Guarded& g : g_guarded) {
+    // acquire: pairs with the release of base in guard_mapping().
+    const uintptr_t b = g.base.load(std::memory_order_acquire);
+    const uint64_t len = g.len.load(std::memory_order_relaxed);
+    if (b == 0 || a < b || a >= b + len) continue;
+    const uintptr_t page = a & ~uintptr_t{4095};
+    mmap(reinterpret_cast<void*>(page), b + len - page, static_cast<int>(g.prot.load()),
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    g.broken.store(1, std::memory_order_relaxed);  // relaxed: read on slow paths
+    return;
+  }
+  if (g_prev_bus.sa_flags & SA_SIGINFO) {
+    if (g_prev_bus.sa_sigaction) return g_prev_bus.sa_sigaction(sig, si, ctx);
+  } else if (g_prev_bus.sa_handler != SIG_DFL && g_prev_bus.sa_handler != SIG_IGN) {
+    return g_prev_bus.sa_handler(sig);
+  }
+  // Not ours and no handler: die of it, as without this guard.
+  signal(SIGBUS, SIG_DFL);
+  raise(SIGBUS);
+}
+
+int guard_mapping(void* base, uint64_t len, int prot) {
+  if (!g_guard_installed.exchange(true)) {
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGBUS, &sa, &g_prev_bus);
+  }
+  for (int i = 0; i < kGuarded; ++i) {
+    uintptr_t expected = 0;
+    // Claim the entry with a sentinel, fill it, then publish the base (release).
+    if (!g_guarded[i].base.compare_exchange_strong(expected, 1, std::memory_order_acq_rel))
+      continue;
+    g_guarded[i].len.store(len, std::memory_order_relaxed);
+    g_guarded[i].prot.store(static_cast<uint32_t>(prot), std::memory_order_relaxed);
+    g_guarded[i].broken.store(0, std::memory_order_relaxed);
+    g_guarded[i].base.store(reinterpret_cast<uintptr_t>(base), std::memory_order_release);
+    return i;
+  }
+  return -1;  // more than kGuarded mappings at once: this one goes unguarded
 }
 
 std::string describe(std::string_view ns, std::string_view name) {
@@ -89,22 +152,32 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   m->ns_ = ns;
   m->name_ = name;
   const std::string obj = object_name(ns, name);
-  try {
-    bip::shared_memory_object shm(bip::create_only, obj.c_str(), bip::read_write,
-                                  bip::permissions(opts.mode));
-    // Reserve every page now: a full /dev/shm fails here, not as SIGBUS later.
-    int rc = posix_fallocate(shm.get_mapping_handle().handle, 0, static_cast<off_t>(total));
-    if (rc != 0) {
-      bip::shared_memory_object::remove(obj.c_str());
-      return make_error(rc == ENOSPC ? Errc::kNoSpace : Errc::kIo,
-                        describe(ns, name) + ": cannot reserve " + human(total) + " in /dev/shm: " +
-                            std::strerror(rc) + " (use a smaller --capacity or enlarge /dev/shm)");
-    }
-    m->region_ = bip::mapped_region(shm, bip::read_write);
-  } catch (const bip::interprocess_exception& e) {
-    return from_boost(e, describe(ns, name));
+  const std::string path = shm_path(obj);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode);
+  if (fd < 0) return from_errno(errno, describe(ns, name));
+  (void)fchmod(fd, opts.mode);  // the umask does not narrow what was asked for
+  // Reserve every page now: a full /dev/shm fails here, not as SIGBUS later.
+  int rc = posix_fallocate(fd, 0, static_cast<off_t>(total));
+  void* base = rc == 0 ? mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+  if (rc == 0 && base == MAP_FAILED) rc = errno;
+  if (rc == 0) {
+    m->probe_fd_ = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (m->probe_fd_ < 0) rc = errno;
   }
-  auto* h = static_cast<StreamHeader*>(m->region_.get_address());
+  if (rc != 0) {
+    if (base != MAP_FAILED) munmap(base, total);
+    ::close(fd);
+    unlink(path.c_str());
+    return make_error(rc == ENOSPC ? Errc::kNoSpace : Errc::kIo,
+                      describe(ns, name) + ": cannot reserve " + human(total) + " in /dev/shm: " +
+                          std::strerror(rc) + " (use a smaller --capacity or enlarge /dev/shm)");
+  }
+  m->hold_fd_ = fd;
+  m->base_ = base;
+  m->map_bytes_ = total;
+  m->guard_ = guard_mapping(base, total, PROT_READ | PROT_WRITE);
+  if (m->guard_ >= 0) m->broken_ = &g_guarded[m->guard_].broken;
+  auto* h = static_cast<StreamHeader*>(m->base_);
   uint64_t salt = 0;
   if (getrandom(&salt, sizeof salt, 0) != sizeof salt) salt = now_ns() * 0x9e3779b97f4a7c15ULL;
   salt &= ~7ULL;  // an all-zero tag then decodes to state 0: never a valid record
@@ -145,37 +218,119 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
   m->name_ = name;
   m->read_only_ = read_only;
   const std::string obj = object_name(ns, name);
-  const auto mode = read_only ? bip::read_only : bip::read_write;
-  try {
-    bip::shared_memory_object shm(bip::open_only, obj.c_str(), mode);
-    bip::offset_t size = 0;
-    const auto deadline = std::chrono::steady_clock::now() + kInitWait;
-    // A creator may still be between shm_open and fallocate: wait for the size, unless
-    // the object is older than the wait (its creator died).
-    struct stat st;
-    const bool young = fstat(shm.get_mapping_handle().handle, &st) == 0 &&
-                       static_cast<uint64_t>(st.st_ctim.tv_sec) * 1000000000ULL +
-                               static_cast<uint64_t>(st.st_ctim.tv_nsec) + 2000000000ULL >
-                           now_ns();
-    while (shm.get_size(size) && size == 0 && young &&
-           std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (size < static_cast<bip::offset_t>(sizeof(StreamHeader)))
-      return make_error(Errc::kTruncated,
-                        describe(ns, name) + " is truncated: " + std::to_string(size) +
-                            " bytes, less than its 4096-byte header (a creator died, or not a "
-                            "shmbus stream; remove it with shmbus rm --force)");
-    m->region_ = bip::mapped_region(shm, mode);
-    m->hdr_ = static_cast<StreamHeader*>(m->region_.get_address());
-    if (auto r = m->validate(static_cast<uint64_t>(size)); !r) return r.error();
-  } catch (const bip::interprocess_exception& e) {
-    Error err = from_boost(e, describe(ns, name));
+  const std::string path = shm_path(obj);
+  const std::string what = describe(ns, name);
+  const int flags = (read_only ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC;
+  m->hold_fd_ = ::open(path.c_str(), flags);
+  if (m->hold_fd_ < 0) {
+    Error err = from_errno(errno, what);
     if (err.code == Errc::kNotFound)
       err.message += " (create it with: shmbus create " + std::string(name) + " --capacity 16M" +
                      (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")";
     return err;
   }
+  m->probe_fd_ = ::open(path.c_str(), flags);
+  if (m->probe_fd_ < 0) return from_errno(errno, what);
+  struct stat st, st2;
+  if (fstat(m->hold_fd_, &st) != 0 || fstat(m->probe_fd_, &st2) != 0)
+    return from_errno(errno, what);
+  if (st.st_ino != st2.st_ino || st.st_dev != st2.st_dev)
+    return make_error(Errc::kBusy, what + " was replaced while opening it; try again");
+  if (!S_ISREG(st.st_mode)) return make_error(Errc::kIncompatible, what + " is not a regular file");
+  // A creator may still be between open and fallocate: wait for the size, unless the
+  // object is older than the wait (its creator died).
+  const auto deadline = std::chrono::steady_clock::now() + kInitWait;
+  const bool young = static_cast<uint64_t>(st.st_ctim.tv_sec) * 1000000000ULL +
+                         static_cast<uint64_t>(st.st_ctim.tv_nsec) + 2000000000ULL >
+                     now_ns();
+  while (st.st_size == 0 && young && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (fstat(m->hold_fd_, &st) != 0) return from_errno(errno, what);
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size < sizeof(StreamHeader))
+    return make_error(Errc::kTruncated,
+                      what + " is truncated: " + std::to_string(size) +
+                          " bytes, less than its 4096-byte header (a creator died, or not a "
+                          "shmbus stream; remove it with shmbus rm --force)");
+  // Map what the object holds, at most the largest stream there can be; validate() then
+  // checks that the header's size fits inside.
+  m->map_bytes_ = std::min<uint64_t>(size, kDataOff + kMaxCapacity);
+  m->base_ = mmap(nullptr, m->map_bytes_, read_only ? PROT_READ : PROT_READ | PROT_WRITE,
+                  MAP_SHARED, m->hold_fd_, 0);
+  if (m->base_ == MAP_FAILED) {
+    m->base_ = nullptr;
+    return from_errno(errno, what);
+  }
+  m->hdr_ = static_cast<StreamHeader*>(m->base_);
+  m->guard_ = guard_mapping(m->base_, m->map_bytes_, read_only ? PROT_READ : PROT_READ | PROT_WRITE);
+  if (m->guard_ >= 0) m->broken_ = &g_guarded[m->guard_].broken;
+  if (auto r = m->validate(size); !r) return r.error();
+  if (!m->cursors_ok())
+    return make_error(Errc::kCorrupt, what + " has a corrupt header (its cursors do not add up); "
+                                             "remove it with shmbus rm --force");
+  // Every page must be there: a sparse object (truncated up, never fallocated) would be
+  // filled by page faults on the hot path, or SIGBUS when /dev/shm is full.
+  if (static_cast<uint64_t>(st.st_blocks) * 512 < kDataOff + m->capacity_)
+    return make_error(Errc::kCorrupt, what + " is sparse (" +
+                                          std::to_string(uint64_t(st.st_blocks) * 512) +
+                                          " bytes allocated of " +
+                                          std::to_string(kDataOff + m->capacity_) +
+                                          "): not created by shmbus; remove it with shmbus rm --force");
   return m;
+}
+
+StreamMapping::~StreamMapping() {
+  if (guard_ >= 0) g_guarded[guard_].base.store(0, std::memory_order_release);
+  if (base_) munmap(base_, map_bytes_);
+  if (hold_fd_ >= 0) ::close(hold_fd_);
+  if (probe_fd_ >= 0) ::close(probe_fd_);
+}
+
+namespace {
+bool ofd(int fd, int cmd, short type, uint64_t off, struct flock* out = nullptr) {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(off);
+  fl.l_len = 1;
+  fl.l_pid = 0;
+  int rc;
+  do rc = fcntl(fd, cmd, &fl);
+  while (rc != 0 && errno == EINTR && cmd == F_OFD_GETLK);
+  if (out) *out = fl;
+  return rc == 0;
+}
+}  // namespace
+
+bool StreamMapping::hold(uint64_t off) const noexcept {
+  return ofd(hold_fd_, F_OFD_SETLK, F_RDLCK, off);
+}
+void StreamMapping::release(uint64_t off) const noexcept {
+  (void)ofd(hold_fd_, F_OFD_SETLK, F_UNLCK, off);
+}
+bool StreamMapping::held(uint64_t off) const noexcept {
+  struct flock fl;
+  if (!ofd(probe_fd_, F_OFD_GETLK, F_WRLCK, off, &fl)) return true;
+  return fl.l_type != F_UNLCK;
+}
+bool StreamMapping::try_lock_registry() const noexcept {
+  return ofd(probe_fd_, F_OFD_SETLK, F_WRLCK, offsetof(StreamHeader, registry_lock));
+}
+void StreamMapping::unlock_registry() const noexcept {
+  (void)ofd(probe_fd_, F_OFD_SETLK, F_UNLCK, offsetof(StreamHeader, registry_lock));
+}
+
+bool StreamMapping::cursors_ok() const noexcept {
+  // Read floor, head, claim, then floor again: each only grows, so a pair read in this
+  // order obeys floor <= head <= claim and claim <= floor' + capacity even while they move.
+  const PosSeq f = detail::read_posseq_bounded(&hdr_->floor);
+  const PosSeq h = detail::read_posseq_bounded(&hdr_->head);
+  const PosSeq c = detail::read_posseq_bounded(&hdr_->claim);
+  const PosSeq f2 = detail::read_posseq_bounded(&hdr_->floor);
+  const uint64_t align = kRecordAlign - 1;
+  return ((f.pos | h.pos | c.pos | f2.pos) & align) == 0 && f.pos <= h.pos && h.pos <= c.pos &&
+         c.pos - f2.pos <= capacity_ && f2.pos <= c.pos && f.seq <= c.seq && h.seq <= c.seq;
 }
 
 void StreamMapping::populate() noexcept {
@@ -183,7 +338,7 @@ void StreamMapping::populate() noexcept {
   // fault per page on the hot path.  Best effort: older kernels lack these advices.
   constexpr int kPopulateRead = 22, kPopulateWrite = 23;  // MADV_POPULATE_{READ,WRITE}
   if (capacity_ > (1ULL << 30)) return;
-  (void)madvise(region_.get_address(), region_.get_size(),
+  (void)madvise(base_, map_bytes_,
                 read_only_ ? kPopulateRead : kPopulateWrite);
 }
 

@@ -1,11 +1,10 @@
 // mapping.h: one validated mapping of a stream's shared-memory object.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <boost/interprocess/mapped_region.hpp>
 
 #include "layout.h"
 #include "shmbus/shmbus.h"
@@ -32,21 +31,57 @@ class StreamMapping {
   bool read_only() const noexcept { return read_only_; }
   const std::string& ns() const noexcept { return ns_; }
   const std::string& name() const noexcept { return name_; }
+  // Indexes are rounded down to 32 bytes: a position forged in shared memory can never
+  // make a header or payload straddle the end of the mapping.
   detail::RecordHeader* record_at(uint64_t pos) const noexcept {
-    return reinterpret_cast<detail::RecordHeader*>(data_ + (pos & (capacity_ - 1)));
+    return reinterpret_cast<detail::RecordHeader*>(data_ + (pos & (capacity_ - 1) & ~uint64_t{31}));
   }
   // Maps every page of the ring now (producers and consumers, not `stat`), so that the
   // first lap pays no page faults on the hot path.
   void populate() noexcept;
   std::byte* payload_at(uint64_t pos) const noexcept {
-    return data_ + (pos & (capacity_ - 1)) + sizeof(detail::RecordHeader);
+    return data_ + (pos & (capacity_ - 1) & ~uint64_t{31}) + sizeof(detail::RecordHeader);
   }
+  // The cursors in the header add up: claim, head and floor on 32-byte boundaries,
+  // floor <= head <= claim <= floor + capacity, and their sequences in the same order.
+  // Checked at open and wherever a cursor is re-read on a slow path.
+  bool cursors_ok() const noexcept;
+  // True once an access to the mapping faulted because the object shrank (truncated by
+  // someone): the pages past its end were replaced by private zero pages, so nothing
+  // crashes, and every slow path reports the stream broken.
+  bool broken() const noexcept { return broken_ && broken_->load(std::memory_order_relaxed) != 0; }
+
+  // ---- liveness and the registry lock: OFD locks on bytes of the object ----
+  // A participant holds a shared OFD lock on the first byte of its registry slot for as
+  // long as it is attached; the kernel drops it when the process dies, in any PID
+  // namespace.  `hold_fd_` holds them; `probe_fd_` (another open file description, so
+  // that this process's own holds are seen as held) tests them and takes the registry
+  // lock.
+  // Takes the shared lock on byte `off` (a slot).  False if it cannot (a writer holds an
+  // exclusive lock there: not a shmbus participant).
+  bool hold(uint64_t off) const noexcept;
+  void release(uint64_t off) const noexcept;
+  // True if some open file description (any process, this one too) holds a lock on `off`.
+  // Errors count as held (never declare a participant dead on doubt).
+  bool held(uint64_t off) const noexcept;
+  // Tries the exclusive registry lock once (non-blocking).
+  bool try_lock_registry() const noexcept;
+  void unlock_registry() const noexcept;
+
+  ~StreamMapping();
+  StreamMapping(const StreamMapping&) = delete;
+  StreamMapping& operator=(const StreamMapping&) = delete;
 
  private:
   StreamMapping() = default;
   Result<void> validate(uint64_t file_size);
 
-  boost::interprocess::mapped_region region_;
+  void* base_ = nullptr;
+  uint64_t map_bytes_ = 0;
+  int hold_fd_ = -1;
+  int guard_ = -1;                          // index in the SIGBUS guard's table
+  std::atomic<uint32_t>* broken_ = nullptr; // that entry's flag
+  int probe_fd_ = -1;
   detail::StreamHeader* hdr_ = nullptr;
   std::byte* data_ = nullptr;
   // Copies of the validated identity: never re-read from shared memory, so a peer

@@ -21,6 +21,8 @@ struct Producer::Impl {
   uint64_t cap = 0, mask = 0, max_record = 0, salt = 0;
   ProducerOptions opts;
   ProducerSlot* slot = nullptr;
+  uint32_t slot_idx = 0;
+  uint32_t label = 0;   // owner label written into every record header (layout.h)
   uint64_t limit = 0;   // claims may end at or below this position (cached)
   Stuck stuck;
   uint64_t records = 0, bytes = 0;
@@ -30,14 +32,30 @@ struct Producer::Impl {
   // end) and `nseq` sequence numbers.  *rec_pos = first record's position.
   PubStatus reserve(uint64_t total, uint64_t nseq, uint64_t* rec_pos, uint64_t* seq) noexcept;
   PubStatus make_room(uint64_t end) noexcept;
-  void begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
+  // Writes the header fields and the pending tag.  Fails (false) if the record already
+  // holds this lap's gap tag: an abandoner declared this producer dead (it was not; it
+  // was only stalled) and producers may have reused the bytes: nothing may be written.
+  bool begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
     RecordHeader* r = m->record_at(pos);
-    // relaxed: the pending tag only tells an abandoning scanner the record's extent.
-    r->tag.store(make_tag(salt, pos, kPending, size), std::memory_order_relaxed);
+    store_relaxed(&r->owner, label);
     store_relaxed(&r->seq, seq);
     store_relaxed(&r->ts_ns, ts);
     store_relaxed(&r->type, type);
+    // relaxed load: only compared; the CAS below decides.
+    uint64_t cur = r->tag.load(std::memory_order_relaxed);
+    for (;;) {
+      const TagView tv = decode_tag(salt, cur, pos);
+      if (tv.lap_ok && tv.state == kGap) return false;
+      // release: the owner label and fields above are visible to whoever acquires the
+      // pending tag (an abandoner reading the label).
+      if (r->tag.compare_exchange_weak(cur, make_tag(salt, pos, kPending, size),
+                                       std::memory_order_release, std::memory_order_relaxed))
+        return true;
+    }
   }
+  // Every header of the claim carries its pending tag now (release: pairs with the
+  // acquire load of `claiming` in abandoners, which then re-read the tag).
+  void claimed() noexcept { slot->claiming.store(~0ULL, std::memory_order_release); }
   bool commit(uint64_t pos, uint64_t size) noexcept {
     uint64_t expected = make_tag(salt, pos, kPending, size);
     // seq_cst: release for the fields and payload (pairs with the consumer's acquire
@@ -61,6 +79,7 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
   bool counted = false;
   Backoff backoff(opts.wait);
   for (;;) {
+    if (m->broken() || !m->cursors_ok()) return PubStatus::kCorrupt;
     PosSeq f = compute_floor(*m, &stuck, end);
     limit = f.pos + cap;
     if (end <= limit) return PubStatus::kOk;
@@ -91,22 +110,34 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
   PosSeq c = read_posseq(&h->claim);
   uint64_t pad;
   for (;;) {
+    // A forged claim cursor off the 32-byte grid would put records across the end.
+    if ((c.pos & (kRecordAlign - 1)) != 0 || m->broken()) return PubStatus::kCorrupt;
     const uint64_t to_end = cap - (c.pos & mask);
     pad = total <= to_end ? 0 : to_end;
     const uint64_t end = c.pos + pad + total;
     if (end > limit) {
+      claimed();  // not claiming while waiting for room
       if (PubStatus s = make_room(end); s != PubStatus::kOk) return s;
       c = read_posseq(&h->claim);
       continue;
     }
+    // relaxed: published by the release of the CAS16 below (see ProducerSlot::claiming).
+    slot->claiming.store(c.pos, std::memory_order_relaxed);
     // seq_cst CAS16: takes [c.pos, end) and seqs [c.seq, c.seq + nseq) in one step.
     if (cas16(&h->claim, &c, PosSeq{end, c.seq + nseq})) break;
   }
   if (pad) {
-    // relaxed: a pad carries no payload; consumers read it through the acquire of its tag
-    // and need nothing else from it.
-    m->record_at(c.pos)->tag.store(make_tag(salt, c.pos, kPad, pad - sizeof(RecordHeader)),
-                                   std::memory_order_release);
+    // release: a pad carries no payload; consumers read it through the acquire of its
+    // tag.  A CAS, like begin(): never over this lap's gap.
+    std::atomic<uint64_t>& t = m->record_at(c.pos)->tag;
+    uint64_t cur = t.load(std::memory_order_relaxed);
+    for (;;) {
+      const TagView tv = decode_tag(salt, cur, c.pos);
+      if (tv.lap_ok && tv.state == kGap) break;
+      if (t.compare_exchange_weak(cur, make_tag(salt, c.pos, kPad, pad - sizeof(RecordHeader)),
+                                  std::memory_order_release, std::memory_order_relaxed))
+        break;
+    }
   }
   *rec_pos = c.pos + pad;
   *seq = c.seq;
@@ -138,14 +169,18 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
   impl->salt = impl->m->salt();
   impl->opts = opts;
   {
-    RegistryLock lock(impl->h);
+    RegistryLock lock(*impl->m);
+    if (!lock.ok()) return lock.error();
     const uint64_t me = self_owner_word();
     // A free slot first, so that `stat` keeps showing dead producers; else reap one.
     for (int pass = 0; pass < 2 && !impl->slot; ++pass) {
       for (uint32_t i = 0; i < kMaxProducers && !impl->slot; ++i) {
         ProducerSlot* s = impl->m->producer_slot(i);
         uint64_t owner = s->owner.load(std::memory_order_acquire);
-        if (pass == 0 ? owner != 0 : owner_alive(owner)) continue;
+        if (pass == 0 ? owner != 0 || producer_alive(*impl->m, i)
+                      : producer_alive(*impl->m, i))
+          continue;
+        if (!impl->m->hold(producer_slot_off(i))) continue;  // a foreign lock there
         if (owner != 0) {  // reap a dead producer: keep its counts
           impl->h->retired_records.fetch_add(s->records.load(std::memory_order_relaxed),
                                              std::memory_order_relaxed);
@@ -156,9 +191,17 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
         s->bytes.store(0, std::memory_order_relaxed);
         s->start_ns.store(now_ns(), std::memory_order_relaxed);
         s->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+        // relaxed, all three: under the registry lock; published by the owner store.
+        uint32_t gen = (s->generation.load(std::memory_order_relaxed) + 1) & 0xffffff;
+        if (gen == 0) gen = 1;
+        s->generation.store(gen, std::memory_order_relaxed);
+        s->dead_gen.store(0, std::memory_order_relaxed);
+        s->claiming.store(~0ULL, std::memory_order_relaxed);
         // release: pairs with the acquire load of owner by registry readers.
         s->owner.store(me, std::memory_order_release);
         impl->slot = s;
+        impl->slot_idx = i;
+        impl->label = owner_label(i, gen);
       }
     }
   }
@@ -172,12 +215,16 @@ void Producer::close() noexcept {
   if (!impl_) return;
   Impl& p = *impl_;
   {
-    RegistryLock lock(p.h);
+    // Without the lock (it timed out) the stores below are still single stores to our
+    // own slot: the registry stays consistent.
+    RegistryLock lock(*p.m);
     p.h->retired_records.fetch_add(p.records, std::memory_order_relaxed);
     p.h->retired_bytes.fetch_add(p.bytes, std::memory_order_relaxed);
     p.slot->records.store(0, std::memory_order_relaxed);
     p.slot->bytes.store(0, std::memory_order_relaxed);
+    p.slot->claiming.store(~0ULL, std::memory_order_relaxed);
     p.slot->owner.store(0, std::memory_order_release);
+    p.m->release(producer_slot_off(p.slot_idx));
   }
   impl_.reset();
 }
@@ -219,7 +266,9 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   uint64_t pos, seq;
   if (PubStatus s = p.reserve(record_span(size), 1, &pos, &seq); s != PubStatus::kOk) return {s, 0};
   const uint64_t ts = p.clock.now();
-  p.begin(pos, seq, size, type, ts);
+  const bool begun = p.begin(pos, seq, size, type, ts);
+  p.claimed();
+  if (!begun) return {PubStatus::kAbandoned, seq};
   if (size) std::memcpy(p.m->payload_at(pos), payload.data(), size);
   if (!p.commit(pos, size)) return {PubStatus::kAbandoned, seq};
   p.account(1, size, ts);
@@ -242,12 +291,32 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   if (PubStatus s = p.reserve(total, payloads.size(), &pos, &seq); s != PubStatus::kOk)
     return {s, 0};
   const uint64_t ts = p.clock.now();
+  // Every pending tag first (so that the whole claim is labelled as ours), then the
+  // payloads, then the commits.
   uint64_t at = pos;
-  for (size_t i = 0; i < payloads.size(); ++i) {
-    p.begin(at, seq + i, payloads[i].size(), type, ts);
-    if (!payloads[i].empty())
-      std::memcpy(p.m->payload_at(at), payloads[i].data(), payloads[i].size());
-    at += record_span(payloads[i].size());
+  size_t begun = 0;
+  for (; begun < payloads.size(); ++begun) {
+    if (!p.begin(at, seq + begun, payloads[begun].size(), type, ts)) break;
+    at += record_span(payloads[begun].size());
+  }
+  p.claimed();
+  if (begun < payloads.size()) {
+    // Declared dead while stalled: the rest lies in a gap.  Give up what we began.
+    at = pos;
+    for (size_t i = 0; i < begun; ++i) {
+      uint64_t expected = make_tag(p.salt, at, kPending, payloads[i].size());
+      // seq_cst: as an abort.
+      p.m->record_at(at)->tag.compare_exchange_strong(
+          expected, make_tag(p.salt, at, kGap, payloads[i].size()), std::memory_order_seq_cst);
+      at += record_span(payloads[i].size());
+    }
+    wake_data(p.h);
+    return {PubStatus::kAbandoned, seq};
+  }
+  at = pos;
+  for (Bytes b : payloads) {
+    if (!b.empty()) std::memcpy(p.m->payload_at(at), b.data(), b.size());
+    at += record_span(b.size());
   }
   at = pos;
   bool abandoned = false;
@@ -255,7 +324,10 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
     abandoned |= !p.commit(at, b.size());
     at += record_span(b.size());
   }
-  if (abandoned) return {PubStatus::kAbandoned, seq};
+  if (abandoned) {
+    wake_data(p.h);  // the records that did commit
+    return {PubStatus::kAbandoned, seq};
+  }
   p.account(payloads.size(), bytes, ts);
   wake_data(p.h);
   return {PubStatus::kOk, seq};
@@ -271,7 +343,9 @@ Claim Producer::claim(size_t size, uint32_t type, PubStatus* status) noexcept {
   uint64_t pos, seq;
   *status = p.reserve(record_span(size), 1, &pos, &seq);
   if (*status != PubStatus::kOk) return c;
-  p.begin(pos, seq, size, type, p.clock.now());
+  const bool begun = p.begin(pos, seq, size, type, p.clock.now());
+  p.claimed();
+  if (!begun) { *status = PubStatus::kAbandoned; return c; }
   c.producer_ = this;
   c.pos_ = pos;
   c.seq_ = seq;

@@ -54,57 +54,53 @@ uint64_t self_owner_word() {
 
 uint32_t owner_pid(uint64_t owner) noexcept { return static_cast<uint32_t>(owner >> 32); }
 
-bool owner_alive(uint64_t owner) {
-  if (owner == 0) return false;
-  uint32_t pid = owner_pid(owner);
-  if (pid == 0) return false;
-  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
-  uint64_t start = process_start_ticks(pid);
-  if (start == 0) return false;  // gone between the two checks (or a zombie being reaped)
-  // A zombie still has /proc/PID/stat; its state letter is 'Z'.
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  if (FILE* f = fopen(path, "re")) {
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char* p = strrchr(buf, ')');
-    if (p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X')) return false;
-  }
-  return (start & 0xffffffffULL) == (owner & 0xffffffffULL);
+uint32_t consumer_index(const StreamMapping& m, const ConsumerSlot* s) {
+  return static_cast<uint32_t>(s - m.consumer_slot(0));
 }
 
 void Backoff::sched_yield_() { sched_yield(); }
 
-RegistryLock::RegistryLock(StreamHeader* h) : h_(h), me_(self_owner_word()) {
-  uint64_t spins = 0;
+RegistryLock::RegistryLock(const StreamMapping& m, std::chrono::milliseconds wait) : m_(m) {
+  if (m_.read_only()) return;
+  const uint64_t deadline = steady_ns() + static_cast<uint64_t>(
+                                              std::chrono::nanoseconds(wait).count());
   for (;;) {
-    uint64_t cur = 0;
-    // acquire: pairs with the release in ~RegistryLock of the previous holder.
-    if (h_->registry_lock.compare_exchange_strong(cur, me_, std::memory_order_acquire)) return;
-    if (cur == me_) return;  // re-entrant use by this process is a bug; do not deadlock
-    if (++spins % 64 == 0 && !owner_alive(cur)) {
-      // The holder died inside the lock: registry updates are single stores, so the
-      // registry is consistent; break it.
-      if (h_->registry_lock.compare_exchange_strong(cur, me_, std::memory_order_acquire)) return;
+    if (m_.try_lock_registry()) {
+      ok_ = true;
+      // relaxed: a diagnostic for stat; the OFD lock is what excludes.
+      m_.header()->registry_lock.store(self_owner_word(), std::memory_order_relaxed);
+      return;
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (steady_ns() >= deadline) return;
+    timespec ts{0, 1'000'000};
+    if (nanosleep(&ts, nullptr) != 0 && errno == EINTR) {  // a stop signal: give up
+      interrupted_ = true;
+      return;
+    }
   }
 }
 
 RegistryLock::~RegistryLock() {
-  uint64_t expected = me_;
-  h_->registry_lock.compare_exchange_strong(expected, 0, std::memory_order_release);
+  if (!ok_) return;
+  m_.header()->registry_lock.store(0, std::memory_order_relaxed);  // relaxed: diagnostic
+  m_.unlock_registry();
 }
 
-PosSeq read_posseq(const PosSeq* p) noexcept {
-  for (;;) {
-    uint64_t p1 = __atomic_load_n(&p->pos, __ATOMIC_ACQUIRE);
-    uint64_t s = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
-    uint64_t p2 = __atomic_load_n(&p->pos, __ATOMIC_ACQUIRE);
-    if (p1 == p2) return PosSeq{p1, s};
-  }
+Error RegistryLock::error() const {
+  if (interrupted_)
+    return make_error(Errc::kTimeout, "interrupted while waiting for the registry lock of stream '" +
+                                          m_.name() + "'");
+  if (m_.read_only())
+    return make_error(Errc::kPermission, "stream '" + m_.name() + "' is mapped read-only");
+  const uint64_t holder = m_.header()->registry_lock.load(std::memory_order_relaxed);
+  return make_error(Errc::kTimeout,
+                    "the registry lock of stream '" + m_.name() + "' was held for over " +
+                        std::to_string(kRegistryWait.count()) + " ms (by pid " +
+                        std::to_string(owner_pid(holder)) +
+                        " according to the header); is another process stuck on it?");
 }
+
+PosSeq read_posseq(const PosSeq* p) noexcept { return read_posseq_bounded(p); }
 
 void raise_posseq(PosSeq* p, PosSeq v) noexcept {
   PosSeq cur = read_posseq(p);
@@ -113,11 +109,61 @@ void raise_posseq(PosSeq* p, PosSeq v) noexcept {
   }
 }
 
-bool abandon_at(const StreamMapping& m, uint64_t pos, uint64_t observed, uint64_t tail) {
+namespace {
+// The owner of the claim at `pos`, from the label in its header (tag pending): dead when
+// its slot was taken since (another generation) or nobody holds the slot's lock.
+bool label_dead(const StreamMapping& m, uint32_t label) {
+  const uint32_t idx = (label & 0xff) - 1;
+  if (idx >= kMaxProducers) return true;  // no producer wrote that: nothing to wait for
+  ProducerSlot* s = m.producer_slot(idx);
+  // relaxed: generation changes under the registry lock only; a stale read errs on
+  // "alive" only if the slot was re-taken, when the lock probe below settles it.
+  if ((s->generation.load(std::memory_order_relaxed) & 0xffffff) != (label >> 8)) return true;
+  return !producer_alive(m, idx);
+}
+// A claim without a header yet: its owner is a producer whose `claiming` word is at or
+// below pos (it stores it before its claim CAS and clears it after its pending tags).
+bool unlabelled_dead(const StreamMapping& m, uint64_t pos) {
+  for (uint32_t i = 0; i < kMaxProducers; ++i) {
+    // acquire: pairs with the release store of ~0 after the producer's pending tags.
+    const uint64_t c = m.producer_slot(i)->claiming.load(std::memory_order_acquire);
+    if (c != ~0ULL && c <= pos && producer_alive(m, i)) return false;
+  }
+  return true;
+}
+uint32_t label_of(const StreamMapping& m, uint64_t pos, uint64_t tag) {
+  const TagView tv = decode_tag(m.salt(), tag, pos);
+  if (!tv.lap_ok || tv.state != kPending) return 0;
+  return load_relaxed(&m.record_at(pos)->owner);
+}
+}  // namespace
+
+bool Stuck::dead_now(const StreamMapping& m, uint64_t at, uint64_t tag) const {
+  const uint32_t label = label_of(m, at, tag);
+  if (label == 0) return at == dead_end;  // the unwritten rest of a dead owner's claim
+  if (label == dead_label) return true;
+  const uint32_t idx = (label & 0xff) - 1;
+  // relaxed: a hint; abandon_at() checks liveness itself.
+  return idx < kMaxProducers &&
+         m.producer_slot(idx)->dead_gen.load(std::memory_order_relaxed) == (label >> 8);
+}
+
+Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t observed,
+                   uint64_t tail) {
   const uint64_t salt = m.salt();
+  RecordHeader* rec = m.record_at(pos);
+  uint32_t label = label_of(m, pos, observed);
+  if (label != 0) {
+    if (!label_dead(m, label)) return Abandon::kAlive;
+  } else {
+    if (!unlabelled_dead(m, pos)) return Abandon::kAlive;
+    // acquire: a pending tag stored before its producer cleared `claiming` is seen now.
+    if (rec->tag.load(std::memory_order_acquire) != observed) return Abandon::kRetry;
+  }
   TagView tv = decode_tag(salt, observed, pos);
   uint64_t size;
-  if (tv.lap_ok && tv.state == kPending && record_span(tv.size) <= tail - pos) {
+  if (tv.lap_ok && tv.state == kPending && record_span(tv.size) <= tail - pos &&
+      (pos & m.mask()) + record_span(tv.size) <= m.capacity()) {
     size = tv.size;
   } else {
     // The producer died before it wrote even its pending tag: the record's extent is
@@ -133,12 +179,19 @@ bool abandon_at(const StreamMapping& m, uint64_t pos, uint64_t observed, uint64_
   }
   uint64_t gap = make_tag(salt, pos, kGap, size);
   // seq_cst: as a commit; a producer that later tries to commit this record fails its
-  // CAS and reports kAbandoned.
-  if (!m.record_at(pos)->tag.compare_exchange_strong(observed, gap, std::memory_order_seq_cst))
-    return false;
+  // CAS and reports kAbandoned (and a late begin() fails on this lap's gap tag).
+  if (!rec->tag.compare_exchange_strong(observed, gap, std::memory_order_seq_cst))
+    return Abandon::kRetry;
+  if (label != 0) {
+    stuck->dead_label = label;
+    const uint32_t idx = (label & 0xff) - 1;
+    if (idx < kMaxProducers)  // relaxed: a hint for other scanners
+      m.producer_slot(idx)->dead_gen.store(label >> 8, std::memory_order_relaxed);
+  }
+  stuck->dead_end = pos + record_span(size);
   m.header()->abandoned.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   wake_data(m.header());
-  return true;
+  return Abandon::kDone;
 }
 
 PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
@@ -165,13 +218,20 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
       // meanwhile, what we read may belong to a newer lap: start over from its head.
       if (load_pos(&h->head) != start.pos) { restart = true; break; }
       uint64_t now = steady_ns();
-      if (stuck->pos != cur.pos) {
+      const bool at_once = stuck->dead_now(m, cur.pos, tag);
+      if (stuck->pos != cur.pos && !at_once) {
         stuck->pos = cur.pos;
         stuck->since_ns = now;
         break;
       }
-      if (now - stuck->since_ns < h->abandon_timeout_ns) break;
-      if (abandon_at(m, cur.pos, tag, tail)) stuck->pos = ~0ULL;
+      if (!at_once && now - stuck->since_ns < h->abandon_timeout_ns) break;
+      const Abandon a = abandon_at(m, stuck, cur.pos, tag, tail);
+      if (a == Abandon::kAlive) {  // a live (slow) producer: ask again after a timeout
+        stuck->pos = cur.pos;
+        stuck->since_ns = now;
+        break;
+      }
+      stuck->pos = ~0ULL;
       // re-read the same position: now a gap (ours or another's), or committed
     }
     if (restart) continue;
@@ -204,6 +264,7 @@ SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail, uint64_t 
     // larger than the true one at pos (a lower bound).
     uint64_t seq = s->next_seq.load(std::memory_order_acquire);
     uint64_t pos = s->position.load(std::memory_order_acquire);
+    if ((pos & (kRecordAlign - 1)) != 0) continue;  // forged: ignore it
     if (pos <= tail && pos > r.furthest.pos) r.furthest = PosSeq{pos, seq};
     if (pos <= tail && pos >= want && pos < r.nearest_past.pos) r.nearest_past = PosSeq{pos, seq};
     if (s->kind.load(std::memory_order_relaxed) == kKindTailing) continue;
@@ -212,6 +273,35 @@ SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail, uint64_t 
   return r;
 }
 }  // namespace
+
+PosSeq committed_frontier(const StreamMapping& m) {
+  StreamHeader* h = m.header();
+  const uint64_t salt = m.salt();
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const uint64_t tail = load_pos(&h->claim);
+    PosSeq cur = read_posseq(&h->head);
+    if (cur.pos > tail) break;
+    const PosSeq from = scan_slots(m, PosSeq{~0ULL, ~0ULL}, tail).furthest;
+    if (from.pos > cur.pos && from.pos <= tail) cur = PosSeq{from.pos, std::max(from.seq, cur.seq)};
+    const uint64_t start = cur.pos;
+    while (cur.pos < tail && cur.pos - start < m.capacity()) {
+      RecordHeader* rec = m.record_at(cur.pos);
+      // acquire: pairs with the commit CAS; the seq read below belongs to this record.
+      const TagView tv = decode_tag(salt, rec->tag.load(std::memory_order_acquire), cur.pos);
+      const uint64_t span = record_span(tv.size);
+      if (!tv.lap_ok || tv.state < kData || tv.state > kGap || span > tail - cur.pos ||
+          (cur.pos & m.mask()) + span > m.capacity() ||
+          (tv.state == kData && tv.size > m.max_record()))
+        break;
+      if (tv.state == kData) cur.seq = std::max(cur.seq, load_relaxed(&rec->seq) + 1);
+      cur.pos += span;
+    }
+    // acquire fence: the tags read above before the lap check below.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (load_pos(&h->claim) <= start + m.capacity()) return cur;
+  }
+  return read_posseq(&h->head);
+}
 
 PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end) {
   StreamHeader* h = m.header();
@@ -251,10 +341,12 @@ uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below) {
       continue;
     uint64_t last = s->last_active_ns.load(std::memory_order_relaxed);
     if (now < last || now - last < h->consumer_dead_timeout_ns) continue;
+    if (consumer_alive(m, i)) continue;
     uint64_t owner = s->owner.load(std::memory_order_acquire);
-    if (owner != 0 && owner_alive(owner)) continue;
-    RegistryLock lock(h);
-    if (s->owner.load(std::memory_order_acquire) != owner) continue;  // re-attached
+    RegistryLock lock(m);
+    if (!lock.ok()) return evicted;
+    if (s->owner.load(std::memory_order_acquire) != owner || consumer_alive(m, i))
+      continue;  // re-attached
     // seq_cst: pairs with the seq_cst load in compute_floor().
     s->evicted.store(1, std::memory_order_seq_cst);
     h->evictions.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics

@@ -11,23 +11,38 @@
 
 namespace shmbus::detail {
 
-// (pid << 32) | low 32 bits of the process start time: a reused pid differs.
+// (pid << 32) | low 32 bits of the process start time: a reused pid differs.  A
+// diagnostic only (stat's pid column): liveness is the OFD lock on the slot.
 uint64_t self_owner_word();
 uint32_t owner_pid(uint64_t owner) noexcept;
-bool owner_alive(uint64_t owner);
 uint64_t steady_ns() noexcept;
 
-// Registry lock: held for attach/detach/evict only.  A dead holder is broken.
+inline uint64_t producer_slot_off(uint32_t i) { return kProducerSlotsOff + i * sizeof(ProducerSlot); }
+inline uint64_t consumer_slot_off(uint32_t i) { return kConsumerSlotsOff + i * sizeof(ConsumerSlot); }
+// A participant is alive while it holds the OFD lock on its slot (see StreamMapping).
+inline bool producer_alive(const StreamMapping& m, uint32_t i) { return m.held(producer_slot_off(i)); }
+inline bool consumer_alive(const StreamMapping& m, uint32_t i) { return m.held(consumer_slot_off(i)); }
+uint32_t consumer_index(const StreamMapping& m, const ConsumerSlot* s);
+
+// Registry lock: held for attach/detach/evict only.  An exclusive OFD lock on a byte of
+// the object: it excludes every other handle (other threads' handles too), the kernel
+// drops it when its holder dies, and the wait for it is bounded (kRegistryWait) and
+// gives up on a signal (EINTR), so a forged or stuck holder cannot hang anyone.
+inline constexpr std::chrono::milliseconds kRegistryWait{3000};
 class RegistryLock {
  public:
-  explicit RegistryLock(StreamHeader* h);
+  explicit RegistryLock(const StreamMapping& m, std::chrono::milliseconds wait = kRegistryWait);
   ~RegistryLock();
   RegistryLock(const RegistryLock&) = delete;
   RegistryLock& operator=(const RegistryLock&) = delete;
+  bool ok() const noexcept { return ok_; }
+  // Why it was not taken (for an Error).
+  Error error() const;
 
  private:
-  StreamHeader* h_;
-  uint64_t me_;
+  const StreamMapping& m_;
+  bool ok_ = false;
+  bool interrupted_ = false;
 };
 
 // A consistent {pos, seq} snapshot with plain loads (works on read-only mappings):
@@ -40,6 +55,11 @@ void raise_posseq(PosSeq* p, PosSeq v) noexcept;
 struct Stuck {
   uint64_t pos = ~0ULL;
   uint64_t since_ns = 0;
+  uint32_t dead_label = 0;    // owner label last found dead
+  uint64_t dead_end = ~0ULL;  // end of the last gap made for a dead owner
+  // Whether the uncommitted record at `pos` (tag `tag`) may be tried at once rather than
+  // after the abandon timeout: its owner is already known dead (here or in its slot).
+  bool dead_now(const StreamMapping& m, uint64_t pos, uint64_t tag) const;
 };
 
 // Moves head over committed records, pads and gaps, up to `want` (or the claim tail); a
@@ -48,9 +68,25 @@ struct Stuck {
 // claim tail stay readable ("earliest") for as long as possible.  Returns head.
 PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want);
 
-// Turns the uncommitted record at `pos` (its tag last read as `observed`) into a gap.
-// Returns true if this call did it.
-bool abandon_at(const StreamMapping& m, uint64_t pos, uint64_t observed, uint64_t tail);
+// Turns the uncommitted record at `pos` (its tag last read as `observed`) into a gap if
+// and only if the producer that claimed it is dead: the owner label in the header names
+// its slot and generation (a slot taken by someone else since means dead); a claim whose
+// header was not written yet belongs to a producer between its claim CAS and its pending
+// tag, which advertises the position in its slot's `claiming` word.  Returns kDone if
+// this call made the gap, kAlive if the owner lives (wait on), kRetry if the tag changed.
+// Records the dead owner in *stuck and in its slot, so that its other claims are
+// abandoned at once (see Stuck::dead_now()).
+enum class Abandon { kDone, kAlive, kRetry };
+Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t observed,
+                   uint64_t tail);
+
+// Where a consumer that wants only new records may start: the first position that is
+// not committed (a pending claim, or one whose header is not written yet), or the claim
+// tail.  Never above a pending claim, so that a consumer's position always has only
+// committed records and gaps below it (producers and head rely on that).  The seq is a
+// lower bound on the sequence number found there.  Walks at most one ring from
+// max(head, the furthest consumer position); falls back to head if lapped meanwhile.
+PosSeq committed_frontier(const StreamMapping& m);
 
 // The lowest position producers must keep, for a claim that ends at `end`:
 // min(head, live durable consumers), raised into floor.

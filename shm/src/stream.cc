@@ -160,7 +160,7 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
     if (owner == 0) continue;
     ProducerInfo pi;
     pi.pid = owner_pid(owner);
-    pi.alive = owner_alive(owner);
+    pi.alive = producer_alive(m, i);
     pi.start_ns = p->start_ns.load(std::memory_order_relaxed);
     pi.last_active_ns = p->last_active_ns.load(std::memory_order_relaxed);
     pi.records = p->records.load(std::memory_order_relaxed);
@@ -177,7 +177,7 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
     ci.durable = c->kind.load(std::memory_order_relaxed) != kKindTailing;
     uint64_t owner = c->owner.load(std::memory_order_acquire);
     ci.pid = owner_pid(owner);
-    ci.alive = owner_alive(owner);
+    ci.alive = consumer_alive(m, i);
     if (!ci.durable && !ci.alive) continue;  // a dead tailing reader: nothing to show
     ci.evicted = c->evicted.load(std::memory_order_relaxed) != 0;
     ci.next_seq = c->next_seq.load(std::memory_order_acquire);

@@ -232,3 +232,88 @@ TEST(Faults, TailingReaderKilledDoesNotHoldProducers) {
 
 }  // namespace
 }  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Defect 4: a killed producer holds the stream for at most one abandon timeout, however
+// many claims it left pending (the stuck timer used to restart at every one of them).
+// Returns how long a consumer starting at `latest` waited for a record published after
+// the kill.
+std::chrono::steady_clock::duration stall_after_kill(const std::string& ns, pid_t victim) {
+  kill(victim, SIGKILL);
+  EXPECT_EQ(test::reap(victim), 128 + SIGKILL);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto c = Consumer::open(ns, "f", ConsumerOptions{{}, StartFrom::latest()});
+  EXPECT_TRUE(c);
+  auto p = Producer::open(ns, "f");
+  EXPECT_TRUE(p->publish(test::as_bytes("marker"), 7).ok());
+  Record rec;
+  for (;;) {
+    ReadStatus st = c->poll(&rec, 30s);
+    EXPECT_NE(st, ReadStatus::kTimeout);
+    if (st == ReadStatus::kTimeout || (st == ReadStatus::kOk && rec.type == 7)) break;
+  }
+  return std::chrono::steady_clock::now() - t0;
+}
+
+TEST(Faults, SixteenPendingClaimsCostOneAbandonTimeout) {
+  test::ScopedNs ns;
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  so.abandon_timeout = 300ms;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", so));
+  test::Pipe claimed;
+  pid_t victim = test::spawn([&] {
+    auto p = Producer::open(ns.ns(), "f");
+    std::vector<Claim> held;
+    for (int i = 0; i < 16; ++i) {
+      PubStatus st;
+      held.push_back(p->claim(24, 0, &st));
+    }
+    char one = 1;
+    claimed.put(&one, 1);
+    pause();
+    return 0;
+  });
+  char one;
+  ASSERT_TRUE(claimed.get(&one, 1));
+  const auto stall = stall_after_kill(ns.ns(), victim);
+  EXPECT_LT(stall, 300ms * 2 + 300ms) << "16 claims cost "
+                                      << std::chrono::duration_cast<std::chrono::milliseconds>(stall).count()
+                                      << " ms";
+  EXPECT_EQ(stream_info(ns.ns(), "f")->abandoned, 16u);
+}
+
+TEST(Faults, KillDuringPublishBatchCostsOneAbandonTimeout) {
+  for (int round = 0; round < 4; ++round) {
+    test::ScopedNs ns;
+    StreamOptions so;
+    so.capacity = 1 << 16;
+    so.abandon_timeout = 200ms;
+    ASSERT_TRUE(create_stream(ns.ns(), "f", so));
+    test::Pipe started;
+    pid_t victim = test::spawn([&] {
+      auto p = Producer::open(ns.ns(), "f");
+      std::vector<std::string> bodies(256, std::string(64, 'b'));
+      std::vector<Bytes> batch;
+      for (auto& b : bodies) batch.push_back(test::as_bytes(b));
+      char one = 1;
+      started.put(&one, 1);
+      for (;;) (void)p->publish_batch(batch);
+      return 0;
+    });
+    char one;
+    ASSERT_TRUE(started.get(&one, 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + 7 * round));
+    const auto stall = stall_after_kill(ns.ns(), victim);
+    EXPECT_LT(stall, 200ms * 2 + 300ms)
+        << "round " << round << ": "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(stall).count() << " ms";
+  }
+}
+
+}  // namespace
+}  // namespace shmbus

@@ -193,10 +193,10 @@ TEST(Validate, TruncatedWrongMagicWrongVersionGarbage) {
   EXPECT_NE(e.message.find("not a shmbus stream"), std::string::npos) << e.message;
 
   auto v2 = good;
-  v2[8] = 2;
+  v2[8] = 3;
   e = open_error(ns.ns(), v2);
   EXPECT_EQ(e.code, Errc::kIncompatible);
-  EXPECT_NE(e.message.find("layout version 2"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("layout version 3"), std::string::npos) << e.message;
 
   auto bad_cap = good;
   bad_cap[16] = 0x11;  // capacity no longer a power of two

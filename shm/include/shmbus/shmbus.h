@@ -197,6 +197,8 @@ enum class PubStatus : uint8_t {
   kAbandoned,   // this claim was declared dead by another process (we were too slow)
   kClosed,
   kTimeout,     // wait_durable: not durable in time (is a persister running?)
+  kCorrupt,     // the stream's cursors do not add up, or its object shrank under the
+                // mapping: its shared memory was damaged (remove and recreate it)
 };
 
 struct [[nodiscard]] PubResult {
@@ -308,6 +310,9 @@ enum class ReadStatus : uint8_t {
   kLapped,    // tailing reader was overrun; lost() grew; poll again to resume
   kCorrupt,   // the ring holds bytes no shmbus producer wrote (shared memory damaged)
   kClosed,
+  kEvicted,   // durable consumer was declared dead (or its position overrun) and producers
+              // wrote over records it had not read; lost() grows by exactly those when
+              // reading resumes at the oldest record still in the ring (poll again)
 };
 
 class Consumer {

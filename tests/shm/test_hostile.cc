@@ -1,0 +1,203 @@
+// A writer that forges the header, shrinks the object or holds the registry lock can
+// make others fail with a clear error, never crash or hang them (issue 9 defect 6,
+// issue 14 point 4).  Attacks that could hang or crash run in a child with an alarm.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <thread>
+
+#include "layout.h"
+#include "mp_util.h"
+#include "test_util.h"
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::as_bytes;
+
+constexpr uint64_t kCap = 1 << 16;
+
+StreamOptions opts() {
+  StreamOptions o;
+  o.capacity = kCap;
+  o.abandon_timeout = 50ms;
+  return o;
+}
+
+// The header of stream s, mapped writable as an attacker with write access would.
+struct Attacker {
+  int fd = -1;
+  detail::StreamHeader* h = nullptr;
+  explicit Attacker(const std::string& ns, const std::string& s = "s") {
+    fd = ::open(("/dev/shm/" + object_name(ns, s)).c_str(), O_RDWR);
+    h = static_cast<detail::StreamHeader*>(
+        mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  }
+  ~Attacker() {
+    munmap(h, 4096);
+    ::close(fd);
+  }
+  void cursors(uint64_t floor, uint64_t head, uint64_t claim) {
+    h->floor.pos = floor;
+    h->head.pos = head;
+    h->claim.pos = claim;
+  }
+};
+
+// Runs fn in a child that must exit 0 within `secs` seconds (an alarm kills a hang).
+int in_child(const std::function<int()>& fn, unsigned secs = 20) {
+  pid_t pid = test::spawn([&] {
+    alarm(secs);
+    return fn();
+  });
+  return test::reap(pid);
+}
+
+TEST(Hostile, CursorsOffTheGridOrTooFarApartAreRefusedAtOpen) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+  Attacker a(ns.ns());
+  // 7 bytes before the end of the fourth lap: publish wrote past the mapping.
+  a.cursors(4 * kCap - 7, 4 * kCap - 7, 4 * kCap - 7);
+  EXPECT_EQ(in_child([&] {
+              auto p = Producer::open(ns.ns(), "s");
+              if (p) return p->publish(as_bytes("x")).ok() ? 1 : 2;
+              return p.error().code == Errc::kCorrupt ? 0 : 3;
+            }),
+            0);
+  // claim more than a ring ahead of floor: a poll looped for ever.
+  a.cursors(0, 0, 3 * kCap);
+  EXPECT_EQ(in_child([&] {
+              auto c = Consumer::open(ns.ns(), "s");
+              if (!c) return c.error().code == Errc::kCorrupt ? 0 : 3;
+              Record r;
+              (void)c->poll(&r, 0ns);
+              return 1;
+            }),
+            0);
+}
+
+TEST(Hostile, CursorsForgedAfterOpenGiveCorruptNotACrashOrHang) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+  EXPECT_EQ(in_child([&] {
+              auto p = Producer::open(ns.ns(), "s");
+              auto c = Consumer::open(ns.ns(), "s");
+              if (!p || !c) return 9;
+              Attacker a(ns.ns());
+              a.cursors(0, 0, 3 * kCap);  // claim a ring and more ahead of floor
+              Record r;
+              if (c->poll(&r, 0ns) != ReadStatus::kCorrupt) return 1;
+              if (c->poll(&r, 50ms) != ReadStatus::kCorrupt) return 2;
+              // 4 bytes before the end: reserve wrote a pad tag across the end.
+              a.cursors(kCap - 4, kCap - 4, kCap - 4);
+              if (p->publish(as_bytes(std::string(100, 'x'))).status != PubStatus::kCorrupt) return 3;
+              return 0;
+            }),
+            0);
+}
+
+TEST(Hostile, SparseObjectIsRefused) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+  const std::string path = "/dev/shm/" + object_name(ns.ns(), "s");
+  std::vector<char> hdr(detail::kDataOff);
+  int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_EQ(read(fd, hdr.data(), hdr.size()), static_cast<ssize_t>(hdr.size()));
+  ::close(fd);
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+  ASSERT_EQ(ftruncate(fd, detail::kDataOff + kCap), 0);  // holes, no pages
+  ASSERT_EQ(pwrite(fd, hdr.data(), hdr.size(), 0), static_cast<ssize_t>(hdr.size()));
+  ::close(fd);
+  auto c = Consumer::open(ns.ns(), "s");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, Errc::kCorrupt);
+  EXPECT_NE(c.error().message.find("sparse"), std::string::npos) << c.error().message;
+}
+
+TEST(Hostile, ShrunkenObjectIsAnErrorNotSigbus) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+  EXPECT_EQ(in_child([&] {
+              auto p = Producer::open(ns.ns(), "s");
+              ConsumerOptions co;
+              co.group = "g";
+              auto d = Consumer::open(ns.ns(), "s", co);
+              auto t = Consumer::open(ns.ns(), "s");
+              if (!p || !d || !t) return 9;
+              for (int i = 0; i < 10; ++i)
+                if (!p->publish(as_bytes("before")).ok()) return 8;
+              const std::string path = "/dev/shm/" + object_name(ns.ns(), "s");
+              if (truncate(path.c_str(), 4096) != 0) return 7;
+              bool pub_corrupt = false;
+              for (int i = 0; i < 5000 && !pub_corrupt; ++i)
+                pub_corrupt = p->publish(as_bytes("after")).status == PubStatus::kCorrupt;
+              if (!pub_corrupt) return 1;
+              Record r;
+              ReadStatus s = ReadStatus::kOk;
+              for (int i = 0; i < 100 && s == ReadStatus::kOk; ++i) s = d->poll(&r, 10ms);
+              if (s != ReadStatus::kCorrupt) return 2;
+              s = ReadStatus::kOk;
+              for (int i = 0; i < 100 && s != ReadStatus::kCorrupt; ++i) s = t->poll(&r, 10ms);
+              if (s != ReadStatus::kCorrupt) return 3;
+              return 0;
+            }),
+            0);
+}
+
+// The registry lock: a forged owner word (a live pid) hung every opener; a process that
+// really holds the lock makes openers fail after a bounded wait, or at once on a signal.
+TEST(Hostile, ForgedOrHeldRegistryLockNeverHangs) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+  {
+    Attacker a(ns.ns());
+    a.h->registry_lock.store(uint64_t{1} << 32);  // "pid 1"
+  }
+  EXPECT_EQ(in_child([&] { return Producer::open(ns.ns(), "s") ? 0 : 1; }, 10), 0);
+
+  // Hold the real lock (an OFD lock on the byte the header names) from this process.
+  const std::string path = "/dev/shm/" + object_name(ns.ns(), "s");
+  int fd = ::open(path.c_str(), O_RDWR);
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = offsetof(detail::StreamHeader, registry_lock);
+  fl.l_len = 1;
+  ASSERT_EQ(fcntl(fd, F_OFD_SETLK, &fl), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(in_child([&] {
+              auto p = Producer::open(ns.ns(), "s");
+              return !p && p.error().code == Errc::kTimeout ? 0 : 1;
+            }),
+            0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  // A stop signal (handler without SA_RESTART, as the CLI installs) ends the wait.
+  test::Pipe ready;
+  pid_t child = test::spawn([&] {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sigaction(SIGTERM, &sa, nullptr);
+    char one = 1;
+    ready.put(&one, 1);
+    auto p = Producer::open(ns.ns(), "s");
+    return !p ? 0 : 1;
+  });
+  char one;
+  ASSERT_TRUE(ready.get(&one, 1));
+  std::this_thread::sleep_for(100ms);
+  const auto t1 = std::chrono::steady_clock::now();
+  kill(child, SIGTERM);
+  EXPECT_EQ(test::reap(child), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, 2s);
+  ::close(fd);
+  EXPECT_TRUE(Producer::open(ns.ns(), "s"));
+}
+
+}  // namespace
+}  // namespace shmbus

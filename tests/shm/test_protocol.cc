@@ -1,0 +1,312 @@
+// Regression tests for the ring protocol's edges (issue 9): each one failed on the code
+// before its fix.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "layout.h"
+#include "mapping.h"
+#include "mp_util.h"
+#include "test_util.h"
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::as_bytes;
+using test::as_string;
+
+StreamOptions opts(uint64_t cap, std::chrono::milliseconds abandon = 10s) {
+  StreamOptions o;
+  o.capacity = cap;
+  o.max_record = 1024;
+  o.abandon_timeout = abandon;
+  o.consumer_dead_timeout = 20s;
+  return o;
+}
+
+// Defect 1: a consumer that starts at `latest` (or at a sequence not yet published)
+// while a claim is pending must not let producers reuse that claim's bytes.
+enum class LateStart { kDurableLatest, kTailingLatest, kDurableFutureSeq, kTailingFutureSeq };
+class StartAbovePendingClaim : public ::testing::TestWithParam<LateStart> {};
+
+TEST_P(StartAbovePendingClaim, NeverLetsProducersOverwriteIt) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts(1 << 16)));
+  auto a = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(a);
+  PubStatus st;
+  Claim held = a->claim(1000, 0, &st);
+  ASSERT_TRUE(held.valid());
+  std::memset(held.data().data(), 'A', 1000);
+
+  ConsumerOptions co;
+  const LateStart mode = GetParam();
+  if (mode == LateStart::kDurableLatest || mode == LateStart::kDurableFutureSeq) co.group = "g";
+  co.start = (mode == LateStart::kDurableLatest || mode == LateStart::kTailingLatest)
+                 ? StartFrom::latest()
+                 : StartFrom::seq(5);
+  auto c = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(c) << c.error().message;
+
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto b = Producer::open(ns.ns(), "s", po);
+  ASSERT_TRUE(b);
+  std::string payload(1000, 'B');
+  uint64_t ok_bytes = 0, full = 0;
+  for (int i = 0; i < 300; ++i) {
+    auto r = b->publish(as_bytes(payload));
+    if (r.ok()) ok_bytes += 1024;
+    else if (r.status == PubStatus::kFull) ++full;
+    else FAIL() << "status " << int(r.status);
+  }
+  EXPECT_GT(full, 0u);
+  EXPECT_LE(ok_bytes, uint64_t{1} << 16);
+  for (std::byte x : held.data()) ASSERT_EQ(x, std::byte{'A'}) << "a pending claim was overwritten";
+  EXPECT_EQ(held.commit(), PubStatus::kOk);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ring, StartAbovePendingClaim,
+                         ::testing::Values(LateStart::kDurableLatest, LateStart::kTailingLatest,
+                                           LateStart::kDurableFutureSeq,
+                                           LateStart::kTailingFutureSeq));
+
+// A consumer at `latest` still gets exactly the records published after it opened, and
+// waits for the pending claim below them to commit first (ring order).
+TEST(Ring, LatestStartSkipsRecordsClaimedBeforeIt) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts(1 << 16)));
+  auto a = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(a->publish(as_bytes("old")).ok());
+  PubStatus st;
+  Claim held = a->claim(3, 0, &st);
+  std::memcpy(held.data().data(), "mid", 3);
+  ConsumerOptions co;
+  co.group = "g";
+  co.start = StartFrom::latest();
+  auto c = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->next_seq(), 2u);
+  auto b = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(b->publish(as_bytes("new")).ok());
+  Record rec;
+  EXPECT_EQ(c->poll(&rec, 0ns), ReadStatus::kTimeout);  // the claim is still pending
+  ASSERT_EQ(held.commit(), PubStatus::kOk);
+  ASSERT_EQ(c->poll(&rec, 1s), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 2u);
+  EXPECT_EQ(as_string(rec.data), "new");
+  EXPECT_EQ(c->gaps(), 0u);
+  EXPECT_EQ(c->lost(), 0u);
+}
+
+// Defect 3: a producer that is slow, not dead, keeps its claim however long it holds it
+// past the abandon timeout: no consumer or producer turns it into a gap.
+TEST(Ring, SlowLiveProducerIsNeverAbandoned) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts(1 << 16, 30ms)));
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = Consumer::open(ns.ns(), "s", co);
+  auto other = Consumer::open(ns.ns(), "s");  // a tailing reader too
+  auto slow = Producer::open(ns.ns(), "s");
+  auto fast = Producer::open(ns.ns(), "s");
+  PubStatus st;
+  Claim held = slow->claim(5, 0, &st);
+  std::memcpy(held.data().data(), "slow!", 5);
+  ASSERT_TRUE(fast->publish(as_bytes("fast")).ok());
+  Record rec;
+  EXPECT_EQ(c->poll(&rec, 300ms), ReadStatus::kTimeout);  // 10 abandon timeouts
+  EXPECT_EQ(other->poll(&rec, 100ms), ReadStatus::kTimeout);
+  EXPECT_EQ(held.commit(), PubStatus::kOk);
+  for (auto* r : {&c.value(), &other.value()}) {
+    ASSERT_EQ(r->poll(&rec, 1s), ReadStatus::kOk);
+    EXPECT_EQ(as_string(rec.data), "slow!");
+    ASSERT_EQ(r->poll(&rec, 1s), ReadStatus::kOk);
+    EXPECT_EQ(as_string(rec.data), "fast");
+    EXPECT_EQ(r->gaps(), 0u);
+  }
+  EXPECT_EQ(stream_info(ns.ns(), "s")->abandoned, 0u);
+}
+
+// The same with a stopped process (SIGSTOP), and a producer that needs the room.
+TEST(Ring, StoppedProducerProcessIsNeverAbandoned) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts(1 << 16, 30ms)));
+  test::Pipe ready;
+  pid_t child = test::spawn([&] {
+    auto p = Producer::open(ns.ns(), "s");
+    PubStatus st;
+    Claim cl = p->claim(5, 0, &st);
+    std::memcpy(cl.data().data(), "child", 5);
+    char one = 1;
+    ready.put(&one, 1);
+    raise(SIGSTOP);
+    return cl.commit() == PubStatus::kOk ? 0 : 3;
+  });
+  char one;
+  ASSERT_TRUE(ready.get(&one, 1));
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, WUNTRACED), child);
+  ASSERT_TRUE(WIFSTOPPED(st));
+  ProducerOptions po;
+  po.full_timeout = 300ms;
+  auto p = Producer::open(ns.ns(), "s", po);
+  uint64_t ok = 0, full = 0;
+  std::string big(1000, 'x');
+  for (int i = 0; i < 200; ++i) {
+    auto r = p->publish(as_bytes(big));
+    ok += r.ok();
+    full += r.status == PubStatus::kFull;
+    if (full) break;
+  }
+  EXPECT_EQ(full, 1u) << "the stopped producer's claim was abandoned";
+  kill(child, SIGCONT);
+  EXPECT_EQ(test::reap(child), 0);
+  auto c = Consumer::open(ns.ns(), "s");
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 1s), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "child");
+  EXPECT_EQ(stream_info(ns.ns(), "s")->abandoned, 0u);
+}
+
+// A late begin() on its own lap's gap tag fails and leaves the gap alone (it used to
+// store its pending tag over it, and the record came back to life).
+TEST(Ring, LateBeginFailsOnThisLapsGap) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts(1 << 16)));
+  auto m = StreamMapping::open(ns.ns(), "s", false);
+  ASSERT_TRUE(m);
+  detail::StreamHeader* h = m.value()->header();
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p->publish(as_bytes("one")).ok());
+  // What an abandoner leaves at the next claim (as if it had found the claimant dead).
+  const uint64_t pos = h->claim.pos;
+  const uint64_t gap = detail::make_tag(m.value()->salt(), pos, detail::kGap, 5);
+  m.value()->record_at(pos)->tag.store(gap);
+  EXPECT_EQ(p->publish(as_bytes("late!")).status, PubStatus::kAbandoned);
+  EXPECT_EQ(m.value()->record_at(pos)->tag.load(), gap);
+  PubStatus st;
+  Claim cl = p->claim(5, 0, &st);  // the next claim is fine
+  ASSERT_TRUE(cl.valid());
+  EXPECT_EQ(cl.commit(), PubStatus::kOk);
+  auto c = Consumer::open(ns.ns(), "s");
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "one");
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 2u);
+  EXPECT_EQ(c->gaps(), 1u);
+}
+
+}  // namespace
+}  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::as_bytes;
+
+// Defect 2: the registry lock did not exclude threads of one process: threads opening
+// durable groups at once shared slots.
+TEST(Ring, ConcurrentDurableOpensGetTheirOwnSlots) {
+  for (int round = 0; round < 20; ++round) {
+    test::ScopedNs ns;
+    StreamOptions o;
+    o.capacity = 1 << 16;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+    std::vector<std::thread> ts;
+    std::vector<std::optional<Consumer>> cs(8);
+    std::atomic<int> go{0};
+    for (int i = 0; i < 8; ++i)
+      ts.emplace_back([&, i] {
+        go.fetch_add(1);
+        while (go.load() < 8) {
+        }
+        ConsumerOptions co;
+        co.group = "g" + std::to_string(i);
+        auto c = Consumer::open(ns.ns(), "s", co);
+        if (c) cs[i].emplace(std::move(c.value()));
+      });
+    for (auto& t : ts) t.join();
+    for (auto& c : cs) ASSERT_TRUE(c.has_value());
+    auto info = stream_info(ns.ns(), "s");
+    ASSERT_TRUE(info);
+    std::set<std::string> names;
+    for (auto& ci : info->consumers) names.insert(ci.name);
+    ASSERT_EQ(names.size(), 8u) << "round " << round << ": two groups shared a slot";
+  }
+}
+
+// A durable consumer whose slot was evicted (or whose position producers passed) says
+// so, then resumes at the oldest record with the exact loss (it used to wait for ever
+// with lost() == 0).
+TEST(Ring, EvictedDurableConsumerReportsItAndResumes) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = Consumer::open(ns.ns(), "s", co);
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p->publish(as_bytes("first")).ok());
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  c->commit();
+  {  // what an evictor does (under the registry lock) when it takes us for dead
+    auto m = StreamMapping::open(ns.ns(), "s", false);
+    for (uint32_t i = 0; i < detail::kMaxConsumers; ++i) {
+      auto* s = m.value()->consumer_slot(i);
+      if (std::string(s->name) == "g") s->evicted.store(1);
+    }
+  }
+  std::string big(1000, 'x');
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(p->publish(as_bytes(big)).ok()) << i;
+  ASSERT_EQ(c->poll(&rec, 100ms), ReadStatus::kEvicted);
+  ASSERT_EQ(c->poll(&rec, 1s), ReadStatus::kOk);
+  EXPECT_GT(rec.seq, 1u);
+  EXPECT_EQ(c->lost(), rec.seq - 1);  // exactly the records it never saw
+  uint64_t next = rec.seq + 1;
+  while (c->poll(&rec, 0ns) == ReadStatus::kOk) ASSERT_EQ(rec.seq, next++);
+  EXPECT_EQ(next, 301u);
+  // It holds producers back again.
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto q = Producer::open(ns.ns(), "s", po);
+  int full = 0;
+  for (int i = 0; i < 200 && !full; ++i) full += q->publish(as_bytes(big)).status == PubStatus::kFull;
+  EXPECT_EQ(full, 1);
+}
+
+// Issue 14 point 6: a read-only tailing reader that is lapped keeps its loss privately
+// (it wrote the stream's counter through its read-only mapping: SIGSEGV).
+TEST(Ring, ReadOnlyReaderLappedDoesNotWriteTheHeader) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  ConsumerOptions co;
+  co.read_only = true;
+  auto c = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(c);
+  Record rec;
+  std::string big(1000, 'x');
+  ASSERT_TRUE(p->publish(as_bytes(big)).ok());
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(p->publish(as_bytes(big)).ok());
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
+  EXPECT_GT(c->lost(), 0u);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->tail_lost, 0u);
+}
+
+}  // namespace
+}  // namespace shmbus
