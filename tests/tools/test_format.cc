@@ -117,3 +117,23 @@ TEST(FormatTime, Utc) {
 
 }  // namespace
 }  // namespace shmbus::tools
+
+namespace shmbus::tools {
+namespace {
+
+TEST(TerminalText, EscapesEverythingATerminalWouldObey) {
+  EXPECT_EQ(terminal_text("plain name_1.2-3"), "plain name_1.2-3");
+  EXPECT_EQ(terminal_text("caf\xc3\xa9 \xe2\x82\xac"), "caf\xc3\xa9 \xe2\x82\xac");  // UTF-8 passes
+  EXPECT_EQ(terminal_text("\x1b[2J"), "\\x1b[2J");                               // CSI
+  EXPECT_EQ(terminal_text("\x1b]0;owned\x07"), "\\x1b]0;owned\\x07");           // window title
+  EXPECT_EQ(terminal_text(std::string("a\nb\rc\0d", 7)), "a\\x0ab\\x0dc\\x00d");
+  EXPECT_EQ(terminal_text("\x7f"), "\\x7f");
+  EXPECT_EQ(terminal_text("\xc2\x9b" "2J"), "\\xc2\\x9b2J");  // C1 CSI in UTF-8 form
+  EXPECT_EQ(terminal_text("\x9b" "2J"), "\\x9b2J");           // a lone C1 byte
+  EXPECT_EQ(terminal_text("\xff\xfe"), "\\xff\\xfe");         // not UTF-8
+  EXPECT_EQ(terminal_text("back\\slash"), "back\\\\slash");   // escapes stay unambiguous
+  EXPECT_EQ(terminal_text("\xc2\xa0"), "\xc2\xa0");           // U+00A0 is printable
+}
+
+}  // namespace
+}  // namespace shmbus::tools
