@@ -8,6 +8,9 @@
 #   tools/dev.sh fuzz [SECONDS]  build the libFuzzer targets (build-fuzz, clang-14, ASan+UBSan)
 #                       and run each for SECONDS (default 60) from its seed corpus
 #                       (tests/fuzz/corpus/NAME); non-zero exit on any crash or hang
+#   tools/dev.sh soak [MINUTES]  build (Release) and run the system soak for MINUTES (default
+#                       60): producers, durable and tailing consumers, persister, replays,
+#                       kill -9 of each kind; prints a summary, non-zero exit on a violation
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-demo}
@@ -119,5 +122,10 @@ case "$mode" in
       $(fuzz_targets)
     run_fuzzers "$seconds"
     ;;
-  *) echo "usage: tools/dev.sh demo|test|bench|fuzz [SECONDS]" >&2; exit 2 ;;
+  soak)
+    minutes=${2:-60}
+    build build -DCMAKE_BUILD_TYPE=Release -- shmbus_soak shmbus_cli
+    build/tests/soak/shmbus_soak --minutes "$minutes" --cli build/tools/shmbus "${@:3}"
+    ;;
+  *) echo "usage: tools/dev.sh demo|test|bench|fuzz [SECONDS]|soak [MINUTES]" >&2; exit 2 ;;
 esac

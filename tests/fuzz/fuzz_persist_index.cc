@@ -44,8 +44,10 @@ int work_dir() {
   return fd;
 }
 
+// A new file each time: truncating one makes ext4 flush it on close (auto_da_alloc).
 void write_file(int dir, const std::string& name, const uint8_t* data, size_t size) {
-  const int fd = openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  unlinkat(dir, name.c_str(), 0);
+  const int fd = openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) std::abort();
   if (size && write(fd, data, size) != static_cast<ssize_t>(size)) std::abort();
   close(fd);
@@ -89,5 +91,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   write_file(dir, kWatermarkName, data, size);
   if (auto w = read_watermark(dir); w && size < kWatermarkSize)
     broken("read_watermark: accepted a file shorter than a watermark");
+  unlinkat(dir, kWatermarkName, 0);
   return 0;
 }
