@@ -165,6 +165,7 @@ class Soak {
   std::map<std::string, std::pair<MemSample, MemSample>> mem_;  // first, last
   uint64_t shm_first_ = 0, shm_last_ = 0, store_first_ = 0, store_last_ = 0, store_max_ = 0;
   bool mem_started_ = false;
+  bool stall_dumped_ = false;
   std::vector<std::string> persister_warnings_;
   std::map<std::string, uint64_t> gap_reasons_;  // replay gap notes by reason
   uint64_t final_first_ = 0, final_last_ = 0, final_n_ = 0;
@@ -284,6 +285,10 @@ void Soak::check_replay(Child& c, bool final_replay) {
         b >= a) {
       notes.emplace_back(a, b);
       std::string why = at > 0 ? line.substr(static_cast<size_t>(at)) : line;
+      // The persister holds producers back: the store may only miss what retention
+      // deleted or what was never published (abandoned claims), never hold a hole.
+      if (why.find("corrupt") != std::string::npos)
+        v_.add("replay " + std::to_string(c.inc) + ": " + line.substr(0, 300));
       if (gap_reasons_.size() >= 20 && !gap_reasons_.count(why)) why = "(other reasons)";
       ++gap_reasons_[why];
     } else if (!c.killed && line.find("lapped") == std::string::npos) {
@@ -558,7 +563,18 @@ int Soak::run() {
     } else if (now - last_progress > std::chrono::seconds(60)) {
       v_.add("no record published for 60 s (next_seq " + std::to_string(si.next_seq) + ")");
       last_progress = now;
+    } else if (now - last_progress > std::chrono::seconds(5) && !stall_dumped_) {
+      // A diagnostic for whoever reads the log: who holds the stream back.
+      stall_dumped_ = true;
+      std::fprintf(stderr, "soak: no progress for 5 s at next_seq %" PRIu64 "; running:", si.next_seq);
+      for (const auto& c : kids_)
+        if (c.pid > 0) std::fprintf(stderr, " %s=%d", c.name.c_str(), static_cast<int>(c.pid));
+      std::fprintf(stderr, "\n");
+      const std::string cmd = cfg_.cli + " stat " + stream_ + " --namespace " + ns_ +
+                              " --json --interval 0 >&2";
+      (void)std::system(cmd.c_str());
     }
+    if (si.next_seq != last_next || now - last_progress < std::chrono::seconds(1)) stall_dumped_ = false;
   }
 
   // Wind down: producers, then let durable consumers and the persister drain.
@@ -601,6 +617,18 @@ int Soak::run() {
     if (final_n_ == 0 || final_last_ + 1 + fin.abandoned + fin.aborted < fin.next_seq)
       v_.add("the final replay read " + std::to_string(final_n_) + " records up to seq " +
              std::to_string(final_last_) + "; the stream ends at " + std::to_string(fin.next_seq));
+  }
+
+  // The store must pass fsck (read-only check).
+  {
+    const std::string log = work_dir_ + "/fsck.log";
+    const std::string cmd = cfg_.cli + " fsck " + data_dir_ + " >" + log + " 2>&1";
+    const int rc = std::system(cmd.c_str());
+    if (rc != 0) {
+      std::ifstream in(log);
+      std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      v_.add("shmbus fsck of the store failed (exit " + std::to_string(rc) + "): " + all.substr(0, 600));
+    }
   }
 
   // ---- checks ----
@@ -696,7 +724,8 @@ int Soak::run() {
 
   (void)remove_stream(ns_, stream_, true);
   std::error_code ec;
-  fs::remove_all(work_dir_, ec);
+  if (v_.list.empty()) fs::remove_all(work_dir_, ec);
+  else std::printf("kept for inspection: %s (the store is in data/)\n", work_dir_.c_str());
   return v_.list.empty() ? 0 : 1;
 }
 

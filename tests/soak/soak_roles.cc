@@ -78,7 +78,7 @@ void report(Incarnation* me, const std::string& what) {
 
 // ---- producer ----------------------------------------------------------------------
 // publish() mostly; every 8th record through claim()/commit() (the payload then carries
-// its sequence); every 32nd round a publish_batch() of 4.
+// its sequence; a claim is held 50 ms about every 0.5 s); every 32nd round a publish_batch() of 4.
 int run_producer(const RoleArgs& a) {
   install_term();
   Incarnation* me = &a.shared->inc[a.inc];
@@ -94,6 +94,7 @@ int run_producer(const RoleArgs& a) {
   for (auto& b : buf) b.resize(512);
   const auto t0 = std::chrono::steady_clock::now();
   uint64_t counter = 0;
+  auto next_hold = t0;  // about 10% of the time a producer holds a claim
   auto handle = [&](PubStatus st, uint64_t n) {
     if (st == PubStatus::kOk) {
       me->published.fetch_add(n, std::memory_order_relaxed);
@@ -127,6 +128,12 @@ int run_producer(const RoleArgs& a) {
         continue;
       }
       make_payload(c.data().data(), len, a.inc, ctr, c.seq());
+      // Now and then hold the claim a while (well below the abandon timeout), so that
+      // some kills land between claim and commit and leave a claim to abandon.
+      if (std::chrono::steady_clock::now() >= next_hold) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        next_hold = std::chrono::steady_clock::now() + std::chrono::milliseconds(rng() % 1000);
+      }
       handle(c.commit(), 1);
     } else {
       make_payload(buf[0].data(), len, a.inc, counter++, ~0ULL);
