@@ -262,6 +262,7 @@ int cmd_pub(const PubArgs& a) {
 int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start) {
   persist::ReplayOptions o;
   o.start = start;
+  o.data_dir = a.data_dir;
   auto c = persist::ReplayConsumer::open(ns, a.stream, o);
   if (!c && c.error().code == Errc::kPermission) {
     o.read_only = true;
@@ -305,7 +306,13 @@ int cmd_tail(const TailArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
   if (a.group.empty()) {
     auto info = stream_info(ns, a.stream);
-    if (info && info->persist) {
+    // A persisted stream, or one whose ring is gone but whose store is in the data dir.
+    bool stored_only = false;
+    if (!info && info.error().code == Errc::kNotFound) {
+      auto loc = persist::locate_store(ns, a.stream, a.data_dir);
+      stored_only = loc && loc->exists;
+    }
+    if ((info && info->persist) || stored_only) {
       StartFrom start = StartFrom::earliest();
       if (!a.from.empty()) {
         auto s = parse_start(a.from);

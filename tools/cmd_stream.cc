@@ -49,7 +49,17 @@ int cmd_create(const CreateArgs& a) {
   if (!timeout_ms("--abandon-timeout", a.abandon_timeout, &o.abandon_timeout) ||
       !timeout_ms("--consumer-timeout", a.consumer_timeout, &o.consumer_dead_timeout))
     return kExitUsage;
-  if (auto r = create_stream(ns, a.stream, o); !r) return fail(r.error());
+  persist::AdminOptions admin;
+  admin.data_dir = a.data_dir;
+  auto r = persist::create_stream_over_store(ns, a.stream, o, a.fresh, admin);
+  if (!r) return fail(r.error());
+  if (r->resumed)
+    std::fprintf(stderr, "shmbus: %s continues its store %s: the next record gets sequence %llu\n",
+                 a.stream.c_str(), terminal_text(r->store_dir).c_str(),
+                 static_cast<unsigned long long>(r->first_seq));
+  if (r->removed.existed)
+    std::fprintf(stderr, "shmbus: removed the old store %s (%llu bytes)\n",
+                 terminal_text(r->removed.dir).c_str(), static_cast<unsigned long long>(r->removed.bytes));
   return kExitOk;
 }
 
@@ -91,6 +101,8 @@ struct LsRow {
   StreamInfo info;
   uint64_t live_producers = 0;
   uint64_t max_lag = 0;
+  bool ring = true;      // false: the stream exists only as a store
+  std::string store;     // the store directory, or empty
 };
 
 LsRow describe(const std::string& ns, const std::string& stream) {
@@ -117,13 +129,31 @@ int cmd_ls(const LsArgs& a) {
   if (!names) return fail(names.error());
   std::vector<LsRow> rows;
   for (const auto& s : names.value()) rows.push_back(describe(ns, s));
+  for (auto& r : rows)
+    if (r.error.empty() && r.info.persist) r.store = r.info.persist->store_dir;
+  // Streams that outlived their ring (a reboot): only a store in the data dir.
+  if (auto stored = persist::stored_streams(ns, a.data_dir); stored) {
+    auto root = persist::resolve_data_dir(a.data_dir);
+    for (const auto& s : stored.value()) {
+      LsRow row;
+      row.stream = s;
+      row.ring = false;
+      row.store = root.value() + "/" + ns + "/" + s;
+      rows.push_back(std::move(row));
+    }
+    std::sort(rows.begin(), rows.end(), [](const LsRow& x, const LsRow& y) { return x.stream < y.stream; });
+  }
 
   if (a.json) {
     JsonWriter w;
     w.begin_array();
     for (const auto& r : rows) {
-      w.begin_object().field("stream", r.stream);
-      if (!r.error.empty()) {
+      w.begin_object().field("stream", r.stream).field("ring", r.ring);
+      if (r.store.empty()) w.key("store").null();
+      else w.field("store", r.store);
+      if (!r.ring) {
+        // no ring: nothing else to say
+      } else if (!r.error.empty()) {
         w.field("error", r.error);
       } else {
         w.field("capacity", r.info.capacity)
@@ -146,6 +176,10 @@ int cmd_ls(const LsArgs& a) {
   std::printf("%-*s %9s %12s %12s %9s %9s %12s\n", wd, "STREAM", "CAPACITY", "NEXT_SEQ",
               "OLDEST_SEQ", "PRODUCERS", "CONSUMERS", "MAX_LAG");
   for (const auto& r : rows) {
+    if (!r.ring) {
+      std::printf("%-*s stored (no ring): %s\n", wd, r.stream.c_str(), terminal_text(r.store).c_str());
+      continue;
+    }
     if (!r.error.empty()) {
       std::printf("%-*s error: %s\n", wd, r.stream.c_str(), terminal_text(r.error).c_str());
       continue;

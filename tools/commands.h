@@ -45,6 +45,8 @@ struct CreateArgs {
   std::string consumer_timeout;  // parse_duration; empty: the library's default
   bool exist_ok = false;
   std::string trust_owner;       // user name or uid whose existing stream --exist-ok accepts
+  std::string data_dir;          // where a store the new ring continues would be
+  bool fresh = false;            // remove such a store first and start over at 0
 };
 int cmd_create(const CreateArgs& a);
 
@@ -60,6 +62,7 @@ int cmd_rm(const RmArgs& a);
 struct LsArgs {
   std::string ns;
   bool json = false;
+  std::string data_dir;          // where stored-only streams are looked for
 };
 int cmd_ls(const LsArgs& a);
 
@@ -90,6 +93,7 @@ struct TailArgs {
   bool follow = false;
   std::string group;             // durable consumer name; empty: anonymous reader
   std::string format = "text";   // text | json | hex
+  std::string data_dir;          // where the store is when the stream has no ring
 };
 int cmd_tail(const TailArgs& a);
 

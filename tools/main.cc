@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
               "Succeed if a compatible stream of yours already exists");
   c->add_option("--trust-owner", create.trust_owner,
                 "With --exist-ok: also accept a stream created by this user (name or uid)");
+  c->add_option("--data-dir", create.data_dir,
+                "Where the stream's store is (a new ring continues its numbering)");
+  c->add_flag("--fresh", create.fresh,
+              "Remove the stream's old store first and start over at sequence 0");
   c->add_option("--abandon-timeout", create.abandon_timeout,
                 "Uncommitted claims of dead producers become gaps after this (default 1s)");
   c->add_option("--consumer-timeout", create.consumer_timeout,
@@ -97,6 +101,8 @@ int main(int argc, char** argv) {
   t->add_option("--count", tail.count, "Stop after N records (default: no limit)")
       ->check(kNotNegative);
   t->add_flag("-f,--follow", tail.follow, "Wait for new records until --count or SIGINT/SIGTERM");
+  t->add_option("--data-dir", tail.data_dir,
+                "Where the store is when the stream has no ring (after a reboot)");
   t->add_option("--group", tail.group,
                 "Durable consumer name: the next tail --group NAME continues after the last "
                 "record printed");
@@ -108,6 +114,7 @@ int main(int argc, char** argv) {
   LsArgs ls;
   auto* l = app.add_subcommand("ls", "List the streams of a namespace");
   l->add_flag("--json", ls.json, "One JSON array");
+  l->add_option("--data-dir", ls.data_dir, "Where to look for streams that exist only as a store");
   add_namespace(l, &ls.ns);
   l->callback([&] { run = [&] { return cmd_ls(ls); }; });
 

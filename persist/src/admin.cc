@@ -245,4 +245,79 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
   return out;
 }
 
+Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_view stream,
+                                               StreamOptions opts, bool fresh,
+                                               const AdminOptions& admin) {
+  CreateOutcome out;
+  if (auto r = validate_name("namespace", ns); !r) return r.error();
+  if (auto r = validate_name("stream", stream); !r) return r.error();
+  auto existing = stream_info(ns, stream);
+  const bool had_ring = existing.ok() || existing.error().code != Errc::kNotFound;
+  if (had_ring && fresh)
+    return make_error(Errc::kExists, "--fresh: stream " + std::string(ns) + "/" + std::string(stream) +
+                                         " exists; remove it first (shmbus rm)");
+  if (!had_ring) {
+    auto root = resolve_data_dir(admin.data_dir);
+    if (!root) return root.error();
+    auto dir = store_dir_for(root.value(), ns, stream);
+    if (!dir) return dir.error();
+    struct stat st;
+    if (::lstat(dir->c_str(), &st) == 0) {
+      if (fresh) {
+        auto removed = remove_store(ns, stream, admin);
+        if (!removed) return removed.error();
+        out.removed = removed.value();
+      } else {
+        // Recovery makes what the store holds durable before it counts it.
+        StoreOptions so;
+        so.secure_delete = admin.secure;
+        auto store = SegmentStore::open(root.value(), ns, stream, so);
+        if (!store) return store.error();
+        out.resumed = true;
+        out.store_dir = dir.value();
+        out.first_seq = store->next_seq();
+        out.deleted_below = store->stats().deleted_below;
+        if (auto r = store->close(); !r) return r.error();
+        opts.first_seq = out.first_seq;
+      }
+    }
+  }
+  if (auto r = create_stream(ns, stream, opts); !r) return r.error();
+  out.created = !had_ring;
+  if (out.resumed) {
+    auto ctl = StreamControl::open(ns, stream);
+    if (!ctl) return ctl.error();
+    ctl->raise_deleted_below(out.deleted_below);
+    ctl->set_durable_seq(out.first_seq);
+    PersistSettings ps;
+    ps.store_dir = out.store_dir;
+    ps.secure_delete = admin.secure;
+    if (auto r = ctl->set_persist(ps); !r) return r.error();
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> stored_streams(std::string_view ns, std::string_view data_dir_flag) {
+  if (auto r = validate_name("namespace", ns); !r) return r.error();
+  auto root = resolve_data_dir(data_dir_flag);
+  if (!root) return root.error();
+  const std::string parts[] = {std::string(ns)};
+  std::vector<std::string> out;
+  auto nsd = open_dir_path(root.value(), parts, /*create=*/false, Use::kRead);
+  if (!nsd) {
+    if (nsd.error().code == Errc::kNotFound) return out;
+    return nsd.error();
+  }
+  auto names = list_dir(nsd->get());
+  if (!names) return names.error();
+  for (const auto& n : names.value()) {
+    if (!validate_name("stream", n)) continue;
+    struct stat st;
+    if (::fstatat(nsd->get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
+    if (auto i = stream_info(ns, n); i.ok() || i.error().code != Errc::kNotFound) continue;  // a ring
+    out.push_back(n);
+  }
+  return out;
+}
+
 }  // namespace shmbus::persist

@@ -397,3 +397,68 @@ TEST_F(Security, RmForceRefusesADottedNameCollision) {
 
 }  // namespace
 }  // namespace shmbus::test
+
+namespace shmbus::test {
+namespace {
+
+// ---- a stream outlives its ring (issue: durability, "a host reboot") -------------------
+
+std::vector<uint64_t> seqs_of_hex(const std::string& out) {
+  std::vector<uint64_t> seqs;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) seqs.push_back(std::stoull(line.substr(0, line.find(' '))));
+  return seqs;
+}
+
+TEST_F(Security, AStreamOutlivesItsRingAcrossAReboot) {
+  expect_ok(cli({"create", "s", "--capacity", "64K"}));
+  persist_some("s", 300);
+  // The reboot: /dev/shm is empty, the store is kept.
+  ASSERT_TRUE(remove_stream(ns_, "s", true));
+  // ls shows the stream as stored; tail reads the store without a ring.
+  auto ls = cli({"ls", "--json", "--data-dir", data_dir()});
+  expect_ok(ls);
+  EXPECT_TRUE(contains(ls.out, "\"stream\":\"s\",\"ring\":false,\"store\":\"" + store_of("s") + "\"")) << ls.out;
+  auto text = cli({"ls", "--data-dir", data_dir()});
+  EXPECT_TRUE(contains(text.out, "stored")) << text.out;
+  auto t = cli({"tail", "s", "--from", "earliest", "--format", "hex", "--data-dir", data_dir()});
+  expect_ok(t);
+  auto seqs = seqs_of_hex(t.out);
+  ASSERT_EQ(seqs.size(), 300u) << t.err;
+  for (uint64_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], i);
+  auto from = cli({"tail", "s", "--from", "290", "--format", "hex", "--data-dir", data_dir()});
+  EXPECT_EQ(seqs_of_hex(from.out).size(), 10u) << from.out << from.err;
+  // Deletions made before the reboot stay.
+  // Re-created, the ring continues the store's numbering; the persister the same store.
+  auto c = cli({"create", "s", "--capacity", "64K", "--data-dir", data_dir()});
+  expect_ok(c);
+  EXPECT_TRUE(contains(c.err, "next record gets sequence 300")) << c.err;
+  auto info = stream_info(ns_, "s");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->next_seq, 300u);
+  ASSERT_TRUE(info->persist) << "readers must find the store before a persister runs";
+  EXPECT_EQ(info->persist->store_dir, store_of("s"));
+  Background p({"persist", "s", "--data-dir", data_dir(), "--segment-size", "4K", "--namespace", ns_});
+  ASSERT_TRUE(p.wait_for([](const std::string&, const std::string& e) { return contains(e, "persisting"); }))
+      << p.err();
+  std::string input;
+  for (int i = 0; i < 50; ++i) input += "after-" + std::to_string(i) + "\n";
+  expect_ok(cli({"pub", "s", "--sync"}, {}, input));
+  auto all = cli({"tail", "s", "--from", "earliest", "--format", "hex", "--data-dir", data_dir()});
+  expect_ok(all);
+  seqs = seqs_of_hex(all.out);
+  ASSERT_EQ(seqs.size(), 350u) << all.err;
+  for (uint64_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], i) << "no gap, no duplicate, no reuse";
+  auto stop = p.stop(SIGINT);
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  // --fresh starts over: the old store goes first.
+  ASSERT_TRUE(remove_stream(ns_, "s", true));
+  auto fresh = cli({"create", "s", "--capacity", "64K", "--fresh", "--data-dir", data_dir()});
+  expect_ok(fresh);
+  EXPECT_TRUE(contains(fresh.err, "removed the old store")) << fresh.err;
+  EXPECT_FALSE(fs::exists(store_of("s")));
+  EXPECT_EQ(stream_info(ns_, "s")->next_seq, 0u);
+}
+
+}  // namespace
+}  // namespace shmbus::test

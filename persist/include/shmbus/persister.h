@@ -98,12 +98,17 @@ struct ReplayOptions {
   StartFrom start = StartFrom::earliest();
   WaitStrategy wait = WaitStrategy::kBlock;
   bool read_only = false;
+  // Where to find the store when the stream has no ring (after a reboot, before anyone
+  // re-creates it): resolved as resolve_data_dir() does.
+  std::string data_dir;
 };
 
 // A tailing consumer that starts anywhere: records older than the ring come from the
 // stream's store (found through the stream header), then it switches to the live ring
 // with no gap and no duplicate.  Lapped on the ring, it goes back to the store.  On a
-// stream that is not persisted it is a plain tailing consumer (laps are kGap).
+// stream that is not persisted it is a plain tailing consumer (laps are kGap).  A stream
+// whose ring is gone (a reboot) but whose store is in the data dir is read from the
+// store; at its end poll() waits for the ring to come back (kTimeout meanwhile).
 class ReplayConsumer {
  public:
   static Result<ReplayConsumer> open(std::string_view ns, std::string_view stream,

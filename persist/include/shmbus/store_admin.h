@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shmbus/persist.h"
 #include "shmbus/result.h"
@@ -80,5 +81,29 @@ struct RemoveOutcome {
 // it is unlinked; a failed overwrite is an error, never skipped.
 Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
                                    const AdminOptions& opts = {});
+
+// ---- a stream outlives its ring -------------------------------------------------------
+
+struct CreateOutcome {
+  bool created = false;          // false: an existing ring was accepted (exist_ok)
+  bool resumed = false;          // the ring continues a store
+  std::string store_dir;         // the store it continues
+  uint64_t first_seq = 0;        // the sequence its first new record gets
+  uint64_t deleted_below = 0;    // the store's watermark, restored in the header
+  RemoveOutcome removed;         // `fresh`: the old store removed
+};
+
+// Creates NS/STREAM's ring (create_stream with `opts`).  The store, not /dev/shm, is a
+// stream's lasting identity: when DATA_DIR/NS/STREAM holds a store, the ring continues
+// its numbering (sequence numbers are never reused), and its watermark and place come
+// back in the header, so that readers find the stored records at once; the persister
+// continues the same store when it is started again.  `fresh` removes the old store
+// first (as rm --data does) and starts over at sequence 0.
+Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_view stream,
+                                               StreamOptions opts, bool fresh,
+                                               const AdminOptions& admin = {});
+
+// The streams of NS that exist only as a store in the data dir (no ring), sorted.
+Result<std::vector<std::string>> stored_streams(std::string_view ns, std::string_view data_dir_flag = {});
 
 }  // namespace shmbus::persist

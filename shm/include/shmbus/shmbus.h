@@ -56,6 +56,9 @@ struct StreamOptions {
   bool exist_ok = false;                // an existing compatible stream is success
   // exist_ok: an existing object must belong to the caller, or to this uid (-1: none).
   int64_t trusted_owner = -1;
+  // The sequence number of the first record (a stream re-created over its store
+  // continues the store's numbering: sequence numbers are never reused).
+  uint64_t first_seq = 0;
   // A claim left uncommitted this long (its producer died) becomes a gap.
   std::chrono::milliseconds abandon_timeout{1000};
   // A durable consumer whose process is dead stops holding producers back after this.
