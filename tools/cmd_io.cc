@@ -305,14 +305,8 @@ int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start
 int cmd_tail(const TailArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
   if (a.group.empty()) {
-    auto info = stream_info(ns, a.stream);
     // A persisted stream, or one whose ring is gone but whose store is in the data dir.
-    bool stored_only = false;
-    if (!info && info.error().code == Errc::kNotFound) {
-      auto loc = persist::locate_store(ns, a.stream, a.data_dir);
-      stored_only = loc && loc->exists;
-    }
-    if ((info && info->persist) || stored_only) {
+    if (persist::reads_through_store(ns, a.stream, a.data_dir)) {
       StartFrom start = StartFrom::earliest();
       if (!a.from.empty()) {
         auto s = parse_start(a.from);

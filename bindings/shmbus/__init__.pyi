@@ -52,6 +52,8 @@ def create(
     abandon_timeout: float = 1.0,
     consumer_dead_timeout: float = 2.0,
     trust_owner: Optional[int] = None,
+    data_dir: Union[None, str, os.PathLike[str]] = None,
+    fresh: bool = False,
 ) -> None:
     """Creates a stream: a ring of `capacity` bytes (power of two, from 4K) in /dev/shm.
 
@@ -368,6 +370,7 @@ class Consumer:
         wait: _Wait = "block",
         raise_on_lap: bool = False,
         raise_on_gap: bool = False,
+        data_dir: Union[None, str, os.PathLike[str]] = None,
     ) -> None: ...
     def poll(self, timeout: Optional[float] = None) -> Optional[Record]:
         """The next record, waiting up to `timeout` seconds (None: forever); None if none came."""

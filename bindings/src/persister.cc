@@ -36,14 +36,6 @@ nanoseconds duration_arg(const py::object& seconds, const char* what, bool none_
   return *t;
 }
 
-std::string path_arg(const py::object& path, const char* what) {
-  if (path.is_none()) return {};
-  py::object p = py::module_::import("os").attr("fspath")(path);
-  if (!py::isinstance<py::str>(p))
-    throw py::type_error(std::string(what) + " must be a str or os.PathLike of str");
-  return p.cast<std::string>();
-}
-
 // A process that does not ignore SIGXFSZ is killed when a segment write meets
 // RLIMIT_FSIZE; ignored, the write fails and the persister holds producers and retries.
 void warn_if_sigxfsz_kills() {

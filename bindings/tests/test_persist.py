@@ -364,3 +364,34 @@ print(per.stats()["records"], per.stats()["last_error"])
     r = run_python(code, ns, name, data)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["True True True", "NoSpaceError", "3000 None"]
+
+
+def test_stream_outlives_its_ring(ns, pstream):
+    """A reboot empties /dev/shm: the store is the stream's lasting identity."""
+    name, data = pstream
+    with shmbus.Producer(name, namespace=ns) as p:
+        with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+            for i in range(300):
+                p.publish(payload(i))
+            per.flush()
+    shmbus.remove(name, force=True, namespace=ns)
+    # No ring: the Consumer reads the store.
+    with shmbus.Consumer(name, data_dir=data, namespace=ns) as c:
+        assert c.replaying
+        recs = list(c.iter(idle_timeout=0.2))
+    assert [r.seq for r in recs] == list(range(300))
+    assert recs[123].bytes() == payload(123)
+    # Re-created over its store, the ring continues the numbering.
+    shmbus.create(name, capacity=RING, namespace=ns, data_dir=data)
+    assert shmbus.stat(name, namespace=ns)["next_seq"] == 300
+    with shmbus.Producer(name, namespace=ns) as p, \
+            shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+        assert p.publish(payload(300)) == 300
+        per.flush()
+    with shmbus.Consumer(name, data_dir=data, namespace=ns) as c:
+        assert [r.seq for r in c.iter(idle_timeout=0.2)] == list(range(301))
+    # fresh=True starts over.
+    shmbus.remove(name, force=True, namespace=ns)
+    shmbus.create(name, capacity=RING, namespace=ns, data_dir=data, fresh=True)
+    assert shmbus.stat(name, namespace=ns)["next_seq"] == 0
+    assert not os.path.exists(os.path.join(data, ns, name))

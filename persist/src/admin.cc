@@ -297,6 +297,14 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
   return out;
 }
 
+bool reads_through_store(std::string_view ns, std::string_view stream,
+                         std::string_view data_dir_flag) {
+  if (auto ctl = StreamControl::open(ns, stream, /*read_only=*/true); ctl) return ctl->persist().has_value();
+  else if (ctl.error().code != Errc::kNotFound) return false;  // Consumer::open says why
+  auto loc = locate_store(ns, stream, data_dir_flag);
+  return loc && loc->exists;
+}
+
 Result<std::vector<std::string>> stored_streams(std::string_view ns, std::string_view data_dir_flag) {
   if (auto r = validate_name("namespace", ns); !r) return r.error();
   auto root = resolve_data_dir(data_dir_flag);

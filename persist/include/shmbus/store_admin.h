@@ -103,6 +103,12 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
                                                StreamOptions opts, bool fresh,
                                                const AdminOptions& admin = {});
 
+// Whether a consumer without a group reads NS/STREAM through a ReplayConsumer (store,
+// then ring): the stream is persisted, or it has no ring but a store in the data dir.
+// The one place that decides it, for the CLI's tail and Python's Consumer.
+bool reads_through_store(std::string_view ns, std::string_view stream,
+                         std::string_view data_dir_flag = {});
+
 // The streams of NS that exist only as a store in the data dir (no ring), sorted.
 Result<std::vector<std::string>> stored_streams(std::string_view ns, std::string_view data_dir_flag = {});
 
