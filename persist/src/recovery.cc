@@ -27,6 +27,11 @@ Result<void> SegmentStore::Impl::recover() {
   if (!w) return with_hint(w.error());
   wm = w.value();
   (void)remove_file(dir.get(), kWatermarkTmpName, false);  // an interrupted update
+  // A version 2 watermark file is raised in place: later deletions need no new space,
+  // so that they work on a full disk.  Made now, while there is room (if there is not,
+  // the next raise tries again).
+  if (auto r = ensure_watermark_file(dir.get(), wm); !r)
+    log_warn(where + ": cannot prepare the watermark file: " + r.error().message);
 
   auto listed = list_segments(dir.get());
   if (!listed) return listed.error();
