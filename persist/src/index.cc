@@ -59,7 +59,7 @@ IndexEntry IndexBuilder::seal_entry() const noexcept {
   return e;
 }
 
-Result<IndexFile> read_index(int dir, uint64_t first_seq) {
+Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size) {
   const std::string name = index_file_name(first_seq);
   auto fd = open_at(dir, name, OpenMode::kRead);
   if (!fd) return fd.error();
@@ -67,9 +67,9 @@ Result<IndexFile> read_index(int dir, uint64_t first_seq) {
   if (!size) return size.error();
   IndexFile f;
   f.file_size = size.value();
-  if (f.file_size > (uint64_t{1} << 32))
-    return make_error(Errc::kCorrupt, "index " + name + " is implausibly large");
-  std::vector<std::byte> buf(static_cast<size_t>(f.file_size));
+  const uint64_t max_entries = segment_size / kFrameHeaderSize + 2;
+  const uint64_t limit = kIndexHeaderSize + max_entries * kIndexEntrySize;
+  std::vector<std::byte> buf(static_cast<size_t>(std::min(f.file_size, limit)));
   auto got = pread_some(fd->get(), buf, 0, name);
   if (!got) return got.error();
   buf.resize(got.value());

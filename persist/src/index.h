@@ -77,7 +77,10 @@ struct IndexFile {
 // Reads NAME.idx of the segment starting at `first_seq`.  kNotFound when missing,
 // kIncompatible / kCorrupt when the header is not an index header.  Entries stop at
 // the first one that fails its CRC, goes backwards, or follows a seal entry.
-Result<IndexFile> read_index(int dir, uint64_t first_seq);
+// Reads at most what an index of a segment of `segment_size` bytes can hold (one entry
+// per 32-byte frame at most, plus the seal entry): a huge or sparse index file costs no
+// more memory than its segment justifies; bytes past that are not valid.
+Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size);
 // Writes NAME.idx from scratch (a rebuild).
 Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEntry> entries);
 

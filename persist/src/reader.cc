@@ -37,6 +37,7 @@ constexpr uint64_t kWatermarkRecheckNs = 10'000'000;
 
 struct SegmentReader::Impl {
   std::string where;
+  std::string ns, stream;  // checked against every segment header
   UniqueFd dir;
   std::vector<uint64_t> segs;  // first sequences, as last listed
   Watermark wm;
@@ -95,9 +96,12 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   if (!head) return head.error();
   if (last && header_not_written(head.value())) return Located::kNothing;  // being created
   auto hdr = decode_segment_header(head.value(), f->name());
-  if (!hdr || hdr->first_seq != first) {
-    std::string what = hdr ? "it says it starts at sequence " + std::to_string(hdr->first_seq)
-                           : hdr.error().message;
+  if (!hdr || hdr->first_seq != first || hdr->ns != ns || hdr->stream != stream) {
+    // A segment copied in from another stream is not served as this one's.
+    std::string what = !hdr ? hdr.error().message
+                       : hdr->first_seq != first
+                           ? "it says it starts at sequence " + std::to_string(hdr->first_seq)
+                           : "it belongs to stream " + hdr->ns + "/" + hdr->stream;
     const Errc code = hdr ? Errc::kCorrupt : hdr.error().code;
     if (!last) {  // move past it, so that the next call goes on with the next segment
       what += "; sequences [" + std::to_string(pos) + ", " + std::to_string(segs[i + 1]) +
@@ -111,7 +115,7 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   off = kSegmentHeaderSize;
   scan_seq = first;
   idx.reset();
-  if (auto x = read_index(dir.get(), first); x && x->header.created_ns == hdr->created_ns)
+  if (auto x = read_index(dir.get(), first, file->size()); x && x->header.created_ns == hdr->created_ns)
     idx = std::move(x.value());
   if (idx && !idx->entries.empty()) {
     const IndexEntry* e = floor_by_seq(idx->entries, pos);
@@ -248,6 +252,8 @@ Result<SegmentReader> SegmentReader::open(std::string_view dir_root, std::string
   if (auto r = validate_name("stream", stream); !r) return r.error();
   auto impl = std::make_unique<Impl>();
   impl->where = std::string(dir_root) + "/" + std::string(ns) + "/" + std::string(stream);
+  impl->ns = std::string(ns);
+  impl->stream = std::string(stream);
   const std::string parts[] = {std::string(ns), std::string(stream)};
   auto dir = open_dir_path(dir_root, parts, /*create=*/false);
   if (!dir) {
@@ -297,10 +303,10 @@ Result<void> SegmentReader::seek_time(uint64_t ts_ns) {
   s.pos = s.wm.deleted_below;
   // Skip the sealed segments whose newest record is older than ts_ns.
   for (size_t i = 0; i + 1 < s.segs.size(); ++i) {
-    auto x = read_index(s.dir.get(), s.segs[i]);
-    if (!x || !x->sealed || x->entries.back().max_ts >= ts_ns) break;
     auto f = SegmentFile::open(s.dir.get(), s.segs[i]);
     if (!f) break;
+    auto x = read_index(s.dir.get(), s.segs[i], f->size());
+    if (!x || !x->sealed || x->entries.back().max_ts >= ts_ns) break;
     auto h = f->read_header();
     if (!h || h->created_ns != x->header.created_ns) break;
     s.pos = std::max(s.pos, x->entries.back().end_seq);

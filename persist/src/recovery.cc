@@ -97,7 +97,7 @@ Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
     return make_error(Errc::kCorrupt, seg_path(first_seq) + " belongs to stream " + hdr->ns +
                                           "/" + hdr->stream + " at sequence " +
                                           std::to_string(hdr->first_seq) + kFsckHint);
-  auto idx = read_index(dir.get(), first_seq);
+  auto idx = read_index(dir.get(), first_seq, f->size());
   if (idx && idx->sealed && idx->header.created_ns == hdr->created_ns) {
     const IndexEntry& seal = idx->entries.back();
     FrameView fv;

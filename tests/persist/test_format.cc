@@ -244,7 +244,7 @@ TEST(IndexFormat, BuilderRuleAndRoundTrip) {
   ASSERT_TRUE(dir.ok());
   entries.push_back(seal);
   ASSERT_TRUE(write_index(dir->get(), IndexHeader{100, 10, 5}, entries).ok());
-  auto back = read_index(dir->get(), 10);
+  auto back = read_index(dir->get(), 10, 1 << 20);
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_TRUE(back->sealed);
   EXPECT_EQ(back->entries, entries);
@@ -253,14 +253,14 @@ TEST(IndexFormat, BuilderRuleAndRoundTrip) {
   auto bytes = read_file(path);
   bytes[kIndexHeaderSize + kIndexEntrySize + 3] ^= 1;
   write_file(path, bytes);
-  back = read_index(dir->get(), 10);
+  back = read_index(dir->get(), 10, 1 << 20);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->entries.size(), 1u);
   EXPECT_FALSE(back->sealed);
   // A damaged header is an error.
   bytes[20] ^= 1;
   write_file(path, bytes);
-  EXPECT_EQ(read_index(dir->get(), 10).error().code, Errc::kCorrupt);
+  EXPECT_EQ(read_index(dir->get(), 10, 1 << 20).error().code, Errc::kCorrupt);
 }
 
 }  // namespace

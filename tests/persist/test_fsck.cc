@@ -173,5 +173,64 @@ TEST(Fsck, LeavesARunningWritersSegmentAlone) {
   EXPECT_EQ(r.error().code, Errc::kBusy);
 }
 
+// Issue 7 point 8: a second quarantine of the same segment never replaces the first
+// (the evidence is kept), fsck lists what it moved aside, and a repair is idempotent.
+TEST(Fsck, QuarantineNeverReplacesAnEarlierOne) {
+  TempDir t;
+  make_store(t);
+  write_file(seg(t, 28), std::vector<char>(3000, 'G'));
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  ASSERT_EQ(rep.quarantined.size(), 1u);
+  EXPECT_EQ(rep.quarantined[0], "ns/st/" + segment_file_name(28) + ".corrupt");
+  write_file(seg(t, 28), std::vector<char>(2000, 'H'));  // damaged again
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_EQ(read_file(seg(t, 28) + ".corrupt"), std::vector<char>(3000, 'G'));
+  EXPECT_EQ(read_file(seg(t, 28) + ".corrupt.1"), std::vector<char>(2000, 'H'));
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  EXPECT_EQ(rep.quarantined.size(), 2u);
+}
+
+// Issue 7 point 8: one flipped byte in a sealed segment's header, every frame intact:
+// the header is rebuilt (not the whole segment quarantined) and every record is served.
+TEST(Fsck, RebuildsADamagedSegmentHeaderInFrontOfIntactFrames) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 28));
+  b[kHdrCreatedNs + 1] ^= 0x10;
+  write_file(seg(t, 28), b);
+  auto rep = run(t.path(), false);
+  EXPECT_FALSE(rep.clean()) << describe(rep);
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_TRUE(rep.quarantined.empty());
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  expect_records(read_all(t.path()), 0, 100, 100);
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->next_seq(), 100u);
+}
+
+// Every kind of repair, twice: the second run finds nothing.
+TEST(Fsck, RepairIsIdempotent) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 0));
+  b[kSegmentHeaderSize + 3 * kFrame + 60] ^= 1;  // a damaged record in a sealed segment
+  write_file(seg(t, 0), b);
+  write_file(seg(t, 28), std::vector<char>(3000, 'G'));  // an unreadable segment
+  std::filesystem::resize_file(seg(t, 84), size_of(seg(t, 84)) - 50);  // a torn tail
+  std::filesystem::remove(t.stream_dir() + "/" + index_file_name(56));
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+}
+
 }  // namespace
 }  // namespace shmbus::persist::test

@@ -245,6 +245,9 @@ struct FsckReport {
   uint64_t records = 0;  // valid data records
   uint64_t bytes = 0;    // segment bytes checked
   std::vector<FsckIssue> issues;
+  // Files fsck --repair moved aside (NS/STREAM/NNNN.seg.corrupt[.N]): kept as evidence,
+  // never read; `rm --data` removes them.  Listed, not counted as issues.
+  std::vector<std::string> quarantined;
   bool clean() const noexcept;  // no issue left unrepaired
 };
 
@@ -252,9 +255,12 @@ struct FsckReport {
 // every index (against one rebuilt from its segment) and the watermark file of each
 // stream under `dir`: a data root (DIR/NS/STREAM/...) or one stream folder.  With
 // `repair`: a torn tail is truncated, a damage inside a sealed segment is cut there
-// and replaced by a lost-range marker up to the next segment, unreadable segments are
-// renamed NAME.seg.corrupt, indexes rewritten, a bad watermark rebuilt from the
-// segments.  Repair takes each stream's writer lock (kBusy if a writer is running).
+// and replaced by a lost-range marker up to the next segment, a damaged segment header
+// whose first frame is intact is rebuilt (from the frame, the file name and the folder),
+// unreadable segments are renamed NAME.seg.corrupt (or .corrupt.N: an earlier one is
+// never replaced), indexes rewritten, a bad watermark rebuilt from the segments, and the
+// directory synced.  A second repair finds nothing to do.  Repair takes each stream's
+// writer lock (kBusy if a writer is running).
 Result<FsckReport> fsck(std::string_view dir, bool repair);
 
 }  // namespace shmbus::persist
