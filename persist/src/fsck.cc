@@ -304,6 +304,26 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   uint64_t end_seq = s.end_seq;
   std::vector<IndexEntry> expected = s.entries;
   IndexBuilder builder = s.builder;
+  // Damage with intact frames after it: kept, never cut.  Reported until --repair
+  // records it (the flag on the index entry of the frame after it).
+  for (const ScanDamage& d : s.damage) {
+    const uint64_t resume = d.offset + d.bytes;
+    bool recorded = false;
+    if (old_idx && old_idx->header.created_ns == s.header.created_ns)
+      for (const IndexEntry& e : old_idx->entries)
+        recorded |= e.offset == resume && (e.flags & kEntryDamageRecorded);
+    if (recorded || can_repair()) {
+      for (IndexEntry& e : expected)
+        if (e.offset == resume) e.flags |= kEntryDamageRecorded;
+    }
+    if (recorded) continue;
+    issue(name, d.offset, d.bytes,
+          std::string("damaged (") + frame_status_name(d.why) + "): sequences [" +
+              std::to_string(d.from_seq) + ", " + std::to_string(d.to_seq) +
+              ") are unreadable; the bytes are kept and the records after them are intact" +
+              (can_repair() ? "; recorded in the index" : ""),
+          can_repair());
+  }
   if (s.valid_end < s.file_size) {
     const uint64_t tail = s.file_size - s.valid_end;
     const std::string why = frame_status_name(s.stop);

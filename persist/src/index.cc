@@ -40,14 +40,14 @@ std::vector<std::byte> encode_index(const IndexHeader& h, std::span<const IndexE
 }
 
 bool IndexBuilder::add(uint64_t offset, uint64_t seq, uint64_t end_seq, uint64_t ts_ns,
-                       bool is_data, IndexEntry* e) {
+                       bool is_data, IndexEntry* e, bool after_damage) {
   const bool first = !any_;
   if (first) first_ts_ = ts_ns;
   max_ts_ = first ? ts_ns : std::max(max_ts_, ts_ns);
   if (is_data) ++count_;
   any_ = true;
   last_ = IndexEntry{offset, seq, end_seq, max_ts_, count_, 0};
-  if (!first && offset - last_entry_offset_ < interval_) return false;
+  if (!first && !after_damage && offset - last_entry_offset_ < interval_) return false;
   last_entry_offset_ = offset;
   *e = last_;
   return true;

@@ -45,6 +45,7 @@ struct SegmentReader::Impl {
   std::optional<SegmentFile> file;  // the open segment
   uint64_t seg_first = 0;
   std::optional<IndexFile> idx;     // its index, when usable
+  uint64_t seg_created_ns = 0;      // of the open segment (its index must match)
   uint64_t off = 0;
   uint64_t scan_seq = 0;
   uint64_t pos = 0;
@@ -76,6 +77,8 @@ struct SegmentReader::Impl {
   enum class Located { kOk, kNothing, kRetry };
   Result<Located> locate();
   Result<Entry> resync(FrameStatus st, uint64_t next_first, bool* returned);
+  enum class Skip { kNone, kSkipped, kRetry };
+  Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned);
   Result<Entry> next();
 };
 
@@ -112,6 +115,7 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   }
   file.emplace(std::move(f.value()));
   seg_first = first;
+  seg_created_ns = hdr->created_ns;
   off = kSegmentHeaderSize;
   scan_seq = first;
   idx.reset();
@@ -149,21 +153,9 @@ Result<Entry> SegmentReader::Impl::resync(FrameStatus st, uint64_t next_first, b
     clean = z.value();
   }
   if (!clean && idx) {
-    for (const IndexEntry& ie : idx->entries) {
-      if (ie.offset <= off || ie.seq < scan_seq) continue;
-      FrameView fv;
-      auto s = file->read_frame(ie.offset, &fv);
-      if (!s) return s.error();
-      if (s.value() != FrameStatus::kOk || fv.h.seq != ie.seq) continue;
-      e = Entry{EntryKind::kCorrupt, pos, ie.seq, 0, 0, {}, ie.offset - off,
-                seg + " offset " + std::to_string(off) + ": " + frame_status_name(st) + ", " +
-                    std::to_string(ie.offset - off) + " bytes skipped"};
-      *returned = pos < ie.seq;
-      off = ie.offset;
-      scan_seq = ie.seq;
-      if (pos < scan_seq) pos = scan_seq;
-      return e;
-    }
+    auto k = skip_damage(st, &e, returned);
+    if (!k) return k.error();
+    if (k.value() == Skip::kSkipped) return e;
   }
   const uint64_t dropped = file->size() > off ? file->size() - off : 0;
   if (pos < next_first) {
@@ -176,6 +168,39 @@ Result<Entry> SegmentReader::Impl::resync(FrameStatus st, uint64_t next_first, b
   }
   file.reset();
   return e;
+}
+
+// Damage with an intact frame after it: the first later index entry whose frame is
+// intact (the index has one for the first frame after any damage) is where reading goes
+// on; the sequences in between are reported kCorrupt.  In the live segment the index is
+// read again first, and the frame at `off` too: the writer syncs a frame before it
+// indexes a later one, so a frame still invalid after that is damage, not a write in
+// progress (kRetry: it has become valid).
+Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_damage(FrameStatus st, Entry* e,
+                                                                   bool* returned) {
+  *returned = false;
+  if (!idx) return Skip::kNone;
+  for (const IndexEntry& ie : idx->entries) {
+    if (ie.offset <= off || ie.seq < scan_seq) continue;
+    FrameView fv;
+    auto s = file->read_frame(ie.offset, &fv);
+    if (!s) return s.error();
+    if (s.value() != FrameStatus::kOk || fv.h.seq != ie.seq) continue;
+    if (auto r = file->refresh(); !r) return r.error();
+    auto again = file->read_frame(off, &fv);
+    if (!again) return again.error();
+    if (again.value() == FrameStatus::kOk && fv.h.seq == scan_seq) return Skip::kRetry;
+    *e = Entry{EntryKind::kCorrupt, pos, ie.seq, 0, 0, {}, ie.offset - off,
+               seg_name(seg_first) + " offset " + std::to_string(off) + ": " +
+                   frame_status_name(st) + ", " + std::to_string(ie.offset - off) +
+                   " bytes skipped"};
+    *returned = pos < ie.seq;
+    off = ie.offset;
+    scan_seq = ie.seq;
+    if (pos < scan_seq) pos = scan_seq;
+    return Skip::kSkipped;
+  }
+  return Skip::kNone;
 }
 
 Result<Entry> SegmentReader::Impl::next() {
@@ -234,6 +259,22 @@ Result<Entry> SegmentReader::Impl::next() {
     if (!next_first) {
       if (auto r = reload_wm(); !r) return r.error();
       if (pos < wm.deleted_below) continue;
+      if (s != FrameStatus::kEof && s != FrameStatus::kZero) {
+        // Damage inside the live segment rather than its end?  Its index says.  (Zeros
+        // are a pmem segment's unused room: a zeroed range there is seen once sealed.)
+        if (auto x = read_index(dir.get(), seg_first, file->size());
+            x && x->header.created_ns == seg_created_ns)
+          idx = std::move(x.value());
+        Entry e;
+        bool returned = false;
+        auto k = skip_damage(s, &e, &returned);
+        if (!k) return k.error();
+        if (k.value() != Skip::kNone) {
+          refreshed = false;
+          if (returned) return e;
+          continue;
+        }
+      }
       return Entry{};
     }
     bool returned = false;

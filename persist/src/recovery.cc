@@ -145,6 +145,24 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   if (scan.header.ns != ns || scan.header.stream != stream)
     return make_error(Errc::kCorrupt, seg_path(first_seq) + " belongs to stream " +
                                           scan.header.ns + "/" + scan.header.stream + kFsckHint);
+  // Damage with valid frames after it is kept (evidence; readers skip it through the
+  // index entry of the frame after it); only a torn tail is cut below.
+  for (const ScanDamage& d : scan.damage)
+    log_warn(seg_path(first_seq) + ": damaged at offset " + std::to_string(d.offset) + " (" +
+             frame_status_name(d.why) + "): " + std::to_string(d.bytes) +
+             " bytes kept, sequences [" + std::to_string(d.from_seq) + ", " +
+             std::to_string(d.to_seq) + ") unreadable; the records after them are intact" +
+             kFsckHint);
+  if (!scan.damage.empty()) {
+    // Keep what fsck --repair recorded about it in the index being rebuilt.
+    if (auto old = read_index(dir.get(), first_seq, scan.file_size);
+        old && old->header.created_ns == scan.header.created_ns) {
+      for (IndexEntry& e : scan.entries)
+        for (const IndexEntry& o : old->entries)
+          if (o.offset == e.offset && (o.flags & kEntryDamageRecorded))
+            e.flags |= kEntryDamageRecorded;
+    }
+  }
   auto fd = open_at(dir.get(), name, OpenMode::kReadWrite);
   if (!fd) return fd.error();
   if (scan.valid_end < scan.file_size) {

@@ -82,7 +82,9 @@ TEST(Fsck, FindsAndRepairsATornTail) {
   EXPECT_EQ(s->stats().torn_bytes_dropped, 0u);
 }
 
-TEST(Fsck, RepairsDamageInsideASealedSegmentWithALostMarker) {
+// Damage inside a sealed segment with intact records after it (issue 7 point 5): fsck
+// reports it until --repair records it; nothing is cut, the later records stay served.
+TEST(Fsck, RecordsDamageInsideASealedSegmentKeepingLaterRecords) {
   TempDir t;
   make_store(t);
   auto b = read_file(seg(t, 28));
@@ -90,17 +92,41 @@ TEST(Fsck, RepairsDamageInsideASealedSegmentWithALostMarker) {
   write_file(seg(t, 28), b);
   auto rep = run(t.path(), false);
   ASSERT_EQ(rep.issues.size(), 2u) << describe(rep);  // the segment, and its index
+  rep = run(t.path(), false);
+  EXPECT_FALSE(rep.clean()) << "reported until repaired";
   rep = run(t.path(), true);
   EXPECT_TRUE(rep.clean()) << describe(rep);
   rep = run(t.path(), false);
   EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  EXPECT_EQ(read_file(seg(t, 28)), b) << "the damaged bytes are kept";
   auto got = read_all(t.path());
-  ASSERT_EQ(got.size(), 38u + 1 + 44);
+  ASSERT_EQ(got.size(), 100u);
   EXPECT_EQ(got[37].seq, 37u);
-  EXPECT_EQ(got[38].kind, EntryKind::kLost);
+  EXPECT_EQ(got[38].kind, EntryKind::kCorrupt);
   EXPECT_EQ(got[38].seq, 38u);
-  EXPECT_EQ(got[38].end_seq, 56u);
-  EXPECT_EQ(got[39].seq, 56u);
+  EXPECT_EQ(got[38].end_seq, 39u);
+  EXPECT_EQ(got[39].kind, EntryKind::kRecord);
+  EXPECT_EQ(got[39].seq, 39u);
+  EXPECT_EQ(got[99].seq, 99u);
+}
+
+// A damaged tail of a sealed segment (no valid record after it) is cut and marked lost
+// up to the next segment.
+TEST(Fsck, CutsADamagedTailOfASealedSegmentWithALostMarker) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 28));
+  b[kSegmentHeaderSize + 27 * kFrame + 60] ^= 1;  // record 55, the last of the segment
+  write_file(seg(t, 28), b);
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 100u);
+  EXPECT_EQ(got[55].kind, EntryKind::kLost);
+  EXPECT_EQ(got[55].seq, 55u);
+  EXPECT_EQ(got[55].end_seq, 56u);
 }
 
 TEST(Fsck, RepairsIndexes) {
