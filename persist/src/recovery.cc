@@ -32,6 +32,12 @@ Result<void> SegmentStore::Impl::recover() {
   // the next raise tries again).
   if (auto r = ensure_watermark_file(dir.get(), wm); !r)
     log_warn(where + ": cannot prepare the watermark file: " + r.error().message);
+  // The value read may be one whose sync failed (still in the page cache, never on the
+  // disk: a sync now would return success without writing it).  Deletions below are
+  // finished next, so it is written again and synced first.
+  if (wm.deleted_below > 0) {
+    if (auto r = write_watermark(dir.get(), wm); !r) return r;
+  }
 
   auto listed = list_segments(dir.get());
   if (!listed) return listed.error();

@@ -70,7 +70,7 @@ struct StoreStats {
   uint64_t flushes = 0;           // syncs that made data durable
   uint64_t torn_bytes_dropped = 0;  // by recovery at open
   // Failed syncs (and seals) since open.  After each the store went back to its last
-  // synced record (next_seq() moved back) or, if it could not, stopped (needs_reopen()).
+  // synced record (next_seq() moved back) or, if it could not, stopped (stopped()).
   uint64_t io_errors = 0;
   // Deletions since open (retention and delete_before): divide by the time between
   // reports to get deletion rates.
@@ -126,8 +126,9 @@ class SegmentStore {
   // failed fdatasync, and a second one returns success without writing them): the
   // store cuts its active segment back to the last synced record, so next_seq() moves
   // back to durable_seq(), and the caller appends the records from there again.  If
-  // even that fails the store stops: every call fails until it is opened again
-  // (needs_reopen()).
+  // even that fails the store stops (stopped()): every call tries it again first and
+  // fails while it cannot.  (Reopening would not help: recovery would find the bytes
+  // the page cache still holds and count them durable.)
   Result<void> append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload);
   // Records that sequences [from, to) will never be stored (a lost-range marker).
   // `from` must equal next_seq() (any value for a new store), to > from.
@@ -140,9 +141,9 @@ class SegmentStore {
   Result<void> tick();
 
   uint64_t next_seq() const noexcept;   // the sequence the next append must carry
-  // The store stopped after an I/O error it could not recover from: close it and open
-  // it again (recovery starts from what is on the disk).
-  bool needs_reopen() const noexcept;
+  // The store stopped after an I/O error and could not go back to its last synced
+  // record yet: calls fail until it can (each one tries).
+  bool stopped() const noexcept;
   uint64_t durable_seq() const noexcept;  // one past the last durable record
   StoreStats stats() const;
 
