@@ -74,13 +74,16 @@ Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::strin
     constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     int fd = env().openat(dir.get(), part.c_str(), kDirFlags, 0);
     if (fd < 0 && errno == ENOENT && create) {
-      if (env().mkdirat(dir.get(), part.c_str(), 0700) != 0) {
-        if (errno != EEXIST) return errno_error(errno, "cannot create directory '" + path + "'");
-      } else if (env().fsync(dir.get()) != 0) {
-        // The new directory's entry is durable only once its parent is synced.
-        return errno_error(errno, "cannot sync the directory holding '" + path + "'");
-      }
+      if (env().mkdirat(dir.get(), part.c_str(), 0700) != 0 && errno != EEXIST)
+        return errno_error(errno, "cannot create directory '" + path + "'");
       fd = env().openat(dir.get(), part.c_str(), kDirFlags, 0);
+    }
+    // A directory's entry is durable only once its parent is synced.  Every open for
+    // writing syncs it (not only the one that made it: that sync may have failed).
+    if (fd >= 0 && create && env().fsync(dir.get()) != 0) {
+      const int err = errno;
+      env().close(fd);
+      return errno_error(err, "cannot sync the directory holding '" + path + "'");
     }
     if (fd < 0) {
       const int err = errno;

@@ -150,16 +150,15 @@ void Persister::Impl::note_write_error(const Error& e) {
 // Any write or sync failure.  A store that went back to its last synced record wants the
 // records after it again: they are still in the ring (nothing past the last durable
 // position was committed), so the ring consumer is opened again at its last commit.  A
-// store that stopped is closed; store_usable() opens it again later.
+// store that stopped (could not go back yet) is retried by store_usable(); producers are
+// held meanwhile.
 void Persister::Impl::after_store_error(const Error& e) {
   note_write_error(e);
   {
     std::lock_guard lock(mu);
     stats_.store_errors++;
   }
-  if (store->needs_reopen()) {
-    (void)store->close();
-    store.reset();
+  if (store->stopped()) {
     pending.reset();
     if (ring) ring->close();
     ring.reset();
@@ -179,6 +178,15 @@ void Persister::Impl::after_store_error(const Error& e) {
 // Opens the store and the ring consumer again when they were closed after an error.
 // Producers are held meanwhile (nothing is committed).
 bool Persister::Impl::store_usable() {
+  if (store && store->stopped()) {
+    if (steady_ns() < retry_at_ns) return false;
+    if (auto r = store->flush(); !r && store->stopped()) {  // tries to go back again
+      note_write_error(r.error());
+      return false;
+    }
+    std::lock_guard lock(mu);
+    stats_.store_recoveries++;
+  }
   if (store && ring) return true;
   if (!store) {
     if (steady_ns() < retry_at_ns) return false;
@@ -191,7 +199,7 @@ bool Persister::Impl::store_usable() {
     detail::logger().info("persister {}/{}: store opened again at sequence {}", ns, stream,
                           store->next_seq());
     std::lock_guard lock(mu);
-    stats_.store_reopens++;
+    stats_.store_recoveries++;
   }
   if (!ring) {
     auto c = Consumer::open(ns, stream, ring_opts);
@@ -400,7 +408,7 @@ void Persister::Impl::run() {
     if (!store_usable()) {
       // The store stopped after an I/O error: answer flushes with it, hold producers,
       // try again shortly.
-      if (!store) {
+      if (!store || store->stopped()) {
         for (auto& q : flush_waiters) q.done->set_value(last_write_error);
         flush_waiters.clear();
       }

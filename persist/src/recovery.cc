@@ -27,6 +27,17 @@ Result<void> SegmentStore::Impl::recover() {
   if (!w) return with_hint(w.error());
   wm = w.value();
   (void)remove_file(dir.get(), kWatermarkTmpName, false);  // an interrupted update
+  // A version 2 watermark file is raised in place: later deletions need no new space,
+  // so that they work on a full disk.  Made now, while there is room (if there is not,
+  // the next raise tries again).
+  if (auto r = ensure_watermark_file(dir.get(), wm); !r)
+    log_warn(where + ": cannot prepare the watermark file: " + r.error().message);
+  // The value read may be one whose sync failed (still in the page cache, never on the
+  // disk: a sync now would return success without writing it).  Deletions below are
+  // finished next, so it is written again and synced first.
+  if (wm.deleted_below > 0) {
+    if (auto r = write_watermark(dir.get(), wm); !r) return r;
+  }
 
   auto listed = list_segments(dir.get());
   if (!listed) return listed.error();
@@ -92,7 +103,7 @@ Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
     return make_error(Errc::kCorrupt, seg_path(first_seq) + " belongs to stream " + hdr->ns +
                                           "/" + hdr->stream + " at sequence " +
                                           std::to_string(hdr->first_seq) + kFsckHint);
-  auto idx = read_index(dir.get(), first_seq);
+  auto idx = read_index(dir.get(), first_seq, f->size());
   if (idx && idx->sealed && idx->header.created_ns == hdr->created_ns) {
     const IndexEntry& seal = idx->entries.back();
     FrameView fv;
@@ -140,6 +151,24 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   if (scan.header.ns != ns || scan.header.stream != stream)
     return make_error(Errc::kCorrupt, seg_path(first_seq) + " belongs to stream " +
                                           scan.header.ns + "/" + scan.header.stream + kFsckHint);
+  // Damage with valid frames after it is kept (evidence; readers skip it through the
+  // index entry of the frame after it); only a torn tail is cut below.
+  for (const ScanDamage& d : scan.damage)
+    log_warn(seg_path(first_seq) + ": damaged at offset " + std::to_string(d.offset) + " (" +
+             frame_status_name(d.why) + "): " + std::to_string(d.bytes) +
+             " bytes kept, sequences [" + std::to_string(d.from_seq) + ", " +
+             std::to_string(d.to_seq) + ") unreadable; the records after them are intact" +
+             kFsckHint);
+  if (!scan.damage.empty()) {
+    // Keep what fsck --repair recorded about it in the index being rebuilt.
+    if (auto old = read_index(dir.get(), first_seq, scan.file_size);
+        old && old->header.created_ns == scan.header.created_ns) {
+      for (IndexEntry& e : scan.entries)
+        for (const IndexEntry& o : old->entries)
+          if (o.offset == e.offset && (o.flags & kEntryDamageRecorded))
+            e.flags |= kEntryDamageRecorded;
+    }
+  }
   auto fd = open_at(dir.get(), name, OpenMode::kReadWrite);
   if (!fd) return fd.error();
   if (scan.valid_end < scan.file_size) {

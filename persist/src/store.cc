@@ -3,6 +3,8 @@
 #include <sys/file.h>
 
 #include <cerrno>
+#include <map>
+#include <mutex>
 
 #include "coding.h"
 #include "format.h"
@@ -27,6 +29,17 @@ const char* granularity_name(PmemGranularity g) noexcept {
   }
   return "unknown";
 }
+
+namespace {
+// Stores closed while stopped (they could not cut their active segment back to its last
+// synced byte): a later open in this process cuts it first, instead of finding those
+// bytes in the page cache and counting them durable.  Keyed by the stream folder.
+std::mutex g_unsafe_mu;
+std::map<std::string, std::pair<uint64_t, uint64_t>>& unsafe_tails() {  // guarded by g_unsafe_mu
+  static std::map<std::string, std::pair<uint64_t, uint64_t>> m;
+  return m;
+}
+}  // namespace
 
 std::string SegmentStore::Impl::seg_path(uint64_t first_seq) const {
   return where + "/" + segment_file_name(first_seq);
@@ -77,6 +90,27 @@ Result<SegmentStore> SegmentStore::open(std::string_view dir_root, std::string_v
     return errno_error(errno, "cannot lock " + impl->where);
   }
   impl->lock = std::move(lock.value());
+  {
+    std::lock_guard g(g_unsafe_mu);
+    auto it = unsafe_tails().find(impl->where);
+    if (it != unsafe_tails().end()) {
+      const auto [first, keep] = it->second;
+      const std::string name = segment_file_name(first);
+      auto fd = open_at(impl->dir.get(), name, OpenMode::kReadWrite);
+      Result<void> cut = fd ? Result<void>() : Result<void>(fd.error());
+      if (fd && fd->valid()) {
+        auto size = file_size(fd->get(), name);
+        if (!size) cut = size.error();
+        else if (size.value() > keep) cut = truncate_to(fd->get(), keep, name);
+        if (cut) cut = detail::sync_data(fd->get(), name);
+      }
+      if (!cut && cut.error().code != Errc::kNotFound)
+        return make_error(Errc::kIo, impl->where + ": cannot cut " + name + " back to its last synced byte " +
+                                         std::to_string(keep) + " after an earlier I/O error: " +
+                                         cut.error().message);
+      unsafe_tails().erase(it);
+    }
+  }
   if (auto r = impl->recover(); !r) return r.error();
   return SegmentStore(std::move(impl));
 }
@@ -99,7 +133,15 @@ SegmentStore::~SegmentStore() {
 Result<void> SegmentStore::close() {
   if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
   Impl& s = *impl_;
-  Result<void> result = s.broken ? Result<void>(make_error(Errc::kIo, s.broken_why)) : s.flush();
+  // A stopped store tries once more to go back to its last synced record: what it
+  // leaves behind is found (and trusted) by the next open.
+  Result<void> result = s.usable();
+  if (result) result = s.flush();
+  for (int i = 0; i < 3 && s.broken; ++i) result = s.usable();
+  if (s.broken) {
+    std::lock_guard g(g_unsafe_mu);
+    unsafe_tails()[s.where] = {s.cut_first, s.cut_keep};
+  }
   if (s.sink && !s.broken) {
     if (auto r = s.sink->close(); !r && result.ok()) result = r;
   }
@@ -113,13 +155,18 @@ Result<void> SegmentStore::close() {
 
 // ---- appending ----------------------------------------------------------------------
 
-Result<void> SegmentStore::Impl::usable() const {
+Result<void> SegmentStore::Impl::usable() {
   if (closed) return make_error(Errc::kClosed, "store is closed");
-  if (broken) return make_error(Errc::kIo, broken_why);
+  if (!broken) return {};
+  if (auto r = cut_back(cut_first, cut_keep); !r) return make_error(Errc::kIo, broken_why);
+  broken = false;
+  durable.store(next_seq, std::memory_order_release);  // pairs with durable_seq()
+  log_info(where + ": went back to sequence " + std::to_string(next_seq) +
+           " (its last synced record) after the I/O error");
   return {};
 }
 
-bool SegmentStore::needs_reopen() const noexcept { return impl_ && impl_->broken; }
+bool SegmentStore::stopped() const noexcept { return impl_ && impl_->broken; }
 
 Result<void> SegmentStore::append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload) {
   if (!impl_) return make_error(Errc::kClosed, "store is closed");
@@ -329,9 +376,11 @@ Error SegmentStore::Impl::rewind(Error e) {
   idx_pending.clear();
   if (auto r = cut_back(first, keep); !r) {
     broken = true;
+    cut_first = first;
+    cut_keep = keep;
     broken_why = "the store in " + where + " stopped after an I/O error (" + e.message +
-                 ") and could not go back to its last synced record (" + r.error().message +
-                 "); open it again";
+                 ") and cannot go back to its last synced record yet (" + r.error().message +
+                 "); every call tries again";
     log_error(broken_why);
     return make_error(e.code, broken_why);
   }
@@ -345,6 +394,9 @@ Error SegmentStore::Impl::rewind(Error e) {
 
 Result<void> SegmentStore::Impl::cut_back(uint64_t first_seq, uint64_t keep) {
   const std::string name = segment_file_name(first_seq);
+  sink.reset();
+  idx_fd.reset();
+  idx_pending.clear();
   if (keep < kSegmentHeaderSize) {
     // Not even the header of this segment was synced: it goes.
     if (auto r = remove_file(dir.get(), name, opts.secure_delete); !r) return r;

@@ -90,6 +90,11 @@ void FaultEnv::fail_next_syncs(Fault f, uint64_t count) {
   sync_fault_count_ = count;
 }
 
+void FaultEnv::set_disk_full(bool full) {
+  std::lock_guard lock(mu_);
+  disk_full_ = full;
+}
+
 void FaultEnv::revive() {
   std::lock_guard lock(mu_);
   crashed_ = false;
@@ -267,6 +272,13 @@ int FaultEnv::openat(int dir, const char* name, int flags, mode_t mode) {
     errno = err;
     return -1;
   }
+  if (disk_full_ && (flags & O_CREAT)) {
+    struct stat st;
+    if (::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      errno = ENOSPC;
+      return -1;
+    }
+  }
   if (flags & O_TRUNC) {
     struct stat st;
     if (::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
@@ -283,6 +295,13 @@ ssize_t FaultEnv::pwrite(int fd, const void* buf, size_t n, off_t off) {
   if (const int err = probe()) {
     errno = err;
     return -1;
+  }
+  if (disk_full_) {
+    struct stat st;
+    if (::fstat(fd, &st) == 0 && static_cast<uint64_t>(off) + n > static_cast<uint64_t>(st.st_size)) {
+      errno = ENOSPC;
+      return -1;
+    }
   }
   ssize_t w = ::pwrite(fd, buf, n, off);
   if (w > 0) note_dirty_locked(fd, static_cast<uint64_t>(off), static_cast<uint64_t>(w));
@@ -327,6 +346,7 @@ int FaultEnv::ftruncate(int fd, off_t size) {
 int FaultEnv::fallocate(int fd, off_t off, off_t len) {
   std::lock_guard lock(mu_);
   if (const int err = probe()) return err;
+  if (disk_full_) return ENOSPC;
   const int rc = ::posix_fallocate(fd, off, len);
   if (rc == 0) note_dirty_locked(fd, static_cast<uint64_t>(off), static_cast<uint64_t>(len));
   return rc;
@@ -345,6 +365,10 @@ int FaultEnv::mkdirat(int dir, const char* name, mode_t mode) {
   std::lock_guard lock(mu_);
   if (const int err = probe()) {
     errno = err;
+    return -1;
+  }
+  if (disk_full_) {
+    errno = ENOSPC;
     return -1;
   }
   return ::mkdirat(dir, name, mode);

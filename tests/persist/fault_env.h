@@ -42,6 +42,9 @@ class FaultEnv final : public detail::Env {
   // The probe call number `at` (1-based, counted from construction or the last
   // lose_power()) and `count - 1` after it get `f`.
   void arm(Fault f, uint64_t at, uint64_t count = 1);
+  // A full file system: creating a file or directory, writing past a file's end and
+  // allocating fail with ENOSPC; overwriting bytes a file already has works.
+  void set_disk_full(bool full);
   // The next `count` data syncs (fdatasync/fsync of a regular file) fail with `f`.
   void fail_next_syncs(Fault f, uint64_t count = 1);
   uint64_t probe_calls() const;
@@ -96,6 +99,7 @@ class FaultEnv final : public detail::Env {
   Fault fault_ = Fault::kNone;
   uint64_t fault_at_ = 0, fault_count_ = 0;
   uint64_t injected_ = 0;
+  bool disk_full_ = false;
   Fault sync_fault_ = Fault::kNone;
   uint64_t sync_fault_count_ = 0;
   bool crashed_ = false;

@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <thread>
 
 #include "format.h"
 #include "test_util.h"
 #include "watermark.h"
+#include "crc32c.h"
+#include "fault_env.h"
 
 namespace shmbus::persist::test {
 namespace {
@@ -221,6 +224,57 @@ TEST_F(RetentionTest, CrashDuringSecureEraseIsFinishedByTheNextOpen) {
   EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }))
       << "the rest of the segment's plaintext survived";
   expect_records(read_all(t_.path()), 28, 100, 100);
+}
+
+// Issue 7 point 6: on a completely full file system retention and delete_before still
+// delete (the watermark is raised in place, in a file made at open), and the raised
+// watermark survives a power loss.
+TEST_F(RetentionTest, DeletionWorksOnAFullDisk) {
+  store_.reset();
+  ScopedFaultEnv env(t_.path());
+  open_store();
+  env->set_disk_full(true);
+  auto rep = store_->apply_retention(std::chrono::nanoseconds(0), 1, 0);
+  ASSERT_TRUE(rep.ok()) << rep.error().message;
+  EXPECT_EQ(rep->segments, 3u);
+  EXPECT_EQ(rep->deleted_below, 84u);
+  auto d = store_->delete_before(90);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->deleted_below, 90u);
+  env->crash();
+  store_.reset();
+  env->lose_power();
+  env->set_disk_full(false);
+  open_store();
+  EXPECT_EQ(store_->stats().deleted_below, 90u);
+  expect_records(read_all(t_.path()), 90, 100, 100);
+  EXPECT_FALSE(std::filesystem::exists(t_.stream_dir() + "/" + segment_file_name(0)));
+}
+
+// A version 1 watermark file (40 bytes, replaced by rename) is still read, and the
+// writer turns it into version 2 at open.
+TEST_F(RetentionTest, Version1WatermarkIsReadAndConverted) {
+  store_.reset();
+  std::vector<char> v1(40, 0);
+  std::memcpy(v1.data(), "SHMBWMK", 8);
+  v1[8] = 1;
+  v1[10] = 40;
+  const uint64_t below = 30, at = 7;
+  std::memcpy(v1.data() + 16, &below, 8);  // little-endian host (as the tests assume)
+  std::memcpy(v1.data() + 24, &at, 8);
+  const uint32_t crc = crc32c(reinterpret_cast<const std::byte*>(v1.data()), 32);
+  std::memcpy(v1.data() + 32, &crc, 4);
+  write_file(t_.stream_dir() + "/watermark", v1);
+  auto r = SegmentReader::open(t_.path(), "ns", "st");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(drain(r.value()).front().seq, 30u);
+  open_store();
+  EXPECT_EQ(store_->stats().deleted_below, 30u);
+  EXPECT_EQ(size_of(t_.stream_dir() + "/watermark"), 1024u);
+  ASSERT_TRUE(store_->delete_before(40).ok());
+  store_.reset();
+  open_store();
+  EXPECT_EQ(store_->stats().deleted_below, 40u);
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ struct PersisterStats {
   // goes back to its last synced record and the persister reads the ring again from its
   // last commit, so nothing is counted durable that a sync did not cover.
   uint64_t store_errors = 0;
-  uint64_t store_reopens = 0;    // the store stopped and was opened again (recovery)
+  uint64_t store_recoveries = 0;  // a stopped store went back to its last synced record
   std::string last_error;      // the write failure going on (producers are held), or empty
   StoreStats store;
 };
