@@ -317,3 +317,91 @@ TEST(Faults, KillDuringPublishBatchCostsOneAbandonTimeout) {
 
 }  // namespace
 }  // namespace shmbus
+
+#include "layout.h"
+#include "mapping.h"
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Defect 5: a participant killed while asleep left its waiter count raised for ever, and
+// every later publish (commit, durable mark) made a futex call.  A waker bumps the futex
+// word before each FUTEX_WAKE, so an unchanged word over many publishes means no call.
+TEST(Faults, KilledSleepersLeaveNoWakeCallsBehind) {
+  test::ScopedNs ns;
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", so));
+  auto m = StreamMapping::open(ns.ns(), "f", true);
+  ASSERT_TRUE(m);
+  const detail::StreamHeader* h = m.value()->header();
+  auto settle = [] { std::this_thread::sleep_for(300ms); };  // the victims fall asleep
+
+  // A consumer asleep in poll().
+  pid_t reader = test::spawn([&] {
+    ConsumerOptions co;
+    co.group = "sleeper";
+    co.start = StartFrom::latest();
+    auto c = Consumer::open(ns.ns(), "f", co);
+    Record r;
+    (void)c->poll(&r, 60s);
+    return 0;
+  });
+  // A producer asleep in wait_durable().
+  pid_t durable = test::spawn([&] {
+    auto p = Producer::open(ns.ns(), "f");
+    (void)p->wait_durable(1000, 60s);
+    return 0;
+  });
+  settle();
+  kill(reader, SIGKILL);
+  kill(durable, SIGKILL);
+  test::reap(reader);
+  test::reap(durable);
+
+  auto p = Producer::open(ns.ns(), "f");
+  auto ctl = StreamControl::open(ns.ns(), "f");
+  ASSERT_TRUE(p->publish(test::as_bytes("x")).ok());  // may wake (and find nobody)
+  ctl->set_durable_seq(1);
+  const uint32_t data0 = h->data_futex.load(), dur0 = h->durable_futex.load();
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(p->publish(test::as_bytes("x")).ok());
+    ctl->set_durable_seq(2 + i);
+  }
+  EXPECT_EQ(h->data_futex.load(), data0) << "publish still calls FUTEX_WAKE";
+  EXPECT_EQ(h->durable_futex.load(), dur0) << "set_durable_seq still calls FUTEX_WAKE";
+}
+
+TEST(Faults, KilledProducerWaitingForRoomLeavesNoWakeCallsBehind) {
+  test::ScopedNs ns;
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", so));
+  auto m = StreamMapping::open(ns.ns(), "f", true);
+  const detail::StreamHeader* h = m.value()->header();
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = Consumer::open(ns.ns(), "f", co);  // holds producers back
+  pid_t writer = test::spawn([&] {
+    ProducerOptions po;
+    po.full_timeout = 60s;
+    auto p = Producer::open(ns.ns(), "f", po);
+    std::string big(1000, 'x');
+    for (;;) (void)p->publish(test::as_bytes(big));  // fills the ring, then sleeps
+    return 0;
+  });
+  std::this_thread::sleep_for(500ms);
+  kill(writer, SIGKILL);
+  test::reap(writer);
+  Record r;
+  ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
+  ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);  // commits the first: may wake (nobody)
+  const uint32_t space0 = h->space_futex.load();
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
+  EXPECT_EQ(h->space_futex.load(), space0) << "a consumer's commit still calls FUTEX_WAKE";
+}
+
+}  // namespace
+}  // namespace shmbus
