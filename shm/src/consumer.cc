@@ -367,6 +367,10 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
         if (was_resync) return ReadStatus::kLapped;
         continue;
       }
+      // @TIME follows sequence order: from the first record stamped at or after it, every
+      // record counts, whatever its stamp (producers stamp after they claim, and the wall
+      // clock may step back).
+      c.skip_ts = 0;
       if (was_resync) {
         // Report the lap first; the record itself comes with the next poll.
         c.pos -= span;
