@@ -405,3 +405,73 @@ TEST(Faults, KilledProducerWaitingForRoomLeavesNoWakeCallsBehind) {
 
 }  // namespace
 }  // namespace shmbus
+
+#include <sched.h>
+#include <sys/mount.h>
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Defect 8: liveness rested on pids, so a live durable consumer in another PID namespace
+// (two containers sharing /dev/shm) was evicted and its records overwritten.  The slot's
+// OFD lock says it lives, whatever pid it has here.
+TEST(Faults, DurableConsumerInAnotherPidNamespaceIsNotEvicted) {
+  test::ScopedNs ns;
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  so.consumer_dead_timeout = 200ms;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", so));
+  auto p0 = Producer::open(ns.ns(), "f");
+  ASSERT_TRUE(p0->publish(test::as_bytes("held")).ok());
+  test::Pipe ready, done;
+  pid_t outer = test::spawn([&] {
+    // A PID namespace with its own /proc, as a container has (so that pids read there
+    // mean nothing here).
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 ||
+        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      char no = 2;
+      ready.put(&no, 1);
+      return 0;
+    }
+    pid_t inner = test::spawn([&] {  // pid 1 of the new namespace
+      if (mount("proc", "/proc", "proc", 0, nullptr) != 0) return 5;
+      ConsumerOptions co;
+      co.group = "far";
+      co.start = StartFrom::earliest();
+      auto c = Consumer::open(ns.ns(), "f", co);
+      Record rec;
+      if (!c || c->poll(&rec, 1s) != ReadStatus::kOk) return 1;
+      const std::string before = test::as_string(rec.data);
+      char one = getpid() == 1 ? 1 : 3;
+      ready.put(&one, 1);
+      char go;
+      (void)done.get(&go, 1, 30000);
+      return test::as_string(rec.data) == before ? 0 : 4;  // the held record never changed
+    });
+    return test::reap(inner);
+  });
+  char r = 0;
+  ASSERT_TRUE(ready.get(&r, 1));
+  if (r == 2) {
+    test::reap(outer);
+    GTEST_SKIP() << "cannot create a PID namespace here (needs root)";
+  }
+  ASSERT_EQ(r, 1);
+  std::this_thread::sleep_for(400ms);  // past the consumer dead timeout
+  ProducerOptions po;
+  po.full_timeout = 500ms;
+  auto p = Producer::open(ns.ns(), "f", po);
+  std::string big(1000, 'x');
+  int full = 0;
+  for (int i = 0; i < 200 && !full; ++i) full += p->publish(test::as_bytes(big)).status == PubStatus::kFull;
+  EXPECT_EQ(full, 1) << "the consumer in the other namespace was evicted";
+  char go = 1;
+  done.put(&go, 1);
+  EXPECT_EQ(test::reap(outer), 0);
+  EXPECT_EQ(stream_info(ns.ns(), "f")->evictions, 0u);
+}
+
+}  // namespace
+}  // namespace shmbus
