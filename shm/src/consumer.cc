@@ -50,15 +50,18 @@ struct Consumer::Impl {
 void Consumer::Impl::publish_position() noexcept {
   if (!slot) return;
   // release (position, then next_seq): producers read next_seq first, then position, so
-  // the seq they pair with a position is never larger than the true one.
-  slot->position.store(done_pos, std::memory_order_release);
+  // the seq they pair with a position is never larger than the true one.  A durable
+  // consumer's position is seq_cst: pairs with the producer's seq_cst fetch_or into
+  // space_sleepers before it re-reads positions (no lost wake-up, see wake_space()).
+  if (durable) slot->position.store(done_pos, std::memory_order_seq_cst);
+  else slot->position.store(done_pos, std::memory_order_release);
   slot->next_seq.store(done_seq, std::memory_order_release);
   committed_pos = done_pos;
   if (++since_activity >= 256) {
     since_activity = 0;
     slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: diagnostics
   }
-  if (durable) wake_space(h);
+  if (durable) wake_space(*m);
 }
 
 bool Consumer::Impl::resync() noexcept {
@@ -219,6 +222,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
                         std::memory_order_relaxed);
       c.slot->evicted.store(0, std::memory_order_relaxed);
     }
+    clear_sleeper_bits(c.h, 0, uint64_t{1} << consumer_index(*c.m, c.slot));  // died asleep?
     if (!c.m->hold(consumer_slot_off(consumer_index(*c.m, c.slot))))
       return make_error(Errc::kBusy, "consumer slot of stream '" + std::string(name) +
                                          "' is locked by a process that is not a consumer");
@@ -363,6 +367,10 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
         if (was_resync) return ReadStatus::kLapped;
         continue;
       }
+      // @TIME follows sequence order: from the first record stamped at or after it, every
+      // record counts, whatever its stamp (producers stamp after they claim, and the wall
+      // clock may step back).
+      c.skip_ts = 0;
       if (was_resync) {
         // Report the lap first; the record itself comes with the next poll.
         c.pos -= span;
@@ -417,11 +425,12 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     if (c.m->read_only()) nap = std::min<uint64_t>(nap, 1'000'000);
     if (c.slot) c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
     uint32_t v = c.h->data_futex.load(std::memory_order_seq_cst);
-    if (!c.m->read_only()) c.h->data_waiters.fetch_add(1, std::memory_order_seq_cst);
-    // seq_cst: pairs with the producer's commit CAS and its load of data_waiters.
+    const uint64_t bit = c.slot ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
+    if (bit) c.h->data_sleepers.fetch_or(bit, std::memory_order_seq_cst);
+    // seq_cst: pairs with the producer's commit CAS and its load of data_sleepers.
     if (r->tag.load(std::memory_order_seq_cst) == tag)
-      futex_wait(&c.h->data_futex, v, std::chrono::nanoseconds(nap));
-    if (!c.m->read_only()) c.h->data_waiters.fetch_sub(1, std::memory_order_seq_cst);
+      futex_wait(&c.h->data_futex, v, std::chrono::nanoseconds(bit ? nap : std::min<uint64_t>(nap, 1'000'000)));
+    if (bit) c.h->data_sleepers.fetch_and(~bit, std::memory_order_seq_cst);
   }
 }
 

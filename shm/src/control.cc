@@ -76,12 +76,10 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
 void StreamControl::set_durable_seq(uint64_t seq) noexcept {
   if (m_->read_only()) return;  // setters need a writable mapping
   StreamHeader* h = m_->header();
-  // seq_cst: pairs with the seq_cst increment of durable_waiters in wait_durable().
+  // seq_cst: pairs with the seq_cst fetch_or into durable_sleepers in wait_durable().
   h->durable_seq.store(seq, std::memory_order_seq_cst);
-  if (h->durable_waiters.load(std::memory_order_seq_cst) != 0) {
-    h->durable_futex.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake_all(&h->durable_futex);
-  }
+  if (h->durable_sleepers.load(std::memory_order_seq_cst) != 0)
+    wake_sleepers(*m_, Sleepers::kDurable);
 }
 uint64_t StreamControl::durable_seq() const noexcept {
   return m_->header()->durable_seq.load(std::memory_order_acquire);

@@ -172,16 +172,23 @@ struct StreamHeader {
                                        // overwritten; floor.seq = first seq at/after it
   uint8_t pad2[128 - 32];
 
-  // line 3: consumer wake-up word (producers read data_waiters after each commit).
-  std::atomic<uint32_t> data_futex;    // bumped (seq_cst) by a producer that saw waiters
-  std::atomic<uint32_t> data_waiters;  // seq_cst: consumer increments before re-checking;
-                                       // producer loads after its seq_cst commit CAS
-  uint8_t pad3[128 - 8];
+  // line 3: consumer wake-up word (producers read data_sleepers after each commit).
+  // Sleepers are bits, one per registry slot (not counts), so that a sleeper killed in
+  // its sleep can be cleared by whoever finds its slot dead (see reap_sleepers()).
+  std::atomic<uint32_t> data_futex;    // bumped (seq_cst) by a producer that saw sleepers
+  uint32_t reserved3;
+  std::atomic<uint64_t> data_sleepers; // seq_cst: bit j = consumer slot j sets it before
+                                       // re-checking its record and clears it after;
+                                       // producers load it after their seq_cst commit CAS
+  uint8_t pad3[128 - 16];
 
-  // line 4: producer wake-up word (consumers read space_waiters after each commit).
+  // line 4: producer wake-up word (consumers read space_sleepers after each commit).
   std::atomic<uint32_t> space_futex;
-  std::atomic<uint32_t> space_waiters; // as data_waiters, roles swapped
-  uint8_t pad4[128 - 8];
+  uint32_t reserved4;
+  std::atomic<uint64_t> space_sleepers;// seq_cst: bit i = producer slot i waits for room;
+                                       // as data_sleepers, roles swapped (the consumer's
+                                       // seq_cst position store is the other half)
+  uint8_t pad4[128 - 16];
 
   // line 5: slow-path counters (relaxed fetch_add: statistics only).
   std::atomic<uint64_t> abandoned;      // claims turned into gaps
@@ -207,7 +214,7 @@ struct StreamHeader {
   std::atomic<uint64_t> durable_seq;    // release by the persister once records below it
                                         // are durable; acquire by wait_durable()
   std::atomic<uint32_t> durable_futex;  // bumped (seq_cst) after durable_seq moves
-  std::atomic<uint32_t> durable_waiters;// seq_cst, as data_waiters
+  uint32_t reserved6a;                  // (was a waiter count: see durable_sleepers)
   std::atomic<uint64_t> oldest_persisted_seq;  // relaxed: stats (after retention)
   std::atomic<uint64_t> deleted_below;  // release by `delete --before`; never lowered
   std::atomic<uint64_t> persister_beat_ns;  // relaxed: last sign of life
@@ -218,7 +225,9 @@ struct StreamHeader {
   std::atomic<uint64_t> segments;
   std::atomic<uint32_t> pmem_granularity;   // 0 not pmem, 1 byte, 2 cache line, 3 page
   uint32_t reserved6;
-  uint8_t pad7[128 - 80];
+  std::atomic<uint64_t> durable_sleepers;   // seq_cst: bit i = producer slot i sleeps in
+                                            // wait_durable (as data_sleepers)
+  uint8_t pad7[128 - 88];
 
   // line 7: persistence configuration (under the registry lock; read at attach time).
   std::atomic<uint32_t> persist_enabled;  // release after the fields below are set
@@ -250,7 +259,10 @@ static_assert(offsetof(StreamHeader, claim) == 128);
 static_assert(offsetof(StreamHeader, head) == 256);
 static_assert(offsetof(StreamHeader, floor) == 272);
 static_assert(offsetof(StreamHeader, data_futex) == 384);
+static_assert(offsetof(StreamHeader, data_sleepers) == 392);
 static_assert(offsetof(StreamHeader, space_futex) == 512);
+static_assert(offsetof(StreamHeader, space_sleepers) == 520);
+static_assert(offsetof(StreamHeader, durable_sleepers) == 848);
 static_assert(offsetof(StreamHeader, abandoned) == 640);
 static_assert(offsetof(StreamHeader, registry_lock) == 704);
 static_assert(offsetof(StreamHeader, aborted) == 712);

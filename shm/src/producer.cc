@@ -98,10 +98,11 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
     }
     if (backoff.spin()) continue;
     uint32_t v = h->space_futex.load(std::memory_order_seq_cst);
-    h->space_waiters.fetch_add(1, std::memory_order_seq_cst);
+    const uint64_t bit = uint64_t{1} << slot_idx;
+    h->space_sleepers.fetch_or(bit, std::memory_order_seq_cst);
     if (compute_floor(*m, &stuck, end).pos + cap < end)
       futex_wait(&h->space_futex, v, std::chrono::milliseconds(1));
-    h->space_waiters.fetch_sub(1, std::memory_order_seq_cst);
+    h->space_sleepers.fetch_and(~bit, std::memory_order_seq_cst);
   }
 }
 
@@ -191,6 +192,7 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
         s->bytes.store(0, std::memory_order_relaxed);
         s->start_ns.store(now_ns(), std::memory_order_relaxed);
         s->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+        clear_sleeper_bits(impl->h, uint64_t{1} << i, 0);  // a previous owner died asleep
         // relaxed, all three: under the registry lock; published by the owner store.
         uint32_t gen = (s->generation.load(std::memory_order_relaxed) + 1) & 0xffffff;
         if (gen == 0) gen = 1;
@@ -241,10 +243,11 @@ PubStatus Producer::wait_durable(uint64_t seq, std::chrono::nanoseconds timeout)
     if (now >= deadline) return PubStatus::kTimeout;
     if (backoff.spin()) continue;
     uint32_t v = h->durable_futex.load(std::memory_order_seq_cst);
-    h->durable_waiters.fetch_add(1, std::memory_order_seq_cst);
+    const uint64_t bit = uint64_t{1} << impl_->slot_idx;
+    h->durable_sleepers.fetch_or(bit, std::memory_order_seq_cst);
     if (h->durable_seq.load(std::memory_order_seq_cst) <= seq)
       futex_wait(&h->durable_futex, v, std::chrono::nanoseconds(std::min<uint64_t>(deadline - now, 100'000'000)));
-    h->durable_waiters.fetch_sub(1, std::memory_order_seq_cst);
+    h->durable_sleepers.fetch_and(~bit, std::memory_order_seq_cst);
   }
 }
 
@@ -272,7 +275,7 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   if (size) std::memcpy(p.m->payload_at(pos), payload.data(), size);
   if (!p.commit(pos, size)) return {PubStatus::kAbandoned, seq};
   p.account(1, size, ts);
-  wake_data(p.h);
+  wake_data(*p.m);
   return {PubStatus::kOk, seq};
 }
 
@@ -310,7 +313,7 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
           expected, make_tag(p.salt, at, kGap, payloads[i].size()), std::memory_order_seq_cst);
       at += record_span(payloads[i].size());
     }
-    wake_data(p.h);
+    wake_data(*p.m);
     return {PubStatus::kAbandoned, seq};
   }
   at = pos;
@@ -325,11 +328,11 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
     at += record_span(b.size());
   }
   if (abandoned) {
-    wake_data(p.h);  // the records that did commit
+    wake_data(*p.m);  // the records that did commit
     return {PubStatus::kAbandoned, seq};
   }
   p.account(payloads.size(), bytes, ts);
-  wake_data(p.h);
+  wake_data(*p.m);
   return {PubStatus::kOk, seq};
 }
 
@@ -375,7 +378,7 @@ PubStatus Claim::commit() noexcept {
   producer_ = nullptr;
   if (!p.commit(pos_, data_.size())) return PubStatus::kAbandoned;
   p.account(1, data_.size(), p.clock.now());
-  wake_data(p.h);
+  wake_data(*p.m);
   return PubStatus::kOk;
 }
 
@@ -389,7 +392,7 @@ PubStatus Claim::abort() noexcept {
           expected, make_tag(p.salt, pos_, kGap, data_.size()), std::memory_order_seq_cst))
     return PubStatus::kAbandoned;
   p.h->aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
-  wake_data(p.h);
+  wake_data(*p.m);
   return PubStatus::kOk;
 }
 

@@ -190,7 +190,7 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
   }
   stuck->dead_end = pos + record_span(size);
   m.header()->abandoned.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
-  wake_data(m.header());
+  wake_data(m);
   return Abandon::kDone;
 }
 
@@ -262,8 +262,10 @@ SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail, uint64_t 
     if (s->evicted.load(std::memory_order_seq_cst) != 0) continue;
     // acquire, seq before pos: the owner stores pos then seq, so this seq is never
     // larger than the true one at pos (a lower bound).
+    // seq_cst position: pairs with the durable consumer's seq_cst position store before
+    // it reads space_sleepers (Dekker, see wake_space()).
     uint64_t seq = s->next_seq.load(std::memory_order_acquire);
-    uint64_t pos = s->position.load(std::memory_order_acquire);
+    uint64_t pos = s->position.load(std::memory_order_seq_cst);
     if ((pos & (kRecordAlign - 1)) != 0) continue;  // forged: ignore it
     if (pos <= tail && pos > r.furthest.pos) r.furthest = PosSeq{pos, seq};
     if (pos <= tail && pos >= want && pos < r.nearest_past.pos) r.nearest_past = PosSeq{pos, seq};
@@ -361,8 +363,46 @@ void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nan
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
 }
 
-void futex_wake_all(std::atomic<uint32_t>* word) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+long futex_wake_all(std::atomic<uint32_t>* word) {
+  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr,
+                 nullptr, 0);
+}
+
+std::atomic<uint64_t>& sleepers_word(StreamHeader* h, Sleepers which) {
+  switch (which) {
+    case Sleepers::kData: return h->data_sleepers;
+    case Sleepers::kSpace: return h->space_sleepers;
+    default: return h->durable_sleepers;
+  }
+}
+
+void wake_sleepers(const StreamMapping& m, Sleepers which) {
+  StreamHeader* h = m.header();
+  std::atomic<uint32_t>& word = which == Sleepers::kData    ? h->data_futex
+                                : which == Sleepers::kSpace ? h->space_futex
+                                                            : h->durable_futex;
+  word.fetch_add(1, std::memory_order_seq_cst);
+  if (futex_wake_all(&word) > 0) return;
+  // Nobody was asleep: either a sleeper is between its bit and its futex wait (alive),
+  // or it died asleep.  Clear the bits of dead slots.
+  std::atomic<uint64_t>& mask = sleepers_word(h, which);
+  uint64_t bits = mask.load(std::memory_order_seq_cst);
+  while (bits != 0) {
+    const uint32_t i = static_cast<uint32_t>(__builtin_ctzll(bits));
+    bits &= bits - 1;
+    const bool alive = which == Sleepers::kData ? consumer_alive(m, i) : producer_alive(m, i);
+    // seq_cst: as the sleeper's own clear.
+    if (!alive) mask.fetch_and(~(uint64_t{1} << i), std::memory_order_seq_cst);
+  }
+}
+
+void clear_sleeper_bits(StreamHeader* h, uint64_t producer_bit, uint64_t consumer_bit) {
+  // seq_cst: as a sleeper's own clear.
+  if (producer_bit) {
+    h->space_sleepers.fetch_and(~producer_bit, std::memory_order_seq_cst);
+    h->durable_sleepers.fetch_and(~producer_bit, std::memory_order_seq_cst);
+  }
+  if (consumer_bit) h->data_sleepers.fetch_and(~consumer_bit, std::memory_order_seq_cst);
 }
 
 }  // namespace shmbus::detail

@@ -107,23 +107,32 @@ std::optional<PersistSettings> read_persist_settings(const StreamHeader* h);
 
 // Futex on a 32-bit word in shared memory (process-shared).
 void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nanoseconds timeout);
-void futex_wake_all(std::atomic<uint32_t>* word);
+// Returns how many were woken.
+long futex_wake_all(std::atomic<uint32_t>* word);
+
+// Sleepers announce themselves by a bit per registry slot.  A waker that finds bits set
+// bumps the futex word and wakes; if nobody was woken, a sleeper may have died in its
+// sleep: bits of slots whose holder is gone are cleared, so that later publishes make no
+// system call.  `producers`: the bits are producer slots (else consumer slots).
+enum class Sleepers { kData, kSpace, kDurable };
+void wake_sleepers(const StreamMapping& m, Sleepers which);
+std::atomic<uint64_t>& sleepers_word(StreamHeader* h, Sleepers which);
+// Clears `bit` in every mask (a slot being taken over, or left).
+void clear_sleeper_bits(StreamHeader* h, uint64_t producer_bit, uint64_t consumer_bit);
 
 // Wakes consumers sleeping on new data, if any.  Call after a seq_cst commit.
-inline void wake_data(StreamHeader* h) {
-  // seq_cst: pairs with the seq_cst increment of data_waiters in a consumer that then
-  // re-checks the record tag: either it sees our commit or we see it waiting.
-  if (h->data_waiters.load(std::memory_order_seq_cst) != 0) {
-    h->data_futex.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake_all(&h->data_futex);
-  }
+inline void wake_data(const StreamMapping& m) {
+  // seq_cst: pairs with the seq_cst fetch_or into data_sleepers by a consumer that then
+  // re-checks the record tag: either it sees our commit or we see it asleep.
+  if (m.header()->data_sleepers.load(std::memory_order_seq_cst) != 0)
+    wake_sleepers(m, Sleepers::kData);
 }
-inline void wake_space(StreamHeader* h) {
-  // Best effort (relaxed): a producer waiting for room re-checks at least every 1 ms.
-  if (h->space_waiters.load(std::memory_order_relaxed) != 0) {
-    h->space_futex.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake_all(&h->space_futex);
-  }
+// Wakes producers waiting for room.  Call after a seq_cst store of a consumer position.
+inline void wake_space(const StreamMapping& m) {
+  // seq_cst: pairs with the producer's seq_cst fetch_or into space_sleepers before it
+  // re-reads the consumer positions (seq_cst) in compute_floor().
+  if (m.header()->space_sleepers.load(std::memory_order_seq_cst) != 0)
+    wake_sleepers(m, Sleepers::kSpace);
 }
 
 inline void cpu_relax() { __builtin_ia32_pause(); }

@@ -317,3 +317,161 @@ TEST(Faults, KillDuringPublishBatchCostsOneAbandonTimeout) {
 
 }  // namespace
 }  // namespace shmbus
+
+#include "layout.h"
+#include "mapping.h"
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Defect 5: a participant killed while asleep left its waiter count raised for ever, and
+// every later publish (commit, durable mark) made a futex call.  A waker bumps the futex
+// word before each FUTEX_WAKE, so an unchanged word over many publishes means no call.
+TEST(Faults, KilledSleepersLeaveNoWakeCallsBehind) {
+  test::ScopedNs ns;
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", so));
+  auto m = StreamMapping::open(ns.ns(), "f", true);
+  ASSERT_TRUE(m);
+  const detail::StreamHeader* h = m.value()->header();
+  auto settle = [] { std::this_thread::sleep_for(300ms); };  // the victims fall asleep
+
+  // A consumer asleep in poll().
+  pid_t reader = test::spawn([&] {
+    ConsumerOptions co;
+    co.group = "sleeper";
+    co.start = StartFrom::latest();
+    auto c = Consumer::open(ns.ns(), "f", co);
+    Record r;
+    (void)c->poll(&r, 60s);
+    return 0;
+  });
+  // A producer asleep in wait_durable().
+  pid_t durable = test::spawn([&] {
+    auto p = Producer::open(ns.ns(), "f");
+    (void)p->wait_durable(1000, 60s);
+    return 0;
+  });
+  settle();
+  kill(reader, SIGKILL);
+  kill(durable, SIGKILL);
+  test::reap(reader);
+  test::reap(durable);
+
+  auto p = Producer::open(ns.ns(), "f");
+  auto ctl = StreamControl::open(ns.ns(), "f");
+  ASSERT_TRUE(p->publish(test::as_bytes("x")).ok());  // may wake (and find nobody)
+  ctl->set_durable_seq(1);
+  const uint32_t data0 = h->data_futex.load(), dur0 = h->durable_futex.load();
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(p->publish(test::as_bytes("x")).ok());
+    ctl->set_durable_seq(2 + i);
+  }
+  EXPECT_EQ(h->data_futex.load(), data0) << "publish still calls FUTEX_WAKE";
+  EXPECT_EQ(h->durable_futex.load(), dur0) << "set_durable_seq still calls FUTEX_WAKE";
+}
+
+TEST(Faults, KilledProducerWaitingForRoomLeavesNoWakeCallsBehind) {
+  test::ScopedNs ns;
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", so));
+  auto m = StreamMapping::open(ns.ns(), "f", true);
+  const detail::StreamHeader* h = m.value()->header();
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = Consumer::open(ns.ns(), "f", co);  // holds producers back
+  pid_t writer = test::spawn([&] {
+    ProducerOptions po;
+    po.full_timeout = 60s;
+    auto p = Producer::open(ns.ns(), "f", po);
+    std::string big(1000, 'x');
+    for (;;) (void)p->publish(test::as_bytes(big));  // fills the ring, then sleeps
+    return 0;
+  });
+  std::this_thread::sleep_for(500ms);
+  kill(writer, SIGKILL);
+  test::reap(writer);
+  Record r;
+  ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
+  ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);  // commits the first: may wake (nobody)
+  const uint32_t space0 = h->space_futex.load();
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
+  EXPECT_EQ(h->space_futex.load(), space0) << "a consumer's commit still calls FUTEX_WAKE";
+}
+
+}  // namespace
+}  // namespace shmbus
+
+#include <sched.h>
+#include <sys/mount.h>
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Defect 8: liveness rested on pids, so a live durable consumer in another PID namespace
+// (two containers sharing /dev/shm) was evicted and its records overwritten.  The slot's
+// OFD lock says it lives, whatever pid it has here.
+TEST(Faults, DurableConsumerInAnotherPidNamespaceIsNotEvicted) {
+  test::ScopedNs ns;
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  so.consumer_dead_timeout = 200ms;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", so));
+  auto p0 = Producer::open(ns.ns(), "f");
+  ASSERT_TRUE(p0->publish(test::as_bytes("held")).ok());
+  test::Pipe ready, done;
+  pid_t outer = test::spawn([&] {
+    // A PID namespace with its own /proc, as a container has (so that pids read there
+    // mean nothing here).
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 ||
+        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      char no = 2;
+      ready.put(&no, 1);
+      return 0;
+    }
+    pid_t inner = test::spawn([&] {  // pid 1 of the new namespace
+      if (mount("proc", "/proc", "proc", 0, nullptr) != 0) return 5;
+      ConsumerOptions co;
+      co.group = "far";
+      co.start = StartFrom::earliest();
+      auto c = Consumer::open(ns.ns(), "f", co);
+      Record rec;
+      if (!c || c->poll(&rec, 1s) != ReadStatus::kOk) return 1;
+      const std::string before = test::as_string(rec.data);
+      char one = getpid() == 1 ? 1 : 3;
+      ready.put(&one, 1);
+      char go;
+      (void)done.get(&go, 1, 30000);
+      return test::as_string(rec.data) == before ? 0 : 4;  // the held record never changed
+    });
+    return test::reap(inner);
+  });
+  char r = 0;
+  ASSERT_TRUE(ready.get(&r, 1));
+  if (r == 2) {
+    test::reap(outer);
+    GTEST_SKIP() << "cannot create a PID namespace here (needs root)";
+  }
+  ASSERT_EQ(r, 1);
+  std::this_thread::sleep_for(400ms);  // past the consumer dead timeout
+  ProducerOptions po;
+  po.full_timeout = 500ms;
+  auto p = Producer::open(ns.ns(), "f", po);
+  std::string big(1000, 'x');
+  int full = 0;
+  for (int i = 0; i < 200 && !full; ++i) full += p->publish(test::as_bytes(big)).status == PubStatus::kFull;
+  EXPECT_EQ(full, 1) << "the consumer in the other namespace was evicted";
+  char go = 1;
+  done.put(&go, 1);
+  EXPECT_EQ(test::reap(outer), 0);
+  EXPECT_EQ(stream_info(ns.ns(), "f")->evictions, 0u);
+}
+
+}  // namespace
+}  // namespace shmbus

@@ -282,6 +282,9 @@ struct StartFrom {
   static StartFrom earliest() { return {Kind::kEarliest, 0}; }
   static StartFrom latest() { return {Kind::kLatest, 0}; }
   static StartFrom seq(uint64_t s) { return {Kind::kSeq, s}; }
+  // Starts at the first record, in sequence order, stamped at or after t, and from there
+  // delivers every record whatever its stamp: stamps are taken after the claim, so those
+  // of different producers need not grow with the sequence (nor across a clock step).
   static StartFrom time_ns(uint64_t t) { return {Kind::kTime, t}; }
 };
 // Parses "earliest", "latest", a number (sequence) or "@TIME" (ns since epoch, or
