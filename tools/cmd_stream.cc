@@ -148,14 +148,10 @@ int cmd_ls(const LsArgs& a) {
     JsonWriter w;
     w.begin_array();
     for (const auto& r : rows) {
-      w.begin_object().field("stream", r.stream).field("ring", r.ring);
-      if (r.store.empty()) w.key("store").null();
-      else w.field("store", r.store);
-      if (!r.ring) {
-        // no ring: nothing else to say
-      } else if (!r.error.empty()) {
+      w.begin_object().field("stream", r.stream);
+      if (r.ring && !r.error.empty()) {
         w.field("error", r.error);
-      } else {
+      } else if (r.ring) {
         w.field("capacity", r.info.capacity)
             .field("next_seq", r.info.next_seq)
             .field("oldest_seq", r.info.oldest_seq)
@@ -163,6 +159,10 @@ int cmd_ls(const LsArgs& a) {
             .field("consumers", static_cast<uint64_t>(r.info.consumers.size()))
             .field("max_lag", r.max_lag);
       }
+      // ring false: the stream exists only as its store (after a reboot).
+      w.field("ring", r.ring);
+      if (r.store.empty()) w.key("store").null();
+      else w.field("store", r.store);
       w.end_object();
     }
     w.end_array();

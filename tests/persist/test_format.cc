@@ -270,7 +270,7 @@ TEST(IndexFormat, BuilderRuleAndRoundTrip) {
 // u32 crc of 0..59}; raises alternate between the slots; a torn slot falls back.
 TEST(WatermarkFormat, TwoSlotsInPlace) {
   TempDir t;
-  auto dir = open_dir_path(t.path(), {}, false);
+  auto dir = open_dir_path(t.path(), {}, false, Use::kRead);
   ASSERT_TRUE(dir.ok());
   ASSERT_TRUE(write_watermark(dir->get(), Watermark{10, 111}).ok());
   const std::string path = t.path() + "/watermark";

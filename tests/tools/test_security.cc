@@ -418,7 +418,7 @@ TEST_F(Security, AStreamOutlivesItsRingAcrossAReboot) {
   // ls shows the stream as stored; tail reads the store without a ring.
   auto ls = cli({"ls", "--json", "--data-dir", data_dir()});
   expect_ok(ls);
-  EXPECT_TRUE(contains(ls.out, "\"stream\":\"s\",\"ring\":false,\"store\":\"" + store_of("s") + "\"")) << ls.out;
+  EXPECT_TRUE(contains(ls.out, "{\"stream\":\"s\",\"ring\":false,\"store\":\"" + store_of("s") + "\"}")) << ls.out;
   auto text = cli({"ls", "--data-dir", data_dir()});
   EXPECT_TRUE(contains(text.out, "stored")) << text.out;
   auto t = cli({"tail", "s", "--from", "earliest", "--format", "hex", "--data-dir", data_dir()});
