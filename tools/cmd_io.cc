@@ -38,11 +38,16 @@ std::string publish_error(PubStatus st, uint64_t size, const Producer& p, const 
     case PubStatus::kTooLarge:
       return "record of " + std::to_string(size) + " bytes is larger than the stream's maximum " +
              std::to_string(p.max_record());
-    case PubStatus::kFull:
+    case PubStatus::kFull: {
+      std::string why;
+      if (auto info = stream_info(ns, a.stream); info) why = explain_held_back(info.value());
       return "stream '" + a.stream + "' stayed full for " +
              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(full_timeout).count()) +
-             " ms (--full-timeout): a consumer group is holding producers back (see: shmbus stat " +
-             a.stream + (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")";
+             " ms (--full-timeout): " +
+             (why.empty() ? "a consumer group is holding producers back (see: shmbus stat " + a.stream +
+                                (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")"
+                          : why);
+    }
     case PubStatus::kAbandoned:
       return "a record was declared abandoned by another process: this producer stalled "
              "longer than the stream's abandon timeout";

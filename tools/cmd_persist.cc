@@ -17,8 +17,22 @@ namespace shmbus::tools {
 
 using namespace std::chrono_literals;
 
+// persist --detach: ends persistence of each stream.
+int detach_streams(const std::string& ns, const PersistArgs& a) {
+  for (const auto& s : a.streams) {
+    auto d = persist::detach_persistence(ns, s);
+    if (!d) return fail(s + ": " + d.error().message);
+    std::fprintf(stderr, "shmbus: %s: %s\n", s.c_str(),
+                 *d ? "persistence ended; producers are free (the store stays on disk; shmbus rm "
+                      "--data removes it)"
+                    : "was not persisted");
+  }
+  return kExitOk;
+}
+
 int cmd_persist(const PersistArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
+  if (a.detach) return detach_streams(ns, a);
   persist::PersisterOptions o;
   auto data_dir = persist::resolve_data_dir(a.data_dir);
   if (!data_dir) return fail(data_dir.error());
@@ -50,6 +64,15 @@ int cmd_persist(const PersistArgs& a) {
   }
   o.hold_producers = !a.let_go;
   o.secure_delete = a.secure;
+  o.detach_on_stop = a.detach_on_stop;
+  // Every stream must exist before any persister starts: a failed command leaves no
+  // stream persisted (nor held back by a group of a persister that never ran).
+  std::vector<bool> was_persisted;
+  for (const auto& s : a.streams) {
+    auto ctl = StreamControl::open(ns, s);
+    if (!ctl) return fail("persist " + s + ": " + ctl.error().message);
+    was_persisted.push_back(ctl->persist().has_value());
+  }
   install_stop_handlers();
   // A file-size limit (RLIMIT_FSIZE) must come back as an error (the persister holds
   // producers and retries), not kill the process.
@@ -58,7 +81,8 @@ int cmd_persist(const PersistArgs& a) {
   for (const auto& s : a.streams) {
     auto p = persist::Persister::start(ns, s, o);
     if (!p) {
-      for (auto& r : running) (void)r->stop();
+      // Undo: the streams this command made persisted go back to what they were.
+      for (size_t i = 0; i < running.size(); ++i) (void)running[i]->stop(!was_persisted[i]);
       return fail("persist " + s + ": " + p.error().message);
     }
     running.push_back(std::move(p.value()));
@@ -78,6 +102,15 @@ int cmd_persist(const PersistArgs& a) {
                  a.streams[i].c_str(), static_cast<unsigned long long>(st.records),
                  static_cast<unsigned long long>(st.bytes),
                  static_cast<unsigned long long>(running[i]->stats().durable_seq));
+    const std::string where = a.streams[i] + (ns == "default" ? "" : " --namespace " + ns);
+    if (a.detach_on_stop)
+      std::fprintf(stderr, "shmbus: %s: persistence ended (--detach-on-stop); producers are free\n",
+                   a.streams[i].c_str());
+    else
+      std::fprintf(stderr,
+                   "shmbus: %s stays persisted: once its ring fills, producers wait for a persister "
+                   "(shmbus persist %s); to end persistence: shmbus persist %s --detach\n",
+                   a.streams[i].c_str(), where.c_str(), where.c_str());
   }
   return rc;
 }

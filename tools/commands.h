@@ -107,6 +107,8 @@ struct PersistArgs {
   std::string flush_interval, retention_age, retention_bytes, segment_size, roll_age;
   bool let_go = false;           // producers go on if the persister dies (lost ranges)
   bool secure = false;           // retention overwrites segments before unlinking
+  bool detach = false;           // end persistence of the streams (no persister runs)
+  bool detach_on_stop = false;   // a clean stop ends persistence too
 };
 int cmd_persist(const PersistArgs& a);
 

@@ -161,6 +161,12 @@ int main(int argc, char** argv) {
                "If the persister dies, let producers go on (the store records the lost range) "
                "instead of holding them back");
   pe->add_flag("--secure", persist.secure, "Overwrite segments before retention unlinks them");
+  pe->add_flag("--detach", persist.detach,
+               "Do not persist: end persistence of the streams (a stopped persister holds "
+               "producers back until one returns; this frees them). The store stays on disk");
+  pe->add_flag("--detach-on-stop", persist.detach_on_stop,
+               "On SIGINT/SIGTERM, end persistence instead of holding producers back until a "
+               "persister returns");
   add_namespace(pe, &persist.ns);
   pe->callback([&] { run = [&] { return cmd_persist(persist); }; });
 

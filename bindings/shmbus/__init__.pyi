@@ -181,7 +181,8 @@ class PersisterStats(TypedDict):
     store: StoreStats
 
 def resolve_data_dir(data_dir: Union[None, str, os.PathLike[str]] = None) -> str:
-    """The store root: `data_dir`, else $SHMBUS_DATA_DIR, else ~/.local/share/shmbus."""
+    """The store root: `data_dir`, else $SHMBUS_DATA_DIR, else ~/.local/share/shmbus, else
+    (root without HOME) /var/lib/shmbus."""
 
 class Persister:
     """Persists a stream (ring -> segment files in DATA_DIR/NAMESPACE/STREAM/) on a thread
@@ -203,6 +204,7 @@ class Persister:
         hold_producers: bool = True,
         secure_delete: bool = False,
         namespace: Optional[str] = None,
+        detach_on_stop: bool = False,
     ) -> None: ...
     @staticmethod
     def start(
@@ -219,12 +221,13 @@ class Persister:
         hold_producers: bool = True,
         secure_delete: bool = False,
         namespace: Optional[str] = None,
+        detach_on_stop: bool = False,
     ) -> "Persister":
         """The same as Persister(stream, ...)."""
     def flush(self, timeout: Optional[float] = 30.0) -> None:
         """Returns once everything read from the ring so far is durable (TimeoutError,
         NoSpaceError, IoError; ClosedError once stopped)."""
-    def stop(self) -> None:
+    def stop(self, detach: Optional[bool] = None) -> None:
         """Makes everything read durable, stops the thread, releases the store.  Idempotent."""
     def stats(self) -> PersisterStats:
         """Counters since start (also after stop())."""

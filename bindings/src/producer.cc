@@ -92,12 +92,15 @@ struct ProducerCore {
         throw_error(Errc::kTooLarge,
                     "record of " + std::to_string(size) + " bytes is larger than max_record " +
                         std::to_string(max_record) + " of stream '" + name + "'");
-      case PubStatus::kFull:
+      case PubStatus::kFull: {
+        std::string why;
+        if (auto info = stream_info(ns, name); info) why = explain_held_back(info.value());
         throw_error(Errc::kFull,
                     "stream '" + name + "' is full" +
-                        (wait_when_full ? " and no room came within full_timeout" : "") +
-                        ": a durable consumer is behind or dead (see shmbus.stat('" + name +
-                        "'))");
+                        (wait_when_full ? " and no room came within full_timeout" : "") + ": " +
+                        (why.empty() ? "a durable consumer is behind or dead (see shmbus.stat('" + name + "'))"
+                                     : why));
+      }
       case PubStatus::kAbandoned:
         throw_abandoned("record " + std::to_string(seq) + " of stream '" + name +
                         "' was declared abandoned by another process before it was committed "

@@ -395,3 +395,25 @@ def test_stream_outlives_its_ring(ns, pstream):
     shmbus.create(name, capacity=RING, namespace=ns, data_dir=data, fresh=True)
     assert shmbus.stat(name, namespace=ns)["next_seq"] == 0
     assert not os.path.exists(os.path.join(data, ns, name))
+
+
+def test_stopped_persister_holds_producers_visibly_and_detach_frees_them(ns, tmp_path):
+    data = str(tmp_path / "data")
+    shmbus.create("g", capacity="4K", namespace=ns)
+    with shmbus.Persister("g", data_dir=data, namespace=ns):
+        pass  # a clean stop: the stream stays persisted
+    with shmbus.Producer("g", namespace=ns, full_timeout=0.2) as p:
+        with pytest.raises(shmbus.FullError) as e:
+            for i in range(3000):
+                p.publish(b"%60d" % i)
+        assert "'_persister'" in str(e.value) and "--detach" in str(e.value)
+    per = shmbus.Persister("g", data_dir=data, namespace=ns)
+    per.stop(detach=True)
+    assert shmbus.stat("g", namespace=ns)["consumers"] == []
+    with shmbus.Producer("g", namespace=ns, full_timeout=0.2) as p:
+        for i in range(3000):
+            p.publish(b"%60d" % i)
+    # detach_on_stop makes a clean stop end persistence too.
+    with shmbus.Persister("g", data_dir=data, namespace=ns, detach_on_stop=True):
+        pass
+    assert all(c["name"] != "_persister" for c in shmbus.stat("g", namespace=ns)["consumers"])

@@ -297,6 +297,22 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
   return out;
 }
 
+Result<bool> detach_persistence(std::string_view ns, std::string_view stream) {
+  auto ctl = StreamControl::open(ns, stream);
+  if (!ctl) return ctl.error();
+  auto removed = ctl->remove_group("_persister");
+  if (!removed) {
+    if (removed.error().code == Errc::kBusy)
+      return make_error(Errc::kBusy, "a persister is running on stream " + std::string(ns) + "/" +
+                                         std::string(stream) + " (" + removed.error().message +
+                                         "): stop it first");
+    return removed.error();
+  }
+  const bool was_persisted = ctl->persist().has_value();
+  if (auto r = ctl->clear_persist(); !r) return r.error();
+  return removed.value() || was_persisted;
+}
+
 bool reads_through_store(std::string_view ns, std::string_view stream,
                          std::string_view data_dir_flag) {
   if (auto ctl = StreamControl::open(ns, stream, /*read_only=*/true); ctl) return ctl->persist().has_value();

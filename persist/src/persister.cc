@@ -68,6 +68,18 @@ struct Persister::Impl {
   // started, to which it adds what its store has deleted since (it is the only writer).
   uint64_t base_deleted_records = 0, base_deleted_bytes = 0;
   uint64_t applied_deleted_below = 0;  // the header watermark the store has applied
+  bool detached = false;
+
+  // After the thread stopped: ends persistence of the stream (the group goes, the header
+  // no longer names the store).
+  Result<void> detach() {
+    if (ring) ring->close();
+    auto r = detach_persistence(ns, stream);
+    if (!r) return r.error();
+    detached = true;
+    detail::logger().info("persister {}/{}: detached: persistence ended, producers are free", ns, stream);
+    return {};
+  }
   uint64_t delete_retry_ns = 0;        // after a failed deletion, not before this
   // The ring cannot reuse what is not committed, and the persister commits only what is
   // durable: make it durable early once this much of the ring waits (a quarter of it),
@@ -560,10 +572,15 @@ Result<void> Persister::flush(std::chrono::nanoseconds timeout) {
   return fut.get();
 }
 
-Result<void> Persister::stop() {
+Result<void> Persister::stop() { return stop(impl_ && impl_->opts.detach_on_stop); }
+
+Result<void> Persister::stop(bool detach) {
   if (!impl_) return {};
   std::lock_guard stop_lock(impl_->stop_mu);
-  if (!impl_->thread.joinable()) return {};
+  if (!impl_->thread.joinable()) {
+    if (detach && !impl_->detached) return impl_->detach();
+    return {};
+  }
   auto done = std::make_shared<std::promise<Result<void>>>();
   auto fut = done->get_future();
   {
@@ -573,6 +590,9 @@ Result<void> Persister::stop() {
   impl_->thread.join();
   auto r = fut.get();
   detail::logger().info("persister {}/{}: stopped", impl_->ns, impl_->stream);
+  if (detach) {
+    if (auto d = impl_->detach(); !d && r.ok()) return d;
+  }
   return r;
 }
 

@@ -73,6 +73,46 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
   return {};
 }
 
+Result<void> StreamControl::clear_persist() {
+  if (m_->read_only()) return make_error(Errc::kPermission, "stream control opened read-only");
+  StreamHeader* h = m_->header();
+  RegistryLock lock(*m_);
+  if (!lock.ok()) return lock.error();
+  // release: readers that see 0 stop taking the settings (pairs with the acquire in
+  // read_persist_settings()).
+  h->persist_enabled.store(0, std::memory_order_release);
+  return {};
+}
+
+Result<bool> StreamControl::remove_group(std::string_view group) {
+  if (m_->read_only()) return make_error(Errc::kPermission, "stream control opened read-only");
+  if (group.empty() || group.size() >= kNameBytes)
+    return make_error(Errc::kInvalidArgument, "consumer group name must be 1 to " +
+                                                  std::to_string(kNameBytes - 1) + " bytes");
+  StreamHeader* h = m_->header();
+  RegistryLock lock(*m_);
+  if (!lock.ok()) return lock.error();
+  const uint32_t n = consumer_slots_in_use(h);
+  for (uint32_t i = 0; i < n; ++i) {
+    ConsumerSlot* s = m_->consumer_slot(i);
+    if (s->state.load(std::memory_order_acquire) != kSlotReady ||
+        s->kind.load(std::memory_order_relaxed) == kKindTailing ||
+        std::strncmp(s->name, std::string(group).c_str(), kNameBytes) != 0)
+      continue;
+    if (consumer_alive(*m_, i))
+      return make_error(Errc::kBusy, "consumer group '" + std::string(group) + "' is held by pid " +
+                                         std::to_string(owner_pid(s->owner.load(std::memory_order_acquire))));
+    // seq_cst, both: pair with the seq_cst loads of evicted/state in compute_floor(); a
+    // producer that still sees the slot ready sees it evicted and skips it.
+    s->evicted.store(1, std::memory_order_seq_cst);
+    s->state.store(kSlotFree, std::memory_order_seq_cst);
+    s->owner.store(0, std::memory_order_release);
+    wake_space(*m_);  // producers waiting for room may have it now
+    return true;
+  }
+  return false;
+}
+
 void StreamControl::set_durable_seq(uint64_t seq) noexcept {
   if (m_->read_only()) return;  // setters need a writable mapping
   StreamHeader* h = m_->header();

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -197,6 +198,38 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
   static const char* const kGran[] = {"", "byte", "cache line", "page (msync)"};
   s.pmem_granularity = kGran[std::min<uint32_t>(h->pmem_granularity.load(std::memory_order_relaxed), 3)];
   return s;
+}
+
+std::string explain_held_back(const StreamInfo& info) {
+  uint64_t most = 0;
+  for (const auto& c : info.consumers)
+    if (c.durable && !c.evicted) most = std::max(most, c.lag);
+  if (most == 0) return {};
+  const std::string where = info.name + (info.ns == "default" ? "" : " --namespace " + info.ns);
+  const uint64_t now = now_ns();
+  std::string out;
+  for (const auto& c : info.consumers) {
+    if (!c.durable || c.evicted || c.lag != most) continue;
+    if (!out.empty()) out += "; ";
+    const bool persister = c.name == "_persister";
+    out += persister ? "the persister (consumer group '_persister')" : "consumer group '" + c.name + "'";
+    out += " is " + std::to_string(c.lag) + " records behind";
+    const double idle_s = c.last_active_ns && now > c.last_active_ns ? (now - c.last_active_ns) / 1e9 : 0.0;
+    char idle[64];
+    std::snprintf(idle, sizeof idle, "%.1f s", idle_s);
+    if (c.alive) {
+      out += " and reading (pid " + std::to_string(c.pid) + ", last active " + idle + " ago)";
+    } else if (persister) {
+      out += ", stopped " + std::string(idle) + " ago; start it again (shmbus persist " + where +
+             ") or end persistence (shmbus persist " + where + " --detach)";
+    } else {
+      out += ", not attached for " + std::string(idle) + "; start its consumer again to catch up " +
+             "(shmbus tail " + where + " --group " + c.name + "), or wait: it stops holding " +
+             "producers once it has been gone the consumer timeout (" +
+             std::to_string(info.consumer_dead_timeout_ms) + " ms)";
+    }
+  }
+  return out;
 }
 
 }  // namespace shmbus

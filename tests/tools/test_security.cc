@@ -462,3 +462,76 @@ TEST_F(Security, AStreamOutlivesItsRingAcrossAReboot) {
 
 }  // namespace
 }  // namespace shmbus::test
+
+namespace shmbus::test {
+namespace {
+
+// ---- stopping a persister is a visible state with a way out (first-hour traps) --------
+
+using Lifecycle = Security;
+
+bool has_consumer(const std::string& ns, const std::string& stream, const std::string& name) {
+  auto info = stream_info(ns, stream);
+  if (!info) return false;
+  for (const auto& c : info->consumers)
+    if (c.name == name) return true;
+  return false;
+}
+
+TEST_F(Lifecycle, AStoppedPersisterHoldsProducersVisiblyAndDetachFreesThem) {
+  expect_ok(cli({"create", "g", "--capacity", "4K"}));
+  persist_some("g", 10);
+  // Held back: the message names the holder, how long, and the way out.
+  auto pub = cli({"pub", "g", "--count", "3000", "--size", "64", "--full-timeout", "200ms"});
+  expect_refused(pub, "'_persister'");
+  EXPECT_TRUE(contains(pub.err, "stopped")) << pub.err;
+  EXPECT_TRUE(contains(pub.err, "shmbus persist g --namespace " + ns_ + " --detach")) << pub.err;
+  // Not while a persister runs.
+  {
+    Background p({"persist", "g", "--data-dir", data_dir(), "--namespace", ns_});
+    ASSERT_TRUE(p.wait_for([](const std::string&, const std::string& e) { return contains(e, "persisting"); }));
+    expect_refused(cli({"persist", "g", "--detach"}), "a persister is running");
+    auto stop = p.stop(SIGINT);
+    EXPECT_TRUE(contains(stop.err, "stays persisted")) << stop.err;
+  }
+  auto d = cli({"persist", "g", "--detach"});
+  expect_ok(d);
+  EXPECT_TRUE(contains(d.err, "persistence ended")) << d.err;
+  EXPECT_FALSE(has_consumer(ns_, "g", "_persister"));
+  EXPECT_FALSE(stream_info(ns_, "g")->persist.has_value());
+  expect_ok(cli({"pub", "g", "--count", "3000", "--size", "64", "--full-timeout", "200ms"}));
+  // The store stays on disk.
+  EXPECT_TRUE(fs::exists(store_of("g")));
+  auto again = cli({"persist", "g", "--detach"});
+  expect_ok(again);
+  EXPECT_TRUE(contains(again.err, "was not persisted")) << again.err;
+}
+
+TEST_F(Lifecycle, DetachOnStopEndsPersistenceAtACleanStop) {
+  expect_ok(cli({"create", "g", "--capacity", "4K"}));
+  persist_some("g", 10, {"--detach-on-stop"});
+  EXPECT_FALSE(has_consumer(ns_, "g", "_persister"));
+  EXPECT_FALSE(stream_info(ns_, "g")->persist.has_value());
+  expect_ok(cli({"pub", "g", "--count", "3000", "--size", "64", "--full-timeout", "200ms"}));
+}
+
+TEST_F(Lifecycle, AFailedPersistCommandLeavesNoTrace) {
+  expect_ok(cli({"create", "rmf", "--capacity", "4K"}));
+  auto r = cli({"persist", "rmf", "nope", "--data-dir", data_dir()});
+  expect_refused(r, "nope");
+  EXPECT_FALSE(has_consumer(ns_, "rmf", "_persister"));
+  EXPECT_FALSE(stream_info(ns_, "rmf")->persist.has_value());
+  expect_ok(cli({"pub", "rmf", "--count", "3000", "--size", "64", "--full-timeout", "200ms"}));
+  // A stream whose persister fails after starting (the second one cannot open its
+  // store) is put back as it was too.
+  expect_ok(cli({"create", "ok2", "--capacity", "4K"}));
+  fs::create_directories(data_dir() + "/" + ns_);
+  write_file(store_of("ok2"), "a file where the store directory should be");
+  auto r2 = cli({"persist", "rmf", "ok2", "--data-dir", data_dir()});
+  EXPECT_NE(r2.exit_code, 0) << r2.err;
+  EXPECT_FALSE(has_consumer(ns_, "rmf", "_persister"));
+  EXPECT_FALSE(stream_info(ns_, "rmf")->persist.has_value());
+}
+
+}  // namespace
+}  // namespace shmbus::test

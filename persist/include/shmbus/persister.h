@@ -31,6 +31,10 @@ struct PersisterOptions {
   bool hold_producers = true;            // false: producers go on if the persister dies
   bool secure_delete = false;
   std::chrono::nanoseconds retention_every = std::chrono::seconds(1);
+  // What a clean stop() does by default: false keeps the stream persisted, so the
+  // stopped persister's group ("_persister") holds producers back until a persister
+  // returns (nothing goes unstored); true ends persistence (see stop(bool)).
+  bool detach_on_stop = false;
 };
 
 struct PersisterStats {
@@ -69,7 +73,12 @@ class Persister {
   PersisterStats stats() const;
   // Thread: any.  Flushes, stops the thread, releases the store.  Idempotent.  An error
   // says the last records read could not be made durable (they stay in the ring).
+  // stop() detaches as PersisterOptions::detach_on_stop says; stop(true) also ends
+  // persistence of the stream: the "_persister" group goes (producers are free at once)
+  // and the header no longer names the store (which stays on disk); stop(false) leaves
+  // the group holding producers until a persister returns.
   Result<void> stop();
+  Result<void> stop(bool detach);
   bool running() const noexcept;
 
   struct Impl;

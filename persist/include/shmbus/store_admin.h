@@ -103,6 +103,12 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
                                                StreamOptions opts, bool fresh,
                                                const AdminOptions& admin = {});
 
+// Ends persistence of NS/STREAM while no persister runs: removes the "_persister"
+// consumer group (producers are no longer held back for it) and the store's place from
+// the header; the store stays on disk.  kBusy while a persister is attached.  Returns
+// false when the stream was not persisted.
+Result<bool> detach_persistence(std::string_view ns, std::string_view stream);
+
 // Whether a consumer without a group reads NS/STREAM through a ReplayConsumer (store,
 // then ring): the stream is persisted, or it has no ring but a store in the data dir.
 // The one place that decides it, for the CLI's tail and Python's Consumer.

@@ -140,6 +140,10 @@ Result<void> create_stream(std::string_view ns, std::string_view name, const Str
 Result<void> remove_stream(std::string_view ns, std::string_view name, bool force = false);
 Result<std::vector<std::string>> list_streams(std::string_view ns);
 Result<StreamInfo> stream_info(std::string_view ns, std::string_view name);
+// Why producers of a full stream wait: the durable consumer groups holding them back,
+// quoted, with how far and how long they have been behind and what frees them (one
+// sentence, for error messages).  Empty when no group is behind.
+std::string explain_held_back(const StreamInfo& info);
 
 // The slow-path handle on a stream's header that the persister and the tools use:
 // persistence settings, the durable position, the deletion watermark.
@@ -153,7 +157,12 @@ class StreamControl {
   ~StreamControl();
 
   Result<void> set_persist(const PersistSettings& s);
+  // Ends persistence in the header (readers no longer look for a store through it).
+  Result<void> clear_persist();
   std::optional<PersistSettings> persist() const;
+  // Removes durable consumer group `group` (its position goes; it no longer holds
+  // producers back).  kBusy while a live process holds it; false if there is none.
+  Result<bool> remove_group(std::string_view group);
   // Thread: the persister.  Release-publishes that records below `seq` are durable and
   // wakes producers waiting in wait_durable().
   void set_durable_seq(uint64_t seq) noexcept;
