@@ -65,6 +65,9 @@ int cmd_persist(const PersistArgs& a) {
   o.hold_producers = !a.let_go;
   o.secure_delete = a.secure;
   o.detach_on_stop = a.detach_on_stop;
+  if (a.move_store && a.new_store) return fail("--move-store and --new-store exclude each other", kExitUsage);
+  if (a.move_store) o.store_moved = persist::PersisterOptions::StoreMoved::kMove;
+  if (a.new_store) o.store_moved = persist::PersisterOptions::StoreMoved::kNew;
   // Every stream must exist before any persister starts: a failed command leaves no
   // stream persisted (nor held back by a group of a persister that never ran).
   std::vector<bool> was_persisted;

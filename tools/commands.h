@@ -109,6 +109,8 @@ struct PersistArgs {
   bool secure = false;           // retention overwrites segments before unlinking
   bool detach = false;           // end persistence of the streams (no persister runs)
   bool detach_on_stop = false;   // a clean stop ends persistence too
+  bool move_store = false;       // the recorded store is elsewhere: move it here
+  bool new_store = false;        // the recorded store is elsewhere: start a new one here
 };
 int cmd_persist(const PersistArgs& a);
 

@@ -164,6 +164,10 @@ int main(int argc, char** argv) {
   pe->add_flag("--detach", persist.detach,
                "Do not persist: end persistence of the streams (a stopped persister holds "
                "producers back until one returns; this frees them). The store stays on disk");
+  pe->add_flag("--move-store", persist.move_store,
+               "The stream's store is in another data dir: move it into this one");
+  pe->add_flag("--new-store", persist.new_store,
+               "The stream's store is in another data dir: start a new store here (the old one stays)");
   pe->add_flag("--detach-on-stop", persist.detach_on_stop,
                "On SIGINT/SIGTERM, end persistence instead of holding producers back until a "
                "persister returns");

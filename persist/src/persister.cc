@@ -10,7 +10,14 @@
 #include <concurrentqueue/concurrentqueue.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "fs.h"
 #include "log.h"
+#include "store_path.h"
 
 #include <algorithm>
 #include <chrono>
@@ -461,6 +468,60 @@ void Persister::Impl::run() {
 Persister::Persister(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Persister::~Persister() { (void)stop(); }
 
+// A stream whose header names a store in another data dir: changing --data-dir must
+// not silently orphan the old segments (and drop "durable below" to 0).
+static Result<void> follow_recorded_store(const StreamControl& ctl, const PersisterOptions& opts,
+                                   std::string_view ns, std::string_view stream) {
+  auto ps = ctl.persist();
+  if (!ps) return {};
+  auto want = store_dir_for(opts.data_dir, ns, stream);
+  if (!want) return want.error();
+  struct stat a, b;
+  const bool old_exists = ::lstat(ps->store_dir.c_str(), &a) == 0 && S_ISDIR(a.st_mode);
+  if (ps->store_dir == want.value() || !old_exists) return {};
+  if (::stat(want->c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return {};
+  const std::string suffix = "/" + std::string(ns) + "/" + std::string(stream);
+  switch (opts.store_moved) {
+    case PersisterOptions::StoreMoved::kNew:
+      detail::logger().warn("persister {}/{}: a new store in {}; the old one stays in {}", ns, stream,
+                            want.value(), ps->store_dir);
+      return {};
+    case PersisterOptions::StoreMoved::kMove: {
+      // The old place must be a store directory of this stream, and not in use.
+      if (ps->store_dir.size() <= suffix.size() ||
+          ps->store_dir.compare(ps->store_dir.size() - suffix.size(), suffix.size(), suffix) != 0)
+        return make_error(Errc::kInvalidArgument, "--move-store: the recorded store '" + ps->store_dir +
+                                                      "' does not end in " + suffix);
+      if (::lstat(want->c_str(), &b) == 0)
+        return make_error(Errc::kExists, "--move-store: " + want.value() + " already exists");
+      const std::string old_root = ps->store_dir.substr(0, ps->store_dir.size() - suffix.size());
+      {
+        auto old = SegmentStore::open(old_root, ns, stream);  // its lock, and its recovery
+        if (!old) return old.error();
+        // The new parent (DATA_DIR/NS), created and checked like any store's.
+        const std::string parts[] = {std::string(ns)};
+        auto parent = detail::open_dir_path(opts.data_dir, parts, /*create=*/true, detail::Use::kWrite);
+        if (!parent) return parent.error();
+        if (::rename(ps->store_dir.c_str(), want->c_str()) != 0)
+          return make_error(Errc::kIo, "--move-store: cannot move " + ps->store_dir + " to " +
+                                           want.value() + ": " + std::strerror(errno) +
+                                           (errno == EXDEV ? " (another file system: copy it, then "
+                                                             "use --new-store)" : ""));
+        (void)detail::sync_all(parent->get(), "'" + opts.data_dir + "/" + std::string(ns) + "'");
+      }
+      detail::logger().info("persister {}/{}: moved the store {} to {}", ns, stream, ps->store_dir,
+                            want.value());
+      return {};
+    }
+    case PersisterOptions::StoreMoved::kRefuse: break;
+  }
+  return make_error(Errc::kInvalidArgument,
+                    "stream " + std::string(ns) + "/" + std::string(stream) + " is stored in " +
+                        ps->store_dir + ", not in " + want.value() + ": use that data dir, or "
+                        "--move-store (moves the store here) or --new-store (a new one here; the old "
+                        "one stays)");
+}
+
 Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::string_view stream,
                                                     const PersisterOptions& opts_in) {
   auto impl = std::make_unique<Impl>();
@@ -475,6 +536,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   auto ctl = StreamControl::open(ns, stream);
   if (!ctl) return ctl.error();
   impl->ctl.emplace(std::move(ctl.value()));
+  if (auto r = follow_recorded_store(*impl->ctl, impl->opts, ns, stream); !r) return r.error();
 
   StoreOptions so;
   so.kind = impl->opts.kind;

@@ -35,6 +35,11 @@ struct PersisterOptions {
   // stopped persister's group ("_persister") holds producers back until a persister
   // returns (nothing goes unstored); true ends persistence (see stop(bool)).
   bool detach_on_stop = false;
+  // When the stream's header names a store in another data dir than this one:
+  // kRefuse (an error says which), kMove (the old store directory is renamed into this
+  // data dir; same file system only), kNew (a new store here; the old one stays).
+  enum class StoreMoved : uint8_t { kRefuse, kMove, kNew };
+  StoreMoved store_moved = StoreMoved::kRefuse;
 };
 
 struct PersisterStats {
