@@ -207,6 +207,8 @@ bool Persister::Impl::store_usable() {
     stats_.store_recoveries++;
   }
   if (!ring) {
+    // Not at once: a disk that keeps failing is not hammered with rewrites.
+    if (steady_ns() < retry_at_ns) return false;
     auto c = Consumer::open(ns, stream, ring_opts);
     if (!c) {
       note_write_error(c.error());
