@@ -194,8 +194,9 @@ void Persister::Impl::after_store_error(const Error& e) {
   }
 }
 
-// Opens the store and the ring consumer again when they were closed after an error.
-// Producers are held meanwhile (nothing is committed).
+// After a write or sync error: lets a stopped store try again to go back to its last
+// synced record, and opens the ring consumer again at its last commit.  Producers are
+// held meanwhile (nothing is committed).
 bool Persister::Impl::store_usable() {
   if (store && store->stopped()) {
     if (steady_ns() < retry_at_ns) return false;
@@ -206,21 +207,10 @@ bool Persister::Impl::store_usable() {
     std::lock_guard lock(mu);
     stats_.store_recoveries++;
   }
-  if (store && ring) return true;
-  if (!store) {
+  if (ring) return true;
+  {
+    // Not at once: a disk that keeps failing is not hammered with rewrites.
     if (steady_ns() < retry_at_ns) return false;
-    auto s = SegmentStore::open(opts.data_dir, ns, stream, store_opts);
-    if (!s) {
-      note_write_error(s.error());
-      return false;
-    }
-    store.emplace(std::move(s.value()));
-    detail::logger().info("persister {}/{}: store opened again at sequence {}", ns, stream,
-                          store->next_seq());
-    std::lock_guard lock(mu);
-    stats_.store_recoveries++;
-  }
-  if (!ring) {
     auto c = Consumer::open(ns, stream, ring_opts);
     if (!c) {
       note_write_error(c.error());
@@ -377,7 +367,7 @@ void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat
 // or with the write error that keeps them from it.  Requests for records not read yet
 // stay (the loop goes on reading).
 void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stopping) {
-  if (waiters->empty() || !store || !ring) return;  // (reopened before the next try)
+  if (waiters->empty() || !ring) return;  // (opened again before the next try)
   Result<void> r;
   if (pending) {
     r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
@@ -427,7 +417,7 @@ void Persister::Impl::run() {
     if (!store_usable()) {
       // The store stopped after an I/O error: answer flushes with it, hold producers,
       // try again shortly.
-      if (!store || store->stopped()) {
+      if (store->stopped()) {
         for (auto& q : flush_waiters) q.done->set_value(last_write_error);
         flush_waiters.clear();
       }
@@ -436,7 +426,7 @@ void Persister::Impl::run() {
     }
     read_records(stopping);
     answer_flushes(&flush_waiters, stopping);
-    if (!store || !ring) continue;
+    if (!ring) continue;
     make_durable_if_due(stopping);
     housekeeping(&next_retention, &next_beat);
   }
@@ -447,12 +437,9 @@ void Persister::Impl::run() {
                                                  last_write_error.message);
   else if (write_failing)
     final_flush = last_write_error;
-  if (!store || !ring) final_flush = last_write_error;
-  Result<void> closed;
-  if (store) {
-    publish_stats();
-    closed = store->close();
-  }
+  if (!ring) final_flush = last_write_error;
+  publish_stats();
+  Result<void> closed = store->close();
   if (ring) ring->close();
   if (final_flush && !closed) final_flush = closed;
   running = false;
@@ -461,6 +448,10 @@ void Persister::Impl::run() {
     accepting = false;
   }
   for (auto& w : stop_waiters) w.done->set_value(final_flush);
+  // Flushes still waiting for records to be read (the ring was being opened again).
+  for (auto& w : flush_waiters)
+    w.done->set_value(final_flush ? Result<void>(make_error(Errc::kClosed, "persister stopped"))
+                                  : final_flush);
   Request req;
   while (requests.try_dequeue(req)) req.done->set_value(make_error(Errc::kClosed, "persister stopped"));
 }

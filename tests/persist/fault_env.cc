@@ -90,6 +90,11 @@ void FaultEnv::fail_next_syncs(Fault f, uint64_t count) {
   sync_fault_count_ = count;
 }
 
+void FaultEnv::fail_next_truncates(uint64_t count) {
+  std::lock_guard lock(mu_);
+  truncate_faults_ = count;
+}
+
 void FaultEnv::set_disk_full(bool full) {
   std::lock_guard lock(mu_);
   disk_full_ = full;
@@ -331,6 +336,12 @@ int FaultEnv::ftruncate(int fd, off_t size) {
   std::lock_guard lock(mu_);
   if (const int err = probe()) {
     errno = err;
+    return -1;
+  }
+  if (truncate_faults_ > 0) {
+    --truncate_faults_;
+    ++injected_;
+    errno = EIO;
     return -1;
   }
   struct stat st;

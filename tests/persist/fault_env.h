@@ -47,6 +47,8 @@ class FaultEnv final : public detail::Env {
   void set_disk_full(bool full);
   // The next `count` data syncs (fdatasync/fsync of a regular file) fail with `f`.
   void fail_next_syncs(Fault f, uint64_t count = 1);
+  // The next `count` ftruncate calls fail with EIO.
+  void fail_next_truncates(uint64_t count = 1);
   uint64_t probe_calls() const;
   bool crashed() const;
   uint64_t faults_injected() const;
@@ -102,6 +104,7 @@ class FaultEnv final : public detail::Env {
   bool disk_full_ = false;
   Fault sync_fault_ = Fault::kNone;
   uint64_t sync_fault_count_ = 0;
+  uint64_t truncate_faults_ = 0;
   bool crashed_ = false;
   std::map<uint64_t, uint64_t> ids_;         // inode of a live file -> its identity
   uint64_t next_id_ = 0;

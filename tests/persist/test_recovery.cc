@@ -7,6 +7,7 @@
 #include "coding.h"
 #include "crc32c.h"
 #include "format.h"
+#include "fault_env.h"
 #include "test_util.h"
 
 namespace shmbus::persist::test {
@@ -256,6 +257,40 @@ TEST(Recovery, DamagedSealedSegmentDoesNotBlockTheWriter) {
   auto got = read_all(t.path());
   ASSERT_GT(got.size(), 6u);
   EXPECT_EQ(got[5].kind, EntryKind::kCorrupt);
+}
+
+// Issue 14 point 5: with secure_delete, the torn tail that recovery cuts (it may hold
+// parts of records) is overwritten with zeros before the space is given back.  The
+// truncation is made to fail here, so the file keeps its size and shows what was done
+// before it.
+TEST(Recovery, SecureCutOfATornTailOverwritesItFirst) {
+  TempDir t;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", one_segment());
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, kRecords, kPayload);
+  }
+  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
+  auto bytes = read_file(seg);
+  bytes.resize(offset_of(19) + 60);  // record 19 torn: its first 60 bytes are plaintext
+  write_file(seg, bytes);
+  ScopedFaultEnv env(t.path());
+  env->fail_next_truncates(1);
+  auto o = one_segment();
+  o.secure_delete = true;
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_FALSE(s.ok()) << "the truncation was to fail";
+  auto after = read_file(seg);
+  ASSERT_EQ(after.size(), bytes.size());
+  EXPECT_TRUE(std::all_of(after.begin() + static_cast<ptrdiff_t>(offset_of(19)), after.end(),
+                          [](char c) { return c == 0; }))
+      << "the cut bytes were not overwritten";
+  EXPECT_TRUE(std::equal(after.begin(), after.begin() + static_cast<ptrdiff_t>(offset_of(19)),
+                         bytes.begin()));
+  auto again = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->next_seq(), 19u);
+  EXPECT_EQ(size_of(seg), offset_of(19));
 }
 
 }  // namespace
