@@ -535,3 +535,38 @@ TEST_F(Lifecycle, AFailedPersistCommandLeavesNoTrace) {
 
 }  // namespace
 }  // namespace shmbus::test
+
+namespace shmbus::test {
+namespace {
+
+TEST_F(Lifecycle, AnotherDataDirDoesNotSilentlyRepointTheStore) {
+  expect_ok(cli({"create", "s", "--capacity", "64K"}));
+  persist_some("s", 100);
+  const std::string other = root_ + "/other";
+  auto r = cli({"persist", "s", "--data-dir", other});
+  expect_refused(r, "is stored in " + store_of("s"));
+  EXPECT_TRUE(contains(r.err, "--move-store")) << r.err;
+  EXPECT_FALSE(fs::exists(other + "/" + ns_ + "/s"));
+  EXPECT_EQ(stream_info(ns_, "s")->persist->store_dir, store_of("s"));
+  // --move-store: the segments go along, numbering and durability continue.
+  Background p({"persist", "s", "--data-dir", other, "--move-store", "--namespace", ns_});
+  ASSERT_TRUE(p.wait_for([](const std::string&, const std::string& e) { return contains(e, "persisting"); }))
+      << p.err();
+  EXPECT_FALSE(fs::exists(store_of("s")));
+  EXPECT_TRUE(fs::exists(other + "/" + ns_ + "/s"));
+  auto info = stream_info(ns_, "s");
+  EXPECT_EQ(info->persist->store_dir, other + "/" + ns_ + "/s");
+  EXPECT_GE(info->durable_seq, 100u);
+  p.stop(SIGINT);
+  // --new-store: a new store here, the old one stays where it is.
+  const std::string third = root_ + "/third";
+  Background q({"persist", "s", "--data-dir", third, "--new-store", "--namespace", ns_});
+  ASSERT_TRUE(q.wait_for([](const std::string&, const std::string& e) { return contains(e, "persisting"); }))
+      << q.err();
+  EXPECT_TRUE(fs::exists(other + "/" + ns_ + "/s"));
+  EXPECT_TRUE(fs::exists(third + "/" + ns_ + "/s"));
+  q.stop(SIGINT);
+}
+
+}  // namespace
+}  // namespace shmbus::test
