@@ -471,6 +471,12 @@ static Result<void> follow_recorded_store(const StreamControl& ctl, const Persis
   const bool old_exists = ::lstat(ps->store_dir.c_str(), &a) == 0 && S_ISDIR(a.st_mode);
   if (ps->store_dir == want.value() || !old_exists) return {};
   if (::stat(want->c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return {};
+  // A running persister is the first thing to say (whatever its data dir).
+  if (auto info = stream_info(ns, stream); info)
+    for (const auto& c : info->consumers)
+      if (c.name == kPersisterGroup && c.alive)
+        return make_error(Errc::kBusy, "stream '" + std::string(stream) + "' already has a persister (pid " +
+                                           std::to_string(c.pid) + ") writing " + ps->store_dir);
   const std::string suffix = "/" + std::string(ns) + "/" + std::string(stream);
   switch (opts.store_moved) {
     case PersisterOptions::StoreMoved::kNew:
