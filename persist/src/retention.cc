@@ -80,6 +80,21 @@ Result<DeletionReport> SegmentStore::Impl::delete_oldest(size_t n, uint64_t at_n
   }
   sealed.erase(sealed.begin(), sealed.begin() + static_cast<ptrdiff_t>(done));
   if (done > 0) {
+    // Quarantined segments (fsck --repair's NNNN.seg.corrupt[.N]) older than everything
+    // kept go with it, overwritten first with secure_delete: retention frees them too.
+    const uint64_t kept_from = !sealed.empty() ? sealed.front().first_seq
+                               : sink              ? active.first_seq
+                                                   : wm.deleted_below;
+    if (auto names = list_dir(dir.get()); names) {
+      for (const auto& n : names.value()) {
+        const size_t at = n.find(".seg.corrupt");
+        uint64_t first = 0;
+        if (at == std::string::npos || !parse_numbered_name(n.substr(0, at + 4), kSegmentSuffix, &first) ||
+            first >= kept_from)
+          continue;
+        if (auto r = remove_file(dir.get(), n, opts.secure_delete); r) ++rep.quarantined;
+      }
+    }
     (void)sync_all(dir.get(), "directory " + where);
     counters.deleted_segments += rep.segments;
     counters.deleted_records += rep.records;

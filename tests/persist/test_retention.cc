@@ -279,3 +279,32 @@ TEST_F(RetentionTest, Version1WatermarkIsReadAndConverted) {
 
 }  // namespace
 }  // namespace shmbus::persist::test
+
+namespace shmbus::persist::test {
+namespace {
+
+// Issue 14 point 5: a segment fsck quarantined (NNNN.seg.corrupt) is freed by retention
+// once everything around it is deleted, and overwritten first with secure_delete.
+TEST_F(RetentionTest, QuarantinedSegmentsGoWithRetentionOverwrittenWhenSecure) {
+  store_.reset();
+  open_store(/*secure=*/true);
+  const std::string q = t_.stream_dir() + "/" + segment_file_name(0) + ".corrupt";
+  const std::string q_later = t_.stream_dir() + "/" + segment_file_name(56) + ".corrupt.1";
+  write_file(q, std::vector<char>(4096, 'S'));
+  write_file(q_later, std::vector<char>(100, 'L'));
+  const int fd = ::open(q.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  auto d = store_->delete_before(28);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->quarantined, 1u);
+  EXPECT_FALSE(std::filesystem::exists(q));
+  EXPECT_TRUE(std::filesystem::exists(q_later)) << "a quarantine newer than what was deleted stays";
+  std::vector<char> buf(4096);
+  ASSERT_EQ(::pread(fd, buf.data(), buf.size(), 0), 4096);
+  ::close(fd);
+  EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }))
+      << "the quarantined plaintext survived its deletion";
+}
+
+}  // namespace
+}  // namespace shmbus::persist::test

@@ -92,6 +92,7 @@ struct DeletionReport {
   uint64_t oldest_ts_ns = 0;   // timestamps of the first and newest deleted records
   uint64_t newest_ts_ns = 0;
   uint64_t deleted_below = 0;  // the watermark afterwards
+  uint64_t quarantined = 0;    // quarantined segment files (fsck) removed with them
 };
 
 // ---- writer ---------------------------------------------------------------------
