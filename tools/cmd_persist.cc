@@ -10,6 +10,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "format.h"
 #include "shmbus/persister.h"
 #include "signals.h"
 
@@ -125,6 +126,9 @@ int cmd_fsck(const FsckArgs& a) {
   std::printf("checked %llu stream(s), %llu segment(s), %llu records, %llu bytes\n",
               static_cast<unsigned long long>(rep.streams), static_cast<unsigned long long>(rep.segments),
               static_cast<unsigned long long>(rep.records), static_cast<unsigned long long>(rep.bytes));
+  for (const auto& q : rep.quarantined)
+    std::printf("quarantined %s (kept for inspection; retention or rm --data removes it)\n",
+                terminal_text(q).c_str());
   for (const auto& i : rep.issues)
     std::printf("%s %s at offset %llu (%llu bytes): %s\n", i.repaired ? "repaired" : "PROBLEM",
                 i.path.c_str(), static_cast<unsigned long long>(i.offset),

@@ -49,11 +49,12 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
                 s.persister_beat_ns ? format_time_ns(s.persister_beat_ns).c_str() : "never");
   }
   if (s.persist)
-    std::printf("store             %s, %llu segment(s), %s on disk%s%s; deleted %llu records, %s\n",
+    std::printf("store             %s, %llu segment(s), %s on disk%s%s; deleted %llu records, %s; "
+                "%llu store error(s)\n",
                 s.persist->store_kind.c_str(), ull(s.segments), format_bytes(s.disk_bytes).c_str(),
                 s.pmem_granularity.empty() ? "" : ", pmem2 granularity ",
                 s.pmem_granularity.c_str(), ull(s.deleted_records),
-                format_bytes(s.deleted_bytes).c_str());
+                format_bytes(s.deleted_bytes).c_str(), ull(s.store_errors));
   if (rates) {
     std::printf("lambda            %s records/s, %s bytes/s published (over %.3f s)\n",
                 format_rate(rates->lambda_records_per_s).c_str(),

@@ -125,6 +125,7 @@ class StreamStat(TypedDict):
     store: str
     pmem_granularity: str
     disk_bytes: int
+    store_errors: int
     segments: int
     deleted_records: int
     deleted_bytes: int

@@ -73,7 +73,7 @@ struct Persister::Impl {
   // ---- persister thread only ----
   // Deletions accumulate across persister restarts: the header's counts when this one
   // started, to which it adds what its store has deleted since (it is the only writer).
-  uint64_t base_deleted_records = 0, base_deleted_bytes = 0;
+  uint64_t base_deleted_records = 0, base_deleted_bytes = 0, base_store_errors = 0;
   uint64_t applied_deleted_below = 0;  // the header watermark the store has applied
   bool detached = false;
 
@@ -312,8 +312,14 @@ void Persister::Impl::publish_stats() {
                         : s.granularity == PmemGranularity::kCacheLine ? 2
                         : s.granularity == PmemGranularity::kPage      ? 3
                                                                        : 0;
+  uint64_t errors;
+  {
+    std::lock_guard lock(mu);
+    errors = base_store_errors + stats_.store_errors;
+  }
   ctl->set_store_stats(s.bytes_on_disk, s.segments, base_deleted_records + s.deleted_records,
-                       base_deleted_bytes + s.deleted_bytes, gran);
+                       base_deleted_bytes + s.deleted_bytes, gran,
+                       static_cast<uint32_t>(std::min<uint64_t>(errors, UINT32_MAX)));
 }
 
 void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat) {
@@ -556,6 +562,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   if (!info) return info.error();
   impl->base_deleted_records = info->deleted_records;
   impl->base_deleted_bytes = info->deleted_bytes;
+  impl->base_store_errors = info->store_errors;
   if (impl->store->next_seq() > info->next_seq)
     return make_error(Errc::kIncompatible,
                       "the store in " + store_dir + " ends at sequence " +

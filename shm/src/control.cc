@@ -146,7 +146,7 @@ void StreamControl::beat() noexcept {
 
 void StreamControl::set_store_stats(uint64_t disk_bytes, uint64_t segments,
                                     uint64_t deleted_records, uint64_t deleted_bytes,
-                                    uint32_t granularity) noexcept {
+                                    uint32_t granularity, uint32_t store_errors) noexcept {
   if (m_->read_only()) return;
   StreamHeader* h = m_->header();
   // relaxed: statistics for `stat`, read racily by design.
@@ -155,6 +155,7 @@ void StreamControl::set_store_stats(uint64_t disk_bytes, uint64_t segments,
   h->deleted_records.store(deleted_records, std::memory_order_relaxed);
   h->deleted_bytes.store(deleted_bytes, std::memory_order_relaxed);
   h->pmem_granularity.store(granularity, std::memory_order_relaxed);
+  h->store_errors.store(store_errors, std::memory_order_relaxed);
 }
 
 }  // namespace shmbus

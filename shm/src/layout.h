@@ -224,7 +224,7 @@ struct StreamHeader {
   std::atomic<uint64_t> disk_bytes;
   std::atomic<uint64_t> segments;
   std::atomic<uint32_t> pmem_granularity;   // 0 not pmem, 1 byte, 2 cache line, 3 page
-  uint32_t reserved6;
+  std::atomic<uint32_t> store_errors;       // write and sync failures of the store (cumulative)
   std::atomic<uint64_t> durable_sleepers;   // seq_cst: bit i = producer slot i sleeps in
                                             // wait_durable (as data_sleepers)
   uint8_t pad7[128 - 88];
@@ -271,6 +271,7 @@ static_assert(offsetof(StreamHeader, durable_seq) == 768);
 static_assert(offsetof(StreamHeader, deleted_below) == 792);
 static_assert(offsetof(StreamHeader, deleted_records) == 808);
 static_assert(offsetof(StreamHeader, pmem_granularity) == 840);
+static_assert(offsetof(StreamHeader, store_errors) == 844);
 static_assert(offsetof(StreamHeader, persist_enabled) == 896);
 static_assert(offsetof(StreamHeader, segment_bytes) == 936);
 static_assert(offsetof(StreamHeader, store_dir) == 1024);

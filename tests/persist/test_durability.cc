@@ -238,6 +238,10 @@ TEST(Durability, PersisterRewritesFromTheRingAfterAFailedSync) {
   EXPECT_EQ(StreamControl::open(ns.ns(), "s", true)->durable_seq(), 200u);
   const PersisterStats st = p.value()->stats();
   EXPECT_GE(st.store_errors, 1u);
+  // ... and `stat` (the stream header) counts them too.
+  for (int i = 0; i < 500 && stream_info(ns.ns(), "s")->store_errors == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GE(stream_info(ns.ns(), "s")->store_errors, 1u);
   ASSERT_TRUE(p.value()->stop());
   env->crash();
   env->lose_power();

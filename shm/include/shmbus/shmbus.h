@@ -131,6 +131,7 @@ struct StreamInfo {
   uint64_t deleted_records = 0;      // cumulative, by retention and explicit delete
   uint64_t deleted_bytes = 0;
   uint64_t disk_bytes = 0;           // the store's size on disk (as last published)
+  uint64_t store_errors = 0;         // store write/sync failures (each rewritten from the ring)
   uint64_t segments = 0;
   std::string pmem_granularity;      // "byte", "cache line", "page" (msync), or empty
 };
@@ -174,8 +175,9 @@ class StreamControl {
   void beat() noexcept;     // persister heartbeat
   // The persister's store statistics, published for `stat`.  granularity: 0 not pmem,
   // 1 byte, 2 cache line, 3 page.
+  // store_errors: write and sync failures, cumulative over the stream's persisters.
   void set_store_stats(uint64_t disk_bytes, uint64_t segments, uint64_t deleted_records,
-                       uint64_t deleted_bytes, uint32_t granularity) noexcept;
+                       uint64_t deleted_bytes, uint32_t granularity, uint32_t store_errors = 0) noexcept;
   const std::string& ns() const noexcept;
   const std::string& name() const noexcept;
 
