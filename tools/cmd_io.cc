@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "args.h"
 #include "commands.h"
@@ -53,6 +54,10 @@ std::string publish_error(PubStatus st, uint64_t size, const Producer& p, const 
              "longer than the stream's abandon timeout";
     case PubStatus::kClosed: return "the producer was closed";
     case PubStatus::kTimeout: return "timed out";
+    case PubStatus::kCorrupt:
+      return "stream '" + a.stream + "' is damaged (its cursors do not add up, or its shared memory "
+             "shrank): remove it (shmbus rm --force) and create it again";
+    case PubStatus::kNotPersisted: return "not persisted";
     case PubStatus::kOk: break;
   }
   return "unknown publish status";
@@ -71,6 +76,9 @@ int wait_durable(Producer& p, uint64_t seq, const PubArgs& a) {
   if (!t) return kExitUsage;
   PubStatus st = p.wait_durable(seq, *t);
   if (st == PubStatus::kOk) return kExitOk;
+  if (st == PubStatus::kNotPersisted)
+    return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded it as "
+                "lost (a --let-go stream whose persister was away while the ring moved on)");
   return fail("record " + std::to_string(seq) + " was published but is not durable after " +
               a.sync_timeout + ": is `shmbus persist " + a.stream + "` running?");
 }
@@ -82,6 +90,7 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
   std::string buf(size, '\0');
   const auto t0 = std::chrono::steady_clock::now();
   uint64_t n = 0, last_seq = 0;
+  std::vector<uint64_t> ours;  // --sync: the sequences to check once durable
   for (; n < a.count && !stop_requested(); ++n) {
     if (a.rate > 0 && n % 16 == 0) {  // pace: record n is due at t0 + n / rate
       const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(n * 1e9 / static_cast<double>(a.rate)));
@@ -91,10 +100,16 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
     PubResult r = p.publish(as_bytes(buf), a.type);
     if (!r.ok()) return fail(publish_error(r.status, size, p, a, ns, full_timeout));
     last_seq = r.seq;
+    if (a.sync) ours.push_back(r.seq);
   }
-  // --sync: the durable position is a prefix, so waiting for the last record waits for all.
+  // --sync: the durable position is a prefix, so waiting for the last record waits for
+  // all; then none of ours may lie in a range the persister recorded as lost.
   if (a.sync && n > 0) {
     if (int rc = wait_durable(p, last_seq, a); rc != kExitOk) return rc;
+    for (uint64_t seq : ours)
+      if (p.wait_durable(seq, std::chrono::nanoseconds(0)) == PubStatus::kNotPersisted)
+        return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded "
+                    "it as lost (a --let-go stream whose persister was away while the ring moved on)");
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double rate = s > 0 ? static_cast<double>(n) / s : 0.0;

@@ -21,6 +21,7 @@ from .errors import (
     LappedError as LappedError,
     NoSpaceError as NoSpaceError,
     NotFoundError as NotFoundError,
+    NotPersistedError as NotPersistedError,
     PermissionDeniedError as PermissionDeniedError,
     RecordTooLargeError as RecordTooLargeError,
     TimeoutError as TimeoutError,

@@ -106,6 +106,14 @@ struct ProducerCore {
                         "' was declared abandoned by another process before it was committed "
                         "(commit within the stream's abandon timeout)");
       case PubStatus::kClosed: throw_closed();
+      case PubStatus::kNotPersisted:
+        throw_not_persisted("record " + std::to_string(seq) + " of stream '" + name +
+                                "' was not persisted: the persister recorded it as lost (the "
+                                "stream lets producers go on while no persister runs)",
+                            seq);
+      case PubStatus::kCorrupt:
+        throw_error(Errc::kCorrupt, "stream '" + name + "' is damaged (its cursors do not add up, or "
+                                    "its shared memory shrank): remove it and create it again");
       case PubStatus::kTimeout:  // only from wait_durable: see ProducerHandle::wait_durable
       case PubStatus::kOk: break;
     }

@@ -417,3 +417,21 @@ def test_stopped_persister_holds_producers_visibly_and_detach_frees_them(ns, tmp
     with shmbus.Persister("g", data_dir=data, namespace=ns, detach_on_stop=True):
         pass
     assert all(c["name"] != "_persister" for c in shmbus.stat("g", namespace=ns)["consumers"])
+
+
+def test_wait_durable_raises_not_persisted_for_a_lost_record(ns, tmp_path):
+    data = str(tmp_path / "data")
+    shmbus.create("lg", capacity="4K", namespace=ns, consumer_dead_timeout=0.05)
+    with shmbus.Producer("lg", namespace=ns) as p:
+        with shmbus.Persister("lg", data_dir=data, namespace=ns, hold_producers=False):
+            p.publish_durable(b"x" * 100)
+        time.sleep(0.2)  # the stopped persister's group stops holding producers
+        lost = p.publish(b"x" * 100)
+        for _ in range(200):
+            last = p.publish(b"x" * 100)
+        with shmbus.Persister("lg", data_dir=data, namespace=ns, hold_producers=False) as per:
+            per.flush()
+            p.wait_durable(last)
+            with pytest.raises(shmbus.NotPersistedError) as e:
+                p.wait_durable(lost)
+            assert e.value.seq == lost and "not persisted" in str(e.value)

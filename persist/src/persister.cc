@@ -144,6 +144,9 @@ Result<bool> Persister::Impl::store_record(const Record& rec) {
     // Sequences the ring skipped (claims of dead producers) or lost while the persister
     // was away on a stream that lets producers go on: say so in the store.
     if (auto r = store->append_lost(next, rec.seq); !r) return r.error();
+    // Before durable_seq passes them: a producer waiting for one of them is told it was
+    // not persisted, never that it is durable.
+    ctl->record_lost(next, rec.seq);
     {
       std::lock_guard lock(mu);
       stats_.lost += rec.seq - next;

@@ -124,6 +124,17 @@ void StreamControl::set_durable_seq(uint64_t seq) noexcept {
 uint64_t StreamControl::durable_seq() const noexcept {
   return m_->header()->durable_seq.load(std::memory_order_acquire);
 }
+void StreamControl::record_lost(uint64_t from, uint64_t to) noexcept {
+  if (m_->read_only() || to <= from) return;
+  StreamHeader* h = m_->header();
+  const uint64_t n = h->lost_count.load(std::memory_order_relaxed);  // single writer
+  LostRange& e = h->lost_log[n % kLostLog];
+  e.from.store(from, std::memory_order_relaxed);
+  e.to.store(to, std::memory_order_relaxed);
+  // release: pairs with the acquire in lost_state(); the entry is visible with the count.
+  h->lost_count.store(n + 1, std::memory_order_release);
+}
+
 void StreamControl::set_oldest_persisted_seq(uint64_t seq) noexcept {
   if (m_->read_only()) return;  // setters need a writable mapping
   m_->header()->oldest_persisted_seq.store(seq, std::memory_order_relaxed);  // relaxed: stats

@@ -321,3 +321,50 @@ TEST(Persister, DeletionCountsAccumulateAcrossRestarts) {
 
 }  // namespace
 }  // namespace shmbus::persist::it
+
+namespace shmbus::persist::it {
+namespace {
+
+// Issue 7 point 4: a durability acknowledgement is never given for a record the persister
+// recorded as lost (let-go mode, persister away while the ring moved on).
+TEST(Persister, WaitDurableSaysNotPersistedForALostRecord) {
+  ScopedNs ns;
+  DataDir dir;
+  StreamOptions so = stream_opts(1 << 12);
+  so.consumer_dead_timeout = std::chrono::milliseconds(50);
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  PersisterOptions o = persister_opts(dir);
+  o.hold_producers = false;  // --let-go
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  const std::string msg(100, 'q');
+  const Bytes b(reinterpret_cast<const std::byte*>(msg.data()), msg.size());
+  {
+    auto p = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_EQ(prod->publish_durable(b, 0, 10s).status, PubStatus::kOk);  // seq 0
+    ASSERT_TRUE(p.value()->stop());
+  }
+  // The persister is away: after the consumer timeout its group stops holding producers,
+  // and the ring (4K) moves past records 1..
+  std::this_thread::sleep_for(200ms);
+  PubResult lost_one = prod->publish(b);
+  ASSERT_TRUE(lost_one.ok());
+  uint64_t last = 0;
+  for (int i = 0; i < 200; ++i) {
+    PubResult r = prod->publish(b);
+    ASSERT_TRUE(r.ok()) << static_cast<int>(r.status);
+    last = r.seq;
+  }
+  auto p = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(p) << p.error().message;
+  ASSERT_TRUE(p.value()->flush(10s));
+  EXPECT_EQ(prod->wait_durable(last, 10s), PubStatus::kOk);
+  EXPECT_EQ(prod->wait_durable(lost_one.seq, 10s), PubStatus::kNotPersisted)
+      << "record " << lost_one.seq << " never reached the store";
+  EXPECT_EQ(prod->wait_durable(0, 1s), PubStatus::kOk);
+  ASSERT_TRUE(p.value()->stop());
+}
+
+}  // namespace
+}  // namespace shmbus::persist::it

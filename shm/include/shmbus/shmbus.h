@@ -169,6 +169,9 @@ class StreamControl {
   void set_durable_seq(uint64_t seq) noexcept;
   uint64_t durable_seq() const noexcept;
   void set_oldest_persisted_seq(uint64_t seq) noexcept;
+  // Thread: the persister.  Records [from, to) as never to be stored, before
+  // set_durable_seq() passes it: wait_durable() then answers kNotPersisted for them.
+  void record_lost(uint64_t from, uint64_t to) noexcept;
   // Raises the deletion watermark (never lowers it).
   void raise_deleted_below(uint64_t seq) noexcept;
   uint64_t deleted_below() const noexcept;
@@ -213,6 +216,8 @@ enum class PubStatus : uint8_t {
   kTimeout,     // wait_durable: not durable in time (is a persister running?)
   kCorrupt,     // the stream's cursors do not add up, or its object shrank under the
                 // mapping: its shared memory was damaged (remove and recreate it)
+  kNotPersisted,  // wait_durable: the record will never be durable: the persister
+                  // recorded it as lost (a let-go stream whose persister was away)
 };
 
 struct [[nodiscard]] PubResult {
@@ -266,7 +271,9 @@ class Producer {
   Claim claim(size_t size, uint32_t type, PubStatus* status) noexcept;
 
   // Waits until the persister has made record `seq` durable (persisted streams).
-  // kOk, kTimeout, or kClosed.
+  // kOk, kTimeout, kClosed, or kNotPersisted: the persister recorded `seq` as lost (it
+  // is never acknowledged as durable; with more than 16 lost ranges recorded past
+  // `seq` before this call looked, it cannot tell and says kNotPersisted too).
   PubStatus wait_durable(uint64_t seq, std::chrono::nanoseconds timeout) noexcept;
   // publish() then wait_durable().
   PubResult publish_durable(Bytes payload, uint32_t type, std::chrono::nanoseconds timeout) noexcept;
