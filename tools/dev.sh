@@ -57,9 +57,10 @@ run_fuzzers() {
   local art="$PWD/build-fuzz/fuzz-artifacts"
   mkdir -p "$art"
   printf '%-24s %12s %10s %8s\n' target executions exec/s crashes
-  for bin in build-fuzz/tests/fuzz/fuzz_*; do
-    [ -x "$bin" ] || continue
-    local name; name=$(basename "$bin"); name=${name#fuzz_}
+  local target
+  for target in $(fuzz_targets); do
+    local bin=build-fuzz/tests/fuzz/$target
+    local name=${target#fuzz_}
     local corpus="$work/$name"
     mkdir -p "$corpus"
     if [ -d "tests/fuzz/corpus/$name" ]; then
