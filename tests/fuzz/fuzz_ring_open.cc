@@ -12,9 +12,8 @@
 //     PROT_NONE, so a read or write past the ring faults at once (ASan cannot see into
 //     a shared mapping).
 // Every call must return within its deadline (polls and full timeout: 100 us, or 1 ms
-// when the option byte asks for futex sleeps) plus
-// kSlack, or the input is reported as a hang; libFuzzer's -timeout catches loops that
-// never return.  The identity fields (namespace and stream name) are overwritten with
+// when the option byte asks for futex sleeps) plus kSlack, or the input is reported as
+// a hang; libFuzzer's -timeout catches loops that never return.  The identity fields (namespace and stream name) are overwritten with
 // this process's names, or nothing would ever open, and a non-zero layout version is
 // replaced by this build's (see ShmObject::create).  A header whose version is still 0
 // with a zero or valid magic means "creator still initialising": open() waits 2 s for it
