@@ -11,10 +11,11 @@
 //   - once a handle is open, the guard pages of every mapping of the object are made
 //     PROT_NONE, so a read or write past the ring faults at once (ASan cannot see into
 //     a shared mapping).
-// Every call must return within its deadline (1 ms polls, 1 ms full timeout) plus
-// kSlack, or the input is reported as a hang; libFuzzer's -timeout catches loops that
-// never return.  The identity fields (namespace and stream name) are overwritten with
-// this process's names, or nothing would ever open.  A header whose version is still 0
+// Every call must return within its deadline (polls and full timeout: 100 us, or 1 ms
+// when the option byte asks for futex sleeps) plus kSlack, or the input is reported as
+// a hang; libFuzzer's -timeout catches loops that never return.  The identity fields (namespace and stream name) are overwritten with
+// this process's names, or nothing would ever open, and a non-zero layout version is
+// replaced by this build's (see ShmObject::create).  A header whose version is still 0
 // with a zero or valid magic means "creator still initialising": open() waits 2 s for it
 // by design, so such inputs are skipped.
 #include <dirent.h>
@@ -46,6 +47,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kMaxRing = 64 * 1024;
 constexpr uint8_t kCanary = 0xA5;
+// Deadlines of polls and of a full ring's wait: short, so that the fuzzer runs fast, and
+// long enough with kBlock (option) to reach the futex sleep.
+constexpr auto kShortDeadline = std::chrono::microseconds(100);
 constexpr auto kDeadline = std::chrono::milliseconds(1);
 // A call may take this much longer than its deadline (a loaded 2-core machine, ASan).
 constexpr auto kSlack = std::chrono::milliseconds(1500);
@@ -58,6 +62,7 @@ struct Options {
   bool read_only_tail;
   bool batch;
   uint32_t payload;  // bytes of the record published
+  std::chrono::nanoseconds deadline;
 };
 
 Options decode_options(uint8_t b) {
@@ -72,6 +77,8 @@ Options decode_options(uint8_t b) {
   o.read_only_tail = (b & 32) != 0;
   o.batch = (b & 64) != 0;
   o.payload = (b & 128) ? 200 : 8;
+  o.deadline = ((b >> 2) & 3) == 3 ? std::chrono::nanoseconds(kDeadline)
+                                   : std::chrono::nanoseconds(kShortDeadline);
   return o;
 }
 
@@ -82,7 +89,7 @@ const std::string& ns() {
 constexpr const char* kStream = "ring";
 
 [[noreturn]] void die(const char* what, Clock::duration took) {
-  std::fprintf(stderr, "fuzz_ring_open: %s took %lld ms (deadline %lld ms + slack)\n", what,
+  std::fprintf(stderr, "fuzz_ring_open: %s took %lld ms (deadline at most %lld ms, + slack)\n", what,
                static_cast<long long>(
                    std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
                static_cast<long long>(kDeadline.count()));
@@ -105,6 +112,7 @@ void protect_guards(const std::string& path, uint64_t guard_off, uint64_t guard_
   if (!f) return;
   char line[4096];
   while (std::fgets(line, sizeof line, f)) {
+    if (!std::strstr(line, path.c_str())) continue;  // most lines: skip the parse
     unsigned long start, end, off;
     char perms[8];
     int name_at = 0;
@@ -143,6 +151,10 @@ struct ShmObject {
     std::memcpy(bytes.data(), data, std::min<size_t>(n, guard_off));
     std::memset(bytes.data() + guard_off, kCanary, ring);
     auto* h = reinterpret_cast<StreamHeader*>(bytes.data());
+    // Any finished header claims this build's layout version: a mismatch is one compare,
+    // and this way seeds and reproducers stay meaningful across layout version bumps.
+    if (h->version.load(std::memory_order_relaxed) != 0)
+      h->version.store(detail::kLayoutVersion, std::memory_order_relaxed);
     h->ns_len = static_cast<uint32_t>(ns().size());
     h->stream_len = static_cast<uint32_t>(std::strlen(kStream));
     std::memset(h->ns, 0, sizeof h->ns);
@@ -213,10 +225,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ProducerOptions po;
   po.wait = o.wait;
   po.when_full = o.full;
-  po.full_timeout = kDeadline;
+  po.full_timeout = o.deadline;
   auto prod = timed("Producer::open", bound, [&] { return Producer::open(ns(), kStream, po); });
   if (!prod) return 0;  // the header was refused: fine, that is validation at work
-  protect_guards(shm.path, shm.guard_off, shm.ring);
 
   ConsumerOptions dopts;
   dopts.group = "g";
@@ -241,13 +252,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   Record rec;
   if (durable) {
-    (void)timed("durable poll", bound, [&] { return durable->poll(&rec, kDeadline); });
+    (void)timed("durable poll", bound, [&] { return durable->poll(&rec, o.deadline); });
     (void)timed("durable poll(0)", bound,
                 [&] { return durable->poll(&rec, std::chrono::nanoseconds(0)); });
     durable->commit();
   }
   if (tailing) {
-    (void)timed("tailing poll", bound, [&] { return tailing->poll(&rec, kDeadline); });
+    (void)timed("tailing poll", bound, [&] { return tailing->poll(&rec, o.deadline); });
     (void)timed("tailing poll(0)", bound,
                 [&] { return tailing->poll(&rec, std::chrono::nanoseconds(0)); });
   }
