@@ -2,7 +2,8 @@
 # tools/dev.sh: install what is missing (Debian 12, as root), build, and run.
 #   tools/dev.sh demo   build (Release) and run the lifecycle demo (tools/demo.sh)
 #   tools/dev.sh test   build and run every test: the suite (Release), the suite under
-#                       ASan+UBSan, and the concurrency tests under TSan
+#                       ASan+UBSan, the concurrency tests under TSan, and every fuzz
+#                       target for 20 s
 #   tools/dev.sh bench  build (Release) and print the benchmark tables (IPC, persistence,
 #                       Python), each with its baselines measured in the same run
 #   tools/dev.sh fuzz [SECONDS]  build the libFuzzer targets (build-fuzz, clang-14, ASan+UBSan)
@@ -21,7 +22,7 @@ PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libconcurrentqueue-dev l
   python3-dev python3-pytest python3-numpy libzmq3-dev iceoryx libiceoryx-posh-dev
   libiceoryx-hoofs-dev)
 # The fuzz targets need clang's libFuzzer and sanitizer runtimes.
-[ "${1:-}" = fuzz ] && PACKAGES+=(clang-14 libfuzzer-14-dev)
+case "${1:-}" in fuzz | test) PACKAGES+=(clang-14 libfuzzer-14-dev) ;; esac
 
 install_missing() {
   local missing=()
@@ -112,6 +113,10 @@ case "$mode" in
     build build-tsan -DCMAKE_BUILD_TYPE=Debug -DSHMBUS_SANITIZE=thread \
       -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -- $(tsan_targets)
     TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L tsan -j 1
+    echo "== libFuzzer: every fuzz target for 20 s from its seed corpus"
+    build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
+      -DSHMBUS_FUZZ=ON -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -- $(fuzz_targets)
+    run_fuzzers 20
     ;;
   bench)
     build build -DCMAKE_BUILD_TYPE=Release
