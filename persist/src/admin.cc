@@ -256,9 +256,11 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
   if (had_ring && fresh)
     return make_error(Errc::kExists, "--fresh: stream " + std::string(ns) + "/" + std::string(stream) +
                                          " exists; remove it first (shmbus rm)");
-  if (!had_ring) {
-    auto root = resolve_data_dir(admin.data_dir);
-    if (!root) return root.error();
+  auto root = resolve_data_dir(admin.data_dir);
+  // Without a data dir (a user without HOME) there is no store to continue, unless the
+  // caller named one or asked to remove it.
+  if (!root && (!admin.data_dir.empty() || fresh)) return root.error();
+  if (!had_ring && root) {
     auto dir = store_dir_for(root.value(), ns, stream);
     if (!dir) return dir.error();
     struct stat st;

@@ -216,6 +216,9 @@ TEST_F(Security, NoDataDirWithoutHomeForAUser) {
   env.unset = {"HOME", "SHMBUS_DATA_DIR"};
   auto r = cli({"persist", "s"}, env);
   expect_refused(r, "no data directory");
+  // Streams without persistence need no data directory.
+  auto c = cli({"create", "plain", "--capacity", "64K"}, env);
+  EXPECT_EQ(c.exit_code, 0) << c.err;
   EXPECT_FALSE(fs::exists("/tmp/.local/share/shmbus/" + ns_));
 }
 
