@@ -18,6 +18,7 @@ struct Consumer::Impl {
   std::shared_ptr<StreamMapping> m;
   StreamHeader* h = nullptr;
   uint64_t cap = 0, mask = 0, salt = 0, max_record = 0;
+  unsigned shift = 0;  // log2(cap): the lap in record tags
   ConsumerOptions opts;
   ConsumerSlot* slot = nullptr;   // durable, or a writable tailing reader's registry entry
   bool durable = false;
@@ -111,7 +112,7 @@ static PosSeq nearest_start(const StreamMapping& m, PosSeq earliest, PosSeq late
     if (p <= best.pos || p >= latest.pos || (p & (kRecordAlign - 1)) != 0) continue;
     RecordHeader* r = m.record_at(p);
     const uint64_t tag = r->tag.load(std::memory_order_acquire);
-    TagView tv = decode_tag(m.salt(), tag, p);
+    TagView tv = decode_tag(m.salt(), m.lap_shift(), tag, p);
     if (!tv.lap_ok || tv.state != kData) continue;
     const uint64_t seq = load_relaxed(&r->seq);
     // The record must still be this lap's when we are done reading it.
@@ -154,6 +155,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   c.cap = c.m->capacity();
   c.mask = c.m->mask();
   c.salt = c.m->salt();
+  c.shift = c.m->lap_shift();
   c.max_record = c.m->max_record();
   c.opts = opts;
   c.durable = durable;
@@ -302,7 +304,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     RecordHeader* r = c.m->record_at(c.pos);
     // acquire: pairs with the producer's seq_cst commit CAS; fields and payload follow.
     uint64_t tag = r->tag.load(std::memory_order_acquire);
-    TagView tv = decode_tag(c.salt, tag, c.pos);
+    TagView tv = decode_tag(c.salt, c.shift, tag, c.pos);
     if (tv.lap_ok && tv.state >= kData && tv.state <= kGap) {
       const uint64_t span = record_span(tv.size);
       if ((c.pos & c.mask) + span > c.cap || (tv.state == kData && tv.size > c.max_record)) {

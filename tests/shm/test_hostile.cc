@@ -177,12 +177,15 @@ TEST(Hostile, ForgedOrHeldRegistryLockNeverHangs) {
             }),
             0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
-  // A stop signal (handler without SA_RESTART, as the CLI installs) ends the wait.
+  // A stop signal (a handler that sets the flag the library polls, as the CLI does)
+  // ends the wait.
   test::Pipe ready;
+  static volatile sig_atomic_t stop = 0;
   pid_t child = test::spawn([&] {
     struct sigaction sa {};
-    sa.sa_handler = [](int) {};
+    sa.sa_handler = [](int) { stop = 1; };
     sigaction(SIGTERM, &sa, nullptr);
+    set_stop_check([]() noexcept { return stop != 0; });
     char one = 1;
     ready.put(&one, 1);
     auto p = Producer::open(ns.ns(), "s");
