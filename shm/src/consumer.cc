@@ -72,7 +72,8 @@ bool Consumer::Impl::resync() noexcept {
   // (and resyncing would loop for ever).
   const uint64_t tail = load_pos(&h->claim);
   const PosSeq f = oldest(*m);
-  if ((f.pos & (kRecordAlign - 1)) != 0 || tail < f.pos || tail - f.pos > cap || m->broken())
+  // (floor may have passed the tail we read: producers moved on meanwhile.)
+  if ((f.pos & (kRecordAlign - 1)) != 0 || (tail > f.pos && tail - f.pos > cap) || m->broken())
     return false;
   pos = f.pos;
   after_resync = true;
