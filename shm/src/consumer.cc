@@ -160,7 +160,6 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   c.max_record = c.m->max_record();
   c.opts = opts;
   c.durable = durable;
-  if (!durable) c.buf.resize(c.max_record);
 
   // Where to start.
   const PosSeq earliest = oldest(*c.m);
@@ -325,6 +324,10 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       rec.type = load_relaxed(&r->type);
       const std::byte* payload = c.m->payload_at(c.pos);
       if (!c.durable) {
+        // The buffer grows to the largest record read (never to the creator's max_record
+        // up front): an allocation only when a larger record than ever before arrives.
+        if (tv.size > c.buf.size())
+          c.buf.resize(std::min<uint64_t>(c.max_record, std::max<uint64_t>(tv.size, 2 * c.buf.size())));
         if (tv.size) std::memcpy(c.buf.data(), payload, tv.size);
         // acquire fence: the copy above happens before the claim check below, so a
         // producer that had started to overwrite the record is seen in the cursor.
