@@ -5,6 +5,8 @@
 
 #include <csignal>
 
+#include "shmbus/shmbus.h"
+
 namespace shmbus::tools {
 namespace {
 
@@ -25,6 +27,7 @@ void install_stop_handlers() {
   ign.sa_handler = SIG_IGN;
   sigemptyset(&ign.sa_mask);
   sigaction(SIGPIPE, &ign, nullptr);
+  shmbus::set_stop_check(&stop_requested);  // the library's set-up waits end on a stop too
 }
 
 bool stop_requested() noexcept { return g_stop != 0; }

@@ -18,6 +18,7 @@ struct Consumer::Impl {
   std::shared_ptr<StreamMapping> m;
   StreamHeader* h = nullptr;
   uint64_t cap = 0, mask = 0, salt = 0, max_record = 0;
+  unsigned shift = 0;  // log2(cap): the lap in record tags
   ConsumerOptions opts;
   ConsumerSlot* slot = nullptr;   // durable, or a writable tailing reader's registry entry
   bool durable = false;
@@ -71,7 +72,8 @@ bool Consumer::Impl::resync() noexcept {
   // (and resyncing would loop for ever).
   const uint64_t tail = load_pos(&h->claim);
   const PosSeq f = oldest(*m);
-  if ((f.pos & (kRecordAlign - 1)) != 0 || tail < f.pos || tail - f.pos > cap || m->broken())
+  // (floor may have passed the tail we read: producers moved on meanwhile.)
+  if ((f.pos & (kRecordAlign - 1)) != 0 || (tail > f.pos && tail - f.pos > cap) || m->broken())
     return false;
   pos = f.pos;
   after_resync = true;
@@ -111,7 +113,7 @@ static PosSeq nearest_start(const StreamMapping& m, PosSeq earliest, PosSeq late
     if (p <= best.pos || p >= latest.pos || (p & (kRecordAlign - 1)) != 0) continue;
     RecordHeader* r = m.record_at(p);
     const uint64_t tag = r->tag.load(std::memory_order_acquire);
-    TagView tv = decode_tag(m.salt(), tag, p);
+    TagView tv = decode_tag(m.salt(), m.lap_shift(), tag, p);
     if (!tv.lap_ok || tv.state != kData) continue;
     const uint64_t seq = load_relaxed(&r->seq);
     // The record must still be this lap's when we are done reading it.
@@ -154,10 +156,10 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   c.cap = c.m->capacity();
   c.mask = c.m->mask();
   c.salt = c.m->salt();
+  c.shift = c.m->lap_shift();
   c.max_record = c.m->max_record();
   c.opts = opts;
   c.durable = durable;
-  if (!durable) c.buf.resize(c.max_record);
 
   // Where to start.
   const PosSeq earliest = oldest(*c.m);
@@ -302,7 +304,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     RecordHeader* r = c.m->record_at(c.pos);
     // acquire: pairs with the producer's seq_cst commit CAS; fields and payload follow.
     uint64_t tag = r->tag.load(std::memory_order_acquire);
-    TagView tv = decode_tag(c.salt, tag, c.pos);
+    TagView tv = decode_tag(c.salt, c.shift, tag, c.pos);
     if (tv.lap_ok && tv.state >= kData && tv.state <= kGap) {
       const uint64_t span = record_span(tv.size);
       if ((c.pos & c.mask) + span > c.cap || (tv.state == kData && tv.size > c.max_record)) {
@@ -322,6 +324,10 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       rec.type = load_relaxed(&r->type);
       const std::byte* payload = c.m->payload_at(c.pos);
       if (!c.durable) {
+        // The buffer grows to the largest record read (never to the creator's max_record
+        // up front): an allocation only when a larger record than ever before arrives.
+        if (tv.size > c.buf.size())
+          c.buf.resize(std::min<uint64_t>(c.max_record, std::max<uint64_t>(tv.size, 2 * c.buf.size())));
         if (tv.size) std::memcpy(c.buf.data(), payload, tv.size);
         // acquire fence: the copy above happens before the claim check below, so a
         // producer that had started to overwrite the record is seen in the cursor.

@@ -47,7 +47,9 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 //
 // tag (atomic, the commit word) packs, XORed with the stream's salt:
 //   bits 0..2   state: kPending / kData / kPad / kGap
-//   bits 3..31  (position >> 5) & 0x1fffffff: which lap this header belongs to
+//   bits 3..31  (position >> shift) & 0x1fffffff: which lap this header belongs to; shift
+//               is 5 (kTagPosShift in mapping.h): the bits repeat every 16 GiB, so on a
+//               4 GiB ring a header four laps old would pass (a known limit)
 //   bits 32..63 payload size in bytes (the record spans align32(32 + size))
 // Any other value (a previous lap's tag, payload bytes) means "not written in this lap".
 enum : uint64_t { kPending = 1, kData = 2, kPad = 3, kGap = 4 };
@@ -79,17 +81,20 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 constexpr uint64_t record_span(uint64_t size) {
   return (sizeof(RecordHeader) + size + kRecordAlign - 1) & ~(kRecordAlign - 1);
 }
-constexpr uint64_t make_tag(uint64_t salt, uint64_t pos, uint64_t state, uint64_t size) {
-  return salt ^ ((size << 32) | (((pos >> 5) & 0x1fffffffULL) << 3) | state);
+// shift: kTagPosShift (5).
+constexpr uint64_t make_tag(uint64_t salt, unsigned lap_shift, uint64_t pos, uint64_t state,
+                            uint64_t size) {
+  return salt ^ ((size << 32) | (((pos >> lap_shift) & 0x1fffffffULL) << 3) | state);
 }
 struct TagView {
   uint64_t state;
   uint64_t size;
-  bool lap_ok;  // bits 3..31 match the expected position
+  bool lap_ok;  // bits 3..31 match the expected position's lap
 };
-constexpr TagView decode_tag(uint64_t salt, uint64_t tag, uint64_t pos) {
+constexpr TagView decode_tag(uint64_t salt, unsigned lap_shift, uint64_t tag, uint64_t pos) {
   uint64_t v = tag ^ salt;
-  return TagView{v & 7, v >> 32, ((v >> 3) & 0x1fffffffULL) == ((pos >> 5) & 0x1fffffffULL)};
+  return TagView{v & 7, v >> 32,
+                 ((v >> 3) & 0x1fffffffULL) == ((pos >> lap_shift) & 0x1fffffffULL)};
 }
 
 // ---- registry slots ---------------------------------------------------------

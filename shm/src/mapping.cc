@@ -22,6 +22,32 @@ namespace {
 
 constexpr auto kInitWait = std::chrono::seconds(2);
 
+// Waiting for a creator to finish (size, then version) is bounded per object by
+// kInitWait, and in total by a process-wide budget that refills at one second per
+// second up to kInitWait: objects that only look half-created (crafted, or left by a
+// dead creator) cannot make a scan of many objects (ls) wait kInitWait each.
+std::atomic<uint64_t> g_init_budget_at{0};  // steady ns at which the budget was full
+std::chrono::steady_clock::time_point init_wait_deadline() {
+  const uint64_t now = static_cast<uint64_t>(
+      std::chrono::steady_clock::now().time_since_epoch().count());
+  const uint64_t cap = static_cast<uint64_t>(std::chrono::nanoseconds(kInitWait).count());
+  // relaxed: a rate limit; races only make it a little more or less generous.
+  uint64_t full_at = g_init_budget_at.load(std::memory_order_relaxed);
+  if (full_at + cap < now) full_at = now - cap;  // refilled up to the cap
+  const uint64_t budget = full_at < now ? now - full_at : 0;
+  return std::chrono::steady_clock::now() + std::chrono::nanoseconds(budget);
+}
+void spend_init_wait(std::chrono::steady_clock::time_point started) {
+  const uint64_t now = static_cast<uint64_t>(
+      std::chrono::steady_clock::now().time_since_epoch().count());
+  const uint64_t cap = static_cast<uint64_t>(std::chrono::nanoseconds(kInitWait).count());
+  const uint64_t spent = static_cast<uint64_t>(
+      (std::chrono::steady_clock::now() - started).count());
+  uint64_t full_at = g_init_budget_at.load(std::memory_order_relaxed);
+  if (full_at + cap < now) full_at = now - cap;
+  g_init_budget_at.store(full_at + spent, std::memory_order_relaxed);
+}
+
 Error from_errno(int err, const std::string& what) {
   switch (err) {
     case EEXIST: return make_error(Errc::kExists, what + " already exists");
@@ -244,7 +270,8 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
   if (!S_ISREG(st.st_mode)) return make_error(Errc::kIncompatible, what + " is not a regular file");
   // A creator may still be between open and fallocate: wait for the size, unless the
   // object is older than the wait (its creator died).
-  const auto deadline = std::chrono::steady_clock::now() + kInitWait;
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = std::min(started + kInitWait, init_wait_deadline());
   const bool young = static_cast<uint64_t>(st.st_ctim.tv_sec) * 1000000000ULL +
                          static_cast<uint64_t>(st.st_ctim.tv_nsec) + 2000000000ULL >
                      now_ns();
@@ -252,6 +279,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (fstat(m->hold_fd_, &st) != 0) return from_errno(errno, what);
   }
+  spend_init_wait(started);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size < sizeof(StreamHeader))
     return make_error(Errc::kTruncated,
@@ -334,8 +362,9 @@ bool StreamMapping::cursors_ok() const noexcept {
   const PosSeq c = detail::read_posseq_bounded(&hdr_->claim);
   const PosSeq f2 = detail::read_posseq_bounded(&hdr_->floor);
   const uint64_t align = kRecordAlign - 1;
+  // (f2 may have passed c meanwhile: floor moved on after we read the claim.)
   return ((f.pos | h.pos | c.pos | f2.pos) & align) == 0 && f.pos <= h.pos && h.pos <= c.pos &&
-         c.pos - f2.pos <= capacity_ && f2.pos <= c.pos && f.seq <= c.seq && h.seq <= c.seq;
+         (f2.pos >= c.pos || c.pos - f2.pos <= capacity_) && f.seq <= c.seq && h.seq <= c.seq;
 }
 
 void StreamMapping::populate() noexcept {
@@ -350,13 +379,15 @@ void StreamMapping::populate() noexcept {
 Result<void> StreamMapping::validate(uint64_t file_size) {
   const std::string what = describe(ns_, name_);
   uint32_t v = 0;
-  const auto deadline = std::chrono::steady_clock::now() + kInitWait;
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = std::min(started + kInitWait, init_wait_deadline());
   // A creator writes magic, then the rest, then releases version: wait for it while the
   // object is still all zeros.  acquire: pairs with the creator's release of version.
   while ((v = hdr_->version.load(std::memory_order_acquire)) == 0 &&
          (hdr_->magic == 0 || hdr_->magic == kMagic) &&
          std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (v == 0) spend_init_wait(started);
   if (hdr_->magic != kMagic)
     return make_error(Errc::kIncompatible, what + " is not a shmbus stream (bad magic)");
   if (v == 0)

@@ -19,6 +19,7 @@ struct Producer::Impl {
   std::shared_ptr<StreamMapping> m;
   StreamHeader* h = nullptr;
   uint64_t cap = 0, mask = 0, max_record = 0, salt = 0;
+  unsigned shift = 0;  // log2(cap): the lap in record tags
   ProducerOptions opts;
   ProducerSlot* slot = nullptr;
   uint32_t slot_idx = 0;
@@ -37,18 +38,22 @@ struct Producer::Impl {
   // was only stalled) and producers may have reused the bytes: nothing may be written.
   bool begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
     RecordHeader* r = m->record_at(pos);
-    store_relaxed(&r->owner, label);
-    store_relaxed(&r->seq, seq);
-    store_relaxed(&r->ts_ns, ts);
-    store_relaxed(&r->type, type);
     // relaxed load: only compared; the CAS below decides.
     uint64_t cur = r->tag.load(std::memory_order_relaxed);
+    bool written = false;
     for (;;) {
-      const TagView tv = decode_tag(salt, cur, pos);
+      const TagView tv = decode_tag(salt, shift, cur, pos);
       if (tv.lap_ok && tv.state == kGap) return false;
+      if (!written) {  // not over a gap's header (checked just above)
+        store_relaxed(&r->owner, label);
+        store_relaxed(&r->seq, seq);
+        store_relaxed(&r->ts_ns, ts);
+        store_relaxed(&r->type, type);
+        written = true;
+      }
       // release: the owner label and fields above are visible to whoever acquires the
       // pending tag (an abandoner reading the label).
-      if (r->tag.compare_exchange_weak(cur, make_tag(salt, pos, kPending, size),
+      if (r->tag.compare_exchange_weak(cur, make_tag(salt, shift, pos, kPending, size),
                                        std::memory_order_release, std::memory_order_relaxed))
         return true;
     }
@@ -57,11 +62,11 @@ struct Producer::Impl {
   // acquire load of `claiming` in abandoners, which then re-read the tag).
   void claimed() noexcept { slot->claiming.store(~0ULL, std::memory_order_release); }
   bool commit(uint64_t pos, uint64_t size) noexcept {
-    uint64_t expected = make_tag(salt, pos, kPending, size);
+    uint64_t expected = make_tag(salt, shift, pos, kPending, size);
     // seq_cst: release for the fields and payload (pairs with the consumer's acquire
     // load of the tag) and a full fence before wake_data() reads data_waiters.
     return m->record_at(pos)->tag.compare_exchange_strong(
-        expected, make_tag(salt, pos, kData, size), std::memory_order_seq_cst);
+        expected, make_tag(salt, shift, pos, kData, size), std::memory_order_seq_cst);
   }
   void account(uint64_t n, uint64_t b, uint64_t ts) noexcept {
     records += n;
@@ -133,9 +138,9 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     std::atomic<uint64_t>& t = m->record_at(c.pos)->tag;
     uint64_t cur = t.load(std::memory_order_relaxed);
     for (;;) {
-      const TagView tv = decode_tag(salt, cur, c.pos);
+      const TagView tv = decode_tag(salt, shift, cur, c.pos);
       if (tv.lap_ok && tv.state == kGap) break;
-      if (t.compare_exchange_weak(cur, make_tag(salt, c.pos, kPad, pad - sizeof(RecordHeader)),
+      if (t.compare_exchange_weak(cur, make_tag(salt, shift, c.pos, kPad, pad - sizeof(RecordHeader)),
                                   std::memory_order_release, std::memory_order_relaxed))
         break;
     }
@@ -168,6 +173,7 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
   impl->mask = impl->m->mask();
   impl->max_record = impl->m->max_record();
   impl->salt = impl->m->salt();
+  impl->shift = impl->m->lap_shift();
   impl->opts = opts;
   {
     RegistryLock lock(*impl->m);
@@ -342,10 +348,10 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
     // Declared dead while stalled: the rest lies in a gap.  Give up what we began.
     at = pos;
     for (size_t i = 0; i < begun; ++i) {
-      uint64_t expected = make_tag(p.salt, at, kPending, payloads[i].size());
+      uint64_t expected = make_tag(p.salt, p.shift, at, kPending, payloads[i].size());
       // seq_cst: as an abort.
       p.m->record_at(at)->tag.compare_exchange_strong(
-          expected, make_tag(p.salt, at, kGap, payloads[i].size()), std::memory_order_seq_cst);
+          expected, make_tag(p.salt, p.shift, at, kGap, payloads[i].size()), std::memory_order_seq_cst);
       at += record_span(payloads[i].size());
     }
     wake_data(*p.m);
@@ -421,10 +427,10 @@ PubStatus Claim::abort() noexcept {
   if (!producer_ || !producer_->impl_) return PubStatus::kClosed;
   Producer::Impl& p = *producer_->impl_;
   producer_ = nullptr;
-  uint64_t expected = make_tag(p.salt, pos_, kPending, data_.size());
+  uint64_t expected = make_tag(p.salt, p.shift, pos_, kPending, data_.size());
   // seq_cst: as a commit (consumers skip the gap).
   if (!p.m->record_at(pos_)->tag.compare_exchange_strong(
-          expected, make_tag(p.salt, pos_, kGap, data_.size()), std::memory_order_seq_cst))
+          expected, make_tag(p.salt, p.shift, pos_, kGap, data_.size()), std::memory_order_seq_cst))
     return PubStatus::kAbandoned;
   p.h->aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   wake_data(*p.m);

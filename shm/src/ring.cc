@@ -60,6 +60,17 @@ uint32_t consumer_index(const StreamMapping& m, const ConsumerSlot* s) {
 
 void Backoff::sched_yield_() { sched_yield(); }
 
+namespace {
+std::atomic<StopCheck> g_stop_check{nullptr};
+}
+}  // namespace shmbus::detail
+
+void shmbus::set_stop_check(StopCheck check) noexcept {
+  detail::g_stop_check.store(check, std::memory_order_release);  // release: set once
+}
+
+namespace shmbus::detail {
+
 RegistryLock::RegistryLock(const StreamMapping& m, std::chrono::milliseconds wait) : m_(m) {
   if (m_.read_only()) return;
   const uint64_t deadline = steady_ns() + static_cast<uint64_t>(
@@ -72,6 +83,11 @@ RegistryLock::RegistryLock(const StreamMapping& m, std::chrono::milliseconds wai
       return;
     }
     if (steady_ns() >= deadline) return;
+    // acquire: pairs with the release in set_stop_check().
+    if (StopCheck stop = g_stop_check.load(std::memory_order_acquire); stop && stop()) {
+      interrupted_ = true;
+      return;
+    }
     timespec ts{0, 1'000'000};
     if (nanosleep(&ts, nullptr) != 0 && errno == EINTR) {  // a stop signal: give up
       interrupted_ = true;
@@ -132,7 +148,7 @@ bool unlabelled_dead(const StreamMapping& m, uint64_t pos) {
   return true;
 }
 uint32_t label_of(const StreamMapping& m, uint64_t pos, uint64_t tag) {
-  const TagView tv = decode_tag(m.salt(), tag, pos);
+  const TagView tv = decode_tag(m.salt(), m.lap_shift(), tag, pos);
   if (!tv.lap_ok || tv.state != kPending) return 0;
   return load_relaxed(&m.record_at(pos)->owner);
 }
@@ -160,7 +176,7 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
     // acquire: a pending tag stored before its producer cleared `claiming` is seen now.
     if (rec->tag.load(std::memory_order_acquire) != observed) return Abandon::kRetry;
   }
-  TagView tv = decode_tag(salt, observed, pos);
+  TagView tv = decode_tag(salt, m.lap_shift(), observed, pos);
   uint64_t size;
   if (tv.lap_ok && tv.state == kPending && record_span(tv.size) <= tail - pos &&
       (pos & m.mask()) + record_span(tv.size) <= m.capacity()) {
@@ -171,13 +187,13 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
     // ring, or at the claim tail.
     uint64_t q = pos + kRecordAlign;
     while (q < tail && (q & m.mask()) != 0) {
-      TagView t = decode_tag(salt, m.record_at(q)->tag.load(std::memory_order_acquire), q);
+      TagView t = decode_tag(salt, m.lap_shift(), m.record_at(q)->tag.load(std::memory_order_acquire), q);
       if (t.lap_ok && t.state >= kPending && t.state <= kGap) break;
       q += kRecordAlign;
     }
     size = q - pos - sizeof(RecordHeader);
   }
-  uint64_t gap = make_tag(salt, pos, kGap, size);
+  uint64_t gap = make_tag(salt, m.lap_shift(), pos, kGap, size);
   // seq_cst: as a commit; a producer that later tries to commit this record fails its
   // CAS and reports kAbandoned (and a late begin() fails on this lap's gap tag).
   if (!rec->tag.compare_exchange_strong(observed, gap, std::memory_order_seq_cst))
@@ -205,7 +221,7 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
     while (cur.pos < tail && cur.pos < want) {
       RecordHeader* rec = m.record_at(cur.pos);
       uint64_t tag = rec->tag.load(std::memory_order_acquire);
-      TagView tv = decode_tag(salt, tag, cur.pos);
+      TagView tv = decode_tag(salt, m.lap_shift(), tag, cur.pos);
       uint64_t span = record_span(tv.size);
       if (tv.lap_ok && (tv.state == kData || tv.state == kPad || tv.state == kGap) &&
           span <= tail - cur.pos && (cur.pos & m.mask()) + span <= m.capacity() &&
@@ -289,7 +305,7 @@ PosSeq committed_frontier(const StreamMapping& m) {
     while (cur.pos < tail && cur.pos - start < m.capacity()) {
       RecordHeader* rec = m.record_at(cur.pos);
       // acquire: pairs with the commit CAS; the seq read below belongs to this record.
-      const TagView tv = decode_tag(salt, rec->tag.load(std::memory_order_acquire), cur.pos);
+      const TagView tv = decode_tag(salt, m.lap_shift(), rec->tag.load(std::memory_order_acquire), cur.pos);
       const uint64_t span = record_span(tv.size);
       if (!tv.lap_ok || tv.state < kData || tv.state > kGap || span > tail - cur.pos ||
           (cur.pos & m.mask()) + span > m.capacity() ||

@@ -177,12 +177,15 @@ TEST(Hostile, ForgedOrHeldRegistryLockNeverHangs) {
             }),
             0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
-  // A stop signal (handler without SA_RESTART, as the CLI installs) ends the wait.
+  // A stop signal (a handler that sets the flag the library polls, as the CLI does)
+  // ends the wait.
   test::Pipe ready;
+  static volatile sig_atomic_t stop = 0;
   pid_t child = test::spawn([&] {
     struct sigaction sa {};
-    sa.sa_handler = [](int) {};
+    sa.sa_handler = [](int) { stop = 1; };
     sigaction(SIGTERM, &sa, nullptr);
+    set_stop_check([]() noexcept { return stop != 0; });
     char one = 1;
     ready.put(&one, 1);
     auto p = Producer::open(ns.ns(), "s");
@@ -197,6 +200,79 @@ TEST(Hostile, ForgedOrHeldRegistryLockNeverHangs) {
   EXPECT_LT(std::chrono::steady_clock::now() - t1, 2s);
   ::close(fd);
   EXPECT_TRUE(Producer::open(ns.ns(), "s"));
+}
+
+}  // namespace
+}  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Issue 14 point 7: every object that looked half-created (magic, no version) cost 2 s,
+// so five crafted objects made `ls` (stream_info on each) take 10 s.  The waits share
+// one bounded budget.
+TEST(Hostile, HalfCreatedObjectsCostOneBoundedWaitInTotal) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 4096;
+  ASSERT_TRUE(create_stream(ns.ns(), "model", o));
+  std::vector<char> hdr(detail::kDataOff + 4096);
+  {
+    const std::string path = "/dev/shm/" + object_name(ns.ns(), "model");
+    int fd = ::open(path.c_str(), O_RDONLY);
+    ASSERT_EQ(read(fd, hdr.data(), hdr.size()), static_cast<ssize_t>(hdr.size()));
+    ::close(fd);
+  }
+  std::memset(hdr.data() + 8, 0, 4);  // version 0: "still being created"
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "half" + std::to_string(i);
+    std::vector<char> h = hdr;
+    detail::StreamHeader* sh = reinterpret_cast<detail::StreamHeader*>(h.data());
+    sh->stream_len = static_cast<uint32_t>(name.size());
+    std::memcpy(sh->stream, name.data(), name.size());
+    int fd = ::open(("/dev/shm/" + object_name(ns.ns(), name)).c_str(), O_CREAT | O_RDWR, 0600);
+    ASSERT_EQ(write(fd, h.data(), h.size()), static_cast<ssize_t>(h.size()));
+    ::close(fd);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) {
+    auto info = stream_info(ns.ns(), "half" + std::to_string(i));
+    ASSERT_FALSE(info);
+    EXPECT_EQ(info.error().code, Errc::kCorrupt) << info.error().message;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
+}
+
+// Issue 14 point 10: a tailing reader allocated max_record bytes (set by the object's
+// creator, up to 2 GiB) at open; it allocates only what the records it reads need.
+TEST(Hostile, TailingReaderBufferIsSizedByWhatItReads) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 27;             // 128 MiB
+  o.max_record = (1 << 26) - 32;    // 64 MiB records allowed
+  ASSERT_TRUE(create_stream(ns.ns(), "big", o));
+  auto rss = [] {  // anonymous resident memory (the ring's shared pages do not count)
+    long kb = 0;
+    FILE* f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+      if (std::sscanf(line, "RssAnon: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb * 1024L;
+  };
+  ConsumerOptions co;
+  co.read_only = true;
+  const long before = rss();
+  auto c = Consumer::open(ns.ns(), "big", co);
+  ASSERT_TRUE(c);
+  EXPECT_LT(rss() - before, 16L << 20) << "the reader's buffer was sized by max_record";
+  auto p = Producer::open(ns.ns(), "big");
+  ASSERT_TRUE(p->publish(test::as_bytes("small")).ok());
+  Record r;
+  ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
+  EXPECT_EQ(test::as_string(r.data), "small");
 }
 
 }  // namespace

@@ -20,18 +20,18 @@ TEST(Layout, TagRoundTrip) {
   const uint64_t salt = 0xdeadbeefcafef00dULL & ~7ULL;
   for (uint64_t pos : {0ULL, 32ULL, 4096ULL, (1ULL << 34) + 64, ~0ULL & ~31ULL}) {
     for (uint64_t st : {kPending, kData, kPad, kGap}) {
-      uint64_t t = make_tag(salt, pos, st, 12345);
-      TagView v = decode_tag(salt, t, pos);
+      uint64_t t = make_tag(salt, 5, pos, st, 12345);
+      TagView v = decode_tag(salt, 5, t, pos);
       EXPECT_TRUE(v.lap_ok);
       EXPECT_EQ(v.state, st);
       EXPECT_EQ(v.size, 12345u);
       // A tag of the previous lap of any ring up to 4 GiB does not pass for this lap.
       for (uint64_t cap = 4096; cap <= (1ULL << 32); cap <<= 1)
-        if (pos >= cap) { EXPECT_FALSE(decode_tag(salt, make_tag(salt, pos - cap, st, 1), pos).lap_ok); }
+        if (pos >= cap) { EXPECT_FALSE(decode_tag(salt, 5, make_tag(salt, 5, pos - cap, st, 1), pos).lap_ok); }
     }
   }
   // All-zero memory is never a valid record.
-  EXPECT_EQ(decode_tag(salt, 0, 0).state, 0u);
+  EXPECT_EQ(decode_tag(salt, 5, 0, 0).state, 0u);
 }
 
 TEST(Layout, SpanIsAlignedAndCoversHeader) {

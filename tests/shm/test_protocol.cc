@@ -188,7 +188,7 @@ TEST(Ring, LateBeginFailsOnThisLapsGap) {
   ASSERT_TRUE(p->publish(as_bytes("one")).ok());
   // What an abandoner leaves at the next claim (as if it had found the claimant dead).
   const uint64_t pos = h->claim.pos;
-  const uint64_t gap = detail::make_tag(m.value()->salt(), pos, detail::kGap, 5);
+  const uint64_t gap = detail::make_tag(m.value()->salt(), m.value()->lap_shift(), pos, detail::kGap, 5);
   m.value()->record_at(pos)->tag.store(gap);
   EXPECT_EQ(p->publish(as_bytes("late!")).status, PubStatus::kAbandoned);
   EXPECT_EQ(m.value()->record_at(pos)->tag.load(), gap);

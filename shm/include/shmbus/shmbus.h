@@ -45,6 +45,12 @@ Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
 // Wall-clock nanoseconds since the epoch (CLOCK_REALTIME through the vDSO).
 uint64_t now_ns() noexcept;
 
+// A process-wide "stop requested" check (e.g. set by a SIGINT/SIGTERM handler) that the
+// library's bounded set-up waits (the registry lock) poll, so that a stop signal ends
+// them at once.  Thread: call once at start-up.  nullptr: none (the default).
+using StopCheck = bool (*)() noexcept;
+void set_stop_check(StopCheck check) noexcept;
+
 // ---- streams ---------------------------------------------------------------
 
 class StreamMapping;  // shared mapping, kept alive by every handle that uses it
