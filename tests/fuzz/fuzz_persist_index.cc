@@ -62,7 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size >= 24) first_seq = get_u64(reinterpret_cast<const std::byte*>(data) + 16);
   const std::string idx = index_file_name(first_seq);
   write_file(dir, idx, data, size);
-  if (auto r = read_index(dir, first_seq)) {
+  // The segment it belongs to: as large as a 1 MiB segment (bounds what is read).
+  if (auto r = read_index(dir, first_seq, uint64_t{1} << 20)) {
     const IndexFile& f = r.value();
     if (f.valid_bytes != kIndexHeaderSize + f.entries.size() * kIndexEntrySize || f.valid_bytes > size ||
         f.file_size != size)

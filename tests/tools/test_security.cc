@@ -596,3 +596,41 @@ TEST_F(Lifecycle, PubSyncNeverAcknowledgesALostRecord) {
 
 }  // namespace
 }  // namespace shmbus::test
+
+namespace shmbus::test {
+namespace {
+
+// ---- 4: a held or forged registry lock cannot hang the command past a stop signal ------
+
+TEST_F(Security, AHeldRegistryLockDoesNotHangTheCommand) {
+  ASSERT_TRUE(create_stream(ns_, "s", {}));
+  // Whoever can write (or lock) the object holds the registry lock: an OFD lock on the
+  // byte at 704 (shm/FORMAT.md), never released.
+  const std::string path = "/dev/shm/" + object_name(ns_, "s");
+  int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 704;
+  fl.l_len = 1;
+  ASSERT_EQ(fcntl(fd, F_OFD_SETLK, &fl), 0);
+  // SIGTERM (as `timeout 5 shmbus pub` sends) ends the wait at once.
+  Background pub({"pub", "s", "--namespace", ns_});
+  std::this_thread::sleep_for(300ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = pub.stop(SIGTERM, 5s);
+  EXPECT_FALSE(r.timed_out) << "the command ignored SIGTERM";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  EXPECT_NE(r.exit_code, 0);
+  // Without a signal the wait is bounded too, with a clear error.
+  auto t = cli({"tail", "s", "--group", "g"});
+  EXPECT_FALSE(t.timed_out);
+  EXPECT_NE(t.exit_code, 0);
+  EXPECT_LT(t.exit_code, 128) << t.err;
+  EXPECT_EQ(t.err.rfind("shmbus: ", 0), 0u) << t.err;
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace shmbus::test
