@@ -228,6 +228,19 @@ class LapNotes {
   std::chrono::steady_clock::time_point last_{};
 };
 
+// --from: false after printing why; a bare epoch number gets a note with the unit assumed.
+bool from_flag(const std::string& text, StartFrom* out) {
+  std::string note;
+  auto s = parse_start(text, &note);
+  if (!s) {
+    fail("--from: " + s.error().message, kExitUsage);
+    return false;
+  }
+  if (!note.empty()) warn("--from: " + note + " (" + format_time_ns(s->value) + ")");
+  *out = s.value();
+  return true;
+}
+
 RecordPrinter::Format parse_format(const std::string& f) {
   if (f == "json") return RecordPrinter::Format::kJson;
   if (f == "hex") return RecordPrinter::Format::kHex;
@@ -308,11 +321,7 @@ int cmd_tail(const TailArgs& a) {
     // A persisted stream, or one whose ring is gone but whose store is in the data dir.
     if (persist::reads_through_store(ns, a.stream, a.data_dir)) {
       StartFrom start = StartFrom::earliest();
-      if (!a.from.empty()) {
-        auto s = parse_start(a.from);
-        if (!s) return fail("--from: " + s.error().message, kExitUsage);
-        start = s.value();
-      }
+      if (!a.from.empty() && !from_flag(a.from, &start)) return kExitUsage;
       install_stop_handlers();
       return tail_replay(a, ns, start);
     }
@@ -322,9 +331,7 @@ int cmd_tail(const TailArgs& a) {
   // A record counts as consumed only once it reached stdout: commit by hand after flushing.
   o.auto_commit = false;
   if (!a.from.empty()) {
-    auto s = parse_start(a.from);
-    if (!s) return fail("--from: " + s.error().message, kExitUsage);
-    o.start = s.value();
+    if (!from_flag(a.from, &o.start)) return kExitUsage;
   } else {
     o.start = a.group.empty() ? StartFrom::earliest() : StartFrom{};  // {}: committed
   }

@@ -17,6 +17,15 @@ int cmd_create(const CreateArgs& a) {
   StreamOptions o;
   auto capacity = size_flag("--capacity", a.capacity);
   if (!capacity) return kExitUsage;
+  if (*capacity >= 4096 && *capacity <= (4ULL << 30) && (*capacity & (*capacity - 1)) != 0) {
+    // Not a power of two: name the two nearest that are.
+    uint64_t below = 4096;
+    while (below * 2 <= *capacity) below *= 2;
+    return fail("--capacity: " + a.capacity + " (" + std::to_string(*capacity) +
+                    " bytes) is not a power of two: use " + format_size(below) + " or " +
+                    format_size(below * 2),
+                kExitUsage);
+  }
   o.capacity = *capacity;
   if (!a.max_record.empty()) {
     auto m = size_flag("--max-record", a.max_record);

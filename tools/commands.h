@@ -38,7 +38,7 @@ int fail(const Error& e);
 // Every subcommand takes --namespace; empty means $SHMBUS_NAMESPACE, else "default".
 struct CreateArgs {
   std::string ns, stream;
-  std::string capacity;          // parse_size
+  std::string capacity = "1M";   // parse_size; the library's default (StreamOptions)
   std::string max_record;        // parse_size; empty: the library's default
   std::string mode = "0600";     // octal
   std::string abandon_timeout;   // parse_duration; empty: the library's default
@@ -69,7 +69,9 @@ int cmd_ls(const LsArgs& a);
 struct StatArgs {
   std::string ns, stream;
   bool json = false;
-  std::string interval = "1s";   // parse_duration; 0: one snapshot, no rates
+  std::string interval;          // parse_duration; empty or 0: one snapshot, no measured rates
+  bool watch = false;            // --watch: print again every watch_every, like `iostat 1`
+  std::string watch_every;       // parse_duration; empty: 1s
   std::string stall = "1s";      // size the ring to ride out a consumer stall this long
 };
 int cmd_stat(const StatArgs& a);
