@@ -47,6 +47,8 @@ std::string publish_error(PubStatus st, uint64_t size, const Producer& p, const 
       return "a record was declared abandoned by another process: this producer stalled "
              "longer than the stream's abandon timeout";
     case PubStatus::kClosed: return "the producer was closed";
+    case PubStatus::kCorrupt:
+      return "stream '" + a.stream + "' is corrupt (its cursors do not add up, or its object shrank)";
     case PubStatus::kTimeout: return "timed out";
     case PubStatus::kOk: break;
   }
@@ -265,7 +267,7 @@ int cmd_pub(const PubArgs& a) {
   po.full_timeout = *full_timeout;
   install_stop_handlers();
   auto p = Producer::open(ns, a.stream, po);
-  if (!p) return fail(p.error());
+  if (!p) return fail_stream(p.error(), ns, a.stream);
   return a.count > 0 ? pub_synthetic(p.value(), a, size, ns, *full_timeout)
                      : pub_lines(p.value(), a, ns, *full_timeout);
 }
@@ -344,7 +346,7 @@ int cmd_tail(const TailArgs& a) {
   if (!c && c.error().code == Errc::kPermission && !a.group.empty())
     return fail(c.error().message +
                 "; --group needs write access to the stream (tail without --group can read it)");
-  if (!c) return fail(c.error());
+  if (!c) return fail_stream(c.error(), ns, a.stream);
   Consumer& con = c.value();
   const bool durable = con.durable();
 

@@ -168,7 +168,7 @@ int cmd_stat(const StatArgs& a) {
   const double stall_s = std::chrono::duration<double>(*stall).count();
   install_stop_handlers();
   auto first = stream_info(ns, a.stream);
-  if (!first) return fail(first.error());
+  if (!first) return fail_stream(first.error(), ns, a.stream);
   if (a.watch) return watch(a, ns, every, stall_s, std::move(first.value()));
   if (interval.count() == 0) {
     print(first.value(), nullptr, stall_s, a.json);

@@ -35,6 +35,16 @@ void warn(std::string_view message);
 // The same as fail() for a library error: kInvalidArgument exits kExitUsage, the rest kExitFailure.
 int fail(const Error& e);
 
+// Namespaces with at least one stream (a ring in /dev/shm), sorted (namespaces.cc).
+std::vector<std::string> all_namespaces();
+// The namespaces that hold a stream named `stream`, sorted.
+std::vector<std::string> namespaces_with(std::string_view stream);
+// "; a stream 'S' is in namespace 'x' (did you mean --namespace x?)", or "" when no
+// namespace other than `ns` holds a stream of that name.
+std::string namespace_hint(std::string_view ns, std::string_view stream);
+// fail(e), with namespace_hint() added to a not-found error.
+int fail_stream(const Error& e, std::string_view ns, std::string_view stream);
+
 // Every subcommand takes --namespace; empty means $SHMBUS_NAMESPACE, else "default".
 struct CreateArgs {
   std::string ns, stream;
@@ -62,6 +72,7 @@ int cmd_rm(const RmArgs& a);
 struct LsArgs {
   std::string ns;
   bool json = false;
+  bool all = false;              // every namespace (text: grouped; JSON: a "namespace" key)
   std::string data_dir;          // where stored-only streams are looked for
 };
 int cmd_ls(const LsArgs& a);

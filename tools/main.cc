@@ -184,6 +184,8 @@ int main(int argc, char** argv) {
   LsArgs ls;
   auto* l = app.add_subcommand("ls", "List the streams of a namespace");
   l->add_flag("--json", ls.json, "One JSON array");
+  l->add_flag("--all", ls.all,
+              "Every namespace (a NAMESPACE column; JSON: a \"namespace\" key per stream)");
   l->add_option("--data-dir", ls.data_dir, "Where to look for streams that exist only as a store");
   add_namespace(l, &ls.ns);
   l->callback([&] { run = [&] { return cmd_ls(ls); }; });

@@ -696,3 +696,49 @@ TEST_F(Cli, StatIsInstantIntervalMeasuresWatchRefreshes) {
 
 }  // namespace
 }  // namespace shmbus::test
+
+namespace shmbus::test {
+namespace {
+
+TEST_F(Cli, NamespaceTyposSuggestWhereTheStreamIs) {
+  const std::string typo = ns_ + "x";  // a namespace with no streams
+  create("ticks");
+  CliResult tail = run_cli({"tail", "ticks", "--namespace", typo});
+  expect_failure(tail, "a stream 'ticks' is in namespace '" + ns_ + "'");
+  EXPECT_NE(tail.err.find("did you mean --namespace " + ns_ + "?"), std::string::npos) << tail.err;
+  EXPECT_EQ(tail.err.find("create it with"), std::string::npos) << tail.err;
+  expect_failure(run_cli({"pub", "ticks", "--namespace", typo}, "x\n"), "is in namespace");
+  expect_failure(run_cli({"stat", "ticks", "--namespace", typo}), "is in namespace");
+  // A stream nowhere: the create hint stays.
+  expect_failure(cli({"tail", "nowhere"}), "create it with");
+  // ls of a namespace without streams says so (stdout stays an empty listing).
+  CliResult ls = run_cli({"ls", "--json", "--namespace", typo});
+  expect_ok(ls);
+  EXPECT_EQ(ls.out, "[]\n");
+  EXPECT_NE(ls.err.find("namespace '" + typo + "' has no streams"), std::string::npos) << ls.err;
+  EXPECT_NE(ls.err.find("ls --all"), std::string::npos) << ls.err;
+  // ls --all: every namespace, this one included.
+  CliResult all = run_cli({"ls", "--all", "--json"});
+  expect_ok(all);
+  EXPECT_NE(all.out.find("{\"namespace\":\"" + ns_ + "\",\"stream\":\"ticks\""), std::string::npos)
+      << all.out;
+  CliResult text = run_cli({"ls", "--all"});
+  expect_ok(text);
+  EXPECT_NE(text.out.find("NAMESPACE"), std::string::npos);
+  EXPECT_NE(text.out.find(ns_), std::string::npos) << text.out;
+}
+
+TEST_F(Cli, CountsOutOfRangeAreRefused) {
+  create("s");
+  // Above 2^64 - 1: CLI11 saturated it and pub ran without limit.
+  for (const char* sub : {"pub", "tail"}) {
+    CliResult r = cli({sub, "s", "--count", "99999999999999999999999"});
+    expect_failure(r, "out of range");
+    EXPECT_EQ(r.exit_code, 2);
+  }
+  expect_failure(cli({"delete", "s", "--before", "18446744073709551616"}), "out of range");
+  expect_ok(cli({"tail", "s", "--count", "18446744073709551615"}));
+}
+
+}  // namespace
+}  // namespace shmbus::test
