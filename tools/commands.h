@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,10 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitInterrupted = 130;
+
+// kcat's -D DELIM: "\n", "\t", "\r", "\0", "\\" and "\xNN" become their bytes; nullopt
+// (after a message naming `flag`) for an empty or badly escaped delimiter.
+std::optional<std::string> delimiter_flag(std::string_view flag, std::string_view text);
 
 // Prints "shmbus: <message>" on stderr (one line) and returns `code`.
 int fail(std::string_view message, int code = kExitFailure);
@@ -96,6 +101,10 @@ struct PubArgs {
   bool sync = false;             // wait until each record is durable in the store
   std::string sync_timeout = "10s";
   uint64_t rate = 0;             // synthetic records: at most this many per second
+  std::string delimiter;         // -D: records end with this (escapes \n \t \r \0 \\ \xNN);
+                                 // empty: lines
+  bool nul = false;              // -0: records end with a NUL byte
+  std::vector<std::string> files;  // --file: one record per file; "-": all of stdin, one record
 };
 int cmd_pub(const PubArgs& a);
 
@@ -105,7 +114,10 @@ struct TailArgs {
   uint64_t count = 0;            // 0: no limit
   bool follow = false;
   std::string group;             // durable consumer name; empty: anonymous reader
-  std::string format = "text";   // text | json | hex
+  std::string format = "text";   // text | json | hex | raw
+  std::string delimiter;         // -D: text and raw: after each record (default "\n")
+  std::string encoding;          // json: base64 | utf8 | hex forces one key; empty: data or
+                                 // data_base64, whichever fits
   std::string data_dir;          // where the store is when the stream has no ring
 };
 int cmd_tail(const TailArgs& a);

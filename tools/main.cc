@@ -159,6 +159,13 @@ int main(int argc, char** argv) {
   p->add_option("--sync-timeout", pub.sync_timeout, "How long --sync waits (default 10s)");
   p->add_option("--rate", pub.rate, "Synthetic records: at most N per second (default: no limit)")
       ->check(kNotNegative);
+  p->add_option("-D,--delimiter", pub.delimiter,
+                "Records end with DELIM instead of a newline (kcat's -D; \\n \\t \\r \\0 \\\\ "
+                "\\xNN are escapes)");
+  p->add_flag("-0", pub.nul, "Records end with a NUL byte (find -print0, xargs -0)");
+  p->add_option("--file", pub.files,
+                "Publish each FILE as one record (repeatable); --file - publishes all of stdin "
+                "as one record");
   add_namespace(p, &pub.ns);
   p->callback([&] { run = [&] { return cmd_pub(pub); }; });
 
@@ -176,8 +183,17 @@ int main(int argc, char** argv) {
   t->add_option("--group", tail.group,
                 "Durable consumer name: the next tail --group NAME continues after the last "
                 "record printed");
-  t->add_option("--format", tail.format, "text (payload per line), json or hex")
-      ->check(CLI::IsMember({"text", "json", "hex"}, CLI::ignore_case));
+  t->add_option("--format", tail.format,
+                "text (payload per line; a record that holds the delimiter, or any record to a "
+                "terminal, is escaped: \\xNN, \\\\), raw (payload bytes as they are, then the "
+                "delimiter), json or hex")
+      ->check(CLI::IsMember({"text", "json", "hex", "raw"}, CLI::ignore_case));
+  t->add_option("-D,--delimiter", tail.delimiter,
+                "text, raw: write DELIM after each record (default \\n; escapes as for pub -D)");
+  t->add_option("--encoding", tail.encoding,
+                "json: always this key: base64 (data_base64), utf8 (data; bytes that are not "
+                "UTF-8 become U+FFFD) or hex (data_hex); default: data if UTF-8, else data_base64")
+      ->check(CLI::IsMember({"base64", "utf8", "hex"}, CLI::ignore_case));
   add_namespace(t, &tail.ns);
   t->callback([&] { run = [&] { return cmd_tail(tail); }; });
 

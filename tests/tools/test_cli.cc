@@ -742,3 +742,57 @@ TEST_F(Cli, CountsOutOfRangeAreRefused) {
 
 }  // namespace
 }  // namespace shmbus::test
+
+namespace shmbus::test {
+namespace {
+
+TEST_F(Cli, PubDelimitersFilesAndTailRawAndEncodings) {
+  create("s");
+  // -D DELIM and -0: records that hold newlines.
+  expect_ok(cli({"pub", "s", "-D", "|"}, "one\nline|two"));
+  expect_ok(cli({"pub", "s", "-0"}, std::string("three\0four\0", 11)));
+  expect_ok(cli({"pub", "s", "-D", "\\r\\n"}, "five\r\nsix\r\n"));
+  // --file: one record per file; --file -: all of stdin, one record (newlines and NULs kept).
+  const std::string path = ::testing::TempDir() + "/shmbus-cli-" + ns_ + ".bin";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << std::string("a\nb\0c", 5);
+  }
+  expect_ok(cli({"pub", "s", "--file", path, "--file", path}));
+  expect_ok(cli({"pub", "s", "--file", "-"}, std::string("x\ny\0", 4)));
+  std::remove(path.c_str());
+  CliResult json = cli({"tail", "s", "--format", "json", "--encoding", "hex"});
+  expect_ok(json);
+  std::vector<std::string> hex;
+  for (const auto& l : lines_of(json.out)) hex.push_back(json_raw(l, "data_hex"));
+  EXPECT_EQ(hex, (std::vector<std::string>{"\"6f6e650a6c696e65\"", "\"74776f\"", "\"7468726565\"",
+                                            "\"666f7572\"", "\"66697665\"", "\"736978\"",
+                                            "\"610a620063\"", "\"610a620063\"", "\"780a7900\""}))
+      << json.out;
+  // Text output: a record that holds the delimiter is escaped, one record per line.
+  CliResult text = cli({"tail", "s", "--count", "2"});
+  expect_ok(text);
+  EXPECT_EQ(text.out, "one\\x0aline\ntwo\n");
+  // Raw output with a delimiter: the bytes as they are.
+  CliResult raw = cli({"tail", "s", "--format", "raw", "-D", "\\0", "--count", "2"});
+  expect_ok(raw);
+  EXPECT_EQ(raw.out, std::string("one\nline\0two\0", 13));
+  // --encoding forces one JSON key whatever the bytes; the default keeps data / data_base64.
+  CliResult b64 = cli({"tail", "s", "--format", "json", "--encoding", "base64", "--count", "1"});
+  EXPECT_EQ(json_raw(b64.out, "data_base64"), "\"b25lCmxpbmU=\"") << b64.out;
+  CliResult utf8 = cli({"tail", "s", "--format", "json", "--encoding", "utf8", "--from", "6",
+                        "--count", "1"});
+  EXPECT_EQ(json_raw(utf8.out, "data"), "\"a\\nb\\u0000c\"") << utf8.out;
+  CliResult dflt = cli({"tail", "s", "--format", "json", "--count", "1"});
+  EXPECT_EQ(json_raw(dflt.out, "data"), "\"one\\nline\"") << dflt.out;
+  // Mistakes are usage errors.
+  expect_failure(cli({"pub", "s", "-D", "|", "-0"}), "-D and -0");
+  expect_failure(cli({"pub", "s", "--count", "1", "--file", "-"}), "choose one");
+  expect_failure(cli({"pub", "s", "-D", "\\q"}), "unknown escape");
+  expect_failure(cli({"tail", "s", "--format", "hex", "-D", "|"}), "-D goes with");
+  expect_failure(cli({"tail", "s", "--encoding", "hex"}), "--encoding goes with");
+  expect_failure(cli({"pub", "s", "--file", "/nonexistent/x"}), "/nonexistent/x");
+}
+
+}  // namespace
+}  // namespace shmbus::test
