@@ -492,6 +492,15 @@ int cmd_tail(const TailArgs& a) {
   if (!c && c.error().code == Errc::kPermission && !a.group.empty())
     return fail(c.error().message +
                 "; --group needs write access to the stream (tail without --group can read it)");
+  if (!c && c.error().code == Errc::kBusy && !a.group.empty()) {
+    // The library says "consumer NAME is held by pid N": quote the name, say what to do.
+    std::string why = c.error().message;
+    const std::string unquoted = "consumer " + a.group + " is held by ";
+    if (why.rfind(unquoted, 0) == 0)
+      why = "consumer group '" + a.group + "' is held by " + why.substr(unquoted.size());
+    return fail(why + " (one reader per group at a time; another tail --group " + a.group +
+                " is running)");
+  }
   if (!c) return fail_stream(c.error(), ns, a.stream);
   Consumer& con = c.value();
   const bool durable = con.durable();

@@ -9,9 +9,10 @@
 // edge of the system: errors become one line "shmbus: <reason>" on stderr and an
 // exit code; nothing here is used by the library.
 //
-// Exit codes: 0 success, 1 failure (the reason is on stderr), 2 bad input (names,
-// sizes, durations, options), 130 interrupted before the work was done; CLI11's own
-// syntax errors (unknown option, missing argument) keep CLI11's codes (100 and up).
+// Exit codes: 0 success, 1 failure (the reason is on stderr), 2 bad usage or input
+// (names, sizes, durations, options; CLI11's own syntax errors too, turned into one line
+// with a "did you mean" by main.cc), 130 interrupted: by Ctrl-C (SIGINT) whatever the
+// command, or a pub stopped by SIGTERM before its input ended.
 #pragma once
 
 #include <cstdint>

@@ -224,7 +224,7 @@ TEST_F(Cli, GroupHeldByALiveTailIsBusy) {
   Background bg(with_ns({"tail", "s", "-f", "--group", "g"}));
   ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "x\n"; }))
       << bg.err();
-  expect_failure(cli({"tail", "s", "--group", "g"}), "held by pid");
+  expect_failure(cli({"tail", "s", "--group", "g"}), "consumer group 'g' is held by pid ");
   CliResult r = bg.stop(SIGTERM);
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
@@ -792,6 +792,36 @@ TEST_F(Cli, PubDelimitersFilesAndTailRawAndEncodings) {
   expect_failure(cli({"tail", "s", "--format", "hex", "-D", "|"}), "-D goes with");
   expect_failure(cli({"tail", "s", "--encoding", "hex"}), "--encoding goes with");
   expect_failure(cli({"pub", "s", "--file", "/nonexistent/x"}), "/nonexistent/x");
+}
+
+}  // namespace
+}  // namespace shmbus::test
+
+namespace shmbus::test {
+namespace {
+
+TEST_F(Cli, RmDataOfANeverPersistedStreamSaysItHadNoStore) {
+  create("s");
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("shmbus-cli-data-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  CliResult r = cli({"rm", "s", "--data", "--data-dir", dir.string()});
+  std::filesystem::remove_all(dir);
+  expect_ok(r);
+  EXPECT_NE(r.err.find("shmbus: the stream had no store"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("removed the store"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, SyntheticRecordsReachATerminalEscaped) {
+  create("s");
+  expect_ok(cli({"pub", "s", "--count", "2", "--size", "16"}));
+  // tail's stdout a terminal (script(1) gives it a pty): no raw control bytes reach it.
+  CliResult r = run_program("/usr/bin/script",
+                            {"-qec", std::string(SHMBUS_CLI) + " tail s --namespace " + ns_, "/dev/null"});
+  expect_ok(r);
+  EXPECT_NE(r.out.find("\\x01\\x00"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find('\x01'), std::string::npos) << r.out;
 }
 
 }  // namespace
