@@ -59,6 +59,7 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
         continue;
       }
       if (arg.empty() || arg[0] == '-') continue;
+      if (std::find(commands.begin(), commands.end(), arg) != commands.end()) break;
       msg = "unknown command '" + arg + "'";
       if (auto m = closest_match(arg, commands); !m.empty()) msg += " (did you mean " + m + "?)";
       break;
