@@ -28,11 +28,11 @@ const CLI::Validator kNotNegative(
     [](std::string& s) {
       if (s.find('-') != std::string::npos) return std::string("must not be negative");
       const std::string max = "18446744073709551615";
-      const size_t digits = s.find_first_not_of('0') == std::string::npos ? 1 : s.size() - s.find_first_not_of('0');
       if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
         return "'" + s + "' is not a whole number";
-      if (digits > max.size() ||
-          (digits == max.size() && s.substr(s.size() - digits) > max))
+      const size_t lead = std::min(s.find_first_not_of('0'), s.size() - 1);  // "000" -> "0"
+      const std::string digits = s.substr(lead);
+      if (digits.size() > max.size() || (digits.size() == max.size() && digits > max))
         return "'" + s + "' is out of range (at most " + max + ")";
       return std::string();
     },
@@ -66,8 +66,7 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
     }
     if (msg.find("subcommand is required") != std::string::npos) msg = "a command is required";
   }
-  if (const auto* x = dynamic_cast<const CLI::ExtrasError*>(&e)) {
-    (void)x;
+  if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
     std::vector<std::string> flags;
     for (const CLI::Option* o : where->get_options()) {
       for (const auto& l : o->get_lnames()) flags.push_back("--" + l);
