@@ -165,7 +165,8 @@ int main(int argc, char** argv) {
   p->add_flag("-0", pub.nul, "Records end with a NUL byte (find -print0, xargs -0)");
   p->add_option("--file", pub.files,
                 "Publish each FILE as one record (repeatable); --file - publishes all of stdin "
-                "as one record");
+                "as one record")
+      ->allow_extra_args(false);  // one FILE per --file: STREAM may follow
   add_namespace(p, &pub.ns);
   p->callback([&] { run = [&] { return cmd_pub(pub); }; });
 

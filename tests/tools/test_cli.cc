@@ -758,7 +758,8 @@ TEST_F(Cli, PubDelimitersFilesAndTailRawAndEncodings) {
     std::ofstream f(path, std::ios::binary);
     f << std::string("a\nb\0c", 5);
   }
-  expect_ok(cli({"pub", "s", "--file", path, "--file", path}));
+  expect_ok(cli({"pub", "--file", path, "s"}));  // one FILE per --file: STREAM may follow
+  expect_ok(cli({"pub", "s", "--file", path}));
   expect_ok(cli({"pub", "s", "--file", "-"}, std::string("x\ny\0", 4)));
   std::remove(path.c_str());
   CliResult json = cli({"tail", "s", "--format", "json", "--encoding", "hex"});
