@@ -87,4 +87,37 @@ std::optional<uint32_t> user_flag(std::string_view flag, std::string_view text) 
   return std::nullopt;
 }
 
+std::optional<std::string> delimiter_flag(std::string_view flag, std::string_view text) {
+  std::string out;
+  auto hex = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\') {
+      out += text[i];
+      continue;
+    }
+    const char e = i + 1 < text.size() ? text[++i] : '\0';
+    if (e == 'n') out += '\n';
+    else if (e == 't') out += '\t';
+    else if (e == 'r') out += '\r';
+    else if (e == '0') out += '\0';
+    else if (e == '\\') out += '\\';
+    else if (e == 'x' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+      i += 2;
+    } else {
+      flag_error(flag, "'" + std::string(text) +
+                           "' has an unknown escape (known: \\n \\t \\r \\0 \\\\ \\xNN)");
+      return std::nullopt;
+    }
+  }
+  if (out.empty()) {
+    flag_error(flag, "the delimiter is empty");
+    return std::nullopt;
+  }
+  return out;
+}
+
 }  // namespace shmbus::tools

@@ -17,6 +17,15 @@ int cmd_create(const CreateArgs& a) {
   StreamOptions o;
   auto capacity = size_flag("--capacity", a.capacity);
   if (!capacity) return kExitUsage;
+  if (*capacity >= 4096 && *capacity <= (4ULL << 30) && (*capacity & (*capacity - 1)) != 0) {
+    // Not a power of two: name the two nearest that are.
+    uint64_t below = 4096;
+    while (below * 2 <= *capacity) below *= 2;
+    return fail("--capacity: " + a.capacity + " (" + std::to_string(*capacity) +
+                    " bytes) is not a power of two: use " + format_size(below) + " or " +
+                    format_size(below * 2),
+                kExitUsage);
+  }
   o.capacity = *capacity;
   if (!a.max_record.empty()) {
     auto m = size_flag("--max-record", a.max_record);
@@ -75,7 +84,7 @@ int cmd_rm(const RmArgs& a) {
     if (auto loc = persist::locate_store(ns, a.stream, a.data_dir); !loc) return fail(loc.error());
   }
   auto r = remove_stream(ns, a.stream, a.force);
-  if (!r && !(a.data && r.error().code == Errc::kNotFound)) return fail(r.error());
+  if (!r && !(a.data && r.error().code == Errc::kNotFound)) return fail_stream(r.error(), ns, a.stream);
   if (a.data) {
     auto removed = persist::remove_store(ns, a.stream, o);
     if (!removed) return fail(removed.error());
@@ -96,6 +105,7 @@ int cmd_rm(const RmArgs& a) {
 namespace {
 
 struct LsRow {
+  std::string ns;
   std::string stream;
   std::string error;  // non-empty: stream_info failed
   StreamInfo info;
@@ -107,6 +117,7 @@ struct LsRow {
 
 LsRow describe(const std::string& ns, const std::string& stream) {
   LsRow row;
+  row.ns = ns;
   row.stream = stream;
   auto info = stream_info(ns, stream);
   if (!info) {
@@ -121,21 +132,20 @@ LsRow describe(const std::string& ns, const std::string& stream) {
   return row;
 }
 
-}  // namespace
-
-int cmd_ls(const LsArgs& a) {
-  const std::string ns = resolve_namespace(a.ns);
+// The rows of one namespace: its rings, then the streams that exist only as a store.
+Result<std::vector<LsRow>> namespace_rows(const std::string& ns, const std::string& data_dir) {
   auto names = list_streams(ns);
-  if (!names) return fail(names.error());
+  if (!names) return names.error();
   std::vector<LsRow> rows;
   for (const auto& s : names.value()) rows.push_back(describe(ns, s));
   for (auto& r : rows)
     if (r.error.empty() && r.info.persist) r.store = r.info.persist->store_dir;
   // Streams that outlived their ring (a reboot): only a store in the data dir.
-  if (auto stored = persist::stored_streams(ns, a.data_dir); stored) {
-    auto root = persist::resolve_data_dir(a.data_dir);
+  if (auto stored = persist::stored_streams(ns, data_dir); stored) {
+    auto root = persist::resolve_data_dir(data_dir);
     for (const auto& s : stored.value()) {
       LsRow row;
+      row.ns = ns;
       row.stream = s;
       row.ring = false;
       row.store = root.value() + "/" + ns + "/" + s;
@@ -143,12 +153,43 @@ int cmd_ls(const LsArgs& a) {
     }
     std::sort(rows.begin(), rows.end(), [](const LsRow& x, const LsRow& y) { return x.stream < y.stream; });
   }
+  return rows;
+}
+
+}  // namespace
+
+int cmd_ls(const LsArgs& a) {
+  std::vector<LsRow> rows;
+  if (a.all) {
+    if (!a.ns.empty()) return fail("--all lists every namespace: leave out --namespace", kExitUsage);
+    for (const auto& ns : all_namespaces()) {
+      auto r = namespace_rows(ns, a.data_dir);
+      if (!r) continue;  // gone meanwhile
+      for (auto& row : r.value()) rows.push_back(std::move(row));
+    }
+  } else {
+    const std::string ns = resolve_namespace(a.ns);
+    auto r = namespace_rows(ns, a.data_dir);
+    if (!r) return fail(r.error());
+    rows = std::move(r.value());
+    if (rows.empty()) {
+      // An empty listing of a namespace that does not exist (a typo?) says so.
+      const auto known = all_namespaces();
+      std::string note = "namespace '" + ns + "' has no streams";
+      if (auto near = closest_match(ns, known); !near.empty())
+        note += " (did you mean --namespace " + near + "?)";
+      if (!known.empty()) note += "; shmbus ls --all lists every namespace";
+      warn(note);
+    }
+  }
 
   if (a.json) {
     JsonWriter w;
     w.begin_array();
     for (const auto& r : rows) {
-      w.begin_object().field("stream", r.stream);
+      w.begin_object();
+      if (a.all) w.field("namespace", r.ns);  // only with --all: the shape without it stays
+      w.field("stream", r.stream);
       if (r.ring && !r.error.empty()) {
         w.field("error", r.error);
       } else if (r.ring) {
@@ -170,12 +211,18 @@ int cmd_ls(const LsArgs& a) {
     return kExitOk;
   }
 
-  size_t width = 6;
+  size_t width = 6, ns_width = 9;
   for (const auto& r : rows) width = std::max(width, r.stream.size());
+  for (const auto& r : rows) ns_width = std::max(ns_width, r.ns.size());
   const int wd = static_cast<int>(width);
+  auto ns_column = [&](const std::string& ns) {
+    if (a.all) std::printf("%-*s ", static_cast<int>(ns_width), ns.c_str());
+  };
+  ns_column("NAMESPACE");
   std::printf("%-*s %9s %12s %12s %9s %9s %12s\n", wd, "STREAM", "CAPACITY", "NEXT_SEQ",
               "OLDEST_SEQ", "PRODUCERS", "CONSUMERS", "MAX_LAG");
   for (const auto& r : rows) {
+    ns_column(r.ns);
     if (!r.ring) {
       std::printf("%-*s stored (no ring): %s\n", wd, r.stream.c_str(), terminal_text(r.store).c_str());
       continue;

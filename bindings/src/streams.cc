@@ -137,7 +137,8 @@ NotFoundError if it does not exist.)doc");
 The namespace a call uses: ``namespace`` if given (and not empty), else
 $SHMBUS_NAMESPACE, else "default".)doc");
   m.def("parse_size", [](const std::string& s) { return unwrap(parse_size(s)); }, py::arg("text"),
-        "parse_size(text) -> int\n\n\"4096\", \"64K\", \"16M\", \"1G\" (powers of 1024) -> bytes.");
+        "parse_size(text) -> int\n\n\"4096\", \"64K\", \"16M\", \"1G\", \"64KiB\" (powers of 1024) or "
+        "\"10KB\", \"10MB\", \"1GB\" (powers of 1000) -> bytes.");
 }
 
 }  // namespace shmbus::python

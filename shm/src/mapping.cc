@@ -256,7 +256,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
   if (m->hold_fd_ < 0) {
     Error err = from_errno(errno, what);
     if (err.code == Errc::kNotFound)
-      err.message += " (create it with: shmbus create " + std::string(name) + " --capacity 16M" +
+      err.message += " (create it with: shmbus create " + std::string(name) + " --capacity 1M" +
                      (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")";
     return err;
   }

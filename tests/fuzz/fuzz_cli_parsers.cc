@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case StartFrom::Kind::kEarliest: canon = "earliest"; break;
       case StartFrom::Kind::kLatest: canon = "latest"; break;
       case StartFrom::Kind::kSeq: canon = std::to_string(s.value); break;
-      case StartFrom::Kind::kTime: canon = "@" + std::to_string(s.value); break;
+      case StartFrom::Kind::kTime: canon = "@" + std::to_string(s.value) + "ns"; break;
       case StartFrom::Kind::kCommitted: broken("parse_start", text, "returned kCommitted");
     }
     auto again = parse_start(canon);

@@ -132,7 +132,7 @@ class Security : public ::testing::Test {
       std::this_thread::sleep_for(5ms);
     }
     auto r = p.stop(SIGINT);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 130) << r.err;  // Ctrl-C: 130, as every command
   }
 
   std::string ns_;
@@ -341,7 +341,7 @@ TEST_F(Security, DeleteWithARunningPersisterIsDurableBeforeItReturns) {
   // Durable: the store's own watermark says so now, not at some later pass.
   ASSERT_TRUE(fs::exists(store_of("s") + "/watermark"));
   auto stop = p.stop(SIGINT);
-  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_EQ(stop.exit_code, 130) << stop.err;  // Ctrl-C: 130, as every command
   EXPECT_FALSE(contains(read_file(link), "SECRET-PAYLOAD"));
 }
 
@@ -453,7 +453,7 @@ TEST_F(Security, AStreamOutlivesItsRingAcrossAReboot) {
   ASSERT_EQ(seqs.size(), 350u) << all.err;
   for (uint64_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], i) << "no gap, no duplicate, no reuse";
   auto stop = p.stop(SIGINT);
-  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_EQ(stop.exit_code, 130) << stop.err;  // Ctrl-C: 130, as every command
   // --fresh starts over: the old store goes first.
   ASSERT_TRUE(remove_stream(ns_, "s", true));
   auto fresh = cli({"create", "s", "--capacity", "64K", "--fresh", "--data-dir", data_dir()});

@@ -36,10 +36,12 @@ std::string resolve_namespace(std::string_view flag = {});
 // "shmbus.NS.STREAM": the POSIX shared-memory object name (without the leading '/').
 std::string object_name(std::string_view ns, std::string_view stream);
 
-// Parses "4096", "64K", "16M", "1G" (powers of 1024). Error on anything else.
+// Parses "4096", "64K", "16M", "1G", "64KiB" (powers of 1024: K M G T, any case, and
+// KiB MiB GiB TiB) and "10MB", "1GB" (powers of 1000: KB MB GB TB). Error on anything else.
 Result<uint64_t> parse_size(std::string_view text);
 
-// Parses "500ms", "2s", "1m", "1h", "250us", "10ns"; a bare number is seconds.
+// Parses "500ms", "2s", "1m", "1h", "250us", "10ns", decimals ("1.5", "0.2s", "1.5m"; below
+// a nanosecond dropped); a bare number is seconds.
 Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
 
 // Wall-clock nanoseconds since the epoch (CLOCK_REALTIME through the vDSO).
@@ -311,9 +313,14 @@ struct StartFrom {
   // of different producers need not grow with the sequence (nor across a clock step).
   static StartFrom time_ns(uint64_t t) { return {Kind::kTime, t}; }
 };
-// Parses "earliest", "latest", a number (sequence) or "@TIME" (ns since epoch, or
-// ISO-8601 "2026-11-25T13:00:00[.fff][Z]").
-Result<StartFrom> parse_start(std::string_view text);
+// Parses "earliest", "latest", a number (sequence) or "@TIME": ISO 8601
+// "2026-11-25T13:00:00[.fff][Z|+01:00|-0500]" (no zone: UTC), "2026-11-25T13:00", a date
+// "2026-11-25" (midnight UTC), "now", "-10s" or "now-10s" (a duration ago), an epoch value
+// with its unit "1796015187s", "...ms", "...us", "...ns", or a bare epoch number whose unit
+// is inferred from its size (below 1e11: s, 1e14: ms, 1e17: us, else ns).  For a bare
+// number, `note` (if given) receives a sentence saying which unit was assumed; else it is
+// cleared.
+Result<StartFrom> parse_start(std::string_view text, std::string* note = nullptr);
 
 struct ConsumerOptions {
   std::string group;            // empty: anonymous tailing consumer; else durable name
