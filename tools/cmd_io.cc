@@ -54,8 +54,6 @@ std::string publish_error(PubStatus st, uint64_t size, const Producer& p, const 
       return "a record was declared abandoned by another process: this producer stalled "
              "longer than the stream's abandon timeout";
     case PubStatus::kClosed: return "the producer was closed";
-    case PubStatus::kCorrupt:
-      return "stream '" + a.stream + "' is corrupt (its cursors do not add up, or its object shrank)";
     case PubStatus::kTimeout: return "timed out";
     case PubStatus::kCorrupt:
       return "stream '" + a.stream + "' is damaged (its cursors do not add up, or its shared memory "
