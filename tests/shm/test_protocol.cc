@@ -310,3 +310,44 @@ TEST(Ring, ReadOnlyReaderLappedDoesNotWriteTheHeader) {
 
 }  // namespace
 }  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::as_bytes;
+using test::as_string;
+
+// A Claim pointed at its Producer object: moving the Producer left it dangling (commit
+// said kClosed), destroying it made commit a use after free.
+TEST(Ring, ClaimSurvivesItsProducerMovingAndDying) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto c = Consumer::open(ns.ns(), "s");
+  PubStatus st;
+  Claim moved_claim;
+  {
+    auto p = Producer::open(ns.ns(), "s");
+    moved_claim = p->claim(5, 0, &st);
+    std::memcpy(moved_claim.data().data(), "moved", 5);
+    Producer q = std::move(p.value());
+    EXPECT_EQ(moved_claim.commit(), PubStatus::kOk);
+    Claim orphan = q.claim(6, 0, &st);
+    std::memcpy(orphan.data().data(), "orphan", 6);
+    q.close();
+    EXPECT_EQ(orphan.commit(), PubStatus::kClosed);  // aborted: a gap, at once
+  }
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p->publish(as_bytes("after")).ok());
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "moved");
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);  // no abandon timeout to wait for
+  EXPECT_EQ(as_string(rec.data), "after");
+  EXPECT_EQ(c->gaps(), 1u);
+}
+
+}  // namespace
+}  // namespace shmbus
