@@ -65,7 +65,7 @@ struct Producer::Impl {
   bool commit(uint64_t pos, uint64_t size) noexcept {
     uint64_t expected = make_tag(salt, shift, pos, kPending, size);
     // seq_cst: release for the fields and payload (pairs with the consumer's acquire
-    // load of the tag) and a full fence before wake_data() reads data_waiters.
+    // load of the tag) and a full fence before wake_data() reads data_sleepers.
     return m->record_at(pos)->tag.compare_exchange_strong(
         expected, make_tag(salt, shift, pos, kData, size), std::memory_order_seq_cst);
   }
