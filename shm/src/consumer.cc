@@ -425,7 +425,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     if (deadline == 0) deadline = now + static_cast<uint64_t>(timeout.count());
     if (now >= deadline) return ReadStatus::kTimeout;
     if (backoff.spin()) continue;
-    // Sleep.  A writable consumer announces itself in data_waiters so that producers
+    // Sleep.  A writable consumer announces itself in data_sleepers so that producers
     // wake it; a read-only one cannot, and naps 1 ms at a time.
     uint64_t nap = std::min<uint64_t>(deadline - now, c.pos < tail ? 10'000'000 : 100'000'000);
     if (c.m->read_only()) nap = std::min<uint64_t>(nap, 1'000'000);

@@ -28,6 +28,7 @@ struct Producer::Impl {
   Stuck stuck;
   uint64_t records = 0, bytes = 0;
   FastClock clock;  // record timestamps
+  std::atomic<bool> closed{false};  // relaxed: set by close(); outstanding Claims check it
 
   // Reserves `total` bytes of records (+ a pad if they do not fit before the ring's
   // end) and `nseq` sequence numbers.  *rec_pos = first record's position.
@@ -64,7 +65,7 @@ struct Producer::Impl {
   bool commit(uint64_t pos, uint64_t size) noexcept {
     uint64_t expected = make_tag(salt, shift, pos, kPending, size);
     // seq_cst: release for the fields and payload (pairs with the consumer's acquire
-    // load of the tag) and a full fence before wake_data() reads data_waiters.
+    // load of the tag) and a full fence before wake_data() reads data_sleepers.
     return m->record_at(pos)->tag.compare_exchange_strong(
         expected, make_tag(salt, shift, pos, kData, size), std::memory_order_seq_cst);
   }
@@ -150,7 +151,7 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
   return PubStatus::kOk;
 }
 
-Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Producer::Producer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Producer::Producer(Producer&&) noexcept = default;
 Producer& Producer::operator=(Producer&& o) noexcept {
   if (this != &o) {
@@ -234,6 +235,7 @@ void Producer::close() noexcept {
     p.slot->owner.store(0, std::memory_order_release);
     p.m->release(producer_slot_off(p.slot_idx));
   }
+  p.closed.store(true, std::memory_order_relaxed);  // relaxed: same thread contract
   impl_.reset();
 }
 
@@ -390,7 +392,7 @@ Claim Producer::claim(size_t size, uint32_t type, PubStatus* status) noexcept {
   const bool begun = p.begin(pos, seq, size, type, p.clock.now());
   p.claimed();
   if (!begun) { *status = PubStatus::kAbandoned; return c; }
-  c.producer_ = this;
+  c.producer_ = impl_;
   c.pos_ = pos;
   c.seq_ = seq;
   c.data_ = MutableBytes(p.m->payload_at(pos), size);
@@ -398,11 +400,14 @@ Claim Producer::claim(size_t size, uint32_t type, PubStatus* status) noexcept {
 }
 
 Claim::Claim(Claim&& o) noexcept
-    : producer_(std::exchange(o.producer_, nullptr)), pos_(o.pos_), seq_(o.seq_), data_(o.data_) {}
+    : producer_(std::move(o.producer_)), pos_(o.pos_), seq_(o.seq_), data_(o.data_) {
+  o.producer_.reset();
+}
 Claim& Claim::operator=(Claim&& o) noexcept {
   if (this != &o) {
     if (producer_) (void)abort();
-    producer_ = std::exchange(o.producer_, nullptr);
+    producer_ = std::move(o.producer_);
+    o.producer_.reset();
     pos_ = o.pos_;
     seq_ = o.seq_;
     data_ = o.data_;
@@ -414,9 +419,14 @@ Claim::~Claim() {
 }
 
 PubStatus Claim::commit() noexcept {
-  if (!producer_ || !producer_->impl_) return PubStatus::kClosed;
-  Producer::Impl& p = *producer_->impl_;
-  producer_ = nullptr;
+  if (!producer_) return PubStatus::kClosed;
+  if (producer_->closed.load(std::memory_order_relaxed)) {  // its producer is gone
+    (void)abort();
+    return PubStatus::kClosed;
+  }
+  std::shared_ptr<Producer::Impl> held = std::move(producer_);
+  producer_.reset();
+  Producer::Impl& p = *held;
   if (!p.commit(pos_, data_.size())) return PubStatus::kAbandoned;
   p.account(1, data_.size(), p.clock.now());
   wake_data(*p.m);
@@ -424,9 +434,10 @@ PubStatus Claim::commit() noexcept {
 }
 
 PubStatus Claim::abort() noexcept {
-  if (!producer_ || !producer_->impl_) return PubStatus::kClosed;
-  Producer::Impl& p = *producer_->impl_;
-  producer_ = nullptr;
+  if (!producer_) return PubStatus::kClosed;
+  std::shared_ptr<Producer::Impl> held = std::move(producer_);
+  producer_.reset();
+  Producer::Impl& p = *held;
   uint64_t expected = make_tag(p.salt, p.shift, pos_, kPending, data_.size());
   // seq_cst: as a commit (consumers skip the gap).
   if (!p.m->record_at(pos_)->tag.compare_exchange_strong(

@@ -63,7 +63,8 @@ struct Stuck {
 };
 
 // Moves head over committed records, pads and gaps, up to `want` (or the claim tail); a
-// record left uncommitted longer than the stream's abandon timeout becomes a gap.  Head
+// record left uncommitted longer than the stream's abandon timeout becomes a gap if its
+// producer is dead (see abandon_at()).  Head
 // moves lazily, only as far as producers need room, so that the records behind the
 // claim tail stay readable ("earliest") for as long as possible.  Returns head.
 PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want);
@@ -113,7 +114,7 @@ long futex_wake_all(std::atomic<uint32_t>* word);
 // Sleepers announce themselves by a bit per registry slot.  A waker that finds bits set
 // bumps the futex word and wakes; if nobody was woken, a sleeper may have died in its
 // sleep: bits of slots whose holder is gone are cleared, so that later publishes make no
-// system call.  `producers`: the bits are producer slots (else consumer slots).
+// system call.  kData: the bits are consumer slots; kSpace, kDurable: producer slots.
 enum class Sleepers { kData, kSpace, kDurable };
 void wake_sleepers(const StreamMapping& m, Sleepers which);
 std::atomic<uint64_t>& sleepers_word(StreamHeader* h, Sleepers which);

@@ -333,7 +333,7 @@ TEST(Ring, StartAtTimeFiltersOnlyUntilTheFirstRecordAtOrAfterIt) {
   auto stamp = [&](uint64_t seq, uint64_t ts) {  // find record `seq` and restamp it
     for (uint64_t pos = 0; pos < m.value()->header()->claim.pos;) {
       auto* r = m.value()->record_at(pos);
-      const auto tv = detail::decode_tag(m.value()->salt(), r->tag.load(), pos);
+      const auto tv = detail::decode_tag(m.value()->salt(), m.value()->lap_shift(), r->tag.load(), pos);
       if (tv.state == detail::kData && r->seq == seq) { r->ts_ns = ts; return; }
       pos += detail::record_span(tv.size);
     }
@@ -360,6 +360,37 @@ TEST(Ring, StartAtTimeFiltersOnlyUntilTheFirstRecordAtOrAfterIt) {
     EXPECT_EQ(c->poll(&rec, 0ns), ReadStatus::kTimeout);
     EXPECT_EQ(c->lost() + c->gaps(), 0u);
   }
+}
+
+// A Claim pointed at its Producer object: moving the Producer left it dangling (commit
+// said kClosed), destroying it made commit a use after free.
+TEST(Ring, ClaimSurvivesItsProducerMovingAndDying) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto c = Consumer::open(ns.ns(), "s");
+  PubStatus st;
+  Claim moved_claim;
+  {
+    auto p = Producer::open(ns.ns(), "s");
+    moved_claim = p->claim(5, 0, &st);
+    std::memcpy(moved_claim.data().data(), "moved", 5);
+    Producer q = std::move(p.value());
+    EXPECT_EQ(moved_claim.commit(), PubStatus::kOk);
+    Claim orphan = q.claim(6, 0, &st);
+    std::memcpy(orphan.data().data(), "orphan", 6);
+    q.close();
+    EXPECT_EQ(orphan.commit(), PubStatus::kClosed);  // aborted: a gap, at once
+  }
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p->publish(as_bytes("after")).ok());
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "moved");
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);  // no abandon timeout to wait for
+  EXPECT_EQ(as_string(rec.data), "after");
+  EXPECT_EQ(c->gaps(), 1u);
 }
 
 }  // namespace

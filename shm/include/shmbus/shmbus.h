@@ -234,33 +234,7 @@ struct [[nodiscard]] PubResult {
   bool ok() const noexcept { return status == PubStatus::kOk; }
 };
 
-class Producer;
-
-// A claimed, not yet committed record. Move-only; destroying it uncommitted aborts it.
-class Claim {
- public:
-  Claim() = default;
-  Claim(Claim&& o) noexcept;
-  Claim& operator=(Claim&& o) noexcept;
-  Claim(const Claim&) = delete;
-  Claim& operator=(const Claim&) = delete;
-  ~Claim();
-
-  MutableBytes data() const noexcept { return data_; }
-  uint64_t seq() const noexcept { return seq_; }
-  bool valid() const noexcept { return producer_ != nullptr; }
-  // Thread: the claiming thread. Makes the record visible.
-  PubStatus commit() noexcept;
-  // Turns the record into a gap that consumers skip.
-  PubStatus abort() noexcept;
-
- private:
-  friend class Producer;
-  Producer* producer_ = nullptr;
-  uint64_t pos_ = 0;
-  uint64_t seq_ = 0;
-  MutableBytes data_{};
-};
+class Claim;
 
 class Producer {
  public:
@@ -295,8 +269,36 @@ class Producer {
 
  private:
   friend class Claim;
-  explicit Producer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Producer(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;  // shared with its outstanding Claims
+};
+
+// A claimed, not yet committed record. Move-only; destroying it uncommitted aborts it.
+// It shares its producer's state: it stays valid when the Producer is moved, and after
+// the Producer is closed or destroyed commit() aborts the record and returns kClosed.
+class Claim {
+ public:
+  Claim() = default;
+  Claim(Claim&& o) noexcept;
+  Claim& operator=(Claim&& o) noexcept;
+  Claim(const Claim&) = delete;
+  Claim& operator=(const Claim&) = delete;
+  ~Claim();
+
+  MutableBytes data() const noexcept { return data_; }
+  uint64_t seq() const noexcept { return seq_; }
+  bool valid() const noexcept { return producer_ != nullptr; }
+  // Thread: the claiming thread. Makes the record visible.
+  PubStatus commit() noexcept;
+  // Turns the record into a gap that consumers skip.
+  PubStatus abort() noexcept;
+
+ private:
+  friend class Producer;
+  std::shared_ptr<Producer::Impl> producer_;
+  uint64_t pos_ = 0;
+  uint64_t seq_ = 0;
+  MutableBytes data_{};
 };
 
 // ---- consumers -------------------------------------------------------------
