@@ -292,8 +292,8 @@ def test_abandoned_claim(ns):
         pid = os.fork()
         if pid == 0:  # dies holding a claim (only a dead producer's claim is abandoned)
             q = shmbus.Producer("s", namespace=ns)
-            q.claim(8)
-            os._exit(0)
+            held = q.claim(8)  # kept: a dropped Claim is aborted (a gap at once, not abandoned)
+            os._exit(0 if held is not None else 1)
         os.waitpid(pid, 0)
         p.publish(b"after")
         # the reader waits behind the claim, then finds its owner dead and skips it
