@@ -189,15 +189,16 @@ TEST(Hostile, ForgedOrHeldRegistryLockNeverHangs) {
     char one = 1;
     ready.put(&one, 1);
     auto p = Producer::open(ns.ns(), "s");
-    return !p ? 0 : 1;
+    // 0: the signal ended the wait (not the registry-lock timeout, which also fails).
+    return !p && p.error().message.find("interrupted") != std::string::npos ? 0 : 1;
   });
   char one;
   ASSERT_TRUE(ready.get(&one, 1));
   std::this_thread::sleep_for(100ms);
-  const auto t1 = std::chrono::steady_clock::now();
   kill(child, SIGTERM);
-  EXPECT_EQ(test::reap(child), 0);
-  EXPECT_LT(std::chrono::steady_clock::now() - t1, 2s);
+  // Judged by how the wait ended, not by the clock (a loaded machine may be slow to run
+  // the child at all).
+  EXPECT_EQ(test::reap(child), 0) << "the stop signal did not end the registry-lock wait";
   ::close(fd);
   EXPECT_TRUE(Producer::open(ns.ns(), "s"));
 }
