@@ -11,6 +11,16 @@
 
 namespace shmbus::persist::detail {
 
+void encode_new_segment_header(uint64_t first_seq, uint64_t created_ns, std::string_view ns,
+                               std::string_view stream, std::byte* out) {
+  SegmentHeader h;
+  h.first_seq = first_seq;
+  h.created_ns = created_ns;
+  h.ns = std::string(ns);
+  h.stream = std::string(stream);
+  encode_segment_header(h, out);
+}
+
 void encode_segment_header(const SegmentHeader& h, std::byte* out) {
   std::memset(out, 0, kSegmentHeaderSize);
   std::memcpy(out + kHdrMagic, kSegmentMagic, sizeof kSegmentMagic);

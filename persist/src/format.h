@@ -48,6 +48,10 @@ struct SegmentHeader {
 };
 
 void encode_segment_header(const SegmentHeader& h, std::byte* out /*kSegmentHeaderSize*/);
+// The encoded header of a new segment of NS/STREAM whose first record is `first_seq`
+// (the writer's and fsck's rebuild share it).
+void encode_new_segment_header(uint64_t first_seq, uint64_t created_ns, std::string_view ns,
+                               std::string_view stream, std::byte* out /*kSegmentHeaderSize*/);
 // `in` is the start of the file (possibly shorter than a header).  `file` names the
 // file in messages.  kTruncated, kIncompatible (magic, version, flags) or kCorrupt.
 Result<SegmentHeader> decode_segment_header(Bytes in, std::string_view file);

@@ -109,13 +109,8 @@ bool StreamChecker::header_rebuildable(SegmentFile& f, uint64_t first) {
 
 Result<void> StreamChecker::rebuild_header(uint64_t first) {
   const std::string name = segment_file_name(first);
-  SegmentHeader h;
-  h.first_seq = first;
-  h.created_ns = now_ns();
-  h.ns = ns_;
-  h.stream = stream_;
   std::byte head[kSegmentHeaderSize];
-  encode_segment_header(h, head);
+  encode_new_segment_header(first, now_ns(), ns_, stream_, head);
   auto fd = open_at(dir_, name, OpenMode::kReadWrite);
   if (!fd) return fd.error();
   if (auto r = pwrite_all(fd->get(), head, 0, name); !r) return r;
@@ -170,13 +165,9 @@ Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to) {
   const std::string name = segment_file_name(first);
   auto fd = open_at(dir_, name, OpenMode::kCreateExclusive);
   if (!fd) return fd.error();
-  SegmentHeader h;
-  h.first_seq = first;
-  h.created_ns = now_ns();
-  h.ns = ns_;
-  h.stream = stream_;
+  const uint64_t created_ns = now_ns();
   std::byte head[kSegmentHeaderSize];
-  encode_segment_header(h, head);
+  encode_new_segment_header(first, created_ns, ns_, stream_, head);
   if (auto r = pwrite_all(fd->get(), head, 0, name); !r) return r;
   if (auto r = cut_and_mark_lost(first, kSegmentHeaderSize, first, to); !r) return r.error();
   auto f = SegmentFile::open(dir_, first);
@@ -185,7 +176,7 @@ Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to) {
   if (!scan) return scan.error();
   std::vector<IndexEntry> entries = scan->entries;
   entries.push_back(scan->builder.seal_entry());
-  return write_index(dir_, IndexHeader{kDefaultInterval, first, h.created_ns}, entries);
+  return write_index(dir_, IndexHeader{kDefaultInterval, first, created_ns}, entries);
 }
 
 void StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,

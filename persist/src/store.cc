@@ -281,13 +281,9 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
 
 Result<void> SegmentStore::Impl::create_segment(uint64_t first_seq, uint64_t min_size) {
   const std::string name = segment_file_name(first_seq);
-  SegmentHeader h;
-  h.first_seq = first_seq;
-  h.created_ns = now();
-  h.ns = ns;
-  h.stream = stream;
+  const uint64_t created_ns = now();
   std::byte head[kSegmentHeaderSize];
-  encode_segment_header(h, head);
+  encode_new_segment_header(first_seq, created_ns, ns, stream, head);
   auto s = opts.kind == StoreKind::kPmem
                ? open_pmem_sink(dir.get(), name, true, 0, std::max(opts.segment_bytes, min_size))
                : open_file_sink(dir.get(), name, true, 0, opts.write_buffer);
@@ -306,13 +302,13 @@ Result<void> SegmentStore::Impl::create_segment(uint64_t first_seq, uint64_t min
   idx_fd = std::move(idx.value());
   idx_written = 0;
   idx_pending.assign(kIndexHeaderSize, std::byte{0});
-  encode_index_header(IndexHeader{opts.index_interval, first_seq, h.created_ns},
+  encode_index_header(IndexHeader{opts.index_interval, first_seq, created_ns},
                       idx_pending.data());
   builder = IndexBuilder(opts.index_interval);
   active = SegmentInfo{first_seq, first_seq, 0, 0, 0, 0};
-  active_created_ns = h.created_ns;
+  active_created_ns = created_ns;
   dir_dirty = true;
-  if (first_pending_ns == 0) first_pending_ns = h.created_ns ? h.created_ns : 1;
+  if (first_pending_ns == 0) first_pending_ns = created_ns ? created_ns : 1;
   return {};
 }
 
