@@ -292,8 +292,8 @@ def test_abandoned_claim(ns):
         pid = os.fork()
         if pid == 0:  # dies holding a claim (only a dead producer's claim is abandoned)
             q = shmbus.Producer("s", namespace=ns)
-            q.claim(8)
-            os._exit(0)
+            cl = q.claim(8)  # held (a dropped claim would be aborted at once)
+            os._exit(0 if cl is not None else 1)
         os.waitpid(pid, 0)
         p.publish(b"after")
         # the reader waits behind the claim, then finds its owner dead and skips it

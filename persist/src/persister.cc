@@ -274,6 +274,9 @@ void Persister::Impl::run() {
         continue;
       }
       Result<void> r;
+      // What was published before the flush was asked for is read first (else a flush
+      // that overtakes the reader answers with less than the caller published).
+      read_records(true);
       if (pending) {
         r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
       } else {
