@@ -1,17 +1,21 @@
 // args.cc: see args.h, and fail() of commands.h.
 #include "args.h"
 
+#include <pwd.h>
+
 #include <cstdio>
 
 #include "commands.h"
+#include "format.h"
 #include "shmbus/shmbus.h"
 
 namespace shmbus::tools {
 
 void warn(std::string_view message) {
   std::string line = "shmbus: ";
-  // One line, whatever the message holds.
-  for (char c : message) line += (c == '\n' || c == '\r') ? ' ' : c;
+  // One line, whatever the message holds, and nothing a terminal would obey: messages
+  // can quote names and paths read from shared memory.
+  for (char c : terminal_text(message)) line += c;
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
@@ -67,6 +71,53 @@ std::optional<uint32_t> mode_flag(std::string_view flag, std::string_view text) 
     return std::nullopt;
   }
   return mode;
+}
+
+std::optional<uint32_t> user_flag(std::string_view flag, std::string_view text) {
+  const std::string t(text);
+  if (!t.empty() && t.find_first_not_of("0123456789") == std::string::npos && t.size() <= 10) {
+    const unsigned long long v = std::stoull(t);
+    if (v < 0xffffffffULL) return static_cast<uint32_t>(v);
+  }
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  char buf[4096];
+  if (getpwnam_r(t.c_str(), &pw, buf, sizeof buf, &found) == 0 && found) return found->pw_uid;
+  flag_error(flag, "no user '" + t + "' (give a user name or a numeric uid)");
+  return std::nullopt;
+}
+
+std::optional<std::string> delimiter_flag(std::string_view flag, std::string_view text) {
+  std::string out;
+  auto hex = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\') {
+      out += text[i];
+      continue;
+    }
+    const char e = i + 1 < text.size() ? text[++i] : '\0';
+    if (e == 'n') out += '\n';
+    else if (e == 't') out += '\t';
+    else if (e == 'r') out += '\r';
+    else if (e == '0') out += '\0';
+    else if (e == '\\') out += '\\';
+    else if (e == 'x' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+      i += 2;
+    } else {
+      flag_error(flag, "'" + std::string(text) +
+                           "' has an unknown escape (known: \\n \\t \\r \\0 \\\\ \\xNN)");
+      return std::nullopt;
+    }
+  }
+  if (out.empty()) {
+    flag_error(flag, "the delimiter is empty");
+    return std::nullopt;
+  }
+  return out;
 }
 
 }  // namespace shmbus::tools

@@ -1,13 +1,16 @@
 // cmd_io.cc: pub and tail: records in from stdin, records out to stdout.
 #include <stdio_ext.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "args.h"
 #include "commands.h"
@@ -37,16 +40,25 @@ std::string publish_error(PubStatus st, uint64_t size, const Producer& p, const 
     case PubStatus::kTooLarge:
       return "record of " + std::to_string(size) + " bytes is larger than the stream's maximum " +
              std::to_string(p.max_record());
-    case PubStatus::kFull:
+    case PubStatus::kFull: {
+      std::string why;
+      if (auto info = stream_info(ns, a.stream); info) why = explain_held_back(info.value());
       return "stream '" + a.stream + "' stayed full for " +
              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(full_timeout).count()) +
-             " ms (--full-timeout): a consumer group is holding producers back (see: shmbus stat " +
-             a.stream + (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")";
+             " ms (--full-timeout): " +
+             (why.empty() ? "a consumer group is holding producers back (see: shmbus stat " + a.stream +
+                                (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")"
+                          : why);
+    }
     case PubStatus::kAbandoned:
       return "a record was declared abandoned by another process: this producer stalled "
              "longer than the stream's abandon timeout";
     case PubStatus::kClosed: return "the producer was closed";
     case PubStatus::kTimeout: return "timed out";
+    case PubStatus::kCorrupt:
+      return "stream '" + a.stream + "' is damaged (its cursors do not add up, or its shared memory "
+             "shrank): remove it (shmbus rm --force) and create it again";
+    case PubStatus::kNotPersisted: return "not persisted";
     case PubStatus::kOk: break;
   }
   return "unknown publish status";
@@ -65,6 +77,9 @@ int wait_durable(Producer& p, uint64_t seq, const PubArgs& a) {
   if (!t) return kExitUsage;
   PubStatus st = p.wait_durable(seq, *t);
   if (st == PubStatus::kOk) return kExitOk;
+  if (st == PubStatus::kNotPersisted)
+    return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded it as "
+                "lost (a --let-go stream whose persister was away while the ring moved on)");
   return fail("record " + std::to_string(seq) + " was published but is not durable after " +
               a.sync_timeout + ": is `shmbus persist " + a.stream + "` running?");
 }
@@ -76,6 +91,7 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
   std::string buf(size, '\0');
   const auto t0 = std::chrono::steady_clock::now();
   uint64_t n = 0, last_seq = 0;
+  std::vector<uint64_t> ours;  // --sync: the sequences to check once durable
   for (; n < a.count && !stop_requested(); ++n) {
     if (a.rate > 0 && n % 16 == 0) {  // pace: record n is due at t0 + n / rate
       const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(n * 1e9 / static_cast<double>(a.rate)));
@@ -85,10 +101,16 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
     PubResult r = p.publish(as_bytes(buf), a.type);
     if (!r.ok()) return fail(publish_error(r.status, size, p, a, ns, full_timeout));
     last_seq = r.seq;
+    if (a.sync) ours.push_back(r.seq);
   }
-  // --sync: the durable position is a prefix, so waiting for the last record waits for all.
+  // --sync: the durable position is a prefix, so waiting for the last record waits for
+  // all; then none of ours may lie in a range the persister recorded as lost.
   if (a.sync && n > 0) {
     if (int rc = wait_durable(p, last_seq, a); rc != kExitOk) return rc;
+    for (uint64_t seq : ours)
+      if (p.wait_durable(seq, std::chrono::nanoseconds(0)) == PubStatus::kNotPersisted)
+        return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded "
+                    "it as lost (a --let-go stream whose persister was away while the ring moved on)");
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double rate = s > 0 ? static_cast<double>(n) / s : 0.0;
@@ -135,18 +157,130 @@ int pub_lines(Producer& p, const PubArgs& a, std::string_view ns,
   return rc;
 }
 
+// Reads up to `max` more bytes of stdin into *buf; 0 at end of input, -1 on an error or a
+// stop signal (*rc set).
+ssize_t read_stdin(std::string* buf, size_t max, uint64_t n, int* rc) {
+  char chunk[65536];
+  for (;;) {
+    if (stop_requested()) {
+      *rc = fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
+      return -1;
+    }
+    const ssize_t got = ::read(STDIN_FILENO, chunk, std::min(sizeof chunk, max));
+    if (got >= 0) {
+      buf->append(chunk, static_cast<size_t>(got));
+      return got;
+    }
+    if (errno == EINTR) continue;  // a stop signal is checked above
+    *rc = fail(std::string("cannot read stdin: ") + std::strerror(errno));
+    return -1;
+  }
+}
+
+// pub -D DELIM / -0: records end with `delim` (the last one may lack it).
+int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, std::string_view ns,
+                  std::chrono::nanoseconds full_timeout) {
+  std::string buf;
+  size_t start = 0, scanned = 0;  // buf[start..] is not published; no delim in [start, scanned)
+  uint64_t n = 0;
+  int rc = kExitOk;
+  bool eof = false;
+  while (rc == kExitOk) {
+    const size_t at = buf.find(delim, scanned);
+    std::string_view rec;
+    if (at != std::string::npos) {
+      rec = std::string_view(buf).substr(start, at - start);
+    } else if (eof) {
+      if (start == buf.size()) break;
+      rec = std::string_view(buf).substr(start);
+    } else {
+      // Bounded: a record can be at most max_record bytes.
+      if (buf.size() - start > p.max_record() + delim.size())
+        return fail(publish_error(PubStatus::kTooLarge, buf.size() - start, p, a, ns, full_timeout) +
+                    " (record " + std::to_string(n + 1) + ", before its delimiter)");
+      buf.erase(0, start);
+      start = 0;
+      scanned = buf.size() >= delim.size() ? buf.size() - delim.size() + 1 : 0;
+      const ssize_t got = read_stdin(&buf, 65536, n, &rc);
+      if (got < 0) break;
+      if (got == 0) eof = true;
+      continue;
+    }
+    PubResult r = p.publish(as_bytes(rec), a.type);
+    if (!r.ok())
+      return fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (record " +
+                  std::to_string(n + 1) + ")");
+    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) break;
+    ++n;
+    start = at == std::string::npos ? buf.size() : at + delim.size();
+    scanned = start;
+  }
+  return rc;
+}
+
+// pub --file F...: one record per file; "-" is all of stdin.
+int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
+              std::chrono::nanoseconds full_timeout) {
+  uint64_t n = 0;
+  for (const auto& f : a.files) {
+    std::string data;
+    int rc = kExitOk;
+    if (f == "-") {
+      for (;;) {
+        const ssize_t got = read_stdin(&data, 65536, n, &rc);
+        if (got < 0) return rc;
+        if (got == 0) break;
+        if (data.size() > p.max_record())
+          return fail(publish_error(PubStatus::kTooLarge, data.size(), p, a, ns, full_timeout) +
+                      " (standard input)");
+      }
+    } else {
+      FILE* in = std::fopen(f.c_str(), "rb");
+      if (!in) return fail("--file " + f + ": " + std::strerror(errno));
+      char chunk[65536];
+      size_t got;
+      while ((got = std::fread(chunk, 1, sizeof chunk, in)) > 0) {
+        data.append(chunk, got);
+        if (data.size() > p.max_record()) {
+          std::fclose(in);
+          return fail(publish_error(PubStatus::kTooLarge, data.size(), p, a, ns, full_timeout) +
+                      " (--file " + f + ")");
+        }
+      }
+      const bool bad = std::ferror(in);
+      std::fclose(in);
+      if (bad) return fail("--file " + f + ": cannot read it");
+    }
+    PubResult r = p.publish(as_bytes(data), a.type);
+    if (!r.ok()) return fail(publish_error(r.status, data.size(), p, a, ns, full_timeout));
+    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) return rc;
+    ++n;
+  }
+  return kExitOk;
+}
+
 // ---- tail ------------------------------------------------------------------
 
 // Writes records to stdout in one of the formats; remembers the first write error.
 class RecordPrinter {
  public:
-  enum class Format { kText, kJson, kHex };
-  explicit RecordPrinter(Format f) : format_(f) {}
+  enum class Format { kText, kJson, kHex, kRaw };
+  // Text records reach a terminal escaped (terminal_text): a payload must not be able to
+  // drive it.  Into a pipe or file they go as they are, unless they contain the delimiter:
+  // then escaped too, so that one record stays one line.  Raw records go as they are.
+  RecordPrinter(Format f, std::string delimiter, std::string encoding)
+      : format_(f), to_terminal_(::isatty(STDOUT_FILENO) == 1), delimiter_(std::move(delimiter)),
+        encoding_(std::move(encoding)) {}
 
   bool print(const Record& rec) {
     const std::string_view data = as_chars(rec.data);
     switch (format_) {
       case Format::kText:
+        if (to_terminal_ || data.find(delimiter_) != std::string_view::npos)
+          line_ = terminal_text(data);
+        else line_.assign(data);
+        break;
+      case Format::kRaw:
         line_.assign(data);
         break;
       case Format::kJson: {
@@ -156,7 +290,9 @@ class RecordPrinter {
             .field("ts_ns", rec.ts_ns)
             .field("type", rec.type)
             .field("size", static_cast<uint64_t>(data.size()));
-        if (is_valid_utf8(data)) w.field("data", data);
+        if (encoding_ == "hex") w.field("data_hex", hex_encode(data));
+        else if (encoding_ == "base64") w.field("data_base64", base64_encode(data));
+        else if (encoding_ == "utf8" || is_valid_utf8(data)) w.field("data", data);  // U+FFFD
         else w.field("data_base64", base64_encode(data));
         w.end_object();
         line_ = w.release();
@@ -168,7 +304,8 @@ class RecordPrinter {
                 (data.empty() ? std::string("-") : hex_encode(data));
         break;
     }
-    line_ += '\n';
+    if (format_ == Format::kText || format_ == Format::kRaw) line_ += delimiter_;
+    else line_ += '\n';
     if (std::fwrite(line_.data(), 1, line_.size(), stdout) != line_.size()) return failed();
     return true;
   }
@@ -195,6 +332,9 @@ class RecordPrinter {
   }
 
   Format format_;
+  bool to_terminal_;
+  std::string delimiter_;  // text, raw: after each record
+  std::string encoding_;   // json: "", base64, utf8 or hex
   std::string line_;
   int errno_ = 0;
 };
@@ -223,10 +363,43 @@ class LapNotes {
   std::chrono::steady_clock::time_point last_{};
 };
 
+// --from: false after printing why; a bare epoch number gets a note with the unit assumed.
+bool from_flag(const std::string& text, StartFrom* out) {
+  std::string note;
+  auto s = parse_start(text, &note);
+  if (!s) {
+    fail("--from: " + s.error().message, kExitUsage);
+    return false;
+  }
+  if (!note.empty()) warn("--from: " + note + " (" + format_time_ns(s->value) + ")");
+  *out = s.value();
+  return true;
+}
+
 RecordPrinter::Format parse_format(const std::string& f) {
   if (f == "json") return RecordPrinter::Format::kJson;
   if (f == "hex") return RecordPrinter::Format::kHex;
+  if (f == "raw") return RecordPrinter::Format::kRaw;
   return RecordPrinter::Format::kText;
+}
+
+// tail's printer from --format, -D and --encoding; nullopt after a usage message.
+std::optional<RecordPrinter> make_printer(const TailArgs& a) {
+  std::string delim = "\n";
+  if (!a.delimiter.empty()) {
+    if (a.format != "text" && a.format != "raw") {
+      fail("-D goes with --format text or raw", kExitUsage);
+      return std::nullopt;
+    }
+    auto d = delimiter_flag("-D", a.delimiter);
+    if (!d) return std::nullopt;
+    delim = *d;
+  }
+  if (!a.encoding.empty() && a.format != "json") {
+    fail("--encoding goes with --format json", kExitUsage);
+    return std::nullopt;
+  }
+  return RecordPrinter(parse_format(a.format), delim, a.encoding);
 }
 
 }  // namespace
@@ -242,28 +415,38 @@ int cmd_pub(const PubArgs& a) {
   }
   auto full_timeout = duration_flag("--full-timeout", a.full_timeout);
   if (!full_timeout) return kExitUsage;
+  // Where records come from: --count (synthetic), --file, -D / -0, else lines of stdin.
+  const int sources = (a.count > 0) + !a.files.empty() + (!a.delimiter.empty() || a.nul);
+  if (sources > 1) return fail("choose one of --count, --file and -D / -0", kExitUsage);
+  if (!a.delimiter.empty() && a.nul) return fail("choose one of -D and -0", kExitUsage);
+  std::optional<std::string> delim;
+  if (a.nul) delim = std::string(1, '\0');
+  if (!a.delimiter.empty() && !(delim = delimiter_flag("-D", a.delimiter))) return kExitUsage;
   ProducerOptions po;
   po.when_full = FullPolicy::kWait;
   po.full_timeout = *full_timeout;
   install_stop_handlers();
   auto p = Producer::open(ns, a.stream, po);
-  if (!p) return fail(p.error());
-  return a.count > 0 ? pub_synthetic(p.value(), a, size, ns, *full_timeout)
-                     : pub_lines(p.value(), a, ns, *full_timeout);
+  if (!p) return fail_stream(p.error(), ns, a.stream);
+  if (a.count > 0) return pub_synthetic(p.value(), a, size, ns, *full_timeout);
+  if (!a.files.empty()) return pub_files(p.value(), a, ns, *full_timeout);
+  if (delim) return pub_delimited(p.value(), a, *delim, ns, *full_timeout);
+  return pub_lines(p.value(), a, ns, *full_timeout);
 }
 
 // tail of a persisted stream without --group: from the store, then live; lapped readers
 // fall back to the store instead of losing records.
-int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start) {
+int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start,
+                RecordPrinter& out) {
   persist::ReplayOptions o;
   o.start = start;
+  o.data_dir = a.data_dir;
   auto c = persist::ReplayConsumer::open(ns, a.stream, o);
   if (!c && c.error().code == Errc::kPermission) {
     o.read_only = true;
     c = persist::ReplayConsumer::open(ns, a.stream, o);
   }
   if (!c) return fail(c.error());
-  RecordPrinter out(parse_format(a.format));
   uint64_t printed = 0;
   while (!stop_requested() && (a.count == 0 || printed < a.count)) {
     Record rec;
@@ -298,17 +481,15 @@ int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start
 
 int cmd_tail(const TailArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
+  auto printer = make_printer(a);
+  if (!printer) return kExitUsage;
   if (a.group.empty()) {
-    auto info = stream_info(ns, a.stream);
-    if (info && info->persist) {
+    // A persisted stream, or one whose ring is gone but whose store is in the data dir.
+    if (persist::reads_through_store(ns, a.stream, a.data_dir)) {
       StartFrom start = StartFrom::earliest();
-      if (!a.from.empty()) {
-        auto s = parse_start(a.from);
-        if (!s) return fail("--from: " + s.error().message, kExitUsage);
-        start = s.value();
-      }
+      if (!a.from.empty() && !from_flag(a.from, &start)) return kExitUsage;
       install_stop_handlers();
-      return tail_replay(a, ns, start);
+      return tail_replay(a, ns, start, *printer);
     }
   }
   ConsumerOptions o;
@@ -316,9 +497,7 @@ int cmd_tail(const TailArgs& a) {
   // A record counts as consumed only once it reached stdout: commit by hand after flushing.
   o.auto_commit = false;
   if (!a.from.empty()) {
-    auto s = parse_start(a.from);
-    if (!s) return fail("--from: " + s.error().message, kExitUsage);
-    o.start = s.value();
+    if (!from_flag(a.from, &o.start)) return kExitUsage;
   } else {
     o.start = a.group.empty() ? StartFrom::earliest() : StartFrom{};  // {}: committed
   }
@@ -331,11 +510,20 @@ int cmd_tail(const TailArgs& a) {
   if (!c && c.error().code == Errc::kPermission && !a.group.empty())
     return fail(c.error().message +
                 "; --group needs write access to the stream (tail without --group can read it)");
-  if (!c) return fail(c.error());
+  if (!c && c.error().code == Errc::kBusy && !a.group.empty()) {
+    // The library says "consumer NAME is held by pid N": quote the name, say what to do.
+    std::string why = c.error().message;
+    const std::string unquoted = "consumer " + a.group + " is held by ";
+    if (why.rfind(unquoted, 0) == 0)
+      why = "consumer group '" + a.group + "' is held by " + why.substr(unquoted.size());
+    return fail(why + " (one reader per group at a time; another tail --group " + a.group +
+                " is running)");
+  }
+  if (!c) return fail_stream(c.error(), ns, a.stream);
   Consumer& con = c.value();
   const bool durable = con.durable();
 
-  RecordPrinter out(parse_format(a.format));
+  RecordPrinter& out = *printer;
   uint64_t printed = 0;
   LapNotes laps;
   int rc = kExitOk;

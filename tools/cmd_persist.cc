@@ -1,20 +1,16 @@
-// cmd_persist.cc: persist (run persisters until a stop signal), fsck, delete, and the
-// removal of a stream's store (rm --data).
-#include <dirent.h>
+// cmd_persist.cc: persist (run persisters until a stop signal), fsck and delete.
 #include <signal.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "args.h"
 #include "commands.h"
+#include "format.h"
 #include "shmbus/persister.h"
 #include "signals.h"
 
@@ -22,10 +18,26 @@ namespace shmbus::tools {
 
 using namespace std::chrono_literals;
 
+// persist --detach: ends persistence of each stream.
+int detach_streams(const std::string& ns, const PersistArgs& a) {
+  for (const auto& s : a.streams) {
+    auto d = persist::detach_persistence(ns, s);
+    if (!d) return fail(s + ": " + d.error().message);
+    std::fprintf(stderr, "shmbus: %s: %s\n", s.c_str(),
+                 *d ? "persistence ended; producers are free (the store stays on disk; shmbus rm "
+                      "--data removes it)"
+                    : "was not persisted");
+  }
+  return kExitOk;
+}
+
 int cmd_persist(const PersistArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
+  if (a.detach) return detach_streams(ns, a);
   persist::PersisterOptions o;
-  o.data_dir = persist::resolve_data_dir(a.data_dir);
+  auto data_dir = persist::resolve_data_dir(a.data_dir);
+  if (!data_dir) return fail(data_dir.error());
+  o.data_dir = data_dir.value();
   if (a.store == "pmem") o.kind = persist::StoreKind::kPmem;
   else if (a.store != "file") return fail("--store must be file or pmem", kExitUsage);
   if (a.durability == "sync") o.durability = persist::Durability::kSync;
@@ -53,6 +65,18 @@ int cmd_persist(const PersistArgs& a) {
   }
   o.hold_producers = !a.let_go;
   o.secure_delete = a.secure;
+  o.detach_on_stop = a.detach_on_stop;
+  if (a.move_store && a.new_store) return fail("--move-store and --new-store exclude each other", kExitUsage);
+  if (a.move_store) o.store_moved = persist::PersisterOptions::StoreMoved::kMove;
+  if (a.new_store) o.store_moved = persist::PersisterOptions::StoreMoved::kNew;
+  // Every stream must exist before any persister starts: a failed command leaves no
+  // stream persisted (nor held back by a group of a persister that never ran).
+  std::vector<bool> was_persisted;
+  for (const auto& s : a.streams) {
+    auto ctl = StreamControl::open(ns, s);
+    if (!ctl) return fail("persist " + s + ": " + ctl.error().message);
+    was_persisted.push_back(ctl->persist().has_value());
+  }
   install_stop_handlers();
   // A file-size limit (RLIMIT_FSIZE) must come back as an error (the persister holds
   // producers and retries), not kill the process.
@@ -61,7 +85,8 @@ int cmd_persist(const PersistArgs& a) {
   for (const auto& s : a.streams) {
     auto p = persist::Persister::start(ns, s, o);
     if (!p) {
-      for (auto& r : running) (void)r->stop();
+      // Undo: the streams this command made persisted go back to what they were.
+      for (size_t i = 0; i < running.size(); ++i) (void)running[i]->stop(!was_persisted[i]);
       return fail("persist " + s + ": " + p.error().message);
     }
     running.push_back(std::move(p.value()));
@@ -81,6 +106,15 @@ int cmd_persist(const PersistArgs& a) {
                  a.streams[i].c_str(), static_cast<unsigned long long>(st.records),
                  static_cast<unsigned long long>(st.bytes),
                  static_cast<unsigned long long>(running[i]->stats().durable_seq));
+    const std::string where = a.streams[i] + (ns == "default" ? "" : " --namespace " + ns);
+    if (a.detach_on_stop)
+      std::fprintf(stderr, "shmbus: %s: persistence ended (--detach-on-stop); producers are free\n",
+                   a.streams[i].c_str());
+    else
+      std::fprintf(stderr,
+                   "shmbus: %s stays persisted: once its ring fills, producers wait for a persister "
+                   "(shmbus persist %s); to end persistence: shmbus persist %s --detach\n",
+                   a.streams[i].c_str(), where.c_str(), where.c_str());
   }
   return rc;
 }
@@ -92,6 +126,9 @@ int cmd_fsck(const FsckArgs& a) {
   std::printf("checked %llu stream(s), %llu segment(s), %llu records, %llu bytes\n",
               static_cast<unsigned long long>(rep.streams), static_cast<unsigned long long>(rep.segments),
               static_cast<unsigned long long>(rep.records), static_cast<unsigned long long>(rep.bytes));
+  for (const auto& q : rep.quarantined)
+    std::printf("quarantined %s (kept for inspection; retention or rm --data removes it)\n",
+                terminal_text(q).c_str());
   for (const auto& i : rep.issues)
     std::printf("%s %s at offset %llu (%llu bytes): %s\n", i.repaired ? "repaired" : "PROBLEM",
                 i.path.c_str(), static_cast<unsigned long long>(i.offset),
@@ -105,77 +142,23 @@ int cmd_fsck(const FsckArgs& a) {
 }
 
 int cmd_delete(const DeleteArgs& a) {
-  const std::string ns = resolve_namespace(a.ns);
-  auto ctl = StreamControl::open(ns, a.stream);
-  if (!ctl) return fail(ctl.error());
-  // The header's watermark takes effect at once for every reader (ring and store).
-  ctl->raise_deleted_below(a.before);
-  auto ps = ctl->persist();
-  if (!ps) {
-    std::printf("records below %llu will not be served (the stream is not persisted)\n",
-                static_cast<unsigned long long>(a.before));
-    return kExitOk;
-  }
-  // With no persister running, delete the segments now; a running one does it itself.
-  const std::string suffix = "/" + ns + "/" + a.stream;
-  std::string root = ps->store_dir.substr(0, ps->store_dir.size() - suffix.size());
-  auto store = persist::SegmentStore::open(root, ns, a.stream);
-  if (!store && store.error().code == Errc::kBusy) {
-    std::printf("records below %llu deleted; the running persister removes their segments\n",
-                static_cast<unsigned long long>(a.before));
-    return kExitOk;
-  }
-  if (!store) return fail(store.error());
-  auto d = store->delete_before(a.before);
+  persist::AdminOptions o;
+  o.data_dir = a.data_dir;
+  o.secure = a.secure;
+  auto d = persist::delete_before(resolve_namespace(a.ns), a.stream, a.before, o);
   if (!d) return fail(d.error());
-  ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
-  std::printf("records below %llu deleted: %llu segment(s), %llu bytes freed\n",
-              static_cast<unsigned long long>(a.before), static_cast<unsigned long long>(d->segments),
-              static_cast<unsigned long long>(d->bytes));
+  const auto before = static_cast<unsigned long long>(a.before);
+  if (!d->persisted)
+    std::printf("records below %llu will not be served (the stream is not persisted)\n", before);
+  else if (d->by_persister)
+    std::printf("records below %llu deleted; the running persister recorded it durably and frees "
+                "their segments%s\n", before, d->secure ? " (overwritten first)" : "");
+  else
+    std::printf("records below %llu deleted: %llu segment(s), %llu bytes freed%s\n", before,
+                static_cast<unsigned long long>(d->report.segments),
+                static_cast<unsigned long long>(d->report.bytes),
+                d->secure ? " (overwritten first)" : "");
   return kExitOk;
-}
-
-// Removes DIR (a stream's store folder: files only, no links followed); with `secure`
-// every file is overwritten with zeros and synced before it is unlinked.
-Result<uint64_t> remove_store_dir(const std::string& dir, bool secure) {
-  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dfd < 0) {
-    if (errno == ENOENT) return uint64_t{0};
-    return make_error(Errc::kIo, "cannot open " + dir + ": " + std::strerror(errno));
-  }
-  DIR* d = fdopendir(dfd);
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d))
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-  uint64_t bytes = 0;
-  for (const auto& n : names) {
-    struct stat st;
-    if (fstatat(dfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
-      closedir(d);
-      return make_error(Errc::kIo, dir + "/" + n + " is not a regular file: not removing " + dir);
-    }
-    if (secure) {
-      int fd = openat(dfd, n.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd >= 0) {
-        std::vector<char> zeros(1 << 20, 0);
-        for (off_t off = 0; off < st.st_size;) {
-          ssize_t w = pwrite(fd, zeros.data(), std::min<off_t>(zeros.size(), st.st_size - off), off);
-          if (w <= 0) break;
-          off += w;
-        }
-        fdatasync(fd);
-        close(fd);
-      }
-    }
-    if (unlinkat(dfd, n.c_str(), 0) != 0) {
-      closedir(d);
-      return make_error(Errc::kIo, "cannot remove " + dir + "/" + n + ": " + std::strerror(errno));
-    }
-    bytes += static_cast<uint64_t>(st.st_size);
-  }
-  closedir(d);
-  if (rmdir(dir.c_str()) != 0) return make_error(Errc::kIo, "cannot remove " + dir + ": " + std::strerror(errno));
-  return bytes;
 }
 
 }  // namespace shmbus::tools

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "args.h"
 #include "commands.h"
@@ -21,8 +22,10 @@ namespace {
 
 void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan& pl) {
   using ull = unsigned long long;
-  std::printf("stream            %s (namespace %s, layout version %u)\n", s.name.c_str(),
-              s.ns.c_str(), s.layout_version);
+  // Names and paths come from shared memory: escaped, so that nothing in them can
+  // drive the terminal.
+  std::printf("stream            %s (namespace %s, layout version %u)\n",
+              terminal_text(s.name).c_str(), terminal_text(s.ns).c_str(), s.layout_version);
   std::printf("capacity          %s (%llu bytes), max record %llu bytes\n",
               format_size(s.capacity).c_str(), ull(s.capacity), ull(s.max_record));
   std::printf("created           %s\n", format_time_ns(s.created_ns).c_str());
@@ -38,7 +41,7 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
               ull(s.abandon_timeout_ms), ull(s.consumer_dead_timeout_ms));
   if (s.persist) {
     std::printf("persisted         %s store at %s%s%s\n", s.persist->store_kind.c_str(),
-                s.persist->store_dir.c_str(), s.persist->sync ? ", sync" : "",
+                terminal_text(s.persist->store_dir).c_str(), s.persist->sync ? ", sync" : "",
                 s.persist->hold_producers ? ", holds producers" : "");
     std::printf("durable           below seq %llu, oldest persisted %llu, deleted below %llu, "
                 "persister beat %s\n",
@@ -46,11 +49,20 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
                 s.persister_beat_ns ? format_time_ns(s.persister_beat_ns).c_str() : "never");
   }
   if (s.persist)
-    std::printf("store             %s, %llu segment(s), %s on disk%s%s; deleted %llu records, %s\n",
+    std::printf("store             %s, %llu segment(s), %s on disk%s%s; deleted %llu records, %s; "
+                "%llu store error(s)\n",
                 s.persist->store_kind.c_str(), ull(s.segments), format_bytes(s.disk_bytes).c_str(),
                 s.pmem_granularity.empty() ? "" : ", pmem2 granularity ",
                 s.pmem_granularity.c_str(), ull(s.deleted_records),
-                format_bytes(s.deleted_bytes).c_str());
+                format_bytes(s.deleted_bytes).c_str(), ull(s.store_errors));
+  if (!rates && s.created_ns && now_ns() > s.created_ns) {
+    // What the counters already say: the averages since the stream was created.
+    const double age_s = static_cast<double>(now_ns() - s.created_ns) / 1e9;
+    std::printf("average           %s records/s, %s bytes/s published since created %.0f s ago "
+                "(--interval D or --watch: measured rates)\n",
+                format_rate(static_cast<double>(s.records_published) / age_s).c_str(),
+                format_rate(static_cast<double>(s.bytes_published) / age_s).c_str(), age_s);
+  }
   if (rates) {
     std::printf("lambda            %s records/s, %s bytes/s published (over %.3f s)\n",
                 format_rate(rates->lambda_records_per_s).c_str(),
@@ -79,8 +91,10 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
 
   std::printf("\nconsumers (%zu)\n", s.consumers.size());
   if (s.consumers.empty()) return;
+  std::vector<std::string> names;
+  for (const auto& c : s.consumers) names.push_back(terminal_text(c.name));
   size_t width = 4;
-  for (const auto& c : s.consumers) width = std::max(width, c.name.size());
+  for (const auto& n : names) width = std::max(width, n.size());
   const int wd = static_cast<int>(width);
   std::printf("  %-*s %-7s %8s %5s %7s %12s %12s %14s\n", wd, "NAME", "KIND", "PID", "ALIVE",
               "EVICTED", "NEXT_SEQ", "LAG", "MU(rec/s)");
@@ -88,7 +102,7 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
     const auto& c = s.consumers[i];
     std::string mu = "-";
     if (rates && rates->mu_records_per_s[i]) mu = format_rate(*rates->mu_records_per_s[i]);
-    std::printf("  %-*s %-7s %8u %5s %7s %12llu %12llu %14s\n", wd, c.name.c_str(),
+    std::printf("  %-*s %-7s %8u %5s %7s %12llu %12llu %14s\n", wd, names[i].c_str(),
                 c.durable ? "group" : "tail", c.pid, c.alive ? "yes" : "no",
                 c.evicted ? "yes" : "no", ull(c.next_seq), ull(c.lag), mu.c_str());
   }
@@ -100,31 +114,70 @@ void print(const StreamInfo& s, const StatRates* rates, double stall_s, bool jso
   else print_text(s, rates, plan);
 }
 
+// Sleeps until `deadline` in short steps; false if a stop signal came first.
+bool sleep_until(std::chrono::steady_clock::time_point deadline) {
+  while (!stop_requested()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return true;
+    std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(deadline - now,
+                                                                   std::chrono::milliseconds(50)));
+  }
+  return false;
+}
+
+// --watch: a snapshot every `every`, each printed with the rates since the one before.
+int watch(const StatArgs& a, const std::string& ns, std::chrono::nanoseconds every, double stall_s,
+          StreamInfo prev) {
+  auto t_prev = std::chrono::steady_clock::now();
+  print(prev, nullptr, stall_s, a.json);
+  for (uint64_t round = 1;; ++round) {
+    std::fflush(stdout);
+    if (!sleep_until(t_prev + every)) return kExitOk;  // stopped: main() picks the code
+    auto next = stream_info(ns, a.stream);
+    const auto t = std::chrono::steady_clock::now();
+    if (!next) return fail(next.error());
+    const StatRates rates =
+        measure_rates(prev, next.value(), std::chrono::duration<double>(t - t_prev).count());
+    if (!a.json) std::printf("\n---- %s\n", format_time_ns(now_ns()).c_str());
+    print(next.value(), &rates, stall_s, a.json);
+    prev = std::move(next.value());
+    t_prev = t;
+  }
+}
+
 }  // namespace
 
 int cmd_stat(const StatArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
-  auto interval = duration_flag("--interval", a.interval);
-  if (!interval) return kExitUsage;
+  std::chrono::nanoseconds interval{0};
+  if (!a.interval.empty()) {
+    auto i = duration_flag("--interval", a.interval);
+    if (!i) return kExitUsage;
+    interval = *i;
+  }
+  std::chrono::nanoseconds every{std::chrono::seconds(1)};
+  if (a.watch && !a.watch_every.empty()) {
+    auto w = duration_flag("--watch", a.watch_every);
+    if (!w) return kExitUsage;
+    if (w->count() == 0) return fail("--watch: must be more than 0", kExitUsage);
+    every = *w;
+  }
+  if (a.watch && interval.count() != 0)
+    return fail("--watch DURATION measures over each DURATION: leave out --interval", kExitUsage);
   auto stall = duration_flag("--stall", a.stall);
   if (!stall) return kExitUsage;
   const double stall_s = std::chrono::duration<double>(*stall).count();
+  install_stop_handlers();
   auto first = stream_info(ns, a.stream);
-  if (!first) return fail(first.error());
-  if (interval->count() == 0) {
+  if (!first) return fail_stream(first.error(), ns, a.stream);
+  if (a.watch) return watch(a, ns, every, stall_s, std::move(first.value()));
+  if (interval.count() == 0) {
     print(first.value(), nullptr, stall_s, a.json);
     return kExitOk;
   }
-  install_stop_handlers();
   const auto t0 = std::chrono::steady_clock::now();
-  const auto deadline = t0 + *interval;
   // Sleep in short steps so that ^C still prints what was measured so far.
-  while (!stop_requested()) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) break;
-    std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(deadline - now,
-                                                                   std::chrono::milliseconds(50)));
-  }
+  sleep_until(t0 + interval);
   auto second = stream_info(ns, a.stream);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!second) return fail(second.error());

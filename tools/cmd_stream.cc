@@ -17,6 +17,15 @@ int cmd_create(const CreateArgs& a) {
   StreamOptions o;
   auto capacity = size_flag("--capacity", a.capacity);
   if (!capacity) return kExitUsage;
+  if (*capacity >= 4096 && *capacity <= (4ULL << 30) && (*capacity & (*capacity - 1)) != 0) {
+    // Not a power of two: name the two nearest that are.
+    uint64_t below = 4096;
+    while (below * 2 <= *capacity) below *= 2;
+    return fail("--capacity: " + a.capacity + " (" + std::to_string(*capacity) +
+                    " bytes) is not a power of two: use " + format_size(below) + " or " +
+                    format_size(below * 2),
+                kExitUsage);
+  }
   o.capacity = *capacity;
   if (!a.max_record.empty()) {
     auto m = size_flag("--max-record", a.max_record);
@@ -28,6 +37,11 @@ int cmd_create(const CreateArgs& a) {
   if (!mode) return kExitUsage;
   o.mode = *mode;
   o.exist_ok = a.exist_ok;
+  if (!a.trust_owner.empty()) {
+    auto uid = user_flag("--trust-owner", a.trust_owner);
+    if (!uid) return kExitUsage;
+    o.trusted_owner = *uid;
+  }
   auto timeout_ms = [](std::string_view flag, const std::string& text,
                        std::chrono::milliseconds* out) {
     if (text.empty()) return true;
@@ -44,27 +58,46 @@ int cmd_create(const CreateArgs& a) {
   if (!timeout_ms("--abandon-timeout", a.abandon_timeout, &o.abandon_timeout) ||
       !timeout_ms("--consumer-timeout", a.consumer_timeout, &o.consumer_dead_timeout))
     return kExitUsage;
-  if (auto r = create_stream(ns, a.stream, o); !r) return fail(r.error());
+  persist::AdminOptions admin;
+  admin.data_dir = a.data_dir;
+  auto r = persist::create_stream_over_store(ns, a.stream, o, a.fresh, admin);
+  if (!r) return fail(r.error());
+  if (r->resumed)
+    std::fprintf(stderr, "shmbus: %s continues its store %s: the next record gets sequence %llu\n",
+                 a.stream.c_str(), terminal_text(r->store_dir).c_str(),
+                 static_cast<unsigned long long>(r->first_seq));
+  if (r->removed.existed)
+    std::fprintf(stderr, "shmbus: removed the old store %s (%llu bytes)\n",
+                 terminal_text(r->removed.dir).c_str(), static_cast<unsigned long long>(r->removed.bytes));
   return kExitOk;
 }
 
 int cmd_rm(const RmArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
   if (a.secure && !a.data) return fail("--secure goes with --data", kExitUsage);
-  // The store's place is in the stream header; read it before the header is gone.
-  std::string store_dir;
+  persist::AdminOptions o;
+  o.data_dir = a.data_dir;
+  o.secure = a.secure;
+  // Check where the store is (derived from the data dir, cross-checked with the header)
+  // before the header is gone.
   if (a.data) {
-    if (auto info = stream_info(ns, a.stream); info && info->persist) store_dir = info->persist->store_dir;
-    else store_dir = persist::resolve_data_dir(a.data_dir) + "/" + ns + "/" + a.stream;
+    if (auto loc = persist::locate_store(ns, a.stream, a.data_dir); !loc) return fail(loc.error());
   }
   auto r = remove_stream(ns, a.stream, a.force);
-  if (!r && !(a.data && r.error().code == Errc::kNotFound)) return fail(r.error());
+  if (!r && !(a.data && r.error().code == Errc::kNotFound)) return fail_stream(r.error(), ns, a.stream);
   if (a.data) {
-    auto freed = remove_store_dir(store_dir, a.secure);
-    if (!freed) return fail(freed.error());
-    if (!r && *freed == 0) return fail(r.error());  // neither a stream nor a store
-    std::fprintf(stderr, "shmbus: removed the store %s (%llu bytes%s)\n", store_dir.c_str(),
-                 static_cast<unsigned long long>(*freed), a.secure ? ", overwritten first" : "");
+    auto removed = persist::remove_store(ns, a.stream, o);
+    if (!removed) return fail(removed.error());
+    if (!removed->existed) {
+      if (!r) return fail(r.error());  // neither a stream nor a store
+      std::fprintf(stderr, "shmbus: the stream had no store (nothing in %s)\n",
+                   terminal_text(removed->dir).c_str());
+    } else {
+      std::fprintf(stderr, "shmbus: removed the store %s (%llu files, %llu bytes%s)\n",
+                   terminal_text(removed->dir).c_str(), static_cast<unsigned long long>(removed->files),
+                   static_cast<unsigned long long>(removed->bytes),
+                   removed->secure ? ", overwritten first" : "");
+    }
   }
   return kExitOk;
 }
@@ -72,15 +105,19 @@ int cmd_rm(const RmArgs& a) {
 namespace {
 
 struct LsRow {
+  std::string ns;
   std::string stream;
   std::string error;  // non-empty: stream_info failed
   StreamInfo info;
   uint64_t live_producers = 0;
   uint64_t max_lag = 0;
+  bool ring = true;      // false: the stream exists only as a store
+  std::string store;     // the store directory, or empty
 };
 
 LsRow describe(const std::string& ns, const std::string& stream) {
   LsRow row;
+  row.ns = ns;
   row.stream = stream;
   auto info = stream_info(ns, stream);
   if (!info) {
@@ -95,23 +132,67 @@ LsRow describe(const std::string& ns, const std::string& stream) {
   return row;
 }
 
+// The rows of one namespace: its rings, then the streams that exist only as a store.
+Result<std::vector<LsRow>> namespace_rows(const std::string& ns, const std::string& data_dir) {
+  auto names = list_streams(ns);
+  if (!names) return names.error();
+  std::vector<LsRow> rows;
+  for (const auto& s : names.value()) rows.push_back(describe(ns, s));
+  for (auto& r : rows)
+    if (r.error.empty() && r.info.persist) r.store = r.info.persist->store_dir;
+  // Streams that outlived their ring (a reboot): only a store in the data dir.
+  if (auto stored = persist::stored_streams(ns, data_dir); stored) {
+    auto root = persist::resolve_data_dir(data_dir);
+    for (const auto& s : stored.value()) {
+      LsRow row;
+      row.ns = ns;
+      row.stream = s;
+      row.ring = false;
+      row.store = root.value() + "/" + ns + "/" + s;
+      rows.push_back(std::move(row));
+    }
+    std::sort(rows.begin(), rows.end(), [](const LsRow& x, const LsRow& y) { return x.stream < y.stream; });
+  }
+  return rows;
+}
+
 }  // namespace
 
 int cmd_ls(const LsArgs& a) {
-  const std::string ns = resolve_namespace(a.ns);
-  auto names = list_streams(ns);
-  if (!names) return fail(names.error());
   std::vector<LsRow> rows;
-  for (const auto& s : names.value()) rows.push_back(describe(ns, s));
+  if (a.all) {
+    if (!a.ns.empty()) return fail("--all lists every namespace: leave out --namespace", kExitUsage);
+    for (const auto& ns : all_namespaces()) {
+      auto r = namespace_rows(ns, a.data_dir);
+      if (!r) continue;  // gone meanwhile
+      for (auto& row : r.value()) rows.push_back(std::move(row));
+    }
+  } else {
+    const std::string ns = resolve_namespace(a.ns);
+    auto r = namespace_rows(ns, a.data_dir);
+    if (!r) return fail(r.error());
+    rows = std::move(r.value());
+    if (rows.empty()) {
+      // An empty listing of a namespace that does not exist (a typo?) says so.
+      const auto known = all_namespaces();
+      std::string note = "namespace '" + ns + "' has no streams";
+      if (auto near = closest_match(ns, known); !near.empty())
+        note += " (did you mean --namespace " + near + "?)";
+      if (!known.empty()) note += "; shmbus ls --all lists every namespace";
+      warn(note);
+    }
+  }
 
   if (a.json) {
     JsonWriter w;
     w.begin_array();
     for (const auto& r : rows) {
-      w.begin_object().field("stream", r.stream);
-      if (!r.error.empty()) {
+      w.begin_object();
+      if (a.all) w.field("namespace", r.ns);  // only with --all: the shape without it stays
+      w.field("stream", r.stream);
+      if (r.ring && !r.error.empty()) {
         w.field("error", r.error);
-      } else {
+      } else if (r.ring) {
         w.field("capacity", r.info.capacity)
             .field("next_seq", r.info.next_seq)
             .field("oldest_seq", r.info.oldest_seq)
@@ -119,6 +200,10 @@ int cmd_ls(const LsArgs& a) {
             .field("consumers", static_cast<uint64_t>(r.info.consumers.size()))
             .field("max_lag", r.max_lag);
       }
+      // ring false: the stream exists only as its store (after a reboot).
+      w.field("ring", r.ring);
+      if (r.store.empty()) w.key("store").null();
+      else w.field("store", r.store);
       w.end_object();
     }
     w.end_array();
@@ -126,14 +211,24 @@ int cmd_ls(const LsArgs& a) {
     return kExitOk;
   }
 
-  size_t width = 6;
+  size_t width = 6, ns_width = 9;
   for (const auto& r : rows) width = std::max(width, r.stream.size());
+  for (const auto& r : rows) ns_width = std::max(ns_width, r.ns.size());
   const int wd = static_cast<int>(width);
+  auto ns_column = [&](const std::string& ns) {
+    if (a.all) std::printf("%-*s ", static_cast<int>(ns_width), ns.c_str());
+  };
+  ns_column("NAMESPACE");
   std::printf("%-*s %9s %12s %12s %9s %9s %12s\n", wd, "STREAM", "CAPACITY", "NEXT_SEQ",
               "OLDEST_SEQ", "PRODUCERS", "CONSUMERS", "MAX_LAG");
   for (const auto& r : rows) {
+    ns_column(r.ns);
+    if (!r.ring) {
+      std::printf("%-*s stored (no ring): %s\n", wd, r.stream.c_str(), terminal_text(r.store).c_str());
+      continue;
+    }
     if (!r.error.empty()) {
-      std::printf("%-*s error: %s\n", wd, r.stream.c_str(), r.error.c_str());
+      std::printf("%-*s error: %s\n", wd, r.stream.c_str(), terminal_text(r.error).c_str());
       continue;
     }
     std::printf("%-*s %9s %12llu %12llu %9llu %9zu %12llu\n", wd, r.stream.c_str(),

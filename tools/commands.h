@@ -9,12 +9,14 @@
 // edge of the system: errors become one line "shmbus: <reason>" on stderr and an
 // exit code; nothing here is used by the library.
 //
-// Exit codes: 0 success, 1 failure (the reason is on stderr), 2 bad input (names,
-// sizes, durations, options), 130 interrupted before the work was done; CLI11's own
-// syntax errors (unknown option, missing argument) keep CLI11's codes (100 and up).
+// Exit codes: 0 success, 1 failure (the reason is on stderr), 2 bad usage or input
+// (names, sizes, durations, options; CLI11's own syntax errors too, turned into one line
+// with a "did you mean" by main.cc), 130 interrupted: by Ctrl-C (SIGINT) whatever the
+// command, or a pub stopped by SIGTERM before its input ended.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +30,10 @@ inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitInterrupted = 130;
 
+// kcat's -D DELIM: "\n", "\t", "\r", "\0", "\\" and "\xNN" become their bytes; nullopt
+// (after a message naming `flag`) for an empty or badly escaped delimiter.
+std::optional<std::string> delimiter_flag(std::string_view flag, std::string_view text);
+
 // Prints "shmbus: <message>" on stderr (one line) and returns `code`.
 int fail(std::string_view message, int code = kExitFailure);
 // Prints "shmbus: <message>" on stderr: a note, the command goes on.
@@ -35,15 +41,28 @@ void warn(std::string_view message);
 // The same as fail() for a library error: kInvalidArgument exits kExitUsage, the rest kExitFailure.
 int fail(const Error& e);
 
+// Namespaces with at least one stream (a ring in /dev/shm), sorted (namespaces.cc).
+std::vector<std::string> all_namespaces();
+// The namespaces that hold a stream named `stream`, sorted.
+std::vector<std::string> namespaces_with(std::string_view stream);
+// "; a stream 'S' is in namespace 'x' (did you mean --namespace x?)", or "" when no
+// namespace other than `ns` holds a stream of that name.
+std::string namespace_hint(std::string_view ns, std::string_view stream);
+// fail(e), with namespace_hint() added to a not-found error.
+int fail_stream(const Error& e, std::string_view ns, std::string_view stream);
+
 // Every subcommand takes --namespace; empty means $SHMBUS_NAMESPACE, else "default".
 struct CreateArgs {
   std::string ns, stream;
-  std::string capacity;          // parse_size
+  std::string capacity = "1M";   // parse_size; the library's default (StreamOptions)
   std::string max_record;        // parse_size; empty: the library's default
   std::string mode = "0600";     // octal
   std::string abandon_timeout;   // parse_duration; empty: the library's default
   std::string consumer_timeout;  // parse_duration; empty: the library's default
   bool exist_ok = false;
+  std::string trust_owner;       // user name or uid whose existing stream --exist-ok accepts
+  std::string data_dir;          // where a store the new ring continues would be
+  bool fresh = false;            // remove such a store first and start over at 0
 };
 int cmd_create(const CreateArgs& a);
 
@@ -59,13 +78,17 @@ int cmd_rm(const RmArgs& a);
 struct LsArgs {
   std::string ns;
   bool json = false;
+  bool all = false;              // every namespace (text: grouped; JSON: a "namespace" key)
+  std::string data_dir;          // where stored-only streams are looked for
 };
 int cmd_ls(const LsArgs& a);
 
 struct StatArgs {
   std::string ns, stream;
   bool json = false;
-  std::string interval = "1s";   // parse_duration; 0: one snapshot, no rates
+  std::string interval;          // parse_duration; empty or 0: one snapshot, no measured rates
+  bool watch = false;            // --watch: print again every watch_every, like `iostat 1`
+  std::string watch_every;       // parse_duration; empty: 1s
   std::string stall = "1s";      // size the ring to ride out a consumer stall this long
 };
 int cmd_stat(const StatArgs& a);
@@ -79,6 +102,10 @@ struct PubArgs {
   bool sync = false;             // wait until each record is durable in the store
   std::string sync_timeout = "10s";
   uint64_t rate = 0;             // synthetic records: at most this many per second
+  std::string delimiter;         // -D: records end with this (escapes \n \t \r \0 \\ \xNN);
+                                 // empty: lines
+  bool nul = false;              // -0: records end with a NUL byte
+  std::vector<std::string> files;  // --file: one record per file; "-": all of stdin, one record
 };
 int cmd_pub(const PubArgs& a);
 
@@ -88,7 +115,11 @@ struct TailArgs {
   uint64_t count = 0;            // 0: no limit
   bool follow = false;
   std::string group;             // durable consumer name; empty: anonymous reader
-  std::string format = "text";   // text | json | hex
+  std::string format = "text";   // text | json | hex | raw
+  std::string delimiter;         // -D: text and raw: after each record (default "\n")
+  std::string encoding;          // json: base64 | utf8 | hex forces one key; empty: data or
+                                 // data_base64, whichever fits
+  std::string data_dir;          // where the store is when the stream has no ring
 };
 int cmd_tail(const TailArgs& a);
 
@@ -96,11 +127,16 @@ struct PersistArgs {
   std::string ns;
   std::vector<std::string> streams;
   std::string data_dir;          // empty: $SHMBUS_DATA_DIR, else ~/.local/share/shmbus
+                                 // (root without HOME: /var/lib/shmbus)
   std::string store = "file";    // file | pmem
   std::string durability = "async";
   std::string flush_interval, retention_age, retention_bytes, segment_size, roll_age;
   bool let_go = false;           // producers go on if the persister dies (lost ranges)
   bool secure = false;           // retention overwrites segments before unlinking
+  bool detach = false;           // end persistence of the streams (no persister runs)
+  bool detach_on_stop = false;   // a clean stop ends persistence too
+  bool move_store = false;       // the recorded store is elsewhere: move it here
+  bool new_store = false;        // the recorded store is elsewhere: start a new one here
 };
 int cmd_persist(const PersistArgs& a);
 
@@ -113,11 +149,10 @@ int cmd_fsck(const FsckArgs& a);
 struct DeleteArgs {
   std::string ns, stream;
   uint64_t before = 0;
+  std::string data_dir;          // where the store is (checked against the stream's header)
+  bool secure = false;           // overwrite what is freed (the stream's setting also counts)
 };
 int cmd_delete(const DeleteArgs& a);
-
-// Removes a stream's store folder; returns the bytes freed.
-Result<uint64_t> remove_store_dir(const std::string& dir, bool secure);
 
 // Replaces this process with shmbus-bench (next to this executable); returns only on
 // failure.

@@ -2,9 +2,16 @@
 # tools/dev.sh: install what is missing (Debian 12, as root), build, and run.
 #   tools/dev.sh demo   build (Release) and run the lifecycle demo (tools/demo.sh)
 #   tools/dev.sh test   build and run every test: the suite (Release), the suite under
-#                       ASan+UBSan, and the concurrency tests under TSan
+#                       ASan+UBSan, the concurrency tests under TSan, and every fuzz
+#                       target for 20 s
 #   tools/dev.sh bench  build (Release) and print the benchmark tables (IPC, persistence,
 #                       Python), each with its baselines measured in the same run
+#   tools/dev.sh fuzz [SECONDS]  build the libFuzzer targets (build-fuzz, clang-14, ASan+UBSan)
+#                       and run each for SECONDS (default 60) from its seed corpus
+#                       (tests/fuzz/corpus/NAME); non-zero exit on any crash or hang
+#   tools/dev.sh soak [MINUTES]  build (Release) and run the system soak for MINUTES (default
+#                       60): producers, durable and tailing consumers, persister, replays,
+#                       kill -9 of each kind; prints a summary, non-zero exit on a violation
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-demo}
@@ -14,6 +21,8 @@ PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libconcurrentqueue-dev l
   libpmem-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev pybind11-dev
   python3-dev python3-pytest python3-numpy libzmq3-dev iceoryx libiceoryx-posh-dev
   libiceoryx-hoofs-dev)
+# The fuzz targets need clang's libFuzzer and sanitizer runtimes.
+case "${1:-}" in fuzz | test) PACKAGES+=(clang-14 libfuzzer-14-dev) ;; esac
 
 install_missing() {
   local missing=()
@@ -37,8 +46,53 @@ build() {  # build DIR [cmake args...] [-- targets...]
   ninja -C "$dir" -j "$jobs" "${targets[@]}"
 }
 
+# Runs every fuzz target of build-fuzz for $1 seconds each on a copy of its seed corpus
+# (the committed one never grows; crashes*/ reproducers are left out) and prints one
+# line per target.  Crash and hang inputs are kept in build-fuzz/fuzz-artifacts/.
+run_fuzzers() {
+  local seconds=$1 failed=0 work
+  work=$(mktemp -d "${TMPDIR:-/tmp}/shmbus-fuzz.XXXXXX")
+  # The targets' own scratch files (persist_index writes two per input) go to tmpfs:
+  # ten times the executions per second of a disk.
+  local scratch; scratch=$(mktemp -d /dev/shm/shmbus-fuzz-scratch.XXXXXX)
+  local art="$PWD/build-fuzz/fuzz-artifacts"
+  mkdir -p "$art"
+  printf '%-24s %12s %10s %8s\n' target executions exec/s crashes
+  local target
+  for target in $(fuzz_targets); do
+    local bin=build-fuzz/tests/fuzz/$target
+    local name=${target#fuzz_}
+    local corpus="$work/$name"
+    mkdir -p "$corpus"
+    if [ -d "tests/fuzz/corpus/$name" ]; then
+      find "tests/fuzz/corpus/$name" -maxdepth 1 -type f -exec cp {} "$corpus/" \;
+    fi
+    # -close_fd_mask=2: some parsers print a line per refusal (sanitizer reports still show).
+    local rc=0
+    TMPDIR="$scratch" "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+      -close_fd_mask=2 -artifact_prefix="$art/$name-" "$corpus" >"$work/$name.log" 2>&1 || rc=$?
+    local execs rate crashes
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$name.log" | tail -1)
+    crashes=0
+    if ((rc != 0)); then
+      crashes=1
+      failed=1
+    fi
+    printf '%-24s %12s %10s %8s\n' "$name" "${execs:-?}" "${rate:-?}" "$crashes"
+    if ((rc != 0)); then
+      echo "== $name failed (exit $rc); the report:" >&2
+      grep -E -A40 '^==[0-9]+==|^fuzz_|SUMMARY|Test unit written' "$work/$name.log" | head -60 >&2
+    fi
+  done
+  rm -rf "$work" "$scratch"
+  return $failed
+}
+
 # The test programs that hold the tests labelled tsan (threads racing in one process).
 tsan_targets() { echo shm_unit_tests persist_integration_tests; }
+# The fuzz targets: every tests/fuzz/fuzz_*.cc is one.
+fuzz_targets() { for f in tests/fuzz/fuzz_*.cc; do basename "$f" .cc; done; }
 
 install_missing
 case "$mode" in
@@ -59,6 +113,10 @@ case "$mode" in
     build build-tsan -DCMAKE_BUILD_TYPE=Debug -DSHMBUS_SANITIZE=thread \
       -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -- $(tsan_targets)
     TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L tsan -j 1
+    echo "== libFuzzer: every fuzz target for 20 s from its seed corpus"
+    build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
+      -DSHMBUS_FUZZ=ON -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -- $(fuzz_targets)
+    run_fuzzers 20
     ;;
   bench)
     build build -DCMAKE_BUILD_TYPE=Release
@@ -66,5 +124,17 @@ case "$mode" in
     build/bench/shmbus-persist-bench
     PYTHONPATH=build/bindings/pkg /usr/bin/python3 bench/python/python_bench.py
     ;;
-  *) echo "usage: tools/dev.sh demo|test|bench" >&2; exit 2 ;;
+  fuzz)
+    seconds=${2:-60}
+    build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
+      -DSHMBUS_FUZZ=ON -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -- \
+      $(fuzz_targets)
+    run_fuzzers "$seconds"
+    ;;
+  soak)
+    minutes=${2:-60}
+    build build -DCMAKE_BUILD_TYPE=Release -- shmbus_soak shmbus_cli
+    build/tests/soak/shmbus_soak --minutes "$minutes" --cli build/tools/shmbus "${@:3}"
+    ;;
+  *) echo "usage: tools/dev.sh demo|test|bench|fuzz [SECONDS]|soak [MINUTES]" >&2; exit 2 ;;
 esac

@@ -1,10 +1,42 @@
 // format.cc: see format.h.
 #include "format.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
 namespace shmbus::tools {
+
+std::string terminal_text(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size());
+  auto escape = [&](unsigned char c) {
+    out += "\\x";
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  };
+  for (size_t i = 0; i < bytes.size();) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) escape(c);
+      else if (c == '\\') out += "\\\\";
+      else out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    const size_t n = utf8_sequence_length(bytes.substr(i));
+    // U+0080..U+009F (C1 controls, e.g. CSI) are encoded C2 80..C2 9F.
+    if (n == 0 || (n == 2 && c == 0xc2 && static_cast<unsigned char>(bytes[i + 1]) < 0xa0)) {
+      escape(c);
+      ++i;
+      continue;
+    }
+    out.append(bytes.substr(i, n));
+    i += n;
+  }
+  return out;
+}
 
 std::string base64_encode(std::string_view bytes) {
   static constexpr char kAlphabet[] =
@@ -80,6 +112,44 @@ std::string format_rate(double per_second) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.3f", per_second);
   return buf;
+}
+
+static size_t edit_distance(std::string_view a, std::string_view b) {
+  // Optimal string alignment distance, three rows.
+  std::vector<size_t> prev2(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+    }
+    prev2.swap(prev);
+    prev.swap(cur);
+  }
+  return prev[b.size()];
+}
+
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
+  if (word.empty() || word.size() > 200) return "";
+  std::string best;
+  size_t best_d = word.size() <= 4 ? 1 : 2;
+  bool found = false;
+  for (const auto& c : candidates) {
+    if (c.size() > 200) continue;
+    const size_t d = edit_distance(word, c);
+    if (d <= best_d && (!found || d < best_d)) {
+      best = c;
+      best_d = d;
+      found = true;
+    }
+  }
+  if (found) return best;
+  for (const auto& c : candidates)
+    if (c.size() > word.size() && c.compare(0, word.size(), word) == 0) return c;
+  return "";
 }
 
 }  // namespace shmbus::tools

@@ -7,12 +7,16 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shmbus/json.h"  // is_valid_utf8, utf8_sequence_length
 
 namespace shmbus::tools {
 
-
+// Text from shared memory or disk made safe for a terminal: control characters (C0,
+// DEL, C1: ESC sequences, bells, window-title changes), bytes that are not UTF-8 and
+// backslashes become \xNN / \\; printable UTF-8 passes unchanged.
+std::string terminal_text(std::string_view bytes);
 
 std::string base64_encode(std::string_view bytes);
 std::string hex_encode(std::string_view bytes);
@@ -28,5 +32,10 @@ std::string format_time_ns(uint64_t ns);
 
 // A rate with three significant decimals: 1234.5678 -> "1234.568".
 std::string format_rate(double per_second);
+
+// The candidate closest to `word` by edit distance (insertions, deletions, substitutions,
+// swaps of neighbours), if it is close enough to be a typo (at most 1 edit for words of
+// up to 4 characters, else 2), or a candidate that starts with `word`; "" if none.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
 
 }  // namespace shmbus::tools

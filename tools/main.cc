@@ -2,13 +2,18 @@
 // CLI11, which is slow to compile).  Each subcommand fills an argument struct and calls
 // its function in commands.h.
 #include <CLI/CLI.hpp>
+#include <signal.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "commands.h"
+#include "format.h"
+#include "signals.h"
 
 namespace {
 
@@ -17,12 +22,71 @@ using namespace shmbus::tools;
 constexpr const char* kNamespaceHelp =
     "Namespace of the streams (default: $SHMBUS_NAMESPACE, else \"default\")";
 
-// CLI11 reads "-1" into a uint64_t as 2^64 - 1; refuse negative counts up front.
+// CLI11 reads "-1" into a uint64_t as 2^64 - 1, and saturates values above 2^64 - 1:
+// only plain decimal numbers that fit are counts.
 const CLI::Validator kNotNegative(
     [](std::string& s) {
-      return s.find('-') != std::string::npos ? std::string("must not be negative") : std::string();
+      if (s.find('-') != std::string::npos) return std::string("must not be negative");
+      const std::string max = "18446744073709551615";
+      if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
+        return "'" + s + "' is not a whole number";
+      const size_t lead = std::min(s.find_first_not_of('0'), s.size() - 1);  // "000" -> "0"
+      const std::string digits = s.substr(lead);
+      if (digits.size() > max.size() || (digits.size() == max.size() && digits > max))
+        return "'" + s + "' is out of range (at most " + max + ")";
+      return std::string();
     },
     "N>=0");
+
+// A CLI11 parse error as one line "shmbus: ...", with "did you mean" for an unknown flag
+// or command, and exit code 2 (bad usage).
+int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  std::string msg = e.what();
+  for (char& ch : msg)
+    if (ch == '\n') ch = ' ';
+  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+  CLI::App* where = &app;
+  while (!where->get_subcommands().empty()) where = where->get_subcommands().back();
+  std::vector<std::string> commands;
+  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    commands.push_back(sub->get_name());
+  if (where == &app) {
+    // No command recognised: the first word that is not a global option's is the typo.
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      if (arg == "--namespace") {
+        ++i;
+        continue;
+      }
+      if (arg.empty() || arg[0] == '-') continue;
+      if (std::find(commands.begin(), commands.end(), arg) != commands.end()) break;
+      msg = "unknown command '" + arg + "'";
+      if (auto m = closest_match(arg, commands); !m.empty()) msg += " (did you mean " + m + "?)";
+      break;
+    }
+    if (msg.find("subcommand is required") != std::string::npos) msg = "a command is required";
+  }
+  if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+    std::vector<std::string> flags;
+    for (const CLI::Option* o : where->get_options()) {
+      for (const auto& l : o->get_lnames()) flags.push_back("--" + l);
+      for (const auto& n : o->get_snames()) flags.push_back("-" + n);
+    }
+    for (int i = 1; i < argc; ++i) {
+      std::string arg = argv[i];
+      if (arg.size() < 2 || arg[0] != '-') continue;
+      if (const size_t eq = arg.find('='); eq != std::string::npos) arg.resize(eq);
+      if (std::find(flags.begin(), flags.end(), arg) != flags.end() || arg == "--namespace")
+        continue;
+      msg = "unknown option " + arg;
+      if (where != &app) msg += " for " + where->get_name();
+      if (auto m = closest_match(arg, flags); !m.empty()) msg += " (did you mean " + m + "?)";
+      break;
+    }
+  }
+  msg += where == &app ? " (see: shmbus help)" : " (see: shmbus help " + where->get_name() + ")";
+  return fail(msg, kExitUsage);
+}
 
 // --namespace is accepted before the subcommand too; the subcommand's own one wins.
 std::vector<std::string*> g_namespaces;
@@ -37,18 +101,23 @@ void add_namespace(CLI::App* sub, std::string* ns) {
 int main(int argc, char** argv) {
   CLI::App app{"shmbus: streams of records in shared memory"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("shmbus ") + SHMBUS_VERSION);
   std::string global_ns;
   app.add_option("--namespace", global_ns, kNamespaceHelp);
   app.footer(
       "Examples:\n"
-      "  shmbus create ticks --capacity 16M\n"
+      "  shmbus create ticks --capacity 16M   (default 1M)\n"
       "  seq 10 | shmbus pub ticks\n"
       "  shmbus tail ticks -f --format json\n"
       "  shmbus tail ticks --group audit\n"
       "  shmbus ls; shmbus stat ticks; shmbus rm ticks\n"
-      "Sizes: 4096, 64K, 16M, 1G.  Durations: 500ms, 2s, 1m.\n"
-      "Exit codes: 0 ok, 1 failure, 2 bad input, 130 interrupted, 100-115 command line\n"
-      "syntax (CLI11).");
+      "  shmbus help tail\n"
+      "Sizes: 4096, 64K, 16M, 1G, 64KiB (1024-based); 10KB, 10MB, 1GB (1000-based).\n"
+      "Durations: 500ms, 1.5 (seconds), 0.2s, 2s, 1m, 1h.\n"
+      "Exit codes: 0 ok, 1 failure, 2 bad usage or input (unknown options included),\n"
+      "130 interrupted by Ctrl-C (SIGINT), whatever the command.  SIGTERM stops\n"
+      "tail -f, stat --watch and persist cleanly with 0.  Errors are one line\n"
+      "\"shmbus: ...\" on stderr.");
 
   // The one that ran sets this.
   std::function<int()> run;
@@ -56,11 +125,19 @@ int main(int argc, char** argv) {
   CreateArgs create;
   auto* c = app.add_subcommand("create", "Create a stream");
   c->add_option("STREAM", create.stream, "Stream name ([A-Za-z0-9._-]{1,100})")->required();
-  c->add_option("--capacity", create.capacity, "Ring size: a power of two, e.g. 64K, 16M, 1G")
-      ->required();
+  c->add_option("--capacity", create.capacity,
+                "Ring size: a power of two from 4K to 4G, e.g. 64K, 16M, 1G (default 1M, as in "
+                "Python)");
   c->add_option("--max-record", create.max_record, "Largest record payload (default capacity/8)");
   c->add_option("--mode", create.mode, "Permission bits, octal (default 0600)");
-  c->add_flag("--exist-ok", create.exist_ok, "Succeed if a compatible stream already exists");
+  c->add_flag("--exist-ok", create.exist_ok,
+              "Succeed if a compatible stream of yours already exists");
+  c->add_option("--trust-owner", create.trust_owner,
+                "With --exist-ok: also accept a stream created by this user (name or uid)");
+  c->add_option("--data-dir", create.data_dir,
+                "Where the stream's store is (a new ring continues its numbering)");
+  c->add_flag("--fresh", create.fresh,
+              "Remove the stream's old store first and start over at sequence 0");
   c->add_option("--abandon-timeout", create.abandon_timeout,
                 "Uncommitted claims of dead producers become gaps after this (default 1s)");
   c->add_option("--consumer-timeout", create.consumer_timeout,
@@ -82,6 +159,14 @@ int main(int argc, char** argv) {
   p->add_option("--sync-timeout", pub.sync_timeout, "How long --sync waits (default 10s)");
   p->add_option("--rate", pub.rate, "Synthetic records: at most N per second (default: no limit)")
       ->check(kNotNegative);
+  p->add_option("-D,--delimiter", pub.delimiter,
+                "Records end with DELIM instead of a newline (kcat's -D; \\n \\t \\r \\0 \\\\ "
+                "\\xNN are escapes)");
+  p->add_flag("-0", pub.nul, "Records end with a NUL byte (find -print0, xargs -0)");
+  p->add_option("--file", pub.files,
+                "Publish each FILE as one record (repeatable); --file - publishes all of stdin "
+                "as one record")
+      ->allow_extra_args(false);  // one FILE per --file: STREAM may follow
   add_namespace(p, &pub.ns);
   p->callback([&] { run = [&] { return cmd_pub(pub); }; });
 
@@ -94,17 +179,31 @@ int main(int argc, char** argv) {
   t->add_option("--count", tail.count, "Stop after N records (default: no limit)")
       ->check(kNotNegative);
   t->add_flag("-f,--follow", tail.follow, "Wait for new records until --count or SIGINT/SIGTERM");
+  t->add_option("--data-dir", tail.data_dir,
+                "Where the store is when the stream has no ring (after a reboot)");
   t->add_option("--group", tail.group,
                 "Durable consumer name: the next tail --group NAME continues after the last "
                 "record printed");
-  t->add_option("--format", tail.format, "text (payload per line), json or hex")
-      ->check(CLI::IsMember({"text", "json", "hex"}));
+  t->add_option("--format", tail.format,
+                "text (payload per line; a record that holds the delimiter, or any record to a "
+                "terminal, is escaped: \\xNN, \\\\), raw (payload bytes as they are, then the "
+                "delimiter), json or hex")
+      ->check(CLI::IsMember({"text", "json", "hex", "raw"}, CLI::ignore_case));
+  t->add_option("-D,--delimiter", tail.delimiter,
+                "text, raw: write DELIM after each record (default \\n; escapes as for pub -D)");
+  t->add_option("--encoding", tail.encoding,
+                "json: always this key: base64 (data_base64), utf8 (data; bytes that are not "
+                "UTF-8 become U+FFFD) or hex (data_hex); default: data if UTF-8, else data_base64")
+      ->check(CLI::IsMember({"base64", "utf8", "hex"}, CLI::ignore_case));
   add_namespace(t, &tail.ns);
   t->callback([&] { run = [&] { return cmd_tail(tail); }; });
 
   LsArgs ls;
   auto* l = app.add_subcommand("ls", "List the streams of a namespace");
   l->add_flag("--json", ls.json, "One JSON array");
+  l->add_flag("--all", ls.all,
+              "Every namespace (a NAMESPACE column; JSON: a \"namespace\" key per stream)");
+  l->add_option("--data-dir", ls.data_dir, "Where to look for streams that exist only as a store");
   add_namespace(l, &ls.ns);
   l->callback([&] { run = [&] { return cmd_ls(ls); }; });
 
@@ -113,11 +212,19 @@ int main(int argc, char** argv) {
   s->add_option("STREAM", stat.stream, "Stream name")->required();
   s->add_flag("--json", stat.json, "One JSON object");
   s->add_option("--interval", stat.interval,
-                "Measure rates over this long (default 1s; 0: no rates)");
+                "Measure rates over this long, e.g. 1s or 0.5 (default: none, one instant "
+                "snapshot with the average rates since creation)");
+  auto* watch = s->add_option("--watch", stat.watch_every,
+                              "Print again every DURATION (default 1s) with the rates over it, "
+                              "until Ctrl-C; give it after STREAM")
+                    ->expected(0, 1);
   s->add_option("--stall", stat.stall,
                 "Size the ring to ride out a consumer stall this long (default 1s)");
   add_namespace(s, &stat.ns);
-  s->callback([&] { run = [&] { return cmd_stat(stat); }; });
+  s->callback([&, watch] {
+    stat.watch = watch->count() > 0;
+    run = [&] { return cmd_stat(stat); };
+  });
 
   RmArgs rm;
   auto* r = app.add_subcommand("rm", "Remove a stream");
@@ -126,8 +233,8 @@ int main(int argc, char** argv) {
   r->add_flag("--data", rm.data, "Also remove the stream's store (its segment files)");
   r->add_flag("--secure", rm.secure, "With --data: overwrite the files before unlinking them");
   r->add_option("--data-dir", rm.data_dir,
-                "Where the store is when the stream is already gone (default: $SHMBUS_DATA_DIR, "
-                "else ~/.local/share/shmbus)");
+                "The store root (default: $SHMBUS_DATA_DIR, else ~/.local/share/shmbus, root "
+                "without HOME: /var/lib/shmbus); must agree with the stream's header");
   add_namespace(r, &rm.ns);
   r->callback([&] { run = [&] { return cmd_rm(rm); }; });
 
@@ -138,10 +245,10 @@ int main(int argc, char** argv) {
                  "Store root (default: $SHMBUS_DATA_DIR, else ~/.local/share/shmbus); a stream's "
                  "segments go to DATA_DIR/NAMESPACE/STREAM/");
   pe->add_option("--store", persist.store, "file (NVMe, disks) or pmem (PMDK libpmem2)")
-      ->check(CLI::IsMember({"file", "pmem"}));
+      ->check(CLI::IsMember({"file", "pmem"}, CLI::ignore_case));
   pe->add_option("--durability", persist.durability,
                  "async (durable within --flush-interval) or sync (flush as soon as the ring is drained)")
-      ->check(CLI::IsMember({"async", "sync"}));
+      ->check(CLI::IsMember({"async", "sync"}, CLI::ignore_case));
   pe->add_option("--flush-interval", persist.flush_interval, "async: the loss window (default 10ms)");
   pe->add_option("--retention-age", persist.retention_age, "Delete segments older than this, e.g. 1h");
   pe->add_option("--retention-bytes", persist.retention_bytes, "Keep at most this much, e.g. 10G");
@@ -151,6 +258,16 @@ int main(int argc, char** argv) {
                "If the persister dies, let producers go on (the store records the lost range) "
                "instead of holding them back");
   pe->add_flag("--secure", persist.secure, "Overwrite segments before retention unlinks them");
+  pe->add_flag("--detach", persist.detach,
+               "Do not persist: end persistence of the streams (a stopped persister holds "
+               "producers back until one returns; this frees them). The store stays on disk");
+  pe->add_flag("--move-store", persist.move_store,
+               "The stream's store is in another data dir: move it into this one");
+  pe->add_flag("--new-store", persist.new_store,
+               "The stream's store is in another data dir: start a new store here (the old one stays)");
+  pe->add_flag("--detach-on-stop", persist.detach_on_stop,
+               "On SIGINT/SIGTERM, end persistence instead of holding producers back until a "
+               "persister returns");
   add_namespace(pe, &persist.ns);
   pe->callback([&] { run = [&] { return cmd_persist(persist); }; });
 
@@ -166,8 +283,36 @@ int main(int argc, char** argv) {
   de->add_option("--before", del.before, "Records below SEQ are never served again")
       ->required()
       ->check(kNotNegative);
+  de->add_option("--data-dir", del.data_dir,
+                 "The store root (default as for persist); must agree with the stream's header");
+  de->add_flag("--secure", del.secure,
+               "Overwrite the deleted records' bytes before their space is released");
   add_namespace(de, &del.ns);
   de->callback([&] { run = [&] { return cmd_delete(del); }; });
+
+  std::string help_topic;
+  auto* h = app.add_subcommand("help", "Describe the commands, or one: shmbus help [COMMAND]");
+  h->add_option("COMMAND", help_topic, "A command");
+  h->callback([&] {
+    run = [&]() -> int {
+      if (help_topic.empty()) {
+        std::fputs(app.help().c_str(), stdout);
+        return kExitOk;
+      }
+      std::vector<std::string> names;
+      for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+        if (sub->get_name() == help_topic) {
+          if (help_topic == "bench") return cmd_bench({"--help"});
+          std::fputs(sub->help("shmbus").c_str(), stdout);
+          return kExitOk;
+        }
+        names.push_back(sub->get_name());
+      }
+      std::string msg = "help: unknown command '" + help_topic + "'";
+      if (auto m = closest_match(help_topic, names); !m.empty()) msg += " (did you mean " + m + "?)";
+      return fail(msg, kExitUsage);
+    };
+  });
 
   // Everything after `bench` (--help included) goes to shmbus-bench.
   auto* b = app.add_subcommand("bench", "Run shmbus-bench with the remaining arguments");
@@ -178,13 +323,19 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    return usage_error(app, e, argc, argv);
   }
   for (std::string* ns : g_namespaces)
     if (ns->empty()) *ns = global_ns;
+  int rc = kExitUsage;
   try {
-    return run ? run() : kExitUsage;
+    rc = run ? run() : kExitUsage;
   } catch (const std::exception& e) {
     return fail(std::string("internal error: ") + e.what());
   }
+  // Ctrl-C exits 130 whatever the command (like a shell's child killed by SIGINT), once
+  // the command has stopped cleanly; a failure keeps its own code.
+  if (stop_signal() == SIGINT && rc == kExitOk) rc = kExitInterrupted;
+  return rc;
 }

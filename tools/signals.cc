@@ -12,7 +12,7 @@ namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
 
-extern "C" void on_stop_signal(int) { g_stop = 1; }
+extern "C" void on_stop_signal(int sig) { g_stop = sig; }
 
 }  // namespace
 
@@ -31,5 +31,7 @@ void install_stop_handlers() {
 }
 
 bool stop_requested() noexcept { return g_stop != 0; }
+
+int stop_signal() noexcept { return g_stop; }
 
 }  // namespace shmbus::tools

@@ -58,6 +58,7 @@ from .errors import (
     TimeoutError,  # noqa: A004 - a subclass of the builtin; not in __all__
     FullError,
     GapError,
+    NotPersistedError,
 )
 
 for _obj in (Claim, Consumer, ConsumerIterator, Persister, Producer):
@@ -95,5 +96,6 @@ __all__ = [
     "AbandonedError",
     "LappedError",
     "GapError",
+    "NotPersistedError",
     "ClosedError",
 ]

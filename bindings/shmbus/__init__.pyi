@@ -21,6 +21,7 @@ from .errors import (
     LappedError as LappedError,
     NoSpaceError as NoSpaceError,
     NotFoundError as NotFoundError,
+    NotPersistedError as NotPersistedError,
     PermissionDeniedError as PermissionDeniedError,
     RecordTooLargeError as RecordTooLargeError,
     TimeoutError as TimeoutError,
@@ -51,11 +52,15 @@ def create(
     namespace: Optional[str] = None,
     abandon_timeout: float = 1.0,
     consumer_dead_timeout: float = 2.0,
+    trust_owner: Optional[int] = None,
+    data_dir: Union[None, str, os.PathLike[str]] = None,
+    fresh: bool = False,
 ) -> None:
     """Creates a stream: a ring of `capacity` bytes (power of two, from 4K) in /dev/shm.
 
     max_record: largest payload (None: capacity/8).  exist_ok: accept an existing stream
-    of the same capacity.  Raises ExistsError, InvalidArgumentError, NoSpaceError.
+    of the same capacity that belongs to you (or to the uid trust_owner).  Raises
+    ExistsError, PermissionError, InvalidArgumentError, NoSpaceError.
     """
 
 def remove(name: str, *, force: bool = False, namespace: Optional[str] = None) -> None:
@@ -121,6 +126,7 @@ class StreamStat(TypedDict):
     store: str
     pmem_granularity: str
     disk_bytes: int
+    store_errors: int
     segments: int
     deleted_records: int
     deleted_bytes: int
@@ -177,7 +183,8 @@ class PersisterStats(TypedDict):
     store: StoreStats
 
 def resolve_data_dir(data_dir: Union[None, str, os.PathLike[str]] = None) -> str:
-    """The store root: `data_dir`, else $SHMBUS_DATA_DIR, else ~/.local/share/shmbus."""
+    """The store root: `data_dir`, else $SHMBUS_DATA_DIR, else ~/.local/share/shmbus, else
+    (root without HOME) /var/lib/shmbus."""
 
 class Persister:
     """Persists a stream (ring -> segment files in DATA_DIR/NAMESPACE/STREAM/) on a thread
@@ -199,6 +206,7 @@ class Persister:
         hold_producers: bool = True,
         secure_delete: bool = False,
         namespace: Optional[str] = None,
+        detach_on_stop: bool = False,
     ) -> None: ...
     @staticmethod
     def start(
@@ -215,12 +223,13 @@ class Persister:
         hold_producers: bool = True,
         secure_delete: bool = False,
         namespace: Optional[str] = None,
+        detach_on_stop: bool = False,
     ) -> "Persister":
         """The same as Persister(stream, ...)."""
     def flush(self, timeout: Optional[float] = 30.0) -> None:
         """Returns once everything read from the ring so far is durable (TimeoutError,
         NoSpaceError, IoError; ClosedError once stopped)."""
-    def stop(self) -> None:
+    def stop(self, detach: Optional[bool] = None) -> None:
         """Makes everything read durable, stops the thread, releases the store.  Idempotent."""
     def stats(self) -> PersisterStats:
         """Counters since start (also after stop())."""
@@ -366,6 +375,7 @@ class Consumer:
         wait: _Wait = "block",
         raise_on_lap: bool = False,
         raise_on_gap: bool = False,
+        data_dir: Union[None, str, os.PathLike[str]] = None,
     ) -> None: ...
     def poll(self, timeout: Optional[float] = None) -> Optional[Record]:
         """The next record, waiting up to `timeout` seconds (None: forever); None if none came."""

@@ -30,7 +30,7 @@ def stat(name, *, namespace=None, interval=None, stall=1.0):
     consumer_dead_timeout_ms; persistence: persist (None, or store_dir, store_kind,
     hold_producers, sync, flush_interval_ns, retention_age_ns, retention_bytes,
     segment_bytes), durable_seq, oldest_persisted_seq, deleted_below, persister_beat_ns,
-    store, pmem_granularity, disk_bytes, segments, deleted_records, deleted_bytes;
+    store, pmem_granularity, disk_bytes, segments, store_errors, deleted_records, deleted_bytes;
     producers (list of {pid, alive, start_ns, last_active_ns, records, bytes}); consumers
     (list of {name, durable, pid, alive, evicted, next_seq, lag, last_active_ns,
     mu_records_per_s}).  Counters are read racily: a snapshot, not a transaction.

@@ -34,6 +34,8 @@ shmbus class                also a                       raised when
                                                          cannot deliver (deleted, never
                                                          persisted, corrupt); only with
                                                          ``raise_on_gap=True``
+``NotPersistedError``                                    publish_durable / wait_durable: the
+                                                         persister recorded the record as lost
 ``ClosedError``                                          use of a closed Producer, Consumer
                                                          or finished Claim
 ==========================  ===========================  ==================================
@@ -66,6 +68,7 @@ __all__ = [
     "AbandonedError",
     "LappedError",
     "GapError",
+    "NotPersistedError",
     "ClosedError",
 ]
 
@@ -198,6 +201,19 @@ class GapError(Error):
 
     def __str__(self):
         return f"records {self.from_seq}..{self.to_seq - 1} will not be delivered: {self.reason}"
+
+
+class NotPersistedError(Error):
+    """The record will never be durable: the persister recorded it as lost.
+
+    Raised by ``Producer.publish_durable`` / ``wait_durable`` on a stream persisted with
+    ``hold_producers=False`` (``--let-go``) whose persister was away while the ring moved
+    past the record.  ``seq`` is the record's sequence number.  A durability
+    acknowledgement is never given for such a record.
+    """
+
+    code = "not_persisted"
+    seq: int = 0
 
 
 class ClosedError(Error):

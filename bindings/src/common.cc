@@ -101,4 +101,12 @@ BufferArg::~BufferArg() {
   if (held_) PyBuffer_Release(&view_);
 }
 
+std::string path_arg(const py::object& path, const char* what) {
+  if (path.is_none()) return {};
+  py::object p = py::module_::import("os").attr("fspath")(path);
+  if (!py::isinstance<py::str>(p))
+    throw py::type_error(std::string(what) + " must be a str or os.PathLike of str");
+  return p.cast<std::string>();
+}
+
 }  // namespace shmbus::python

@@ -48,6 +48,9 @@ std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const cha
 // other types, InvalidArgumentError for a negative int or a bad str.
 uint64_t size_arg(const py::object& v, const char* what);
 
+// A path argument: None -> "", a str or os.PathLike of str -> its text; TypeError else.
+std::string path_arg(const py::object& path, const char* what);
+
 // "block" | "spin" | "yield".
 WaitStrategy to_wait_strategy(std::string_view s);
 

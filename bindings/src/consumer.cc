@@ -25,6 +25,7 @@
 #include "bindings.h"
 #include "errors.h"
 #include "shmbus/persister.h"
+#include "shmbus/store_admin.h"
 #include "views.h"
 
 namespace shmbus::python {
@@ -165,7 +166,8 @@ class ConsumerHandle {
  public:
   ConsumerHandle(const std::string& name, const py::object& group, const py::object& start,
                  const py::object& ns, bool auto_commit, bool copy, bool read_only,
-                 const std::string& wait, bool raise_on_lap, bool raise_on_gap) {
+                 const std::string& wait, bool raise_on_lap, bool raise_on_gap,
+                 const py::object& data_dir) {
     auto core = std::make_shared<ConsumerCore>();
     core->ns = namespace_of(ns);
     core->name = name;
@@ -187,7 +189,7 @@ class ConsumerHandle {
     core->copy = copy;
     core->raise_on_lap = raise_on_lap;
     core->raise_on_gap = raise_on_gap;
-    if (core->group.empty() && open_replay(*core, opts)) {
+    if (core->group.empty() && open_replay(*core, opts, path_arg(data_dir, "data_dir"))) {
       core->snapshot();
       core_ = std::move(core);
       return;
@@ -313,19 +315,20 @@ class ConsumerHandle {
     c.uncommitted = false;
   }
 
-  // A tailing consumer on a persisted stream: a ReplayConsumer.  False when the stream
-  // is not persisted (or cannot be inspected: Consumer::open reports why).
-  static bool open_replay(ConsumerCore& c, const ConsumerOptions& opts) {
+  // A tailing consumer on a persisted stream (or on a store whose ring is gone): a
+  // ReplayConsumer.  False when the stream is not persisted (or cannot be inspected:
+  // Consumer::open reports why).
+  static bool open_replay(ConsumerCore& c, const ConsumerOptions& opts, const std::string& data_dir) {
     persist::ReplayOptions ro;
     // "committed" means nothing to a tailing reader: the earliest, as with the ring.
     ro.start = opts.start.kind == StartFrom::Kind::kCommitted ? StartFrom::earliest() : opts.start;
     ro.wait = opts.wait;
     ro.read_only = opts.read_only;
+    ro.data_dir = data_dir;
     Result<persist::ReplayConsumer> r = make_error(Errc::kIo, "");
     {
       py::gil_scoped_release nogil;  // opens the store: disk reads
-      auto ctl = StreamControl::open(c.ns, c.name, true);
-      if (!ctl || !ctl->persist()) return false;
+      if (!persist::reads_through_store(c.ns, c.name, data_dir)) return false;
       r = persist::ReplayConsumer::open(c.ns, c.name, ro);
     }
     c.replay = std::make_unique<persist::ReplayConsumer>(unwrap(std::move(r)));
@@ -515,7 +518,9 @@ the store, then it switches to the live ring with no gap and no duplicate (as th
 (``replaying``, ``from_store``).  Records that neither the store nor the ring has any
 more (deleted by retention, never persisted, corrupt) are a *gap*: skipped and counted
 in ``gaps`` (the last in ``last_gap``), or raised as GapError(from_seq, to_seq, reason)
-with ``raise_on_gap=True``; either way reading goes on after the gap.
+with ``raise_on_gap=True``; either way reading goes on after the gap.  A stream whose
+ring is gone (after a reboot) but whose store is in the data dir is read from the store
+(``data_dir``: as for Persister), and once the ring is created again, from it.
 
 :param start: None: a durable group continues after its last commit (earliest when
     new), a tailing reader starts at the earliest record (of the store, when
@@ -538,12 +543,12 @@ An error met by read_batch after it took some records (LappedError, GapError) is
 by the next read instead, so that those records are returned.
 )doc")
       .def(py::init<const std::string&, const py::object&, const py::object&, const py::object&,
-                    bool, bool, bool, const std::string&, bool, bool>(),
+                    bool, bool, bool, const std::string&, bool, bool, const py::object&>(),
            py::arg("name"), py::kw_only(), py::arg("group") = py::none(),
            py::arg("start") = py::none(), py::arg("namespace") = py::none(),
            py::arg("auto_commit") = true, py::arg("copy") = false, py::arg("read_only") = false,
            py::arg("wait") = "block", py::arg("raise_on_lap") = false,
-           py::arg("raise_on_gap") = false)
+           py::arg("raise_on_gap") = false, py::arg("data_dir") = py::none())
       .def("poll", &ConsumerHandle::poll, py::arg("timeout") = py::none(),
            R"doc(poll(timeout=None) -> Record | None
 

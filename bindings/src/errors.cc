@@ -7,13 +7,14 @@ namespace {
 
 enum Cls {
   kInvalidArgument, kTooLarge, kNotFound, kExists, kPermission, kNoSpace, kIo, kTimeout,
-  kIncompatible, kCorrupt, kBusy, kFull, kAbandoned, kLapped, kGap, kClosed, kBase, kCount
+  kIncompatible, kCorrupt, kBusy, kFull, kAbandoned, kLapped, kGap, kClosed, kNotPersisted, kBase,
+  kCount
 };
 constexpr const char* kNames[kCount] = {
     "InvalidArgumentError", "RecordTooLargeError", "NotFoundError", "ExistsError",
     "PermissionDeniedError", "NoSpaceError", "IoError", "TimeoutError", "IncompatibleError",
     "CorruptError", "BusyError", "FullError", "AbandonedError", "LappedError", "GapError",
-    "ClosedError", "Error"};
+    "ClosedError", "NotPersistedError", "Error"};
 
 // Strong references, never released: exceptions must outlive every handle, including
 // the ones torn down while the interpreter finalizes.
@@ -66,6 +67,10 @@ void throw_error(Errc code, const std::string& message) {
 
 void throw_abandoned(const std::string& message) {
   raise(kAbandoned, py::make_tuple(message), "abandoned");
+}
+
+void throw_not_persisted(const std::string& message, uint64_t seq) {
+  raise(kNotPersisted, py::make_tuple(message), "not_persisted", {{"seq", py::int_(seq)}});
 }
 
 void throw_lapped(const std::string& message, uint64_t lost) {

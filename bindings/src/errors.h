@@ -24,6 +24,8 @@ void load_error_classes();
 [[noreturn]] void throw_lapped(const std::string& message, uint64_t lost);
 // TimeoutError with .seq: the published record that is not durable yet.
 [[noreturn]] void throw_durable_timeout(const std::string& message, uint64_t seq);
+// NotPersistedError with .seq: the record the persister recorded as lost.
+[[noreturn]] void throw_not_persisted(const std::string& message, uint64_t seq);
 // GapError(from_seq, to_seq, reason).
 [[noreturn]] void throw_gap(uint64_t from_seq, uint64_t to_seq, const std::string& reason);
 

@@ -36,14 +36,6 @@ nanoseconds duration_arg(const py::object& seconds, const char* what, bool none_
   return *t;
 }
 
-std::string path_arg(const py::object& path, const char* what) {
-  if (path.is_none()) return {};
-  py::object p = py::module_::import("os").attr("fspath")(path);
-  if (!py::isinstance<py::str>(p))
-    throw py::type_error(std::string(what) + " must be a str or os.PathLike of str");
-  return p.cast<std::string>();
-}
-
 // A process that does not ignore SIGXFSZ is killed when a segment write meets
 // RLIMIT_FSIZE; ignored, the write fails and the persister holds producers and retries.
 void warn_if_sigxfsz_kills() {
@@ -90,11 +82,12 @@ class PersisterHandle {
                   const std::string& durability, const py::object& flush_interval,
                   const py::object& retention_age, const py::object& retention_bytes,
                   const py::object& segment_bytes, const py::object& roll_age,
-                  bool hold_producers, bool secure_delete, const py::object& ns) {
+                  bool hold_producers, bool secure_delete, const py::object& ns,
+                  bool detach_on_stop) {
     persist::PersisterOptions o;
     ns_ = namespace_of(ns);
     stream_ = stream;
-    o.data_dir = persist::resolve_data_dir(path_arg(data_dir, "data_dir"));
+    o.data_dir = unwrap(persist::resolve_data_dir(path_arg(data_dir, "data_dir")));
     if (store == "file") o.kind = persist::StoreKind::kFile;
     else if (store == "pmem") o.kind = persist::StoreKind::kPmem;
     else throw_error(Errc::kInvalidArgument, "store must be 'file' or 'pmem', not '" + store + "'");
@@ -110,6 +103,7 @@ class PersisterHandle {
     o.roll_age = duration_arg(roll_age, "roll_age", true);
     o.hold_producers = hold_producers;
     o.secure_delete = secure_delete;
+    o.detach_on_stop = detach_on_stop;
     warn_if_sigxfsz_kills();
     Result<std::unique_ptr<persist::Persister>> r = make_error(Errc::kIo, "");
     {
@@ -153,12 +147,14 @@ class PersisterHandle {
     }
   }
 
-  void stop() {
+  void stop(const py::object& detach) {
     check_forked();
     Result<void> r;
+    const bool explicit_detach = !detach.is_none();
+    const bool d = explicit_detach && detach.cast<bool>();
     {
       py::gil_scoped_release nogil;
-      r = p_->stop();
+      r = explicit_detach ? p_->stop(d) : p_->stop();
     }
     if (!r) throw_failure(r.error());
   }
@@ -222,17 +218,18 @@ void log_to_stderr() {
 void bind_persister(py::module_& m) {
   log_to_stderr();
   m.def("resolve_data_dir",
-        [](const py::object& data_dir) { return persist::resolve_data_dir(path_arg(data_dir, "data_dir")); },
+        [](const py::object& data_dir) { return unwrap(persist::resolve_data_dir(path_arg(data_dir, "data_dir"))); },
         py::arg("data_dir") = py::none(),
         R"doc(resolve_data_dir(data_dir=None) -> str
 
 The store root a Persister uses: ``data_dir`` if given, else $SHMBUS_DATA_DIR, else
-~/.local/share/shmbus.  A stream's segments go to DATA_DIR/NAMESPACE/STREAM/.)doc");
+~/.local/share/shmbus, else (root without HOME) /var/lib/shmbus; without HOME and not root,
+InvalidArgumentError.  A stream's segments go to DATA_DIR/NAMESPACE/STREAM/.)doc");
 
   py::class_<PersisterHandle>(m, "Persister", R"doc(
 Persister(stream, *, data_dir=None, store="file", durability="async", flush_interval=0.01,
           retention_age=None, retention_bytes=None, segment_bytes="64M", roll_age=3600.0,
-          hold_producers=True, secure_delete=False, namespace=None)
+          hold_producers=True, secure_delete=False, namespace=None, detach_on_stop=False)
 
 Starts persisting a stream (what ``shmbus persist STREAM`` does) on a thread of this
 process: it reads the ring as the durable consumer group "_persister" and appends every
@@ -254,6 +251,9 @@ the store what the ring no longer holds (see Consumer), and ``Producer.publish_d
 :param hold_producers: True: if the persister dies, producers wait for it (nothing is
     lost); False: they go on and the store records the lost range.
 :param secure_delete: overwrite segments with zeros before retention unlinks them.
+:param detach_on_stop: what a clean stop (stop(), the end of a ``with`` block) does:
+    False keeps the stream persisted, so producers wait for a persister once the ring
+    is full (nothing goes unstored); True ends persistence (see stop(detach=True)).
 
 One persister per stream at a time (BusyError for a second, in any process).  Errors:
 NotFoundError (no such stream), BusyError, IncompatibleError (the store holds an earlier
@@ -270,13 +270,14 @@ stderr (info: start and stop; warnings: lost ranges, write errors); SPDLOG_LEVEL
 )doc")
       .def(py::init<const std::string&, const py::object&, const std::string&, const std::string&,
                     const py::object&, const py::object&, const py::object&, const py::object&,
-                    const py::object&, bool, bool, const py::object&>(),
+                    const py::object&, bool, bool, const py::object&, bool>(),
            py::arg("stream"), py::kw_only(), py::arg("data_dir") = py::none(),
            py::arg("store") = "file", py::arg("durability") = "async",
            py::arg("flush_interval") = 0.01, py::arg("retention_age") = py::none(),
            py::arg("retention_bytes") = py::none(), py::arg("segment_bytes") = "64M",
            py::arg("roll_age") = 3600.0, py::arg("hold_producers") = true,
-           py::arg("secure_delete") = false, py::arg("namespace") = py::none())
+           py::arg("secure_delete") = false, py::arg("namespace") = py::none(),
+           py::arg("detach_on_stop") = false)
       .def("flush", &PersisterHandle::flush, py::arg("timeout") = 30.0,
            R"doc(flush(timeout=30.0) -> None
 
@@ -284,9 +285,14 @@ Returns once every record the persister has read from the ring so far is durable
 TimeoutError after ``timeout`` seconds (None: no limit); NoSpaceError / IoError when the
 store cannot be written (the records stay in the ring); ClosedError once stopped.  Waits
 without the GIL; Ctrl-C interrupts it.)doc")
-      .def("stop", &PersisterHandle::stop, R"doc(stop() -> None
+      .def("stop", &PersisterHandle::stop, py::arg("detach") = py::none(), R"doc(stop(detach=None) -> None
 
 Makes everything read durable, stops the thread and releases the store.  Idempotent.
+``detach=True`` also ends persistence of the stream: the "_persister" group goes, so
+producers are free at once, and consumers no longer replay from the store (which stays
+on disk; ``shmbus persist STREAM --detach`` does the same later).  ``detach=False``
+keeps the stream persisted: producers wait for a persister once the ring is full.
+None: as ``detach_on_stop`` says.
 Raises (after stopping) when the last records could not be written: they stay in the
 ring for the next persister.  Waits without the GIL.)doc")
       .def("stats", &PersisterHandle::stats, R"doc(stats() -> dict
@@ -308,7 +314,7 @@ Still works after stop() (the final counts).)doc")
                              "DATA_DIR/NAMESPACE/STREAM: where the segments are.")
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](PersisterHandle& h, py::handle, py::handle, py::handle) {
-        h.stop();
+        h.stop(py::none());
         return false;
       })
       .def("__repr__", &PersisterHandle::repr);

@@ -92,17 +92,28 @@ struct ProducerCore {
         throw_error(Errc::kTooLarge,
                     "record of " + std::to_string(size) + " bytes is larger than max_record " +
                         std::to_string(max_record) + " of stream '" + name + "'");
-      case PubStatus::kFull:
+      case PubStatus::kFull: {
+        std::string why;
+        if (auto info = stream_info(ns, name); info) why = explain_held_back(info.value());
         throw_error(Errc::kFull,
                     "stream '" + name + "' is full" +
-                        (wait_when_full ? " and no room came within full_timeout" : "") +
-                        ": a durable consumer is behind or dead (see shmbus.stat('" + name +
-                        "'))");
+                        (wait_when_full ? " and no room came within full_timeout" : "") + ": " +
+                        (why.empty() ? "a durable consumer is behind or dead (see shmbus.stat('" + name + "'))"
+                                     : why));
+      }
       case PubStatus::kAbandoned:
         throw_abandoned("record " + std::to_string(seq) + " of stream '" + name +
                         "' was declared abandoned by another process before it was committed "
                         "(commit within the stream's abandon timeout)");
       case PubStatus::kClosed: throw_closed();
+      case PubStatus::kNotPersisted:
+        throw_not_persisted("record " + std::to_string(seq) + " of stream '" + name +
+                                "' was not persisted: the persister recorded it as lost (the "
+                                "stream lets producers go on while no persister runs)",
+                            seq);
+      case PubStatus::kCorrupt:
+        throw_error(Errc::kCorrupt, "stream '" + name + "' is damaged (its cursors do not add up, or "
+                                    "its shared memory shrank): remove it and create it again");
       case PubStatus::kTimeout:  // only from wait_durable: see ProducerHandle::wait_durable
       case PubStatus::kOk: break;
     }

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "shmbus/stat.h"
+#include "shmbus/store_admin.h"
 
 #include "bindings.h"
 #include "errors.h"
@@ -21,21 +22,29 @@ std::chrono::milliseconds to_ms(const py::object& seconds, const char* what) {
 
 void create(const std::string& name, const py::object& capacity, bool exist_ok,
             const py::object& max_record, uint32_t mode, const py::object& ns,
-            const py::object& abandon_timeout, const py::object& consumer_dead_timeout) {
+            const py::object& abandon_timeout, const py::object& consumer_dead_timeout,
+            const py::object& trust_owner, const py::object& data_dir, bool fresh) {
   StreamOptions o;
   o.capacity = size_arg(capacity, "capacity");
   o.max_record = max_record.is_none() ? 0 : size_arg(max_record, "max_record");
   o.mode = mode;
   o.exist_ok = exist_ok;
+  if (!trust_owner.is_none()) {
+    const auto uid = trust_owner.cast<int64_t>();
+    if (uid < 0 || uid > 0xffffffffLL) throw_error(Errc::kInvalidArgument, "trust_owner must be a uid");
+    o.trusted_owner = uid;
+  }
   o.abandon_timeout = to_ms(abandon_timeout, "abandon_timeout");
   o.consumer_dead_timeout = to_ms(consumer_dead_timeout, "consumer_dead_timeout");
   const std::string nspace = namespace_of(ns);
-  Result<void> r;
+  persist::AdminOptions admin;
+  admin.data_dir = path_arg(data_dir, "data_dir");
+  Result<persist::CreateOutcome> r = make_error(Errc::kIo, "");
   {
-    py::gil_scoped_release nogil;  // reserves every page of the ring
-    r = create_stream(nspace, name, o);
+    py::gil_scoped_release nogil;  // reserves every page of the ring; may open a store
+    r = persist::create_stream_over_store(nspace, name, o, fresh, admin);
   }
-  check(r);
+  check(r.ok() ? Result<void>{} : Result<void>(r.error()));
 }
 
 void remove(const std::string& name, bool force, const py::object& ns) {
@@ -92,15 +101,22 @@ void bind_streams(py::module_& m) {
         py::arg("exist_ok") = false, py::arg("max_record") = py::none(),
         py::arg("mode") = 0600, py::arg("namespace") = py::none(),
         py::arg("abandon_timeout") = 1.0, py::arg("consumer_dead_timeout") = 2.0,
+        py::arg("trust_owner") = py::none(), py::arg("data_dir") = py::none(),
+        py::arg("fresh") = false,
         R"doc(create(name, capacity="1M", *, exist_ok=False, max_record=None, mode=0o600,
-       namespace=None, abandon_timeout=1.0, consumer_dead_timeout=2.0) -> None
+       namespace=None, abandon_timeout=1.0, consumer_dead_timeout=2.0, trust_owner=None,
+       data_dir=None, fresh=False) -> None
 
 Creates a stream: a ring of ``capacity`` bytes (an int, or "64K", "16M", "1G"; a power
 of two from 4K) in /dev/shm.  ``max_record`` (int or str) is the largest payload (None:
 capacity/8).  ``mode`` is the permission bits of the shared-memory object.
-``exist_ok=True`` accepts an existing stream of the same capacity.  A claim left
+``exist_ok=True`` accepts an existing stream of the same capacity that belongs to you (or
+to the uid ``trust_owner``; another owner raises PermissionError).  A claim left
 uncommitted ``abandon_timeout`` seconds becomes a gap; a durable consumer whose process
-died stops holding producers back after ``consumer_dead_timeout`` seconds.
+died stops holding producers back after ``consumer_dead_timeout`` seconds.  When the
+data dir (``data_dir``, as for Persister) holds a store of the stream, the new ring
+continues its numbering (sequence numbers are never reused) and readers find the stored
+records at once; ``fresh=True`` removes that store first and starts over at 0.
 ExistsError, InvalidArgumentError, NoSpaceError.)doc");
   m.def("remove", &remove, py::arg("name"), py::kw_only(), py::arg("force") = false,
         py::arg("namespace") = py::none(),
@@ -121,7 +137,8 @@ NotFoundError if it does not exist.)doc");
 The namespace a call uses: ``namespace`` if given (and not empty), else
 $SHMBUS_NAMESPACE, else "default".)doc");
   m.def("parse_size", [](const std::string& s) { return unwrap(parse_size(s)); }, py::arg("text"),
-        "parse_size(text) -> int\n\n\"4096\", \"64K\", \"16M\", \"1G\" (powers of 1024) -> bytes.");
+        "parse_size(text) -> int\n\n\"4096\", \"64K\", \"16M\", \"1G\", \"64KiB\" (powers of 1024) or "
+        "\"10KB\", \"10MB\", \"1GB\" (powers of 1000) -> bytes.");
 }
 
 }  // namespace shmbus::python

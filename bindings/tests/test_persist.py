@@ -364,3 +364,74 @@ print(per.stats()["records"], per.stats()["last_error"])
     r = run_python(code, ns, name, data)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["True True True", "NoSpaceError", "3000 None"]
+
+
+def test_stream_outlives_its_ring(ns, pstream):
+    """A reboot empties /dev/shm: the store is the stream's lasting identity."""
+    name, data = pstream
+    with shmbus.Producer(name, namespace=ns) as p:
+        with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+            for i in range(300):
+                p.publish(payload(i))
+            per.flush()
+    shmbus.remove(name, force=True, namespace=ns)
+    # No ring: the Consumer reads the store.
+    with shmbus.Consumer(name, data_dir=data, namespace=ns) as c:
+        assert c.replaying
+        recs = list(c.iter(idle_timeout=0.2))
+    assert [r.seq for r in recs] == list(range(300))
+    assert recs[123].bytes() == payload(123)
+    # Re-created over its store, the ring continues the numbering.
+    shmbus.create(name, capacity=RING, namespace=ns, data_dir=data)
+    assert shmbus.stat(name, namespace=ns)["next_seq"] == 300
+    with shmbus.Producer(name, namespace=ns) as p, \
+            shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+        assert p.publish(payload(300)) == 300
+        per.flush()
+    with shmbus.Consumer(name, data_dir=data, namespace=ns) as c:
+        assert [r.seq for r in c.iter(idle_timeout=0.2)] == list(range(301))
+    # fresh=True starts over.
+    shmbus.remove(name, force=True, namespace=ns)
+    shmbus.create(name, capacity=RING, namespace=ns, data_dir=data, fresh=True)
+    assert shmbus.stat(name, namespace=ns)["next_seq"] == 0
+    assert not os.path.exists(os.path.join(data, ns, name))
+
+
+def test_stopped_persister_holds_producers_visibly_and_detach_frees_them(ns, tmp_path):
+    data = str(tmp_path / "data")
+    shmbus.create("g", capacity="4K", namespace=ns)
+    with shmbus.Persister("g", data_dir=data, namespace=ns):
+        pass  # a clean stop: the stream stays persisted
+    with shmbus.Producer("g", namespace=ns, full_timeout=0.2) as p:
+        with pytest.raises(shmbus.FullError) as e:
+            for i in range(3000):
+                p.publish(b"%60d" % i)
+        assert "'_persister'" in str(e.value) and "--detach" in str(e.value)
+    per = shmbus.Persister("g", data_dir=data, namespace=ns)
+    per.stop(detach=True)
+    assert shmbus.stat("g", namespace=ns)["consumers"] == []
+    with shmbus.Producer("g", namespace=ns, full_timeout=0.2) as p:
+        for i in range(3000):
+            p.publish(b"%60d" % i)
+    # detach_on_stop makes a clean stop end persistence too.
+    with shmbus.Persister("g", data_dir=data, namespace=ns, detach_on_stop=True):
+        pass
+    assert all(c["name"] != "_persister" for c in shmbus.stat("g", namespace=ns)["consumers"])
+
+
+def test_wait_durable_raises_not_persisted_for_a_lost_record(ns, tmp_path):
+    data = str(tmp_path / "data")
+    shmbus.create("lg", capacity="4K", namespace=ns, consumer_dead_timeout=0.05)
+    with shmbus.Producer("lg", namespace=ns) as p:
+        with shmbus.Persister("lg", data_dir=data, namespace=ns, hold_producers=False):
+            p.publish_durable(b"x" * 100)
+        time.sleep(0.2)  # the stopped persister's group stops holding producers
+        lost = p.publish(b"x" * 100)
+        for _ in range(200):
+            last = p.publish(b"x" * 100)
+        with shmbus.Persister("lg", data_dir=data, namespace=ns, hold_producers=False) as per:
+            per.flush()
+            p.wait_durable(last)
+            with pytest.raises(shmbus.NotPersistedError) as e:
+                p.wait_durable(lost)
+            assert e.value.seq == lost and "not persisted" in str(e.value)

@@ -12,7 +12,11 @@ namespace {
 class FileSink final : public SegmentSink {
  public:
   FileSink(UniqueFd fd, std::string name, uint64_t valid_end, uint32_t buffer_bytes)
-      : fd_(std::move(fd)), name_(std::move(name)), buf_(buffer_bytes), file_end_(valid_end) {
+      : fd_(std::move(fd)),
+        name_(std::move(name)),
+        buf_(buffer_bytes),
+        file_end_(valid_end),
+        synced_end_(valid_end) {
     end_ = valid_end;
   }
 
@@ -54,6 +58,7 @@ class FileSink final : public SegmentSink {
     } else {
       if (auto r = truncate_to(fd_.get(), end, "segment " + name_); !r) return r;
       file_end_ = end;
+      synced_end_ = std::min(synced_end_, end);
       buf_len_ = 0;
     }
     end_ = end;
@@ -63,11 +68,17 @@ class FileSink final : public SegmentSink {
   Result<void> sync() override {
     if (auto r = clean_tail(); !r) return r;
     if (auto r = write_buffer(); !r) return r;
+    sync_failed_ = false;
     if (!unsynced_) return {};
-    if (auto r = sync_data(fd_.get(), "segment " + name_); !r) return r;
+    if (auto r = sync_data(fd_.get(), "segment " + name_); !r) {
+      sync_failed_ = true;
+      return r;
+    }
     unsynced_ = false;
+    synced_end_ = file_end_;
     return {};
   }
+  uint64_t synced_end() const noexcept override { return synced_end_; }
 
   Result<void> seal() override { return sync(); }
   Result<void> close() override { return sync(); }
@@ -105,6 +116,7 @@ class FileSink final : public SegmentSink {
   std::vector<std::byte> buf_;
   size_t buf_len_ = 0;
   uint64_t file_end_ = 0;  // bytes of [0, end_) already in the file
+  uint64_t synced_end_ = 0;  // bytes of the file made durable by the last sync
   bool dirty_tail_ = false;
   bool unsynced_ = false;
 };

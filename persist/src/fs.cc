@@ -10,7 +10,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "env.h"
 #include "format.h"
+#include "store_path.h"
 
 namespace shmbus::persist::detail {
 
@@ -23,7 +25,7 @@ UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
 }
 
 void UniqueFd::reset() noexcept {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) env().close(fd_);
   fd_ = -1;
 }
 
@@ -54,20 +56,34 @@ Error errno_error(int err, const std::string& what) {
 }
 
 Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::string> parts,
-                               bool create) {
+                               bool create, Use use) {
   const std::string r(root);
   if (r.empty()) return make_error(Errc::kInvalidArgument, "data directory is empty");
-  if (create) (void)::mkdir(r.c_str(), 0700);  // the root itself; EEXIST is fine
-  UniqueFd dir(::open(r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (create) {
+    // The root and its missing parents (mkdir -p); EEXIST is fine.
+    for (size_t at = r.find('/', 1); at != std::string::npos; at = r.find('/', at + 1))
+      (void)env().mkdirat(AT_FDCWD, r.substr(0, at).c_str(), 0700);
+    (void)env().mkdirat(AT_FDCWD, r.c_str(), 0700);
+  }
+  UniqueFd dir(env().openat(AT_FDCWD, r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
   if (!dir.valid()) return errno_error(errno, "cannot open data directory '" + r + "'");
+  if (auto t = check_trusted(dir.get(), r, use, /*data_root=*/true); !t) return t.error();
   std::string path = r;
   for (const auto& part : parts) {
     path += "/" + part;
-    int fd = ::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int fd = env().openat(dir.get(), part.c_str(), kDirFlags, 0);
     if (fd < 0 && errno == ENOENT && create) {
-      if (::mkdirat(dir.get(), part.c_str(), 0700) != 0 && errno != EEXIST)
+      if (env().mkdirat(dir.get(), part.c_str(), 0700) != 0 && errno != EEXIST)
         return errno_error(errno, "cannot create directory '" + path + "'");
-      fd = ::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      fd = env().openat(dir.get(), part.c_str(), kDirFlags, 0);
+    }
+    // A directory's entry is durable only once its parent is synced.  Every open for
+    // writing syncs it (not only the one that made it: that sync may have failed).
+    if (fd >= 0 && create && env().fsync(dir.get()) != 0) {
+      const int err = errno;
+      env().close(fd);
+      return errno_error(err, "cannot sync the directory holding '" + path + "'");
     }
     if (fd < 0) {
       const int err = errno;
@@ -78,12 +94,15 @@ Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::strin
       return errno_error(err, "cannot open directory '" + path + "'");
     }
     dir = UniqueFd(fd);
+    if (auto t = check_trusted(dir.get(), path, use); !t) return t.error();
   }
   return dir;
 }
 
 Result<UniqueFd> open_at(int dir, const std::string& name, OpenMode mode) {
-  int flags = O_NOFOLLOW | O_CLOEXEC;
+  // O_NONBLOCK: opening a FIFO (or a device) planted under a segment's name must not
+  // block; it has no effect on the regular files accepted below.
+  int flags = O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
   switch (mode) {
     case OpenMode::kRead: flags |= O_RDONLY; break;
     case OpenMode::kReadWrite: flags |= O_RDWR; break;
@@ -91,16 +110,26 @@ Result<UniqueFd> open_at(int dir, const std::string& name, OpenMode mode) {
     case OpenMode::kCreateOrOpen: flags |= O_RDWR | O_CREAT; break;
     case OpenMode::kCreateTruncate: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
   }
-  int fd = ::openat(dir, name.c_str(), flags, 0600);
-  if (fd < 0) return errno_error(errno, "cannot open '" + name + "'");
-  return UniqueFd(fd);
+  // A FIFO opened for writing with O_NONBLOCK and no reader fails with ENXIO.
+  UniqueFd fd(env().openat(dir, name.c_str(), flags, 0600));
+  if (!fd.valid()) {
+    if (errno == ENXIO) return make_error(Errc::kCorrupt, "'" + name + "' is not a regular file");
+    return errno_error(errno, "cannot open '" + name + "'");
+  }
+  struct stat st;
+  if (env().fstat(fd.get(), &st) != 0) return errno_error(errno, "cannot stat '" + name + "'");
+  if (!S_ISREG(st.st_mode))
+    return make_error(Errc::kCorrupt, "'" + name + "' is not a regular file");
+  if (auto t = check_trusted(fd.get(), name, mode == OpenMode::kRead ? Use::kRead : Use::kWrite); !t)
+    return t.error();
+  return fd;
 }
 
 Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t off,
                         const std::string& what, size_t* written) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
+    ssize_t n = env().pwrite(fd, data.data() + done, data.size() - done,
                          static_cast<off_t>(off + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
@@ -117,7 +146,7 @@ Result<size_t> pread_some(int fd, std::span<std::byte> out, uint64_t off,
                           const std::string& what) {
   size_t done = 0;
   while (done < out.size()) {
-    ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(off + done));
+    ssize_t n = env().pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(off + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return errno_error(errno, "cannot read " + what);
     if (n == 0) break;
@@ -128,22 +157,22 @@ Result<size_t> pread_some(int fd, std::span<std::byte> out, uint64_t off,
 
 Result<uint64_t> file_size(int fd, const std::string& what) {
   struct stat st;
-  if (::fstat(fd, &st) != 0) return errno_error(errno, "cannot stat " + what);
+  if (env().fstat(fd, &st) != 0) return errno_error(errno, "cannot stat " + what);
   return static_cast<uint64_t>(st.st_size);
 }
 
 Result<void> sync_data(int fd, const std::string& what) {
-  if (::fdatasync(fd) != 0) return errno_error(errno, "cannot sync " + what);
+  if (env().fdatasync(fd) != 0) return errno_error(errno, "cannot sync " + what);
   return {};
 }
 
 Result<void> sync_all(int fd, const std::string& what) {
-  if (::fsync(fd) != 0) return errno_error(errno, "cannot sync " + what);
+  if (env().fsync(fd) != 0) return errno_error(errno, "cannot sync " + what);
   return {};
 }
 
 Result<void> truncate_to(int fd, uint64_t size, const std::string& what) {
-  while (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+  while (env().ftruncate(fd, static_cast<off_t>(size)) != 0) {
     if (errno != EINTR) return errno_error(errno, "cannot truncate " + what);
   }
   return {};
@@ -180,6 +209,16 @@ Result<std::vector<uint64_t>> list_segments(int dir) {
   return seqs;
 }
 
+Result<void> overwrite_zeros(int fd, uint64_t from, uint64_t to, const std::string& what) {
+  if (to <= from) return {};
+  std::vector<std::byte> zeros(static_cast<size_t>(std::min<uint64_t>(to - from, 1 << 20)));
+  for (uint64_t off = from; off < to; off += zeros.size()) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), to - off));
+    if (auto r = pwrite_all(fd, {zeros.data(), n}, off, what + " (overwrite)"); !r) return r;
+  }
+  return sync_data(fd, what);
+}
+
 Result<void> remove_file(int dir, const std::string& name, bool secure) {
   if (secure) {
     auto f = open_at(dir, name, OpenMode::kReadWrite);
@@ -189,16 +228,25 @@ Result<void> remove_file(int dir, const std::string& name, bool secure) {
     }
     auto size = file_size(f->get(), name);
     if (!size) return size.error();
-    std::vector<std::byte> zeros(std::min<uint64_t>(size.value(), 1 << 20));
-    for (uint64_t off = 0; off < size.value(); off += zeros.size()) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), size.value() - off));
-      if (auto r = pwrite_all(f->get(), {zeros.data(), n}, off, "'" + name + "' (overwrite)"); !r)
-        return r;
-    }
-    if (auto r = sync_data(f->get(), name); !r) return r;
+    if (auto r = overwrite_zeros(f->get(), 0, size.value(), "'" + name + "'"); !r) return r;
   }
-  if (::unlinkat(dir, name.c_str(), 0) != 0 && errno != ENOENT)
+  if (env().unlinkat(dir, name.c_str(), 0) != 0 && errno != ENOENT)
     return errno_error(errno, "cannot delete '" + name + "'");
+  return {};
+}
+
+Result<void> rename_file(int dir, const std::string& from, const std::string& to) {
+  if (env().renameat(dir, from.c_str(), dir, to.c_str()) != 0)
+    return errno_error(errno, "cannot rename '" + from + "' to '" + to + "'");
+  return {};
+}
+
+Result<void> allocate(int fd, uint64_t size, const std::string& what) {
+  int rc;
+  do {
+    rc = env().fallocate(fd, 0, static_cast<off_t>(size));
+  } while (rc == EINTR);
+  if (rc != 0) return errno_error(rc, "cannot allocate " + std::to_string(size) + " bytes for " + what);
   return {};
 }
 

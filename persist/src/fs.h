@@ -41,13 +41,20 @@ class UniqueFd {
 // ENOENT -> kNotFound, EEXIST -> kExists, others -> kIo.  `what` says what failed.
 Error errno_error(int err, const std::string& what);
 
-// Opens `root` (which may be a symlink: the caller chose it), then each component
-// below it with O_NOFOLLOW | O_DIRECTORY, creating missing ones 0700 when `create`.
+enum class Use : uint8_t;  // store_path.h
+
+// Opens `root` (which may be a symlink: the caller chose it; created with its missing
+// parents, 0700, when `create`), then each component below it with O_NOFOLLOW |
+// O_DIRECTORY, creating missing ones 0700 when `create`.  Every directory must pass
+// check_trusted() for `use` (the root with the data-root rules).
 Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::string> parts,
-                               bool create);
+                               bool create, Use use);
 
 enum class OpenMode { kRead, kReadWrite, kCreateExclusive, kCreateOrOpen, kCreateTruncate };
-// openat(dir, name, ... | O_NOFOLLOW | O_CLOEXEC), 0600 when it creates.
+// openat(dir, name, ... | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), 0600 when it creates;
+// anything but a regular file (a FIFO, a device, a directory) is kCorrupt, never
+// waited on.  A file opened for writing must belong to the caller, one opened for
+// reading must not be writable by others (check_trusted in store_path.h).
 Result<UniqueFd> open_at(int dir, const std::string& name, OpenMode mode);
 
 // pwrite until done.  *written (if given) receives the bytes that did reach the file,
@@ -66,6 +73,14 @@ Result<void> truncate_to(int fd, uint64_t size, const std::string& what);
 Result<std::vector<std::string>> list_dir(int dir);
 // First sequences of the NNNNNNNNNNNNNNNNNNNN.seg files in `dir`, ascending.
 Result<std::vector<uint64_t>> list_segments(int dir);
+
+// renameat within one directory (replaces `to`).  The caller syncs the directory.
+Result<void> rename_file(int dir, const std::string& from, const std::string& to);
+// posix_fallocate(fd, 0, size).
+Result<void> allocate(int fd, uint64_t size, const std::string& what);
+
+// Overwrites [from, to) of the file with zeros and syncs it (secure deletion).
+Result<void> overwrite_zeros(int fd, uint64_t from, uint64_t to, const std::string& what);
 
 // Unlinks `name`; with `secure`, first overwrites its bytes with zeros and syncs.
 // A missing file is success.

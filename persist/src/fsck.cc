@@ -4,10 +4,12 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "coding.h"
 #include "format.h"
 #include "fs.h"
+#include "store_path.h"
 #include "index.h"
 #include "scan.h"
 #include "shmbus/persist.h"
@@ -46,8 +48,12 @@ class StreamChecker {
   Result<void> check_segment(uint64_t first, bool last, uint64_t next_first);
   Result<bool> cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from, uint64_t to);
   Result<void> write_lost_segment(uint64_t first, uint64_t to);
+  Result<std::string> quarantine(const std::string& name);
+  bool header_rebuildable(SegmentFile& f, uint64_t first);
+  Result<void> rebuild_header(uint64_t first);
   void check_index(uint64_t first, bool last, uint64_t created_ns,
-                   const std::vector<IndexEntry>& expected, uint32_t interval);
+                   const std::vector<IndexEntry>& expected, uint32_t interval,
+                   uint64_t segment_size);
 
   int dir_;
   std::string ns_, stream_;
@@ -55,6 +61,7 @@ class StreamChecker {
   FsckReport* rep_;
   UniqueFd lock_;
   bool writer_live_ = false;
+  bool dir_changed_ = false;  // a repair created, renamed or removed a file
   std::optional<uint64_t> prev_end_;
 };
 
@@ -72,18 +79,65 @@ Result<void> StreamChecker::lock() {
   return {};
 }
 
+// Moves a segment aside under a name no earlier quarantine holds (renameat would
+// silently replace it).  Other writers are kept out by the stream's lock.
+Result<std::string> StreamChecker::quarantine(const std::string& name) {
+  for (int i = 0; i < 1000; ++i) {
+    const std::string q = name + ".corrupt" + (i ? "." + std::to_string(i) : "");
+    if (::faccessat(dir_, q.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0) continue;
+    if (errno != ENOENT) return errno_error(errno, "cannot check '" + q + "'");
+    if (auto r = rename_file(dir_, name, q); !r) return r.error();
+    dir_changed_ = true;
+    return q;
+  }
+  return make_error(Errc::kExists, "'" + name + "' has 1000 quarantined copies already");
+}
+
+// A header that does not decode, in front of frames that do: the first frame at the
+// header's end carries the file name's sequence.  Not for a header of another format
+// version (right magic, other version): that is not damage.
+bool StreamChecker::header_rebuildable(SegmentFile& f, uint64_t first) {
+  auto head = f.header_bytes();
+  if (!head || head->size() < kSegmentHeaderSize) return false;
+  if (std::memcmp(head->data(), kSegmentMagic, sizeof kSegmentMagic) == 0 &&
+      get_u16(head->data() + kHdrVersion) != kFormatVersion)
+    return false;
+  FrameView fv;
+  auto st = f.read_frame(kSegmentHeaderSize, &fv);
+  return st && st.value() == FrameStatus::kOk && fv.h.seq == first;
+}
+
+Result<void> StreamChecker::rebuild_header(uint64_t first) {
+  const std::string name = segment_file_name(first);
+  SegmentHeader h;
+  h.first_seq = first;
+  h.created_ns = now_ns();
+  h.ns = ns_;
+  h.stream = stream_;
+  std::byte head[kSegmentHeaderSize];
+  encode_segment_header(h, head);
+  auto fd = open_at(dir_, name, OpenMode::kReadWrite);
+  if (!fd) return fd.error();
+  if (auto r = pwrite_all(fd->get(), head, 0, name); !r) return r;
+  return sync_data(fd->get(), name);  // its index no longer matches: rebuilt below
+}
+
 void StreamChecker::check_files() {
   auto names = list_dir(dir_);
   if (!names) return;
   for (const auto& n : names.value()) {
     uint64_t seq;
-    if (n == kWatermarkTmpName) {
+    if (n.find(".seg.corrupt") != std::string::npos) {
+      rep_->quarantined.push_back(ns_ + "/" + stream_ + "/" + n);
+    } else if (n == kWatermarkTmpName) {
       const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
+      dir_changed_ |= fixed;
       issue(n, 0, 0, "leftover temporary file of an interrupted watermark update", fixed);
     } else if (parse_numbered_name(n, kIndexSuffix, &seq)) {
       if (::faccessat(dir_, segment_file_name(seq).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0)
         continue;
       const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
+      dir_changed_ |= fixed;
       issue(n, 0, 0, "index without a segment", fixed);
     }
   }
@@ -135,9 +189,10 @@ Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to) {
 }
 
 void StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
-                                const std::vector<IndexEntry>& expected, uint32_t interval) {
+                                const std::vector<IndexEntry>& expected, uint32_t interval,
+                                uint64_t segment_size) {
   const std::string name = index_file_name(first);
-  auto idx = read_index(dir_, first);
+  auto idx = read_index(dir_, first, segment_size);
   std::string problem;
   if (!idx) {
     problem = idx.error().code == Errc::kNotFound ? "index missing" : idx.error().message;
@@ -172,10 +227,34 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     prev_end_.reset();
     return {};
   }
-  auto old_idx = read_index(dir_, first);
+  auto old_idx = read_index(dir_, first, f->size());
   const uint32_t interval =
       old_idx && old_idx->header.interval >= 256 ? old_idx->header.interval : kDefaultInterval;
   auto scan = scan_segment(f.value(), first, interval);
+  if (!scan && header_rebuildable(f.value(), first)) {
+    bool fixed = false;
+    const std::string why = scan.error().message;
+    if (can_repair() && rebuild_header(first)) {
+      auto f2 = SegmentFile::open(dir_, first);
+      if (f2) {
+        auto again = scan_segment(f2.value(), first, interval);
+        if (again) {
+          fixed = true;
+          f = std::move(f2);
+          scan = std::move(again);
+        }
+      }
+    }
+    issue(name, 0, kSegmentHeaderSize,
+          "damaged segment header (" + why + ") in front of intact frames" +
+              (fixed ? ": rebuilt from the first frame, the file name and the folder"
+                     : "; --repair rebuilds it"),
+          fixed);
+    if (!fixed) {
+      prev_end_.reset();
+      return {};
+    }
+  }
   if (!scan) {
     auto head = f->header_bytes();
     if (last && head && header_not_written(head.value())) {
@@ -183,15 +262,18 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
       if (can_repair()) {
         fixed = remove_file(dir_, name, false).ok();
         (void)remove_file(dir_, index_file_name(first), false);
+        dir_changed_ = true;
       }
       issue(name, 0, f->size(), "segment whose creation never completed", fixed);
     } else {
       bool fixed = false;
       std::string how;
       if (can_repair()) {
-        fixed = ::renameat(dir_, name.c_str(), dir_, (name + ".corrupt").c_str()) == 0;
+        auto q = quarantine(name);
+        fixed = q.ok();
         (void)remove_file(dir_, index_file_name(first), false);
-        how = " (moved aside to " + name + ".corrupt";
+        how = " (moved aside to " + (q ? q.value() : name + ".corrupt");
+        if (q) rep_->quarantined.push_back(ns_ + "/" + stream_ + "/" + q.value());
         if (fixed && !last && write_lost_segment(first, next_first).ok()) {
           how += "; replaced by a lost-range marker for [" + std::to_string(first) + ", " +
                  std::to_string(next_first) + ")";
@@ -223,6 +305,26 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   uint64_t end_seq = s.end_seq;
   std::vector<IndexEntry> expected = s.entries;
   IndexBuilder builder = s.builder;
+  // Damage with intact frames after it: kept, never cut.  Reported until --repair
+  // records it (the flag on the index entry of the frame after it).
+  for (const ScanDamage& d : s.damage) {
+    const uint64_t resume = d.offset + d.bytes;
+    bool recorded = false;
+    if (old_idx && old_idx->header.created_ns == s.header.created_ns)
+      for (const IndexEntry& e : old_idx->entries)
+        recorded |= e.offset == resume && (e.flags & kEntryDamageRecorded);
+    if (recorded || can_repair()) {
+      for (IndexEntry& e : expected)
+        if (e.offset == resume) e.flags |= kEntryDamageRecorded;
+    }
+    if (recorded) continue;
+    issue(name, d.offset, d.bytes,
+          std::string("damaged (") + frame_status_name(d.why) + "): sequences [" +
+              std::to_string(d.from_seq) + ", " + std::to_string(d.to_seq) +
+              ") are unreadable; the bytes are kept and the records after them are intact" +
+              (can_repair() ? "; recorded in the index" : ""),
+          can_repair());
+  }
   if (s.valid_end < s.file_size) {
     const uint64_t tail = s.file_size - s.valid_end;
     const std::string why = frame_status_name(s.stop);
@@ -265,7 +367,9 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     }
   }
   if (!last && !builder.empty()) expected.push_back(builder.seal_entry());
-  check_index(first, last, s.header.created_ns, expected, interval);
+  uint64_t seg_size = s.file_size;
+  if (auto again = SegmentFile::open(dir_, first); again) seg_size = again->size();  // after a cut
+  check_index(first, last, s.header.created_ns, expected, interval, seg_size);
   prev_end_ = end_seq;
   return {};
 }
@@ -289,6 +393,7 @@ Result<void> StreamChecker::run() {
       auto again = list_segments(dir_);
       if (again && !again->empty()) below = again->front();
       fixed = write_watermark(dir_, Watermark{below, now_ns()}).ok();
+      dir_changed_ = true;
     }
     issue(kWatermarkName, 0, 0,
           wm.error().message +
@@ -297,6 +402,10 @@ Result<void> StreamChecker::run() {
                            "visible again until delete_before is repeated"
                      : ""),
           fixed);
+  }
+  // Renames, removals and new files last only once their directory is synced.
+  if (can_repair() && dir_changed_) {
+    if (auto r = sync_all(dir_, "directory " + ns_ + "/" + stream_); !r) return r;
   }
   return {};
 }
@@ -322,7 +431,7 @@ Result<UniqueFd> open_subdir(int dir, const std::string& name) {
 Result<FsckReport> fsck(std::string_view dir, bool repair) {
   std::string path(dir);
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  auto d = open_dir_path(path, {}, false);
+  auto d = open_dir_path(path, {}, false, repair ? Use::kWrite : Use::kRead);
   if (!d) return d.error();
   auto names = list_dir(d->get());
   if (!names) return names.error();

@@ -40,14 +40,14 @@ std::vector<std::byte> encode_index(const IndexHeader& h, std::span<const IndexE
 }
 
 bool IndexBuilder::add(uint64_t offset, uint64_t seq, uint64_t end_seq, uint64_t ts_ns,
-                       bool is_data, IndexEntry* e) {
+                       bool is_data, IndexEntry* e, bool after_damage) {
   const bool first = !any_;
   if (first) first_ts_ = ts_ns;
   max_ts_ = first ? ts_ns : std::max(max_ts_, ts_ns);
   if (is_data) ++count_;
   any_ = true;
   last_ = IndexEntry{offset, seq, end_seq, max_ts_, count_, 0};
-  if (!first && offset - last_entry_offset_ < interval_) return false;
+  if (!first && !after_damage && offset - last_entry_offset_ < interval_) return false;
   last_entry_offset_ = offset;
   *e = last_;
   return true;
@@ -59,7 +59,7 @@ IndexEntry IndexBuilder::seal_entry() const noexcept {
   return e;
 }
 
-Result<IndexFile> read_index(int dir, uint64_t first_seq) {
+Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size) {
   const std::string name = index_file_name(first_seq);
   auto fd = open_at(dir, name, OpenMode::kRead);
   if (!fd) return fd.error();
@@ -67,9 +67,9 @@ Result<IndexFile> read_index(int dir, uint64_t first_seq) {
   if (!size) return size.error();
   IndexFile f;
   f.file_size = size.value();
-  if (f.file_size > (uint64_t{1} << 32))
-    return make_error(Errc::kCorrupt, "index " + name + " is implausibly large");
-  std::vector<std::byte> buf(static_cast<size_t>(f.file_size));
+  const uint64_t max_entries = segment_size / kFrameHeaderSize + 2;
+  const uint64_t limit = kIndexHeaderSize + max_entries * kIndexEntrySize;
+  std::vector<std::byte> buf(static_cast<size_t>(std::min(f.file_size, limit)));
   auto got = pread_some(fd->get(), buf, 0, name);
   if (!got) return got.error();
   buf.resize(got.value());

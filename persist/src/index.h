@@ -21,6 +21,10 @@ inline constexpr uint16_t kIndexVersion = 1;
 inline constexpr uint32_t kIndexHeaderSize = 64;
 inline constexpr uint32_t kIndexEntrySize = 48;
 inline constexpr uint32_t kEntrySeal = 1;  // entry flag: last record of a sealed segment
+// Entry flag, set by fsck --repair only: damaged bytes lie just before this frame (the
+// sequences from the previous frame's end to this one's are unreadable), and fsck has
+// recorded that.  The entry itself is always there (rule 4), with or without the flag.
+inline constexpr uint32_t kEntryDamageRecorded = 2;
 
 struct IndexHeader {
   uint32_t interval = 0;    // bytes between entries
@@ -47,8 +51,10 @@ class IndexBuilder {
  public:
   explicit IndexBuilder(uint32_t interval) : interval_(interval) {}
   // Feeds the next record.  Returns true, with *e filled, when it gets an entry.
+  // `after_damage`: the first frame after a damaged range always gets an entry, so that
+  // readers resume exactly there.
   bool add(uint64_t offset, uint64_t seq, uint64_t end_seq, uint64_t ts_ns, bool is_data,
-           IndexEntry* e);
+           IndexEntry* e, bool after_damage = false);
   bool empty() const noexcept { return !any_; }
   IndexEntry seal_entry() const noexcept;  // for the last record fed; needs !empty()
   uint32_t interval() const noexcept { return interval_; }
@@ -77,7 +83,10 @@ struct IndexFile {
 // Reads NAME.idx of the segment starting at `first_seq`.  kNotFound when missing,
 // kIncompatible / kCorrupt when the header is not an index header.  Entries stop at
 // the first one that fails its CRC, goes backwards, or follows a seal entry.
-Result<IndexFile> read_index(int dir, uint64_t first_seq);
+// Reads at most what an index of a segment of `segment_size` bytes can hold (one entry
+// per 32-byte frame at most, plus the seal entry): a huge or sparse index file costs no
+// more memory than its segment justifies; bytes past that are not valid.
+Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size);
 // Writes NAME.idx from scratch (a rebuild).
 Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEntry> entries);
 

@@ -15,6 +15,7 @@ spdlog::logger& logger() {
 }
 
 void log_warn(const std::string& msg) { logger().warn("shmbus persist: {}", msg); }
+void log_error(const std::string& msg) { logger().error("shmbus persist: {}", msg); }
 void log_info(const std::string& msg) { logger().info("shmbus persist: {}", msg); }
 
 }  // namespace shmbus::persist::detail

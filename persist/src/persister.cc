@@ -10,7 +10,14 @@
 #include <concurrentqueue/concurrentqueue.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "fs.h"
 #include "log.h"
+#include "store_path.h"
 
 #include <algorithm>
 #include <chrono>
@@ -22,13 +29,6 @@
 #include <vector>
 
 namespace shmbus::persist {
-
-std::string resolve_data_dir(std::string_view flag) {
-  if (!flag.empty()) return std::string(flag);
-  if (const char* env = std::getenv("SHMBUS_DATA_DIR"); env && *env) return env;
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : "/tmp") + "/.local/share/shmbus";
-}
 
 namespace {
 
@@ -46,6 +46,9 @@ uint64_t steady_ns() {
 struct Request {
   enum class Kind { kFlush, kStop } kind;
   std::shared_ptr<std::promise<Result<void>>> done;
+  // kFlush: the ring's next sequence when flush() was called.  The answer waits until
+  // the persister has read (and made durable) everything below it.
+  uint64_t target = 0;
 };
 
 }  // namespace
@@ -53,6 +56,8 @@ struct Request {
 struct Persister::Impl {
   std::string ns, stream;
   PersisterOptions opts;
+  StoreOptions store_opts;
+  ConsumerOptions ring_opts;
   std::optional<SegmentStore> store;
   std::optional<Consumer> ring;
   std::optional<StreamControl> ctl;
@@ -68,7 +73,21 @@ struct Persister::Impl {
   // ---- persister thread only ----
   // Deletions accumulate across persister restarts: the header's counts when this one
   // started, to which it adds what its store has deleted since (it is the only writer).
-  uint64_t base_deleted_records = 0, base_deleted_bytes = 0;
+  uint64_t base_deleted_records = 0, base_deleted_bytes = 0, base_store_errors = 0;
+  uint64_t applied_deleted_below = 0;  // the header watermark the store has applied
+  bool detached = false;
+
+  // After the thread stopped: ends persistence of the stream (the group goes, the header
+  // no longer names the store).
+  Result<void> detach() {
+    if (ring) ring->close();
+    auto r = detach_persistence(ns, stream);
+    if (!r) return r.error();
+    detached = true;
+    detail::logger().info("persister {}/{}: detached: persistence ended, producers are free", ns, stream);
+    return {};
+  }
+  uint64_t delete_retry_ns = 0;        // after a failed deletion, not before this
   // The ring cannot reuse what is not committed, and the persister commits only what is
   // durable: make it durable early once this much of the ring waits (a quarter of it),
   // not only every flush_interval.
@@ -79,6 +98,7 @@ struct Persister::Impl {
   uint64_t retry_at_ns = 0;           // steady time before which no write is retried
   bool write_failing = false;         // last_error holds a write failure
   Error last_write_error{Errc::kIo, ""};
+  std::string last_deletion_error;    // the last retention/delete failure logged
   std::optional<Record> pending;      // a record the store refused (its view stays valid:
                                       // the ring cannot overwrite what is not committed)
 
@@ -86,11 +106,14 @@ struct Persister::Impl {
   PersisterStats stats_;
 
   void run();
+  void answer_flushes(std::vector<Request>* waiters, bool stopping);
   void read_records(bool stopping);
   void make_durable_if_due(bool stopping);
   Result<void> make_durable();
   Result<bool> store_record(const Record& rec);
   void note_write_error(const Error& e);
+  void after_store_error(const Error& e);
+  bool store_usable();
   void note_write_ok();
   void housekeeping(uint64_t* next_retention, uint64_t* next_beat);
   void publish_stats();
@@ -121,6 +144,9 @@ Result<bool> Persister::Impl::store_record(const Record& rec) {
     // Sequences the ring skipped (claims of dead producers) or lost while the persister
     // was away on a stream that lets producers go on: say so in the store.
     if (auto r = store->append_lost(next, rec.seq); !r) return r.error();
+    // Before durable_seq passes them: a producer waiting for one of them is told it was
+    // not persisted, never that it is durable.
+    ctl->record_lost(next, rec.seq);
     {
       std::lock_guard lock(mu);
       stats_.lost += rec.seq - next;
@@ -141,6 +167,63 @@ void Persister::Impl::note_write_error(const Error& e) {
   std::lock_guard lock(mu);
   stats_.last_error = e.message;
   if (e.code == Errc::kNoSpace) stats_.disk_full_waits++;
+}
+
+// Any write or sync failure.  A store that went back to its last synced record wants the
+// records after it again: they are still in the ring (nothing past the last durable
+// position was committed), so the ring consumer is opened again at its last commit.  A
+// store that stopped (could not go back yet) is retried by store_usable(); producers are
+// held meanwhile.
+void Persister::Impl::after_store_error(const Error& e) {
+  note_write_error(e);
+  {
+    std::lock_guard lock(mu);
+    stats_.store_errors++;
+  }
+  if (store->stopped()) {
+    pending.reset();
+    if (ring) ring->close();
+    ring.reset();
+    return;
+  }
+  const uint64_t resume = store->next_seq();
+  const uint64_t read_to = pending ? pending->seq : ring ? ring->next_seq() : 0;
+  if (ring && resume < read_to) {
+    detail::logger().warn("persister {}/{}: the store went back to sequence {}: reading the ring again "
+                          "from the last commit", ns, stream, resume);
+    pending.reset();
+    ring->close();
+    ring.reset();
+  }
+}
+
+// After a write or sync error: lets a stopped store try again to go back to its last
+// synced record, and opens the ring consumer again at its last commit.  Producers are
+// held meanwhile (nothing is committed).
+bool Persister::Impl::store_usable() {
+  if (store && store->stopped()) {
+    if (steady_ns() < retry_at_ns) return false;
+    if (auto r = store->flush(); !r && store->stopped()) {  // tries to go back again
+      note_write_error(r.error());
+      return false;
+    }
+    std::lock_guard lock(mu);
+    stats_.store_recoveries++;
+  }
+  if (ring) return true;
+  {
+    // Not at once: a disk that keeps failing is not hammered with rewrites.
+    if (steady_ns() < retry_at_ns) return false;
+    auto c = Consumer::open(ns, stream, ring_opts);
+    if (!c) {
+      note_write_error(c.error());
+      return false;
+    }
+    ring.emplace(std::move(c.value()));
+    uncommitted_bytes = 0;
+    first_uncommitted_ns = 0;
+  }
+  return true;
 }
 
 void Persister::Impl::note_write_ok() {
@@ -180,8 +263,8 @@ void Persister::Impl::read_records(bool stopping) {
     if (!r) {
       // Disk full (or another write error): keep the record, hold the ring (producers
       // feel backpressure), try again shortly.  Nothing is dropped.
-      note_write_error(r.error());
       pending = rec;
+      after_store_error(r.error());
       break;
     }
     if (pending) {
@@ -217,7 +300,7 @@ void Persister::Impl::make_durable_if_due(bool stopping) {
                                 now - first_uncommitted_ns >=
                                     static_cast<uint64_t>(opts.flush_interval.count())));
   if (!due) return;
-  if (auto r = make_durable(); !r) note_write_error(r.error());
+  if (auto r = make_durable(); !r) after_store_error(r.error());
   else note_write_ok();
 }
 
@@ -232,27 +315,55 @@ void Persister::Impl::publish_stats() {
                         : s.granularity == PmemGranularity::kCacheLine ? 2
                         : s.granularity == PmemGranularity::kPage      ? 3
                                                                        : 0;
+  uint64_t errors;
+  {
+    std::lock_guard lock(mu);
+    errors = base_store_errors + stats_.store_errors;
+  }
   ctl->set_store_stats(s.bytes_on_disk, s.segments, base_deleted_records + s.deleted_records,
-                       base_deleted_bytes + s.deleted_bytes, gran);
+                       base_deleted_bytes + s.deleted_bytes, gran,
+                       static_cast<uint32_t>(std::min<uint64_t>(errors, UINT32_MAX)));
 }
 
 void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat) {
-  // Deletion: the watermark set by `shmbus delete`, then retention.
   const uint64_t now = now_ns();
+  std::string failed;
+  bool attempted = false;  // a deletion or a retention pass ran
+  // Deletion asked for through the header's watermark (`shmbus delete`, which waits until
+  // the store has it durably): applied at once, not at the next retention pass.  The
+  // header's watermark may lie above what the store holds yet (records still in the
+  // ring): the store's follows as far as it can and catches up later.
+  const uint64_t wm = std::min(ctl->deleted_below(), store->next_seq());
+  if (wm > applied_deleted_below && now >= delete_retry_ns) {
+    attempted = true;
+    if (auto d = store->delete_before(wm); d) {
+      applied_deleted_below = wm;
+      detail::logger().info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
+                            d->segments, d->bytes);
+      ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
+    } else {
+      failed = d.error().message;
+      delete_retry_ns = now + kRetryNs;
+    }
+  }
+  // Retention.
   if (now >= *next_retention) {
     *next_retention = now + static_cast<uint64_t>(opts.retention_every.count());
-    const uint64_t wm = ctl->deleted_below();
-    if (wm > store->stats().deleted_below) {
-      if (auto d = store->delete_before(wm); d)
-        detail::logger().info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
-                     d->segments, d->bytes);
-    }
+    attempted = true;
     if (opts.retention_age.count() > 0 || opts.retention_bytes > 0) {
-      if (auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now); d && d->segments)
+      auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now);
+      if (d && d->segments)
         detail::logger().info("persister {}/{}: retention deleted {} segments ({} records, {} bytes)", ns, stream,
                      d->segments, d->records, d->bytes);
+      if (!d) failed = d.error().message;
     }
     ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
+  }
+  // Said once per distinct failure (deletion is retried every 100 ms, retention every second).
+  if (attempted && failed != last_deletion_error) {
+    if (!failed.empty())
+      detail::logger().error("persister {}/{}: deletion failed: {}", ns, stream, failed);
+    last_deletion_error = failed;
   }
   if (now >= *next_beat) {
     *next_beat = now + 100'000'000;
@@ -261,10 +372,47 @@ void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat
   }
 }
 
+// Answers the flush requests whose records have all been read: once they are durable,
+// or with the write error that keeps them from it.  Requests for records not read yet
+// stay (the loop goes on reading).
+void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stopping) {
+  if (waiters->empty() || !ring) return;  // (opened again before the next try)
+  Result<void> r;
+  if (pending) {
+    r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
+  } else {
+    const uint64_t read_to = ring->next_seq();
+    const bool any_ready = std::any_of(waiters->begin(), waiters->end(),
+                                       [&](const Request& q) { return q.target <= read_to; });
+    if (!any_ready && !stopping) return;
+    r = make_durable();
+    if (!r) after_store_error(r.error());
+    else note_write_ok();
+    if (r && stopping) {
+      // Stopping: whatever was not read by now will not be by this persister.
+      for (auto& q : *waiters)
+        q.done->set_value(q.target <= read_to ? Result<void>()
+                                               : make_error(Errc::kClosed, "persister stopped before "
+                                                            "it read every record published before the flush"));
+      waiters->clear();
+      return;
+    }
+    if (r) {
+      auto it = std::partition(waiters->begin(), waiters->end(),
+                               [&](const Request& q) { return q.target > read_to; });
+      for (auto j = it; j != waiters->end(); ++j) j->done->set_value(Result<void>());
+      waiters->erase(it, waiters->end());
+      return;
+    }
+  }
+  for (auto& q : *waiters) q.done->set_value(r);
+  waiters->clear();
+}
+
 void Persister::Impl::run() {
   uint64_t next_retention = 0, next_beat = 0;
   bool stopping = false;
-  std::vector<Request> stop_waiters;
+  std::vector<Request> stop_waiters, flush_waiters;
   while (!stopping) {
     Request req;
     while (requests.try_dequeue(req)) {
@@ -273,20 +421,21 @@ void Persister::Impl::run() {
         stop_waiters.push_back(req);
         continue;
       }
-      Result<void> r;
-      // What was published before the flush was asked for is read first (else a flush
-      // that overtakes the reader answers with less than the caller published).
-      read_records(true);
-      if (pending) {
-        r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
-      } else {
-        r = make_durable();
-        if (!r) note_write_error(r.error());
-        else note_write_ok();
+      flush_waiters.push_back(req);
+    }
+    if (!store_usable()) {
+      // The store stopped after an I/O error: answer flushes with it, hold producers,
+      // try again shortly.
+      if (store->stopped()) {
+        for (auto& q : flush_waiters) q.done->set_value(last_write_error);
+        flush_waiters.clear();
       }
-      req.done->set_value(r);
+      if (!stopping) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
     }
     read_records(stopping);
+    answer_flushes(&flush_waiters, stopping);
+    if (!ring) continue;
     make_durable_if_due(stopping);
     housekeeping(&next_retention, &next_beat);
   }
@@ -297,9 +446,10 @@ void Persister::Impl::run() {
                                                  last_write_error.message);
   else if (write_failing)
     final_flush = last_write_error;
+  if (!ring) final_flush = last_write_error;
   publish_stats();
-  ring->close();
-  auto closed = store->close();
+  Result<void> closed = store->close();
+  if (ring) ring->close();
   if (final_flush && !closed) final_flush = closed;
   running = false;
   {
@@ -307,6 +457,10 @@ void Persister::Impl::run() {
     accepting = false;
   }
   for (auto& w : stop_waiters) w.done->set_value(final_flush);
+  // Flushes still waiting for records to be read (the ring was being opened again).
+  for (auto& w : flush_waiters)
+    w.done->set_value(final_flush ? Result<void>(make_error(Errc::kClosed, "persister stopped"))
+                                  : final_flush);
   Request req;
   while (requests.try_dequeue(req)) req.done->set_value(make_error(Errc::kClosed, "persister stopped"));
 }
@@ -314,23 +468,81 @@ void Persister::Impl::run() {
 Persister::Persister(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Persister::~Persister() { (void)stop(); }
 
+// A stream whose header names a store in another data dir: changing --data-dir must
+// not silently orphan the old segments (and drop "durable below" to 0).
+static Result<void> follow_recorded_store(const StreamControl& ctl, const PersisterOptions& opts,
+                                   std::string_view ns, std::string_view stream) {
+  auto ps = ctl.persist();
+  if (!ps) return {};
+  auto want = store_dir_for(opts.data_dir, ns, stream);
+  if (!want) return want.error();
+  struct stat a, b;
+  const bool old_exists = ::lstat(ps->store_dir.c_str(), &a) == 0 && S_ISDIR(a.st_mode);
+  if (ps->store_dir == want.value() || !old_exists) return {};
+  if (::stat(want->c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return {};
+  // A running persister is the first thing to say (whatever its data dir).
+  if (auto info = stream_info(ns, stream); info)
+    for (const auto& c : info->consumers)
+      if (c.name == kPersisterGroup && c.alive)
+        return make_error(Errc::kBusy, "stream '" + std::string(stream) + "' already has a persister (pid " +
+                                           std::to_string(c.pid) + ") writing " + ps->store_dir);
+  const std::string suffix = "/" + std::string(ns) + "/" + std::string(stream);
+  switch (opts.store_moved) {
+    case PersisterOptions::StoreMoved::kNew:
+      detail::logger().warn("persister {}/{}: a new store in {}; the old one stays in {}", ns, stream,
+                            want.value(), ps->store_dir);
+      return {};
+    case PersisterOptions::StoreMoved::kMove: {
+      // The old place must be a store directory of this stream, and not in use.
+      if (ps->store_dir.size() <= suffix.size() ||
+          ps->store_dir.compare(ps->store_dir.size() - suffix.size(), suffix.size(), suffix) != 0)
+        return make_error(Errc::kInvalidArgument, "--move-store: the recorded store '" + ps->store_dir +
+                                                      "' does not end in " + suffix);
+      if (::lstat(want->c_str(), &b) == 0)
+        return make_error(Errc::kExists, "--move-store: " + want.value() + " already exists");
+      const std::string old_root = ps->store_dir.substr(0, ps->store_dir.size() - suffix.size());
+      {
+        auto old = SegmentStore::open(old_root, ns, stream);  // its lock, and its recovery
+        if (!old) return old.error();
+        // The new parent (DATA_DIR/NS), created and checked like any store's.
+        const std::string parts[] = {std::string(ns)};
+        auto parent = detail::open_dir_path(opts.data_dir, parts, /*create=*/true, detail::Use::kWrite);
+        if (!parent) return parent.error();
+        if (::rename(ps->store_dir.c_str(), want->c_str()) != 0)
+          return make_error(Errc::kIo, "--move-store: cannot move " + ps->store_dir + " to " +
+                                           want.value() + ": " + std::strerror(errno) +
+                                           (errno == EXDEV ? " (another file system: copy it, then "
+                                                             "use --new-store)" : ""));
+        (void)detail::sync_all(parent->get(), "'" + opts.data_dir + "/" + std::string(ns) + "'");
+      }
+      detail::logger().info("persister {}/{}: moved the store {} to {}", ns, stream, ps->store_dir,
+                            want.value());
+      return {};
+    }
+    case PersisterOptions::StoreMoved::kRefuse: break;
+  }
+  return make_error(Errc::kInvalidArgument,
+                    "stream " + std::string(ns) + "/" + std::string(stream) + " is stored in " +
+                        ps->store_dir + ", not in " + want.value() + ": use that data dir, or "
+                        "--move-store (moves the store here) or --new-store (a new one here; the old "
+                        "one stays)");
+}
+
 Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::string_view stream,
                                                     const PersisterOptions& opts_in) {
   auto impl = std::make_unique<Impl>();
   impl->ns = ns;
   impl->stream = stream;
   impl->opts = opts_in;
-  impl->opts.data_dir = resolve_data_dir(opts_in.data_dir);
-  if (impl->opts.data_dir.empty() || impl->opts.data_dir[0] != '/') {
-    char cwd[4096];
-    if (!getcwd(cwd, sizeof cwd)) return make_error(Errc::kIo, "cannot resolve the data directory");
-    impl->opts.data_dir = std::string(cwd) + "/" + impl->opts.data_dir;
-  }
+  auto data_dir = resolve_data_dir(opts_in.data_dir);
+  if (!data_dir) return data_dir.error();
+  impl->opts.data_dir = std::move(data_dir.value());
   if (impl->opts.flush_interval.count() < 0 || impl->opts.retention_every.count() < 0)
     return make_error(Errc::kInvalidArgument, "flush_interval and retention_every cannot be negative");
   auto ctl = StreamControl::open(ns, stream);
   if (!ctl) return ctl.error();
   impl->ctl.emplace(std::move(ctl.value()));
+  if (auto r = follow_recorded_store(*impl->ctl, impl->opts, ns, stream); !r) return r.error();
 
   StoreOptions so;
   so.kind = impl->opts.kind;
@@ -341,6 +553,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   so.durability = Durability::kAsync;
   so.flush_interval = std::chrono::hours(24 * 365);
   so.secure_delete = impl->opts.secure_delete;
+  impl->store_opts = so;
   auto store = SegmentStore::open(impl->opts.data_dir, ns, stream, so);
   if (!store) return store.error();
   impl->store.emplace(std::move(store.value()));
@@ -352,6 +565,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   if (!info) return info.error();
   impl->base_deleted_records = info->deleted_records;
   impl->base_deleted_bytes = info->deleted_bytes;
+  impl->base_store_errors = info->store_errors;
   if (impl->store->next_seq() > info->next_seq)
     return make_error(Errc::kIncompatible,
                       "the store in " + store_dir + " ends at sequence " +
@@ -371,6 +585,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   co.persister = true;
   co.auto_commit = false;
   co.wait = WaitStrategy::kBlock;
+  impl->ring_opts = co;
   // A restarted persister continues at its last commit; a new one at the oldest record
   // the ring still has, or after what the store already holds.
   auto ring = Consumer::open(ns, stream, co);
@@ -392,6 +607,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   ps.retention_age = impl->opts.retention_age;
   ps.retention_bytes = impl->opts.retention_bytes;
   ps.segment_bytes = impl->opts.segment_bytes;
+  ps.secure_delete = impl->opts.secure_delete;
   if (auto r = impl->ctl->set_persist(ps); !r) return r.error();
   if (impl->ring->lost() > 0)
     detail::logger().warn("persister {}/{}: {} records left the ring while no persister ran", ns, stream,
@@ -409,23 +625,31 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
 
 Result<void> Persister::flush(std::chrono::nanoseconds timeout) {
   if (!impl_) return make_error(Errc::kClosed, "persister is not running");
+  // Everything published before this call lies below the ring's next sequence now.
+  auto info = stream_info(impl_->ns, impl_->stream);
+  if (!info) return info.error();
   auto done = std::make_shared<std::promise<Result<void>>>();
   auto fut = done->get_future();
   {
     // Under req_mu: a request queued while the thread still accepts is always answered.
     std::lock_guard lock(impl_->req_mu);
     if (!impl_->accepting || !impl_->running) return make_error(Errc::kClosed, "persister is not running");
-    impl_->requests.enqueue(Request{Request::Kind::kFlush, done});
+    impl_->requests.enqueue(Request{Request::Kind::kFlush, done, info->next_seq});
   }
   if (fut.wait_for(timeout) != std::future_status::ready)
     return make_error(Errc::kTimeout, "persister flush timed out");
   return fut.get();
 }
 
-Result<void> Persister::stop() {
+Result<void> Persister::stop() { return stop(impl_ && impl_->opts.detach_on_stop); }
+
+Result<void> Persister::stop(bool detach) {
   if (!impl_) return {};
   std::lock_guard stop_lock(impl_->stop_mu);
-  if (!impl_->thread.joinable()) return {};
+  if (!impl_->thread.joinable()) {
+    if (detach && !impl_->detached) return impl_->detach();
+    return {};
+  }
   auto done = std::make_shared<std::promise<Result<void>>>();
   auto fut = done->get_future();
   {
@@ -435,6 +659,9 @@ Result<void> Persister::stop() {
   impl_->thread.join();
   auto r = fut.get();
   detail::logger().info("persister {}/{}: stopped", impl_->ns, impl_->stream);
+  if (detach) {
+    if (auto d = impl_->detach(); !d && r.ok()) return d;
+  }
   return r;
 }
 

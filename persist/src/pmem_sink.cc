@@ -85,12 +85,25 @@ class PmemSink final : public SegmentSink {
   }
 
   Result<void> sync() override {
+    sync_failed_ = false;
     if (!map_) return {};
     const uint64_t hi = std::max(end_, dirty_hi_);
-    if (hi > persisted_) persist_(base_ + persisted_, hi - persisted_);
+    if (hi > persisted_) {
+      persist_(base_ + persisted_, hi - persisted_);
+      // Without DAX the persist is msync, whose errors libpmem2 does not return: an
+      // fdatasync after it reports a failed writeback of the mapping's pages.
+      if (granularity_ == PmemGranularity::kPage) {
+        if (auto r = sync_data(fd_.get(), "segment " + name_); !r) {
+          dirty_hi_ = end_;
+          sync_failed_ = true;
+          return r;
+        }
+      }
+    }
     persisted_ = dirty_hi_ = end_;
     return {};
   }
+  uint64_t synced_end() const noexcept override { return persisted_; }
 
   Result<void> seal() override {
     if (auto r = sync(); !r) return r;
@@ -153,13 +166,8 @@ Result<std::unique_ptr<SegmentSink>> open_pmem_sink(int dir, const std::string& 
   }
   size = std::max(size, valid_end);
   size = (size + align - 1) / align * align;
-  int rc;
-  do {
-    rc = ::posix_fallocate(fd->get(), 0, static_cast<off_t>(size));
-  } while (rc == EINTR);
-  if (rc != 0) {
-    auto r = fail(errno_error(rc, "cannot allocate " + std::to_string(size) +
-                                       " bytes for segment " + name));
+  if (auto a = allocate(fd->get(), size, "segment " + name); !a) {
+    auto r = fail(a.error());
     if (!create) (void)truncate_to(fd->get(), valid_end, name);  // undo a partial extension
     return r;
   }

@@ -14,6 +14,7 @@
 #include "index.h"
 #include "scan.h"
 #include "shmbus/persist.h"
+#include "store_path.h"
 #include "watermark.h"
 
 namespace shmbus::persist {
@@ -37,6 +38,7 @@ constexpr uint64_t kWatermarkRecheckNs = 10'000'000;
 
 struct SegmentReader::Impl {
   std::string where;
+  std::string ns, stream;  // checked against every segment header
   UniqueFd dir;
   std::vector<uint64_t> segs;  // first sequences, as last listed
   Watermark wm;
@@ -44,6 +46,7 @@ struct SegmentReader::Impl {
   std::optional<SegmentFile> file;  // the open segment
   uint64_t seg_first = 0;
   std::optional<IndexFile> idx;     // its index, when usable
+  uint64_t seg_created_ns = 0;      // of the open segment (its index must match)
   uint64_t off = 0;
   uint64_t scan_seq = 0;
   uint64_t pos = 0;
@@ -75,6 +78,8 @@ struct SegmentReader::Impl {
   enum class Located { kOk, kNothing, kRetry };
   Result<Located> locate();
   Result<Entry> resync(FrameStatus st, uint64_t next_first, bool* returned);
+  enum class Skip { kNone, kSkipped, kRetry };
+  Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned);
   Result<Entry> next();
 };
 
@@ -95,9 +100,12 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   if (!head) return head.error();
   if (last && header_not_written(head.value())) return Located::kNothing;  // being created
   auto hdr = decode_segment_header(head.value(), f->name());
-  if (!hdr || hdr->first_seq != first) {
-    std::string what = hdr ? "it says it starts at sequence " + std::to_string(hdr->first_seq)
-                           : hdr.error().message;
+  if (!hdr || hdr->first_seq != first || hdr->ns != ns || hdr->stream != stream) {
+    // A segment copied in from another stream is not served as this one's.
+    std::string what = !hdr ? hdr.error().message
+                       : hdr->first_seq != first
+                           ? "it says it starts at sequence " + std::to_string(hdr->first_seq)
+                           : "it belongs to stream " + hdr->ns + "/" + hdr->stream;
     const Errc code = hdr ? Errc::kCorrupt : hdr.error().code;
     if (!last) {  // move past it, so that the next call goes on with the next segment
       what += "; sequences [" + std::to_string(pos) + ", " + std::to_string(segs[i + 1]) +
@@ -108,10 +116,11 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   }
   file.emplace(std::move(f.value()));
   seg_first = first;
+  seg_created_ns = hdr->created_ns;
   off = kSegmentHeaderSize;
   scan_seq = first;
   idx.reset();
-  if (auto x = read_index(dir.get(), first); x && x->header.created_ns == hdr->created_ns)
+  if (auto x = read_index(dir.get(), first, file->size()); x && x->header.created_ns == hdr->created_ns)
     idx = std::move(x.value());
   if (idx && !idx->entries.empty()) {
     const IndexEntry* e = floor_by_seq(idx->entries, pos);
@@ -145,21 +154,9 @@ Result<Entry> SegmentReader::Impl::resync(FrameStatus st, uint64_t next_first, b
     clean = z.value();
   }
   if (!clean && idx) {
-    for (const IndexEntry& ie : idx->entries) {
-      if (ie.offset <= off || ie.seq < scan_seq) continue;
-      FrameView fv;
-      auto s = file->read_frame(ie.offset, &fv);
-      if (!s) return s.error();
-      if (s.value() != FrameStatus::kOk || fv.h.seq != ie.seq) continue;
-      e = Entry{EntryKind::kCorrupt, pos, ie.seq, 0, 0, {}, ie.offset - off,
-                seg + " offset " + std::to_string(off) + ": " + frame_status_name(st) + ", " +
-                    std::to_string(ie.offset - off) + " bytes skipped"};
-      *returned = pos < ie.seq;
-      off = ie.offset;
-      scan_seq = ie.seq;
-      if (pos < scan_seq) pos = scan_seq;
-      return e;
-    }
+    auto k = skip_damage(st, &e, returned);
+    if (!k) return k.error();
+    if (k.value() == Skip::kSkipped) return e;
   }
   const uint64_t dropped = file->size() > off ? file->size() - off : 0;
   if (pos < next_first) {
@@ -172,6 +169,39 @@ Result<Entry> SegmentReader::Impl::resync(FrameStatus st, uint64_t next_first, b
   }
   file.reset();
   return e;
+}
+
+// Damage with an intact frame after it: the first later index entry whose frame is
+// intact (the index has one for the first frame after any damage) is where reading goes
+// on; the sequences in between are reported kCorrupt.  In the live segment the index is
+// read again first, and the frame at `off` too: the writer syncs a frame before it
+// indexes a later one, so a frame still invalid after that is damage, not a write in
+// progress (kRetry: it has become valid).
+Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_damage(FrameStatus st, Entry* e,
+                                                                   bool* returned) {
+  *returned = false;
+  if (!idx) return Skip::kNone;
+  for (const IndexEntry& ie : idx->entries) {
+    if (ie.offset <= off || ie.seq < scan_seq) continue;
+    FrameView fv;
+    auto s = file->read_frame(ie.offset, &fv);
+    if (!s) return s.error();
+    if (s.value() != FrameStatus::kOk || fv.h.seq != ie.seq) continue;
+    if (auto r = file->refresh(); !r) return r.error();
+    auto again = file->read_frame(off, &fv);
+    if (!again) return again.error();
+    if (again.value() == FrameStatus::kOk && fv.h.seq == scan_seq) return Skip::kRetry;
+    *e = Entry{EntryKind::kCorrupt, pos, ie.seq, 0, 0, {}, ie.offset - off,
+               seg_name(seg_first) + " offset " + std::to_string(off) + ": " +
+                   frame_status_name(st) + ", " + std::to_string(ie.offset - off) +
+                   " bytes skipped"};
+    *returned = pos < ie.seq;
+    off = ie.offset;
+    scan_seq = ie.seq;
+    if (pos < scan_seq) pos = scan_seq;
+    return Skip::kSkipped;
+  }
+  return Skip::kNone;
 }
 
 Result<Entry> SegmentReader::Impl::next() {
@@ -230,6 +260,22 @@ Result<Entry> SegmentReader::Impl::next() {
     if (!next_first) {
       if (auto r = reload_wm(); !r) return r.error();
       if (pos < wm.deleted_below) continue;
+      if (s != FrameStatus::kEof && s != FrameStatus::kZero) {
+        // Damage inside the live segment rather than its end?  Its index says.  (Zeros
+        // are a pmem segment's unused room: a zeroed range there is seen once sealed.)
+        if (auto x = read_index(dir.get(), seg_first, file->size());
+            x && x->header.created_ns == seg_created_ns)
+          idx = std::move(x.value());
+        Entry e;
+        bool returned = false;
+        auto k = skip_damage(s, &e, &returned);
+        if (!k) return k.error();
+        if (k.value() != Skip::kNone) {
+          refreshed = false;
+          if (returned) return e;
+          continue;
+        }
+      }
       return Entry{};
     }
     bool returned = false;
@@ -248,8 +294,10 @@ Result<SegmentReader> SegmentReader::open(std::string_view dir_root, std::string
   if (auto r = validate_name("stream", stream); !r) return r.error();
   auto impl = std::make_unique<Impl>();
   impl->where = std::string(dir_root) + "/" + std::string(ns) + "/" + std::string(stream);
+  impl->ns = std::string(ns);
+  impl->stream = std::string(stream);
   const std::string parts[] = {std::string(ns), std::string(stream)};
-  auto dir = open_dir_path(dir_root, parts, /*create=*/false);
+  auto dir = open_dir_path(dir_root, parts, /*create=*/false, Use::kRead);
   if (!dir) {
     if (dir.error().code == Errc::kNotFound)
       return make_error(Errc::kNotFound, "no stored data for stream '" + std::string(stream) +
@@ -297,10 +345,10 @@ Result<void> SegmentReader::seek_time(uint64_t ts_ns) {
   s.pos = s.wm.deleted_below;
   // Skip the sealed segments whose newest record is older than ts_ns.
   for (size_t i = 0; i + 1 < s.segs.size(); ++i) {
-    auto x = read_index(s.dir.get(), s.segs[i]);
-    if (!x || !x->sealed || x->entries.back().max_ts >= ts_ns) break;
     auto f = SegmentFile::open(s.dir.get(), s.segs[i]);
     if (!f) break;
+    auto x = read_index(s.dir.get(), s.segs[i], f->size());
+    if (!x || !x->sealed || x->entries.back().max_ts >= ts_ns) break;
     auto h = f->read_header();
     if (!h || h->created_ns != x->header.created_ns) break;
     s.pos = std::max(s.pos, x->entries.back().end_seq);

@@ -27,10 +27,36 @@ Result<void> SegmentStore::Impl::recover() {
   if (!w) return with_hint(w.error());
   wm = w.value();
   (void)remove_file(dir.get(), kWatermarkTmpName, false);  // an interrupted update
+  // A version 2 watermark file is raised in place: later deletions need no new space,
+  // so that they work on a full disk.  Made now, while there is room (if there is not,
+  // the next raise tries again).
+  if (auto r = ensure_watermark_file(dir.get(), wm); !r)
+    log_warn(where + ": cannot prepare the watermark file: " + r.error().message);
+  // The value read may be one whose sync failed (still in the page cache, never on the
+  // disk: a sync now would return success without writing it).  Deletions below are
+  // finished next, so it is written again and synced first.
+  if (wm.deleted_below > 0) {
+    if (auto r = write_watermark(dir.get(), wm); !r) return r;
+  }
 
   auto listed = list_segments(dir.get());
   if (!listed) return listed.error();
   std::vector<uint64_t> segs = std::move(listed.value());
+  // A deletion (retention, delete_before, a secure erase half done) that a crash
+  // interrupted: the watermark was raised first, so every segment whose successor
+  // starts at or below it lies wholly below it.  Finish it before reading anything (a
+  // half-erased segment has no header left).  The last segment is never one of them.
+  size_t below = 0;
+  while (below + 1 < segs.size() && segs[below + 1] <= wm.deleted_below) ++below;
+  for (size_t i = 0; i < below; ++i) {
+    log_info(seg_path(segs[i]) + ": finishing an interrupted deletion (below the watermark " +
+             std::to_string(wm.deleted_below) + ")");
+    if (auto r = remove_file(dir.get(), segment_file_name(segs[i]), opts.secure_delete); !r)
+      return r;
+    if (auto r = remove_file(dir.get(), index_file_name(segs[i]), opts.secure_delete); !r)
+      return r;
+  }
+  segs.erase(segs.begin(), segs.begin() + static_cast<ptrdiff_t>(below));
   while (!segs.empty()) {
     auto f = SegmentFile::open(dir.get(), segs.back());
     if (!f) return f.error();
@@ -57,6 +83,10 @@ Result<void> SegmentStore::Impl::recover() {
       log_warn(where + ": sequences [" + std::to_string(sealed.back().end_seq) + ", " +
                std::to_string(active.first_seq) + ") are missing before the last segment");
   }
+  // What recovery found may still sit in the page cache only (a crashed writer's
+  // unsynced tail): every segment was synced above; the directory now, so that their
+  // names (and the removals above) last.  Only then is it counted durable.
+  if (auto r = detail::sync_all(dir.get(), "directory " + where); !r) return r;
   durable.store(next_seq, std::memory_order_release);  // pairs with durable_seq()
   return {};
 }
@@ -64,13 +94,16 @@ Result<void> SegmentStore::Impl::recover() {
 Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
   auto f = SegmentFile::open(dir.get(), first_seq);
   if (!f) return f.error();
+  // A sealed segment was synced before the next one was created, unless an earlier
+  // writer's sync failed; a sync of a clean file costs one system call.
+  if (auto r = detail::sync_data(f->fd(), f->name()); !r) return r.error();
   auto hdr = f->read_header();
   if (!hdr) return with_hint(hdr.error());
   if (hdr->ns != ns || hdr->stream != stream || hdr->first_seq != first_seq)
     return make_error(Errc::kCorrupt, seg_path(first_seq) + " belongs to stream " + hdr->ns +
                                           "/" + hdr->stream + " at sequence " +
                                           std::to_string(hdr->first_seq) + kFsckHint);
-  auto idx = read_index(dir.get(), first_seq);
+  auto idx = read_index(dir.get(), first_seq, f->size());
   if (idx && idx->sealed && idx->header.created_ns == hdr->created_ns) {
     const IndexEntry& seal = idx->entries.back();
     FrameView fv;
@@ -118,6 +151,26 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   if (scan.header.ns != ns || scan.header.stream != stream)
     return make_error(Errc::kCorrupt, seg_path(first_seq) + " belongs to stream " +
                                           scan.header.ns + "/" + scan.header.stream + kFsckHint);
+  // Damage with valid frames after it is kept (evidence; readers skip it through the
+  // index entry of the frame after it); only a torn tail is cut below.
+  for (const ScanDamage& d : scan.damage)
+    log_warn(seg_path(first_seq) + ": damaged at offset " + std::to_string(d.offset) + " (" +
+             frame_status_name(d.why) + "): " + std::to_string(d.bytes) +
+             " bytes kept, sequences [" + std::to_string(d.from_seq) + ", " +
+             std::to_string(d.to_seq) + ") unreadable; the records after them are intact" +
+             kFsckHint);
+  if (!scan.damage.empty()) {
+    // Keep what fsck --repair recorded about it in the index being rebuilt.
+    if (auto old = read_index(dir.get(), first_seq, scan.file_size);
+        old && old->header.created_ns == scan.header.created_ns) {
+      for (IndexEntry& e : scan.entries)
+        for (const IndexEntry& o : old->entries)
+          if (o.offset == e.offset && (o.flags & kEntryDamageRecorded))
+            e.flags |= kEntryDamageRecorded;
+    }
+  }
+  auto fd = open_at(dir.get(), name, OpenMode::kReadWrite);
+  if (!fd) return fd.error();
   if (scan.valid_end < scan.file_size) {
     const uint64_t tail = scan.file_size - scan.valid_end;
     const uint64_t dropped = scan.tail_nonzero_end - scan.valid_end;
@@ -130,11 +183,17 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
       log_info(seg_path(first_seq) + ": cut " + std::to_string(tail) +
                " zero bytes after the last record");
     }
-    auto fd = open_at(dir.get(), name, OpenMode::kReadWrite);
-    if (!fd) return fd.error();
+    // --secure: the cut bytes may hold records; they are overwritten before the
+    // space is given back.
+    if (opts.secure_delete && dropped > 0) {
+      if (auto r = overwrite_zeros(fd->get(), scan.valid_end, scan.tail_nonzero_end, name); !r)
+        return r;
+    }
     if (auto r = truncate_to(fd->get(), scan.valid_end, name); !r) return r;
-    if (auto r = detail::sync_all(fd->get(), name); !r) return r;
   }
+  // The bytes found may be in the page cache only: durable once this returns.
+  if (auto r = detail::sync_data(fd->get(), name); !r) return r;
+  fd->reset();
   auto s = opts.kind == StoreKind::kPmem
                ? open_pmem_sink(dir.get(), name, false, scan.valid_end,
                                 std::max(opts.segment_bytes, scan.valid_end))

@@ -8,6 +8,7 @@
 // try and no persister is attached to write it (a let-go stream whose persister died,
 // or an abandoned claim), it is gone: kGap "not persisted", and on with the ring.
 #include "shmbus/persister.h"
+#include "shmbus/store_admin.h"
 
 #include <algorithm>
 #include <chrono>
@@ -130,6 +131,29 @@ Result<ReplayConsumer> ReplayConsumer::open(std::string_view ns, std::string_vie
   c.stream = stream;
   c.opts = opts;
   auto ctl = StreamControl::open(ns, stream, true);
+  if (!ctl && ctl.error().code == Errc::kNotFound) {
+    // No ring: the stream outlives it in its store.
+    auto loc = locate_store(ns, stream, opts.data_dir);
+    if (!loc || !loc->exists) return ctl.error();
+    c.store_root = loc->root;
+    if (opts.start.kind == StartFrom::Kind::kTime) c.skip_ts = opts.start.value;
+    if (opts.start.kind == StartFrom::Kind::kSeq) {
+      c.next = opts.start.value;
+      c.next_known = true;
+    }
+    if (auto r = c.open_store_at(c.next); !r) return r.error();
+    if (opts.start.kind == StartFrom::Kind::kLatest) {
+      // Latest: past everything stored so far.
+      for (;;) {
+        auto e = c.reader->next();
+        if (!e) return e.error();
+        if (e->kind == EntryKind::kEnd) break;
+      }
+      c.next = c.reader->position();
+      c.next_known = true;
+    }
+    return ReplayConsumer(std::move(impl));
+  }
   if (!ctl) return ctl.error();
   c.ctl.emplace(std::move(ctl.value()));
   if (auto ps = c.ctl->persist()) {
@@ -167,7 +191,8 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
   if (!impl_) return ReplayStatus::kClosed;
   Impl& c = *impl_;
   const uint64_t deadline = steady_ns() + static_cast<uint64_t>(std::max<int64_t>(timeout.count(), 0));
-  const uint64_t deleted = c.ctl->deleted_below();
+  // (Without a ring the reader applies the store's own watermark.)
+  const uint64_t deleted = c.ctl ? c.ctl->deleted_below() : 0;
   if (c.next_known && c.next < deleted) {
     if (c.have_held && c.held.seq < deleted) c.have_held = false;
     return c.report_gap(c.next, deleted, "deleted");
@@ -210,6 +235,17 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
                                                                : "corrupt in the store: " + e->detail);
         }
         case EntryKind::kEnd:
+          if (!c.ctl) {
+            // No ring (yet): it may be re-created (then we go live), or the store grow.
+            if (auto ctl = StreamControl::open(c.ns, c.stream, true); ctl) {
+              c.ctl.emplace(std::move(ctl.value()));
+            } else {
+              const uint64_t now = steady_ns();
+              if (now >= deadline) return ReplayStatus::kTimeout;
+              std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(deadline - now, 10'000'000)));
+              continue;
+            }
+          }
           // Everything stored is read: try the live ring.
           if (auto r = c.go_live(true); !r) {
             c.error = r.error();

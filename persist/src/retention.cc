@@ -12,7 +12,8 @@ using namespace detail;
 
 Result<DeletionReport> SegmentStore::apply_retention(std::chrono::nanoseconds max_age,
                                                      uint64_t max_bytes, uint64_t now_ns) {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u.error();
   if (max_age.count() < 0) return make_error(Errc::kInvalidArgument, "max_age is negative");
   Impl& s = *impl_;
   size_t n = 0;
@@ -30,9 +31,17 @@ Result<DeletionReport> SegmentStore::apply_retention(std::chrono::nanoseconds ma
 }
 
 Result<DeletionReport> SegmentStore::delete_before(uint64_t seq) {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u.error();
   Impl& s = *impl_;
   const uint64_t now = s.now();
+  // A watermark above what was ever stored would hide records not written yet, for
+  // ever: refused (the caller raises it again once they are stored).
+  if (seq > s.next_seq)
+    return make_error(Errc::kInvalidArgument,
+                      "cannot delete before sequence " + std::to_string(seq) + ": " + s.where +
+                          " ends at sequence " + std::to_string(s.next_seq) +
+                          " (nothing at or above it exists yet)");
   if (seq > s.wm.deleted_below) {
     const Watermark w{seq, now};
     if (auto r = write_watermark(s.dir.get(), w); !r) return r.error();
@@ -71,6 +80,21 @@ Result<DeletionReport> SegmentStore::Impl::delete_oldest(size_t n, uint64_t at_n
   }
   sealed.erase(sealed.begin(), sealed.begin() + static_cast<ptrdiff_t>(done));
   if (done > 0) {
+    // Quarantined segments (fsck --repair's NNNN.seg.corrupt[.N]) older than everything
+    // kept go with it, overwritten first with secure_delete: retention frees them too.
+    const uint64_t kept_from = !sealed.empty() ? sealed.front().first_seq
+                               : sink              ? active.first_seq
+                                                   : wm.deleted_below;
+    if (auto names = list_dir(dir.get()); names) {
+      for (const auto& n : names.value()) {
+        const size_t at = n.find(".seg.corrupt");
+        uint64_t first = 0;
+        if (at == std::string::npos || !parse_numbered_name(n.substr(0, at + 4), kSegmentSuffix, &first) ||
+            first >= kept_from)
+          continue;
+        if (auto r = remove_file(dir.get(), n, opts.secure_delete); r) ++rep.quarantined;
+      }
+    }
     (void)sync_all(dir.get(), "directory " + where);
     counters.deleted_segments += rep.segments;
     counters.deleted_records += rep.records;

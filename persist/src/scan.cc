@@ -100,6 +100,16 @@ Result<uint64_t> SegmentFile::nonzero_end(uint64_t off) {
   return end;
 }
 
+Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq) {
+  for (uint64_t off = from; off + kFrameHeaderSize <= f.size(); off += 8) {
+    FrameView fv;
+    auto st = f.read_frame(off, &fv);
+    if (!st) return st.error();
+    if (st.value() == FrameStatus::kOk && fv.h.seq >= min_seq) return std::optional<uint64_t>(off);
+  }
+  return std::optional<uint64_t>();
+}
+
 Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval) {
   ScanResult r;
   r.builder = IndexBuilder(index_interval);
@@ -113,21 +123,37 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
   r.file_size = f.size();
   r.valid_end = kSegmentHeaderSize;
   r.end_seq = first_seq;
+  bool after_damage = false;
   for (;;) {
     FrameView fv;
     auto st = f.read_frame(r.valid_end, &fv);
     if (!st) return st.error();
     r.stop = st.value();
-    if (r.stop != FrameStatus::kOk) break;
-    if (fv.h.seq != r.end_seq) {
+    if (r.stop == FrameStatus::kOk && fv.h.seq != r.end_seq) {
       r.stop = FrameStatus::kBadSeq;
       r.stop_seq = fv.h.seq;
-      break;
+    }
+    if (r.stop != FrameStatus::kOk) {
+      if (r.stop == FrameStatus::kEof) break;
+      // Past the bad frame's first bytes: a valid frame with a wrong sequence at the very
+      // end is a torn tail too, not damage.
+      auto next = find_next_frame(f, r.valid_end + 8, r.end_seq);
+      if (!next) return next.error();
+      if (!next.value()) break;  // nothing valid after it: a torn tail
+      const uint64_t at = *next.value();
+      auto again = f.read_frame(at, &fv);
+      if (!again) return again.error();
+      r.damage.push_back(ScanDamage{r.valid_end, at - r.valid_end, r.end_seq, fv.h.seq, r.stop});
+      r.valid_end = at;
+      r.end_seq = fv.h.seq;
+      after_damage = true;
+      r.stop = FrameStatus::kOk;
     }
     IndexEntry e;
     if (r.builder.add(r.valid_end, fv.h.seq, fv.end_seq, fv.h.ts_ns,
-                      fv.h.kind == FrameKind::kData, &e))
+                      fv.h.kind == FrameKind::kData, &e, after_damage))
       r.entries.push_back(e);
+    after_damage = false;
     ++r.frames;
     r.end_seq = fv.end_seq;
     r.valid_end += fv.size;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,16 @@ class SegmentFile {
 // `head` is what header_bytes() returned: judge exactly the bytes that failed to decode.
 bool header_not_written(Bytes head);
 
+// Damaged bytes with a valid frame after them (not a torn tail): kept in the file, the
+// sequences in between unreadable.
+struct ScanDamage {
+  uint64_t offset = 0;    // of the first bad byte (where a frame should have started)
+  uint64_t bytes = 0;     // up to the next valid frame
+  uint64_t from_seq = 0;  // sequences [from_seq, to_seq) are unreadable
+  uint64_t to_seq = 0;
+  FrameStatus why = FrameStatus::kOk;  // what was found at `offset`
+};
+
 struct ScanResult {
   SegmentHeader header;
   uint64_t file_size = 0;
@@ -68,11 +79,17 @@ struct ScanResult {
   uint64_t tail_nonzero_end = 0;         // just past the tail's last non-zero byte
   IndexBuilder builder{0};               // fed with every valid frame
   std::vector<IndexEntry> entries;       // the entries it produced (no seal entry)
+  std::vector<ScanDamage> damage;        // damaged ranges before valid_end, in order
 };
 
 // Checks the header (and that it starts at `first_seq`) and every frame: length
-// bounds, CRC, consecutive sequences.  Header problems are errors; the first bad
-// frame ends the scan (see stop).
+// bounds, CRC, consecutive sequences.  Header problems are errors.  At a bad frame the
+// scan looks for a later valid frame (8-byte aligned, not going back in sequence): if
+// there is one, the bad bytes are damage (see damage) and the scan goes on there;
+// if not, they are the torn tail that ends the scan (see stop).
 Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval);
+// The offset of the first valid frame at or after `from` (8-byte steps) whose sequence
+// is at least `min_seq`, or none.  Reads the rest of the file at worst.
+Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq);
 
 }  // namespace shmbus::persist::detail

@@ -27,6 +27,13 @@ class SegmentSink {
   // Forgets everything after `end` (<= end()).
   virtual Result<void> rollback(uint64_t end) = 0;
   virtual Result<void> sync() = 0;   // makes [0, end()) durable
+  // [0, synced_end()) was durable when the last sync returned success.  After a failed
+  // sync the bytes after it may never reach the disk (Linux marks their pages clean):
+  // the writer cuts the file back to here and writes them again.
+  virtual uint64_t synced_end() const noexcept = 0;
+  // The last sync() failed in the sync itself (fdatasync / persist), not in writing
+  // the buffer: the bytes after synced_end() must be written again.
+  bool sync_failed() const noexcept { return sync_failed_; }
   virtual Result<void> seal() = 0;   // sync, trim the file to end(); no appends after
   virtual Result<void> close() = 0;  // sync; the file keeps its size
   virtual uint64_t bytes_on_disk() const noexcept = 0;
@@ -35,10 +42,11 @@ class SegmentSink {
 
  protected:
   uint64_t end_ = 0;
+  bool sync_failed_ = false;
 };
 
 // `create`: a new file (O_EXCL); else an existing file whose valid bytes end at
-// `valid_end` (and nothing after it: recovery truncated it).
+// `valid_end` (and nothing after it: recovery truncated it), all of them synced.
 Result<std::unique_ptr<SegmentSink>> open_file_sink(int dir, const std::string& name, bool create,
                                                     uint64_t valid_end, uint32_t buffer_bytes);
 // The file is pre-sized (posix_fallocate) to `size` rounded up to the mapping

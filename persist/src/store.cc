@@ -3,11 +3,14 @@
 #include <sys/file.h>
 
 #include <cerrno>
+#include <map>
+#include <mutex>
 
 #include "coding.h"
 #include "format.h"
 #include "log.h"
 #include "store_impl.h"
+#include "store_path.h"
 
 namespace shmbus::persist {
 
@@ -26,6 +29,17 @@ const char* granularity_name(PmemGranularity g) noexcept {
   }
   return "unknown";
 }
+
+namespace {
+// Stores closed while stopped (they could not cut their active segment back to its last
+// synced byte): a later open in this process cuts it first, instead of finding those
+// bytes in the page cache and counting them durable.  Keyed by the stream folder.
+std::mutex g_unsafe_mu;
+std::map<std::string, std::pair<uint64_t, uint64_t>>& unsafe_tails() {  // guarded by g_unsafe_mu
+  static std::map<std::string, std::pair<uint64_t, uint64_t>> m;
+  return m;
+}
+}  // namespace
 
 std::string SegmentStore::Impl::seg_path(uint64_t first_seq) const {
   return where + "/" + segment_file_name(first_seq);
@@ -65,7 +79,7 @@ Result<SegmentStore> SegmentStore::open(std::string_view dir_root, std::string_v
   impl->granularity = PmemGranularity::kNotPmem;
   impl->counters.kind = opts.kind;
   const std::string parts[] = {impl->ns, impl->stream};
-  auto dir = open_dir_path(dir_root, parts, /*create=*/true);
+  auto dir = open_dir_path(dir_root, parts, /*create=*/true, Use::kWrite);
   if (!dir) return dir.error();
   impl->dir = std::move(dir.value());
   auto lock = open_at(impl->dir.get(), "LOCK", OpenMode::kCreateOrOpen);
@@ -76,6 +90,27 @@ Result<SegmentStore> SegmentStore::open(std::string_view dir_root, std::string_v
     return errno_error(errno, "cannot lock " + impl->where);
   }
   impl->lock = std::move(lock.value());
+  {
+    std::lock_guard g(g_unsafe_mu);
+    auto it = unsafe_tails().find(impl->where);
+    if (it != unsafe_tails().end()) {
+      const auto [first, keep] = it->second;
+      const std::string name = segment_file_name(first);
+      auto fd = open_at(impl->dir.get(), name, OpenMode::kReadWrite);
+      Result<void> cut = fd ? Result<void>() : Result<void>(fd.error());
+      if (fd && fd->valid()) {
+        auto size = file_size(fd->get(), name);
+        if (!size) cut = size.error();
+        else if (size.value() > keep) cut = truncate_to(fd->get(), keep, name);
+        if (cut) cut = detail::sync_data(fd->get(), name);
+      }
+      if (!cut && cut.error().code != Errc::kNotFound)
+        return make_error(Errc::kIo, impl->where + ": cannot cut " + name + " back to its last synced byte " +
+                                         std::to_string(keep) + " after an earlier I/O error: " +
+                                         cut.error().message);
+      unsafe_tails().erase(it);
+    }
+  }
   if (auto r = impl->recover(); !r) return r.error();
   return SegmentStore(std::move(impl));
 }
@@ -98,8 +133,16 @@ SegmentStore::~SegmentStore() {
 Result<void> SegmentStore::close() {
   if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
   Impl& s = *impl_;
-  Result<void> result = s.flush();
-  if (s.sink) {
+  // A stopped store tries once more to go back to its last synced record: what it
+  // leaves behind is found (and trusted) by the next open.
+  Result<void> result = s.usable();
+  if (result) result = s.flush();
+  for (int i = 0; i < 3 && s.broken; ++i) result = s.usable();
+  if (s.broken) {
+    std::lock_guard g(g_unsafe_mu);
+    unsafe_tails()[s.where] = {s.cut_first, s.cut_keep};
+  }
+  if (s.sink && !s.broken) {
     if (auto r = s.sink->close(); !r && result.ok()) result = r;
   }
   s.sink.reset();
@@ -112,15 +155,30 @@ Result<void> SegmentStore::close() {
 
 // ---- appending ----------------------------------------------------------------------
 
+Result<void> SegmentStore::Impl::usable() {
+  if (closed) return make_error(Errc::kClosed, "store is closed");
+  if (!broken) return {};
+  if (auto r = cut_back(cut_first, cut_keep); !r) return make_error(Errc::kIo, broken_why);
+  broken = false;
+  durable.store(next_seq, std::memory_order_release);  // pairs with durable_seq()
+  log_info(where + ": went back to sequence " + std::to_string(next_seq) +
+           " (its last synced record) after the I/O error");
+  return {};
+}
+
+bool SegmentStore::stopped() const noexcept { return impl_ && impl_->broken; }
+
 Result<void> SegmentStore::append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload) {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u;
   if (seq == UINT64_MAX)
     return make_error(Errc::kInvalidArgument, "sequence 2^64-1 cannot be stored");
   return impl_->append_frame(FrameKind::kData, seq, seq + 1, ts_ns, type, payload);
 }
 
 Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to) {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u;
   if (to <= from)
     return make_error(Errc::kInvalidArgument, "lost range [" + std::to_string(from) + ", " +
                                                   std::to_string(to) + ") is empty");
@@ -180,6 +238,7 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
   if (auto r = sink->append(parts); !r) return r;
   if (opts.durability == Durability::kSync) {
     if (auto r = sync_data(); !r) {
+      if (sink && sink->sync_failed()) return rewind(r.error());
       (void)sink->rollback(offset);
       return r;
     }
@@ -259,7 +318,7 @@ Result<void> SegmentStore::Impl::create_segment(uint64_t first_seq, uint64_t min
 
 Result<void> SegmentStore::Impl::roll() {
   if (auto r = flush(); !r) return r;
-  if (auto r = sink->seal(); !r) return r;
+  if (auto r = sink->seal(); !r) return rewind(r.error());  // its bytes are in doubt
   // The seal entry lets readers and the next open skip a scan; if it cannot be
   // written the index is simply rebuilt from the segment later.
   std::byte e[kIndexEntrySize];
@@ -306,9 +365,76 @@ Result<void> SegmentStore::Impl::write_pending_index() {
   return r;
 }
 
+Error SegmentStore::Impl::rewind(Error e) {
+  ++counters.io_errors;
+  log_error(where + ": " + e.message);
+  if (!sink) return e;
+  const uint64_t first = active.first_seq;
+  const uint64_t keep = sink->synced_end();
+  sink.reset();
+  idx_fd.reset();
+  idx_pending.clear();
+  if (auto r = cut_back(first, keep); !r) {
+    broken = true;
+    cut_first = first;
+    cut_keep = keep;
+    broken_why = "the store in " + where + " stopped after an I/O error (" + e.message +
+                 ") and cannot go back to its last synced record yet (" + r.error().message +
+                 "); every call tries again";
+    log_error(broken_why);
+    return make_error(e.code, broken_why);
+  }
+  durable.store(next_seq, std::memory_order_release);  // pairs with durable_seq()
+  e.message += "; the store went back to sequence " + std::to_string(next_seq) +
+               " (its last synced record) to write what follows again";
+  log_error(where + ": went back to sequence " + std::to_string(next_seq) +
+               " after a failed sync");
+  return e;
+}
+
+Result<void> SegmentStore::Impl::cut_back(uint64_t first_seq, uint64_t keep) {
+  const std::string name = segment_file_name(first_seq);
+  sink.reset();
+  idx_fd.reset();
+  idx_pending.clear();
+  if (keep < kSegmentHeaderSize) {
+    // Not even the header of this segment was synced: it goes.
+    if (auto r = remove_file(dir.get(), name, opts.secure_delete); !r) return r;
+    if (auto r = remove_file(dir.get(), index_file_name(first_seq), false); !r) return r;
+    if (auto r = detail::sync_all(dir.get(), "directory " + where); !r) return r;
+    dir_dirty = false;
+    active = SegmentInfo{};
+    builder = IndexBuilder(opts.index_interval);
+    if (sealed.empty()) {
+      fresh = true;
+      next_seq = 0;
+    } else {
+      next_seq = sealed.back().end_seq;
+    }
+    return {};
+  }
+  {
+    auto fd = open_at(dir.get(), name, OpenMode::kReadWrite);
+    if (!fd) return fd.error();
+    auto size = file_size(fd->get(), name);
+    if (!size) return size.error();
+    if (size.value() > keep) {
+      if (opts.secure_delete) {
+        if (auto r = overwrite_zeros(fd->get(), keep, size.value(), name); !r) return r;
+      }
+      if (auto r = truncate_to(fd->get(), keep, name); !r) return r;
+    }
+    if (auto r = detail::sync_data(fd->get(), name); !r) return r;
+  }
+  if (auto r = recover_active(first_seq); !r) return r;
+  if (auto r = detail::sync_all(dir.get(), "directory " + where); !r) return r;
+  dir_dirty = false;
+  return {};
+}
+
 Result<void> SegmentStore::Impl::flush() {
   if (sink) {
-    if (auto r = sync_data(); !r) return r;
+    if (auto r = sync_data(); !r) return sink && sink->sync_failed() ? rewind(r.error()) : r;
     if (durable.load(std::memory_order_relaxed) != next_seq) {  // relaxed: only we store it
       durable.store(next_seq, std::memory_order_release);     // pairs with durable_seq()
       ++counters.flushes;
@@ -321,14 +447,16 @@ Result<void> SegmentStore::Impl::flush() {
 }
 
 Result<void> SegmentStore::flush() {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u;
   auto r = impl_->flush();
   if (!r) impl_->counters.last_error = r.error().message;
   return r;
 }
 
 Result<void> SegmentStore::tick() {
-  if (!impl_ || impl_->closed) return make_error(Errc::kClosed, "store is closed");
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u;
   Impl& s = *impl_;
   if (s.first_pending_ns == 0) return {};
   const uint64_t now = s.now();

@@ -57,6 +57,13 @@ struct SegmentStore::Impl {
   bool dir_dirty = false;         // a file was created: the directory needs an fsync
   detail::Watermark wm;
   StoreStats counters;  // the cumulative fields of StoreStats
+  // Set when the store could not go back to its last synced record after an I/O error.
+  // Every call first tries that again (cut_back(cut_first, cut_keep)) and fails with
+  // `broken_why` while it keeps failing.  Not by reopening: what the page cache holds
+  // after a failed sync must not be found, and synced, by a recovery.
+  bool broken = false;
+  std::string broken_why;
+  uint64_t cut_first = 0, cut_keep = 0;
 
   uint64_t now() const { return opts.clock ? opts.clock() : shmbus::now_ns(); }
   std::string seg_path(uint64_t first_seq) const;
@@ -68,6 +75,12 @@ struct SegmentStore::Impl {
   Result<void> roll();
   Result<void> discard_empty_active();
   Result<void> sync_data();
+  // After a failed sync (or seal): cuts the active segment back to its last synced
+  // byte and reopens it there, so that what follows is written again (the caller
+  // appends again from next_seq).  Returns `e`, saying where the store went back to.
+  Error rewind(Error e);
+  Result<void> cut_back(uint64_t first_seq, uint64_t keep);
+  Result<void> usable();
   Result<void> flush();
   Result<void> write_pending_index();
   uint64_t total_bytes() const;

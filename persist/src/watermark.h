@@ -1,9 +1,14 @@
 // watermark.h: the per-stream "deleted below SEQ" file (named `watermark`).
 //
 // Records below the watermark are never served, even while a segment that also
-// holds newer records still has their bytes.  Written to a temporary file, synced,
-// renamed over the old one and the directory synced: a crash leaves the old or the
-// new value, never a torn one.  Retention raises it too, before deleting segments.
+// holds newer records still has their bytes.  Retention raises it too, before deleting
+// segments.
+//
+// Version 2 (FORMAT.md) is a preallocated 1024-byte file with two CRC-protected slots
+// rewritten in place, alternately: raising it needs no new disk space (deletion must
+// work on a full disk), and a torn write damages only the slot being written, so the
+// other still holds the previous value.  Version 1 (a 40-byte file replaced through
+// `watermark.tmp` + rename) is still read; the writer converts it at open.
 #pragma once
 
 #include <cstdint>
@@ -15,15 +20,24 @@ namespace shmbus::persist::detail {
 inline constexpr char kWatermarkName[] = "watermark";
 inline constexpr char kWatermarkTmpName[] = "watermark.tmp";
 inline constexpr char kWatermarkMagic[8] = {'S', 'H', 'M', 'B', 'W', 'M', 'K', '\0'};
-inline constexpr uint32_t kWatermarkSize = 40;
+inline constexpr uint32_t kWatermarkSize = 40;        // version 1: the whole file
+inline constexpr uint32_t kWatermarkFileSize = 1024;  // version 2: the whole file
+inline constexpr uint32_t kWatermarkSlotSize = 64;    // version 2: one slot
+inline constexpr uint32_t kWatermarkSlotOffset[2] = {0, 512};  // in different sectors
 
 struct Watermark {
   uint64_t deleted_below = 0;  // records with seq < this are deleted
   uint64_t set_ns = 0;         // when it was last raised
 };
 
-// A missing file is {0, 0}.  A damaged one is kCorrupt (fsck --repair rewrites it).
-Result<Watermark> read_watermark(int dir);
+// A missing file is {0, 0}.  A damaged one (no valid slot) is kCorrupt (fsck --repair
+// rewrites it).  *version (if given) gets 0 (missing), 1 or 2.
+Result<Watermark> read_watermark(int dir, uint16_t* version = nullptr);
+// Version 2 in place when the file is a valid version 2 file (the older slot is
+// overwritten, then synced); else a new version 2 file through watermark.tmp, synced,
+// renamed over `watermark`, then the directory synced.  Returns once durable.
 Result<void> write_watermark(int dir, const Watermark& w);
+// Makes sure the file is version 2 (holding `w`), so that later raises need no space.
+Result<void> ensure_watermark_file(int dir, const Watermark& w);
 
 }  // namespace shmbus::persist::detail

@@ -37,6 +37,7 @@ std::optional<PersistSettings> detail::read_persist_settings(const StreamHeader*
   s.retention_age = std::chrono::nanoseconds(h->retention_age_ns);
   s.retention_bytes = h->retention_bytes;
   s.segment_bytes = h->segment_bytes;
+  s.secure_delete = (h->persist_flags & 1) != 0;
   return s;
 }
 
@@ -66,9 +67,50 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
   h->retention_age_ns = static_cast<uint64_t>(s.retention_age.count());
   h->retention_bytes = s.retention_bytes;
   h->segment_bytes = s.segment_bytes;
+  h->persist_flags = s.secure_delete ? 1 : 0;
   // release: pairs with the acquire in read_persist_settings().
   h->persist_enabled.store(1, std::memory_order_release);
   return {};
+}
+
+Result<void> StreamControl::clear_persist() {
+  if (m_->read_only()) return make_error(Errc::kPermission, "stream control opened read-only");
+  StreamHeader* h = m_->header();
+  RegistryLock lock(*m_);
+  if (!lock.ok()) return lock.error();
+  // release: readers that see 0 stop taking the settings (pairs with the acquire in
+  // read_persist_settings()).
+  h->persist_enabled.store(0, std::memory_order_release);
+  return {};
+}
+
+Result<bool> StreamControl::remove_group(std::string_view group) {
+  if (m_->read_only()) return make_error(Errc::kPermission, "stream control opened read-only");
+  if (group.empty() || group.size() >= kNameBytes)
+    return make_error(Errc::kInvalidArgument, "consumer group name must be 1 to " +
+                                                  std::to_string(kNameBytes - 1) + " bytes");
+  StreamHeader* h = m_->header();
+  RegistryLock lock(*m_);
+  if (!lock.ok()) return lock.error();
+  const uint32_t n = consumer_slots_in_use(h);
+  for (uint32_t i = 0; i < n; ++i) {
+    ConsumerSlot* s = m_->consumer_slot(i);
+    if (s->state.load(std::memory_order_acquire) != kSlotReady ||
+        s->kind.load(std::memory_order_relaxed) == kKindTailing ||
+        std::strncmp(s->name, std::string(group).c_str(), kNameBytes) != 0)
+      continue;
+    if (consumer_alive(*m_, i))
+      return make_error(Errc::kBusy, "consumer group '" + std::string(group) + "' is held by pid " +
+                                         std::to_string(owner_pid(s->owner.load(std::memory_order_acquire))));
+    // seq_cst, both: pair with the seq_cst loads of evicted/state in compute_floor(); a
+    // producer that still sees the slot ready sees it evicted and skips it.
+    s->evicted.store(1, std::memory_order_seq_cst);
+    s->state.store(kSlotFree, std::memory_order_seq_cst);
+    s->owner.store(0, std::memory_order_release);
+    wake_space(*m_);  // producers waiting for room may have it now
+    return true;
+  }
+  return false;
 }
 
 void StreamControl::set_durable_seq(uint64_t seq) noexcept {
@@ -82,6 +124,17 @@ void StreamControl::set_durable_seq(uint64_t seq) noexcept {
 uint64_t StreamControl::durable_seq() const noexcept {
   return m_->header()->durable_seq.load(std::memory_order_acquire);
 }
+void StreamControl::record_lost(uint64_t from, uint64_t to) noexcept {
+  if (m_->read_only() || to <= from) return;
+  StreamHeader* h = m_->header();
+  const uint64_t n = h->lost_count.load(std::memory_order_relaxed);  // single writer
+  LostRange& e = h->lost_log[n % kLostLog];
+  e.from.store(from, std::memory_order_relaxed);
+  e.to.store(to, std::memory_order_relaxed);
+  // release: pairs with the acquire in lost_state(); the entry is visible with the count.
+  h->lost_count.store(n + 1, std::memory_order_release);
+}
+
 void StreamControl::set_oldest_persisted_seq(uint64_t seq) noexcept {
   if (m_->read_only()) return;  // setters need a writable mapping
   m_->header()->oldest_persisted_seq.store(seq, std::memory_order_relaxed);  // relaxed: stats
@@ -104,7 +157,7 @@ void StreamControl::beat() noexcept {
 
 void StreamControl::set_store_stats(uint64_t disk_bytes, uint64_t segments,
                                     uint64_t deleted_records, uint64_t deleted_bytes,
-                                    uint32_t granularity) noexcept {
+                                    uint32_t granularity, uint32_t store_errors) noexcept {
   if (m_->read_only()) return;
   StreamHeader* h = m_->header();
   // relaxed: statistics for `stat`, read racily by design.
@@ -113,6 +166,7 @@ void StreamControl::set_store_stats(uint64_t disk_bytes, uint64_t segments,
   h->deleted_records.store(deleted_records, std::memory_order_relaxed);
   h->deleted_bytes.store(deleted_bytes, std::memory_order_relaxed);
   h->pmem_granularity.store(granularity, std::memory_order_relaxed);
+  h->store_errors.store(store_errors, std::memory_order_relaxed);
 }
 
 }  // namespace shmbus

@@ -25,6 +25,7 @@ inline constexpr uint64_t kMaxCapacity = 1ULL << 32;        // 4 GiB
 inline constexpr uint32_t kMaxProducers = 64;
 inline constexpr uint32_t kMaxConsumers = 64;
 inline constexpr uint32_t kNameBytes = 104;                  // 100 chars + NUL, padded
+inline constexpr uint32_t kLostLog = 16;                     // lost ranges kept in the header
 inline constexpr uint64_t kRecordAlign = 32;
 inline constexpr uint64_t kLine = 128;                       // fixed: never hardware_*_size
 
@@ -33,6 +34,14 @@ struct alignas(16) PosSeq {
   uint64_t pos;
   uint64_t seq;
 };
+
+// Sequences [from, to) that a persister recorded as never stored (see lost_log).
+struct LostRange {
+  std::atomic<uint64_t> from;  // relaxed: ordered by the release of lost_count
+  std::atomic<uint64_t> to;
+};
+static_assert(sizeof(LostRange) == 16);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
 // ---- record header (32 bytes, at every record start) ------------------------
 //
@@ -229,7 +238,7 @@ struct StreamHeader {
   std::atomic<uint64_t> disk_bytes;
   std::atomic<uint64_t> segments;
   std::atomic<uint32_t> pmem_granularity;   // 0 not pmem, 1 byte, 2 cache line, 3 page
-  uint32_t reserved6;
+  std::atomic<uint32_t> store_errors;       // write and sync failures of the store (cumulative)
   std::atomic<uint64_t> durable_sleepers;   // seq_cst: bit i = producer slot i sleeps in
                                             // wait_durable (as data_sleepers)
   uint8_t pad7[128 - 88];
@@ -244,7 +253,7 @@ struct StreamHeader {
   uint64_t retention_bytes;             // 0 = no limit
   uint64_t segment_bytes;
   uint32_t store_dir_len;               // bytes used in store_dir
-  uint32_t reserved7;
+  uint32_t persist_flags;               // bit 0: secure delete (overwrite before release)
   uint8_t pad8[128 - 56];
   char store_dir[2048];                 // absolute path of DATA_DIR/NS/STREAM (no NUL needed)
   // Who this object belongs to: "shmbus.NS.STREAM" is ambiguous when names hold dots
@@ -253,10 +262,20 @@ struct StreamHeader {
   uint32_t stream_len;
   char ns[kNameBytes];
   char stream[kNameBytes];
-  uint8_t pad9[4096 - 8 * 128 - 2048 - 8 - 2 * kNameBytes];
+  uint8_t pad9[3328 - (3072 + 8 + 2 * kNameBytes)];
+  // Sequence ranges a let-go persister recorded as never stored, so that wait_durable()
+  // never acknowledges one of them: entry i % kLostLog holds the i-th range; ranges are
+  // recorded in sequence order.  Written only by the persister (one at a time).
+  std::atomic<uint64_t> lost_count;     // release by the persister after entry count is
+                                        // written; acquire by wait_durable()
+  uint64_t reserved9;
+  LostRange lost_log[kLostLog];         // relaxed entries, ordered by lost_count
+  uint8_t pad10[4096 - 3328 - 16 - kLostLog * sizeof(LostRange)];
 };
 static_assert(std::is_standard_layout_v<StreamHeader>);
 static_assert(sizeof(StreamHeader) == 4096);
+static_assert(offsetof(StreamHeader, lost_count) == 3328);
+static_assert(offsetof(StreamHeader, lost_log) == 3344);
 static_assert(offsetof(StreamHeader, version) == 8);
 static_assert(offsetof(StreamHeader, capacity) == 16);
 static_assert(offsetof(StreamHeader, salt) == 48);
@@ -276,6 +295,7 @@ static_assert(offsetof(StreamHeader, durable_seq) == 768);
 static_assert(offsetof(StreamHeader, deleted_below) == 792);
 static_assert(offsetof(StreamHeader, deleted_records) == 808);
 static_assert(offsetof(StreamHeader, pmem_granularity) == 840);
+static_assert(offsetof(StreamHeader, store_errors) == 844);
 static_assert(offsetof(StreamHeader, persist_enabled) == 896);
 static_assert(offsetof(StreamHeader, segment_bytes) == 936);
 static_assert(offsetof(StreamHeader, store_dir) == 1024);

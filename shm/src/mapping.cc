@@ -214,6 +214,11 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   h->total_bytes = total;
   h->created_ns = now_ns();
   h->salt = salt;
+  // A stream re-created over its store continues the store's numbering: every cursor
+  // starts at position 0 with sequence first_seq (nobody else maps the object yet).
+  h->claim.seq = opts.first_seq;
+  h->head.seq = opts.first_seq;
+  h->floor.seq = opts.first_seq;
   h->abandon_timeout_ns = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.abandon_timeout).count());
   h->consumer_dead_timeout_ns = static_cast<uint64_t>(
@@ -251,7 +256,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
   if (m->hold_fd_ < 0) {
     Error err = from_errno(errno, what);
     if (err.code == Errc::kNotFound)
-      err.message += " (create it with: shmbus create " + std::string(name) + " --capacity 16M" +
+      err.message += " (create it with: shmbus create " + std::string(name) + " --capacity 1M" +
                      (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")";
     return err;
   }

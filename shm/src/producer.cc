@@ -239,6 +239,40 @@ void Producer::close() noexcept {
   impl_.reset();
 }
 
+namespace {
+
+// Once durable_seq passed `seq`: was `seq` stored, or recorded as lost?  Ranges are
+// recorded in sequence order, so entries overwritten in the log lie below the oldest
+// one kept: if that one starts above `seq`, an overwritten one may hold it (unknown:
+// never acknowledged).  A seqlock-style re-read of the count catches an overwrite
+// while scanning.
+bool lost_or_unknown(const StreamHeader* h, uint64_t seq) noexcept {
+  // acquire: pairs with the release in StreamControl::record_lost(), which comes before
+  // the persister moves durable_seq past the range.
+  const uint64_t n = h->lost_count.load(std::memory_order_acquire);
+  if (n == 0) return false;
+  const uint64_t first = n > kLostLog ? n - kLostLog : 0;
+  bool lost = false;
+  uint64_t oldest_from = 0;
+  for (uint64_t i = first; i < n; ++i) {
+    const LostRange& e = h->lost_log[i % kLostLog];
+    const uint64_t from = e.from.load(std::memory_order_relaxed);
+    const uint64_t to = e.to.load(std::memory_order_relaxed);
+    if (i == first) oldest_from = from;
+    if (from <= seq && seq < to) lost = true;
+  }
+  // acquire (seqlock-style re-check): entries below n2 - kLostLog were overwritten while
+  // we read them: we cannot tell.
+  const uint64_t n2 = h->lost_count.load(std::memory_order_acquire);
+  if (n2 - first > kLostLog) return true;
+  if (lost) return true;
+  // Older ranges than the log keeps: if even the oldest kept starts above seq, one of
+  // the dropped ones may hold it.
+  return first > 0 && oldest_from > seq;
+}
+
+}  // namespace
+
 PubStatus Producer::wait_durable(uint64_t seq, std::chrono::nanoseconds timeout) noexcept {
   if (!impl_) return PubStatus::kClosed;
   StreamHeader* h = impl_->h;
@@ -246,7 +280,8 @@ PubStatus Producer::wait_durable(uint64_t seq, std::chrono::nanoseconds timeout)
   Backoff backoff(impl_->opts.wait);
   for (;;) {
     // acquire: pairs with the persister's store in StreamControl::set_durable_seq().
-    if (h->durable_seq.load(std::memory_order_acquire) > seq) return PubStatus::kOk;
+    if (h->durable_seq.load(std::memory_order_acquire) > seq)
+      return lost_or_unknown(h, seq) ? PubStatus::kNotPersisted : PubStatus::kOk;
     const uint64_t now = steady_ns();
     if (now >= deadline) return PubStatus::kTimeout;
     if (backoff.spin()) continue;

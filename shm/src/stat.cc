@@ -91,6 +91,7 @@ std::string stat_json(const StreamInfo& s, const StatRates* rates, const Capacit
   w.key("store").value(s.persist ? std::string_view(s.persist->store_kind) : std::string_view());
   w.key("pmem_granularity").value(s.pmem_granularity);
   w.key("disk_bytes").value(s.disk_bytes).key("segments").value(s.segments);
+  w.key("store_errors").value(s.store_errors);
   w.key("deleted_records").value(s.deleted_records).key("deleted_bytes").value(s.deleted_bytes);
   w.key("retention_s").value(plan.retention_s).key("stall_s").value(plan.stall_s);
   w.key("projected_store_bytes");

@@ -1,9 +1,12 @@
 // stream.cc: create, remove, list and describe streams.
 #include <dirent.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -14,6 +17,18 @@
 namespace shmbus {
 namespace bip = boost::interprocess;
 using namespace detail;
+
+namespace {
+// "uid 1001 (alice)".
+std::string describe_user(uid_t uid) {
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  char buf[1024];
+  std::string s = "uid " + std::to_string(uid);
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found) s += std::string(" (") + found->pw_name + ")";
+  return s;
+}
+}  // namespace
 
 Result<void> create_stream(std::string_view ns, std::string_view name, const StreamOptions& opts) {
   auto r = StreamMapping::create(ns, name, opts);
@@ -35,7 +50,17 @@ Result<void> create_stream(std::string_view ns, std::string_view name, const Str
                                          std::to_string(want_max));
   struct stat st;
   const std::string path = "/dev/shm/" + object_name(ns, name);
-  if (lstat(path.c_str(), &st) == 0 && (st.st_mode & 0777) != opts.mode) {
+  if (lstat(path.c_str(), &st) != 0)
+    return make_error(Errc::kNotFound, "stream '" + std::string(name) + "' vanished while checking it");
+  // Whoever created the object can read everything published into it and rewrite its
+  // header: an object of another user is accepted only when the caller says so.
+  if (st.st_uid != geteuid() &&
+      !(opts.trusted_owner >= 0 && static_cast<uid_t>(opts.trusted_owner) == st.st_uid))
+    return make_error(Errc::kPermission,
+                      "stream '" + std::string(name) + "' exists but belongs to " +
+                          describe_user(st.st_uid) + ", not to you: refusing to use it (pass "
+                          "--trust-owner " + std::to_string(st.st_uid) + " if you trust that user)");
+  if ((st.st_mode & 0777) != opts.mode) {
     char buf[96];
     snprintf(buf, sizeof buf, " exists with mode %04o, not %04o", st.st_mode & 0777, opts.mode);
     return make_error(Errc::kExists, "stream '" + std::string(name) + "'" + buf);
@@ -47,6 +72,10 @@ Result<void> remove_stream(std::string_view ns, std::string_view name, bool forc
   if (auto r = validate_name("namespace", ns); !r) return r;
   if (auto r = validate_name("stream", name); !r) return r;
   const std::string obj = object_name(ns, name);
+  // Dotted names meet ("a.b" + "c" and "a" + "b.c" are one object): never remove another
+  // namespace's stream, even with force (a header too damaged to tell does not stop force).
+  if (auto m = StreamMapping::open(ns, name, /*read_only=*/true); !m && m.error().code == Errc::kExists)
+    return make_error(Errc::kExists, m.error().message + ": not removing it");
   if (!force) {
     auto info = stream_info(ns, name);
     if (!info) {
@@ -165,10 +194,43 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
   s.deleted_records = h->deleted_records.load(std::memory_order_relaxed);
   s.deleted_bytes = h->deleted_bytes.load(std::memory_order_relaxed);
   s.disk_bytes = h->disk_bytes.load(std::memory_order_relaxed);
+  s.store_errors = h->store_errors.load(std::memory_order_relaxed);
   s.segments = h->segments.load(std::memory_order_relaxed);
   static const char* const kGran[] = {"", "byte", "cache line", "page (msync)"};
   s.pmem_granularity = kGran[std::min<uint32_t>(h->pmem_granularity.load(std::memory_order_relaxed), 3)];
   return s;
+}
+
+std::string explain_held_back(const StreamInfo& info) {
+  uint64_t most = 0;
+  for (const auto& c : info.consumers)
+    if (c.durable && !c.evicted) most = std::max(most, c.lag);
+  if (most == 0) return {};
+  const std::string where = info.name + (info.ns == "default" ? "" : " --namespace " + info.ns);
+  const uint64_t now = now_ns();
+  std::string out;
+  for (const auto& c : info.consumers) {
+    if (!c.durable || c.evicted || c.lag != most) continue;
+    if (!out.empty()) out += "; ";
+    const bool persister = c.name == "_persister";
+    out += persister ? "the persister (consumer group '_persister')" : "consumer group '" + c.name + "'";
+    out += " is " + std::to_string(c.lag) + " records behind";
+    const double idle_s = c.last_active_ns && now > c.last_active_ns ? (now - c.last_active_ns) / 1e9 : 0.0;
+    char idle[64];
+    std::snprintf(idle, sizeof idle, "%.1f s", idle_s);
+    if (c.alive) {
+      out += " and reading (pid " + std::to_string(c.pid) + ", last active " + idle + " ago)";
+    } else if (persister) {
+      out += ", stopped " + std::string(idle) + " ago; start it again (shmbus persist " + where +
+             ") or end persistence (shmbus persist " + where + " --detach)";
+    } else {
+      out += ", not attached for " + std::string(idle) + "; start its consumer again to catch up " +
+             "(shmbus tail " + where + " --group " + c.name + "), or wait: it stops holding " +
+             "producers once it has been gone the consumer timeout (" +
+             std::to_string(info.consumer_dead_timeout_ms) + " ms)";
+    }
+  }
+  return out;
 }
 
 }  // namespace shmbus

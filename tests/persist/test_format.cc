@@ -7,7 +7,9 @@
 #include "crc32c.h"
 #include "format.h"
 #include "index.h"
+#include "store_path.h"
 #include "test_util.h"
+#include "watermark.h"
 
 namespace shmbus::persist::test {
 namespace {
@@ -240,11 +242,11 @@ TEST(IndexFormat, BuilderRuleAndRoundTrip) {
   EXPECT_EQ(last_older_than(entries, 71)->seq, 13u);
 
   TempDir t;
-  auto dir = open_dir_path(t.path(), {}, false);
+  auto dir = open_dir_path(t.path(), {}, false, Use::kRead);
   ASSERT_TRUE(dir.ok());
   entries.push_back(seal);
   ASSERT_TRUE(write_index(dir->get(), IndexHeader{100, 10, 5}, entries).ok());
-  auto back = read_index(dir->get(), 10);
+  auto back = read_index(dir->get(), 10, 1 << 20);
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_TRUE(back->sealed);
   EXPECT_EQ(back->entries, entries);
@@ -253,14 +255,54 @@ TEST(IndexFormat, BuilderRuleAndRoundTrip) {
   auto bytes = read_file(path);
   bytes[kIndexHeaderSize + kIndexEntrySize + 3] ^= 1;
   write_file(path, bytes);
-  back = read_index(dir->get(), 10);
+  back = read_index(dir->get(), 10, 1 << 20);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->entries.size(), 1u);
   EXPECT_FALSE(back->sealed);
   // A damaged header is an error.
   bytes[20] ^= 1;
   write_file(path, bytes);
-  EXPECT_EQ(read_index(dir->get(), 10).error().code, Errc::kCorrupt);
+  EXPECT_EQ(read_index(dir->get(), 10, 1 << 20).error().code, Errc::kCorrupt);
+}
+
+// The watermark file, version 2 (FORMAT.md): 1024 bytes, slots at 0 and 512, each
+// {magic, u16 2, u16 64, u32 0, u64 generation, u64 deleted_below, u64 set_ns, zeros,
+// u32 crc of 0..59}; raises alternate between the slots; a torn slot falls back.
+TEST(WatermarkFormat, TwoSlotsInPlace) {
+  TempDir t;
+  auto dir = open_dir_path(t.path(), {}, false, Use::kRead);
+  ASSERT_TRUE(dir.ok());
+  ASSERT_TRUE(write_watermark(dir->get(), Watermark{10, 111}).ok());
+  const std::string path = t.path() + "/watermark";
+  auto b = read_file(path);
+  ASSERT_EQ(b.size(), 1024u);
+  auto slot = [&](size_t at) { return reinterpret_cast<const std::byte*>(b.data() + at); };
+  EXPECT_EQ(std::memcmp(slot(0), "SHMBWMK", 8), 0);
+  EXPECT_EQ(get_u16(slot(0) + 8), 2u);
+  EXPECT_EQ(get_u16(slot(0) + 10), 64u);
+  EXPECT_EQ(get_u64(slot(0) + 16), 1u);
+  EXPECT_EQ(get_u64(slot(0) + 24), 10u);
+  EXPECT_EQ(get_u64(slot(0) + 32), 111u);
+  EXPECT_EQ(get_u32(slot(0) + 60), crc32c(slot(0), 60));
+  EXPECT_EQ(get_u64(slot(512) + 16), 0u);  // the other slot is empty
+  ASSERT_TRUE(write_watermark(dir->get(), Watermark{20, 222}).ok());
+  b = read_file(path);
+  EXPECT_EQ(get_u64(slot(512) + 16), 2u);
+  EXPECT_EQ(get_u64(slot(512) + 24), 20u);
+  EXPECT_EQ(get_u64(slot(0) + 24), 10u);  // the previous value stays in the other slot
+  ASSERT_TRUE(write_watermark(dir->get(), Watermark{30, 333}).ok());
+  b = read_file(path);
+  EXPECT_EQ(get_u64(slot(0) + 16), 3u);
+  EXPECT_EQ(read_watermark(dir->get())->deleted_below, 30u);
+  // A torn write of the newest slot: the other one is read.
+  b[20] ^= 1;
+  write_file(path, b);
+  EXPECT_EQ(read_watermark(dir->get())->deleted_below, 20u);
+  b[512 + 20] ^= 1;
+  write_file(path, b);
+  auto bad = read_watermark(dir->get());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, Errc::kCorrupt);
 }
 
 }  // namespace

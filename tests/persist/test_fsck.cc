@@ -82,7 +82,9 @@ TEST(Fsck, FindsAndRepairsATornTail) {
   EXPECT_EQ(s->stats().torn_bytes_dropped, 0u);
 }
 
-TEST(Fsck, RepairsDamageInsideASealedSegmentWithALostMarker) {
+// Damage inside a sealed segment with intact records after it (issue 7 point 5): fsck
+// reports it until --repair records it; nothing is cut, the later records stay served.
+TEST(Fsck, RecordsDamageInsideASealedSegmentKeepingLaterRecords) {
   TempDir t;
   make_store(t);
   auto b = read_file(seg(t, 28));
@@ -90,17 +92,41 @@ TEST(Fsck, RepairsDamageInsideASealedSegmentWithALostMarker) {
   write_file(seg(t, 28), b);
   auto rep = run(t.path(), false);
   ASSERT_EQ(rep.issues.size(), 2u) << describe(rep);  // the segment, and its index
+  rep = run(t.path(), false);
+  EXPECT_FALSE(rep.clean()) << "reported until repaired";
   rep = run(t.path(), true);
   EXPECT_TRUE(rep.clean()) << describe(rep);
   rep = run(t.path(), false);
   EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  EXPECT_EQ(read_file(seg(t, 28)), b) << "the damaged bytes are kept";
   auto got = read_all(t.path());
-  ASSERT_EQ(got.size(), 38u + 1 + 44);
+  ASSERT_EQ(got.size(), 100u);
   EXPECT_EQ(got[37].seq, 37u);
-  EXPECT_EQ(got[38].kind, EntryKind::kLost);
+  EXPECT_EQ(got[38].kind, EntryKind::kCorrupt);
   EXPECT_EQ(got[38].seq, 38u);
-  EXPECT_EQ(got[38].end_seq, 56u);
-  EXPECT_EQ(got[39].seq, 56u);
+  EXPECT_EQ(got[38].end_seq, 39u);
+  EXPECT_EQ(got[39].kind, EntryKind::kRecord);
+  EXPECT_EQ(got[39].seq, 39u);
+  EXPECT_EQ(got[99].seq, 99u);
+}
+
+// A damaged tail of a sealed segment (no valid record after it) is cut and marked lost
+// up to the next segment.
+TEST(Fsck, CutsADamagedTailOfASealedSegmentWithALostMarker) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 28));
+  b[kSegmentHeaderSize + 27 * kFrame + 60] ^= 1;  // record 55, the last of the segment
+  write_file(seg(t, 28), b);
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 100u);
+  EXPECT_EQ(got[55].kind, EntryKind::kLost);
+  EXPECT_EQ(got[55].seq, 55u);
+  EXPECT_EQ(got[55].end_seq, 56u);
 }
 
 TEST(Fsck, RepairsIndexes) {
@@ -171,6 +197,65 @@ TEST(Fsck, LeavesARunningWritersSegmentAlone) {
   auto r = fsck(t.path(), true);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::kBusy);
+}
+
+// Issue 7 point 8: a second quarantine of the same segment never replaces the first
+// (the evidence is kept), fsck lists what it moved aside, and a repair is idempotent.
+TEST(Fsck, QuarantineNeverReplacesAnEarlierOne) {
+  TempDir t;
+  make_store(t);
+  write_file(seg(t, 28), std::vector<char>(3000, 'G'));
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  ASSERT_EQ(rep.quarantined.size(), 1u);
+  EXPECT_EQ(rep.quarantined[0], "ns/st/" + segment_file_name(28) + ".corrupt");
+  write_file(seg(t, 28), std::vector<char>(2000, 'H'));  // damaged again
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_EQ(read_file(seg(t, 28) + ".corrupt"), std::vector<char>(3000, 'G'));
+  EXPECT_EQ(read_file(seg(t, 28) + ".corrupt.1"), std::vector<char>(2000, 'H'));
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  EXPECT_EQ(rep.quarantined.size(), 2u);
+}
+
+// Issue 7 point 8: one flipped byte in a sealed segment's header, every frame intact:
+// the header is rebuilt (not the whole segment quarantined) and every record is served.
+TEST(Fsck, RebuildsADamagedSegmentHeaderInFrontOfIntactFrames) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 28));
+  b[kHdrCreatedNs + 1] ^= 0x10;
+  write_file(seg(t, 28), b);
+  auto rep = run(t.path(), false);
+  EXPECT_FALSE(rep.clean()) << describe(rep);
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_TRUE(rep.quarantined.empty());
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  expect_records(read_all(t.path()), 0, 100, 100);
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->next_seq(), 100u);
+}
+
+// Every kind of repair, twice: the second run finds nothing.
+TEST(Fsck, RepairIsIdempotent) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 0));
+  b[kSegmentHeaderSize + 3 * kFrame + 60] ^= 1;  // a damaged record in a sealed segment
+  write_file(seg(t, 0), b);
+  write_file(seg(t, 28), std::vector<char>(3000, 'G'));  // an unreadable segment
+  std::filesystem::resize_file(seg(t, 84), size_of(seg(t, 84)) - 50);  // a torn tail
+  std::filesystem::remove(t.stream_dir() + "/" + index_file_name(56));
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
 }
 
 }  // namespace

@@ -222,6 +222,40 @@ TEST(Persister, FlushStatsStop) {
   EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, dir.path() + "/" + ns.ns() + "/s");
 }
 
+// flush() covers every record published before the call, not only those the persister
+// has read so far (issue 7 point 11): 200k records wait in the ring when the persister
+// starts, and flush() right away must return with all of them durable.  A persister
+// reads at most 4096 records between two looks at its requests, so the old flush()
+// answered after the first batch.
+TEST(Persister, FlushCoversEverythingPublishedBeforeIt) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(32 << 20)));
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  std::byte payload[16] = {};
+  constexpr uint64_t kFirst = 200'000;
+  for (uint64_t i = 0; i < kFirst; ++i) {
+    std::memcpy(payload, &i, sizeof i);
+    ASSERT_TRUE(prod->publish(Bytes(payload, sizeof payload)).ok());
+  }
+  PersisterOptions o = persister_opts(dir);
+  o.flush_interval = 100s;  // only flush() (and the quarter-ring rule) make records durable
+  auto p = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(p) << p.error().message;
+  ASSERT_TRUE(p.value()->flush(120s));
+  EXPECT_EQ(p.value()->stats().durable_seq, kFirst);
+  EXPECT_EQ(durable_seq_of(ns.ns(), "s"), kFirst);
+  // Again while the persister is running and idle.
+  for (uint64_t i = kFirst; i < 2 * kFirst; ++i) {
+    std::memcpy(payload, &i, sizeof i);
+    ASSERT_TRUE(prod->publish(Bytes(payload, sizeof payload)).ok());
+  }
+  ASSERT_TRUE(p.value()->flush(120s));
+  EXPECT_EQ(durable_seq_of(ns.ns(), "s"), 2 * kFirst);
+  ASSERT_TRUE(p.value()->stop());
+}
+
 // A store left by an earlier stream of the same name (removed and created again) goes
 // further than the new ring: the persister refuses it instead of skipping records.
 TEST(Persister, RefusesAStoreOfAnEarlierStream) {
@@ -283,6 +317,53 @@ TEST(Persister, DeletionCountsAccumulateAcrossRestarts) {
     EXPECT_EQ(info->deleted_records, expected_deleted) << "round " << round;
     EXPECT_GT(info->deleted_bytes, 0u);
   }
+}
+
+}  // namespace
+}  // namespace shmbus::persist::it
+
+namespace shmbus::persist::it {
+namespace {
+
+// Issue 7 point 4: a durability acknowledgement is never given for a record the persister
+// recorded as lost (let-go mode, persister away while the ring moved on).
+TEST(Persister, WaitDurableSaysNotPersistedForALostRecord) {
+  ScopedNs ns;
+  DataDir dir;
+  StreamOptions so = stream_opts(1 << 12);
+  so.consumer_dead_timeout = std::chrono::milliseconds(50);
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  PersisterOptions o = persister_opts(dir);
+  o.hold_producers = false;  // --let-go
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  const std::string msg(100, 'q');
+  const Bytes b(reinterpret_cast<const std::byte*>(msg.data()), msg.size());
+  {
+    auto p = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_EQ(prod->publish_durable(b, 0, 10s).status, PubStatus::kOk);  // seq 0
+    ASSERT_TRUE(p.value()->stop());
+  }
+  // The persister is away: after the consumer timeout its group stops holding producers,
+  // and the ring (4K) moves past records 1..
+  std::this_thread::sleep_for(200ms);
+  PubResult lost_one = prod->publish(b);
+  ASSERT_TRUE(lost_one.ok());
+  uint64_t last = 0;
+  for (int i = 0; i < 200; ++i) {
+    PubResult r = prod->publish(b);
+    ASSERT_TRUE(r.ok()) << static_cast<int>(r.status);
+    last = r.seq;
+  }
+  auto p = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(p) << p.error().message;
+  ASSERT_TRUE(p.value()->flush(10s));
+  EXPECT_EQ(prod->wait_durable(last, 10s), PubStatus::kOk);
+  EXPECT_EQ(prod->wait_durable(lost_one.seq, 10s), PubStatus::kNotPersisted)
+      << "record " << lost_one.seq << " never reached the store";
+  EXPECT_EQ(prod->wait_durable(0, 1s), PubStatus::kOk);
+  ASSERT_TRUE(p.value()->stop());
 }
 
 }  // namespace

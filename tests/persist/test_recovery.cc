@@ -7,6 +7,7 @@
 #include "coding.h"
 #include "crc32c.h"
 #include "format.h"
+#include "fault_env.h"
 #include "test_util.h"
 
 namespace shmbus::persist::test {
@@ -91,7 +92,6 @@ const TornCase kCases[] = {
     {"TruncatedInPadding", [](auto& b) { b.resize(offset_of(19) + 134); }, 19},
     {"BadCrcInPayload", [](auto& b) { b[offset_of(19) + 50] ^= 1; }, 19},
     {"BadCrcInHeaderField", [](auto& b) { b[offset_of(19) + kFrmTs] ^= 1; }, 19},
-    {"BadCrcEarlierDropsTheRest", [](auto& b) { b[offset_of(15) + 77] ^= 1; }, 15},
     {"BadLength", [](auto& b) { put_u32(reinterpret_cast<std::byte*>(&b[offset_of(19)]), 0x7fffffff); }, 19},
     {"BadKind", [](auto& b) { b[offset_of(19) + kFrmKind] = 9; }, 19},
     {"ZeroedLastRecord", [](auto& b) { std::fill(b.begin() + offset_of(19), b.end(), 0); }, 19},
@@ -108,6 +108,64 @@ const TornCase kCases[] = {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, TornTail, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// Issue 7 point 5: one bad byte in record 15 of 20, with valid records after it, is
+// damage, not a torn tail: nothing is cut, records 16..19 are still served, [15, 16) is
+// reported, appending goes on after record 19, and fsck reports it until --repair
+// records it (keeping the bytes).
+TEST(Recovery, DamageWithValidRecordsAfterItIsKept) {
+  TempDir t;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", one_segment());
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, kRecords, kPayload);
+  }
+  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
+  auto bytes = read_file(seg);
+  bytes[offset_of(15) + 77] ^= 1;
+  write_file(seg, bytes);
+  auto check = [&](uint64_t end) {
+    auto got = read_all(t.path());
+    ASSERT_EQ(got.size(), end);
+    for (uint64_t q = 0; q < end; ++q) {
+      if (q == 15) {
+        EXPECT_EQ(got[q].kind, EntryKind::kCorrupt);
+        EXPECT_EQ(got[q].seq, 15u);
+        EXPECT_EQ(got[q].end_seq, 16u);
+        EXPECT_EQ(got[q].dropped, kFrame);
+        continue;
+      }
+      ASSERT_EQ(got[q].kind, EntryKind::kRecord) << q << " " << got[q].detail;
+      EXPECT_EQ(got[q].seq, q);
+    }
+  };
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", one_segment());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), kRecords);
+    EXPECT_EQ(s->stats().torn_bytes_dropped, 0u);
+    EXPECT_EQ(size_of(seg), offset_of(kRecords));
+    check(kRecords);  // a reader of the live segment skips the damage too
+    fill(*s, kRecords, kRecords + 5, kPayload);
+  }
+  check(kRecords + 5);
+  EXPECT_EQ(read_file(seg)[offset_of(15) + 77], bytes[offset_of(15) + 77]) << "evidence kept";
+  auto rep = fsck(t.path(), false);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_FALSE(rep->clean());
+  rep = fsck(t.path(), true);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->clean());
+  rep = fsck(t.path(), false);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->issues.empty()) << rep->issues.front().problem;
+  // The writer's next open keeps the record of it.
+  { ASSERT_TRUE(SegmentStore::open(t.path(), "ns", "st", one_segment()).ok()); }
+  rep = fsck(t.path(), false);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->issues.empty()) << rep->issues.front().problem;
+  check(kRecords + 5);
+}
 
 // The last segment truncated inside its header: its creation never completed.  It is
 // removed and the store continues after the previous segment.
@@ -199,6 +257,40 @@ TEST(Recovery, DamagedSealedSegmentDoesNotBlockTheWriter) {
   auto got = read_all(t.path());
   ASSERT_GT(got.size(), 6u);
   EXPECT_EQ(got[5].kind, EntryKind::kCorrupt);
+}
+
+// Issue 14 point 5: with secure_delete, the torn tail that recovery cuts (it may hold
+// parts of records) is overwritten with zeros before the space is given back.  The
+// truncation is made to fail here, so the file keeps its size and shows what was done
+// before it.
+TEST(Recovery, SecureCutOfATornTailOverwritesItFirst) {
+  TempDir t;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", one_segment());
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, kRecords, kPayload);
+  }
+  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
+  auto bytes = read_file(seg);
+  bytes.resize(offset_of(19) + 60);  // record 19 torn: its first 60 bytes are plaintext
+  write_file(seg, bytes);
+  ScopedFaultEnv env(t.path());
+  env->fail_next_truncates(1);
+  auto o = one_segment();
+  o.secure_delete = true;
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_FALSE(s.ok()) << "the truncation was to fail";
+  auto after = read_file(seg);
+  ASSERT_EQ(after.size(), bytes.size());
+  EXPECT_TRUE(std::all_of(after.begin() + static_cast<ptrdiff_t>(offset_of(19)), after.end(),
+                          [](char c) { return c == 0; }))
+      << "the cut bytes were not overwritten";
+  EXPECT_TRUE(std::equal(after.begin(), after.begin() + static_cast<ptrdiff_t>(offset_of(19)),
+                         bytes.begin()));
+  auto again = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->next_seq(), 19u);
+  EXPECT_EQ(size_of(seg), offset_of(19));
 }
 
 }  // namespace

@@ -3,10 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <thread>
 
 #include "format.h"
 #include "test_util.h"
+#include "watermark.h"
+#include "crc32c.h"
+#include "fault_env.h"
 
 namespace shmbus::persist::test {
 namespace {
@@ -145,13 +149,22 @@ TEST_F(RetentionTest, DeleteBeforeInsideASegment) {
   check();
 }
 
-TEST_F(RetentionTest, DeleteBeforeBeyondTheEnd) {
+// Issue 7 point 10: a sequence above the store's end is refused (it would hide every
+// later record for ever); the end itself deletes everything stored.
+TEST_F(RetentionTest, DeleteBeforeBeyondTheEndIsRefused) {
   auto rep = store_->delete_before(150);
-  ASSERT_TRUE(rep.ok());
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(rep.error().message.find("ends at sequence 100"), std::string::npos)
+      << rep.error().message;
+  EXPECT_EQ(store_->stats().deleted_below, 0u);
+  EXPECT_EQ(read_all(t_.path()).size(), 100u);
+  rep = store_->delete_before(100);
+  ASSERT_TRUE(rep.ok()) << rep.error().message;
   EXPECT_EQ(rep->segments, 3u);
   EXPECT_EQ(read_all(t_.path()).size(), 0u);
   fill(*store_, 100, 160, 100);
-  expect_records(read_all(t_.path()), 150, 160, 100);
+  expect_records(read_all(t_.path()), 100, 160, 100);
 }
 
 TEST_F(RetentionTest, ReaderInsideASegmentSeesTheWatermark) {
@@ -181,6 +194,116 @@ TEST_F(RetentionTest, SecureDeleteOverwritesBeforeUnlinking) {
   ASSERT_EQ(::pread(fd, buf.data(), size, 0), static_cast<ssize_t>(size));
   ::close(fd);
   EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }));
+}
+
+// Issue 7 point 7: a crash during a secure erase leaves the oldest segment half zeroed
+// (its header first) with the watermark already above it.  The next open finishes the
+// deletion (overwriting the rest with --secure) instead of refusing the store.
+TEST_F(RetentionTest, CrashDuringSecureEraseIsFinishedByTheNextOpen) {
+  store_.reset();
+  const std::string path = t_.stream_dir() + "/" + segment_file_name(0);
+  const uint64_t size = size_of(path);
+  {
+    auto dir = ::open(t_.stream_dir().c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(dir, 0);
+    ASSERT_TRUE(write_watermark(dir, Watermark{28, 1}).ok());
+    ::close(dir);
+  }
+  std::vector<char> bytes = read_file(path);
+  std::fill(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(size / 2), '\0');
+  write_file(path, bytes);
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  open_store(/*secure=*/true);
+  ASSERT_TRUE(store_);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(t_.stream_dir() + "/" + index_file_name(0)));
+  std::vector<char> buf(size);
+  ASSERT_EQ(::pread(fd, buf.data(), size, 0), static_cast<ssize_t>(size));
+  ::close(fd);
+  EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }))
+      << "the rest of the segment's plaintext survived";
+  expect_records(read_all(t_.path()), 28, 100, 100);
+}
+
+// Issue 7 point 6: on a completely full file system retention and delete_before still
+// delete (the watermark is raised in place, in a file made at open), and the raised
+// watermark survives a power loss.
+TEST_F(RetentionTest, DeletionWorksOnAFullDisk) {
+  store_.reset();
+  ScopedFaultEnv env(t_.path());
+  open_store();
+  env->set_disk_full(true);
+  auto rep = store_->apply_retention(std::chrono::nanoseconds(0), 1, 0);
+  ASSERT_TRUE(rep.ok()) << rep.error().message;
+  EXPECT_EQ(rep->segments, 3u);
+  EXPECT_EQ(rep->deleted_below, 84u);
+  auto d = store_->delete_before(90);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->deleted_below, 90u);
+  env->crash();
+  store_.reset();
+  env->lose_power();
+  env->set_disk_full(false);
+  open_store();
+  EXPECT_EQ(store_->stats().deleted_below, 90u);
+  expect_records(read_all(t_.path()), 90, 100, 100);
+  EXPECT_FALSE(std::filesystem::exists(t_.stream_dir() + "/" + segment_file_name(0)));
+}
+
+// A version 1 watermark file (40 bytes, replaced by rename) is still read, and the
+// writer turns it into version 2 at open.
+TEST_F(RetentionTest, Version1WatermarkIsReadAndConverted) {
+  store_.reset();
+  std::vector<char> v1(40, 0);
+  std::memcpy(v1.data(), "SHMBWMK", 8);
+  v1[8] = 1;
+  v1[10] = 40;
+  const uint64_t below = 30, at = 7;
+  std::memcpy(v1.data() + 16, &below, 8);  // little-endian host (as the tests assume)
+  std::memcpy(v1.data() + 24, &at, 8);
+  const uint32_t crc = crc32c(reinterpret_cast<const std::byte*>(v1.data()), 32);
+  std::memcpy(v1.data() + 32, &crc, 4);
+  write_file(t_.stream_dir() + "/watermark", v1);
+  auto r = SegmentReader::open(t_.path(), "ns", "st");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(drain(r.value()).front().seq, 30u);
+  open_store();
+  EXPECT_EQ(store_->stats().deleted_below, 30u);
+  EXPECT_EQ(size_of(t_.stream_dir() + "/watermark"), 1024u);
+  ASSERT_TRUE(store_->delete_before(40).ok());
+  store_.reset();
+  open_store();
+  EXPECT_EQ(store_->stats().deleted_below, 40u);
+}
+
+}  // namespace
+}  // namespace shmbus::persist::test
+
+namespace shmbus::persist::test {
+namespace {
+
+// Issue 14 point 5: a segment fsck quarantined (NNNN.seg.corrupt) is freed by retention
+// once everything around it is deleted, and overwritten first with secure_delete.
+TEST_F(RetentionTest, QuarantinedSegmentsGoWithRetentionOverwrittenWhenSecure) {
+  store_.reset();
+  open_store(/*secure=*/true);
+  const std::string q = t_.stream_dir() + "/" + segment_file_name(0) + ".corrupt";
+  const std::string q_later = t_.stream_dir() + "/" + segment_file_name(56) + ".corrupt.1";
+  write_file(q, std::vector<char>(4096, 'S'));
+  write_file(q_later, std::vector<char>(100, 'L'));
+  const int fd = ::open(q.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  auto d = store_->delete_before(28);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->quarantined, 1u);
+  EXPECT_FALSE(std::filesystem::exists(q));
+  EXPECT_TRUE(std::filesystem::exists(q_later)) << "a quarantine newer than what was deleted stays";
+  std::vector<char> buf(4096);
+  ASSERT_EQ(::pread(fd, buf.data(), buf.size(), 0), 4096);
+  ::close(fd);
+  EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }))
+      << "the quarantined plaintext survived its deletion";
 }
 
 }  // namespace

@@ -318,6 +318,60 @@ using namespace std::chrono_literals;
 using test::as_bytes;
 using test::as_string;
 
+// Defect 7: a start at a time filtered by timestamp for the consumer's whole life, so
+// after CLOCK_REALTIME stepped back later records were dropped (lost 0, gaps 0).  @TIME
+// follows sequence order: the consumer starts at the first record, in sequence order,
+// stamped at or after TIME, and from there delivers every record whatever its stamp
+// (stamps of different producers need not grow with the sequence).
+TEST(Ring, StartAtTimeFiltersOnlyUntilTheFirstRecordAtOrAfterIt) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  auto m = StreamMapping::open(ns.ns(), "s", false);
+  auto stamp = [&](uint64_t seq, uint64_t ts) {  // find record `seq` and restamp it
+    for (uint64_t pos = 0; pos < m.value()->header()->claim.pos;) {
+      auto* r = m.value()->record_at(pos);
+      const auto tv = detail::decode_tag(m.value()->salt(), m.value()->lap_shift(), r->tag.load(), pos);
+      if (tv.state == detail::kData && r->seq == seq) { r->ts_ns = ts; return; }
+      pos += detail::record_span(tv.size);
+    }
+    FAIL() << "no record " << seq;
+  };
+  const uint64_t t = 1'000'000'000'000'000'000ULL;
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(p->publish(as_bytes(std::to_string(i))).ok());
+  stamp(0, t - 30);
+  stamp(1, t - 20);
+  stamp(2, t + 10);  // the first at/after t in sequence order
+  stamp(3, t - 10);  // another producer's earlier stamp (or the clock stepped back)
+  stamp(4, t - 5000);
+  stamp(5, t + 20);
+  for (bool durable : {false, true}) {
+    ConsumerOptions co;
+    if (durable) co.group = "g";
+    co.start = StartFrom::time_ns(t);
+    auto c = Consumer::open(ns.ns(), "s", co);
+    Record rec;
+    for (uint64_t want = 2; want < 6; ++want) {
+      ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk) << want;
+      EXPECT_EQ(rec.seq, want);
+    }
+    EXPECT_EQ(c->poll(&rec, 0ns), ReadStatus::kTimeout);
+    EXPECT_EQ(c->lost() + c->gaps(), 0u);
+  }
+}
+
+}  // namespace
+}  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::as_bytes;
+using test::as_string;
+
 // A Claim pointed at its Producer object: moving the Producer left it dangling (commit
 // said kClosed), destroying it made commit a use after free.
 TEST(Ring, ClaimSurvivesItsProducerMovingAndDying) {

@@ -52,7 +52,8 @@ TEST(Parse, SizesDurationsStarts) {
   EXPECT_FALSE(parse_duration("soon"));
   EXPECT_EQ(parse_start("earliest").value().kind, StartFrom::Kind::kEarliest);
   EXPECT_EQ(parse_start("42").value().value, 42u);
-  EXPECT_EQ(parse_start("@1000").value().value, 1000u);
+  EXPECT_EQ(parse_start("@1000ns").value().value, 1000u);
+  EXPECT_EQ(parse_start("@1000").value().value, 1000000000000u);  // a bare number: seconds by size
   EXPECT_EQ(parse_start("@1970-01-01T00:00:01Z").value().value, 1000000000u);
   EXPECT_EQ(parse_start("@2026-11-25T13:00:00.5Z").value().value, 1795611600500000000u);
   EXPECT_FALSE(parse_start("yesterday"));

@@ -2,6 +2,7 @@
 #include "run_cli.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -39,6 +40,11 @@ Child spawn(const std::string& program, const std::vector<std::string>& args, co
     for (const auto& [k, v] : env.set) setenv(k.c_str(), v.c_str(), 1);
     for (const auto& k : env.unset) unsetenv(k.c_str());
     signal(SIGPIPE, SIG_DFL);
+    if (env.uid >= 0) {
+      if (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(env.gid >= 0 ? env.gid : env.uid)) != 0 ||
+          setuid(static_cast<uid_t>(env.uid)) != 0)
+        _exit(126);
+    }
     execv(program.c_str(), argv.data());
     _exit(127);
   }

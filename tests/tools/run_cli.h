@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -21,6 +22,8 @@ struct CliResult {
 struct CliEnv {
   std::vector<std::pair<std::string, std::string>> set;  // variables to set
   std::vector<std::string> unset;                        // variables to remove
+  // Run as this user and group (>= 0; needs root), with no supplementary groups.
+  int64_t uid = -1, gid = -1;
 };
 
 // Runs `program args...`, feeding `input` on stdin, and waits for it.

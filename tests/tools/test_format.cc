@@ -1,11 +1,14 @@
 // test_format.cc: the JSON writer and the byte formats of tools/ (no processes).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <limits>
+#include <vector>
 #include <string>
 
 #include "format.h"
 #include "shmbus/json.h"
+#include "shmbus/shmbus.h"
 
 namespace shmbus::tools {
 namespace {
@@ -113,6 +116,90 @@ TEST(FormatSize, InverseOfParseSize) {
 TEST(FormatTime, Utc) {
   EXPECT_EQ(format_time_ns(0), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(format_time_ns(1795615169773509437ULL), "2026-11-25T13:59:29.773Z");
+}
+
+}  // namespace
+}  // namespace shmbus::tools
+
+namespace shmbus::tools {
+namespace {
+
+TEST(TerminalText, EscapesEverythingATerminalWouldObey) {
+  EXPECT_EQ(terminal_text("plain name_1.2-3"), "plain name_1.2-3");
+  EXPECT_EQ(terminal_text("caf\xc3\xa9 \xe2\x82\xac"), "caf\xc3\xa9 \xe2\x82\xac");  // UTF-8 passes
+  EXPECT_EQ(terminal_text("\x1b[2J"), "\\x1b[2J");                               // CSI
+  EXPECT_EQ(terminal_text("\x1b]0;owned\x07"), "\\x1b]0;owned\\x07");           // window title
+  EXPECT_EQ(terminal_text(std::string("a\nb\rc\0d", 7)), "a\\x0ab\\x0dc\\x00d");
+  EXPECT_EQ(terminal_text("\x7f"), "\\x7f");
+  EXPECT_EQ(terminal_text("\xc2\x9b" "2J"), "\\xc2\\x9b2J");  // C1 CSI in UTF-8 form
+  EXPECT_EQ(terminal_text("\x9b" "2J"), "\\x9b2J");           // a lone C1 byte
+  EXPECT_EQ(terminal_text("\xff\xfe"), "\\xff\\xfe");         // not UTF-8
+  EXPECT_EQ(terminal_text("back\\slash"), "back\\\\slash");   // escapes stay unambiguous
+  EXPECT_EQ(terminal_text("\xc2\xa0"), "\xc2\xa0");           // U+00A0 is printable
+}
+
+TEST(ClosestMatch, FindsTyposAndPrefixesOnly) {
+  const std::vector<std::string> flags = {"--follow", "--format", "--from", "--count"};
+  EXPECT_EQ(closest_match("--folow", flags), "--follow");
+  EXPECT_EQ(closest_match("--fromat", flags), "--format");  // a swap is one edit
+  EXPECT_EQ(closest_match("--cou", flags), "--count");      // a prefix
+  EXPECT_EQ(closest_match("--zzzzzz", flags), "");
+  EXPECT_EQ(closest_match("tial", {"tail", "ls", "rm"}), "tail");
+  EXPECT_EQ(closest_match("", flags), "");
+}
+
+TEST(Parsers, SizesSayTheirBase) {
+  EXPECT_EQ(parse_size("10MB").value(), 10000000u);
+  EXPECT_EQ(parse_size("10mb").value(), 10000000u);
+  EXPECT_EQ(parse_size("1KB").value(), 1000u);
+  EXPECT_EQ(parse_size("1GB").value(), 1000000000u);
+  EXPECT_EQ(parse_size("10M").value(), 10u << 20);
+  EXPECT_EQ(parse_size("10MiB").value(), 10u << 20);
+  EXPECT_EQ(parse_size("64k").value(), 65536u);
+  EXPECT_EQ(parse_size("4096B").value(), 4096u);
+  for (const char* bad : {"B", "KB", "iB", "1.5MB", "10XB", "MiB"}) EXPECT_FALSE(parse_size(bad)) << bad;
+}
+
+TEST(Parsers, DecimalDurations) {
+  using namespace std::chrono;
+  EXPECT_EQ(parse_duration("1.5").value(), milliseconds(1500));
+  EXPECT_EQ(parse_duration("0.2s").value(), milliseconds(200));
+  EXPECT_EQ(parse_duration("1.5m").value(), seconds(90));
+  EXPECT_EQ(parse_duration("0.5ms").value(), microseconds(500));
+  EXPECT_EQ(parse_duration("1.0000000001").value(), seconds(1));  // below 1 ns dropped
+  for (const char* bad : {"1.", ".5", "1..5", "1.5.2", "-1.5", "1e3", "0x10"})
+    EXPECT_FALSE(parse_duration(bad)) << bad;
+}
+
+TEST(Parsers, StartTimes) {
+  std::string note;
+  EXPECT_EQ(parse_start("@1796015187", &note).value().value, 1796015187000000000u);
+  EXPECT_NE(note.find("seconds"), std::string::npos) << note;
+  EXPECT_EQ(parse_start("@1796015187000", &note).value().value, 1796015187000000000u);
+  EXPECT_NE(note.find("milliseconds"), std::string::npos) << note;
+  EXPECT_EQ(parse_start("@1796015187000000", &note).value().value, 1796015187000000000u);
+  EXPECT_NE(note.find("microseconds"), std::string::npos) << note;
+  EXPECT_EQ(parse_start("@1796015187000000000", &note).value().value, 1796015187000000000u);
+  EXPECT_NE(note.find("nanoseconds"), std::string::npos) << note;
+  EXPECT_EQ(parse_start("@1796015187s", &note).value().value, 1796015187000000000u);
+  EXPECT_EQ(note, "");
+  EXPECT_EQ(parse_start("@1.5s").value().value, 1500000000u);
+  EXPECT_EQ(parse_start("@2026-11-25T13:00:00Z").value().value, 1795611600000000000u);
+  EXPECT_EQ(parse_start("@2026-11-25T14:00:00+01:00").value().value, 1795611600000000000u);
+  EXPECT_EQ(parse_start("@2026-11-25T08:00:00-0500").value().value, 1795611600000000000u);
+  EXPECT_EQ(parse_start("@2026-11-25T14:00+01").value().value, 1795611600000000000u);
+  EXPECT_EQ(parse_start("@2026-11-25T13:00:00.25").value().value, 1795611600250000000u);
+  EXPECT_EQ(parse_start("@2026-11-25").value().value, 1795564800000000000u);
+  const uint64_t now = now_ns();
+  const uint64_t ago = parse_start("@-10s").value().value;
+  EXPECT_LE(ago, now - 10000000000u + 60000000000u);  // generous: the clock moves on
+  EXPECT_GE(ago + 10000000000u, now);
+  EXPECT_EQ(parse_start("@now-10s").value().kind, StartFrom::Kind::kTime);
+  EXPECT_GE(parse_start("@now").value().value, now);
+  for (const char* bad : {"@", "@-", "@now-", "@2026-11-25T", "@2026-11-25T13", "@2026-13-01",
+                          "@2026-11-25T13:00:00+24:00", "@2026-11-25T13:00:00+01:0",
+                          "@2026-11-25T13:00:00.1234567891", "@1ks", "@yesterday", "@18446744073709551616"})
+    EXPECT_FALSE(parse_start(bad)) << bad;
 }
 
 }  // namespace

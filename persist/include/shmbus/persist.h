@@ -69,6 +69,9 @@ struct StoreStats {
   uint64_t lost_marked = 0;       // since open; sequences declared lost
   uint64_t flushes = 0;           // syncs that made data durable
   uint64_t torn_bytes_dropped = 0;  // by recovery at open
+  // Failed syncs (and seals) since open.  After each the store went back to its last
+  // synced record (next_seq() moved back) or, if it could not, stopped (stopped()).
+  uint64_t io_errors = 0;
   // Deletions since open (retention and delete_before): divide by the time between
   // reports to get deletion rates.
   uint64_t deleted_segments = 0;
@@ -89,6 +92,7 @@ struct DeletionReport {
   uint64_t oldest_ts_ns = 0;   // timestamps of the first and newest deleted records
   uint64_t newest_ts_ns = 0;
   uint64_t deleted_below = 0;  // the watermark afterwards
+  uint64_t quarantined = 0;    // quarantined segment files (fsck) removed with them
 };
 
 // ---- writer ---------------------------------------------------------------------
@@ -118,6 +122,14 @@ class SegmentStore {
   // when the record was NOT stored: kInvalidArgument (sequence), kTooLarge (> 1 GiB),
   // kNoSpace (disk full or RLIMIT_FSIZE: retry the same record later), kIo.  A failed
   // periodic flush in kAsync mode does not fail append(): see flush() / last_error.
+  //
+  // A failed sync is never retried alone (Linux forgets the unwritten pages after a
+  // failed fdatasync, and a second one returns success without writing them): the
+  // store cuts its active segment back to the last synced record, so next_seq() moves
+  // back to durable_seq(), and the caller appends the records from there again.  If
+  // even that fails the store stops (stopped()): every call tries it again first and
+  // fails while it cannot.  (Reopening would not help: recovery would find the bytes
+  // the page cache still holds and count them durable.)
   Result<void> append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload);
   // Records that sequences [from, to) will never be stored (a lost-range marker).
   // `from` must equal next_seq() (any value for a new store), to > from.
@@ -130,6 +142,9 @@ class SegmentStore {
   Result<void> tick();
 
   uint64_t next_seq() const noexcept;   // the sequence the next append must carry
+  // The store stopped after an I/O error and could not go back to its last synced
+  // record yet: calls fail until it can (each one tries).
+  bool stopped() const noexcept;
   uint64_t durable_seq() const noexcept;  // one past the last durable record
   StoreStats stats() const;
 
@@ -140,7 +155,8 @@ class SegmentStore {
                                          uint64_t now_ns);
   // Raises the "deleted below" watermark to `seq` (readers never see records below it,
   // also those still inside a kept segment), then deletes sealed segments that lie
-  // wholly below it.  Records appended later with seq < the watermark stay hidden.
+  // wholly below it.  kInvalidArgument for a `seq` above next_seq() (it would hide
+  // records not stored yet).  Returns once the new watermark is durable (synced).
   Result<DeletionReport> delete_before(uint64_t seq);
 
   // Flushes and releases the store; later calls return kClosed.
@@ -231,6 +247,9 @@ struct FsckReport {
   uint64_t records = 0;  // valid data records
   uint64_t bytes = 0;    // segment bytes checked
   std::vector<FsckIssue> issues;
+  // Files fsck --repair moved aside (NS/STREAM/NNNN.seg.corrupt[.N]): kept as evidence,
+  // never read; `rm --data` removes them.  Listed, not counted as issues.
+  std::vector<std::string> quarantined;
   bool clean() const noexcept;  // no issue left unrepaired
 };
 
@@ -238,9 +257,12 @@ struct FsckReport {
 // every index (against one rebuilt from its segment) and the watermark file of each
 // stream under `dir`: a data root (DIR/NS/STREAM/...) or one stream folder.  With
 // `repair`: a torn tail is truncated, a damage inside a sealed segment is cut there
-// and replaced by a lost-range marker up to the next segment, unreadable segments are
-// renamed NAME.seg.corrupt, indexes rewritten, a bad watermark rebuilt from the
-// segments.  Repair takes each stream's writer lock (kBusy if a writer is running).
+// and replaced by a lost-range marker up to the next segment, a damaged segment header
+// whose first frame is intact is rebuilt (from the frame, the file name and the folder),
+// unreadable segments are renamed NAME.seg.corrupt (or .corrupt.N: an earlier one is
+// never replaced), indexes rewritten, a bad watermark rebuilt from the segments, and the
+// directory synced.  A second repair finds nothing to do.  Repair takes each stream's
+// writer lock (kBusy if a writer is running).
 Result<FsckReport> fsck(std::string_view dir, bool repair);
 
 }  // namespace shmbus::persist

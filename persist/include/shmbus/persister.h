@@ -11,14 +11,13 @@
 
 #include "shmbus/persist.h"
 #include "shmbus/shmbus.h"
+#include "shmbus/store_admin.h"
 
 namespace shmbus::persist {
 
 // The durable consumer group a persister reads the ring as (shown by `stat`).
 inline constexpr const char* kPersisterGroup = "_persister";
 
-// --data-dir if non-empty, else $SHMBUS_DATA_DIR, else ~/.local/share/shmbus.
-std::string resolve_data_dir(std::string_view flag = {});
 
 struct PersisterOptions {
   std::string data_dir;                  // resolved with resolve_data_dir()
@@ -32,6 +31,15 @@ struct PersisterOptions {
   bool hold_producers = true;            // false: producers go on if the persister dies
   bool secure_delete = false;
   std::chrono::nanoseconds retention_every = std::chrono::seconds(1);
+  // What a clean stop() does by default: false keeps the stream persisted, so the
+  // stopped persister's group ("_persister") holds producers back until a persister
+  // returns (nothing goes unstored); true ends persistence (see stop(bool)).
+  bool detach_on_stop = false;
+  // When the stream's header names a store in another data dir than this one:
+  // kRefuse (an error says which), kMove (the old store directory is renamed into this
+  // data dir; same file system only), kNew (a new store here; the old one stays).
+  enum class StoreMoved : uint8_t { kRefuse, kMove, kNew };
+  StoreMoved store_moved = StoreMoved::kRefuse;
 };
 
 struct PersisterStats {
@@ -40,6 +48,11 @@ struct PersisterStats {
   uint64_t lost = 0;           // sequences recorded as lost (gaps, or while dead)
   uint64_t durable_seq = 0;    // records below are durable (as of the last flush)
   uint64_t disk_full_waits = 0;  // writes or flushes refused for lack of space, retried
+  // Write and sync failures of the store (each logged).  After a failed sync the store
+  // goes back to its last synced record and the persister reads the ring again from its
+  // last commit, so nothing is counted durable that a sync did not cover.
+  uint64_t store_errors = 0;
+  uint64_t store_recoveries = 0;  // a stopped store went back to its last synced record
   std::string last_error;      // the write failure going on (producers are held), or empty
   StoreStats store;
 };
@@ -55,13 +68,22 @@ class Persister {
   Persister(const Persister&) = delete;
   Persister& operator=(const Persister&) = delete;
 
-  // Thread: any.  Returns once everything the persister has read so far is durable;
-  // the write error (e.g. kNoSpace) while the store refuses writes; kClosed once stopped.
+  // Thread: any.  Returns once every record published to the stream before the call
+  // (everything below the ring's next sequence then) is durable; the write error (e.g.
+  // kNoSpace) while the store refuses writes; kTimeout if that takes longer than
+  // `timeout` (a producer that claimed a record before the call and has not committed
+  // it yet delays the answer until it commits or its claim is abandoned); kClosed once
+  // stopped.
   Result<void> flush(std::chrono::nanoseconds timeout = std::chrono::seconds(30));
   PersisterStats stats() const;
   // Thread: any.  Flushes, stops the thread, releases the store.  Idempotent.  An error
   // says the last records read could not be made durable (they stay in the ring).
+  // stop() detaches as PersisterOptions::detach_on_stop says; stop(true) also ends
+  // persistence of the stream: the "_persister" group goes (producers are free at once)
+  // and the header no longer names the store (which stays on disk); stop(false) leaves
+  // the group holding producers until a persister returns.
   Result<void> stop();
+  Result<void> stop(bool detach);
   bool running() const noexcept;
 
   struct Impl;
@@ -90,12 +112,17 @@ struct ReplayOptions {
   StartFrom start = StartFrom::earliest();
   WaitStrategy wait = WaitStrategy::kBlock;
   bool read_only = false;
+  // Where to find the store when the stream has no ring (after a reboot, before anyone
+  // re-creates it): resolved as resolve_data_dir() does.
+  std::string data_dir;
 };
 
 // A tailing consumer that starts anywhere: records older than the ring come from the
 // stream's store (found through the stream header), then it switches to the live ring
 // with no gap and no duplicate.  Lapped on the ring, it goes back to the store.  On a
-// stream that is not persisted it is a plain tailing consumer (laps are kGap).
+// stream that is not persisted it is a plain tailing consumer (laps are kGap).  A stream
+// whose ring is gone (a reboot) but whose store is in the data dir is read from the
+// store; at its end poll() waits for the ring to come back (kTimeout meanwhile).
 class ReplayConsumer {
  public:
   static Result<ReplayConsumer> open(std::string_view ns, std::string_view stream,

@@ -36,10 +36,12 @@ std::string resolve_namespace(std::string_view flag = {});
 // "shmbus.NS.STREAM": the POSIX shared-memory object name (without the leading '/').
 std::string object_name(std::string_view ns, std::string_view stream);
 
-// Parses "4096", "64K", "16M", "1G" (powers of 1024). Error on anything else.
+// Parses "4096", "64K", "16M", "1G", "64KiB" (powers of 1024: K M G T, any case, and
+// KiB MiB GiB TiB) and "10MB", "1GB" (powers of 1000: KB MB GB TB). Error on anything else.
 Result<uint64_t> parse_size(std::string_view text);
 
-// Parses "500ms", "2s", "1m", "1h", "250us", "10ns"; a bare number is seconds.
+// Parses "500ms", "2s", "1m", "1h", "250us", "10ns", decimals ("1.5", "0.2s", "1.5m"; below
+// a nanosecond dropped); a bare number is seconds.
 Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
 
 // Wall-clock nanoseconds since the epoch (CLOCK_REALTIME through the vDSO).
@@ -60,6 +62,11 @@ struct StreamOptions {
   uint64_t max_record = 0;              // largest payload; 0 = capacity / 8
   uint32_t mode = 0600;                 // permission bits of the shm object
   bool exist_ok = false;                // an existing compatible stream is success
+  // exist_ok: an existing object must belong to the caller, or to this uid (-1: none).
+  int64_t trusted_owner = -1;
+  // The sequence number of the first record (a stream re-created over its store
+  // continues the store's numbering: sequence numbers are never reused).
+  uint64_t first_seq = 0;
   // A claim left uncommitted this long (its producer died) becomes a gap.
   std::chrono::milliseconds abandon_timeout{1000};
   // A durable consumer whose process is dead stops holding producers back after this.
@@ -98,6 +105,7 @@ struct PersistSettings {
   std::chrono::nanoseconds retention_age{0};   // 0 = keep forever
   uint64_t retention_bytes = 0;                // 0 = no limit
   uint64_t segment_bytes = 64ULL << 20;
+  bool secure_delete = false;            // deleted bytes are overwritten before release
 };
 
 struct StreamInfo {
@@ -131,6 +139,7 @@ struct StreamInfo {
   uint64_t deleted_records = 0;      // cumulative, by retention and explicit delete
   uint64_t deleted_bytes = 0;
   uint64_t disk_bytes = 0;           // the store's size on disk (as last published)
+  uint64_t store_errors = 0;         // store write/sync failures (each rewritten from the ring)
   uint64_t segments = 0;
   std::string pmem_granularity;      // "byte", "cache line", "page" (msync), or empty
 };
@@ -140,6 +149,10 @@ Result<void> create_stream(std::string_view ns, std::string_view name, const Str
 Result<void> remove_stream(std::string_view ns, std::string_view name, bool force = false);
 Result<std::vector<std::string>> list_streams(std::string_view ns);
 Result<StreamInfo> stream_info(std::string_view ns, std::string_view name);
+// Why producers of a full stream wait: the durable consumer groups holding them back,
+// quoted, with how far and how long they have been behind and what frees them (one
+// sentence, for error messages).  Empty when no group is behind.
+std::string explain_held_back(const StreamInfo& info);
 
 // The slow-path handle on a stream's header that the persister and the tools use:
 // persistence settings, the durable position, the deletion watermark.
@@ -153,20 +166,29 @@ class StreamControl {
   ~StreamControl();
 
   Result<void> set_persist(const PersistSettings& s);
+  // Ends persistence in the header (readers no longer look for a store through it).
+  Result<void> clear_persist();
   std::optional<PersistSettings> persist() const;
+  // Removes durable consumer group `group` (its position goes; it no longer holds
+  // producers back).  kBusy while a live process holds it; false if there is none.
+  Result<bool> remove_group(std::string_view group);
   // Thread: the persister.  Release-publishes that records below `seq` are durable and
   // wakes producers waiting in wait_durable().
   void set_durable_seq(uint64_t seq) noexcept;
   uint64_t durable_seq() const noexcept;
   void set_oldest_persisted_seq(uint64_t seq) noexcept;
+  // Thread: the persister.  Records [from, to) as never to be stored, before
+  // set_durable_seq() passes it: wait_durable() then answers kNotPersisted for them.
+  void record_lost(uint64_t from, uint64_t to) noexcept;
   // Raises the deletion watermark (never lowers it).
   void raise_deleted_below(uint64_t seq) noexcept;
   uint64_t deleted_below() const noexcept;
   void beat() noexcept;     // persister heartbeat
   // The persister's store statistics, published for `stat`.  granularity: 0 not pmem,
   // 1 byte, 2 cache line, 3 page.
+  // store_errors: write and sync failures, cumulative over the stream's persisters.
   void set_store_stats(uint64_t disk_bytes, uint64_t segments, uint64_t deleted_records,
-                       uint64_t deleted_bytes, uint32_t granularity) noexcept;
+                       uint64_t deleted_bytes, uint32_t granularity, uint32_t store_errors = 0) noexcept;
   const std::string& ns() const noexcept;
   const std::string& name() const noexcept;
 
@@ -202,6 +224,8 @@ enum class PubStatus : uint8_t {
   kTimeout,     // wait_durable: not durable in time (is a persister running?)
   kCorrupt,     // the stream's cursors do not add up, or its object shrank under the
                 // mapping: its shared memory was damaged (remove and recreate it)
+  kNotPersisted,  // wait_durable: the record will never be durable: the persister
+                  // recorded it as lost (a let-go stream whose persister was away)
 };
 
 struct [[nodiscard]] PubResult {
@@ -229,7 +253,9 @@ class Producer {
   Claim claim(size_t size, uint32_t type, PubStatus* status) noexcept;
 
   // Waits until the persister has made record `seq` durable (persisted streams).
-  // kOk, kTimeout, or kClosed.
+  // kOk, kTimeout, kClosed, or kNotPersisted: the persister recorded `seq` as lost (it
+  // is never acknowledged as durable; with more than 16 lost ranges recorded past
+  // `seq` before this call looked, it cannot tell and says kNotPersisted too).
   PubStatus wait_durable(uint64_t seq, std::chrono::nanoseconds timeout) noexcept;
   // publish() then wait_durable().
   PubResult publish_durable(Bytes payload, uint32_t type, std::chrono::nanoseconds timeout) noexcept;
@@ -289,9 +315,14 @@ struct StartFrom {
   // of different producers need not grow with the sequence (nor across a clock step).
   static StartFrom time_ns(uint64_t t) { return {Kind::kTime, t}; }
 };
-// Parses "earliest", "latest", a number (sequence) or "@TIME" (ns since epoch, or
-// ISO-8601 "2026-11-25T13:00:00[.fff][Z]").
-Result<StartFrom> parse_start(std::string_view text);
+// Parses "earliest", "latest", a number (sequence) or "@TIME": ISO 8601
+// "2026-11-25T13:00:00[.fff][Z|+01:00|-0500]" (no zone: UTC), "2026-11-25T13:00", a date
+// "2026-11-25" (midnight UTC), "now", "-10s" or "now-10s" (a duration ago), an epoch value
+// with its unit "1796015187s", "...ms", "...us", "...ns", or a bare epoch number whose unit
+// is inferred from its size (below 1e11: s, 1e14: ms, 1e17: us, else ns).  For a bare
+// number, `note` (if given) receives a sentence saying which unit was assumed; else it is
+// cleared.
+Result<StartFrom> parse_start(std::string_view text, std::string* note = nullptr);
 
 struct ConsumerOptions {
   std::string group;            // empty: anonymous tailing consumer; else durable name

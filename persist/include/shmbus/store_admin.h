@@ -1,0 +1,121 @@
+// shmbus/store_admin.h: where a stream's store lives, and the administration of
+// stores (deleting records, removing a store) that the `shmbus` command and the Python
+// module share.  Every decision about a store's place and removal is made here.
+//
+// A store's location never comes from shared memory alone: it is derived from the data
+// directory, the namespace and the stream name (DATA_DIR/NS/STREAM) and checked against
+// what the stream's header says.  Directories are walked component by component with
+// O_NOFOLLOW and must belong to the caller and not be writable by group or others.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmbus/persist.h"
+#include "shmbus/result.h"
+
+namespace shmbus::persist {
+
+// The data directory: `flag` if non-empty, else $SHMBUS_DATA_DIR, else
+// $HOME/.local/share/shmbus, else (root without HOME, as services run) /var/lib/shmbus.
+// A user without HOME gets kInvalidArgument (there is no /tmp fallback: anyone could
+// prepare it).  Relative paths are made absolute against the working directory.
+Result<std::string> resolve_data_dir(std::string_view flag = {});
+
+// DATA_DIR/NS/STREAM (names validated).
+Result<std::string> store_dir_for(std::string_view data_dir, std::string_view ns,
+                                  std::string_view stream);
+
+struct StoreLocation {
+  std::string root;   // the data directory
+  std::string dir;    // root/NS/STREAM
+  bool ring = false;  // the stream's ring exists
+  bool persisted = false;  // the ring's header says the stream is persisted
+  bool secure_delete = false;  // the header's persistence settings ask for overwrites
+  bool exists = false;     // the store directory exists
+};
+
+// Finds the store of NS/STREAM under `data_dir_flag` (resolved as above).  When the ring
+// exists and its header names a different store directory, fails with kInvalidArgument
+// naming both (pass --data-dir to say which one is meant).
+Result<StoreLocation> locate_store(std::string_view ns, std::string_view stream,
+                                   std::string_view data_dir_flag = {});
+
+struct AdminOptions {
+  std::string data_dir;          // as for resolve_data_dir
+  bool secure = false;           // overwrite freed bytes first (the stream's setting also counts)
+  // delete_before with a running persister: how long to wait for it to make the new
+  // watermark durable.
+  std::chrono::nanoseconds timeout = std::chrono::seconds(30);
+};
+
+struct DeleteOutcome {
+  uint64_t before = 0;           // records below are never served again
+  bool persisted = false;        // a store was involved
+  bool by_persister = false;     // a running persister applied it
+  bool secure = false;           // freed bytes were overwritten
+  DeletionReport report;         // what was freed here (zero when by_persister)
+};
+
+// Deletes NS/STREAM's records below `seq`: raises the ring header's watermark (if the
+// ring exists) and the store's, durably, before returning.  With a persister running,
+// waits until it has made the watermark durable.  kInvalidArgument for a `seq` above
+// the stream's next sequence; kNotFound when neither a ring nor a store exists.
+Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream, uint64_t seq,
+                                    const AdminOptions& opts = {});
+
+struct RemoveOutcome {
+  std::string dir;               // the store directory removed
+  uint64_t bytes = 0;            // file bytes freed
+  uint64_t files = 0;
+  bool existed = false;          // false: there was no store
+  bool secure = false;
+};
+
+// Removes NS/STREAM's store directory (only store files are expected in it; anything
+// else makes it refuse).  Takes the writer lock first (kBusy while a persister runs).
+// With `secure` (or the stream's setting) every file is overwritten and synced before
+// it is unlinked; a failed overwrite is an error, never skipped.
+Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
+                                   const AdminOptions& opts = {});
+
+// ---- a stream outlives its ring -------------------------------------------------------
+
+struct CreateOutcome {
+  bool created = false;          // false: an existing ring was accepted (exist_ok)
+  bool resumed = false;          // the ring continues a store
+  std::string store_dir;         // the store it continues
+  uint64_t first_seq = 0;        // the sequence its first new record gets
+  uint64_t deleted_below = 0;    // the store's watermark, restored in the header
+  RemoveOutcome removed;         // `fresh`: the old store removed
+};
+
+// Creates NS/STREAM's ring (create_stream with `opts`).  The store, not /dev/shm, is a
+// stream's lasting identity: when DATA_DIR/NS/STREAM holds a store, the ring continues
+// its numbering (sequence numbers are never reused), and its watermark and place come
+// back in the header, so that readers find the stored records at once; the persister
+// continues the same store when it is started again.  `fresh` removes the old store
+// first (as rm --data does) and starts over at sequence 0.
+Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_view stream,
+                                               StreamOptions opts, bool fresh,
+                                               const AdminOptions& admin = {});
+
+// Ends persistence of NS/STREAM while no persister runs: removes the "_persister"
+// consumer group (producers are no longer held back for it) and the store's place from
+// the header; the store stays on disk.  kBusy while a persister is attached.  Returns
+// false when the stream was not persisted.
+Result<bool> detach_persistence(std::string_view ns, std::string_view stream);
+
+// Whether a consumer without a group reads NS/STREAM through a ReplayConsumer (store,
+// then ring): the stream is persisted, or it has no ring but a store in the data dir.
+// The one place that decides it, for the CLI's tail and Python's Consumer.
+bool reads_through_store(std::string_view ns, std::string_view stream,
+                         std::string_view data_dir_flag = {});
+
+// The streams of NS that exist only as a store in the data dir (no ring), sorted.
+Result<std::vector<std::string>> stored_streams(std::string_view ns, std::string_view data_dir_flag = {});
+
+}  // namespace shmbus::persist

@@ -1,0 +1,349 @@
+// admin.cc: locating a stream's store, deleting records, removing a store (see
+// shmbus/store_admin.h).  The one place where tools/ and bindings/ get these decisions.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "env.h"
+#include "format.h"
+#include "fs.h"
+#include "shmbus/shmbus.h"
+#include "shmbus/store_admin.h"
+#include "store_path.h"
+#include "watermark.h"
+
+namespace shmbus::persist {
+
+using namespace detail;
+
+namespace {
+
+// Two paths name the same directory: equal strings, or the same inode.
+bool same_dir(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  struct stat sa, sb;
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && S_ISDIR(sa.st_mode) &&
+         sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// The names a store directory holds: segments, indexes, the watermark, the writer's
+// lock, quarantined files and temporary files of an interrupted rewrite.
+bool is_store_file(const std::string& n) {
+  if (n == "LOCK" || n.rfind(kWatermarkName, 0) == 0) return true;
+  // NNNNNNNNNNNNNNNNNNNN.seg / .idx, optionally followed by a quarantine or temp suffix.
+  if (n.size() < 24) return false;
+  for (size_t i = 0; i < 20; ++i)
+    if (n[i] < '0' || n[i] > '9') return false;
+  const std::string_view rest = std::string_view(n).substr(20);
+  return rest.rfind(kSegmentSuffix, 0) == 0 || rest.rfind(kIndexSuffix, 0) == 0;
+}
+
+// Overwrites the whole of `name` with zeros and syncs it; any failure is an error.
+Result<void> overwrite_file(int dir, const std::string& name, uint64_t size) {
+  UniqueFd fd(env().openat(dir, name.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0));
+  if (!fd.valid()) return errno_error(errno, "cannot open '" + name + "' to overwrite it");
+  std::vector<std::byte> zeros(static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(size, 1), 1 << 20)));
+  for (uint64_t off = 0; off < size; off += zeros.size()) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), size - off));
+    if (auto r = pwrite_all(fd.get(), {zeros.data(), n}, off, "'" + name + "' (overwrite)"); !r)
+      return r;
+  }
+  return sync_data(fd.get(), "'" + name + "' (overwrite)");
+}
+
+uint64_t steady_now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
+
+Result<StoreLocation> locate_store(std::string_view ns, std::string_view stream,
+                                   std::string_view data_dir_flag) {
+  auto root = resolve_data_dir(data_dir_flag);
+  if (!root) return root.error();
+  auto dir = store_dir_for(root.value(), ns, stream);
+  if (!dir) return dir.error();
+  StoreLocation loc;
+  loc.root = root.value();
+  loc.dir = dir.value();
+  if (auto ctl = StreamControl::open(ns, stream, /*read_only=*/true); ctl) {
+    loc.ring = true;
+    if (auto ps = ctl->persist()) {
+      loc.persisted = true;
+      loc.secure_delete = ps->secure_delete;
+      // The header is only a cross-check: a store is never taken from shared memory
+      // alone, since whoever may write the header could point it anywhere.
+      if (!same_dir(ps->store_dir, loc.dir)) {
+        const std::string suffix = "/" + std::string(ns) + "/" + std::string(stream);
+        std::string hint = "pass --data-dir with the directory that holds " + std::string(ns) + "/" +
+                           std::string(stream);
+        if (ps->store_dir.size() > suffix.size() &&
+            ps->store_dir.compare(ps->store_dir.size() - suffix.size(), suffix.size(), suffix) == 0)
+          hint = "pass --data-dir " + ps->store_dir.substr(0, ps->store_dir.size() - suffix.size()) +
+                 " if that is the store you mean";
+        return make_error(Errc::kInvalidArgument,
+                          "the header of stream " + std::string(ns) + "/" + std::string(stream) +
+                              " names the store '" + ps->store_dir + "', not '" + loc.dir +
+                              "' (from the data directory): " + hint);
+      }
+    }
+  }
+  struct stat st;
+  loc.exists = ::lstat(loc.dir.c_str(), &st) == 0;
+  return loc;
+}
+
+Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream, uint64_t seq,
+                                    const AdminOptions& opts) {
+  auto loc = locate_store(ns, stream, opts.data_dir);
+  if (!loc) return loc.error();
+  if (!loc->ring && !loc->exists)
+    return make_error(Errc::kNotFound, "no stream " + std::string(ns) + "/" + std::string(stream) +
+                                           " and no store in " + loc->dir);
+  DeleteOutcome out;
+  out.before = seq;
+  out.secure = opts.secure || loc->secure_delete;
+  std::optional<StreamControl> ctl;
+  if (loc->ring) {
+    auto c = StreamControl::open(ns, stream);
+    if (!c) return c.error();
+    ctl.emplace(std::move(c.value()));
+    auto info = stream_info(ns, stream);
+    if (!info) return info.error();
+    if (seq > info->next_seq)
+      return make_error(Errc::kInvalidArgument,
+                        "cannot delete below " + std::to_string(seq) + ": stream " + std::string(ns) +
+                            "/" + std::string(stream) + " has only reached sequence " +
+                            std::to_string(info->next_seq) + " (a deletion cannot be undone)");
+  }
+  if (!loc->exists) {
+    // A ring without a store: the header's watermark is the whole deletion.
+    ctl->raise_deleted_below(seq);
+    return out;
+  }
+  out.persisted = true;
+  StoreOptions so;
+  so.secure_delete = out.secure;
+  auto store = SegmentStore::open(loc->root, ns, stream, so);
+  if (!store && store.error().code != Errc::kBusy) return store.error();
+  if (store) {
+    if (!loc->ring && seq > store->next_seq())
+      return make_error(Errc::kInvalidArgument,
+                        "cannot delete below " + std::to_string(seq) + ": the store of " +
+                            std::string(ns) + "/" + std::string(stream) + " ends at sequence " +
+                            std::to_string(store->next_seq()) + " (a deletion cannot be undone)");
+    auto d = store->delete_before(seq);
+    if (!d) return d.error();
+    out.report = d.value();
+    if (ctl) {
+      ctl->raise_deleted_below(seq);
+      ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
+    }
+    if (auto r = store->close(); !r) return r.error();
+    return out;
+  }
+  // A persister holds the store: it applies the header's watermark; wait until it is
+  // durable in the store's watermark file.
+  if (!ctl)
+    return make_error(Errc::kBusy, "the store " + loc->dir + " is open by a writer, but stream " +
+                                       std::string(ns) + "/" + std::string(stream) + " has no ring");
+  if (opts.secure && !loc->secure_delete)
+    return make_error(Errc::kInvalidArgument,
+                      "--secure: the persister running on " + std::string(ns) + "/" +
+                          std::string(stream) +
+                          " does not overwrite what it deletes; stop it, or restart it with --secure");
+  ctl->raise_deleted_below(seq);
+  out.by_persister = true;
+  const std::string parts[] = {std::string(ns), std::string(stream)};
+  const uint64_t deadline = steady_now_ns() + static_cast<uint64_t>(opts.timeout.count());
+  for (;;) {
+    auto dir = open_dir_path(loc->root, parts, /*create=*/false, Use::kRead);
+    if (!dir) return dir.error();
+    auto wm = read_watermark(dir->get());
+    if (wm && wm->deleted_below >= seq) return out;
+    if (steady_now_ns() >= deadline)
+      return make_error(Errc::kTimeout,
+                        "records below " + std::to_string(seq) +
+                            " are hidden, but the running persister has not recorded the deletion "
+                            "durably in time (is it stuck? see `shmbus stat`)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
+                                   const AdminOptions& opts) {
+  auto loc = locate_store(ns, stream, opts.data_dir);
+  if (!loc) return loc.error();
+  RemoveOutcome out;
+  out.dir = loc->dir;
+  out.secure = opts.secure || loc->secure_delete;
+  const std::string ns_s(ns), stream_s(stream);
+  // Walk DATA_DIR/NS without following links; every directory must be the caller's.
+  const std::string ns_part[] = {ns_s};
+  auto nsd = open_dir_path(loc->root, ns_part, /*create=*/false, Use::kWrite);
+  if (!nsd) {
+    if (nsd.error().code == Errc::kNotFound) return out;
+    return nsd.error();
+  }
+  int sfd = env().openat(nsd->get(), stream_s.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (sfd < 0) {
+    if (errno == ENOENT) return out;
+    return errno_error(errno == ENOTDIR ? ELOOP : errno, "cannot open the store '" + loc->dir + "'");
+  }
+  UniqueFd sd(sfd);
+  if (auto t = check_trusted(sd.get(), loc->dir, Use::kWrite); !t) return t.error();
+  out.existed = true;
+  // The writer's lock: a running persister keeps its store.
+  UniqueFd lock(env().openat(sd.get(), "LOCK", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0));
+  if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
+    return make_error(Errc::kBusy, "a persister is writing the store " + loc->dir + ": stop it first");
+  auto names = list_dir(sd.get());
+  if (!names) return names.error();
+  struct Victim {
+    std::string name;
+    uint64_t size;
+  };
+  std::vector<Victim> victims;
+  for (const auto& n : names.value()) {
+    struct stat st;
+    if (::fstatat(sd.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      return errno_error(errno, "cannot stat '" + loc->dir + "/" + n + "'");
+    if (!S_ISREG(st.st_mode) || !is_store_file(n))
+      return make_error(Errc::kInvalidArgument, "'" + loc->dir + "/" + n +
+                                                    "' is not a store file: not removing " + loc->dir);
+    if (st.st_uid != ::geteuid())
+      return make_error(Errc::kPermission, "'" + loc->dir + "/" + n +
+                                               "' belongs to another user: not removing " + loc->dir);
+    victims.push_back({n, static_cast<uint64_t>(st.st_size)});
+  }
+  // LOCK last: it is held until the rest is gone.
+  std::stable_partition(victims.begin(), victims.end(), [](const Victim& v) { return v.name != "LOCK"; });
+  for (const auto& v : victims) {
+    if (out.secure && v.size > 0)
+      if (auto r = overwrite_file(sd.get(), v.name, v.size); !r) return r.error();
+    if (env().unlinkat(sd.get(), v.name.c_str(), 0) != 0 && errno != ENOENT)
+      return errno_error(errno, "cannot remove '" + loc->dir + "/" + v.name + "'");
+    out.bytes += v.size;
+    ++out.files;
+  }
+  lock.reset();
+  sd.reset();
+  if (env().unlinkat(nsd->get(), stream_s.c_str(), AT_REMOVEDIR) != 0)
+    return errno_error(errno, "cannot remove the directory '" + loc->dir + "'");
+  if (auto r = sync_all(nsd->get(), "'" + loc->root + "/" + ns_s + "'"); !r) return r.error();
+  return out;
+}
+
+Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_view stream,
+                                               StreamOptions opts, bool fresh,
+                                               const AdminOptions& admin) {
+  CreateOutcome out;
+  if (auto r = validate_name("namespace", ns); !r) return r.error();
+  if (auto r = validate_name("stream", stream); !r) return r.error();
+  auto existing = stream_info(ns, stream);
+  const bool had_ring = existing.ok() || existing.error().code != Errc::kNotFound;
+  if (had_ring && fresh)
+    return make_error(Errc::kExists, "--fresh: stream " + std::string(ns) + "/" + std::string(stream) +
+                                         " exists; remove it first (shmbus rm)");
+  auto root = resolve_data_dir(admin.data_dir);
+  // Without a data dir (a user without HOME) there is no store to continue, unless the
+  // caller named one or asked to remove it.
+  if (!root && (!admin.data_dir.empty() || fresh)) return root.error();
+  if (!had_ring && root) {
+    auto dir = store_dir_for(root.value(), ns, stream);
+    if (!dir) return dir.error();
+    struct stat st;
+    if (::lstat(dir->c_str(), &st) == 0) {
+      if (fresh) {
+        auto removed = remove_store(ns, stream, admin);
+        if (!removed) return removed.error();
+        out.removed = removed.value();
+      } else {
+        // Recovery makes what the store holds durable before it counts it.
+        StoreOptions so;
+        so.secure_delete = admin.secure;
+        auto store = SegmentStore::open(root.value(), ns, stream, so);
+        if (!store) return store.error();
+        out.resumed = true;
+        out.store_dir = dir.value();
+        out.first_seq = store->next_seq();
+        out.deleted_below = store->stats().deleted_below;
+        if (auto r = store->close(); !r) return r.error();
+        opts.first_seq = out.first_seq;
+      }
+    }
+  }
+  if (auto r = create_stream(ns, stream, opts); !r) return r.error();
+  out.created = !had_ring;
+  if (out.resumed) {
+    auto ctl = StreamControl::open(ns, stream);
+    if (!ctl) return ctl.error();
+    ctl->raise_deleted_below(out.deleted_below);
+    ctl->set_durable_seq(out.first_seq);
+    PersistSettings ps;
+    ps.store_dir = out.store_dir;
+    ps.secure_delete = admin.secure;
+    if (auto r = ctl->set_persist(ps); !r) return r.error();
+  }
+  return out;
+}
+
+Result<bool> detach_persistence(std::string_view ns, std::string_view stream) {
+  auto ctl = StreamControl::open(ns, stream);
+  if (!ctl) return ctl.error();
+  auto removed = ctl->remove_group("_persister");
+  if (!removed) {
+    if (removed.error().code == Errc::kBusy)
+      return make_error(Errc::kBusy, "a persister is running on stream " + std::string(ns) + "/" +
+                                         std::string(stream) + " (" + removed.error().message +
+                                         "): stop it first");
+    return removed.error();
+  }
+  const bool was_persisted = ctl->persist().has_value();
+  if (auto r = ctl->clear_persist(); !r) return r.error();
+  return removed.value() || was_persisted;
+}
+
+bool reads_through_store(std::string_view ns, std::string_view stream,
+                         std::string_view data_dir_flag) {
+  if (auto ctl = StreamControl::open(ns, stream, /*read_only=*/true); ctl) return ctl->persist().has_value();
+  else if (ctl.error().code != Errc::kNotFound) return false;  // Consumer::open says why
+  auto loc = locate_store(ns, stream, data_dir_flag);
+  return loc && loc->exists;
+}
+
+Result<std::vector<std::string>> stored_streams(std::string_view ns, std::string_view data_dir_flag) {
+  if (auto r = validate_name("namespace", ns); !r) return r.error();
+  auto root = resolve_data_dir(data_dir_flag);
+  if (!root) return root.error();
+  const std::string parts[] = {std::string(ns)};
+  std::vector<std::string> out;
+  auto nsd = open_dir_path(root.value(), parts, /*create=*/false, Use::kRead);
+  if (!nsd) {
+    if (nsd.error().code == Errc::kNotFound) return out;
+    return nsd.error();
+  }
+  auto names = list_dir(nsd->get());
+  if (!names) return names.error();
+  for (const auto& n : names.value()) {
+    if (!validate_name("stream", n)) continue;
+    struct stat st;
+    if (::fstatat(nsd->get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
+    if (auto i = stream_info(ns, n); i.ok() || i.error().code != Errc::kNotFound) continue;  // a ring
+    out.push_back(n);
+  }
+  return out;
+}
+
+}  // namespace shmbus::persist

@@ -1,0 +1,258 @@
+// test_durability.cc: what "durable" means when processes crash, syncs fail and the
+// power goes (issue 7 points 2 and 3), through the fault-injecting Env (fault_env.h).
+#include "fault_env.h"
+#include "format.h"
+#include "shmbus/persister.h"
+#include "test_util.h"
+#include "../shm/test_util.h"
+
+namespace shmbus::persist::test {
+namespace {
+
+using namespace detail;
+
+StoreOptions async_options() {
+  StoreOptions o = small_options();
+  o.flush_interval = std::chrono::hours(1);  // only flush() syncs
+  return o;
+}
+
+// Reads back the whole store and checks it holds the records [0, to) as fill() wrote them.
+void expect_store_holds(const std::string& root, uint64_t to) {
+  auto got = read_all(root);
+  std::vector<Got> records;
+  for (auto& g : got)
+    if (g.kind == EntryKind::kRecord) records.push_back(g);
+  ASSERT_GE(records.size(), to);
+  records.resize(to);
+  expect_records(records, 0, to);
+}
+
+// A writer dies with an unsynced tail in the page cache; the next open must sync it
+// before it counts it durable: after a power loss everything it called durable is there.
+TEST(Durability, RecoverySyncsWhatItFindsBeforeCountingItDurable) {
+  TempDir t;
+  ScopedFaultEnv env(t.path());
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+    ASSERT_TRUE(s) << s.error().message;
+    fill(*s, 0, 100);
+    for (uint64_t q = 100; q < 400; ++q) ASSERT_TRUE(append_one(*s, q));  // written, not synced
+    env->crash();  // the writer dies: its close() cannot sync any more
+  }
+  env->revive();
+  uint64_t durable = 0;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+    ASSERT_TRUE(s) << s.error().message;
+    durable = s->durable_seq();
+    EXPECT_GT(durable, 100u) << "the restarted store found the page-cache tail";
+    env->crash();
+  }
+  env->lose_power();
+  auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_GE(s->next_seq(), durable) << "records acknowledged durable were lost";
+  expect_store_holds(t.path(), durable);
+}
+
+// A sealed segment found by recovery is synced too (a later roll would have sealed it
+// without a sync, and the old code never synced what it found).
+TEST(Durability, RollAfterRecoveryKeepsTheFoundRecords) {
+  TempDir t;
+  ScopedFaultEnv env(t.path());
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+    ASSERT_TRUE(s);
+    fill(*s, 0, 10);
+    // 11 KB: more than the 4 KB write buffer, so most of it reaches the file.
+    for (uint64_t q = 10; q < 60; ++q) ASSERT_TRUE(append_one(*s, q, 200));
+    env->crash();
+  }
+  env->revive();
+  uint64_t durable = 0;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+    ASSERT_TRUE(s);
+    // Roll by size: a big record the segment has no room for.
+    const uint64_t n = s->next_seq();
+    EXPECT_GT(n, 10u);
+    auto a = append_one(*s, n, 15000);
+    ASSERT_TRUE(a) << a.error().message;
+    auto f = s->flush();
+    ASSERT_TRUE(f) << f.error().message;
+    durable = s->durable_seq();
+    EXPECT_GE(s->stats().segments, 2u);
+    env->crash();
+  }
+  env->lose_power();
+  auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->next_seq(), durable);
+  // Every record below it is there, none reported lost or damaged.
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), durable);
+  for (uint64_t q = 0; q < durable; ++q) {
+    EXPECT_EQ(got[q].kind, EntryKind::kRecord) << q << ": " << got[q].detail;
+    EXPECT_EQ(got[q].seq, q);
+  }
+}
+
+// fsyncgate: after fdatasync fails, Linux has dropped the dirty pages; a second
+// fdatasync returns 0 without writing them.  The store must never count them durable:
+// it goes back to the last synced record and the caller writes them again.
+TEST(Durability, FailedSyncIsNeverRetriedAlone) {
+  TempDir t;
+  ScopedFaultEnv env(t.path());
+  uint64_t acked = 0;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+    ASSERT_TRUE(s) << s.error().message;
+    fill(*s, 0, 50);
+    for (uint64_t q = 50; q < 100; ++q) ASSERT_TRUE(append_one(*s, q));
+    env->fail_next_syncs(FaultEnv::Fault::kEio);
+    auto f = s->flush();
+    ASSERT_FALSE(f);
+    EXPECT_EQ(f.error().code, Errc::kIo);
+    EXPECT_EQ(s->durable_seq(), 50u);
+    EXPECT_EQ(s->stats().io_errors, 1u);
+    // The retry must not call the lost records durable.
+    auto again = s->flush();
+    if (again) {
+      EXPECT_EQ(s->durable_seq(), s->next_seq());
+    }
+    EXPECT_EQ(s->next_seq(), 50u) << "the store did not go back to its last synced record";
+    // Written again "from the ring", then durable for real.
+    for (uint64_t q = s->next_seq(); q < 100; ++q) ASSERT_TRUE(append_one(*s, q));
+    ASSERT_TRUE(s->flush());
+    acked = s->durable_seq();
+    EXPECT_EQ(acked, 100u);
+    env->crash();
+  }
+  env->lose_power();
+  auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->next_seq(), acked);
+  expect_store_holds(t.path(), acked);
+}
+
+// The same in kSync mode, where every append syncs: the failed append is refused and
+// next_seq() goes back to the last synced record.
+TEST(Durability, FailedSyncInSyncModeGoesBack) {
+  TempDir t;
+  ScopedFaultEnv env(t.path());
+  StoreOptions o = small_options();
+  o.durability = Durability::kSync;
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(s);
+  for (uint64_t q = 0; q < 20; ++q) ASSERT_TRUE(append_one(*s, q));
+  env->fail_next_syncs(FaultEnv::Fault::kEio);
+  auto r = append_one(*s, 20);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(s->next_seq(), 20u);
+  EXPECT_EQ(s->durable_seq(), 20u);
+  for (uint64_t q = 20; q < 40; ++q) ASSERT_TRUE(append_one(*s, q));
+  env->crash();
+  s = Result<SegmentStore>(make_error(Errc::kClosed, ""));
+  env->lose_power();
+  auto again = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->next_seq(), 40u);
+  expect_store_holds(t.path(), 40);
+}
+
+// A new segment whose creation was never synced (the sync after the roll failed) is
+// removed again: the store goes back to the end of the sealed one.
+TEST(Durability, FailedSyncOfANewSegmentRemovesIt) {
+  TempDir t;
+  ScopedFaultEnv env(t.path());
+  auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+  ASSERT_TRUE(s);
+  fill(*s, 0, 30);
+  ASSERT_TRUE(append_one(*s, 30, 15000));  // rolls: a segment of its own
+  ASSERT_EQ(s->stats().segments, 2u);
+  env->fail_next_syncs(FaultEnv::Fault::kEio);
+  ASSERT_FALSE(s->flush());
+  EXPECT_EQ(s->next_seq(), 30u);
+  EXPECT_EQ(s->stats().segments, 1u);
+  ASSERT_TRUE(append_one(*s, 30, 15000));
+  ASSERT_TRUE(s->flush());
+  EXPECT_EQ(s->durable_seq(), 31u);
+  env->crash();
+  s = Result<SegmentStore>(make_error(Errc::kClosed, ""));
+  env->lose_power();
+  auto again = SegmentStore::open(t.path(), "ns", "st", async_options());
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->next_seq(), 31u);
+}
+
+// The directory entry of a new store's folders and files lasts only after an fsync of
+// the directory holding it: a power loss right after the first durable flush keeps it.
+TEST(Durability, NewStoreSurvivesAPowerLossAfterItsFirstFlush) {
+  TempDir t;
+  ScopedFaultEnv env(t.path());
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+    ASSERT_TRUE(s);
+    fill(*s, 0, 10);
+    env->crash();
+  }
+  env->lose_power();
+  auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->next_seq(), 10u);
+  expect_store_holds(t.path(), 10);
+}
+
+// The persister after a failed sync: the flush reports it, the store goes back to its
+// last synced record, the persister reads those records from the ring again, and the
+// next flush makes them durable for real (they survive a power loss).
+TEST(Durability, PersisterRewritesFromTheRingAfterAFailedSync) {
+  shmbus::test::ScopedNs ns;
+  TempDir t;
+  StreamOptions so;
+  so.capacity = 1 << 20;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  ScopedFaultEnv env(t.path());
+  PersisterOptions po;
+  po.data_dir = t.path();
+  po.flush_interval = std::chrono::seconds(100);  // only flush() makes records durable
+  auto p = Persister::start(ns.ns(), "s", po);
+  ASSERT_TRUE(p) << p.error().message;
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  auto publish = [&](uint64_t from, uint64_t to) {
+    for (uint64_t q = from; q < to; ++q)
+      ASSERT_TRUE(prod->publish(as_bytes(payload_for(q, 300)), 0).ok());
+  };
+  publish(0, 100);
+  auto f = p.value()->flush(std::chrono::seconds(60));
+  ASSERT_TRUE(f) << f.error().message;
+  publish(100, 200);
+  env->fail_next_syncs(FaultEnv::Fault::kEio);
+  f = p.value()->flush(std::chrono::seconds(60));
+  ASSERT_FALSE(f);
+  EXPECT_EQ(StreamControl::open(ns.ns(), "s", true)->durable_seq(), 100u);
+  f = p.value()->flush(std::chrono::seconds(60));
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ(StreamControl::open(ns.ns(), "s", true)->durable_seq(), 200u);
+  const PersisterStats st = p.value()->stats();
+  EXPECT_GE(st.store_errors, 1u);
+  // ... and `stat` (the stream header) counts them too.
+  for (int i = 0; i < 500 && stream_info(ns.ns(), "s")->store_errors == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GE(stream_info(ns.ns(), "s")->store_errors, 1u);
+  ASSERT_TRUE(p.value()->stop());
+  env->crash();
+  env->lose_power();
+  env->revive();
+  auto got = read_all(t.path(), ns.ns(), "s");
+  ASSERT_EQ(got.size(), 200u);
+  for (uint64_t q = 0; q < 200; ++q) {
+    ASSERT_EQ(got[q].kind, EntryKind::kRecord) << q << ": " << got[q].detail;
+    ASSERT_EQ(got[q].data, payload_for(q, 300)) << q;
+  }
+}
+
+}  // namespace
+}  // namespace shmbus::persist::test

@@ -1,0 +1,83 @@
+// namespaces.cc: which namespaces exist, found from the shared-memory objects
+// /dev/shm/shmbus.NS.STREAM.  Names may hold dots, so an object name may split in more
+// than one way; a split counts only when list_streams(NS) (which asks the header) has it.
+#include <dirent.h>
+
+#include <algorithm>
+#include <set>
+
+#include "commands.h"
+#include "format.h"
+#include "shmbus/shmbus.h"
+
+namespace shmbus::tools {
+
+namespace {
+
+// Every (namespace, stream) split of the shmbus objects, checked against the headers.
+std::vector<std::pair<std::string, std::string>> all_streams() {
+  std::vector<std::pair<std::string, std::string>> out;
+  DIR* d = opendir("/dev/shm");
+  if (!d) return out;
+  std::set<std::string> candidates;
+  std::vector<std::string> objects;
+  while (dirent* e = readdir(d)) {
+    const std::string_view n(e->d_name);
+    if (n.size() <= 7 || n.substr(0, 7) != "shmbus.") continue;
+    objects.emplace_back(n.substr(7));
+  }
+  closedir(d);
+  for (const auto& rest : objects)
+    for (size_t dot = rest.find('.'); dot != std::string::npos; dot = rest.find('.', dot + 1)) {
+      const std::string ns = rest.substr(0, dot);
+      if (validate_name("namespace", ns) && validate_name("stream", rest.substr(dot + 1)))
+        candidates.insert(ns);
+    }
+  for (const auto& ns : candidates) {
+    auto streams = list_streams(ns);
+    if (!streams) continue;
+    for (auto& s : streams.value()) out.emplace_back(ns, std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> all_namespaces() {
+  std::set<std::string> names;
+  for (const auto& [ns, s] : all_streams()) names.insert(ns);
+  return {names.begin(), names.end()};
+}
+
+std::vector<std::string> namespaces_with(std::string_view stream) {
+  std::set<std::string> names;
+  for (const auto& [ns, s] : all_streams())
+    if (s == stream) names.insert(ns);
+  return {names.begin(), names.end()};
+}
+
+std::string namespace_hint(std::string_view ns, std::string_view stream) {
+  std::vector<std::string> with = namespaces_with(stream);
+  with.erase(std::remove(with.begin(), with.end(), std::string(ns)), with.end());
+  if (!with.empty()) {
+    std::string hint = "; a stream '" + std::string(stream) + "' is in namespace ";
+    for (size_t i = 0; i < with.size() && i < 5; ++i)
+      hint += (i ? ", '" : "'") + with[i] + "'";
+    if (with.size() > 5) hint += ", ...";
+    const std::string near = closest_match(ns, with);
+    return hint + (near.empty() ? "" : " (did you mean --namespace " + near + "?)");
+  }
+  return "";
+}
+
+int fail_stream(const Error& e, std::string_view ns, std::string_view stream) {
+  if (e.code != Errc::kNotFound) return fail(e);
+  const std::string hint = namespace_hint(ns, stream);
+  if (hint.empty()) return fail(e);
+  // The stream is elsewhere: say where instead of suggesting to create it here.
+  std::string message = e.message;
+  if (const size_t at = message.find(" (create it with"); at != std::string::npos) message.resize(at);
+  return fail(message + hint);
+}
+
+}  // namespace shmbus::tools
