@@ -362,6 +362,16 @@ TEST(Ring, StartAtTimeFiltersOnlyUntilTheFirstRecordAtOrAfterIt) {
   }
 }
 
+}  // namespace
+}  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::as_bytes;
+using test::as_string;
+
 // A Claim pointed at its Producer object: moving the Producer left it dangling (commit
 // said kClosed), destroying it made commit a use after free.
 TEST(Ring, ClaimSurvivesItsProducerMovingAndDying) {
