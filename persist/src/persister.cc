@@ -160,7 +160,10 @@ Result<bool> Persister::Impl::store_record(const Record& rec) {
 
 void Persister::Impl::note_write_error(const Error& e) {
   if (!write_failing)
-    detail::logger().error("persister {}/{}: {} (holding producers; retrying)", ns, stream, e.message);
+    detail::logger().error("persister {}/{}: {} ({}; retrying)", ns, stream, e.message,
+                           opts.hold_producers ? "holding producers"
+                                               : "producers go on (--let-go): what the ring drops "
+                                                 "meanwhile is recorded as lost");
   write_failing = true;
   last_write_error = e;
   retry_at_ns = steady_ns() + kRetryNs;

@@ -256,3 +256,59 @@ TEST(Durability, PersisterRewritesFromTheRingAfterAFailedSync) {
 
 }  // namespace
 }  // namespace shmbus::persist::test
+
+namespace shmbus::persist::test {
+namespace {
+
+// Issue 7 point 3 with --let-go: a store that cannot even go back to its last synced
+// record stops; a let-go stream's producers go on meanwhile (the persister's group lets
+// go of the ring), and once the store works again the range it missed is recorded as
+// lost: never acknowledged as durable.
+TEST(Durability, LetGoPersisterWithAStoppedStoreLetsProducersGoAndRecordsTheLoss) {
+  ::shmbus::test::ScopedNs ns;
+  TempDir t;
+  StreamOptions so;
+  so.capacity = 1 << 12;
+  so.consumer_dead_timeout = std::chrono::milliseconds(50);
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  ScopedFaultEnv env(t.path());
+  PersisterOptions po;
+  po.data_dir = t.path();
+  po.hold_producers = false;
+  po.flush_interval = std::chrono::seconds(100);  // only flush() makes records durable
+  auto p = Persister::start(ns.ns(), "s", po);
+  ASSERT_TRUE(p) << p.error().message;
+  ProducerOptions prod_opts;
+  prod_opts.full_timeout = std::chrono::seconds(20);
+  auto prod = Producer::open(ns.ns(), "s", prod_opts);
+  ASSERT_TRUE(prod);
+  const std::string rec(100, 'r');
+  const Bytes b(reinterpret_cast<const std::byte*>(rec.data()), rec.size());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(prod->publish(b).ok());
+  ASSERT_TRUE(p.value()->flush(std::chrono::seconds(30)));
+  // The next sync fails and so do the first cut-backs: the store stops for a while.
+  env->fail_next_syncs(FaultEnv::Fault::kEio);
+  env->fail_next_truncates(8);
+  PubResult first_lost = prod->publish(b);
+  ASSERT_TRUE(first_lost.ok());
+  EXPECT_FALSE(p.value()->flush(std::chrono::seconds(5)));
+  // Producers are not held: 300 records through the 4 KiB ring go through.
+  uint64_t last = 0;
+  for (int i = 0; i < 300; ++i) {
+    PubResult r = prod->publish(b);
+    ASSERT_TRUE(r.ok()) << "record " << i << ": " << static_cast<int>(r.status);
+    last = r.seq;
+  }
+  // The store works again: what it missed is a lost range, the rest is durable.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!p.value()->flush(std::chrono::seconds(1)) && std::chrono::steady_clock::now() < deadline) {
+  }
+  EXPECT_EQ(prod->wait_durable(last, std::chrono::seconds(30)), PubStatus::kOk);
+  EXPECT_EQ(prod->wait_durable(first_lost.seq, std::chrono::seconds(1)), PubStatus::kNotPersisted);
+  EXPECT_EQ(prod->wait_durable(first_lost.seq - 1, std::chrono::seconds(1)), PubStatus::kOk);
+  EXPECT_GE(p.value()->stats().lost, 1u);
+  ASSERT_TRUE(p.value()->stop());
+}
+
+}  // namespace
+}  // namespace shmbus::persist::test
