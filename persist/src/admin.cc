@@ -15,6 +15,7 @@
 
 #include "env.h"
 #include "format.h"
+#include "settings.h"
 #include "fs.h"
 #include "shmbus/shmbus.h"
 #include "shmbus/store_admin.h"
@@ -38,7 +39,8 @@ bool same_dir(const std::string& a, const std::string& b) {
 // The names a store directory holds: segments, indexes, the watermark, the writer's
 // lock, quarantined files and temporary files of an interrupted rewrite.
 bool is_store_file(const std::string& n) {
-  if (n == "LOCK" || n.rfind(kWatermarkName, 0) == 0) return true;
+  if (n == "LOCK" || n.rfind(kWatermarkName, 0) == 0 || n == kSettingsName || n == kSettingsTmpName)
+    return true;
   // NNNNNNNNNNNNNNNNNNNN.seg / .idx, optionally followed by a quarantine or temp suffix.
   if (n.size() < 24) return false;
   for (size_t i = 0; i < 20; ++i)
@@ -291,9 +293,13 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
     if (!ctl) return ctl.error();
     ctl->raise_deleted_below(out.deleted_below);
     ctl->set_durable_seq(out.first_seq);
+    // The settings the last persister ran with come back (defaults if it left none).
     PersistSettings ps;
+    const std::string parts[] = {std::string(ns), std::string(stream)};
+    if (auto dir = open_dir_path(root.value(), parts, /*create=*/false, Use::kRead); dir)
+      if (auto saved = read_settings(dir->get())) ps = *saved;
     ps.store_dir = out.store_dir;
-    ps.secure_delete = admin.secure;
+    ps.secure_delete = ps.secure_delete || admin.secure;
     if (auto r = ctl->set_persist(ps); !r) return r.error();
   }
   return out;

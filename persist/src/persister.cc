@@ -17,6 +17,7 @@
 
 #include "fs.h"
 #include "log.h"
+#include "settings.h"
 #include "store_path.h"
 
 #include <algorithm>
@@ -612,6 +613,14 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   ps.segment_bytes = impl->opts.segment_bytes;
   ps.secure_delete = impl->opts.secure_delete;
   if (auto r = impl->ctl->set_persist(ps); !r) return r.error();
+  // Beside the store too: a ring re-created over it (after a reboot) gets them back.
+  {
+    const std::string parts[] = {std::string(ns), std::string(stream)};
+    auto dir = detail::open_dir_path(impl->opts.data_dir, parts, /*create=*/false, detail::Use::kWrite);
+    if (auto r = dir ? detail::write_settings(dir->get(), ps) : Result<void>(dir.error()); !r)
+      detail::logger().warn("persister {}/{}: cannot record its settings beside the store: {}", ns, stream,
+                            r.error().message);
+  }
   if (impl->ring->lost() > 0)
     detail::logger().warn("persister {}/{}: {} records left the ring while no persister ran", ns, stream,
                  impl->ring->lost());

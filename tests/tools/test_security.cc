@@ -415,7 +415,7 @@ std::vector<uint64_t> seqs_of_hex(const std::string& out) {
 
 TEST_F(Security, AStreamOutlivesItsRingAcrossAReboot) {
   expect_ok(cli({"create", "s", "--capacity", "64K"}));
-  persist_some("s", 300);
+  persist_some("s", 300, {"--retention-age", "90m", "--durability", "sync"});
   // The reboot: /dev/shm is empty, the store is kept.
   ASSERT_TRUE(remove_stream(ns_, "s", true));
   // ls shows the stream as stored; tail reads the store without a ring.
@@ -441,6 +441,10 @@ TEST_F(Security, AStreamOutlivesItsRingAcrossAReboot) {
   EXPECT_EQ(info->next_seq, 300u);
   ASSERT_TRUE(info->persist) << "readers must find the store before a persister runs";
   EXPECT_EQ(info->persist->store_dir, store_of("s"));
+  // The settings the persister ran with come back with it.
+  EXPECT_EQ(info->persist->segment_bytes, 4096u);
+  EXPECT_EQ(info->persist->retention_age, std::chrono::minutes(90));
+  EXPECT_TRUE(info->persist->sync);
   Background p({"persist", "s", "--data-dir", data_dir(), "--segment-size", "4K", "--namespace", ns_});
   ASSERT_TRUE(p.wait_for([](const std::string&, const std::string& e) { return contains(e, "persisting"); }))
       << p.err();
