@@ -32,9 +32,14 @@ const char* entry_kind_name(EntryKind k) noexcept {
   return "unknown";
 }
 
+namespace {
 // A delete_before() made while a reader is inside a segment reaches it within this
-// time (it is also re-read at every segment switch and at the end of the data).
-constexpr uint64_t kWatermarkRecheckNs = 10'000'000;
+// time (it is also re-read after every listing of the segments).
+uint64_t g_watermark_recheck_ns = 10'000'000;
+}  // namespace
+
+uint64_t detail::watermark_recheck_ns() { return g_watermark_recheck_ns; }
+void detail::set_watermark_recheck_ns_for_testing(uint64_t ns) { g_watermark_recheck_ns = ns; }
 
 struct SegmentReader::Impl {
   std::string where;
@@ -51,6 +56,10 @@ struct SegmentReader::Impl {
   uint64_t scan_seq = 0;
   uint64_t pos = 0;
   uint64_t wm_checked_ns = 0;  // when the watermark was last read
+  // A clean segment end at `pos` with a later next segment is looked at again once,
+  // from a fresh listing and open, before it is reported: the `pos` of that look.
+  static constexpr uint64_t kNoHole = UINT64_MAX;
+  uint64_t hole_checked_at = kNoHole;
   bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
   uint64_t ts_target = 0;
 
@@ -223,7 +232,7 @@ Result<Entry> SegmentReader::Impl::next() {
       refreshed = false;
       if (pos < wm.deleted_below) continue;
     }
-    if (now_ns() - wm_checked_ns >= kWatermarkRecheckNs) {
+    if (now_ns() - wm_checked_ns >= watermark_recheck_ns()) {
       if (auto r = reload_wm(); !r) return r.error();
       if (pos < wm.deleted_below) continue;
     }
@@ -239,6 +248,7 @@ Result<Entry> SegmentReader::Impl::next() {
       if (fv.end_seq <= pos) continue;  // below the seek target
       const uint64_t from = std::max(fv.h.seq, pos);
       pos = fv.end_seq;
+      hole_checked_at = kNoHole;
       if (ts_mode && fv.h.ts_ns < ts_target) continue;
       ts_mode = false;
       if (fv.h.kind == FrameKind::kLost)
@@ -253,13 +263,21 @@ Result<Entry> SegmentReader::Impl::next() {
     if (!refreshed) {
       if (auto r = relist(); !r) return r.error();
       next_first = next_segment_after(seg_first);
-      if (auto r = file->refresh(); !r) return r.error();
+      // The watermark after the listing: a writer raises it before it deletes a segment,
+      // so segments missing from this listing because they were deleted lie below the
+      // value read now (reported kDeleted above, not as a hole).
+      if (auto r = reload_wm(); !r) return r.error();
+      auto size = file->refresh();
+      if (!size) return size.error();
       refreshed = true;
+      if (size.value() < off) {
+        // Cut back under us (a writer going back to its last synced byte, to write the
+        // same sequences again): find `pos` again by sequence.
+        file.reset();
+      }
       continue;
     }
-    if (!next_first) {
-      if (auto r = reload_wm(); !r) return r.error();
-      if (pos < wm.deleted_below) continue;
+    if (!next_first) {  // (the watermark was read after the listing, and checked above)
       if (s != FrameStatus::kEof && s != FrameStatus::kZero) {
         // Damage inside the live segment rather than its end?  Its index says.  (Zeros
         // are a pmem segment's unused room: a zeroed range there is seen once sealed.)
@@ -277,6 +295,18 @@ Result<Entry> SegmentReader::Impl::next() {
         }
       }
       return Entry{};
+    }
+    if ((s == FrameStatus::kEof || s == FrameStatus::kZero) && pos < *next_first &&
+        hole_checked_at != pos) {
+      // A clean end with sequences missing before the next segment.  Before saying so,
+      // look once more from scratch: the file we hold may no longer be the segment of
+      // that name (a segment whose creation was never synced is removed and created
+      // again by the writer; we may hold the first one), so list, open and seek `pos`
+      // again.  Only a second clean end at the same place reports a hole.  (Damage is
+      // judged by resync and skip_damage, which read the index again.)
+      hole_checked_at = pos;
+      file.reset();
+      continue;
     }
     bool returned = false;
     auto e = resync(s, *next_first, &returned);
@@ -321,6 +351,7 @@ Result<void> SegmentReader::seek_earliest() {
   if (auto r = s.relist(); !r) return r;
   if (auto r = s.reload_wm(); !r) return r;
   s.file.reset();
+  s.hole_checked_at = Impl::kNoHole;
   s.ts_mode = false;
   s.pos = std::max(s.wm.deleted_below, s.segs.empty() ? uint64_t{0} : s.segs.front());
   return {};
@@ -330,6 +361,7 @@ Result<void> SegmentReader::seek_seq(uint64_t seq) {
   Impl& s = *impl_;
   if (auto r = s.reload_wm(); !r) return r;
   s.file.reset();
+  s.hole_checked_at = Impl::kNoHole;
   s.ts_mode = false;
   s.pos = seq;  // next() reports [seq, watermark) as deleted first, if it applies
   return {};
@@ -340,6 +372,7 @@ Result<void> SegmentReader::seek_time(uint64_t ts_ns) {
   if (auto r = s.relist(); !r) return r;
   if (auto r = s.reload_wm(); !r) return r;
   s.file.reset();
+  s.hole_checked_at = Impl::kNoHole;
   s.ts_mode = true;
   s.ts_target = ts_ns;
   s.pos = s.wm.deleted_below;

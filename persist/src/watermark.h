@@ -37,6 +37,12 @@ Result<Watermark> read_watermark(int dir, uint16_t* version = nullptr);
 // overwritten, then synced); else a new version 2 file through watermark.tmp, synced,
 // renamed over `watermark`, then the directory synced.  Returns once durable.
 Result<void> write_watermark(int dir, const Watermark& w);
+// How long a reader trusts the watermark it last read while it reads inside a segment
+// (it is re-read at every listing of the segments too).  Tests lengthen it to reach the
+// edge where a deletion lands within that time.  Thread: set only while no reader runs.
+uint64_t watermark_recheck_ns();
+void set_watermark_recheck_ns_for_testing(uint64_t ns);
+
 // Makes sure the file is version 2 (holding `w`), so that later raises need no space.
 Result<void> ensure_watermark_file(int dir, const Watermark& w);
 
