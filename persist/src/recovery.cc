@@ -1,6 +1,8 @@
 // recovery.cc: opening a store for writing: summaries of the sealed segments (from
 // their indexes when those check out, else from a scan that also rebuilds them), and
 // recovery of the last segment (a torn tail is cut at the last valid record).
+#include <algorithm>
+
 #include "coding.h"
 #include "format.h"
 #include "log.h"
@@ -57,6 +59,18 @@ Result<void> SegmentStore::Impl::recover() {
       return r;
   }
   segs.erase(segs.begin(), segs.begin() + static_cast<ptrdiff_t>(below));
+  // An index whose segment is gone (a kill between unlinking a segment and its index,
+  // in retention or in the cleanup below): it describes nothing; it goes.
+  if (auto names = list_dir(dir.get()); names) {
+    for (const auto& n : names.value()) {
+      uint64_t first = 0;
+      if (!parse_numbered_name(n, kIndexSuffix, &first) ||
+          std::binary_search(segs.begin(), segs.end(), first))
+        continue;
+      log_info(where + "/" + n + ": removing an index whose segment is gone");
+      if (auto r = remove_file(dir.get(), n, opts.secure_delete); !r) return r;
+    }
+  }
   while (!segs.empty()) {
     auto f = SegmentFile::open(dir.get(), segs.back());
     if (!f) return f.error();

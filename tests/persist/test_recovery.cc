@@ -295,3 +295,32 @@ TEST(Recovery, SecureCutOfATornTailOverwritesItFirst) {
 
 }  // namespace
 }  // namespace shmbus::persist::test
+
+namespace shmbus::persist::test {
+namespace {
+
+// A kill between unlinking a segment and its index (retention, or the cleanup of a
+// segment whose creation never completed) left an index with no segment: the next open
+// removes it, and fsck finds the store clean (the soak found such a leftover).
+TEST(Recovery, AnIndexWhoseSegmentIsGoneIsRemoved) {
+  TempDir t;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 0, 10, 10);
+  }
+  const std::string stray = t.stream_dir() + "/" + index_file_name(8051774);
+  write_file(stray, {});
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), 10u);
+  }
+  EXPECT_FALSE(std::filesystem::exists(stray));
+  auto f = fsck(t.path(), false);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_TRUE(f->clean());
+}
+
+}  // namespace
+}  // namespace shmbus::persist::test
