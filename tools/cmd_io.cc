@@ -496,8 +496,14 @@ int cmd_tail(const TailArgs& a) {
   o.group = a.group;
   // A record counts as consumed only once it reached stdout: commit by hand after flushing.
   o.auto_commit = false;
-  if (!a.from.empty()) {
-    if (!from_flag(a.from, &o.start)) return kExitUsage;
+  if (!a.reset_to.empty()) {
+    // Rewinding (or skipping) an existing group is explicit.
+    if (a.group.empty()) return fail("--reset-to goes with --group (a tailing reader: use --from)", kExitUsage);
+    if (!a.from.empty()) return fail("--reset-to and --from exclude each other", kExitUsage);
+    if (!from_flag(a.reset_to, &o.start)) return kExitUsage;
+    o.reset = true;
+  } else if (!a.from.empty()) {
+    if (!from_flag(a.from, &o.start)) return kExitUsage;  // a group: only where a new one starts
   } else {
     o.start = a.group.empty() ? StartFrom::earliest() : StartFrom{};  // {}: committed
   }

@@ -120,6 +120,7 @@ struct TailArgs {
   std::string encoding;          // json: base64 | utf8 | hex forces one key; empty: data or
                                  // data_base64, whichever fits
   std::string data_dir;          // where the store is when the stream has no ring
+  std::string reset_to;          // --group: move the group there (rewind or skip)
 };
 int cmd_tail(const TailArgs& a);
 

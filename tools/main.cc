@@ -175,7 +175,11 @@ int main(int argc, char** argv) {
   t->add_option("STREAM", tail.stream, "Stream name")->required();
   t->add_option("--from", tail.from,
                 "earliest, latest, a sequence number, or @TIME (ns since the epoch or "
-                "2026-11-25T13:00:00Z); default: where --group left off, else earliest");
+                "2026-11-25T13:00:00Z): where a tailing reader or a NEW --group starts (an "
+                "existing group continues where it left off; see --reset-to)");
+  t->add_option("--reset-to", tail.reset_to,
+                "With --group: move the group to earliest, latest, SEQ or @TIME (rewind or skip "
+                "it), then read from there");
   t->add_option("--count", tail.count, "Stop after N records (default: no limit)")
       ->check(kNotNegative);
   t->add_flag("-f,--follow", tail.follow, "Wait for new records until --count or SIGINT/SIGTERM");

@@ -385,6 +385,8 @@ class Consumer:
         """Iterates; stops after `idle_timeout` seconds without a record, `max_records`, or close()."""
     def __iter__(self) -> ConsumerIterator:
         """iter(): waits forever (until close() from another thread, or Ctrl-C)."""
+    def seek(self, start: _Start) -> None:
+        """Moves the consumer (a durable group: its committed position) to `start`."""
     def commit(self) -> None:
         """Durable: marks everything returned so far as consumed (expires those records)."""
     def close(self) -> None:

@@ -253,6 +253,27 @@ class ConsumerHandle {
     commit_locked(in.core());
   }
 
+  void seek(const py::object& start) {
+    InCall in(live());
+    const std::shared_ptr<ConsumerCore>& core = in.core();
+    ConsumerCore& c = *core;
+    if (c.replay)
+      throw_error(Errc::kInvalidArgument,
+                  "seek() moves a ring consumer; a replaying consumer starts where it is opened "
+                  "(open a new Consumer with start=...)");
+    const StartFrom where = to_start(start);
+    c.live.expire_all();  // views into the old position die first
+    CoreLock lock(c);
+    Result<void> r;
+    {
+      py::gil_scoped_release nogil;
+      r = c.consumer->seek(where);
+    }
+    c.uncommitted = false;
+    check(r);
+    c.snapshot();
+  }
+
   void close() {
     if (!core_) return;
     std::shared_ptr<ConsumerCore> core = std::move(core_);
@@ -584,6 +605,13 @@ close() from another thread, or Ctrl-C).)doc")
              self.cast<ConsumerHandle&>().live();
              return ConsumerIterator(self, std::nullopt, std::nullopt);
            })
+      .def("seek", &ConsumerHandle::seek, py::arg("start"), R"doc(seek(start) -> None
+
+Moves the consumer to ``start`` (as the constructor's ``start``: "earliest", "latest",
+a sequence number, a datetime, "@TIME").  For a durable group this is the explicit way
+to rewind or skip it: ``start=`` in the constructor only says where a *new* group
+begins; an existing group continues from its committed position.  Records returned
+before are expired.)doc")
       .def("commit", &ConsumerHandle::commit, R"doc(commit() -> None
 
 Durable: marks everything returned so far as consumed (the position the group resumes

@@ -318,3 +318,20 @@ def test_lapped_tailing_reader(ns):
         assert loud.poll(0).seq == e.value.lost  # resumes at the oldest record left
         quiet.close()
         loud.close()
+
+
+def test_start_is_for_new_groups_and_seek_rewinds(ns):
+    """The README's example (group="analytics", start="earliest") must not re-read from 0
+    on every run: start is where a *new* group begins; seek() rewinds explicitly."""
+    shmbus.create("s", capacity="64K", namespace=ns)
+    with shmbus.Producer("s", namespace=ns) as p:
+        for i in range(10):
+            p.publish(b"%d" % i)
+    with shmbus.Consumer("s", group="analytics", start="earliest", namespace=ns) as c:
+        assert [r.seq for r in c.iter(idle_timeout=0, max_records=4)] == [0, 1, 2, 3]
+    with shmbus.Consumer("s", group="analytics", start="earliest", namespace=ns) as c:
+        assert c.poll(0).seq == 4
+        c.seek(1)
+        assert c.poll(0).seq == 1
+    with shmbus.Consumer("s", group="analytics", start="latest", namespace=ns) as c:
+        assert c.poll(0).seq == 2

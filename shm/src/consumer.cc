@@ -206,10 +206,14 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       if (consumer_alive(*c.m, consumer_index(*c.m, found)))
         return make_error(Errc::kBusy, "consumer " + opts.group + " is held by pid " +
                                            std::to_string(owner_pid(o)));
-      if (opts.start.kind == StartFrom::Kind::kCommitted) {
+      // `start` is where a *new* group begins (Kafka's auto.offset.reset): an existing
+      // group continues from its committed position unless asked to reset (seek).
+      if (opts.start.kind == StartFrom::Kind::kCommitted || !opts.reset) {
         start = PosSeq{found->position.load(std::memory_order_acquire),
                        found->next_seq.load(std::memory_order_acquire)};
         found_exact = true;  // our own slot: written by the holder, position and seq agree
+        c.skip_seq = 0;
+        c.skip_ts = 0;
       }
       c.slot = found;
     } else {
@@ -260,6 +264,22 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
                 found_exact;
   c.committed_pos = start.pos;
   return Consumer(std::move(impl));
+}
+
+Result<void> Consumer::seek(StartFrom where) {
+  if (!impl_) return make_error(Errc::kClosed, "consumer is closed");
+  ConsumerOptions o = impl_->opts;
+  o.start = where;
+  o.reset = true;
+  const std::string ns = impl_->m->ns(), name = impl_->m->name();
+  const bool auto_commit = o.auto_commit;
+  impl_->opts.auto_commit = false;  // the old position is not committed on the way out
+  close();
+  auto c = open(ns, name, o);
+  if (!c) return c.error();
+  *this = std::move(c.value());
+  impl_->opts.auto_commit = auto_commit;
+  return {};
 }
 
 void Consumer::close() noexcept {

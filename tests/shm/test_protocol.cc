@@ -405,3 +405,59 @@ TEST(Ring, ClaimSurvivesItsProducerMovingAndDying) {
 
 }  // namespace
 }  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Issue 13 point 3: `start` is where a *new* group begins; an existing group continues
+// from its commit (the README's own example re-read from 0 on every run); rewinding it
+// is explicit (reset / seek).
+TEST(Ring, StartAppliesToNewGroupsOnlyAndSeekRewinds) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(test::as_bytes(std::to_string(i))).ok());
+  ConsumerOptions co;
+  co.group = "analytics";
+  co.start = StartFrom::earliest();
+  Record rec;
+  {
+    auto c = Consumer::open(ns.ns(), "s", co);
+    for (uint64_t want = 0; want < 4; ++want) {
+      ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+      EXPECT_EQ(rec.seq, want);
+    }
+    c->commit();
+  }
+  {
+    auto c = Consumer::open(ns.ns(), "s", co);  // the same options, the next run
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, 4u) << "an existing group rewound to its start";
+    // Explicit: seek rewinds the group, and its position with it.
+    ASSERT_TRUE(c->seek(StartFrom::seq(1)));
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, 1u);
+    c->commit();
+  }
+  co.start = StartFrom::latest();
+  {
+    auto c = Consumer::open(ns.ns(), "s", co);  // latest, but the group exists
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, 2u);
+  }
+  co.reset = true;  // the explicit form at open
+  {
+    auto c = Consumer::open(ns.ns(), "s", co);
+    EXPECT_EQ(c->poll(&rec, 0ns), ReadStatus::kTimeout);
+    ASSERT_TRUE(p->publish(test::as_bytes("new")).ok());
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, 10u);
+  }
+}
+
+}  // namespace
+}  // namespace shmbus

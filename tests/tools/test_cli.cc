@@ -209,8 +209,12 @@ TEST_F(Cli, TailGroupContinuesAfterTheLastRecordPrinted) {
   expect_ok(cli({"pub", "s"}, "6\n7\n8\n"));
   EXPECT_EQ(cli({"tail", "s", "--group", "g", "--count", "1"}).out, "6\n");
   EXPECT_EQ(cli({"tail", "s", "--group", "g"}).out, "7\n8\n");
-  // An explicit --from overrides the committed position; another group starts at earliest.
-  EXPECT_EQ(cli({"tail", "s", "--group", "g", "--from", "6"}).out, "7\n8\n");
+  // --from is where a *new* group starts: an existing one continues (nothing left here);
+  // rewinding it is explicit (--reset-to).  Another group starts at earliest.
+  EXPECT_EQ(cli({"tail", "s", "--group", "g", "--from", "6"}).out, "");
+  EXPECT_EQ(cli({"tail", "s", "--group", "g", "--reset-to", "6"}).out, "7\n8\n");
+  EXPECT_EQ(cli({"tail", "s", "--group", "g"}).out, "");
+  expect_failure(cli({"tail", "s", "--reset-to", "6"}), "--reset-to goes with --group");
   EXPECT_EQ(cli({"tail", "s", "--group", "other", "--count", "2"}).out, "1\n2\n");
 
   CliResult st = cli({"stat", "s", "--json", "--interval", "0"});

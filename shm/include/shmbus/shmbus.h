@@ -327,7 +327,11 @@ Result<StartFrom> parse_start(std::string_view text, std::string* note = nullptr
 struct ConsumerOptions {
   std::string group;            // empty: anonymous tailing consumer; else durable name
                                 // (a dead holder's name is taken over at once)
+  // Where a tailing consumer or a *new* group starts.  An existing group continues from
+  // its committed position whatever `start` says (as Kafka's auto.offset.reset), unless
+  // `reset` (or Consumer::seek) moves it there explicitly.
   StartFrom start{};
+  bool reset = false;
   WaitStrategy wait = WaitStrategy::kBlock;
   bool auto_commit = true;      // durable: each poll commits the previous record
   bool read_only = false;       // map read-only (tailing consumers only)
@@ -369,6 +373,10 @@ class Consumer {
   [[nodiscard]] ReadStatus poll(Record* rec, std::chrono::nanoseconds timeout) noexcept;
   // Durable: make everything returned so far consumed (the position others see).
   void commit() noexcept;
+  // Thread: the consumer's.  Moves this consumer (a durable group: its committed
+  // position too) to `where`: rewinding or skipping a group is always explicit.
+  // Records returned before are no longer valid.  On error the consumer is closed.
+  Result<void> seek(StartFrom where);
 
   uint64_t next_seq() const noexcept;   // sequence of the next record to be returned
   uint64_t lost() const noexcept;       // records lost to laps (tailing) or gaps
