@@ -28,14 +28,6 @@ using namespace detail;
 
 namespace {
 
-// Two paths name the same directory: equal strings, or the same inode.
-bool same_dir(const std::string& a, const std::string& b) {
-  if (a == b) return true;
-  struct stat sa, sb;
-  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && S_ISDIR(sa.st_mode) &&
-         sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 // The names a store directory holds: segments, indexes, the watermark, the writer's
 // lock, quarantined files and temporary files of an interrupted rewrite.
 bool is_store_file(const std::string& n) {
@@ -47,19 +39,6 @@ bool is_store_file(const std::string& n) {
     if (n[i] < '0' || n[i] > '9') return false;
   const std::string_view rest = std::string_view(n).substr(20);
   return rest.rfind(kSegmentSuffix, 0) == 0 || rest.rfind(kIndexSuffix, 0) == 0;
-}
-
-// Overwrites the whole of `name` with zeros and syncs it; any failure is an error.
-Result<void> overwrite_file(int dir, const std::string& name, uint64_t size) {
-  UniqueFd fd(env().openat(dir, name.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0));
-  if (!fd.valid()) return errno_error(errno, "cannot open '" + name + "' to overwrite it");
-  std::vector<std::byte> zeros(static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(size, 1), 1 << 20)));
-  for (uint64_t off = 0; off < size; off += zeros.size()) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), size - off));
-    if (auto r = pwrite_all(fd.get(), {zeros.data(), n}, off, "'" + name + "' (overwrite)"); !r)
-      return r;
-  }
-  return sync_data(fd.get(), "'" + name + "' (overwrite)");
 }
 
 uint64_t steady_now_ns() {
@@ -87,13 +66,10 @@ Result<StoreLocation> locate_store(std::string_view ns, std::string_view stream,
       // The header is only a cross-check: a store is never taken from shared memory
       // alone, since whoever may write the header could point it anywhere.
       if (!same_dir(ps->store_dir, loc.dir)) {
-        const std::string suffix = "/" + std::string(ns) + "/" + std::string(stream);
         std::string hint = "pass --data-dir with the directory that holds " + std::string(ns) + "/" +
                            std::string(stream);
-        if (ps->store_dir.size() > suffix.size() &&
-            ps->store_dir.compare(ps->store_dir.size() - suffix.size(), suffix.size(), suffix) == 0)
-          hint = "pass --data-dir " + ps->store_dir.substr(0, ps->store_dir.size() - suffix.size()) +
-                 " if that is the store you mean";
+        if (auto root = store_root_of(ps->store_dir, ns, stream))
+          hint = "pass --data-dir " + *root + " if that is the store you mean";
         return make_error(Errc::kInvalidArgument,
                           "the header of stream " + std::string(ns) + "/" + std::string(stream) +
                               " names the store '" + ps->store_dir + "', not '" + loc.dir +
@@ -232,10 +208,8 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
   // LOCK last: it is held until the rest is gone.
   std::stable_partition(victims.begin(), victims.end(), [](const Victim& v) { return v.name != "LOCK"; });
   for (const auto& v : victims) {
-    if (out.secure && v.size > 0)
-      if (auto r = overwrite_file(sd.get(), v.name, v.size); !r) return r.error();
-    if (env().unlinkat(sd.get(), v.name.c_str(), 0) != 0 && errno != ENOENT)
-      return errno_error(errno, "cannot remove '" + loc->dir + "/" + v.name + "'");
+    // With `secure`: overwritten and synced first; any failure is an error.
+    if (auto r = remove_file(sd.get(), v.name, out.secure); !r) return r.error();
     out.bytes += v.size;
     ++out.files;
   }

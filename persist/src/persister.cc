@@ -480,17 +480,15 @@ static Result<void> follow_recorded_store(const StreamControl& ctl, const Persis
   if (!ps) return {};
   auto want = store_dir_for(opts.data_dir, ns, stream);
   if (!want) return want.error();
-  struct stat a, b;
-  const bool old_exists = ::lstat(ps->store_dir.c_str(), &a) == 0 && S_ISDIR(a.st_mode);
-  if (ps->store_dir == want.value() || !old_exists) return {};
-  if (::stat(want->c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return {};
+  struct stat st;
+  const bool old_exists = ::lstat(ps->store_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  if (!old_exists || detail::same_dir(ps->store_dir, want.value())) return {};
   // A running persister is the first thing to say (whatever its data dir).
   if (auto info = stream_info(ns, stream); info)
     for (const auto& c : info->consumers)
       if (c.name == kPersisterGroup && c.alive)
         return make_error(Errc::kBusy, "stream '" + std::string(stream) + "' already has a persister (pid " +
                                            std::to_string(c.pid) + ") writing " + ps->store_dir);
-  const std::string suffix = "/" + std::string(ns) + "/" + std::string(stream);
   switch (opts.store_moved) {
     case PersisterOptions::StoreMoved::kNew:
       detail::logger().warn("persister {}/{}: a new store in {}; the old one stays in {}", ns, stream,
@@ -498,15 +496,15 @@ static Result<void> follow_recorded_store(const StreamControl& ctl, const Persis
       return {};
     case PersisterOptions::StoreMoved::kMove: {
       // The old place must be a store directory of this stream, and not in use.
-      if (ps->store_dir.size() <= suffix.size() ||
-          ps->store_dir.compare(ps->store_dir.size() - suffix.size(), suffix.size(), suffix) != 0)
+      auto old_root = detail::store_root_of(ps->store_dir, ns, stream);
+      if (!old_root)
         return make_error(Errc::kInvalidArgument, "--move-store: the recorded store '" + ps->store_dir +
-                                                      "' does not end in " + suffix);
-      if (::lstat(want->c_str(), &b) == 0)
+                                                      "' does not end in /" + std::string(ns) + "/" +
+                                                      std::string(stream));
+      if (::lstat(want->c_str(), &st) == 0)
         return make_error(Errc::kExists, "--move-store: " + want.value() + " already exists");
-      const std::string old_root = ps->store_dir.substr(0, ps->store_dir.size() - suffix.size());
       {
-        auto old = SegmentStore::open(old_root, ns, stream);  // its lock, and its recovery
+        auto old = SegmentStore::open(*old_root, ns, stream);  // its lock, and its recovery
         if (!old) return old.error();
         // The new parent (DATA_DIR/NS), created and checked like any store's.
         const std::string parts[] = {std::string(ns)};

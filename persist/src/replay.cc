@@ -9,6 +9,7 @@
 // or an abandoned claim), it is gone: kGap "not persisted", and on with the ring.
 #include "shmbus/persister.h"
 #include "shmbus/store_admin.h"
+#include "store_path.h"
 
 #include <algorithm>
 #include <chrono>
@@ -158,10 +159,7 @@ Result<ReplayConsumer> ReplayConsumer::open(std::string_view ns, std::string_vie
   c.ctl.emplace(std::move(ctl.value()));
   if (auto ps = c.ctl->persist()) {
     // store_dir is ROOT/NS/STREAM: the reader wants ROOT.
-    const std::string suffix = "/" + std::string(ns) + "/" + std::string(stream);
-    if (ps->store_dir.size() > suffix.size() &&
-        ps->store_dir.compare(ps->store_dir.size() - suffix.size(), suffix.size(), suffix) == 0)
-      c.store_root = ps->store_dir.substr(0, ps->store_dir.size() - suffix.size());
+    if (auto root = detail::store_root_of(ps->store_dir, ns, stream)) c.store_root = *root;
   }
   if (opts.start.kind == StartFrom::Kind::kTime) c.skip_ts = opts.start.value;
   if (opts.start.kind == StartFrom::Kind::kSeq) {

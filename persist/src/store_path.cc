@@ -107,5 +107,21 @@ Result<void> check_trusted(int fd, const std::string& path, Use use, bool data_r
   return {};
 }
 
+std::optional<std::string> store_root_of(const std::string& store_dir, std::string_view ns,
+                                         std::string_view stream) {
+  const std::string suffix = "/" + std::string(ns) + "/" + std::string(stream);
+  if (store_dir.size() <= suffix.size() ||
+      store_dir.compare(store_dir.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return std::nullopt;
+  return store_dir.substr(0, store_dir.size() - suffix.size());
+}
+
+bool same_dir(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  struct stat sa, sb;
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && S_ISDIR(sa.st_mode) &&
+         sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 }  // namespace detail
 }  // namespace shmbus::persist

@@ -3,7 +3,9 @@
 // the data root may also belong to root and be a sticky shared directory (/tmp).
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "shmbus/result.h"
 
@@ -17,5 +19,11 @@ enum class Use : uint8_t {
 // `fd` is an open directory (or file) at `path` (for messages).  kPermission when it
 // fails the rules above; `data_root` relaxes them for the data directory itself.
 Result<void> check_trusted(int fd, const std::string& path, Use use, bool data_root = false);
+
+// ROOT when `store_dir` is ROOT/NS/STREAM (as a stream header names it), else nullopt.
+std::optional<std::string> store_root_of(const std::string& store_dir, std::string_view ns,
+                                         std::string_view stream);
+// Two paths name the same directory: equal strings, or the same inode.
+bool same_dir(const std::string& a, const std::string& b);
 
 }  // namespace shmbus::persist::detail
