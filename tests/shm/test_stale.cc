@@ -195,5 +195,38 @@ INSTANTIATE_TEST_SUITE_P(Ring, ClaimedNotLabelled,
                                            Stale::kGapPlausible, Stale::kPadPlausible),
                          claimed_name);
 
+// The head scan of a producer that needs room meets the same claim: stale bytes there
+// that look like a committed record must not move head (and so the floor) past it, or
+// other producers overwrite the claim before its producer has even written its tag.
+TEST(Ring, HeadNeverPassesAClaimWithoutItsTag) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small_ring()));
+  auto m = StreamMapping::open(ns.ns(), "s", false);
+  ASSERT_TRUE(m);
+  const StreamMapping& map = *m.value();
+  detail::StreamHeader* h = map.header();
+  auto slow = Producer::open(ns.ns(), "s");  // slot 0: the one between claim and tag
+  ASSERT_TRUE(slow);
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto fast = Producer::open(ns.ns(), "s", po);
+  ASSERT_TRUE(fast);
+  ASSERT_TRUE(fast->publish(as_bytes("a")).ok());
+  detail::ProducerSlot* slot = map.producer_slot(0);
+  detail::PosSeq cur = detail::load16(&h->claim);
+  const uint64_t pos = cur.pos;
+  slot->claiming.store(pos, std::memory_order_release);
+  ASSERT_TRUE(detail::cas16(&h->claim, &cur, detail::PosSeq{pos + detail::record_span(6), cur.seq + 1}));
+  // Stale bytes that pass for a committed 1000-byte record.
+  map.record_at(pos)->tag.store(forged_tag(map, pos, detail::kData, 1000));
+  const std::string payload(100, 'x');
+  PubStatus st = PubStatus::kOk;
+  for (int i = 0; i < 10'000 && st == PubStatus::kOk; ++i) st = fast->publish(as_bytes(payload)).status;
+  EXPECT_EQ(st, PubStatus::kFull);
+  EXPECT_LE(detail::load_pos(&h->claim), pos + map.capacity()) << "a claim overwrote the pending one";
+  EXPECT_LE(detail::load_pos(&h->head), pos) << "head passed it";
+  slot->claiming.store(~0ULL, std::memory_order_release);
+}
+
 }  // namespace
 }  // namespace shmbus
