@@ -174,10 +174,16 @@ uint64_t labelled_below(const StreamMapping& m, uint64_t at, DeadProducers* dead
   // the store of `claiming` its producer made before that CAS.
   uint64_t low = load_pos(&m.header()->claim);
   for (uint32_t i = 0; i < kMaxProducers; ++i) {
+    ProducerSlot* s = m.producer_slot(i);
+    // acquire: pairs with the release store of owner when the slot was taken, which comes
+    // before any claim of its producer: a slot found free (never taken: its claiming word
+    // is 0 from creation; or closed, after its last pending tag) claims nothing below
+    // `low`.  Same cache line as `claiming`.
+    if (s->owner.load(std::memory_order_acquire) == 0) continue;
     // acquire: pairs with the release stores of `claiming` (~0 after the claim's pending
     // tags; the next claim's start, later still): a producer that no longer advertises a
     // claim at or below `low` has its pending tags seen by tag loads after this one.
-    const uint64_t c = m.producer_slot(i)->claiming.load(std::memory_order_acquire);
+    const uint64_t c = s->claiming.load(std::memory_order_acquire);
     if (c >= low) continue;  // ~0: not claiming
     if (dead && c <= at && dead->dead(m, i)) continue;
     low = c;
