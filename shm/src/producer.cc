@@ -138,6 +138,9 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     slot->claiming.store(c.pos, std::memory_order_release);
     // seq_cst CAS16: takes [c.pos, end) and seqs [c.seq, c.seq + nseq) in one step.
     if (cas16(&h->claim, &c, PosSeq{end, c.seq + nseq})) break;
+    // Lost the race: no claim at the position advertised, so stop holding readers back
+    // there (labelled_below()) should this thread be preempted before it tries again.
+    claimed();
   }
   if (pad) {
     // release: a pad carries no payload; consumers read it through the acquire of its
