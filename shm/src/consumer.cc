@@ -111,15 +111,22 @@ bool Consumer::Impl::rejoin() noexcept {
 static PosSeq nearest_start(const StreamMapping& m, PosSeq earliest, PosSeq latest,
                             uint64_t target) {
   PosSeq best = earliest;
-  // A header at or above it may hold stale bytes (see labelled_below()).
-  DeadProducers dead;
-  const uint64_t labelled = labelled_below(m, latest.pos, &dead);
+  // A header at or above it may hold stale bytes (see labelled_below()); liveness probes
+  // only if a candidate lies there.
+  uint64_t labelled = labelled_below(m);
+  bool probed = false;
   const uint32_t n = consumer_slots_in_use(m.header());
   for (uint32_t i = 0; i < n; ++i) {
     ConsumerSlot* s = m.consumer_slot(i);
     if (s->state.load(std::memory_order_acquire) != kSlotReady) continue;
     const uint64_t p = s->position.load(std::memory_order_acquire);
-    if (p <= best.pos || p >= latest.pos || p >= labelled || (p & (kRecordAlign - 1)) != 0) continue;
+    if (p <= best.pos || p >= latest.pos || (p & (kRecordAlign - 1)) != 0) continue;
+    if (p >= labelled && !probed) {
+      DeadProducers dead;
+      labelled = std::max(labelled, labelled_below(m, latest.pos, &dead));
+      probed = true;
+    }
+    if (p >= labelled) continue;
     RecordHeader* r = m.record_at(p);
     const uint64_t tag = r->tag.load(std::memory_order_acquire);
     TagView tv = decode_tag(m.salt(), m.lap_shift(), tag, p);

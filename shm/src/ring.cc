@@ -7,8 +7,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -282,10 +282,16 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
     const PosSeq start = read_posseq(&h->head);
     const uint64_t tail = load_pos(&h->claim);
     // Tags at or above it may be stale bytes (see labelled_below()): not trusted there.
-    const uint64_t labelled = labelled_below(m, std::min(tail, want), &stuck->dead);
+    // Liveness probes only if the scan gets there.
+    uint64_t labelled = labelled_below(m);
+    bool probed = false;
     PosSeq cur = start;
     bool restart = false;
     while (cur.pos < tail && cur.pos < want) {
+      if (cur.pos >= labelled && !probed) {
+        labelled = std::max(labelled, labelled_below(m, cur.pos, &stuck->dead));
+        probed = true;
+      }
       RecordHeader* rec = m.record_at(cur.pos);
       uint64_t tag = rec->tag.load(std::memory_order_acquire);
       TagView tv = decode_tag(salt, m.lap_shift(), tag, cur.pos);
@@ -376,9 +382,16 @@ PosSeq committed_frontier(const StreamMapping& m) {
     if (from.pos > cur.pos && from.pos <= tail) cur = PosSeq{from.pos, std::max(from.seq, cur.seq)};
     const uint64_t start = cur.pos;
     // Tags at or above it may be stale bytes (see labelled_below()): stop there.
-    DeadProducers dead;
-    const uint64_t labelled = labelled_below(m, tail, &dead);
-    while (cur.pos < tail && cur.pos < labelled && cur.pos - start < m.capacity()) {
+    // Liveness probes only if the walk gets there.
+    uint64_t labelled = labelled_below(m);
+    bool probed = false;
+    while (cur.pos < tail && cur.pos - start < m.capacity()) {
+      if (cur.pos >= labelled && !probed) {
+        DeadProducers dead;
+        labelled = std::max(labelled, labelled_below(m, cur.pos, &dead));
+        probed = true;
+      }
+      if (cur.pos >= labelled) break;
       RecordHeader* rec = m.record_at(cur.pos);
       // acquire: pairs with the commit CAS; the seq read below belongs to this record.
       const TagView tv = decode_tag(salt, m.lap_shift(), rec->tag.load(std::memory_order_acquire), cur.pos);
