@@ -33,6 +33,12 @@ struct Consumer::Impl {
   // floor carries the lowest sequence that may be there): the first record fixes it.
   bool seq_exact = true;
   uint32_t since_activity = 0;
+  // Stale bytes (see labelled_below()): a tag is believed at a position below `labelled`
+  // (a bound read earlier), or once it differs from the first value read at that position
+  // (a write since then: its producer's, who had claimed it).  Otherwise the first look at
+  // a position found a committed-looking value that may be an older lap's bytes.
+  uint64_t labelled = 0;
+  uint64_t first_pos = ~0ULL, first_tag = 0;
   Stuck stuck;
   std::vector<std::byte> buf;
 
@@ -105,12 +111,22 @@ bool Consumer::Impl::rejoin() noexcept {
 static PosSeq nearest_start(const StreamMapping& m, PosSeq earliest, PosSeq latest,
                             uint64_t target) {
   PosSeq best = earliest;
+  // A header at or above it may hold stale bytes (see labelled_below()); liveness probes
+  // only if a candidate lies there.
+  uint64_t labelled = labelled_below(m);
+  bool probed = false;
   const uint32_t n = consumer_slots_in_use(m.header());
   for (uint32_t i = 0; i < n; ++i) {
     ConsumerSlot* s = m.consumer_slot(i);
     if (s->state.load(std::memory_order_acquire) != kSlotReady) continue;
     const uint64_t p = s->position.load(std::memory_order_acquire);
     if (p <= best.pos || p >= latest.pos || (p & (kRecordAlign - 1)) != 0) continue;
+    if (p >= labelled && !probed) {
+      DeadProducers dead;
+      labelled = std::max(labelled, labelled_below(m, latest.pos, &dead));
+      probed = true;
+    }
+    if (p >= labelled) continue;
     RecordHeader* r = m.record_at(p);
     const uint64_t tag = r->tag.load(std::memory_order_acquire);
     TagView tv = decode_tag(m.salt(), m.lap_shift(), tag, p);
@@ -324,8 +340,22 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     RecordHeader* r = c.m->record_at(c.pos);
     // acquire: pairs with the producer's seq_cst commit CAS; fields and payload follow.
     uint64_t tag = r->tag.load(std::memory_order_acquire);
+    if (c.pos != c.first_pos) {
+      c.first_pos = c.pos;
+      c.first_tag = tag;
+    }
     TagView tv = decode_tag(c.salt, c.shift, tag, c.pos);
-    if (tv.lap_ok && tv.state >= kData && tv.state <= kGap) {
+    bool committed = tv.lap_ok && tv.state >= kData && tv.state <= kGap;
+    if (committed && c.pos >= c.labelled && tag == c.first_tag) {
+      // Slow path (a reader that finds records already committed past its last bound, or
+      // at the frontier): is the claim at pos labelled?  Liveness probes (for producers
+      // that died between their claim and their tag) on the first look and on every 64th
+      // turn only.
+      c.labelled = std::max(c.labelled, labelled_below(*c.m, c.pos, spins % 64 == 0 ? &c.stuck.dead : nullptr));
+      if (c.pos < c.labelled) continue;  // labelled: read the tag again, believed now
+      committed = false;  // maybe stale bytes: nothing is known committed at pos
+    }
+    if (committed) {
       const uint64_t span = record_span(tv.size);
       if ((c.pos & c.mask) + span > c.cap || (tv.state == kData && tv.size > c.max_record)) {
         if (!c.durable && c.tail_passed(c.pos)) {  // a newer lap's bytes: we were lapped

@@ -35,8 +35,11 @@ struct Producer::Impl {
   PubStatus reserve(uint64_t total, uint64_t nseq, uint64_t* rec_pos, uint64_t* seq) noexcept;
   PubStatus make_room(uint64_t end) noexcept;
   // Writes the header fields and the pending tag.  Fails (false) if the record already
-  // holds this lap's gap tag: an abandoner declared this producer dead (it was not; it
-  // was only stalled) and producers may have reused the bytes: nothing may be written.
+  // holds this lap's gap tag for it: an abandoner declared this producer dead (it was
+  // not; it was only stalled) and producers may have reused the bytes: nothing may be
+  // written.  An abandoner's gap over this header spans the record (its pending tag's
+  // size, or the extent up to the next claim); a gap-looking value of another size is
+  // stale bytes of an older lap (see labelled_below()) and is written over.
   bool begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
     RecordHeader* r = m->record_at(pos);
     // relaxed load: only compared; the CAS below decides.
@@ -44,7 +47,7 @@ struct Producer::Impl {
     bool written = false;
     for (;;) {
       const TagView tv = decode_tag(salt, shift, cur, pos);
-      if (tv.lap_ok && tv.state == kGap) return false;
+      if (tv.lap_ok && tv.state == kGap && tv.size == size) return false;
       if (!written) {  // not over a gap's header (checked just above)
         store_relaxed(&r->owner, label);
         store_relaxed(&r->seq, seq);
@@ -128,19 +131,25 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
       c = read_posseq(&h->claim);
       continue;
     }
-    // relaxed: published by the release of the CAS16 below (see ProducerSlot::claiming).
-    slot->claiming.store(c.pos, std::memory_order_relaxed);
+    // release: after the pending tags of this producer's previous claim (pairs with the
+    // acquire in labelled_below(): a reader that sees this value sees those tags); the
+    // CAS16 below publishes it to abandoners (see ProducerSlot::claiming).  A plain store
+    // on x86 as relaxed would be.
+    slot->claiming.store(c.pos, std::memory_order_release);
     // seq_cst CAS16: takes [c.pos, end) and seqs [c.seq, c.seq + nseq) in one step.
     if (cas16(&h->claim, &c, PosSeq{end, c.seq + nseq})) break;
+    // Lost the race: no claim at the position advertised, so stop holding readers back
+    // there (labelled_below()) should this thread be preempted before it tries again.
+    claimed();
   }
   if (pad) {
     // release: a pad carries no payload; consumers read it through the acquire of its
-    // tag.  A CAS, like begin(): never over this lap's gap.
+    // tag.  A CAS, like begin(): never over this lap's gap for it (of its size).
     std::atomic<uint64_t>& t = m->record_at(c.pos)->tag;
     uint64_t cur = t.load(std::memory_order_relaxed);
     for (;;) {
       const TagView tv = decode_tag(salt, shift, cur, c.pos);
-      if (tv.lap_ok && tv.state == kGap) break;
+      if (tv.lap_ok && tv.state == kGap && tv.size == pad - sizeof(RecordHeader)) break;
       if (t.compare_exchange_weak(cur, make_tag(salt, shift, c.pos, kPad, pad - sizeof(RecordHeader)),
                                   std::memory_order_release, std::memory_order_relaxed))
         break;

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -154,6 +155,42 @@ uint32_t label_of(const StreamMapping& m, uint64_t pos, uint64_t tag) {
 }
 }  // namespace
 
+bool DeadProducers::dead(const StreamMapping& m, uint32_t i) {
+  ProducerSlot* s = m.producer_slot(i);
+  // relaxed: generation changes under the registry lock only; a stale value only costs a
+  // probe (a slot taken again since is held, so never found dead by mistake).
+  const uint32_t gen = s->generation.load(std::memory_order_relaxed) & 0xffffff;
+  if (gen_plus1[i] == gen + 1) return true;
+  // relaxed: a hint set by an abandoner that found this generation dead.
+  if (gen != 0 && s->dead_gen.load(std::memory_order_relaxed) == gen) return true;
+  if (producer_alive(m, i)) return false;
+  gen_plus1[i] = gen + 1;
+  return true;
+}
+
+uint64_t labelled_below(const StreamMapping& m, uint64_t at, DeadProducers* dead) {
+  // acquire: every claim is a CAS (a read-modify-write) of the cursor, so this load
+  // synchronizes with the claim CAS of every record below the value read, and so with
+  // the store of `claiming` its producer made before that CAS.
+  uint64_t low = load_pos(&m.header()->claim);
+  for (uint32_t i = 0; i < kMaxProducers; ++i) {
+    ProducerSlot* s = m.producer_slot(i);
+    // acquire: pairs with the release store of owner when the slot was taken, which comes
+    // before any claim of its producer: a slot found free (never taken: its claiming word
+    // is 0 from creation; or closed, after its last pending tag) claims nothing below
+    // `low`.  Same cache line as `claiming`.
+    if (s->owner.load(std::memory_order_acquire) == 0) continue;
+    // acquire: pairs with the release stores of `claiming` (~0 after the claim's pending
+    // tags; the next claim's start, later still): a producer that no longer advertises a
+    // claim at or below `low` has its pending tags seen by tag loads after this one.
+    const uint64_t c = s->claiming.load(std::memory_order_acquire);
+    if (c >= low) continue;  // ~0: not claiming
+    if (dead && c <= at && dead->dead(m, i)) continue;
+    low = c;
+  }
+  return low;
+}
+
 bool Stuck::dead_now(const StreamMapping& m, uint64_t at, uint64_t tag) const {
   const uint32_t label = label_of(m, at, tag);
   if (label == 0) return at == dead_end;  // the unwritten rest of a dead owner's claim
@@ -168,7 +205,21 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
                    uint64_t tail) {
   const uint64_t salt = m.salt();
   RecordHeader* rec = m.record_at(pos);
-  uint32_t label = label_of(m, pos, observed);
+  // Until the claim at pos is known labelled, the tag observed there may be stale bytes
+  // of an older lap (see labelled_below()): neither its state nor its owner label count.
+  const bool labelled = pos < labelled_below(m, pos, &stuck->dead);
+  const TagView ov = decode_tag(salt, m.lap_shift(), observed, pos);
+  if (ov.lap_ok && ov.state >= kData && ov.state <= kGap) {
+    // Stale bytes in the header of a claim whose live producer has not written its
+    // pending tag yet: wait for it.
+    if (!labelled) return Abandon::kAlive;
+    const uint64_t span = record_span(ov.size);
+    if (span <= tail - pos && (pos & m.mask()) + span <= m.capacity() &&
+        (ov.state != kData || ov.size <= m.max_record()))
+      return Abandon::kRetry;  // committed: nothing to abandon (read it again)
+    // A header that cannot be (damaged): as one never written, below.
+  }
+  uint32_t label = labelled ? label_of(m, pos, observed) : 0;
   if (label != 0) {
     if (!label_dead(m, label)) return Abandon::kAlive;
   } else {
@@ -184,11 +235,25 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
   } else {
     // The producer died before it wrote even its pending tag: the record's extent is
     // unknown.  It ends at the next header that belongs to this lap, at the end of the
-    // ring, or at the claim tail.
+    // ring, at the claim tail, or where another producer's claim starts (every `claiming`
+    // value was the claim cursor once, so it is a record boundary at or past the end of
+    // the dead claim; a claim there may not have its tag yet, and this gap must not
+    // swallow it).  A tag is believed only if it fits (stale bytes pass the lap check
+    // once in ~2^30 values, a plausible size too once in ~2^50).
+    uint64_t end = tail;
+    for (uint32_t i = 0; i < kMaxProducers; ++i) {
+      // acquire: as in labelled_below().
+      const uint64_t c = m.producer_slot(i)->claiming.load(std::memory_order_acquire);
+      if (c > pos && c < end && (c & (kRecordAlign - 1)) == 0) end = c;
+    }
     uint64_t q = pos + kRecordAlign;
-    while (q < tail && (q & m.mask()) != 0) {
+    while (q < end && (q & m.mask()) != 0) {
       TagView t = decode_tag(salt, m.lap_shift(), m.record_at(q)->tag.load(std::memory_order_acquire), q);
-      if (t.lap_ok && t.state >= kPending && t.state <= kGap) break;
+      const uint64_t span = record_span(t.size);
+      if (t.lap_ok && t.state >= kPending && t.state <= kGap && span <= tail - q &&
+          (q & m.mask()) + span <= m.capacity() &&
+          (t.state > kData || t.size <= m.max_record()))
+        break;
       q += kRecordAlign;
     }
     size = q - pos - sizeof(RecordHeader);
@@ -216,14 +281,22 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
   for (;;) {
     const PosSeq start = read_posseq(&h->head);
     const uint64_t tail = load_pos(&h->claim);
+    // Tags at or above it may be stale bytes (see labelled_below()): not trusted there.
+    // Liveness probes only if the scan gets there.
+    uint64_t labelled = labelled_below(m);
+    bool probed = false;
     PosSeq cur = start;
     bool restart = false;
     while (cur.pos < tail && cur.pos < want) {
+      if (cur.pos >= labelled && !probed) {
+        labelled = std::max(labelled, labelled_below(m, cur.pos, &stuck->dead));
+        probed = true;
+      }
       RecordHeader* rec = m.record_at(cur.pos);
       uint64_t tag = rec->tag.load(std::memory_order_acquire);
       TagView tv = decode_tag(salt, m.lap_shift(), tag, cur.pos);
       uint64_t span = record_span(tv.size);
-      if (tv.lap_ok && (tv.state == kData || tv.state == kPad || tv.state == kGap) &&
+      if (cur.pos < labelled && tv.lap_ok && (tv.state == kData || tv.state == kPad || tv.state == kGap) &&
           span <= tail - cur.pos && (cur.pos & m.mask()) + span <= m.capacity() &&
           (tv.state != kData || tv.size <= m.max_record())) {
         if (tv.state == kData) cur.seq = rec->seq + 1;
@@ -248,6 +321,12 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
         break;
       }
       stuck->pos = ~0ULL;
+      // Changed, or committed after all (labelled since `labelled` was read): a new pass.
+      if (a == Abandon::kRetry) {
+        if (cur.pos != start.pos) raise_posseq(&h->head, cur);  // (all below is committed)
+        restart = true;
+        break;
+      }
       // re-read the same position: now a gap (ours or another's), or committed
     }
     if (restart) continue;
@@ -302,7 +381,17 @@ PosSeq committed_frontier(const StreamMapping& m) {
     const PosSeq from = scan_slots(m, PosSeq{~0ULL, ~0ULL}, tail).furthest;
     if (from.pos > cur.pos && from.pos <= tail) cur = PosSeq{from.pos, std::max(from.seq, cur.seq)};
     const uint64_t start = cur.pos;
+    // Tags at or above it may be stale bytes (see labelled_below()): stop there.
+    // Liveness probes only if the walk gets there.
+    uint64_t labelled = labelled_below(m);
+    bool probed = false;
     while (cur.pos < tail && cur.pos - start < m.capacity()) {
+      if (cur.pos >= labelled && !probed) {
+        DeadProducers dead;
+        labelled = std::max(labelled, labelled_below(m, cur.pos, &dead));
+        probed = true;
+      }
+      if (cur.pos >= labelled) break;
       RecordHeader* rec = m.record_at(cur.pos);
       // acquire: pairs with the commit CAS; the seq read below belongs to this record.
       const TagView tv = decode_tag(salt, m.lap_shift(), rec->tag.load(std::memory_order_acquire), cur.pos);

@@ -51,12 +51,33 @@ PosSeq read_posseq(const PosSeq* p) noexcept;
 // Raises *p to v if v.pos is larger (CAS16 loop).
 void raise_posseq(PosSeq* p, PosSeq v) noexcept;
 
+// Producer slots a reader found dead (by their generation), so that their stale
+// `claiming` words stop holding labelled_below() back without a liveness probe (a
+// system call) each time.
+struct DeadProducers {
+  uint32_t gen_plus1[kMaxProducers] = {};  // 0: not known dead
+  // True if slot i's current holder is dead: known already (here or in the slot's
+  // dead_gen), else probed (its OFD lock).
+  bool dead(const StreamMapping& m, uint32_t i);
+};
+
+// The position below which every claimed record header carries a tag that its producer
+// wrote in this lap (pending, or what followed): min(claim, the `claiming` word of each
+// producer between its claim CAS and its last pending tag).  A tag read at a position
+// below it after this call is this lap's (or a newer lap's, which the lap check or the
+// claim cursor tells); at or above it, the bytes may be stale, left by an older lap, and
+// decode as a valid tag by chance (1 in ~2^30), so they must not be trusted.  With
+// `dead`, producers found dead are passed over for positions <= `at` (their claim may
+// then hold stale bytes for ever: see shm/FORMAT.md); without, never a system call.
+uint64_t labelled_below(const StreamMapping& m, uint64_t at = ~0ULL, DeadProducers* dead = nullptr);
+
 // Where a scan of the ring stands.
 struct Stuck {
   uint64_t pos = ~0ULL;
   uint64_t since_ns = 0;
   uint32_t dead_label = 0;    // owner label last found dead
   uint64_t dead_end = ~0ULL;  // end of the last gap made for a dead owner
+  DeadProducers dead;         // for labelled_below()
   // Whether the uncommitted record at `pos` (tag `tag`) may be tried at once rather than
   // after the abandon timeout: its owner is already known dead (here or in its slot).
   bool dead_now(const StreamMapping& m, uint64_t pos, uint64_t tag) const;
