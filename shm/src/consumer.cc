@@ -28,7 +28,10 @@ struct Consumer::Impl {
   uint64_t committed_pos = ~0ULL;
   uint64_t skip_seq = 0, skip_ts = 0;         // start filters
   uint64_t lost = 0, gaps = 0;
+  bool lost_exact = true;         // see Consumer::lost_exact()
   bool after_resync = false;
+  uint64_t lap_from_pos = 0;      // done_pos when the lap (or eviction) was found: the
+                                  // gaps of unknown sequences that count start there
   // false when `expected` is only a lower bound (a start at the oldest record: the ring's
   // floor carries the lowest sequence that may be there): the first record fixes it.
   bool seq_exact = true;
@@ -75,6 +78,7 @@ bool Consumer::Impl::resync() noexcept {
   // (floor may have passed the tail we read: producers moved on meanwhile.)
   if ((f.pos & (kRecordAlign - 1)) != 0 || (tail > f.pos && tail - f.pos > cap) || m->broken())
     return false;
+  if (!after_resync) lap_from_pos = done_pos;
   pos = f.pos;
   after_resync = true;
   return true;
@@ -91,6 +95,7 @@ bool Consumer::Impl::rejoin() noexcept {
     slot->next_seq.store(f.seq, std::memory_order_seq_cst);
     slot->evicted.store(0, std::memory_order_seq_cst);
     if (oldest(*m).pos <= f.pos) {
+      if (!after_resync) lap_from_pos = done_pos;
       pos = done_pos = committed_pos = f.pos;
       after_resync = true;  // the first record there counts the loss exactly
       return true;
@@ -247,7 +252,15 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       c.slot->state.store(kSlotReady, std::memory_order_seq_cst);
       PosSeq f = oldest(*c.m);
       if (f.pos <= start.pos) break;
-      if (durable && found) c.lost += f.seq > start.seq ? f.seq - start.seq : 0;
+      if (durable && found && f.seq > start.seq) {
+        // Producers passed the group's position while nobody held it: what lies between
+        // is lost, less the gaps the gap log names (counted as a lapped reader counts them).
+        uint64_t logged = 0;
+        if (!count_logged_gaps(c.h, start.seq, f.seq, start.pos, &logged)) c.lost_exact = false;
+        logged = std::min(logged, f.seq - start.seq);
+        c.gaps += logged;
+        c.lost += f.seq - start.seq - logged;
+      }
       start = f;
     }
   }
@@ -310,6 +323,7 @@ uint64_t Consumer::next_seq() const noexcept {
 }
 uint64_t Consumer::lost() const noexcept { return impl_ ? impl_->lost : 0; }
 uint64_t Consumer::gaps() const noexcept { return impl_ ? impl_->gaps : 0; }
+bool Consumer::lost_exact() const noexcept { return !impl_ || impl_->lost_exact; }
 bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
 
 ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcept {
@@ -368,9 +382,17 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       if (rec.seq != c.expected) {
         if (rec.seq < c.expected) return ReadStatus::kCorrupt;
         if (c.after_resync) {
-          // Lost to the lap: what we would have returned, so nothing below the start.
+          // Lost to the lap: what we would have returned, so nothing below the start,
+          // less the sequences of aborted and abandoned claims (gaps) that the ring's
+          // gap log names.
           const uint64_t from = std::max(c.expected, c.skip_seq);
           lap_lost = rec.seq > from ? rec.seq - from : 0;
+          uint64_t lap_gaps = 0;
+          if (lap_lost != 0 && !count_logged_gaps(c.h, from, rec.seq, c.lap_from_pos, &lap_gaps))
+            c.lost_exact = false;
+          lap_gaps = std::min(lap_gaps, lap_lost);  // (a forged log cannot make more)
+          lap_lost -= lap_gaps;
+          c.gaps += lap_gaps;
           c.lost += lap_lost;
           // Read-only readers keep their count privately (the mapping cannot be written).
           if (!c.durable && !c.m->read_only())  // relaxed: stats
