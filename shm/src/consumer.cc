@@ -26,6 +26,8 @@ struct Consumer::Impl {
   uint64_t expected = 0;          // sequence the next data record should carry
   uint64_t done_pos = 0, done_seq = 0;        // after the last record returned
   uint64_t committed_pos = ~0ULL;
+  PosSeq committed{0, 0};         // the slot's pair as this consumer last stored it (a
+                                  // guess for the CAS16 in store_pair())
   uint64_t skip_seq = 0, skip_ts = 0;         // start filters
   uint64_t lost = 0, gaps = 0;
   bool lost_exact = true;         // see Consumer::lost_exact()
@@ -51,15 +53,31 @@ struct Consumer::Impl {
   bool tail_passed(uint64_t p) const noexcept { return load_pos(&h->claim) > p + cap; }
 };
 
+// A slot's {position, next_seq} as one 16-byte pair (layout.h): one CAS16 writes both, so
+// a holder killed in the middle of a commit never leaves a position with another
+// position's sequence (the group's next holder would see a phantom gap).  seq_cst (a
+// locked instruction): pairs with the producer's seq_cst fetch_or into space_sleepers
+// before it re-reads positions (no lost wake-up, see wake_space()) and with the seq_cst
+// floor read that follows in open() and rejoin().  `expected` is what the caller last
+// stored (a failed CAS retries with what is there).
+static void store_pair(ConsumerSlot* s, PosSeq* expected, PosSeq v) noexcept {
+  PosSeq* pair = reinterpret_cast<PosSeq*>(&s->position);
+  while (!cas16(pair, expected, v)) {
+  }
+  *expected = v;
+}
+
 void Consumer::Impl::publish_position() noexcept {
   if (!slot) return;
-  // release (position, then next_seq): producers read next_seq first, then position, so
-  // the seq they pair with a position is never larger than the true one.  A durable
-  // consumer's position is seq_cst: pairs with the producer's seq_cst fetch_or into
-  // space_sleepers before it re-reads positions (no lost wake-up, see wake_space()).
-  if (durable) slot->position.store(done_pos, std::memory_order_seq_cst);
-  else slot->position.store(done_pos, std::memory_order_release);
-  slot->next_seq.store(done_seq, std::memory_order_release);
+  if (durable) {
+    store_pair(slot, &committed, PosSeq{done_pos, done_seq});
+  } else {
+    // A tailing reader's entry is for stat only (nobody resumes from it): release
+    // (position, then next_seq): producers read next_seq first, then position, so the
+    // seq they pair with a position is never larger than the true one.
+    slot->position.store(done_pos, std::memory_order_release);
+    slot->next_seq.store(done_seq, std::memory_order_release);
+  }
   committed_pos = done_pos;
   if (++since_activity >= 256) {
     since_activity = 0;
@@ -91,8 +109,7 @@ bool Consumer::Impl::rejoin() noexcept {
   for (int i = 0; i < 1000; ++i) {
     const PosSeq f = oldest(*m);
     if ((f.pos & (kRecordAlign - 1)) != 0) return false;
-    slot->position.store(f.pos, std::memory_order_seq_cst);
-    slot->next_seq.store(f.seq, std::memory_order_seq_cst);
+    store_pair(slot, &committed, f);
     slot->evicted.store(0, std::memory_order_seq_cst);
     if (oldest(*m).pos <= f.pos) {
       if (!after_resync) lap_from_pos = done_pos;
@@ -214,9 +231,11 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       // `start` is where a *new* group begins (Kafka's auto.offset.reset): an existing
       // group continues from its committed position unless asked to reset (seek).
       if (opts.start.kind == StartFrom::Kind::kCommitted || !opts.reset) {
-        start = PosSeq{found->position.load(std::memory_order_acquire),
-                       found->next_seq.load(std::memory_order_acquire)};
-        found_exact = true;  // our own slot: written by the holder, position and seq agree
+        // One snapshot of the pair (a CAS16 that writes back what it read): the holder
+        // wrote both in one step, so they agree however it died.
+        start = load16(reinterpret_cast<PosSeq*>(&found->position));
+        c.committed = start;
+        found_exact = true;
         c.skip_seq = 0;
         c.skip_ts = 0;
       }
@@ -246,8 +265,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     // Publish the position, then make the slot count (seq_cst), then check that no
     // producer already reclaimed past it (seq_cst read of floor): see compute_floor().
     for (;;) {
-      c.slot->position.store(start.pos, std::memory_order_seq_cst);
-      c.slot->next_seq.store(start.seq, std::memory_order_seq_cst);
+      store_pair(c.slot, &c.committed, start);
       c.slot->evicted.store(0, std::memory_order_seq_cst);
       c.slot->state.store(kSlotReady, std::memory_order_seq_cst);
       PosSeq f = oldest(*c.m);

@@ -147,10 +147,14 @@ enum : uint32_t { kKindDurable = 0, kKindTailing = 1, kKindPersister = 2 };
 
 struct alignas(128) ConsumerSlot {
   // --- written by the owner on every commit: its own line ---
-  std::atomic<uint64_t> position;      // release by the owner after it finished reading
-                                       // [.., position); acquire by producers computing
-                                       // how far they may write
-  std::atomic<uint64_t> next_seq;      // relaxed: stats; written with position
+  // position and next_seq are one 16-byte pair: a durable owner writes both with one
+  // seq_cst CAS16 (a kill never splits them; the next holder resumes from the pair);
+  // a tailing reader's entry (stat only) is two release stores, position first.
+  std::atomic<uint64_t> position;      // the owner finished reading [.., position);
+                                       // acquire by producers computing how far they
+                                       // may write
+  std::atomic<uint64_t> next_seq;      // the sequence at position (producers read it
+                                       // before position: a lower bound)
   std::atomic<uint64_t> last_active_ns;// relaxed: diagnostics and eviction
   uint8_t pad0[128 - 24];
   // --- registry line: changed only on attach/detach/evict, under the registry lock ---
@@ -163,6 +167,8 @@ struct alignas(128) ConsumerSlot {
   uint32_t reserved;
 };
 static_assert(sizeof(ConsumerSlot) == 256);
+static_assert(offsetof(ConsumerSlot, position) == 0 && offsetof(ConsumerSlot, next_seq) == 8 &&
+              alignof(ConsumerSlot) % 16 == 0);  // the pair is a PosSeq for CAS16
 static_assert(offsetof(ConsumerSlot, state) == 128);
 static_assert(offsetof(ConsumerSlot, owner) == 136);
 static_assert(offsetof(ConsumerSlot, name) == 144);
