@@ -26,9 +26,14 @@ struct Consumer::Impl {
   uint64_t expected = 0;          // sequence the next data record should carry
   uint64_t done_pos = 0, done_seq = 0;        // after the last record returned
   uint64_t committed_pos = ~0ULL;
+  PosSeq committed{0, 0};         // the slot's pair as this consumer last stored it (a
+                                  // guess for the CAS16 in store_pair())
   uint64_t skip_seq = 0, skip_ts = 0;         // start filters
   uint64_t lost = 0, gaps = 0;
+  bool lost_exact = true;         // see Consumer::lost_exact()
   bool after_resync = false;
+  uint64_t lap_from_pos = 0;      // done_pos when the lap (or eviction) was found: the
+                                  // gaps of unknown sequences that count start there
   // false when `expected` is only a lower bound (a start at the oldest record: the ring's
   // floor carries the lowest sequence that may be there): the first record fixes it.
   bool seq_exact = true;
@@ -54,15 +59,31 @@ struct Consumer::Impl {
   bool tail_passed(uint64_t p) const noexcept { return load_pos(&h->claim) > p + cap; }
 };
 
+// A slot's {position, next_seq} as one 16-byte pair (layout.h): one CAS16 writes both, so
+// a holder killed in the middle of a commit never leaves a position with another
+// position's sequence (the group's next holder would see a phantom gap).  seq_cst (a
+// locked instruction): pairs with the producer's seq_cst fetch_or into space_sleepers
+// before it re-reads positions (no lost wake-up, see wake_space()) and with the seq_cst
+// floor read that follows in open() and rejoin().  `expected` is what the caller last
+// stored (a failed CAS retries with what is there).
+static void store_pair(ConsumerSlot* s, PosSeq* expected, PosSeq v) noexcept {
+  PosSeq* pair = reinterpret_cast<PosSeq*>(&s->position);
+  while (!cas16(pair, expected, v)) {
+  }
+  *expected = v;
+}
+
 void Consumer::Impl::publish_position() noexcept {
   if (!slot) return;
-  // release (position, then next_seq): producers read next_seq first, then position, so
-  // the seq they pair with a position is never larger than the true one.  A durable
-  // consumer's position is seq_cst: pairs with the producer's seq_cst fetch_or into
-  // space_sleepers before it re-reads positions (no lost wake-up, see wake_space()).
-  if (durable) slot->position.store(done_pos, std::memory_order_seq_cst);
-  else slot->position.store(done_pos, std::memory_order_release);
-  slot->next_seq.store(done_seq, std::memory_order_release);
+  if (durable) {
+    store_pair(slot, &committed, PosSeq{done_pos, done_seq});
+  } else {
+    // A tailing reader's entry is for stat only (nobody resumes from it): release
+    // (position, then next_seq): producers read next_seq first, then position, so the
+    // seq they pair with a position is never larger than the true one.
+    slot->position.store(done_pos, std::memory_order_release);
+    slot->next_seq.store(done_seq, std::memory_order_release);
+  }
   committed_pos = done_pos;
   if (++since_activity >= 256) {
     since_activity = 0;
@@ -81,6 +102,7 @@ bool Consumer::Impl::resync() noexcept {
   // (floor may have passed the tail we read: producers moved on meanwhile.)
   if ((f.pos & (kRecordAlign - 1)) != 0 || (tail > f.pos && tail - f.pos > cap) || m->broken())
     return false;
+  if (!after_resync) lap_from_pos = done_pos;
   pos = f.pos;
   after_resync = true;
   return true;
@@ -93,10 +115,10 @@ bool Consumer::Impl::rejoin() noexcept {
   for (int i = 0; i < 1000; ++i) {
     const PosSeq f = oldest(*m);
     if ((f.pos & (kRecordAlign - 1)) != 0) return false;
-    slot->position.store(f.pos, std::memory_order_seq_cst);
-    slot->next_seq.store(f.seq, std::memory_order_seq_cst);
+    store_pair(slot, &committed, f);
     slot->evicted.store(0, std::memory_order_seq_cst);
     if (oldest(*m).pos <= f.pos) {
+      if (!after_resync) lap_from_pos = done_pos;
       pos = done_pos = committed_pos = f.pos;
       after_resync = true;  // the first record there counts the loss exactly
       return true;
@@ -225,9 +247,11 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       // `start` is where a *new* group begins (Kafka's auto.offset.reset): an existing
       // group continues from its committed position unless asked to reset (seek).
       if (opts.start.kind == StartFrom::Kind::kCommitted || !opts.reset) {
-        start = PosSeq{found->position.load(std::memory_order_acquire),
-                       found->next_seq.load(std::memory_order_acquire)};
-        found_exact = true;  // our own slot: written by the holder, position and seq agree
+        // One snapshot of the pair (a CAS16 that writes back what it read): the holder
+        // wrote both in one step, so they agree however it died.
+        start = load16(reinterpret_cast<PosSeq*>(&found->position));
+        c.committed = start;
+        found_exact = true;
         c.skip_seq = 0;
         c.skip_ts = 0;
       }
@@ -257,13 +281,20 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     // Publish the position, then make the slot count (seq_cst), then check that no
     // producer already reclaimed past it (seq_cst read of floor): see compute_floor().
     for (;;) {
-      c.slot->position.store(start.pos, std::memory_order_seq_cst);
-      c.slot->next_seq.store(start.seq, std::memory_order_seq_cst);
+      store_pair(c.slot, &c.committed, start);
       c.slot->evicted.store(0, std::memory_order_seq_cst);
       c.slot->state.store(kSlotReady, std::memory_order_seq_cst);
       PosSeq f = oldest(*c.m);
       if (f.pos <= start.pos) break;
-      if (durable && found) c.lost += f.seq > start.seq ? f.seq - start.seq : 0;
+      if (durable && found && f.seq > start.seq) {
+        // Producers passed the group's position while nobody held it: what lies between
+        // is lost, less the gaps the gap log names (counted as a lapped reader counts them).
+        uint64_t logged = 0;
+        if (!count_logged_gaps(c.h, start.seq, f.seq, start.pos, &logged)) c.lost_exact = false;
+        logged = std::min(logged, f.seq - start.seq);
+        c.gaps += logged;
+        c.lost += f.seq - start.seq - logged;
+      }
       start = f;
     }
   }
@@ -326,6 +357,7 @@ uint64_t Consumer::next_seq() const noexcept {
 }
 uint64_t Consumer::lost() const noexcept { return impl_ ? impl_->lost : 0; }
 uint64_t Consumer::gaps() const noexcept { return impl_ ? impl_->gaps : 0; }
+bool Consumer::lost_exact() const noexcept { return !impl_ || impl_->lost_exact; }
 bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
 
 ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcept {
@@ -398,9 +430,17 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       if (rec.seq != c.expected) {
         if (rec.seq < c.expected) return ReadStatus::kCorrupt;
         if (c.after_resync) {
-          // Lost to the lap: what we would have returned, so nothing below the start.
+          // Lost to the lap: what we would have returned, so nothing below the start,
+          // less the sequences of aborted and abandoned claims (gaps) that the ring's
+          // gap log names.
           const uint64_t from = std::max(c.expected, c.skip_seq);
           lap_lost = rec.seq > from ? rec.seq - from : 0;
+          uint64_t lap_gaps = 0;
+          if (lap_lost != 0 && !count_logged_gaps(c.h, from, rec.seq, c.lap_from_pos, &lap_gaps))
+            c.lost_exact = false;
+          lap_gaps = std::min(lap_gaps, lap_lost);  // (a forged log cannot make more)
+          lap_lost -= lap_gaps;
+          c.gaps += lap_gaps;
           c.lost += lap_lost;
           // Read-only readers keep their count privately (the mapping cannot be written).
           if (!c.durable && !c.m->read_only())  // relaxed: stats

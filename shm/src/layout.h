@@ -19,13 +19,14 @@
 namespace shmbus::detail {
 
 inline constexpr uint64_t kMagic = 0x315355424d48530aULL;  // "\nSHMBUS1" little-endian
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 inline constexpr uint64_t kMinCapacity = 4096;
 inline constexpr uint64_t kMaxCapacity = 1ULL << 32;        // 4 GiB
 inline constexpr uint32_t kMaxProducers = 64;
 inline constexpr uint32_t kMaxConsumers = 64;
 inline constexpr uint32_t kNameBytes = 104;                  // 100 chars + NUL, padded
 inline constexpr uint32_t kLostLog = 16;                     // lost ranges kept in the header
+inline constexpr uint32_t kGapLog = 56;                      // gap sequences kept in the header
 inline constexpr uint64_t kRecordAlign = 32;
 inline constexpr uint64_t kLine = 128;                       // fixed: never hardware_*_size
 
@@ -46,11 +47,18 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 // ---- record header (32 bytes, at every record start) ------------------------
 //
 // tag (atomic, the commit word) packs, XORed with the stream's salt:
-//   bits 0..2   state: kPending / kData / kPad / kGap
-//   bits 3..31  (position >> shift) & 0x1fffffff: which lap this header belongs to; shift
-//               is 5 (kTagPosShift in mapping.h): the bits repeat every 16 GiB, so on a
-//               4 GiB ring a header four laps old would pass (a known limit)
-//   bits 32..63 payload size in bytes (the record spans align32(32 + size))
+//   bits 0..2    state: kPending / kData / kPad / kGap
+//   bits 3..34   payload size in bytes (the record spans align32(32 + size))
+//   bits 35..55  lap bits 8..28, and bits 56..63  lap bits 0..7, where the lap is
+//                position >> log2(capacity) (StreamMapping::lap_shift()).  A header sits
+//                at index position % capacity, so index and lap name the position it was
+//                written for; the field repeats only after 2^29 laps.  The lap's low byte
+//                is the word's top byte because a record whose payload ends 1..7 bytes
+//                into a 32-byte slot overwrites the low bytes of whatever tag a former lap
+//                left there (record boundaries move from lap to lap): that top byte is
+//                never torn, so a header 1..255 laps old never passes for this lap, torn
+//                or not.  (Up to layout version 2 the field was position / 32 in bits
+//                3..31: it repeated every 16 GiB, and its low bits could be torn.)
 // Any other value (a previous lap's tag, payload bytes) means "not written in this lap".
 enum : uint64_t { kPending = 1, kData = 2, kPad = 3, kGap = 4 };
 
@@ -81,20 +89,27 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 constexpr uint64_t record_span(uint64_t size) {
   return (sizeof(RecordHeader) + size + kRecordAlign - 1) & ~(kRecordAlign - 1);
 }
-// shift: kTagPosShift (5).
+// The lap field of a tag (see above) for position `pos`: lap = pos >> lap_shift, its
+// low byte in bits 56..63, its bits 8..28 in bits 35..55.
+inline constexpr uint64_t kTagLapMask = ~((uint64_t{1} << 35) - 1);
+constexpr uint64_t tag_lap_bits(uint64_t pos, unsigned lap_shift) {
+  const uint64_t lap = pos >> lap_shift;
+  return ((lap & 0xff) << 56) | (((lap >> 8) & 0x1fffffULL) << 35);
+}
+// lap_shift: log2(capacity) (StreamMapping::lap_shift()); size < 2^32.
 constexpr uint64_t make_tag(uint64_t salt, unsigned lap_shift, uint64_t pos, uint64_t state,
                             uint64_t size) {
-  return salt ^ ((size << 32) | (((pos >> lap_shift) & 0x1fffffffULL) << 3) | state);
+  return salt ^ (tag_lap_bits(pos, lap_shift) | ((size & 0xffffffffULL) << 3) | state);
 }
 struct TagView {
   uint64_t state;
   uint64_t size;
-  bool lap_ok;  // bits 3..31 match the expected position's lap
+  bool lap_ok;  // the lap field matches the expected position's lap
 };
 constexpr TagView decode_tag(uint64_t salt, unsigned lap_shift, uint64_t tag, uint64_t pos) {
   uint64_t v = tag ^ salt;
-  return TagView{v & 7, v >> 32,
-                 ((v >> 3) & 0x1fffffffULL) == ((pos >> lap_shift) & 0x1fffffffULL)};
+  return TagView{v & 7, (v >> 3) & 0xffffffffULL,
+                 (v & kTagLapMask) == tag_lap_bits(pos, lap_shift)};
 }
 
 // ---- registry slots ---------------------------------------------------------
@@ -132,10 +147,14 @@ enum : uint32_t { kKindDurable = 0, kKindTailing = 1, kKindPersister = 2 };
 
 struct alignas(128) ConsumerSlot {
   // --- written by the owner on every commit: its own line ---
-  std::atomic<uint64_t> position;      // release by the owner after it finished reading
-                                       // [.., position); acquire by producers computing
-                                       // how far they may write
-  std::atomic<uint64_t> next_seq;      // relaxed: stats; written with position
+  // position and next_seq are one 16-byte pair: a durable owner writes both with one
+  // seq_cst CAS16 (a kill never splits them; the next holder resumes from the pair);
+  // a tailing reader's entry (stat only) is two release stores, position first.
+  std::atomic<uint64_t> position;      // the owner finished reading [.., position);
+                                       // acquire by producers computing how far they
+                                       // may write
+  std::atomic<uint64_t> next_seq;      // the sequence at position (producers read it
+                                       // before position: a lower bound)
   std::atomic<uint64_t> last_active_ns;// relaxed: diagnostics and eviction
   uint8_t pad0[128 - 24];
   // --- registry line: changed only on attach/detach/evict, under the registry lock ---
@@ -148,6 +167,8 @@ struct alignas(128) ConsumerSlot {
   uint32_t reserved;
 };
 static_assert(sizeof(ConsumerSlot) == 256);
+static_assert(offsetof(ConsumerSlot, position) == 0 && offsetof(ConsumerSlot, next_seq) == 8 &&
+              alignof(ConsumerSlot) % 16 == 0);  // the pair is a PosSeq for CAS16
 static_assert(offsetof(ConsumerSlot, state) == 128);
 static_assert(offsetof(ConsumerSlot, owner) == 136);
 static_assert(offsetof(ConsumerSlot, name) == 144);
@@ -270,12 +291,31 @@ struct StreamHeader {
                                         // written; acquire by wait_durable()
   uint64_t reserved9;
   LostRange lost_log[kLostLog];         // relaxed entries, ordered by lost_count
-  uint8_t pad10[4096 - 3328 - 16 - kLostLog * sizeof(LostRange)];
+  // The gap log (3600): sequence numbers of aborted and abandoned claims, so that a
+  // reader lapped over them counts them as gaps, not as lost (see ring.h, log_gap()).
+  // Written by whoever makes a gap, before its gap tag: every gap that a reader can
+  // have passed (or been lapped over) is in the log or counted as dropped from it.
+  std::atomic<uint64_t> gap_log_next;   // seq_cst fetch_add: entries ever reserved
+  std::atomic<uint64_t> gap_log_dropped;// seq_cst max: 1 + the highest sequence an entry
+                                        // held when it was overwritten (0: none yet);
+                                        // raised before the overwrite
+  std::atomic<uint64_t> gap_unknown_end;// seq_cst max: end position of the furthest gap
+                                        // whose sequences nobody knows (a claim whose
+                                        // producer died before it wrote its header)
+  uint64_t reserved10;
+  std::atomic<uint64_t> gap_log[kGapLog];  // seq_cst: 1 + a gap's sequence (0: empty);
+                                           // entry i % kGapLog is reserved i-th
+  uint8_t pad10[4096 - 3632 - kGapLog * 8];
 };
 static_assert(std::is_standard_layout_v<StreamHeader>);
 static_assert(sizeof(StreamHeader) == 4096);
 static_assert(offsetof(StreamHeader, lost_count) == 3328);
 static_assert(offsetof(StreamHeader, lost_log) == 3344);
+static_assert(offsetof(StreamHeader, gap_log_next) == 3600);
+static_assert(offsetof(StreamHeader, gap_log_dropped) == 3608);
+static_assert(offsetof(StreamHeader, gap_unknown_end) == 3616);
+static_assert(offsetof(StreamHeader, gap_log) == 3632);
+static_assert(3632 + kGapLog * 8 <= 4096);
 static_assert(offsetof(StreamHeader, version) == 8);
 static_assert(offsetof(StreamHeader, capacity) == 16);
 static_assert(offsetof(StreamHeader, salt) == 48);

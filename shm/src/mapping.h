@@ -11,8 +11,6 @@
 
 namespace shmbus {
 
-inline constexpr unsigned kTagPosShift = 5;
-
 class StreamMapping {
  public:
   // Creates and initialises a new stream; kExists when it is already there.
@@ -30,8 +28,8 @@ class StreamMapping {
   uint64_t mask() const noexcept { return capacity_ - 1; }
   uint64_t max_record() const noexcept { return max_record_; }
   uint64_t salt() const noexcept { return salt_; }
-  // The position bits in record tags start at bit 5 (see layout.h).
-  unsigned lap_shift() const noexcept { return kTagPosShift; }
+  // The lap in record tags: position >> log2(capacity) (see layout.h).
+  unsigned lap_shift() const noexcept { return static_cast<unsigned>(__builtin_ctzll(capacity_)); }
   bool read_only() const noexcept { return read_only_; }
   const std::string& ns() const noexcept { return ns_; }
   const std::string& name() const noexcept { return name_; }

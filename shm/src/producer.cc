@@ -360,6 +360,9 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
     at = pos;
     for (size_t i = 0; i < begun; ++i) {
       uint64_t expected = make_tag(p.salt, p.shift, at, kPending, payloads[i].size());
+      // The gap log first (see log_gap()).  Should the CAS fail, an abandoner made the
+      // gap already (and logged it too): the entry is true either way.
+      (void)log_gap(p.h, seq + i);
       // seq_cst: as an abort.
       p.m->record_at(at)->tag.compare_exchange_strong(
           expected, make_tag(p.salt, p.shift, at, kGap, payloads[i].size()), std::memory_order_seq_cst);
@@ -448,6 +451,9 @@ PubStatus Claim::abort() noexcept {
   producer_.reset();
   Producer::Impl& p = *held;
   uint64_t expected = make_tag(p.salt, p.shift, pos_, kPending, data_.size());
+  // The gap log first (see log_gap()).  Should the CAS fail, an abandoner made the gap
+  // (and logged it too): the entry is true either way.
+  (void)log_gap(p.h, seq_);
   // seq_cst: as a commit (consumers skip the gap).
   if (!p.m->record_at(pos_)->tag.compare_exchange_strong(
           expected, make_tag(p.salt, p.shift, pos_, kGap, data_.size()), std::memory_order_seq_cst))

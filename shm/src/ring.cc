@@ -191,6 +191,62 @@ uint64_t labelled_below(const StreamMapping& m, uint64_t at, DeadProducers* dead
   return low;
 }
 
+namespace {
+// Raises *word to v (seq_cst: readers order it against the log entries, see log_gap()).
+void raise_max(std::atomic<uint64_t>* word, uint64_t v) noexcept {
+  uint64_t cur = word->load(std::memory_order_seq_cst);
+  while (cur < v && !word->compare_exchange_weak(cur, v, std::memory_order_seq_cst)) {
+  }
+}
+}  // namespace
+
+uint32_t log_gap(StreamHeader* h, uint64_t seq) noexcept {
+  // seq_cst, all: the entry (and any drop) is ordered before the caller's gap tag CAS,
+  // which every reader that passes the gap, or is lapped over it, synchronizes with
+  // (through the tag itself, or head, floor and the claim cursor that moved past it).
+  const uint32_t i =
+      static_cast<uint32_t>(h->gap_log_next.fetch_add(1, std::memory_order_seq_cst) % kGapLog);
+  std::atomic<uint64_t>& e = h->gap_log[i];
+  uint64_t old = e.load(std::memory_order_seq_cst);
+  // The entry we overwrite leaves the log: say so first (a reader that then misses it
+  // sees gap_log_dropped).  The CAS fails only if another writer changed the entry
+  // meanwhile; then its value is the one to drop.
+  do {
+    if (old != 0) raise_max(&h->gap_log_dropped, old);
+  } while (!e.compare_exchange_weak(old, seq + 1, std::memory_order_seq_cst));
+  return i;
+}
+
+void unlog_gap(StreamHeader* h, uint32_t index, uint64_t seq) noexcept {
+  uint64_t mine = seq + 1;
+  // seq_cst: as log_gap(); only if the entry is still ours.
+  h->gap_log[index % kGapLog].compare_exchange_strong(mine, 0, std::memory_order_seq_cst);
+}
+
+void log_unknown_gap(StreamHeader* h, uint64_t end_pos) noexcept {
+  raise_max(&h->gap_unknown_end, end_pos);
+}
+
+bool count_logged_gaps(const StreamHeader* h, uint64_t from, uint64_t to, uint64_t from_pos,
+                       uint64_t* gaps) noexcept {
+  uint64_t seen[kGapLog];
+  uint32_t n = 0;
+  StreamHeader* w = const_cast<StreamHeader*>(h);  // atomics are only loaded
+  for (uint32_t i = 0; i < kGapLog; ++i) {
+    // seq_cst: pairs with log_gap()'s CAS; an entry overwritten before this load had its
+    // old value raised into gap_log_dropped first (read below).
+    const uint64_t v = w->gap_log[i].load(std::memory_order_seq_cst);
+    if (v != 0 && v - 1 >= from && v - 1 < to) seen[n++] = v - 1;
+  }
+  // A gap is logged again when two make it (an abort racing an abandoner): count once.
+  std::sort(seen, seen + n);
+  *gaps = static_cast<uint64_t>(std::unique(seen, seen + n) - seen);
+  // seq_cst: after the entries (see above).
+  const bool dropped = w->gap_log_dropped.load(std::memory_order_seq_cst) > from;
+  const bool unknown = w->gap_unknown_end.load(std::memory_order_seq_cst) > from_pos;
+  return !dropped && !unknown;
+}
+
 bool Stuck::dead_now(const StreamMapping& m, uint64_t at, uint64_t tag) const {
   const uint32_t label = label_of(m, at, tag);
   if (label == 0) return at == dead_end;  // the unwritten rest of a dead owner's claim
@@ -229,9 +285,11 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
   }
   TagView tv = decode_tag(salt, m.lap_shift(), observed, pos);
   uint64_t size;
+  bool one_record = false;  // the extent is the labelled record's own
   if (tv.lap_ok && tv.state == kPending && record_span(tv.size) <= tail - pos &&
       (pos & m.mask()) + record_span(tv.size) <= m.capacity()) {
     size = tv.size;
+    one_record = label != 0;
   } else {
     // The producer died before it wrote even its pending tag: the record's extent is
     // unknown.  It ends at the next header that belongs to this lap, at the end of the
@@ -259,10 +317,21 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
     size = q - pos - sizeof(RecordHeader);
   }
   uint64_t gap = make_tag(salt, m.lap_shift(), pos, kGap, size);
+  // The gap log first (see log_gap()): a labelled claim is one record whose sequence its
+  // header names; the extent of a claim without a header holds sequences nobody knows.
+  const uint64_t seq = one_record ? load_relaxed(&rec->seq) : 0;
+  uint32_t logged = 0;
+  if (one_record) logged = log_gap(m.header(), seq);
+  else log_unknown_gap(m.header(), pos + record_span(size));
   // seq_cst: as a commit; a producer that later tries to commit this record fails its
   // CAS and reports kAbandoned (and a late begin() fails on this lap's gap tag).
-  if (!rec->tag.compare_exchange_strong(observed, gap, std::memory_order_seq_cst))
+  if (!rec->tag.compare_exchange_strong(observed, gap, std::memory_order_seq_cst)) {
+    // Someone else's gap (then logged by it too) or, were its owner alive after all, a
+    // record: the entry must go then.
+    const TagView now = decode_tag(salt, m.lap_shift(), observed, pos);
+    if (one_record && !(now.lap_ok && now.state == kGap)) unlog_gap(m.header(), logged, seq);
     return Abandon::kRetry;
+  }
   if (label != 0) {
     stuck->dead_label = label;
     const uint32_t idx = (label & 0xff) - 1;

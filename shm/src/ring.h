@@ -102,6 +102,23 @@ enum class Abandon { kDone, kAlive, kRetry };
 Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t observed,
                    uint64_t tail);
 
+// The gap log (StreamHeader::gap_log): whoever turns a claim into a gap (abort, a
+// batch giving up, an abandoner) records its sequence number first, so that a reader
+// lapped over the gap can tell it from a lost record.  log_gap() returns the entry's
+// index for unlog_gap(), which clears it again if the gap was not made after all.  A
+// gap whose sequences are unknown (a claim abandoned before its producer wrote its
+// header) raises gap_unknown_end to its end position instead.
+// Thread: any; lock-free; the slow path only (never on publish or poll).
+uint32_t log_gap(StreamHeader* h, uint64_t seq) noexcept;
+void unlog_gap(StreamHeader* h, uint32_t index, uint64_t seq) noexcept;
+void log_unknown_gap(StreamHeader* h, uint64_t end_pos) noexcept;
+// For a reader lapped over sequences [from, to) that lay at positions from `from_pos`
+// on: *gaps = how many of them the gap log names.  Returns false if that may be short
+// of the truth (entries that could lie in the range were overwritten, or a gap of
+// unknown sequences lies at or after from_pos).  Bounded: one pass over the log.
+bool count_logged_gaps(const StreamHeader* h, uint64_t from, uint64_t to, uint64_t from_pos,
+                       uint64_t* gaps) noexcept;
+
 // Where a consumer that wants only new records may start: the first position that is
 // not committed (a pending claim, or one whose header is not written yet), or the claim
 // tail.  Never above a pending claim, so that a consumer's position always has only

@@ -114,6 +114,24 @@ void ring_seeds() {
     (void)c.abort();
   }
 
+  // Aborted claims among wrapped records: the header's gap log holds their sequences.
+  check(create_stream(kNs, "gaps", so).ok(), "create gaps");
+  {
+    auto p = Producer::open(kNs, "gaps");
+    check(p.ok(), "producer gaps");
+    for (int i = 0; i < 200; ++i) {
+      if (i % 7 == 3) {
+        PubStatus st;
+        Claim c = p->claim(24, 0, &st);
+        check(c.valid(), "claim gaps");
+        (void)c.abort();
+        continue;
+      }
+      (void)p->publish(text_bytes(std::string(30 + i % 40, 'g')));
+    }
+  }
+  dump_ring("gaps", "gaps-wrapped-tail", 0x00);
+
   // A persisted stream: the persistence settings in the header.
   check(create_stream(kNs, "persisted", so).ok(), "create persisted");
   {
@@ -127,7 +145,7 @@ void ring_seeds() {
   }
   dump_ring("persisted", "persisted", 0x05);
 
-  for (const char* s : {"fresh", "used", "wrapped", "pending", "persisted"})
+  for (const char* s : {"fresh", "used", "wrapped", "pending", "gaps", "persisted"})
     (void)remove_stream(kNs, s, true);
 }
 

@@ -11,27 +11,33 @@ TEST(Layout, SizesAndOffsetsArePinned) {
   EXPECT_EQ(sizeof(ProducerSlot), 128u);
   EXPECT_EQ(sizeof(ConsumerSlot), 256u);
   EXPECT_EQ(kDataOff, 28672u);
-  EXPECT_EQ(kLayoutVersion, 2u);
+  EXPECT_EQ(kLayoutVersion, 3u);
+  EXPECT_EQ(offsetof(StreamHeader, gap_log_next), 3600u);  // the gap log (version 3)
+  EXPECT_EQ(offsetof(StreamHeader, gap_log), 3632u);
+  EXPECT_EQ(kGapLog, 56u);
   EXPECT_EQ(kMagic, 0x315355424d48530aULL);
   EXPECT_TRUE(std::atomic<uint64_t>::is_always_lock_free);
 }
 
 TEST(Layout, TagRoundTrip) {
   const uint64_t salt = 0xdeadbeefcafef00dULL & ~7ULL;
-  for (uint64_t pos : {0ULL, 32ULL, 4096ULL, (1ULL << 34) + 64, ~0ULL & ~31ULL}) {
-    for (uint64_t st : {kPending, kData, kPad, kGap}) {
-      uint64_t t = make_tag(salt, 5, pos, st, 12345);
-      TagView v = decode_tag(salt, 5, t, pos);
-      EXPECT_TRUE(v.lap_ok);
-      EXPECT_EQ(v.state, st);
-      EXPECT_EQ(v.size, 12345u);
-      // A tag of the previous lap of any ring up to 4 GiB does not pass for this lap.
-      for (uint64_t cap = 4096; cap <= (1ULL << 32); cap <<= 1)
-        if (pos >= cap) { EXPECT_FALSE(decode_tag(salt, 5, make_tag(salt, 5, pos - cap, st, 1), pos).lap_ok); }
+  // The lap field is position >> log2(capacity) for every ring from 4 KiB to 4 GiB.
+  for (uint64_t cap = kMinCapacity; cap <= kMaxCapacity; cap <<= 1) {
+    const unsigned shift = static_cast<unsigned>(__builtin_ctzll(cap));
+    for (uint64_t pos : {0ULL, 32ULL, 4096ULL, (1ULL << 34) + 64, ~0ULL & ~31ULL}) {
+      for (uint64_t st : {kPending, kData, kPad, kGap}) {
+        uint64_t t = make_tag(salt, shift, pos, st, 12345);
+        TagView v = decode_tag(salt, shift, t, pos);
+        EXPECT_TRUE(v.lap_ok);
+        EXPECT_EQ(v.state, st);
+        EXPECT_EQ(v.size, 12345u);
+        // A tag of the previous lap does not pass for this lap.
+        if (pos >= cap) { EXPECT_FALSE(decode_tag(salt, shift, make_tag(salt, shift, pos - cap, st, 1), pos).lap_ok); }
+      }
     }
   }
   // All-zero memory is never a valid record.
-  EXPECT_EQ(decode_tag(salt, 5, 0, 0).state, 0u);
+  EXPECT_EQ(decode_tag(salt, 12, 0, 0).state, 0u);
 }
 
 TEST(Layout, SpanIsAlignedAndCoversHeader) {

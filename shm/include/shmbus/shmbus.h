@@ -381,6 +381,12 @@ class Consumer {
   uint64_t next_seq() const noexcept;   // sequence of the next record to be returned
   uint64_t lost() const noexcept;       // records lost to laps (tailing) or gaps
   uint64_t gaps() const noexcept;       // sequences skipped because claims were abandoned
+                                        // or aborted (lapped: those the ring's gap log names)
+  // True while lost() is exact.  A lap over sequence numbers that the ring's gap log no
+  // longer holds (more aborted or abandoned claims in one lap than it keeps), or over a
+  // claim whose producer died before it wrote a header, cannot tell gaps from lost
+  // records there: those count as lost (an upper bound) and this turns false for good.
+  bool lost_exact() const noexcept;
   bool durable() const noexcept;
   void close() noexcept;
   bool is_open() const noexcept { return impl_ != nullptr; }
