@@ -112,7 +112,7 @@ int cmd_persist(const PersistArgs& a) {
                    a.streams[i].c_str());
     else
       std::fprintf(stderr,
-                   "shmbus: %s stays persisted: once its ring fills, producers wait for a persister "
+                   "shmbus: stream '%s' stays persisted: once its ring fills, producers wait for a persister "
                    "(shmbus persist %s); to end persistence: shmbus persist %s --detach\n",
                    a.streams[i].c_str(), where.c_str(), where.c_str());
   }

@@ -141,7 +141,13 @@ int main(int argc, char** argv) {
   c->add_option("--abandon-timeout", create.abandon_timeout,
                 "Uncommitted claims of dead producers become gaps after this (default 1s)");
   c->add_option("--consumer-timeout", create.consumer_timeout,
-                "Dead durable consumers stop holding producers back after this (default 2s)");
+                "A durable group whose reader is gone stops holding producers back after this "
+                "(default 2s); producers may then overwrite what it has not read, and it is told "
+                "how many records it lost when it reads again");
+  c->add_option("--consumer-retention", create.consumer_retention,
+                "How long a durable group's position is kept after its reader went away "
+                "(default 7d, as Kafka's offsets retention; 0: for ever); after it the group is "
+                "forgotten and starts anew where --from says");
   add_namespace(c, &create.ns);
   c->callback([&] { run = [&] { return cmd_create(create); }; });
 

@@ -223,6 +223,8 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.abandon_timeout).count());
   h->consumer_dead_timeout_ns = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.consumer_dead_timeout).count());
+  h->consumer_retention_ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(opts.consumer_retention).count());
   h->max_producers = kMaxProducers;
   h->max_consumers = kMaxConsumers;
   h->creator_pid = static_cast<uint32_t>(getpid());

@@ -11,7 +11,7 @@ TEST(Layout, SizesAndOffsetsArePinned) {
   EXPECT_EQ(sizeof(ProducerSlot), 128u);
   EXPECT_EQ(sizeof(ConsumerSlot), 256u);
   EXPECT_EQ(kDataOff, 28672u);
-  EXPECT_EQ(kLayoutVersion, 2u);
+  EXPECT_EQ(kLayoutVersion, 3u);
   EXPECT_EQ(kMagic, 0x315355424d48530aULL);
   EXPECT_TRUE(std::atomic<uint64_t>::is_always_lock_free);
 }

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "run_cli.h"
@@ -827,6 +828,128 @@ TEST_F(Cli, SyntheticRecordsReachATerminalEscaped) {
   expect_ok(r);
   EXPECT_NE(r.out.find("\\x01\\x00"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find('\x01'), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace shmbus::test
+
+// ---- issue 13 point 2: records a reader skips are never skipped silently ----------------
+
+namespace shmbus::test {
+namespace {
+
+size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+// The issue's steps: a group reads 3, goes away past the consumer timeout, producers
+// overwrite what it had not read; its next `tail --group` says so on stderr, with the
+// exact count, and `stat` counts it.
+TEST_F(Cli, EvictedGroupIsToldWhatItLost) {
+  expect_ok(cli({"create", "ev", "--capacity", "4K", "--consumer-timeout", "200ms"}));
+  expect_ok(cli({"pub", "ev"}, "a\nb\nc\nd\ne\n"));
+  CliResult first = cli({"tail", "ev", "--group", "slowg", "--count", "3"});
+  expect_ok(first);
+  ASSERT_EQ(first.out, "a\nb\nc\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // away past the timeout
+  expect_ok(cli({"pub", "ev", "--count", "200"}));
+  CliResult st0 = cli({"stat", "ev", "--json"});
+  ASSERT_EQ(json_raw(st0.out, "evictions"), "1") << st0.out;
+
+  CliResult r = cli({"tail", "ev", "--group", "slowg"});
+  expect_ok(r);
+  ASSERT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("shmbus: consumer group 'slowg' was evicted"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("records 3.."), std::string::npos) << r.err;
+  // "...: N records lost": N plus what it printed is everything after seq 2.
+  const size_t at = r.err.find(": ", r.err.find("left the ring"));
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const uint64_t lost = std::stoull(r.err.substr(at + 2));
+  EXPECT_GT(lost, 0u);
+  EXPECT_EQ(lost + count_lines(r.out), 205u - 3u) << r.err;
+  CliResult st = cli({"stat", "ev", "--json"});
+  EXPECT_EQ(json_raw(st.out, "evicted_lost"), std::to_string(lost)) << st.out;
+  EXPECT_EQ(json_raw(st.out, "evicted"), "false") << st.out;
+  // Once told, it is not told again.
+  CliResult again = cli({"tail", "ev", "--group", "slowg"});
+  expect_ok(again);
+  EXPECT_EQ(again.err, "");
+}
+
+TEST_F(Cli, StartBelowTheOldestRecordSaysSo) {
+  create("s", "4K");
+  expect_ok(cli({"pub", "s", "--count", "200"}));
+  CliResult st = cli({"stat", "s", "--json"});
+  const uint64_t oldest = std::stoull(json_raw(st.out, "oldest_seq"));
+  ASSERT_GT(oldest, 1u);
+  CliResult r = cli({"tail", "s", "--from", "0", "--format", "json"});
+  expect_ok(r);
+  ASSERT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("shmbus: records 0.."), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("are no longer in the ring"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("records lost"), std::string::npos) << r.err;
+  // A new group started there counts them as lost too.
+  CliResult g = cli({"tail", "s", "--group", "newg", "--from", "0", "--count", "1", "--format", "json"});
+  expect_ok(g);
+  EXPECT_NE(g.err.find("are no longer in the ring"), std::string::npos) << g.err;
+  // A start inside the ring says nothing.
+  CliResult in = cli({"tail", "s", "--from", std::to_string(oldest + 1), "--count", "1", "--format", "json"});
+  expect_ok(in);
+  EXPECT_EQ(in.err, "");
+  EXPECT_EQ(json_raw(in.out, "seq"), std::to_string(oldest + 1));
+}
+
+TEST_F(Cli, ConsumerRetentionIsAFlagAndInStat) {
+  expect_ok(cli({"create", "s", "--capacity", "64K", "--consumer-retention", "1h"}));
+  CliResult st = cli({"stat", "s", "--json"});
+  EXPECT_EQ(json_raw(st.out, "consumer_retention_ms"), "3600000") << st.out;
+  EXPECT_EQ(json_raw(st.out, "consumer_dead_timeout_ms"), "2000") << st.out;
+  expect_ok(cli({"create", "d", "--capacity", "64K"}));
+  EXPECT_EQ(json_raw(cli({"stat", "d", "--json"}).out, "consumer_retention_ms"), "604800000");
+  expect_failure(cli({"create", "x", "--capacity", "64K", "--consumer-retention", "soon"}),
+                 "not a duration");
+  // A group away past the retention is forgotten: --from applies again.
+  expect_ok(cli({"create", "r", "--capacity", "64K", "--consumer-retention", "200ms"}));
+  expect_ok(cli({"pub", "r"}, "1\n2\n3\n"));
+  EXPECT_EQ(cli({"tail", "r", "--group", "g", "--count", "1"}).out, "1\n");
+  EXPECT_EQ(cli({"tail", "r", "--group", "g", "--count", "1"}).out, "2\n");  // kept
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(cli({"tail", "r", "--group", "g", "--from", "latest"}).out, "");  // a new group
+}
+
+// On a persisted stream an evicted group loses nothing: what left the ring comes from
+// the store, in order, then the ring.
+TEST_F(Cli, EvictedGroupOnAPersistedStreamReadsTheStore) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("shmbus-cli-evict-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  expect_ok(cli({"create", "ev", "--capacity", "4K", "--consumer-timeout", "200ms"}));
+  {
+    Background persister(with_ns({"persist", "ev", "--data-dir", dir.string()}));
+    ASSERT_TRUE(persister.wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister.err();
+    std::string lines;
+    for (int i = 0; i < 5; ++i) lines += std::to_string(i) + "\n";
+    expect_ok(cli({"pub", "ev"}, lines));
+    EXPECT_EQ(cli({"tail", "ev", "--group", "slowg", "--count", "3"}).out, "0\n1\n2\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    lines.clear();
+    for (int i = 5; i < 205; ++i) lines += std::to_string(i) + "\n";
+    expect_ok(cli({"pub", "ev", "--sync"}, lines));
+    ASSERT_EQ(json_raw(cli({"stat", "ev", "--json"}).out, "evictions"), "1");
+
+    CliResult r = cli({"tail", "ev", "--group", "slowg", "--data-dir", dir.string()});
+    expect_ok(r);
+    EXPECT_NE(r.err.find("consumer group 'slowg' was evicted"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("reading them from the store (nothing lost)"), std::string::npos) << r.err;
+    std::string want;
+    for (int i = 3; i < 205; ++i) want += std::to_string(i) + "\n";
+    EXPECT_EQ(r.out, want);
+    EXPECT_EQ(cli({"tail", "ev", "--group", "slowg"}).out, "");  // committed
+    CliResult stop = persister.stop(SIGINT);
+    EXPECT_FALSE(stop.timed_out);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
