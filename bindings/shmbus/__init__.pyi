@@ -299,8 +299,9 @@ class Claim:
     @property
     def data(self) -> memoryview:
         """Writable memoryview of the payload in the ring (ClosedError once done)."""
-    def commit(self) -> int:
-        """Publishes the record; returns its sequence number (AbandonedError if too late)."""
+    def commit(self, size: Optional[int] = None) -> int:
+        """Publishes the record (all of it, or its first `size` bytes); returns its
+        sequence number (AbandonedError if too late).  The memoryview is released."""
     def abort(self) -> None:
         """Turns the record into a gap that readers skip."""
     def __enter__(self) -> memoryview: ...

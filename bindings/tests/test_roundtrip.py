@@ -61,8 +61,11 @@ def test_claim_aborts_when_the_block_raises(ns, stream):
         p.publish(b"ok")
         with p.claim(1) as buf:
             buf[0] = 0
+            obj = buf.obj
         with pytest.raises(ValueError, match="committed or aborted"):
-            memoryview(buf.obj)  # the claim's buffer refuses new exports once done
+            memoryview(obj)  # the claim's buffer refuses new exports once done
+        with pytest.raises(ValueError, match="released"):
+            buf[0] = 1  # and its memoryview was released
     with shmbus.Consumer(stream, group="g", namespace=ns) as c:
         got = drain(c)
     assert got == [(2, 0, b"ok"), (3, 0, b"\0")]

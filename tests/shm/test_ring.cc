@@ -329,6 +329,47 @@ TEST(Ring, EvictedGroupReopenedReportsExactLoss) {
   EXPECT_FALSE(info->consumers[0].evicted);
 }
 
+// Issue 13 point 9: a claim sized for the largest message commits only the bytes
+// written (it used to store the whole claim, NULs included); the rest of the claim is
+// skipped by readers, also when the ring wraps over it, and a commit larger than the
+// claim is refused.
+TEST(Ring, ClaimCommitsFewerBytesThanClaimed) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 512)));
+  auto p = Producer::open(ns.ns(), "s");
+  auto g = Consumer::open(ns.ns(), "s", durable("g"));
+  auto t = Consumer::open(ns.ns(), "s", tailing());
+  ASSERT_TRUE(p && g && t);
+  PubStatus st;
+  for (int i = 0; i < 100; ++i) {  // ~8 laps of the ring
+    Claim cl = p->claim(300, 7, &st);
+    ASSERT_EQ(st, PubStatus::kOk) << i;
+    const std::string msg = "m" + std::to_string(i);
+    std::memcpy(cl.data().data(), msg.data(), msg.size());
+    EXPECT_EQ(cl.commit(301), PubStatus::kTooLarge);
+    ASSERT_TRUE(cl.valid());
+    ASSERT_EQ(cl.commit(msg.size()), PubStatus::kOk);
+    ASSERT_TRUE(p->publish(as_bytes("after" + std::to_string(i))).ok());
+    for (Consumer* c : {&g.value(), &t.value()}) {
+      Record rec;
+      ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk) << i;
+      EXPECT_EQ(as_string(rec.data), msg);
+      EXPECT_EQ(rec.type, 7u);
+      ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk) << i;
+      EXPECT_EQ(as_string(rec.data), "after" + std::to_string(i));
+    }
+    g->commit();
+  }
+  EXPECT_EQ(g->gaps(), 0u);
+  EXPECT_EQ(t->gaps(), 0u);
+  EXPECT_EQ(t->lost(), 0u);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->bytes_published, 0u + [] {
+    uint64_t n = 0;
+    for (int i = 0; i < 100; ++i) n += ("m" + std::to_string(i)).size() + ("after" + std::to_string(i)).size();
+    return n;
+  }());
+}
+
 // The position of a group whose holder is gone is kept for consumer_retention, then
 // the group is forgotten: it starts anew where `start` says.
 TEST(Ring, GroupForgottenAfterRetention) {

@@ -298,6 +298,11 @@ class Claim {
   bool valid() const noexcept { return producer_ != nullptr; }
   // Thread: the claiming thread. Makes the record visible.
   PubStatus commit() noexcept;
+  // Makes the record visible with only the first `size` bytes of data() (a claim sized
+  // for the largest message, filled with a smaller one).  kTooLarge (nothing done, the
+  // claim stays open) when `size` exceeds data().size().  The ring bytes after them stay
+  // reserved until the ring wraps (readers skip them).
+  PubStatus commit(size_t size) noexcept;
   // Turns the record into a gap that consumers skip.
   PubStatus abort() noexcept;
 
