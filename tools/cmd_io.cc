@@ -556,6 +556,7 @@ int cmd_tail(const TailArgs& a) {
   LapNotes laps;
   int rc = kExitOk;
   bool write_failed = false;
+  auto name_check = std::chrono::steady_clock::now();
   while (!stop_requested() && (a.count == 0 || printed < a.count)) {
     Record rec;
     ReadStatus st = gc->poll(&rec, 0ns);
@@ -569,7 +570,38 @@ int cmd_tail(const TailArgs& a) {
         break;
       }
       st = gc->poll(&rec, 100ms);
-      if (st == ReadStatus::kTimeout) continue;
+      if (st == ReadStatus::kTimeout) {
+        // Follow the name, as tail -F: every 200 ms, is it still the stream we read?
+        const auto now = std::chrono::steady_clock::now();
+        if (now - name_check < 200ms) continue;
+        name_check = now;
+        if (gc->ring().name_state() == NameState::kSame) continue;
+        warn("stream '" + a.stream + "' was removed; waiting for it to be created again");
+        laps = LapNotes();
+        gc.reset();  // detach from the old one
+        // The new stream is read from its start (a group is new there).
+        ConsumerOptions fresh = o;
+        fresh.start = StartFrom::earliest();
+        fresh.reset = false;
+        fresh.read_only = false;
+        while (!stop_requested()) {
+          auto n = open(fresh);
+          if (n) {
+            gc.emplace(std::move(n.value()));
+            break;
+          }
+          if (n.error().code != Errc::kNotFound) {  // e.g. created by another user
+            rc = fail("stream '" + a.stream + "' was created again but cannot be read: " +
+                      n.error().message);
+            break;
+          }
+          std::this_thread::sleep_for(100ms);  // stop signals are seen within 100 ms
+          if (!stop_requested()) std::this_thread::sleep_for(100ms);
+        }
+        if (!gc) break;
+        warn("stream '" + a.stream + "' was created again; following the new stream");
+        continue;
+      }
     }
     if (st == ReadStatus::kOk) {
       if (!out.print(rec) || (durable && !out.flush())) {

@@ -188,7 +188,10 @@ int main(int argc, char** argv) {
                 "it), then read from there");
   t->add_option("--count", tail.count, "Stop after N records (default: no limit)")
       ->check(kNotNegative);
-  t->add_flag("-f,--follow", tail.follow, "Wait for new records until --count or SIGINT/SIGTERM");
+  t->add_flag("-f,--follow", tail.follow,
+              "Wait for new records until --count or SIGINT/SIGTERM; follows the name as tail -F "
+              "does: a stream removed (rm --force) is waited for, and one created again under "
+              "the name is read from its start");
   t->add_option("--data-dir", tail.data_dir,
                 "Where the store is when the stream has no ring (after a reboot)");
   t->add_option("--group", tail.group,

@@ -350,6 +350,9 @@ uint64_t Consumer::next_seq() const noexcept {
 uint64_t Consumer::lost() const noexcept { return impl_ ? impl_->lost : 0; }
 LossRange Consumer::last_loss() const noexcept { return impl_ ? impl_->last_loss : LossRange{}; }
 uint64_t Consumer::gaps() const noexcept { return impl_ ? impl_->gaps : 0; }
+NameState Consumer::name_state() const noexcept {
+  return impl_ ? impl_->m->name_state() : NameState::kSame;
+}
 bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
 
 ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcept {

@@ -315,6 +315,15 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
   return m;
 }
 
+NameState StreamMapping::name_state() const noexcept {
+  struct stat mine, now;
+  if (hold_fd_ < 0 || ::fstat(hold_fd_, &mine) != 0) return NameState::kSame;  // cannot tell
+  if (::lstat(shm_path(object_name(ns_, name_)).c_str(), &now) != 0)
+    return errno == ENOENT ? NameState::kRemoved : NameState::kSame;
+  return now.st_ino == mine.st_ino && now.st_dev == mine.st_dev ? NameState::kSame
+                                                                 : NameState::kReplaced;
+}
+
 StreamMapping::~StreamMapping() {
   if (guard_ >= 0) g_guarded[guard_].base.store(0, std::memory_order_release);
   if (base_) munmap(base_, map_bytes_);

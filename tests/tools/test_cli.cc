@@ -952,5 +952,75 @@ TEST_F(Cli, EvictedGroupOnAPersistedStreamReadsTheStore) {
   std::filesystem::remove_all(dir);
 }
 
+// ---- issue 13 point 10: tail -f follows the name, as tail -F ------------------------------
+
+// /proc/PID/stat: user + system CPU time in clock ticks.
+long cpu_ticks(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+TEST_F(Cli, TailFollowNoticesRemovalAndRecreation) {
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{}, {"--group", "g"}}) {
+    SCOPED_TRACE(extra.empty() ? "tailing" : "group");
+    create("s");
+    expect_ok(cli({"pub", "s"}, "old\n"));
+    std::vector<std::string> args = {"tail", "s", "-f"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Background bg(with_ns(args));
+    ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\n"; }))
+        << bg.err();
+    expect_ok(cli({"rm", "s", "--force"}));
+    ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
+      return err.find("shmbus: stream 's' was removed; waiting for it to be created again\n") !=
+             std::string::npos;
+    })) << bg.err();
+    // Waiting for the name costs (almost) no CPU: no busy loop.
+    const long before = cpu_ticks(bg.pid());
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    EXPECT_LT(cpu_ticks(bg.pid()) - before, sysconf(_SC_CLK_TCK) / 4) << "busy-looping while waiting";
+    create("s");
+    expect_ok(cli({"pub", "s"}, "new1\nnew2\n"));
+    ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) {
+      return out == "old\nnew1\nnew2\n";
+    })) << bg.out() << bg.err();  // the new stream from its start
+    EXPECT_NE(bg.err().find("shmbus: stream 's' was created again; following the new stream\n"),
+              std::string::npos)
+        << bg.err();
+    expect_ok(cli({"pub", "s"}, "new3\n"));
+    ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) {
+      return out == "old\nnew1\nnew2\nnew3\n";
+    })) << bg.out();
+    CliResult r = bg.stop(SIGINT);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 130) << r.err;
+    expect_ok(cli({"rm", "s", "--force"}));
+  }
+}
+
+// Stopped while it waits for the stream to come back.
+TEST_F(Cli, TailFollowWaitingForARemovedStreamStopsOnSigint) {
+  create("s");
+  Background bg(with_ns({"tail", "s", "-f"}));
+  ASSERT_TRUE(bg.wait_for([&](const std::string&, const std::string&) {
+    return json_raw(cli({"ls", "--json"}).out, "consumers") == "1";
+  }));
+  expect_ok(cli({"rm", "s", "--force"}));
+  ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
+    return err.find("was removed") != std::string::npos;
+  })) << bg.err();
+  CliResult r = bg.stop(SIGINT);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+}
+
 }  // namespace
 }  // namespace shmbus::test

@@ -316,6 +316,11 @@ class Claim {
 
 // ---- consumers -------------------------------------------------------------
 
+// Whether a stream's name still refers to the object a handle has open (what `tail -F`
+// follows): kRemoved (no stream by that name now), kReplaced (a new stream was created
+// under the name since).
+enum class NameState : uint8_t { kSame, kRemoved, kReplaced };
+
 struct StartFrom {
   enum class Kind : uint8_t { kEarliest, kLatest, kSeq, kTime, kCommitted };
   Kind kind = Kind::kCommitted;  // durable: continue after last commit, else earliest
@@ -410,6 +415,9 @@ class Consumer {
   // The range counted by the last kLapped, kEvicted or kBeforeOldest.
   LossRange last_loss() const noexcept;
   uint64_t gaps() const noexcept;       // sequences skipped because claims were abandoned
+  // Whether the stream's name still refers to the stream this consumer reads (removed, or
+  // removed and created again).  System calls: for idle moments, not per record.
+  NameState name_state() const noexcept;
   bool durable() const noexcept;
   void close() noexcept;
   bool is_open() const noexcept { return impl_ != nullptr; }
