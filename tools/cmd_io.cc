@@ -378,7 +378,8 @@ std::string loss_note(ReadStatus st, const persist::GroupConsumer::Loss& l, cons
            "stream's consumer timeout of " + std::to_string(timeout_ms) + " ms): " + range +
            " left the ring";
   } else {
-    what = range + " are no longer in the ring (it starts at " + std::to_string(l.to) + ")";
+    what = range + (l.to - l.from == 1 ? " is" : " are") + " no longer in the ring (it starts at " +
+           std::to_string(l.to) + ")";
   }
   if (l.lost == 0) return what + "; reading them from the store (nothing lost)";
   if (l.from_store)

@@ -285,7 +285,9 @@ int main(int argc, char** argv) {
   pe->callback([&] { run = [&] { return cmd_persist(persist); }; });
 
   FsckArgs fsck;
-  auto* fk = app.add_subcommand("fsck", "Check (and repair) the segment files under DIR");
+  auto* fk = app.add_subcommand(
+      "fsck", "Check (and repair) the segment files under DIR; a store a running persister "
+              "writes is marked live and read as far as written (its tail in flux is not judged)");
   fk->add_option("DIR", fsck.dir, "A data dir, or one stream's store folder")->required();
   fk->add_flag("--repair", fsck.repair, "Truncate torn tails, rewrite indexes, set aside bad segments");
   fk->callback([&] { run = [&] { return cmd_fsck(fsck); }; });

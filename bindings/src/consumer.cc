@@ -563,7 +563,10 @@ With ``group="name"`` the consumer is *durable*: its position is kept in the str
 under that name, producers never overwrite what it has not consumed, and a new Consumer
 with the same group continues where the last one committed (one live holder at a time:
 BusyError otherwise; a dead holder's group is taken over at once).  A group nobody
-holds stops holding producers back after the stream's consumer_dead_timeout.  Records
+holds stops holding producers back after the stream's consumer_dead_timeout; if
+producers then overwrite records it had not read, its next read raises EvictedError (with
+``lost``; the read after it goes on at the oldest record left), unless the stream is
+persisted: then those records come from the store.  Records
 are zero-copy views into the ring.  With ``group=None`` it is an anonymous *tailing*
 reader that never holds producers back; if overrun it skips ahead (``lost`` grows, or
 LappedError with ``raise_on_lap=True``); its records are copies.

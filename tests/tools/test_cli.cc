@@ -1022,5 +1022,38 @@ TEST_F(Cli, TailFollowWaitingForARemovedStreamStopsOnSigint) {
   EXPECT_EQ(r.exit_code, 130) << r.err;
 }
 
+// ---- issue 13 point 13: fsck of a store a persister is writing --------------------------
+
+TEST_F(Cli, FsckOfALiveStoreSaysLiveAndCountsWhatIsWritten) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-fsck-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  create("s", "1M");
+  {
+    Background persister(with_ns({"persist", "s", "--data-dir", dir.string()}));
+    ASSERT_TRUE(persister.wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister.err();
+    expect_ok(cli({"pub", "s", "--count", "2000", "--size", "32"}));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (stream_info(ns_, "s")->durable_seq < 2000 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(stream_info(ns_, "s")->durable_seq, 2000u);
+    CliResult r = run_cli({"fsck", dir.string()});
+    expect_ok(r);
+    EXPECT_NE(r.out.find("checked 1 stream(s), 1 segment(s), 2000 records"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("live " + ns_ + "/s: a persister is writing it"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("up to sequence 2000"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("clean (live"), std::string::npos) << r.out;
+    persister.stop(SIGINT);
+  }
+  // Stopped: no longer live, the same records.
+  CliResult r = run_cli({"fsck", dir.string()});
+  expect_ok(r);
+  EXPECT_NE(r.out.find("2000 records"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("live"), std::string::npos) << r.out;
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace shmbus::test
