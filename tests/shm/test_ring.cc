@@ -376,9 +376,9 @@ TEST(Ring, GroupForgottenAfterRetention) {
   test::ScopedNs ns;
   StreamOptions o = small();
   o.consumer_dead_timeout = 100ms;
-  o.consumer_retention = 300ms;
+  o.consumer_retention = 1s;  // "within" below takes microseconds: far from it
   ASSERT_TRUE(create_stream(ns.ns(), "s", o));
-  EXPECT_EQ(stream_info(ns.ns(), "s")->consumer_retention_ms, 300u);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->consumer_retention_ms, 1000u);
   auto p = Producer::open(ns.ns(), "s");
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(p->publish(as_bytes("r")).ok());
   ConsumerOptions co = durable("g");
@@ -395,7 +395,7 @@ TEST(Ring, GroupForgottenAfterRetention) {
     EXPECT_EQ(rec.seq, 2u);
     g->commit();
   }
-  std::this_thread::sleep_for(600ms);
+  std::this_thread::sleep_for(1500ms);
   co.start = StartFrom::latest();  // where a new group starts
   auto g = Consumer::open(ns.ns(), "s", co);
   ASSERT_TRUE(g);
