@@ -363,6 +363,30 @@ class LapNotes {
   std::chrono::steady_clock::time_point last_{};
 };
 
+// The one stderr line for records a reader skipped: a group evicted while away, or a start
+// below the oldest record in the ring; whether the store has them, or how many are lost.
+std::string loss_note(ReadStatus st, const persist::GroupConsumer::Loss& l, const TailArgs& a,
+                      std::string_view ns) {
+  const std::string range = l.to - l.from == 1 ? "record " + std::to_string(l.from)
+                                               : "records " + std::to_string(l.from) + ".." +
+                                                     std::to_string(l.to - 1);
+  std::string what;
+  if (st == ReadStatus::kEvicted) {
+    uint64_t timeout_ms = 0;
+    if (auto info = stream_info(ns, a.stream); info) timeout_ms = info->consumer_dead_timeout_ms;
+    what = "consumer group '" + a.group + "' was evicted (its reader was away longer than the " +
+           "stream's consumer timeout of " + std::to_string(timeout_ms) + " ms): " + range +
+           " left the ring";
+  } else {
+    what = range + (l.to - l.from == 1 ? " is" : " are") + " no longer in the ring (it starts at " +
+           std::to_string(l.to) + ")";
+  }
+  if (l.lost == 0) return what + "; reading them from the store (nothing lost)";
+  if (l.from_store)
+    return what + ": " + std::to_string(l.lost) + " records lost; the rest comes from the store";
+  return what + ": " + std::to_string(l.lost) + " records lost";
+}
+
 // --from: false after printing why; a bare epoch number gets a note with the unit assumed.
 bool from_flag(const std::string& text, StartFrom* out) {
   std::string note;
@@ -508,35 +532,35 @@ int cmd_tail(const TailArgs& a) {
     o.start = a.group.empty() ? StartFrom::earliest() : StartFrom{};  // {}: committed
   }
   install_stop_handlers();  // before attaching: whoever sees us attached may signal us
-  auto c = Consumer::open(ns, a.stream, o);
-  if (!c && c.error().code == Errc::kPermission && a.group.empty()) {
-    o.read_only = true;  // e.g. a mode 0640 stream of another user: read without registering
-    c = Consumer::open(ns, a.stream, o);
-  }
+  // A group takes from the store what the ring lost while it was away (persisted streams).
+  auto open = [&](ConsumerOptions& o) {
+    auto c = persist::GroupConsumer::open(ns, a.stream, o, a.data_dir);
+    if (!c && c.error().code == Errc::kPermission && a.group.empty()) {
+      o.read_only = true;  // e.g. a mode 0640 stream of another user: read without registering
+      c = persist::GroupConsumer::open(ns, a.stream, o, a.data_dir);
+    }
+    return c;
+  };
+  auto c = open(o);
   if (!c && c.error().code == Errc::kPermission && !a.group.empty())
     return fail(c.error().message +
                 "; --group needs write access to the stream (tail without --group can read it)");
-  if (!c && c.error().code == Errc::kBusy && !a.group.empty()) {
-    // The library says "consumer NAME is held by pid N": quote the name, say what to do.
-    std::string why = c.error().message;
-    const std::string unquoted = "consumer " + a.group + " is held by ";
-    if (why.rfind(unquoted, 0) == 0)
-      why = "consumer group '" + a.group + "' is held by " + why.substr(unquoted.size());
-    return fail(why + " (one reader per group at a time; another tail --group " + a.group +
-                " is running)");
-  }
+  if (!c && c.error().code == Errc::kBusy && !a.group.empty())
+    return fail(c.error().message + " (one reader per group at a time; another tail --group " +
+                a.group + " is running)");
   if (!c) return fail_stream(c.error(), ns, a.stream);
-  Consumer& con = c.value();
-  const bool durable = con.durable();
+  std::optional<persist::GroupConsumer> gc(std::move(c.value()));
+  const bool durable = gc->ring().durable();
 
   RecordPrinter& out = *printer;
   uint64_t printed = 0;
   LapNotes laps;
   int rc = kExitOk;
   bool write_failed = false;
+  auto name_check = std::chrono::steady_clock::now();
   while (!stop_requested() && (a.count == 0 || printed < a.count)) {
     Record rec;
-    ReadStatus st = con.poll(&rec, 0ns);
+    ReadStatus st = gc->poll(&rec, 0ns);
     if (st == ReadStatus::kTimeout) {
       laps.report();  // caught up: say what was lost on the way
       if (!a.follow) break;
@@ -546,8 +570,39 @@ int cmd_tail(const TailArgs& a) {
         write_failed = true;
         break;
       }
-      st = con.poll(&rec, 100ms);
-      if (st == ReadStatus::kTimeout) continue;
+      st = gc->poll(&rec, 100ms);
+      if (st == ReadStatus::kTimeout) {
+        // Follow the name, as tail -F: every 200 ms, is it still the stream we read?
+        const auto now = std::chrono::steady_clock::now();
+        if (now - name_check < 200ms) continue;
+        name_check = now;
+        if (gc->ring().name_state() == NameState::kSame) continue;
+        warn("stream '" + a.stream + "' was removed; waiting for it to be created again");
+        laps = LapNotes();
+        gc.reset();  // detach from the old one
+        // The new stream is read from its start (a group is new there).
+        ConsumerOptions fresh = o;
+        fresh.start = StartFrom::earliest();
+        fresh.reset = false;
+        fresh.read_only = false;
+        while (!stop_requested()) {
+          auto n = open(fresh);
+          if (n) {
+            gc.emplace(std::move(n.value()));
+            break;
+          }
+          if (n.error().code != Errc::kNotFound) {  // e.g. created by another user
+            rc = fail("stream '" + a.stream + "' was created again but cannot be read: " +
+                      n.error().message);
+            break;
+          }
+          std::this_thread::sleep_for(100ms);  // stop signals are seen within 100 ms
+          if (!stop_requested()) std::this_thread::sleep_for(100ms);
+        }
+        if (!gc) break;
+        warn("stream '" + a.stream + "' was created again; following the new stream");
+        continue;
+      }
     }
     if (st == ReadStatus::kOk) {
       if (!out.print(rec) || (durable && !out.flush())) {
@@ -555,11 +610,16 @@ int cmd_tail(const TailArgs& a) {
         break;
       }
       ++printed;
-      if (durable) con.commit();
-    } else if (st == ReadStatus::kLapped || st == ReadStatus::kEvicted) {
-      laps.lapped(con.lost());
+      if (durable) gc->commit();
+    } else if (st == ReadStatus::kLapped) {
+      laps.lapped(gc->ring().lost());
+    } else if (st == ReadStatus::kEvicted || st == ReadStatus::kBeforeOldest) {
+      warn(loss_note(st, gc->loss(), a, ns));
+    } else if (st == ReadStatus::kCorrupt && !gc->error().message.empty()) {
+      rc = fail("stream '" + a.stream + "': reading its store: " + gc->error().message);
+      break;
     } else if (st == ReadStatus::kCorrupt) {
-      rc = fail("stream '" + a.stream + "' is corrupt at sequence " + std::to_string(con.next_seq()) +
+      rc = fail("stream '" + a.stream + "' is corrupt at sequence " + std::to_string(gc->ring().next_seq()) +
                 ": the ring holds bytes no shmbus producer wrote");
       break;
     } else {  // kClosed
@@ -570,7 +630,7 @@ int cmd_tail(const TailArgs& a) {
   laps.report();
   if (!write_failed && !out.flush()) write_failed = true;
   if (write_failed) rc = out.write_error();
-  con.close();
+  if (gc) gc->ring().close();
   return rc;
 }
 

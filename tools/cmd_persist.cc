@@ -112,7 +112,7 @@ int cmd_persist(const PersistArgs& a) {
                    a.streams[i].c_str());
     else
       std::fprintf(stderr,
-                   "shmbus: %s stays persisted: once its ring fills, producers wait for a persister "
+                   "shmbus: stream '%s' stays persisted: once its ring fills, producers wait for a persister "
                    "(shmbus persist %s); to end persistence: shmbus persist %s --detach\n",
                    a.streams[i].c_str(), where.c_str(), where.c_str());
   }
@@ -126,6 +126,10 @@ int cmd_fsck(const FsckArgs& a) {
   std::printf("checked %llu stream(s), %llu segment(s), %llu records, %llu bytes\n",
               static_cast<unsigned long long>(rep.streams), static_cast<unsigned long long>(rep.segments),
               static_cast<unsigned long long>(rep.records), static_cast<unsigned long long>(rep.bytes));
+  for (const auto& l : rep.live)
+    std::printf("live %s: a persister is writing it; read what it had written (up to sequence "
+                "%llu), its tail in flux not judged\n",
+                terminal_text(l.stream).c_str(), static_cast<unsigned long long>(l.end_seq));
   for (const auto& q : rep.quarantined)
     std::printf("quarantined %s (kept for inspection; retention or rm --data removes it)\n",
                 terminal_text(q).c_str());
@@ -134,7 +138,8 @@ int cmd_fsck(const FsckArgs& a) {
                 i.path.c_str(), static_cast<unsigned long long>(i.offset),
                 static_cast<unsigned long long>(i.bytes), i.problem.c_str());
   if (rep.clean()) {
-    std::printf("%s\n", rep.issues.empty() ? "clean" : "clean after repair");
+    std::printf("%s%s\n", rep.issues.empty() ? "clean" : "clean after repair",
+                rep.live.empty() ? "" : " (live: as far as written when read)");
     return kExitOk;
   }
   return fail(std::to_string(rep.issues.size()) + " problem(s) found" +

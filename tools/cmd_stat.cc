@@ -34,11 +34,16 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
   std::printf("published         %llu records, %llu bytes\n", ull(s.records_published),
               ull(s.bytes_published));
   std::printf("counters          abandoned %llu, aborted %llu, producer waits %llu, "
-              "producer full %llu, tail lost %llu, evictions %llu\n",
+              "producer full %llu, tail lost %llu, evictions %llu (records they lost %llu)\n",
               ull(s.abandoned), ull(s.aborted), ull(s.producer_waits), ull(s.producer_full),
-              ull(s.tail_lost), ull(s.evictions));
-  std::printf("timeouts          abandon %llu ms, consumer dead %llu ms\n",
-              ull(s.abandon_timeout_ms), ull(s.consumer_dead_timeout_ms));
+              ull(s.tail_lost), ull(s.evictions), ull(s.evicted_lost));
+  const uint64_t kept = s.consumer_retention_ms;
+  const std::string kept_text = kept == 0                 ? "for ever"
+                                : kept % 86400000 == 0    ? std::to_string(kept / 86400000) + " d"
+                                : kept % 3600000 == 0     ? std::to_string(kept / 3600000) + " h"
+                                                          : std::to_string(kept) + " ms";
+  std::printf("timeouts          abandon %llu ms, consumer dead %llu ms, group positions kept %s\n",
+              ull(s.abandon_timeout_ms), ull(s.consumer_dead_timeout_ms), kept_text.c_str());
   if (s.persist) {
     std::printf("persisted         %s store at %s%s%s\n", s.persist->store_kind.c_str(),
                 terminal_text(s.persist->store_dir).c_str(), s.persist->sync ? ", sync" : "",

@@ -58,12 +58,17 @@ int cmd_create(const CreateArgs& a) {
   if (!timeout_ms("--abandon-timeout", a.abandon_timeout, &o.abandon_timeout) ||
       !timeout_ms("--consumer-timeout", a.consumer_timeout, &o.consumer_dead_timeout))
     return kExitUsage;
+  if (!a.consumer_retention.empty()) {
+    auto d = duration_flag("--consumer-retention", a.consumer_retention);
+    if (!d) return kExitUsage;
+    o.consumer_retention = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+  }
   persist::AdminOptions admin;
   admin.data_dir = a.data_dir;
   auto r = persist::create_stream_over_store(ns, a.stream, o, a.fresh, admin);
   if (!r) return fail(r.error());
   if (r->resumed)
-    std::fprintf(stderr, "shmbus: %s continues its store %s: the next record gets sequence %llu\n",
+    std::fprintf(stderr, "shmbus: stream '%s' continues its store %s: the next record gets sequence %llu\n",
                  a.stream.c_str(), terminal_text(r->store_dir).c_str(),
                  static_cast<unsigned long long>(r->first_seq));
   if (r->removed.existed)

@@ -59,6 +59,7 @@ struct CreateArgs {
   std::string mode = "0600";     // octal
   std::string abandon_timeout;   // parse_duration; empty: the library's default
   std::string consumer_timeout;  // parse_duration; empty: the library's default
+  std::string consumer_retention;  // parse_duration ("0": for ever); empty: the default
   bool exist_ok = false;
   std::string trust_owner;       // user name or uid whose existing stream --exist-ok accepts
   std::string data_dir;          // where a store the new ring continues would be

@@ -141,7 +141,13 @@ int main(int argc, char** argv) {
   c->add_option("--abandon-timeout", create.abandon_timeout,
                 "Uncommitted claims of dead producers become gaps after this (default 1s)");
   c->add_option("--consumer-timeout", create.consumer_timeout,
-                "Dead durable consumers stop holding producers back after this (default 2s)");
+                "A durable group whose reader is gone stops holding producers back after this "
+                "(default 2s); producers may then overwrite what it has not read, and it is told "
+                "how many records it lost when it reads again");
+  c->add_option("--consumer-retention", create.consumer_retention,
+                "How long a durable group's position is kept after its reader went away "
+                "(default 7d, as Kafka's offsets retention; 0: for ever); after it the group is "
+                "forgotten and starts anew where --from says");
   add_namespace(c, &create.ns);
   c->callback([&] { run = [&] { return cmd_create(create); }; });
 
@@ -182,7 +188,10 @@ int main(int argc, char** argv) {
                 "it), then read from there");
   t->add_option("--count", tail.count, "Stop after N records (default: no limit)")
       ->check(kNotNegative);
-  t->add_flag("-f,--follow", tail.follow, "Wait for new records until --count or SIGINT/SIGTERM");
+  t->add_flag("-f,--follow", tail.follow,
+              "Wait for new records until --count or SIGINT/SIGTERM; follows the name as tail -F "
+              "does: a stream removed (rm --force) is waited for, and one created again under "
+              "the name is read from its start");
   t->add_option("--data-dir", tail.data_dir,
                 "Where the store is when the stream has no ring (after a reboot)");
   t->add_option("--group", tail.group,
@@ -276,7 +285,9 @@ int main(int argc, char** argv) {
   pe->callback([&] { run = [&] { return cmd_persist(persist); }; });
 
   FsckArgs fsck;
-  auto* fk = app.add_subcommand("fsck", "Check (and repair) the segment files under DIR");
+  auto* fk = app.add_subcommand(
+      "fsck", "Check (and repair) the segment files under DIR; a store a running persister "
+              "writes is marked live and read as far as written (its tail in flux is not judged)");
   fk->add_option("DIR", fsck.dir, "A data dir, or one stream's store folder")->required();
   fk->add_flag("--repair", fsck.repair, "Truncate torn tails, rewrite indexes, set aside bad segments");
   fk->callback([&] { run = [&] { return cmd_fsck(fsck); }; });

@@ -19,6 +19,7 @@ from .errors import (
     InvalidArgumentError as InvalidArgumentError,
     IoError as IoError,
     LappedError as LappedError,
+    EvictedError as EvictedError,
     NoSpaceError as NoSpaceError,
     NotFoundError as NotFoundError,
     NotPersistedError as NotPersistedError,
@@ -55,6 +56,7 @@ def create(
     trust_owner: Optional[int] = None,
     data_dir: Union[None, str, os.PathLike[str]] = None,
     fresh: bool = False,
+    consumer_retention: Optional[float] = None,
 ) -> None:
     """Creates a stream: a ring of `capacity` bytes (power of two, from 4K) in /dev/shm.
 
@@ -118,6 +120,8 @@ class StreamStat(TypedDict):
     evictions: int
     abandon_timeout_ms: int
     consumer_dead_timeout_ms: int
+    consumer_retention_ms: int
+    evicted_lost: int
     persist: Optional[PersistStat]
     durable_seq: int
     oldest_persisted_seq: int
@@ -295,8 +299,9 @@ class Claim:
     @property
     def data(self) -> memoryview:
         """Writable memoryview of the payload in the ring (ClosedError once done)."""
-    def commit(self) -> int:
-        """Publishes the record; returns its sequence number (AbandonedError if too late)."""
+    def commit(self, size: Optional[int] = None) -> int:
+        """Publishes the record (all of it, or its first `size` bytes); returns its
+        sequence number (AbandonedError if too late).  The memoryview is released."""
     def abort(self) -> None:
         """Turns the record into a gap that readers skip."""
     def __enter__(self) -> memoryview: ...

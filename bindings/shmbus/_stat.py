@@ -27,7 +27,7 @@ def stat(name, *, namespace=None, interval=None, stall=1.0):
     Snapshot: stream, namespace, layout_version, capacity, max_record, created_ns,
     next_seq, oldest_seq, tail_pos, records_published, bytes_published, abandoned,
     aborted, producer_waits, producer_full, tail_lost, evictions, abandon_timeout_ms,
-    consumer_dead_timeout_ms; persistence: persist (None, or store_dir, store_kind,
+    consumer_dead_timeout_ms, evicted_lost, consumer_retention_ms; persistence: persist (None, or store_dir, store_kind,
     hold_producers, sync, flush_interval_ns, retention_age_ns, retention_bytes,
     segment_bytes), durable_seq, oldest_persisted_seq, deleted_below, persister_beat_ns,
     store, pmem_granularity, disk_bytes, segments, store_errors, deleted_records, deleted_bytes;

@@ -30,6 +30,9 @@ shmbus class                also a                       raised when
                                                          abandon timeout)
 ``LappedError``                                          a tailing consumer was overrun
                                                          (only with ``raise_on_lap=True``)
+``EvictedError``                                         a durable group was evicted while
+                                                         away and producers overwrote
+                                                         records it had not read (``lost``)
 ``GapError``                                             records a replaying consumer
                                                          cannot deliver (deleted, never
                                                          persisted, corrupt); only with
@@ -67,6 +70,7 @@ __all__ = [
     "FullError",
     "AbandonedError",
     "LappedError",
+    "EvictedError",
     "GapError",
     "NotPersistedError",
     "ClosedError",
@@ -177,6 +181,24 @@ class LappedError(Error):
 
     code = "lapped"
     lost: int = 0
+
+
+class EvictedError(Error):
+    """A durable group lost records: ``lost`` of them, sequences ``from_seq`` up to (not
+    including) ``to_seq``.
+
+    Raised by the group's next read after it was evicted (its reader was gone longer than
+    the stream's ``consumer_dead_timeout``) and producers overwrote records it had not read,
+    also when a new process opens the group again.  The next read continues at the oldest
+    record still there (``Consumer.lost`` counts them).  On a persisted stream the group
+    reads those records from the store instead, and nothing is raised unless the store
+    lacks some of them (then ``lost`` says how many).
+    """
+
+    code = "evicted"
+    lost: int = 0
+    from_seq: int = 0
+    to_seq: int = 0
 
 
 class GapError(Error):

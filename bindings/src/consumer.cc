@@ -4,6 +4,9 @@
 // read_batch keeps every record it returned in place (the C++ auto-commit would commit
 // each record at the next poll, inside the batch).  Rule: a durable consumer's ring
 // records are expired (views released) *before* the position they protect is committed.
+// A ring consumer is a persist::GroupConsumer: a durable group evicted while away (or a
+// start below the oldest record) reads from the store what the ring lost, on a persisted
+// stream; what is lost for good raises EvictedError (a group) or GapError.
 //
 // Reading: a first poll that does not wait, with the GIL held (the fast path when data
 // is there); then polls of at most kSlice without the GIL, with signals (Ctrl-C) and
@@ -36,13 +39,15 @@ namespace {
 struct DeferredError {
   bool is_gap = false;
   persist::ReplayGap gap;  // is_gap
-  std::string message;     // a lap
-  uint64_t lost = 0;       // a lap
+  std::string message;     // a lap or an eviction
+  uint64_t lost = 0;       // a lap or an eviction
+  bool is_evicted = false;
+  uint64_t from = 0, to = 0;  // is_evicted
 };
 
 struct ConsumerCore {
   // ---- guarded by mu (blocked on only without the GIL) ----
-  std::unique_ptr<Consumer> consumer;               // the ring, or null when replaying
+  std::unique_ptr<persist::GroupConsumer> consumer; // the ring, or null when replaying
   std::unique_ptr<persist::ReplayConsumer> replay;  // store, then ring: tailing on a persisted stream
   std::mutex mu;
   std::atomic<std::thread::id> owner{};  // holder of mu, to refuse re-entry
@@ -80,9 +85,9 @@ struct ConsumerCore {
       next_seq.store(replay->next_seq(), std::memory_order_relaxed);  // relaxed: display only
       return;
     }
-    next_seq.store(consumer->next_seq(), std::memory_order_relaxed);  // relaxed: display only
-    lost.store(consumer->lost(), std::memory_order_relaxed);
-    gaps.store(consumer->gaps(), std::memory_order_relaxed);
+    next_seq.store(consumer->ring().next_seq(), std::memory_order_relaxed);  // relaxed: display only
+    lost.store(consumer->ring().lost(), std::memory_order_relaxed);
+    gaps.store(consumer->ring().gaps(), std::memory_order_relaxed);
   }
 };
 
@@ -194,13 +199,13 @@ class ConsumerHandle {
       core_ = std::move(core);
       return;
     }
-    Result<Consumer> r = make_error(Errc::kIo, "");
+    Result<persist::GroupConsumer> r = make_error(Errc::kIo, "");
     {
       py::gil_scoped_release nogil;  // open may wait for a creator still at work
-      r = Consumer::open(core->ns, name, opts);
+      r = persist::GroupConsumer::open(core->ns, name, opts, path_arg(data_dir, "data_dir"));
     }
-    core->consumer = std::make_unique<Consumer>(unwrap(std::move(r)));
-    core->durable = core->consumer->durable();
+    core->consumer = std::make_unique<persist::GroupConsumer>(unwrap(std::move(r)));
+    core->durable = core->consumer->ring().durable();
     core->snapshot();
     core_ = std::move(core);
   }
@@ -267,7 +272,7 @@ class ConsumerHandle {
     Result<void> r;
     {
       py::gil_scoped_release nogil;
-      r = c.consumer->seek(where);
+      r = c.consumer->ring().seek(where);
     }
     c.uncommitted = false;
     check(r);
@@ -282,7 +287,7 @@ class ConsumerHandle {
     core->live.expire_all();
     if (core->durable && core->auto_commit && core->uncommitted) {
       CoreLock lock(*core);  // waits at most one slice for a reader in another thread
-      core->consumer->commit();
+      core->consumer->ring().commit();
       core->uncommitted = false;
       core->snapshot();
     }
@@ -332,7 +337,7 @@ class ConsumerHandle {
     if (!c.durable || !c.uncommitted) return;
     c.live.expire_all();
     CoreLock lock(c);
-    c.consumer->commit();
+    c.consumer->ring().commit();
     c.uncommitted = false;
   }
 
@@ -362,6 +367,7 @@ class ConsumerHandle {
     DeferredError e = std::move(*c.deferred);
     c.deferred.reset();
     if (e.is_gap) throw_gap(e.gap.from, e.gap.to, e.gap.reason);
+    if (e.is_evicted) throw_evicted(e.message, e.from, e.to, e.lost);
     throw_lapped(e.message, e.lost);
   }
 
@@ -380,10 +386,12 @@ class ConsumerHandle {
       Record rec;
       ReadStatus st;
       uint64_t lost_before;
+      persist::GroupConsumer::Loss loss;
+      std::string store_error;
       {
         CoreLock lock(c);
         if (!c.usable()) break;
-        lost_before = c.consumer->lost();
+        lost_before = c.consumer->ring().lost();
         if (first) {
           st = c.consumer->poll(&rec, std::chrono::nanoseconds(0));
         } else {
@@ -392,10 +400,13 @@ class ConsumerHandle {
           st = c.consumer->poll(&rec, slice);
         }
         c.snapshot();
+        if (st == ReadStatus::kEvicted || st == ReadStatus::kBeforeOldest) loss = c.consumer->loss();
+        if (st == ReadStatus::kCorrupt) store_error = c.consumer->error().message;
         if (st == ReadStatus::kOk) {
           c.uncommitted = true;
           // closed meanwhile: close() has expired the live records already, so copy.
-          if (!c.durable || c.copy || !c.usable())
+          // A record from the store (after an eviction) lives in the store reader's buffer.
+          if (!c.durable || c.copy || !c.usable() || c.consumer->from_store())
             return py::reinterpret_steal<py::object>(new_copied_record(rec));
           return py::reinterpret_steal<py::object>(
               new_ring_record(rec, &c.live, std::shared_ptr<void>(core)));
@@ -415,7 +426,32 @@ class ConsumerHandle {
             throw_lapped(msg, n);
           }
           continue;  // resume at once
+        case ReadStatus::kEvicted:
+        case ReadStatus::kBeforeOldest: {
+          if (loss.lost == 0) continue;  // the store has them: they come next
+          const std::string range = std::to_string(loss.from) + ".." + std::to_string(loss.to - 1);
+          if (st == ReadStatus::kBeforeOldest || !c.durable) {
+            if (!c.durable && !c.raise_on_gap) continue;  // counted in `lost`
+            persist::ReplayGap gap{loss.from, loss.from + loss.lost, "no longer in the ring"};
+            if (in_batch) {
+              c.deferred = DeferredError{true, std::move(gap), {}, 0};
+              return py::none();
+            }
+            throw_gap(gap.from, gap.to, gap.reason);
+          }
+          std::string msg = "consumer group '" + c.group + "' of stream '" + c.name +
+                            "' was evicted (its reader was away longer than the stream's "
+                            "consumer_dead_timeout): records " + range + " left the ring: " +
+                            std::to_string(loss.lost) + " records lost";
+          if (in_batch) {
+            c.deferred = DeferredError{false, {}, std::move(msg), loss.lost, true, loss.from, loss.to};
+            return py::none();
+          }
+          throw_evicted(msg, loss.from, loss.to, loss.lost);
+        }
         case ReadStatus::kCorrupt:
+          if (!store_error.empty())
+            throw_error(Errc::kCorrupt, "reading the store of stream '" + c.name + "': " + store_error);
           throw_error(Errc::kCorrupt,
                       "stream '" + c.name + "' holds bytes that no shmbus producer wrote near "
                       "sequence " + std::to_string(c.next_seq.load()) +
@@ -527,7 +563,10 @@ With ``group="name"`` the consumer is *durable*: its position is kept in the str
 under that name, producers never overwrite what it has not consumed, and a new Consumer
 with the same group continues where the last one committed (one live holder at a time:
 BusyError otherwise; a dead holder's group is taken over at once).  A group nobody
-holds stops holding producers back after the stream's consumer_dead_timeout.  Records
+holds stops holding producers back after the stream's consumer_dead_timeout; if
+producers then overwrite records it had not read, its next read raises EvictedError (with
+``lost``; the read after it goes on at the oldest record left), unless the stream is
+persisted: then those records come from the store.  Records
 are zero-copy views into the ring.  With ``group=None`` it is an anonymous *tailing*
 reader that never holds producers back; if overrun it skips ahead (``lost`` grows, or
 LappedError with ``raise_on_lap=True``); its records are copies.

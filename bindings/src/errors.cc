@@ -7,14 +7,14 @@ namespace {
 
 enum Cls {
   kInvalidArgument, kTooLarge, kNotFound, kExists, kPermission, kNoSpace, kIo, kTimeout,
-  kIncompatible, kCorrupt, kBusy, kFull, kAbandoned, kLapped, kGap, kClosed, kNotPersisted, kBase,
-  kCount
+  kIncompatible, kCorrupt, kBusy, kFull, kAbandoned, kLapped, kGap, kClosed, kNotPersisted, kEvicted,
+  kBase, kCount
 };
 constexpr const char* kNames[kCount] = {
     "InvalidArgumentError", "RecordTooLargeError", "NotFoundError", "ExistsError",
     "PermissionDeniedError", "NoSpaceError", "IoError", "TimeoutError", "IncompatibleError",
     "CorruptError", "BusyError", "FullError", "AbandonedError", "LappedError", "GapError",
-    "ClosedError", "NotPersistedError", "Error"};
+    "ClosedError", "NotPersistedError", "EvictedError", "Error"};
 
 // Strong references, never released: exceptions must outlive every handle, including
 // the ones torn down while the interpreter finalizes.
@@ -75,6 +75,11 @@ void throw_not_persisted(const std::string& message, uint64_t seq) {
 
 void throw_lapped(const std::string& message, uint64_t lost) {
   raise(kLapped, py::make_tuple(message), "lapped", {{"lost", py::int_(lost)}});
+}
+
+void throw_evicted(const std::string& message, uint64_t from_seq, uint64_t to_seq, uint64_t lost) {
+  raise(kEvicted, py::make_tuple(message), "evicted",
+        {{"lost", py::int_(lost)}, {"from_seq", py::int_(from_seq)}, {"to_seq", py::int_(to_seq)}});
 }
 
 void throw_durable_timeout(const std::string& message, uint64_t seq) {

@@ -5,7 +5,7 @@
 // CorruptError, kNoSpace NoSpaceError, kPermission PermissionDeniedError, kBusy BusyError,
 // kTimeout TimeoutError, kTooLarge RecordTooLargeError, kFull FullError, kClosed
 // ClosedError, kIo IoError.  Publish and read statuses map onto the same classes, plus
-// AbandonedError, LappedError and GapError, which have no Errc.
+// AbandonedError, LappedError, EvictedError and GapError, which have no Errc.
 #pragma once
 
 #include <string>
@@ -22,6 +22,9 @@ void load_error_classes();
 [[noreturn]] inline void throw_error(const Error& e) { throw_error(e.code, e.message); }
 [[noreturn]] void throw_abandoned(const std::string& message);
 [[noreturn]] void throw_lapped(const std::string& message, uint64_t lost);
+// EvictedError with .lost, .from_seq, .to_seq: records a durable group lost.
+[[noreturn]] void throw_evicted(const std::string& message, uint64_t from_seq, uint64_t to_seq,
+                                uint64_t lost);
 // TimeoutError with .seq: the published record that is not durable yet.
 [[noreturn]] void throw_durable_timeout(const std::string& message, uint64_t seq);
 // NotPersistedError with .seq: the record the persister recorded as lost.

@@ -146,16 +146,29 @@ class ClaimHandle {
     return py::reinterpret_steal<py::object>(claim_buffer_view(buffer_.ptr()));
   }
 
-  uint64_t commit() {
+  // size: None commits the whole claim, else its first `size` bytes.
+  uint64_t commit(const py::object& size) {
     if (!claim_) throw_done();
+    size_t n = size_;
+    if (!size.is_none()) {
+      if (PyBool_Check(size.ptr()) || !PyLong_Check(size.ptr()))
+        throw py::type_error("commit size must be an int or None");
+      const py::int_ i = size;
+      if (py::int_(0) > i || i > py::int_(size_))
+        throw_error(Errc::kInvalidArgument, "commit size must be from 0 to the claim's size " +
+                                                std::to_string(size_) + ", not " +
+                                                std::string(py::str(size)));
+      n = size.cast<size_t>();
+    }
     if (!core_->usable()) {
       auto core = core_;
       finish(false);
       core->throw_closed();
     }
     auto core = core_;
-    PubStatus s = finish(true);
+    PubStatus s = finish(true, n);
     if (s != PubStatus::kOk) core->throw_status(s, size_, seq_);
+    size_ = n;
     return seq_;
   }
 
@@ -167,7 +180,7 @@ class ClaimHandle {
   py::object enter() { return data(); }
   bool exit(py::handle exc_type, py::handle, py::handle) {
     if (!claim_) return false;  // committed or aborted inside the block
-    if (exc_type.is_none()) commit();
+    if (exc_type.is_none()) commit(py::none());
     else finish(false);
     return false;
   }
@@ -185,8 +198,9 @@ class ClaimHandle {
   }
 
   // Commits or aborts, expires the buffer and lets go of the core.  Thread: GIL held.
-  PubStatus finish(bool commit) noexcept {
+  PubStatus finish(bool commit, size_t n = ~size_t{0}) noexcept {
     if (!claim_) return PubStatus::kClosed;
+    if (n == ~size_t{0}) n = size_;
     // Invalidate the Python view first: no write may land after the commit.
     expire_claim_buffer(buffer_.ptr());
     PubStatus s = PubStatus::kClosed;
@@ -194,7 +208,7 @@ class ClaimHandle {
       (void)claim_.release();  // the parent's claim: leave it alone
     } else {
       Claim* c = claim_.get();
-      s = core_->locked([&] { return commit ? c->commit() : c->abort(); });
+      s = core_->locked([&] { return commit ? c->commit(n) : c->abort(); });
       claim_.reset();
     }
     core_->claims.erase(this);
@@ -393,21 +407,28 @@ A reserved, not yet committed record: fill ``data`` in place, then commit or abo
 Made by :meth:`Producer.claim`.  As a context manager it commits when the block ends
 normally and aborts (the record becomes a gap that readers skip) when the block raises::
 
-    with producer.claim(128, type=1) as buf:   # buf: writable memoryview into the ring
-        buf[:5] = b"hello"
+    claim = producer.claim(128, type=1)   # room for the largest message
+    claim.data[:5] = b"hello"             # data: a writable memoryview into the ring
+    claim.commit(5)                       # the record holds these 5 bytes
+
+    with producer.claim(128, type=1) as buf:   # commits all 128 bytes when the block ends
+        buf[:] = bytes(128)
 
 Commit quickly: readers wait behind an uncommitted claim, and after the stream's abandon
 timeout (1 s by default) they declare it dead; a later commit() then raises
-AbandonedError.  After commit/abort the memoryview is released; numpy arrays made from it
-must not be written to any more (they would overwrite later records).
+AbandonedError.  After commit/abort the memoryview is released (writing through it raises
+ValueError); numpy arrays and memoryview slices made from it cannot be revoked: they must
+not be written to any more (they would overwrite later records).
 )doc")
       .def_property_readonly("seq", &ClaimHandle::seq, "Sequence number the record will have.")
       .def_property_readonly("size", &ClaimHandle::size, "Payload size in bytes.")
       .def_property_readonly("done", &ClaimHandle::done, "True once committed or aborted.")
       .def_property_readonly("data", &ClaimHandle::data,
                              "Writable memoryview of the payload (ClosedError once done).")
-      .def("commit", &ClaimHandle::commit,
-           "commit() -> int\n\nPublishes the record; returns its sequence number.")
+      .def("commit", &ClaimHandle::commit, py::arg("size") = py::none(),
+           "commit(size=None) -> int\n\nPublishes the record: the whole claim, or its first "
+           "``size`` bytes (a claim sized for the largest message); returns its sequence "
+           "number.  The claim's memoryview is released.")
       .def("abort", &ClaimHandle::abort, "abort() -> None\n\nTurns the record into a gap.")
       .def("__enter__", &ClaimHandle::enter)
       .def("__exit__", &ClaimHandle::exit)

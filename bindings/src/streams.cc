@@ -23,7 +23,8 @@ std::chrono::milliseconds to_ms(const py::object& seconds, const char* what) {
 void create(const std::string& name, const py::object& capacity, bool exist_ok,
             const py::object& max_record, uint32_t mode, const py::object& ns,
             const py::object& abandon_timeout, const py::object& consumer_dead_timeout,
-            const py::object& trust_owner, const py::object& data_dir, bool fresh) {
+            const py::object& trust_owner, const py::object& data_dir, bool fresh,
+            const py::object& consumer_retention) {
   StreamOptions o;
   o.capacity = size_arg(capacity, "capacity");
   o.max_record = max_record.is_none() ? 0 : size_arg(max_record, "max_record");
@@ -36,6 +37,8 @@ void create(const std::string& name, const py::object& capacity, bool exist_ok,
   }
   o.abandon_timeout = to_ms(abandon_timeout, "abandon_timeout");
   o.consumer_dead_timeout = to_ms(consumer_dead_timeout, "consumer_dead_timeout");
+  if (!consumer_retention.is_none())  // None: the library's default (7 days)
+    o.consumer_retention = to_ms(consumer_retention, "consumer_retention");
   const std::string nspace = namespace_of(ns);
   persist::AdminOptions admin;
   admin.data_dir = path_arg(data_dir, "data_dir");
@@ -102,10 +105,10 @@ void bind_streams(py::module_& m) {
         py::arg("mode") = 0600, py::arg("namespace") = py::none(),
         py::arg("abandon_timeout") = 1.0, py::arg("consumer_dead_timeout") = 2.0,
         py::arg("trust_owner") = py::none(), py::arg("data_dir") = py::none(),
-        py::arg("fresh") = false,
+        py::arg("fresh") = false, py::arg("consumer_retention") = py::none(),
         R"doc(create(name, capacity="1M", *, exist_ok=False, max_record=None, mode=0o600,
        namespace=None, abandon_timeout=1.0, consumer_dead_timeout=2.0, trust_owner=None,
-       data_dir=None, fresh=False) -> None
+       data_dir=None, fresh=False, consumer_retention=None) -> None
 
 Creates a stream: a ring of ``capacity`` bytes (an int, or "64K", "16M", "1G"; a power
 of two from 4K) in /dev/shm.  ``max_record`` (int or str) is the largest payload (None:
@@ -113,7 +116,11 @@ capacity/8).  ``mode`` is the permission bits of the shared-memory object.
 ``exist_ok=True`` accepts an existing stream of the same capacity that belongs to you (or
 to the uid ``trust_owner``; another owner raises PermissionError).  A claim left
 uncommitted ``abandon_timeout`` seconds becomes a gap; a durable consumer whose process
-died stops holding producers back after ``consumer_dead_timeout`` seconds.  When the
+died stops holding producers back after ``consumer_dead_timeout`` seconds (it is
+evicted: what producers then overwrite is lost to it, and its next read raises
+EvictedError saying how many); its position is kept ``consumer_retention`` seconds after
+its reader went away (None: 7 days, as Kafka's offsets retention; 0: for ever), then the
+group is forgotten and starts anew where ``start`` says.  When the
 data dir (``data_dir``, as for Persister) holds a store of the stream, the new ring
 continues its numbering (sequence numbers are never reused) and readers find the stored
 records at once; ``fresh=True`` removes that store first and starts over at 0.

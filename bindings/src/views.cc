@@ -65,9 +65,19 @@ void expire(BufferObject* b) noexcept {
   if (b->expired) return;
   b->expired = true;
   unlink(b);
-  // The cached memoryview is not release()d: arrays made from it point into the ring
-  // with only a reference to it, so it must stay valid (and keep the mapping) for as
-  // long as anyone holds it.  Dropping our reference frees it when nobody else does.
+  // The cached memoryview is released when nothing was exported from it (then a write
+  // through it raises); arrays made from it point into the ring with only a reference to
+  // it, so then it must stay valid (and keep the mapping) for as long as anyone holds it
+  // (release() refuses: BufferError).  Dropping our reference frees it when nobody else
+  // does.  Only a claim's view (a record's view is read-only anyway).
+  if (b->view && b->writable) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);  // an exception may be on its way (a with block)
+    PyObject* r = PyObject_CallMethod(b->view, "release", nullptr);
+    if (r) Py_DECREF(r);
+    else PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+  }
   Py_CLEAR(b->view);
   maybe_let_go(b);
 }

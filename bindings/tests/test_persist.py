@@ -435,3 +435,24 @@ def test_wait_durable_raises_not_persisted_for_a_lost_record(ns, tmp_path):
             with pytest.raises(shmbus.NotPersistedError) as e:
                 p.wait_durable(lost)
             assert e.value.seq == lost and "not persisted" in str(e.value)
+
+
+def test_evicted_group_on_a_persisted_stream_reads_the_store(ns, pstream):
+    """Issue 13 point 2: on a persisted stream a group evicted while away loses nothing:
+    what left the ring comes from the store, in order, then the ring (no EvictedError)."""
+    name, data = pstream
+    with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+        with shmbus.Producer(name, namespace=ns) as p:
+            for i in range(5):
+                p.publish(payload(i))
+            with shmbus.Consumer(name, group="slowg", namespace=ns) as c:
+                assert [c.poll(1).seq for _ in range(3)] == [0, 1, 2]
+            time.sleep(0.5)  # away past the consumer_dead_timeout (0.2 s)
+            for i in range(5, 2000):  # ~5 rings
+                p.publish(payload(i))
+            per.flush(timeout=10)
+        assert shmbus.stat(name, namespace=ns)["evictions"] >= 1
+        with shmbus.Consumer(name, group="slowg", namespace=ns) as c:
+            got = [(r.seq, r.bytes()) for r in c.iter(idle_timeout=0.5)]
+            assert c.lost >= 1  # the ring lost them ...
+    assert got == [(i, payload(i)) for i in range(3, 2000)]  # ... the store did not

@@ -61,8 +61,11 @@ def test_claim_aborts_when_the_block_raises(ns, stream):
         p.publish(b"ok")
         with p.claim(1) as buf:
             buf[0] = 0
+            obj = buf.obj
         with pytest.raises(ValueError, match="committed or aborted"):
-            memoryview(buf.obj)  # the claim's buffer refuses new exports once done
+            memoryview(obj)  # the claim's buffer refuses new exports once done
+        with pytest.raises(ValueError, match="released"):
+            buf[0] = 1  # and its memoryview was released
     with shmbus.Consumer(stream, group="g", namespace=ns) as c:
         got = drain(c)
     assert got == [(2, 0, b"ok"), (3, 0, b"\0")]
@@ -335,3 +338,66 @@ def test_start_is_for_new_groups_and_seek_rewinds(ns):
         assert c.poll(0).seq == 1
     with shmbus.Consumer("s", group="analytics", start="latest", namespace=ns) as c:
         assert c.poll(0).seq == 2
+
+
+def test_evicted_group_raises_evicted_error_with_the_exact_loss(ns):
+    """Issue 13 point 2: a group evicted while away learns what it lost (it used to jump
+    ahead without a word); the stream counts it."""
+    shmbus.create("ev", capacity="4K", namespace=ns, consumer_dead_timeout=0.2)
+    with shmbus.Producer("ev", namespace=ns) as p:
+        for i in range(5):
+            p.publish(b"%d" % i)
+        with shmbus.Consumer("ev", group="slowg", namespace=ns) as c:
+            assert [c.poll(0).seq for _ in range(3)] == [0, 1, 2]
+        time.sleep(0.5)  # away past the consumer_dead_timeout
+        for i in range(200):
+            p.publish(b"%100d" % i)
+    assert shmbus.stat("ev", namespace=ns)["evictions"] == 1
+    with shmbus.Consumer("ev", group="slowg", namespace=ns) as c:
+        with pytest.raises(shmbus.EvictedError) as e:
+            c.poll(0)
+        assert e.value.from_seq == 3 and e.value.lost == e.value.to_seq - 3 > 0
+        assert "slowg" in str(e.value) and e.value.code == "evicted"
+        assert c.lost == e.value.lost
+        recs = list(c.iter(idle_timeout=0))
+        assert recs[0].seq == e.value.to_seq and recs[-1].seq == 204
+        assert len(recs) + e.value.lost == 205 - 3
+    st = shmbus.stat("ev", namespace=ns)
+    assert st["evicted_lost"] == e.value.lost
+    assert st["consumers"][0]["evicted"] is False
+
+
+def test_consumer_retention_forgets_a_group(ns):
+    shmbus.create("r", capacity="64K", namespace=ns, consumer_retention=1.0)
+    assert shmbus.stat("r", namespace=ns)["consumer_retention_ms"] == 1000
+    shmbus.create("d", capacity="64K", namespace=ns)
+    assert shmbus.stat("d", namespace=ns)["consumer_retention_ms"] == 7 * 24 * 3600 * 1000
+    with shmbus.Producer("r", namespace=ns) as p:
+        for i in range(3):
+            p.publish(b"%d" % i)
+    with shmbus.Consumer("r", group="g", namespace=ns) as c:
+        assert c.poll(0).seq == 0
+    with shmbus.Consumer("r", group="g", start="latest", namespace=ns) as c:
+        assert c.poll(0).seq == 1  # kept: start applies to new groups only
+    time.sleep(1.5)
+    with shmbus.Consumer("r", group="g", start="latest", namespace=ns) as c:
+        assert c.poll(0) is None  # forgotten: a new group at latest
+
+
+def test_start_below_the_oldest_record(ns):
+    shmbus.create("s", capacity="4K", namespace=ns)
+    with shmbus.Producer("s", namespace=ns) as p:
+        for i in range(200):
+            p.publish(b"%100d" % i)
+    oldest = shmbus.stat("s", namespace=ns)["oldest_seq"]
+    with shmbus.Consumer("s", start=0, namespace=ns) as c:  # counted, not raised
+        assert c.poll(0).seq >= oldest and c.lost >= oldest
+    with shmbus.Consumer("s", start=0, raise_on_gap=True, namespace=ns) as c:
+        with pytest.raises(shmbus.GapError) as e:
+            c.poll(0)
+        assert e.value.from_seq == 0 and e.value.to_seq >= oldest
+        assert "no longer in the ring" in str(e.value)
+        assert c.poll(0).seq == e.value.to_seq
+    with shmbus.Consumer("s", group="newg", start=0, namespace=ns) as c:  # a group: raised
+        with pytest.raises(shmbus.GapError):
+            c.poll(0)

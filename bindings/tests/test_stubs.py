@@ -31,3 +31,15 @@ def test_every_public_name_and_member_is_in_the_stubs():
             continue  # TypedDicts of the stubs only
         public = {m for m in vars(runtime) if not m.startswith("_")}
         assert public - members == set(), name
+
+
+def test_error_names_agree():
+    """Every error class of shmbus.errors is exported by shmbus (TimeoutError aside: it
+    would shadow the builtin) and raised with its own code."""
+    import shmbus.errors as errors
+
+    for name in errors.__all__:
+        assert hasattr(shmbus, name), name
+        assert name in shmbus.__all__ or name == "TimeoutError", name
+    assert issubclass(shmbus.EvictedError, shmbus.Error)
+    assert shmbus.EvictedError.code == "evicted"

@@ -141,3 +141,43 @@ def test_leftover_loop_variable_does_not_keep_the_group(ns, stream):
     with shmbus.Consumer(stream, group="g", namespace=ns) as c:  # no BusyError
         assert c.next_seq == 2
     assert rec.expired
+
+
+def test_claim_commits_fewer_bytes_than_claimed(ns, stream):
+    """Issue 13 point 9: writing 5 bytes into claim(128) stores 5, not 128 with 123 NULs."""
+    with shmbus.Producer(stream, namespace=ns) as p:
+        cl = p.claim(128, type=2)
+        cl.data[:5] = b"hello"
+        with pytest.raises(shmbus.InvalidArgumentError):
+            cl.commit(129)
+        assert not cl.done
+        seq = cl.commit(5)
+        assert cl.done and cl.size == 5
+        p.publish(b"next")
+    with shmbus.Consumer(stream, namespace=ns) as c:
+        rec = c.poll(0)
+        assert rec.seq == seq and rec.bytes() == b"hello" and rec.type == 2
+        assert c.poll(0).bytes() == b"next"
+        assert c.gaps == 0
+
+
+@pytest.mark.parametrize("finish", ["commit", "abort", "with"])
+def test_claim_memoryview_refuses_writes_after_it_is_done(ns, stream, finish):
+    with shmbus.Producer(stream, namespace=ns) as p:
+        cl = p.claim(16)
+        buf = cl.data
+        buf[:3] = b"abc"
+        if finish == "with":
+            with cl as view:
+                assert view is buf or bytes(view[:3]) == b"abc"
+        else:
+            getattr(cl, finish)()
+        with pytest.raises(ValueError):
+            buf[:3] = b"xyz"  # released: no write lands in the ring after the commit
+        with pytest.raises(shmbus.ClosedError):
+            cl.data
+        p.publish(b"next")
+    with shmbus.Consumer(stream, namespace=ns) as c:
+        if finish != "abort":
+            assert c.poll(0).bytes()[:3] == b"abc"
+        assert c.poll(0).bytes() == b"next"

@@ -101,8 +101,8 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
     if (!info) return info.error();
     if (seq > info->next_seq)
       return make_error(Errc::kInvalidArgument,
-                        "cannot delete below " + std::to_string(seq) + ": stream " + std::string(ns) +
-                            "/" + std::string(stream) + " has only reached sequence " +
+                        "cannot delete below " + std::to_string(seq) + ": stream '" + std::string(ns) +
+                            "/" + std::string(stream) + "' has only reached sequence " +
                             std::to_string(info->next_seq) + " (a deletion cannot be undone)");
   }
   if (!loc->exists) {
@@ -118,8 +118,8 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
   if (store) {
     if (!loc->ring && seq > store->next_seq())
       return make_error(Errc::kInvalidArgument,
-                        "cannot delete below " + std::to_string(seq) + ": the store of " +
-                            std::string(ns) + "/" + std::string(stream) + " ends at sequence " +
+                        "cannot delete below " + std::to_string(seq) + ": the store of '" +
+                            std::string(ns) + "/" + std::string(stream) + "' ends at sequence " +
                             std::to_string(store->next_seq()) + " (a deletion cannot be undone)");
     auto d = store->delete_before(seq);
     if (!d) return d.error();
@@ -134,8 +134,8 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
   // A persister holds the store: it applies the header's watermark; wait until it is
   // durable in the store's watermark file.
   if (!ctl)
-    return make_error(Errc::kBusy, "the store " + loc->dir + " is open by a writer, but stream " +
-                                       std::string(ns) + "/" + std::string(stream) + " has no ring");
+    return make_error(Errc::kBusy, "the store " + loc->dir + " is open by a writer, but stream '" +
+                                       std::string(ns) + "/" + std::string(stream) + "' has no ring");
   if (opts.secure && !loc->secure_delete)
     return make_error(Errc::kInvalidArgument,
                       "--secure: the persister running on " + std::string(ns) + "/" +

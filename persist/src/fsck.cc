@@ -213,9 +213,25 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   }
   ++rep_->segments;
   rep_->bytes += f->size();
-  if (last && writer_live_) {  // only the header: the rest is being written
-    if (auto h = f->read_header(); !h) issue(name, 0, 0, h.error().message, false);
-    prev_end_.reset();
+  if (last && writer_live_) {
+    // A live writer's active segment: its tail is being written (never judged); the
+    // complete frames before it are read and counted, and its header and its place in the
+    // sequence are checked.
+    auto live = scan_segment(f.value(), first, kDefaultInterval);
+    if (!live) {
+      if (auto h = f->read_header(); !h) issue(name, 0, 0, h.error().message, false);
+      prev_end_.reset();
+      rep_->live.push_back(FsckLive{ns_ + "/" + stream_, 0, 0});
+      return {};
+    }
+    if (live->header.ns != ns_ || live->header.stream != stream_)
+      issue(name, kHdrNsLen, 0, "header names stream " + live->header.ns + "/" + live->header.stream, false);
+    if (prev_end_ && *prev_end_ != first)
+      issue(name, 0, 0, "sequences [" + std::to_string(*prev_end_) + ", " + std::to_string(first) +
+                            ") are missing before this segment", false);
+    rep_->records += live->builder.count();
+    rep_->live.push_back(FsckLive{ns_ + "/" + stream_, live->end_seq, live->valid_end});
+    prev_end_ = live->end_seq;
     return {};
   }
   auto old_idx = read_index(dir_, first, f->size());

@@ -261,6 +261,9 @@ void Persister::Impl::read_records(bool stopping) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));  // no hot loop
       }
+      if (st == ReadStatus::kEvicted)  // a let-go stream: the store records the range as lost
+        detail::logger().warn("persister {}/{}: records {}..{} left the ring while no persister ran",
+                              ns, stream, ring->last_loss().from, ring->last_loss().to - 1);
       if (st != ReadStatus::kOk) break;
     }
     auto r = store_record(rec);
@@ -524,7 +527,7 @@ static Result<void> follow_recorded_store(const StreamControl& ctl, const Persis
     case PersisterOptions::StoreMoved::kRefuse: break;
   }
   return make_error(Errc::kInvalidArgument,
-                    "stream " + std::string(ns) + "/" + std::string(stream) + " is stored in " +
+                    "stream '" + std::string(ns) + "/" + std::string(stream) + "' is stored in " +
                         ps->store_dir + ", not in " + want.value() + ": use that data dir, or "
                         "--move-store (moves the store here) or --new-store (a new one here; the old "
                         "one stays)");
@@ -619,9 +622,6 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
       detail::logger().warn("persister {}/{}: cannot record its settings beside the store: {}", ns, stream,
                             r.error().message);
   }
-  if (impl->ring->lost() > 0)
-    detail::logger().warn("persister {}/{}: {} records left the ring while no persister ran", ns, stream,
-                 impl->ring->lost());
   impl->published_durable = std::max(impl->store->durable_seq(), impl->ctl->durable_seq());
   impl->ctl->set_durable_seq(impl->published_durable);
   impl->publish_stats();

@@ -305,6 +305,8 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
       c.error = make_error(Errc::kCorrupt, "the ring holds corrupt bytes");
       return ReplayStatus::kError;
     }
+    // A start below the ring's oldest record: the record that comes next decides (below).
+    if (st == ReadStatus::kBeforeOldest) continue;
     if (st == ReadStatus::kLapped) {
       if (!c.next_known) continue;  // nothing owed yet: take what comes
       if (!c.store_root.empty()) {

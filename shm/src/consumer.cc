@@ -34,6 +34,11 @@ struct Consumer::Impl {
   bool after_resync = false;
   uint64_t lap_from_pos = 0;      // done_pos when the lap (or eviction) was found: the
                                   // gaps of unknown sequences that count start there
+  // What the loss counted at the next record after a resync is reported as: kLapped (a
+  // tailing reader overrun), kEvicted (a durable group evicted and overrun), or
+  // kBeforeOldest (a start below the oldest record still in the ring).
+  ReadStatus resync_status = ReadStatus::kLapped;
+  LossRange last_loss;
   // false when `expected` is only a lower bound (a start at the oldest record: the ring's
   // floor carries the lowest sequence that may be there): the first record fixes it.
   bool seq_exact = true;
@@ -112,15 +117,22 @@ bool Consumer::Impl::rejoin() noexcept {
   RegistryLock lock(*m);
   if (!lock.ok()) return false;
   // As in open(): position, then the slot counts again (seq_cst), then check the floor.
+  // Our own position while producers have not passed it (nothing lost), else the floor.
   for (int i = 0; i < 1000; ++i) {
     const PosSeq f = oldest(*m);
     if ((f.pos & (kRecordAlign - 1)) != 0) return false;
-    store_pair(slot, &committed, f);
+    const bool passed = f.pos > done_pos;
+    const PosSeq at = passed ? f : PosSeq{done_pos, done_seq};
+    store_pair(slot, &committed, at);
     slot->evicted.store(0, std::memory_order_seq_cst);
-    if (oldest(*m).pos <= f.pos) {
-      if (!after_resync) lap_from_pos = done_pos;
-      pos = done_pos = committed_pos = f.pos;
-      after_resync = true;  // the first record there counts the loss exactly
+    if (oldest(*m).pos <= at.pos) {
+      committed_pos = at.pos;
+      if (passed) {
+        if (!after_resync) lap_from_pos = done_pos;
+        pos = done_pos = at.pos;
+        after_resync = true;  // the first record there counts the loss exactly
+        resync_status = ReadStatus::kEvicted;
+      }
       return true;
     }
   }
@@ -200,6 +212,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   c.durable = durable;
 
   // Where to start.
+  uint64_t evicted_owed = ~0ULL;
   const PosSeq earliest = oldest(*c.m);
   const PosSeq latest = read_posseq(&c.h->claim);
   PosSeq start = earliest;
@@ -228,21 +241,26 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     ConsumerSlot* free_slot = nullptr;
     for (uint32_t i = 0; i < kMaxConsumers; ++i) {
       ConsumerSlot* s = c.m->consumer_slot(i);
-      uint32_t st = s->state.load(std::memory_order_acquire);
-      if (st == kSlotReady && durable && s->kind.load(std::memory_order_relaxed) != kKindTailing &&
+      uint32_t st = s->state.load(std::memory_order_acquire);  // (reassigned when reaped)
+      const uint32_t kind = s->kind.load(std::memory_order_relaxed);
+      if (st == kSlotReady && kind == kKindDurable && group_expired(*c.m, i)) {
+        // Its holder has been gone longer than the stream's retention: forgotten.
+        s->state.store(kSlotFree, std::memory_order_seq_cst);
+        st = kSlotFree;
+      }
+      if (st == kSlotReady && durable && kind != kKindTailing &&
           std::strncmp(s->name, opts.group.c_str(), kNameBytes) == 0) {
         found = s;
         break;
       }
-      if (st == kSlotReady && s->kind.load(std::memory_order_relaxed) == kKindTailing &&
-          !consumer_alive(*c.m, i))
+      if (st == kSlotReady && kind == kKindTailing && !consumer_alive(*c.m, i))
         s->state.store(kSlotFree, std::memory_order_release);  // reap
       if (!free_slot && s->state.load(std::memory_order_acquire) == kSlotFree) free_slot = s;
     }
     if (found) {
       uint64_t o = found->owner.load(std::memory_order_acquire);
       if (consumer_alive(*c.m, consumer_index(*c.m, found)))
-        return make_error(Errc::kBusy, "consumer " + opts.group + " is held by pid " +
+        return make_error(Errc::kBusy, "consumer group '" + opts.group + "' is held by pid " +
                                            std::to_string(owner_pid(o)));
       // `start` is where a *new* group begins (Kafka's auto.offset.reset): an existing
       // group continues from its committed position unless asked to reset (seek).
@@ -280,22 +298,25 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       c.h->consumer_hwm.store(idx + 1, std::memory_order_seq_cst);
     // Publish the position, then make the slot count (seq_cst), then check that no
     // producer already reclaimed past it (seq_cst read of floor): see compute_floor().
+    const uint64_t owed = start.seq;  // an existing group: the first record it has not read
+    const uint64_t owed_pos = start.pos;
+    bool passed = false;
     for (;;) {
       store_pair(c.slot, &c.committed, start);
       c.slot->evicted.store(0, std::memory_order_seq_cst);
       c.slot->state.store(kSlotReady, std::memory_order_seq_cst);
       PosSeq f = oldest(*c.m);
       if (f.pos <= start.pos) break;
-      if (durable && found && f.seq > start.seq) {
-        // Producers passed the group's position while nobody held it: what lies between
-        // is lost, less the gaps the gap log names (counted as a lapped reader counts them).
-        uint64_t logged = 0;
-        if (!count_logged_gaps(c.h, start.seq, f.seq, start.pos, &logged)) c.lost_exact = false;
-        logged = std::min(logged, f.seq - start.seq);
-        c.gaps += logged;
-        c.lost += f.seq - start.seq - logged;
-      }
+      passed = true;
       start = f;
+    }
+    if (passed && found_exact) {
+      // An existing group that producers passed while it was away (it was evicted): the
+      // first record it reads counts the loss from `owed` exactly, reported as kEvicted.
+      c.after_resync = true;
+      c.resync_status = ReadStatus::kEvicted;
+      c.lap_from_pos = owed_pos;  // the gap log's unknown gaps count from here
+      evicted_owed = owed;
     }
   }
   if ((start.pos & (kRecordAlign - 1)) != 0 || start.pos > load_pos(&c.h->claim))
@@ -310,6 +331,18 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
                  !(opts.start.kind == StartFrom::Kind::kSeq && opts.start.value >= latest.seq)) ||
                 found_exact;
   c.committed_pos = start.pos;
+  if (evicted_owed != ~0ULL) {
+    c.expected = c.done_seq = evicted_owed;
+    c.seq_exact = true;
+  } else if ((opts.start.kind == StartFrom::Kind::kSeq && (!found_exact)) &&
+             opts.start.value < earliest.seq && opts.start.value < latest.seq) {
+    // A start below the oldest record still in the ring: the first record read says how
+    // many were skipped (kBeforeOldest).
+    c.after_resync = true;
+    c.resync_status = ReadStatus::kBeforeOldest;
+    c.expected = c.done_seq = opts.start.value;
+    c.seq_exact = true;
+  }
   return Consumer(std::move(impl));
 }
 
@@ -356,14 +389,18 @@ uint64_t Consumer::next_seq() const noexcept {
   return impl_ ? std::max(impl_->expected, impl_->skip_seq) : 0;
 }
 uint64_t Consumer::lost() const noexcept { return impl_ ? impl_->lost : 0; }
+LossRange Consumer::last_loss() const noexcept { return impl_ ? impl_->last_loss : LossRange{}; }
 uint64_t Consumer::gaps() const noexcept { return impl_ ? impl_->gaps : 0; }
 bool Consumer::lost_exact() const noexcept { return !impl_ || impl_->lost_exact; }
+NameState Consumer::name_state() const noexcept {
+  return impl_ ? impl_->m->name_state() : NameState::kSame;
+}
 bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
 
 ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcept {
   if (!impl_) return ReadStatus::kClosed;
   Impl& c = *impl_;
-  if (c.evicted()) return c.rejoin() ? ReadStatus::kEvicted : ReadStatus::kCorrupt;
+  if (c.evicted() && !c.rejoin()) return ReadStatus::kCorrupt;
   if (c.durable && c.opts.auto_commit && c.committed_pos != c.done_pos) c.publish_position();
   uint64_t deadline = 0;
   uint32_t spins = 0;
@@ -442,25 +479,30 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
           lap_lost -= lap_gaps;
           c.gaps += lap_gaps;
           c.lost += lap_lost;
+          if (lap_lost) c.last_loss = LossRange{from, rec.seq};
           // Read-only readers keep their count privately (the mapping cannot be written).
-          if (!c.durable && !c.m->read_only())  // relaxed: stats
+          // relaxed, both: statistics.
+          if (c.resync_status == ReadStatus::kLapped && !c.durable && !c.m->read_only())
             c.h->tail_lost.fetch_add(lap_lost, std::memory_order_relaxed);
+          if (c.resync_status == ReadStatus::kEvicted)
+            c.h->evicted_lost.fetch_add(lap_lost, std::memory_order_relaxed);
         } else {
           // Gaps below the start were never ours to count.
           const uint64_t from = std::max(c.expected, c.skip_seq);
           c.gaps += rec.seq > from ? rec.seq - from : 0;
         }
       }
-      // (A durable consumer reported kEvicted already: it just goes on.)
-      const bool was_resync = c.after_resync && lap_lost > 0 && !c.durable;
+      const bool was_resync = c.after_resync && lap_lost > 0;
+      const ReadStatus report = c.resync_status;
       c.after_resync = false;
+      c.resync_status = ReadStatus::kLapped;
       c.expected = rec.seq + 1;
       c.done_pos = c.pos;
       c.done_seq = c.expected;
       if (!c.durable && c.slot) c.publish_position();  // for stat: lag and rates
       rec.data = Bytes(payload, tv.size);
       if (rec.seq < c.skip_seq || rec.ts_ns < c.skip_ts) {
-        if (was_resync) return ReadStatus::kLapped;
+        if (was_resync) return report;
         continue;
       }
       // @TIME follows sequence order: from the first record stamped at or after it, every
@@ -468,12 +510,12 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       // clock may step back).
       c.skip_ts = 0;
       if (was_resync) {
-        // Report the lap first; the record itself comes with the next poll.
+        // Report the loss first; the record itself comes with the next poll.
         c.pos -= span;
         c.expected = rec.seq;
         c.done_pos = c.pos;
         c.done_seq = rec.seq;
-        return ReadStatus::kLapped;
+        return report;
       }
       *out = rec;
       return ReadStatus::kOk;
@@ -488,8 +530,10 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     }
     const uint64_t tail = load_pos(&c.h->claim);
     if (c.m->broken()) return ReadStatus::kCorrupt;
-    if (c.evicted() || (c.durable && tail > c.pos + c.cap))  // overrun: we were evicted
-      return c.rejoin() ? ReadStatus::kEvicted : ReadStatus::kCorrupt;
+    if (c.evicted() || (c.durable && tail > c.pos + c.cap)) {  // overrun: we were evicted
+      if (!c.rejoin()) return ReadStatus::kCorrupt;
+      continue;
+    }
     if (!c.durable && tail > c.pos + c.cap) {
       if (!c.resync()) return ReadStatus::kCorrupt;
       continue;

@@ -19,7 +19,8 @@
 namespace shmbus::detail {
 
 inline constexpr uint64_t kMagic = 0x315355424d48530aULL;  // "\nSHMBUS1" little-endian
-inline constexpr uint32_t kLayoutVersion = 3;
+inline constexpr uint32_t kLayoutVersion = 3;  // 3: capacity-relative lap tag, gap log,
+                                               //    consumer_retention_ns, evicted_lost
 inline constexpr uint64_t kMinCapacity = 4096;
 inline constexpr uint64_t kMaxCapacity = 1ULL << 32;        // 4 GiB
 inline constexpr uint32_t kMaxProducers = 64;
@@ -193,7 +194,9 @@ struct StreamHeader {
   uint32_t max_consumers;
   uint32_t creator_pid;
   uint32_t reserved0;
-  uint8_t pad0[128 - 88];
+  uint64_t consumer_retention_ns;      // a durable group whose holder is gone this long is
+                                       // forgotten (its position goes); 0 = never
+  uint8_t pad0[128 - 96];
 
   // line 1: the claim cursor, CAS16 by every producer on every publish.
   PosSeq claim;                        // seq_cst CAS16: reserves [pos, pos+span) and seqs;
@@ -243,7 +246,9 @@ struct StreamHeader {
                                         // raised before a slot turns ready, so scans that
                                         // stop there see every ready slot
   uint32_t reserved5;
-  uint8_t pad5[128 - 88];
+  std::atomic<uint64_t> evicted_lost;   // records evicted durable groups lost (counted by
+                                        // the group when it reads again)
+  uint8_t pad5[128 - 96];
 
   // line 6: persistence progress, written by the persister.
   std::atomic<uint64_t> durable_seq;    // release by the persister once records below it
@@ -331,6 +336,8 @@ static_assert(offsetof(StreamHeader, abandoned) == 640);
 static_assert(offsetof(StreamHeader, registry_lock) == 704);
 static_assert(offsetof(StreamHeader, aborted) == 712);
 static_assert(offsetof(StreamHeader, consumer_hwm) == 720);
+static_assert(offsetof(StreamHeader, evicted_lost) == 728);
+static_assert(offsetof(StreamHeader, consumer_retention_ns) == 88);
 static_assert(offsetof(StreamHeader, durable_seq) == 768);
 static_assert(offsetof(StreamHeader, deleted_below) == 792);
 static_assert(offsetof(StreamHeader, deleted_records) == 808);

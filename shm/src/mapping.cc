@@ -223,6 +223,8 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.abandon_timeout).count());
   h->consumer_dead_timeout_ns = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.consumer_dead_timeout).count());
+  h->consumer_retention_ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(opts.consumer_retention).count());
   h->max_producers = kMaxProducers;
   h->max_consumers = kMaxConsumers;
   h->creator_pid = static_cast<uint32_t>(getpid());
@@ -311,6 +313,15 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
                                           std::to_string(kDataOff + m->capacity_) +
                                           "): not created by shmbus; remove it with shmbus rm --force");
   return m;
+}
+
+NameState StreamMapping::name_state() const noexcept {
+  struct stat mine, now;
+  if (hold_fd_ < 0 || ::fstat(hold_fd_, &mine) != 0) return NameState::kSame;  // cannot tell
+  if (::lstat(shm_path(object_name(ns_, name_)).c_str(), &now) != 0)
+    return errno == ENOENT ? NameState::kRemoved : NameState::kSame;
+  return now.st_ino == mine.st_ino && now.st_dev == mine.st_dev ? NameState::kSame
+                                                                 : NameState::kReplaced;
 }
 
 StreamMapping::~StreamMapping() {

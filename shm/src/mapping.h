@@ -70,6 +70,10 @@ class StreamMapping {
   bool try_lock_registry() const noexcept;
   void unlock_registry() const noexcept;
 
+  // Whether the stream's name still refers to this object (a stat of /dev/shm's entry
+  // against our open file: two system calls, for idle moments).
+  NameState name_state() const noexcept;
+
   ~StreamMapping();
   StreamMapping(const StreamMapping&) = delete;
   StreamMapping& operator=(const StreamMapping&) = delete;

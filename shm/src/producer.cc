@@ -65,8 +65,21 @@ struct Producer::Impl {
   // Every header of the claim carries its pending tag now (release: pairs with the
   // acquire load of `claiming` in abandoners, which then re-read the tag).
   void claimed() noexcept { slot->claiming.store(~0ULL, std::memory_order_release); }
-  bool commit(uint64_t pos, uint64_t size) noexcept {
-    uint64_t expected = make_tag(salt, shift, pos, kPending, size);
+  // Commits the record claimed at `pos` with `claimed` payload bytes, as `size` bytes
+  // (<= claimed).  A shorter record spans less: a pad record fills the rest of the claim
+  // (written inside our own claimed bytes, so nobody reads it before the commit).
+  bool commit(uint64_t pos, uint64_t claimed, uint64_t size) noexcept {
+    const uint64_t span = record_span(size), claimed_span = record_span(claimed);
+    if (span < claimed_span) {
+      RecordHeader* pad = m->record_at(pos + span);
+      const uint64_t pad_size = claimed_span - span - sizeof(RecordHeader);
+      store_relaxed(&pad->seq, uint64_t{0});
+      store_relaxed(&pad->owner, label);
+      // relaxed: published by the seq_cst (release) commit CAS below, before which no
+      // reader looks past the pending record.
+      pad->tag.store(make_tag(salt, shift, pos + span, kPad, pad_size), std::memory_order_relaxed);
+    }
+    uint64_t expected = make_tag(salt, shift, pos, kPending, claimed);
     // seq_cst: release for the fields and payload (pairs with the consumer's acquire
     // load of the tag) and a full fence before wake_data() reads data_sleepers.
     return m->record_at(pos)->tag.compare_exchange_strong(
@@ -325,7 +338,7 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   p.claimed();
   if (!begun) return {PubStatus::kAbandoned, seq};
   if (size) std::memcpy(p.m->payload_at(pos), payload.data(), size);
-  if (!p.commit(pos, size)) return {PubStatus::kAbandoned, seq};
+  if (!p.commit(pos, size, size)) return {PubStatus::kAbandoned, seq};
   p.account(1, size, ts);
   wake_data(*p.m);
   return {PubStatus::kOk, seq};
@@ -379,7 +392,7 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   at = pos;
   bool abandoned = false;
   for (Bytes b : payloads) {
-    abandoned |= !p.commit(at, b.size());
+    abandoned |= !p.commit(at, b.size(), b.size());
     at += record_span(b.size());
   }
   if (abandoned) {
@@ -430,8 +443,11 @@ Claim::~Claim() {
   if (producer_) (void)abort();
 }
 
-PubStatus Claim::commit() noexcept {
+PubStatus Claim::commit() noexcept { return commit(data_.size()); }
+
+PubStatus Claim::commit(size_t size) noexcept {
   if (!producer_) return PubStatus::kClosed;
+  if (size > data_.size()) return PubStatus::kTooLarge;
   if (producer_->closed.load(std::memory_order_relaxed)) {  // its producer is gone
     (void)abort();
     return PubStatus::kClosed;
@@ -439,8 +455,8 @@ PubStatus Claim::commit() noexcept {
   std::shared_ptr<Producer::Impl> held = std::move(producer_);
   producer_.reset();
   Producer::Impl& p = *held;
-  if (!p.commit(pos_, data_.size())) return PubStatus::kAbandoned;
-  p.account(1, data_.size(), p.clock.now());
+  if (!p.commit(pos_, data_.size(), size)) return PubStatus::kAbandoned;
+  p.account(1, size, p.clock.now());
   wake_data(*p.m);
   return PubStatus::kOk;
 }

@@ -531,6 +531,17 @@ uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below) {
   return evicted;
 }
 
+bool group_expired(const StreamMapping& m, uint32_t i) {
+  const StreamHeader* h = m.header();
+  ConsumerSlot* s = m.consumer_slot(i);
+  if (h->consumer_retention_ns == 0 || s->kind.load(std::memory_order_relaxed) != kKindDurable)
+    return false;
+  const uint64_t now = now_ns();
+  const uint64_t last = s->last_active_ns.load(std::memory_order_relaxed);  // relaxed: a time
+  if (now < last || now - last < h->consumer_retention_ns) return false;
+  return !consumer_alive(m, i);
+}
+
 void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nanoseconds timeout) {
   timespec ts{static_cast<time_t>(timeout.count() / 1000000000),
               static_cast<long>(timeout.count() % 1000000000)};

@@ -134,6 +134,10 @@ PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end);
 // Evicts durable consumers that hold producers back (position below `below`) and whose
 // holder is gone past the stream's consumer_dead_timeout.  Returns how many.
 uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below);
+// Whether durable group slot i is past the stream's consumer_retention: no process holds
+// it and its last activity is older than that (never for the persister's group, nor
+// with a retention of 0).  Thread: under the registry lock (the slot is then freed).
+bool group_expired(const StreamMapping& m, uint32_t i);
 
 // 1 + the highest consumer slot index ever used (bounded by kMaxConsumers).
 uint32_t consumer_slots_in_use(const StreamHeader* h);

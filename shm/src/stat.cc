@@ -73,6 +73,8 @@ std::string stat_json(const StreamInfo& s, const StatRates* rates, const Capacit
   w.key("tail_lost").value(s.tail_lost).key("evictions").value(s.evictions);
   w.key("abandon_timeout_ms").value(s.abandon_timeout_ms);
   w.key("consumer_dead_timeout_ms").value(s.consumer_dead_timeout_ms);
+  w.key("evicted_lost").value(s.evicted_lost);
+  w.key("consumer_retention_ms").value(s.consumer_retention_ms);
   w.key("persist");
   if (s.persist) {
     const PersistSettings& p = *s.persist;

@@ -150,9 +150,11 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
   s.producer_full = h->producer_full.load(std::memory_order_relaxed);
   s.tail_lost = h->tail_lost.load(std::memory_order_relaxed);
   s.evictions = h->evictions.load(std::memory_order_relaxed);
+  s.evicted_lost = h->evicted_lost.load(std::memory_order_relaxed);
   s.aborted = h->aborted.load(std::memory_order_relaxed);
   s.abandon_timeout_ms = h->abandon_timeout_ns / 1000000;
   s.consumer_dead_timeout_ms = h->consumer_dead_timeout_ns / 1000000;
+  s.consumer_retention_ms = h->consumer_retention_ns / 1000000;
   s.records_published = h->retired_records.load(std::memory_order_relaxed);
   s.bytes_published = h->retired_bytes.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < kMaxProducers; ++i) {

@@ -398,6 +398,71 @@ TEST(Replay, LappedWithoutPersisterReportsTheLossInTime) {
 
 // Records published before the persister first ran (and gone from the ring) are "not in
 // the store": a replay from 0 gets that gap, then the first stored record, then the rest.
+// Issue 13 point 2: a durable group evicted while away on a persisted stream loses
+// nothing: GroupConsumer reports the eviction once (nothing lost, from the store), then
+// delivers what left the ring from the store, in order, then the ring.  A new group that
+// starts below the ring's oldest record reads the store the same way.
+TEST(Replay, EvictedGroupContinuesFromTheStore) {
+  ScopedNs ns;
+  DataDir dir;
+  StreamOptions so = stream_opts(16 << 10);
+  so.consumer_dead_timeout = 100ms;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  PersisterOptions o;
+  o.data_dir = dir.path();
+  o.segment_bytes = 16 << 10;
+  auto per = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(per) << per.error().message;
+  auto p = Producer::open(ns.ns(), "s");
+  publish_range(p.value(), 0, 10);
+  ConsumerOptions co;
+  co.group = "slowg";
+  {
+    auto g = GroupConsumer::open(ns.ns(), "s", co);
+    ASSERT_TRUE(g);
+    Record rec;
+    for (uint64_t i = 0; i < 5; ++i) {
+      ASSERT_EQ(g->poll(&rec, 1s), ReadStatus::kOk);
+      ASSERT_EQ(rec.seq, i);
+    }
+    g->commit();
+  }
+  std::this_thread::sleep_for(300ms);  // away past the consumer timeout
+  publish_range(p.value(), 10, 1000);  // ~8 rings: the group is evicted and overrun
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 1000; }));
+  ASSERT_GE(stream_info(ns.ns(), "s")->evictions, 1u);
+  ASSERT_GT(stream_info(ns.ns(), "s")->oldest_seq, 5u);
+
+  for (const bool fresh_group : {false, true}) {
+    SCOPED_TRACE(fresh_group ? "a new group from seq 5" : "the evicted group");
+    ConsumerOptions c2 = co;
+    if (fresh_group) {
+      c2.group = "newg";
+      c2.start = StartFrom::seq(5);
+    }
+    auto g = GroupConsumer::open(ns.ns(), "s", c2);
+    ASSERT_TRUE(g);
+    Record rec;
+    const ReadStatus first = g->poll(&rec, 1s);
+    ASSERT_EQ(first, fresh_group ? ReadStatus::kBeforeOldest : ReadStatus::kEvicted);
+    EXPECT_EQ(g->loss().from, 5u);
+    EXPECT_GT(g->loss().to, 5u);
+    EXPECT_EQ(g->loss().lost, 0u);
+    EXPECT_TRUE(g->loss().from_store);
+    OrderCheck order;
+    order.from_any = true;
+    for (uint64_t i = 5; i < 1000; ++i) {
+      ASSERT_EQ(g->poll(&rec, 1s), ReadStatus::kOk) << i;
+      ASSERT_EQ(rec.seq, i);
+      order.add(rec.seq, rec.data);
+    }
+    EXPECT_EQ(order.bad + order.skips, 0u) << order.first_problem;
+    EXPECT_EQ(g->poll(&rec, 0ns), ReadStatus::kTimeout);
+    g->commit();
+  }
+  ASSERT_TRUE(per.value()->stop());
+}
+
 TEST(Replay, FromBeforeTheStoreBeginsGetsGapThenFirstStored) {
   ScopedNs ns;
   DataDir dir;

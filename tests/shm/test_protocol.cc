@@ -286,6 +286,30 @@ TEST(Ring, EvictedDurableConsumerReportsItAndResumes) {
   EXPECT_EQ(full, 1);
 }
 
+// A group that was evicted but whose records producers have not overwritten yet loses
+// nothing and reports nothing.
+TEST(Ring, EvictedGroupWithNothingOverwrittenGoesOn) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts(4096)));
+  auto p = Producer::open(ns.ns(), "s");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p->publish(as_bytes("r")).ok());
+  auto g = Consumer::open(ns.ns(), "s", [] { ConsumerOptions o; o.group = "g"; return o; }());
+  {  // what an evictor does when it takes us for dead
+    auto m = StreamMapping::open(ns.ns(), "s", false);
+    for (uint32_t i = 0; i < detail::kMaxConsumers; ++i) {
+      auto* s = m.value()->consumer_slot(i);
+      if (std::string(s->name) == "g") s->evicted.store(1);
+    }
+  }
+  Record rec;
+  for (uint64_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, i);
+  }
+  EXPECT_EQ(g->lost(), 0u);
+  EXPECT_FALSE(stream_info(ns.ns(), "s")->consumers[0].evicted);
+}
+
 // Issue 14 point 6: a read-only tailing reader that is lapped keeps its loss privately
 // (it wrote the stream's counter through its read-only mapping: SIGSEGV).
 TEST(Ring, ReadOnlyReaderLappedDoesNotWriteTheHeader) {

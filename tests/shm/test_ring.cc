@@ -223,7 +223,7 @@ TEST(Ring, DurableNameHeldByAnotherProcess) {
   auto d = Consumer::open(ns.ns(), "s", durable("g"));
   ASSERT_FALSE(d);
   EXPECT_EQ(d.error().code, Errc::kBusy);
-  EXPECT_NE(d.error().message.find("consumer g is held by pid " + std::to_string(child)),
+  EXPECT_NE(d.error().message.find("consumer group 'g' is held by pid " + std::to_string(child)),
             std::string::npos)
       << d.error().message;
   kill(child, SIGKILL);
@@ -277,13 +277,162 @@ TEST(Ring, DeadDurableConsumerIsEvicted) {
   EXPECT_EQ(info->evictions, 1u);
   ASSERT_EQ(info->consumers.size(), 1u);
   EXPECT_TRUE(info->consumers[0].evicted);
-  // Re-attaching resumes at the oldest record still there, with the loss counted.
+  // Re-attaching says so, then resumes at the oldest record still there, the loss counted.
   auto d = Consumer::open(ns.ns(), "s", durable("ghost"));
   ASSERT_TRUE(d);
-  EXPECT_GT(d->lost(), 0u);
   Record rec;
+  ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kEvicted);
+  EXPECT_GT(d->lost(), 0u);
   ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
   EXPECT_EQ(rec.seq, d->lost());
+}
+
+// Issue 13 point 2: a group evicted while away learns it when it comes back (a new
+// process opening it again), with the exact records lost; the stream counts them, and
+// `stat` shows the group as holding producers again.  (It used to jump from seq 3 to
+// the oldest record without a word.)
+TEST(Ring, EvictedGroupReopenedReportsExactLoss) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+  auto p = Producer::open(ns.ns(), "s");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+  {
+    auto g = Consumer::open(ns.ns(), "s", durable("slowg"));
+    Record rec;
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+    g->commit();
+  }  // gone: its position (3) stays
+  std::this_thread::sleep_for(400ms);  // past the 200 ms consumer_dead_timeout
+  std::string payload(64, 'z');
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(p->publish(as_bytes(payload)).ok()) << i;
+  ASSERT_EQ(stream_info(ns.ns(), "s")->evictions, 1u);
+  const uint64_t oldest = stream_info(ns.ns(), "s")->oldest_seq;
+  ASSERT_GT(oldest, 3u);
+
+  auto g = Consumer::open(ns.ns(), "s", durable("slowg"));
+  ASSERT_TRUE(g);
+  Record rec;
+  ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kEvicted);
+  const LossRange loss = g->last_loss();
+  EXPECT_EQ(loss.from, 3u);
+  EXPECT_GE(loss.to, oldest);
+  EXPECT_EQ(g->lost(), loss.count());
+  ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, loss.to);  // nothing else is missing
+  uint64_t next = rec.seq + 1;
+  while (g->poll(&rec, 0ns) == ReadStatus::kOk) ASSERT_EQ(rec.seq, next++);
+  EXPECT_EQ(next, 205u);
+  g->commit();
+  auto info = stream_info(ns.ns(), "s");
+  EXPECT_EQ(info->evicted_lost, loss.count());
+  ASSERT_EQ(info->consumers.size(), 1u);
+  EXPECT_FALSE(info->consumers[0].evicted);
+}
+
+// Issue 13 point 9: a claim sized for the largest message commits only the bytes
+// written (it used to store the whole claim, NULs included); the rest of the claim is
+// skipped by readers, also when the ring wraps over it, and a commit larger than the
+// claim is refused.
+TEST(Ring, ClaimCommitsFewerBytesThanClaimed) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 512)));
+  auto p = Producer::open(ns.ns(), "s");
+  auto g = Consumer::open(ns.ns(), "s", durable("g"));
+  auto t = Consumer::open(ns.ns(), "s", tailing());
+  ASSERT_TRUE(p && g && t);
+  PubStatus st;
+  for (int i = 0; i < 100; ++i) {  // ~8 laps of the ring
+    Claim cl = p->claim(300, 7, &st);
+    ASSERT_EQ(st, PubStatus::kOk) << i;
+    const std::string msg = "m" + std::to_string(i);
+    std::memcpy(cl.data().data(), msg.data(), msg.size());
+    EXPECT_EQ(cl.commit(301), PubStatus::kTooLarge);
+    ASSERT_TRUE(cl.valid());
+    ASSERT_EQ(cl.commit(msg.size()), PubStatus::kOk);
+    ASSERT_TRUE(p->publish(as_bytes("after" + std::to_string(i))).ok());
+    for (Consumer* c : {&g.value(), &t.value()}) {
+      Record rec;
+      ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk) << i;
+      EXPECT_EQ(as_string(rec.data), msg);
+      EXPECT_EQ(rec.type, 7u);
+      ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk) << i;
+      EXPECT_EQ(as_string(rec.data), "after" + std::to_string(i));
+    }
+    g->commit();
+  }
+  EXPECT_EQ(g->gaps(), 0u);
+  EXPECT_EQ(t->gaps(), 0u);
+  EXPECT_EQ(t->lost(), 0u);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->bytes_published, 0u + [] {
+    uint64_t n = 0;
+    for (int i = 0; i < 100; ++i) n += ("m" + std::to_string(i)).size() + ("after" + std::to_string(i)).size();
+    return n;
+  }());
+}
+
+// The position of a group whose holder is gone is kept for consumer_retention, then
+// the group is forgotten: it starts anew where `start` says.
+TEST(Ring, GroupForgottenAfterRetention) {
+  test::ScopedNs ns;
+  StreamOptions o = small();
+  o.consumer_dead_timeout = 100ms;
+  o.consumer_retention = 1s;  // "within" below takes microseconds: far from it
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  EXPECT_EQ(stream_info(ns.ns(), "s")->consumer_retention_ms, 1000u);
+  auto p = Producer::open(ns.ns(), "s");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(p->publish(as_bytes("r")).ok());
+  ConsumerOptions co = durable("g");
+  Record rec;
+  {
+    auto g = Consumer::open(ns.ns(), "s", co);
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+    g->commit();
+  }
+  {  // within the retention: it continues from its position
+    auto g = Consumer::open(ns.ns(), "s", co);
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, 2u);
+    g->commit();
+  }
+  std::this_thread::sleep_for(1500ms);
+  co.start = StartFrom::latest();  // where a new group starts
+  auto g = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->poll(&rec, 0ns), ReadStatus::kTimeout) << "forgotten: a new group at latest";
+  ASSERT_TRUE(p->publish(as_bytes("new")).ok());
+  ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 5u);
+}
+
+// Issue 13 point 2: a start below the oldest record still in the ring says so, with the
+// records skipped (it used to start at the oldest without a word).
+TEST(Ring, StartBelowOldestIsReported) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+  auto p = Producer::open(ns.ns(), "s");
+  std::string payload(64, 'y');
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(p->publish(as_bytes(payload)).ok());
+  const uint64_t oldest = stream_info(ns.ns(), "s")->oldest_seq;
+  ASSERT_GT(oldest, 10u);
+  for (ConsumerOptions co : {tailing(StartFrom::seq(0)), durable("newg")}) {
+    co.start = StartFrom::seq(0);
+    auto c = Consumer::open(ns.ns(), "s", co);
+    ASSERT_TRUE(c);
+    Record rec;
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kBeforeOldest) << co.group;
+    EXPECT_EQ(c->last_loss().from, 0u);
+    EXPECT_GE(c->last_loss().to, oldest);
+    EXPECT_EQ(c->lost(), c->last_loss().to);
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, c->last_loss().to);
+  }
+  // A start still in the ring reports nothing.
+  auto c = Consumer::open(ns.ns(), "s", tailing(StartFrom::seq(oldest + 1)));
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, oldest + 1);
+  EXPECT_EQ(c->lost(), 0u);
 }
 
 // A claim whose producer died is skipped after the abandon timeout.

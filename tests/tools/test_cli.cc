@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "run_cli.h"
@@ -827,6 +828,234 @@ TEST_F(Cli, SyntheticRecordsReachATerminalEscaped) {
   expect_ok(r);
   EXPECT_NE(r.out.find("\\x01\\x00"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find('\x01'), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace shmbus::test
+
+// ---- issue 13 point 2: records a reader skips are never skipped silently ----------------
+
+namespace shmbus::test {
+namespace {
+
+size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+// The issue's steps: a group reads 3, goes away past the consumer timeout, producers
+// overwrite what it had not read; its next `tail --group` says so on stderr, with the
+// exact count, and `stat` counts it.
+TEST_F(Cli, EvictedGroupIsToldWhatItLost) {
+  expect_ok(cli({"create", "ev", "--capacity", "4K", "--consumer-timeout", "200ms"}));
+  expect_ok(cli({"pub", "ev"}, "a\nb\nc\nd\ne\n"));
+  CliResult first = cli({"tail", "ev", "--group", "slowg", "--count", "3"});
+  expect_ok(first);
+  ASSERT_EQ(first.out, "a\nb\nc\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // away past the timeout
+  expect_ok(cli({"pub", "ev", "--count", "200"}));
+  CliResult st0 = cli({"stat", "ev", "--json"});
+  ASSERT_EQ(json_raw(st0.out, "evictions"), "1") << st0.out;
+
+  CliResult r = cli({"tail", "ev", "--group", "slowg"});
+  expect_ok(r);
+  ASSERT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("shmbus: consumer group 'slowg' was evicted"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("records 3.."), std::string::npos) << r.err;
+  // "...: N records lost": N plus what it printed is everything after seq 2.
+  const size_t at = r.err.find(": ", r.err.find("left the ring"));
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const uint64_t lost = std::stoull(r.err.substr(at + 2));
+  EXPECT_GT(lost, 0u);
+  EXPECT_EQ(lost + count_lines(r.out), 205u - 3u) << r.err;
+  CliResult st = cli({"stat", "ev", "--json"});
+  EXPECT_EQ(json_raw(st.out, "evicted_lost"), std::to_string(lost)) << st.out;
+  EXPECT_EQ(json_raw(st.out, "evicted"), "false") << st.out;
+  // Once told, it is not told again.
+  CliResult again = cli({"tail", "ev", "--group", "slowg"});
+  expect_ok(again);
+  EXPECT_EQ(again.err, "");
+}
+
+TEST_F(Cli, StartBelowTheOldestRecordSaysSo) {
+  create("s", "4K");
+  expect_ok(cli({"pub", "s", "--count", "200"}));
+  CliResult st = cli({"stat", "s", "--json"});
+  const uint64_t oldest = std::stoull(json_raw(st.out, "oldest_seq"));
+  ASSERT_GT(oldest, 1u);
+  CliResult r = cli({"tail", "s", "--from", "0", "--format", "json"});
+  expect_ok(r);
+  ASSERT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("shmbus: records 0.."), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("are no longer in the ring"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("records lost"), std::string::npos) << r.err;
+  // A new group started there counts them as lost too.
+  CliResult g = cli({"tail", "s", "--group", "newg", "--from", "0", "--count", "1", "--format", "json"});
+  expect_ok(g);
+  EXPECT_NE(g.err.find("are no longer in the ring"), std::string::npos) << g.err;
+  // A start inside the ring says nothing.
+  CliResult in = cli({"tail", "s", "--from", std::to_string(oldest + 1), "--count", "1", "--format", "json"});
+  expect_ok(in);
+  EXPECT_EQ(in.err, "");
+  EXPECT_EQ(json_raw(in.out, "seq"), std::to_string(oldest + 1));
+}
+
+TEST_F(Cli, ConsumerRetentionIsAFlagAndInStat) {
+  expect_ok(cli({"create", "s", "--capacity", "64K", "--consumer-retention", "1h"}));
+  CliResult st = cli({"stat", "s", "--json"});
+  EXPECT_EQ(json_raw(st.out, "consumer_retention_ms"), "3600000") << st.out;
+  EXPECT_EQ(json_raw(st.out, "consumer_dead_timeout_ms"), "2000") << st.out;
+  expect_ok(cli({"create", "d", "--capacity", "64K"}));
+  EXPECT_EQ(json_raw(cli({"stat", "d", "--json"}).out, "consumer_retention_ms"), "604800000");
+  expect_failure(cli({"create", "x", "--capacity", "64K", "--consumer-retention", "soon"}),
+                 "not a duration");
+  // Within the retention (7 days) a group continues; away past it, it is forgotten and
+  // --from applies again.  (Only "at least this long" waits: none can be too short.)
+  expect_ok(cli({"pub", "d"}, "1\n2\n3\n"));
+  EXPECT_EQ(cli({"tail", "d", "--group", "g", "--count", "1"}).out, "1\n");
+  EXPECT_EQ(cli({"tail", "d", "--group", "g", "--count", "1", "--from", "latest"}).out, "2\n");  // kept
+  expect_ok(cli({"create", "r", "--capacity", "64K", "--consumer-retention", "200ms"}));
+  expect_ok(cli({"pub", "r"}, "1\n2\n3\n"));
+  EXPECT_EQ(cli({"tail", "r", "--group", "g", "--count", "1"}).out, "1\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(cli({"tail", "r", "--group", "g", "--from", "latest"}).out, "");  // a new group
+}
+
+// On a persisted stream an evicted group loses nothing: what left the ring comes from
+// the store, in order, then the ring.
+TEST_F(Cli, EvictedGroupOnAPersistedStreamReadsTheStore) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("shmbus-cli-evict-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  expect_ok(cli({"create", "ev", "--capacity", "4K", "--consumer-timeout", "200ms"}));
+  {
+    Background persister(with_ns({"persist", "ev", "--data-dir", dir.string()}));
+    ASSERT_TRUE(persister.wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister.err();
+    std::string lines;
+    for (int i = 0; i < 5; ++i) lines += std::to_string(i) + "\n";
+    expect_ok(cli({"pub", "ev"}, lines));
+    EXPECT_EQ(cli({"tail", "ev", "--group", "slowg", "--count", "3"}).out, "0\n1\n2\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    lines.clear();
+    for (int i = 5; i < 205; ++i) lines += std::to_string(i) + "\n";
+    expect_ok(cli({"pub", "ev", "--sync"}, lines));
+    ASSERT_EQ(json_raw(cli({"stat", "ev", "--json"}).out, "evictions"), "1");
+
+    CliResult r = cli({"tail", "ev", "--group", "slowg", "--data-dir", dir.string()});
+    expect_ok(r);
+    EXPECT_NE(r.err.find("consumer group 'slowg' was evicted"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("reading them from the store (nothing lost)"), std::string::npos) << r.err;
+    std::string want;
+    for (int i = 3; i < 205; ++i) want += std::to_string(i) + "\n";
+    EXPECT_EQ(r.out, want);
+    EXPECT_EQ(cli({"tail", "ev", "--group", "slowg"}).out, "");  // committed
+    CliResult stop = persister.stop(SIGINT);
+    EXPECT_FALSE(stop.timed_out);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// ---- issue 13 point 10: tail -f follows the name, as tail -F ------------------------------
+
+// /proc/PID/stat: user + system CPU time in clock ticks.
+long cpu_ticks(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+TEST_F(Cli, TailFollowNoticesRemovalAndRecreation) {
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{}, {"--group", "g"}}) {
+    SCOPED_TRACE(extra.empty() ? "tailing" : "group");
+    create("s");
+    expect_ok(cli({"pub", "s"}, "old\n"));
+    std::vector<std::string> args = {"tail", "s", "-f"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Background bg(with_ns(args));
+    ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\n"; }))
+        << bg.err();
+    expect_ok(cli({"rm", "s", "--force"}));
+    ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
+      return err.find("shmbus: stream 's' was removed; waiting for it to be created again\n") !=
+             std::string::npos;
+    })) << bg.err();
+    // Waiting for the name costs (almost) no CPU: no busy loop.
+    const long before = cpu_ticks(bg.pid());
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    EXPECT_LT(cpu_ticks(bg.pid()) - before, sysconf(_SC_CLK_TCK) / 4) << "busy-looping while waiting";
+    create("s");
+    expect_ok(cli({"pub", "s"}, "new1\nnew2\n"));
+    ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) {
+      return out == "old\nnew1\nnew2\n";
+    })) << bg.out() << bg.err();  // the new stream from its start
+    EXPECT_NE(bg.err().find("shmbus: stream 's' was created again; following the new stream\n"),
+              std::string::npos)
+        << bg.err();
+    expect_ok(cli({"pub", "s"}, "new3\n"));
+    ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) {
+      return out == "old\nnew1\nnew2\nnew3\n";
+    })) << bg.out();
+    CliResult r = bg.stop(SIGINT);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 130) << r.err;
+    expect_ok(cli({"rm", "s", "--force"}));
+  }
+}
+
+// Stopped while it waits for the stream to come back.
+TEST_F(Cli, TailFollowWaitingForARemovedStreamStopsOnSigint) {
+  create("s");
+  Background bg(with_ns({"tail", "s", "-f"}));
+  ASSERT_TRUE(bg.wait_for([&](const std::string&, const std::string&) {
+    return json_raw(cli({"ls", "--json"}).out, "consumers") == "1";
+  }));
+  expect_ok(cli({"rm", "s", "--force"}));
+  ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
+    return err.find("was removed") != std::string::npos;
+  })) << bg.err();
+  CliResult r = bg.stop(SIGINT);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+}
+
+// ---- issue 13 point 13: fsck of a store a persister is writing --------------------------
+
+TEST_F(Cli, FsckOfALiveStoreSaysLiveAndCountsWhatIsWritten) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-fsck-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  create("s", "1M");
+  {
+    Background persister(with_ns({"persist", "s", "--data-dir", dir.string()}));
+    ASSERT_TRUE(persister.wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister.err();
+    expect_ok(cli({"pub", "s", "--count", "2000", "--size", "32"}));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (stream_info(ns_, "s")->durable_seq < 2000 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(stream_info(ns_, "s")->durable_seq, 2000u);
+    CliResult r = run_cli({"fsck", dir.string()});
+    expect_ok(r);
+    EXPECT_NE(r.out.find("checked 1 stream(s), 1 segment(s), 2000 records"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("live " + ns_ + "/s: a persister is writing it"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("up to sequence 2000"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("clean (live"), std::string::npos) << r.out;
+    persister.stop(SIGINT);
+  }
+  // Stopped: no longer live, the same records.
+  CliResult r = run_cli({"fsck", dir.string()});
+  expect_ok(r);
+  EXPECT_NE(r.out.find("2000 records"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("live"), std::string::npos) << r.out;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

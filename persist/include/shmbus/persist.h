@@ -241,6 +241,15 @@ struct FsckIssue {
   bool repaired = false;
 };
 
+// A stream whose writer (a persister) was running during the check: its active segment
+// was read up to its last complete record, and its tail (being written) not judged.
+struct FsckLive {
+  std::string stream;     // NS/STREAM
+  uint64_t end_seq = 0;   // one past the last record read (0: the segment's header is not
+                          // written yet)
+  uint64_t bytes = 0;     // of the active segment, read up to there
+};
+
 struct FsckReport {
   uint64_t streams = 0;
   uint64_t segments = 0;
@@ -250,6 +259,7 @@ struct FsckReport {
   // Files fsck --repair moved aside (NS/STREAM/NNNN.seg.corrupt[.N]): kept as evidence,
   // never read; `rm --data` removes them.  Listed, not counted as issues.
   std::vector<std::string> quarantined;
+  std::vector<FsckLive> live;  // streams being written during the check
   bool clean() const noexcept;  // no issue left unrepaired
 };
 

@@ -69,8 +69,14 @@ struct StreamOptions {
   uint64_t first_seq = 0;
   // A claim left uncommitted this long (its producer died) becomes a gap.
   std::chrono::milliseconds abandon_timeout{1000};
-  // A durable consumer whose process is dead stops holding producers back after this.
+  // A durable consumer whose process is dead stops holding producers back after this
+  // (it is evicted: producers may overwrite what it has not read; it learns how many
+  // records it lost when it reads again).
   std::chrono::milliseconds consumer_dead_timeout{2000};
+  // How long a durable group's position is kept after its last holder went away (as
+  // Kafka's offsets retention): a group back within it continues from its position;
+  // after it the group is forgotten (it starts anew, where `start` says).  0 = for ever.
+  std::chrono::milliseconds consumer_retention{std::chrono::hours(24 * 7)};
 };
 
 struct ProducerInfo {
@@ -126,8 +132,10 @@ struct StreamInfo {
   uint64_t producer_full = 0;     // publishes refused for lack of room
   uint64_t tail_lost = 0;         // records lost by lapped tailing readers
   uint64_t evictions = 0;         // durable consumers evicted as dead
+  uint64_t evicted_lost = 0;      // records evicted groups lost (counted when they read again)
   uint64_t abandon_timeout_ms = 0;
   uint64_t consumer_dead_timeout_ms = 0;
+  uint64_t consumer_retention_ms = 0;   // 0: positions are kept for ever
   std::vector<ProducerInfo> producers;
   std::vector<ConsumerInfo> consumers;
   // Persistence (empty store_dir when the stream is not persisted).
@@ -290,6 +298,11 @@ class Claim {
   bool valid() const noexcept { return producer_ != nullptr; }
   // Thread: the claiming thread. Makes the record visible.
   PubStatus commit() noexcept;
+  // Makes the record visible with only the first `size` bytes of data() (a claim sized
+  // for the largest message, filled with a smaller one).  kTooLarge (nothing done, the
+  // claim stays open) when `size` exceeds data().size().  The ring bytes after them stay
+  // reserved until the ring wraps (readers skip them).
+  PubStatus commit(size_t size) noexcept;
   // Turns the record into a gap that consumers skip.
   PubStatus abort() noexcept;
 
@@ -302,6 +315,11 @@ class Claim {
 };
 
 // ---- consumers -------------------------------------------------------------
+
+// Whether a stream's name still refers to the object a handle has open (what `tail -F`
+// follows): kRemoved (no stream by that name now), kReplaced (a new stream was created
+// under the name since).
+enum class NameState : uint8_t { kSame, kRemoved, kReplaced };
 
 struct StartFrom {
   enum class Kind : uint8_t { kEarliest, kLatest, kSeq, kTime, kCommitted };
@@ -353,9 +371,22 @@ enum class ReadStatus : uint8_t {
   kLapped,    // tailing reader was overrun; lost() grew; poll again to resume
   kCorrupt,   // the ring holds bytes no shmbus producer wrote (shared memory damaged)
   kClosed,
-  kEvicted,   // durable consumer was declared dead (or its position overrun) and producers
-              // wrote over records it had not read; lost() grows by exactly those when
-              // reading resumes at the oldest record still in the ring (poll again)
+  kEvicted,   // durable group was evicted (its holder was gone past the stream's
+              // consumer_dead_timeout) and producers wrote over records it had not read:
+              // lost() grew by exactly those, last_loss() names them; poll again to
+              // resume at the oldest record still in the ring.  Reported by the group's
+              // next read, also when a new process opens the group again.  (Evicted with
+              // nothing overwritten: nothing to report, it just goes on.)
+  kBeforeOldest,  // the start (StartFrom::seq) lies below the oldest record still in the
+                  // ring: lost() grew by the records skipped, last_loss() names them;
+                  // poll again to read from the oldest record
+};
+
+// Sequences [from, to) that a consumer lost (see ReadStatus).
+struct LossRange {
+  uint64_t from = 0;
+  uint64_t to = 0;
+  uint64_t count() const noexcept { return to - from; }
 };
 
 class Consumer {
@@ -379,7 +410,10 @@ class Consumer {
   Result<void> seek(StartFrom where);
 
   uint64_t next_seq() const noexcept;   // sequence of the next record to be returned
-  uint64_t lost() const noexcept;       // records lost to laps (tailing) or gaps
+  uint64_t lost() const noexcept;       // records lost to laps, eviction or a start below
+                                        // the oldest record
+  // The range counted by the last kLapped, kEvicted or kBeforeOldest.
+  LossRange last_loss() const noexcept;
   uint64_t gaps() const noexcept;       // sequences skipped because claims were abandoned
                                         // or aborted (lapped: those the ring's gap log names)
   // True while lost() is exact.  A lap over sequence numbers that the ring's gap log no
@@ -387,6 +421,9 @@ class Consumer {
   // claim whose producer died before it wrote a header, cannot tell gaps from lost
   // records there: those count as lost (an upper bound) and this turns false for good.
   bool lost_exact() const noexcept;
+  // Whether the stream's name still refers to the stream this consumer reads (removed, or
+  // removed and created again).  System calls: for idle moments, not per record.
+  NameState name_state() const noexcept;
   bool durable() const noexcept;
   void close() noexcept;
   bool is_open() const noexcept { return impl_ != nullptr; }

@@ -1,0 +1,151 @@
+// group_consumer.cc: a durable group that takes from the store what the ring lost.
+//
+// Ring mode: the group's Consumer.  When it reports a loss [from, to) (kEvicted,
+// kBeforeOldest) and the stream is persisted, a SegmentReader reads [from, to) from the
+// store; then back to the ring, whose next record is `to` (the ring consumer resumes
+// there: it has not returned it yet).
+#include <optional>
+
+#include "shmbus/persister.h"
+#include "store_path.h"
+
+namespace shmbus::persist {
+
+struct GroupConsumer::Impl {
+  std::string ns, stream;
+  std::optional<Consumer> ring;
+  std::string store_root;               // empty: the stream is not persisted
+  std::optional<SegmentReader> reader;  // store mode while set: records below `end`
+  uint64_t next = 0;                    // store mode: the sequence owed next
+  uint64_t end = 0;                     // store mode: where the ring continues
+  Loss loss;
+  Error error{Errc::kIo, ""};
+
+  // Store mode: the next record below `end`, a hole reported as a loss, or kTimeout when
+  // the store has nothing more below `end` (back to the ring).
+  ReadStatus read_store(Record* out);
+  ReadStatus kind = ReadStatus::kEvicted;  // the status holes in store mode are reported as
+  ReadStatus hole(uint64_t from, uint64_t to, bool ends_store) {
+    loss = Loss{from, to, to - from, false};
+    next = to;
+    if (ends_store || next >= end) reader.reset();
+    return kind;
+  }
+};
+
+ReadStatus GroupConsumer::Impl::read_store(Record* out) {
+  while (reader && next < end) {
+    auto e = reader->next();
+    if (!e) {
+      error = e.error();
+      reader.reset();
+      return ReadStatus::kCorrupt;
+    }
+    switch (e->kind) {
+      case EntryKind::kRecord:
+        if (e->seq < next) continue;
+        if (e->seq > next) {
+          // A hole, then this record: the reader moved past it, so it goes back to it.
+          const ReadStatus st = hole(next, std::min(e->seq, end), false);
+          if (reader && !reader->seek_seq(next)) reader.reset();
+          return st;
+        }
+        if (e->seq >= end) break;
+        // (The reader stays open until the next poll: the record's view is into it.)
+        next = e->seq + 1;
+        out->seq = e->seq;
+        out->ts_ns = e->ts_ns;
+        out->type = e->type;
+        out->data = e->data;
+        return ReadStatus::kOk;
+      case EntryKind::kLost:
+      case EntryKind::kDeleted:
+      case EntryKind::kCorrupt:
+        if (e->end_seq <= next) continue;
+        return hole(std::max(next, e->seq), std::min(e->end_seq, end), false);
+      case EntryKind::kEnd:
+        // The store ends before `end`: the persister never stored the rest.
+        return hole(next, end, true);
+    }
+    break;
+  }
+  reader.reset();
+  return ReadStatus::kTimeout;  // nothing more from the store: back to the ring
+}
+
+GroupConsumer::GroupConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+GroupConsumer::GroupConsumer(GroupConsumer&&) noexcept = default;
+GroupConsumer& GroupConsumer::operator=(GroupConsumer&&) noexcept = default;
+GroupConsumer::~GroupConsumer() = default;
+
+Result<GroupConsumer> GroupConsumer::open(std::string_view ns, std::string_view stream,
+                                          const ConsumerOptions& opts, std::string_view data_dir) {
+  (void)data_dir;  // a group needs the ring: the store's place comes from its header
+  auto impl = std::make_unique<Impl>();
+  impl->ns = ns;
+  impl->stream = stream;
+  auto c = Consumer::open(ns, stream, opts);
+  if (!c) return c.error();
+  impl->ring.emplace(std::move(c.value()));
+  if (auto ctl = StreamControl::open(ns, stream, true); ctl) {
+    if (auto ps = ctl->persist())
+      if (auto root = detail::store_root_of(ps->store_dir, ns, stream)) impl->store_root = *root;
+  }
+  return GroupConsumer(std::move(impl));
+}
+
+ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
+  if (!impl_) return ReadStatus::kClosed;
+  Impl& c = *impl_;
+  if (c.reader) {
+    const ReadStatus st = c.read_store(rec);
+    if (st != ReadStatus::kTimeout) return st;
+  }
+  const ReadStatus st = c.ring->poll(rec, timeout);
+  if (st != ReadStatus::kEvicted && st != ReadStatus::kBeforeOldest) return st;
+  const LossRange r = c.ring->last_loss();
+  c.loss = Loss{r.from, r.to, r.count(), false};
+  c.kind = st;
+  if (c.store_root.empty() || r.count() == 0) return st;
+  auto reader = SegmentReader::open(c.store_root, c.ns, c.stream);
+  if (!reader) return st;  // no store (yet): lost for good
+  if (auto s = reader->seek_seq(r.from); !s) return st;
+  c.reader.emplace(std::move(reader.value()));
+  c.next = r.from;
+  c.end = r.to;
+  // What the store has is read next; the first entry says whether it starts at `from`.
+  auto e = c.reader->next();
+  if (!e) {
+    c.reader.reset();
+    return st;
+  }
+  if (e->kind == EntryKind::kRecord && e->seq == r.from) {
+    // Read it again from the start (its view would be gone by the next poll otherwise).
+    if (auto s = c.reader->seek_seq(r.from); !s) {
+      c.reader.reset();
+      return st;
+    }
+    c.loss.lost = 0;
+    c.loss.from_store = true;
+    return st;
+  }
+  // The store lacks the start: that much is lost; the rest (if any) follows.
+  uint64_t gap_end = r.to;
+  if (e->kind == EntryKind::kRecord && e->seq > r.from) gap_end = std::min(e->seq, r.to);
+  else if (e->kind != EntryKind::kEnd) gap_end = std::min(std::max(e->end_seq, r.from), r.to);
+  c.loss.lost = gap_end - r.from;
+  c.loss.from_store = gap_end < r.to;
+  c.next = gap_end;
+  if (!c.loss.from_store || !c.reader->seek_seq(gap_end)) c.reader.reset();
+  return st;
+}
+
+const GroupConsumer::Loss& GroupConsumer::loss() const noexcept { return impl_->loss; }
+const Error& GroupConsumer::error() const noexcept { return impl_->error; }
+void GroupConsumer::commit() noexcept {
+  if (impl_) impl_->ring->commit();
+}
+Consumer& GroupConsumer::ring() noexcept { return *impl_->ring; }
+bool GroupConsumer::from_store() const noexcept { return impl_ && impl_->reader.has_value(); }
+
+}  // namespace shmbus::persist
