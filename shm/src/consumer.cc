@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mapping.h"
+#include "chaos.h"
 #include "ring.h"
 
 namespace shmbus {
@@ -70,6 +71,7 @@ bool Consumer::Impl::resync() noexcept {
   // record there so that the loss is counted exactly from its sequence.  Claim first, then
   // floor: claim <= floor + capacity must hold for what we read, or the header was forged
   // (and resyncing would loop for ever).
+  SHMBUS_CHAOS_POINT(kResync);
   const uint64_t tail = load_pos(&h->claim);
   const PosSeq f = oldest(*m);
   // (floor may have passed the tail we read: producers moved on meanwhile.)
@@ -90,6 +92,7 @@ bool Consumer::Impl::rejoin() noexcept {
     slot->position.store(f.pos, std::memory_order_seq_cst);
     slot->next_seq.store(f.seq, std::memory_order_seq_cst);
     slot->evicted.store(0, std::memory_order_seq_cst);
+    SHMBUS_CHAOS_POINT(kRejoin);
     if (oldest(*m).pos <= f.pos) {
       pos = done_pos = committed_pos = f.pos;
       after_resync = true;  // the first record there counts the loss exactly
@@ -232,6 +235,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     if (!c.m->hold(consumer_slot_off(consumer_index(*c.m, c.slot))))
       return make_error(Errc::kBusy, "consumer slot of stream '" + std::string(name) +
                                          "' is locked by a process that is not a consumer");
+    SHMBUS_CHAOS_POINT(kRegSlotHeld);
     c.slot->owner.store(me, std::memory_order_release);
     c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
     // seq_cst: raised before the slot turns ready below (see consumer_slots_in_use()).
@@ -245,6 +249,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       c.slot->next_seq.store(start.seq, std::memory_order_seq_cst);
       c.slot->evicted.store(0, std::memory_order_seq_cst);
       c.slot->state.store(kSlotReady, std::memory_order_seq_cst);
+      SHMBUS_CHAOS_POINT(kRegPublished);
       PosSeq f = oldest(*c.m);
       if (f.pos <= start.pos) break;
       if (durable && found) c.lost += f.seq > start.seq ? f.seq - start.seq : 0;
@@ -296,6 +301,7 @@ void Consumer::close() noexcept {
       c.slot->owner.store(0, std::memory_order_release);
       c.slot->state.store(kSlotFree, std::memory_order_release);
     }
+    SHMBUS_CHAOS_POINT(kRegLeaving);
     c.m->release(consumer_slot_off(consumer_index(*c.m, c.slot)));
   }
   impl_.reset();
@@ -352,6 +358,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
         // acquire fence: the copy above happens before the claim check below, so a
         // producer that had started to overwrite the record is seen in the cursor.
         std::atomic_thread_fence(std::memory_order_acquire);
+        SHMBUS_CHAOS_POINT(kResyncCopied);
         if (c.tail_passed(c.pos)) {
           if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
@@ -453,6 +460,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     uint32_t v = c.h->data_futex.load(std::memory_order_seq_cst);
     const uint64_t bit = c.slot ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
     if (bit) c.h->data_sleepers.fetch_or(bit, std::memory_order_seq_cst);
+    SHMBUS_CHAOS_POINT(kDataSleep);
     // seq_cst: pairs with the producer's commit CAS and its load of data_sleepers.
     if (r->tag.load(std::memory_order_seq_cst) == tag)
       futex_wait(&c.h->data_futex, v, std::chrono::nanoseconds(bit ? nap : std::min<uint64_t>(nap, 1'000'000)));

@@ -1,6 +1,8 @@
 // ring.cc: the shared slow paths of the ring (see ring.h).
 #include "ring.h"
 
+#include "chaos.h"
+
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
@@ -80,6 +82,7 @@ RegistryLock::RegistryLock(const StreamMapping& m, std::chrono::milliseconds wai
       ok_ = true;
       // relaxed: a diagnostic for stat; the OFD lock is what excludes.
       m_.header()->registry_lock.store(self_owner_word(), std::memory_order_relaxed);
+      SHMBUS_CHAOS_POINT(kRegLocked);
       return;
     }
     if (steady_ns() >= deadline) return;
@@ -194,10 +197,12 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
     size = q - pos - sizeof(RecordHeader);
   }
   uint64_t gap = make_tag(salt, m.lap_shift(), pos, kGap, size);
+  SHMBUS_CHAOS_POINT(kAbandonDead);
   // seq_cst: as a commit; a producer that later tries to commit this record fails its
   // CAS and reports kAbandoned (and a late begin() fails on this lap's gap tag).
   if (!rec->tag.compare_exchange_strong(observed, gap, std::memory_order_seq_cst))
     return Abandon::kRetry;
+  SHMBUS_CHAOS_POINT(kAbandoned);
   if (label != 0) {
     stuck->dead_label = label;
     const uint32_t idx = (label & 0xff) - 1;
@@ -251,6 +256,7 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
       // re-read the same position: now a gap (ours or another's), or committed
     }
     if (restart) continue;
+    SHMBUS_CHAOS_POINT(kHeadScanned);
     if (cur.pos != start.pos) raise_posseq(&h->head, cur);
     return read_posseq(&h->head);
   }
@@ -339,6 +345,7 @@ PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end) {
   PosSeq f = advance_head(m, stuck, want);
   if (first.durable_min.pos < f.pos) f = first.durable_min;
   raise_posseq(&h->floor, f);
+  SHMBUS_CHAOS_POINT(kFloorRaised);
   SlotScan second = scan_slots(m, f, tail);
   return second.durable_min;
 }
@@ -361,12 +368,14 @@ uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below) {
     if (now < last || now - last < h->consumer_dead_timeout_ns) continue;
     if (consumer_alive(m, i)) continue;
     uint64_t owner = s->owner.load(std::memory_order_acquire);
+    SHMBUS_CHAOS_POINT(kEvictFound);
     RegistryLock lock(m);
     if (!lock.ok()) return evicted;
     if (s->owner.load(std::memory_order_acquire) != owner || consumer_alive(m, i))
       continue;  // re-attached
     // seq_cst: pairs with the seq_cst load in compute_floor().
     s->evicted.store(1, std::memory_order_seq_cst);
+    SHMBUS_CHAOS_POINT(kEvicted);
     h->evictions.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     ++evicted;
   }
@@ -376,10 +385,12 @@ uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below) {
 void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nanoseconds timeout) {
   timespec ts{static_cast<time_t>(timeout.count() / 1000000000),
               static_cast<long>(timeout.count() % 1000000000)};
+  SHMBUS_CHAOS_FUTEX();
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
 }
 
 long futex_wake_all(std::atomic<uint32_t>* word) {
+  SHMBUS_CHAOS_FUTEX();
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr,
                  nullptr, 0);
 }
