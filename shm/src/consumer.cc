@@ -28,6 +28,9 @@ struct Consumer::Impl {
   uint64_t done_pos = 0, done_seq = 0;        // after the last record returned
   uint64_t committed_pos = ~0ULL;
   uint64_t skip_seq = 0, skip_ts = 0;         // start filters
+  // A start at the claim cursor (latest, or a sequence not yet published): skip_seq is
+  // then exactly the first sequence this consumer accounts for.
+  bool start_at_claim = false;
   uint64_t lost = 0, gaps = 0;
   bool after_resync = false;
   // false when `expected` is only a lower bound (a start at the oldest record: the ring's
@@ -175,9 +178,10 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     case StartFrom::Kind::kLatest:
       start = committed_frontier(*c.m);
       c.skip_seq = latest.seq;
+      c.start_at_claim = true;
       break;
     case StartFrom::Kind::kSeq:
-      if (opts.start.value >= latest.seq) start = committed_frontier(*c.m);
+      if (opts.start.value >= latest.seq) start = committed_frontier(*c.m), c.start_at_claim = true;
       else start = nearest_start(*c.m, earliest, latest, opts.start.value);
       c.skip_seq = opts.start.value;
       break;
@@ -217,6 +221,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
         found_exact = true;  // our own slot: written by the holder, position and seq agree
         c.skip_seq = 0;
         c.skip_ts = 0;
+        c.start_at_claim = false;
       }
       c.slot = found;
     } else {
@@ -367,8 +372,12 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       }
       c.pos += span;
       if (!c.seq_exact) {
+        // The start's sequence was a lower bound: the first record fixes it, but never
+        // above skip_seq when that was read from the claim cursor (exact), so that the
+        // claims that turned into gaps since the open are counted.
         c.seq_exact = true;
-        if (rec.seq > c.expected) c.expected = rec.seq;
+        const uint64_t first = c.start_at_claim ? std::min(rec.seq, c.skip_seq) : rec.seq;
+        if (first > c.expected) c.expected = first;
       }
       if (c.after_resync && rec.seq < c.expected) continue;  // seen before the lap
       uint64_t lap_lost = 0;
