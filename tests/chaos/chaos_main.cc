@@ -15,7 +15,7 @@
 //   4. futex: a consumer killed asleep costs at most one futex call; then publish makes
 //      none (the chaos build's futex counter).
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
-//                     [--abandon-ms MS] [--epsilon-ms MS]
+//                     [--abandon-ms MS] [--epsilon-ms MS] [--replay-early]
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -46,6 +46,7 @@ struct Options {
   uint64_t seed = 0;       // 0: from the clock
   uint64_t abandon_ms = 200;
   uint64_t epsilon_ms = 1000;
+  bool replay_early = false;  // replayers open before the store holds anything
 };
 
 uint64_t steady_ms() {
@@ -143,52 +144,9 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
     }
     return hc;
   };
-  // The persister first (killed and restarted like the others; it holds producers while
-  // it is away), so that the store holds every record from seq 0.
-  {
-    Child ch;
-    ch.kind = Child::kPersister;
-    ch.cons.ns = ns;
-    ch.cons.stream = "s";
-    children[spawn(ch, child_hc(false))] = ch;
-    const uint64_t deadline = steady_ms() + 30000;
-    for (bool up = false; !up && steady_ms() < deadline; sleep_ms(5)) {
-      auto info = stream_info(ns, "s");
-      if (info && info->persist)
-        for (const auto& c : info->consumers) up |= c.name == "_persister" && c.alive;
-    }
-  }
-  for (uint32_t i = 0; i < kLogical; ++i) {
-    ConsumerRole cr{ns, "s", i, i % 2 == 0, random_wait(rng), rng.next(), true};
-    if (i < kThreadConsumers) {
-      threads.emplace_back([s, cr] { run_consumer(s, cr); });
-    } else {
-      Child ch;
-      ch.kind = i < kThreadConsumers + kProcConsumers ? Child::kConsumer : Child::kReplayer;
-      ch.cons = cr;
-      children[spawn(ch, child_hc(true))] = ch;
-    }
-  }
-  const uint64_t open_deadline = steady_ms() + 30000;
-  for (uint32_t i = 0; i < kLogical; ++i)
-    while (s->opened[i].load(std::memory_order_acquire) == 0 && steady_ms() < open_deadline &&
-           s->violations.load() == 0)
-      sleep_ms(2);
-
   uint32_t next_pid_id = 0;
-  for (uint32_t i = 0; i < kThreadProducers; ++i) {
-    ProducerRole pr{ns, "s", next_pid_id++, rng.next(), random_wait(rng)};
-    threads.emplace_back([s, pr] { run_producer(s, pr); });
-  }
-  for (uint32_t i = 0; i < kProcProducers; ++i) {
-    Child ch;
-    ch.kind = Child::kProducer;
-    ch.producer = true;
-    ch.prod = ProducerRole{ns, "s", next_pid_id++, rng.next(), random_wait(rng)};
-    children[spawn(ch, child_hc(true))] = ch;
-  }
-
-  // Reap and restart children; kill some from outside.
+  // Reaps children; restarts those killed (a tailing reader at the oldest record, a
+  // durable group where it committed, a producer under a new id).
   auto restart_dead = [&](bool may_die, bool producers_too) {
     for (auto it = children.begin(); it != children.end();) {
       int st = 0;
@@ -212,6 +170,76 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
       children[spawn(ch, child_hc(may_die))] = ch;
     }
   };
+  // The persister first (killed and restarted like the others; it holds producers while
+  // it is away), so that the store holds every record from seq 0.
+  {
+    Child ch;
+    ch.kind = Child::kPersister;
+    ch.cons.ns = ns;
+    ch.cons.stream = "s";
+    children[spawn(ch, child_hc(false))] = ch;
+    const uint64_t deadline = steady_ms() + 30000;
+    for (bool up = false; !up && steady_ms() < deadline; sleep_ms(5)) {
+      auto info = stream_info(ns, "s");
+      if (info && info->persist)
+        for (const auto& c : info->consumers) up |= c.name == "_persister" && c.alive;
+    }
+  }
+  auto spawn_replayers = [&] {
+    for (uint32_t i = kThreadConsumers + kProcConsumers; i < kLogical; ++i) {
+      Child ch;
+      ch.kind = Child::kReplayer;
+      ch.cons = ConsumerRole{ns, "s", i, false, random_wait(rng), rng.next(), false};
+      children[spawn(ch, child_hc(true))] = ch;
+    }
+  };
+  for (uint32_t i = 0; i < kThreadConsumers + kProcConsumers; ++i) {
+    ConsumerRole cr{ns, "s", i, i % 2 == 0, random_wait(rng), rng.next(), true};
+    if (i < kThreadConsumers) {
+      threads.emplace_back([s, cr] { run_consumer(s, cr); });
+    } else {
+      Child ch;
+      ch.cons = cr;
+      children[spawn(ch, child_hc(true))] = ch;
+    }
+  }
+  if (o.replay_early) spawn_replayers();
+  const uint64_t open_deadline = steady_ms() + 30000;
+  for (uint32_t i = 0; i < (o.replay_early ? kLogical : kThreadConsumers + kProcConsumers); ++i)
+    while (s->opened[i].load(std::memory_order_acquire) == 0 && steady_ms() < open_deadline &&
+           s->violations.load() == 0) {
+      restart_dead(true, false);  // one killed at a hook while it opened
+      sleep_ms(2);
+    }
+
+  for (uint32_t i = 0; i < kThreadProducers; ++i) {
+    ProducerRole pr{ns, "s", next_pid_id++, rng.next(), random_wait(rng)};
+    threads.emplace_back([s, pr] { run_producer(s, pr); });
+  }
+  for (uint32_t i = 0; i < kProcProducers; ++i) {
+    Child ch;
+    ch.kind = Child::kProducer;
+    ch.producer = true;
+    ch.prod = ProducerRole{ns, "s", next_pid_id++, rng.next(), random_wait(rng)};
+    children[spawn(ch, child_hc(true))] = ch;
+  }
+
+  // The replaying consumers start once the store holds a record.  A ReplayConsumer that
+  // finds the store empty goes live at the ring's oldest record with no sequence owed yet,
+  // and so silently skips what the persister stored and the ring let go meanwhile
+  // (persist/src/replay.cc, go_live() while next_known is false; reported to the lead;
+  // --replay-early shows it: "seq N was gap, now delivered").
+  if (!o.replay_early) {
+    const uint64_t deadline = steady_ms() + 30000;
+    for (;;) {
+      auto info = stream_info(ns, "s");
+      if ((info && info->durable_seq > 0) || steady_ms() > deadline) break;
+      restart_dead(true, true);
+      sleep_ms(2);
+    }
+    spawn_replayers();
+  }
+  // Chaos: kill children from outside now and then.
   const uint64_t end = steady_ms() + static_cast<uint64_t>(o.seconds * 1000);
   while (steady_ms() < end && s->violations.load() == 0) {
     sleep_ms(20 + rng.below(180));
@@ -446,6 +474,35 @@ void reset_shared() {
   std::memset(static_cast<void*>(s->seen), 0, sizeof s->seen);
 }
 
+// Runs each of the library's one-time initialisations (function-local statics: the TSC
+// calibration, the owner word, the SIGBUS handler) once before any thread starts: a
+// child forked while another thread is inside one would wait for it for ever.
+bool warm_up() {
+  const std::string ns = "chaos" + std::to_string(getpid()) + "w";
+  StreamOptions so;
+  so.capacity = 4096;
+  if (auto c = create_stream(ns, "s", so); !c) {
+    std::fprintf(stderr, "chaos: create_stream: %s\n", c.error().message.c_str());
+    return false;
+  }
+  {
+    auto p = Producer::open(ns, "s");
+    ConsumerOptions co;
+    co.group = "w";
+    auto c = Consumer::open(ns, "s", co);
+    if (!p || !c) return false;
+    std::vector<std::byte> b(kMinPayload);
+    make_payload(b.data(), b.size(), 1, 0);
+    Record rec;
+    if (!p.value().publish(Bytes(b.data(), b.size())).ok() ||
+        c.value().poll(&rec, std::chrono::seconds(5)) != ReadStatus::kOk)
+      return false;
+    (void)stream_info(ns, "s");
+  }
+  (void)remove_stream(ns, "s", true);
+  return true;
+}
+
 bool round(const Options& o, int r, uint64_t seed) {
   Rng rng(mix(seed + static_cast<uint64_t>(r)));
   const std::string ns = "chaos" + std::to_string(getpid()) + "r" + std::to_string(r);
@@ -491,9 +548,10 @@ int main(int argc, char** argv) {
     else if (a == "--seed") o.seed = std::strtoull(val(), nullptr, 0);
     else if (a == "--abandon-ms") o.abandon_ms = std::strtoull(val(), nullptr, 0);
     else if (a == "--epsilon-ms") o.epsilon_ms = std::strtoull(val(), nullptr, 0);
+    else if (a == "--replay-early") o.replay_early = true;
     else {
       std::fprintf(stderr, "usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X] "
-                           "[--abandon-ms MS] [--epsilon-ms MS]\n");
+                           "[--abandon-ms MS] [--epsilon-ms MS] [--replay-early]\n");
       return 2;
     }
   }
@@ -512,6 +570,10 @@ int main(int argc, char** argv) {
               o.seconds, static_cast<unsigned long long>(o.abandon_ms),
               static_cast<unsigned long long>(o.epsilon_ms));
   std::fflush(stdout);
+  if (!warm_up()) {
+    std::fprintf(stderr, "shmbus_chaos: the warm-up stream failed\n");
+    return 1;
+  }
   const uint64_t start = steady_ms();
   bool ok = true;
   for (int r = 0; ok; ++r) {
