@@ -16,6 +16,7 @@
 //      none (the chaos build's futex counter).
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
 //                     [--abandon-ms MS] [--epsilon-ms MS] [--replay-early]
+//        shmbus_chaos --repro replay-empty-store   (chaos_repro.cc: exit 1 while it shows)
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -549,6 +550,8 @@ int main(int argc, char** argv) {
     else if (a == "--abandon-ms") o.abandon_ms = std::strtoull(val(), nullptr, 0);
     else if (a == "--epsilon-ms") o.epsilon_ms = std::strtoull(val(), nullptr, 0);
     else if (a == "--replay-early") o.replay_early = true;
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "replay-empty-store")
+      return repro_replay_empty_store();
     else {
       std::fprintf(stderr, "usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X] "
                            "[--abandon-ms MS] [--epsilon-ms MS] [--replay-early]\n");

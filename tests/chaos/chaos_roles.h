@@ -78,3 +78,8 @@ int run_persister(Shared* s, const std::string& ns, const std::string& stream,
 int run_replayer(Shared* s, const ConsumerRole& role, const std::string& data_dir);
 
 }  // namespace shmbus::chaos
+
+namespace shmbus::chaos {
+// chaos_repro.cc: a deterministic repro of the replay defect (see there).
+int repro_replay_empty_store();
+}  // namespace shmbus::chaos

@@ -1,0 +1,109 @@
+// chaos_repro.cc: deterministic repros of defects the chaos harness found outside the
+// ring (reported, not fixed here), driven by the same hooks.  Each returns 0 when the
+// defect is gone and 1 (with what it saw) while it is there.
+//
+// replay-empty-store: a persist::ReplayConsumer from `earliest` that finds the store empty
+// goes live (persist/src/replay.cc, poll(): EntryKind::kEnd -> go_live(true) while
+// next_known is false).  The ring consumer it opens starts at the ring's oldest record;
+// if the persister stored records and the ring let them go meanwhile (here: 200 records
+// through a 4 KiB ring while the replay's ring consumer registers, step R1), the first
+// ring record is delivered as the first record, with no kGap: records 0.. are skipped
+// although the store holds them.
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "chaos_roles.h"
+#include "shmbus/persister.h"
+
+namespace shmbus::chaos {
+namespace {
+
+thread_local bool t_replayer = false;  // only the replay's thread acts on the hook
+Producer* g_producer = nullptr;
+persist::Persister* g_persister = nullptr;
+std::atomic<int> g_fired{0};
+
+void repro_handler(detail::ChaosStep step) noexcept {
+  if (!t_replayer || step != detail::ChaosStep::kRegLocked || g_fired.exchange(1) != 0) return;
+  t_replayer = false;  // our own publishes below fire hooks too
+  std::vector<std::byte> b(kMinPayload);
+  for (uint64_t i = 0; i < 200; ++i) {
+    make_payload(b.data(), b.size(), 1, i);
+    (void)g_producer->publish(Bytes(b.data(), b.size()));
+  }
+  (void)g_persister->flush(std::chrono::seconds(10));
+  t_replayer = true;
+}
+
+}  // namespace
+
+int repro_replay_empty_store() {
+  const std::string ns = "chaosrepro" + std::to_string(getpid());
+  char dir[] = "/tmp/shmbus-chaos-repro.XXXXXX";
+  if (!mkdtemp(dir)) return 2;
+  StreamOptions so;
+  so.capacity = 4096;
+  so.max_record = 256;
+  if (!create_stream(ns, "s", so)) return 2;
+  int rc = 2;
+  {
+    persist::PersisterOptions po;
+    po.data_dir = dir;
+    po.flush_interval = std::chrono::milliseconds(1);
+    auto pr = persist::Persister::start(ns, "s", po);
+    auto prod = Producer::open(ns, "s");
+    persist::ReplayOptions ro;
+    ro.data_dir = dir;
+    auto rc_open = persist::ReplayConsumer::open(ns, "s", ro);
+    if (pr && prod && rc_open) {
+      g_persister = pr.value().get();
+      g_producer = &prod.value();
+      detail::set_chaos_handler(&repro_handler);
+      t_replayer = true;
+      Record rec;
+      persist::ReplayStatus st = persist::ReplayStatus::kTimeout;
+      for (int i = 0; i < 100 && st == persist::ReplayStatus::kTimeout; ++i)
+        st = rc_open.value().poll(&rec, std::chrono::milliseconds(50));
+      t_replayer = false;
+      detail::set_chaos_handler(nullptr);
+      if (st == persist::ReplayStatus::kOk && rec.seq == 0) {
+        std::printf("repro replay-empty-store: not reproduced (the replay began at seq 0)\n");
+        rc = 0;
+      } else if (st == persist::ReplayStatus::kOk) {
+        // A second replay, opened now that the store holds records, begins where the
+        // store does.
+        const uint64_t skipped_to = rec.seq;
+        uint64_t second = ~0ULL;
+        if (auto again = persist::ReplayConsumer::open(ns, "s", ro); again) {
+          Record r2;
+          if (again.value().poll(&r2, std::chrono::seconds(5)) == persist::ReplayStatus::kOk) second = r2.seq;
+        }
+        std::printf("repro replay-empty-store: REPRODUCED: a replay from earliest that found the store "
+                    "empty delivered seq %llu first, with no gap before it; a replay opened after it "
+                    "begins at seq %llu (the store holds them)\n",
+                    static_cast<unsigned long long>(skipped_to), static_cast<unsigned long long>(second));
+        rc = 1;
+      } else if (st == persist::ReplayStatus::kGap) {
+        std::printf("repro replay-empty-store: not reproduced (a kGap [%llu, %llu) first: %s)\n",
+                    static_cast<unsigned long long>(rec.seq),
+                    static_cast<unsigned long long>(rc_open.value().gap().to),
+                    rc_open.value().gap().reason.c_str());
+        rc = 0;
+      } else {
+        std::printf("repro replay-empty-store: poll status %d\n", static_cast<int>(st));
+      }
+      (void)pr.value()->stop(true);
+    }
+  }
+  (void)remove_stream(ns, "s", true);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return rc;
+}
+
+}  // namespace shmbus::chaos
