@@ -14,6 +14,7 @@
 
 namespace shmbus::chaos {
 using detail::ChaosStep;
+static_assert(static_cast<uint32_t>(ChaosStep::kCount) <= kSteps, "a counter per step");
 
 namespace {
 
@@ -35,6 +36,7 @@ uint64_t thread_rand() {
 void handler(ChaosStep step) noexcept {
   Shared* s = g_cfg.shared;
   s->firings.fetch_add(1, std::memory_order_relaxed);
+  s->fired_at[static_cast<uint32_t>(step) % kSteps].fetch_add(1, std::memory_order_relaxed);
   if (g_cfg.signal_sleep && step == ChaosStep::kDataSleep)
     s->asleep.store(1, std::memory_order_release);
   if (g_cfg.kill_at != 0 && (g_cfg.kill_step < 0 || g_cfg.kill_step == static_cast<int>(step)) &&
@@ -261,6 +263,8 @@ int run_consumer(Shared* s, const ConsumerRole& role) {
       view = rec.data;
       holding = true;
       if (rng.below(8) == 0) sched_yield();  // let producers try to write over it
+      // Now and then a slow reader: producers fill the ring and wait for room (W2).
+      if (rng.below(1024) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng.below(600)));
     }
   }
   c.close();

@@ -35,6 +35,7 @@ struct Shared {
   std::atomic<uint64_t> self_kills;       // kill -9 at a hook
   std::atomic<uint64_t> ext_kills;        // kill -9 from the parent
   std::atomic<uint64_t> kills_at[kSteps];
+  std::atomic<uint64_t> fired_at[kSteps];  // firings per step (coverage)
   std::atomic<uint64_t> delivered;        // records delivered (all consumers)
   std::atomic<uint64_t> rechecked;        // durable zero-copy views re-checked
   std::atomic<uint64_t> violations;
