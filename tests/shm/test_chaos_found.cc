@@ -57,7 +57,15 @@ TEST_P(LateStartCountsLaterGaps, Exactly) {
 
 INSTANTIATE_TEST_SUITE_P(Chaos, LateStartCountsLaterGaps,
                          ::testing::Values(Start::kDurableLatest, Start::kTailingLatest,
-                                           Start::kDurableFutureSeq, Start::kTailingFutureSeq));
+                                           Start::kDurableFutureSeq, Start::kTailingFutureSeq),
+                         [](const ::testing::TestParamInfo<Start>& i) {
+                           switch (i.param) {
+                             case Start::kDurableLatest: return "DurableLatest";
+                             case Start::kTailingLatest: return "TailingLatest";
+                             case Start::kDurableFutureSeq: return "DurableFutureSeq";
+                             default: return "TailingFutureSeq";
+                           }
+                         });
 
 }  // namespace
 }  // namespace shmbus
