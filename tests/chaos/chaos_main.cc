@@ -16,7 +16,8 @@
 //      none (the chaos build's futex counter).
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
 //                     [--abandon-ms MS] [--epsilon-ms MS] [--replay-early]
-//        shmbus_chaos --repro replay-empty-store   (chaos_repro.cc: exit 1 while it shows)
+//        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive
+//                     (chaos_repro.cc: exit 1 while the defect shows)
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -553,6 +554,8 @@ int main(int argc, char** argv) {
     else if (a == "--replay-early") o.replay_early = true;
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "replay-empty-store")
       return repro_replay_empty_store();
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "fork-keeps-producer-alive")
+      return repro_fork_keeps_producer_alive();
     else {
       std::fprintf(stderr, "usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X] "
                            "[--abandon-ms MS] [--epsilon-ms MS] [--replay-early]\n");

@@ -2,6 +2,15 @@
 // ring (reported, not fixed here), driven by the same hooks.  Each returns 0 when the
 // defect is gone and 1 (with what it saw) while it is there.
 //
+// fork-keeps-producer-alive: liveness is an OFD lock on the slot, held through the
+// mapping's file descriptor (shm/src/mapping.cc, hold_fd_).  fork() copies that
+// descriptor, and an OFD lock lives until the last descriptor of its open file
+// description closes: a producer process killed with a claim pending stays "alive" for
+// as long as any child it forked lives (one that never touched shmbus included), and its
+// claim is never abandoned: consumers stall that long, not one abandon timeout.  (And a
+// child that closes an inherited Producer, e.g. from a destructor run by exit(), drops its
+// parent's lock.)
+//
 // replay-empty-store: a persist::ReplayConsumer from `earliest` that finds the store empty
 // goes live (persist/src/replay.cc, poll(): EntryKind::kEnd -> go_live(true) while
 // next_known is false).  The ring consumer it opens starts at the ring's oldest record;
@@ -15,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "chaos_roles.h"
@@ -103,6 +114,68 @@ int repro_replay_empty_store() {
   (void)remove_stream(ns, "s", true);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
+  return rc;
+}
+
+int repro_fork_keeps_producer_alive() {
+  const std::string ns = "chaosrepro" + std::to_string(getpid());
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  so.abandon_timeout = std::chrono::milliseconds(200);
+  if (!create_stream(ns, "s", so)) return 2;
+  int rc = 2;
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = Consumer::open(ns, "s", co);
+  int ready[2];
+  if (c && pipe(ready) == 0) {
+    std::fflush(nullptr);
+    const pid_t a = fork();
+    if (a == 0) {  // the producer: a claim pending, a child forked, then killed
+      auto p = Producer::open(ns, "s");
+      if (!p) _exit(2);
+      PubStatus st;
+      Claim cl = p.value().claim(64, 0, &st);
+      if (!cl.valid()) _exit(2);
+      const pid_t b = fork();
+      if (b == 0) {  // a child that never uses shmbus: it only lives a while
+        sleep(20);
+        _exit(0);
+      }
+      (void)!write(ready[1], &b, sizeof b);
+      kill(getpid(), SIGKILL);
+    }
+    pid_t b = -1;
+    if (read(ready[0], &b, sizeof b) == sizeof b) {
+      waitpid(a, nullptr, 0);
+      auto p = Producer::open(ns, "s");
+      std::vector<std::byte> buf(kMinPayload);
+      make_payload(buf.data(), buf.size(), 1, 0);
+      if (p && p.value().publish(Bytes(buf.data(), buf.size())).ok()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        Record rec;
+        ReadStatus st = ReadStatus::kTimeout;
+        while (st == ReadStatus::kTimeout && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3))
+          st = c.value().poll(&rec, std::chrono::milliseconds(50));
+        const long ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now() - t0).count());
+        if (st == ReadStatus::kOk) {
+          std::printf("repro fork-keeps-producer-alive: not reproduced (the dead producer's claim was "
+                      "abandoned; the consumer waited %ld ms)\n", ms);
+          rc = 0;
+        } else {
+          std::printf("repro fork-keeps-producer-alive: REPRODUCED: a producer killed with a claim pending "
+                      "still counts as alive while the child it forked (pid %d) lives: the consumer "
+                      "waited %ld ms (abandon timeout 200 ms)\n", b, ms);
+          rc = 1;
+        }
+      }
+    }
+    if (b > 0) kill(b, SIGKILL);  // reparented to init, which reaps it
+    close(ready[0]);
+    close(ready[1]);
+  }
+  (void)remove_stream(ns, "s", true);
   return rc;
 }
 

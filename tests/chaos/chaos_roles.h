@@ -82,4 +82,5 @@ int run_replayer(Shared* s, const ConsumerRole& role, const std::string& data_di
 namespace shmbus::chaos {
 // chaos_repro.cc: a deterministic repro of the replay defect (see there).
 int repro_replay_empty_store();
+int repro_fork_keeps_producer_alive();
 }  // namespace shmbus::chaos
