@@ -570,10 +570,11 @@ int main(int argc, char** argv) {
   void* mem = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) { std::perror("shmbus_chaos: mmap"); return 1; }
   g_shared = new (mem) Shared();
+  char span[48];
+  if (o.minutes > 0) snprintf(span, sizeof span, "%.1f minutes", o.minutes);
+  else snprintf(span, sizeof span, "%d rounds", o.rounds);
   std::printf("shmbus_chaos: seed %llu, %s, %.1f s of chaos per round, abandon timeout %llu ms (+ %llu ms)\n",
-              static_cast<unsigned long long>(o.seed),
-              o.minutes > 0 ? (std::to_string(o.minutes) + " minutes").c_str()
-                            : (std::to_string(o.rounds) + " rounds").c_str(),
+              static_cast<unsigned long long>(o.seed), span,
               o.seconds, static_cast<unsigned long long>(o.abandon_ms),
               static_cast<unsigned long long>(o.epsilon_ms));
   std::fflush(stdout);
