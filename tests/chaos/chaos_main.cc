@@ -3,9 +3,11 @@
 // shm/FORMAT.md) calls a handler that sleeps, yields or spins at random, and in child
 // processes kills its own process (kill -9) at a seeded firing; the parent also kills
 // child producers and consumers from outside.  Each round:
-//   1. chaos: producers (threads and processes; single, batch, claim/commit, abort) and
+//   1. chaos: producers (threads and processes; single, batch, claim/commit, abort),
 //      durable and tailing consumers (threads and processes; busy, spin-yield and futex
-//      waiting), killed and restarted; every consumer records each sequence's outcome;
+//      waiting), replaying consumers and a persister, killed and restarted; every
+//      consumer records each sequence's outcome.  The threads run in one child process
+//      of their own: the parent never has a second thread when it forks;
 //   2. checks: all consumers agree on each sequence (same payload hash, or a gap); what
 //      a producer published (or aborted) is what they saw; no torn payload; a durable
 //      view unchanged until the next poll; delivered + gaps + lost == advanced (these
@@ -69,11 +71,32 @@ struct Totals {
 
 // A child running one role.
 struct Child {
-  enum Kind { kConsumer, kProducer, kPersister, kReplayer } kind = kConsumer;
+  // kThreads: one process running producer and consumer threads (never killed: the
+  // parent stays single-threaded, since a child forked while another thread holds a
+  // lock, e.g. ASan's allocator's, would wait for it for ever).
+  enum Kind { kConsumer, kProducer, kPersister, kReplayer, kThreads } kind = kConsumer;
   bool producer = false;  // kind == kProducer
   ProducerRole prod;
   ConsumerRole cons;
+  std::vector<ProducerRole> thread_producers;
+  std::vector<ConsumerRole> thread_consumers;
 };
+
+// The threads process: its consumers open at once; its producers start when the parent
+// says (every consumer open) and it reports when they have returned.
+int run_threads(Shared* s, const Child& ch) {
+  std::vector<std::thread> consumers, producers;
+  for (const ConsumerRole& cr : ch.thread_consumers) consumers.emplace_back([s, cr] { run_consumer(s, cr); });
+  while (s->go_producers.load(std::memory_order_acquire) == 0 &&
+         s->stop_producers.load(std::memory_order_acquire) == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (s->stop_producers.load(std::memory_order_acquire) == 0)
+    for (const ProducerRole& pr : ch.thread_producers) producers.emplace_back([s, pr] { run_producer(s, pr); });
+  for (std::thread& t : producers) t.join();
+  s->thread_producers_done.store(1, std::memory_order_release);
+  for (std::thread& t : consumers) t.join();
+  return 0;
+}
 std::string g_data_dir;  // the persister's store of this round
 
 pid_t spawn(const Child& ch, const HandlerConfig& hc) {
@@ -87,6 +110,7 @@ pid_t spawn(const Child& ch, const HandlerConfig& hc) {
     case Child::kConsumer: rc = run_consumer(g_shared, ch.cons); break;
     case Child::kPersister: rc = run_persister(g_shared, ch.cons.ns, ch.cons.stream, g_data_dir); break;
     case Child::kReplayer: rc = run_replayer(g_shared, ch.cons, g_data_dir); break;
+    case Child::kThreads: rc = run_threads(g_shared, ch); break;
   }
   _exit(rc);
 }
@@ -128,9 +152,8 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
   HandlerConfig parent_hc{s, round_seed, 100, 1000, 0, -1, false};
   install_handler(parent_hc);
 
-  // Consumers first (their start is then exact): logical 0..3 threads, 4..9 processes;
-  // even ones durable.
-  std::vector<std::thread> threads;
+  // Consumers first (their start is then exact): logical 0..3 threads (of the threads
+  // process), 4..9 processes; even ones durable.
   std::map<pid_t, Child> children;
   // A child dies (2 in 3) at a random firing of any hook, or at an early firing of one
   // step chosen at random, so that over a long run every step sees kills.
@@ -157,6 +180,11 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
       Child ch = it->second;
       it = children.erase(it);
       if (WIFEXITED(st)) continue;  // done (or gave up after a violation it recorded)
+      if (ch.kind == Child::kThreads) {
+        violate(s, "the threads process died of signal %d", WTERMSIG(st));
+        s->thread_producers_done.store(1);
+        continue;
+      }
       if (ch.producer && !producers_too) continue;
       if (ch.kind == Child::kPersister && s->stop_persister.load() != 0) continue;
       if (ch.producer) {
@@ -196,16 +224,21 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
       children[spawn(ch, child_hc(true))] = ch;
     }
   };
+  Child threads;
+  threads.kind = Child::kThreads;
   for (uint32_t i = 0; i < kThreadConsumers + kProcConsumers; ++i) {
     ConsumerRole cr{ns, "s", i, i % 2 == 0, random_wait(rng), rng.next(), true};
     if (i < kThreadConsumers) {
-      threads.emplace_back([s, cr] { run_consumer(s, cr); });
+      threads.thread_consumers.push_back(cr);
     } else {
       Child ch;
       ch.cons = cr;
       children[spawn(ch, child_hc(true))] = ch;
     }
   }
+  for (uint32_t i = 0; i < kThreadProducers; ++i)
+    threads.thread_producers.push_back(ProducerRole{ns, "s", next_pid_id++, rng.next(), random_wait(rng)});
+  children[spawn(threads, child_hc(false))] = threads;
   if (o.replay_early) spawn_replayers();
   const uint64_t open_deadline = steady_ms() + 30000;
   for (uint32_t i = 0; i < (o.replay_early ? kLogical : kThreadConsumers + kProcConsumers); ++i)
@@ -215,10 +248,7 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
       sleep_ms(2);
     }
 
-  for (uint32_t i = 0; i < kThreadProducers; ++i) {
-    ProducerRole pr{ns, "s", next_pid_id++, rng.next(), random_wait(rng)};
-    threads.emplace_back([s, pr] { run_producer(s, pr); });
-  }
+  s->go_producers.store(1, std::memory_order_release);
   for (uint32_t i = 0; i < kProcProducers; ++i) {
     Child ch;
     ch.kind = Child::kProducer;
@@ -250,7 +280,8 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
     if (!children.empty() && rng.below(3) == 0) {
       auto it = children.begin();
       std::advance(it, static_cast<long>(rng.below(children.size())));
-      if (kill(it->first, SIGKILL) == 0) s->ext_kills.fetch_add(1, std::memory_order_relaxed);
+      if (it->second.kind != Child::kThreads && kill(it->first, SIGKILL) == 0)
+        s->ext_kills.fetch_add(1, std::memory_order_relaxed);
     }
     if (next_seq_of(ns) >= kSeqLimit) break;
   }
@@ -263,14 +294,13 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
     restart_dead(false, false);
     bool any = false;
     for (auto& [pid, ch] : children) any |= ch.producer;
-    if (!any) break;
+    if (!any && s->thread_producers_done.load(std::memory_order_acquire) != 0) break;
     if (steady_ms() > stop_deadline) {
       violate(s, "a producer did not stop within 60 s");
       break;
     }
     sleep_ms(5);
   }
-  for (uint32_t i = kThreadConsumers; i < kThreadConsumers + kThreadProducers; ++i) threads[i].join();
   detail::set_chaos_handler(nullptr);
   {
     auto pr = Producer::open(ns, "s");
@@ -310,7 +340,6 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
     }
     sleep_ms(5);
   }
-  for (uint32_t i = 0; i < kThreadConsumers; ++i) threads[i].join();
 
   // Every consumer's outcome of each sequence against every other's and the producers'.
   const uint64_t final_seq = std::min<uint64_t>(s->final_seq.load(), kMaxSeq);
@@ -472,6 +501,8 @@ void reset_shared() {
   s->stop_consumers = 0;
   s->final_seq = ~0ULL;
   s->stop_persister = 0;
+  s->go_producers = 0;
+  s->thread_producers_done = 0;
   for (auto& v : s->opened) v = 0;
   std::memset(static_cast<void*>(s->published), 0, sizeof s->published);
   std::memset(static_cast<void*>(s->seen), 0, sizeof s->seen);

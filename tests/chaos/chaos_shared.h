@@ -41,6 +41,8 @@ struct Shared {
   std::atomic<uint64_t> violations;
   std::atomic<uint32_t> opened[kMaxLogical];  // consumer incarnations opened
   std::atomic<uint32_t> asleep;            // a futex-phase consumer reached W1
+  std::atomic<uint32_t> go_producers;      // the threads process starts its producers
+  std::atomic<uint32_t> thread_producers_done;  // ... and they have all returned
   std::atomic<uint32_t> stop_persister;    // the persister stops (detached) and exits
   std::atomic<uint64_t> replayed;          // records delivered by replaying consumers
   std::atomic<uint64_t> replay_gaps;       // kGap ranges reported by them
