@@ -47,6 +47,10 @@ struct ReplayConsumer::Impl {
   Record held;
   bool have_held = false;
   uint64_t bounced_at = ~0ULL;          // `next` at the last return from ring to store
+  // Live with the start not fixed yet (the store was empty, or absent, when we looked):
+  // before the first live record is delivered, look at the store once more (see
+  // store_has_older()).
+  bool recheck_store = false;
 
   Result<void> open_store_at(uint64_t seq);
   // From live back to the store at `next`.  When the persister has not written that far
@@ -60,6 +64,11 @@ struct ReplayConsumer::Impl {
     return r;
   }
   Result<void> go_live(bool from_store);
+  // Whether the store now holds something the user is owed before `seq` (a record that
+  // passes the start filters, or a gap entry): the persister may have stored records
+  // older than the ring's first one since the store was found empty, and the ring let
+  // them go.  "Earliest" is the oldest of both.  Leaves the reader unset.
+  Result<bool> store_has_older(uint64_t seq, uint64_t deleted);
   // Whether a live persister is attached to the ring (so that what it has not stored
   // yet will come).
   bool persister_attached() const;
@@ -101,7 +110,36 @@ Result<void> ReplayConsumer::Impl::go_live(bool from_store) {
   ring.emplace(std::move(c.value()));
   reader.reset();
   switch_pending = from_store;
+  recheck_store = !next_known && !store_root.empty() && opts.start.kind != StartFrom::Kind::kLatest;
   return {};
+}
+
+Result<bool> ReplayConsumer::Impl::store_has_older(uint64_t seq, uint64_t deleted) {
+  auto r = SegmentReader::open(store_root, ns, stream);
+  if (!r) {
+    if (r.error().code == Errc::kNotFound) return false;
+    return r.error();
+  }
+  SegmentReader& rd = r.value();
+  auto s = opts.start.kind == StartFrom::Kind::kTime ? rd.seek_time(opts.start.value) : rd.seek_earliest();
+  if (!s) return s.error();
+  for (;;) {  // bounded: the store's entries below `seq`
+    auto e = rd.next();
+    if (!e) return e.error();
+    switch (e->kind) {
+      case EntryKind::kRecord:
+        if (e->seq >= seq) return false;
+        if (e->seq < deleted || e->ts_ns < skip_ts) continue;  // filtered as poll() does
+        return true;
+      case EntryKind::kLost:
+      case EntryKind::kDeleted:
+      case EntryKind::kCorrupt:
+        if (e->seq >= seq) return false;
+        if (e->end_seq <= deleted) continue;
+        return true;
+      case EntryKind::kEnd: return false;
+    }
+  }
 }
 
 bool ReplayConsumer::Impl::persister_attached() const {
@@ -278,6 +316,21 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
       // resume below `next`, when it was overrun while skipping to the start: no loss.)
       if (c.ring->next_seq() <= c.next) continue;
       return c.report_gap(c.next, c.ring->next_seq(), "lost (lapped on a stream that is not persisted)");
+    }
+    if (!c.next_known && c.recheck_store) {
+      c.recheck_store = false;
+      auto older = c.store_has_older(rec.seq, deleted);
+      if (!older) {
+        c.error = older.error();
+        return ReplayStatus::kError;
+      }
+      if (*older) {  // read the store first: poll() delivers what store_has_older() saw
+        if (auto r = c.open_store_at(0); !r) {
+          c.error = r.error();
+          return ReplayStatus::kError;
+        }
+        continue;
+      }
     }
     if (c.next_known && rec.seq < c.next) continue;  // never twice
     if (c.next_known && rec.seq > c.next) {
