@@ -17,7 +17,7 @@
 //   4. futex: a consumer killed asleep costs at most one futex call; then publish makes
 //      none (the chaos build's futex counter).
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
-//                     [--abandon-ms MS] [--epsilon-ms MS] [--replay-early]
+//                     [--abandon-ms MS] [--epsilon-ms MS]
 //        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive
 //                     (chaos_repro.cc: exit 1 while the defect shows)
 #include <signal.h>
@@ -51,7 +51,6 @@ struct Options {
   uint64_t abandon_ms = 200;
   uint64_t epsilon_ms = 2000;  // a loaded 2-core machine under ASan; the unfixed bug
                                // held 32 claims (the fewest here) for 32 timeouts
-  bool replay_early = false;  // replayers open before the store holds anything
 };
 
 uint64_t steady_ms() {
@@ -186,7 +185,8 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
         continue;
       }
       if (ch.producer && !producers_too) continue;
-      if (ch.kind == Child::kPersister && s->stop_persister.load() != 0) continue;
+      // (A persister killed while it stopped starts again, sees the stop and detaches:
+      // left dead, its group would hold producers for good.)
       if (ch.producer) {
         ch.prod.id = next_pid_id++;
         ch.prod.seed = rng.next();
@@ -239,9 +239,11 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
   for (uint32_t i = 0; i < kThreadProducers; ++i)
     threads.thread_producers.push_back(ProducerRole{ns, "s", next_pid_id++, rng.next(), random_wait(rng)});
   children[spawn(threads, child_hc(false))] = threads;
-  if (o.replay_early) spawn_replayers();
+  // Replaying consumers open before the first record too: from an empty store (where
+  // one once skipped what the persister stored meanwhile; --repro replay-empty-store).
+  spawn_replayers();
   const uint64_t open_deadline = steady_ms() + 30000;
-  for (uint32_t i = 0; i < (o.replay_early ? kLogical : kThreadConsumers + kProcConsumers); ++i)
+  for (uint32_t i = 0; i < kLogical; ++i)
     while (s->opened[i].load(std::memory_order_acquire) == 0 && steady_ms() < open_deadline &&
            s->violations.load() == 0) {
       restart_dead(true, false);  // one killed at a hook while it opened
@@ -257,21 +259,6 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
     children[spawn(ch, child_hc(true))] = ch;
   }
 
-  // The replaying consumers start once the store holds a record.  A ReplayConsumer that
-  // finds the store empty goes live at the ring's oldest record with no sequence owed yet,
-  // and so silently skips what the persister stored and the ring let go meanwhile
-  // (persist/src/replay.cc, go_live() while next_known is false; reported to the lead;
-  // --replay-early shows it: "seq N was gap, now delivered").
-  if (!o.replay_early) {
-    const uint64_t deadline = steady_ms() + 30000;
-    for (;;) {
-      auto info = stream_info(ns, "s");
-      if ((info && info->durable_seq > 0) || steady_ms() > deadline) break;
-      restart_dead(true, true);
-      sleep_ms(2);
-    }
-    spawn_replayers();
-  }
   // Chaos: kill children from outside now and then.
   const uint64_t end = steady_ms() + static_cast<uint64_t>(o.seconds * 1000);
   while (steady_ms() < end && s->violations.load() == 0) {
@@ -417,7 +404,15 @@ void stall_phase(const Options& o, const std::string& ns, uint64_t capacity, Rng
   std::vector<std::byte> b(kMinPayload);
   make_payload(b.data(), b.size(), 8888, first);
   const PubResult m = pr.value().publish(Bytes(b.data(), b.size()));
-  if (!m.ok()) { violate(s, "stall marker: status %d", static_cast<int>(m.status)); return; }
+  if (!m.ok()) {
+    auto info = stream_info(ns, "s");
+    std::string why = info ? explain_held_back(info.value()) : std::string("(no stream info)");
+    if (info)
+      for (const auto& pi : info->producers)
+        why += " [producer pid " + std::to_string(pi.pid) + (pi.alive ? " alive]" : " dead]");
+    violate(s, "stall marker: status %d; %s", static_cast<int>(m.status), why.c_str());
+    return;
+  }
   uint64_t delivered = 0, done = 0;
   const uint64_t gaps0 = c.gaps();
   while (done == 0 && steady_ms() < killed + 60000) {
@@ -582,14 +577,13 @@ int main(int argc, char** argv) {
     else if (a == "--seed") o.seed = std::strtoull(val(), nullptr, 0);
     else if (a == "--abandon-ms") o.abandon_ms = std::strtoull(val(), nullptr, 0);
     else if (a == "--epsilon-ms") o.epsilon_ms = std::strtoull(val(), nullptr, 0);
-    else if (a == "--replay-early") o.replay_early = true;
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "replay-empty-store")
       return repro_replay_empty_store();
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "fork-keeps-producer-alive")
       return repro_fork_keeps_producer_alive();
     else {
       std::fprintf(stderr, "usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X] "
-                           "[--abandon-ms MS] [--epsilon-ms MS] [--replay-early]\n");
+                           "[--abandon-ms MS] [--epsilon-ms MS]\n");
       return 2;
     }
   }

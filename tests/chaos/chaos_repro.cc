@@ -1,5 +1,5 @@
-// chaos_repro.cc: deterministic repros of defects the chaos harness found outside the
-// ring (reported, not fixed here), driven by the same hooks.  Each returns 0 when the
+// chaos_repro.cc: deterministic repros of defects the chaos harness found that were not
+// fixed on this branch (reported to the lead), driven by the same hooks.  Each returns 0 when the
 // defect is gone and 1 (with what it saw) while it is there.
 //
 // fork-keeps-producer-alive: liveness is an OFD lock on the slot, held through the
@@ -11,9 +11,10 @@
 // child that closes an inherited Producer, e.g. from a destructor run by exit(), drops its
 // parent's lock.)
 //
-// replay-empty-store: a persist::ReplayConsumer from `earliest` that finds the store empty
-// goes live (persist/src/replay.cc, poll(): EntryKind::kEnd -> go_live(true) while
-// next_known is false).  The ring consumer it opens starts at the ring's oldest record;
+// replay-empty-store (fixed in main by 8266627; a regression test now, ctest
+// chaos_repro_replay_empty_store): a persist::ReplayConsumer from `earliest` that found the
+// store empty went live (persist/src/replay.cc, poll(): EntryKind::kEnd -> go_live(true)
+// while next_known is false).  The ring consumer it opens starts at the ring's oldest record;
 // if the persister stored records and the ring let them go meanwhile (here: 200 records
 // through a 4 KiB ring while the replay's ring consumer registers, step R1), the first
 // ring record is delivered as the first record, with no kGap: records 0.. are skipped
