@@ -83,7 +83,11 @@ int repro_replay_empty_store() {
         st = rc_open.value().poll(&rec, std::chrono::milliseconds(50));
       t_replayer = false;
       detail::set_chaos_handler(nullptr);
-      if (st == persist::ReplayStatus::kOk && rec.seq == 0) {
+      if (g_fired.load() == 0) {
+        std::printf("repro replay-empty-store: not exercised (the replay's ring consumer never took "
+                    "the registry lock, R1)\n");
+        rc = 2;
+      } else if (st == persist::ReplayStatus::kOk && rec.seq == 0) {
         std::printf("repro replay-empty-store: not reproduced (the replay began at seq 0)\n");
         rc = 0;
       } else if (st == persist::ReplayStatus::kOk) {
