@@ -12,6 +12,9 @@
 #   tools/dev.sh soak [MINUTES]  build (Release) and run the system soak for MINUTES (default
 #                       60): producers, durable and tailing consumers, persister, replays,
 #                       kill -9 of each kind; prints a summary, non-zero exit on a violation
+#   tools/dev.sh chaos [MINUTES]  build (Release) and run the protocol's chaos harness
+#                       (tests/chaos) for MINUTES (default 10); prints the interleavings
+#                       and kills, non-zero exit on a violation (the seed to replay it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-demo}
@@ -136,5 +139,10 @@ case "$mode" in
     build build -DCMAKE_BUILD_TYPE=Release -- shmbus_soak shmbus_cli
     build/tests/soak/shmbus_soak --minutes "$minutes" --cli build/tools/shmbus "${@:3}"
     ;;
-  *) echo "usage: tools/dev.sh demo|test|bench|fuzz [SECONDS]|soak [MINUTES]" >&2; exit 2 ;;
+  chaos)
+    minutes=${2:-10}
+    build build -DCMAKE_BUILD_TYPE=Release -- shmbus_chaos
+    build/tests/chaos/shmbus_chaos --minutes "$minutes" --seconds 20 "${@:3}"
+    ;;
+  *) echo "usage: tools/dev.sh demo|test|bench|fuzz [SECONDS]|soak [MINUTES]|chaos [MINUTES]" >&2; exit 2 ;;
 esac

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mapping.h"
+#include "chaos.h"
 #include "ring.h"
 
 namespace shmbus {
@@ -29,6 +30,9 @@ struct Consumer::Impl {
   PosSeq committed{0, 0};         // the slot's pair as this consumer last stored it (a
                                   // guess for the CAS16 in store_pair())
   uint64_t skip_seq = 0, skip_ts = 0;         // start filters
+  // A start at the claim cursor (latest, or a sequence not yet published): skip_seq is
+  // then exactly the first sequence this consumer accounts for.
+  bool start_at_claim = false;
   uint64_t lost = 0, gaps = 0;
   bool lost_exact = true;         // see Consumer::lost_exact()
   bool after_resync = false;
@@ -102,6 +106,7 @@ bool Consumer::Impl::resync() noexcept {
   // record there so that the loss is counted exactly from its sequence.  Claim first, then
   // floor: claim <= floor + capacity must hold for what we read, or the header was forged
   // (and resyncing would loop for ever).
+  SHMBUS_CHAOS_POINT(kResync);
   const uint64_t tail = load_pos(&h->claim);
   const PosSeq f = oldest(*m);
   // (floor may have passed the tail we read: producers moved on meanwhile.)
@@ -125,6 +130,7 @@ bool Consumer::Impl::rejoin() noexcept {
     const PosSeq at = passed ? f : PosSeq{done_pos, done_seq};
     store_pair(slot, &committed, at);
     slot->evicted.store(0, std::memory_order_seq_cst);
+    SHMBUS_CHAOS_POINT(kRejoin);
     if (oldest(*m).pos <= at.pos) {
       committed_pos = at.pos;
       if (passed) {
@@ -223,9 +229,10 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     case StartFrom::Kind::kLatest:
       start = committed_frontier(*c.m);
       c.skip_seq = latest.seq;
+      c.start_at_claim = true;
       break;
     case StartFrom::Kind::kSeq:
-      if (opts.start.value >= latest.seq) start = committed_frontier(*c.m);
+      if (opts.start.value >= latest.seq) start = committed_frontier(*c.m), c.start_at_claim = true;
       else start = nearest_start(*c.m, earliest, latest, opts.start.value);
       c.skip_seq = opts.start.value;
       break;
@@ -272,6 +279,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
         found_exact = true;
         c.skip_seq = 0;
         c.skip_ts = 0;
+        c.start_at_claim = false;
       }
       c.slot = found;
     } else {
@@ -290,6 +298,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     if (!c.m->hold(consumer_slot_off(consumer_index(*c.m, c.slot))))
       return make_error(Errc::kBusy, "consumer slot of stream '" + std::string(name) +
                                          "' is locked by a process that is not a consumer");
+    SHMBUS_CHAOS_POINT(kRegSlotHeld);
     c.slot->owner.store(me, std::memory_order_release);
     c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
     // seq_cst: raised before the slot turns ready below (see consumer_slots_in_use()).
@@ -305,6 +314,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       store_pair(c.slot, &c.committed, start);
       c.slot->evicted.store(0, std::memory_order_seq_cst);
       c.slot->state.store(kSlotReady, std::memory_order_seq_cst);
+      SHMBUS_CHAOS_POINT(kRegPublished);
       PosSeq f = oldest(*c.m);
       if (f.pos <= start.pos) break;
       passed = true;
@@ -376,6 +386,7 @@ void Consumer::close() noexcept {
       c.slot->owner.store(0, std::memory_order_release);
       c.slot->state.store(kSlotFree, std::memory_order_release);
     }
+    SHMBUS_CHAOS_POINT(kRegLeaving);
     c.m->release(consumer_slot_off(consumer_index(*c.m, c.slot)));
   }
   impl_.reset();
@@ -451,6 +462,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
         // acquire fence: the copy above happens before the claim check below, so a
         // producer that had started to overwrite the record is seen in the cursor.
         std::atomic_thread_fence(std::memory_order_acquire);
+        SHMBUS_CHAOS_POINT(kResyncCopied);
         if (c.tail_passed(c.pos)) {
           if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
@@ -459,8 +471,12 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       }
       c.pos += span;
       if (!c.seq_exact) {
+        // The start's sequence was a lower bound: the first record fixes it, but never
+        // above skip_seq when that was read from the claim cursor (exact), so that the
+        // claims that turned into gaps since the open are counted.
         c.seq_exact = true;
-        if (rec.seq > c.expected) c.expected = rec.seq;
+        const uint64_t first = c.start_at_claim ? std::min(rec.seq, c.skip_seq) : rec.seq;
+        if (first > c.expected) c.expected = first;
       }
       if (c.after_resync && rec.seq < c.expected) continue;  // seen before the lap
       uint64_t lap_lost = 0;
@@ -567,6 +583,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     uint32_t v = c.h->data_futex.load(std::memory_order_seq_cst);
     const uint64_t bit = c.slot ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
     if (bit) c.h->data_sleepers.fetch_or(bit, std::memory_order_seq_cst);
+    SHMBUS_CHAOS_POINT(kDataSleep);
     // seq_cst: pairs with the producer's commit CAS and its load of data_sleepers.
     if (r->tag.load(std::memory_order_seq_cst) == tag)
       futex_wait(&c.h->data_futex, v, std::chrono::nanoseconds(bit ? nap : std::min<uint64_t>(nap, 1'000'000)));

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "mapping.h"
+#include "chaos.h"
 #include "ring.h"
 
 namespace shmbus {
@@ -54,17 +55,23 @@ struct Producer::Impl {
         store_relaxed(&r->ts_ns, ts);
         store_relaxed(&r->type, type);
         written = true;
+        SHMBUS_CHAOS_POINT(kFillFields);
       }
       // release: the owner label and fields above are visible to whoever acquires the
       // pending tag (an abandoner reading the label).
       if (r->tag.compare_exchange_weak(cur, make_tag(salt, shift, pos, kPending, size),
-                                       std::memory_order_release, std::memory_order_relaxed))
+                                       std::memory_order_release, std::memory_order_relaxed)) {
+        SHMBUS_CHAOS_POINT(kFillPending);
         return true;
+      }
     }
   }
   // Every header of the claim carries its pending tag now (release: pairs with the
   // acquire load of `claiming` in abandoners, which then re-read the tag).
-  void claimed() noexcept { slot->claiming.store(~0ULL, std::memory_order_release); }
+  void claimed() noexcept {
+    slot->claiming.store(~0ULL, std::memory_order_release);
+    SHMBUS_CHAOS_POINT(kFillClaimed);
+  }
   // Commits the record claimed at `pos` with `claimed` payload bytes, as `size` bytes
   // (<= claimed).  A shorter record spans less: a pad record fills the rest of the claim
   // (written inside our own claimed bytes, so nobody reads it before the commit).
@@ -122,6 +129,7 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
     uint32_t v = h->space_futex.load(std::memory_order_seq_cst);
     const uint64_t bit = uint64_t{1} << slot_idx;
     h->space_sleepers.fetch_or(bit, std::memory_order_seq_cst);
+    SHMBUS_CHAOS_POINT(kSpaceSleep);
     if (compute_floor(*m, &stuck, end).pos + cap < end)
       futex_wait(&h->space_futex, v, std::chrono::milliseconds(1));
     h->space_sleepers.fetch_and(~bit, std::memory_order_seq_cst);
@@ -134,6 +142,7 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
   uint64_t pad;
   for (;;) {
     // A forged claim cursor off the 32-byte grid would put records across the end.
+    SHMBUS_CHAOS_POINT(kClaimRead);
     if ((c.pos & (kRecordAlign - 1)) != 0 || m->broken()) return PubStatus::kCorrupt;
     const uint64_t to_end = cap - (c.pos & mask);
     pad = total <= to_end ? 0 : to_end;
@@ -149,12 +158,14 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     // CAS16 below publishes it to abandoners (see ProducerSlot::claiming).  A plain store
     // on x86 as relaxed would be.
     slot->claiming.store(c.pos, std::memory_order_release);
+    SHMBUS_CHAOS_POINT(kClaimAdvertised);
     // seq_cst CAS16: takes [c.pos, end) and seqs [c.seq, c.seq + nseq) in one step.
     if (cas16(&h->claim, &c, PosSeq{end, c.seq + nseq})) break;
     // Lost the race: no claim at the position advertised, so stop holding readers back
     // there (labelled_below()) should this thread be preempted before it tries again.
     claimed();
   }
+  SHMBUS_CHAOS_POINT(kClaimTaken);
   if (pad) {
     // release: a pad carries no payload; consumers read it through the acquire of its
     // tag.  A CAS, like begin(): never over this lap's gap for it (of its size).
@@ -167,6 +178,7 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
                                   std::memory_order_release, std::memory_order_relaxed))
         break;
     }
+    SHMBUS_CHAOS_POINT(kClaimPadded);
   }
   *rec_pos = c.pos + pad;
   *seq = c.seq;
@@ -211,6 +223,7 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
                       : producer_alive(*impl->m, i))
           continue;
         if (!impl->m->hold(producer_slot_off(i))) continue;  // a foreign lock there
+        SHMBUS_CHAOS_POINT(kRegSlotHeld);
         if (owner != 0) {  // reap a dead producer: keep its counts
           impl->h->retired_records.fetch_add(s->records.load(std::memory_order_relaxed),
                                              std::memory_order_relaxed);
@@ -255,6 +268,7 @@ void Producer::close() noexcept {
     p.slot->bytes.store(0, std::memory_order_relaxed);
     p.slot->claiming.store(~0ULL, std::memory_order_relaxed);
     p.slot->owner.store(0, std::memory_order_release);
+    SHMBUS_CHAOS_POINT(kRegLeaving);
     p.m->release(producer_slot_off(p.slot_idx));
   }
   p.closed.store(true, std::memory_order_relaxed);  // relaxed: same thread contract
@@ -338,9 +352,12 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   p.claimed();
   if (!begun) return {PubStatus::kAbandoned, seq};
   if (size) std::memcpy(p.m->payload_at(pos), payload.data(), size);
+  SHMBUS_CHAOS_POINT(kFillPayload);
   if (!p.commit(pos, size, size)) return {PubStatus::kAbandoned, seq};
+  SHMBUS_CHAOS_POINT(kCommitted);
   p.account(1, size, ts);
   wake_data(*p.m);
+  SHMBUS_CHAOS_POINT(kCommitWoken);
   return {PubStatus::kOk, seq};
 }
 
@@ -365,6 +382,7 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   size_t begun = 0;
   for (; begun < payloads.size(); ++begun) {
     if (!p.begin(at, seq + begun, payloads[begun].size(), type, ts)) break;
+    SHMBUS_CHAOS_POINT(kBatchBegun);
     at += record_span(payloads[begun].size());
   }
   p.claimed();
@@ -389,10 +407,12 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
     if (!b.empty()) std::memcpy(p.m->payload_at(at), b.data(), b.size());
     at += record_span(b.size());
   }
+  SHMBUS_CHAOS_POINT(kBatchPayloads);
   at = pos;
   bool abandoned = false;
   for (Bytes b : payloads) {
     abandoned |= !p.commit(at, b.size(), b.size());
+    SHMBUS_CHAOS_POINT(kBatchCommitted);
     at += record_span(b.size());
   }
   if (abandoned) {
@@ -455,9 +475,12 @@ PubStatus Claim::commit(size_t size) noexcept {
   std::shared_ptr<Producer::Impl> held = std::move(producer_);
   producer_.reset();
   Producer::Impl& p = *held;
+  SHMBUS_CHAOS_POINT(kFillPayload);
   if (!p.commit(pos_, data_.size(), size)) return PubStatus::kAbandoned;
+  SHMBUS_CHAOS_POINT(kCommitted);
   p.account(1, size, p.clock.now());
   wake_data(*p.m);
+  SHMBUS_CHAOS_POINT(kCommitWoken);
   return PubStatus::kOk;
 }
 
@@ -467,6 +490,7 @@ PubStatus Claim::abort() noexcept {
   producer_.reset();
   Producer::Impl& p = *held;
   uint64_t expected = make_tag(p.salt, p.shift, pos_, kPending, data_.size());
+  SHMBUS_CHAOS_POINT(kAbortBefore);
   // The gap log first (see log_gap()).  Should the CAS fail, an abandoner made the gap
   // (and logged it too): the entry is true either way.
   (void)log_gap(p.h, seq_);
@@ -474,6 +498,7 @@ PubStatus Claim::abort() noexcept {
   if (!p.m->record_at(pos_)->tag.compare_exchange_strong(
           expected, make_tag(p.salt, p.shift, pos_, kGap, data_.size()), std::memory_order_seq_cst))
     return PubStatus::kAbandoned;
+  SHMBUS_CHAOS_POINT(kAborted);
   p.h->aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   wake_data(*p.m);
   return PubStatus::kOk;

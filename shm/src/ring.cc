@@ -1,6 +1,8 @@
 // ring.cc: the shared slow paths of the ring (see ring.h).
 #include "ring.h"
 
+#include "chaos.h"
+
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
@@ -81,6 +83,7 @@ RegistryLock::RegistryLock(const StreamMapping& m, std::chrono::milliseconds wai
       ok_ = true;
       // relaxed: a diagnostic for stat; the OFD lock is what excludes.
       m_.header()->registry_lock.store(self_owner_word(), std::memory_order_relaxed);
+      SHMBUS_CHAOS_POINT(kRegLocked);
       return;
     }
     if (steady_ns() >= deadline) return;
@@ -317,6 +320,7 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
     size = q - pos - sizeof(RecordHeader);
   }
   uint64_t gap = make_tag(salt, m.lap_shift(), pos, kGap, size);
+  SHMBUS_CHAOS_POINT(kAbandonDead);
   // The gap log first (see log_gap()): a labelled claim is one record whose sequence its
   // header names; the extent of a claim without a header holds sequences nobody knows.
   const uint64_t seq = one_record ? load_relaxed(&rec->seq) : 0;
@@ -332,6 +336,7 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
     if (one_record && !(now.lap_ok && now.state == kGap)) unlog_gap(m.header(), logged, seq);
     return Abandon::kRetry;
   }
+  SHMBUS_CHAOS_POINT(kAbandoned);
   if (label != 0) {
     stuck->dead_label = label;
     const uint32_t idx = (label & 0xff) - 1;
@@ -399,6 +404,7 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
       // re-read the same position: now a gap (ours or another's), or committed
     }
     if (restart) continue;
+    SHMBUS_CHAOS_POINT(kHeadScanned);
     if (cur.pos != start.pos) raise_posseq(&h->head, cur);
     return read_posseq(&h->head);
   }
@@ -497,6 +503,7 @@ PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end) {
   PosSeq f = advance_head(m, stuck, want);
   if (first.durable_min.pos < f.pos) f = first.durable_min;
   raise_posseq(&h->floor, f);
+  SHMBUS_CHAOS_POINT(kFloorRaised);
   SlotScan second = scan_slots(m, f, tail);
   return second.durable_min;
 }
@@ -519,12 +526,14 @@ uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below) {
     if (now < last || now - last < h->consumer_dead_timeout_ns) continue;
     if (consumer_alive(m, i)) continue;
     uint64_t owner = s->owner.load(std::memory_order_acquire);
+    SHMBUS_CHAOS_POINT(kEvictFound);
     RegistryLock lock(m);
     if (!lock.ok()) return evicted;
     if (s->owner.load(std::memory_order_acquire) != owner || consumer_alive(m, i))
       continue;  // re-attached
     // seq_cst: pairs with the seq_cst load in compute_floor().
     s->evicted.store(1, std::memory_order_seq_cst);
+    SHMBUS_CHAOS_POINT(kEvicted);
     h->evictions.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     ++evicted;
   }
@@ -545,10 +554,12 @@ bool group_expired(const StreamMapping& m, uint32_t i) {
 void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nanoseconds timeout) {
   timespec ts{static_cast<time_t>(timeout.count() / 1000000000),
               static_cast<long>(timeout.count() % 1000000000)};
+  SHMBUS_CHAOS_FUTEX();
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
 }
 
 long futex_wake_all(std::atomic<uint32_t>* word) {
+  SHMBUS_CHAOS_FUTEX();
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr,
                  nullptr, 0);
 }

@@ -1,0 +1,187 @@
+// chaos_repro.cc: deterministic repros of defects the chaos harness found that were not
+// fixed on this branch (reported to the lead), driven by the same hooks.  Each returns 0 when the
+// defect is gone and 1 (with what it saw) while it is there.
+//
+// fork-keeps-producer-alive: liveness is an OFD lock on the slot, held through the
+// mapping's file descriptor (shm/src/mapping.cc, hold_fd_).  fork() copies that
+// descriptor, and an OFD lock lives until the last descriptor of its open file
+// description closes: a producer process killed with a claim pending stays "alive" for
+// as long as any child it forked lives (one that never touched shmbus included), and its
+// claim is never abandoned: consumers stall that long, not one abandon timeout.  (And a
+// child that closes an inherited Producer, e.g. from a destructor run by exit(), drops its
+// parent's lock.)
+//
+// replay-empty-store (fixed in main by 8266627; a regression test now, ctest
+// chaos_repro_replay_empty_store): a persist::ReplayConsumer from `earliest` that found the
+// store empty went live (persist/src/replay.cc, poll(): EntryKind::kEnd -> go_live(true)
+// while next_known is false).  The ring consumer it opens starts at the ring's oldest record;
+// if the persister stored records and the ring let them go meanwhile (here: 200 records
+// through a 4 KiB ring while the replay's ring consumer registers, step R1), the first
+// ring record is delivered as the first record, with no kGap: records 0.. are skipped
+// although the store holds them.
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "chaos_roles.h"
+#include "shmbus/persister.h"
+
+namespace shmbus::chaos {
+namespace {
+
+thread_local bool t_replayer = false;  // only the replay's thread acts on the hook
+Producer* g_producer = nullptr;
+persist::Persister* g_persister = nullptr;
+std::atomic<int> g_fired{0};
+
+void repro_handler(detail::ChaosStep step) noexcept {
+  if (!t_replayer || step != detail::ChaosStep::kRegLocked || g_fired.exchange(1) != 0) return;
+  t_replayer = false;  // our own publishes below fire hooks too
+  std::vector<std::byte> b(kMinPayload);
+  for (uint64_t i = 0; i < 200; ++i) {
+    make_payload(b.data(), b.size(), 1, i);
+    (void)g_producer->publish(Bytes(b.data(), b.size()));
+  }
+  (void)g_persister->flush(std::chrono::seconds(10));
+  t_replayer = true;
+}
+
+}  // namespace
+
+int repro_replay_empty_store() {
+  const std::string ns = "chaosrepro" + std::to_string(getpid());
+  char dir[] = "/tmp/shmbus-chaos-repro.XXXXXX";
+  if (!mkdtemp(dir)) return 2;
+  StreamOptions so;
+  so.capacity = 4096;
+  so.max_record = 256;
+  if (!create_stream(ns, "s", so)) return 2;
+  int rc = 2;
+  {
+    persist::PersisterOptions po;
+    po.data_dir = dir;
+    po.flush_interval = std::chrono::milliseconds(1);
+    auto pr = persist::Persister::start(ns, "s", po);
+    auto prod = Producer::open(ns, "s");
+    persist::ReplayOptions ro;
+    ro.data_dir = dir;
+    auto rc_open = persist::ReplayConsumer::open(ns, "s", ro);
+    if (pr && prod && rc_open) {
+      g_persister = pr.value().get();
+      g_producer = &prod.value();
+      detail::set_chaos_handler(&repro_handler);
+      t_replayer = true;
+      Record rec;
+      persist::ReplayStatus st = persist::ReplayStatus::kTimeout;
+      for (int i = 0; i < 100 && st == persist::ReplayStatus::kTimeout; ++i)
+        st = rc_open.value().poll(&rec, std::chrono::milliseconds(50));
+      t_replayer = false;
+      detail::set_chaos_handler(nullptr);
+      if (g_fired.load() == 0) {
+        std::printf("repro replay-empty-store: not exercised (the replay's ring consumer never took "
+                    "the registry lock, R1)\n");
+        rc = 2;
+      } else if (st == persist::ReplayStatus::kOk && rec.seq == 0) {
+        std::printf("repro replay-empty-store: not reproduced (the replay began at seq 0)\n");
+        rc = 0;
+      } else if (st == persist::ReplayStatus::kOk) {
+        // A second replay, opened now that the store holds records, begins where the
+        // store does.
+        const uint64_t skipped_to = rec.seq;
+        uint64_t second = ~0ULL;
+        if (auto again = persist::ReplayConsumer::open(ns, "s", ro); again) {
+          Record r2;
+          if (again.value().poll(&r2, std::chrono::seconds(5)) == persist::ReplayStatus::kOk) second = r2.seq;
+        }
+        std::printf("repro replay-empty-store: REPRODUCED: a replay from earliest that found the store "
+                    "empty delivered seq %llu first, with no gap before it; a replay opened after it "
+                    "begins at seq %llu (the store holds them)\n",
+                    static_cast<unsigned long long>(skipped_to), static_cast<unsigned long long>(second));
+        rc = 1;
+      } else if (st == persist::ReplayStatus::kGap) {
+        std::printf("repro replay-empty-store: not reproduced (a kGap [%llu, %llu) first: %s)\n",
+                    static_cast<unsigned long long>(rec.seq),
+                    static_cast<unsigned long long>(rc_open.value().gap().to),
+                    rc_open.value().gap().reason.c_str());
+        rc = 0;
+      } else {
+        std::printf("repro replay-empty-store: poll status %d\n", static_cast<int>(st));
+      }
+      (void)pr.value()->stop(true);
+    }
+  }
+  (void)remove_stream(ns, "s", true);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return rc;
+}
+
+int repro_fork_keeps_producer_alive() {
+  const std::string ns = "chaosrepro" + std::to_string(getpid());
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  so.abandon_timeout = std::chrono::milliseconds(200);
+  if (!create_stream(ns, "s", so)) return 2;
+  int rc = 2;
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = Consumer::open(ns, "s", co);
+  int ready[2];
+  if (c && pipe(ready) == 0) {
+    std::fflush(nullptr);
+    const pid_t a = fork();
+    if (a == 0) {  // the producer: a claim pending, a child forked, then killed
+      auto p = Producer::open(ns, "s");
+      if (!p) _exit(2);
+      PubStatus st;
+      Claim cl = p.value().claim(64, 0, &st);
+      if (!cl.valid()) _exit(2);
+      const pid_t b = fork();
+      if (b == 0) {  // a child that never uses shmbus: it only lives a while
+        sleep(20);
+        _exit(0);
+      }
+      (void)!write(ready[1], &b, sizeof b);
+      kill(getpid(), SIGKILL);
+    }
+    pid_t b = -1;
+    if (read(ready[0], &b, sizeof b) == sizeof b) {
+      waitpid(a, nullptr, 0);
+      auto p = Producer::open(ns, "s");
+      std::vector<std::byte> buf(kMinPayload);
+      make_payload(buf.data(), buf.size(), 1, 0);
+      if (p && p.value().publish(Bytes(buf.data(), buf.size())).ok()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        Record rec;
+        ReadStatus st = ReadStatus::kTimeout;
+        while (st == ReadStatus::kTimeout && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3))
+          st = c.value().poll(&rec, std::chrono::milliseconds(50));
+        const long ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now() - t0).count());
+        if (st == ReadStatus::kOk) {
+          std::printf("repro fork-keeps-producer-alive: not reproduced (the dead producer's claim was "
+                      "abandoned; the consumer waited %ld ms)\n", ms);
+          rc = 0;
+        } else {
+          std::printf("repro fork-keeps-producer-alive: REPRODUCED: a producer killed with a claim pending "
+                      "still counts as alive while the child it forked (pid %d) lives: the consumer "
+                      "waited %ld ms (abandon timeout 200 ms)\n", b, ms);
+          rc = 1;
+        }
+      }
+    }
+    if (b > 0) kill(b, SIGKILL);  // reparented to init, which reaps it
+    close(ready[0]);
+    close(ready[1]);
+  }
+  (void)remove_stream(ns, "s", true);
+  return rc;
+}
+
+}  // namespace shmbus::chaos
