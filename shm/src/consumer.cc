@@ -375,7 +375,7 @@ Result<void> Consumer::seek(StartFrom where) {
 void Consumer::close() noexcept {
   if (!impl_) return;
   Impl& c = *impl_;
-  if (c.slot) {
+  if (c.slot && !c.m->inherited()) {  // (a child of fork(): the slot is its parent's)
     if (c.durable && c.opts.auto_commit) c.publish_position();
     // Without the lock (it timed out) these are still single stores to our own slot.
     RegistryLock lock(*c.m);

@@ -2,6 +2,7 @@
 #include "mapping.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -12,7 +13,9 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 
 namespace shmbus {
@@ -199,6 +202,13 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
                           std::strerror(rc) + " (use a smaller --capacity or enlarge /dev/shm)");
   }
   m->hold_fd_ = fd;
+  if (auto r = m->open_lock_fd(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC, describe(ns, name)); !r) {
+    munmap(base, total);
+    m->hold_fd_ = -1;
+    ::close(fd);
+    unlink(path.c_str());
+    return r.error();
+  }
   m->base_ = base;
   m->map_bytes_ = total;
   m->guard_ = guard_mapping(base, total, PROT_READ | PROT_WRITE);
@@ -269,6 +279,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
     return from_errno(errno, what);
   if (st.st_ino != st2.st_ino || st.st_dev != st2.st_dev)
     return make_error(Errc::kBusy, what + " was replaced while opening it; try again");
+  if (auto r = m->open_lock_fd(path, flags, what); !r) return r.error();
   if (!S_ISREG(st.st_mode)) return make_error(Errc::kIncompatible, what + " is not a regular file");
   // A creator may still be between open and fallocate: wait for the size, unless the
   // object is older than the wait (its creator died).
@@ -324,7 +335,60 @@ NameState StreamMapping::name_state() const noexcept {
                                                                  : NameState::kReplaced;
 }
 
+// fork() and liveness.  A participant is alive while an OFD lock on its slot is held
+// through lock_fd_'s open file description; fork() gives the child references to the
+// same descriptions, so a child that outlived its parent would keep the parent's killed
+// producers and consumers alive for ever (claims never abandoned, groups never evicted),
+// and likewise a registry lock taken through probe_fd_.  The child closes its copies of
+// both at once; what it inherited is the parent's and dies with it.  (Mappings reference
+// hold_fd_'s description, which therefore never holds a lock.)  The list changes only
+// at open and close; the prepare handler takes its mutex so that no other thread holds
+// it across the fork.
+namespace {
+std::mutex g_fork_mu;
+std::vector<StreamMapping*> g_mappings;  // guarded by g_fork_mu
+void fork_prepare() { g_fork_mu.lock(); }
+void fork_parent() { g_fork_mu.unlock(); }
+}  // namespace
+
+void StreamMapping::after_fork_in_child() {
+  for (StreamMapping* m : g_mappings) {
+    if (m->lock_fd_ >= 0) ::close(m->lock_fd_);
+    if (m->probe_fd_ >= 0) ::close(m->probe_fd_);
+    m->lock_fd_ = m->probe_fd_ = -1;
+    m->inherited_ = true;
+  }
+  g_mappings.clear();  // keeps its capacity: no allocation here
+  g_fork_mu.unlock();  // the forking thread locked it in fork_prepare()
+}
+
+Result<void> StreamMapping::open_lock_fd(const std::string& path, int flags, const std::string& what) {
+  static const int registered = pthread_atfork(fork_prepare, fork_parent, &after_fork_in_child);
+  (void)registered;
+  {
+    std::lock_guard<std::mutex> lock(g_fork_mu);
+    lock_fd_ = ::open(path.c_str(), flags);
+    if (lock_fd_ < 0) return from_errno(errno, what);
+    g_mappings.push_back(this);
+  }
+  struct stat a, b;
+  if (fstat(hold_fd_, &a) != 0 || fstat(lock_fd_, &b) != 0) return from_errno(errno, what);
+  if (a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+    return make_error(Errc::kBusy, what + " was replaced while opening it; try again");
+  return {};
+}
+
 StreamMapping::~StreamMapping() {
+  {
+    std::lock_guard<std::mutex> lock(g_fork_mu);
+    for (auto& p : g_mappings)
+      if (p == this) {
+        p = g_mappings.back();
+        g_mappings.pop_back();
+        break;
+      }
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);
   if (guard_ >= 0) g_guarded[guard_].base.store(0, std::memory_order_release);
   if (base_) munmap(base_, map_bytes_);
   if (hold_fd_ >= 0) ::close(hold_fd_);
@@ -348,10 +412,10 @@ bool ofd(int fd, int cmd, short type, uint64_t off, struct flock* out = nullptr)
 }  // namespace
 
 bool StreamMapping::hold(uint64_t off) const noexcept {
-  return ofd(hold_fd_, F_OFD_SETLK, F_RDLCK, off);
+  return ofd(lock_fd_, F_OFD_SETLK, F_RDLCK, off);
 }
 void StreamMapping::release(uint64_t off) const noexcept {
-  (void)ofd(hold_fd_, F_OFD_SETLK, F_UNLCK, off);
+  (void)ofd(lock_fd_, F_OFD_SETLK, F_UNLCK, off);
 }
 bool StreamMapping::held(uint64_t off) const noexcept {
   struct flock fl;

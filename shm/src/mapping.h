@@ -58,7 +58,11 @@ class StreamMapping {
   // long as it is attached; the kernel drops it when the process dies, in any PID
   // namespace.  `hold_fd_` holds them; `probe_fd_` (another open file description, so
   // that this process's own holds are seen as held) tests them and takes the registry
-  // lock.
+  // lock.  The holds go through lock_fd_, an open file description of their own that
+  // nothing maps: a mapping keeps its description alive (and with it any lock taken
+  // through it) as long as it exists, also in a child of fork().  A child closes its
+  // copies of lock_fd_ and probe_fd_ at once (see after_fork_in_child()), so that the
+  // participants it inherited die with its parent; it opens its own.
   // Takes the shared lock on byte `off` (a slot).  False if it cannot (a writer holds an
   // exclusive lock there: not a shmbus participant).
   bool hold(uint64_t off) const noexcept;
@@ -69,6 +73,10 @@ class StreamMapping {
   // Tries the exclusive registry lock once (non-blocking).
   bool try_lock_registry() const noexcept;
   void unlock_registry() const noexcept;
+
+  // True in a child of fork() for a mapping its parent opened: the producers and
+  // consumers on it are the parent's (they leave the registry alone when closed here).
+  bool inherited() const noexcept { return inherited_; }
 
   // Whether the stream's name still refers to this object (a stat of /dev/shm's entry
   // against our open file: two system calls, for idle moments).
@@ -81,6 +89,10 @@ class StreamMapping {
  private:
   StreamMapping() = default;
   Result<void> validate(uint64_t file_size);
+  // Opens lock_fd_ (the same object as hold_fd_) and enters this mapping in the list that
+  // after_fork_in_child() walks.
+  Result<void> open_lock_fd(const std::string& path, int flags, const std::string& what);
+  static void after_fork_in_child();
 
   void* base_ = nullptr;
   uint64_t map_bytes_ = 0;
@@ -88,6 +100,8 @@ class StreamMapping {
   int guard_ = -1;                          // index in the SIGBUS guard's table
   std::atomic<uint32_t>* broken_ = nullptr; // that entry's flag
   int probe_fd_ = -1;
+  int lock_fd_ = -1;                        // holds only (never mapped)
+  bool inherited_ = false;
   detail::StreamHeader* hdr_ = nullptr;
   std::byte* data_ = nullptr;
   // Copies of the validated identity: never re-read from shared memory, so a peer

@@ -258,7 +258,7 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
 void Producer::close() noexcept {
   if (!impl_) return;
   Impl& p = *impl_;
-  {
+  if (!p.m->inherited()) {  // (a child of fork(): the slot is its parent's)
     // Without the lock (it timed out) the stores below are still single stores to our
     // own slot: the registry stays consistent.
     RegistryLock lock(*p.m);

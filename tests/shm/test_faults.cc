@@ -67,6 +67,83 @@ TEST(Faults, ProducerKilledBetweenClaimAndCommit) {
   EXPECT_EQ(alive, 1);
 }
 
+// A producer whose process forked (a worker pool, Python's multiprocessing) and was then
+// killed with a claim pending: the child that outlives it must not keep it alive.  Found
+// by the chaos harness: the slot's liveness lock belonged to an open file description
+// that fork() shares with the child (and that the child's copy of the mapping kept
+// open), so the dead producer's claim was never abandoned while the child lived.
+TEST(Faults, ForkedChildDoesNotKeepAKilledProducerAlive) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", fault_opts()));
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = Consumer::open(ns.ns(), "f", co);
+  ASSERT_TRUE(c);
+  test::Pipe claimed;
+  test::Pipe child_pid;
+  pid_t victim = test::spawn([&] {
+    auto p = Producer::open(ns.ns(), "f");
+    pid_t kid = fork();  // lives on, with copies of everything; uses none of it
+    if (kid == 0) {
+      sleep(30);
+      _exit(0);
+    }
+    child_pid.put(&kid, sizeof kid);
+    PubStatus st;
+    Claim cl = p->claim(24, 0, &st);
+    char one = 1;
+    claimed.put(&one, 1);
+    pause();  // killed here, between claim and commit
+    return 0;
+  });
+  pid_t kid = 0;
+  ASSERT_TRUE(child_pid.get(&kid, sizeof kid));
+  char one;
+  ASSERT_TRUE(claimed.get(&one, 1));
+  kill(victim, SIGKILL);
+  EXPECT_EQ(test::reap(victim), 128 + SIGKILL);
+
+  auto p = Producer::open(ns.ns(), "f");
+  Msg m{0, 0, 0, test::msg_check(0, 0)};
+  ASSERT_TRUE(p->publish(Bytes(reinterpret_cast<std::byte*>(&m), sizeof m)).ok());
+  Record rec;
+  // The dead claim (seq 0) becomes a gap after the abandon timeout (50 ms), while the
+  // child still lives.
+  const ReadStatus st = c->poll(&rec, 5s);
+  kill(kid, SIGKILL);  // a grandchild: init reaps it
+  ASSERT_EQ(st, ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 1u);
+  EXPECT_EQ(c->gaps(), 1u);
+}
+
+// A child of fork() that closes (or destroys) the producers and consumers it inherited
+// leaves its parent's registry slots alone: they are still the parent's.
+TEST(Faults, ForkedChildClosingWhatItInheritedLeavesTheParentsSlots) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", fault_opts()));
+  ConsumerOptions co;
+  co.group = "g";
+  auto c = Consumer::open(ns.ns(), "f", co);
+  auto p = Producer::open(ns.ns(), "f");
+  ASSERT_TRUE(c && p);
+  pid_t kid = test::spawn([&] {
+    p->close();
+    c->close();
+    return 0;
+  });
+  EXPECT_EQ(test::reap(kid), 0);
+  auto info = stream_info(ns.ns(), "f");
+  ASSERT_TRUE(info);
+  ASSERT_EQ(info->producers.size(), 1u);
+  EXPECT_TRUE(info->producers[0].alive);
+  ASSERT_EQ(info->consumers.size(), 1u);
+  EXPECT_TRUE(info->consumers[0].alive);
+  EXPECT_EQ(info->consumers[0].pid, static_cast<uint32_t>(getpid()));
+  // And a second holder of the group is still refused.
+  auto again = Consumer::open(ns.ns(), "f", co);
+  EXPECT_FALSE(again);
+}
+
 // Producers killed at random instructions while another keeps publishing: every sequence
 // number is either a record with a good checksum or a counted gap, and the stream flows.
 void producer_kill_rounds(int rounds, uint64_t seed) {
