@@ -144,9 +144,9 @@ int run_producer(const RoleArgs& a) {
 }
 
 // ---- durable consumer --------------------------------------------------------------
-// Processes each sequence exactly once across kills: the group's progress (Group::next)
-// is stored in shared memory before the commit, so the only record a kill can bring
-// back is the last one processed, as the first record of the next incarnation.
+// Processes each sequence exactly once across kills: the group's progress (Group) is
+// written whole before the commit, so the only record a kill can bring back is the last
+// one processed, as the first record of the next incarnation.
 int run_durable(const RoleArgs& a) {
   install_term();
   Incarnation* me = &a.shared->inc[a.inc];
@@ -160,60 +160,68 @@ int run_durable(const RoleArgs& a) {
     report(me, "durable open: " + c.error().message);
     return 1;
   }
+  ProgressView p = g->view();
+  // A kill after the last flip but before counter_next was set: set it now.
+  if (p.delivered != 0 && p.last_inc < kMaxIncarnations) {
+    auto& cn = g->counter_next[p.last_inc];
+    if (cn.load() < p.last_counter + 1) cn.store(p.last_counter + 1);
+  }
+  // Gaps and losses are counted by the record they lead to: a record already processed
+  // (redelivered after a kill) had its counted by the incarnation that processed it.
   uint64_t gaps_seen = 0, lost_seen = 0;
   bool first = true;
   while (!g_stop) {
     Record rec;
     const ReadStatus st = c->poll(&rec, std::chrono::milliseconds(100));
-    if (c->gaps() != gaps_seen) {
-      g->gaps_reported.fetch_add(c->gaps() - gaps_seen);
-      gaps_seen = c->gaps();
-    }
-    if (c->lost() != lost_seen) {
-      g->lost_reported.fetch_add(c->lost() - lost_seen);
-      report(me, "a durable consumer lost " + std::to_string(c->lost() - lost_seen) + " records");
-      lost_seen = c->lost();
-    }
     if (st == ReadStatus::kTimeout) continue;
     if (st != ReadStatus::kOk) {
       report(me, "durable poll returned status " + std::to_string(static_cast<int>(st)));
       break;
     }
-    PayloadHeader h;
+    const uint64_t gaps_new = c->gaps() - gaps_seen, lost_new = c->lost() - lost_seen;
+    gaps_seen = c->gaps();
+    lost_seen = c->lost();
+    PayloadHeader h{};
+    bool counted = false;
+    const bool was_first = first;
+    first = false;
+    if (rec.seq < p.next) {
+      if (was_first && rec.seq + 1 == p.next) {
+        ++p.redelivered;  // processed, then killed before the commit
+      } else {
+        ++p.duplicates;
+        report(me, "durable: seq " + std::to_string(rec.seq) + " delivered again (next was " +
+                       std::to_string(p.next) + ")");
+      }
+      g->publish(p);
+      c->commit();
+      continue;
+    }
+    p.gaps_reported += gaps_new;
+    if (lost_new != 0) {
+      p.lost_reported += lost_new;
+      report(me, "a durable consumer lost " + std::to_string(lost_new) + " records");
+    }
     if (!check_payload(rec.data.data(), rec.data.size(), &h) ||
         (h.seq != ~0ULL && h.seq != rec.seq)) {
       report(me, "durable: torn or foreign payload at seq " + std::to_string(rec.seq));
-      c->commit();
-      continue;
-    }
-    const uint64_t next = g->next.load();
-    const bool was_first = first;
-    first = false;
-    if (rec.seq < next) {
-      if (was_first && rec.seq + 1 == next) {
-        g->redelivered.fetch_add(1);  // processed, then killed before the commit
-      } else {
-        g->duplicates.fetch_add(1);
-        report(me, "durable: seq " + std::to_string(rec.seq) + " delivered again (next was " +
-                       std::to_string(next) + ")");
-      }
-      c->commit();
-      continue;
-    }
-    if (rec.seq > next) g->skipped.fetch_add(rec.seq - next);
-    if (h.incarnation < kMaxIncarnations) {
-      auto& cn = g->counter_next[h.incarnation];
-      const uint64_t want = cn.load();
+    } else if (h.incarnation < kMaxIncarnations) {
+      const uint64_t want = g->counter_next[h.incarnation].load();
       if (h.counter > want) {
-        g->counter_skips.fetch_add(h.counter - want);
+        p.counter_skips += h.counter - want;
       } else if (h.counter < want) {
-        g->duplicates.fetch_add(1);
+        ++p.duplicates;
         report(me, "durable: " + describe(h) + " delivered again at seq " + std::to_string(rec.seq));
       }
-      cn.store(h.counter + 1);
+      p.last_inc = h.incarnation;
+      p.last_counter = h.counter;
+      counted = true;
     }
-    g->delivered.fetch_add(1);
-    g->next.store(rec.seq + 1);  // then commit: a kill in between redelivers this one
+    if (rec.seq > p.next) p.skipped += rec.seq - p.next;
+    ++p.delivered;
+    p.next = rec.seq + 1;
+    g->publish(p);  // then the counter cache, then commit: a kill in between redelivers this one
+    if (counted) g->counter_next[h.incarnation].store(h.counter + 1);
     c->commit();
   }
   c->close();

@@ -58,17 +58,54 @@ struct alignas(64) Incarnation {
   char error[160];                   // the first one
 };
 
-// A durable consumer group's progress across its incarnations.
-struct alignas(64) Group {
+// A durable consumer group's progress across its incarnations.  A kill may land between
+// any two instructions of the consumer, so its progress is one record written whole:
+// the consumer fills the inactive copy, then flips `cur` (one store); a kill leaves
+// either the old or the new progress, never half of each.  (Counters updated one by one
+// made a kill between them look like a duplicate or a miscounted gap.)
+struct Progress {
   std::atomic<uint64_t> next;          // sequence expected next (all below are processed)
   std::atomic<uint64_t> delivered;     // records processed (each sequence once)
   std::atomic<uint64_t> redelivered;   // the record a kill left processed but uncommitted
   std::atomic<uint64_t> skipped;       // sequences jumped over
-  std::atomic<uint64_t> gaps_reported; // Consumer::gaps(), summed over incarnations
+  std::atomic<uint64_t> gaps_reported; // Consumer::gaps() passed on the way to them
   std::atomic<uint64_t> lost_reported; // Consumer::lost(), summed (must stay 0)
   std::atomic<uint64_t> duplicates;
   std::atomic<uint64_t> counter_skips; // producer counters jumped over (abandoned records)
-  std::atomic<uint64_t> counter_next[kMaxIncarnations];  // per producer incarnation
+  std::atomic<uint64_t> last_inc;      // the last record processed: its producer and
+  std::atomic<uint64_t> last_counter;  // counter (counter_next is repaired from them)
+};
+struct ProgressView {
+  uint64_t next, delivered, redelivered, skipped, gaps_reported, lost_reported, duplicates,
+      counter_skips, last_inc, last_counter;
+};
+struct alignas(64) Group {
+  Progress copy[2];
+  std::atomic<uint32_t> cur;  // which copy is the group's progress
+  // Per producer incarnation, the counter expected next: a cache of the progress, set
+  // after each flip and repaired from last_inc/last_counter when an incarnation starts.
+  std::atomic<uint64_t> counter_next[kMaxIncarnations];
+
+  ProgressView view() const {
+    const Progress& p = copy[cur.load() & 1];
+    return {p.next.load(), p.delivered.load(), p.redelivered.load(), p.skipped.load(),
+            p.gaps_reported.load(), p.lost_reported.load(), p.duplicates.load(),
+            p.counter_skips.load(), p.last_inc.load(), p.last_counter.load()};
+  }
+  void publish(const ProgressView& v) {
+    Progress& p = copy[(cur.load() + 1) & 1];
+    p.next.store(v.next);
+    p.delivered.store(v.delivered);
+    p.redelivered.store(v.redelivered);
+    p.skipped.store(v.skipped);
+    p.gaps_reported.store(v.gaps_reported);
+    p.lost_reported.store(v.lost_reported);
+    p.duplicates.store(v.duplicates);
+    p.counter_skips.store(v.counter_skips);
+    p.last_inc.store(v.last_inc);
+    p.last_counter.store(v.last_counter);
+    cur.fetch_add(1);  // the flip
+  }
 };
 
 struct Shared {
