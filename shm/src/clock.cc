@@ -6,6 +6,8 @@
 #include <cpuid.h>
 #include <time.h>
 
+#include <atomic>
+
 namespace shmbus::detail {
 
 
@@ -24,7 +26,18 @@ TscSample tsc_sample(int tries) noexcept {
   return best;
 }
 
+std::mutex& fork_mutex() noexcept {
+  static std::mutex mu;
+  return mu;
+}
+
 const TscCalibration& tsc_calibration() {
+  // acquire: pairs with the release below; once set, the calibration is complete.
+  static std::atomic<const TscCalibration*> ready{nullptr};
+  if (const TscCalibration* c = ready.load(std::memory_order_acquire)) return *c;
+  // Never across a fork(): the prepare handler takes this mutex, so no child is forked
+  // while the static below is half-initialised (its guard would stay taken in the child).
+  std::lock_guard<std::mutex> no_fork(fork_mutex());
   static const TscCalibration cal = [] {
     TscCalibration c;
     unsigned a = 0, b = 0, cx = 0, d = 0;
@@ -43,6 +56,7 @@ const TscCalibration& tsc_calibration() {
     c.usable = c.ns_per_tick_q32 > 0 && c.reanchor_ticks > 0;
     return c;
   }();
+  ready.store(&cal, std::memory_order_release);
   return cal;
 }
 

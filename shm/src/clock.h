@@ -10,6 +10,7 @@
 #include <x86intrin.h>
 
 #include <cstdint>
+#include <mutex>
 
 #include "shmbus/shmbus.h"
 
@@ -21,6 +22,12 @@ struct TscCalibration {
   uint64_t reanchor_ticks = 0;    // 1 ms of ticks
 };
 const TscCalibration& tsc_calibration();
+
+// The process's fork() exclusion: held by pthread_atfork's prepare handler across every
+// fork() (mapping.cc registers it at load), and by one-time initialisations that must
+// not be copied half-done into a child (the TSC calibration: a child forked while
+// another thread calibrated waited for ever on the static's guard).
+std::mutex& fork_mutex() noexcept;
 
 // A (wall clock, TSC) pair: the TSC at the middle of the clock_gettime call, best (the
 // narrowest bracket) of `tries`, so that a preemption inside one try does not count.

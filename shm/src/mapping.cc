@@ -1,6 +1,8 @@
 // mapping.cc: create, open and validate a stream's shared-memory object.
 #include "mapping.h"
 
+#include "clock.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -344,11 +346,13 @@ NameState StreamMapping::name_state() const noexcept {
 // hold_fd_'s description, which therefore never holds a lock.)  The list changes only
 // at open and close; the prepare handler takes its mutex so that no other thread holds
 // it across the fork.
+// The list is guarded by fork_mutex() (clock.h), which the prepare handler holds across
+// the fork; the handlers are registered when the library is loaded, so that they also
+// cover one-time initialisations that run before the first mapping.
 namespace {
-std::mutex g_fork_mu;
-std::vector<StreamMapping*> g_mappings;  // guarded by g_fork_mu
-void fork_prepare() { g_fork_mu.lock(); }
-void fork_parent() { g_fork_mu.unlock(); }
+std::vector<StreamMapping*> g_mappings;  // guarded by fork_mutex()
+void fork_prepare() { fork_mutex().lock(); }
+void fork_parent() { fork_mutex().unlock(); }
 }  // namespace
 
 void StreamMapping::after_fork_in_child() {
@@ -359,14 +363,17 @@ void StreamMapping::after_fork_in_child() {
     m->inherited_ = true;
   }
   g_mappings.clear();  // keeps its capacity: no allocation here
-  g_fork_mu.unlock();  // the forking thread locked it in fork_prepare()
+  fork_mutex().unlock();  // the forking thread locked it in fork_prepare()
 }
 
+namespace {
+[[maybe_unused]] const int g_atfork =
+    pthread_atfork(fork_prepare, fork_parent, &StreamMapping::after_fork_in_child);
+}  // namespace
+
 Result<void> StreamMapping::open_lock_fd(const std::string& path, int flags, const std::string& what) {
-  static const int registered = pthread_atfork(fork_prepare, fork_parent, &after_fork_in_child);
-  (void)registered;
   {
-    std::lock_guard<std::mutex> lock(g_fork_mu);
+    std::lock_guard<std::mutex> lock(fork_mutex());
     lock_fd_ = ::open(path.c_str(), flags);
     if (lock_fd_ < 0) return from_errno(errno, what);
     g_mappings.push_back(this);
@@ -380,7 +387,7 @@ Result<void> StreamMapping::open_lock_fd(const std::string& path, int flags, con
 
 StreamMapping::~StreamMapping() {
   {
-    std::lock_guard<std::mutex> lock(g_fork_mu);
+    std::lock_guard<std::mutex> lock(fork_mutex());
     for (auto& p : g_mappings)
       if (p == this) {
         p = g_mappings.back();

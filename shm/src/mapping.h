@@ -82,6 +82,9 @@ class StreamMapping {
   // against our open file: two system calls, for idle moments).
   NameState name_state() const noexcept;
 
+  // pthread_atfork's child handler (registered by mapping.cc at load): see lock_fd_.
+  static void after_fork_in_child();
+
   ~StreamMapping();
   StreamMapping(const StreamMapping&) = delete;
   StreamMapping& operator=(const StreamMapping&) = delete;
@@ -92,7 +95,6 @@ class StreamMapping {
   // Opens lock_fd_ (the same object as hold_fd_) and enters this mapping in the list that
   // after_fork_in_child() walks.
   Result<void> open_lock_fd(const std::string& path, int flags, const std::string& what);
-  static void after_fork_in_child();
 
   void* base_ = nullptr;
   uint64_t map_bytes_ = 0;

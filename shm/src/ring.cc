@@ -43,14 +43,15 @@ static uint64_t process_start_ticks(uint32_t pid) {
 }
 
 uint64_t self_owner_word() {
-  static const uint64_t word = [] {
-    uint32_t pid = static_cast<uint32_t>(getpid());
-    return (static_cast<uint64_t>(pid) << 32) | (process_start_ticks(pid) & 0xffffffffULL);
-  }();
-  // After fork() the child has another pid: recompute then.
-  if ((word >> 32) != static_cast<uint32_t>(getpid())) {
-    uint32_t pid = static_cast<uint32_t>(getpid());
-    return (static_cast<uint64_t>(pid) << 32) | (process_start_ticks(pid) & 0xffffffffULL);
+  // Cached without a guarded static: a child forked while another thread of its parent
+  // was inside a static's first initialisation would wait on that guard for ever.
+  // relaxed: a racing recomputation stores the same value.
+  static std::atomic<uint64_t> cached{0};
+  const uint32_t pid = static_cast<uint32_t>(getpid());
+  uint64_t word = cached.load(std::memory_order_relaxed);
+  if (word == 0 || (word >> 32) != pid) {  // first use, or a child of fork()
+    word = (static_cast<uint64_t>(pid) << 32) | (process_start_ticks(pid) & 0xffffffffULL);
+    cached.store(word, std::memory_order_relaxed);
   }
   return word;
 }
