@@ -11,6 +11,8 @@
 
 #include "args.h"
 #include "commands.h"
+#include "format.h"
+#include "shmbus/json.h"
 #include "shmbus/kafka.h"
 #include "shmbus/shmbus.h"
 #include "signals.h"
@@ -97,6 +99,9 @@ int cmd_bridge_in(const BridgeInArgs& a) {
   auto props = kafka::parse_properties(a.props);
   if (!props) return fail(props.error());
   o.properties = props.value();
+  auto st = duration_flag("--sync-timeout", a.sync_timeout);
+  if (!st) return kExitUsage;
+  o.sync_timeout = *st;
   auto ci = duration_flag("--commit-interval", a.commit_interval);
   if (!ci) return kExitUsage;
   o.commit_interval = std::chrono::duration_cast<std::chrono::milliseconds>(*ci);
@@ -108,6 +113,57 @@ int cmd_bridge_in(const BridgeInArgs& a) {
                       ? fail_stream(r.error(), o.ns, o.stream)
                       : fail(r.error());
   return kExitOk;
+}
+
+void add_bridges_json(const std::string& ns, const std::string& stream, std::string* doc) {
+  if (doc->empty() || doc->back() != '}') return;
+  std::string a = ",\"bridges\":[";
+  bool first = true;
+  auto str = [&](const char* k, const std::string& v) {
+    a += std::string("\"") + k + "\":\"";
+    json_escape(v, &a);
+    a += "\",";
+  };
+  auto num = [&](const char* k, uint64_t v) { a += std::string("\"") + k + "\":" + std::to_string(v) + ","; };
+  for (const auto& b : kafka::read_bridge_status(ns, stream)) {
+    if (!first) a += ",";
+    first = false;
+    a += "{\"kind\":\"bridge\",";
+    str("direction", b.direction);
+    str("name", b.name);
+    str("topic", b.topic);
+    str("brokers", b.brokers);
+    num("pid", b.pid);
+    a += std::string("\"alive\":") + (b.alive ? "true" : "false") + ",";
+    num("updated_ns", b.updated_ns);
+    num("delivered", b.counters.delivered);
+    num("in_flight", b.counters.in_flight);
+    num("errors", b.counters.errors);
+    num("skipped", b.counters.skipped);
+    num("duplicates_skipped", b.counters.duplicates_skipped);
+    num("lag", b.counters.lag);
+    num("restarts", b.counters.restarts);
+    a += "\"last_error\":\"";
+    json_escape(b.counters.last_error, &a);
+    a += "\"}";
+  }
+  a += "]";
+  doc->insert(doc->size() - 1, a);
+}
+
+void print_bridges_text(const std::string& ns, const std::string& stream) {
+  const auto bridges = kafka::read_bridge_status(ns, stream);
+  if (bridges.empty()) return;
+  using ull = unsigned long long;
+  std::printf("\nbridges (%zu)\n", bridges.size());
+  std::printf("  %-3s %-24s %-20s %8s %5s %12s %9s %7s %7s %12s  %s\n", "DIR", "NAME", "TOPIC", "PID",
+              "ALIVE", "DELIVERED", "IN_FLIGHT", "ERRORS", "SKIPPED", "LAG", "LAST_ERROR");
+  for (const auto& b : bridges)
+    std::printf("  %-3s %-24s %-20s %8u %5s %12llu %9llu %7llu %7llu %12llu  %s\n", b.direction.c_str(),
+                terminal_text(b.name).c_str(), terminal_text(b.topic).c_str(), b.pid, b.alive ? "yes" : "no",
+                ull(b.counters.delivered), ull(b.counters.in_flight), ull(b.counters.errors),
+                ull(b.counters.skipped), ull(b.counters.lag),
+                b.counters.last_error.empty() ? "-" : terminal_text(b.counters.last_error).c_str());
 }
 
 }  // namespace shmbus::tools

@@ -183,8 +183,13 @@ struct BridgeInArgs {
   bool exit_at_end = false;
   std::string commit_interval = "200ms";
   std::string connect_timeout = "10s";
+  std::string sync_timeout = "30s";  // --sync: how long a commit waits for durability
 };
 int cmd_bridge_in(const BridgeInArgs& a);
+// For stat: the bridges of NS/STREAM (their status files), as a "bridges" key added to
+// the stat --json object `doc` (an array, empty when none), and as text lines.
+void add_bridges_json(const std::string& ns, const std::string& stream, std::string* doc);
+void print_bridges_text(const std::string& ns, const std::string& stream);
 
 // Replaces this process with shmbus-bench (next to this executable); returns only on
 // failure.

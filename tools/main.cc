@@ -348,6 +348,8 @@ int main(int argc, char** argv) {
   bi->add_option("-X", bin.props, "librdkafka property PROP=VALUE (repeatable), as kcat's -X")
       ->allow_extra_args(false);
   bi->add_flag("--exit-at-end", bin.exit_at_end, "Exit 0 at the end of every partition");
+  bi->add_option("--sync-timeout", bin.sync_timeout,
+                 "--sync: how long a commit waits for the records to be durable (default 30s)");
   bi->add_option("--commit-interval", bin.commit_interval,
                  "Commit offsets at least this often (default 200ms): the most a crash repeats");
   bi->add_option("--connect-timeout", bin.connect_timeout,

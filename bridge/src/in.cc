@@ -133,7 +133,12 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
                                  {"enable.auto.commit", "false"},
                                  {"enable.auto.offset.store", "false"},
                                  {"auto.offset.reset", o.from},
-                                 {"enable.partition.eof", "true"}},
+                                 {"enable.partition.eof", "true"},
+                                 // A restarted bridge (or one that died) is replaced in the
+                                 // group within seconds, not Kafka's default 45 s (the
+                                 // brokers' group.min.session.timeout.ms is 6 s).
+                                 {"session.timeout.ms", "6000"},
+                                 {"heartbeat.interval.ms", "1500"}},
                                 o.properties);
   if (!conf) return conf.error();
   rd_kafka_conf_set_rebalance_cb(conf->get(), on_rebalance);
@@ -163,7 +168,9 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
     }
     if (o.exit_at_end && !in.assigned.empty() && in.at_eof.size() == in.assigned.size() &&
         std::includes(in.at_eof.begin(), in.at_eof.end(), in.assigned.begin(), in.assigned.end())) {
-      if (in.commit()) break;
+      // The end: what was published must be committed, or the run failed.
+      if (!in.commit()) result = make_error(Errc::kIo, in.counters.last_error);
+      break;
     }
     if (!in.pending.empty() && std::chrono::steady_clock::now() - in.last_commit >= o.commit_interval)
       (void)in.commit();

@@ -53,8 +53,16 @@ Result<void> MockCluster::set_broker_down(int32_t broker_id) {
   return {};
 }
 
-Result<void> MockCluster::set_broker_up(int32_t broker_id) {
-  const auto e = rd_kafka_mock_broker_set_up(impl_->mc, broker_id);
+Result<void> MockCluster::set_partition_leader(const std::string& topic, int32_t partition, int32_t broker_id) {
+  const auto e = rd_kafka_mock_partition_set_leader(impl_->mc, topic.c_str(), partition, broker_id);
+  if (e)
+    return make_error(Errc::kInvalidArgument, topic + "[" + std::to_string(partition) + "] leader " +
+                                                  std::to_string(broker_id) + ": " + rd_kafka_err2str(e));
+  return {};
+}
+
+Result<void> MockCluster::set_broker_rtt(int32_t broker_id, int rtt_ms) {
+  const auto e = rd_kafka_mock_broker_set_rtt(impl_->mc, broker_id, rtt_ms);
   if (e) return make_error(Errc::kInvalidArgument, std::string("broker ") + std::to_string(broker_id) + ": " + rd_kafka_err2str(e));
   return {};
 }

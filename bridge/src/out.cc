@@ -152,6 +152,9 @@ struct Ctx {
   uint64_t end_seq = 0;              // exit_at_end: records below existed at start
   BridgeCounters counters;
   detail::StatusWriter* status = nullptr;
+  // The brokers answered and the topic exists (once): later set-up failures (a partition
+  // without a leader while the position is recovered) are outages to ride out.
+  bool reached = false;
 };
 
 void refresh_lag(Ctx& x, uint64_t acked_below) {
@@ -202,6 +205,7 @@ Result<End> run_session(Ctx& x) {
   } else {
     for (int32_t p = 0; p < nparts; ++p) targets.push_back(p);
   }
+  x.reached = true;  // (after the --partition check: a bad one is the user's error)
   auto highest = highest_seqs(o.brokers, o.properties, o.topic, targets, x.id, o.connect_timeout);
   if (!highest) return highest.error();
   std::vector<std::optional<uint64_t>> max_seq(static_cast<size_t>(nparts));
@@ -398,7 +402,7 @@ Result<BridgeCounters> run_bridge_out(const OutOptions& o, const StopFn& stop) {
   while (!stop()) {
     auto r = run_session(x);
     if (!r) {
-      if (first) return r.error();
+      if (first && !x.reached) return r.error();
       ++x.counters.errors;
       x.counters.last_error = r.error().message;
       spdlog::warn("bridge out {}: {}", x.id, r.error().message);
