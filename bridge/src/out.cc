@@ -115,11 +115,13 @@ struct Session {
   std::deque<InFlight> in_flight;  // in production order (increasing seq)
   BridgeCounters* counters = nullptr;
   bool failed = false;             // a delivery failed: end the session
+  bool purging = false;            // reports of purged messages are no news
   std::string topic;
 };
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   auto* s = static_cast<Session*>(opaque);
+  if (s->purging) return;
   const uint64_t seq = reinterpret_cast<uintptr_t>(m->_private);
   auto it = std::lower_bound(s->in_flight.begin(), s->in_flight.end(), seq,
                              [](const InFlight& f, uint64_t v) { return f.seq < v; });
@@ -244,11 +246,11 @@ Result<End> run_session(Ctx& x) {
       uncommitted = false;
     }
   };
+  auto last_report = std::chrono::steady_clock::time_point{};
   auto report = [&](bool force) {
     settle();
-    static auto last = std::chrono::steady_clock::time_point{};
-    if (force || std::chrono::steady_clock::now() - last > 500ms) {
-      last = std::chrono::steady_clock::now();
+    if (force || std::chrono::steady_clock::now() - last_report > 500ms) {
+      last_report = std::chrono::steady_clock::now();
       refresh_lag(x, acked_below);
       x.status->update(x.counters, force);
     }
@@ -355,6 +357,7 @@ Result<End> run_session(Ctx& x) {
   }
   if (end == End::kFailed) {
     // Nothing more of this session may reach Kafka unseen: drop what waits, then forget.
+    s.purging = true;
     rd_kafka_purge(rk->get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(rk->get(), 0);
     s.in_flight.clear();
@@ -374,6 +377,7 @@ Result<End> run_session(Ctx& x) {
   x.counters.in_flight = 0;
   // The handle goes after the reader (rk destroyed last: on_delivery must not run into
   // a dead session): purge leftovers without waiting.
+  s.purging = true;
   rd_kafka_purge(rk->get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
   rd_kafka_poll(rk->get(), 0);
   s.in_flight.clear();
