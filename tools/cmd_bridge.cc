@@ -117,6 +117,10 @@ int cmd_bridge_in(const BridgeInArgs& a) {
 
 void add_bridges_json(const std::string& ns, const std::string& stream, std::string* doc) {
   if (doc->empty() || doc->back() != '}') return;
+  const auto bridges = kafka::read_bridge_status(ns, stream);
+  // Only with bridges: without, the document keeps exactly the keys of the library's
+  // stat_json (Python's shmbus.stat() has the same).
+  if (bridges.empty()) return;
   std::string a = ",\"bridges\":[";
   bool first = true;
   auto str = [&](const char* k, const std::string& v) {
@@ -125,7 +129,7 @@ void add_bridges_json(const std::string& ns, const std::string& stream, std::str
     a += "\",";
   };
   auto num = [&](const char* k, uint64_t v) { a += std::string("\"") + k + "\":" + std::to_string(v) + ","; };
-  for (const auto& b : kafka::read_bridge_status(ns, stream)) {
+  for (const auto& b : bridges) {
     if (!first) a += ",";
     first = false;
     a += "{\"kind\":\"bridge\",";

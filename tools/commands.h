@@ -187,7 +187,7 @@ struct BridgeInArgs {
 };
 int cmd_bridge_in(const BridgeInArgs& a);
 // For stat: the bridges of NS/STREAM (their status files), as a "bridges" key added to
-// the stat --json object `doc` (an array, empty when none), and as text lines.
+// the stat --json object `doc` (an array; no key when there is none), and as text lines.
 void add_bridges_json(const std::string& ns, const std::string& stream, std::string* doc);
 void print_bridges_text(const std::string& ns, const std::string& stream);
 

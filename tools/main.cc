@@ -115,8 +115,9 @@ int main(int argc, char** argv) {
       "Sizes: 4096, 64K, 16M, 1G, 64KiB (1024-based); 10KB, 10MB, 1GB (1000-based).\n"
       "Durations: 500ms, 1.5 (seconds), 0.2s, 2s, 1m, 1h.\n"
       "Exit codes: 0 ok, 1 failure, 2 bad usage or input (unknown options included),\n"
-      "130 interrupted by Ctrl-C (SIGINT), whatever the command.  SIGTERM stops\n"
-      "tail -f, stat --watch and persist cleanly with 0.  Errors are one line\n"
+      "130 interrupted by Ctrl-C (SIGINT), whatever the command but kafka-mock and\n"
+      "bridge (0).  SIGTERM stops tail -f, stat --watch, persist, kafka-mock and\n"
+      "bridge cleanly with 0.  Errors are one line\n"
       "\"shmbus: ...\" on stderr.");
 
   // The one that ran sets this.
