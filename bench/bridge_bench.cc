@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -152,14 +153,14 @@ double bare_in(const std::string& brokers, const std::string& topic, uint64_t n)
   return static_cast<double>(got - 1) / s;
 }
 
-double bridge_in(const std::string& brokers, const std::string& topic, uint64_t n) {
+double bridge_in(const std::string& brokers, const std::string& topic, uint64_t n, const std::string& group) {
   make_stream("in", 256 << 20);
   kafka::InOptions o;
   o.ns = g_ns;
   o.stream = "in";
   o.brokers = brokers;
   o.topic = topic;
-  o.group = "bench";
+  o.group = group;
   o.exit_at_end = true;
   o.properties = {{"fetch.wait.max.ms", "10"}};  // as the bare loop (the mock holds a fetch that long)
   std::atomic<bool> done{false};
@@ -284,32 +285,47 @@ Pct bridge_rtt(const std::string& brokers, const std::string& topic, int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  bool quick = false;
+  int reps = 3;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    else if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
+    else return std::fprintf(stderr, "usage: shmbus-bridge-bench [--quick] [--reps N]\n"), 2;
+  }
   kafka::log_to_stderr("error");
   auto m = kafka::MockCluster::start(1);
   if (!m) return std::fprintf(stderr, "mock: %s\n", m.error().message.c_str()), 1;
   const std::string brokers = m.value()->bootstraps();
   std::printf("shmbus-bridge-bench: %s build, librdkafka %s mock cluster (1 broker, in-process), "
-              "nothing pinned, %u cores\n\n",
-              SHMBUS_BENCH_BUILD_TYPE, rd_kafka_version_str(), std::thread::hardware_concurrency());
+              "nothing pinned, %u cores, throughput: median of %d run(s)\n\n",
+              SHMBUS_BENCH_BUILD_TYPE, rd_kafka_version_str(), std::thread::hardware_concurrency(), reps);
   std::printf("| measurement | bridge | bare librdkafka | ratio | target |\n|---|---|---|---|---|\n");
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
   for (size_t size : {size_t{64}, size_t{1024}}) {
     const uint64_t n_out = quick ? 20000 : (size == 64 ? 200000 : 50000);
     const uint64_t n_in = quick ? 16000 : (size == 64 ? 200000 : 40000);
     const std::string sz = std::to_string(size) + " B";
-    (void)m.value()->create_topic({"bare_out_" + std::to_string(size), 1});
-    (void)m.value()->create_topic({"bridge_out_" + std::to_string(size), 1});
-    const double bo = bare_out(brokers, "bare_out_" + std::to_string(size), n_out, size);
-    const double br = bridge_out(brokers, "bridge_out_" + std::to_string(size), n_out, size);
-    std::printf("| out, %s, %llu records | %.0f rec/s | %.0f msg/s | %.2fx | 0.8x |\n", sz.c_str(),
-                static_cast<unsigned long long>(n_out), br, bo, br / bo);
+    std::vector<double> bo, br, bi, ri;
     const std::string in_topic = "in_" + std::to_string(size);
     (void)m.value()->create_topic({in_topic, kInPartitions});
     fill_topic(brokers, in_topic, n_in, size);
-    const double bi = bare_in(brokers, in_topic, n_in);
-    const double ri = bridge_in(brokers, in_topic, n_in);
+    for (int rep = 0; rep < reps; ++rep) {
+      const std::string tag = std::to_string(size) + "_" + std::to_string(rep);
+      (void)m.value()->create_topic({"bare_out_" + tag, 1});
+      (void)m.value()->create_topic({"bridge_out_" + tag, 1});
+      bo.push_back(bare_out(brokers, "bare_out_" + tag, n_out, size));
+      br.push_back(bridge_out(brokers, "bridge_out_" + tag, n_out, size));
+      bi.push_back(bare_in(brokers, in_topic, n_in));
+      ri.push_back(bridge_in(brokers, in_topic, n_in, "bench_" + tag));
+    }
+    std::printf("| out, %s, %llu records | %.0f rec/s | %.0f msg/s | %.2fx | 0.8x |\n", sz.c_str(),
+                static_cast<unsigned long long>(n_out), median(br), median(bo), median(br) / median(bo));
     std::printf("| in, %s, %llu messages / %d partitions | %.0f rec/s | %.0f msg/s | %.2fx | 0.8x |\n", sz.c_str(),
-                static_cast<unsigned long long>(n_in), kInPartitions, ri, bi, ri / bi);
+                static_cast<unsigned long long>(n_in), kInPartitions, median(ri), median(bi),
+                median(ri) / median(bi));
     std::fflush(stdout);
   }
   (void)m.value()->create_topic({"rtt_bare", 1});
