@@ -5,7 +5,7 @@
 #                       ASan+UBSan, the concurrency tests under TSan, and every fuzz
 #                       target for 20 s
 #   tools/dev.sh bench  build (Release) and print the benchmark tables (IPC, persistence,
-#                       Python), each with its baselines measured in the same run
+#                       Kafka bridge, Python), each with its baselines measured in the same run
 #   tools/dev.sh fuzz [SECONDS]  build the libFuzzer targets (build-fuzz, clang-14, ASan+UBSan)
 #                       and run each for SECONDS (default 60) from its seed corpus
 #                       (tests/fuzz/corpus/NAME); non-zero exit on any crash or hang
@@ -124,6 +124,7 @@ case "$mode" in
     build build -DCMAKE_BUILD_TYPE=Release
     build/bench/shmbus-bench "${@:2}"
     build/bench/shmbus-persist-bench
+    build/bench/shmbus-bridge-bench
     PYTHONPATH=build/bindings/pkg /usr/bin/python3 bench/python/python_bench.py
     ;;
   fuzz)
