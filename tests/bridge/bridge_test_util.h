@@ -253,6 +253,13 @@ class Bridge : public ::testing::Test {
     brokers_ = mock_->bootstraps();
   }
 
+  // Status files of bridges this test killed with SIGKILL (a clean exit removes its own).
+  void TearDown() override {
+    std::error_code ec;
+    const std::string prefix = "shmbus-bridge." + ns_.ns() + ".";
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec))
+      if (e.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
+  }
   // A cluster of three brokers instead, with topic t whose partition 0 is led by broker 1.
   void three_brokers() {
     mock_.reset();
