@@ -208,7 +208,8 @@ Result<End> run_session(Ctx& x) {
     for (int32_t p = 0; p < nparts; ++p) targets.push_back(p);
   }
   x.reached = true;  // (after the --partition check: a bad one is the user's error)
-  auto highest = highest_seqs(o.brokers, o.properties, o.topic, targets, x.id, o.connect_timeout);
+  auto highest = highest_seqs(o.brokers, o.properties, o.topic, targets, x.id,
+                              std::max(o.connect_timeout, std::chrono::milliseconds(30000)), x.stop);
   if (!highest) return highest.error();
   std::vector<std::optional<uint64_t>> max_seq(static_cast<size_t>(nparts));
   bool any = false, all = true;

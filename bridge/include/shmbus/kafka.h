@@ -146,11 +146,12 @@ Result<BridgeCounters> run_bridge_out(const OutOptions& opts, const StopFn& stop
 
 // The highest shmbus.seq of stream NS/STREAM in each partition of `partitions` of
 // `topic` (nullopt: none), found by reading the partitions' tails backwards in windows.
-// Used by run_bridge_out on start; public for tests and tools.
+// Used by run_bridge_out on start; public for tests and tools.  kIo when it takes longer
+// than `timeout` in all; kClosed when `stop` (may be empty) asks to stop.
 Result<std::vector<std::optional<uint64_t>>> highest_seqs(
     const std::string& brokers, const std::vector<Property>& props, const std::string& topic,
     const std::vector<int32_t>& partitions, const std::string& stream_id,
-    std::chrono::milliseconds timeout);
+    std::chrono::milliseconds timeout, const StopFn& stop = {});
 
 // ---- bridge in: topic -> stream, at least once -------------------------------------
 
