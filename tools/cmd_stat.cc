@@ -115,8 +115,14 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
 
 void print(const StreamInfo& s, const StatRates* rates, double stall_s, bool json) {
   const CapacityPlan plan = plan_capacity(s, rates, stall_s);
-  if (json) std::printf("%s\n", stat_json(s, rates, plan).c_str());
-  else print_text(s, rates, plan);
+  if (json) {
+    std::string doc = stat_json(s, rates, plan);
+    add_bridges_json(s.ns, s.name, &doc);  // cmd_bridge.cc: the "bridges" key
+    std::printf("%s\n", doc.c_str());
+  } else {
+    print_text(s, rates, plan);
+    print_bridges_text(s.ns, s.name);
+  }
 }
 
 // Sleeps until `deadline` in short steps; false if a stop signal came first.

@@ -3,7 +3,7 @@
 // tools/ owns the `shmbus` executable: parsing the command line (main.cc, the only
 // file that includes CLI11), one function per subcommand (cmd_stream.cc: create, rm,
 // ls; cmd_stat.cc: stat; cmd_io.cc: pub, tail; cmd_persist.cc: persist, fsck, delete;
-// cmd_bench.cc: bench), option values
+// cmd_bench.cc: bench; cmd_bridge.cc: kafka-mock, bridge), option values
 // (args.h), stop signals (signals.h), and the printing helpers (json.h, format.h,
 // also linked by tests/tools).  It uses only the public headers of shm/ and persist/.  This is an
 // edge of the system: errors become one line "shmbus: <reason>" on stderr and an
@@ -155,6 +155,42 @@ struct DeleteArgs {
   bool secure = false;           // overwrite what is freed (the stream's setting also counts)
 };
 int cmd_delete(const DeleteArgs& a);
+
+// cmd_bridge.cc: kafka-mock, bridge out, bridge in (bridge/, shmbus/kafka.h).
+struct KafkaMockArgs {
+  int brokers = 1;
+  std::vector<std::string> topics;  // NAME[:PARTITIONS]
+};
+int cmd_kafka_mock(const KafkaMockArgs& a);
+
+struct BridgeOutArgs {
+  std::string ns, stream, brokers, topic, name;
+  std::string from = "earliest";  // earliest | latest | SEQ | @TIME (parse_start)
+  std::string key = "none";       // none | type
+  int32_t partition = 0;
+  std::vector<std::string> props;  // -X PROP=VALUE
+  bool exit_at_end = false;
+  std::string data_dir;
+  std::string connect_timeout = "10s";
+};
+int cmd_bridge_out(const BridgeOutArgs& a);
+
+struct BridgeInArgs {
+  std::string ns, topic, stream, brokers, group;
+  std::string from = "earliest";  // a new group's start: earliest | latest
+  uint32_t type = 0;
+  bool sync = false;
+  std::vector<std::string> props;
+  bool exit_at_end = false;
+  std::string commit_interval = "200ms";
+  std::string connect_timeout = "10s";
+  std::string sync_timeout = "30s";  // --sync: how long a commit waits for durability
+};
+int cmd_bridge_in(const BridgeInArgs& a);
+// For stat: the bridges of NS/STREAM (their status files), as a "bridges" key added to
+// the stat --json object `doc` (an array; no key when there is none), and as text lines.
+void add_bridges_json(const std::string& ns, const std::string& stream, std::string* doc);
+void print_bridges_text(const std::string& ns, const std::string& stream);
 
 // Replaces this process with shmbus-bench (next to this executable); returns only on
 // failure.

@@ -12,6 +12,8 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   "$S" rm ticks --force --data >/dev/null 2>&1 || true
+  "$S" rm events --force >/dev/null 2>&1 || true
+  "$S" rm inbox --force >/dev/null 2>&1 || true
   rm -rf "$SHMBUS_DATA_DIR"
 }
 trap cleanup EXIT
@@ -72,5 +74,51 @@ wait "${pids[@]}" 2>/dev/null || true
 pids=()
 run "$S" ls
 run "$S" rm ticks --data
+
+step "9. Beyond the host: Kafka (the embedded mock cluster; --brokers names a real one)"
+printf '$ %s\n' "$S kafka-mock --topic test_topic &"
+"$S" kafka-mock --topic test_topic >"$SHMBUS_DATA_DIR/kafka.txt" 2>"$SHMBUS_DATA_DIR/kafka.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$SHMBUS_DATA_DIR/kafka.txt" ] && break; sleep 0.1; done
+BROKERS=$(head -1 "$SHMBUS_DATA_DIR/kafka.txt")
+run "$S" create events --capacity 64K
+printf '$ %s\n' "printf 'hello\\nfrom\\nshmbus\\n' | $S pub events"
+printf 'hello\nfrom\nshmbus\n' | "$S" pub events
+run "$S" bridge out events --brokers "$BROKERS" --topic test_topic --exit-at-end
+if /usr/bin/python3 -c 'import kafka' 2>/dev/null; then
+  echo "# a kafka-python consumer in group test_group prints what the bridge carried out:"
+  /usr/bin/python3 - "$BROKERS" <<'PY'
+import sys
+from kafka import KafkaConsumer
+consumer = KafkaConsumer('test_topic', bootstrap_servers=sys.argv[1], group_id='test_group',
+                         auto_offset_reset='earliest', consumer_timeout_ms=3000)
+for message in consumer:
+    print(message.offset, message.value, dict(message.headers)['shmbus.seq'])
+consumer.close()
+PY
+  echo "# a kafka-python producer sends b'Hello, Kafka!' to test_topic:"
+  /usr/bin/python3 - "$BROKERS" <<'PY'
+import sys
+from kafka import KafkaProducer
+producer = KafkaProducer(bootstrap_servers=sys.argv[1])
+producer.send('test_topic', b'Hello, Kafka!')
+producer.flush()
+producer.close()
+PY
+elif command -v kcat >/dev/null; then
+  echo "# (python3-kafka is not installed: kcat reads and sends instead)"
+  kcat -C -b "$BROKERS" -t test_topic -e -q
+  printf 'Hello, Kafka!' | kcat -P -b "$BROKERS" -t test_topic
+else
+  echo "# (neither python3-kafka nor kcat is installed: shmbus itself plays the other side)"
+  "$S" create hello --capacity 64K
+  printf 'Hello, Kafka!\n' | "$S" pub hello
+  "$S" bridge out hello --brokers "$BROKERS" --topic test_topic --exit-at-end
+  "$S" rm hello --force
+fi
+run "$S" create inbox --capacity 64K
+run "$S" bridge in test_topic --brokers "$BROKERS" --stream inbox --exit-at-end
+run "$S" tail inbox
+
 echo
-echo "demo done: produce -> store -> read -> delete"
+echo "demo done: produce -> store -> read -> delete; and beyond the host through Kafka"

@@ -5,7 +5,7 @@
 #                       ASan+UBSan, the concurrency tests under TSan, and every fuzz
 #                       target for 20 s
 #   tools/dev.sh bench  build (Release) and print the benchmark tables (IPC, persistence,
-#                       Python), each with its baselines measured in the same run
+#                       Kafka bridge, Python), each with its baselines measured in the same run
 #   tools/dev.sh fuzz [SECONDS]  build the libFuzzer targets (build-fuzz, clang-14, ASan+UBSan)
 #                       and run each for SECONDS (default 60) from its seed corpus
 #                       (tests/fuzz/corpus/NAME); non-zero exit on any crash or hang
@@ -23,9 +23,11 @@ jobs=${JOBS:-$(nproc)}
 PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libconcurrentqueue-dev libpmem2-dev
   libpmem-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev pybind11-dev
   python3-dev python3-pytest python3-numpy libzmq3-dev iceoryx libiceoryx-posh-dev
-  libiceoryx-hoofs-dev)
+  libiceoryx-hoofs-dev librdkafka-dev)
 # The fuzz targets need clang's libFuzzer and sanitizer runtimes.
 case "${1:-}" in fuzz | test) PACKAGES+=(clang-14 libfuzzer-14-dev) ;; esac
+# The Kafka bridge's interoperability tests (tests/bridge) use these clients.
+case "${1:-}" in test) PACKAGES+=(kcat python3-kafka python3-confluent-kafka) ;; esac
 
 install_missing() {
   local missing=()
@@ -125,6 +127,7 @@ case "$mode" in
     build build -DCMAKE_BUILD_TYPE=Release
     build/bench/shmbus-bench "${@:2}"
     build/bench/shmbus-persist-bench
+    build/bench/shmbus-bridge-bench
     PYTHONPATH=build/bindings/pkg /usr/bin/python3 bench/python/python_bench.py
     ;;
   fuzz)

@@ -115,8 +115,9 @@ int main(int argc, char** argv) {
       "Sizes: 4096, 64K, 16M, 1G, 64KiB (1024-based); 10KB, 10MB, 1GB (1000-based).\n"
       "Durations: 500ms, 1.5 (seconds), 0.2s, 2s, 1m, 1h.\n"
       "Exit codes: 0 ok, 1 failure, 2 bad usage or input (unknown options included),\n"
-      "130 interrupted by Ctrl-C (SIGINT), whatever the command.  SIGTERM stops\n"
-      "tail -f, stat --watch and persist cleanly with 0.  Errors are one line\n"
+      "130 interrupted by Ctrl-C (SIGINT), whatever the command but kafka-mock and\n"
+      "bridge (0).  SIGTERM stops tail -f, stat --watch, persist, kafka-mock and\n"
+      "bridge cleanly with 0.  Errors are one line\n"
       "\"shmbus: ...\" on stderr.");
 
   // The one that ran sets this.
@@ -305,6 +306,72 @@ int main(int argc, char** argv) {
   add_namespace(de, &del.ns);
   de->callback([&] { run = [&] { return cmd_delete(del); }; });
 
+  // kafka-mock and bridge run until SIGINT or SIGTERM and exit 0 either way.
+  bool sigint_is_clean = false;
+  KafkaMockArgs kmock;
+  auto* km = app.add_subcommand("kafka-mock", "Run a Kafka mock cluster (librdkafka) on loopback "
+                                              "until SIGINT/SIGTERM; prints the bootstrap list first");
+  km->add_option("--brokers", kmock.brokers, "Number of brokers (default 1)")->check(CLI::Range(1, 64));
+  km->add_option("--topic", kmock.topics, "Create topic NAME[:PARTITIONS] (repeatable)")
+      ->allow_extra_args(false);
+  km->callback([&] {
+    sigint_is_clean = true;
+    run = [&] { return cmd_kafka_mock(kmock); };
+  });
+
+  auto* br = app.add_subcommand("bridge", "Carry a stream to Kafka (out) or a Kafka topic into a stream (in)");
+  br->require_subcommand(1);
+  BridgeOutArgs bout;
+  auto* bo = br->add_subcommand("out", "Every record of STREAM becomes one Kafka message, exactly once, in order");
+  bo->add_option("STREAM", bout.stream, "Stream name")->required();
+  bo->add_option("--brokers", bout.brokers, "Bootstrap brokers HOST:PORT[,...]")->required();
+  bo->add_option("--topic", bout.topic, "Target topic (must exist)")->required();
+  bo->add_option("--name", bout.name,
+                 "Durable consumer name on a stream without persister (default _bridge.TOPIC)");
+  bo->add_option("--from", bout.from,
+                 "Where a bridge with nothing in Kafka yet starts: earliest (default), latest, SEQ or "
+                 "@TIME; afterwards it continues after the highest shmbus.seq in the topic");
+  bo->add_option("--key", bout.key, "none (default: one partition, total order) or type (key = type)")
+      ->check(CLI::IsMember({"none", "type"}));
+  bo->add_option("--partition", bout.partition, "--key none: the target partition (default 0)");
+  bo->add_option("-X", bout.props, "librdkafka property PROP=VALUE (repeatable), as kcat's -X")
+      ->allow_extra_args(false);
+  bo->add_flag("--exit-at-end", bout.exit_at_end,
+               "Exit 0 once every record that existed at start is delivered");
+  bo->add_option("--data-dir", bout.data_dir, "Where the store is (as for tail --data-dir)");
+  bo->add_option("--connect-timeout", bout.connect_timeout,
+                 "How long to wait for the brokers at start (default 10s)");
+  add_namespace(bo, &bout.ns);
+  bo->callback([&] {
+    sigint_is_clean = true;
+    run = [&] { return cmd_bridge_out(bout); };
+  });
+  BridgeInArgs bin;
+  auto* bi = br->add_subcommand("in", "Publish every message of TOPIC (all partitions) into a stream, at "
+                                      "least once, in order per partition");
+  bi->add_option("TOPIC", bin.topic, "Source topic (must exist)")->required();
+  bi->add_option("--brokers", bin.brokers, "Bootstrap brokers HOST:PORT[,...]")->required();
+  bi->add_option("--stream", bin.stream, "Target stream (must exist)")->required();
+  bi->add_option("--group", bin.group, "Kafka consumer group (default shmbus.STREAM)");
+  bi->add_option("--from", bin.from, "Where a new group starts: earliest (default) or latest")
+      ->check(CLI::IsMember({"earliest", "latest"}));
+  bi->add_option("--type", bin.type, "Type of messages without a shmbus.type header (default 0)");
+  bi->add_flag("--sync", bin.sync, "Commit offsets only once the records are durable (needs shmbus persist)");
+  bi->add_option("-X", bin.props, "librdkafka property PROP=VALUE (repeatable), as kcat's -X")
+      ->allow_extra_args(false);
+  bi->add_flag("--exit-at-end", bin.exit_at_end, "Exit 0 at the end of every partition");
+  bi->add_option("--sync-timeout", bin.sync_timeout,
+                 "--sync: how long a commit waits for the records to be durable (default 30s)");
+  bi->add_option("--commit-interval", bin.commit_interval,
+                 "Commit offsets at least this often (default 200ms): the most a crash repeats");
+  bi->add_option("--connect-timeout", bin.connect_timeout,
+                 "How long to wait for the brokers at start (default 10s)");
+  add_namespace(bi, &bin.ns);
+  bi->callback([&] {
+    sigint_is_clean = true;
+    run = [&] { return cmd_bridge_in(bin); };
+  });
+
   std::string help_topic;
   auto* h = app.add_subcommand("help", "Describe the commands, or one: shmbus help [COMMAND]");
   h->add_option("COMMAND", help_topic, "A command");
@@ -351,6 +418,6 @@ int main(int argc, char** argv) {
   }
   // Ctrl-C exits 130 whatever the command (like a shell's child killed by SIGINT), once
   // the command has stopped cleanly; a failure keeps its own code.
-  if (stop_signal() == SIGINT && rc == kExitOk) rc = kExitInterrupted;
+  if (stop_signal() == SIGINT && rc == kExitOk && !sigint_is_clean) rc = kExitInterrupted;
   return rc;
 }

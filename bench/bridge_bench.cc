@@ -1,0 +1,340 @@
+// bridge_bench.cc: shmbus-bridge-bench, the Kafka bridge against bare librdkafka loops
+// on the same in-process mock cluster, in one run.
+//
+//   out:  a stream of N records -> `run_bridge_out` (exit at end)   vs a bare idempotent
+//         producer loop (acks=all, the bridge's settings) producing the same N messages
+//   in:   N messages over 16 partitions -> `run_bridge_in` into a stream, timed from the
+//         first record to the last (the group join is left out)    vs a bare consumer
+//         loop (assign, no group) reading them
+//   rtt:  one record at a time, stream -> bridge out -> Kafka -> bridge in -> stream, p50
+//         and p99                                                  vs a bare produce ->
+//         consume round trip with the same client settings (linger.ms=0 and
+//         fetch.wait.max.ms=1 on both: the mock holds a fetch for its whole wait)
+// Sizes: 64 B and 1 KiB.  The mock keeps ~5 MiB per partition, which bounds N.
+// Nothing is pinned: the mock's, the clients' and the bridge's threads share the cores.
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shmbus/kafka.h"
+#include "shmbus/shmbus.h"
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+namespace kafka = shmbus::kafka;
+
+namespace {
+
+std::string g_ns = "bridge-bench-" + std::to_string(::getpid());
+
+double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+rd_kafka_t* client(rd_kafka_type_t type, const std::string& brokers,
+                   std::vector<std::pair<const char*, const char*>> props) {
+  char err[512];
+  rd_kafka_conf_t* c = rd_kafka_conf_new();
+  rd_kafka_conf_set(c, "bootstrap.servers", brokers.c_str(), err, sizeof err);
+  rd_kafka_conf_set(c, "log_level", "2", err, sizeof err);
+  for (auto& [k, v] : props)
+    if (rd_kafka_conf_set(c, k, v, err, sizeof err)) std::fprintf(stderr, "%s: %s\n", k, err);
+  rd_kafka_t* rk = rd_kafka_new(type, c, err, sizeof err);
+  if (!rk) std::fprintf(stderr, "rd_kafka_new: %s\n", err), std::exit(1);
+  return rk;
+}
+
+void make_stream(const std::string& name, uint64_t capacity) {
+  (void)shmbus::remove_stream(g_ns, name, true);
+  shmbus::StreamOptions o;
+  o.capacity = capacity;
+  if (auto r = shmbus::create_stream(g_ns, name, o); !r)
+    std::fprintf(stderr, "create %s: %s\n", name.c_str(), r.error().message.c_str()), std::exit(1);
+}
+
+// ---- out ----------------------------------------------------------------------------
+
+double bare_out(const std::string& brokers, const std::string& topic, uint64_t n, size_t size) {
+  rd_kafka_t* rk = client(RD_KAFKA_PRODUCER, brokers,
+                          {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "5"}});
+  std::string v(size, 'x');
+  const auto t0 = Clock::now();
+  // The same message as the bridge's: four headers and a timestamp.
+  const std::string type = "0", stream = g_ns + "/out";
+  for (uint64_t i = 0; i < n; ++i) {
+    const std::string seq = std::to_string(i);
+    const uint64_t ts = shmbus::now_ns();
+    const std::string ts_text = std::to_string(ts);
+    while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(0),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(v.data(), v.size()),
+                             RD_KAFKA_V_TIMESTAMP(static_cast<int64_t>(ts / 1000000)),
+                             RD_KAFKA_V_HEADER("shmbus.seq", seq.data(), static_cast<ssize_t>(seq.size())),
+                             RD_KAFKA_V_HEADER("shmbus.type", type.data(), static_cast<ssize_t>(type.size())),
+                             RD_KAFKA_V_HEADER("shmbus.ts_ns", ts_text.data(), static_cast<ssize_t>(ts_text.size())),
+                             RD_KAFKA_V_HEADER("shmbus.stream", stream.data(), static_cast<ssize_t>(stream.size())),
+                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+      rd_kafka_poll(rk, 1);
+    rd_kafka_poll(rk, 0);
+  }
+  rd_kafka_flush(rk, 120000);
+  const double s = secs(t0, Clock::now());
+  rd_kafka_destroy(rk);
+  return static_cast<double>(n) / s;
+}
+
+double bridge_out(const std::string& brokers, const std::string& topic, uint64_t n, size_t size) {
+  make_stream("out", 256 << 20);
+  {
+    auto p = shmbus::Producer::open(g_ns, "out");
+    std::string v(size, 'x');
+    for (uint64_t i = 0; i < n; ++i)
+      (void)p->publish(shmbus::Bytes(reinterpret_cast<const std::byte*>(v.data()), v.size()));
+  }
+  kafka::OutOptions o;
+  o.ns = g_ns;
+  o.stream = "out";
+  o.brokers = brokers;
+  o.topic = topic;
+  o.exit_at_end = true;
+  const auto t0 = Clock::now();
+  auto r = kafka::run_bridge_out(o, [] { return false; });
+  const double s = secs(t0, Clock::now());
+  if (!r) std::fprintf(stderr, "bridge out: %s\n", r.error().message.c_str());
+  (void)shmbus::remove_stream(g_ns, "out", true);
+  return static_cast<double>(n) / s;
+}
+
+// ---- in -------------------------------------------------------------------------------
+
+constexpr int kInPartitions = 16;
+
+void fill_topic(const std::string& brokers, const std::string& topic, uint64_t n, size_t size) {
+  rd_kafka_t* rk = client(RD_KAFKA_PRODUCER, brokers, {{"linger.ms", "5"}});
+  std::string v(size, 'y');
+  for (uint64_t i = 0; i < n; ++i) {
+    while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()),
+                             RD_KAFKA_V_PARTITION(static_cast<int32_t>(i % kInPartitions)),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(v.data(), v.size()),
+                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+      rd_kafka_poll(rk, 1);
+  }
+  rd_kafka_flush(rk, 120000);
+  rd_kafka_destroy(rk);
+}
+
+double bare_in(const std::string& brokers, const std::string& topic, uint64_t n) {
+  rd_kafka_t* rk = client(RD_KAFKA_CONSUMER, brokers,
+                          {{"group.id", "bare"}, {"enable.auto.commit", "false"}, {"fetch.wait.max.ms", "10"}});
+  rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(kInPartitions);
+  for (int p = 0; p < kInPartitions; ++p)
+    rd_kafka_topic_partition_list_add(l, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_assign(rk, l);
+  rd_kafka_topic_partition_list_destroy(l);
+  uint64_t got = 0;
+  Clock::time_point t0{};
+  const auto deadline = Clock::now() + 120s;
+  while (got < n && Clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+    if (!m) continue;
+    if (!m->err) {
+      if (got++ == 0) t0 = Clock::now();
+    }
+    rd_kafka_message_destroy(m);
+  }
+  const double s = secs(t0, Clock::now());
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return static_cast<double>(got - 1) / s;
+}
+
+double bridge_in(const std::string& brokers, const std::string& topic, uint64_t n, const std::string& group) {
+  make_stream("in", 256 << 20);
+  kafka::InOptions o;
+  o.ns = g_ns;
+  o.stream = "in";
+  o.brokers = brokers;
+  o.topic = topic;
+  o.group = group;
+  o.exit_at_end = true;
+  o.properties = {{"fetch.wait.max.ms", "10"}};  // as the bare loop (the mock holds a fetch that long)
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    auto r = kafka::run_bridge_in(o, [] { return false; });
+    if (!r) std::fprintf(stderr, "bridge in: %s\n", r.error().message.c_str());
+    done = true;
+  });
+  Clock::time_point t0{}, t1{};
+  for (;;) {
+    auto info = shmbus::stream_info(g_ns, "in");
+    const uint64_t next = info ? info->next_seq : 0;
+    if (next > 0 && t0 == Clock::time_point{}) t0 = Clock::now();
+    if (next >= n || done) {
+      t1 = Clock::now();
+      break;
+    }
+    std::this_thread::sleep_for(200us);
+  }
+  t.join();
+  (void)shmbus::remove_stream(g_ns, "in", true);
+  return static_cast<double>(n - 1) / secs(t0, t1);
+}
+
+// ---- round trip --------------------------------------------------------------------------
+
+struct Pct {
+  double p50 = 0, p99 = 0;
+};
+Pct percentiles(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return {};
+  return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)]};
+}
+
+Pct bare_rtt(const std::string& brokers, const std::string& topic, int n) {
+  rd_kafka_t* p = client(RD_KAFKA_PRODUCER, brokers,
+                         {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "0"}});
+  rd_kafka_t* c = client(RD_KAFKA_CONSUMER, brokers,
+                         {{"group.id", "rtt"}, {"enable.auto.commit", "false"}, {"fetch.wait.max.ms", "1"}});
+  rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(l, topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_END;
+  rd_kafka_assign(c, l);
+  rd_kafka_topic_partition_list_destroy(l);
+  std::this_thread::sleep_for(1s);
+  std::vector<double> us;
+  std::string v(64, 'z');
+  for (int i = 0; i < n; ++i) {
+    const auto t0 = Clock::now();
+    rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(0),
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(v.data(), v.size()), RD_KAFKA_V_END);
+    for (;;) {
+      rd_kafka_poll(p, 0);
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(c, 1);
+      if (!m) continue;
+      const bool ok = !m->err;
+      rd_kafka_message_destroy(m);
+      if (ok) break;
+    }
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  rd_kafka_flush(p, 10000);
+  rd_kafka_destroy(p);
+  rd_kafka_consumer_close(c);
+  rd_kafka_destroy(c);
+  return percentiles(us);
+}
+
+Pct bridge_rtt(const std::string& brokers, const std::string& topic, int n) {
+  make_stream("rtt_a", 1 << 20);
+  make_stream("rtt_b", 1 << 20);
+  std::atomic<bool> stop{false};
+  kafka::OutOptions oo;
+  oo.ns = g_ns;
+  oo.stream = "rtt_a";
+  oo.brokers = brokers;
+  oo.topic = topic;
+  oo.from = shmbus::StartFrom::latest();
+  oo.properties = {{"linger.ms", "0"}};         // as the bare round trip
+  kafka::InOptions io;
+  io.ns = g_ns;
+  io.stream = "rtt_b";
+  io.brokers = brokers;
+  io.topic = topic;
+  io.group = "rtt_bridge";
+  io.from = "latest";
+  io.properties = {{"fetch.wait.max.ms", "1"}};
+  std::thread out([&] { (void)kafka::run_bridge_out(oo, [&] { return stop.load(); }); });
+  std::thread in([&] { (void)kafka::run_bridge_in(io, [&] { return stop.load(); }); });
+  auto p = shmbus::Producer::open(g_ns, "rtt_a");
+  shmbus::ConsumerOptions co;
+  co.start = shmbus::StartFrom::latest();
+  co.wait = shmbus::WaitStrategy::kSpinYield;
+  auto c = shmbus::Consumer::open(g_ns, "rtt_b", co);
+  // Until both bridges run (the group join takes seconds on the mock): warm-up records.
+  shmbus::Record rec;
+  std::string v(64, 'w');
+  const shmbus::Bytes b(reinterpret_cast<const std::byte*>(v.data()), v.size());
+  for (int i = 0; i < 200; ++i) {
+    (void)p->publish(b);
+    if (c->poll(&rec, 100ms) == shmbus::ReadStatus::kOk) break;
+  }
+  while (c->poll(&rec, 500ms) == shmbus::ReadStatus::kOk) {
+  }
+  std::vector<double> us;
+  for (int i = 0; i < n; ++i) {
+    const auto t0 = Clock::now();
+    (void)p->publish(b);
+    if (c->poll(&rec, 10s) != shmbus::ReadStatus::kOk) break;
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  stop = true;
+  out.join();
+  in.join();
+  p->close();
+  c->close();
+  (void)shmbus::remove_stream(g_ns, "rtt_a", true);
+  (void)shmbus::remove_stream(g_ns, "rtt_b", true);
+  return percentiles(us);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  int reps = 3;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    else if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
+    else return std::fprintf(stderr, "usage: shmbus-bridge-bench [--quick] [--reps N]\n"), 2;
+  }
+  kafka::log_to_stderr("error");
+  auto m = kafka::MockCluster::start(1);
+  if (!m) return std::fprintf(stderr, "mock: %s\n", m.error().message.c_str()), 1;
+  const std::string brokers = m.value()->bootstraps();
+  std::printf("shmbus-bridge-bench: %s build, librdkafka %s mock cluster (1 broker, in-process), "
+              "nothing pinned, %u cores, throughput: median of %d run(s)\n\n",
+              SHMBUS_BENCH_BUILD_TYPE, rd_kafka_version_str(), std::thread::hardware_concurrency(), reps);
+  std::printf("| measurement | bridge | bare librdkafka | ratio | target |\n|---|---|---|---|---|\n");
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  for (size_t size : {size_t{64}, size_t{1024}}) {
+    const uint64_t n_out = quick ? 20000 : (size == 64 ? 200000 : 50000);
+    const uint64_t n_in = quick ? 16000 : (size == 64 ? 200000 : 40000);
+    const std::string sz = std::to_string(size) + " B";
+    std::vector<double> bo, br, bi, ri;
+    const std::string in_topic = "in_" + std::to_string(size);
+    (void)m.value()->create_topic({in_topic, kInPartitions});
+    fill_topic(brokers, in_topic, n_in, size);
+    for (int rep = 0; rep < reps; ++rep) {
+      const std::string tag = std::to_string(size) + "_" + std::to_string(rep);
+      (void)m.value()->create_topic({"bare_out_" + tag, 1});
+      (void)m.value()->create_topic({"bridge_out_" + tag, 1});
+      bo.push_back(bare_out(brokers, "bare_out_" + tag, n_out, size));
+      br.push_back(bridge_out(brokers, "bridge_out_" + tag, n_out, size));
+      bi.push_back(bare_in(brokers, in_topic, n_in));
+      ri.push_back(bridge_in(brokers, in_topic, n_in, "bench_" + tag));
+    }
+    std::printf("| out, %s, %llu records | %.0f rec/s | %.0f msg/s | %.2fx | 0.8x |\n", sz.c_str(),
+                static_cast<unsigned long long>(n_out), median(br), median(bo), median(br) / median(bo));
+    std::printf("| in, %s, %llu messages / %d partitions | %.0f rec/s | %.0f msg/s | %.2fx | 0.8x |\n", sz.c_str(),
+                static_cast<unsigned long long>(n_in), kInPartitions, median(ri), median(bi),
+                median(ri) / median(bi));
+    std::fflush(stdout);
+  }
+  (void)m.value()->create_topic({"rtt_bare", 1});
+  (void)m.value()->create_topic({"rtt_bridge", 1});
+  const int n = quick ? 100 : 1000;
+  const Pct bare = bare_rtt(brokers, "rtt_bare", n);
+  const Pct br = bridge_rtt(brokers, "rtt_bridge", n);
+  std::printf("| round trip p50, 64 B, %d one at a time | %.0f us | %.0f us | %.2fx | - |\n", n, br.p50, bare.p50,
+              br.p50 / bare.p50);
+  std::printf("| round trip p99 | %.0f us | %.0f us | %.2fx | - |\n", br.p99, bare.p99, br.p99 / bare.p99);
+  return 0;
+}

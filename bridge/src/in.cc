@@ -1,0 +1,259 @@
+// in.cc: run_bridge_in(): a topic's messages into a stream, at least once, in order per
+// partition.  A message is published before its offset is committed (after it is durable
+// with --sync or on a stream whose persister runs in sync mode), so a crash can only
+// repeat what was published since the last commit: at most one commit interval.  On a
+// rebalance the offsets of published messages are committed before the partitions go.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "client.h"
+#include "shmbus/persister.h"
+#include "status.h"
+
+namespace shmbus::kafka {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const noexcept { rd_kafka_topic_partition_list_destroy(l); }
+};
+using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
+struct In {
+  In(const InOptions& opts, std::string g, Producer p) : o(opts), group(std::move(g)), producer(std::move(p)) {}
+  const InOptions& o;
+  std::string group;
+  Producer producer;
+  bool sync = false;
+  rd_kafka_t* rk = nullptr;
+  BridgeCounters counters;
+  std::map<int32_t, int64_t> pending;      // partition -> offset to commit (published)
+  std::set<int32_t> assigned;
+  std::set<int32_t> at_eof;
+  std::optional<uint64_t> last_seq;        // the newest record published since the last commit
+  std::chrono::steady_clock::time_point last_commit = std::chrono::steady_clock::now();
+
+  // Commits the offsets of everything published (after it is durable when `sync`).
+  // false when that could not be done (the offsets stay pending).
+  bool commit() {
+    last_commit = std::chrono::steady_clock::now();
+    if (pending.empty()) return true;
+    if (sync && last_seq) {
+      const PubStatus st = producer.wait_durable(*last_seq, o.sync_timeout);
+      if (st != PubStatus::kOk) {
+        ++counters.errors;
+        counters.last_error = "record " + std::to_string(*last_seq) +
+                              " is not durable (is a persister running?): offsets not committed";
+        spdlog::warn("bridge in {}: {}", o.topic, counters.last_error);
+        return false;
+      }
+    }
+    PartitionList l(rd_kafka_topic_partition_list_new(static_cast<int>(pending.size())));
+    for (const auto& [p, off] : pending) rd_kafka_topic_partition_list_add(l.get(), o.topic.c_str(), p)->offset = off;
+    const auto e = rd_kafka_commit(rk, l.get(), 0);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      ++counters.errors;
+      counters.last_error = std::string("offset commit failed: ") + rd_kafka_err2str(e);
+      spdlog::warn("bridge in {}: {}", o.topic, counters.last_error);
+      return false;
+    }
+    pending.clear();
+    last_seq.reset();
+    counters.in_flight = 0;
+    return true;
+  }
+
+  void refresh_lag() {
+    if (assigned.empty()) {
+      counters.lag = 0;
+      return;
+    }
+    PartitionList l(rd_kafka_topic_partition_list_new(static_cast<int>(assigned.size())));
+    for (int32_t p : assigned) rd_kafka_topic_partition_list_add(l.get(), o.topic.c_str(), p);
+    if (rd_kafka_position(rk, l.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    uint64_t lag = 0;
+    for (int i = 0; i < l->cnt; ++i) {
+      int64_t low = 0, high = 0;
+      if (rd_kafka_get_watermark_offsets(rk, o.topic.c_str(), l->elems[i].partition, &low, &high)) continue;
+      const int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : low;
+      if (high > pos) lag += static_cast<uint64_t>(high - pos);
+    }
+    counters.lag = lag;
+  }
+};
+
+void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  auto* in = static_cast<In*>(opaque);
+  const bool cooperative = std::string(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    for (int i = 0; i < parts->cnt; ++i) in->assigned.insert(parts->elems[i].partition);
+    if (cooperative)
+      rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
+    else
+      rd_kafka_assign(rk, parts);
+    spdlog::info("bridge in {}: {} partition(s) assigned", in->o.topic, parts->cnt);
+    return;
+  }
+  // Revoked (or lost): what was published from them is committed first, while we may.
+  (void)in->commit();
+  for (int i = 0; i < parts->cnt; ++i) {
+    in->assigned.erase(parts->elems[i].partition);
+    in->at_eof.erase(parts->elems[i].partition);
+    in->pending.erase(parts->elems[i].partition);
+  }
+  if (cooperative)
+    rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+  else
+    rd_kafka_assign(rk, nullptr);
+}
+
+}  // namespace
+
+Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
+  if (auto r = validate_name("stream", o.stream); !r) return r.error();
+  if (auto r = validate_topic(o.topic); !r) return r.error();
+  if (o.brokers.empty()) return make_error(Errc::kInvalidArgument, "--brokers is required");
+  if (o.from != "earliest" && o.from != "latest")
+    return make_error(Errc::kInvalidArgument, "--from '" + o.from + "': bridge in starts a new group at earliest or latest");
+  const std::string group = o.group.empty() ? "shmbus." + o.stream : o.group;
+  auto producer = Producer::open(o.ns, o.stream);
+  if (!producer) return producer.error();
+  auto info = stream_info(o.ns, o.stream);
+  if (!info) return info.error();
+  In in(o, group, std::move(producer.value()));
+  in.sync = o.sync || (info->persist && info->persist->sync);
+
+  auto conf = detail::make_conf(o.brokers,
+                                {{"group.id", group},
+                                 {"enable.auto.commit", "false"},
+                                 {"enable.auto.offset.store", "false"},
+                                 {"auto.offset.reset", o.from},
+                                 {"enable.partition.eof", "true"},
+                                 // A restarted bridge (or one that died) is replaced in the
+                                 // group within seconds, not Kafka's default 45 s (the
+                                 // brokers' group.min.session.timeout.ms is 6 s).
+                                 {"session.timeout.ms", "6000"},
+                                 {"heartbeat.interval.ms", "1500"}},
+                                o.properties);
+  if (!conf) return conf.error();
+  rd_kafka_conf_set_rebalance_cb(conf->get(), on_rebalance);
+  rd_kafka_conf_set_opaque(conf->get(), &in);
+  auto rk = detail::make_client(RD_KAFKA_CONSUMER, std::move(conf.value()));
+  if (!rk) return rk.error();
+  in.rk = rk->get();
+  auto parts = detail::topic_partitions(in.rk, o.brokers, o.topic, o.connect_timeout);
+  if (!parts) return parts.error();
+  rd_kafka_poll_set_consumer(in.rk);
+  PartitionList sub(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(sub.get(), o.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  if (auto e = rd_kafka_subscribe(in.rk, sub.get()))
+    return make_error(Errc::kIo, "cannot subscribe to '" + o.topic + "': " + rd_kafka_err2str(e));
+
+  detail::StatusWriter status(o.ns, o.stream, "in", group, o.topic, o.brokers);
+  spdlog::info("bridge in {} -> {}/{} as group '{}'{}", o.topic, o.ns, o.stream, group,
+               in.sync ? " (commits after durable)" : "");
+  Result<BridgeCounters> result = in.counters;
+  auto last_report = std::chrono::steady_clock::now() - 1s;
+  for (;;) {
+    if (stop()) break;
+    if (std::chrono::steady_clock::now() - last_report >= 500ms) {
+      last_report = std::chrono::steady_clock::now();
+      in.refresh_lag();
+      status.update(in.counters, true);
+    }
+    if (o.exit_at_end && !in.assigned.empty() && in.at_eof.size() == in.assigned.size() &&
+        std::includes(in.at_eof.begin(), in.at_eof.end(), in.assigned.begin(), in.assigned.end())) {
+      // The end: what was published must be committed, or the run failed.
+      if (!in.commit()) result = make_error(Errc::kIo, in.counters.last_error);
+      break;
+    }
+    if (!in.pending.empty() && std::chrono::steady_clock::now() - in.last_commit >= o.commit_interval)
+      (void)in.commit();
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(in.rk, 100);
+    if (!m) continue;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      in.at_eof.insert(m->partition);
+    } else if (m->err) {
+      const std::string why = rd_kafka_message_errstr(m);
+      const auto err = m->err;
+      rd_kafka_message_destroy(m);
+      if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+          err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+        (void)in.commit();
+        result = make_error(Errc::kNotFound, "topic '" + o.topic + "': " + why);
+        break;
+      }
+      ++in.counters.errors;
+      in.counters.last_error = why;
+      spdlog::warn("bridge in {}: {}", o.topic, why);
+      continue;
+    } else {
+      in.at_eof.erase(m->partition);
+      uint32_t type = o.type;
+      if (auto h = detail::header(m, kHeaderType)) {
+        auto t = detail::parse_u64(*h);
+        if (t && *t <= UINT32_MAX)
+          type = static_cast<uint32_t>(*t);
+        else
+          spdlog::warn("bridge in {}[{}] offset {}: {} header '{}' is not a type number: --type {} used",
+                       o.topic, m->partition, m->offset, kHeaderType, std::string(*h), o.type);
+      }
+      const Bytes payload(static_cast<const std::byte*>(m->payload), m->len);
+      bool published = false;
+      for (;;) {
+        const PubResult r = in.producer.publish(payload, type);
+        if (r.ok()) {
+          in.last_seq = r.seq;
+          ++in.counters.delivered;
+          ++in.counters.in_flight;
+          published = true;
+          break;
+        }
+        if (r.status == PubStatus::kTooLarge) {
+          ++in.counters.skipped;
+          in.counters.last_error = "message " + o.topic + "[" + std::to_string(m->partition) + "]@" +
+                                   std::to_string(m->offset) + " of " + std::to_string(m->len) +
+                                   " bytes is larger than the stream's maximum record " +
+                                   std::to_string(in.producer.max_record()) + ": skipped";
+          spdlog::warn("bridge in: {}", in.counters.last_error);
+          published = true;  // counted and skipped: its offset may be committed
+          break;
+        }
+        if (r.status == PubStatus::kFull && !stop()) {
+          in.counters.last_error = "the stream stayed full: waiting (a consumer group holds producers back?)";
+          spdlog::warn("bridge in {}: {}", o.topic, in.counters.last_error);
+          continue;
+        }
+        ++in.counters.errors;
+        in.counters.last_error = r.status == PubStatus::kFull ? "stopped while the stream was full"
+                                                              : "cannot publish to the stream (status " +
+                                                                    std::to_string(static_cast<int>(r.status)) + ")";
+        break;
+      }
+      const int32_t part = m->partition;
+      const int64_t off = m->offset;
+      rd_kafka_message_destroy(m);
+      if (!published) {
+        (void)in.commit();  // what was published before may go; this one is read again
+        if (!stop()) result = make_error(Errc::kIo, in.counters.last_error);
+        break;
+      }
+      in.pending[part] = off + 1;
+      continue;
+    }
+    rd_kafka_message_destroy(m);
+  }
+  (void)in.commit();
+  in.refresh_lag();
+  status.update(in.counters, true);
+  rd_kafka_consumer_close(in.rk);
+  if (!result) return result.error();
+  return in.counters;
+}
+
+}  // namespace shmbus::kafka
