@@ -69,6 +69,15 @@ struct alignas(64) Group {
   std::atomic<uint64_t> duplicates;
   std::atomic<uint64_t> counter_skips; // producer counters jumped over (abandoned records)
   std::atomic<uint64_t> counter_next[kMaxIncarnations];  // per producer incarnation
+  // The journal of the last record processed (see record_durable()): the values above
+  // after it, stored before them; valid while journal_next > next.
+  std::atomic<uint64_t> journal_next;
+  std::atomic<uint64_t> journal_delivered;
+  std::atomic<uint64_t> journal_skipped;
+  std::atomic<uint64_t> journal_gaps;
+  std::atomic<uint64_t> journal_counter_skips;
+  std::atomic<uint64_t> journal_inc;
+  std::atomic<uint64_t> journal_counter_next;
 };
 
 struct Shared {
@@ -89,6 +98,21 @@ struct RoleArgs {
   double lifetime_s = 0;        // tailing: exit after this long (0: until stopped)
   uint64_t seed = 0;
 };
+
+// A durable consumer's bookkeeping of one record it received (run_durable()): checks it
+// against the group's progress and records it.  The progress is several words and a
+// kill -9 can land between any two stores; a record half-recorded was reported again
+// by the next incarnation as a duplicate (it got the same record, uncommitted, at a
+// sequence the group did not count yet, with a producer counter already counted) or
+// counted twice as skipped.  So a record is recorded through a journal: the new values,
+// then journal_next (the commit point), then the values themselves; recover_group()
+// (each incarnation, before its first record) finishes a journal its predecessor
+// committed.  `new_gaps`: Consumer::gaps() added since the last record; `first`: the
+// incarnation's first record.  Returns a violation ("" if none).  `steps` (tests only):
+// stop after that many stores, as a kill would (decremented; nullptr: never).
+std::string record_durable(Group* g, uint64_t seq, const PayloadHeader& h, uint64_t new_gaps,
+                           bool first, int* steps = nullptr);
+void recover_group(Group* g, int* steps = nullptr);
 
 // Each runs until SIGTERM (or its lifetime) and returns the exit code.
 int run_producer(const RoleArgs& a);
