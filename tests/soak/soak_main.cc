@@ -463,6 +463,14 @@ void Soak::stop_all(Role r) {
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   for (;;) {
     reap();
+    // Producers blocked on a full ring finish their publish first: the durable
+    // consumers and the persister that hold them back keep being restarted (one killed
+    // just before the end held them for their whole full_timeout, reported as kFull).
+    if (r == Role::kProducer)
+      for (auto& c : kids_)
+        if (c.pid == 0 && Clock::now() >= c.restart_at &&
+            (c.role == Role::kDurable || c.role == Role::kPersister))
+          start(c);
     bool any = false;
     for (auto& c : kids_)
       if (c.role == r && c.pid > 0) any = true;
