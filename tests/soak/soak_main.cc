@@ -463,6 +463,14 @@ void Soak::stop_all(Role r) {
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   for (;;) {
     reap();
+    // Producers blocked on a full ring finish their publish first: the durable
+    // consumers and the persister that hold them back keep being restarted (one killed
+    // just before the end held them for their whole full_timeout, reported as kFull).
+    if (r == Role::kProducer)
+      for (auto& c : kids_)
+        if (c.pid == 0 && Clock::now() >= c.restart_at &&
+            (c.role == Role::kDurable || c.role == Role::kPersister))
+          start(c);
     bool any = false;
     for (auto& c : kids_)
       if (c.role == r && c.pid > 0) any = true;
@@ -481,12 +489,12 @@ void Soak::stop_all(Role r) {
 // Everything running, producers unthrottled for a few seconds: the records the slowest
 // durable consumer processed per second.
 double Soak::peak_rate() {
-  const uint64_t before = sh_->groups[0].view().delivered;
+  const uint64_t before = sh_->groups[0].delivered.load();
   const auto t0 = Clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(4));
   reap();
   uint64_t slowest = ~0ULL;
-  for (uint32_t g = 0; g < 3; ++g) slowest = std::min(slowest, sh_->groups[g].view().delivered);
+  for (uint32_t g = 0; g < 3; ++g) slowest = std::min(slowest, sh_->groups[g].delivered.load());
   (void)before;
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   return static_cast<double>(slowest) / s;
@@ -617,7 +625,7 @@ int Soak::run() {
           (c.role == Role::kDurable || c.role == Role::kPersister))
         start(c);
     bool drained = info().durable_seq >= fin.next_seq;
-    for (uint32_t g = 0; g < 3; ++g) drained = drained && sh_->groups[g].view().next >= fin.next_seq;
+    for (uint32_t g = 0; g < 3; ++g) drained = drained && sh_->groups[g].next.load() >= fin.next_seq;
     if (drained || Clock::now() > drain_deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -661,26 +669,26 @@ int Soak::run() {
   const uint64_t expected_gaps = fin.next_seq - std::min(fin.next_seq, fin.records_published);
   uint64_t durable_delivered = 0;
   for (uint32_t g = 0; g < 3; ++g) {
-    const ProgressView G = sh_->groups[g].view();
+    const Group& G = sh_->groups[g];
     const std::string n = "d" + std::to_string(g);
-    durable_delivered += G.delivered;
-    if (G.next != fin.next_seq)
-      v_.add(n + " ended at seq " + std::to_string(G.next) + ", the stream at " +
+    durable_delivered += G.delivered.load();
+    if (G.next.load() != fin.next_seq)
+      v_.add(n + " ended at seq " + std::to_string(G.next.load()) + ", the stream at " +
              std::to_string(fin.next_seq));
-    if (G.duplicates != 0) v_.add(n + ": " + std::to_string(G.duplicates) + " duplicates");
-    if (G.lost_reported != 0) v_.add(n + ": lost " + std::to_string(G.lost_reported));
-    if (G.skipped != G.gaps_reported)
-      v_.add(n + ": skipped " + std::to_string(G.skipped) + " sequences but reported " +
-             std::to_string(G.gaps_reported) + " gaps");
-    if (G.delivered + G.skipped != G.next)
-      v_.add(n + ": delivered " + std::to_string(G.delivered) + " + skipped " +
-             std::to_string(G.skipped) + " != " + std::to_string(G.next));
-    if (G.skipped != sh_->groups[0].view().skipped)
-      v_.add(n + " skipped " + std::to_string(G.skipped) + " sequences, d0 " +
-             std::to_string(sh_->groups[0].view().skipped) + ": consumers disagree");
-    if (G.counter_skips > G.skipped)
-      v_.add(n + ": " + std::to_string(G.counter_skips) + " producer records missing, only " +
-             std::to_string(G.skipped) + " sequences were gaps");
+    if (G.duplicates.load() != 0) v_.add(n + ": " + std::to_string(G.duplicates.load()) + " duplicates");
+    if (G.lost_reported.load() != 0) v_.add(n + ": lost " + std::to_string(G.lost_reported.load()));
+    if (G.skipped.load() != G.gaps_reported.load())
+      v_.add(n + ": skipped " + std::to_string(G.skipped.load()) + " sequences but reported " +
+             std::to_string(G.gaps_reported.load()) + " gaps");
+    if (G.delivered.load() + G.skipped.load() != G.next.load())
+      v_.add(n + ": delivered " + std::to_string(G.delivered.load()) + " + skipped " +
+             std::to_string(G.skipped.load()) + " != " + std::to_string(G.next.load()));
+    if (G.skipped.load() != sh_->groups[0].skipped.load())
+      v_.add(n + " skipped " + std::to_string(G.skipped.load()) + " sequences, d0 " +
+             std::to_string(sh_->groups[0].skipped.load()) + ": consumers disagree");
+    if (G.counter_skips.load() > G.skipped.load())
+      v_.add(n + ": " + std::to_string(G.counter_skips.load()) + " producer records missing, only " +
+             std::to_string(G.skipped.load()) + " sequences were gaps");
   }
   uint64_t published = 0, abandoned_live = 0;
   const uint32_t incs = static_cast<uint32_t>(sh_->next_incarnation.load());
@@ -712,14 +720,14 @@ int Soak::run() {
               fin.next_seq, fin.records_published, published, fin.abandoned, fin.aborted);
   std::printf("durable consumed    %" PRIu64 " (3 groups), redelivered after a kill %" PRIu64 "\n",
               durable_delivered,
-              sh_->groups[0].view().redelivered + sh_->groups[1].view().redelivered +
-                  sh_->groups[2].view().redelivered);
+              sh_->groups[0].redelivered.load() + sh_->groups[1].redelivered.load() +
+                  sh_->groups[2].redelivered.load());
   for (uint32_t g = 0; g < 3; ++g) {
-    const ProgressView G = sh_->groups[g].view();
+    const Group& G = sh_->groups[g];
     std::printf("  d%u               delivered %" PRIu64 " skipped %" PRIu64 " gaps %" PRIu64
                 " lost %" PRIu64 " dups %" PRIu64 " producer records missing %" PRIu64 "\n",
-                g, G.delivered, G.skipped, G.gaps_reported, G.lost_reported,
-                G.duplicates, G.counter_skips);
+                g, G.delivered.load(), G.skipped.load(), G.gaps_reported.load(), G.lost_reported.load(),
+                G.duplicates.load(), G.counter_skips.load());
   }
   std::printf("tailing consumed    %" PRIu64 " in %" PRIu64 " checked incarnations, lost %" PRIu64
               " (laps %" PRIu64 "), gaps %" PRIu64 "\n",

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -144,9 +145,9 @@ int run_producer(const RoleArgs& a) {
 }
 
 // ---- durable consumer --------------------------------------------------------------
-// Processes each sequence exactly once across kills: the group's progress (Group) is
-// written whole before the commit, so the only record a kill can bring back is the last
-// one processed, as the first record of the next incarnation.
+// Processes each sequence exactly once across kills: the group's progress (Group::next)
+// is stored in shared memory before the commit, so the only record a kill can bring
+// back is the last one processed, as the first record of the next incarnation.
 int run_durable(const RoleArgs& a) {
   install_term();
   Incarnation* me = &a.shared->inc[a.inc];
@@ -160,72 +161,122 @@ int run_durable(const RoleArgs& a) {
     report(me, "durable open: " + c.error().message);
     return 1;
   }
-  ProgressView p = g->view();
-  // A kill after the last flip but before counter_next was set: set it now.
-  if (p.delivered != 0 && p.last_inc < kMaxIncarnations) {
-    auto& cn = g->counter_next[p.last_inc];
-    if (cn.load() < p.last_counter + 1) cn.store(p.last_counter + 1);
-  }
-  // Gaps and losses are counted by the record they lead to: a record already processed
-  // (redelivered after a kill) had its counted by the incarnation that processed it.
+  recover_group(g);  // the last record of a predecessor killed while recording it
   uint64_t gaps_seen = 0, lost_seen = 0;
   bool first = true;
   while (!g_stop) {
     Record rec;
     const ReadStatus st = c->poll(&rec, std::chrono::milliseconds(100));
+    // Gaps count with the record after them (through the journal): a kill before it is
+    // recorded lets the next incarnation count them again, once.
+    const uint64_t new_gaps = c->gaps() - gaps_seen;
+    if (c->lost() != lost_seen) {
+      g->lost_reported.fetch_add(c->lost() - lost_seen);
+      report(me, "a durable consumer lost " + std::to_string(c->lost() - lost_seen) + " records");
+      lost_seen = c->lost();
+    }
     if (st == ReadStatus::kTimeout) continue;
     if (st != ReadStatus::kOk) {
       report(me, "durable poll returned status " + std::to_string(static_cast<int>(st)));
+      g->gaps_reported.fetch_add(new_gaps);
       break;
     }
-    const uint64_t gaps_new = c->gaps() - gaps_seen, lost_new = c->lost() - lost_seen;
-    gaps_seen = c->gaps();
-    lost_seen = c->lost();
-    PayloadHeader h{};
-    bool counted = false;
-    const bool was_first = first;
-    first = false;
-    if (rec.seq < p.next) {
-      if (was_first && rec.seq + 1 == p.next) {
-        ++p.redelivered;  // processed, then killed before the commit
-      } else {
-        ++p.duplicates;
-        report(me, "durable: seq " + std::to_string(rec.seq) + " delivered again (next was " +
-                       std::to_string(p.next) + ")");
-      }
-      g->publish(p);
-      c->commit();
-      continue;
-    }
-    p.gaps_reported += gaps_new;
-    if (lost_new != 0) {
-      p.lost_reported += lost_new;
-      report(me, "a durable consumer lost " + std::to_string(lost_new) + " records");
-    }
+    PayloadHeader h;
     if (!check_payload(rec.data.data(), rec.data.size(), &h) ||
         (h.seq != ~0ULL && h.seq != rec.seq)) {
       report(me, "durable: torn or foreign payload at seq " + std::to_string(rec.seq));
-    } else if (h.incarnation < kMaxIncarnations) {
-      const uint64_t want = g->counter_next[h.incarnation].load();
-      if (h.counter > want) {
-        p.counter_skips += h.counter - want;
-      } else if (h.counter < want) {
-        ++p.duplicates;
-        report(me, "durable: " + describe(h) + " delivered again at seq " + std::to_string(rec.seq));
-      }
-      p.last_inc = h.incarnation;
-      p.last_counter = h.counter;
-      counted = true;
+      g->gaps_reported.fetch_add(new_gaps);
+      gaps_seen = c->gaps();
+      c->commit();
+      continue;
     }
-    if (rec.seq > p.next) p.skipped += rec.seq - p.next;
-    ++p.delivered;
-    p.next = rec.seq + 1;
-    g->publish(p);  // then the counter cache, then commit: a kill in between redelivers this one
-    if (counted) g->counter_next[h.incarnation].store(h.counter + 1);
-    c->commit();
+    const bool was_first = first;
+    first = false;
+    const std::string v = record_durable(g, rec.seq, h, new_gaps, was_first);
+    gaps_seen = c->gaps();
+    if (!v.empty()) report(me, v);
+    c->commit();  // a kill before it redelivers this record
   }
   c->close();
   return 0;
+}
+
+namespace {
+
+// Stores the journal's values into the group's counters; `next` last (then the journal
+// is spent: journal_next == next).  Every store is of an absolute value, so applying a
+// journal twice (a kill in here, then recover_group()) changes nothing.
+void apply_journal(Group* g, const std::function<bool()>& killed) {
+  if (killed()) return;
+  g->delivered.store(g->journal_delivered.load());
+  if (killed()) return;
+  g->skipped.store(g->journal_skipped.load());
+  if (killed()) return;
+  g->gaps_reported.store(g->journal_gaps.load());
+  if (killed()) return;
+  g->counter_skips.store(g->journal_counter_skips.load());
+  const uint64_t inc = g->journal_inc.load();
+  if (inc < kMaxIncarnations) {
+    if (killed()) return;
+    g->counter_next[inc].store(g->journal_counter_next.load());
+  }
+  if (killed()) return;
+  g->next.store(g->journal_next.load());
+}
+
+}  // namespace
+
+std::string record_durable(Group* g, uint64_t seq, const PayloadHeader& h, uint64_t new_gaps,
+                           bool first, int* steps) {
+  const std::function<bool()> killed = [steps] { return steps && (*steps)-- <= 0; };
+  std::string v;
+  const uint64_t next = g->next.load();
+  if (seq < next) {
+    // The gaps before it were counted when it was processed.
+    if (first && seq + 1 == next) {
+      g->redelivered.fetch_add(1);  // processed, then killed before the commit
+    } else {
+      g->duplicates.fetch_add(1);
+      v = "durable: seq " + std::to_string(seq) + " delivered again (next was " +
+          std::to_string(next) + ")";
+    }
+    return v;
+  }
+  uint64_t counter_skips = g->counter_skips.load();
+  uint64_t counter_next = 0;
+  if (h.incarnation < kMaxIncarnations) {
+    const uint64_t want = g->counter_next[h.incarnation].load();
+    if (h.counter > want) {
+      counter_skips += h.counter - want;
+    } else if (h.counter < want) {
+      g->duplicates.fetch_add(1);
+      v = "durable: " + describe(h) + " delivered again at seq " + std::to_string(seq);
+    }
+    counter_next = h.counter + 1;
+  }
+  // The journal (the group's single holder writes it: Consumer::open() refuses a group
+  // that a live process holds, and a killed holder writes nothing more).
+  if (killed()) return v;
+  g->journal_delivered.store(g->delivered.load() + 1);
+  if (killed()) return v;
+  g->journal_skipped.store(g->skipped.load() + (seq - next));
+  if (killed()) return v;
+  g->journal_gaps.store(g->gaps_reported.load() + new_gaps);
+  if (killed()) return v;
+  g->journal_counter_skips.store(counter_skips);
+  if (killed()) return v;
+  g->journal_inc.store(h.incarnation < kMaxIncarnations ? h.incarnation : ~0ULL);
+  if (killed()) return v;
+  g->journal_counter_next.store(counter_next);
+  if (killed()) return v;
+  g->journal_next.store(seq + 1);  // the commit point: from here on the record counts
+  apply_journal(g, killed);
+  return v;
+}
+
+void recover_group(Group* g, int* steps) {
+  if (g->journal_next.load() > g->next.load())
+    apply_journal(g, [steps] { return steps && (*steps)-- <= 0; });
 }
 
 // ---- tailing consumer --------------------------------------------------------------

@@ -58,54 +58,26 @@ struct alignas(64) Incarnation {
   char error[160];                   // the first one
 };
 
-// A durable consumer group's progress across its incarnations.  A kill may land between
-// any two instructions of the consumer, so its progress is one record written whole:
-// the consumer fills the inactive copy, then flips `cur` (one store); a kill leaves
-// either the old or the new progress, never half of each.  (Counters updated one by one
-// made a kill between them look like a duplicate or a miscounted gap.)
-struct Progress {
+// A durable consumer group's progress across its incarnations.
+struct alignas(64) Group {
   std::atomic<uint64_t> next;          // sequence expected next (all below are processed)
   std::atomic<uint64_t> delivered;     // records processed (each sequence once)
   std::atomic<uint64_t> redelivered;   // the record a kill left processed but uncommitted
   std::atomic<uint64_t> skipped;       // sequences jumped over
-  std::atomic<uint64_t> gaps_reported; // Consumer::gaps() passed on the way to them
+  std::atomic<uint64_t> gaps_reported; // Consumer::gaps(), summed over incarnations
   std::atomic<uint64_t> lost_reported; // Consumer::lost(), summed (must stay 0)
   std::atomic<uint64_t> duplicates;
   std::atomic<uint64_t> counter_skips; // producer counters jumped over (abandoned records)
-  std::atomic<uint64_t> last_inc;      // the last record processed: its producer and
-  std::atomic<uint64_t> last_counter;  // counter (counter_next is repaired from them)
-};
-struct ProgressView {
-  uint64_t next, delivered, redelivered, skipped, gaps_reported, lost_reported, duplicates,
-      counter_skips, last_inc, last_counter;
-};
-struct alignas(64) Group {
-  Progress copy[2];
-  std::atomic<uint32_t> cur;  // which copy is the group's progress
-  // Per producer incarnation, the counter expected next: a cache of the progress, set
-  // after each flip and repaired from last_inc/last_counter when an incarnation starts.
-  std::atomic<uint64_t> counter_next[kMaxIncarnations];
-
-  ProgressView view() const {
-    const Progress& p = copy[cur.load() & 1];
-    return {p.next.load(), p.delivered.load(), p.redelivered.load(), p.skipped.load(),
-            p.gaps_reported.load(), p.lost_reported.load(), p.duplicates.load(),
-            p.counter_skips.load(), p.last_inc.load(), p.last_counter.load()};
-  }
-  void publish(const ProgressView& v) {
-    Progress& p = copy[(cur.load() + 1) & 1];
-    p.next.store(v.next);
-    p.delivered.store(v.delivered);
-    p.redelivered.store(v.redelivered);
-    p.skipped.store(v.skipped);
-    p.gaps_reported.store(v.gaps_reported);
-    p.lost_reported.store(v.lost_reported);
-    p.duplicates.store(v.duplicates);
-    p.counter_skips.store(v.counter_skips);
-    p.last_inc.store(v.last_inc);
-    p.last_counter.store(v.last_counter);
-    cur.fetch_add(1);  // the flip
-  }
+  std::atomic<uint64_t> counter_next[kMaxIncarnations];  // per producer incarnation
+  // The journal of the last record processed (see record_durable()): the values above
+  // after it, stored before them; valid while journal_next > next.
+  std::atomic<uint64_t> journal_next;
+  std::atomic<uint64_t> journal_delivered;
+  std::atomic<uint64_t> journal_skipped;
+  std::atomic<uint64_t> journal_gaps;
+  std::atomic<uint64_t> journal_counter_skips;
+  std::atomic<uint64_t> journal_inc;
+  std::atomic<uint64_t> journal_counter_next;
 };
 
 struct Shared {
@@ -126,6 +98,21 @@ struct RoleArgs {
   double lifetime_s = 0;        // tailing: exit after this long (0: until stopped)
   uint64_t seed = 0;
 };
+
+// A durable consumer's bookkeeping of one record it received (run_durable()): checks it
+// against the group's progress and records it.  The progress is several words and a
+// kill -9 can land between any two stores; a record half-recorded was reported again
+// by the next incarnation as a duplicate (it got the same record, uncommitted, at a
+// sequence the group did not count yet, with a producer counter already counted) or
+// counted twice as skipped.  So a record is recorded through a journal: the new values,
+// then journal_next (the commit point), then the values themselves; recover_group()
+// (each incarnation, before its first record) finishes a journal its predecessor
+// committed.  `new_gaps`: Consumer::gaps() added since the last record; `first`: the
+// incarnation's first record.  Returns a violation ("" if none).  `steps` (tests only):
+// stop after that many stores, as a kill would (decremented; nullptr: never).
+std::string record_durable(Group* g, uint64_t seq, const PayloadHeader& h, uint64_t new_gaps,
+                           bool first, int* steps = nullptr);
+void recover_group(Group* g, int* steps = nullptr);
 
 // Each runs until SIGTERM (or its lifetime) and returns the exit code.
 int run_producer(const RoleArgs& a);
