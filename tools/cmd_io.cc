@@ -472,6 +472,30 @@ int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start
   }
   if (!c) return fail(c.error());
   uint64_t printed = 0;
+  // Follow the name, as tail -F: a ring removed (rm --force) is said, and waited for; the
+  // stream created again is followed (its store, if kept, continues the sequence).
+  auto name_check = std::chrono::steady_clock::now();
+  bool removed = false;
+  auto reopen = [&]() -> int {
+    if (!removed) warn("stream '" + a.stream + "' was removed; waiting for it to be created again");
+    removed = true;
+    persist::ReplayOptions from_here = o;
+    from_here.start = StartFrom::seq(c->next_seq());
+    while (!stop_requested()) {
+      auto n = persist::ReplayConsumer::open(ns, a.stream, from_here);
+      if (n && n->name_state() == NameState::kSame) {  // a ring again
+        c.value() = std::move(n.value());
+        removed = false;
+        warn("stream '" + a.stream + "' was created again; following the new stream");
+        return kExitOk;
+      }
+      if (!n && n.error().code == Errc::kNotFound) from_here.start = StartFrom::earliest();  // store gone too: a new stream
+      else if (!n) return fail("stream '" + a.stream + "' was created again but cannot be read: " + n.error().message);
+      std::this_thread::sleep_for(100ms);  // stop signals are seen within 100 ms
+      if (!stop_requested()) std::this_thread::sleep_for(100ms);
+    }
+    return kExitOk;
+  };
   while (!stop_requested() && (a.count == 0 || printed < a.count)) {
     Record rec;
     persist::ReplayStatus st = c->poll(&rec, 0ns);
@@ -479,7 +503,14 @@ int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start
       if (!a.follow) break;
       if (!out.flush()) return out.write_error();
       st = c->poll(&rec, 100ms);
-      if (st == persist::ReplayStatus::kTimeout) continue;
+      if (st == persist::ReplayStatus::kTimeout) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - name_check < 200ms) continue;
+        name_check = now;
+        if (c->name_state() == NameState::kSame) continue;
+        if (const int rc = reopen(); rc != kExitOk) return rc;
+        continue;
+      }
     }
     switch (st) {
       case persist::ReplayStatus::kOk:
@@ -492,6 +523,11 @@ int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start
         break;
       }
       case persist::ReplayStatus::kError:
+        if (a.follow && c->error().code == Errc::kNotFound) {  // the ring went while we read the store
+          if (!out.flush()) return out.write_error();
+          if (const int rc = reopen(); rc != kExitOk) return rc;
+          break;
+        }
         out.flush();
         return fail(c->error());
       default:

@@ -192,7 +192,8 @@ int main(int argc, char** argv) {
   t->add_flag("-f,--follow", tail.follow,
               "Wait for new records until --count or SIGINT/SIGTERM; follows the name as tail -F "
               "does: a stream removed (rm --force) is waited for, and one created again under "
-              "the name is read from its start");
+              "the name is read from its start (a persisted stream created again over its store "
+              "continues where the reader was)");
   t->add_option("--data-dir", tail.data_dir,
                 "Where the store is when the stream has no ring (after a reboot)");
   t->add_option("--group", tail.group,

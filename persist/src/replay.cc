@@ -364,6 +364,11 @@ const ReplayGap& ReplayConsumer::gap() const noexcept { return impl_->gap; }
 const Error& ReplayConsumer::error() const noexcept { return impl_->error; }
 uint64_t ReplayConsumer::next_seq() const noexcept { return impl_ ? impl_->next : 0; }
 bool ReplayConsumer::from_store() const noexcept { return impl_ && impl_->reader.has_value(); }
+NameState ReplayConsumer::name_state() const noexcept {
+  if (!impl_) return NameState::kSame;
+  if (impl_->ring) return impl_->ring->name_state();
+  return impl_->ctl ? NameState::kSame : NameState::kRemoved;
+}
 uint64_t ReplayConsumer::switches_to_live() const noexcept { return impl_ ? impl_->switches : 0; }
 
 }  // namespace shmbus::persist

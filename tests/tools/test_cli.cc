@@ -1009,6 +1009,49 @@ TEST_F(Cli, TailFollowNoticesRemovalAndRecreation) {
   }
 }
 
+// The same on a persisted stream, where tail reads the store, then the ring: the ring
+// removed (its store kept) is said and waited for; created again over its store (the
+// sequence continues), it is followed from where the reader was.
+TEST_F(Cli, TailFollowOfAPersistedStreamNoticesRemovalAndRecreation) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-follow-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  create("s", "1M");
+  {
+    Background persister(with_ns({"persist", "s", "--data-dir", dir.string()}));
+    ASSERT_TRUE(persister.wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister.err();
+    expect_ok(cli({"pub", "s"}, "old\n"));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (stream_info(ns_, "s")->durable_seq < 1 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(stream_info(ns_, "s")->durable_seq, 1u);
+    CliResult r = persister.stop(SIGTERM);  // the stream stays persisted
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  Background bg(with_ns({"tail", "s", "-f", "--data-dir", dir.string()}));
+  ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\n"; }))
+      << bg.err();
+  expect_ok(cli({"rm", "s", "--force"}));
+  ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
+    return err.find("shmbus: stream 's' was removed; waiting for it to be created again\n") !=
+           std::string::npos;
+  })) << bg.err();
+  expect_ok(cli({"create", "s", "--capacity", "1M", "--data-dir", dir.string()}));
+  expect_ok(cli({"pub", "s"}, "new1\n"));
+  ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\nnew1\n"; }))
+      << bg.out() << bg.err();
+  EXPECT_NE(bg.err().find("shmbus: stream 's' was created again; following the new stream\n"),
+            std::string::npos)
+      << bg.err();
+  CliResult r = bg.stop(SIGINT);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+  std::filesystem::remove_all(dir);
+}
+
 // Stopped while it waits for the stream to come back.
 TEST_F(Cli, TailFollowWaitingForARemovedStreamStopsOnSigint) {
   create("s");

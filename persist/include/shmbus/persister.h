@@ -140,6 +140,10 @@ class ReplayConsumer {
   const Error& error() const noexcept;
   uint64_t next_seq() const noexcept;
   bool from_store() const noexcept;    // reading the store now (else the ring)
+  // Whether the stream's name still refers to the ring being read (two system calls: for
+  // idle moments): kSame while reading the store of a ring that existed, kRemoved when
+  // there is no ring.
+  NameState name_state() const noexcept;
   // Times it went from the store to the live ring and found it continuing there (a
   // record with the next sequence, or nothing newer yet).
   uint64_t switches_to_live() const noexcept;
