@@ -343,12 +343,10 @@ NameState StreamMapping::name_state() const noexcept {
 // producers and consumers alive for ever (claims never abandoned, groups never evicted),
 // and likewise a registry lock taken through probe_fd_.  The child closes its copies of
 // both at once; what it inherited is the parent's and dies with it.  (Mappings reference
-// hold_fd_'s description, which therefore never holds a lock.)  The list changes only
-// at open and close; the prepare handler takes its mutex so that no other thread holds
-// it across the fork.
-// The list is guarded by fork_mutex() (clock.h), which the prepare handler holds across
-// the fork; the handlers are registered when the library is loaded, so that they also
-// cover one-time initialisations that run before the first mapping.
+// hold_fd_'s description, which therefore never holds a lock.)  The list of mappings
+// changes only at open and close, under fork_mutex() (clock.h), which the prepare handler
+// holds across the fork.  The handlers are registered when the library is loaded, so
+// that they also cover one-time initialisations that run before the first mapping.
 namespace {
 std::vector<StreamMapping*> g_mappings;  // guarded by fork_mutex()
 void fork_prepare() { fork_mutex().lock(); }
