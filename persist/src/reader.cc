@@ -96,6 +96,10 @@ struct SegmentReader::Impl {
 Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   if (auto r = relist(); !r) return r.error();
   if (auto r = reload_wm(); !r) return r.error();
+  // Below the watermark (read after the listing, so it covers every segment deleted from
+  // it): next() reports the range as deleted first.  Checked before `pos` is moved up to
+  // the oldest segment below, which would otherwise skip the deleted range unreported.
+  if (pos < wm.deleted_below) return Located::kRetry;
   if (segs.empty()) return Located::kNothing;
   size_t i = 0;
   while (i + 1 < segs.size() && segs[i + 1] <= pos) ++i;

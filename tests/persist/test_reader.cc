@@ -1,5 +1,7 @@
 // test_reader.cc: iterating, seeking by sequence and by time through the indexes,
 // lost ranges, following a live writer, damaged and foreign segment files.
+#include <algorithm>
+#include <filesystem>
 #include <thread>
 
 #include "format.h"
@@ -207,6 +209,86 @@ TEST(Reader, TailsAWriterThreadWithoutGapsOrDamage) {
     writer.join();
     EXPECT_EQ(expect, kCount) << store_kind_name(kind);
   }
+}
+
+// First sequences of the stream's segment files, ascending.
+std::vector<uint64_t> segment_firsts(const std::string& root) {
+  std::vector<uint64_t> out;
+  for (const auto& de : std::filesystem::directory_iterator(root + "/ns/st")) {
+    const std::string n = de.path().filename().string();
+    if (n.size() == 24 && n.ends_with(".seg")) out.push_back(std::stoull(n.substr(0, 20)));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Every sequence from `from` on is delivered or reported, once, in order: the entries
+// tile [from, end) without a hole (soak: a replay skipped about two segments unannounced).
+void expect_tiles(const std::vector<Got>& got, uint64_t from, uint64_t end) {
+  uint64_t at = from;
+  for (const Got& g : got) {
+    ASSERT_EQ(g.seq, at) << entry_kind_name(g.kind) << " [" << g.seq << ", " << g.end_seq
+                         << ") after sequences up to " << at << " were accounted for";
+    ASSERT_GT(g.end_seq, g.seq);
+    at = g.end_seq;
+  }
+  EXPECT_EQ(at, end);
+}
+
+// Retention deletes the segment a reader is positioned in and the next ones after the
+// reader has read the watermark (its seek) but before it opens a segment: the reader
+// lists the segments, finds its position below the oldest one and must report the
+// range as deleted, not jump silently to the oldest segment left.
+TEST(Reader, SegmentsDeletedBeforeTheReaderLocatesAreReported) {
+  for (uint64_t extra : {uint64_t{0}, uint64_t{5}}) {  // whole segments; and into the next
+    SCOPED_TRACE("delete_before(first of segment 3 + " + std::to_string(extra) + ")");
+    TempDir t;
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 0, 600, 150);
+    const auto segs = segment_firsts(t.path());
+    ASSERT_GE(segs.size(), 6u);
+    auto r = SegmentReader::open(t.path(), "ns", "st");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    // Read into the middle of segment 1.
+    const uint64_t mid = (segs[1] + segs[2]) / 2;
+    ASSERT_GT(mid, segs[1]);
+    while (r->position() < mid) {
+      auto e = r->next();
+      ASSERT_TRUE(e.ok()) << e.error().message;
+      ASSERT_EQ(e->kind, EntryKind::kRecord);
+    }
+    const uint64_t at = r->position();
+    // Where a replay goes back to the store: seek to the sequence owed next.
+    ASSERT_TRUE(r->seek_seq(at).ok());
+    const uint64_t cut = segs[3] + extra;
+    auto d = s->delete_before(cut);
+    ASSERT_TRUE(d.ok()) << d.error().message;
+    ASSERT_EQ(d->segments, 3u);
+    auto got = drain(r.value());
+    expect_tiles(got, at, 600);
+    ASSERT_FALSE(got.empty());
+    EXPECT_EQ(got[0].kind, EntryKind::kDeleted);
+    EXPECT_EQ(got[0].end_seq, cut);
+  }
+}
+
+// The same from a fresh start at the earliest sequence (`--from earliest`).
+TEST(Reader, SegmentsDeletedAfterSeekEarliestAreReported) {
+  TempDir t;
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  fill(*s, 0, 600, 150);
+  const auto segs = segment_firsts(t.path());
+  ASSERT_GE(segs.size(), 4u);
+  auto r = SegmentReader::open(t.path(), "ns", "st");  // seeks the earliest: 0
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(s->delete_before(segs[2]).ok());
+  auto got = drain(r.value());
+  expect_tiles(got, 0, 600);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got[0].kind, EntryKind::kDeleted);
+  EXPECT_EQ(got[0].end_seq, segs[2]);
 }
 
 TEST(Reader, EmptyStore) {
