@@ -3,6 +3,7 @@
 
 #include "chaos.h"
 
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
@@ -25,14 +26,22 @@ uint64_t steady_ns() noexcept {
 }
 
 // Field 22 of /proc/PID/stat: start time in clock ticks since boot. 0 if unknown.
+// open/read into a stack buffer, not stdio: no allocation, so a child of fork() can call
+// it whatever another thread of its parent held at the fork.
 static uint64_t process_start_ticks(uint32_t pid) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  FILE* f = fopen(path, "re");
-  if (!f) return 0;
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
   char buf[1024];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
+  size_t n = 0;
+  for (int tries = 0; tries < 8 && n < sizeof buf - 1; ++tries) {  // bounded
+    const ssize_t r = ::read(fd, buf + n, sizeof buf - 1 - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    n += static_cast<size_t>(r);
+  }
+  ::close(fd);
   buf[n] = 0;
   const char* p = strrchr(buf, ')');  // the command name may hold spaces
   if (!p) return 0;
