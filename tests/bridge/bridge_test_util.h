@@ -23,7 +23,7 @@
 
 #include <gtest/gtest.h>
 
-#include "shm/test_util.h"
+#include "common/scratch.h"
 #include "shmbus/kafka.h"
 #include "shmbus/persister.h"
 #include "shmbus/shmbus.h"

@@ -98,8 +98,7 @@ TEST_F(Bridge, RoundTripStreamTopicStreamKeepsPayloadsTypesAndOrder) {
 }
 
 TEST_F(Bridge, InWithSyncCommitsOnlyDurableRecords) {
-  char tmpl[] = "/tmp/shmbus-bridge-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  shmbus::test::TempDir dir("shmbus-bridge");
   create("s");
   topic("t");
   produce(brokers_, "t", {"one", "two", "three"});
@@ -110,7 +109,7 @@ TEST_F(Bridge, InWithSyncCommitsOnlyDurableRecords) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("shmbus: "), std::string::npos) << r.err;
   persist::PersisterOptions po;
-  po.data_dir = tmpl;
+  po.data_dir = dir.path();
   {
     auto pers = persist::Persister::start(ns_.ns(), "s", po);
     ASSERT_TRUE(pers) << pers.error().message;
@@ -124,8 +123,6 @@ TEST_F(Bridge, InWithSyncCommitsOnlyDurableRecords) {
     EXPECT_GE(info->durable_seq, 6u);
     EXPECT_TRUE(pers.value()->stop());
   }
-  std::error_code ec;
-  std::filesystem::remove_all(tmpl, ec);
 }
 
 // ---- stat --------------------------------------------------------------------------

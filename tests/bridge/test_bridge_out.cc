@@ -168,9 +168,8 @@ TEST_F(Bridge, OutRidesOutBrokersDownAndRequestErrors) {
 // ring holds never makes producers wait for the bridge.
 TEST_F(Bridge, OutOnAPersistedStreamNeverHoldsProducersBack) {
   three_brokers();
-  char tmpl[] = "/tmp/shmbus-bridge-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  const shmbus::test::TempDir tmp("shmbus-bridge");
+  const std::string& dir = tmp.path();
   create("s", 64 << 10, 1024);
   persist::PersisterOptions po;
   po.data_dir = dir;
@@ -200,8 +199,6 @@ TEST_F(Bridge, OutOnAPersistedStreamNeverHoldsProducersBack) {
   EXPECT_EQ(b.stop(SIGTERM).exit_code, 0);
   expect_exactly_once("t", "s", n, 128);
   EXPECT_TRUE(pers.value()->stop());
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }
 
 // Stopping is never stuck behind Kafka: a bridge that is recovering its position from a

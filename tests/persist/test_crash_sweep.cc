@@ -18,7 +18,7 @@
 #include "format.h"
 #include "shmbus/persister.h"
 #include "test_util.h"
-#include "../shm/test_util.h"
+#include "../common/scratch.h"
 
 namespace shmbus::persist::test {
 namespace {

@@ -131,12 +131,20 @@ void full_disk_scenario(const std::string& ns, const std::string& root, Children
       << "', disk_full_waits " << rep.disk_full_waits << ", records " << rep.records;
   EXPECT_NE(std::string(rep.last_error).find(expect_in_error), std::string::npos)
       << rep.last_error;
-  // Producers are held: refusals grow, the stream does not move.
-  const auto before = stream_info(ns, "s").value();
-  std::this_thread::sleep_for(300ms);
-  const auto after = stream_info(ns, "s").value();
-  EXPECT_GT(after.producer_full, before.producer_full);
-  EXPECT_EQ(after.next_seq, before.next_seq);
+  // Producers are held: refusals grow, the stream does not move.  The ring may still
+  // have room when the persister reports the error (it fills behind it first): wait for
+  // the hold, bounded.
+  StreamInfo before, after;
+  EXPECT_TRUE(eventually(
+      [&] {
+        before = stream_info(ns, "s").value();
+        std::this_thread::sleep_for(300ms);
+        after = stream_info(ns, "s").value();
+        return after.next_seq == before.next_seq && after.producer_full > before.producer_full;
+      },
+      20s))
+      << "producers were not held: next_seq " << before.next_seq << " -> " << after.next_seq
+      << ", producer_full " << before.producer_full << " -> " << after.producer_full;
   EXPECT_LT(after.next_seq, records);
   int code = -1;
   EXPECT_FALSE(kids.done(prod, &code)) << "the producer ended with " << code;

@@ -30,7 +30,8 @@
 #include "shmbus/persist.h"
 #include "shmbus/persister.h"
 #include "shmbus/shmbus.h"
-#include "../shm/test_util.h"
+#include "../common/process.h"
+#include "../common/scratch.h"
 
 namespace shmbus::persist::it {
 
@@ -42,23 +43,7 @@ using namespace std::chrono_literals;
 using ScopedNs = shmbus::test::ScopedNs;
 
 // A fresh data directory under /tmp, removed with everything in it at the end.
-class DataDir {
- public:
-  DataDir() {
-    char tmpl[] = "/tmp/shmbus-pt-XXXXXX";
-    const char* p = ::mkdtemp(tmpl);
-    if (!p) std::abort();
-    path_ = p;
-  }
-  ~DataDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using DataDir = shmbus::test::TempDir;
 
 // ---- payloads ----------------------------------------------------------------------
 
@@ -138,109 +123,9 @@ struct OrderCheck {
 
 // ---- processes -----------------------------------------------------------------------
 
-// The children of one test: killed and reaped at the end whatever happened.
-class Children {
- public:
-  ~Children() { kill_all(); }
-  pid_t spawn(const std::function<int()>& fn) {
-    const pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(99);
-      int rc = 98;
-      try {
-        rc = fn();
-      } catch (...) {
-      }
-      _exit(rc);
-    }
-    if (pid > 0) pids_.push_back(pid);
-    return pid;
-  }
-  // Exit code, or 128+signal; -1 if it did not end within `timeout` (it is then killed).
-  int wait(pid_t pid, std::chrono::milliseconds timeout = 120s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    int st = 0;
-    for (;;) {
-      pid_t r = waitpid(pid, &st, WNOHANG);
-      if (r == pid) break;
-      if (r < 0) return -1;
-      if (std::chrono::steady_clock::now() >= deadline) {
-        ::kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-        forget(pid);
-        return -1;
-      }
-      std::this_thread::sleep_for(2ms);
-    }
-    forget(pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
-  bool done(pid_t pid, int* code) {
-    int st = 0;
-    if (waitpid(pid, &st, WNOHANG) != pid) return false;
-    forget(pid);
-    *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return true;
-  }
-  void kill9(pid_t pid) {
-    ::kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    forget(pid);
-  }
-  void kill_all() {
-    for (pid_t p : pids_) {
-      ::kill(p, SIGKILL);
-      int st;
-      waitpid(p, &st, 0);
-    }
-    pids_.clear();
-  }
-
- private:
-  void forget(pid_t pid) { std::erase(pids_, pid); }
-  std::vector<pid_t> pids_;
-};
-
-// A pipe; both ends stay open in both processes, so reads use poll() timeouts.
-struct Pipe {
-  int r = -1, w = -1;
-  Pipe() {
-    int fds[2];
-    if (::pipe(fds) == 0) {
-      r = fds[0];
-      w = fds[1];
-    }
-  }
-  ~Pipe() {
-    ::close(r);
-    ::close(w);
-  }
-  Pipe(const Pipe&) = delete;
-  Pipe& operator=(const Pipe&) = delete;
-  void put(const void* p, size_t n) const { (void)!::write(w, p, n); }
-  bool get(void* p, size_t n, std::chrono::milliseconds timeout = 30s) const {
-    size_t got = 0;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (got < n) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
-      pollfd pfd{r, POLLIN, 0};
-      if (::poll(&pfd, 1, static_cast<int>(left.count())) != 1) return false;
-      ssize_t k = ::read(r, static_cast<char*>(p) + got, n - got);
-      if (k <= 0) return false;
-      got += static_cast<size_t>(k);
-    }
-    return true;
-  }
-  bool ready() const {
-    pollfd pfd{r, POLLIN, 0};
-    return ::poll(&pfd, 1, 0) == 1;
-  }
-};
+// Children (killed and reaped at the end of a test), Pipe: tests/common/process.h.
+using shmbus::test::Children;
+using shmbus::test::Pipe;
 
 // What a producer child does.
 struct ProduceSpec {
@@ -396,15 +281,7 @@ class PersisterChild {
 
 // ---- waiting ---------------------------------------------------------------------------
 
-// Polls `cond` every 2 ms for at most `timeout`.
-inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
+using shmbus::test::eventually;
 
 inline uint64_t next_seq_of(const std::string& ns, const std::string& s) {
   auto i = stream_info(ns, s);

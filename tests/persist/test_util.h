@@ -14,38 +14,18 @@
 #include <gtest/gtest.h>
 
 #include "shmbus/persist.h"
+#include "../common/scratch.h"
 
 namespace shmbus::persist::test {
 
 // A fresh directory under /tmp, removed with everything in it at the end.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/shmbus-persist-XXXXXX";
-    const char* p = ::mkdtemp(tmpl);
-    if (!p) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string stream_dir(const std::string& ns = "ns", const std::string& s = "st") const {
-    return path_ + "/" + ns + "/" + s;
-  }
-
- private:
-  std::string path_;
-};
+using TempDir = shmbus::test::TempDir;
+using shmbus::test::as_bytes;
 
 // A clock the tests move by hand (StoreOptions::clock).
 inline std::atomic<uint64_t> g_fake_now{1'000'000'000};
 inline uint64_t fake_clock() { return g_fake_now.load(); }
 
-inline Bytes as_bytes(const std::string& s) {
-  return Bytes(reinterpret_cast<const std::byte*>(s.data()), s.size());
-}
 
 inline std::string payload_for(uint64_t seq, size_t size = 0) {
   std::string s = "record-" + std::to_string(seq) + "-";

@@ -2,7 +2,7 @@
 // the code before its fix.
 #include <gtest/gtest.h>
 
-#include "test_util.h"
+#include "../common/scratch.h"
 
 namespace shmbus {
 namespace {

@@ -14,9 +14,10 @@
 #include <random>
 #include <thread>
 #include <vector>
+#include <cstring>
 
 #include "mp_util.h"
-#include "test_util.h"
+#include "../common/scratch.h"
 
 namespace shmbus {
 namespace {

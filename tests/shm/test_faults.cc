@@ -1,13 +1,14 @@
 // kill -9 at any point: the stream keeps flowing and the counters say what happened.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 #include <set>
 #include <thread>
 #include <vector>
 
 #include "mp_util.h"
-#include "test_util.h"
+#include "../common/scratch.h"
 
 namespace shmbus {
 namespace {
@@ -524,7 +525,7 @@ TEST(Faults, DurableConsumerInAnotherPidNamespaceIsNotEvicted) {
       char one = getpid() == 1 ? 1 : 3;
       ready.put(&one, 1);
       char go;
-      (void)done.get(&go, 1, 30000);
+      (void)done.get(&go, 1, std::chrono::seconds(30));
       return test::as_string(rec.data) == before ? 0 : 4;  // the held record never changed
     });
     return test::reap(inner);

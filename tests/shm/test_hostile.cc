@@ -11,7 +11,7 @@
 
 #include "layout.h"
 #include "mp_util.h"
-#include "test_util.h"
+#include "../common/scratch.h"
 
 namespace shmbus {
 namespace {

@@ -13,7 +13,7 @@
 #include "layout.h"
 #include "mapping.h"
 #include "mp_util.h"
-#include "test_util.h"
+#include "../common/scratch.h"
 
 namespace shmbus {
 namespace {

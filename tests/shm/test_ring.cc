@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "test_util.h"
+#include "../common/scratch.h"
 
 namespace shmbus {
 namespace {

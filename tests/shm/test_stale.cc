@@ -12,7 +12,7 @@
 
 #include "layout.h"
 #include "mapping.h"
-#include "test_util.h"
+#include "../common/scratch.h"
 
 namespace shmbus {
 namespace {

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "layout.h"
-#include "test_util.h"
+#include "../common/scratch.h"
 
 namespace shmbus {
 namespace {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/scratch.h"
 #include "run_cli.h"
 #include "shmbus/shmbus.h"
 
@@ -71,14 +72,7 @@ void expect_ok(const CliResult& r) {
 
 class Cli : public ::testing::Test {
  protected:
-  Cli() {
-    static std::atomic<int> n{0};
-    ns_ = "t" + std::to_string(getpid()) + "-" + std::to_string(n++);
-  }
-  ~Cli() override {
-    if (auto l = list_streams(ns_); l)
-      for (const auto& s : l.value()) (void)remove_stream(ns_, s, true);
-  }
+  shmbus::test::ScopedNs scoped_ns_;  // streams removed at the end
 
   // Runs shmbus with `--namespace <this test's>` appended.
   CliResult cli(std::vector<std::string> args, const std::string& input = {}) {
@@ -95,7 +89,7 @@ class Cli : public ::testing::Test {
     expect_ok(cli({"create", stream, "--capacity", capacity}));
   }
 
-  std::string ns_;
+  const std::string ns_ = scoped_ns_.ns();
 };
 
 TEST_F(Cli, CreateLsStatJsonHaveTheirKeys) {

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "../common/scratch.h"
 #include "run_cli.h"
 #include "shmbus/persister.h"
 #include "shmbus/shmbus.h"
@@ -67,18 +68,11 @@ void expect_ok(const CliResult& r) {
 
 class Security : public ::testing::Test {
  protected:
-  Security() {
-    static std::atomic<int> n{0};
-    ns_ = "sec" + std::to_string(getpid()) + "-" + std::to_string(n++);
-    char tmpl[] = "/tmp/shmbus-sec-XXXXXX";
-    root_ = mkdtemp(tmpl);
-  }
-  ~Security() override {
-    if (auto l = list_streams(ns_); l)
-      for (const auto& s : l.value()) (void)remove_stream(ns_, s, true);
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
+  // This test's namespace and directory, removed at the end (streams first).
+  shmbus::test::TempDir root_dir_{"shmbus-sec"};
+  shmbus::test::ScopedNs scoped_ns_{"sec"};
+  const std::string ns_ = scoped_ns_.ns();
+  const std::string root_ = root_dir_.path();
 
   static bool is_root() { return geteuid() == 0; }
 
@@ -134,9 +128,6 @@ class Security : public ::testing::Test {
     auto r = p.stop(SIGINT);
     EXPECT_EQ(r.exit_code, 130) << r.err;  // Ctrl-C: 130, as every command
   }
-
-  std::string ns_;
-  std::string root_;
 };
 
 // ---- 1: a store's location never comes from shared memory alone ---------------------
