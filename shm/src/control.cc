@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "mapping.h"
+#include "shmbus/detail/stream_control.h"
 #include "ring.h"
 
 namespace shmbus {
@@ -113,19 +114,20 @@ Result<bool> StreamControl::remove_group(std::string_view group) {
   return false;
 }
 
-void StreamControl::set_durable_seq(uint64_t seq) noexcept {
-  if (m_->read_only()) return;  // setters need a writable mapping
+bool StreamControl::set_durable_seq(uint64_t seq) noexcept {
+  if (m_->read_only()) return false;  // setters need a writable mapping
   StreamHeader* h = m_->header();
   // seq_cst: pairs with the seq_cst fetch_or into durable_sleepers in wait_durable().
   h->durable_seq.store(seq, std::memory_order_seq_cst);
   if (h->durable_sleepers.load(std::memory_order_seq_cst) != 0)
     wake_sleepers(*m_, Sleepers::kDurable);
+  return true;
 }
 uint64_t StreamControl::durable_seq() const noexcept {
   return m_->header()->durable_seq.load(std::memory_order_acquire);
 }
-void StreamControl::record_lost(uint64_t from, uint64_t to) noexcept {
-  if (m_->read_only() || to <= from) return;
+bool StreamControl::record_lost(uint64_t from, uint64_t to) noexcept {
+  if (m_->read_only() || to <= from) return false;
   StreamHeader* h = m_->header();
   const uint64_t n = h->lost_count.load(std::memory_order_relaxed);  // single writer
   LostRange& e = h->lost_log[n % kLostLog];
@@ -133,32 +135,36 @@ void StreamControl::record_lost(uint64_t from, uint64_t to) noexcept {
   e.to.store(to, std::memory_order_relaxed);
   // release: pairs with the acquire in lost_state(); the entry is visible with the count.
   h->lost_count.store(n + 1, std::memory_order_release);
+  return true;
 }
 
-void StreamControl::set_oldest_persisted_seq(uint64_t seq) noexcept {
-  if (m_->read_only()) return;  // setters need a writable mapping
+bool StreamControl::set_oldest_persisted_seq(uint64_t seq) noexcept {
+  if (m_->read_only()) return false;  // setters need a writable mapping
   m_->header()->oldest_persisted_seq.store(seq, std::memory_order_relaxed);  // relaxed: stats
+  return true;
 }
-void StreamControl::raise_deleted_below(uint64_t seq) noexcept {
-  if (m_->read_only()) return;  // setters need a writable mapping
+bool StreamControl::raise_deleted_below(uint64_t seq) noexcept {
+  if (m_->read_only()) return false;  // setters need a writable mapping
   auto& w = m_->header()->deleted_below;
   uint64_t cur = w.load(std::memory_order_acquire);
   // release: readers that see the watermark also see what the deleter did before.
   while (cur < seq && !w.compare_exchange_weak(cur, seq, std::memory_order_release)) {
   }
+  return true;
 }
 uint64_t StreamControl::deleted_below() const noexcept {
   return m_->header()->deleted_below.load(std::memory_order_acquire);
 }
-void StreamControl::beat() noexcept {
-  if (m_->read_only()) return;  // setters need a writable mapping
+bool StreamControl::beat() noexcept {
+  if (m_->read_only()) return false;  // setters need a writable mapping
   m_->header()->persister_beat_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: stats
+  return true;
 }
 
-void StreamControl::set_store_stats(uint64_t disk_bytes, uint64_t segments,
+bool StreamControl::set_store_stats(uint64_t disk_bytes, uint64_t segments,
                                     uint64_t deleted_records, uint64_t deleted_bytes,
                                     uint32_t granularity, uint32_t store_errors) noexcept {
-  if (m_->read_only()) return;
+  if (m_->read_only()) return false;  // setters need a writable mapping
   StreamHeader* h = m_->header();
   // relaxed: statistics for `stat`, read racily by design.
   h->disk_bytes.store(disk_bytes, std::memory_order_relaxed);
@@ -167,6 +173,7 @@ void StreamControl::set_store_stats(uint64_t disk_bytes, uint64_t segments,
   h->deleted_bytes.store(deleted_bytes, std::memory_order_relaxed);
   h->pmem_granularity.store(granularity, std::memory_order_relaxed);
   h->store_errors.store(store_errors, std::memory_order_relaxed);
+  return true;
 }
 
 }  // namespace shmbus

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,15 +14,8 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 
 namespace shmbus::detail {
-
-uint64_t steady_ns() noexcept {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // Field 22 of /proc/PID/stat: start time in clock ticks since boot. 0 if unknown.
 // open/read into a stack buffer, not stdio: no allocation, so a child of fork() can call

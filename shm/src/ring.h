@@ -8,6 +8,7 @@
 
 #include "layout.h"
 #include "mapping.h"
+#include "shmbus/detail/steady_clock.h"
 
 namespace shmbus::detail {
 
@@ -15,7 +16,6 @@ namespace shmbus::detail {
 // diagnostic only (stat's pid column): liveness is the OFD lock on the slot.
 uint64_t self_owner_word();
 uint32_t owner_pid(uint64_t owner) noexcept;
-uint64_t steady_ns() noexcept;
 
 inline uint64_t producer_slot_off(uint32_t i) { return kProducerSlotsOff + i * sizeof(ProducerSlot); }
 inline uint64_t consumer_slot_off(uint32_t i) { return kConsumerSlotsOff + i * sizeof(ConsumerSlot); }

@@ -9,13 +9,10 @@
 #include <cstdio>
 #include <cstring>
 
-#include <boost/interprocess/shared_memory_object.hpp>
-
 #include "mapping.h"
 #include "ring.h"
 
 namespace shmbus {
-namespace bip = boost::interprocess;
 using namespace detail;
 
 namespace {

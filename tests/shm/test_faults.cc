@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "shmbus/detail/stream_control.h"
 #include "mp_util.h"
 #include "test_util.h"
 
