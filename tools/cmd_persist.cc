@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "format.h"
 #include "shmbus/persister.h"
+#include "shmbus/detail/stream_control.h"
 #include "signals.h"
 
 namespace shmbus::tools {

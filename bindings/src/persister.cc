@@ -22,6 +22,7 @@
 #include "bindings.h"
 #include "errors.h"
 #include "shmbus/persister.h"
+#include "shmbus/detail/stream_control.h"
 
 namespace shmbus::python {
 

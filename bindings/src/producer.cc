@@ -20,6 +20,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "shmbus/detail/stream_control.h"
 #include "errors.h"
 #include "views.h"
 

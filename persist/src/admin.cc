@@ -18,6 +18,7 @@
 #include "settings.h"
 #include "fs.h"
 #include "shmbus/shmbus.h"
+#include "shmbus/detail/stream_control.h"
 #include "shmbus/store_admin.h"
 #include "store_path.h"
 #include "watermark.h"

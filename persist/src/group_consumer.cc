@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "shmbus/persister.h"
+#include "shmbus/detail/stream_control.h"
 #include "store_path.h"
 
 namespace shmbus::persist {

@@ -6,6 +6,8 @@
 // record that the ring has already let go of.  Requests from other threads (flush,
 // stop) reach it through a moodycamel ConcurrentQueue.
 #include "shmbus/persister.h"
+#include "shmbus/detail/steady_clock.h"
+#include "shmbus/detail/stream_control.h"
 
 #include <concurrentqueue/concurrentqueue.h>
 #include <spdlog/spdlog.h>
@@ -37,11 +39,7 @@ namespace {
 // long, so that a full disk is not hammered with writes and truncations.
 constexpr uint64_t kRetryNs = 100'000'000;
 
-uint64_t steady_ns() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
+using shmbus::detail::steady_ns;  // shmbus/detail/steady_clock.h
 
 // A request from another thread, answered through `done`.
 struct Request {

@@ -8,6 +8,8 @@
 // try and no persister is attached to write it (a let-go stream whose persister died,
 // or an abandoned claim), it is gone: kGap "not persisted", and on with the ring.
 #include "shmbus/persister.h"
+#include "shmbus/detail/steady_clock.h"
+#include "shmbus/detail/stream_control.h"
 #include "shmbus/store_admin.h"
 #include "store_path.h"
 
@@ -20,11 +22,7 @@ namespace shmbus::persist {
 
 namespace {
 
-uint64_t steady_ns() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
+using shmbus::detail::steady_ns;  // shmbus/detail/steady_clock.h
 
 }  // namespace
 

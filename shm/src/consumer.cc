@@ -62,7 +62,7 @@ struct Consumer::Impl {
   [[nodiscard]] bool rejoin() noexcept;
   bool evicted() const noexcept {
     // relaxed: our own slot's flag; a producer that set it no longer reads our position.
-    return durable && slot->evicted.load(std::memory_order_relaxed) != 0;
+    return durable && load_relaxed(slot->evicted) != 0;
   }
   void publish_position() noexcept;
   bool tail_passed(uint64_t p) const noexcept { return load_pos(&h->claim) > p + cap; }
@@ -90,13 +90,13 @@ void Consumer::Impl::publish_position() noexcept {
     // A tailing reader's entry is for stat only (nobody resumes from it): release
     // (position, then next_seq): producers read next_seq first, then position, so the
     // seq they pair with a position is never larger than the true one.
-    slot->position.store(done_pos, std::memory_order_release);
-    slot->next_seq.store(done_seq, std::memory_order_release);
+    store_release(slot->position, done_pos);
+    store_release(slot->next_seq, done_seq);
   }
   committed_pos = done_pos;
   if (++since_activity >= 256) {
     since_activity = 0;
-    slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: diagnostics
+    store_relaxed(slot->last_active_ns, now_ns());  // relaxed: diagnostics
   }
   if (durable) wake_space(*m);
 }
@@ -129,7 +129,7 @@ bool Consumer::Impl::rejoin() noexcept {
     const bool passed = f.pos > done_pos;
     const PosSeq at = passed ? f : PosSeq{done_pos, done_seq};
     store_pair(slot, &committed, at);
-    slot->evicted.store(0, std::memory_order_seq_cst);
+    store_seq_cst(slot->evicted, 0);
     SHMBUS_CHAOS_POINT(kRejoin);
     if (oldest(*m).pos <= at.pos) {
       committed_pos = at.pos;
@@ -158,8 +158,8 @@ static PosSeq nearest_start(const StreamMapping& m, PosSeq earliest, PosSeq late
   const uint32_t n = consumer_slots_in_use(m.header());
   for (uint32_t i = 0; i < n; ++i) {
     ConsumerSlot* s = m.consumer_slot(i);
-    if (s->state.load(std::memory_order_acquire) != kSlotReady) continue;
-    const uint64_t p = s->position.load(std::memory_order_acquire);
+    if (load_acquire(s->state) != kSlotReady) continue;
+    const uint64_t p = load_acquire(s->position);
     if (p <= best.pos || p >= latest.pos || (p & (kRecordAlign - 1)) != 0) continue;
     if (p >= labelled && !probed) {
       DeadProducers dead;
@@ -168,13 +168,13 @@ static PosSeq nearest_start(const StreamMapping& m, PosSeq earliest, PosSeq late
     }
     if (p >= labelled) continue;
     RecordHeader* r = m.record_at(p);
-    const uint64_t tag = r->tag.load(std::memory_order_acquire);
+    const uint64_t tag = load_acquire(r->tag);
     TagView tv = decode_tag(m.salt(), m.lap_shift(), tag, p);
     if (!tv.lap_ok || tv.state != kData) continue;
     const uint64_t seq = load_relaxed(&r->seq);
     // The record must still be this lap's when we are done reading it.
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (r->tag.load(std::memory_order_relaxed) != tag || load_pos(&m.header()->claim) > p + m.capacity())
+    if (load_relaxed(r->tag) != tag || load_pos(&m.header()->claim) > p + m.capacity())
       continue;
     if (seq <= target) best = PosSeq{p, seq};
   }
@@ -248,11 +248,11 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     ConsumerSlot* free_slot = nullptr;
     for (uint32_t i = 0; i < kMaxConsumers; ++i) {
       ConsumerSlot* s = c.m->consumer_slot(i);
-      uint32_t st = s->state.load(std::memory_order_acquire);  // (reassigned when reaped)
-      const uint32_t kind = s->kind.load(std::memory_order_relaxed);
+      uint32_t st = load_acquire(s->state);  // (reassigned when reaped)
+      const uint32_t kind = load_relaxed(s->kind);
       if (st == kSlotReady && kind == kKindDurable && group_expired(*c.m, i)) {
         // Its holder has been gone longer than the stream's retention: forgotten.
-        s->state.store(kSlotFree, std::memory_order_seq_cst);
+        store_seq_cst(s->state, kSlotFree);
         st = kSlotFree;
       }
       if (st == kSlotReady && durable && kind != kKindTailing &&
@@ -261,11 +261,11 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
         break;
       }
       if (st == kSlotReady && kind == kKindTailing && !consumer_alive(*c.m, i))
-        s->state.store(kSlotFree, std::memory_order_release);  // reap
-      if (!free_slot && s->state.load(std::memory_order_acquire) == kSlotFree) free_slot = s;
+        store_release(s->state, kSlotFree);  // reap
+      if (!free_slot && load_acquire(s->state) == kSlotFree) free_slot = s;
     }
     if (found) {
-      uint64_t o = found->owner.load(std::memory_order_acquire);
+      uint64_t o = load_acquire(found->owner);
       if (consumer_alive(*c.m, consumer_index(*c.m, found)))
         return make_error(Errc::kBusy, "consumer group '" + opts.group + "' is held by pid " +
                                            std::to_string(owner_pid(o)));
@@ -290,21 +290,20 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       std::memset(c.slot->name, 0, kNameBytes);
       std::string label = durable ? opts.group : "tail-" + std::to_string(owner_pid(me));
       std::memcpy(c.slot->name, label.data(), std::min<size_t>(label.size(), kNameBytes - 1));
-      c.slot->kind.store(!durable ? kKindTailing : opts.persister ? kKindPersister : kKindDurable,
-                        std::memory_order_relaxed);
-      c.slot->evicted.store(0, std::memory_order_relaxed);
+      store_relaxed(c.slot->kind, !durable ? kKindTailing : opts.persister ? kKindPersister : kKindDurable);
+      store_relaxed(c.slot->evicted, 0);
     }
     clear_sleeper_bits(c.h, 0, uint64_t{1} << consumer_index(*c.m, c.slot));  // died asleep?
     if (!c.m->hold(consumer_slot_off(consumer_index(*c.m, c.slot))))
       return make_error(Errc::kBusy, "consumer slot of stream '" + std::string(name) +
                                          "' is locked by a process that is not a consumer");
     SHMBUS_CHAOS_POINT(kRegSlotHeld);
-    c.slot->owner.store(me, std::memory_order_release);
-    c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+    store_release(c.slot->owner, me);
+    store_relaxed(c.slot->last_active_ns, now_ns());
     // seq_cst: raised before the slot turns ready below (see consumer_slots_in_use()).
     const uint32_t idx = static_cast<uint32_t>(c.slot - c.m->consumer_slot(0));
-    if (c.h->consumer_hwm.load(std::memory_order_seq_cst) < idx + 1)
-      c.h->consumer_hwm.store(idx + 1, std::memory_order_seq_cst);
+    if (load_seq_cst(c.h->consumer_hwm) < idx + 1)
+      store_seq_cst(c.h->consumer_hwm, idx + 1);
     // Publish the position, then make the slot count (seq_cst), then check that no
     // producer already reclaimed past it (seq_cst read of floor): see compute_floor().
     const uint64_t owed = start.seq;  // an existing group: the first record it has not read
@@ -312,8 +311,8 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     bool passed = false;
     for (;;) {
       store_pair(c.slot, &c.committed, start);
-      c.slot->evicted.store(0, std::memory_order_seq_cst);
-      c.slot->state.store(kSlotReady, std::memory_order_seq_cst);
+      store_seq_cst(c.slot->evicted, 0);
+      store_seq_cst(c.slot->state, kSlotReady);
       SHMBUS_CHAOS_POINT(kRegPublished);
       PosSeq f = oldest(*c.m);
       if (f.pos <= start.pos) break;
@@ -379,12 +378,12 @@ void Consumer::close() noexcept {
     if (c.durable && c.opts.auto_commit) c.publish_position();
     // Without the lock (it timed out) these are still single stores to our own slot.
     RegistryLock lock(*c.m);
-    c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+    store_relaxed(c.slot->last_active_ns, now_ns());
     if (c.durable) {
-      c.slot->owner.store(0, std::memory_order_release);  // detached: the name stays
+      store_release(c.slot->owner, 0);  // detached: the name stays
     } else {
-      c.slot->owner.store(0, std::memory_order_release);
-      c.slot->state.store(kSlotFree, std::memory_order_release);
+      store_release(c.slot->owner, 0);
+      store_release(c.slot->state, kSlotFree);
     }
     SHMBUS_CHAOS_POINT(kRegLeaving);
     c.m->release(consumer_slot_off(consumer_index(*c.m, c.slot)));
@@ -419,7 +418,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
   for (;;) {
     RecordHeader* r = c.m->record_at(c.pos);
     // acquire: pairs with the producer's seq_cst commit CAS; fields and payload follow.
-    uint64_t tag = r->tag.load(std::memory_order_acquire);
+    uint64_t tag = load_acquire(r->tag);
     if (c.pos != c.first_pos) {
       c.first_pos = c.pos;
       c.first_tag = tag;
@@ -499,9 +498,9 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
           // Read-only readers keep their count privately (the mapping cannot be written).
           // relaxed, both: statistics.
           if (c.resync_status == ReadStatus::kLapped && !c.durable && !c.m->read_only())
-            c.h->tail_lost.fetch_add(lap_lost, std::memory_order_relaxed);
+            stat_add(c.h->tail_lost, lap_lost);
           if (c.resync_status == ReadStatus::kEvicted)
-            c.h->evicted_lost.fetch_add(lap_lost, std::memory_order_relaxed);
+            stat_add(c.h->evicted_lost, lap_lost);
         } else {
           // Gaps below the start were never ours to count.
           const uint64_t from = std::max(c.expected, c.skip_seq);
@@ -579,15 +578,15 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     // wake it; a read-only one cannot, and naps 1 ms at a time.
     uint64_t nap = std::min<uint64_t>(deadline - now, c.pos < tail ? 10'000'000 : 100'000'000);
     if (c.m->read_only()) nap = std::min<uint64_t>(nap, 1'000'000);
-    if (c.slot) c.slot->last_active_ns.store(now_ns(), std::memory_order_relaxed);
-    uint32_t v = c.h->data_futex.load(std::memory_order_seq_cst);
+    if (c.slot) store_relaxed(c.slot->last_active_ns, now_ns());
+    uint32_t v = load_seq_cst(c.h->data_futex);
     const uint64_t bit = c.slot ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
-    if (bit) c.h->data_sleepers.fetch_or(bit, std::memory_order_seq_cst);
+    if (bit) announce_sleeper(c.h->data_sleepers, bit);
     SHMBUS_CHAOS_POINT(kDataSleep);
     // seq_cst: pairs with the producer's commit CAS and its load of data_sleepers.
-    if (r->tag.load(std::memory_order_seq_cst) == tag)
+    if (load_seq_cst(r->tag) == tag)
       futex_wait(&c.h->data_futex, v, std::chrono::nanoseconds(bit ? nap : std::min<uint64_t>(nap, 1'000'000)));
-    if (bit) c.h->data_sleepers.fetch_and(~bit, std::memory_order_seq_cst);
+    if (bit) withdraw_sleeper(c.h->data_sleepers, bit);
   }
 }
 

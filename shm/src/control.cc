@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "mapping.h"
+#include "shmbus/detail/stream_control.h"
 #include "ring.h"
 
 namespace shmbus {
@@ -26,7 +27,7 @@ const std::string& StreamControl::name() const noexcept { return m_->name(); }
 
 std::optional<PersistSettings> detail::read_persist_settings(const StreamHeader* h) {
   // acquire: pairs with the release of persist_enabled in set_persist().
-  if (h->persist_enabled.load(std::memory_order_acquire) == 0) return std::nullopt;
+  if (load_acquire(h->persist_enabled) == 0) return std::nullopt;
   PersistSettings s;
   uint32_t len = std::min<uint32_t>(h->store_dir_len, sizeof h->store_dir);
   s.store_dir.assign(h->store_dir, len);
@@ -56,7 +57,7 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
   RegistryLock lock(*m_);
   if (!lock.ok()) return lock.error();
   // Readers take the settings when persist_enabled is 1: withdraw it while rewriting.
-  h->persist_enabled.store(0, std::memory_order_relaxed);
+  store_relaxed(h->persist_enabled, 0);
   std::memset(h->store_dir, 0, sizeof h->store_dir);
   std::memcpy(h->store_dir, s.store_dir.data(), s.store_dir.size());
   h->store_dir_len = static_cast<uint32_t>(s.store_dir.size());
@@ -69,7 +70,7 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
   h->segment_bytes = s.segment_bytes;
   h->persist_flags = s.secure_delete ? 1 : 0;
   // release: pairs with the acquire in read_persist_settings().
-  h->persist_enabled.store(1, std::memory_order_release);
+  store_release(h->persist_enabled, 1);
   return {};
 }
 
@@ -80,7 +81,7 @@ Result<void> StreamControl::clear_persist() {
   if (!lock.ok()) return lock.error();
   // release: readers that see 0 stop taking the settings (pairs with the acquire in
   // read_persist_settings()).
-  h->persist_enabled.store(0, std::memory_order_release);
+  store_release(h->persist_enabled, 0);
   return {};
 }
 
@@ -95,78 +96,84 @@ Result<bool> StreamControl::remove_group(std::string_view group) {
   const uint32_t n = consumer_slots_in_use(h);
   for (uint32_t i = 0; i < n; ++i) {
     ConsumerSlot* s = m_->consumer_slot(i);
-    if (s->state.load(std::memory_order_acquire) != kSlotReady ||
-        s->kind.load(std::memory_order_relaxed) == kKindTailing ||
+    if (load_acquire(s->state) != kSlotReady ||
+        load_relaxed(s->kind) == kKindTailing ||
         std::strncmp(s->name, std::string(group).c_str(), kNameBytes) != 0)
       continue;
     if (consumer_alive(*m_, i))
       return make_error(Errc::kBusy, "consumer group '" + std::string(group) + "' is held by pid " +
-                                         std::to_string(owner_pid(s->owner.load(std::memory_order_acquire))));
+                                         std::to_string(owner_pid(load_acquire(s->owner))));
     // seq_cst, both: pair with the seq_cst loads of evicted/state in compute_floor(); a
     // producer that still sees the slot ready sees it evicted and skips it.
-    s->evicted.store(1, std::memory_order_seq_cst);
-    s->state.store(kSlotFree, std::memory_order_seq_cst);
-    s->owner.store(0, std::memory_order_release);
+    store_seq_cst(s->evicted, 1);
+    store_seq_cst(s->state, kSlotFree);
+    store_release(s->owner, 0);
     wake_space(*m_);  // producers waiting for room may have it now
     return true;
   }
   return false;
 }
 
-void StreamControl::set_durable_seq(uint64_t seq) noexcept {
-  if (m_->read_only()) return;  // setters need a writable mapping
+bool StreamControl::set_durable_seq(uint64_t seq) noexcept {
+  if (m_->read_only()) return false;  // setters need a writable mapping
   StreamHeader* h = m_->header();
   // seq_cst: pairs with the seq_cst fetch_or into durable_sleepers in wait_durable().
-  h->durable_seq.store(seq, std::memory_order_seq_cst);
-  if (h->durable_sleepers.load(std::memory_order_seq_cst) != 0)
+  store_seq_cst(h->durable_seq, seq);
+  if (load_seq_cst(h->durable_sleepers) != 0)
     wake_sleepers(*m_, Sleepers::kDurable);
+  return true;
 }
 uint64_t StreamControl::durable_seq() const noexcept {
-  return m_->header()->durable_seq.load(std::memory_order_acquire);
+  return load_acquire(m_->header()->durable_seq);
 }
-void StreamControl::record_lost(uint64_t from, uint64_t to) noexcept {
-  if (m_->read_only() || to <= from) return;
+bool StreamControl::record_lost(uint64_t from, uint64_t to) noexcept {
+  if (m_->read_only() || to <= from) return false;
   StreamHeader* h = m_->header();
-  const uint64_t n = h->lost_count.load(std::memory_order_relaxed);  // single writer
+  const uint64_t n = load_relaxed(h->lost_count);  // single writer
   LostRange& e = h->lost_log[n % kLostLog];
-  e.from.store(from, std::memory_order_relaxed);
-  e.to.store(to, std::memory_order_relaxed);
+  store_relaxed(e.from, from);
+  store_relaxed(e.to, to);
   // release: pairs with the acquire in lost_state(); the entry is visible with the count.
-  h->lost_count.store(n + 1, std::memory_order_release);
+  store_release(h->lost_count, n + 1);
+  return true;
 }
 
-void StreamControl::set_oldest_persisted_seq(uint64_t seq) noexcept {
-  if (m_->read_only()) return;  // setters need a writable mapping
-  m_->header()->oldest_persisted_seq.store(seq, std::memory_order_relaxed);  // relaxed: stats
+bool StreamControl::set_oldest_persisted_seq(uint64_t seq) noexcept {
+  if (m_->read_only()) return false;  // setters need a writable mapping
+  store_relaxed(m_->header()->oldest_persisted_seq, seq);  // relaxed: stats
+  return true;
 }
-void StreamControl::raise_deleted_below(uint64_t seq) noexcept {
-  if (m_->read_only()) return;  // setters need a writable mapping
+bool StreamControl::raise_deleted_below(uint64_t seq) noexcept {
+  if (m_->read_only()) return false;  // setters need a writable mapping
   auto& w = m_->header()->deleted_below;
-  uint64_t cur = w.load(std::memory_order_acquire);
+  uint64_t cur = load_acquire(w);
   // release: readers that see the watermark also see what the deleter did before.
-  while (cur < seq && !w.compare_exchange_weak(cur, seq, std::memory_order_release)) {
+  while (cur < seq && !cas_weak_release(w, cur, seq)  /* failure: relaxed, as a lone release implies */) {
   }
+  return true;
 }
 uint64_t StreamControl::deleted_below() const noexcept {
-  return m_->header()->deleted_below.load(std::memory_order_acquire);
+  return load_acquire(m_->header()->deleted_below);
 }
-void StreamControl::beat() noexcept {
-  if (m_->read_only()) return;  // setters need a writable mapping
-  m_->header()->persister_beat_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: stats
+bool StreamControl::beat() noexcept {
+  if (m_->read_only()) return false;  // setters need a writable mapping
+  store_relaxed(m_->header()->persister_beat_ns, now_ns());  // relaxed: stats
+  return true;
 }
 
-void StreamControl::set_store_stats(uint64_t disk_bytes, uint64_t segments,
+bool StreamControl::set_store_stats(uint64_t disk_bytes, uint64_t segments,
                                     uint64_t deleted_records, uint64_t deleted_bytes,
                                     uint32_t granularity, uint32_t store_errors) noexcept {
-  if (m_->read_only()) return;
+  if (m_->read_only()) return false;  // setters need a writable mapping
   StreamHeader* h = m_->header();
   // relaxed: statistics for `stat`, read racily by design.
-  h->disk_bytes.store(disk_bytes, std::memory_order_relaxed);
-  h->segments.store(segments, std::memory_order_relaxed);
-  h->deleted_records.store(deleted_records, std::memory_order_relaxed);
-  h->deleted_bytes.store(deleted_bytes, std::memory_order_relaxed);
-  h->pmem_granularity.store(granularity, std::memory_order_relaxed);
-  h->store_errors.store(store_errors, std::memory_order_relaxed);
+  store_relaxed(h->disk_bytes, disk_bytes);
+  store_relaxed(h->segments, segments);
+  store_relaxed(h->deleted_records, deleted_records);
+  store_relaxed(h->deleted_bytes, deleted_bytes);
+  store_relaxed(h->pmem_granularity, granularity);
+  store_relaxed(h->store_errors, store_errors);
+  return true;
 }
 
 }  // namespace shmbus

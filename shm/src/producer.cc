@@ -44,7 +44,7 @@ struct Producer::Impl {
   bool begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
     RecordHeader* r = m->record_at(pos);
     // relaxed load: only compared; the CAS below decides.
-    uint64_t cur = r->tag.load(std::memory_order_relaxed);
+    uint64_t cur = load_relaxed(r->tag);
     bool written = false;
     for (;;) {
       const TagView tv = decode_tag(salt, shift, cur, pos);
@@ -59,8 +59,7 @@ struct Producer::Impl {
       }
       // release: the owner label and fields above are visible to whoever acquires the
       // pending tag (an abandoner reading the label).
-      if (r->tag.compare_exchange_weak(cur, make_tag(salt, shift, pos, kPending, size),
-                                       std::memory_order_release, std::memory_order_relaxed)) {
+      if (cas_weak_release(r->tag, cur, make_tag(salt, shift, pos, kPending, size))) {
         SHMBUS_CHAOS_POINT(kFillPending);
         return true;
       }
@@ -69,7 +68,7 @@ struct Producer::Impl {
   // Every header of the claim carries its pending tag now (release: pairs with the
   // acquire load of `claiming` in abandoners, which then re-read the tag).
   void claimed() noexcept {
-    slot->claiming.store(~0ULL, std::memory_order_release);
+    store_release(slot->claiming, ~0ULL);
     SHMBUS_CHAOS_POINT(kFillClaimed);
   }
   // Commits the record claimed at `pos` with `claimed` payload bytes, as `size` bytes
@@ -84,21 +83,20 @@ struct Producer::Impl {
       store_relaxed(&pad->owner, label);
       // relaxed: published by the seq_cst (release) commit CAS below, before which no
       // reader looks past the pending record.
-      pad->tag.store(make_tag(salt, shift, pos + span, kPad, pad_size), std::memory_order_relaxed);
+      store_relaxed(pad->tag, make_tag(salt, shift, pos + span, kPad, pad_size));
     }
     uint64_t expected = make_tag(salt, shift, pos, kPending, claimed);
     // seq_cst: release for the fields and payload (pairs with the consumer's acquire
     // load of the tag) and a full fence before wake_data() reads data_sleepers.
-    return m->record_at(pos)->tag.compare_exchange_strong(
-        expected, make_tag(salt, shift, pos, kData, size), std::memory_order_seq_cst);
+    return cas_seq_cst(m->record_at(pos)->tag, expected, make_tag(salt, shift, pos, kData, size));
   }
   void account(uint64_t n, uint64_t b, uint64_t ts) noexcept {
     records += n;
     bytes += b;
     // relaxed: single writer (this producer); readers only need a recent value.
-    slot->records.store(records, std::memory_order_relaxed);
-    slot->bytes.store(bytes, std::memory_order_relaxed);
-    slot->last_active_ns.store(ts, std::memory_order_relaxed);
+    store_relaxed(slot->records, records);
+    store_relaxed(slot->bytes, bytes);
+    store_relaxed(slot->last_active_ns, ts);
   }
 };
 
@@ -114,11 +112,11 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
     if (end <= limit) return PubStatus::kOk;
     const uint64_t now = steady_ns();
     if (opts.when_full == FullPolicy::kFail || now >= deadline) {
-      h->producer_full.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+      stat_add(h->producer_full, 1);  // relaxed: statistics
       return PubStatus::kFull;
     }
     if (!counted) {
-      h->producer_waits.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+      stat_add(h->producer_waits, 1);  // relaxed: statistics
       counted = true;
     }
     if (now >= next_evict_check) {
@@ -126,13 +124,20 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
       next_evict_check = now + 10'000'000;
     }
     if (backoff.spin()) continue;
-    uint32_t v = h->space_futex.load(std::memory_order_seq_cst);
+    // Futex handshake, sleeper side (the waker is wake_space(), called by a consumer
+    // after its seq_cst position store): read the futex word first (a wake after this
+    // read changes it, so futex_wait() returns at once), announce our bit (seq_cst),
+    // re-check the floor (seq_cst loads of the positions in compute_floor()), sleep only
+    // if still no room, withdraw the bit.  Either the consumer's load of space_sleepers
+    // sees our bit or our re-check sees its new position (see atomics.h).  The 1 ms
+    // bound covers a consumer that died between its store and its wake.
+    uint32_t v = load_seq_cst(h->space_futex);
     const uint64_t bit = uint64_t{1} << slot_idx;
-    h->space_sleepers.fetch_or(bit, std::memory_order_seq_cst);
+    announce_sleeper(h->space_sleepers, bit);
     SHMBUS_CHAOS_POINT(kSpaceSleep);
     if (compute_floor(*m, &stuck, end).pos + cap < end)
       futex_wait(&h->space_futex, v, std::chrono::milliseconds(1));
-    h->space_sleepers.fetch_and(~bit, std::memory_order_seq_cst);
+    withdraw_sleeper(h->space_sleepers, bit);
   }
 }
 
@@ -157,7 +162,7 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     // acquire in labelled_below(): a reader that sees this value sees those tags); the
     // CAS16 below publishes it to abandoners (see ProducerSlot::claiming).  A plain store
     // on x86 as relaxed would be.
-    slot->claiming.store(c.pos, std::memory_order_release);
+    store_release(slot->claiming, c.pos);
     SHMBUS_CHAOS_POINT(kClaimAdvertised);
     // seq_cst CAS16: takes [c.pos, end) and seqs [c.seq, c.seq + nseq) in one step.
     if (cas16(&h->claim, &c, PosSeq{end, c.seq + nseq})) break;
@@ -170,12 +175,11 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     // release: a pad carries no payload; consumers read it through the acquire of its
     // tag.  A CAS, like begin(): never over this lap's gap for it (of its size).
     std::atomic<uint64_t>& t = m->record_at(c.pos)->tag;
-    uint64_t cur = t.load(std::memory_order_relaxed);
+    uint64_t cur = load_relaxed(t);
     for (;;) {
       const TagView tv = decode_tag(salt, shift, cur, c.pos);
       if (tv.lap_ok && tv.state == kGap && tv.size == pad - sizeof(RecordHeader)) break;
-      if (t.compare_exchange_weak(cur, make_tag(salt, shift, c.pos, kPad, pad - sizeof(RecordHeader)),
-                                  std::memory_order_release, std::memory_order_relaxed))
+      if (cas_weak_release(t, cur, make_tag(salt, shift, c.pos, kPad, pad - sizeof(RecordHeader))))
         break;
     }
     SHMBUS_CHAOS_POINT(kClaimPadded);
@@ -218,31 +222,29 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
     for (int pass = 0; pass < 2 && !impl->slot; ++pass) {
       for (uint32_t i = 0; i < kMaxProducers && !impl->slot; ++i) {
         ProducerSlot* s = impl->m->producer_slot(i);
-        uint64_t owner = s->owner.load(std::memory_order_acquire);
+        uint64_t owner = load_acquire(s->owner);
         if (pass == 0 ? owner != 0 || producer_alive(*impl->m, i)
                       : producer_alive(*impl->m, i))
           continue;
         if (!impl->m->hold(producer_slot_off(i))) continue;  // a foreign lock there
         SHMBUS_CHAOS_POINT(kRegSlotHeld);
         if (owner != 0) {  // reap a dead producer: keep its counts
-          impl->h->retired_records.fetch_add(s->records.load(std::memory_order_relaxed),
-                                             std::memory_order_relaxed);
-          impl->h->retired_bytes.fetch_add(s->bytes.load(std::memory_order_relaxed),
-                                           std::memory_order_relaxed);
+          stat_add(impl->h->retired_records, load_relaxed(s->records));
+          stat_add(impl->h->retired_bytes, load_relaxed(s->bytes));
         }
-        s->records.store(0, std::memory_order_relaxed);
-        s->bytes.store(0, std::memory_order_relaxed);
-        s->start_ns.store(now_ns(), std::memory_order_relaxed);
-        s->last_active_ns.store(now_ns(), std::memory_order_relaxed);
+        store_relaxed(s->records, 0);
+        store_relaxed(s->bytes, 0);
+        store_relaxed(s->start_ns, now_ns());
+        store_relaxed(s->last_active_ns, now_ns());
         clear_sleeper_bits(impl->h, uint64_t{1} << i, 0);  // a previous owner died asleep
         // relaxed, all three: under the registry lock; published by the owner store.
-        uint32_t gen = (s->generation.load(std::memory_order_relaxed) + 1) & 0xffffff;
+        uint32_t gen = (load_relaxed(s->generation) + 1) & 0xffffff;
         if (gen == 0) gen = 1;
-        s->generation.store(gen, std::memory_order_relaxed);
-        s->dead_gen.store(0, std::memory_order_relaxed);
-        s->claiming.store(~0ULL, std::memory_order_relaxed);
+        store_relaxed(s->generation, gen);
+        store_relaxed(s->dead_gen, 0);
+        store_relaxed(s->claiming, ~0ULL);
         // release: pairs with the acquire load of owner by registry readers.
-        s->owner.store(me, std::memory_order_release);
+        store_release(s->owner, me);
         impl->slot = s;
         impl->slot_idx = i;
         impl->label = owner_label(i, gen);
@@ -262,16 +264,16 @@ void Producer::close() noexcept {
     // Without the lock (it timed out) the stores below are still single stores to our
     // own slot: the registry stays consistent.
     RegistryLock lock(*p.m);
-    p.h->retired_records.fetch_add(p.records, std::memory_order_relaxed);
-    p.h->retired_bytes.fetch_add(p.bytes, std::memory_order_relaxed);
-    p.slot->records.store(0, std::memory_order_relaxed);
-    p.slot->bytes.store(0, std::memory_order_relaxed);
-    p.slot->claiming.store(~0ULL, std::memory_order_relaxed);
-    p.slot->owner.store(0, std::memory_order_release);
+    stat_add(p.h->retired_records, p.records);
+    stat_add(p.h->retired_bytes, p.bytes);
+    store_relaxed(p.slot->records, 0);
+    store_relaxed(p.slot->bytes, 0);
+    store_relaxed(p.slot->claiming, ~0ULL);
+    store_release(p.slot->owner, 0);
     SHMBUS_CHAOS_POINT(kRegLeaving);
     p.m->release(producer_slot_off(p.slot_idx));
   }
-  p.closed.store(true, std::memory_order_relaxed);  // relaxed: same thread contract
+  store_relaxed(p.closed, true);  // relaxed: same thread contract
   impl_.reset();
 }
 
@@ -285,21 +287,21 @@ namespace {
 bool lost_or_unknown(const StreamHeader* h, uint64_t seq) noexcept {
   // acquire: pairs with the release in StreamControl::record_lost(), which comes before
   // the persister moves durable_seq past the range.
-  const uint64_t n = h->lost_count.load(std::memory_order_acquire);
+  const uint64_t n = load_acquire(h->lost_count);
   if (n == 0) return false;
   const uint64_t first = n > kLostLog ? n - kLostLog : 0;
   bool lost = false;
   uint64_t oldest_from = 0;
   for (uint64_t i = first; i < n; ++i) {
     const LostRange& e = h->lost_log[i % kLostLog];
-    const uint64_t from = e.from.load(std::memory_order_relaxed);
-    const uint64_t to = e.to.load(std::memory_order_relaxed);
+    const uint64_t from = load_relaxed(e.from);
+    const uint64_t to = load_relaxed(e.to);
     if (i == first) oldest_from = from;
     if (from <= seq && seq < to) lost = true;
   }
   // acquire (seqlock-style re-check): entries below n2 - kLostLog were overwritten while
   // we read them: we cannot tell.
-  const uint64_t n2 = h->lost_count.load(std::memory_order_acquire);
+  const uint64_t n2 = load_acquire(h->lost_count);
   if (n2 - first > kLostLog) return true;
   if (lost) return true;
   // Older ranges than the log keeps: if even the oldest kept starts above seq, one of
@@ -316,17 +318,22 @@ PubStatus Producer::wait_durable(uint64_t seq, std::chrono::nanoseconds timeout)
   Backoff backoff(impl_->opts.wait);
   for (;;) {
     // acquire: pairs with the persister's store in StreamControl::set_durable_seq().
-    if (h->durable_seq.load(std::memory_order_acquire) > seq)
+    if (load_acquire(h->durable_seq) > seq)
       return lost_or_unknown(h, seq) ? PubStatus::kNotPersisted : PubStatus::kOk;
     const uint64_t now = steady_ns();
     if (now >= deadline) return PubStatus::kTimeout;
     if (backoff.spin()) continue;
-    uint32_t v = h->durable_futex.load(std::memory_order_seq_cst);
+    // Futex handshake, sleeper side (the waker is StreamControl::set_durable_seq(): a
+    // seq_cst store of durable_seq, then a seq_cst load of durable_sleepers): futex word
+    // first, our bit (seq_cst), re-check durable_seq (seq_cst), sleep, withdraw the bit.
+    // Either the persister sees our bit or we see its new durable_seq (see atomics.h);
+    // the sleep is bounded (100 ms, and the deadline).
+    uint32_t v = load_seq_cst(h->durable_futex);
     const uint64_t bit = uint64_t{1} << impl_->slot_idx;
-    h->durable_sleepers.fetch_or(bit, std::memory_order_seq_cst);
-    if (h->durable_seq.load(std::memory_order_seq_cst) <= seq)
+    announce_sleeper(h->durable_sleepers, bit);
+    if (load_seq_cst(h->durable_seq) <= seq)
       futex_wait(&h->durable_futex, v, std::chrono::nanoseconds(std::min<uint64_t>(deadline - now, 100'000'000)));
-    h->durable_sleepers.fetch_and(~bit, std::memory_order_seq_cst);
+    withdraw_sleeper(h->durable_sleepers, bit);
   }
 }
 
@@ -356,6 +363,9 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   if (!p.commit(pos, size, size)) return {PubStatus::kAbandoned, seq};
   SHMBUS_CHAOS_POINT(kCommitted);
   p.account(1, size, ts);
+  // Futex handshake, waker side: after the seq_cst commit CAS, one seq_cst load of
+  // data_sleepers; a system call only when a consumer announced itself asleep (its
+  // re-check of the tag then sees our commit, or we see its bit: see ring.h).
   wake_data(*p.m);
   SHMBUS_CHAOS_POINT(kCommitWoken);
   return {PubStatus::kOk, seq};
@@ -395,8 +405,7 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
       // gap already (and logged it too): the entry is true either way.
       (void)log_gap(p.h, seq + i);
       // seq_cst: as an abort.
-      p.m->record_at(at)->tag.compare_exchange_strong(
-          expected, make_tag(p.salt, p.shift, at, kGap, payloads[i].size()), std::memory_order_seq_cst);
+      cas_seq_cst(p.m->record_at(at)->tag, expected, make_tag(p.salt, p.shift, at, kGap, payloads[i].size()));
       at += record_span(payloads[i].size());
     }
     wake_data(*p.m);
@@ -468,7 +477,7 @@ PubStatus Claim::commit() noexcept { return commit(data_.size()); }
 PubStatus Claim::commit(size_t size) noexcept {
   if (!producer_) return PubStatus::kClosed;
   if (size > data_.size()) return PubStatus::kTooLarge;
-  if (producer_->closed.load(std::memory_order_relaxed)) {  // its producer is gone
+  if (load_relaxed(producer_->closed)) {  // its producer is gone
     (void)abort();
     return PubStatus::kClosed;
   }
@@ -495,11 +504,10 @@ PubStatus Claim::abort() noexcept {
   // (and logged it too): the entry is true either way.
   (void)log_gap(p.h, seq_);
   // seq_cst: as a commit (consumers skip the gap).
-  if (!p.m->record_at(pos_)->tag.compare_exchange_strong(
-          expected, make_tag(p.salt, p.shift, pos_, kGap, data_.size()), std::memory_order_seq_cst))
+  if (!cas_seq_cst(p.m->record_at(pos_)->tag, expected, make_tag(p.salt, p.shift, pos_, kGap, data_.size())))
     return PubStatus::kAbandoned;
   SHMBUS_CHAOS_POINT(kAborted);
-  p.h->aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  stat_add(p.h->aborted, 1);  // relaxed: statistics
   wake_data(*p.m);
   return PubStatus::kOk;
 }

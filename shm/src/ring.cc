@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,15 +14,8 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 
 namespace shmbus::detail {
-
-uint64_t steady_ns() noexcept {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // Field 22 of /proc/PID/stat: start time in clock ticks since boot. 0 if unknown.
 // open/read into a stack buffer, not stdio: no allocation, so a child of fork() can call
@@ -57,10 +49,10 @@ uint64_t self_owner_word() {
   // relaxed: a racing recomputation stores the same value.
   static std::atomic<uint64_t> cached{0};
   const uint32_t pid = static_cast<uint32_t>(getpid());
-  uint64_t word = cached.load(std::memory_order_relaxed);
+  uint64_t word = load_relaxed(cached);
   if (word == 0 || (word >> 32) != pid) {  // first use, or a child of fork()
     word = (static_cast<uint64_t>(pid) << 32) | (process_start_ticks(pid) & 0xffffffffULL);
-    cached.store(word, std::memory_order_relaxed);
+    store_relaxed(cached, word);
   }
   return word;
 }
@@ -79,7 +71,7 @@ std::atomic<StopCheck> g_stop_check{nullptr};
 }  // namespace shmbus::detail
 
 void shmbus::set_stop_check(StopCheck check) noexcept {
-  detail::g_stop_check.store(check, std::memory_order_release);  // release: set once
+  detail::store_release(detail::g_stop_check, check);  // release: set once
 }
 
 namespace shmbus::detail {
@@ -92,13 +84,13 @@ RegistryLock::RegistryLock(const StreamMapping& m, std::chrono::milliseconds wai
     if (m_.try_lock_registry()) {
       ok_ = true;
       // relaxed: a diagnostic for stat; the OFD lock is what excludes.
-      m_.header()->registry_lock.store(self_owner_word(), std::memory_order_relaxed);
+      store_relaxed(m_.header()->registry_lock, self_owner_word());
       SHMBUS_CHAOS_POINT(kRegLocked);
       return;
     }
     if (steady_ns() >= deadline) return;
     // acquire: pairs with the release in set_stop_check().
-    if (StopCheck stop = g_stop_check.load(std::memory_order_acquire); stop && stop()) {
+    if (StopCheck stop = load_acquire(g_stop_check); stop && stop()) {
       interrupted_ = true;
       return;
     }
@@ -112,7 +104,7 @@ RegistryLock::RegistryLock(const StreamMapping& m, std::chrono::milliseconds wai
 
 RegistryLock::~RegistryLock() {
   if (!ok_) return;
-  m_.header()->registry_lock.store(0, std::memory_order_relaxed);  // relaxed: diagnostic
+  store_relaxed(m_.header()->registry_lock, 0);  // relaxed: diagnostic
   m_.unlock_registry();
 }
 
@@ -122,7 +114,7 @@ Error RegistryLock::error() const {
                                           m_.name() + "'");
   if (m_.read_only())
     return make_error(Errc::kPermission, "stream '" + m_.name() + "' is mapped read-only");
-  const uint64_t holder = m_.header()->registry_lock.load(std::memory_order_relaxed);
+  const uint64_t holder = load_relaxed(m_.header()->registry_lock);
   return make_error(Errc::kTimeout,
                     "the registry lock of stream '" + m_.name() + "' was held for over " +
                         std::to_string(kRegistryWait.count()) + " ms (by pid " +
@@ -148,7 +140,7 @@ bool label_dead(const StreamMapping& m, uint32_t label) {
   ProducerSlot* s = m.producer_slot(idx);
   // relaxed: generation changes under the registry lock only; a stale read errs on
   // "alive" only if the slot was re-taken, when the lock probe below settles it.
-  if ((s->generation.load(std::memory_order_relaxed) & 0xffffff) != (label >> 8)) return true;
+  if ((load_relaxed(s->generation) & 0xffffff) != (label >> 8)) return true;
   return !producer_alive(m, idx);
 }
 // A claim without a header yet: its owner is a producer whose `claiming` word is at or
@@ -156,7 +148,7 @@ bool label_dead(const StreamMapping& m, uint32_t label) {
 bool unlabelled_dead(const StreamMapping& m, uint64_t pos) {
   for (uint32_t i = 0; i < kMaxProducers; ++i) {
     // acquire: pairs with the release store of ~0 after the producer's pending tags.
-    const uint64_t c = m.producer_slot(i)->claiming.load(std::memory_order_acquire);
+    const uint64_t c = load_acquire(m.producer_slot(i)->claiming);
     if (c != ~0ULL && c <= pos && producer_alive(m, i)) return false;
   }
   return true;
@@ -172,10 +164,10 @@ bool DeadProducers::dead(const StreamMapping& m, uint32_t i) {
   ProducerSlot* s = m.producer_slot(i);
   // relaxed: generation changes under the registry lock only; a stale value only costs a
   // probe (a slot taken again since is held, so never found dead by mistake).
-  const uint32_t gen = s->generation.load(std::memory_order_relaxed) & 0xffffff;
+  const uint32_t gen = load_relaxed(s->generation) & 0xffffff;
   if (gen_plus1[i] == gen + 1) return true;
   // relaxed: a hint set by an abandoner that found this generation dead.
-  if (gen != 0 && s->dead_gen.load(std::memory_order_relaxed) == gen) return true;
+  if (gen != 0 && load_relaxed(s->dead_gen) == gen) return true;
   if (producer_alive(m, i)) return false;
   gen_plus1[i] = gen + 1;
   return true;
@@ -192,11 +184,11 @@ uint64_t labelled_below(const StreamMapping& m, uint64_t at, DeadProducers* dead
     // before any claim of its producer: a slot found free (never taken: its claiming word
     // is 0 from creation; or closed, after its last pending tag) claims nothing below
     // `low`.  Same cache line as `claiming`.
-    if (s->owner.load(std::memory_order_acquire) == 0) continue;
+    if (load_acquire(s->owner) == 0) continue;
     // acquire: pairs with the release stores of `claiming` (~0 after the claim's pending
     // tags; the next claim's start, later still): a producer that no longer advertises a
     // claim at or below `low` has its pending tags seen by tag loads after this one.
-    const uint64_t c = s->claiming.load(std::memory_order_acquire);
+    const uint64_t c = load_acquire(s->claiming);
     if (c >= low) continue;  // ~0: not claiming
     if (dead && c <= at && dead->dead(m, i)) continue;
     low = c;
@@ -207,8 +199,8 @@ uint64_t labelled_below(const StreamMapping& m, uint64_t at, DeadProducers* dead
 namespace {
 // Raises *word to v (seq_cst: readers order it against the log entries, see log_gap()).
 void raise_max(std::atomic<uint64_t>* word, uint64_t v) noexcept {
-  uint64_t cur = word->load(std::memory_order_seq_cst);
-  while (cur < v && !word->compare_exchange_weak(cur, v, std::memory_order_seq_cst)) {
+  uint64_t cur = load_seq_cst(*word);
+  while (cur < v && !cas_weak_seq_cst(*word, cur, v)) {
   }
 }
 }  // namespace
@@ -218,22 +210,22 @@ uint32_t log_gap(StreamHeader* h, uint64_t seq) noexcept {
   // which every reader that passes the gap, or is lapped over it, synchronizes with
   // (through the tag itself, or head, floor and the claim cursor that moved past it).
   const uint32_t i =
-      static_cast<uint32_t>(h->gap_log_next.fetch_add(1, std::memory_order_seq_cst) % kGapLog);
+      static_cast<uint32_t>(fetch_add_seq_cst(h->gap_log_next, 1) % kGapLog);
   std::atomic<uint64_t>& e = h->gap_log[i];
-  uint64_t old = e.load(std::memory_order_seq_cst);
+  uint64_t old = load_seq_cst(e);
   // The entry we overwrite leaves the log: say so first (a reader that then misses it
   // sees gap_log_dropped).  The CAS fails only if another writer changed the entry
   // meanwhile; then its value is the one to drop.
   do {
     if (old != 0) raise_max(&h->gap_log_dropped, old);
-  } while (!e.compare_exchange_weak(old, seq + 1, std::memory_order_seq_cst));
+  } while (!cas_weak_seq_cst(e, old, seq + 1));
   return i;
 }
 
 void unlog_gap(StreamHeader* h, uint32_t index, uint64_t seq) noexcept {
   uint64_t mine = seq + 1;
   // seq_cst: as log_gap(); only if the entry is still ours.
-  h->gap_log[index % kGapLog].compare_exchange_strong(mine, 0, std::memory_order_seq_cst);
+  cas_seq_cst(h->gap_log[index % kGapLog], mine, 0);
 }
 
 void log_unknown_gap(StreamHeader* h, uint64_t end_pos) noexcept {
@@ -248,15 +240,15 @@ bool count_logged_gaps(const StreamHeader* h, uint64_t from, uint64_t to, uint64
   for (uint32_t i = 0; i < kGapLog; ++i) {
     // seq_cst: pairs with log_gap()'s CAS; an entry overwritten before this load had its
     // old value raised into gap_log_dropped first (read below).
-    const uint64_t v = w->gap_log[i].load(std::memory_order_seq_cst);
+    const uint64_t v = load_seq_cst(w->gap_log[i]);
     if (v != 0 && v - 1 >= from && v - 1 < to) seen[n++] = v - 1;
   }
   // A gap is logged again when two make it (an abort racing an abandoner): count once.
   std::sort(seen, seen + n);
   *gaps = static_cast<uint64_t>(std::unique(seen, seen + n) - seen);
   // seq_cst: after the entries (see above).
-  const bool dropped = w->gap_log_dropped.load(std::memory_order_seq_cst) > from;
-  const bool unknown = w->gap_unknown_end.load(std::memory_order_seq_cst) > from_pos;
+  const bool dropped = load_seq_cst(w->gap_log_dropped) > from;
+  const bool unknown = load_seq_cst(w->gap_unknown_end) > from_pos;
   return !dropped && !unknown;
 }
 
@@ -267,7 +259,7 @@ bool Stuck::dead_now(const StreamMapping& m, uint64_t at, uint64_t tag) const {
   const uint32_t idx = (label & 0xff) - 1;
   // relaxed: a hint; abandon_at() checks liveness itself.
   return idx < kMaxProducers &&
-         m.producer_slot(idx)->dead_gen.load(std::memory_order_relaxed) == (label >> 8);
+         load_relaxed(m.producer_slot(idx)->dead_gen) == (label >> 8);
 }
 
 Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t observed,
@@ -294,7 +286,7 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
   } else {
     if (!unlabelled_dead(m, pos)) return Abandon::kAlive;
     // acquire: a pending tag stored before its producer cleared `claiming` is seen now.
-    if (rec->tag.load(std::memory_order_acquire) != observed) return Abandon::kRetry;
+    if (load_acquire(rec->tag) != observed) return Abandon::kRetry;
   }
   TagView tv = decode_tag(salt, m.lap_shift(), observed, pos);
   uint64_t size;
@@ -314,12 +306,12 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
     uint64_t end = tail;
     for (uint32_t i = 0; i < kMaxProducers; ++i) {
       // acquire: as in labelled_below().
-      const uint64_t c = m.producer_slot(i)->claiming.load(std::memory_order_acquire);
+      const uint64_t c = load_acquire(m.producer_slot(i)->claiming);
       if (c > pos && c < end && (c & (kRecordAlign - 1)) == 0) end = c;
     }
     uint64_t q = pos + kRecordAlign;
     while (q < end && (q & m.mask()) != 0) {
-      TagView t = decode_tag(salt, m.lap_shift(), m.record_at(q)->tag.load(std::memory_order_acquire), q);
+      TagView t = decode_tag(salt, m.lap_shift(), load_acquire(m.record_at(q)->tag), q);
       const uint64_t span = record_span(t.size);
       if (t.lap_ok && t.state >= kPending && t.state <= kGap && span <= tail - q &&
           (q & m.mask()) + span <= m.capacity() &&
@@ -339,7 +331,7 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
   else log_unknown_gap(m.header(), pos + record_span(size));
   // seq_cst: as a commit; a producer that later tries to commit this record fails its
   // CAS and reports kAbandoned (and a late begin() fails on this lap's gap tag).
-  if (!rec->tag.compare_exchange_strong(observed, gap, std::memory_order_seq_cst)) {
+  if (!cas_seq_cst(rec->tag, observed, gap)) {
     // Someone else's gap (then logged by it too) or, were its owner alive after all, a
     // record: the entry must go then.
     const TagView now = decode_tag(salt, m.lap_shift(), observed, pos);
@@ -351,10 +343,10 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
     stuck->dead_label = label;
     const uint32_t idx = (label & 0xff) - 1;
     if (idx < kMaxProducers)  // relaxed: a hint for other scanners
-      m.producer_slot(idx)->dead_gen.store(label >> 8, std::memory_order_relaxed);
+      store_relaxed(m.producer_slot(idx)->dead_gen, label >> 8);
   }
   stuck->dead_end = pos + record_span(size);
-  m.header()->abandoned.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  stat_add(m.header()->abandoned, 1);  // relaxed: statistics
   wake_data(m);
   return Abandon::kDone;
 }
@@ -377,7 +369,7 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
         probed = true;
       }
       RecordHeader* rec = m.record_at(cur.pos);
-      uint64_t tag = rec->tag.load(std::memory_order_acquire);
+      uint64_t tag = load_acquire(rec->tag);
       TagView tv = decode_tag(salt, m.lap_shift(), tag, cur.pos);
       uint64_t span = record_span(tv.size);
       if (cur.pos < labelled && tv.lap_ok && (tv.state == kData || tv.state == kPad || tv.state == kGap) &&
@@ -422,7 +414,7 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
 
 uint32_t consumer_slots_in_use(const StreamHeader* h) {
   // A corrupt value only makes scans longer, never out of bounds.
-  return std::min<uint32_t>(h->consumer_hwm.load(std::memory_order_seq_cst), kMaxConsumers);
+  return std::min<uint32_t>(load_seq_cst(h->consumer_hwm), kMaxConsumers);
 }
 
 namespace {
@@ -438,18 +430,18 @@ SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail, uint64_t 
     ConsumerSlot* s = m.consumer_slot(i);
     // seq_cst: pairs with the seq_cst store of state/evicted by a consumer that then
     // reads floor (Dekker): either it sees our floor or we see its slot.
-    if (s->state.load(std::memory_order_seq_cst) != kSlotReady) continue;
-    if (s->evicted.load(std::memory_order_seq_cst) != 0) continue;
+    if (load_seq_cst(s->state) != kSlotReady) continue;
+    if (load_seq_cst(s->evicted) != 0) continue;
     // acquire, seq before pos: the owner stores pos then seq, so this seq is never
     // larger than the true one at pos (a lower bound).
     // seq_cst position: pairs with the durable consumer's seq_cst position store before
     // it reads space_sleepers (Dekker, see wake_space()).
-    uint64_t seq = s->next_seq.load(std::memory_order_acquire);
-    uint64_t pos = s->position.load(std::memory_order_seq_cst);
+    uint64_t seq = load_acquire(s->next_seq);
+    uint64_t pos = load_seq_cst(s->position);
     if ((pos & (kRecordAlign - 1)) != 0) continue;  // forged: ignore it
     if (pos <= tail && pos > r.furthest.pos) r.furthest = PosSeq{pos, seq};
     if (pos <= tail && pos >= want && pos < r.nearest_past.pos) r.nearest_past = PosSeq{pos, seq};
-    if (s->kind.load(std::memory_order_relaxed) == kKindTailing) continue;
+    if (load_relaxed(s->kind) == kKindTailing) continue;
     if (pos < r.durable_min.pos) r.durable_min = PosSeq{pos, seq};
   }
   return r;
@@ -479,7 +471,7 @@ PosSeq committed_frontier(const StreamMapping& m) {
       if (cur.pos >= labelled) break;
       RecordHeader* rec = m.record_at(cur.pos);
       // acquire: pairs with the commit CAS; the seq read below belongs to this record.
-      const TagView tv = decode_tag(salt, m.lap_shift(), rec->tag.load(std::memory_order_acquire), cur.pos);
+      const TagView tv = decode_tag(salt, m.lap_shift(), load_acquire(rec->tag), cur.pos);
       const uint64_t span = record_span(tv.size);
       if (!tv.lap_ok || tv.state < kData || tv.state > kGap || span > tail - cur.pos ||
           (cur.pos & m.mask()) + span > m.capacity() ||
@@ -525,26 +517,26 @@ uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below) {
   const uint32_t n = consumer_slots_in_use(h);
   for (uint32_t i = 0; i < n; ++i) {
     ConsumerSlot* s = m.consumer_slot(i);
-    if (s->state.load(std::memory_order_acquire) != kSlotReady ||
-        s->kind.load(std::memory_order_relaxed) == kKindTailing ||
-        (s->kind.load(std::memory_order_relaxed) == kKindPersister &&
+    if (load_acquire(s->state) != kSlotReady ||
+        load_relaxed(s->kind) == kKindTailing ||
+        (load_relaxed(s->kind) == kKindPersister &&
          h->on_persister_dead == 0) ||  // a dead persister holds producers: nothing unstored
-        s->evicted.load(std::memory_order_relaxed) != 0 ||
-        s->position.load(std::memory_order_acquire) >= below)
+        load_relaxed(s->evicted) != 0 ||
+        load_acquire(s->position) >= below)
       continue;
-    uint64_t last = s->last_active_ns.load(std::memory_order_relaxed);
+    uint64_t last = load_relaxed(s->last_active_ns);
     if (now < last || now - last < h->consumer_dead_timeout_ns) continue;
     if (consumer_alive(m, i)) continue;
-    uint64_t owner = s->owner.load(std::memory_order_acquire);
+    uint64_t owner = load_acquire(s->owner);
     SHMBUS_CHAOS_POINT(kEvictFound);
     RegistryLock lock(m);
     if (!lock.ok()) return evicted;
-    if (s->owner.load(std::memory_order_acquire) != owner || consumer_alive(m, i))
+    if (load_acquire(s->owner) != owner || consumer_alive(m, i))
       continue;  // re-attached
     // seq_cst: pairs with the seq_cst load in compute_floor().
-    s->evicted.store(1, std::memory_order_seq_cst);
+    store_seq_cst(s->evicted, 1);
     SHMBUS_CHAOS_POINT(kEvicted);
-    h->evictions.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+    stat_add(h->evictions, 1);  // relaxed: statistics
     ++evicted;
   }
   return evicted;
@@ -553,10 +545,10 @@ uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below) {
 bool group_expired(const StreamMapping& m, uint32_t i) {
   const StreamHeader* h = m.header();
   ConsumerSlot* s = m.consumer_slot(i);
-  if (h->consumer_retention_ns == 0 || s->kind.load(std::memory_order_relaxed) != kKindDurable)
+  if (h->consumer_retention_ns == 0 || load_relaxed(s->kind) != kKindDurable)
     return false;
   const uint64_t now = now_ns();
-  const uint64_t last = s->last_active_ns.load(std::memory_order_relaxed);  // relaxed: a time
+  const uint64_t last = load_relaxed(s->last_active_ns);  // relaxed: a time
   if (now < last || now - last < h->consumer_retention_ns) return false;
   return !consumer_alive(m, i);
 }
@@ -587,28 +579,28 @@ void wake_sleepers(const StreamMapping& m, Sleepers which) {
   std::atomic<uint32_t>& word = which == Sleepers::kData    ? h->data_futex
                                 : which == Sleepers::kSpace ? h->space_futex
                                                             : h->durable_futex;
-  word.fetch_add(1, std::memory_order_seq_cst);
+  fetch_add_seq_cst(word, 1);
   if (futex_wake_all(&word) > 0) return;
   // Nobody was asleep: either a sleeper is between its bit and its futex wait (alive),
   // or it died asleep.  Clear the bits of dead slots.
   std::atomic<uint64_t>& mask = sleepers_word(h, which);
-  uint64_t bits = mask.load(std::memory_order_seq_cst);
+  uint64_t bits = load_seq_cst(mask);
   while (bits != 0) {
     const uint32_t i = static_cast<uint32_t>(__builtin_ctzll(bits));
     bits &= bits - 1;
     const bool alive = which == Sleepers::kData ? consumer_alive(m, i) : producer_alive(m, i);
     // seq_cst: as the sleeper's own clear.
-    if (!alive) mask.fetch_and(~(uint64_t{1} << i), std::memory_order_seq_cst);
+    if (!alive) withdraw_sleeper(mask, (uint64_t{1} << i));
   }
 }
 
 void clear_sleeper_bits(StreamHeader* h, uint64_t producer_bit, uint64_t consumer_bit) {
   // seq_cst: as a sleeper's own clear.
   if (producer_bit) {
-    h->space_sleepers.fetch_and(~producer_bit, std::memory_order_seq_cst);
-    h->durable_sleepers.fetch_and(~producer_bit, std::memory_order_seq_cst);
+    withdraw_sleeper(h->space_sleepers, producer_bit);
+    withdraw_sleeper(h->durable_sleepers, producer_bit);
   }
-  if (consumer_bit) h->data_sleepers.fetch_and(~consumer_bit, std::memory_order_seq_cst);
+  if (consumer_bit) withdraw_sleeper(h->data_sleepers, consumer_bit);
 }
 
 }  // namespace shmbus::detail

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cstdint>
 
+#include "atomics.h"
 #include "layout.h"
 #include "mapping.h"
+#include "shmbus/detail/steady_clock.h"
 
 namespace shmbus::detail {
 
@@ -15,7 +17,6 @@ namespace shmbus::detail {
 // diagnostic only (stat's pid column): liveness is the OFD lock on the slot.
 uint64_t self_owner_word();
 uint32_t owner_pid(uint64_t owner) noexcept;
-uint64_t steady_ns() noexcept;
 
 inline uint64_t producer_slot_off(uint32_t i) { return kProducerSlotsOff + i * sizeof(ProducerSlot); }
 inline uint64_t consumer_slot_off(uint32_t i) { return kConsumerSlotsOff + i * sizeof(ConsumerSlot); }
@@ -167,14 +168,14 @@ void clear_sleeper_bits(StreamHeader* h, uint64_t producer_bit, uint64_t consume
 inline void wake_data(const StreamMapping& m) {
   // seq_cst: pairs with the seq_cst fetch_or into data_sleepers by a consumer that then
   // re-checks the record tag: either it sees our commit or we see it asleep.
-  if (m.header()->data_sleepers.load(std::memory_order_seq_cst) != 0)
+  if (load_seq_cst(m.header()->data_sleepers) != 0)
     wake_sleepers(m, Sleepers::kData);
 }
 // Wakes producers waiting for room.  Call after a seq_cst store of a consumer position.
 inline void wake_space(const StreamMapping& m) {
   // seq_cst: pairs with the producer's seq_cst fetch_or into space_sleepers before it
   // re-reads the consumer positions (seq_cst) in compute_floor().
-  if (m.header()->space_sleepers.load(std::memory_order_seq_cst) != 0)
+  if (load_seq_cst(m.header()->space_sleepers) != 0)
     wake_sleepers(m, Sleepers::kSpace);
 }
 

@@ -9,13 +9,10 @@
 #include <cstdio>
 #include <cstring>
 
-#include <boost/interprocess/shared_memory_object.hpp>
-
 #include "mapping.h"
 #include "ring.h"
 
 namespace shmbus {
-namespace bip = boost::interprocess;
 using namespace detail;
 
 namespace {
@@ -145,61 +142,61 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
   s.tail_pos = claim.pos;
   s.oldest_seq = std::min(floor.seq, claim.seq);
   // relaxed loads below: statistics, read racily by design.
-  s.abandoned = h->abandoned.load(std::memory_order_relaxed);
-  s.producer_waits = h->producer_waits.load(std::memory_order_relaxed);
-  s.producer_full = h->producer_full.load(std::memory_order_relaxed);
-  s.tail_lost = h->tail_lost.load(std::memory_order_relaxed);
-  s.evictions = h->evictions.load(std::memory_order_relaxed);
-  s.evicted_lost = h->evicted_lost.load(std::memory_order_relaxed);
-  s.aborted = h->aborted.load(std::memory_order_relaxed);
+  s.abandoned = load_relaxed(h->abandoned);
+  s.producer_waits = load_relaxed(h->producer_waits);
+  s.producer_full = load_relaxed(h->producer_full);
+  s.tail_lost = load_relaxed(h->tail_lost);
+  s.evictions = load_relaxed(h->evictions);
+  s.evicted_lost = load_relaxed(h->evicted_lost);
+  s.aborted = load_relaxed(h->aborted);
   s.abandon_timeout_ms = h->abandon_timeout_ns / 1000000;
   s.consumer_dead_timeout_ms = h->consumer_dead_timeout_ns / 1000000;
   s.consumer_retention_ms = h->consumer_retention_ns / 1000000;
-  s.records_published = h->retired_records.load(std::memory_order_relaxed);
-  s.bytes_published = h->retired_bytes.load(std::memory_order_relaxed);
+  s.records_published = load_relaxed(h->retired_records);
+  s.bytes_published = load_relaxed(h->retired_bytes);
   for (uint32_t i = 0; i < kMaxProducers; ++i) {
     ProducerSlot* p = m.producer_slot(i);
-    uint64_t owner = p->owner.load(std::memory_order_acquire);
+    uint64_t owner = load_acquire(p->owner);
     if (owner == 0) continue;
     ProducerInfo pi;
     pi.pid = owner_pid(owner);
     pi.alive = producer_alive(m, i);
-    pi.start_ns = p->start_ns.load(std::memory_order_relaxed);
-    pi.last_active_ns = p->last_active_ns.load(std::memory_order_relaxed);
-    pi.records = p->records.load(std::memory_order_relaxed);
-    pi.bytes = p->bytes.load(std::memory_order_relaxed);
+    pi.start_ns = load_relaxed(p->start_ns);
+    pi.last_active_ns = load_relaxed(p->last_active_ns);
+    pi.records = load_relaxed(p->records);
+    pi.bytes = load_relaxed(p->bytes);
     s.records_published += pi.records;
     s.bytes_published += pi.bytes;
     s.producers.push_back(pi);
   }
   for (uint32_t i = 0; i < kMaxConsumers; ++i) {
     ConsumerSlot* c = m.consumer_slot(i);
-    if (c->state.load(std::memory_order_acquire) != kSlotReady) continue;
+    if (load_acquire(c->state) != kSlotReady) continue;
     ConsumerInfo ci;
     ci.name.assign(c->name, strnlen(c->name, kNameBytes));
-    ci.durable = c->kind.load(std::memory_order_relaxed) != kKindTailing;
-    uint64_t owner = c->owner.load(std::memory_order_acquire);
+    ci.durable = load_relaxed(c->kind) != kKindTailing;
+    uint64_t owner = load_acquire(c->owner);
     ci.pid = owner_pid(owner);
     ci.alive = consumer_alive(m, i);
     if (!ci.durable && !ci.alive) continue;  // a dead tailing reader: nothing to show
-    ci.evicted = c->evicted.load(std::memory_order_relaxed) != 0;
-    ci.next_seq = c->next_seq.load(std::memory_order_acquire);
+    ci.evicted = load_relaxed(c->evicted) != 0;
+    ci.next_seq = load_acquire(c->next_seq);
     ci.lag = s.next_seq > ci.next_seq ? s.next_seq - ci.next_seq : 0;
-    ci.last_active_ns = c->last_active_ns.load(std::memory_order_relaxed);
+    ci.last_active_ns = load_relaxed(c->last_active_ns);
     s.consumers.push_back(std::move(ci));
   }
   s.persist = read_persist_settings(h);
-  s.durable_seq = h->durable_seq.load(std::memory_order_acquire);
-  s.oldest_persisted_seq = h->oldest_persisted_seq.load(std::memory_order_relaxed);
-  s.deleted_below = h->deleted_below.load(std::memory_order_acquire);
-  s.persister_beat_ns = h->persister_beat_ns.load(std::memory_order_relaxed);
-  s.deleted_records = h->deleted_records.load(std::memory_order_relaxed);
-  s.deleted_bytes = h->deleted_bytes.load(std::memory_order_relaxed);
-  s.disk_bytes = h->disk_bytes.load(std::memory_order_relaxed);
-  s.store_errors = h->store_errors.load(std::memory_order_relaxed);
-  s.segments = h->segments.load(std::memory_order_relaxed);
+  s.durable_seq = load_acquire(h->durable_seq);
+  s.oldest_persisted_seq = load_relaxed(h->oldest_persisted_seq);
+  s.deleted_below = load_acquire(h->deleted_below);
+  s.persister_beat_ns = load_relaxed(h->persister_beat_ns);
+  s.deleted_records = load_relaxed(h->deleted_records);
+  s.deleted_bytes = load_relaxed(h->deleted_bytes);
+  s.disk_bytes = load_relaxed(h->disk_bytes);
+  s.store_errors = load_relaxed(h->store_errors);
+  s.segments = load_relaxed(h->segments);
   static const char* const kGran[] = {"", "byte", "cache line", "page (msync)"};
-  s.pmem_granularity = kGran[std::min<uint32_t>(h->pmem_granularity.load(std::memory_order_relaxed), 3)];
+  s.pmem_granularity = kGran[std::min<uint32_t>(load_relaxed(h->pmem_granularity), 3)];
   return s;
 }
 

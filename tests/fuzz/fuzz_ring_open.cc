@@ -43,6 +43,7 @@
 
 #include "layout.h"
 #include "shmbus/shmbus.h"
+#include "shmbus/detail/stream_control.h"
 
 namespace {
 

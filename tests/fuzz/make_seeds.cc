@@ -23,6 +23,7 @@
 #include "format.h"
 #include "index.h"
 #include "shmbus/shmbus.h"
+#include "shmbus/detail/stream_control.h"
 #include "watermark.h"
 
 namespace fs = std::filesystem;

@@ -17,6 +17,7 @@
 #include "fault_env.h"
 #include "format.h"
 #include "shmbus/persister.h"
+#include "shmbus/detail/stream_control.h"
 #include "test_util.h"
 #include "../common/scratch.h"
 

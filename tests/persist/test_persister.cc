@@ -2,6 +2,7 @@
 #include <cstdlib>
 
 #include "test_persister_util.h"
+#include "shmbus/detail/stream_control.h"
 
 namespace shmbus::persist::it {
 namespace {

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "shmbus/detail/stream_control.h"
 #include "mp_util.h"
 #include "../common/scratch.h"
 

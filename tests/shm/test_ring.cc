@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../common/scratch.h"
+#include "shmbus/detail/stream_control.h"
 
 namespace shmbus {
 namespace {
@@ -572,6 +573,59 @@ TEST(Control, PersistSettingsDurableSeqAndWatermark) {
   EXPECT_EQ(p->wait_durable(r.seq, std::chrono::seconds(5)), PubStatus::kOk);
   persister.join();
   EXPECT_EQ(stream_info(ns.ns(), "s")->durable_seq, 1u);
+}
+
+// The setters of a read-only StreamControl write nothing and say so (false); a writable
+// one's say true.  (They used to return nothing, so a caller with a read-only handle
+// believed it had published a durable position or a watermark.)
+TEST(Control, ReadOnlySettersWriteNothingAndSaySo) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(1 << 16)));
+  auto rw = StreamControl::open(ns.ns(), "s");
+  auto ro = StreamControl::open(ns.ns(), "s", /*read_only=*/true);
+  ASSERT_TRUE(rw && ro);
+  EXPECT_FALSE(ro->set_durable_seq(7));
+  EXPECT_FALSE(ro->raise_deleted_below(9));
+  EXPECT_FALSE(ro->set_oldest_persisted_seq(3));
+  EXPECT_FALSE(ro->record_lost(1, 2));
+  EXPECT_FALSE(ro->beat());
+  EXPECT_FALSE(ro->set_store_stats(100, 2, 3, 4, 1, 5));
+  PersistSettings ps;
+  ps.store_dir = "/var/lib/x/ns/s";
+  auto set = ro->set_persist(ps);
+  ASSERT_FALSE(set);
+  EXPECT_EQ(set.error().code, Errc::kPermission);
+  EXPECT_EQ(ro->clear_persist().error().code, Errc::kPermission);
+  EXPECT_EQ(ro->remove_group("g").error().code, Errc::kPermission);
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->durable_seq, 0u);
+  EXPECT_EQ(info->deleted_below, 0u);
+  EXPECT_EQ(info->oldest_persisted_seq, 0u);
+  EXPECT_EQ(info->persister_beat_ns, 0u);
+  EXPECT_EQ(info->disk_bytes, 0u);
+  EXPECT_EQ(info->segments, 0u);
+  EXPECT_FALSE(info->persist);
+  EXPECT_EQ(ro->durable_seq(), 0u);
+
+  EXPECT_TRUE(rw->set_durable_seq(7));
+  EXPECT_TRUE(rw->raise_deleted_below(9));
+  EXPECT_TRUE(rw->raise_deleted_below(4));  // no change (never lowered), not an error
+  EXPECT_TRUE(rw->set_oldest_persisted_seq(3));
+  EXPECT_TRUE(rw->record_lost(1, 2));
+  EXPECT_FALSE(rw->record_lost(2, 2));      // an empty range: nothing recorded
+  EXPECT_TRUE(rw->beat());
+  EXPECT_TRUE(rw->set_store_stats(100, 2, 3, 4, 1, 5));
+  info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->durable_seq, 7u);
+  EXPECT_EQ(info->deleted_below, 9u);
+  EXPECT_EQ(info->oldest_persisted_seq, 3u);
+  EXPECT_NE(info->persister_beat_ns, 0u);
+  EXPECT_EQ(info->disk_bytes, 100u);
+  EXPECT_EQ(info->segments, 2u);
+  EXPECT_EQ(ro->durable_seq(), 7u);  // the read-only handle sees the writer's values
+  EXPECT_EQ(ro->deleted_below(), 9u);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "run_cli.h"
 #include "shmbus/persister.h"
 #include "shmbus/shmbus.h"
+#include "shmbus/detail/stream_control.h"
 #include "shmbus/store_admin.h"
 
 namespace shmbus::test {

@@ -1,0 +1,59 @@
+// shmbus/persist/group_consumer.h: a durable consumer group that takes from the store
+// what the ring lost while the group was away.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "shmbus/consumer.h"
+#include "shmbus/result.h"
+
+namespace shmbus::persist {
+
+// A durable consumer group (ConsumerOptions::group) that takes from the stream's store
+// what the ring lost while the group was away: the one place that decides it, for the
+// CLI's `tail --group` and Python's Consumer(group=...).  On a stream that is not
+// persisted it is the ring's Consumer.  When the ring reports kEvicted (the group was
+// evicted and producers overwrote records it had not read) or kBeforeOldest (a start
+// below the oldest record in the ring), poll() returns that status once with loss()
+// saying what the ring skipped, whether the store has it, and what is lost for good;
+// the records the store has then come, in order, before the ring's next record.
+// Store holes met meanwhile (deleted, never stored) are reported the same way.
+//
+// Commits are the ring's: the group's committed position is at the ring's oldest record
+// while the store's records are read (a group that stops meanwhile does not get them
+// again).
+class GroupConsumer {
+ public:
+  struct Loss {
+    uint64_t from = 0, to = 0;  // the sequences the ring skipped (or a store hole)
+    uint64_t lost = 0;          // of them, lost for good (0: the store has them all)
+    bool from_store = false;    // the store's records of [from, to) come next
+  };
+
+  static Result<GroupConsumer> open(std::string_view ns, std::string_view stream,
+                                    const ConsumerOptions& opts, std::string_view data_dir = {});
+  GroupConsumer(GroupConsumer&&) noexcept;
+  GroupConsumer& operator=(GroupConsumer&&) noexcept;
+  ~GroupConsumer();
+
+  // Thread: one at a time.  kOk, kTimeout, kEvicted / kBeforeOldest (see loss()),
+  // kLapped (a tailing ring consumer, not a group), kCorrupt, kClosed; a failed store
+  // read is kCorrupt too, with error() saying why.
+  ReadStatus poll(Record* rec, std::chrono::nanoseconds timeout);
+  const Loss& loss() const noexcept;
+  const Error& error() const noexcept;
+  void commit() noexcept;                       // the ring's position (see above)
+  Consumer& ring() noexcept;
+  bool from_store() const noexcept;             // reading the store now
+
+  struct Impl;
+
+ private:
+  explicit GroupConsumer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shmbus::persist

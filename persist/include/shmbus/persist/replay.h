@@ -1,0 +1,77 @@
+// shmbus/persist/replay.h: the replay consumer: store -> live ring with no gap and no
+// duplicate.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "shmbus/consumer.h"
+#include "shmbus/result.h"
+#include "shmbus/stream.h"
+
+namespace shmbus::persist {
+
+enum class ReplayStatus : uint8_t {
+  kOk,        // *rec is the next record
+  kTimeout,
+  kGap,       // sequences [gap().from, gap().to) will not come: gap().reason says why
+  kClosed,
+  kError,     // error() says what
+};
+
+struct ReplayGap {
+  uint64_t from = 0, to = 0;
+  std::string reason;   // "deleted", "not persisted", "corrupt", "lost (not persisted stream)"
+};
+
+struct ReplayOptions {
+  StartFrom start = StartFrom::earliest();
+  WaitStrategy wait = WaitStrategy::kBlock;
+  bool read_only = false;
+  // Where to find the store when the stream has no ring (after a reboot, before anyone
+  // re-creates it): resolved as resolve_data_dir() does.
+  std::string data_dir;
+};
+
+// A tailing consumer that starts anywhere: records older than the ring come from the
+// stream's store (found through the stream header), then it switches to the live ring
+// with no gap and no duplicate.  Lapped on the ring, it goes back to the store.  On a
+// stream that is not persisted it is a plain tailing consumer (laps are kGap).  A stream
+// whose ring is gone (a reboot) but whose store is in the data dir is read from the
+// store; at its end poll() waits for the ring to come back (kTimeout meanwhile).
+class ReplayConsumer {
+ public:
+  static Result<ReplayConsumer> open(std::string_view ns, std::string_view stream,
+                                     const ReplayOptions& opts = {});
+  ReplayConsumer(ReplayConsumer&&) noexcept;
+  ReplayConsumer& operator=(ReplayConsumer&&) noexcept;
+  ~ReplayConsumer();
+
+  // Thread: one at a time.  A record's data is valid until the next poll.  Returns
+  // within about `timeout` (plus the time to read what the store holds).  Records that
+  // neither the ring nor the store has any more, with no persister attached to store
+  // them, are reported as kGap "not persisted".
+  [[nodiscard]] ReplayStatus poll(Record* rec, std::chrono::nanoseconds timeout);
+  const ReplayGap& gap() const noexcept;
+  const Error& error() const noexcept;
+  uint64_t next_seq() const noexcept;
+  bool from_store() const noexcept;    // reading the store now (else the ring)
+  // Whether the stream's name still refers to the ring being read (two system calls: for
+  // idle moments): kSame while reading the store of a ring that existed, kRemoved when
+  // there is no ring.
+  NameState name_state() const noexcept;
+  // Times it went from the store to the live ring and found it continuing there (a
+  // record with the next sequence, or nothing newer yet).
+  uint64_t switches_to_live() const noexcept;
+
+  struct Impl;
+
+ private:
+  explicit ReplayConsumer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shmbus::persist

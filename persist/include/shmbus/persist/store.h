@@ -1,0 +1,163 @@
+// shmbus/persist/store.h: the writer of one stream's segments (SegmentStore), its
+// options and statistics, and what a deletion removed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "shmbus/result.h"
+#include "shmbus/stream.h"  // Bytes
+
+namespace shmbus::persist {
+
+// ---- options and statistics --------------------------------------------------------
+
+enum class StoreKind : uint8_t {
+  kFile,  // buffered pwrite() of large sequential chunks, batched fdatasync()
+  kPmem,  // segments pre-sized and mapped with libpmem2; persist = cache flush or msync
+};
+const char* store_kind_name(StoreKind k) noexcept;
+
+enum class Durability : uint8_t {
+  kAsync,  // durable within flush_interval (see SegmentStore::tick) or at flush()
+  kSync,   // append() returns after the record is durable
+};
+
+// The store granularity libpmem2 reports for the active segment's mapping.  kPage
+// means no DAX: persisting is msync.  kNotPmem for a file store.
+enum class PmemGranularity : uint8_t { kNotPmem, kByte, kCacheLine, kPage };
+const char* granularity_name(PmemGranularity g) noexcept;
+
+struct StoreOptions {
+  StoreKind kind = StoreKind::kFile;
+  uint64_t segment_bytes = 64ull << 20;  // roll when the next record would not fit
+  std::chrono::nanoseconds roll_age = std::chrono::hours(1);  // roll an older segment; 0: never
+  Durability durability = Durability::kAsync;
+  std::chrono::nanoseconds flush_interval = std::chrono::milliseconds(10);
+  uint32_t index_interval = 64 << 10;    // bytes of records between index entries
+  uint32_t write_buffer = 1 << 20;       // file store: bytes gathered per write()
+  bool secure_delete = false;            // overwrite segments with zeros before unlinking
+  // Source of segment creation times and of roll/flush ages, in ns since the epoch.
+  // nullptr: shmbus::now_ns.  Tests pin it to get reproducible files.
+  uint64_t (*clock)() = nullptr;
+};
+
+struct StoreStats {
+  StoreKind kind = StoreKind::kFile;
+  PmemGranularity granularity = PmemGranularity::kNotPmem;
+  uint64_t bytes_on_disk = 0;   // segments and indexes (a pmem active segment: pre-sized)
+  uint64_t segments = 0;
+  uint64_t oldest_seq = 0;      // first sequence a reader can get (watermark applied)
+  uint64_t end_seq = 0;         // one past the newest record (== next_seq()); == oldest: empty
+  uint64_t newest_seq = 0;      // end_seq - 1 (the newest record or lost marker); 0 if empty
+  uint64_t durable_seq = 0;
+  uint64_t deleted_below = 0;   // the watermark
+  uint64_t records_appended = 0;  // since open; data records only
+  uint64_t bytes_appended = 0;    // since open; payload bytes
+  uint64_t lost_marked = 0;       // since open; sequences declared lost
+  uint64_t flushes = 0;           // syncs that made data durable
+  uint64_t torn_bytes_dropped = 0;  // by recovery at open
+  // Failed syncs (and seals) since open.  After each the store went back to its last
+  // synced record (next_seq() moved back) or, if it could not, stopped (stopped()).
+  uint64_t io_errors = 0;
+  // Deletions since open (retention and delete_before): divide by the time between
+  // reports to get deletion rates.
+  uint64_t deleted_segments = 0;
+  uint64_t deleted_records = 0;
+  uint64_t deleted_bytes = 0;
+  uint64_t last_delete_ns = 0;
+  std::string last_error;  // the last flush failure not returned by append(), or empty
+};
+
+// What one apply_retention() or delete_before() call removed.
+struct DeletionReport {
+  uint64_t at_ns = 0;          // when (the `now` given, or the clock)
+  uint64_t segments = 0;       // whole segments unlinked
+  uint64_t records = 0;        // data records in them
+  uint64_t bytes = 0;          // file bytes freed (segments and indexes)
+  uint64_t first_seq = 0;      // sequences [first_seq, end_seq) went away with them
+  uint64_t end_seq = 0;
+  uint64_t oldest_ts_ns = 0;   // timestamps of the first and newest deleted records
+  uint64_t newest_ts_ns = 0;
+  uint64_t deleted_below = 0;  // the watermark afterwards
+  uint64_t quarantined = 0;    // quarantined segment files (fsck) removed with them
+};
+
+// ---- writer ---------------------------------------------------------------------
+
+// The writer of one stream's segments.  One per stream at a time (an flock on
+// DATA_DIR/NS/STREAM/LOCK; a second open gets kBusy).  It has no thread of its own:
+// in kAsync mode call tick() when idle so the tail becomes durable within
+// flush_interval.  Move-only.
+//
+// Thread: one thread at a time for everything but durable_seq(), which any thread
+// may read.
+class SegmentStore {
+ public:
+  // Opens (creating folders 0700 and files 0600) DIR_ROOT/NS/STREAM, recovers the
+  // last segment (a torn tail is truncated to the last valid record and logged), and
+  // rebuilds missing or damaged indexes.  Errors: kInvalidArgument (names, options),
+  // kBusy (another writer), kCorrupt / kIncompatible (a segment other than a torn
+  // tail is unreadable: run fsck), kPermission, kNoSpace, kIo.
+  static Result<SegmentStore> open(std::string_view dir_root, std::string_view ns,
+                                   std::string_view stream, const StoreOptions& opts = {});
+  SegmentStore(SegmentStore&&) noexcept;
+  SegmentStore& operator=(SegmentStore&&) noexcept;
+  ~SegmentStore();  // flushes (errors are logged) and releases the lock
+
+  // Stores one record.  `seq` must equal next_seq() (any value for a store that has
+  // never held a record); skip sequences with append_lost().  Returns an error only
+  // when the record was NOT stored: kInvalidArgument (sequence), kTooLarge (> 1 GiB),
+  // kNoSpace (disk full or RLIMIT_FSIZE: retry the same record later), kIo.  A failed
+  // periodic flush in kAsync mode does not fail append(): see flush() / last_error.
+  //
+  // A failed sync is never retried alone (Linux forgets the unwritten pages after a
+  // failed fdatasync, and a second one returns success without writing them): the
+  // store cuts its active segment back to the last synced record, so next_seq() moves
+  // back to durable_seq(), and the caller appends the records from there again.  If
+  // even that fails the store stops (stopped()): every call tries it again first and
+  // fails while it cannot.  (Reopening would not help: recovery would find the bytes
+  // the page cache still holds and count them durable.)
+  Result<void> append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload);
+  // Records that sequences [from, to) will never be stored (a lost-range marker).
+  // `from` must equal next_seq() (any value for a new store), to > from.
+  Result<void> append_lost(uint64_t from, uint64_t to);
+
+  // Makes everything appended durable (fdatasync, or pmem2 persist), then writes
+  // pending index entries.
+  Result<void> flush();
+  // kAsync: flushes if the oldest unflushed record is flush_interval old.  Cheap.
+  Result<void> tick();
+
+  uint64_t next_seq() const noexcept;   // the sequence the next append must carry
+  // The store stopped after an I/O error and could not go back to its last synced
+  // record yet: calls fail until it can (each one tries).
+  bool stopped() const noexcept;
+  uint64_t durable_seq() const noexcept;  // one past the last durable record
+  StoreStats stats() const;
+
+  // Deletes whole sealed segments from the oldest: those whose newest record is older
+  // than now_ns - max_age (max_age 0: no age limit), then more until the store holds
+  // at most max_bytes (0: no limit).  The active segment is never deleted.
+  Result<DeletionReport> apply_retention(std::chrono::nanoseconds max_age, uint64_t max_bytes,
+                                         uint64_t now_ns);
+  // Raises the "deleted below" watermark to `seq` (readers never see records below it,
+  // also those still inside a kept segment), then deletes sealed segments that lie
+  // wholly below it.  kInvalidArgument for a `seq` above next_seq() (it would hide
+  // records not stored yet).  Returns once the new watermark is durable (synced).
+  Result<DeletionReport> delete_before(uint64_t seq);
+
+  // Flushes and releases the store; later calls return kClosed.
+  Result<void> close();
+
+  struct Impl;
+
+ private:
+  explicit SegmentStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shmbus::persist

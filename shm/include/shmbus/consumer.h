@@ -1,0 +1,130 @@
+// shmbus/consumer.h: reading a stream: durable consumer groups and anonymous tailing
+// readers, where they start (StartFrom), and what a read reports (ReadStatus).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "shmbus/result.h"
+#include "shmbus/stream.h"
+
+namespace shmbus {
+
+struct StartFrom {
+  enum class Kind : uint8_t { kEarliest, kLatest, kSeq, kTime, kCommitted };
+  Kind kind = Kind::kCommitted;  // durable: continue after last commit, else earliest
+  uint64_t value = 0;            // sequence, or time in ns since the epoch
+  static StartFrom earliest() { return {Kind::kEarliest, 0}; }
+  static StartFrom latest() { return {Kind::kLatest, 0}; }
+  static StartFrom seq(uint64_t s) { return {Kind::kSeq, s}; }
+  // Starts at the first record, in sequence order, stamped at or after t, and from there
+  // delivers every record whatever its stamp: stamps are taken after the claim, so those
+  // of different producers need not grow with the sequence (nor across a clock step).
+  static StartFrom time_ns(uint64_t t) { return {Kind::kTime, t}; }
+};
+// Parses "earliest", "latest", a number (sequence) or "@TIME": ISO 8601
+// "2026-11-25T13:00:00[.fff][Z|+01:00|-0500]" (no zone: UTC), "2026-11-25T13:00", a date
+// "2026-11-25" (midnight UTC), "now", "-10s" or "now-10s" (a duration ago), an epoch value
+// with its unit "1796015187s", "...ms", "...us", "...ns", or a bare epoch number whose unit
+// is inferred from its size (below 1e11: s, 1e14: ms, 1e17: us, else ns).  For a bare
+// number, `note` (if given) receives a sentence saying which unit was assumed; else it is
+// cleared.
+Result<StartFrom> parse_start(std::string_view text, std::string* note = nullptr);
+
+struct ConsumerOptions {
+  std::string group;            // empty: anonymous tailing consumer; else durable name
+                                // (a dead holder's name is taken over at once)
+  // Where a tailing consumer or a *new* group starts.  An existing group continues from
+  // its committed position whatever `start` says (as Kafka's auto.offset.reset), unless
+  // `reset` (or Consumer::seek) moves it there explicitly.
+  StartFrom start{};
+  bool reset = false;
+  WaitStrategy wait = WaitStrategy::kBlock;
+  bool auto_commit = true;      // durable: each poll commits the previous record
+  bool read_only = false;       // map read-only (tailing consumers only)
+  // The persister's own consumer: never evicted as dead unless the stream lets
+  // producers go on without it (then the store records the lost range).
+  bool persister = false;
+};
+
+struct Record {
+  uint64_t seq = 0;
+  uint64_t ts_ns = 0;
+  uint32_t type = 0;
+  Bytes data{};   // zero-copy view into the ring: valid until the next poll
+};
+
+enum class ReadStatus : uint8_t {
+  kOk,        // *rec is the next record
+  kTimeout,   // nothing arrived in time
+  kLapped,    // tailing reader was overrun; lost() grew; poll again to resume
+  kCorrupt,   // the ring holds bytes no shmbus producer wrote (shared memory damaged)
+  kClosed,
+  kEvicted,   // durable group was evicted (its holder was gone past the stream's
+              // consumer_dead_timeout) and producers wrote over records it had not read:
+              // lost() grew by exactly those, last_loss() names them; poll again to
+              // resume at the oldest record still in the ring.  Reported by the group's
+              // next read, also when a new process opens the group again.  (Evicted with
+              // nothing overwritten: nothing to report, it just goes on.)
+  kBeforeOldest,  // the start (StartFrom::seq) lies below the oldest record still in the
+                  // ring: lost() grew by the records skipped, last_loss() names them;
+                  // poll again to read from the oldest record
+};
+
+// Sequences [from, to) that a consumer lost (see ReadStatus).
+struct LossRange {
+  uint64_t from = 0;
+  uint64_t to = 0;
+  uint64_t count() const noexcept { return to - from; }
+};
+
+class Consumer {
+ public:
+  static Result<Consumer> open(std::string_view ns, std::string_view name,
+                               const ConsumerOptions& opts = {});
+  Consumer(Consumer&&) noexcept;
+  Consumer& operator=(Consumer&&) noexcept;
+  ~Consumer();
+
+  // Thread: one thread at a time. A timeout of zero never waits.
+  // For a tailing consumer the payload is copied into an internal buffer and checked
+  // against overwrite before it is returned (never a torn record); a durable
+  // consumer's view points into the ring (producers cannot overwrite it).
+  [[nodiscard]] ReadStatus poll(Record* rec, std::chrono::nanoseconds timeout) noexcept;
+  // Durable: make everything returned so far consumed (the position others see).
+  void commit() noexcept;
+  // Thread: the consumer's.  Moves this consumer (a durable group: its committed
+  // position too) to `where`: rewinding or skipping a group is always explicit.
+  // Records returned before are no longer valid.  On error the consumer is closed.
+  Result<void> seek(StartFrom where);
+
+  uint64_t next_seq() const noexcept;   // sequence of the next record to be returned
+  uint64_t lost() const noexcept;       // records lost to laps, eviction or a start below
+                                        // the oldest record
+  // The range counted by the last kLapped, kEvicted or kBeforeOldest.
+  LossRange last_loss() const noexcept;
+  uint64_t gaps() const noexcept;       // sequences skipped because claims were abandoned
+                                        // or aborted (lapped: those the ring's gap log names)
+  // True while lost() is exact.  A lap over sequence numbers that the ring's gap log no
+  // longer holds (more aborted or abandoned claims in one lap than it keeps), or over a
+  // claim whose producer died before it wrote a header, cannot tell gaps from lost
+  // records there: those count as lost (an upper bound) and this turns false for good.
+  bool lost_exact() const noexcept;
+  // Whether the stream's name still refers to the stream this consumer reads (removed, or
+  // removed and created again).  System calls: for idle moments, not per record.
+  NameState name_state() const noexcept;
+  bool durable() const noexcept;
+  void close() noexcept;
+  bool is_open() const noexcept { return impl_ != nullptr; }
+
+  struct Impl;
+
+ private:
+  explicit Consumer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shmbus

@@ -1,0 +1,140 @@
+// shmbus/stream.h: a stream as a whole: creating, removing, listing and describing it
+// (StreamOptions, StreamInfo), and the vocabulary its producers and consumers share
+// (payload views, wait strategies, the name's state).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmbus/result.h"
+
+namespace shmbus {
+
+using Bytes = std::span<const std::byte>;
+using MutableBytes = std::span<std::byte>;
+
+struct StreamOptions {
+  uint64_t capacity = 1 << 20;          // ring bytes, power of two, 4 KiB .. 4 GiB
+  uint64_t max_record = 0;              // largest payload; 0 = capacity / 8
+  uint32_t mode = 0600;                 // permission bits of the shm object
+  bool exist_ok = false;                // an existing compatible stream is success
+  // exist_ok: an existing object must belong to the caller, or to this uid (-1: none).
+  int64_t trusted_owner = -1;
+  // The sequence number of the first record (a stream re-created over its store
+  // continues the store's numbering: sequence numbers are never reused).
+  uint64_t first_seq = 0;
+  // A claim left uncommitted this long (its producer died) becomes a gap.
+  std::chrono::milliseconds abandon_timeout{1000};
+  // A durable consumer whose process is dead stops holding producers back after this
+  // (it is evicted: producers may overwrite what it has not read; it learns how many
+  // records it lost when it reads again).
+  std::chrono::milliseconds consumer_dead_timeout{2000};
+  // How long a durable group's position is kept after its last holder went away (as
+  // Kafka's offsets retention): a group back within it continues from its position;
+  // after it the group is forgotten (it starts anew, where `start` says).  0 = for ever.
+  std::chrono::milliseconds consumer_retention{std::chrono::hours(24 * 7)};
+};
+
+struct ProducerInfo {
+  uint32_t pid = 0;
+  bool alive = false;
+  uint64_t start_ns = 0;
+  uint64_t last_active_ns = 0;
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+};
+
+struct ConsumerInfo {
+  std::string name;
+  uint32_t pid = 0;          // 0 when no process holds it
+  bool alive = false;        // a live process holds it
+  bool durable = true;       // false: an anonymous tailing reader
+  bool evicted = false;      // stopped holding producers back (dead past the timeout)
+  uint64_t next_seq = 0;     // first sequence not yet consumed
+  uint64_t lag = 0;          // next_seq of stream - next_seq of consumer
+  uint64_t last_active_ns = 0;
+};
+
+// How a stream is persisted (issue: persistence).  Stored in the stream's header, so
+// that readers find the store without being told.
+struct PersistSettings {
+  std::string store_dir;                 // absolute path of DATA_DIR/NS/STREAM
+  std::string store_kind = "file";       // "file" or "pmem"
+  bool hold_producers = true;            // a dead persister holds producers back; false:
+                                         // they go on and the store records lost ranges
+  bool sync = false;                     // producers may wait for durability
+  std::chrono::nanoseconds flush_interval = std::chrono::milliseconds(10);
+  std::chrono::nanoseconds retention_age{0};   // 0 = keep forever
+  uint64_t retention_bytes = 0;                // 0 = no limit
+  uint64_t segment_bytes = 64ULL << 20;
+  bool secure_delete = false;            // deleted bytes are overwritten before release
+};
+
+struct StreamInfo {
+  std::string ns;
+  std::string name;
+  uint32_t layout_version = 0;
+  uint64_t capacity = 0;
+  uint64_t max_record = 0;
+  uint64_t created_ns = 0;
+  uint64_t next_seq = 0;          // sequence the next published record gets
+  uint64_t oldest_seq = 0;        // oldest record still in the ring
+  uint64_t tail_pos = 0;          // bytes ever claimed
+  uint64_t records_published = 0; // == next_seq minus abandoned
+  uint64_t bytes_published = 0;   // payload bytes of committed records
+  uint64_t abandoned = 0;         // claims of dead producers turned into gaps
+  uint64_t aborted = 0;           // claims aborted by their producer
+  uint64_t producer_waits = 0;    // times a producer waited for room
+  uint64_t producer_full = 0;     // publishes refused for lack of room
+  uint64_t tail_lost = 0;         // records lost by lapped tailing readers
+  uint64_t evictions = 0;         // durable consumers evicted as dead
+  uint64_t evicted_lost = 0;      // records evicted groups lost (counted when they read again)
+  uint64_t abandon_timeout_ms = 0;
+  uint64_t consumer_dead_timeout_ms = 0;
+  uint64_t consumer_retention_ms = 0;   // 0: positions are kept for ever
+  std::vector<ProducerInfo> producers;
+  std::vector<ConsumerInfo> consumers;
+  // Persistence (empty store_dir when the stream is not persisted).
+  std::optional<PersistSettings> persist;
+  uint64_t durable_seq = 0;          // records below are durable in the store
+  uint64_t oldest_persisted_seq = 0; // oldest record still in the store
+  uint64_t deleted_below = 0;        // records below were deleted on purpose
+  uint64_t persister_beat_ns = 0;    // last sign of life of the persister
+  uint64_t deleted_records = 0;      // cumulative, by retention and explicit delete
+  uint64_t deleted_bytes = 0;
+  uint64_t disk_bytes = 0;           // the store's size on disk (as last published)
+  uint64_t store_errors = 0;         // store write/sync failures (each rewritten from the ring)
+  uint64_t segments = 0;
+  std::string pmem_granularity;      // "byte", "cache line", "page" (msync), or empty
+};
+
+Result<void> create_stream(std::string_view ns, std::string_view name, const StreamOptions& opts);
+// Refuses while a live producer or consumer is attached unless `force`.
+Result<void> remove_stream(std::string_view ns, std::string_view name, bool force = false);
+Result<std::vector<std::string>> list_streams(std::string_view ns);
+Result<StreamInfo> stream_info(std::string_view ns, std::string_view name);
+// Why producers of a full stream wait: the durable consumer groups holding them back,
+// quoted, with how far and how long they have been behind and what frees them (one
+// sentence, for error messages).  Empty when no group is behind.
+std::string explain_held_back(const StreamInfo& info);
+
+// ---- waiting ---------------------------------------------------------------
+
+enum class WaitStrategy : uint8_t {
+  kBusySpin,    // lowest latency, burns a core
+  kSpinYield,   // spin a while, then sched_yield
+  kBlock,       // spin briefly, then sleep on a futex in shared memory
+};
+
+// Whether a stream's name still refers to the object a handle has open (what `tail -F`
+// follows): kRemoved (no stream by that name now), kReplaced (a new stream was created
+// under the name since).
+enum class NameState : uint8_t { kSame, kRemoved, kReplaced };
+
+}  // namespace shmbus
