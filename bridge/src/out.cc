@@ -11,7 +11,9 @@
 // (purged) and a new one recovers from Kafka again.  (3) The position in the stream is
 // never ahead of Kafka: a durable consumer group (streams without a persister) commits
 // only records Kafka acknowledged, and a persisted stream is read through the replay
-// path (store, then ring), which holds nobody back.
+// path (store, then ring), which holds nobody back.  (4) One bridge per stream and topic
+// runs on the host (an OFD lock, lock.h): a stalled bridge is not dead, and a second one
+// beside it would send again what the first is about to deliver.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include <variant>
 
 #include "client.h"
+#include "lock.h"
 #include "shmbus/persister.h"
 #include "shmbus/store_admin.h"
 #include "status.h"
@@ -397,6 +400,9 @@ Result<BridgeCounters> run_bridge_out(const OutOptions& o, const StopFn& stop) {
   if (auto r = validate_name("--name", x.group); !r) return r.error();
   auto info = stream_info(o.ns, o.stream);
   if (!info) return info.error();
+  // One bridge per stream and topic (see lock.h): held until this function returns.
+  auto lock = detail::OutLock::acquire(o.ns, o.stream, o.topic);
+  if (!lock) return lock.error();
   x.end_seq = info->next_seq;
   x.through_store = persist::reads_through_store(o.ns, o.stream, o.data_dir);
   detail::StatusWriter status(o.ns, o.stream, "out", x.through_store ? "(replay)" : x.group, o.topic, o.brokers);

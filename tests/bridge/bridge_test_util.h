@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <random>
@@ -257,8 +258,16 @@ class Bridge : public ::testing::Test {
   void TearDown() override {
     std::error_code ec;
     const std::string prefix = "shmbus-bridge." + ns_.ns() + ".";
-    for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec))
-      if (e.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
+      // And the one-bridge locks they held (kept by a kill -9, see bridge/src/lock.h).
+      if (name.rfind("shmbus-bridge-out.", 0) == 0) {
+        std::ifstream in(e.path());
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (text.find("\nns " + ns_.ns() + "\n") != std::string::npos) std::filesystem::remove(e.path(), ec);
+      }
+    }
   }
   // A cluster of three brokers instead, with topic t whose partition 0 is led by broker 1.
   void three_brokers() {

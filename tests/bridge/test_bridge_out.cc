@@ -201,6 +201,53 @@ TEST_F(Bridge, OutOnAPersistedStreamNeverHoldsProducersBack) {
   EXPECT_TRUE(pers.value()->stop());
 }
 
+// A stalled bridge is not a dead one: while `bridge out` of a stream to a topic is
+// stopped (SIGSTOP, a long GC-like pause, a frozen container), a second one of the same
+// stream and topic must not start, or both send what Kafka does not hold yet and every
+// such record lands twice.  On a persisted stream (read through the store, no consumer
+// group to hold) nothing else stops the second one.
+TEST_F(Bridge, OutRefusesASecondBridgeOfTheSameStreamAndTopicWhileTheFirstIsStalled) {
+  const TempDir tmp("shmbus-bridge");
+  create("s", 64 << 10, 1024);
+  topic("t");
+  persist::PersisterOptions po;
+  po.data_dir = tmp.path();
+  auto pers = persist::Persister::start(ns_.ns(), "s", po);
+  ASSERT_TRUE(pers) << pers.error().message;
+  const std::vector<std::string> data_dir = {"--data-dir", tmp.path()};
+  publish("s", 0, 500);
+  Background a(out_args("s", "t", data_dir));
+  ASSERT_TRUE(wait_for_messages(brokers_, "t", 500));
+  ASSERT_EQ(::kill(a.pid(), SIGSTOP), 0);
+  publish("s", 500, 500);
+  std::vector<std::string> second = out_args("s", "t", data_dir);
+  second.push_back("--exit-at-end");
+  CliResult b = run(second, 60s);
+  ::kill(a.pid(), SIGCONT);
+  EXPECT_NE(b.exit_code, 0) << "a second bridge ran beside the stalled one: " << b.err;
+  EXPECT_NE(b.err.find("already"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find(std::to_string(a.pid())), std::string::npos) << b.err;
+  // Another topic is another bridge.
+  topic("u");
+  std::vector<std::string> other = out_args("s", "u", data_dir);
+  other.push_back("--exit-at-end");
+  EXPECT_EQ(run(other, 120s).exit_code, 0);
+  ASSERT_TRUE(wait_for_messages(brokers_, "t", 1000));
+  EXPECT_EQ(a.stop(SIGTERM).exit_code, 0);
+  expect_exactly_once("t", "s", 1000);
+  // Once the first has ended (here: killed), a new one starts and continues.
+  publish("s", 1000, 100);
+  {
+    Background c(out_args("s", "t", data_dir));
+    ASSERT_TRUE(wait_for_messages(brokers_, "t", 1050));
+    ASSERT_EQ(::kill(c.pid(), SIGKILL), 0);
+  }
+  CliResult d = run(second, 120s);
+  EXPECT_EQ(d.exit_code, 0) << d.err;
+  expect_exactly_once("t", "s", 1100);
+  EXPECT_TRUE(pers.value()->stop());
+}
+
 // Stopping is never stuck behind Kafka: a bridge that is recovering its position from a
 // partition without a leader (which librdkafka's offset query waits out past its
 // timeout) stops at SIGTERM with 0.
