@@ -88,6 +88,14 @@ class Reader {
         *why = "the bridge's consumer group was evicted: " + std::to_string(c.lost() - lost_before) +
                " record(s) were overwritten before they were bridged";
         return Status::kLost;
+      case ReadStatus::kBeforeOldest: {
+        // Restarted where Kafka ends, but the ring has overwritten that far (the group
+        // was forgotten meanwhile): say what is gone, then go on from the oldest record.
+        const LossRange l = c.last_loss();
+        *why = "records " + std::to_string(l.from) + ".." + std::to_string(l.to - 1) +
+               " of the stream were overwritten before the bridge restarted: not bridged";
+        return Status::kLost;
+      }
       case ReadStatus::kCorrupt: *why = "the stream's shared memory is damaged"; return Status::kError;
       case ReadStatus::kClosed: *why = "the stream was closed"; return Status::kError;
     }

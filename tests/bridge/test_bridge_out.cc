@@ -248,6 +248,35 @@ TEST_F(Bridge, OutRefusesASecondBridgeOfTheSameStreamAndTopicWhileTheFirstIsStal
   EXPECT_TRUE(pers.value()->stop());
 }
 
+// A bridge of a stream without a persister restarted after the ring overwrote what
+// Kafka does not hold (its group was evicted and forgotten meanwhile) starts below the
+// oldest record: it reports the loss once and goes on, never loops on it.
+TEST_F(Bridge, OutRestartedBelowTheOldestRecordReportsTheLossAndContinues) {
+  StreamOptions o;
+  o.capacity = 64 << 10;
+  o.consumer_dead_timeout = 200ms;
+  o.consumer_retention = 300ms;
+  ASSERT_TRUE(create_stream(ns_.ns(), "s", o));
+  topic("t");
+  publish("s", 0, 100);
+  std::vector<std::string> args = out_args("s", "t");
+  args.push_back("--exit-at-end");
+  CliResult first = run(args, 120s);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  std::this_thread::sleep_for(1s);  // the group is dead, then forgotten
+  publish("s", 100, 2000, 1000);    // 2 MB through a 64 KiB ring
+  const uint64_t oldest = stream_info(ns_.ns(), "s")->oldest_seq;
+  ASSERT_GT(oldest, 100u);
+  CliResult second = run(args, 120s);
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.err.find("not bridged"), std::string::npos) << second.err;
+  const auto msgs = read_partition(brokers_, "t", 0);
+  ASSERT_EQ(msgs.size(), 100 + (2100 - oldest));
+  EXPECT_EQ(msgs[99].headers.at(kafka::kHeaderSeq), "99");
+  EXPECT_EQ(msgs[100].headers.at(kafka::kHeaderSeq), std::to_string(oldest));
+  EXPECT_EQ(msgs.back().headers.at(kafka::kHeaderSeq), "2099");
+}
+
 // Stopping is never stuck behind Kafka: a bridge that is recovering its position from a
 // partition without a leader (which librdkafka's offset query waits out past its
 // timeout) stops at SIGTERM with 0.
