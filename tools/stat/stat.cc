@@ -1,4 +1,4 @@
-// stat.cc: see shmbus/stat.h.
+// stat.cc: see include/shmbus/stat.h.
 #include "shmbus/stat.h"
 
 #include "shmbus/json.h"
