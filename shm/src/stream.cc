@@ -198,8 +198,7 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
   s.disk_bytes = h->disk_bytes.load(std::memory_order_relaxed);
   s.store_errors = h->store_errors.load(std::memory_order_relaxed);
   s.segments = h->segments.load(std::memory_order_relaxed);
-  static const char* const kGran[] = {"", "byte", "cache line", "page (msync)"};
-  s.pmem_granularity = kGran[std::min<uint32_t>(h->pmem_granularity.load(std::memory_order_relaxed), 3)];
+  s.pmem_granularity_code = h->pmem_granularity.load(std::memory_order_relaxed);
   return s;
 }
 
