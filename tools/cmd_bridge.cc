@@ -115,44 +115,30 @@ int cmd_bridge_in(const BridgeInArgs& a) {
   return kExitOk;
 }
 
-void add_bridges_json(const std::string& ns, const std::string& stream, std::string* doc) {
-  if (doc->empty() || doc->back() != '}') return;
+void write_bridges_json(const std::string& ns, const std::string& stream, JsonWriter& w) {
   const auto bridges = kafka::read_bridge_status(ns, stream);
   // Only with bridges: without, the document keeps exactly the keys of the library's
   // stat_json (Python's shmbus.stat() has the same).
   if (bridges.empty()) return;
-  std::string a = ",\"bridges\":[";
-  bool first = true;
-  auto str = [&](const char* k, const std::string& v) {
-    a += std::string("\"") + k + "\":\"";
-    json_escape(v, &a);
-    a += "\",";
-  };
-  auto num = [&](const char* k, uint64_t v) { a += std::string("\"") + k + "\":" + std::to_string(v) + ","; };
+  w.key("bridges").begin_array();
   for (const auto& b : bridges) {
-    if (!first) a += ",";
-    first = false;
-    a += "{\"kind\":\"bridge\",";
-    str("direction", b.direction);
-    str("name", b.name);
-    str("topic", b.topic);
-    str("brokers", b.brokers);
-    num("pid", b.pid);
-    a += std::string("\"alive\":") + (b.alive ? "true" : "false") + ",";
-    num("updated_ns", b.updated_ns);
-    num("delivered", b.counters.delivered);
-    num("in_flight", b.counters.in_flight);
-    num("errors", b.counters.errors);
-    num("skipped", b.counters.skipped);
-    num("duplicates_skipped", b.counters.duplicates_skipped);
-    num("lag", b.counters.lag);
-    num("restarts", b.counters.restarts);
-    a += "\"last_error\":\"";
-    json_escape(b.counters.last_error, &a);
-    a += "\"}";
+    w.begin_object();
+    w.key("kind").value("bridge");
+    w.key("direction").value(b.direction).key("name").value(b.name);
+    w.key("topic").value(b.topic).key("brokers").value(b.brokers);
+    w.key("pid").value(uint64_t{b.pid}).key("alive").value(bool{b.alive});
+    w.key("updated_ns").value(uint64_t{b.updated_ns});
+    w.key("delivered").value(uint64_t{b.counters.delivered});
+    w.key("in_flight").value(uint64_t{b.counters.in_flight});
+    w.key("errors").value(uint64_t{b.counters.errors});
+    w.key("skipped").value(uint64_t{b.counters.skipped});
+    w.key("duplicates_skipped").value(uint64_t{b.counters.duplicates_skipped});
+    w.key("lag").value(uint64_t{b.counters.lag});
+    w.key("restarts").value(uint64_t{b.counters.restarts});
+    w.key("last_error").value(b.counters.last_error);
+    w.end_object();
   }
-  a += "]";
-  doc->insert(doc->size() - 1, a);
+  w.end_array();
 }
 
 void print_bridges_text(const std::string& ns, const std::string& stream) {

@@ -1,8 +1,8 @@
 // cmd_stat.cc: `shmbus stat`: one stream's StreamInfo, its producers and consumers, and
 // the rates measured between two snapshots an interval apart: lambda (records and bytes
 // published per second) and mu per consumer (records consumed per second).  The
-// arithmetic and the --json document are the library's (shmbus/stat.h), shared with the
-// Python shmbus.stat(); this file takes the snapshots and prints the text form.
+// document (compute_stat) and its --json form are tools/stat's (shmbus/stat.h), shared
+// with the Python shmbus.stat(); this file takes the snapshots and prints the text form.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,8 +20,11 @@
 namespace shmbus::tools {
 namespace {
 
-void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan& pl) {
+void print_text(const StreamStat& st) {
   using ull = unsigned long long;
+  const StreamInfo& s = st.info;
+  const StatRates* rates = st.rates ? &*st.rates : nullptr;
+  const CapacityPlan& pl = st.plan;
   // Names and paths come from shared memory: escaped, so that nothing in them can
   // drive the terminal.
   std::printf("stream            %s (namespace %s, layout version %u)\n",
@@ -45,7 +48,7 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
   std::printf("timeouts          abandon %llu ms, consumer dead %llu ms, group positions kept %s\n",
               ull(s.abandon_timeout_ms), ull(s.consumer_dead_timeout_ms), kept_text.c_str());
   if (s.persist) {
-    std::printf("persisted         %s store at %s%s%s\n", s.persist->store_kind.c_str(),
+    std::printf("persisted         %s store at %s%s%s\n", st.store.c_str(),
                 terminal_text(s.persist->store_dir).c_str(), s.persist->sync ? ", sync" : "",
                 s.persist->hold_producers ? ", holds producers" : "");
     std::printf("durable           below seq %llu, oldest persisted %llu, deleted below %llu, "
@@ -53,12 +56,15 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
                 ull(s.durable_seq), ull(s.oldest_persisted_seq), ull(s.deleted_below),
                 s.persister_beat_ns ? format_time_ns(s.persister_beat_ns).c_str() : "never");
   }
+  // "page": no DAX, persisting is msync.
+  const std::string granularity_text =
+      st.pmem_granularity + (st.pmem_granularity == "page" ? " (msync)" : "");
   if (s.persist)
     std::printf("store             %s, %llu segment(s), %s on disk%s%s; deleted %llu records, %s; "
                 "%llu store error(s)\n",
-                s.persist->store_kind.c_str(), ull(s.segments), format_bytes(s.disk_bytes).c_str(),
-                s.pmem_granularity.empty() ? "" : ", pmem2 granularity ",
-                s.pmem_granularity.c_str(), ull(s.deleted_records),
+                st.store.c_str(), ull(s.segments), format_bytes(s.disk_bytes).c_str(),
+                st.pmem_granularity.empty() ? "" : ", pmem2 granularity ",
+                granularity_text.c_str(), ull(s.deleted_records),
                 format_bytes(s.deleted_bytes).c_str(), ull(s.store_errors));
   if (!rates && s.created_ns && now_ns() > s.created_ns) {
     // What the counters already say: the averages since the stream was created.
@@ -113,14 +119,14 @@ void print_text(const StreamInfo& s, const StatRates* rates, const CapacityPlan&
   }
 }
 
-void print(const StreamInfo& s, const StatRates* rates, double stall_s, bool json) {
-  const CapacityPlan plan = plan_capacity(s, rates, stall_s);
+void print(const StreamStat& st, bool json) {
+  const StreamInfo& s = st.info;
   if (json) {
-    std::string doc = stat_json(s, rates, plan);
-    add_bridges_json(s.ns, s.name, &doc);  // cmd_bridge.cc: the "bridges" key
+    // cmd_bridge.cc: the "bridges" key.
+    const std::string doc = stat_json(st, [&](JsonWriter& w) { write_bridges_json(s.ns, s.name, w); });
     std::printf("%s\n", doc.c_str());
   } else {
-    print_text(s, rates, plan);
+    print_text(st);
     print_bridges_text(s.ns, s.name);
   }
 }
@@ -140,18 +146,18 @@ bool sleep_until(std::chrono::steady_clock::time_point deadline) {
 int watch(const StatArgs& a, const std::string& ns, std::chrono::nanoseconds every, double stall_s,
           StreamInfo prev) {
   auto t_prev = std::chrono::steady_clock::now();
-  print(prev, nullptr, stall_s, a.json);
+  print(compute_stat(prev, nullptr, 0, stall_s), a.json);
   for (uint64_t round = 1;; ++round) {
     std::fflush(stdout);
     if (!sleep_until(t_prev + every)) return kExitOk;  // stopped: main() picks the code
     auto next = stream_info(ns, a.stream);
     const auto t = std::chrono::steady_clock::now();
     if (!next) return fail(next.error());
-    const StatRates rates =
-        measure_rates(prev, next.value(), std::chrono::duration<double>(t - t_prev).count());
+    StreamStat st = compute_stat(std::move(next.value()), &prev,
+                                 std::chrono::duration<double>(t - t_prev).count(), stall_s);
     if (!a.json) std::printf("\n---- %s\n", format_time_ns(now_ns()).c_str());
-    print(next.value(), &rates, stall_s, a.json);
-    prev = std::move(next.value());
+    print(st, a.json);
+    prev = std::move(st.info);
     t_prev = t;
   }
 }
@@ -183,7 +189,7 @@ int cmd_stat(const StatArgs& a) {
   if (!first) return fail_stream(first.error(), ns, a.stream);
   if (a.watch) return watch(a, ns, every, stall_s, std::move(first.value()));
   if (interval.count() == 0) {
-    print(first.value(), nullptr, stall_s, a.json);
+    print(compute_stat(std::move(first.value()), nullptr, 0, stall_s), a.json);
     return kExitOk;
   }
   const auto t0 = std::chrono::steady_clock::now();
@@ -192,8 +198,7 @@ int cmd_stat(const StatArgs& a) {
   auto second = stream_info(ns, a.stream);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!second) return fail(second.error());
-  const StatRates rates = measure_rates(first.value(), second.value(), seconds);
-  print(second.value(), &rates, stall_s, a.json);
+  print(compute_stat(std::move(second.value()), &first.value(), seconds, stall_s), a.json);
   return kExitOk;
 }
 

@@ -4,10 +4,12 @@
 // file that includes CLI11), one function per subcommand (cmd_stream.cc: create, rm,
 // ls; cmd_stat.cc: stat; cmd_io.cc: pub, tail; cmd_persist.cc: persist, fsck, delete;
 // cmd_bench.cc: bench; cmd_bridge.cc: kafka-mock, bridge), option values
-// (args.h), stop signals (signals.h), and the printing helpers (json.h, format.h,
-// also linked by tests/tools).  It uses only the public headers of shm/ and persist/.  This is an
-// edge of the system: errors become one line "shmbus: <reason>" on stderr and an
-// exit code; nothing here is used by the library.
+// (args.h), stop signals (signals.h), and the printing helpers (format.h, also linked by
+// tests/tools).  tools/stat/ is the library shmbus::stat, which the Python module links
+// too: the stat document (shmbus/stat.h) and the JSON writer (shmbus/json.h).  It uses
+// only the public headers of shm/ and persist/.  This is an edge of the system: errors
+// become one line "shmbus: <reason>" on stderr and an exit code; nothing here is used
+// by the library.
 //
 // Exit codes: 0 success, 1 failure (the reason is on stderr), 2 bad usage or input
 // (names, sizes, durations, options; CLI11's own syntax errors too, turned into one line
@@ -22,6 +24,10 @@
 #include <vector>
 
 #include "shmbus/result.h"
+
+namespace shmbus {
+class JsonWriter;  // shmbus/json.h (tools/stat)
+}  // namespace shmbus
 
 namespace shmbus::tools {
 
@@ -187,9 +193,10 @@ struct BridgeInArgs {
   std::string sync_timeout = "30s";  // --sync: how long a commit waits for durability
 };
 int cmd_bridge_in(const BridgeInArgs& a);
-// For stat: the bridges of NS/STREAM (their status files), as a "bridges" key added to
-// the stat --json object `doc` (an array; no key when there is none), and as text lines.
-void add_bridges_json(const std::string& ns, const std::string& stream, std::string* doc);
+// For stat: the bridges of NS/STREAM (their status files), as a "bridges" key written
+// into the stat --json object open in `w` (an array; no key when there is none), and as
+// text lines.
+void write_bridges_json(const std::string& ns, const std::string& stream, JsonWriter& w);
 void print_bridges_text(const std::string& ns, const std::string& stream);
 
 // Replaces this process with shmbus-bench (next to this executable); returns only on

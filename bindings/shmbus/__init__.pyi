@@ -127,8 +127,8 @@ class StreamStat(TypedDict):
     oldest_persisted_seq: int
     deleted_below: int
     persister_beat_ns: int
-    store: str
-    pmem_granularity: str
+    store: str  # "file", "pmem", or "" when not persisted
+    pmem_granularity: str  # "byte", "cache-line", "page" (Persister.stats()'s names), or ""
     disk_bytes: int
     store_errors: int
     segments: int

@@ -1,7 +1,8 @@
 """stat(): a stream's state, rates measured over an interval, and a capacity plan.
 
-The document, its arithmetic and its JSON are the C++ library's (shmbus/stat.h), the
-same code that prints `shmbus stat --json`: this module only checks the arguments and
+The document, its arithmetic and its JSON are the C++ library's (shmbus::stat,
+tools/stat/include/shmbus/stat.h: compute_stat, stat_json), the same code that prints
+`shmbus stat --json`: this module only checks the arguments and
 parses the JSON, so the fields are those of the CLI by construction.
 """
 

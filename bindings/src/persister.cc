@@ -89,8 +89,7 @@ class PersisterHandle {
     ns_ = namespace_of(ns);
     stream_ = stream;
     o.data_dir = unwrap(persist::resolve_data_dir(path_arg(data_dir, "data_dir")));
-    if (store == "file") o.kind = persist::StoreKind::kFile;
-    else if (store == "pmem") o.kind = persist::StoreKind::kPmem;
+    if (auto kind = persist::parse_store_kind(store)) o.kind = *kind;
     else throw_error(Errc::kInvalidArgument, "store must be 'file' or 'pmem', not '" + store + "'");
     if (durability == "async") o.durability = persist::Durability::kAsync;
     else if (durability == "sync") o.durability = persist::Durability::kSync;

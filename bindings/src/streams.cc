@@ -1,5 +1,6 @@
 // streams.cc: create, remove, list and describe streams; namespaces.
-// stat: the library renders the document (shmbus/stat.h), the same as `shmbus stat --json`.
+// stat: tools/stat computes and renders the document (shmbus/stat.h: compute_stat,
+// stat_json), the same function as `shmbus stat --json`.
 #include <pybind11/stl.h>
 
 #include <thread>
@@ -71,8 +72,8 @@ StreamInfo snapshot(const std::string& ns, const std::string& name) {
   return unwrap(std::move(r));
 }
 
-// The JSON of `shmbus stat --json` (shmbus/stat.h): one snapshot, or two `interval`
-// seconds apart and the rates between them.  The wait runs without the GIL, in slices
+// The JSON of `shmbus stat --json` (shmbus/stat.h; without the CLI's "bridges"): one
+// snapshot, or two `interval` seconds apart and the rates between them.  The wait runs without the GIL, in slices
 // with signal checks between them (Ctrl-C raises KeyboardInterrupt).
 std::string stat_json(const std::string& name, const py::object& ns, const py::object& interval,
                       double stall_s) {
@@ -80,7 +81,7 @@ std::string stat_json(const std::string& name, const py::object& ns, const py::o
   const auto wait = to_timeout(interval, "interval");
   if (!wait) throw_error(Errc::kInvalidArgument, "interval must be a number of seconds");
   StreamInfo first = snapshot(nspace, name);
-  if (wait->count() == 0) return shmbus::stat_json(first, nullptr, plan_capacity(first, nullptr, stall_s));
+  if (wait->count() == 0) return shmbus::stat_json(compute_stat(std::move(first), nullptr, 0, stall_s));
   const auto t0 = std::chrono::steady_clock::now();
   Deadline deadline(*wait);
   while (!deadline.passed()) {
@@ -93,8 +94,7 @@ std::string stat_json(const std::string& name, const py::object& ns, const py::o
   }
   StreamInfo second = snapshot(nspace, name);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const StatRates rates = measure_rates(first, second, seconds);
-  return shmbus::stat_json(second, &rates, plan_capacity(second, &rates, stall_s));
+  return shmbus::stat_json(compute_stat(std::move(second), &first, seconds, stall_s));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@ import base64
 import json
 import os
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -61,3 +62,35 @@ def test_cli_sees_python_streams_and_groups(ns, stream):
         assert [c["name"] for c in st["consumers"]] == ["pygroup"]
     r = cli("rm", stream, "--namespace", ns)
     assert r.returncode == 0 and shmbus.ls(ns) == []
+
+
+@pytest.mark.parametrize("store,force", [("file", None), ("pmem", None), ("pmem", "cache_line")])
+def test_cli_stat_and_persister_stats_agree_on_the_store(ns, tmp_path, monkeypatch, store, force):
+    # One name per granularity (persist::granularity_name): `shmbus stat --json` reads what
+    # the persister published in the stream header, Persister.stats() asks the store.
+    # PMEM2_FORCE_GRANULARITY=cache_line makes libpmem2 map a non-DAX file as if it were.
+    if force:
+        monkeypatch.setenv("PMEM2_FORCE_GRANULARITY", force)
+    shmbus.create("g", capacity="64K", namespace=ns)
+    with shmbus.Persister("g", data_dir=str(tmp_path / "data"), namespace=ns, store=store) as per, \
+            shmbus.Producer("g", namespace=ns) as p:
+        p.publish(b"x")
+        per.flush()
+        mine = per.stats()["store"]
+        # The persister publishes its store statistics at start and every 100 ms.
+        deadline = time.monotonic() + 30
+        while True:
+            r = cli("stat", "g", "--json", "--namespace", ns)
+            assert r.returncode == 0, r.stderr
+            st = json.loads(r.stdout)
+            if st["segments"] > 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert mine["kind"] == store and st["store"] == store and st["persist"]["store_kind"] == store
+    if store == "file":
+        assert mine["granularity"] is None and st["pmem_granularity"] == ""
+    else:
+        assert mine["granularity"] in ("byte", "cache-line", "page")
+        assert st["pmem_granularity"] == mine["granularity"]
+    if force:
+        assert mine["granularity"] == "cache-line"

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "shmbus/persist.h"  // kStoreFrameHeaderBytes, kStoreFrameAlign
 #include "shmbus/result.h"
 
 namespace shmbus::persist::detail {
@@ -58,6 +59,8 @@ Result<SegmentHeader> decode_segment_header(Bytes in, std::string_view file);
 
 // ---- record frames ---------------------------------------------------------------
 inline constexpr uint32_t kFrameHeaderSize = 32;
+// The public sizing constants (shmbus/persist.h) are this layout's.
+static_assert(kFrameHeaderSize == kStoreFrameHeaderBytes);
 inline constexpr uint32_t kMaxPayload = 1u << 30;  // 1 GiB
 
 inline constexpr size_t kFrmLength = 0;    // u32 payload bytes
@@ -87,6 +90,11 @@ struct FrameHeader {
 constexpr uint64_t frame_size(uint64_t payload) noexcept {
   return (kFrameHeaderSize + payload + 7) & ~uint64_t{7};
 }
+// ... and a frame is padded to kStoreFrameAlign (shmbus/persist.h), as the layout says.
+static_assert(frame_size(0) == kStoreFrameHeaderBytes);
+static_assert(frame_size(1) == kStoreFrameHeaderBytes + kStoreFrameAlign);
+static_assert(frame_size(kStoreFrameAlign) == kStoreFrameHeaderBytes + kStoreFrameAlign);
+static_assert(frame_size(kStoreFrameAlign + 1) == kStoreFrameHeaderBytes + 2 * kStoreFrameAlign);
 
 // Writes the 32-byte frame header (with its CRC over header fields + payload).
 void encode_frame_header(const FrameHeader& h, Bytes payload, std::byte* out /*32*/);

@@ -316,10 +316,7 @@ void Persister::Impl::publish_stats() {
     stats_.store = s;
     stats_.durable_seq = store->durable_seq();
   }
-  const uint32_t gran = s.granularity == PmemGranularity::kByte        ? 1
-                        : s.granularity == PmemGranularity::kCacheLine ? 2
-                        : s.granularity == PmemGranularity::kPage      ? 3
-                                                                       : 0;
+  const uint32_t gran = granularity_code(s.granularity);
   uint64_t errors;
   {
     std::lock_guard lock(mu);
@@ -603,7 +600,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   // another data directory) gets kBusy above and leaves the header alone.
   PersistSettings ps;
   ps.store_dir = store_dir;
-  ps.store_kind = store_kind_name(impl->opts.kind);
+  ps.store_kind = impl->opts.kind;
   ps.hold_producers = impl->opts.hold_producers;
   ps.sync = impl->opts.durability == Durability::kSync;
   ps.flush_interval = impl->opts.flush_interval;

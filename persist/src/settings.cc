@@ -25,7 +25,7 @@ Result<void> write_settings(int dir, const PersistSettings& s) {
   std::memcpy(b, kMagic, 8);
   put_u32(b + 8, kVersion);
   put_u32(b + 12, (s.hold_producers ? kHold : 0) | (s.sync ? kSync : 0) | (s.secure_delete ? kSecure : 0));
-  put_u32(b + 16, s.store_kind == "pmem" ? 1 : 0);
+  put_u32(b + 16, s.store_kind == StoreKind::kPmem ? 1 : 0);
   put_u64(b + 24, static_cast<uint64_t>(s.flush_interval.count()));
   put_u64(b + 32, static_cast<uint64_t>(s.retention_age.count()));
   put_u64(b + 40, s.retention_bytes);
@@ -53,7 +53,7 @@ std::optional<PersistSettings> read_settings(int dir) {
   s.hold_producers = (flags & kHold) != 0;
   s.sync = (flags & kSync) != 0;
   s.secure_delete = (flags & kSecure) != 0;
-  s.store_kind = get_u32(b + 16) == 1 ? "pmem" : "file";
+  s.store_kind = get_u32(b + 16) == 1 ? StoreKind::kPmem : StoreKind::kFile;
   s.flush_interval = std::chrono::nanoseconds(static_cast<int64_t>(get_u64(b + 24)));
   s.retention_age = std::chrono::nanoseconds(static_cast<int64_t>(get_u64(b + 32)));
   s.retention_bytes = get_u64(b + 40);

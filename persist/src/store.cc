@@ -20,6 +20,12 @@ const char* store_kind_name(StoreKind k) noexcept {
   return k == StoreKind::kPmem ? "pmem" : "file";
 }
 
+std::optional<StoreKind> parse_store_kind(std::string_view name) noexcept {
+  for (StoreKind k : {StoreKind::kFile, StoreKind::kPmem})
+    if (name == store_kind_name(k)) return k;
+  return std::nullopt;
+}
+
 const char* granularity_name(PmemGranularity g) noexcept {
   switch (g) {
     case PmemGranularity::kNotPmem: return "none";
@@ -28,6 +34,13 @@ const char* granularity_name(PmemGranularity g) noexcept {
     case PmemGranularity::kPage: return "page";
   }
   return "unknown";
+}
+
+uint32_t granularity_code(PmemGranularity g) noexcept { return static_cast<uint32_t>(g); }
+
+PmemGranularity granularity_from_code(uint32_t code) noexcept {
+  return code <= granularity_code(PmemGranularity::kPage) ? static_cast<PmemGranularity>(code)
+                                                          : PmemGranularity::kNotPmem;
 }
 
 namespace {

@@ -31,7 +31,7 @@ std::optional<PersistSettings> detail::read_persist_settings(const StreamHeader*
   PersistSettings s;
   uint32_t len = std::min<uint32_t>(h->store_dir_len, sizeof h->store_dir);
   s.store_dir.assign(h->store_dir, len);
-  s.store_kind = h->store_kind == 1 ? "pmem" : "file";
+  s.store_kind = h->store_kind == 1 ? StoreKind::kPmem : StoreKind::kFile;
   s.hold_producers = h->on_persister_dead == 0;
   s.sync = h->durability == 1;
   s.flush_interval = std::chrono::nanoseconds(h->flush_interval_ns);
@@ -52,7 +52,7 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
   if (s.store_dir.empty() || s.store_dir[0] != '/' || s.store_dir.size() > sizeof h->store_dir)
     return make_error(Errc::kInvalidArgument,
                       "store directory must be an absolute path of at most 2048 bytes");
-  if (s.store_kind != "file" && s.store_kind != "pmem")
+  if (s.store_kind != StoreKind::kFile && s.store_kind != StoreKind::kPmem)
     return make_error(Errc::kInvalidArgument, "store kind must be file or pmem");
   RegistryLock lock(*m_);
   if (!lock.ok()) return lock.error();
@@ -61,7 +61,7 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
   std::memset(h->store_dir, 0, sizeof h->store_dir);
   std::memcpy(h->store_dir, s.store_dir.data(), s.store_dir.size());
   h->store_dir_len = static_cast<uint32_t>(s.store_dir.size());
-  h->store_kind = s.store_kind == "pmem" ? 1 : 0;
+  h->store_kind = static_cast<uint32_t>(s.store_kind);  // the enum's values are the codes
   h->on_persister_dead = s.hold_producers ? 0 : 1;
   h->durability = s.sync ? 1 : 0;
   h->flush_interval_ns = static_cast<uint64_t>(s.flush_interval.count());

@@ -195,8 +195,7 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
   s.disk_bytes = load_relaxed(h->disk_bytes);
   s.store_errors = load_relaxed(h->store_errors);
   s.segments = load_relaxed(h->segments);
-  static const char* const kGran[] = {"", "byte", "cache line", "page (msync)"};
-  s.pmem_granularity = kGran[std::min<uint32_t>(load_relaxed(h->pmem_granularity), 3)];
+  s.pmem_granularity_code = load_relaxed(h->pmem_granularity);
   return s;
 }
 

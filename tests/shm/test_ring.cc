@@ -548,14 +548,14 @@ TEST(Control, PersistSettingsDurableSeqAndWatermark) {
   ps.store_dir = "relative/not/allowed";
   EXPECT_FALSE(ctl->set_persist(ps));
   ps.store_dir = "/var/lib/x/ns/s";
-  ps.store_kind = "pmem";
+  ps.store_kind = StoreKind::kPmem;
   ps.hold_producers = false;
   ps.retention_age = std::chrono::hours(1);
   ASSERT_TRUE(ctl->set_persist(ps));
   auto info = stream_info(ns.ns(), "s");
   ASSERT_TRUE(info->persist);
   EXPECT_EQ(info->persist->store_dir, "/var/lib/x/ns/s");
-  EXPECT_EQ(info->persist->store_kind, "pmem");
+  EXPECT_EQ(info->persist->store_kind, StoreKind::kPmem);
   EXPECT_FALSE(info->persist->hold_producers);
   EXPECT_EQ(info->persist->retention_age, std::chrono::hours(1));
   ctl->raise_deleted_below(10);

@@ -127,6 +127,43 @@ TEST_F(Cli, CreateLsStatJsonHaveTheirKeys) {
   EXPECT_NE(human.out.find("capacity"), std::string::npos);
 }
 
+// A pmem store's kind and granularity in `stat`: persist/'s names (those of
+// Persister.stats()), in the JSON and the text.  On a non-DAX file the granularity is
+// page: persisting is msync.
+TEST_F(Cli, StatOfAPmemStoreNamesItsKindAndGranularityAsPersistDoes) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-pmem-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  create("s", "64K");
+  {
+    Background persister(with_ns({"persist", "s", "--data-dir", dir.string(), "--store", "pmem"}));
+    ASSERT_TRUE(persister.wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister.err();
+    expect_ok(cli({"pub", "s"}, "x\n"));
+    // The persister publishes its store statistics every 100 ms.
+    std::string st;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    do {
+      st = cli({"stat", "s", "--json"}).out;
+      if (json_raw(st, "pmem_granularity") != "\"\"" && json_raw(st, "segments") != "0") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } while (std::chrono::steady_clock::now() < deadline);
+    EXPECT_EQ(json_raw(st, "store"), "\"pmem\"") << st;
+    EXPECT_EQ(json_raw(st, "store_kind"), "\"pmem\"") << st;
+    EXPECT_EQ(json_raw(st, "pmem_granularity"), "\"page\"") << st;  // was "page (msync)"
+    CliResult human = cli({"stat", "s"});
+    expect_ok(human);
+    EXPECT_NE(human.out.find("persisted         pmem store at "), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("store             pmem, "), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find(", pmem2 granularity page (msync); "), std::string::npos) << human.out;
+    CliResult r = persister.stop(SIGTERM);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(Cli, PubLinesThenTailPrintsThem) {
   create("s");
   expect_ok(cli({"pub", "s"}, "alpha\nbeta\n\ngamma"));  // an empty record; no final newline

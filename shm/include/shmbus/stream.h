@@ -61,11 +61,18 @@ struct ConsumerInfo {
   uint64_t last_active_ns = 0;
 };
 
+// The kind of a stream's store, as its header records it (the values are the header's
+// codes).  Names and parsing: persist::store_kind_name(), persist::parse_store_kind().
+enum class StoreKind : uint8_t {
+  kFile = 0,  // buffered pwrite() of large sequential chunks, batched fdatasync()
+  kPmem = 1,  // segments pre-sized and mapped with libpmem2; persist = cache flush or msync
+};
+
 // How a stream is persisted (issue: persistence).  Stored in the stream's header, so
 // that readers find the store without being told.
 struct PersistSettings {
   std::string store_dir;                 // absolute path of DATA_DIR/NS/STREAM
-  std::string store_kind = "file";       // "file" or "pmem"
+  StoreKind store_kind = StoreKind::kFile;
   bool hold_producers = true;            // a dead persister holds producers back; false:
                                          // they go on and the store records lost ranges
   bool sync = false;                     // producers may wait for durability
@@ -111,7 +118,10 @@ struct StreamInfo {
   uint64_t disk_bytes = 0;           // the store's size on disk (as last published)
   uint64_t store_errors = 0;         // store write/sync failures (each rewritten from the ring)
   uint64_t segments = 0;
-  std::string pmem_granularity;      // "byte", "cache line", "page" (msync), or empty
+  // The pmem store's granularity as the persister published it: a raw code (0 not pmem,
+  // 1 byte, 2 cache line, 3 page; persist::granularity_from_code() and
+  // persist::granularity_name() read it; tools/stat shows it).
+  uint32_t pmem_granularity_code = 0;
 };
 
 Result<void> create_stream(std::string_view ns, std::string_view name, const StreamOptions& opts);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,11 +16,13 @@ namespace shmbus::persist {
 
 // ---- options and statistics --------------------------------------------------------
 
-enum class StoreKind : uint8_t {
-  kFile,  // buffered pwrite() of large sequential chunks, batched fdatasync()
-  kPmem,  // segments pre-sized and mapped with libpmem2; persist = cache flush or msync
-};
+// The store kinds (file, pmem): the enum the stream header records (shmbus/stream.h).
+using StoreKind = shmbus::StoreKind;
+// "file" or "pmem": the one spelling (CLI --store, Python store=, `stat`, logs).
 const char* store_kind_name(StoreKind k) noexcept;
+// The kind named `name` ("file" or "pmem", as store_kind_name() spells it); nullopt for
+// anything else.
+std::optional<StoreKind> parse_store_kind(std::string_view name) noexcept;
 
 enum class Durability : uint8_t {
   kAsync,  // durable within flush_interval (see SegmentStore::tick) or at flush()
@@ -27,9 +30,28 @@ enum class Durability : uint8_t {
 };
 
 // The store granularity libpmem2 reports for the active segment's mapping.  kPage
-// means no DAX: persisting is msync.  kNotPmem for a file store.
-enum class PmemGranularity : uint8_t { kNotPmem, kByte, kCacheLine, kPage };
+// means no DAX: persisting is msync.  kNotPmem for a file store.  The values are the
+// codes the persister publishes in the stream header (StreamControl::set_store_stats,
+// StreamInfo::pmem_granularity_code; shm/FORMAT.md).
+enum class PmemGranularity : uint8_t { kNotPmem = 0, kByte = 1, kCacheLine = 2, kPage = 3 };
+// "none", "byte", "cache-line", "page": the one spelling (`stat`, Persister.stats()).
 const char* granularity_name(PmemGranularity g) noexcept;
+// The code of `g` in the stream header, and back.  A code read from shared memory that
+// is not one of the four reads as kNotPmem.
+uint32_t granularity_code(PmemGranularity g) noexcept;
+PmemGranularity granularity_from_code(uint32_t code) noexcept;
+
+// ---- the segment format, as far as users size a store by it (persist/FORMAT.md) --------
+
+// A record in a segment is a frame: a header of kStoreFrameHeaderBytes, the payload, and
+// zeros up to a multiple of kStoreFrameAlign (persist/src/format.h asserts both against
+// the frame layout).
+inline constexpr uint32_t kStoreFrameHeaderBytes = 32;
+inline constexpr uint32_t kStoreFrameAlign = 8;
+// What a record costs in the store besides its payload, on average: its frame header and
+// half the alignment (the mean padding is 3.5 bytes for payload sizes spread evenly over
+// the remainders; rounded up).  For sizing (`stat`'s projected store bytes).
+inline constexpr uint32_t kStoreBytesPerRecord = kStoreFrameHeaderBytes + kStoreFrameAlign / 2;
 
 struct StoreOptions {
   StoreKind kind = StoreKind::kFile;

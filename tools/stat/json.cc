@@ -1,4 +1,4 @@
-// json.cc: see json.h.
+// json.cc: see include/shmbus/json.h.
 #include "shmbus/json.h"
 
 #include <cmath>

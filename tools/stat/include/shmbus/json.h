@@ -1,5 +1,5 @@
-// shmbus/json.h: a small streaming JSON writer (RFC 8259), enough for `stat --json`
-// (stat.h) and the commands' --json output.  Commas and nesting are tracked for the caller; strings are escaped, and
+// shmbus/json.h (tools/stat, library shmbus::stat): a small streaming JSON writer
+// (RFC 8259), enough for `stat --json` (stat.h) and the commands' --json output.  Commas and nesting are tracked for the caller; strings are escaped, and
 // bytes that are not UTF-8 become U+FFFD so that the output is always valid JSON.
 // Binary payloads are not strings: encode them (base64) before writing.
 #pragma once

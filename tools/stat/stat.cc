@@ -1,4 +1,4 @@
-// stat.cc: see shmbus/stat.h.
+// stat.cc: see include/shmbus/stat.h.
 #include "shmbus/stat.h"
 
 #include "shmbus/json.h"
@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string_view>
+#include <utility>
 
 namespace shmbus {
 
@@ -49,7 +50,8 @@ CapacityPlan plan_capacity(const StreamInfo& s, const StatRates* rates, double s
   const double lambda_bytes = rates->lambda_bytes_per_s;
   if (s.persist && (p.retention_s > 0 || s.persist->retention_bytes > 0)) {
     // Bounded by age, by bytes, or both: whichever is reached first.
-    double a = p.retention_s > 0 ? (lambda_bytes + lambda_records * kStoreBytesPerRecord) * p.retention_s
+    const double store_per_record = persist::kStoreBytesPerRecord;  // persist/'s frame
+    double a = p.retention_s > 0 ? (lambda_bytes + lambda_records * store_per_record) * p.retention_s
                                  : HUGE_VAL;
     if (s.persist->retention_bytes > 0) a = std::min(a, static_cast<double>(s.persist->retention_bytes));
     p.projected_store_bytes = a;
@@ -58,7 +60,22 @@ CapacityPlan plan_capacity(const StreamInfo& s, const StatRates* rates, double s
   return p;
 }
 
-std::string stat_json(const StreamInfo& s, const StatRates* rates, const CapacityPlan& plan) {
+StreamStat compute_stat(StreamInfo after, const StreamInfo* before, double seconds, double stall_s) {
+  StreamStat st;
+  st.info = std::move(after);
+  const StreamInfo& s = st.info;
+  if (before) st.rates = measure_rates(*before, s, seconds);
+  st.plan = plan_capacity(s, st.rates ? &*st.rates : nullptr, stall_s);
+  if (s.persist) st.store = persist::store_kind_name(s.persist->store_kind);
+  const persist::PmemGranularity g = persist::granularity_from_code(s.pmem_granularity_code);
+  if (g != persist::PmemGranularity::kNotPmem) st.pmem_granularity = persist::granularity_name(g);
+  return st;
+}
+
+std::string stat_json(const StreamStat& st, const std::function<void(JsonWriter&)>& more) {
+  const StreamInfo& s = st.info;
+  const StatRates* rates = st.rates ? &*st.rates : nullptr;
+  const CapacityPlan& plan = st.plan;
   JsonWriter w;
   w.begin_object();
   w.key("stream").value(s.name).key("namespace").value(s.ns);
@@ -79,7 +96,7 @@ std::string stat_json(const StreamInfo& s, const StatRates* rates, const Capacit
   if (s.persist) {
     const PersistSettings& p = *s.persist;
     w.begin_object();
-    w.key("store_dir").value(p.store_dir).key("store_kind").value(p.store_kind);
+    w.key("store_dir").value(p.store_dir).key("store_kind").value(st.store);
     w.key("hold_producers").value(p.hold_producers).key("sync").value(p.sync);
     w.key("flush_interval_ns").value(static_cast<uint64_t>(p.flush_interval.count()));
     w.key("retention_age_ns").value(static_cast<uint64_t>(p.retention_age.count()));
@@ -90,8 +107,8 @@ std::string stat_json(const StreamInfo& s, const StatRates* rates, const Capacit
   }
   w.key("durable_seq").value(s.durable_seq).key("oldest_persisted_seq").value(s.oldest_persisted_seq);
   w.key("deleted_below").value(s.deleted_below).key("persister_beat_ns").value(s.persister_beat_ns);
-  w.key("store").value(s.persist ? std::string_view(s.persist->store_kind) : std::string_view());
-  w.key("pmem_granularity").value(s.pmem_granularity);
+  w.key("store").value(st.store);
+  w.key("pmem_granularity").value(st.pmem_granularity);
   w.key("disk_bytes").value(s.disk_bytes).key("segments").value(s.segments);
   w.key("store_errors").value(s.store_errors);
   w.key("deleted_records").value(s.deleted_records).key("deleted_bytes").value(s.deleted_bytes);
@@ -138,6 +155,7 @@ std::string stat_json(const StreamInfo& s, const StatRates* rates, const Capacit
     w.end_object();
   }
   w.end_array();
+  if (more) more(w);
   w.end_object();
   return w.release();
 }

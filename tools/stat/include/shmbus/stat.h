@@ -1,25 +1,31 @@
-// shmbus/stat.h: what `shmbus stat` reports beyond one StreamInfo snapshot.
+// shmbus/stat.h (tools/stat, library shmbus::stat): what `shmbus stat` reports beyond
+// one StreamInfo snapshot.
 //
-// Owns the arithmetic of the stream statistics, in one place for every caller (the CLI's
-// `stat`, the Python `shmbus.stat()`): the rates measured between two snapshots taken
-// an interval apart (lambda: published, rho: deleted from the store, mu: consumed per
-// consumer), the capacity plan derived from them, and the JSON document of
-// `shmbus stat --json`, whose keys and value formats scripts depend on.  Taking the
+// Owns the presentation of the stream statistics, in one place for every caller (the
+// CLI's `stat`, the Python `shmbus.stat()`): compute_stat() turns one snapshot, or two
+// taken an interval apart, into a StreamStat: the rates between them (lambda: published,
+// rho: deleted from the store, mu: consumed per consumer) and the capacity plan derived
+// from them; stat_json() renders it as the document of `shmbus stat --json`, whose keys
+// and value formats scripts depend on.  The store's frame overhead, its kind and
+// granularity names are persist/'s (shmbus/persist.h); shm/ only counts.  Taking the
 // snapshots (and waiting between them) is the caller's: each waits its own way.
 // Thread: any; these are pure functions of their arguments.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "shmbus/json.h"
+#include "shmbus/persist.h"
 #include "shmbus/shmbus.h"
 
 namespace shmbus {
 
-// What one record costs besides its payload, on average: a 32-byte frame padded to 8
-// bytes in the store (32 + 4), a 32-byte header padded to 32 bytes in the ring (32 + 16).
-inline constexpr double kStoreBytesPerRecord = 36.0;
+// What one record costs in the ring besides its payload, on average: a 32-byte header,
+// padded to 32 bytes (32 + 16).  (In the store: persist::kStoreBytesPerRecord.)
 inline constexpr double kRingBytesPerRecord = 48.0;
 
 // Rates between two snapshots of one stream.  A counter that went backwards (the stream
@@ -54,11 +60,28 @@ struct CapacityPlan {
 // `rates` may be null (one snapshot, no rates).
 CapacityPlan plan_capacity(const StreamInfo& s, const StatRates* rates, double stall_s);
 
+// Everything `stat` shows of one stream.
+struct StreamStat {
+  StreamInfo info;                 // the (last) snapshot
+  std::optional<StatRates> rates;  // with two snapshots: measure_rates(before, info, _)
+  CapacityPlan plan;               // plan_capacity(info, rates, stall_s)
+  // The store's kind ("file", "pmem") and pmem granularity ("byte", "cache-line",
+  // "page") in persist/'s spelling; "" when not persisted / not pmem.
+  std::string store;
+  std::string pmem_granularity;
+};
+
+// The one function behind `shmbus stat` and Python's shmbus.stat(): `after` alone
+// (`before` null: no rates), or `after` taken `seconds` (> 0) after `before`, with the
+// ring sized to ride out a consumer stall of `stall_s`.
+StreamStat compute_stat(StreamInfo after, const StreamInfo* before, double seconds, double stall_s);
+
 // The one-line JSON object of `shmbus stat --json` (no trailing newline): the snapshot,
-// the persistence fields, the plan, the rates (null without `rates`; interval_s 0.0),
+// the persistence fields, the plan, the rates (null without rates; interval_s 0.0),
 // producers and consumers (each with mu_records_per_s).  Strings are escaped (RFC 8259;
 // bytes that are not UTF-8 become U+FFFD); doubles are printed with three decimals,
-// non-finite ones as null.  `rates`, if given, must come from measure_rates(_, s, _).
-std::string stat_json(const StreamInfo& s, const StatRates* rates, const CapacityPlan& plan);
+// non-finite ones as null.  `more`, if given, writes further keys (key(), value()) at the
+// end of the object (the CLI's "bridges").
+std::string stat_json(const StreamStat& st, const std::function<void(JsonWriter&)>& more = {});
 
 }  // namespace shmbus
