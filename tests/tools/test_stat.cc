@@ -13,7 +13,7 @@
 #include "shmbus/persist.h"
 #include "shmbus/persister.h"
 #include "shmbus/stat.h"
-#include "../shm/test_util.h"
+#include "../common/scratch.h"
 
 namespace shmbus {
 namespace {
