@@ -33,6 +33,16 @@ std::unique_ptr<Persister> start_persister(const std::string& ns, const std::str
   return p ? std::move(p.value()) : nullptr;
 }
 
+// Starts a persister on NS/s, publishes [from, to) and waits until they are durable.
+std::unique_ptr<Persister> persist_range(const std::string& ns, const std::string& dir, uint64_t from,
+                                         uint64_t to, bool hold_producers = true) {
+  auto per = start_persister(ns, dir, hold_producers);
+  if (!per) return nullptr;
+  publish_n(ns, from, to);
+  EXPECT_TRUE(eventually([&] { return durable_seq_of(ns, "s") >= to; }));
+  return per;
+}
+
 // A stream that is not persisted: the ring, as a tailing reader (it counts laps).
 TEST(Replay, OpenTailReadsAPlainStreamFromTheRing) {
   ScopedNs ns;
@@ -57,10 +67,8 @@ TEST(Replay, OpenTailReplaysAPersistedStream) {
   ScopedNs ns;
   DataDir dir;
   ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
-  auto per = start_persister(ns.ns(), dir.path());
+  auto per = persist_range(ns.ns(), dir.path(), 0, 2000);
   ASSERT_TRUE(per);
-  publish_n(ns.ns(), 0, 2000);
-  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 2000; }));
   ASSERT_GT(stream_info(ns.ns(), "s")->oldest_seq, 0u);
   TailOptions o;
   o.start = StartFrom{};  // "committed": the earliest, for a reader without a group
@@ -80,10 +88,8 @@ TEST(Replay, OpenTailReadsAStoreWhoseRingIsGone) {
   DataDir dir;
   ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(64 << 10)));
   {
-    auto per = start_persister(ns.ns(), dir.path());
+    auto per = persist_range(ns.ns(), dir.path(), 0, 10);
     ASSERT_TRUE(per);
-    publish_n(ns.ns(), 0, 10);
-    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 10; }));
     ASSERT_TRUE(per->stop());
   }
   ASSERT_TRUE(remove_stream(ns.ns(), "s", /*force=*/true));
@@ -116,10 +122,8 @@ TEST(Replay, AStoreGapBelowTheWatermarkIsNotReported) {
   so.consumer_dead_timeout = 100ms;
   ASSERT_TRUE(create_stream(ns.ns(), "s", so));
   {
-    auto per = start_persister(ns.ns(), dir.path(), /*hold_producers=*/false);
+    auto per = persist_range(ns.ns(), dir.path(), 0, 10, /*hold_producers=*/false);
     ASSERT_TRUE(per);
-    publish_n(ns.ns(), 0, 10);
-    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 10; }));
     ASSERT_TRUE(per->stop());
   }
   publish_n(ns.ns(), 10, 2000);  // waits for the persister's eviction, then laps it
