@@ -1,158 +1,22 @@
-// consumer.cc: shmbus.Consumer and its iterator.
+// consumer.cc: shmbus.Consumer (the handle: its methods and the pybind registration) and
+// its iterator.  The state is a ConsumerCore (consumer_core.h: opening, locking) and the
+// read loop is read_one() (consumer_read.cc), one for the ring and the replay.
 //
-// The C++ consumer runs with auto_commit off; this layer commits instead, so that a
-// read_batch keeps every record it returned in place (the C++ auto-commit would commit
-// each record at the next poll, inside the batch).  Rule: a durable consumer's ring
-// records are expired (views released) *before* the position they protect is committed.
-// A ring consumer is a persist::GroupConsumer: a durable group evicted while away (or a
-// start below the oldest record) reads from the store what the ring lost, on a persisted
-// stream; what is lost for good raises EvictedError (a group) or GapError.
-//
-// Reading: a first poll that does not wait, with the GIL held (the fast path when data
-// is there); then polls of at most kSlice without the GIL, with signals (Ctrl-C) and
-// close() checked in between.  The mutex is held only for one C++ call (plus building
-// the record), so other threads may use the consumer between slices.
-//
-// A consumer without a group on a persisted stream is a persist::ReplayConsumer: it
-// reads from the store what the ring no longer has and lands on the live ring (as the
-// CLI's `tail` does).  Its polls never hold the GIL (the store is read from disk), and
-// its records are copies.  Gaps it reports are skipped and counted, or raised as
-// GapError (raise_on_gap).  An error met inside read_batch after some records were
-// collected (LappedError, GapError) is kept and raised by the next read, so that the
-// records already taken out are not dropped.
-#include <atomic>
+// A consumer without a group on a persisted stream replays (persist::open_tail decides):
+// it reads from the store what the ring no longer has and lands on the live ring (as
+// the CLI's `tail` does).  Gaps it reports are skipped and counted, or raised as
+// GapError (raise_on_gap).  A ring consumer that is a durable group evicted while away
+// (or a start below the oldest record) reads from the store what the ring lost, on a
+// persisted stream; what is lost for good raises EvictedError (a group) or GapError.
 #include <memory>
-#include <mutex>
-#include <thread>
 
 #include "bindings.h"
+#include "consumer_core.h"
 #include "errors.h"
-#include "shmbus/persister.h"
-#include "shmbus/store_admin.h"
-#include "views.h"
 
 namespace shmbus::python {
 
 namespace {
-
-// An error found inside a read_batch after records were collected: raised by the next read.
-struct DeferredError {
-  bool is_gap = false;
-  persist::ReplayGap gap;  // is_gap
-  std::string message;     // a lap or an eviction
-  uint64_t lost = 0;       // a lap or an eviction
-  bool is_evicted = false;
-  uint64_t from = 0, to = 0;  // is_evicted
-};
-
-struct ConsumerCore {
-  // ---- guarded by mu (blocked on only without the GIL) ----
-  std::unique_ptr<persist::GroupConsumer> consumer; // the ring, or null when replaying
-  std::unique_ptr<persist::ReplayConsumer> replay;  // store, then ring: tailing on a persisted stream
-  std::mutex mu;
-  std::atomic<std::thread::id> owner{};  // holder of mu, to refuse re-entry
-  // ---- guarded by the GIL ----
-  LiveRecords live;        // ring records returned and not yet committed
-  bool uncommitted = false;
-  std::optional<DeferredError> deferred;
-  std::optional<persist::ReplayGap> last_gap;
-  // ---- snapshots of the C++ counters, written under mu ----
-  std::atomic<uint64_t> next_seq{0}, lost{0}, gaps{0};
-  // ---- set once (closed: once) ----
-  std::atomic<bool> closed{false};
-  std::atomic<int> calls{0};  // threads inside a method (holding a reference meanwhile)
-  const uint64_t generation = fork_generation();
-  std::string ns, name, group;
-  bool durable = false, auto_commit = true, copy = false, raise_on_lap = false,
-       raise_on_gap = false;
-
-  ~ConsumerCore() {
-    // In a fork child the consumer is the parent's: closing it would detach the parent.
-    if (generation != fork_generation()) {
-      (void)consumer.release();
-      (void)replay.release();
-    }
-  }
-  bool usable() const noexcept { return !closed && generation == fork_generation(); }
-  [[noreturn]] void throw_closed() const {
-    throw_error(Errc::kClosed, generation != fork_generation()
-                                   ? "consumer of stream '" + name +
-                                         "' was opened before fork(): open a new one in this process"
-                                   : "consumer of stream '" + name + "' is closed");
-  }
-  void snapshot() noexcept {  // Thread: mu held.
-    if (replay) {  // gaps: counted by read_replay()
-      next_seq.store(replay->next_seq(), std::memory_order_relaxed);  // relaxed: display only
-      return;
-    }
-    next_seq.store(consumer->ring().next_seq(), std::memory_order_relaxed);  // relaxed: display only
-    lost.store(consumer->ring().lost(), std::memory_order_relaxed);
-    gaps.store(consumer->ring().gaps(), std::memory_order_relaxed);
-  }
-};
-
-// Holds ConsumerCore::mu: try_lock with the GIL, else block without it.  Thread: GIL held.
-class CoreLock {
- public:
-  explicit CoreLock(ConsumerCore& c) : c_(c) {
-    if (!c_.mu.try_lock()) {
-      if (c_.owner.load() == std::this_thread::get_id())
-        throw_error(Errc::kBusy, "consumer of stream '" + c_.name +
-                                     "' re-entered while it was reading (from a finalizer?)");
-      py::gil_scoped_release nogil;
-      c_.mu.lock();
-    }
-    c_.owner.store(std::this_thread::get_id());
-    held_ = true;
-  }
-  void unlock() {
-    if (!held_) return;
-    c_.owner.store(std::thread::id());
-    c_.mu.unlock();
-    held_ = false;
-  }
-  ~CoreLock() { unlock(); }
-  CoreLock(const CoreLock&) = delete;
-  CoreLock& operator=(const CoreLock&) = delete;
-
- private:
-  ConsumerCore& c_;
-  bool held_ = false;
-};
-
-StartFrom to_start(const py::object& start) {
-  if (start.is_none()) return StartFrom{};
-  if (PyBool_Check(start.ptr()))
-    throw py::type_error("start must be 'earliest', 'latest', 'committed', a sequence number "
-                         "(int) or a datetime, not bool");
-  if (PyLong_Check(start.ptr())) {
-    py::int_ i = start;
-    if (py::int_(0) > i)
-      throw_error(Errc::kInvalidArgument, "start sequence number must be >= 0");
-    return StartFrom::seq(start.cast<uint64_t>());
-  }
-  if (py::isinstance<py::str>(start)) {
-    const auto text = start.cast<std::string>();
-    if (text == "committed") return StartFrom{};
-    return unwrap(parse_start(text));
-  }
-  py::module_ dt = py::module_::import("datetime");
-  if (py::isinstance(start, dt.attr("datetime"))) {
-    // Naive means local time, as datetime.timestamp() has it.
-    py::object aware = start.attr("tzinfo").is_none() ? start.attr("astimezone")() : start;
-    py::object epoch = dt.attr("datetime")(1970, 1, 1, py::arg("tzinfo") = dt.attr("timezone").attr("utc"));
-    py::object delta = aware - epoch;
-    const int64_t days = delta.attr("days").cast<int64_t>();
-    const int64_t secs = delta.attr("seconds").cast<int64_t>();
-    const int64_t us = delta.attr("microseconds").cast<int64_t>();
-    const int64_t ns = (days * 86400 + secs) * 1'000'000'000 + us * 1000;
-    if (days < 0 || ns < 0) throw_error(Errc::kInvalidArgument, "start time is before 1970");
-    return StartFrom::time_ns(static_cast<uint64_t>(ns));
-  }
-  throw py::type_error("start must be 'earliest', 'latest', 'committed', a sequence number (int) "
-                       "or a datetime, not " +
-                       std::string(py::str(py::type::of(start).attr("__name__"))));
-}
 
 // Counts a thread inside a ConsumerHandle method, which holds a reference to the core.
 class InCall {
@@ -188,24 +52,13 @@ class ConsumerHandle {
     opts.group = core->group;
     opts.start = to_start(start);
     opts.wait = to_wait_strategy(wait);
-    opts.auto_commit = false;  // committed here: see the top of this file
+    opts.auto_commit = false;  // committed here: see consumer_core.h
     opts.read_only = read_only;
     core->auto_commit = auto_commit;
     core->copy = copy;
     core->raise_on_lap = raise_on_lap;
     core->raise_on_gap = raise_on_gap;
-    if (core->group.empty() && open_replay(*core, opts, path_arg(data_dir, "data_dir"))) {
-      core->snapshot();
-      core_ = std::move(core);
-      return;
-    }
-    Result<persist::GroupConsumer> r = make_error(Errc::kIo, "");
-    {
-      py::gil_scoped_release nogil;  // open may wait for a creator still at work
-      r = persist::GroupConsumer::open(core->ns, name, opts, path_arg(data_dir, "data_dir"));
-    }
-    core->consumer = std::make_unique<persist::GroupConsumer>(unwrap(std::move(r)));
-    core->durable = core->consumer->ring().durable();
+    open_consumer(*core, opts, path_arg(data_dir, "data_dir"));
     core->snapshot();
     core_ = std::move(core);
   }
@@ -339,188 +192,6 @@ class ConsumerHandle {
     CoreLock lock(c);
     c.consumer->ring().commit();
     c.uncommitted = false;
-  }
-
-  // A tailing consumer on a persisted stream (or on a store whose ring is gone): a
-  // ReplayConsumer.  False when the stream is not persisted (or cannot be inspected:
-  // Consumer::open reports why).
-  static bool open_replay(ConsumerCore& c, const ConsumerOptions& opts, const std::string& data_dir) {
-    persist::ReplayOptions ro;
-    // "committed" means nothing to a tailing reader: the earliest, as with the ring.
-    ro.start = opts.start.kind == StartFrom::Kind::kCommitted ? StartFrom::earliest() : opts.start;
-    ro.wait = opts.wait;
-    ro.read_only = opts.read_only;
-    ro.data_dir = data_dir;
-    Result<persist::ReplayConsumer> r = make_error(Errc::kIo, "");
-    {
-      py::gil_scoped_release nogil;  // opens the store: disk reads
-      if (!persist::reads_through_store(c.ns, c.name, data_dir)) return false;
-      r = persist::ReplayConsumer::open(c.ns, c.name, ro);
-    }
-    c.replay = std::make_unique<persist::ReplayConsumer>(unwrap(std::move(r)));
-    return true;
-  }
-
-  // Raises what a read_batch kept for the next read.  Thread: GIL held.
-  static void raise_deferred(ConsumerCore& c) {
-    if (!c.deferred) return;
-    DeferredError e = std::move(*c.deferred);
-    c.deferred.reset();
-    if (e.is_gap) throw_gap(e.gap.from, e.gap.to, e.gap.reason);
-    if (e.is_evicted) throw_evicted(e.message, e.from, e.to, e.lost);
-    throw_lapped(e.message, e.lost);
-  }
-
-  // The next record, or None when `timeout` passed (or, with *closed_out, when the
-  // consumer was closed meanwhile; or, with `in_batch`, when an error is deferred).
-  // Thread: GIL held.
-  static py::object read_one(const std::shared_ptr<ConsumerCore>& core,
-                             std::optional<std::chrono::nanoseconds> timeout, bool* closed_out,
-                             bool in_batch) {
-    ConsumerCore& c = *core;
-    raise_deferred(c);
-    if (c.replay) return read_replay(core, timeout, closed_out, in_batch);
-    Deadline deadline(timeout);
-    bool first = true;
-    for (;;) {
-      Record rec;
-      ReadStatus st;
-      uint64_t lost_before;
-      persist::GroupConsumer::Loss loss;
-      std::string store_error;
-      {
-        CoreLock lock(c);
-        if (!c.usable()) break;
-        lost_before = c.consumer->ring().lost();
-        if (first) {
-          st = c.consumer->poll(&rec, std::chrono::nanoseconds(0));
-        } else {
-          const auto slice = deadline.next_slice();
-          py::gil_scoped_release nogil;
-          st = c.consumer->poll(&rec, slice);
-        }
-        c.snapshot();
-        if (st == ReadStatus::kEvicted || st == ReadStatus::kBeforeOldest) loss = c.consumer->loss();
-        if (st == ReadStatus::kCorrupt) store_error = c.consumer->error().message;
-        if (st == ReadStatus::kOk) {
-          c.uncommitted = true;
-          // closed meanwhile: close() has expired the live records already, so copy.
-          // A record from the store (after an eviction) lives in the store reader's buffer.
-          if (!c.durable || c.copy || !c.usable() || c.consumer->from_store())
-            return py::reinterpret_steal<py::object>(new_copied_record(rec));
-          return py::reinterpret_steal<py::object>(
-              new_ring_record(rec, &c.live, std::shared_ptr<void>(core)));
-        }
-      }
-      switch (st) {
-        case ReadStatus::kLapped:
-          if (c.raise_on_lap) {
-            const uint64_t n = c.lost.load() - lost_before;
-            std::string msg = "tailing consumer of stream '" + c.name +
-                              "' was overrun by producers: " + std::to_string(n) +
-                              " records lost; reading resumes at the oldest record still in the ring";
-            if (in_batch) {
-              c.deferred = DeferredError{false, {}, std::move(msg), n};
-              return py::none();
-            }
-            throw_lapped(msg, n);
-          }
-          continue;  // resume at once
-        case ReadStatus::kEvicted:
-        case ReadStatus::kBeforeOldest: {
-          if (loss.lost == 0) continue;  // the store has them: they come next
-          const std::string range = std::to_string(loss.from) + ".." + std::to_string(loss.to - 1);
-          if (st == ReadStatus::kBeforeOldest || !c.durable) {
-            if (!c.durable && !c.raise_on_gap) continue;  // counted in `lost`
-            persist::ReplayGap gap{loss.from, loss.from + loss.lost, "no longer in the ring"};
-            if (in_batch) {
-              c.deferred = DeferredError{true, std::move(gap), {}, 0};
-              return py::none();
-            }
-            throw_gap(gap.from, gap.to, gap.reason);
-          }
-          std::string msg = "consumer group '" + c.group + "' of stream '" + c.name +
-                            "' was evicted (its reader was away longer than the stream's "
-                            "consumer_dead_timeout): records " + range + " left the ring: " +
-                            std::to_string(loss.lost) + " records lost";
-          if (in_batch) {
-            c.deferred = DeferredError{false, {}, std::move(msg), loss.lost, true, loss.from, loss.to};
-            return py::none();
-          }
-          throw_evicted(msg, loss.from, loss.to, loss.lost);
-        }
-        case ReadStatus::kCorrupt:
-          if (!store_error.empty())
-            throw_error(Errc::kCorrupt, "reading the store of stream '" + c.name + "': " + store_error);
-          throw_error(Errc::kCorrupt,
-                      "stream '" + c.name + "' holds bytes that no shmbus producer wrote near "
-                      "sequence " + std::to_string(c.next_seq.load()) +
-                      " (its shared memory was damaged); remove it with "
-                      "shmbus.remove(name, force=True)");
-        case ReadStatus::kClosed: c.throw_closed();
-        default: break;
-      }
-      first = false;
-      if (deadline.passed()) return py::none();
-      check_signals();
-      if (!c.usable()) break;
-    }
-    if (closed_out) {
-      *closed_out = true;
-      return py::none();
-    }
-    c.throw_closed();
-  }
-
-  // read_one() of a replaying consumer.  Every poll runs without the GIL.
-  static py::object read_replay(const std::shared_ptr<ConsumerCore>& core,
-                                std::optional<std::chrono::nanoseconds> timeout, bool* closed_out,
-                                bool in_batch) {
-    ConsumerCore& c = *core;
-    Deadline deadline(timeout);
-    bool first = true;
-    for (;;) {
-      Record rec;
-      persist::ReplayStatus st;
-      persist::ReplayGap gap;
-      {
-        CoreLock lock(c);
-        if (!c.usable()) break;
-        {
-          const auto slice = first ? std::chrono::nanoseconds(0) : deadline.next_slice();
-          py::gil_scoped_release nogil;
-          st = c.replay->poll(&rec, slice);
-        }
-        c.snapshot();
-        if (st == persist::ReplayStatus::kOk)
-          return py::reinterpret_steal<py::object>(new_copied_record(rec));
-        if (st == persist::ReplayStatus::kGap) gap = c.replay->gap();
-        if (st == persist::ReplayStatus::kError) {
-          const Error e = c.replay->error();
-          throw_error(e.code, "replaying stream '" + c.name + "': " + e.message);
-        }
-      }
-      if (st == persist::ReplayStatus::kGap) {
-        c.gaps.fetch_add(gap.to - gap.from, std::memory_order_relaxed);  // relaxed: a counter
-        c.last_gap = gap;
-        if (!c.raise_on_gap) continue;  // skipped: go on at once
-        if (in_batch) {
-          c.deferred = DeferredError{true, std::move(gap), {}, 0};
-          return py::none();
-        }
-        throw_gap(gap.from, gap.to, gap.reason);
-      }
-      if (st == persist::ReplayStatus::kClosed) c.throw_closed();
-      first = false;
-      if (deadline.passed()) return py::none();
-      check_signals();
-      if (!c.usable()) break;
-    }
-    if (closed_out) {
-      *closed_out = true;
-      return py::none();
-    }
-    c.throw_closed();
   }
 
   std::shared_ptr<ConsumerCore> core_;  // null once closed

@@ -16,6 +16,9 @@ namespace shmbus::python {
 
 // Imports shmbus.errors and keeps its classes.  Thread: GIL held, at module import.
 void load_error_classes();
+// _shmbus._error_classes(): the C++ side's list of the classes, which the tests check
+// shmbus/errors.py, __init__.py and __init__.pyi against.
+void bind_errors(py::module_& m);
 
 // Sets the Python exception for `code` with `message` and throws error_already_set.
 [[noreturn]] void throw_error(Errc code, const std::string& message);

@@ -12,6 +12,7 @@ PYBIND11_MODULE(_shmbus, m) {
   m.doc() = "The C++ half of the shmbus package: import shmbus, not this.";
   m.attr("__version__") = SHMBUS_VERSION;
   sp::load_error_classes();
+  sp::bind_errors(m);
   sp::install_fork_handler();
   sp::register_view_types(m);
   sp::bind_streams(m);

@@ -7,13 +7,9 @@
 // reports the final counts.  After fork() the child has no persister thread: its
 // inherited handles raise ClosedError and are leaked, never stopped.
 //
-// persist/ logs through spdlog, whose default logger writes to stdout: a module must not
-// write into its user's stdout, so at import the default logger is replaced by one that
-// writes to stderr, with the levels of $SPDLOG_LEVEL (e.g. SPDLOG_LEVEL=warn).
+// persist/ logs through its own named logger, to stderr, at the level of $SPDLOG_LEVEL
+// (persist/src/log.h): the module leaves the process's spdlog default logger alone.
 #include <signal.h>
-#include <spdlog/cfg/env.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
 #include <memory>
@@ -207,16 +203,9 @@ class PersisterHandle {
   std::string ns_, stream_, data_dir_, store_dir_;
 };
 
-void log_to_stderr() {
-  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
-      "", std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
-  spdlog::cfg::load_env_levels();
-}
-
 }  // namespace
 
 void bind_persister(py::module_& m) {
-  log_to_stderr();
   m.def("resolve_data_dir",
         [](const py::object& data_dir) { return unwrap(persist::resolve_data_dir(path_arg(data_dir, "data_dir"))); },
         py::arg("data_dir") = py::none(),

@@ -36,9 +36,10 @@ def stream(ns):
     return "s"
 
 
-def run_python(code, *args, timeout=120, **kw):
-    """Runs `code` in a new interpreter (this one) with the same sys.path."""
-    env = dict(os.environ)
+def run_python(code, *args, timeout=120, env=None, **kw):
+    """Runs `code` in a new interpreter (this one) with the same sys.path, in `env` (the
+    environment by default)."""
+    env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     return subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],

@@ -459,3 +459,24 @@ def test_evicted_group_on_a_persisted_stream_reads_the_store(ns, pstream):
             got = [(r.seq, r.bytes()) for r in c.iter(idle_timeout=0.5)]
             assert c.lost >= 1  # the ring lost them ...
     assert got == [(i, payload(i)) for i in range(3, 2000)]  # ... the store did not
+
+
+def test_persister_logs_to_stderr_at_the_env_level(ns, pstream):
+    """persist/ logs through its own logger to stderr, never stdout (the module leaves
+    spdlog's default logger alone), at the level $SPDLOG_LEVEL gives it."""
+    name, data = pstream
+    code = r"""
+import sys, shmbus
+ns, name, data = sys.argv[1:4]
+shmbus.Persister(name, data_dir=data, namespace=ns).stop(detach=True)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "SPDLOG_LEVEL"}
+    for level, logged in ((None, True), ("off", False), ("shmbus=warn", False), ("other=off", True)):
+        if level is None:
+            env.pop("SPDLOG_LEVEL", None)
+        else:
+            env["SPDLOG_LEVEL"] = level
+        r = run_python(code, ns, name, data, env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "", level
+        assert ("detached" in r.stderr) == logged, (level, r.stderr)

@@ -62,6 +62,14 @@ struct ReplayConsumer::Impl {
     return r;
   }
   Result<void> go_live(bool from_store);
+  // Whether the store entry `e` is owed to the user: nothing below `next` (once known) or
+  // below the header's watermark `deleted`, and no record older than an @TIME start.
+  // The one filter of store entries, for poll() and store_has_older().
+  bool owed(const Entry& e, uint64_t deleted) const {
+    if (e.kind == EntryKind::kRecord)
+      return !(next_known && e.seq < next) && e.seq >= deleted && e.ts_ns >= skip_ts;
+    return !(next_known && e.end_seq <= next) && e.end_seq > deleted;  // a gap entry
+  }
   // Whether the store now holds something the user is owed before `seq` (a record that
   // passes the start filters, or a gap entry): the persister may have stored records
   // older than the ring's first one since the store was found empty, and the ring let
@@ -124,19 +132,8 @@ Result<bool> ReplayConsumer::Impl::store_has_older(uint64_t seq, uint64_t delete
   for (;;) {  // bounded: the store's entries below `seq`
     auto e = rd.next();
     if (!e) return e.error();
-    switch (e->kind) {
-      case EntryKind::kRecord:
-        if (e->seq >= seq) return false;
-        if (e->seq < deleted || e->ts_ns < skip_ts) continue;  // filtered as poll() does
-        return true;
-      case EntryKind::kLost:
-      case EntryKind::kDeleted:
-      case EntryKind::kCorrupt:
-        if (e->seq >= seq) return false;
-        if (e->end_seq <= deleted) continue;
-        return true;
-      case EntryKind::kEnd: return false;
-    }
+    if (e->kind == EntryKind::kEnd || e->seq >= seq) return false;
+    if (owed(e.value(), deleted)) return true;
   }
 }
 
@@ -244,9 +241,7 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
       }
       switch (e->kind) {
         case EntryKind::kRecord: {
-          if (c.next_known && e->seq < c.next) continue;  // before the start point
-          if (e->seq < deleted) continue;
-          if (e->ts_ns < c.skip_ts) continue;
+          if (!c.owed(e.value(), deleted)) continue;
           c.skip_ts = 0;
           Record r;
           r.seq = e->seq;
@@ -261,8 +256,9 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
         case EntryKind::kLost:
         case EntryKind::kDeleted:
         case EntryKind::kCorrupt: {
-          if (c.next_known && e->end_seq <= c.next) continue;
-          const uint64_t from = c.next_known ? std::max(c.next, e->seq) : e->seq;
+          if (!c.owed(e.value(), deleted)) continue;
+          // (Not below the watermark: that part is deleted, not lost.)
+          const uint64_t from = std::max(c.next_known ? std::max(c.next, e->seq) : e->seq, deleted);
           return c.report_gap(from, e->end_seq,
                               e->kind == EntryKind::kLost      ? "not persisted"
                               : e->kind == EntryKind::kDeleted ? "deleted"

@@ -88,6 +88,22 @@ class Cli : public ::testing::Test {
   void create(const std::string& stream, const std::string& capacity = "64K") {
     expect_ok(cli({"create", stream, "--capacity", capacity}));
   }
+  // Publishes `lines` to `stream` while `shmbus persist` runs on it (store under `dir`)
+  // until `durable` records are durable, then stops it: the stream stays persisted.
+  void publish_persisted(const std::string& stream, const std::filesystem::path& dir,
+                         const std::string& lines, uint64_t durable) {
+    Background persister(with_ns({"persist", stream, "--data-dir", dir.string()}));
+    ASSERT_TRUE(persister.wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister.err();
+    expect_ok(cli({"pub", stream}, lines));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (stream_info(ns_, stream)->durable_seq < durable && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(stream_info(ns_, stream)->durable_seq, durable);
+    CliResult r = persister.stop(SIGTERM);  // the stream stays persisted
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
 
   const std::string ns_ = scoped_ns_.ns();
 };
@@ -1048,19 +1064,7 @@ TEST_F(Cli, TailFollowOfAPersistedStreamNoticesRemovalAndRecreation) {
   std::filesystem::create_directories(dir);
   std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
   create("s", "1M");
-  {
-    Background persister(with_ns({"persist", "s", "--data-dir", dir.string()}));
-    ASSERT_TRUE(persister.wait_for(
-        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
-        << persister.err();
-    expect_ok(cli({"pub", "s"}, "old\n"));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (stream_info(ns_, "s")->durable_seq < 1 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ASSERT_EQ(stream_info(ns_, "s")->durable_seq, 1u);
-    CliResult r = persister.stop(SIGTERM);  // the stream stays persisted
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-  }
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "old\n", 1));
   Background bg(with_ns({"tail", "s", "-f", "--data-dir", dir.string()}));
   ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\n"; }))
       << bg.err();
@@ -1130,6 +1134,30 @@ TEST_F(Cli, FsckOfALiveStoreSaysLiveAndCountsWhatIsWritten) {
   EXPECT_NE(r.out.find("2000 records"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("live"), std::string::npos) << r.out;
   std::filesystem::remove_all(dir);
+}
+
+// tail without --group checks its flags the same whether persist/ (open_tail) has it read
+// the store then the ring, or the ring: --reset-to without a group is a usage error on a
+// persisted stream too (it was ignored there), and --from works on both.
+TEST_F(Cli, TailOfAPersistedStreamChecksItsFlagsAsAnyTail) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-flags-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  create("s", "1M");
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "a\nb\n", 2));
+  ASSERT_TRUE(stream_info(ns_, "s")->persist.has_value());
+  CliResult bad = cli({"tail", "s", "--reset-to", "0", "--data-dir", dir.string()});
+  expect_failure(bad, "--reset-to goes with --group");
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_EQ(bad.out, "");
+  CliResult all = cli({"tail", "s", "--data-dir", dir.string()});
+  expect_ok(all);
+  EXPECT_EQ(all.out, "a\nb\n");
+  CliResult from = cli({"tail", "s", "--from", "1", "--data-dir", dir.string()});
+  expect_ok(from);
+  EXPECT_EQ(from.out, "b\n");
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -579,9 +579,15 @@ TEST_F(Lifecycle, PubSyncNeverAcknowledgesALostRecord) {
   std::this_thread::sleep_for(200ms);  // the stopped let-go persister stops holding producers
   // 200 records through a 4K ring while no persister runs: the first ones are gone before
   // it returns.
+  const uint64_t end = stream_info(ns_, "lg")->next_seq + 200;
   Background pub({"pub", "lg", "--count", "200", "--size", "100", "--sync", "--sync-timeout", "30s",
                   "--namespace", ns_});
-  std::this_thread::sleep_for(300ms);
+  // All 200 published (the first ones gone) before the persister returns: a fixed nap
+  // was not enough on a loaded machine (the persister came first and lost nothing).
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (stream_info(ns_, "lg")->next_seq < end && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(stream_info(ns_, "lg")->next_seq, end);
   Background p({"persist", "lg", "--data-dir", data_dir(), "--let-go", "--namespace", ns_});
   ASSERT_TRUE(p.wait_for([](const std::string&, const std::string& e) { return contains(e, "persisting"); }));
   auto r = pub.stop(0, 30s);

@@ -111,7 +111,8 @@ Result<bool> detach_persistence(std::string_view ns, std::string_view stream);
 
 // Whether a consumer without a group reads NS/STREAM through a ReplayConsumer (store,
 // then ring): the stream is persisted, or it has no ring but a store in the data dir.
-// The one place that decides it, for the CLI's tail and Python's Consumer.
+// The one test of it: open_tail() (shmbus/tail.h) opens what it says for the CLI's tail
+// and Python's Consumer; the Kafka bridge asks it too.
 bool reads_through_store(std::string_view ns, std::string_view stream,
                          std::string_view data_dir_flag = {});
 

@@ -1,4 +1,5 @@
-// cmd_io.cc: pub and tail: records in from stdin, records out to stdout.
+// cmd_tail.cc: tail: records out of a stream to stdout (text, raw, json, hex), as a
+// tailing reader, a replaying one (persisted streams: store, then ring) or a durable group.
 #include <stdio_ext.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "format.h"
 #include "shmbus/json.h"
 #include "shmbus/persister.h"
+#include "shmbus/tail.h"
 #include "shmbus/shmbus.h"
 #include "signals.h"
 
@@ -25,238 +27,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-Bytes as_bytes(std::string_view s) {
-  return Bytes(reinterpret_cast<const std::byte*>(s.data()), s.size());
-}
 std::string_view as_chars(Bytes b) {
   return std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
-}
-
-// ---- pub -------------------------------------------------------------------
-
-std::string publish_error(PubStatus st, uint64_t size, const Producer& p, const PubArgs& a,
-                          std::string_view ns, std::chrono::nanoseconds full_timeout) {
-  switch (st) {
-    case PubStatus::kTooLarge:
-      return "record of " + std::to_string(size) + " bytes is larger than the stream's maximum " +
-             std::to_string(p.max_record());
-    case PubStatus::kFull: {
-      std::string why;
-      if (auto info = stream_info(ns, a.stream); info) why = explain_held_back(info.value());
-      return "stream '" + a.stream + "' stayed full for " +
-             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(full_timeout).count()) +
-             " ms (--full-timeout): " +
-             (why.empty() ? "a consumer group is holding producers back (see: shmbus stat " + a.stream +
-                                (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")"
-                          : why);
-    }
-    case PubStatus::kAbandoned:
-      return "a record was declared abandoned by another process: this producer stalled "
-             "longer than the stream's abandon timeout";
-    case PubStatus::kClosed: return "the producer was closed";
-    case PubStatus::kTimeout: return "timed out";
-    case PubStatus::kCorrupt:
-      return "stream '" + a.stream + "' is damaged (its cursors do not add up, or its shared memory "
-             "shrank): remove it (shmbus rm --force) and create it again";
-    case PubStatus::kNotPersisted: return "not persisted";
-    case PubStatus::kOk: break;
-  }
-  return "unknown publish status";
-}
-
-// The synthetic payload of record `i`: its 8-byte little-endian counter, repeated.
-void fill_synthetic(std::string* buf, uint64_t i) {
-  unsigned char le[8];
-  for (int k = 0; k < 8; ++k) le[k] = static_cast<unsigned char>(i >> (8 * k));
-  for (size_t off = 0; off < buf->size(); off += 8)
-    std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
-}
-
-int wait_durable(Producer& p, uint64_t seq, const PubArgs& a) {
-  auto t = duration_flag("--sync-timeout", a.sync_timeout);
-  if (!t) return kExitUsage;
-  PubStatus st = p.wait_durable(seq, *t);
-  if (st == PubStatus::kOk) return kExitOk;
-  if (st == PubStatus::kNotPersisted)
-    return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded it as "
-                "lost (a --let-go stream whose persister was away while the ring moved on)");
-  return fail("record " + std::to_string(seq) + " was published but is not durable after " +
-              a.sync_timeout + ": is `shmbus persist " + a.stream + "` running?");
-}
-
-int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view ns,
-                  std::chrono::nanoseconds full_timeout) {
-  if (size > p.max_record())
-    return fail(publish_error(PubStatus::kTooLarge, size, p, a, ns, full_timeout));
-  std::string buf(size, '\0');
-  const auto t0 = std::chrono::steady_clock::now();
-  uint64_t n = 0, last_seq = 0;
-  std::vector<uint64_t> ours;  // --sync: the sequences to check once durable
-  for (; n < a.count && !stop_requested(); ++n) {
-    if (a.rate > 0 && n % 16 == 0) {  // pace: record n is due at t0 + n / rate
-      const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(n * 1e9 / static_cast<double>(a.rate)));
-      if (due > std::chrono::steady_clock::now()) std::this_thread::sleep_until(due);
-    }
-    fill_synthetic(&buf, n);
-    PubResult r = p.publish(as_bytes(buf), a.type);
-    if (!r.ok()) return fail(publish_error(r.status, size, p, a, ns, full_timeout));
-    last_seq = r.seq;
-    if (a.sync) ours.push_back(r.seq);
-  }
-  // --sync: the durable position is a prefix, so waiting for the last record waits for
-  // all; then none of ours may lie in a range the persister recorded as lost.
-  if (a.sync && n > 0) {
-    if (int rc = wait_durable(p, last_seq, a); rc != kExitOk) return rc;
-    for (uint64_t seq : ours)
-      if (p.wait_durable(seq, std::chrono::nanoseconds(0)) == PubStatus::kNotPersisted)
-        return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded "
-                    "it as lost (a --let-go stream whose persister was away while the ring moved on)");
-  }
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double rate = s > 0 ? static_cast<double>(n) / s : 0.0;
-  std::fprintf(stderr, "published %llu records of %llu bytes in %.3f s (%.0f rec/s, %.1f MiB/s)\n",
-               static_cast<unsigned long long>(n), static_cast<unsigned long long>(size), s, rate,
-               rate * static_cast<double>(size) / (1 << 20));
-  if (n < a.count) return fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
-  return kExitOk;
-}
-
-int pub_lines(Producer& p, const PubArgs& a, std::string_view ns,
-              std::chrono::nanoseconds full_timeout) {
-  char* line = nullptr;
-  size_t cap = 0;
-  uint64_t n = 0;
-  int rc = kExitOk;
-  for (;;) {
-    errno = 0;
-    ssize_t len = getline(&line, &cap, stdin);
-    if (len < 0) {
-      if (stop_requested()) {
-        rc = fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
-      } else if (std::ferror(stdin)) {
-        if (errno == EINTR) {  // another signal: go on reading
-          std::clearerr(stdin);
-          continue;
-        }
-        rc = fail(std::string("cannot read stdin: ") + std::strerror(errno));
-      }
-      break;  // end of input
-    }
-    std::string_view rec(line, static_cast<size_t>(len));
-    if (!rec.empty() && rec.back() == '\n') rec.remove_suffix(1);
-    PubResult r = p.publish(as_bytes(rec), a.type);
-    if (!r.ok()) {
-      rc = fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (line " +
-                std::to_string(n + 1) + ")");
-      break;
-    }
-    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) break;
-    ++n;
-  }
-  std::free(line);
-  return rc;
-}
-
-// Reads up to `max` more bytes of stdin into *buf; 0 at end of input, -1 on an error or a
-// stop signal (*rc set).
-ssize_t read_stdin(std::string* buf, size_t max, uint64_t n, int* rc) {
-  char chunk[65536];
-  for (;;) {
-    if (stop_requested()) {
-      *rc = fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
-      return -1;
-    }
-    const ssize_t got = ::read(STDIN_FILENO, chunk, std::min(sizeof chunk, max));
-    if (got >= 0) {
-      buf->append(chunk, static_cast<size_t>(got));
-      return got;
-    }
-    if (errno == EINTR) continue;  // a stop signal is checked above
-    *rc = fail(std::string("cannot read stdin: ") + std::strerror(errno));
-    return -1;
-  }
-}
-
-// pub -D DELIM / -0: records end with `delim` (the last one may lack it).
-int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, std::string_view ns,
-                  std::chrono::nanoseconds full_timeout) {
-  std::string buf;
-  size_t start = 0, scanned = 0;  // buf[start..] is not published; no delim in [start, scanned)
-  uint64_t n = 0;
-  int rc = kExitOk;
-  bool eof = false;
-  while (rc == kExitOk) {
-    const size_t at = buf.find(delim, scanned);
-    std::string_view rec;
-    if (at != std::string::npos) {
-      rec = std::string_view(buf).substr(start, at - start);
-    } else if (eof) {
-      if (start == buf.size()) break;
-      rec = std::string_view(buf).substr(start);
-    } else {
-      // Bounded: a record can be at most max_record bytes.
-      if (buf.size() - start > p.max_record() + delim.size())
-        return fail(publish_error(PubStatus::kTooLarge, buf.size() - start, p, a, ns, full_timeout) +
-                    " (record " + std::to_string(n + 1) + ", before its delimiter)");
-      buf.erase(0, start);
-      start = 0;
-      scanned = buf.size() >= delim.size() ? buf.size() - delim.size() + 1 : 0;
-      const ssize_t got = read_stdin(&buf, 65536, n, &rc);
-      if (got < 0) break;
-      if (got == 0) eof = true;
-      continue;
-    }
-    PubResult r = p.publish(as_bytes(rec), a.type);
-    if (!r.ok())
-      return fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (record " +
-                  std::to_string(n + 1) + ")");
-    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) break;
-    ++n;
-    start = at == std::string::npos ? buf.size() : at + delim.size();
-    scanned = start;
-  }
-  return rc;
-}
-
-// pub --file F...: one record per file; "-" is all of stdin.
-int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
-              std::chrono::nanoseconds full_timeout) {
-  uint64_t n = 0;
-  for (const auto& f : a.files) {
-    std::string data;
-    int rc = kExitOk;
-    if (f == "-") {
-      for (;;) {
-        const ssize_t got = read_stdin(&data, 65536, n, &rc);
-        if (got < 0) return rc;
-        if (got == 0) break;
-        if (data.size() > p.max_record())
-          return fail(publish_error(PubStatus::kTooLarge, data.size(), p, a, ns, full_timeout) +
-                      " (standard input)");
-      }
-    } else {
-      FILE* in = std::fopen(f.c_str(), "rb");
-      if (!in) return fail("--file " + f + ": " + std::strerror(errno));
-      char chunk[65536];
-      size_t got;
-      while ((got = std::fread(chunk, 1, sizeof chunk, in)) > 0) {
-        data.append(chunk, got);
-        if (data.size() > p.max_record()) {
-          std::fclose(in);
-          return fail(publish_error(PubStatus::kTooLarge, data.size(), p, a, ns, full_timeout) +
-                      " (--file " + f + ")");
-        }
-      }
-      const bool bad = std::ferror(in);
-      std::fclose(in);
-      if (bad) return fail("--file " + f + ": cannot read it");
-    }
-    PubResult r = p.publish(as_bytes(data), a.type);
-    if (!r.ok()) return fail(publish_error(r.status, data.size(), p, a, ns, full_timeout));
-    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) return rc;
-    ++n;
-  }
-  return kExitOk;
 }
 
 // ---- tail ------------------------------------------------------------------
@@ -426,51 +198,11 @@ std::optional<RecordPrinter> make_printer(const TailArgs& a) {
   return RecordPrinter(parse_format(a.format), delim, a.encoding);
 }
 
-}  // namespace
-
-int cmd_pub(const PubArgs& a) {
-  const std::string ns = resolve_namespace(a.ns);
-  uint64_t size = 64;
-  if (!a.size.empty()) {
-    if (a.count == 0) return fail("--size needs --count N (it sets the synthetic records' size)", kExitUsage);
-    auto s = size_flag("--size", a.size);
-    if (!s) return kExitUsage;
-    size = *s;
-  }
-  auto full_timeout = duration_flag("--full-timeout", a.full_timeout);
-  if (!full_timeout) return kExitUsage;
-  // Where records come from: --count (synthetic), --file, -D / -0, else lines of stdin.
-  const int sources = (a.count > 0) + !a.files.empty() + (!a.delimiter.empty() || a.nul);
-  if (sources > 1) return fail("choose one of --count, --file and -D / -0", kExitUsage);
-  if (!a.delimiter.empty() && a.nul) return fail("choose one of -D and -0", kExitUsage);
-  std::optional<std::string> delim;
-  if (a.nul) delim = std::string(1, '\0');
-  if (!a.delimiter.empty() && !(delim = delimiter_flag("-D", a.delimiter))) return kExitUsage;
-  ProducerOptions po;
-  po.when_full = FullPolicy::kWait;
-  po.full_timeout = *full_timeout;
-  install_stop_handlers();
-  auto p = Producer::open(ns, a.stream, po);
-  if (!p) return fail_stream(p.error(), ns, a.stream);
-  if (a.count > 0) return pub_synthetic(p.value(), a, size, ns, *full_timeout);
-  if (!a.files.empty()) return pub_files(p.value(), a, ns, *full_timeout);
-  if (delim) return pub_delimited(p.value(), a, *delim, ns, *full_timeout);
-  return pub_lines(p.value(), a, ns, *full_timeout);
-}
-
-// tail of a persisted stream without --group: from the store, then live; lapped readers
-// fall back to the store instead of losing records.
-int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start,
+// tail of a persisted stream without --group (open_tail chose the store, then the
+// ring): lapped readers fall back to the store instead of losing records.
+int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsumer consumer,
                 RecordPrinter& out) {
-  persist::ReplayOptions o;
-  o.start = start;
-  o.data_dir = a.data_dir;
-  auto c = persist::ReplayConsumer::open(ns, a.stream, o);
-  if (!c && c.error().code == Errc::kPermission) {
-    o.read_only = true;
-    c = persist::ReplayConsumer::open(ns, a.stream, o);
-  }
-  if (!c) return fail(c.error());
+  std::optional<persist::ReplayConsumer> c(std::move(consumer));
   uint64_t printed = 0;
   // Follow the name, as tail -F: a ring removed (rm --force) is said, and waited for; the
   // stream created again is followed (its store, if kept, continues the sequence).
@@ -479,12 +211,17 @@ int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start
   auto reopen = [&]() -> int {
     if (!removed) warn("stream '" + a.stream + "' was removed; waiting for it to be created again");
     removed = true;
-    persist::ReplayOptions from_here = o;
+    persist::ReplayOptions from_here;
     from_here.start = StartFrom::seq(c->next_seq());
+    from_here.data_dir = a.data_dir;
     while (!stop_requested()) {
       auto n = persist::ReplayConsumer::open(ns, a.stream, from_here);
+      if (!n && n.error().code == Errc::kPermission && !from_here.read_only) {
+        from_here.read_only = true;  // e.g. a mode 0640 stream of another user
+        continue;
+      }
       if (n && n->name_state() == NameState::kSame) {  // a ring again
-        c.value() = std::move(n.value());
+        c.emplace(std::move(n.value()));
         removed = false;
         warn("stream '" + a.stream + "' was created again; following the new stream");
         return kExitOk;
@@ -539,19 +276,12 @@ int tail_replay(const TailArgs& a, const std::string& ns, const StartFrom& start
   return kExitOk;
 }
 
+}  // namespace
+
 int cmd_tail(const TailArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
   auto printer = make_printer(a);
   if (!printer) return kExitUsage;
-  if (a.group.empty()) {
-    // A persisted stream, or one whose ring is gone but whose store is in the data dir.
-    if (persist::reads_through_store(ns, a.stream, a.data_dir)) {
-      StartFrom start = StartFrom::earliest();
-      if (!a.from.empty() && !from_flag(a.from, &start)) return kExitUsage;
-      install_stop_handlers();
-      return tail_replay(a, ns, start, *printer);
-    }
-  }
   ConsumerOptions o;
   o.group = a.group;
   // A record counts as consumed only once it reached stdout: commit by hand after flushing.
@@ -577,15 +307,29 @@ int cmd_tail(const TailArgs& a) {
     }
     return c;
   };
-  auto c = open(o);
-  if (!c && c.error().code == Errc::kPermission && !a.group.empty())
-    return fail(c.error().message +
-                "; --group needs write access to the stream (tail without --group can read it)");
-  if (!c && c.error().code == Errc::kBusy && !a.group.empty())
-    return fail(c.error().message + " (one reader per group at a time; another tail --group " +
-                a.group + " is running)");
-  if (!c) return fail_stream(c.error(), ns, a.stream);
-  std::optional<persist::GroupConsumer> gc(std::move(c.value()));
+  std::optional<persist::GroupConsumer> gc;
+  if (a.group.empty()) {
+    // persist/ decides how a reader without a group reads: a persisted stream (or a store
+    // whose ring is gone) from the store, then live; any other from the ring.
+    persist::TailOptions to;
+    to.start = o.start;
+    to.read_only_if_denied = true;  // e.g. a mode 0640 stream of another user
+    to.data_dir = a.data_dir;
+    auto t = persist::open_tail(ns, a.stream, to);
+    if (!t) return fail_stream(t.error(), ns, a.stream);
+    if (t->replay) return tail_replay(a, ns, std::move(*t->replay), *printer);
+    gc.emplace(std::move(*t->ring));
+  } else {
+    auto c = open(o);
+    if (!c && c.error().code == Errc::kPermission)
+      return fail(c.error().message +
+                  "; --group needs write access to the stream (tail without --group can read it)");
+    if (!c && c.error().code == Errc::kBusy)
+      return fail(c.error().message + " (one reader per group at a time; another tail --group " +
+                  a.group + " is running)");
+    if (!c) return fail_stream(c.error(), ns, a.stream);
+    gc.emplace(std::move(c.value()));
+  }
   const bool durable = gc->ring().durable();
 
   RecordPrinter& out = *printer;

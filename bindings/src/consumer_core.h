@@ -1,0 +1,96 @@
+// consumer_core.h: the state behind a shmbus.Consumer, shared by its handle (consumer.cc:
+// the methods and the pybind registration) and its read loop (consumer_read.cc).
+//
+// A Consumer with a group is a persist::GroupConsumer (a durable group that takes from
+// the store what the ring lost while it was away, on a persisted stream).  Without a
+// group it is what persist::open_tail() decides: a persist::ReplayConsumer (store, then
+// ring) on a persisted stream or a store whose ring is gone, else a tailing
+// GroupConsumer on the ring.
+//
+// The C++ consumer runs with auto_commit off; this layer commits instead, so that a
+// read_batch keeps every record it returned in place (the C++ auto-commit would commit
+// each record at the next poll, inside the batch).  Rule: a durable consumer's ring
+// records are expired (views released) *before* the position they protect is committed.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "common.h"
+#include "shmbus/persister.h"
+#include "views.h"
+
+namespace shmbus::python {
+
+// An error found inside a read_batch after records were collected: raised by the next
+// read (or at once, outside a batch) by raise_read_error().
+struct DeferredError {
+  bool is_gap = false;
+  persist::ReplayGap gap;  // is_gap
+  std::string message;     // a lap or an eviction
+  uint64_t lost = 0;       // a lap or an eviction
+  bool is_evicted = false;
+  uint64_t from = 0, to = 0;  // is_evicted
+};
+[[noreturn]] void raise_read_error(DeferredError e);
+
+struct ConsumerCore {
+  // ---- guarded by mu (blocked on only without the GIL) ----
+  std::unique_ptr<persist::GroupConsumer> consumer; // the ring, or null when replaying
+  std::unique_ptr<persist::ReplayConsumer> replay;  // store, then ring: tailing on a persisted stream
+  std::mutex mu;
+  std::atomic<std::thread::id> owner{};  // holder of mu, to refuse re-entry
+  // ---- guarded by the GIL ----
+  LiveRecords live;        // ring records returned and not yet committed
+  bool uncommitted = false;
+  std::optional<DeferredError> deferred;
+  std::optional<persist::ReplayGap> last_gap;
+  // ---- snapshots of the C++ counters, written under mu ----
+  std::atomic<uint64_t> next_seq{0}, lost{0}, gaps{0};
+  // ---- set once (closed: once) ----
+  std::atomic<bool> closed{false};
+  std::atomic<int> calls{0};  // threads inside a method (holding a reference meanwhile)
+  const uint64_t generation = fork_generation();
+  std::string ns, name, group;
+  bool durable = false, auto_commit = true, copy = false, raise_on_lap = false,
+       raise_on_gap = false;
+
+  ~ConsumerCore();
+  bool usable() const noexcept { return !closed && generation == fork_generation(); }
+  [[noreturn]] void throw_closed() const;
+  void snapshot() noexcept;  // Thread: mu held.
+};
+
+// Opens the C++ consumer of `c` (c.ns, c.name, c.group set): a group's GroupConsumer,
+// or what persist::open_tail() decides.  Thread: GIL held (released while opening).
+void open_consumer(ConsumerCore& c, const ConsumerOptions& opts, const std::string& data_dir);
+
+// Holds ConsumerCore::mu: try_lock with the GIL, else block without it.  Thread: GIL held.
+class CoreLock {
+ public:
+  explicit CoreLock(ConsumerCore& c);
+  void unlock();
+  ~CoreLock() { unlock(); }
+  CoreLock(const CoreLock&) = delete;
+  CoreLock& operator=(const CoreLock&) = delete;
+
+ private:
+  ConsumerCore& c_;
+  bool held_ = false;
+};
+
+// The start argument of the constructor and of seek().
+StartFrom to_start(const py::object& start);
+
+// The next record, or None when `timeout` passed (or, with *closed_out, when the
+// consumer was closed meanwhile; or, with `in_batch`, when an error is deferred).  Raises
+// a deferred error first.  One loop for the ring and the replay (consumer_read.cc).
+// Thread: GIL held.
+py::object read_one(const std::shared_ptr<ConsumerCore>& core,
+                    std::optional<std::chrono::nanoseconds> timeout, bool* closed_out, bool in_batch);
+
+}  // namespace shmbus::python

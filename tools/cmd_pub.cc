@@ -1,0 +1,290 @@
+// cmd_pub.cc: pub: records in from stdin (lines, -D / -0 delimited, --file, or
+// synthetic --count records) into a stream.
+#include <stdio_ext.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "args.h"
+#include "commands.h"
+#include "format.h"
+#include "shmbus/shmbus.h"
+#include "signals.h"
+
+namespace shmbus::tools {
+namespace {
+
+using namespace std::chrono_literals;
+
+Bytes as_bytes(std::string_view s) {
+  return Bytes(reinterpret_cast<const std::byte*>(s.data()), s.size());
+}
+
+// ---- pub -------------------------------------------------------------------
+
+std::string publish_error(PubStatus st, uint64_t size, const Producer& p, const PubArgs& a,
+                          std::string_view ns, std::chrono::nanoseconds full_timeout) {
+  switch (st) {
+    case PubStatus::kTooLarge:
+      return "record of " + std::to_string(size) + " bytes is larger than the stream's maximum " +
+             std::to_string(p.max_record());
+    case PubStatus::kFull: {
+      std::string why;
+      if (auto info = stream_info(ns, a.stream); info) why = explain_held_back(info.value());
+      return "stream '" + a.stream + "' stayed full for " +
+             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(full_timeout).count()) +
+             " ms (--full-timeout): " +
+             (why.empty() ? "a consumer group is holding producers back (see: shmbus stat " + a.stream +
+                                (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")"
+                          : why);
+    }
+    case PubStatus::kAbandoned:
+      return "a record was declared abandoned by another process: this producer stalled "
+             "longer than the stream's abandon timeout";
+    case PubStatus::kClosed: return "the producer was closed";
+    case PubStatus::kTimeout: return "timed out";
+    case PubStatus::kCorrupt:
+      return "stream '" + a.stream + "' is damaged (its cursors do not add up, or its shared memory "
+             "shrank): remove it (shmbus rm --force) and create it again";
+    case PubStatus::kNotPersisted: return "not persisted";
+    case PubStatus::kOk: break;
+  }
+  return "unknown publish status";
+}
+
+// The synthetic payload of record `i`: its 8-byte little-endian counter, repeated.
+void fill_synthetic(std::string* buf, uint64_t i) {
+  unsigned char le[8];
+  for (int k = 0; k < 8; ++k) le[k] = static_cast<unsigned char>(i >> (8 * k));
+  for (size_t off = 0; off < buf->size(); off += 8)
+    std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
+}
+
+int wait_durable(Producer& p, uint64_t seq, const PubArgs& a) {
+  auto t = duration_flag("--sync-timeout", a.sync_timeout);
+  if (!t) return kExitUsage;
+  PubStatus st = p.wait_durable(seq, *t);
+  if (st == PubStatus::kOk) return kExitOk;
+  if (st == PubStatus::kNotPersisted)
+    return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded it as "
+                "lost (a --let-go stream whose persister was away while the ring moved on)");
+  return fail("record " + std::to_string(seq) + " was published but is not durable after " +
+              a.sync_timeout + ": is `shmbus persist " + a.stream + "` running?");
+}
+
+int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view ns,
+                  std::chrono::nanoseconds full_timeout) {
+  if (size > p.max_record())
+    return fail(publish_error(PubStatus::kTooLarge, size, p, a, ns, full_timeout));
+  std::string buf(size, '\0');
+  const auto t0 = std::chrono::steady_clock::now();
+  uint64_t n = 0, last_seq = 0;
+  std::vector<uint64_t> ours;  // --sync: the sequences to check once durable
+  for (; n < a.count && !stop_requested(); ++n) {
+    if (a.rate > 0 && n % 16 == 0) {  // pace: record n is due at t0 + n / rate
+      const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(n * 1e9 / static_cast<double>(a.rate)));
+      if (due > std::chrono::steady_clock::now()) std::this_thread::sleep_until(due);
+    }
+    fill_synthetic(&buf, n);
+    PubResult r = p.publish(as_bytes(buf), a.type);
+    if (!r.ok()) return fail(publish_error(r.status, size, p, a, ns, full_timeout));
+    last_seq = r.seq;
+    if (a.sync) ours.push_back(r.seq);
+  }
+  // --sync: the durable position is a prefix, so waiting for the last record waits for
+  // all; then none of ours may lie in a range the persister recorded as lost.
+  if (a.sync && n > 0) {
+    if (int rc = wait_durable(p, last_seq, a); rc != kExitOk) return rc;
+    for (uint64_t seq : ours)
+      if (p.wait_durable(seq, std::chrono::nanoseconds(0)) == PubStatus::kNotPersisted)
+        return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded "
+                    "it as lost (a --let-go stream whose persister was away while the ring moved on)");
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double rate = s > 0 ? static_cast<double>(n) / s : 0.0;
+  std::fprintf(stderr, "published %llu records of %llu bytes in %.3f s (%.0f rec/s, %.1f MiB/s)\n",
+               static_cast<unsigned long long>(n), static_cast<unsigned long long>(size), s, rate,
+               rate * static_cast<double>(size) / (1 << 20));
+  if (n < a.count) return fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
+  return kExitOk;
+}
+
+int pub_lines(Producer& p, const PubArgs& a, std::string_view ns,
+              std::chrono::nanoseconds full_timeout) {
+  char* line = nullptr;
+  size_t cap = 0;
+  uint64_t n = 0;
+  int rc = kExitOk;
+  for (;;) {
+    errno = 0;
+    ssize_t len = getline(&line, &cap, stdin);
+    if (len < 0) {
+      if (stop_requested()) {
+        rc = fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
+      } else if (std::ferror(stdin)) {
+        if (errno == EINTR) {  // another signal: go on reading
+          std::clearerr(stdin);
+          continue;
+        }
+        rc = fail(std::string("cannot read stdin: ") + std::strerror(errno));
+      }
+      break;  // end of input
+    }
+    std::string_view rec(line, static_cast<size_t>(len));
+    if (!rec.empty() && rec.back() == '\n') rec.remove_suffix(1);
+    PubResult r = p.publish(as_bytes(rec), a.type);
+    if (!r.ok()) {
+      rc = fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (line " +
+                std::to_string(n + 1) + ")");
+      break;
+    }
+    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) break;
+    ++n;
+  }
+  std::free(line);
+  return rc;
+}
+
+// Reads up to `max` more bytes of stdin into *buf; 0 at end of input, -1 on an error or a
+// stop signal (*rc set).
+ssize_t read_stdin(std::string* buf, size_t max, uint64_t n, int* rc) {
+  char chunk[65536];
+  for (;;) {
+    if (stop_requested()) {
+      *rc = fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
+      return -1;
+    }
+    const ssize_t got = ::read(STDIN_FILENO, chunk, std::min(sizeof chunk, max));
+    if (got >= 0) {
+      buf->append(chunk, static_cast<size_t>(got));
+      return got;
+    }
+    if (errno == EINTR) continue;  // a stop signal is checked above
+    *rc = fail(std::string("cannot read stdin: ") + std::strerror(errno));
+    return -1;
+  }
+}
+
+// pub -D DELIM / -0: records end with `delim` (the last one may lack it).
+int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, std::string_view ns,
+                  std::chrono::nanoseconds full_timeout) {
+  std::string buf;
+  size_t start = 0, scanned = 0;  // buf[start..] is not published; no delim in [start, scanned)
+  uint64_t n = 0;
+  int rc = kExitOk;
+  bool eof = false;
+  while (rc == kExitOk) {
+    const size_t at = buf.find(delim, scanned);
+    std::string_view rec;
+    if (at != std::string::npos) {
+      rec = std::string_view(buf).substr(start, at - start);
+    } else if (eof) {
+      if (start == buf.size()) break;
+      rec = std::string_view(buf).substr(start);
+    } else {
+      // Bounded: a record can be at most max_record bytes.
+      if (buf.size() - start > p.max_record() + delim.size())
+        return fail(publish_error(PubStatus::kTooLarge, buf.size() - start, p, a, ns, full_timeout) +
+                    " (record " + std::to_string(n + 1) + ", before its delimiter)");
+      buf.erase(0, start);
+      start = 0;
+      scanned = buf.size() >= delim.size() ? buf.size() - delim.size() + 1 : 0;
+      const ssize_t got = read_stdin(&buf, 65536, n, &rc);
+      if (got < 0) break;
+      if (got == 0) eof = true;
+      continue;
+    }
+    PubResult r = p.publish(as_bytes(rec), a.type);
+    if (!r.ok())
+      return fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (record " +
+                  std::to_string(n + 1) + ")");
+    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) break;
+    ++n;
+    start = at == std::string::npos ? buf.size() : at + delim.size();
+    scanned = start;
+  }
+  return rc;
+}
+
+// pub --file F...: one record per file; "-" is all of stdin.
+int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
+              std::chrono::nanoseconds full_timeout) {
+  uint64_t n = 0;
+  for (const auto& f : a.files) {
+    std::string data;
+    int rc = kExitOk;
+    if (f == "-") {
+      for (;;) {
+        const ssize_t got = read_stdin(&data, 65536, n, &rc);
+        if (got < 0) return rc;
+        if (got == 0) break;
+        if (data.size() > p.max_record())
+          return fail(publish_error(PubStatus::kTooLarge, data.size(), p, a, ns, full_timeout) +
+                      " (standard input)");
+      }
+    } else {
+      FILE* in = std::fopen(f.c_str(), "rb");
+      if (!in) return fail("--file " + f + ": " + std::strerror(errno));
+      char chunk[65536];
+      size_t got;
+      while ((got = std::fread(chunk, 1, sizeof chunk, in)) > 0) {
+        data.append(chunk, got);
+        if (data.size() > p.max_record()) {
+          std::fclose(in);
+          return fail(publish_error(PubStatus::kTooLarge, data.size(), p, a, ns, full_timeout) +
+                      " (--file " + f + ")");
+        }
+      }
+      const bool bad = std::ferror(in);
+      std::fclose(in);
+      if (bad) return fail("--file " + f + ": cannot read it");
+    }
+    PubResult r = p.publish(as_bytes(data), a.type);
+    if (!r.ok()) return fail(publish_error(r.status, data.size(), p, a, ns, full_timeout));
+    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) return rc;
+    ++n;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int cmd_pub(const PubArgs& a) {
+  const std::string ns = resolve_namespace(a.ns);
+  uint64_t size = 64;
+  if (!a.size.empty()) {
+    if (a.count == 0) return fail("--size needs --count N (it sets the synthetic records' size)", kExitUsage);
+    auto s = size_flag("--size", a.size);
+    if (!s) return kExitUsage;
+    size = *s;
+  }
+  auto full_timeout = duration_flag("--full-timeout", a.full_timeout);
+  if (!full_timeout) return kExitUsage;
+  // Where records come from: --count (synthetic), --file, -D / -0, else lines of stdin.
+  const int sources = (a.count > 0) + !a.files.empty() + (!a.delimiter.empty() || a.nul);
+  if (sources > 1) return fail("choose one of --count, --file and -D / -0", kExitUsage);
+  if (!a.delimiter.empty() && a.nul) return fail("choose one of -D and -0", kExitUsage);
+  std::optional<std::string> delim;
+  if (a.nul) delim = std::string(1, '\0');
+  if (!a.delimiter.empty() && !(delim = delimiter_flag("-D", a.delimiter))) return kExitUsage;
+  ProducerOptions po;
+  po.when_full = FullPolicy::kWait;
+  po.full_timeout = *full_timeout;
+  install_stop_handlers();
+  auto p = Producer::open(ns, a.stream, po);
+  if (!p) return fail_stream(p.error(), ns, a.stream);
+  if (a.count > 0) return pub_synthetic(p.value(), a, size, ns, *full_timeout);
+  if (!a.files.empty()) return pub_files(p.value(), a, ns, *full_timeout);
+  if (delim) return pub_delimited(p.value(), a, *delim, ns, *full_timeout);
+  return pub_lines(p.value(), a, ns, *full_timeout);
+}
+
+}  // namespace shmbus::tools
