@@ -2,6 +2,7 @@
 // and the replay's one filter of store entries.
 #include "shmbus/tail.h"
 #include "test_persister_util.h"
+#include "shmbus/detail/stream_control.h"
 
 namespace shmbus::persist::it {
 namespace {
