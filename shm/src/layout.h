@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "shmbus/stream.h"
+
 namespace shmbus::detail {
 
 inline constexpr uint64_t kMagic = 0x315355424d48530aULL;  // "\nSHMBUS1" little-endian
@@ -75,6 +77,8 @@ struct RecordHeader {
                               // (whose release CAS publishes it), read by abandoners
 };
 static_assert(sizeof(RecordHeader) == 32);
+static_assert(sizeof(RecordHeader) == kRingRecordHeaderBytes && kRecordAlign == kRingRecordAlign,
+              "the public sizing constants (shmbus/stream.h) follow the layout");
 static_assert(offsetof(RecordHeader, tag) == 0);
 static_assert(offsetof(RecordHeader, seq) == 8);
 static_assert(offsetof(RecordHeader, ts_ns) == 16);

@@ -19,6 +19,16 @@ namespace shmbus {
 using Bytes = std::span<const std::byte>;
 using MutableBytes = std::span<std::byte>;
 
+// ---- the ring's format, as far as users size a ring by it (shm/FORMAT.md) ------------
+
+// A record in the ring is a header of kRingRecordHeaderBytes, the payload, and padding up
+// to a multiple of kRingRecordAlign (shm/src/layout.h asserts both against the layout).
+inline constexpr uint32_t kRingRecordHeaderBytes = 32;
+inline constexpr uint32_t kRingRecordAlign = 32;
+// What a record costs in the ring besides its payload, on average: its header and half
+// the alignment.  For sizing (`stat`'s ring bytes for a stall).
+inline constexpr uint32_t kRingBytesPerRecord = kRingRecordHeaderBytes + kRingRecordAlign / 2;
+
 struct StreamOptions {
   uint64_t capacity = 1 << 20;          // ring bytes, power of two, 4 KiB .. 4 GiB
   uint64_t max_record = 0;              // largest payload; 0 = capacity / 8

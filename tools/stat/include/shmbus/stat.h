@@ -24,9 +24,9 @@
 
 namespace shmbus {
 
-// What one record costs in the ring besides its payload, on average: a 32-byte header,
-// padded to 32 bytes (32 + 16).  (In the store: persist::kStoreBytesPerRecord.)
-inline constexpr double kRingBytesPerRecord = 48.0;
+// What one record costs besides its payload, on average: in the ring
+// shmbus::kRingBytesPerRecord (shmbus/stream.h), in the store
+// persist::kStoreBytesPerRecord (shmbus/persist/store.h); each layer's own constant.
 
 // Rates between two snapshots of one stream.  A counter that went backwards (the stream
 // was recreated in between) counts as 0.
