@@ -411,6 +411,9 @@ class Consumer:
     @property
     def lost(self) -> int: ...
     @property
+    def lost_exact(self) -> bool:
+        """Whether lost is exact (false once a lap passed gaps the ring no longer names)."""
+    @property
     def gaps(self) -> int:
         """Sequences skipped: abandoned claims, and gaps a replaying consumer skipped."""
     @property

@@ -348,6 +348,9 @@ No-op for tailing consumers.)doc")
                              "Sequence number of the next record to be returned.")
       .def_property_readonly("lost", [](const ConsumerHandle& h) { return h.info().lost.load(); },
                              "Records lost to laps (tailing) or eviction.")
+      .def_property_readonly("lost_exact", [](const ConsumerHandle& h) { return h.info().lost_exact.load(); },
+                             "Whether lost is exact: false for good once a lap passed sequence numbers "
+                             "the ring's gap log no longer names (then lost is an upper bound).")
       .def_property_readonly("gaps", [](const ConsumerHandle& h) { return h.info().gaps.load(); },
                              "Sequences skipped: claims abandoned by dead producers, and (a "
                              "replaying consumer) the gaps it skipped (see last_gap).")

@@ -29,6 +29,7 @@ void ConsumerCore::snapshot() noexcept {
   next_seq.store(consumer->ring().next_seq(), std::memory_order_relaxed);  // relaxed: display only
   lost.store(consumer->ring().lost(), std::memory_order_relaxed);
   gaps.store(consumer->ring().gaps(), std::memory_order_relaxed);
+  lost_exact.store(consumer->ring().lost_exact(), std::memory_order_relaxed);  // relaxed: display only
 }
 
 void open_consumer(ConsumerCore& c, const ConsumerOptions& opts, const std::string& data_dir) {

@@ -51,6 +51,8 @@ struct ConsumerCore {
   std::optional<persist::ReplayGap> last_gap;
   // ---- snapshots of the C++ counters, written under mu ----
   std::atomic<uint64_t> next_seq{0}, lost{0}, gaps{0};
+  // Whether `lost` is exact (Consumer::lost_exact(); a replay counts exactly).
+  std::atomic<bool> lost_exact{true};
   // ---- set once (closed: once) ----
   std::atomic<bool> closed{false};
   std::atomic<int> calls{0};  // threads inside a method (holding a reference meanwhile)

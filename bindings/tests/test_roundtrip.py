@@ -314,6 +314,7 @@ def test_lapped_tailing_reader(ns):
             p.publish(b"%100d" % i)
         recs = list(quiet.iter(idle_timeout=0))
         assert quiet.lost > 0 and len(recs) + quiet.lost == 200
+        assert quiet.lost_exact is True  # no aborted or abandoned claim was lapped
         assert recs[-1].bytes() == b"%100d" % 199
         with pytest.raises(shmbus.LappedError) as e:
             loud.poll(0)
