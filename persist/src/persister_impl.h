@@ -1,0 +1,91 @@
+// persister_impl.h: the state of a Persister, shared by persister.cc (start, settings,
+// following a recorded store, the calls from other threads) and persister_loop.cc (the
+// persister thread: ring -> store, durability, retention, answering requests).
+#pragma once
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <atomic>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shmbus/detail/stream_control.h"
+#include "shmbus/persister.h"
+
+namespace shmbus::persist {
+
+struct Persister::Impl {
+  // A request from another thread, answered through `done`.
+  struct Request {
+    enum class Kind { kFlush, kStop } kind;
+    std::shared_ptr<std::promise<Result<void>>> done;
+    // kFlush: the ring's next sequence when flush() was called.  The answer waits until
+    // the persister has read (and made durable) everything below it.
+    uint64_t target = 0;
+  };
+
+  std::string ns, stream;
+  PersisterOptions opts;
+  StoreOptions store_opts;
+  ConsumerOptions ring_opts;
+  std::optional<SegmentStore> store;
+  std::optional<Consumer> ring;
+  std::optional<StreamControl> ctl;
+  moodycamel::ConcurrentQueue<Request> requests;
+  std::thread thread;
+  std::atomic<bool> running{false};
+
+  // ---- guarded by req_mu: whether requests are still answered ----
+  std::mutex req_mu;
+  bool accepting = true;
+  std::mutex stop_mu;  // serialises stop()
+
+  // ---- persister thread only ----
+  // Deletions accumulate across persister restarts: the header's counts when this one
+  // started, to which it adds what its store has deleted since (it is the only writer).
+  uint64_t base_deleted_records = 0, base_deleted_bytes = 0, base_store_errors = 0;
+  uint64_t applied_deleted_below = 0;  // the header watermark the store has applied
+  bool detached = false;
+
+  // After the thread stopped: ends persistence of the stream (the group goes, the header
+  // no longer names the store).
+  Result<void> detach();
+  uint64_t delete_retry_ns = 0;        // after a failed deletion, not before this
+  // The ring cannot reuse what is not committed, and the persister commits only what is
+  // durable: make it durable early once this much of the ring waits (a quarter of it),
+  // not only every flush_interval.
+  uint64_t flush_after_bytes = 0;
+  uint64_t uncommitted_bytes = 0;     // ring bytes read since the last commit (roughly)
+  uint64_t first_uncommitted_ns = 0;  // steady time of the oldest such read; 0: none
+  uint64_t published_durable = 0;     // the durable position last put in the header
+  uint64_t retry_at_ns = 0;           // steady time before which no write is retried
+  bool write_failing = false;         // last_error holds a write failure
+  Error last_write_error{Errc::kIo, ""};
+  std::string last_deletion_error;    // the last retention/delete failure logged
+  std::optional<Record> pending;      // a record the store refused (its view stays valid:
+                                      // the ring cannot overwrite what is not committed)
+
+  mutable std::mutex mu;  // guards stats_ (copied out by stats())
+  PersisterStats stats_;
+
+  void run();
+  void answer_flushes(std::vector<Request>* waiters, bool stopping);
+  void read_records(bool stopping);
+  void make_durable_if_due(bool stopping);
+  Result<void> make_durable();
+  Result<bool> store_record(const Record& rec);
+  void note_write_error(const Error& e);
+  void after_store_error(const Error& e);
+  bool store_usable();
+  void note_write_ok();
+  void housekeeping(uint64_t* next_retention, uint64_t* next_beat);
+  void publish_stats();
+};
+
+}  // namespace shmbus::persist

@@ -1,0 +1,385 @@
+// persister_loop.cc: the persister thread: reads the ring, appends to the store, makes
+// it durable before committing the ring, applies deletions and retention, answers flushes.
+//
+// The thread reads the ring as the durable consumer "_persister" and appends every
+// record to the SegmentStore.  Its ring position is committed only after a flush has
+// made the records durable, so a crash of the persister (or the host) never loses a
+// record that the ring has already let go of.  Requests from other threads (flush,
+// stop) reach it through a moodycamel ConcurrentQueue.
+#include "persister_impl.h"
+
+#include "shmbus/detail/steady_clock.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "log.h"
+
+namespace shmbus::persist {
+
+namespace {
+
+// After a failed write (disk full, file-size limit, I/O error) the next attempt waits this
+// long, so that a full disk is not hammered with writes and truncations.
+constexpr uint64_t kRetryNs = 100'000'000;
+
+using shmbus::detail::steady_ns;  // shmbus/detail/steady_clock.h
+
+}  // namespace
+
+// Makes everything stored durable, then lets the ring reuse it and tells producers.
+Result<void> Persister::Impl::make_durable() {
+  if (auto r = store->flush(); !r) return r;
+  // Durable now: every record read so far is in the store (pending is empty whenever
+  // this runs), so the ring may reuse all of it.
+  ring->commit();
+  uncommitted_bytes = 0;
+  first_uncommitted_ns = 0;
+  const uint64_t d = store->durable_seq();
+  if (d != published_durable || ctl->durable_seq() != d) ctl->set_durable_seq(d);
+  published_durable = d;
+  std::lock_guard lock(mu);
+  stats_.durable_seq = d;
+  return {};
+}
+
+// Returns false for a record the store already holds (read again after a restart).
+Result<bool> Persister::Impl::store_record(const Record& rec) {
+  const uint64_t next = store->next_seq();
+  const bool empty = next == 0;  // a store that never held anything takes any sequence
+  if (!empty && rec.seq < next) return false;  // stored before a restart: not twice
+  if (!empty && rec.seq > next) {
+    // Sequences the ring skipped (claims of dead producers) or lost while the persister
+    // was away on a stream that lets producers go on: say so in the store.
+    if (auto r = store->append_lost(next, rec.seq); !r) return r.error();
+    // Before durable_seq passes them: a producer waiting for one of them is told it was
+    // not persisted, never that it is durable.
+    ctl->record_lost(next, rec.seq);
+    {
+      std::lock_guard lock(mu);
+      stats_.lost += rec.seq - next;
+    }
+    detail::logger().warn("persister {}/{}: records {}..{} were not persisted (gap in the ring)", ns,
+                 stream, next, rec.seq - 1);
+  }
+  if (auto r = store->append(rec.seq, rec.ts_ns, rec.type, rec.data); !r) return r.error();
+  return true;
+}
+
+void Persister::Impl::note_write_error(const Error& e) {
+  if (!write_failing)
+    detail::logger().error("persister {}/{}: {} ({}; retrying)", ns, stream, e.message,
+                           opts.hold_producers ? "holding producers"
+                                               : "producers go on (--let-go): what the ring drops "
+                                                 "meanwhile is recorded as lost");
+  write_failing = true;
+  last_write_error = e;
+  retry_at_ns = steady_ns() + kRetryNs;
+  std::lock_guard lock(mu);
+  stats_.last_error = e.message;
+  if (e.code == Errc::kNoSpace) stats_.disk_full_waits++;
+}
+
+// Any write or sync failure.  A store that went back to its last synced record wants the
+// records after it again: they are still in the ring (nothing past the last durable
+// position was committed), so the ring consumer is opened again at its last commit.  A
+// store that stopped (could not go back yet) is retried by store_usable(); producers are
+// held meanwhile.
+void Persister::Impl::after_store_error(const Error& e) {
+  note_write_error(e);
+  {
+    std::lock_guard lock(mu);
+    stats_.store_errors++;
+  }
+  if (store->stopped()) {
+    pending.reset();
+    if (ring) ring->close();
+    ring.reset();
+    return;
+  }
+  const uint64_t resume = store->next_seq();
+  const uint64_t read_to = pending ? pending->seq : ring ? ring->next_seq() : 0;
+  if (ring && resume < read_to) {
+    detail::logger().warn("persister {}/{}: the store went back to sequence {}: reading the ring again "
+                          "from the last commit", ns, stream, resume);
+    pending.reset();
+    ring->close();
+    ring.reset();
+  }
+}
+
+// After a write or sync error: lets a stopped store try again to go back to its last
+// synced record, and opens the ring consumer again at its last commit.  Producers are
+// held meanwhile (nothing is committed).
+bool Persister::Impl::store_usable() {
+  if (store && store->stopped()) {
+    if (steady_ns() < retry_at_ns) return false;
+    if (auto r = store->flush(); !r && store->stopped()) {  // tries to go back again
+      note_write_error(r.error());
+      return false;
+    }
+    std::lock_guard lock(mu);
+    stats_.store_recoveries++;
+  }
+  if (ring) return true;
+  {
+    // Not at once: a disk that keeps failing is not hammered with rewrites.
+    if (steady_ns() < retry_at_ns) return false;
+    auto c = Consumer::open(ns, stream, ring_opts);
+    if (!c) {
+      note_write_error(c.error());
+      return false;
+    }
+    ring.emplace(std::move(c.value()));
+    uncommitted_bytes = 0;
+    first_uncommitted_ns = 0;
+  }
+  return true;
+}
+
+void Persister::Impl::note_write_ok() {
+  if (!write_failing) return;
+  write_failing = false;
+  detail::logger().info("persister {}/{}: writing again", ns, stream);
+  std::lock_guard lock(mu);
+  stats_.last_error.clear();
+}
+
+void Persister::Impl::read_records(bool stopping) {
+  const uint64_t now = steady_ns();
+  if (pending && now < retry_at_ns) {
+    // Short naps, so that requests (stop, flush) are answered meanwhile.
+    std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(retry_at_ns - now, 10'000'000)));
+    return;
+  }
+  const auto poll_wait = std::min<std::chrono::nanoseconds>(
+      opts.flush_interval / 2 + std::chrono::microseconds(100), std::chrono::milliseconds(50));
+  uint64_t records = 0, bytes = 0;
+  for (uint32_t batch = 0; batch < 4096; ++batch) {
+    Record rec;
+    if (pending) {
+      rec = *pending;
+    } else {
+      ReadStatus st = ring->poll(&rec, batch == 0 && !stopping ? poll_wait : std::chrono::nanoseconds(0));
+      if (st == ReadStatus::kCorrupt) {
+        {
+          std::lock_guard lock(mu);
+          stats_.last_error = "the ring holds corrupt bytes";
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // no hot loop
+      }
+      if (st == ReadStatus::kEvicted)  // a let-go stream: the store records the range as lost
+        detail::logger().warn("persister {}/{}: records {}..{} left the ring while no persister ran",
+                              ns, stream, ring->last_loss().from, ring->last_loss().to - 1);
+      if (st != ReadStatus::kOk) break;
+    }
+    auto r = store_record(rec);
+    if (!r) {
+      // Disk full (or another write error): keep the record, hold the ring (producers
+      // feel backpressure), try again shortly.  Nothing is dropped.
+      pending = rec;
+      after_store_error(r.error());
+      break;
+    }
+    if (pending) {
+      pending.reset();
+      note_write_ok();
+    }
+    // Stored now, or stored before: either way the ring position moves past it and
+    // must be committed within flush_interval.
+    uncommitted_bytes += rec.data.size() + 64;  // payload + ring header and padding, at most
+    if (first_uncommitted_ns == 0) first_uncommitted_ns = steady_ns();
+    if (r.value()) {
+      ++records;
+      bytes += rec.data.size();
+    }
+  }
+  if (records) {
+    std::lock_guard lock(mu);
+    stats_.records += records;
+    stats_.bytes += bytes;
+  }
+}
+
+void Persister::Impl::make_durable_if_due(bool stopping) {
+  if (pending) return;  // a refused record waits: the ring must not move past it
+  const uint64_t now = steady_ns();
+  if (!stopping && now < retry_at_ns) return;
+  // The store flushes by itself when it rolls a segment: publish that at once too.
+  const bool behind = store->durable_seq() != published_durable;
+  const bool waiting = first_uncommitted_ns != 0;
+  const bool due = stopping || behind ||
+                   (waiting && (opts.durability == Durability::kSync ||
+                                uncommitted_bytes >= flush_after_bytes ||
+                                now - first_uncommitted_ns >=
+                                    static_cast<uint64_t>(opts.flush_interval.count())));
+  if (!due) return;
+  if (auto r = make_durable(); !r) after_store_error(r.error());
+  else note_write_ok();
+}
+
+void Persister::Impl::publish_stats() {
+  StoreStats s = store->stats();
+  {
+    std::lock_guard lock(mu);
+    stats_.store = s;
+    stats_.durable_seq = store->durable_seq();
+  }
+  const uint32_t gran = granularity_code(s.granularity);
+  uint64_t errors;
+  {
+    std::lock_guard lock(mu);
+    errors = base_store_errors + stats_.store_errors;
+  }
+  ctl->set_store_stats(s.bytes_on_disk, s.segments, base_deleted_records + s.deleted_records,
+                       base_deleted_bytes + s.deleted_bytes, gran,
+                       static_cast<uint32_t>(std::min<uint64_t>(errors, UINT32_MAX)));
+}
+
+void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat) {
+  const uint64_t now = now_ns();
+  std::string failed;
+  bool attempted = false;  // a deletion or a retention pass ran
+  // Deletion asked for through the header's watermark (`shmbus delete`, which waits until
+  // the store has it durably): applied at once, not at the next retention pass.  The
+  // header's watermark may lie above what the store holds yet (records still in the
+  // ring): the store's follows as far as it can and catches up later.
+  const uint64_t wm = std::min(ctl->deleted_below(), store->next_seq());
+  if (wm > applied_deleted_below && now >= delete_retry_ns) {
+    attempted = true;
+    if (auto d = store->delete_before(wm); d) {
+      applied_deleted_below = wm;
+      detail::logger().info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
+                            d->segments, d->bytes);
+      ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
+    } else {
+      failed = d.error().message;
+      delete_retry_ns = now + kRetryNs;
+    }
+  }
+  // Retention.
+  if (now >= *next_retention) {
+    *next_retention = now + static_cast<uint64_t>(opts.retention_every.count());
+    attempted = true;
+    if (opts.retention_age.count() > 0 || opts.retention_bytes > 0) {
+      auto d = store->apply_retention(opts.retention_age, opts.retention_bytes, now);
+      if (d && d->segments)
+        detail::logger().info("persister {}/{}: retention deleted {} segments ({} records, {} bytes)", ns, stream,
+                     d->segments, d->records, d->bytes);
+      if (!d) failed = d.error().message;
+    }
+    ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
+  }
+  // Said once per distinct failure (deletion is retried every 100 ms, retention every second).
+  if (attempted && failed != last_deletion_error) {
+    if (!failed.empty())
+      detail::logger().error("persister {}/{}: deletion failed: {}", ns, stream, failed);
+    last_deletion_error = failed;
+  }
+  if (now >= *next_beat) {
+    *next_beat = now + 100'000'000;
+    ctl->beat();
+    publish_stats();
+  }
+}
+
+// Answers the flush requests whose records have all been read: once they are durable,
+// or with the write error that keeps them from it.  Requests for records not read yet
+// stay (the loop goes on reading).
+void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stopping) {
+  if (waiters->empty() || !ring) return;  // (opened again before the next try)
+  Result<void> r;
+  if (pending) {
+    r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
+  } else {
+    const uint64_t read_to = ring->next_seq();
+    const bool any_ready = std::any_of(waiters->begin(), waiters->end(),
+                                       [&](const Request& q) { return q.target <= read_to; });
+    if (!any_ready && !stopping) return;
+    r = make_durable();
+    if (!r) after_store_error(r.error());
+    else note_write_ok();
+    if (r && stopping) {
+      // Stopping: whatever was not read by now will not be by this persister.
+      for (auto& q : *waiters)
+        q.done->set_value(q.target <= read_to ? Result<void>()
+                                               : make_error(Errc::kClosed, "persister stopped before "
+                                                            "it read every record published before the flush"));
+      waiters->clear();
+      return;
+    }
+    if (r) {
+      auto it = std::partition(waiters->begin(), waiters->end(),
+                               [&](const Request& q) { return q.target > read_to; });
+      for (auto j = it; j != waiters->end(); ++j) j->done->set_value(Result<void>());
+      waiters->erase(it, waiters->end());
+      return;
+    }
+  }
+  for (auto& q : *waiters) q.done->set_value(r);
+  waiters->clear();
+}
+
+void Persister::Impl::run() {
+  uint64_t next_retention = 0, next_beat = 0;
+  bool stopping = false;
+  std::vector<Request> stop_waiters, flush_waiters;
+  while (!stopping) {
+    Request req;
+    while (requests.try_dequeue(req)) {
+      if (req.kind == Request::Kind::kStop) {
+        stopping = true;
+        stop_waiters.push_back(req);
+        continue;
+      }
+      flush_waiters.push_back(req);
+    }
+    if (!store_usable()) {
+      // The store stopped after an I/O error: answer flushes with it, hold producers,
+      // try again shortly.
+      if (store->stopped()) {
+        for (auto& q : flush_waiters) q.done->set_value(last_write_error);
+        flush_waiters.clear();
+      }
+      if (!stopping) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    read_records(stopping);
+    answer_flushes(&flush_waiters, stopping);
+    if (!ring) continue;
+    make_durable_if_due(stopping);
+    housekeeping(&next_retention, &next_beat);
+  }
+  // The last loop made everything read durable, unless writing failed.
+  Result<void> final_flush;
+  if (pending)
+    final_flush = make_error(Errc::kNoSpace, "records wait to be stored (they stay in the ring): " +
+                                                 last_write_error.message);
+  else if (write_failing)
+    final_flush = last_write_error;
+  if (!ring) final_flush = last_write_error;
+  publish_stats();
+  Result<void> closed = store->close();
+  if (ring) ring->close();
+  if (final_flush && !closed) final_flush = closed;
+  running = false;
+  {
+    std::lock_guard lock(req_mu);
+    accepting = false;
+  }
+  for (auto& w : stop_waiters) w.done->set_value(final_flush);
+  // Flushes still waiting for records to be read (the ring was being opened again).
+  for (auto& w : flush_waiters)
+    w.done->set_value(final_flush ? Result<void>(make_error(Errc::kClosed, "persister stopped"))
+                                  : final_flush);
+  Request req;
+  while (requests.try_dequeue(req)) req.done->set_value(make_error(Errc::kClosed, "persister stopped"));
+}
+
+}  // namespace shmbus::persist

@@ -1,0 +1,184 @@
+// test_cli_persist.cc: the `shmbus` command on persisted streams: stat of a store,
+// rm --data, tail reading the store then the ring, fsck of a live store.
+#include "cli_test_util.h"
+
+namespace shmbus::test {
+namespace {
+
+// A pmem store's kind and granularity in `stat`: persist/'s names (those of
+// Persister.stats()), in the JSON and the text.  On a non-DAX file the granularity is
+// page: persisting is msync.
+TEST_F(Cli, StatOfAPmemStoreNamesItsKindAndGranularityAsPersistDoes) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-pmem-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  create("s", "64K");
+  {
+    Background persister(with_ns({"persist", "s", "--data-dir", dir.string(), "--store", "pmem"}));
+    ASSERT_TRUE(persister.wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister.err();
+    expect_ok(cli({"pub", "s"}, "x\n"));
+    // The persister publishes its store statistics every 100 ms.
+    std::string st;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    do {
+      st = cli({"stat", "s", "--json"}).out;
+      if (json_raw(st, "pmem_granularity") != "\"\"" && json_raw(st, "segments") != "0") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } while (std::chrono::steady_clock::now() < deadline);
+    EXPECT_EQ(json_raw(st, "store"), "\"pmem\"") << st;
+    EXPECT_EQ(json_raw(st, "store_kind"), "\"pmem\"") << st;
+    EXPECT_EQ(json_raw(st, "pmem_granularity"), "\"page\"") << st;  // was "page (msync)"
+    CliResult human = cli({"stat", "s"});
+    expect_ok(human);
+    EXPECT_NE(human.out.find("persisted         pmem store at "), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("store             pmem, "), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find(", pmem2 granularity page (msync); "), std::string::npos) << human.out;
+    CliResult r = persister.stop(SIGTERM);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(Cli, RmDataOfANeverPersistedStreamSaysItHadNoStore) {
+  create("s");
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("shmbus-cli-data-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  CliResult r = cli({"rm", "s", "--data", "--data-dir", dir.string()});
+  std::filesystem::remove_all(dir);
+  expect_ok(r);
+  EXPECT_NE(r.err.find("shmbus: the stream had no store"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("removed the store"), std::string::npos) << r.err;
+}
+
+// On a persisted stream an evicted group loses nothing: what left the ring comes from
+// the store, in order, then the ring.
+TEST_F(Cli, EvictedGroupOnAPersistedStreamReadsTheStore) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("shmbus-cli-evict-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  expect_ok(cli({"create", "ev", "--capacity", "4K", "--consumer-timeout", "200ms"}));
+  {
+    Background persister(with_ns({"persist", "ev", "--data-dir", dir.string()}));
+    ASSERT_TRUE(persister.wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister.err();
+    std::string lines;
+    for (int i = 0; i < 5; ++i) lines += std::to_string(i) + "\n";
+    expect_ok(cli({"pub", "ev"}, lines));
+    EXPECT_EQ(cli({"tail", "ev", "--group", "slowg", "--count", "3"}).out, "0\n1\n2\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    lines.clear();
+    for (int i = 5; i < 205; ++i) lines += std::to_string(i) + "\n";
+    expect_ok(cli({"pub", "ev", "--sync"}, lines));
+    ASSERT_EQ(json_raw(cli({"stat", "ev", "--json"}).out, "evictions"), "1");
+
+    CliResult r = cli({"tail", "ev", "--group", "slowg", "--data-dir", dir.string()});
+    expect_ok(r);
+    EXPECT_NE(r.err.find("consumer group 'slowg' was evicted"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("reading them from the store (nothing lost)"), std::string::npos) << r.err;
+    std::string want;
+    for (int i = 3; i < 205; ++i) want += std::to_string(i) + "\n";
+    EXPECT_EQ(r.out, want);
+    EXPECT_EQ(cli({"tail", "ev", "--group", "slowg"}).out, "");  // committed
+    CliResult stop = persister.stop(SIGINT);
+    EXPECT_FALSE(stop.timed_out);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// The same on a persisted stream, where tail reads the store, then the ring: the ring
+// removed (its store kept) is said and waited for; created again over its store (the
+// sequence continues), it is followed from where the reader was.
+TEST_F(Cli, TailFollowOfAPersistedStreamNoticesRemovalAndRecreation) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-follow-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  create("s", "1M");
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "old\n", 1));
+  Background bg(with_ns({"tail", "s", "-f", "--data-dir", dir.string()}));
+  ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\n"; }))
+      << bg.err();
+  expect_ok(cli({"rm", "s", "--force"}));
+  ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
+    return err.find("shmbus: stream 's' was removed; waiting for it to be created again\n") !=
+           std::string::npos;
+  })) << bg.err();
+  expect_ok(cli({"create", "s", "--capacity", "1M", "--data-dir", dir.string()}));
+  expect_ok(cli({"pub", "s"}, "new1\n"));
+  ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\nnew1\n"; }))
+      << bg.out() << bg.err();
+  EXPECT_NE(bg.err().find("shmbus: stream 's' was created again; following the new stream\n"),
+            std::string::npos)
+      << bg.err();
+  CliResult r = bg.stop(SIGINT);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+  std::filesystem::remove_all(dir);
+}
+
+// ---- issue 13 point 13: fsck of a store a persister is writing --------------------------
+
+TEST_F(Cli, FsckOfALiveStoreSaysLiveAndCountsWhatIsWritten) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-fsck-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  create("s", "1M");
+  {
+    Background persister(with_ns({"persist", "s", "--data-dir", dir.string()}));
+    ASSERT_TRUE(persister.wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister.err();
+    expect_ok(cli({"pub", "s", "--count", "2000", "--size", "32"}));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (stream_info(ns_, "s")->durable_seq < 2000 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(stream_info(ns_, "s")->durable_seq, 2000u);
+    CliResult r = run_cli({"fsck", dir.string()});
+    expect_ok(r);
+    EXPECT_NE(r.out.find("checked 1 stream(s), 1 segment(s), 2000 records"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("live " + ns_ + "/s: a persister is writing it"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("up to sequence 2000"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("clean (live"), std::string::npos) << r.out;
+    persister.stop(SIGINT);
+  }
+  // Stopped: no longer live, the same records.
+  CliResult r = run_cli({"fsck", dir.string()});
+  expect_ok(r);
+  EXPECT_NE(r.out.find("2000 records"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("live"), std::string::npos) << r.out;
+  std::filesystem::remove_all(dir);
+}
+
+// tail without --group checks its flags the same whether persist/ (open_tail) has it read
+// the store then the ring, or the ring: --reset-to without a group is a usage error on a
+// persisted stream too (it was ignored there), and --from works on both.
+TEST_F(Cli, TailOfAPersistedStreamChecksItsFlagsAsAnyTail) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-flags-" + ns_);
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  create("s", "1M");
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "a\nb\n", 2));
+  ASSERT_TRUE(stream_info(ns_, "s")->persist.has_value());
+  CliResult bad = cli({"tail", "s", "--reset-to", "0", "--data-dir", dir.string()});
+  expect_failure(bad, "--reset-to goes with --group");
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_EQ(bad.out, "");
+  CliResult all = cli({"tail", "s", "--data-dir", dir.string()});
+  expect_ok(all);
+  EXPECT_EQ(all.out, "a\nb\n");
+  CliResult from = cli({"tail", "s", "--from", "1", "--data-dir", dir.string()});
+  expect_ok(from);
+  EXPECT_EQ(from.out, "b\n");
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace
+}  // namespace shmbus::test
