@@ -1,0 +1,225 @@
+// In-process tests of durable consumers (consumer groups): holding producers back,
+// reopening, a name held by another process, eviction and the loss it reports, and
+// forgetting a group after its retention.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "../common/scratch.h"
+#include "ring_util.h"
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::as_bytes;
+using test::as_string;
+using test::durable;
+using test::small;
+using test::tailing;
+
+TEST(Ring, DurableConsumerHoldsProducerBack) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto p = Producer::open(ns.ns(), "s", po);
+  auto d = Consumer::open(ns.ns(), "s", durable("g"));
+  ASSERT_TRUE(p && d);
+  std::string payload(64, 'x');
+  int published = 0;
+  while (p->publish(as_bytes(payload)).ok()) ++published;
+  // 96-byte records in a 4096-byte ring: 42 fit, then the durable consumer blocks.
+  EXPECT_EQ(published, 4096 / 96);
+  auto info = stream_info(ns.ns(), "s");
+  EXPECT_EQ(info->producer_full, 1u);
+  Record rec;
+  ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+  ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);  // auto-commits the first
+  EXPECT_TRUE(p->publish(as_bytes(payload)).ok());
+  // Waiting policy: a blocked producer resumes when the consumer reads.
+  ProducerOptions wait;
+  wait.full_timeout = 5s;
+  auto p2 = Producer::open(ns.ns(), "s", wait);
+  std::thread reader([&] {
+    std::this_thread::sleep_for(50ms);
+    Record r;
+    for (int i = 0; i < 5; ++i) (void)d->poll(&r, 1s);
+    d->commit();
+  });
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(p2->publish(as_bytes(payload)).ok());
+  reader.join();
+  EXPECT_GE(stream_info(ns.ns(), "s")->producer_waits, 1u);
+  ProducerOptions brief;
+  brief.full_timeout = 20ms;
+  auto p3 = Producer::open(ns.ns(), "s", brief);
+  PubStatus last = PubStatus::kOk;
+  for (int i = 0; i < 100 && last == PubStatus::kOk; ++i) last = p3->publish(as_bytes(payload)).status;
+  EXPECT_EQ(last, PubStatus::kFull);
+}
+
+TEST(Ring, DurableConsumerContinuesAfterReopen) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  auto p = Producer::open(ns.ns(), "s");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(p->publish(as_bytes(std::to_string(i))).ok());
+  {
+    auto d = Consumer::open(ns.ns(), "s", durable("g"));
+    Record rec;
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+    // While held, the name is taken, even for another handle of this process.
+    auto again = Consumer::open(ns.ns(), "s", durable("g"));
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Errc::kBusy);
+  }  // close commits the 3 records returned
+  auto d = Consumer::open(ns.ns(), "s", durable("g"));
+  Record rec;
+  ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 3u);
+  EXPECT_EQ(as_string(rec.data), "3");
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_EQ(info->consumers.size(), 1u);
+  EXPECT_EQ(info->consumers[0].name, "g");
+  EXPECT_EQ(info->consumers[0].next_seq, 3u);  // auto-commit happens on the next poll
+}
+
+TEST(Ring, DurableNameHeldByAnotherProcess) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    auto d = Consumer::open(ns.ns(), "s", durable("g"));
+    char ok = d ? 'y' : 'n';
+    (void)!write(fds[1], &ok, 1);
+    pause();
+    _exit(0);
+  }
+  char ok = 0;
+  ASSERT_EQ(read(fds[0], &ok, 1), 1);
+  ASSERT_EQ(ok, 'y');
+  auto d = Consumer::open(ns.ns(), "s", durable("g"));
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().code, Errc::kBusy);
+  EXPECT_NE(d.error().message.find("consumer group 'g' is held by pid " + std::to_string(child)),
+            std::string::npos)
+      << d.error().message;
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  auto d2 = Consumer::open(ns.ns(), "s", durable("g"));  // a dead holder's name is taken over
+  EXPECT_TRUE(d2) << d2.error().message;
+}
+
+// A durable consumer whose holder is gone stops holding producers back, and it is counted.
+TEST(Ring, DeadDurableConsumerIsEvicted) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+  pid_t child = fork();
+  if (child == 0) {
+    auto d = Consumer::open(ns.ns(), "s", durable("ghost"));
+    _exit(d ? 0 : 1);  // exits without reading
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  ProducerOptions po;
+  po.full_timeout = 5s;
+  auto p = Producer::open(ns.ns(), "s", po);
+  std::string payload(64, 'z');
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(p->publish(as_bytes(payload)).ok()) << i;
+  auto info = stream_info(ns.ns(), "s");
+  EXPECT_EQ(info->evictions, 1u);
+  ASSERT_EQ(info->consumers.size(), 1u);
+  EXPECT_TRUE(info->consumers[0].evicted);
+  // Re-attaching says so, then resumes at the oldest record still there, the loss counted.
+  auto d = Consumer::open(ns.ns(), "s", durable("ghost"));
+  ASSERT_TRUE(d);
+  Record rec;
+  ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kEvicted);
+  EXPECT_GT(d->lost(), 0u);
+  ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, d->lost());
+}
+
+// Issue 13 point 2: a group evicted while away learns it when it comes back (a new
+// process opening it again), with the exact records lost; the stream counts them, and
+// `stat` shows the group as holding producers again.  (It used to jump from seq 3 to
+// the oldest record without a word.)
+TEST(Ring, EvictedGroupReopenedReportsExactLoss) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+  auto p = Producer::open(ns.ns(), "s");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+  {
+    auto g = Consumer::open(ns.ns(), "s", durable("slowg"));
+    Record rec;
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+    g->commit();
+  }  // gone: its position (3) stays
+  std::this_thread::sleep_for(400ms);  // past the 200 ms consumer_dead_timeout
+  std::string payload(64, 'z');
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(p->publish(as_bytes(payload)).ok()) << i;
+  ASSERT_EQ(stream_info(ns.ns(), "s")->evictions, 1u);
+  const uint64_t oldest = stream_info(ns.ns(), "s")->oldest_seq;
+  ASSERT_GT(oldest, 3u);
+
+  auto g = Consumer::open(ns.ns(), "s", durable("slowg"));
+  ASSERT_TRUE(g);
+  Record rec;
+  ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kEvicted);
+  const LossRange loss = g->last_loss();
+  EXPECT_EQ(loss.from, 3u);
+  EXPECT_GE(loss.to, oldest);
+  EXPECT_EQ(g->lost(), loss.count());
+  ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, loss.to);  // nothing else is missing
+  uint64_t next = rec.seq + 1;
+  while (g->poll(&rec, 0ns) == ReadStatus::kOk) ASSERT_EQ(rec.seq, next++);
+  EXPECT_EQ(next, 205u);
+  g->commit();
+  auto info = stream_info(ns.ns(), "s");
+  EXPECT_EQ(info->evicted_lost, loss.count());
+  ASSERT_EQ(info->consumers.size(), 1u);
+  EXPECT_FALSE(info->consumers[0].evicted);
+}
+
+// The position of a group whose holder is gone is kept for consumer_retention, then
+// the group is forgotten: it starts anew where `start` says.
+TEST(Ring, GroupForgottenAfterRetention) {
+  test::ScopedNs ns;
+  StreamOptions o = small();
+  o.consumer_dead_timeout = 100ms;
+  o.consumer_retention = 1s;  // "within" below takes microseconds: far from it
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  EXPECT_EQ(stream_info(ns.ns(), "s")->consumer_retention_ms, 1000u);
+  auto p = Producer::open(ns.ns(), "s");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(p->publish(as_bytes("r")).ok());
+  ConsumerOptions co = durable("g");
+  Record rec;
+  {
+    auto g = Consumer::open(ns.ns(), "s", co);
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+    g->commit();
+  }
+  {  // within the retention: it continues from its position
+    auto g = Consumer::open(ns.ns(), "s", co);
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, 2u);
+    g->commit();
+  }
+  std::this_thread::sleep_for(1500ms);
+  co.start = StartFrom::latest();  // where a new group starts
+  auto g = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->poll(&rec, 0ns), ReadStatus::kTimeout) << "forgotten: a new group at latest";
+  ASSERT_TRUE(p->publish(as_bytes("new")).ok());
+  ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 5u);
+}
+
+}  // namespace
+}  // namespace shmbus
