@@ -74,6 +74,9 @@ inline void expect_ok(const CliResult& r) {
 class Cli : public ::testing::Test {
  protected:
   shmbus::test::ScopedNs scoped_ns_;  // streams removed at the end
+  // A directory of this test's own (data directories, copies of the command), removed
+  // at the end also when an assertion fails.
+  const shmbus::test::TempDir scratch_{"shmbus-cli"};
 
   // Runs shmbus with `--namespace <this test's>` appended.
   CliResult cli(std::vector<std::string> args, const std::string& input = {}) {
@@ -85,6 +88,22 @@ class Cli : public ::testing::Test {
     args.push_back("--namespace");
     args.push_back(ns_);
     return args;
+  }
+  // What `tail -f` says on stderr when the stream it follows is removed, and when a stream
+  // of that name is created again.
+  static constexpr const char* kRemovedNote =
+      "shmbus: stream 's' was removed; waiting for it to be created again\n";
+  static constexpr const char* kCreatedAgainNote =
+      "shmbus: stream 's' was created again; following the new stream\n";
+  // With `tail -f` of stream 's' running in `bg`: waits for its first output "old\n",
+  // removes the stream, and waits until the tail says so.
+  void remove_while_following(Background& bg) {
+    ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\n"; }))
+        << bg.err();
+    expect_ok(cli({"rm", "s", "--force"}));
+    ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
+      return err.find(kRemovedNote) != std::string::npos;
+    })) << bg.err();
   }
   void create(const std::string& stream, const std::string& capacity = "64K") {
     expect_ok(cli({"create", stream, "--capacity", capacity}));

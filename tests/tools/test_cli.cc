@@ -230,8 +230,7 @@ TEST_F(Cli, HelpForEverySubcommand) {
 
 TEST_F(Cli, BenchRunsShmbusBenchOrSaysItIsMissing) {
   // A copy of shmbus alone in a directory: no shmbus-bench next to it or in ../bench.
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("shmbus-cli-" + ns_) / "bin";
+  const std::filesystem::path dir = std::filesystem::path(scratch_.path()) / "bin";
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(SHMBUS_CLI, dir / "shmbus",
                              std::filesystem::copy_options::overwrite_existing);
@@ -247,7 +246,6 @@ TEST_F(Cli, BenchRunsShmbusBenchOrSaysItIsMissing) {
   }
   std::filesystem::permissions(fake, std::filesystem::perms::owner_all);
   CliResult ran = run_program((dir / "shmbus").string(), {"bench", "--reps", "2", "--help", "x"});
-  std::filesystem::remove_all(dir.parent_path());
   EXPECT_EQ(ran.out, "bench got: --reps 2 --help x\n");
   EXPECT_EQ(ran.exit_code, 3);
 }

@@ -9,9 +9,7 @@ namespace {
 // Persister.stats()), in the JSON and the text.  On a non-DAX file the granularity is
 // page: persisting is msync.
 TEST_F(Cli, StatOfAPmemStoreNamesItsKindAndGranularityAsPersistDoes) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-pmem-" + ns_);
-  std::filesystem::create_directories(dir);
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  const std::filesystem::path dir = scratch_.path();
   create("s", "64K");
   {
     Background persister(with_ns({"persist", "s", "--data-dir", dir.string(), "--store", "pmem"}));
@@ -39,17 +37,12 @@ TEST_F(Cli, StatOfAPmemStoreNamesItsKindAndGranularityAsPersistDoes) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
   }
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
-  std::filesystem::remove_all(dir);
 }
 
 TEST_F(Cli, RmDataOfANeverPersistedStreamSaysItHadNoStore) {
   create("s");
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("shmbus-cli-data-" + ns_);
-  std::filesystem::create_directories(dir);
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  const std::filesystem::path dir = scratch_.path();
   CliResult r = cli({"rm", "s", "--data", "--data-dir", dir.string()});
-  std::filesystem::remove_all(dir);
   expect_ok(r);
   EXPECT_NE(r.err.find("shmbus: the stream had no store"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("removed the store"), std::string::npos) << r.err;
@@ -58,10 +51,7 @@ TEST_F(Cli, RmDataOfANeverPersistedStreamSaysItHadNoStore) {
 // On a persisted stream an evicted group loses nothing: what left the ring comes from
 // the store, in order, then the ring.
 TEST_F(Cli, EvictedGroupOnAPersistedStreamReadsTheStore) {
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("shmbus-cli-evict-" + ns_);
-  std::filesystem::create_directories(dir);
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  const std::filesystem::path dir = scratch_.path();
   expect_ok(cli({"create", "ev", "--capacity", "4K", "--consumer-timeout", "200ms"}));
   {
     Background persister(with_ns({"persist", "ev", "--data-dir", dir.string()}));
@@ -89,46 +79,34 @@ TEST_F(Cli, EvictedGroupOnAPersistedStreamReadsTheStore) {
     CliResult stop = persister.stop(SIGINT);
     EXPECT_FALSE(stop.timed_out);
   }
-  std::filesystem::remove_all(dir);
 }
 
 // The same on a persisted stream, where tail reads the store, then the ring: the ring
 // removed (its store kept) is said and waited for; created again over its store (the
 // sequence continues), it is followed from where the reader was.
 TEST_F(Cli, TailFollowOfAPersistedStreamNoticesRemovalAndRecreation) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-follow-" + ns_);
-  std::filesystem::create_directories(dir);
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  const std::filesystem::path dir = scratch_.path();
   create("s", "1M");
   ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "old\n", 1));
   Background bg(with_ns({"tail", "s", "-f", "--data-dir", dir.string()}));
-  ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\n"; }))
-      << bg.err();
-  expect_ok(cli({"rm", "s", "--force"}));
-  ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
-    return err.find("shmbus: stream 's' was removed; waiting for it to be created again\n") !=
-           std::string::npos;
-  })) << bg.err();
+  ASSERT_NO_FATAL_FAILURE(remove_while_following(bg));
   expect_ok(cli({"create", "s", "--capacity", "1M", "--data-dir", dir.string()}));
   expect_ok(cli({"pub", "s"}, "new1\n"));
   ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\nnew1\n"; }))
       << bg.out() << bg.err();
-  EXPECT_NE(bg.err().find("shmbus: stream 's' was created again; following the new stream\n"),
+  EXPECT_NE(bg.err().find(kCreatedAgainNote),
             std::string::npos)
       << bg.err();
   CliResult r = bg.stop(SIGINT);
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 130) << r.err;
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
-  std::filesystem::remove_all(dir);
 }
 
 // ---- issue 13 point 13: fsck of a store a persister is writing --------------------------
 
 TEST_F(Cli, FsckOfALiveStoreSaysLiveAndCountsWhatIsWritten) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-fsck-" + ns_);
-  std::filesystem::create_directories(dir);
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  const std::filesystem::path dir = scratch_.path();
   create("s", "1M");
   {
     Background persister(with_ns({"persist", "s", "--data-dir", dir.string()}));
@@ -153,16 +131,13 @@ TEST_F(Cli, FsckOfALiveStoreSaysLiveAndCountsWhatIsWritten) {
   expect_ok(r);
   EXPECT_NE(r.out.find("2000 records"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("live"), std::string::npos) << r.out;
-  std::filesystem::remove_all(dir);
 }
 
 // tail without --group checks its flags the same whether persist/ (open_tail) has it read
 // the store then the ring, or the ring: --reset-to without a group is a usage error on a
 // persisted stream too (it was ignored there), and --from works on both.
 TEST_F(Cli, TailOfAPersistedStreamChecksItsFlagsAsAnyTail) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shmbus-cli-flags-" + ns_);
-  std::filesystem::create_directories(dir);
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  const std::filesystem::path dir = scratch_.path();
   create("s", "1M");
   ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "a\nb\n", 2));
   ASSERT_TRUE(stream_info(ns_, "s")->persist.has_value());
@@ -176,8 +151,6 @@ TEST_F(Cli, TailOfAPersistedStreamChecksItsFlagsAsAnyTail) {
   CliResult from = cli({"tail", "s", "--from", "1", "--data-dir", dir.string()});
   expect_ok(from);
   EXPECT_EQ(from.out, "b\n");
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

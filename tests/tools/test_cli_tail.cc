@@ -343,13 +343,7 @@ TEST_F(Cli, TailFollowNoticesRemovalAndRecreation) {
     std::vector<std::string> args = {"tail", "s", "-f"};
     args.insert(args.end(), extra.begin(), extra.end());
     Background bg(with_ns(args));
-    ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\n"; }))
-        << bg.err();
-    expect_ok(cli({"rm", "s", "--force"}));
-    ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
-      return err.find("shmbus: stream 's' was removed; waiting for it to be created again\n") !=
-             std::string::npos;
-    })) << bg.err();
+    ASSERT_NO_FATAL_FAILURE(remove_while_following(bg));
     // Waiting for the name costs (almost) no CPU: no busy loop.
     const long before = cpu_ticks(bg.pid());
     std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -359,7 +353,7 @@ TEST_F(Cli, TailFollowNoticesRemovalAndRecreation) {
     ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) {
       return out == "old\nnew1\nnew2\n";
     })) << bg.out() << bg.err();  // the new stream from its start
-    EXPECT_NE(bg.err().find("shmbus: stream 's' was created again; following the new stream\n"),
+    EXPECT_NE(bg.err().find(kCreatedAgainNote),
               std::string::npos)
         << bg.err();
     expect_ok(cli({"pub", "s"}, "new3\n"));
