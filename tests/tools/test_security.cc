@@ -77,13 +77,13 @@ class Security : public ::testing::Test {
 
   static bool is_root() { return geteuid() == 0; }
 
-  // The shmbus command copied where any user can run it (the build tree may not be).
+  // The shmbus command copied where any user can run it (the build tree may not be),
+  // once per process; removed at exit (it was left in /tmp by every run before).
   static std::string shared_cli() {
+    static const shmbus::test::TempDir dir("shmbus-cli");
     static std::string path = [] {
-      char tmpl[] = "/tmp/shmbus-cli-XXXXXX";
-      std::string dir = mkdtemp(tmpl);
-      chmod(dir.c_str(), 0755);
-      const std::string p = dir + "/shmbus";
+      chmod(dir.path().c_str(), 0755);
+      const std::string p = dir.path() + "/shmbus";
       fs::copy_file(SHMBUS_CLI, p, fs::copy_options::overwrite_existing);
       chmod(p.c_str(), 0755);
       return p;
