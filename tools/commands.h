@@ -91,8 +91,9 @@ struct LsArgs {
 int cmd_ls(const LsArgs& a);
 
 struct StatArgs {
-  std::string ns, stream;
+  std::string ns, stream;        // stream: empty only with --format prometheus (every stream)
   bool json = false;
+  std::string format;            // text | json | prometheus; empty: text (json with --json)
   std::string interval;          // parse_duration; empty or 0: one snapshot, no measured rates
   bool watch = false;            // --watch: print again every watch_every, like `iostat 1`
   std::string watch_every;       // parse_duration; empty: 1s
@@ -198,6 +199,23 @@ int cmd_bridge_in(const BridgeInArgs& a);
 // text lines.
 void write_bridges_json(const std::string& ns, const std::string& stream, JsonWriter& w);
 void print_bridges_text(const std::string& ns, const std::string& stream);
+
+// cmd_metrics.cc: `shmbus metrics`: the Prometheus text over HTTP at /metrics.
+struct MetricsArgs {
+  std::string ns;
+  std::string listen;            // ADDR:PORT; empty: kDefaultMetricsListen
+  bool all = false;              // every namespace
+};
+inline constexpr const char* kDefaultMetricsListen = "127.0.0.1:9464";
+int cmd_metrics(const MetricsArgs& a);
+
+// cmd_top.cc: `shmbus top`: a live view of every stream of a namespace.
+struct TopArgs {
+  std::string ns;
+  bool once = false;             // one frame as plain text, then exit
+  std::string interval = "1s";   // parse_duration: the refresh, and --once's measuring window
+};
+int cmd_top(const TopArgs& a);
 
 // Replaces this process with shmbus-bench (next to this executable); returns only on
 // failure.
