@@ -3,7 +3,8 @@
 // tools/ owns the `shmbus` executable: parsing the command line (main.cc, the only
 // file that includes CLI11), one function per subcommand (cmd_stream.cc: create, rm,
 // ls; cmd_stat.cc: stat; cmd_pub.cc: pub; cmd_tail.cc: tail; cmd_persist.cc: persist, fsck, delete;
-// cmd_bench.cc: bench; cmd_bridge.cc: kafka-mock, bridge), option values
+// cmd_bench.cc: bench; cmd_bridge.cc: kafka-mock, bridge; cmd_metrics.cc: metrics;
+// cmd_top.cc: top, drawing top_view.h's frames; collect.h: whole-namespace snapshots), option values
 // (args.h), stop signals (signals.h), and the printing helpers (format.h, also linked by
 // tests/tools).  tools/stat/ is the library shmbus::stat, which the Python module links
 // too: the stat document (shmbus/stat.h) and the JSON writer (shmbus/json.h).  It uses

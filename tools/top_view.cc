@@ -92,7 +92,8 @@ std::string table_row(const TopStream& t, size_t name_w) {
          right(dlag, 7);
 }
 
-// Details of one stream: rates, capacity plan, lambda sparkline, bridges.
+// Details of one stream: rates, capacity plan, lambda sparkline (one sample per refresh,
+// the last kTopHistory), counts, store, bridges.
 std::vector<std::string> details(const TopStream& t, bool utf8, size_t spark_w) {
   const StreamStat& st = t.now.stat;
   const StreamInfo& s = st.info;
@@ -103,12 +104,12 @@ std::vector<std::string> details(const TopStream& t, bool utf8, size_t spark_w) 
   l += ", A = lambda x T ";
   l += st.plan.projected_store_bytes ? format_bytes(*st.plan.projected_store_bytes) : "-";
   out.push_back(l);
-  out.push_back("  lambda " + top_sparkline(t.lambda, spark_w, utf8) + " (last " +
-                std::to_string(kTopHistory) + " samples)");
+  out.push_back("  lambda " + top_sparkline(t.lambda, spark_w, utf8));
   out.push_back("  producers " + std::to_string(producers_alive(s)) + " alive of " +
                 std::to_string(s.producers.size()) + ", abandoned " + std::to_string(s.abandoned) +
-                ", lost " + std::to_string(s.tail_lost) + " tail + " + std::to_string(s.evicted_lost) +
-                " evicted, ring " + format_size(s.capacity) +
+                ", lost " + std::to_string(s.tail_lost) + " (tail) + " + std::to_string(s.evicted_lost) +
+                " (evicted)");
+  out.push_back("  ring " + format_size(s.capacity) +
                 (s.persist ? ", store " + format_bytes(static_cast<double>(s.disk_bytes)) + ", durable lag " +
                                  std::to_string(s.next_seq > s.durable_seq ? s.next_seq - s.durable_seq : 0)
                            : std::string(", not persisted")));

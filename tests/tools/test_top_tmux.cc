@@ -1,0 +1,108 @@
+// `shmbus top` on a real terminal: driven in a detached tmux session of 80x24 (its own
+// server socket, killed at the end), keys sent with send-keys, the screen read with
+// capture-pane.  Skipped with a message when tmux is not installed.
+#include <cstdio>
+
+#include "cli_test_util.h"
+
+namespace shmbus::test {
+namespace {
+
+// Runs a shell command; its stdout.
+std::string run_sh(const std::string& cmd) {
+  std::string out;
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) return out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+  pclose(f);
+  return out;
+}
+
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+class TopTmux : public Cli {
+ protected:
+  void SetUp() override {
+    if (std::system("tmux -V >/dev/null 2>&1") != 0) GTEST_SKIP() << "tmux is not installed";
+  }
+  void TearDown() override {
+    if (started_) (void)std::system((tmux_ + " kill-server >/dev/null 2>&1").c_str());
+  }
+  void start(const std::string& command) {
+    started_ = true;
+    ASSERT_EQ(std::system((tmux_ + " -f /dev/null new-session -d -x 80 -y 24 -s top " + quoted(command)).c_str()), 0);
+  }
+  std::string screen() { return run_sh(tmux_ + " capture-pane -p -t top 2>/dev/null"); }
+  void keys(const std::string& k) { ASSERT_EQ(std::system((tmux_ + " send-keys -t top " + k).c_str()), 0); }
+  // Waits until the screen satisfies `pred`; the screen seen last.
+  bool screen_shows(const std::function<bool(const std::string&)>& pred) {
+    std::string last;
+    const bool ok = eventually([&] {
+      last = screen();
+      return pred(last);
+    }, std::chrono::seconds(20));
+    if (!ok) ADD_FAILURE() << "screen:\n" << last;
+    return ok;
+  }
+  static bool has(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
+  static bool has_line_starting(const std::string& s, const std::string& start) {
+    for (const auto& l : lines_of(s))
+      if (l.rfind(start, 0) == 0) return true;
+    return false;
+  }
+
+  const std::string tmux_ = "tmux -L shmbus-top-" + std::to_string(getpid()) + "-" + ns_;
+  bool started_ = false;
+};
+
+TEST_F(TopTmux, KeysSortFilterSelectShowConsumersAndQuit) {
+  create("alpha");
+  create("beta");
+  expect_ok(cli({"pub", "beta"}, "1\n2\n3\n4\n5\n"));
+  expect_ok(cli({"tail", "beta", "--group", "reader1", "--count", "2"}));
+  const std::string exit_file = scratch_.path() + "/exit";
+  start(std::string(SHMBUS_CLI) + " top --namespace " + ns_ + "; echo EXIT=$? > " + exit_file + "; sleep 60");
+
+  ASSERT_TRUE(screen_shows([](const std::string& s) {
+    return has_line_starting(s, "alpha ") && has_line_starting(s, "beta ") && has(s, "sort STREAM");
+  }));
+  const std::string first = screen();
+  EXPECT_EQ(lines_of(first).size(), 24u) << first;
+  for (const auto& l : lines_of(first)) EXPECT_LE(l.size(), 80u * 3) << l;  // UTF-8 sparklines
+
+  keys("s");  // sort: STREAM -> REC/S
+  ASSERT_TRUE(screen_shows([](const std::string& s) { return has(s, "sort REC/S") && has(s, "*REC/S"); }));
+
+  keys("/ b e t Enter");  // filter: only beta
+  ASSERT_TRUE(screen_shows([](const std::string& s) {
+    return has(s, "filter /bet") && has_line_starting(s, "beta ") && !has_line_starting(s, "alpha ");
+  }));
+  keys("/ BSpace BSpace BSpace Enter");  // filter cleared: both again
+  ASSERT_TRUE(screen_shows([](const std::string& s) {
+    return !has(s, "filter /") && has_line_starting(s, "alpha ") && has_line_starting(s, "beta ");
+  }));
+
+  keys("Down Enter");  // the second stream (beta): its consumers
+  ASSERT_TRUE(screen_shows([](const std::string& s) {
+    return has_line_starting(s, "CONSUMER") && has_line_starting(s, "reader1 ") && has(s, "beta: lambda");
+  }));
+  keys("Escape");  // back to the list
+  ASSERT_TRUE(screen_shows([](const std::string& s) { return has_line_starting(s, "STREAM ") && has_line_starting(s, "alpha "); }));
+
+  keys("q");
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(exit_file) && std::filesystem::file_size(exit_file) > 0; },
+                         std::chrono::seconds(20)))
+      << screen();
+  std::ifstream f(exit_file);
+  std::string said;
+  std::getline(f, said);
+  EXPECT_EQ(said, "EXIT=0");
+}
+
+}  // namespace
+}  // namespace shmbus::test
