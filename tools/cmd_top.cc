@@ -120,10 +120,9 @@ void draw(const TopModel& model, const TopView& view, const std::string& title, 
   const auto lines = top_frame(model, view, title, cols, rows, utf8);
   for (size_t i = 0; i < lines.size(); ++i) {
     if (lines[i].highlight) attron(A_REVERSE);
-    // The last column of the last line would scroll the screen: leave it.
-    const int n = static_cast<int>(i) + 1 == rows ? cols - 1 : cols;
-    mvaddnstr(static_cast<int>(i), 0, lines[i].text.c_str(), -1);
-    (void)n;
+    // Each line is at most `cols` columns (top_frame); the bottom-right cell is written
+    // without scrolling (scrollok is off).
+    mvaddstr(static_cast<int>(i), 0, lines[i].text.c_str());
     if (lines[i].highlight) attroff(A_REVERSE);
   }
   refresh();
@@ -143,7 +142,6 @@ int run_curses(TopModel& model, const std::string& ns, const std::string& title,
   auto t_prev = Clock::now();
   model.update(collect_namespaces({ns}), 0);
   bool dirty = true;
-  int rc = kExitOk;
   while (!stop_requested()) {
     if (Clock::now() >= t_prev + every) {
       auto snaps = collect_namespaces({ns});
@@ -161,7 +159,7 @@ int run_curses(TopModel& model, const std::string& ns, const std::string& title,
   }
   endwin();
   delscreen(screen);
-  return rc;
+  return kExitOk;  // q, or a stop signal: main() turns a SIGINT into 130
 }
 
 }  // namespace

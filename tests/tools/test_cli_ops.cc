@@ -158,10 +158,14 @@ TEST_F(CliOps, MetricsServesTheTextOverHttpUntilSigterm) {
   EXPECT_EQ(promtool_problems(body, scratch_.path()), "") << body;
 }
 
-TEST_F(CliOps, MetricsCtrlCExits130) {
-  Background m(with_ns({"metrics", "--listen", "127.0.0.1:0"}));
+TEST_F(CliOps, MetricsAllNamespacesAndCtrlCExits130) {
+  create("mine");
+  Background m({"metrics", "--listen", "127.0.0.1:0", "--all"});
   ASSERT_TRUE(m.wait_for([](const std::string& o, const std::string&) { return o.find('\n') != std::string::npos; }))
       << m.err();
+  const int port = std::stoi(m.out().substr(10, m.out().find('\n') - 10));
+  const std::string body = body_of(http_get(port, "/metrics"));
+  EXPECT_NE(body.find("shmbus_next_seq{namespace=\"" + ns_ + "\",stream=\"mine\"} 0\n"), std::string::npos) << body;
   const CliResult r = m.stop(SIGINT);
   EXPECT_EQ(r.exit_code, 130) << r.err;
 }

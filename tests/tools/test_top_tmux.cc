@@ -94,6 +94,14 @@ TEST_F(TopTmux, KeysSortFilterSelectShowConsumersAndQuit) {
   keys("Escape");  // back to the list
   ASSERT_TRUE(screen_shows([](const std::string& s) { return has_line_starting(s, "STREAM ") && has_line_starting(s, "alpha "); }));
 
+  // A smaller window: the frame follows (KEY_RESIZE) and still fits.
+  ASSERT_EQ(std::system((tmux_ + " resize-window -t top -x 60 -y 16").c_str()), 0);
+  ASSERT_TRUE(screen_shows([](const std::string& s) {
+    const auto ls = lines_of(s);
+    return ls.size() == 16 && has(ls.back(), "q quit") && has_line_starting(s, "alpha ");
+  }));
+  for (const auto& l : lines_of(screen())) EXPECT_LE(l.size(), 60u * 3) << l;
+
   keys("q");
   ASSERT_TRUE(eventually([&] { return std::filesystem::exists(exit_file) && std::filesystem::file_size(exit_file) > 0; },
                          std::chrono::seconds(20)))
