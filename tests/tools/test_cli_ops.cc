@@ -222,5 +222,20 @@ TEST_F(CliOps, TopOncePrintsEveryStreamWithItsConsumers) {
   expect_failure(cli({"top", "--interval", "0"}), "--interval");
 }
 
+TEST_F(CliOps, TopToAPipePrintsAFrameEveryIntervalUntilSigterm) {
+  create("piped");
+  Background top(with_ns({"top", "--interval", "100ms"}));
+  ASSERT_TRUE(top.wait_for([](const std::string& o, const std::string&) {
+    size_t frames = 0;
+    for (size_t at = o.find("shmbus top  namespace"); at != std::string::npos; at = o.find("shmbus top  namespace", at + 1))
+      ++frames;
+    return frames >= 2;
+  })) << top.out() << top.err();
+  EXPECT_EQ(top.out().find('\x1b'), std::string::npos);  // plain text, no terminal escapes
+  EXPECT_NE(top.out().find("\npiped "), std::string::npos) << top.out();
+  const CliResult r = top.stop(SIGTERM);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 }  // namespace
 }  // namespace shmbus::test

@@ -112,5 +112,26 @@ TEST_F(TopTmux, KeysSortFilterSelectShowConsumersAndQuit) {
   EXPECT_EQ(said, "EXIT=0");
 }
 
+TEST_F(TopTmux, SigtermEndsTheFullScreenViewWithExit0) {
+  create("alpha");
+  const std::string exit_file = scratch_.path() + "/exit";
+  start(std::string(SHMBUS_CLI) + " top --namespace " + ns_ + "; echo EXIT=$? > " + exit_file + "; sleep 60");
+  ASSERT_TRUE(screen_shows([](const std::string& s) { return has_line_starting(s, "alpha "); }));
+  // The pane's shell runs top as its only child.
+  const std::string shell = run_sh(tmux_ + " list-panes -t top -F '#{pane_pid}'");
+  const int shell_pid = std::stoi(shell);
+  std::ifstream children("/proc/" + std::to_string(shell_pid) + "/task/" + std::to_string(shell_pid) + "/children");
+  int top_pid = 0;
+  ASSERT_TRUE(children >> top_pid) << "no child of the pane's shell";
+  ASSERT_EQ(kill(top_pid, SIGTERM), 0);
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(exit_file) && std::filesystem::file_size(exit_file) > 0; },
+                         std::chrono::seconds(20)))
+      << screen();
+  std::ifstream f(exit_file);
+  std::string said;
+  std::getline(f, said);
+  EXPECT_EQ(said, "EXIT=0");
+}
+
 }  // namespace
 }  // namespace shmbus::test
