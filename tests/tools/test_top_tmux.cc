@@ -1,5 +1,5 @@
 // `shmbus top` on a real terminal: driven in a detached tmux session of 80x24 (its own
-// server socket, killed at the end), keys sent with send-keys, the screen read with
+// server, on a socket in the test's directory, killed at the end), keys sent with send-keys, the screen read with
 // capture-pane.  Skipped with a message when tmux is not installed.
 #include <cstdio>
 
@@ -56,7 +56,9 @@ class TopTmux : public Cli {
     return false;
   }
 
-  const std::string tmux_ = "tmux -L shmbus-top-" + std::to_string(getpid()) + "-" + ns_;
+  // Its own server: the socket (as -L NAME would make, but in this test's directory, so
+  // that kill-server leaves no socket file behind in /tmp/tmux-UID).
+  const std::string tmux_ = "tmux -S " + scratch_.path() + "/tmux.sock";
   bool started_ = false;
 };
 
