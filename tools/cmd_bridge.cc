@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "args.h"
+#include "collect.h"
 #include "commands.h"
 #include "format.h"
 #include "shmbus/json.h"
@@ -139,6 +140,22 @@ void write_bridges_json(const std::string& ns, const std::string& stream, JsonWr
     w.end_object();
   }
   w.end_array();
+}
+
+std::vector<BridgeMetrics> bridge_metrics(const std::string& ns, const std::string& stream) {
+  std::vector<BridgeMetrics> out;
+  for (const auto& b : kafka::read_bridge_status(ns, stream)) {
+    BridgeMetrics m;
+    m.direction = b.direction;
+    m.name = b.name;
+    m.topic = b.topic;
+    m.alive = b.alive;
+    m.delivered = b.counters.delivered;
+    m.errors = b.counters.errors;
+    m.lag = b.counters.lag;
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 void print_bridges_text(const std::string& ns, const std::string& stream) {

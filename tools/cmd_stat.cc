@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "args.h"
+#include "collect.h"
 #include "commands.h"
 #include "format.h"
+#include "shmbus/prometheus.h"
 #include "shmbus/shmbus.h"
 #include "shmbus/stat.h"
 #include "signals.h"
@@ -162,10 +164,40 @@ int watch(const StatArgs& a, const std::string& ns, std::chrono::nanoseconds eve
   }
 }
 
+// --format prometheus: one snapshot of STREAM, or of every stream of the namespace.
+int print_prometheus(const StatArgs& a, const std::string& ns) {
+  std::vector<StreamMetrics> streams;
+  if (a.stream.empty()) {
+    streams = collect_namespaces({ns});
+  } else {
+    auto m = collect_stream(ns, a.stream);
+    if (!m) return fail_stream(m.error(), ns, a.stream);
+    streams.push_back(std::move(m.value()));
+  }
+  const std::string text = prometheus_text(streams);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return kExitOk;
+}
+
 }  // namespace
 
-int cmd_stat(const StatArgs& a) {
+int cmd_stat(const StatArgs& a_in) {
+  StatArgs a = a_in;
+  if (a.json && !a.format.empty() && a.format != "json")
+    return fail("--json and --format " + a.format + " disagree: give one", kExitUsage);
+  if (a.format == "json") a.json = true;
   const std::string ns = resolve_namespace(a.ns);
+  if (a.format == "prometheus") {
+    if (a.watch || !a.interval.empty())
+      return fail("--format prometheus prints one snapshot (counters and gauges; let Prometheus "
+                  "take the rates): leave out --watch and --interval",
+                  kExitUsage);
+    return print_prometheus(a, ns);
+  }
+  if (a.stream.empty())
+    return fail("stat: STREAM is required (without it only --format prometheus, for every "
+                "stream) (see: shmbus help stat)",
+                kExitUsage);
   std::chrono::nanoseconds interval{0};
   if (!a.interval.empty()) {
     auto i = duration_flag("--interval", a.interval);

@@ -3,7 +3,8 @@
 // tools/ owns the `shmbus` executable: parsing the command line (main.cc, the only
 // file that includes CLI11), one function per subcommand (cmd_stream.cc: create, rm,
 // ls; cmd_stat.cc: stat; cmd_pub.cc: pub; cmd_tail.cc: tail; cmd_persist.cc: persist, fsck, delete;
-// cmd_bench.cc: bench; cmd_bridge.cc: kafka-mock, bridge), option values
+// cmd_bench.cc: bench; cmd_bridge.cc: kafka-mock, bridge; cmd_metrics.cc: metrics;
+// cmd_top.cc: top, drawing top_view.h's frames; collect.h: whole-namespace snapshots), option values
 // (args.h), stop signals (signals.h), and the printing helpers (format.h, also linked by
 // tests/tools).  tools/stat/ is the library shmbus::stat, which the Python module links
 // too: the stat document (shmbus/stat.h) and the JSON writer (shmbus/json.h).  It uses
@@ -91,8 +92,9 @@ struct LsArgs {
 int cmd_ls(const LsArgs& a);
 
 struct StatArgs {
-  std::string ns, stream;
+  std::string ns, stream;        // stream: empty only with --format prometheus (every stream)
   bool json = false;
+  std::string format;            // text | json | prometheus; empty: text (json with --json)
   std::string interval;          // parse_duration; empty or 0: one snapshot, no measured rates
   bool watch = false;            // --watch: print again every watch_every, like `iostat 1`
   std::string watch_every;       // parse_duration; empty: 1s
@@ -198,6 +200,23 @@ int cmd_bridge_in(const BridgeInArgs& a);
 // text lines.
 void write_bridges_json(const std::string& ns, const std::string& stream, JsonWriter& w);
 void print_bridges_text(const std::string& ns, const std::string& stream);
+
+// cmd_metrics.cc: `shmbus metrics`: the Prometheus text over HTTP at /metrics.
+struct MetricsArgs {
+  std::string ns;
+  std::string listen;            // ADDR:PORT; empty: kDefaultMetricsListen
+  bool all = false;              // every namespace
+};
+inline constexpr const char* kDefaultMetricsListen = "127.0.0.1:9464";
+int cmd_metrics(const MetricsArgs& a);
+
+// cmd_top.cc: `shmbus top`: a live view of every stream of a namespace.
+struct TopArgs {
+  std::string ns;
+  bool once = false;             // one frame as plain text, then exit
+  std::string interval = "1s";   // parse_duration: the refresh, and --once's measuring window
+};
+int cmd_top(const TopArgs& a);
 
 // Replaces this process with shmbus-bench (next to this executable); returns only on
 // failure.

@@ -23,11 +23,14 @@ jobs=${JOBS:-$(nproc)}
 PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libconcurrentqueue-dev libpmem2-dev
   libpmem-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev pybind11-dev
   python3-dev python3-pytest python3-numpy libzmq3-dev iceoryx libiceoryx-posh-dev
-  libiceoryx-hoofs-dev librdkafka-dev)
+  libiceoryx-hoofs-dev librdkafka-dev libcpp-httplib-dev libncurses-dev)
 # The fuzz targets need clang's libFuzzer and sanitizer runtimes.
 case "${1:-}" in fuzz | test) PACKAGES+=(clang-14 libfuzzer-14-dev) ;; esac
 # The Kafka bridge's interoperability tests (tests/bridge) use these clients.
 case "${1:-}" in test) PACKAGES+=(kcat python3-kafka python3-confluent-kafka) ;; esac
+# `shmbus metrics` and `stat --format prometheus` are checked with promtool; `shmbus top`
+# is driven in tmux.
+case "${1:-}" in test) PACKAGES+=(prometheus tmux) ;; esac
 
 install_missing() {
   local missing=()

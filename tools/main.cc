@@ -116,8 +116,8 @@ int main(int argc, char** argv) {
       "Durations: 500ms, 1.5 (seconds), 0.2s, 2s, 1m, 1h.\n"
       "Exit codes: 0 ok, 1 failure, 2 bad usage or input (unknown options included),\n"
       "130 interrupted by Ctrl-C (SIGINT), whatever the command but kafka-mock and\n"
-      "bridge (0).  SIGTERM stops tail -f, stat --watch, persist, kafka-mock and\n"
-      "bridge cleanly with 0.  Errors are one line\n"
+      "bridge (0).  SIGTERM stops tail -f, stat --watch, persist, metrics, top,\n"
+      "kafka-mock and bridge cleanly with 0.  Errors are one line\n"
       "\"shmbus: ...\" on stderr.");
 
   // The one that ran sets this.
@@ -224,8 +224,14 @@ int main(int argc, char** argv) {
 
   StatArgs stat;
   auto* s = app.add_subcommand("stat", "Describe a stream, its producers and consumers, and rates");
-  s->add_option("STREAM", stat.stream, "Stream name")->required();
-  s->add_flag("--json", stat.json, "One JSON object");
+  s->add_option("STREAM", stat.stream,
+                "Stream name (required but with --format prometheus, which without it shows every "
+                "stream of the namespace)");
+  s->add_flag("--json", stat.json, "One JSON object (the same as --format json)");
+  s->add_option("--format", stat.format,
+                "text (default), json, or prometheus (the text exposition format 0.0.4, as "
+                "shmbus metrics serves it; one snapshot)")
+      ->check(CLI::IsMember({"text", "json", "prometheus"}, CLI::ignore_case));
   s->add_option("--interval", stat.interval,
                 "Measure rates over this long, e.g. 1s or 0.5 (default: none, one instant "
                 "snapshot with the average rates since creation)");
@@ -372,6 +378,30 @@ int main(int argc, char** argv) {
     sigint_is_clean = true;
     run = [&] { return cmd_bridge_in(bin); };
   });
+
+  MetricsArgs metrics;
+  auto* me = app.add_subcommand(
+      "metrics", "Serve the Prometheus text of the namespace's streams at http://ADDR:PORT/metrics "
+                 "until SIGINT/SIGTERM; prints the bound address first");
+  me->add_option("--listen", metrics.listen,
+                 std::string("ADDR:PORT to listen on (default, also for a bare --listen: ") +
+                     kDefaultMetricsListen +
+                     ", loopback only; 0.0.0.0:PORT for every interface; port 0: any free port)")
+      ->expected(0, 1);
+  me->add_flag("--all", metrics.all, "Every namespace, not only one");
+  add_namespace(me, &metrics.ns);
+  me->callback([&] { run = [&] { return cmd_metrics(metrics); }; });
+
+  TopArgs top;
+  auto* tp = app.add_subcommand(
+      "top", "Live view of every stream of the namespace (q quit, s sort, / filter, arrows and "
+             "Enter: a stream's consumers); plain text frames when stdout is not a terminal");
+  tp->add_flag("--once", top.once,
+               "Print one frame as plain text and exit (rates measured over --interval)");
+  tp->add_option("--interval", top.interval,
+                 "Refresh every DURATION, e.g. 1s or 0.5 (default 1s); --once measures over it");
+  add_namespace(tp, &top.ns);
+  tp->callback([&] { run = [&] { return cmd_top(top); }; });
 
   std::string help_topic;
   auto* h = app.add_subcommand("help", "Describe the commands, or one: shmbus help [COMMAND]");

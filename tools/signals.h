@@ -2,7 +2,7 @@
 // flag; long-running commands (tail -f, pub, stat, persist) check it between steps and
 // finish cleanly (commit, flush).  main() then exits 130 after SIGINT (Ctrl-C), whatever
 // the command; after SIGTERM a command that runs until stopped (tail -f, stat --watch,
-// persist) exits 0, one stopped before its work was done (pub) 130.  Also ignores SIGPIPE, so that a closed
+// persist, metrics, top) exits 0, one stopped before its work was done (pub) 130.  Also ignores SIGPIPE, so that a closed
 // stdout is an EPIPE write error the command can handle.
 #pragma once
 

@@ -1,0 +1,241 @@
+// `shmbus stat --format prometheus`, `shmbus metrics` and `shmbus top --once`, run as
+// child processes against a live stream (a producer in this process, a durable group,
+// a tailing reader, a persister).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "cli_test_util.h"
+#include "shmbus/shmbus.h"
+
+namespace shmbus::test {
+namespace {
+
+bool have_promtool() { return std::system("promtool --version >/dev/null 2>&1") == 0; }
+
+// `promtool check metrics` on `text`: "" when it is content, else what it said.
+std::string promtool_problems(const std::string& text, const std::string& dir) {
+  const std::string in = dir + "/metrics.txt", out = dir + "/promtool.out";
+  std::ofstream(in) << text;
+  const int rc = std::system(("promtool check metrics < '" + in + "' > '" + out + "' 2>&1").c_str());
+  std::ifstream f(out);
+  std::stringstream said;
+  said << f.rdbuf();
+  if (rc != 0 && said.str().empty()) return "promtool exited " + std::to_string(rc);
+  return said.str();
+}
+
+// The value of the sample `series` (metric name and labels exactly) in `text`, or "".
+std::string sample(const std::string& text, const std::string& series) {
+  for (const auto& l : lines_of(text))
+    if (l.rfind(series + " ", 0) == 0) return l.substr(series.size() + 1);
+  return "";
+}
+
+// A plain HTTP/1.1 GET on 127.0.0.1:port: the whole response (status line, headers, body).
+std::string http_get(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  std::string resp;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    (void)!write(fd, req.data(), req.size());
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) resp.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return resp;
+}
+
+std::string body_of(const std::string& resp) {
+  const size_t at = resp.find("\r\n\r\n");
+  return at == std::string::npos ? "" : resp.substr(at + 4);
+}
+
+class CliOps : public Cli {
+ protected:
+  // Stream `s` with 50 records from a producer of this process (alive), a group `audit`
+  // that read 20 of them, a tailing reader (alive) and a persister that made all durable.
+  void live_stream() {
+    create("s");
+    persister_ = std::make_unique<Background>(
+        with_ns({"persist", "s", "--data-dir", scratch_.path() + "/data"}));
+    ASSERT_TRUE(persister_->wait_for(
+        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
+        << persister_->err();
+    auto p = Producer::open(ns_, "s");
+    ASSERT_TRUE(p) << p.error().message;
+    producer_.emplace(std::move(p.value()));
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(producer_->publish(as_bytes("record-" + std::to_string(i))).ok());
+    expect_ok(cli({"tail", "s", "--group", "audit", "--count", "20"}));
+    tail_ = std::make_unique<Background>(with_ns({"tail", "s", "-f"}));
+    ASSERT_TRUE(tail_->wait_for([](const std::string& o, const std::string&) {
+      return o.find("record-49\n") != std::string::npos;
+    })) << tail_->err();
+    ASSERT_TRUE(eventually([&] {
+      auto i = stream_info(ns_, "s");
+      return i && i.value().durable_seq == 50 && i.value().consumers.size() == 3;
+    }));
+  }
+
+  std::unique_ptr<Background> persister_, tail_;
+  std::optional<Producer> producer_;
+};
+
+TEST_F(CliOps, StatPrometheusPassesPromtoolAndAgreesWithStatJson) {
+  live_stream();
+  const CliResult prom = cli({"stat", "s", "--format", "prometheus"});
+  expect_ok(prom);
+  const CliResult json = cli({"stat", "s", "--json"});
+  expect_ok(json);
+  const std::string l = "{namespace=\"" + ns_ + "\",stream=\"s\"}";
+  EXPECT_EQ(sample(prom.out, "shmbus_records_published_total" + l), json_raw(json.out, "records_published"));
+  EXPECT_EQ(sample(prom.out, "shmbus_bytes_published_total" + l), json_raw(json.out, "bytes_published"));
+  EXPECT_EQ(sample(prom.out, "shmbus_records_abandoned_total" + l), json_raw(json.out, "abandoned"));
+  EXPECT_EQ(sample(prom.out, "shmbus_next_seq" + l), json_raw(json.out, "next_seq"));
+  EXPECT_EQ(sample(prom.out, "shmbus_store_bytes" + l), json_raw(json.out, "disk_bytes"));
+  EXPECT_EQ(sample(prom.out, "shmbus_ring_capacity_bytes" + l), json_raw(json.out, "capacity"));
+  EXPECT_EQ(sample(prom.out, "shmbus_records_published_total" + l), "50");
+  EXPECT_EQ(sample(prom.out, "shmbus_producers_alive" + l), "1");
+  EXPECT_EQ(sample(prom.out, "shmbus_durable_lag_records" + l), "0");
+  const std::string c = "{namespace=\"" + ns_ + "\",stream=\"s\",consumer=";
+  EXPECT_EQ(sample(prom.out, "shmbus_consumer_lag_records" + c + "\"audit\",kind=\"group\"}"), "30") << prom.out;
+  EXPECT_EQ(sample(prom.out, "shmbus_consumer_alive" + c + "\"audit\",kind=\"group\"}"), "0");
+  EXPECT_NE(prom.out.find(",kind=\"tail\"} 0\n"), std::string::npos) << prom.out;  // the tail -f reader
+  if (!have_promtool()) GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
+  EXPECT_EQ(promtool_problems(prom.out, scratch_.path()), "") << prom.out;
+}
+
+TEST_F(CliOps, StatPrometheusWithoutStreamShowsEveryStreamAndRefusesRates) {
+  create("a");
+  create("b");
+  const CliResult all = cli({"stat", "--format", "prometheus"});
+  expect_ok(all);
+  EXPECT_NE(all.out.find("stream=\"a\"} 0\n"), std::string::npos) << all.out;
+  EXPECT_NE(all.out.find("stream=\"b\"} 0\n"), std::string::npos) << all.out;
+  EXPECT_EQ(all.out.find("# TYPE shmbus_next_seq gauge"), all.out.rfind("# TYPE shmbus_next_seq gauge"));
+  expect_failure(cli({"stat", "a", "--format", "prometheus", "--watch"}), "one snapshot");
+  expect_failure(cli({"stat", "a", "--format", "prometheus", "--interval", "1s"}), "one snapshot");
+  expect_failure(cli({"stat"}), "STREAM is required");
+  expect_failure(cli({"stat", "a", "--json", "--format", "text"}), "disagree");
+  expect_failure(cli({"stat", "nope", "--format", "prometheus"}), "nope");
+  // --format json is --json.
+  const CliResult j = cli({"stat", "a", "--format", "json"});
+  expect_ok(j);
+  EXPECT_EQ(json_raw(j.out, "stream"), "\"a\"");
+}
+
+TEST_F(CliOps, MetricsServesTheTextOverHttpUntilSigterm) {
+  live_stream();
+  Background m(with_ns({"metrics", "--listen", "127.0.0.1:0"}));
+  ASSERT_TRUE(m.wait_for([](const std::string& o, const std::string&) { return o.find('\n') != std::string::npos; }))
+      << m.err();
+  const std::string first = m.out().substr(0, m.out().find('\n'));
+  ASSERT_EQ(first.rfind("127.0.0.1:", 0), 0u) << first;
+  const int port = std::stoi(first.substr(10));
+  ASSERT_GT(port, 0);
+  const std::string resp = http_get(port, "/metrics");
+  EXPECT_EQ(resp.rfind("HTTP/1.1 200", 0), 0u) << resp;
+  EXPECT_NE(resp.find("Content-Type: text/plain; version=0.0.4\r\n"), std::string::npos) << resp;
+  const std::string body = body_of(resp);
+  EXPECT_EQ(sample(body, "shmbus_records_published_total{namespace=\"" + ns_ + "\",stream=\"s\"}"), "50") << body;
+  // Each scrape reads anew.
+  ASSERT_TRUE(producer_->publish(as_bytes("one more")).ok());
+  EXPECT_EQ(sample(body_of(http_get(port, "/metrics")),
+                   "shmbus_records_published_total{namespace=\"" + ns_ + "\",stream=\"s\"}"),
+            "51");
+  EXPECT_EQ(http_get(port, "/").rfind("HTTP/1.1 404", 0), 0u);
+  EXPECT_EQ(http_get(port, "/metricsx").rfind("HTTP/1.1 404", 0), 0u);
+  const CliResult r = m.stop(SIGTERM);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(r.timed_out);
+  if (!have_promtool()) GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
+  EXPECT_EQ(promtool_problems(body, scratch_.path()), "") << body;
+}
+
+TEST_F(CliOps, MetricsAllNamespacesAndCtrlCExits130) {
+  create("mine");
+  Background m({"metrics", "--listen", "127.0.0.1:0", "--all"});
+  ASSERT_TRUE(m.wait_for([](const std::string& o, const std::string&) { return o.find('\n') != std::string::npos; }))
+      << m.err();
+  const int port = std::stoi(m.out().substr(10, m.out().find('\n') - 10));
+  const std::string body = body_of(http_get(port, "/metrics"));
+  EXPECT_NE(body.find("shmbus_next_seq{namespace=\"" + ns_ + "\",stream=\"mine\"} 0\n"), std::string::npos) << body;
+  const CliResult r = m.stop(SIGINT);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+}
+
+TEST_F(CliOps, MetricsBadAddressOrPortInUseIsOneLineError) {
+  for (const char* bad : {"nonsense", "127.0.0.1", "127.0.0.1:99999", "300.1.1.1:80", "127.0.0.1:-1",
+                          "[::1:80", "example.com:80"}) {
+    const CliResult r = cli({"metrics", "--listen", bad});
+    expect_failure(r, "--listen");
+    EXPECT_EQ(r.exit_code, 2) << bad;
+  }
+  // A port someone else listens on.
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  socklen_t len = sizeof sa;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  const std::string addr = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  const CliResult r = cli({"metrics", "--listen", addr});
+  expect_failure(r, "cannot listen on " + addr + ": Address already in use");
+  EXPECT_EQ(r.exit_code, 1);
+  close(fd);
+}
+
+TEST_F(CliOps, TopOncePrintsEveryStreamWithItsConsumers) {
+  live_stream();
+  create("quiet");
+  const CliResult r = cli({"top", "--once", "--interval", "200ms"});
+  expect_ok(r);
+  const auto ls = lines_of(r.out);
+  ASSERT_GE(ls.size(), 4u) << r.out;
+  EXPECT_NE(ls[0].find("shmbus top  namespace " + ns_), std::string::npos) << r.out;
+  EXPECT_NE(ls[1].find("STREAM"), std::string::npos);
+  EXPECT_NE(ls[1].find("REC/S"), std::string::npos);
+  // The table: quiet (nothing), then s: 1 producer alive, lag 30 (audit), store, durable lag 0.
+  EXPECT_EQ(ls[2].rfind("quiet ", 0), 0u) << r.out;
+  EXPECT_EQ(ls[3].rfind("s ", 0), 0u) << r.out;
+  std::istringstream row(ls[3]);
+  std::string name, rec, bytes, prod, lag, lost, abnd, store, dlag;
+  row >> name >> rec >> bytes >> prod >> lag >> lost >> abnd >> store >> dlag;
+  EXPECT_EQ(prod, "1") << ls[3];
+  EXPECT_EQ(lag, "30") << ls[3];
+  EXPECT_EQ(lost, "0") << ls[3];
+  EXPECT_EQ(abnd, "0") << ls[3];
+  EXPECT_NE(store, "-") << ls[3];
+  EXPECT_EQ(dlag, "0") << ls[3];
+  EXPECT_NE(r.out.find("A = lambda x T"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  audit "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  _persister "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("durable lag 0"), std::string::npos) << r.out;
+  expect_failure(cli({"top", "--interval", "0"}), "--interval");
+}
+
+TEST_F(CliOps, TopToAPipePrintsAFrameEveryIntervalUntilSigterm) {
+  create("piped");
+  Background top(with_ns({"top", "--interval", "100ms"}));
+  ASSERT_TRUE(top.wait_for([](const std::string& o, const std::string&) {
+    size_t frames = 0;
+    for (size_t at = o.find("shmbus top  namespace"); at != std::string::npos; at = o.find("shmbus top  namespace", at + 1))
+      ++frames;
+    return frames >= 2;
+  })) << top.out() << top.err();
+  EXPECT_EQ(top.out().find('\x1b'), std::string::npos);  // plain text, no terminal escapes
+  EXPECT_NE(top.out().find("\npiped "), std::string::npos) << top.out();
+  const CliResult r = top.stop(SIGTERM);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+}  // namespace
+}  // namespace shmbus::test

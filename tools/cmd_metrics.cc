@@ -1,0 +1,139 @@
+// cmd_metrics.cc: `shmbus metrics --listen ADDR:PORT`: serves GET /metrics, the
+// Prometheus text of every stream of the namespace (or of every namespace with --all),
+// over HTTP (Debian's cpp-httplib), until SIGINT/SIGTERM.  Each scrape reads the shared
+// memory anew (collect.h); the text is tools/stat's prometheus_text(), the same as
+// `stat --format prometheus`.  The first line of stdout is the bound address (with
+// port 0, the one the kernel chose), as kafka-mock prints its bootstraps.
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "collect.h"
+#include "commands.h"
+#include "shmbus/prometheus.h"
+#include "shmbus/shmbus.h"
+#include "signals.h"
+
+namespace shmbus::tools {
+namespace {
+
+struct ListenAddress {
+  std::string host;  // numeric, without brackets
+  int port = 0;
+  bool v6 = false;
+  std::string text() const { return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port); }
+};
+
+// "127.0.0.1:9464", "[::1]:9464", "localhost:9464" (loopback); nullopt if not that.
+std::optional<ListenAddress> parse_listen(const std::string& s) {
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  ListenAddress a;
+  std::string host = s.substr(0, colon);
+  const std::string port = s.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  a.port = std::stoi(port);
+  if (a.port > 65535) return std::nullopt;
+  if (host == "localhost") host = "127.0.0.1";
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    in6_addr v6{};
+    if (inet_pton(AF_INET6, host.c_str(), &v6) != 1) return std::nullopt;
+    a.v6 = true;
+  } else {
+    in_addr v4{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) != 1) return std::nullopt;
+  }
+  a.host = host;
+  return a;
+}
+
+// Why binding `a` fails, from a bind of our own (cpp-httplib only says that it failed).
+std::string bind_error(const ListenAddress& a) {
+  const int fd = socket(a.v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::strerror(errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int rc;
+  if (a.v6) {
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons(static_cast<uint16_t>(a.port));
+    inet_pton(AF_INET6, a.host.c_str(), &sa.sin6_addr);
+    rc = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  } else {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(a.port));
+    inet_pton(AF_INET, a.host.c_str(), &sa.sin_addr);
+    rc = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  }
+  const std::string why = rc == 0 ? "cannot listen" : std::strerror(errno);
+  close(fd);
+  return why;
+}
+
+}  // namespace
+
+int cmd_metrics(const MetricsArgs& a) {
+  const std::string listen = a.listen.empty() ? kDefaultMetricsListen : a.listen;
+  const auto addr = parse_listen(listen);
+  if (!addr)
+    return fail("--listen: '" + listen +
+                    "' is not ADDR:PORT with a numeric address and a port from 0 to 65535 "
+                    "(e.g. 127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464)",
+                kExitUsage);
+  const std::string ns = resolve_namespace(a.ns);
+  install_stop_handlers();
+
+  httplib::Server server;
+  // Scrapes are rare and cheap: two threads, not one per core.
+  server.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // An idle kept-alive connection holds a thread at stop for at most this long.
+  server.set_keep_alive_timeout(1);
+  server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+    const std::vector<std::string> namespaces = a.all ? all_namespaces() : std::vector<std::string>{ns};
+    res.set_content(prometheus_text(collect_namespaces(namespaces)), kPrometheusContentType);
+  });
+  ListenAddress bound = *addr;
+  if (addr->port == 0) {
+    bound.port = server.bind_to_any_port(addr->host);
+    if (bound.port <= 0) return fail("metrics: cannot listen on " + addr->text() + ": " + bind_error(*addr));
+  } else if (!server.bind_to_port(addr->host, addr->port)) {
+    return fail("metrics: cannot listen on " + addr->text() + ": " + bind_error(*addr));
+  }
+  // The first line of stdout, at once: scripts read it to find the endpoint.
+  std::printf("%s\n", bound.text().c_str());
+  std::fflush(stdout);
+
+  // relaxed: only a flag; join() orders everything the thread did.
+  std::atomic<bool> ended{false};
+  std::thread serve([&] {
+    server.listen_after_bind();
+    ended.store(true, std::memory_order_relaxed);
+  });
+  while (!stop_requested() && !ended.load(std::memory_order_relaxed))
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // stop() is lost if it comes before the thread started listening: repeat it.
+  while (!ended.load(std::memory_order_relaxed)) {
+    server.stop();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  serve.join();
+  if (!stop_requested()) return fail("metrics: the HTTP server on " + bound.text() + " stopped");
+  return kExitOk;  // main() turns a SIGINT into 130
+}
+
+}  // namespace shmbus::tools
