@@ -29,7 +29,8 @@ def _seconds(value, what, allow_none):
 
 class _Fields:
     """Mapping-style read access to a stat dataclass, for code written against the dict:
-    ``st["next_seq"]``, ``"persist" in st``, ``st.keys()``, ``st.get(key, default)``."""
+    ``st["next_seq"]``, ``"persist" in st``, ``st.keys()``, ``st.get(key, default)``,
+    ``for key in st``, ``len(st)``."""
 
     __slots__ = ()
 
@@ -47,6 +48,12 @@ class _Fields:
 
     def keys(self):
         return list(self._keys()) + list(self._extra)
+
+    def __iter__(self):  # the keys, as iterating the dict gave (sorted(st), list(st))
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self.keys())
 
     def get(self, key, default=None):
         return self[key] if key in self else default

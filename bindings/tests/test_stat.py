@@ -60,6 +60,8 @@ def test_every_key_of_the_dict_is_reachable_and_equal(ns, tmp_path):
             assert st.to_dict() == doc
             assert st == doc and doc == st and st.consumers[0] == doc["consumers"][0]
             assert {**st} == doc  # the mapping protocol: keys() and [key]
+            assert list(st) == list(doc) and len(st) == len(doc) and sorted(st) == sorted(doc)
+            assert list(st.consumers[0]) == list(doc["consumers"][0])
             assert dataclasses.asdict(st) == doc
             assert json.loads(json.dumps(st.to_dict())) == doc
             assert _walk(doc, st) > 60
