@@ -5,6 +5,7 @@
 //   producer publish-call p99 with a persister vs with a plain durable consumer;
 //   replay throughput from the store vs a raw sequential read() of the same files;
 //   time from "replay caught up" to the first live record.
+// --json FILE also writes the rows with their numbers (bench/plot.py draws them).
 // The producer runs in its own process pinned to core 0; the persister (or consumer)
 // and the replay reader in this process, pinned to core 1.  Medians of --reps runs
 // with min..max.
@@ -17,9 +18,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -285,13 +288,19 @@ double catch_up_to_live_ns(Env& env, uint64_t rate) {
 int main(int argc, char** argv) {
   int reps = 3;
   bool quick = false;
+  std::string json_path;
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--quick")) quick = true;
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else {
-      fprintf(stderr, "usage: shmbus-persist-bench [--quick] [--reps N]\n");
+      fprintf(stderr, "usage: shmbus-persist-bench [--quick] [--reps N] [--json FILE]\n");
       return 2;
     }
+  }
+  if (reps < 1) {
+    fprintf(stderr, "shmbus-persist-bench: --reps must be >= 1\n");
+    return 2;
   }
   if (quick) reps = 1;
   signal(SIGXFSZ, SIG_IGN);
@@ -304,12 +313,18 @@ int main(int argc, char** argv) {
     std::string baseline;
     std::string ratio;
     std::string target;
+    // For --json: what was measured, in `unit` (the table's strings are rounded).
+    std::string kind;   // disk, persister, publish_p99, replay, catch_up
+    std::string unit;   // bytes_per_s or ns
+    Spread v, b;        // value and baseline (b.median == 0: none)
+    uint64_t record_bytes = 0;
+    std::string store;  // persister rows: file or pmem
   };
   std::vector<Row> rows;
   std::vector<double> disk;
   for (int r = 0; r < reps; ++r) disk.push_back(disk_write_rate(env.data, (512ULL << 20) / scale));
   const Spread d = spread(disk);
-  rows.push_back({"disk: 1 MiB write + fdatasync", gbs(d), "-", "-", "baseline"});
+  rows.push_back({"disk: 1 MiB write + fdatasync", gbs(d), "-", "-", "baseline", "disk", "bytes_per_s", d, {}, 1 << 20, ""});
   for (auto [size, count] : {std::pair<uint64_t, uint64_t>{64, 4'000'000}, {1024, 500'000}, {65536, 8'000}}) {
     for (auto kind : {persist::StoreKind::kFile, persist::StoreKind::kPmem}) {
       std::vector<double> v;
@@ -318,7 +333,8 @@ int main(int argc, char** argv) {
       char ratio[32];
       snprintf(ratio, sizeof ratio, "%.2fx", s.median / d.median);
       rows.push_back({"persister, " + std::to_string(size) + " B records, " + persist::store_kind_name(kind) + " store",
-                      gbs(s), gbs(d), ratio, size >= 1024 ? ">= 0.9x (file)" : "report"});
+                      gbs(s), gbs(d), ratio, size >= 1024 ? ">= 0.9x (file)" : "report", "persister",
+                      "bytes_per_s", s, d, size, persist::store_kind_name(kind)});
     }
   }
   {
@@ -332,7 +348,7 @@ int main(int argc, char** argv) {
     char ratio[32];
     snprintf(ratio, sizeof ratio, "%.2fx", a.median / std::max(1.0, b.median));
     rows.push_back({"publish() p99 at 100k/s, 64 B, persister on", us(a), us(b) + " (durable consumer)",
-                    ratio, "<= 1.5x"});
+                    ratio, "<= 1.5x", "publish_p99", "ns", a, b, 64, ""});
   }
   {
     std::vector<double> rep, raw;
@@ -344,12 +360,15 @@ int main(int argc, char** argv) {
     const Spread a = spread(rep), b = spread(raw);
     char ratio[32];
     snprintf(ratio, sizeof ratio, "%.2fx", a.median / b.median);
-    rows.push_back({"replay from the store, 1 KiB records", gbs(a), gbs(b) + " (raw read)", ratio, ">= 0.8x"});
+    rows.push_back({"replay from the store, 1 KiB records", gbs(a), gbs(b) + " (raw read)", ratio, ">= 0.8x",
+                    "replay", "bytes_per_s", a, b, 1024, ""});
   }
   {
     std::vector<double> v;
     for (int r = 0; r < reps; ++r) v.push_back(catch_up_to_live_ns(env, 100'000));
-    rows.push_back({"replay: last stored record -> first live record (100k/s)", us(spread(v)), "-", "-", "report"});
+    const Spread c = spread(v);
+    rows.push_back({"replay: last stored record -> first live record (100k/s)", us(c), "-", "-", "report",
+                    "catch_up", "ns", c, {}, 0, ""});
   }
   char host[256] = "?";
   gethostname(host, sizeof host);
@@ -360,5 +379,29 @@ int main(int argc, char** argv) {
   for (const auto& r : rows)
     printf("| %s | %s | %s | %s | %s |\n", r.name.c_str(), r.value.c_str(), r.baseline.c_str(),
            r.ratio.c_str(), r.target.c_str());
+  if (!json_path.empty()) {
+    // Names are ASCII without quotes or backslashes (the literals above): no escaping.
+    const auto num = [](double x) { return std::isfinite(x) ? std::to_string(x) : std::string("null"); };
+    const auto spread_json = [&](const Spread& x) {
+      return "{\"median\": " + num(x.median) + ", \"min\": " + num(x.lo) + ", \"max\": " + num(x.hi) + "}";
+    };
+    std::ofstream f(json_path);
+    f << "{\n  \"bench\": \"shmbus-persist-bench\",\n  \"reps\": " << reps << ",\n  \"quick\": "
+      << (quick ? "true" : "false") << ",\n  \"rows\": [";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      f << (i ? "," : "") << "\n    {\"name\": \"" << r.name << "\", \"kind\": \"" << r.kind
+        << "\", \"unit\": \"" << r.unit << "\", \"record_bytes\": " << r.record_bytes
+        << ", \"store\": \"" << r.store << "\", \"value\": " << spread_json(r.v)
+        << ", \"baseline\": " << (r.b.median > 0 ? spread_json(r.b) : std::string("null")) << "}";
+    }
+    f << "\n  ]\n}\n";
+    f.flush();
+    if (!f) {
+      fprintf(stderr, "shmbus-persist-bench: cannot write %s\n", json_path.c_str());
+      return 1;
+    }
+    fprintf(stderr, "wrote %s\n", json_path.c_str());
+  }
   return 0;
 }

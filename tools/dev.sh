@@ -5,7 +5,9 @@
 #                       ASan+UBSan, the concurrency tests under TSan, and every fuzz
 #                       target for 20 s
 #   tools/dev.sh bench  build (Release) and print the benchmark tables (IPC, persistence,
-#                       Kafka bridge, Python), each with its baselines measured in the same run
+#                       Kafka bridge, Python), each with its baselines measured in the same run;
+#                       the IPC and persistence results also go to JSON and PNG plots
+#                       (bench/plot.py) in bench/results/ (BENCH_OUT to change it)
 #   tools/dev.sh fuzz [SECONDS]  build the libFuzzer targets (build-fuzz, clang-14, ASan+UBSan)
 #                       and run each for SECONDS (default 60) from its seed corpus
 #                       (tests/fuzz/corpus/NAME); non-zero exit on any crash or hang
@@ -31,6 +33,8 @@ case "${1:-}" in test) PACKAGES+=(kcat python3-kafka python3-confluent-kafka) ;;
 # `shmbus metrics` and `stat --format prometheus` are checked with promtool; `shmbus top`
 # is driven in tmux.
 case "${1:-}" in test) PACKAGES+=(prometheus tmux) ;; esac
+# The benchmark plots (bench/plot.py) and their test (ctest bench_plot) draw with matplotlib.
+case "${1:-}" in bench | test) PACKAGES+=(python3-matplotlib) ;; esac
 
 install_missing() {
   local missing=()
@@ -128,10 +132,13 @@ case "$mode" in
     ;;
   bench)
     build build -DCMAKE_BUILD_TYPE=Release
-    build/bench/shmbus-bench "${@:2}"
-    build/bench/shmbus-persist-bench
+    out=${BENCH_OUT:-bench/results}
+    mkdir -p "$out"
+    build/bench/shmbus-bench --json "$out/bench.json" "${@:2}"
+    build/bench/shmbus-persist-bench --json "$out/persist.json"
     build/bench/shmbus-bridge-bench
     PYTHONPATH=build/bindings/pkg /usr/bin/python3 bench/python/python_bench.py
+    /usr/bin/python3 bench/plot.py --bench "$out/bench.json" --persist "$out/persist.json" --out "$out"
     ;;
   fuzz)
     seconds=${2:-60}

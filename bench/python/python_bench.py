@@ -145,8 +145,8 @@ def zc_producer(conn, ns, stream, n, core):
         conn.recv()
         t0 = time.perf_counter()
         for i in range(n):
-            with p.claim(ZC_SIZE, type=1) as buf:
-                arr = np.frombuffer(buf, dtype=np.uint64)
+            with p.claim(ZC_SIZE, type=1) as claim:
+                arr = np.frombuffer(claim.data, dtype=np.uint64)
                 arr[:] = src
                 arr[0] = i
             del arr

@@ -12,6 +12,9 @@ any processes (C++ or Python) attach to them by name::
         for rec in c.iter(idle_timeout=1.0):
             print(rec.seq, rec.type, bytes(rec.data))
 
+asyncio: ``await consumer.poll_async(timeout)`` and ``async for rec in consumer.aiter()``
+wait without blocking the event loop (see shmbus/_aio.py).
+
 Persistence: ``shmbus.Persister("ticks", data_dir=...)`` stores a stream's records in
 segment files (as ``shmbus persist`` does); a Consumer without a group then replays
 from the store what the ring no longer holds, and ``Producer.publish_durable`` waits
@@ -39,7 +42,8 @@ from ._shmbus import (
     resolve_data_dir,
     resolve_namespace,
 )
-from ._stat import stat
+from . import _aio
+from ._stat import ConsumerStat, PersistStat, ProducerStat, StreamStat, stat
 from .errors import (
     AbandonedError,
     BusyError,
@@ -66,12 +70,20 @@ for _obj in (Claim, Consumer, ConsumerIterator, Persister, Producer):
     _obj.__module__ = "shmbus"
 del _obj
 
+# asyncio (shmbus/_aio.py): awaited polls that run the consumer's wait in a worker thread.
+Consumer.poll_async = _aio.poll_async
+Consumer.aiter = _aio.aiter
+
 __all__ = [
     "__version__",
     "create",
     "remove",
     "ls",
     "stat",
+    "StreamStat",
+    "PersistStat",
+    "ProducerStat",
+    "ConsumerStat",
     "resolve_namespace",
     "parse_size",
     "resolve_data_dir",

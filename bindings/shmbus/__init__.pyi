@@ -3,7 +3,7 @@
 import datetime
 import os
 from types import TracebackType
-from typing import Any, Iterable, Iterator, Literal, Optional, TypedDict, Union
+from typing import Any, AsyncIterator, Iterable, Iterator, Literal, Optional, TypedDict, Union
 
 from . import errors as errors
 from .errors import (
@@ -71,7 +71,21 @@ def remove(name: str, *, force: bool = False, namespace: Optional[str] = None) -
 def ls(namespace: Optional[str] = None) -> list[str]:
     """The streams of a namespace, sorted."""
 
-class ProducerStat(TypedDict):
+class _Fields:
+    """Mapping-style read access kept from when stat() returned a dict."""
+
+    def __getitem__(self, key: str) -> Any: ...
+    def __contains__(self, key: object) -> bool: ...
+    def keys(self) -> list[str]: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __len__(self) -> int: ...
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The document as a dict, exactly as json.loads of `shmbus stat --json`."""
+
+class ProducerStat(_Fields):
+    """A producer registered in the stream (a frozen dataclass)."""
+
     pid: int
     alive: bool
     start_ns: int
@@ -79,18 +93,22 @@ class ProducerStat(TypedDict):
     records: int
     bytes: int
 
-class ConsumerStat(TypedDict):
+class ConsumerStat(_Fields):
+    """A consumer registered in the stream (a frozen dataclass)."""
+
     name: str
+    durable: bool
     pid: int
     alive: bool
-    durable: bool
     evicted: bool
     next_seq: int
     lag: int
     last_active_ns: int
     mu_records_per_s: Optional[float]
 
-class PersistStat(TypedDict):
+class PersistStat(_Fields):
+    """The persistence settings of the stream header (a frozen dataclass)."""
+
     store_dir: str
     store_kind: str
     hold_producers: bool
@@ -100,7 +118,9 @@ class PersistStat(TypedDict):
     retention_bytes: int
     segment_bytes: int
 
-class StreamStat(TypedDict):
+class StreamStat(_Fields):
+    """What stat() returns: the fields of `shmbus stat --json` (a frozen dataclass)."""
+
     stream: str
     namespace: str
     layout_version: int
@@ -120,8 +140,8 @@ class StreamStat(TypedDict):
     evictions: int
     abandon_timeout_ms: int
     consumer_dead_timeout_ms: int
-    consumer_retention_ms: int
     evicted_lost: int
+    consumer_retention_ms: int
     persist: Optional[PersistStat]
     durable_seq: int
     oldest_persisted_seq: int
@@ -130,8 +150,8 @@ class StreamStat(TypedDict):
     store: str  # "file", "pmem", or "" when not persisted
     pmem_granularity: str  # "byte", "cache-line", "page" (Persister.stats()'s names), or ""
     disk_bytes: int
-    store_errors: int
     segments: int
+    store_errors: int
     deleted_records: int
     deleted_bytes: int
     retention_s: float
@@ -145,11 +165,15 @@ class StreamStat(TypedDict):
     lambda_bytes_per_s: Optional[float]
     producers: list[ProducerStat]
     consumers: list[ConsumerStat]
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "StreamStat":
+        """A StreamStat from the document (json.loads of `shmbus stat --json`)."""
 
 def stat(
     name: str, *, namespace: Optional[str] = None, interval: Optional[float] = None, stall: float = 1.0
 ) -> StreamStat:
-    """A stream's state, with the fields of `shmbus stat --json`.
+    """A stream's state, with the fields of `shmbus stat --json` (a StreamStat:
+    `.to_dict()` is that document; `st["key"]` reads a field as the dict did).
 
     With `interval` seconds: two snapshots that far apart, and the rates between them
     (lambda, rho, per consumer mu) and the plan (ring_bytes_for_stall for a consumer
@@ -286,8 +310,10 @@ class Record:
     def __buffer__(self, flags: int) -> memoryview: ...
 
 class Claim:
-    """A reserved record to fill in place; commits on normal exit of a `with` block,
-    aborts (a gap) when the block raises.  Commit within the abandon timeout (1 s)."""
+    """A reserved record to fill in place: `with producer.claim(n) as claim:` gives the
+    claim; the block's end commits it (all of it, unless committed or aborted inside),
+    or aborts it (a gap) when the block raises.  Commit within the abandon timeout (1 s).
+    Indexing the claim (`claim[:4] = ...`, the old `as buf` spelling) is deprecated."""
 
     @property
     def seq(self) -> int: ...
@@ -304,7 +330,12 @@ class Claim:
         sequence number (AbandonedError if too late).  The memoryview is released."""
     def abort(self) -> None:
         """Turns the record into a gap that readers skip."""
-    def __enter__(self) -> memoryview: ...
+    def __enter__(self) -> "Claim": ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: Union[int, slice]) -> Any:
+        """Deprecated (DeprecationWarning): use claim.data[key]."""
+    def __setitem__(self, key: Union[int, slice], value: Any) -> None:
+        """Deprecated (DeprecationWarning): use claim.data[key] = value."""
     def __exit__(
         self,
         exc_type: Optional[type[BaseException]],
@@ -390,6 +421,12 @@ class Consumer:
         """Iterates; stops after `idle_timeout` seconds without a record, `max_records`, or close()."""
     def __iter__(self) -> ConsumerIterator:
         """iter(): waits forever (until close() from another thread, or Ctrl-C)."""
+    async def poll_async(self, timeout: Optional[float] = None) -> Optional[Record]:
+        """poll() for asyncio: the wait runs in a worker thread (in slices of 0.1 s), the
+        event loop goes on and an idle wait uses no CPU.  A cancelled call's record (if
+        its slice took one) is returned by the next poll_async()/aiter() step."""
+    def aiter(self, idle_timeout: Optional[float] = None, max_records: Optional[int] = None) -> AsyncIterator[Record]:
+        """`async for rec in consumer.aiter()`: iter() for asyncio (see poll_async)."""
     def seek(self, start: _Start) -> None:
         """Moves the consumer (a durable group: its committed position) to `start`."""
     def commit(self) -> None:

@@ -224,7 +224,8 @@ void bind_consumer(py::module_& m) {
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__", &ConsumerIterator::next);
 
-  py::class_<ConsumerHandle>(m, "Consumer", R"doc(
+  // dynamic_attr: poll_async()/aiter() (shmbus/_aio.py) keep a slice in flight on it.
+  py::class_<ConsumerHandle>(m, "Consumer", py::dynamic_attr(), R"doc(
 Consumer(name, *, group=None, start=None, namespace=None, auto_commit=True, copy=False,
          read_only=False, wait="block", raise_on_lap=False, raise_on_gap=False)
 

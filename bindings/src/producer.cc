@@ -178,7 +178,23 @@ class ClaimHandle {
     finish(false);
   }
 
-  py::object enter() { return data(); }
+  // The old `with producer.claim(n) as buf: buf[...] = ...` spelling (the block gave the
+  // memoryview): indexing the claim still reaches data, with a DeprecationWarning.
+  static void warn_indexing() {
+    if (PyErr_WarnEx(PyExc_DeprecationWarning,
+                     "indexing a shmbus.Claim is deprecated: `with producer.claim(n) as claim` "
+                     "now gives the claim; write through claim.data",
+                     2) != 0)
+      throw py::error_already_set();
+  }
+  py::object get_item(const py::object& key) {
+    warn_indexing();
+    return data()[key];
+  }
+  void set_item(const py::object& key, const py::object& value) {
+    warn_indexing();
+    data()[key] = value;
+  }
   bool exit(py::handle exc_type, py::handle, py::handle) {
     if (!claim_) return false;  // committed or aborted inside the block
     if (exc_type.is_none()) commit(py::none());
@@ -412,8 +428,14 @@ normally and aborts (the record becomes a gap that readers skip) when the block 
     claim.data[:5] = b"hello"             # data: a writable memoryview into the ring
     claim.commit(5)                       # the record holds these 5 bytes
 
-    with producer.claim(128, type=1) as buf:   # commits all 128 bytes when the block ends
-        buf[:] = bytes(128)
+    with producer.claim(128, type=1) as claim:  # the claim itself
+        claim.data[:5] = b"hello"
+        claim.commit(5)                         # optional: the end of the block commits
+                                                # all 128 bytes if nothing did before
+
+Leaving the block commits the whole claim unless it was committed or aborted inside it;
+an exception aborts it (and propagates).  Releases up to 0.1 gave the memoryview
+(``as buf: buf[:] = ...``): indexing the claim still works, with a DeprecationWarning.
 
 Commit quickly: readers wait behind an uncommitted claim, and after the stream's abandon
 timeout (1 s by default) they declare it dead; a later commit() then raises
@@ -431,7 +453,13 @@ not be written to any more (they would overwrite later records).
            "``size`` bytes (a claim sized for the largest message); returns its sequence "
            "number.  The claim's memoryview is released.")
       .def("abort", &ClaimHandle::abort, "abort() -> None\n\nTurns the record into a gap.")
-      .def("__enter__", &ClaimHandle::enter)
+      .def("__enter__", [](py::object self) {
+        if (self.cast<ClaimHandle&>().done()) self.cast<ClaimHandle&>().throw_done();
+        return self;
+      })
+      .def("__len__", &ClaimHandle::size)
+      .def("__getitem__", &ClaimHandle::get_item)
+      .def("__setitem__", &ClaimHandle::set_item)
       .def("__exit__", &ClaimHandle::exit)
       .def("__repr__", [](const ClaimHandle& h) {
         return "<shmbus.Claim seq=" + std::to_string(h.seq()) + " size=" +

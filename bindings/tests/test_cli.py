@@ -40,8 +40,8 @@ def test_python_producer_to_cpp_consumer(ns, stream):
         for i, x in enumerate(payloads):
             p.publish(x, type=i)
         p.publish_batch([b"b1", b"b2"], type=77)
-        with p.claim(3, type=78) as buf:
-            buf[:] = b"clm"
+        with p.claim(3, type=78) as claim:
+            claim.data[:] = b"clm"
     n = len(payloads) + 3
     r = cli("tail", stream, "--namespace", ns, "--format", "json", "--from", "earliest",
             "--count", n)

@@ -30,8 +30,8 @@ def test_million_publishes_and_reads_leave_memory_flat(ns):
             t.poll(0)
             if i % 1000 == 0:
                 p.publish_batch([payload] * 10)
-                with p.claim(16) as buf:
-                    buf[:4] = b"abcd"
+                with p.claim(16) as claim:
+                    claim.data[:4] = b"abcd"
                 c.read_batch(100, timeout=0)
                 t.read_batch(100, timeout=0)
 

@@ -36,8 +36,8 @@ with shmbus.Producer("s", namespace=ns, full_timeout=60) as p:
             i += len(batch)
         else:  # claim, fill in place
             r = record(i)
-            with p.claim(len(r), type=pid) as buf:
-                buf[:] = r
+            with p.claim(len(r), type=pid) as claim:
+                claim.data[:] = r
             total ^= zlib.crc32(r); i += 1
 print(json.dumps({"xor": total}), flush=True)
 """

@@ -32,7 +32,9 @@ def test_publish_batch_and_claim(ns, stream):
         assert p.publish_batch((x for x in [b"d"])) == 3
         assert p.publish_batch(np.zeros((2, 4), dtype="u1")) == 4  # rows
         assert p.publish_batch([]) == 6  # nothing published: the next sequence
-        with p.claim(5, type=9) as buf:
+        with p.claim(5, type=9) as claim:
+            assert isinstance(claim, shmbus.Claim) and claim.seq == 6 and len(claim) == 5
+            buf = claim.data
             assert isinstance(buf, memoryview) and not buf.readonly and len(buf) == 5
             buf[:] = b"hello"
         cl = p.claim(3)
@@ -51,15 +53,17 @@ def test_publish_batch_and_claim(ns, stream):
 def test_claim_aborts_when_the_block_raises(ns, stream):
     with shmbus.Producer(stream, namespace=ns) as p:
         with pytest.raises(RuntimeError):
-            with p.claim(4) as buf:
-                buf[:] = b"nope"
+            with p.claim(4) as claim:
+                claim.data[:] = b"nope"
                 raise RuntimeError("boom")
+        assert claim.done
         cl = p.claim(2)
         cl.abort()
         with pytest.raises(shmbus.ClosedError):
             cl.abort()
         p.publish(b"ok")
-        with p.claim(1) as buf:
+        with p.claim(1) as claim:
+            buf = claim.data
             buf[0] = 0
             obj = buf.obj
         with pytest.raises(ValueError, match="committed or aborted"):
@@ -71,6 +75,50 @@ def test_claim_aborts_when_the_block_raises(ns, stream):
     assert got == [(2, 0, b"ok"), (3, 0, b"\0")]
     st = shmbus.stat(stream, namespace=ns)
     assert st["aborted"] == 2
+
+
+def test_claim_block_gives_the_claim(ns, stream):
+    """`with producer.claim(n) as claim` gives the claim: data, seq, commit(n), abort();
+    the block's end commits what is still open, an exception aborts it."""
+    with shmbus.Producer(stream, namespace=ns) as p:
+        with p.claim(8, type=5) as claim:
+            assert isinstance(claim, shmbus.Claim) and not claim.done
+            assert claim.seq == 0 and claim.size == 8
+            claim.data[:3] = b"abc"
+            assert claim.commit(3) == 0  # committed inside: the end of the block leaves it
+        assert claim.done
+        with p.claim(4) as claim:
+            claim.data[:] = b"gone"
+            claim.abort()  # aborted inside: a gap, not committed at the end
+        with p.claim(2) as claim:
+            claim.data[:] = b"ok"  # committed (both bytes) when the block ends
+        assert claim.done and claim.seq == 2
+        with pytest.raises(KeyError):
+            with p.claim(2) as claim:
+                claim.data[:] = b"no"
+                raise KeyError("x")
+        assert claim.done
+        with pytest.raises(shmbus.ClosedError):
+            with claim:  # a finished claim is not entered again
+                pass
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        got = drain(c)
+    assert got == [(0, 5, b"abc"), (2, 0, b"ok")]
+    assert shmbus.stat(stream, namespace=ns)["aborted"] == 2
+
+
+def test_claim_indexing_is_the_deprecated_spelling(ns, stream):
+    """Up to 0.1 the block gave the memoryview: indexing the claim still writes the record,
+    with a DeprecationWarning."""
+    with shmbus.Producer(stream, namespace=ns) as p:
+        with p.claim(4, type=1) as buf:
+            with pytest.warns(DeprecationWarning, match="claim.data"):
+                buf[:] = b"old!"
+            with pytest.warns(DeprecationWarning):
+                assert buf[1] == ord("l")
+            assert len(buf) == 4
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        assert drain(c) == [(0, 1, b"old!")]
 
 
 def test_producer_close_aborts_open_claims(ns, stream):

@@ -15,10 +15,10 @@ def test_every_public_name_and_member_is_in_the_stubs():
     tree = stub_tree()
     top, classes = set(), {}
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             top.add(node.name)
         if isinstance(node, ast.ClassDef):
-            classes[node.name] = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+            classes[node.name] = {n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         if isinstance(node, ast.ImportFrom):
             top.update(a.asname or a.name for a in node.names)
         if isinstance(node, ast.AnnAssign):
@@ -96,3 +96,174 @@ def test_error_signatures_agree():
             assert a in vars(cls) or a in getattr(cls, "__annotations__", {}), (name, a)
     raised = {e for row in _shmbus._error_classes() for e in row[4]}
     assert "truncated" in raised and "not found" in raised
+
+
+# ---- signatures ----------------------------------------------------------------------
+# Each function and method of the stubs is compared with the module's: parameter names,
+# kinds (positional, keyword-only, *args, **kwargs) and whether each has a default.
+# Pure-Python callables are read with inspect.signature; pybind11's with the signature
+# line pybind11 puts first in their __doc__ ("name(self: T, a: int, *, b: str = 'x') -> R").
+
+import inspect
+
+_POS, _KW, _VAR, _VARKW = "positional", "keyword-only", "*args", "**kwargs"
+
+
+def _stub_params(fn, drop_self):
+    a = fn.args
+    pos = a.posonlyargs + a.args
+    first_default = len(pos) - len(a.defaults)
+    out = [(p.arg, _POS, i >= first_default) for i, p in enumerate(pos)]
+    if a.vararg:
+        out.append((a.vararg.arg, _VAR, False))
+    out += [(p.arg, _KW, d is not None) for p, d in zip(a.kwonlyargs, a.kw_defaults)]
+    if a.kwarg:
+        out.append((a.kwarg.arg, _VARKW, False))
+    return out[1:] if drop_self else out
+
+
+def _split_top(text):
+    """Splits at commas outside brackets and quotes."""
+    parts, depth, quote, cur = [], 0, None, ""
+    for ch in text:
+        if quote:
+            cur += ch
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch in "([{<":
+            depth += 1
+        elif ch in ")]}>":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    if cur.strip():
+        parts.append(cur.strip())
+    return parts
+
+
+def _pybind_params(obj, name, drop_self):
+    doc = obj.__doc__ or ""
+    first = doc.lstrip().splitlines()[0] if doc.strip() else ""
+    assert first.startswith(name + "("), f"{name}: no pybind11 signature line in __doc__: {first!r}"
+    depth, end = 0, None
+    for i, ch in enumerate(first):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                end = i
+                break
+    inner = first[len(name) + 1:end]
+    out, kind = [], _POS
+    for part in _split_top(inner):
+        if part == "*":
+            kind = _KW
+            continue
+        if part == "/":
+            continue
+        has_default = "=" in part.split(":", 1)[-1] if ":" in part else "=" in part
+        pname = part.split(":", 1)[0].split("=", 1)[0].strip()
+        if pname.startswith("**"):
+            out.append((pname[2:], _VARKW, False))
+        elif pname.startswith("*"):
+            out.append((pname[1:], _VAR, False))
+            kind = _KW
+        else:
+            out.append((pname, kind, has_default))
+    return out[1:] if drop_self else out
+
+
+def _runtime_params(obj, name, drop_self):
+    if inspect.isfunction(obj) or inspect.ismethod(obj):
+        out = []
+        for p in inspect.signature(obj).parameters.values():
+            kind = {
+                p.POSITIONAL_ONLY: _POS,
+                p.POSITIONAL_OR_KEYWORD: _POS,
+                p.KEYWORD_ONLY: _KW,
+                p.VAR_POSITIONAL: _VAR,
+                p.VAR_KEYWORD: _VARKW,
+            }[p.kind]
+            out.append((p.name, kind, p.default is not p.empty))
+        return out[1:] if drop_self and not inspect.ismethod(obj) else out
+    return _pybind_params(obj, name, drop_self)
+
+
+def _stub_callables():
+    """(qualified name, ast node, runtime object, drop_self) for each stub function."""
+    import shmbus
+
+    out = []
+    for node in stub_tree().body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.append((node.name, node, getattr(shmbus, node.name), False))
+        if isinstance(node, ast.ClassDef) and hasattr(shmbus, node.name):
+            cls = getattr(shmbus, node.name)
+            for fn in node.body:
+                if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                decorators = {d.id for d in fn.decorator_list if isinstance(d, ast.Name)}
+                if "property" in decorators:
+                    # a property (pybind11) or a getset descriptor (the raw CPython types)
+                    raw = inspect.getattr_static(cls, fn.name)
+                    assert inspect.isdatadescriptor(raw) and not callable(raw), (node.name, fn.name)
+                    continue
+                if fn.name == "__buffer__" and not hasattr(cls, fn.name):
+                    continue  # the buffer protocol: a C slot, not a method, before Python 3.12
+                # a staticmethod has no self; a classmethod's cls is bound at runtime
+                out.append((f"{node.name}.{fn.name}", fn, getattr(cls, fn.name),
+                            "staticmethod" not in decorators))
+    return out
+
+
+# Callables that forward (*args, **kwargs) to another: their stub is the target's signature.
+_FORWARDS = {"Persister.start": "Persister.__init__"}
+
+
+def test_stub_signatures_match_the_module():
+    import shmbus
+
+    checked = 0
+    for qual, node, obj, drop_self in _stub_callables():
+        name = qual.rsplit(".", 1)[-1]
+        stub = _stub_params(node, drop_self)
+        if type(obj).__name__ in ("wrapper_descriptor", "slot wrapper"):
+            continue  # a C slot of the raw CPython types (Record.__len__): no signature to read
+        runtime = _runtime_params(obj, name, drop_self)
+        if qual in _FORWARDS:
+            assert [k for _, k, _ in runtime] == [_VAR, _VARKW], qual
+            cls, target = _FORWARDS[qual].split(".")
+            runtime = _runtime_params(getattr(getattr(shmbus, cls), target), target, True)
+        if name.startswith("__") and name != "__init__":
+            # Dunders: the protocol fixes the arguments; pybind11 names them arg0, arg1...
+            assert len(stub) == len(runtime), (qual, stub, runtime)
+        else:
+            assert stub == runtime, qual
+        if isinstance(node, ast.AsyncFunctionDef):
+            assert inspect.iscoroutinefunction(obj), qual
+        checked += 1
+    assert checked > 40
+
+
+def test_signature_check_sees_a_mismatch():
+    """The comparison fails on a stub that differs in a name, a kind or a default."""
+    import shmbus
+
+    good = ast.parse("def poll(self, timeout: float = None): ...").body[0]
+    obj = shmbus.Consumer.poll
+    assert _stub_params(good, True) == _runtime_params(obj, "poll", True)
+    for bad in ("def poll(self, t=None): ...", "def poll(self, *, timeout=None): ...",
+                "def poll(self, timeout): ...", "def poll(self): ..."):
+        node = ast.parse(bad).body[0]
+        assert _stub_params(node, True) != _runtime_params(obj, "poll", True), bad
+    ok = ast.parse("def stat(name, *, namespace=None, interval=None, stall=1.0): ...").body[0]
+    assert _stub_params(ok, False) == _runtime_params(shmbus.stat, "stat", False)
+    bad = ast.parse("def stat(name, namespace=None, *, interval=None, stall=1.0): ...").body[0]
+    assert _stub_params(bad, False) != _runtime_params(shmbus.stat, "stat", False)

@@ -31,7 +31,8 @@ def inside(addr, ranges):
 
 def test_claim_buffer_is_the_ring(ns, stream):
     with shmbus.Producer(stream, namespace=ns) as p:
-        with p.claim(8 * 16, type=1) as buf:
+        with p.claim(8 * 16, type=1) as claim:
+            buf = claim.data
             arr = np.frombuffer(buf, dtype="<f8")
             arr[:] = np.arange(16)           # numpy writes straight into the ring
             assert np.shares_memory(arr, np.frombuffer(buf, dtype="<f8"))
@@ -168,8 +169,8 @@ def test_claim_memoryview_refuses_writes_after_it_is_done(ns, stream, finish):
         buf = cl.data
         buf[:3] = b"abc"
         if finish == "with":
-            with cl as view:
-                assert view is buf or bytes(view[:3]) == b"abc"
+            with cl as claim:
+                assert claim is cl and bytes(claim.data[:3]) == b"abc"
         else:
             getattr(cl, finish)()
         with pytest.raises(ValueError):

@@ -1,0 +1,227 @@
+"""asyncio: await consumer.poll_async(timeout) and async for rec in consumer.aiter().
+
+The waits run in a worker thread (shmbus/_aio.py): the event loop keeps running, an idle
+wait costs no CPU, and a cancelled wait loses no record and leaves the consumer usable."""
+
+import asyncio
+import resource
+import sys
+import threading
+import time
+
+import pytest
+
+import shmbus
+
+from conftest import spawn_python
+
+N = 300
+
+# Publishes N records (payload = seq as text) once a line arrives on stdin, a few at a
+# time with pauses, so that the consumer waits in between.
+PRODUCER = r"""
+import sys, time
+import shmbus
+name, ns, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with shmbus.Producer(name, namespace=ns) as p:
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for i in range(n):
+        p.publish(str(i).encode(), type=1)
+        if i % 10 == 9:
+            time.sleep(0.01)
+"""
+
+
+class Ticker:
+    """A task that counts event-loop turns of `period` seconds: it only runs if the loop
+    is free."""
+
+    def __init__(self, period=0.01):
+        self.ticks = 0
+        self.task = asyncio.get_running_loop().create_task(self._run(period))
+
+    async def _run(self, period):
+        while True:
+            await asyncio.sleep(period)
+            self.ticks += 1
+
+    async def stop(self):
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+
+
+def test_records_from_another_process_in_order_while_the_loop_runs(ns, stream):
+    import subprocess
+
+    proc = spawn_python(PRODUCER, stream, ns, N, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+
+        async def main():
+            got = []
+            with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+                ticker = Ticker()
+                reader = asyncio.get_running_loop().create_task(_read(c, got))
+                # Nothing published yet: the reader waits, and the loop goes on.
+                await asyncio.sleep(0.5)
+                idle_ticks = ticker.ticks
+                assert not reader.done() and got == []
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                await asyncio.wait_for(reader, timeout=60)
+                await ticker.stop()
+            return got, idle_ticks, ticker.ticks
+
+        async def _read(c, got):
+            async for rec in c.aiter():
+                got.append((rec.seq, rec.type, rec.bytes()))
+                if len(got) == N:
+                    return
+
+        got, idle_ticks, ticks = asyncio.run(main())
+        assert got == [(i, 1, str(i).encode()) for i in range(N)]
+        assert idle_ticks >= 5, idle_ticks  # ~50 on an idle machine
+        assert ticks > idle_ticks
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+
+
+def test_poll_async_from_another_process_and_timeout(ns, stream):
+    import subprocess
+
+    proc = spawn_python(PRODUCER, stream, ns, 3, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+
+        async def main():
+            with shmbus.Consumer(stream, namespace=ns, start="earliest") as c:
+                assert await c.poll_async(0) is None
+                assert await c.poll_async(0.2) is None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                seqs = []
+                for _ in range(3):
+                    rec = await c.poll_async(60)
+                    seqs.append(rec.seq)
+                assert await c.poll_async(0.05) is None
+                return seqs
+
+        assert asyncio.run(main()) == [0, 1, 2]
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+
+
+def test_an_idle_wait_uses_no_cpu(ns, stream):
+    async def main():
+        with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+            await c.poll_async(0)  # the worker thread exists before the measurement
+            cpu0, t0 = time.process_time(), time.monotonic()
+            ru0 = resource.getrusage(resource.RUSAGE_SELF)
+            assert await c.poll_async(1.0) is None
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
+            return time.process_time() - cpu0, time.monotonic() - t0, \
+                (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+
+    cpu, wall, rusage = asyncio.run(main())
+    assert wall >= 0.95
+    assert cpu < 0.2, cpu  # a spinning wait would use ~1 s
+    assert rusage < 0.2, rusage
+
+
+def test_cancelling_loses_nothing_and_leaks_no_thread(ns, stream):
+    """Each round: a poll_async task is cancelled while it waits, then a record is
+    published at once (the cancelled slice may take it); the next poll_async returns
+    it.  Every record arrives once, in order, and one worker thread does it all."""
+    threads_before = threading.active_count()
+
+    async def main():
+        got = []
+        with shmbus.Producer(stream, namespace=ns) as p, \
+                shmbus.Consumer(stream, group="g", namespace=ns) as c:
+            for i in range(20):
+                task = asyncio.get_running_loop().create_task(c.poll_async())
+                await asyncio.sleep(0.02)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                p.publish(str(i).encode())
+                rec = await c.poll_async(30)
+                got.append((rec.seq, rec.bytes()))
+            assert threading.active_count() <= threads_before + 1
+            # after the last cancellation the consumer still reads synchronously
+            p.publish(b"sync")
+            rec = await c.poll_async(30)
+            assert rec.bytes() == b"sync"
+            assert c.poll(0) is None
+        return got
+
+    got = asyncio.run(main())
+    assert got == [(i, str(i).encode()) for i in range(20)]
+
+
+def test_aiter_ends_when_the_consumer_closes_and_limits(ns, stream):
+    async def main():
+        with shmbus.Producer(stream, namespace=ns) as p:
+            for i in range(5):
+                p.publish(bytes([i]))
+        c = shmbus.Consumer(stream, group="g", namespace=ns)
+        assert [r.seq async for r in c.aiter(max_records=3)] == [0, 1, 2]
+        assert [r.seq async for r in c.aiter(idle_timeout=0.1)] == [3, 4]
+        seen = []
+
+        async def forever():
+            async for rec in c.aiter():
+                seen.append(rec.seq)
+
+        task = asyncio.get_running_loop().create_task(forever())
+        await asyncio.sleep(0.3)
+        c.close()
+        await asyncio.wait_for(task, timeout=10)  # ends: no exception, no hang
+        with pytest.raises(shmbus.ClosedError):
+            c.aiter()
+        with pytest.raises(shmbus.ClosedError):
+            await c.poll_async(0)
+        return seen
+
+    assert asyncio.run(main()) == []
+
+
+def test_bad_arguments(ns, stream):
+    async def main():
+        with shmbus.Consumer(stream, namespace=ns) as c:
+            with pytest.raises(TypeError):
+                await c.poll_async("1")
+            with pytest.raises(shmbus.InvalidArgumentError):
+                await c.poll_async(-1)
+            with pytest.raises(shmbus.InvalidArgumentError):
+                c.aiter(max_records=-1)
+
+    asyncio.run(main())
+
+
+def test_poll_async_in_a_fork_child_after_the_parent_used_it(ns, stream):
+    """The worker pool is per process: a child forked after the parent awaited (its pool
+    has a worker) still gets its records."""
+    import os
+
+    async def read_one():
+        with shmbus.Consumer(stream, namespace=ns, start="earliest") as c:
+            return await c.poll_async(30)
+
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish(b"x")
+    assert asyncio.run(read_one()).bytes() == b"x"  # the parent's pool now has a worker
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            rec = asyncio.run(asyncio.wait_for(read_one(), timeout=30))
+            code = 0 if rec is not None and rec.bytes() == b"x" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
