@@ -243,6 +243,9 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
         store_relaxed(s->generation, gen);
         store_relaxed(s->dead_gen, 0);
         store_relaxed(s->claiming, ~0ULL);
+        // seq_cst: raised before the owner store below, so before any claim of this
+        // slot's producer (see labelled_below(), which walks the slots below it).
+        if (load_seq_cst(impl->h->producer_hwm) < i + 1) store_seq_cst(impl->h->producer_hwm, i + 1);
         // release: pairs with the acquire load of owner by registry readers.
         store_release(s->owner, me);
         impl->slot = s;
