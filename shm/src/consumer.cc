@@ -3,8 +3,9 @@
 // Every consumer walks the ring from its own position.  A durable consumer's position
 // lives in its slot (producers never write past the slowest live one), so it reads in
 // place.  A tailing consumer holds producers back for nothing: it copies each payload,
-// then checks the claim cursor; if a producer may have reached the record meanwhile it
-// was lapped, and it resumes at the ring's oldest record, counting the sequences lost.
+// then checks floor (and, only if floor passed the record, the claim cursor); if a
+// producer may have reached the record meanwhile it was lapped, and it resumes at the
+// ring's oldest record, counting the sequences lost.
 #include <cstring>
 #include <vector>
 
@@ -66,6 +67,20 @@ struct Consumer::Impl {
   }
   void publish_position() noexcept;
   bool tail_passed(uint64_t p) const noexcept { return load_pos(&h->claim) > p + cap; }
+  // A tailing reader's check after it copied the record at p (and an acquire fence):
+  // may a producer have written over it meanwhile?  Every claim ends at or below
+  // floor + capacity, where floor is what its producer raised or read before its claim
+  // (compute_floor(): the limit a producer claims up to is at most the floor it raised
+  // into the header, and floor only grows).  So a copy that saw any byte of a newer lap
+  // sees, in the floor read after it, a floor above p: a floor at or below p proves the
+  // copy clean.  Floor's line changes once per capacity/16 bytes published; the claim
+  // cursor's on every publish, so reading it per record would pull the producers'
+  // hottest line to this core each time.  Below floor, the claim cursor decides as before
+  // (lapped when a claim passed p + capacity).
+  bool copy_overwritten(uint64_t p) const noexcept {
+    // acquire: pairs with the seq_cst CAS16 that raised floor (raise_posseq()).
+    return load_pos(&h->floor) > p && tail_passed(p);
+  }
 };
 
 // A slot's {position, next_seq} as one 16-byte pair (layout.h): one CAS16 writes both, so
@@ -458,11 +473,11 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
         if (tv.size > c.buf.size())
           c.buf.resize(std::min<uint64_t>(c.max_record, std::max<uint64_t>(tv.size, 2 * c.buf.size())));
         if (tv.size) std::memcpy(c.buf.data(), payload, tv.size);
-        // acquire fence: the copy above happens before the claim check below, so a
-        // producer that had started to overwrite the record is seen in the cursor.
+        // acquire fence: the copy above happens before the check below, so a producer
+        // that had started to overwrite the record is seen in floor (and the cursor).
         std::atomic_thread_fence(std::memory_order_acquire);
         SHMBUS_CHAOS_POINT(kResyncCopied);
-        if (c.tail_passed(c.pos)) {
+        if (c.copy_overwritten(c.pos)) {
           if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
         }

@@ -21,8 +21,9 @@
 namespace shmbus::detail {
 
 inline constexpr uint64_t kMagic = 0x315355424d48530aULL;  // "\nSHMBUS1" little-endian
-inline constexpr uint32_t kLayoutVersion = 3;  // 3: capacity-relative lap tag, gap log,
+inline constexpr uint32_t kLayoutVersion = 4;  // 3: capacity-relative lap tag, gap log,
                                                //    consumer_retention_ns, evicted_lost
+                                               // 4: producer_hwm (was reserved5)
 inline constexpr uint64_t kMinCapacity = 4096;
 inline constexpr uint64_t kMaxCapacity = 1ULL << 32;        // 4 GiB
 inline constexpr uint32_t kMaxProducers = 64;
@@ -249,7 +250,11 @@ struct StreamHeader {
   std::atomic<uint32_t> consumer_hwm;   // seq_cst: 1 + highest consumer slot ever used;
                                         // raised before a slot turns ready, so scans that
                                         // stop there see every ready slot
-  uint32_t reserved5;
+  std::atomic<uint32_t> producer_hwm;   // seq_cst: 1 + highest producer slot ever taken;
+                                        // raised under the registry lock before the slot's
+                                        // owner is stored (so before any claim of it), so
+                                        // that labelled_below() walks only the slots below
+                                        // it (version 4; was reserved)
   std::atomic<uint64_t> evicted_lost;   // records evicted durable groups lost (counted by
                                         // the group when it reads again)
   uint8_t pad5[128 - 96];
@@ -340,6 +345,7 @@ static_assert(offsetof(StreamHeader, abandoned) == 640);
 static_assert(offsetof(StreamHeader, registry_lock) == 704);
 static_assert(offsetof(StreamHeader, aborted) == 712);
 static_assert(offsetof(StreamHeader, consumer_hwm) == 720);
+static_assert(offsetof(StreamHeader, producer_hwm) == 724);
 static_assert(offsetof(StreamHeader, evicted_lost) == 728);
 static_assert(offsetof(StreamHeader, consumer_retention_ns) == 88);
 static_assert(offsetof(StreamHeader, durable_seq) == 768);

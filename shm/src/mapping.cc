@@ -142,13 +142,6 @@ std::string human(uint64_t b) {
 
 }  // namespace
 
-ProducerSlot* StreamMapping::producer_slot(uint32_t i) const noexcept {
-  return reinterpret_cast<ProducerSlot*>(reinterpret_cast<std::byte*>(hdr_) + kProducerSlotsOff) + i;
-}
-ConsumerSlot* StreamMapping::consumer_slot(uint32_t i) const noexcept {
-  return reinterpret_cast<ConsumerSlot*>(reinterpret_cast<std::byte*>(hdr_) + kConsumerSlotsOff) + i;
-}
-
 Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns,
                                                              std::string_view name,
                                                              const StreamOptions& opts) {

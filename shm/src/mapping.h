@@ -22,8 +22,15 @@ class StreamMapping {
 
   detail::StreamHeader* header() const noexcept { return hdr_; }
   std::byte* data() const noexcept { return data_; }
-  detail::ProducerSlot* producer_slot(uint32_t i) const noexcept;
-  detail::ConsumerSlot* consumer_slot(uint32_t i) const noexcept;
+  // Inline: labelled_below() walks the producer slots on the consumer's poll path.
+  detail::ProducerSlot* producer_slot(uint32_t i) const noexcept {
+    return reinterpret_cast<detail::ProducerSlot*>(reinterpret_cast<std::byte*>(hdr_) +
+                                                   detail::kProducerSlotsOff) + i;
+  }
+  detail::ConsumerSlot* consumer_slot(uint32_t i) const noexcept {
+    return reinterpret_cast<detail::ConsumerSlot*>(reinterpret_cast<std::byte*>(hdr_) +
+                                                   detail::kConsumerSlotsOff) + i;
+  }
   uint64_t capacity() const noexcept { return capacity_; }
   uint64_t mask() const noexcept { return capacity_ - 1; }
   uint64_t max_record() const noexcept { return max_record_; }

@@ -16,6 +16,20 @@
 namespace shmbus {
 using namespace detail;
 
+namespace {
+// Tag `t` with its state `from` replaced by `to`: the state is bits 0..2 of the value
+// XORed with the salt (layout.h), so one record's tags differ only there.  Lets the hot
+// path derive a record's gap or data tag from its pending tag instead of recomputing the
+// lap field (and reloading salt and shift after each atomic) for every tag.
+constexpr uint64_t with_state(uint64_t t, uint64_t from, uint64_t to) { return t ^ from ^ to; }
+static_assert(with_state(make_tag(0x5a5a5a5a5a5a5a58ULL, 12, (77ULL << 12) + 96, kPending, 1000),
+                         kPending, kGap) ==
+              make_tag(0x5a5a5a5a5a5a5a58ULL, 12, (77ULL << 12) + 96, kGap, 1000));
+static_assert(with_state(make_tag(0xfedcba9876543210ULL, 32, (300ULL << 32) + 4096, kPending, 0),
+                         kPending, kData) ==
+              make_tag(0xfedcba9876543210ULL, 32, (300ULL << 32) + 4096, kData, 0));
+}  // namespace
+
 struct Producer::Impl {
   std::shared_ptr<StreamMapping> m;
   StreamHeader* h = nullptr;
@@ -43,12 +57,15 @@ struct Producer::Impl {
   // stale bytes of an older lap (see labelled_below()) and is written over.
   bool begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
     RecordHeader* r = m->record_at(pos);
+    // Our pending tag, and this lap's gap tag of our size (the only value that decodes
+    // as a gap of this lap and size: lap, size and state fill the word).
+    const uint64_t pending = make_tag(salt, shift, pos, kPending, size);
+    const uint64_t gap = with_state(pending, kPending, kGap);
     // relaxed load: only compared; the CAS below decides.
     uint64_t cur = load_relaxed(r->tag);
     bool written = false;
     for (;;) {
-      const TagView tv = decode_tag(salt, shift, cur, pos);
-      if (tv.lap_ok && tv.state == kGap && tv.size == size) return false;
+      if (cur == gap) return false;
       if (!written) {  // not over a gap's header (checked just above)
         store_relaxed(&r->owner, label);
         store_relaxed(&r->seq, seq);
@@ -59,7 +76,7 @@ struct Producer::Impl {
       }
       // release: the owner label and fields above are visible to whoever acquires the
       // pending tag (an abandoner reading the label).
-      if (cas_weak_release(r->tag, cur, make_tag(salt, shift, pos, kPending, size))) {
+      if (cas_weak_release(r->tag, cur, pending)) {
         SHMBUS_CHAOS_POINT(kFillPending);
         return true;
       }
@@ -86,9 +103,11 @@ struct Producer::Impl {
       store_relaxed(pad->tag, make_tag(salt, shift, pos + span, kPad, pad_size));
     }
     uint64_t expected = make_tag(salt, shift, pos, kPending, claimed);
+    const uint64_t data = size == claimed ? with_state(expected, kPending, kData)
+                                          : make_tag(salt, shift, pos, kData, size);
     // seq_cst: release for the fields and payload (pairs with the consumer's acquire
     // load of the tag) and a full fence before wake_data() reads data_sleepers.
-    return cas_seq_cst(m->record_at(pos)->tag, expected, make_tag(salt, shift, pos, kData, size));
+    return cas_seq_cst(m->record_at(pos)->tag, expected, data);
   }
   void account(uint64_t n, uint64_t b, uint64_t ts) noexcept {
     records += n;
@@ -243,6 +262,9 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
         store_relaxed(s->generation, gen);
         store_relaxed(s->dead_gen, 0);
         store_relaxed(s->claiming, ~0ULL);
+        // seq_cst: raised before the owner store below, so before any claim of this
+        // slot's producer (see labelled_below(), which walks the slots below it).
+        if (load_seq_cst(impl->h->producer_hwm) < i + 1) store_seq_cst(impl->h->producer_hwm, i + 1);
         // release: pairs with the acquire load of owner by registry readers.
         store_release(s->owner, me);
         impl->slot = s;

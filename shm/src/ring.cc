@@ -178,7 +178,17 @@ uint64_t labelled_below(const StreamMapping& m, uint64_t at, DeadProducers* dead
   // synchronizes with the claim CAS of every record below the value read, and so with
   // the store of `claiming` its producer made before that CAS.
   uint64_t low = load_pos(&m.header()->claim);
-  for (uint32_t i = 0; i < kMaxProducers; ++i) {
+  // Only the slots below the producer high-water mark were ever taken; the rest are as
+  // created (owner 0, skipped below anyway).  seq_cst load, after the acquire of the
+  // claim cursor above: a producer raises the mark before it takes its slot, and so
+  // before its claim CAS; a producer whose claim CAS lies below the cursor value read is
+  // seen by this load (the acquire synchronizes with that CAS, the claim cursor being
+  // changed by read-modify-writes only).  A producer not seen yet has claimed nothing
+  // below `low` (its CAS would fail there: the cursor only grows), so skipping it is
+  // what the walk would conclude anyway.  Most streams have one or a few producers, so
+  // the poll path reads one or a few slots, not kMaxProducers.
+  const uint32_t n = producer_slots_in_use(m.header());
+  for (uint32_t i = 0; i < n; ++i) {
     ProducerSlot* s = m.producer_slot(i);
     // acquire: pairs with the release store of owner when the slot was taken, which comes
     // before any claim of its producer: a slot found free (never taken: its claiming word
@@ -410,6 +420,11 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
     if (cur.pos != start.pos) raise_posseq(&h->head, cur);
     return read_posseq(&h->head);
   }
+}
+
+uint32_t producer_slots_in_use(const StreamHeader* h) {
+  // A corrupt value only makes scans longer, never out of bounds.
+  return std::min<uint32_t>(load_seq_cst(h->producer_hwm), kMaxProducers);
 }
 
 uint32_t consumer_slots_in_use(const StreamHeader* h) {

@@ -142,6 +142,8 @@ bool group_expired(const StreamMapping& m, uint32_t i);
 
 // 1 + the highest consumer slot index ever used (bounded by kMaxConsumers).
 uint32_t consumer_slots_in_use(const StreamHeader* h);
+// 1 + the highest producer slot index ever taken (bounded by kMaxProducers).
+uint32_t producer_slots_in_use(const StreamHeader* h);
 
 // The oldest record still in the ring (floor, or {0,0} before the first lap).
 inline PosSeq oldest(const StreamMapping& m) { return read_posseq(&m.header()->floor); }

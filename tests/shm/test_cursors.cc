@@ -317,5 +317,47 @@ TEST(Cursors, TagOfTheNextLapAtTheSameIndexIsNotThisLaps) {
   }
 }
 
+// A tailing reader checks each copy against floor and reads the claim cursor only when
+// floor passed the record: a record below floor that no claim has reached yet (floor
+// moves a sixteenth of the ring ahead of what producers need) is still delivered, with
+// nothing counted lost; one that a claim did reach is a lap (ReaderLappedBy* above).
+TEST(Cursors, TailingReaderBelowFloorButNotOverwrittenReadsOn) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = kCap;
+  o.max_record = 256;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto m = StreamMapping::open(ns.ns(), "s", false);
+  ASSERT_TRUE(m);
+  detail::StreamHeader* h = m.value()->header();
+  auto p = Producer::open(ns.ns(), "s");
+  ConsumerOptions co;
+  co.start = StartFrom::earliest();
+  auto c = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(p && c);
+  const std::string payload(63, 'f');  // + a digit: 96-byte records
+  Record rec;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(p->publish(as_bytes(payload + std::to_string(i % 10))).ok());
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  }
+  const uint64_t at = detail::load_pos(&h->claim);  // the reader's position: 288
+  uint64_t n = 3;
+  while (detail::load_pos(&h->floor) <= at) {
+    ASSERT_TRUE(p->publish(as_bytes(payload + std::to_string(n % 10))).ok());
+    ASSERT_LT(++n, 1000u);
+  }
+  // Floor passed the reader's next record; no claim reached it (the cursor is within a
+  // ring of it).
+  ASSERT_LE(detail::load_pos(&h->claim), at + kCap);
+  for (uint64_t i = 3; i < n; ++i) {
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk) << i;
+    EXPECT_EQ(rec.seq, i);
+    EXPECT_EQ(as_string(rec.data), payload + std::to_string(i % 10));
+  }
+  EXPECT_EQ(c->poll(&rec, 0ns), ReadStatus::kTimeout);
+  EXPECT_EQ(c->lost(), 0u);
+}
+
 }  // namespace
 }  // namespace shmbus

@@ -12,6 +12,7 @@
 
 #include "layout.h"
 #include "mapping.h"
+#include "ring.h"
 #include "../common/scratch.h"
 
 namespace shmbus {
@@ -226,6 +227,51 @@ TEST(Ring, HeadNeverPassesAClaimWithoutItsTag) {
   EXPECT_LE(detail::load_pos(&h->claim), pos + map.capacity()) << "a claim overwrote the pending one";
   EXPECT_LE(detail::load_pos(&h->head), pos) << "head passed it";
   slot->claiming.store(~0ULL, std::memory_order_release);
+}
+
+// labelled_below() walks only the producer slots below the high-water mark (layout
+// version 4): a producer in a higher slot raises it before its first claim, so its
+// advertised claim still holds readers back; the mark never falls when producers leave,
+// and a forged mark only makes the walk longer.
+TEST(Ring, LabelledBelowSeesEveryProducerSlotEverTaken) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small_ring()));
+  auto m = StreamMapping::open(ns.ns(), "s", false);
+  ASSERT_TRUE(m);
+  const StreamMapping& map = *m.value();
+  detail::StreamHeader* h = map.header();
+  EXPECT_EQ(detail::producer_slots_in_use(h), 0u);
+  auto p0 = Producer::open(ns.ns(), "s");
+  auto p1 = Producer::open(ns.ns(), "s");
+  auto p2 = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p0 && p1 && p2);
+  EXPECT_EQ(detail::producer_slots_in_use(h), 3u);
+  ASSERT_TRUE(p2->publish(as_bytes("a")).ok());
+  p0->close();
+  p1->close();
+  EXPECT_EQ(detail::producer_slots_in_use(h), 3u) << "the mark fell";
+
+  // Slot 2 (the only one still taken) claims as reserve() does: `claiming`, then CAS16.
+  detail::ProducerSlot* slot = map.producer_slot(2);
+  ASSERT_NE(slot->owner.load(), 0u);
+  detail::PosSeq cur = detail::load16(&h->claim);
+  const uint64_t pos = cur.pos;
+  slot->claiming.store(pos, std::memory_order_release);
+  ASSERT_TRUE(detail::cas16(&h->claim, &cur, detail::PosSeq{pos + detail::record_span(6), cur.seq + 1}));
+  EXPECT_EQ(detail::labelled_below(map), pos);
+  // A consumer at that position trusts no stale bytes there.
+  map.record_at(pos)->tag.store(forged_tag(map, pos, detail::kData, 6));
+  auto c = Consumer::open(ns.ns(), "s", from(StartFrom::earliest()));
+  ASSERT_TRUE(c);
+  Record rec;
+  ASSERT_EQ(c->poll(&rec, 1s), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "a");
+  EXPECT_EQ(c->poll(&rec, 20ms), ReadStatus::kTimeout);
+  slot->claiming.store(~0ULL, std::memory_order_release);
+
+  h->producer_hwm.store(1000);  // forged: bounded by the slot count
+  EXPECT_EQ(detail::producer_slots_in_use(h), detail::kMaxProducers);
+  EXPECT_EQ(detail::labelled_below(map), detail::load_pos(&h->claim));
 }
 
 }  // namespace
