@@ -50,8 +50,12 @@ void stall_phase(const Options& o, const std::string& ns, uint64_t capacity, Rng
   auto cr = Consumer::open(ns, "s", co);
   if (!cr) { violate(s, "stall consumer: open: %s", cr.error().message.c_str()); return; }
   Consumer c = std::move(cr.value());
-  // Records of 24 bytes take 64 bytes each; a batch may take half the ring.
-  const uint64_t n = std::min<uint64_t>(32 + rng.below(225), capacity / 2 / 64);
+  // Records of 24 bytes take 64 bytes each.  A batch is claimed in one piece, so the pad
+  // before it (at a wrap) can be almost as large as the batch; the marker published after
+  // the kill must still fit while the stall group is not reading: a batch takes at most a
+  // quarter of the ring, so batch + pad + marker < the ring.  (Half the ring failed once:
+  // 128 x 64 B + an 8160-byte pad + the marker on a 16 KiB ring gave the marker kFull.)
+  const uint64_t n = std::min<uint64_t>(32 + rng.below(225), capacity / 4 / 64);
   struct Point { ChaosStep step; uint64_t at; };
   const Point points[] = {{ChaosStep::kClaimTaken, 1},
                           {ChaosStep::kBatchBegun, 1 + rng.below(n)},
