@@ -91,11 +91,13 @@ class Consumer {
 
   // Thread: one thread at a time.
   // Cost.  A record already there is returned at the first look, whatever the timeout.
-  // With nothing there, poll(rec, 0ns) never waits and makes no system call: it reads
-  // the record's header, the claim cursor and the clock (vDSO) and returns kTimeout,
-  // about 140 instructions (callgrind, Release, an empty stream): cheap enough to call
-  // in a loop that polls other things too (it does read the cursor producers write, so
-  // a tight loop of them slows producers slightly).  A positive timeout waits as the
+  // With nothing there, poll(rec, 0ns) never waits: it reads the record's header, the
+  // claim cursor and the clock (vDSO) and returns kTimeout, about 140 instructions and no
+  // system call (callgrind, Release, an empty stream): cheap enough to call in a loop
+  // that polls other things too (it does read the cursor producers write, so a tight
+  // loop of them slows producers slightly).  Only when a claim there has been pending
+  // past the stream's abandon timeout does it probe that producer's liveness (a
+  // system call or two).  A positive timeout waits as the
   // consumer's WaitStrategy says (default kBlock: about 2000 pause-spins, ~100
   // sched_yield, then a futex sleep that a producer's commit ends): the first record
   // arrives within nanoseconds while it spins and within a wake-up (tens of
