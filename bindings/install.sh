@@ -16,8 +16,10 @@ py=${PYTHON:-/usr/bin/python3}
 build=${BUILD_DIR:-/tmp/shmbus-python-build}
 jobs=${JOBS:-2}
 
-extra=()
-[ -n "${SITE_DIR:-}" ] && extra+=("-DSHMBUS_PYTHON_SITE_DIR=$SITE_DIR")
+# The interpreter's platlib by default (the build's own default, PREFIX/lib/python3/
+# dist-packages, is the .deb's layout; /usr/local/lib/python3 is on no path).
+site=${SITE_DIR:-$("$py" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')}
+extra=("-DSHMBUS_PYTHON_DIR=$site")
 cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$py" \
   -DSHMBUS_BUILD_TESTS=OFF -DSHMBUS_BUILD_BENCH=OFF "${extra[@]}" >/dev/null
 cmake --build "$build" --target _shmbus -j "$jobs"

@@ -14,6 +14,8 @@
 #   tools/dev.sh soak [MINUTES]  build (Release) and run the system soak for MINUTES (default
 #                       60): producers, durable and tailing consumers, persister, replays,
 #                       kill -9 of each kind; prints a summary, non-zero exit on a violation
+#   tools/dev.sh package  build (Release) and make the Debian package with cpack:
+#                       build/shmbus_VERSION_ARCH.deb (`apt install ./build/shmbus_*.deb`)
 #   tools/dev.sh chaos [MINUTES]  build (Release) and run the protocol's chaos harness
 #                       (tests/chaos) for MINUTES (default 10); prints the interleavings
 #                       and kills, non-zero exit on a violation (the seed to replay it)
@@ -25,7 +27,7 @@ jobs=${JOBS:-$(nproc)}
 PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libconcurrentqueue-dev libpmem2-dev
   libpmem-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev pybind11-dev
   python3-dev python3-pytest python3-numpy libzmq3-dev iceoryx libiceoryx-posh-dev
-  libiceoryx-hoofs-dev librdkafka-dev libcpp-httplib-dev libncurses-dev)
+  libiceoryx-hoofs-dev librdkafka-dev libcpp-httplib-dev libncurses-dev help2man dpkg-dev)
 # The fuzz targets need clang's libFuzzer and sanitizer runtimes.
 case "${1:-}" in fuzz | test) PACKAGES+=(clang-14 libfuzzer-14-dev) ;; esac
 # The Kafka bridge's interoperability tests (tests/bridge) use these clients.
@@ -140,6 +142,11 @@ case "$mode" in
     PYTHONPATH=build/bindings/pkg /usr/bin/python3 bench/python/python_bench.py
     /usr/bin/python3 bench/plot.py --bench "$out/bench.json" --persist "$out/persist.json" --out "$out"
     ;;
+  package)
+    build build -DCMAKE_BUILD_TYPE=Release
+    (cd build && cpack -G DEB)
+    ls build/shmbus_*.deb
+    ;;
   fuzz)
     seconds=${2:-60}
     build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
@@ -157,5 +164,5 @@ case "$mode" in
     build build -DCMAKE_BUILD_TYPE=Release -- shmbus_chaos
     build/tests/chaos/shmbus_chaos --minutes "$minutes" --seconds 20 "${@:3}"
     ;;
-  *) echo "usage: tools/dev.sh demo|test|bench|fuzz [SECONDS]|soak [MINUTES]|chaos [MINUTES]" >&2; exit 2 ;;
+  *) echo "usage: tools/dev.sh demo|test|bench|package|fuzz [SECONDS]|soak [MINUTES]|chaos [MINUTES]" >&2; exit 2 ;;
 esac

@@ -17,7 +17,7 @@ namespace shmbus {
 enum class FullPolicy : uint8_t { kWait, kFail };
 
 struct ProducerOptions {
-  WaitStrategy wait = WaitStrategy::kBlock;
+  WaitStrategy wait = WaitStrategy::kBlock;  // how a full ring is waited on (stream.h)
   FullPolicy when_full = FullPolicy::kWait;
   std::chrono::nanoseconds full_timeout = std::chrono::seconds(10);
 };
@@ -53,6 +53,15 @@ class Producer {
 
   // Thread: one thread at a time per Producer object (make one per thread).
   PubResult publish(Bytes payload, uint32_t type = 0) noexcept;
+  // The same for text, and for bytes at a pointer (inline: they only make the span).  As
+  // with std::string's constructors, two arguments after a pointer or a string literal
+  // are (data, size): a literal with a type is publish(std::string_view("x"), type).
+  PubResult publish(std::string_view payload, uint32_t type = 0) noexcept {
+    return publish(Bytes(reinterpret_cast<const std::byte*>(payload.data()), payload.size()), type);
+  }
+  PubResult publish(const void* data, size_t size, uint32_t type = 0) noexcept {
+    return publish(Bytes(static_cast<const std::byte*>(data), size), type);
+  }
   // Publishes all payloads as consecutive sequence numbers (one claim).
   PubResult publish_batch(std::span<const Bytes> payloads, uint32_t type = 0) noexcept;
   // Zero-copy: reserve `size` bytes; fill claim.data(), then commit() or abort().

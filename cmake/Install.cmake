@@ -1,0 +1,65 @@
+# `cmake --install BUILD [--prefix PREFIX]`: what a user of shmbus gets (and the .deb holds,
+# cmake/Packaging.cmake):
+#   lib/libshmbus{,-persist,-bridge}.so.VERSION (SONAME .so.MAJOR) and .a
+#   include/shmbus/...          the public headers only (shmbus/detail/ is internal)
+#   bin/shmbus                  the command (linked with the static libraries)
+#   share/man/man1/shmbus.1     generated with help2man, when it is installed
+#   lib/cmake/shmbus/           find_package(shmbus CONFIG): shmbus::shmbus, shmbus::persist,
+#                               shmbus::bridge (shared); COMPONENTS static adds
+#                               shmbus::shmbus_static, ::persist_static, ::bridge_static
+#   lib/pkgconfig/shmbus{,-persist,-bridge}.pc
+#   lib/python3/dist-packages/shmbus   the Python package (bindings/CMakeLists.txt)
+# Every path is relative to the prefix, so --prefix at install time relocates it all.
+include(CMakePackageConfigHelpers)
+
+set(SHMBUS_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/shmbus)
+get_property(_static GLOBAL PROPERTY SHMBUS_STATIC_LIBRARIES)
+get_property(_shared GLOBAL PROPERTY SHMBUS_SHARED_LIBRARIES)
+get_property(_incdirs GLOBAL PROPERTY SHMBUS_INCLUDE_DIRS)
+
+install(TARGETS ${_shared} EXPORT shmbusTargets COMPONENT libraries
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} NAMELINK_COMPONENT libraries)
+install(TARGETS ${_static} EXPORT shmbusStaticTargets COMPONENT libraries
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+foreach(dir IN LISTS _incdirs)
+  install(DIRECTORY ${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT libraries
+          FILES_MATCHING PATTERN "*.h" PATTERN "detail" EXCLUDE)
+endforeach()
+install(EXPORT shmbusTargets NAMESPACE shmbus:: DESTINATION ${SHMBUS_CMAKE_DIR}
+        COMPONENT libraries)
+install(EXPORT shmbusStaticTargets NAMESPACE shmbus:: DESTINATION ${SHMBUS_CMAKE_DIR}
+        COMPONENT libraries)
+configure_package_config_file(cmake/shmbusConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/cmake/shmbusConfig.cmake INSTALL_DESTINATION ${SHMBUS_CMAKE_DIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/cmake/shmbusConfigVersion.cmake
+  COMPATIBILITY SameMajorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/cmake/shmbusConfig.cmake
+        ${PROJECT_BINARY_DIR}/cmake/shmbusConfigVersion.cmake
+        DESTINATION ${SHMBUS_CMAKE_DIR} COMPONENT libraries)
+
+# pkg-config: the prefix is found from the .pc file's own place (${pcfiledir}).
+file(RELATIVE_PATH SHMBUS_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
+string(REGEX REPLACE "/$" "" SHMBUS_PC_TO_PREFIX "${SHMBUS_PC_TO_PREFIX}")
+foreach(pc shmbus shmbus-persist shmbus-bridge)
+  configure_file(cmake/${pc}.pc.in ${PROJECT_BINARY_DIR}/pkgconfig/${pc}.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/pkgconfig/${pc}.pc
+          DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT libraries)
+endforeach()
+
+install(TARGETS shmbus_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT cli)
+
+# The man page, from `shmbus --help` and `shmbus --version` (Debian's help2man).
+find_program(HELP2MAN help2man)
+if(HELP2MAN)
+  add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/man/shmbus.1
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
+    COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 ${HELP2MAN} --no-info --section=1 --name=${SHMBUS_SUMMARY}
+            --output=${PROJECT_BINARY_DIR}/man/shmbus.1 $<TARGET_FILE:shmbus_cli>
+    DEPENDS shmbus_cli
+    COMMENT "shmbus.1 (help2man)")
+  add_custom_target(shmbus_man ALL DEPENDS ${PROJECT_BINARY_DIR}/man/shmbus.1)
+  install(FILES ${PROJECT_BINARY_DIR}/man/shmbus.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
+          COMPONENT cli)
+else()
+  message(STATUS "help2man not found (Debian package help2man): no man page for shmbus")
+endif()
