@@ -144,11 +144,6 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   if (!info) return info.error();
   In in(o, group, std::move(producer.value()));
   in.sync = o.sync || (info->persist && info->persist->sync);
-  if (auto st = detail::InState::open(o.ns, o.stream, o.topic, group, info->created_ns))
-    in.state.emplace(std::move(st.value()));
-  else
-    spdlog::warn("bridge in {}: {}: messages repeated after a crash will not be detected", o.topic,
-                 st.error().message);
 
   auto conf = detail::make_conf(o.brokers,
                                 {{"group.id", group},
@@ -175,6 +170,12 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   rd_kafka_topic_partition_list_add(sub.get(), o.topic.c_str(), RD_KAFKA_PARTITION_UA);
   if (auto e = rd_kafka_subscribe(in.rk, sub.get()))
     return make_error(Errc::kIo, "cannot subscribe to '" + o.topic + "': " + rd_kafka_err2str(e));
+  // Only a bridge that started keeps a state file (a refused one leaves none behind).
+  if (auto st = detail::InState::open(o.ns, o.stream, o.topic, group, info->created_ns))
+    in.state.emplace(std::move(st.value()));
+  else
+    spdlog::warn("bridge in {}: {}: messages repeated after a crash will not be detected", o.topic,
+                 st.error().message);
 
   detail::StatusWriter status(o.ns, o.stream, "in", group, o.topic, o.brokers);
   spdlog::info("bridge in {} -> {}/{} as group '{}'{}", o.topic, o.ns, o.stream, group,

@@ -367,6 +367,9 @@ TEST_F(Bridge, EveryBadInputIsAOneLineErrorAndANonZeroExit) {
     for (const auto& a : args) what += a + " ";
     expect_one_line_error(run(args, 30s), what);
   }
+  // A bridge in that never started leaves no state file behind.
+  for (const char* t : {"t", "missing"})
+    EXPECT_FALSE(std::filesystem::exists(kafka::detail::InState::path_for(ns, "s", t, "shmbus.s"))) << t;
 }
 
 TEST_F(Bridge, OversizedRecordsAreCountedLoggedSkips) {
