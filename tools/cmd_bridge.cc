@@ -163,13 +163,13 @@ void print_bridges_text(const std::string& ns, const std::string& stream) {
   if (bridges.empty()) return;
   using ull = unsigned long long;
   std::printf("\nbridges (%zu)\n", bridges.size());
-  std::printf("  %-3s %-24s %-20s %8s %5s %12s %9s %7s %7s %12s  %s\n", "DIR", "NAME", "TOPIC", "PID",
-              "ALIVE", "DELIVERED", "IN_FLIGHT", "ERRORS", "SKIPPED", "LAG", "LAST_ERROR");
+  std::printf("  %-3s %-24s %-20s %8s %5s %12s %9s %7s %7s %10s %12s  %s\n", "DIR", "NAME", "TOPIC", "PID",
+              "ALIVE", "DELIVERED", "IN_FLIGHT", "ERRORS", "SKIPPED", "DUPLICATES", "LAG", "LAST_ERROR");
   for (const auto& b : bridges)
-    std::printf("  %-3s %-24s %-20s %8u %5s %12llu %9llu %7llu %7llu %12llu  %s\n", b.direction.c_str(),
+    std::printf("  %-3s %-24s %-20s %8u %5s %12llu %9llu %7llu %7llu %10llu %12llu  %s\n", b.direction.c_str(),
                 terminal_text(b.name).c_str(), terminal_text(b.topic).c_str(), b.pid, b.alive ? "yes" : "no",
                 ull(b.counters.delivered), ull(b.counters.in_flight), ull(b.counters.errors),
-                ull(b.counters.skipped), ull(b.counters.lag),
+                ull(b.counters.skipped), ull(b.counters.duplicates_skipped), ull(b.counters.lag),
                 b.counters.last_error.empty() ? "-" : terminal_text(b.counters.last_error).c_str());
 }
 

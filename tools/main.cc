@@ -114,6 +114,9 @@ int main(int argc, char** argv) {
       "  shmbus help tail\n"
       "Sizes: 4096, 64K, 16M, 1G, 64KiB (1024-based); 10KB, 10MB, 1GB (1000-based).\n"
       "Durations: 500ms, 1.5 (seconds), 0.2s, 2s, 1m, 1h.\n"
+      "Times (@TIME): @2026-11-25T13:00:00Z, @2026-11-25T14:00:00+01:00 (no zone: UTC),\n"
+      "@2026-11-25, @now, @-10s (ago), epoch values with a unit: @1796015187s, ms, us,\n"
+      "ns; a bare epoch number gets its unit from its size (a note on stderr says which).\n"
       "Exit codes: 0 ok, 1 failure, 2 bad usage or input (unknown options included),\n"
       "130 interrupted by Ctrl-C (SIGINT), whatever the command but kafka-mock and\n"
       "bridge (0).  SIGTERM stops tail -f, stat --watch, persist, metrics, top,\n"
@@ -181,9 +184,10 @@ int main(int argc, char** argv) {
   auto* t = app.add_subcommand("tail", "Print records");
   t->add_option("STREAM", tail.stream, "Stream name")->required();
   t->add_option("--from", tail.from,
-                "earliest, latest, a sequence number, or @TIME (ns since the epoch or "
-                "2026-11-25T13:00:00Z): where a tailing reader or a NEW --group starts (an "
-                "existing group continues where it left off; see --reset-to)");
+                "earliest, latest, a sequence number, or @TIME (see Times below): where a "
+                "tailing reader or a NEW --group starts (an existing group continues where it "
+                "left off; see --reset-to); a start below the oldest record in the ring says so "
+                "on stderr (N records lost), unless the stream's store has them");
   t->add_option("--reset-to", tail.reset_to,
                 "With --group: move the group to earliest, latest, SEQ or @TIME (rewind or skip "
                 "it), then read from there");
@@ -198,7 +202,10 @@ int main(int argc, char** argv) {
                 "Where the store is when the stream has no ring (after a reboot)");
   t->add_option("--group", tail.group,
                 "Durable consumer name: the next tail --group NAME continues after the last "
-                "record printed");
+                "record printed; a group evicted while away (gone longer than the stream's "
+                "--consumer-timeout while producers overwrote what it had not read) says on "
+                "stderr how many records it lost (N records lost), or on a persisted stream "
+                "reads them from the store");
   t->add_option("--format", tail.format,
                 "text (payload per line; a record that holds the delimiter, or any record to a "
                 "terminal, is escaped: \\xNN, \\\\), raw (payload bytes as they are, then the "

@@ -105,6 +105,20 @@ def test_capacity_forms_and_exist_ok(ns):
     assert shmbus.parse_size("16M") == 16 << 20
 
 
+def test_default_capacity_and_the_nearest_valid_ones(ns):
+    # Issue 13 point 7 from Python: one default (1M, as the CLI), sizes say their base
+    # (10MB is 1000-based), and a capacity that is not a power of two names the nearest.
+    shmbus.create("d", namespace=ns)
+    assert shmbus.stat("d", namespace=ns)["capacity"] == 1 << 20
+    assert shmbus.parse_size("10MB") == 10_000_000 and shmbus.parse_size("10MiB") == 10 << 20
+    with pytest.raises(shmbus.InvalidArgumentError) as e:
+        shmbus.create("m", capacity="10MB", namespace=ns)
+    assert "8M or 16M" in str(e.value)
+    with pytest.raises(shmbus.InvalidArgumentError) as e:
+        shmbus.create("m", capacity=3 << 30, namespace=ns)
+    assert "2G or 4G" in str(e.value)
+
+
 @pytest.mark.parametrize("capacity", ["12K", "lots", 1000, "1K"])
 def test_bad_capacity(ns, capacity):
     with pytest.raises(shmbus.InvalidArgumentError) as e:

@@ -12,6 +12,7 @@
 
 #include "client.h"
 #include "shmbus/persister.h"
+#include "in_state.h"
 #include "status.h"
 
 namespace shmbus::kafka {
@@ -36,6 +37,12 @@ struct In {
   std::set<int32_t> assigned;
   std::set<int32_t> at_eof;
   std::optional<uint64_t> last_seq;        // the newest record published since the last commit
+  // What this bridge published, kept across a kill -9 (see in_state.h); empty if the
+  // state file could not be opened (then at least once, without de-duplication).
+  std::optional<detail::InState> state;
+  std::set<int32_t> begun;                 // partitions read from since their assignment
+  std::map<int32_t, int64_t> skip_through; // partition -> messages up to here were published
+  bool duplicates_pending = false;         // duplicates skipped since the last commit
   std::chrono::steady_clock::time_point last_commit = std::chrono::steady_clock::now();
 
   // Commits the offsets of everything published (after it is durable when `sync`).
@@ -43,11 +50,16 @@ struct In {
   bool commit() {
     last_commit = std::chrono::steady_clock::now();
     if (pending.empty()) return true;
-    if (sync && last_seq) {
-      const PubStatus st = producer.wait_durable(*last_seq, o.sync_timeout);
+    std::optional<uint64_t> wait_seq = last_seq;
+    if (sync && !wait_seq && duplicates_pending) {
+      // Skipped duplicates were published by the bridge before: durable once all is.
+      if (auto i = stream_info(o.ns, o.stream); i && i->next_seq > 0) wait_seq = i->next_seq - 1;
+    }
+    if (sync && wait_seq) {
+      const PubStatus st = producer.wait_durable(*wait_seq, o.sync_timeout);
       if (st != PubStatus::kOk) {
         ++counters.errors;
-        counters.last_error = "record " + std::to_string(*last_seq) +
+        counters.last_error = "record " + std::to_string(*wait_seq) +
                               " is not durable (is a persister running?): offsets not committed";
         spdlog::warn("bridge in {}: {}", o.topic, counters.last_error);
         return false;
@@ -62,8 +74,11 @@ struct In {
       spdlog::warn("bridge in {}: {}", o.topic, counters.last_error);
       return false;
     }
+    if (state)
+      for (const auto& [p, off] : pending) state->committed(p, off);
     pending.clear();
     last_seq.reset();
+    duplicates_pending = false;
     counters.in_flight = 0;
     return true;
   }
@@ -104,6 +119,8 @@ void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
   for (int i = 0; i < parts->cnt; ++i) {
     in->assigned.erase(parts->elems[i].partition);
     in->at_eof.erase(parts->elems[i].partition);
+    in->begun.erase(parts->elems[i].partition);
+    in->skip_through.erase(parts->elems[i].partition);
     in->pending.erase(parts->elems[i].partition);
   }
   if (cooperative)
@@ -153,6 +170,12 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   rd_kafka_topic_partition_list_add(sub.get(), o.topic.c_str(), RD_KAFKA_PARTITION_UA);
   if (auto e = rd_kafka_subscribe(in.rk, sub.get()))
     return make_error(Errc::kIo, "cannot subscribe to '" + o.topic + "': " + rd_kafka_err2str(e));
+  // Only a bridge that started keeps a state file (a refused one leaves none behind).
+  if (auto st = detail::InState::open(o.ns, o.stream, o.topic, group, info->created_ns))
+    in.state.emplace(std::move(st.value()));
+  else
+    spdlog::warn("bridge in {}: {}: messages repeated after a crash will not be detected", o.topic,
+                 st.error().message);
 
   detail::StatusWriter status(o.ns, o.stream, "in", group, o.topic, o.brokers);
   spdlog::info("bridge in {} -> {}/{} as group '{}'{}", o.topic, o.ns, o.stream, group,
@@ -194,6 +217,35 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
       continue;
     } else {
       in.at_eof.erase(m->partition);
+      const int32_t part = m->partition;
+      const int64_t off = m->offset;
+      if (in.state) {
+        auto fp = [m] {
+          return detail::message_fingerprint(rd_kafka_message_timestamp(m, nullptr), m->key, m->key_len, m->payload,
+                                             m->len);
+        };
+        if (in.begun.insert(part).second) {
+          const int64_t through = in.state->begin(part, off, fp());
+          if (through >= off) {
+            in.skip_through[part] = through;
+            spdlog::info("bridge in {}[{}]: offsets {}..{} were published before a restart: skipped", o.topic, part,
+                         off, through);
+          }
+        } else if (in.state->at_base(part, off)) {
+          in.state->seen_base(part, fp());
+        }
+        if (auto it = in.skip_through.find(part); it != in.skip_through.end()) {
+          if (off <= it->second) {
+            // Published by the bridge before it died, after its last commit: a known duplicate.
+            ++in.counters.duplicates_skipped;
+            in.duplicates_pending = true;
+            in.pending[part] = off + 1;
+            rd_kafka_message_destroy(m);
+            continue;
+          }
+          in.skip_through.erase(it);
+        }
+      }
       uint32_t type = o.type;
       if (auto h = detail::header(m, kHeaderType)) {
         auto t = detail::parse_u64(*h);
@@ -235,23 +287,24 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
                                                                     std::to_string(static_cast<int>(r.status)) + ")";
         break;
       }
-      const int32_t part = m->partition;
-      const int64_t off = m->offset;
       rd_kafka_message_destroy(m);
       if (!published) {
         (void)in.commit();  // what was published before may go; this one is read again
         if (!stop()) result = make_error(Errc::kIo, in.counters.last_error);
         break;
       }
+      if (in.state) in.state->published(part, off);
       in.pending[part] = off + 1;
       continue;
     }
     rd_kafka_message_destroy(m);
   }
-  (void)in.commit();
+  const bool all_committed = in.commit();
   in.refresh_lag();
   status.update(in.counters, true);
   rd_kafka_consumer_close(in.rk);
+  // Everything published is committed: nothing is left that a successor could skip.
+  if (all_committed && in.state) in.state->remove();
   if (!result) return result.error();
   return in.counters;
 }

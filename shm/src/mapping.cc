@@ -148,10 +148,22 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   if (auto r = validate_name("namespace", ns); !r) return r.error();
   if (auto r = validate_name("stream", name); !r) return r.error();
   const uint64_t cap = opts.capacity;
-  if (cap < kMinCapacity || cap > kMaxCapacity || !std::has_single_bit(cap))
+  if (cap < kMinCapacity || cap > kMaxCapacity || !std::has_single_bit(cap)) {
+    std::string nearest;
+    if (cap > kMinCapacity && cap < kMaxCapacity) {
+      // Within the range but not a power of two: name the two nearest that are.
+      auto size_text = [](uint64_t b) {
+        return b >= (1ULL << 30) ? std::to_string(b >> 30) + "G"
+               : b >= (1ULL << 20) ? std::to_string(b >> 20) + "M"
+                                   : std::to_string(b >> 10) + "K";
+      };
+      const uint64_t below = std::bit_floor(cap);
+      nearest = ": use " + size_text(below) + " or " + size_text(below * 2);
+    }
     return make_error(Errc::kInvalidArgument,
                       "capacity " + std::to_string(cap) +
-                          " must be a power of two from 4K to 4G (examples: 64K, 16M, 1G)");
+                          " must be a power of two from 4K to 4G (examples: 64K, 16M, 1G)" + nearest);
+  }
   const uint64_t max_rec = opts.max_record ? opts.max_record : cap / 8;
   if (max_rec > cap / 2 - sizeof(RecordHeader) || max_rec >= (1ULL << 31))
     return make_error(Errc::kInvalidArgument,

@@ -2,7 +2,11 @@
 // `stat`, and every bad input, against the in-process mock cluster.
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -14,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "bridge_test_util.h"
+#include "in_state.h"
 
 namespace shmbus::test {
 namespace {
@@ -113,16 +118,190 @@ TEST_F(Bridge, InWithSyncCommitsOnlyDurableRecords) {
   {
     auto pers = persist::Persister::start(ns_.ns(), "s", po);
     ASSERT_TRUE(pers) << pers.error().message;
-    // The same group again: the offsets were not committed, so all three come again.
+    // The same group again: the offsets were not committed, so all three come again;
+    // the bridge knows it published them (its state file) and does not publish them twice,
+    // and commits them once they are durable.
     CliResult r2 = run({"bridge", "in", "t", "--brokers", brokers_, "--stream", "s", "--sync", "--exit-at-end",
                         "--namespace", ns_.ns()}, 120s);
     ASSERT_EQ(r2.exit_code, 0) << r2.err;
     auto info = stream_info(ns_.ns(), "s");
     ASSERT_TRUE(info);
-    EXPECT_EQ(info->next_seq, 6u);
-    EXPECT_GE(info->durable_seq, 6u);
+    EXPECT_EQ(info->next_seq, 3u);
+    EXPECT_GE(info->durable_seq, 3u);
+    // Committed: a third run finds nothing to do.
+    CliResult r3 = run({"bridge", "in", "t", "--brokers", brokers_, "--stream", "s", "--sync", "--exit-at-end",
+                        "--namespace", ns_.ns()}, 120s);
+    ASSERT_EQ(r3.exit_code, 0) << r3.err;
+    EXPECT_EQ(stream_info(ns_.ns(), "s")->next_seq, 3u);
     EXPECT_TRUE(pers.value()->stop());
   }
+}
+
+// ---- duplicates after a crash -----------------------------------------------------------
+
+// `bridge in` args that never commit on their own (the commit interval is an hour).
+std::vector<std::string> in_args(const std::string& brokers, const std::string& ns,
+                                 std::vector<std::string> extra = {}) {
+  std::vector<std::string> a = {"bridge", "in", "t", "--brokers", brokers, "--stream", "s", "--namespace", ns};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+// Publishes `n` messages over 2 partitions (i to partition i % 2), runs `bridge in` until
+// its state file records every one as published, and kills it with kill -9: nothing was
+// committed.  Returns the state file's path.
+std::string publish_then_kill_before_commit(const std::string& ns, const std::string& brokers, uint64_t n) {
+  std::vector<std::string> values;
+  for (uint64_t i = 0; i < n; ++i) values.push_back(payload_for(i, 32));
+  produce(brokers, "t", values, std::nullopt, -2 - 2);
+  auto info = stream_info(ns, "s");
+  EXPECT_TRUE(info);
+  auto st = kafka::detail::InState::open(ns, "s", "t", "shmbus.s", info->created_ns);
+  EXPECT_TRUE(st) << st.error().message;
+  Background b(in_args(brokers, ns, {"--commit-interval", "3600s"}));
+  const int64_t last = static_cast<int64_t>(n / 2) - 1;
+  EXPECT_TRUE(eventually([&] { return st->slot(0).published == last && st->slot(1).published == last; }, 120s))
+      << "the bridge never recorded every message as published";
+  ::kill(b.pid(), SIGKILL);
+  b.stop(SIGKILL);
+  EXPECT_EQ(stream_info(ns, "s")->next_seq, n);
+  return kafka::detail::InState::path_for(ns, "s", "t", "shmbus.s");
+}
+
+// Every payload_for(i, 32), i < n, exactly once in the stream.
+void expect_each_once(const std::string& ns, uint64_t n) {
+  ConsumerOptions co;
+  co.start = StartFrom::earliest();
+  auto c = Consumer::open(ns, "s", co);
+  ASSERT_TRUE(c);
+  Record rec;
+  std::vector<int> seen(n, 0);
+  uint64_t got = 0;
+  while (c->poll(&rec, 0ns) == ReadStatus::kOk) {
+    const std::string v = as_string(rec.data);
+    const uint64_t i = std::stoull(v.substr(1, v.find(':') - 1));
+    ASSERT_LT(i, n);
+    ASSERT_EQ(v, payload_for(i, 32));
+    ++seen[i];
+    ++got;
+  }
+  EXPECT_EQ(got, n);
+  for (uint64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i], 1) << "message " << i;
+}
+
+// A bridge killed between publishing and committing: its successor is given the messages
+// again from the last committed offset (none), knows from the state file that they were
+// published, skips them and counts them in stat; what comes after is published once.
+TEST_F(Bridge, InKilledBeforeItsCommitSkipsAndCountsWhatItHadPublished) {
+  create("s");
+  topic("t", 2);
+  const std::string ns = ns_.ns();
+  const std::string path = publish_then_kill_before_commit(ns, brokers_, 400);
+  Background b(in_args(brokers_, ns));
+  bool counted = false;
+  EXPECT_TRUE(eventually([&] {
+    CliResult r = run_cli({"stat", "s", "--json", "--namespace", ns});
+    if (r.out.find("\"duplicates_skipped\":400,") == std::string::npos) std::this_thread::sleep_for(50ms);
+    counted = r.out.find("\"duplicates_skipped\":400,") != std::string::npos &&
+              r.out.find("\"direction\":\"in\"") != std::string::npos;
+    return counted;
+  }, 120s));
+  CliResult text = run_cli({"stat", "s", "--namespace", ns});
+  EXPECT_NE(text.out.find("DUPLICATES"), std::string::npos) << text.out;
+  std::vector<std::string> more;
+  for (uint64_t i = 400; i < 410; ++i) more.push_back(payload_for(i, 32));
+  produce(brokers_, "t", more, std::nullopt, -2 - 2);
+  EXPECT_TRUE(eventually([&] { return stream_info(ns, "s")->next_seq >= 410; }, 120s));
+  CliResult r = b.stop(SIGTERM, 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  expect_each_once(ns, 410);
+  EXPECT_FALSE(std::filesystem::exists(path)) << "a clean exit with everything committed keeps no state";
+}
+
+// The state binds to the stream's identity and to the group: a re-created stream, or
+// another group, gets every message (at least once), never a stale skip.
+TEST_F(Bridge, InStateIsNotReusedByARecreatedStreamOrAnotherGroup) {
+  create("s");
+  topic("t", 2);
+  const std::string ns = ns_.ns();
+  const std::string path = publish_then_kill_before_commit(ns, brokers_, 100);
+  ASSERT_TRUE(std::filesystem::exists(path));
+  // Another group into the same stream: a state of its own, nothing skipped.
+  CliResult r = run(in_args(brokers_, ns, {"--group", "other", "--exit-at-end"}), 120s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(stream_info(ns, "s")->next_seq, 200u);
+  // The stream removed and created again: the dead bridge's state names the old one.
+  ASSERT_TRUE(remove_stream(ns, "s", true));
+  create("s");
+  r = run(in_args(brokers_, ns, {"--exit-at-end"}), 120s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_each_once(ns, 100);
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+// A state file that is not a valid one of ours is replaced, never trusted.
+TEST(BridgeInState, AForeignOrDamagedFileIsReplacedAndALinkRefused) {
+  ScopedNs ns;
+  const std::string path = kafka::detail::InState::path_for(ns.ns(), "s", "t", "g");
+  {
+    auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+    ASSERT_TRUE(st) << st.error().message;
+    EXPECT_EQ(st->begin(0, 10, 7), -1);
+    st->published(0, 10);
+    st->published(0, 11);
+    EXPECT_EQ(st->slot(0).published, 11);
+  }
+  {  // The same key and stream: the run resumes at 10 with the same message: skip to 11.
+    auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->begin(0, 10, 7), 11);
+  }
+  {  // Another message at 10 (a re-created topic): nothing skipped.
+    auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->begin(0, 10, 8), -1);
+    st->published(0, 12);
+  }
+  {  // Another stream incarnation: a fresh state.
+    auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 43);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->slot(0).published, -1);
+    EXPECT_EQ(st->slot(0).base, -1);
+  }
+  {  // A committed offset moves the base: only the message at it resumes a skip.
+    auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 43);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->begin(1, 0, 5), -1);
+    st->published(1, 0);
+    st->published(1, 1);
+    st->committed(1, 2);
+    EXPECT_TRUE(st->at_base(1, 2));
+    st->seen_base(1, 9);
+    st->published(1, 2);
+    EXPECT_EQ(st->begin(1, 0, 5), -1) << "a rewind to before the commit is not a restart";
+  }
+  {  // Damaged: wrong size, then a bad magic.
+    ASSERT_EQ(::truncate(path.c_str(), 100), 0);
+    auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 43);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(std::filesystem::file_size(path), kafka::detail::kInStateBytes);
+  }
+  {
+    std::FILE* f = std::fopen(path.c_str(), "r+");
+    ASSERT_NE(f, nullptr);
+    std::fputs("XXXX", f);
+    std::fclose(f);
+    auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 43);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->slot(1).published, -1);
+    st->remove();
+  }
+  // A symbolic link in its place is refused (never followed).
+  ASSERT_EQ(::symlink("/tmp/nowhere", path.c_str()), 0);
+  auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 43);
+  EXPECT_FALSE(st);
+  EXPECT_EQ(st.error().code, Errc::kPermission);
+  ::unlink(path.c_str());
 }
 
 // ---- stat --------------------------------------------------------------------------
@@ -188,6 +367,9 @@ TEST_F(Bridge, EveryBadInputIsAOneLineErrorAndANonZeroExit) {
     for (const auto& a : args) what += a + " ";
     expect_one_line_error(run(args, 30s), what);
   }
+  // A bridge in that never started leaves no state file behind.
+  for (const char* t : {"t", "missing"})
+    EXPECT_FALSE(std::filesystem::exists(kafka::detail::InState::path_for(ns, "s", t, "shmbus.s"))) << t;
 }
 
 TEST_F(Bridge, OversizedRecordsAreCountedLoggedSkips) {

@@ -104,6 +104,57 @@ TEST(Persister, RestartContinuesExactly) {
   expect_complete(scan_store(dir.path(), ns.ns(), "s", true), index);
 }
 
+// Issue 13 point 1 in C++: a clean stop() keeps the stream persisted ("_persister" holds
+// producers, and the reason names it and the way out); stop(true) and detach_on_stop end
+// persistence and free producers.
+TEST(Persister, StopKeepsProducersHeldVisiblyAndStopDetachFreesThem) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(4096)));
+  auto fill = [&] {
+    ProducerOptions po;
+    po.when_full = FullPolicy::kFail;
+    auto prod = Producer::open(ns.ns(), "s", po);
+    EXPECT_TRUE(prod);
+    const std::string v(60, 'x');
+    for (int i = 0; i < 3000; ++i)
+      if (!prod->publish(shmbus::test::as_bytes(v)).ok()) return false;
+    return true;
+  };
+  {
+    auto p = Persister::start(ns.ns(), "s", persister_opts(dir));
+    ASSERT_TRUE(p) << p.error().message;
+    ASSERT_TRUE(p.value()->stop());
+  }
+  EXPECT_FALSE(fill()) << "a cleanly stopped persister holds producers until it returns";
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info);
+  const std::string why = explain_held_back(*info);
+  EXPECT_NE(why.find("'_persister'"), std::string::npos) << why;
+  EXPECT_NE(why.find("--detach"), std::string::npos) << why;
+  {
+    auto p = Persister::start(ns.ns(), "s", persister_opts(dir));
+    ASSERT_TRUE(p) << p.error().message;
+    ASSERT_TRUE(p.value()->stop(true));
+  }
+  info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info);
+  EXPECT_FALSE(info->persist.has_value());
+  for (const auto& c : info->consumers) EXPECT_NE(c.name, "_persister");
+  EXPECT_TRUE(fill()) << "stop(true) frees producers";
+  {
+    PersisterOptions o = persister_opts(dir);
+    o.detach_on_stop = true;
+    auto p = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(p) << p.error().message;
+    ASSERT_TRUE(p.value()->stop());
+  }
+  info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info);
+  EXPECT_FALSE(info->persist.has_value());
+  EXPECT_TRUE(fill()) << "detach_on_stop: a clean stop ends persistence";
+}
+
 // Durability::kSync: publish_durable() returns kOk once the record is durable; with no
 // persister running (stopped, or never started) it returns kTimeout.
 TEST(Persister, SyncDurability) {

@@ -455,5 +455,35 @@ TEST_F(Cli, ConsumerRetentionIsAFlagAndInStat) {
   EXPECT_EQ(cli({"tail", "r", "--group", "g", "--from", "latest"}).out, "");  // a new group
 }
 
+// Issue 13 point 1: a full stream's message names the group that holds producers (not
+// only '_persister'), how far and how long it has been behind, and what frees it.
+TEST_F(Cli, AGroupHoldingProducersIsNamedWithHowLongAndTheWayOut) {
+  expect_ok(cli({"create", "h", "--capacity", "4K", "--consumer-timeout", "60s"}));
+  expect_ok(cli({"pub", "h"}, "1\n2\n"));
+  EXPECT_EQ(cli({"tail", "h", "--group", "gg", "--count", "1"}).out, "1\n");
+  CliResult r = cli({"pub", "h", "--count", "3000", "--size", "64", "--full-timeout", "200ms"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("consumer group 'gg' is "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("records behind, not attached for "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--group gg)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("consumer timeout (60000 ms)"), std::string::npos) << r.err;
+}
+
+// Issue 13: the --help texts describe what the issue changed, not the old behaviour.
+TEST_F(Cli, TailHelpDescribesTimesEvictionAndTheOldestRecord) {
+  CliResult r = run_cli({"tail", "--help"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Point 4: times with zones, dates, relative times, units; a bare number's unit inferred.
+  for (const char* t : {"+01:00", "@now", "@-10s", "@1796015187s", "ms, us", "from its size"})
+    EXPECT_NE(r.out.find(t), std::string::npos) << t << ": " << r.out;
+  EXPECT_EQ(r.out.find("ns since the epoch or"), std::string::npos) << "a bare number is no longer ns: " << r.out;
+  // Point 2: an evicted group is told what it lost (or reads the store); a start below
+  // the oldest record says so.
+  EXPECT_NE(r.out.find("evicted"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("records lost"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("oldest record"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace shmbus::test

@@ -108,7 +108,9 @@ struct BridgeCounters {
   uint64_t in_flight = 0;    // out: produced, not yet acknowledged; in: published, not committed
   uint64_t errors = 0;       // delivery / publish errors (each logged)
   uint64_t skipped = 0;      // records too large for the other side: logged, counted, skipped
-  uint64_t duplicates_skipped = 0;  // out: records found already in Kafka at a restart
+  uint64_t duplicates_skipped = 0;  // out: records found already in Kafka at a restart;
+                                    // in: messages given again after a restart that the
+                                    // bridge had published before it died (not published again)
   uint64_t lag = 0;          // out: records of the stream not yet acknowledged by Kafka;
                              // in: the consumer group's lag (messages not yet consumed)
   uint64_t restarts = 0;     // out: producer sessions restarted after a delivery failure

@@ -1,0 +1,187 @@
+// in_state.cc: see in_state.h.
+#include "in_state.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace shmbus::kafka::detail {
+namespace {
+
+constexpr uint64_t kFnvPrime = 0x100000001b3ULL;
+constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ULL;
+constexpr uint64_t kCheckBasis = 0x6c62272e07bb0142ULL;  // another basis: the header's check
+
+uint64_t fnv1a(const void* p, size_t n, uint64_t h) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= b[i];
+    h *= kFnvPrime;
+  }
+  return h;
+}
+
+uint64_t key_hash(const std::string& ns, const std::string& stream, const std::string& topic,
+                  const std::string& group, uint64_t h) {
+  const char zero = 0;
+  for (const std::string* s : {&ns, &stream, &topic, &group}) {
+    h = fnv1a(s->data(), s->size(), h);
+    h = fnv1a(&zero, 1, h);
+  }
+  return h;
+}
+
+std::string sys_error(const std::string& what, const std::string& path) {
+  return what + " " + path + ": " + std::strerror(errno);
+}
+
+// Maps an open state file of the right size; nullptr on failure.
+void* map_file(int fd) {
+  void* m = ::mmap(nullptr, kInStateBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  return m == MAP_FAILED ? nullptr : m;
+}
+
+bool header_matches(const InStateHeader& h, uint64_t check, uint64_t created_ns) {
+  return std::memcmp(h.magic, kInStateMagic, sizeof h.magic) == 0 && h.version == kInStateVersion &&
+         h.slots == kInStateSlots && h.key_check == check && h.stream_created_ns == created_ns;
+}
+
+}  // namespace
+
+uint64_t message_fingerprint(int64_t timestamp_ms, const void* key, size_t key_len, const void* value,
+                             size_t value_len) {
+  uint64_t h = fnv1a(&timestamp_ms, sizeof timestamp_ms, kFnvBasis);
+  const uint64_t kl = key ? key_len : UINT64_MAX;
+  h = fnv1a(&kl, sizeof kl, h);
+  if (key) h = fnv1a(key, key_len, h);
+  const uint64_t vl = value ? value_len : UINT64_MAX;
+  h = fnv1a(&vl, sizeof vl, h);
+  if (value) h = fnv1a(value, value_len, h);
+  return h ? h : 1;
+}
+
+std::string InState::path_for(const std::string& ns, const std::string& stream, const std::string& topic,
+                              const std::string& group) {
+  char name[80];
+  std::snprintf(name, sizeof name, "/dev/shm/shmbus-bridge-in.%016llx.state",
+                static_cast<unsigned long long>(key_hash(ns, stream, topic, group, kFnvBasis)));
+  return name;
+}
+
+Result<InState> InState::open(const std::string& ns, const std::string& stream, const std::string& topic,
+                              const std::string& group, uint64_t stream_created_ns) {
+  const std::string path = path_for(ns, stream, topic, group);
+  const uint64_t check = key_hash(ns, stream, topic, group, kCheckBasis);
+  // An existing file: ours, regular, of the right size, and bound to this key and stream.
+  // Anything else of ours is replaced; a file that is not ours is an error.
+  bool replace = false;
+  const int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd >= 0) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 077) != 0) {
+      ::close(fd);
+      return make_error(Errc::kPermission, "the bridge state file " + path + " is not the caller's private regular file");
+    }
+    if (static_cast<uint64_t>(st.st_size) == kInStateBytes) {
+      void* m = map_file(fd);
+      ::close(fd);
+      if (!m) return make_error(Errc::kIo, sys_error("cannot map", path));
+      if (header_matches(*static_cast<const InStateHeader*>(m), check, stream_created_ns))
+        return InState(reinterpret_cast<InStateSlot*>(static_cast<char*>(m) + sizeof(InStateHeader)), m, path);
+      ::munmap(m, kInStateBytes);
+    } else {
+      ::close(fd);
+    }
+    replace = true;
+  } else if (errno == ELOOP) {
+    return make_error(Errc::kPermission, "the bridge state file " + path + " is a symbolic link");
+  } else if (errno != ENOENT) {
+    return make_error(Errc::kIo, sys_error("cannot open", path));
+  }
+  // A new file, filled in whole under a private name, then put in place: a reader never
+  // sees it half made.
+  const std::string tmp = path + "." + std::to_string(::getpid()) + ".tmp";
+  (void)::unlink(tmp.c_str());
+  const int nfd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (nfd < 0) return make_error(Errc::kIo, sys_error("cannot create", tmp));
+  void* m = nullptr;
+  if (::ftruncate(nfd, static_cast<off_t>(kInStateBytes)) == 0) m = map_file(nfd);
+  ::close(nfd);
+  if (!m) {
+    (void)::unlink(tmp.c_str());
+    return make_error(Errc::kIo, sys_error("cannot size or map", tmp));
+  }
+  auto* h = static_cast<InStateHeader*>(m);
+  std::memcpy(h->magic, kInStateMagic, sizeof h->magic);
+  h->version = kInStateVersion;
+  h->slots = kInStateSlots;
+  h->key_check = check;
+  h->stream_created_ns = stream_created_ns;
+  auto* slots = reinterpret_cast<InStateSlot*>(static_cast<char*>(m) + sizeof(InStateHeader));
+  for (uint32_t i = 0; i < kInStateSlots; ++i) {
+    slots[i].base.store(-1, std::memory_order_relaxed);
+    slots[i].base_fp.store(0, std::memory_order_relaxed);
+    slots[i].published.store(-1, std::memory_order_relaxed);
+  }
+  // link() when there was none (another bridge that made one first wins: open that one);
+  // rename() over a stale one.
+  const int rc = replace ? ::rename(tmp.c_str(), path.c_str()) : ::link(tmp.c_str(), path.c_str());
+  const int err = errno;
+  if (!replace) (void)::unlink(tmp.c_str());
+  if (rc != 0) {
+    ::munmap(m, kInStateBytes);
+    if (replace) (void)::unlink(tmp.c_str());
+    if (err == EEXIST) return open(ns, stream, topic, group, stream_created_ns);  // at most once more: it exists now
+    errno = err;
+    return make_error(Errc::kIo, sys_error("cannot put in place", path));
+  }
+  return InState(slots, m, path);
+}
+
+InState::~InState() {
+  if (map_) ::munmap(map_, kInStateBytes);
+}
+
+int64_t InState::begin(int32_t partition, int64_t offset, uint64_t fp) {
+  if (!tracked(partition)) return -1;
+  InStateSlot& s = slots_[partition];
+  // relaxed: see InStateSlot.  Values are only compared, never used as sizes or indexes.
+  const int64_t base = s.base.load(std::memory_order_relaxed);
+  const uint64_t base_fp = s.base_fp.load(std::memory_order_relaxed);
+  const int64_t published = s.published.load(std::memory_order_relaxed);
+  if (base >= 0 && base == offset && base_fp != 0 && base_fp == fp && published >= offset) return published;
+  // A new run: forget what was published before (the group moved, or it is another topic).
+  s.published.store(-1, std::memory_order_relaxed);
+  s.base_fp.store(0, std::memory_order_relaxed);
+  s.base.store(offset, std::memory_order_relaxed);
+  s.base_fp.store(fp, std::memory_order_relaxed);
+  return -1;
+}
+
+void InState::committed(int32_t partition, int64_t next) {
+  if (!tracked(partition)) return;
+  InStateSlot& s = slots_[partition];
+  // relaxed: see InStateSlot.  base_fp first: between the two a crash leaves "unknown".
+  if (s.base.load(std::memory_order_relaxed) == next) return;
+  s.base_fp.store(0, std::memory_order_relaxed);
+  s.base.store(next, std::memory_order_relaxed);
+}
+
+void InState::remove() {
+  if (!path_.empty()) (void)::unlink(path_.c_str());
+  path_.clear();
+}
+
+InState::Slot InState::slot(int32_t partition) const {
+  if (!tracked(partition)) return {-1, -1, 0};
+  const InStateSlot& s = slots_[partition];
+  return {s.base.load(std::memory_order_relaxed), s.published.load(std::memory_order_relaxed),
+          s.base_fp.load(std::memory_order_relaxed)};
+}
+
+}  // namespace shmbus::kafka::detail
