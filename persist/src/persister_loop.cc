@@ -305,6 +305,9 @@ void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stoppin
     r = make_durable();
     if (!r) after_store_error(r.error());
     else note_write_ok();
+    // What the callers of flush() read next in stats() includes what this made durable
+    // (not only the next 100 ms beat's view).
+    publish_stats();
     if (r && stopping) {
       // Stopping: whatever was not read by now will not be by this persister.
       for (auto& q : *waiters)

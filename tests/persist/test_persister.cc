@@ -274,6 +274,36 @@ TEST(Persister, FlushStatsStop) {
   EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, dir.path() + "/" + ns.ns() + "/s");
 }
 
+// What flush() made durable shows in stats() when flush() returns: the store's part of
+// the statistics (segments, records appended, a pmem store's granularity) was refreshed
+// only by the persister's 100 ms beat, so a stats() right after flush() could still show
+// the store as it was before its first segment (the Python test comparing `stat --json`
+// with Persister.stats() saw granularity None once under load).
+TEST(Persister, StatsAfterFlushShowWhatTheFlushStored) {
+  for (const StoreKind kind : {StoreKind::kFile, StoreKind::kPmem}) {
+    for (int round = 0; round < 5; ++round) {
+      ScopedNs ns;
+      DataDir dir;
+      ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 16)));
+      PersisterOptions o = persister_opts(dir);
+      o.kind = kind;
+      auto p = Persister::start(ns.ns(), "s", o);
+      ASSERT_TRUE(p) << p.error().message;
+      auto prod = Producer::open(ns.ns(), "s");
+      const std::string msg(50, 'q');
+      ASSERT_TRUE(prod->publish(Bytes(reinterpret_cast<const std::byte*>(msg.data()), msg.size())).ok());
+      ASSERT_TRUE(p.value()->flush());
+      const PersisterStats st = p.value()->stats();
+      EXPECT_EQ(st.store.segments, 1u) << "round " << round;
+      EXPECT_EQ(st.store.records_appended, 1u) << "round " << round;
+      EXPECT_EQ(st.store.durable_seq, 1u) << "round " << round;
+      if (kind == StoreKind::kPmem)
+        EXPECT_NE(st.store.granularity, PmemGranularity::kNotPmem) << "round " << round;
+      ASSERT_TRUE(p.value()->stop());
+    }
+  }
+}
+
 // flush() covers every record published before the call, not only those the persister
 // has read so far (issue 7 point 11): 200k records wait in the ring when the persister
 // starts, and flush() right away must return with all of them durable.  A persister
