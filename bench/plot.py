@@ -100,6 +100,7 @@ def plot_latency(plt, doc, out):
     if not series:
         return None
     fig, ax = plt.subplots(figsize=(10, 6))
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # 20 colours: one per series
     for name, pts in series:
         style = "-" if name.startswith("shmbus") else "--"
         width = 2.4 if name.startswith("shmbus") else 1.2
@@ -120,6 +121,8 @@ def plot_throughput(plt, doc, out):
     if not series:
         return None
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 6))
+    for ax in (a1, a2):
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # 20 colours: one per series
     for name, pts in series:
         style = "-" if name.startswith("shmbus") else "--"
         width = 2.4 if name.startswith("shmbus") else 1.2
