@@ -58,6 +58,15 @@ static_assert(Publishable<const void*, size_t, uint32_t>);
 static_assert(Publishable<Bytes, uint32_t>);
 static_assert(Publishable<const std::string&>);
 static_assert(!Publishable<int>);
+// A char array (a string literal) with one integer is refused: publish("hi", 7) would
+// otherwise send 7 bytes from a 3-byte literal with type 0 (the reviewer's trap).  With a
+// size and a type, or as a string_view, it is fine.
+static_assert(!Publishable<const char (&)[3], unsigned>);
+static_assert(!Publishable<const char (&)[3], int>);
+static_assert(!Publishable<const char (&)[3], size_t>);
+static_assert(Publishable<const char (&)[3], size_t, uint32_t>);
+static_assert(Publishable<const char (&)[3]>);
+static_assert(Publishable<const unsigned char (&)[3], size_t>);
 
 }  // namespace
 }  // namespace shmbus

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -53,15 +54,20 @@ class Producer {
 
   // Thread: one thread at a time per Producer object (make one per thread).
   PubResult publish(Bytes payload, uint32_t type = 0) noexcept;
-  // The same for text, and for bytes at a pointer (inline: they only make the span).  As
-  // with std::string's constructors, two arguments after a pointer or a string literal
-  // are (data, size): a literal with a type is publish(std::string_view("x"), type).
+  // The same for text, and for bytes at a pointer (inline: they only make the span).
   PubResult publish(std::string_view payload, uint32_t type = 0) noexcept {
     return publish(Bytes(reinterpret_cast<const std::byte*>(payload.data()), payload.size()), type);
   }
   PubResult publish(const void* data, size_t size, uint32_t type = 0) noexcept {
     return publish(Bytes(static_cast<const std::byte*>(data), size), type);
   }
+  // publish("hi", 7) would be (data, size) by the rules above (the pointer form needs no
+  // user-defined conversion) and read 7 bytes from a 3-byte literal, where a reader
+  // means the text "hi" with type 7.  A char array and one integer is therefore refused
+  // at compile time: write publish(std::string_view("hi"), 7) for text with a type, or
+  // publish(static_cast<const void*>(buf), n) / publish(buf, n, type) for bytes.
+  template <size_t N, std::integral T>
+  PubResult publish(const char (&)[N], T) = delete;
   // Publishes all payloads as consecutive sequence numbers (one claim).
   PubResult publish_batch(std::span<const Bytes> payloads, uint32_t type = 0) noexcept;
   // Zero-copy: reserve `size` bytes; fill claim.data(), then commit() or abort().
