@@ -53,10 +53,14 @@ Result<std::vector<std::optional<uint64_t>>> highest_seqs(
   // The topic's leaders first: a partition started before the handle knows its leader
   // has its offset query retried only after 500 ms (librdkafka's fixed back-off), another
   // fixed half second of every start.  (The handle keeps what this request returns.)
-  {
+  // Asked in slices of at most a second, so that a stop request is heard meanwhile.
+  for (;;) {
+    if (stop && stop()) return make_error(Errc::kClosed, "stopped");
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (auto md = detail::topic_partitions(rk->get(), brokers, topic, std::max(left, std::chrono::milliseconds(1))); !md)
-      return md.error();
+    auto md = detail::topic_partitions(rk->get(), brokers, topic,
+                                       std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(1000)));
+    if (md) break;
+    if (md.error().code != Errc::kIo || std::chrono::steady_clock::now() >= deadline) return md.error();
   }
   std::vector<std::optional<uint64_t>> out;
   for (int32_t p : partitions) {
