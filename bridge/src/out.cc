@@ -140,6 +140,8 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     it->done = true;
     ++s->counters->delivered;
+    s->counters->last_ack = std::chrono::steady_clock::now();
+    if (s->counters->first_ack == std::chrono::steady_clock::time_point{}) s->counters->first_ack = s->counters->last_ack;
   } else if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
     it->done = true;
     ++s->counters->skipped;

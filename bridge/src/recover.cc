@@ -28,7 +28,10 @@ Result<std::vector<std::optional<uint64_t>>> highest_seqs(
     const std::vector<int32_t>& partitions, const std::string& stream_id,
     std::chrono::milliseconds timeout, const StopFn& stop) {
   // Producer-only -X properties only draw a warning from a consumer handle.
-  auto conf = detail::make_conf(brokers, {{"enable.partition.eof", "true"}}, props);
+  // fetch.wait.max.ms: a fetch at a partition's end (an empty partition, or the tail
+  // read up to the high watermark) is held by the broker this long before the end is
+  // reported; the default (500 ms) was a fixed half second of every bridge start.
+  auto conf = detail::make_conf(brokers, {{"enable.partition.eof", "true"}, {"fetch.wait.max.ms", "10"}}, props);
   if (!conf) return conf.error();
   auto rk = detail::make_client(RD_KAFKA_CONSUMER, std::move(conf.value()));
   if (!rk) return rk.error();
@@ -47,6 +50,18 @@ Result<std::vector<std::optional<uint64_t>>> highest_seqs(
                                      "] to find where to continue: " + why);
   };
 
+  // The topic's leaders first: a partition started before the handle knows its leader
+  // has its offset query retried only after 500 ms (librdkafka's fixed back-off), another
+  // fixed half second of every start.  (The handle keeps what this request returns.)
+  // Asked in slices of at most a second, so that a stop request is heard meanwhile.
+  for (;;) {
+    if (stop && stop()) return make_error(Errc::kClosed, "stopped");
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto md = detail::topic_partitions(rk->get(), brokers, topic,
+                                       std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(1000)));
+    if (md) break;
+    if (md.error().code != Errc::kIo || std::chrono::steady_clock::now() >= deadline) return md.error();
+  }
   std::vector<std::optional<uint64_t>> out;
   for (int32_t p : partitions) {
     std::optional<uint64_t> best;

@@ -292,6 +292,18 @@ TEST_F(Bridge, OutStopsCleanlyWhileRecoveringFromAnOfflinePartition) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
+// Where a new bridge continues is found without a fixed wait per partition: before, each
+// empty partition cost the broker's 500 ms fetch hold (fetch.wait.max.ms) and the first a
+// further 500 ms offset-query back-off (its leader not yet known): 2.5 s for four, past
+// this 1.5 s budget, which leaves the fix more than ten times what it needs.
+TEST_F(Bridge, OutRecoveryOfEmptyPartitionsWaitsForNoFixedTimeout) {
+  topic("e", 4);
+  auto r = kafka::highest_seqs(brokers_, {}, "e", {0, 1, 2, 3}, "x/y", 1500ms);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->size(), 4u);
+  for (const auto& h : *r) EXPECT_FALSE(h.has_value());
+}
+
 TEST_F(Bridge, OutKeyTypeKeepsOrderPerTypeAcrossPartitions) {
   create("s");
   topic("t", 3);

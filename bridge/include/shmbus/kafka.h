@@ -115,6 +115,9 @@ struct BridgeCounters {
                              // in: the consumer group's lag (messages not yet consumed)
   uint64_t restarts = 0;     // out: producer sessions restarted after a delivery failure
   std::string last_error;
+  // out: when Kafka acknowledged the first and the last record of this run (epoch: none
+  // yet); the start-up time and the steady-state rate of the benchmark.
+  std::chrono::steady_clock::time_point first_ack{}, last_ack{};
 };
 
 // ---- bridge out: stream -> topic, exactly once -------------------------------------
