@@ -16,5 +16,9 @@ inline uint32_t crc32c(const void* data, size_t n) noexcept { return crc32c_exte
 uint32_t crc32c_extend_table(uint32_t crc, const void* data, size_t n) noexcept;
 uint32_t crc32c_extend_sse42(uint32_t crc, const void* data, size_t n) noexcept;  // needs SSE4.2
 bool crc32c_has_sse42() noexcept;
+// Three crc32 chains side by side, joined with a carry-less multiply (needs SSE4.2 and
+// PCLMULQDQ; the table otherwise).
+uint32_t crc32c_extend_3way(uint32_t crc, const void* data, size_t n) noexcept;
+bool crc32c_has_3way() noexcept;
 
 }  // namespace shmbus::persist::detail
