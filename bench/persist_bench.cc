@@ -289,12 +289,15 @@ int main(int argc, char** argv) {
   int reps = 3;
   bool quick = false;
   std::string json_path;
+  std::string only;  // --only KIND: just the rows of that kind (disk, persister, ...)
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--quick")) quick = true;
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else {
-      fprintf(stderr, "usage: shmbus-persist-bench [--quick] [--reps N] [--json FILE]\n");
+      fprintf(stderr, "usage: shmbus-persist-bench [--quick] [--reps N] [--json FILE] "
+              "[--only disk|persister|publish_p99|replay|catch_up]\n");
       return 2;
     }
   }
@@ -302,7 +305,13 @@ int main(int argc, char** argv) {
     fprintf(stderr, "shmbus-persist-bench: --reps must be >= 1\n");
     return 2;
   }
+  if (!only.empty() && only != "disk" && only != "persister" && only != "publish_p99" &&
+      only != "replay" && only != "catch_up") {
+    fprintf(stderr, "shmbus-persist-bench: --only: unknown kind '%s'\n", only.c_str());
+    return 2;
+  }
   if (quick) reps = 1;
+  auto want = [&](const char* kind) { return only.empty() || only == kind; };
   signal(SIGXFSZ, SIG_IGN);
   pin(1);
   Env env;
@@ -322,9 +331,12 @@ int main(int argc, char** argv) {
   };
   std::vector<Row> rows;
   std::vector<double> disk;
-  for (int r = 0; r < reps; ++r) disk.push_back(disk_write_rate(env.data, (512ULL << 20) / scale));
-  const Spread d = spread(disk);
-  rows.push_back({"disk: 1 MiB write + fdatasync", gbs(d), "-", "-", "baseline", "disk", "bytes_per_s", d, {}, 1 << 20, ""});
+  if (want("disk") || want("persister"))
+    for (int r = 0; r < reps; ++r) disk.push_back(disk_write_rate(env.data, (512ULL << 20) / scale));
+  const Spread d = disk.empty() ? Spread{} : spread(disk);
+  if (want("disk"))
+    rows.push_back({"disk: 1 MiB write + fdatasync", gbs(d), "-", "-", "baseline", "disk", "bytes_per_s", d, {}, 1 << 20, ""});
+  if (want("persister"))
   for (auto [size, count] : {std::pair<uint64_t, uint64_t>{64, 4'000'000}, {1024, 500'000}, {65536, 8'000}}) {
     for (auto kind : {persist::StoreKind::kFile, persist::StoreKind::kPmem}) {
       std::vector<double> v;
@@ -337,7 +349,7 @@ int main(int argc, char** argv) {
                       "bytes_per_s", s, d, size, persist::store_kind_name(kind)});
     }
   }
-  {
+  if (want("publish_p99")) {
     std::vector<double> on, off;
     const uint64_t n = 200'000 / scale;
     for (int r = 0; r < reps; ++r) {
@@ -350,7 +362,7 @@ int main(int argc, char** argv) {
     rows.push_back({"publish() p99 at 100k/s, 64 B, persister on", us(a), us(b) + " (durable consumer)",
                     ratio, "<= 1.5x", "publish_p99", "ns", a, b, 64, ""});
   }
-  {
+  if (want("replay")) {
     std::vector<double> rep, raw;
     for (int r = 0; r < reps; ++r) {
       auto [a, b] = replay_rates(env, 500'000 / scale, 1024);
@@ -363,7 +375,7 @@ int main(int argc, char** argv) {
     rows.push_back({"replay from the store, 1 KiB records", gbs(a), gbs(b) + " (raw read)", ratio, ">= 0.8x",
                     "replay", "bytes_per_s", a, b, 1024, ""});
   }
-  {
+  if (want("catch_up")) {
     std::vector<double> v;
     for (int r = 0; r < reps; ++r) v.push_back(catch_up_to_live_ns(env, 100'000));
     const Spread c = spread(v);

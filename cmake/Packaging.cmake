@@ -26,7 +26,7 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${CPACK_PACKAGE_CONTACT}")
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Depends from the shared objects' NEEDED entries (dpkg-shlibdeps, Debian dpkg-dev):
-# libpmem2, librdkafka, libspdlog, libfmt, libstdc++, libc.  The package's own
+# libpmem2, libisal2, librdkafka, libspdlog, libfmt, libstdc++, libc.  The package's own
 # libraries are found in the staging tree, and a shlibs file is generated for them.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
@@ -42,5 +42,5 @@ if(TARGET _shmbus)
   set(CPACK_DEBIAN_PACKAGE_DEPENDS "python3 (>= ${_py_this}), python3 (<< ${_py_next})")
 endif()
 # What a static link (find_package(shmbus COMPONENTS static), pkg-config --static) needs.
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "libpmem2-dev, libspdlog-dev, librdkafka-dev, pkg-config")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "libpmem2-dev, libisal-dev, libspdlog-dev, librdkafka-dev, pkg-config")
 include(CPack)

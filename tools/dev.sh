@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 mode=${1:-demo}
 jobs=${JOBS:-$(nproc)}
 
-PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libconcurrentqueue-dev libpmem2-dev
+PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libconcurrentqueue-dev libpmem2-dev libisal-dev
   libpmem-dev libspdlog-dev libcli11-dev libgtest-dev libbenchmark-dev pybind11-dev
   python3-dev python3-pytest python3-numpy libzmq3-dev iceoryx libiceoryx-posh-dev
   libiceoryx-hoofs-dev librdkafka-dev libcpp-httplib-dev libncurses-dev help2man dpkg-dev)

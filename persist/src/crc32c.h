@@ -1,6 +1,7 @@
 // crc32c.h: CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by
-// iSCSI, ext4 and LevelDB.  SSE4.2's crc32 instruction when the CPU has it
-// (checked once at run time), else a slicing-by-8 table.  No dependency.
+// iSCSI, ext4 and LevelDB.  From 256 bytes on, ISA-L's crc32_iscsi (libisal); below,
+// SSE4.2's crc32 instruction when the CPU has it (checked once at run time), else a
+// slicing-by-8 table.
 #pragma once
 
 #include <cstddef>
@@ -16,5 +17,7 @@ inline uint32_t crc32c(const void* data, size_t n) noexcept { return crc32c_exte
 uint32_t crc32c_extend_table(uint32_t crc, const void* data, size_t n) noexcept;
 uint32_t crc32c_extend_sse42(uint32_t crc, const void* data, size_t n) noexcept;  // needs SSE4.2
 bool crc32c_has_sse42() noexcept;
+// ISA-L's crc32_iscsi (any CPU: it picks its own code at run time).
+uint32_t crc32c_extend_isal(uint32_t crc, const void* data, size_t n) noexcept;
 
 }  // namespace shmbus::persist::detail

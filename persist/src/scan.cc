@@ -9,7 +9,7 @@
 namespace shmbus::persist::detail {
 
 namespace {
-constexpr uint64_t kWindow = 1 << 20;
+constexpr uint64_t kWindow = 256 << 10;
 }
 
 Result<SegmentFile> SegmentFile::open(int dir, uint64_t first_seq) {
