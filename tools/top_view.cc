@@ -79,7 +79,8 @@ std::string table_header(size_t name_w, TopSort sort) {
 std::string table_row(const TopStream& t, size_t name_w) {
   const StreamStat& st = t.now.stat;
   const StreamInfo& s = st.info;
-  const std::string store = s.persist ? top_short_number(static_cast<double>(s.disk_bytes)) : "-";
+  // Bytes 1024-based, as the details' format_bytes(): 2400 is 2.3KiB here, 2.3 KiB there.
+  const std::string store = s.persist ? top_short_bytes(static_cast<double>(s.disk_bytes)) : "-";
   const std::string dlag =
       s.persist ? top_short_number(static_cast<double>(s.next_seq > s.durable_seq ? s.next_seq - s.durable_seq : 0))
                 : "-";
@@ -168,6 +169,20 @@ std::string top_short_number(double v) {
   char buf[32];
   if (u == 0) std::snprintf(buf, sizeof buf, v == std::floor(v) || v >= 100 ? "%.0f" : "%.1f", v);
   else std::snprintf(buf, sizeof buf, v >= 100 ? "%.0f%s" : "%.1f%s", v, kSuffix[u]);
+  return buf;
+}
+
+std::string top_short_bytes(double v) {
+  if (!std::isfinite(v) || v < 0) return "-";
+  static constexpr const char* kUnit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int u = 0;
+  while (v >= 1023.95 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%.0f%s", v, kUnit[u]);
+  else std::snprintf(buf, sizeof buf, v >= 100 ? "%.0f%s" : "%.1f%s", v, kUnit[u]);
   return buf;
 }
 
@@ -278,7 +293,15 @@ std::vector<TopLine> top_frame(const TopModel& model, const TopView& view, const
   std::string footer = view.editing_filter ? "/" + terminal_text(view.filter) + "_   Enter: keep, Esc: cancel"
                        : view.consumers     ? "Esc/Enter: back  q: quit"
                                             : "q quit  s sort  / filter  Up/Down select  Enter consumers";
-  if (view.consumers && !visible.empty()) {
+  // The stream whose consumers are shown was removed: say so, rather than show another's.
+  const bool selection_gone =
+      view.consumers && !view.selected.empty() &&
+      std::none_of(visible.begin(), visible.end(),
+                   [&](size_t i) { return key_of(model.streams()[i].now.stat.info) == view.selected; });
+  if (selection_gone) {
+    add("stream " + terminal_text(view.selected) + " was removed");
+    add("Esc/Enter: back to the list of streams");
+  } else if (view.consumers && !visible.empty()) {
     const TopStream& t = model.streams()[visible[sel]];
     for (const auto& l : details(t, utf8, spark_w)) add(l);
     add("");
