@@ -81,6 +81,10 @@ std::string table_row(const TopStream& t, size_t name_w) {
   const StreamInfo& s = st.info;
   // Bytes 1024-based, as the details' format_bytes(): 2400 is 2.3KiB here, 2.3 KiB there.
   const std::string store = s.persist ? top_short_bytes(static_cast<double>(s.disk_bytes)) : "-";
+  if (!t.now.ring)  // only a store: no ring figures
+    return left(terminal_text(s.name), name_w) + " " + right("-", 8) + " " + right("-", 8) + " " + right("-", 4) +
+           " " + right("-", 8) + " " + right("-", 6) + " " + right("-", 5) + " " + right(store, 8) + " " +
+           right("-", 7);
   const std::string dlag =
       s.persist ? top_short_number(static_cast<double>(s.next_seq > s.durable_seq ? s.next_seq - s.durable_seq : 0))
                 : "-";
@@ -110,6 +114,11 @@ std::vector<std::string> details(const TopStream& t, bool utf8, size_t spark_w) 
                 std::to_string(s.producers.size()) + ", abandoned " + std::to_string(s.abandoned) +
                 ", lost " + std::to_string(s.tail_lost) + " (tail) + " + std::to_string(s.evicted_lost) +
                 " (evicted)");
+  if (!t.now.ring) {  // only a store (ls: "stored (no ring)")
+    out.push_back("  no ring (stored only): store " + format_bytes(static_cast<double>(s.disk_bytes)) + " in " +
+                  std::to_string(s.segments) + " segments, " + terminal_text(s.persist ? s.persist->store_dir : ""));
+    return out;
+  }
   out.push_back("  ring " + format_size(s.capacity) +
                 (s.persist ? ", store " + format_bytes(static_cast<double>(s.disk_bytes)) + ", durable lag " +
                                  std::to_string(s.next_seq > s.durable_seq ? s.next_seq - s.durable_seq : 0)
@@ -214,6 +223,7 @@ void TopModel::update(std::vector<StreamMetrics> snaps, double seconds, double s
                                    [&](const TopStream& p) { return key_of(p.now.stat.info) == key; });
     const bool rates = prev != streams_.end() && seconds > 0;
     t.now.bridges = std::move(snap.bridges);
+    t.now.ring = snap.ring;
     t.now.stat = compute_stat(std::move(snap.stat.info), rates ? &prev->now.stat.info : nullptr, seconds, stall_s);
     if (prev != streams_.end()) {
       t.lambda = std::move(prev->lambda);

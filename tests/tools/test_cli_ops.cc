@@ -292,6 +292,54 @@ TEST_F(CliOps, MetricsSlowClientsBlockNeitherScrapesNorSigterm) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
+TEST_F(CliOps, StoredOnlyStreamsShowTheirStoreInPrometheusAndTop) {
+  // A persisted stream whose ring is gone (rm --force; a reboot) is `stored (no ring)` in
+  // ls; stat --format prometheus and top left it out, and its store gauges vanished.
+  const std::string data = scratch_.path() + "/data";
+  create("p");
+  publish_persisted("p", data, "a\nb\nc\n", 3);
+  expect_ok(cli({"rm", "p", "--force"}));  // the ring only: the store stays
+  create("live");
+  CliEnv env;
+  env.set = {{"SHMBUS_DATA_DIR", data}};
+  const CliResult ls = run_cli(with_ns({"ls"}), "", env);
+  expect_ok(ls);
+  ASSERT_NE(ls.out.find("stored (no ring)"), std::string::npos) << ls.out;
+  const CliResult prom = run_cli(with_ns({"stat", "--format", "prometheus"}), "", env);
+  expect_ok(prom);
+  const std::string p = "{namespace=\"" + ns_ + "\",stream=\"p\"}";
+  const std::string live = "{namespace=\"" + ns_ + "\",stream=\"live\"}";
+  const std::string bytes = sample(prom.out, "shmbus_store_bytes" + p);
+  ASSERT_NE(bytes, "") << prom.out;
+  EXPECT_GT(std::stoull(bytes), 0u);
+  EXPECT_EQ(sample(prom.out, "shmbus_store_segments" + p), "1") << prom.out;
+  EXPECT_EQ(sample(prom.out, "shmbus_ring" + p), "0") << prom.out;
+  EXPECT_EQ(sample(prom.out, "shmbus_ring" + live), "1") << prom.out;
+  EXPECT_EQ(sample(prom.out, "shmbus_next_seq" + p), "") << prom.out;  // no ring figures
+  EXPECT_EQ(sample(prom.out, "shmbus_next_seq" + live), "0") << prom.out;
+  // stat STREAM said "not found": the store's part, and --json keeps every key.
+  const CliResult human = run_cli(with_ns({"stat", "p"}), "", env);
+  expect_ok(human);
+  EXPECT_NE(human.out.find("no ring (stored only"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find(data + "/" + ns_ + "/p"), std::string::npos) << human.out;
+  const CliResult json = run_cli(with_ns({"stat", "p", "--json"}), "", env);
+  expect_ok(json);
+  EXPECT_EQ(json_raw(json.out, "ring"), "false") << json.out;
+  EXPECT_EQ(json_raw(json.out, "disk_bytes"), bytes) << json.out;
+  EXPECT_EQ(json_raw(json.out, "stream"), "\"p\"") << json.out;
+  for (const char* key : {"next_seq", "capacity", "consumers", "producers", "records_published", "persist"})
+    EXPECT_NE(json_raw(json.out, key), "") << key << " " << json.out;
+  const CliResult prom1 = run_cli(with_ns({"stat", "p", "--format", "prometheus"}), "", env);
+  expect_ok(prom1);
+  EXPECT_EQ(sample(prom1.out, "shmbus_store_bytes" + p), bytes) << prom1.out;
+  const CliResult top = run_cli(with_ns({"top", "--once", "--interval", "100ms"}), "", env);
+  expect_ok(top);
+  EXPECT_NE(top.out.find("\np "), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("no ring (stored only)"), std::string::npos) << top.out;
+  if (!have_promtool()) GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
+  EXPECT_EQ(promtool_problems(prom.out, scratch_.path()), "") << prom.out;
+}
+
 TEST_F(CliOps, TopOncePrintsEveryStreamWithItsConsumers) {
   live_stream();
   create("quiet");
