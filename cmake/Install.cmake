@@ -3,7 +3,8 @@
 #   lib/libshmbus{,-persist,-bridge}.so.VERSION (SONAME .so.MAJOR) and .a
 #   include/shmbus/...          the public headers only (shmbus/detail/ is internal)
 #   bin/shmbus                  the command (linked with the static libraries)
-#   share/man/man1/shmbus.1     generated with help2man, when it is installed
+#   share/man/man1/shmbus.1.gz  generated with help2man, when it is installed
+#   share/doc/shmbus/copyright  the licence statement (cmake/copyright)
 #   lib/cmake/shmbus/           find_package(shmbus CONFIG): shmbus::shmbus, shmbus::persist,
 #                               shmbus::bridge (shared); COMPONENTS static adds
 #                               shmbus::shmbus_static, ::persist_static, ::bridge_static
@@ -48,18 +49,27 @@ endforeach()
 
 install(TARGETS shmbus_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT cli)
 
-# The man page, from `shmbus --help` and `shmbus --version` (Debian's help2man).
+# The man page, from `shmbus --help`, `shmbus --version` and, in a COMMANDS section, each
+# subcommand's --help (tools/man_commands.sh, help2man --include), gzipped as Debian
+# policy wants it (gzip -n: no name or time stamp, the same bytes every build).
 find_program(HELP2MAN help2man)
-if(HELP2MAN)
-  add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/man/shmbus.1
-    COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
+find_program(GZIP gzip)
+if(HELP2MAN AND GZIP)
+  set(_man ${PROJECT_BINARY_DIR}/man)
+  add_custom_command(OUTPUT ${_man}/shmbus.1 ${_man}/shmbus.1.gz
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${_man}
+    COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0
+            bash ${PROJECT_SOURCE_DIR}/tools/man_commands.sh $<TARGET_FILE:shmbus_cli> ${_man}/commands.h2m
     COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 ${HELP2MAN} --no-info --section=1 --name=${SHMBUS_SUMMARY}
-            --output=${PROJECT_BINARY_DIR}/man/shmbus.1 $<TARGET_FILE:shmbus_cli>
-    DEPENDS shmbus_cli
-    COMMENT "shmbus.1 (help2man)")
-  add_custom_target(shmbus_man ALL DEPENDS ${PROJECT_BINARY_DIR}/man/shmbus.1)
-  install(FILES ${PROJECT_BINARY_DIR}/man/shmbus.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
-          COMPONENT cli)
+            --include=${_man}/commands.h2m --output=${_man}/shmbus.1 $<TARGET_FILE:shmbus_cli>
+    COMMAND ${GZIP} -9nkf ${_man}/shmbus.1
+    DEPENDS shmbus_cli ${PROJECT_SOURCE_DIR}/tools/man_commands.sh
+    COMMENT "shmbus.1.gz (help2man)")
+  add_custom_target(shmbus_man ALL DEPENDS ${_man}/shmbus.1.gz)
+  install(FILES ${_man}/shmbus.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT cli)
 else()
-  message(STATUS "help2man not found (Debian package help2man): no man page for shmbus")
+  message(STATUS "help2man or gzip not found (Debian packages help2man, gzip): no man page for shmbus")
 endif()
+
+# Debian policy: every package has /usr/share/doc/PACKAGE/copyright.
+install(FILES ${PROJECT_SOURCE_DIR}/cmake/copyright DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/shmbus COMPONENT cli)

@@ -12,8 +12,10 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -27,6 +29,13 @@
 
 namespace shmbus::tools {
 namespace {
+
+// Worker threads: a slow client holds one until its read times out.
+constexpr int kMetricsWorkers = 8;
+// Read and write timeout of a client connection (each read, each write).
+constexpr time_t kMetricsIoTimeoutSeconds = 5;
+// How long SIGTERM/SIGINT waits for workers still serving clients before exiting anyway.
+constexpr std::chrono::milliseconds kMetricsStopGrace{2000};
 
 struct ListenAddress {
   std::string host;  // numeric, without brackets
@@ -98,11 +107,33 @@ int cmd_metrics(const MetricsArgs& a) {
   const std::string ns = resolve_namespace(a.ns);
   install_stop_handlers();
 
-  httplib::Server server;
-  // Scrapes are rare and cheap: two threads, not one per core.
-  server.new_task_queue = [] { return new httplib::ThreadPool(2); };
-  // An idle kept-alive connection holds a thread at stop for at most this long.
+  // On the heap and never freed: a worker still held by a client that trickles its
+  // request when we stop is left running (see below), and must not outlive the server.
+  auto& server = *new httplib::Server;
+  // cpp-httplib's default options add SO_REUSEPORT, with which a second `metrics` on
+  // the same port binds too and the kernel spreads scrapes over both: SO_REUSEADDR only
+  // (a restart may bind while old connections are in TIME_WAIT), so the second fails.
+  server.set_socket_options([](socket_t sock) {
+    int one = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  });
+  // Scrapes are rare and cheap, but a slow or idle client holds a worker for up to the
+  // read timeout per read: enough workers that a few of them cannot starve a scrape.
+  server.new_task_queue = [] { return new httplib::ThreadPool(kMetricsWorkers); };
+  server.set_read_timeout(kMetricsIoTimeoutSeconds);
+  server.set_write_timeout(kMetricsIoTimeoutSeconds);
+  // An idle kept-alive connection holds a worker for at most 1 s, and for 10 requests.
   server.set_keep_alive_timeout(1);
+  server.set_keep_alive_max_count(10);
+  // /metrics is read-only: other methods get 405 with the ones it takes.
+  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (req.path != "/metrics" || req.method == "GET" || req.method == "HEAD")
+      return httplib::Server::HandlerResponse::Unhandled;
+    res.status = 405;
+    res.set_header("Allow", "GET, HEAD");
+    res.set_content("method not allowed: /metrics takes GET or HEAD\n", "text/plain");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
     const std::vector<std::string> namespaces = a.all ? all_namespaces() : std::vector<std::string>{ns};
     res.set_content(prometheus_text(collect_namespaces(namespaces)), kPrometheusContentType);
@@ -118,18 +149,30 @@ int cmd_metrics(const MetricsArgs& a) {
   std::printf("%s\n", bound.text().c_str());
   std::fflush(stdout);
 
-  // relaxed: only a flag; join() orders everything the thread did.
+  // ended: release by the server thread when listen_after_bind() returned, acquire by
+  // this one, so that join() never waits on a thread still inside the server.
   std::atomic<bool> ended{false};
-  std::thread serve([&] {
+  std::thread serve([&server, &ended] {
     server.listen_after_bind();
-    ended.store(true, std::memory_order_relaxed);
+    ended.store(true, std::memory_order_release);
   });
-  while (!stop_requested() && !ended.load(std::memory_order_relaxed))
+  while (!stop_requested() && !ended.load(std::memory_order_acquire))
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  // stop() is lost if it comes before the thread started listening: repeat it.
-  while (!ended.load(std::memory_order_relaxed)) {
+  // stop() closes the listening socket; listen_after_bind() then waits for the workers.
+  // stop() is lost if it comes before the thread started listening: repeat it.  A worker
+  // whose client trickles its request (each byte restarts the read timeout) may never
+  // finish: past kMetricsStopGrace we end the process without waiting for it.
+  const auto give_up = std::chrono::steady_clock::now() + kMetricsStopGrace;
+  while (!ended.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < give_up) {
     server.stop();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!ended.load(std::memory_order_acquire)) {
+    // The exit code main() would give; _Exit: no static destructor may run under a
+    // worker that is still reading a slow request.
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(stop_signal() == SIGINT ? kExitInterrupted : kExitOk);
   }
   serve.join();
   if (!stop_requested()) return fail("metrics: the HTTP server on " + bound.text() + " stopped");

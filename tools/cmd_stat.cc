@@ -124,13 +124,33 @@ void print_text(const StreamStat& st) {
 void print(const StreamStat& st, bool json) {
   const StreamInfo& s = st.info;
   if (json) {
-    // cmd_bridge.cc: the "bridges" key.
+    // cmd_bridge.cc: the "bridges" key.  (No "ring" key here: Python's shmbus.stat() has
+    // the same keys; only a stream without its ring says "ring": false.)
     const std::string doc = stat_json(st, [&](JsonWriter& w) { write_bridges_json(s.ns, s.name, w); });
     std::printf("%s\n", doc.c_str());
   } else {
     print_text(st);
     print_bridges_text(s.ns, s.name);
   }
+}
+
+// A stream that exists only as its store (ls: "stored (no ring)"): the store's part, and
+// in --json every key of the document (the ring's zero) with "ring": false.
+int print_stored(const StreamMetrics& m, bool json) {
+  const StreamInfo& s = m.stat.info;
+  if (json) {
+    std::printf("%s\n", stat_json(m.stat, [&](JsonWriter& w) {
+                           write_bridges_json(s.ns, s.name, w);
+                           w.field("ring", false);
+                         }).c_str());
+    return kExitOk;
+  }
+  std::printf("stream            %s/%s: no ring (stored only; shmbus create %s continues it)\n",
+              terminal_text(s.ns).c_str(), terminal_text(s.name).c_str(), terminal_text(s.name).c_str());
+  std::printf("store             %s: %s in %llu segments\n",
+              terminal_text(s.persist ? s.persist->store_dir : "").c_str(),
+              format_bytes(static_cast<double>(s.disk_bytes)).c_str(), static_cast<unsigned long long>(s.segments));
+  return kExitOk;
 }
 
 // Sleeps until `deadline` in short steps; false if a stop signal came first.
@@ -171,6 +191,9 @@ int print_prometheus(const StatArgs& a, const std::string& ns) {
     streams = collect_namespaces({ns});
   } else {
     auto m = collect_stream(ns, a.stream);
+    if (!m && m.error().code == Errc::kNotFound) {
+      if (auto stored = collect_stored(ns, a.stream); stored) m = std::move(stored);
+    }
     if (!m) return fail_stream(m.error(), ns, a.stream);
     streams.push_back(std::move(m.value()));
   }
@@ -218,6 +241,8 @@ int cmd_stat(const StatArgs& a_in) {
   const double stall_s = std::chrono::duration<double>(*stall).count();
   install_stop_handlers();
   auto first = stream_info(ns, a.stream);
+  if (!first && first.error().code == Errc::kNotFound && !a.watch)
+    if (auto stored = collect_stored(ns, a.stream); stored) return print_stored(stored.value(), a.json);
   if (!first) return fail_stream(first.error(), ns, a.stream);
   if (a.watch) return watch(a, ns, every, stall_s, std::move(first.value()));
   if (interval.count() == 0) {

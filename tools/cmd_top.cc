@@ -6,8 +6,10 @@
 // and how is top_view.h's; this file takes the snapshots and owns the terminal.
 #include <curses.h>
 #include <langinfo.h>
+#include <stdio_ext.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <clocale>
 #include <cstdio>
@@ -42,9 +44,20 @@ bool utf8_locale() {
   return cs && std::strcmp(cs, "UTF-8") == 0;
 }
 
-void write_out(const std::string& s) {
-  std::fwrite(s.data(), 1, s.size(), stdout);
-  std::fflush(stdout);
+// Writes `s` to stdout: 0, or the errno of the failed write.
+int write_out(const std::string& s) {
+  if (std::fwrite(s.data(), 1, s.size(), stdout) == s.size() && std::fflush(stdout) == 0) return 0;
+  const int err = errno;
+  __fpurge(stdout);  // exit() must not try to write the rest again
+  return err != 0 ? err : EIO;
+}
+
+// After a failed write to stdout: like tail, a reader that went away (`top | head`)
+// ends the command quietly with 0; any other error is one line and 1.
+int write_error(int err) {
+  if (err == EPIPE) return kExitOk;
+  if (err == EINTR && stop_requested()) return kExitOk;
+  return fail(std::string("top: cannot write to stdout: ") + std::strerror(err));
 }
 
 // Not a terminal: a plain frame every interval (the first after one interval: with rates).
@@ -58,9 +71,9 @@ int run_plain(TopModel& model, const std::string& ns, const std::string& title,
     const auto t = Clock::now();
     model.update(std::move(snaps), std::chrono::duration<double>(t - t_prev).count());
     t_prev = t;
-    write_out((first ? "" : "\n") + top_plain(model, title + "  " + format_time_ns(now_ns()), utf8));
+    if (const int err = write_out((first ? "" : "\n") + top_plain(model, title + "  " + format_time_ns(now_ns()), utf8)))
+      return write_error(err);
     if (once) return kExitOk;
-    if (std::ferror(stdout)) return fail("top: cannot write to stdout");
   }
 }
 

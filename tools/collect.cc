@@ -5,6 +5,7 @@
 
 #include "shmbus/shmbus.h"
 #include "shmbus/stat.h"
+#include "shmbus/store_admin.h"
 
 namespace shmbus::tools {
 
@@ -17,6 +18,21 @@ Result<StreamMetrics> collect_stream(const std::string& ns, const std::string& s
   return m;
 }
 
+Result<StreamMetrics> collect_stored(const std::string& ns, const std::string& stream) {
+  auto usage = persist::store_usage(ns, stream);
+  if (!usage) return usage.error();
+  StreamMetrics m;
+  m.ring = false;
+  m.stat.info.ns = ns;
+  m.stat.info.name = stream;
+  PersistSettings ps;
+  ps.store_dir = usage->dir;
+  m.stat.info.persist = ps;
+  m.stat.info.disk_bytes = usage->bytes;
+  m.stat.info.segments = usage->segments;
+  return m;
+}
+
 std::vector<StreamMetrics> collect_namespaces(const std::vector<std::string>& namespaces) {
   std::vector<StreamMetrics> out;
   for (const std::string& ns : namespaces) {
@@ -24,10 +40,19 @@ std::vector<StreamMetrics> collect_namespaces(const std::vector<std::string>& na
     if (!names) continue;
     std::vector<std::string> sorted = names.value();
     std::sort(sorted.begin(), sorted.end());
+    // Then the streams that exist only as a store (ls: "stored (no ring)"), where
+    // persist/ says they are; by name among the rings.
+    std::vector<StreamMetrics> of_ns;
     for (const std::string& name : sorted) {
       auto m = collect_stream(ns, name);
-      if (m) out.push_back(std::move(m.value()));
+      if (m) of_ns.push_back(std::move(m.value()));
     }
+    if (auto stored = persist::stored_streams(ns); stored)
+      for (const std::string& name : stored.value())
+        if (auto m = collect_stored(ns, name); m) of_ns.push_back(std::move(m.value()));
+    std::sort(of_ns.begin(), of_ns.end(),
+              [](const StreamMetrics& x, const StreamMetrics& y) { return x.stat.info.name < y.stat.info.name; });
+    for (auto& m : of_ns) out.push_back(std::move(m));
   }
   return out;
 }

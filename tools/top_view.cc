@@ -79,7 +79,12 @@ std::string table_header(size_t name_w, TopSort sort) {
 std::string table_row(const TopStream& t, size_t name_w) {
   const StreamStat& st = t.now.stat;
   const StreamInfo& s = st.info;
-  const std::string store = s.persist ? top_short_number(static_cast<double>(s.disk_bytes)) : "-";
+  // Bytes 1024-based, as the details' format_bytes(): 2400 is 2.3KiB here, 2.3 KiB there.
+  const std::string store = s.persist ? top_short_bytes(static_cast<double>(s.disk_bytes)) : "-";
+  if (!t.now.ring)  // only a store: no ring figures
+    return left(terminal_text(s.name), name_w) + " " + right("-", 8) + " " + right("-", 8) + " " + right("-", 4) +
+           " " + right("-", 8) + " " + right("-", 6) + " " + right("-", 5) + " " + right(store, 8) + " " +
+           right("-", 7);
   const std::string dlag =
       s.persist ? top_short_number(static_cast<double>(s.next_seq > s.durable_seq ? s.next_seq - s.durable_seq : 0))
                 : "-";
@@ -109,6 +114,11 @@ std::vector<std::string> details(const TopStream& t, bool utf8, size_t spark_w) 
                 std::to_string(s.producers.size()) + ", abandoned " + std::to_string(s.abandoned) +
                 ", lost " + std::to_string(s.tail_lost) + " (tail) + " + std::to_string(s.evicted_lost) +
                 " (evicted)");
+  if (!t.now.ring) {  // only a store (ls: "stored (no ring)")
+    out.push_back("  no ring (stored only): store " + format_bytes(static_cast<double>(s.disk_bytes)) + " in " +
+                  std::to_string(s.segments) + " segments, " + terminal_text(s.persist ? s.persist->store_dir : ""));
+    return out;
+  }
   out.push_back("  ring " + format_size(s.capacity) +
                 (s.persist ? ", store " + format_bytes(static_cast<double>(s.disk_bytes)) + ", durable lag " +
                                  std::to_string(s.next_seq > s.durable_seq ? s.next_seq - s.durable_seq : 0)
@@ -171,6 +181,20 @@ std::string top_short_number(double v) {
   return buf;
 }
 
+std::string top_short_bytes(double v) {
+  if (!std::isfinite(v) || v < 0) return "-";
+  static constexpr const char* kUnit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int u = 0;
+  while (v >= 1023.95 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%.0f%s", v, kUnit[u]);
+  else std::snprintf(buf, sizeof buf, v >= 100 ? "%.0f%s" : "%.1f%s", v, kUnit[u]);
+  return buf;
+}
+
 std::string top_sparkline(const std::deque<double>& samples, size_t width, bool utf8) {
   static constexpr const char* kBlocks[] = {"\u2581", "\u2582", "\u2583", "\u2584",
                                             "\u2585", "\u2586", "\u2587", "\u2588"};
@@ -199,6 +223,7 @@ void TopModel::update(std::vector<StreamMetrics> snaps, double seconds, double s
                                    [&](const TopStream& p) { return key_of(p.now.stat.info) == key; });
     const bool rates = prev != streams_.end() && seconds > 0;
     t.now.bridges = std::move(snap.bridges);
+    t.now.ring = snap.ring;
     t.now.stat = compute_stat(std::move(snap.stat.info), rates ? &prev->now.stat.info : nullptr, seconds, stall_s);
     if (prev != streams_.end()) {
       t.lambda = std::move(prev->lambda);
@@ -278,7 +303,15 @@ std::vector<TopLine> top_frame(const TopModel& model, const TopView& view, const
   std::string footer = view.editing_filter ? "/" + terminal_text(view.filter) + "_   Enter: keep, Esc: cancel"
                        : view.consumers     ? "Esc/Enter: back  q: quit"
                                             : "q quit  s sort  / filter  Up/Down select  Enter consumers";
-  if (view.consumers && !visible.empty()) {
+  // The stream whose consumers are shown was removed: say so, rather than show another's.
+  const bool selection_gone =
+      view.consumers && !view.selected.empty() &&
+      std::none_of(visible.begin(), visible.end(),
+                   [&](size_t i) { return key_of(model.streams()[i].now.stat.info) == view.selected; });
+  if (selection_gone) {
+    add("stream " + terminal_text(view.selected) + " was removed");
+    add("Esc/Enter: back to the list of streams");
+  } else if (view.consumers && !visible.empty()) {
     const TopStream& t = model.streams()[visible[sel]];
     for (const auto& l : details(t, utf8, spark_w)) add(l);
     add("");

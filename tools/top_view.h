@@ -81,6 +81,9 @@ std::string top_plain(const TopModel& model, const std::string& title, bool utf8
 // Helpers, tested on their own.
 // 950 -> "950", 12345 -> "12.3k", 2.5e6 -> "2.5M"; negative or non-finite -> "-".
 std::string top_short_number(double v);
+// Bytes, 1024-based as format_bytes() (format.h) but without the space, to fit a column:
+// 950 -> "950B", 2400 -> "2.3KiB", 5 << 20 -> "5.0MiB"; negative or non-finite -> "-".
+std::string top_short_bytes(double v);
 // The last `width` samples scaled to the largest; missing ones are blanks on the left.
 std::string top_sparkline(const std::deque<double>& samples, size_t width, bool utf8);
 

@@ -304,6 +304,28 @@ bool reads_through_store(std::string_view ns, std::string_view stream,
   return loc && loc->exists;
 }
 
+Result<StoreUsage> store_usage(std::string_view ns, std::string_view stream, std::string_view data_dir_flag) {
+  auto loc = locate_store(ns, stream, data_dir_flag);
+  if (!loc) return loc.error();
+  StoreUsage out;
+  out.dir = loc->dir;
+  const std::string parts[] = {std::string(ns), std::string(stream)};
+  auto sd = open_dir_path(loc->root, parts, /*create=*/false, Use::kRead);
+  if (!sd) return sd.error();
+  auto names = list_dir(sd->get());
+  if (!names) return names.error();
+  for (const auto& n : names.value()) {
+    struct stat st;
+    if (!is_store_file(n) || ::fstatat(sd->get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISREG(st.st_mode))
+      continue;
+    out.bytes += static_cast<uint64_t>(st.st_size);
+    // NNNNNNNNNNNNNNNNNNNN.seg exactly: a live segment.
+    if (n.size() == 20 + kSegmentSuffix.size() && std::string_view(n).substr(20) == kSegmentSuffix) ++out.segments;
+  }
+  return out;
+}
+
 Result<std::vector<std::string>> stored_streams(std::string_view ns, std::string_view data_dir_flag) {
   if (auto r = validate_name("namespace", ns); !r) return r.error();
   auto root = resolve_data_dir(data_dir_flag);

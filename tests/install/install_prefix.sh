@@ -51,8 +51,11 @@ for f in bin/shmbus lib/cmake/shmbus/shmbusConfig.cmake lib/cmake/shmbus/shmbusC
 done
 [ "$("$prefix/bin/shmbus" --version)" = "shmbus $version" ] || fail "bin/shmbus --version: not 'shmbus $version'"
 if [ -n "$help2man" ]; then
-  grep -q '^\.TH SHMBUS "1"' "$prefix/share/man/man1/shmbus.1" || fail "no man page share/man/man1/shmbus.1"
-  grep -q 'persist' "$prefix/share/man/man1/shmbus.1" || fail "the man page lacks the commands"
+  man=$prefix/share/man/man1/shmbus.1.gz
+  [ -f "$man" ] || fail "no man page share/man/man1/shmbus.1.gz"
+  page=$(zcat "$man") || fail "share/man/man1/shmbus.1.gz is not gzip"
+  grep -q '^\.TH SHMBUS "1"' <<<"$page" || fail "share/man/man1/shmbus.1.gz is no man page"
+  grep -q 'persist' <<<"$page" || fail "the man page lacks the commands"
 fi
 if [ "$have_python" = 1 ]; then
   ls "$prefix"/lib/python3/dist-packages/shmbus/_shmbus*.so >/dev/null || fail "no Python module"

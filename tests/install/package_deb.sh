@@ -34,7 +34,8 @@ need=(./usr/bin/shmbus ./usr/include/shmbus/shmbus.h ./usr/include/shmbus/persis
   "./usr/lib/libshmbus-bridge.so.$version" ./usr/lib/cmake/shmbus/shmbusConfig.cmake
   ./usr/lib/cmake/shmbus/shmbusTargets.cmake ./usr/lib/pkgconfig/shmbus.pc ./usr/lib/pkgconfig/shmbus-persist.pc)
 [ "$have_python" = 1 ] && need+=(./usr/lib/python3/dist-packages/shmbus/__init__.py)
-[ -n "$help2man" ] && need+=(./usr/share/man/man1/shmbus.1)
+need+=(./usr/share/doc/shmbus/copyright)
+[ -n "$help2man" ] && need+=(./usr/share/man/man1/shmbus.1.gz)
 for f in "${need[@]}"; do
   grep -qx -- "$f" <<<"$contents" || fail "the package lacks $f"
 done
@@ -47,6 +48,20 @@ fi
 root=$work/root
 dpkg -x "$deb" "$root"
 [ "$(LD_LIBRARY_PATH="$root/usr/lib" "$root/usr/bin/shmbus" --version)" = "shmbus $version" ] || fail "shmbus --version from the package"
+grep -q '^Copyright: ' "$root/usr/share/doc/shmbus/copyright" || fail "usr/share/doc/shmbus/copyright has no Copyright field"
+grep -q '^License: ' "$root/usr/share/doc/shmbus/copyright" || fail "usr/share/doc/shmbus/copyright has no License field"
+if [ -n "$help2man" ]; then
+  # Gzipped, and with a section per subcommand (tools/man_commands.sh): each one's options.
+  page=$(zcat "$root/usr/share/man/man1/shmbus.1.gz") || fail "usr/share/man/man1/shmbus.1.gz is not gzip"
+  grep -q '^\.TH SHMBUS "1"' <<<"$page" || fail "shmbus.1.gz is no man page"
+  for cmd in create pub tail stat persist bridge; do
+    grep -q "^\.SS \"shmbus $cmd\"" <<<"$page" || fail "the man page has no section for shmbus $cmd"
+  done
+  grep -q -- '--consumer-retention' <<<"$page" || fail "the man page lacks the subcommands' options (create --consumer-retention)"
+  if command -v man >/dev/null; then
+    MANWIDTH=80 man -l "$root/usr/share/man/man1/shmbus.1.gz" 2>&1 >/dev/null | grep . && fail "man warns about shmbus.1.gz"
+  fi
+fi
 if [ "$have_python" = 1 ]; then
   got=$(cd "$work" && PYTHONPATH="$root/usr/lib/python3/dist-packages" PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -c \
     'import shmbus, os; print(shmbus.__version__, os.path.dirname(shmbus.__file__))')

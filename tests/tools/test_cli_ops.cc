@@ -5,6 +5,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
 #include "cli_test_util.h"
 #include "shmbus/shmbus.h"
 
@@ -32,8 +37,8 @@ std::string sample(const std::string& text, const std::string& series) {
   return "";
 }
 
-// A plain HTTP/1.1 GET on 127.0.0.1:port: the whole response (status line, headers, body).
-std::string http_get(int port, const std::string& path) {
+// A plain HTTP/1.1 request on 127.0.0.1:port: the whole response (status line, headers, body).
+std::string http_request(int port, const std::string& method, const std::string& path) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
@@ -41,7 +46,8 @@ std::string http_get(int port, const std::string& path) {
   inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
   std::string resp;
   if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    const std::string req = method + " " + path +
+                            " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
     (void)!write(fd, req.data(), req.size());
     timeval tv{10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -51,6 +57,8 @@ std::string http_get(int port, const std::string& path) {
   close(fd);
   return resp;
 }
+
+std::string http_get(int port, const std::string& path) { return http_request(port, "GET", path); }
 
 std::string body_of(const std::string& resp) {
   const size_t at = resp.find("\r\n\r\n");
@@ -193,6 +201,145 @@ TEST_F(CliOps, MetricsBadAddressOrPortInUseIsOneLineError) {
   close(fd);
 }
 
+// The port of a `metrics --listen 127.0.0.1:0` from its first line of stdout (0 if none).
+int metrics_port(Background& m) {
+  if (!m.wait_for([](const std::string& o, const std::string&) { return o.find('\n') != std::string::npos; }))
+    return 0;
+  return std::stoi(m.out().substr(10, m.out().find('\n') - 10));
+}
+
+// A TCP connection to 127.0.0.1:port (-1 if it failed).
+int connect_to(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(CliOps, MetricsOnAPortAnotherMetricsListensOnFails) {
+  // cpp-httplib's default socket options set SO_REUSEPORT: a second listener on the same
+  // port used to succeed, and scrapes alternated between the two.
+  create("a");
+  Background first(with_ns({"metrics", "--listen", "127.0.0.1:0"}));
+  const int port = metrics_port(first);
+  ASSERT_GT(port, 0) << first.err();
+  const std::string addr = "127.0.0.1:" + std::to_string(port);
+  const CliResult r = cli({"metrics", "--listen", addr});
+  expect_failure(r, "cannot listen on " + addr + ": Address already in use");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(lines_of(r.err).size(), 1u) << r.err;
+  EXPECT_EQ(http_get(port, "/metrics").rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(first.stop(SIGTERM).exit_code, 0);
+}
+
+TEST_F(CliOps, MetricsAnswersOtherMethodsWith405AndAllow) {
+  create("a");
+  Background m(with_ns({"metrics", "--listen", "127.0.0.1:0"}));
+  const int port = metrics_port(m);
+  ASSERT_GT(port, 0) << m.err();
+  for (const char* method : {"POST", "PUT", "DELETE"}) {
+    const std::string resp = http_request(port, method, "/metrics");
+    EXPECT_EQ(resp.rfind("HTTP/1.1 405", 0), 0u) << method << "\n" << resp;
+    EXPECT_NE(resp.find("Allow: GET, HEAD\r\n"), std::string::npos) << resp;
+  }
+  EXPECT_EQ(http_request(port, "HEAD", "/metrics").rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(m.stop(SIGTERM).exit_code, 0);
+}
+
+TEST_F(CliOps, MetricsSlowClientsBlockNeitherScrapesNorSigterm) {
+  create("a");
+  Background m(with_ns({"metrics", "--listen", "127.0.0.1:0"}));
+  const int port = metrics_port(m);
+  ASSERT_GT(port, 0) << m.err();
+  // Four clients that sent half a request and then nothing, two that trickle one byte
+  // of a header line every 300 ms (each byte restarts a read timeout): the scrape below
+  // and SIGTERM come while all of them are connected.
+  std::vector<int> idle, trickling;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(connect_to(port));
+    ASSERT_GE(idle.back(), 0);
+    const std::string half = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+    ASSERT_EQ(write(idle.back(), half.data(), half.size()), static_cast<ssize_t>(half.size()));
+  }
+  for (int i = 0; i < 2; ++i) {
+    trickling.push_back(connect_to(port));
+    ASSERT_GE(trickling.back(), 0);
+    ASSERT_EQ(write(trickling.back(), "GET /metrics HTTP/1.1\r\nX-a: ", 28), 28);
+  }
+  std::atomic<bool> done{false};
+  std::thread trickle([&] {
+    while (!done.load()) {
+      for (int fd : trickling) (void)!send(fd, "b", 1, MSG_NOSIGNAL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+  // Let the server take the slow connections before the scrape.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string resp = http_get(port, "/metrics");  // gives up after 10 s
+  EXPECT_EQ(resp.rfind("HTTP/1.1 200", 0), 0u) << resp;
+  const CliResult r = m.stop(SIGTERM);  // SIGKILLed after 10 s
+  done = true;
+  trickle.join();
+  for (int fd : idle) close(fd);
+  for (int fd : trickling) close(fd);
+  EXPECT_FALSE(r.timed_out) << "SIGTERM did not end metrics while clients trickled";
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(CliOps, StoredOnlyStreamsShowTheirStoreInPrometheusAndTop) {
+  // A persisted stream whose ring is gone (rm --force; a reboot) is `stored (no ring)` in
+  // ls; stat --format prometheus and top left it out, and its store gauges vanished.
+  const std::string data = scratch_.path() + "/data";
+  create("p");
+  publish_persisted("p", data, "a\nb\nc\n", 3);
+  expect_ok(cli({"rm", "p", "--force"}));  // the ring only: the store stays
+  create("live");
+  CliEnv env;
+  env.set = {{"SHMBUS_DATA_DIR", data}};
+  const CliResult ls = run_cli(with_ns({"ls"}), "", env);
+  expect_ok(ls);
+  ASSERT_NE(ls.out.find("stored (no ring)"), std::string::npos) << ls.out;
+  const CliResult prom = run_cli(with_ns({"stat", "--format", "prometheus"}), "", env);
+  expect_ok(prom);
+  const std::string p = "{namespace=\"" + ns_ + "\",stream=\"p\"}";
+  const std::string live = "{namespace=\"" + ns_ + "\",stream=\"live\"}";
+  const std::string bytes = sample(prom.out, "shmbus_store_bytes" + p);
+  ASSERT_NE(bytes, "") << prom.out;
+  EXPECT_GT(std::stoull(bytes), 0u);
+  EXPECT_EQ(sample(prom.out, "shmbus_store_segments" + p), "1") << prom.out;
+  EXPECT_EQ(sample(prom.out, "shmbus_ring" + p), "0") << prom.out;
+  EXPECT_EQ(sample(prom.out, "shmbus_ring" + live), "1") << prom.out;
+  EXPECT_EQ(sample(prom.out, "shmbus_next_seq" + p), "") << prom.out;  // no ring figures
+  EXPECT_EQ(sample(prom.out, "shmbus_next_seq" + live), "0") << prom.out;
+  // stat STREAM said "not found": the store's part, and --json keeps every key.
+  const CliResult human = run_cli(with_ns({"stat", "p"}), "", env);
+  expect_ok(human);
+  EXPECT_NE(human.out.find("no ring (stored only"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find(data + "/" + ns_ + "/p"), std::string::npos) << human.out;
+  const CliResult json = run_cli(with_ns({"stat", "p", "--json"}), "", env);
+  expect_ok(json);
+  EXPECT_EQ(json_raw(json.out, "ring"), "false") << json.out;
+  EXPECT_EQ(json_raw(json.out, "disk_bytes"), bytes) << json.out;
+  EXPECT_EQ(json_raw(json.out, "stream"), "\"p\"") << json.out;
+  for (const char* key : {"next_seq", "capacity", "consumers", "producers", "records_published", "persist"})
+    EXPECT_NE(json_raw(json.out, key), "") << key << " " << json.out;
+  const CliResult prom1 = run_cli(with_ns({"stat", "p", "--format", "prometheus"}), "", env);
+  expect_ok(prom1);
+  EXPECT_EQ(sample(prom1.out, "shmbus_store_bytes" + p), bytes) << prom1.out;
+  const CliResult top = run_cli(with_ns({"top", "--once", "--interval", "100ms"}), "", env);
+  expect_ok(top);
+  EXPECT_NE(top.out.find("\np "), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("no ring (stored only)"), std::string::npos) << top.out;
+  if (!have_promtool()) GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
+  EXPECT_EQ(promtool_problems(prom.out, scratch_.path()), "") << prom.out;
+}
+
 TEST_F(CliOps, TopOncePrintsEveryStreamWithItsConsumers) {
   live_stream();
   create("quiet");
@@ -235,6 +382,19 @@ TEST_F(CliOps, TopToAPipePrintsAFrameEveryIntervalUntilSigterm) {
   EXPECT_NE(top.out().find("\npiped "), std::string::npos) << top.out();
   const CliResult r = top.stop(SIGTERM);
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(CliOps, TopIntoAPipeWhoseReaderLeftEndsQuietly) {
+  // `shmbus top | head -n 1`: the next frame meets EPIPE; like tail, top ends with 0 and
+  // says nothing (it said "cannot write to stdout" and exited 1).
+  create("piped");
+  const CliResult r = run_program(
+      "/bin/bash",
+      {"-c", "\"$0\" top --namespace \"$1\" --interval 100ms | head -n 1 >/dev/null; echo \"${PIPESTATUS[0]}\"",
+       SHMBUS_CLI, ns_});
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.out, "0\n") << r.err;
+  EXPECT_EQ(r.err, "");
 }
 
 }  // namespace

@@ -118,6 +118,29 @@ TEST(Prometheus, PersistedStreamsAndBridgesHaveTheirGauges) {
   EXPECT_NE(text.find("# TYPE shmbus_bridge_delivered_total counter\n"), std::string::npos);
 }
 
+TEST(Prometheus, StoredOnlyStreamsHaveTheirStoreGaugesAndRingZero) {
+  StreamMetrics stored;
+  stored.ring = false;
+  stored.stat.info.ns = "ns";
+  stored.stat.info.name = "old";
+  PersistSettings ps;
+  ps.store_dir = "/data/ns/old";
+  stored.stat.info.persist = ps;
+  stored.stat.info.disk_bytes = 4096;
+  stored.stat.info.segments = 2;
+  const std::string text = prometheus_text({sample_stream("ns", "a"), stored});
+  EXPECT_NE(text.find("shmbus_store_bytes{namespace=\"ns\",stream=\"old\"} 4096\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("shmbus_store_segments{namespace=\"ns\",stream=\"old\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("shmbus_ring{namespace=\"ns\",stream=\"old\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("shmbus_ring{namespace=\"ns\",stream=\"a\"} 1\n"), std::string::npos) << text;
+  // No ring figures for it: not zeros that look like an empty ring.
+  for (const char* family : {"next_seq", "records_published_total", "ring_capacity_bytes", "records_lost_total",
+                             "durable_lag_records", "persister_beat_timestamp_seconds"})
+    EXPECT_EQ(text.find(std::string("shmbus_") + family + "{namespace=\"ns\",stream=\"old\""), std::string::npos)
+        << family;
+  EXPECT_EQ(count_of(text, "# TYPE shmbus_ring gauge\n"), 1u);
+}
+
 TEST(Prometheus, PromtoolAcceptsTheTextWithOddNames) {
   if (std::system("promtool --version >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";

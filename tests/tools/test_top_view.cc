@@ -43,6 +43,42 @@ TEST(TopView, ShortNumbers) {
   EXPECT_EQ(top_short_number(-1), "-");
 }
 
+TEST(TopView, StoreSizesUseOneUnitConventionInTableAndDetails) {
+  // The table said STORE 2.4k (1000-based) where the details said store 2.3 KiB.
+  EXPECT_EQ(top_short_bytes(950), "950B");
+  EXPECT_EQ(top_short_bytes(2400), "2.3KiB");
+  EXPECT_EQ(top_short_bytes(5 << 20), "5.0MiB");
+  EXPECT_EQ(top_short_bytes(1023.0 * 1024), "1023KiB");
+  EXPECT_EQ(top_short_bytes(-1), "-");
+  StreamMetrics m = snap("p", 10, 0, 2400);
+  m.stat.info.persist = PersistSettings{};
+  TopModel model;
+  model.update({m}, 0);
+  const std::string text = top_plain(model, "t", false);
+  EXPECT_NE(text.find(" 2.3KiB "), std::string::npos) << text;
+  EXPECT_NE(text.find("store 2.3 KiB"), std::string::npos) << text;
+  EXPECT_EQ(text.find("2.4k"), std::string::npos) << text;
+}
+
+TEST(TopView, ConsumerViewOfARemovedStreamSaysSo) {
+  // It silently showed the first remaining stream's consumers instead.
+  TopModel model;
+  model.update({snap("a", 10, 0), snap("b", 10, 0)}, 0);
+  TopView view;
+  view.selected = "n/b";
+  view.consumers = true;
+  const auto text = [&] {
+    std::string all;
+    for (const auto& l : top_frame(model, view, "t", 100, 30, false)) all += l.text + "\n";
+    return all;
+  };
+  EXPECT_NE(text().find("b: lambda"), std::string::npos) << text();
+  model.update({snap("a", 20, 0)}, 1.0);
+  const std::string gone = text();
+  EXPECT_NE(gone.find("stream n/b was removed"), std::string::npos) << gone;
+  EXPECT_EQ(gone.find("a: lambda"), std::string::npos) << gone;
+}
+
 TEST(TopView, SparklinesScaleToTheLargestAndPadOnTheLeft) {
   EXPECT_EQ(top_sparkline({0, 7, 14}, 5, false), "  _=#");  // levels 0, 4, 7 of "_.-:=+*#"
   EXPECT_EQ(top_sparkline({1, 2, 3, 4}, 2, false), "+#");  // the last samples only

@@ -80,16 +80,21 @@ uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 std::string prometheus_text(const std::vector<StreamMetrics>& streams) {
   std::string out;
   if (streams.empty()) return out;
-  // A family of one value per stream (persisted streams only when `persisted_only`).
+  // A family of one value per stream: of every stream with a ring, of the persisted ones
+  // with a ring, or of every stream with a store (a ring or not).
+  // Streams without a ring (only a store) are in the store families and `ring` only.
+  enum Of { kRing, kPersistedRing, kStore };
   const auto per_stream = [&](const char* name, const char* type, const char* help,
-                              const std::function<uint64_t(const StreamStat&)>& value,
-                              bool persisted_only = false) {
-    bool any = false;
-    for (const auto& m : streams) any |= !persisted_only || m.stat.info.persist.has_value();
-    if (!any) return;
+                              const std::function<uint64_t(const StreamStat&)>& value, Of of = kRing) {
+    const auto shown = [&](const StreamMetrics& m) {
+      if (of == kRing) return m.ring;
+      if (of == kPersistedRing) return m.ring && m.stat.info.persist.has_value();
+      return m.stat.info.persist.has_value();
+    };
+    if (std::none_of(streams.begin(), streams.end(), shown)) return;
     Family f(&out, name, type, help);
     for (const auto& m : streams)
-      if (!persisted_only || m.stat.info.persist) f.sample(stream_labels(m.stat.info), value(m.stat));
+      if (shown(m)) f.sample(stream_labels(m.stat.info), value(m.stat));
   };
   using S = const StreamStat&;
   per_stream("records_published_total", "counter", "Records committed to the stream.",
@@ -105,6 +110,7 @@ std::string prometheus_text(const std::vector<StreamMetrics>& streams) {
              "Records readers lost: reason tail (lapped tailing readers) or evicted (durable "
              "groups evicted as dead, counted when they read again).");
     for (const auto& m : streams) {
+      if (!m.ring) continue;
       Labels l = stream_labels(m.stat.info);
       l.emplace_back("reason", "tail");
       f.sample(l, m.stat.info.tail_lost);
@@ -120,12 +126,18 @@ std::string prometheus_text(const std::vector<StreamMetrics>& streams) {
              [](S st) { return st.info.producer_full; });
   per_stream("records_deleted_total", "counter",
              "Records deleted from the store (retention and explicit delete).",
-             [](S st) { return st.info.deleted_records; }, true);
+             [](S st) { return st.info.deleted_records; }, kPersistedRing);
   per_stream("bytes_deleted_total", "counter", "Bytes deleted from the store.",
-             [](S st) { return st.info.deleted_bytes; }, true);
+             [](S st) { return st.info.deleted_bytes; }, kPersistedRing);
   per_stream("store_errors_total", "counter", "Store write or sync failures.",
-             [](S st) { return st.info.store_errors; }, true);
+             [](S st) { return st.info.store_errors; }, kPersistedRing);
 
+  {
+    Family f(&out, "ring", "gauge",
+             "1 while the stream has its ring in shared memory; 0: it exists only as its store "
+             "(after a reboot), with the store gauges only.");
+    for (const auto& m : streams) f.sample(stream_labels(m.stat.info), m.ring ? 1 : 0);
+  }
   per_stream("next_seq", "gauge", "Sequence number the next record gets.",
              [](S st) { return st.info.next_seq; });
   per_stream("ring_capacity_bytes", "gauge", "Size of the ring.",
@@ -140,14 +152,14 @@ std::string prometheus_text(const std::vector<StreamMetrics>& streams) {
   });
   per_stream("durable_lag_records", "gauge",
              "Records published but not yet durable in the store (next_seq - durable_seq).",
-             [](S st) { return minus(st.info.next_seq, st.info.durable_seq); }, true);
+             [](S st) { return minus(st.info.next_seq, st.info.durable_seq); }, kPersistedRing);
   per_stream("store_bytes", "gauge", "The store's size on disk.",
-             [](S st) { return st.info.disk_bytes; }, true);
+             [](S st) { return st.info.disk_bytes; }, kStore);
   per_stream("store_segments", "gauge", "Segment files of the store.",
-             [](S st) { return st.info.segments; }, true);
+             [](S st) { return st.info.segments; }, kStore);
   per_stream("persister_beat_timestamp_seconds", "gauge",
              "Last sign of life of the persister (seconds since the epoch; 0: never).",
-             [](S st) { return st.info.persister_beat_ns / 1000000000ULL; }, true);
+             [](S st) { return st.info.persister_beat_ns / 1000000000ULL; }, kPersistedRing);
 
   // Per consumer.  An anonymous tailing reader and a group may share a name: `kind` tells them apart.
   const auto per_consumer = [&](const char* name, const char* help,

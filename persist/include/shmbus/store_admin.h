@@ -116,6 +116,16 @@ Result<bool> detach_persistence(std::string_view ns, std::string_view stream);
 bool reads_through_store(std::string_view ns, std::string_view stream,
                          std::string_view data_dir_flag = {});
 
+// What a store holds on disk, without opening it (no lock, no recovery): for streams that
+// exist only as a store.  kNotFound when there is no store directory.
+struct StoreUsage {
+  std::string dir;         // DATA_DIR/NS/STREAM
+  uint64_t bytes = 0;      // the store files' sizes (segments, indexes, watermark, settings)
+  uint64_t segments = 0;   // segment files (quarantined ones not counted)
+};
+Result<StoreUsage> store_usage(std::string_view ns, std::string_view stream,
+                               std::string_view data_dir_flag = {});
+
 // The streams of NS that exist only as a store in the data dir (no ring), sorted.
 Result<std::vector<std::string>> stored_streams(std::string_view ns, std::string_view data_dir_flag = {});
 

@@ -32,6 +32,10 @@ struct BridgeMetrics {
 
 struct StreamMetrics {
   StreamStat stat;
+  // false: the stream exists only as its store (after a reboot, or rm --force of a
+  // persisted stream's ring): stat.info holds its names, persist->store_dir, disk_bytes
+  // and segments only; the ring's figures are left out.
+  bool ring = true;
   std::vector<BridgeMetrics> bridges;
 };
 
