@@ -71,8 +71,8 @@ for _obj in (Claim, Consumer, ConsumerIterator, Persister, Producer):
 del _obj
 
 # asyncio (shmbus/_aio.py): awaited polls that run the consumer's wait in a worker thread.
-Consumer.poll_async = _aio.poll_async
-Consumer.aiter = _aio.aiter
+# poll/read_batch/seek/commit/close first join a slice a cancelled poll_async() left.
+_aio.install(Consumer)
 
 __all__ = [
     "__version__",

@@ -2,6 +2,7 @@
 
 import datetime
 import os
+import sys
 from types import TracebackType
 from typing import Any, AsyncIterator, Iterable, Iterator, Literal, Optional, TypedDict, Union
 
@@ -307,7 +308,8 @@ class Record:
     def bytes(self) -> bytes:
         """A copy of the payload, valid forever."""
     def __len__(self) -> int: ...
-    def __buffer__(self, flags: int) -> memoryview: ...
+    if sys.version_info >= (3, 12):  # PEP 688: Python 3.11 has no __buffer__ (the buffer protocol is C-level)
+        def __buffer__(self, flags: int) -> memoryview: ...
 
 class Claim:
     """A reserved record to fill in place: `with producer.claim(n) as claim:` gives the
@@ -443,6 +445,8 @@ class Consumer:
     def group(self) -> Optional[str]: ...
     @property
     def durable(self) -> bool: ...
+    @property
+    def auto_commit(self) -> bool: ...
     @property
     def next_seq(self) -> int: ...
     @property

@@ -11,9 +11,21 @@ could watch: adding an eventfd would put a syscall on every publish.)
 
 Cancellation: the awaiting task is cancelled at once; the slice in flight cannot be
 interrupted, but it ends within ``_SLICE`` seconds.  It stays attached to the consumer
-(``_shmbus_slice``): if it took a record, the next poll_async()/aiter() step returns
-that record first, so no record is lost and the order is kept, and no second slice is
-started while one runs (one worker thread per waiting consumer at most).
+(``_shmbus_slice``) and no second slice is started while one runs (one worker thread per
+waiting consumer at most).  Rule: a record taken by such a background slice is never lost
+nor reordered, whatever API is used next.  Every consumer operation first joins the slice
+in flight (waits for it to end, at most ``_SLICE`` seconds) and takes its outcome:
+
+- poll(), read_batch(), a step of iter()/``for rec in consumer``, poll_async(), aiter()
+  return the kept record before anything newer (an error the slice met is raised there);
+- seek() drops it (the consumer moves anyway);
+- commit() and close() commit only what was delivered to the caller: a durable consumer
+  holding a kept record is rewound to it (``seek(kept.seq)``: the group's position becomes
+  the kept record, everything before it, all delivered, is consumed), so that the group's
+  next reader gets it again.  (With auto_commit=False close() commits nothing anyway.)
+
+close() thus returns only once the slice has let go of the consumer: a group can be
+reopened at once.  Nothing is left for asyncio to report as "never retrieved".
 """
 
 import asyncio
@@ -44,25 +56,140 @@ def _pool():
         return _executor
 
 
+_slot_lock = threading.Lock()  # clearing a consumer's _shmbus_slice: one taker per outcome
+
+# The C++ methods, before install() wraps them.
+_orig = {}
+
+
+def _clear(consumer, fut):
+    """Whether this caller cleared the slot holding `fut` (then it owns the outcome)."""
+    with _slot_lock:
+        if consumer.__dict__.get("_shmbus_slice") is not fut:
+            return False
+        consumer._shmbus_slice = None
+        return True
+
+
+def _join(consumer):
+    """Waits for the slice in flight (at most _SLICE s) and takes its outcome: the record
+    it kept (None: none), or its error raised.  Thread: any; called first by every
+    consumer operation (the iterator's step calls it from C++)."""
+    while True:
+        fut = consumer.__dict__.get("_shmbus_slice")
+        if fut is None:
+            return None
+        concurrent.futures.wait([fut])
+        if _clear(consumer, fut):
+            return fut.result()
+
+
+def _join_quiet(consumer):
+    """_join() for seek/commit/close: the kept record or None; the slice's error (a
+    ClosedError, a lap...) is dropped: the operation goes on."""
+    try:
+        return _join(consumer)
+    except Exception:  # noqa: BLE001 - retrieved and dropped on purpose
+        return None
+
+
+def _poll(self, timeout=None):
+    rec = _join(self)
+    if rec is not None:
+        return rec
+    return _orig["poll"](self, timeout)
+
+
+def _read_batch(self, max_records=1000, timeout=None):
+    rec = _join(self)
+    if rec is None:
+        return _orig["read_batch"](self, max_records, timeout)
+    # A durable consumer's batch is the kept record alone: the C++ read_batch commits what
+    # was returned before it, which would expire (and commit) the kept record unread.
+    if (not self.durable and isinstance(max_records, int) and not isinstance(max_records, bool)
+            and max_records > 1):
+        return [rec] + _orig["read_batch"](self, max_records - 1, 0)
+    return [rec]
+
+
+def _seek(self, start):
+    _join_quiet(self)
+    return _orig["seek"](self, start)
+
+
+def _rewind_to(self, rec):
+    # A durable consumer's kept record was taken from the ring but never delivered: move
+    # the group back to it (its committed position too: what precedes it was delivered).
+    _orig["seek"](self, rec.seq)
+
+
+def _commit(self):
+    rec = _join_quiet(self)
+    if rec is not None and self.durable:
+        return _rewind_to(self, rec)
+    return _orig["commit"](self)
+
+
+def _close(self):
+    rec = _join_quiet(self)
+    if rec is not None and not self.closed and self.durable and self.auto_commit:
+        try:
+            _rewind_to(self, rec)
+        except Exception:  # noqa: BLE001 - the close goes on (the C++ consumer is closed on error)
+            pass
+    return _orig["close"](self)
+
+
+def _exit(self, exc_type, exc, tb):
+    _close(self)
+    return False
+
+
+def install(consumer_cls):
+    """Wraps the Consumer methods that must join a slice in flight (see the module doc)."""
+    for name in ("poll", "read_batch", "seek", "commit", "close"):
+        _orig[name] = getattr(consumer_cls, name)
+    for name, fn, doc_from in (("poll", _poll, "poll"), ("read_batch", _read_batch, "read_batch"),
+                               ("seek", _seek, "seek"), ("commit", _commit, "commit"),
+                               ("close", _close, "close")):
+        fn.__doc__ = _orig[doc_from].__doc__
+        fn.__name__ = name
+        fn.__qualname__ = "Consumer." + name
+        setattr(consumer_cls, name, fn)
+    consumer_cls.__exit__ = _exit
+    consumer_cls._shmbus_slice = None  # the instance's attribute, when set, shadows it
+    consumer_cls.poll_async = poll_async
+    consumer_cls.aiter = aiter
+
+
+def _retrieve(af):
+    # A cancelled awaiter leaves the asyncio wrapper's outcome unread: read it, so asyncio
+    # does not log "Future exception was never retrieved" (the outcome is taken from the
+    # concurrent future by whoever clears the slot).
+    if not af.cancelled():
+        af.exception()
+
+
 async def _slice(consumer, timeout):
     """One poll of at most `timeout` seconds in a worker thread: a Record or None."""
     while True:
         fut = getattr(consumer, "_shmbus_slice", None)
         if fut is None:
-            fut = _pool().submit(consumer.poll, timeout)
+            fut = _pool().submit(_orig["poll"], consumer, timeout)
             consumer._shmbus_slice = fut
         # shield: a cancelled task leaves the slice running; the next call takes its record.
         # Only the task that clears the slot takes the outcome (two tasks awaiting one
         # consumer must not both get the same record): the other starts a new slice.
+        af = asyncio.wrap_future(fut)
+        af.add_done_callback(_retrieve)
         try:
-            await asyncio.shield(asyncio.wrap_future(fut))
+            await asyncio.shield(af)
         except asyncio.CancelledError:
             raise
         except BaseException:  # the slice's error: taken by whoever clears the slot below
             pass
-        if getattr(consumer, "_shmbus_slice", None) is not fut:
+        if not _clear(consumer, fut):
             continue
-        consumer._shmbus_slice = None
         return fut.result()
 
 
@@ -92,7 +219,7 @@ async def poll_async(self, timeout=None):
 async def _aiter(consumer, idle_timeout, max_records):
     left = max_records
     while left is None or left > 0:
-        if consumer.closed and getattr(consumer, "_shmbus_slice", None) is None:
+        if consumer.closed and consumer.__dict__.get("_shmbus_slice") is None:
             return
         try:
             rec = await poll_async(consumer, idle_timeout)

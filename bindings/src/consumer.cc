@@ -197,6 +197,21 @@ class ConsumerHandle {
   std::shared_ptr<ConsumerCore> core_;  // null once closed
 };
 
+// The record a cancelled poll_async() slice took and nobody received yet (shmbus/_aio.py:
+// _join waits for the slice in flight, at most one slice): returned before anything newer.
+// None, cheaply, when no slice is attached (the class attribute _shmbus_slice is None).
+py::object kept_record(const py::object& consumer) {
+  PyObject* s = PyObject_GetAttrString(consumer.ptr(), "_shmbus_slice");
+  if (s == nullptr) {
+    PyErr_Clear();  // the bare _shmbus module, without shmbus/_aio.py: no slices
+    return py::none();
+  }
+  const bool none = s == Py_None;
+  Py_DECREF(s);
+  if (none) return py::none();
+  return py::module_::import("shmbus._aio").attr("_join")(consumer);
+}
+
 class ConsumerIterator {
  public:
   ConsumerIterator(py::object consumer, std::optional<std::chrono::nanoseconds> idle,
@@ -204,7 +219,8 @@ class ConsumerIterator {
       : consumer_(std::move(consumer)), idle_(idle), left_(max_records) {}
   py::object next() {
     if (left_ && *left_ == 0) throw py::stop_iteration();
-    py::object rec = consumer_.cast<ConsumerHandle&>().next(idle_);
+    py::object rec = kept_record(consumer_);
+    if (rec.is_none()) rec = consumer_.cast<ConsumerHandle&>().next(idle_);
     if (rec.is_none()) throw py::stop_iteration();
     if (left_) --*left_;
     return rec;
@@ -344,6 +360,8 @@ No-op for tailing consumers.)doc")
                              },
                              "The durable group name, or None for a tailing consumer.")
       .def_property_readonly("durable", [](const ConsumerHandle& h) { return h.info().durable; })
+      .def_property_readonly("auto_commit", [](const ConsumerHandle& h) { return h.info().auto_commit; },
+                             "The constructor's auto_commit.")
       .def_property_readonly("next_seq",
                              [](const ConsumerHandle& h) { return h.info().next_seq.load(); },
                              "Sequence number of the next record to be returned.")

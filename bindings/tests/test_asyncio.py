@@ -225,3 +225,136 @@ def test_poll_async_in_a_fork_child_after_the_parent_used_it(ns, stream):
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+# ---- a record taken by a cancelled wait's slice (the slice runs on, <= 0.1 s) ----------
+
+
+async def _keep_one(c, p, payload, rounds=50):
+    """Cancels a poll_async() and publishes `payload` while its worker slice still runs,
+    until that slice takes it (a loaded machine may end a slice before the publish: the
+    record is then read and the round repeated).  Returns the records read meanwhile."""
+    extra = []
+    for _ in range(rounds):
+        task = asyncio.get_running_loop().create_task(c.poll_async(None))
+        await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        fut = c.__dict__.get("_shmbus_slice")
+        if fut is None or fut.done():
+            continue  # the slice ended already: no record can be kept this round
+        p.publish(payload)
+        deadline = time.monotonic() + 30
+        while not fut.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if fut.result() is not None:
+            return extra
+        extra.append(await c.poll_async(30))  # taken by the ring instead: retry
+    pytest.fail("no slice took the record")
+
+
+@pytest.mark.parametrize("api", ["close", "with", "commit"])
+def test_a_record_kept_by_a_cancelled_wait_is_not_lost_by_close_or_commit(ns, stream, api):
+    """The cancelled slice took A: close() (or commit() then close with auto_commit=False)
+    must not commit past A, which nobody received: the group's next reader gets A, B."""
+    async def main():
+        with shmbus.Producer(stream, namespace=ns) as p:
+            c = shmbus.Consumer(stream, group="g", namespace=ns, start="earliest",
+                                auto_commit=(api != "commit"))
+            extra = await _keep_one(c, p, b"A")
+            assert extra == []
+            p.publish(b"B")
+            if api == "close":
+                c.close()
+            elif api == "with":
+                with c:
+                    pass
+            else:
+                c.commit()
+                c.close()
+        with shmbus.Consumer(stream, group="g", namespace=ns) as g:
+            out = []
+            while (r := g.poll(0.5)) is not None:
+                out.append(r.bytes())
+            return out
+
+    assert asyncio.run(main()) == [b"A", b"B"]
+
+
+@pytest.mark.parametrize("group", [None, "g"])
+@pytest.mark.parametrize("api", ["poll", "read_batch", "iter", "for", "poll_async", "aiter"])
+def test_any_read_after_a_cancelled_wait_returns_the_kept_record_first(ns, stream, group, api):
+    async def main():
+        with shmbus.Producer(stream, namespace=ns) as p, \
+                shmbus.Consumer(stream, group=group, namespace=ns, start="earliest") as c:
+            # made before the slice: its step joins the slice too
+            it = c.iter(idle_timeout=5) if api == "for" else None
+            await _keep_one(c, p, b"A")
+            p.publish(b"B")
+            if api == "poll":
+                got = [c.poll(5).bytes(), c.poll(5).bytes()]
+            elif api == "read_batch":
+                got = [r.bytes() for r in c.read_batch(10, 5)]
+                for _ in range(3):  # bounded: old code never gets the second record
+                    if len(got) >= 2:
+                        break
+                    got += [r.bytes() for r in c.read_batch(10, 5)]
+            elif api == "iter":
+                got = [r.bytes() for r in c.iter(idle_timeout=5, max_records=2)]
+            elif api == "for":
+                got = [next(it).bytes()]
+                got.append(next(it, None))  # old code: None after 5 s (A was B, B is gone)
+                got[1] = got[1] and got[1].bytes()
+            elif api == "poll_async":
+                got = [(await c.poll_async(5)).bytes(), (await c.poll_async(5)).bytes()]
+            else:
+                got = [r.bytes() async for r in c.aiter(idle_timeout=5, max_records=2)]
+            assert c.poll(0) is None
+            return got
+
+    assert asyncio.run(main()) == [b"A", b"B"]
+
+
+def test_seek_drops_the_kept_record(ns, stream):
+    async def main():
+        with shmbus.Producer(stream, namespace=ns) as p, \
+                shmbus.Consumer(stream, group="g", namespace=ns, start="earliest") as c:
+            await _keep_one(c, p, b"A")
+            p.publish(b"B")
+            c.seek("earliest")
+            return [c.poll(5).bytes(), c.poll(5).bytes()]
+
+    assert asyncio.run(main()) == [b"A", b"B"]
+
+
+def test_close_waits_for_the_cancelled_wait_and_leaves_no_unretrieved_error(ns, stream):
+    """close() after a timed-out wait_for(poll_async) returns once the worker slice let go:
+    the group reopens at once (no BusyError naming our own pid), and asyncio logs no
+    'Future exception was never retrieved'."""
+    import gc
+
+    errors = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
+        for i in range(5):
+            c = shmbus.Consumer(stream, group="g", namespace=ns)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(c.poll_async(None), 0.002 * (i + 1))
+            c.close()
+            shmbus.Consumer(stream, group="g", namespace=ns).close()
+        # a close() while a task awaits: the task gets ClosedError, retrieved
+        c = shmbus.Consumer(stream, group="g", namespace=ns)
+        task = asyncio.get_running_loop().create_task(c.poll_async(None))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        c.close()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.3)
+        gc.collect()
+
+    asyncio.run(main())
+    gc.collect()
+    assert errors == []
