@@ -9,6 +9,7 @@ fields are the document's keys.  ``to_dict()`` gives the document back unchanged
 written against the dict keeps working.
 """
 
+import collections.abc
 import dataclasses
 import json
 from typing import Any, Optional
@@ -30,7 +31,9 @@ def _seconds(value, what, allow_none):
 class _Fields:
     """Mapping-style read access to a stat dataclass, for code written against the dict:
     ``st["next_seq"]``, ``"persist" in st``, ``st.keys()``, ``st.get(key, default)``,
-    ``for key in st``, ``len(st)``."""
+    ``for key in st``, ``len(st)``, ``st.items()``, ``st.values()``, and
+    ``isinstance(st, collections.abc.Mapping)``.  ``json.dumps`` takes only real dicts:
+    ``json.dumps(st.to_dict())``."""
 
     __slots__ = ()
 
@@ -57,6 +60,12 @@ class _Fields:
 
     def get(self, key, default=None):
         return self[key] if key in self else default
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self):
+        return [self[k] for k in self.keys()]
 
     def __eq__(self, other):
         # Equal to the same document as a dict too (stat() returned the dict before).
@@ -112,6 +121,10 @@ def _plain(value):
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+# Read-only mappings as the dict was (a virtual subclass: the dataclasses keep their slots).
+collections.abc.Mapping.register(_Fields)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

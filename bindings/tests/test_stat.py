@@ -146,3 +146,24 @@ def test_unknown_keys_survive_the_round_trip():
                                         | {"future": "x"}], new_key=3)
     st = shmbus.StreamStat.from_dict(doc)
     assert st.to_dict() == doc and st["new_key"] == 3 and st.consumers[0]["future"] == "x"
+
+
+def test_stat_reads_as_a_mapping_like_the_dict_it_replaced(ns, tmp_path):
+    # The reviewer's list: items(), values(), isinstance Mapping; json through to_dict().
+    import collections.abc
+
+    p, c, pers = _busy_stream(ns, tmp_path)
+    try:
+        st = shmbus.stat("st", namespace=ns)
+        doc = st.to_dict()
+        assert isinstance(st, collections.abc.Mapping)
+        assert [k for k, _ in st.items()] == list(st.keys()) and set(st.keys()) == set(doc)
+        assert [v for _, v in st.items()] == st.values()
+        assert st.persist is not None and isinstance(st.persist, collections.abc.Mapping)
+        assert st.producers and all(isinstance(x, collections.abc.Mapping) for x in st.producers)
+        assert dict(st.producers[0].items()) == {k: st.producers[0][k] for k in st.producers[0]}
+        assert json.loads(json.dumps(st.to_dict())) == doc
+    finally:
+        pers.stop()
+        c.close()
+        p.close()
