@@ -16,25 +16,23 @@ std::string terminal_text(std::string_view bytes) {
     out += kHex[c >> 4];
     out += kHex[c & 15];
   };
-  for (size_t i = 0; i < bytes.size();) {
-    const auto c = static_cast<unsigned char>(bytes[i]);
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) escape(c);
-      else if (c == '\\') out += "\\\\";
-      else out += static_cast<char>(c);
-      ++i;
-      continue;
-    }
-    const size_t n = utf8_sequence_length(bytes.substr(i));
-    // U+0080..U+009F (C1 controls, e.g. CSI) are encoded C2 80..C2 9F.
-    if (n == 0 || (n == 2 && c == 0xc2 && static_cast<unsigned char>(bytes[i + 1]) < 0xa0)) {
-      escape(c);
-      ++i;
-      continue;
-    }
-    out.append(bytes.substr(i, n));
-    i += n;
-  }
+  walk_utf8(
+      bytes,
+      [&](unsigned char c) {
+        if (c < 0x20 || c == 0x7f) escape(c);
+        else if (c == '\\') out += "\\\\";
+        else out += static_cast<char>(c);
+      },
+      [&](std::string_view seq) {
+        // U+0080..U+009F (C1 controls, e.g. CSI) are encoded C2 80..C2 9F: escaped byte by byte.
+        if (seq.size() == 2 && static_cast<unsigned char>(seq[0]) == 0xc2 &&
+            static_cast<unsigned char>(seq[1]) < 0xa0) {
+          for (const char ch : seq) escape(static_cast<unsigned char>(ch));
+        } else {
+          out.append(seq);
+        }
+      },
+      escape);
   return out;
 }
 

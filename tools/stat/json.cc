@@ -46,38 +46,30 @@ bool is_valid_utf8(std::string_view s) noexcept {
 
 void json_escape(std::string_view s, std::string* out) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  while (!s.empty()) {
-    const auto c = static_cast<unsigned char>(s[0]);
-    if (c >= 0x80) {
-      const size_t n = utf8_sequence_length(s);
-      if (n == 0) {
-        *out += "\\ufffd";  // not UTF-8: the replacement character, one per bad byte
-        s.remove_prefix(1);
-      } else {
-        out->append(s.substr(0, n));
-        s.remove_prefix(n);
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\b': *out += "\\b"; break;
-      case '\f': *out += "\\f"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          *out += "\\u00";
-          *out += kDigits[c >> 4];
-          *out += kDigits[c & 15];
-        } else {
-          *out += static_cast<char>(c);
+  walk_utf8(
+      s,
+      [&](unsigned char c) {
+        switch (c) {
+          case '"': *out += "\\\""; break;
+          case '\\': *out += "\\\\"; break;
+          case '\b': *out += "\\b"; break;
+          case '\f': *out += "\\f"; break;
+          case '\n': *out += "\\n"; break;
+          case '\r': *out += "\\r"; break;
+          case '\t': *out += "\\t"; break;
+          default:
+            if (c < 0x20 || c == 0x7f) {
+              *out += "\\u00";
+              *out += kDigits[c >> 4];
+              *out += kDigits[c & 15];
+            } else {
+              *out += static_cast<char>(c);
+            }
         }
-    }
-    s.remove_prefix(1);
-  }
+      },
+      [&](std::string_view seq) { out->append(seq); },
+      // not UTF-8: the replacement character, one per bad byte
+      [&](unsigned char) { *out += "\\ufffd"; });
 }
 
 void JsonWriter::before_value() {

@@ -9,25 +9,16 @@
 namespace shmbus {
 
 void prometheus_escape_label(std::string_view s, std::string* out) {
-  while (!s.empty()) {
-    const auto c = static_cast<unsigned char>(s[0]);
-    if (c >= 0x80) {
-      const size_t n = utf8_sequence_length(s);
-      if (n == 0) {
-        *out += "\xef\xbf\xbd";  // U+FFFD: label values are UTF-8
-        s.remove_prefix(1);
-      } else {
-        out->append(s.substr(0, n));
-        s.remove_prefix(n);
-      }
-      continue;
-    }
-    if (c == '\\') *out += "\\\\";
-    else if (c == '"') *out += "\\\"";
-    else if (c == '\n') *out += "\\n";
-    else *out += static_cast<char>(c);
-    s.remove_prefix(1);
-  }
+  walk_utf8(
+      s,
+      [&](unsigned char c) {
+        if (c == '\\') *out += "\\\\";
+        else if (c == '"') *out += "\\\"";
+        else if (c == '\n') *out += "\\n";
+        else *out += static_cast<char>(c);
+      },
+      [&](std::string_view seq) { out->append(seq); },
+      [&](unsigned char) { *out += "\xef\xbf\xbd"; });  // U+FFFD: label values are UTF-8
 }
 
 namespace {

@@ -16,6 +16,26 @@ namespace shmbus {
 size_t utf8_sequence_length(std::string_view s) noexcept;
 bool is_valid_utf8(std::string_view s) noexcept;
 
+// The one UTF-8 walk behind every escaper (JSON, Prometheus labels, the terminal's):
+// each ASCII byte goes to ascii(c), each well-formed multi-byte sequence to seq(bytes),
+// and each byte that starts none to bad(c), which then counts as one byte.
+template <class Ascii, class Seq, class Bad>
+void walk_utf8(std::string_view s, Ascii&& ascii, Seq&& seq, Bad&& bad) {
+  while (!s.empty()) {
+    const auto c = static_cast<unsigned char>(s[0]);
+    size_t n = 1;
+    if (c < 0x80) {
+      ascii(c);
+    } else if ((n = utf8_sequence_length(s)) != 0) {
+      seq(s.substr(0, n));
+    } else {
+      n = 1;
+      bad(c);
+    }
+    s.remove_prefix(n);
+  }
+}
+
 
 // Appends `s` to *out as the inside of a JSON string (no surrounding quotes).
 void json_escape(std::string_view s, std::string* out);
