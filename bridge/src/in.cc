@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "client.h"
+#include "fetch_kick.h"
 #include "shmbus/persister.h"
 #include "in_state.h"
 #include "status.h"
@@ -166,6 +167,7 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   auto parts = detail::topic_partitions(in.rk, o.brokers, o.topic, o.connect_timeout);
   if (!parts) return parts.error();
   rd_kafka_poll_set_consumer(in.rk);
+  detail::FetchKick fetch_kick(in.rk, o.topic);  // see fetch_kick.h: no 1 s stall after a full queue
   PartitionList sub(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(sub.get(), o.topic.c_str(), RD_KAFKA_PARTITION_UA);
   if (auto e = rd_kafka_subscribe(in.rk, sub.get()))
@@ -216,6 +218,7 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
       spdlog::warn("bridge in {}: {}", o.topic, why);
       continue;
     } else {
+      fetch_kick.taken(m->len, in.assigned);
       in.at_eof.erase(m->partition);
       const int32_t part = m->partition;
       const int64_t off = m->offset;
