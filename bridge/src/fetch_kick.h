@@ -7,7 +7,7 @@
 // when it next wakes: a response, a request to send, or its 1 s tick.  With every partition
 // stopped no fetch is in flight, so after each refill the bridge drained the queue (tens of
 // ms at 64 B) and then waited for the tick (up to a second): one refill a second, the
-// benchmark's 0.08x.  (librdkafka 2.1 added fetch.queue.backoff.ms for this; 2.0 has no
+// benchmark's 0.08x.  (librdkafka 2.2 added fetch.queue.backoff.ms for this; 2.0 has no
 // knob, and a bare consumer loop that drains slower than it fetches stalls the same way.)
 //
 // FetchKick watches the queue as the bridge takes messages from it; once the queue was
