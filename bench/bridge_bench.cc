@@ -6,8 +6,14 @@
 //         both timed from the first acknowledgement to the last, and their start-up
 //         (start -> first acknowledgement, the bridge's recovery scan included) apart
 //   in:   N messages over 16 partitions -> `run_bridge_in` into a stream, timed from the
-//         first record to the last (the group join is left out)    vs a bare consumer
-//         loop (assign, no group) reading them
+//         first record published to the last (the records' own publish times: nothing
+//         polls the stream meanwhile), the start-up (start -> first record: the group join)
+//         apart                                                    vs a bare consumer
+//         loop (assign, no group) reading them, timed from the first message to the last,
+//         its start-up (rd_kafka_new -> first message) apart; both with the same consumer
+//         properties (the bridge's: partition EOF events, no auto commit;
+//         fetch.wait.max.ms=10 on both); and, in a row of its own, against the bare loop
+//         that also reads each message's shmbus.type header as the bridge must
 //   rtt:  one record at a time, stream -> bridge out -> Kafka -> bridge in -> stream, p50
 //         and p99                                                  vs a bare produce ->
 //         consume round trip with the same client settings (linger.ms=0 and
@@ -165,33 +171,73 @@ void fill_topic(const std::string& brokers, const std::string& topic, uint64_t n
   rd_kafka_destroy(rk);
 }
 
-double bare_in(const std::string& brokers, const std::string& topic, uint64_t n) {
-  rd_kafka_t* rk = client(RD_KAFKA_CONSUMER, brokers,
-                          {{"group.id", "bare"}, {"enable.auto.commit", "false"}, {"fetch.wait.max.ms", "10"}});
+// Both sides are timed as out is: the rate from the first message (record) to the last,
+// and the start-up apart (bare: rd_kafka_new, assignment and the first fetch; bridge:
+// run_bridge_in's connect, metadata, group join and the first fetch).
+struct InRun {
+  double rate = 0;     // messages per second, first to last
+  double startup = 0;  // seconds, start to the first message
+};
+
+// The consumer properties both sides use: the bridge's own (partition EOF events, no
+// auto commit or offset store) and fetch.wait.max.ms=10 (the mock holds an empty fetch
+// that long; what the round trip needs, not what throughput needs).
+const std::vector<std::pair<const char*, const char*>> kInProps = {
+    {"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}, {"enable.partition.eof", "true"},
+    {"fetch.wait.max.ms", "10"}};
+
+// `with_header`: the loop also looks up each message's shmbus.type header, as the bridge
+// must (librdkafka 2.0 then builds a header list for every message, even one with none).
+InRun bare_in(const std::string& brokers, const std::string& topic, uint64_t n, bool with_header = false) {
+  const auto start = Clock::now();
+  auto props = kInProps;
+  props.push_back({"group.id", "bare"});
+  rd_kafka_t* rk = client(RD_KAFKA_CONSUMER, brokers, props);
+  rd_kafka_poll_set_consumer(rk);
   rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(kInPartitions);
   for (int p = 0; p < kInPartitions; ++p)
     rd_kafka_topic_partition_list_add(l, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
   rd_kafka_assign(rk, l);
   rd_kafka_topic_partition_list_destroy(l);
   uint64_t got = 0;
-  Clock::time_point t0{};
+  Clock::time_point t0{}, t1{};
   const auto deadline = Clock::now() + 120s;
   while (got < n && Clock::now() < deadline) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
     if (!m) continue;
     if (!m->err) {
+      if (with_header) {
+        rd_kafka_headers_t* h = nullptr;
+        const void* v = nullptr;
+        size_t len = 0;
+        if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h)
+          (void)rd_kafka_header_get_last(h, kafka::kHeaderType, &v, &len);
+      }
       if (got++ == 0) t0 = Clock::now();
+      if (got == n) t1 = Clock::now();
     }
     rd_kafka_message_destroy(m);
   }
-  const double s = secs(t0, Clock::now());
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
-  return static_cast<double>(got - 1) / s;
+  if (got < n) return std::fprintf(stderr, "bare in: %llu of %llu\n", (unsigned long long)got, (unsigned long long)n), InRun{};
+  return {static_cast<double>(n - 1) / secs(t0, t1), secs(start, t0)};
 }
 
-double bridge_in(const std::string& brokers, const std::string& topic, uint64_t n, const std::string& group) {
-  make_stream("in", 256 << 20);
+constexpr uint32_t kFillerType = 0xFFFF;
+
+InRun bridge_in(const std::string& brokers, const std::string& topic, uint64_t n, const std::string& group) {
+  // A ring that holds the whole run (64 MiB), written once over before it (filler records
+  // of their own type): a running stream's ring, whose pages are mapped, not a fresh one
+  // whose first lap would be timed page fault by page fault.
+  constexpr uint64_t kCapacity = 64 << 20;
+  make_stream("in", kCapacity);
+  {
+    auto p = shmbus::Producer::open(g_ns, "in");
+    const std::string v(64, 'f');
+    for (uint64_t i = 0; i < kCapacity / 64; ++i)
+      (void)p->publish(shmbus::Bytes(reinterpret_cast<const std::byte*>(v.data()), v.size()), kFillerType);
+  }
   kafka::InOptions o;
   o.ns = g_ns;
   o.stream = "in";
@@ -199,27 +245,33 @@ double bridge_in(const std::string& brokers, const std::string& topic, uint64_t 
   o.topic = topic;
   o.group = group;
   o.exit_at_end = true;
-  o.properties = {{"fetch.wait.max.ms", "10"}};  // as the bare loop (the mock holds a fetch that long)
-  std::atomic<bool> done{false};
-  std::thread t([&] {
-    auto r = kafka::run_bridge_in(o, [] { return false; });
-    if (!r) std::fprintf(stderr, "bridge in: %s\n", r.error().message.c_str());
-    done = true;
-  });
-  Clock::time_point t0{}, t1{};
-  for (;;) {
-    auto info = shmbus::stream_info(g_ns, "in");
-    const uint64_t next = info ? info->next_seq : 0;
-    if (next > 0 && t0 == Clock::time_point{}) t0 = Clock::now();
-    if (next >= n || done) {
-      t1 = Clock::now();
-      break;
+  o.properties = {{"fetch.wait.max.ms", "10"}};  // as the bare loop; the rest of kInProps are the bridge's own
+  const uint64_t start_ns = shmbus::now_ns();
+  auto r = kafka::run_bridge_in(o, [] { return false; });
+  InRun run;
+  if (!r) {
+    std::fprintf(stderr, "bridge in: %s\n", r.error().message.c_str());
+  } else if (r->delivered != n) {
+    std::fprintf(stderr, "bridge in: %llu of %llu published\n", (unsigned long long)r->delivered, (unsigned long long)n);
+  } else {
+    // The records' publish times (stamped by the stream's producer, CLOCK_REALTIME).
+    shmbus::ConsumerOptions co;
+    co.start = shmbus::StartFrom::earliest();
+    auto c = shmbus::Consumer::open(g_ns, "in", co);
+    shmbus::Record rec;
+    uint64_t first_ns = 0, last_ns = 0, seen = 0;
+    shmbus::ReadStatus st;
+    while (c && ((st = c->poll(&rec, 0ns)) == shmbus::ReadStatus::kOk || st == shmbus::ReadStatus::kLapped)) {
+      if (st != shmbus::ReadStatus::kOk || rec.type == kFillerType) continue;
+      if (seen++ == 0) first_ns = rec.ts_ns;
+      last_ns = rec.ts_ns;
     }
-    std::this_thread::sleep_for(200us);
+    if (seen == n && last_ns > first_ns)
+      run = {static_cast<double>(n - 1) * 1e9 / static_cast<double>(last_ns - first_ns),
+             static_cast<double>(first_ns - start_ns) * 1e-9};
   }
-  t.join();
   (void)shmbus::remove_stream(g_ns, "in", true);
-  return static_cast<double>(n - 1) / secs(t0, t1);
+  return run;
 }
 
 // ---- round trip --------------------------------------------------------------------------
@@ -324,10 +376,17 @@ Pct bridge_rtt(const std::string& brokers, const std::string& topic, int n) {
 int main(int argc, char** argv) {
   bool quick = false;
   int reps = 3;
+  bool in_only = false, verbose = false;  // --in-only: the in rows only; --verbose: each run to stderr
+  int only_size = 0;                      // --size: that size only
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
     else if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
-    else return std::fprintf(stderr, "usage: shmbus-bridge-bench [--quick] [--reps N]\n"), 2;
+    else if (std::strcmp(argv[i], "--in-only") == 0) in_only = true;
+    else if (std::strcmp(argv[i], "--size") == 0 && i + 1 < argc) only_size = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--verbose") == 0) verbose = true;
+    else
+      return std::fprintf(stderr, "usage: shmbus-bridge-bench [--quick] [--reps N] [--in-only] [--size 64|1024] "
+                                  "[--verbose]\n"), 2;
   }
   kafka::log_to_stderr("error");
   auto m = kafka::MockCluster::start(1);
@@ -342,12 +401,13 @@ int main(int argc, char** argv) {
     return v[v.size() / 2];
   };
   for (size_t size : {size_t{64}, size_t{1024}}) {
+    if (only_size && size != static_cast<size_t>(only_size)) continue;
     // Enough that the rate is not a few batches' (the mock drops what is past ~5 MiB a
     // partition, which out does not read back; the stream holds them all: 256 MiB).
     const uint64_t n_out = quick ? 20000 : (size == 64 ? 500000 : 150000);
     const uint64_t n_in = quick ? 16000 : (size == 64 ? 200000 : 40000);
     const std::string sz = std::to_string(size) + " B";
-    std::vector<double> bo, br, bo_up, br_up, bi, ri;
+    std::vector<double> bo, br, bo_up, br_up, bi, ri, bi_up, ri_up, bh;
     const std::string in_topic = "in_" + std::to_string(size);
     (void)m.value()->create_topic({in_topic, kInPartitions});
     fill_topic(brokers, in_topic, n_in, size);
@@ -355,24 +415,42 @@ int main(int argc, char** argv) {
       const std::string tag = std::to_string(size) + "_" + std::to_string(rep);
       (void)m.value()->create_topic({"bare_out_" + tag, 1});
       (void)m.value()->create_topic({"bridge_out_" + tag, 1});
-      const OutRun bare = bare_out(brokers, "bare_out_" + tag, n_out, size);
-      const OutRun bridge = bridge_out(brokers, "bridge_out_" + tag, n_out, size);
+      const OutRun bare = in_only ? OutRun{} : bare_out(brokers, "bare_out_" + tag, n_out, size);
+      const OutRun bridge = in_only ? OutRun{} : bridge_out(brokers, "bridge_out_" + tag, n_out, size);
       bo.push_back(bare.rate);
       bo_up.push_back(bare.startup);
       br.push_back(bridge.rate);
       br_up.push_back(bridge.startup);
-      bi.push_back(bare_in(brokers, in_topic, n_in));
-      ri.push_back(bridge_in(brokers, in_topic, n_in, "bench_" + tag));
+      const InRun bare_i = bare_in(brokers, in_topic, n_in);
+      const InRun bridge_i = bridge_in(brokers, in_topic, n_in, "bench_" + tag);
+      bh.push_back(bare_in(brokers, in_topic, n_in, true).rate);
+      bi.push_back(bare_i.rate);
+      bi_up.push_back(bare_i.startup);
+      ri.push_back(bridge_i.rate);
+      ri_up.push_back(bridge_i.startup);
+      if (verbose)
+        std::fprintf(stderr, "rep %d %s: in bridge %.0f bare %.0f (%.2fx)\n", rep, sz.c_str(), bridge_i.rate,
+                     bare_i.rate, bare_i.rate > 0 ? bridge_i.rate / bare_i.rate : 0.0);
     }
-    std::printf("| out, %s, %llu records, first to last ack | %.0f rec/s | %.0f msg/s | %.2fx | 0.8x |\n", sz.c_str(),
-                static_cast<unsigned long long>(n_out), median(br), median(bo), median(br) / median(bo));
-    std::printf("| out start-up, %s: start -> first ack (bridge: incl. recovery scan) | %.1f ms | %.1f ms | %.2fx | - |\n",
-                sz.c_str(), median(br_up) * 1e3, median(bo_up) * 1e3, median(br_up) / median(bo_up));
-    std::printf("| in, %s, %llu messages / %d partitions | %.0f rec/s | %.0f msg/s | %.2fx | 0.8x |\n", sz.c_str(),
-                static_cast<unsigned long long>(n_in), kInPartitions, median(ri), median(bi),
+    if (!in_only) {
+      std::printf("| out, %s, %llu records, first to last ack | %.0f rec/s | %.0f msg/s | %.2fx | 0.8x |\n",
+                  sz.c_str(), static_cast<unsigned long long>(n_out), median(br), median(bo),
+                  median(br) / median(bo));
+      std::printf("| out start-up, %s: start -> first ack (bridge: incl. recovery scan) | %.1f ms | %.1f ms | %.2fx "
+                  "| - |\n",
+                  sz.c_str(), median(br_up) * 1e3, median(bo_up) * 1e3, median(br_up) / median(bo_up));
+    }
+    std::printf("| in, %s, %llu messages / %d partitions, first to last | %.0f rec/s | %.0f msg/s | %.2fx | 0.8x |\n",
+                sz.c_str(), static_cast<unsigned long long>(n_in), kInPartitions, median(ri), median(bi),
                 median(ri) / median(bi));
+    std::printf("| in, %s, the bare loop also reading each message's shmbus.type header (as the bridge must) | %.0f rec/s | "
+                "%.0f msg/s | %.2fx | - |\n",
+                sz.c_str(), median(ri), median(bh), median(ri) / median(bh));
+    std::printf("| in start-up, %s: start -> first message (bridge: incl. group join; bare: assign) | %.1f ms | %.1f ms | %.2fx | - |\n",
+                sz.c_str(), median(ri_up) * 1e3, median(bi_up) * 1e3, median(ri_up) / median(bi_up));
     std::fflush(stdout);
   }
+  if (in_only) return 0;
   (void)m.value()->create_topic({"rtt_bare", 1});
   (void)m.value()->create_topic({"rtt_bridge", 1});
   const int n = quick ? 100 : 1000;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "client.h"
+#include "fetch_kick.h"
 #include "shmbus/persister.h"
 #include "in_state.h"
 #include "status.h"
@@ -43,12 +44,12 @@ struct In {
   std::set<int32_t> begun;                 // partitions read from since their assignment
   std::map<int32_t, int64_t> skip_through; // partition -> messages up to here were published
   bool duplicates_pending = false;         // duplicates skipped since the last commit
-  std::chrono::steady_clock::time_point last_commit = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_commit = detail::coarse_now();
 
   // Commits the offsets of everything published (after it is durable when `sync`).
   // false when that could not be done (the offsets stay pending).
   bool commit() {
-    last_commit = std::chrono::steady_clock::now();
+    last_commit = detail::coarse_now();
     if (pending.empty()) return true;
     std::optional<uint64_t> wait_seq = last_seq;
     if (sync && !wait_seq && duplicates_pending) {
@@ -166,6 +167,7 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   auto parts = detail::topic_partitions(in.rk, o.brokers, o.topic, o.connect_timeout);
   if (!parts) return parts.error();
   rd_kafka_poll_set_consumer(in.rk);
+  detail::FetchKick fetch_kick(in.rk, o.topic);  // see fetch_kick.h: no 1 s stall after a full queue
   PartitionList sub(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(sub.get(), o.topic.c_str(), RD_KAFKA_PARTITION_UA);
   if (auto e = rd_kafka_subscribe(in.rk, sub.get()))
@@ -181,11 +183,13 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   spdlog::info("bridge in {} -> {}/{} as group '{}'{}", o.topic, o.ns, o.stream, group,
                in.sync ? " (commits after durable)" : "");
   Result<BridgeCounters> result = in.counters;
-  auto last_report = std::chrono::steady_clock::now() - 1s;
+  auto last_report = detail::coarse_now() - 1s;
   for (;;) {
     if (stop()) break;
-    if (std::chrono::steady_clock::now() - last_report >= 500ms) {
-      last_report = std::chrono::steady_clock::now();
+    // One coarse clock read a message (the loop runs per message: see coarse_now).
+    const auto now = detail::coarse_now();
+    if (now - last_report >= 500ms) {
+      last_report = now;
       in.refresh_lag();
       status.update(in.counters, true);
     }
@@ -195,7 +199,7 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
       if (!in.commit()) result = make_error(Errc::kIo, in.counters.last_error);
       break;
     }
-    if (!in.pending.empty() && std::chrono::steady_clock::now() - in.last_commit >= o.commit_interval)
+    if (!in.pending.empty() && now - in.last_commit >= o.commit_interval)
       (void)in.commit();
     rd_kafka_message_t* m = rd_kafka_consumer_poll(in.rk, 100);
     if (!m) continue;
@@ -216,6 +220,7 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
       spdlog::warn("bridge in {}: {}", o.topic, why);
       continue;
     } else {
+      fetch_kick.taken(m->len, in.assigned);
       in.at_eof.erase(m->partition);
       const int32_t part = m->partition;
       const int64_t off = m->offset;

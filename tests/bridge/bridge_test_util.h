@@ -197,13 +197,16 @@ inline bool wait_for_messages(const std::string& brokers, const std::string& top
 }
 
 // Produces `values` to topic[partition] (a header shmbus.type when `type` is set).
+// `props`: more producer properties (e.g. batch.num.messages=1: one message per batch).
 inline void produce(const std::string& brokers, const std::string& topic, const std::vector<std::string>& values,
-             std::optional<uint32_t> type = std::nullopt, int32_t partition = RD_KAFKA_PARTITION_UA) {
+             std::optional<uint32_t> type = std::nullopt, int32_t partition = RD_KAFKA_PARTITION_UA,
+             const std::vector<std::pair<std::string, std::string>>& props = {}) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
   rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
   rd_kafka_conf_set(conf, "log_level", "2", err, sizeof err);
+  for (const auto& [k, v] : props) ASSERT_EQ(rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err), 0) << err;
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   ASSERT_NE(rk, nullptr) << err;
   const std::string t = type ? std::to_string(*type) : "";
