@@ -353,11 +353,10 @@ Report run_suite(const SuiteOptions& o) {
   }
   if (selected(o, batch->name() + " batch"))
     r.idx.shmbus_batch = plan.add_transport(*batch, false, true, 1, {}, false, 0b0011);
-  if (selected(o, block->name() + " wake")) {
+  // The kBlock rows and their raw futex baseline run together (the target needs both).
+  if (selected(o, block->name() + " wake") || selected(o, futex->name())) {
     r.idx.block_stream = plan.add_stream(*block);
     r.idx.block_sleep = plan.add_sleeping(*block);
-  }
-  if (selected(o, futex->name() + " wake")) {
     r.idx.futex_pingpong = plan.add_transport(*futex, true, false);
     r.idx.futex_sleep = plan.add_sleeping(*futex);
   }
