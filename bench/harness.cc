@@ -55,17 +55,18 @@ bool Ctx::barrier() noexcept {
 }
 
 namespace {
-void disturbances(uint64_t* faults, uint64_t* preempts) {
+void disturbances(uint64_t* faults, uint64_t* preempts, uint64_t* sleeps) {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   *faults = uint64_t(u.ru_minflt + u.ru_majflt);
   *preempts = uint64_t(u.ru_nivcsw);
+  *sleeps = uint64_t(u.ru_nvcsw);
 }
 }  // namespace
 
 void Ctx::mark_measuring() noexcept {
   RoleReport& r = report();
-  disturbances(&r.mark_faults, &r.mark_preempts);
+  disturbances(&r.mark_faults, &r.mark_preempts, &r.mark_sleeps);
 }
 
 int Ctx::fail(const std::string& what) noexcept {
@@ -99,9 +100,10 @@ namespace {
     rc = ctx.fail(std::string("exception: ") + e.what());
   }
   RoleReport& r = ctx.report();
-  disturbances(&r.faults, &r.preempts);
+  disturbances(&r.faults, &r.preempts, &r.sleeps);
   r.faults -= r.mark_faults;
   r.preempts -= r.mark_preempts;
+  r.sleeps -= r.mark_sleeps;
   std::fflush(nullptr);
   // exit(), not _exit(): iceoryx's runtime deregisters from RouDi in a static destructor.
   std::exit(rc);

@@ -36,8 +36,10 @@ struct RoleReport {
   uint64_t nsamples;      // latency samples written to SharedArea::samples
   // Disturbances after Ctx::mark_measuring() (or after the start): page faults and
   // involuntary context switches (preemptions) of this process.
-  uint64_t mark_faults, mark_preempts;
-  uint64_t faults, preempts;
+  // Voluntary context switches (sleeps: a futex wait, a blocking read) the same way.
+  uint64_t mark_faults, mark_preempts, mark_sleeps;
+  uint64_t faults, preempts, sleeps;
+  uint64_t extra[4];      // results of a measurement of extras.cc (its own meaning)
 };
 
 // Lives in a MAP_SHARED | MAP_ANONYMOUS mapping made before any fork.

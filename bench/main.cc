@@ -2,7 +2,7 @@
 // against its baselines, with ratios to shmbus and the targets. See harness.h for what
 // bench/ owns and workloads.h for how each number is measured.
 //
-//   shmbus-bench [--reps N] [--quick] [--json FILE] [--only a,b] [--cores A,B]
+//   shmbus-bench [--reps N] [--quick] [--json FILE] [--only a,b] [--cores A,B] [--cli PATH]
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,7 +22,11 @@ void usage(std::FILE* out) {
                "  --json FILE   also write the results as JSON\n"
                "  --only LIST   only rows whose name contains one of these (comma list),\n"
                "                e.g. --only shmbus,spsc (the raw cache line always runs)\n"
-               "  --cores A,B   producer / consumer cores (default 0,1)\n");
+               "  --cores A,B   producer / consumer cores (default 0,1)\n"
+               "  --cli PATH    the shmbus CLI timed by the footprint rows (default: the\n"
+               "                one next to this executable)\n"
+               "  --strict      exit 1 when a cell or measurement could not be taken (an\n"
+               "                error, not a missed target; n/a baselines do not count)\n");
 }
 
 bool parse_int(const char* s, int* out) {
@@ -38,6 +42,7 @@ bool parse_int(const char* s, int* out) {
 int main(int argc, char** argv) {
   bench::SuiteOptions o;
   std::string json_path;
+  bool strict = false;
   int reps = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -60,6 +65,10 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--json") {
       json_path = value();
+    } else if (a == "--strict") {
+      strict = true;
+    } else if (a == "--cli") {
+      o.cli = value();
     } else if (a == "--only") {
       o.only = value();
     } else if (a == "--cores") {
@@ -84,6 +93,7 @@ int main(int argc, char** argv) {
     o.budget.lat_max_s = 0.15;
     o.budget.tput_s = 0.08;
     o.budget.stream_s = 0.15;
+    o.budget.sleep_s = 0.1;
     o.budget.timeout = std::chrono::milliseconds(8000);
   }
   if (reps > 0) o.reps = reps;
@@ -100,6 +110,14 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::fprintf(stderr, "wrote %s\n", json_path.c_str());
+  }
+  if (strict) {
+    const int errors = bench::count_errors(report);
+    if (errors > 0) {
+      std::fprintf(stderr, "shmbus-bench: %d cells or measurements failed (see the notes)\n",
+                   errors);
+      return 1;
+    }
   }
   return 0;
 }

@@ -76,7 +76,7 @@ void latency_cells(const Report& r, const Row& row, Footnotes* fn, std::string* 
 
 void tput_cells(const Report& r, const Row& row, Footnotes* fn, std::string* line) {
   const Row* ref = row_at(r, r.idx.shmbus);
-  for (int k = 0; k < 3; ++k) {
+  for (int k = 0; k < kNumTputSizes; ++k) {
     const TputCell& c = row.tput[k];
     if (!row.na.empty() || !c.measured) {
       const char* dash = row.na.empty() ? "-" : "n/a";
@@ -99,6 +99,18 @@ void tput_cells(const Report& r, const Row& row, Footnotes* fn, std::string* lin
 }
 
 std::string verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
+
+std::string extra_num(double v, const std::string& unit) {
+  if (unit == "ns") return fmt_ns(v);
+  const double a = std::fabs(v);
+  return fmt(a >= 100 || a == 0 ? "%.0f" : a >= 10 ? "%.1f" : "%.2f", v) + " " + unit;
+}
+
+std::string extra_value(const Extra& e) {
+  std::string s = extra_num(e.value, e.unit);
+  if (e.max > e.min) s += " [" + extra_num(e.min, e.unit) + ".." + extra_num(e.max, e.unit) + "]";
+  return s;
+}
 
 }  // namespace
 
@@ -170,7 +182,7 @@ std::vector<TargetResult> evaluate_targets(const Report& r) {
         pass = pass && ref->lat.lat.p50 < iox->lat.lat.p50;
         t.detail = "p50 " + fmt_ns(ref->lat.lat.p50) + " vs " + fmt_ns(iox->lat.lat.p50);
       }
-      for (int k = 0; k < 3; ++k) {
+      for (int k = 0; k < kNumTputSizes; ++k) {
         if (!tput_ok(ref, k) || !tput_ok(iox, k)) continue;
         any = true;
         const double x = ref->tput[k].records_per_s.median / iox->tput[k].records_per_s.median;
@@ -181,7 +193,81 @@ std::vector<TargetResult> evaluate_targets(const Report& r) {
     }
     out.push_back(t);
   }
+  // Wake-up: a kBlock consumer asleep against the raw futex hand-off, same spacing.
+  {
+    TargetResult t{"kBlock consumer asleep: one-way p50 and p99 <= 1.1x raw futex (same spacing)",
+                   "", "n/a"};
+    const Row* blk = row_at(r, r.idx.block_sleep);
+    const Row* fx = row_at(r, r.idx.futex_sleep);
+    if (lat_ok(blk) && lat_ok(fx)) {
+      const double x50 = blk->lat.lat.p50 / fx->lat.lat.p50;
+      const double x99 = blk->lat.lat.p99 / fx->lat.lat.p99;
+      t.detail = "p50 " + fmt_ns(blk->lat.lat.p50) + " vs " + fmt_ns(fx->lat.lat.p50) +
+                 fmt(" -> %.2fx", x50) + "; p99 " + fmt_ns(blk->lat.lat.p99) + " vs " +
+                 fmt_ns(fx->lat.lat.p99) + fmt(" -> %.2fx", x99);
+      t.verdict = verdict(x50 <= 1.1 && x99 <= 1.1);
+    }
+    out.push_back(t);
+  }
+  {  // inside the spin window a kBlock consumer is a busy-spin consumer
+    TargetResult t{"kBlock consumer inside its spin window: p50 <= 1.1x busy-spin (same stream)",
+                   "", "n/a"};
+    const Row* blk = row_at(r, r.idx.block_stream);
+    if (lat_ok(blk) && lat_ok(stream)) {
+      const double x = blk->lat.lat.p50 / stream->lat.lat.p50;
+      t.detail = "p50 " + fmt_ns(blk->lat.lat.p50) + " vs busy-spin " +
+                 fmt_ns(stream->lat.lat.p50) + fmt(" -> %.2fx", x) + "; p99 " +
+                 fmt_ns(blk->lat.lat.p99) + " vs " + fmt_ns(stream->lat.lat.p99);
+      t.verdict = verdict(x <= 1.1);
+    }
+    out.push_back(t);
+  }
+  {  // batching
+    TargetResult t{"publish_batch of 32 x 64 B >= 2x SPSC ring per record", "", "n/a"};
+    const Row* batch = row_at(r, r.idx.shmbus_batch);
+    if (tput_ok(batch, 0) && tput_ok(spsc, 0)) {
+      const double x = batch->tput[0].records_per_s.median / spsc->tput[0].records_per_s.median;
+      t.detail = fmt_rate(batch->tput[0].records_per_s.median) + "/s vs " +
+                 fmt_rate(spsc->tput[0].records_per_s.median) + fmt("/s -> %.2fx", x);
+      t.verdict = verdict(x >= 2.0);
+    }
+    out.push_back(t);
+  }
+  {  // 4 KiB records
+    TargetResult t{"4 KiB throughput >= 0.95x SPSC ring", "", "n/a"};
+    if (tput_ok(ref, 2) && tput_ok(spsc, 2)) {
+      const double x = ref->tput[2].records_per_s.median / spsc->tput[2].records_per_s.median;
+      t.detail = fmt_rate(ref->tput[2].records_per_s.median) + "/s vs " +
+                 fmt_rate(spsc->tput[2].records_per_s.median) + fmt("/s -> %.2fx", x);
+      t.verdict = verdict(x >= 0.95);
+    }
+    out.push_back(t);
+  }
+  // The second table's measurements that have a goal.
+  for (const Extra& e : r.extras) {
+    if (e.goal.empty()) continue;
+    TargetResult t{e.group + ": " + e.name + ": " + e.goal, "", e.error.empty() ? e.verdict : "n/a"};
+    if (!e.error.empty()) t.detail = e.error;
+    else {
+      t.detail = extra_value(e);
+      if (e.baseline > 0) t.detail += " vs " + e.baseline_name + " " + extra_num(e.baseline, e.unit);
+    }
+    out.push_back(t);
+  }
   return out;
+}
+
+int count_errors(const Report& r) {
+  int n = 0;
+  for (const Row& row : r.rows) {
+    if (!row.na.empty()) continue;
+    if (row.lat.measured && row.lat.lat.n == 0) ++n;
+    for (const TputCell& c : row.tput)
+      if (c.measured && !(c.records_per_s.median > 0)) ++n;
+  }
+  for (const Extra& e : r.extras)
+    if (!e.error.empty()) ++n;
+  return n;
 }
 
 void print_markdown(std::FILE* out, const Report& r) {
@@ -193,14 +279,35 @@ void print_markdown(std::FILE* out, const Report& r) {
                "[min..max over repetitions].\n\n");
   std::fprintf(out,
                "| transport | one-way p50 | p99 | p99.9 | max | 64 B rec/s | 64 B GB/s "
-               "| 1 KiB rec/s | 1 KiB GB/s | 64 KiB rec/s | 64 KiB GB/s |\n");
-  std::fprintf(out, "|---|---|---|---|---|---|---|---|---|---|---|\n");
+               "| 1 KiB rec/s | 1 KiB GB/s | 4 KiB rec/s | 4 KiB GB/s | 64 KiB rec/s "
+               "| 64 KiB GB/s |\n");
+  std::fprintf(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   Footnotes fn;
   for (const Row& row : r.rows) {
     std::string line = "| " + cell_text(row.name) + (row.na.empty() ? "" : " (n/a)") + " |";
     latency_cells(r, row, &fn, &line);
     tput_cells(r, row, &fn, &line);
     std::fprintf(out, "%s\n", line.c_str());
+  }
+
+  if (!r.extras.empty()) {
+    std::fprintf(out,
+                 "\nWake-up, scaling and footprint (median [min..max] over repetitions; the "
+                 "baseline is measured in the same run):\n\n"
+                 "| group | measurement | value | baseline (same run) | ratio | goal | verdict |\n"
+                 "|---|---|---|---|---|---|---|\n");
+    for (const Extra& e : r.extras) {
+      const bool ok = e.error.empty();
+      std::string base = e.baseline > 0 ? e.baseline_name + ": " + extra_num(e.baseline, e.unit)
+                                        : e.baseline_name;
+      std::fprintf(out, "| %s | %s | %s | %s | %s | %s | %s |\n", cell_text(e.group).c_str(),
+                   cell_text(e.name).c_str(),
+                   ok ? cell_text(extra_value(e)).c_str() : "n/a",
+                   cell_text(base).c_str(),
+                   ok && e.baseline > 0 ? fmt("%.2fx", e.value / e.baseline).c_str() : "-",
+                   e.goal.empty() ? "-" : cell_text(e.goal).c_str(),
+                   ok ? e.verdict.c_str() : "n/a");
+    }
   }
 
   std::fprintf(out, "\nTargets (shmbus = shmbus durable (publish)):\n\n");
@@ -219,6 +326,10 @@ void print_markdown(std::FILE* out, const Report& r) {
   for (const Row& row : r.rows) {
     if (!row.na.empty()) note(row.name + " n/a: " + row.na);
     for (const std::string& n : row.notes) note(row.name + ": " + n);
+  }
+  for (const Extra& e : r.extras) {
+    if (!e.error.empty()) note(e.group + ": " + e.name + " n/a: " + e.error);
+    if (!e.detail.empty()) note(e.group + ": " + e.name + ": " + e.detail);
   }
 }
 
@@ -286,6 +397,24 @@ bool write_json(const std::string& path, const Report& r, std::string* err) {
     j << "], \"notes\": [";
     for (size_t n = 0; n < row.notes.size(); ++n) j << (n ? ", " : "") << json_str(row.notes[n]);
     j << "]}";
+  }
+  j << "\n  ],\n  \"extras\": [";
+  for (size_t i = 0; i < r.extras.size(); ++i) {
+    const Extra& e = r.extras[i];
+    j << (i ? "," : "") << "\n    {\"group\": " << json_str(e.group)
+      << ", \"name\": " << json_str(e.name) << ", \"unit\": " << json_str(e.unit);
+    if (e.error.empty())
+      j << ", \"value\": " << json_num(e.value) << ", \"min\": " << json_num(e.min)
+        << ", \"max\": " << json_num(e.max);
+    else
+      j << ", \"error\": " << json_str(e.error);
+    j << ", \"baseline_name\": " << json_str(e.baseline_name);
+    if (e.baseline > 0)
+      j << ", \"baseline\": " << json_num(e.baseline)
+        << ", \"ratio\": " << json_num(e.error.empty() ? e.value / e.baseline : NAN);
+    j << ", \"goal\": " << json_str(e.goal) << ", \"verdict\": "
+      << json_str(e.error.empty() ? e.verdict : "n/a") << ", \"detail\": " << json_str(e.detail)
+      << "}";
   }
   j << "\n  ],\n  \"targets\": [";
   const std::vector<TargetResult> targets = evaluate_targets(r);

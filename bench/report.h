@@ -11,7 +11,12 @@
 
 namespace bench {
 
-inline constexpr size_t kTputSizes[3] = {64, 1024, 64 * 1024};
+// The throughput columns.  Every row runs 64 B, 1 KiB and 64 KiB; 4 KiB only the rows
+// whose target needs it (shmbus durable and the SPSC ring): "-" elsewhere.
+inline constexpr int kNumTputSizes = 4;
+inline constexpr size_t kTputSizes[kNumTputSizes] = {64, 1024, 4096, 64 * 1024};
+inline constexpr unsigned kSizesDefault = 0b1011;  // bit k: kTputSizes[k]
+inline constexpr unsigned kSizesAll = 0b1111;
 
 struct LatencyCell {
   bool measured = false;  // false: this row does not measure latency ("-")
@@ -31,7 +36,7 @@ struct Row {
   std::string name;
   std::string na;          // non-empty: the whole row could not run, and why
   LatencyCell lat;
-  TputCell tput[3];        // kTputSizes
+  TputCell tput[kNumTputSizes];  // kTputSizes
   std::vector<std::string> notes;  // anomalies, partial failures
 };
 
@@ -41,6 +46,29 @@ struct RowIndex {
   int shmbus_stream = -1;
   int raw_start = -1, raw_paired = -1, raw_end = -1;
   int spsc = -1, boost_mq = -1, iceoryx = -1;
+  int shmbus_batch = -1;        // publish_batch of 32
+  int spsc_stream = -1;         // the SPSC ring at the stream rate
+  int block_stream = -1;        // kBlock consumer at the stream rate (inside its spin window)
+  int block_sleep = -1;         // kBlock consumer, records spaced wider than its spin window
+  int futex_sleep = -1;         // raw futex, the same spacing
+  int futex_pingpong = -1;      // raw futex ping-pong (both sides sleep every leg)
+};
+
+// A measurement that is neither a latency nor a throughput cell (CPU of an idle consumer,
+// producer cost by number of consumers, footprint), with the baseline measured beside it
+// in the same run.  value / baseline is the ratio its goal speaks of.
+struct Extra {
+  std::string group;        // "wake-up", "scaling", "footprint"
+  std::string name;
+  std::string unit;         // "ns", "M rec/s", "B", "KiB", "ms"
+  double value = 0;         // median over repetitions
+  double min = 0, max = 0;  // over repetitions
+  std::string baseline_name;
+  double baseline = 0;      // 0: none
+  std::string goal;         // in words, e.g. "<= 1.1x raw futex"; empty: informative
+  std::string verdict;      // PASS, FAIL, info, n/a
+  std::string detail;       // how it was measured, anomalies
+  std::string error;        // non-empty: not measured, and why
 };
 
 struct Report {
@@ -49,6 +77,7 @@ struct Report {
   std::string build_type;
   std::vector<Row> rows;
   RowIndex idx;
+  std::vector<Extra> extras;       // the second table
 };
 
 struct TargetResult {
@@ -59,6 +88,8 @@ struct TargetResult {
 std::vector<TargetResult> evaluate_targets(const Report& r);
 
 void print_markdown(std::FILE* out, const Report& r);
+// Cells and measurements that were attempted and failed (n/a rows do not count).
+int count_errors(const Report& r);
 // False (with *err) when the file cannot be written.
 bool write_json(const std::string& path, const Report& r, std::string* err);
 

@@ -1,8 +1,10 @@
 // The subject: shmbus through its public header only. One stream per channel in the
 // namespace "bench<pid>", created by the parent before the fork and removed after.
-// Producers and consumers busy-spin (WaitStrategy::kBusySpin). Modes: a durable consumer
-// (group "bench") or an anonymous tailing consumer, fed by publish() (copy) or by
-// claim() + commit() (the record is written into the ring).
+// Producers and consumers busy-spin (WaitStrategy::kBusySpin) but in the kBlock mode, whose
+// consumer waits with the default kBlock (spin, yield, futex sleep). Modes: a durable
+// consumer (group "bench") or an anonymous tailing consumer, fed by publish() (copy), by
+// claim() + commit() (the record is written into the ring), or by publish_batch() of 32
+// records gathered in the sender (their copy into the batch is part of the cost).
 #include <unistd.h>
 
 #include <cstring>
@@ -32,8 +34,17 @@ std::string pub_status_name(shmbus::PubStatus s) {
 
 class ShmbusSender final : public Sender {
  public:
-  ShmbusSender(shmbus::Producer p, bool use_claim) : p_(std::move(p)), claim_(use_claim) {}
+  ShmbusSender(shmbus::Producer p, bool use_claim, bool batch)
+      : p_(std::move(p)), claim_(use_claim), batch_(batch) {}
   bool send(View rec) override {
+    if (batch_) {
+      if (staged_ == kShmbusBatch && !flush()) return false;
+      if (store_.size() < kShmbusBatch * rec.size()) store_.resize(kShmbusBatch * rec.size());
+      std::byte* at = store_.data() + staged_ * rec.size();
+      std::memcpy(at, rec.data(), rec.size());
+      views_[staged_++] = shmbus::Bytes(at, rec.size());
+      return staged_ < kShmbusBatch || flush();
+    }
     if (!claim_) {
       const shmbus::PubResult r = p_.publish(rec);
       if (r.ok()) return true;
@@ -57,10 +68,22 @@ class ShmbusSender final : public Sender {
     error_ = "commit: " + pub_status_name(st);
     return false;
   }
+  bool flush() override {
+    if (staged_ == 0) return true;
+    const shmbus::PubResult r = p_.publish_batch(std::span(views_, staged_));
+    staged_ = 0;
+    if (r.ok()) return true;
+    error_ = "publish_batch: " + pub_status_name(r.status);
+    return false;
+  }
 
  private:
   shmbus::Producer p_;
   bool claim_;
+  bool batch_;
+  size_t staged_ = 0;
+  std::vector<std::byte> store_;         // kShmbusBatch records, allocated once
+  shmbus::Bytes views_[kShmbusBatch];
 };
 
 class ShmbusReceiver final : public Receiver {
@@ -108,6 +131,8 @@ class ShmbusTransport final : public Transport {
       case ShmbusMode::kDurable: return "shmbus durable (publish)";
       case ShmbusMode::kTailing: return "shmbus tailing (publish)";
       case ShmbusMode::kDurableClaim: return "shmbus durable (claim/commit)";
+      case ShmbusMode::kDurableBlock: return "shmbus durable, kBlock consumer";
+      case ShmbusMode::kDurableBatch: return "shmbus durable (publish_batch of 32)";
     }
     return "shmbus";
   }
@@ -141,14 +166,16 @@ class ShmbusTransport final : public Transport {
       return nullptr;
     }
     return std::make_unique<ShmbusSender>(std::move(p).value(),
-                                          mode_ == ShmbusMode::kDurableClaim);
+                                          mode_ == ShmbusMode::kDurableClaim,
+                                          mode_ == ShmbusMode::kDurableBatch);
   }
 
   std::unique_ptr<Receiver> open_receiver(int ch, std::string* err) override {
     shmbus::ConsumerOptions o;
     o.group = mode_ == ShmbusMode::kTailing ? "" : "bench";
     o.start = shmbus::StartFrom::earliest();
-    o.wait = shmbus::WaitStrategy::kBusySpin;
+    o.wait = mode_ == ShmbusMode::kDurableBlock ? shmbus::WaitStrategy::kBlock
+                                                : shmbus::WaitStrategy::kBusySpin;
     auto c = shmbus::Consumer::open(ns_, stream(ch), o);
     if (!c) {
       *err = c.error().message;
@@ -172,7 +199,7 @@ class ShmbusTransport final : public Transport {
 
  private:
   std::string stream(int ch) const {
-    static constexpr const char* kPrefix[] = {"d", "t", "c"};  // by mode: names never clash
+    static constexpr const char* kPrefix[] = {"d", "t", "c", "k", "b"};  // by mode: never clash
     return kPrefix[int(mode_)] + std::to_string(run_) + "-ch" + std::to_string(ch);
   }
   ShmbusMode mode_;

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "clock.h"
+#include "extras.h"
 #include "harness.h"
 #include "roudi.h"
 
@@ -54,7 +55,7 @@ std::string size_label(size_t s) {
 // One cell of the table, run once per repetition.
 struct Job {
   int row = -1;
-  int cell = -1;  // -1: the latency columns; 0..2: the throughput size kTputSizes[cell]
+  int cell = -1;  // -1: the latency columns; else the throughput size kTputSizes[cell]
   std::string label;
   bool needs_roudi = false;
   std::function<LatencyRun()> latency;
@@ -91,13 +92,15 @@ class Plan {
   }
   // Ping-pong latency and every throughput size of one transport.
   int add_transport(Transport& t, bool latency, bool throughput, int producers = 1,
-                    const std::string& name = {}, bool roudi = false) {
+                    const std::string& name = {}, bool roudi = false,
+                    unsigned sizes = kSizesDefault) {
     const int row = add_row(name.empty() ? t.name() : name, t.unavailable());
     if (!t.unavailable().empty()) return row;
     if (latency)
       add_latency(&main_, row, "64 B ping-pong",
                   [this, &t] { return run_pingpong(t, 64, o_.budget); }, roudi);
-    for (int k = 0; throughput && k < 3; ++k) {
+    for (int k = 0; throughput && k < kNumTputSizes; ++k) {
+      if (!(sizes & (1u << k))) continue;
       Job j;
       j.row = row;
       j.cell = k;
@@ -116,6 +119,16 @@ class Plan {
                             "k/s: now - stamp");
     add_latency(&main_, row, "fixed-rate stream",
                 [this, &t] { return run_streaming(t, 64, o_.budget); });
+    return row;
+  }
+  // Records spaced sleep_gap_s apart: wider than a kBlock consumer's spin window.
+  int add_sleeping(Transport& t) {
+    const double gap = o_.budget.sleep_gap_s;
+    const int row = add_row(t.name() + ", 64 B every " + fmt_double("%.0f", gap * 1e3) +
+                            " ms (receiver asleep): now - stamp");
+    add_latency(&main_, row, "spaced stream", [this, &t, gap] {
+      return run_streaming_at(t, 64, o_.budget, 1.0 / gap, o_.budget.sleep_s);
+    });
     return row;
   }
   enum class When { kFirst, kRoundRobin, kLast };
@@ -223,6 +236,9 @@ class Plan {
     if (j.latency && (a.faults || a.preempts))
       note("while measuring: " + std::to_string(a.faults) + " page faults, " +
            std::to_string(a.preempts) + " preemptions" + over);
+    if (a.rx_records)
+      note("the receiver slept (voluntary context switches) " + std::to_string(a.rx_sleeps) +
+           " times for " + std::to_string(a.rx_records) + " measured records" + over);
     for (const std::string& c : j.cleanup_problems) note("cleanup: " + c);
   }
 
@@ -278,7 +294,8 @@ void describe_run(const SuiteOptions& o, Report* r) {
       fmt_double("%.2f", b.lat_warmup_max_s) + " s), then up to " +
       std::to_string(b.lat_round_trips) + " (at most " + fmt_double("%.2f", b.lat_max_s) +
       " s); reps: median of each percentile, max of maxima");
-  r->meta.push_back("throughput: 64 B, 1 KiB, 64 KiB records, sender busy for " +
+  r->meta.push_back("throughput: 64 B, 1 KiB, 64 KiB records (4 KiB: shmbus durable and the "
+                    "SPSC ring only; publish_batch: 64 B and 1 KiB), sender busy for " +
                     fmt_double("%.2f", b.tput_s) +
                     " s, rate = records received / (first send .. last receive); every "
                     "receiver checks each producer's sequence and the tail word, and loads "
@@ -299,6 +316,14 @@ void describe_run(const SuiteOptions& o, Report* r) {
                     "first and last");
   r->meta.push_back("tailing rows: producers never wait for a tailing reader, so rec/s "
                     "counts records received and the notes count the ones lapped");
+  r->meta.push_back(
+      "wake-up rows: the fixed-rate stream's method with a kBlock consumer (spin ~2000 "
+      "pauses, ~100 sched_yield, futex sleep): at " + fmt_double("%.0f", b.stream_rate / 1e3) +
+      "k/s (inside its spin window) and one record every " +
+      fmt_double("%.1f", b.sleep_gap_s * 1e3) + " ms for " + fmt_double("%.2f", b.sleep_s) +
+      " s (asleep), against the raw futex hand-off at the same spacing (its receiver "
+      "sleeps in FUTEX_WAIT at once, its sender always calls FUTEX_WAKE); the notes count "
+      "the receiver's sleeps");
 }
 
 }  // namespace
@@ -314,7 +339,11 @@ Report run_suite(const SuiteOptions& o) {
   auto shmbus = make_shmbus(ShmbusMode::kDurable);
   auto tailing = make_shmbus(ShmbusMode::kTailing);
   auto claim = make_shmbus(ShmbusMode::kDurableClaim);
-  if (selected(o, shmbus->name())) r.idx.shmbus = plan.add_transport(*shmbus, true, true);
+  auto block = make_shmbus(ShmbusMode::kDurableBlock);
+  auto batch = make_shmbus(ShmbusMode::kDurableBatch);
+  auto futex = make_futex();
+  if (selected(o, shmbus->name()))
+    r.idx.shmbus = plan.add_transport(*shmbus, true, true, 1, {}, false, kSizesAll);
   if (selected(o, tailing->name())) plan.add_transport(*tailing, true, true);
   if (selected(o, claim->name())) plan.add_transport(*claim, false, true);
   if (selected(o, shmbus->name())) {
@@ -322,10 +351,19 @@ Report run_suite(const SuiteOptions& o) {
                        "shmbus durable, 2 producers -> 1 consumer (oversubscribed)");
     r.idx.shmbus_stream = plan.add_stream(*shmbus);
   }
+  if (selected(o, batch->name() + " batch"))
+    r.idx.shmbus_batch = plan.add_transport(*batch, false, true, 1, {}, false, 0b0011);
+  // The kBlock rows and their raw futex baseline run together (the target needs both).
+  if (selected(o, block->name() + " wake") || selected(o, futex->name())) {
+    r.idx.block_stream = plan.add_stream(*block);
+    r.idx.block_sleep = plan.add_sleeping(*block);
+    r.idx.futex_pingpong = plan.add_transport(*futex, true, false);
+    r.idx.futex_sleep = plan.add_sleeping(*futex);
+  }
   auto spsc = make_spsc_ring();
   if (selected(o, spsc->name())) {
-    r.idx.spsc = plan.add_transport(*spsc, true, true);
-    plan.add_stream(*spsc);
+    r.idx.spsc = plan.add_transport(*spsc, true, true, 1, {}, false, kSizesAll);
+    r.idx.spsc_stream = plan.add_stream(*spsc);
   }
   auto pipe = make_pipe();
   if (selected(o, pipe->name())) plan.add_transport(*pipe, true, true);
@@ -350,6 +388,17 @@ Report run_suite(const SuiteOptions& o) {
   plan.run_main();
   plan.run_last();
   plan.finish();
+
+  // The second table: wake-up CPU, scaling with consumers, footprint.
+  ExtrasOptions x;
+  x.budget = o.budget;
+  x.reps = o.reps;
+  x.quick = o.quick;
+  x.idle = selected(o, "shmbus wake idle");
+  x.scaling = selected(o, "shmbus scaling");
+  x.footprint = selected(o, "shmbus footprint");
+  x.cli = o.cli.empty() ? find_cli() : o.cli;
+  run_extras(x, &r.extras);
   return r;
 }
 

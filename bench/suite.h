@@ -13,6 +13,7 @@ struct SuiteOptions {
   int reps = 3;
   bool quick = false;
   std::string only;  // comma-separated substrings of row names; empty: every row
+  std::string cli;   // the shmbus CLI for the footprint rows (default: next to the bench)
 };
 
 // Runs every row (the raw cache line first and last) and fills the report.

@@ -25,6 +25,8 @@ class Sender {
   // Thread: the opening process. Blocks (or spins) until the transport took the record.
   // False on error, with the reason in error().
   virtual bool send(View record) = 0;
+  // Makes every record taken by send() visible (batching senders hold some back).
+  virtual bool flush() { return true; }
   const std::string& error() const noexcept { return error_; }
 
  protected:
@@ -75,11 +77,16 @@ std::unique_ptr<Transport> make_unix_socket();
 std::unique_ptr<Transport> make_boost_mq();
 std::unique_ptr<Transport> make_zmq();
 std::unique_ptr<Transport> make_iceoryx();   // needs RouDi running: see roudi.h
+std::unique_ptr<Transport> make_futex();     // baseline_futex.cc: the raw futex wake-up
 
 // A row that cannot run here: prepare() fails with `reason`.
 std::unique_ptr<Transport> make_unavailable(std::string name, std::string reason);
 
-enum class ShmbusMode : uint8_t { kDurable, kTailing, kDurableClaim };
+// kDurableBlock: the consumer waits with the default WaitStrategy::kBlock (spin, yield,
+// futex sleep) instead of busy-spinning.  kDurableBatch: the sender gathers 32 records
+// and publishes them with one publish_batch() (throughput only).
+enum class ShmbusMode : uint8_t { kDurable, kTailing, kDurableClaim, kDurableBlock, kDurableBatch };
+inline constexpr size_t kShmbusBatch = 32;
 std::unique_ptr<Transport> make_shmbus(ShmbusMode mode);
 
 }  // namespace bench

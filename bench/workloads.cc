@@ -78,6 +78,8 @@ void Anomalies::add(const Anomalies& o) {
   unaccounted += o.unaccounted;
   faults += o.faults;
   preempts += o.preempts;
+  rx_sleeps += o.rx_sleeps;
+  rx_records += o.rx_records;
 }
 
 void count_disturbances(const SharedArea* area, size_t roles, Anomalies* a) {
@@ -203,7 +205,7 @@ TputRun run_throughput(Transport& t, size_t size, int producers, const Budget& b
         }
         ctx.report().count = seq + 1;
         stamp_record(buf, kEndSeq, uint64_t(p));
-        if (!tx->send(buf)) return ctx.fail("send end: " + tx->error());
+        if (!tx->send(buf) || !tx->flush()) return ctx.fail("send end: " + tx->error());
         return 0;
       });
     }});
@@ -264,6 +266,11 @@ TputRun run_throughput(Transport& t, size_t size, int producers, const Budget& b
 }
 
 LatencyRun run_streaming(Transport& t, size_t size, const Budget& b) {
+  return run_streaming_at(t, size, b, b.stream_rate, b.stream_s);
+}
+
+LatencyRun run_streaming_at(Transport& t, size_t size, const Budget& b, double rate,
+                            double seconds) {
   LatencyRun out;
   std::string err;
   if (!t.prepare(ChannelSpec{1, size, true}, &err)) {
@@ -273,9 +280,9 @@ LatencyRun run_streaming(Transport& t, size_t size, const Budget& b) {
   // Warm-up: lat_warmup records unpaced (laps the ring: no first-touch faults later), then
   // stream_warmup_s paced; the receiver discards both.
   const uint64_t fast = b.lat_warmup;
-  const double period_ns = 1e9 / b.stream_rate;
-  const uint64_t warm = fast + uint64_t(b.stream_warmup_s * b.stream_rate);
-  const uint64_t total = warm + uint64_t(b.stream_s * b.stream_rate);
+  const double period_ns = 1e9 / rate;
+  const uint64_t warm = fast + std::max<uint64_t>(3, uint64_t(b.stream_warmup_s * rate));
+  const uint64_t total = warm + uint64_t(seconds * rate);
 
   Role sender{b.core_a, [&](Ctx& ctx) {
     return with_ends(ctx, t, -1, 0, [&](Receiver*, Sender* tx) {
@@ -339,6 +346,8 @@ LatencyRun run_streaming(Transport& t, size_t size, const Budget& b) {
   const RoleReport& rx = area->reports[1];
   add_receiver_findings(rx, &out.anomalies);
   count_disturbances(area, 2, &out.anomalies);
+  out.anomalies.rx_sleeps = rx.sleeps;
+  out.anomalies.rx_records = rx.nsamples;
   const uint64_t sent = area->reports[0].count;
   out.anomalies.unaccounted += unaccounted(sent, rx);
   out.ok = !out.samples_ns.empty();

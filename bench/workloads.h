@@ -31,6 +31,9 @@ struct Budget {
   double stream_rate = 100'000;   // records per second
   double stream_s = 1.0;
   double stream_warmup_s = 0.05;
+  // Wake-up rows: records spaced wider than a kBlock consumer's spin window (it sleeps).
+  double sleep_gap_s = 0.002;
+  double sleep_s = 1.0;
   std::chrono::milliseconds timeout{20'000};  // per run: then the roles are killed
 };
 
@@ -44,6 +47,11 @@ struct Anomalies {
   uint64_t unaccounted = 0;  // sent - received - lost, when not zero
   uint64_t faults = 0;       // page faults of all roles while measuring
   uint64_t preempts = 0;     // involuntary context switches of all roles while measuring
+  // Streaming rows: the receiver's voluntary context switches (sleeps) while measuring,
+  // and the records it measured: tells a row that slept on every record from one that
+  // caught them while spinning.
+  uint64_t rx_sleeps = 0;
+  uint64_t rx_records = 0;
   void add(const Anomalies& o);
 };
 
@@ -97,5 +105,8 @@ LatencyRun run_pingpong(Transport& t, size_t record_size, const Budget& b);
 // producers > 1 needs t.multi_producer(); all producers then share core_a.
 TputRun run_throughput(Transport& t, size_t record_size, int producers, const Budget& b);
 LatencyRun run_streaming(Transport& t, size_t record_size, const Budget& b);
+// The same at `rate` records/s for `seconds` (after the same warm-up).
+LatencyRun run_streaming_at(Transport& t, size_t record_size, const Budget& b, double rate,
+                            double seconds);
 
 }  // namespace bench
