@@ -20,6 +20,9 @@ class FileSink final : public SegmentSink {
     end_ = valid_end;
   }
 
+  // The fd must stay open while the worker syncs it.
+  ~FileSink() override { (void)settle(); }
+
   uint64_t capacity() const noexcept override { return UINT64_MAX; }
 
   Result<void> append(std::span<const Bytes> parts) override {
@@ -53,6 +56,7 @@ class FileSink final : public SegmentSink {
   }
 
   Result<void> rollback(uint64_t end) override {
+    if (auto r = settle(); !r) return r;
     if (end >= file_end_) {
       buf_len_ = static_cast<size_t>(end - file_end_);
     } else {
@@ -66,6 +70,7 @@ class FileSink final : public SegmentSink {
   }
 
   Result<void> sync() override {
+    if (auto r = settle(); !r) return r;
     if (auto r = clean_tail(); !r) return r;
     if (auto r = write_buffer(); !r) return r;
     sync_failed_ = false;
@@ -80,6 +85,21 @@ class FileSink final : public SegmentSink {
   }
   uint64_t synced_end() const noexcept override { return synced_end_; }
 
+  Result<void> sync_start(SyncWorker* worker) override {
+    if (auto r = settle(); !r) return r;
+    if (auto r = clean_tail(); !r) return r;
+    if (auto r = write_buffer(); !r) return r;
+    sync_failed_ = false;
+    if (!unsynced_) return {};
+    // fdatasync makes durable what was written before it was called: the bytes up to
+    // file_end_ now.  Writes after this point are not counted until the next sync.
+    unsynced_ = false;
+    sync_target_ = file_end_;
+    worker_ = worker;
+    worker->start([fd = fd_.get(), what = "segment " + name_] { return sync_data(fd, what); });
+    return {};
+  }
+
   Result<void> seal() override { return sync(); }
   Result<void> close() override { return sync(); }
   uint64_t bytes_on_disk() const noexcept override { return end_; }
@@ -90,6 +110,15 @@ class FileSink final : public SegmentSink {
   // After a failed write the file may hold part of a frame past file_end_: cut it off
   // before anything else is written, so a later, shorter frame cannot leave stale
   // bytes behind it.
+  void sync_done(const Result<void>& r) override {
+    if (r) {
+      synced_end_ = std::max(synced_end_, sync_target_);
+    } else {
+      sync_failed_ = true;
+      unsynced_ = true;
+    }
+  }
+
   Result<void> clean_tail() {
     if (!dirty_tail_) return {};
     if (auto r = truncate_to(fd_.get(), file_end_, "segment " + name_); !r) return r;
@@ -117,6 +146,7 @@ class FileSink final : public SegmentSink {
   size_t buf_len_ = 0;
   uint64_t file_end_ = 0;  // bytes of [0, end_) already in the file
   uint64_t synced_end_ = 0;  // bytes of the file made durable by the last sync
+  uint64_t sync_target_ = 0;  // file_end_ when the running background sync started
   bool dirty_tail_ = false;
   bool unsynced_ = false;
 };
