@@ -146,6 +146,11 @@ class PmemSink final : public SegmentSink {
   PmemGranularity granularity() const noexcept override { return granularity_; }
   const std::string& name() const noexcept override { return name_; }
   int fd() const noexcept { return fd_.get(); }
+  // Unmaps and hands the file over (before any append).
+  UniqueFd release() {
+    unmap();
+    return std::move(fd_);
+  }
 
  private:
   void sync_done(const Result<void>& r) override {
@@ -180,7 +185,8 @@ class PmemSink final : public SegmentSink {
 }  // namespace
 
 Result<std::unique_ptr<SegmentSink>> open_pmem_sink(int dir, const std::string& name, bool create,
-                                                    uint64_t valid_end, uint64_t size) {
+                                                    uint64_t valid_end, uint64_t size,
+                                                    uint32_t buffer_bytes) {
   auto fd = open_at(dir, name, create ? OpenMode::kCreateExclusive : OpenMode::kReadWrite);
   if (!fd) return fd.error();
   auto fail = [&](Error e) -> Result<std::unique_ptr<SegmentSink>> {
@@ -206,6 +212,8 @@ Result<std::unique_ptr<SegmentSink>> open_pmem_sink(int dir, const std::string& 
   }
   auto sink = std::make_unique<PmemSink>(std::move(fd.value()), name);
   if (auto r = sink->map(create ? 0 : valid_end); !r) return fail(r.error());
+  if (sink->granularity() == PmemGranularity::kPage)  // no DAX: see sink.h
+    return make_presized_file_sink(sink->release(), name, create ? 0 : valid_end, buffer_bytes, size);
   return std::unique_ptr<SegmentSink>(std::move(sink));
 }
 

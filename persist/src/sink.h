@@ -17,6 +17,7 @@
 #include <string>
 
 #include "format.h"
+#include "fs.h"
 #include "shmbus/persist.h"
 #include "sync_worker.h"
 
@@ -83,8 +84,17 @@ class SegmentSink {
 Result<std::unique_ptr<SegmentSink>> open_file_sink(int dir, const std::string& name, bool create,
                                                     uint64_t valid_end, uint32_t buffer_bytes);
 // The file is pre-sized (posix_fallocate) to `size` rounded up to the mapping
-// alignment; on failure a file it created is removed again.
+// alignment; on failure a file it created is removed again.  Where the mapping's
+// granularity is a page (no DAX: persisting it is msync, and every first store into a
+// page faults), the sink writes the same bytes with buffered pwrite instead (a FileSink
+// over the pre-sized file, `buffer_bytes` per write): same bytes, same durability,
+// fewer page faults.
 Result<std::unique_ptr<SegmentSink>> open_pmem_sink(int dir, const std::string& name, bool create,
-                                                    uint64_t valid_end, uint64_t size);
+                                                    uint64_t valid_end, uint64_t size,
+                                                    uint32_t buffer_bytes);
+// A FileSink over a file pre-allocated to `size` (file_sink.cc; for open_pmem_sink).
+Result<std::unique_ptr<SegmentSink>> make_presized_file_sink(UniqueFd fd, const std::string& name,
+                                                             uint64_t valid_end, uint32_t buffer_bytes,
+                                                             uint64_t size);
 
 }  // namespace shmbus::persist::detail

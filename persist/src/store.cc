@@ -299,7 +299,8 @@ Result<void> SegmentStore::Impl::create_segment(uint64_t first_seq, uint64_t min
   std::byte head[kSegmentHeaderSize];
   encode_new_segment_header(first_seq, created_ns, ns, stream, head);
   auto s = opts.kind == StoreKind::kPmem
-               ? open_pmem_sink(dir.get(), name, true, 0, std::max(opts.segment_bytes, min_size))
+               ? open_pmem_sink(dir.get(), name, true, 0, std::max(opts.segment_bytes, min_size),
+                                opts.write_buffer)
                : open_file_sink(dir.get(), name, true, 0, opts.write_buffer);
   if (!s) return s.error();
   const Bytes parts[] = {Bytes(head, sizeof head)};
