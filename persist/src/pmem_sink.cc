@@ -58,7 +58,6 @@ class PmemSink final : public SegmentSink {
     memcpy_ = pmem2_get_memcpy_fn(map_);
     memset_ = pmem2_get_memset_fn(map_);
     persist_ = pmem2_get_persist_fn(map_);
-    drain_ = pmem2_get_drain_fn(map_);
     granularity_ = from_pmem2(pmem2_map_get_store_granularity(map_));
     end_ = persisted_ = dirty_hi_ = valid_end;
     return {};
@@ -73,7 +72,7 @@ class PmemSink final : public SegmentSink {
     if (end_ + total > size_)
       return make_error(Errc::kFull, "segment " + name_ + " has no room for the record");
     for (const auto& p : parts) {
-      memcpy_(base_ + end_, p.data(), p.size(), copy_flags());
+      memcpy_(base_ + end_, p.data(), p.size(), PMEM2_F_MEM_NOFLUSH);
       end_ += p.size();
     }
     dirty_hi_ = std::max(dirty_hi_, end_);
@@ -83,7 +82,7 @@ class PmemSink final : public SegmentSink {
   Result<void> rollback(uint64_t end) override {
     if (auto r = settle(); !r) return r;
     if (!map_) return make_error(Errc::kClosed, "segment " + name_ + " is sealed");
-    memset_(base_ + end, 0, end_ - end, copy_flags());
+    memset_(base_ + end, 0, end_ - end, PMEM2_F_MEM_NOFLUSH);
     end_ = end;
     persisted_ = std::min(persisted_, end);
     return {};
@@ -94,9 +93,7 @@ class PmemSink final : public SegmentSink {
     sync_failed_ = false;
     if (!map_) return {};
     const uint64_t hi = std::max(end_, dirty_hi_);
-    if (hi > persisted_ && dax()) {
-      drain_();  // the copies were flushed (or non-temporal) as they were made
-    } else if (hi > persisted_) {
+    if (hi > persisted_) {
       persist_(base_ + persisted_, hi - persisted_);
       // Without DAX the persist is msync, whose errors libpmem2 does not return: an
       // fdatasync after it reports a failed writeback of the mapping's pages.
@@ -119,13 +116,6 @@ class PmemSink final : public SegmentSink {
     if (!map_) return {};
     const uint64_t from = persisted_, hi = std::max(end_, dirty_hi_);
     if (hi <= from) return {};
-    if (dax()) {
-      // One fence, on the thread that made the copies (a fence orders its own core's
-      // stores only): nothing to hand over.
-      drain_();
-      persisted_ = dirty_hi_ = end_;
-      return {};
-    }
     // The worker persists [from, hi) while appends copy in after end_ (other bytes;
     // a page they share is simply written back once more at the next sync).
     sync_target_ = end_;
@@ -172,12 +162,6 @@ class PmemSink final : public SegmentSink {
     }
   }
 
-  // On DAX every copy flushes its bytes (libpmem2 copies large ranges non-temporally,
-  // small ones with a cache-line flush), without the fence: sync() is then one drain per
-  // batch.  Without DAX (msync) copies stay in the page cache until the persist.
-  bool dax() const noexcept { return granularity_ != PmemGranularity::kPage; }
-  unsigned copy_flags() const noexcept { return dax() ? PMEM2_F_MEM_NODRAIN : PMEM2_F_MEM_NOFLUSH; }
-
   void unmap() {
     if (map_) pmem2_map_delete(&map_);
     map_ = nullptr;
@@ -191,7 +175,6 @@ class PmemSink final : public SegmentSink {
   pmem2_memcpy_fn memcpy_ = nullptr;
   pmem2_memset_fn memset_ = nullptr;
   pmem2_persist_fn persist_ = nullptr;
-  pmem2_drain_fn drain_ = nullptr;
   PmemGranularity granularity_ = PmemGranularity::kPage;
   uint64_t persisted_ = 0;  // [0, persisted_) is durable
   uint64_t sync_target_ = 0;  // end_ when the running background sync started
