@@ -3,6 +3,7 @@
 #include <sys/file.h>
 
 #include <cerrno>
+#include <ctime>
 #include <map>
 #include <mutex>
 
@@ -53,6 +54,13 @@ std::map<std::string, std::pair<uint64_t, uint64_t>>& unsafe_tails() {  // guard
   return m;
 }
 }  // namespace
+
+uint64_t SegmentStore::Impl::now_coarse() const {
+  if (opts.clock) return opts.clock();
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 std::string SegmentStore::Impl::seg_path(uint64_t first_seq) const {
   return where + "/" + segment_file_name(first_seq);
@@ -216,7 +224,7 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
     return make_error(Errc::kTooLarge, "record of " + std::to_string(payload.size()) +
                                            " bytes exceeds the 1 GiB limit of a segment record");
   const uint64_t fsize = frame_size(payload.size());
-  const uint64_t now_ns = now();
+  const uint64_t now_ns = now_coarse();
   if (fresh && sink && active.first_seq != seq) {
     // A new store whose first append failed, retried with another sequence: the empty
     // segment is named after the old one.
