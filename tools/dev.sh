@@ -104,7 +104,7 @@ run_fuzzers() {
 }
 
 # The test programs that hold the tests labelled tsan (threads racing in one process).
-tsan_targets() { echo shm_unit_tests persist_integration_tests; }
+tsan_targets() { echo shm_unit_tests persist_integration_tests persist_unit_tests; }
 # The fuzz targets: every tests/fuzz/fuzz_*.cc is one.
 fuzz_targets() { for f in tests/fuzz/fuzz_*.cc; do basename "$f" .cc; done; }
 

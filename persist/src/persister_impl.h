@@ -6,6 +6,7 @@
 #include <concurrentqueue/concurrentqueue.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <memory>
@@ -70,6 +71,12 @@ struct Persister::Impl {
   std::string last_deletion_error;    // the last retention/delete failure logged
   std::optional<Record> pending;      // a record the store refused (its view stays valid:
                                       // the ring cannot overwrite what is not committed)
+  // A background flush (SegmentStore::flush_start) whose sync runs while the thread reads
+  // on.  Once it succeeds, the ring is committed up to flush_mark: what had been read
+  // when it started, all of it stored below flush_target then.
+  bool flushing = false;
+  Consumer::Mark flush_mark;
+  uint64_t flush_target = 0;
 
   mutable std::mutex mu;  // guards stats_ (copied out by stats())
   PersisterStats stats_;
@@ -79,6 +86,10 @@ struct Persister::Impl {
   void read_records(bool stopping);
   void make_durable_if_due(bool stopping);
   Result<void> make_durable();
+  void start_flush();
+  // Collects the background flush, waiting at most `wait`; false while it runs.
+  bool finish_flush(std::chrono::nanoseconds wait);
+  void publish_durable();
   Result<bool> store_record(const Record& rec);
   void note_write_error(const Error& e);
   void after_store_error(const Error& e);

@@ -34,19 +34,62 @@ using shmbus::detail::steady_ns;  // shmbus/detail/steady_clock.h
 }  // namespace
 
 // Makes everything stored durable, then lets the ring reuse it and tells producers.
+// Waits for a background flush first (the store does).
 Result<void> Persister::Impl::make_durable() {
+  flushing = false;  // store->flush() collects it
   if (auto r = store->flush(); !r) return r;
   // Durable now: every record read so far is in the store (pending is empty whenever
   // this runs), so the ring may reuse all of it.
   ring->commit();
   uncommitted_bytes = 0;
   first_uncommitted_ns = 0;
+  publish_durable();
+  return {};
+}
+
+// Tells producers (the stream header) and stats() what the store has made durable.
+void Persister::Impl::publish_durable() {
   const uint64_t d = store->durable_seq();
   if (d != published_durable || ctl->durable_seq() != d) ctl->set_durable_seq(d);
   published_durable = d;
   std::lock_guard lock(mu);
   stats_.durable_seq = d;
-  return {};
+}
+
+// Starts making everything read so far durable in the background (the store's sync
+// thread runs the fdatasync) and reads on; finish_flush() commits the ring once the
+// sync returned success.  Called only with nothing pending (every record read is
+// stored, or was stored before).
+void Persister::Impl::start_flush() {
+  if (auto r = store->flush_start(); !r) {
+    after_store_error(r.error());
+    return;
+  }
+  flushing = true;
+  flush_mark = ring->mark();
+  flush_target = store->next_seq();
+  // What is read from now on waits for the next flush.
+  uncommitted_bytes = 0;
+  first_uncommitted_ns = 0;
+}
+
+bool Persister::Impl::finish_flush(std::chrono::nanoseconds wait) {
+  if (!flushing) return true;
+  auto r = store->flush_finish(wait);
+  if (r && !r.value()) return false;
+  flushing = false;
+  if (!r) {
+    // The store went back to its last synced record (or stopped): read the ring again
+    // from its last commit, as after a failed flush().
+    after_store_error(r.error());
+    return true;
+  }
+  // Durable up to flush_target (the store may have collected this sync itself, in a
+  // roll: its durable_seq says what held).
+  if (ring && store->durable_seq() >= flush_target) ring->commit(flush_mark);
+  note_write_ok();
+  publish_durable();
+  return true;
 }
 
 // Returns false for a record the store already holds (read again after a restart).
@@ -101,8 +144,10 @@ void Persister::Impl::after_store_error(const Error& e) {
     pending.reset();
     if (ring) ring->close();
     ring.reset();
+    flushing = false;
     return;
   }
+  if (!ring) flushing = false;
   const uint64_t resume = store->next_seq();
   const uint64_t read_to = pending ? pending->seq : ring ? ring->next_seq() : 0;
   if (ring && resume < read_to) {
@@ -111,6 +156,7 @@ void Persister::Impl::after_store_error(const Error& e) {
     pending.reset();
     ring->close();
     ring.reset();
+    flushing = false;  // its mark belongs to the closed consumer
   }
 }
 
@@ -161,12 +207,16 @@ void Persister::Impl::read_records(bool stopping) {
   const auto poll_wait = std::min<std::chrono::nanoseconds>(
       opts.flush_interval / 2 + std::chrono::microseconds(100), std::chrono::milliseconds(50));
   uint64_t records = 0, bytes = 0;
-  for (uint32_t batch = 0; batch < 4096; ++batch) {
+  // While a background flush runs the loop does not sleep in the ring: it waits for the
+  // flush below instead, when the ring is empty.
+  const bool may_wait = !stopping && !flushing;
+  uint32_t batch = 0;
+  for (; batch < 4096; ++batch) {
     Record rec;
     if (pending) {
       rec = *pending;
     } else {
-      ReadStatus st = ring->poll(&rec, batch == 0 && !stopping ? poll_wait : std::chrono::nanoseconds(0));
+      ReadStatus st = ring->poll(&rec, batch == 0 && may_wait ? poll_wait : std::chrono::nanoseconds(0));
       if (st == ReadStatus::kCorrupt) {
         {
           std::lock_guard lock(mu);
@@ -205,6 +255,10 @@ void Persister::Impl::read_records(bool stopping) {
     stats_.records += records;
     stats_.bytes += bytes;
   }
+  // Nothing to read: wait for the running flush (short, so that new records and
+  // requests are seen soon).
+  if (batch == 0 && flushing && !stopping && ring)
+    (void)finish_flush(std::min<std::chrono::nanoseconds>(poll_wait, std::chrono::milliseconds(1)));
 }
 
 void Persister::Impl::make_durable_if_due(bool stopping) {
@@ -220,6 +274,11 @@ void Persister::Impl::make_durable_if_due(bool stopping) {
                                 now - first_uncommitted_ns >=
                                     static_cast<uint64_t>(opts.flush_interval.count())));
   if (!due) return;
+  if (!stopping) {
+    // In the background: the next records are read and written while this syncs.
+    if (!flushing) start_flush();
+    return;
+  }
   if (auto r = make_durable(); !r) after_store_error(r.error());
   else note_write_ok();
 }
@@ -354,6 +413,7 @@ void Persister::Impl::run() {
       continue;
     }
     read_records(stopping);
+    if (ring) (void)finish_flush(std::chrono::nanoseconds(0));
     answer_flushes(&flush_waiters, stopping);
     if (!ring) continue;
     make_durable_if_due(stopping);

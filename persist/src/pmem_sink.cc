@@ -35,7 +35,10 @@ Error pmem2_error(int rc, const std::string& what) {
 class PmemSink final : public SegmentSink {
  public:
   PmemSink(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
-  ~PmemSink() override { unmap(); }
+  ~PmemSink() override {
+    (void)settle();  // the worker may be persisting the mapping
+    unmap();
+  }
 
   Result<void> map(uint64_t valid_end) {
     pmem2_config* cfg = nullptr;
@@ -77,6 +80,7 @@ class PmemSink final : public SegmentSink {
   }
 
   Result<void> rollback(uint64_t end) override {
+    if (auto r = settle(); !r) return r;
     if (!map_) return make_error(Errc::kClosed, "segment " + name_ + " is sealed");
     memset_(base_ + end, 0, end_ - end, PMEM2_F_MEM_NOFLUSH);
     end_ = end;
@@ -85,6 +89,7 @@ class PmemSink final : public SegmentSink {
   }
 
   Result<void> sync() override {
+    if (auto r = settle(); !r) return r;
     sync_failed_ = false;
     if (!map_) return {};
     const uint64_t hi = std::max(end_, dirty_hi_);
@@ -105,6 +110,24 @@ class PmemSink final : public SegmentSink {
   }
   uint64_t synced_end() const noexcept override { return persisted_; }
 
+  Result<void> sync_start(SyncWorker* worker) override {
+    if (auto r = settle(); !r) return r;
+    sync_failed_ = false;
+    if (!map_) return {};
+    const uint64_t from = persisted_, hi = std::max(end_, dirty_hi_);
+    if (hi <= from) return {};
+    // The worker persists [from, hi) while appends copy in after end_ (other bytes;
+    // a page they share is simply written back once more at the next sync).
+    sync_target_ = end_;
+    worker_ = worker;
+    worker->start([this, from, hi]() -> Result<void> {
+      persist_(base_ + from, hi - from);
+      if (granularity_ == PmemGranularity::kPage) return sync_data(fd_.get(), "segment " + name_);
+      return {};
+    });
+    return {};
+  }
+
   Result<void> seal() override {
     if (auto r = sync(); !r) return r;
     unmap();
@@ -123,8 +146,22 @@ class PmemSink final : public SegmentSink {
   PmemGranularity granularity() const noexcept override { return granularity_; }
   const std::string& name() const noexcept override { return name_; }
   int fd() const noexcept { return fd_.get(); }
+  // Unmaps and hands the file over (before any append).
+  UniqueFd release() {
+    unmap();
+    return std::move(fd_);
+  }
 
  private:
+  void sync_done(const Result<void>& r) override {
+    if (r) {
+      persisted_ = std::max(persisted_, sync_target_);
+    } else {
+      dirty_hi_ = std::max(dirty_hi_, end_);
+      sync_failed_ = true;
+    }
+  }
+
   void unmap() {
     if (map_) pmem2_map_delete(&map_);
     map_ = nullptr;
@@ -140,6 +177,7 @@ class PmemSink final : public SegmentSink {
   pmem2_persist_fn persist_ = nullptr;
   PmemGranularity granularity_ = PmemGranularity::kPage;
   uint64_t persisted_ = 0;  // [0, persisted_) is durable
+  uint64_t sync_target_ = 0;  // end_ when the running background sync started
   uint64_t dirty_hi_ = 0;   // highest byte written since the last persist
   bool sealed_ = false;
 };
@@ -147,7 +185,8 @@ class PmemSink final : public SegmentSink {
 }  // namespace
 
 Result<std::unique_ptr<SegmentSink>> open_pmem_sink(int dir, const std::string& name, bool create,
-                                                    uint64_t valid_end, uint64_t size) {
+                                                    uint64_t valid_end, uint64_t size,
+                                                    uint32_t buffer_bytes) {
   auto fd = open_at(dir, name, create ? OpenMode::kCreateExclusive : OpenMode::kReadWrite);
   if (!fd) return fd.error();
   auto fail = [&](Error e) -> Result<std::unique_ptr<SegmentSink>> {
@@ -173,6 +212,8 @@ Result<std::unique_ptr<SegmentSink>> open_pmem_sink(int dir, const std::string& 
   }
   auto sink = std::make_unique<PmemSink>(std::move(fd.value()), name);
   if (auto r = sink->map(create ? 0 : valid_end); !r) return fail(r.error());
+  if (sink->granularity() == PmemGranularity::kPage)  // no DAX: see sink.h
+    return make_presized_file_sink(sink->release(), name, create ? 0 : valid_end, buffer_bytes, size);
   return std::unique_ptr<SegmentSink>(std::move(sink));
 }
 

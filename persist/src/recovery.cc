@@ -210,7 +210,7 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   fd->reset();
   auto s = opts.kind == StoreKind::kPmem
                ? open_pmem_sink(dir.get(), name, false, scan.valid_end,
-                                std::max(opts.segment_bytes, scan.valid_end))
+                                std::max(opts.segment_bytes, scan.valid_end), opts.write_buffer)
                : open_file_sink(dir.get(), name, false, scan.valid_end, opts.write_buffer);
   if (!s) return s.error();
   sink = std::move(s.value());

@@ -3,6 +3,7 @@
 #include <sys/file.h>
 
 #include <cerrno>
+#include <ctime>
 #include <map>
 #include <mutex>
 
@@ -53,6 +54,13 @@ std::map<std::string, std::pair<uint64_t, uint64_t>>& unsafe_tails() {  // guard
   return m;
 }
 }  // namespace
+
+uint64_t SegmentStore::Impl::now_coarse() const {
+  if (opts.clock) return opts.clock();
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 std::string SegmentStore::Impl::seg_path(uint64_t first_seq) const {
   return where + "/" + segment_file_name(first_seq);
@@ -216,7 +224,7 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
     return make_error(Errc::kTooLarge, "record of " + std::to_string(payload.size()) +
                                            " bytes exceeds the 1 GiB limit of a segment record");
   const uint64_t fsize = frame_size(payload.size());
-  const uint64_t now_ns = now();
+  const uint64_t now_ns = now_coarse();
   if (fresh && sink && active.first_seq != seq) {
     // A new store whose first append failed, retried with another sequence: the empty
     // segment is named after the old one.
@@ -250,6 +258,7 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
   const uint64_t offset = sink->end();
   if (auto r = sink->append(parts); !r) return r;
   if (opts.durability == Durability::kSync) {
+    if (auto r = settle(); !r) return r;  // (the append stays: the caller writes it again)
     if (auto r = sync_data(); !r) {
       if (sink && sink->sync_failed()) return rewind(r.error());
       (void)sink->rollback(offset);
@@ -298,7 +307,8 @@ Result<void> SegmentStore::Impl::create_segment(uint64_t first_seq, uint64_t min
   std::byte head[kSegmentHeaderSize];
   encode_new_segment_header(first_seq, created_ns, ns, stream, head);
   auto s = opts.kind == StoreKind::kPmem
-               ? open_pmem_sink(dir.get(), name, true, 0, std::max(opts.segment_bytes, min_size))
+               ? open_pmem_sink(dir.get(), name, true, 0, std::max(opts.segment_bytes, min_size),
+                                opts.write_buffer)
                : open_file_sink(dir.get(), name, true, 0, opts.write_buffer);
   if (!s) return s.error();
   const Bytes parts[] = {Bytes(head, sizeof head)};
@@ -345,6 +355,7 @@ Result<void> SegmentStore::Impl::roll() {
 }
 
 Result<void> SegmentStore::Impl::discard_empty_active() {
+  if (auto r = settle(); !r) return r;
   const uint64_t first = active.first_seq;
   sink.reset();
   idx_fd.reset();
@@ -364,17 +375,21 @@ Result<void> SegmentStore::Impl::sync_data() {
   return {};
 }
 
-Result<void> SegmentStore::Impl::write_pending_index() {
-  if (idx_pending.empty() || !idx_fd.valid()) return {};
+// Writes the pending index entries, at most the first `limit` bytes of them (those of
+// frames already synced: readers trust an indexed frame).
+Result<void> SegmentStore::Impl::write_pending_index(size_t limit) {
+  limit = std::min(limit, idx_pending.size());
+  if (limit == 0 || !idx_fd.valid()) return {};
   size_t written = 0;
-  auto r = pwrite_all(idx_fd.get(), idx_pending, idx_written, index_file_name(active.first_seq),
-                      &written);
+  auto r = pwrite_all(idx_fd.get(), Bytes(idx_pending.data(), limit), idx_written,
+                      index_file_name(active.first_seq), &written);
   idx_written += written;
   idx_pending.erase(idx_pending.begin(), idx_pending.begin() + static_cast<ptrdiff_t>(written));
   return r;
 }
 
 Error SegmentStore::Impl::rewind(Error e) {
+  flushing = false;  // a sync that ran covered nothing the store still counts on
   ++counters.io_errors;
   log_error(where + ": " + e.message);
   if (!sink) return e;
@@ -442,6 +457,7 @@ Result<void> SegmentStore::Impl::cut_back(uint64_t first_seq, uint64_t keep) {
 }
 
 Result<void> SegmentStore::Impl::flush() {
+  if (auto r = settle(); !r) return r;
   if (sink) {
     if (auto r = sync_data(); !r) return sink && sink->sync_failed() ? rewind(r.error()) : r;
     if (durable.load(std::memory_order_relaxed) != next_seq) {  // relaxed: only we store it
@@ -454,6 +470,67 @@ Result<void> SegmentStore::Impl::flush() {
   counters.last_error.clear();
   return {};
 }
+
+// Starts the sync of everything appended so far on the worker thread; the writer
+// appends on.  The directory (a new segment's entry) is synced here, before, as flush()
+// does.  The sync counts (durable, index entries) only in flush_finish().
+Result<void> SegmentStore::Impl::flush_start() {
+  if (flushing || !sink) return {};  // one at a time; no sink: everything is durable
+  if (dir_dirty) {
+    if (auto r = detail::sync_all(dir.get(), "directory " + where); !r) return r;
+    dir_dirty = false;
+  }
+  if (auto r = sink->sync_start(&syncer); !r) return r;
+  flushing = true;
+  flush_target = next_seq;
+  flush_index_bytes = idx_pending.size();
+  return {};
+}
+
+Result<bool> SegmentStore::Impl::flush_finish(std::chrono::nanoseconds wait) {
+  if (!flushing) return true;
+  auto r = sink->sync_finish(wait);
+  if (!r) return false;
+  flushing = false;
+  if (!*r) return sink->sync_failed() ? rewind(r->error()) : r->error();
+  // The records below flush_target were all in the file when its fdatasync (or the
+  // pmem persist) started, and it returned success: durable now.
+  if (durable.load(std::memory_order_relaxed) < flush_target) {  // relaxed: only we store it
+    durable.store(flush_target, std::memory_order_release);      // pairs with durable_seq()
+    ++counters.flushes;
+  }
+  auto w = write_pending_index(flush_index_bytes);
+  flush_index_bytes = 0;
+  if (!w) return w.error();
+  if (next_seq == flush_target) first_pending_ns = 0;
+  counters.last_error.clear();
+  return true;
+}
+
+Result<void> SegmentStore::Impl::settle() {
+  while (flushing) {
+    auto r = flush_finish(std::chrono::seconds(1));
+    if (!r) return r.error();
+  }
+  return {};
+}
+
+Result<void> SegmentStore::flush_start() {
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  if (auto u = impl_->usable(); !u) return u;
+  auto r = impl_->flush_start();
+  if (!r) impl_->counters.last_error = r.error().message;
+  return r;
+}
+
+Result<bool> SegmentStore::flush_finish(std::chrono::nanoseconds wait) {
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  auto r = impl_->flush_finish(wait);
+  if (!r) impl_->counters.last_error = r.error().message;
+  return r;
+}
+
+bool SegmentStore::flush_running() const noexcept { return impl_ && impl_->flushing; }
 
 Result<void> SegmentStore::flush() {
   if (!impl_) return make_error(Errc::kClosed, "store is closed");

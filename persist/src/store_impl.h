@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "index.h"
 #include "shmbus/persist.h"
 #include "sink.h"
+#include "sync_worker.h"
 #include "watermark.h"
 
 namespace shmbus::persist {
@@ -36,6 +39,8 @@ struct SegmentStore::Impl {
   bool closed = false;
 
   // ---- the segments: guarded by the single-writer contract ----
+  // Runs the background syncs of flush_start() (before `sink`: it outlives it).
+  detail::SyncWorker syncer;
   std::vector<detail::SegmentInfo> sealed;  // oldest first
   // The active segment.  sink is null for a new store, or after a roll that sealed
   // the old segment but could not create the next one (the next append retries).
@@ -54,6 +59,10 @@ struct SegmentStore::Impl {
   // SegmentStore::durable_seq(), which any thread may call.
   std::atomic<uint64_t> durable{0};
   uint64_t first_pending_ns = 0;  // when the oldest unflushed append happened; 0: none
+  // A flush_start() whose sync runs: what it covers once it succeeds.
+  bool flushing = false;
+  uint64_t flush_target = 0;        // next_seq when it started
+  size_t flush_index_bytes = 0;     // idx_pending bytes then (entries of synced frames)
   bool dir_dirty = false;         // a file was created: the directory needs an fsync
   detail::Watermark wm;
   StoreStats counters;  // the cumulative fields of StoreStats
@@ -66,6 +75,10 @@ struct SegmentStore::Impl {
   uint64_t cut_first = 0, cut_keep = 0;
 
   uint64_t now() const { return opts.clock ? opts.clock() : shmbus::now_ns(); }
+  // For the checks every append makes (roll_age, flush_interval): the coarse clock (one
+  // tick, 1-4 ms, no clock-source read) is precise enough, where a full clock read per
+  // record was a fifth of a 64-byte append.  Never for a time written to disk.
+  uint64_t now_coarse() const;
   std::string seg_path(uint64_t first_seq) const;
 
   // store.cc
@@ -82,7 +95,11 @@ struct SegmentStore::Impl {
   Result<void> cut_back(uint64_t first_seq, uint64_t keep);
   Result<void> usable();
   Result<void> flush();
-  Result<void> write_pending_index();
+  Result<void> flush_start();
+  Result<bool> flush_finish(std::chrono::nanoseconds wait);
+  // Waits for a flush_start()'s sync and applies it (its error if it failed).
+  Result<void> settle();
+  Result<void> write_pending_index(size_t limit = SIZE_MAX);
   uint64_t total_bytes() const;
 
   // recovery.cc

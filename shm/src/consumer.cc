@@ -410,6 +410,23 @@ void Consumer::commit() noexcept {
   if (impl_ && impl_->durable) impl_->publish_position();
 }
 
+Consumer::Mark Consumer::mark() const noexcept {
+  return impl_ ? Mark{impl_->done_pos, impl_->done_seq} : Mark{};
+}
+
+void Consumer::commit(Mark m) noexcept {
+  if (!impl_ || !impl_->durable) return;
+  Impl& c = *impl_;
+  if (m.pos <= c.committed_pos || m.pos > c.done_pos) return;
+  if (m.pos == c.done_pos && m.seq != c.done_seq) return;  // not this consumer's mark
+  const uint64_t pos = c.done_pos, seq = c.done_seq;
+  c.done_pos = m.pos;
+  c.done_seq = m.seq;
+  c.publish_position();
+  c.done_pos = pos;
+  c.done_seq = seq;
+}
+
 uint64_t Consumer::next_seq() const noexcept {
   return impl_ ? std::max(impl_->expected, impl_->skip_seq) : 0;
 }

@@ -223,3 +223,49 @@ TEST(Ring, GroupForgottenAfterRetention) {
 
 }  // namespace
 }  // namespace shmbus
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Consumer::mark() / commit(mark): a reader that commits what it made durable while it
+// reads on (the persister) commits exactly up to the mark, never back, never past what
+// it read; the space up to the mark is free for producers at once.
+TEST(Ring, CommitUpToAMarkWhileReadingOn) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", test::small(4096, 256)));
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto p = Producer::open(ns.ns(), "s", po);
+  ConsumerOptions co = test::durable("g");
+  co.auto_commit = false;
+  auto d = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(p && d);
+  const std::string payload(64, 'x');
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(test::as_bytes(payload)).ok());
+  Record rec;
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+  const Consumer::Mark m4 = d->mark();
+  EXPECT_EQ(m4.seq, 4u);
+  for (int i = 4; i < 10; ++i) ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+  const Consumer::Mark m10 = d->mark();
+  d->commit(m4);
+  // Producers see the group at 4: 4 records' room came free, no more.
+  int more = 0;
+  while (p->publish(test::as_bytes(payload)).ok()) ++more;
+  EXPECT_EQ(more, 4096 / 96 - 10 + 4);
+  // Never back: an older mark after a newer commit changes nothing.
+  d->commit(m10);
+  d->commit(m4);
+  // Never past what was read: a forged mark beyond it is ignored.
+  d->commit(Consumer::Mark{m10.pos + 4096, m10.seq + 40});
+  d->close();
+  auto again = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 10u);
+}
+
+}  // namespace
+}  // namespace shmbus

@@ -108,6 +108,18 @@ class Consumer {
   [[nodiscard]] ReadStatus poll(Record* rec, std::chrono::nanoseconds timeout) noexcept;
   // Durable: make everything returned so far consumed (the position others see).
   void commit() noexcept;
+  // Where this consumer stands after the records returned so far, to commit later: a
+  // reader that makes records durable (the persister) commits what a sync covered while
+  // it reads on.  Records returned stay valid until a commit passes them.
+  struct Mark {
+    uint64_t pos = 0;  // ring position after the last record returned
+    uint64_t seq = 0;  // the sequence that follows it
+  };
+  Mark mark() const noexcept;
+  // Durable: commits up to `m` (from mark()).  A mark at or below the committed
+  // position, or past what was returned (taken before a seek or a rejoin), changes
+  // nothing: a committed position never goes back.
+  void commit(Mark m) noexcept;
   // Thread: the consumer's.  Moves this consumer (a durable group: its committed
   // position too) to `where`: rewinding or skipping a group is always explicit.
   // Records returned before are no longer valid.  On error the consumer is closed.

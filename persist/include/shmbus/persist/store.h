@@ -151,6 +151,18 @@ class SegmentStore {
   // Makes everything appended durable (fdatasync, or pmem2 persist), then writes
   // pending index entries.
   Result<void> flush();
+  // The same in two halves, so that the writer appends on while the disk syncs (the
+  // persister does): flush_start() writes what is buffered and starts the sync on the
+  // store's own sync thread; appends after it are not covered by it.  At most one runs
+  // (a call while one does changes nothing); flush(), close() and every call that
+  // rolls, cuts or syncs the active segment wait for it first.  flush_finish() waits at most
+  // `wait` for it: false while it runs; true once none runs, durable_seq() then covers
+  // every record appended before flush_start() (never before its sync returned
+  // success); an error if it failed, handled as flush()'s (the store went back to its
+  // last synced record: append from next_seq() again).
+  Result<void> flush_start();
+  Result<bool> flush_finish(std::chrono::nanoseconds wait);
+  bool flush_running() const noexcept;  // flush_start()'s sync has not been collected
   // kAsync: flushes if the oldest unflushed record is flush_interval old.  Cheap.
   Result<void> tick();
 
