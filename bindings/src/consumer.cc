@@ -8,6 +8,7 @@
 // GapError (raise_on_gap).  A ring consumer that is a durable group evicted while away
 // (or a start below the oldest record) reads from the store what the ring lost, on a
 // persisted stream; what is lost for good raises EvictedError (a group) or GapError.
+#include <algorithm>
 #include <memory>
 
 #include "bindings.h"
@@ -88,12 +89,29 @@ class ConsumerHandle {
     if (core->auto_commit) commit_locked(core);
     py::list out;
     py::object rec = read_one(core, t, nullptr, false);
-    while (!rec.is_none()) {
-      out.append(rec);
-      if (static_cast<int64_t>(out.size()) >= max_records) break;
-      rec = read_one(core, std::chrono::nanoseconds(0), nullptr, true);
-    }
+    if (rec.is_none()) return out;
+    out.append(rec);
+    read_more(core, static_cast<size_t>(max_records), out);
     return out;
+  }
+
+  // One step of iter_batches(): `out` holds the kept record, if any, or is empty.  Ends
+  // empty when idle passed with nothing or the consumer was closed.
+  void next_batch(std::optional<std::chrono::nanoseconds> idle, size_t max, py::list& out) {
+    if (!core_ || !core_->usable()) return;
+    InCall in(core_);
+    const auto& core = in.core();
+    if (PyList_GET_SIZE(out.ptr()) == 0) {
+      if (core->auto_commit) commit_locked(core);
+      bool closed = false;
+      py::object rec = read_one(core, idle, &closed, false);
+      if (rec.is_none()) return;
+      out.append(rec);
+    } else if (core->durable) {
+      // The kept record alone: a commit now would expire it (and commit it) unread.
+      return;
+    }
+    read_more(core, max, out);
   }
 
   // One step of iteration: None when idle_timeout passed or the consumer was closed.
@@ -216,21 +234,65 @@ class ConsumerIterator {
  public:
   ConsumerIterator(py::object consumer, std::optional<std::chrono::nanoseconds> idle,
                    std::optional<uint64_t> max_records)
-      : consumer_(std::move(consumer)), idle_(idle), left_(max_records) {}
+      : consumer_(std::move(consumer)),
+        handle_(&consumer_.cast<ConsumerHandle&>()),
+        idle_(idle),
+        left_(max_records) {}
   py::object next() {
     if (left_ && *left_ == 0) throw py::stop_iteration();
     py::object rec = kept_record(consumer_);
-    if (rec.is_none()) rec = consumer_.cast<ConsumerHandle&>().next(idle_);
+    if (rec.is_none()) rec = handle_->next(idle_);
     if (rec.is_none()) throw py::stop_iteration();
     if (left_) --*left_;
     return rec;
   }
 
  private:
-  py::object consumer_;  // the Python Consumer: a closed one ends the iteration
+  py::object consumer_;     // the Python Consumer: a closed one ends the iteration
+  ConsumerHandle* handle_;  // consumer_'s, looked up once (consumer_ keeps it alive)
   std::optional<std::chrono::nanoseconds> idle_;
   std::optional<uint64_t> left_;
 };
+
+// Consumer.iter_batches(): lists of records, each taken in one crossing (read_more).
+class BatchIterator {
+ public:
+  BatchIterator(py::object consumer, std::optional<std::chrono::nanoseconds> idle, size_t max_batch,
+                std::optional<uint64_t> max_records)
+      : consumer_(std::move(consumer)),
+        handle_(&consumer_.cast<ConsumerHandle&>()),
+        idle_(idle),
+        max_batch_(max_batch),
+        left_(max_records) {}
+  py::list next() {
+    if (left_ && *left_ == 0) throw py::stop_iteration();
+    const size_t max = left_ ? static_cast<size_t>(std::min<uint64_t>(*left_, max_batch_)) : max_batch_;
+    py::list out;
+    py::object kept = kept_record(consumer_);
+    if (!kept.is_none()) out.append(kept);
+    handle_->next_batch(idle_, max, out);
+    const auto n = static_cast<uint64_t>(PyList_GET_SIZE(out.ptr()));
+    if (n == 0) throw py::stop_iteration();
+    if (left_) *left_ -= n;
+    return out;
+  }
+
+ private:
+  py::object consumer_;  // the Python Consumer: a closed one ends the iteration
+  ConsumerHandle* handle_;
+  std::optional<std::chrono::nanoseconds> idle_;
+  size_t max_batch_;
+  std::optional<uint64_t> left_;
+};
+
+std::optional<uint64_t> max_records_arg(const py::object& max_records) {
+  if (max_records.is_none()) return std::nullopt;
+  if (PyBool_Check(max_records.ptr()) || !PyLong_Check(max_records.ptr()))
+    throw py::type_error("max_records must be an int or None");
+  const int64_t n = max_records.cast<int64_t>();
+  if (n < 0) throw_error(Errc::kInvalidArgument, "max_records must be >= 0");
+  return static_cast<uint64_t>(n);
+}
 
 }  // namespace
 
@@ -239,6 +301,10 @@ void bind_consumer(py::module_& m) {
                                "Iterator over a Consumer's records (see Consumer.iter()).")
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__", &ConsumerIterator::next);
+  py::class_<BatchIterator>(m, "BatchIterator",
+                            "Iterator over a Consumer's records in lists (see Consumer.iter_batches()).")
+      .def("__iter__", [](py::object self) { return self; })
+      .def("__next__", &BatchIterator::next);
 
   // dynamic_attr: poll_async()/aiter() (shmbus/_aio.py) keep a slice in flight on it.
   py::class_<ConsumerHandle>(m, "Consumer", py::dynamic_attr(), R"doc(
@@ -327,6 +393,24 @@ Iterates over records.  Stops when no record came for ``idle_timeout`` seconds (
 never; 0: as soon as the reader has caught up), after ``max_records`` records, or when
 the consumer is closed.  ``for rec in consumer`` is ``iter()``: it waits forever (until
 close() from another thread, or Ctrl-C).)doc")
+      .def("iter_batches",
+           [](py::object self, int64_t max_batch, const py::object& idle_timeout,
+              const py::object& max_records) {
+             self.cast<ConsumerHandle&>().live();
+             if (max_batch < 1) throw_error(Errc::kInvalidArgument, "max_batch must be >= 1");
+             return BatchIterator(self, to_timeout(idle_timeout, "idle_timeout"),
+                                  static_cast<size_t>(max_batch), max_records_arg(max_records));
+           },
+           py::arg("max_batch") = 1024, py::arg("idle_timeout") = py::none(),
+           py::arg("max_records") = py::none(),
+           R"doc(iter_batches(max_batch=1024, idle_timeout=None, max_records=None) -> Iterator[list[Record]]
+
+Iterates over records in lists: each step waits for a first record as iter() does, then
+takes at once whatever else is there, up to ``max_batch`` records, in one call (the fast
+way to read many small records: one crossing into C++ per list, not per record).  The
+records of a list stay valid until the next step (with auto_commit, which commits the
+whole list then; always: commit() and close()).  Stops as iter() does: no record for
+``idle_timeout`` seconds (None: never), ``max_records`` records in all, or close().)doc")
       .def("__iter__",
            [](py::object self) {
              self.cast<ConsumerHandle&>().live();

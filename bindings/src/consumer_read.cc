@@ -28,20 +28,22 @@ struct Step {
 Step raise_step(DeferredError e) { return Step{Step::kRaise, py::object(), std::move(e)}; }
 
 // One poll of a ring consumer (a group, or tailing a stream that is not persisted).
-// Thread: GIL and mu held.
-Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Deadline& deadline) {
+// `more`: a batch's next record (read_more): no wait, and a record leaves the counters'
+// snapshot to the caller.  Thread: GIL and mu held.
+Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Deadline& deadline,
+               bool more = false) {
   ConsumerCore& c = *core;
   Record rec;
   ReadStatus st;
   const uint64_t lost_before = c.consumer->ring().lost();
-  if (first) {
+  if (first || more) {
     st = c.consumer->poll(&rec, std::chrono::nanoseconds(0));
   } else {
     const auto slice = deadline.next_slice();
     py::gil_scoped_release nogil;
     st = c.consumer->poll(&rec, slice);
   }
-  c.snapshot();
+  if (!more || st != ReadStatus::kOk) c.snapshot();
   switch (st) {
     case ReadStatus::kOk:
       c.uncommitted = true;
@@ -128,6 +130,26 @@ void raise_read_error(DeferredError e) {
   if (e.is_gap) throw_gap(e.gap.from, e.gap.to, e.gap.reason);
   if (e.is_evicted) throw_evicted(e.message, e.from, e.to, e.lost);
   throw_lapped(e.message, e.lost);
+}
+
+void read_more(const std::shared_ptr<ConsumerCore>& core, size_t max, py::list& out) {
+  ConsumerCore& c = *core;
+  if (c.deferred || static_cast<size_t>(PyList_GET_SIZE(out.ptr())) >= max) return;
+  const Deadline now(std::chrono::nanoseconds(0));
+  CoreLock lock(c);
+  while (c.usable() && static_cast<size_t>(PyList_GET_SIZE(out.ptr())) < max) {
+    Step step = c.replay ? poll_replay(c, true, now) : poll_ring(core, true, now, true);
+    switch (step.kind) {
+      case Step::kRecord:
+        if (PyList_Append(out.ptr(), step.record.ptr()) != 0) throw py::error_already_set();
+        continue;
+      case Step::kAgain: continue;
+      case Step::kRaise: c.deferred = std::move(step.error); break;
+      case Step::kNothing: break;
+    }
+    break;
+  }
+  if (!c.replay) c.snapshot();
 }
 
 py::object read_one(const std::shared_ptr<ConsumerCore>& core,
