@@ -218,8 +218,10 @@ class ConsumerHandle {
 // The record a cancelled poll_async() slice took and nobody received yet (shmbus/_aio.py:
 // _join waits for the slice in flight, at most one slice): returned before anything newer.
 // None, cheaply, when no slice is attached (the class attribute _shmbus_slice is None).
-py::object kept_record(const py::object& consumer) {
-  PyObject* s = PyObject_GetAttrString(consumer.ptr(), "_shmbus_slice");
+py::object kept_record(py::handle consumer) {
+  static PyObject* const kSlot = PyUnicode_InternFromString("_shmbus_slice");  // immortal: never freed
+  if (kSlot == nullptr) throw py::error_already_set();
+  PyObject* s = PyObject_GetAttr(consumer.ptr(), kSlot);
   if (s == nullptr) {
     PyErr_Clear();  // the bare _shmbus module, without shmbus/_aio.py: no slices
     return py::none();
@@ -230,29 +232,91 @@ py::object kept_record(const py::object& consumer) {
   return py::module_::import("shmbus._aio").attr("_join")(consumer);
 }
 
-class ConsumerIterator {
- public:
-  ConsumerIterator(py::object consumer, std::optional<std::chrono::nanoseconds> idle,
-                   std::optional<uint64_t> max_records)
-      : consumer_(std::move(consumer)),
-        handle_(&consumer_.cast<ConsumerHandle&>()),
-        idle_(idle),
-        left_(max_records) {}
-  py::object next() {
-    if (left_ && *left_ == 0) throw py::stop_iteration();
-    py::object rec = kept_record(consumer_);
-    if (rec.is_none()) rec = handle_->next(idle_);
-    if (rec.is_none()) throw py::stop_iteration();
-    if (left_) --*left_;
-    return rec;
-  }
-
- private:
-  py::object consumer_;     // the Python Consumer: a closed one ends the iteration
-  ConsumerHandle* handle_;  // consumer_'s, looked up once (consumer_ keeps it alive)
-  std::optional<std::chrono::nanoseconds> idle_;
-  std::optional<uint64_t> left_;
+// shmbus.ConsumerIterator (Consumer.iter(), `for rec in consumer`): a plain CPython type,
+// so that each step of a `for` loop is one C call (tp_iternext); pybind11's method
+// dispatch would cost more than the rest of the step.  Holds the Python Consumer: a
+// closed one ends the iteration.
+struct IterObject {
+  PyObject_HEAD
+  PyObject* consumer;      // strong; null once cleared by the GC
+  ConsumerHandle* handle;  // consumer's, looked up once (consumer keeps it alive)
+  bool has_idle, has_left;
+  int64_t idle_ns;         // has_idle
+  uint64_t left;           // has_left: records still to return
 };
+
+PyTypeObject* g_iter_type = nullptr;
+
+PyObject* iter_next(PyObject* self) {
+  auto* it = reinterpret_cast<IterObject*>(self);
+  try {
+    if (it->consumer == nullptr || (it->has_left && it->left == 0)) return nullptr;
+    py::object rec = kept_record(it->consumer);
+    if (rec.is_none()) {
+      std::optional<std::chrono::nanoseconds> idle;
+      if (it->has_idle) idle = std::chrono::nanoseconds(it->idle_ns);
+      rec = it->handle->next(idle);
+    }
+    if (rec.is_none()) return nullptr;  // the end: StopIteration
+    if (it->has_left) --it->left;
+    return rec.release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+int iter_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(reinterpret_cast<IterObject*>(self)->consumer);
+  Py_VISIT(Py_TYPE(self));
+  return 0;
+}
+
+int iter_clear(PyObject* self) {
+  Py_CLEAR(reinterpret_cast<IterObject*>(self)->consumer);
+  return 0;
+}
+
+void iter_dealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  iter_clear(self);
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+PyType_Slot g_iter_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(iter_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(iter_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(iter_clear)},
+    {Py_tp_iter, reinterpret_cast<void*>(PyObject_SelfIter)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iter_next)},
+    {Py_tp_doc, const_cast<char*>("Iterator over a Consumer's records (see Consumer.iter()).")},
+    {0, nullptr}};
+
+PyType_Spec g_iter_spec = {"shmbus.ConsumerIterator", sizeof(IterObject), 0,
+                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                           g_iter_slots};
+
+// A new iterator over `consumer` (a live Consumer).  Thread: GIL held.
+py::object new_record_iterator(py::object consumer, std::optional<std::chrono::nanoseconds> idle,
+                         std::optional<uint64_t> max_records) {
+  ConsumerHandle* handle = &consumer.cast<ConsumerHandle&>();
+  PyObject* o = g_iter_type->tp_alloc(g_iter_type, 0);  // zero-filled, tracked by the GC
+  if (o == nullptr) throw py::error_already_set();
+  auto* it = reinterpret_cast<IterObject*>(o);
+  it->handle = handle;
+  it->has_idle = idle.has_value();
+  it->idle_ns = idle ? idle->count() : 0;
+  it->has_left = max_records.has_value();
+  it->left = max_records.value_or(0);
+  it->consumer = consumer.release().ptr();
+  return py::reinterpret_steal<py::object>(o);
+}
 
 // Consumer.iter_batches(): lists of records, each taken in one crossing (read_more).
 class BatchIterator {
@@ -297,10 +361,12 @@ std::optional<uint64_t> max_records_arg(const py::object& max_records) {
 }  // namespace
 
 void bind_consumer(py::module_& m) {
-  py::class_<ConsumerIterator>(m, "ConsumerIterator",
-                               "Iterator over a Consumer's records (see Consumer.iter()).")
-      .def("__iter__", [](py::object self) { return self; })
-      .def("__next__", &ConsumerIterator::next);
+  g_iter_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_iter_spec));
+  if (!g_iter_type) throw py::error_already_set();
+  // The global keeps PyType_FromSpec's reference (iterators may outlive the module
+  // object); the module attribute takes its own.
+  m.add_object("ConsumerIterator", py::reinterpret_borrow<py::object>(
+                                       reinterpret_cast<PyObject*>(g_iter_type)));
   py::class_<BatchIterator>(m, "BatchIterator",
                             "Iterator over a Consumer's records in lists (see Consumer.iter_batches()).")
       .def("__iter__", [](py::object self) { return self; })
@@ -384,7 +450,7 @@ timeout.)doc")
                if (n < 0) throw_error(Errc::kInvalidArgument, "max_records must be >= 0");
                max = static_cast<uint64_t>(n);
              }
-             return ConsumerIterator(self, to_timeout(idle_timeout, "idle_timeout"), max);
+             return new_record_iterator(self, to_timeout(idle_timeout, "idle_timeout"), max);
            },
            py::arg("idle_timeout") = py::none(), py::arg("max_records") = py::none(),
            R"doc(iter(idle_timeout=None, max_records=None) -> Iterator[Record]
@@ -414,7 +480,7 @@ whole list then; always: commit() and close()).  Stops as iter() does: no record
       .def("__iter__",
            [](py::object self) {
              self.cast<ConsumerHandle&>().live();
-             return ConsumerIterator(self, std::nullopt, std::nullopt);
+             return new_record_iterator(self, std::nullopt, std::nullopt);
            })
       .def("seek", &ConsumerHandle::seek, py::arg("start"), R"doc(seek(start) -> None
 

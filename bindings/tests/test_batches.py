@@ -1,7 +1,10 @@
-"""Consumer.iter_batches() and read_batch(): many records per call into C++."""
+"""Consumer.iter_batches() and read_batch(): many records per call into C++; and the
+iterator of iter() (a plain CPython type: one C call per step)."""
 
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -174,3 +177,42 @@ def test_an_iterator_made_before_close_ends(ns, stream):
     it = c.iter_batches(idle_timeout=0)
     c.close()
     assert list(it) == []
+
+
+def test_iter_steps_are_records_and_errors_propagate(ns):
+    shmbus.create("s4", capacity="4K", namespace=ns)
+    with shmbus.Producer("s4", namespace=ns) as p:
+        c = shmbus.Consumer("s4", start="earliest", raise_on_lap=True, namespace=ns)
+        it = c.iter(idle_timeout=0)
+        assert iter(it) is it and isinstance(it, shmbus.ConsumerIterator)
+        p.publish_batch([b"a", b"b"])
+        assert [r.bytes() for r in it] == [b"a", b"b"]
+        assert next(it, None) is None  # ended: stays ended while nothing comes
+        for i in range(200):  # the reader is overrun
+            p.publish(b"%100d" % i)
+        with pytest.raises(shmbus.LappedError):
+            next(c.iter(idle_timeout=0))
+        with pytest.raises(shmbus.InvalidArgumentError):
+            c.iter(max_records=-1)
+        c.close()
+        with pytest.raises(shmbus.ClosedError):
+            c.iter()
+    with pytest.raises(TypeError):
+        shmbus.ConsumerIterator()
+
+
+def test_an_iterator_keeps_its_consumer_and_a_cycle_is_collected(ns, stream):
+    fill(ns, stream, 6)
+    it = shmbus.Consumer(stream, group="g", start="earliest", namespace=ns).iter(idle_timeout=0)
+    assert [next(it).seq for _ in range(3)] == [0, 1, 2]  # the iterator holds the consumer
+    del it  # the consumer goes with it: closed, which commits what was returned
+    gc.collect()
+    c = shmbus.Consumer(stream, group="g", namespace=ns)
+    c.it = c.iter(idle_timeout=0)  # a cycle: consumer -> iterator -> consumer
+    assert next(c.it).seq == 3
+    ref = weakref.ref(c)
+    del c
+    gc.collect()
+    assert ref() is None  # the GC saw the cycle through the iterator and freed both
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        assert [r.seq for r in c.iter(idle_timeout=0)] == [4, 5]
