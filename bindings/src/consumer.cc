@@ -304,7 +304,7 @@ PyType_Spec g_iter_spec = {"shmbus.ConsumerIterator", sizeof(IterObject), 0,
 
 // A new iterator over `consumer` (a live Consumer).  Thread: GIL held.
 py::object new_record_iterator(py::object consumer, std::optional<std::chrono::nanoseconds> idle,
-                         std::optional<uint64_t> max_records) {
+                               std::optional<uint64_t> max_records) {
   ConsumerHandle* handle = &consumer.cast<ConsumerHandle&>();
   PyObject* o = g_iter_type->tp_alloc(g_iter_type, 0);  // zero-filled, tracked by the GC
   if (o == nullptr) throw py::error_already_set();
