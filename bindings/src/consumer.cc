@@ -419,8 +419,9 @@ ring is gone (after a reboot) but whose store is in the data dir is read from th
 
 Waits release the GIL and Ctrl-C interrupts them.  A Consumer may be used from several
 threads (calls are serialized).  A Consumer made before fork() is closed in the child.
-An error met by read_batch after it took some records (LappedError, GapError) is raised
-by the next read instead, so that those records are returned.
+An error met by read_batch (a step of iter_batches) after it took some records
+(LappedError, EvictedError, GapError) is raised by the next read instead, so that those
+records are returned.
 )doc")
       .def(py::init<const std::string&, const py::object&, const py::object&, const py::object&,
                     bool, bool, bool, const std::string&, bool, bool, const py::object&>(),
