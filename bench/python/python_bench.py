@@ -8,9 +8,12 @@ two cores (os.sched_setaffinity; default 0 and 1).  64-byte records:
                         (the ring holds every record: the producer never waits)
   shmbus publish_batch  the same with Producer.publish_batch() of --batch records
   shmbus iteration      records/s of `for rec in consumer.iter()` over a ring filled
-                        beforehand (a durable group: zero-copy records)
-  end to end            first publish -> last record received, for shmbus publish and
-                        publish_batch and for the baselines multiprocessing.Queue
+                        beforehand (a durable group: zero-copy records), and of
+                        `for batch in consumer.iter_batches(1024): for rec in batch`
+  end to end            first publish -> last record received (every record handed to
+                        Python code: len(rec), as the Queue's consumer does len() of each),
+                        for shmbus publish and publish_batch with either consumer
+                        (iter(), iter_batches()) and for the baselines multiprocessing.Queue
                         (put/get), multiprocessing.Pipe (send_bytes/recv_bytes) and a
                         socket.socketpair (one sendall per record; recv_into a large
                         buffer, so the reader batches)
@@ -118,18 +121,30 @@ def shmbus_producer(conn, ns, stream, mode, n, batch, core):
     conn.send((t0, t1))
 
 
-def shmbus_consumer(conn, ns, stream, n, core):
+def shmbus_consumer(conn, ns, stream, n, reader, core):
+    """Reads n records, each handed to Python code (len(), as the Queue consumer does):
+    one per iteration step (reader "iter") or in lists (reader "batches":
+    Consumer.iter_batches)."""
     pin(core)
     import shmbus
 
     with shmbus.Consumer(stream, group=GROUP, start="earliest", namespace=ns) as c:
         conn.send("ready")
         conn.recv()
+        count = 0
         t0 = time.perf_counter()
-        for _rec in c.iter(max_records=n, idle_timeout=60):
-            pass
+        if reader == "batches":
+            for batch in c.iter_batches(1024, max_records=n, idle_timeout=60):
+                for rec in batch:
+                    if len(rec) == RECORD:
+                        count += 1
+        else:
+            for rec in c.iter(max_records=n, idle_timeout=60):
+                if len(rec) == RECORD:
+                    count += 1
         t1 = time.perf_counter()
-        count = c.next_seq
+        if c.next_seq != n:
+            count = -c.next_seq
     conn.send((t0, t1, count))
 
 
@@ -288,26 +303,32 @@ def bench_shmbus(ctx, results, ns, args, cores, rep):
     import shmbus
 
     pcore, ccore = cores
+    # label, producer mode, records, consumer reader, drain first (the consumer reads a
+    # full ring: its own rate)
     cases = [
-        ("publish", "publish", args.n_publish, False),
-        ("publish_batch", "batch", args.n_batch, False),
-        ("iteration", "batch", args.n_iter, True),
+        ("publish", "publish", args.n_publish, "iter", False),
+        ("publish_batch", "batch", args.n_batch, "iter", False),
+        ("publish batches", "publish", args.n_publish, "batches", False),
+        ("publish_batch batches", "batch", args.n_batch, "batches", False),
+        ("iteration", "batch", args.n_iter, "iter", True),
+        ("iteration batches", "batch", args.n_iter, "batches", True),
     ]
-    for label, mode, n, drain in cases:
+    for label, mode, n, reader, drain in cases:
         n = n // args.batch * args.batch if mode == "batch" else n
-        stream = f"{label}{rep}"
+        stream = f"{label.replace(' ', '_')}{rep}"
         shmbus.create(stream, capacity=ring_capacity(n, RECORD), namespace=ns)
         try:
             p0, p1, c0, c1, count = run_pair(
                 ctx, shmbus_producer, (ns, stream, mode, n, args.batch, pcore),
-                shmbus_consumer, (ns, stream, n, ccore), drain_first=drain)
+                shmbus_consumer, (ns, stream, n, reader, ccore), drain_first=drain)
         finally:
             shmbus.remove(stream, namespace=ns, force=True)
         check_count(results, f"shmbus {label}", count, n)
         if drain:
-            results.add("shmbus iteration", n / (c1 - c0))
+            results.add(f"shmbus {label}", n / (c1 - c0))
         else:
-            results.add(f"shmbus {label}", n / (p1 - p0))
+            if reader == "iter":  # the producer's rate: once per producer mode
+                results.add(f"shmbus {label}", n / (p1 - p0))
             results.add(f"shmbus {label} e2e", n / (c1 - p0))
 
 
@@ -430,7 +451,14 @@ def report(results, args, cores, pinned):
     row("shmbus publish_batch", f"shmbus publish_batch of {args.batch} (producer)", 5e6, ">= 5 M/s")
     row("shmbus publish_batch e2e", "shmbus publish_batch, end to end", q * 10 if q else None,
         ">= 10x Queue")
+    row("shmbus publish batches e2e", "shmbus publish, end to end, iter_batches consumer",
+        q * 10 if q else None, ">= 10x Queue")
+    row("shmbus publish_batch batches e2e",
+        "shmbus publish_batch, end to end, iter_batches consumer", q * 20 if q else None,
+        ">= 20x Queue")
     row("shmbus iteration", "shmbus consumer iteration (durable, zero-copy)", 1e6, ">= 1 M/s")
+    row("shmbus iteration batches", "shmbus consumer iter_batches (durable, zero-copy)", 1e6,
+        ">= 1 M/s")
     row("multiprocessing.Queue e2e", "multiprocessing.Queue put/get, end to end")
     row("multiprocessing.Pipe e2e", "multiprocessing.Pipe send_bytes/recv_bytes, end to end")
     row("socketpair e2e", "socket.socketpair sendall/recv_into, end to end")

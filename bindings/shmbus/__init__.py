@@ -28,6 +28,7 @@ next to the sources for the full guide.
 
 from . import errors
 from ._shmbus import (
+    BatchIterator,
     Claim,
     Consumer,
     ConsumerIterator,
@@ -66,7 +67,7 @@ from .errors import (
     NotPersistedError,
 )
 
-for _obj in (Claim, Consumer, ConsumerIterator, Persister, Producer):
+for _obj in (BatchIterator, Claim, Consumer, ConsumerIterator, Persister, Producer):
     _obj.__module__ = "shmbus"
 del _obj
 
@@ -92,6 +93,7 @@ __all__ = [
     "Claim",
     "Consumer",
     "ConsumerIterator",
+    "BatchIterator",
     "Record",
     "errors",
     "Error",

@@ -392,6 +392,10 @@ class ConsumerIterator(Iterator[Record]):
     def __iter__(self) -> "ConsumerIterator": ...
     def __next__(self) -> Record: ...
 
+class BatchIterator(Iterator[list[Record]]):
+    def __iter__(self) -> "BatchIterator": ...
+    def __next__(self) -> list[Record]: ...
+
 class Consumer:
     """Reads every record of a stream: durable (group=...) or tailing (group=None).
 
@@ -421,6 +425,9 @@ class Consumer:
         """Waits up to `timeout` for a first record, then takes what is there, up to max_records."""
     def iter(self, idle_timeout: Optional[float] = None, max_records: Optional[int] = None) -> ConsumerIterator:
         """Iterates; stops after `idle_timeout` seconds without a record, `max_records`, or close()."""
+    def iter_batches(self, max_batch: int = 1024, idle_timeout: Optional[float] = None, max_records: Optional[int] = None) -> BatchIterator:
+        """As iter(), in lists: each step waits for a first record, then takes what is there
+        at once, up to max_batch, in one call.  A list's records stay valid until the next step."""
     def __iter__(self) -> ConsumerIterator:
         """iter(): waits forever (until close() from another thread, or Ctrl-C)."""
     async def poll_async(self, timeout: Optional[float] = None) -> Optional[Record]:

@@ -16,8 +16,10 @@ waiting consumer at most).  Rule: a record taken by such a background slice is n
 nor reordered, whatever API is used next.  Every consumer operation first joins the slice
 in flight (waits for it to end, at most ``_SLICE`` seconds) and takes its outcome:
 
-- poll(), read_batch(), a step of iter()/``for rec in consumer``, poll_async(), aiter()
-  return the kept record before anything newer (an error the slice met is raised there);
+- poll(), read_batch(), a step of iter()/``for rec in consumer`` or of iter_batches(),
+  poll_async(), aiter() return the kept record before anything newer (an error the slice
+  met is raised there; a durable consumer's read_batch()/iter_batches() step returns it
+  alone);
 - seek() drops it (the consumer moves anyway);
 - commit() and close() commit only what was delivered to the caller: a durable consumer
   holding a kept record is rewound to it (``seek(kept.seq)``: the group's position becomes

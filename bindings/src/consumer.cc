@@ -8,6 +8,7 @@
 // GapError (raise_on_gap).  A ring consumer that is a durable group evicted while away
 // (or a start below the oldest record) reads from the store what the ring lost, on a
 // persisted stream; what is lost for good raises EvictedError (a group) or GapError.
+#include <algorithm>
 #include <memory>
 
 #include "bindings.h"
@@ -88,12 +89,29 @@ class ConsumerHandle {
     if (core->auto_commit) commit_locked(core);
     py::list out;
     py::object rec = read_one(core, t, nullptr, false);
-    while (!rec.is_none()) {
-      out.append(rec);
-      if (static_cast<int64_t>(out.size()) >= max_records) break;
-      rec = read_one(core, std::chrono::nanoseconds(0), nullptr, true);
-    }
+    if (rec.is_none()) return out;
+    out.append(rec);
+    read_more(core, static_cast<size_t>(max_records), out);
     return out;
+  }
+
+  // One step of iter_batches(): `out` holds the kept record, if any, or is empty.  Ends
+  // empty when idle passed with nothing or the consumer was closed.
+  void next_batch(std::optional<std::chrono::nanoseconds> idle, size_t max, py::list& out) {
+    if (!core_ || !core_->usable()) return;
+    InCall in(core_);
+    const auto& core = in.core();
+    if (PyList_GET_SIZE(out.ptr()) == 0) {
+      if (core->auto_commit) commit_locked(core);
+      bool closed = false;
+      py::object rec = read_one(core, idle, &closed, false);
+      if (rec.is_none()) return;
+      out.append(rec);
+    } else if (core->durable) {
+      // The kept record alone: a commit now would expire it (and commit it) unread.
+      return;
+    }
+    read_more(core, max, out);
   }
 
   // One step of iteration: None when idle_timeout passed or the consumer was closed.
@@ -200,8 +218,10 @@ class ConsumerHandle {
 // The record a cancelled poll_async() slice took and nobody received yet (shmbus/_aio.py:
 // _join waits for the slice in flight, at most one slice): returned before anything newer.
 // None, cheaply, when no slice is attached (the class attribute _shmbus_slice is None).
-py::object kept_record(const py::object& consumer) {
-  PyObject* s = PyObject_GetAttrString(consumer.ptr(), "_shmbus_slice");
+py::object kept_record(py::handle consumer) {
+  static PyObject* const kSlot = PyUnicode_InternFromString("_shmbus_slice");  // immortal: never freed
+  if (kSlot == nullptr) throw py::error_already_set();
+  PyObject* s = PyObject_GetAttr(consumer.ptr(), kSlot);
   if (s == nullptr) {
     PyErr_Clear();  // the bare _shmbus module, without shmbus/_aio.py: no slices
     return py::none();
@@ -212,33 +232,145 @@ py::object kept_record(const py::object& consumer) {
   return py::module_::import("shmbus._aio").attr("_join")(consumer);
 }
 
-class ConsumerIterator {
+// shmbus.ConsumerIterator (Consumer.iter(), `for rec in consumer`): a plain CPython type,
+// so that each step of a `for` loop is one C call (tp_iternext); pybind11's method
+// dispatch would cost more than the rest of the step.  Holds the Python Consumer: a
+// closed one ends the iteration.
+struct IterObject {
+  PyObject_HEAD
+  PyObject* consumer;      // strong; null once cleared by the GC
+  ConsumerHandle* handle;  // consumer's, looked up once (consumer keeps it alive)
+  bool has_idle, has_left;
+  int64_t idle_ns;         // has_idle
+  uint64_t left;           // has_left: records still to return
+};
+
+PyTypeObject* g_iter_type = nullptr;
+
+PyObject* iter_next(PyObject* self) {
+  auto* it = reinterpret_cast<IterObject*>(self);
+  try {
+    if (it->consumer == nullptr || (it->has_left && it->left == 0)) return nullptr;
+    py::object rec = kept_record(it->consumer);
+    if (rec.is_none()) {
+      std::optional<std::chrono::nanoseconds> idle;
+      if (it->has_idle) idle = std::chrono::nanoseconds(it->idle_ns);
+      rec = it->handle->next(idle);
+    }
+    if (rec.is_none()) return nullptr;  // the end: StopIteration
+    if (it->has_left) --it->left;
+    return rec.release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+int iter_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(reinterpret_cast<IterObject*>(self)->consumer);
+  Py_VISIT(Py_TYPE(self));
+  return 0;
+}
+
+int iter_clear(PyObject* self) {
+  Py_CLEAR(reinterpret_cast<IterObject*>(self)->consumer);
+  return 0;
+}
+
+void iter_dealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  iter_clear(self);
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+PyType_Slot g_iter_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(iter_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(iter_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(iter_clear)},
+    {Py_tp_iter, reinterpret_cast<void*>(PyObject_SelfIter)},
+    {Py_tp_iternext, reinterpret_cast<void*>(iter_next)},
+    {Py_tp_doc, const_cast<char*>("Iterator over a Consumer's records (see Consumer.iter()).")},
+    {0, nullptr}};
+
+PyType_Spec g_iter_spec = {"shmbus.ConsumerIterator", sizeof(IterObject), 0,
+                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                           g_iter_slots};
+
+// A new iterator over `consumer` (a live Consumer).  Thread: GIL held.
+py::object new_record_iterator(py::object consumer, std::optional<std::chrono::nanoseconds> idle,
+                               std::optional<uint64_t> max_records) {
+  ConsumerHandle* handle = &consumer.cast<ConsumerHandle&>();
+  PyObject* o = g_iter_type->tp_alloc(g_iter_type, 0);  // zero-filled, tracked by the GC
+  if (o == nullptr) throw py::error_already_set();
+  auto* it = reinterpret_cast<IterObject*>(o);
+  it->handle = handle;
+  it->has_idle = idle.has_value();
+  it->idle_ns = idle ? idle->count() : 0;
+  it->has_left = max_records.has_value();
+  it->left = max_records.value_or(0);
+  it->consumer = consumer.release().ptr();
+  return py::reinterpret_steal<py::object>(o);
+}
+
+// Consumer.iter_batches(): lists of records, each taken in one crossing (read_more).
+class BatchIterator {
  public:
-  ConsumerIterator(py::object consumer, std::optional<std::chrono::nanoseconds> idle,
-                   std::optional<uint64_t> max_records)
-      : consumer_(std::move(consumer)), idle_(idle), left_(max_records) {}
-  py::object next() {
+  BatchIterator(py::object consumer, std::optional<std::chrono::nanoseconds> idle, size_t max_batch,
+                std::optional<uint64_t> max_records)
+      : consumer_(std::move(consumer)),
+        handle_(&consumer_.cast<ConsumerHandle&>()),
+        idle_(idle),
+        max_batch_(max_batch),
+        left_(max_records) {}
+  py::list next() {
     if (left_ && *left_ == 0) throw py::stop_iteration();
-    py::object rec = kept_record(consumer_);
-    if (rec.is_none()) rec = consumer_.cast<ConsumerHandle&>().next(idle_);
-    if (rec.is_none()) throw py::stop_iteration();
-    if (left_) --*left_;
-    return rec;
+    const size_t max = left_ ? static_cast<size_t>(std::min<uint64_t>(*left_, max_batch_)) : max_batch_;
+    py::list out;
+    py::object kept = kept_record(consumer_);
+    if (!kept.is_none()) out.append(kept);
+    handle_->next_batch(idle_, max, out);
+    const auto n = static_cast<uint64_t>(PyList_GET_SIZE(out.ptr()));
+    if (n == 0) throw py::stop_iteration();
+    if (left_) *left_ -= n;
+    return out;
   }
 
  private:
   py::object consumer_;  // the Python Consumer: a closed one ends the iteration
+  ConsumerHandle* handle_;
   std::optional<std::chrono::nanoseconds> idle_;
+  size_t max_batch_;
   std::optional<uint64_t> left_;
 };
+
+std::optional<uint64_t> max_records_arg(const py::object& max_records) {
+  if (max_records.is_none()) return std::nullopt;
+  if (PyBool_Check(max_records.ptr()) || !PyLong_Check(max_records.ptr()))
+    throw py::type_error("max_records must be an int or None");
+  const int64_t n = max_records.cast<int64_t>();
+  if (n < 0) throw_error(Errc::kInvalidArgument, "max_records must be >= 0");
+  return static_cast<uint64_t>(n);
+}
 
 }  // namespace
 
 void bind_consumer(py::module_& m) {
-  py::class_<ConsumerIterator>(m, "ConsumerIterator",
-                               "Iterator over a Consumer's records (see Consumer.iter()).")
+  g_iter_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_iter_spec));
+  if (!g_iter_type) throw py::error_already_set();
+  // The global keeps PyType_FromSpec's reference (iterators may outlive the module
+  // object); the module attribute takes its own.
+  m.add_object("ConsumerIterator", py::reinterpret_borrow<py::object>(
+                                       reinterpret_cast<PyObject*>(g_iter_type)));
+  py::class_<BatchIterator>(m, "BatchIterator",
+                            "Iterator over a Consumer's records in lists (see Consumer.iter_batches()).")
       .def("__iter__", [](py::object self) { return self; })
-      .def("__next__", &ConsumerIterator::next);
+      .def("__next__", &BatchIterator::next);
 
   // dynamic_attr: poll_async()/aiter() (shmbus/_aio.py) keep a slice in flight on it.
   py::class_<ConsumerHandle>(m, "Consumer", py::dynamic_attr(), R"doc(
@@ -287,8 +419,9 @@ ring is gone (after a reboot) but whose store is in the data dir is read from th
 
 Waits release the GIL and Ctrl-C interrupts them.  A Consumer may be used from several
 threads (calls are serialized).  A Consumer made before fork() is closed in the child.
-An error met by read_batch after it took some records (LappedError, GapError) is raised
-by the next read instead, so that those records are returned.
+An error met by read_batch (a step of iter_batches) after it took some records
+(LappedError, EvictedError, GapError) is raised by the next read instead, so that those
+records are returned.
 )doc")
       .def(py::init<const std::string&, const py::object&, const py::object&, const py::object&,
                     bool, bool, bool, const std::string&, bool, bool, const py::object&>(),
@@ -318,7 +451,7 @@ timeout.)doc")
                if (n < 0) throw_error(Errc::kInvalidArgument, "max_records must be >= 0");
                max = static_cast<uint64_t>(n);
              }
-             return ConsumerIterator(self, to_timeout(idle_timeout, "idle_timeout"), max);
+             return new_record_iterator(self, to_timeout(idle_timeout, "idle_timeout"), max);
            },
            py::arg("idle_timeout") = py::none(), py::arg("max_records") = py::none(),
            R"doc(iter(idle_timeout=None, max_records=None) -> Iterator[Record]
@@ -327,10 +460,28 @@ Iterates over records.  Stops when no record came for ``idle_timeout`` seconds (
 never; 0: as soon as the reader has caught up), after ``max_records`` records, or when
 the consumer is closed.  ``for rec in consumer`` is ``iter()``: it waits forever (until
 close() from another thread, or Ctrl-C).)doc")
+      .def("iter_batches",
+           [](py::object self, int64_t max_batch, const py::object& idle_timeout,
+              const py::object& max_records) {
+             self.cast<ConsumerHandle&>().live();
+             if (max_batch < 1) throw_error(Errc::kInvalidArgument, "max_batch must be >= 1");
+             return BatchIterator(self, to_timeout(idle_timeout, "idle_timeout"),
+                                  static_cast<size_t>(max_batch), max_records_arg(max_records));
+           },
+           py::arg("max_batch") = 1024, py::arg("idle_timeout") = py::none(),
+           py::arg("max_records") = py::none(),
+           R"doc(iter_batches(max_batch=1024, idle_timeout=None, max_records=None) -> Iterator[list[Record]]
+
+Iterates over records in lists: each step waits for a first record as iter() does, then
+takes at once whatever else is there, up to ``max_batch`` records, in one call (the fast
+way to read many small records: one crossing into C++ per list, not per record).  The
+records of a list stay valid until the next step (with auto_commit, which commits the
+whole list then; always: commit() and close()).  Stops as iter() does: no record for
+``idle_timeout`` seconds (None: never), ``max_records`` records in all, or close().)doc")
       .def("__iter__",
            [](py::object self) {
              self.cast<ConsumerHandle&>().live();
-             return ConsumerIterator(self, std::nullopt, std::nullopt);
+             return new_record_iterator(self, std::nullopt, std::nullopt);
            })
       .def("seek", &ConsumerHandle::seek, py::arg("start"), R"doc(seek(start) -> None
 

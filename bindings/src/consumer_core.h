@@ -95,4 +95,10 @@ StartFrom to_start(const py::object& start);
 py::object read_one(const std::shared_ptr<ConsumerCore>& core,
                     std::optional<std::chrono::nanoseconds> timeout, bool* closed_out, bool in_batch);
 
+// Appends to `out` the records there are at once (no wait), until it holds `max`, under
+// one hold of mu: the batch path (read_batch, iter_batches), one crossing for many
+// records.  An error met is deferred (raised by the next read), so that the records
+// already in `out` reach the caller; a deferred error stops it at once.  Thread: GIL held.
+void read_more(const std::shared_ptr<ConsumerCore>& core, size_t max, py::list& out);
+
 }  // namespace shmbus::python

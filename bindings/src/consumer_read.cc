@@ -25,23 +25,32 @@ struct Step {
   DeferredError error;  // kRaise
 };
 
+// The deadline of a poll that does not wait (a first poll, a batch's next record): such
+// polls never look at it.
+const Deadline& no_wait() {
+  static const Deadline d(std::chrono::nanoseconds(0));
+  return d;
+}
+
 Step raise_step(DeferredError e) { return Step{Step::kRaise, py::object(), std::move(e)}; }
 
 // One poll of a ring consumer (a group, or tailing a stream that is not persisted).
-// Thread: GIL and mu held.
-Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Deadline& deadline) {
+// `more`: a batch's next record (read_more): no wait, and a record leaves the counters'
+// snapshot to the caller.  Thread: GIL and mu held.
+Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Deadline& deadline,
+               bool more = false) {
   ConsumerCore& c = *core;
   Record rec;
   ReadStatus st;
   const uint64_t lost_before = c.consumer->ring().lost();
-  if (first) {
+  if (first || more) {
     st = c.consumer->poll(&rec, std::chrono::nanoseconds(0));
   } else {
     const auto slice = deadline.next_slice();
     py::gil_scoped_release nogil;
     st = c.consumer->poll(&rec, slice);
   }
-  c.snapshot();
+  if (!more || st != ReadStatus::kOk) c.snapshot();
   switch (st) {
     case ReadStatus::kOk:
       c.uncommitted = true;
@@ -130,6 +139,26 @@ void raise_read_error(DeferredError e) {
   throw_lapped(e.message, e.lost);
 }
 
+void read_more(const std::shared_ptr<ConsumerCore>& core, size_t max, py::list& out) {
+  ConsumerCore& c = *core;
+  if (c.deferred || static_cast<size_t>(PyList_GET_SIZE(out.ptr())) >= max) return;
+  const Deadline& now = no_wait();
+  CoreLock lock(c);
+  while (c.usable() && static_cast<size_t>(PyList_GET_SIZE(out.ptr())) < max) {
+    Step step = c.replay ? poll_replay(c, true, now) : poll_ring(core, true, now, true);
+    switch (step.kind) {
+      case Step::kRecord:
+        if (PyList_Append(out.ptr(), step.record.ptr()) != 0) throw py::error_already_set();
+        continue;
+      case Step::kAgain: continue;
+      case Step::kRaise: c.deferred = std::move(step.error); break;
+      case Step::kNothing: break;
+    }
+    break;
+  }
+  if (!c.replay) c.snapshot();
+}
+
 py::object read_one(const std::shared_ptr<ConsumerCore>& core,
                     std::optional<std::chrono::nanoseconds> timeout, bool* closed_out, bool in_batch) {
   ConsumerCore& c = *core;
@@ -138,14 +167,17 @@ py::object read_one(const std::shared_ptr<ConsumerCore>& core,
     c.deferred.reset();
     raise_read_error(std::move(e));
   }
-  Deadline deadline(timeout);
+  // Made at the first miss: the first poll does not wait (and a clock read per record
+  // would cost as much as the poll).
+  std::optional<Deadline> deadline;
   bool first = true;
   for (;;) {
     Step step;
     {
       CoreLock lock(c);
       if (!c.usable()) break;
-      step = c.replay ? poll_replay(c, first, deadline) : poll_ring(core, first, deadline);
+      const Deadline& d = deadline ? *deadline : no_wait();
+      step = c.replay ? poll_replay(c, first, d) : poll_ring(core, first, d);
     }
     switch (step.kind) {
       case Step::kRecord: return std::move(step.record);
@@ -158,8 +190,11 @@ py::object read_one(const std::shared_ptr<ConsumerCore>& core,
         raise_read_error(std::move(step.error));
       case Step::kNothing: break;
     }
-    first = false;
-    if (deadline.passed()) return py::none();
+    if (first) {
+      first = false;
+      deadline.emplace(timeout);
+    }
+    if (deadline->passed()) return py::none();
     check_signals();
     if (!c.usable()) break;
   }

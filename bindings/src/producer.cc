@@ -43,6 +43,7 @@ struct ProducerCore {
   uint64_t max_record = 0, capacity = 0;
   bool wait_when_full = true;
   std::optional<std::chrono::nanoseconds> full_timeout;  // nullopt: wait forever
+  std::chrono::nanoseconds slice{0};  // the C++ Producer's full_timeout: one attempt's wait
 
   ~ProducerCore() {
     // In a fork child the producer is the parent's: closing it would unregister it.
@@ -60,7 +61,9 @@ struct ProducerCore {
   // ring is full and the policy is to wait.  Thread: GIL held on entry and exit.
   template <class Fn>
   auto run_waiting(Fn fn) {
-    Deadline deadline(full_timeout);
+    // Made when the ring was first found full, for what is left after the slice that
+    // attempt waited: a clock read per publish would cost as much as the publish.
+    std::optional<Deadline> deadline;
     for (;;) {
       decltype(fn(*producer)) r;
       {
@@ -68,7 +71,11 @@ struct ProducerCore {
         std::lock_guard lock(mu);
         r = fn(*producer);
       }
-      if (r.first != PubStatus::kFull || !wait_when_full || deadline.passed()) return r;
+      if (r.first != PubStatus::kFull || !wait_when_full) return r;
+      if (!deadline)
+        deadline.emplace(full_timeout ? std::optional(std::max(*full_timeout - slice, std::chrono::nanoseconds(0)))
+                                      : std::nullopt);
+      if (deadline->passed()) return r;
       check_signals();
       if (!usable()) throw_closed();
     }
@@ -267,6 +274,7 @@ class ProducerHandle {
       const auto n = std::max<int64_t>(1, (t + kPublishSlice - std::chrono::nanoseconds(1)) / kPublishSlice);
       opts.full_timeout = t / n;
     }
+    core->slice = opts.full_timeout;
     Result<Producer> r = make_error(Errc::kIo, "");
     {
       py::gil_scoped_release nogil;  // open may wait for a creator still at work

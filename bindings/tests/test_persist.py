@@ -203,6 +203,14 @@ def test_gaps_are_skipped_and_counted_or_raised(ns, pstream):
         assert (e.value.from_seq, e.value.to_seq, e.value.reason) == (1000, gap_end, "not persisted")
         assert e.value.code == "gap" and "1000.." in str(e.value)
         assert c.poll(1).seq == gap_end  # reading goes on after the gap
+    with shmbus.Consumer(name, start="earliest", namespace=ns, raise_on_gap=True) as c:
+        # iter_batches too: the list before the gap, then the step after raises it
+        it = c.iter_batches(5000, idle_timeout=1)
+        assert [r.seq for r in next(it)] == list(range(1000))
+        with pytest.raises(shmbus.GapError) as e2:
+            next(it)
+        assert (e2.value.from_seq, e2.value.to_seq) == (1000, gap_end)
+        assert [r.seq for b in c.iter_batches(100, idle_timeout=1) for r in b] == list(range(gap_end, 4500))
     again = pickle.loads(pickle.dumps(e.value))
     assert (again.from_seq, again.to_seq, again.reason) == (1000, gap_end, "not persisted")
 

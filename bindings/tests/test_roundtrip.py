@@ -199,6 +199,11 @@ def test_full_fail_and_timeout(ns):
             with pytest.raises(shmbus.FullError):
                 p.publish(b"x" * 100)
             assert 0.15 < time.monotonic() - t < 2
+        with shmbus.Producer("s", namespace=ns, full_timeout=0.6) as p:  # 3 slices of 0.2 s
+            t = time.monotonic()
+            with pytest.raises(shmbus.FullError):
+                p.publish_batch([b"x" * 100] * 3)
+            assert 0.55 < time.monotonic() - t < 5
 
 
 def test_start_positions(ns, stream):
