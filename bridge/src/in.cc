@@ -6,7 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -44,6 +46,10 @@ struct In {
   std::set<int32_t> begun;                 // partitions read from since their assignment
   std::map<int32_t, int64_t> skip_through; // partition -> messages up to here were published
   bool duplicates_pending = false;         // duplicates skipped since the last commit
+  // A batch (see the loop) is being taken: a rebalance then ends it (rd_kafka_yield), and
+  // the batch's messages of the partitions it revoked are dropped, not published.
+  bool in_batch = false;
+  std::set<int32_t> revoked_in_batch;
   std::chrono::steady_clock::time_point last_commit = detail::coarse_now();
 
   // Commits the offsets of everything published (after it is durable when `sync`).
@@ -105,6 +111,8 @@ struct In {
 
 void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
   auto* in = static_cast<In*>(opaque);
+  // Inside a batch: stop it here, so that no message fetched after this rebalance is in it.
+  if (in->in_batch) rd_kafka_yield(rk);
   const bool cooperative = std::string(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (int i = 0; i < parts->cnt; ++i) in->assigned.insert(parts->elems[i].partition);
@@ -118,6 +126,7 @@ void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
   // Revoked (or lost): what was published from them is committed first, while we may.
   (void)in->commit();
   for (int i = 0; i < parts->cnt; ++i) {
+    if (in->in_batch) in->revoked_in_batch.insert(parts->elems[i].partition);
     in->assigned.erase(parts->elems[i].partition);
     in->at_eof.erase(parts->elems[i].partition);
     in->begun.erase(parts->elems[i].partition);
@@ -184,9 +193,127 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
                in.sync ? " (commits after durable)" : "");
   Result<BridgeCounters> result = in.counters;
   auto last_report = detail::coarse_now() - 1s;
+  enum class Next { kGoOn, kStop };
+  // One message or event from the consumer: published (or skipped, counted) and destroyed.
+  const auto handle = [&](rd_kafka_message_t* m) -> Next {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      in.at_eof.insert(m->partition);
+      rd_kafka_message_destroy(m);
+      return Next::kGoOn;
+    }
+    if (m->err) {
+      const std::string why = rd_kafka_message_errstr(m);
+      const auto err = m->err;
+      rd_kafka_message_destroy(m);
+      if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+          err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+        (void)in.commit();
+        result = make_error(Errc::kNotFound, "topic '" + o.topic + "': " + why);
+        return Next::kStop;
+      }
+      ++in.counters.errors;
+      in.counters.last_error = why;
+      spdlog::warn("bridge in {}: {}", o.topic, why);
+      return Next::kGoOn;
+    }
+    fetch_kick.taken(m->len, in.assigned);
+    if (!in.at_eof.empty()) in.at_eof.erase(m->partition);
+    const int32_t part = m->partition;
+    const int64_t off = m->offset;
+    if (in.state) {
+      auto fp = [m] {
+        return detail::message_fingerprint(rd_kafka_message_timestamp(m, nullptr), m->key, m->key_len, m->payload,
+                                           m->len);
+      };
+      if (in.begun.insert(part).second) {
+        const int64_t through = in.state->begin(part, off, fp());
+        if (through >= off) {
+          in.skip_through[part] = through;
+          spdlog::info("bridge in {}[{}]: offsets {}..{} were published before a restart: skipped", o.topic, part,
+                       off, through);
+        }
+      } else if (in.state->at_base(part, off)) {
+        in.state->seen_base(part, fp());
+      }
+      if (auto it = in.skip_through.find(part); it != in.skip_through.end()) {
+        if (off <= it->second) {
+          // Published by the bridge before it died, after its last commit: a known duplicate.
+          ++in.counters.duplicates_skipped;
+          in.duplicates_pending = true;
+          in.pending[part] = off + 1;
+          rd_kafka_message_destroy(m);
+          return Next::kGoOn;
+        }
+        in.skip_through.erase(it);
+      }
+    }
+    uint32_t type = o.type;
+    if (auto h = detail::header(m, kHeaderType)) {
+      auto t = detail::parse_u64(*h);
+      if (t && *t <= UINT32_MAX)
+        type = static_cast<uint32_t>(*t);
+      else
+        spdlog::warn("bridge in {}[{}] offset {}: {} header '{}' is not a type number: --type {} used", o.topic,
+                     m->partition, m->offset, kHeaderType, std::string(*h), o.type);
+    }
+    const Bytes payload(static_cast<const std::byte*>(m->payload), m->len);
+    bool published = false;
+    for (;;) {
+      const PubResult r = in.producer.publish(payload, type);
+      if (r.ok()) {
+        in.last_seq = r.seq;
+        ++in.counters.delivered;
+        ++in.counters.in_flight;
+        published = true;
+        break;
+      }
+      if (r.status == PubStatus::kTooLarge) {
+        ++in.counters.skipped;
+        in.counters.last_error = "message " + o.topic + "[" + std::to_string(m->partition) + "]@" +
+                                 std::to_string(m->offset) + " of " + std::to_string(m->len) +
+                                 " bytes is larger than the stream's maximum record " +
+                                 std::to_string(in.producer.max_record()) + ": skipped";
+        spdlog::warn("bridge in: {}", in.counters.last_error);
+        published = true;  // counted and skipped: its offset may be committed
+        break;
+      }
+      if (r.status == PubStatus::kFull && !stop()) {
+        in.counters.last_error = "the stream stayed full: waiting (a consumer group holds producers back?)";
+        spdlog::warn("bridge in {}: {}", o.topic, in.counters.last_error);
+        continue;
+      }
+      ++in.counters.errors;
+      in.counters.last_error = r.status == PubStatus::kFull ? "stopped while the stream was full"
+                                                            : "cannot publish to the stream (status " +
+                                                                  std::to_string(static_cast<int>(r.status)) + ")";
+      break;
+    }
+    rd_kafka_message_destroy(m);
+    if (!published) {
+      (void)in.commit();  // what was published before may go; this one is read again
+      if (!stop()) result = make_error(Errc::kIo, in.counters.last_error);
+      return Next::kStop;
+    }
+    if (in.state) in.state->published(part, off);
+    in.pending[part] = off + 1;
+    return Next::kGoOn;
+  };
+
+  // Messages are taken in batches of what librdkafka has already fetched (one queue lock
+  // and a few clock reads a batch instead of a message: rd_kafka_consumer_poll costs about
+  // as much as the rest of a 64 B message's way), and one at a time, waiting, when there
+  // are none.  A rebalance ends a batch where it happens (on_rebalance yields); the
+  // batch's messages of partitions it revoked are dropped: not published, not committed,
+  // they are fetched again from the committed offset by whoever owns them next.
+  constexpr size_t kBatch = 256;
+  std::array<rd_kafka_message_t*, kBatch> batch{};
+  struct QueueDeleter {
+    void operator()(rd_kafka_queue_t* q) const noexcept { rd_kafka_queue_destroy(q); }
+  };
+  const std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_get_consumer(in.rk));
   for (;;) {
     if (stop()) break;
-    // One coarse clock read a message (the loop runs per message: see coarse_now).
+    // One coarse clock read a batch (or a message: see coarse_now).
     const auto now = detail::coarse_now();
     if (now - last_report >= 500ms) {
       last_report = now;
@@ -201,108 +328,29 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
     }
     if (!in.pending.empty() && now - in.last_commit >= o.commit_interval)
       (void)in.commit();
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(in.rk, 100);
-    if (!m) continue;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      in.at_eof.insert(m->partition);
-    } else if (m->err) {
-      const std::string why = rd_kafka_message_errstr(m);
-      const auto err = m->err;
-      rd_kafka_message_destroy(m);
-      if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-          err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-        (void)in.commit();
-        result = make_error(Errc::kNotFound, "topic '" + o.topic + "': " + why);
-        break;
-      }
-      ++in.counters.errors;
-      in.counters.last_error = why;
-      spdlog::warn("bridge in {}: {}", o.topic, why);
-      continue;
-    } else {
-      fetch_kick.taken(m->len, in.assigned);
-      in.at_eof.erase(m->partition);
-      const int32_t part = m->partition;
-      const int64_t off = m->offset;
-      if (in.state) {
-        auto fp = [m] {
-          return detail::message_fingerprint(rd_kafka_message_timestamp(m, nullptr), m->key, m->key_len, m->payload,
-                                             m->len);
-        };
-        if (in.begun.insert(part).second) {
-          const int64_t through = in.state->begin(part, off, fp());
-          if (through >= off) {
-            in.skip_through[part] = through;
-            spdlog::info("bridge in {}[{}]: offsets {}..{} were published before a restart: skipped", o.topic, part,
-                         off, through);
-          }
-        } else if (in.state->at_base(part, off)) {
-          in.state->seen_base(part, fp());
-        }
-        if (auto it = in.skip_through.find(part); it != in.skip_through.end()) {
-          if (off <= it->second) {
-            // Published by the bridge before it died, after its last commit: a known duplicate.
-            ++in.counters.duplicates_skipped;
-            in.duplicates_pending = true;
-            in.pending[part] = off + 1;
-            rd_kafka_message_destroy(m);
-            continue;
-          }
-          in.skip_through.erase(it);
-        }
-      }
-      uint32_t type = o.type;
-      if (auto h = detail::header(m, kHeaderType)) {
-        auto t = detail::parse_u64(*h);
-        if (t && *t <= UINT32_MAX)
-          type = static_cast<uint32_t>(*t);
-        else
-          spdlog::warn("bridge in {}[{}] offset {}: {} header '{}' is not a type number: --type {} used",
-                       o.topic, m->partition, m->offset, kHeaderType, std::string(*h), o.type);
-      }
-      const Bytes payload(static_cast<const std::byte*>(m->payload), m->len);
-      bool published = false;
-      for (;;) {
-        const PubResult r = in.producer.publish(payload, type);
-        if (r.ok()) {
-          in.last_seq = r.seq;
-          ++in.counters.delivered;
-          ++in.counters.in_flight;
-          published = true;
-          break;
-        }
-        if (r.status == PubStatus::kTooLarge) {
-          ++in.counters.skipped;
-          in.counters.last_error = "message " + o.topic + "[" + std::to_string(m->partition) + "]@" +
-                                   std::to_string(m->offset) + " of " + std::to_string(m->len) +
-                                   " bytes is larger than the stream's maximum record " +
-                                   std::to_string(in.producer.max_record()) + ": skipped";
-          spdlog::warn("bridge in: {}", in.counters.last_error);
-          published = true;  // counted and skipped: its offset may be committed
-          break;
-        }
-        if (r.status == PubStatus::kFull && !stop()) {
-          in.counters.last_error = "the stream stayed full: waiting (a consumer group holds producers back?)";
-          spdlog::warn("bridge in {}: {}", o.topic, in.counters.last_error);
-          continue;
-        }
-        ++in.counters.errors;
-        in.counters.last_error = r.status == PubStatus::kFull ? "stopped while the stream was full"
-                                                              : "cannot publish to the stream (status " +
-                                                                    std::to_string(static_cast<int>(r.status)) + ")";
-        break;
-      }
-      rd_kafka_message_destroy(m);
-      if (!published) {
-        (void)in.commit();  // what was published before may go; this one is read again
-        if (!stop()) result = make_error(Errc::kIo, in.counters.last_error);
-        break;
-      }
-      if (in.state) in.state->published(part, off);
-      in.pending[part] = off + 1;
-      continue;
+    size_t n = 0;
+    if (queue) {
+      in.in_batch = true;
+      const ssize_t got = rd_kafka_consume_batch_queue(queue.get(), 0, batch.data(), batch.size());
+      in.in_batch = false;
+      n = got > 0 ? static_cast<size_t>(got) : 0;
     }
-    rd_kafka_message_destroy(m);
+    if (n == 0) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(in.rk, 100);
+      if (!m) continue;
+      batch[0] = m;
+      n = 1;
+    }
+    Next next = Next::kGoOn;
+    for (size_t i = 0; i < n; ++i) {
+      if (next == Next::kStop || (!in.revoked_in_batch.empty() && in.revoked_in_batch.count(batch[i]->partition))) {
+        rd_kafka_message_destroy(batch[i]);  // not published, not committed: read again
+        continue;
+      }
+      next = handle(batch[i]);
+    }
+    in.revoked_in_batch.clear();
+    if (next == Next::kStop) break;
   }
   const bool all_committed = in.commit();
   in.refresh_lag();
