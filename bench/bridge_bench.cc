@@ -155,7 +155,7 @@ OutRun bridge_out(const std::string& brokers, const std::string& topic, uint64_t
 
 // ---- in -------------------------------------------------------------------------------
 
-constexpr int kInPartitions = 16;
+constexpr int kInPartitions = 32;
 
 void fill_topic(const std::string& brokers, const std::string& topic, uint64_t n, size_t size) {
   rd_kafka_t* rk = client(RD_KAFKA_PRODUCER, brokers, {{"linger.ms", "5"}});
@@ -186,14 +186,20 @@ const std::vector<std::pair<const char*, const char*>> kInProps = {
     {"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}, {"enable.partition.eof", "true"},
     {"fetch.wait.max.ms", "10"}};
 
-// `with_header`: the loop also looks up each message's shmbus.type header, as the bridge
-// must (librdkafka 2.0 then builds a header list for every message, even one with none).
-InRun bare_in(const std::string& brokers, const std::string& topic, uint64_t n, bool with_header = false) {
+// The bare consumer loops.  kPoll: rd_kafka_consumer_poll per message, the classic loop.
+// kHeader: that, also looking up each message's shmbus.type header as the bridge must
+// (librdkafka 2.0 then builds a header list for every message, even one with none).
+// kBatch: rd_kafka_consume_batch_queue of what is already fetched (up to 256), one poll
+// waiting when there is none, and the header lookup: how the bridge takes messages.
+enum class BareIn { kPoll, kHeader, kBatch };
+
+InRun bare_in(const std::string& brokers, const std::string& topic, uint64_t n, BareIn mode = BareIn::kPoll) {
   const auto start = Clock::now();
   auto props = kInProps;
   props.push_back({"group.id", "bare"});
   rd_kafka_t* rk = client(RD_KAFKA_CONSUMER, brokers, props);
   rd_kafka_poll_set_consumer(rk);
+  rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(rk);
   rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(kInPartitions);
   for (int p = 0; p < kInPartitions; ++p)
     rd_kafka_topic_partition_list_add(l, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
@@ -202,22 +208,35 @@ InRun bare_in(const std::string& brokers, const std::string& topic, uint64_t n, 
   uint64_t got = 0;
   Clock::time_point t0{}, t1{};
   const auto deadline = Clock::now() + 120s;
+  std::vector<rd_kafka_message_t*> batch(256);
   while (got < n && Clock::now() < deadline) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-    if (!m) continue;
-    if (!m->err) {
-      if (with_header) {
-        rd_kafka_headers_t* h = nullptr;
-        const void* v = nullptr;
-        size_t len = 0;
-        if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h)
-          (void)rd_kafka_header_get_last(h, kafka::kHeaderType, &v, &len);
-      }
-      if (got++ == 0) t0 = Clock::now();
-      if (got == n) t1 = Clock::now();
+    size_t k = 0;
+    if (mode == BareIn::kBatch) {
+      const ssize_t r = rd_kafka_consume_batch_queue(q, 0, batch.data(), batch.size());
+      k = r > 0 ? static_cast<size_t>(r) : 0;
     }
-    rd_kafka_message_destroy(m);
+    if (k == 0) {
+      batch[0] = rd_kafka_consumer_poll(rk, 100);
+      if (!batch[0]) continue;
+      k = 1;
+    }
+    for (size_t i = 0; i < k; ++i) {
+      rd_kafka_message_t* m = batch[i];
+      if (!m->err) {
+        if (mode != BareIn::kPoll) {
+          rd_kafka_headers_t* h = nullptr;
+          const void* v = nullptr;
+          size_t len = 0;
+          if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h)
+            (void)rd_kafka_header_get_last(h, kafka::kHeaderType, &v, &len);
+        }
+        if (got++ == 0) t0 = Clock::now();
+        if (got == n) t1 = Clock::now();
+      }
+      rd_kafka_message_destroy(m);
+    }
   }
+  rd_kafka_queue_destroy(q);
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
   if (got < n) return std::fprintf(stderr, "bare in: %llu of %llu\n", (unsigned long long)got, (unsigned long long)n), InRun{};
@@ -225,12 +244,13 @@ InRun bare_in(const std::string& brokers, const std::string& topic, uint64_t n, 
 }
 
 constexpr uint32_t kFillerType = 0xFFFF;
+bool g_verbose = false;  // --verbose
 
 InRun bridge_in(const std::string& brokers, const std::string& topic, uint64_t n, const std::string& group) {
-  // A ring that holds the whole run (64 MiB), written once over before it (filler records
+  // A ring that holds the whole run (256 MiB), written once over before it (filler records
   // of their own type): a running stream's ring, whose pages are mapped, not a fresh one
   // whose first lap would be timed page fault by page fault.
-  constexpr uint64_t kCapacity = 64 << 20;
+  constexpr uint64_t kCapacity = 256 << 20;
   make_stream("in", kCapacity);
   {
     auto p = shmbus::Producer::open(g_ns, "in");
@@ -265,6 +285,12 @@ InRun bridge_in(const std::string& brokers, const std::string& topic, uint64_t n
       if (st != shmbus::ReadStatus::kOk || rec.type == kFillerType) continue;
       if (seen++ == 0) first_ns = rec.ts_ns;
       last_ns = rec.ts_ns;
+    }
+    if (g_verbose) {  // the records' span in CLOCK_MONOTONIC seconds (for perf report --time)
+      const double off = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count() -
+                         static_cast<double>(shmbus::now_ns()) * 1e-9;
+      std::fprintf(stderr, "bridge in records %.6f..%.6f\n", static_cast<double>(first_ns) * 1e-9 + off,
+                   static_cast<double>(last_ns) * 1e-9 + off);
     }
     if (seen == n && last_ns > first_ns)
       run = {static_cast<double>(n - 1) * 1e9 / static_cast<double>(last_ns - first_ns),
@@ -378,15 +404,17 @@ int main(int argc, char** argv) {
   int reps = 3;
   bool in_only = false, verbose = false;  // --in-only: the in rows only; --verbose: each run to stderr
   int only_size = 0;                      // --size: that size only
+  uint64_t in_count = 0;                  // --in-count: messages a run of the in rows (0: by size)
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) quick = true;
     else if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--in-only") == 0) in_only = true;
     else if (std::strcmp(argv[i], "--size") == 0 && i + 1 < argc) only_size = std::atoi(argv[++i]);
-    else if (std::strcmp(argv[i], "--verbose") == 0) verbose = true;
+    else if (std::strcmp(argv[i], "--verbose") == 0) verbose = g_verbose = true;
+    else if (std::strcmp(argv[i], "--in-count") == 0 && i + 1 < argc) in_count = std::strtoull(argv[++i], nullptr, 10);
     else
       return std::fprintf(stderr, "usage: shmbus-bridge-bench [--quick] [--reps N] [--in-only] [--size 64|1024] "
-                                  "[--verbose]\n"), 2;
+                                  "[--verbose] [--in-count N]\n"), 2;
   }
   kafka::log_to_stderr("error");
   auto m = kafka::MockCluster::start(1);
@@ -405,9 +433,9 @@ int main(int argc, char** argv) {
     // Enough that the rate is not a few batches' (the mock drops what is past ~5 MiB a
     // partition, which out does not read back; the stream holds them all: 256 MiB).
     const uint64_t n_out = quick ? 20000 : (size == 64 ? 500000 : 150000);
-    const uint64_t n_in = quick ? 16000 : (size == 64 ? 200000 : 40000);
+    const uint64_t n_in = in_count ? in_count : quick ? 16000 : (size == 64 ? 200000 : 100000);
     const std::string sz = std::to_string(size) + " B";
-    std::vector<double> bo, br, bo_up, br_up, bi, ri, bi_up, ri_up, bh;
+    std::vector<double> bo, br, bo_up, br_up, bi, ri, bi_up, ri_up, bh, bb;
     const std::string in_topic = "in_" + std::to_string(size);
     (void)m.value()->create_topic({in_topic, kInPartitions});
     fill_topic(brokers, in_topic, n_in, size);
@@ -422,8 +450,14 @@ int main(int argc, char** argv) {
       br.push_back(bridge.rate);
       br_up.push_back(bridge.startup);
       const InRun bare_i = bare_in(brokers, in_topic, n_in);
+      const auto bridge_t0 = std::chrono::steady_clock::now();
       const InRun bridge_i = bridge_in(brokers, in_topic, n_in, "bench_" + tag);
-      bh.push_back(bare_in(brokers, in_topic, n_in, true).rate);
+      if (verbose)  // CLOCK_MONOTONIC seconds: for `perf record -k CLOCK_MONOTONIC` + `perf report --time`
+        std::fprintf(stderr, "rep %d bridge in ran %.6f..%.6f\n", rep,
+                     std::chrono::duration<double>(bridge_t0.time_since_epoch()).count(),
+                     std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count());
+      bh.push_back(bare_in(brokers, in_topic, n_in, BareIn::kHeader).rate);
+      bb.push_back(bare_in(brokers, in_topic, n_in, BareIn::kBatch).rate);
       bi.push_back(bare_i.rate);
       bi_up.push_back(bare_i.startup);
       ri.push_back(bridge_i.rate);
@@ -446,6 +480,9 @@ int main(int argc, char** argv) {
     std::printf("| in, %s, the bare loop also reading each message's shmbus.type header (as the bridge must) | %.0f rec/s | "
                 "%.0f msg/s | %.2fx | - |\n",
                 sz.c_str(), median(ri), median(bh), median(ri) / median(bh));
+    std::printf("| in, %s, the bare loop taking batches as the bridge does (and reading the header) | %.0f rec/s | "
+                "%.0f msg/s | %.2fx | - |\n",
+                sz.c_str(), median(ri), median(bb), median(ri) / median(bb));
     std::printf("| in start-up, %s: start -> first message (bridge: incl. group join; bare: assign) | %.1f ms | %.1f ms | %.2fx | - |\n",
                 sz.c_str(), median(ri_up) * 1e3, median(bi_up) * 1e3, median(ri_up) / median(bi_up));
     std::fflush(stdout);
