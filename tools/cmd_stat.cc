@@ -29,8 +29,9 @@ void print_text(const StreamStat& st) {
   const CapacityPlan& pl = st.plan;
   // Names and paths come from shared memory: escaped, so that nothing in them can
   // drive the terminal.
-  std::printf("stream            %s (namespace %s, layout version %u)\n",
-              terminal_text(s.name).c_str(), terminal_text(s.ns).c_str(), s.layout_version);
+  std::printf("stream            %s (namespace %s, layout version %u%s)\n",
+              terminal_text(s.name).c_str(), terminal_text(s.ns).c_str(), s.layout_version,
+              s.single_producer ? ", single producer" : "");
   std::printf("capacity          %s (%llu bytes), max record %llu bytes\n",
               format_size(s.capacity).c_str(), ull(s.capacity), ull(s.max_record));
   std::printf("created           %s\n", format_time_ns(s.created_ns).c_str());

@@ -37,6 +37,7 @@ int cmd_create(const CreateArgs& a) {
   if (!mode) return kExitUsage;
   o.mode = *mode;
   o.exist_ok = a.exist_ok;
+  o.single_producer = a.single_producer;
   if (!a.trust_owner.empty()) {
     auto uid = user_flag("--trust-owner", a.trust_owner);
     if (!uid) return kExitUsage;

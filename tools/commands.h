@@ -71,6 +71,7 @@ struct CreateArgs {
   std::string trust_owner;       // user name or uid whose existing stream --exist-ok accepts
   std::string data_dir;          // where a store the new ring continues would be
   bool fresh = false;            // remove such a store first and start over at 0
+  bool single_producer = false;  // StreamOptions::single_producer
 };
 int cmd_create(const CreateArgs& a);
 

@@ -58,6 +58,7 @@ def create(
     data_dir: Union[None, str, os.PathLike[str]] = None,
     fresh: bool = False,
     consumer_retention: Optional[float] = None,
+    single_producer: bool = False,
 ) -> None:
     """Creates a stream: a ring of `capacity` bytes (power of two, from 4K) in /dev/shm.
 
@@ -125,6 +126,7 @@ class StreamStat(_Fields):
     stream: str
     namespace: str
     layout_version: int
+    single_producer: bool
     capacity: int
     max_record: int
     created_ns: int

@@ -175,6 +175,7 @@ class StreamStat(_Fields):
     stream: str
     namespace: str
     layout_version: int
+    single_producer: bool
     capacity: int
     max_record: int
     created_ns: int
@@ -233,7 +234,7 @@ def stat(name, *, namespace=None, interval=None, stall=1.0):
     as frozen dataclasses (``.to_dict()``: the dict ``json.loads`` gives; ``st["key"]``
     reads a field as the dict did).
 
-    Snapshot: stream, namespace, layout_version, capacity, max_record, created_ns,
+    Snapshot: stream, namespace, layout_version, single_producer, capacity, max_record, created_ns,
     next_seq, oldest_seq, tail_pos, records_published, bytes_published, abandoned,
     aborted, producer_waits, producer_full, tail_lost, evictions, abandon_timeout_ms,
     consumer_dead_timeout_ms, evicted_lost, consumer_retention_ms; persistence: persist (None, or store_dir, store_kind,

@@ -25,8 +25,9 @@ void create(const std::string& name, const py::object& capacity, bool exist_ok,
             const py::object& max_record, uint32_t mode, const py::object& ns,
             const py::object& abandon_timeout, const py::object& consumer_dead_timeout,
             const py::object& trust_owner, const py::object& data_dir, bool fresh,
-            const py::object& consumer_retention) {
+            const py::object& consumer_retention, bool single_producer) {
   StreamOptions o;
+  o.single_producer = single_producer;
   o.capacity = size_arg(capacity, "capacity");
   o.max_record = max_record.is_none() ? 0 : size_arg(max_record, "max_record");
   o.mode = mode;
@@ -106,9 +107,10 @@ void bind_streams(py::module_& m) {
         py::arg("abandon_timeout") = 1.0, py::arg("consumer_dead_timeout") = 2.0,
         py::arg("trust_owner") = py::none(), py::arg("data_dir") = py::none(),
         py::arg("fresh") = false, py::arg("consumer_retention") = py::none(),
+        py::arg("single_producer") = false,
         R"doc(create(name, capacity="1M", *, exist_ok=False, max_record=None, mode=0o600,
        namespace=None, abandon_timeout=1.0, consumer_dead_timeout=2.0, trust_owner=None,
-       data_dir=None, fresh=False, consumer_retention=None) -> None
+       data_dir=None, fresh=False, consumer_retention=None, single_producer=False) -> None
 
 Creates a stream: a ring of ``capacity`` bytes (an int, or "64K", "16M", "1G"; a power
 of two from 4K) in /dev/shm.  ``max_record`` (int or str) is the largest payload (None:
@@ -124,6 +126,9 @@ group is forgotten and starts anew where ``start`` says.  When the
 data dir (``data_dir``, as for Persister) holds a store of the stream, the new ring
 continues its numbering (sequence numbers are never reused) and readers find the stored
 records at once; ``fresh=True`` removes that store first and starts over at 0.
+``single_producer=True`` allows one Producer at a time (another raises BusyError while
+the first lives), which publishes without locked instructions (about 3x the rate of
+small records).
 ExistsError, InvalidArgumentError, NoSpaceError.)doc");
   m.def("remove", &remove, py::arg("name"), py::kw_only(), py::arg("force") = false,
         py::arg("namespace") = py::none(),

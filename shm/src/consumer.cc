@@ -30,6 +30,9 @@ struct Consumer::Impl {
   uint64_t committed_pos = ~0ULL;
   PosSeq committed{0, 0};         // the slot's pair as this consumer last stored it (a
                                   // guess for the CAS16 in store_pair())
+  // Durable commits by one 16-byte store and no fence (ring.h): AVX and this process
+  // registered with membarrier.  Otherwise CAS16.
+  bool fence_free = false;
   uint64_t skip_seq = 0, skip_ts = 0;         // start filters
   // A start at the claim cursor (latest, or a sequence not yet published): skip_seq is
   // then exactly the first sequence this consumer accounts for.
@@ -99,7 +102,13 @@ static void store_pair(ConsumerSlot* s, PosSeq* expected, PosSeq v) noexcept {
 
 void Consumer::Impl::publish_position() noexcept {
   if (!slot) return;
-  if (durable) {
+  if (durable && fence_free) {
+    // The pair's only writer while we hold the slot: one 16-byte store (release on x86),
+    // seen whole by readers (ring.h).  A sleeping producer's sleeper_barrier() orders it
+    // before our load of space_sleepers in wake_space().
+    committed = PosSeq{done_pos, done_seq};
+    store16(reinterpret_cast<PosSeq*>(&slot->position), committed);
+  } else if (durable) {
     store_pair(slot, &committed, PosSeq{done_pos, done_seq});
   } else {
     // A tailing reader's entry is for stat only (nobody resumes from it): release
@@ -231,6 +240,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   c.max_record = c.m->max_record();
   c.opts = opts;
   c.durable = durable;
+  c.fence_free = durable && avx_store16() && register_fence_free();
 
   // Where to start.
   uint64_t evicted_owed = ~0ULL;
@@ -614,8 +624,12 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
     uint32_t v = load_seq_cst(c.h->data_futex);
     const uint64_t bit = c.slot ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
     if (bit) announce_sleeper(c.h->data_sleepers, bit);
+    // A single-producer stream's producer commits without a fence: this barrier is the
+    // handshake's other half (ring.h).  Should it fail, nap briefly instead.
+    if (bit && c.m->single_producer() && !sleeper_barrier()) nap = std::min<uint64_t>(nap, 1'000'000);
     SHMBUS_CHAOS_POINT(kDataSleep);
-    // seq_cst: pairs with the producer's commit CAS and its load of data_sleepers.
+    // seq_cst: pairs with the producer's commit CAS and its load of data_sleepers (or,
+    // single-producer, with its commit store through the barrier above).
     if (load_seq_cst(r->tag) == tag)
       futex_wait(&c.h->data_futex, v, std::chrono::nanoseconds(bit ? nap : std::min<uint64_t>(nap, 1'000'000)));
     if (bit) withdraw_sleeper(c.h->data_sleepers, bit);

@@ -21,9 +21,18 @@
 namespace shmbus::detail {
 
 inline constexpr uint64_t kMagic = 0x315355424d48530aULL;  // "\nSHMBUS1" little-endian
-inline constexpr uint32_t kLayoutVersion = 4;  // 3: capacity-relative lap tag, gap log,
+inline constexpr uint32_t kLayoutVersion = 5;  // 3: capacity-relative lap tag, gap log,
                                                //    consumer_retention_ns, evicted_lost
                                                // 4: producer_hwm (was reserved5)
+                                               // 5: flags (was reserved0)
+// A stream without flags is written as version 4 (its bytes are version 4's: flags was
+// reserved0, always 0), so that builds reading only version 4 keep opening it; a stream
+// with a flag is version 5, which they refuse (they would not honour the flag).
+inline constexpr uint32_t kLayoutVersionNoFlags = 4;
+// StreamHeader::flags
+inline constexpr uint32_t kFlagSingleProducer = 1;  // one producer at a time; it publishes
+                                                    // with plain stores (producer.cc)
+inline constexpr uint32_t kKnownFlags = kFlagSingleProducer;
 inline constexpr uint64_t kMinCapacity = 4096;
 inline constexpr uint64_t kMaxCapacity = 1ULL << 32;        // 4 GiB
 inline constexpr uint32_t kMaxProducers = 64;
@@ -198,7 +207,7 @@ struct StreamHeader {
   uint32_t max_producers;
   uint32_t max_consumers;
   uint32_t creator_pid;
-  uint32_t reserved0;
+  uint32_t flags;                      // kFlag* (version 5; 0 in version 4)
   uint64_t consumer_retention_ns;      // a durable group whose holder is gone this long is
                                        // forgotten (its position goes); 0 = never
   uint8_t pad0[128 - 96];
@@ -348,6 +357,7 @@ static_assert(offsetof(StreamHeader, consumer_hwm) == 720);
 static_assert(offsetof(StreamHeader, producer_hwm) == 724);
 static_assert(offsetof(StreamHeader, evicted_lost) == 728);
 static_assert(offsetof(StreamHeader, consumer_retention_ns) == 88);
+static_assert(offsetof(StreamHeader, flags) == 84);
 static_assert(offsetof(StreamHeader, durable_seq) == 768);
 static_assert(offsetof(StreamHeader, deleted_below) == 792);
 static_assert(offsetof(StreamHeader, deleted_records) == 808);

@@ -35,6 +35,9 @@ class StreamMapping {
   uint64_t mask() const noexcept { return capacity_ - 1; }
   uint64_t max_record() const noexcept { return max_record_; }
   uint64_t salt() const noexcept { return salt_; }
+  // StreamHeader::flags and version as validated at open (copies: see salt_).
+  bool single_producer() const noexcept { return (flags_ & detail::kFlagSingleProducer) != 0; }
+  uint32_t layout_version() const noexcept { return version_; }
   // The lap in record tags: position >> log2(capacity) (see layout.h).
   unsigned lap_shift() const noexcept { return static_cast<unsigned>(__builtin_ctzll(capacity_)); }
   bool read_only() const noexcept { return read_only_; }
@@ -118,6 +121,8 @@ class StreamMapping {
   uint64_t capacity_ = 0;
   uint64_t max_record_ = 0;
   uint64_t salt_ = 0;
+  uint32_t flags_ = 0;
+  uint32_t version_ = 0;
   bool read_only_ = false;
   std::string ns_, name_;
 };

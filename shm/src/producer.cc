@@ -40,6 +40,10 @@ struct Producer::Impl {
   uint32_t slot_idx = 0;
   uint32_t label = 0;   // owner label written into every record header (layout.h)
   uint64_t limit = 0;   // claims may end at or below this position (cached)
+  // A single-producer stream (layout.h kFlagSingleProducer; see ring.h): claims by one
+  // 16-byte store (store16), tags by plain stores, and, once this process registered its
+  // membarrier, no fence before the load of data_sleepers.
+  bool single = false, single_store16 = false, fence_free = false;
   Stuck stuck;
   uint64_t records = 0, bytes = 0;
   FastClock clock;  // record timestamps
@@ -60,6 +64,20 @@ struct Producer::Impl {
     // Our pending tag, and this lap's gap tag of our size (the only value that decodes
     // as a gap of this lap and size: lap, size and state fill the word).
     const uint64_t pending = make_tag(salt, shift, pos, kPending, size);
+    if (single) {
+      // Nobody else writes this header while we live: an abandoner makes a gap only of a
+      // dead producer's claim (label_dead(), unlabelled_dead()), and there is no other
+      // producer.  The fields, then the pending tag (release: they are visible to
+      // whoever acquires it), as below without the CAS.
+      store_relaxed(&r->owner, label);
+      store_relaxed(&r->seq, seq);
+      store_relaxed(&r->ts_ns, ts);
+      store_relaxed(&r->type, type);
+      SHMBUS_CHAOS_POINT(kFillFields);
+      store_release(r->tag, pending);
+      SHMBUS_CHAOS_POINT(kFillPending);
+      return true;
+    }
     const uint64_t gap = with_state(pending, kPending, kGap);
     // relaxed load: only compared; the CAS below decides.
     uint64_t cur = load_relaxed(r->tag);
@@ -105,9 +123,24 @@ struct Producer::Impl {
     uint64_t expected = make_tag(salt, shift, pos, kPending, claimed);
     const uint64_t data = size == claimed ? with_state(expected, kPending, kData)
                                           : make_tag(salt, shift, pos, kData, size);
+    if (single) {
+      // release: the fields and payload (pairs with the consumer's acquire load of the
+      // tag); wake() orders it before the load of data_sleepers.  No CAS: nobody else
+      // writes our pending tag (see begin()).
+      store_release(m->record_at(pos)->tag, data);
+      return true;
+    }
     // seq_cst: release for the fields and payload (pairs with the consumer's acquire
     // load of the tag) and a full fence before wake_data() reads data_sleepers.
     return cas_seq_cst(m->record_at(pos)->tag, expected, data);
+  }
+  // Wakes sleeping consumers after commits (the waker's half of the handshake, ring.h).
+  void wake() noexcept {
+    if (!single) return wake_data(*m);  // the commit CAS was the fence
+    if (!fence_free) std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered after the commit stores by the fence above, or, fence-free, by the
+    // sleeper's membarrier (ring.h); a system call only when a consumer announced itself.
+    if (load_relaxed(h->data_sleepers) != 0) wake_sleepers(*m, Sleepers::kData);
   }
   void account(uint64_t n, uint64_t b, uint64_t ts) noexcept {
     records += n;
@@ -153,6 +186,9 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
     uint32_t v = load_seq_cst(h->space_futex);
     const uint64_t bit = uint64_t{1} << slot_idx;
     announce_sleeper(h->space_sleepers, bit);
+    // Durable consumers commit their positions without a fence: this barrier is the
+    // handshake's other half (ring.h); should it fail, the 1 ms bound below covers it.
+    (void)sleeper_barrier();
     SHMBUS_CHAOS_POINT(kSpaceSleep);
     if (compute_floor(*m, &stuck, end).pos + cap < end)
       futex_wait(&h->space_futex, v, std::chrono::milliseconds(1));
@@ -168,6 +204,9 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     // A forged claim cursor off the 32-byte grid would put records across the end.
     SHMBUS_CHAOS_POINT(kClaimRead);
     if ((c.pos & (kRecordAlign - 1)) != 0 || m->broken()) return PubStatus::kCorrupt;
+    // A child of fork() must not publish beside its parent on plain stores (it opens a
+    // Producer of its own, refused while the parent's lives).
+    if (single && m->inherited()) return PubStatus::kClosed;
     const uint64_t to_end = cap - (c.pos & mask);
     pad = total <= to_end ? 0 : to_end;
     const uint64_t end = c.pos + pad + total;
@@ -183,6 +222,12 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     // on x86 as relaxed would be.
     store_release(slot->claiming, c.pos);
     SHMBUS_CHAOS_POINT(kClaimAdvertised);
+    if (single_store16) {
+      // The only producer: one 16-byte store (ring.h) takes [c.pos, end) and seqs
+      // [c.seq, c.seq + nseq); release (x86 store order): after `claiming` above.
+      store16(&h->claim, PosSeq{end, c.seq + nseq});
+      break;
+    }
     // seq_cst CAS16: takes [c.pos, end) and seqs [c.seq, c.seq + nseq) in one step.
     if (cas16(&h->claim, &c, PosSeq{end, c.seq + nseq})) break;
     // Lost the race: no claim at the position advertised, so stop holding readers back
@@ -237,6 +282,24 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
     RegistryLock lock(*impl->m);
     if (!lock.ok()) return lock.error();
     const uint64_t me = self_owner_word();
+    if (impl->m->single_producer()) {
+      // One producer at a time: a live one (any process, this one too) keeps the stream.
+      // A dead one's slot is reaped below; its last claim is abandoned by the consumers
+      // as any dead producer's is.
+      const uint32_t n = producer_slots_in_use(impl->h);
+      for (uint32_t i = 0; i < n; ++i) {
+        // acquire: pairs with the release store of owner when the slot was taken.
+        const uint64_t owner = load_acquire(impl->m->producer_slot(i)->owner);
+        if (owner != 0 && producer_alive(*impl->m, i))
+          return make_error(Errc::kBusy, "stream '" + std::string(name) +
+                                             "' is a single-producer stream and pid " +
+                                             std::to_string(owner_pid(owner)) +
+                                             " publishes to it; close that producer first");
+      }
+      impl->single = true;
+      impl->single_store16 = avx_store16();
+      impl->fence_free = register_fence_free();
+    }
     // A free slot first, so that `stat` keeps showing dead producers; else reap one.
     for (int pass = 0; pass < 2 && !impl->slot; ++pass) {
       for (uint32_t i = 0; i < kMaxProducers && !impl->slot; ++i) {
@@ -388,7 +451,7 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   // Futex handshake, waker side: after the seq_cst commit CAS, one seq_cst load of
   // data_sleepers; a system call only when a consumer announced itself asleep (its
   // re-check of the tag then sees our commit, or we see its bit: see ring.h).
-  wake_data(*p.m);
+  p.wake();
   SHMBUS_CHAOS_POINT(kCommitWoken);
   return {PubStatus::kOk, seq};
 }
@@ -447,11 +510,11 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
     at += record_span(b.size());
   }
   if (abandoned) {
-    wake_data(*p.m);  // the records that did commit
+    p.wake();  // the records that did commit
     return {PubStatus::kAbandoned, seq};
   }
   p.account(payloads.size(), bytes, ts);
-  wake_data(*p.m);
+  p.wake();
   return {PubStatus::kOk, seq};
 }
 
@@ -510,7 +573,7 @@ PubStatus Claim::commit(size_t size) noexcept {
   if (!p.commit(pos_, data_.size(), size)) return PubStatus::kAbandoned;
   SHMBUS_CHAOS_POINT(kCommitted);
   p.account(1, size, p.clock.now());
-  wake_data(*p.m);
+  p.wake();
   SHMBUS_CHAOS_POINT(kCommitWoken);
   return PubStatus::kOk;
 }

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -64,6 +65,33 @@ uint32_t consumer_index(const StreamMapping& m, const ConsumerSlot* s) {
 }
 
 void Backoff::sched_yield_() { sched_yield(); }
+
+bool avx_store16() noexcept {
+  static const bool ok = __builtin_cpu_supports("avx");
+  return ok;
+}
+
+namespace {
+long membarrier_(int cmd) { return syscall(__NR_membarrier, cmd, 0, 0); }
+// (pid << 2) | 1 registered, | 2 failed; 0 not tried.  Keyed by pid so that a child of
+// fork() registers itself rather than trusting its parent's result.  relaxed: a racing
+// first call registers twice, which the kernel accepts.
+std::atomic<uint64_t> g_barrier_state{0};
+}  // namespace
+
+bool register_fence_free() noexcept {
+  const uint64_t pid = static_cast<uint64_t>(getpid());
+  uint64_t st = load_relaxed(g_barrier_state);
+  if (st == 0 || (st >> 2) != pid) {
+    st = (pid << 2) | (membarrier_(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0 ? 1 : 2);
+    store_relaxed(g_barrier_state, st);
+  }
+  return (st & 3) == 1;
+}
+
+bool sleeper_barrier() noexcept {
+  return membarrier_(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
+}
 
 namespace {
 std::atomic<StopCheck> g_stop_check{nullptr};

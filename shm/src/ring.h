@@ -173,13 +173,55 @@ inline void wake_data(const StreamMapping& m) {
   if (load_seq_cst(m.header()->data_sleepers) != 0)
     wake_sleepers(m, Sleepers::kData);
 }
-// Wakes producers waiting for room.  Call after a seq_cst store of a consumer position.
+// Wakes producers waiting for room.  Call after a seq_cst store of a consumer position,
+// or after a plain one by a process that registered (register_fence_free()).
 inline void wake_space(const StreamMapping& m) {
   // seq_cst: pairs with the producer's seq_cst fetch_or into space_sleepers before it
-  // re-reads the consumer positions (seq_cst) in compute_floor().
+  // re-reads the consumer positions (seq_cst) in compute_floor(); after a plain store,
+  // the producer's sleeper_barrier() between the two orders them instead.  (A plain mov
+  // on x86 either way: the order comes from the store's locked instruction, or the
+  // barrier.)
   if (load_seq_cst(m.header()->space_sleepers) != 0)
     wake_sleepers(m, Sleepers::kSpace);
 }
+
+// ---- hot paths without a locked instruction ----
+//
+// The one producer of a single-producer stream (StreamHeader::flags &
+// kFlagSingleProducer) publishes with plain stores: the claim cursor by one 16-byte
+// store, the tags by release stores.  A durable consumer (of any stream) commits its
+// {position, next_seq} pair by one 16-byte store too: it is the pair's only writer while
+// it holds the slot.  Two things replace what the locked instructions gave:
+//
+// - A 16-byte store that readers see whole: an aligned 16-byte SSE store is atomic on
+//   every x86-64 that has AVX (Intel SDM vol. 3A 9.1.1, AMD APM vol. 2 7.3.2, both since
+//   2021).  Without AVX the CAS16 stays.
+// - The wake-up handshakes (wake_data(), wake_space()): the waker's store and its load of
+//   the sleepers word are not ordered without a fence (store -> load).  A process that
+//   registered with membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)
+//   (register_fence_free()) leaves the fence out; a sleeper that may face such a waker,
+//   after it announced itself and before it re-checks, runs
+//   membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) (sleeper_barrier()): every running thread
+//   of a registered process executes a full barrier inside that call, so either the
+//   waker's store is visible to the re-check or its later load of the sleepers word sees
+//   the bit (the asymmetric form of the same Dekker handshake).  A process whose
+//   registration failed keeps the locked instruction (or a full fence).  A sleeper whose
+//   barrier call fails sleeps at most 1 ms at a time: late, never lost.
+//   Sleepers on data: consumers of single-producer streams; sleepers on space: every
+//   producer (durable consumers of every stream commit fence-free).
+bool avx_store16() noexcept;   // the 16-byte store above is available (cached CPUID)
+inline void store16(PosSeq* p, PosSeq v) noexcept {
+  // release on x86 (stores are not reordered with older stores); "memory": nor by the
+  // compiler.  Callers check avx_store16() first.
+  typedef long long v2di __attribute__((vector_size(16)));
+  const v2di x = {static_cast<long long>(v.pos), static_cast<long long>(v.seq)};
+  asm volatile("movdqa %1, %0" : "=m"(*p) : "x"(x) : "memory");
+}
+// Registers this process once (cached per pid): true if its wakers may leave the fence out.
+bool register_fence_free() noexcept;
+// The sleeper's side: false if the system call failed (the caller must not sleep long).
+// A few microseconds (inter-processor interrupts to the CPUs of registered processes).
+bool sleeper_barrier() noexcept;
 
 inline void cpu_relax() { __builtin_ia32_pause(); }
 

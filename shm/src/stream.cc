@@ -45,6 +45,12 @@ Result<void> create_stream(std::string_view ns, std::string_view name, const Str
                                          std::to_string(o.value()->max_record()) + ", not " +
                                          std::to_string(opts.capacity) + " and " +
                                          std::to_string(want_max));
+  if (o.value()->single_producer() != opts.single_producer)
+    return make_error(Errc::kExists, "stream '" + std::string(name) + "' exists as a " +
+                                         (o.value()->single_producer() ? "single" : "multi") +
+                                         "-producer stream, not as a " +
+                                         (opts.single_producer ? "single" : "multi") +
+                                         "-producer one");
   struct stat st;
   const std::string path = "/dev/shm/" + object_name(ns, name);
   if (lstat(path.c_str(), &st) != 0)
@@ -132,7 +138,8 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
   StreamInfo s;
   s.ns = ns;
   s.name = name;
-  s.layout_version = kLayoutVersion;
+  s.layout_version = m.layout_version();
+  s.single_producer = m.single_producer();
   s.capacity = m.capacity();
   s.max_record = m.max_record();
   s.created_ns = h->created_ns;

@@ -19,6 +19,8 @@ struct Options {
   double seconds = 5;      // chaos phase per round
   uint64_t seed = 0;       // 0: from the clock
   uint64_t abandon_ms = 200;
+  bool single_producer = false;  // a single-producer stream: one producer process at a
+                                 // time (killed and restarted), no producer threads
   uint64_t epsilon_ms = 2000;  // a loaded 2-core machine under ASan; the unfixed bug
                                // held 32 claims (the fewest here) for 32 timeouts
 };

@@ -17,7 +17,7 @@
 //   4. futex: a consumer killed asleep costs at most one futex call; then publish makes
 //      none (the chaos build's futex counter).
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
-//                     [--abandon-ms MS] [--epsilon-ms MS]
+//                     [--abandon-ms MS] [--epsilon-ms MS] [--single-producer]
 //        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive
 //                     (chaos_repro.cc: exit 1 while the defect shows)
 // The phases of a round: chaos_phase.cc, chaos_bounds.cc (chaos_driver.h).
@@ -96,6 +96,7 @@ bool round(const Options& o, int r, uint64_t seed) {
   so.max_record = 512;
   so.abandon_timeout = std::chrono::milliseconds(o.abandon_ms);
   so.consumer_dead_timeout = std::chrono::milliseconds(300);
+  so.single_producer = o.single_producer;
   if (auto c = create_stream(ns, "s", so); !c) {
     std::fprintf(stderr, "chaos: create_stream: %s\n", c.error().message.c_str());
     return false;
@@ -133,13 +134,14 @@ int main(int argc, char** argv) {
     else if (a == "--seed") o.seed = std::strtoull(val(), nullptr, 0);
     else if (a == "--abandon-ms") o.abandon_ms = std::strtoull(val(), nullptr, 0);
     else if (a == "--epsilon-ms") o.epsilon_ms = std::strtoull(val(), nullptr, 0);
+    else if (a == "--single-producer") o.single_producer = true;
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "replay-empty-store")
       return repro_replay_empty_store();
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "fork-keeps-producer-alive")
       return repro_fork_keeps_producer_alive();
     else {
       std::fprintf(stderr, "usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X] "
-                           "[--abandon-ms MS] [--epsilon-ms MS]\n");
+                           "[--abandon-ms MS] [--epsilon-ms MS] [--single-producer]\n");
       return 2;
     }
   }

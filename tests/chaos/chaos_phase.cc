@@ -77,7 +77,11 @@ WaitStrategy random_wait(Rng& rng) {
 // Phase 1 and 2: chaos, then the checks of what every consumer saw.
 void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t round_seed) {
   Shared* s = g_shared;
-  constexpr uint32_t kThreadConsumers = 4, kProcConsumers = 6, kThreadProducers = 2, kProcProducers = 3;
+  constexpr uint32_t kThreadConsumers = 4, kProcConsumers = 6;
+  // A single-producer stream takes one producer at a time: one process, restarted when
+  // killed (the restart follows the reaping, so the dead one's slot is free).
+  const uint32_t kThreadProducers = o.single_producer ? 0 : 2;
+  const uint32_t kProcProducers = o.single_producer ? 1 : 3;
   constexpr uint32_t kReplayers = 2;
   constexpr uint32_t kLogical = kThreadConsumers + kProcConsumers + kReplayers;
   static_assert(kLogical <= kMaxLogical);

@@ -319,6 +319,33 @@ TEST_F(Cli, CtrlCExits130EverywhereAndSigtermStopsCleanly) {
   }
 }
 
+TEST_F(Cli, CreateSingleProducerIsShownAndRefusesASecondProducer) {
+  expect_ok(cli({"create", "sp", "--single-producer"}));
+  expect_ok(cli({"create", "mp"}));
+  EXPECT_EQ(json_raw(cli({"stat", "sp", "--json"}).out, "single_producer"), "true");
+  EXPECT_EQ(json_raw(cli({"stat", "mp", "--json"}).out, "single_producer"), "false");
+  CliResult text = cli({"stat", "sp"});
+  expect_ok(text);
+  EXPECT_NE(text.out.find("single producer"), std::string::npos) << text.out;
+  // Records flow as in any stream.
+  expect_ok(cli({"pub", "sp"}, "a\nb\n"));
+  CliResult t = cli({"tail", "sp", "--count", "2"});
+  expect_ok(t);
+  EXPECT_EQ(t.out, "a\nb\n");
+  // A second producer while one lives: a clear error naming the holder.
+  auto holder = Producer::open(ns_, "sp");
+  ASSERT_TRUE(holder);
+  CliResult second = cli({"pub", "sp"}, "c\n");
+  expect_failure(second, "single-producer stream");
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find(std::to_string(getpid())), std::string::npos) << second.err;
+  holder->close();
+  expect_ok(cli({"pub", "sp"}, "c\n"));
+  // --exist-ok does not turn one kind into the other.
+  expect_failure(cli({"create", "sp", "--exist-ok"}), "single-producer");
+  expect_ok(cli({"create", "sp", "--exist-ok", "--single-producer"}));
+}
+
 TEST_F(Cli, CreateDefaultsTo1MAndSizesSayTheirBase) {
   // One default capacity everywhere: 1M, as Python's create() and StreamOptions.
   expect_ok(cli({"create", "d"}));

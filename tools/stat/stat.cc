@@ -80,6 +80,7 @@ std::string stat_json(const StreamStat& st, const std::function<void(JsonWriter&
   w.begin_object();
   w.key("stream").value(s.name).key("namespace").value(s.ns);
   w.key("layout_version").value(uint64_t{s.layout_version});
+  w.key("single_producer").value(s.single_producer);
   w.key("capacity").value(s.capacity).key("max_record").value(s.max_record);
   w.key("created_ns").value(s.created_ns).key("next_seq").value(s.next_seq);
   w.key("oldest_seq").value(s.oldest_seq).key("tail_pos").value(s.tail_pos);

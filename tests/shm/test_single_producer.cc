@@ -1,0 +1,336 @@
+// Single-producer streams (StreamOptions::single_producer): one producer at a time, which
+// publishes with plain stores; blocking consumers complete the wake-up handshake with
+// membarrier(2).  Each promise of stream.h attacked: a second producer, a kill -9 in the
+// middle of a record, a fork, every publish form across laps, and wake-ups racing sleeps.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "layout.h"
+#include "mapping.h"
+#include "mp_util.h"
+#include "../common/scratch.h"
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Msg;
+
+StreamOptions sp_opts(uint64_t cap = 1 << 16) {
+  StreamOptions so;
+  so.capacity = cap;
+  so.abandon_timeout = 50ms;
+  so.consumer_dead_timeout = 200ms;
+  so.single_producer = true;
+  return so;
+}
+
+Bytes msg_bytes(const Msg& m) { return Bytes(reinterpret_cast<const std::byte*>(&m), sizeof m); }
+
+TEST(SingleProducer, IsRecordedInTheHeaderAndInStat) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", sp_opts()));
+  ASSERT_TRUE(create_stream(ns.ns(), "m", StreamOptions{}));
+  auto s = stream_info(ns.ns(), "s");
+  auto m = stream_info(ns.ns(), "m");
+  ASSERT_TRUE(s && m);
+  EXPECT_TRUE(s->single_producer);
+  EXPECT_EQ(s->layout_version, detail::kLayoutVersion);
+  EXPECT_FALSE(m->single_producer);
+  // A stream without flags keeps the bytes (and version) of layout 4, so that builds
+  // that read only version 4 still open it.
+  EXPECT_EQ(m->layout_version, detail::kLayoutVersionNoFlags);
+  // exist_ok does not turn one kind into the other.
+  StreamOptions again = sp_opts();
+  again.exist_ok = true;
+  EXPECT_TRUE(create_stream(ns.ns(), "s", again));
+  StreamOptions other;
+  other.exist_ok = true;
+  other.capacity = sp_opts().capacity;
+  auto r = create_stream(ns.ns(), "s", other);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("single-producer"), std::string::npos) << r.error().message;
+}
+
+TEST(SingleProducer, UnknownFlagsAndFlagsInVersion4AreRefused) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", sp_opts()));
+  {
+    auto m = StreamMapping::open(ns.ns(), "s", false);
+    ASSERT_TRUE(m);
+    m.value()->header()->flags |= 0x80;
+  }
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code, Errc::kIncompatible);
+  EXPECT_NE(p.error().message.find("flags"), std::string::npos) << p.error().message;
+  {
+    auto m = StreamMapping::open(ns.ns(), "s", true);
+    EXPECT_FALSE(m);
+  }
+  ASSERT_TRUE(create_stream(ns.ns(), "v4", StreamOptions{}));
+  {
+    auto m = StreamMapping::open(ns.ns(), "v4", false);
+    ASSERT_TRUE(m);
+    m.value()->header()->flags = detail::kFlagSingleProducer;  // version 4 has no flags
+  }
+  auto q = Consumer::open(ns.ns(), "v4", ConsumerOptions{});
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.error().code, Errc::kIncompatible);
+}
+
+TEST(SingleProducer, ASecondProducerIsRefusedWhileTheFirstLives) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", sp_opts()));
+  auto p1 = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p1);
+  auto p2 = Producer::open(ns.ns(), "s");  // this process
+  ASSERT_FALSE(p2);
+  EXPECT_EQ(p2.error().code, Errc::kBusy);
+  EXPECT_NE(p2.error().message.find("single-producer"), std::string::npos) << p2.error().message;
+  EXPECT_NE(p2.error().message.find(std::to_string(getpid())), std::string::npos);
+  pid_t other = test::spawn([&] {  // another process
+    auto p = Producer::open(ns.ns(), "s");
+    return !p && p.error().code == Errc::kBusy ? 0 : 1;
+  });
+  EXPECT_EQ(test::reap(other), 0);
+  p1->close();
+  auto p3 = Producer::open(ns.ns(), "s");
+  EXPECT_TRUE(p3);
+  // A multi-producer stream takes many.
+  ASSERT_TRUE(create_stream(ns.ns(), "m", StreamOptions{}));
+  auto a = Producer::open(ns.ns(), "m");
+  auto b = Producer::open(ns.ns(), "m");
+  EXPECT_TRUE(a && b);
+}
+
+// A forked child must not publish with its parent's producer beside it (plain stores
+// from two processes would collide): its publishes are refused, and it cannot open a
+// producer of its own while the parent's lives.
+TEST(SingleProducer, AForkedChildDoesNotPublishBesideItsParent) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", sp_opts()));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(p->publish(std::string_view("before")).ok());
+  pid_t child = test::spawn([&] {
+    if (p->publish(std::string_view("child")).status != PubStatus::kClosed) return 1;
+    auto own = Producer::open(ns.ns(), "s");
+    if (own || own.error().code != Errc::kBusy) return 2;
+    return 0;
+  });
+  EXPECT_EQ(test::reap(child), 0);
+  ASSERT_TRUE(p->publish(std::string_view("after")).ok());
+  auto c = Consumer::open(ns.ns(), "s", ConsumerOptions{});
+  ASSERT_TRUE(c);
+  Record r;
+  ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
+  EXPECT_EQ(r.seq, 0u);
+  ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
+  EXPECT_EQ(r.seq, 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(r.data.data()), r.data.size()), "after");
+}
+
+// Every publish form, records of every size class, many laps and wraps of a small ring:
+// a durable group and a tailing reader see each sequence once, in order, intact; aborted
+// claims are gaps.
+TEST(SingleProducer, EveryPublishFormAcrossLapsArrivesIntact) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", sp_opts(1 << 14)));
+  ConsumerOptions dc;
+  dc.group = "g";
+  dc.wait = WaitStrategy::kBusySpin;
+  auto d = Consumer::open(ns.ns(), "s", dc);
+  ASSERT_TRUE(d);
+  constexpr uint64_t kRecords = 60000;
+  std::atomic<uint64_t> expected_gaps{0};
+  std::atomic<bool> failed{false};
+  std::thread producer([&] {
+    auto p = Producer::open(ns.ns(), "s");
+    if (!p) { failed = true; return; }
+    std::mt19937_64 rng(7);
+    std::vector<std::byte> buf(1500);
+    uint64_t i = 0;
+    auto fill = [&](std::byte* to, size_t n, uint64_t seq) {
+      for (size_t k = 0; k < n; ++k) to[k] = std::byte(static_cast<uint8_t>(seq * 31 + k));
+    };
+    while (i < kRecords && !failed) {
+      const uint64_t op = rng() % 10;
+      const size_t n = 8 + rng() % (op < 5 ? 64 : 1400);
+      if (op < 5) {
+        fill(buf.data(), n, i);
+        const PubResult r = p->publish(Bytes(buf.data(), n));
+        if (!r.ok() || r.seq != i) failed = true;
+        ++i;
+      } else if (op < 7) {
+        const size_t k = 1 + rng() % 16;
+        std::vector<std::vector<std::byte>> bs(k);
+        std::vector<Bytes> views;
+        for (size_t j = 0; j < k; ++j) {
+          bs[j].resize(8 + rng() % 200);
+          fill(bs[j].data(), bs[j].size(), i + j);
+          views.emplace_back(bs[j].data(), bs[j].size());
+        }
+        const PubResult r = p->publish_batch(views);
+        if (!r.ok() || r.seq != i) failed = true;
+        i += k;
+      } else {
+        PubStatus st;
+        Claim cl = p->claim(n, 0, &st);
+        if (st != PubStatus::kOk) { failed = true; break; }
+        const size_t used = op == 9 ? n / 2 : n;
+        fill(cl.data().data(), used, i);
+        if (op == 8) {
+          if (cl.abort() != PubStatus::kOk) failed = true;
+          ++expected_gaps;
+        } else if (cl.commit(used) != PubStatus::kOk) {
+          failed = true;
+        }
+        ++i;
+      }
+    }
+  });
+  uint64_t next = 0, gaps_seen = 0;
+  Record r;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (!failed && next < kRecords && std::chrono::steady_clock::now() < deadline) {
+    const ReadStatus st = d->poll(&r, 100ms);
+    if (st == ReadStatus::kTimeout) continue;
+    ASSERT_EQ(st, ReadStatus::kOk);
+    ASSERT_GE(r.seq, next);
+    gaps_seen += r.seq - next;
+    for (size_t k = 0; k < r.data.size(); ++k)
+      ASSERT_EQ(r.data[k], std::byte(static_cast<uint8_t>(r.seq * 31 + k))) << r.seq << " byte " << k;
+    next = r.seq + 1;
+  }
+  producer.join();
+  EXPECT_FALSE(failed.load());
+  // The last records may be aborted claims: nothing after them to show the gap.
+  EXPECT_GE(next + 64, kRecords);
+  EXPECT_LE(gaps_seen, expected_gaps.load());
+  EXPECT_EQ(gaps_seen, d->gaps());
+}
+
+// kill -9 of the producer in the middle of a record (its pending tag written; its
+// payload written too): the next producer (another process) takes the stream over; the
+// dead claim becomes one gap within the abandon timeout; every other record arrives
+// intact.  (Kills at every other step of a publish: chaos_bounded_single_producer.)
+TEST(SingleProducer, KilledInTheMiddleOfARecordTheNextProducerTakesOver) {
+  for (int where = 0; where < 2; ++where) {
+    SCOPED_TRACE(where);
+    test::ScopedNs ns;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", sp_opts()));
+    ConsumerOptions co;
+    co.group = "g";
+    auto c = Consumer::open(ns.ns(), "s", co);
+    ASSERT_TRUE(c);
+    test::Pipe ready;
+    pid_t victim = test::spawn([&] {
+      auto p = Producer::open(ns.ns(), "s");
+      if (!p) return 1;
+      for (uint64_t i = 0; i < 100; ++i) {
+        Msg m{1, 0, i, test::msg_check(1, i)};
+        if (!p->publish(msg_bytes(m)).ok()) return 2;
+      }
+      PubStatus st;
+      Claim cl = p->claim(sizeof(Msg), 0, &st);  // pending tag written
+      if (where == 1) std::memset(cl.data().data(), 0xab, sizeof(Msg));  // payload too
+      char one = 1;
+      ready.put(&one, 1);
+      pause();
+      return 0;
+    });
+    char one;
+    ASSERT_TRUE(ready.get(&one, 1));
+    kill(victim, SIGKILL);
+    EXPECT_EQ(test::reap(victim), 128 + SIGKILL);
+    auto p = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(p) << p.error().message;
+    const auto t0 = std::chrono::steady_clock::now();
+    Record rec;
+    auto read_one = [&](uint64_t want) {
+      ASSERT_EQ(c->poll(&rec, 2s), ReadStatus::kOk) << want;
+      ASSERT_EQ(rec.seq, want);
+      Msg m;
+      ASSERT_EQ(rec.data.size(), sizeof m);
+      std::memcpy(&m, rec.data.data(), sizeof m);
+      ASSERT_EQ(m.check, test::msg_check(m.producer, m.index));
+    };
+    for (uint64_t i = 0; i < 100; ++i) read_one(i);
+    // Several laps' worth: the new producer must get past the dead claim (seq 100).
+    for (uint64_t i = 0; i < 5000; ++i) {
+      Msg m{2, 0, i, test::msg_check(2, i)};
+      ASSERT_TRUE(p->publish(msg_bytes(m)).ok()) << i;
+      read_one(101 + i);
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+    EXPECT_EQ(c->gaps(), 1u);
+    EXPECT_EQ(stream_info(ns.ns(), "s")->abandoned, 1u);
+  }
+}
+
+// The wake-up handshake without a fence on the producer's side: a blocking consumer in
+// another process goes to sleep before each record; the producer publishes at once when
+// it sees the consumer's sleeper bit (and at small random delays after it), the race
+// window of a lost wake-up.  A lost one would cost the consumer its whole nap (100 ms):
+// no round may come near that.
+TEST(SingleProducer, BlockingConsumerIsWokenForEveryRecord) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", sp_opts()));
+  constexpr uint64_t kRounds = 400;
+  test::Pipe acks;
+  pid_t consumer = test::spawn([&] {
+    ConsumerOptions co;
+    co.group = "g";
+    co.wait = WaitStrategy::kBlock;
+    auto c = Consumer::open(ns.ns(), "s", co);
+    if (!c) return 1;
+    Record r;
+    for (uint64_t i = 0; i < kRounds; ++i) {
+      if (c->poll(&r, 20s) != ReadStatus::kOk || r.seq != i) return 2;
+      acks.put(&i, sizeof i);
+    }
+    return 0;
+  });
+  auto mr = StreamMapping::open(ns.ns(), "s", true);
+  ASSERT_TRUE(mr);
+  detail::StreamHeader* h = mr.value()->header();
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  std::mt19937_64 rng(11);
+  uint64_t slow = 0;
+  auto worst = std::chrono::nanoseconds(0);
+  for (uint64_t i = 0; i < kRounds; ++i) {
+    // Every other round: wait until the consumer announced itself asleep (its bit),
+    // then publish after 0..4000 pauses; else publish after 0..40000 pauses from its
+    // last ack, somewhere in its spinning, yielding, announcing or sleeping.
+    const bool after_bit = i % 2 == 0;
+    const auto wait_until = std::chrono::steady_clock::now() + 10s;
+    while (after_bit && h->data_sleepers.load(std::memory_order_seq_cst) == 0 &&
+           std::chrono::steady_clock::now() < wait_until) {
+    }
+    const uint32_t spins = static_cast<uint32_t>(rng() % (after_bit ? 4000 : 40000));
+    for (uint32_t k = 0; k < spins; ++k) __builtin_ia32_pause();
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(p->publish(std::string_view("x")).ok());
+    uint64_t got = ~0ULL;
+    ASSERT_TRUE(acks.get(&got, sizeof got, 30s));
+    ASSERT_EQ(got, i);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    worst = std::max(worst, std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+    if (took >= 90ms) ++slow;
+  }
+  EXPECT_EQ(test::reap(consumer), 0);
+  EXPECT_EQ(slow, 0u) << "rounds that took a nap (a lost wake-up); worst "
+                      << std::chrono::duration_cast<std::chrono::microseconds>(worst).count() << " us";
+}
+
+}  // namespace
+}  // namespace shmbus
