@@ -133,10 +133,11 @@ class ShmbusTransport final : public Transport {
       case ShmbusMode::kDurableClaim: return "shmbus durable (claim/commit)";
       case ShmbusMode::kDurableBlock: return "shmbus durable, kBlock consumer";
       case ShmbusMode::kDurableBatch: return "shmbus durable (publish_batch of 32)";
+      case ShmbusMode::kDurableSingle: return "shmbus durable, single-producer stream (publish)";
     }
     return "shmbus";
   }
-  bool multi_producer() const override { return true; }
+  bool multi_producer() const override { return mode_ != ShmbusMode::kDurableSingle; }
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
     cleanup();
@@ -144,6 +145,7 @@ class ShmbusTransport final : public Transport {
     shmbus::StreamOptions o;
     o.capacity = spec.latency ? (1u << 20) : (4u << 20);
     o.max_record = kMaxRecord;
+    o.single_producer = mode_ == ShmbusMode::kDurableSingle;
     for (int c = 0; c < spec.channels; ++c) {
       const std::string name = stream(c);
       if (auto r = shmbus::create_stream(ns_, name, o); !r) {
@@ -199,7 +201,7 @@ class ShmbusTransport final : public Transport {
 
  private:
   std::string stream(int ch) const {
-    static constexpr const char* kPrefix[] = {"d", "t", "c", "k", "b"};  // by mode: never clash
+    static constexpr const char* kPrefix[] = {"d", "t", "c", "k", "b", "s"};  // by mode: never clash
     return kPrefix[int(mode_)] + std::to_string(run_) + "-ch" + std::to_string(ch);
   }
   ShmbusMode mode_;

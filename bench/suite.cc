@@ -341,11 +341,14 @@ Report run_suite(const SuiteOptions& o) {
   auto claim = make_shmbus(ShmbusMode::kDurableClaim);
   auto block = make_shmbus(ShmbusMode::kDurableBlock);
   auto batch = make_shmbus(ShmbusMode::kDurableBatch);
+  auto single = make_shmbus(ShmbusMode::kDurableSingle);
   auto futex = make_futex();
   if (selected(o, shmbus->name()))
     r.idx.shmbus = plan.add_transport(*shmbus, true, true, 1, {}, false, kSizesAll);
   if (selected(o, tailing->name())) plan.add_transport(*tailing, true, true);
   if (selected(o, claim->name())) plan.add_transport(*claim, false, true);
+  if (selected(o, single->name()))
+    r.idx.shmbus_single = plan.add_transport(*single, true, true, 1, {}, false, kSizesAll);
   if (selected(o, shmbus->name())) {
     plan.add_transport(*shmbus, false, true, 2,
                        "shmbus durable, 2 producers -> 1 consumer (oversubscribed)");

@@ -85,7 +85,8 @@ std::unique_ptr<Transport> make_unavailable(std::string name, std::string reason
 // kDurableBlock: the consumer waits with the default WaitStrategy::kBlock (spin, yield,
 // futex sleep) instead of busy-spinning.  kDurableBatch: the sender gathers 32 records
 // and publishes them with one publish_batch() (throughput only).
-enum class ShmbusMode : uint8_t { kDurable, kTailing, kDurableClaim, kDurableBlock, kDurableBatch };
+enum class ShmbusMode : uint8_t { kDurable, kTailing, kDurableClaim, kDurableBlock, kDurableBatch,
+                                  kDurableSingle };
 inline constexpr size_t kShmbusBatch = 32;
 std::unique_ptr<Transport> make_shmbus(ShmbusMode mode);
 
