@@ -134,10 +134,14 @@ class ShmbusTransport final : public Transport {
       case ShmbusMode::kDurableBlock: return "shmbus durable, kBlock consumer";
       case ShmbusMode::kDurableBatch: return "shmbus durable (publish_batch of 32)";
       case ShmbusMode::kDurableSingle: return "shmbus durable, single-producer stream (publish)";
+      case ShmbusMode::kDurableSingleBatch:
+        return "shmbus durable, single-producer stream (publish_batch of 32)";
     }
     return "shmbus";
   }
-  bool multi_producer() const override { return mode_ != ShmbusMode::kDurableSingle; }
+  bool multi_producer() const override {
+    return mode_ != ShmbusMode::kDurableSingle && mode_ != ShmbusMode::kDurableSingleBatch;
+  }
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
     cleanup();
@@ -145,7 +149,8 @@ class ShmbusTransport final : public Transport {
     shmbus::StreamOptions o;
     o.capacity = spec.latency ? (1u << 20) : (4u << 20);
     o.max_record = kMaxRecord;
-    o.single_producer = mode_ == ShmbusMode::kDurableSingle;
+    o.single_producer =
+        mode_ == ShmbusMode::kDurableSingle || mode_ == ShmbusMode::kDurableSingleBatch;
     for (int c = 0; c < spec.channels; ++c) {
       const std::string name = stream(c);
       if (auto r = shmbus::create_stream(ns_, name, o); !r) {
@@ -169,7 +174,8 @@ class ShmbusTransport final : public Transport {
     }
     return std::make_unique<ShmbusSender>(std::move(p).value(),
                                           mode_ == ShmbusMode::kDurableClaim,
-                                          mode_ == ShmbusMode::kDurableBatch);
+                                          mode_ == ShmbusMode::kDurableBatch ||
+                                              mode_ == ShmbusMode::kDurableSingleBatch);
   }
 
   std::unique_ptr<Receiver> open_receiver(int ch, std::string* err) override {
@@ -201,7 +207,7 @@ class ShmbusTransport final : public Transport {
 
  private:
   std::string stream(int ch) const {
-    static constexpr const char* kPrefix[] = {"d", "t", "c", "k", "b", "s"};  // by mode: never clash
+    static constexpr const char* kPrefix[] = {"d", "t", "c", "k", "b", "s", "sb"};  // by mode: never clash
     return kPrefix[int(mode_)] + std::to_string(run_) + "-ch" + std::to_string(ch);
   }
   ShmbusMode mode_;

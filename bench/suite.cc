@@ -342,6 +342,7 @@ Report run_suite(const SuiteOptions& o) {
   auto block = make_shmbus(ShmbusMode::kDurableBlock);
   auto batch = make_shmbus(ShmbusMode::kDurableBatch);
   auto single = make_shmbus(ShmbusMode::kDurableSingle);
+  auto single_batch = make_shmbus(ShmbusMode::kDurableSingleBatch);
   auto futex = make_futex();
   if (selected(o, shmbus->name()))
     r.idx.shmbus = plan.add_transport(*shmbus, true, true, 1, {}, false, kSizesAll);
@@ -356,6 +357,8 @@ Report run_suite(const SuiteOptions& o) {
   }
   if (selected(o, batch->name() + " batch"))
     r.idx.shmbus_batch = plan.add_transport(*batch, false, true, 1, {}, false, 0b0011);
+  if (selected(o, single_batch->name() + " batch"))
+    r.idx.shmbus_single_batch = plan.add_transport(*single_batch, false, true, 1, {}, false, 0b0011);
   // The kBlock rows and their raw futex baseline run together (the target needs both).
   if (selected(o, block->name() + " wake") || selected(o, futex->name())) {
     r.idx.block_stream = plan.add_stream(*block);

@@ -86,7 +86,7 @@ std::unique_ptr<Transport> make_unavailable(std::string name, std::string reason
 // futex sleep) instead of busy-spinning.  kDurableBatch: the sender gathers 32 records
 // and publishes them with one publish_batch() (throughput only).
 enum class ShmbusMode : uint8_t { kDurable, kTailing, kDurableClaim, kDurableBlock, kDurableBatch,
-                                  kDurableSingle };
+                                  kDurableSingle, kDurableSingleBatch };
 inline constexpr size_t kShmbusBatch = 32;
 std::unique_ptr<Transport> make_shmbus(ShmbusMode mode);
 

@@ -44,6 +44,10 @@ struct Producer::Impl {
   // 16-byte store (store16), tags by plain stores, and, once this process registered its
   // membarrier, no fence before the load of data_sleepers.
   bool single = false, single_store16 = false, fence_free = false;
+  // Single: the claim cursor as this producer last wrote it (it is its only writer), so
+  // that a publish never loads the cursor's line, which consumers read now and then
+  // (a load that missed would wait a whole cache-line transfer).
+  PosSeq next{0, 0};
   Stuck stuck;
   uint64_t records = 0, bytes = 0;
   FastClock clock;  // record timestamps
@@ -198,7 +202,7 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
 
 PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_pos,
                                   uint64_t* seq) noexcept {
-  PosSeq c = read_posseq(&h->claim);
+  PosSeq c = single ? next : read_posseq(&h->claim);
   uint64_t pad;
   for (;;) {
     // A forged claim cursor off the 32-byte grid would put records across the end.
@@ -213,7 +217,7 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     if (end > limit) {
       claimed();  // not claiming while waiting for room
       if (PubStatus s = make_room(end); s != PubStatus::kOk) return s;
-      c = read_posseq(&h->claim);
+      c = single ? next : read_posseq(&h->claim);
       continue;
     }
     // release: after the pending tags of this producer's previous claim (pairs with the
@@ -230,10 +234,16 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     }
     // seq_cst CAS16: takes [c.pos, end) and seqs [c.seq, c.seq + nseq) in one step.
     if (cas16(&h->claim, &c, PosSeq{end, c.seq + nseq})) break;
+    // A single producer loses only to a forged cursor: refuse it (as one off the grid).
+    if (single) {
+      claimed();
+      return PubStatus::kCorrupt;
+    }
     // Lost the race: no claim at the position advertised, so stop holding readers back
     // there (labelled_below()) should this thread be preempted before it tries again.
     claimed();
   }
+  if (single) next = PosSeq{c.pos + pad + total, c.seq + nseq};
   SHMBUS_CHAOS_POINT(kClaimTaken);
   if (pad) {
     // release: a pad carries no payload; consumers read it through the acquire of its
@@ -299,6 +309,8 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
       impl->single = true;
       impl->single_store16 = avx_store16();
       impl->fence_free = register_fence_free();
+      // Final: no other producer lives (a dead one's last claim ended there).
+      impl->next = read_posseq(&impl->h->claim);
     }
     // A free slot first, so that `stat` keeps showing dead producers; else reap one.
     for (int pass = 0; pass < 2 && !impl->slot; ++pass) {
