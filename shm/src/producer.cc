@@ -572,9 +572,20 @@ Claim::~Claim() {
 
 PubStatus Claim::commit() noexcept { return commit(data_.size()); }
 
+// A child of fork() leaves its parent's claims on a single-producer stream alone: with
+// plain stores, parent and child could both commit one record (with two sizes).  The
+// claim stays its parent's (whose copy of it commits or aborts it).
+static bool parents_single_claim(const std::shared_ptr<Producer::Impl>& p) noexcept {
+  return p->single && p->m->inherited();
+}
+
 PubStatus Claim::commit(size_t size) noexcept {
   if (!producer_) return PubStatus::kClosed;
   if (size > data_.size()) return PubStatus::kTooLarge;
+  if (parents_single_claim(producer_)) {
+    producer_.reset();
+    return PubStatus::kClosed;
+  }
   if (load_relaxed(producer_->closed)) {  // its producer is gone
     (void)abort();
     return PubStatus::kClosed;
@@ -593,6 +604,10 @@ PubStatus Claim::commit(size_t size) noexcept {
 
 PubStatus Claim::abort() noexcept {
   if (!producer_) return PubStatus::kClosed;
+  if (parents_single_claim(producer_)) {
+    producer_.reset();
+    return PubStatus::kClosed;
+  }
   std::shared_ptr<Producer::Impl> held = std::move(producer_);
   producer_.reset();
   Producer::Impl& p = *held;

@@ -120,14 +120,27 @@ TEST(SingleProducer, AForkedChildDoesNotPublishBesideItsParent) {
   auto p = Producer::open(ns.ns(), "s");
   ASSERT_TRUE(p);
   ASSERT_TRUE(p->publish(std::string_view("before")).ok());
+  // A claim open across the fork stays the parent's: the child can neither commit nor
+  // abort it (nor does its copy abort it when destroyed).
+  PubStatus st;
+  Claim open = p->claim(5, 0, &st);
+  ASSERT_EQ(st, PubStatus::kOk);
+  std::memcpy(open.data().data(), "after", 5);
   pid_t child = test::spawn([&] {
     if (p->publish(std::string_view("child")).status != PubStatus::kClosed) return 1;
     auto own = Producer::open(ns.ns(), "s");
     if (own || own.error().code != Errc::kBusy) return 2;
+    std::memcpy(open.data().data(), "CHILD", 5);  // the ring is shared: the parent
+                                                  // writes its bytes again below
+    if (open.commit(3) != PubStatus::kClosed) return 3;
+    PubStatus cs;
+    Claim mine = p->claim(4, 0, &cs);
+    if (cs != PubStatus::kClosed) return 4;
     return 0;
   });
   EXPECT_EQ(test::reap(child), 0);
-  ASSERT_TRUE(p->publish(std::string_view("after")).ok());
+  std::memcpy(open.data().data(), "after", 5);
+  ASSERT_EQ(open.commit(), PubStatus::kOk);
   auto c = Consumer::open(ns.ns(), "s", ConsumerOptions{});
   ASSERT_TRUE(c);
   Record r;
