@@ -240,7 +240,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   c.max_record = c.m->max_record();
   c.opts = opts;
   c.durable = durable;
-  c.fence_free = durable && avx_store16() && register_fence_free();
+  c.fence_free = durable && c.m->plain_commits() && avx_store16() && register_fence_free();
 
   // Where to start.
   uint64_t evicted_owed = ~0ULL;

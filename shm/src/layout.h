@@ -25,14 +25,19 @@ inline constexpr uint32_t kLayoutVersion = 5;  // 3: capacity-relative lap tag, 
                                                //    consumer_retention_ns, evicted_lost
                                                // 4: producer_hwm (was reserved5)
                                                // 5: flags (was reserved0)
-// A stream without flags is written as version 4 (its bytes are version 4's: flags was
-// reserved0, always 0), so that builds reading only version 4 keep opening it; a stream
-// with a flag is version 5, which they refuse (they would not honour the flag).
-inline constexpr uint32_t kLayoutVersionNoFlags = 4;
+// Version 4 streams (flags 0: it was reserved0) are still opened and used as version 4
+// asks (CAS16 commits by durable consumers); this build creates version 5 only, which
+// builds that read only version 4 refuse (they would not honour the flags).
+inline constexpr uint32_t kLayoutVersion4 = 4;
 // StreamHeader::flags
 inline constexpr uint32_t kFlagSingleProducer = 1;  // one producer at a time; it publishes
                                                     // with plain stores (producer.cc)
-inline constexpr uint32_t kKnownFlags = kFlagSingleProducer;
+inline constexpr uint32_t kFlagPlainCommits = 2;    // durable consumers commit by a plain
+                                                    // 16-byte store; producers barrier
+                                                    // before sleeping for room (ring.h).
+                                                    // Set on every stream this build
+                                                    // creates.
+inline constexpr uint32_t kKnownFlags = kFlagSingleProducer | kFlagPlainCommits;
 inline constexpr uint64_t kMinCapacity = 4096;
 inline constexpr uint64_t kMaxCapacity = 1ULL << 32;        // 4 GiB
 inline constexpr uint32_t kMaxProducers = 64;

@@ -245,16 +245,16 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   h->max_producers = kMaxProducers;
   h->max_consumers = kMaxConsumers;
   h->creator_pid = static_cast<uint32_t>(getpid());
-  h->flags = opts.single_producer ? kFlagSingleProducer : 0;
+  h->flags = kFlagPlainCommits | (opts.single_producer ? kFlagSingleProducer : 0);
   h->ns_len = static_cast<uint32_t>(ns.size());
   h->stream_len = static_cast<uint32_t>(name.size());
   std::memcpy(h->ns, ns.data(), ns.size());
   std::memcpy(h->stream, name.data(), name.size());
   // release: pairs with the acquire load in open(); everything above is visible first.
-  h->version.store(h->flags ? kLayoutVersion : kLayoutVersionNoFlags, std::memory_order_release);
+  h->version.store(kLayoutVersion, std::memory_order_release);
   m->hdr_ = h;
   m->flags_ = h->flags;
-  m->version_ = h->flags ? kLayoutVersion : kLayoutVersionNoFlags;
+  m->version_ = kLayoutVersion;
   m->data_ = reinterpret_cast<std::byte*>(h) + kDataOff;
   m->capacity_ = cap;
   m->max_record_ = max_rec;
@@ -481,14 +481,14 @@ Result<void> StreamMapping::validate(uint64_t file_size) {
   if (v == 0)
     return make_error(Errc::kCorrupt, what + " was never finished by its creator (it died while "
                                              "creating it); remove it with shmbus rm --force");
-  if (v != kLayoutVersion && v != kLayoutVersionNoFlags)
+  if (v != kLayoutVersion && v != kLayoutVersion4)
     return make_error(Errc::kIncompatible, what + " has layout version " + std::to_string(v) +
                                                "; this build reads versions " +
-                                               std::to_string(kLayoutVersionNoFlags) + " and " +
+                                               std::to_string(kLayoutVersion4) + " and " +
                                                std::to_string(kLayoutVersion));
   // Read once: the copy is what this handle honours, whatever the header says later.
   const uint32_t flags = hdr_->flags;
-  if ((v == kLayoutVersionNoFlags && flags != 0) || (flags & ~kKnownFlags) != 0)
+  if ((v == kLayoutVersion4 && flags != 0) || (flags & ~kKnownFlags) != 0)
     return make_error(Errc::kIncompatible, what + " has flags " + std::to_string(flags) +
                                                " that this build does not know (layout version " +
                                                std::to_string(v) + ")");

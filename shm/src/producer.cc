@@ -142,6 +142,10 @@ struct Producer::Impl {
   void wake() noexcept {
     if (!single) return wake_data(*m);  // the commit CAS was the fence
     if (!fence_free) std::atomic_thread_fence(std::memory_order_seq_cst);
+    // Fence-free, the compiler must still keep the load below after the commit store
+    // (C++ alone would let it move the relaxed load up): the membarrier orders the two
+    // only as the instructions stand.
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     // relaxed: ordered after the commit stores by the fence above, or, fence-free, by the
     // sleeper's membarrier (ring.h); a system call only when a consumer announced itself.
     if (load_relaxed(h->data_sleepers) != 0) wake_sleepers(*m, Sleepers::kData);
@@ -190,9 +194,10 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
     uint32_t v = load_seq_cst(h->space_futex);
     const uint64_t bit = uint64_t{1} << slot_idx;
     announce_sleeper(h->space_sleepers, bit);
-    // Durable consumers commit their positions without a fence: this barrier is the
-    // handshake's other half (ring.h); should it fail, the 1 ms bound below covers it.
-    (void)sleeper_barrier();
+    // Durable consumers commit their positions without a fence (plain_commits()): this
+    // barrier is the handshake's other half (ring.h); should it fail, the 1 ms bound
+    // below covers it.
+    if (m->plain_commits()) (void)sleeper_barrier();
     SHMBUS_CHAOS_POINT(kSpaceSleep);
     if (compute_floor(*m, &stuck, end).pos + cap < end)
       futex_wait(&h->space_futex, v, std::chrono::milliseconds(1));

@@ -12,7 +12,7 @@ TEST(Layout, SizesAndOffsetsArePinned) {
   EXPECT_EQ(sizeof(ConsumerSlot), 256u);
   EXPECT_EQ(kDataOff, 28672u);
   EXPECT_EQ(kLayoutVersion, 5u);
-  EXPECT_EQ(kLayoutVersionNoFlags, 4u);
+  EXPECT_EQ(kLayoutVersion4, 4u);  // still read
   EXPECT_EQ(offsetof(StreamHeader, flags), 84u);
   EXPECT_EQ(offsetof(StreamHeader, producer_hwm), 724u);  // version 4
   EXPECT_EQ(offsetof(StreamHeader, gap_log_next), 3600u);  // the gap log (version 3)

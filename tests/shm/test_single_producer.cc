@@ -44,9 +44,7 @@ TEST(SingleProducer, IsRecordedInTheHeaderAndInStat) {
   EXPECT_TRUE(s->single_producer);
   EXPECT_EQ(s->layout_version, detail::kLayoutVersion);
   EXPECT_FALSE(m->single_producer);
-  // A stream without flags keeps the bytes (and version) of layout 4, so that builds
-  // that read only version 4 still open it.
-  EXPECT_EQ(m->layout_version, detail::kLayoutVersionNoFlags);
+  EXPECT_EQ(m->layout_version, detail::kLayoutVersion);  // every new stream: plain commits
   // exist_ok does not turn one kind into the other.
   StreamOptions again = sp_opts();
   again.exist_ok = true;
@@ -75,12 +73,29 @@ TEST(SingleProducer, UnknownFlagsAndFlagsInVersion4AreRefused) {
     auto m = StreamMapping::open(ns.ns(), "s", true);
     EXPECT_FALSE(m);
   }
+  // A version 4 stream (an older build's: flags 0) is still used, as version 4 asks
+  // (its producers may be of that build); with a flag it is refused.
   ASSERT_TRUE(create_stream(ns.ns(), "v4", StreamOptions{}));
+  auto m4 = StreamMapping::open(ns.ns(), "v4", false);
+  ASSERT_TRUE(m4);
+  m4.value()->header()->flags = 0;
+  m4.value()->header()->version.store(detail::kLayoutVersion4);
   {
-    auto m = StreamMapping::open(ns.ns(), "v4", false);
-    ASSERT_TRUE(m);
-    m.value()->header()->flags = detail::kFlagSingleProducer;  // version 4 has no flags
+    auto p4 = Producer::open(ns.ns(), "v4");
+    ConsumerOptions co;
+    co.group = "g";
+    auto c4 = Consumer::open(ns.ns(), "v4", co);
+    ASSERT_TRUE(p4 && c4);
+    auto info = stream_info(ns.ns(), "v4");
+    EXPECT_EQ(info->layout_version, detail::kLayoutVersion4);
+    for (uint64_t i = 0; i < 3000; ++i) {  // laps of the 64 KiB ring: commits and floors
+      ASSERT_TRUE(p4->publish(std::string_view("v4 record")).ok());
+      Record r;
+      ASSERT_EQ(c4->poll(&r, 1s), ReadStatus::kOk);
+      ASSERT_EQ(r.seq, i);
+    }
   }
+  m4.value()->header()->flags = detail::kFlagSingleProducer;  // version 4 has no flags
   auto q = Consumer::open(ns.ns(), "v4", ConsumerOptions{});
   ASSERT_FALSE(q);
   EXPECT_EQ(q.error().code, Errc::kIncompatible);
