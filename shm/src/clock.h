@@ -7,7 +7,6 @@
 // Without an invariant TSC it is clock_gettime.
 #pragma once
 
-#include <time.h>
 #include <x86intrin.h>
 
 #include <cstdint>
@@ -41,17 +40,7 @@ TscSample tsc_sample(int tries) noexcept;
 class FastClock {
  public:
   FastClock() : cal_(&tsc_calibration()) {}
-  // The kernel's coarse clock instead (ProducerOptions::clock, RecordClock::kCoarse).
-  void set_coarse(bool coarse) noexcept { coarse_ = coarse; }
   uint64_t now() noexcept {
-    if (coarse_) {
-      timespec ts;
-      clock_gettime(CLOCK_REALTIME_COARSE, &ts);  // vDSO: no system call
-      const uint64_t t = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
-                         static_cast<uint64_t>(ts.tv_nsec);
-      if (t > last_) last_ = t;
-      return last_;
-    }
     if (!cal_->usable) return now_ns();
     uint64_t d = ordered_tsc() - base_tsc_;
     if (d > cal_->reanchor_ticks) {
@@ -73,7 +62,6 @@ class FastClock {
     base_tsc_ = s.tsc;
   }
   const TscCalibration* cal_;
-  bool coarse_ = false;
   uint64_t base_tsc_ = 0;   // 0: the first now() anchors (d is huge)
   uint64_t base_ns_ = 0;
   uint64_t last_ = 0;

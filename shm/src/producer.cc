@@ -293,7 +293,6 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
   impl->salt = impl->m->salt();
   impl->shift = impl->m->lap_shift();
   impl->opts = opts;
-  impl->clock.set_coarse(opts.clock == RecordClock::kCoarse);
   {
     RegistryLock lock(*impl->m);
     if (!lock.ok()) return lock.error();

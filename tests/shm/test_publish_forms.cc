@@ -6,8 +6,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <thread>
-#include <chrono>
 
 #include "../common/scratch.h"
 #include "ring_util.h"
@@ -69,46 +67,6 @@ static_assert(!Publishable<const char (&)[3], size_t>);
 static_assert(Publishable<const char (&)[3], size_t, uint32_t>);
 static_assert(Publishable<const char (&)[3]>);
 static_assert(Publishable<const unsigned char (&)[3], size_t>);
-
-// RecordClock::kCoarse stamps from the kernel's coarse wall clock: within a timer tick
-// (at most 10 ms here, generously) of the precise clock, never decreasing, and the same
-// on every publish form.
-TEST(PublishForms, CoarseClockStampsWithinATickAndNeverBackwards) {
-  test::ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", small(1 << 16)));
-  ProducerOptions po;
-  po.clock = RecordClock::kCoarse;
-  auto p = Producer::open(ns.ns(), "s", po);
-  ASSERT_TRUE(p) << p.error().message;
-  auto c = Consumer::open(ns.ns(), "s", tailing());
-  ASSERT_TRUE(c);
-  auto wall = [] {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
-  };
-  uint64_t last = 0;
-  for (int round = 0; round < 20; ++round) {
-    const uint64_t before = wall();
-    ASSERT_TRUE(p->publish(std::string_view("x")).ok());
-    const Bytes parts[] = {Bytes(), Bytes()};
-    ASSERT_TRUE(p->publish_batch(parts).ok());
-    PubStatus st;
-    Claim cl = p->claim(1, 0, &st);
-    ASSERT_EQ(st, PubStatus::kOk);
-    ASSERT_EQ(cl.commit(), PubStatus::kOk);
-    const uint64_t after = wall();
-    for (int k = 0; k < 4; ++k) {
-      Record r;
-      ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
-      EXPECT_GE(r.ts_ns, last);
-      EXPECT_LE(r.ts_ns, after);
-      EXPECT_GE(r.ts_ns + 10'000'000, before) << "more than 10 ms behind the wall clock";
-      last = r.ts_ns;
-    }
-    std::this_thread::sleep_for(1ms);
-  }
-}
 
 }  // namespace
 }  // namespace shmbus

@@ -17,22 +17,10 @@ namespace shmbus {
 
 enum class FullPolicy : uint8_t { kWait, kFail };
 
-// How records are stamped (Record::ts_ns, ns since the epoch; never decreasing within
-// one producer).
-enum class RecordClock : uint8_t {
-  kPrecise,  // the wall clock extrapolated from the TSC (re-anchored every 1 ms): exact to
-             // tens of ns; one rdtsc a record (~9 ns here, half of a 64 B publish on a
-             // single-producer stream)
-  kCoarse,   // the kernel's coarse wall clock (CLOCK_REALTIME_COARSE: ~3 ns, no system
-             // call), which moves once per timer tick (1-4 ms): records of one tick share
-             // a stamp.  Time-based starts and retention then work to the tick.
-};
-
 struct ProducerOptions {
   WaitStrategy wait = WaitStrategy::kBlock;  // how a full ring is waited on (stream.h)
   FullPolicy when_full = FullPolicy::kWait;
   std::chrono::nanoseconds full_timeout = std::chrono::seconds(10);
-  RecordClock clock = RecordClock::kPrecise;
 };
 
 enum class PubStatus : uint8_t {
