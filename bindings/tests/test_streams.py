@@ -119,6 +119,23 @@ def test_default_capacity_and_the_nearest_valid_ones(ns):
     assert "2G or 4G" in str(e.value)
 
 
+def test_single_producer_stream(ns):
+    # One producer at a time; stat says so; records flow as in any stream.
+    shmbus.create("sp", namespace=ns, single_producer=True)
+    shmbus.create("mp", namespace=ns)
+    assert shmbus.stat("sp", namespace=ns).single_producer is True
+    assert shmbus.stat("mp", namespace=ns)["single_producer"] is False
+    with shmbus.Producer("sp", namespace=ns) as p:
+        with pytest.raises(shmbus.BusyError) as e:
+            shmbus.Producer("sp", namespace=ns)
+        assert "single-producer" in str(e.value)
+        p.publish(b"one")
+    with shmbus.Producer("sp", namespace=ns) as p2:  # free again once closed
+        p2.publish(b"two")
+    with shmbus.Consumer("sp", namespace=ns) as c:
+        assert [bytes(c.poll(timeout=1.0)) for _ in range(2)] == [b"one", b"two"]
+
+
 @pytest.mark.parametrize("capacity", ["12K", "lots", 1000, "1K"])
 def test_bad_capacity(ns, capacity):
     with pytest.raises(shmbus.InvalidArgumentError) as e:
