@@ -245,16 +245,16 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   h->max_producers = kMaxProducers;
   h->max_consumers = kMaxConsumers;
   h->creator_pid = static_cast<uint32_t>(getpid());
-  h->flags = kFlagPlainCommits | (opts.single_producer ? kFlagSingleProducer : 0);
+  h->flags = opts.single_producer ? kFlagSingleProducer | kFlagPlainCommits : 0;
   h->ns_len = static_cast<uint32_t>(ns.size());
   h->stream_len = static_cast<uint32_t>(name.size());
   std::memcpy(h->ns, ns.data(), ns.size());
   std::memcpy(h->stream, name.data(), name.size());
   // release: pairs with the acquire load in open(); everything above is visible first.
-  h->version.store(kLayoutVersion, std::memory_order_release);
+  h->version.store(h->flags ? kLayoutVersion : kLayoutVersion4, std::memory_order_release);
   m->hdr_ = h;
   m->flags_ = h->flags;
-  m->version_ = kLayoutVersion;
+  m->version_ = h->flags ? kLayoutVersion : kLayoutVersion4;
   m->data_ = reinterpret_cast<std::byte*>(h) + kDataOff;
   m->capacity_ = cap;
   m->max_record_ = max_rec;

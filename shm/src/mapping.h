@@ -37,8 +37,7 @@ class StreamMapping {
   uint64_t salt() const noexcept { return salt_; }
   // StreamHeader::flags and version as validated at open (copies: see salt_).
   bool single_producer() const noexcept { return (flags_ & detail::kFlagSingleProducer) != 0; }
-  // Durable consumers commit by a plain store (every stream of version 5 this build made;
-  // not a version 4 one, whose producers of older builds would not barrier for it).
+  // Durable consumers commit by a plain store (single-producer streams: layout.h).
   bool plain_commits() const noexcept { return (flags_ & detail::kFlagPlainCommits) != 0; }
   uint32_t layout_version() const noexcept { return version_; }
   // The lap in record tags: position >> log2(capacity) (see layout.h).

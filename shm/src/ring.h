@@ -189,9 +189,10 @@ inline void wake_space(const StreamMapping& m) {
 //
 // The one producer of a single-producer stream (StreamHeader::flags &
 // kFlagSingleProducer) publishes with plain stores: the claim cursor by one 16-byte
-// store, the tags by release stores.  A durable consumer (of any stream) commits its
-// {position, next_seq} pair by one 16-byte store too: it is the pair's only writer while
-// it holds the slot.  Two things replace what the locked instructions gave:
+// store, the tags by release stores.  A durable consumer of such a stream (flag
+// kFlagPlainCommits) commits its {position, next_seq} pair by one 16-byte store too: it
+// is the pair's only writer while it holds the slot.  Two things replace what the locked
+// instructions gave:
 //
 // - A 16-byte store that readers see whole: an aligned 16-byte SSE store is atomic on
 //   every x86-64 that has AVX (Intel SDM vol. 3A 9.1.1, AMD APM vol. 2 7.3.2, both since
@@ -207,8 +208,8 @@ inline void wake_space(const StreamMapping& m) {
 //   the bit (the asymmetric form of the same Dekker handshake).  A process whose
 //   registration failed keeps the locked instruction (or a full fence).  A sleeper whose
 //   barrier call fails sleeps at most 1 ms at a time: late, never lost.
-//   Sleepers on data: consumers of single-producer streams; sleepers on space: every
-//   producer (durable consumers of every stream commit fence-free).
+//   Sleepers on data: consumers of single-producer streams; sleepers on space: their
+//   producer (kFlagPlainCommits).
 bool avx_store16() noexcept;   // the 16-byte store above is available (cached CPUID)
 inline void store16(PosSeq* p, PosSeq v) noexcept {
   // release on x86 (stores are not reordered with older stores); "memory": nor by the
