@@ -5,6 +5,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "shmbus/detail/stream_control.h"
@@ -25,11 +26,19 @@ StreamOptions fault_opts() {
   return so;
 }
 
-// A producer killed between claim and commit: its slot becomes a gap after the abandon
-// timeout, and a producer that keeps publishing is not stalled for longer than that.
-TEST(Faults, ProducerKilledBetweenClaimAndCommit) {
+// A producer killed between claim and commit (its payload half written, or not at all):
+// its slot becomes a gap after the abandon timeout, and a producer that keeps publishing
+// is not stalled for longer than that.  On a single-producer stream (parameter) that
+// producer is the dead one's successor, another process taking the stream over.
+class ProducerKilledBetweenClaimAndCommit
+    : public ::testing::TestWithParam<std::tuple<bool /*single*/, bool /*payload written*/>> {};
+
+TEST_P(ProducerKilledBetweenClaimAndCommit, BecomesOneGapAndTheStreamFlows) {
+  const bool single = std::get<0>(GetParam()), payload_written = std::get<1>(GetParam());
   test::ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "f", fault_opts()));
+  StreamOptions so = fault_opts();
+  so.single_producer = single;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", so));
   ConsumerOptions co;
   co.group = "g";
   auto c = Consumer::open(ns.ns(), "f", co);
@@ -38,7 +47,9 @@ TEST(Faults, ProducerKilledBetweenClaimAndCommit) {
   pid_t victim = test::spawn([&] {
     auto p = Producer::open(ns.ns(), "f");
     PubStatus st;
-    Claim cl = p->claim(24, 0, &st);
+    Claim cl = p->claim(sizeof(Msg), 0, &st);
+    if (st != PubStatus::kOk) return 1;
+    if (payload_written) std::memset(cl.data().data(), 0xab, sizeof(Msg) / 2);
     char one = 1;
     claimed.put(&one, 1);
     pause();  // killed here, between claim and commit
@@ -50,6 +61,7 @@ TEST(Faults, ProducerKilledBetweenClaimAndCommit) {
   EXPECT_EQ(test::reap(victim), 128 + SIGKILL);
 
   auto p = Producer::open(ns.ns(), "f");
+  ASSERT_TRUE(p) << p.error().message;
   const auto t0 = std::chrono::steady_clock::now();
   // Publish several laps' worth: the producer must get past the dead claim.
   for (uint64_t i = 0; i < 5000; ++i) {
@@ -58,6 +70,9 @@ TEST(Faults, ProducerKilledBetweenClaimAndCommit) {
     Record rec;
     ASSERT_EQ(c->poll(&rec, 2s), ReadStatus::kOk) << i;
     ASSERT_EQ(rec.seq, i + 1);  // seq 0 was the dead claim
+    ASSERT_EQ(rec.data.size(), sizeof m);
+    std::memcpy(&m, rec.data.data(), sizeof m);
+    ASSERT_EQ(m.check, test::msg_check(m.producer, m.index)) << i;
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   EXPECT_EQ(c->gaps(), 1u);
@@ -68,6 +83,12 @@ TEST(Faults, ProducerKilledBetweenClaimAndCommit) {
   for (auto& pi : info->producers) alive += pi.alive;
   EXPECT_EQ(alive, 1);
 }
+INSTANTIATE_TEST_SUITE_P(Faults, ProducerKilledBetweenClaimAndCommit,
+                         ::testing::Combine(::testing::Bool(), ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "single" : "multi") +
+                                  (std::get<1>(info.param) ? "_payload_half_written" : "_claim_only");
+                         });
 
 // A producer whose process forked (a worker pool, Python's multiprocessing) and was then
 // killed with a claim pending: the child that outlives it must not keep it alive.  Found
