@@ -67,8 +67,9 @@ uint32_t consumer_index(const StreamMapping& m, const ConsumerSlot* s) {
 void Backoff::sched_yield_() { sched_yield(); }
 
 bool avx_store16() noexcept {
-  static const bool ok = __builtin_cpu_supports("avx");
-  return ok;
+  // Not cached in a guarded static (see self_owner_word()): a read of libgcc's CPU
+  // model, filled in before main(); called at open only.
+  return __builtin_cpu_supports("avx");
 }
 
 namespace {

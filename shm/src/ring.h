@@ -210,7 +210,7 @@ inline void wake_space(const StreamMapping& m) {
 //   barrier call fails sleeps at most 1 ms at a time: late, never lost.
 //   Sleepers on data: consumers of single-producer streams; sleepers on space: their
 //   producer (kFlagPlainCommits).
-bool avx_store16() noexcept;   // the 16-byte store above is available (cached CPUID)
+bool avx_store16() noexcept;   // the 16-byte store above is available (CPUID)
 inline void store16(PosSeq* p, PosSeq v) noexcept {
   // release on x86 (stores are not reordered with older stores); "memory": nor by the
   // compiler.  Callers check avx_store16() first.

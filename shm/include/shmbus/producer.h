@@ -46,6 +46,9 @@ class Claim;
 
 class Producer {
  public:
+  // On a single-producer stream (StreamOptions::single_producer) open fails with kBusy
+  // while another producer of it lives (in any process, this one too), and a child of
+  // fork() gets kClosed from its parent's producer and from the claims it inherited.
   static Result<Producer> open(std::string_view ns, std::string_view name,
                                const ProducerOptions& opts = {});
   Producer(Producer&&) noexcept;
