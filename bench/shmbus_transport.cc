@@ -139,9 +139,7 @@ class ShmbusTransport final : public Transport {
     }
     return "shmbus";
   }
-  bool multi_producer() const override {
-    return mode_ != ShmbusMode::kDurableSingle && mode_ != ShmbusMode::kDurableSingleBatch;
-  }
+  bool multi_producer() const override { return !single_producer(); }
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
     cleanup();
@@ -149,8 +147,7 @@ class ShmbusTransport final : public Transport {
     shmbus::StreamOptions o;
     o.capacity = spec.latency ? (1u << 20) : (4u << 20);
     o.max_record = kMaxRecord;
-    o.single_producer =
-        mode_ == ShmbusMode::kDurableSingle || mode_ == ShmbusMode::kDurableSingleBatch;
+    o.single_producer = single_producer();
     for (int c = 0; c < spec.channels; ++c) {
       const std::string name = stream(c);
       if (auto r = shmbus::create_stream(ns_, name, o); !r) {
@@ -206,6 +203,9 @@ class ShmbusTransport final : public Transport {
   }
 
  private:
+  bool single_producer() const {
+    return mode_ == ShmbusMode::kDurableSingle || mode_ == ShmbusMode::kDurableSingleBatch;
+  }
   std::string stream(int ch) const {
     static constexpr const char* kPrefix[] = {"d", "t", "c", "k", "b", "s", "sb"};  // by mode: never clash
     return kPrefix[int(mode_)] + std::to_string(run_) + "-ch" + std::to_string(ch);

@@ -250,11 +250,12 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   h->stream_len = static_cast<uint32_t>(name.size());
   std::memcpy(h->ns, ns.data(), ns.size());
   std::memcpy(h->stream, name.data(), name.size());
+  const uint32_t version = h->flags ? kLayoutVersion : kLayoutVersion4;
   // release: pairs with the acquire load in open(); everything above is visible first.
-  h->version.store(h->flags ? kLayoutVersion : kLayoutVersion4, std::memory_order_release);
+  h->version.store(version, std::memory_order_release);
   m->hdr_ = h;
   m->flags_ = h->flags;
-  m->version_ = h->flags ? kLayoutVersion : kLayoutVersion4;
+  m->version_ = version;
   m->data_ = reinterpret_cast<std::byte*>(h) + kDataOff;
   m->capacity_ = cap;
   m->max_record_ = max_rec;
