@@ -4,7 +4,8 @@
 // consumer waits with the default kBlock (spin, yield, futex sleep). Modes: a durable
 // consumer (group "bench") or an anonymous tailing consumer, fed by publish() (copy), by
 // claim() + commit() (the record is written into the ring), or by publish_batch() of 32
-// records gathered in the sender (their copy into the batch is part of the cost).
+// records gathered in the sender (their copy into the batch is part of the cost) and read
+// by poll_batch() of up to kShmbusConsumerBatch.
 #include <unistd.h>
 
 #include <cstring>
@@ -88,13 +89,28 @@ class ShmbusSender final : public Sender {
 
 class ShmbusReceiver final : public Receiver {
  public:
-  explicit ShmbusReceiver(shmbus::Consumer c) : c_(std::move(c)) {}
+  ShmbusReceiver(shmbus::Consumer c, bool batch) : c_(std::move(c)), batch_(batch) {}
   RecvStatus recv(View* out) override {
+    if (at_ < got_) {  // the rest of the last poll_batch (valid until the next one)
+      *out = recs_[at_].data;
+      ts_ = recs_[at_++].ts_ns;
+      return RecvStatus::kOk;
+    }
     for (;;) {
-      const shmbus::ReadStatus st = c_.poll(&rec_, 100ms);
+      shmbus::ReadStatus st;
+      if (batch_) {
+        st = c_.poll_batch(recs_, kShmbusConsumerBatch, &got_, 100ms);
+        at_ = 0;
+      } else {
+        st = c_.poll(&recs_[0], 100ms);
+        got_ = st == shmbus::ReadStatus::kOk ? 1 : 0;
+        at_ = 0;
+      }
       switch (st) {
         case shmbus::ReadStatus::kOk:
-          *out = rec_.data;
+          *out = recs_[0].data;
+          ts_ = recs_[0].ts_ns;
+          at_ = 1;
           return RecvStatus::kOk;
         case shmbus::ReadStatus::kTimeout:
           return RecvStatus::kAgain;
@@ -113,11 +129,14 @@ class ShmbusReceiver final : public Receiver {
     }
   }
   uint64_t lost() const noexcept override { return c_.lost(); }
-  uint64_t record_ts_ns() const noexcept override { return rec_.ts_ns; }
+  uint64_t record_ts_ns() const noexcept override { return ts_; }
 
  private:
   shmbus::Consumer c_;
-  shmbus::Record rec_;
+  bool batch_;
+  shmbus::Record recs_[kShmbusConsumerBatch];
+  size_t got_ = 0, at_ = 0;  // records of the last poll or poll_batch, handed out
+  uint64_t ts_ = 0;
 };
 
 class ShmbusTransport final : public Transport {
@@ -170,9 +189,7 @@ class ShmbusTransport final : public Transport {
       return nullptr;
     }
     return std::make_unique<ShmbusSender>(std::move(p).value(),
-                                          mode_ == ShmbusMode::kDurableClaim,
-                                          mode_ == ShmbusMode::kDurableBatch ||
-                                              mode_ == ShmbusMode::kDurableSingleBatch);
+                                          mode_ == ShmbusMode::kDurableClaim, batch());
   }
 
   std::unique_ptr<Receiver> open_receiver(int ch, std::string* err) override {
@@ -186,7 +203,7 @@ class ShmbusTransport final : public Transport {
       *err = c.error().message;
       return nullptr;
     }
-    return std::make_unique<ShmbusReceiver>(std::move(c).value());
+    return std::make_unique<ShmbusReceiver>(std::move(c).value(), batch());
   }
 
   // Removes without force first: the children are gone, so a refusal is worth reporting.
@@ -203,6 +220,9 @@ class ShmbusTransport final : public Transport {
   }
 
  private:
+  bool batch() const {
+    return mode_ == ShmbusMode::kDurableBatch || mode_ == ShmbusMode::kDurableSingleBatch;
+  }
   bool single_producer() const {
     return mode_ == ShmbusMode::kDurableSingle || mode_ == ShmbusMode::kDurableSingleBatch;
   }

@@ -84,10 +84,12 @@ std::unique_ptr<Transport> make_unavailable(std::string name, std::string reason
 
 // kDurableBlock: the consumer waits with the default WaitStrategy::kBlock (spin, yield,
 // futex sleep) instead of busy-spinning.  kDurableBatch: the sender gathers 32 records
-// and publishes them with one publish_batch() (throughput only).
+// and publishes them with one publish_batch(), and the receiver reads with poll_batch()
+// of up to kShmbusConsumerBatch (throughput only).
 enum class ShmbusMode : uint8_t { kDurable, kTailing, kDurableClaim, kDurableBlock, kDurableBatch,
                                   kDurableSingle, kDurableSingleBatch };
 inline constexpr size_t kShmbusBatch = 32;
+inline constexpr size_t kShmbusConsumerBatch = 64;
 std::unique_ptr<Transport> make_shmbus(ShmbusMode mode);
 
 }  // namespace bench

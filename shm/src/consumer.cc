@@ -7,6 +7,7 @@
 // producer may have reached the record meanwhile it was lapped, and it resumes at the
 // ring's oldest record, counting the sequences lost.
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "mapping.h"
@@ -58,7 +59,20 @@ struct Consumer::Impl {
   uint64_t labelled = 0;
   uint64_t first_pos = ~0ULL, first_tag = 0;
   Stuck stuck;
-  std::vector<std::byte> buf;
+  std::vector<std::byte> buf;      // a tailing reader's copies (poll_batch: several)
+  bool grow_batch_buf = false;     // the last batch stopped because buf was full
+  // An event a poll_batch met after it had taken records: the next read returns it.
+  ReadStatus pending = ReadStatus::kOk;
+  // A tailing reader's copy buffer for batches grows up to this (or one largest record).
+  static constexpr uint64_t kBatchCopyBytes = 256 * 1024;
+
+  ReadStatus begin_read() noexcept;
+  // One record: poll()'s loop.  A tailing reader copies the payload to buf + *off and
+  // advances *off.  `more`: a batch that already took records, which stops (kTimeout) at
+  // the first record not committed yet or not fitting in buf.  `batch`: the caller
+  // publishes a tailing reader's position once for the batch.
+  ReadStatus next(Record* out, std::chrono::nanoseconds timeout, size_t* off, bool more,
+                  bool batch = false) noexcept;
 
   [[nodiscard]] bool resync() noexcept;
   // Durable: our slot was evicted, or producers passed our position: take the slot back
@@ -449,11 +463,60 @@ NameState Consumer::name_state() const noexcept {
 }
 bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
 
+// What every read does first: an event a batch met after it had taken records, a rejoin
+// after eviction, and the auto-commit of what the previous read returned.  kOk: go on.
+ReadStatus Consumer::Impl::begin_read() noexcept {
+  if (pending != ReadStatus::kOk) return std::exchange(pending, ReadStatus::kOk);
+  if (evicted() && !rejoin()) return ReadStatus::kCorrupt;
+  if (durable && opts.auto_commit && committed_pos != done_pos) publish_position();
+  return ReadStatus::kOk;
+}
+
 ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcept {
   if (!impl_) return ReadStatus::kClosed;
   Impl& c = *impl_;
-  if (c.evicted() && !c.rejoin()) return ReadStatus::kCorrupt;
-  if (c.durable && c.opts.auto_commit && c.committed_pos != c.done_pos) c.publish_position();
+  if (const ReadStatus st = c.begin_read(); st != ReadStatus::kOk) return st;
+  size_t off = 0;
+  return c.next(out, timeout, &off, false);
+}
+
+ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
+                                std::chrono::nanoseconds timeout) noexcept {
+  *n = 0;
+  if (!impl_) return ReadStatus::kClosed;
+  Impl& c = *impl_;
+  if (max == 0) return ReadStatus::kTimeout;
+  if (const ReadStatus st = c.begin_read(); st != ReadStatus::kOk) return st;
+  if (!c.durable && c.grow_batch_buf) {
+    // The last batch stopped because the copies filled the buffer: double it, up to
+    // kBatchCopyBytes (or one largest record).  Between batches: no view points into it.
+    c.grow_batch_buf = false;
+    const uint64_t limit = std::max<uint64_t>(c.max_record, Impl::kBatchCopyBytes);
+    c.buf.resize(std::min<uint64_t>(limit, std::max<uint64_t>(4096, 2 * c.buf.size())));
+  }
+  size_t off = 0;
+  ReadStatus st = c.next(&out[0], timeout, &off, false, true);
+  if (st != ReadStatus::kOk) return st;
+  size_t k = 1;
+  while (k < max) {
+    st = c.next(&out[k], std::chrono::nanoseconds(0), &off, true, true);
+    if (st == ReadStatus::kOk) {
+      ++k;
+      continue;
+    }
+    // kTimeout: nothing more committed yet (or the copy buffer is full).  An event is
+    // reported by the next read, as poll() would have at this point.
+    if (st != ReadStatus::kTimeout) c.pending = st;
+    break;
+  }
+  if (!c.durable && c.slot) c.publish_position();  // for stat: lag and rates
+  *n = k;
+  return ReadStatus::kOk;
+}
+
+ReadStatus Consumer::Impl::next(Record* out, std::chrono::nanoseconds timeout, size_t* off,
+                                bool more, bool batch) noexcept {
+  Impl& c = *this;
   uint64_t deadline = 0;
   uint32_t spins = 0;
   Backoff backoff(c.opts.wait);
@@ -494,12 +557,22 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       rec.ts_ns = load_relaxed(&r->ts_ns);
       rec.type = load_relaxed(&r->type);
       const std::byte* payload = c.m->payload_at(c.pos);
+      size_t copied = 0;  // where in buf this payload went (tailing)
       if (!c.durable) {
-        // The buffer grows to the largest record read (never to the creator's max_record
-        // up front): an allocation only when a larger record than ever before arrives.
-        if (tv.size > c.buf.size())
+        if (tv.size > (*off < c.buf.size() ? c.buf.size() - *off : 0)) {
+          // A batch's records stay where they were copied: it ends before this one (and
+          // the next batch starts with a larger buffer).
+          if (*off != 0) {
+            c.grow_batch_buf = c.buf.size() < std::max<uint64_t>(c.max_record, Impl::kBatchCopyBytes);
+            return ReadStatus::kTimeout;
+          }
+          // The buffer grows to the largest record read (never to the creator's
+          // max_record up front): an allocation only when a larger record than ever
+          // before arrives.
           c.buf.resize(std::min<uint64_t>(c.max_record, std::max<uint64_t>(tv.size, 2 * c.buf.size())));
-        if (tv.size) std::memcpy(c.buf.data(), payload, tv.size);
+        }
+        copied = *off;
+        if (tv.size) std::memcpy(c.buf.data() + copied, payload, tv.size);
         // acquire fence: the copy above happens before the check below, so a producer
         // that had started to overwrite the record is seen in floor (and the cursor).
         std::atomic_thread_fence(std::memory_order_acquire);
@@ -508,7 +581,7 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
           if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
         }
-        payload = c.buf.data();
+        payload = c.buf.data() + copied;
       }
       c.pos += span;
       if (!c.seq_exact) {
@@ -556,7 +629,8 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
       c.expected = rec.seq + 1;
       c.done_pos = c.pos;
       c.done_seq = c.expected;
-      if (!c.durable && c.slot) c.publish_position();  // for stat: lag and rates
+      // For stat (lag and rates); a batch publishes once, at its end.
+      if (!c.durable && c.slot && !batch) c.publish_position();
       rec.data = Bytes(payload, tv.size);
       if (rec.seq < c.skip_seq || rec.ts_ns < c.skip_ts) {
         if (was_resync) return report;
@@ -574,11 +648,15 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
         c.done_seq = rec.seq;
         return report;
       }
+      if (!c.durable) *off = copied + ((tv.size + 15) & ~uint64_t{15});  // next copy aligned
       *out = rec;
       return ReadStatus::kOk;
     }
 
-    // Nothing committed at pos (yet).  While spinning, only re-read the claim cursor
+    // Nothing committed at pos (yet).  A batch that took records ends here, without
+    // reading the claim cursor or the clock (the next read does, if it must wait).
+    if (more) return ReadStatus::kTimeout;
+    // While spinning, only re-read the claim cursor
     // (the producers' hottest line: reading it steals it from them) and the clock every
     // 64th turn; they only serve lap detection and the abandon timeout.
     if (timeout.count() > 0 && (++spins & 63) != 0 && backoff.spinning()) {

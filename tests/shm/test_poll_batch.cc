@@ -1,0 +1,283 @@
+// Consumer::poll_batch(): poll()'s records in runs.  Every record once, in order, with
+// its bytes; a durable batch stays in place (producers held back) until the next read,
+// which commits it; a tailing batch is copied and its copies outlive a lap; an event met
+// after some records were taken is reported by the next read, after them.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "layout.h"
+#include "mapping.h"
+#include "ring.h"
+#include "ring_util.h"
+#include "../common/scratch.h"
+
+namespace shmbus {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Record i: size 8 + (i * 37) % span, its first 8 bytes i, the rest (i & 0xff).
+std::string payload(uint64_t i, uint64_t span = 300) {
+  std::string s(8 + (i * 37) % span, static_cast<char>(i & 0xff));
+  std::memcpy(s.data(), &i, 8);
+  return s;
+}
+bool intact(const Record& r, uint64_t span = 300) {
+  return r.data.size() == payload(r.seq, span).size() &&
+         std::memcmp(r.data.data(), payload(r.seq, span).data(), r.data.size()) == 0;
+}
+Bytes bytes_of(const std::string& s) { return Bytes(reinterpret_cast<const std::byte*>(s.data()), s.size()); }
+
+uint64_t claim_pos(const std::string& ns) {
+  auto m = StreamMapping::open(ns, "s", true);
+  return m ? m.value()->header()->claim.pos : ~0ULL;
+}
+
+uint64_t group_next_seq(const std::string& ns, const std::string& group) {
+  auto info = stream_info(ns, "s");
+  if (!info) return ~0ULL;
+  for (const ConsumerInfo& c : info->consumers)
+    if (c.name == group) return c.next_seq;
+  return ~0ULL;
+}
+
+TEST(PollBatch, DurableDeliversEveryRecordInOrderAndCommitsAtTheNextRead) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", test::small(1 << 16, 1024)));
+  auto c = Consumer::open(ns.ns(), "s", test::durable("g"));
+  ASSERT_TRUE(c);
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  for (uint64_t i = 0; i < 100; ++i) ASSERT_TRUE(p->publish(bytes_of(payload(i))).ok());
+
+  Record recs[7];
+  size_t n = 99;
+  uint64_t next = 0, batches = 0;
+  while (next < 100) {
+    ASSERT_EQ(c->poll_batch(recs, 7, &n, 0ns), ReadStatus::kOk) << next;
+    ASSERT_GE(n, 1u);
+    ASSERT_LE(n, 7u);
+    // This read committed the previous batch (auto-commit), not this one.
+    EXPECT_EQ(group_next_seq(ns.ns(), "g"), next);
+    for (size_t k = 0; k < n; ++k) {  // every view of the batch is valid at once
+      EXPECT_EQ(recs[k].seq, next + k);
+      EXPECT_TRUE(intact(recs[k])) << recs[k].seq;
+    }
+    next += n;
+    ++batches;
+  }
+  EXPECT_LE(batches, 100u / 7 + 1);
+  EXPECT_EQ(c->next_seq(), 100u);
+  EXPECT_EQ(c->poll_batch(recs, 7, &n, 0ns), ReadStatus::kTimeout);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(group_next_seq(ns.ns(), "g"), 100u);
+  EXPECT_EQ(c->poll_batch(recs, 0, &n, 0ns), ReadStatus::kTimeout);  // max 0: nothing
+  c->close();
+  EXPECT_EQ(c->poll_batch(recs, 7, &n, 0ns), ReadStatus::kClosed);
+  EXPECT_EQ(n, 0u);
+
+  // The group continues after the last batch.
+  ASSERT_TRUE(p->publish(bytes_of(payload(100))).ok());
+  auto again = Consumer::open(ns.ns(), "s", test::durable("g"));
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->poll_batch(recs, 7, &n, 0ns), ReadStatus::kOk);
+  ASSERT_EQ(n, 1u);
+  EXPECT_EQ(recs[0].seq, 100u);
+  EXPECT_TRUE(intact(recs[0]));
+}
+
+// Until the next read, a durable batch is not consumed: producers cannot write over it.
+TEST(PollBatch, DurableBatchHoldsProducersBackUntilTheNextRead) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", test::small(4096, 256)));
+  auto c = Consumer::open(ns.ns(), "s", test::durable("g"));
+  ASSERT_TRUE(c);
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto p = Producer::open(ns.ns(), "s", po);
+  ASSERT_TRUE(p);
+  uint64_t published = 0;
+  while (p->publish(bytes_of(payload(published, 100))).ok()) ++published;
+  ASSERT_GT(published, 10u);
+
+  Record recs[64];
+  size_t n = 0;
+  ASSERT_EQ(c->poll_batch(recs, 64, &n, 0ns), ReadStatus::kOk);
+  ASSERT_EQ(n, published);
+  EXPECT_EQ(p->publish(bytes_of(payload(published, 100))).status, PubStatus::kFull);
+  for (size_t k = 0; k < n; ++k) {
+    EXPECT_EQ(recs[k].seq, k);
+    EXPECT_TRUE(intact(recs[k], 100)) << k;
+  }
+  // The next read commits the batch: room again.
+  EXPECT_EQ(c->poll_batch(recs, 64, &n, 0ns), ReadStatus::kTimeout);
+  EXPECT_TRUE(p->publish(bytes_of(payload(published, 100))).ok());
+}
+
+// A tailing reader's batch is copied: the copies stay whole when producers lap the ring
+// afterwards.  Its copy buffer starts at one record and grows between batches.
+TEST(PollBatch, TailingCopiesOutliveALapAndTheBufferGrowsBetweenBatches) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", test::small(1 << 16, 1024)));
+  auto c = Consumer::open(ns.ns(), "s", test::tailing());
+  ASSERT_TRUE(c);
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  const uint64_t kSpan = 1000;
+  uint64_t published = 0;
+  for (; published < 40; ++published) ASSERT_TRUE(p->publish(bytes_of(payload(published, kSpan))).ok());
+
+  Record recs[32];
+  size_t n = 0, largest = 0;
+  uint64_t next = 0;
+  std::vector<size_t> sizes;
+  while (next < published) {
+    ASSERT_EQ(c->poll_batch(recs, 32, &n, 0ns), ReadStatus::kOk);
+    for (size_t k = 0; k < n; ++k) {
+      EXPECT_EQ(recs[k].seq, next + k);
+      EXPECT_TRUE(intact(recs[k], kSpan)) << recs[k].seq;
+    }
+    next += n;
+    sizes.push_back(n);
+    largest = std::max(largest, n);
+  }
+  EXPECT_EQ(sizes.front(), 1u);  // the buffer held one record at first
+  EXPECT_GE(largest, 4u) << "the copy buffer did not grow";
+
+  // A batch, then three rings' worth of records over it.
+  for (uint64_t i = 0; i < 8; ++i, ++published) ASSERT_TRUE(p->publish(bytes_of(payload(published, kSpan))).ok());
+  ASSERT_EQ(c->poll_batch(recs, 32, &n, 0ns), ReadStatus::kOk);
+  ASSERT_GE(n, 2u);
+  const size_t batch = n;
+  for (int i = 0; i < 200; ++i, ++published) ASSERT_TRUE(p->publish(bytes_of(payload(published, kSpan))).ok());
+  for (size_t k = 0; k < batch; ++k) {
+    EXPECT_EQ(recs[k].seq, next + k);
+    EXPECT_TRUE(intact(recs[k], kSpan)) << "copy of " << recs[k].seq << " changed";
+  }
+  next += batch;
+  // The next read finds the reader lapped, and counts what it lost exactly.
+  EXPECT_EQ(c->poll_batch(recs, 32, &n, 0ns), ReadStatus::kLapped);
+  EXPECT_EQ(n, 0u);
+  uint64_t delivered = 0, first = ~0ULL;
+  while (c->poll_batch(recs, 32, &n, 0ns) == ReadStatus::kOk) {
+    for (size_t k = 0; k < n; ++k) {
+      if (first == ~0ULL) first = recs[k].seq;
+      EXPECT_EQ(recs[k].seq, first + delivered);
+      EXPECT_TRUE(intact(recs[k], kSpan)) << recs[k].seq;
+      ++delivered;
+    }
+  }
+  EXPECT_EQ(first + delivered, published);
+  EXPECT_EQ(c->lost(), first - next);
+  EXPECT_EQ(c->last_loss().from, next);
+  EXPECT_EQ(c->last_loss().to, first);
+}
+
+// Damage met after some records were taken ends the batch; the next read reports it.
+TEST(PollBatch, EventAfterRecordsIsReportedByTheNextRead) {
+  for (bool durable : {true, false}) {
+    SCOPED_TRACE(durable ? "durable" : "tailing");
+    test::ScopedNs ns;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", test::small(1 << 16, 1024)));
+    auto c = Consumer::open(ns.ns(), "s", durable ? test::durable("g") : test::tailing());
+    ASSERT_TRUE(c);
+    auto p = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(p);
+    uint64_t pos3 = 0;
+    for (uint64_t i = 0; i < 6; ++i) {
+      if (i == 3) pos3 = claim_pos(ns.ns());
+      ASSERT_TRUE(p->publish(bytes_of(payload(i))).ok());
+    }
+    {  // record 3's header: committed, and larger than any record may be
+      auto m = StreamMapping::open(ns.ns(), "s", false);
+      ASSERT_TRUE(m);
+      m.value()->record_at(pos3)->tag.store(
+          detail::make_tag(m.value()->salt(), m.value()->lap_shift(), pos3, detail::kData, 5000));
+    }
+    // (A tailing reader's first batches are short: its copy buffer starts small.)
+    Record recs[10];
+    size_t n = 0;
+    uint64_t next = 0;
+    ReadStatus st;
+    while ((st = c->poll_batch(recs, 10, &n, 0ns)) == ReadStatus::kOk) {
+      for (size_t k = 0; k < n; ++k) {
+        EXPECT_EQ(recs[k].seq, next + k);
+        EXPECT_TRUE(intact(recs[k]));
+      }
+      if (durable) {
+        EXPECT_EQ(n, 3u);  // records 0-2 in one batch, which the damage ended
+      }
+      next += n;
+    }
+    EXPECT_EQ(st, ReadStatus::kCorrupt);
+    EXPECT_EQ(n, 0u);
+    EXPECT_EQ(next, 3u);
+    Record r;
+    EXPECT_EQ(c->poll(&r, 0ns), ReadStatus::kCorrupt);  // still there
+  }
+}
+
+// A tailing reader taking batches while a producer laps it again and again: every record
+// whole, in order, and delivered + lost == published.
+TEST(PollBatch, TailingReaderRacingAProducerNeverGetsATornRecord) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", test::small(1 << 14, 1024)));
+  auto c = Consumer::open(ns.ns(), "s", test::tailing());
+  ASSERT_TRUE(c);
+  const uint64_t kTotal = 200000, kSpan = 1000;
+  std::atomic<bool> failed{false};
+  std::thread producer([&] {
+    auto p = Producer::open(ns.ns(), "s");
+    if (!p) { failed = true; return; }
+    for (uint64_t i = 0; i < kTotal; ++i) {
+      if (!p->publish(bytes_of(payload(i, kSpan))).ok()) {
+        failed = true;
+        return;
+      }
+    }
+  });
+  Record recs[32];
+  size_t n = 0;
+  uint64_t delivered = 0, last = 0, laps = 0, reported = 0, batches = 0, full = 0;
+  bool any = false;
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while ((!any || last + 1 < kTotal) && !failed && std::chrono::steady_clock::now() < give_up) {
+    const ReadStatus st = c->poll_batch(recs, 32, &n, 1ms);
+    if (st == ReadStatus::kLapped) {  // every loss is reported, also one met mid-batch
+      ++laps;
+      reported += c->last_loss().count();
+      continue;
+    }
+    if (st == ReadStatus::kTimeout) continue;
+    ASSERT_EQ(st, ReadStatus::kOk);
+    ++batches;
+    full += n == 32;
+    for (size_t k = 0; k < n; ++k) {
+      ASSERT_TRUE(intact(recs[k], kSpan)) << "torn record " << recs[k].seq;
+      if (any) {
+        ASSERT_GT(recs[k].seq, last);
+      }
+      last = recs[k].seq;
+      any = true;
+      ++delivered;
+    }
+  }
+  producer.join();
+  ASSERT_FALSE(failed);
+  ASSERT_EQ(last + 1, kTotal);
+  EXPECT_EQ(delivered + c->lost() + c->gaps(), kTotal);
+  EXPECT_EQ(c->gaps(), 0u);
+  EXPECT_EQ(reported, c->lost());
+  std::printf("%llu batches (%llu full), %llu laps, %llu delivered, %llu lost\n",
+              (unsigned long long)batches, (unsigned long long)full, (unsigned long long)laps,
+              (unsigned long long)delivered, (unsigned long long)c->lost());
+}
+
+}  // namespace
+}  // namespace shmbus
