@@ -494,16 +494,12 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
     const uint64_t limit = std::max<uint64_t>(c.max_record, Impl::kBatchCopyBytes);
     c.buf.resize(std::min<uint64_t>(limit, std::max<uint64_t>(4096, 2 * c.buf.size())));
   }
-  size_t off = 0;
-  ReadStatus st = c.next(&out[0], timeout, &off, false, true);
-  if (st != ReadStatus::kOk) return st;
-  size_t k = 1;
-  while (k < max) {
-    st = c.next(&out[k], std::chrono::nanoseconds(0), &off, true, true);
-    if (st == ReadStatus::kOk) {
-      ++k;
-      continue;
-    }
+  size_t off = 0, k = 0;
+  for (; k < max; ++k) {
+    const ReadStatus st = c.next(&out[k], k == 0 ? timeout : std::chrono::nanoseconds(0), &off,
+                                 k != 0, true);
+    if (st == ReadStatus::kOk) continue;
+    if (k == 0) return st;
     // kTimeout: nothing more committed yet (or the copy buffer is full).  An event is
     // reported by the next read, as poll() would have at this point.
     if (st != ReadStatus::kTimeout) c.pending = st;
@@ -514,8 +510,10 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
   return ReadStatus::kOk;
 }
 
-ReadStatus Consumer::Impl::next(Record* out, std::chrono::nanoseconds timeout, size_t* off,
-                                bool more, bool batch) noexcept {
+// Inlined into its two callers (poll() and poll_batch()): a call per record measured
+// slower on a single-producer stream's 64 B rate.
+[[gnu::always_inline]] inline ReadStatus Consumer::Impl::next(
+    Record* out, std::chrono::nanoseconds timeout, size_t* off, bool more, bool batch) noexcept {
   Impl& c = *this;
   uint64_t deadline = 0;
   uint32_t spins = 0;
@@ -572,7 +570,7 @@ ReadStatus Consumer::Impl::next(Record* out, std::chrono::nanoseconds timeout, s
           c.buf.resize(std::min<uint64_t>(c.max_record, std::max<uint64_t>(tv.size, 2 * c.buf.size())));
         }
         copied = *off;
-        if (tv.size) std::memcpy(c.buf.data() + copied, payload, tv.size);
+        copy_payload(c.buf.data() + copied, payload, tv.size);
         // acquire fence: the copy above happens before the check below, so a producer
         // that had started to overwrite the record is seen in floor (and the cursor).
         std::atomic_thread_fence(std::memory_order_acquire);

@@ -515,7 +515,7 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   }
   at = pos;
   for (Bytes b : payloads) {
-    if (!b.empty()) std::memcpy(p.m->payload_at(at), b.data(), b.size());
+    copy_payload(p.m->payload_at(at), b.data(), b.size());
     at += record_span(b.size());
   }
   SHMBUS_CHAOS_POINT(kBatchPayloads);
