@@ -100,17 +100,14 @@ class ShmbusReceiver final : public Receiver {
       shmbus::ReadStatus st;
       if (batch_) {
         st = c_.poll_batch(recs_, kShmbusConsumerBatch, &got_, 100ms);
-        at_ = 0;
+        at_ = 1;
       } else {
-        st = c_.poll(&recs_[0], 100ms);
-        got_ = st == shmbus::ReadStatus::kOk ? 1 : 0;
-        at_ = 0;
+        st = c_.poll(&recs_[0], 100ms);  // (got_ stays 0)
       }
       switch (st) {
         case shmbus::ReadStatus::kOk:
           *out = recs_[0].data;
           ts_ = recs_[0].ts_ns;
-          at_ = 1;
           return RecvStatus::kOk;
         case shmbus::ReadStatus::kTimeout:
           return RecvStatus::kAgain;

@@ -371,6 +371,9 @@ Report run_suite(const SuiteOptions& o) {
     r.idx.spsc = plan.add_transport(*spsc, true, true, 1, {}, false, kSizesAll);
     r.idx.spsc_stream = plan.add_stream(*spsc);
   }
+  auto spsc_batch = make_spsc_ring(uint32_t(kShmbusBatch));
+  if (selected(o, spsc_batch->name()))
+    r.idx.spsc_batch = plan.add_transport(*spsc_batch, false, true, 1, {}, false, 0b0011);
   auto pipe = make_pipe();
   if (selected(o, pipe->name())) plan.add_transport(*pipe, true, true);
   auto uds = make_unix_socket();

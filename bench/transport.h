@@ -71,7 +71,8 @@ class Transport {
 };
 
 // Factories, one per baseline_*.cc / shmbus_transport.cc.
-std::unique_ptr<Transport> make_spsc_ring();
+// batch > 1: the ring's indices published once per `batch` records (a bound for batching).
+std::unique_ptr<Transport> make_spsc_ring(uint32_t batch = 1);
 std::unique_ptr<Transport> make_pipe();
 std::unique_ptr<Transport> make_unix_socket();
 std::unique_ptr<Transport> make_boost_mq();
