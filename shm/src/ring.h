@@ -227,28 +227,24 @@ bool sleeper_barrier() noexcept;
 
 inline void cpu_relax() { __builtin_ia32_pause(); }
 
+// The first and the last N bytes of n (N <= n <= 2N): every byte, in two fixed moves.
+template <uint64_t N>
+inline void copy_ends(std::byte* dst, const std::byte* src, uint64_t n) noexcept {
+  __builtin_memcpy(dst, src, N);
+  __builtin_memcpy(dst + n - N, src + n - N, N);
+}
 // Copies a payload into or out of the ring (the two never overlap).  Up to 64 bytes
-// inline, as two overlapping moves of a fixed size: no call and no size dispatch, which
-// through memcpy took about as long as the rest of a 64 B publish_batch (perf).  Larger
-// payloads through memcpy.
+// inline, as two overlapping moves of a fixed size: no call and no size dispatch
+// (publish_batch of 32 x 64 B on a single-producer stream: 66-67 -> 72-78 M/s, same
+// runs).  Larger payloads through memcpy.
 inline void copy_payload(std::byte* dst, const std::byte* src, uint64_t n) noexcept {
-  if (n > 64) {
-    std::memcpy(dst, src, n);
-  } else if (n >= 32) {
-    __builtin_memcpy(dst, src, 32);
-    __builtin_memcpy(dst + n - 32, src + n - 32, 32);
-  } else if (n >= 16) {
-    __builtin_memcpy(dst, src, 16);
-    __builtin_memcpy(dst + n - 16, src + n - 16, 16);
-  } else if (n >= 8) {
-    __builtin_memcpy(dst, src, 8);
-    __builtin_memcpy(dst + n - 8, src + n - 8, 8);
-  } else if (n >= 4) {
-    __builtin_memcpy(dst, src, 4);
-    __builtin_memcpy(dst + n - 4, src + n - 4, 4);
-  } else {
+  if (n > 64) std::memcpy(dst, src, n);
+  else if (n >= 32) copy_ends<32>(dst, src, n);
+  else if (n >= 16) copy_ends<16>(dst, src, n);
+  else if (n >= 8) copy_ends<8>(dst, src, n);
+  else if (n >= 4) copy_ends<4>(dst, src, n);
+  else
     for (uint64_t i = 0; i < n; ++i) dst[i] = src[i];
-  }
 }
 
 // Waiting with a strategy: spin, then yield, then (kBlock) sleep on a futex.
