@@ -5,7 +5,9 @@
 // place.  A tailing consumer holds producers back for nothing: it copies each payload,
 // then checks floor (and, only if floor passed the record, the claim cursor); if a
 // producer may have reached the record meanwhile it was lapped, and it resumes at the
-// ring's oldest record, counting the sequences lost.
+// ring's oldest record (half a ring further on when it was lapped again soon after it
+// last resumed: see resync()), counting the sequences lost.
+#include <algorithm>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -80,6 +82,14 @@ struct Consumer::Impl {
                   bool batch = false) noexcept;
 
   [[nodiscard]] bool resync() noexcept;
+  // Where the last resync resumed (~0: never lapped).  A reader lapped again before it
+  // got half a ring past it is slower than the producers (see resync()).
+  uint64_t resumed_at = ~0ULL;
+  // From `from` (the floor, everything below it committed), the position after the
+  // committed records, pads and gaps up to half a ring (at most kSkipRecords of them)
+  // ahead, never at or above `tail` or labelled_below(); `from` if floor passed `from`
+  // while they were read (a header read may then be a newer lap's, torn).
+  [[nodiscard]] uint64_t skip_ahead(uint64_t from, uint64_t tail) const noexcept;
   // Durable: our slot was evicted, or producers passed our position: take the slot back
   // at the oldest record (as open() does) and count the loss when reading resumes.
   [[nodiscard]] bool rejoin() noexcept;
@@ -145,6 +155,10 @@ void Consumer::Impl::publish_position() noexcept {
   if (durable) wake_space(*m);
 }
 
+// At most this many records are skipped by one resync of a reader that races the
+// producers: the walk reads one header per record (one cache line each at worst).
+constexpr uint32_t kSkipRecords = 256;
+
 bool Consumer::Impl::resync() noexcept {
   // Lapped: restart at the oldest record still in the ring; find the first committed data
   // record there so that the loss is counted exactly from its sequence.  Claim first, then
@@ -156,10 +170,38 @@ bool Consumer::Impl::resync() noexcept {
   // (floor may have passed the tail we read: producers moved on meanwhile.)
   if ((f.pos & (kRecordAlign - 1)) != 0 || (tail > f.pos && tail - f.pos > cap) || m->broken())
     return false;
+  // Lapped again before it got half a ring past where it last resumed: this reader is
+  // slower than the producers.  The oldest record is the next one they overwrite (floor
+  // moves a sixteenth of the ring at a time), so resuming there again would copy records
+  // while they are being written over, only to lose them too, lap after lap.  It resumes
+  // half a ring (at most kSkipRecords records) past the oldest record instead; the
+  // records it skips are lost and counted as such, exactly as the lapped ones.
+  const bool racing = resumed_at != ~0ULL && pos < resumed_at + cap / 2;
   if (!after_resync) lap_from_pos = done_pos;
-  pos = f.pos;
+  pos = racing ? skip_ahead(f.pos, tail) : f.pos;
+  resumed_at = pos;
   after_resync = true;
   return true;
+}
+
+uint64_t Consumer::Impl::skip_ahead(uint64_t from, uint64_t tail) const noexcept {
+  // Tags at or above labelled_below() may be stale bytes (invariant 8): never past it.
+  const uint64_t limit = std::min({from + cap / 2, tail, labelled_below(*m)});
+  uint64_t q = from;
+  for (uint32_t n = 0; n < kSkipRecords && q < limit; ++n) {
+    // acquire: pairs with the producer's commit CAS (as in poll()).
+    const TagView tv = decode_tag(salt, shift, load_acquire(m->record_at(q)->tag), q);
+    if (!tv.lap_ok || tv.state < kData || tv.state > kGap) break;
+    const uint64_t span = record_span(tv.size);
+    if ((q & mask) + span > cap || span > limit - q || (tv.state == kData && tv.size > max_record))
+      break;
+    q += span;
+  }
+  // acquire fence: the header reads above happen before the floor read below.  As for a
+  // copy (copy_overwritten()): a floor at or below `from` proves that no producer wrote
+  // over any header from `from` on while we read them, so each was this lap's, whole.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return load_pos(&h->floor) > from ? from : q;
 }
 
 bool Consumer::Impl::rejoin() noexcept {

@@ -7,6 +7,7 @@
 // and near 2^63.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -301,6 +302,91 @@ TEST(Cursors, ReaderLappedByMoreThanOneLap) {
     lapped_case(base, 3 * kPerLap + 5);
     lapped_case(base, 10 * kPerLap);
   }
+}
+
+// A tailing reader lapped once resumes at the oldest record (above).  Lapped again
+// before it read half a ring past that point, it is slower than the producers: the
+// oldest record is the next one they write over, so it resumes half a ring (8 records
+// here) past the oldest one instead, and counts what it skipped as lost, exactly.
+// `read_after` records are read between the two laps; `aborted` (indices into the
+// second batch, which land in the skipped half ring) are aborted claims: gaps, not lost.
+void lapped_twice_case(uint64_t base, uint64_t read_after, std::vector<uint64_t> aborted = {}) {
+  SCOPED_TRACE("base " + std::to_string(base) + ", read between the laps " +
+               std::to_string(read_after));
+  Stream s;
+  s.create_at(base, kBaseSeq);
+  auto c = Consumer::open(s.ns.ns(), "s");
+  auto p = Producer::open(s.ns.ns(), "s");
+  ASSERT_TRUE(c && p);
+  Record rec;
+  uint64_t i = 0;
+  for (; i < 3; ++i) {
+    ASSERT_TRUE(p->publish(as_bytes(payload_for(i))).ok());
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  }
+  for (; i < 3 + 2 * kPerLap; ++i) ASSERT_TRUE(p->publish(as_bytes(payload_for(i))).ok());
+  const detail::PosSeq floor1 = s.floor();
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
+  const uint64_t lost1 = floor1.seq - (kBaseSeq + 3);
+  ASSERT_EQ(c->lost(), lost1);
+  uint64_t next = floor1.seq;  // the first lap resumes at the oldest record
+  for (uint64_t k = 0; k < read_after; ++k, ++next) {
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    ASSERT_EQ(rec.seq, next);
+    ASSERT_EQ(as_string(rec.data), payload_for(rec.seq - kBaseSeq));
+  }
+  const uint64_t batch = i;
+  for (; i < batch + 2 * kPerLap; ++i) {
+    if (std::find(aborted.begin(), aborted.end(), i - batch) != aborted.end()) {
+      PubStatus st = PubStatus::kOk;
+      Claim cl = p->claim(kPayload, 0, &st);
+      ASSERT_TRUE(cl.valid()) << int(st);
+      ASSERT_EQ(cl.abort(), PubStatus::kOk);
+    } else {
+      ASSERT_TRUE(p->publish(as_bytes(payload_for(i))).ok());
+    }
+  }
+  const uint64_t end_seq = kBaseSeq + i;
+  ASSERT_EQ(s.claim().seq, end_seq);
+  const detail::PosSeq floor2 = s.floor();
+  const bool racing = read_after < kPerLap / 2;
+  const uint64_t resume = floor2.seq + (racing ? kPerLap / 2 : 0);
+  ASSERT_LE(resume, end_seq);
+  uint64_t want_gaps = 0;
+  for (uint64_t a : aborted) want_gaps += kBaseSeq + batch + a < resume ? 1 : 0;
+  ASSERT_EQ(want_gaps, aborted.size()) << "the aborted claims must lie in the lapped range";
+  const uint64_t want_lost = lost1 + (resume - next) - want_gaps;
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
+  EXPECT_EQ(c->lost(), want_lost);
+  EXPECT_EQ(c->gaps(), want_gaps);
+  EXPECT_TRUE(c->lost_exact());
+  EXPECT_EQ(c->last_loss().from, next);
+  EXPECT_EQ(c->last_loss().to, resume);
+  EXPECT_EQ(stream_info(s.ns.ns(), "s")->tail_lost, want_lost);
+  // Then every record from there on, once, in order.
+  ReadStatus st;
+  next = resume;
+  while ((st = c->poll(&rec, 0ns)) == ReadStatus::kOk) {
+    ASSERT_EQ(rec.seq, next);
+    ASSERT_EQ(as_string(rec.data), payload_for(rec.seq - kBaseSeq));
+    ++next;
+  }
+  EXPECT_EQ(st, ReadStatus::kTimeout);
+  EXPECT_EQ(next, end_seq);
+  EXPECT_EQ(c->lost(), want_lost);
+}
+
+TEST(Cursors, TailingReaderLappedAgainSoonAfterResumingSkipsHalfARing) {
+  for (uint64_t base : bases())
+    for (uint64_t read_after : {uint64_t{0}, uint64_t{1}, kPerLap / 2 - 1}) lapped_twice_case(base, read_after);
+}
+// Half a ring read after resuming: the next lap resumes at the oldest record again.
+TEST(Cursors, TailingReaderLappedAgainAfterHalfARingResumesAtTheOldest) {
+  for (uint64_t base : bases()) lapped_twice_case(base, kPerLap / 2);
+}
+// The claims aborted in the half ring skipped count as gaps, as lapped-over ones do.
+TEST(Cursors, TailingReaderSkippingAheadCountsAbortedClaimsAsGaps) {
+  for (uint64_t base : bases()) lapped_twice_case(base, 1, {18, 20});
 }
 
 // The position of the very record at the reader's index one lap later: the tag written

@@ -60,7 +60,9 @@ struct Record {
 enum class ReadStatus : uint8_t {
   kOk,        // *rec is the next record
   kTimeout,   // nothing arrived in time
-  kLapped,    // tailing reader was overrun; lost() grew; poll again to resume
+  kLapped,    // tailing reader was overrun; lost() grew; poll again to resume (at the
+              // oldest record; lapped again before it read half a ring past that point,
+              // half a ring, at most 256 records, further on: those count as lost too)
   kCorrupt,   // the ring holds bytes no shmbus producer wrote (shared memory damaged)
   kClosed,
   kEvicted,   // durable group was evicted (its holder was gone past the stream's
