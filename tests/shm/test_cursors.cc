@@ -225,6 +225,29 @@ TEST(Cursors, FirstRecordAfterAWrapOverThePreviousLap) {
   }
 }
 
+// Records 0, 1 and 2, each read as soon as it is published.
+void publish_and_read_three(Producer& p, Consumer& c) {
+  Record rec;
+  for (uint64_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(p.publish(as_bytes(payload_for(i))).ok());
+    ASSERT_EQ(c.poll(&rec, 0ns), ReadStatus::kOk);
+  }
+}
+
+// Every record from sequence `next` up to `end_seq`, once, in order, each with its
+// payload; then nothing more.
+void expect_every_record_from(Consumer& c, uint64_t next, uint64_t end_seq) {
+  Record rec;
+  ReadStatus st;
+  while ((st = c.poll(&rec, 0ns)) == ReadStatus::kOk) {
+    ASSERT_EQ(rec.seq, next);
+    ASSERT_EQ(as_string(rec.data), payload_for(rec.seq - kBaseSeq));
+    ++next;
+  }
+  EXPECT_EQ(st, ReadStatus::kTimeout);
+  EXPECT_EQ(next, end_seq);
+}
+
 // A tailing reader that read 3 records and then stood still while `more` records went
 // by.  Up to a full ring it loses nothing; past it, its next poll says kLapped and
 // lost() grows by exactly the records between its position and the oldest record still
@@ -237,11 +260,8 @@ void lapped_case(uint64_t base, uint64_t more) {
   auto c = Consumer::open(s.ns.ns(), "s");
   auto p = Producer::open(s.ns.ns(), "s");
   ASSERT_TRUE(c && p);
+  publish_and_read_three(*p, *c);
   Record rec;
-  for (uint64_t i = 0; i < 3; ++i) {
-    ASSERT_TRUE(p->publish(as_bytes(payload_for(i))).ok());
-    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
-  }
   for (uint64_t i = 3; i < 3 + more; ++i) ASSERT_TRUE(p->publish(as_bytes(payload_for(i))).ok());
   const uint64_t end_seq = kBaseSeq + 3 + more;
   ASSERT_EQ(s.claim().seq, end_seq);
@@ -271,15 +291,7 @@ void lapped_case(uint64_t base, uint64_t more) {
   EXPECT_EQ(c->gaps(), 0u);
   EXPECT_EQ(stream_info(s.ns.ns(), "s")->tail_lost, want_lost);
   // Then the oldest record in the ring and every one after it, once, in order.
-  uint64_t next = floor.seq;
-  ReadStatus st;
-  while ((st = c->poll(&rec, 0ns)) == ReadStatus::kOk) {
-    ASSERT_EQ(rec.seq, next);
-    ASSERT_EQ(as_string(rec.data), payload_for(rec.seq - kBaseSeq));
-    ++next;
-  }
-  EXPECT_EQ(st, ReadStatus::kTimeout);
-  EXPECT_EQ(next, end_seq);
+  expect_every_record_from(*c, floor.seq, end_seq);
   EXPECT_EQ(c->lost(), want_lost);
 }
 
@@ -318,12 +330,9 @@ void lapped_twice_case(uint64_t base, uint64_t read_after, std::vector<uint64_t>
   auto c = Consumer::open(s.ns.ns(), "s");
   auto p = Producer::open(s.ns.ns(), "s");
   ASSERT_TRUE(c && p);
+  publish_and_read_three(*p, *c);
   Record rec;
-  uint64_t i = 0;
-  for (; i < 3; ++i) {
-    ASSERT_TRUE(p->publish(as_bytes(payload_for(i))).ok());
-    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
-  }
+  uint64_t i = 3;
   for (; i < 3 + 2 * kPerLap; ++i) ASSERT_TRUE(p->publish(as_bytes(payload_for(i))).ok());
   const detail::PosSeq floor1 = s.floor();
   ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
@@ -364,15 +373,7 @@ void lapped_twice_case(uint64_t base, uint64_t read_after, std::vector<uint64_t>
   EXPECT_EQ(c->last_loss().to, resume);
   EXPECT_EQ(stream_info(s.ns.ns(), "s")->tail_lost, want_lost);
   // Then every record from there on, once, in order.
-  ReadStatus st;
-  next = resume;
-  while ((st = c->poll(&rec, 0ns)) == ReadStatus::kOk) {
-    ASSERT_EQ(rec.seq, next);
-    ASSERT_EQ(as_string(rec.data), payload_for(rec.seq - kBaseSeq));
-    ++next;
-  }
-  EXPECT_EQ(st, ReadStatus::kTimeout);
-  EXPECT_EQ(next, end_seq);
+  expect_every_record_from(*c, resume, end_seq);
   EXPECT_EQ(c->lost(), want_lost);
 }
 
