@@ -117,8 +117,9 @@ class Consumer {
   // before it is delivered first and lost()/last_loss() already count it.  Auto-commit
   // commits the whole batch at the next read.  What it saves per record, against poll():
   // the auto-commit (a 16-byte store or CAS16 on the consumer's slot, and the look for
-  // producers waiting for room) and a tailing reader's position update.  A tailing reader copies the batch into one internal buffer; the batch ends early when
-  // that is full (it then grows, at most to 256 KiB or one largest record).
+  // producers waiting for room) and a tailing reader's position update.  A tailing
+  // reader copies the batch into one internal buffer; the batch ends early when that is
+  // full (it then grows, at most to 256 KiB or one largest record).
   [[nodiscard]] ReadStatus poll_batch(Record* out, size_t max, size_t* n,
                                       std::chrono::nanoseconds timeout) noexcept;
   // Durable: make everything returned so far consumed (the position others see).
