@@ -158,29 +158,38 @@ TEST_F(Bridge, InKeepsFetchingAfterItDrainsAFullFetchQueue) {
 // fetcher is past them).  Every message once, in order per partition, both bridges
 // having published some.
 void in_group_rebalances(const std::string& ns, const std::string& brokers) {
+  // Messages come in chunks of 1000 every 200 ms: at least kChunks of them, and on until
+  // the second bridge has published one (it may get its partitions late on a loaded
+  // machine: a rebalance during which commits are refused takes seconds), at most
+  // kMaxChunks.  The bridges mark what they publish with their own type (the messages
+  // carry no shmbus.type header), so the reader knows who published each record.
   constexpr int kParts = 8;
-  constexpr uint64_t kChunk = 1000, kChunks = 60, n = kChunk * kChunks;
-  std::atomic<bool> produced{false};
+  constexpr uint32_t kTypeA = 1, kTypeB = 2;
+  constexpr uint64_t kChunk = 1000, kChunks = 60, kMaxChunks = 400, kMax = kChunk * kMaxChunks;
+  std::atomic<bool> produced{false}, b_published{false};
+  std::atomic<uint64_t> n{0};  // messages produced so far
   std::thread producer([&] {
-    for (uint64_t c = 0; c < kChunks; ++c) {
+    for (uint64_t c = 0; c < kMaxChunks && (c < kChunks || !b_published); ++c) {
       std::vector<std::string> values;
       for (uint64_t i = c * kChunk; i < (c + 1) * kChunk; ++i) values.push_back(payload_for(i, 64));
       produce(brokers, "t", values, std::nullopt, -2 - kParts);  // message i to partition i % kParts
+      n += kChunk;
       std::this_thread::sleep_for(200ms);
     }
     produced = true;
   });
-  auto options = [&] {
+  auto options = [&](uint32_t type) {
     kafka::InOptions o;
     o.ns = ns;
     o.stream = "s";
     o.brokers = brokers;
     o.topic = "t";
     o.group = "g";
+    o.type = type;
     o.commit_interval = 100ms;
     return o;
   };
-  const kafka::InOptions oa = options(), ob = options();
+  const kafka::InOptions oa = options(kTypeA), ob = options(kTypeB);
   std::atomic<bool> stop_a{false}, stop_b{false};
   Result<kafka::BridgeCounters> ra = kafka::BridgeCounters{}, rb = kafka::BridgeCounters{};
   std::thread a([&] { ra = kafka::run_bridge_in(oa, [&] { return stop_a.load(); }); });
@@ -190,29 +199,37 @@ void in_group_rebalances(const std::string& ns, const std::string& brokers) {
   ASSERT_TRUE(c);
   Record rec;
   std::vector<int64_t> last(kParts, -1);
-  std::vector<bool> seen(n, false);
-  uint64_t got = 0;
+  std::vector<bool> seen(kMax, false);
+  uint64_t got = 0, got_b = 0;
   const auto take = [&](std::chrono::nanoseconds wait) {
     const ReadStatus st = c->poll(&rec, wait);
     if (st != ReadStatus::kOk) return false;
     const std::string v = as_string(rec.data);
     const uint64_t i = std::stoull(v.substr(1, v.find(':') - 1));
-    EXPECT_LT(i, n);
-    if (i >= n) return true;
+    EXPECT_LT(i, kMax);
+    if (i >= kMax) return true;
     EXPECT_EQ(v, payload_for(i, 64));
+    EXPECT_TRUE(rec.type == kTypeA || rec.type == kTypeB) << "type " << rec.type;
     EXPECT_FALSE(seen[i]) << "message " << i << " twice";
     seen[i] = true;
     auto& l = last[i % kParts];
     EXPECT_GT(static_cast<int64_t>(i), l) << "message " << i << " out of order within its partition";
     l = static_cast<int64_t>(i);
     ++got;
+    if (rec.type == kTypeB) {
+      ++got_b;
+      b_published = true;
+    }
     return true;
   };
   ASSERT_TRUE(take(120s)) << "bridge a never published";  // a joined and reads
   std::thread b([&] { rb = kafka::run_bridge_in(ob, [&] { return stop_b.load(); }); });
-  // b joins (a rebalance), reads a while, and leaves cleanly (another).
+  // b joins (a rebalance), publishes a while, and leaves cleanly (another).
   const auto b_started = std::chrono::steady_clock::now();
-  while (std::chrono::steady_clock::now() - b_started < 7s) (void)take(10ms);
+  const auto b_deadline = b_started + 70s;
+  while ((std::chrono::steady_clock::now() - b_started < 7s || !b_published) &&
+         std::chrono::steady_clock::now() < b_deadline)
+    (void)take(10ms);
   stop_b = true;
   b.join();
   const auto deadline = std::chrono::steady_clock::now() + 120s;
@@ -225,18 +242,20 @@ void in_group_rebalances(const std::string& ns, const std::string& brokers) {
   producer.join();
   ASSERT_TRUE(ra) << ra.error().message;
   ASSERT_TRUE(rb) << rb.error().message;
-  EXPECT_EQ(got, n) << std::count(seen.begin(), seen.end(), false) << " messages missing";
-  EXPECT_GT(rb->delivered, 0u) << "b never got a partition: no rebalance was tested";
+  EXPECT_EQ(got, n.load()) << std::count(seen.begin(), seen.begin() + n.load(), false) << " messages missing";
+  EXPECT_GT(rb->delivered, 0u) << "b never got a partition in 70 s: no rebalance was tested";
   EXPECT_GT(ra->delivered, 0u);
-  EXPECT_EQ(ra->delivered + rb->delivered, n);
+  EXPECT_EQ(ra->delivered + rb->delivered, n.load());
+  EXPECT_EQ(rb->delivered, got_b);  // what b says it published is what carries its type
   // A commit during an eager rebalance can be refused (the generation is ending): then the
   // next owner is given those messages again, and the state file tells them apart.
-  std::printf("duplicates recognised and skipped: %llu\n",
+  std::printf("%llu messages, %llu published by b; duplicates recognised and skipped: %llu\n",
+              static_cast<unsigned long long>(n.load()), static_cast<unsigned long long>(got_b),
               static_cast<unsigned long long>(ra->duplicates_skipped + rb->duplicates_skipped));
 }
 
 TEST_F(Bridge, InGroupRebalancesMidStreamLoseAndRepeatNothing) {
-  create("s", 16 << 20);
+  create("s", 64 << 20);  // every message of the longest run fits: the reader is never lapped
   topic("t", 8);
   in_group_rebalances(ns_.ns(), brokers_);
 }
