@@ -72,6 +72,7 @@ struct Consumer::Impl {
   ReadStatus pending = ReadStatus::kOk;
   // A tailing reader's copy buffer for batches grows up to this (or one largest record).
   static constexpr uint64_t kBatchCopyBytes = 256 * 1024;
+  uint64_t batch_buf_limit() const noexcept { return std::max<uint64_t>(max_record, kBatchCopyBytes); }
 
   ReadStatus begin_read() noexcept;
   // One record: poll()'s loop.  A tailing reader copies the payload to buf + *off and
@@ -541,8 +542,7 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
     // The last batch stopped because the copies filled the buffer: double it, up to
     // kBatchCopyBytes (or one largest record).  Between batches: no view points into it.
     c.grow_batch_buf = false;
-    const uint64_t limit = std::max<uint64_t>(c.max_record, Impl::kBatchCopyBytes);
-    c.buf.resize(std::min<uint64_t>(limit, std::max<uint64_t>(4096, 2 * c.buf.size())));
+    c.buf.resize(std::min<uint64_t>(c.batch_buf_limit(), std::max<uint64_t>(4096, 2 * c.buf.size())));
   }
   size_t off = 0, k = 0;
   ReadStatus st = ReadStatus::kOk;
@@ -622,7 +622,7 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
           // A batch's records stay where they were copied: it ends before this one (and
           // the next batch starts with a larger buffer).
           if (more) {
-            c.grow_batch_buf = c.buf.size() < std::max<uint64_t>(c.max_record, Impl::kBatchCopyBytes);
+            c.grow_batch_buf = c.buf.size() < c.batch_buf_limit();
             return ReadStatus::kTimeout;
           }
           // The buffer grows to the largest record read (never to the creator's

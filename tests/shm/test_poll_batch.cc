@@ -26,16 +26,20 @@ using namespace std::chrono_literals;
 
 // Record i: size 8 + (i * 37) % span, its first 8 bytes i, byte k after them
 // i * 131 + k * 7 (bytes that vary, as a tag torn by them would: see TailingRacing).
+void fill(std::string& s, uint64_t i, size_t from) {
+  for (size_t k = from; k < s.size(); ++k) s[k] = static_cast<char>((i * 131 + k * 7) & 0xff);
+}
+bool same(const Record& r, const std::string& want) {
+  return r.data.size() == want.size() &&
+         (want.empty() || std::memcmp(r.data.data(), want.data(), want.size()) == 0);
+}
 std::string payload(uint64_t i, uint64_t span = 300) {
   std::string s(8 + (i * 37) % span, '\0');
   std::memcpy(s.data(), &i, 8);
-  for (size_t k = 8; k < s.size(); ++k) s[k] = static_cast<char>((i * 131 + k * 7) & 0xff);
+  fill(s, i, 8);
   return s;
 }
-bool intact(const Record& r, uint64_t span = 300) {
-  return r.data.size() == payload(r.seq, span).size() &&
-         std::memcmp(r.data.data(), payload(r.seq, span).data(), r.data.size()) == 0;
-}
+bool intact(const Record& r, uint64_t span = 300) { return same(r, payload(r.seq, span)); }
 Bytes bytes_of(const std::string& s) { return Bytes(reinterpret_cast<const std::byte*>(s.data()), s.size()); }
 
 uint64_t claim_pos(const std::string& ns) {
@@ -292,14 +296,10 @@ struct Racing {
 std::string racing_payload(uint64_t i) {
   static constexpr uint16_t kSizes[] = {0, 1, 2, 3, 5, 7, 8, 9, 15, 17, 31, 33, 34, 63, 65, 100, 1000, 1017, 1024};
   std::string s(kSizes[((i * 2654435761u) >> 7) % std::size(kSizes)], '\0');
-  for (size_t k = 0; k < s.size(); ++k) s[k] = static_cast<char>((i * 131 + k * 7) & 0xff);
+  fill(s, i, 0);
   return s;
 }
-bool racing_intact(const Record& r) {
-  const std::string want = racing_payload(r.seq);
-  return r.data.size() == want.size() &&
-         (want.empty() || std::memcmp(r.data.data(), want.data(), want.size()) == 0);
-}
+bool racing_intact(const Record& r) { return same(r, racing_payload(r.seq)); }
 class TailingRacing : public ::testing::TestWithParam<Racing> {};
 
 TEST_P(TailingRacing, NeverATornRecordNorAFalseGap) {
