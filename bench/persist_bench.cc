@@ -3,7 +3,8 @@
 // Rows, each against a baseline measured by this same run on the same file system:
 //   persister throughput (file, pmem) vs 1 MiB write()+fdatasync() of a plain file;
 //   producer publish-call p99 with a persister vs with a plain durable consumer;
-//   replay throughput from the store vs a raw sequential read() of the same files;
+//   replay throughput from the store vs a raw sequential read() of the same files, and
+//   vs that read with the CRC-32C of every frame (the bound of a verifying reader);
 //   time from "replay caught up" to the first live record.
 // --json FILE also writes the rows with their numbers (bench/plot.py draws them).
 // The producer runs in its own process pinned to core 0; the persister (or consumer)
@@ -27,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "crc32c.h"  // persist/src: the store's own CRC-32C, for the replay bound
 #include "shmbus/persister.h"
 #include "shmbus/shmbus.h"
 
@@ -82,18 +84,32 @@ double disk_write_rate(const std::string& dir, uint64_t total) {
 }
 
 // Raw sequential read() of every file in `dir`, 1 MiB at a time.
-double raw_read_rate(const std::string& dir) {
-  std::vector<char> buf(1 << 20);
+// A raw sequential read of the segment files with a 1 MiB buffer, bytes/s.  With
+// `frame_bytes`, also the CRC-32C that a verifying reader computes, per frame-sized piece
+// (its first 28 bytes, then the rest after 32, as decode_frame does), each right after
+// the read that brought it, through a window the size of the reader's (128 KiB): the
+// least a reader that checks every byte can do (replay's bound).
+double raw_read_rate(const std::string& dir, uint64_t frame_bytes = 0) {
+  std::vector<char> buf(frame_bytes ? 128 << 10 : 1 << 20);
   uint64_t total = 0;
+  uint32_t sink = 0;
   auto t0 = std::chrono::steady_clock::now();
   for (const auto& e : fs::directory_iterator(dir)) {
     if (e.path().extension() != ".seg") continue;
     int fd = open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
     ssize_t n;
-    while ((n = read(fd, buf.data(), buf.size())) > 0) total += static_cast<uint64_t>(n);
+    while ((n = read(fd, buf.data(), buf.size())) > 0) {
+      total += static_cast<uint64_t>(n);
+      for (uint64_t at = 0; frame_bytes && at + frame_bytes <= static_cast<uint64_t>(n); at += frame_bytes) {
+        const char* f = buf.data() + at;
+        sink ^= persist::detail::crc32c_extend(persist::detail::crc32c(f, 28), f + 32, frame_bytes - 32);
+      }
+    }
     close(fd);
   }
-  return static_cast<double>(total) / secs_since(t0);
+  const double rate = static_cast<double>(total) / secs_since(t0);
+  if (sink == 0x5eed) fprintf(stderr, " ");  // keeps the CRCs computed
+  return rate;
 }
 
 // A producer process: `count` records of `size` bytes, at `rate` per second (0: flat
@@ -228,9 +244,12 @@ double publish_p99(Env& env, bool persisted, uint64_t count, uint64_t rate) {
   return lat[lat.size() * 99 / 100];
 }
 
-// Replay: read every stored record from the start (store mode only), bytes/s; and the
-// raw read of the same segment files.
-std::pair<double, double> replay_rates(Env& env, uint64_t count, uint64_t size) {
+// Replay: read every stored record from the start (store mode only), bytes/s; the raw
+// read of the same segment files; and that read with the CRC of every frame (the bound).
+struct ReplayRates {
+  double replay, raw, bound;
+};
+ReplayRates replay_rates(Env& env, uint64_t count, uint64_t size) {
   env.fresh(64ULL << 20, 4096);
   {
     auto pers = persist::Persister::start(env.ns, "s", env.popts(persist::StoreKind::kFile));
@@ -240,6 +259,7 @@ std::pair<double, double> replay_rates(Env& env, uint64_t count, uint64_t size) 
     (void)pers.value()->stop();
   }
   const double raw = raw_read_rate(env.data + "/" + env.ns + "/s");
+  const double bound = raw_read_rate(env.data + "/" + env.ns + "/s", 32 + size);
   auto reader = persist::SegmentReader::open(env.data, env.ns, "s");
   uint64_t bytes = 0, n = 0;
   auto t0 = std::chrono::steady_clock::now();
@@ -253,7 +273,7 @@ std::pair<double, double> replay_rates(Env& env, uint64_t count, uint64_t size) 
   }
   const double replay = static_cast<double>(bytes) / secs_since(t0);
   if (n != count) fprintf(stderr, "replay read %llu of %llu records\n", (unsigned long long)n, (unsigned long long)count);
-  return {replay, raw};
+  return {replay, raw, bound};
 }
 
 // A replay that starts at the beginning of the store while a producer publishes at
@@ -290,14 +310,16 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string json_path;
   std::string only;  // --only KIND: just the rows of that kind (disk, persister, ...)
+  uint64_t only_size = 0;  // --size BYTES: just the persister rows of that record size
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--quick")) quick = true;
     else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--size") && i + 1 < argc) only_size = strtoull(argv[++i], nullptr, 10);
     else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else {
       fprintf(stderr, "usage: shmbus-persist-bench [--quick] [--reps N] [--json FILE] "
-              "[--only disk|persister|publish_p99|replay|catch_up]\n");
+              "[--only disk|persister|publish_p99|replay|catch_up] [--size 64|1024|65536]\n");
       return 2;
     }
   }
@@ -308,6 +330,10 @@ int main(int argc, char** argv) {
   if (!only.empty() && only != "disk" && only != "persister" && only != "publish_p99" &&
       only != "replay" && only != "catch_up") {
     fprintf(stderr, "shmbus-persist-bench: --only: unknown kind '%s'\n", only.c_str());
+    return 2;
+  }
+  if (only_size != 0 && only_size != 64 && only_size != 1024 && only_size != 65536) {
+    fprintf(stderr, "shmbus-persist-bench: --size: the persister rows are 64, 1024 and 65536 bytes\n");
     return 2;
   }
   if (quick) reps = 1;
@@ -338,6 +364,7 @@ int main(int argc, char** argv) {
     rows.push_back({"disk: 1 MiB write + fdatasync", gbs(d), "-", "-", "baseline", "disk", "bytes_per_s", d, {}, 1 << 20, ""});
   if (want("persister"))
   for (auto [size, count] : {std::pair<uint64_t, uint64_t>{64, 4'000'000}, {1024, 500'000}, {65536, 8'000}}) {
+    if (only_size != 0 && size != only_size) continue;
     for (auto kind : {persist::StoreKind::kFile, persist::StoreKind::kPmem}) {
       std::vector<double> v;
       for (int r = 0; r < reps; ++r) v.push_back(persister_rate(env, kind, count / scale, size));
@@ -363,17 +390,22 @@ int main(int argc, char** argv) {
                     ratio, "<= 1.5x", "publish_p99", "ns", a, b, 64, ""});
   }
   if (want("replay")) {
-    std::vector<double> rep, raw;
+    std::vector<double> rep, raw, bound;
     for (int r = 0; r < reps; ++r) {
-      auto [a, b] = replay_rates(env, 500'000 / scale, 1024);
-      rep.push_back(a);
-      raw.push_back(b);
+      const ReplayRates x = replay_rates(env, 500'000 / scale, 1024);
+      rep.push_back(x.replay);
+      raw.push_back(x.raw);
+      bound.push_back(x.bound);
     }
-    const Spread a = spread(rep), b = spread(raw);
+    const Spread a = spread(rep), b = spread(raw), c = spread(bound);
     char ratio[32];
     snprintf(ratio, sizeof ratio, "%.2fx", a.median / b.median);
     rows.push_back({"replay from the store, 1 KiB records", gbs(a), gbs(b) + " (raw read)", ratio, ">= 0.8x",
                     "replay", "bytes_per_s", a, b, 1024, ""});
+    // The same read with every frame's CRC: what verifying costs by itself.
+    snprintf(ratio, sizeof ratio, "%.2fx", a.median / c.median);
+    rows.push_back({"replay against a raw read + CRC of every frame", gbs(a), gbs(c) + " (read + CRC)", ratio,
+                    "report", "replay_bound", "bytes_per_s", a, c, 1024, ""});
   }
   if (want("catch_up")) {
     std::vector<double> v;
