@@ -64,13 +64,11 @@ uint32_t crc32c_extend_table(uint32_t crc, const void* data, size_t n) noexcept 
 #ifdef SHMBUS_CRC_X86
 __attribute__((target("sse4.2"))) uint32_t crc32c_extend_sse42(uint32_t crc, const void* data,
                                                                 size_t n) noexcept {
+  // Unaligned 8-byte steps from the start (as fast as aligned ones on x86-64, where a
+  // byte-wise run up to alignment cost up to 7 dependent steps), then 4, 2, 1: a frame
+  // header's 28 bytes take 4 steps instead of 7.
   const auto* p = static_cast<const uint8_t*>(data);
-  uint32_t c = ~crc;
-  while (n > 0 && (reinterpret_cast<uintptr_t>(p) & 7) != 0) {
-    c = _mm_crc32_u8(c, *p++);
-    --n;
-  }
-  uint64_t c64 = c;
+  uint64_t c64 = ~crc;
   while (n >= 8) {
     uint64_t w;
     std::memcpy(&w, p, 8);
@@ -78,8 +76,20 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_extend_sse42(uint32_t crc, con
     p += 8;
     n -= 8;
   }
-  c = static_cast<uint32_t>(c64);
-  while (n-- > 0) c = _mm_crc32_u8(c, *p++);
+  auto c = static_cast<uint32_t>(c64);
+  if (n & 4) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    c = _mm_crc32_u32(c, w);
+    p += 4;
+  }
+  if (n & 2) {
+    uint16_t w;
+    std::memcpy(&w, p, 2);
+    c = _mm_crc32_u16(c, w);
+    p += 2;
+  }
+  if (n & 1) c = _mm_crc32_u8(c, *p);
   return ~c;
 }
 
