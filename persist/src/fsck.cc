@@ -29,6 +29,13 @@ namespace {
 
 constexpr uint32_t kDefaultInterval = StoreOptions{}.index_interval;
 
+// Records in the index that damaged bytes end at `resume`: the flag on the entry of the
+// frame there (rule 4 gives that frame an entry).
+void mark_damage_recorded(std::vector<IndexEntry>& entries, uint64_t resume) {
+  for (IndexEntry& e : entries)
+    if (e.offset == resume) e.flags |= kEntryDamageRecorded;
+}
+
 class StreamChecker {
  public:
   StreamChecker(int dir, std::string ns, std::string stream, bool repair, FsckReport* rep)
@@ -320,10 +327,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     if (old_idx && old_idx->header.created_ns == s.header.created_ns)
       for (const IndexEntry& e : old_idx->entries)
         recorded |= e.offset == resume && (e.flags & kEntryDamageRecorded);
-    if (recorded || can_repair()) {
-      for (IndexEntry& e : expected)
-        if (e.offset == resume) e.flags |= kEntryDamageRecorded;
-    }
+    if (recorded || can_repair()) mark_damage_recorded(expected, resume);
     if (recorded) continue;
     issue(name, d.offset, d.bytes,
           std::string("damaged (") + frame_status_name(d.why) + "): sequences [" +
@@ -362,6 +366,9 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
             expected = again->entries;
             builder = again->builder;
             end_seq = again->end_seq;
+            // The damage before the cut stays recorded (flagged above, and lost with the
+            // entries of the first scan: fsck then reported it again after every repair).
+            for (const ScanDamage& d : s.damage) mark_damage_recorded(expected, d.offset + d.bytes);
           }
         }
       }

@@ -101,7 +101,9 @@ Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size)
       const bool same_record = (e.flags & kEntrySeal) && e.offset == prev.offset;
       if (!same_record && (e.offset <= prev.offset || e.seq < prev.end_seq || e.max_ts < prev.max_ts))
         break;
-    } else if (e.seq != first_seq) {
+    } else if (e.seq != first_seq && !(e.seq > first_seq && e.offset > kSegmentHeaderSize)) {
+      // The first entry is the segment's first frame, or, when that frame is damaged, the
+      // first valid frame after the damage (rule 4 of FORMAT.md), further on.
       break;
     }
     f.sealed = (e.flags & kEntrySeal) != 0;

@@ -84,11 +84,18 @@ TEST(Fsck, FindsAndRepairsATornTail) {
 
 // Damage inside a sealed segment with intact records after it (issue 7 point 5): fsck
 // reports it until --repair records it; nothing is cut, the later records stay served.
-TEST(Fsck, RecordsDamageInsideASealedSegmentKeepingLaterRecords) {
+// In the middle of the segment, and in its first frame: there the index's first entry is
+// the frame after the damage (once rejected by every reader of the index as belonging
+// to another segment, so that the repair made readers skip 28 intact records and fsck
+// never came back clean).
+class DamageInsideASealedSegment : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(DamageInsideASealedSegment, IsRecordedKeepingLaterRecords) {
+  const uint64_t bad = GetParam();  // a record of segment [28, 56), not its last
   TempDir t;
   make_store(t);
   auto b = read_file(seg(t, 28));
-  b[kSegmentHeaderSize + 10 * kFrame + 60] ^= 1;  // record 38
+  b[kSegmentHeaderSize + (bad - 28) * kFrame + 60] ^= 1;
   write_file(seg(t, 28), b);
   auto rep = run(t.path(), false);
   ASSERT_EQ(rep.issues.size(), 2u) << describe(rep);  // the segment, and its index
@@ -101,14 +108,32 @@ TEST(Fsck, RecordsDamageInsideASealedSegmentKeepingLaterRecords) {
   EXPECT_EQ(read_file(seg(t, 28)), b) << "the damaged bytes are kept";
   auto got = read_all(t.path());
   ASSERT_EQ(got.size(), 100u);
-  EXPECT_EQ(got[37].seq, 37u);
-  EXPECT_EQ(got[38].kind, EntryKind::kCorrupt);
-  EXPECT_EQ(got[38].seq, 38u);
-  EXPECT_EQ(got[38].end_seq, 39u);
-  EXPECT_EQ(got[39].kind, EntryKind::kRecord);
-  EXPECT_EQ(got[39].seq, 39u);
+  EXPECT_EQ(got[bad - 1].seq, bad - 1);
+  EXPECT_EQ(got[bad].kind, EntryKind::kCorrupt);
+  EXPECT_EQ(got[bad].seq, bad);
+  EXPECT_EQ(got[bad].end_seq, bad + 1) << "only the damaged record is unreadable";
+  EXPECT_EQ(got[bad + 1].kind, EntryKind::kRecord);
+  EXPECT_EQ(got[bad + 1].seq, bad + 1);
   EXPECT_EQ(got[99].seq, 99u);
+  // Seeks at, just after and before the damage land where they should.
+  for (uint64_t at : {bad - 1, bad, bad + 1, bad + 2}) {
+    auto r = SegmentReader::open(t.path(), "ns", "st");
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(r->seek_seq(at).ok());
+    auto e = r->next();
+    ASSERT_TRUE(e.ok());
+    EXPECT_EQ(e->seq, at) << "seek to " << at;
+    EXPECT_EQ(e->kind, at == bad ? EntryKind::kCorrupt : EntryKind::kRecord) << at;
+  }
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->next_seq(), 100u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Fsck, DamageInsideASealedSegment, ::testing::Values(28, 38),
+                         [](const auto& info) {
+                           return info.param == 28 ? std::string("FirstFrame") : std::string("Middle");
+                         });
 
 // A damaged tail of a sealed segment (no valid record after it) is cut and marked lost
 // up to the next segment.
@@ -127,6 +152,30 @@ TEST(Fsck, CutsADamagedTailOfASealedSegmentWithALostMarker) {
   EXPECT_EQ(got[55].kind, EntryKind::kLost);
   EXPECT_EQ(got[55].seq, 55u);
   EXPECT_EQ(got[55].end_seq, 56u);
+}
+
+// Damage inside a sealed segment and a damaged tail of the same segment: the repair cuts
+// the tail and records the inner damage, and a second run is clean (the index written
+// after the cut once lost the record of the inner damage, so fsck reported it forever).
+TEST(Fsck, RecordsInnerDamageAndCutsTheDamagedTailOfOneSegment) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 28));
+  b[kSegmentHeaderSize + 10 * kFrame + 60] ^= 1;  // record 38
+  b[kSegmentHeaderSize + 27 * kFrame + 60] ^= 1;  // record 55, the last of the segment
+  write_file(seg(t, 28), b);
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 100u);
+  EXPECT_EQ(got[38].kind, EntryKind::kCorrupt);
+  EXPECT_EQ(got[38].end_seq, 39u);
+  EXPECT_EQ(got[39].kind, EntryKind::kRecord);
+  EXPECT_EQ(got[55].kind, EntryKind::kLost);
+  EXPECT_EQ(got[55].end_seq, 56u);
+  EXPECT_EQ(got[56].kind, EntryKind::kRecord);
 }
 
 TEST(Fsck, RepairsIndexes) {
