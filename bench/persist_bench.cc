@@ -83,7 +83,6 @@ double disk_write_rate(const std::string& dir, uint64_t total) {
   return static_cast<double>(total) / s;
 }
 
-// Raw sequential read() of every file in `dir`, 1 MiB at a time.
 // A raw sequential read of the segment files with a 1 MiB buffer, bytes/s.  With
 // `frame_bytes`, also the CRC-32C that a verifying reader computes, per frame-sized piece
 // (its first 28 bytes, then the rest after 32, as decode_frame does), each right after
