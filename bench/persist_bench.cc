@@ -99,9 +99,11 @@ double raw_read_rate(const std::string& dir, uint64_t frame_bytes = 0) {
     ssize_t n;
     while ((n = read(fd, buf.data(), buf.size())) > 0) {
       total += static_cast<uint64_t>(n);
-      for (uint64_t at = 0; frame_bytes && at + frame_bytes <= static_cast<uint64_t>(n); at += frame_bytes) {
+      const auto got = static_cast<uint64_t>(n);
+      for (uint64_t at = 0; frame_bytes && at + frame_bytes <= got; at += frame_bytes) {
         const char* f = buf.data() + at;
-        sink ^= persist::detail::crc32c_extend(persist::detail::crc32c(f, 28), f + 32, frame_bytes - 32);
+        const uint32_t head = persist::detail::crc32c(f, 28);
+        sink ^= persist::detail::crc32c_extend(head, f + 32, frame_bytes - 32);
       }
     }
     close(fd);
@@ -314,7 +316,8 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--quick")) quick = true;
     else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--size") && i + 1 < argc) only_size = strtoull(argv[++i], nullptr, 10);
+    else if (!strcmp(argv[i], "--size") && i + 1 < argc)
+      only_size = strtoull(argv[++i], nullptr, 10);
     else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else {
       fprintf(stderr, "usage: shmbus-persist-bench [--quick] [--reps N] [--json FILE] "
@@ -332,7 +335,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (only_size != 0 && only_size != 64 && only_size != 1024 && only_size != 65536) {
-    fprintf(stderr, "shmbus-persist-bench: --size: the persister rows are 64, 1024 and 65536 bytes\n");
+    fprintf(stderr,
+            "shmbus-persist-bench: --size: the persister rows are 64, 1024 and 65536 bytes\n");
     return 2;
   }
   if (quick) reps = 1;
@@ -403,8 +407,9 @@ int main(int argc, char** argv) {
                     "replay", "bytes_per_s", a, b, 1024, ""});
     // The same read with every frame's CRC: what verifying costs by itself.
     snprintf(ratio, sizeof ratio, "%.2fx", a.median / c.median);
-    rows.push_back({"replay against a raw read + CRC of every frame", gbs(a), gbs(c) + " (read + CRC)", ratio,
-                    "report", "replay_bound", "bytes_per_s", a, c, 1024, ""});
+    rows.push_back({"replay against a raw read + CRC of every frame", gbs(a),
+                    gbs(c) + " (read + CRC)", ratio, "report", "replay_bound", "bytes_per_s", a, c,
+                    1024, ""});
   }
   if (want("catch_up")) {
     std::vector<double> v;

@@ -12,9 +12,8 @@
 
 namespace shmbus::persist::detail {
 
-// One load or store each (a byte loop compiled to byte loads and shifts: a fifth of a
-// 1 KiB replay's own time, outside the copy and the CRC), byte-swapped on a big-endian
-// host.
+// One load or store each, byte-swapped on a big-endian host (byte loops compiled to byte
+// loads and shifts, seen in decode_frame's profile: 1 KiB replay 2% faster without).
 template <class T>
 inline T to_le(T v) noexcept {
   if constexpr (std::endian::native == std::endian::little || sizeof(T) == 1) {

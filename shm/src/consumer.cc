@@ -72,7 +72,9 @@ struct Consumer::Impl {
   ReadStatus pending = ReadStatus::kOk;
   // A tailing reader's copy buffer for batches grows up to this (or one largest record).
   static constexpr uint64_t kBatchCopyBytes = 256 * 1024;
-  uint64_t batch_buf_limit() const noexcept { return std::max<uint64_t>(max_record, kBatchCopyBytes); }
+  uint64_t batch_buf_limit() const noexcept {
+    return std::max<uint64_t>(max_record, kBatchCopyBytes);
+  }
 
   ReadStatus begin_read() noexcept;
   // One record: poll()'s loop.  A tailing reader copies the payload to buf + *off and
@@ -542,7 +544,8 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
     // The last batch stopped because the copies filled the buffer: double it, up to
     // kBatchCopyBytes (or one largest record).  Between batches: no view points into it.
     c.grow_batch_buf = false;
-    c.buf.resize(std::min<uint64_t>(c.batch_buf_limit(), std::max<uint64_t>(4096, 2 * c.buf.size())));
+    c.buf.resize(
+        std::min<uint64_t>(c.batch_buf_limit(), std::max<uint64_t>(4096, 2 * c.buf.size())));
   }
   size_t off = 0, k = 0;
   ReadStatus st = ReadStatus::kOk;
