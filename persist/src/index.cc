@@ -122,6 +122,13 @@ Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEnt
   return sync_data(fd->get(), name);
 }
 
+void keep_damage_recorded(std::span<IndexEntry> rebuilt, std::span<const IndexEntry> old) {
+  for (IndexEntry& e : rebuilt)
+    for (const IndexEntry& o : old)
+      if (o.offset == e.offset && (o.flags & kEntryDamageRecorded))
+        e.flags |= kEntryDamageRecorded;
+}
+
 const IndexEntry* floor_by_seq(std::span<const IndexEntry> entries, uint64_t target) {
   auto it = std::upper_bound(entries.begin(), entries.end(), target,
                              [](uint64_t t, const IndexEntry& e) { return t < e.seq; });

@@ -90,6 +90,11 @@ Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size)
 // Writes NAME.idx from scratch (a rebuild).
 Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEntry> entries);
 
+// A rebuilt index keeps what fsck --repair recorded in the one it replaces: the
+// damage-recorded flag of every entry at the same offset (the caller checks that `old`
+// belongs to the same incarnation of the segment).
+void keep_damage_recorded(std::span<IndexEntry> rebuilt, std::span<const IndexEntry> old);
+
 // The last entry with seq <= target, or nullptr.
 const IndexEntry* floor_by_seq(std::span<const IndexEntry> entries, uint64_t target);
 // The last entry whose max_ts < ts (every record up to it is older than ts), or nullptr.

@@ -137,6 +137,9 @@ Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
              std::to_string(scan->file_size - scan->valid_end) +
              " bytes after it are unreadable" + kFsckHint);
   std::vector<IndexEntry> entries = scan->entries;
+  // Keep what fsck --repair recorded about damage in the index being rebuilt.
+  if (idx && idx->header.created_ns == scan->header.created_ns)
+    keep_damage_recorded(entries, idx->entries);
   if (!scan->builder.empty()) entries.push_back(scan->builder.seal_entry());
   const IndexHeader ih{interval, first_seq, scan->header.created_ns};
   if (auto r = write_index(dir.get(), ih, entries); r)
@@ -176,12 +179,8 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   if (!scan.damage.empty()) {
     // Keep what fsck --repair recorded about it in the index being rebuilt.
     if (auto old = read_index(dir.get(), first_seq, scan.file_size);
-        old && old->header.created_ns == scan.header.created_ns) {
-      for (IndexEntry& e : scan.entries)
-        for (const IndexEntry& o : old->entries)
-          if (o.offset == e.offset && (o.flags & kEntryDamageRecorded))
-            e.flags |= kEntryDamageRecorded;
-    }
+        old && old->header.created_ns == scan.header.created_ns)
+      keep_damage_recorded(scan.entries, old->entries);
   }
   auto fd = open_at(dir.get(), name, OpenMode::kReadWrite);
   if (!fd) return fd.error();

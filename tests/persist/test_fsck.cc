@@ -130,6 +130,34 @@ TEST_P(DamageInsideASealedSegment, IsRecordedKeepingLaterRecords) {
   EXPECT_EQ(s->next_seq(), 100u);
 }
 
+// What --repair recorded survives a writer that rebuilds the segment's index (here the
+// seal entry is damaged, so opening the store rescans the segment): the writer once
+// wrote the scan's entries without the damage-recorded flags, and fsck reported the
+// recorded damage again.
+TEST_P(DamageInsideASealedSegment, StaysRecordedWhenTheStoreRebuildsTheIndex) {
+  const uint64_t bad = GetParam();
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 28));
+  b[kSegmentHeaderSize + (bad - 28) * kFrame + 60] ^= 1;
+  write_file(seg(t, 28), b);
+  EXPECT_TRUE(run(t.path(), true).clean());
+  auto rep = run(t.path(), false);
+  ASSERT_TRUE(rep.issues.empty()) << describe(rep);
+  const std::string idx = t.stream_dir() + "/" + index_file_name(28);
+  auto ib = read_file(idx);
+  ib[ib.size() - 10] ^= 1;  // the seal entry's CRC fails
+  write_file(idx, ib);
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), 100u);
+    ASSERT_TRUE(s->close().ok());
+  }
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fsck, DamageInsideASealedSegment, ::testing::Values(28, 38),
                          [](const auto& info) {
                            return info.param == 28 ? std::string("FirstFrame") : std::string("Middle");
