@@ -53,8 +53,12 @@ class StreamChecker {
   Result<void> lock();
   void check_files();
   Result<void> check_segment(uint64_t first, bool last, uint64_t next_first);
-  Result<bool> cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from, uint64_t to);
-  Result<void> write_lost_segment(uint64_t first, uint64_t to);
+  // `ts_ns`: the marker's timestamp, the newest of the records before it (a marker fsck
+  // writes stands for records stored before it: stamped with the time of the repair, it
+  // made a sealed segment look new to age retention and to a seek by time).
+  Result<bool> cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from, uint64_t to,
+                                 uint64_t ts_ns);
+  Result<void> write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns);
   Result<std::string> quarantine(const std::string& name);
   bool header_rebuildable(SegmentFile& f, uint64_t first);
   Result<void> rebuild_header(uint64_t first);
@@ -70,6 +74,7 @@ class StreamChecker {
   bool writer_live_ = false;
   bool dir_changed_ = false;  // a repair created, renamed or removed a file
   std::optional<uint64_t> prev_end_;
+  uint64_t prev_max_ts_ = 0;  // the newest timestamp of the segments checked so far
 };
 
 Result<void> StreamChecker::lock() {
@@ -146,7 +151,7 @@ void StreamChecker::check_files() {
 }
 
 Result<bool> StreamChecker::cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from,
-                                              uint64_t to) {
+                                              uint64_t to, uint64_t ts_ns) {
   const std::string name = segment_file_name(first);
   auto fd = open_at(dir_, name, OpenMode::kReadWrite);
   if (!fd) return fd.error();
@@ -158,7 +163,7 @@ Result<bool> StreamChecker::cut_and_mark_lost(uint64_t first, uint64_t at, uint6
     h.length = kLostPayloadSize;
     h.kind = FrameKind::kLost;
     h.seq = from;
-    h.ts_ns = now_ns();
+    h.ts_ns = ts_ns;
     encode_frame_header(h, Bytes(frame + kFrameHeaderSize, kLostPayloadSize), frame);
     if (auto r = pwrite_all(fd->get(), frame, at, name); !r) return r.error();
   }
@@ -168,7 +173,7 @@ Result<bool> StreamChecker::cut_and_mark_lost(uint64_t first, uint64_t at, uint6
 
 // A segment holding only a lost-range marker [first, to): stands in for an unreadable
 // one so that the sequences stay contiguous and readers report the loss.
-Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to) {
+Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns) {
   const std::string name = segment_file_name(first);
   auto fd = open_at(dir_, name, OpenMode::kCreateExclusive);
   if (!fd) return fd.error();
@@ -176,7 +181,8 @@ Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to) {
   std::byte head[kSegmentHeaderSize];
   encode_new_segment_header(first, created_ns, ns_, stream_, head);
   if (auto r = pwrite_all(fd->get(), head, 0, name); !r) return r;
-  if (auto r = cut_and_mark_lost(first, kSegmentHeaderSize, first, to); !r) return r.error();
+  if (auto r = cut_and_mark_lost(first, kSegmentHeaderSize, first, to, ts_ns); !r)
+    return r.error();
   auto f = SegmentFile::open(dir_, first);
   if (!f) return f.error();
   auto scan = scan_segment(f.value(), first, kDefaultInterval);
@@ -239,6 +245,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     rep_->records += live->builder.count();
     rep_->live.push_back(FsckLive{ns_ + "/" + stream_, live->end_seq, live->valid_end});
     prev_end_ = live->end_seq;
+    if (!live->builder.empty()) prev_max_ts_ = std::max(prev_max_ts_, live->builder.max_ts());
     return {};
   }
   auto old_idx = read_index(dir_, first, f->size());
@@ -288,7 +295,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
         (void)remove_file(dir_, index_file_name(first), false);
         how = " (moved aside to " + (q ? q.value() : name + ".corrupt");
         if (q) rep_->quarantined.push_back(ns_ + "/" + stream_ + "/" + q.value());
-        if (fixed && !last && write_lost_segment(first, next_first).ok()) {
+        if (fixed && !last && write_lost_segment(first, next_first, prev_max_ts_).ok()) {
           how += "; replaced by a lost-range marker for [" + std::to_string(first) + ", " +
                  std::to_string(next_first) + ")";
           prev_end_ = next_first;
@@ -343,7 +350,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
       if (!s.tail_zero) {  // a zero tail is a pmem segment's unused room
         bool fixed = false;
         if (can_repair()) {
-          auto r = cut_and_mark_lost(first, s.valid_end, 0, 0);
+          auto r = cut_and_mark_lost(first, s.valid_end, 0, 0, 0);
           fixed = r.ok();
         }
         issue(name, s.valid_end, s.tail_nonzero_end - s.valid_end,
@@ -357,7 +364,8 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
       bool fixed = false;
       if (can_repair()) {
         const uint64_t to = benign ? 0 : next_first;
-        fixed = cut_and_mark_lost(first, s.valid_end, s.end_seq, to).ok();
+        const uint64_t ts = s.builder.empty() ? prev_max_ts_ : s.builder.max_ts();
+        fixed = cut_and_mark_lost(first, s.valid_end, s.end_seq, to, ts).ok();
         if (fixed) {  // index what the segment holds now, marker included
           auto f2 = SegmentFile::open(dir_, first);
           auto again = f2 ? scan_segment(f2.value(), first, interval)
@@ -385,6 +393,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   if (auto again = SegmentFile::open(dir_, first); again) seg_size = again->size();  // after a cut
   check_index(first, last, s.header.created_ns, expected, interval, seg_size);
   prev_end_ = end_seq;
+  if (!builder.empty()) prev_max_ts_ = std::max(prev_max_ts_, builder.max_ts());
   return {};
 }
 

@@ -182,6 +182,40 @@ TEST(Fsck, CutsADamagedTailOfASealedSegmentWithALostMarker) {
   EXPECT_EQ(got[55].end_seq, 56u);
 }
 
+// The lost-range marker fsck writes for a cut tail stands for records stored before it:
+// it carries their newest timestamp, not the time of the repair (which made the segment
+// look new: age retention kept it and every later one, and a seek by time landed on the
+// marker and then delivered older records).
+TEST(Fsck, ItsLostMarkerKeepsTheSegmentsTimestamps) {
+  TempDir t;
+  make_store(t);  // record q stamped 1000 * q
+  auto b = read_file(seg(t, 28));
+  b[kSegmentHeaderSize + 27 * kFrame + 60] ^= 1;  // record 55, the last of the segment
+  write_file(seg(t, 28), b);
+  ASSERT_TRUE(run(t.path(), true).clean());
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 100u);
+  ASSERT_EQ(got[55].kind, EntryKind::kLost);
+  EXPECT_EQ(got[55].ts_ns, 54'000u) << "the newest record before it";
+  {
+    auto r = SegmentReader::open(t.path(), "ns", "st");
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(r->seek_time(70'000).ok());
+    auto e = r->next();
+    ASSERT_TRUE(e.ok());
+    EXPECT_EQ(e->kind, EntryKind::kRecord);
+    EXPECT_EQ(e->seq, 70u);
+  }
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  // Older than 70'000: segments [0, 28) (newest 27'000) and [28, 56) (54'000).
+  auto rep = s->apply_retention(std::chrono::nanoseconds(100'000), 0, 170'000);
+  ASSERT_TRUE(rep.ok()) << rep.error().message;
+  EXPECT_EQ(rep->segments, 2u);
+  EXPECT_EQ(rep->end_seq, 56u);
+  EXPECT_EQ(rep->newest_ts_ns, 54'000u);
+}
+
 // Damage inside a sealed segment and a damaged tail of the same segment: the repair cuts
 // the tail and records the inner damage, and a second run is clean (the index written
 // after the cut once lost the record of the inner damage, so fsck reported it forever).
