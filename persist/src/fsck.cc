@@ -376,16 +376,22 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
             end_seq = again->end_seq;
             // The damage before the cut stays recorded (flagged above, and lost with the
             // entries of the first scan: fsck then reported it again after every repair).
-            for (const ScanDamage& d : s.damage) mark_damage_recorded(expected, d.offset + d.bytes);
+            for (const ScanDamage& d : s.damage)
+              mark_damage_recorded(expected, d.offset + d.bytes);
           }
         }
       }
-      issue(name, s.valid_end, tail,
-            benign ? "zero bytes after the last record"
-                   : "damaged (" + why + "): sequences [" + std::to_string(s.end_seq) + ", " +
-                         std::to_string(next_first) + ") are unreadable" +
-                         (fixed ? "; cut and marked lost" : ""),
-            fixed);
+      std::string what;
+      if (benign)
+        what = "zero bytes after the last record";
+      else if (s.end_seq >= next_first)  // every sequence is there: stray bytes after them
+        what = "damaged (" + why + ") bytes after the last record; no sequence is missing" +
+               (fixed ? "; cut" : "");
+      else
+        what = "damaged (" + why + "): sequences [" + std::to_string(s.end_seq) + ", " +
+               std::to_string(next_first) + ") are unreadable" +
+               (fixed ? "; cut and marked lost" : "");
+      issue(name, s.valid_end, tail, what, fixed);
     }
   }
   if (!last && !builder.empty()) expected.push_back(builder.seal_entry());

@@ -182,6 +182,29 @@ TEST(Fsck, CutsADamagedTailOfASealedSegmentWithALostMarker) {
   EXPECT_EQ(got[55].end_seq, 56u);
 }
 
+// Stray bytes after the last record of a sealed segment, with no sequence missing: cut,
+// and said so (the message once named an empty range, "sequences [56, 56)").
+TEST(Fsck, CutsStrayBytesAfterTheLastRecordOfASealedSegment) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 28));
+  const size_t good = b.size();
+  b.insert(b.end(), 40, 'G');
+  write_file(seg(t, 28), b);
+  auto rep = run(t.path(), true);
+  ASSERT_EQ(rep.issues.size(), 1u) << describe(rep);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_NE(rep.issues[0].problem.find("no sequence is missing"), std::string::npos)
+      << rep.issues[0].problem;
+  EXPECT_EQ(rep.issues[0].problem.find("[56, 56)"), std::string::npos) << rep.issues[0].problem;
+  EXPECT_EQ(size_of(seg(t, 28)), good);
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 100u);
+  for (const auto& g : got) EXPECT_EQ(g.kind, EntryKind::kRecord) << g.seq;
+}
+
 // The lost-range marker fsck writes for a cut tail stands for records stored before it:
 // it carries their newest timestamp, not the time of the repair (which made the segment
 // look new: age retention kept it and every later one, and a seek by time landed on the
