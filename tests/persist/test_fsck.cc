@@ -38,6 +38,23 @@ std::string describe(const FsckReport& r) {
   return s;
 }
 
+// Flips one payload byte of each of `records`, all in segment [28, 56); returns the
+// segment's bytes afterwards.
+std::vector<char> damage_records(const TempDir& t, std::initializer_list<uint64_t> records) {
+  auto b = read_file(seg(t, 28));
+  for (uint64_t q : records) b[kSegmentHeaderSize + (q - 28) * kFrame + 60] ^= 1;
+  write_file(seg(t, 28), b);
+  return b;
+}
+
+// fsck --repair comes back clean, and a check after it finds nothing.
+void repair_then_nothing_left(const TempDir& t) {
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  rep = run(t.path(), false);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+}
+
 TEST(Fsck, CleanStore) {
   TempDir t;
   make_store(t);
@@ -94,9 +111,7 @@ TEST_P(DamageInsideASealedSegment, IsRecordedKeepingLaterRecords) {
   const uint64_t bad = GetParam();  // a record of segment [28, 56), not its last
   TempDir t;
   make_store(t);
-  auto b = read_file(seg(t, 28));
-  b[kSegmentHeaderSize + (bad - 28) * kFrame + 60] ^= 1;
-  write_file(seg(t, 28), b);
+  const auto b = damage_records(t, {bad});
   auto rep = run(t.path(), false);
   ASSERT_EQ(rep.issues.size(), 2u) << describe(rep);  // the segment, and its index
   rep = run(t.path(), false);
@@ -138,12 +153,8 @@ TEST_P(DamageInsideASealedSegment, StaysRecordedWhenTheStoreRebuildsTheIndex) {
   const uint64_t bad = GetParam();
   TempDir t;
   make_store(t);
-  auto b = read_file(seg(t, 28));
-  b[kSegmentHeaderSize + (bad - 28) * kFrame + 60] ^= 1;
-  write_file(seg(t, 28), b);
-  EXPECT_TRUE(run(t.path(), true).clean());
-  auto rep = run(t.path(), false);
-  ASSERT_TRUE(rep.issues.empty()) << describe(rep);
+  damage_records(t, {bad});
+  repair_then_nothing_left(t);
   const std::string idx = t.stream_dir() + "/" + index_file_name(28);
   auto ib = read_file(idx);
   ib[ib.size() - 10] ^= 1;  // the seal entry's CRC fails
@@ -154,7 +165,7 @@ TEST_P(DamageInsideASealedSegment, StaysRecordedWhenTheStoreRebuildsTheIndex) {
     EXPECT_EQ(s->next_seq(), 100u);
     ASSERT_TRUE(s->close().ok());
   }
-  rep = run(t.path(), false);
+  auto rep = run(t.path(), false);
   EXPECT_TRUE(rep.issues.empty()) << describe(rep);
 }
 
@@ -168,13 +179,8 @@ INSTANTIATE_TEST_SUITE_P(Fsck, DamageInsideASealedSegment, ::testing::Values(28,
 TEST(Fsck, CutsADamagedTailOfASealedSegmentWithALostMarker) {
   TempDir t;
   make_store(t);
-  auto b = read_file(seg(t, 28));
-  b[kSegmentHeaderSize + 27 * kFrame + 60] ^= 1;  // record 55, the last of the segment
-  write_file(seg(t, 28), b);
-  auto rep = run(t.path(), true);
-  EXPECT_TRUE(rep.clean()) << describe(rep);
-  rep = run(t.path(), false);
-  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  damage_records(t, {55});  // the last record of the segment
+  repair_then_nothing_left(t);
   auto got = read_all(t.path());
   ASSERT_EQ(got.size(), 100u);
   EXPECT_EQ(got[55].kind, EntryKind::kLost);
@@ -212,9 +218,7 @@ TEST(Fsck, CutsStrayBytesAfterTheLastRecordOfASealedSegment) {
 TEST(Fsck, ItsLostMarkerKeepsTheSegmentsTimestamps) {
   TempDir t;
   make_store(t);  // record q stamped 1000 * q
-  auto b = read_file(seg(t, 28));
-  b[kSegmentHeaderSize + 27 * kFrame + 60] ^= 1;  // record 55, the last of the segment
-  write_file(seg(t, 28), b);
+  damage_records(t, {55});  // the last record of the segment
   ASSERT_TRUE(run(t.path(), true).clean());
   auto got = read_all(t.path());
   ASSERT_EQ(got.size(), 100u);
@@ -245,14 +249,8 @@ TEST(Fsck, ItsLostMarkerKeepsTheSegmentsTimestamps) {
 TEST(Fsck, RecordsInnerDamageAndCutsTheDamagedTailOfOneSegment) {
   TempDir t;
   make_store(t);
-  auto b = read_file(seg(t, 28));
-  b[kSegmentHeaderSize + 10 * kFrame + 60] ^= 1;  // record 38
-  b[kSegmentHeaderSize + 27 * kFrame + 60] ^= 1;  // record 55, the last of the segment
-  write_file(seg(t, 28), b);
-  auto rep = run(t.path(), true);
-  EXPECT_TRUE(rep.clean()) << describe(rep);
-  rep = run(t.path(), false);
-  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  damage_records(t, {38, 55});  // 55: the last record of the segment
+  repair_then_nothing_left(t);
   auto got = read_all(t.path());
   ASSERT_EQ(got.size(), 100u);
   EXPECT_EQ(got[38].kind, EntryKind::kCorrupt);
