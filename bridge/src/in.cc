@@ -355,7 +355,8 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
       const rd_kafka_message_t* m = batch[i];
       // A message of a partition this bridge does not hold (revoked during the call that
       // returned it) is its next owner's: never published here.
-      const bool not_ours = !m->err && (revoked.count(m->partition) || !in.assigned.count(m->partition));
+      const bool not_ours =
+          !m->err && (revoked.count(m->partition) != 0 || in.assigned.count(m->partition) == 0);
       if (next == Next::kStop || not_ours) {
         rd_kafka_message_destroy(batch[i]);  // not published, not committed: read again
         continue;
