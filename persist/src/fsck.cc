@@ -29,13 +29,6 @@ namespace {
 
 constexpr uint32_t kDefaultInterval = StoreOptions{}.index_interval;
 
-// Records in the index that damaged bytes end at `resume`: the flag on the entry of the
-// frame there (rule 4 gives that frame an entry).
-void mark_damage_recorded(std::vector<IndexEntry>& entries, uint64_t resume) {
-  for (IndexEntry& e : entries)
-    if (e.offset == resume) e.flags |= kEntryDamageRecorded;
-}
-
 class StreamChecker {
  public:
   StreamChecker(int dir, std::string ns, std::string stream, bool repair, FsckReport* rep)
@@ -330,10 +323,8 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   // records it (the flag on the index entry of the frame after it).
   for (const ScanDamage& d : s.damage) {
     const uint64_t resume = d.offset + d.bytes;
-    bool recorded = false;
-    if (old_idx && old_idx->header.created_ns == s.header.created_ns)
-      for (const IndexEntry& e : old_idx->entries)
-        recorded |= e.offset == resume && (e.flags & kEntryDamageRecorded);
+    const bool recorded = old_idx && old_idx->header.created_ns == s.header.created_ns &&
+                          damage_recorded_at(old_idx->entries, resume);
     if (recorded || can_repair()) mark_damage_recorded(expected, resume);
     if (recorded) continue;
     issue(name, d.offset, d.bytes,

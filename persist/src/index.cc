@@ -122,11 +122,20 @@ Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEnt
   return sync_data(fd->get(), name);
 }
 
+bool damage_recorded_at(std::span<const IndexEntry> entries, uint64_t resume) {
+  for (const IndexEntry& e : entries)
+    if (e.offset == resume && (e.flags & kEntryDamageRecorded)) return true;
+  return false;
+}
+
+void mark_damage_recorded(std::span<IndexEntry> entries, uint64_t resume) {
+  for (IndexEntry& e : entries)
+    if (e.offset == resume) e.flags |= kEntryDamageRecorded;
+}
+
 void keep_damage_recorded(std::span<IndexEntry> rebuilt, std::span<const IndexEntry> old) {
-  for (IndexEntry& e : rebuilt)
-    for (const IndexEntry& o : old)
-      if (o.offset == e.offset && (o.flags & kEntryDamageRecorded))
-        e.flags |= kEntryDamageRecorded;
+  for (const IndexEntry& o : old)
+    if (o.flags & kEntryDamageRecorded) mark_damage_recorded(rebuilt, o.offset);
 }
 
 const IndexEntry* floor_by_seq(std::span<const IndexEntry> entries, uint64_t target) {

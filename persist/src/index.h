@@ -90,6 +90,10 @@ Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size)
 // Writes NAME.idx from scratch (a rebuild).
 Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEntry> entries);
 
+// Damage ending at `resume` (the offset of the first valid frame after it, which rule 4
+// gives an entry): whether `entries` record it, and recording it (the flag on that entry).
+bool damage_recorded_at(std::span<const IndexEntry> entries, uint64_t resume);
+void mark_damage_recorded(std::span<IndexEntry> entries, uint64_t resume);
 // A rebuilt index keeps what fsck --repair recorded in the one it replaces: the
 // damage-recorded flag of every entry at the same offset (the caller checks that `old`
 // belongs to the same incarnation of the segment).
