@@ -29,6 +29,11 @@ struct ConfDeleter {
 };
 using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
 
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const noexcept { rd_kafka_topic_partition_list_destroy(l); }
+};
+using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
 // A configuration: bootstrap.servers = brokers, then `defaults`, then the user's
 // properties (which win), each checked by librdkafka (kInvalidArgument names the bad one).
 // Logs go to spdlog.

@@ -15,6 +15,7 @@
 #include "client.h"
 #include "fetch_kick.h"
 #include "shmbus/persister.h"
+#include "in_commit.h"
 #include "in_state.h"
 #include "status.h"
 
@@ -23,10 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct PartitionListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const noexcept { rd_kafka_topic_partition_list_destroy(l); }
-};
-using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+using detail::PartitionList;
 
 struct In {
   In(const InOptions& opts, std::string g, Producer p) : o(opts), group(std::move(g)), producer(std::move(p)) {}
@@ -73,18 +71,16 @@ struct In {
         return false;
       }
     }
-    PartitionList l(rd_kafka_topic_partition_list_new(static_cast<int>(pending.size())));
-    for (const auto& [p, off] : pending) rd_kafka_topic_partition_list_add(l.get(), o.topic.c_str(), p)->offset = off;
-    const auto e = rd_kafka_commit(rk, l.get(), 0);
-    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    // What Kafka stored is settled even when other partitions were refused (see in_commit.h).
+    const size_t asked = pending.size();
+    const auto e = detail::commit_pending(rk, o.topic.c_str(), pending, state ? &*state : nullptr);
+    if (e) {
       ++counters.errors;
-      counters.last_error = std::string("offset commit failed: ") + rd_kafka_err2str(e);
+      counters.last_error = "offset commit failed for " + std::to_string(pending.size()) + " of " +
+                            std::to_string(asked) + " partition(s): " + rd_kafka_err2str(e);
       spdlog::warn("bridge in {}: {}", o.topic, counters.last_error);
       return false;
     }
-    if (state)
-      for (const auto& [p, off] : pending) state->committed(p, off);
-    pending.clear();
     last_seq.reset();
     duplicates_pending = false;
     counters.in_flight = 0;
@@ -369,8 +365,10 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   in.refresh_lag();
   status.update(in.counters, true);
   rd_kafka_consumer_close(in.rk);
-  // Everything published is committed: nothing is left that a successor could skip.
-  if (all_committed && in.state) in.state->remove();
+  // Everything published is committed: nothing is left that a successor could skip.  The
+  // file stays while another bridge of the group runs (it is theirs too).
+  if (all_committed && in.state && !in.state->remove())
+    spdlog::info("bridge in {}: state file kept: another bridge of group '{}' holds it", o.topic, group);
   if (!result) return result.error();
   return in.counters;
 }

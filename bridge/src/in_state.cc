@@ -2,6 +2,7 @@
 #include "in_state.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,6 +47,24 @@ void* map_file(int fd) {
   return m == MAP_FAILED ? nullptr : m;
 }
 
+// Takes flock `how` (LOCK_SH or LOCK_EX) on fd, waiting at most ~2 s for a holder that
+// conflicts: one that is removing or replacing the file holds it exclusively for
+// milliseconds.  false: not had (errno says why).
+bool lock(int fd, int how) {
+  for (int i = 0; i < 2000; ++i) {
+    if (::flock(fd, how | LOCK_NB) == 0) return true;
+    if (errno != EWOULDBLOCK && errno != EINTR) return false;
+    ::usleep(1000);
+  }
+  return false;
+}
+
+// Whether `path` still names the file open as fd (not removed or replaced since).
+bool still_named(int fd, const std::string& path) {
+  struct stat a {}, b {};
+  return ::fstat(fd, &a) == 0 && ::lstat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 bool header_matches(const InStateHeader& h, uint64_t check, uint64_t created_ns) {
   return std::memcmp(h.magic, kInStateMagic, sizeof h.magic) == 0 && h.version == kInStateVersion &&
          h.slots == kInStateSlots && h.key_check == check && h.stream_created_ns == created_ns;
@@ -77,9 +96,16 @@ Result<InState> InState::open(const std::string& ns, const std::string& stream, 
                               const std::string& group, uint64_t stream_created_ns) {
   const std::string path = path_for(ns, stream, topic, group);
   const uint64_t check = key_hash(ns, stream, topic, group, kCheckBasis);
+  // Bounded: each retry means another bridge removed or replaced the file in between.
+  for (int attempt = 0; attempt < 16; ++attempt)
+    if (auto r = open_once(path, check, stream_created_ns)) return std::move(*r);
+  return make_error(Errc::kIo, "the bridge state file " + path + " kept being removed or replaced while opened");
+}
+
+std::optional<Result<InState>> InState::open_once(const std::string& path, uint64_t check,
+                                                  uint64_t stream_created_ns) {
   // An existing file: ours, regular, of the right size, and bound to this key and stream.
   // Anything else of ours is replaced; a file that is not ours is an error.
-  bool replace = false;
   const int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd >= 0) {
     struct stat st {};
@@ -87,34 +113,60 @@ Result<InState> InState::open(const std::string& ns, const std::string& stream, 
       ::close(fd);
       return make_error(Errc::kPermission, "the bridge state file " + path + " is not the caller's private regular file");
     }
+    if (!lock(fd, LOCK_SH)) {
+      ::close(fd);
+      return make_error(Errc::kIo, sys_error("cannot lock", path));
+    }
+    if (!still_named(fd, path)) {  // removed (or replaced) before we locked it: open again
+      ::close(fd);
+      return std::nullopt;
+    }
     if (static_cast<uint64_t>(st.st_size) == kInStateBytes) {
       void* m = map_file(fd);
-      ::close(fd);
-      if (!m) return make_error(Errc::kIo, sys_error("cannot map", path));
+      if (!m) {
+        ::close(fd);
+        return make_error(Errc::kIo, sys_error("cannot map", path));
+      }
       if (header_matches(*static_cast<const InStateHeader*>(m), check, stream_created_ns))
-        return InState(reinterpret_cast<InStateSlot*>(static_cast<char*>(m) + sizeof(InStateHeader)), m, path);
+        return InState(reinterpret_cast<InStateSlot*>(static_cast<char*>(m) + sizeof(InStateHeader)), m, fd, path);
       ::munmap(m, kInStateBytes);
-    } else {
-      ::close(fd);
     }
-    replace = true;
-  } else if (errno == ELOOP) {
-    return make_error(Errc::kPermission, "the bridge state file " + path + " is a symbolic link");
-  } else if (errno != ENOENT) {
-    return make_error(Errc::kIo, sys_error("cannot open", path));
+    // Replaced under an exclusive lock, so that two bridges that both found it stale do
+    // not each put a new one in place (the first one's would be orphaned).  A holder that
+    // keeps it (a bridge into an older incarnation of the stream) does not stop us.
+    (void)lock(fd, LOCK_EX);
+    if (!still_named(fd, path)) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    auto made = create(path, check, stream_created_ns, true);
+    ::close(fd);  // after the rename: drops the exclusive lock
+    return made;
   }
+  if (errno == ELOOP) return make_error(Errc::kPermission, "the bridge state file " + path + " is a symbolic link");
+  if (errno != ENOENT) return make_error(Errc::kIo, sys_error("cannot open", path));
+  return create(path, check, stream_created_ns, false);
+}
+
+std::optional<Result<InState>> InState::create(const std::string& path, uint64_t check, uint64_t stream_created_ns,
+                                               bool replace) {
   // A new file, filled in whole under a private name, then put in place: a reader never
   // sees it half made.
-  const std::string tmp = path + "." + std::to_string(::getpid()) + ".tmp";
+  // (Unique within the process too: tests run several bridges' states in one.)
+  static std::atomic<uint32_t> made{0};  // relaxed: only its uniqueness matters
+  const std::string tmp = path + "." + std::to_string(::getpid()) + "." +
+                          std::to_string(made.fetch_add(1, std::memory_order_relaxed)) + ".tmp";
   (void)::unlink(tmp.c_str());
   const int nfd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (nfd < 0) return make_error(Errc::kIo, sys_error("cannot create", tmp));
   void* m = nullptr;
-  if (::ftruncate(nfd, static_cast<off_t>(kInStateBytes)) == 0) m = map_file(nfd);
-  ::close(nfd);
+  // Locked before it has its name: nobody else has it yet, so this never waits.
+  if (lock(nfd, LOCK_SH) && ::ftruncate(nfd, static_cast<off_t>(kInStateBytes)) == 0) m = map_file(nfd);
   if (!m) {
+    const std::string why = sys_error("cannot lock, size or map", tmp);
+    ::close(nfd);
     (void)::unlink(tmp.c_str());
-    return make_error(Errc::kIo, sys_error("cannot size or map", tmp));
+    return make_error(Errc::kIo, why);
   }
   auto* h = static_cast<InStateHeader*>(m);
   std::memcpy(h->magic, kInStateMagic, sizeof h->magic);
@@ -135,16 +187,18 @@ Result<InState> InState::open(const std::string& ns, const std::string& stream, 
   if (!replace) (void)::unlink(tmp.c_str());
   if (rc != 0) {
     ::munmap(m, kInStateBytes);
+    ::close(nfd);
     if (replace) (void)::unlink(tmp.c_str());
-    if (err == EEXIST) return open(ns, stream, topic, group, stream_created_ns);  // at most once more: it exists now
+    if (err == EEXIST) return std::nullopt;  // another bridge made it first: open that one
     errno = err;
     return make_error(Errc::kIo, sys_error("cannot put in place", path));
   }
-  return InState(slots, m, path);
+  return InState(slots, m, nfd, path);
 }
 
 InState::~InState() {
   if (map_) ::munmap(map_, kInStateBytes);
+  if (fd_ >= 0) ::close(fd_);  // drops this bridge's lock
 }
 
 int64_t InState::begin(int32_t partition, int64_t offset, uint64_t fp) {
@@ -172,9 +226,14 @@ void InState::committed(int32_t partition, int64_t next) {
   s.base.store(next, std::memory_order_relaxed);
 }
 
-void InState::remove() {
-  if (!path_.empty()) (void)::unlink(path_.c_str());
+bool InState::remove() {
+  if (fd_ < 0 || path_.empty()) return false;
+  // Exclusive only when no other bridge holds it; never waits for one.  (A failed
+  // conversion may drop our shared lock: we are leaving anyway.)
+  const bool removed =
+      ::flock(fd_, LOCK_EX | LOCK_NB) == 0 && still_named(fd_, path_) && ::unlink(path_.c_str()) == 0;
   path_.clear();
+  return removed;
 }
 
 InState::Slot InState::slot(int32_t partition) const {

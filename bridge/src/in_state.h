@@ -18,11 +18,20 @@
 // to the stream's identity (its created_ns) and to a second hash of the key; a file that
 // does not match (a re-created stream, a hash collision, another version) is replaced.
 // What stays at least once: a crash between a publish and the store that follows it.
+//
+// Every bridge of the key holds a shared flock on the file while it runs (the kernel drops
+// it when the process dies: no lock a dead bridge keeps).  A clean exit removes the file
+// only when it can take the lock exclusively, that is when no other bridge of the group
+// still maps it: removing it under a running one left that one writing into a file no
+// successor would open (what it published but had not committed was then repeated after
+// its crash).  An opener that locks a file already removed (it lost the race against the
+// last exit) sees that the path no longer names it and opens again.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -81,9 +90,10 @@ class InState {
   // without de-duplication: the caller logs it and goes on, at least once.
   static Result<InState> open(const std::string& ns, const std::string& stream, const std::string& topic,
                               const std::string& group, uint64_t stream_created_ns);
-  InState(InState&& o) noexcept : slots_(o.slots_), map_(o.map_), path_(std::move(o.path_)) {
+  InState(InState&& o) noexcept : slots_(o.slots_), map_(o.map_), fd_(o.fd_), path_(std::move(o.path_)) {
     o.slots_ = nullptr;
     o.map_ = nullptr;
+    o.fd_ = -1;
   }
   InState& operator=(InState&&) = delete;
   InState(const InState&) = delete;
@@ -116,8 +126,9 @@ class InState {
   }
   // Kafka holds `next` as the partition's committed offset.
   void committed(int32_t partition, int64_t next);
-  // Removes the file (a clean exit with everything committed: nothing left to skip).
-  void remove();
+  // A clean exit with everything committed (nothing left to skip): removes the file unless
+  // another bridge of the key still holds it (then it stays theirs).  Whether it was removed.
+  bool remove();
 
   // For tests: the slot of `partition` as stored.
   struct Slot {
@@ -127,10 +138,18 @@ class InState {
   Slot slot(int32_t partition) const;
 
  private:
-  InState(InStateSlot* slots, void* map, std::string path) : slots_(slots), map_(map), path_(std::move(path)) {}
+  InState(InStateSlot* slots, void* map, int fd, std::string path)
+      : slots_(slots), map_(map), fd_(fd), path_(std::move(path)) {}
+  // One attempt of open(); nullopt: the file it locked had been removed or replaced meanwhile.
+  static std::optional<Result<InState>> open_once(const std::string& path, uint64_t check, uint64_t created_ns);
+  // A fresh file put in place (link, or rename over a stale one); nullopt: another bridge
+  // made one first.
+  static std::optional<Result<InState>> create(const std::string& path, uint64_t check, uint64_t created_ns,
+                                               bool replace);
   bool tracked(int32_t p) const noexcept { return slots_ && p >= 0 && static_cast<uint32_t>(p) < kInStateSlots; }
   InStateSlot* slots_ = nullptr;
   void* map_ = nullptr;
+  int fd_ = -1;  // the open file, shared-locked (flock) while this bridge runs
   std::string path_;
 };
 

@@ -2,6 +2,7 @@
 // `stat`, and every bad input, against the in-process mock cluster.
 #include <signal.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -18,6 +20,8 @@
 #include <gtest/gtest.h>
 
 #include "bridge_test_util.h"
+#include "client.h"
+#include "in_commit.h"
 #include "in_state.h"
 
 namespace shmbus::test {
@@ -460,6 +464,95 @@ TEST(BridgeInState, AForeignOrDamagedFileIsReplacedAndALinkRefused) {
   EXPECT_FALSE(st);
   EXPECT_EQ(st.error().code, Errc::kPermission);
   ::unlink(path.c_str());
+}
+
+// Two bridges of one group share the state file: the first clean exit leaves it to the
+// other, whose kill -9 a successor then recovers from; the last one out removes it.
+TEST(BridgeInState, ACleanExitLeavesTheFileToAnotherBridgeOfTheGroup) {
+  ScopedNs ns;
+  const std::string path = kafka::detail::InState::path_for(ns.ns(), "s", "t", "g");
+  std::optional<kafka::detail::InState> a, b;
+  {
+    auto ra = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+    auto rb = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+    ASSERT_TRUE(ra && rb);
+    a.emplace(std::move(ra.value()));
+    b.emplace(std::move(rb.value()));
+  }
+  EXPECT_EQ(b->begin(3, 100, 7), -1);
+  b->published(3, 100);
+  b->published(3, 101);
+  EXPECT_FALSE(a->remove()) << "removed while another bridge of the group held it";
+  a.reset();
+  ASSERT_TRUE(std::filesystem::exists(path));
+  {  // b is killed (its file stays); its successor skips what it had published
+    auto c = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->begin(3, 100, 7), 101);
+  }
+  EXPECT_TRUE(b->remove());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  b.reset();
+  auto d = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->slot(3).published, -1) << "a fresh file after the last one out";
+  EXPECT_TRUE(d->remove());
+}
+
+// Bridges of one group starting and leaving cleanly at once, over and over: what one
+// records while it runs is always in the file the path names (where a successor looks),
+// never in one another bridge removed under it.
+TEST(BridgeInState, NoBridgeRemovesTheFileUnderAnotherThatHoldsIt) {
+  ScopedNs ns;
+  const std::string path = kafka::detail::InState::path_for(ns.ns(), "s", "t", "g");
+  std::atomic<int> lost{0}, failed{0};
+  const auto bridge = [&](int32_t part) {
+    for (int64_t i = 0; i < 1000; ++i) {
+      auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+      if (!st) {
+        ++failed;
+        continue;
+      }
+      st->published(part, i);
+      int64_t slot[4] = {};
+      const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      const off_t at = static_cast<off_t>(sizeof(kafka::detail::InStateHeader) +
+                                          static_cast<size_t>(part) * sizeof(kafka::detail::InStateSlot));
+      if (fd < 0 || ::pread(fd, slot, sizeof slot, at) != static_cast<ssize_t>(sizeof slot) || slot[2] != i) ++lost;
+      if (fd >= 0) ::close(fd);
+      (void)st->remove();
+    }
+  };
+  std::thread t1(bridge, 1), t2(bridge, 2);
+  t1.join();
+  t2.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(lost.load(), 0) << "times a bridge's file was removed or replaced while it held it";
+  EXPECT_FALSE(std::filesystem::exists(path)) << "the last one out removes it";
+}
+
+// A commit that Kafka stored for some partitions and refused for others: the stored ones
+// are settled (their state runs re-begin at the committed offsets, so that a successor
+// resuming there still recognises what follows), the refused ones stay pending.
+TEST(BridgeInCommit, WhatKafkaStoredIsSettledWhatItRefusedStaysPending) {
+  ScopedNs ns;
+  auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+  ASSERT_TRUE(st);
+  for (int32_t p : {0, 1, 2}) {
+    EXPECT_EQ(st->begin(p, 0, 7), -1);
+    st->published(p, 9);
+  }
+  std::map<int32_t, int64_t> pending = {{0, 10}, {1, 10}, {2, 10}};
+  const kafka::detail::PartitionList answer(rd_kafka_topic_partition_list_new(3));
+  for (int32_t p : {0, 1, 2}) rd_kafka_topic_partition_list_add(answer.get(), "t", p)->offset = 10;
+  answer->elems[1].err = RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT;
+  answer->elems[2].offset = 8;  // not what is pending now: not settled by this answer
+  EXPECT_EQ(kafka::detail::settle_commit(*answer, pending, &*st), 2u);
+  EXPECT_EQ(pending, (std::map<int32_t, int64_t>{{1, 10}, {2, 10}}));
+  EXPECT_TRUE(st->at_base(0, 10)) << "the stored partition's run re-begins at its committed offset";
+  EXPECT_TRUE(st->at_base(1, 0)) << "a refused partition keeps its run";
+  EXPECT_TRUE(st->at_base(2, 0));
+  st->remove();
 }
 
 // ---- stat --------------------------------------------------------------------------
