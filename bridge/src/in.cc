@@ -71,9 +71,9 @@ struct In {
         return false;
       }
     }
-    // What Kafka stored is settled even when other partitions were refused (see in_commit.h).
+    // What Kafka stored is settled even when other partitions were refused (in_commit.h).
     const size_t asked = pending.size();
-    const auto e = detail::commit_pending(rk, o.topic.c_str(), pending, state ? &*state : nullptr);
+    const auto e = detail::commit_pending(rk, o.topic.c_str(), pending, state ? &*state : nullptr, 5s);
     if (e) {
       ++counters.errors;
       counters.last_error = "offset commit failed for " + std::to_string(pending.size()) + " of " +

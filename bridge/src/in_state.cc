@@ -114,8 +114,11 @@ std::optional<Result<InState>> InState::open_once(const std::string& path, uint6
       return make_error(Errc::kPermission, "the bridge state file " + path + " is not the caller's private regular file");
     }
     if (!lock(fd, LOCK_SH)) {
+      const std::string why = sys_error("cannot lock", path);
+      const bool named = still_named(fd, path);  // else it was being removed: open again
       ::close(fd);
-      return make_error(Errc::kIo, sys_error("cannot lock", path));
+      if (!named) return std::nullopt;
+      return make_error(Errc::kIo, why);
     }
     if (!still_named(fd, path)) {  // removed (or replaced) before we locked it: open again
       ::close(fd);
@@ -131,13 +134,23 @@ std::optional<Result<InState>> InState::open_once(const std::string& path, uint6
         return InState(reinterpret_cast<InStateSlot*>(static_cast<char*>(m) + sizeof(InStateHeader)), m, fd, path);
       ::munmap(m, kInStateBytes);
     }
-    // Replaced under an exclusive lock, so that two bridges that both found it stale do
-    // not each put a new one in place (the first one's would be orphaned).  A holder that
-    // keeps it (a bridge into an older incarnation of the stream) does not stop us.
-    (void)lock(fd, LOCK_EX);
-    if (!still_named(fd, path)) {
+    // Replaced only under an exclusive lock: every change of what the path names (this
+    // rename, remove()'s unlink) is made by the one holder of the file it names, so two
+    // bridges that both found it stale cannot each put a new one in place (the first one's
+    // would be orphaned with its bridge recording into it).  A bridge that keeps the stale
+    // one (of an older incarnation of the stream) leaves us without de-duplication.
+    const bool exclusive = lock(fd, LOCK_EX);
+    const int err = errno;
+    if (!still_named(fd, path)) {  // another opener replaced it meanwhile: open that one
       ::close(fd);
       return std::nullopt;
+    }
+    if (!exclusive) {
+      ::close(fd);
+      errno = err;
+      return make_error(Errc::kBusy, sys_error("cannot replace the stale bridge state file (a bridge of another "
+                                               "incarnation of the stream holds it)",
+                                               path));
     }
     auto made = create(path, check, stream_created_ns, true);
     ::close(fd);  // after the rename: drops the exclusive lock
@@ -228,10 +241,17 @@ void InState::committed(int32_t partition, int64_t next) {
 
 bool InState::remove() {
   if (fd_ < 0 || path_.empty()) return false;
-  // Exclusive only when no other bridge holds it; never waits for one.  (A failed
-  // conversion may drop our shared lock: we are leaving anyway.)
+  // Exclusive only when no other bridge holds it; never waits for one.  Held, nobody else
+  // can rename a file over this one or link one in its place before the unlink.
   const bool removed =
       ::flock(fd_, LOCK_EX | LOCK_NB) == 0 && still_named(fd_, path_) && ::unlink(path_.c_str()) == 0;
+  // Let go at once (an opener that locked the removed file opens again at once), and be
+  // inert from here: a failed conversion above may have dropped our shared lock.
+  ::munmap(map_, kInStateBytes);
+  ::close(fd_);
+  map_ = nullptr;
+  slots_ = nullptr;
+  fd_ = -1;
   path_.clear();
   return removed;
 }

@@ -127,7 +127,8 @@ class InState {
   // Kafka holds `next` as the partition's committed offset.
   void committed(int32_t partition, int64_t next);
   // A clean exit with everything committed (nothing left to skip): removes the file unless
-  // another bridge of the key still holds it (then it stays theirs).  Whether it was removed.
+  // another bridge of the key still holds it (then it stays theirs).  Whether it was
+  // removed.  Either way the state is let go of: every call after it does nothing.
   bool remove();
 
   // For tests: the slot of `partition` as stored.

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -499,6 +500,30 @@ TEST(BridgeInState, ACleanExitLeavesTheFileToAnotherBridgeOfTheGroup) {
   EXPECT_TRUE(d->remove());
 }
 
+// A stale file (another incarnation of the stream) that a live bridge still holds is not
+// replaced under it (a replacement without the exclusive lock once let openers orphan
+// each other's files): the newcomer runs without de-duplication until it is let go.  A
+// removal lets go of the file at once: an opener that had it open is not held up.
+TEST(BridgeInState, AStaleFileStillHeldIsNotReplacedAndARemovalLetsGoAtOnce) {
+  ScopedNs ns;
+  const std::string path = kafka::detail::InState::path_for(ns.ns(), "s", "t", "g");
+  auto old = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 1);
+  ASSERT_TRUE(old);
+  auto refused = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 2);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::kBusy) << refused.error().message;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(old->remove());
+  EXPECT_EQ(::flock(fd, LOCK_SH | LOCK_NB), 0) << "the removed file is still locked by its remover";
+  ::close(fd);
+  old->published(0, 5);  // inert after remove()
+  EXPECT_EQ(old->slot(0).published, -1);
+  auto fresh = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 2);
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  EXPECT_TRUE(fresh->remove());
+}
+
 // Bridges of one group starting and leaving cleanly at once, over and over: what one
 // records while it runs is always in the file the path names (where a successor looks),
 // never in one another bridge removed under it.
@@ -531,10 +556,10 @@ TEST(BridgeInState, NoBridgeRemovesTheFileUnderAnotherThatHoldsIt) {
   EXPECT_FALSE(std::filesystem::exists(path)) << "the last one out removes it";
 }
 
-// A commit that Kafka stored for some partitions and refused for others: the stored ones
-// are settled (their state runs re-begin at the committed offsets, so that a successor
-// resuming there still recognises what follows), the refused ones stay pending.
-TEST(BridgeInCommit, WhatKafkaStoredIsSettledWhatItRefusedStaysPending) {
+// The settling step: a partition Kafka holds at the offset pending is settled (its state
+// run re-begins there, so that a successor resuming there still recognises what follows);
+// one refused, or held at another offset, stays pending.
+TEST(BridgeInCommit, WhatKafkaHoldsIsSettledWhatItRefusedStaysPending) {
   ScopedNs ns;
   auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
   ASSERT_TRUE(st);
@@ -543,15 +568,50 @@ TEST(BridgeInCommit, WhatKafkaStoredIsSettledWhatItRefusedStaysPending) {
     st->published(p, 9);
   }
   std::map<int32_t, int64_t> pending = {{0, 10}, {1, 10}, {2, 10}};
-  const kafka::detail::PartitionList answer(rd_kafka_topic_partition_list_new(3));
-  for (int32_t p : {0, 1, 2}) rd_kafka_topic_partition_list_add(answer.get(), "t", p)->offset = 10;
-  answer->elems[1].err = RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT;
-  answer->elems[2].offset = 8;  // not what is pending now: not settled by this answer
-  EXPECT_EQ(kafka::detail::settle_commit(*answer, pending, &*st), 2u);
+  const kafka::detail::PartitionList held(rd_kafka_topic_partition_list_new(3));
+  for (int32_t p : {0, 1, 2}) rd_kafka_topic_partition_list_add(held.get(), "t", p)->offset = 10;
+  held->elems[1].err = RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT;
+  held->elems[2].offset = 8;  // an older commit: not what is pending now
+  EXPECT_EQ(kafka::detail::settle_commit(*held, pending, &*st), 2u);
   EXPECT_EQ(pending, (std::map<int32_t, int64_t>{{1, 10}, {2, 10}}));
   EXPECT_TRUE(st->at_base(0, 10)) << "the stored partition's run re-begins at its committed offset";
   EXPECT_TRUE(st->at_base(1, 0)) << "a refused partition keeps its run";
   EXPECT_TRUE(st->at_base(2, 0));
+  st->remove();
+}
+
+// A real commit that Kafka stores for one partition and refuses for another (it does not
+// exist): librdkafka reports the refusal for both; the stored one is settled anyway.
+TEST_F(Bridge, InCommitRefusedForOnePartitionSettlesTheOneKafkaStored) {
+  topic("t", 2);
+  auto st = kafka::detail::InState::open(ns_.ns(), "s", "t", "g", 42);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->begin(0, 0, 7), -1);
+  st->published(0, 4);
+  auto conf = kafka::detail::make_conf(brokers_, {{"group.id", "g"}, {"enable.auto.commit", "false"}}, {});
+  ASSERT_TRUE(conf) << conf.error().message;
+  auto rk = kafka::detail::make_client(RD_KAFKA_CONSUMER, std::move(conf.value()));
+  ASSERT_TRUE(rk) << rk.error().message;
+  rd_kafka_poll_set_consumer(rk->get());
+  const kafka::detail::PartitionList sub(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(sub.get(), "t", RD_KAFKA_PARTITION_UA);
+  ASSERT_EQ(rd_kafka_subscribe(rk->get(), sub.get()), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_TRUE(eventually([&] {
+    if (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk->get(), 100)) rd_kafka_message_destroy(m);
+    rd_kafka_topic_partition_list_t* a = nullptr;
+    const bool got = rd_kafka_assignment(rk->get(), &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a && a->cnt == 2;
+    if (a) rd_kafka_topic_partition_list_destroy(a);
+    return got;
+  }, 60s)) << "never assigned";
+  std::map<int32_t, int64_t> pending = {{0, 5}, {99, 5}};
+  EXPECT_NE(kafka::detail::commit_pending(rk->get(), "t", pending, &*st, 10s), RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_EQ(pending, (std::map<int32_t, int64_t>{{99, 5}})) << "partition 0 was stored: settled";
+  EXPECT_TRUE(st->at_base(0, 5));
+  const kafka::detail::PartitionList held(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(held.get(), "t", 0);
+  ASSERT_EQ(rd_kafka_committed(rk->get(), held.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_EQ(held->elems[0].offset, 5);
+  rd_kafka_consumer_close(rk->get());
   st->remove();
 }
 
