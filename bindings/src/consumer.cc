@@ -14,6 +14,7 @@
 #include "bindings.h"
 #include "consumer_core.h"
 #include "errors.h"
+#include "fastcall.h"
 
 namespace shmbus::python {
 
@@ -260,12 +261,8 @@ PyObject* iter_next(PyObject* self) {
     if (rec.is_none()) return nullptr;  // the end: StopIteration
     if (it->has_left) --it->left;
     return rec.release().ptr();
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (py::builtin_exception& e) {
-    e.set_error();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    set_error_from_current_exception();
   }
   return nullptr;
 }

@@ -22,6 +22,7 @@
 #include "bindings.h"
 #include "shmbus/detail/stream_control.h"
 #include "errors.h"
+#include "fastcall.h"
 #include "views.h"
 
 namespace shmbus::python {
@@ -423,6 +424,27 @@ class ProducerHandle {
   std::shared_ptr<ProducerCore> core_;  // null once closed
 };
 
+// publish() as a METH_FASTCALL method (see fastcall.h): pybind11's dispatch was about
+// 150 of its 220 ns a call here.  Same arguments, same errors.
+PyObject* publish_fast(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) noexcept {
+  static const char* const kNames[] = {"data", "type"};
+  PyObject* a[2];
+  if (!parse_fastcall("publish", args, nargs, kwnames, kNames, 2, 1, a)) return nullptr;
+  uint32_t type = 0;
+  if (a[1] && !uint32_arg("publish", "type", a[1], &type)) return nullptr;
+  ProducerHandle* h = self_of<ProducerHandle>(self);
+  if (!h) return nullptr;
+  try {
+    return PyLong_FromUnsignedLongLong(h->publish(a[0], type));
+  } catch (...) {
+    set_error_from_current_exception();
+    return nullptr;
+  }
+}
+
+PyMethodDef publish_def = {"publish", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(publish_fast)),
+                           METH_FASTCALL | METH_KEYWORDS, nullptr};
+
 }  // namespace
 
 void bind_producer(py::module_& m) {
@@ -549,6 +571,7 @@ Reserves ``size`` bytes in the ring for zero-copy filling; see :class:`Claim`.)d
         return false;
       })
       .def("__repr__", &ProducerHandle::repr);
+  install_fastcall(m.attr("Producer"), publish_def);
 }
 
 }  // namespace shmbus::python

@@ -149,6 +149,40 @@ def test_closed_handles_raise(ns, stream):
     assert "closed" in repr(p) and "closed" in repr(c)
 
 
+def test_publish_takes_its_arguments_as_any_python_method(ns, stream):
+    """publish() is bound without pybind11's dispatcher: its argument handling is its own."""
+
+    class Seven:
+        def __index__(self):
+            return 7
+
+    class MyProducer(shmbus.Producer):
+        pass
+
+    with shmbus.Producer(stream, namespace=ns) as p, \
+            shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        assert p.publish(b"a") == 0
+        assert p.publish(b"b", 3) == 1
+        assert p.publish(data=b"c", type=4) == 2
+        assert p.publish(b"d", type=Seven()) == 3
+        assert p.publish(memoryview(b"e"), type=True) == 4
+        assert shmbus.Producer.publish(p, b"f", 0xFFFFFFFF) == 5
+        assert drain(c) == [(0, 0, b"a"), (1, 3, b"b"), (2, 4, b"c"), (3, 7, b"d"), (4, 1, b"e"),
+                            (5, 0xFFFFFFFF, b"f")]
+        bad = [lambda: p.publish(), lambda: p.publish(type=1), lambda: p.publish(b"x", 1, 2),
+               lambda: p.publish(b"x", kind=1), lambda: p.publish(b"x", data=b"y"),
+               lambda: p.publish(b"x", type=1.0), lambda: p.publish(b"x", type=2**32),
+               lambda: p.publish(b"x", type=None), lambda: shmbus.Producer.publish(object(), b"x"),
+               lambda: shmbus.Producer.publish(MyProducer.__new__(MyProducer), b"x")]
+        for call in bad:
+            with pytest.raises(TypeError):
+                call()
+        assert p.publish(b"g") == 6, "a refused call published nothing"
+        assert p.publish.__doc__.startswith("publish(self: ")
+    with MyProducer(stream, namespace=ns) as mine:
+        assert mine.publish(b"h", type=2) == 7
+
+
 def test_too_large_and_wrong_types(ns):
     shmbus.create("s", capacity="64K", max_record=1000, namespace=ns)
     with shmbus.Producer("s", namespace=ns) as p:
