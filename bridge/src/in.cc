@@ -15,6 +15,7 @@
 #include "client.h"
 #include "fetch_kick.h"
 #include "shmbus/persister.h"
+#include "in_batch.h"
 #include "in_commit.h"
 #include "in_state.h"
 #include "status.h"
@@ -44,11 +45,7 @@ struct In {
   std::set<int32_t> begun;                 // partitions read from since their assignment
   std::map<int32_t, int64_t> skip_through; // partition -> messages up to here were published
   bool duplicates_pending = false;         // duplicates skipped since the last commit
-  // A batch (see the loop) is being taken: a rebalance then ends it (rd_kafka_yield), and
-  // the batch's messages of the partitions it revoked are dropped, not published.  The
-  // loop takes the set right after the batch call: it concerns that call's messages only.
-  bool in_batch = false;
-  std::set<int32_t> revoked_in_batch;
+  detail::Batches batches;                // how messages are taken (in_batch.h)
   std::chrono::steady_clock::time_point last_commit = detail::coarse_now();
 
   // Commits the offsets of everything published (after it is durable when `sync`).
@@ -109,7 +106,7 @@ struct In {
 void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
   auto* in = static_cast<In*>(opaque);
   // Inside a batch: stop it here, so that no message fetched after this rebalance is in it.
-  if (in->in_batch) rd_kafka_yield(rk);
+  if (in->batches.in_batch()) rd_kafka_yield(rk);
   const bool cooperative = std::string(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (int i = 0; i < parts->cnt; ++i) in->assigned.insert(parts->elems[i].partition);
@@ -123,7 +120,7 @@ void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
   // Revoked (or lost): what was published from them is committed first, while we may.
   (void)in->commit();
   for (int i = 0; i < parts->cnt; ++i) {
-    if (in->in_batch) in->revoked_in_batch.insert(parts->elems[i].partition);
+    in->batches.revoked(parts->elems[i].partition);
     in->assigned.erase(parts->elems[i].partition);
     in->at_eof.erase(parts->elems[i].partition);
     in->begun.erase(parts->elems[i].partition);
@@ -135,6 +132,23 @@ void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
   else
     rd_kafka_assign(rk, nullptr);
 }
+
+// The consumer's queue as the message source of Batches.
+class ConsumerSource final : public detail::MessageSource {
+ public:
+  explicit ConsumerSource(rd_kafka_t* rk) : rk_(rk), queue_(rd_kafka_queue_get_consumer(rk)) {}
+  ssize_t take_fetched(rd_kafka_message_t** out, size_t cap) override {
+    return queue_ ? rd_kafka_consume_batch_queue(queue_.get(), 0, out, cap) : 0;
+  }
+  rd_kafka_message_t* wait_one(int timeout_ms) override { return rd_kafka_consumer_poll(rk_, timeout_ms); }
+
+ private:
+  struct QueueDeleter {
+    void operator()(rd_kafka_queue_t* q) const noexcept { rd_kafka_queue_destroy(q); }
+  };
+  rd_kafka_t* rk_;
+  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue_;
+};
 
 }  // namespace
 
@@ -296,18 +310,10 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
     return Next::kGoOn;
   };
 
-  // Messages are taken in batches of what librdkafka has already fetched (one queue lock
-  // and a few clock reads a batch instead of a message: rd_kafka_consumer_poll costs about
-  // as much as the rest of a 64 B message's way), and one at a time, waiting, when there
-  // are none.  A rebalance ends a batch where it happens (on_rebalance yields); the
-  // batch's messages of partitions it revoked are dropped: not published, not committed,
-  // they are fetched again from the committed offset by whoever owns them next.
+  // Messages are taken in batches (in_batch.h); a rebalance ends a batch where it happens.
   constexpr size_t kBatch = 256;
   std::array<rd_kafka_message_t*, kBatch> batch{};
-  struct QueueDeleter {
-    void operator()(rd_kafka_queue_t* q) const noexcept { rd_kafka_queue_destroy(q); }
-  };
-  const std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_get_consumer(in.rk));
+  ConsumerSource source(in.rk);
   for (;;) {
     if (stop()) break;
     // One coarse clock read a batch (or a message: see coarse_now).
@@ -325,36 +331,12 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
     }
     if (!in.pending.empty() && now - in.last_commit >= o.commit_interval)
       (void)in.commit();
-    size_t n = 0;
-    // The partitions a rebalance revoked during this batch call.  Taken at once: left in
-    // `in` when the call returned nothing and the poll below nothing either, the set once
-    // outlived the iteration, and the first message after the next assignment of such a
-    // partition was dropped unread (its partition's duplicates then went unrecognised:
-    // 499 messages repeated in a test; or, had the previous owner committed it, lost).
-    std::set<int32_t> revoked;
-    if (queue) {
-      in.in_batch = true;
-      const ssize_t got = rd_kafka_consume_batch_queue(queue.get(), 0, batch.data(), batch.size());
-      in.in_batch = false;
-      revoked.swap(in.revoked_in_batch);
-      n = got > 0 ? static_cast<size_t>(got) : 0;
-    }
-    if (n == 0) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(in.rk, 100);
-      if (!m) continue;
-      batch[0] = m;
-      n = 1;
-      revoked.clear();  // this message was fetched for the assignment now in force
-    }
+    const size_t n = in.batches.take(source, batch.data(), batch.size(), 100);
     Next next = Next::kGoOn;
     for (size_t i = 0; i < n; ++i) {
-      const rd_kafka_message_t* m = batch[i];
-      // A message of a partition this bridge does not hold (revoked during the call that
-      // returned it) is its next owner's: never published here.
-      const bool not_ours =
-          !m->err && (revoked.count(m->partition) != 0 || in.assigned.count(m->partition) == 0);
-      if (next == Next::kStop || not_ours) {
-        rd_kafka_message_destroy(batch[i]);  // not published, not committed: read again
+      // Not ours (in_batch.h), or after a stop: not published, not committed: read again.
+      if (next == Next::kStop || !in.batches.ours(*batch[i], in.assigned)) {
+        rd_kafka_message_destroy(batch[i]);
         continue;
       }
       next = handle(batch[i]);

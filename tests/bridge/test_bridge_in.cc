@@ -11,7 +11,10 @@
 #include <filesystem>
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <random>
 #include <string>
@@ -22,6 +25,7 @@
 
 #include "bridge_test_util.h"
 #include "client.h"
+#include "in_batch.h"
 #include "in_commit.h"
 #include "in_state.h"
 
@@ -613,6 +617,93 @@ TEST_F(Bridge, InCommitRefusedForOnePartitionSettlesTheOneKafkaStored) {
   EXPECT_EQ(held->elems[0].offset, 5);
   rd_kafka_consumer_close(rk->get());
   st->remove();
+}
+
+// ---- taking messages across a rebalance (in_batch.h), scripted ----------------------
+
+// A message source whose calls run a scripted rebalance (as librdkafka serves the
+// rebalance callback inside them) and return scripted messages.
+class ScriptedSource final : public kafka::detail::MessageSource {
+ public:
+  struct Call {
+    std::function<void()> rebalance;  // run inside the call, may be empty
+    std::vector<rd_kafka_message_t*> messages;
+  };
+  std::deque<Call> fetched, waited;
+  ssize_t take_fetched(rd_kafka_message_t** out, size_t cap) override {
+    return static_cast<ssize_t>(serve(fetched, out, cap));
+  }
+  rd_kafka_message_t* wait_one(int) override {
+    rd_kafka_message_t* m = nullptr;
+    return serve(waited, &m, 1) ? m : nullptr;
+  }
+
+ private:
+  static size_t serve(std::deque<Call>& calls, rd_kafka_message_t** out, size_t cap) {
+    if (calls.empty()) return 0;
+    Call c = std::move(calls.front());
+    calls.pop_front();
+    if (c.rebalance) c.rebalance();
+    size_t n = 0;
+    for (; n < c.messages.size() && n < cap; ++n) out[n] = c.messages[n];
+    return n;
+  }
+};
+
+// The case that once repeated 499 messages: partition 0 revoked during a batch call that
+// returned nothing, a wait that returned nothing, then 0 assigned again and its first
+// message taken: it is the bridge's (it was dropped unread).  And the messages a batch
+// call returns of a partition revoked in that call (even if assigned again within it),
+// or of one not held at all, are not.
+TEST(BridgeInBatches, ARevocationConcernsOnlyTheMessagesOfItsOwnBatchCall) {
+  kafka::detail::Batches batches;
+  std::set<int32_t> assigned = {0, 1};
+  const auto revoke = [&](int32_t p) {
+    batches.revoked(p);  // as on_rebalance does
+    assigned.erase(p);
+  };
+  std::vector<rd_kafka_message_t> msgs(6);
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    msgs[i] = rd_kafka_message_t{};
+    msgs[i].partition = i < 3 ? 0 : 1;
+    msgs[i].offset = static_cast<int64_t>(i);
+  }
+  std::array<rd_kafka_message_t*, 8> out{};
+  ScriptedSource src;
+  // 1: revoked inside a batch call that returns nothing; the wait returns nothing.
+  src.fetched.push_back({[&] { revoke(0); }, {}});
+  src.waited.push_back({{}, {}});
+  EXPECT_EQ(batches.take(src, out.data(), out.size(), 0), 0u);
+  // 2: assigned again (inside the next batch call), which returns nothing; the wait
+  // returns partition 0's first message: ours.
+  src.fetched.push_back({[&] { assigned.insert(0); }, {}});
+  src.waited.push_back({{}, {&msgs[0]}});
+  ASSERT_EQ(batches.take(src, out.data(), out.size(), 0), 1u);
+  EXPECT_TRUE(batches.ours(*out[0], assigned)) << "the first message after the new assignment dropped";
+  // 3: a batch of both partitions during which 0 is revoked and assigned again: 0's
+  // messages were fetched for the old assignment; 1's are ours.
+  src.fetched.push_back({[&] {
+                           revoke(0);
+                           assigned.insert(0);
+                         },
+                         {&msgs[1], &msgs[3]}});
+  ASSERT_EQ(batches.take(src, out.data(), out.size(), 0), 2u);
+  EXPECT_FALSE(batches.ours(*out[0], assigned));
+  EXPECT_TRUE(batches.ours(*out[1], assigned));
+  // 4: the next batch call, no rebalance: partition 0 is ours again.
+  src.fetched.push_back({{}, {&msgs[2], &msgs[4]}});
+  ASSERT_EQ(batches.take(src, out.data(), out.size(), 0), 2u);
+  EXPECT_TRUE(batches.ours(*out[0], assigned));
+  EXPECT_TRUE(batches.ours(*out[1], assigned));
+  // 5: a partition not held at all (revoked outside any batch call): not ours; an
+  // event (an error or EOF) always is.
+  assigned.erase(1);
+  src.fetched.push_back({{}, {&msgs[5]}});
+  ASSERT_EQ(batches.take(src, out.data(), out.size(), 0), 1u);
+  EXPECT_FALSE(batches.ours(*out[0], assigned));
+  msgs[5].err = RD_KAFKA_RESP_ERR__PARTITION_EOF;
+  EXPECT_TRUE(batches.ours(*out[0], assigned));
+  EXPECT_FALSE(batches.in_batch());
 }
 
 // ---- stat --------------------------------------------------------------------------
