@@ -61,19 +61,22 @@ void open_consumer(ConsumerCore& c, const ConsumerOptions& opts, const std::stri
 
 CoreLock::CoreLock(ConsumerCore& c) : c_(c) {
   if (!c_.mu.try_lock()) {
-    if (c_.owner.load() == std::this_thread::get_id())
+    if (c_.owner.load(std::memory_order_relaxed) == std::this_thread::get_id())  // relaxed: see below
       throw_error(Errc::kBusy, "consumer of stream '" + c_.name +
                                    "' re-entered while it was reading (from a finalizer?)");
     py::gil_scoped_release nogil;
     c_.mu.lock();
   }
-  c_.owner.store(std::this_thread::get_id());
+  // relaxed: only the thread that stored it compares it with its own id (the re-entry
+  // check above), and a thread always sees its own stores; another thread's stale value
+  // is never its own id.  (seq_cst stores were 2 locked instructions a read.)
+  c_.owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
   held_ = true;
 }
 
 void CoreLock::unlock() {
   if (!held_) return;
-  c_.owner.store(std::thread::id());
+  c_.owner.store(std::thread::id(), std::memory_order_relaxed);  // relaxed: see above
   c_.mu.unlock();
   held_ = false;
 }

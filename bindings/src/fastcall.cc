@@ -63,15 +63,16 @@ bool parse_fastcall(const char* function, PyObject* const* args, Py_ssize_t narg
 }
 
 bool uint32_arg(const char* function, const char* name, PyObject* v, uint32_t* out) noexcept {
-  if (PyLong_CheckExact(v)) {  // the usual case, without a new reference
-    const unsigned long long x = PyLong_AsUnsignedLongLong(v);
-    if (!(x == static_cast<unsigned long long>(-1) && PyErr_Occurred()) && x <= UINT32_MAX) {
-      *out = static_cast<uint32_t>(x);
-      return true;
+  if (!PyFloat_Check(v)) {
+    // An int as it is; any other number through int() (__index__, __int__: numpy scalars,
+    // Decimal, ...), as pybind11's integer caster converts one.
+    PyObject* i = nullptr;
+    if (PyLong_Check(v)) {
+      Py_INCREF(v);
+      i = v;
+    } else if (PyNumber_Check(v)) {
+      i = PyNumber_Long(v);
     }
-    PyErr_Clear();
-  } else if (!PyFloat_Check(v) && PyIndex_Check(v)) {
-    PyObject* i = PyNumber_Index(v);
     if (i) {
       const unsigned long long x = PyLong_AsUnsignedLongLong(i);
       Py_DECREF(i);
@@ -82,7 +83,12 @@ bool uint32_arg(const char* function, const char* name, PyObject* v, uint32_t* o
     }
     PyErr_Clear();
   }
-  PyErr_Format(PyExc_TypeError, "%s(): %s must be an int in 0..4294967295, not %R", function, name, v);
+  // The type's name, not the value's repr (which may itself fail, or be huge).
+  if (PyLong_Check(v))
+    PyErr_Format(PyExc_TypeError, "%s(): %s must be in 0..4294967295", function, name);
+  else
+    PyErr_Format(PyExc_TypeError, "%s(): %s must be an int in 0..4294967295, not '%.200s'", function, name,
+                 Py_TYPE(v)->tp_name);
   return false;
 }
 

@@ -5,9 +5,9 @@
 // ns for a direct CPython binding): more than a 64-byte publish itself.  Such a method is
 // first bound through pybind11 as usual (its docstring and signature line stay what
 // pybind11 wrote: stubs and help() read them), then replaced on the class by a method
-// descriptor over a plain vectorcall function.  The function parses its arguments as
-// pybind11 would (same names, same TypeErrors for bad ones) and raises what the
-// pybind11 version raised.
+// descriptor over a plain vectorcall function.  The function takes the same arguments as
+// pybind11 would (names, conversions; TypeError for bad ones, in CPython's wording) and
+// raises what the pybind11 version raised.
 #pragma once
 
 #include <typeinfo>
@@ -37,8 +37,10 @@ T* self_of(PyObject* self) noexcept {
   return nullptr;
 }
 
-// Sets the Python error for the exception being handled (what pybind11's dispatcher
-// would raise for it).  Call it only inside a catch block.
+// Sets the Python error for the exception being handled: the error already set
+// (error_already_set), pybind11's builtin exceptions, MemoryError, else RuntimeError
+// (pybind11's dispatcher maps a few more std exceptions; none is thrown on these paths).
+// Call it only inside a catch block.
 void set_error_from_current_exception() noexcept;
 
 // Arguments of a vectorcall: `nargs` positional ones, then one per name in `kwnames`.
@@ -48,8 +50,8 @@ void set_error_from_current_exception() noexcept;
 bool parse_fastcall(const char* function, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
                     const char* const* names, int n_names, int required, PyObject** out) noexcept;
 
-// A uint32 argument as pybind11 converts one (an int or an object with __index__, not a
-// float, 0..2^32-1): false with TypeError set otherwise.
+// A uint32 argument as pybind11 converts one (an int, or a number other than a float
+// through int(), in 0..2^32-1): false with TypeError set otherwise.
 bool uint32_arg(const char* function, const char* name, PyObject* v, uint32_t* out) noexcept;
 
 }  // namespace shmbus::python

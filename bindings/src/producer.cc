@@ -291,7 +291,8 @@ class ProducerHandle {
   ~ProducerHandle() { close(); }
 
   uint64_t publish(py::handle data, uint32_t type) {
-    ProducerCore& c = live();
+    InCall in(*this);
+    ProducerCore& c = in.core();
     BufferArg buf(data);
     if (buf.size() > c.max_record) c.throw_status(PubStatus::kTooLarge, buf.size(), 0);
     Bytes bytes = buf.bytes();
@@ -304,7 +305,8 @@ class ProducerHandle {
   }
 
   uint64_t publish_batch(py::handle payloads, uint32_t type) {
-    ProducerCore& c = live();
+    InCall in(*this);
+    ProducerCore& c = in.core();
     if (PyBytes_Check(payloads.ptr()) || PyByteArray_Check(payloads.ptr()) ||
         PyMemoryView_Check(payloads.ptr()) || PyUnicode_Check(payloads.ptr()))
       throw py::type_error("publish_batch() takes an iterable of bytes-like objects (one per "
@@ -378,7 +380,8 @@ class ProducerHandle {
   }
 
   std::unique_ptr<ClaimHandle> claim(int64_t size, uint32_t type) {
-    ProducerCore& c = live();
+    InCall in(*this);
+    ProducerCore& c = in.core();
     if (size < 0) throw_error(Errc::kInvalidArgument, "claim size must be >= 0");
     if (static_cast<uint64_t>(size) > c.max_record)
       c.throw_status(PubStatus::kTooLarge, static_cast<size_t>(size), 0);
@@ -393,13 +396,14 @@ class ProducerHandle {
   }
 
   void close() {
-    if (!core_) return;
-    std::shared_ptr<ProducerCore> core = std::move(core_);
-    core->closed = true;
-    std::vector<ClaimHandle*> open(core->claims.begin(), core->claims.end());
+    if (!core_ || core_->closed) return;
+    core_->closed = true;  // calls in flight end with ClosedError after their slice
+    std::vector<ClaimHandle*> open(core_->claims.begin(), core_->claims.end());
     for (ClaimHandle* h : open) h->abort_for_close();
-    // The C++ Producer closes when `core` is the last reference (now, unless a claim
-    // buffer is still exported).
+    // The C++ Producer closes when the core's last reference goes: here, unless a call in
+    // flight still uses it (then when that call returns, see InCall) or a claim buffer
+    // is still exported.
+    if (calls_ == 0) core_.reset();
   }
 
   bool closed() const noexcept { return !core_ || !core_->usable(); }
@@ -421,7 +425,28 @@ class ProducerHandle {
   }
 
  private:
-  std::shared_ptr<ProducerCore> core_;  // null once closed
+  // A call that releases the GIL while it uses the core (publish, publish_batch, claim).
+  // close() from another thread meanwhile marks the core closed and leaves it to the last
+  // such call to let go of: the C++ Producer, and the mutex the call holds, outlive it
+  // (they were destroyed under it: a crash in Producer::publish).  Counted under the GIL,
+  // so no atomic instruction per publish.  Thread: GIL held.
+  class InCall {
+   public:
+    explicit InCall(ProducerHandle& h) : h_(h), c_(h.live()) { ++h_.calls_; }
+    ~InCall() {
+      if (--h_.calls_ == 0 && h_.core_ && h_.core_->closed) h_.core_.reset();
+    }
+    InCall(const InCall&) = delete;
+    InCall& operator=(const InCall&) = delete;
+    ProducerCore& core() const noexcept { return c_; }
+
+   private:
+    ProducerHandle& h_;
+    ProducerCore& c_;
+  };
+
+  std::shared_ptr<ProducerCore> core_;  // null once closed (and no call in flight)
+  int calls_ = 0;                       // calls in flight (InCall); guarded by the GIL
 };
 
 // publish() as a METH_FASTCALL method (see fastcall.h): pybind11's dispatch was about

@@ -165,22 +165,27 @@ def test_publish_takes_its_arguments_as_any_python_method(ns, stream):
         assert p.publish(b"b", 3) == 1
         assert p.publish(data=b"c", type=4) == 2
         assert p.publish(b"d", type=Seven()) == 3
-        assert p.publish(memoryview(b"e"), type=True) == 4
-        assert shmbus.Producer.publish(p, b"f", 0xFFFFFFFF) == 5
+        assert p.publish(memoryview(b"e"), type=True) == 4  # numbers convert as pybind11 does:
+        assert p.publish(b"e2", type=np.float32(5.5)) == 5  # int() of a number, not a float
+        assert p.publish(b"e3", np.uint64(6)) == 6
+        assert shmbus.Producer.publish(p, b"f", 0xFFFFFFFF) == 7
         assert drain(c) == [(0, 0, b"a"), (1, 3, b"b"), (2, 4, b"c"), (3, 7, b"d"), (4, 1, b"e"),
-                            (5, 0xFFFFFFFF, b"f")]
+                            (5, 5, b"e2"), (6, 6, b"e3"), (7, 0xFFFFFFFF, b"f")]
         bad = [lambda: p.publish(), lambda: p.publish(type=1), lambda: p.publish(b"x", 1, 2),
                lambda: p.publish(b"x", kind=1), lambda: p.publish(b"x", data=b"y"),
                lambda: p.publish(b"x", type=1.0), lambda: p.publish(b"x", type=2**32),
-               lambda: p.publish(b"x", type=None), lambda: shmbus.Producer.publish(object(), b"x"),
+               lambda: p.publish(b"x", type=None), lambda: p.publish(b"x", type=10**5000),
+               lambda: p.publish(b"x", type=np.int64(-1)), lambda: shmbus.Producer.publish(object(), b"x"),
                lambda: shmbus.Producer.publish(MyProducer.__new__(MyProducer), b"x")]
         for call in bad:
             with pytest.raises(TypeError):
                 call()
-        assert p.publish(b"g") == 6, "a refused call published nothing"
+        assert p.publish(b"g") == 8, "a refused call published nothing"
+        with pytest.raises(TypeError, match="must be in 0..4294967295"):
+            p.publish(b"x", type=10**5000)  # its repr fails: the message does not use it
         assert p.publish.__doc__.startswith("publish(self: ")
     with MyProducer(stream, namespace=ns) as mine:
-        assert mine.publish(b"h", type=2) == 7
+        assert mine.publish(b"h", type=2) == 9
 
 
 def test_too_large_and_wrong_types(ns):

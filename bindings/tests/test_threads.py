@@ -118,6 +118,37 @@ def test_close_from_another_thread_ends_iteration_and_poll(ns, stream):
         assert c2.next_seq == 1
 
 
+@pytest.mark.parametrize("call", ["publish", "publish_batch", "claim"])
+def test_close_from_another_thread_ends_a_producer_call_waiting_for_room(ns, call):
+    """close() while another thread waits for room: ClosedError there (the C++ producer
+    and its mutex were once destroyed under the waiting call: a segfault)."""
+    shmbus.create("s", capacity="4K", namespace=ns)
+    stuck = shmbus.Consumer("s", group="stuck", namespace=ns)  # never reads: the ring fills
+    p = shmbus.Producer("s", namespace=ns, full_timeout=None)
+    with shmbus.Producer("s", namespace=ns, when_full="fail") as filler:
+        with pytest.raises(shmbus.FullError):
+            while True:
+                filler.publish(b"x" * 100)
+    errors = []
+
+    def wait_for_room():
+        try:
+            {"publish": lambda: p.publish(b"x" * 100), "publish_batch": lambda: p.publish_batch([b"x" * 100]),
+             "claim": lambda: p.claim(100)}[call]()
+        except shmbus.ClosedError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=wait_for_room)
+    t.start()
+    time.sleep(0.3)
+    p.close()
+    t.join(5)
+    assert not t.is_alive() and len(errors) == 1
+    assert p.closed
+    p.close()  # idempotent
+    stuck.close()
+
+
 def test_producer_waiting_for_room_lets_a_consumer_thread_make_it(ns):
     shmbus.create("s", capacity="4K", namespace=ns)
     c = shmbus.Consumer("s", group="g", namespace=ns)
