@@ -78,8 +78,7 @@ class ConsumerHandle {
     InCall in(live());
     const auto& core = in.core();
     auto t = to_timeout(timeout, "timeout");
-    if (core->auto_commit) commit_locked(core);
-    return read_one(core, t, nullptr, false);
+    return read_one(core, t, nullptr, false, core->auto_commit);
   }
 
   py::list read_batch(int64_t max_records, const py::object& timeout) {
@@ -87,9 +86,8 @@ class ConsumerHandle {
     const auto& core = in.core();
     if (max_records < 1) throw_error(Errc::kInvalidArgument, "max_records must be >= 1");
     auto t = to_timeout(timeout, "timeout");
-    if (core->auto_commit) commit_locked(core);
     py::list out;
-    py::object rec = read_one(core, t, nullptr, false);
+    py::object rec = read_one(core, t, nullptr, false, core->auto_commit);
     if (rec.is_none()) return out;
     out.append(rec);
     read_more(core, static_cast<size_t>(max_records), out);
@@ -103,9 +101,8 @@ class ConsumerHandle {
     InCall in(core_);
     const auto& core = in.core();
     if (PyList_GET_SIZE(out.ptr()) == 0) {
-      if (core->auto_commit) commit_locked(core);
       bool closed = false;
-      py::object rec = read_one(core, idle, &closed, false);
+      py::object rec = read_one(core, idle, &closed, false, core->auto_commit);
       if (rec.is_none()) return;
       out.append(rec);
     } else if (core->durable) {
@@ -120,9 +117,8 @@ class ConsumerHandle {
     if (!core_ || !core_->usable()) return py::none();
     InCall in(core_);
     const auto& core = in.core();
-    if (core->auto_commit) commit_locked(core);
     bool closed = false;
-    return read_one(core, idle, &closed, false);
+    return read_one(core, idle, &closed, false, core->auto_commit);
   }
 
   void commit() {
@@ -159,8 +155,7 @@ class ConsumerHandle {
     core->live.expire_all();
     if (core->durable && core->auto_commit && core->uncommitted) {
       CoreLock lock(*core);  // waits at most one slice for a reader in another thread
-      core->consumer->ring().commit();
-      core->uncommitted = false;
+      core->commit_position();
       core->snapshot();
     }
     // The C++ Consumer closes (detaches) when `core` is the last reference: now, unless
@@ -209,8 +204,7 @@ class ConsumerHandle {
     if (!c.durable || !c.uncommitted) return;
     c.live.expire_all();
     CoreLock lock(c);
-    c.consumer->ring().commit();
-    c.uncommitted = false;
+    c.commit_position();
   }
 
   std::shared_ptr<ConsumerCore> core_;  // null once closed

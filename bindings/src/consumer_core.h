@@ -65,6 +65,12 @@ struct ConsumerCore {
   bool usable() const noexcept { return !closed && generation == fork_generation(); }
   [[noreturn]] void throw_closed() const;
   void snapshot() noexcept;  // Thread: mu held.
+  // Commits the ring position of the records returned (a durable group; their views
+  // expired first, by the caller).  Thread: GIL and mu held.
+  void commit_position() {
+    if (uncommitted) consumer->ring().commit();
+    uncommitted = false;
+  }
 };
 
 // Opens the C++ consumer of `c` (c.ns, c.name, c.group set): a group's GroupConsumer,
@@ -90,10 +96,12 @@ StartFrom to_start(const py::object& start);
 
 // The next record, or None when `timeout` passed (or, with *closed_out, when the
 // consumer was closed meanwhile; or, with `in_batch`, when an error is deferred).  Raises
-// a deferred error first.  One loop for the ring and the replay (consumer_read.cc).
-// Thread: GIL held.
+// a deferred error first.  With `commit_first` (auto_commit), the records returned so far
+// are expired and committed first, under the same hold of mu as the first poll.  One loop
+// for the ring and the replay (consumer_read.cc).  Thread: GIL held.
 py::object read_one(const std::shared_ptr<ConsumerCore>& core,
-                    std::optional<std::chrono::nanoseconds> timeout, bool* closed_out, bool in_batch);
+                    std::optional<std::chrono::nanoseconds> timeout, bool* closed_out, bool in_batch,
+                    bool commit_first = false);
 
 // Appends to `out` the records there are at once (no wait), until it holds `max`, under
 // one hold of mu: the batch path (read_batch, iter_batches), one crossing for many

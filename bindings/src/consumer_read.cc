@@ -160,11 +160,20 @@ void read_more(const std::shared_ptr<ConsumerCore>& core, size_t max, py::list& 
 }
 
 py::object read_one(const std::shared_ptr<ConsumerCore>& core,
-                    std::optional<std::chrono::nanoseconds> timeout, bool* closed_out, bool in_batch) {
+                    std::optional<std::chrono::nanoseconds> timeout, bool* closed_out, bool in_batch,
+                    bool commit_first) {
   ConsumerCore& c = *core;
+  // Views first (under the GIL), then the commit under the first poll's hold of mu: one
+  // lock a step instead of two.
+  bool commit = commit_first && c.durable && c.uncommitted;
+  if (commit) c.live.expire_all();
   if (c.deferred) {
     DeferredError e = std::move(*c.deferred);
     c.deferred.reset();
+    if (commit) {
+      CoreLock lock(c);
+      c.commit_position();
+    }
     raise_read_error(std::move(e));
   }
   // Made at the first miss: the first poll does not wait (and a clock read per record
@@ -175,6 +184,10 @@ py::object read_one(const std::shared_ptr<ConsumerCore>& core,
     Step step;
     {
       CoreLock lock(c);
+      if (commit) {
+        commit = false;
+        c.commit_position();
+      }
       if (!c.usable()) break;
       const Deadline& d = deadline ? *deadline : no_wait();
       step = c.replay ? poll_replay(c, first, d) : poll_ring(core, first, d);
