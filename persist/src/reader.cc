@@ -4,6 +4,8 @@
 // the next frame in the open segment and `scan_seq` the sequence that frame must
 // carry (scan_seq <= pos: frames wholly below pos are skipped silently, which is how a
 // seek lands between two index entries).
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <algorithm>
@@ -63,6 +65,14 @@ struct SegmentReader::Impl {
   std::optional<SegmentFile> file;  // the open segment
   uint64_t seg_first = 0;
   std::optional<IndexFile> idx;     // its index, when usable
+  // Whether the open segment's index file now holds more entries than `idx` (a stat, no
+  // read).  Thread: the reader's.
+  bool index_grew() const {
+    struct stat st {};
+    if (::fstatat(dir.get(), index_file_name(seg_first).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+    const uint64_t held = kIndexHeaderSize + (idx ? idx->entries.size() : 0) * uint64_t{kIndexEntrySize};
+    return static_cast<uint64_t>(st.st_size) >= held + kIndexEntrySize;
+  }
   uint64_t seg_created_ns = 0;      // of the open segment (its index must match)
   uint64_t off = 0;
   uint64_t scan_seq = 0;
@@ -294,9 +304,13 @@ Result<Entry> SegmentReader::Impl::next() {
       continue;
     }
     if (!next_first) {  // (the watermark was read after the listing, and checked above)
-      if (s != FrameStatus::kEof && s != FrameStatus::kZero) {
-        // Damage inside the live segment rather than its end?  Its index says.  (Zeros
-        // are a pmem segment's unused room: a zeroed range there is seen once sealed.)
+      // Damage inside the live segment rather than its end?  Its index says (skip_damage).
+      // Zeros are also a pmem segment's unused room, so for them only when the index
+      // held has an entry past them, or has grown since it was read (a stat): a zeroed
+      // range inside the live segment once stopped readers there until it was sealed.
+      const bool entry_past =
+          idx && !idx->entries.empty() && idx->entries.back().offset > off;
+      if (s != FrameStatus::kEof && (s != FrameStatus::kZero || entry_past || index_grew())) {
         if (auto x = read_index(dir.get(), seg_first, file->size());
             x && x->header.created_ns == seg_created_ns)
           idx = std::move(x.value());

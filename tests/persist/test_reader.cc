@@ -1,5 +1,7 @@
 // test_reader.cc: iterating, seeking by sequence and by time through the indexes,
 // lost ranges, following a live writer, damaged and foreign segment files.
+#include <fcntl.h>
+#include <unistd.h>
 #include <algorithm>
 #include <filesystem>
 #include <thread>
@@ -381,6 +383,52 @@ TEST(Reader, DamageInsideASealedSegmentIsSkipped) {
   EXPECT_EQ(got.back().seq, 199u);
   EXPECT_EQ(got.size(), 200 - (resume - 10) + 1);
 }
+
+// Zeroed bytes inside the live segment (a disk error, a stray write) with records after
+// them are damage, not the end of the data: a live reader reports them and goes on (it
+// once stopped there until the segment was sealed, a pmem segment's zeros looking like
+// its unused room).  At the real live end, zeros and the end of file still mean "nothing
+// yet".
+class ZeroedLiveSegment : public ::testing::TestWithParam<StoreKind> {};
+
+TEST_P(ZeroedLiveSegment, IsDamageNotTheEnd) {
+  TempDir t;
+  auto o = small_options(GetParam());
+  o.segment_bytes = 1 << 20;  // one live segment
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(s.ok());
+  fill(*s, 0, 40, 100);  // 136-byte frames, an index entry every 1 KiB (8 records)
+  const size_t rec10 = detail::kSegmentHeaderSize + 10 * 136;
+  {
+    const std::string seg = t.stream_dir() + "/" + detail::segment_file_name(0);
+    const int fd = ::open(seg.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    const std::vector<char> zeros(200, 0);  // record 10's header and more
+    ASSERT_EQ(::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(rec10)), 200);
+    ::close(fd);
+  }
+  auto r = SegmentReader::open(t.path(), "ns", "st");
+  ASSERT_TRUE(r.ok());
+  auto got = drain(r.value());
+  ASSERT_GE(got.size(), 11u) << "the reader stopped at the zeros";
+  EXPECT_EQ(got[9].seq, 9u);
+  ASSERT_EQ(got[10].kind, EntryKind::kCorrupt);
+  EXPECT_EQ(got[10].seq, 10u);
+  const uint64_t resume = got[10].end_seq;
+  EXPECT_GT(resume, 11u);
+  EXPECT_LE(resume, 18u);
+  EXPECT_NE(got[10].detail.find("zero"), std::string::npos) << got[10].detail;
+  ASSERT_EQ(got.size(), 11 + (40 - resume));
+  EXPECT_EQ(got.back().seq, 39u);
+  // The live end: nothing more, and what the writer adds comes next.
+  EXPECT_TRUE(drain(r.value()).empty());
+  fill(*s, 40, 45, 100);
+  expect_records(drain(r.value()), 40, 45, 100);
+  EXPECT_TRUE(drain(r.value()).empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, ZeroedLiveSegment, ::testing::Values(StoreKind::kFile, StoreKind::kPmem),
+                         [](const auto& info) { return info.param == StoreKind::kFile ? "File" : "Pmem"; });
 
 }  // namespace
 }  // namespace shmbus::persist::test
