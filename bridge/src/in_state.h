@@ -16,7 +16,8 @@
 // re-created topic) skips every message up to `published`.  Updated with plain stores into
 // the mapping after each publish: no system call per message.  The header binds the file
 // to the stream's identity (its created_ns) and to a second hash of the key; a file that
-// does not match (a re-created stream, a hash collision, another version) is replaced.
+// does not match (a re-created stream, a hash collision, another version) is replaced,
+// unless a running bridge still holds it (then open() fails with kBusy).
 // What stays at least once: a crash between a publish and the store that follows it.
 //
 // Every bridge of the key holds a shared flock on the file while it runs (the kernel drops
