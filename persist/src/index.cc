@@ -113,6 +113,18 @@ Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size)
   return f;
 }
 
+std::optional<uint64_t> last_entry_offset(int dir, uint64_t first_seq, uint64_t file_size) {
+  if (file_size < kIndexHeaderSize + kIndexEntrySize) return std::nullopt;
+  const uint64_t at = kIndexHeaderSize + ((file_size - kIndexHeaderSize) / kIndexEntrySize - 1) * kIndexEntrySize;
+  const std::string name = index_file_name(first_seq);
+  auto fd = open_at(dir, name, OpenMode::kRead);
+  if (!fd) return std::nullopt;
+  std::byte q[kIndexEntrySize];
+  auto got = pread_some(fd->get(), q, at, name);
+  if (!got || got.value() != kIndexEntrySize || crc32c(q, 44) != get_u32(q + 44)) return std::nullopt;
+  return get_u64(q);
+}
+
 Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEntry> entries) {
   const std::string name = index_file_name(h.first_seq);
   auto fd = open_at(dir, name, OpenMode::kCreateTruncate);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -87,6 +88,11 @@ struct IndexFile {
 // per 32-byte frame at most, plus the seal entry): a huge or sparse index file costs no
 // more memory than its segment justifies; bytes past that are not valid.
 Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size);
+// The offset of the last whole entry of the index of segment `first_seq`, as the file is
+// `file_size` bytes long: one pread of 48 bytes.  nullopt when that entry is not intact
+// (its CRC; a torn or damaged tail) or cannot be read.  Entries only grow in offset, so a
+// reader at the live end learns from it alone whether any entry lies past a position.
+std::optional<uint64_t> last_entry_offset(int dir, uint64_t first_seq, uint64_t file_size);
 // Writes NAME.idx from scratch (a rebuild).
 Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEntry> entries);
 

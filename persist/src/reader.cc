@@ -65,13 +65,22 @@ struct SegmentReader::Impl {
   std::optional<SegmentFile> file;  // the open segment
   uint64_t seg_first = 0;
   std::optional<IndexFile> idx;     // its index, when usable
-  // Whether the open segment's index file now holds more entries than `idx` (a stat, no
-  // read).  Thread: the reader's.
-  bool index_grew() const {
+  uint64_t idx_size_looked = 0;     // its index file's size when zeros last made us look
+  // Zeros at `off` in the live segment: its end (a pmem segment's unused room), or damage
+  // with records after it?  Damage only if an index entry lies past them (the writer
+  // indexes a frame only after the frames before it are written): the index held says
+  // so, or its file's last entry does.  That is read only when the file's size changed
+  // since the last look (a stat per poll at the live end; a pread of one entry per flush
+  // of the writer; never the whole index, nor again for a damaged one that does not grow).
+  bool zeros_may_be_damage() {
+    if (idx && !idx->entries.empty() && idx->entries.back().offset > off) return true;
     struct stat st {};
     if (::fstatat(dir.get(), index_file_name(seg_first).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
-    const uint64_t held = kIndexHeaderSize + (idx ? idx->entries.size() : 0) * uint64_t{kIndexEntrySize};
-    return static_cast<uint64_t>(st.st_size) >= held + kIndexEntrySize;
+    const auto size = static_cast<uint64_t>(st.st_size);
+    if (size == idx_size_looked) return false;
+    idx_size_looked = size;
+    const std::optional<uint64_t> last = last_entry_offset(dir.get(), seg_first, size);
+    return !last || *last > off;  // not intact: let the full read decide
   }
   uint64_t seg_created_ns = 0;      // of the open segment (its index must match)
   uint64_t off = 0;
@@ -155,6 +164,7 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   off = kSegmentHeaderSize;
   scan_seq = first;
   idx.reset();
+  idx_size_looked = 0;
   if (auto x = read_index(dir.get(), first, file->size()); x && x->header.created_ns == hdr->created_ns)
     idx = std::move(x.value());
   if (idx && !idx->entries.empty()) {
@@ -305,12 +315,9 @@ Result<Entry> SegmentReader::Impl::next() {
     }
     if (!next_first) {  // (the watermark was read after the listing, and checked above)
       // Damage inside the live segment rather than its end?  Its index says (skip_damage).
-      // Zeros are also a pmem segment's unused room, so for them only when the index
-      // held has an entry past them, or has grown since it was read (a stat): a zeroed
+      // For zeros only when an entry may lie past them (zeros_may_be_damage): a zeroed
       // range inside the live segment once stopped readers there until it was sealed.
-      const bool entry_past =
-          idx && !idx->entries.empty() && idx->entries.back().offset > off;
-      if (s != FrameStatus::kEof && (s != FrameStatus::kZero || entry_past || index_grew())) {
+      if (s != FrameStatus::kEof && (s != FrameStatus::kZero || zeros_may_be_damage())) {
         if (auto x = read_index(dir.get(), seg_first, file->size());
             x && x->header.created_ns == seg_created_ns)
           idx = std::move(x.value());

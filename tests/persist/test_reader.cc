@@ -398,15 +398,15 @@ TEST_P(ZeroedLiveSegment, IsDamageNotTheEnd) {
   auto s = SegmentStore::open(t.path(), "ns", "st", o);
   ASSERT_TRUE(s.ok());
   fill(*s, 0, 40, 100);  // 136-byte frames, an index entry every 1 KiB (8 records)
-  const size_t rec10 = detail::kSegmentHeaderSize + 10 * 136;
-  {
+  const auto zero = [&](size_t at) {  // a frame's header and more
     const std::string seg = t.stream_dir() + "/" + detail::segment_file_name(0);
     const int fd = ::open(seg.c_str(), O_WRONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
-    const std::vector<char> zeros(200, 0);  // record 10's header and more
-    ASSERT_EQ(::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(rec10)), 200);
+    const std::vector<char> zeros(200, 0);
+    ASSERT_EQ(::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(at)), 200);
     ::close(fd);
-  }
+  };
+  zero(detail::kSegmentHeaderSize + 10 * 136);
   auto r = SegmentReader::open(t.path(), "ns", "st");
   ASSERT_TRUE(r.ok());
   auto got = drain(r.value());
@@ -424,6 +424,17 @@ TEST_P(ZeroedLiveSegment, IsDamageNotTheEnd) {
   EXPECT_TRUE(drain(r.value()).empty());
   fill(*s, 40, 45, 100);
   expect_records(drain(r.value()), 40, 45, 100);
+  EXPECT_TRUE(drain(r.value()).empty());
+  // Zeros that appear after the reader read the index: it learns of the entries past
+  // them from the index file's last entry, once the file grew.
+  fill(*s, 45, 70, 100);
+  zero(detail::kSegmentHeaderSize + 50 * 136);
+  got = drain(r.value());
+  ASSERT_GE(got.size(), 6u);
+  expect_records({got.begin(), got.begin() + 5}, 45, 50, 100);
+  ASSERT_EQ(got[5].kind, EntryKind::kCorrupt) << "the reader stopped at the new zeros";
+  EXPECT_EQ(got[5].seq, 50u);
+  EXPECT_EQ(got.back().seq, 69u);
   EXPECT_TRUE(drain(r.value()).empty());
 }
 
