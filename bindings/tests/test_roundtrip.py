@@ -188,6 +188,31 @@ def test_publish_takes_its_arguments_as_any_python_method(ns, stream):
         assert mine.publish(b"h", type=2) == 9
 
 
+def test_poll_takes_its_arguments_as_any_python_method(ns, stream):
+    """Consumer.poll is bound without pybind11's dispatcher too (shmbus/_aio.py wraps it)."""
+    from shmbus import _aio
+
+    raw = _aio._orig["poll"]
+    with shmbus.Producer(stream, namespace=ns) as p, \
+            shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        for i in range(4):
+            p.publish(b"%d" % i)
+        assert raw(c).bytes() == b"0"
+        assert raw(c, 0).bytes() == b"1"
+        assert raw(c, timeout=0.5).bytes() == b"2"
+        assert raw(c, None).bytes() == b"3"
+        assert raw(c, 0) is None and c.poll(0.01) is None
+        for call in (lambda: raw(c, 0, 1), lambda: raw(c, tmo=0), lambda: raw(c, 0, timeout=0),
+                     lambda: raw(c, "soon"), lambda: raw(object())):
+            with pytest.raises(TypeError):
+                call()
+        with pytest.raises(shmbus.InvalidArgumentError):
+            raw(c, -1)
+        assert raw.__doc__.startswith("poll(self: ")
+    with pytest.raises(shmbus.ClosedError):
+        raw(c, 0)
+
+
 def test_too_large_and_wrong_types(ns):
     shmbus.create("s", capacity="64K", max_record=1000, namespace=ns)
     with shmbus.Producer("s", namespace=ns) as p:
