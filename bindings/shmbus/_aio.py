@@ -62,6 +62,7 @@ _slot_lock = threading.Lock()  # clearing a consumer's _shmbus_slice: one taker 
 
 # The C++ methods, before install() wraps them.
 _orig = {}
+_raw_poll = None  # _orig["poll"], looked up once
 
 
 def _clear(consumer, fut):
@@ -96,10 +97,12 @@ def _join_quiet(consumer):
 
 
 def _poll(self, timeout=None):
-    rec = _join(self)
-    if rec is not None:
-        return rec
-    return _orig["poll"](self, timeout)
+    # Inline the no-slice case of _join: poll() is called per record.
+    if self.__dict__.get("_shmbus_slice") is not None:
+        rec = _join(self)
+        if rec is not None:
+            return rec
+    return _raw_poll(self, timeout)
 
 
 def _read_batch(self, max_records=1000, timeout=None):
@@ -149,8 +152,10 @@ def _exit(self, exc_type, exc, tb):
 
 def install(consumer_cls):
     """Wraps the Consumer methods that must join a slice in flight (see the module doc)."""
+    global _raw_poll
     for name in ("poll", "read_batch", "seek", "commit", "close"):
         _orig[name] = getattr(consumer_cls, name)
+    _raw_poll = _orig["poll"]
     for name, fn, doc_from in (("poll", _poll, "poll"), ("read_batch", _read_batch, "read_batch"),
                                ("seek", _seek, "seek"), ("commit", _commit, "commit"),
                                ("close", _close, "close")):
