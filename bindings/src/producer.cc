@@ -66,6 +66,7 @@ struct ProducerCore {
     // attempt waited: a clock read per publish would cost as much as the publish.
     std::optional<Deadline> deadline;
     for (;;) {
+      if (!usable()) throw_closed();  // closed by another thread, or re-entrantly
       decltype(fn(*producer)) r;
       {
         py::gil_scoped_release nogil;
@@ -222,23 +223,26 @@ class ClaimHandle {
     (void)finish(false);
   }
 
-  // Commits or aborts, expires the buffer and lets go of the core.  Thread: GIL held.
+  // Commits or aborts, expires the buffer and lets go of the core.  Everything is taken
+  // out of the handle before the lock, which may release the GIL: another thread that
+  // finishes it meanwhile (commit() against the producer's close(), or abort()) finds it
+  // done instead of finishing the same claim twice (a crash).  Thread: GIL held.
   PubStatus finish(bool commit, size_t n = ~size_t{0}) noexcept {
     if (!claim_) return PubStatus::kClosed;
     if (n == ~size_t{0}) n = size_;
+    std::unique_ptr<Claim> claim = std::move(claim_);
+    std::shared_ptr<ProducerCore> core = std::move(core_);
+    core->claims.erase(this);
     // Invalidate the Python view first: no write may land after the commit.
     expire_claim_buffer(buffer_.ptr());
-    PubStatus s = PubStatus::kClosed;
-    if (core_->generation != fork_generation()) {
-      (void)claim_.release();  // the parent's claim: leave it alone
-    } else {
-      Claim* c = claim_.get();
-      s = core_->locked([&] { return commit ? c->commit(n) : c->abort(); });
-      claim_.reset();
-    }
-    core_->claims.erase(this);
-    core_.reset();
     buffer_ = py::object();
+    PubStatus s = PubStatus::kClosed;
+    if (core->generation != fork_generation()) {
+      (void)claim.release();  // the parent's claim: leave it alone
+    } else {
+      Claim* c = claim.get();
+      s = core->locked([&] { return commit ? c->commit(n) : c->abort(); });
+    }
     return s;
   }
 
@@ -392,14 +396,22 @@ class ProducerHandle {
       return std::pair{s, 0};
     });
     if (r.first != PubStatus::kOk) c.throw_status(r.first, static_cast<size_t>(size), 0);
+    if (!c.usable()) {  // closed while it waited: not an open claim on a closed producer
+      (void)c.locked([&] { return claim->abort(); });
+      c.throw_closed();
+    }
     return std::make_unique<ClaimHandle>(core_, std::move(claim));
   }
 
   void close() {
     if (!core_ || core_->closed) return;
     core_->closed = true;  // calls in flight end with ClosedError after their slice
-    std::vector<ClaimHandle*> open(core_->claims.begin(), core_->claims.end());
-    for (ClaimHandle* h : open) h->abort_for_close();
+    // One at a time from the set: an abort may release the GIL, and another thread may
+    // finish (and free) any other claim meanwhile; each finish leaves the set first.  The
+    // set only shrinks now (claim() refuses a closed core), and `core` keeps it alive
+    // should the last call in flight let go of core_ meanwhile.
+    const std::shared_ptr<ProducerCore> core = core_;
+    while (!core->claims.empty()) (*core->claims.begin())->abort_for_close();
     // The C++ Producer closes when the core's last reference goes: here, unless a call in
     // flight still uses it (then when that call returns, see InCall) or a claim buffer
     // is still exported.

@@ -149,6 +149,83 @@ def test_close_from_another_thread_ends_a_producer_call_waiting_for_room(ns, cal
     stuck.close()
 
 
+def _fill(ns, stream):
+    with shmbus.Producer(stream, namespace=ns, when_full="fail") as filler:
+        for payload in (b"x" * 1000, b""):
+            try:
+                while True:
+                    filler.publish(payload)
+            except shmbus.FullError:
+                pass
+
+
+@pytest.mark.parametrize("other", ["close", "abort"])
+def test_a_claim_finished_by_two_threads_at_once_is_finished_once(ns, other):
+    """Claim.commit() in one thread and the producer's close() (or the claim's abort()) in
+    another, while a third thread's publish holds the producer's mutex: both wait for it
+    without the GIL.  One finishes the claim, the other raises ClosedError (both once
+    finished the same claim: a segfault)."""
+    shmbus.create("s", capacity="64K", namespace=ns)
+    stuck = shmbus.Consumer("s", group="g", namespace=ns)  # never reads: the ring fills
+    p = shmbus.Producer("s", namespace=ns, full_timeout=2.0)
+    claim = p.claim(8)
+    _fill(ns, "s")
+    results = {}
+
+    def run(name, fn):
+        try:
+            results[name] = fn()
+        except (shmbus.ClosedError, shmbus.FullError) as e:
+            results[name] = type(e).__name__
+
+    waiter = threading.Thread(target=run, args=("publish", lambda: p.publish(b"y")))
+    waiter.start()
+    time.sleep(0.05)
+    committer = threading.Thread(target=run, args=("commit", claim.commit))
+    committer.start()
+    time.sleep(0.05)
+    run(other, p.close if other == "close" else claim.abort)
+    waiter.join(10)
+    committer.join(10)
+    assert not waiter.is_alive() and not committer.is_alive()
+    assert claim.done
+    if other == "close":  # never raises; the commit won (seq 0) or found it aborted
+        assert results["close"] is None and results["commit"] in (0, "ClosedError"), results
+    else:  # exactly one of the two finished it
+        assert sorted(map(str, [results["abort"], results["commit"]])) in (
+            ["0", "ClosedError"], ["ClosedError", "None"]), results
+    p.close()
+    stuck.close()
+
+
+def test_a_claim_that_came_after_close_is_not_left_open(ns):
+    """claim() waiting for room when another thread closes the producer, and room comes
+    at once: ClosedError, not a claim left open in the ring (readers would wait behind
+    it for the abandon timeout)."""
+    shmbus.create("s", capacity="64K", namespace=ns)
+    c = shmbus.Consumer("s", group="g", namespace=ns)
+    p = shmbus.Producer("s", namespace=ns, full_timeout=None)
+    _fill(ns, "s")
+    results = []
+
+    def claim():
+        try:
+            results.append(p.claim(100))
+        except shmbus.ClosedError as e:
+            results.append(e)
+
+    t = threading.Thread(target=claim)
+    t.start()
+    time.sleep(0.2)
+    p.close()
+    c.read_batch(10000, timeout=0)  # room, at once
+    c.commit()
+    t.join(5)
+    assert not t.is_alive() and len(results) == 1
+    assert isinstance(results[0], shmbus.ClosedError), results
+    c.close()
+
+
 def test_producer_waiting_for_room_lets_a_consumer_thread_make_it(ns):
     shmbus.create("s", capacity="4K", namespace=ns)
     c = shmbus.Consumer("s", group="g", namespace=ns)
