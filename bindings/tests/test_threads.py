@@ -118,37 +118,6 @@ def test_close_from_another_thread_ends_iteration_and_poll(ns, stream):
         assert c2.next_seq == 1
 
 
-@pytest.mark.parametrize("call", ["publish", "publish_batch", "claim"])
-def test_close_from_another_thread_ends_a_producer_call_waiting_for_room(ns, call):
-    """close() while another thread waits for room: ClosedError there (the C++ producer
-    and its mutex were once destroyed under the waiting call: a segfault)."""
-    shmbus.create("s", capacity="4K", namespace=ns)
-    stuck = shmbus.Consumer("s", group="stuck", namespace=ns)  # never reads: the ring fills
-    p = shmbus.Producer("s", namespace=ns, full_timeout=None)
-    with shmbus.Producer("s", namespace=ns, when_full="fail") as filler:
-        with pytest.raises(shmbus.FullError):
-            while True:
-                filler.publish(b"x" * 100)
-    errors = []
-
-    def wait_for_room():
-        try:
-            {"publish": lambda: p.publish(b"x" * 100), "publish_batch": lambda: p.publish_batch([b"x" * 100]),
-             "claim": lambda: p.claim(100)}[call]()
-        except shmbus.ClosedError as e:
-            errors.append(e)
-
-    t = threading.Thread(target=wait_for_room)
-    t.start()
-    time.sleep(0.3)
-    p.close()
-    t.join(5)
-    assert not t.is_alive() and len(errors) == 1
-    assert p.closed
-    p.close()  # idempotent
-    stuck.close()
-
-
 def _fill(ns, stream):
     with shmbus.Producer(stream, namespace=ns, when_full="fail") as filler:
         for payload in (b"x" * 1000, b""):
@@ -157,6 +126,41 @@ def _fill(ns, stream):
                     filler.publish(payload)
             except shmbus.FullError:
                 pass
+
+
+def _start(fn):
+    """Runs fn in a thread: its result, or the ClosedError it raised, lands in the list."""
+    out = []
+
+    def run():
+        try:
+            out.append(fn())
+        except shmbus.ClosedError as e:
+            out.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+@pytest.mark.parametrize("call", ["publish", "publish_batch", "claim"])
+def test_close_from_another_thread_ends_a_producer_call_waiting_for_room(ns, call):
+    """close() while another thread waits for room: ClosedError there (the C++ producer
+    and its mutex were once destroyed under the waiting call: a segfault)."""
+    shmbus.create("s", capacity="64K", namespace=ns)
+    stuck = shmbus.Consumer("s", group="stuck", namespace=ns)  # never reads: the ring fills
+    p = shmbus.Producer("s", namespace=ns, full_timeout=None)
+    _fill(ns, "s")
+    t, out = _start({"publish": lambda: p.publish(b"x" * 100),
+                     "publish_batch": lambda: p.publish_batch([b"x" * 100]),
+                     "claim": lambda: p.claim(100)}[call])
+    time.sleep(0.3)
+    p.close()
+    t.join(5)
+    assert not t.is_alive() and len(out) == 1 and isinstance(out[0], shmbus.ClosedError), out
+    assert p.closed
+    p.close()  # idempotent
+    stuck.close()
 
 
 @pytest.mark.parametrize("other", ["close", "abort"])
@@ -206,23 +210,13 @@ def test_a_claim_that_came_after_close_is_not_left_open(ns):
     c = shmbus.Consumer("s", group="g", namespace=ns)
     p = shmbus.Producer("s", namespace=ns, full_timeout=None)
     _fill(ns, "s")
-    results = []
-
-    def claim():
-        try:
-            results.append(p.claim(100))
-        except shmbus.ClosedError as e:
-            results.append(e)
-
-    t = threading.Thread(target=claim)
-    t.start()
+    t, out = _start(lambda: p.claim(100))
     time.sleep(0.2)
     p.close()
     c.read_batch(10000, timeout=0)  # room, at once
     c.commit()
     t.join(5)
-    assert not t.is_alive() and len(results) == 1
-    assert isinstance(results[0], shmbus.ClosedError), results
+    assert not t.is_alive() and len(out) == 1 and isinstance(out[0], shmbus.ClosedError), out
     c.close()
 
 
