@@ -21,6 +21,16 @@ void encode_index_header(const IndexHeader& h, std::byte* out) {
   put_u32(out + 60, crc32c(out, 60));
 }
 
+namespace {
+
+// The entry encoded at `q` (48 bytes), if its CRC holds: encode_index_entry's reverse.
+std::optional<IndexEntry> decode_index_entry(const std::byte* q) {
+  if (crc32c(q, 44) != get_u32(q + 44)) return std::nullopt;
+  return IndexEntry{get_u64(q), get_u64(q + 8), get_u64(q + 16), get_u64(q + 24), get_u64(q + 32), get_u32(q + 40)};
+}
+
+}  // namespace
+
 void encode_index_entry(const IndexEntry& e, std::byte* out) {
   put_u64(out + 0, e.offset);
   put_u64(out + 8, e.seq);
@@ -90,10 +100,9 @@ Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size)
     return make_error(Errc::kCorrupt, "index " + name + " belongs to another segment");
   f.valid_bytes = kIndexHeaderSize;
   for (size_t off = kIndexHeaderSize; off + kIndexEntrySize <= buf.size(); off += kIndexEntrySize) {
-    const std::byte* q = p + off;
-    if (crc32c(q, 44) != get_u32(q + 44)) break;
-    IndexEntry e{get_u64(q), get_u64(q + 8), get_u64(q + 16), get_u64(q + 24), get_u64(q + 32),
-                 get_u32(q + 40)};
+    const std::optional<IndexEntry> decoded = decode_index_entry(p + off);
+    if (!decoded) break;
+    const IndexEntry& e = *decoded;
     if (e.end_seq <= e.seq || e.offset < kSegmentHeaderSize) break;
     if (f.sealed) break;
     if (!f.entries.empty()) {
@@ -121,8 +130,10 @@ std::optional<uint64_t> last_entry_offset(int dir, uint64_t first_seq, uint64_t 
   if (!fd) return std::nullopt;
   std::byte q[kIndexEntrySize];
   auto got = pread_some(fd->get(), q, at, name);
-  if (!got || got.value() != kIndexEntrySize || crc32c(q, 44) != get_u32(q + 44)) return std::nullopt;
-  return get_u64(q);
+  if (!got || got.value() != kIndexEntrySize) return std::nullopt;
+  const std::optional<IndexEntry> e = decode_index_entry(q);
+  if (!e) return std::nullopt;
+  return e->offset;
 }
 
 Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEntry> entries) {
