@@ -4,7 +4,8 @@
 namespace shmbus::kafka::detail {
 
 size_t Batches::take(MessageSource& source, rd_kafka_message_t** out, size_t cap, int wait_ms) {
-  revoked_in_batch_.clear();
+  // revoked_in_batch_ is empty here: revoked() fills it only inside the batch call, and
+  // it is emptied right after.
   in_batch_ = true;
   const ssize_t got = source.take_fetched(out, cap);
   in_batch_ = false;
