@@ -27,15 +27,34 @@ void install_fork_handler() {
 }
 
 std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what) {
+  constexpr double kForever = 1e9;  // ~31 years and more: wait forever
   if (seconds.is_none()) return std::nullopt;
-  if (PyBool_Check(seconds.ptr()) || !(PyFloat_Check(seconds.ptr()) || PyLong_Check(seconds.ptr())))
+  PyObject* o = seconds.ptr();
+  const auto refuse = [&] {
     throw py::type_error(std::string(what) + " must be a number of seconds or None, not " +
                          std::string(py::str(py::type::of(seconds).attr("__name__"))));
-  const double s = seconds.cast<double>();
+  };
+  if (PyBool_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o)) refuse();
+  const PyNumberMethods* num = Py_TYPE(o)->tp_as_number;
+  double s;
+  if (PyLong_Check(o) || (!PyFloat_Check(o) && num && !num->nb_float && num->nb_index)) {
+    // An int of any size (one beyond a double's range means forever, not an error), or
+    // an integer-only type of another library.
+    py::int_ n = py::reinterpret_steal<py::int_>(PyNumber_Index(o));
+    if (!n) throw py::error_already_set();
+    if (n > py::int_(static_cast<long long>(kForever))) return std::nullopt;
+    s = n < py::int_(0) ? -1.0 : static_cast<double>(n.cast<long long>());
+  } else if (PyFloat_Check(o) || (num && num->nb_float)) {
+    // float and what converts to one (numpy.int64, numpy.float32, Decimal, Fraction).
+    s = PyFloat_AsDouble(o);
+    if (s == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  } else {
+    refuse();
+  }
   if (std::isnan(s) || s < 0)
     throw_error(Errc::kInvalidArgument,
                 std::string(what) + " must be >= 0 seconds (or None to wait forever)");
-  if (std::isinf(s) || s > 1e9) return std::nullopt;  // ~31 years: forever
+  if (s > kForever) return std::nullopt;  // (and inf)
   return std::chrono::nanoseconds(static_cast<int64_t>(s * 1e9));
 }
 

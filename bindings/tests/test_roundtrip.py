@@ -378,6 +378,39 @@ def test_records_and_batches(ns, stream):
             c.poll(timeout="1")
 
 
+def test_timeouts_of_every_numeric_kind(ns, stream):
+    """An int of any size, a float, or what converts to one (numpy, Decimal, Fraction) is a
+    timeout; beyond a double's range means forever (was RuntimeError 'Unable to cast'),
+    numpy.int64 was refused as not a number."""
+    import decimal
+    import fractions
+    import threading
+    np = pytest.importorskip("numpy")
+    with shmbus.Producer(stream, namespace=ns) as p, \
+            shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        kinds = [np.int64(0), np.uint64(2**63 + 5), np.float32(0.0), np.float64(1e300),
+                 decimal.Decimal("0.01"), fractions.Fraction(1, 100), 10**400, float("inf")]
+        for i, t in enumerate(kinds):
+            p.publish(b"%d" % i)
+            r = c.poll(t)
+            assert r is not None and r.seq == i, repr(t)
+        assert c.poll(np.int64(0)) is None and c.poll(np.float32(0.01)) is None
+        assert c.read_batch(5, timeout=np.int64(0)) == []
+        # 10**400 s waits (forever) for the next record instead of failing.
+        later = threading.Timer(0.2, lambda: p.publish(b"late"))
+        later.start()
+        t0 = time.monotonic()
+        r = c.poll(10**400)
+        later.join()
+        assert r is not None and r.bytes() == b"late" and time.monotonic() - t0 >= 0.15
+        for bad in [-10**400, np.int64(-1), decimal.Decimal("NaN"), float("-inf")]:
+            with pytest.raises(shmbus.InvalidArgumentError):
+                c.poll(bad)
+        for bad in [True, b"1", [1], 1j]:
+            with pytest.raises(TypeError):
+                c.poll(bad)
+
+
 def test_iteration_forms(ns, stream):
     with shmbus.Producer(stream, namespace=ns) as p:
         p.publish_batch([b"%d" % i for i in range(10)])
