@@ -134,8 +134,9 @@ std::optional<Result<InState>> InState::open_once(const std::string& path, uint6
         return InState(reinterpret_cast<InStateSlot*>(static_cast<char*>(m) + sizeof(InStateHeader)), m, fd, path);
       ::munmap(m, kInStateBytes);
     }
-    // Replaced only under an exclusive lock: every change of what the path names (this
-    // rename, remove()'s unlink) is made by the one holder of the file it names, so two
+    // Replaced only under an exclusive lock: every removal of what the path names (the
+    // stale file's unlink in create(), remove()'s) is made by the one holder of the file
+    // it names, and a new file is linked in only where the path names nothing, so two
     // bridges that both found it stale cannot each put a new one in place (the first one's
     // would be orphaned with its bridge recording into it).  A bridge that keeps the stale
     // one (of an older incarnation of the stream) leaves us without de-duplication.
@@ -153,7 +154,7 @@ std::optional<Result<InState>> InState::open_once(const std::string& path, uint6
                                                path));
     }
     auto made = create(path, check, stream_created_ns, true);
-    ::close(fd);  // after the rename: drops the exclusive lock
+    ::close(fd);  // after the new one is in place: drops the exclusive lock
     return made;
   }
   if (errno == ELOOP) return make_error(Errc::kPermission, "the bridge state file " + path + " is a symbolic link");
@@ -163,22 +164,48 @@ std::optional<Result<InState>> InState::open_once(const std::string& path, uint6
 
 std::optional<Result<InState>> InState::create(const std::string& path, uint64_t check, uint64_t stream_created_ns,
                                                bool replace) {
-  // A new file, filled in whole under a private name, then put in place: a reader never
-  // sees it half made.
-  // (Unique within the process too: tests run several bridges' states in one.)
-  static std::atomic<uint32_t> made{0};  // relaxed: only its uniqueness matters
-  const std::string tmp = path + "." + std::to_string(::getpid()) + "." +
-                          std::to_string(made.fetch_add(1, std::memory_order_relaxed)) + ".tmp";
-  (void)::unlink(tmp.c_str());
-  const int nfd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (nfd < 0) return make_error(Errc::kIo, sys_error("cannot create", tmp));
+  // Over a stale file: it goes first (we hold it exclusively, so nobody else changes what
+  // the path names meanwhile); the new one is then put in place as when there was none,
+  // and an opener that made one first in between wins (we open that one).
+  if (replace && ::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return make_error(Errc::kIo, sys_error("cannot remove the stale", path));
+  // A new file, filled in whole before it has its name: a reader never sees it half made.
+  // Made without a name (O_TMPFILE) where the file system and /proc allow it, so that a
+  // crash before it is in place leaves nothing behind; else under a private name.
+  bool named = false;
+  auto made = create_as(path, check, stream_created_ns, true, &named);
+  if (!named) return made;
+  return create_as(path, check, stream_created_ns, false, &named);
+}
+
+std::optional<Result<InState>> InState::create_as(const std::string& path, uint64_t check,
+                                                  uint64_t stream_created_ns, bool unnamed,
+                                                  bool* named_instead) {
+  std::string tmp;  // the private name, when not unnamed
+  int nfd;
+  if (unnamed) {
+    nfd = ::open(path.substr(0, path.rfind('/')).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (nfd < 0) {
+      *named_instead = errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL;
+      if (*named_instead) return std::nullopt;
+      return make_error(Errc::kIo, sys_error("cannot create a file beside", path));
+    }
+  } else {
+    // (Unique within the process too: tests run several bridges' states in one.)
+    static std::atomic<uint32_t> made{0};  // relaxed: only its uniqueness matters
+    tmp = path + "." + std::to_string(::getpid()) + "." +
+          std::to_string(made.fetch_add(1, std::memory_order_relaxed)) + ".tmp";
+    (void)::unlink(tmp.c_str());
+    nfd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (nfd < 0) return make_error(Errc::kIo, sys_error("cannot create", tmp));
+  }
   void* m = nullptr;
   // Locked before it has its name: nobody else has it yet, so this never waits.
   if (lock(nfd, LOCK_SH) && ::ftruncate(nfd, static_cast<off_t>(kInStateBytes)) == 0) m = map_file(nfd);
   if (!m) {
-    const std::string why = sys_error("cannot lock, size or map", tmp);
+    const std::string why = sys_error("cannot lock, size or map", unnamed ? "a new file beside " + path : tmp);
     ::close(nfd);
-    (void)::unlink(tmp.c_str());
+    if (!unnamed) (void)::unlink(tmp.c_str());
     return make_error(Errc::kIo, why);
   }
   auto* h = static_cast<InStateHeader*>(m);
@@ -193,16 +220,28 @@ std::optional<Result<InState>> InState::create(const std::string& path, uint64_t
     slots[i].base_fp.store(0, std::memory_order_relaxed);
     slots[i].published.store(-1, std::memory_order_relaxed);
   }
-  // link() when there was none (another bridge that made one first wins: open that one);
-  // rename() over a stale one.
-  const int rc = replace ? ::rename(tmp.c_str(), path.c_str()) : ::link(tmp.c_str(), path.c_str());
+  // Put in place only if the path names nothing (link never replaces, and never follows a
+  // symlink at the path): another bridge that made one first wins, and we open that one.
+  int rc;
+  if (unnamed) {
+    char proc[48];
+    std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", nfd);
+    rc = ::linkat(AT_FDCWD, proc, AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW);
+    // Without /proc: the form that needs CAP_DAC_READ_SEARCH.
+    if (rc != 0 && errno == ENOENT && ::access("/proc/self/fd", F_OK) != 0)
+      rc = ::linkat(nfd, "", AT_FDCWD, path.c_str(), AT_EMPTY_PATH);
+  } else {
+    rc = ::link(tmp.c_str(), path.c_str());
+  }
   const int err = errno;
-  if (!replace) (void)::unlink(tmp.c_str());
+  if (!unnamed) (void)::unlink(tmp.c_str());
   if (rc != 0) {
     ::munmap(m, kInStateBytes);
     ::close(nfd);
-    if (replace) (void)::unlink(tmp.c_str());
     if (err == EEXIST) return std::nullopt;  // another bridge made it first: open that one
+    // No way to link an unnamed file here (no /proc, no privilege): the named way.
+    *named_instead = unnamed && (err == ENOENT || err == EPERM || err == EACCES);
+    if (*named_instead) return std::nullopt;
     errno = err;
     return make_error(Errc::kIo, sys_error("cannot put in place", path));
   }
@@ -242,7 +281,7 @@ void InState::committed(int32_t partition, int64_t next) {
 bool InState::remove() {
   if (fd_ < 0 || path_.empty()) return false;
   // Exclusive only when no other bridge holds it; never waits for one.  Held, nobody else
-  // can rename a file over this one or link one in its place before the unlink.
+  // can unlink this one or link one in its place before the unlink.
   const bool removed =
       ::flock(fd_, LOCK_EX | LOCK_NB) == 0 && still_named(fd_, path_) && ::unlink(path_.c_str()) == 0;
   // Let go at once (an opener that locked the removed file opens again at once), and be

@@ -144,10 +144,15 @@ class InState {
       : slots_(slots), map_(map), fd_(fd), path_(std::move(path)) {}
   // One attempt of open(); nullopt: the file it locked had been removed or replaced meanwhile.
   static std::optional<Result<InState>> open_once(const std::string& path, uint64_t check, uint64_t created_ns);
-  // A fresh file put in place (link, or rename over a stale one); nullopt: another bridge
-  // made one first.
+  // A fresh file put in place (`replace`: the stale one, which the caller holds exclusively,
+  // is unlinked first); nullopt: another bridge made one first.
   static std::optional<Result<InState>> create(const std::string& path, uint64_t check, uint64_t created_ns,
                                                bool replace);
+  // create()'s file made `unnamed` (O_TMPFILE, linked in through /proc/self/fd) or under a
+  // private name; *named_instead (with nullopt): this file system or process cannot make
+  // or link an unnamed file, try the named way.
+  static std::optional<Result<InState>> create_as(const std::string& path, uint64_t check, uint64_t created_ns,
+                                                  bool unnamed, bool* named_instead);
   bool tracked(int32_t p) const noexcept { return slots_ && p >= 0 && static_cast<uint32_t>(p) < kInStateSlots; }
   InStateSlot* slots_ = nullptr;
   void* map_ = nullptr;

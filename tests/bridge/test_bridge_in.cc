@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -469,6 +470,40 @@ TEST(BridgeInState, AForeignOrDamagedFileIsReplacedAndALinkRefused) {
   EXPECT_FALSE(st);
   EXPECT_EQ(st.error().code, Errc::kPermission);
   ::unlink(path.c_str());
+}
+
+// A kill -9 at any point of making the state file (first or over a stale one) leaves
+// nothing behind: the new file has no name until it is whole and in place.  With the
+// earlier private name (PATH.PID.N.tmp), most kills left one.
+TEST(BridgeInState, AKillWhileTheFileIsMadeLeavesNothingBehind) {
+  ScopedNs ns;
+  const std::string path = kafka::detail::InState::path_for(ns.ns(), "s", "t", "g");
+  const std::string prefix = std::filesystem::path(path).filename().string() + ".";
+  for (int i = 0; i < 12; ++i) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      for (uint64_t n = 0;; ++n) {
+        // Another incarnation each time: every open replaces the file; every third
+        // removes it, so that the next one makes it first.
+        auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 40 + n % 2);
+        if (st && n % 3 == 0) st->remove();
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(15 + 5 * i));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status));
+  }
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm")) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0) left.push_back(name);
+  }
+  EXPECT_TRUE(left.empty()) << left.size() << " left, e.g. " << left.front();
+  ::unlink(path.c_str());
+  for (const auto& name : left) ::unlink(("/dev/shm/" + name).c_str());
 }
 
 // Two bridges of one group share the state file: the first clean exit leaves it to the
