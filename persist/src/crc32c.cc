@@ -93,10 +93,17 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_extend_sse42(uint32_t crc, con
   return ~c;
 }
 
-bool crc32c_has_sse42() noexcept {
-  static const bool has = __builtin_cpu_supports("sse4.2");
-  return has;
-}
+namespace {
+// Read once at load time: no guard check and no call per CRC (a 64-byte record's frame
+// takes two).  A CRC computed by another file's static initializer before this one ran
+// takes the table: the same value.
+const bool g_sse42 = [] {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("sse4.2") != 0;
+}();
+}  // namespace
+
+bool crc32c_has_sse42() noexcept { return g_sse42; }
 #else
 uint32_t crc32c_extend_sse42(uint32_t crc, const void* data, size_t n) noexcept {
   return crc32c_extend_table(crc, data, n);
@@ -142,8 +149,10 @@ constexpr size_t kIsalFrom = 256;
 
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) noexcept {
   if (n >= kIsalFrom) return crc32c_extend_isal(crc, data, n);
-  return crc32c_has_sse42() ? crc32c_extend_sse42(crc, data, n)
-                            : crc32c_extend_table(crc, data, n);
+#ifdef SHMBUS_CRC_X86
+  if (g_sse42) return crc32c_extend_sse42(crc, data, n);
+#endif
+  return crc32c_extend_table(crc, data, n);
 }
 
 }  // namespace shmbus::persist::detail

@@ -31,8 +31,7 @@ class FileSink final : public SegmentSink {
   uint64_t capacity() const noexcept override { return presized_ ? presized_ : UINT64_MAX; }
 
   Result<void> append(std::span<const Bytes> parts) override {
-    uint64_t total = 0;
-    for (const auto& p : parts) total += p.size();
+    const uint64_t total = total_size(parts);
     if (sealed_) return make_error(Errc::kClosed, "segment " + name_ + " is sealed");
     if (presized_ && end_ + total > presized_)
       return make_error(Errc::kFull, "segment " + name_ + " has no room for the record");

@@ -83,9 +83,12 @@ Result<SegmentHeader> decode_segment_header(Bytes in, std::string_view file) {
 }
 
 void encode_frame_header(const FrameHeader& h, Bytes payload, std::byte* out) {
-  put_u32(out + kFrmLength, h.length);
-  put_u16(out + kFrmKind, static_cast<uint16_t>(h.kind));
-  put_u16(out + kFrmReserved, 0);
+  // Length, kind and the zero reserved field as one 8-byte word (little-endian: length
+  // in bytes 0-3, kind in 4-5): the CRC below reads the header back 8 bytes at a time,
+  // and a load that spans several smaller stores cannot be forwarded from them (a
+  // store-forwarding stall per frame).
+  static_assert(kFrmKind == kFrmLength + 4 && kFrmReserved == kFrmKind + 2 && kFrmSeq == 8);
+  put_u64(out + kFrmLength, uint64_t{h.length} | uint64_t{static_cast<uint16_t>(h.kind)} << 32);
   put_u64(out + kFrmSeq, h.seq);
   put_u64(out + kFrmTs, h.ts_ns);
   put_u32(out + kFrmType, h.type);

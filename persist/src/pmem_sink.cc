@@ -66,8 +66,7 @@ class PmemSink final : public SegmentSink {
   uint64_t capacity() const noexcept override { return map_ ? size_ : 0; }
 
   Result<void> append(std::span<const Bytes> parts) override {
-    uint64_t total = 0;
-    for (const auto& p : parts) total += p.size();
+    const uint64_t total = total_size(parts);
     if (!map_) return make_error(Errc::kClosed, "segment " + name_ + " is sealed");
     if (end_ + total > size_)
       return make_error(Errc::kFull, "segment " + name_ + " has no room for the record");

@@ -205,11 +205,11 @@ Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to) {
                                                   std::to_string(to) + ") is empty");
   std::byte payload[kLostPayloadSize];
   put_u64(payload, to);
-  return impl_->append_frame(FrameKind::kLost, from, to, impl_->now(), 0, payload);
+  return impl_->append_frame(FrameKind::kLost, from, to, impl_->now(), 0, Bytes(payload));
 }
 
 Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint64_t end_seq,
-                                              uint64_t ts_ns, uint32_t type, Bytes payload) {
+                                              uint64_t ts_ns, uint32_t type, const Bytes& payload) {
   if (!fresh && seq != next_seq) {
     if (seq < next_seq)
       return make_error(Errc::kInvalidArgument,
