@@ -36,6 +36,7 @@ import os
 import threading
 import time
 
+from . import _shmbus
 from .errors import ClosedError
 
 _SLICE = 0.1  # seconds: how late a cancelled wait's thread lets go of the consumer
@@ -206,13 +207,9 @@ async def poll_async(self, timeout=None):
     As poll(), awaited: the next record, waiting up to ``timeout`` seconds (None: until
     one comes; 0: no wait); None when none came.  The event loop runs meanwhile.
     """
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError("timeout must be a number of seconds or None")
-        if not timeout >= 0:
-            from .errors import InvalidArgumentError
-
-            raise InvalidArgumentError("timeout must be >= 0 seconds")
+    # As every call checks a timeout (an int of any size, numpy numbers, ...): None
+    # back for forever.
+    timeout = _shmbus._timeout(timeout, "timeout")
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         left = _SLICE if deadline is None else min(_SLICE, max(0.0, deadline - time.monotonic()))
@@ -254,4 +251,5 @@ def aiter(self, idle_timeout=None, max_records=None):
         from .errors import InvalidArgumentError
 
         raise InvalidArgumentError("max_records must be >= 0")
-    return _aiter(self, idle_timeout, max_records)
+    # Checked now, not at the first await.
+    return _aiter(self, _shmbus._timeout(idle_timeout, "idle_timeout"), max_records)

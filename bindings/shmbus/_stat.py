@@ -21,11 +21,13 @@ from .errors import InvalidArgumentError
 def _seconds(value, what, allow_none):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds" + (" or None" if allow_none else ""))
-    if not value >= 0:
-        raise InvalidArgumentError(f"{what} must be >= 0 seconds")
-    return float(value)
+    if value is None:
+        raise TypeError(f"{what} must be a number of seconds")
+    # Every kind of number the other calls take (numpy's, an int of any size, ...).
+    seconds = _shmbus._timeout(value, what)
+    if seconds is None:  # an interval or a stall, never forever
+        raise InvalidArgumentError(f"{what} must be a finite number of seconds")
+    return seconds
 
 
 class _Fields:

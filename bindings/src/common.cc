@@ -34,7 +34,13 @@ std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const cha
     throw py::type_error(std::string(what) + " must be a number of seconds or None, not " +
                          std::string(py::str(py::type::of(seconds).attr("__name__"))));
   };
-  if (PyBool_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o)) refuse();
+  // Not a number of seconds though they convert: truth values (numpy's too) and arrays
+  // (numpy's one-element ones convert to a float).
+  if (PyBool_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o) || PySequence_Check(o)) refuse();
+  {
+    const std::string type_name = Py_TYPE(o)->tp_name;
+    if (type_name == "numpy.bool_" || type_name == "numpy.bool") refuse();
+  }
   const PyNumberMethods* num = Py_TYPE(o)->tp_as_number;
   double s;
   if (PyLong_Check(o) || (!PyFloat_Check(o) && num && !num->nb_float && num->nb_index)) {
@@ -47,7 +53,23 @@ std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const cha
   } else if (PyFloat_Check(o) || (num && num->nb_float)) {
     // float and what converts to one (numpy.int64, numpy.float32, Decimal, Fraction).
     s = PyFloat_AsDouble(o);
-    if (s == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+    if (s == -1.0 && PyErr_Occurred()) {
+      // Too large for a double (Fraction(10**400)): forever when positive, as an int.
+      // No number at all (Decimal('sNaN')): as NaN.
+      if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+        PyErr_Clear();
+        py::int_ zero(0);
+        const int positive = PyObject_RichCompareBool(o, zero.ptr(), Py_GT);
+        if (positive < 0) throw py::error_already_set();
+        if (positive) return std::nullopt;
+        s = -1.0;
+      } else if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+        PyErr_Clear();
+        s = std::nan("");
+      } else {
+        throw py::error_already_set();
+      }
+    }
   } else {
     refuse();
   }

@@ -139,6 +139,15 @@ unless ``force``.  Processes that have it open keep their mapping until they clo
 NotFoundError if it does not exist.)doc");
   m.def("ls", &ls, py::arg("namespace") = py::none(),
         "ls(namespace=None) -> list[str]\n\nThe streams of a namespace, sorted.");
+  m.def(
+      "_timeout",
+      [](py::handle seconds, const std::string& what) -> std::optional<double> {
+        auto t = to_timeout(seconds, what.c_str());
+        if (!t) return std::nullopt;
+        return std::chrono::duration<double>(*t).count();
+      },
+      py::arg("seconds"), py::arg("what"),
+      "A timeout as every call checks it: seconds (float), or None for forever.");
   m.def("_stat_json", &stat_json, py::arg("name"), py::arg("namespace"), py::arg("interval"),
         py::arg("stall"),
         "The JSON text of `shmbus stat --json` (see shmbus.stat, which parses it).");

@@ -403,12 +403,33 @@ def test_timeouts_of_every_numeric_kind(ns, stream):
         r = c.poll(10**400)
         later.join()
         assert r is not None and r.bytes() == b"late" and time.monotonic() - t0 >= 0.15
-        for bad in [-10**400, np.int64(-1), decimal.Decimal("NaN"), float("-inf")]:
+        p.publish(b"huge")
+        assert c.poll(fractions.Fraction(10**400)).bytes() == b"huge"  # __float__ overflows
+        for bad in [-10**400, np.int64(-1), decimal.Decimal("NaN"), decimal.Decimal("sNaN"),
+                    fractions.Fraction(-10**400), float("-inf")]:
             with pytest.raises(shmbus.InvalidArgumentError):
                 c.poll(bad)
-        for bad in [True, b"1", [1], 1j]:
+        for bad in [True, np.bool_(True), b"1", bytearray(b"1"), [1], 1j, np.array([1.0])]:
             with pytest.raises(TypeError):
                 c.poll(bad)
+
+        # The asyncio wrapper and stat() check the same way (they had checks of their own).
+        import asyncio
+
+        async def aio():
+            p.publish(b"a")
+            got = (await c.poll_async(np.int64(1))).bytes()
+            none = await c.poll_async(np.float32(0.01))
+            with pytest.raises(TypeError):
+                c.aiter(idle_timeout="1")  # at the call, not at the first await
+            return got, none
+
+        got, none = asyncio.run(aio())
+        assert got == b"a" and none is None
+    assert shmbus.stat(stream, namespace=ns, interval=np.float32(0.01)).interval_s > 0
+    for bad in [10**400, float("inf")]:
+        with pytest.raises(shmbus.InvalidArgumentError):
+            shmbus.stat(stream, namespace=ns, interval=bad)
 
 
 def test_iteration_forms(ns, stream):
