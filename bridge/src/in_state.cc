@@ -59,6 +59,11 @@ bool lock(int fd, int how) {
   return false;
 }
 
+bool same_file(int a, int b) {
+  struct stat x {}, y {};
+  return ::fstat(a, &x) == 0 && ::fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
 // Whether `path` still names the file open as fd (not removed or replaced since).
 bool still_named(int fd, const std::string& path) {
   struct stat a {}, b {};
@@ -200,8 +205,11 @@ std::optional<Result<InState>> InState::create_as(const std::string& path, uint6
     if (nfd < 0) return make_error(Errc::kIo, sys_error("cannot create", tmp));
   }
   void* m = nullptr;
-  // Locked before it has its name: nobody else has it yet, so this never waits.
-  if (lock(nfd, LOCK_SH) && ::ftruncate(nfd, static_cast<off_t>(kInStateBytes)) == 0) m = map_file(nfd);
+  // Locked before it has its name: nobody else has it yet, so this never waits.  0600
+  // whatever the umask (one that took the owner's write bit left a file no later bridge
+  // could open).
+  if (::fchmod(nfd, 0600) == 0 && lock(nfd, LOCK_SH) && ::ftruncate(nfd, static_cast<off_t>(kInStateBytes)) == 0)
+    m = map_file(nfd);
   if (!m) {
     const std::string why = sys_error("cannot lock, size or map", unnamed ? "a new file beside " + path : tmp);
     ::close(nfd);
@@ -224,17 +232,27 @@ std::optional<Result<InState>> InState::create_as(const std::string& path, uint6
   // symlink at the path): another bridge that made one first wins, and we open that one.
   int rc;
   if (unnamed) {
+    // thread-self: /proc/self names the main thread's descriptors, which differ from
+    // ours in a thread that unshared its file table (another file would be linked in).
     char proc[48];
-    std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", nfd);
+    std::snprintf(proc, sizeof proc, "/proc/thread-self/fd/%d", nfd);
     rc = ::linkat(AT_FDCWD, proc, AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW);
     // Without /proc: the form that needs CAP_DAC_READ_SEARCH.
-    if (rc != 0 && errno == ENOENT && ::access("/proc/self/fd", F_OK) != 0)
+    if (rc != 0 && errno == ENOENT && ::access("/proc/thread-self/fd", F_OK) != 0)
       rc = ::linkat(nfd, "", AT_FDCWD, path.c_str(), AT_EMPTY_PATH);
   } else {
     rc = ::link(tmp.c_str(), path.c_str());
   }
-  const int err = errno;
+  int err = errno;
   if (!unnamed) (void)::unlink(tmp.c_str());
+  if (rc == 0 && !still_named(nfd, path)) {
+    // Something else was linked in (a /proc that names other descriptors): take that
+    // name back (only ours can be there: the path named nothing before) and go the
+    // named way.
+    (void)::unlink(path.c_str());
+    rc = -1;
+    err = EPERM;
+  }
   if (rc != 0) {
     ::munmap(m, kInStateBytes);
     ::close(nfd);
@@ -244,6 +262,22 @@ std::optional<Result<InState>> InState::create_as(const std::string& path, uint6
     if (*named_instead) return std::nullopt;
     errno = err;
     return make_error(Errc::kIo, sys_error("cannot put in place", path));
+  }
+  // Opened again by its name, so that /proc and lsof show the path rather than the
+  // unnamed file's "(deleted)" (the mark of an orphaned state file).  Only we can have
+  // changed what the path names since (every change needs an exclusive lock, and we hold
+  // it shared); the first descriptor stays if this fails.
+  if (unnamed) {
+    const int named = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (named >= 0 && same_file(named, nfd) && lock(named, LOCK_SH)) {
+      // Unlocked explicitly: the mapping keeps the first open file (and with it its
+      // lock) alive after the close, and remove() could then never take the lock.
+      (void)::flock(nfd, LOCK_UN);
+      ::close(nfd);
+      nfd = named;
+    } else if (named >= 0) {
+      ::close(named);
+    }
   }
   return InState(slots, m, nfd, path);
 }

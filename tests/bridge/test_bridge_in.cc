@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,9 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <cstring>
+#include <mutex>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <set>
@@ -504,6 +509,76 @@ TEST(BridgeInState, AKillWhileTheFileIsMadeLeavesNothingBehind) {
   EXPECT_TRUE(left.empty()) << left.size() << " left, e.g. " << left.front();
   ::unlink(path.c_str());
   for (const auto& name : left) ::unlink(("/dev/shm/" + name).c_str());
+}
+
+// The file made is the one linked in, from a thread whose file table differs from the
+// main thread's (unshare(CLONE_FILES)): /proc/self/fd/N names the main thread's N, which
+// was linked in place of the state (an unrelated /dev/shm file, with the bridge recording
+// into an unlinked one).  Whatever the umask, it is 0600 and opens again; and /proc shows
+// the bridge's descriptor under the path, not as an unnamed "(deleted)" file.
+TEST(BridgeInState, TheFileMadeIsTheOneInPlaceWithItsNameAndMode) {
+  ScopedNs ns;
+  const std::string path = kafka::detail::InState::path_for(ns.ns(), "s", "t", "g");
+  const std::string victim = "/dev/shm/shmbus-test-victim." + ns.ns();
+  {
+    std::mutex mu;
+    std::condition_variable cv;
+    int step = 0;
+    std::optional<Result<kafka::detail::InState>> got;
+    std::thread t([&] {
+      ASSERT_EQ(::unshare(CLONE_FILES), 0);
+      std::unique_lock lock(mu);
+      step = 1;
+      cv.notify_all();
+      cv.wait(lock, [&] { return step == 2; });
+      got.emplace(kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42));
+    });
+    int vfd = -1;
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return step == 1; });
+      // The number the thread's next descriptor gets, taken here by another file.
+      vfd = ::open(victim.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      step = 2;
+      cv.notify_all();
+    }
+    t.join();
+    ASSERT_GE(vfd, 0);
+    struct stat v {};
+    ASSERT_EQ(::fstat(vfd, &v), 0);
+    ::close(vfd);
+    ::unlink(victim.c_str());
+    ASSERT_TRUE(got && *got) << (got && !*got ? got->error().message : "no result");
+    EXPECT_EQ(v.st_nlink, 1u) << "the main thread's file was linked in as the state";
+    char magic[8] = {};
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::read(fd, magic, sizeof magic), 8);
+    ::close(fd);
+    EXPECT_EQ(std::memcmp(magic, kafka::detail::kInStateMagic, 8), 0);
+    (*got)->remove();
+  }
+  {
+    const mode_t old = ::umask(0277);
+    auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+    ::umask(old);
+    ASSERT_TRUE(st) << st.error().message;
+    struct stat f {};
+    ASSERT_EQ(::stat(path.c_str(), &f), 0);
+    EXPECT_EQ(f.st_mode & 0777, 0600u);
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      names.push_back(std::filesystem::read_symlink(e.path(), ec).string());
+    }
+    EXPECT_NE(std::find(names.begin(), names.end(), path), names.end());
+    for (const auto& n : names) EXPECT_EQ(n.find("(deleted)"), std::string::npos) << n;
+    auto again = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+    ASSERT_TRUE(again) << again.error().message;
+    again->remove();
+    EXPECT_TRUE(st->remove());
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 // Two bridges of one group share the state file: the first clean exit leaves it to the
