@@ -273,9 +273,14 @@ Result<Entry> SegmentReader::Impl::next() {
       if (pos < wm.deleted_below) continue;
     }
     FrameView fv;
-    auto st = file->read_frame(off, &fv);
-    if (!st) return st.error();
-    FrameStatus s = st.value();
+    FrameStatus s;
+    if (auto in_window = file->frame_in_window(off, &fv)) {
+      s = *in_window;
+    } else {
+      auto st = file->read_frame(off, &fv);
+      if (!st) return st.error();
+      s = st.value();
+    }
     if (s == FrameStatus::kOk && fv.h.seq != scan_seq) s = FrameStatus::kBadSeq;
     if (s == FrameStatus::kOk) {
       refreshed = false;

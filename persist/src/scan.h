@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "coding.h"
 #include "format.h"
 #include "fs.h"
 #include "index.h"
@@ -34,6 +35,18 @@ class SegmentFile {
   // Decodes the frame at `off`.  On kOk, out->payload views the window: valid until
   // the next call on this object.  Errors are I/O errors only.
   Result<FrameStatus> read_frame(uint64_t off, FrameView* out);
+  // read_frame() without a read: the frame's status when all of it lies in the window
+  // already (what read_frame() would return), nullopt when it does not (call
+  // read_frame()).  The replay's path for every frame but a window's last.
+  std::optional<FrameStatus> frame_in_window(uint64_t off, FrameView* out) const noexcept {
+    if (off < buf_off_ || off >= size_ || buf_off_ + buf_len_ - off < kFrameHeaderSize) return std::nullopt;
+    const std::byte* p = buf_.data() + (off - buf_off_);
+    const uint64_t len = get_u32(p + kFrmLength);
+    if (len > kMaxPayload) return std::nullopt;
+    const uint64_t n = frame_size(len);
+    if (buf_off_ + buf_len_ - off < n || size_ - off < n) return std::nullopt;
+    return decode_frame(Bytes(p, static_cast<size_t>(n)), out);
+  }
   // Whether the bytes [off, size()) are all zero.
   Result<bool> zero_from(uint64_t off);
   // The offset just past the last non-zero byte in [off, size()), or off if none.
