@@ -39,12 +39,14 @@ class SegmentFile {
   // already (what read_frame() would return), nullopt when it does not (call
   // read_frame()).  The replay's path for every frame but a window's last.
   std::optional<FrameStatus> frame_in_window(uint64_t off, FrameView* out) const noexcept {
-    if (off < buf_off_ || off >= size_ || buf_off_ + buf_len_ - off < kFrameHeaderSize) return std::nullopt;
+    if (off < buf_off_ || off >= size_ || off - buf_off_ > buf_len_ ||
+        buf_len_ - (off - buf_off_) < kFrameHeaderSize)
+      return std::nullopt;
     const std::byte* p = buf_.data() + (off - buf_off_);
     const uint64_t len = get_u32(p + kFrmLength);
     if (len > kMaxPayload) return std::nullopt;
     const uint64_t n = frame_size(len);
-    if (buf_off_ + buf_len_ - off < n || size_ - off < n) return std::nullopt;
+    if (buf_len_ - (off - buf_off_) < n || size_ - off < n) return std::nullopt;
     return decode_frame(Bytes(p, static_cast<size_t>(n)), out);
   }
   // Whether the bytes [off, size()) are all zero.
