@@ -142,7 +142,8 @@ class ConsumerHandle {
       py::gil_scoped_release nogil;
       r = c.consumer->ring().seek(where);
     }
-    c.uncommitted = false;
+    // A group's commit (or close) right after the seek commits its target.
+    c.uncommitted = c.durable && r.ok();
     check(r);
     c.snapshot();
   }
@@ -498,8 +499,9 @@ whole list then; always: commit() and close()).  Stops as iter() does: no record
 Moves the consumer to ``start`` (as the constructor's ``start``: "earliest", "latest",
 a sequence number, a datetime, "@TIME").  For a durable group this is the explicit way
 to rewind or skip it: ``start=`` in the constructor only says where a *new* group
-begins; an existing group continues from its committed position.  Records returned
-before are expired.)doc")
+begins; an existing group continues from its committed position.  A commit() or close()
+right after it commits the target (a target past the newest record: the newest
+position).  Records returned before are expired.)doc")
       .def("commit", &ConsumerHandle::commit, R"doc(commit() -> None
 
 Durable: marks everything returned so far as consumed (the position the group resumes

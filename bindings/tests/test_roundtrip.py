@@ -510,6 +510,13 @@ def test_start_is_for_new_groups_and_seek_rewinds(ns):
         assert c.poll(0).seq == 1
     with shmbus.Consumer("s", group="analytics", start="latest", namespace=ns) as c:
         assert c.poll(0).seq == 2
+        c.seek(8)
+        c.commit()  # commits the target (it kept the position the seek began from)
+    with shmbus.Consumer("s", group="analytics", namespace=ns) as c:
+        assert c.poll(0).seq == 8
+        c.seek(6)  # back, then close: the target too (it kept the oldest record's)
+    with shmbus.Consumer("s", group="analytics", namespace=ns) as c:
+        assert c.poll(0).seq == 6
 
 
 def test_evicted_group_raises_evicted_error_with_the_exact_loss(ns):

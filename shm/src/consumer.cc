@@ -81,8 +81,15 @@ struct Consumer::Impl {
   // advances *off.  `more`: a batch that already took records, which stops (kTimeout) at
   // the first record not committed yet or not fitting in buf.  `batch`: the caller
   // publishes a tailing reader's position once for the batch.
+  // `stop_at_start`: commit() after a seek: skip what lies below the start (skip_seq,
+  // skip_ts) and stop before the first record to return, which the next read returns
+  // (kTimeout; an event met on the way waits in `pending`).
   ReadStatus next(Record* out, std::chrono::nanoseconds timeout, size_t* off, bool more,
-                  bool batch = false) noexcept;
+                  bool batch = false, bool stop_at_start = false) noexcept;
+  // A durable reader's start filters not passed yet (a seek not followed by a read): moves
+  // to the first record at or after the start, as far as it is committed, so that a commit
+  // now commits the start and not the position the seek began from.
+  void settle_start() noexcept;
 
   [[nodiscard]] bool resync() noexcept;
   // Where the last resync resumed (~0: never lapped).  A reader lapped again before it
@@ -465,7 +472,10 @@ void Consumer::close() noexcept {
   if (!impl_) return;
   Impl& c = *impl_;
   if (c.slot && !c.m->inherited()) {  // (a child of fork(): the slot is its parent's)
-    if (c.durable && c.opts.auto_commit) c.publish_position();
+    if (c.durable && c.opts.auto_commit) {
+      c.settle_start();
+      c.publish_position();
+    }
     // Without the lock (it timed out) these are still single stores to our own slot.
     RegistryLock lock(*c.m);
     store_relaxed(c.slot->last_active_ns, now_ns());
@@ -481,8 +491,18 @@ void Consumer::close() noexcept {
   impl_.reset();
 }
 
+void Consumer::Impl::settle_start() noexcept {
+  if (!durable || pending != ReadStatus::kOk || (skip_seq <= done_seq && skip_ts == 0)) return;
+  Record r;
+  size_t off = 0;
+  const ReadStatus st = next(&r, std::chrono::nanoseconds(0), &off, false, false, true);
+  if (st != ReadStatus::kOk && st != ReadStatus::kTimeout) pending = st;
+}
+
 void Consumer::commit() noexcept {
-  if (impl_ && impl_->durable) impl_->publish_position();
+  if (!impl_ || !impl_->durable) return;
+  impl_->settle_start();
+  impl_->publish_position();
 }
 
 Consumer::Mark Consumer::mark() const noexcept {
@@ -566,7 +586,8 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
 // Inlined into its two callers (poll() and poll_batch()): a call per record measured
 // slower on a single-producer stream's 64 B rate.
 [[gnu::always_inline]] inline ReadStatus Consumer::Impl::next(
-    Record* out, std::chrono::nanoseconds timeout, size_t* off, bool more, bool batch) noexcept {
+    Record* out, std::chrono::nanoseconds timeout, size_t* off, bool more, bool batch,
+    bool stop_at_start) noexcept {
   Impl& c = *this;
   uint64_t deadline = 0;
   uint32_t spins = 0;
@@ -704,6 +725,15 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
       // record counts, whatever its stamp (producers stamp after they claim, and the wall
       // clock may step back).
       c.skip_ts = 0;
+      if (stop_at_start) {
+        // The first record to return: the next read's (as for a loss report below).
+        c.pos -= span;
+        c.expected = rec.seq;
+        c.done_pos = c.pos;
+        c.done_seq = rec.seq;
+        if (was_resync) c.pending = report;
+        return ReadStatus::kTimeout;
+      }
       if (was_resync) {
         // Report the loss first; the record itself comes with the next poll.
         c.pos -= span;

@@ -483,5 +483,71 @@ TEST(Ring, StartAppliesToNewGroupsOnlyAndSeekRewinds) {
   }
 }
 
+// A commit (or a close) right after a seek commits the seek's target: the group's next
+// holder starts there (as a Kafka consumer's commit after seek() commits the position it
+// sought).  It used to keep the position the seek began from (a skip forward: the records
+// between came again) or the oldest record's (a rewind: those below the target came again).
+TEST(Ring, ACommitRightAfterASeekCommitsTheTarget) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 64 * 1024;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(test::as_bytes(std::to_string(i))).ok());
+  ConsumerOptions co;
+  co.group = "g";
+  co.start = StartFrom::earliest();
+  Record rec;
+  uint64_t ts5 = 0;
+  // The group's next holder: the first record it reads (put back for the next one).
+  const auto next_of_group = [&] {
+    auto c = Consumer::open(ns.ns(), "s", co);
+    EXPECT_TRUE(c);
+    if (!c || c->poll(&rec, 0ns) != ReadStatus::kOk) return ~uint64_t{0};
+    const uint64_t seq = rec.seq;
+    if (seq == 5) ts5 = rec.ts_ns;
+    EXPECT_TRUE(c->seek(StartFrom::seq(seq)));
+    c->commit();
+    return seq;
+  };
+  {
+    auto c = Consumer::open(ns.ns(), "s", co);
+    for (uint64_t want = 0; want < 3; ++want) {
+      ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+      EXPECT_EQ(rec.seq, want);
+    }
+    c->commit();
+    ASSERT_TRUE(c->seek(StartFrom::seq(7)));  // forward, then commit at once
+    c->commit();
+  }
+  EXPECT_EQ(next_of_group(), 7u) << "the position the seek began from was kept";
+  {
+    auto c = Consumer::open(ns.ns(), "s", co);
+    ASSERT_TRUE(c->seek(StartFrom::seq(5)));  // back, then close (auto-commit)
+  }
+  EXPECT_EQ(next_of_group(), 5u) << "the oldest record's position was kept";
+  ASSERT_NE(ts5, 0u);
+  {
+    auto c = Consumer::open(ns.ns(), "s", co);
+    ASSERT_TRUE(c->seek(StartFrom::seq(8)));
+    c->commit();
+    ASSERT_TRUE(c->seek(StartFrom::time_ns(ts5)));  // by time
+    c->commit();
+  }
+  EXPECT_EQ(next_of_group(), 5u);
+  {
+    auto c = Consumer::open(ns.ns(), "s", co);
+    ASSERT_TRUE(c->seek(StartFrom::seq(9)));
+    c->commit();
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);  // the commit took nothing away
+    EXPECT_EQ(rec.seq, 9u);
+    EXPECT_EQ(c->poll(&rec, 0ns), ReadStatus::kTimeout);
+    ASSERT_TRUE(c->seek(StartFrom::seq(20)));  // past the end: committed up to the end
+    c->commit();
+  }
+  ASSERT_TRUE(p->publish(test::as_bytes("10")).ok());
+  EXPECT_EQ(next_of_group(), 10u);
+}
+
 }  // namespace
 }  // namespace shmbus

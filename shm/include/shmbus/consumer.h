@@ -137,7 +137,10 @@ class Consumer {
   // nothing: a committed position never goes back.
   void commit(Mark m) noexcept;
   // Thread: the consumer's.  Moves this consumer (a durable group: its committed
-  // position too) to `where`: rewinding or skipping a group is always explicit.
+  // position too) to `where`: rewinding or skipping a group is always explicit.  A
+  // commit() (or an auto-committing close) right after it commits the first record at or
+  // after `where` as far as records are committed (a target past the newest record: the
+  // newest position, so the group's next holder reads the records published up to it).
   // Records returned before are no longer valid.  On error the consumer is closed.
   Result<void> seek(StartFrom where);
 
