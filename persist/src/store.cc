@@ -194,7 +194,8 @@ Result<void> SegmentStore::append(uint64_t seq, uint64_t ts_ns, uint32_t type, B
   if (auto u = impl_->usable(); !u) return u;
   if (seq == UINT64_MAX)
     return make_error(Errc::kInvalidArgument, "sequence 2^64-1 cannot be stored");
-  return impl_->append_frame(FrameKind::kData, seq, seq + 1, ts_ns, type, payload);
+  return impl_->append_frame(FrameKind::kData, seq, seq + 1, ts_ns, type, payload.data(),
+                             payload.size());
 }
 
 Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to) {
@@ -205,11 +206,13 @@ Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to) {
                                                   std::to_string(to) + ") is empty");
   std::byte payload[kLostPayloadSize];
   put_u64(payload, to);
-  return impl_->append_frame(FrameKind::kLost, from, to, impl_->now(), 0, Bytes(payload));
+  return impl_->append_frame(FrameKind::kLost, from, to, impl_->now(), 0, payload, sizeof payload);
 }
 
 Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint64_t end_seq,
-                                              uint64_t ts_ns, uint32_t type, const Bytes& payload) {
+                                              uint64_t ts_ns, uint32_t type, const std::byte* data,
+                                              size_t size) {
+  const Bytes payload(data, size);
   if (!fresh && seq != next_seq) {
     if (seq < next_seq)
       return make_error(Errc::kInvalidArgument,

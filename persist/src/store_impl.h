@@ -82,11 +82,11 @@ struct SegmentStore::Impl {
   std::string seg_path(uint64_t first_seq) const;
 
   // store.cc
-  // `payload` by reference: by value it is the 7th and 8th argument, copied with one
-  // 16-byte load of what the caller had just stored as two 8-byte words (a
-  // store-forwarding stall, ~9% of a 64-byte append).
+  // The payload as a pointer and a size, not a span: a span (by value the 7th and 8th
+  // argument, or by reference) was copied with one 16-byte load of what the caller had
+  // just stored as two 8-byte words, a store-forwarding stall (~9% of a 64-byte append).
   Result<void> append_frame(detail::FrameKind kind, uint64_t seq, uint64_t end_seq,
-                            uint64_t ts_ns, uint32_t type, const Bytes& payload);
+                            uint64_t ts_ns, uint32_t type, const std::byte* data, size_t size);
   Result<void> create_segment(uint64_t first_seq, uint64_t min_size);
   Result<void> roll();
   Result<void> discard_empty_active();
