@@ -40,6 +40,7 @@ class StreamMapping {
   // Durable consumers commit by a plain store (single-producer streams: layout.h).
   bool plain_commits() const noexcept { return (flags_ & detail::kFlagPlainCommits) != 0; }
   uint32_t layout_version() const noexcept { return version_; }
+  uint32_t flags() const noexcept { return flags_; }
   // The lap in record tags: position >> log2(capacity) (see layout.h).
   unsigned lap_shift() const noexcept { return static_cast<unsigned>(__builtin_ctzll(capacity_)); }
   bool read_only() const noexcept { return read_only_; }

@@ -37,6 +37,7 @@ struct Producer::Impl {
   unsigned shift = 0;  // log2(cap): the lap in record tags
   ProducerOptions opts;
   ProducerSlot* slot = nullptr;
+  ProducerCounters counters{};  // slot's diagnostics counters (layout.h producer_counters)
   uint32_t slot_idx = 0;
   uint32_t label = 0;   // owner label written into every record header (layout.h)
   uint64_t limit = 0;   // claims may end at or below this position (cached)
@@ -154,9 +155,9 @@ struct Producer::Impl {
     records += n;
     bytes += b;
     // relaxed: single writer (this producer); readers only need a recent value.
-    store_relaxed(slot->records, records);
-    store_relaxed(slot->bytes, bytes);
-    store_relaxed(slot->last_active_ns, ts);
+    store_relaxed(*counters.records, records);
+    store_relaxed(*counters.bytes, bytes);
+    store_relaxed(*counters.last_active_ns, ts);
   }
 };
 
@@ -327,14 +328,15 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
           continue;
         if (!impl->m->hold(producer_slot_off(i))) continue;  // a foreign lock there
         SHMBUS_CHAOS_POINT(kRegSlotHeld);
+        const ProducerCounters ctr = producer_counters(s, impl->m->flags());
         if (owner != 0) {  // reap a dead producer: keep its counts
-          stat_add(impl->h->retired_records, load_relaxed(s->records));
-          stat_add(impl->h->retired_bytes, load_relaxed(s->bytes));
+          stat_add(impl->h->retired_records, load_relaxed(*ctr.records));
+          stat_add(impl->h->retired_bytes, load_relaxed(*ctr.bytes));
         }
-        store_relaxed(s->records, 0);
-        store_relaxed(s->bytes, 0);
+        store_relaxed(*ctr.records, 0);
+        store_relaxed(*ctr.bytes, 0);
         store_relaxed(s->start_ns, now_ns());
-        store_relaxed(s->last_active_ns, now_ns());
+        store_relaxed(*ctr.last_active_ns, now_ns());
         clear_sleeper_bits(impl->h, uint64_t{1} << i, 0);  // a previous owner died asleep
         // relaxed, all three: under the registry lock; published by the owner store.
         uint32_t gen = (load_relaxed(s->generation) + 1) & 0xffffff;
@@ -348,6 +350,7 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
         // release: pairs with the acquire load of owner by registry readers.
         store_release(s->owner, me);
         impl->slot = s;
+        impl->counters = ctr;
         impl->slot_idx = i;
         impl->label = owner_label(i, gen);
       }
@@ -368,8 +371,8 @@ void Producer::close() noexcept {
     RegistryLock lock(*p.m);
     stat_add(p.h->retired_records, p.records);
     stat_add(p.h->retired_bytes, p.bytes);
-    store_relaxed(p.slot->records, 0);
-    store_relaxed(p.slot->bytes, 0);
+    store_relaxed(*p.counters.records, 0);
+    store_relaxed(*p.counters.bytes, 0);
     store_relaxed(p.slot->claiming, ~0ULL);
     store_release(p.slot->owner, 0);
     SHMBUS_CHAOS_POINT(kRegLeaving);

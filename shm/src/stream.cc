@@ -169,9 +169,10 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
     pi.pid = owner_pid(owner);
     pi.alive = producer_alive(m, i);
     pi.start_ns = load_relaxed(p->start_ns);
-    pi.last_active_ns = load_relaxed(p->last_active_ns);
-    pi.records = load_relaxed(p->records);
-    pi.bytes = load_relaxed(p->bytes);
+    const ProducerCounters ctr = producer_counters(p, m.flags());
+    pi.last_active_ns = load_relaxed(*ctr.last_active_ns);
+    pi.records = load_relaxed(*ctr.records);
+    pi.bytes = load_relaxed(*ctr.bytes);
     s.records_published += pi.records;
     s.bytes_published += pi.bytes;
     s.producers.push_back(pi);
