@@ -155,6 +155,23 @@ Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
                      scan->file_size + idx_bytes};
 }
 
+namespace {
+// Reads [from, to) of the file and writes the same bytes back (dirty pages for the next
+// sync), 1 MiB at a time.
+Result<void> rewrite_range(int fd, uint64_t from, uint64_t to, const std::string& name) {
+  std::vector<std::byte> buf(std::min<uint64_t>(to > from ? to - from : 0, 1 << 20));
+  for (uint64_t off = from; off < to;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(to - off, buf.size()));
+    auto got = pread_some(fd, {buf.data(), want}, off, "segment " + name);
+    if (!got) return got.error();
+    if (got.value() == 0) break;  // (shorter than scanned: nothing more to write again)
+    if (auto r = pwrite_all(fd, {buf.data(), got.value()}, off, "segment " + name); !r) return r;
+    off += got.value();
+  }
+  return {};
+}
+}  // namespace
+
 Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   const std::string name = segment_file_name(first_seq);
   ScanResult scan;
@@ -204,7 +221,20 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
     }
     if (auto r = truncate_to(fd->get(), scan.valid_end, name); !r) return r;
   }
-  // The bytes found may be in the page cache only: durable once this returns.
+  // The bytes found may be in the page cache only: durable once this returns.  Those
+  // after the last frame the previous writer saw synced (its index's last entry: entries
+  // reach the index only after the sync that covered them) are written again first: after
+  // a failed fdatasync Linux marks the pages it could not write clean, and a sync of a
+  // clean page writes nothing, so a writer that died (or stopped) before cutting such a
+  // tail back would have it counted durable here.  Written again they are dirty, and the
+  // sync below writes them or fails.
+  {
+    uint64_t from = 0;
+    if (auto old = read_index(dir.get(), first_seq, scan.file_size);
+        old && old->header.created_ns == scan.header.created_ns && !old->entries.empty())
+      from = std::min(old->entries.back().offset, scan.valid_end);
+    if (auto r = rewrite_range(fd->get(), from & ~uint64_t{4095}, scan.valid_end, name); !r) return r;
+  }
   if (auto r = detail::sync_data(fd->get(), name); !r) return r;
   fd->reset();
   auto s = opts.kind == StoreKind::kPmem

@@ -55,6 +55,11 @@ std::map<std::string, std::pair<uint64_t, uint64_t>>& unsafe_tails() {  // guard
 }
 }  // namespace
 
+void detail::forget_unsafe_tails_for_testing() {
+  std::lock_guard g(g_unsafe_mu);
+  unsafe_tails().clear();
+}
+
 uint64_t SegmentStore::Impl::now_coarse() const {
   if (opts.clock) return opts.clock();
   timespec ts;

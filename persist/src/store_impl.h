@@ -114,4 +114,10 @@ struct SegmentStore::Impl {
   Result<DeletionReport> delete_oldest(size_t n, uint64_t at_ns);
 };
 
+namespace detail {
+// Tests: forgets the tails this process could not cut back (store.cc), as another
+// process that opens the store after this one died knows nothing of them.
+void forget_unsafe_tails_for_testing();
+}  // namespace detail
+
 }  // namespace shmbus::persist

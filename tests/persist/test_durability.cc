@@ -2,6 +2,7 @@
 // power goes (issue 7 points 2 and 3), through the fault-injecting Env (fault_env.h).
 #include "fault_env.h"
 #include "format.h"
+#include "store_impl.h"
 #include "shmbus/persister.h"
 #include "shmbus/detail/stream_control.h"
 #include "test_util.h"
@@ -48,6 +49,40 @@ TEST(Durability, RecoverySyncsWhatItFindsBeforeCountingItDurable) {
     ASSERT_TRUE(s) << s.error().message;
     durable = s->durable_seq();
     EXPECT_GT(durable, 100u) << "the restarted store found the page-cache tail";
+    env->crash();
+  }
+  env->lose_power();
+  auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_GE(s->next_seq(), durable) << "records acknowledged durable were lost";
+  expect_store_holds(t.path(), durable);
+}
+
+// A sync fails and the store cannot cut its segment back (ftruncate fails too); the
+// process then dies, or stops, and another opens the store.  The failed sync left those
+// bytes' pages clean in the page cache: a sync of them writes nothing, so the new writer
+// must write them again before it counts them durable (it trusted them, and a power
+// loss then took records it had acknowledged).
+TEST(Durability, ATailWhoseSyncFailedIsWrittenAgainByTheNextProcess) {
+  TempDir t;
+  ScopedFaultEnv env(t.path());
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+    ASSERT_TRUE(s) << s.error().message;
+    fill(*s, 0, 50);
+    for (uint64_t q = 50; q < 100; ++q) ASSERT_TRUE(append_one(*s, q));
+    env->fail_next_syncs(FaultEnv::Fault::kEio);
+    env->fail_next_truncates(100);
+    ASSERT_FALSE(s->flush());
+    EXPECT_EQ(s->durable_seq(), 50u);
+  }  // closed while it cannot go back
+  env->fail_next_truncates(0);        // the disk works again,
+  forget_unsafe_tails_for_testing();  // for another process, which knows nothing of that
+  uint64_t durable = 0;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+    ASSERT_TRUE(s) << s.error().message;
+    durable = s->durable_seq();
     env->crash();
   }
   env->lose_power();
