@@ -303,8 +303,13 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
   if (first_pending_ns == 0) first_pending_ns = now_ns ? now_ns : 1;
   if (now_ns >= first_pending_ns &&
       now_ns - first_pending_ns >= static_cast<uint64_t>(opts.flush_interval.count())) {
-    // The record is stored whatever happens here: a failure is kept for flush()/stats().
-    if (auto r = flush(); !r) counters.last_error = r.error().message;
+    // The record is stored unless the flush's sync failed and sent the store back to its
+    // last synced record, this one with the rest: then the caller writes it again.  Any
+    // other failure is kept for flush()/stats().
+    if (auto r = flush(); !r) {
+      counters.last_error = r.error().message;
+      if (next_seq <= seq) return r;
+    }
   }
   return {};
 }
@@ -339,7 +344,11 @@ Result<void> SegmentStore::Impl::create_segment(uint64_t first_seq, uint64_t min
   active = SegmentInfo{first_seq, first_seq, 0, 0, 0, 0};
   active_created_ns = created_ns;
   dir_dirty = true;
-  if (first_pending_ns == 0) first_pending_ns = created_ns ? created_ns : 1;
+  // The coarse clock's, as append_frame() compares it with (the precise one runs ahead).
+  if (first_pending_ns == 0) {
+    const uint64_t now_ns = now_coarse();
+    first_pending_ns = now_ns ? now_ns : 1;
+  }
   return {};
 }
 

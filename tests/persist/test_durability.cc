@@ -92,6 +92,27 @@ TEST(Durability, ATailWhoseSyncFailedIsWrittenAgainByTheNextProcess) {
   expect_store_holds(t.path(), durable);
 }
 
+// An append whose own flush (flush_interval passed) fails in the sync goes back with the
+// store: it says so (it returned success for a record the store had just dropped).  With
+// flush_interval 0 every append flushes, from the first one on.
+TEST(Durability, AnAppendWhoseFlushFailedSaysSo) {
+  TempDir t;
+  ScopedFaultEnv env(t.path());
+  StoreOptions o = small_options();
+  o.flush_interval = std::chrono::nanoseconds(0);
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(s) << s.error().message;
+  for (uint64_t q = 0; q < 5; ++q) {
+    ASSERT_TRUE(append_one(*s, q));
+    EXPECT_EQ(s->durable_seq(), q + 1) << "an append with flush_interval 0 did not flush";
+  }
+  env->fail_next_syncs(FaultEnv::Fault::kEio);
+  EXPECT_FALSE(append_one(*s, 5)) << "the record the failed sync dropped was reported stored";
+  EXPECT_EQ(s->next_seq(), 5u);
+  ASSERT_TRUE(append_one(*s, 5));  // written again
+  EXPECT_EQ(s->durable_seq(), 6u);
+}
+
 // A sealed segment found by recovery is synced too (a later roll would have sealed it
 // without a sync, and the old code never synced what it found).
 TEST(Durability, RollAfterRecoveryKeepsTheFoundRecords) {
