@@ -96,6 +96,9 @@ struct Persister::Impl {
   bool store_usable();
   void note_write_ok();
   void housekeeping(uint64_t* next_retention, uint64_t* next_beat);
+  // The heartbeat and the statistics in the header, every 100 ms (also while the store
+  // is stopped after an I/O error).
+  void beat_if_due(uint64_t now, uint64_t* next_beat);
   void publish_stats();
 };
 

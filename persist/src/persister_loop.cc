@@ -341,11 +341,14 @@ void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat
       detail::logger().error("persister {}/{}: deletion failed: {}", ns, stream, failed);
     last_deletion_error = failed;
   }
-  if (now >= *next_beat) {
-    *next_beat = now + 100'000'000;
-    ctl->beat();
-    publish_stats();
-  }
+  beat_if_due(now, next_beat);
+}
+
+void Persister::Impl::beat_if_due(uint64_t now, uint64_t* next_beat) {
+  if (now < *next_beat) return;
+  *next_beat = now + 100'000'000;
+  ctl->beat();
+  publish_stats();
 }
 
 // Answers the flush requests whose records have all been read: once they are durable,
@@ -409,6 +412,8 @@ void Persister::Impl::run() {
         for (auto& q : flush_waiters) q.done->set_value(last_write_error);
         flush_waiters.clear();
       }
+      // Still alive, and saying why it does not store (stat's errors and last error).
+      beat_if_due(now_ns(), &next_beat);
       if (!stopping) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }

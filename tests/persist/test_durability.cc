@@ -317,6 +317,48 @@ TEST(Durability, PersisterRewritesFromTheRingAfterAFailedSync) {
 namespace shmbus::persist::test {
 namespace {
 
+// A store that stopped (a failed sync it cannot cut back: ftruncate fails too) keeps the
+// persister's heartbeat and statistics going in the header: stat says the errors and
+// the persister is seen alive (both stood still while the store was stopped).
+TEST(Durability, AStoppedStoreStillBeatsAndCountsItsErrors) {
+  ::shmbus::test::ScopedNs ns;
+  TempDir t;
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  ScopedFaultEnv env(t.path());
+  PersisterOptions po;
+  po.data_dir = t.path();
+  po.flush_interval = std::chrono::seconds(100);  // only flush() makes records durable
+  auto p = Persister::start(ns.ns(), "s", po);
+  ASSERT_TRUE(p) << p.error().message;
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  const std::string rec(100, 'r');
+  const Bytes b(reinterpret_cast<const std::byte*>(rec.data()), rec.size());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(prod->publish(b).ok());
+  ASSERT_TRUE(p.value()->flush(std::chrono::seconds(30)));
+  env->fail_next_syncs(FaultEnv::Fault::kEio);
+  env->fail_next_truncates(1u << 30);  // it stays stopped
+  ASSERT_TRUE(prod->publish(b).ok());
+  EXPECT_FALSE(p.value()->flush(std::chrono::seconds(5)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  StreamInfo info;
+  for (;;) {
+    auto i = stream_info(ns.ns(), "s");
+    ASSERT_TRUE(i);
+    info = *i;
+    const uint64_t age = now_ns() - info.persister_beat_ns;
+    if ((info.store_errors >= 1 && age < 250'000'000) || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GE(info.store_errors, 1u) << "stat did not count the failed sync";
+  EXPECT_LT(now_ns() - info.persister_beat_ns, 250'000'000u) << "the persister's beat stood still";
+  env->fail_next_truncates(0);
+  (void)p.value()->stop();
+}
+
 // Issue 7 point 3 with --let-go: a store that cannot even go back to its last synced
 // record stops; a let-go stream's producers go on meanwhile (the persister's group lets
 // go of the ring), and once the store works again the range it missed is recorded as
