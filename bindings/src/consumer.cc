@@ -140,7 +140,7 @@ class ConsumerHandle {
     Result<void> r;
     {
       py::gil_scoped_release nogil;
-      r = c.consumer->ring().seek(where);
+      r = c.consumer->seek(where);  // (also leaves the store, if it was reading there)
     }
     // A group's commit (or close) right after the seek commits its target.
     c.uncommitted = c.durable && r.ok();

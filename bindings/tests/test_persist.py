@@ -469,6 +469,23 @@ def test_evicted_group_on_a_persisted_stream_reads_the_store(ns, pstream):
     assert got == [(i, payload(i)) for i in range(3, 2000)]  # ... the store did not
 
 
+def test_seek_while_reading_from_the_store(ns, pstream):
+    """A seek while the group reads from the store leaves the store (it was ignored: the
+    next record came from the store as if no seek had been made)."""
+    name, data = pstream
+    with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+        with shmbus.Producer(name, namespace=ns) as p:
+            for i in range(2000):  # ~5 rings: the oldest in the ring is far above 3
+                p.publish(payload(i))
+        per.flush(timeout=10)
+    with shmbus.Consumer(name, group="g", start="latest", namespace=ns) as c:
+        c.seek(3)  # below the ring's oldest: from the store
+        assert [c.poll(1).seq for _ in range(2)] == [3, 4]
+        c.seek(1990)
+        r = c.poll(1)
+        assert r.seq == 1990
+
+
 def test_persister_logs_to_stderr_at_the_env_level(ns, pstream):
     """persist/ logs through its own logger to stderr, never stdout (the module leaves
     spdlog's default logger alone), at the level $SPDLOG_LEVEL gives it."""

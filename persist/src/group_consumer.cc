@@ -146,6 +146,14 @@ const Error& GroupConsumer::error() const noexcept { return impl_->error; }
 void GroupConsumer::commit() noexcept {
   if (impl_) impl_->ring->commit();
 }
+Result<void> GroupConsumer::seek(StartFrom where) {
+  if (!impl_) return make_error(Errc::kClosed, "consumer is closed");
+  Impl& c = *impl_;
+  c.reader.reset();
+  c.next = c.end = 0;
+  c.loss = Loss{};
+  return c.ring->seek(where);
+}
 Consumer& GroupConsumer::ring() noexcept { return *impl_->ring; }
 bool GroupConsumer::from_store() const noexcept { return impl_ && impl_->reader.has_value(); }
 

@@ -46,6 +46,9 @@ class GroupConsumer {
   const Loss& loss() const noexcept;
   const Error& error() const noexcept;
   void commit() noexcept;                       // the ring's position (see above)
+  // Consumer::seek() of the ring, leaving the store first: what the store was still to
+  // give (a loss being read from it) is dropped, as the ring's records are.
+  Result<void> seek(StartFrom where);
   Consumer& ring() noexcept;
   bool from_store() const noexcept;             // reading the store now
 
