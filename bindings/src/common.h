@@ -42,10 +42,9 @@ void install_fork_handler();
 
 // A Python timeout in seconds: None means forever (nullopt), and so does any value above
 // 1e9 s (~31 years; an int of any size).  An int, a float, or what converts to one
-// (numpy.int64, numpy.float32, Decimal: through __float__; an integer-only type
-// through __index__).  TypeError
-// for a non-number (bool, str, bytes included), InvalidArgumentError for a negative or
-// NaN one.
+// (numpy.int64, numpy.float32, Decimal: through __float__; an integer-only type through
+// __index__).  TypeError for a non-number (bool and numpy.bool_, str, bytes, sequences),
+// InvalidArgumentError for a negative or NaN one.
 std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what);
 
 // A size argument: an int of bytes or a str like "64M" (parse_size).  TypeError for

@@ -500,8 +500,9 @@ Moves the consumer to ``start`` (as the constructor's ``start``: "earliest", "la
 a sequence number, a datetime, "@TIME").  For a durable group this is the explicit way
 to rewind or skip it: ``start=`` in the constructor only says where a *new* group
 begins; an existing group continues from its committed position.  A commit() or close()
-right after it commits the target (a target past the newest record: the newest
-position).  Records returned before are expired.)doc")
+right after it commits the target, as far as records are committed (a claim still
+written below it, or a target past the newest record, stops it there).  Records
+returned before are expired.)doc")
       .def("commit", &ConsumerHandle::commit, R"doc(commit() -> None
 
 Durable: marks everything returned so far as consumed (the position the group resumes
