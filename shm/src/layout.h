@@ -46,7 +46,10 @@ inline constexpr uint32_t kFlagSlotCounters = 4;     // producer slots keep thei
                                                     // the first line every publish's three
                                                     // stores there measured a single-
                                                     // producer stream's 64 B rate at 13-18
-                                                    // against 22-23 M/s (one host)
+                                                    // against 22-23 M/s (one host).  Set
+                                                    // with kFlagSingleProducer: multi-
+                                                    // producer streams measured the same
+                                                    // and stay layout 4
 inline constexpr uint32_t kKnownFlags = kFlagSingleProducer | kFlagPlainCommits | kFlagSlotCounters;
 inline constexpr uint64_t kMinCapacity = 4096;
 inline constexpr uint64_t kMaxCapacity = 1ULL << 32;        // 4 GiB

@@ -245,7 +245,9 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   h->max_producers = kMaxProducers;
   h->max_consumers = kMaxConsumers;
   h->creator_pid = static_cast<uint32_t>(getpid());
-  h->flags = (opts.single_producer ? kFlagSingleProducer | kFlagPlainCommits : 0) | kFlagSlotCounters;
+  // Multi-producer streams keep layout 4 (no flags), which builds that read only version 4
+  // open: the counters' line measured no difference for them.
+  h->flags = opts.single_producer ? kFlagSingleProducer | kFlagPlainCommits | kFlagSlotCounters : 0;
   h->ns_len = static_cast<uint32_t>(ns.size());
   h->stream_len = static_cast<uint32_t>(name.size());
   std::memcpy(h->ns, ns.data(), ns.size());

@@ -32,23 +32,14 @@ StreamOptions sp_opts(uint64_t cap = 1 << 16) {
   return so;
 }
 
-// What an earlier build created: layout version 4, no flags (the bytes are the same but
-// for the flags word; nobody maps the stream yet).
-void make_layout_4(const std::string& ns, const std::string& name) {
-  auto m = StreamMapping::open(ns, name, false);
-  ASSERT_TRUE(m);
-  m.value()->header()->flags = 0;
-  m.value()->header()->version.store(detail::kLayoutVersion4);
-}
-
 // Producers count their records where the stream's layout keeps the counters: a layout 4
-// stream's on the slot's first line (what earlier builds read), a new one's on its second
-// line, off the line that readers load on every catch-up.
+// stream's (multi-producer, or an earlier build's) on the slot's first line, a
+// single-producer one's on its second line, off the line that readers load on every
+// catch-up.
 TEST(SingleProducer, ProducerCountersAreWhereTheLayoutKeepsThem) {
   test::ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "new", StreamOptions{}));
-  ASSERT_TRUE(create_stream(ns.ns(), "old", StreamOptions{}));
-  make_layout_4(ns.ns(), "old");
+  ASSERT_TRUE(create_stream(ns.ns(), "new", sp_opts()));
+  ASSERT_TRUE(create_stream(ns.ns(), "old", StreamOptions{}));  // multi-producer: layout 4
   for (const char* name : {"new", "old"}) {
     SCOPED_TRACE(name);
     auto p = Producer::open(ns.ns(), name);
@@ -85,9 +76,9 @@ TEST(SingleProducer, IsRecordedInTheHeaderAndInStat) {
   EXPECT_TRUE(s->single_producer);
   EXPECT_EQ(s->layout_version, detail::kLayoutVersion);
   EXPECT_FALSE(m->single_producer);
-  // Every new stream has kFlagSlotCounters, so version 5 (builds that read only version
-  // 4, or do not know the flag, refuse it: they would look for the counters elsewhere).
-  EXPECT_EQ(m->layout_version, detail::kLayoutVersion);
+  // A stream without flags keeps the bytes (and version) of layout 4, so that builds
+  // that read only version 4 still open it.
+  EXPECT_EQ(m->layout_version, detail::kLayoutVersion4);
   // exist_ok does not turn one kind into the other.
   StreamOptions again = sp_opts();
   again.exist_ok = true;
@@ -119,7 +110,6 @@ TEST(SingleProducer, UnknownFlagsAndFlagsInVersion4AreRefused) {
   // A version 4 stream (flags 0) is used as version 4 asks (CAS16 commits: its producers
   // may be of a build that does not barrier for plain ones); with a flag it is refused.
   ASSERT_TRUE(create_stream(ns.ns(), "v4", StreamOptions{}));
-  make_layout_4(ns.ns(), "v4");
   auto m4 = StreamMapping::open(ns.ns(), "v4", false);
   ASSERT_TRUE(m4);
   EXPECT_FALSE(m4.value()->plain_commits());
