@@ -1,6 +1,8 @@
 // fs.cc: file-system helpers (see fs.h).
 #include "fs.h"
 
+#include <vector>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -168,6 +170,19 @@ Result<void> sync_data(int fd, const std::string& what) {
 
 Result<void> sync_all(int fd, const std::string& what) {
   if (env().fsync(fd) != 0) return errno_error(errno, "cannot sync " + what);
+  return {};
+}
+
+Result<void> rewrite_bytes(int fd, uint64_t from, uint64_t to, const std::string& what) {
+  std::vector<std::byte> buf(static_cast<size_t>(std::min<uint64_t>(to > from ? to - from : 0, 1 << 20)));
+  for (uint64_t off = from; off < to;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(to - off, buf.size()));
+    auto got = pread_some(fd, {buf.data(), want}, off, what);
+    if (!got) return got.error();
+    if (got.value() == 0) break;
+    if (auto r = pwrite_all(fd, {buf.data(), got.value()}, off, what); !r) return r;
+    off += got.value();
+  }
   return {};
 }
 

@@ -64,6 +64,12 @@ Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t off,
 // pread until `out` is full or the end of the file; returns the bytes read.
 Result<size_t> pread_some(int fd, std::span<std::byte> out, uint64_t off, const std::string& what);
 
+// Reads [from, to) of the file and writes the same bytes back, 1 MiB at a time, so that
+// the next sync writes them: after a failed fdatasync Linux leaves the pages it could not
+// write marked clean, and a sync of a clean page writes nothing.  Stops early at the
+// file's end.
+Result<void> rewrite_bytes(int fd, uint64_t from, uint64_t to, const std::string& what);
+
 Result<uint64_t> file_size(int fd, const std::string& what);
 Result<void> sync_data(int fd, const std::string& what);  // fdatasync
 Result<void> sync_all(int fd, const std::string& what);   // fsync (also directories)

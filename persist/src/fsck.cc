@@ -205,7 +205,20 @@ void StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
   }
   if (problem.empty()) return;
   bool fixed = false;
-  if (can_repair()) fixed = write_index(dir_, IndexHeader{interval, first, created_ns}, expected).ok();
+  if (can_repair()) {
+    // The last segment's index gets entries for every frame found, and the next writer
+    // trusts an indexed frame as synced (recovery writes again only what lies after the
+    // last entry): its bytes are written again and synced first, as a failed sync may
+    // have left them in clean pages only.
+    Result<void> synced;
+    if (last) {
+      const std::string seg = segment_file_name(first);
+      auto fd = open_at(dir_, seg, OpenMode::kReadWrite);
+      synced = fd ? rewrite_bytes(fd->get(), 0, segment_size, "segment " + seg) : Result<void>(fd.error());
+      if (synced) synced = sync_data(fd->get(), "segment " + seg);
+    }
+    fixed = synced && write_index(dir_, IndexHeader{interval, first, created_ns}, expected).ok();
+  }
   issue(name, 0, 0, problem, fixed);
 }
 

@@ -155,23 +155,6 @@ Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
                      scan->file_size + idx_bytes};
 }
 
-namespace {
-// Reads [from, to) of the file and writes the same bytes back (dirty pages for the next
-// sync), 1 MiB at a time.
-Result<void> rewrite_range(int fd, uint64_t from, uint64_t to, const std::string& name) {
-  std::vector<std::byte> buf(std::min<uint64_t>(to > from ? to - from : 0, 1 << 20));
-  for (uint64_t off = from; off < to;) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(to - off, buf.size()));
-    auto got = pread_some(fd, {buf.data(), want}, off, "segment " + name);
-    if (!got) return got.error();
-    if (got.value() == 0) break;  // (shorter than scanned: nothing more to write again)
-    if (auto r = pwrite_all(fd, {buf.data(), got.value()}, off, "segment " + name); !r) return r;
-    off += got.value();
-  }
-  return {};
-}
-}  // namespace
-
 Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   const std::string name = segment_file_name(first_seq);
   ScanResult scan;
@@ -233,7 +216,8 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
     if (auto old = read_index(dir.get(), first_seq, scan.file_size);
         old && old->header.created_ns == scan.header.created_ns && !old->entries.empty())
       from = std::min(old->entries.back().offset, scan.valid_end);
-    if (auto r = rewrite_range(fd->get(), from & ~uint64_t{4095}, scan.valid_end, name); !r) return r;
+    if (auto r = rewrite_bytes(fd->get(), from & ~uint64_t{4095}, scan.valid_end, "segment " + name); !r)
+      return r;
   }
   if (auto r = detail::sync_data(fd->get(), name); !r) return r;
   fd->reset();
