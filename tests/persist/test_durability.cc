@@ -50,6 +50,19 @@ void reopen_then_lose_power(FaultEnv& env, const std::string& root, uint64_t* du
   expect_store_holds(root, *durable, size);
 }
 
+// A stream "s" of `capacity` bytes in `ns`, and a persister of it into `root` whose
+// records become durable only through flush().
+Result<std::unique_ptr<Persister>> flush_only_persister(const std::string& ns, const std::string& root,
+                                                        uint64_t capacity) {
+  StreamOptions so;
+  so.capacity = capacity;
+  if (auto r = create_stream(ns, "s", so); !r) return r.error();
+  PersisterOptions po;
+  po.data_dir = root;
+  po.flush_interval = std::chrono::seconds(100);
+  return Persister::start(ns, "s", po);
+}
+
 // A writer dies with an unsynced tail in the page cache; the next open must sync it
 // before it counts it durable: after a power loss everything it called durable is there.
 TEST(Durability, RecoverySyncsWhatItFindsBeforeCountingItDurable) {
@@ -290,14 +303,8 @@ TEST(Durability, NewStoreSurvivesAPowerLossAfterItsFirstFlush) {
 TEST(Durability, PersisterRewritesFromTheRingAfterAFailedSync) {
   shmbus::test::ScopedNs ns;
   TempDir t;
-  StreamOptions so;
-  so.capacity = 1 << 20;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
   ScopedFaultEnv env(t.path());
-  PersisterOptions po;
-  po.data_dir = t.path();
-  po.flush_interval = std::chrono::seconds(100);  // only flush() makes records durable
-  auto p = Persister::start(ns.ns(), "s", po);
+  auto p = flush_only_persister(ns.ns(), t.path(), 1 << 20);
   ASSERT_TRUE(p) << p.error().message;
   auto prod = Producer::open(ns.ns(), "s");
   ASSERT_TRUE(prod);
@@ -346,14 +353,8 @@ namespace {
 TEST(Durability, AStoppedStoreStillBeatsAndCountsItsErrors) {
   ::shmbus::test::ScopedNs ns;
   TempDir t;
-  StreamOptions so;
-  so.capacity = 1 << 16;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
   ScopedFaultEnv env(t.path());
-  PersisterOptions po;
-  po.data_dir = t.path();
-  po.flush_interval = std::chrono::seconds(100);  // only flush() makes records durable
-  auto p = Persister::start(ns.ns(), "s", po);
+  auto p = flush_only_persister(ns.ns(), t.path(), 1 << 16);
   ASSERT_TRUE(p) << p.error().message;
   auto prod = Producer::open(ns.ns(), "s");
   ASSERT_TRUE(prod);
