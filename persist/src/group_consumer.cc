@@ -3,7 +3,9 @@
 // Ring mode: the group's Consumer.  When it reports a loss [from, to) (kEvicted,
 // kBeforeOldest) and the stream is persisted, a SegmentReader reads [from, to) from the
 // store; then back to the ring, whose next record is `to` (the ring consumer resumes
-// there: it has not returned it yet).
+// there: it has not returned it yet).  Until then the records of [from, to) not returned
+// yet stay owed to the group (Consumer::still_owed()): a commit or a close while reading
+// the store leaves them to the group's next holder, which reads them from the store too.
 #include <optional>
 
 #include "shmbus/persister.h"
@@ -30,7 +32,14 @@ struct GroupConsumer::Impl {
     loss = Loss{from, to, to - from, false};
     next = to;
     if (ends_store || next >= end) reader.reset();
+    owe();
     return kind;
+  }
+  // What the group is owed: the store's records from `next` (none once it is done).
+  bool owing = false;  // still_owed() was told of a store read still to finish
+  void owe() {
+    owing = reader.has_value();
+    ring->still_owed(owing ? next : ~0ULL);
   }
 };
 
@@ -38,6 +47,7 @@ ReadStatus GroupConsumer::Impl::read_store(Record* out) {
   while (reader && next < end) {
     auto e = reader->next();
     if (!e) {
+      // The rest stays owed until the next read here goes on with the ring.
       error = e.error();
       reader.reset();
       return ReadStatus::kCorrupt;
@@ -54,6 +64,7 @@ ReadStatus GroupConsumer::Impl::read_store(Record* out) {
         if (e->seq >= end) break;
         // (The reader stays open until the next poll: the record's view is into it.)
         next = e->seq + 1;
+        owe();  // (a commit now: this record was returned)
         out->seq = e->seq;
         out->ts_ns = e->ts_ns;
         out->type = e->type;
@@ -71,6 +82,7 @@ ReadStatus GroupConsumer::Impl::read_store(Record* out) {
     break;
   }
   reader.reset();
+  owe();
   return ReadStatus::kTimeout;  // nothing more from the store: back to the ring
 }
 
@@ -102,6 +114,7 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
     const ReadStatus st = c.read_store(rec);
     if (st != ReadStatus::kTimeout) return st;
   }
+  if (c.owing) c.owe();  // (after a failed store read: reading on with the ring drops the rest)
   const ReadStatus st = c.ring->poll(rec, timeout);
   if (st != ReadStatus::kEvicted && st != ReadStatus::kBeforeOldest) return st;
   const LossRange r = c.ring->last_loss();
@@ -128,6 +141,7 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
     }
     c.loss.lost = 0;
     c.loss.from_store = true;
+    c.owe();
     return st;
   }
   // The store lacks the start: that much is lost; the rest (if any) follows.
@@ -138,10 +152,17 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
   c.loss.from_store = gap_end < r.to;
   c.next = gap_end;
   if (!c.loss.from_store || !c.reader->seek_seq(gap_end)) c.reader.reset();
+  c.owe();
   return st;
 }
 
 const GroupConsumer::Loss& GroupConsumer::loss() const noexcept { return impl_->loss; }
+void GroupConsumer::defer_loss() noexcept {
+  if (impl_) impl_->ring->still_owed(impl_->loss.from);
+}
+void GroupConsumer::loss_told() noexcept {
+  if (impl_) impl_->owe();  // what the store is still to give, if anything
+}
 const Error& GroupConsumer::error() const noexcept { return impl_->error; }
 void GroupConsumer::commit() noexcept {
   if (impl_) impl_->ring->commit();
@@ -150,6 +171,7 @@ Result<void> GroupConsumer::seek(StartFrom where) {
   if (!impl_) return make_error(Errc::kClosed, "consumer is closed");
   Impl& c = *impl_;
   c.reader.reset();
+  c.owing = false;
   c.next = c.end = 0;
   c.loss = Loss{};
   return c.ring->seek(where);

@@ -50,6 +50,26 @@ struct Consumer::Impl {
   // kBeforeOldest (a start below the oldest record still in the ring).
   ReadStatus resync_status = ReadStatus::kLapped;
   LossRange last_loss;
+  // A durable group's loss not told yet, or kept owed by still_owed(): what the slot's
+  // owed_* fields say after this holder's next commit (layout.h).  owed_dirty: they do
+  // not yet.  told_kind / told_pos: the last loss reported, for still_owed().
+  uint32_t owed_kind = kOwedNone;
+  uint64_t owed_seq = 0, owed_pos = 0, owed_counted = 0;
+  bool owed_dirty = false;
+  uint32_t told_kind = kOwedNone;
+  uint64_t told_pos = 0;
+  void write_owed() noexcept;
+  void set_owed(uint32_t kind, uint64_t seq, uint64_t pos, uint64_t counted) noexcept {
+    owed_kind = kind;
+    owed_seq = seq;
+    owed_pos = pos;
+    owed_counted = kind == kOwedNone ? 0 : counted;
+    owed_dirty = true;
+  }
+  // The loss was returned to the caller: nothing is owed any more (unless still_owed()).
+  void told() noexcept {
+    if (owed_kind != kOwedNone) set_owed(kOwedNone, 0, 0, 0);
+  }
   // false when `expected` is only a lower bound (a start at the oldest record: the ring's
   // floor carries the lowest sequence that may be there): the first record fixes it.
   bool seq_exact = true;
@@ -139,6 +159,20 @@ static void store_pair(ConsumerSlot* s, PosSeq* expected, PosSeq v) noexcept {
   *expected = v;
 }
 
+// The slot's owed loss as this holder has it (layout.h): set before the pair moves past
+// it (rejoin, open), cleared after (publish_position()).
+void Consumer::Impl::write_owed() noexcept {
+  owed_dirty = false;
+  if (!slot || !durable || m->read_only()) return;
+  if (owed_kind != kOwedNone) {
+    store_relaxed(slot->owed_pos, owed_pos);
+    store_relaxed(slot->owed_seq, owed_seq);
+    store_relaxed(slot->owed_counted, owed_counted);
+  }
+  // release: the fields above (and the pair, stored before a clear) happen before it.
+  store_release(slot->owed_kind, owed_kind);
+}
+
 void Consumer::Impl::publish_position() noexcept {
   if (!slot) return;
   if (durable && fence_free) {
@@ -158,6 +192,7 @@ void Consumer::Impl::publish_position() noexcept {
   }
   committed_pos = done_pos;
   tail_unpublished = 0;
+  if (owed_dirty) write_owed();  // after the pair: a kill between tells the loss twice
   if (++since_activity >= 256) {
     since_activity = 0;
     store_relaxed(slot->last_active_ns, now_ns());  // relaxed: diagnostics
@@ -224,6 +259,14 @@ bool Consumer::Impl::rejoin() noexcept {
     if ((f.pos & (kRecordAlign - 1)) != 0) return false;
     const bool passed = f.pos > done_pos;
     const PosSeq at = passed ? f : PosSeq{done_pos, done_seq};
+    if (passed) {
+      // Owed from where this holder stands (or from an earlier loss not yet told), in the
+      // slot before the pair moves past it: a holder that stops now leaves it told to
+      // the next (rather than counted as gaps).
+      if (owed_kind == kOwedNone) set_owed(kOwedEvicted, done_seq, done_pos, 0);
+      else set_owed(kOwedEvicted, owed_seq, owed_pos, owed_counted);
+      write_owed();
+    }
     store_pair(slot, &committed, at);
     store_seq_cst(slot->evicted, 0);
     SHMBUS_CHAOS_POINT(kRejoin);
@@ -316,6 +359,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
 
   // Where to start.
   uint64_t evicted_owed = ~0ULL;
+  bool start_passed = false;  // producers passed the start while this open registered
   const PosSeq earliest = oldest(*c.m);
   const PosSeq latest = read_posseq(&c.h->claim);
   PosSeq start = earliest;
@@ -348,7 +392,9 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       uint32_t st = load_acquire(s->state);  // (reassigned when reaped)
       const uint32_t kind = load_relaxed(s->kind);
       if (st == kSlotReady && kind == kKindDurable && group_expired(*c.m, i)) {
-        // Its holder has been gone longer than the stream's retention: forgotten.
+        // Its holder has been gone longer than the stream's retention: forgotten (and
+        // what it owed with it: a slot taken by an earlier build keeps these bytes).
+        store_relaxed(s->owed_kind, kOwedNone);
         store_seq_cst(s->state, kSlotFree);
         st = kSlotFree;
       }
@@ -377,7 +423,20 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
         c.skip_seq = 0;
         c.skip_ts = 0;
         c.start_at_claim = false;
+        // A loss its last holder was told of and did not read, or was not told of: owed
+        // still (layout.h).  Checked: a kind this build writes, and a sequence at or below
+        // the pair's (else forged, and ignored).
+        const uint32_t kind = load_acquire(found->owed_kind);
+        const uint64_t seq = load_relaxed(found->owed_seq);
+        if ((kind == kOwedEvicted || kind == kOwedBeforeOldest) && seq <= start.seq) {
+          c.set_owed(kind, seq, std::min(load_relaxed(found->owed_pos), start.pos),
+                     load_relaxed(found->owed_counted));
+          c.owed_dirty = false;
+        }
       }
+      // Anything else the slot says is owed goes (a reset, or forged): after the pair.
+      if (c.owed_kind == kOwedNone && load_relaxed(found->owed_kind) != kOwedNone)
+        c.owed_dirty = true;
       c.slot = found;
     } else {
       if (!free_slot)
@@ -389,6 +448,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       std::memcpy(c.slot->name, label.data(), std::min<size_t>(label.size(), kNameBytes - 1));
       store_relaxed(c.slot->kind, !durable ? kKindTailing : opts.persister ? kKindPersister : kKindDurable);
       store_relaxed(c.slot->evicted, 0);
+      store_relaxed(c.slot->owed_kind, kOwedNone);  // (a slot made ready below: release)
     }
     clear_sleeper_bits(c.h, 0, uint64_t{1} << consumer_index(*c.m, c.slot));  // died asleep?
     if (!c.m->hold(consumer_slot_off(consumer_index(*c.m, c.slot))))
@@ -405,8 +465,28 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     // producer already reclaimed past it (seq_cst read of floor): see compute_floor().
     const uint64_t owed = start.seq;  // an existing group: the first record it has not read
     const uint64_t owed_pos = start.pos;
+    if (durable && !found_exact && opts.start.kind == StartFrom::Kind::kSeq &&
+        opts.start.value < earliest.seq && opts.start.value < latest.seq) {
+      // A new group starting below the oldest record in the ring: owed until told, so
+      // that a holder that stops before its first read leaves it to the next.
+      c.set_owed(kOwedBeforeOldest, opts.start.value, 0, 0);
+      c.write_owed();
+    }
     bool passed = false;
     for (;;) {
+      if (passed && found_exact && c.owed_kind != kOwedEvicted) {
+        // Producers passed the group while it was away: owed from its position (or from
+        // the loss it already owed), in the slot before the pair moves to the floor.
+        if (c.owed_kind == kOwedNone) c.set_owed(kOwedEvicted, owed, owed_pos, 0);
+        else c.set_owed(kOwedEvicted, c.owed_seq, c.owed_pos, c.owed_counted);
+        c.write_owed();
+      } else if (passed && durable && !found_exact && c.owed_kind == kOwedNone &&
+                 opts.start.kind == StartFrom::Kind::kSeq && opts.start.value < start.seq) {
+        // A start at a sequence that producers passed while this open waited (for the
+        // registry lock, or after the start was chosen): below the oldest record now.
+        c.set_owed(kOwedBeforeOldest, opts.start.value, 0, 0);
+        c.write_owed();
+      }
       store_pair(c.slot, &c.committed, start);
       store_seq_cst(c.slot->evicted, 0);
       store_seq_cst(c.slot->state, kSlotReady);
@@ -414,15 +494,20 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       PosSeq f = oldest(*c.m);
       if (f.pos <= start.pos) break;
       passed = true;
+      start_passed = true;
       start = f;
     }
-    if (passed && found_exact) {
-      // An existing group that producers passed while it was away (it was evicted): the
-      // first record it reads counts the loss from `owed` exactly, reported as kEvicted.
+    if (c.owed_dirty) c.write_owed();  // a clear: after the pair
+    if (c.owed_kind != kOwedNone) {
+      // A group that producers passed while it was away (it was evicted), a loss owed by
+      // its last holder, or a new group's start below the oldest record: the first record
+      // it reads counts the loss from the owed sequence exactly (less the gaps the gap
+      // log names from owed_pos), reported as the kind says.
       c.after_resync = true;
-      c.resync_status = ReadStatus::kEvicted;
-      c.lap_from_pos = owed_pos;  // the gap log's unknown gaps count from here
-      evicted_owed = owed;
+      c.resync_status =
+          c.owed_kind == kOwedEvicted ? ReadStatus::kEvicted : ReadStatus::kBeforeOldest;
+      c.lap_from_pos = c.owed_pos;
+      evicted_owed = c.owed_seq;
     }
   }
   if ((start.pos & (kRecordAlign - 1)) != 0 || start.pos > load_pos(&c.h->claim))
@@ -440,8 +525,9 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   if (evicted_owed != ~0ULL) {
     c.expected = c.done_seq = evicted_owed;
     c.seq_exact = true;
-  } else if ((opts.start.kind == StartFrom::Kind::kSeq && (!found_exact)) &&
-             opts.start.value < earliest.seq && opts.start.value < latest.seq) {
+  } else if (opts.start.kind == StartFrom::Kind::kSeq && !found_exact &&
+             ((opts.start.value < earliest.seq && opts.start.value < latest.seq) ||
+              (start_passed && opts.start.value < start.seq))) {
     // A start below the oldest record still in the ring: the first record read says how
     // many were skipped (kBeforeOldest).
     c.after_resync = true;
@@ -522,6 +608,19 @@ void Consumer::commit(Mark m) noexcept {
   c.done_seq = seq;
 }
 
+void Consumer::still_owed(uint64_t from_seq) noexcept {
+  if (!impl_ || !impl_->durable) return;
+  Impl& c = *impl_;
+  // Only right after the report: the group's position is then the loss's end.
+  if (c.told_kind == kOwedNone || c.done_seq != c.last_loss.to || c.pending != ReadStatus::kOk)
+    return;
+  if (from_seq >= c.last_loss.to) {
+    c.told();
+    return;
+  }
+  c.set_owed(c.told_kind, std::max(from_seq, c.last_loss.from), c.told_pos, c.last_loss.to);
+}
+
 uint64_t Consumer::next_seq() const noexcept {
   return impl_ ? std::max(impl_->expected, impl_->skip_seq) : 0;
 }
@@ -541,7 +640,10 @@ ReadStatus Consumer::Impl::begin_read() noexcept {
   if (durable && opts.auto_commit && committed_pos != done_pos) publish_position();
   // (after the commit: the records before the event were returned, as poll() commits
   // the last one before it meets the event)
-  if (pending != ReadStatus::kOk) return std::exchange(pending, ReadStatus::kOk);
+  if (pending != ReadStatus::kOk) {
+    if (pending == ReadStatus::kEvicted || pending == ReadStatus::kBeforeOldest) told();
+    return std::exchange(pending, ReadStatus::kOk);
+  }
   return ReadStatus::kOk;
 }
 
@@ -697,8 +799,18 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
           // relaxed, both: statistics.
           if (c.resync_status == ReadStatus::kLapped && !c.durable && !c.m->read_only())
             stat_add(c.h->tail_lost, lap_lost);
-          if (c.resync_status == ReadStatus::kEvicted)
-            stat_add(c.h->evicted_lost, lap_lost);
+          if (c.resync_status == ReadStatus::kEvicted) {
+            // A loss told again (its last holder counted it up to owed_counted): only what
+            // lies above that is new.
+            const uint64_t above = std::max(from, c.owed_counted);
+            stat_add(c.h->evicted_lost, std::min(lap_lost, rec.seq > above ? rec.seq - above : 0));
+          }
+          if (c.owed_kind != kOwedNone) {
+            // Counted: in the slot now (its owed kind is set), so that a holder killed
+            // before it commits leaves the loss told again but not counted again.
+            c.owed_counted = rec.seq;
+            if (c.slot) store_relaxed(c.slot->owed_counted, rec.seq);
+          }
         } else {
           // Gaps below the start were never ours to count.
           const uint64_t from = std::max(c.expected, c.skip_seq);
@@ -707,6 +819,14 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
       }
       const bool was_resync = c.after_resync && lap_lost > 0;
       const ReadStatus report = c.resync_status;
+      if (c.after_resync) {
+        // (was_resync: for still_owed())
+        c.told_kind = !was_resync ? kOwedNone
+                      : report == ReadStatus::kEvicted ? kOwedEvicted
+                      : report == ReadStatus::kBeforeOldest ? kOwedBeforeOldest : kOwedNone;
+        c.told_pos = c.lap_from_pos;
+        if (!was_resync) c.told();  // nothing lost after all (gaps only): nothing owed
+      }
       c.after_resync = false;
       c.resync_status = ReadStatus::kLapped;
       c.expected = rec.seq + 1;
@@ -718,7 +838,10 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
         c.publish_position();
       rec.data = Bytes(payload, tv.size);
       if (rec.seq < c.skip_seq || rec.ts_ns < c.skip_ts) {
-        if (was_resync) return report;
+        if (was_resync) {
+          if (!more) c.told();  // (a batch's: when the next read returns it)
+          return report;
+        }
         continue;
       }
       // @TIME follows sequence order: from the first record stamped at or after it, every
@@ -736,6 +859,7 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
       }
       if (was_resync) {
         // Report the loss first; the record itself comes with the next poll.
+        if (!more) c.told();  // (a batch's: when the next read returns it)
         c.pos -= span;
         c.expected = rec.seq;
         c.done_pos = c.pos;

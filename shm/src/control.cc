@@ -106,6 +106,8 @@ Result<bool> StreamControl::remove_group(std::string_view group) {
     // seq_cst, both: pair with the seq_cst loads of evicted/state in compute_floor(); a
     // producer that still sees the slot ready sees it evicted and skips it.
     store_seq_cst(s->evicted, 1);
+    // (What the group owed goes with it: a slot taken by an earlier build keeps these bytes.)
+    store_relaxed(s->owed_kind, kOwedNone);
     store_seq_cst(s->state, kSlotFree);
     store_release(s->owner, 0);
     wake_space(*m_);  // producers waiting for room may have it now

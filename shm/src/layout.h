@@ -201,6 +201,8 @@ inline ProducerCounters producer_counters(ProducerSlot* s, uint32_t flags) noexc
 
 enum : uint32_t { kSlotFree = 0, kSlotInit = 1, kSlotReady = 2 };
 enum : uint32_t { kKindDurable = 0, kKindTailing = 1, kKindPersister = 2 };
+// ConsumerSlot::owed_kind: the status a group's owed loss is told as.
+enum : uint32_t { kOwedNone = 0, kOwedEvicted = 1, kOwedBeforeOldest = 2 };
 
 struct alignas(128) ConsumerSlot {
   // --- written by the owner on every commit: its own line ---
@@ -213,7 +215,22 @@ struct alignas(128) ConsumerSlot {
   std::atomic<uint64_t> next_seq;      // the sequence at position (producers read it
                                        // before position: a lower bound)
   std::atomic<uint64_t> last_active_ns;// relaxed: diagnostics and eviction
-  uint8_t pad0[128 - 24];
+  // A durable group's loss not yet read (kOwedNone in owed_kind: none): the records from
+  // owed_seq up to the pair's first record are owed to the group, and its next holder is
+  // told of them (kEvicted / kBeforeOldest) before anything else.  Written by the owner
+  // only (at a rejoin, at open, and at a commit after the loss was told, or while it is
+  // read from a store); read by the next holder at open, under the registry lock, after
+  // the owner is gone.  Set: owed_pos, owed_seq, then owed_kind (release) before the pair
+  // moves past them; cleared: owed_kind (release) after the pair moved.  So a kill in
+  // between leaves them owed twice (told again: redelivery), never not at all.
+  std::atomic<uint64_t> owed_seq;      // relaxed, before owed_kind's release
+  std::atomic<uint64_t> owed_pos;      // relaxed: where the gap log is counted from
+  std::atomic<uint64_t> owed_counted;  // relaxed: the loss below this seq was counted
+                                       // already (lost(), evicted_lost): told again, not
+                                       // counted again in evicted_lost
+  std::atomic<uint32_t> owed_kind;     // kOwed*: release by the owner, acquire by the next
+                                       // holder
+  uint8_t pad0[128 - 52];
   // --- registry line: changed only on attach/detach/evict, under the registry lock ---
   std::atomic<uint32_t> state;         // release kSlotReady after name/position are set;
                                        // acquire by producers and lookups
@@ -226,6 +243,8 @@ struct alignas(128) ConsumerSlot {
 static_assert(sizeof(ConsumerSlot) == 256);
 static_assert(offsetof(ConsumerSlot, position) == 0 && offsetof(ConsumerSlot, next_seq) == 8 &&
               alignof(ConsumerSlot) % 16 == 0);  // the pair is a PosSeq for CAS16
+static_assert(offsetof(ConsumerSlot, owed_seq) == 24 && offsetof(ConsumerSlot, owed_pos) == 32 &&
+              offsetof(ConsumerSlot, owed_counted) == 40 && offsetof(ConsumerSlot, owed_kind) == 48);
 static_assert(offsetof(ConsumerSlot, state) == 128);
 static_assert(offsetof(ConsumerSlot, owner) == 136);
 static_assert(offsetof(ConsumerSlot, name) == 144);

@@ -191,6 +191,10 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
     ci.next_seq = load_acquire(c->next_seq);
     ci.lag = s.next_seq > ci.next_seq ? s.next_seq - ci.next_seq : 0;
     ci.last_active_ns = load_relaxed(c->last_active_ns);
+    // acquire: pairs with the owner's release of owed_kind (layout.h); a forged value is
+    // only shown.
+    if (ci.durable && load_acquire(c->owed_kind) != kOwedNone)
+      ci.owed_from = load_relaxed(c->owed_seq);
     s.consumers.push_back(std::move(ci));
   }
   s.persist = read_persist_settings(h);

@@ -18,7 +18,7 @@
 //      none (the chaos build's futex counter).
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
 //                     [--abandon-ms MS] [--epsilon-ms MS] [--single-producer]
-//        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive
+//        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive|new-group-start-passed
 //                     (chaos_repro.cc: exit 1 while the defect shows)
 // The phases of a round: chaos_phase.cc, chaos_bounds.cc (chaos_driver.h).
 #include <sys/mman.h>
@@ -139,6 +139,8 @@ int main(int argc, char** argv) {
       return repro_replay_empty_store();
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "fork-keeps-producer-alive")
       return repro_fork_keeps_producer_alive();
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "new-group-start-passed")
+      return repro_new_group_start_passed();
     else {
       std::fprintf(stderr, "usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X] "
                            "[--abandon-ms MS] [--epsilon-ms MS] [--single-producer]\n");

@@ -184,4 +184,63 @@ int repro_fork_keeps_producer_alive() {
   return rc;
 }
 
+// new-group-start-passed (found by a review, 2026-12-01; fixed): a new group opened at
+// StartFrom::seq(X), X in the ring when open() looked, whose start producers passed while
+// open() registered (here: 200 records through a 4 KiB ring at step R2, the slot held).
+// open() moved its start to the floor but decided "below the oldest record" from what it
+// had read before: records X.. were skipped with no kBeforeOldest, nothing counted lost.
+int repro_new_group_start_passed() {
+  const std::string ns = "chaosrepro" + std::to_string(getpid());
+  StreamOptions so;
+  so.capacity = 4096;
+  so.max_record = 256;
+  if (!create_stream(ns, "s", so)) return 2;
+  int rc = 2;
+  auto p = Producer::open(ns, "s");
+  std::vector<std::byte> b(64);
+  for (uint64_t i = 0; p && i < 20; ++i) {
+    make_payload(b.data(), b.size(), 1, i);
+    (void)p.value().publish(Bytes(b.data(), b.size()));
+  }
+  if (p) {
+    static Producer* producer = nullptr;
+    static std::vector<std::byte>* buf = nullptr;
+    static thread_local bool opener = false;
+    producer = &p.value();
+    buf = &b;
+    detail::set_chaos_handler([](detail::ChaosStep step) noexcept {
+      if (!opener || step != detail::ChaosStep::kRegSlotHeld) return;
+      opener = false;  // our own publishes fire hooks too
+      for (uint64_t i = 20; i < 220; ++i) {
+        make_payload(buf->data(), buf->size(), 1, i);
+        (void)producer->publish(Bytes(buf->data(), buf->size()));
+      }
+    });
+    ConsumerOptions co;
+    co.group = "newg";
+    co.start = StartFrom::seq(10);
+    opener = true;
+    auto g = Consumer::open(ns, "s", co);
+    opener = false;
+    detail::set_chaos_handler(nullptr);
+    Record rec;
+    const ReadStatus st = g ? g.value().poll(&rec, std::chrono::nanoseconds(0)) : ReadStatus::kCorrupt;
+    if (st == ReadStatus::kBeforeOldest && g.value().last_loss().from == 10) {
+      std::printf("repro new-group-start-passed: not reproduced (told: records 10..%llu lost)\n",
+                  static_cast<unsigned long long>(g.value().last_loss().to - 1));
+      rc = 0;
+    } else if (st == ReadStatus::kOk) {
+      std::printf("repro new-group-start-passed: REPRODUCED: the first record read is %llu, "
+                  "lost %llu: records from 10 skipped without a report\n",
+                  static_cast<unsigned long long>(rec.seq),
+                  static_cast<unsigned long long>(g.value().lost()));
+      rc = 1;
+    } else {
+      std::printf("repro new-group-start-passed: unexpected status %d\n", static_cast<int>(st));
+    }
+  }
+  (void)remove_stream(ns, "s", true);
+  return rc;
+}
+
 }  // namespace shmbus::chaos

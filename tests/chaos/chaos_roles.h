@@ -83,4 +83,5 @@ namespace shmbus::chaos {
 // chaos_repro.cc: a deterministic repro of the replay defect (see there).
 int repro_replay_empty_store();
 int repro_fork_keeps_producer_alive();
+int repro_new_group_start_passed();
 }  // namespace shmbus::chaos

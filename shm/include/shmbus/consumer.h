@@ -149,6 +149,16 @@ class Consumer {
                                         // the oldest record
   // The range counted by the last kLapped, kEvicted or kBeforeOldest.
   LossRange last_loss() const noexcept;
+  // A durable group's loss is owed to the group until it is told: a holder that stops
+  // (or is killed) before its read returns kEvicted / kBeforeOldest leaves it to the
+  // group's next holder, which is told of it.  Once told, it is gone, unless the reader
+  // takes the lost records from elsewhere (persist::GroupConsumer reads them from the
+  // store) and calls this, right after the report and before its next read here: the
+  // records from `from_seq` up to last_loss().to are then still owed, and a commit (or
+  // an auto-committing close) leaves them to the next holder, told again from
+  // `from_seq`.  `from_seq` >= last_loss().to: none is owed any more.  At any other time
+  // it changes nothing.
+  void still_owed(uint64_t from_seq) noexcept;
   uint64_t gaps() const noexcept;       // sequences skipped because claims were abandoned
                                         // or aborted (lapped: those the ring's gap log names)
   // True while lost() is exact.  A lap over sequence numbers that the ring's gap log no

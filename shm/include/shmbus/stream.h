@@ -75,6 +75,10 @@ struct ConsumerInfo {
   uint64_t next_seq = 0;     // first sequence not yet consumed
   uint64_t lag = 0;          // next_seq of stream - next_seq of consumer
   uint64_t last_active_ns = 0;
+  // A durable group's loss not yet told to a holder (or being read from the store): the
+  // records from this sequence up to next_seq left the ring unread; the group's next
+  // holder is told of them (Consumer::still_owed()).
+  std::optional<uint64_t> owed_from;
 };
 
 // The kind of a stream's store, as its header records it (the values are the header's

@@ -44,6 +44,12 @@ class GroupConsumer {
   // read is kCorrupt too, with error() saying why.
   ReadStatus poll(Record* rec, std::chrono::nanoseconds timeout);
   const Loss& loss() const noexcept;
+  // For a reader that hands the loss just reported (kEvicted / kBeforeOldest) to its
+  // caller later (the Python bindings, after a batch's records): until loss_told(), a
+  // commit or close leaves it owed to the group's next holder (Consumer::still_owed()),
+  // who is told of it.  Call right after the report (before the next poll).
+  void defer_loss() noexcept;
+  void loss_told() noexcept;
   const Error& error() const noexcept;
   void commit() noexcept;                       // the ring's position (see above)
   // Consumer::seek() of the ring, leaving the store first: what the store was still to
