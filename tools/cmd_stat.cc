@@ -120,6 +120,11 @@ void print_text(const StreamStat& st) {
                 c.durable ? "group" : "tail", c.pid, c.alive ? "yes" : "no",
                 c.evicted ? "yes" : "no", ull(c.next_seq), ull(c.lag), mu.c_str());
   }
+  for (size_t i = 0; i < s.consumers.size(); ++i)
+    if (s.consumers[i].owed_from)
+      std::printf("  group %s owes the records from seq %llu on (left the ring unread): its "
+                  "next holder is told of them\n",
+                  names[i].c_str(), ull(*s.consumers[i].owed_from));
 }
 
 void print(const StreamStat& st, bool json) {

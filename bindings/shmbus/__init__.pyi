@@ -107,6 +107,7 @@ class ConsumerStat(_Fields):
     lag: int
     last_active_ns: int
     mu_records_per_s: Optional[float]
+    owed_from: Optional[int]
 
 class PersistStat(_Fields):
     """The persistence settings of the stream header (a frozen dataclass)."""

@@ -154,6 +154,9 @@ class ConsumerStat(_Fields):
     lag: int
     last_active_ns: int
     mu_records_per_s: Optional[float]
+    # A durable group's loss not yet told to a holder: the records from this seq up to
+    # next_seq left the ring unread; its next holder is told of them.  None: none.
+    owed_from: Optional[int]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -290,6 +290,7 @@ TEST_F(Cli, EvictedGroupIsToldWhatItLost) {
   CliResult st = cli({"stat", "ev", "--json"});
   EXPECT_EQ(json_raw(st.out, "evicted_lost"), std::to_string(lost)) << st.out;
   EXPECT_EQ(json_raw(st.out, "evicted"), "false") << st.out;
+  EXPECT_EQ(json_raw(st.out, "owed_from"), "null") << st.out;  // told: nothing owed
   // Once told, it is not told again.
   CliResult again = cli({"tail", "ev", "--group", "slowg"});
   expect_ok(again);

@@ -14,7 +14,8 @@ namespace shmbus {
 namespace {
 
 // A value that may be missing: null in the document.
-void value_or_null(JsonWriter& w, const std::optional<double>& v) {
+template <typename T>
+void value_or_null(JsonWriter& w, const std::optional<T>& v) {
   if (v) w.value(*v);
   else w.null();
 }
@@ -153,6 +154,8 @@ std::string stat_json(const StreamStat& st, const std::function<void(JsonWriter&
     if (rates && i < rates->mu_records_per_s.size()) mu = rates->mu_records_per_s[i];
     w.key("mu_records_per_s");
     value_or_null(w, mu);
+    w.key("owed_from");
+    value_or_null(w, c.owed_from);
     w.end_object();
   }
   w.end_array();
