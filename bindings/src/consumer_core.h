@@ -71,6 +71,13 @@ struct ConsumerCore {
     if (uncommitted) consumer->ring().commit();
     uncommitted = false;
   }
+  // An error met inside a batch, raised by the next read.  A group's loss stays owed to
+  // the group until then (GroupConsumer::defer_loss()): a commit or close meanwhile
+  // leaves it to the group's next holder, who is told of it.  Thread: GIL and mu held.
+  void defer(DeferredError e) {
+    if (consumer && (e.is_evicted || e.is_gap)) consumer->defer_loss();
+    deferred = std::move(e);
+  }
 };
 
 // Opens the C++ consumer of `c` (c.ns, c.name, c.group set): a group's GroupConsumer,

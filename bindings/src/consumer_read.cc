@@ -151,7 +151,7 @@ void read_more(const std::shared_ptr<ConsumerCore>& core, size_t max, py::list& 
         if (PyList_Append(out.ptr(), step.record.ptr()) != 0) throw py::error_already_set();
         continue;
       case Step::kAgain: continue;
-      case Step::kRaise: c.deferred = std::move(step.error); break;
+      case Step::kRaise: c.defer(std::move(step.error)); break;
       case Step::kNothing: break;
     }
     break;
@@ -170,9 +170,10 @@ py::object read_one(const std::shared_ptr<ConsumerCore>& core,
   if (c.deferred) {
     DeferredError e = std::move(*c.deferred);
     c.deferred.reset();
-    if (commit) {
+    {
       CoreLock lock(c);
-      c.commit_position();
+      if (commit) c.commit_position();  // (a loss still owed: see defer())
+      if (c.consumer) c.consumer->loss_told();
     }
     raise_read_error(std::move(e));
   }
@@ -197,7 +198,8 @@ py::object read_one(const std::shared_ptr<ConsumerCore>& core,
       case Step::kAgain: continue;
       case Step::kRaise:
         if (in_batch) {
-          c.deferred = std::move(step.error);
+          CoreLock lock(c);
+          c.defer(std::move(step.error));
           return py::none();
         }
         raise_read_error(std::move(step.error));

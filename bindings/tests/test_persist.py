@@ -469,6 +469,49 @@ def test_evicted_group_on_a_persisted_stream_reads_the_store(ns, pstream):
     assert got == [(i, payload(i)) for i in range(3, 2000)]  # ... the store did not
 
 
+def test_a_loss_a_batch_held_back_is_told_to_the_next_holder(ns, pstream):
+    """A group reading its eviction's records from the store meets a hole there (records
+    never stored) after a batch's records: read_batch returns the records and the next
+    read raises the EvictedError.  A close before that read leaves the hole owed to the
+    group: its next holder is told of it (it was dropped, and the records after it were
+    read as if nothing had been missing)."""
+    name, data = pstream
+    opts = dict(data_dir=data, namespace=ns, hold_producers=False)
+    with shmbus.Producer(name, namespace=ns) as p:
+        with shmbus.Persister(name, **opts) as per:
+            for i in range(5):
+                p.publish(payload(i))
+            with shmbus.Consumer(name, group="slowg", namespace=ns) as c:
+                assert [c.poll(1).seq for _ in range(3)] == [0, 1, 2]
+            for i in range(5, 1000):
+                p.publish(payload(i))
+            per.flush(timeout=10)
+        time.sleep(0.5)  # the group away past the consumer_dead_timeout (0.2 s)
+        for i in range(1000, 4000):  # laps the stopped persister's group and slowg
+            p.publish(payload(i))
+        with shmbus.Persister(name, **opts) as per:
+            for i in range(4000, 4500):
+                p.publish(payload(i))
+            per.flush(timeout=10)
+            lost = per.stats()["lost"]
+    assert lost > 0
+    gap_end = 1000 + lost
+    with shmbus.Consumer(name, group="slowg", namespace=ns) as c:
+        assert [r.seq for r in c.read_batch(5000, timeout=1)] == list(range(3, 1000))
+    def owed():
+        return {g["name"]: g["owed_from"] for g in shmbus.stat(name, namespace=ns)["consumers"]}["slowg"]
+
+    assert owed() == 1000
+    with shmbus.Consumer(name, group="slowg", namespace=ns) as c:
+        with pytest.raises(shmbus.EvictedError) as e:
+            c.read_batch(5000, timeout=1)
+        assert (e.value.from_seq, e.value.lost) == (1000, lost)
+        assert [r.seq for r in c.iter(idle_timeout=0.5)] == list(range(gap_end, 4500))
+    with shmbus.Consumer(name, group="slowg", namespace=ns) as c:
+        assert c.poll(0) is None  # told, and read: nothing owed any more
+    assert owed() is None
+
+
 def test_seek_while_reading_from_the_store(ns, pstream):
     """A seek while the group reads from the store leaves the store (it was ignored: the
     next record came from the store as if no seek had been made)."""
