@@ -146,7 +146,26 @@ void ring_seeds() {
   }
   dump_ring("persisted", "persisted", 0x05);
 
-  for (const char* s : {"fresh", "used", "wrapped", "pending", "gaps", "persisted"})
+  // A single-producer stream (layout 5, flags 0b111: plain commits, slot counters on the
+  // second line), wrapped, with a group that owes a loss (a start below the oldest record,
+  // closed before its first read: the slot's owed fields set).
+  StreamOptions sp = so;
+  sp.single_producer = true;
+  check(create_stream(kNs, "single", sp).ok(), "create single");
+  {
+    auto p = Producer::open(kNs, "single");
+    check(p.ok(), "producer single");
+    for (int i = 0; i < 300; ++i) (void)p->publish(text_bytes(std::string(20 + i % 60, 's')));
+    ConsumerOptions co;
+    co.group = "g";  // the group fuzz_ring_open opens
+    co.start = StartFrom::seq(1);
+    auto c = Consumer::open(kNs, "single", co);
+    check(c.ok(), "consumer single");
+  }
+  dump_ring("single", "single-producer-owed", 0x00);
+  dump_ring("single", "single-producer-owed-seq", 0x03 | 0x08);
+
+  for (const char* s : {"fresh", "used", "wrapped", "pending", "gaps", "persisted", "single"})
     (void)remove_stream(kNs, s, true);
 }
 
