@@ -55,6 +55,9 @@ struct Consumer::Impl {
   // not yet.  told_kind / told_pos: the last loss reported, for still_owed().
   uint32_t owed_kind = kOwedNone;
   uint64_t owed_seq = 0, owed_pos = 0, owed_counted = 0;
+  // Kept owed by still_owed(): the loss's end (the records from there on are the ring's;
+  // once one is returned, nothing is owed any more).  Not told yet: ~0.
+  uint64_t owed_end = ~0ULL;
   bool owed_dirty = false;
   uint32_t told_kind = kOwedNone;
   uint64_t told_pos = 0;
@@ -64,6 +67,7 @@ struct Consumer::Impl {
     owed_seq = seq;
     owed_pos = pos;
     owed_counted = kind == kOwedNone ? 0 : counted;
+    owed_end = ~0ULL;
     owed_dirty = true;
   }
   // The loss was returned to the caller: nothing is owed any more (unless still_owed()).
@@ -192,7 +196,10 @@ void Consumer::Impl::publish_position() noexcept {
   }
   committed_pos = done_pos;
   tail_unpublished = 0;
-  if (owed_dirty) write_owed();  // after the pair: a kill between tells the loss twice
+  // After the pair: a kill between tells the loss twice.  A loss kept owed by still_owed()
+  // is told once this holder reads on past it in the ring.
+  if (owed_kind != kOwedNone && done_seq > owed_end) told();
+  if (owed_dirty) write_owed();
   if (++since_activity >= 256) {
     since_activity = 0;
     store_relaxed(slot->last_active_ns, now_ns());  // relaxed: diagnostics
@@ -619,6 +626,7 @@ void Consumer::still_owed(uint64_t from_seq) noexcept {
     return;
   }
   c.set_owed(c.told_kind, std::max(from_seq, c.last_loss.from), c.told_pos, c.last_loss.to);
+  c.owed_end = c.last_loss.to;
 }
 
 uint64_t Consumer::next_seq() const noexcept {

@@ -309,6 +309,40 @@ TEST(Ring, ALossToldToAHolderKilledBeforeItsNextCommitIsToldAgainAndCountedOnce)
   EXPECT_EQ(stream_info(ns.ns(), "s")->evicted_lost, counted);  // once
 }
 
+// still_owed() keeps a told loss owed only until the holder reads on past it in the ring
+// (a review of 2026-12-01: the loss owed grew with the position, and the next holder was
+// told of records the ring had delivered, counted again).
+TEST(Ring, ALossKeptOwedIsToldOnceTheHolderReadsOnPastIt) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_NO_FATAL_FAILURE(evict_after_3(ns.ns(), p.value(), "g"));
+  uint64_t to = 0;
+  {
+    auto g = Consumer::open(ns.ns(), "s", durable("g"));
+    Record rec;
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kEvicted);
+    to = g->last_loss().to;
+    g->still_owed(13);  // as if it read 3..12 from elsewhere
+    g->commit();
+    auto info = stream_info(ns.ns(), "s");
+    ASSERT_EQ(info->consumers.size(), 1u);
+    EXPECT_EQ(info->consumers[0].owed_from, std::optional<uint64_t>(13));
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);  // reads on from the ring
+    EXPECT_EQ(rec.seq, to);
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+    g->commit();
+  }
+  auto info = stream_info(ns.ns(), "s");
+  EXPECT_FALSE(info->consumers[0].owed_from);
+  const uint64_t counted = info->evicted_lost;
+  auto g = Consumer::open(ns.ns(), "s", durable("g"));
+  Record rec;
+  ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, to + 2);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->evicted_lost, counted);
+}
+
 // The position of a group whose holder is gone is kept for consumer_retention, then
 // the group is forgotten: it starts anew where `start` says.
 TEST(Ring, GroupForgottenAfterRetention) {
