@@ -7,6 +7,7 @@
 // yet stay owed to the group (Consumer::still_owed()): a commit or a close while reading
 // the store leaves them to the group's next holder, which reads them from the store too.
 #include <optional>
+#include <utility>
 
 #include "shmbus/persister.h"
 #include "shmbus/detail/stream_control.h"
@@ -37,6 +38,7 @@ struct GroupConsumer::Impl {
   }
   // What the group is owed: the store's records from `next` (none once it is done).
   bool owing = false;  // still_owed() was told of a store read still to finish
+  bool stuck = false;  // the store read failed where it stood: the rest is lost
   void owe() {
     owing = reader.has_value();
     ring->still_owed(owing ? next : ~0ULL);
@@ -44,12 +46,15 @@ struct GroupConsumer::Impl {
 };
 
 ReadStatus GroupConsumer::Impl::read_store(Record* out) {
+  if (reader && std::exchange(stuck, false)) return hole(next, end, true);
   while (reader && next < end) {
     auto e = reader->next();
     if (!e) {
-      // The rest stays owed until the next read here goes on with the ring.
+      // A segment that cannot be read: the reader moved past it (its records come next,
+      // as a hole from `next`, counted), or, stuck, the rest of [next, end) is reported
+      // lost by the next read (`stuck`): never dropped without a word.  Owed meanwhile.
       error = e.error();
-      reader.reset();
+      stuck = reader->position() <= next;
       return ReadStatus::kCorrupt;
     }
     switch (e->kind) {
@@ -114,7 +119,7 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
     const ReadStatus st = c.read_store(rec);
     if (st != ReadStatus::kTimeout) return st;
   }
-  if (c.owing) c.owe();  // (after a failed store read: reading on with the ring drops the rest)
+  if (c.owing) c.owe();  // the store's part is done: nothing more owed
   const ReadStatus st = c.ring->poll(rec, timeout);
   if (st != ReadStatus::kEvicted && st != ReadStatus::kBeforeOldest) return st;
   const LossRange r = c.ring->last_loss();
@@ -130,7 +135,18 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
   // What the store has is read next; the first entry says whether it starts at `from`.
   auto e = c.reader->next();
   if (!e) {
-    c.reader.reset();
+    // A segment that cannot be read where the loss starts: the reader moved past it (the
+    // rest comes from the store, what it skipped is lost), or, stuck, all of it is lost.
+    c.error = e.error();
+    const uint64_t past = c.reader->position();
+    if (past <= r.from || past >= r.to || !c.reader->seek_seq(past)) {
+      c.reader.reset();
+      return st;
+    }
+    c.loss.lost = past - r.from;
+    c.loss.from_store = true;
+    c.next = past;
+    c.owe();
     return st;
   }
   if (e->kind == EntryKind::kRecord && e->seq == r.from) {
@@ -172,6 +188,7 @@ Result<void> GroupConsumer::seek(StartFrom where) {
   Impl& c = *impl_;
   c.reader.reset();
   c.owing = false;
+  c.stuck = false;
   c.next = c.end = 0;
   c.loss = Loss{};
   return c.ring->seek(where);
