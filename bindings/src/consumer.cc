@@ -137,6 +137,7 @@ class ConsumerHandle {
     const StartFrom where = to_start(start);
     c.live.expire_all();  // views into the old position die first
     CoreLock lock(c);
+    c.deferred.reset();  // an error a batch held back is about the records left behind
     Result<void> r;
     {
       py::gil_scoped_release nogil;
@@ -431,8 +432,9 @@ ring is gone (after a reboot) but whose store is in the data dir is read from th
 Waits release the GIL and Ctrl-C interrupts them.  A Consumer may be used from several
 threads (calls are serialized).  A Consumer made before fork() is closed in the child.
 An error met by read_batch (a step of iter_batches) after it took some records
-(LappedError, EvictedError, GapError) is raised by the next read instead, so that those
-records are returned.
+(LappedError, EvictedError, GapError, a CorruptError of the store) is raised by the next
+read instead, so that those records are returned; a group's loss stays owed to the group
+until it is raised (a close before leaves it to the group's next holder).
 )doc")
       .def(py::init<const std::string&, const py::object&, const py::object&, const py::object&,
                     bool, bool, bool, const std::string&, bool, bool, const py::object&>(),

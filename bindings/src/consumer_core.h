@@ -35,6 +35,10 @@ struct DeferredError {
   uint64_t lost = 0;       // a lap or an eviction
   bool is_evicted = false;
   uint64_t from = 0, to = 0;  // is_evicted
+  // Any other error (damage, a store read that failed): raised with this code and the
+  // message.
+  bool is_error = false;
+  Errc code = Errc::kCorrupt;
 };
 [[noreturn]] void raise_read_error(DeferredError e);
 

@@ -11,7 +11,8 @@
 // yet, go on at once, or an error to raise.  Errors to raise are a lap (raise_on_lap),
 // a gap (a replay's with raise_on_gap; a ring's start below its oldest record), or an
 // eviction; met inside read_batch after some records were collected, they are kept and
-// raised by the next read, so that the records already taken out are not dropped.
+// raised by the next read, so that the records already taken out are not dropped; so is
+// any other error a batch meets after its first record (a damaged store segment).
 #include "consumer_core.h"
 #include "errors.h"
 
@@ -74,6 +75,9 @@ Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Dead
     case ReadStatus::kBeforeOldest: {
       const persist::GroupConsumer::Loss loss = c.consumer->loss();
       if (loss.lost == 0) return Step{Step::kAgain, {}, {}};  // the store has them: they come next
+      // Told (once raised): the next commit or close says so in the group's slot, or its
+      // next holder is told again.
+      if (c.durable) c.uncommitted = true;
       if (st == ReadStatus::kBeforeOldest || !c.durable) {
         if (!c.durable && !c.raise_on_gap) return Step{Step::kAgain, {}, {}};  // counted in `lost`
         return raise_step(
@@ -88,9 +92,17 @@ Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Dead
                                       loss.lost, true, loss.from, loss.to});
     }
     case ReadStatus::kCorrupt:
-      if (!c.consumer->error().message.empty())
-        throw_error(Errc::kCorrupt,
-                    "reading the store of stream '" + c.name + "': " + c.consumer->error().message);
+      if (!c.consumer->error().message.empty()) {
+        std::string msg = "reading the store of stream '" + c.name + "': " + c.consumer->error().message;
+        if (more) {  // after a batch's records: raised by the next read
+          DeferredError e;
+          e.is_error = true;
+          e.code = Errc::kCorrupt;
+          e.message = std::move(msg);
+          return raise_step(std::move(e));
+        }
+        throw_error(Errc::kCorrupt, msg);
+      }
       throw_error(Errc::kCorrupt,
                   "stream '" + c.name + "' holds bytes that no shmbus producer wrote near "
                   "sequence " + std::to_string(c.next_seq.load()) +
@@ -103,7 +115,7 @@ Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Dead
 
 // One poll of a replaying consumer.  Gaps are counted (gaps, last_gap), then skipped or
 // raised (raise_on_gap).  Thread: GIL and mu held (the GIL released while polling).
-Step poll_replay(ConsumerCore& c, bool first, const Deadline& deadline) {
+Step poll_replay(ConsumerCore& c, bool first, const Deadline& deadline, bool more = false) {
   Record rec;
   persist::ReplayStatus st;
   {
@@ -124,6 +136,13 @@ Step poll_replay(ConsumerCore& c, bool first, const Deadline& deadline) {
     }
     case persist::ReplayStatus::kError: {
       const Error e = c.replay->error();
+      if (more) {  // after a batch's records: raised by the next read
+        DeferredError d;
+        d.is_error = true;
+        d.code = e.code;
+        d.message = "replaying stream '" + c.name + "': " + e.message;
+        return raise_step(std::move(d));
+      }
       throw_error(e.code, "replaying stream '" + c.name + "': " + e.message);
     }
     case persist::ReplayStatus::kClosed: c.throw_closed();
@@ -134,6 +153,7 @@ Step poll_replay(ConsumerCore& c, bool first, const Deadline& deadline) {
 }  // namespace
 
 void raise_read_error(DeferredError e) {
+  if (e.is_error) throw_error(e.code, e.message);
   if (e.is_gap) throw_gap(e.gap.from, e.gap.to, e.gap.reason);
   if (e.is_evicted) throw_evicted(e.message, e.from, e.to, e.lost);
   throw_lapped(e.message, e.lost);
@@ -145,7 +165,7 @@ void read_more(const std::shared_ptr<ConsumerCore>& core, size_t max, py::list& 
   const Deadline& now = no_wait();
   CoreLock lock(c);
   while (c.usable() && static_cast<size_t>(PyList_GET_SIZE(out.ptr())) < max) {
-    Step step = c.replay ? poll_replay(c, true, now) : poll_ring(core, true, now, true);
+    Step step = c.replay ? poll_replay(c, true, now, true) : poll_ring(core, true, now, true);
     switch (step.kind) {
       case Step::kRecord:
         if (PyList_Append(out.ptr(), step.record.ptr()) != 0) throw py::error_already_set();

@@ -512,6 +512,47 @@ def test_a_loss_a_batch_held_back_is_told_to_the_next_holder(ns, pstream):
     assert owed() is None
 
 
+def test_a_damaged_segment_in_a_batch_from_the_store(ns, pstream):
+    """A group reading its eviction's records from the store meets a segment whose header
+    is damaged: read_batch returns the records before it (they were dropped with the
+    error), the next read raises CorruptError, the next EvictedError counting exactly the
+    segment's records, and the records of the intact segments after it still come (they
+    were dropped unreported)."""
+    name, data = pstream
+    with shmbus.Persister(name, data_dir=data, namespace=ns, segment_bytes="32K") as per:
+        with shmbus.Producer(name, namespace=ns) as p:
+            for i in range(5):
+                p.publish(payload(i))
+            with shmbus.Consumer(name, group="g", namespace=ns) as c:
+                assert [c.poll(1).seq for _ in range(3)] == [0, 1, 2]
+            time.sleep(0.5)  # away past the consumer_dead_timeout (0.2 s)
+            for i in range(5, 2000):
+                p.publish(payload(i))
+        per.flush(timeout=10)
+    store = os.path.join(data, ns, name)
+    segs = sorted(f for f in os.listdir(store) if f.endswith(".seg"))
+    assert len(segs) >= 5
+    bad_from, bad_to = int(segs[2][:-4]), int(segs[3][:-4])
+    with open(os.path.join(store, segs[2]), "r+b") as f:
+        f.seek(8)
+        f.write(b"\xee")  # the format version
+    got, raised = [], []
+    with shmbus.Consumer(name, group="g", namespace=ns) as c:
+        while True:
+            try:
+                batch = c.read_batch(100, timeout=0.5)
+            except (shmbus.CorruptError, shmbus.EvictedError) as e:
+                raised.append(e)
+                continue
+            if not batch:
+                break
+            got += [r.seq for r in batch]
+    assert [type(e) for e in raised] == [shmbus.CorruptError, shmbus.EvictedError]
+    assert segs[2] in str(raised[0])
+    assert (raised[1].from_seq, raised[1].lost) == (bad_from, bad_to - bad_from)
+    assert got == [i for i in range(3, 2000) if not bad_from <= i < bad_to]
+
+
 def test_seek_while_reading_from_the_store(ns, pstream):
     """A seek while the group reads from the store leaves the store (it was ignored: the
     next record came from the store as if no seek had been made)."""

@@ -546,6 +546,33 @@ def test_evicted_group_raises_evicted_error_with_the_exact_loss(ns):
     assert st["consumers"][0]["evicted"] is False
 
 
+def test_an_eviction_raised_and_closed_at_once_is_not_raised_again(ns):
+    """A review (2026-12-01): a holder whose first read raised EvictedError and that
+    closed at once (nothing returned to commit) left the loss to every later holder.
+    Raised is told: with auto_commit the close says so, without it commit() does."""
+    for auto_commit in (True, False):
+        name = "ev%d" % auto_commit
+        shmbus.create(name, capacity="4K", namespace=ns, consumer_dead_timeout=0.2)
+        with shmbus.Producer(name, namespace=ns) as p:
+            for i in range(5):
+                p.publish(b"%d" % i)
+            with shmbus.Consumer(name, group="g", namespace=ns) as c:
+                assert [c.poll(0).seq for _ in range(3)] == [0, 1, 2]
+            time.sleep(0.5)  # away past the consumer_dead_timeout
+            for i in range(200):
+                p.publish(b"%100d" % i)
+        with shmbus.Consumer(name, group="g", namespace=ns, auto_commit=auto_commit) as c:
+            with pytest.raises(shmbus.EvictedError) as e:
+                c.poll(0)
+            if not auto_commit:
+                c.commit()
+        with shmbus.Consumer(name, group="g", namespace=ns) as c:
+            assert c.poll(0).seq == e.value.to_seq  # not raised again
+        st = shmbus.stat(name, namespace=ns)
+        assert st["evicted_lost"] == e.value.lost
+        assert st["consumers"][0]["owed_from"] is None
+
+
 def test_consumer_retention_forgets_a_group(ns):
     shmbus.create("r", capacity="64K", namespace=ns, consumer_retention=1.0)
     assert shmbus.stat("r", namespace=ns)["consumer_retention_ms"] == 1000
