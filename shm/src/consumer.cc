@@ -62,6 +62,10 @@ struct Consumer::Impl {
   uint32_t told_kind = kOwedNone;
   uint64_t told_pos = 0;
   void write_owed() noexcept;
+  [[gnu::cold, gnu::noinline]] void settle_owed() noexcept {
+    if (owed_kind != kOwedNone && done_seq > owed_end) told();
+    if (owed_dirty) write_owed();
+  }
   void set_owed(uint32_t kind, uint64_t seq, uint64_t pos, uint64_t counted) noexcept {
     owed_kind = kind;
     owed_seq = seq;
@@ -198,8 +202,7 @@ void Consumer::Impl::publish_position() noexcept {
   tail_unpublished = 0;
   // After the pair: a kill between tells the loss twice.  A loss kept owed by still_owed()
   // is told once this holder reads on past it in the ring.
-  if (owed_kind != kOwedNone && done_seq > owed_end) told();
-  if (owed_dirty) write_owed();
+  if (owed_kind != kOwedNone || owed_dirty) [[unlikely]] settle_owed();
   if (++since_activity >= 256) {
     since_activity = 0;
     store_relaxed(slot->last_active_ns, now_ns());  // relaxed: diagnostics
