@@ -41,7 +41,8 @@ class GroupConsumer {
 
   // Thread: one at a time.  kOk, kTimeout, kEvicted / kBeforeOldest (see loss()),
   // kLapped (a tailing ring consumer, not a group), kCorrupt, kClosed; a failed store
-  // read is kCorrupt too, with error() saying why.
+  // read is kCorrupt too, with error() saying why, and the next poll reports the records
+  // it could not read as a loss (kEvicted, loss().lost) and goes on with the store.
   ReadStatus poll(Record* rec, std::chrono::nanoseconds timeout);
   const Loss& loss() const noexcept;
   // For a reader that hands the loss just reported (kEvicted / kBeforeOldest) to its
