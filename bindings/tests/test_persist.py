@@ -448,24 +448,30 @@ def test_wait_durable_raises_not_persisted_for_a_lost_record(ns, tmp_path):
             assert e.value.seq == lost and "not persisted" in str(e.value)
 
 
+def evict_a_group_of_a_persisted_stream(ns, name, data, group, **persister):
+    """`group` reads records 0..2 of 5 and goes away past the consumer_dead_timeout
+    (0.2 s); 1995 more (~5 rings) evict and overrun it; a persister stored them all."""
+    with shmbus.Persister(name, data_dir=data, namespace=ns, **persister) as per:
+        with shmbus.Producer(name, namespace=ns) as p:
+            for i in range(5):
+                p.publish(payload(i))
+            with shmbus.Consumer(name, group=group, namespace=ns) as c:
+                assert [c.poll(1).seq for _ in range(3)] == [0, 1, 2]
+            time.sleep(0.5)  # away past the consumer_dead_timeout
+            for i in range(5, 2000):
+                p.publish(payload(i))
+        per.flush(timeout=10)
+
+
 def test_evicted_group_on_a_persisted_stream_reads_the_store(ns, pstream):
     """Issue 13 point 2: on a persisted stream a group evicted while away loses nothing:
     what left the ring comes from the store, in order, then the ring (no EvictedError)."""
     name, data = pstream
-    with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
-        with shmbus.Producer(name, namespace=ns) as p:
-            for i in range(5):
-                p.publish(payload(i))
-            with shmbus.Consumer(name, group="slowg", namespace=ns) as c:
-                assert [c.poll(1).seq for _ in range(3)] == [0, 1, 2]
-            time.sleep(0.5)  # away past the consumer_dead_timeout (0.2 s)
-            for i in range(5, 2000):  # ~5 rings
-                p.publish(payload(i))
-            per.flush(timeout=10)
-        assert shmbus.stat(name, namespace=ns)["evictions"] >= 1
-        with shmbus.Consumer(name, group="slowg", namespace=ns) as c:
-            got = [(r.seq, r.bytes()) for r in c.iter(idle_timeout=0.5)]
-            assert c.lost >= 1  # the ring lost them ...
+    evict_a_group_of_a_persisted_stream(ns, name, data, "slowg")
+    assert shmbus.stat(name, namespace=ns)["evictions"] >= 1
+    with shmbus.Consumer(name, group="slowg", namespace=ns) as c:
+        got = [(r.seq, r.bytes()) for r in c.iter(idle_timeout=0.5)]
+        assert c.lost >= 1  # the ring lost them ...
     assert got == [(i, payload(i)) for i in range(3, 2000)]  # ... the store did not
 
 
@@ -519,16 +525,7 @@ def test_a_damaged_segment_in_a_batch_from_the_store(ns, pstream):
     segment's records, and the records of the intact segments after it still come (they
     were dropped unreported)."""
     name, data = pstream
-    with shmbus.Persister(name, data_dir=data, namespace=ns, segment_bytes="32K") as per:
-        with shmbus.Producer(name, namespace=ns) as p:
-            for i in range(5):
-                p.publish(payload(i))
-            with shmbus.Consumer(name, group="g", namespace=ns) as c:
-                assert [c.poll(1).seq for _ in range(3)] == [0, 1, 2]
-            time.sleep(0.5)  # away past the consumer_dead_timeout (0.2 s)
-            for i in range(5, 2000):
-                p.publish(payload(i))
-        per.flush(timeout=10)
+    evict_a_group_of_a_persisted_stream(ns, name, data, "g", segment_bytes="32K")
     store = os.path.join(data, ns, name)
     segs = sorted(f for f in os.listdir(store) if f.endswith(".seg"))
     assert len(segs) >= 5

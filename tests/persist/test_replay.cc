@@ -408,46 +408,50 @@ TEST(Replay, LappedWithoutPersisterReportsTheLossInTime) {
 // delivers what left the ring from the store, in order, then the ring.  A new group that
 // starts below the ring's oldest record reads the store the same way.
 // Stream "s" (a 16 KiB ring, consumer timeout 100 ms) persisted into `dir` (16 KiB
-// segments) by *per; group `co` read records 0..4 of 10, committed and went away, and
-// then 990 more records (~8 rings) evicted it and overran it.
-void evict_persisted_group(const std::string& ns, const DataDir& dir, const ConsumerOptions& co,
-                           std::unique_ptr<Persister>* per, std::optional<Producer>* producer) {
-  StreamOptions so = stream_opts(16 << 10);
-  so.consumer_dead_timeout = 100ms;
-  ASSERT_TRUE(create_stream(ns, "s", so));
-  PersisterOptions o;
-  o.data_dir = dir.path();
-  o.segment_bytes = 16 << 10;
-  auto started = Persister::start(ns, "s", o);
-  ASSERT_TRUE(started) << started.error().message;
-  *per = std::move(started.value());
-  auto p = Producer::open(ns, "s");
-  ASSERT_TRUE(p);
-  producer->emplace(std::move(p.value()));
-  publish_range(**producer, 0, 10);
-  {
-    auto g = GroupConsumer::open(ns, "s", co);
-    ASSERT_TRUE(g);
-    Record rec;
-    for (uint64_t i = 0; i < 5; ++i) {
-      ASSERT_EQ(g->poll(&rec, 1s), ReadStatus::kOk);
-      ASSERT_EQ(rec.seq, i);
-    }
-    g->commit();
-  }
-  std::this_thread::sleep_for(300ms);  // away past the consumer timeout
-  publish_range(**producer, 10, 1000);
-}
-
-TEST(Replay, EvictedGroupContinuesFromTheStore) {
+// segments) by `per`; group "slowg" read records 0..4 of 10, committed and went away, and
+// then 990 more records (~8 rings) evicted it and overran it; all 1000 are durable.
+struct EvictedGroupOnAStore {
   ScopedNs ns;
   DataDir dir;
   ConsumerOptions co;
-  co.group = "slowg";
   std::unique_ptr<Persister> per;
   std::optional<Producer> p;
-  ASSERT_NO_FATAL_FAILURE(evict_persisted_group(ns.ns(), dir, co, &per, &p));
-  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 1000; }));
+
+  void make() {
+    co.group = "slowg";
+    StreamOptions so = stream_opts(16 << 10);
+    so.consumer_dead_timeout = 100ms;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+    PersisterOptions o;
+    o.data_dir = dir.path();
+    o.segment_bytes = 16 << 10;
+    auto started = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(started) << started.error().message;
+    per = std::move(started.value());
+    auto opened = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(opened);
+    p.emplace(std::move(opened.value()));
+    publish_range(*p, 0, 10);
+    {
+      auto g = GroupConsumer::open(ns.ns(), "s", co);
+      ASSERT_TRUE(g);
+      Record rec;
+      for (uint64_t i = 0; i < 5; ++i) {
+        ASSERT_EQ(g->poll(&rec, 1s), ReadStatus::kOk);
+        ASSERT_EQ(rec.seq, i);
+      }
+      g->commit();
+    }
+    std::this_thread::sleep_for(300ms);  // away past the consumer timeout
+    publish_range(*p, 10, 1000);
+    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 1000; }));
+  }
+};
+
+TEST(Replay, EvictedGroupContinuesFromTheStore) {
+  EvictedGroupOnAStore f;
+  ASSERT_NO_FATAL_FAILURE(f.make());
+  auto& [ns, dir, co, per, p] = f;
   ASSERT_GE(stream_info(ns.ns(), "s")->evictions, 1u);
   ASSERT_GT(stream_info(ns.ns(), "s")->oldest_seq, 5u);
 
@@ -492,14 +496,9 @@ TEST(Replay, AGroupThatStopsWhileReadingTheStoreLeavesTheRestToItsNextHolder) {
   for (const Stop stop : {Stop::kCloseAfter100, Stop::kKillAfterCommitAt100,
                           Stop::kCloseRightAfterTheReport, Stop::kKillBeforeTheFirstRead}) {
     SCOPED_TRACE(static_cast<int>(stop));
-    ScopedNs ns;
-    DataDir dir;
-    ConsumerOptions co;
-    co.group = "slowg";
-    std::unique_ptr<Persister> per;
-    std::optional<Producer> p;
-    ASSERT_NO_FATAL_FAILURE(evict_persisted_group(ns.ns(), dir, co, &per, &p));
-    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 1000; }));
+    EvictedGroupOnAStore f;
+    ASSERT_NO_FATAL_FAILURE(f.make());
+    auto& [ns, dir, co, per, p] = f;
     ASSERT_GT(stream_info(ns.ns(), "s")->oldest_seq, 105u);
 
     // The first holder: told of the loss, reads some of it from the store, stops.
@@ -562,14 +561,9 @@ TEST(Replay, AGroupThatStopsWhileReadingTheStoreLeavesTheRestToItsNextHolder) {
 TEST(Replay, ADamagedSegmentOfAGroupsLossIsCountedAndTheRestStillComes) {
   for (const bool stop_at_the_error : {false, true}) {
     SCOPED_TRACE(stop_at_the_error);
-    ScopedNs ns;
-    DataDir dir;
-    ConsumerOptions co;
-    co.group = "slowg";
-    std::unique_ptr<Persister> per;
-    std::optional<Producer> p;
-    ASSERT_NO_FATAL_FAILURE(evict_persisted_group(ns.ns(), dir, co, &per, &p));
-    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 1000; }));
+    EvictedGroupOnAStore f;
+    ASSERT_NO_FATAL_FAILURE(f.make());
+    auto& [ns, dir, co, per, p] = f;
     ASSERT_TRUE(per->stop());
     // The third segment (in name order) gets a header it cannot read.
     std::vector<std::filesystem::path> segs;
