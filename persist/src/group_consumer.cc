@@ -6,6 +6,7 @@
 // there: it has not returned it yet).  Until then the records of [from, to) not returned
 // yet stay owed to the group (Consumer::still_owed()): a commit or a close while reading
 // the store leaves them to the group's next holder, which reads them from the store too.
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -38,7 +39,9 @@ struct GroupConsumer::Impl {
   }
   // What the group is owed: the store's records from `next` (none once it is done).
   bool owing = false;  // still_owed() was told of a store read still to finish
-  bool stuck = false;  // the store read failed where it stood: the rest is lost
+  // A store read that failed: the next read reports [next, skip_to) lost (the reader
+  // stands at skip_to, past what it could not read; `end` when it could not move on).
+  uint64_t skip_to = 0;
   void owe() {
     owing = reader.has_value();
     ring->still_owed(owing ? next : ~0ULL);
@@ -46,15 +49,20 @@ struct GroupConsumer::Impl {
 };
 
 ReadStatus GroupConsumer::Impl::read_store(Record* out) {
-  if (reader && std::exchange(stuck, false)) return hole(next, end, true);
+  if (reader && skip_to > next) {
+    const uint64_t to = std::min(skip_to, end);
+    skip_to = 0;
+    return hole(next, to, to >= end);
+  }
   while (reader && next < end) {
     auto e = reader->next();
     if (!e) {
-      // A segment that cannot be read: the reader moved past it (its records come next,
-      // as a hole from `next`, counted), or, stuck, the rest of [next, end) is reported
-      // lost by the next read (`stuck`): never dropped without a word.  Owed meanwhile.
+      // A segment that cannot be read: the next read reports what the reader skipped
+      // (up to where it stands past the segment), or, if it could not move on, the rest
+      // of [next, end), as a counted loss: never dropped without a word, and every
+      // failure moves `next` on (no endless kCorrupt).  Owed meanwhile.
       error = e.error();
-      stuck = reader->position() <= next;
+      skip_to = reader->position() > next ? reader->position() : end;
       return ReadStatus::kCorrupt;
     }
     switch (e->kind) {
@@ -188,7 +196,7 @@ Result<void> GroupConsumer::seek(StartFrom where) {
   Impl& c = *impl_;
   c.reader.reset();
   c.owing = false;
-  c.stuck = false;
+  c.skip_to = 0;
   c.next = c.end = 0;
   c.loss = Loss{};
   return c.ring->seek(where);
