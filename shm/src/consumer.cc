@@ -74,6 +74,14 @@ struct Consumer::Impl {
     owed_end = ~0ULL;
     owed_dirty = true;
   }
+  // Producers passed this holder's position (seq, pos): the loss is owed from there, or
+  // from an earlier loss still owed, in the slot before the pair moves to the floor, so
+  // that a holder that stops before it is told leaves it to the next (not as gaps).
+  void owe_eviction(uint64_t seq, uint64_t pos) noexcept {
+    if (owed_kind == kOwedNone) set_owed(kOwedEvicted, seq, pos, 0);
+    else set_owed(kOwedEvicted, owed_seq, owed_pos, owed_counted);
+    write_owed();
+  }
   // The loss was returned to the caller: nothing is owed any more (unless still_owed()).
   void told() noexcept {
     if (owed_kind != kOwedNone) set_owed(kOwedNone, 0, 0, 0);
@@ -269,14 +277,7 @@ bool Consumer::Impl::rejoin() noexcept {
     if ((f.pos & (kRecordAlign - 1)) != 0) return false;
     const bool passed = f.pos > done_pos;
     const PosSeq at = passed ? f : PosSeq{done_pos, done_seq};
-    if (passed) {
-      // Owed from where this holder stands (or from an earlier loss not yet told), in the
-      // slot before the pair moves past it: a holder that stops now leaves it told to
-      // the next (rather than counted as gaps).
-      if (owed_kind == kOwedNone) set_owed(kOwedEvicted, done_seq, done_pos, 0);
-      else set_owed(kOwedEvicted, owed_seq, owed_pos, owed_counted);
-      write_owed();
-    }
+    if (passed) owe_eviction(done_seq, done_pos);
     store_pair(slot, &committed, at);
     store_seq_cst(slot->evicted, 0);
     SHMBUS_CHAOS_POINT(kRejoin);
@@ -369,11 +370,18 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
 
   // Where to start.
   uint64_t evicted_owed = ~0ULL;
-  bool start_passed = false;  // producers passed the start while this open registered
   const PosSeq earliest = oldest(*c.m);
   const PosSeq latest = read_posseq(&c.h->claim);
   PosSeq start = earliest;
   bool found_exact = false;
+  bool passed = false;  // producers passed the start while this open registered
+  // A start (StartFrom::seq) below the oldest record in the ring: when the open looked,
+  // or after producers passed it while the open registered (then `start` is the floor).
+  auto start_below_oldest = [&] {
+    return opts.start.kind == StartFrom::Kind::kSeq && !found_exact &&
+           ((opts.start.value < earliest.seq && opts.start.value < latest.seq) ||
+            (passed && opts.start.value < start.seq));
+  };
   switch (opts.start.kind) {
     // Never above a pending claim (see committed_frontier()): the records claimed before
     // the start that commit later are skipped by sequence.
@@ -475,25 +483,12 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
     // producer already reclaimed past it (seq_cst read of floor): see compute_floor().
     const uint64_t owed = start.seq;  // an existing group: the first record it has not read
     const uint64_t owed_pos = start.pos;
-    if (durable && !found_exact && opts.start.kind == StartFrom::Kind::kSeq &&
-        opts.start.value < earliest.seq && opts.start.value < latest.seq) {
-      // A new group starting below the oldest record in the ring: owed until told, so
-      // that a holder that stops before its first read leaves it to the next.
-      c.set_owed(kOwedBeforeOldest, opts.start.value, 0, 0);
-      c.write_owed();
-    }
-    bool passed = false;
     for (;;) {
-      if (passed && found_exact && c.owed_kind != kOwedEvicted) {
-        // Producers passed the group while it was away: owed from its position (or from
-        // the loss it already owed), in the slot before the pair moves to the floor.
-        if (c.owed_kind == kOwedNone) c.set_owed(kOwedEvicted, owed, owed_pos, 0);
-        else c.set_owed(kOwedEvicted, c.owed_seq, c.owed_pos, c.owed_counted);
-        c.write_owed();
-      } else if (passed && durable && !found_exact && c.owed_kind == kOwedNone &&
-                 opts.start.kind == StartFrom::Kind::kSeq && opts.start.value < start.seq) {
-        // A start at a sequence that producers passed while this open waited (for the
-        // registry lock, or after the start was chosen): below the oldest record now.
+      if (passed && found_exact) {
+        c.owe_eviction(owed, owed_pos);  // the group was evicted while away
+      } else if (durable && c.owed_kind == kOwedNone && start_below_oldest()) {
+        // A new group (or a reset) starting below the oldest record: owed until told, so
+        // that a holder that stops before its first read leaves it to the next.
         c.set_owed(kOwedBeforeOldest, opts.start.value, 0, 0);
         c.write_owed();
       }
@@ -504,7 +499,6 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       PosSeq f = oldest(*c.m);
       if (f.pos <= start.pos) break;
       passed = true;
-      start_passed = true;
       start = f;
     }
     if (c.owed_dirty) c.write_owed();  // a clear: after the pair
@@ -535,9 +529,7 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   if (evicted_owed != ~0ULL) {
     c.expected = c.done_seq = evicted_owed;
     c.seq_exact = true;
-  } else if (opts.start.kind == StartFrom::Kind::kSeq && !found_exact &&
-             ((opts.start.value < earliest.seq && opts.start.value < latest.seq) ||
-              (start_passed && opts.start.value < start.seq))) {
+  } else if (start_below_oldest()) {
     // A start below the oldest record still in the ring: the first record read says how
     // many were skipped (kBeforeOldest).
     c.after_resync = true;

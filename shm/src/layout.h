@@ -220,9 +220,10 @@ struct alignas(128) ConsumerSlot {
   // told of them (kEvicted / kBeforeOldest) before anything else.  Written by the owner
   // only (at a rejoin, at open, and at a commit after the loss was told, or while it is
   // read from a store); read by the next holder at open, under the registry lock, after
-  // the owner is gone.  Set: owed_pos, owed_seq, then owed_kind (release) before the pair
-  // moves past them; cleared: owed_kind (release) after the pair moved.  So a kill in
-  // between leaves them owed twice (told again: redelivery), never not at all.
+  // the owner is gone.  Set: owed_pos, owed_seq, owed_counted, then owed_kind (release)
+  // before the pair moves past them; owed_counted alone when the loss is counted;
+  // cleared: owed_kind (release) after the pair moved.  So a kill in between leaves them
+  // owed twice (told again: redelivery), never not at all.
   std::atomic<uint64_t> owed_seq;      // relaxed, before owed_kind's release
   std::atomic<uint64_t> owed_pos;      // relaxed: where the gap log is counted from
   std::atomic<uint64_t> owed_counted;  // relaxed: the loss below this seq was counted
