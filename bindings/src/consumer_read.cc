@@ -35,6 +35,16 @@ const Deadline& no_wait() {
 
 Step raise_step(DeferredError e) { return Step{Step::kRaise, py::object(), std::move(e)}; }
 
+// An error of any other kind, met by a batch after its first record: raised by the next
+// read, with this code and message.
+Step error_step(Errc code, std::string message) {
+  DeferredError e;
+  e.is_error = true;
+  e.code = code;
+  e.message = std::move(message);
+  return raise_step(std::move(e));
+}
+
 // One poll of a ring consumer (a group, or tailing a stream that is not persisted).
 // `more`: a batch's next record (read_more): no wait, and a record leaves the counters'
 // snapshot to the caller.  Thread: GIL and mu held.
@@ -94,13 +104,7 @@ Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Dead
     case ReadStatus::kCorrupt:
       if (!c.consumer->error().message.empty()) {
         std::string msg = "reading the store of stream '" + c.name + "': " + c.consumer->error().message;
-        if (more) {  // after a batch's records: raised by the next read
-          DeferredError e;
-          e.is_error = true;
-          e.code = Errc::kCorrupt;
-          e.message = std::move(msg);
-          return raise_step(std::move(e));
-        }
+        if (more) return error_step(Errc::kCorrupt, std::move(msg));  // after a batch's records
         throw_error(Errc::kCorrupt, msg);
       }
       throw_error(Errc::kCorrupt,
@@ -136,14 +140,9 @@ Step poll_replay(ConsumerCore& c, bool first, const Deadline& deadline, bool mor
     }
     case persist::ReplayStatus::kError: {
       const Error e = c.replay->error();
-      if (more) {  // after a batch's records: raised by the next read
-        DeferredError d;
-        d.is_error = true;
-        d.code = e.code;
-        d.message = "replaying stream '" + c.name + "': " + e.message;
-        return raise_step(std::move(d));
-      }
-      throw_error(e.code, "replaying stream '" + c.name + "': " + e.message);
+      std::string msg = "replaying stream '" + c.name + "': " + e.message;
+      if (more) return error_step(e.code, std::move(msg));  // after a batch's records
+      throw_error(e.code, msg);
     }
     case persist::ReplayStatus::kClosed: c.throw_closed();
     default: return Step{};
