@@ -76,8 +76,9 @@ struct PersistedStream {
   DataDir dir;
   std::unique_ptr<Persister> persister;
   std::optional<Producer> producer;
-  void start(uint64_t capacity, PersisterOptions o = {}) {
-    ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(capacity)));
+  void start(uint64_t capacity, PersisterOptions o = {}) { start(stream_opts(capacity), std::move(o)); }
+  void start(const StreamOptions& so, PersisterOptions o = {}) {
+    ASSERT_TRUE(create_stream(ns.ns(), "s", so));
     o.data_dir = dir.path();
     if (o.segment_bytes == PersisterOptions{}.segment_bytes) o.segment_bytes = 16 << 10;
     o.retention_every = 10ms;
@@ -401,37 +402,17 @@ TEST(Replay, LappedWithoutPersisterReportsTheLossInTime) {
   EXPECT_EQ(g[1], oldest);
 }
 
-// Records published before the persister first ran (and gone from the ring) are "not in
-// the store": a replay from 0 gets that gap, then the first stored record, then the rest.
-// Issue 13 point 2: a durable group evicted while away on a persisted stream loses
-// nothing: GroupConsumer reports the eviction once (nothing lost, from the store), then
-// delivers what left the ring from the store, in order, then the ring.  A new group that
-// starts below the ring's oldest record reads the store the same way.
-// Stream "s" (a 16 KiB ring, consumer timeout 100 ms) persisted into `dir` (16 KiB
-// segments) by `per`; group "slowg" read records 0..4 of 10, committed and went away, and
-// then 990 more records (~8 rings) evicted it and overran it; all 1000 are durable.
-struct EvictedGroupOnAStore {
-  ScopedNs ns;
-  DataDir dir;
+// A persisted stream (16 KiB ring and segments, consumer timeout 100 ms) whose group
+// "slowg" read records 0..4 of 10, committed and went away; 990 more records (~8 rings)
+// then evicted and overran it; all 1000 are durable.
+struct EvictedGroupOnAStore : PersistedStream {
   ConsumerOptions co;
-  std::unique_ptr<Persister> per;
-  std::optional<Producer> p;
-
   void make() {
     co.group = "slowg";
     StreamOptions so = stream_opts(16 << 10);
     so.consumer_dead_timeout = 100ms;
-    ASSERT_TRUE(create_stream(ns.ns(), "s", so));
-    PersisterOptions o;
-    o.data_dir = dir.path();
-    o.segment_bytes = 16 << 10;
-    auto started = Persister::start(ns.ns(), "s", o);
-    ASSERT_TRUE(started) << started.error().message;
-    per = std::move(started.value());
-    auto opened = Producer::open(ns.ns(), "s");
-    ASSERT_TRUE(opened);
-    p.emplace(std::move(opened.value()));
-    publish_range(*p, 0, 10);
+    ASSERT_NO_FATAL_FAILURE(start(so));
+    ASSERT_NO_FATAL_FAILURE(publish(0, 10));
     {
       auto g = GroupConsumer::open(ns.ns(), "s", co);
       ASSERT_TRUE(g);
@@ -443,15 +424,22 @@ struct EvictedGroupOnAStore {
       g->commit();
     }
     std::this_thread::sleep_for(300ms);  // away past the consumer timeout
-    publish_range(*p, 10, 1000);
-    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 1000; }));
+    ASSERT_NO_FATAL_FAILURE(publish(10, 1000));
+    ASSERT_NO_FATAL_FAILURE(wait_durable(1000));
   }
 };
 
+// Records published before the persister first ran (and gone from the ring) are "not in
+// the store": a replay from 0 gets that gap, then the first stored record, then the rest.
+// Issue 13 point 2: a durable group evicted while away on a persisted stream loses
+// nothing: GroupConsumer reports the eviction once (nothing lost, from the store), then
+// delivers what left the ring from the store, in order, then the ring.  A new group that
+// starts below the ring's oldest record reads the store the same way.
 TEST(Replay, EvictedGroupContinuesFromTheStore) {
   EvictedGroupOnAStore f;
   ASSERT_NO_FATAL_FAILURE(f.make());
-  auto& [ns, dir, co, per, p] = f;
+  auto& ns = f.ns;
+  const ConsumerOptions& co = f.co;
   ASSERT_GE(stream_info(ns.ns(), "s")->evictions, 1u);
   ASSERT_GT(stream_info(ns.ns(), "s")->oldest_seq, 5u);
 
@@ -482,7 +470,7 @@ TEST(Replay, EvictedGroupContinuesFromTheStore) {
     EXPECT_EQ(g->poll(&rec, 0ns), ReadStatus::kTimeout);
     g->commit();
   }
-  ASSERT_TRUE(per->stop());
+  ASSERT_TRUE(f.persister->stop());
 }
 
 // A review (2026-12-01): a group's committed position is a ring position, so a holder
@@ -498,7 +486,8 @@ TEST(Replay, AGroupThatStopsWhileReadingTheStoreLeavesTheRestToItsNextHolder) {
     SCOPED_TRACE(static_cast<int>(stop));
     EvictedGroupOnAStore f;
     ASSERT_NO_FATAL_FAILURE(f.make());
-    auto& [ns, dir, co, per, p] = f;
+    auto& ns = f.ns;
+    const ConsumerOptions& co = f.co;
     ASSERT_GT(stream_info(ns.ns(), "s")->oldest_seq, 105u);
 
     // The first holder: told of the loss, reads some of it from the store, stops.
@@ -545,10 +534,10 @@ TEST(Replay, AGroupThatStopsWhileReadingTheStoreLeavesTheRestToItsNextHolder) {
     auto g2 = GroupConsumer::open(ns.ns(), "s", co);
     ASSERT_TRUE(g2);
     EXPECT_EQ(g2->poll(&rec, 0ns), ReadStatus::kTimeout);
-    publish_range(p.value(), 1000, 1001);
+    f.publish(1000, 1001);
     ASSERT_EQ(g2->poll(&rec, 1s), ReadStatus::kOk);
     EXPECT_EQ(rec.seq, 1000u);
-    ASSERT_TRUE(per->stop());
+    ASSERT_TRUE(f.persister->stop());
   }
 }
 
@@ -566,11 +555,12 @@ TEST(Replay, ADamagedSegmentOfAGroupsLossIsCountedAndTheRestStillComes) {
     SCOPED_TRACE(static_cast<int>(k));
     EvictedGroupOnAStore f;
     ASSERT_NO_FATAL_FAILURE(f.make());
-    auto& [ns, dir, co, per, p] = f;
-    ASSERT_TRUE(per->stop());
+    auto& ns = f.ns;
+    const ConsumerOptions& co = f.co;
+    ASSERT_TRUE(f.persister->stop());
     // The third segment (in name order) gets a header it cannot read.
     std::vector<std::filesystem::path> segs;
-    for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/" + ns.ns() + "/s"))
+    for (const auto& e : std::filesystem::directory_iterator(f.dir.path() + "/" + ns.ns() + "/s"))
       if (e.path().extension() == ".seg") segs.push_back(e.path());
     std::sort(segs.begin(), segs.end());
     ASSERT_GE(segs.size(), 6u);
