@@ -25,9 +25,9 @@ enum class ChaosStep : uint8_t {
   kFillFields,       // F1 owner label and header fields written, no pending tag yet
   kFillPending,      // F2 the pending tag swapped in
   kFillClaimed,      // F3 claiming word cleared: every header of the claim is labelled
-  kFillPayload,      // F4 payload copied, before the commit CAS
+  kFillPayload,      // F4 payload copied, before the commit store
   // Commit
-  kCommitted,        // M1 commit CAS done (pending -> data), before waking consumers
+  kCommitted,        // M1 commit store done (pending -> data), before waking consumers
   kCommitWoken,      // M2 consumers woken (if any slept)
   // Abort (Claim::abort)
   kAbortBefore,      // A1 before the pending -> gap CAS
@@ -35,7 +35,7 @@ enum class ChaosStep : uint8_t {
   // Batch (publish_batch)
   kBatchBegun,       // B1 after each record's pending tag
   kBatchPayloads,    // B2 every payload copied, before the first commit
-  kBatchCommitted,   // B3 after each record's commit CAS
+  kBatchCommitted,   // B3 after each record's commit store
   // Registration
   kRegLocked,        // R1 registry lock taken
   kRegSlotHeld,      // R2 a slot's liveness lock held, its fields not yet written

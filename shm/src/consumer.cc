@@ -276,7 +276,7 @@ uint64_t Consumer::Impl::skip_ahead(uint64_t from, uint64_t tail) const noexcept
   const uint64_t limit = std::min({from + cap / 2, tail, labelled_below(*m)});
   uint64_t q = from;
   for (uint32_t n = 0; n < kSkipRecords && q < limit; ++n) {
-    // acquire: pairs with the producer's commit CAS (as in poll()).
+    // acquire: pairs with the producer's release commit store (as in poll()).
     const TagView tv = decode_tag(salt, shift, load_acquire(m->record_at(q)->tag), q);
     if (!tv.lap_ok || tv.state < kData || tv.state > kGap) break;
     const uint64_t span = record_span(tv.size);
@@ -724,7 +724,7 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
   Backoff backoff(c.opts.wait);
   for (;;) {
     RecordHeader* r = c.m->record_at(c.pos);
-    // acquire: pairs with the producer's seq_cst commit CAS; fields and payload follow.
+    // acquire: pairs with the producer's release commit store; fields and payload follow.
     uint64_t tag = load_acquire(r->tag);
     if (c.pos != c.first_pos) {
       c.first_pos = c.pos;
@@ -950,12 +950,13 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
     uint32_t v = load_seq_cst(c.h->data_futex);
     const uint64_t bit = c.slot ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
     if (bit) announce_sleeper(c.h->data_sleepers, bit);
-    // A single-producer stream's producer commits without a fence: this barrier is the
-    // handshake's other half (ring.h).  Should it fail, nap briefly instead.
-    if (bit && c.m->single_producer() && !sleeper_barrier()) nap = std::min<uint64_t>(nap, 1'000'000);
+    // Producers commit without a fence (a plain store; registered processes leave the
+    // fence out): this barrier is the handshake's other half (ring.h).  Should it fail,
+    // nap briefly instead.
+    if (bit && !sleeper_barrier()) nap = std::min<uint64_t>(nap, 1'000'000);
     SHMBUS_CHAOS_POINT(kDataSleep);
-    // seq_cst: pairs with the producer's commit CAS and its load of data_sleepers (or,
-    // single-producer, with its commit store through the barrier above).
+    // seq_cst: pairs with the producer's fence (or, fence-free, the barrier above) between
+    // its commit store and its load of data_sleepers.
     if (load_seq_cst(r->tag) == tag)
       futex_wait(&c.h->data_futex, v, std::chrono::nanoseconds(bit ? nap : std::min<uint64_t>(nap, 1'000'000)));
     if (bit) withdraw_sleeper(c.h->data_sleepers, bit);

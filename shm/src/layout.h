@@ -293,7 +293,8 @@ struct StreamHeader {
   uint32_t reserved3;
   std::atomic<uint64_t> data_sleepers; // seq_cst: bit j = consumer slot j sets it before
                                        // re-checking its record and clears it after;
-                                       // producers load it after their seq_cst commit CAS
+                                       // producers load it after their commit store and
+                                       // a fence (or the sleeper's membarrier: ring.h)
   uint8_t pad3[128 - 16];
 
   // line 4: producer wake-up word (consumers read space_sleepers after each commit).

@@ -1,9 +1,12 @@
 // producer.cc: lock-free multi-producer publish.
 //
 // A publish is: CAS16 the claim cursor {pos, seq} forward by the record's span (plus a
-// pad record at the ring's end), store a pending tag, write the header fields and the
-// payload, then CAS the tag pending -> data.  The commit CAS fails only if the claim was
-// declared dead by another process (abandon timeout), which is reported as kAbandoned.
+// pad record at the ring's end), write the header fields and a pending tag, the payload,
+// then the data tag, each tag by a release store: the claim CAS16 is the one locked
+// instruction (a single-producer stream's claim is a plain 16-byte store: ring.h).
+// Nobody else writes the header of a live producer's claim: an abandoner turns a claim
+// into a gap only once its producer is dead.  A claim whose header already holds this
+// lap's gap for it (forged) is refused with kAbandoned.
 // Room is checked against a locally cached limit; only when a claim would pass it does
 // the producer scan (advance head, read the durable consumers) and maybe wait.
 #include <cstring>
@@ -42,8 +45,8 @@ struct Producer::Impl {
   uint32_t label = 0;   // owner label written into every record header (layout.h)
   uint64_t limit = 0;   // claims may end at or below this position (cached)
   // A single-producer stream (layout.h kFlagSingleProducer; see ring.h): claims by one
-  // 16-byte store (store16), tags by plain stores, and, once this process registered its
-  // membarrier, no fence before the load of data_sleepers.
+  // 16-byte store (store16) instead of the CAS16.  fence_free: this process registered
+  // its membarrier, so wake() needs no fence before its load of data_sleepers (ring.h).
   bool single = false, single_store16 = false, fence_free = false;
   // Single: the claim cursor as this producer last wrote it (it is its only writer), so
   // that a publish never loads the cursor's line, which consumers read now and then
@@ -58,52 +61,34 @@ struct Producer::Impl {
   // end) and `nseq` sequence numbers.  *rec_pos = first record's position.
   PubStatus reserve(uint64_t total, uint64_t nseq, uint64_t* rec_pos, uint64_t* seq) noexcept;
   PubStatus make_room(uint64_t end) noexcept;
-  // Writes the header fields and the pending tag.  Fails (false) if the record already
-  // holds this lap's gap tag for it: an abandoner declared this producer dead (it was
-  // not; it was only stalled) and producers may have reused the bytes: nothing may be
-  // written.  An abandoner's gap over this header spans the record (its pending tag's
-  // size, or the extent up to the next claim); a gap-looking value of another size is
-  // stale bytes of an older lap (see labelled_below()) and is written over.
+  // Writes the header fields and the pending tag.  Nobody else writes this header while
+  // we live: an abandoner makes a gap only of a dead producer's claim (label_dead(),
+  // unlabelled_dead(); the soak counts a live producer's kAbandoned as a violation), and
+  // other producers write inside their own claims.  So plain stores, no CAS: a CAS here
+  // (and at the commit) waited for the header's line, which a consumer spinning at the
+  // frontier holds, twice a record (multi-producer 64 B: publish 8.1-16.5 -> 16.4-19.9
+  // M/s, claim/commit 3.5-3.7 -> 9.5-16.8, publish_batch of 32 20-24 -> 37-46; 3
+  // alternating shmbus-bench runs, bench/README.md).
+  // Fails (false), writing nothing, if the header already holds this lap's gap tag for
+  // it, the only value that decodes as a gap of this lap and size: that cannot come from
+  // an abandoner while we live, so it was forged (Ring.LateBeginFailsOnThisLapsGap); a
+  // gap-looking value of another size is stale bytes of an older lap (see
+  // labelled_below()) and is written over.  A single producer skips the check, as before.
   bool begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
     RecordHeader* r = m->record_at(pos);
-    // Our pending tag, and this lap's gap tag of our size (the only value that decodes
-    // as a gap of this lap and size: lap, size and state fill the word).
     const uint64_t pending = make_tag(salt, shift, pos, kPending, size);
-    if (single) {
-      // Nobody else writes this header while we live: an abandoner makes a gap only of a
-      // dead producer's claim (label_dead(), unlabelled_dead()), and there is no other
-      // producer.  The fields, then the pending tag (release: they are visible to
-      // whoever acquires it), as below without the CAS.
-      store_relaxed(&r->owner, label);
-      store_relaxed(&r->seq, seq);
-      store_relaxed(&r->ts_ns, ts);
-      store_relaxed(&r->type, type);
-      SHMBUS_CHAOS_POINT(kFillFields);
-      store_release(r->tag, pending);
-      SHMBUS_CHAOS_POINT(kFillPending);
-      return true;
-    }
-    const uint64_t gap = with_state(pending, kPending, kGap);
-    // relaxed load: only compared; the CAS below decides.
-    uint64_t cur = load_relaxed(r->tag);
-    bool written = false;
-    for (;;) {
-      if (cur == gap) return false;
-      if (!written) {  // not over a gap's header (checked just above)
-        store_relaxed(&r->owner, label);
-        store_relaxed(&r->seq, seq);
-        store_relaxed(&r->ts_ns, ts);
-        store_relaxed(&r->type, type);
-        written = true;
-        SHMBUS_CHAOS_POINT(kFillFields);
-      }
-      // release: the owner label and fields above are visible to whoever acquires the
-      // pending tag (an abandoner reading the label).
-      if (cas_weak_release(r->tag, cur, pending)) {
-        SHMBUS_CHAOS_POINT(kFillPending);
-        return true;
-      }
-    }
+    // relaxed: only compared (the line is ours to write next).
+    if (!single && load_relaxed(r->tag) == with_state(pending, kPending, kGap)) return false;
+    store_relaxed(&r->owner, label);
+    store_relaxed(&r->seq, seq);
+    store_relaxed(&r->ts_ns, ts);
+    store_relaxed(&r->type, type);
+    SHMBUS_CHAOS_POINT(kFillFields);
+    // release: the owner label and fields above are visible to whoever acquires the
+    // pending tag (an abandoner reading the label, a reader).
+    store_release(r->tag, pending);
+    SHMBUS_CHAOS_POINT(kFillPending);
+    return true;
   }
   // Every header of the claim carries its pending tag now (release: pairs with the
   // acquire load of `claiming` in abandoners, which then re-read the tag).
@@ -114,34 +99,27 @@ struct Producer::Impl {
   // Commits the record claimed at `pos` with `claimed` payload bytes, as `size` bytes
   // (<= claimed).  A shorter record spans less: a pad record fills the rest of the claim
   // (written inside our own claimed bytes, so nobody reads it before the commit).
-  bool commit(uint64_t pos, uint64_t claimed, uint64_t size) noexcept {
+  void commit(uint64_t pos, uint64_t claimed, uint64_t size) noexcept {
     const uint64_t span = record_span(size), claimed_span = record_span(claimed);
     if (span < claimed_span) {
       RecordHeader* pad = m->record_at(pos + span);
       const uint64_t pad_size = claimed_span - span - sizeof(RecordHeader);
       store_relaxed(&pad->seq, uint64_t{0});
       store_relaxed(&pad->owner, label);
-      // relaxed: published by the seq_cst (release) commit CAS below, before which no
-      // reader looks past the pending record.
+      // relaxed: published by the release commit store below, before which no reader
+      // looks past the pending record.
       store_relaxed(pad->tag, make_tag(salt, shift, pos + span, kPad, pad_size));
     }
-    uint64_t expected = make_tag(salt, shift, pos, kPending, claimed);
-    const uint64_t data = size == claimed ? with_state(expected, kPending, kData)
+    const uint64_t pending = make_tag(salt, shift, pos, kPending, claimed);
+    const uint64_t data = size == claimed ? with_state(pending, kPending, kData)
                                           : make_tag(salt, shift, pos, kData, size);
-    if (single) {
-      // release: the fields and payload (pairs with the consumer's acquire load of the
-      // tag); wake() orders it before the load of data_sleepers.  No CAS: nobody else
-      // writes our pending tag (see begin()).
-      store_release(m->record_at(pos)->tag, data);
-      return true;
-    }
-    // seq_cst: release for the fields and payload (pairs with the consumer's acquire
-    // load of the tag) and a full fence before wake_data() reads data_sleepers.
-    return cas_seq_cst(m->record_at(pos)->tag, expected, data);
+    // release: the fields and payload (pairs with the consumer's acquire load of the
+    // tag); wake() orders it before the load of data_sleepers.  No CAS: nobody else
+    // writes our pending tag (see begin()).
+    store_release(m->record_at(pos)->tag, data);
   }
   // Wakes sleeping consumers after commits (the waker's half of the handshake, ring.h).
   void wake() noexcept {
-    if (!single) return wake_data(*m);  // the commit CAS was the fence
     if (!fence_free) std::atomic_thread_fence(std::memory_order_seq_cst);
     // Fence-free, the compiler must still keep the load below after the commit store
     // (C++ alone would let it move the relaxed load up): the membarrier orders the two
@@ -294,6 +272,7 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
   impl->salt = impl->m->salt();
   impl->shift = impl->m->lap_shift();
   impl->opts = opts;
+  impl->fence_free = register_fence_free();
   {
     RegistryLock lock(*impl->m);
     if (!lock.ok()) return lock.error();
@@ -314,7 +293,6 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
       }
       impl->single = true;
       impl->single_store16 = avx_store16();
-      impl->fence_free = register_fence_free();
       // Final: no other producer lives (a dead one's last claim ended there).
       impl->next = read_posseq(&impl->h->claim);
     }
@@ -465,12 +443,13 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   if (!begun) return {PubStatus::kAbandoned, seq};
   if (size) std::memcpy(p.m->payload_at(pos), payload.data(), size);
   SHMBUS_CHAOS_POINT(kFillPayload);
-  if (!p.commit(pos, size, size)) return {PubStatus::kAbandoned, seq};
+  p.commit(pos, size, size);
   SHMBUS_CHAOS_POINT(kCommitted);
   p.account(1, size, ts);
-  // Futex handshake, waker side: after the seq_cst commit CAS, one seq_cst load of
-  // data_sleepers; a system call only when a consumer announced itself asleep (its
-  // re-check of the tag then sees our commit, or we see its bit: see ring.h).
+  // Futex handshake, waker side: after the commit store, a fence (or the sleeper's
+  // membarrier) and one load of data_sleepers; a system call only when a consumer
+  // announced itself asleep (its re-check of the tag then sees our commit, or we see its
+  // bit: see ring.h).
   p.wake();
   SHMBUS_CHAOS_POINT(kCommitWoken);
   return {PubStatus::kOk, seq};
@@ -502,7 +481,7 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   }
   p.claimed();
   if (begun < payloads.size()) {
-    // Declared dead while stalled: the rest lies in a gap.  Give up what we began.
+    // A forged gap in our claim (see begin()): give up what we began.
     at = pos;
     for (size_t i = 0; i < begun; ++i) {
       uint64_t expected = make_tag(p.salt, p.shift, at, kPending, payloads[i].size());
@@ -523,15 +502,10 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   }
   SHMBUS_CHAOS_POINT(kBatchPayloads);
   at = pos;
-  bool abandoned = false;
   for (Bytes b : payloads) {
-    abandoned |= !p.commit(at, b.size(), b.size());
+    p.commit(at, b.size(), b.size());
     SHMBUS_CHAOS_POINT(kBatchCommitted);
     at += record_span(b.size());
-  }
-  if (abandoned) {
-    p.wake();  // the records that did commit
-    return {PubStatus::kAbandoned, seq};
   }
   p.account(payloads.size(), bytes, ts);
   p.wake();
@@ -601,7 +575,7 @@ PubStatus Claim::commit(size_t size) noexcept {
   producer_.reset();
   Producer::Impl& p = *held;
   SHMBUS_CHAOS_POINT(kFillPayload);
-  if (!p.commit(pos_, data_.size(), size)) return PubStatus::kAbandoned;
+  p.commit(pos_, data_.size(), size);
   SHMBUS_CHAOS_POINT(kCommitted);
   p.account(1, size, p.clock.now());
   p.wake();

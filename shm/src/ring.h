@@ -188,9 +188,11 @@ inline void wake_space(const StreamMapping& m) {
 
 // ---- hot paths without a locked instruction ----
 //
-// The one producer of a single-producer stream (StreamHeader::flags &
-// kFlagSingleProducer) publishes with plain stores: the claim cursor by one 16-byte
-// store, the tags by release stores.  A durable consumer of such a stream (flag
+// Producers write their records' tags (pending, then data) by release stores: nobody
+// else writes the header of a live producer's claim (producer.cc).  The claim itself is
+// a CAS16 of the cursor, except for the one producer of a single-producer stream
+// (StreamHeader::flags & kFlagSingleProducer), which moves it by one 16-byte store.  A
+// durable consumer of such a stream (flag
 // kFlagPlainCommits) commits its {position, next_seq} pair by one 16-byte store too: it
 // is the pair's only writer while it holds the slot.  Two things replace what the locked
 // instructions gave:
@@ -209,8 +211,10 @@ inline void wake_space(const StreamMapping& m) {
 //   the bit (the asymmetric form of the same Dekker handshake).  A process whose
 //   registration failed keeps the locked instruction (or a full fence).  A sleeper whose
 //   barrier call fails sleeps at most 1 ms at a time: late, never lost.
-//   Sleepers on data: consumers of single-producer streams; sleepers on space: their
-//   producer (kFlagPlainCommits).
+//   Sleepers on data: consumers of every stream (a consumer of an earlier build, which
+//   calls it on single-producer streams only, may miss a wake-up on a multi-producer
+//   one and then sleeps out its nap, at most 100 ms); sleepers on space: the producer
+//   of a single-producer stream (kFlagPlainCommits).
 bool avx_store16() noexcept;   // the 16-byte store above is available (CPUID)
 inline void store16(PosSeq* p, PosSeq v) noexcept {
   // release on x86 (stores are not reordered with older stores); "memory": nor by the

@@ -27,7 +27,7 @@ enum class PubStatus : uint8_t {
   kOk,
   kTooLarge,    // payload larger than max_record
   kFull,        // no room (policy kFail, or the wait timed out)
-  kAbandoned,   // this claim was declared dead by another process (we were too slow)
+  kAbandoned,   // this claim's header held a gap for it (only a forged header can, while we live)
   kClosed,
   kTimeout,     // wait_durable: not durable in time (is a persister running?)
   kCorrupt,     // the stream's cursors do not add up, or its object shrank under the
