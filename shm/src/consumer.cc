@@ -38,11 +38,11 @@ struct Consumer::Impl {
   // line and stays behind for good: shmbus-bench's single-producer 1 KiB rate went from
   // 4.3-4.8 to 14-19 M/s with it, 4 KiB 2.6-2.8 -> 4.6-4.8, a tailing reader's 1 KiB
   // 2.5-2.7 -> 5.7-6.4, multi-producer 64 B 4.3-4.6 -> 10-14 (3 alternating runs each,
-  // bench/README.md; 16 KiB measured best of 4, 8 and 16 KiB).  The price: a
-  // multi-producer stream's reader that catches up now meets its producers at the
-  // frontier more often (1 KiB 7.2-8.6 -> 5.1-7.0 M/s; bounding the window below the
-  // claim cursor lost the gains and not this).  A hint only: never a fault or a store,
-  // whatever the bytes hold.
+  // bench/README.md; 16 KiB measured best of 4, 8 and 16 KiB).  The price, while
+  // multi-producer tags were CASes: a reader that caught up met its producers at the
+  // frontier more often (1 KiB 7.1-9.9 -> 5.1-7.0 M/s; bounding the window below the
+  // claim cursor lost the gains and not this); with the tags plain stores since, 10.6-11.5.
+  // A hint only: never a fault or a store, whatever the bytes hold.
   uint64_t prefetched = 0;        // the ring is prefetched up to here (64-byte grid)
   uint64_t prefetch_distance = 0; // min(kPrefetchAhead, capacity / 2)
   void prefetch_ahead() noexcept {
