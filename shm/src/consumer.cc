@@ -37,8 +37,8 @@ struct Consumer::Impl {
   // written a lap ago, out of the producer's caches) otherwise waits on memory for each
   // line and stays behind for good: shmbus-bench's single-producer 1 KiB rate went from
   // 4.3-4.8 to 14-19 M/s with it, 4 KiB 2.6-2.8 -> 4.6-4.8, a tailing reader's 1 KiB
-  // 2.5-2.7 -> 5.7-6.4, multi-producer 64 B 4.3-4.6 -> 10-14 (3 alternating runs each,
-  // bench/README.md; 16 KiB measured best of 4, 8 and 16 KiB).  The price, while
+  // 2.5-3.7 -> 5.7-6.4, multi-producer 64 B 4.3-4.6 -> 10-14 (3 alternating runs each,
+  // bench/README.md, which also says which other windows were tried).  The price, while
   // multi-producer tags were CASes: a reader that caught up met its producers at the
   // frontier more often (1 KiB 7.1-9.9 -> 5.1-7.0 M/s; bounding the window below the
   // claim cursor lost the gains and not this); with the tags plain stores since, 10.6-11.5.
@@ -46,11 +46,15 @@ struct Consumer::Impl {
   uint64_t prefetched = 0;        // the ring is prefetched up to here (64-byte grid)
   uint64_t prefetch_distance = 0; // min(kPrefetchAhead, capacity / 2)
   void prefetch_ahead() noexcept {
-    const uint64_t to = pos + prefetch_distance;
-    uint64_t at = prefetched > pos ? prefetched : pos & ~uint64_t{63};
-    // Bounded: at most prefetch_distance / 64 lines a call.
-    for (; at < to; at += 64) __builtin_prefetch(m->record_at(at));
-    prefetched = at;
+    // In offsets from the reader's line, modulo 2^64, so that no position (a forged one
+    // near 2^64 too, where `at += 64` wrapped and looped ~2^58 times: review /tmp/review16)
+    // makes it long: at most prefetch_distance / 64 + 1 lines a call.
+    const uint64_t base = pos & ~uint64_t{63};
+    const uint64_t end = prefetch_distance + (pos & 63);
+    uint64_t off = prefetched - base;  // (wraps when prefetched lies behind the reader)
+    if (off > end) off = 0;            // behind, or far ahead after a rewind: start anew
+    for (; off < end; off += 64) __builtin_prefetch(m->record_at(base + off));
+    prefetched = base + off;
   }
   uint64_t expected = 0;          // sequence the next data record should carry
   uint64_t done_pos = 0, done_seq = 0;        // after the last record returned
@@ -255,7 +259,8 @@ bool Consumer::Impl::resync() noexcept {
   const uint64_t tail = load_pos(&h->claim);
   const PosSeq f = oldest(*m);
   // (floor may have passed the tail we read: producers moved on meanwhile.)
-  if ((f.pos & (kRecordAlign - 1)) != 0 || (tail > f.pos && tail - f.pos > cap) || m->broken())
+  if ((f.pos & (kRecordAlign - 1)) != 0 || (tail > f.pos && tail - f.pos > cap) || m->broken() ||
+      tail >= kMaxPosition || f.pos >= kMaxPosition)
     return false;
   // Lapped again before it got half a ring past where it last resumed: this reader is
   // slower than the producers.  The oldest record is the next one they overwrite (floor
@@ -298,7 +303,7 @@ bool Consumer::Impl::rejoin() noexcept {
   // Our own position while producers have not passed it (nothing lost), else the floor.
   for (int i = 0; i < 1000; ++i) {
     const PosSeq f = oldest(*m);
-    if ((f.pos & (kRecordAlign - 1)) != 0) return false;
+    if ((f.pos & (kRecordAlign - 1)) != 0 || f.pos >= kMaxPosition) return false;
     const bool passed = f.pos > done_pos;
     const PosSeq at = passed ? f : PosSeq{done_pos, done_seq};
     if (passed) owe_eviction(done_seq, done_pos);
@@ -912,7 +917,7 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
       continue;
     }
     const uint64_t tail = load_pos(&c.h->claim);
-    if (c.m->broken()) return ReadStatus::kCorrupt;
+    if (c.m->broken() || tail >= kMaxPosition) return ReadStatus::kCorrupt;
     if (c.evicted() || (c.durable && tail > c.pos + c.cap)) {  // overrun: we were evicted
       if (!c.rejoin()) return ReadStatus::kCorrupt;
       continue;

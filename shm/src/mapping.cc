@@ -454,7 +454,8 @@ bool StreamMapping::cursors_ok() const noexcept {
   const PosSeq f2 = detail::read_posseq_bounded(&hdr_->floor);
   const uint64_t align = kRecordAlign - 1;
   // (f2 may have passed c meanwhile: floor moved on after we read the claim.)
-  return ((f.pos | h.pos | c.pos | f2.pos) & align) == 0 && f.pos <= h.pos && h.pos <= c.pos &&
+  return ((f.pos | h.pos | c.pos | f2.pos) & align) == 0 && c.pos < detail::kMaxPosition &&
+         f2.pos < detail::kMaxPosition && f.pos <= h.pos && h.pos <= c.pos &&
          (f2.pos >= c.pos || c.pos - f2.pos <= capacity_) && f.seq <= c.seq && h.seq <= c.seq;
 }
 

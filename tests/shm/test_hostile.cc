@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "layout.h"
+#include "mapping.h"
 #include "mp_util.h"
 #include "../common/scratch.h"
 
@@ -274,6 +275,63 @@ TEST(Hostile, TailingReaderBufferIsSizedByWhatItReads) {
   Record r;
   ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
   EXPECT_EQ(test::as_string(r.data), "small");
+}
+
+// Positions forged just below 2^64, where position + capacity wraps: a reader looped
+// for ever in resync() (tail > pos + capacity held again after each one), and the
+// prefetch window's `at += 64` wrapped to 0 and looped ~2^58 times (review
+// /tmp/review16).  Positions at or above 2^63 are refused now: at open, and by a reader
+// that finds them later.
+TEST(Hostile, PositionsForgedNearTheTopOfTheRangeAreRefusedNotAHang) {
+  test::ScopedNs ns;
+  auto forge = [&] {
+    auto mr = StreamMapping::open(ns.ns(), "s", false);
+    if (!mr) return false;
+    StreamMapping& m = *mr.value();
+    detail::StreamHeader* h = m.header();
+    // One committed 32-byte record that ends 16 KiB + 32 bytes below 2^64 (the reader's
+    // prefetch window on a 64 KiB ring is 16 KiB).
+    const uint64_t end = 0 - uint64_t{32} - 16 * 1024, at = end - 64;
+    detail::RecordHeader* rec = m.record_at(at);
+    rec->seq = 100;
+    std::memset(m.payload_at(at), 0xab, 32);
+    rec->tag.store(detail::make_tag(m.salt(), m.lap_shift(), at, detail::kData, 32));
+    h->floor = detail::PosSeq{at, 100};
+    h->head = detail::PosSeq{at, 100};
+    h->claim = detail::PosSeq{end, 101};
+    return true;
+  };
+  for (const char* group : {"", "g"}) {
+    (void)remove_stream(ns.ns(), "s", true);
+    ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+    // Forged while the reader is open: it reads on, and finds out.
+    EXPECT_EQ(in_child([&] {
+                ConsumerOptions co;
+                co.group = group;
+                co.start = StartFrom::earliest();
+                auto c = Consumer::open(ns.ns(), "s", co);
+                if (!c || !forge()) return 9;
+                Record r;
+                ReadStatus st = ReadStatus::kOk;
+                for (int i = 0; i < 3 && st != ReadStatus::kCorrupt; ++i) st = c->poll(&r, 50ms);
+                return st == ReadStatus::kCorrupt ? 0 : 1;
+              }, 10),
+              0)
+        << "group '" << group << "'";
+    // Forged before the open: refused.
+    EXPECT_EQ(in_child([&] {
+                ConsumerOptions co;
+                co.group = group;
+                co.start = StartFrom::earliest();
+                auto c = Consumer::open(ns.ns(), "s", co);
+                if (!c) return c.error().code == Errc::kCorrupt ? 0 : 2;
+                Record r;
+                for (int i = 0; i < 3; ++i) (void)c->poll(&r, 50ms);
+                return 1;
+              }, 10),
+              0)
+        << "group '" << group << "'";
+  }
 }
 
 }  // namespace
