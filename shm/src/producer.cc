@@ -192,9 +192,10 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     // A forged claim cursor off the 32-byte grid would put records across the end.
     SHMBUS_CHAOS_POINT(kClaimRead);
     if ((c.pos & (kRecordAlign - 1)) != 0 || m->broken()) return PubStatus::kCorrupt;
-    // A child of fork() must not publish beside its parent on plain stores (it opens a
-    // Producer of its own, refused while the parent's lives).
-    if (single && m->inherited()) return PubStatus::kClosed;
+    // A child of fork() does not publish with its parent's producer (it opens one of its
+    // own): under the parent's label, with tags by plain stores, the two could write one
+    // header (review /tmp/review17).
+    if (m->inherited()) return PubStatus::kClosed;
     const uint64_t to_end = cap - (c.pos & mask);
     pad = total <= to_end ? 0 : to_end;
     const uint64_t end = c.pos + pad + total;
@@ -553,17 +554,19 @@ Claim::~Claim() {
 
 PubStatus Claim::commit() noexcept { return commit(data_.size()); }
 
-// A child of fork() leaves its parent's claims on a single-producer stream alone: with
-// plain stores, parent and child could both commit one record (with two sizes).  The
-// claim stays its parent's (whose copy of it commits or aborts it).
-static bool parents_single_claim(const std::shared_ptr<Producer::Impl>& p) noexcept {
-  return p->single && p->m->inherited();
+// A child of fork() leaves its parent's claims alone: tags are plain stores, so parent
+// and child could both commit one record (with two sizes), or the child abort it and the
+// parent commit it after consumers skipped the gap (review /tmp/review17: a record came
+// back; a stale commit a lap later lost an acknowledged record).  The claim stays its
+// parent's (whose copy of it commits or aborts it).
+static bool parents_claim(const std::shared_ptr<Producer::Impl>& p) noexcept {
+  return p->m->inherited();
 }
 
 PubStatus Claim::commit(size_t size) noexcept {
   if (!producer_) return PubStatus::kClosed;
   if (size > data_.size()) return PubStatus::kTooLarge;
-  if (parents_single_claim(producer_)) {
+  if (parents_claim(producer_)) {
     producer_.reset();
     return PubStatus::kClosed;
   }
@@ -585,7 +588,7 @@ PubStatus Claim::commit(size_t size) noexcept {
 
 PubStatus Claim::abort() noexcept {
   if (!producer_) return PubStatus::kClosed;
-  if (parents_single_claim(producer_)) {
+  if (parents_claim(producer_)) {
     producer_.reset();
     return PubStatus::kClosed;
   }

@@ -160,11 +160,16 @@ TEST(SingleProducer, ASecondProducerIsRefusedWhileTheFirstLives) {
 }
 
 // A forked child must not publish with its parent's producer beside it (plain stores
-// from two processes would collide): its publishes are refused, and it cannot open a
-// producer of its own while the parent's lives.
-TEST(SingleProducer, AForkedChildDoesNotPublishBesideItsParent) {
+// from two processes would collide): its publishes are refused, and it opens a producer
+// of its own (on a single-producer stream: not while the parent's lives).
+// On a multi-producer stream too (review /tmp/review17): a child's abort of an inherited
+// claim turned it into a gap that the parent's commit then brought back, and a child's
+// stale commit a lap later overwrote a newer record's tag.
+void forked_child_leaves_its_parents_producer(bool single) {
   test::ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", sp_opts()));
+  StreamOptions so = sp_opts();
+  so.single_producer = single;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
   auto p = Producer::open(ns.ns(), "s");
   ASSERT_TRUE(p);
   ASSERT_TRUE(p->publish(std::string_view("before")).ok());
@@ -174,21 +179,27 @@ TEST(SingleProducer, AForkedChildDoesNotPublishBesideItsParent) {
   Claim open = p->claim(5, 0, &st);
   ASSERT_EQ(st, PubStatus::kOk);
   std::memcpy(open.data().data(), "after", 5);
+  Claim other = p->claim(5, 0, &st);
+  ASSERT_EQ(st, PubStatus::kOk);
+  std::memcpy(other.data().data(), "other", 5);
   pid_t child = test::spawn([&] {
     if (p->publish(std::string_view("child")).status != PubStatus::kClosed) return 1;
     auto own = Producer::open(ns.ns(), "s");
-    if (own || own.error().code != Errc::kBusy) return 2;
+    if (single ? (own || own.error().code != Errc::kBusy) : !own) return 2;
     std::memcpy(open.data().data(), "CHILD", 5);  // the ring is shared: the parent
                                                   // writes its bytes again below
     if (open.commit(3) != PubStatus::kClosed) return 3;
+    if (other.abort() != PubStatus::kClosed) return 5;
     PubStatus cs;
     Claim mine = p->claim(4, 0, &cs);
     if (cs != PubStatus::kClosed) return 4;
+    { Claim gone = std::move(open); }  // its destructor aborts nothing either
     return 0;
   });
   EXPECT_EQ(test::reap(child), 0);
   std::memcpy(open.data().data(), "after", 5);
   ASSERT_EQ(open.commit(), PubStatus::kOk);
+  ASSERT_EQ(other.commit(), PubStatus::kOk);
   auto c = Consumer::open(ns.ns(), "s", ConsumerOptions{});
   ASSERT_TRUE(c);
   Record r;
@@ -197,6 +208,18 @@ TEST(SingleProducer, AForkedChildDoesNotPublishBesideItsParent) {
   ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
   EXPECT_EQ(r.seq, 1u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(r.data.data()), r.data.size()), "after");
+  ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
+  EXPECT_EQ(r.seq, 2u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(r.data.data()), r.data.size()), "other");
+  EXPECT_EQ(c->gaps(), 0u);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->aborted, 0u);
+}
+
+TEST(SingleProducer, AForkedChildDoesNotPublishBesideItsParent) {
+  forked_child_leaves_its_parents_producer(true);
+}
+TEST(MultiProducer, AForkedChildDoesNotPublishBesideItsParent) {
+  forked_child_leaves_its_parents_producer(false);
 }
 
 // Every publish form, records of every size class, many laps and wraps of a small ring:

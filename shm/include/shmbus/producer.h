@@ -47,8 +47,9 @@ class Claim;
 class Producer {
  public:
   // On a single-producer stream (StreamOptions::single_producer) open fails with kBusy
-  // while another producer of it lives (in any process, this one too), and a child of
-  // fork() gets kClosed from its parent's producer and from the claims it inherited.
+  // while another producer of it lives (in any process, this one too).  A child of
+  // fork() gets kClosed from its parent's producer and from the claims it inherited
+  // (every stream): it opens a producer of its own.
   static Result<Producer> open(std::string_view ns, std::string_view name,
                                const ProducerOptions& opts = {});
   Producer(Producer&&) noexcept;

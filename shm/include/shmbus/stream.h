@@ -51,9 +51,10 @@ struct StreamOptions {
   std::chrono::milliseconds consumer_retention{std::chrono::hours(24 * 7)};
   // One producer at a time (a second Producer::open fails with kBusy while the first
   // lives; a dead one's place is taken over).  It publishes without a locked
-  // instruction: about 3x the rate of a multi-producer stream for small records (README,
-  // Benchmarks).  Its blocking consumers pay for that when they go to sleep: a
-  // membarrier(2) system call of a few microseconds.  Fixed at creation.
+  // instruction (a multi-producer publish has one, the claim): faster for small records
+  // (README, Benchmarks).  Fixed at creation.  (Blocking consumers of every stream pay
+  // a membarrier(2) system call of a few microseconds when they go to sleep, so that
+  // producers need no fence after a commit.)
   bool single_producer = false;
 };
 
