@@ -59,11 +59,13 @@ inline constexpr uint32_t kNameBytes = 104;                  // 100 chars + NUL,
 inline constexpr uint32_t kLostLog = 16;                     // lost ranges kept in the header
 inline constexpr uint32_t kGapLog = 56;                      // gap sequences kept in the header
 inline constexpr uint64_t kRecordAlign = 32;
-// Ring positions stay below this (8 EiB written: 290 years at 1 GB/s, 14 at 20 GB/s):
+// Ring positions stay below this, 2^64 - 16 GiB (16 EiB written: 580 years at 1 GB/s):
 // a cursor at or above it is forged, and refused (StreamMapping::cursors_ok(), readers),
-// so that position + capacity and the like never wrap past 2^64 (a reader near the top
-// of the range looped for ever).
-inline constexpr uint64_t kMaxPosition = 1ULL << 63;
+// so that a position plus a capacity (at most 4 GiB) and the like never wrap past 2^64
+// (a reader near the top of the range looped for ever).  Positions past 2^63 work
+// (test_cursors.cc).
+inline constexpr uint64_t kMaxPosition = 0 - (uint64_t{1} << 34);
+static_assert(kMaxPosition > (uint64_t{1} << 63) && kMaxPosition + 3 * kMaxCapacity > kMaxPosition);
 inline constexpr uint64_t kLine = 128;                       // fixed: never hardware_*_size
 
 // A 16-byte {pos, seq} pair updated with one lock cmpxchg16b.
