@@ -5,8 +5,7 @@
 // then the data tag, each tag by a release store: the claim CAS16 is the one locked
 // instruction (a single-producer stream's claim is a plain 16-byte store: ring.h).
 // Nobody else writes the header of a live producer's claim: an abandoner turns a claim
-// into a gap only once its producer is dead.  A claim whose header already holds this
-// lap's gap for it (forged) is refused with kAbandoned.
+// into a gap only once its producer is dead.
 // Room is checked against a locally cached limit; only when a claim would pass it does
 // the producer scan (advance head, read the durable consumers) and maybe wait.
 #include <cstring>
@@ -63,22 +62,24 @@ struct Producer::Impl {
   PubStatus make_room(uint64_t end) noexcept;
   // Writes the header fields and the pending tag.  Nobody else writes this header while
   // we live: an abandoner makes a gap only of a dead producer's claim (label_dead(),
-  // unlabelled_dead(); the soak counts a live producer's kAbandoned as a violation), and
+  // unlabelled_dead(): a live producer's `claiming` word or its label keeps it off), and
   // other producers write inside their own claims.  So plain stores, no CAS: a CAS here
   // (and at the commit) waited for the header's line, which a consumer spinning at the
   // frontier holds, twice a record (multi-producer 64 B: publish 8.1-16.5 -> 16.4-19.9
   // M/s, claim/commit 3.5-3.7 -> 9.5-16.8, publish_batch of 32 20-24 -> 37-46; 3
   // alternating shmbus-bench runs, bench/README.md).
-  // Fails (false), writing nothing, if the header already holds this lap's gap tag for
-  // it, the only value that decodes as a gap of this lap and size: that cannot come from
-  // an abandoner while we live, so it was forged (Ring.LateBeginFailsOnThisLapsGap); a
-  // gap-looking value of another size is stale bytes of an older lap (see
-  // labelled_below()) and is written over.  A single producer skips the check, as before.
-  bool begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
+  // Nor is the header read first: whatever bytes it holds (an older lap's, or forged) are
+  // written over.  Multi-producer streams used to load the tag and refuse a claim that
+  // held this lap's gap for it (kAbandoned): that load fetched the line a consumer
+  // spinning at the frontier holds, and the store then had to take it back, one more
+  // cache-line hand-off per record (64 B ping-pong p50 230-245 -> 172-183 ns, as a
+  // single-producer stream's, in alternating runs at a ~100 ns cache line; rate +2-5%).
+  // Only a forged header could hold that value while we live, and a forger can as well
+  // put any other tag there; and it twice refused live claims when stale bytes passed
+  // for this lap (test_laps.cc).
+  void begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
     RecordHeader* r = m->record_at(pos);
     const uint64_t pending = make_tag(salt, shift, pos, kPending, size);
-    // relaxed: only compared (the line is ours to write next).
-    if (!single && load_relaxed(r->tag) == with_state(pending, kPending, kGap)) return false;
     store_relaxed(&r->owner, label);
     store_relaxed(&r->seq, seq);
     store_relaxed(&r->ts_ns, ts);
@@ -88,7 +89,6 @@ struct Producer::Impl {
     // pending tag (an abandoner reading the label, a reader).
     store_release(r->tag, pending);
     SHMBUS_CHAOS_POINT(kFillPending);
-    return true;
   }
   // Every header of the claim carries its pending tag now (release: pairs with the
   // acquire load of `claiming` in abandoners, which then re-read the tag).
@@ -232,15 +232,9 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
   SHMBUS_CHAOS_POINT(kClaimTaken);
   if (pad) {
     // release: a pad carries no payload; consumers read it through the acquire of its
-    // tag.  A CAS, like begin(): never over this lap's gap for it (of its size).
-    std::atomic<uint64_t>& t = m->record_at(c.pos)->tag;
-    uint64_t cur = load_relaxed(t);
-    for (;;) {
-      const TagView tv = decode_tag(salt, shift, cur, c.pos);
-      if (tv.lap_ok && tv.state == kGap && tv.size == pad - sizeof(RecordHeader)) break;
-      if (cas_weak_release(t, cur, make_tag(salt, shift, c.pos, kPad, pad - sizeof(RecordHeader))))
-        break;
-    }
+    // tag.  A plain store over whatever the header holds, as begin()'s: nobody else
+    // writes a live producer's claim.
+    store_release(m->record_at(c.pos)->tag, make_tag(salt, shift, c.pos, kPad, pad - sizeof(RecordHeader)));
     SHMBUS_CHAOS_POINT(kClaimPadded);
   }
   *rec_pos = c.pos + pad;
@@ -439,9 +433,8 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   uint64_t pos, seq;
   if (PubStatus s = p.reserve(record_span(size), 1, &pos, &seq); s != PubStatus::kOk) return {s, 0};
   const uint64_t ts = p.clock.now();
-  const bool begun = p.begin(pos, seq, size, type, ts);
+  p.begin(pos, seq, size, type, ts);
   p.claimed();
-  if (!begun) return {PubStatus::kAbandoned, seq};
   if (size) std::memcpy(p.m->payload_at(pos), payload.data(), size);
   SHMBUS_CHAOS_POINT(kFillPayload);
   p.commit(pos, size, size);
@@ -474,28 +467,12 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   // Every pending tag first (so that the whole claim is labelled as ours), then the
   // payloads, then the commits.
   uint64_t at = pos;
-  size_t begun = 0;
-  for (; begun < payloads.size(); ++begun) {
-    if (!p.begin(at, seq + begun, payloads[begun].size(), type, ts)) break;
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    p.begin(at, seq + i, payloads[i].size(), type, ts);
     SHMBUS_CHAOS_POINT(kBatchBegun);
-    at += record_span(payloads[begun].size());
+    at += record_span(payloads[i].size());
   }
   p.claimed();
-  if (begun < payloads.size()) {
-    // A forged gap in our claim (see begin()): give up what we began.
-    at = pos;
-    for (size_t i = 0; i < begun; ++i) {
-      uint64_t expected = make_tag(p.salt, p.shift, at, kPending, payloads[i].size());
-      // The gap log first (see log_gap()).  Should the CAS fail, an abandoner made the
-      // gap already (and logged it too): the entry is true either way.
-      (void)log_gap(p.h, seq + i);
-      // seq_cst: as an abort.
-      cas_seq_cst(p.m->record_at(at)->tag, expected, make_tag(p.salt, p.shift, at, kGap, payloads[i].size()));
-      at += record_span(payloads[i].size());
-    }
-    wake_data(*p.m);
-    return {PubStatus::kAbandoned, seq};
-  }
   at = pos;
   for (Bytes b : payloads) {
     copy_payload(p.m->payload_at(at), b.data(), b.size());
@@ -523,9 +500,8 @@ Claim Producer::claim(size_t size, uint32_t type, PubStatus* status) noexcept {
   uint64_t pos, seq;
   *status = p.reserve(record_span(size), 1, &pos, &seq);
   if (*status != PubStatus::kOk) return c;
-  const bool begun = p.begin(pos, seq, size, type, p.clock.now());
+  p.begin(pos, seq, size, type, p.clock.now());
   p.claimed();
-  if (!begun) { *status = PubStatus::kAbandoned; return c; }
   c.producer_ = impl_;
   c.pos_ = pos;
   c.seq_ = seq;

@@ -368,8 +368,8 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
   uint32_t logged = 0;
   if (one_record) logged = log_gap(m.header(), seq);
   else log_unknown_gap(m.header(), pos + record_span(size));
-  // seq_cst: as a commit; a producer that later tries to commit this record fails its
-  // CAS and reports kAbandoned (and a late begin() fails on this lap's gap tag).
+  // seq_cst: as a commit (its producer is dead: nothing writes this header after us but
+  // the next lap).
   if (!cas_seq_cst(rec->tag, observed, gap)) {
     // Someone else's gap (then logged by it too) or, were its owner alive after all, a
     // record: the entry must go then.

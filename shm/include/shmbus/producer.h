@@ -27,7 +27,9 @@ enum class PubStatus : uint8_t {
   kOk,
   kTooLarge,    // payload larger than max_record
   kFull,        // no room (policy kFail, or the wait timed out)
-  kAbandoned,   // this claim's header held a gap for it (only a forged header can, while we live)
+  kAbandoned,   // Claim::abort(): the claim's header no longer held its pending tag (only a
+                // forged header can, while its producer lives).  Builds before 2026-12-02
+                // also refused a multi-producer claim whose header held a gap for it.
   kClosed,
   kTimeout,     // wait_durable: not durable in time (is a persister running?)
   kCorrupt,     // the stream's cursors do not add up, or its object shrank under the
