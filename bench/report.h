@@ -49,6 +49,7 @@ struct RowIndex {
   int shmbus_batch = -1;        // publish_batch of 32
   int shmbus_single = -1;       // a single-producer stream (publish)
   int shmbus_single_batch = -1; // a single-producer stream (publish_batch of 32)
+  int header_ring = -1;         // shmbus's record format and nothing else
   int spsc_batch = -1;          // the SPSC ring, indices published per 32 records
   int spsc_stream = -1;         // the SPSC ring at the stream rate
   int block_stream = -1;        // kBlock consumer at the stream rate (inside its spin window)

@@ -294,8 +294,8 @@ void describe_run(const SuiteOptions& o, Report* r) {
       fmt_double("%.2f", b.lat_warmup_max_s) + " s), then up to " +
       std::to_string(b.lat_round_trips) + " (at most " + fmt_double("%.2f", b.lat_max_s) +
       " s); reps: median of each percentile, max of maxima");
-  r->meta.push_back("throughput: 64 B, 1 KiB, 64 KiB records (4 KiB: shmbus durable and the "
-                    "SPSC ring only; publish_batch: 64 B and 1 KiB), sender busy for " +
+  r->meta.push_back("throughput: 64 B, 1 KiB, 64 KiB records (4 KiB: shmbus durable, the "
+                    "SPSC ring and the header ring only; publish_batch: 64 B and 1 KiB), sender busy for " +
                     fmt_double("%.2f", b.tput_s) +
                     " s, rate = records received / (first send .. last receive); every "
                     "receiver checks each producer's sequence and the tail word, and loads "
@@ -371,6 +371,9 @@ Report run_suite(const SuiteOptions& o) {
     r.idx.spsc = plan.add_transport(*spsc, true, true, 1, {}, false, kSizesAll);
     r.idx.spsc_stream = plan.add_stream(*spsc);
   }
+  auto header_ring = make_header_ring();
+  if (selected(o, header_ring->name()))
+    r.idx.header_ring = plan.add_transport(*header_ring, true, true, 1, {}, false, kSizesAll);
   auto spsc_batch = make_spsc_ring(uint32_t(kShmbusBatch));
   if (selected(o, spsc_batch->name()))
     r.idx.spsc_batch = plan.add_transport(*spsc_batch, false, true, 1, {}, false, 0b0011);

@@ -73,6 +73,8 @@ class Transport {
 // Factories, one per baseline_*.cc / shmbus_transport.cc.
 // batch > 1: the ring's indices published once per `batch` records (a bound for batching).
 std::unique_ptr<Transport> make_spsc_ring(uint32_t batch = 1);
+// shmbus's record format (a 32-byte header beside the payload) with nothing else.
+std::unique_ptr<Transport> make_header_ring();
 std::unique_ptr<Transport> make_pipe();
 std::unique_ptr<Transport> make_unix_socket();
 std::unique_ptr<Transport> make_boost_mq();
