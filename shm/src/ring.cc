@@ -3,6 +3,7 @@
 
 #include "chaos.h"
 
+#include <cpuid.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
@@ -70,6 +71,11 @@ bool avx_store16() noexcept {
   // Not cached in a guarded static (see self_owner_word()): a read of libgcc's CPU
   // model, filled in before main(); called at open only.
   return __builtin_cpu_supports("avx");
+}
+
+bool prefetchw_supported() noexcept {
+  unsigned a, b, c, d;
+  return __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & bit_PRFCHW) != 0;
 }
 
 namespace {

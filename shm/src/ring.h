@@ -231,6 +231,14 @@ bool sleeper_barrier() noexcept;
 
 inline void cpu_relax() { __builtin_ia32_pause(); }
 
+// PREFETCHW: asks for the line of `p` in the state that a store needs (exclusive), so
+// that the request leaves before the stores that need it retire.  A hint: never a fault,
+// whatever `p` points at.  Callers check prefetchw_supported() first (CPUID PRFCHW).
+bool prefetchw_supported() noexcept;
+inline void prefetch_for_write(const void* p) noexcept {
+  asm volatile("prefetchw %0" ::"m"(*static_cast<const char*>(p)));
+}
+
 // The first and the last N bytes of n (N <= n <= 2N): every byte, in two fixed moves.
 template <uint64_t N>
 inline void copy_ends(std::byte* dst, const std::byte* src, uint64_t n) noexcept {
