@@ -439,11 +439,12 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   // otherwise ask for them one after the other, only as they retire.  The clock is read
   // before the payload is copied on a single-producer stream, after it on a
   // multi-producer one (where the read waits behind the claim's locked instruction).
-  // Alternating shmbus-bench runs against reading it first and no prefetch (bench/README):
-  // 64 B one-way p50 223-227 -> 213-217 ns (single) and 231-235 -> 220-222 (multi); rates
-  // single 64 B 29.5-29.9 -> 31.7-32.6 M/s, multi 64 B 14.6-15.2 -> 18.9-19.7, multi
-  // 1 KiB 8.3-8.7 -> 11.5-12.3 (the clock read after the copy cost a single producer 10%
-  // at 64 B).  The stamp is taken between the claim and the commit either way.
+  // Three alternating shmbus-bench runs against the clock read first and no prefetch
+  // (bench/README.md): multi-producer 64 B 16.1-17.8 -> 22.5-23.9 M/s, 1 KiB 9.4-9.5 ->
+  // 12.7-12.9, two producers 64 B 16.2-17.0 -> 18.6-20.0; single-producer rates and the
+  // one-way p50 within noise (the prefetch alone: single 64 B +8%; the clock after the
+  // copy on a single-producer stream: 64 B -10%, so not there).  The stamp is taken
+  // between the claim and the commit either way.
   if (p.prefetch_w) {
     const std::byte* r = reinterpret_cast<const std::byte*>(p.m->record_at(pos));
     prefetch_for_write(r);
