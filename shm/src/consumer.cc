@@ -47,7 +47,7 @@ struct Consumer::Impl {
   uint64_t prefetch_distance = 0; // min(kPrefetchAhead, capacity / 2)
   void prefetch_ahead() noexcept {
     // In offsets from the reader's line, modulo 2^64, so that no position (a forged one
-    // near 2^64 too, where `at += 64` wrapped and looped ~2^58 times: review /tmp/review16)
+    // near 2^64 too, where `at += 64` wrapped and looped ~2^58 times: found by a review)
     // makes it long: at most prefetch_distance / 64 + 1 lines a call.
     const uint64_t base = pos & ~uint64_t{63};
     const uint64_t end = prefetch_distance + (pos & 63);

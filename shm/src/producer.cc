@@ -195,7 +195,7 @@ PubStatus Producer::Impl::reserve(uint64_t total, uint64_t nseq, uint64_t* rec_p
     if ((c.pos & (kRecordAlign - 1)) != 0 || m->broken()) return PubStatus::kCorrupt;
     // A child of fork() does not publish with its parent's producer (it opens one of its
     // own): under the parent's label, with tags by plain stores, the two could write one
-    // header (review /tmp/review17).
+    // header (found by a review).
     if (m->inherited()) return PubStatus::kClosed;
     const uint64_t to_end = cap - (c.pos & mask);
     pad = total <= to_end ? 0 : to_end;
@@ -556,7 +556,7 @@ PubStatus Claim::commit() noexcept { return commit(data_.size()); }
 
 // A child of fork() leaves its parent's claims alone: tags are plain stores, so parent
 // and child could both commit one record (with two sizes), or the child abort it and the
-// parent commit it after consumers skipped the gap (review /tmp/review17: a record came
+// parent commit it after consumers skipped the gap (found by a review: a record came
 // back; a stale commit a lap later lost an acknowledged record).  The claim stays its
 // parent's (whose copy of it commits or aborts it).
 static bool parents_claim(const std::shared_ptr<Producer::Impl>& p) noexcept {

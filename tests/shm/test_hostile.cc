@@ -279,8 +279,8 @@ TEST(Hostile, TailingReaderBufferIsSizedByWhatItReads) {
 
 // Positions forged just below 2^64, where position + capacity wraps: a reader looped
 // for ever in resync() (tail > pos + capacity held again after each one), and the
-// prefetch window's `at += 64` wrapped to 0 and looped ~2^58 times (review
-// /tmp/review16).  Positions at or above 2^64 - 2^34 are refused now: at open, and by a
+// prefetch window's `at += 64` wrapped to 0 and looped ~2^58 times (found by a
+// review).  Positions at or above 2^64 - 2^34 are refused now: at open, and by a
 // reader that finds them later.
 TEST(Hostile, PositionsForgedNearTheTopOfTheRangeAreRefusedNotAHang) {
   test::ScopedNs ns;

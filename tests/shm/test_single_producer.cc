@@ -162,7 +162,7 @@ TEST(SingleProducer, ASecondProducerIsRefusedWhileTheFirstLives) {
 // A forked child must not publish with its parent's producer beside it (plain stores
 // from two processes would collide): its publishes are refused, and it opens a producer
 // of its own (on a single-producer stream: not while the parent's lives).
-// On a multi-producer stream too (review /tmp/review17): a child's abort of an inherited
+// On a multi-producer stream too (found by a review): a child's abort of an inherited
 // claim turned it into a gap that the parent's commit then brought back, and a child's
 // stale commit a lap later overwrote a newer record's tag.
 void forked_child_leaves_its_parents_producer(bool single) {
