@@ -259,8 +259,8 @@ bool Consumer::Impl::resync() noexcept {
   const uint64_t tail = load_pos(&h->claim);
   const PosSeq f = oldest(*m);
   // (floor may have passed the tail we read: producers moved on meanwhile.)
-  if ((f.pos & (kRecordAlign - 1)) != 0 || (tail > f.pos && tail - f.pos > cap) || m->broken() ||
-      tail >= kMaxPosition || f.pos >= kMaxPosition)
+  if (!position_ok(f.pos) || (tail > f.pos && tail - f.pos > cap) || m->broken() ||
+      tail >= kMaxPosition)
     return false;
   // Lapped again before it got half a ring past where it last resumed: this reader is
   // slower than the producers.  The oldest record is the next one they overwrite (floor
@@ -303,7 +303,7 @@ bool Consumer::Impl::rejoin() noexcept {
   // Our own position while producers have not passed it (nothing lost), else the floor.
   for (int i = 0; i < 1000; ++i) {
     const PosSeq f = oldest(*m);
-    if ((f.pos & (kRecordAlign - 1)) != 0 || f.pos >= kMaxPosition) return false;
+    if (!position_ok(f.pos)) return false;
     const bool passed = f.pos > done_pos;
     const PosSeq at = passed ? f : PosSeq{done_pos, done_seq};
     if (passed) owe_eviction(done_seq, done_pos);

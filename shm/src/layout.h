@@ -66,6 +66,11 @@ inline constexpr uint64_t kRecordAlign = 32;
 // (test_cursors.cc).
 inline constexpr uint64_t kMaxPosition = 0 - (uint64_t{1} << 34);
 static_assert(kMaxPosition > (uint64_t{1} << 63) && kMaxPosition + 3 * kMaxCapacity > kMaxPosition);
+// A position read from shared memory that can be a record boundary: on the 32-byte grid
+// and below kMaxPosition.
+constexpr bool position_ok(uint64_t pos) noexcept {
+  return (pos & (kRecordAlign - 1)) == 0 && pos < kMaxPosition;
+}
 inline constexpr uint64_t kLine = 128;                       // fixed: never hardware_*_size
 
 // A 16-byte {pos, seq} pair updated with one lock cmpxchg16b.
