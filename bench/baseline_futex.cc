@@ -6,7 +6,6 @@
 // one futex wake-up); paced records spaced wider than any spin window measure the same
 // wake-up from a send stamp, as the shmbus kBlock consumer's rows do.
 #include <linux/futex.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include <new>
 
 #include "clock.h"
+#include "shared_region.h"
 #include "transport.h"
 
 namespace bench {
@@ -94,19 +94,11 @@ class FutexReceiver final : public Receiver {
 
 class FutexTransport final : public Transport {
  public:
-  ~FutexTransport() override { cleanup(); }
   std::string name() const override { return "raw futex (2 processes, always FUTEX_WAKE)"; }
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
-    cleanup();
     slot_bytes_ = (spec.record_size + 127) / 128 * 128;
-    bytes_ = size_t(spec.channels) * (sizeof(Mailbox) + slot_bytes_);
-    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      *err = std::string("mmap: ") + std::strerror(errno);
-      return false;
-    }
-    base_ = static_cast<std::byte*>(p);
+    if (!mem_.map(size_t(spec.channels) * (sizeof(Mailbox) + slot_bytes_), err)) return false;
     channels_ = spec.channels;
     record_size_ = spec.record_size;
     for (int c = 0; c < channels_; ++c) new (channel(c).box) Mailbox();
@@ -119,18 +111,17 @@ class FutexTransport final : public Transport {
     return std::make_unique<FutexReceiver>(channel(ch));
   }
   std::string cleanup() override {
-    if (base_) munmap(base_, bytes_);
-    base_ = nullptr;
+    mem_.unmap();
     return {};
   }
 
  private:
   Channel channel(int c) const {
-    std::byte* at = base_ + size_t(c) * (sizeof(Mailbox) + slot_bytes_);
+    std::byte* at = mem_.base() + size_t(c) * (sizeof(Mailbox) + slot_bytes_);
     return Channel{reinterpret_cast<Mailbox*>(at), at + sizeof(Mailbox), record_size_};
   }
-  std::byte* base_ = nullptr;
-  size_t bytes_ = 0, slot_bytes_ = 0, record_size_ = 0;
+  SharedRegion mem_;
+  size_t slot_bytes_ = 0, record_size_ = 0;
   int channels_ = 0;
 };
 

@@ -9,13 +9,12 @@
 // sized to the record, the reader spinning on a separate index) it shows what the
 // format costs (a header read before the payload, records across cache lines and
 // pages); against shmbus, what shmbus does beyond it.
-#include <sys/mman.h>
-
 #include <atomic>
 #include <cstring>
 #include <new>
 #include <string>
 
+#include "shared_region.h"
 #include "spin.h"
 #include "transport.h"
 
@@ -129,24 +128,16 @@ class HeaderRingReceiver final : public Receiver {
 
 class HeaderRing final : public Transport {
  public:
-  ~HeaderRing() override { unmap(); }
   std::string name() const override { return "header ring (32 B header beside the payload)"; }
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
-    unmap();
     // The bytes of shmbus's rings in the same cells.
     cap_ = spec.latency ? (1u << 20) : (4u << 20);
     per_channel_ = sizeof(RingHeader) + cap_;
-    bytes_ = per_channel_ * size_t(spec.channels);
-    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      *err = "mmap failed";
-      return false;
-    }
-    base_ = static_cast<std::byte*>(p);
+    if (!mem_.map(per_channel_ * size_t(spec.channels), err)) return false;
     // Populated up front, as shmbus's open does (no page fault in the first lap).
-    std::memset(base_, 0, bytes_);
-    for (int c = 0; c < spec.channels; ++c) new (base_ + per_channel_ * size_t(c)) RingHeader();
+    std::memset(mem_.base(), 0, mem_.size());
+    for (int c = 0; c < spec.channels; ++c) new (mem_.base() + per_channel_ * size_t(c)) RingHeader();
     return true;
   }
   std::unique_ptr<Sender> open_sender(int ch, std::string*) override {
@@ -156,21 +147,17 @@ class HeaderRing final : public Transport {
     return std::make_unique<HeaderRingReceiver>(view(ch));
   }
   std::string cleanup() override {
-    unmap();
+    mem_.unmap();
     return {};
   }
 
  private:
   RingView view(int ch) const {
-    std::byte* at = base_ + per_channel_ * size_t(ch);
+    std::byte* at = mem_.base() + per_channel_ * size_t(ch);
     return RingView{reinterpret_cast<RingHeader*>(at), at + sizeof(RingHeader), cap_};
   }
-  void unmap() {
-    if (base_) munmap(base_, bytes_);
-    base_ = nullptr;
-  }
-  std::byte* base_ = nullptr;
-  size_t bytes_ = 0, per_channel_ = 0;
+  SharedRegion mem_;
+  size_t per_channel_ = 0;
   uint64_t cap_ = 0;
 };
 

@@ -3,13 +3,12 @@
 // 128-byte lines, each side keeping a process-local cached copy of the other's index.
 // It is the floor a general-purpose stream (variable records, many producers, many
 // consumers) is compared against.
-#include <sys/mman.h>
-
 #include <atomic>
 #include <cstring>
 #include <new>
 #include <string>
 
+#include "shared_region.h"
 #include "spin.h"
 #include "transport.h"
 
@@ -107,28 +106,20 @@ class SpscReceiver final : public Receiver {
 class SpscRing final : public Transport {
  public:
   explicit SpscRing(uint32_t batch) : batch_(batch) {}
-  ~SpscRing() override { unmap(); }
   std::string name() const override {
     return batch_ > 1 ? "SPSC ring (fixed slots), index per " + std::to_string(batch_) + " records"
                       : "SPSC ring (fixed slots)";
   }
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
-    unmap();
     const size_t ring_bytes = spec.latency ? (1u << 20) : (4u << 20);
     slot_size_ = (spec.record_size + 63) & ~size_t(63);
     nslots_ = 2;
     while (nslots_ * 2 * slot_size_ <= ring_bytes) nslots_ *= 2;
     record_size_ = spec.record_size;
     per_channel_ = sizeof(RingHeader) + nslots_ * slot_size_;
-    bytes_ = per_channel_ * size_t(spec.channels);
-    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      *err = "mmap failed";
-      return false;
-    }
-    base_ = static_cast<std::byte*>(p);
-    for (int c = 0; c < spec.channels; ++c) new (base_ + per_channel_ * size_t(c)) RingHeader();
+    if (!mem_.map(per_channel_ * size_t(spec.channels), err)) return false;
+    for (int c = 0; c < spec.channels; ++c) new (mem_.base() + per_channel_ * size_t(c)) RingHeader();
     return true;
   }
   std::unique_ptr<Sender> open_sender(int ch, std::string*) override {
@@ -138,23 +129,19 @@ class SpscRing final : public Transport {
     return std::make_unique<SpscReceiver>(view(ch), batch_);
   }
   std::string cleanup() override {
-    unmap();
+    mem_.unmap();
     return {};
   }
 
  private:
   RingView view(int ch) const {
-    std::byte* at = base_ + per_channel_ * size_t(ch);
+    std::byte* at = mem_.base() + per_channel_ * size_t(ch);
     return RingView{reinterpret_cast<RingHeader*>(at), at + sizeof(RingHeader), nslots_,
                     slot_size_, record_size_};
   }
-  void unmap() {
-    if (base_) munmap(base_, bytes_);
-    base_ = nullptr;
-  }
   uint32_t batch_;
-  std::byte* base_ = nullptr;
-  size_t bytes_ = 0, per_channel_ = 0, slot_size_ = 0, record_size_ = 0;
+  SharedRegion mem_;
+  size_t per_channel_ = 0, slot_size_ = 0, record_size_ = 0;
   uint64_t nslots_ = 0;
 };
 
