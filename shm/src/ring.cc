@@ -374,6 +374,17 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
   uint32_t logged = 0;
   if (one_record) logged = log_gap(m.header(), seq);
   else log_unknown_gap(m.header(), pos + record_span(size));
+  // Head past pos: the claim is committed or a gap already (another abandoner's), and the
+  // ring may have moved on a lap since we decided; then `observed`, when it was stale
+  // bytes of a header never written, could equal 8 payload bytes of a later lap's record
+  // at pos (zeros, say), and the CAS below would write our gap into that record after
+  // some consumers read it (found by a review: ctest chaos_repro_stale_abandoner).  The
+  // ring cannot lap pos while head is below it.  This narrows the window to the few
+  // instructions between this load and the CAS; it does not close it (README, Limits).
+  if (load_pos(&m.header()->head) > pos) {
+    if (one_record) unlog_gap(m.header(), logged, seq);
+    return Abandon::kRetry;
+  }
   // seq_cst: as a commit (its producer is dead: nothing writes this header after us but
   // the next lap).
   if (!cas_seq_cst(rec->tag, observed, gap)) {

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <signal.h>
@@ -30,6 +31,8 @@
 #include <unistd.h>
 
 #include "chaos_roles.h"
+#include "layout.h"
+#include "mapping.h"
 #include "shmbus/persister.h"
 
 namespace shmbus::chaos {
@@ -239,6 +242,118 @@ int repro_new_group_start_passed() {
       std::printf("repro new-group-start-passed: unexpected status %d\n", static_cast<int>(st));
     }
   }
+  (void)remove_stream(ns, "s", true);
+  return rc;
+}
+
+// stale-abandoner (found by a review, 2026-12-02; narrowed): an abandoner (here a producer
+// waiting for room) that decided a claim without a header dead, then stalled at step X1
+// (kAbandonDead) while another abandoner gapped the claim and the producers lapped the
+// ring, CASed its `observed` value (the stale bytes of the header never written: zeros
+// here) into the same bytes of the next lap, 8 bytes of a committed record's payload that
+// happened to be zeros: two groups read different bytes for one record.  abandon_at() now
+// re-reads head before its CAS and gives up when head passed the claim.
+int repro_stale_abandoner() {
+  const std::string ns = "chaosrepro" + std::to_string(getpid());
+  StreamOptions so;
+  so.capacity = 4096;
+  so.abandon_timeout = std::chrono::milliseconds(50);
+  if (!create_stream(ns, "s", so)) return 2;
+  int rc = 2;
+  auto mapping = StreamMapping::open(ns, "s", false);
+  ConsumerOptions c1o, c2o;
+  c1o.group = "g1";
+  c1o.start = StartFrom::earliest();
+  c2o.group = "g2";
+  c2o.start = StartFrom::earliest();
+  auto c1 = Consumer::open(ns, "s", c1o);
+  auto c2 = Consumer::open(ns, "s", c2o);
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto p = Producer::open(ns, "s", po);
+  std::vector<std::byte> z64(64), z200(200);
+  if (!mapping || !c1 || !c2 || !p || !p.value().publish(Bytes(z64.data(), 64)).ok()) {
+    (void)remove_stream(ns, "s", true);
+    return 2;
+  }
+  const detail::StreamHeader* h = mapping.value()->header();
+  // A producer killed between its claim and its pending tag: a claim without a header.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    auto d = Producer::open(ns, "s");
+    detail::set_chaos_handler([](detail::ChaosStep step) noexcept {
+      if (step == detail::ChaosStep::kClaimTaken) raise(SIGKILL);
+    });
+    if (d) (void)d.value().publish(Bytes(z64.data(), 64));
+    _exit(1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  static std::atomic<bool> stalled{false}, release{false};
+  static thread_local bool stall_me = false;
+  detail::set_chaos_handler([](detail::ChaosStep step) noexcept {
+    if (step != detail::ChaosStep::kAbandonDead || !stall_me) return;
+    stall_me = false;
+    stalled.store(true);
+    while (!release.load()) usleep(100);  // preempted between its decision and its CAS
+  });
+  // The stalled abandoner: a second producer that fills the ring and waits for room.
+  std::thread a1([&] {
+    stall_me = true;
+    auto p2 = Producer::open(ns, "s");
+    for (int i = 0; p2 && i < 17; ++i) (void)p2.value().publish(Bytes(z200.data(), 200));
+    stall_me = false;
+  });
+  for (int i = 0; i < 20000 && !stalled.load(); ++i) usleep(1000);
+  // Everyone else goes on: the consumers read, the first producer publishes into lap 1
+  // (abandoning the dead claim again on the way).
+  Record rec;
+  uint64_t x_seq = ~0ULL;
+  for (int it = 0; stalled.load() && it < 20000 && x_seq == ~0ULL; ++it) {
+    while (c1.value().poll(&rec, std::chrono::nanoseconds(0)) == ReadStatus::kOk) {
+    }
+    while (c2.value().poll(&rec, std::chrono::nanoseconds(0)) == ReadStatus::kOk) {
+    }
+    const PubResult r = p.value().publish(Bytes(z200.data(), 200));
+    if (r.ok() && detail::load_pos(&h->claim) > so.capacity) x_seq = r.seq;
+    if (!r.ok()) usleep(1000);
+  }
+  std::vector<std::byte> seen1, seen2;
+  for (int i = 0; x_seq != ~0ULL && i < 1000; ++i) {
+    if (c1.value().poll(&rec, std::chrono::seconds(1)) != ReadStatus::kOk) break;
+    if (rec.seq == x_seq) {
+      seen1.assign(rec.data.begin(), rec.data.end());
+      break;
+    }
+  }
+  release.store(true);  // the stalled abandoner runs on
+  a1.join();
+  detail::set_chaos_handler(nullptr);
+  for (int i = 0; x_seq != ~0ULL && i < 1000; ++i) {
+    if (c2.value().poll(&rec, std::chrono::seconds(1)) != ReadStatus::kOk) break;
+    if (rec.seq == x_seq) {
+      seen2.assign(rec.data.begin(), rec.data.end());
+      break;
+    }
+  }
+  const uint64_t abandoned = h->abandoned.load();
+  if (!WIFSIGNALED(status) || x_seq == ~0ULL || seen1.empty() || seen2.empty()) {
+    std::printf("repro stale-abandoner: setup failed (child %d, record %s, read %zu / %zu)\n",
+                status, x_seq == ~0ULL ? "not in lap 1" : "published", seen1.size(), seen2.size());
+  } else if (seen1 != seen2 || abandoned != 1) {
+    std::printf("repro stale-abandoner: REPRODUCED: record %llu read differently by two groups "
+                "(%s), abandoned counted %llu times\n",
+                static_cast<unsigned long long>(x_seq), seen1 != seen2 ? "bytes differ" : "same bytes",
+                static_cast<unsigned long long>(abandoned));
+    rc = 1;
+  } else {
+    std::printf("repro stale-abandoner: not reproduced (both groups read record %llu alike, "
+                "one abandon)\n", static_cast<unsigned long long>(x_seq));
+    rc = 0;
+  }
+  c1.value().close();
+  c2.value().close();
+  p.value().close();
   (void)remove_stream(ns, "s", true);
   return rc;
 }

@@ -84,4 +84,5 @@ namespace shmbus::chaos {
 int repro_replay_empty_store();
 int repro_fork_keeps_producer_alive();
 int repro_new_group_start_passed();
+int repro_stale_abandoner();
 }  // namespace shmbus::chaos
