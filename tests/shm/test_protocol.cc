@@ -208,7 +208,8 @@ TEST(Ring, AGapForgedInAFreshClaimIsWrittenOver) {
         std::memcpy(cl.data().data(), "late!", 5);
         EXPECT_EQ(cl.commit(), PubStatus::kOk);
       } else {
-        const Bytes batch[] = {as_bytes("late!")};
+        const std::string late = "late!";  // (as_bytes() views it: it must outlive the call)
+        const Bytes batch[] = {as_bytes(late)};
         EXPECT_EQ(p->publish_batch(batch).status, PubStatus::kOk);
       }
       EXPECT_NE(m.value()->record_at(pos)->tag.load(), gap);
