@@ -318,24 +318,23 @@ int repro_stale_abandoner() {
     if (r.ok() && detail::load_pos(&h->claim) > so.capacity) x_seq = r.seq;
     if (!r.ok()) usleep(1000);
   }
-  std::vector<std::byte> seen1, seen2;
-  for (int i = 0; x_seq != ~0ULL && i < 1000; ++i) {
-    if (c1.value().poll(&rec, std::chrono::seconds(1)) != ReadStatus::kOk) break;
-    if (rec.seq == x_seq) {
-      seen1.assign(rec.data.begin(), rec.data.end());
-      break;
+  // The bytes group `c` reads for record x_seq (empty if it never comes).
+  auto read_x = [&](Consumer& c) {
+    std::vector<std::byte> seen;
+    for (int i = 0; x_seq != ~0ULL && i < 1000; ++i) {
+      if (c.poll(&rec, std::chrono::seconds(1)) != ReadStatus::kOk) break;
+      if (rec.seq == x_seq) {
+        seen.assign(rec.data.begin(), rec.data.end());
+        break;
+      }
     }
-  }
+    return seen;
+  };
+  const std::vector<std::byte> seen1 = read_x(c1.value());
   release.store(true);  // the stalled abandoner runs on
   a1.join();
   detail::set_chaos_handler(nullptr);
-  for (int i = 0; x_seq != ~0ULL && i < 1000; ++i) {
-    if (c2.value().poll(&rec, std::chrono::seconds(1)) != ReadStatus::kOk) break;
-    if (rec.seq == x_seq) {
-      seen2.assign(rec.data.begin(), rec.data.end());
-      break;
-    }
-  }
+  const std::vector<std::byte> seen2 = read_x(c2.value());
   const uint64_t abandoned = h->abandoned.load();
   if (!WIFSIGNALED(status) || x_seq == ~0ULL || seen1.empty() || seen2.empty()) {
     std::printf("repro stale-abandoner: setup failed (child %d, record %s, read %zu / %zu)\n",
