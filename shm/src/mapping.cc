@@ -196,10 +196,6 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   int rc = posix_fallocate(fd, 0, static_cast<off_t>(total));
   void* base = rc == 0 ? mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
   if (rc == 0 && base == MAP_FAILED) rc = errno;
-  if (rc == 0) {
-    m->probe_fd_ = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (m->probe_fd_ < 0) rc = errno;
-  }
   if (rc != 0) {
     if (base != MAP_FAILED) munmap(base, total);
     ::close(fd);
@@ -209,7 +205,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
                           std::strerror(rc) + " (use a smaller --capacity or enlarge /dev/shm)");
   }
   m->hold_fd_ = fd;
-  if (auto r = m->open_lock_fd(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC, describe(ns, name)); !r) {
+  if (auto r = m->open_lock_fds(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC, describe(ns, name)); !r) {
     munmap(base, total);
     m->hold_fd_ = -1;
     ::close(fd);
@@ -285,14 +281,9 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
                      (ns == "default" ? "" : " --namespace " + std::string(ns)) + ")";
     return err;
   }
-  m->probe_fd_ = ::open(path.c_str(), flags);
-  if (m->probe_fd_ < 0) return from_errno(errno, what);
-  struct stat st, st2;
-  if (fstat(m->hold_fd_, &st) != 0 || fstat(m->probe_fd_, &st2) != 0)
-    return from_errno(errno, what);
-  if (st.st_ino != st2.st_ino || st.st_dev != st2.st_dev)
-    return make_error(Errc::kBusy, what + " was replaced while opening it; try again");
-  if (auto r = m->open_lock_fd(path, flags, what); !r) return r.error();
+  if (auto r = m->open_lock_fds(path, flags, what); !r) return r.error();
+  struct stat st;
+  if (fstat(m->hold_fd_, &st) != 0) return from_errno(errno, what);
   if (!S_ISREG(st.st_mode)) return make_error(Errc::kIncompatible, what + " is not a regular file");
   // A creator may still be between open and fallocate: wait for the size, unless the
   // object is older than the wait (its creator died).
@@ -380,16 +371,28 @@ namespace {
     pthread_atfork(fork_prepare, fork_parent, &StreamMapping::after_fork_in_child);
 }  // namespace
 
-Result<void> StreamMapping::open_lock_fd(const std::string& path, int flags, const std::string& what) {
+Result<void> StreamMapping::open_lock_fds(const std::string& path, int flags, const std::string& what) {
   {
+    // Opened and listed in one step under the fork mutex, and closed likewise (the
+    // destructor): a fork() from another thread never leaves a child holding either
+    // description unlisted, which after_fork_in_child() would then not close (a
+    // registry lock the parent takes through probe_fd_ would outlive the parent).
     std::lock_guard<std::mutex> lock(fork_mutex());
     lock_fd_ = ::open(path.c_str(), flags);
     if (lock_fd_ < 0) return from_errno(errno, what);
+    probe_fd_ = ::open(path.c_str(), flags);
+    if (probe_fd_ < 0) {
+      const int e = errno;
+      ::close(lock_fd_);
+      lock_fd_ = -1;
+      return from_errno(e, what);
+    }
     g_mappings.push_back(this);
   }
-  struct stat a, b;
-  if (fstat(hold_fd_, &a) != 0 || fstat(lock_fd_, &b) != 0) return from_errno(errno, what);
-  if (a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+  struct stat a, b, c;
+  if (fstat(hold_fd_, &a) != 0 || fstat(lock_fd_, &b) != 0 || fstat(probe_fd_, &c) != 0)
+    return from_errno(errno, what);
+  if (a.st_ino != b.st_ino || a.st_dev != b.st_dev || a.st_ino != c.st_ino || a.st_dev != c.st_dev)
     return make_error(Errc::kBusy, what + " was replaced while opening it; try again");
   return {};
 }
@@ -403,12 +406,14 @@ StreamMapping::~StreamMapping() {
         g_mappings.pop_back();
         break;
       }
+    // Under the mutex too (see open_lock_fds()): a child forked between the unlisting
+    // and the close would keep the holds taken through lock_fd_ alive.
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    if (probe_fd_ >= 0) ::close(probe_fd_);
   }
-  if (lock_fd_ >= 0) ::close(lock_fd_);
   if (guard_ >= 0) g_guarded[guard_].base.store(0, std::memory_order_release);
   if (base_) munmap(base_, map_bytes_);
   if (hold_fd_ >= 0) ::close(hold_fd_);
-  if (probe_fd_ >= 0) ::close(probe_fd_);
 }
 
 namespace {

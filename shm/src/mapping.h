@@ -107,7 +107,7 @@ class StreamMapping {
   Result<void> validate(uint64_t file_size);
   // Opens lock_fd_ (the same object as hold_fd_) and enters this mapping in the list that
   // after_fork_in_child() walks.
-  Result<void> open_lock_fd(const std::string& path, int flags, const std::string& what);
+  Result<void> open_lock_fds(const std::string& path, int flags, const std::string& what);
 
   void* base_ = nullptr;
   uint64_t map_bytes_ = 0;
