@@ -19,7 +19,8 @@ constexpr StepName kSteps[] = {
     {"B1", "batch.begun"},     {"B2", "batch.payloads"},   {"B3", "batch.committed"},
     {"R1", "reg.locked"},      {"R2", "reg.slot_held"},    {"R3", "reg.published"},
     {"R4", "reg.leaving"},     {"E1", "evict.found"},      {"E2", "evict.flagged"},
-    {"E3", "evict.rejoin"},    {"X1", "abandon.dead"},     {"X2", "abandon.cas"},
+    {"E3", "evict.rejoin"},    {"X1", "abandon.dead"},     {"X2", "abandon.held"},
+    {"X3", "abandon.cas"},
     {"S1", "resync.copied"},   {"S2", "resync.lapped"},    {"H1", "head.scanned"},
     {"H2", "floor.raised"},    {"W1", "wait.data"},        {"W2", "wait.space"},
 };

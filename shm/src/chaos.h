@@ -47,7 +47,8 @@ enum class ChaosStep : uint8_t {
   kRejoin,           // E3 an evicted consumer stored its new position, before its floor re-check
   // Abandon
   kAbandonDead,      // X1 a claim's owner found dead, before the gap CAS
-  kAbandoned,        // X2 gap CAS done, before the dead owner is recorded
+  kAbandonHeld,      // X2 hold stored and head re-read (not past the claim), before the gap CAS
+  kAbandoned,        // X3 gap CAS done, before the dead owner is recorded
   // Resync (tailing readers)
   kResyncCopied,     // S1 payload copied, before the lap check
   kResync,           // S2 lapped: before reading floor

@@ -499,6 +499,9 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
       store_relaxed(c.slot->owed_kind, kOwedNone);  // (a slot made ready below: release)
     }
     clear_sleeper_bits(c.h, 0, uint64_t{1} << consumer_index(*c.m, c.slot));  // died asleep?
+    // A previous holder that died holding (abandon_at()) CASes nothing any more.
+    store_relaxed(c.slot->hold, 0);
+    c.stuck.hold = &c.slot->hold;
     if (!c.m->hold(consumer_slot_off(consumer_index(*c.m, c.slot))))
       return make_error(Errc::kBusy, "consumer slot of stream '" + std::string(name) +
                                          "' is locked by a process that is not a consumer");

@@ -180,7 +180,13 @@ struct alignas(128) ProducerSlot {
                                        // publishes it to abandoners that acquire-load the
                                        // claim cursor; release-stored ~0 once every header
                                        // of the claim carries a pending tag
-  uint8_t pad0[64 - 56];
+  // An abandoner's hold (abandon_at(); the owner is the abandoner, not the record's
+  // producer): pos | 1 while it may still CAS a gap tag into the header at pos, else 0.
+  // seq_cst store before its seq_cst re-read of head, release store of 0 after the CAS;
+  // producers load it (seq_cst) after they raised floor and claim no further than
+  // pos + capacity while it is set and its owner lives (compute_floor()), so that the
+  // CAS never lands in a later lap's bytes.  Builds before it leave it 0 (pad).
+  std::atomic<uint64_t> hold;
   // ---- second line: written by the owner on every publish, read only by `stat` ----
   // With kFlagSlotCounters, the counters live here (the three above stay 0); relaxed,
   // as above.
@@ -199,6 +205,7 @@ static_assert(offsetof(ProducerSlot, records) == 24);
 static_assert(offsetof(ProducerSlot, generation) == 40);
 static_assert(offsetof(ProducerSlot, dead_gen) == 44);
 static_assert(offsetof(ProducerSlot, claiming) == 48);
+static_assert(offsetof(ProducerSlot, hold) == 56);
 
 // A producer slot's diagnostics counters, where the stream's flags put them.
 struct ProducerCounters {
@@ -243,7 +250,9 @@ struct alignas(128) ConsumerSlot {
                                        // counted again in evicted_lost
   std::atomic<uint32_t> owed_kind;     // kOwed*: release by the owner, acquire by the next
                                        // holder
-  uint8_t pad0[128 - 52];
+  uint8_t pad0[56 - 52];
+  std::atomic<uint64_t> hold;          // this consumer's abandoner hold: as ProducerSlot::hold
+  uint8_t pad0b[128 - 64];
   // --- registry line: changed only on attach/detach/evict, under the registry lock ---
   std::atomic<uint32_t> state;         // release kSlotReady after name/position are set;
                                        // acquire by producers and lookups
@@ -257,7 +266,8 @@ static_assert(sizeof(ConsumerSlot) == 256);
 static_assert(offsetof(ConsumerSlot, position) == 0 && offsetof(ConsumerSlot, next_seq) == 8 &&
               alignof(ConsumerSlot) % 16 == 0);  // the pair is a PosSeq for CAS16
 static_assert(offsetof(ConsumerSlot, owed_seq) == 24 && offsetof(ConsumerSlot, owed_pos) == 32 &&
-              offsetof(ConsumerSlot, owed_counted) == 40 && offsetof(ConsumerSlot, owed_kind) == 48);
+              offsetof(ConsumerSlot, owed_counted) == 40 && offsetof(ConsumerSlot, owed_kind) == 48 &&
+              offsetof(ConsumerSlot, hold) == 56);
 static_assert(offsetof(ConsumerSlot, state) == 128);
 static_assert(offsetof(ConsumerSlot, owner) == 136);
 static_assert(offsetof(ConsumerSlot, name) == 144);
@@ -502,6 +512,10 @@ inline PosSeq read_posseq_bounded(const PosSeq* p) noexcept {
 // Only the pos half, as a plain acquire load (a torn pair is never used from this).
 inline uint64_t load_pos(const PosSeq* target) {
   return __atomic_load_n(&target->pos, __ATOMIC_ACQUIRE);
+}
+// The pos half, seq_cst (in the single order with other seq_cst accesses).
+inline uint64_t load_pos_seq_cst(const PosSeq* target) {
+  return __atomic_load_n(&target->pos, __ATOMIC_SEQ_CST);
 }
 
 }  // namespace shmbus::detail

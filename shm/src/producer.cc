@@ -147,8 +147,7 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
   Backoff backoff(opts.wait);
   for (;;) {
     if (m->broken() || !m->cursors_ok()) return PubStatus::kCorrupt;
-    PosSeq f = compute_floor(*m, &stuck, end);
-    limit = f.pos + cap;
+    limit = compute_floor(*m, &stuck, end) + cap;
     if (end <= limit) return PubStatus::kOk;
     const uint64_t now = steady_ns();
     if (opts.when_full == FullPolicy::kFail || now >= deadline) {
@@ -179,7 +178,7 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
     // below covers it.
     if (m->plain_commits()) (void)sleeper_barrier();
     SHMBUS_CHAOS_POINT(kSpaceSleep);
-    if (compute_floor(*m, &stuck, end).pos + cap < end)
+    if (compute_floor(*m, &stuck, end) + cap < end)
       futex_wait(&h->space_futex, v, std::chrono::milliseconds(1));
     withdraw_sleeper(h->space_sleepers, bit);
   }
@@ -319,12 +318,14 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
         store_relaxed(s->generation, gen);
         store_relaxed(s->dead_gen, 0);
         store_relaxed(s->claiming, ~0ULL);
+        store_relaxed(s->hold, 0);  // a previous owner died holding (abandon_at())
         // seq_cst: raised before the owner store below, so before any claim of this
         // slot's producer (see labelled_below(), which walks the slots below it).
         if (load_seq_cst(impl->h->producer_hwm) < i + 1) store_seq_cst(impl->h->producer_hwm, i + 1);
         // release: pairs with the acquire load of owner by registry readers.
         store_release(s->owner, me);
         impl->slot = s;
+        impl->stuck.hold = &s->hold;
         impl->counters = ctr;
         impl->slot_idx = i;
         impl->label = owner_label(i, gen);

@@ -309,6 +309,10 @@ bool Stuck::dead_now(const StreamMapping& m, uint64_t at, uint64_t tag) const {
 
 Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t observed,
                    uint64_t tail) {
+  // Without a slot to hold the claim from (below), leave it to those with one; so does a
+  // child of fork() with what it inherited (its hold would count as alive as long as its
+  // parent lives, also after the child died holding).
+  if (stuck->hold == nullptr || m.inherited()) return Abandon::kAlive;
   const uint64_t salt = m.salt();
   RecordHeader* rec = m.record_at(pos);
   // Until the claim at pos is known labelled, the tag observed there may be stale bytes
@@ -374,24 +378,34 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
   uint32_t logged = 0;
   if (one_record) logged = log_gap(m.header(), seq);
   else log_unknown_gap(m.header(), pos + record_span(size));
-  // Head past pos: the claim is committed or a gap already (another abandoner's), and the
-  // ring may have moved on a lap since we decided; then `observed`, when it was stale
-  // bytes of a header never written, could equal 8 payload bytes of a later lap's record
-  // at pos (zeros, say), and the CAS below would write our gap into that record after
-  // some consumers read it (found by a review: ctest chaos_repro_stale_abandoner).  The
-  // ring cannot lap pos while head is below it.  This narrows the window to the few
-  // instructions between this load and the CAS; it does not close it (README, Limits).
-  if (load_pos(&m.header()->head) > pos) {
-    if (one_record) unlog_gap(m.header(), logged, seq);
-    return Abandon::kRetry;
-  }
+  // The ring may have moved on a lap since we decided (someone else made the gap and the
+  // producers went on); then `observed`, when it was stale bytes of a header never
+  // written, could equal 8 payload bytes of a later lap's record at pos (zeros, say), and
+  // the CAS below would write our gap into that record after some consumers read it
+  // (found by a review: ctest chaos_repro_stale_abandoner).  So: hold pos (producers
+  // claim no further than pos + capacity while the hold stands, compute_floor()), then
+  // re-read head: the ring cannot lap pos while head is below it, and a limit that lets a
+  // claim pass pos + capacity was computed from a head above pos, either before the hold
+  // (then this load sees that head) or after it (then that producer saw the hold).
+  // seq_cst, both: the store before the load (a full barrier on x86), and in one order
+  // with the producers' head reads and their seq_cst loads of holds (shm/FORMAT.md).
+  store_seq_cst(*stuck->hold, pos | 1);
+  const bool lapped = load_pos_seq_cst(&m.header()->head) > pos;
+  if (!lapped) SHMBUS_CHAOS_POINT(kAbandonHeld);
   // seq_cst: as a commit (its producer is dead: nothing writes this header after us but
-  // the next lap).
-  if (!cas_seq_cst(rec->tag, observed, gap)) {
-    // Someone else's gap (then logged by it too) or, were its owner alive after all, a
-    // record: the entry must go then.
+  // the next lap, which the hold keeps away).
+  const bool done = !lapped && cas_seq_cst(rec->tag, observed, gap);
+  // seq_cst: after the CAS (whose bytes a producer that sees 0 may then write over), and
+  // before the load of space_sleepers: a producer sleeping for room announces itself,
+  // then re-loads the holds (seq_cst, compute_floor()); one of the two sees the other.
+  store_seq_cst(*stuck->hold, 0);
+  if (load_seq_cst(m.header()->space_sleepers) != 0) wake_sleepers(m, Sleepers::kSpace);
+  if (!done) {
+    // Head passed pos (the claim is committed or another abandoner's gap), or the CAS
+    // found someone else's gap (then logged by it too) or, were its owner alive after
+    // all, a record: the entry must go then (not for another's gap).
     const TagView now = decode_tag(salt, m.lap_shift(), observed, pos);
-    if (one_record && !(now.lap_ok && now.state == kGap)) unlog_gap(m.header(), logged, seq);
+    if (one_record && (lapped || !(now.lap_ok && now.state == kGap))) unlog_gap(m.header(), logged, seq);
     return Abandon::kRetry;
   }
   SHMBUS_CHAOS_POINT(kAbandoned);
@@ -548,7 +562,28 @@ PosSeq committed_frontier(const StreamMapping& m) {
   return read_posseq(&h->head);
 }
 
-PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end) {
+namespace {
+// `lim` lowered to the lowest position a live abandoner holds (ProducerSlot::hold).
+uint64_t lowest_hold(const StreamMapping& m, uint64_t lim) {
+  auto check = [&](const std::atomic<uint64_t>& word, bool producer, uint32_t i) {
+    // seq_cst: pairs with the abandoner's seq_cst hold store before its head re-read
+    // (abandon_at()); this load comes after our head read and floor CAS.
+    const uint64_t v = load_seq_cst(word);
+    const uint64_t at = v & ~uint64_t{1};
+    if ((v & 1) == 0 || at >= lim || !position_ok(at)) return;  // none, higher, or forged
+    // A holder that died CASes nothing any more (the slot's next taker clears the word).
+    if (producer ? !producer_alive(m, i) : !consumer_alive(m, i)) return;
+    lim = at;
+  };
+  const uint32_t np = producer_slots_in_use(m.header());
+  for (uint32_t i = 0; i < np; ++i) check(m.producer_slot(i)->hold, true, i);
+  const uint32_t nc = consumer_slots_in_use(m.header());
+  for (uint32_t i = 0; i < nc; ++i) check(m.consumer_slot(i)->hold, false, i);
+  return lim;
+}
+}  // namespace
+
+uint64_t compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end) {
   StreamHeader* h = m.header();
   // Free a sixteenth of the ring beyond what this claim needs, so that this runs once
   // per cap/16 bytes published rather than on every claim.  Head (and so floor, where
@@ -568,7 +603,7 @@ PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end) {
   raise_posseq(&h->floor, f);
   SHMBUS_CHAOS_POINT(kFloorRaised);
   SlotScan second = scan_slots(m, f, tail);
-  return second.durable_min;
+  return lowest_hold(m, second.durable_min.pos);
 }
 
 uint32_t evict_dead_consumers(const StreamMapping& m, uint64_t below) {

@@ -80,6 +80,9 @@ struct Stuck {
   uint32_t dead_label = 0;    // owner label last found dead
   uint64_t dead_end = ~0ULL;  // end of the last gap made for a dead owner
   DeadProducers dead;         // for labelled_below()
+  // The `hold` word of the slot this participant registered in (abandon_at() stores it
+  // around its gap CAS); without one (nullptr) it abandons nothing.
+  std::atomic<uint64_t>* hold = nullptr;
   // Whether the uncommitted record at `pos` (tag `tag`) may be tried at once rather than
   // after the abandon timeout: its owner is already known dead (here or in its slot).
   bool dead_now(const StreamMapping& m, uint64_t pos, uint64_t tag) const;
@@ -130,8 +133,10 @@ bool count_logged_gaps(const StreamHeader* h, uint64_t from, uint64_t to, uint64
 PosSeq committed_frontier(const StreamMapping& m);
 
 // The lowest position producers must keep, for a claim that ends at `end`:
-// min(head, live durable consumers), raised into floor.
-PosSeq compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end);
+// min(head, live durable consumers), raised into floor; then lowered to the lowest
+// position a live abandoner holds (ProducerSlot::hold), which floor is not.  Producers
+// claim no further than the value returned plus the capacity.
+uint64_t compute_floor(const StreamMapping& m, Stuck* stuck, uint64_t end);
 
 // Evicts durable consumers that hold producers back (position below `below`) and whose
 // holder is gone past the stream's consumer_dead_timeout.  Returns how many.

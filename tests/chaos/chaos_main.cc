@@ -18,7 +18,8 @@
 //      none (the chaos build's futex counter).
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
 //                     [--abandon-ms MS] [--epsilon-ms MS] [--single-producer]
-//        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive|new-group-start-passed|stale-abandoner
+//        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive|new-group-start-passed|stale-abandoner|
+//                                   stale-abandoner-held|stale-abandoner-killed-holding
 //                     (chaos_repro.cc: exit 1 while the defect shows)
 // The phases of a round: chaos_phase.cc, chaos_bounds.cc (chaos_driver.h).
 #include <sys/mman.h>
@@ -142,7 +143,11 @@ int main(int argc, char** argv) {
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "new-group-start-passed")
       return repro_new_group_start_passed();
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "stale-abandoner")
-      return repro_stale_abandoner();
+      return repro_stale_abandoner(AbandonerStall::kDecided);
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "stale-abandoner-held")
+      return repro_stale_abandoner(AbandonerStall::kHeld);
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "stale-abandoner-killed-holding")
+      return repro_stale_abandoner(AbandonerStall::kKilledHolding);
     else {
       std::fprintf(stderr, "usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X] "
                            "[--abandon-ms MS] [--epsilon-ms MS] [--single-producer]\n");

@@ -246,14 +246,22 @@ int repro_new_group_start_passed() {
   return rc;
 }
 
-// stale-abandoner (found by a review, 2026-12-02; narrowed): an abandoner (here a producer
-// waiting for room) that decided a claim without a header dead, then stalled at step X1
-// (kAbandonDead) while another abandoner gapped the claim and the producers lapped the
-// ring, CASed its `observed` value (the stale bytes of the header never written: zeros
-// here) into the same bytes of the next lap, 8 bytes of a committed record's payload that
-// happened to be zeros: two groups read different bytes for one record.  abandon_at() now
-// re-reads head before its CAS and gives up when head passed the claim.
-int repro_stale_abandoner() {
+// stale-abandoner (found by a review, 2026-12-02): an abandoner (here a producer waiting
+// for room) that decided a claim without a header dead, then stalled while another
+// abandoner gapped the claim and the producers lapped the ring, CASed its `observed`
+// value (the stale bytes of the header never written: zeros here) into the same bytes of
+// the next lap, 8 bytes of a committed record's payload that happened to be zeros: two
+// groups read different bytes for one record.  `held` false stalls it at X1 (kAbandonDead,
+// its decision made), where abandon_at() must then find head past the claim; true at X2
+// (kAbandonHeld, its hold stored and head re-read below the claim), where producers must
+// not claim past the claim plus one ring while it stalls, and go on once it ran.
+// kKilledHolding: the abandoner is another process, killed at X2: its hold must not stop
+// the producers (a dead holder CASes nothing).
+int repro_stale_abandoner(AbandonerStall mode) {
+  const bool held = mode == AbandonerStall::kHeld;
+  const char* what = mode == AbandonerStall::kDecided ? "stale-abandoner"
+                     : held                          ? "stale-abandoner-held"
+                                                     : "stale-abandoner-killed-holding";
   const std::string ns = "chaosrepro" + std::to_string(getpid());
   StreamOptions so;
   so.capacity = 4096;
@@ -277,6 +285,7 @@ int repro_stale_abandoner() {
     return 2;
   }
   const detail::StreamHeader* h = mapping.value()->header();
+  const uint64_t dead_pos = detail::load_pos(&h->claim);  // where the dead claim starts
   // A producer killed between its claim and its pending tag: a claim without a header.
   const pid_t pid = fork();
   if (pid == 0) {
@@ -290,34 +299,67 @@ int repro_stale_abandoner() {
   int status = 0;
   waitpid(pid, &status, 0);
   static std::atomic<bool> stalled{false}, release{false};
+  static std::atomic<detail::ChaosStep> stall_step{detail::ChaosStep::kAbandonDead};
   static thread_local bool stall_me = false;
+  stalled = false;
+  release = false;
+  stall_step = mode == AbandonerStall::kDecided ? detail::ChaosStep::kAbandonDead
+                                                : detail::ChaosStep::kAbandonHeld;
   detail::set_chaos_handler([](detail::ChaosStep step) noexcept {
-    if (step != detail::ChaosStep::kAbandonDead || !stall_me) return;
+    if (step != stall_step.load() || !stall_me) return;
     stall_me = false;
     stalled.store(true);
-    while (!release.load()) usleep(100);  // preempted between its decision and its CAS
+    while (!release.load()) usleep(100);  // preempted before its CAS
   });
   // The stalled abandoner: a second producer that fills the ring and waits for room.
-  std::thread a1([&] {
+  auto abandoner = [&] {
     stall_me = true;
     auto p2 = Producer::open(ns, "s");
     for (int i = 0; p2 && i < 17; ++i) (void)p2.value().publish(Bytes(z200.data(), 200));
     stall_me = false;
-  });
-  for (int i = 0; i < 20000 && !stalled.load(); ++i) usleep(1000);
+  };
+  std::thread a1;
+  int holder_status = 0;
+  if (mode == AbandonerStall::kKilledHolding) {
+    const pid_t holder = fork();
+    if (holder == 0) {
+      detail::set_chaos_handler([](detail::ChaosStep step) noexcept {
+        if (step == detail::ChaosStep::kAbandonHeld) raise(SIGKILL);
+      });
+      abandoner();
+      _exit(1);
+    }
+    for (int i = 0; i < 20000 && waitpid(holder, &holder_status, WNOHANG) == 0; ++i) usleep(1000);
+    if (kill(holder, 0) == 0) {  // never got there: a setup failure
+      kill(holder, SIGKILL);
+      waitpid(holder, &holder_status, 0);
+    }
+    stalled.store(WIFSIGNALED(holder_status) && WTERMSIG(holder_status) == SIGKILL);
+  } else {
+    a1 = std::thread(abandoner);
+    for (int i = 0; i < 20000 && !stalled.load(); ++i) usleep(1000);
+  }
   // Everyone else goes on: the consumers read, the first producer publishes into lap 1
-  // (abandoning the dead claim again on the way).
+  // (abandoning the dead claim again on the way).  x_seq: its first record past the end
+  // of the ring's first lap.
   Record rec;
   uint64_t x_seq = ~0ULL;
-  for (int it = 0; stalled.load() && it < 20000 && x_seq == ~0ULL; ++it) {
-    while (c1.value().poll(&rec, std::chrono::nanoseconds(0)) == ReadStatus::kOk) {
+  uint64_t max_claim = 0;  // the furthest claim seen while the abandoner stalled
+  auto go_on = [&](int turns) {
+    for (int it = 0; it < turns && x_seq == ~0ULL; ++it) {
+      while (c1.value().poll(&rec, std::chrono::nanoseconds(0)) == ReadStatus::kOk) {
+      }
+      while (c2.value().poll(&rec, std::chrono::nanoseconds(0)) == ReadStatus::kOk) {
+      }
+      const PubResult r = p.value().publish(Bytes(z200.data(), 200));
+      if (r.ok() && detail::load_pos(&h->claim) > so.capacity) x_seq = r.seq;
+      if (!r.ok()) usleep(1000);
     }
-    while (c2.value().poll(&rec, std::chrono::nanoseconds(0)) == ReadStatus::kOk) {
-    }
-    const PubResult r = p.value().publish(Bytes(z200.data(), 200));
-    if (r.ok() && detail::load_pos(&h->claim) > so.capacity) x_seq = r.seq;
-    if (!r.ok()) usleep(1000);
-  }
+  };
+  // Stalled at X1 the first producer must get into lap 1; at X2 it must not get past the
+  // hold (so, bounded: 500 turns of at least 1 ms once the ring is full).
+  if (stalled.load()) go_on(held ? 500 : 20000);
+  max_claim = detail::load_pos(&h->claim);
   // The bytes group `c` reads for record x_seq (empty if it never comes).
   auto read_x = [&](Consumer& c) {
     std::vector<std::byte> seen;
@@ -330,24 +372,33 @@ int repro_stale_abandoner() {
     }
     return seen;
   };
-  const std::vector<std::byte> seen1 = read_x(c1.value());
+  std::vector<std::byte> seen1 = read_x(c1.value());
+  const bool was_stalled = stalled.load();
   release.store(true);  // the stalled abandoner runs on
-  a1.join();
+  if (a1.joinable()) a1.join();
   detail::set_chaos_handler(nullptr);
+  if (x_seq == ~0ULL) {  // held back by the hold: the ring must move on now
+    go_on(20000);
+    seen1 = read_x(c1.value());
+  }
   const std::vector<std::byte> seen2 = read_x(c2.value());
   const uint64_t abandoned = h->abandoned.load();
-  if (!WIFSIGNALED(status) || x_seq == ~0ULL || seen1.empty() || seen2.empty()) {
-    std::printf("repro stale-abandoner: setup failed (child %d, record %s, read %zu / %zu)\n",
-                status, x_seq == ~0ULL ? "not in lap 1" : "published", seen1.size(), seen2.size());
-  } else if (seen1 != seen2 || abandoned != 1) {
-    std::printf("repro stale-abandoner: REPRODUCED: record %llu read differently by two groups "
-                "(%s), abandoned counted %llu times\n",
-                static_cast<unsigned long long>(x_seq), seen1 != seen2 ? "bytes differ" : "same bytes",
-                static_cast<unsigned long long>(abandoned));
+  const bool passed_hold = held && max_claim > dead_pos + so.capacity;
+  if (!WIFSIGNALED(status) || !was_stalled || x_seq == ~0ULL || seen1.empty() || seen2.empty()) {
+    std::printf("repro %s: setup failed (child %d, %s, record %s, read %zu / %zu)\n", what, status,
+                was_stalled ? "stalled" : "abandoner never stalled",
+                x_seq == ~0ULL ? "not in lap 1" : "published", seen1.size(), seen2.size());
+  } else if (seen1 != seen2 || abandoned != 1 || passed_hold) {
+    std::printf("repro %s: REPRODUCED: record %llu read differently by two groups "
+                "(%s), abandoned counted %llu times, claims reached %llu while held at %llu\n",
+                what, static_cast<unsigned long long>(x_seq), seen1 != seen2 ? "bytes differ" : "same bytes",
+                static_cast<unsigned long long>(abandoned), static_cast<unsigned long long>(max_claim),
+                static_cast<unsigned long long>(dead_pos));
     rc = 1;
   } else {
-    std::printf("repro stale-abandoner: not reproduced (both groups read record %llu alike, "
-                "one abandon)\n", static_cast<unsigned long long>(x_seq));
+    std::printf("repro %s: not reproduced (both groups read record %llu alike, one abandon, "
+                "claims reached %llu while stalled)\n", what, static_cast<unsigned long long>(x_seq),
+                static_cast<unsigned long long>(max_claim));
     rc = 0;
   }
   c1.value().close();

@@ -84,5 +84,6 @@ namespace shmbus::chaos {
 int repro_replay_empty_store();
 int repro_fork_keeps_producer_alive();
 int repro_new_group_start_passed();
-int repro_stale_abandoner();
+enum class AbandonerStall { kDecided, kHeld, kKilledHolding };
+int repro_stale_abandoner(AbandonerStall mode);
 }  // namespace shmbus::chaos
