@@ -182,7 +182,8 @@ struct alignas(128) ProducerSlot {
                                        // of the claim carries a pending tag
   // An abandoner's hold (abandon_at(); the owner is the abandoner, not the record's
   // producer): pos | 1 while it may still CAS a gap tag into the header at pos, else 0.
-  // seq_cst store before its seq_cst re-read of head, release store of 0 after the CAS;
+  // seq_cst store before its seq_cst re-read of head, seq_cst store of 0 after the CAS
+  // (then a load of space_sleepers: producers sleeping for room re-load the holds);
   // producers load it (seq_cst) after they raised floor and claim no further than
   // pos + capacity while it is set and its owner lives (compute_floor()), so that the
   // CAS never lands in a later lap's bytes.  Builds before it leave it 0 (pad).

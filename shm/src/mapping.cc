@@ -196,10 +196,19 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   int rc = posix_fallocate(fd, 0, static_cast<off_t>(total));
   void* base = rc == 0 ? mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
   if (rc == 0 && base == MAP_FAILED) rc = errno;
+  // Our own object goes again on failure, but only while the name still refers to it: a
+  // racing `rm` and create may have put another creator's stream there meanwhile (found
+  // by a review: the "replaced while opening" error below unlinked it).
+  auto unlink_ours = [&] {
+    struct stat mine, now;
+    if (fstat(fd, &mine) == 0 && ::lstat(path.c_str(), &now) == 0 && mine.st_ino == now.st_ino &&
+        mine.st_dev == now.st_dev)
+      unlink(path.c_str());
+  };
   if (rc != 0) {
     if (base != MAP_FAILED) munmap(base, total);
+    unlink_ours();
     ::close(fd);
-    unlink(path.c_str());
     return make_error(rc == ENOSPC ? Errc::kNoSpace : Errc::kIo,
                       describe(ns, name) + ": cannot reserve " + human(total) + " in /dev/shm: " +
                           std::strerror(rc) + " (use a smaller --capacity or enlarge /dev/shm)");
@@ -208,8 +217,8 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   if (auto r = m->open_lock_fds(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC, describe(ns, name)); !r) {
     munmap(base, total);
     m->hold_fd_ = -1;
+    unlink_ours();
     ::close(fd);
-    unlink(path.c_str());
     return r.error();
   }
   m->base_ = base;

@@ -300,6 +300,9 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
         if (pass == 0 ? owner != 0 || producer_alive(*impl->m, i)
                       : producer_alive(*impl->m, i))
           continue;
+        // A previous owner that died holding (abandon_at()) CASes nothing: its hold goes
+        // before the slot is alive again (else producers would honour it meanwhile).
+        store_relaxed(s->hold, 0);
         if (!impl->m->hold(producer_slot_off(i))) continue;  // a foreign lock there
         SHMBUS_CHAOS_POINT(kRegSlotHeld);
         const ProducerCounters ctr = producer_counters(s, impl->m->flags());
@@ -318,7 +321,6 @@ Result<Producer> Producer::open(std::string_view ns, std::string_view name,
         store_relaxed(s->generation, gen);
         store_relaxed(s->dead_gen, 0);
         store_relaxed(s->claiming, ~0ULL);
-        store_relaxed(s->hold, 0);  // a previous owner died holding (abandon_at())
         // seq_cst: raised before the owner store below, so before any claim of this
         // slot's producer (see labelled_below(), which walks the slots below it).
         if (load_seq_cst(impl->h->producer_hwm) < i + 1) store_seq_cst(impl->h->producer_hwm, i + 1);

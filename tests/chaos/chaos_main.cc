@@ -19,7 +19,7 @@
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
 //                     [--abandon-ms MS] [--epsilon-ms MS] [--single-producer]
 //        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive|new-group-start-passed|stale-abandoner|
-//                                   stale-abandoner-held|stale-abandoner-killed-holding
+//                                   stale-abandoner[-tailing]-held|stale-abandoner[-tailing]-killed-holding
 //                     (chaos_repro.cc: exit 1 while the defect shows)
 // The phases of a round: chaos_phase.cc, chaos_bounds.cc (chaos_driver.h).
 #include <sys/mman.h>
@@ -142,12 +142,16 @@ int main(int argc, char** argv) {
       return repro_fork_keeps_producer_alive();
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "new-group-start-passed")
       return repro_new_group_start_passed();
-    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "stale-abandoner")
-      return repro_stale_abandoner(AbandonerStall::kDecided);
-    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "stale-abandoner-held")
-      return repro_stale_abandoner(AbandonerStall::kHeld);
-    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "stale-abandoner-killed-holding")
-      return repro_stale_abandoner(AbandonerStall::kKilledHolding);
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]).rfind("stale-abandoner", 0) == 0) {
+      const std::string r = argv[i + 1];
+      const bool tailing = r.find("-tailing") != std::string::npos;
+      const std::string rest = r.substr(std::string(tailing ? "stale-abandoner-tailing" : "stale-abandoner").size());
+      if (rest.empty() && !tailing) return repro_stale_abandoner(AbandonerStall::kDecided, false);
+      if (rest == "-held") return repro_stale_abandoner(AbandonerStall::kHeld, tailing);
+      if (rest == "-killed-holding") return repro_stale_abandoner(AbandonerStall::kKilledHolding, tailing);
+      std::fprintf(stderr, "shmbus_chaos: unknown repro %s\n", r.c_str());
+      return 2;
+    }
     else {
       std::fprintf(stderr, "usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X] "
                            "[--abandon-ms MS] [--epsilon-ms MS] [--single-producer]\n");

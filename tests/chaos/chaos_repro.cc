@@ -256,12 +256,17 @@ int repro_new_group_start_passed() {
 // (kAbandonHeld, its hold stored and head re-read below the claim), where producers must
 // not claim past the claim plus one ring while it stalls, and go on once it ran.
 // kKilledHolding: the abandoner is another process, killed at X2: its hold must not stop
-// the producers (a dead holder CASes nothing).
-int repro_stale_abandoner(AbandonerStall mode) {
+// the producers (a dead holder CASes nothing).  `tailing`: the abandoner is a tailing
+// reader instead (its position never holds producers back: only its hold does).
+int repro_stale_abandoner(AbandonerStall mode, bool tailing) {
   const bool held = mode == AbandonerStall::kHeld;
-  const char* what = mode == AbandonerStall::kDecided ? "stale-abandoner"
-                     : held                          ? "stale-abandoner-held"
-                                                     : "stale-abandoner-killed-holding";
+  const std::string what_s = std::string(mode == AbandonerStall::kDecided ? "stale-abandoner"
+                                         : tailing                        ? "stale-abandoner-tailing"
+                                                                          : "stale-abandoner") +
+                             (mode == AbandonerStall::kDecided ? ""
+                              : held                          ? "-held"
+                                                              : "-killed-holding");
+  const char* what = what_s.c_str();
   const std::string ns = "chaosrepro" + std::to_string(getpid());
   StreamOptions so;
   so.capacity = 4096;
@@ -311,11 +316,21 @@ int repro_stale_abandoner(AbandonerStall mode) {
     stalled.store(true);
     while (!release.load()) usleep(100);  // preempted before its CAS
   });
-  // The stalled abandoner: a second producer that fills the ring and waits for room.
+  // The stalled abandoner: a second producer that fills the ring and waits for room, or
+  // a tailing reader that waits for the dead claim.
   auto abandoner = [&] {
     stall_me = true;
-    auto p2 = Producer::open(ns, "s");
-    for (int i = 0; p2 && i < 17; ++i) (void)p2.value().publish(Bytes(z200.data(), 200));
+    if (tailing) {
+      ConsumerOptions to;
+      to.start = StartFrom::earliest();
+      auto t = Consumer::open(ns, "s", to);
+      Record r;
+      for (int i = 0; t && i < 100 && !release.load(); ++i)
+        (void)t.value().poll(&r, std::chrono::milliseconds(100));
+    } else {
+      auto p2 = Producer::open(ns, "s");
+      for (int i = 0; p2 && i < 17; ++i) (void)p2.value().publish(Bytes(z200.data(), 200));
+    }
     stall_me = false;
   };
   std::thread a1;
@@ -384,7 +399,12 @@ int repro_stale_abandoner(AbandonerStall mode) {
   const std::vector<std::byte> seen2 = read_x(c2.value());
   const uint64_t abandoned = h->abandoned.load();
   const bool passed_hold = held && max_claim > dead_pos + so.capacity;
-  if (!WIFSIGNALED(status) || !was_stalled || x_seq == ~0ULL || seen1.empty() || seen2.empty()) {
+  if (mode == AbandonerStall::kKilledHolding && was_stalled && x_seq == ~0ULL) {
+    std::printf("repro %s: REPRODUCED: a dead abandoner's hold stops the producers at %llu "
+                "(held at %llu)\n", what, static_cast<unsigned long long>(detail::load_pos(&h->claim)),
+                static_cast<unsigned long long>(dead_pos));
+    rc = 1;
+  } else if (!WIFSIGNALED(status) || !was_stalled || x_seq == ~0ULL || seen1.empty() || seen2.empty()) {
     std::printf("repro %s: setup failed (child %d, %s, record %s, read %zu / %zu)\n", what, status,
                 was_stalled ? "stalled" : "abandoner never stalled",
                 x_seq == ~0ULL ? "not in lap 1" : "published", seen1.size(), seen2.size());
