@@ -89,8 +89,23 @@ class ShmbusSender final : public Sender {
 
 class ShmbusReceiver final : public Receiver {
  public:
-  ShmbusReceiver(shmbus::Consumer c, bool batch) : c_(std::move(c)), batch_(batch) {}
+  ShmbusReceiver(shmbus::Consumer c, bool batch, bool copy)
+      : c_(std::move(c)), batch_(batch), copy_(copy) {
+    if (copy_) copy_buf_.resize(kMaxRecord);
+  }
   RecvStatus recv(View* out) override {
+    const RecvStatus st = take(out);
+    if (st == RecvStatus::kOk && copy_) {
+      // The tailing reader's copy (Consumer::poll copies into its buffer): one memcpy of
+      // the payload into a private buffer allocated once, read from there.
+      std::memcpy(copy_buf_.data(), out->data(), out->size());
+      *out = View(copy_buf_.data(), out->size());
+    }
+    return st;
+  }
+
+ private:
+  RecvStatus take(View* out) {
     if (at_ < got_) {  // the rest of the last poll_batch (valid until the next one)
       *out = recs_[at_].data;
       ts_ = recs_[at_++].ts_ns;
@@ -125,12 +140,16 @@ class ShmbusReceiver final : public Receiver {
       }
     }
   }
+
+ public:
   uint64_t lost() const noexcept override { return c_.lost(); }
   uint64_t record_ts_ns() const noexcept override { return ts_; }
 
  private:
   shmbus::Consumer c_;
   bool batch_;
+  bool copy_;
+  std::vector<std::byte> copy_buf_;  // kDurableCopy: kMaxRecord bytes
   shmbus::Record recs_[kShmbusConsumerBatch];
   size_t got_ = 0, at_ = 0;  // records of the last poll or poll_batch, handed out
   uint64_t ts_ = 0;
@@ -152,6 +171,7 @@ class ShmbusTransport final : public Transport {
       case ShmbusMode::kDurableSingle: return "shmbus durable, single-producer stream (publish)";
       case ShmbusMode::kDurableSingleBatch:
         return "shmbus durable, single-producer stream (publish_batch of 32)";
+      case ShmbusMode::kDurableCopy: return "shmbus durable, receiver copies (the tailing copy)";
     }
     return "shmbus";
   }
@@ -200,7 +220,8 @@ class ShmbusTransport final : public Transport {
       *err = c.error().message;
       return nullptr;
     }
-    return std::make_unique<ShmbusReceiver>(std::move(c).value(), batch());
+    return std::make_unique<ShmbusReceiver>(std::move(c).value(), batch(),
+                                            mode_ == ShmbusMode::kDurableCopy);
   }
 
   // Removes without force first: the children are gone, so a refusal is worth reporting.
@@ -224,7 +245,7 @@ class ShmbusTransport final : public Transport {
     return mode_ == ShmbusMode::kDurableSingle || mode_ == ShmbusMode::kDurableSingleBatch;
   }
   std::string stream(int ch) const {
-    static constexpr const char* kPrefix[] = {"d", "t", "c", "k", "b", "s", "sb"};  // by mode: never clash
+    static constexpr const char* kPrefix[] = {"d", "t", "c", "k", "b", "s", "sb", "dc"};  // by mode: never clash
     return kPrefix[int(mode_)] + std::to_string(run_) + "-ch" + std::to_string(ch);
   }
   ShmbusMode mode_;

@@ -338,6 +338,7 @@ Report run_suite(const SuiteOptions& o) {
   r.idx.raw_paired = plan.add_raw("paired, just before shmbus", Plan::When::kRoundRobin);
   auto shmbus = make_shmbus(ShmbusMode::kDurable);
   auto tailing = make_shmbus(ShmbusMode::kTailing);
+  auto durable_copy = make_shmbus(ShmbusMode::kDurableCopy);
   auto claim = make_shmbus(ShmbusMode::kDurableClaim);
   auto block = make_shmbus(ShmbusMode::kDurableBlock);
   auto batch = make_shmbus(ShmbusMode::kDurableBatch);
@@ -347,6 +348,7 @@ Report run_suite(const SuiteOptions& o) {
   if (selected(o, shmbus->name()))
     r.idx.shmbus = plan.add_transport(*shmbus, true, true, 1, {}, false, kSizesAll);
   if (selected(o, tailing->name())) plan.add_transport(*tailing, true, true);
+  if (selected(o, durable_copy->name())) plan.add_transport(*durable_copy, false, true);
   if (selected(o, claim->name())) plan.add_transport(*claim, false, true);
   if (selected(o, single->name()))
     r.idx.shmbus_single = plan.add_transport(*single, true, true, 1, {}, false, kSizesAll);

@@ -88,9 +88,11 @@ std::unique_ptr<Transport> make_unavailable(std::string name, std::string reason
 // kDurableBlock: the consumer waits with the default WaitStrategy::kBlock (spin, yield,
 // futex sleep) instead of busy-spinning.  kDurableBatch: the sender gathers 32 records
 // and publishes them with one publish_batch(), and the receiver reads with poll_batch()
-// of up to kShmbusConsumerBatch (throughput only).
+// of up to kShmbusConsumerBatch (throughput only).  kDurableCopy: a durable consumer whose
+// receiver copies each record into a private buffer, as a tailing reader must before it
+// can tell whether the bytes were overwritten: the tailing row's bound (throughput only).
 enum class ShmbusMode : uint8_t { kDurable, kTailing, kDurableClaim, kDurableBlock, kDurableBatch,
-                                  kDurableSingle, kDurableSingleBatch };
+                                  kDurableSingle, kDurableSingleBatch, kDurableCopy };
 inline constexpr size_t kShmbusBatch = 32;
 inline constexpr size_t kShmbusConsumerBatch = 64;
 std::unique_ptr<Transport> make_shmbus(ShmbusMode mode);
