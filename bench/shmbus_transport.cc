@@ -103,8 +103,11 @@ class ShmbusReceiver final : public Receiver {
     }
     return st;
   }
+  uint64_t lost() const noexcept override { return c_.lost(); }
+  uint64_t record_ts_ns() const noexcept override { return ts_; }
 
  private:
+  // The next record from the consumer: the rest of the last poll_batch, or a new poll.
   RecvStatus take(View* out) {
     if (at_ < got_) {  // the rest of the last poll_batch (valid until the next one)
       *out = recs_[at_].data;
@@ -141,11 +144,6 @@ class ShmbusReceiver final : public Receiver {
     }
   }
 
- public:
-  uint64_t lost() const noexcept override { return c_.lost(); }
-  uint64_t record_ts_ns() const noexcept override { return ts_; }
-
- private:
   shmbus::Consumer c_;
   bool batch_;
   bool copy_;

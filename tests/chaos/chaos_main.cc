@@ -31,6 +31,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "chaos_driver.h"
@@ -121,6 +122,29 @@ bool round(const Options& o, int r, uint64_t seed) {
 
 }  // namespace
 
+namespace {
+// The stale-abandoner repros by name (chaos_repro.cc): where its abandoner stalls or dies,
+// and whether it is a tailing reader rather than a producer.
+struct StaleAbandonerRepro {
+  const char* name;
+  AbandonerStall mode;
+  bool tailing;
+  int run() const { return repro_stale_abandoner(name, mode, tailing); }
+};
+constexpr StaleAbandonerRepro kStaleAbandonerRepros[] = {
+    {"stale-abandoner", AbandonerStall::kDecided, false},
+    {"stale-abandoner-held", AbandonerStall::kHeld, false},
+    {"stale-abandoner-killed-holding", AbandonerStall::kKilledHolding, false},
+    {"stale-abandoner-tailing-held", AbandonerStall::kHeld, true},
+    {"stale-abandoner-tailing-killed-holding", AbandonerStall::kKilledHolding, true},
+};
+const StaleAbandonerRepro* stale_abandoner_repro(std::string_view name) {
+  for (const StaleAbandonerRepro& r : kStaleAbandonerRepros)
+    if (name == r.name) return &r;
+  return nullptr;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -142,16 +166,8 @@ int main(int argc, char** argv) {
       return repro_fork_keeps_producer_alive();
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "new-group-start-passed")
       return repro_new_group_start_passed();
-    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]).rfind("stale-abandoner", 0) == 0) {
-      const std::string r = argv[i + 1];
-      const bool tailing = r.find("-tailing") != std::string::npos;
-      const std::string rest = r.substr(std::string(tailing ? "stale-abandoner-tailing" : "stale-abandoner").size());
-      if (rest.empty() && !tailing) return repro_stale_abandoner(AbandonerStall::kDecided, false);
-      if (rest == "-held") return repro_stale_abandoner(AbandonerStall::kHeld, tailing);
-      if (rest == "-killed-holding") return repro_stale_abandoner(AbandonerStall::kKilledHolding, tailing);
-      std::fprintf(stderr, "shmbus_chaos: unknown repro %s\n", r.c_str());
-      return 2;
-    }
+    else if (a == "--repro" && i + 1 < argc && stale_abandoner_repro(argv[i + 1]))
+      return stale_abandoner_repro(argv[i + 1])->run();
     else {
       std::fprintf(stderr, "usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X] "
                            "[--abandon-ms MS] [--epsilon-ms MS] [--single-producer]\n");

@@ -251,22 +251,16 @@ int repro_new_group_start_passed() {
 // abandoner gapped the claim and the producers lapped the ring, CASed its `observed`
 // value (the stale bytes of the header never written: zeros here) into the same bytes of
 // the next lap, 8 bytes of a committed record's payload that happened to be zeros: two
-// groups read different bytes for one record.  `held` false stalls it at X1 (kAbandonDead,
-// its decision made), where abandon_at() must then find head past the claim; true at X2
+// groups read different bytes for one record.  kDecided stalls it at X1 (kAbandonDead,
+// its decision made), where abandon_at() must then find head past the claim; kHeld at X2
 // (kAbandonHeld, its hold stored and head re-read below the claim), where producers must
 // not claim past the claim plus one ring while it stalls, and go on once it ran.
 // kKilledHolding: the abandoner is another process, killed at X2: its hold must not stop
 // the producers (a dead holder CASes nothing).  `tailing`: the abandoner is a tailing
-// reader instead (its position never holds producers back: only its hold does).
-int repro_stale_abandoner(AbandonerStall mode, bool tailing) {
+// reader instead (its position never holds producers back: only its hold does).  `what`
+// names the repro in its report.
+int repro_stale_abandoner(const char* what, AbandonerStall mode, bool tailing) {
   const bool held = mode == AbandonerStall::kHeld;
-  const std::string what_s = std::string(mode == AbandonerStall::kDecided ? "stale-abandoner"
-                                         : tailing                        ? "stale-abandoner-tailing"
-                                                                          : "stale-abandoner") +
-                             (mode == AbandonerStall::kDecided ? ""
-                              : held                          ? "-held"
-                                                              : "-killed-holding");
-  const char* what = what_s.c_str();
   const std::string ns = "chaosrepro" + std::to_string(getpid());
   StreamOptions so;
   so.capacity = 4096;
@@ -359,7 +353,6 @@ int repro_stale_abandoner(AbandonerStall mode, bool tailing) {
   // of the ring's first lap.
   Record rec;
   uint64_t x_seq = ~0ULL;
-  uint64_t max_claim = 0;  // the furthest claim seen while the abandoner stalled
   auto go_on = [&](int turns) {
     for (int it = 0; it < turns && x_seq == ~0ULL; ++it) {
       while (c1.value().poll(&rec, std::chrono::nanoseconds(0)) == ReadStatus::kOk) {
@@ -374,7 +367,7 @@ int repro_stale_abandoner(AbandonerStall mode, bool tailing) {
   // Stalled at X1 the first producer must get into lap 1; at X2 it must not get past the
   // hold (so, bounded: 500 turns of at least 1 ms once the ring is full).
   if (stalled.load()) go_on(held ? 500 : 20000);
-  max_claim = detail::load_pos(&h->claim);
+  const uint64_t max_claim = detail::load_pos(&h->claim);  // the furthest claim while it stalled
   // The bytes group `c` reads for record x_seq (empty if it never comes).
   auto read_x = [&](Consumer& c) {
     std::vector<std::byte> seen;

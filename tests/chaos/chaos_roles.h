@@ -85,5 +85,5 @@ int repro_replay_empty_store();
 int repro_fork_keeps_producer_alive();
 int repro_new_group_start_passed();
 enum class AbandonerStall { kDecided, kHeld, kKilledHolding };
-int repro_stale_abandoner(AbandonerStall mode, bool tailing);
+int repro_stale_abandoner(const char* what, AbandonerStall mode, bool tailing);
 }  // namespace shmbus::chaos
