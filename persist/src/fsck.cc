@@ -257,7 +257,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   auto old_idx = read_index(dir_, first, f->size());
   const uint32_t interval =
       old_idx && old_idx->header.interval >= 256 ? old_idx->header.interval : kDefaultInterval;
-  auto scan = scan_segment(f.value(), first, interval);
+  auto scan = scan_segment(f.value(), first, interval, old_idx ? &old_idx.value() : nullptr);
   if (!scan && header_rebuildable(f.value(), first)) {
     bool fixed = false;
     const std::string why = scan.error().message;

@@ -129,7 +129,7 @@ Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
   }
   const uint32_t interval =
       idx && idx->header.interval >= 256 ? idx->header.interval : opts.index_interval;
-  auto scan = scan_segment(f.value(), first_seq, interval);
+  auto scan = scan_segment(f.value(), first_seq, interval, idx ? &idx.value() : nullptr);
   if (!scan) return with_hint(scan.error());
   if (scan->valid_end < scan->file_size)
     log_warn(seg_path(first_seq) + ": damaged at offset " + std::to_string(scan->valid_end) +
@@ -161,7 +161,10 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   {
     auto f = SegmentFile::open(dir.get(), first_seq);
     if (!f) return f.error();
-    auto s = scan_segment(f.value(), first_seq, opts.index_interval);
+    // Its index (the entries the previous writer synced) lets the scan resync past damage
+    // inside a frame's claimed bytes, which a torn record's payload would not allow.
+    auto old = read_index(dir.get(), first_seq, f->size());
+    auto s = scan_segment(f.value(), first_seq, opts.index_interval, old ? &old.value() : nullptr);
     if (!s) return with_hint(s.error());
     scan = std::move(s.value());
   }

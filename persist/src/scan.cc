@@ -103,8 +103,29 @@ Result<uint64_t> SegmentFile::nonzero_end(uint64_t off) {
   return end;
 }
 
+Result<uint64_t> SegmentFile::claimed_span(uint64_t off) {
+  auto head = view(off, kFrameHeaderSize);
+  if (!head) return head.error();
+  if (head->size() < kFrameHeaderSize) return uint64_t{0};
+  const std::byte* p = head->data();
+  const uint64_t len = get_u32(p + kFrmLength);
+  const uint16_t kind = get_u16(p + kFrmKind);
+  if (len > kMaxPayload || get_u16(p + kFrmReserved) != 0 ||
+      (kind != static_cast<uint16_t>(FrameKind::kData) && kind != static_cast<uint16_t>(FrameKind::kLost)))
+    return uint64_t{0};
+  return frame_size(len);
+}
+
 Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq) {
+  const uint64_t left = f.size() > from ? f.size() - from : 0;
+  uint64_t budget = 16 * left + (16 << 20);
   for (uint64_t off = from; off + kFrameHeaderSize <= f.size(); off += 8) {
+    auto claim = f.claimed_span(off);
+    if (!claim) return claim.error();
+    if (claim.value() == 0) continue;  // not a frame's header: no read, no CRC
+    const uint64_t cost = std::min(claim.value(), f.size() - off);
+    if (cost > budget) break;
+    budget -= cost;
     FrameView fv;
     auto st = f.read_frame(off, &fv);
     if (!st) return st.error();
@@ -113,7 +134,25 @@ Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, u
   return std::optional<uint64_t>();
 }
 
-Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval) {
+namespace {
+// The first frame that `index` lists in [from, to) that is valid with a sequence of at
+// least `min_seq`.
+Result<std::optional<uint64_t>> indexed_frame(SegmentFile& f, const IndexFile* index, uint64_t from,
+                                              uint64_t to, uint64_t min_seq) {
+  if (!index) return std::optional<uint64_t>();
+  for (const IndexEntry& e : index->entries) {
+    if (e.offset < from || e.offset >= to || e.offset + kFrameHeaderSize > f.size()) continue;
+    FrameView fv;
+    auto st = f.read_frame(e.offset, &fv);
+    if (!st) return st.error();
+    if (st.value() == FrameStatus::kOk && fv.h.seq >= min_seq) return std::optional<uint64_t>(e.offset);
+  }
+  return std::optional<uint64_t>();
+}
+}  // namespace
+
+Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval,
+                                const IndexFile* index) {
   ScanResult r;
   r.builder = IndexBuilder(index_interval);
   auto hdr = f.read_header();
@@ -123,6 +162,7 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
     return make_error(Errc::kCorrupt, "segment " + f.name() + " says it starts at sequence " +
                                           std::to_string(r.header.first_seq) +
                                           ", not the one in its name");
+  if (index && index->header.created_ns != r.header.created_ns) index = nullptr;  // another segment's
   r.file_size = f.size();
   r.valid_end = kSegmentHeaderSize;
   r.end_seq = first_seq;
@@ -139,9 +179,22 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
     if (r.stop != FrameStatus::kOk) {
       if (r.stop == FrameStatus::kEof) break;
       // Past the bad frame's first bytes: a valid frame with a wrong sequence at the very
-      // end is a torn tail too, not damage.
-      auto next = find_next_frame(f, r.valid_end + 8, r.end_seq);
+      // end is a torn tail too, not damage.  Past the bytes its header claims, when that
+      // header is plausible (see scan_segment() in scan.h): inside them only where the
+      // index lists a frame.
+      auto claim = f.claimed_span(r.valid_end);
+      if (!claim) return claim.error();
+      const uint64_t past = claim.value() ? r.valid_end + claim.value() : r.valid_end + 8;
+      auto next = indexed_frame(f, index, r.valid_end + 8, std::min(past, f.size()), r.end_seq);
       if (!next) return next.error();
+      if (!next.value() && past < f.size()) {
+        next = find_next_frame(f, past, r.end_seq);
+        if (!next) return next.error();
+      }
+      if (!next.value()) {  // the search gave up, or the claim runs past the end
+        next = indexed_frame(f, index, r.valid_end + 8, f.size(), r.end_seq);
+        if (!next) return next.error();
+      }
       if (!next.value()) break;  // nothing valid after it: a torn tail
       const uint64_t at = *next.value();
       auto again = f.read_frame(at, &fv);

@@ -49,6 +49,11 @@ class SegmentFile {
     if (buf_len_ - (off - buf_off_) < n || size_ - off < n) return std::nullopt;
     return decode_frame(Bytes(p, static_cast<size_t>(n)), out);
   }
+  // The bytes the frame header at `off` claims (the frame_size() of its length) when that
+  // header is plausible: a length within kMaxPayload, a known kind, the reserved field
+  // zero (what decode_frame() checks before the CRC).  0 when it is not, or when fewer
+  // than a header's bytes lie at `off`.  Reads the header only.
+  Result<uint64_t> claimed_span(uint64_t off);
   // Whether the bytes [off, size()) are all zero.
   Result<bool> zero_from(uint64_t off);
   // The offset just past the last non-zero byte in [off, size()), or off if none.
@@ -102,9 +107,21 @@ struct ScanResult {
 // scan looks for a later valid frame (8-byte aligned, not going back in sequence): if
 // there is one, the bad bytes are damage (see damage) and the scan goes on there;
 // if not, they are the torn tail that ends the scan (see stop).
-Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval);
+//
+// Not inside the bytes a bad frame's plausible header claims (claimed_span()): those
+// are its payload, which holds whatever a publisher sent, valid frames included (a
+// torn record whose payload embeds a frame was once served as that frame).  There,
+// and past the file's end when the claim runs past it (a torn tail), only where
+// `index` (the segment's index, used when its created_ns matches the header) says a
+// frame starts: the writer indexes real frames only, so a length damaged on disk
+// does not cost the indexed records after it.  The search is bounded (find_next_frame()).
+Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval,
+                                const IndexFile* index = nullptr);
 // The offset of the first valid frame at or after `from` (8-byte steps) whose sequence
-// is at least `min_seq`, or none.  Reads the rest of the file at worst.
+// is at least `min_seq`, or none.  Work is bounded: a candidate with a plausible header
+// costs a read and a CRC of what it claims, so candidates claiming large lengths at
+// every step (garbage) once took time in the product of the two; past 16 times the
+// bytes left in the file plus 16 MiB of such reads the search gives up (none).
 Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq);
 
 }  // namespace shmbus::persist::detail
