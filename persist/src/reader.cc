@@ -137,9 +137,29 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   if (pos < segs[i]) pos = segs[i];  // below the oldest segment, above the watermark: never stored
   const uint64_t first = segs[i];
   const bool last = i + 1 == segs.size();
+  // A segment that cannot be served: an error; past it first unless it is the last, so
+  // that the next call goes on with the next segment.  But a segment deleted (and, with
+  // secure_delete, zeroed first) between the listing and here is below the watermark
+  // now: reported as deleted (kRetry), never as damage (found by a review).
+  auto unservable = [&](Errc code, std::string what) -> Result<Located> {
+    if (auto r = reload_wm(); !r) return r.error();
+    if (pos < wm.deleted_below) return Located::kRetry;
+    if (!last) {
+      what += "; sequences [" + std::to_string(pos) + ", " + std::to_string(segs[i + 1]) +
+              ") skipped";
+      pos = segs[i + 1];
+    }
+    return make_error(code, "cannot read " + seg_name(first) + ": " + what);
+  };
   auto f = SegmentFile::open(dir.get(), first);
-  if (!f) return f.error().code == Errc::kNotFound ? Result<Located>(Located::kRetry)
-                                                   : Result<Located>(f.error());
+  if (!f) {
+    if (f.error().code == Errc::kNotFound) return Located::kRetry;
+    // Not a regular file, a symbolic link, refused: moved past like a bad header (it once
+    // stopped every later read at this position).  An I/O error (EMFILE, EIO) may pass:
+    // the next call tries again.
+    if (f.error().code == Errc::kIo) return f.error();
+    return unservable(f.error().code, f.error().message);
+  }
   auto head = f->header_bytes();
   if (!head) return head.error();
   if (last && header_not_written(head.value())) return Located::kNothing;  // being created
@@ -150,13 +170,7 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
                        : hdr->first_seq != first
                            ? "it says it starts at sequence " + std::to_string(hdr->first_seq)
                            : "it belongs to stream " + hdr->ns + "/" + hdr->stream;
-    const Errc code = hdr ? Errc::kCorrupt : hdr.error().code;
-    if (!last) {  // move past it, so that the next call goes on with the next segment
-      what += "; sequences [" + std::to_string(pos) + ", " + std::to_string(segs[i + 1]) +
-              ") skipped";
-      pos = segs[i + 1];
-    }
-    return make_error(code, "cannot read " + seg_name(first) + ": " + what);
+    return unservable(hdr ? Errc::kCorrupt : hdr.error().code, std::move(what));
   }
   file.emplace(std::move(f.value()));
   seg_first = first;

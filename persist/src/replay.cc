@@ -234,8 +234,20 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
   }
   for (;;) {
     if (c.reader) {
+      const uint64_t at = c.reader->position();
       auto e = c.reader->next();
       if (!e) {
+        // A segment the reader could not serve and moved past (a damaged header, not a
+        // regular file, another stream's): the sequences it skipped are a gap, as damage
+        // inside a segment is (README: the records after it are still served).  Other
+        // errors end the replay.
+        const uint64_t past = c.reader->position();
+        if ((e.error().code == Errc::kCorrupt || e.error().code == Errc::kIncompatible ||
+             e.error().code == Errc::kPermission) && past > at) {
+          const uint64_t from = std::max(c.next_known ? std::max(c.next, at) : at, deleted);
+          if (past > from) return c.report_gap(from, past, "corrupt in the store: " + e.error().message);
+          continue;
+        }
         c.error = e.error();
         return ReplayStatus::kError;
       }

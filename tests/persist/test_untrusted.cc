@@ -109,5 +109,49 @@ TEST(Untrusted, SegmentOfAnotherStreamIsNotServed) {
   EXPECT_EQ(next->seq, 28u);
 }
 
+// A review (2026-12-02): a directory, a FIFO or a symbolic link where a middle segment
+// should be stopped every later read at its position (each next() returned the same
+// error).  The reader reports it once and goes on with the next segment, as it does for
+// a header it cannot read.
+TEST(Untrusted, ANonRegularFileAsAMiddleSegmentIsReportedOnceAndPassed) {
+  for (const char* what : {"directory", "fifo", "symlink"}) {
+    SCOPED_TRACE(what);
+    TempDir t;
+    auto o = small_options();
+    o.segment_bytes = 4096;
+    {
+      auto s = SegmentStore::open(t.path(), "ns", "st", o);
+      ASSERT_TRUE(s.ok());
+      fill(*s, 0, 100, 100);
+    }
+    const std::string seg = t.stream_dir() + "/" + segment_file_name(28);
+    ASSERT_TRUE(std::filesystem::exists(t.stream_dir() + "/" + segment_file_name(56)));
+    std::filesystem::remove(seg);
+    if (std::string(what) == "directory") std::filesystem::create_directory(seg);
+    if (std::string(what) == "fifo") ASSERT_EQ(::mkfifo(seg.c_str(), 0600), 0);
+    if (std::string(what) == "symlink")
+      std::filesystem::create_symlink(t.stream_dir() + "/" + segment_file_name(0), seg);
+    EXPECT_EQ(in_child([&] {
+                auto r = SegmentReader::open(t.path(), "ns", "st");
+                if (!r.ok()) return 10;
+                uint64_t want = 0;
+                int errors = 0;
+                for (int i = 0; i < 200; ++i) {
+                  auto e = r->next();
+                  if (!e.ok()) {
+                    if (++errors > 1 || want != 28 || r->position() != 56) return 11;
+                    want = 56;
+                    continue;
+                  }
+                  if (e->kind == EntryKind::kEnd) break;
+                  if (e->kind != EntryKind::kRecord || e->seq != want) return 12;
+                  ++want;
+                }
+                return errors == 1 && want == 100 ? 0 : 13;
+              }),
+              0);
+  }
+}
+
 }  // namespace
 }  // namespace shmbus::persist::test
