@@ -91,6 +91,7 @@ struct SegmentReader::Impl {
   // from a fresh listing and open, before it is reported: the `pos` of that look.
   static constexpr uint64_t kNoHole = UINT64_MAX;
   uint64_t hole_checked_at = kNoHole;
+  uint64_t damage_checked_at = kNoHole;  // skip_damage() relocated once at this position
   bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
   uint64_t ts_target = 0;
 
@@ -119,7 +120,9 @@ struct SegmentReader::Impl {
   Result<Located> locate();
   Result<Entry> resync(FrameStatus st, uint64_t next_first, bool* returned);
   enum class Skip { kNone, kSkipped, kRetry };
-  Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned);
+  // relocate_first (the live segment): before the first report of damage at a position,
+  // kRetry with the file closed, so that `pos` is found again by sequence (see next()).
+  Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned, bool relocate_first = false);
   Result<Entry> next();
 };
 
@@ -237,7 +240,8 @@ Result<Entry> SegmentReader::Impl::resync(FrameStatus st, uint64_t next_first, b
 // indexes a later one, so a frame still invalid after that is damage, not a write in
 // progress (kRetry: it has become valid).
 Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_damage(FrameStatus st, Entry* e,
-                                                                   bool* returned) {
+                                                                   bool* returned,
+                                                                   bool relocate_first) {
   *returned = false;
   if (!idx) return Skip::kNone;
   for (const IndexEntry& ie : idx->entries) {
@@ -250,6 +254,16 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_damage(FrameStatus s
     auto again = file->read_frame(off, &fv);
     if (!again) return again.error();
     if (again.value() == FrameStatus::kOk && fv.h.seq == scan_seq) return Skip::kRetry;
+    if (relocate_first && damage_checked_at != pos) {
+      // The bytes at `off` may be another write of the same sequences: a writer that cut
+      // the segment back (after a failed fdatasync) wrote from there again, maybe
+      // otherwise (a lost-range marker, then later records), and grew the file past `off`
+      // before this reader saw it shorter.  Found again by sequence, before damage is
+      // reported (a review saw intact records 40 and 41 reported corrupt and skipped).
+      damage_checked_at = pos;
+      file.reset();
+      return Skip::kRetry;
+    }
     *e = Entry{EntryKind::kCorrupt, pos, ie.seq, 0, 0, {}, ie.offset - off,
                seg_name(seg_first) + " offset " + std::to_string(off) + ": " +
                    frame_status_name(st) + ", " + std::to_string(ie.offset - off) +
@@ -342,7 +356,7 @@ Result<Entry> SegmentReader::Impl::next() {
           idx = std::move(x.value());
         Entry e;
         bool returned = false;
-        auto k = skip_damage(s, &e, &returned);
+        auto k = skip_damage(s, &e, &returned, /*relocate_first=*/true);
         if (!k) return k.error();
         if (k.value() != Skip::kNone) {
           refreshed = false;

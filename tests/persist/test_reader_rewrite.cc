@@ -116,5 +116,52 @@ TEST(ReaderRewrite, SegmentsDeletedUnderTheReaderAreReportedDeleted) {
   EXPECT_EQ(expect, 300u);
 }
 
+// A reader has read records the writer had not synced; the sync fails and the store cuts
+// back to its last synced record; the writer then writes otherwise from there (a lost
+// range, as a let-go persister whose ring lapped it would, then newer records) and the
+// file grows past the reader's offset before the reader sees it shorter.  Found by a
+// review: the reader took the new bytes at its old offset for damage and reported intact
+// records 40 and 41 corrupt.  It finds its position again by sequence first.
+TEST(ReaderRewrite, ACutBackWrittenOtherwiseIsFoundBySequenceNotReportedCorrupt) {
+  for (const StoreKind kind : {StoreKind::kFile, StoreKind::kPmem}) {
+    SCOPED_TRACE(kind == StoreKind::kFile ? "file" : "pmem");
+    TempDir t;
+    ScopedFaultEnv env(t.path());
+    constexpr size_t kSize = 300;
+    StoreOptions o = rewrite_options();
+    o.kind = kind;
+    o.segment_bytes = 1 << 20;  // one segment
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s) << s.error().message;
+    fill(*s, 0, 30, kSize);  // synced
+    auto r = SegmentReader::open(t.path(), "ns", "st");
+    ASSERT_TRUE(r) << r.error().message;
+    uint64_t expect = 0;
+    read_on(*r, &expect, kSize);
+    ASSERT_EQ(expect, 30u);
+    ASSERT_TRUE(append_one(*s, 30, kSize));
+    ASSERT_TRUE(append_one(*s, 31, kSize));
+    env->fail_next_syncs(FaultEnv::Fault::kEio);
+    ASSERT_TRUE(s->flush_start());  // the bytes reach the file; their sync will fail
+    read_on(*r, &expect, kSize);
+    ASSERT_EQ(expect, 32u) << "the test needs the reader past the unsynced records";
+    Result<bool> done = false;
+    while ((done = s->flush_finish(std::chrono::milliseconds(100))) && !done.value()) {
+    }
+    ASSERT_FALSE(done) << "the sync was to fail";
+    ASSERT_EQ(s->next_seq(), 30u);
+    ASSERT_TRUE(s->append_lost(30, 40));
+    fill(*s, 40, 80, kSize);
+    auto e = r->next();
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    ASSERT_EQ(e->kind, EntryKind::kLost) << entry_kind_name(e->kind) << ": " << e->detail;
+    EXPECT_EQ(e->seq, 32u);
+    EXPECT_EQ(e->end_seq, 40u);
+    expect = 40;
+    read_on(*r, &expect, kSize);
+    EXPECT_EQ(expect, 80u);
+  }
+}
+
 }  // namespace
 }  // namespace shmbus::persist::test
