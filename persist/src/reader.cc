@@ -123,6 +123,14 @@ struct SegmentReader::Impl {
   // relocate_first (the live segment): before the first report of damage at a position,
   // kRetry with the file closed, so that `pos` is found again by sequence (see next()).
   Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned, bool relocate_first = false);
+  // A frame whose checksum fails, whose header is plausible, and right after the bytes
+  // that header claims a valid frame with a later sequence: damage in between, whether
+  // or not an index entry says so (the index has one per interval: a closed store's last
+  // records, or 23 intact records of a sealed segment, were lost to one bad byte).
+  // Never inside the claimed bytes (a payload may embed frames).  A writer fills a
+  // segment in order, so a later frame visible means this one was written: the frame
+  // is read again (after a refresh) before it is called damaged.
+  Result<Skip> skip_claimed(FrameStatus st, Entry* e, bool* returned, bool relocate_first);
   Result<Entry> next();
 };
 
@@ -215,6 +223,11 @@ Result<Entry> SegmentReader::Impl::resync(FrameStatus st, uint64_t next_first, b
     if (!z) return z.error();
     clean = z.value();
   }
+  if (!clean) {
+    auto k = skip_claimed(st, &e, returned, false);
+    if (!k) return k.error();
+    if (k.value() == Skip::kSkipped) return e;
+  }
   if (!clean && idx) {
     auto k = skip_damage(st, &e, returned);
     if (!k) return k.error();
@@ -275,6 +288,39 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_damage(FrameStatus s
     return Skip::kSkipped;
   }
   return Skip::kNone;
+}
+
+Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus st, Entry* e,
+                                                                    bool* returned,
+                                                                    bool relocate_first) {
+  *returned = false;
+  if (st != FrameStatus::kBadCrc) return Skip::kNone;
+  auto span = file->claimed_span(off);
+  if (!span) return span.error();
+  const uint64_t at = off + span.value();
+  if (span.value() == 0 || at + kFrameHeaderSize > file->size()) return Skip::kNone;
+  FrameView fv;
+  auto after = file->read_frame(at, &fv);
+  if (!after) return after.error();
+  if (after.value() != FrameStatus::kOk || fv.h.seq <= scan_seq) return Skip::kNone;
+  const uint64_t next_seq = fv.h.seq;
+  if (auto r = file->refresh(); !r) return r.error();
+  auto again = file->read_frame(off, &fv);
+  if (!again) return again.error();
+  if (again.value() == FrameStatus::kOk && fv.h.seq == scan_seq) return Skip::kRetry;
+  if (relocate_first && damage_checked_at != pos) {  // as in skip_damage()
+    damage_checked_at = pos;
+    file.reset();
+    return Skip::kRetry;
+  }
+  *e = Entry{EntryKind::kCorrupt, pos, next_seq, 0, 0, {}, span.value(),
+             seg_name(seg_first) + " offset " + std::to_string(off) + ": " +
+                 frame_status_name(st) + ", " + std::to_string(span.value()) + " bytes skipped"};
+  *returned = pos < next_seq;
+  off = at;
+  scan_seq = next_seq;
+  if (pos < scan_seq) pos = scan_seq;
+  return Skip::kSkipped;
 }
 
 Result<Entry> SegmentReader::Impl::next() {
@@ -356,8 +402,12 @@ Result<Entry> SegmentReader::Impl::next() {
           idx = std::move(x.value());
         Entry e;
         bool returned = false;
-        auto k = skip_damage(s, &e, &returned, /*relocate_first=*/true);
+        auto k = skip_claimed(s, &e, &returned, /*relocate_first=*/true);
         if (!k) return k.error();
+        if (k.value() == Skip::kNone) {
+          k = skip_damage(s, &e, &returned, /*relocate_first=*/true);
+          if (!k) return k.error();
+        }
         if (k.value() != Skip::kNone) {
           refreshed = false;
           if (returned) return e;
