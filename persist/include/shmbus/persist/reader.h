@@ -59,8 +59,10 @@ class SegmentReader {
   Result<void> seek_time(uint64_t ts_ns);
 
   // The next entry.  Errors (the position stays put, except where said): kIncompatible
-  // or kCorrupt for a segment whose header is not readable (the reader moves past that
-  // segment, so calling again continues), kIo.
+  // or kCorrupt for a segment whose header is not readable or that is not a regular file,
+  // kPermission for a symbolic link in its place (for all of these the reader moves past
+  // that segment unless it is the last, so calling again continues; position() says
+  // where), kIo.
   Result<Entry> next();
 
   uint64_t position() const noexcept;  // the sequence next() continues from
