@@ -678,7 +678,12 @@ TEST(Replay, EarliestAfterRetention) {
   EXPECT_TRUE(s.gaps.empty());
   EXPECT_EQ(s.wrong_seq, 0u);
   EXPECT_EQ(s.records, 3000 - s.first);
-  EXPECT_LE(info.disk_bytes, (64u << 10) + (32u << 10));
+  // Retention runs once per retention_every (1 s): a pass that ran while the last records
+  // were still being written leaves the store above its bound until the next one (seen
+  // under load: 111328 bytes read right after the replay).
+  EXPECT_TRUE(eventually([&] {
+    return stream_info(ps.ns.ns(), "s")->disk_bytes <= (64u << 10) + (32u << 10);
+  })) << stream_info(ps.ns.ns(), "s")->disk_bytes << " bytes on disk";
 }
 
 // A replay opened on a store (no ring) at a sequence: retention deletes that segment and
