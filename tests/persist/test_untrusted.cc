@@ -128,7 +128,9 @@ TEST(Untrusted, ANonRegularFileAsAMiddleSegmentIsReportedOnceAndPassed) {
     ASSERT_TRUE(std::filesystem::exists(t.stream_dir() + "/" + segment_file_name(56)));
     std::filesystem::remove(seg);
     if (std::string(what) == "directory") std::filesystem::create_directory(seg);
-    if (std::string(what) == "fifo") ASSERT_EQ(::mkfifo(seg.c_str(), 0600), 0);
+    if (std::string(what) == "fifo") {
+      ASSERT_EQ(::mkfifo(seg.c_str(), 0600), 0);
+    }
     if (std::string(what) == "symlink")
       std::filesystem::create_symlink(t.stream_dir() + "/" + segment_file_name(0), seg);
     EXPECT_EQ(in_child([&] {
