@@ -113,6 +113,34 @@ class FaultEnv final : public detail::Env {
   std::map<std::string, DirSnap> dirs_;      // directory path -> its durable entries
 };
 
+// An Env that passes every call to the real file system, installed for its lifetime:
+// a test overrides the calls it watches or hooks.
+class ForwardingEnv : public detail::Env {
+ public:
+  ForwardingEnv() : prev_(detail::set_env_for_testing(this)) {}
+  ~ForwardingEnv() override { detail::set_env_for_testing(prev_); }
+  ForwardingEnv(const ForwardingEnv&) = delete;
+  ForwardingEnv& operator=(const ForwardingEnv&) = delete;
+  int openat(int d, const char* n, int f, mode_t m) override { return real().openat(d, n, f, m); }
+  int close(int fd) override { return real().close(fd); }
+  ssize_t pwrite(int fd, const void* b, size_t n, off_t o) override { return real().pwrite(fd, b, n, o); }
+  ssize_t pread(int fd, void* b, size_t n, off_t o) override { return real().pread(fd, b, n, o); }
+  int fdatasync(int fd) override { return real().fdatasync(fd); }
+  int fsync(int fd) override { return real().fsync(fd); }
+  int ftruncate(int fd, off_t size) override { return real().ftruncate(fd, size); }
+  int fallocate(int fd, off_t o, off_t len) override { return real().fallocate(fd, o, len); }
+  int fstat(int fd, struct stat* st) override { return real().fstat(fd, st); }
+  int mkdirat(int d, const char* n, mode_t m) override { return real().mkdirat(d, n, m); }
+  int renameat(int a, const char* f, int b, const char* t) override { return real().renameat(a, f, b, t); }
+  int unlinkat(int d, const char* n, int f) override { return real().unlinkat(d, n, f); }
+
+ protected:
+  static detail::Env& real() { return detail::real_env(); }
+
+ private:
+  detail::Env* prev_;
+};
+
 // Installs a FaultEnv for a scope.
 class ScopedFaultEnv {
  public:

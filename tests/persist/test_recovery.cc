@@ -218,30 +218,16 @@ TEST(Recovery, AFrameInsideATornRecordsPayloadIsNotARecord) {
 }
 
 // Counts the bytes persist/ reads, passing every call to the real file system.
-class ReadCountingEnv final : public Env {
+class ReadCountingEnv final : public ForwardingEnv {
  public:
-  ReadCountingEnv() : prev_(set_env_for_testing(this)) {}
-  ~ReadCountingEnv() override { set_env_for_testing(prev_); }
   uint64_t bytes_read() const { return read_; }
-  int openat(int d, const char* n, int f, mode_t m) override { return real_env().openat(d, n, f, m); }
-  int close(int fd) override { return real_env().close(fd); }
-  ssize_t pwrite(int fd, const void* b, size_t n, off_t o) override { return real_env().pwrite(fd, b, n, o); }
   ssize_t pread(int fd, void* b, size_t n, off_t o) override {
-    const ssize_t got = real_env().pread(fd, b, n, o);
+    const ssize_t got = real().pread(fd, b, n, o);
     if (got > 0) read_ += static_cast<uint64_t>(got);
     return got;
   }
-  int fdatasync(int fd) override { return real_env().fdatasync(fd); }
-  int fsync(int fd) override { return real_env().fsync(fd); }
-  int ftruncate(int fd, off_t size) override { return real_env().ftruncate(fd, size); }
-  int fallocate(int fd, off_t o, off_t len) override { return real_env().fallocate(fd, o, len); }
-  int fstat(int fd, struct stat* st) override { return real_env().fstat(fd, st); }
-  int mkdirat(int d, const char* n, mode_t m) override { return real_env().mkdirat(d, n, m); }
-  int renameat(int a, const char* f, int b, const char* t) override { return real_env().renameat(a, f, b, t); }
-  int unlinkat(int d, const char* n, int f) override { return real_env().unlinkat(d, n, f); }
 
  private:
-  Env* prev_;
   uint64_t read_ = 0;
 };
 

@@ -686,13 +686,8 @@ TEST(Replay, EarliestAfterRetention) {
   })) << stream_info(ps.ns.ns(), "s")->disk_bytes << " bytes on disk";
 }
 
-// A replay opened on a store (no ring) at a sequence: retention deletes that segment and
-// the next ones before the first poll reads it.  The replay reports every sequence it
-// skips, from the one asked for (the soak saw a replay skip two segments unannounced:
-// the reader had moved up to the oldest segment left before it looked at the watermark).
-TEST(Replay, SegmentsDeletedUnderAStoreReplayAreAllReported) {
-  ScopedNs ns;
-  DataDir dir;
+// A store (no persister) of records 0..599 in 16 KiB segments, in *out.
+void store_of_600(const DataDir& dir, const ScopedNs& ns, std::optional<SegmentStore>* out) {
   StoreOptions so;
   so.segment_bytes = 16 << 10;
   auto store = SegmentStore::open(dir.path(), ns.ns(), "s", so);
@@ -704,6 +699,18 @@ TEST(Replay, SegmentsDeletedUnderAStoreReplayAreAllReported) {
     ASSERT_TRUE(store->append(i, 1000 * (i + 1), 1, Bytes(buf, n)));
   }
   ASSERT_TRUE(store->flush());
+  out->emplace(std::move(store.value()));
+}
+
+// A replay opened on a store (no ring) at a sequence: retention deletes that segment and
+// the next ones before the first poll reads it.  The replay reports every sequence it
+// skips, from the one asked for (the soak saw a replay skip two segments unannounced:
+// the reader had moved up to the oldest segment left before it looked at the watermark).
+TEST(Replay, SegmentsDeletedUnderAStoreReplayAreAllReported) {
+  ScopedNs ns;
+  DataDir dir;
+  std::optional<SegmentStore> store;
+  ASSERT_NO_FATAL_FAILURE(store_of_600(dir, ns, &store));
   ASSERT_GE(store->stats().segments, 5u);
   ReplayOptions o = from(StartFrom::seq(0));
   o.data_dir = dir.path();
@@ -732,17 +739,8 @@ TEST(Replay, ASegmentItCannotReadIsAGapAndTheRestStillComes) {
     SCOPED_TRACE(how);
     ScopedNs ns;
     DataDir dir;
-    StoreOptions so;
-    so.segment_bytes = 16 << 10;
-    auto store = SegmentStore::open(dir.path(), ns.ns(), "s", so);
-    ASSERT_TRUE(store) << store.error().message;
-    std::byte buf[256];
-    for (uint64_t i = 0; i < 600; ++i) {
-      const size_t n = payload_size(1, i, 64, 200);
-      fill_payload(1, i, n, buf);
-      ASSERT_TRUE(store->append(i, 1000 * (i + 1), 1, Bytes(buf, n)));
-    }
-    ASSERT_TRUE(store->flush());
+    std::optional<SegmentStore> store;
+    ASSERT_NO_FATAL_FAILURE(store_of_600(dir, ns, &store));
     std::vector<std::filesystem::path> segs;
     for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/" + ns.ns() + "/s"))
       if (e.path().extension() == ".seg") segs.push_back(e.path());

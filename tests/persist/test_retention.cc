@@ -309,13 +309,13 @@ TEST_F(RetentionTest, QuarantinedSegmentsGoWithRetentionOverwrittenWhenSecure) {
 // Runs one secure retention right after the reader's first openat() of the oldest
 // segment: between its listing of the segments (and its watermark read) and its read of
 // that segment's header, which then reads the zeros of the erase.
-class RetentionInTheReadersWindow final : public Env {
+class RetentionInTheReadersWindow final : public ForwardingEnv {
  public:
-  explicit RetentionInTheReadersWindow(SegmentStore* s) : store_(s), prev_(set_env_for_testing(this)) {}
-  ~RetentionInTheReadersWindow() override { set_env_for_testing(prev_); }
+  explicit RetentionInTheReadersWindow(SegmentStore* s) : store_(s) {}
   bool fired() const { return fired_; }
+  bool retention_ok() const { return ok_; }
   int openat(int d, const char* n, int f, mode_t m) override {
-    const int fd = real_env().openat(d, n, f, m);
+    const int fd = real().openat(d, n, f, m);
     if (!fired_ && fd >= 0 && segment_file_name(0) == n && (f & O_ACCMODE) == O_RDONLY) {
       fired_ = true;
       auto rep = store_->apply_retention(std::chrono::nanoseconds(0), 1, 0);  // all but the active one
@@ -323,22 +323,9 @@ class RetentionInTheReadersWindow final : public Env {
     }
     return fd;
   }
-  bool retention_ok() const { return ok_; }
-  int close(int fd) override { return real_env().close(fd); }
-  ssize_t pwrite(int fd, const void* b, size_t n, off_t o) override { return real_env().pwrite(fd, b, n, o); }
-  ssize_t pread(int fd, void* b, size_t n, off_t o) override { return real_env().pread(fd, b, n, o); }
-  int fdatasync(int fd) override { return real_env().fdatasync(fd); }
-  int fsync(int fd) override { return real_env().fsync(fd); }
-  int ftruncate(int fd, off_t size) override { return real_env().ftruncate(fd, size); }
-  int fallocate(int fd, off_t o, off_t len) override { return real_env().fallocate(fd, o, len); }
-  int fstat(int fd, struct stat* st) override { return real_env().fstat(fd, st); }
-  int mkdirat(int d, const char* n, mode_t m) override { return real_env().mkdirat(d, n, m); }
-  int renameat(int a, const char* f, int b, const char* t) override { return real_env().renameat(a, f, b, t); }
-  int unlinkat(int d, const char* n, int f) override { return real_env().unlinkat(d, n, f); }
 
  private:
   SegmentStore* store_;
-  Env* prev_;
   bool fired_ = false, ok_ = false;
 };
 
