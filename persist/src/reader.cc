@@ -364,7 +364,10 @@ Result<Entry> SegmentReader::Impl::next() {
       const uint64_t from = std::max(fv.h.seq, pos);
       pos = fv.end_seq;
       hole_checked_at = kNoHole;
-      if (ts_mode && fv.h.ts_ns < ts_target) continue;
+      // A time seek stops at the first *record* at or after the time: a lost-range marker
+      // carries the writer's clock when it marked the range, not a record's stamp (one
+      // once ended the seek, and older records followed it: found by a review).
+      if (ts_mode && (fv.h.kind == FrameKind::kLost || fv.h.ts_ns < ts_target)) continue;
       ts_mode = false;
       if (fv.h.kind == FrameKind::kLost)
         return Entry{EntryKind::kLost, from, fv.end_seq, fv.h.ts_ns, 0, {}, 0, {}};

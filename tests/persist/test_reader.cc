@@ -150,6 +150,26 @@ TEST(Reader, LostRangesAreReported) {
   EXPECT_EQ(r->next()->seq, 25u);
 }
 
+// A review (2026-12-02): a lost-range marker carries the writer's clock at the time it
+// marked the range (here the pinned 1 s), not a record's stamp; seek_time() past every
+// record's stamp stopped at the marker and then served the older records after it.  A
+// time seek stops at the first record at or after the time, and a marker is not one.
+TEST(Reader, ATimeSeekStopsAtARecordNotAtALostRangeMarker) {
+  TempDir t;
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok());
+  fill(*s, 0, 10);
+  ASSERT_TRUE(s->append_lost(10, 25).ok());
+  fill(*s, 25, 30);  // stamps 25000.. (the marker's: fake_clock(), 1 s)
+  ASSERT_GT(fake_clock(), 30'000u);
+  auto r = SegmentReader::open(t.path(), "ns", "st");
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->seek_time(27'000).ok());
+  expect_records(drain(r.value()), 27, 30);
+  ASSERT_TRUE(r->seek_time(100'000).ok());  // after every record: nothing
+  EXPECT_EQ(drain(r.value()).size(), 0u);
+}
+
 TEST(Reader, FollowsALiveWriter) {
   TempDir t;
   auto o = small_options();
