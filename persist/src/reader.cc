@@ -92,6 +92,7 @@ struct SegmentReader::Impl {
   static constexpr uint64_t kNoHole = UINT64_MAX;
   uint64_t hole_checked_at = kNoHole;
   uint64_t damage_checked_at = kNoHole;  // skip_damage() relocated once at this position
+  uint64_t repair_tried_at = kNoHole;    // skip_claimed() tried a frame's repair at this offset
   bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
   uint64_t ts_target = 0;
 
@@ -294,15 +295,33 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
                                                                     bool* returned,
                                                                     bool relocate_first) {
   *returned = false;
-  if (st != FrameStatus::kBadCrc) return Skip::kNone;
-  auto span = file->claimed_span(off);
+  if (st != FrameStatus::kBadCrc && st != FrameStatus::kShort) return Skip::kNone;
+  // A frame running past the end is most often one being written: its repair (up to 32
+  // CRCs) is tried once per offset, not at every poll of a reader waiting there.
+  if (st == FrameStatus::kShort && repair_tried_at == off) return Skip::kNone;
+  // Past the length with one flipped bit undone when that makes the CRC match (a length
+  // damaged on disk: the bytes its damaged value claims may end inside its payload, at a
+  // frame embedded there), else past what the header claims (scan.h).
+  auto span = file->repaired_span(off);
   if (!span) return span.error();
+  if (span.value() == 0) {
+    if (st != FrameStatus::kBadCrc) {  // a claim past the end: not judged here
+      repair_tried_at = off;
+      return Skip::kNone;
+    }
+    span = file->claimed_span(off);
+    if (!span) return span.error();
+  }
   const uint64_t at = off + span.value();
   if (span.value() == 0 || at + kFrameHeaderSize > file->size()) return Skip::kNone;
   FrameView fv;
   auto after = file->read_frame(at, &fv);
   if (!after) return after.error();
-  if (after.value() != FrameStatus::kOk || fv.h.seq <= scan_seq) return Skip::kNone;
+  // Real frames after one damaged frame go on in sequence by at most one per 32 bytes
+  // (find_next_frame() in scan.h).
+  if (after.value() != FrameStatus::kOk || fv.h.seq <= scan_seq ||
+      fv.h.seq - scan_seq > span.value() / kFrameHeaderSize)
+    return Skip::kNone;
   const uint64_t next_seq = fv.h.seq;
   if (auto r = file->refresh(); !r) return r.error();
   auto again = file->read_frame(off, &fv);

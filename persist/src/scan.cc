@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "coding.h"
+#include "crc32c.h"
 
 namespace shmbus::persist::detail {
 
@@ -116,7 +117,29 @@ Result<uint64_t> SegmentFile::claimed_span(uint64_t off) {
   return frame_size(len);
 }
 
-Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq) {
+Result<uint64_t> SegmentFile::repaired_span(uint64_t off) {
+  auto head = view(off, kFrameHeaderSize);
+  if (!head) return head.error();
+  if (head->size() < kFrameHeaderSize) return uint64_t{0};
+  std::byte h[kFrameHeaderSize];
+  std::memcpy(h, head->data(), sizeof h);
+  const uint32_t stored = get_u32(h + kFrmCrc);
+  const uint32_t len = get_u32(h + kFrmLength);
+  for (int b = 0; b < 32; ++b) {
+    const uint32_t fixed = len ^ (uint32_t{1} << b);
+    if (fixed > kMaxPayload || off + frame_size(fixed) > size_) continue;
+    auto all = view(off, frame_size(fixed));
+    if (!all) return all.error();
+    if (all->size() < frame_size(fixed)) continue;
+    put_u32(h + kFrmLength, fixed);
+    const uint32_t crc = crc32c_extend(crc32c(h, kFrmCrc), all->data() + kFrameHeaderSize, fixed);
+    if (crc == stored) return frame_size(fixed);
+  }
+  return uint64_t{0};
+}
+
+Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq,
+                                                std::optional<uint64_t> bad_at) {
   const uint64_t left = f.size() > from ? f.size() - from : 0;
   uint64_t budget = 16 * left + (16 << 20);
   for (uint64_t off = from; off + kFrameHeaderSize <= f.size(); off += 8) {
@@ -129,7 +152,9 @@ Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, u
     FrameView fv;
     auto st = f.read_frame(off, &fv);
     if (!st) return st.error();
-    if (st.value() == FrameStatus::kOk && fv.h.seq >= min_seq) return std::optional<uint64_t>(off);
+    if (st.value() == FrameStatus::kOk && fv.h.seq >= min_seq &&
+        (!bad_at || fv.h.seq - min_seq <= (off - *bad_at) / kFrameHeaderSize))
+      return std::optional<uint64_t>(off);
   }
   return std::optional<uint64_t>();
 }
@@ -182,13 +207,18 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
       // end is a torn tail too, not damage.  Past the bytes its header claims, when that
       // header is plausible (see scan_segment() in scan.h): inside them only where the
       // index lists a frame.
-      auto claim = f.claimed_span(r.valid_end);
-      if (!claim) return claim.error();
-      const uint64_t past = claim.value() ? r.valid_end + claim.value() : r.valid_end + 8;
-      auto next = indexed_frame(f, index, r.valid_end + 8, std::min(past, f.size()), r.end_seq);
+      const uint64_t bad = r.valid_end;
+      auto span = f.repaired_span(bad);
+      if (!span) return span.error();
+      if (span.value() == 0) {
+        span = f.claimed_span(bad);
+        if (!span) return span.error();
+      }
+      const uint64_t past = span.value() ? bad + span.value() : bad + 8;
+      auto next = indexed_frame(f, index, bad + 8, std::min(past, f.size()), r.end_seq);
       if (!next) return next.error();
       if (!next.value() && past < f.size()) {
-        next = find_next_frame(f, past, r.end_seq);
+        next = find_next_frame(f, past, r.end_seq, bad);
         if (!next) return next.error();
       }
       if (!next.value()) {  // the search gave up, or the claim runs past the end

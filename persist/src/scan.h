@@ -54,6 +54,11 @@ class SegmentFile {
   // zero (what decode_frame() checks before the CRC).  0 when it is not, or when fewer
   // than a header's bytes lie at `off`.  Reads the header only.
   Result<uint64_t> claimed_span(uint64_t off);
+  // The frame_size() of the frame at `off` when its length field is the only damage: the
+  // length with one bit flipped back (of the 32) for which the frame's CRC, stored in
+  // its header, matches (a 2^-32 chance by accident), within the file.  0 when none does
+  // (the damage is elsewhere, or more than one bit).  At most 32 CRCs of the frame.
+  Result<uint64_t> repaired_span(uint64_t off);
   // Whether the bytes [off, size()) are all zero.
   Result<bool> zero_from(uint64_t off);
   // The offset just past the last non-zero byte in [off, size()), or off if none.
@@ -108,20 +113,28 @@ struct ScanResult {
 // there is one, the bad bytes are damage (see damage) and the scan goes on there;
 // if not, they are the torn tail that ends the scan (see stop).
 //
-// Not inside the bytes a bad frame's plausible header claims (claimed_span()): those
-// are its payload, which holds whatever a publisher sent, valid frames included (a
-// torn record whose payload embeds a frame was once served as that frame).  There,
-// and past the file's end when the claim runs past it (a torn tail), only where
-// `index` (the segment's index, used when its created_ns matches the header) says a
-// frame starts: the writer indexes real frames only, so a length damaged on disk
-// does not cost the indexed records after it.  The search is bounded (find_next_frame()).
+// Where the next frame starts after a bad one: past the bytes its length claims once
+// one flipped bit is undone in it, when that makes its CRC match (repaired_span(): a
+// length damaged on disk); else past the bytes a plausible header claims
+// (claimed_span()), never inside them: those are its payload, which holds whatever a
+// publisher sent, valid frames included (a torn record whose payload embeds a frame was
+// once served as that frame); a claim that runs past the file's end is a torn tail.  Only
+// without a plausible header does the search start inside (8-byte steps).  Always
+// where `index` (the segment's index, used when its created_ns matches the header) lists
+// a frame after the bad one: the writer indexes real frames only.  Candidates found by
+// searching keep to find_next_frame()'s sequence bound; the search is bounded.
 Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval,
                                 const IndexFile* index = nullptr);
 // The offset of the first valid frame at or after `from` (8-byte steps) whose sequence
-// is at least `min_seq`, or none.  Work is bounded: a candidate with a plausible header
-// costs a read and a CRC of what it claims, so candidates claiming large lengths at
-// every step (garbage) once took time in the product of the two; past 16 times the
+// is at least `min_seq` and, when `bad_at` is given (the damaged frame's offset), at
+// most min_seq + (offset - bad_at) / 32: every frame takes 32 bytes or more, so real
+// frames after damage cannot be further on in sequence than that (a lost-range marker
+// can: it is then found through the index), while a frame embedded in a payload carries
+// whatever sequence its author gave it.  Work is bounded: a candidate with a plausible
+// header costs a read and a CRC of what it claims, so candidates claiming large lengths
+// at every step (garbage) once took time in the product of the two; past 16 times the
 // bytes left in the file plus 16 MiB of such reads the search gives up (none).
-Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq);
+Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq,
+                                                std::optional<uint64_t> bad_at = std::nullopt);
 
 }  // namespace shmbus::persist::detail

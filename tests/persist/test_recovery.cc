@@ -311,6 +311,109 @@ TEST(Recovery, ALengthDamagedPastTheEndKeepsTheIndexedRecordsAfterIt) {
   EXPECT_GE(served, kMany - 1 - (1024 / kFrame + 1));  // at most one index interval lost
 }
 
+// A review of the claimed-bytes rule (2026-12-02): one flipped bit in a frame's length
+// made it claim past the end of a closed store's last segment, with no index entry after
+// it (one per 64 KiB by default): recovery took it for a torn record and cut the intact,
+// durable records after it, and fsck --repair did too.  The length with the flipped bit
+// undone makes the frame's CRC match: that is where the next frame starts.  The record
+// with the damaged length is reported, the rest kept and served (also when the damaged
+// length stays inside the file and claims the next records).
+TEST(Recovery, OneFlippedLengthBitCostsThatRecordOnly) {
+  for (const int bit : {20, 12, 8}) {
+    SCOPED_TRACE("bit " + std::to_string(bit));
+    TempDir t;
+    auto o = one_segment();
+    o.index_interval = 64 << 10;  // no entry after the damage
+    {
+      auto s = SegmentStore::open(t.path(), "ns", "st", o);
+      ASSERT_TRUE(s.ok());
+      fill(*s, 0, kRecords, kPayload);
+    }
+    const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
+    auto bytes = read_file(seg);
+    auto* len = reinterpret_cast<std::byte*>(&bytes[offset_of(15) + kFrmLength]);
+    put_u32(len, static_cast<uint32_t>(kPayload) ^ (1u << bit));
+    write_file(seg, bytes);
+    auto check = [&] {
+      auto got = read_all(t.path());
+      ASSERT_EQ(got.size(), kRecords);
+      for (uint64_t q = 0; q < kRecords; ++q) {
+        if (q == 15) {
+          ASSERT_EQ(got[q].kind, EntryKind::kCorrupt) << got[q].detail;
+          EXPECT_EQ(got[q].end_seq, 16u);
+          EXPECT_EQ(got[q].dropped, kFrame);
+          continue;
+        }
+        ASSERT_EQ(got[q].kind, EntryKind::kRecord) << q << ": " << got[q].detail;
+        EXPECT_EQ(got[q].data, payload_for(q, kPayload));
+      }
+    };
+    check();  // a closed store: the reader alone
+    {
+      auto s = SegmentStore::open(t.path(), "ns", "st", o);
+      ASSERT_TRUE(s.ok()) << s.error().message;
+      EXPECT_EQ(s->next_seq(), kRecords);
+      EXPECT_EQ(s->stats().torn_bytes_dropped, 0u);
+    }
+    EXPECT_EQ(size_of(seg), offset_of(kRecords)) << "nothing cut";
+    check();
+    auto rep = fsck(t.path(), true);
+    ASSERT_TRUE(rep.ok()) << rep.error().message;
+    EXPECT_EQ(size_of(seg), offset_of(kRecords)) << "fsck --repair cut nothing";
+    check();
+  }
+}
+
+// The same review: a damaged length that claims exactly up to a frame its own payload
+// embeds (record 15's 4000 bytes hold a valid frame "16" at byte 1952; one bit makes the
+// length 1952) had that frame served as record 16.  The repaired length puts the next
+// frame where the real record 16 is.
+TEST(Recovery, AFlippedLengthEndingAtAnEmbeddedFrameDoesNotServeIt) {
+  TempDir t;
+  auto o = one_segment();
+  o.index_interval = 64 << 10;
+  const std::string inner = "FORGED!!";
+  std::vector<std::byte> frame(frame_size(inner.size()));
+  std::memcpy(frame.data() + kFrameHeaderSize, inner.data(), inner.size());
+  FrameHeader h;
+  h.length = static_cast<uint32_t>(inner.size());
+  h.kind = FrameKind::kData;
+  h.seq = 16;
+  h.ts_ns = 16'000;
+  h.type = 16 % 7;
+  encode_frame_header(h, Bytes(frame.data() + kFrameHeaderSize, inner.size()), frame.data());
+  std::string big(4000, 'B');
+  std::memcpy(big.data() + 1952, frame.data(), frame.size());
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, 15, kPayload);
+    ASSERT_TRUE(s->append(15, 15'000, 15 % 7, as_bytes(big)).ok());
+    fill(*s, 16, 20, kPayload);
+  }
+  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
+  auto bytes = read_file(seg);
+  put_u32(reinterpret_cast<std::byte*>(&bytes[offset_of(15) + kFrmLength]), 4000u ^ (1u << 11));
+  write_file(seg, bytes);
+  auto check = [&] {
+    auto got = read_all(t.path());
+    ASSERT_EQ(got.size(), 20u);
+    ASSERT_EQ(got[15].kind, EntryKind::kCorrupt) << got[15].detail;
+    EXPECT_EQ(got[15].end_seq, 16u);
+    for (uint64_t q = 16; q < 20; ++q) {
+      ASSERT_EQ(got[q].kind, EntryKind::kRecord) << q << ": " << got[q].detail;
+      EXPECT_EQ(got[q].data, payload_for(q, kPayload)) << "served the embedded frame";
+    }
+  };
+  check();
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), 20u);
+  }
+  check();
+}
+
 // The last segment truncated inside its header: its creation never completed.  It is
 // removed and the store continues after the previous segment.
 TEST(Recovery, TruncatedInSegmentHeader) {
