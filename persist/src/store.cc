@@ -447,8 +447,12 @@ Result<void> SegmentStore::Impl::cut_back(uint64_t first_seq, uint64_t keep) {
     active = SegmentInfo{};
     builder = IndexBuilder(opts.index_interval);
     if (sealed.empty()) {
+      // Nothing left (retention may have deleted every sealed segment): the next record
+      // starts a segment again, but the store stays where it was, at this segment's first
+      // sequence (it said 0, and durable_seq() went back to 0, though records up to here
+      // had been stored: found by a review).  The first append may still pick another.
       fresh = true;
-      next_seq = 0;
+      next_seq = first_seq;
     } else {
       next_seq = sealed.back().end_seq;
     }

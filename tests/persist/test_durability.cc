@@ -279,6 +279,36 @@ TEST(Durability, FailedSyncOfANewSegmentRemovesIt) {
   EXPECT_EQ(again->next_seq(), 31u);
 }
 
+// The same after retention deleted every sealed segment: nothing is left, and the store
+// said it was back at sequence 0 (durable_seq() too), though 30 records had been stored;
+// a user taking the next sequence from it wrote 0.. again, below the watermark (found by
+// a review).  It stays at the removed segment's first sequence.
+TEST(Durability, FailedSyncOfANewSegmentAfterRetentionKeepsTheSequence) {
+  TempDir t;
+  ScopedFaultEnv env(t.path());
+  auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+  ASSERT_TRUE(s);
+  fill(*s, 0, 30);
+  ASSERT_TRUE(append_one(*s, 30, 15000));  // rolls: a segment of its own
+  ASSERT_EQ(s->stats().segments, 2u);
+  auto d = s->delete_before(30);           // the sealed segment goes
+  ASSERT_TRUE(d) << d.error().message;
+  ASSERT_EQ(d->segments, 1u);
+  const uint64_t durable = s->durable_seq();
+  env->fail_next_syncs(FaultEnv::Fault::kEio);
+  ASSERT_FALSE(s->flush());
+  EXPECT_EQ(s->stats().segments, 0u);
+  EXPECT_EQ(s->next_seq(), 30u);
+  EXPECT_GE(s->durable_seq(), std::min<uint64_t>(durable, 30u)) << "durable_seq went back";
+  ASSERT_TRUE(append_one(*s, 30, 15000));
+  ASSERT_TRUE(s->flush());
+  EXPECT_EQ(s->durable_seq(), 31u);
+  auto got = read_all(t.path());  // (from the earliest stored record)
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].kind, EntryKind::kRecord);
+  EXPECT_EQ(got[0].seq, 30u);
+}
+
 // The directory entry of a new store's folders and files lasts only after an fsync of
 // the directory holding it: a power loss right after the first durable flush keeps it.
 TEST(Durability, NewStoreSurvivesAPowerLossAfterItsFirstFlush) {
