@@ -93,6 +93,7 @@ struct SegmentReader::Impl {
   uint64_t hole_checked_at = kNoHole;
   uint64_t damage_checked_at = kNoHole;  // skip_damage() relocated once at this position
   uint64_t repair_tried_at = kNoHole;    // skip_claimed() tried a frame's repair at this offset
+  uint64_t repaired = 0;                 // ... and found this span (0: none)
   bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
   uint64_t ts_target = 0;
 
@@ -185,6 +186,7 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
     return unservable(hdr ? Errc::kCorrupt : hdr.error().code, std::move(what));
   }
   file.emplace(std::move(f.value()));
+  repair_tried_at = kNoHole;  // (another file)
   seg_first = first;
   seg_created_ns = hdr->created_ns;
   off = kSegmentHeaderSize;
@@ -296,19 +298,21 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
                                                                     bool relocate_first) {
   *returned = false;
   if (st != FrameStatus::kBadCrc && st != FrameStatus::kShort) return Skip::kNone;
-  // A frame running past the end is most often one being written: its repair (up to 32
-  // CRCs) is tried once per offset, not at every poll of a reader waiting there.
-  if (st == FrameStatus::kShort && repair_tried_at == off) return Skip::kNone;
   // Past the length with one flipped bit undone when that makes the CRC match (a length
   // damaged on disk: the bytes its damaged value claims may end inside its payload, at a
-  // frame embedded there), else past what the header claims (scan.h).
-  auto span = file->repaired_span(off);
-  if (!span) return span.error();
+  // frame embedded there), else past what the header claims (scan.h).  The repair (up to
+  // 32 CRCs) is tried once per offset of the open file, not at every poll of a reader
+  // waiting at a frame being written.
+  if (repair_tried_at != off) {
+    uint64_t budget = 4 * file->size() + (16 << 20);
+    auto r = file->repaired_span(off, &budget);
+    if (!r) return r.error();
+    repair_tried_at = off;
+    repaired = r.value();
+  }
+  Result<uint64_t> span = repaired;
   if (span.value() == 0) {
-    if (st != FrameStatus::kBadCrc) {  // a claim past the end: not judged here
-      repair_tried_at = off;
-      return Skip::kNone;
-    }
+    if (st != FrameStatus::kBadCrc) return Skip::kNone;  // a claim past the end: not judged here
     span = file->claimed_span(off);
     if (!span) return span.error();
   }
@@ -317,11 +321,9 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
   FrameView fv;
   auto after = file->read_frame(at, &fv);
   if (!after) return after.error();
-  // Real frames after one damaged frame go on in sequence by at most one per 32 bytes
-  // (find_next_frame() in scan.h).
-  if (after.value() != FrameStatus::kOk || fv.h.seq <= scan_seq ||
-      fv.h.seq - scan_seq > span.value() / kFrameHeaderSize)
-    return Skip::kNone;
+  // (No sequence bound here: the frame after a damaged lost-range marker is as far on as
+  // the marker said.)
+  if (after.value() != FrameStatus::kOk || fv.h.seq <= scan_seq) return Skip::kNone;
   const uint64_t next_seq = fv.h.seq;
   if (auto r = file->refresh(); !r) return r.error();
   auto again = file->read_frame(off, &fv);

@@ -117,17 +117,24 @@ Result<uint64_t> SegmentFile::claimed_span(uint64_t off) {
   return frame_size(len);
 }
 
-Result<uint64_t> SegmentFile::repaired_span(uint64_t off) {
+Result<uint64_t> SegmentFile::repaired_span(uint64_t off, uint64_t* budget) {
   auto head = view(off, kFrameHeaderSize);
   if (!head) return head.error();
   if (head->size() < kFrameHeaderSize) return uint64_t{0};
   std::byte h[kFrameHeaderSize];
   std::memcpy(h, head->data(), sizeof h);
+  // Only a header whose other checked fields hold (a zeroed one is not a frame's).
+  const uint16_t kind = get_u16(h + kFrmKind);
+  if (get_u16(h + kFrmReserved) != 0 ||
+      (kind != static_cast<uint16_t>(FrameKind::kData) && kind != static_cast<uint16_t>(FrameKind::kLost)))
+    return uint64_t{0};
   const uint32_t stored = get_u32(h + kFrmCrc);
   const uint32_t len = get_u32(h + kFrmLength);
   for (int b = 0; b < 32; ++b) {
     const uint32_t fixed = len ^ (uint32_t{1} << b);
     if (fixed > kMaxPayload || off + frame_size(fixed) > size_) continue;
+    if (frame_size(fixed) > *budget) continue;  // out of work: not this length
+    *budget -= frame_size(fixed);
     auto all = view(off, frame_size(fixed));
     if (!all) return all.error();
     if (all->size() < frame_size(fixed)) continue;
@@ -192,6 +199,9 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
   r.valid_end = kSegmentHeaderSize;
   r.end_seq = first_seq;
   bool after_damage = false;
+  // Length repairs (up to 32 CRCs of the rest of the file each) share one bound per scan:
+  // many damaged frames once made it quadratic in the segment's size (a review).
+  uint64_t repair_budget = 4 * f.size() + (16 << 20);
   for (;;) {
     FrameView fv;
     auto st = f.read_frame(r.valid_end, &fv);
@@ -208,7 +218,7 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
       // header is plausible (see scan_segment() in scan.h): inside them only where the
       // index lists a frame.
       const uint64_t bad = r.valid_end;
-      auto span = f.repaired_span(bad);
+      auto span = f.repaired_span(bad, &repair_budget);
       if (!span) return span.error();
       if (span.value() == 0) {
         span = f.claimed_span(bad);
@@ -218,7 +228,9 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
       auto next = indexed_frame(f, index, bad + 8, std::min(past, f.size()), r.end_seq);
       if (!next) return next.error();
       if (!next.value() && past < f.size()) {
-        next = find_next_frame(f, past, r.end_seq, bad);
+        // The sequence bound only where the search starts inside the bad frame's bytes.
+        next = find_next_frame(f, past, r.end_seq,
+                               span.value() ? std::nullopt : std::optional<uint64_t>(bad));
         if (!next) return next.error();
       }
       if (!next.value()) {  // the search gave up, or the claim runs past the end

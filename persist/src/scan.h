@@ -57,8 +57,10 @@ class SegmentFile {
   // The frame_size() of the frame at `off` when its length field is the only damage: the
   // length with one bit flipped back (of the 32) for which the frame's CRC, stored in
   // its header, matches (a 2^-32 chance by accident), within the file.  0 when none does
-  // (the damage is elsewhere, or more than one bit).  At most 32 CRCs of the frame.
-  Result<uint64_t> repaired_span(uint64_t off);
+  // (the damage is elsewhere, or more than one bit), or when the header's kind or
+  // reserved field is bad too.  At most 32 CRCs of the frame, each charged to *budget
+  // (a length whose CRC would overdraw it is not tried).
+  Result<uint64_t> repaired_span(uint64_t off, uint64_t* budget);
   // Whether the bytes [off, size()) are all zero.
   Result<bool> zero_from(uint64_t off);
   // The offset just past the last non-zero byte in [off, size()), or off if none.
@@ -122,15 +124,17 @@ struct ScanResult {
 // without a plausible header does the search start inside (8-byte steps).  Always
 // where `index` (the segment's index, used when its created_ns matches the header) lists
 // a frame after the bad one: the writer indexes real frames only.  Candidates found by
-// searching keep to find_next_frame()'s sequence bound; the search is bounded.
+// searching from inside the bad frame (no plausible header) keep to find_next_frame()'s
+// sequence bound (past its end, none: after a damaged lost-range marker the next frame
+// is as far on as the marker said); the search and the repairs are bounded.
 Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval,
                                 const IndexFile* index = nullptr);
 // The offset of the first valid frame at or after `from` (8-byte steps) whose sequence
 // is at least `min_seq` and, when `bad_at` is given (the damaged frame's offset), at
 // most min_seq + (offset - bad_at) / 32: every frame takes 32 bytes or more, so real
-// frames after damage cannot be further on in sequence than that (a lost-range marker
-// can: it is then found through the index), while a frame embedded in a payload carries
-// whatever sequence its author gave it.  Work is bounded: a candidate with a plausible
+// frames after damage cannot be further on in sequence than that (unless a lost-range
+// marker lies among the damaged bytes: then only the index finds the next frame), while
+// a frame embedded in a payload carries whatever sequence its author gave it.  Work is bounded: a candidate with a plausible
 // header costs a read and a CRC of what it claims, so candidates claiming large lengths
 // at every step (garbage) once took time in the product of the two; past 16 times the
 // bytes left in the file plus 16 MiB of such reads the search gives up (none).

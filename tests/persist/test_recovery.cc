@@ -364,6 +364,72 @@ TEST(Recovery, OneFlippedLengthBitCostsThatRecordOnly) {
   }
 }
 
+// A third review: one flipped bit in a lost-range marker's stamp (its length intact)
+// made the frame after it, as far on as the marker said (10 000 sequences for 40
+// bytes), fail a sequence bound meant for frames found inside damaged bytes: recovery
+// took the rest for a torn tail and cut the intact records after the marker.  Past a bad
+// frame's end there is no such bound: the marker is reported, the records kept.
+TEST(Recovery, ADamagedLostRangeMarkerKeepsTheRecordsAfterIt) {
+  TempDir t;
+  auto o = one_segment();
+  o.index_interval = 64 << 10;  // no index entry after the marker
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, 10, kPayload);
+    ASSERT_TRUE(s->append_lost(10, 10'010).ok());
+    fill(*s, 10'010, 10'020, kPayload);
+  }
+  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
+  auto bytes = read_file(seg);
+  bytes[offset_of(10) + kFrmTs] ^= 8;  // the marker's stamp
+  write_file(seg, bytes);
+  auto check = [&] {
+    auto got = read_all(t.path());
+    ASSERT_EQ(got.size(), 21u);
+    ASSERT_EQ(got[10].kind, EntryKind::kCorrupt) << got[10].detail;
+    EXPECT_EQ(got[10].seq, 10u);
+    EXPECT_EQ(got[10].end_seq, 10'010u);
+    for (uint64_t i = 0; i < 10; ++i) {
+      ASSERT_EQ(got[11 + i].kind, EntryKind::kRecord) << got[11 + i].detail;
+      EXPECT_EQ(got[11 + i].seq, 10'010 + i);
+    }
+  };
+  check();  // the reader alone
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), 10'020u);
+    EXPECT_EQ(s->stats().torn_bytes_dropped, 0u);
+  }
+  EXPECT_EQ(size_of(seg), bytes.size()) << "nothing cut";
+  check();
+}
+
+// The same review: one bad payload byte in many frames made each scan try 32 length
+// repairs over the rest of the file per bad frame (quadratic in the segment's size:
+// 1.4 s at 32 MiB, minutes per GiB).  The repairs share a bound per scan (counted reads).
+TEST(Recovery, ManyDamagedFramesCostBoundedRepairs) {
+  TempDir t;
+  auto o = one_segment();
+  o.segment_bytes = 8 << 20;
+  constexpr uint64_t kMany = 40'000;  // 5.4 MB
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, kMany, kPayload);
+  }
+  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
+  auto bytes = read_file(seg);
+  for (uint64_t q = 5; q < kMany; q += 50) bytes[offset_of(q) + kFrameHeaderSize + 7] ^= 1;
+  write_file(seg, bytes);
+  ReadCountingEnv count;
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->next_seq(), kMany);
+  EXPECT_LE(count.bytes_read(), 40 * bytes.size() + (64u << 20));
+}
+
 // The same review: a damaged length that claims exactly up to a frame its own payload
 // embeds (record 15's 4000 bytes hold a valid frame "16" at byte 1952; one bit makes the
 // length 1952) had that frame served as record 16.  The repaired length puts the next
