@@ -214,9 +214,9 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
     if (r.stop != FrameStatus::kOk) {
       if (r.stop == FrameStatus::kEof) break;
       // Past the bad frame's first bytes: a valid frame with a wrong sequence at the very
-      // end is a torn tail too, not damage.  Past the bytes its header claims, when that
-      // header is plausible (see scan_segment() in scan.h): inside them only where the
-      // index lists a frame.
+      // end is a torn tail too, not damage.  Past its repaired length, else past what a
+      // plausible header claims (scan_segment() in scan.h): inside only where the index
+      // lists a frame.
       const uint64_t bad = r.valid_end;
       auto span = f.repaired_span(bad, &repair_budget);
       if (!span) return span.error();

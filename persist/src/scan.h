@@ -134,10 +134,11 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
 // most min_seq + (offset - bad_at) / 32: every frame takes 32 bytes or more, so real
 // frames after damage cannot be further on in sequence than that (unless a lost-range
 // marker lies among the damaged bytes: then only the index finds the next frame), while
-// a frame embedded in a payload carries whatever sequence its author gave it.  Work is bounded: a candidate with a plausible
-// header costs a read and a CRC of what it claims, so candidates claiming large lengths
-// at every step (garbage) once took time in the product of the two; past 16 times the
-// bytes left in the file plus 16 MiB of such reads the search gives up (none).
+// a frame embedded in a payload carries whatever sequence its author gave it.  Work is
+// bounded: a candidate with a plausible header costs a read and a CRC of what it claims,
+// so candidates claiming large lengths at every step (garbage) once took time in the
+// product of the two; past 16 times the bytes left in the file plus 16 MiB of such reads
+// the search gives up (none).
 Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq,
                                                 std::optional<uint64_t> bad_at = std::nullopt);
 
