@@ -40,18 +40,27 @@ uint64_t nonzero_bytes_after(const std::vector<char>& b, uint64_t from) {
   return end - from;
 }
 
+// Stores records [0, n) of kPayload bytes in one segment with `o`, closes the store and
+// returns that segment's path and bytes (for a test to damage and write back).
+void stored_segment(const TempDir& t, const StoreOptions& o, uint64_t n, std::string* seg,
+                    std::vector<char>* bytes) {
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 0, n, kPayload);
+  }
+  *seg = t.stream_dir() + "/" + segment_file_name(0);
+  *bytes = read_file(*seg);
+}
+
 class TornTail : public ::testing::TestWithParam<TornCase> {};
 
 TEST_P(TornTail, CutAtLastValidRecordAndContinue) {
   const TornCase& c = GetParam();
   TempDir t;
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", one_segment());
-    ASSERT_TRUE(s.ok());
-    fill(*s, 0, kRecords, kPayload);
-  }
-  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
-  auto bytes = read_file(seg);
+  std::string seg;
+  std::vector<char> bytes;
+  ASSERT_NO_FATAL_FAILURE(stored_segment(t, one_segment(), kRecords, &seg, &bytes));
   ASSERT_EQ(bytes.size(), offset_of(kRecords));
   c.damage(bytes);
   write_file(seg, bytes);
@@ -116,13 +125,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, TornTail, ::testing::ValuesIn(kCases),
 // records it (keeping the bytes).
 TEST(Recovery, DamageWithValidRecordsAfterItIsKept) {
   TempDir t;
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", one_segment());
-    ASSERT_TRUE(s.ok());
-    fill(*s, 0, kRecords, kPayload);
-  }
-  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
-  auto bytes = read_file(seg);
+  std::string seg;
+  std::vector<char> bytes;
+  ASSERT_NO_FATAL_FAILURE(stored_segment(t, one_segment(), kRecords, &seg, &bytes));
   bytes[offset_of(15) + 77] ^= 1;
   write_file(seg, bytes);
   auto check = [&](uint64_t end) {
@@ -168,6 +173,21 @@ TEST(Recovery, DamageWithValidRecordsAfterItIsKept) {
   check(kRecords + 5);
 }
 
+// A valid data frame of `seq` whose payload is "FORGED!!", to embed in a record's payload.
+std::vector<std::byte> forged_frame(uint64_t seq, uint64_t ts_ns, uint32_t type) {
+  const std::string inner = "FORGED!!";
+  std::vector<std::byte> frame(frame_size(inner.size()));
+  std::memcpy(frame.data() + kFrameHeaderSize, inner.data(), inner.size());
+  FrameHeader h;
+  h.length = static_cast<uint32_t>(inner.size());
+  h.kind = FrameKind::kData;
+  h.seq = seq;
+  h.ts_ns = ts_ns;
+  h.type = type;
+  encode_frame_header(h, Bytes(frame.data() + kFrameHeaderSize, inner.size()), frame.data());
+  return frame;
+}
+
 // A review (2026-12-02): a record whose payload holds the bytes of a valid frame, torn
 // by a crash after those bytes, was served as that frame (its sequence, stamp, type and
 // bytes) and, with a far sequence in it, moved the store's next sequence there.  The
@@ -177,16 +197,7 @@ TEST(Recovery, AFrameInsideATornRecordsPayloadIsNotARecord) {
   for (const uint64_t forged_seq : {uint64_t{5}, uint64_t{6}, uint64_t{1'000'000}}) {
     SCOPED_TRACE("embedded frame with sequence " + std::to_string(forged_seq));
     TempDir t;
-    const std::string inner = "FORGED!!";
-    std::vector<std::byte> frame(frame_size(inner.size()));
-    std::memcpy(frame.data() + kFrameHeaderSize, inner.data(), inner.size());
-    FrameHeader h;
-    h.length = static_cast<uint32_t>(inner.size());
-    h.kind = FrameKind::kData;
-    h.seq = forged_seq;
-    h.ts_ns = 4242;
-    h.type = 7;
-    encode_frame_header(h, Bytes(frame.data() + kFrameHeaderSize, inner.size()), frame.data());
+    const std::vector<std::byte> frame = forged_frame(forged_seq, 4242, 7);
     std::string big(64 << 10, 'A');
     std::memcpy(big.data(), frame.data(), frame.size());
     {
@@ -238,13 +249,9 @@ class ReadCountingEnv final : public ForwardingEnv {
 // the file (counted, not timed).
 TEST(Recovery, GarbageClaimingLongFramesIsCutWithBoundedReads) {
   TempDir t;
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", one_segment());
-    ASSERT_TRUE(s.ok());
-    fill(*s, 0, kRecords, kPayload);
-  }
-  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
-  auto bytes = read_file(seg);
+  std::string seg;
+  std::vector<char> bytes;
+  ASSERT_NO_FATAL_FAILURE(stored_segment(t, one_segment(), kRecords, &seg, &bytes));
   std::byte word[8];
   put_u32(word + kFrmLength, 1u << 20);
   put_u16(word + kFrmKind, static_cast<uint16_t>(FrameKind::kData));
@@ -276,13 +283,9 @@ TEST(Recovery, GarbageClaimingLongFramesIsCutWithBoundedReads) {
 TEST(Recovery, ALengthDamagedPastTheEndKeepsTheIndexedRecordsAfterIt) {
   TempDir t;
   constexpr uint64_t kMany = 40;  // 5440 bytes: index entries every ~1 KiB
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", one_segment());
-    ASSERT_TRUE(s.ok());
-    fill(*s, 0, kMany, kPayload);
-  }
-  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
-  auto bytes = read_file(seg);
+  std::string seg;
+  std::vector<char> bytes;
+  ASSERT_NO_FATAL_FAILURE(stored_segment(t, one_segment(), kMany, &seg, &bytes));
   put_u32(reinterpret_cast<std::byte*>(&bytes[offset_of(10) + kFrmLength]), 1u << 29);
   write_file(seg, bytes);
 
@@ -324,13 +327,9 @@ TEST(Recovery, OneFlippedLengthBitCostsThatRecordOnly) {
     TempDir t;
     auto o = one_segment();
     o.index_interval = 64 << 10;  // no entry after the damage
-    {
-      auto s = SegmentStore::open(t.path(), "ns", "st", o);
-      ASSERT_TRUE(s.ok());
-      fill(*s, 0, kRecords, kPayload);
-    }
-    const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
-    auto bytes = read_file(seg);
+    std::string seg;
+    std::vector<char> bytes;
+    ASSERT_NO_FATAL_FAILURE(stored_segment(t, o, kRecords, &seg, &bytes));
     auto* len = reinterpret_cast<std::byte*>(&bytes[offset_of(15) + kFrmLength]);
     put_u32(len, static_cast<uint32_t>(kPayload) ^ (1u << bit));
     write_file(seg, bytes);
@@ -414,13 +413,9 @@ TEST(Recovery, ManyDamagedFramesCostBoundedRepairs) {
   auto o = one_segment();
   o.segment_bytes = 8 << 20;
   constexpr uint64_t kMany = 40'000;  // 5.4 MB
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", o);
-    ASSERT_TRUE(s.ok());
-    fill(*s, 0, kMany, kPayload);
-  }
-  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
-  auto bytes = read_file(seg);
+  std::string seg;
+  std::vector<char> bytes;
+  ASSERT_NO_FATAL_FAILURE(stored_segment(t, o, kMany, &seg, &bytes));
   for (uint64_t q = 5; q < kMany; q += 50) bytes[offset_of(q) + kFrameHeaderSize + 7] ^= 1;
   write_file(seg, bytes);
   ReadCountingEnv count;
@@ -438,16 +433,7 @@ TEST(Recovery, AFlippedLengthEndingAtAnEmbeddedFrameDoesNotServeIt) {
   TempDir t;
   auto o = one_segment();
   o.index_interval = 64 << 10;
-  const std::string inner = "FORGED!!";
-  std::vector<std::byte> frame(frame_size(inner.size()));
-  std::memcpy(frame.data() + kFrameHeaderSize, inner.data(), inner.size());
-  FrameHeader h;
-  h.length = static_cast<uint32_t>(inner.size());
-  h.kind = FrameKind::kData;
-  h.seq = 16;
-  h.ts_ns = 16'000;
-  h.type = 16 % 7;
-  encode_frame_header(h, Bytes(frame.data() + kFrameHeaderSize, inner.size()), frame.data());
+  const std::vector<std::byte> frame = forged_frame(16, 16'000, 16 % 7);
   std::string big(4000, 'B');
   std::memcpy(big.data() + 1952, frame.data(), frame.size());
   {
@@ -578,13 +564,9 @@ TEST(Recovery, DamagedSealedSegmentDoesNotBlockTheWriter) {
 // before it.
 TEST(Recovery, SecureCutOfATornTailOverwritesItFirst) {
   TempDir t;
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", one_segment());
-    ASSERT_TRUE(s.ok());
-    fill(*s, 0, kRecords, kPayload);
-  }
-  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
-  auto bytes = read_file(seg);
+  std::string seg;
+  std::vector<char> bytes;
+  ASSERT_NO_FATAL_FAILURE(stored_segment(t, one_segment(), kRecords, &seg, &bytes));
   bytes.resize(offset_of(19) + 60);  // record 19 torn: its first 60 bytes are plaintext
   write_file(seg, bytes);
   ScopedFaultEnv env(t.path());
