@@ -133,6 +133,12 @@ struct SegmentReader::Impl {
   // segment in order, so a later frame visible means this one was written: the frame
   // is read again (after a refresh) before it is called damaged.
   Result<Skip> skip_claimed(FrameStatus st, Entry* e, bool* returned, bool relocate_first);
+  // The common end of both: the bad frame at `off` (status `st`) is followed by an intact
+  // frame of sequence `to_seq` at `to_off`.  Reads it again after a refresh (kRetry: it
+  // has become valid), relocates once per position when relocate_first (kRetry, file
+  // closed), else reports [pos, to_seq) kCorrupt in *e and goes on there (kSkipped).
+  Result<Skip> skip_to(FrameStatus st, uint64_t to_off, uint64_t to_seq, Entry* e, bool* returned,
+                       bool relocate_first);
   Result<Entry> next();
 };
 
@@ -266,31 +272,38 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_damage(FrameStatus s
     auto s = file->read_frame(ie.offset, &fv);
     if (!s) return s.error();
     if (s.value() != FrameStatus::kOk || fv.h.seq != ie.seq) continue;
-    if (auto r = file->refresh(); !r) return r.error();
-    auto again = file->read_frame(off, &fv);
-    if (!again) return again.error();
-    if (again.value() == FrameStatus::kOk && fv.h.seq == scan_seq) return Skip::kRetry;
-    if (relocate_first && damage_checked_at != pos) {
-      // The bytes at `off` may be another write of the same sequences: a writer that cut
-      // the segment back (after a failed fdatasync) wrote from there again, maybe
-      // otherwise (a lost-range marker, then later records), and grew the file past `off`
-      // before this reader saw it shorter.  Found again by sequence, before damage is
-      // reported (a review saw intact records 40 and 41 reported corrupt and skipped).
-      damage_checked_at = pos;
-      file.reset();
-      return Skip::kRetry;
-    }
-    *e = Entry{EntryKind::kCorrupt, pos, ie.seq, 0, 0, {}, ie.offset - off,
-               seg_name(seg_first) + " offset " + std::to_string(off) + ": " +
-                   frame_status_name(st) + ", " + std::to_string(ie.offset - off) +
-                   " bytes skipped"};
-    *returned = pos < ie.seq;
-    off = ie.offset;
-    scan_seq = ie.seq;
-    if (pos < scan_seq) pos = scan_seq;
-    return Skip::kSkipped;
+    return skip_to(st, ie.offset, ie.seq, e, returned, relocate_first);
   }
   return Skip::kNone;
+}
+
+Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_to(FrameStatus st, uint64_t to_off,
+                                                               uint64_t to_seq, Entry* e,
+                                                               bool* returned,
+                                                               bool relocate_first) {
+  FrameView fv;
+  if (auto r = file->refresh(); !r) return r.error();
+  auto again = file->read_frame(off, &fv);
+  if (!again) return again.error();
+  if (again.value() == FrameStatus::kOk && fv.h.seq == scan_seq) return Skip::kRetry;
+  if (relocate_first && damage_checked_at != pos) {
+    // The bytes at `off` may be another write of the same sequences: a writer that cut
+    // the segment back (after a failed fdatasync) wrote from there again, maybe
+    // otherwise (a lost-range marker, then later records), and grew the file past `off`
+    // before this reader saw it shorter.  Found again by sequence, before damage is
+    // reported (a review saw intact records 40 and 41 reported corrupt and skipped).
+    damage_checked_at = pos;
+    file.reset();
+    return Skip::kRetry;
+  }
+  *e = Entry{EntryKind::kCorrupt, pos, to_seq, 0, 0, {}, to_off - off,
+             seg_name(seg_first) + " offset " + std::to_string(off) + ": " +
+                 frame_status_name(st) + ", " + std::to_string(to_off - off) + " bytes skipped"};
+  *returned = pos < to_seq;
+  off = to_off;
+  scan_seq = to_seq;
+  if (pos < scan_seq) pos = scan_seq;
+  return Skip::kSkipped;
 }
 
 Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus st, Entry* e,
@@ -310,38 +323,22 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
     repair_tried_at = off;
     repaired = r.value();
   }
-  Result<uint64_t> span = repaired;
-  if (span.value() == 0) {
+  uint64_t span = repaired;
+  if (span == 0) {
     if (st != FrameStatus::kBadCrc) return Skip::kNone;  // a claim past the end: not judged here
-    span = file->claimed_span(off);
-    if (!span) return span.error();
+    auto claim = file->claimed_span(off);
+    if (!claim) return claim.error();
+    span = claim.value();
   }
-  const uint64_t at = off + span.value();
-  if (span.value() == 0 || at + kFrameHeaderSize > file->size()) return Skip::kNone;
+  const uint64_t at = off + span;
+  if (span == 0 || at + kFrameHeaderSize > file->size()) return Skip::kNone;
   FrameView fv;
   auto after = file->read_frame(at, &fv);
   if (!after) return after.error();
   // (No sequence bound here: the frame after a damaged lost-range marker is as far on as
   // the marker said.)
   if (after.value() != FrameStatus::kOk || fv.h.seq <= scan_seq) return Skip::kNone;
-  const uint64_t next_seq = fv.h.seq;
-  if (auto r = file->refresh(); !r) return r.error();
-  auto again = file->read_frame(off, &fv);
-  if (!again) return again.error();
-  if (again.value() == FrameStatus::kOk && fv.h.seq == scan_seq) return Skip::kRetry;
-  if (relocate_first && damage_checked_at != pos) {  // as in skip_damage()
-    damage_checked_at = pos;
-    file.reset();
-    return Skip::kRetry;
-  }
-  *e = Entry{EntryKind::kCorrupt, pos, next_seq, 0, 0, {}, span.value(),
-             seg_name(seg_first) + " offset " + std::to_string(off) + ": " +
-                 frame_status_name(st) + ", " + std::to_string(span.value()) + " bytes skipped"};
-  *returned = pos < next_seq;
-  off = at;
-  scan_seq = next_seq;
-  if (pos < scan_seq) pos = scan_seq;
-  return Skip::kSkipped;
+  return skip_to(st, at, fv.h.seq, e, returned, relocate_first);
 }
 
 Result<Entry> SegmentReader::Impl::next() {

@@ -104,16 +104,21 @@ Result<uint64_t> SegmentFile::nonzero_end(uint64_t off) {
   return end;
 }
 
+namespace {
+// The kind and reserved fields of a frame header hold what decode_frame() accepts.
+bool kind_and_reserved_hold(const std::byte* h) {
+  const uint16_t kind = get_u16(h + kFrmKind);
+  return get_u16(h + kFrmReserved) == 0 && (kind == static_cast<uint16_t>(FrameKind::kData) ||
+                                            kind == static_cast<uint16_t>(FrameKind::kLost));
+}
+}  // namespace
+
 Result<uint64_t> SegmentFile::claimed_span(uint64_t off) {
   auto head = view(off, kFrameHeaderSize);
   if (!head) return head.error();
   if (head->size() < kFrameHeaderSize) return uint64_t{0};
-  const std::byte* p = head->data();
-  const uint64_t len = get_u32(p + kFrmLength);
-  const uint16_t kind = get_u16(p + kFrmKind);
-  if (len > kMaxPayload || get_u16(p + kFrmReserved) != 0 ||
-      (kind != static_cast<uint16_t>(FrameKind::kData) && kind != static_cast<uint16_t>(FrameKind::kLost)))
-    return uint64_t{0};
+  const uint64_t len = get_u32(head->data() + kFrmLength);
+  if (len > kMaxPayload || !kind_and_reserved_hold(head->data())) return uint64_t{0};
   return frame_size(len);
 }
 
@@ -124,10 +129,7 @@ Result<uint64_t> SegmentFile::repaired_span(uint64_t off, uint64_t* budget) {
   std::byte h[kFrameHeaderSize];
   std::memcpy(h, head->data(), sizeof h);
   // Only a header whose other checked fields hold (a zeroed one is not a frame's).
-  const uint16_t kind = get_u16(h + kFrmKind);
-  if (get_u16(h + kFrmReserved) != 0 ||
-      (kind != static_cast<uint16_t>(FrameKind::kData) && kind != static_cast<uint16_t>(FrameKind::kLost)))
-    return uint64_t{0};
+  if (!kind_and_reserved_hold(h)) return uint64_t{0};
   const uint32_t stored = get_u32(h + kFrmCrc);
   const uint32_t len = get_u32(h + kFrmLength);
   for (int b = 0; b < 32; ++b) {
@@ -233,8 +235,8 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
                                span.value() ? std::nullopt : std::optional<uint64_t>(bad));
         if (!next) return next.error();
       }
-      if (!next.value()) {  // the search gave up, or the claim runs past the end
-        next = indexed_frame(f, index, r.valid_end + 8, f.size(), r.end_seq);
+      if (!next.value()) {  // the search gave up (the entries before `past` were tried)
+        next = indexed_frame(f, index, std::min(past, f.size()), f.size(), r.end_seq);
         if (!next) return next.error();
       }
       if (!next.value()) break;  // nothing valid after it: a torn tail
