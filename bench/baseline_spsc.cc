@@ -2,7 +2,10 @@
 // Fixed slots sized to the record (64 B records: 64 B slots), head and tail on their own
 // 128-byte lines, each side keeping a process-local cached copy of the other's index.
 // It is the floor a general-purpose stream (variable records, many producers, many
-// consumers) is compared against.
+// consumers) is compared against.  Its variant with `header_bytes` = 32 sizes each slot
+// to the record + 32 bytes, rounded up to 32 (64 B records: 96-byte slots, lying across
+// cache lines as shmbus's records do): shmbus's bytes of ring per record, none of its
+// header's work, so that the two rows show what the record format's size costs.
 #include <atomic>
 #include <cstring>
 #include <new>
@@ -28,7 +31,7 @@ struct RingView {
   RingHeader* header;
   std::byte* slots;
   uint64_t nslots;   // power of two
-  size_t slot_size;  // multiple of 64
+  size_t slot_size;  // multiple of 64, or of 32 with header bytes
   size_t record_size;
   std::byte* slot(uint64_t pos) const { return slots + (pos & (nslots - 1)) * slot_size; }
 };
@@ -105,15 +108,19 @@ class SpscReceiver final : public Receiver {
 
 class SpscRing final : public Transport {
  public:
-  explicit SpscRing(uint32_t batch) : batch_(batch) {}
+  SpscRing(uint32_t batch, uint32_t header_bytes) : batch_(batch), header_bytes_(header_bytes) {}
   std::string name() const override {
+    if (header_bytes_)
+      return "SPSC ring (fixed slots of record + " + std::to_string(header_bytes_) +
+             " B: shmbus's bytes per record)";
     return batch_ > 1 ? "SPSC ring (fixed slots), index per " + std::to_string(batch_) + " records"
                       : "SPSC ring (fixed slots)";
   }
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
     const size_t ring_bytes = spec.latency ? (1u << 20) : (4u << 20);
-    slot_size_ = (spec.record_size + 63) & ~size_t(63);
+    slot_size_ = header_bytes_ ? (spec.record_size + header_bytes_ + 31) & ~size_t(31)
+                               : (spec.record_size + 63) & ~size_t(63);
     nslots_ = 2;
     while (nslots_ * 2 * slot_size_ <= ring_bytes) nslots_ *= 2;
     record_size_ = spec.record_size;
@@ -140,6 +147,7 @@ class SpscRing final : public Transport {
                     slot_size_, record_size_};
   }
   uint32_t batch_;
+  uint32_t header_bytes_;
   SharedRegion mem_;
   size_t per_channel_ = 0, slot_size_ = 0, record_size_ = 0;
   uint64_t nslots_ = 0;
@@ -147,6 +155,8 @@ class SpscRing final : public Transport {
 
 }  // namespace
 
-std::unique_ptr<Transport> make_spsc_ring(uint32_t batch) { return std::make_unique<SpscRing>(batch); }
+std::unique_ptr<Transport> make_spsc_ring(uint32_t batch, uint32_t header_bytes) {
+  return std::make_unique<SpscRing>(batch, header_bytes);
+}
 
 }  // namespace bench

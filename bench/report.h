@@ -51,6 +51,7 @@ struct RowIndex {
   int shmbus_single_batch = -1; // a single-producer stream (publish_batch of 32)
   int header_ring = -1;         // shmbus's record format and nothing else
   int spsc_batch = -1;          // the SPSC ring, indices published per 32 records
+  int spsc_wide = -1;           // the SPSC ring with slots of record + 32 B (shmbus's bytes)
   int spsc_stream = -1;         // the SPSC ring at the stream rate
   int block_stream = -1;        // kBlock consumer at the stream rate (inside its spin window)
   int block_sleep = -1;         // kBlock consumer, records spaced wider than its spin window

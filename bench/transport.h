@@ -72,7 +72,9 @@ class Transport {
 
 // Factories, one per baseline_*.cc / shmbus_transport.cc.
 // batch > 1: the ring's indices published once per `batch` records (a bound for batching).
-std::unique_ptr<Transport> make_spsc_ring(uint32_t batch = 1);
+// header_bytes > 0: slots of record + header_bytes, rounded up to 32 (shmbus's bytes per
+// record with 32).
+std::unique_ptr<Transport> make_spsc_ring(uint32_t batch = 1, uint32_t header_bytes = 0);
 // shmbus's record format (a 32-byte header beside the payload) with nothing else.
 std::unique_ptr<Transport> make_header_ring();
 std::unique_ptr<Transport> make_pipe();
