@@ -124,21 +124,6 @@ struct Consumer::Impl {
   // a position found a committed-looking value that may be an older lap's bytes.
   uint64_t labelled = 0;
   uint64_t first_pos = ~0ULL, first_tag = 0;
-  // A data tag of this lap at pos whose header carries the sequence this reader expects
-  // next (known exactly: not after a lap or before the first record of a start at the
-  // oldest) and whose size fits: the claimant's write, believed at the first look without
-  // labelled_below() (invariant 8, shm/FORMAT.md).  Stale bytes would have to hold a tag
-  // of this lap and position under this stream's salt (about 1 value in 2^30) and, in the
-  // 8 bytes after it, exactly that sequence.  labelled_below() reads the claim cursor and
-  // the producers' claiming words, lines producers write on every publish: called for a
-  // quarter to a third of the records of a reader that keeps up, it cost the AMD EPYC
-  // host's 64 B rate half (multi-producer 4.7-5.1 -> 9.4-9.7 M/s, single-producer
-  // 7.0-7.1 -> 10.2-10.5, multi-producer 4 KiB 1.77-1.81 -> 2.27-2.32; bench/README.md).
-  // The sequence shares the tag's line: no other line is read.
-  bool carries_expected(const RecordHeader* r, const TagView& tv) const noexcept {
-    return tv.state == kData && seq_exact && !after_resync && tv.size <= max_record &&
-           (pos & mask) + record_span(tv.size) <= cap && load_relaxed(&r->seq) == expected;
-  }
   Stuck stuck;
   // A tailing reader's records passed since its slot's position was last published
   // (stat only: nobody resumes from it), and how many it lets pass between two (two
@@ -755,11 +740,11 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
     }
     TagView tv = decode_tag(c.salt, c.shift, tag, c.pos);
     bool committed = tv.lap_ok && tv.state >= kData && tv.state <= kGap;
-    if (committed && c.pos >= c.labelled && tag == c.first_tag && !c.carries_expected(r, tv)) {
+    if (committed && c.pos >= c.labelled && tag == c.first_tag) {
       // Slow path (a reader that finds records already committed past its last bound, or
-      // at the frontier, that do not carry the sequence it expects next): is the claim at
-      // pos labelled?  Liveness probes (for producers that died between their claim and
-      // their tag) on the first look and on every 64th turn only.
+      // at the frontier): is the claim at pos labelled?  Liveness probes (for producers
+      // that died between their claim and their tag) on the first look and on every 64th
+      // turn only.
       c.labelled = std::max(c.labelled, labelled_below(*c.m, c.pos, spins % 64 == 0 ? &c.stuck.dead : nullptr));
       if (c.pos < c.labelled) continue;  // labelled: read the tag again, believed now
       committed = false;  // maybe stale bytes: nothing is known committed at pos

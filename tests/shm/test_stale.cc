@@ -63,11 +63,8 @@ void plant(const StreamMapping& m, uint64_t pos, Stale what, uint64_t next_seq) 
   switch (what) {
     case Stale::kDataBadSize: r->tag.store(forged_tag(m, pos, detail::kData, 100'000)); break;
     case Stale::kDataPlausible:
-      // As plausible as stale bytes can be and still be told apart: a sequence next to
-      // the one the reader expects.  (A header carrying exactly that sequence after a
-      // data tag of this lap is believed at the first look, invariant 8: stale bytes
-      // would have to hold both by chance, about 1 value in 2^94.)
-      r->seq = next_seq + 1;
+      // As plausible as stale bytes can be: the sequence the reader expects next.
+      r->seq = next_seq;
       std::memcpy(m.payload_at(pos), "stale!", 6);
       r->tag.store(forged_tag(m, pos, detail::kData, 6));
       break;
