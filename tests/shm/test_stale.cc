@@ -274,5 +274,59 @@ TEST(Ring, LabelledBelowSeesEveryProducerSlotEverTaken) {
   EXPECT_EQ(detail::labelled_below(map), detail::load_pos(&h->claim));
 }
 
+// Stale bytes are not always chance: they are payload, and whoever writes payloads may
+// choose them.  One producer's record of one lap carries, where the next lap will put
+// the header of a later record, that header: a data tag of that lap and position and
+// the very sequence a caught-up reader will expect there (the salt is readable by anyone
+// who can open the stream).  Nothing published there yet: the reader must wait, and then
+// read the honest producer's record.  A first-look belief by sequence (be54093, reverted)
+// returned the forged record and skipped the honest one, uncounted (found by a review).
+class ForgedNextLapHeader : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ForgedNextLapHeader, InAPayloadIsNeverBelieved) {
+  test::ScopedNs ns;
+  StreamOptions so;
+  so.capacity = 4096;
+  so.max_record = 1024;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  auto m = StreamMapping::open(ns.ns(), "s", true);
+  ASSERT_TRUE(m);
+  const StreamMapping& map = *m.value();
+  auto evil = Producer::open(ns.ns(), "s");
+  auto honest = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(evil && honest);
+  ConsumerOptions co;
+  co.start = StartFrom::earliest();
+  if (GetParam()) co.group = "g";
+  auto c = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(c);
+  Record rec;
+  // Lap 0, position 0 (seq 0): the payload lies at 32..95, where lap 1's record at
+  // 4096 + 32 (seq 127, after 126 empty records of 32 bytes) will have its header.
+  uint64_t forged[8] = {forged_tag(map, 4096 + 32, detail::kData, 6), 127, 0x1111, 0, 0, 0, 0, 0};
+  std::memcpy(&forged[4], "FORGED", 6);
+  ASSERT_TRUE(evil->publish(Bytes(reinterpret_cast<const std::byte*>(forged), sizeof forged)).ok());
+  ASSERT_EQ(c->poll(&rec, 1s), ReadStatus::kOk);
+  for (int i = 0; i < 126; ++i) {  // seqs 1..126: the rest of lap 0, then 4096 in lap 1
+    ASSERT_TRUE(honest->publish(as_bytes("")).ok());
+    ASSERT_EQ(c->poll(&rec, 1s), ReadStatus::kOk);
+  }
+  ASSERT_EQ(rec.seq, 126u);
+  EXPECT_EQ(c->poll(&rec, 20ms), ReadStatus::kTimeout);
+  ASSERT_EQ(honest->publish(as_bytes("real-1")).seq, 127u);
+  ASSERT_EQ(honest->publish(as_bytes("real-2")).seq, 128u);
+  for (const char* s : {"real-1", "real-2"}) {
+    ASSERT_EQ(c->poll(&rec, 1s), ReadStatus::kOk);
+    EXPECT_EQ(as_string(rec.data), s);
+  }
+  EXPECT_EQ(c->gaps(), 0u);
+  EXPECT_EQ(c->lost(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ring, ForgedNextLapHeader, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return std::string(i.param ? "Durable" : "Tailing");
+                         });
+
 }  // namespace
 }  // namespace shmbus
