@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -99,7 +98,7 @@ struct SegmentReader::Impl {
   bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
   uint64_t ts_target = 0;
   // The last segment's header that did not decode: its first sequence, its bytes, and
-  // since when (steady ns).  A writer creating the segment writes its header with one
+  // since when (recheck_clock_ns()).  A writer creating the segment writes its header with one
   // pwrite, which a concurrent read can see in part (the page cache copies it while the
   // write copies in: test Reader.TailsAWriterThreadWithoutGapsOrDamage failed here about
   // once in 1000 runs with the cores busy, "damaged header (CRC mismatch)").  A header
@@ -122,12 +121,8 @@ struct SegmentReader::Impl {
   uint64_t bad_head_since = 0;
   // true while the last segment's undecodable header may still be being written.
   bool header_in_flux(uint64_t first, Bytes head) {
-    const uint64_t now = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::steady_clock::now().time_since_epoch())
-            .count());
-    if (bad_head_first != first || bad_head.size() != head.size() ||
-        !std::equal(head.begin(), head.end(), bad_head.begin())) {
+    const uint64_t now = recheck_clock_ns();
+    if (bad_head_first != first || !std::equal(head.begin(), head.end(), bad_head.begin(), bad_head.end())) {
       bad_head_first = first;
       bad_head.assign(head.begin(), head.end());
       bad_head_since = now;

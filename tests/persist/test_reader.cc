@@ -284,17 +284,12 @@ TEST(Reader, ALastSegmentHeaderThatStaysDamagedIsReported) {
       ASSERT_TRUE(s.ok());
       fill(*s, 0, 5, 100);
     }
-    {
-      const std::string seg = t.stream_dir() + "/" + detail::segment_file_name(0);
-      const int fd = ::open(seg.c_str(), O_RDWR);
-      ASSERT_GE(fd, 0);
-      char b[256];
-      ASSERT_EQ(::pread(fd, b, sizeof b, 0), 256);
-      if (zeroed_end) std::memset(b + 64, 0, sizeof b - 64);
-      else b[33] ^= 0x10;  // the namespace's first byte
-      ASSERT_EQ(::pwrite(fd, b, sizeof b, 0), 256);
-      ::close(fd);
-    }
+    const std::string seg = t.stream_dir() + "/" + detail::segment_file_name(0);
+    auto bytes = read_file(seg);
+    ASSERT_GE(bytes.size(), 256u);
+    if (zeroed_end) std::fill(bytes.begin() + 64, bytes.begin() + 256, 0);
+    else bytes[33] ^= 0x10;  // the namespace's first byte
+    write_file(seg, bytes);
     auto r = SegmentReader::open(t.path(), "ns", "st");
     ASSERT_TRUE(r.ok());
     const auto t0 = std::chrono::steady_clock::now();
