@@ -122,7 +122,8 @@ struct SegmentReader::Impl {
   // true while the last segment's undecodable header may still be being written.
   bool header_in_flux(uint64_t first, Bytes head) {
     const uint64_t now = recheck_clock_ns();
-    if (bad_head_first != first || !std::equal(head.begin(), head.end(), bad_head.begin(), bad_head.end())) {
+    if (bad_head_first != first ||
+        !std::equal(head.begin(), head.end(), bad_head.begin(), bad_head.end())) {
       bad_head_first = first;
       bad_head.assign(head.begin(), head.end());
       bad_head_since = now;
