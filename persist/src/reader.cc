@@ -160,8 +160,9 @@ struct SegmentReader::Impl {
   // relocate_first (the live segment): before the first report of damage at a position,
   // kRetry with the file closed, so that `pos` is found again by sequence (see next()).
   Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned, bool relocate_first = false);
-  // A frame whose checksum fails, whose header is plausible, and right after the bytes
-  // that header claims a valid frame with a later sequence: damage in between, whether
+  // A frame whose checksum fails (or whose header repaired_span() repairs), whose header
+  // is plausible, and right after the bytes that header claims a valid frame with a
+  // later sequence: damage in between, whether
   // or not an index entry says so (the index has one per interval: a closed store's last
   // records, or 23 intact records of a sealed segment, were lost to one bad byte).
   // Never inside the claimed bytes (a payload may embed frames).  A writer fills a
@@ -347,10 +348,12 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
                                                                     bool* returned,
                                                                     bool relocate_first) {
   *returned = false;
-  if (st != FrameStatus::kBadCrc && st != FrameStatus::kShort) return Skip::kNone;
-  // Past the length with one flipped bit undone when that makes the CRC match (a length
-  // damaged on disk: the bytes its damaged value claims may end inside its payload, at a
-  // frame embedded there), else past what the header claims (scan.h).  The repair (up to
+  if (st != FrameStatus::kBadCrc && st != FrameStatus::kShort && st != FrameStatus::kBadHeader)
+    return Skip::kNone;
+  // Past the length with one flipped bit undone, or with a valid kind and reserved field,
+  // when that makes the CRC match (a header damaged on disk: the bytes a damaged length
+  // claims may end inside its payload, at a frame embedded there), else past what the
+  // header claims (scan.h).  The repair (up to
   // 32 CRCs) is tried once per offset of the open file, not at every poll of a reader
   // waiting at a frame being written.
   if (repair_tried_at != off) {

@@ -128,21 +128,37 @@ Result<uint64_t> SegmentFile::repaired_span(uint64_t off, uint64_t* budget) {
   if (head->size() < kFrameHeaderSize) return uint64_t{0};
   std::byte h[kFrameHeaderSize];
   std::memcpy(h, head->data(), sizeof h);
-  // Only a header whose other checked fields hold (a zeroed one is not a frame's).
-  if (!kind_and_reserved_hold(h)) return uint64_t{0};
+  if (all_zero(h, sizeof h)) return uint64_t{0};  // not a frame's header
   const uint32_t stored = get_u32(h + kFrmCrc);
   const uint32_t len = get_u32(h + kFrmLength);
-  for (int b = 0; b < 32; ++b) {
-    const uint32_t fixed = len ^ (uint32_t{1} << b);
-    if (fixed > kMaxPayload || off + frame_size(fixed) > size_) continue;
-    if (frame_size(fixed) > *budget) continue;  // out of work: not this length
-    *budget -= frame_size(fixed);
-    auto all = view(off, frame_size(fixed));
+  // Whether the frame's CRC matches with `h` as it is now and a length of `n` (read
+  // within the file and charged to *budget; a length that would overdraw it is not tried).
+  auto matches = [&](uint32_t n) -> Result<bool> {
+    if (n > kMaxPayload || off + frame_size(n) > size_ || frame_size(n) > *budget) return false;
+    *budget -= frame_size(n);
+    auto all = view(off, frame_size(n));
     if (!all) return all.error();
-    if (all->size() < frame_size(fixed)) continue;
-    put_u32(h + kFrmLength, fixed);
-    const uint32_t crc = crc32c_extend(crc32c(h, kFrmCrc), all->data() + kFrameHeaderSize, fixed);
-    if (crc == stored) return frame_size(fixed);
+    if (all->size() < frame_size(n)) return false;
+    put_u32(h + kFrmLength, n);
+    return crc32c_extend(crc32c(h, kFrmCrc), all->data() + kFrameHeaderSize, n) == stored;
+  };
+  if (!kind_and_reserved_hold(h)) {
+    // The kind or reserved field is the damage, the length intact: a known kind with the
+    // reserved field zero.  (A frame search from inside its bytes once found a frame its
+    // payload embedded.)
+    put_u16(h + kFrmReserved, 0);
+    for (const FrameKind k : {FrameKind::kData, FrameKind::kLost}) {
+      put_u16(h + kFrmKind, static_cast<uint16_t>(k));
+      auto m = matches(len);
+      if (!m) return m.error();
+      if (m.value()) return frame_size(len);
+    }
+    return uint64_t{0};
+  }
+  for (int b = 0; b < 32; ++b) {
+    auto m = matches(len ^ (uint32_t{1} << b));
+    if (!m) return m.error();
+    if (m.value()) return frame_size(len ^ (uint32_t{1} << b));
   }
   return uint64_t{0};
 }

@@ -54,12 +54,13 @@ class SegmentFile {
   // zero (what decode_frame() checks before the CRC).  0 when it is not, or when fewer
   // than a header's bytes lie at `off`.  Reads the header only.
   Result<uint64_t> claimed_span(uint64_t off);
-  // The frame_size() of the frame at `off` when its length field is the only damage: the
-  // length with one bit flipped back (of the 32) for which the frame's CRC, stored in
-  // its header, matches (a 2^-32 chance by accident), within the file.  0 when none does
-  // (the damage is elsewhere, or more than one bit), or when the header's kind or
-  // reserved field is bad too.  At most 32 CRCs of the frame, each charged to *budget
-  // (a length whose CRC would overdraw it is not tried).
+  // The frame_size() of the frame at `off` when one header field is the only damage: its
+  // length with one bit flipped back (of the 32), or, when the kind or reserved field
+  // holds what no frame has, those two set to a known kind and zero; either for which the
+  // frame's CRC, stored in its header, matches (a 2^-32 chance by accident), within the
+  // file.  0 when none does (the damage is elsewhere, or in more than one place).  At
+  // most 32 CRCs of the frame, each charged to *budget (a length whose CRC would
+  // overdraw it is not tried).
   Result<uint64_t> repaired_span(uint64_t off, uint64_t* budget);
   // Whether the bytes [off, size()) are all zero.
   Result<bool> zero_from(uint64_t off);
@@ -116,8 +117,8 @@ struct ScanResult {
 // if not, they are the torn tail that ends the scan (see stop).
 //
 // Where the next frame starts after a bad one: past the bytes its length claims once
-// one flipped bit is undone in it, when that makes its CRC match (repaired_span(): a
-// length damaged on disk); else past the bytes a plausible header claims
+// one flipped bit is undone in it, or its kind or reserved field is made valid, when
+// that makes its CRC match (repaired_span(): a header damaged on disk); else past the bytes a plausible header claims
 // (claimed_span()), never inside them: those are its payload, which holds whatever a
 // publisher sent, valid frames included (a torn record whose payload embeds a frame was
 // once served as that frame); a claim that runs past the file's end is a torn tail.  Only

@@ -466,6 +466,69 @@ TEST(Recovery, AFlippedLengthEndingAtAnEmbeddedFrameDoesNotServeIt) {
   check();
 }
 
+// Stop 29's note left it open: a flipped bit in a record's kind or reserved field (its
+// length intact) made the header implausible, and the scan searched for the next frame
+// from inside that record's payload, where a frame with the next sequence (record 15's
+// payload starts with a valid frame "16") was taken for record 16 by recovery and then
+// served.  The kind and reserved field are repaired like a length (a known kind and zero
+// for which the CRC matches): the record is reported, the frame in it never served.
+TEST(Recovery, AFlippedKindOrReservedBitDoesNotServeAnEmbeddedFrame) {
+  struct Flip {
+    size_t at;
+    uint16_t mask;
+  };
+  for (const Flip f : {Flip{kFrmKind, 1}, Flip{kFrmKind, 2}, Flip{kFrmKind, 0x8000},
+                       Flip{kFrmReserved, 1}, Flip{kFrmReserved, 0x200}}) {
+    SCOPED_TRACE("field at " + std::to_string(f.at) + " ^ " + std::to_string(f.mask));
+    TempDir t;
+    auto o = one_segment();
+    o.index_interval = 64 << 10;  // no index entry after the damage
+    const std::vector<std::byte> frame = forged_frame(16, 16'000, 16 % 7);
+    std::string big(4000, 'B');
+    std::memcpy(big.data(), frame.data(), frame.size());
+    {
+      auto s = SegmentStore::open(t.path(), "ns", "st", o);
+      ASSERT_TRUE(s.ok());
+      fill(*s, 0, 15, kPayload);
+      ASSERT_TRUE(s->append(15, 15'000, 15 % 7, as_bytes(big)).ok());
+      fill(*s, 16, 20, kPayload);
+    }
+    const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
+    auto bytes = read_file(seg);
+    auto* field = reinterpret_cast<std::byte*>(&bytes[offset_of(15) + f.at]);
+    put_u16(field, get_u16(field) ^ f.mask);
+    write_file(seg, bytes);
+    auto check = [&] {
+      auto got = read_all(t.path());
+      ASSERT_EQ(got.size(), 20u);
+      ASSERT_EQ(got[15].kind, EntryKind::kCorrupt) << got[15].detail;
+      EXPECT_EQ(got[15].seq, 15u);
+      EXPECT_EQ(got[15].end_seq, 16u);
+      EXPECT_EQ(got[15].dropped, frame_size(big.size()));
+      for (uint64_t q = 0; q < 20; ++q) {
+        if (q == 15) continue;
+        ASSERT_EQ(got[q].kind, EntryKind::kRecord) << q << ": " << got[q].detail;
+        EXPECT_EQ(got[q].data, payload_for(q, kPayload)) << "served the embedded frame";
+      }
+    };
+    check();  // a closed store: the reader alone
+    {
+      auto s = SegmentStore::open(t.path(), "ns", "st", o);
+      ASSERT_TRUE(s.ok()) << s.error().message;
+      EXPECT_EQ(s->next_seq(), 20u);
+      EXPECT_EQ(s->stats().torn_bytes_dropped, 0u);
+    }
+    EXPECT_EQ(size_of(seg), bytes.size()) << "nothing cut";
+    check();
+    auto rep = fsck(t.path(), false);
+    ASSERT_TRUE(rep.ok()) << rep.error().message;
+    ASSERT_EQ(rep->issues.size(), 1u);
+    rep = fsck(t.path(), true);
+    ASSERT_TRUE(rep.ok()) << rep.error().message;
+    check();
+  }
+}
+
 // The last segment truncated inside its header: its creation never completed.  It is
 // removed and the store continues after the previous segment.
 TEST(Recovery, TruncatedInSegmentHeader) {
