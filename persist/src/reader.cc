@@ -87,6 +87,7 @@ struct SegmentReader::Impl {
   uint64_t off = 0;
   uint64_t scan_seq = 0;
   uint64_t pos = 0;
+  uint64_t skipped_first = 0;  // skipped_segment_first(): set by locate(), cleared by next()
   uint64_t wm_checked_ns = 0;  // when the watermark was last read (recheck_clock_ns)
   // A clean segment end at `pos` with a later next segment is looked at again once,
   // from a fresh listing and open, before it is reported: the `pos` of that look.
@@ -203,6 +204,7 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
       what += "; sequences [" + std::to_string(pos) + ", " + std::to_string(segs[i + 1]) +
               ") skipped";
       pos = segs[i + 1];
+      skipped_first = first;
     }
     return make_error(code, "cannot read " + seg_name(first) + ": " + what);
   };
@@ -570,8 +572,14 @@ Result<void> SegmentReader::seek_time(uint64_t ts_ns) {
   return {};
 }
 
-Result<Entry> SegmentReader::next() { return impl_->next(); }
+Result<Entry> SegmentReader::next() {
+  impl_->skipped_first = 0;
+  return impl_->next();
+}
 
 uint64_t SegmentReader::position() const noexcept { return impl_ ? impl_->pos : 0; }
+uint64_t SegmentReader::skipped_segment_first() const noexcept {
+  return impl_ ? impl_->skipped_first : 0;
+}
 
 }  // namespace shmbus::persist

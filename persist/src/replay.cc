@@ -44,6 +44,10 @@ struct ReplayConsumer::Impl {
   // view stays valid because nothing is read until it is delivered.
   Record held;
   bool have_held = false;
+  // A gap found with the one before it (a segment the reader could not serve, right
+  // after a range that was never stored): reported at the next poll.
+  ReplayGap held_gap;
+  bool have_held_gap = false;
   uint64_t bounced_at = ~0ULL;          // `next` at the last return from ring to store
   // Live with the start not fixed yet (the store was empty, or absent, when we looked):
   // before the first live record is delivered, look at the store once more (see
@@ -232,6 +236,11 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
     c.have_held = false;
     if (c.held.seq == c.next) return c.deliver(c.held, out);
   }
+  if (c.have_held_gap) {
+    c.have_held_gap = false;
+    if (c.held_gap.to > c.next)
+      return c.report_gap(std::max(c.held_gap.from, c.next), c.held_gap.to, std::move(c.held_gap.reason));
+  }
   for (;;) {
     if (c.reader) {
       const uint64_t at = c.reader->position();
@@ -245,7 +254,16 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
         if ((e.error().code == Errc::kCorrupt || e.error().code == Errc::kIncompatible ||
              e.error().code == Errc::kPermission) && past > at) {
           const uint64_t from = std::max(c.next_known ? std::max(c.next, at) : at, deleted);
-          if (past > from) return c.report_gap(from, past, "corrupt in the store: " + e.error().message);
+          std::string why = "corrupt in the store: " + e.error().message;
+          // Below the segment's first sequence, nothing was ever stored (the reader had
+          // moved up to the oldest segment): that part is not damage.
+          const uint64_t bad = std::max(from, c.reader->skipped_segment_first());
+          if (bad > from && past > bad) {
+            c.held_gap = ReplayGap{bad, past, std::move(why)};
+            c.have_held_gap = true;
+            return c.report_gap(from, bad, "not in the store");
+          }
+          if (past > from) return c.report_gap(from, past, std::move(why));
           continue;
         }
         c.error = e.error();

@@ -772,6 +772,56 @@ TEST(Replay, ASegmentItCannotReadIsAGapAndTheRestStillComes) {
   }
 }
 
+// Stop 29's review: when the replay started below the store's oldest segment (sequences
+// never stored) and that segment could not be read, the whole range up to the next
+// segment was one gap labelled "corrupt in the store", the never-stored part included.
+// It is two gaps now: "not in the store" up to the segment, then the damaged segment.
+TEST(Replay, AnUnreadableOldestSegmentBelowWhichNothingWasStoredIsTwoGaps) {
+  ScopedNs ns;
+  DataDir dir;
+  {
+    StoreOptions so;
+    so.segment_bytes = 16 << 10;
+    auto store = SegmentStore::open(dir.path(), ns.ns(), "s", so);
+    ASSERT_TRUE(store) << store.error().message;
+    std::byte buf[256];
+    for (uint64_t i = 100; i < 700; ++i) {
+      const size_t n = payload_size(1, i, 64, 200);
+      fill_payload(1, i, n, buf);
+      ASSERT_TRUE(store->append(i, 1000 * (i + 1), 1, Bytes(buf, n)));
+    }
+    ASSERT_TRUE(store->close());
+  }
+  std::vector<std::filesystem::path> segs;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/" + ns.ns() + "/s"))
+    if (e.path().extension() == ".seg") segs.push_back(e.path());
+  std::sort(segs.begin(), segs.end());
+  ASSERT_GE(segs.size(), 3u);
+  ASSERT_EQ(std::stoull(segs[0].stem().string()), 100u);
+  const uint64_t bad_to = std::stoull(segs[1].stem().string());
+  {
+    std::fstream f(segs[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8);
+    f.put(static_cast<char>(0xEE));  // the format version
+  }
+  ReplayOptions o = from(StartFrom::seq(0));
+  o.data_dir = dir.path();
+  auto rc = ReplayConsumer::open(ns.ns(), "s", o);
+  ASSERT_TRUE(rc) << rc.error().message;
+  Seen seen;
+  read_until(rc.value(), 700, &seen);
+  EXPECT_EQ(seen.error, "");
+  ASSERT_EQ(seen.gaps.size(), 2u);
+  EXPECT_EQ(seen.gaps[0].from, 0u);
+  EXPECT_EQ(seen.gaps[0].to, 100u);
+  EXPECT_EQ(seen.gaps[0].reason, "not in the store");
+  EXPECT_EQ(seen.gaps[1].from, 100u);
+  EXPECT_EQ(seen.gaps[1].to, bad_to);
+  EXPECT_NE(seen.gaps[1].reason.find("corrupt in the store"), std::string::npos) << seen.gaps[1].reason;
+  EXPECT_EQ(seen.wrong_seq, 0u);
+  EXPECT_EQ(seen.records, 700 - bad_to);
+}
+
 // ---- under load -------------------------------------------------------------------------
 
 // Several replays start at random old sequences (older than the ring's oldest: they

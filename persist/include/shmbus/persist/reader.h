@@ -66,6 +66,10 @@ class SegmentReader {
   Result<Entry> next();
 
   uint64_t position() const noexcept;  // the sequence next() continues from
+  // After next() returned an error for a segment it moved past: that segment's first
+  // sequence.  The sequences from the position before that call up to it were never
+  // stored (the call started below the oldest segment), not damaged.  0 otherwise.
+  uint64_t skipped_segment_first() const noexcept;
 
   struct Impl;
 
