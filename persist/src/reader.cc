@@ -95,7 +95,9 @@ struct SegmentReader::Impl {
   uint64_t hole_checked_at = kNoHole;
   uint64_t damage_checked_at = kNoHole;  // skip_damage() relocated once at this position
   uint64_t repair_tried_at = kNoHole;    // skip_claimed() tried a frame's repair at this offset
-  uint64_t repaired = 0;                 // ... and found this span (0: none)
+  uint64_t repair_tried_size = 0;        // ... with the file this long
+  FrameStatus repair_tried_st = FrameStatus::kOk;  // ... and the frame read so
+  uint64_t repaired_end = 0;             // ... and found the next frame may start here (0: none)
   bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
   uint64_t ts_target = 0;
   // The last segment's header that did not decode: its first sequence, its bytes, and
@@ -350,30 +352,37 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
                                                                     bool* returned,
                                                                     bool relocate_first) {
   *returned = false;
-  if (st != FrameStatus::kBadCrc && st != FrameStatus::kShort && st != FrameStatus::kBadHeader)
+  if (st != FrameStatus::kBadCrc && st != FrameStatus::kShort && st != FrameStatus::kBadHeader &&
+      st != FrameStatus::kBadLength)
     return Skip::kNone;
   // Past the length with one flipped bit undone, or with a valid kind and reserved field,
   // when that makes the CRC match (a header damaged on disk: the bytes a damaged length
   // claims may end inside its payload, at a frame embedded there), else past what the
-  // header claims (scan.h).  The repair (up to
-  // 32 CRCs) is tried once per offset of the open file, not at every poll of a reader
-  // waiting at a frame being written.
-  if (repair_tried_at != off) {
-    uint64_t budget = 4 * file->size() + (16 << 20);
+  // header claims (scan.h); then past each further bad frame of known extent
+  // (past_bad_frames()).  Worked out once per offset and file size, not at every poll of
+  // a reader waiting at a frame being written (a repair is up to 32 CRCs).
+  if (repair_tried_at != off || repair_tried_size != file->size() || repair_tried_st != st) {
+    RepairBudget budget = RepairBudget::for_size(file->size());
     auto r = file->repaired_span(off, &budget);
     if (!r) return r.error();
+    uint64_t span = r.value();
+    if (span == 0 && st == FrameStatus::kBadCrc) {  // (a claim past the end: not judged here)
+      auto claim = file->claimed_span(off);
+      if (!claim) return claim.error();
+      span = claim.value();
+    }
+    repaired_end = 0;
+    if (span != 0) {
+      auto past = past_bad_frames(*file, off + span, &budget);
+      if (!past) return past.error();
+      repaired_end = past.value();
+    }
     repair_tried_at = off;
-    repaired = r.value();
+    repair_tried_size = file->size();
+    repair_tried_st = st;
   }
-  uint64_t span = repaired;
-  if (span == 0) {
-    if (st != FrameStatus::kBadCrc) return Skip::kNone;  // a claim past the end: not judged here
-    auto claim = file->claimed_span(off);
-    if (!claim) return claim.error();
-    span = claim.value();
-  }
-  const uint64_t at = off + span;
-  if (span == 0 || at + kFrameHeaderSize > file->size()) return Skip::kNone;
+  const uint64_t at = repaired_end;
+  if (at == 0 || at + kFrameHeaderSize > file->size()) return Skip::kNone;
   FrameView fv;
   auto after = file->read_frame(at, &fv);
   if (!after) return after.error();

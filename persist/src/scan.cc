@@ -122,7 +122,7 @@ Result<uint64_t> SegmentFile::claimed_span(uint64_t off) {
   return frame_size(len);
 }
 
-Result<uint64_t> SegmentFile::repaired_span(uint64_t off, uint64_t* budget) {
+Result<uint64_t> SegmentFile::repaired_span(uint64_t off, RepairBudget* budget) {
   auto head = view(off, kFrameHeaderSize);
   if (!head) return head.error();
   if (head->size() < kFrameHeaderSize) return uint64_t{0};
@@ -132,10 +132,10 @@ Result<uint64_t> SegmentFile::repaired_span(uint64_t off, uint64_t* budget) {
   const uint32_t stored = get_u32(h + kFrmCrc);
   const uint32_t len = get_u32(h + kFrmLength);
   // Whether the frame's CRC matches with `h` as it is now and a length of `n` (read
-  // within the file and charged to *budget; a length that would overdraw it is not tried).
-  auto matches = [&](uint32_t n) -> Result<bool> {
-    if (n > kMaxPayload || off + frame_size(n) > size_ || frame_size(n) > *budget) return false;
-    *budget -= frame_size(n);
+  // within the file and charged to *left; a length that would overdraw it is not tried).
+  auto matches = [&](uint32_t n, uint64_t* left) -> Result<bool> {
+    if (n > kMaxPayload || off + frame_size(n) > size_ || frame_size(n) > *left) return false;
+    *left -= frame_size(n);
     auto all = view(off, frame_size(n));
     if (!all) return all.error();
     if (all->size() < frame_size(n)) return false;
@@ -149,18 +149,38 @@ Result<uint64_t> SegmentFile::repaired_span(uint64_t off, uint64_t* budget) {
     put_u16(h + kFrmReserved, 0);
     for (const FrameKind k : {FrameKind::kData, FrameKind::kLost}) {
       put_u16(h + kFrmKind, static_cast<uint16_t>(k));
-      auto m = matches(len);
+      auto m = matches(len, &budget->kind);
       if (!m) return m.error();
       if (m.value()) return frame_size(len);
     }
     return uint64_t{0};
   }
   for (int b = 0; b < 32; ++b) {
-    auto m = matches(len ^ (uint32_t{1} << b));
+    auto m = matches(len ^ (uint32_t{1} << b), &budget->length);
     if (!m) return m.error();
     if (m.value()) return frame_size(len ^ (uint32_t{1} << b));
   }
   return uint64_t{0};
+}
+
+Result<uint64_t> past_bad_frames(SegmentFile& f, uint64_t at, RepairBudget* budget) {
+  while (at < f.size() && f.size() - at >= kFrameHeaderSize) {
+    FrameView fv;
+    auto st = f.read_frame(at, &fv);
+    if (!st) return st.error();
+    if (st.value() == FrameStatus::kOk || st.value() == FrameStatus::kZero ||
+        st.value() == FrameStatus::kEof)
+      break;
+    auto span = f.repaired_span(at, budget);
+    if (!span) return span.error();
+    if (span.value() == 0) {
+      span = f.claimed_span(at);
+      if (!span) return span.error();
+    }
+    if (span.value() == 0) break;
+    at += span.value();
+  }
+  return at;
 }
 
 Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq,
@@ -219,7 +239,7 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
   bool after_damage = false;
   // Length repairs (up to 32 CRCs of the rest of the file each) share one bound per scan:
   // many damaged frames once made it quadratic in the segment's size (a review).
-  uint64_t repair_budget = 4 * f.size() + (16 << 20);
+  RepairBudget repair_budget = RepairBudget::for_size(f.size());
   for (;;) {
     FrameView fv;
     auto st = f.read_frame(r.valid_end, &fv);
@@ -242,7 +262,12 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
         span = f.claimed_span(bad);
         if (!span) return span.error();
       }
-      const uint64_t past = span.value() ? bad + span.value() : bad + 8;
+      uint64_t past = bad + 8;
+      if (span.value()) {
+        auto p = past_bad_frames(f, bad + span.value(), &repair_budget);
+        if (!p) return p.error();
+        past = p.value();
+      }
       auto next = indexed_frame(f, index, bad + 8, std::min(past, f.size()), r.end_seq);
       if (!next) return next.error();
       if (!next.value() && past < f.size()) {

@@ -15,6 +15,19 @@
 
 namespace shmbus::persist::detail {
 
+// Work bounds of repaired_span(), in bytes run through the CRC: one for length repairs
+// (up to 32 CRCs of a frame each), one for kind repairs (up to 2), so that damage of one
+// kind cannot use up the other's repairs (a review: 13 records with a bad payload byte,
+// each tried for a length repair, left none for a kind repair further on, and the scan
+// searched that record's payload).
+struct RepairBudget {
+  uint64_t length = 0, kind = 0;
+  static RepairBudget for_size(uint64_t file_size) {
+    const uint64_t b = 4 * file_size + (16 << 20);
+    return RepairBudget{b, b};
+  }
+};
+
 class SegmentFile {
  public:
   // Opens NAME.seg read-only (O_NOFOLLOW).
@@ -59,9 +72,9 @@ class SegmentFile {
   // holds what no frame has, those two set to a known kind and zero; either for which the
   // frame's CRC, stored in its header, matches (a 2^-32 chance by accident), within the
   // file.  0 when none does (the damage is elsewhere, or in more than one place).  At
-  // most 32 CRCs of the frame, each charged to *budget (a length whose CRC would
-  // overdraw it is not tried).
-  Result<uint64_t> repaired_span(uint64_t off, uint64_t* budget);
+  // most 32 CRCs of the frame, each charged to its part of *budget (a repair whose CRC
+  // would overdraw it is not tried).
+  Result<uint64_t> repaired_span(uint64_t off, RepairBudget* budget);
   // Whether the bytes [off, size()) are all zero.
   Result<bool> zero_from(uint64_t off);
   // The offset just past the last non-zero byte in [off, size()), or off if none.
@@ -110,13 +123,23 @@ struct ScanResult {
   std::vector<ScanDamage> damage;        // damaged ranges before valid_end, in order
 };
 
+// From `at`, just past a bad frame whose extent was known: past every further bad frame
+// whose extent is known too (repaired_span(), else claimed_span(): a plausible header's
+// claim), never inside one: the offset of the first frame that
+// is valid, zero or unknown, or the file's end or beyond (a claim running past it).  A
+// review found the frame right after a repaired one searched from inside its payload, where
+// a frame with the next sequence was taken for a record.  Bounded: each step passes a
+// whole frame (32 bytes or more) and its repairs are charged to *budget.
+Result<uint64_t> past_bad_frames(SegmentFile& f, uint64_t at, RepairBudget* budget);
+
 // Checks the header (and that it starts at `first_seq`) and every frame: length
 // bounds, CRC, consecutive sequences.  Header problems are errors.  At a bad frame the
 // scan looks for a later valid frame (8-byte aligned, not going back in sequence): if
 // there is one, the bad bytes are damage (see damage) and the scan goes on there;
 // if not, they are the torn tail that ends the scan (see stop).
 //
-// Where the next frame starts after a bad one: past the bytes its length claims once
+// Where the next frame starts after a bad one (and past each further bad frame of known
+// extent right after it: past_bad_frames()): past the bytes its length claims once
 // one flipped bit is undone in it, or its kind or reserved field is made valid, when
 // that makes its CRC match (repaired_span(): a header damaged on disk); else past the bytes a plausible header claims
 // (claimed_span()), never inside them: those are its payload, which holds whatever a

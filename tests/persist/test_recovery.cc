@@ -529,6 +529,146 @@ TEST(Recovery, AFlippedKindOrReservedBitDoesNotServeAnEmbeddedFrame) {
   }
 }
 
+// Flips the bits `mask` of the u16 at bytes[at].
+void flip16(std::vector<char>& bytes, uint64_t at, uint16_t mask) {
+  auto* p = reinterpret_cast<std::byte*>(&bytes[at]);
+  put_u16(p, get_u16(p) ^ mask);
+}
+
+// The entry a reader returns first after seek_seq(seq).
+Got first_from(const std::string& root, uint64_t seq) {
+  auto r = SegmentReader::open(root, "ns", "st");
+  EXPECT_TRUE(r.ok());
+  EXPECT_TRUE(r->seek_seq(seq).ok());
+  auto e = r->next();
+  EXPECT_TRUE(e.ok());
+  return e.ok() ? copy(e.value()) : Got{};
+}
+
+// A review of the kind repair (stop 31) broke it three ways; each is a case here.
+// (1) Forty earlier records with one bad payload byte each were each tried for a length
+// repair, which used up the scan's one repair budget; the kind repair of record 100 (its
+// payload starts with a valid frame "101") was then not tried, the scan searched that
+// payload, and recovery indexed the embedded frame: a seek to 101 served it.  Length and
+// kind repairs have budgets of their own now.
+TEST(Recovery, KindRepairsAreNotStarvedByLengthRepairsBeforeThem) {
+  TempDir t;
+  auto o = one_segment();
+  o.segment_bytes = 8 << 20;
+  o.index_interval = 64 << 10;
+  constexpr uint64_t kKind = 100, kEnd = 7700;
+  const std::vector<std::byte> frame = forged_frame(kKind + 1, 4242, 3);
+  std::string big(4000, 'B');
+  std::memcpy(big.data(), frame.data(), frame.size());
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, kKind, kPayload);
+    ASSERT_TRUE(s->append(kKind, kKind * 1000, kKind % 7, as_bytes(big)).ok());
+    fill(*s, kKind + 1, kEnd, kPayload);
+  }
+  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
+  auto bytes = read_file(seg);
+  for (uint64_t q = 1; q < 80; q += 2) bytes[offset_of(q) + kFrameHeaderSize + 7] ^= 1;
+  flip16(bytes, offset_of(kKind) + kFrmKind, 1);
+  write_file(seg, bytes);
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    auto got = read_all(t.path());
+    EXPECT_EQ(got.size(), kEnd);
+    for (const Got& g : got) ASSERT_NE(g.data, "FORGED!!") << "the embedded frame served as " << g.seq;
+    const Got g = first_from(t.path(), kKind + 1);
+    EXPECT_EQ(g.seq, kKind + 1);
+    EXPECT_EQ(g.data, payload_for(kKind + 1, kPayload)) << "a seek served the embedded frame";
+  };
+  check("the reader alone");
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), kEnd);
+  }
+  check("after recovery");
+  auto rep = fsck(t.path(), true);
+  ASSERT_TRUE(rep.ok()) << rep.error().message;
+  check("after fsck --repair");
+}
+
+// (2) Two damaged records in a row, each with one bad field: record 14 (a bad payload
+// byte, or a flipped kind bit) and record 15 (a flipped kind bit; its payload starts with
+// a valid frame "16").  Past record 14 the scan searched record 15's payload and took
+// the embedded frame for record 16 (the real one lost), and the reader alone stopped at
+// 14.  Past a bad frame, every further bad frame of known extent is passed whole now.
+// (3) A length with bit 30 or 31 flipped (over 1 GiB): the reader alone did not try the
+// repair (only recovery did), and stopped there until the store was opened again.
+TEST(Recovery, ABadFrameRightAfterAnotherIsPassedWholeAndAHighLengthBitIsRepaired) {
+  enum class Case { kPayloadThenKind, kKindThenKind, kLengthBit30, kLengthBit31 };
+  for (const Case c : {Case::kPayloadThenKind, Case::kKindThenKind, Case::kLengthBit30, Case::kLengthBit31}) {
+    SCOPED_TRACE(static_cast<int>(c));
+    TempDir t;
+    auto o = one_segment();
+    o.index_interval = 64 << 10;  // no index entry after the damage
+    const std::vector<std::byte> frame = forged_frame(16, 16'000, 16 % 7);
+    std::string big(4000, 'B');
+    std::memcpy(big.data(), frame.data(), frame.size());
+    {
+      auto s = SegmentStore::open(t.path(), "ns", "st", o);
+      ASSERT_TRUE(s.ok());
+      fill(*s, 0, 15, kPayload);
+      ASSERT_TRUE(s->append(15, 15'000, 15 % 7, as_bytes(big)).ok());
+      fill(*s, 16, 20, kPayload);
+    }
+    const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
+    auto bytes = read_file(seg);
+    uint64_t first_bad = 14;
+    switch (c) {
+      case Case::kPayloadThenKind:
+        bytes[offset_of(14) + kFrameHeaderSize + 7] ^= 1;
+        flip16(bytes, offset_of(15) + kFrmKind, 1);
+        break;
+      case Case::kKindThenKind:
+        flip16(bytes, offset_of(14) + kFrmKind, 1);
+        flip16(bytes, offset_of(15) + kFrmKind, 1);
+        break;
+      case Case::kLengthBit30:
+      case Case::kLengthBit31:
+        first_bad = 15;
+        put_u32(reinterpret_cast<std::byte*>(&bytes[offset_of(15) + kFrmLength]),
+                4000u ^ (1u << (c == Case::kLengthBit30 ? 30 : 31)));
+        break;
+    }
+    write_file(seg, bytes);
+    auto check = [&](const char* when) {
+      SCOPED_TRACE(when);
+      auto got = read_all(t.path());
+      ASSERT_EQ(got.size(), 20u - (16 - first_bad) + 1);
+      for (uint64_t q = 0; q < first_bad; ++q) {
+        ASSERT_EQ(got[q].kind, EntryKind::kRecord) << q << ": " << got[q].detail;
+        EXPECT_EQ(got[q].seq, q);
+      }
+      ASSERT_EQ(got[first_bad].kind, EntryKind::kCorrupt) << got[first_bad].detail;
+      EXPECT_EQ(got[first_bad].seq, first_bad);
+      EXPECT_EQ(got[first_bad].end_seq, 16u);
+      for (uint64_t q = 16; q < 20; ++q) {
+        const Got& g = got[first_bad + 1 + (q - 16)];
+        ASSERT_EQ(g.kind, EntryKind::kRecord) << q << ": " << g.detail;
+        EXPECT_EQ(g.seq, q);
+        EXPECT_EQ(g.data, payload_for(q, kPayload)) << "served the embedded frame";
+      }
+    };
+    check("the reader alone");
+    {
+      auto s = SegmentStore::open(t.path(), "ns", "st", o);
+      ASSERT_TRUE(s.ok()) << s.error().message;
+      EXPECT_EQ(s->next_seq(), 20u);
+      EXPECT_EQ(s->stats().torn_bytes_dropped, 0u);
+    }
+    check("after recovery");
+    auto rep = fsck(t.path(), true);
+    ASSERT_TRUE(rep.ok()) << rep.error().message;
+    check("after fsck --repair");
+  }
+}
+
 // The last segment truncated inside its header: its creation never completed.  It is
 // removed and the store continues after the previous segment.
 TEST(Recovery, TruncatedInSegmentHeader) {
