@@ -188,6 +188,24 @@ std::vector<std::byte> forged_frame(uint64_t seq, uint64_t ts_ns, uint32_t type)
   return frame;
 }
 
+// Records 0..19 of kPayload bytes in one segment, but record 15: 4000 bytes that hold a
+// valid frame "16" (forged_frame()) at byte `at`.  *seg: the segment's path, *bytes: it.
+void records_with_an_embedded_16(const TempDir& t, const StoreOptions& o, size_t at,
+                                 std::string* seg, std::vector<char>* bytes) {
+  const std::vector<std::byte> frame = forged_frame(16, 16'000, 16 % 7);
+  std::string big(4000, 'B');
+  std::memcpy(big.data() + at, frame.data(), frame.size());
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, 15, kPayload);
+    ASSERT_TRUE(s->append(15, 15'000, 15 % 7, as_bytes(big)).ok());
+    fill(*s, 16, 20, kPayload);
+  }
+  *seg = t.stream_dir() + "/" + segment_file_name(0);
+  *bytes = read_file(*seg);
+}
+
 // A review (2026-12-02): a record whose payload holds the bytes of a valid frame, torn
 // by a crash after those bytes, was served as that frame (its sequence, stamp, type and
 // bytes) and, with a far sequence in it, moved the store's next sequence there.  The
@@ -433,18 +451,9 @@ TEST(Recovery, AFlippedLengthEndingAtAnEmbeddedFrameDoesNotServeIt) {
   TempDir t;
   auto o = one_segment();
   o.index_interval = 64 << 10;
-  const std::vector<std::byte> frame = forged_frame(16, 16'000, 16 % 7);
-  std::string big(4000, 'B');
-  std::memcpy(big.data() + 1952, frame.data(), frame.size());
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", o);
-    ASSERT_TRUE(s.ok());
-    fill(*s, 0, 15, kPayload);
-    ASSERT_TRUE(s->append(15, 15'000, 15 % 7, as_bytes(big)).ok());
-    fill(*s, 16, 20, kPayload);
-  }
-  const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
-  auto bytes = read_file(seg);
+  std::string seg;
+  std::vector<char> bytes;
+  ASSERT_NO_FATAL_FAILURE(records_with_an_embedded_16(t, o, 1952, &seg, &bytes));
   put_u32(reinterpret_cast<std::byte*>(&bytes[offset_of(15) + kFrmLength]), 4000u ^ (1u << 11));
   write_file(seg, bytes);
   auto check = [&] {
@@ -483,18 +492,9 @@ TEST(Recovery, AFlippedKindOrReservedBitDoesNotServeAnEmbeddedFrame) {
     TempDir t;
     auto o = one_segment();
     o.index_interval = 64 << 10;  // no index entry after the damage
-    const std::vector<std::byte> frame = forged_frame(16, 16'000, 16 % 7);
-    std::string big(4000, 'B');
-    std::memcpy(big.data(), frame.data(), frame.size());
-    {
-      auto s = SegmentStore::open(t.path(), "ns", "st", o);
-      ASSERT_TRUE(s.ok());
-      fill(*s, 0, 15, kPayload);
-      ASSERT_TRUE(s->append(15, 15'000, 15 % 7, as_bytes(big)).ok());
-      fill(*s, 16, 20, kPayload);
-    }
-    const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
-    auto bytes = read_file(seg);
+    std::string seg;
+    std::vector<char> bytes;
+    ASSERT_NO_FATAL_FAILURE(records_with_an_embedded_16(t, o, 0, &seg, &bytes));
     auto* field = reinterpret_cast<std::byte*>(&bytes[offset_of(15) + f.at]);
     put_u16(field, get_u16(field) ^ f.mask);
     write_file(seg, bytes);
@@ -504,7 +504,7 @@ TEST(Recovery, AFlippedKindOrReservedBitDoesNotServeAnEmbeddedFrame) {
       ASSERT_EQ(got[15].kind, EntryKind::kCorrupt) << got[15].detail;
       EXPECT_EQ(got[15].seq, 15u);
       EXPECT_EQ(got[15].end_seq, 16u);
-      EXPECT_EQ(got[15].dropped, frame_size(big.size()));
+      EXPECT_EQ(got[15].dropped, frame_size(4000));
       for (uint64_t q = 0; q < 20; ++q) {
         if (q == 15) continue;
         ASSERT_EQ(got[q].kind, EntryKind::kRecord) << q << ": " << got[q].detail;
@@ -607,18 +607,9 @@ TEST(Recovery, ABadFrameRightAfterAnotherIsPassedWholeAndAHighLengthBitIsRepaire
     TempDir t;
     auto o = one_segment();
     o.index_interval = 64 << 10;  // no index entry after the damage
-    const std::vector<std::byte> frame = forged_frame(16, 16'000, 16 % 7);
-    std::string big(4000, 'B');
-    std::memcpy(big.data(), frame.data(), frame.size());
-    {
-      auto s = SegmentStore::open(t.path(), "ns", "st", o);
-      ASSERT_TRUE(s.ok());
-      fill(*s, 0, 15, kPayload);
-      ASSERT_TRUE(s->append(15, 15'000, 15 % 7, as_bytes(big)).ok());
-      fill(*s, 16, 20, kPayload);
-    }
-    const std::string seg = t.stream_dir() + "/" + segment_file_name(0);
-    auto bytes = read_file(seg);
+    std::string seg;
+    std::vector<char> bytes;
+    ASSERT_NO_FATAL_FAILURE(records_with_an_embedded_16(t, o, 0, &seg, &bytes));
     uint64_t first_bad = 14;
     switch (c) {
       case Case::kPayloadThenKind:
