@@ -686,14 +686,15 @@ TEST(Replay, EarliestAfterRetention) {
   })) << stream_info(ps.ns.ns(), "s")->disk_bytes << " bytes on disk";
 }
 
-// A store (no persister) of records 0..599 in 16 KiB segments, in *out.
-void store_of_600(const DataDir& dir, const ScopedNs& ns, std::optional<SegmentStore>* out) {
+// A store (no persister) of records first..first+599 in 16 KiB segments, in *out.
+void store_of_600(const DataDir& dir, const ScopedNs& ns, std::optional<SegmentStore>* out,
+                  uint64_t first = 0) {
   StoreOptions so;
   so.segment_bytes = 16 << 10;
   auto store = SegmentStore::open(dir.path(), ns.ns(), "s", so);
   ASSERT_TRUE(store) << store.error().message;
   std::byte buf[256];
-  for (uint64_t i = 0; i < 600; ++i) {
+  for (uint64_t i = first; i < first + 600; ++i) {
     const size_t n = payload_size(1, i, 64, 200);
     fill_payload(1, i, n, buf);
     ASSERT_TRUE(store->append(i, 1000 * (i + 1), 1, Bytes(buf, n)));
@@ -780,16 +781,8 @@ TEST(Replay, AnUnreadableOldestSegmentBelowWhichNothingWasStoredIsTwoGaps) {
   ScopedNs ns;
   DataDir dir;
   {
-    StoreOptions so;
-    so.segment_bytes = 16 << 10;
-    auto store = SegmentStore::open(dir.path(), ns.ns(), "s", so);
-    ASSERT_TRUE(store) << store.error().message;
-    std::byte buf[256];
-    for (uint64_t i = 100; i < 700; ++i) {
-      const size_t n = payload_size(1, i, 64, 200);
-      fill_payload(1, i, n, buf);
-      ASSERT_TRUE(store->append(i, 1000 * (i + 1), 1, Bytes(buf, n)));
-    }
+    std::optional<SegmentStore> store;
+    ASSERT_NO_FATAL_FAILURE(store_of_600(dir, ns, &store, 100));  // sequences 100..699
     ASSERT_TRUE(store->close());
   }
   std::vector<std::filesystem::path> segs;
