@@ -164,8 +164,8 @@ struct SegmentReader::Impl {
   // kRetry with the file closed, so that `pos` is found again by sequence (see next()).
   Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned, bool relocate_first = false);
   // A frame whose checksum fails (or whose header repaired_span() repairs), whose header
-  // is plausible, and right after the bytes that header claims a valid frame with a
-  // later sequence: damage in between, whether
+  // is plausible, and right after the bytes that header claims (and past any further bad
+  // frames of known extent) a valid frame with a later sequence: damage in between, whether
   // or not an index entry says so (the index has one per interval: a closed store's last
   // records, or 23 intact records of a sealed segment, were lost to one bad byte).
   // Never inside the claimed bytes (a payload may embed frames).  A writer fills a

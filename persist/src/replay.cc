@@ -239,7 +239,8 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
   if (c.have_held_gap) {
     c.have_held_gap = false;
     if (c.held_gap.to > c.next)
-      return c.report_gap(std::max(c.held_gap.from, c.next), c.held_gap.to, std::move(c.held_gap.reason));
+      return c.report_gap(std::max(c.held_gap.from, c.next), c.held_gap.to,
+                          std::move(c.held_gap.reason));
   }
   for (;;) {
     if (c.reader) {

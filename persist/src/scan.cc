@@ -237,8 +237,9 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
   r.valid_end = kSegmentHeaderSize;
   r.end_seq = first_seq;
   bool after_damage = false;
-  // Length repairs (up to 32 CRCs of the rest of the file each) share one bound per scan:
-  // many damaged frames once made it quadratic in the segment's size (a review).
+  // Repairs (up to 32 CRCs of the rest of the file each) share bounds per scan, one for
+  // lengths and one for kinds (RepairBudget): many damaged frames once made it quadratic
+  // in the segment's size (a review).
   RepairBudget repair_budget = RepairBudget::for_size(f.size());
   for (;;) {
     FrameView fv;

@@ -125,10 +125,10 @@ struct ScanResult {
 
 // From `at`, just past a bad frame whose extent was known: past every further bad frame
 // whose extent is known too (repaired_span(), else claimed_span(): a plausible header's
-// claim), never inside one: the offset of the first frame that
-// is valid, zero or unknown, or the file's end or beyond (a claim running past it).  A
-// review found the frame right after a repaired one searched from inside its payload, where
-// a frame with the next sequence was taken for a record.  Bounded: each step passes a
+// claim), never inside one: the offset of the first frame that is valid, zero or
+// unknown, or the file's end or beyond (a claim running past it).  A review found the
+// frame right after a repaired one searched from inside its payload, where a frame with
+// the next sequence was taken for a record.  Bounded: each step passes a
 // whole frame (32 bytes or more) and its repairs are charged to *budget.
 Result<uint64_t> past_bad_frames(SegmentFile& f, uint64_t at, RepairBudget* budget);
 
@@ -139,12 +139,13 @@ Result<uint64_t> past_bad_frames(SegmentFile& f, uint64_t at, RepairBudget* budg
 // if not, they are the torn tail that ends the scan (see stop).
 //
 // Where the next frame starts after a bad one (and past each further bad frame of known
-// extent right after it: past_bad_frames()): past the bytes its length claims once
-// one flipped bit is undone in it, or its kind or reserved field is made valid, when
-// that makes its CRC match (repaired_span(): a header damaged on disk); else past the bytes a plausible header claims
-// (claimed_span()), never inside them: those are its payload, which holds whatever a
-// publisher sent, valid frames included (a torn record whose payload embeds a frame was
-// once served as that frame); a claim that runs past the file's end is a torn tail.  Only
+// extent right after it: past_bad_frames()): past the bytes its length claims once one
+// flipped bit is undone in it, or its kind or reserved field is made valid, when that
+// makes its CRC match (repaired_span(): a header damaged on disk); else past the bytes a
+// plausible header claims (claimed_span()), never inside them: those are its payload,
+// which holds whatever a publisher sent, valid frames included (a torn record whose
+// payload embeds a frame was once served as that frame); a claim that runs past the
+// file's end is a torn tail.  Only
 // without a plausible header does the search start inside (8-byte steps).  Always
 // where `index` (the segment's index, used when its created_ns matches the header) lists
 // a frame after the bad one: the writer indexes real frames only.  Candidates found by
