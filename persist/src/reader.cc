@@ -95,9 +95,7 @@ struct SegmentReader::Impl {
   uint64_t hole_checked_at = kNoHole;
   uint64_t damage_checked_at = kNoHole;  // skip_damage() relocated once at this position
   uint64_t repair_tried_at = kNoHole;    // skip_claimed() tried a frame's repair at this offset
-  uint64_t repair_tried_size = 0;        // ... with the file this long
-  FrameStatus repair_tried_st = FrameStatus::kOk;  // ... and the frame read so
-  uint64_t repaired_end = 0;             // ... and found the next frame may start here (0: none)
+  uint64_t repaired = 0;                 // ... and found this span (0: none)
   bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
   uint64_t ts_target = 0;
   // The last segment's header that did not decode: its first sequence, its bytes, and
@@ -164,8 +162,8 @@ struct SegmentReader::Impl {
   // kRetry with the file closed, so that `pos` is found again by sequence (see next()).
   Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned, bool relocate_first = false);
   // A frame whose checksum fails (or whose header repaired_span() repairs), whose header
-  // is plausible, and right after the bytes that header claims (and past any further bad
-  // frames of known extent) a valid frame with a later sequence: damage in between, whether
+  // is plausible, and right after the bytes that header claims a valid frame with a
+  // later sequence: damage in between, whether
   // or not an index entry says so (the index has one per interval: a closed store's last
   // records, or 23 intact records of a sealed segment, were lost to one bad byte).
   // Never inside the claimed bytes (a payload may embed frames).  A writer fills a
@@ -358,31 +356,24 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
   // Past the length with one flipped bit undone, or with a valid kind and reserved field,
   // when that makes the CRC match (a header damaged on disk: the bytes a damaged length
   // claims may end inside its payload, at a frame embedded there), else past what the
-  // header claims (scan.h); then past each further bad frame of known extent
-  // (past_bad_frames()).  Worked out once per offset and file size, not at every poll of
-  // a reader waiting at a frame being written (a repair is up to 32 CRCs).
-  if (repair_tried_at != off || repair_tried_size != file->size() || repair_tried_st != st) {
+  // header claims (scan.h).  The repair (up to 32 CRCs) is tried once per offset of the
+  // open file, not at every poll of a reader waiting at a frame being written.
+  if (repair_tried_at != off) {
     RepairBudget budget = RepairBudget::for_size(file->size());
     auto r = file->repaired_span(off, &budget);
     if (!r) return r.error();
-    uint64_t span = r.value();
-    if (span == 0 && st == FrameStatus::kBadCrc) {  // (a claim past the end: not judged here)
-      auto claim = file->claimed_span(off);
-      if (!claim) return claim.error();
-      span = claim.value();
-    }
-    repaired_end = 0;
-    if (span != 0) {
-      auto past = past_bad_frames(*file, off + span, &budget);
-      if (!past) return past.error();
-      repaired_end = past.value();
-    }
     repair_tried_at = off;
-    repair_tried_size = file->size();
-    repair_tried_st = st;
+    repaired = r.value();
   }
-  const uint64_t at = repaired_end;
-  if (at == 0 || at + kFrameHeaderSize > file->size()) return Skip::kNone;
+  uint64_t span = repaired;
+  if (span == 0) {
+    if (st != FrameStatus::kBadCrc) return Skip::kNone;  // a claim past the end: not judged here
+    auto claim = file->claimed_span(off);
+    if (!claim) return claim.error();
+    span = claim.value();
+  }
+  const uint64_t at = off + span;
+  if (span == 0 || at + kFrameHeaderSize > file->size()) return Skip::kNone;
   FrameView fv;
   auto after = file->read_frame(at, &fv);
   if (!after) return after.error();

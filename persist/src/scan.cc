@@ -163,26 +163,6 @@ Result<uint64_t> SegmentFile::repaired_span(uint64_t off, RepairBudget* budget) 
   return uint64_t{0};
 }
 
-Result<uint64_t> past_bad_frames(SegmentFile& f, uint64_t at, RepairBudget* budget) {
-  while (at < f.size() && f.size() - at >= kFrameHeaderSize) {
-    FrameView fv;
-    auto st = f.read_frame(at, &fv);
-    if (!st) return st.error();
-    if (st.value() == FrameStatus::kOk || st.value() == FrameStatus::kZero ||
-        st.value() == FrameStatus::kEof)
-      break;
-    auto span = f.repaired_span(at, budget);
-    if (!span) return span.error();
-    if (span.value() == 0) {
-      span = f.claimed_span(at);
-      if (!span) return span.error();
-    }
-    if (span.value() == 0) break;
-    at += span.value();
-  }
-  return at;
-}
-
 Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq,
                                                 std::optional<uint64_t> bad_at) {
   const uint64_t left = f.size() > from ? f.size() - from : 0;
@@ -263,12 +243,7 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
         span = f.claimed_span(bad);
         if (!span) return span.error();
       }
-      uint64_t past = bad + 8;
-      if (span.value()) {
-        auto p = past_bad_frames(f, bad + span.value(), &repair_budget);
-        if (!p) return p.error();
-        past = p.value();
-      }
+      const uint64_t past = span.value() ? bad + span.value() : bad + 8;
       auto next = indexed_frame(f, index, bad + 8, std::min(past, f.size()), r.end_seq);
       if (!next) return next.error();
       if (!next.value() && past < f.size()) {

@@ -123,23 +123,13 @@ struct ScanResult {
   std::vector<ScanDamage> damage;        // damaged ranges before valid_end, in order
 };
 
-// From `at`, just past a bad frame whose extent was known: past every further bad frame
-// whose extent is known too (repaired_span(), else claimed_span(): a plausible header's
-// claim), never inside one: the offset of the first frame that is valid, zero or
-// unknown, or the file's end or beyond (a claim running past it).  A review found the
-// frame right after a repaired one searched from inside its payload, where a frame with
-// the next sequence was taken for a record.  Bounded: each step passes a
-// whole frame (32 bytes or more) and its repairs are charged to *budget.
-Result<uint64_t> past_bad_frames(SegmentFile& f, uint64_t at, RepairBudget* budget);
-
 // Checks the header (and that it starts at `first_seq`) and every frame: length
 // bounds, CRC, consecutive sequences.  Header problems are errors.  At a bad frame the
 // scan looks for a later valid frame (8-byte aligned, not going back in sequence): if
 // there is one, the bad bytes are damage (see damage) and the scan goes on there;
 // if not, they are the torn tail that ends the scan (see stop).
 //
-// Where the next frame starts after a bad one (and past each further bad frame of known
-// extent right after it: past_bad_frames()): past the bytes its length claims once one
+// Where the next frame starts after a bad one: past the bytes its length claims once one
 // flipped bit is undone in it, or its kind or reserved field is made valid, when that
 // makes its CRC match (repaired_span(): a header damaged on disk); else past the bytes a
 // plausible header claims (claimed_span()), never inside them: those are its payload,
