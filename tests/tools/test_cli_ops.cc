@@ -89,6 +89,18 @@ class CliOps : public Cli {
       auto i = stream_info(ns_, "s");
       return i && i.value().durable_seq == 50 && i.value().consumers.size() == 3;
     }));
+    // The persister publishes its store's size after the records are durable: until that
+    // value is there and holds still, two stat calls may see two values (a run saw 0 in
+    // the first and 2688 in the second).
+    uint64_t bytes = 0;
+    ASSERT_TRUE(eventually([&] {
+      auto i = stream_info(ns_, "s");
+      if (!i || i.value().disk_bytes == 0) return false;
+      const bool still = i.value().disk_bytes == bytes;
+      bytes = i.value().disk_bytes;
+      if (!still) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      return still;
+    }));
   }
 
   std::unique_ptr<Background> persister_, tail_;
