@@ -163,9 +163,9 @@ struct SegmentReader::Impl {
   Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned, bool relocate_first = false);
   // A frame whose checksum fails (or whose header repaired_span() repairs), whose header
   // is plausible, and right after the bytes that header claims a valid frame with a
-  // later sequence: damage in between, whether
-  // or not an index entry says so (the index has one per interval: a closed store's last
-  // records, or 23 intact records of a sealed segment, were lost to one bad byte).
+  // later sequence: damage in between, whether or not an index entry says so (the
+  // index has one per interval: a closed store's last records, or 23 intact records of a
+  // sealed segment, were lost to one bad byte).
   // Never inside the claimed bytes (a payload may embed frames).  A writer fills a
   // segment in order, so a later frame visible means this one was written: the frame
   // is read again (after a refresh) before it is called damaged.

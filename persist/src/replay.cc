@@ -46,8 +46,7 @@ struct ReplayConsumer::Impl {
   bool have_held = false;
   // A gap found with the one before it (a segment the reader could not serve, right
   // after a range that was never stored): reported at the next poll.
-  ReplayGap held_gap;
-  bool have_held_gap = false;
+  std::optional<ReplayGap> held_gap;
   uint64_t bounced_at = ~0ULL;          // `next` at the last return from ring to store
   // Live with the start not fixed yet (the store was empty, or absent, when we looked):
   // before the first live record is delivered, look at the store once more (see
@@ -236,11 +235,10 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
     c.have_held = false;
     if (c.held.seq == c.next) return c.deliver(c.held, out);
   }
-  if (c.have_held_gap) {
-    c.have_held_gap = false;
-    if (c.held_gap.to > c.next)
-      return c.report_gap(std::max(c.held_gap.from, c.next), c.held_gap.to,
-                          std::move(c.held_gap.reason));
+  if (c.held_gap) {
+    ReplayGap g = std::move(*c.held_gap);
+    c.held_gap.reset();
+    if (g.to > c.next) return c.report_gap(std::max(g.from, c.next), g.to, std::move(g.reason));
   }
   for (;;) {
     if (c.reader) {
@@ -261,7 +259,6 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
           const uint64_t bad = std::max(from, c.reader->skipped_segment_first());
           if (bad > from && past > bad) {
             c.held_gap = ReplayGap{bad, past, std::move(why)};
-            c.have_held_gap = true;
             return c.report_gap(from, bad, "not in the store");
           }
           if (past > from) return c.report_gap(from, past, std::move(why));

@@ -135,8 +135,8 @@ struct ScanResult {
 // plausible header claims (claimed_span()), never inside them: those are its payload,
 // which holds whatever a publisher sent, valid frames included (a torn record whose
 // payload embeds a frame was once served as that frame); a claim that runs past the
-// file's end is a torn tail.  Only
-// without a plausible header does the search start inside (8-byte steps).  Always
+// file's end is a torn tail.  Only without a plausible header does the search start
+// inside (8-byte steps).  Always
 // where `index` (the segment's index, used when its created_ns matches the header) lists
 // a frame after the bad one: the writer indexes real frames only.  Candidates found by
 // searching from inside the bad frame (no plausible header) keep to find_next_frame()'s
