@@ -172,6 +172,14 @@ struct Consumer::Impl {
     return durable && load_relaxed(slot->evicted) != 0;
   }
   void publish_position() noexcept;
+  // The futex sleep of next(), entered announced in data_sleepers (`bit`, 0 for a reader
+  // that cannot announce itself) after the barrier and a re-check that found the tag at
+  // the position still `tag`.  Returns when the futex word moved from `v` (a wake-up),
+  // the tag or the claim cursor (`tail`) moved, the stream broke, our bit was cleared,
+  // or at `deadline`, and after one nap when a claim waits at our position; the caller's
+  // loop then looks at everything again.
+  void sleep_announced(const RecordHeader* r, uint64_t tag, uint32_t v, uint64_t bit,
+                       uint64_t tail, uint64_t deadline, uint64_t nap) noexcept;
   bool tail_passed(uint64_t p) const noexcept { return load_pos(&h->claim) > p + cap; }
   // A tailing reader's check after it copied the record at p (and an acquire fence):
   // may a producer have written over it meanwhile?  Every claim ends at or below
@@ -721,6 +729,31 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
   return ReadStatus::kOk;
 }
 
+void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32_t v,
+                                     uint64_t bit, uint64_t tail, uint64_t deadline,
+                                     uint64_t nap) noexcept {
+  // Woken by the nap's end alone, with nothing changed, we sleep again still announced
+  // and without a new barrier: while our bit stays set (only we set it; others clear it
+  // only for a holder they judge dead, and it is never set again but by us), every
+  // commit after the barrier we ran is followed by its producer's load of data_sleepers,
+  // which sees the bit and wakes us (ring.h).  An idle reader's wake-up every nap is then
+  // a few loads instead of a membarrier, whose inter-processor interrupts also reach the
+  // producers' CPUs.  The naps stay bounded: a bit cleared by mistake (or a producer of
+  // an earlier build that does not wake us) costs at most one nap.
+  for (uint64_t at = steady_ns();;) {
+    futex_wait(&h->data_futex, v, std::chrono::nanoseconds(std::min(nap, deadline > at ? deadline - at : 0)));
+    // seq_cst: as the re-check before the first sleep (pairs with the producers' side).
+    // A claim at our position (pos < tail) goes back too: next() times its producer out.
+    if (bit == 0 || pos < tail || load_seq_cst(h->data_futex) != v || load_seq_cst(r->tag) != tag ||
+        (load_seq_cst(h->data_sleepers) & bit) == 0 || load_pos(&h->claim) != tail ||
+        m->broken() || evicted())
+      return;
+    at = steady_ns();
+    if (at >= deadline) return;
+    if (slot) store_relaxed(slot->last_active_ns, now_ns());  // relaxed: diagnostics
+  }
+}
+
 // Inlined into its two callers (poll() and poll_batch()): a call per record measured
 // slower on a single-producer stream's 64 B rate.
 [[gnu::always_inline]] inline ReadStatus Consumer::Impl::next(
@@ -965,8 +998,8 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
     SHMBUS_CHAOS_POINT(kDataSleep);
     // seq_cst: pairs with the producer's fence (or, fence-free, the barrier above) between
     // its commit store and its load of data_sleepers.
-    if (load_seq_cst(r->tag) == tag)
-      futex_wait(&c.h->data_futex, v, std::chrono::nanoseconds(bit ? nap : std::min<uint64_t>(nap, 1'000'000)));
+    if (!bit) nap = std::min<uint64_t>(nap, 1'000'000);
+    if (load_seq_cst(r->tag) == tag) c.sleep_announced(r, tag, v, bit, tail, deadline, nap);
     if (bit) withdraw_sleeper(c.h->data_sleepers, bit);
   }
 }
