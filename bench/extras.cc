@@ -73,6 +73,34 @@ uint64_t voluntary_switches() {
   return uint64_t(u.ru_nvcsw);
 }
 
+// Nanoseconds thread `tid` of this process ran on a CPU (/proc/self/task/TID/schedstat);
+// 0 when unknown.
+uint64_t thread_cpu_ns(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/schedstat");
+  uint64_t ns = 0;
+  return in >> ns ? ns : 0;
+}
+
+// The CPU rate (ns per second) of a thread that runs `wait` (which must last at least
+// settle + span): sampled from outside it, from `settle` after its start for `span`, so
+// that what it does once before it sleeps (a consumer's spin and yield phase) is left out.
+template <class Wait>
+uint64_t asleep_cpu_rate(uint64_t settle_ns, uint64_t span_ns, Wait wait) {
+  std::atomic<pid_t> tid{0};  // release by the waiter, acquire below: its id
+  std::thread t([&] {
+    tid.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_release);
+    wait();
+  });
+  std::this_thread::sleep_for(std::chrono::nanoseconds(settle_ns));
+  const pid_t id = tid.load(std::memory_order_acquire);
+  const uint64_t c0 = id ? thread_cpu_ns(id) : 0, t0 = mono_ns();
+  std::this_thread::sleep_for(std::chrono::nanoseconds(span_ns));
+  const uint64_t c1 = id ? thread_cpu_ns(id) : 0, t1 = mono_ns();
+  t.join();
+  if (c0 == 0 || c1 < c0 || t1 <= t0) return ~0ULL;
+  return uint64_t(double(c1 - c0) * 1e9 / double(t1 - t0));
+}
+
 // A "Key:   123 kB" line of /proc/self/status, in KiB (0 when missing).
 uint64_t status_kib(const char* key) {
   std::ifstream in("/proc/self/status");
@@ -117,7 +145,13 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
   shm.goal = "~0: < 1 ms/s (0.1% of a core) above the raw futex sleeper";
   Extra wakes = make_extra("wake-up", "wake-ups of that idle consumer", "/s");
   wakes.baseline_name = "raw futex sleeper";
-  std::vector<double> cpu, base, wk;
+  Extra asleep = make_extra("wake-up", "CPU of an idle kBlock consumer once asleep (after its spin phase)", "ms/s");
+  asleep.baseline_name = "raw futex sleeper";
+  asleep.goal = "~0: < 0.1 ms/s above the raw futex sleeper";
+  Extra entry = make_extra("wake-up", "CPU of that consumer's spin and yield phase before it sleeps", "us");
+  // The poll of the second measurement lasts settle + span + a margin.
+  const uint64_t settle_ns = 300'000'000, margin_ns = 200'000'000;
+  std::vector<double> cpu, base, wk, cpu_asleep, base_asleep, entry_us;
   std::string error;
   for (int rep = 0; rep < o.reps; ++rep) {
     Streams s("i");
@@ -139,21 +173,37 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
       ctx.report().extra[0] = cpu_ns() - c0;
       ctx.report().extra[1] = voluntary_switches() - v0;
       ctx.report().extra[2] = t1 - t0;
+      // The same poll on a thread of its own, its CPU sampled once it sleeps.
+      shmbus::ReadStatus st2 = shmbus::ReadStatus::kOk;
+      ctx.report().extra[3] = asleep_cpu_rate(settle_ns, span_ns, [&] {
+        shmbus::Record r2;
+        st2 = c.value().poll(&r2, std::chrono::nanoseconds(settle_ns + span_ns + margin_ns));
+      });
+      if (st2 != shmbus::ReadStatus::kTimeout)
+        return ctx.fail("poll on an empty stream returned status " + std::to_string(int(st2)));
       return 0;
     }};
     Role sleeper{o.budget.core_b, [&](Ctx& ctx) {
-      std::atomic<uint32_t> word{0};
+      // FUTEX_WAIT on a word nobody changes until `span` has passed.
+      auto futex_sleep = [](uint64_t span) {
+        std::atomic<uint32_t> word{0};
+        const uint64_t t0 = mono_ns();
+        for (uint64_t now = t0; now - t0 < span; now = mono_ns()) {
+          const uint64_t left = span - (now - t0);
+          const timespec ts{time_t(left / 1'000'000'000ull), long(left % 1'000'000'000ull)};
+          syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, 0, &ts,
+                  nullptr, 0);
+        }
+      };
       if (!ctx.barrier()) return 1;
       const uint64_t c0 = cpu_ns(), v0 = voluntary_switches(), t0 = mono_ns();
-      for (uint64_t now = t0; now - t0 < span_ns; now = mono_ns()) {
-        const uint64_t left = span_ns - (now - t0);
-        const timespec ts{time_t(left / 1'000'000'000ull), long(left % 1'000'000'000ull)};
-        syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, 0, &ts,
-                nullptr, 0);
-      }
+      futex_sleep(span_ns);
       ctx.report().extra[0] = cpu_ns() - c0;
       ctx.report().extra[1] = voluntary_switches() - v0;
       ctx.report().extra[2] = mono_ns() - t0;
+      ctx.report().extra[3] = asleep_cpu_rate(settle_ns, span_ns, [&] {
+        futex_sleep(settle_ns + span_ns + margin_ns);
+      });
       return 0;
     }};
     const RunOutcome r = run_roles({consumer, sleeper}, o.budget.timeout);
@@ -166,18 +216,40 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
     cpu.push_back(double(rep_[0].extra[0]) / 1e6 / secs0);
     base.push_back(double(rep_[1].extra[0]) / 1e6 / secs1);
     wk.push_back(double(rep_[0].extra[1]) / secs0);
+    if (rep_[0].extra[3] != ~0ULL && rep_[1].extra[3] != ~0ULL) {
+      const double rate = double(rep_[0].extra[3]) / 1e6;  // ms/s
+      cpu_asleep.push_back(rate);
+      base_asleep.push_back(double(rep_[1].extra[3]) / 1e6);
+      // The first poll's CPU less what its time asleep cost at the rate once asleep.
+      entry_us.push_back(std::max(0.0, (double(rep_[0].extra[0]) / 1e6 - rate * secs0) * 1e3));
+    }
   }
   fill(&shm, cpu, error);
   fill(&wakes, wk, error);
+  fill(&asleep, cpu_asleep, cpu_asleep.empty() && error.empty() ? "no /proc/self/task/TID/schedstat" : error);
+  fill(&entry, entry_us, asleep.error);
   if (!base.empty()) shm.baseline = std::max(spread(base).median, 1e-6);
   shm.verdict = verdict(shm.value < shm.baseline + 1.0);
   wakes.verdict = "info";
+  // (0 when the raw sleeper's thread ran less than a microsecond: no ratio then)
+  if (!base_asleep.empty()) asleep.baseline = spread(base_asleep).median;
+  asleep.verdict = asleep.error.empty() ? verdict(asleep.value < asleep.baseline + 0.1) : "n/a";
+  asleep.detail = "the same poll on a thread of its own, its CPU read from "
+                  "/proc/self/task/TID/schedstat from " + fmt("%.1f", settle_ns / 1e9) +
+                  " s after its start for " + fmt("%.1f", idle_s) +
+                  " s (its naps' wake-ups only); the raw futex sleeper's thread the same way: " +
+                  fmt("%.3f", asleep.baseline) + " ms/s";
+  entry.verdict = "info";
+  entry.detail = "the first row's CPU less its time at the rate of the row above: what an "
+                 "idle period costs once, before the consumer sleeps";
   shm.detail = "one poll(timeout " + fmt("%.1f", idle_s) +
                " s) on an empty stream: the spin and yield phase, then futex sleeps of at "
                "most 100 ms; CPU from /proc/self/schedstat; the raw futex sleeper waits as "
                "long in FUTEX_WAIT";
   out->push_back(shm);
   out->push_back(wakes);
+  out->push_back(asleep);
+  out->push_back(entry);
 }
 
 // ---- producer cost by number of registered durable consumers -----------------------
