@@ -243,9 +243,9 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
   entry.detail = "the first row's CPU less its time at the rate of the row above: what an "
                  "idle period costs once, before the consumer sleeps";
   shm.detail = "one poll(timeout " + fmt("%.1f", idle_s) +
-               " s) on an empty stream: the spin and yield phase, then futex sleeps of at "
-               "most 100 ms; CPU from /proc/self/schedstat; the raw futex sleeper waits as "
-               "long in FUTEX_WAIT";
+               " s) on an empty stream: the spin and yield phase, then futex naps of 100 "
+               "ms, each twice the last up to 1 s; CPU from /proc/self/schedstat; the raw "
+               "futex sleeper waits as long in FUTEX_WAIT";
   out->push_back(shm);
   out->push_back(wakes);
   out->push_back(asleep);
