@@ -1,5 +1,6 @@
 // in_state.cc: see in_state.h.
 #include "in_state.h"
+#include "lock.h"  // sys_error
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -35,10 +36,6 @@ uint64_t key_hash(const std::string& ns, const std::string& stream, const std::s
     h = fnv1a(&zero, 1, h);
   }
   return h;
-}
-
-std::string sys_error(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
 }
 
 // Maps an open state file of the right size; nullptr on failure.

@@ -20,10 +20,6 @@ uint64_t fnv1a(const std::string& s, uint64_t h) {
   return h;
 }
 
-std::string sys_error(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
-}
-
 // The pid written by the holder, or "" if the file holds none.
 std::string holder_pid(int fd) {
   char buf[512];
@@ -110,6 +106,10 @@ OutLock::~OutLock() {
   // and opens the path again.
   (void)::unlink(path_.c_str());
   ::close(fd_);
+}
+
+std::string sys_error(const std::string& what, const std::string& path) {
+  return what + " " + path + ": " + std::strerror(errno);
 }
 
 }  // namespace shmbus::kafka::detail

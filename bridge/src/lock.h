@@ -16,6 +16,9 @@
 
 namespace shmbus::kafka::detail {
 
+// "WHAT PATH: strerror(errno)", for the errors of the bridge's files in /dev/shm.
+std::string sys_error(const std::string& what, const std::string& path);
+
 class OutLock {
  public:
   // kBusy if another process holds it (the message names its pid); kPermission if the
