@@ -139,6 +139,8 @@ struct ProduceSpec {
   std::chrono::microseconds retry_pause = 500us;
   std::chrono::microseconds pause_every_record{0};  // a slow, steady producer
   uint64_t per_second = 0;  // > 0: at most this many records per second (paced in steps)
+  // Set: called before the last record is published; false ends the run (code 30).
+  std::function<bool()> before_last;
 };
 
 // Publishes spec.count records; returns 0, or a code naming the failure.
@@ -153,6 +155,7 @@ inline int produce(const ProduceSpec& s) {
   for (uint64_t i = 0; i < s.count; ++i) {
     if (s.per_second && i % 64 == 0)
       std::this_thread::sleep_until(t0 + std::chrono::microseconds(i * 1'000'000 / s.per_second));
+    if (s.before_last && i + 1 == s.count && !s.before_last()) return 30;
     const size_t n = payload_size(s.producer, i, s.lo, s.hi);
     fill_payload(s.producer, i, n, buf.data());
     for (;;) {

@@ -831,15 +831,34 @@ TEST(ReplayMP, ManyReplaysUnderLoad) {
   PersisterChild pc;
   ASSERT_TRUE(pc.start(kids, ns.ns(), "s", o)) << pc.start_error();
   const uint64_t per_producer = 200'000;
-  const uint64_t total = 2 * per_producer;
+  // A third producer trickles records (one per 200 us) and holds its last one until
+  // every replay is on the ring at the live end (gate: one byte publishes it, a second
+  // lets the producer exit), so that each replay reads a record off the ring while a
+  // producer runs, however slow the machine: an ASan run with the other core busy once
+  // had all four still reading the store when two producers alone had ended.
+  const uint64_t trickle = 2000;
+  const uint64_t total = 2 * per_producer + trickle;
+  Pipe gate;
   // Forked before any thread of this process exists.
   ProduceSpec a{ns.ns(), "s", 1, per_producer, 64, 600};
   ProduceSpec b{ns.ns(), "s", 2, per_producer, 64, 600};
+  ProduceSpec c{ns.ns(), "s", 3, trickle, 64, 600};
+  c.pause_every_record = 200us;
+  c.before_last = [&] {
+    char x;
+    return gate.get(&x, 1, 300s);
+  };
   pid_t pa = kids.spawn([&] { return produce(a); });
   pid_t pb = kids.spawn([&] { return produce(b); });
+  pid_t pt = kids.spawn([&] {
+    if (const int r = produce(c); r != 0) return r;
+    char x;
+    return gate.get(&x, 1, 300s) ? 0 : 31;
+  });
 
   constexpr int kReplays = 4;
   std::atomic<bool> producers_done{false};
+  std::atomic<int> at_live_end{0};  // replays on the ring before the last record
   struct Result1 {
     Seen seen;
     uint64_t start = 0, ring_oldest_at_start = 0, switches = 0;
@@ -867,12 +886,20 @@ TEST(ReplayMP, ManyReplaysUnderLoad) {
         return;
       }
       out.opened = true;
-      read_until(rc.value(), total, &out.seen, 120s, [&](const Record&) {
+      auto each = [&](const Record&) {
         if (!producers_done.load(std::memory_order_relaxed) && !rc->from_store())
           out.live_during_load = true;
-      });
-      // At the live end: the next poll finds nothing newer, on the ring.
+      };
+      read_until(rc.value(), total - 1, &out.seen, 120s, each);
+      // Everything but the held record: the replay goes over to the ring, where it waits.
       Record rec;
+      const auto until = std::chrono::steady_clock::now() + 60s;
+      while (out.seen.error.empty() && rc->from_store() && std::chrono::steady_clock::now() < until)
+        if (const ReplayStatus st = rc->poll(&rec, 10ms); st != ReplayStatus::kTimeout)
+          out.seen.error = "before the held record: status " + std::to_string(static_cast<int>(st));
+      at_live_end.fetch_add(1);
+      read_until(rc.value(), total, &out.seen, 120s, each);
+      // At the live end: the next poll finds nothing newer, on the ring.
       const ReplayStatus st = rc->poll(&rec, 100ms);
       if (st != ReplayStatus::kTimeout && out.seen.error.empty())
         out.seen.error = "after the last record: status " + std::to_string(static_cast<int>(st));
@@ -882,8 +909,13 @@ TEST(ReplayMP, ManyReplaysUnderLoad) {
   }
   EXPECT_EQ(kids.wait(pa, 120s), 0);
   EXPECT_EQ(kids.wait(pb, 120s), 0);
-  producers_done = true;
+  // (A replay that failed before its wait never counts: the wait then runs out.)
+  EXPECT_TRUE(eventually([&] { return at_live_end.load() == kReplays; }, 180s));
+  gate.put("g", 1);  // the last record
   for (auto& t : threads) t.join();
+  gate.put("x", 1);  // the third producer may exit now
+  EXPECT_EQ(kids.wait(pt, 120s), 0);
+  producers_done = true;
   EXPECT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == total; }));
   EXPECT_EQ(pc.stop(kids), 0);
   int live_during_load = 0;
@@ -904,9 +936,8 @@ TEST(ReplayMP, ManyReplaysUnderLoad) {
     EXPECT_FALSE(r.from_store_at_end);
     live_during_load += r.live_during_load;
   }
-  // Some caught up with the producers while they still ran (usually all do).
-  std::printf("replays live while the producers ran: %d of %d\n", live_during_load, kReplays);
-  EXPECT_GE(live_during_load, 1);
+  // Every one read the held record off the ring while its producer still ran.
+  EXPECT_EQ(live_during_load, kReplays);
 }
 
 }  // namespace
