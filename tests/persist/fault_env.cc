@@ -13,7 +13,7 @@
 namespace shmbus::persist::test {
 
 namespace {
-std::string read_all(const std::string& path) {
+std::string file_bytes(const std::string& path) {
   std::string out;
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return out;
@@ -167,7 +167,7 @@ void FaultEnv::walk_locked(const std::string& path) {
   DirSnap snap = list_locked(path);
   for (const auto& [name, e] : snap) {
     if (e.is_dir) walk_locked(path + "/" + name);
-    else durable_[e.id] = read_all(path + "/" + name);
+    else durable_[e.id] = file_bytes(path + "/" + name);
   }
   dirs_[path] = std::move(snap);
 }

@@ -82,7 +82,7 @@ StoreOptions big_segments(StoreKind kind) {
   return o;
 }
 
-void expect_store_holds(const std::string& root, uint64_t to, const std::string& ns = "ns",
+void expect_store_holds_exactly(const std::string& root, uint64_t to, const std::string& ns = "ns",
                         const std::string& stream = "st") {
   std::vector<Got> records;
   for (auto& g : read_all(root, ns, stream))
@@ -147,7 +147,7 @@ TEST_P(BackgroundFlush, DurableOnlyOnceTheSyncReturnedAndOnlyWhatItCovered) {
   ASSERT_TRUE(s->flush());
   EXPECT_EQ(s->durable_seq(), 80u);
   s = Result<SegmentStore>(make_error(Errc::kClosed, ""));
-  expect_store_holds(t.path(), 80);
+  expect_store_holds_exactly(t.path(), 80);
 }
 
 // fsyncgate in the background: the failed sync is never retried alone; the store goes
@@ -185,7 +185,7 @@ TEST_P(BackgroundFlush, FailedBackgroundSyncGoesBack) {
   }
   lose_power_if_modelled(faults.get(), GetParam());
   faults->revive();
-  expect_store_holds(t.path(), 70);
+  expect_store_holds_exactly(t.path(), 70);
 }
 
 // A roll (or flush(), close()) while a background sync runs waits for it first.

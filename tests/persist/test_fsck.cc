@@ -9,7 +9,7 @@ namespace {
 
 using namespace detail;
 
-constexpr uint64_t kFrame = frame_size(100);  // 136
+constexpr uint64_t kFsckFrame = frame_size(100);  // 136
 
 // Records 0..99 in 4 KiB segments of 28 records: [0,28) [28,56) [56,84) [84,100).
 void make_store(const TempDir& t, const std::string& stream = "st") {
@@ -42,7 +42,7 @@ std::string describe(const FsckReport& r) {
 // segment's bytes afterwards.
 std::vector<char> damage_records(const TempDir& t, std::initializer_list<uint64_t> records) {
   auto b = read_file(seg(t, 28));
-  for (uint64_t q : records) b[kSegmentHeaderSize + (q - 28) * kFrame + 60] ^= 1;
+  for (uint64_t q : records) b[kSegmentHeaderSize + (q - 28) * kFsckFrame + 60] ^= 1;
   write_file(seg(t, 28), b);
   return b;
 }
@@ -82,14 +82,14 @@ TEST(Fsck, FindsAndRepairsATornTail) {
   ASSERT_EQ(rep.issues.size(), 1u) << describe(rep);
   EXPECT_FALSE(rep.clean());
   EXPECT_EQ(rep.issues[0].path, "ns/st/" + segment_file_name(84));
-  EXPECT_EQ(rep.issues[0].offset, good - kFrame);
+  EXPECT_EQ(rep.issues[0].offset, good - kFsckFrame);
   EXPECT_NE(rep.issues[0].problem.find("torn tail"), std::string::npos);
   EXPECT_EQ(size_of(last), good - 50);  // a check changes nothing
 
   rep = run(t.path(), true);
   ASSERT_FALSE(rep.issues.empty());
   EXPECT_TRUE(rep.clean()) << describe(rep);
-  EXPECT_EQ(size_of(last), good - kFrame);
+  EXPECT_EQ(size_of(last), good - kFsckFrame);
   rep = run(t.path(), false);
   EXPECT_TRUE(rep.issues.empty()) << describe(rep);
 
@@ -377,7 +377,7 @@ TEST(Fsck, RepairIsIdempotent) {
   TempDir t;
   make_store(t);
   auto b = read_file(seg(t, 0));
-  b[kSegmentHeaderSize + 3 * kFrame + 60] ^= 1;  // a damaged record in a sealed segment
+  b[kSegmentHeaderSize + 3 * kFsckFrame + 60] ^= 1;  // a damaged record in a sealed segment
   write_file(seg(t, 0), b);
   write_file(seg(t, 28), std::vector<char>(3000, 'G'));  // an unreadable segment
   std::filesystem::resize_file(seg(t, 84), size_of(seg(t, 84)) - 50);  // a torn tail
