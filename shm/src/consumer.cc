@@ -174,11 +174,10 @@ struct Consumer::Impl {
   void publish_position() noexcept;
   // The futex sleep of next(), entered announced in data_sleepers (`bit`; 0 for a reader
   // that cannot announce itself or whose barrier failed: one nap) after the barrier and
-  // a re-check that found the tag at
-  // the position still `tag`.  Returns when the futex word moved from `v` (a wake-up),
-  // the tag or the claim cursor (`tail`) moved, the stream broke, our bit was cleared,
-  // or at `deadline`, and after one nap when a claim waits at our position; the caller's
-  // loop then looks at everything again.
+  // a re-check that found the tag at the position still `tag`.  Returns when the futex
+  // word moved from `v` (a wake-up), the tag or the claim cursor (`tail`) moved, the
+  // stream broke, our bit was cleared, or at `deadline`, and after one nap when a claim
+  // waits at our position; the caller's loop then looks at everything again.
   void sleep_announced(const RecordHeader* r, uint64_t tag, uint32_t v, uint64_t bit,
                        uint64_t tail, uint64_t deadline, uint64_t nap) noexcept;
   bool tail_passed(uint64_t p) const noexcept { return load_pos(&h->claim) > p + cap; }
@@ -743,13 +742,14 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
   // thread ~40 us of CPU on this VM (a timer, two switches), 0.4 ms/s at ten a second.
   // The naps stay bounded all the same (a bit cleared by mistake costs at most one).
   constexpr uint64_t kMaxNap = 1'000'000'000;
-  for (uint64_t at = steady_ns();; nap = std::min(2 * nap, std::max(nap, kMaxNap))) {
-    futex_wait(&h->data_futex, v, std::chrono::nanoseconds(std::min(nap, deadline > at ? deadline - at : 0)));
+  for (uint64_t at = steady_ns();; nap = std::min(2 * nap, kMaxNap)) {  // (nap <= 100 ms)
+    const uint64_t left = deadline > at ? deadline - at : 0;
+    futex_wait(&h->data_futex, v, std::chrono::nanoseconds(std::min(nap, left)));
     // seq_cst: as the re-check before the first sleep (pairs with the producers' side).
     // A claim at our position (pos < tail) goes back too: next() times its producer out.
-    if (bit == 0 || pos < tail || load_seq_cst(h->data_futex) != v || load_seq_cst(r->tag) != tag ||
-        (load_seq_cst(h->data_sleepers) & bit) == 0 || load_pos(&h->claim) != tail ||
-        m->broken() || evicted())
+    if (bit == 0 || pos < tail || load_seq_cst(h->data_futex) != v ||
+        load_seq_cst(r->tag) != tag || (load_seq_cst(h->data_sleepers) & bit) == 0 ||
+        load_pos(&h->claim) != tail || m->broken() || evicted())
       return;
     at = steady_ns();
     if (at >= deadline) return;
@@ -1003,7 +1003,8 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
     // seq_cst: pairs with the producer's fence (or, fence-free, the barrier above) between
     // its commit store and its load of data_sleepers.
     if (!bit) nap = std::min<uint64_t>(nap, 1'000'000);
-    if (load_seq_cst(r->tag) == tag) c.sleep_announced(r, tag, v, barrier ? bit : 0, tail, deadline, nap);
+    if (load_seq_cst(r->tag) == tag)
+      c.sleep_announced(r, tag, v, barrier ? bit : 0, tail, deadline, nap);
     if (bit) withdraw_sleeper(c.h->data_sleepers, bit);
   }
 }
