@@ -115,9 +115,10 @@ case "$mode" in
     tools/demo.sh build
     ;;
   test)
-    # The sanitizer builds are unity builds (CMAKE_UNITY_BUILD: a few sources per
+    # The sanitizer and fuzz builds are unity builds (CMAKE_UNITY_BUILD: a few sources per
     # compiler run, half the build time here: 207 against 386 s for build-asan); the
-    # Release build, whose binaries are the product's, compiles every source alone.
+    # Release build, whose binaries are the product's, compiles every source of the
+    # library and the tools alone (its test programs are unity builds: tests/CMakeLists.txt).
     # The ASan suite's full-speed persister test stores 500k records instead of 2M
     # (SHMBUS_IT_RECORDS; the Release suite stores the 2M).
     started=$SECONDS
@@ -137,7 +138,8 @@ case "$mode" in
     TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L tsan -j 1
     phase "libFuzzer: every fuzz target for 20 s from its seed corpus"
     build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
-      -DSHMBUS_FUZZ=ON -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -- $(fuzz_targets)
+      -DSHMBUS_FUZZ=ON -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -DCMAKE_UNITY_BUILD=ON \
+      -- $(fuzz_targets)
     run_fuzzers 20
     phase "done"
     ;;
