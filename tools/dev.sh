@@ -161,8 +161,8 @@ case "$mode" in
   fuzz)
     seconds=${2:-60}
     build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
-      -DSHMBUS_FUZZ=ON -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -- \
-      $(fuzz_targets)
+      -DSHMBUS_FUZZ=ON -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -DCMAKE_UNITY_BUILD=ON \
+      -- $(fuzz_targets)
     run_fuzzers "$seconds"
     ;;
   soak)
