@@ -995,14 +995,13 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
     const uint64_t bit = c.slot ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
     if (bit) announce_sleeper(c.h->data_sleepers, bit);
     // Producers commit without a fence (a plain store; registered processes leave the
-    // fence out): this barrier is the handshake's other half (ring.h).  Should it fail,
-    // nap briefly instead.
+    // fence out): this barrier is the handshake's other half (ring.h).  Should it fail
+    // (or a reader have no bit to announce), nap 1 ms at a time instead.
     const bool barrier = bit && sleeper_barrier();
-    if (bit && !barrier) nap = std::min<uint64_t>(nap, 1'000'000);
+    if (!barrier) nap = std::min<uint64_t>(nap, 1'000'000);
     SHMBUS_CHAOS_POINT(kDataSleep);
     // seq_cst: pairs with the producer's fence (or, fence-free, the barrier above) between
     // its commit store and its load of data_sleepers.
-    if (!bit) nap = std::min<uint64_t>(nap, 1'000'000);
     if (load_seq_cst(r->tag) == tag)
       c.sleep_announced(r, tag, v, barrier ? bit : 0, tail, deadline, nap);
     if (bit) withdraw_sleeper(c.h->data_sleepers, bit);
