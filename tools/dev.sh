@@ -103,6 +103,25 @@ run_fuzzers() {
   return $failed
 }
 
+# Runs the tests of build DIR but those labelled EXCLUDE (a ctest label regex), with ENV
+# (NAME=VALUE words) for both runs: the Kafka bridge's tests (label kafka, a third to a half
+# of the suite's time, most of it waiting on the mock cluster's rebalances and timeouts) in
+# a second ctest beside the rest, one test at a time in each; their log is printed after.
+suite() {  # suite DIR EXCLUDE [NAME=VALUE...]
+  local dir=$1 exclude=$2; shift 2
+  local kafka_log rc=0 kafka_rc=0
+  kafka_log=$(mktemp "${TMPDIR:-/tmp}/shmbus-kafka-tests.XXXXXX")
+  env "$@" ctest --test-dir "$dir" --output-on-failure -L kafka -LE "$exclude" -j 1 \
+    >"$kafka_log" 2>&1 &
+  local kafka_pid=$!
+  env "$@" ctest --test-dir "$dir" --output-on-failure -LE "$exclude|kafka" -j 1 || rc=$?
+  wait "$kafka_pid" || kafka_rc=$?
+  echo "== the kafka tests of $dir, run beside the rest:"
+  cat "$kafka_log"
+  rm -f "$kafka_log"
+  ((rc == 0 && kafka_rc == 0))
+}
+
 # The test programs that hold the tests labelled tsan (threads racing in one process).
 tsan_targets() { echo shm_unit_tests persist_integration_tests persist_unit_tests; }
 # The fuzz targets: every tests/fuzz/fuzz_*.cc is one.
@@ -120,18 +139,18 @@ case "$mode" in
     # Release build, whose binaries are the product's, compiles every source of the
     # library and the tools alone (its test programs are unity builds: tests/CMakeLists.txt).
     # The ASan suite's full-speed persister test stores 500k records instead of 2M
-    # (SHMBUS_IT_RECORDS; the Release suite stores the 2M).
+    # (SHMBUS_IT_RECORDS; the Release suite stores the 2M).  In both suites the Kafka
+    # tests run beside the others (suite above).
     started=$SECONDS
     phase() { echo "== $* (at $((SECONDS - started)) s)"; }
     phase "Release build: the whole suite (unit, multi-process, faults, CLI, persist, python)"
     build build -DCMAKE_BUILD_TYPE=Release
-    ctest --test-dir build --output-on-failure -LE soak -j 1
+    suite build soak
     phase "ASan+UBSan build: the whole suite"
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DSHMBUS_SANITIZE=address,undefined \
       -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -DCMAKE_UNITY_BUILD=ON
-    SHMBUS_IT_RECORDS=500000 ASAN_OPTIONS=detect_leaks=1 \
-      UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-      ctest --test-dir build-asan --output-on-failure -LE 'soak|python' -j 1
+    suite build-asan 'soak|python' SHMBUS_IT_RECORDS=500000 ASAN_OPTIONS=detect_leaks=1 \
+      UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     phase "TSan build: the concurrency tests"
     build build-tsan -DCMAKE_BUILD_TYPE=Debug -DSHMBUS_SANITIZE=thread \
       -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -DCMAKE_UNITY_BUILD=ON -- $(tsan_targets)
