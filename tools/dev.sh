@@ -107,11 +107,22 @@ run_fuzzers() {
 # (NAME=VALUE words) for both runs: the Kafka bridge's tests (label kafka, a third to a half
 # of the suite's time, most of it waiting on the mock cluster's rebalances and timeouts) in
 # a second ctest beside the rest, one test at a time in each; their log is printed after.
+# That ctest runs in DIR/tests/bridge (where every kafka test is defined), so that each
+# has its own Testing/Temporary: the two once shared LastTest.log.tmp, and a test that
+# lists its descriptors saw the one it inherited from its ctest as deleted by the other.
 suite() {  # suite DIR EXCLUDE [NAME=VALUE...]
   local dir=$1 exclude=$2; shift 2
   local kafka_log rc=0 kafka_rc=0
+  local count_all count_bridge
+  count_all=$(ctest --test-dir "$dir" -N -L kafka -LE "$exclude" | sed -n 's/^Total Tests: //p')
+  count_bridge=$(ctest --test-dir "$dir/tests/bridge" -N -L kafka -LE "$exclude" |
+    sed -n 's/^Total Tests: //p')
+  if [ "$count_all" != "$count_bridge" ]; then
+    echo "kafka tests outside tests/bridge: $count_all in $dir, $count_bridge there" >&2
+    return 1
+  fi
   kafka_log=$(mktemp "${TMPDIR:-/tmp}/shmbus-kafka-tests.XXXXXX")
-  env "$@" ctest --test-dir "$dir" --output-on-failure -L kafka -LE "$exclude" -j 1 \
+  env "$@" ctest --test-dir "$dir/tests/bridge" --output-on-failure -L kafka -LE "$exclude" -j 1 \
     >"$kafka_log" 2>&1 &
   local kafka_pid=$!
   env "$@" ctest --test-dir "$dir" --output-on-failure -LE "$exclude|kafka" -j 1 || rc=$?
