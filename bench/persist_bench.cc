@@ -1,7 +1,9 @@
 // persist_bench.cc: shmbus-persist-bench, the persistence table in one run.
 //
 // Rows, each against a baseline measured by this same run on the same file system:
-//   persister throughput (file, pmem) vs 1 MiB write()+fdatasync() of a plain file;
+//   persister throughput (file, pmem) vs 1 MiB write()+fdatasync() of a plain file, and
+//   (file) vs a durable consumer that reads the same records as the persister does and
+//   does not store them (the ring's part of the persister's work);
 //   producer publish-call p99 with a persister vs with a plain durable consumer;
 //   replay throughput from the store vs a raw sequential read() of the same files, and
 //   vs that read with the CRC-32C of every frame (the bound of a verifying reader);
@@ -12,6 +14,7 @@
 // with min..max.
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,24 +117,58 @@ double raw_read_rate(const std::string& dir, uint64_t frame_bytes = 0) {
 }
 
 // A producer process: `count` records of `size` bytes, at `rate` per second (0: flat
-// out); with `latencies`, writes the publish-call durations (ns) to the pipe fd.
+// out); with `latencies`, writes the publish-call durations (ns) to the pipe fd.  Returns
+// once the producer has opened the stream (which maps and populates the ring) and is
+// about to publish its first record; `*started` (if given) is the time it was let go, so
+// that a rate measures the records and not the process's start-up.
 pid_t spawn_producer(const std::string& ns, uint64_t count, uint64_t size, uint64_t rate,
-                     int latency_fd) {
+                     int latency_fd, std::chrono::steady_clock::time_point* started = nullptr) {
+  int ready[2], go[2];
+  if (pipe(ready) != 0 || pipe(go) != 0) {
+    perror("pipe");
+    exit(1);
+  }
   pid_t pid = fork();
-  if (pid != 0) return pid;
+  if (pid < 0) {
+    perror("fork");
+    exit(1);
+  }
+  if (pid != 0) {
+    close(ready[1]);
+    close(go[0]);
+    char c = 0;
+    if (read(ready[0], &c, 1) != 1) {
+      fprintf(stderr, "producer: did not start (exit status %d)\n", [&] {
+        int st = 0;
+        waitpid(pid, &st, 0);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+      }());
+      exit(1);
+    }
+    if (started) *started = std::chrono::steady_clock::now();
+    if (write(go[1], &c, 1) != 1) exit(1);
+    close(ready[0]);
+    close(go[1]);
+    return pid;
+  }
+  close(ready[0]);
+  close(go[1]);
   pin(0);
   auto p = Producer::open(ns, "s");
   if (!p) _exit(2);
   std::vector<std::byte> buf(size, std::byte{7});
   std::vector<float> lat;
-  if (latency_fd >= 0) lat.reserve(count);
-  const double ghz = [] {
+  double ghz = 0;
+  if (latency_fd >= 0) {
+    lat.reserve(count);
     auto t0 = std::chrono::steady_clock::now();
     uint64_t k0 = __rdtsc();
     while (secs_since(t0) < 0.02) {
     }
-    return static_cast<double>(__rdtsc() - k0) / (secs_since(t0) * 1e9);
-  }();
+    ghz = static_cast<double>(__rdtsc() - k0) / (secs_since(t0) * 1e9);
+  }
+  char c = 1;
+  if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1) _exit(4);
   auto t0 = std::chrono::steady_clock::now();
   for (uint64_t i = 0; i < count; ++i) {
     if (rate) {
@@ -139,9 +176,13 @@ pid_t spawn_producer(const std::string& ns, uint64_t count, uint64_t size, uint6
       while (std::chrono::steady_clock::now() < due) {
       }
     }
+    if (latency_fd < 0) {
+      if (!p->publish(Bytes(buf.data(), size)).ok()) _exit(3);
+      continue;
+    }
     uint64_t k0 = __rdtsc();
     if (!p->publish(Bytes(buf.data(), size)).ok()) _exit(3);
-    if (latency_fd >= 0) lat.push_back(static_cast<float>(static_cast<double>(__rdtsc() - k0) / ghz));
+    lat.push_back(static_cast<float>(static_cast<double>(__rdtsc() - k0) / ghz));
   }
   if (latency_fd >= 0) {
     size_t bytes = lat.size() * sizeof(float);
@@ -196,15 +237,62 @@ double persister_rate(Env& env, persist::StoreKind kind, uint64_t count, uint64_
     fprintf(stderr, "persister: %s\n", pers.error().message.c_str());
     exit(1);
   }
-  auto t0 = std::chrono::steady_clock::now();
-  pid_t prod = spawn_producer(env.ns, count, size, 0, -1);
+  std::chrono::steady_clock::time_point t0;
+  pid_t prod = spawn_producer(env.ns, count, size, 0, -1, &t0);
   int st = 0;
   waitpid(prod, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    fprintf(stderr, "producer failed (status %d)\n", st);
+    exit(1);
+  }
   (void)pers.value()->flush();
   while (pers.value()->stats().durable_seq < count) std::this_thread::sleep_for(100us);
   const double s = secs_since(t0);
   (void)pers.value()->stop();
   return static_cast<double>(count * size) / s;
+}
+
+// The ring's own rate in the persister's place: `count` records of `size` bytes from
+// the same flat-out producer, read as the persister reads them (a durable consumer,
+// kBlock, one poll per record, its position committed once per quarter ring, as the
+// persister's flushes do at this rate) on the persister's core, and not stored.  Payload
+// bytes per second: the persister minus its store.
+double consumer_rate(Env& env, uint64_t count, uint64_t size) {
+  constexpr uint64_t kCapacity = 64ULL << 20;
+  env.fresh(kCapacity, std::max<uint64_t>(size, 4096));
+  ConsumerOptions co;
+  co.group = "reader";
+  co.wait = WaitStrategy::kBlock;
+  co.auto_commit = false;
+  auto cons = Consumer::open(env.ns, "s", co);
+  if (!cons) {
+    fprintf(stderr, "consumer: %s\n", cons.error().message.c_str());
+    exit(1);
+  }
+  std::chrono::steady_clock::time_point t0;
+  pid_t prod = spawn_producer(env.ns, count, size, 0, -1, &t0);
+  uint64_t n = 0, bytes = 0, uncommitted = 0;
+  Record rec;
+  while (n < count) {
+    if (cons->poll(&rec, 1s) != ReadStatus::kOk) break;  // nothing else is expected here
+    ++n;
+    bytes += rec.data.size();
+    uncommitted += rec.data.size() + 64;  // payload + ring header and padding, at most
+    if (uncommitted >= kCapacity / 4) {
+      cons->commit();
+      uncommitted = 0;
+    }
+  }
+  const double s = secs_since(t0);
+  if (n != count) kill(prod, SIGKILL);  // it may wait for room that never comes
+  int st = 0;
+  waitpid(prod, &st, 0);
+  if (n != count || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    fprintf(stderr, "consumer read %llu of %llu records (producer status %d)\n",
+            (unsigned long long)n, (unsigned long long)count, st);
+    exit(1);
+  }
+  return static_cast<double>(bytes) / s;
 }
 
 // Publish-call p99 (ns) at a fixed rate, with a persister or with a durable consumer.
@@ -352,7 +440,7 @@ int main(int argc, char** argv) {
     std::string ratio;
     std::string target;
     // For --json: what was measured, in `unit` (the table's strings are rounded).
-    std::string kind;   // disk, persister, publish_p99, replay, catch_up
+    std::string kind;   // disk, persister, persister_vs_ring, publish_p99, replay, catch_up
     std::string unit;   // bytes_per_s or ns
     Spread v, b;        // value and baseline (b.median == 0: none)
     uint64_t record_bytes = 0;
@@ -368,16 +456,28 @@ int main(int argc, char** argv) {
   if (want("persister"))
   for (auto [size, count] : {std::pair<uint64_t, uint64_t>{64, 4'000'000}, {1024, 500'000}, {65536, 8'000}}) {
     if (only_size != 0 && size != only_size) continue;
+    // The three measurements take turns, so that each sees the same placement of the
+    // vCPUs as often as the others.
+    std::vector<double> file, pmem, ring;
+    for (int r = 0; r < reps; ++r) {
+      file.push_back(persister_rate(env, persist::StoreKind::kFile, count / scale, size));
+      pmem.push_back(persister_rate(env, persist::StoreKind::kPmem, count / scale, size));
+      ring.push_back(consumer_rate(env, count / scale, size));
+    }
     for (auto kind : {persist::StoreKind::kFile, persist::StoreKind::kPmem}) {
-      std::vector<double> v;
-      for (int r = 0; r < reps; ++r) v.push_back(persister_rate(env, kind, count / scale, size));
-      const Spread s = spread(v);
+      const Spread s = spread(kind == persist::StoreKind::kFile ? file : pmem);
       char ratio[32];
       snprintf(ratio, sizeof ratio, "%.2fx", s.median / d.median);
       rows.push_back({"persister, " + std::to_string(size) + " B records, " + persist::store_kind_name(kind) + " store",
                       gbs(s), gbs(d), ratio, size >= 1024 ? ">= 0.9x (file)" : "report", "persister",
                       "bytes_per_s", s, d, size, persist::store_kind_name(kind)});
     }
+    const Spread s = spread(file), c = spread(ring);
+    char ratio[32];
+    snprintf(ratio, sizeof ratio, "%.2fx", s.median / c.median);
+    rows.push_back({"persister, " + std::to_string(size) + " B records, file store, against the ring alone",
+                    gbs(s), gbs(c) + " (durable consumer, reads only)", ratio, "report",
+                    "persister_vs_ring", "bytes_per_s", s, c, size, "file"});
   }
   if (want("publish_p99")) {
     std::vector<double> on, off;

@@ -103,6 +103,11 @@ run_fuzzers() {
   return $failed
 }
 
+# How many tests labelled kafka and not EXCLUDE ctest finds in DIR.
+kafka_count() {  # kafka_count DIR EXCLUDE
+  ctest --test-dir "$1" -N -L kafka -LE "$2" | sed -n 's/^Total Tests: //p'
+}
+
 # Runs the tests of build DIR but those labelled EXCLUDE (a ctest label regex), with ENV
 # (NAME=VALUE words) for both runs: the Kafka bridge's tests (label kafka, a third to a half
 # of the suite's time, most of it waiting on the mock cluster's rebalances and timeouts) in
@@ -114,9 +119,8 @@ suite() {  # suite DIR EXCLUDE [NAME=VALUE...]
   local dir=$1 exclude=$2; shift 2
   local kafka_log rc=0 kafka_rc=0
   local count_all count_bridge
-  count_all=$(ctest --test-dir "$dir" -N -L kafka -LE "$exclude" | sed -n 's/^Total Tests: //p')
-  count_bridge=$(ctest --test-dir "$dir/tests/bridge" -N -L kafka -LE "$exclude" |
-    sed -n 's/^Total Tests: //p')
+  count_all=$(kafka_count "$dir" "$exclude")
+  count_bridge=$(kafka_count "$dir/tests/bridge" "$exclude")
   if [ "$count_all" != "$count_bridge" ]; then
     echo "kafka tests outside tests/bridge: $count_all in $dir, $count_bridge there" >&2
     return 1
