@@ -3,6 +3,8 @@
 // abandoning claims of dead producers, and the futex wait/wake words.
 #pragma once
 
+#include <x86intrin.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -238,6 +240,14 @@ bool register_fence_free() noexcept;
 bool sleeper_barrier() noexcept;
 
 inline void cpu_relax() { __builtin_ia32_pause(); }
+
+// Pauses for about `ticks` of the TSC (a pause per turn, at most 64 turns: bounded should
+// the TSC stand still or jump).  A wait that lasts about as long on every CPU, where a
+// count of pauses would not (15 ns a pause on one Xeon here, ~40 ns on Skylake-class cores).
+inline void pause_ticks(uint64_t ticks) noexcept {
+  const uint64_t until = __rdtsc() + ticks;
+  for (int i = 0; i < 64 && __rdtsc() < until; ++i) cpu_relax();
+}
 
 // PREFETCHW: asks for the line of `p` in the state that a store needs (exclusive), so
 // that the request leaves before the stores that need it retire.  A hint: never a fault,
