@@ -128,6 +128,9 @@ struct Consumer::Impl {
   // a position found a committed-looking value that may be an older lap's bytes.
   uint64_t labelled = 0;
   uint64_t first_pos = ~0ULL, first_tag = 0;
+  // Since it last waited, this reader found a record committed above `labelled` before
+  // its read waited (next(): the frontier pause).
+  bool met_frontier = false;
   Stuck stuck;
   // A tailing reader's records passed since its slot's position was last published
   // (stat only: nobody resumes from it), and how many it lets pass between two (two
@@ -786,15 +789,21 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       // that died between their claim and their tag) on the first look and on every 64th
       // turn only.
       //
-      // Found committed on the first look of this read: the reader is at the frontier,
-      // right behind a producer that keeps publishing (a reader that waited for the
-      // record saw its tag change and believes it without a bound).  Read now, the claim
-      // cursor would cover this record and perhaps one more, and reading it takes the
-      // producers' hottest line from them every record or two: a pause of ~a cache-line
-      // hand-off first lets them claim further, so that one read covers several records
-      // (64 B rates 1.1-1.5x, one-way p50 unchanged: bench/README.md, "A reader at the
-      // frontier").  A reader further behind finds its records below the bound, no wait.
-      if (spins == 0) pause_ticks(kFrontierPauseTicks);
+      // Found committed before this read waited, above the bound: the reader may be at
+      // the frontier, right behind a producer that keeps publishing (a reader that waited
+      // for the record saw its tag change and believes it without a bound).  There the
+      // claim cursor, read now, would cover this record and perhaps one more, and each
+      // read takes the producers' hottest line from them.  So the second time this
+      // happens since the reader last waited, it first pauses ~a cache-line hand-off to
+      // let them claim further, and one read covers several records (64 B rates
+      // 1.3-1.5x, one-way p50 unchanged: bench/README.md, "A reader at the frontier").
+      // The first time costs nothing: the second record of a burst, read right after the
+      // first was waited for, is not delayed.  A reader far behind pays one pause per
+      // bound it outruns, each covering many records.
+      if (spins == 0) {
+        if (c.met_frontier) pause_ticks(kFrontierPauseTicks);
+        c.met_frontier = true;
+      }
       c.labelled = std::max(c.labelled, labelled_below(*c.m, c.pos, spins % 64 == 0 ? &c.stuck.dead : nullptr));
       if (c.pos < c.labelled) continue;  // labelled: read the tag again, believed now
       committed = false;  // maybe stale bytes: nothing is known committed at pos
@@ -961,6 +970,7 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
     // Nothing committed at pos (yet).  A batch that took records ends here, without
     // reading the claim cursor or the clock (the next read does, if it must wait).
     if (more) return ReadStatus::kTimeout;
+    c.met_frontier = false;  // it waits now (see the frontier pause above)
     if (c.tail_unpublished != 0) c.publish_position();  // caught up: stat's lag exact
     // While spinning, only re-read the claim cursor
     // (the producers' hottest line: reading it steals it from them) and the clock every
