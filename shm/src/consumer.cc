@@ -796,7 +796,7 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       // read takes the producers' hottest line from them.  So the second time this
       // happens since the reader last waited, it first pauses ~a cache-line hand-off to
       // let them claim further, and one read covers several records (64 B rates
-      // 1.3-1.5x, one-way p50 unchanged: bench/README.md, "A reader at the frontier").
+      // 1.3-1.7x, one-way p50 unchanged: bench/README.md, "A reader at the frontier").
       // The first time costs nothing: the second record of a burst, read right after the
       // first was waited for, is not delayed.  A reader far behind pays one pause per
       // bound it outruns, each covering many records.
