@@ -60,6 +60,85 @@ TEST(Ring, DurableConsumerHoldsProducerBack) {
   EXPECT_EQ(last, PubStatus::kFull);
 }
 
+// A spinning producer held back by an idle durable consumer: the last records that fit
+// go at once, the next one waits out the full timeout and fails, and the consumer then
+// reads every record.  Both kinds of stream, both spinning strategies (the test above
+// waits with the default, kBlock).
+TEST(Ring, ASpinningProducerHeldBackByAnIdleConsumer) {
+  for (bool single : {false, true}) {
+    for (WaitStrategy w : {WaitStrategy::kBusySpin, WaitStrategy::kSpinYield}) {
+      SCOPED_TRACE(std::to_string(single) + " " + std::to_string(static_cast<int>(w)));
+      test::ScopedNs ns;
+      StreamOptions so = small(4096, 256);
+      so.single_producer = single;
+      ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+      auto d = Consumer::open(ns.ns(), "s", durable("g"));
+      ProducerOptions po;
+      po.wait = w;
+      po.full_timeout = 1s;
+      auto p = Producer::open(ns.ns(), "s", po);
+      ASSERT_TRUE(p && d);
+      const std::string payload(64, 'x');
+      // 96-byte records in a 4096-byte ring: 42 fit.
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < 4096 / 96; ++i) ASSERT_TRUE(p->publish(as_bytes(payload)).ok()) << i;
+      EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms);  // (a timeout: 1 s)
+      const auto t1 = std::chrono::steady_clock::now();
+      EXPECT_EQ(p->publish(as_bytes(payload)).status, PubStatus::kFull);
+      EXPECT_GE(std::chrono::steady_clock::now() - t1, 1s);
+      Record rec;
+      for (int i = 0; i < 4096 / 96; ++i) {
+        ASSERT_EQ(d->poll(&rec, 0ns), ReadStatus::kOk);
+        EXPECT_EQ(rec.seq, static_cast<uint64_t>(i));
+      }
+    }
+  }
+}
+
+// A spinning producer held back by a consumer that reads all along, in a ring a
+// record's size apart from full most of the time, with records of every size up to the
+// largest (pads at the ring's end, claims of half the ring): every record arrives, in
+// order, intact.
+TEST(Ring, ASpinningProducerAndASlowerConsumerInASmallRing) {
+  for (bool single : {false, true}) {
+    SCOPED_TRACE(single);
+    test::ScopedNs ns;
+    StreamOptions so = small(4096, 4096 / 2 - 32);
+    so.single_producer = single;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+    auto d = Consumer::open(ns.ns(), "s", durable("g"));
+    ProducerOptions po;
+    po.wait = WaitStrategy::kBusySpin;
+    po.full_timeout = 10s;
+    auto p = Producer::open(ns.ns(), "s", po);
+    ASSERT_TRUE(p && d);
+    constexpr int kRecords = 5000;
+    auto size_of = [](int i) { return static_cast<size_t>((i * 7919) % (4096 / 2 - 32) + 1); };
+    std::thread reader([&] {
+      Record rec;
+      for (int i = 0; i < kRecords; ++i) {
+        ASSERT_EQ(d->poll(&rec, 5s), ReadStatus::kOk) << i;
+        ASSERT_EQ(rec.seq, static_cast<uint64_t>(i));
+        ASSERT_EQ(rec.data.size(), size_of(i));
+        ASSERT_EQ(static_cast<unsigned char>(rec.data[0]), static_cast<unsigned char>(i));
+        ASSERT_EQ(static_cast<unsigned char>(rec.data[rec.data.size() - 1]),
+                  static_cast<unsigned char>(i));
+        if (i % 64 == 0) std::this_thread::yield();  // now and then it lets its core go
+      }
+    });
+    std::string buf;
+    for (int i = 0; i < kRecords; ++i) {
+      buf.assign(size_of(i), static_cast<char>(i));
+      const PubResult r = p->publish(as_bytes(buf));
+      if (!r.ok()) {
+        ADD_FAILURE() << "publish " << i << ": status " << static_cast<int>(r.status);
+        break;
+      }
+    }
+    reader.join();
+  }
+}
+
 TEST(Ring, DurableConsumerContinuesAfterReopen) {
   test::ScopedNs ns;
   ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
