@@ -20,7 +20,10 @@ shift 3
 for b in "$old" "$new"; do
   [ -x "$b" ] || { echo "ab.sh: $b is not an executable" >&2; exit 2; }
 done
-case $rounds in '' | *[!0-9]* | 0) echo "ab.sh: ROUNDS must be a positive number" >&2; exit 2 ;; esac
+case $rounds in
+  '' | *[!0-9]*) echo "ab.sh: ROUNDS must be a positive number" >&2; exit 2 ;;
+esac
+if [ "$rounds" -eq 0 ]; then echo "ab.sh: ROUNDS must be a positive number" >&2; exit 2; fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for i in $(seq 1 "$rounds"); do
@@ -37,6 +40,7 @@ awk -F'|' -v rounds="$rounds" '
   function trim(s) { gsub(/^ +| +$/, "", s); return s }
   FNR == 1 { n = split(FILENAME, parts, "/"); split(parts[n], sr, "."); side = sr[1]; cols = 0 }
   /^\| transport \|/ { cols = NF; for (c = 3; c < NF; ++c) name[c] = trim($c); next }
+  /^$/ { cols = 0 }  # the main table ends at its first empty line
   cols && /^\| / && !/^\|---/ {
     row = trim($2)
     for (c = 3; c < NF && c < cols; ++c) {

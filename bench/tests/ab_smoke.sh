@@ -8,7 +8,7 @@ row='^| shmbus durable, single-producer stream (publish) | 64 B rec/s | [0-9.]* 
 if ! grep -q "$row" <<<"$out"; then
   echo "ab_smoke: no 64 B row in:"; echo "$out"; exit 1
 fi
-for bad in "$bench /nonexistent 1" "$bench $bench 0" "$bench $bench x" "$bench"; do
+for bad in "$bench /nonexistent 1" "$bench $bench 0" "$bench $bench 00" "$bench $bench x" "$bench"; do
   set +e
   # shellcheck disable=SC2086
   "$ab" $bad > /dev/null 2>&1
