@@ -20,10 +20,10 @@ shift 3
 for b in "$old" "$new"; do
   [ -x "$b" ] || { echo "ab.sh: $b is not an executable" >&2; exit 2; }
 done
-case $rounds in
-  '' | *[!0-9]*) echo "ab.sh: ROUNDS must be a positive number" >&2; exit 2 ;;
-esac
-if [ "$rounds" -eq 0 ]; then echo "ab.sh: ROUNDS must be a positive number" >&2; exit 2; fi
+if [[ ! $rounds =~ ^[0-9]+$ ]] || ((10#$rounds == 0)); then
+  echo "ab.sh: ROUNDS must be a positive number" >&2
+  exit 2
+fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for i in $(seq 1 "$rounds"); do

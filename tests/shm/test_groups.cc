@@ -103,7 +103,8 @@ TEST(Ring, ASpinningProducerAndASlowerConsumerInASmallRing) {
   for (bool single : {false, true}) {
     SCOPED_TRACE(single);
     test::ScopedNs ns;
-    StreamOptions so = small(4096, 4096 / 2 - 32);
+    constexpr uint64_t kMaxRecord = 4096 / 2 - 32;  // the largest a 4 KiB ring takes
+    StreamOptions so = small(4096, kMaxRecord);
     so.single_producer = single;
     ASSERT_TRUE(create_stream(ns.ns(), "s", so));
     auto d = Consumer::open(ns.ns(), "s", durable("g"));
@@ -113,7 +114,7 @@ TEST(Ring, ASpinningProducerAndASlowerConsumerInASmallRing) {
     auto p = Producer::open(ns.ns(), "s", po);
     ASSERT_TRUE(p && d);
     constexpr int kRecords = 5000;
-    auto size_of = [](int i) { return static_cast<size_t>((i * 7919) % (4096 / 2 - 32) + 1); };
+    auto size_of = [](int i) { return static_cast<size_t>((i * 7919) % kMaxRecord + 1); };
     std::thread reader([&] {
       Record rec;
       for (int i = 0; i < kRecords; ++i) {
