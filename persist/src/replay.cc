@@ -7,6 +7,14 @@
 // store has it by now: back to store mode.  If the store still lacks it on the second
 // try and no persister is attached to write it (a let-go stream whose persister died,
 // or an abandoned claim), it is gone: kGap "not persisted", and on with the ring.
+//
+// Store mode also ends before the end of the store: once `next` is in the ring again,
+// past its oldest quarter (so that a producer running ahead does not lap it at once), it
+// goes live the same way.  A replay that has caught up thus reads the ring, at the ring's
+// latency, even when the persister keeps the store level with it and the end is never
+// met (as Aeron's replay-merge joins the live stream once the replay is close to it).
+// The ring's window is a few loads of its header, looked at once per ring's worth read
+// until `next` nears it, then at every entry.
 #include "shmbus/persister.h"
 #include "shmbus/detail/steady_clock.h"
 #include "shmbus/detail/stream_control.h"
@@ -38,6 +46,8 @@ struct ReplayConsumer::Impl {
   uint64_t skip_ts = 0;                 // @TIME start: skip records older than this
   uint64_t switches = 0;
   bool switch_pending = false;          // on the ring after the store, not yet confirmed
+  // In store mode, the next `next` at which to look at the ring's window (caught_up()).
+  uint64_t live_check_at = 0;
   ReplayGap gap;
   Error error{Errc::kIo, ""};
   // A record read (from the store or the ring) while reporting the gap before it; its
@@ -65,6 +75,26 @@ struct ReplayConsumer::Impl {
     return r;
   }
   Result<void> go_live(bool from_store);
+  // Whether the ring still holds `next`, past the oldest quarter of what it holds: the
+  // replay has caught up and may read the ring instead of the store.  Sets when to look
+  // again: the ring's oldest record only moves up, so below it the answer stays no until
+  // `next` reaches it (one look per lap of the ring's worth read); in the oldest quarter,
+  // at every entry.
+  bool caught_up() {
+    if (!next_known || !ctl || next < live_check_at) return false;
+    const auto w = ctl->ring_window();
+    if (next < w.oldest) {
+      live_check_at = w.oldest;
+      return false;
+    }
+    if (next > w.next) {  // the store is ahead of the ring (a ring re-created lower)
+      live_check_at = next + kAheadRecheck;
+      return false;
+    }
+    live_check_at = next + 1;
+    return next >= w.oldest + (w.next - w.oldest) / 4;
+  }
+  static constexpr uint64_t kAheadRecheck = 4096;
   // Whether the store entry `e` is owed to the user: nothing below `next` (once known) or
   // below the header's watermark `deleted`, and no record older than an @TIME start.
   // The one filter of store entries, for poll() and store_has_older().
@@ -242,6 +272,13 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
   }
   for (;;) {
     if (c.reader) {
+      if (c.caught_up()) {
+        if (auto r = c.go_live(true); !r) {
+          c.error = r.error();
+          return ReplayStatus::kError;
+        }
+        continue;
+      }
       const uint64_t at = c.reader->position();
       auto e = c.reader->next();
       if (!e) {

@@ -1,5 +1,6 @@
 // control.cc: the persistence fields of the stream header (StreamControl) and the
 // producer's wait for durability.
+#include <algorithm>
 #include <cstring>
 
 #include "mapping.h"
@@ -156,6 +157,12 @@ bool StreamControl::raise_deleted_below(uint64_t seq) noexcept {
 }
 uint64_t StreamControl::deleted_below() const noexcept {
   return load_acquire(m_->header()->deleted_below);
+}
+StreamControl::RingWindow StreamControl::ring_window() const noexcept {
+  // read_posseq: consistent {pos, seq} pairs (ring.h), as stream_info() reads them.
+  const PosSeq claim = read_posseq(&m_->header()->claim);
+  const PosSeq floor = oldest(*m_);
+  return RingWindow{std::min(floor.seq, claim.seq), claim.seq};
 }
 bool StreamControl::beat() noexcept {
   if (m_->read_only()) return false;  // setters need a writable mapping

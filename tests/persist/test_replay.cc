@@ -252,10 +252,49 @@ TEST(Replay, LappedOnPersistedStreamContinuesFromStore) {
   EXPECT_TRUE(s.gaps.empty()) << s.gaps.front().reason;
   EXPECT_EQ(s.order.bad + s.order.skips, 0u) << s.order.first_problem;
   EXPECT_TRUE(went_to_store);
-  ps.publish(5000, 5001);
-  read_until(rc.value(), 5001, &s);
+  // Stored before the replay looks (the store never ends before it): the replay, caught
+  // up, goes back to the ring all the same (see ACaughtUpReplayGoesLiveThoughTheStoreKeepsUp).
+  ps.publish(5000, 5100);
+  ps.wait_durable(5100);
+  read_until(rc.value(), 5100, &s);
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.records, 5100u);
   EXPECT_FALSE(rc->from_store());
   EXPECT_GE(rc->switches_to_live(), 1u);
+}
+
+// A replay from the store that has caught up with the ring reads the ring, even when the
+// persister stores every record before the replay asks for it, so that the store's end
+// is never met.  (Found by CI under TSan: a caught-up replay went on reading the store,
+// at the persister's latency, and a check that it was live failed when the persister won
+// the race to the next record.)
+TEST(Replay, ACaughtUpReplayGoesLiveThoughTheStoreKeepsUp) {
+  PersistedStream ps;
+  ps.start(16 << 10);
+  ps.publish(0, 3000);
+  ps.wait_durable(3000);
+  ASSERT_GT(ps.ring_oldest(), 0u);
+  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::seq(0)));
+  ASSERT_TRUE(rc) << rc.error().message;
+  EXPECT_TRUE(rc->from_store());
+  Seen s;
+  read_until(rc.value(), 3000, &s);
+  EXPECT_FALSE(rc->from_store()) << "caught up, still reading the store";
+  // One record at a time, each stored before the replay polls.
+  uint64_t from_store = 0;
+  for (uint64_t i = 3000; i < 3100; ++i) {
+    ps.publish(i, i + 1);
+    ps.wait_durable(i + 1);
+    read_until(rc.value(), i + 1, &s, 30s, [&](const Record&) { from_store += rc->from_store(); });
+  }
+  EXPECT_EQ(from_store, 0u) << "records read from the store after catching up";
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.first, 0u);
+  EXPECT_EQ(s.records, 3100u);
+  EXPECT_EQ(s.wrong_seq, 0u);
+  EXPECT_TRUE(s.gaps.empty()) << s.gaps.front().reason;
+  EXPECT_EQ(s.order.bad + s.order.skips, 0u) << s.order.first_problem;
+  EXPECT_EQ(rc->switches_to_live(), 1u);
 }
 
 // "earliest" when the store was still empty at the open: the replay goes live at the

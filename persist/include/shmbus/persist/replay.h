@@ -38,7 +38,9 @@ struct ReplayOptions {
 
 // A tailing consumer that starts anywhere: records older than the ring come from the
 // stream's store (found through the stream header), then it switches to the live ring
-// with no gap and no duplicate.  Lapped on the ring, it goes back to the store.  On a
+// with no gap and no duplicate: at the store's end, or as soon as the record it owes
+// next is in the ring again (past the ring's oldest quarter), even if the persister
+// keeps the store level with the ring.  Lapped on the ring, it goes back to the store.  On a
 // stream that is not persisted it is a plain tailing consumer (laps are kGap).  A stream
 // whose ring is gone (a reboot) but whose store is in the data dir is read from the
 // store; at its end poll() waits for the ring to come back (kTimeout meanwhile).

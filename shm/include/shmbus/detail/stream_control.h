@@ -51,6 +51,12 @@ class StreamControl {
   bool raise_deleted_below(uint64_t seq) noexcept;
   uint64_t deleted_below() const noexcept;
   bool beat() noexcept;     // persister heartbeat
+  // The sequences the ring holds now, [oldest, next): what stream_info() says of them,
+  // without its system calls (a few loads of the header; read racily: the ring moves on).
+  struct RingWindow {
+    uint64_t oldest = 0, next = 0;
+  };
+  RingWindow ring_window() const noexcept;
   // The persister's store statistics, published for `stat`.  granularity: 0 not pmem,
   // 1 byte, 2 cache line, 3 page.
   // store_errors: write and sync failures, cumulative over the stream's persisters.
