@@ -52,7 +52,8 @@ int fail(const Error& e);
 std::vector<std::string> all_namespaces();
 // The namespaces that hold a stream named `stream`, sorted.
 std::vector<std::string> namespaces_with(std::string_view stream);
-// "; a stream 'S' is in namespace 'x' (did you mean --namespace x?)", or "" when no
+// "; a stream 'S' is in namespace 'x' (did you mean --namespace x?)" (with several,
+// "namespaces 'x', 'a', ...": the closest to `ns` first, at most five), or "" when no
 // namespace other than `ns` holds a stream of that name.
 std::string namespace_hint(std::string_view ns, std::string_view stream);
 // fail(e), with namespace_hint() added to a not-found error.

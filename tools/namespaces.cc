@@ -60,11 +60,14 @@ std::string namespace_hint(std::string_view ns, std::string_view stream) {
   std::vector<std::string> with = namespaces_with(stream);
   with.erase(std::remove(with.begin(), with.end(), std::string(ns)), with.end());
   if (!with.empty()) {
-    std::string hint = "; a stream '" + std::string(stream) + "' is in namespace ";
+    // The closest name first, so that it is never among those left out.
+    const std::string near = closest_match(ns, with);
+    if (!near.empty()) std::stable_partition(with.begin(), with.end(), [&](const std::string& n) { return n == near; });
+    std::string hint = "; a stream '" + std::string(stream) + "' is in namespace" +
+                       (with.size() > 1 ? "s " : " ");
     for (size_t i = 0; i < with.size() && i < 5; ++i)
       hint += (i ? ", '" : "'") + with[i] + "'";
     if (with.size() > 5) hint += ", ...";
-    const std::string near = closest_match(ns, with);
     return hint + (near.empty() ? "" : " (did you mean --namespace " + near + "?)");
   }
   return "";
