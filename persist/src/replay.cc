@@ -39,7 +39,9 @@ struct ReplayConsumer::Impl {
   ReplayOptions opts;
   std::optional<StreamControl> ctl;     // read-only: the watermark and the store's place
   std::optional<SegmentReader> reader;  // store mode when set
-  std::optional<Consumer> ring;         // live mode when set
+  // Live mode when set and `reader` is not.  Kept in store mode, so that the next switch
+  // to the ring is a seek(), not a new mapping of the ring (~0.7 ms a 4 MiB ring).
+  std::optional<Consumer> ring;
   std::string store_root;               // empty: the stream is not persisted
   uint64_t next = 0;                    // the sequence we owe the user next
   bool next_known = false;              // false until the first record fixes it
@@ -75,6 +77,14 @@ struct ReplayConsumer::Impl {
     return r;
   }
   Result<void> go_live(bool from_store);
+  // The ring consumer's options (a tailing reader) with `start`.
+  ConsumerOptions ring_options(StartFrom start) const {
+    ConsumerOptions co;
+    co.wait = opts.wait;
+    co.read_only = opts.read_only;
+    co.start = start;
+    return co;
+  }
   // Whether the ring still holds `next`, past the oldest quarter of what it holds: the
   // replay has caught up and may read the ring instead of the store.  Sets when to look
   // again: the ring's oldest record only moves up, so below it the answer stays no until
@@ -126,7 +136,6 @@ struct ReplayConsumer::Impl {
 };
 
 Result<void> ReplayConsumer::Impl::open_store_at(uint64_t seq) {
-  ring.reset();
   auto r = SegmentReader::open(store_root, ns, stream);
   if (!r) return r.error();
   reader.emplace(std::move(r.value()));
@@ -138,15 +147,18 @@ Result<void> ReplayConsumer::Impl::open_store_at(uint64_t seq) {
 }
 
 Result<void> ReplayConsumer::Impl::go_live(bool from_store) {
-  ConsumerOptions co;
-  co.wait = opts.wait;
-  co.read_only = opts.read_only;
-  co.start = next_known ? StartFrom::seq(next)
-                        : opts.start.kind == StartFrom::Kind::kTime ? StartFrom::time_ns(opts.start.value)
-                                                                     : opts.start;
-  auto c = Consumer::open(ns, stream, co);
-  if (!c) return c.error();
-  ring.emplace(std::move(c.value()));
+  const ConsumerOptions co =
+      ring_options(next_known ? StartFrom::seq(next)
+                   : opts.start.kind == StartFrom::Kind::kTime ? StartFrom::time_ns(opts.start.value)
+                                                                : opts.start);
+  // (seek() maps the stream now under the name anew if it is another; on error it
+  // leaves the consumer closed: then a new one.)
+  if (!ring || !ring->is_open() || !ring->seek(co.start)) {
+    ring.reset();
+    auto c = Consumer::open(ns, stream, co);
+    if (!c) return c.error();
+    ring.emplace(std::move(c.value()));
+  }
   reader.reset();
   switch_pending = from_store;
   recheck_store = !next_known && !store_root.empty() && opts.start.kind != StartFrom::Kind::kLatest;
@@ -247,6 +259,12 @@ Result<ReplayConsumer> ReplayConsumer::open(std::string_view ns, std::string_vie
   }
   if (!from_store) {
     if (auto r = c.go_live(false); !r) return r.error();
+  } else {
+    // The ring's consumer now, idle until the switch (then a seek(): the ring is mapped
+    // and its pages populated here, not between the last stored record and the first
+    // live one).  If it cannot be opened now, go_live() tries again and says why.
+    if (auto r = Consumer::open(ns, stream, c.ring_options(StartFrom::latest())))
+      c.ring.emplace(std::move(r.value()));
   }
   return ReplayConsumer(std::move(impl));
 }
@@ -425,7 +443,7 @@ uint64_t ReplayConsumer::next_seq() const noexcept { return impl_ ? impl_->next 
 bool ReplayConsumer::from_store() const noexcept { return impl_ && impl_->reader.has_value(); }
 NameState ReplayConsumer::name_state() const noexcept {
   if (!impl_) return NameState::kSame;
-  if (impl_->ring) return impl_->ring->name_state();
+  if (impl_->ring && !impl_->reader) return impl_->ring->name_state();
   return impl_->ctl ? NameState::kSame : NameState::kRemoved;
 }
 uint64_t ReplayConsumer::switches_to_live() const noexcept { return impl_ ? impl_->switches : 0; }

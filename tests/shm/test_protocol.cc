@@ -455,6 +455,45 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// seek() on the stream still under its name reuses the consumer's mapping (no new
+// mapping of the ring: what made a replay's switch to the ring cost ~0.7 ms on a 4 MiB
+// ring); once the name refers to a stream created again, seek() reads that one, as
+// before.
+TEST(Ring, SeekFollowsTheNameToAStreamCreatedAgain) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 1 << 16;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  {
+    auto p = Producer::open(ns.ns(), "s");
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(test::as_bytes("old" + std::to_string(i))).ok());
+  }
+  auto c = Consumer::open(ns.ns(), "s", {});
+  ASSERT_TRUE(c);
+  Record rec;
+  for (int round = 0; round < 3; ++round) {  // the same mapping, again and again
+    ASSERT_TRUE(c->seek(StartFrom::seq(7)));
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, 7u);
+    EXPECT_EQ(test::as_string(rec.data), "old7");
+  }
+  EXPECT_EQ(stream_info(ns.ns(), "s")->consumers.size(), 1u) << "a slot left behind by a seek";
+  ASSERT_TRUE(remove_stream(ns.ns(), "s", true));
+  o.first_seq = 100;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  {
+    auto p = Producer::open(ns.ns(), "s");
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(p->publish(test::as_bytes("new" + std::to_string(i))).ok());
+  }
+  EXPECT_EQ(c->name_state(), NameState::kReplaced);
+  ASSERT_TRUE(c->seek(StartFrom::earliest()));
+  EXPECT_EQ(c->name_state(), NameState::kSame);
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 100u);
+  EXPECT_EQ(test::as_string(rec.data), "new0");
+  EXPECT_EQ(stream_info(ns.ns(), "s")->consumers.size(), 1u);
+}
+
 // Issue 13 point 3: `start` is where a *new* group begins; an existing group continues
 // from its commit (the README's own example re-read from 0 on every run); rewinding it
 // is explicit (reset / seek).
