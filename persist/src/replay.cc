@@ -102,7 +102,15 @@ struct ReplayConsumer::Impl {
       return false;
     }
     live_check_at = next + 1;
-    return next >= w.oldest + (w.next - w.oldest) / 4;
+    if (next < w.oldest + (w.next - w.oldest) / 4) return false;
+    // The window is that of the ring found at open(): trusted while the name still
+    // refers to it (two system calls, once per switch).  A ring removed or created again
+    // since: no switch before the store's end, as before this look existed.
+    if (ctl->name_state() != NameState::kSame) {
+      live_check_at = ~0ULL;
+      return false;
+    }
+    return true;
   }
   static constexpr uint64_t kAheadRecheck = 4096;
   // Whether the store entry `e` is owed to the user: nothing below `next` (once known) or
@@ -160,6 +168,7 @@ Result<void> ReplayConsumer::Impl::go_live(bool from_store) {
     ring.emplace(std::move(c.value()));
   }
   reader.reset();
+  live_check_at = 0;  // (after the store's end made it after all)
   switch_pending = from_store;
   recheck_store = !next_known && !store_root.empty() && opts.start.kind != StartFrom::Kind::kLatest;
   return {};
@@ -262,9 +271,12 @@ Result<ReplayConsumer> ReplayConsumer::open(std::string_view ns, std::string_vie
   } else {
     // The ring's consumer now, idle until the switch (then a seek(): the ring is mapped
     // and its pages populated here, not between the last stored record and the first
-    // live one).  If it cannot be opened now, go_live() tries again and says why.
-    if (auto r = Consumer::open(ns, stream, c.ring_options(StartFrom::latest())))
-      c.ring.emplace(std::move(r.value()));
+    // live one).  Not allowed to write the stream: said now (open_tail() then tries
+    // read-only), not after the whole store.  Otherwise, if it cannot be opened now,
+    // go_live() tries again and says why.
+    auto r = Consumer::open(ns, stream, c.ring_options(StartFrom::latest()));
+    if (r) c.ring.emplace(std::move(r.value()));
+    else if (r.error().code == Errc::kPermission) return r.error();
   }
   return ReplayConsumer(std::move(impl));
 }
@@ -291,11 +303,11 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
   for (;;) {
     if (c.reader) {
       if (c.caught_up()) {
-        if (auto r = c.go_live(true); !r) {
-          c.error = r.error();
-          return ReplayStatus::kError;
-        }
-        continue;
+        // The ring cannot be read now (all its consumer slots taken, say): on with the
+        // store, whose end tries again and reports what stops it (no other try before it:
+        // each may map the whole ring).
+        if (c.go_live(true)) continue;
+        c.live_check_at = ~0ULL;
       }
       const uint64_t at = c.reader->position();
       auto e = c.reader->next();

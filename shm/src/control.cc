@@ -164,6 +164,7 @@ StreamControl::RingWindow StreamControl::ring_window() const noexcept {
   const PosSeq floor = oldest(*m_);
   return RingWindow{std::min(floor.seq, claim.seq), claim.seq};
 }
+NameState StreamControl::name_state() const noexcept { return m_->name_state(); }
 bool StreamControl::beat() noexcept {
   if (m_->read_only()) return false;  // setters need a writable mapping
   store_relaxed(m_->header()->persister_beat_ns, now_ns());  // relaxed: stats

@@ -297,6 +297,47 @@ TEST(Replay, ACaughtUpReplayGoesLiveThoughTheStoreKeepsUp) {
   EXPECT_EQ(rc->switches_to_live(), 1u);
 }
 
+// The ring removed while a replay reads the store, then created again continuing the
+// sequence: the replay reads the whole store (the old ring's window, which its control
+// handle still maps, is not trusted once the name refers to another), then the new ring.
+// (Adversarial review of the switch before the store's end: it sought the removed ring
+// and failed every other poll; a ring created again held stored records back.)
+TEST(Replay, ARingRemovedAndCreatedAgainWhileTheStoreIsReadIsNotSwitchedToEarly) {
+  PersistedStream ps;
+  ps.start(16 << 10);
+  ps.publish(0, 3000);
+  ps.wait_durable(3000);
+  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::seq(0)));
+  ASSERT_TRUE(rc) << rc.error().message;
+  ASSERT_TRUE(rc->from_store());
+  Seen s;
+  read_until(rc.value(), 100, &s);
+  ASSERT_TRUE(ps.persister->stop());
+  ps.producer.reset();
+  ASSERT_TRUE(remove_stream(ps.ns.ns(), "s", /*force=*/true));
+  uint64_t from_ring = 0;
+  read_until(rc.value(), 3000, &s, 30s, [&](const Record&) { from_ring += !rc->from_store(); });
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.records, 3000u);
+  EXPECT_EQ(from_ring, 0u) << "records read from a removed ring";
+  StreamOptions so = stream_opts(16 << 10);
+  so.first_seq = 3000;
+  ASSERT_TRUE(create_stream(ps.ns.ns(), "s", so));
+  {
+    auto p = Producer::open(ps.ns.ns(), "s");
+    ASSERT_TRUE(p);
+    publish_range(p.value(), 3000, 3010);
+  }
+  read_until(rc.value(), 3010, &s);
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.first, 0u);
+  EXPECT_EQ(s.records, 3010u);
+  EXPECT_EQ(s.wrong_seq, 0u);
+  EXPECT_TRUE(s.gaps.empty()) << s.gaps.front().reason;
+  EXPECT_EQ(s.order.bad + s.order.skips, 0u) << s.order.first_problem;
+  EXPECT_FALSE(rc->from_store());
+}
+
 // "earliest" when the store was still empty at the open: the replay goes live at the
 // ring's oldest record with its start not fixed yet.  If the persister then stores
 // records and the ring lets them go before the first poll, earliest is the store's

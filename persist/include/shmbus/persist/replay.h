@@ -39,8 +39,12 @@ struct ReplayOptions {
 // A tailing consumer that starts anywhere: records older than the ring come from the
 // stream's store (found through the stream header), then it switches to the live ring
 // with no gap and no duplicate: at the store's end, or as soon as the record it owes
-// next is in the ring again (past the ring's oldest quarter), even if the persister
-// keeps the store level with the ring.  Lapped on the ring, it goes back to the store.  On a
+// next is in the ring again (past the ring's oldest quarter, while the name still
+// refers to the ring found at open()), even if the persister keeps the store level with
+// the ring.  Lapped on the ring, it goes back to the store.  It holds a tailing consumer
+// slot of the ring from open() on, also while it reads the store (so the switch is a
+// seek, not a new mapping of the ring): `stat` shows it, and `rm` without --force
+// refuses while it runs.  On a
 // stream that is not persisted it is a plain tailing consumer (laps are kGap).  A stream
 // whose ring is gone (a reboot) but whose store is in the data dir is read from the
 // store; at its end poll() waits for the ring to come back (kTimeout meanwhile).

@@ -57,6 +57,8 @@ class StreamControl {
     uint64_t oldest = 0, next = 0;
   };
   RingWindow ring_window() const noexcept;
+  // Whether the name still refers to this stream (two system calls).
+  NameState name_state() const noexcept;
   // The persister's store statistics, published for `stat`.  granularity: 0 not pmem,
   // 1 byte, 2 cache line, 3 page.
   // store_errors: write and sync failures, cumulative over the stream's persisters.
