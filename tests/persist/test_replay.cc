@@ -21,6 +21,17 @@ struct Seen {
   Seen() { order.from_any = true; }
 };
 
+// Every record from `first` on, `records` of them, each once and in order: no gap, no
+// error.
+void expect_every_record(const Seen& s, uint64_t first, uint64_t records) {
+  EXPECT_EQ(s.error, "");
+  EXPECT_EQ(s.first, first);
+  EXPECT_EQ(s.records, records);
+  EXPECT_EQ(s.wrong_seq, 0u);
+  EXPECT_TRUE(s.gaps.empty()) << s.gaps.front().reason;
+  EXPECT_EQ(s.order.bad + s.order.skips, 0u) << s.order.first_problem;
+}
+
 // Polls until `end` (one past the last sequence wanted) or an error or `timeout`.
 void read_until(ReplayConsumer& rc, uint64_t end, Seen* s,
                 std::chrono::milliseconds timeout = 30s,
@@ -101,6 +112,22 @@ ReplayOptions from(StartFrom s) {
   ReplayOptions o;
   o.start = s;
   return o;
+}
+
+// Starts `ps` with a 16 KiB ring, stores records [0, n) (the ring long past the first),
+// and opens a replay from 0, which starts in the store.
+std::optional<ReplayConsumer> stored_then_replay(PersistedStream& ps, uint64_t n) {
+  ps.start(16 << 10);
+  ps.publish(0, n);
+  ps.wait_durable(n);
+  EXPECT_GT(ps.ring_oldest(), 0u);
+  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::seq(0)));
+  if (!rc) {
+    ADD_FAILURE() << rc.error().message;
+    return std::nullopt;
+  }
+  EXPECT_TRUE(rc->from_store());
+  return std::move(rc.value());
 }
 
 // ---- edge cases ---------------------------------------------------------------------
@@ -245,12 +272,7 @@ TEST(Replay, LappedOnPersistedStreamContinuesFromStore) {
   ASSERT_GT(ps.ring_oldest(), 5u);
   bool went_to_store = false;
   read_until(rc.value(), 5000, &s, 30s, [&](const Record&) { went_to_store |= rc->from_store(); });
-  EXPECT_EQ(s.error, "");
-  EXPECT_EQ(s.first, 0u);
-  EXPECT_EQ(s.records, 5000u);
-  EXPECT_EQ(s.wrong_seq, 0u);
-  EXPECT_TRUE(s.gaps.empty()) << s.gaps.front().reason;
-  EXPECT_EQ(s.order.bad + s.order.skips, 0u) << s.order.first_problem;
+  expect_every_record(s, 0u, 5000u);
   EXPECT_TRUE(went_to_store);
   // Stored before the replay looks (the store never ends before it): the replay, caught
   // up, goes back to the ring all the same (see ACaughtUpReplayGoesLiveThoughTheStoreKeepsUp).
@@ -270,30 +292,20 @@ TEST(Replay, LappedOnPersistedStreamContinuesFromStore) {
 // the race to the next record.)
 TEST(Replay, ACaughtUpReplayGoesLiveThoughTheStoreKeepsUp) {
   PersistedStream ps;
-  ps.start(16 << 10);
-  ps.publish(0, 3000);
-  ps.wait_durable(3000);
-  ASSERT_GT(ps.ring_oldest(), 0u);
-  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::seq(0)));
-  ASSERT_TRUE(rc) << rc.error().message;
-  EXPECT_TRUE(rc->from_store());
+  auto rc = stored_then_replay(ps, 3000);
+  ASSERT_TRUE(rc);
   Seen s;
-  read_until(rc.value(), 3000, &s);
+  read_until(*rc, 3000, &s);
   EXPECT_FALSE(rc->from_store()) << "caught up, still reading the store";
   // One record at a time, each stored before the replay polls.
   uint64_t from_store = 0;
   for (uint64_t i = 3000; i < 3100; ++i) {
     ps.publish(i, i + 1);
     ps.wait_durable(i + 1);
-    read_until(rc.value(), i + 1, &s, 30s, [&](const Record&) { from_store += rc->from_store(); });
+    read_until(*rc, i + 1, &s, 30s, [&](const Record&) { from_store += rc->from_store(); });
   }
   EXPECT_EQ(from_store, 0u) << "records read from the store after catching up";
-  EXPECT_EQ(s.error, "");
-  EXPECT_EQ(s.first, 0u);
-  EXPECT_EQ(s.records, 3100u);
-  EXPECT_EQ(s.wrong_seq, 0u);
-  EXPECT_TRUE(s.gaps.empty()) << s.gaps.front().reason;
-  EXPECT_EQ(s.order.bad + s.order.skips, 0u) << s.order.first_problem;
+  expect_every_record(s, 0u, 3100u);
   EXPECT_EQ(rc->switches_to_live(), 1u);
 }
 
@@ -304,19 +316,15 @@ TEST(Replay, ACaughtUpReplayGoesLiveThoughTheStoreKeepsUp) {
 // and failed every other poll; a ring created again held stored records back.)
 TEST(Replay, ARingRemovedAndCreatedAgainWhileTheStoreIsReadIsNotSwitchedToEarly) {
   PersistedStream ps;
-  ps.start(16 << 10);
-  ps.publish(0, 3000);
-  ps.wait_durable(3000);
-  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::seq(0)));
-  ASSERT_TRUE(rc) << rc.error().message;
-  ASSERT_TRUE(rc->from_store());
+  auto rc = stored_then_replay(ps, 3000);
+  ASSERT_TRUE(rc);
   Seen s;
-  read_until(rc.value(), 100, &s);
+  read_until(*rc, 100, &s);
   ASSERT_TRUE(ps.persister->stop());
   ps.producer.reset();
   ASSERT_TRUE(remove_stream(ps.ns.ns(), "s", /*force=*/true));
   uint64_t from_ring = 0;
-  read_until(rc.value(), 3000, &s, 30s, [&](const Record&) { from_ring += !rc->from_store(); });
+  read_until(*rc, 3000, &s, 30s, [&](const Record&) { from_ring += !rc->from_store(); });
   EXPECT_EQ(s.error, "");
   EXPECT_EQ(s.records, 3000u);
   EXPECT_EQ(from_ring, 0u) << "records read from a removed ring";
@@ -328,13 +336,8 @@ TEST(Replay, ARingRemovedAndCreatedAgainWhileTheStoreIsReadIsNotSwitchedToEarly)
     ASSERT_TRUE(p);
     publish_range(p.value(), 3000, 3010);
   }
-  read_until(rc.value(), 3010, &s);
-  EXPECT_EQ(s.error, "");
-  EXPECT_EQ(s.first, 0u);
-  EXPECT_EQ(s.records, 3010u);
-  EXPECT_EQ(s.wrong_seq, 0u);
-  EXPECT_TRUE(s.gaps.empty()) << s.gaps.front().reason;
-  EXPECT_EQ(s.order.bad + s.order.skips, 0u) << s.order.first_problem;
+  read_until(*rc, 3010, &s);
+  expect_every_record(s, 0u, 3010u);
   EXPECT_FALSE(rc->from_store());
 }
 

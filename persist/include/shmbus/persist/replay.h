@@ -44,10 +44,10 @@ struct ReplayOptions {
 // the ring.  Lapped on the ring, it goes back to the store.  It holds a tailing consumer
 // slot of the ring from open() on, also while it reads the store (so the switch is a
 // seek, not a new mapping of the ring): `stat` shows it, and `rm` without --force
-// refuses while it runs.  On a
-// stream that is not persisted it is a plain tailing consumer (laps are kGap).  A stream
-// whose ring is gone (a reboot) but whose store is in the data dir is read from the
-// store; at its end poll() waits for the ring to come back (kTimeout meanwhile).
+// refuses while it runs.  On a stream that is not persisted it is a plain tailing
+// consumer (laps are kGap).  A stream whose ring is gone (a reboot) but whose store is
+// in the data dir is read from the store; at its end poll() waits for the ring to come
+// back (kTimeout meanwhile).
 class ReplayConsumer {
  public:
   static Result<ReplayConsumer> open(std::string_view ns, std::string_view stream,
