@@ -72,6 +72,12 @@ struct ReplayConsumer::Impl {
     switch_pending = false;
     if (bounced_at == next) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     bounced_at = next;
+    // The ring did not give `next` (a lap, or a record it skipped: a dead producer's
+    // claim made a gap, which the store records as lost): the store decides about it, so
+    // no switch back before the store has moved past it, whatever the ring's window says.
+    // (Found by the chaos harness: switching at once, replays went back and forth
+    // between the ring and the store at the same `next` for ever.)
+    live_check_at = next + 1;
     auto r = open_store_at(next);
     if (!r) error = r.error();
     return r;
