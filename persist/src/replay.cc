@@ -79,7 +79,13 @@ struct ReplayConsumer::Impl {
     // between the ring and the store at the same `next` for ever.)
     live_check_at = next + 1;
     auto r = open_store_at(next);
-    if (!r) error = r.error();
+    if (!r) {
+      // The ring is past `next` and the store cannot be read now: neither is read until
+      // the store opens (poll() tries it again), so that nothing the ring skipped over is
+      // reported lost for want of it.
+      error = r.error();
+      ring.reset();
+    }
     return r;
   }
   Result<void> go_live(bool from_store);
@@ -385,7 +391,11 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
           continue;
       }
     }
-    // Live mode.
+    // Live mode, or neither (back_to_store() failed): the store again.
+    if (!c.ring) {
+      if (auto r = c.back_to_store(); !r) return ReplayStatus::kError;
+      continue;
+    }
     Record rec;
     const uint64_t now = steady_ns();
     ReadStatus st = c.ring->poll(&rec, std::chrono::nanoseconds(deadline > now ? deadline - now : 0));

@@ -336,6 +336,38 @@ TEST(Replay, ACaughtUpReplayMeetingAGapInTheRingGoesOn) {
   EXPECT_EQ(s.order.bad, 0u) << s.order.first_problem;
 }
 
+// A replay on the ring that the ring sends back to the store (a gap at `next`) when the
+// store cannot be opened: kError, and nothing more is read until the store opens; then
+// the gap is exactly the skipped record.  (Adversarial review: the replay kept reading
+// the ring past the record after the gap, and called that record lost too.)
+TEST(Replay, AStoreThatCannotBeOpenedAfterABounceLosesNothing) {
+  PersistedStream ps;
+  auto rc = stored_then_replay(ps, 3000);
+  ASSERT_TRUE(rc);
+  Seen s;
+  read_until(*rc, 3000, &s);
+  ASSERT_FALSE(rc->from_store());
+  ASSERT_TRUE(ps.persister->stop());  // no persister: what the store lacks is lost
+  PubStatus st = PubStatus::kOk;
+  Claim c = ps.producer->claim(64, 1, &st);
+  ASSERT_EQ(st, PubStatus::kOk);
+  EXPECT_EQ(c.abort(), PubStatus::kOk);  // seq 3000: a gap in the ring
+  ps.publish(3001, 3005);
+  const std::filesystem::path store = std::filesystem::path(ps.dir.path()) / ps.ns.ns() / "s";
+  std::filesystem::rename(store, store.string() + ".away");
+  Record rec;
+  EXPECT_EQ(rc->poll(&rec, 100ms), ReplayStatus::kError);
+  EXPECT_EQ(rc->poll(&rec, 100ms), ReplayStatus::kError);
+  std::filesystem::rename(store.string() + ".away", store);
+  read_until(*rc, 3005, &s, 10s);
+  EXPECT_EQ(s.error, "");
+  ASSERT_EQ(s.gaps.size(), 1u);
+  EXPECT_EQ(s.gaps[0].from, 3000u);
+  EXPECT_EQ(s.gaps[0].to, 3001u) << s.gaps[0].reason;
+  EXPECT_EQ(s.records, 3004u);
+  EXPECT_EQ(s.wrong_seq, 0u);
+}
+
 // The ring removed while a replay reads the store, then created again continuing the
 // sequence: the replay reads the whole store (the old ring's window, which its control
 // handle still maps, is not trusted once the name refers to another), then the new ring.
