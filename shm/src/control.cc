@@ -1,6 +1,5 @@
 // control.cc: the persistence fields of the stream header (StreamControl) and the
 // producer's wait for durability.
-#include <algorithm>
 #include <cstring>
 
 #include "mapping.h"
@@ -161,8 +160,7 @@ uint64_t StreamControl::deleted_below() const noexcept {
 StreamControl::RingWindow StreamControl::ring_window() const noexcept {
   // read_posseq: consistent {pos, seq} pairs (ring.h), as stream_info() reads them.
   const PosSeq claim = read_posseq(&m_->header()->claim);
-  const PosSeq floor = oldest(*m_);
-  return RingWindow{std::min(floor.seq, claim.seq), claim.seq};
+  return RingWindow{oldest_seq(*m_, claim), claim.seq};
 }
 NameState StreamControl::name_state() const noexcept { return m_->name_state(); }
 bool StreamControl::beat() noexcept {

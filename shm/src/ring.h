@@ -5,6 +5,7 @@
 
 #include <x86intrin.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -155,6 +156,11 @@ uint32_t producer_slots_in_use(const StreamHeader* h);
 
 // The oldest record still in the ring (floor, or {0,0} before the first lap).
 inline PosSeq oldest(const StreamMapping& m) { return read_posseq(&m.header()->floor); }
+// The oldest sequence in the ring, given the claim cursor read just before (the floor
+// read after it may have passed it).
+inline uint64_t oldest_seq(const StreamMapping& m, const PosSeq& claim) {
+  return std::min(oldest(m).seq, claim.seq);
+}
 
 // The persistence settings in the header, if the stream is persisted.
 std::optional<PersistSettings> read_persist_settings(const StreamHeader* h);

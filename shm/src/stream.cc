@@ -144,10 +144,9 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
   s.max_record = m.max_record();
   s.created_ns = h->created_ns;
   const PosSeq claim = read_posseq(&h->claim);
-  const PosSeq floor = oldest(m);
   s.next_seq = claim.seq;
   s.tail_pos = claim.pos;
-  s.oldest_seq = std::min(floor.seq, claim.seq);
+  s.oldest_seq = oldest_seq(m, claim);
   // relaxed loads below: statistics, read racily by design.
   s.abandoned = load_relaxed(h->abandoned);
   s.producer_waits = load_relaxed(h->producer_waits);

@@ -32,6 +32,13 @@ void expect_every_record(const Seen& s, uint64_t first, uint64_t records) {
   EXPECT_EQ(s.order.bad + s.order.skips, 0u) << s.order.first_problem;
 }
 
+// Exactly one gap, [from, to).
+void expect_one_gap(const Seen& s, uint64_t from, uint64_t to) {
+  ASSERT_EQ(s.gaps.size(), 1u);
+  EXPECT_EQ(s.gaps[0].from, from);
+  EXPECT_EQ(s.gaps[0].to, to) << s.gaps[0].reason;
+}
+
 // Polls until `end` (one past the last sequence wanted) or an error or `timeout`.
 void read_until(ReplayConsumer& rc, uint64_t end, Seen* s,
                 std::chrono::milliseconds timeout = 30s,
@@ -106,6 +113,14 @@ struct PersistedStream {
         << durable_seq_of(ns.ns(), "s") << " < " << seq;
   }
   uint64_t ring_oldest() { return stream_info(ns.ns(), "s")->oldest_seq; }
+  // A claim aborted: the next sequence is a gap in the ring (as a dead producer's claim
+  // becomes one).
+  void abort_one() {
+    PubStatus st = PubStatus::kOk;
+    Claim c = producer->claim(64, 1, &st);
+    ASSERT_EQ(st, PubStatus::kOk);
+    EXPECT_EQ(c.abort(), PubStatus::kOk);
+  }
 };
 
 ReplayOptions from(StartFrom s) {
@@ -321,18 +336,13 @@ TEST(Replay, ACaughtUpReplayMeetingAGapInTheRingGoesOn) {
   Seen s;
   read_until(*rc, 3000, &s);
   ASSERT_FALSE(rc->from_store());
-  PubStatus st = PubStatus::kOk;
-  Claim c = ps.producer->claim(64, 1, &st);
-  ASSERT_EQ(st, PubStatus::kOk);
-  EXPECT_EQ(c.abort(), PubStatus::kOk);  // seq 3000: a gap in the ring
+  ps.abort_one();  // seq 3000: a gap in the ring
   ps.publish(3001, 3010);
   read_until(*rc, 3010, &s, 10s);
   EXPECT_EQ(s.error, "");
   EXPECT_EQ(s.records, 3009u);
   EXPECT_EQ(s.wrong_seq, 0u);
-  ASSERT_EQ(s.gaps.size(), 1u);
-  EXPECT_EQ(s.gaps[0].from, 3000u);
-  EXPECT_EQ(s.gaps[0].to, 3001u);
+  expect_one_gap(s, 3000, 3001);
   EXPECT_EQ(s.order.bad, 0u) << s.order.first_problem;
 }
 
@@ -348,10 +358,7 @@ TEST(Replay, AStoreThatCannotBeOpenedAfterABounceLosesNothing) {
   read_until(*rc, 3000, &s);
   ASSERT_FALSE(rc->from_store());
   ASSERT_TRUE(ps.persister->stop());  // no persister: what the store lacks is lost
-  PubStatus st = PubStatus::kOk;
-  Claim c = ps.producer->claim(64, 1, &st);
-  ASSERT_EQ(st, PubStatus::kOk);
-  EXPECT_EQ(c.abort(), PubStatus::kOk);  // seq 3000: a gap in the ring
+  ps.abort_one();  // seq 3000: a gap in the ring
   ps.publish(3001, 3005);
   const std::filesystem::path store = std::filesystem::path(ps.dir.path()) / ps.ns.ns() / "s";
   std::filesystem::rename(store, store.string() + ".away");
@@ -361,9 +368,7 @@ TEST(Replay, AStoreThatCannotBeOpenedAfterABounceLosesNothing) {
   std::filesystem::rename(store.string() + ".away", store);
   read_until(*rc, 3005, &s, 10s);
   EXPECT_EQ(s.error, "");
-  ASSERT_EQ(s.gaps.size(), 1u);
-  EXPECT_EQ(s.gaps[0].from, 3000u);
-  EXPECT_EQ(s.gaps[0].to, 3001u) << s.gaps[0].reason;
+  expect_one_gap(s, 3000, 3001);
   EXPECT_EQ(s.records, 3004u);
   EXPECT_EQ(s.wrong_seq, 0u);
 }
