@@ -11,7 +11,7 @@
 // --json FILE also writes the rows with their numbers (bench/plot.py draws them).
 // The producer runs in its own process pinned to core 0; the persister (or consumer)
 // and the replay reader in this process, pinned to core 1.  Medians of --reps runs
-// with min..max.
+// with min..max (the publish p99: of 5 x --reps rounds of 0.2 s each kind, alternating).
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -480,9 +480,15 @@ int main(int argc, char** argv) {
                     "persister_vs_ring", "bytes_per_s", s, c, size, "file"});
   }
   if (want("publish_p99")) {
+    // Short rounds, the two kinds alternating, and the median of the rounds' p99: this
+    // VM has episodes of 0.1-0.4 s in which most publishes take 1-2 us, whatever runs
+    // beside the producer (found by timing every publish of 2 s runs: the slow ones
+    // came in one burst, in either kind's run), and one such episode moved the p99 of
+    // a whole 2 s run.  A round of 0.2 s holds ~one episode at most, and the median of
+    // rounds ignores it in either kind alike (bench/README.md, "The publish p99 row").
     std::vector<double> on, off;
-    const uint64_t n = 200'000 / scale;
-    for (int r = 0; r < reps; ++r) {
+    const uint64_t n = 20'000 / scale;
+    for (int r = 0; r < 5 * reps; ++r) {
       on.push_back(publish_p99(env, true, n, 100'000));
       off.push_back(publish_p99(env, false, n, 100'000));
     }
@@ -490,7 +496,7 @@ int main(int argc, char** argv) {
     char ratio[32];
     snprintf(ratio, sizeof ratio, "%.2fx", a.median / std::max(1.0, b.median));
     rows.push_back({"publish() p99 at 100k/s, 64 B, persister on", us(a), us(b) + " (durable consumer)",
-                    ratio, "<= 1.5x", "publish_p99", "ns", a, b, 64, ""});
+                    ratio, "<= 1.2x", "publish_p99", "ns", a, b, 64, ""});
   }
   if (want("replay")) {
     std::vector<double> rep, raw, bound;
