@@ -2,6 +2,7 @@
 // that uses them (issue 10: writing overlaps syncing).  A record counts as durable only
 // once the sync that covers it returned success; records appended while a sync runs
 // are not covered by it; a failed background sync goes back as a failed flush() does.
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 
@@ -38,6 +39,10 @@ class GateEnv final : public Env {
     }
     cv_.notify_all();
   }
+  // Writes of kBigWrite bytes or more (a write buffer's, not an index entry's) fail
+  // with ENOSPC while this is set.
+  static constexpr size_t kBigWrite = 512 << 10;
+  void refuse_big_writes(bool on) { refuse_big_.store(on); }
   // Syncs waiting at the gate now.
   int waiting() {
     std::lock_guard lock(mu_);
@@ -45,7 +50,13 @@ class GateEnv final : public Env {
   }
   int openat(int d, const char* n, int f, mode_t m) override { return next_->openat(d, n, f, m); }
   int close(int fd) override { return next_->close(fd); }
-  ssize_t pwrite(int fd, const void* b, size_t n, off_t o) override { return next_->pwrite(fd, b, n, o); }
+  ssize_t pwrite(int fd, const void* b, size_t n, off_t o) override {
+    if (n >= kBigWrite && refuse_big_.load()) {
+      errno = ENOSPC;
+      return -1;
+    }
+    return next_->pwrite(fd, b, n, o);
+  }
   ssize_t pread(int fd, void* b, size_t n, off_t o) override { return next_->pread(fd, b, n, o); }
   int fdatasync(int fd) override {
     wait_gate();
@@ -71,6 +82,7 @@ class GateEnv final : public Env {
   Env* prev_ = nullptr;
   std::mutex mu_;
   std::condition_variable cv_;
+  std::atomic<bool> refuse_big_{false};
   bool closed_ = false;  // guarded by mu_
   int waiting_ = 0;      // guarded by mu_
 };
@@ -310,6 +322,52 @@ TEST(Durability, PersisterBackgroundSyncFailureWritesTheRecordsAgain) {
   for (uint64_t q = 0; q < 150; ++q) {
     ASSERT_EQ(got[q].kind, EntryKind::kRecord) << q << ": " << got[q].detail;
     ASSERT_EQ(got[q].data, payload_for(q, 300)) << q;
+  }
+}
+
+// The store refuses a record with more records read behind it (a full disk for the
+// write buffer's write, at the fourth of eleven 300 KiB records that waited in the ring
+// while no persister ran): every one of them, before and after the refused one, is
+// stored once the disk has room again, each exactly once and in order (a persister that
+// read ahead of what it stored, and dropped the rest on a refusal, loses records 5-11).
+TEST(Durability, ARefusalWithRecordsReadBehindItLosesNoneOfThem) {
+  shmbus::test::ScopedNs ns;
+  TempDir t;
+  StreamOptions so;
+  so.capacity = 8 << 20;
+  so.max_record = 512 << 10;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  ScopedFaultEnv faults(t.path());
+  GateEnv full(&faults.get());
+  PersisterOptions po;
+  po.data_dir = t.path();
+  constexpr size_t kSize = 300 << 10;
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  auto ctl = StreamControl::open(ns.ns(), "s", true);
+  ASSERT_TRUE(ctl);
+  {
+    auto p = Persister::start(ns.ns(), "s", po);
+    ASSERT_TRUE(p) << p.error().message;
+    ASSERT_TRUE(prod->publish(as_bytes(payload_for(0, kSize)), 0).ok());
+    ASSERT_TRUE(eventually([&] { return ctl->durable_seq() == 1; }, 30s));
+    ASSERT_TRUE(p.value()->stop());  // the group stays: the next records wait in the ring
+  }
+  for (uint64_t q = 1; q < 12; ++q)
+    ASSERT_TRUE(prod->publish(as_bytes(payload_for(q, kSize)), 0).ok());
+  full.refuse_big_writes(true);
+  auto p = Persister::start(ns.ns(), "s", po);
+  ASSERT_TRUE(p) << p.error().message;
+  ASSERT_TRUE(eventually([&] { return p.value()->stats().disk_full_waits >= 1; }, 30s));
+  EXPECT_EQ(ctl->durable_seq(), 1u);
+  full.refuse_big_writes(false);
+  EXPECT_TRUE(eventually([&] { return ctl->durable_seq() == 12; }, 30s)) << ctl->durable_seq();
+  ASSERT_TRUE(p.value()->stop());
+  auto got = read_all(t.path(), ns.ns(), "s");
+  ASSERT_EQ(got.size(), 12u);
+  for (uint64_t q = 0; q < 12; ++q) {
+    ASSERT_EQ(got[q].kind, EntryKind::kRecord) << q << ": " << got[q].detail;
+    ASSERT_EQ(got[q].data, payload_for(q, kSize)) << q;
   }
 }
 
