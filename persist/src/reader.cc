@@ -163,13 +163,18 @@ struct SegmentReader::Impl {
   Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned, bool relocate_first = false);
   // A frame whose checksum fails (or whose header repaired_span() repairs), whose header
   // is plausible, and right after the bytes that header claims a valid frame with a
-  // later sequence: damage in between, whether or not an index entry says so (the
-  // index has one per interval: a closed store's last records, or 23 intact records of a
-  // sealed segment, were lost to one bad byte).
+  // later sequence (or after those of more damaged frames with plausible headers, up to
+  // 64 in a row: intact_after()): damage in between, whether or not an index entry says
+  // so (the index has one per interval: a closed store's last records, or 23 intact
+  // records of a sealed segment, were lost to one bad byte; two adjacent bad records
+  // still cost every record up to the next entry, or a closed store's last records).
   // Never inside the claimed bytes (a payload may embed frames).  A writer fills a
   // segment in order, so a later frame visible means this one was written: the frame
   // is read again (after a refresh) before it is called damaged.
   Result<Skip> skip_claimed(FrameStatus st, Entry* e, bool* returned, bool relocate_first);
+  // The first intact frame at or past `at` with a sequence above scan_seq, stepping over
+  // damaged frames by what their headers claim; 0 if none (*fv: that frame).
+  Result<uint64_t> intact_after(uint64_t at, FrameView* fv);
   // The common end of both: the bad frame at `off` (status `st`) is followed by an intact
   // frame of sequence `to_seq` at `to_off`.  Reads it again after a refresh (kRetry: it
   // has become valid), relocates once per position when relocate_first (kRetry, file
@@ -372,15 +377,43 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
     if (!claim) return claim.error();
     span = claim.value();
   }
-  const uint64_t at = off + span;
-  if (span == 0 || at + kFrameHeaderSize > file->size()) return Skip::kNone;
+  if (span == 0) return Skip::kNone;
   FrameView fv;
-  auto after = file->read_frame(at, &fv);
-  if (!after) return after.error();
-  // (No sequence bound here: the frame after a damaged lost-range marker is as far on as
-  // the marker said.)
-  if (after.value() != FrameStatus::kOk || fv.h.seq <= scan_seq) return Skip::kNone;
-  return skip_to(st, at, fv.h.seq, e, returned, relocate_first);
+  auto at = intact_after(off + span, &fv);
+  if (!at) return at.error();
+  if (at.value() == 0) return Skip::kNone;
+  if (at.value() != off + span) {
+    // Past more than one frame: one of those it judged damaged may have been a frame
+    // being written (a live segment) that is whole by now, a writer writing in order:
+    // the bytes it wrote before the intact frame found are all there once the file is
+    // looked at again.
+    if (auto r = file->refresh(); !r) return r.error();
+    at = intact_after(off + span, &fv);
+    if (!at) return at.error();
+    if (at.value() == 0) return Skip::kNone;
+  }
+  return skip_to(st, at.value(), fv.h.seq, e, returned, relocate_first);
+}
+
+Result<uint64_t> SegmentReader::Impl::intact_after(uint64_t at, FrameView* fv) {
+  // Damaged frames in a row: past the bytes each one's plausible header claims in turn,
+  // never inside them (a payload may hold anything, frames included), at most
+  // kMaxHops of them; a header that is not plausible ends the walk (the index decides
+  // there).  (No sequence bound here: the frame after a damaged lost-range marker is as
+  // far on as the marker said.)  The claims are disjoint, so the CRCs read each byte
+  // of the file at most once.
+  constexpr int kMaxHops = 64;
+  for (int hop = 0; hop < kMaxHops; ++hop) {
+    if (at + kFrameHeaderSize > file->size()) return uint64_t{0};
+    auto got = file->read_frame(at, fv);
+    if (!got) return got.error();
+    if (got.value() == FrameStatus::kOk) return fv->h.seq > scan_seq ? at : uint64_t{0};
+    auto claim = file->claimed_span(at);
+    if (!claim) return claim.error();
+    if (claim.value() == 0) return uint64_t{0};
+    at += claim.value();
+  }
+  return uint64_t{0};
 }
 
 Result<Entry> SegmentReader::Impl::next() {

@@ -519,6 +519,56 @@ TEST(Reader, DamageInAClosedStoresLastSegmentIsReportedAndTheRestServed) {
   }
 }
 
+// Two adjacent damaged records, in a sealed segment and in a closed store's last one
+// (no index entry past them in either): both reported, every other record served.
+// Readers once stepped over one damaged frame only: in the sealed segment every record up
+// to the next index entry was reported lost, in the last segment records 89..99 were
+// withheld silently, as if the live end were there.
+TEST(Reader, TwoAdjacentDamagedRecordsCostThoseTwoOnly) {
+  for (const StoreKind kind : {StoreKind::kFile, StoreKind::kPmem}) {
+    for (const bool sealed : {true, false}) {
+      SCOPED_TRACE(std::string(kind == StoreKind::kFile ? "file" : "pmem") +
+                   (sealed ? ", sealed segment" : ", last segment"));
+      TempDir t;
+      auto o = small_options(kind);
+      o.segment_bytes = sealed ? 16 << 10 : 1 << 20;  // 136-byte frames: ~120 a segment
+      o.index_interval = 64 << 10;                    // no entry past the damage
+      {
+        auto s = SegmentStore::open(t.path(), "ns", "st", o);
+        ASSERT_TRUE(s.ok());
+        fill(*s, 0, 200, 100);
+        ASSERT_TRUE(s->close().ok());
+      }
+      const std::string seg = t.stream_dir() + "/" + detail::segment_file_name(0);
+      auto bytes = read_file(seg);
+      // Segment 0 is sealed (records 0..~119), or the only one and the last.
+      ASSERT_EQ(files_with_suffix(t.stream_dir(), ".seg").size() > 1, sealed);
+      const uint64_t bad = sealed ? 87 : 187;
+      const size_t at = detail::kSegmentHeaderSize + bad * 136;
+      ASSERT_LT(at + 2 * 136, bytes.size());
+      bytes[at + 40] ^= 0x5a;        // record bad's payload
+      bytes[at + 136 + 40] ^= 0x5a;  // and the next one's
+      write_file(seg, bytes);
+      auto got = read_all(t.path());
+      ASSERT_EQ(got.size(), 199u);
+      for (uint64_t i = 0, q = 0; i < got.size(); ++i) {
+        if (q == bad) {
+          ASSERT_EQ(got[i].kind, EntryKind::kCorrupt) << got[i].detail;
+          EXPECT_EQ(got[i].seq, bad);
+          EXPECT_EQ(got[i].end_seq, bad + 2);
+          EXPECT_EQ(got[i].dropped, 2 * 136u);
+          q += 2;
+          continue;
+        }
+        ASSERT_EQ(got[i].kind, EntryKind::kRecord) << q << ": " << got[i].detail;
+        EXPECT_EQ(got[i].seq, q);
+        EXPECT_EQ(got[i].data, payload_for(q, 100));
+        ++q;
+      }
+    }
+  }
+}
+
 // Zeroed bytes inside the live segment (a disk error, a stray write) with records after
 // them are damage, not the end of the data: a live reader reports them and goes on (it
 // once stopped there until the segment was sealed, a pmem segment's zeros looking like
