@@ -96,6 +96,11 @@ struct SegmentReader::Impl {
   uint64_t damage_checked_at = kNoHole;  // skip_damage() relocated once at this position
   uint64_t repair_tried_at = kNoHole;    // skip_claimed() tried a frame's repair at this offset
   uint64_t repaired = 0;                 // ... and found this span (0: none)
+  // intact_after()'s last walk that found nothing: from walk_from (kNoHole: none), in a
+  // file of walk_size bytes, it last looked at the frame at walk_resume after walk_hops
+  // hops.
+  uint64_t walk_from = kNoHole, walk_resume = 0, walk_size = 0;
+  int walk_hops = 0;
   bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
   uint64_t ts_target = 0;
   // The last segment's header that did not decode: its first sequence, its bytes, and
@@ -172,9 +177,10 @@ struct SegmentReader::Impl {
   // segment in order, so a later frame visible means this one was written: the frame
   // is read again (after a refresh) before it is called damaged.
   Result<Skip> skip_claimed(FrameStatus st, Entry* e, bool* returned, bool relocate_first);
-  // The first intact frame at or past `at` with a sequence above scan_seq, stepping over
-  // damaged frames by what their headers claim; 0 if none (*fv: that frame).
-  Result<uint64_t> intact_after(uint64_t at, FrameView* fv);
+  // The first intact frame at or past `from` with a sequence above scan_seq, stepping
+  // over damaged frames by what their headers claim; 0 if none (*fv: that frame).
+  // `resume`: go on from where the last fruitless walk from `from` stopped.
+  Result<uint64_t> intact_after(uint64_t from, FrameView* fv, bool resume);
   // The common end of both: the bad frame at `off` (status `st`) is followed by an intact
   // frame of sequence `to_seq` at `to_off`.  Reads it again after a refresh (kRetry: it
   // has become valid), relocates once per position when relocate_first (kRetry, file
@@ -238,6 +244,7 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   }
   file.emplace(std::move(f.value()));
   repair_tried_at = kNoHole;  // (another file)
+  walk_from = kNoHole;
   seg_first = first;
   seg_created_ns = hdr->created_ns;
   off = kSegmentHeaderSize;
@@ -379,40 +386,81 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
   }
   if (span == 0) return Skip::kNone;
   FrameView fv;
-  auto at = intact_after(off + span, &fv);
+  auto at = intact_after(off + span, &fv, /*resume=*/true);
   if (!at) return at.error();
   if (at.value() == 0) return Skip::kNone;
   if (at.value() != off + span) {
     // Past more than one frame: one of those it judged damaged may have been a frame
     // being written (a live segment) that is whole by now, a writer writing in order:
     // the bytes it wrote before the intact frame found are all there once the file is
-    // looked at again.
+    // looked at again.  From the start, not from where a last walk stopped.
     if (auto r = file->refresh(); !r) return r.error();
-    at = intact_after(off + span, &fv);
+    at = intact_after(off + span, &fv, /*resume=*/false);
     if (!at) return at.error();
     if (at.value() == 0) return Skip::kNone;
   }
   return skip_to(st, at.value(), fv.h.seq, e, returned, relocate_first);
 }
 
-Result<uint64_t> SegmentReader::Impl::intact_after(uint64_t at, FrameView* fv) {
-  // Damaged frames in a row: past the bytes each one's plausible header claims in turn,
-  // never inside them (a payload may hold anything, frames included), at most
-  // kMaxHops of them; a header that is not plausible ends the walk (the index decides
-  // there).  (No sequence bound here: the frame after a damaged lost-range marker is as
-  // far on as the marker said.)  The claims are disjoint, so the CRCs read each byte
-  // of the file at most once.
+Result<uint64_t> SegmentReader::Impl::intact_after(uint64_t from, FrameView* fv, bool resume) {
+  // Damaged frames in a row: past the bytes each one's header claims in turn, with one
+  // flipped length bit or a bad kind undone when that makes its CRC match (repaired_span(),
+  // as for the first bad frame: from the second on, a length with one flipped bit once
+  // took the walk into a payload, and a frame embedded there was served: a review),
+  // never inside a claim (a payload may hold anything, frames included); at most
+  // kMaxHops of them.  A header that is not plausible ends the walk (the index decides
+  // there).  The frame found must be further on in sequence than the frames stepped
+  // over could have taken (a sequence each at least).  (No other sequence bound: the
+  // frame after a damaged lost-range marker is as far on as the marker said.)  The
+  // claims are disjoint, so the CRCs read each byte of the file at most once, the
+  // repairs a bounded number of times (one RepairBudget a walk).
+  //
+  // A walk that found nothing is taken up again at the next poll from the last frame it
+  // looked at (a frame being written at the live end: whole later), not from the start,
+  // so that a reader waiting at a run of damaged frames does not read the run again at
+  // each poll (a review: 73 MiB a poll for 64 damaged 1 MiB records).
   constexpr int kMaxHops = 64;
-  for (int hop = 0; hop < kMaxHops; ++hop) {
-    if (at + kFrameHeaderSize > file->size()) return uint64_t{0};
+  uint64_t at = from;
+  int hop = 0;
+  // Taken up again in a file of the same size: the frame it stopped at is read again
+  // (it may have become whole), and if it is still bad nothing else can have changed
+  // for the walk (its claim and repair are as they were): no repair tried again.
+  bool same = false;
+  if (resume && walk_from == from && file->size() >= walk_size) {
+    at = walk_resume;
+    hop = walk_hops;
+    same = file->size() == walk_size;
+  }
+  RepairBudget budget = RepairBudget::for_size(file->size());
+  uint64_t last = at;
+  int last_hop = hop;
+  for (; hop < kMaxHops; ++hop) {
+    if (at + kFrameHeaderSize > file->size()) break;
     auto got = file->read_frame(at, fv);
     if (!got) return got.error();
-    if (got.value() == FrameStatus::kOk) return fv->h.seq > scan_seq ? at : uint64_t{0};
-    auto claim = file->claimed_span(at);
-    if (!claim) return claim.error();
-    if (claim.value() == 0) return uint64_t{0};
-    at += claim.value();
+    last = at;
+    last_hop = hop;
+    if (got.value() == FrameStatus::kOk) {
+      if (fv->h.seq > scan_seq && fv->h.seq - scan_seq > static_cast<uint64_t>(hop)) {
+        walk_from = kNoHole;
+        return at;
+      }
+      break;
+    }
+    if (same && at == walk_resume) return uint64_t{0};
+    auto span = file->repaired_span(at, &budget);
+    if (!span) return span.error();
+    if (span.value() == 0) {
+      span = file->claimed_span(at);
+      if (!span) return span.error();
+    }
+    if (span.value() == 0) break;
+    at += span.value();
   }
+  walk_from = from;
+  walk_resume = last;
+  walk_hops = last_hop;
+  walk_size = file->size();
   return uint64_t{0};
 }
 
