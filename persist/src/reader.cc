@@ -97,10 +97,8 @@ struct SegmentReader::Impl {
   uint64_t repair_tried_at = kNoHole;    // skip_claimed() tried a frame's repair at this offset
   uint64_t repaired = 0;                 // ... and found this span (0: none)
   // intact_after()'s last walk that found nothing: from walk_from (kNoHole: none), in a
-  // file of walk_size bytes, it last looked at the frame at walk_resume after walk_hops
-  // hops.
-  uint64_t walk_from = kNoHole, walk_resume = 0, walk_size = 0;
-  int walk_hops = 0;
+  // file of walk_size bytes, at walk_ns (recheck_clock_ns()).
+  uint64_t walk_from = kNoHole, walk_size = 0, walk_ns = 0;
   bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
   uint64_t ts_target = 0;
   // The last segment's header that did not decode: its first sequence, its bytes, and
@@ -179,8 +177,8 @@ struct SegmentReader::Impl {
   Result<Skip> skip_claimed(FrameStatus st, Entry* e, bool* returned, bool relocate_first);
   // The first intact frame at or past `from` with a sequence above scan_seq, stepping
   // over damaged frames by what their headers claim; 0 if none (*fv: that frame).
-  // `resume`: go on from where the last fruitless walk from `from` stopped.
-  Result<uint64_t> intact_after(uint64_t from, FrameView* fv, bool resume);
+  // `again`: a second look right after a first that found one (never skipped).
+  Result<uint64_t> intact_after(uint64_t from, FrameView* fv, bool again);
   // The common end of both: the bad frame at `off` (status `st`) is followed by an intact
   // frame of sequence `to_seq` at `to_off`.  Reads it again after a refresh (kRetry: it
   // has become valid), relocates once per position when relocate_first (kRetry, file
@@ -386,23 +384,23 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
   }
   if (span == 0) return Skip::kNone;
   FrameView fv;
-  auto at = intact_after(off + span, &fv, /*resume=*/true);
+  auto at = intact_after(off + span, &fv, /*again=*/false);
   if (!at) return at.error();
   if (at.value() == 0) return Skip::kNone;
   if (at.value() != off + span) {
     // Past more than one frame: one of those it judged damaged may have been a frame
     // being written (a live segment) that is whole by now, a writer writing in order:
     // the bytes it wrote before the intact frame found are all there once the file is
-    // looked at again.  From the start, not from where a last walk stopped.
+    // looked at again.
     if (auto r = file->refresh(); !r) return r.error();
-    at = intact_after(off + span, &fv, /*resume=*/false);
+    at = intact_after(off + span, &fv, /*again=*/true);
     if (!at) return at.error();
     if (at.value() == 0) return Skip::kNone;
   }
   return skip_to(st, at.value(), fv.h.seq, e, returned, relocate_first);
 }
 
-Result<uint64_t> SegmentReader::Impl::intact_after(uint64_t from, FrameView* fv, bool resume) {
+Result<uint64_t> SegmentReader::Impl::intact_after(uint64_t from, FrameView* fv, bool again) {
   // Damaged frames in a row: past the bytes each one's header claims in turn, with one
   // flipped length bit or a bad kind undone when that makes its CRC match (repaired_span(),
   // as for the first bad frame: from the second on, a length with one flipped bit once
@@ -412,34 +410,28 @@ Result<uint64_t> SegmentReader::Impl::intact_after(uint64_t from, FrameView* fv,
   // there).  The frame found must be further on in sequence than the frames stepped
   // over could have taken (a sequence each at least).  (No other sequence bound: the
   // frame after a damaged lost-range marker is as far on as the marker said.)  The
-  // claims are disjoint, so the CRCs read each byte of the file at most once, the
-  // repairs a bounded number of times (one RepairBudget a walk).
+  // repairs of a walk share a fixed budget (kWalkRepairBytes of CRC work for lengths,
+  // as much for kinds), not one sized by the file: a pre-sized pmem segment made each
+  // hop's repairs cost about its whole size (a review).
   //
-  // A walk that found nothing is taken up again at the next poll from the last frame it
-  // looked at (a frame being written at the live end: whole later), not from the start,
-  // so that a reader waiting at a run of damaged frames does not read the run again at
-  // each poll (a review: 73 MiB a poll for 64 damaged 1 MiB records).
+  // A walk that found nothing is not repeated at every poll of a reader waiting there
+  // (the run read again each time: a review measured 73 MiB a poll for 64 damaged 1 MiB
+  // records) but once the file has grown, or kWalkRetryNs later (a pmem segment keeps its
+  // size while frames are written into it).  Taking a walk up where it stopped instead
+  // once made readers wait for good where the bytes before that point changed (a record
+  // written damaged over a pmem segment's zero room, a cut-back rewritten otherwise).
   constexpr int kMaxHops = 64;
+  constexpr uint64_t kWalkRepairBytes = 16 << 20;
+  constexpr uint64_t kWalkRetryNs = 100'000'000;
+  const uint64_t now = recheck_clock_ns();
+  if (!again && walk_from == from && file->size() == walk_size && now - walk_ns < kWalkRetryNs)
+    return uint64_t{0};
+  RepairBudget budget{kWalkRepairBytes, kWalkRepairBytes};
   uint64_t at = from;
-  int hop = 0;
-  // Taken up again in a file of the same size: the frame it stopped at is read again
-  // (it may have become whole), and if it is still bad nothing else can have changed
-  // for the walk (its claim and repair are as they were): no repair tried again.
-  bool same = false;
-  if (resume && walk_from == from && file->size() >= walk_size) {
-    at = walk_resume;
-    hop = walk_hops;
-    same = file->size() == walk_size;
-  }
-  RepairBudget budget = RepairBudget::for_size(file->size());
-  uint64_t last = at;
-  int last_hop = hop;
-  for (; hop < kMaxHops; ++hop) {
+  for (int hop = 0; hop < kMaxHops; ++hop) {
     if (at + kFrameHeaderSize > file->size()) break;
     auto got = file->read_frame(at, fv);
     if (!got) return got.error();
-    last = at;
-    last_hop = hop;
     if (got.value() == FrameStatus::kOk) {
       if (fv->h.seq > scan_seq && fv->h.seq - scan_seq > static_cast<uint64_t>(hop)) {
         walk_from = kNoHole;
@@ -447,7 +439,6 @@ Result<uint64_t> SegmentReader::Impl::intact_after(uint64_t from, FrameView* fv,
       }
       break;
     }
-    if (same && at == walk_resume) return uint64_t{0};
     auto span = file->repaired_span(at, &budget);
     if (!span) return span.error();
     if (span.value() == 0) {
@@ -458,9 +449,8 @@ Result<uint64_t> SegmentReader::Impl::intact_after(uint64_t from, FrameView* fv,
     at += span.value();
   }
   walk_from = from;
-  walk_resume = last;
-  walk_hops = last_hop;
   walk_size = file->size();
+  walk_ns = now;
   return uint64_t{0};
 }
 

@@ -5,17 +5,26 @@
 // scan_segment() through SegmentFile's pread window over a memfd holding the same bytes.
 // Beyond "no crash, no read outside the bytes" (ASan): a scan never claims more than the
 // file holds, its frames are consecutive and at least a frame header each, and the index
-// entries it builds go forwards.
+// entries it builds go forwards.  Then the bytes as the only segment of a stream's store,
+// read through SegmentReader as `tail` and replay read a store (its damage handling: the
+// repairs, the walk over damaged frames in a row): its entries go forwards, each record's
+// payload lies within the file, and it comes to an end.
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <string>
 
 #include "format.h"
 #include "fs.h"
 #include "scan.h"
+#include "shmbus/names.h"
+#include "shmbus/persist/reader.h"
 
 namespace {
 
@@ -24,6 +33,57 @@ using namespace shmbus::persist::detail;
 [[noreturn]] void broken(const char* why) {
   std::fprintf(stderr, "fuzz_persist_segment: %s\n", why);
   std::abort();
+}
+
+// A store root of this process, removed at exit (never freed: the exit handler reads it
+// after the statics are gone).
+const std::string* g_root = nullptr;
+const std::string& work_root() {
+  if (!g_root) {
+    std::string tmpl = (std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp");
+    tmpl += "/shmbus-fuzz-segment-XXXXXX";
+    if (!mkdtemp(tmpl.data())) std::abort();
+    g_root = new std::string(tmpl);
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(*g_root, ec);
+    });
+  }
+  return *g_root;
+}
+
+// The bytes as the one segment of NS/STREAM (named after the header, when it names a
+// valid stream and first sequence, so that the reader gets past the header's checks),
+// read from the earliest entry to the end.
+void read_as_store(const uint8_t* data, size_t size, const SegmentHeader* hdr) {
+  const bool named = hdr && shmbus::validate_name("namespace", hdr->ns) &&
+                     shmbus::validate_name("stream", hdr->stream);
+  const std::string ns = named ? hdr->ns : "ns", stream = named ? hdr->stream : "st";
+  const std::string dir = work_root() + "/" + ns + "/" + stream;
+  std::filesystem::remove_all(work_root() + "/" + ns);
+  std::filesystem::create_directories(dir);
+  ::chmod((work_root() + "/" + ns).c_str(), 0700);
+  ::chmod(dir.c_str(), 0700);
+  const std::string seg = dir + "/" + segment_file_name(hdr ? hdr->first_seq : 0);
+  const int fd = ::open(seg.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) std::abort();
+  if (size && write(fd, data, size) != static_cast<ssize_t>(size)) std::abort();
+  close(fd);
+  auto r = shmbus::persist::SegmentReader::open(work_root(), ns, stream);
+  if (!r) return;
+  uint64_t last_end = 0;
+  // Every entry covers a sequence at least, every record a frame of the file: more
+  // entries than the file has bytes means the reader does not come to an end.
+  for (uint64_t n = 0;; ++n) {
+    if (n > size + 16) broken("reader: more entries than the file can hold");
+    auto e = r->next();
+    if (!e || e->kind == shmbus::persist::EntryKind::kEnd) break;
+    if (e->end_seq <= e->seq) broken("reader: an entry of no sequence");
+    if (n > 0 && e->seq < last_end) broken("reader: an entry went back in sequence");
+    last_end = e->end_seq;
+    if (e->kind == shmbus::persist::EntryKind::kRecord && e->data.size() > size)
+      broken("reader: a record larger than the file");
+  }
 }
 
 }  // namespace
@@ -70,5 +130,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   (void)f.zero_from(kSegmentHeaderSize);
   (void)f.nonzero_end(0);
+  read_as_store(data, size, hdr ? &hdr.value() : nullptr);
   return 0;
 }
