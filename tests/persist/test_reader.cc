@@ -643,6 +643,16 @@ TEST(Reader, ALengthBitFlippedInTheSecondOfTwoDamagedRecordsLeadsIntoNoPayload) 
   }
 }
 
+// Counts the bytes persist/ reads while it is installed.
+struct CountReads final : ForwardingEnv {
+  uint64_t bytes = 0;
+  ssize_t pread(int fd, void* b, size_t n, off_t off) override {
+    const ssize_t got = real().pread(fd, b, n, off);
+    if (got > 0) bytes += static_cast<uint64_t>(got);
+    return got;
+  }
+};
+
 // A reader waiting at a run of damaged records at the live end (nothing intact after
 // them yet) takes its walk up where it stopped at each poll, not from the start: the
 // review measured 73 MiB read a poll for 64 damaged 1 MiB records.
@@ -671,14 +681,7 @@ TEST(Reader, AReaderWaitingAtDamagedRecordsDoesNotReadThemAgainEachPoll) {
   auto r = SegmentReader::open(t.path(), "ns", "st");
   ASSERT_TRUE(r.ok());
   for (int i = 0; i < 10; ++i) ASSERT_EQ(r->next()->kind, EntryKind::kRecord);
-  struct CountReads final : ForwardingEnv {
-    uint64_t bytes = 0;
-    ssize_t pread(int fd, void* b, size_t n, off_t o) override {
-      const ssize_t got = real().pread(fd, b, n, o);
-      if (got > 0) bytes += static_cast<uint64_t>(got);
-      return got;
-    }
-  } env;
+  CountReads env;
   for (int i = 0; i < 5; ++i) {
     const uint64_t before = env.bytes;
     auto e = r->next();
@@ -731,16 +734,48 @@ Result<Entry> next_not_end(SegmentReader& r) {
   return r.next();
 }
 
-TEST(Reader, ARecordWrittenDamagedWhereAWaitingReadersWalkStoppedIsFound) {
-  TempDir t;
+// A waiting reader's next entries: [bad_from, bad_to) reported damaged (within ~5 s),
+// then the records [bad_to, end) of `size` bytes.
+void expect_damage_then_records(SegmentReader& r, uint64_t bad_from, uint64_t bad_to,
+                                uint64_t end, size_t size) {
+  auto e = next_not_end(r);
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  ASSERT_EQ(e->kind, EntryKind::kCorrupt) << e->detail;
+  EXPECT_EQ(e->seq, bad_from);
+  EXPECT_EQ(e->end_seq, bad_to);
+  for (uint64_t q = bad_to; q < end; ++q) {
+    auto x = r.next();
+    ASSERT_TRUE(x.ok());
+    ASSERT_EQ(x->kind, EntryKind::kRecord) << q;
+    EXPECT_EQ(x->seq, q);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(x->data.data()), x->data.size()),
+              payload_for(q, size));
+  }
+}
+
+// A pmem store (its active segment pre-sized to `segment_bytes`, no index entry past the
+// first) of 100-byte records [0, records), with one payload byte of each of [bad_from,
+// bad_to) flipped.  Returns the open store and its first segment's path.
+std::pair<Result<SegmentStore>, std::string> pmem_store_with_damage(const TempDir& t,
+                                                                    uint64_t segment_bytes,
+                                                                    uint64_t records,
+                                                                    uint64_t bad_from,
+                                                                    uint64_t bad_to) {
   auto o = small_options(StoreKind::kPmem);
-  o.segment_bytes = 1 << 20;
+  o.segment_bytes = segment_bytes;
   o.index_interval = 1 << 30;
   auto s = SegmentStore::open(t.path(), "ns", "st", o);
-  ASSERT_TRUE(s.ok());
-  fill(*s, 0, 14, 100);
   const std::string seg = t.stream_dir() + "/" + detail::segment_file_name(0);
-  for (uint64_t q = 10; q < 14; ++q) flip_byte(seg, frame_at(q) + 40);
+  if (!s) return {std::move(s), seg};
+  fill(*s, 0, records, 100);
+  for (uint64_t q = bad_from; q < bad_to; ++q) flip_byte(seg, frame_at(q) + 40);
+  return {std::move(s), seg};
+}
+
+TEST(Reader, ARecordWrittenDamagedWhereAWaitingReadersWalkStoppedIsFound) {
+  TempDir t;
+  auto [s, seg] = pmem_store_with_damage(t, 1 << 20, 14, 10, 14);
+  ASSERT_TRUE(s.ok()) << s.error().message;
   auto r = SegmentReader::open(t.path(), "ns", "st");
   ASSERT_TRUE(r.ok());
   for (int i = 0; i < 10; ++i) ASSERT_EQ(r->next()->kind, EntryKind::kRecord);
@@ -749,17 +784,7 @@ TEST(Reader, ARecordWrittenDamagedWhereAWaitingReadersWalkStoppedIsFound) {
   flip_byte(seg, frame_at(14) + 40);
   fill(*s, 15, 20, 100);
   ASSERT_TRUE(s->close().ok());
-  auto e = next_not_end(*r);
-  ASSERT_TRUE(e.ok()) << e.error().message;
-  ASSERT_EQ(e->kind, EntryKind::kCorrupt) << e->detail;
-  EXPECT_EQ(e->seq, 10u);
-  EXPECT_EQ(e->end_seq, 15u);
-  for (uint64_t q = 15; q < 20; ++q) {
-    auto x = r->next();
-    ASSERT_TRUE(x.ok());
-    ASSERT_EQ(x->kind, EntryKind::kRecord) << q;
-    EXPECT_EQ(x->seq, q);
-  }
+  expect_damage_then_records(*r, 10, 15, 20, 100);
 }
 
 TEST(Reader, BytesWrittenAgainBeforeWhereAWaitingReadersWalkStoppedAreRead) {
@@ -796,18 +821,7 @@ TEST(Reader, BytesWrittenAgainBeforeWhereAWaitingReadersWalkStoppedAreRead) {
               static_cast<ssize_t>(other.size() - at));
     ::close(fd);
   }
-  auto e = next_not_end(*r);
-  ASSERT_TRUE(e.ok()) << e.error().message;
-  ASSERT_EQ(e->kind, EntryKind::kCorrupt) << e->detail;
-  EXPECT_EQ(e->seq, 10u);
-  EXPECT_EQ(e->end_seq, 11u);
-  for (uint64_t q = 11; q < 17; ++q) {
-    auto x = r->next();
-    ASSERT_TRUE(x.ok());
-    ASSERT_EQ(x->kind, EntryKind::kRecord) << q;
-    EXPECT_EQ(std::string(reinterpret_cast<const char*>(x->data.data()), x->data.size()),
-              payload_for(q, 200));
-  }
+  expect_damage_then_records(*r, 10, 11, 17, 200);
 }
 
 // The walk's repairs in a large pre-sized (pmem) segment: each hop's length repairs
@@ -815,22 +829,9 @@ TEST(Reader, BytesWrittenAgainBeforeWhereAWaitingReadersWalkStoppedAreRead) {
 // 256 MiB segment, against 0.5 GiB for one); a walk's repairs share a fixed budget.
 TEST(Reader, DamagedRecordsInARowInALargePmemSegmentCostBoundedWork) {
   TempDir t;
-  auto o = small_options(StoreKind::kPmem);
-  o.segment_bytes = 64 << 20;
-  o.index_interval = 1 << 30;
-  auto s = SegmentStore::open(t.path(), "ns", "st", o);
-  ASSERT_TRUE(s.ok());
-  fill(*s, 0, 20, 100);
-  const std::string seg = t.stream_dir() + "/" + detail::segment_file_name(0);
-  for (uint64_t q = 10; q < 18; ++q) flip_byte(seg, frame_at(q) + 40);
-  struct CountReads final : ForwardingEnv {
-    uint64_t bytes = 0;
-    ssize_t pread(int fd, void* b, size_t n, off_t off) override {
-      const ssize_t got = real().pread(fd, b, n, off);
-      if (got > 0) bytes += static_cast<uint64_t>(got);
-      return got;
-    }
-  } env;
+  auto [s, seg] = pmem_store_with_damage(t, 64 << 20, 20, 10, 18);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  CountReads env;
   auto got = read_all(t.path());
   ASSERT_EQ(got.size(), 13u);
   EXPECT_EQ(got[10].kind, EntryKind::kCorrupt);
