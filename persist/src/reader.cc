@@ -96,9 +96,6 @@ struct SegmentReader::Impl {
   uint64_t damage_checked_at = kNoHole;  // skip_damage() relocated once at this position
   uint64_t repair_tried_at = kNoHole;    // skip_claimed() tried a frame's repair at this offset
   uint64_t repaired = 0;                 // ... and found this span (0: none)
-  // intact_after()'s last walk that found nothing: from walk_from (kNoHole: none), in a
-  // file of walk_size bytes, at walk_ns (recheck_clock_ns()).
-  uint64_t walk_from = kNoHole, walk_size = 0, walk_ns = 0;
   bool ts_mode = false;  // skipping records older than ts_target (after seek_time)
   uint64_t ts_target = 0;
   // The last segment's header that did not decode: its first sequence, its bytes, and
@@ -166,19 +163,13 @@ struct SegmentReader::Impl {
   Result<Skip> skip_damage(FrameStatus st, Entry* e, bool* returned, bool relocate_first = false);
   // A frame whose checksum fails (or whose header repaired_span() repairs), whose header
   // is plausible, and right after the bytes that header claims a valid frame with a
-  // later sequence (or after those of more damaged frames with plausible headers, up to
-  // 64 in a row: intact_after()): damage in between, whether or not an index entry says
-  // so (the index has one per interval: a closed store's last records, or 23 intact
-  // records of a sealed segment, were lost to one bad byte; two adjacent bad records
-  // still cost every record up to the next entry, or a closed store's last records).
+  // later sequence: damage in between, whether or not an index entry says so (the
+  // index has one per interval: a closed store's last records, or 23 intact records of a
+  // sealed segment, were lost to one bad byte).
   // Never inside the claimed bytes (a payload may embed frames).  A writer fills a
   // segment in order, so a later frame visible means this one was written: the frame
   // is read again (after a refresh) before it is called damaged.
   Result<Skip> skip_claimed(FrameStatus st, Entry* e, bool* returned, bool relocate_first);
-  // The first intact frame at or past `from` with a sequence above scan_seq, stepping
-  // over damaged frames by what their headers claim; 0 if none (*fv: that frame).
-  // `again`: a second look right after a first that found one (never skipped).
-  Result<uint64_t> intact_after(uint64_t from, FrameView* fv, bool again);
   // The common end of both: the bad frame at `off` (status `st`) is followed by an intact
   // frame of sequence `to_seq` at `to_off`.  Reads it again after a refresh (kRetry: it
   // has become valid), relocates once per position when relocate_first (kRetry, file
@@ -242,7 +233,6 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   }
   file.emplace(std::move(f.value()));
   repair_tried_at = kNoHole;  // (another file)
-  walk_from = kNoHole;
   seg_first = first;
   seg_created_ns = hdr->created_ns;
   off = kSegmentHeaderSize;
@@ -382,76 +372,15 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_claimed(FrameStatus 
     if (!claim) return claim.error();
     span = claim.value();
   }
-  if (span == 0) return Skip::kNone;
+  const uint64_t at = off + span;
+  if (span == 0 || at + kFrameHeaderSize > file->size()) return Skip::kNone;
   FrameView fv;
-  auto at = intact_after(off + span, &fv, /*again=*/false);
-  if (!at) return at.error();
-  if (at.value() == 0) return Skip::kNone;
-  if (at.value() != off + span) {
-    // Past more than one frame: one of those it judged damaged may have been a frame
-    // being written (a live segment) that is whole by now, a writer writing in order:
-    // the bytes it wrote before the intact frame found are all there once the file is
-    // looked at again.
-    if (auto r = file->refresh(); !r) return r.error();
-    at = intact_after(off + span, &fv, /*again=*/true);
-    if (!at) return at.error();
-    if (at.value() == 0) return Skip::kNone;
-  }
-  return skip_to(st, at.value(), fv.h.seq, e, returned, relocate_first);
-}
-
-Result<uint64_t> SegmentReader::Impl::intact_after(uint64_t from, FrameView* fv, bool again) {
-  // Damaged frames in a row: past the bytes each one's header claims in turn, with one
-  // flipped length bit or a bad kind undone when that makes its CRC match (repaired_span(),
-  // as for the first bad frame: from the second on, a length with one flipped bit once
-  // took the walk into a payload, and a frame embedded there was served: a review),
-  // never inside a claim (a payload may hold anything, frames included); at most
-  // kMaxHops of them.  A header that is not plausible ends the walk (the index decides
-  // there).  The frame found must be further on in sequence than the frames stepped
-  // over could have taken (a sequence each at least).  (No other sequence bound: the
-  // frame after a damaged lost-range marker is as far on as the marker said.)  The
-  // repairs of a walk share a fixed budget (kWalkRepairBytes of CRC work for lengths,
-  // as much for kinds), not one sized by the file: a pre-sized pmem segment made each
-  // hop's repairs cost about its whole size (a review).
-  //
-  // A walk that found nothing is not repeated at every poll of a reader waiting there
-  // (the run read again each time: a review measured 73 MiB a poll for 64 damaged 1 MiB
-  // records) but once the file has grown, or kWalkRetryNs later (a pmem segment keeps its
-  // size while frames are written into it).  Taking a walk up where it stopped instead
-  // once made readers wait for good where the bytes before that point changed (a record
-  // written damaged over a pmem segment's zero room, a cut-back rewritten otherwise).
-  constexpr int kMaxHops = 64;
-  constexpr uint64_t kWalkRepairBytes = 16 << 20;
-  constexpr uint64_t kWalkRetryNs = 100'000'000;
-  const uint64_t now = recheck_clock_ns();
-  if (!again && walk_from == from && file->size() == walk_size && now - walk_ns < kWalkRetryNs)
-    return uint64_t{0};
-  RepairBudget budget{kWalkRepairBytes, kWalkRepairBytes};
-  uint64_t at = from;
-  for (int hop = 0; hop < kMaxHops; ++hop) {
-    if (at + kFrameHeaderSize > file->size()) break;
-    auto got = file->read_frame(at, fv);
-    if (!got) return got.error();
-    if (got.value() == FrameStatus::kOk) {
-      if (fv->h.seq > scan_seq && fv->h.seq - scan_seq > static_cast<uint64_t>(hop)) {
-        walk_from = kNoHole;
-        return at;
-      }
-      break;
-    }
-    auto span = file->repaired_span(at, &budget);
-    if (!span) return span.error();
-    if (span.value() == 0) {
-      span = file->claimed_span(at);
-      if (!span) return span.error();
-    }
-    if (span.value() == 0) break;
-    at += span.value();
-  }
-  walk_from = from;
-  walk_size = file->size();
-  walk_ns = now;
-  return uint64_t{0};
+  auto after = file->read_frame(at, &fv);
+  if (!after) return after.error();
+  // (No sequence bound here: the frame after a damaged lost-range marker is as far on as
+  // the marker said.)
+  if (after.value() != FrameStatus::kOk || fv.h.seq <= scan_seq) return Skip::kNone;
+  return skip_to(st, at, fv.h.seq, e, returned, relocate_first);
 }
 
 Result<Entry> SegmentReader::Impl::next() {

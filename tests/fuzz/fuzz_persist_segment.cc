@@ -7,8 +7,8 @@
 // file holds, its frames are consecutive and at least a frame header each, and the index
 // entries it builds go forwards.  Then the bytes as the only segment of a stream's store,
 // read through SegmentReader as `tail` and replay read a store (its damage handling: the
-// repairs, the walk over damaged frames in a row): its entries go forwards, each record's
-// payload lies within the file, and it comes to an end.
+// repairs, the step over a damaged frame): its entries go forwards, no record is larger
+// than the file, and it comes to an end.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
