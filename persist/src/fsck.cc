@@ -57,7 +57,7 @@ class StreamChecker {
   Result<void> rebuild_header(uint64_t first);
   void check_index(uint64_t first, bool last, uint64_t created_ns,
                    const std::vector<IndexEntry>& expected, uint32_t interval,
-                   uint64_t segment_size);
+                   uint64_t segment_size, bool record_damage);
 
   int dir_;
   std::string ns_, stream_;
@@ -187,7 +187,7 @@ Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to, uint
 
 void StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
                                 const std::vector<IndexEntry>& expected, uint32_t interval,
-                                uint64_t segment_size) {
+                                uint64_t segment_size, bool record_damage) {
   const std::string name = index_file_name(first);
   auto idx = read_index(dir_, first, segment_size);
   std::string problem;
@@ -203,7 +203,12 @@ void StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
                   : idx->entries != expected) {
     problem = "index does not match its segment";
   }
-  if (problem.empty()) return;
+  // The last segment's index may hold a prefix of the entries (its writer adds them as it
+  // goes), so damage found there is recorded only by writing the index: without that,
+  // --repair reported it recorded and readers still stopped at it (no entry past it).
+  if (problem.empty() && !record_damage) return;
+  const bool issue_of_its_own = !problem.empty();
+  if (!issue_of_its_own) problem = "could not record the damage in the index";
   bool fixed = false;
   if (can_repair()) {
     // The last segment's index gets entries for every frame found, and the next writer
@@ -219,7 +224,7 @@ void StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
     }
     fixed = synced && write_index(dir_, IndexHeader{interval, first, created_ns}, expected).ok();
   }
-  issue(name, 0, 0, problem, fixed);
+  if (issue_of_its_own || !fixed) issue(name, 0, 0, problem, fixed);
 }
 
 Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t next_first) {
@@ -334,12 +339,14 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   IndexBuilder builder = s.builder;
   // Damage with intact frames after it: kept, never cut.  Reported until --repair
   // records it (the flag on the index entry of the frame after it).
+  bool record_damage = false;  // damage newly recorded by this repair: the index is written
   for (const ScanDamage& d : s.damage) {
     const uint64_t resume = d.offset + d.bytes;
     const bool recorded = old_idx && old_idx->header.created_ns == s.header.created_ns &&
                           damage_recorded_at(old_idx->entries, resume);
     if (recorded || can_repair()) mark_damage_recorded(expected, resume);
     if (recorded) continue;
+    record_damage = record_damage || can_repair();
     issue(name, d.offset, d.bytes,
           std::string("damaged (") + frame_status_name(d.why) + "): sequences [" +
               std::to_string(d.from_seq) + ", " + std::to_string(d.to_seq) +
@@ -401,7 +408,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   if (!last && !builder.empty()) expected.push_back(builder.seal_entry());
   uint64_t seg_size = s.file_size;
   if (auto again = SegmentFile::open(dir_, first); again) seg_size = again->size();  // after a cut
-  check_index(first, last, s.header.created_ns, expected, interval, seg_size);
+  check_index(first, last, s.header.created_ns, expected, interval, seg_size, record_damage);
   prev_end_ = end_seq;
   if (!builder.empty()) prev_max_ts_ = std::max(prev_max_ts_, builder.max_ts());
   return {};
