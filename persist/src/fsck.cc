@@ -55,7 +55,9 @@ class StreamChecker {
   Result<std::string> quarantine(const std::string& name);
   bool header_rebuildable(SegmentFile& f, uint64_t first);
   Result<void> rebuild_header(uint64_t first);
-  void check_index(uint64_t first, bool last, uint64_t created_ns,
+  // Whether the index holds `expected` (or, for the last segment, a prefix of it) once
+  // this returns.
+  bool check_index(uint64_t first, bool last, uint64_t created_ns,
                    const std::vector<IndexEntry>& expected, uint32_t interval,
                    uint64_t segment_size, bool record_damage);
 
@@ -185,7 +187,7 @@ Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to, uint
   return write_index(dir_, IndexHeader{kDefaultInterval, first, created_ns}, entries);
 }
 
-void StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
+bool StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
                                 const std::vector<IndexEntry>& expected, uint32_t interval,
                                 uint64_t segment_size, bool record_damage) {
   const std::string name = index_file_name(first);
@@ -206,7 +208,7 @@ void StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
   // The last segment's index may hold a prefix of the entries (its writer adds them as it
   // goes), so damage found there is recorded only by writing the index: without that,
   // --repair reported it recorded and readers still stopped at it (no entry past it).
-  if (problem.empty() && !record_damage) return;
+  if (problem.empty() && !record_damage) return true;
   const bool issue_of_its_own = !problem.empty();
   if (!issue_of_its_own) problem = "could not record the damage in the index";
   bool fixed = false;
@@ -225,6 +227,7 @@ void StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
     fixed = synced && write_index(dir_, IndexHeader{interval, first, created_ns}, expected).ok();
   }
   if (issue_of_its_own || !fixed) issue(name, 0, 0, problem, fixed);
+  return fixed;
 }
 
 Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t next_first) {
@@ -340,6 +343,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   // Damage with intact frames after it: kept, never cut.  Reported until --repair
   // records it (the flag on the index entry of the frame after it).
   bool record_damage = false;  // damage newly recorded by this repair: the index is written
+  std::vector<size_t> damage_issues;  // their entries in rep_->issues
   for (const ScanDamage& d : s.damage) {
     const uint64_t resume = d.offset + d.bytes;
     const bool recorded = old_idx && old_idx->header.created_ns == s.header.created_ns &&
@@ -347,6 +351,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     if (recorded || can_repair()) mark_damage_recorded(expected, resume);
     if (recorded) continue;
     record_damage = record_damage || can_repair();
+    damage_issues.push_back(rep_->issues.size());
     issue(name, d.offset, d.bytes,
           std::string("damaged (") + frame_status_name(d.why) + "): sequences [" +
               std::to_string(d.from_seq) + ", " + std::to_string(d.to_seq) +
@@ -408,7 +413,18 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   if (!last && !builder.empty()) expected.push_back(builder.seal_entry());
   uint64_t seg_size = s.file_size;
   if (auto again = SegmentFile::open(dir_, first); again) seg_size = again->size();  // after a cut
-  check_index(first, last, s.header.created_ns, expected, interval, seg_size, record_damage);
+  if (!check_index(first, last, s.header.created_ns, expected, interval, seg_size, record_damage) &&
+      record_damage) {
+    // The index could not be written: the damage is not recorded after all.
+    static const std::string kRecorded = "; recorded in the index";
+    for (const size_t i : damage_issues) {
+      FsckIssue& d = rep_->issues[i];
+      d.repaired = false;
+      if (d.problem.size() >= kRecorded.size() &&
+          d.problem.compare(d.problem.size() - kRecorded.size(), kRecorded.size(), kRecorded) == 0)
+        d.problem.resize(d.problem.size() - kRecorded.size());
+    }
+  }
   prev_end_ = end_seq;
   if (!builder.empty()) prev_max_ts_ = std::max(prev_max_ts_, builder.max_ts());
   return {};

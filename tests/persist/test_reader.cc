@@ -523,7 +523,8 @@ TEST(Reader, DamageInAClosedStoresLastSegmentIsReportedAndTheRestServed) {
 // Two damaged records in a row in a closed store's last segment (no index entry past
 // them): a reader stops there as at the live end (records after them withheld; a known
 // limit, README "disk error"), and once `fsck --repair` has recorded the damage in the
-// index it reports the two and serves every record after them.  fsck once said it had
+// index it reports the two and serves every record after them, also once a writer
+// appended more.  fsck once said it had
 // recorded it while it left the last segment's index as it was (a prefix of the entries
 // it expects is a valid last index), and readers still stopped there.
 TEST(Reader, TwoAdjacentDamagedRecordsInALastSegmentAreServedPastOnceFsckRepairedIt) {
@@ -551,8 +552,19 @@ TEST(Reader, TwoAdjacentDamagedRecordsInALastSegmentAreServedPastOnceFsckRepaire
     auto again = fsck(t.path(), /*repair=*/false);  // recorded: not an issue any more
     ASSERT_TRUE(again.ok()) << again.error().message;
     EXPECT_TRUE(again->issues.empty()) << again->issues.front().problem;
+    // A writer that opens the store again keeps the record of it (and appends after the
+    // last record).
+    {
+      auto s = SegmentStore::open(t.path(), "ns", "st", o);
+      ASSERT_TRUE(s.ok()) << s.error().message;
+      fill(*s, 100, 110, 100);
+      ASSERT_TRUE(s->close().ok());
+    }
+    auto after = fsck(t.path(), /*repair=*/false);
+    ASSERT_TRUE(after.ok()) << after.error().message;
+    EXPECT_TRUE(after->issues.empty()) << after->issues.front().problem;
     auto got = read_all(t.path());
-    ASSERT_EQ(got.size(), 99u);
+    ASSERT_EQ(got.size(), 109u);
     for (uint64_t i = 0, q = 0; i < got.size(); ++i) {
       if (q == 87) {
         ASSERT_EQ(got[i].kind, EntryKind::kCorrupt) << got[i].detail;
