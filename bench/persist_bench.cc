@@ -468,10 +468,10 @@ int main(int argc, char** argv) {
     if (only_size != 0 && size != only_size) continue;
     // The three measurements take turns, so that each sees the same placement of the
     // vCPUs as often as the others.
-    // At 64 B a producer that publishes one record at a time, and the hand-off of each
-    // to the persister's core, limit the rate before the persister does (the row
-    // against the ring alone); a producer publishing batches of 32 leaves the
-    // persister's own work as the limit (its row: `producer batching 32`).
+    // At 64 B, is it the producer (one record at a time, each handed to the persister's
+    // core) or the persister that limits the rate?  A producer publishing batches of 32,
+    // which a plain reader takes 5-7x faster, leaves only the persister's own work (its
+    // row: `producer batching 32`; it stores no more than from the other producer).
     std::vector<double> file, pmem, ring, batched;
     for (int r = 0; r < reps; ++r) {
       file.push_back(persister_rate(env, persist::StoreKind::kFile, count / scale, size));

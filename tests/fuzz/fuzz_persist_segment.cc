@@ -60,7 +60,9 @@ void read_as_store(const uint8_t* data, size_t size, const SegmentHeader* hdr) {
                      shmbus::validate_name("stream", hdr->stream);
   const std::string ns = named ? hdr->ns : "ns", stream = named ? hdr->stream : "st";
   const std::string dir = work_root() + "/" + ns + "/" + stream;
-  std::filesystem::remove_all(work_root() + "/" + ns);
+  std::error_code ec;
+  for (const auto& old : std::filesystem::directory_iterator(work_root(), ec))
+    std::filesystem::remove_all(old.path(), ec);  // the last input's namespace, whatever it was
   std::filesystem::create_directories(dir);
   ::chmod((work_root() + "/" + ns).c_str(), 0700);
   ::chmod(dir.c_str(), 0700);
