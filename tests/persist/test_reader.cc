@@ -524,9 +524,9 @@ TEST(Reader, DamageInAClosedStoresLastSegmentIsReportedAndTheRestServed) {
 // them): a reader stops there as at the live end (records after them withheld; a known
 // limit, README "disk error"), and once `fsck --repair` has recorded the damage in the
 // index it reports the two and serves every record after them, also once a writer
-// appended more.  fsck once said it had
-// recorded it while it left the last segment's index as it was (a prefix of the entries
-// it expects is a valid last index), and readers still stopped there.
+// appended more.  fsck once said it had recorded it while it left the last segment's
+// index as it was (a prefix of the entries it expects is a valid last index), and
+// readers still stopped there.
 TEST(Reader, TwoAdjacentDamagedRecordsInALastSegmentAreServedPastOnceFsckRepairedIt) {
   for (const StoreKind kind : {StoreKind::kFile, StoreKind::kPmem}) {
     SCOPED_TRACE(kind == StoreKind::kFile ? "file" : "pmem");
@@ -704,12 +704,7 @@ TEST(Reader, AReaderWaitingAtDamagedRecordsDoesNotReadThemAgainEachPoll) {
   }
 }
 
-// Damaged records 10..12 at the end of a closed store's segment, a reader waiting at
-// them; then the bytes from record 11 on are written again otherwise (as a cut-back and
-// rewrite would), the file longer.  The waiting reader reports record 10 and goes on
-// with the new records, as a fresh reader does.  (A walk over damaged records in a row,
-// taken up where it last stopped at each poll, missed such bytes and waited for good in
-// review; it was not kept.)
+// Flips one byte of a file in place.
 void flip_byte(const std::string& path, uint64_t at) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd, 0);
@@ -719,6 +714,7 @@ void flip_byte(const std::string& path, uint64_t at) {
   ASSERT_EQ(::pwrite(fd, &c, 1, static_cast<off_t>(at)), 1);
   ::close(fd);
 }
+// Where record q of 100-byte records (136-byte frames) starts in a store's first segment.
 uint64_t frame_at(uint64_t q) { return detail::kSegmentHeaderSize + q * 136; }
 
 // Polls until an entry other than kEnd comes (at most ~5 s).
@@ -750,6 +746,12 @@ void expect_damage_then_records(SegmentReader& r, uint64_t bad_from, uint64_t ba
   }
 }
 
+// Damaged records 10..12 at the end of a closed store's segment, a reader waiting at
+// them; then the bytes from record 11 on are written again otherwise (as a cut-back and
+// rewrite would), the file longer.  The waiting reader reports record 10 and goes on
+// with the new records, as a fresh reader does.  (A walk over damaged records in a row,
+// taken up where it last stopped at each poll, missed such bytes and waited for good in
+// review; it was not kept.)
 TEST(Reader, BytesWrittenAgainAfterADamagedRecordAreReadByAWaitingReader) {
   TempDir t, t2;
   auto o = small_options();
