@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 #include "coding.h"
 #include "format.h"
@@ -28,6 +29,9 @@ bool FsckReport::clean() const noexcept {
 namespace {
 
 constexpr uint32_t kDefaultInterval = StoreOptions{}.index_interval;
+// What a damage report adds once --repair records the damage (taken off again when the
+// index could not be written).
+constexpr std::string_view kRecordedInIndex = "; recorded in the index";
 
 class StreamChecker {
  public:
@@ -356,7 +360,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
           std::string("damaged (") + frame_status_name(d.why) + "): sequences [" +
               std::to_string(d.from_seq) + ", " + std::to_string(d.to_seq) +
               ") are unreadable; the bytes are kept and the records after them are intact" +
-              (can_repair() ? "; recorded in the index" : ""),
+              (can_repair() ? std::string(kRecordedInIndex) : ""),
           can_repair());
   }
   if (s.valid_end < s.file_size) {
@@ -416,13 +420,11 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   if (!check_index(first, last, s.header.created_ns, expected, interval, seg_size, record_damage) &&
       record_damage) {
     // The index could not be written: the damage is not recorded after all.
-    static const std::string kRecorded = "; recorded in the index";
     for (const size_t i : damage_issues) {
       FsckIssue& d = rep_->issues[i];
       d.repaired = false;
-      if (d.problem.size() >= kRecorded.size() &&
-          d.problem.compare(d.problem.size() - kRecorded.size(), kRecorded.size(), kRecorded) == 0)
-        d.problem.resize(d.problem.size() - kRecorded.size());
+      if (std::string_view(d.problem).ends_with(kRecordedInIndex))
+        d.problem.resize(d.problem.size() - kRecordedInIndex.size());
     }
   }
   prev_end_ = end_seq;
