@@ -481,6 +481,42 @@ TEST(Reader, DamageInsideASealedSegmentIsSkipped) {
   EXPECT_EQ(got.size(), 200 - (resume - 10) + 1);
 }
 
+// Flips one byte of a file in place.
+void flip_byte(const std::string& path, uint64_t at) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  char c = 0;
+  ASSERT_EQ(::pread(fd, &c, 1, static_cast<off_t>(at)), 1);
+  c = static_cast<char>(c ^ 0x5a);
+  ASSERT_EQ(::pwrite(fd, &c, 1, static_cast<off_t>(at)), 1);
+  ::close(fd);
+}
+// Where record q of 100-byte records (136-byte frames) starts in a store's first segment.
+uint64_t frame_at(uint64_t q) { return detail::kSegmentHeaderSize + q * 136; }
+
+// Options of a store whose 100 records of 100 bytes fit one segment, with one index entry
+// (an entry per 64 KiB).
+StoreOptions one_segment_options(StoreKind kind) {
+  auto o = small_options(kind);
+  o.segment_bytes = 1 << 20;
+  o.index_interval = 64 << 10;
+  return o;
+}
+
+// A closed store of 100-byte records [0, 100) in one segment, with a payload byte of each
+// record in `bad` flipped.
+void closed_store_with_bad_records(const TempDir& t, const StoreOptions& o,
+                                   std::initializer_list<uint64_t> bad) {
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 0, 100, 100);
+    ASSERT_TRUE(s->close().ok());
+  }
+  for (const uint64_t q : bad)
+    flip_byte(t.stream_dir() + "/" + detail::segment_file_name(0), frame_at(q) + 40);
+}
+
 // A review (2026-12-02): one bad byte in record 87 of a closed store's last segment
 // (the writer stopped, or after a reboot: `tail` reads the store without a ring) stopped
 // every reader there as if it were the live end, silently: records 88..99 withheld
@@ -490,19 +526,7 @@ TEST(Reader, DamageInAClosedStoresLastSegmentIsReportedAndTheRestServed) {
   for (const StoreKind kind : {StoreKind::kFile, StoreKind::kPmem}) {
     SCOPED_TRACE(kind == StoreKind::kFile ? "file" : "pmem");
     TempDir t;
-    auto o = small_options(kind);
-    o.segment_bytes = 1 << 20;
-    o.index_interval = 64 << 10;
-    {
-      auto s = SegmentStore::open(t.path(), "ns", "st", o);
-      ASSERT_TRUE(s.ok());
-      fill(*s, 0, 100, 100);
-      ASSERT_TRUE(s->close().ok());
-    }
-    const std::string seg = t.stream_dir() + "/" + detail::segment_file_name(0);
-    auto bytes = read_file(seg);
-    bytes[detail::kSegmentHeaderSize + 87 * 136 + 40] ^= 0x5a;
-    write_file(seg, bytes);
+    closed_store_with_bad_records(t, one_segment_options(kind), {87});
     auto got = read_all(t.path());
     ASSERT_EQ(got.size(), 100u);
     for (uint64_t q = 0; q < 100; ++q) {
@@ -531,20 +555,8 @@ TEST(Reader, TwoAdjacentDamagedRecordsInALastSegmentAreServedPastOnceFsckRepaire
   for (const StoreKind kind : {StoreKind::kFile, StoreKind::kPmem}) {
     SCOPED_TRACE(kind == StoreKind::kFile ? "file" : "pmem");
     TempDir t;
-    auto o = small_options(kind);
-    o.segment_bytes = 1 << 20;
-    o.index_interval = 64 << 10;
-    {
-      auto s = SegmentStore::open(t.path(), "ns", "st", o);
-      ASSERT_TRUE(s.ok());
-      fill(*s, 0, 100, 100);
-      ASSERT_TRUE(s->close().ok());
-    }
-    const std::string seg = t.stream_dir() + "/" + detail::segment_file_name(0);
-    auto bytes = read_file(seg);
-    bytes[detail::kSegmentHeaderSize + 87 * 136 + 40] ^= 0x5a;
-    bytes[detail::kSegmentHeaderSize + 88 * 136 + 40] ^= 0x5a;
-    write_file(seg, bytes);
+    const StoreOptions o = one_segment_options(kind);
+    closed_store_with_bad_records(t, o, {87, 88});
     EXPECT_EQ(read_all(t.path()).size(), 87u);  // stops at them
     auto f = fsck(t.path(), /*repair=*/true);
     ASSERT_TRUE(f.ok()) << f.error().message;
@@ -704,18 +716,6 @@ TEST(Reader, AReaderWaitingAtDamagedRecordsDoesNotReadThemAgainEachPoll) {
   }
 }
 
-// Flips one byte of a file in place.
-void flip_byte(const std::string& path, uint64_t at) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  ASSERT_GE(fd, 0);
-  char c = 0;
-  ASSERT_EQ(::pread(fd, &c, 1, static_cast<off_t>(at)), 1);
-  c = static_cast<char>(c ^ 0x5a);
-  ASSERT_EQ(::pwrite(fd, &c, 1, static_cast<off_t>(at)), 1);
-  ::close(fd);
-}
-// Where record q of 100-byte records (136-byte frames) starts in a store's first segment.
-uint64_t frame_at(uint64_t q) { return detail::kSegmentHeaderSize + q * 136; }
 
 // Polls until an entry other than kEnd comes (at most ~5 s).
 Result<Entry> next_not_end(SegmentReader& r) {

@@ -145,6 +145,14 @@ std::optional<ReplayConsumer> stored_then_replay(PersistedStream& ps, uint64_t n
   return std::move(rc.value());
 }
 
+// stored_then_replay(ps, n), read up to n into *s: a replay that has caught up with the
+// ring (the caller checks that it reads the ring now).
+std::optional<ReplayConsumer> caught_up_replay(PersistedStream& ps, uint64_t n, Seen* s) {
+  auto rc = stored_then_replay(ps, n);
+  if (rc) read_until(*rc, n, s);
+  return rc;
+}
+
 // ---- edge cases ---------------------------------------------------------------------
 
 // "earliest" on a persisted stream: the oldest record not deleted (from the store, as
@@ -307,10 +315,9 @@ TEST(Replay, LappedOnPersistedStreamContinuesFromStore) {
 // the race to the next record.)
 TEST(Replay, ACaughtUpReplayGoesLiveThoughTheStoreKeepsUp) {
   PersistedStream ps;
-  auto rc = stored_then_replay(ps, 3000);
-  ASSERT_TRUE(rc);
   Seen s;
-  read_until(*rc, 3000, &s);
+  auto rc = caught_up_replay(ps, 3000, &s);
+  ASSERT_TRUE(rc);
   EXPECT_FALSE(rc->from_store()) << "caught up, still reading the store";
   // One record at a time, each stored before the replay polls.
   uint64_t from_store = 0;
@@ -331,10 +338,9 @@ TEST(Replay, ACaughtUpReplayGoesLiveThoughTheStoreKeepsUp) {
 // it: stuck at that sequence for ever.)
 TEST(Replay, ACaughtUpReplayMeetingAGapInTheRingGoesOn) {
   PersistedStream ps;
-  auto rc = stored_then_replay(ps, 3000);
-  ASSERT_TRUE(rc);
   Seen s;
-  read_until(*rc, 3000, &s);
+  auto rc = caught_up_replay(ps, 3000, &s);
+  ASSERT_TRUE(rc);
   ASSERT_FALSE(rc->from_store());
   ps.abort_one();  // seq 3000: a gap in the ring
   ps.publish(3001, 3010);
@@ -352,10 +358,9 @@ TEST(Replay, ACaughtUpReplayMeetingAGapInTheRingGoesOn) {
 // the ring past the record after the gap, and called that record lost too.)
 TEST(Replay, AStoreThatCannotBeOpenedAfterABounceLosesNothing) {
   PersistedStream ps;
-  auto rc = stored_then_replay(ps, 3000);
-  ASSERT_TRUE(rc);
   Seen s;
-  read_until(*rc, 3000, &s);
+  auto rc = caught_up_replay(ps, 3000, &s);
+  ASSERT_TRUE(rc);
   ASSERT_FALSE(rc->from_store());
   ASSERT_TRUE(ps.persister->stop());  // no persister: what the store lacks is lost
   ps.abort_one();  // seq 3000: a gap in the ring
