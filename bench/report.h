@@ -50,6 +50,8 @@ struct RowIndex {
   int shmbus_single = -1;       // a single-producer stream (publish)
   int shmbus_single_batch = -1; // a single-producer stream (publish_batch of 32)
   int header_ring = -1;         // shmbus's record format and nothing else
+  int tailing = -1;             // a tailing consumer (poll(): it copies each record)
+  int tailing_in_place = -1;    // a tailing consumer reading in place (poll_in_place)
   int spsc_batch = -1;          // the SPSC ring, indices published per 32 records
   int spsc_wide = -1;           // the SPSC ring with slots of record + 32 B (shmbus's bytes)
   int spsc_stream = -1;         // the SPSC ring at the stream rate

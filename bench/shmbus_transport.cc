@@ -89,8 +89,8 @@ class ShmbusSender final : public Sender {
 
 class ShmbusReceiver final : public Receiver {
  public:
-  ShmbusReceiver(shmbus::Consumer c, bool batch, bool copy)
-      : c_(std::move(c)), batch_(batch), copy_(copy) {
+  ShmbusReceiver(shmbus::Consumer c, bool batch, bool copy, bool in_place)
+      : c_(std::move(c)), batch_(batch), copy_(copy), in_place_(in_place) {
     if (copy_) copy_buf_.resize(kMaxRecord);
   }
   RecvStatus recv(View* out) override {
@@ -104,6 +104,7 @@ class ShmbusReceiver final : public Receiver {
     return st;
   }
   uint64_t lost() const noexcept override { return c_.lost(); }
+  bool validate() noexcept override { return !in_place_ || c_.validate(); }
   uint64_t record_ts_ns() const noexcept override { return ts_; }
 
  private:
@@ -119,6 +120,8 @@ class ShmbusReceiver final : public Receiver {
       if (batch_) {
         st = c_.poll_batch(recs_, kShmbusConsumerBatch, &got_, 100ms);
         at_ = 1;
+      } else if (in_place_) {
+        st = c_.poll_in_place(&recs_[0], 100ms);  // (got_ stays 0)
       } else {
         st = c_.poll(&recs_[0], 100ms);  // (got_ stays 0)
       }
@@ -147,6 +150,7 @@ class ShmbusReceiver final : public Receiver {
   shmbus::Consumer c_;
   bool batch_;
   bool copy_;
+  bool in_place_;  // kTailingInPlace: poll_in_place(), validate() after the reads
   std::vector<std::byte> copy_buf_;  // kDurableCopy: kMaxRecord bytes
   shmbus::Record recs_[kShmbusConsumerBatch];
   size_t got_ = 0, at_ = 0;  // records of the last poll or poll_batch, handed out
@@ -170,6 +174,7 @@ class ShmbusTransport final : public Transport {
       case ShmbusMode::kDurableSingleBatch:
         return "shmbus durable, single-producer stream (publish_batch of 32)";
       case ShmbusMode::kDurableCopy: return "shmbus durable, receiver copies (the tailing copy)";
+      case ShmbusMode::kTailingInPlace: return "shmbus tailing, in place (poll_in_place + validate)";
     }
     return "shmbus";
   }
@@ -209,7 +214,8 @@ class ShmbusTransport final : public Transport {
 
   std::unique_ptr<Receiver> open_receiver(int ch, std::string* err) override {
     shmbus::ConsumerOptions o;
-    o.group = mode_ == ShmbusMode::kTailing ? "" : "bench";
+    const bool tailing = mode_ == ShmbusMode::kTailing || mode_ == ShmbusMode::kTailingInPlace;
+    o.group = tailing ? "" : "bench";
     o.start = shmbus::StartFrom::earliest();
     o.wait = mode_ == ShmbusMode::kDurableBlock ? shmbus::WaitStrategy::kBlock
                                                 : shmbus::WaitStrategy::kBusySpin;
@@ -219,7 +225,8 @@ class ShmbusTransport final : public Transport {
       return nullptr;
     }
     return std::make_unique<ShmbusReceiver>(std::move(c).value(), batch(),
-                                            mode_ == ShmbusMode::kDurableCopy);
+                                            mode_ == ShmbusMode::kDurableCopy,
+                                            mode_ == ShmbusMode::kTailingInPlace);
   }
 
   // Removes without force first: the children are gone, so a refusal is worth reporting.
@@ -243,7 +250,7 @@ class ShmbusTransport final : public Transport {
     return mode_ == ShmbusMode::kDurableSingle || mode_ == ShmbusMode::kDurableSingleBatch;
   }
   std::string stream(int ch) const {
-    static constexpr const char* kPrefix[] = {"d", "t", "c", "k", "b", "s", "sb", "dc"};  // by mode: never clash
+    static constexpr const char* kPrefix[] = {"d", "t", "c", "k", "b", "s", "sb", "dc", "ti"};  // by mode: never clash
     return kPrefix[int(mode_)] + std::to_string(run_) + "-ch" + std::to_string(ch);
   }
   ShmbusMode mode_;

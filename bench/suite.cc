@@ -347,7 +347,10 @@ Report run_suite(const SuiteOptions& o) {
   auto futex = make_futex();
   if (selected(o, shmbus->name()))
     r.idx.shmbus = plan.add_transport(*shmbus, true, true, 1, {}, false, kSizesAll);
-  if (selected(o, tailing->name())) plan.add_transport(*tailing, true, true);
+  if (selected(o, tailing->name())) r.idx.tailing = plan.add_transport(*tailing, true, true);
+  auto tailing_in_place = make_shmbus(ShmbusMode::kTailingInPlace);
+  if (selected(o, tailing_in_place->name()))
+    r.idx.tailing_in_place = plan.add_transport(*tailing_in_place, false, true);
   if (selected(o, durable_copy->name())) plan.add_transport(*durable_copy, false, true);
   if (selected(o, claim->name())) plan.add_transport(*claim, false, true);
   if (selected(o, single->name()))

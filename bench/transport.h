@@ -41,6 +41,9 @@ class Receiver {
   virtual RecvStatus recv(View* record) = 0;
   virtual uint64_t lost() const noexcept { return 0; }          // transport-counted losses
   virtual uint64_t record_ts_ns() const noexcept { return 0; }  // library stamp, 0 if none
+  // After the caller read the record recv() returned: were its bytes the record's?  false:
+  // a reader in place was overwritten meanwhile; the record counts in lost(), drop it.
+  virtual bool validate() noexcept { return true; }
   const std::string& error() const noexcept { return error_; }
 
  protected:
@@ -93,8 +96,11 @@ std::unique_ptr<Transport> make_unavailable(std::string name, std::string reason
 // of up to kShmbusConsumerBatch (throughput only).  kDurableCopy: a durable consumer whose
 // receiver copies each record into a private buffer, as a tailing reader must before it
 // can tell whether the bytes were overwritten: the tailing row's bound (throughput only).
+// kTailingInPlace: a tailing consumer reading with poll_in_place(), validate() after the
+// receiver read the record (throughput only; a record found overwritten counts lost).
 enum class ShmbusMode : uint8_t { kDurable, kTailing, kDurableClaim, kDurableBlock, kDurableBatch,
-                                  kDurableSingle, kDurableSingleBatch, kDurableCopy };
+                                  kDurableSingle, kDurableSingleBatch, kDurableCopy,
+                                  kTailingInPlace };
 inline constexpr size_t kShmbusBatch = 32;
 inline constexpr size_t kShmbusConsumerBatch = 64;
 std::unique_ptr<Transport> make_shmbus(ShmbusMode mode);

@@ -141,6 +141,10 @@ struct Consumer::Impl {
   bool grow_batch_buf = false;     // the last batch stopped because buf was full
   // An event a poll_batch met after it had taken records: the next read returns it.
   ReadStatus pending = ReadStatus::kOk;
+  // A tailing reader's record returned in place by poll_in_place() and not validated
+  // yet (every read clears it): where it lies and its sequence.
+  bool in_place_armed = false;
+  uint64_t in_place_pos = 0, in_place_seq = 0;
   // A tailing reader's copy buffer for batches grows up to this (or one largest record).
   static constexpr uint64_t kBatchCopyBytes = 256 * 1024;
   uint64_t batch_buf_limit() const noexcept {
@@ -154,9 +158,10 @@ struct Consumer::Impl {
   // publishes a tailing reader's position once for the batch.
   // `stop_at_start`: commit() after a seek: skip what lies below the start (skip_seq,
   // skip_ts) and stop before the first record to return, which the next read returns
-  // (kTimeout; an event met on the way waits in `pending`).
+  // (kTimeout; an event met on the way waits in `pending`).  `in_place`: a tailing
+  // reader returns the payload where it lies in the ring, uncopied (poll_in_place()).
   ReadStatus next(Record* out, std::chrono::nanoseconds timeout, size_t* off, bool more,
-                  bool batch = false, bool stop_at_start = false) noexcept;
+                  bool batch = false, bool stop_at_start = false, bool in_place = false) noexcept;
   // A durable reader's start filters not passed yet (a seek not followed by a read): moves
   // to the first record at or after the start, as far as it is committed, so that a commit
   // now commits the start and not the position the seek began from.
@@ -715,6 +720,7 @@ bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
 // What every read does first: an event a batch met after it had taken records, a rejoin
 // after eviction, and the auto-commit of what the previous read returned.  kOk: go on.
 ReadStatus Consumer::Impl::begin_read() noexcept {
+  in_place_armed = false;  // the record poll_in_place() returned is no longer the caller's
   if (evicted() && !rejoin()) return ReadStatus::kCorrupt;
   if (durable && opts.auto_commit && committed_pos != done_pos) publish_position();
   // (after the commit: the records before the event were returned, as poll() commits
@@ -732,6 +738,30 @@ ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcep
   if (const ReadStatus st = c.begin_read(); st != ReadStatus::kOk) return st;
   size_t off = 0;
   return c.next(out, timeout, &off, false);
+}
+
+ReadStatus Consumer::poll_in_place(Record* out, std::chrono::nanoseconds timeout) noexcept {
+  if (!impl_) return ReadStatus::kClosed;
+  Impl& c = *impl_;
+  if (const ReadStatus st = c.begin_read(); st != ReadStatus::kOk) return st;
+  size_t off = 0;
+  return c.next(out, timeout, &off, false, false, false, true);
+}
+
+bool Consumer::validate() noexcept {
+  if (!impl_ || !impl_->in_place_armed) return true;
+  Impl& c = *impl_;
+  c.in_place_armed = false;
+  // acquire fence: the caller's loads of the record happen before the check, as a
+  // copy's do in next() (copy_overwritten()).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (!c.copy_overwritten(c.in_place_pos)) return true;
+  // Producers wrote over it while the caller read it: it is lost with the lap.  The
+  // reader resumes as after a lap met in next(), counting from this record's sequence,
+  // so the next read reports kLapped with it.
+  c.expected = c.in_place_seq;
+  if (!c.resync()) c.pending = ReadStatus::kCorrupt;
+  return false;
 }
 
 ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
@@ -796,7 +826,7 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
 // slower on a single-producer stream's 64 B rate.
 [[gnu::always_inline]] inline ReadStatus Consumer::Impl::next(
     Record* out, std::chrono::nanoseconds timeout, size_t* off, bool more, bool batch,
-    bool stop_at_start) noexcept {
+    bool stop_at_start, bool in_place) noexcept {
   Impl& c = *this;
   uint64_t deadline = 0;
   uint32_t spins = 0;
@@ -866,7 +896,16 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       rec.type = load_relaxed(&r->type);
       const std::byte* payload = c.m->payload_at(c.pos);
       size_t copied = 0;  // where in buf this payload went (tailing)
-      if (!c.durable) {
+      if (!c.durable && in_place) {
+        // Uncopied: the header's fields are checked here, before this reader counts by
+        // the sequence; the payload by validate(), after the caller read it.
+        // acquire fence: the field loads above happen before the check.
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (c.copy_overwritten(c.pos)) {
+          if (!c.resync()) return ReadStatus::kCorrupt;
+          continue;
+        }
+      } else if (!c.durable) {
         if (tv.size > (*off < c.buf.size() ? c.buf.size() - *off : 0)) {
           // A batch's records stay where they were copied: it ends before this one (and
           // the next batch starts with a larger buffer).
@@ -991,6 +1030,11 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
         return report;
       }
       if (!c.durable) *off = copied + ((tv.size + 15) & ~uint64_t{15});  // next copy aligned
+      if (!c.durable && in_place) {
+        c.in_place_armed = true;
+        c.in_place_pos = c.pos - span;
+        c.in_place_seq = rec.seq;
+      }
       *out = rec;
       return ReadStatus::kOk;
     }

@@ -122,6 +122,22 @@ class Consumer {
   // full (it then grows, at most to 256 KiB or one largest record).
   [[nodiscard]] ReadStatus poll_batch(Record* out, size_t max, size_t* n,
                                       std::chrono::nanoseconds timeout) noexcept;
+  // A tailing reader's record where it lies in the ring, without poll()'s copy (as
+  // Aeron's BroadcastReceiver: receive, read in place, validate).  Producers never wait
+  // for a tailing reader, so they may write over the payload while you read it: read
+  // what you need (copy out what you keep), then call validate().  Only if it returns
+  // true were the bytes you read the record's, whole.  false: they may be torn, drop
+  // what you took from them; the reader was lapped and resumes at the oldest record,
+  // and its next read returns kLapped with this record counted in lost() and
+  // last_loss().  The header's fields (seq, ts_ns, type) are checked before the record
+  // is returned.  Every other status, and waiting, as poll().  A durable consumer's
+  // records cannot be overwritten: for it this is poll(), and validate() is true.
+  [[nodiscard]] ReadStatus poll_in_place(Record* rec, std::chrono::nanoseconds timeout) noexcept;
+  // Thread: the consumer's.  After poll_in_place(): were the record's bytes, as read
+  // since, the record's?  No system call: a fence and a load of a line producers write
+  // once per sixteenth of the ring.  true when there is nothing to validate (no record
+  // returned in place since the last read).
+  [[nodiscard]] bool validate() noexcept;
   // Durable: make everything returned so far consumed (the position others see).
   void commit() noexcept;
   // Where this consumer stands after the records returned so far, to commit later: a
