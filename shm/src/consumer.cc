@@ -141,9 +141,10 @@ struct Consumer::Impl {
   bool grow_batch_buf = false;     // the last batch stopped because buf was full
   // An event a poll_batch met after it had taken records: the next read returns it.
   ReadStatus pending = ReadStatus::kOk;
-  // A tailing reader's record returned in place by poll_in_place() and not validated
-  // yet (every read clears it): where it lies and its sequence.
-  bool in_place_armed = false;
+  // A tailing reader's record returned in place by poll_in_place() (every read clears
+  // it): where it lies and its sequence, and whether validate() found it overwritten
+  // (then every later validate() says so, until the next read).
+  bool in_place_armed = false, in_place_failed = false;
   uint64_t in_place_pos = 0, in_place_seq = 0;
   // A tailing reader's copy buffer for batches grows up to this (or one largest record).
   static constexpr uint64_t kBatchCopyBytes = 256 * 1024;
@@ -720,7 +721,8 @@ bool Consumer::durable() const noexcept { return impl_ && impl_->durable; }
 // What every read does first: an event a batch met after it had taken records, a rejoin
 // after eviction, and the auto-commit of what the previous read returned.  kOk: go on.
 ReadStatus Consumer::Impl::begin_read() noexcept {
-  in_place_armed = false;  // the record poll_in_place() returned is no longer the caller's
+  // The record poll_in_place() returned is no longer the caller's.
+  in_place_armed = in_place_failed = false;
   if (evicted() && !rejoin()) return ReadStatus::kCorrupt;
   if (durable && opts.auto_commit && committed_pos != done_pos) publish_position();
   // (after the commit: the records before the event were returned, as poll() commits
@@ -749,16 +751,20 @@ ReadStatus Consumer::poll_in_place(Record* out, std::chrono::nanoseconds timeout
 }
 
 bool Consumer::validate() noexcept {
-  if (!impl_ || !impl_->in_place_armed) return true;
+  if (!impl_) return false;  // closed: its views are gone
   Impl& c = *impl_;
-  c.in_place_armed = false;
+  if (c.in_place_failed) return false;
+  if (!c.in_place_armed) return true;
   // acquire fence: the caller's loads of the record happen before the check, as a
-  // copy's do in next() (copy_overwritten()).
+  // copy's do in next() (copy_overwritten()).  Armed still when it passes: a caller that
+  // reads more of the record validates again.
   std::atomic_thread_fence(std::memory_order_acquire);
   if (!c.copy_overwritten(c.in_place_pos)) return true;
   // Producers wrote over it while the caller read it: it is lost with the lap.  The
   // reader resumes as after a lap met in next(), counting from this record's sequence,
   // so the next read reports kLapped with it.
+  c.in_place_armed = false;
+  c.in_place_failed = true;
   c.expected = c.in_place_seq;
   if (!c.resync()) c.pending = ReadStatus::kCorrupt;
   return false;

@@ -62,7 +62,7 @@ TEST(InPlace, ARecordOverwrittenWhileReadIsNotValidAndCountsAsLost) {
   for (int i = 3; i < 1000; ++i) ASSERT_TRUE(p->publish(as_bytes(other)).ok());
   EXPECT_NE(as_string(rec.data), payload);  // what the caller may have read meanwhile
   EXPECT_FALSE(t->validate());
-  EXPECT_TRUE(t->validate());  // told once: nothing in place to validate any more
+  EXPECT_FALSE(t->validate());  // and so it stays until the next read
   ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kLapped);
   EXPECT_EQ(t->last_loss().from, 1u);  // the record read in place is among the lost
   const uint64_t lost = t->lost();
@@ -98,6 +98,29 @@ TEST(InPlace, ValidateAnswersOnlyForTheLastRecordReturnedInPlace) {
   EXPECT_TRUE(t->validate());  // the in-place record was left by the poll() after it
   ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kLapped);  // as poll() finds it
   EXPECT_EQ(t->last_loss().from, 2u);
+}
+
+// Read part, validate, read more, validate again (found by a review: the second call
+// vouched for bytes overwritten after the first without looking).
+TEST(InPlace, EveryValidateChecksAgain) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+  auto p = Producer::open(ns.ns(), "s");
+  auto t = Consumer::open(ns.ns(), "s", tailing());
+  ASSERT_TRUE(p && t);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p->publish(as_bytes(std::string(64, 'x'))).ok());
+  Record rec;
+  ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data).substr(0, 32), std::string(32, 'x'));
+  EXPECT_TRUE(t->validate());  // the first half
+  EXPECT_TRUE(t->validate());  // nothing written since
+  for (int i = 3; i < 1000; ++i) ASSERT_TRUE(p->publish(as_bytes(std::string(64, 'o'))).ok());
+  EXPECT_NE(as_string(rec.data).substr(32), std::string(32, 'x'));
+  EXPECT_FALSE(t->validate());  // the second half was not the record's
+  ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kLapped);
+  EXPECT_EQ(t->last_loss().from, 0u);  // the record read in two halves is lost
+  t.value().close();
+  EXPECT_FALSE(t->validate());  // a closed consumer vouches for nothing
 }
 
 // A durable consumer's records cannot be overwritten before it commits them: in place is

@@ -127,16 +127,20 @@ class Consumer {
   // for a tailing reader, so they may write over the payload while you read it: read
   // what you need (copy out what you keep), then call validate().  Only if it returns
   // true were the bytes you read the record's, whole.  false: they may be torn, drop
-  // what you took from them; the reader was lapped and resumes at the oldest record,
-  // and its next read returns kLapped with this record counted in lost() and
-  // last_loss().  The header's fields (seq, ts_ns, type) are checked before the record
-  // is returned.  Every other status, and waiting, as poll().  A durable consumer's
-  // records cannot be overwritten: for it this is poll(), and validate() is true.
+  // what you took from them; the reader was lapped and resumes as kLapped says, and its
+  // next read returns kLapped with this record counted in lost() and last_loss().  The
+  // header's fields (seq, ts_ns, type, size) are checked before the record is
+  // returned.  Every other status, and waiting, as poll().  The view ends with the next
+  // poll, poll_in_place, poll_batch, seek or close: validate before them.  A durable
+  // consumer's records cannot be overwritten: for it this is poll(), and validate() is
+  // true.
   [[nodiscard]] ReadStatus poll_in_place(Record* rec, std::chrono::nanoseconds timeout) noexcept;
-  // Thread: the consumer's.  After poll_in_place(): were the record's bytes, as read
-  // since, the record's?  No system call: a fence and a load of a line producers write
-  // once per sixteenth of the ring.  true when there is nothing to validate (no record
-  // returned in place since the last read).
+  // Thread: the consumer's.  After poll_in_place(): were the record's bytes, as read so
+  // far, the record's?  Call it again after reading more: each call checks again, and
+  // once false it stays false until the next read.  No system call: usually a fence
+  // and a load of a line producers write once per sixteenth of the ring (near the
+  // oldest record the claim cursor too; on false, the lap's resync).  true when no
+  // record was returned in place since the last read; false on a closed consumer.
   [[nodiscard]] bool validate() noexcept;
   // Durable: make everything returned so far consumed (the position others see).
   void commit() noexcept;
