@@ -2,6 +2,7 @@
 // the ring, checked after the caller read it.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 #include "../common/scratch.h"
@@ -43,24 +44,37 @@ TEST(InPlace, ATailingReaderReadsRecordsWhereTheyLieAndValidatesThem) {
   EXPECT_EQ(t->lost(), 0u);
 }
 
+// A 4 KiB ring, its producer and a tailing reader from the start; publish(from, to, c):
+// records [from, to) of 64 bytes `c` (1000 of them lap the ring many times).
+class InPlaceLap : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
+    auto po = Producer::open(ns.ns(), "s");
+    auto to = Consumer::open(ns.ns(), "s", tailing());
+    ASSERT_TRUE(po && to);
+    p.emplace(std::move(po).value());
+    t.emplace(std::move(to).value());
+  }
+  void publish(int from, int to, char c) {
+    for (int i = from; i < to; ++i) ASSERT_TRUE(p->publish(as_bytes(std::string(64, c))).ok());
+  }
+  test::ScopedNs ns;
+  std::optional<Producer> p;
+  std::optional<Consumer> t;
+};
+
 // Producers lap the reader between poll_in_place() and validate(): the record is not
 // vouched for, counts as lost, and the next read reports the lap from its sequence on.
-TEST(InPlace, ARecordOverwrittenWhileReadIsNotValidAndCountsAsLost) {
-  test::ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
-  auto p = Producer::open(ns.ns(), "s");
-  auto t = Consumer::open(ns.ns(), "s", tailing());
-  ASSERT_TRUE(p && t);
-  const std::string payload(64, 'x');
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p->publish(as_bytes(payload)).ok());
+TEST_F(InPlaceLap, ARecordOverwrittenWhileReadIsNotValidAndCountsAsLost) {
+  publish(0, 3, 'x');
   Record rec;
   ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kOk);
   ASSERT_EQ(rec.seq, 0u);
   ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kOk);
   ASSERT_EQ(rec.seq, 1u);
-  const std::string other(64, 'o');
-  for (int i = 3; i < 1000; ++i) ASSERT_TRUE(p->publish(as_bytes(other)).ok());
-  EXPECT_NE(as_string(rec.data), payload);  // what the caller may have read meanwhile
+  publish(3, 1000, 'o');
+  EXPECT_NE(as_string(rec.data), std::string(64, 'x'));  // what the caller may have read meanwhile
   EXPECT_FALSE(t->validate());
   EXPECT_FALSE(t->validate());  // and so it stays until the next read
   ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kLapped);
@@ -71,7 +85,7 @@ TEST(InPlace, ARecordOverwrittenWhileReadIsNotValidAndCountsAsLost) {
   ReadStatus st;
   while ((st = t->poll_in_place(&rec, 0ns)) == ReadStatus::kOk) {
     if (first == ~0ULL) first = rec.seq;
-    EXPECT_EQ(as_string(rec.data), other);
+    EXPECT_EQ(as_string(rec.data), std::string(64, 'o'));
     EXPECT_TRUE(t->validate());
     ++got;
   }
@@ -82,19 +96,13 @@ TEST(InPlace, ARecordOverwrittenWhileReadIsNotValidAndCountsAsLost) {
 }
 
 // validate() is about the record the last read returned in place, and only that one.
-TEST(InPlace, ValidateAnswersOnlyForTheLastRecordReturnedInPlace) {
-  test::ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
-  auto p = Producer::open(ns.ns(), "s");
-  auto t = Consumer::open(ns.ns(), "s", tailing());
-  ASSERT_TRUE(p && t);
+TEST_F(InPlaceLap, ValidateAnswersOnlyForTheLastRecordReturnedInPlace) {
   EXPECT_TRUE(t->validate());  // nothing read
-  const std::string payload(64, 'x');
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p->publish(as_bytes(payload)).ok());
+  publish(0, 3, 'x');
   Record rec;
   ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kOk);
   ASSERT_EQ(t->poll(&rec, 0ns), ReadStatus::kOk);  // a copy, checked by poll() itself
-  for (int i = 3; i < 1000; ++i) ASSERT_TRUE(p->publish(as_bytes(payload)).ok());
+  publish(3, 1000, 'x');
   EXPECT_TRUE(t->validate());  // the in-place record was left by the poll() after it
   ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kLapped);  // as poll() finds it
   EXPECT_EQ(t->last_loss().from, 2u);
@@ -102,24 +110,19 @@ TEST(InPlace, ValidateAnswersOnlyForTheLastRecordReturnedInPlace) {
 
 // Read part, validate, read more, validate again (found by a review: the second call
 // vouched for bytes overwritten after the first without looking).
-TEST(InPlace, EveryValidateChecksAgain) {
-  test::ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", small(4096, 256)));
-  auto p = Producer::open(ns.ns(), "s");
-  auto t = Consumer::open(ns.ns(), "s", tailing());
-  ASSERT_TRUE(p && t);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p->publish(as_bytes(std::string(64, 'x'))).ok());
+TEST_F(InPlaceLap, EveryValidateChecksAgain) {
+  publish(0, 3, 'x');
   Record rec;
   ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kOk);
   EXPECT_EQ(as_string(rec.data).substr(0, 32), std::string(32, 'x'));
   EXPECT_TRUE(t->validate());  // the first half
   EXPECT_TRUE(t->validate());  // nothing written since
-  for (int i = 3; i < 1000; ++i) ASSERT_TRUE(p->publish(as_bytes(std::string(64, 'o'))).ok());
+  publish(3, 1000, 'o');
   EXPECT_NE(as_string(rec.data).substr(32), std::string(32, 'x'));
   EXPECT_FALSE(t->validate());  // the second half was not the record's
   ASSERT_EQ(t->poll_in_place(&rec, 0ns), ReadStatus::kLapped);
   EXPECT_EQ(t->last_loss().from, 0u);  // the record read in two halves is lost
-  t.value().close();
+  t->close();
   EXPECT_FALSE(t->validate());  // a closed consumer vouches for nothing
 }
 
