@@ -759,7 +759,9 @@ bool Consumer::validate() noexcept {
   // copy's do in next() (copy_overwritten()).  Armed still when it passes: a caller that
   // reads more of the record validates again.
   std::atomic_thread_fence(std::memory_order_acquire);
-  if (!c.copy_overwritten(c.in_place_pos)) return true;
+  // A mapping broken meanwhile (the object shrunk: the library's SIGBUS handler mapped
+  // zeros over the rest, mapping.h) read zeros: refused, and the next read says kCorrupt.
+  if (!c.m->broken() && !c.copy_overwritten(c.in_place_pos)) return true;
   // Producers wrote over it while the caller read it: it is lost with the lap.  The
   // reader resumes as after a lap met in next(), counting from this record's sequence,
   // so the next read reports kLapped with it.

@@ -151,6 +151,29 @@ TEST(Hostile, ShrunkenObjectIsAnErrorNotSigbus) {
             0);
 }
 
+// A record read in place from an object that shrinks meanwhile: the bytes read are the
+// zeros the SIGBUS guard mapped, and validate() does not vouch for them.
+TEST(Hostile, ARecordReadInPlaceFromAShrunkenObjectIsNotValid) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+  EXPECT_EQ(in_child([&] {
+              auto p = Producer::open(ns.ns(), "s");
+              auto t = Consumer::open(ns.ns(), "s");
+              if (!p || !t) return 9;
+              if (!p->publish(as_bytes("before the shrink")).ok()) return 8;
+              Record r;
+              if (t->poll_in_place(&r, 0ms) != ReadStatus::kOk) return 7;
+              const std::string path = "/dev/shm/" + object_name(ns.ns(), "s");
+              if (truncate(path.c_str(), 4096) != 0) return 6;
+              const std::string read = test::as_string(r.data);  // SIGBUS, answered with zeros
+              if (read != std::string(read.size(), '\0')) return 5;
+              if (t->validate()) return 1;
+              if (t->poll_in_place(&r, 10ms) != ReadStatus::kCorrupt) return 2;
+              return 0;
+            }),
+            0);
+}
+
 // The registry lock: a forged owner word (a live pid) hung every opener; a process that
 // really holds the lock makes openers fail after a bounded wait, or at once on a signal.
 TEST(Hostile, ForgedOrHeldRegistryLockNeverHangs) {
