@@ -23,6 +23,7 @@ constexpr StepName kSteps[] = {
     {"X3", "abandon.cas"},
     {"S1", "resync.copied"},   {"S2", "resync.lapped"},    {"H1", "head.scanned"},
     {"H2", "floor.raised"},    {"W1", "wait.data"},        {"W2", "wait.space"},
+    {"S3", "tail.fields"},
 };
 static_assert(sizeof kSteps / sizeof kSteps[0] == static_cast<size_t>(ChaosStep::kCount),
               "every step has a code and a name");

@@ -58,6 +58,7 @@ enum class ChaosStep : uint8_t {
   // Waiting
   kDataSleep,        // W1 consumer's sleeper bit set, before its re-check and futex wait
   kSpaceSleep,       // W2 producer's sleeper bit set, before its re-check and futex wait
+  kTailFields,       // S3 a tailing reader read a record's tag and fields, before its copy
   kCount
 };
 

@@ -904,12 +904,16 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       rec.type = load_relaxed(&r->type);
       const std::byte* payload = c.m->payload_at(c.pos);
       size_t copied = 0;  // where in buf this payload went (tailing)
+      if (!c.durable) SHMBUS_CHAOS_POINT(kTailFields);
+      // (Both checks below also refuse bytes read from a mapping that broke meanwhile: the
+      // object shrank and the SIGBUS guard answered the reads with zeros; resync() then
+      // reports kCorrupt.)
       if (!c.durable && in_place) {
         // Uncopied: the header's fields are checked here, before this reader counts by
         // the sequence; the payload by validate(), after the caller read it.
         // acquire fence: the field loads above happen before the check.
         std::atomic_thread_fence(std::memory_order_acquire);
-        if (c.copy_overwritten(c.pos)) {
+        if (c.copy_overwritten(c.pos) || c.m->broken()) {
           if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
         }
@@ -932,7 +936,7 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
         // that had started to overwrite the record is seen in floor (and the cursor).
         std::atomic_thread_fence(std::memory_order_acquire);
         SHMBUS_CHAOS_POINT(kResyncCopied);
-        if (c.copy_overwritten(c.pos)) {
+        if (c.copy_overwritten(c.pos) || c.m->broken()) {
           if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
         }

@@ -166,6 +166,8 @@ int main(int argc, char** argv) {
       return repro_fork_keeps_producer_alive();
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "new-group-start-passed")
       return repro_new_group_start_passed();
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "tailing-read-shrunk")
+      return repro_tailing_read_shrunk();
     else if (a == "--repro" && i + 1 < argc && stale_abandoner_repro(argv[i + 1]))
       return stale_abandoner_repro(argv[i + 1])->run();
     else {

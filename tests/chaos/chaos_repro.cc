@@ -421,4 +421,61 @@ int repro_stale_abandoner(const char* what, AbandonerStall mode, bool tailing) {
   return rc;
 }
 
+// tailing-read-shrunk: a tailing reader read a record's tag and fields, then the object
+// shrank (step S3) before the payload was read: the SIGBUS guard answered the copy with
+// zeros and the floor check (the header page was still there) passed them as the record.
+// poll() and poll_in_place() + validate() must both say kCorrupt instead.
+namespace {
+std::string g_shrink_path;
+}  // namespace
+
+int repro_tailing_read_shrunk() {
+  int rc = 0;
+  for (const bool in_place : {false, true}) {
+    const std::string ns = "chaosrepro" + std::to_string(getpid()) + (in_place ? "i" : "c");
+    StreamOptions so;
+    so.capacity = 4096;
+    so.max_record = 256;
+    if (!create_stream(ns, "s", so)) return 2;
+    {
+      auto prod = Producer::open(ns, "s");
+      auto reader = Consumer::open(ns, "s");  // tailing, from the oldest record
+      if (!prod || !reader) return 2;
+      const std::vector<std::byte> b(64, std::byte{0x5a});
+      if (!prod->publish(Bytes(b.data(), b.size())).ok()) return 2;
+      g_shrink_path = "/dev/shm/" + object_name(ns, "s");
+      g_fired = 0;
+      detail::set_chaos_handler([](detail::ChaosStep step) noexcept {
+        if (step == detail::ChaosStep::kTailFields && g_fired.exchange(1) == 0)
+          (void)::truncate(g_shrink_path.c_str(), 4096);
+      });
+      Record r;
+      ReadStatus st = in_place ? reader->poll_in_place(&r, std::chrono::milliseconds(10))
+                               : reader->poll(&r, std::chrono::milliseconds(10));
+      detail::set_chaos_handler(nullptr);
+      // In place, the payload is the caller's to read (the guard's zeros), then validate.
+      bool vouched = false;
+      if (in_place && st == ReadStatus::kOk) {
+        unsigned sum = 0;
+        for (std::byte x : r.data) sum += static_cast<unsigned>(x);
+        vouched = reader->validate();
+        if (vouched) std::fprintf(stderr, "(payload sum %u)\n", sum);
+      }
+      if (g_fired.load() == 0) {
+        std::fprintf(stderr, "tailing-read-shrunk: step S3 never reached\n");
+        rc = 2;
+      } else if (st == ReadStatus::kOk && (!in_place || vouched)) {
+        std::fprintf(stderr,
+                     "tailing-read-shrunk: %s returned a record of %zu bytes (first 0x%02x) "
+                     "read after the object shrank\n",
+                     in_place ? "poll_in_place + validate" : "poll", r.data.size(),
+                     r.data.empty() ? 0u : static_cast<unsigned>(r.data[0]));
+        rc = std::max(rc, 1);
+      }
+    }
+    (void)remove_stream(ns, "s", true);
+  }
+  return rc;
+}
+
 }  // namespace shmbus::chaos

@@ -84,6 +84,7 @@ namespace shmbus::chaos {
 int repro_replay_empty_store();
 int repro_fork_keeps_producer_alive();
 int repro_new_group_start_passed();
+int repro_tailing_read_shrunk();
 enum class AbandonerStall { kDecided, kHeld, kKilledHolding };
 int repro_stale_abandoner(const char* what, AbandonerStall mode, bool tailing);
 }  // namespace shmbus::chaos
