@@ -204,12 +204,12 @@ int main(int argc, char** argv) {
   }
   Shared* s = g_shared;
   std::printf("chaos summary: %llu rounds in %.1f s; %llu records published, %llu deliveries checked, "
-              "%llu seqs compared (%llu seen by 2+ consumers, %llu agreed gaps), %llu durable views re-checked; replays: %llu records, %llu gaps\n",
+              "%llu seqs compared (%llu seen by 2+ consumers, %llu agreed gaps), %llu durable views re-checked, %llu in-place reads refused; replays: %llu records, %llu gaps\n",
               static_cast<unsigned long long>(g_tot.rounds), (steady_ms() - start) / 1000.0,
               static_cast<unsigned long long>(g_tot.published), static_cast<unsigned long long>(s->delivered.load()),
               static_cast<unsigned long long>(g_tot.seqs_checked), static_cast<unsigned long long>(g_tot.agreements),
               static_cast<unsigned long long>(g_tot.gaps_agreed), static_cast<unsigned long long>(s->rechecked.load()),
-              static_cast<unsigned long long>(s->replayed.load()), static_cast<unsigned long long>(s->replay_gaps.load()));
+              static_cast<unsigned long long>(s->refused.load()), static_cast<unsigned long long>(s->replayed.load()), static_cast<unsigned long long>(s->replay_gaps.load()));
   std::printf("chaos summary: %llu hook firings, %llu interleavings (firings perturbed), %llu kills "
               "(%llu at hooks, %llu from outside)\n",
               static_cast<unsigned long long>(s->firings.load()), static_cast<unsigned long long>(s->perturbations.load()),

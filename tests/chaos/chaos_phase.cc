@@ -165,6 +165,7 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
   threads.kind = Child::kThreads;
   for (uint32_t i = 0; i < kThreadConsumers + kProcConsumers; ++i) {
     ConsumerRole cr{ns, "s", i, i % 2 == 0, random_wait(rng), rng.next(), true};
+    cr.in_place = i % 4 == 3;  // half the tailing readers
     if (i < kThreadConsumers) {
       threads.thread_consumers.push_back(cr);
     } else {

@@ -156,8 +156,9 @@ int run_consumer(Shared* s, const ConsumerRole& role) {
   co.start = StartFrom::earliest();
   co.wait = role.wait;
   char who[48];
-  snprintf(who, sizeof who, "%s consumer %u (pid %d)", role.durable ? "durable" : "tailing",
-           role.logical, getpid());
+  snprintf(who, sizeof who, "%s consumer %u (pid %d)",
+           role.durable ? "durable" : role.in_place ? "tailing in-place" : "tailing", role.logical,
+           getpid());
   std::optional<Consumer> opened;
   for (int attempt = 0;; ++attempt) {
     auto cr = Consumer::open(role.ns, role.stream, co);
@@ -217,7 +218,8 @@ int run_consumer(Shared* s, const ConsumerRole& role) {
       }
     }
     Record rec;
-    const ReadStatus st = c.poll(&rec, std::chrono::milliseconds(20));
+    const ReadStatus st = role.in_place ? c.poll_in_place(&rec, std::chrono::milliseconds(20))
+                                        : c.poll(&rec, std::chrono::milliseconds(20));
     if (st == ReadStatus::kTimeout) continue;
     if (st == ReadStatus::kLapped || st == ReadStatus::kEvicted) {
       if (!account(st == ReadStatus::kLapped ? "kLapped" : "kEvicted")) return 1;
@@ -228,7 +230,17 @@ int run_consumer(Shared* s, const ConsumerRole& role) {
               static_cast<unsigned long long>(c.next_seq()));
       return 1;
     }
-    const uint64_t h = check_payload(rec.data);
+    const uint64_t h = check_payload(rec.data);  // in place: reads the ring's bytes
+    if (role.in_place) {
+      if (rng.below(8) == 0) sched_yield();  // let producers try to write over it
+      if (!c.validate()) {
+        // Lost with a lap: the next read says kLapped from its sequence on (accounted
+        // there); nothing of it counts.
+        s->refused.fetch_add(1, std::memory_order_relaxed);
+        if (!account("a refused validate()")) return 1;
+        continue;
+      }
+    }
     if (h == 0)
       violate(s, "%s: seq %llu delivered torn (%zu bytes)", who,
               static_cast<unsigned long long>(rec.seq), rec.data.size());

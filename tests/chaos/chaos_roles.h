@@ -44,6 +44,9 @@ struct ConsumerRole {
   // holds from the open (else from its first record: a start at the oldest record
   // carries a lower-bound sequence).
   bool exact_start = true;
+  // A tailing reader that reads with poll_in_place() and checks each record's bytes in
+  // place before validate() (a record refused counts lost, never delivered).
+  bool in_place = false;
 };
 // Polls until shared->stop_consumers and past final_seq, checking every record's own
 // checksum, the accounting (delivered + gaps + lost == the range advanced over) after

@@ -38,6 +38,7 @@ struct Shared {
   std::atomic<uint64_t> fired_at[kSteps];  // firings per step (coverage)
   std::atomic<uint64_t> delivered;        // records delivered (all consumers)
   std::atomic<uint64_t> rechecked;        // durable zero-copy views re-checked
+  std::atomic<uint64_t> refused;          // records read in place that validate() refused
   std::atomic<uint64_t> violations;
   std::atomic<uint32_t> opened[kMaxLogical];  // consumer incarnations opened
   std::atomic<uint32_t> asleep;            // a futex-phase consumer reached W1
