@@ -155,7 +155,7 @@ int run_consumer(Shared* s, const ConsumerRole& role) {
   }
   co.start = StartFrom::earliest();
   co.wait = role.wait;
-  char who[48];
+  char who[64];
   snprintf(who, sizeof who, "%s consumer %u (pid %d)",
            role.durable ? "durable" : role.in_place ? "tailing in-place" : "tailing", role.logical,
            getpid());
@@ -230,9 +230,10 @@ int run_consumer(Shared* s, const ConsumerRole& role) {
               static_cast<unsigned long long>(c.next_seq()));
       return 1;
     }
-    const uint64_t h = check_payload(rec.data);  // in place: reads the ring's bytes
+    // In place: let producers try to write over the record before it is read in the ring.
+    if (role.in_place && rng.below(8) == 0) sched_yield();
+    const uint64_t h = check_payload(rec.data);
     if (role.in_place) {
-      if (rng.below(8) == 0) sched_yield();  // let producers try to write over it
       if (!c.validate()) {
         // Lost with a lap: the next read says kLapped from its sequence on (accounted
         // there); nothing of it counts.
