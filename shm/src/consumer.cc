@@ -904,43 +904,39 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       rec.type = load_relaxed(&r->type);
       const std::byte* payload = c.m->payload_at(c.pos);
       size_t copied = 0;  // where in buf this payload went (tailing)
-      if (!c.durable) SHMBUS_CHAOS_POINT(kTailFields);
-      // (Both checks below also refuse bytes read from a mapping that broke meanwhile: the
-      // object shrank and the SIGBUS guard answered the reads with zeros; resync() then
-      // reports kCorrupt.)
-      if (!c.durable && in_place) {
-        // Uncopied: the header's fields are checked here, before this reader counts by
-        // the sequence; the payload by validate(), after the caller read it.
-        // acquire fence: the field loads above happen before the check.
-        std::atomic_thread_fence(std::memory_order_acquire);
-        if (c.copy_overwritten(c.pos) || c.m->broken()) {
-          if (!c.resync()) return ReadStatus::kCorrupt;
-          continue;
-        }
-      } else if (!c.durable) {
-        if (tv.size > (*off < c.buf.size() ? c.buf.size() - *off : 0)) {
-          // A batch's records stay where they were copied: it ends before this one (and
-          // the next batch starts with a larger buffer).
-          if (more) {
-            c.grow_batch_buf = c.buf.size() < c.batch_buf_limit();
-            return ReadStatus::kTimeout;
+      if (!c.durable) {
+        SHMBUS_CHAOS_POINT(kTailFields);
+        // In place (poll_in_place()) nothing is copied: the header's fields are checked
+        // below, before this reader counts by the sequence; the payload by validate(),
+        // after the caller read it.
+        if (!in_place) {
+          if (tv.size > (*off < c.buf.size() ? c.buf.size() - *off : 0)) {
+            // A batch's records stay where they were copied: it ends before this one (and
+            // the next batch starts with a larger buffer).
+            if (more) {
+              c.grow_batch_buf = c.buf.size() < c.batch_buf_limit();
+              return ReadStatus::kTimeout;
+            }
+            // The buffer grows to the largest record read (never to the creator's
+            // max_record up front): an allocation only when a larger record than ever
+            // before arrives.
+            c.buf.resize(std::min<uint64_t>(c.max_record, std::max<uint64_t>(tv.size, 2 * c.buf.size())));
           }
-          // The buffer grows to the largest record read (never to the creator's
-          // max_record up front): an allocation only when a larger record than ever
-          // before arrives.
-          c.buf.resize(std::min<uint64_t>(c.max_record, std::max<uint64_t>(tv.size, 2 * c.buf.size())));
+          copied = std::min<size_t>(*off, c.buf.size());  // (an empty record: within buf)
+          copy_payload(c.buf.data() + copied, payload, tv.size);
         }
-        copied = std::min<size_t>(*off, c.buf.size());  // (an empty record: within buf)
-        copy_payload(c.buf.data() + copied, payload, tv.size);
-        // acquire fence: the copy above happens before the check below, so a producer
-        // that had started to overwrite the record is seen in floor (and the cursor).
+        // acquire fence: the field loads and the copy above happen before the check below,
+        // so a producer that had started to overwrite the record is seen in floor (and
+        // the cursor).  It also refuses bytes read from a mapping that broke meanwhile
+        // (the object shrank and the SIGBUS guard answered the reads with zeros):
+        // resync() then reports kCorrupt.
         std::atomic_thread_fence(std::memory_order_acquire);
-        SHMBUS_CHAOS_POINT(kResyncCopied);
+        if (!in_place) SHMBUS_CHAOS_POINT(kResyncCopied);
         if (c.copy_overwritten(c.pos) || c.m->broken()) {
           if (!c.resync()) return ReadStatus::kCorrupt;
           continue;
         }
-        payload = c.buf.data() + copied;
+        if (!in_place) payload = c.buf.data() + copied;
       }
       c.pos += span;
       c.prefetch_ahead();
