@@ -159,6 +159,7 @@ static std::string numbered(uint64_t seq, std::string_view suffix) {
 
 std::string segment_file_name(uint64_t first_seq) { return numbered(first_seq, kSegmentSuffix); }
 std::string index_file_name(uint64_t first_seq) { return numbered(first_seq, kIndexSuffix); }
+std::string index_tmp_file_name(uint64_t first_seq) { return numbered(first_seq, kIndexTmpSuffix); }
 
 bool parse_numbered_name(std::string_view name, std::string_view suffix, uint64_t* first_seq) {
   if (name.size() != 20 + suffix.size() || name.substr(20) != suffix) return false;

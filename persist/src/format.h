@@ -127,6 +127,10 @@ inline constexpr std::string_view kSegmentSuffix = ".seg";
 inline constexpr std::string_view kIndexSuffix = ".idx";
 std::string segment_file_name(uint64_t first_seq);  // 20 digits + ".seg"
 std::string index_file_name(uint64_t first_seq);    // 20 digits + ".idx"
+// An index being rewritten (write_index): 20 digits + ".idx.tmp", renamed over the
+// index once synced.  One a crash left behind is removed by recovery and fsck --repair.
+inline constexpr std::string_view kIndexTmpSuffix = ".idx.tmp";
+std::string index_tmp_file_name(uint64_t first_seq);
 // True (and *first_seq set) for exactly 20 digits followed by `suffix`.
 bool parse_numbered_name(std::string_view name, std::string_view suffix, uint64_t* first_seq);
 

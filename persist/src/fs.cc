@@ -250,6 +250,22 @@ Result<void> remove_file(int dir, const std::string& name, bool secure) {
   return {};
 }
 
+Result<void> replace_file(int dir, const std::string& name, const std::string& tmp_name,
+                          std::span<const std::byte> content) {
+  {
+    auto fd = open_at(dir, tmp_name, OpenMode::kCreateTruncate);
+    if (!fd) return fd.error();
+    Result<void> r = pwrite_all(fd->get(), content, 0, tmp_name);
+    if (r) r = sync_data(fd->get(), tmp_name);
+    if (!r) {
+      (void)remove_file(dir, tmp_name, false);
+      return r;
+    }
+  }
+  if (auto r = rename_file(dir, tmp_name, name); !r) return r;
+  return sync_all(dir, "the directory of " + name);
+}
+
 Result<void> rename_file(int dir, const std::string& from, const std::string& to) {
   if (env().renameat(dir, from.c_str(), dir, to.c_str()) != 0)
     return errno_error(errno, "cannot rename '" + from + "' to '" + to + "'");

@@ -91,5 +91,12 @@ Result<void> overwrite_zeros(int fd, uint64_t from, uint64_t to, const std::stri
 // Unlinks `name`; with `secure`, first overwrites its bytes with zeros and syncs.
 // A missing file is success.
 Result<void> remove_file(int dir, const std::string& name, bool secure);
+// Replaces `name` in `dir` by a file holding `content`, so that a reader, a crash or a
+// power loss at any point finds the old file or the new one whole, never a mix or a
+// truncated one: written to `tmp_name` (created 0600, truncated if a crash left it),
+// synced, renamed over `name`, and the directory synced.  A failed write removes
+// `tmp_name` again; the old file stays as it was on any failure before the rename.
+Result<void> replace_file(int dir, const std::string& name, const std::string& tmp_name,
+                          std::span<const std::byte> content);
 
 }  // namespace shmbus::persist::detail

@@ -139,6 +139,10 @@ void StreamChecker::check_files() {
       const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
       dir_changed_ |= fixed;
       issue(n, 0, 0, "leftover temporary file of an interrupted watermark update", fixed);
+    } else if (parse_numbered_name(n, kIndexTmpSuffix, &seq)) {
+      const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
+      dir_changed_ |= fixed;
+      issue(n, 0, 0, "leftover temporary file of an interrupted index rewrite", fixed);
     } else if (parse_numbered_name(n, kIndexSuffix, &seq)) {
       if (::faccessat(dir_, segment_file_name(seq).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0)
         continue;

@@ -137,12 +137,11 @@ std::optional<uint64_t> last_entry_offset(int dir, uint64_t first_seq, uint64_t 
 }
 
 Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEntry> entries) {
+  // Never truncated in place: a crash, a full disk or a failed write during the rewrite
+  // once left an empty index (fsck's damage records gone with it), and a reader could
+  // read it in part.
   const std::string name = index_file_name(h.first_seq);
-  auto fd = open_at(dir, name, OpenMode::kCreateTruncate);
-  if (!fd) return fd.error();
-  const auto bytes = encode_index(h, entries);
-  if (auto r = pwrite_all(fd->get(), bytes, 0, name); !r) return r;
-  return sync_data(fd->get(), name);
+  return replace_file(dir, name, index_tmp_file_name(h.first_seq), encode_index(h, entries));
 }
 
 bool damage_recorded_at(std::span<const IndexEntry> entries, uint64_t resume) {

@@ -64,6 +64,12 @@ Result<void> SegmentStore::Impl::recover() {
   if (auto names = list_dir(dir.get()); names) {
     for (const auto& n : names.value()) {
       uint64_t first = 0;
+      if (parse_numbered_name(n, kIndexTmpSuffix, &first)) {
+        // An index rewrite a crash interrupted: the index it was to replace is as it was.
+        log_info(where + "/" + n + ": removing the temporary file of an interrupted index rewrite");
+        if (auto r = remove_file(dir.get(), n, opts.secure_delete); !r) return r;
+        continue;
+      }
       if (!parse_numbered_name(n, kIndexSuffix, &first) ||
           std::binary_search(segs.begin(), segs.end(), first))
         continue;

@@ -31,13 +31,7 @@ Result<void> write_settings(int dir, const PersistSettings& s) {
   put_u64(b + 40, s.retention_bytes);
   put_u64(b + 48, s.segment_bytes);
   put_u32(b + 60, crc32c(b, 60));
-  auto fd = open_at(dir, kSettingsTmpName, OpenMode::kCreateTruncate);
-  if (!fd) return fd.error();
-  if (auto r = pwrite_all(fd->get(), {b, kSettingsSize}, 0, kSettingsTmpName); !r) return r;
-  if (auto r = sync_data(fd->get(), kSettingsTmpName); !r) return r;
-  if (env().renameat(dir, kSettingsTmpName, dir, kSettingsName) != 0)
-    return errno_error(errno, "cannot rename settings.tmp");
-  return sync_all(dir, "the store directory");
+  return replace_file(dir, kSettingsName, kSettingsTmpName, {b, kSettingsSize});
 }
 
 std::optional<PersistSettings> read_settings(int dir) {

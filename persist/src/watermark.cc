@@ -60,20 +60,10 @@ int newest(const Slot s[2]) {
 
 // A new version 2 file holding `w` in slot 0 (slot 1 empty), atomically replacing the
 // old one.  Needs space for a new file.
-Result<void> replace_file(int dir, const Watermark& w) {
+Result<void> replace_watermark_file(int dir, const Watermark& w) {
   std::byte buf[kWatermarkFileSize] = {};
   encode_slot(1, w, buf + kWatermarkSlotOffset[0]);
-  {
-    auto fd = open_at(dir, kWatermarkTmpName, OpenMode::kCreateTruncate);
-    if (!fd) return fd.error();
-    if (auto r = pwrite_all(fd->get(), buf, 0, kWatermarkTmpName); !r) {
-      (void)remove_file(dir, kWatermarkTmpName, false);
-      return r;
-    }
-    if (auto r = sync_data(fd->get(), kWatermarkTmpName); !r) return r;
-  }
-  if (auto r = rename_file(dir, kWatermarkTmpName, kWatermarkName); !r) return r;
-  return sync_all(dir, "stream directory");
+  return replace_file(dir, kWatermarkName, kWatermarkTmpName, buf);
 }
 
 }  // namespace
@@ -138,7 +128,7 @@ Result<void> write_watermark(int dir, const Watermark& w) {
       return fd.error();
     }
   }
-  return replace_file(dir, w);
+  return replace_watermark_file(dir, w);
 }
 
 Result<void> ensure_watermark_file(int dir, const Watermark& w) {
@@ -146,7 +136,7 @@ Result<void> ensure_watermark_file(int dir, const Watermark& w) {
   auto cur = read_watermark(dir, &version);
   if (!cur) return cur.error();
   if (version == 2) return {};
-  return replace_file(dir, w);
+  return replace_watermark_file(dir, w);
 }
 
 }  // namespace shmbus::persist::detail

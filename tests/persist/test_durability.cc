@@ -4,6 +4,9 @@
 #include <fstream>
 #include <filesystem>
 #include "format.h"
+#include "fs.h"
+#include "index.h"
+#include "store_path.h"
 #include "store_impl.h"
 #include "shmbus/persist/fsck.h"
 #include "shmbus/persister.h"
@@ -461,6 +464,135 @@ TEST(Durability, LetGoPersisterWithAStoppedStoreLetsProducersGoAndRecordsTheLoss
   EXPECT_EQ(prod->wait_durable(first_lost.seq - 1, std::chrono::seconds(1)), PubStatus::kOk);
   EXPECT_GE(p.value()->stats().lost, 1u);
   ASSERT_TRUE(p.value()->stop());
+}
+
+
+// ---- an index rewritten from scratch -------------------------------------------------
+// Recovery rebuilds an index that does not match its segment, and fsck --repair rewrites
+// one to record damage (the flags that let readers go past it).  The rewrite once
+// truncated the index in place and wrote it again: a full disk, a failed write or a
+// crash in between left an empty index, fsck's damage records gone with it, and a
+// reader could read it in part.  Now: the old index or the new one, whole.
+
+std::vector<IndexEntry> some_entries(uint64_t n, uint32_t flags) {
+  std::vector<IndexEntry> v;
+  for (uint64_t i = 0; i < n; ++i) {
+    IndexEntry e;
+    e.offset = kSegmentHeaderSize + i * 1000;
+    e.seq = 10 + i * 7;
+    e.end_seq = e.seq + 1;
+    e.max_ts = 100 + i;
+    e.count = i + 1;
+    e.flags = i == 1 ? flags : 0;
+    v.push_back(e);
+  }
+  return v;
+}
+
+// The index at sequence 10 under `dir` holds exactly `want`.
+bool index_is(int dir, const std::vector<IndexEntry>& want) {
+  auto x = read_index(dir, 10, 1 << 20);
+  return x.ok() && x->entries == want;
+}
+
+TEST(Durability, AnIndexRewriteThatFailsLeavesTheOldIndex) {
+  TempDir t;
+  auto dir = open_dir_path(t.path(), {}, false, Use::kRead);
+  ASSERT_TRUE(dir.ok());
+  const IndexHeader h{100, 10, 5};
+  const auto old_entries = some_entries(3, 0);
+  const auto new_entries = some_entries(40, kEntryDamageRecorded);
+  ASSERT_TRUE(write_index(dir->get(), h, old_entries).ok());
+  ScopedFaultEnv env(t.path());
+  // A full disk: the new index cannot be written; the old one is still there.
+  env->set_disk_full(true);
+  auto r = write_index(dir->get(), h, new_entries);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kNoSpace) << r.error().message;
+  EXPECT_TRUE(index_is(dir->get(), old_entries)) << "a rewrite on a full disk lost the index";
+  env->set_disk_full(false);
+  EXPECT_FALSE(std::filesystem::exists(t.path() + "/" + index_tmp_file_name(10)));
+  // Each call of the rewrite failing in turn (EIO, ENOSPC): the old index, or the new
+  // one when the failure came after it was in place.
+  uint64_t points = 0;
+  for (const auto fault : {FaultEnv::Fault::kEio, FaultEnv::Fault::kEnospc}) {
+    for (uint64_t at = 1;; ++at) {
+      ASSERT_LT(at, 50u) << "the rewrite never completed";
+      ASSERT_TRUE(write_index(dir->get(), h, old_entries).ok());  // (probe calls counted from here)
+      const uint64_t base = env->probe_calls();
+      const uint64_t injected = env->faults_injected();
+      env->arm(fault, base + at);
+      const bool ok = write_index(dir->get(), h, new_entries).ok();
+      const bool hit = env->faults_injected() > injected;
+      env->arm(FaultEnv::Fault::kNone, 0);
+      ++points;
+      if (ok && !hit) break;  // past the last call: nothing failed
+      EXPECT_TRUE(ok ? index_is(dir->get(), new_entries)
+                     : index_is(dir->get(), old_entries) || index_is(dir->get(), new_entries))
+          << FaultEnv::fault_name(fault) << " at call " << at;
+      if (!ok) {
+        // An error before the rename leaves the old index (after it, the new).
+        EXPECT_TRUE(index_is(dir->get(), old_entries) || index_is(dir->get(), new_entries));
+      }
+    }
+  }
+  EXPECT_GE(points, 8u);
+}
+
+// A crash at each call of the rewrite, then the power goes: the old index or the new one.
+TEST(Durability, AnIndexRewriteCutByAPowerLossLeavesTheOldIndexOrTheNew) {
+  const IndexHeader h{100, 10, 5};
+  const auto old_entries = some_entries(3, 0);
+  const auto new_entries = some_entries(40, kEntryDamageRecorded);
+  uint64_t crashed = 0;
+  for (uint64_t at = 1;; ++at) {
+    ASSERT_LT(at, 50u) << "the rewrite never completed";
+    TempDir t;
+    auto dir = open_dir_path(t.path(), {}, false, Use::kRead);
+    ASSERT_TRUE(dir.ok());
+    ASSERT_TRUE(write_index(dir->get(), h, old_entries).ok());
+    ASSERT_EQ(::fsync(dir->get()), 0);
+    ScopedFaultEnv env(t.path());  // (what is there now counts as durable)
+    env->arm(FaultEnv::Fault::kCrash, at);
+    (void)write_index(dir->get(), h, new_entries);
+    if (!env->crashed()) break;  // past the last call
+    ++crashed;
+    env->lose_power();
+    EXPECT_TRUE(index_is(dir->get(), old_entries) || index_is(dir->get(), new_entries))
+        << "crash at call " << at << " of the rewrite, then a power loss: the index is neither";
+  }
+  EXPECT_GE(crashed, 4u);
+}
+
+// What a crash leaves behind, recovery and fsck --repair remove.
+TEST(Durability, ATemporaryIndexLeftByACrashIsRemoved) {
+  TempDir t;
+  {
+    auto o = small_options();
+    o.segment_bytes = 4096;
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, 100, 100);
+  }
+  const std::string stray = t.stream_dir() + "/" + index_tmp_file_name(0);
+  write_file(stray, std::vector<char>(100, 'x'));
+  auto rep = fsck(t.path(), false);
+  ASSERT_TRUE(rep.ok());
+  bool reported = false;
+  for (const auto& i : rep->issues)
+    reported |= i.problem.find("interrupted index rewrite") != std::string::npos;
+  EXPECT_TRUE(reported);
+  rep = fsck(t.path(), true);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->clean());
+  EXPECT_FALSE(std::filesystem::exists(stray));
+  write_file(stray, std::vector<char>(100, 'x'));
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), 100u);
+  }
+  EXPECT_FALSE(std::filesystem::exists(stray)) << "recovery left the temporary index";
 }
 
 }  // namespace
