@@ -136,12 +136,47 @@ std::optional<uint64_t> last_entry_offset(int dir, uint64_t first_seq, uint64_t 
   return e->offset;
 }
 
+namespace {
+// write_index() on a full disk, where the temporary file finds no room: the index
+// rewritten in its own blocks.  The bytes past the old file's end first (allocation can
+// fail only there: then the file is cut back and the old index is as it was), then the
+// rest over the old bytes, then the file cut to the new size, then synced.  A crash in
+// between leaves a mix of the two, which readers take as its valid prefix (or as no
+// index) and the writer's next open rebuilds; damage that fsck --repair recorded in it
+// may then have to be recorded again (fsck finds it again).
+Result<void> overwrite_index(int dir, const std::string& name, std::span<const std::byte> bytes) {
+  auto fd = open_at(dir, name, OpenMode::kReadWrite);
+  if (!fd) return fd.error();
+  auto size = file_size(fd->get(), name);
+  if (!size) return size.error();
+  const uint64_t old_size = size.value();
+  if (bytes.size() > old_size) {
+    if (auto r = pwrite_all(fd->get(), bytes.subspan(static_cast<size_t>(old_size)), old_size, name); !r) {
+      (void)truncate_to(fd->get(), old_size, name);
+      return r;
+    }
+  }
+  const size_t head = static_cast<size_t>(std::min<uint64_t>(old_size, bytes.size()));
+  if (auto r = pwrite_all(fd->get(), bytes.first(head), 0, name); !r) return r;
+  if (bytes.size() < old_size) {
+    if (auto r = truncate_to(fd->get(), bytes.size(), name); !r) return r;
+  }
+  return sync_data(fd->get(), name);
+}
+}  // namespace
+
 Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEntry> entries) {
   // Never truncated in place: a crash, a full disk or a failed write during the rewrite
   // once left an empty index (fsck's damage records gone with it), and a reader could
-  // read it in part.
+  // read it in part.  Through a temporary file renamed over it; on a full disk, where
+  // that file finds no room, in its own blocks (the writer's open rebuilds the active
+  // segment's index every time, and must work on a full disk).
   const std::string name = index_file_name(h.first_seq);
-  return replace_file(dir, name, index_tmp_file_name(h.first_seq), encode_index(h, entries));
+  const std::vector<std::byte> bytes = encode_index(h, entries);
+  auto r = replace_file(dir, name, index_tmp_file_name(h.first_seq), bytes);
+  if (r || r.error().code != Errc::kNoSpace) return r;
+  if (auto w = overwrite_index(dir, name, bytes); !w) return w.error().code == Errc::kNotFound ? r : w;
+  return {};
 }
 
 bool damage_recorded_at(std::span<const IndexEntry> entries, uint64_t resume) {

@@ -504,12 +504,22 @@ TEST(Durability, AnIndexRewriteThatFailsLeavesTheOldIndex) {
   const auto new_entries = some_entries(40, kEntryDamageRecorded);
   ASSERT_TRUE(write_index(dir->get(), h, old_entries).ok());
   ScopedFaultEnv env(t.path());
-  // A full disk: the new index cannot be written; the old one is still there.
+  // A full disk, and a new index larger than the old: it cannot be written; the old one
+  // is still there.
   env->set_disk_full(true);
   auto r = write_index(dir->get(), h, new_entries);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::kNoSpace) << r.error().message;
   EXPECT_TRUE(index_is(dir->get(), old_entries)) << "a rewrite on a full disk lost the index";
+  EXPECT_FALSE(std::filesystem::exists(t.path() + "/" + index_tmp_file_name(10)));
+  // One no larger (what recovery's rebuild and fsck's damage record write): written in
+  // the old one's blocks, on a full disk too (the writer's open rebuilds the active
+  // segment's index every time).
+  const auto same_size = some_entries(3, kEntryDamageRecorded);
+  ASSERT_TRUE(write_index(dir->get(), h, same_size).ok());
+  EXPECT_TRUE(index_is(dir->get(), same_size));
+  ASSERT_TRUE(write_index(dir->get(), h, some_entries(2, kEntryDamageRecorded)).ok());
+  EXPECT_TRUE(index_is(dir->get(), some_entries(2, kEntryDamageRecorded)));
   env->set_disk_full(false);
   EXPECT_FALSE(std::filesystem::exists(t.path() + "/" + index_tmp_file_name(10)));
   // Each call of the rewrite failing in turn (EIO, ENOSPC): the old index, or the new
@@ -562,6 +572,33 @@ TEST(Durability, AnIndexRewriteCutByAPowerLossLeavesTheOldIndexOrTheNew) {
         << "crash at call " << at << " of the rewrite, then a power loss: the index is neither";
   }
   EXPECT_GE(crashed, 4u);
+}
+
+// The writer's open rebuilds the active segment's index every time: on a full disk it
+// still opens, reads back everything and appends once there is room again.
+TEST(Durability, AStoreOpensOnAFullDiskAndRebuildsItsIndexInPlace) {
+  TempDir t;
+  auto o = small_options();
+  o.segment_bytes = 1 << 20;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, 300, 100);
+  }
+  ScopedFaultEnv env(t.path());
+  env->set_disk_full(true);
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), 300u);
+  }
+  expect_store_holds(t.path(), 300, 100);
+  env->set_disk_full(false);
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  fill(*s, 300, 310, 100);
+  ASSERT_TRUE(s->flush().ok());
+  expect_store_holds(t.path(), 310, 100);
 }
 
 // What a crash leaves behind, recovery and fsck --repair remove.
