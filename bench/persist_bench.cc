@@ -91,6 +91,18 @@ double disk_write_rate(const std::string& dir, uint64_t total) {
   return static_cast<double>(total) / s;
 }
 
+// The CRC-32C of every `frame_bytes` piece of [p, p + n) as decode_frame computes it
+// (the first 28 bytes, then the rest after 32), folded into one word that the caller
+// keeps (so that they are computed).
+uint32_t frame_crcs(const char* p, uint64_t n, uint64_t frame_bytes) {
+  uint32_t sink = 0;
+  for (uint64_t at = 0; at + frame_bytes <= n; at += frame_bytes) {
+    const uint32_t head = persist::detail::crc32c(p + at, 28);
+    sink ^= persist::detail::crc32c_extend(head, p + at + 32, frame_bytes - 32);
+  }
+  return sink;
+}
+
 // A raw sequential read of the segment files with a 1 MiB buffer, bytes/s.  With
 // `frame_bytes`, also the CRC-32C that a verifying reader computes, per frame-sized piece
 // (its first 28 bytes, then the rest after 32, as decode_frame does), each right after
@@ -108,11 +120,7 @@ double raw_read_rate(const std::string& dir, uint64_t frame_bytes = 0) {
     while ((n = read(fd, buf.data(), buf.size())) > 0) {
       total += static_cast<uint64_t>(n);
       const auto got = static_cast<uint64_t>(n);
-      for (uint64_t at = 0; frame_bytes && at + frame_bytes <= got; at += frame_bytes) {
-        const char* f = buf.data() + at;
-        const uint32_t head = persist::detail::crc32c(f, 28);
-        sink ^= persist::detail::crc32c_extend(head, f + 32, frame_bytes - 32);
-      }
+      if (frame_bytes) sink ^= frame_crcs(buf.data(), got, frame_bytes);
     }
     close(fd);
   }
@@ -142,11 +150,7 @@ double mapped_crc_rate(const std::string& dir, uint64_t frame_bytes) {
     void* m = mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
     close(fd);
     if (m == MAP_FAILED) continue;
-    const char* base = static_cast<const char*>(m);
-    for (uint64_t at = 0; at + frame_bytes <= size; at += frame_bytes) {
-      const uint32_t head = persist::detail::crc32c(base + at, 28);
-      sink ^= persist::detail::crc32c_extend(head, base + at + 32, frame_bytes - 32);
-    }
+    sink ^= frame_crcs(static_cast<const char*>(m), size, frame_bytes);
     total += size;
     munmap(m, size);
   }

@@ -604,13 +604,7 @@ TEST(Durability, AStoreOpensOnAFullDiskAndRebuildsItsIndexInPlace) {
 // What a crash leaves behind, recovery and fsck --repair remove.
 TEST(Durability, ATemporaryIndexLeftByACrashIsRemoved) {
   TempDir t;
-  {
-    auto o = small_options();
-    o.segment_bytes = 4096;
-    auto s = SegmentStore::open(t.path(), "ns", "st", o);
-    ASSERT_TRUE(s.ok());
-    fill(*s, 0, 100, 100);
-  }
+  make_small_segments(t.path());
   const std::string stray = t.stream_dir() + "/" + index_tmp_file_name(0);
   write_file(stray, std::vector<char>(100, 'x'));
   auto rep = fsck(t.path(), false);

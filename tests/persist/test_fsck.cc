@@ -13,11 +13,7 @@ constexpr uint64_t kFsckFrame = frame_size(100);  // 136
 
 // Records 0..99 in 4 KiB segments of 28 records: [0,28) [28,56) [56,84) [84,100).
 void make_store(const TempDir& t, const std::string& stream = "st") {
-  auto o = small_options();
-  o.segment_bytes = 4096;
-  auto s = SegmentStore::open(t.path(), "ns", stream, o);
-  ASSERT_TRUE(s.ok());
-  fill(*s, 0, 100, 100);
+  make_small_segments(t.path(), stream);
 }
 
 std::string seg(const TempDir& t, uint64_t first) {

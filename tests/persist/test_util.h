@@ -121,6 +121,16 @@ inline void fill(SegmentStore& s, uint64_t from, uint64_t to, size_t size = 0) {
   ASSERT_TRUE(f.ok()) << f.error().message;
 }
 
+// The store ns/`stream` under `root`: records [0, 100) of 100 bytes in 4 KiB segments
+// (28 records each: sealed segments 0, 28, 56 and the active 84), closed.
+inline void make_small_segments(const std::string& root, const std::string& stream = "st") {
+  auto o = small_options();
+  o.segment_bytes = 4096;
+  auto s = SegmentStore::open(root, "ns", stream, o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  fill(*s, 0, 100, 100);
+}
+
 // Checks that `got` holds exactly the records [from, to) written by fill().
 inline void expect_records(const std::vector<Got>& got, uint64_t from, uint64_t to,
                            size_t size = 0) {
