@@ -108,25 +108,36 @@ uint32_t frame_crcs(const char* p, uint64_t n, uint64_t frame_bytes) {
 // (its first 28 bytes, then the rest after 32, as decode_frame does), each right after
 // the read that brought it, through a window the size of the reader's (128 KiB): the
 // least a reader that checks every byte can do (replay's bound).
-double raw_read_rate(const std::string& dir, uint64_t frame_bytes = 0) {
-  std::vector<char> buf(frame_bytes ? 128 << 10 : 1 << 20);
+// Bytes/s of `read_one(fd, &sink)` over every segment file in `dir` (each returns the
+// bytes it went through; `sink` keeps the CRCs computed).
+template <typename ReadOne>
+double rate_over_segments(const std::string& dir, ReadOne read_one) {
   uint64_t total = 0;
   uint32_t sink = 0;
   auto t0 = std::chrono::steady_clock::now();
   for (const auto& e : fs::directory_iterator(dir)) {
     if (e.path().extension() != ".seg") continue;
     int fd = open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
-    ssize_t n;
-    while ((n = read(fd, buf.data(), buf.size())) > 0) {
-      total += static_cast<uint64_t>(n);
-      const auto got = static_cast<uint64_t>(n);
-      if (frame_bytes) sink ^= frame_crcs(buf.data(), got, frame_bytes);
-    }
+    if (fd < 0) continue;
+    total += read_one(fd, &sink);
     close(fd);
   }
   const double rate = static_cast<double>(total) / secs_since(t0);
-  if (sink == 0x5eed) fprintf(stderr, " ");  // keeps the CRCs computed
+  if (sink == 0x5eed) fprintf(stderr, " ");
   return rate;
+}
+
+double raw_read_rate(const std::string& dir, uint64_t frame_bytes = 0) {
+  std::vector<char> buf(frame_bytes ? 128 << 10 : 1 << 20);
+  return rate_over_segments(dir, [&](int fd, uint32_t* sink) {
+    uint64_t total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf.data(), buf.size())) > 0) {
+      total += static_cast<uint64_t>(n);
+      if (frame_bytes) *sink ^= frame_crcs(buf.data(), static_cast<uint64_t>(n), frame_bytes);
+    }
+    return total;
+  });
 }
 
 // The bound of a reader that verifies every frame without copying it: each segment file
@@ -135,28 +146,16 @@ double raw_read_rate(const std::string& dir, uint64_t frame_bytes = 0) {
 // lie in the page cache could reach; it depends on how the kernel holds the file's
 // pages (bench/README.md, "Replay without a copy").
 double mapped_crc_rate(const std::string& dir, uint64_t frame_bytes) {
-  uint64_t total = 0;
-  uint32_t sink = 0;
-  auto t0 = std::chrono::steady_clock::now();
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() != ".seg") continue;
-    int fd = open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+  return rate_over_segments(dir, [&](int fd, uint32_t* sink) -> uint64_t {
     struct stat st {};
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size == 0) {
-      if (fd >= 0) close(fd);
-      continue;
-    }
+    if (fstat(fd, &st) != 0 || st.st_size == 0) return 0;
     const auto size = static_cast<uint64_t>(st.st_size);
     void* m = mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) continue;
-    sink ^= frame_crcs(static_cast<const char*>(m), size, frame_bytes);
-    total += size;
+    if (m == MAP_FAILED) return 0;
+    *sink ^= frame_crcs(static_cast<const char*>(m), size, frame_bytes);
     munmap(m, size);
-  }
-  const double rate = static_cast<double>(total) / secs_since(t0);
-  if (sink == 0x5eed) fprintf(stderr, " ");  // keeps the CRCs computed
-  return rate;
+    return size;
+  });
 }
 
 // Drops the segment files' pages from the page cache (written back first) and reads
