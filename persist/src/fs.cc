@@ -251,7 +251,8 @@ Result<void> remove_file(int dir, const std::string& name, bool secure) {
 }
 
 Result<void> replace_file(int dir, const std::string& name, const std::string& tmp_name,
-                          std::span<const std::byte> content) {
+                          std::span<const std::byte> content, bool* renamed) {
+  if (renamed) *renamed = false;
   {
     auto fd = open_at(dir, tmp_name, OpenMode::kCreateTruncate);
     if (!fd) return fd.error();
@@ -262,7 +263,11 @@ Result<void> replace_file(int dir, const std::string& name, const std::string& t
       return r;
     }
   }
-  if (auto r = rename_file(dir, tmp_name, name); !r) return r;
+  if (auto r = rename_file(dir, tmp_name, name); !r) {
+    (void)remove_file(dir, tmp_name, false);
+    return r;
+  }
+  if (renamed) *renamed = true;
   return sync_all(dir, "the directory of " + name);
 }
 

@@ -94,9 +94,11 @@ Result<void> remove_file(int dir, const std::string& name, bool secure);
 // Replaces `name` in `dir` by a file holding `content`, so that a reader, a crash or a
 // power loss at any point finds the old file or the new one whole, never a mix or a
 // truncated one: written to `tmp_name` (created 0600, truncated if a crash left it),
-// synced, renamed over `name`, and the directory synced.  A failed write removes
-// `tmp_name` again; the old file stays as it was on any failure before the rename.
+// synced, renamed over `name`, and the directory synced.  A failure before the rename
+// removes `tmp_name` again and leaves the old file as it was; *renamed (if given) says
+// whether the rename was done (a failure after it, of the directory's sync: the new
+// file is in place but may not survive a power loss).
 Result<void> replace_file(int dir, const std::string& name, const std::string& tmp_name,
-                          std::span<const std::byte> content);
+                          std::span<const std::byte> content, bool* renamed = nullptr);
 
 }  // namespace shmbus::persist::detail

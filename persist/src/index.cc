@@ -139,7 +139,8 @@ std::optional<uint64_t> last_entry_offset(int dir, uint64_t first_seq, uint64_t 
 namespace {
 // write_index() on a full disk, where the temporary file finds no room: the index
 // rewritten in its own blocks.  The bytes past the old file's end first (allocation can
-// fail only there: then the file is cut back and the old index is as it was), then the
+// fail only there on a file system that overwrites in place, not on a copy-on-write one
+// such as btrfs: then the file is cut back and the old index is as it was), then the
 // rest over the old bytes, then the file cut to the new size, then synced.  A crash in
 // between leaves a mix of the two, which readers take as its valid prefix (or as no
 // index) and the writer's next open rebuilds; damage that fsck --repair recorded in it
@@ -173,8 +174,11 @@ Result<void> write_index(int dir, const IndexHeader& h, std::span<const IndexEnt
   // segment's index every time, and must work on a full disk).
   const std::string name = index_file_name(h.first_seq);
   const std::vector<std::byte> bytes = encode_index(h, entries);
-  auto r = replace_file(dir, name, index_tmp_file_name(h.first_seq), bytes);
-  if (r || r.error().code != Errc::kNoSpace) return r;
+  bool renamed = false;
+  auto r = replace_file(dir, name, index_tmp_file_name(h.first_seq), bytes, &renamed);
+  // Not after the rename: the directory's sync failed, and an in-place rewrite that
+  // synced only the file would report durable what a power loss can undo (a review).
+  if (r || renamed || r.error().code != Errc::kNoSpace) return r;
   if (auto w = overwrite_index(dir, name, bytes); !w) return w.error().code == Errc::kNotFound ? r : w;
   return {};
 }

@@ -1,6 +1,9 @@
 // recovery.cc: opening a store for writing: summaries of the sealed segments (from
 // their indexes when those check out, else from a scan that also rebuilds them), and
 // recovery of the last segment (a torn tail is cut at the last valid record).
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include "coding.h"
@@ -241,11 +244,33 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   // The active segment's index is always rebuilt: it may lag behind the segment or
   // point past a torn tail.
   const IndexHeader ih{opts.index_interval, first_seq, scan.header.created_ns};
-  if (auto r = write_index(dir.get(), ih, scan.entries); !r) return r;
+  std::span<const IndexEntry> kept = scan.entries;
+  auto w = write_index(dir.get(), ih, kept);
+  if (!w && w.error().code == Errc::kNoSpace) {
+    // A full disk, and the old index holds fewer entries than the rebuild (a writer
+    // stopped between syncing records and appending their entries): the longest prefix
+    // that fits in the old file's bytes.  An active segment's index may hold a prefix
+    // (the entries the writer appends from here on follow it; the next open rebuilds it
+    // whole): the store opens, and its persister can run retention to make room (a
+    // review: it did not open).
+    struct stat st {};
+    const uint64_t old_size =
+        ::fstatat(dir.get(), index_file_name(first_seq).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0
+            ? static_cast<uint64_t>(st.st_size)
+            : 0;
+    const uint64_t fit = old_size >= kIndexHeaderSize ? (old_size - kIndexHeaderSize) / kIndexEntrySize : 0;
+    if (fit < kept.size()) {
+      kept = kept.first(static_cast<size_t>(fit));
+      log_warn(seg_path(first_seq) + ": disk full: its index keeps " + std::to_string(fit) + " of " +
+               std::to_string(scan.entries.size()) + " entries until the next open");
+      w = write_index(dir.get(), ih, kept);
+    }
+  }
+  if (!w) return w;
   auto idx = open_at(dir.get(), index_file_name(first_seq), OpenMode::kReadWrite);
   if (!idx) return idx.error();
   idx_fd = std::move(idx.value());
-  idx_written = kIndexHeaderSize + scan.entries.size() * kIndexEntrySize;
+  idx_written = kIndexHeaderSize + kept.size() * kIndexEntrySize;
   idx_pending.clear();
 
   builder = scan.builder;

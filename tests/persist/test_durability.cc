@@ -549,6 +549,47 @@ TEST(Durability, AnIndexRewriteThatFailsLeavesTheOldIndex) {
   EXPECT_GE(points, 8u);
 }
 
+// A rewrite that reports success survives a power loss, whichever call of it failed with
+// ENOSPC or EIO (a review: ENOSPC from the directory's sync after the rename once sent
+// it to the in-place rewrite, which synced the file only and reported success; after a
+// power loss the old index was back and fsck's damage record with it).  A failure
+// leaves no temporary file.
+TEST(Durability, AnIndexRewriteReportedDoneSurvivesAPowerLoss) {
+  const IndexHeader h{100, 10, 5};
+  const auto old_entries = some_entries(3, 0);
+  const auto new_entries = some_entries(3, kEntryDamageRecorded);  // fsck's record: same size
+  uint64_t points = 0;
+  for (const auto fault : {FaultEnv::Fault::kEnospc, FaultEnv::Fault::kEio}) {
+    for (uint64_t at = 1;; ++at) {
+      ASSERT_LT(at, 50u) << "the rewrite never completed";
+      TempDir t;
+      auto dir = open_dir_path(t.path(), {}, false, Use::kRead);
+      ASSERT_TRUE(dir.ok());
+      ASSERT_TRUE(write_index(dir->get(), h, old_entries).ok());
+      ASSERT_EQ(::fsync(dir->get()), 0);
+      ScopedFaultEnv env(t.path());  // (what is there now counts as durable)
+      env->arm(fault, at);
+      const bool ok = write_index(dir->get(), h, new_entries).ok();
+      const bool hit = env->faults_injected() > 0;
+      env->arm(FaultEnv::Fault::kNone, 0);
+      EXPECT_FALSE(std::filesystem::exists(t.path() + "/" + index_tmp_file_name(10)))
+          << FaultEnv::fault_name(fault) << " at call " << at << ": a temporary index left behind";
+      env->lose_power();
+      if (ok) {
+        EXPECT_TRUE(index_is(dir->get(), new_entries))
+            << FaultEnv::fault_name(fault) << " at call " << at
+            << ": the rewrite reported success, and after a power loss the index is not the new one";
+      } else {
+        EXPECT_TRUE(index_is(dir->get(), old_entries) || index_is(dir->get(), new_entries))
+            << FaultEnv::fault_name(fault) << " at call " << at;
+      }
+      if (!hit) break;  // past the last call
+      ++points;
+    }
+  }
+  EXPECT_GE(points, 8u);
+}
+
 // A crash at each call of the rewrite, then the power goes: the old index or the new one.
 TEST(Durability, AnIndexRewriteCutByAPowerLossLeavesTheOldIndexOrTheNew) {
   const IndexHeader h{100, 10, 5};
@@ -599,6 +640,48 @@ TEST(Durability, AStoreOpensOnAFullDiskAndRebuildsItsIndexInPlace) {
   fill(*s, 300, 310, 100);
   ASSERT_TRUE(s->flush().ok());
   expect_store_holds(t.path(), 310, 100);
+}
+
+// The same when the active segment's index lags behind it (a writer stopped between
+// syncing records and appending their index entries): the rebuilt index needs room the
+// old one does not have.  It keeps the longest prefix that fits, and the next open with
+// room rebuilds it whole (a review: the store did not open).
+TEST(Durability, AStoreOpensOnAFullDiskWithALaggingActiveIndex) {
+  TempDir t;
+  auto o = small_options();
+  o.segment_bytes = 1 << 20;
+  o.index_interval = 256;  // an entry every few records
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, 300, 100);
+  }
+  const std::string idx = t.stream_dir() + "/" + index_file_name(0);
+  const auto full = std::filesystem::file_size(idx);
+  ASSERT_GT(full, kIndexHeaderSize + 4 * kIndexEntrySize);
+  std::filesystem::resize_file(idx, full - 3 * kIndexEntrySize);  // the last entries never appended
+  ScopedFaultEnv env(t.path());
+  env->set_disk_full(true);
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), 300u);
+  }
+  expect_store_holds(t.path(), 300, 100);
+  EXPECT_EQ(std::filesystem::file_size(idx), full - 3 * kIndexEntrySize);
+  env->set_disk_full(false);
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 300, 320, 100);
+    ASSERT_TRUE(s->flush().ok());
+  }
+  expect_store_holds(t.path(), 320, 100);
+  auto dir = open_dir_path(t.stream_dir(), {}, false, Use::kRead);
+  ASSERT_TRUE(dir.ok());
+  auto x = read_index(dir->get(), 0, 1 << 20);
+  ASSERT_TRUE(x.ok()) << x.error().message;
+  EXPECT_GT(x->entries.size() * kIndexEntrySize + kIndexHeaderSize, full) << "not rebuilt whole";
 }
 
 // What a crash leaves behind, recovery and fsck --repair remove.
