@@ -69,8 +69,10 @@ Result<void> SegmentStore::Impl::recover() {
       uint64_t first = 0;
       if (parse_numbered_name(n, kIndexTmpSuffix, &first)) {
         // An index rewrite a crash interrupted: the index it was to replace is as it was.
+        // Harmless where it is: a failure to remove it is logged, not fatal.
         log_info(where + "/" + n + ": removing the temporary file of an interrupted index rewrite");
-        if (auto r = remove_file(dir.get(), n, opts.secure_delete); !r) return r;
+        if (auto r = remove_file(dir.get(), n, opts.secure_delete); !r)
+          log_warn(where + "/" + n + ": " + r.error().message);
         continue;
       }
       if (!parse_numbered_name(n, kIndexSuffix, &first) ||
