@@ -1,6 +1,8 @@
 // scan.cc: windowed reading and full scans of segment files.
 #include "scan.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -22,6 +24,11 @@ Result<SegmentFile> SegmentFile::open(int dir, uint64_t first_seq) {
   if (!fd) return fd.error();
   auto size = file_size(fd->get(), name);
   if (!size) return size.error();
+  // Read front to back (replay, recovery, fsck): the kernel's read-ahead window doubled.
+  // Replay of 1 KiB records from the disk (page cache dropped) 0.64-0.67x -> 0.86-0.88x
+  // of a raw 1 MiB read() of the same files, alternating builds (bench/README.md, "Replay
+  // from the disk"); a seek costs at most one larger read-ahead.
+  (void)::posix_fadvise(fd->get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   return SegmentFile(std::move(fd.value()), std::move(name), size.value());
 }
 
