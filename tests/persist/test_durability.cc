@@ -549,41 +549,55 @@ TEST(Durability, AnIndexRewriteThatFailsLeavesTheOldIndex) {
   EXPECT_GE(points, 8u);
 }
 
+// The index at sequence 10 written as `old_entries` (durable), rewritten as
+// `new_entries` with `fault` armed at probe call `at`, then the power goes.
+struct RewriteOutcome {
+  bool ok = false;        // write_index() reported success
+  bool hit = false;       // the fault was injected (the rewrite reached call `at`)
+  bool tmp_left = false;  // a temporary index was there before the power went
+  bool old_after = false, new_after = false;  // the index after the power loss
+};
+void rewrite_under_fault(FaultEnv::Fault fault, uint64_t at, const std::vector<IndexEntry>& old_entries,
+                         const std::vector<IndexEntry>& new_entries, RewriteOutcome* out) {
+  const IndexHeader h{100, 10, 5};
+  TempDir t;
+  auto dir = open_dir_path(t.path(), {}, false, Use::kRead);
+  ASSERT_TRUE(dir.ok());
+  ASSERT_TRUE(write_index(dir->get(), h, old_entries).ok());
+  ASSERT_EQ(::fsync(dir->get()), 0);
+  ScopedFaultEnv env(t.path());  // (what is there now counts as durable)
+  env->arm(fault, at);
+  out->ok = write_index(dir->get(), h, new_entries).ok();
+  out->hit = env->crashed() || env->faults_injected() > 0;
+  env->arm(FaultEnv::Fault::kNone, 0);
+  out->tmp_left = std::filesystem::exists(t.path() + "/" + index_tmp_file_name(10));
+  env->lose_power();
+  out->old_after = index_is(dir->get(), old_entries);
+  out->new_after = index_is(dir->get(), new_entries);
+}
+
 // A rewrite that reports success survives a power loss, whichever call of it failed with
 // ENOSPC or EIO (a review: ENOSPC from the directory's sync after the rename once sent
 // it to the in-place rewrite, which synced the file only and reported success; after a
 // power loss the old index was back and fsck's damage record with it).  A failure
 // leaves no temporary file.
 TEST(Durability, AnIndexRewriteReportedDoneSurvivesAPowerLoss) {
-  const IndexHeader h{100, 10, 5};
   const auto old_entries = some_entries(3, 0);
   const auto new_entries = some_entries(3, kEntryDamageRecorded);  // fsck's record: same size
   uint64_t points = 0;
   for (const auto fault : {FaultEnv::Fault::kEnospc, FaultEnv::Fault::kEio}) {
     for (uint64_t at = 1;; ++at) {
       ASSERT_LT(at, 50u) << "the rewrite never completed";
-      TempDir t;
-      auto dir = open_dir_path(t.path(), {}, false, Use::kRead);
-      ASSERT_TRUE(dir.ok());
-      ASSERT_TRUE(write_index(dir->get(), h, old_entries).ok());
-      ASSERT_EQ(::fsync(dir->get()), 0);
-      ScopedFaultEnv env(t.path());  // (what is there now counts as durable)
-      env->arm(fault, at);
-      const bool ok = write_index(dir->get(), h, new_entries).ok();
-      const bool hit = env->faults_injected() > 0;
-      env->arm(FaultEnv::Fault::kNone, 0);
-      EXPECT_FALSE(std::filesystem::exists(t.path() + "/" + index_tmp_file_name(10)))
-          << FaultEnv::fault_name(fault) << " at call " << at << ": a temporary index left behind";
-      env->lose_power();
-      if (ok) {
-        EXPECT_TRUE(index_is(dir->get(), new_entries))
-            << FaultEnv::fault_name(fault) << " at call " << at
-            << ": the rewrite reported success, and after a power loss the index is not the new one";
-      } else {
-        EXPECT_TRUE(index_is(dir->get(), old_entries) || index_is(dir->get(), new_entries))
-            << FaultEnv::fault_name(fault) << " at call " << at;
-      }
-      if (!hit) break;  // past the last call
+      RewriteOutcome o;
+      ASSERT_NO_FATAL_FAILURE(rewrite_under_fault(fault, at, old_entries, new_entries, &o));
+      const std::string where = std::string(FaultEnv::fault_name(fault)) + " at call " + std::to_string(at);
+      EXPECT_FALSE(o.tmp_left) << where << ": a temporary index left behind";
+      if (o.ok)
+        EXPECT_TRUE(o.new_after)
+            << where << ": the rewrite reported success, and after a power loss the index is not the new one";
+      else
+        EXPECT_TRUE(o.old_after || o.new_after) << where;
+      if (!o.hit) break;  // past the last call
       ++points;
     }
   }
@@ -592,24 +606,16 @@ TEST(Durability, AnIndexRewriteReportedDoneSurvivesAPowerLoss) {
 
 // A crash at each call of the rewrite, then the power goes: the old index or the new one.
 TEST(Durability, AnIndexRewriteCutByAPowerLossLeavesTheOldIndexOrTheNew) {
-  const IndexHeader h{100, 10, 5};
   const auto old_entries = some_entries(3, 0);
   const auto new_entries = some_entries(40, kEntryDamageRecorded);
   uint64_t crashed = 0;
   for (uint64_t at = 1;; ++at) {
     ASSERT_LT(at, 50u) << "the rewrite never completed";
-    TempDir t;
-    auto dir = open_dir_path(t.path(), {}, false, Use::kRead);
-    ASSERT_TRUE(dir.ok());
-    ASSERT_TRUE(write_index(dir->get(), h, old_entries).ok());
-    ASSERT_EQ(::fsync(dir->get()), 0);
-    ScopedFaultEnv env(t.path());  // (what is there now counts as durable)
-    env->arm(FaultEnv::Fault::kCrash, at);
-    (void)write_index(dir->get(), h, new_entries);
-    if (!env->crashed()) break;  // past the last call
+    RewriteOutcome o;
+    ASSERT_NO_FATAL_FAILURE(rewrite_under_fault(FaultEnv::Fault::kCrash, at, old_entries, new_entries, &o));
+    if (!o.hit) break;  // past the last call
     ++crashed;
-    env->lose_power();
-    EXPECT_TRUE(index_is(dir->get(), old_entries) || index_is(dir->get(), new_entries))
+    EXPECT_TRUE(o.old_after || o.new_after)
         << "crash at call " << at << " of the rewrite, then a power loss: the index is neither";
   }
   EXPECT_GE(crashed, 4u);
