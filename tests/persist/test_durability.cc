@@ -621,6 +621,17 @@ TEST(Durability, AnIndexRewriteCutByAPowerLossLeavesTheOldIndexOrTheNew) {
   EXPECT_GE(crashed, 4u);
 }
 
+// With the disk full, the store of fill(0, 300, 100) opens for writing and holds it all.
+void opens_on_a_full_disk(FaultEnv& env, const std::string& root, const StoreOptions& o) {
+  env.set_disk_full(true);
+  {
+    auto s = SegmentStore::open(root, "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), 300u);
+  }
+  expect_store_holds(root, 300, 100);
+}
+
 // The writer's open rebuilds the active segment's index every time: on a full disk it
 // still opens, reads back everything and appends once there is room again.
 TEST(Durability, AStoreOpensOnAFullDiskAndRebuildsItsIndexInPlace) {
@@ -633,13 +644,7 @@ TEST(Durability, AStoreOpensOnAFullDiskAndRebuildsItsIndexInPlace) {
     fill(*s, 0, 300, 100);
   }
   ScopedFaultEnv env(t.path());
-  env->set_disk_full(true);
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", o);
-    ASSERT_TRUE(s.ok()) << s.error().message;
-    EXPECT_EQ(s->next_seq(), 300u);
-  }
-  expect_store_holds(t.path(), 300, 100);
+  ASSERT_NO_FATAL_FAILURE(opens_on_a_full_disk(env.get(), t.path(), o));
   env->set_disk_full(false);
   auto s = SegmentStore::open(t.path(), "ns", "st", o);
   ASSERT_TRUE(s.ok()) << s.error().message;
@@ -667,13 +672,7 @@ TEST(Durability, AStoreOpensOnAFullDiskWithALaggingActiveIndex) {
   ASSERT_GT(full, kIndexHeaderSize + 4 * kIndexEntrySize);
   std::filesystem::resize_file(idx, full - 3 * kIndexEntrySize);  // the last entries never appended
   ScopedFaultEnv env(t.path());
-  env->set_disk_full(true);
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", o);
-    ASSERT_TRUE(s.ok()) << s.error().message;
-    EXPECT_EQ(s->next_seq(), 300u);
-  }
-  expect_store_holds(t.path(), 300, 100);
+  ASSERT_NO_FATAL_FAILURE(opens_on_a_full_disk(env.get(), t.path(), o));
   EXPECT_EQ(std::filesystem::file_size(idx), full - 3 * kIndexEntrySize);
   env->set_disk_full(false);
   {
