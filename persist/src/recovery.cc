@@ -248,19 +248,21 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   const IndexHeader ih{opts.index_interval, first_seq, scan.header.created_ns};
   std::span<const IndexEntry> kept = scan.entries;
   auto w = write_index(dir.get(), ih, kept);
+  // On a full disk: the index file's size now (0 when there is none).
+  uint64_t old_size = 0;
   if (!w && w.error().code == Errc::kNoSpace) {
+    struct stat st {};
+    if (::fstatat(dir.get(), index_file_name(first_seq).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+      old_size = static_cast<uint64_t>(st.st_size);
+  }
+  if (!w && w.error().code == Errc::kNoSpace && old_size >= kIndexHeaderSize) {
     // A full disk, and the old index holds fewer entries than the rebuild (a writer
     // stopped between syncing records and appending their entries): the longest prefix
     // that fits in the old file's bytes.  An active segment's index may hold a prefix
     // (the entries the writer appends from here on follow it; the next open rebuilds it
     // whole): the store opens, and its persister can run retention to make room (a
     // review: it did not open).
-    struct stat st {};
-    const uint64_t old_size =
-        ::fstatat(dir.get(), index_file_name(first_seq).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0
-            ? static_cast<uint64_t>(st.st_size)
-            : 0;
-    const uint64_t fit = old_size >= kIndexHeaderSize ? (old_size - kIndexHeaderSize) / kIndexEntrySize : 0;
+    const uint64_t fit = (old_size - kIndexHeaderSize) / kIndexEntrySize;
     if (fit < kept.size()) {
       kept = kept.first(static_cast<size_t>(fit));
       log_warn(seg_path(first_seq) + ": disk full: its index keeps " + std::to_string(fit) + " of " +
@@ -268,12 +270,41 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
       w = write_index(dir.get(), ih, kept);
     }
   }
-  if (!w) return w;
-  auto idx = open_at(dir.get(), index_file_name(first_seq), OpenMode::kReadWrite);
-  if (!idx) return idx.error();
-  idx_fd = std::move(idx.value());
-  idx_written = kIndexHeaderSize + kept.size() * kIndexEntrySize;
-  idx_pending.clear();
+  if (!w && w.error().code == Errc::kNoSpace && old_size < kIndexHeaderSize) {
+    // A full disk and no index header to keep (a writer that died after starting the
+    // segment and before its first flush, which writes the header with the first
+    // entries; or no index file at all): the index is written as a new segment's is,
+    // header and entries at the next flush, once there is room.  Meanwhile readers find
+    // no index and read the segment from its start.  The store opens, so that its
+    // persister can run retention (a review: it did not open).
+    log_warn(seg_path(first_seq) + ": disk full: its index is written at the next flush");
+    auto idx = open_at(dir.get(), index_file_name(first_seq),
+                       old_size > 0 ? OpenMode::kReadWrite : OpenMode::kCreateOrOpen);
+    if (idx && old_size > 0) {
+      // Shorter than a header: what a torn first write left.  Cutting needs no room.
+      if (auto r = truncate_to(idx->get(), 0, index_file_name(first_seq)); !r) return r;
+    }
+    if (idx) {
+      idx_fd = std::move(idx.value());
+    } else {
+      // Not even an empty file: this writer keeps no index for the segment; the next
+      // open rebuilds it (readers read the segment from its start until then).
+      log_warn(seg_path(first_seq) + ": no index file until the next open: " + idx.error().message);
+      idx_fd.reset();
+    }
+    idx_written = 0;
+    idx_pending.assign(kIndexHeaderSize + scan.entries.size() * kIndexEntrySize, std::byte{0});
+    encode_index_header(ih, idx_pending.data());
+    for (size_t i = 0; i < scan.entries.size(); ++i)
+      encode_index_entry(scan.entries[i], idx_pending.data() + kIndexHeaderSize + i * kIndexEntrySize);
+  } else {
+    if (!w) return w;
+    auto idx = open_at(dir.get(), index_file_name(first_seq), OpenMode::kReadWrite);
+    if (!idx) return idx.error();
+    idx_fd = std::move(idx.value());
+    idx_written = kIndexHeaderSize + kept.size() * kIndexEntrySize;
+    idx_pending.clear();
+  }
 
   builder = scan.builder;
   active = SegmentInfo{first_seq,          scan.end_seq,           scan.builder.first_ts(),
