@@ -632,6 +632,37 @@ void opens_on_a_full_disk(FaultEnv& env, const std::string& root, const StoreOpt
   expect_store_holds(root, 300, 100);
 }
 
+// A store of one active segment, records 0..300 of 100 bytes, an index entry every few
+// records; returns its options.
+StoreOptions one_active_segment(const TempDir& t) {
+  auto o = small_options();
+  o.segment_bytes = 1 << 20;
+  o.index_interval = 256;
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  EXPECT_TRUE(s.ok()) << s.error().message;
+  if (s.ok()) fill(*s, 0, 300, 100);
+  return o;
+}
+
+// Room again: a writer appends records 300..320, every record reads back, and the
+// active segment's index is whole again (*entries: how many it holds).
+void appends_with_room_again(FaultEnv& env, const TempDir& t, const StoreOptions& o,
+                             size_t* entries) {
+  env.set_disk_full(false);
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 300, 320, 100);
+    ASSERT_TRUE(s->flush().ok());
+  }
+  expect_store_holds(t.path(), 320, 100);
+  auto dir = open_dir_path(t.stream_dir(), {}, false, Use::kRead);
+  ASSERT_TRUE(dir.ok());
+  auto x = read_index(dir->get(), 0, 1 << 20);
+  ASSERT_TRUE(x.ok()) << x.error().message;
+  *entries = x->entries.size();
+}
+
 // The writer's open rebuilds the active segment's index every time: on a full disk it
 // still opens, reads back everything and appends once there is room again.
 TEST(Durability, AStoreOpensOnAFullDiskAndRebuildsItsIndexInPlace) {
@@ -659,14 +690,7 @@ TEST(Durability, AStoreOpensOnAFullDiskAndRebuildsItsIndexInPlace) {
 // room rebuilds it whole (a review: the store did not open).
 TEST(Durability, AStoreOpensOnAFullDiskWithALaggingActiveIndex) {
   TempDir t;
-  auto o = small_options();
-  o.segment_bytes = 1 << 20;
-  o.index_interval = 256;  // an entry every few records
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", o);
-    ASSERT_TRUE(s.ok());
-    fill(*s, 0, 300, 100);
-  }
+  const auto o = one_active_segment(t);
   const std::string idx = t.stream_dir() + "/" + index_file_name(0);
   const auto full = std::filesystem::file_size(idx);
   ASSERT_GT(full, kIndexHeaderSize + 4 * kIndexEntrySize);
@@ -674,19 +698,9 @@ TEST(Durability, AStoreOpensOnAFullDiskWithALaggingActiveIndex) {
   ScopedFaultEnv env(t.path());
   ASSERT_NO_FATAL_FAILURE(opens_on_a_full_disk(env.get(), t.path(), o));
   EXPECT_EQ(std::filesystem::file_size(idx), full - 3 * kIndexEntrySize);
-  env->set_disk_full(false);
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", o);
-    ASSERT_TRUE(s.ok()) << s.error().message;
-    fill(*s, 300, 320, 100);
-    ASSERT_TRUE(s->flush().ok());
-  }
-  expect_store_holds(t.path(), 320, 100);
-  auto dir = open_dir_path(t.stream_dir(), {}, false, Use::kRead);
-  ASSERT_TRUE(dir.ok());
-  auto x = read_index(dir->get(), 0, 1 << 20);
-  ASSERT_TRUE(x.ok()) << x.error().message;
-  EXPECT_GT(x->entries.size() * kIndexEntrySize + kIndexHeaderSize, full) << "not rebuilt whole";
+  size_t entries = 0;
+  ASSERT_NO_FATAL_FAILURE(appends_with_room_again(env.get(), t, o, &entries));
+  EXPECT_GT(entries * kIndexEntrySize + kIndexHeaderSize, full) << "not rebuilt whole";
 }
 
 // A writer that died after starting a segment and before it wrote that segment's index
@@ -698,32 +712,15 @@ TEST(Durability, AStoreOpensOnAFullDiskWithoutItsActiveIndexHeader) {
   for (const int left : {0, 10, -1}) {  // bytes of the index left; -1: no index file
     SCOPED_TRACE("index bytes left: " + std::to_string(left));
     TempDir t;
-    auto o = small_options();
-    o.segment_bytes = 1 << 20;
-    o.index_interval = 256;
-    {
-      auto s = SegmentStore::open(t.path(), "ns", "st", o);
-      ASSERT_TRUE(s.ok());
-      fill(*s, 0, 300, 100);
-    }
+    const auto o = one_active_segment(t);
     const std::string idx = t.stream_dir() + "/" + index_file_name(0);
     if (left < 0) std::filesystem::remove(idx);
     else std::filesystem::resize_file(idx, static_cast<uint64_t>(left));
     ScopedFaultEnv env(t.path());
     ASSERT_NO_FATAL_FAILURE(opens_on_a_full_disk(env.get(), t.path(), o));
-    env->set_disk_full(false);
-    {
-      auto s = SegmentStore::open(t.path(), "ns", "st", o);
-      ASSERT_TRUE(s.ok()) << s.error().message;
-      fill(*s, 300, 320, 100);
-      ASSERT_TRUE(s->flush().ok());
-    }
-    expect_store_holds(t.path(), 320, 100);
-    auto dir = open_dir_path(t.stream_dir(), {}, false, Use::kRead);
-    ASSERT_TRUE(dir.ok());
-    auto x = read_index(dir->get(), 0, 1 << 20);
-    ASSERT_TRUE(x.ok()) << x.error().message;
-    EXPECT_GT(x->entries.size(), 4u) << "not rebuilt";
+    size_t entries = 0;
+    ASSERT_NO_FATAL_FAILURE(appends_with_room_again(env.get(), t, o, &entries));
+    EXPECT_GT(entries, 4u) << "not rebuilt";
   }
 }
 
@@ -731,14 +728,7 @@ TEST(Durability, AStoreOpensOnAFullDiskWithoutItsActiveIndexHeader) {
 // once there is room again, the same writer writes the header and its entries.
 TEST(Durability, AWriterThatOpenedOnAFullDiskWritesItsIndexOnceThereIsRoom) {
   TempDir t;
-  auto o = small_options();
-  o.segment_bytes = 1 << 20;
-  o.index_interval = 256;
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", o);
-    ASSERT_TRUE(s.ok());
-    fill(*s, 0, 300, 100);
-  }
+  const auto o = one_active_segment(t);
   const std::string idx = t.stream_dir() + "/" + index_file_name(0);
   std::filesystem::resize_file(idx, 0);
   ScopedFaultEnv env(t.path());
