@@ -62,6 +62,22 @@ class FileSink final : public SegmentSink {
     return {};
   }
 
+  Result<std::byte*> reserve(size_t n) override {
+    if (sealed_) return make_error(Errc::kClosed, "segment " + name_ + " is sealed");
+    if (presized_ && end_ + n > presized_)
+      return make_error(Errc::kFull, "segment " + name_ + " has no room for the record");
+    if (n > buf_.size()) return static_cast<std::byte*>(nullptr);
+    if (auto r = clean_tail(); !r) return r.error();
+    if (buf_len_ + n > buf_.size()) {
+      if (auto r = write_buffer(); !r) return r.error();
+    }
+    return buf_.data() + buf_len_;
+  }
+  void append_reserved(size_t n) override {
+    buf_len_ += n;
+    end_ += n;
+  }
+
   Result<void> rollback(uint64_t end) override {
     if (auto r = settle(); !r) return r;
     if (end >= file_end_) {

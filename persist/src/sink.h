@@ -43,6 +43,16 @@ class SegmentSink {
   virtual uint64_t capacity() const noexcept = 0;  // append must keep end() <= capacity()
   // Appends every part or nothing: on error end() is unchanged.
   virtual Result<void> append(std::span<const Bytes> parts) = 0;
+  // The sink's next `n` bytes in its write buffer, for the caller to fill in place and
+  // then append with append_reserved(n), nothing else between: a small frame is built
+  // where it is written, without append()'s copies.  nullptr: this sink has no such
+  // buffer or `n` does not fit in it, use append().  An error: as append()'s (nothing
+  // appended, end() unchanged).
+  virtual Result<std::byte*> reserve(size_t n) {
+    (void)n;
+    return static_cast<std::byte*>(nullptr);
+  }
+  virtual void append_reserved(size_t n) { (void)n; }
   // Forgets everything after `end` (<= end()).
   virtual Result<void> rollback(uint64_t end) = 0;
   virtual Result<void> sync() = 0;   // makes [0, end()) durable

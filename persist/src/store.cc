@@ -3,6 +3,7 @@
 #include <sys/file.h>
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <map>
 #include <mutex>
@@ -252,19 +253,33 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
     if (auto r = create_segment(fresh ? seq : next_seq, kSegmentHeaderSize + fsize); !r) return r;
   }
 
-  std::byte head[kFrameHeaderSize];
   FrameHeader fh;
   fh.length = static_cast<uint32_t>(payload.size());
   fh.kind = kind;
   fh.seq = seq;
   fh.ts_ns = ts_ns;
   fh.type = type;
-  encode_frame_header(fh, payload, head);
-  static constexpr std::byte kZeros[8] = {};
-  const Bytes parts[] = {Bytes(head, sizeof head), payload,
-                         Bytes(kZeros, fsize - kFrameHeaderSize - payload.size())};
   const uint64_t offset = sink->end();
-  if (auto r = sink->append(parts); !r) return r;
+  auto slot = sink->reserve(fsize);
+  if (!slot) return slot.error();
+  if (std::byte* out = slot.value()) {
+    // Built where it is written: the payload copied first, then the CRC read from the
+    // copy (in this core's cache), the padding zeroed.  At 64 B a record this saves
+    // about a tenth of the persister's time (bench/README.md, "The frame built in the
+    // write buffer").
+    std::byte* body = out + kFrameHeaderSize;
+    if (size) std::memcpy(body, data, size);
+    std::memset(body + size, 0, fsize - kFrameHeaderSize - size);
+    encode_frame_header(fh, Bytes(body, size), out);
+    sink->append_reserved(fsize);
+  } else {
+    std::byte head[kFrameHeaderSize];
+    encode_frame_header(fh, payload, head);
+    static constexpr std::byte kZeros[8] = {};
+    const Bytes parts[] = {Bytes(head, sizeof head), payload,
+                           Bytes(kZeros, fsize - kFrameHeaderSize - payload.size())};
+    if (auto r = sink->append(parts); !r) return r;
+  }
   if (opts.durability == Durability::kSync) {
     if (auto r = settle(); !r) return r;  // (the append stays: the caller writes it again)
     if (auto r = sync_data(); !r) {
