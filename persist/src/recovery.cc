@@ -284,19 +284,20 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
       // Shorter than a header: what a torn first write left.  Cutting needs no room.
       if (auto r = truncate_to(idx->get(), 0, index_file_name(first_seq)); !r) return r;
     }
+    idx_written = 0;
+    idx_pending.clear();
     if (idx) {
       idx_fd = std::move(idx.value());
+      idx_pending.assign(kIndexHeaderSize + scan.entries.size() * kIndexEntrySize, std::byte{0});
+      encode_index_header(ih, idx_pending.data());
+      for (size_t i = 0; i < scan.entries.size(); ++i)
+        encode_index_entry(scan.entries[i], idx_pending.data() + kIndexHeaderSize + i * kIndexEntrySize);
     } else {
-      // Not even an empty file: this writer keeps no index for the segment; the next
-      // open rebuilds it (readers read the segment from its start until then).
+      // Not even an empty file: this writer keeps no index for the segment (nor when it
+      // seals it); the next open rebuilds it.  Readers read the segment from its start.
       log_warn(seg_path(first_seq) + ": no index file until the next open: " + idx.error().message);
       idx_fd.reset();
     }
-    idx_written = 0;
-    idx_pending.assign(kIndexHeaderSize + scan.entries.size() * kIndexEntrySize, std::byte{0});
-    encode_index_header(ih, idx_pending.data());
-    for (size_t i = 0; i < scan.entries.size(); ++i)
-      encode_index_entry(scan.entries[i], idx_pending.data() + kIndexHeaderSize + i * kIndexEntrySize);
   } else {
     if (!w) return w;
     auto idx = open_at(dir.get(), index_file_name(first_seq), OpenMode::kReadWrite);

@@ -163,7 +163,10 @@ Result<void> SegmentStore::close() {
   // A stopped store tries once more to go back to its last synced record: what it
   // leaves behind is found (and trusted) by the next open.
   Result<void> result = s.usable();
-  if (result) result = s.flush();
+  // An index that cannot be written (a full disk: a store opened there owes its active
+  // index whole) does not fail the close: the records are durable and the next open
+  // rebuilds the index (a review: `delete --before` on a full disk deleted, then failed).
+  if (result) result = s.flush(/*index_optional=*/true);
   for (int i = 0; i < 3 && s.broken; ++i) result = s.usable();
   if (s.broken) {
     std::lock_guard g(g_unsafe_mu);
@@ -492,7 +495,7 @@ Result<void> SegmentStore::Impl::cut_back(uint64_t first_seq, uint64_t keep) {
   return {};
 }
 
-Result<void> SegmentStore::Impl::flush() {
+Result<void> SegmentStore::Impl::flush(bool index_optional) {
   if (auto r = settle(); !r) return r;
   if (sink) {
     if (auto r = sync_data(); !r) return sink && sink->sync_failed() ? rewind(r.error()) : r;
@@ -500,7 +503,10 @@ Result<void> SegmentStore::Impl::flush() {
       durable.store(next_seq, std::memory_order_release);     // pairs with durable_seq()
       ++counters.flushes;
     }
-    if (auto r = write_pending_index(); !r) return r;
+    if (auto r = write_pending_index(); !r) {
+      if (!index_optional) return r;
+      log_warn(where + ": " + r.error().message + ": the index is rebuilt at the next open");
+    }
   }
   first_pending_ns = 0;
   counters.last_error.clear();

@@ -97,7 +97,9 @@ struct SegmentStore::Impl {
   Error rewind(Error e);
   Result<void> cut_back(uint64_t first_seq, uint64_t keep);
   Result<void> usable();
-  Result<void> flush();
+  // index_optional: index entries that cannot be written (a full disk) do not fail it
+  // (close(): the next open rebuilds the active index; the records are durable).
+  Result<void> flush(bool index_optional = false);
   Result<void> flush_start();
   Result<bool> flush_finish(std::chrono::nanoseconds wait);
   // Waits for a flush_start()'s sync and applies it (its error if it failed).
