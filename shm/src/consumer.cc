@@ -1008,7 +1008,14 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       if (!c.durable && c.slot && ++c.tail_unpublished >= kTailStatEvery && !batch)
         c.publish_position();
       rec.data = Bytes(payload, tv.size);
-      if (rec.seq < c.skip_seq || rec.ts_ns < c.skip_ts) {
+      // Below the stream's deletion watermark (`shmbus delete --before`): never served,
+      // from the ring as from the store; skipped as records below the start are (not
+      // lost: deleted on purpose).  The persister reads them all: its store applies the
+      // watermark itself, and a record it skipped would be stored as lost.  acquire:
+      // pairs with the deleter's release CAS (a locked instruction: a read that starts
+      // after `delete` returned sees it).  Its line changes once per persister flush.
+      if (rec.seq < c.skip_seq || rec.ts_ns < c.skip_ts ||
+          (!c.opts.persister && rec.seq < load_acquire(c.h->deleted_below))) {
         if (was_resync) {
           if (!more) c.told();  // (a batch's: when the next read returns it)
           return report;

@@ -358,6 +358,84 @@ TEST(Control, PersistSettingsDurableSeqAndWatermark) {
   EXPECT_EQ(stream_info(ns.ns(), "s")->durable_seq, 1u);
 }
 
+// `shmbus delete --before SEQ` on a stream: records below SEQ are never served again,
+// from the ring too (a review: the ring served them, while `delete` said they would
+// not be).  Every kind of reader skips them, as records below its start, without a loss;
+// only the persister's own consumer reads them (its store applies the watermark).
+TEST(Deletion, RecordsBelowTheWatermarkAreNeverServedFromTheRing) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small(1 << 16)));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  auto early_tail = Consumer::open(ns.ns(), "s", tailing());
+  auto early_group = Consumer::open(ns.ns(), "s", durable("g"));
+  ASSERT_TRUE(early_tail && early_group);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+  Record rec;
+  ASSERT_EQ(early_tail->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 0u);
+  ASSERT_EQ(early_group->poll(&rec, 0ns), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 0u);
+
+  auto ctl = StreamControl::open(ns.ns(), "s");
+  ASSERT_TRUE(ctl);
+  ASSERT_TRUE(ctl->raise_deleted_below(5));
+
+  // The next record any reader gets is 5, then 6..9, and nothing counts as lost.
+  auto expect_from_5 = [&](Consumer& c, const char* who) {
+    SCOPED_TRACE(who);
+    for (uint64_t q = 5; q < 10; ++q) {
+      Record r;
+      ASSERT_EQ(c.poll(&r, 0ns), ReadStatus::kOk);
+      EXPECT_EQ(r.seq, q);
+      EXPECT_EQ(as_string(r.data), "r" + std::to_string(q));
+    }
+    Record r;
+    EXPECT_EQ(c.poll(&r, 0ns), ReadStatus::kTimeout);
+    EXPECT_EQ(c.lost(), 0u);
+  };
+  expect_from_5(*early_tail, "a tailing reader that had read record 0");
+  expect_from_5(*early_group, "a group that had read record 0");
+  auto tail = Consumer::open(ns.ns(), "s", tailing());
+  ASSERT_TRUE(tail);
+  expect_from_5(*tail, "a new tailing reader from the oldest record");
+  ConsumerOptions ro = tailing();
+  ro.read_only = true;
+  auto read_only = Consumer::open(ns.ns(), "s", ro);
+  ASSERT_TRUE(read_only);
+  expect_from_5(*read_only, "a read-only tailing reader");
+  ConsumerOptions at2 = durable("h");
+  at2.start = StartFrom::seq(2);
+  auto group = Consumer::open(ns.ns(), "s", at2);
+  ASSERT_TRUE(group);
+  expect_from_5(*group, "a new group starting at sequence 2");
+  {
+    auto c = Consumer::open(ns.ns(), "s", tailing());
+    ASSERT_TRUE(c);
+    std::vector<uint64_t> seqs;  // (a tailing reader's first batches are short: its copy buffer grows)
+    Record out[16];
+    size_t n = 0;
+    while (c->poll_batch(out, 16, &n, 0ns) == ReadStatus::kOk)
+      for (size_t i = 0; i < n; ++i) seqs.push_back(out[i].seq);
+    EXPECT_EQ(seqs, (std::vector<uint64_t>{5, 6, 7, 8, 9})) << "poll_batch";
+  }
+  {
+    auto c = Consumer::open(ns.ns(), "s", tailing());
+    ASSERT_TRUE(c);
+    ASSERT_EQ(c->poll_in_place(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, 5u);
+    EXPECT_TRUE(c->validate());
+  }
+  ConsumerOptions po = durable("_persister");
+  po.persister = true;
+  auto persister = Consumer::open(ns.ns(), "s", po);
+  ASSERT_TRUE(persister);
+  for (uint64_t q = 0; q < 10; ++q) {
+    ASSERT_EQ(persister->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, q) << "the persister's consumer reads every record";
+  }
+}
+
 // The setters of a read-only StreamControl write nothing and say so (false); a writable
 // one's say true.  (They used to return nothing, so a caller with a read-only handle
 // believed it had published a durable position or a watermark.)
