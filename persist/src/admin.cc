@@ -63,7 +63,7 @@ Result<StoreLocation> locate_store(std::string_view ns, std::string_view stream,
     loc.ring = true;
     if (auto ps = ctl->persist()) {
       loc.persisted = true;
-      loc.secure_delete = ps->secure_delete;
+      loc.secure_delete = loc.ring_secure_delete = ps->secure_delete;
       // The header is only a cross-check: a store is never taken from shared memory
       // alone, since whoever may write the header could point it anywhere.
       if (!same_dir(ps->store_dir, loc.dir)) {
@@ -80,6 +80,15 @@ Result<StoreLocation> locate_store(std::string_view ns, std::string_view stream,
   }
   struct stat st;
   loc.exists = ::lstat(loc.dir.c_str(), &st) == 0;
+  if (loc.exists && !loc.secure_delete) {
+    // The store's own record of the setting (its `settings` file, written by every
+    // persister) counts too: after a reboot there is no ring header to say it (a survey:
+    // `delete` and `rm --data` then erased without overwriting).  Either one asking for
+    // it is enough; a file that is missing or damaged says nothing.
+    const std::string parts[] = {std::string(ns), std::string(stream)};
+    if (auto d = open_dir_path(loc.root, parts, /*create=*/false, Use::kRead); d)
+      if (auto saved = read_settings(d->get()); saved && saved->secure_delete) loc.secure_delete = true;
+  }
   return loc;
 }
 
@@ -137,13 +146,14 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
   if (!ctl)
     return make_error(Errc::kBusy, "the store " + loc->dir + " is open by a writer, but stream '" +
                                        std::string(ns) + "/" + std::string(stream) + "' has no ring");
-  if (opts.secure && !loc->secure_delete)
+  if (opts.secure && !loc->ring_secure_delete)
     return make_error(Errc::kInvalidArgument,
                       "--secure: the persister running on " + std::string(ns) + "/" +
                           std::string(stream) +
                           " does not overwrite what it deletes; stop it, or restart it with --secure");
   ctl->raise_deleted_below(seq);
   out.by_persister = true;
+  out.secure = loc->ring_secure_delete;  // what the running persister does
   const std::string parts[] = {std::string(ns), std::string(stream)};
   const uint64_t deadline = steady_now_ns() + static_cast<uint64_t>(opts.timeout.count());
   for (;;) {

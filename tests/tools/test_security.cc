@@ -319,6 +319,26 @@ TEST_F(Security, DeleteHonoursTheStreamsSecureSetting) {
   EXPECT_FALSE(contains(read_file(link), "SECRET-PAYLOAD"));
 }
 
+// After a reboot (the ring gone, the stream `stored`) the store's own record of the
+// setting (its `settings` file) still counts, for `delete` and for `rm --data` (a
+// survey: only the ring's header counted, so both erased without overwriting).
+TEST_F(Security, DeleteAndRmDataHonourTheStoresSecureSettingWithoutARing) {
+  expect_ok(cli({"create", "s", "--capacity", "64K"}));
+  persist_some("s", 400, {"--secure"});
+  const std::string link = root_ + "/link5";
+  ASSERT_FALSE(link_first_segment(store_of("s"), link).empty());
+  ASSERT_TRUE(contains(read_file(link), "SECRET-PAYLOAD"));
+  expect_ok(cli({"rm", "s"}));  // the ring only: what a reboot leaves
+  expect_ok(cli({"delete", "s", "--before", "300", "--data-dir", data_dir()}));
+  EXPECT_FALSE(contains(read_file(link), "SECRET-PAYLOAD")) << "delete did not overwrite";
+  const std::string link2 = root_ + "/link6";
+  ASSERT_FALSE(link_first_segment(store_of("s"), link2).empty());
+  ASSERT_TRUE(contains(read_file(link2), "SECRET-PAYLOAD"));
+  expect_ok(cli({"rm", "s", "--data", "--data-dir", data_dir()}));
+  EXPECT_FALSE(contains(read_file(link2), "SECRET-PAYLOAD")) << "rm --data did not overwrite";
+  EXPECT_FALSE(fs::exists(store_of("s")));
+}
+
 TEST_F(Security, DeleteWithARunningPersisterIsDurableBeforeItReturns) {
   expect_ok(cli({"create", "s", "--capacity", "64K"}));
   persist_some("s", 400);

@@ -34,7 +34,10 @@ struct StoreLocation {
   std::string dir;    // root/NS/STREAM
   bool ring = false;  // the stream's ring exists
   bool persisted = false;  // the ring's header says the stream is persisted
-  bool secure_delete = false;  // the header's persistence settings ask for overwrites
+  // The header's persistence settings, or the store's own `settings` file (what the
+  // last persister ran with: after a reboot there is no header), ask for overwrites.
+  bool secure_delete = false;
+  bool ring_secure_delete = false;  // the header's say so (what a running persister does)
   bool exists = false;     // the store directory exists
 };
 
