@@ -85,9 +85,14 @@ int cmd_rm(const RmArgs& a) {
   o.data_dir = a.data_dir;
   o.secure = a.secure;
   // Check where the store is (derived from the data dir, cross-checked with the header)
-  // before the header is gone.
+  // before the header is gone; and that the store may go (no persister writes it, only
+  // the caller's store files) before the ring does, also with --force (a survey: the
+  // ring went, then the store was refused).
   if (a.data) {
     if (auto loc = persist::locate_store(ns, a.stream, a.data_dir); !loc) return fail(loc.error());
+    persist::AdminOptions check = o;
+    check.dry_run = true;
+    if (auto ok = persist::remove_store(ns, a.stream, check); !ok) return fail(ok.error());
   }
   auto r = remove_stream(ns, a.stream, a.force);
   if (!r && !(a.data && r.error().code == Errc::kNotFound)) return fail_stream(r.error(), ns, a.stream);

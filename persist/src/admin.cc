@@ -216,6 +216,7 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
                                                "' belongs to another user: not removing " + loc->dir);
     victims.push_back({n, static_cast<uint64_t>(st.st_size)});
   }
+  if (opts.dry_run) return out;
   // LOCK last: it is held until the rest is gone.
   std::stable_partition(victims.begin(), victims.end(), [](const Victim& v) { return v.name != "LOCK"; });
   for (const auto& v : victims) {

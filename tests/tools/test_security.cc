@@ -142,7 +142,7 @@ TEST_F(Security, RmDataRefusesTheStoreAForgedHeaderNames) {
   ASSERT_TRUE(create_stream(ns_, "s", {}));
   // Whoever can write the header points it at the victim (once plainly, once with a
   // path that even ends in /NS/STREAM).
-  for (const std::string forged : {victim.string(), (victim / ns_ / "s").string()}) {
+  for (const std::string& forged : {victim.string(), (victim / ns_ / "s").string()}) {
     auto ctl = StreamControl::open(ns_, "s");
     ASSERT_TRUE(ctl);
     PersistSettings ps;
@@ -237,7 +237,7 @@ TEST_F(Security, PersisterRefusesATreeAnotherUserPrepared) {
   chmod(data_dir().c_str(), 01777);
   fs::create_directories(store_of("s"));
   write_file(store_of("s") + "/00000000000000000000.seg", "");
-  for (const std::string p : {data_dir() + "/" + ns_, store_of("s"), store_of("s") + "/00000000000000000000.seg"}) {
+  for (const std::string& p : {data_dir() + "/" + ns_, store_of("s"), store_of("s") + "/00000000000000000000.seg"}) {
     ASSERT_EQ(chown(p.c_str(), kAttacker, kAttacker), 0);
     chmod(p.c_str(), 0777);
   }
@@ -355,6 +355,24 @@ TEST_F(Security, DeleteWithARunningPersisterIsDurableBeforeItReturns) {
   auto stop = p.stop(SIGINT);
   EXPECT_EQ(stop.exit_code, 130) << stop.err;  // Ctrl-C: 130, as every command
   EXPECT_FALSE(contains(read_file(link), "SECRET-PAYLOAD"));
+}
+
+// `rm --force --data` while a persister writes the store is refused whole: before, the
+// ring went (--force) and then the store was refused, leaving the persister on a
+// stream that no longer existed (a survey of README promises).
+TEST_F(Security, RmForceDataWithARunningPersisterRemovesNothing) {
+  expect_ok(cli({"create", "s", "--capacity", "64K"}));
+  persist_some("s", 100);
+  Background p({"persist", "s", "--data-dir", data_dir(), "--namespace", ns_});
+  ASSERT_TRUE(p.wait_for([](const std::string&, const std::string& e) { return contains(e, "persisting"); }));
+  expect_refused(cli({"rm", "s", "--force", "--data", "--data-dir", data_dir()}), "stop it first");
+  EXPECT_TRUE(fs::exists("/dev/shm/" + object_name(ns_, "s"))) << "the ring went";
+  EXPECT_TRUE(fs::exists(store_of("s")));
+  expect_ok(cli({"stat", "s"}));
+  auto stop = p.stop(SIGTERM);
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", data_dir()}));
+  EXPECT_FALSE(fs::exists(store_of("s")));
 }
 
 TEST_F(Security, RmDataSecureOverwritesEveryFile) {

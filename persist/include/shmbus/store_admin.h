@@ -53,6 +53,9 @@ struct AdminOptions {
   // delete_before with a running persister: how long to wait for it to make the new
   // watermark durable.
   std::chrono::nanoseconds timeout = std::chrono::seconds(30);
+  // remove_store: every check (trusted directories, no persister writing, only the
+  // caller's store files) and nothing removed: `rm --data` asks it before the ring goes.
+  bool dry_run = false;
 };
 
 struct DeleteOutcome {
