@@ -456,6 +456,34 @@ std::vector<uint64_t> seqs_of_hex(const std::string& out) {
   return seqs;
 }
 
+// Deletions made before a reboot stay: the store keeps hiding them, and the ring that
+// `create` makes over the store gets the watermark back (its readers skip records below
+// it: Deletion.RecordsBelowTheWatermarkAreNeverServedFromTheRing) (a survey: nothing
+// tested it).
+TEST_F(Security, DeletionsMadeBeforeARebootStay) {
+  expect_ok(cli({"create", "s", "--capacity", "64K"}));
+  persist_some("s", 300);
+  expect_ok(cli({"delete", "s", "--before", "100", "--data-dir", data_dir()}));
+  ASSERT_TRUE(remove_stream(ns_, "s", true));  // the reboot
+  auto t = cli({"tail", "s", "--from", "earliest", "--format", "hex", "--data-dir", data_dir()});
+  expect_ok(t);
+  auto seqs = seqs_of_hex(t.out);
+  ASSERT_EQ(seqs.size(), 200u) << t.err;
+  EXPECT_EQ(seqs.front(), 100u);
+  expect_ok(cli({"create", "s", "--capacity", "64K", "--data-dir", data_dir()}));
+  auto info = stream_info(ns_, "s");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->deleted_below, 100u);
+  std::string input;
+  for (int i = 0; i < 10; ++i) input += "after-" + std::to_string(i) + "\n";
+  expect_ok(cli({"pub", "s"}, {}, input));
+  auto all = cli({"tail", "s", "--from", "earliest", "--format", "hex", "--data-dir", data_dir()});
+  expect_ok(all);
+  seqs = seqs_of_hex(all.out);
+  ASSERT_EQ(seqs.size(), 210u) << all.err;
+  for (uint64_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], 100 + i);
+}
+
 TEST_F(Security, AStreamOutlivesItsRingAcrossAReboot) {
   expect_ok(cli({"create", "s", "--capacity", "64K"}));
   persist_some("s", 300, {"--retention-age", "90m", "--durability", "sync"});
