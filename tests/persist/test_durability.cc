@@ -27,11 +27,16 @@ StoreOptions async_options() {
 }
 
 // Reads back the whole store and checks it holds the records [0, to) as fill() wrote them.
-void expect_store_holds(const std::string& root, uint64_t to, size_t size = 0) {
-  auto got = read_all(root);
+// The records a reader finds in the store (no lost ranges, deletions, damage).
+std::vector<Got> records_of(const std::string& root) {
   std::vector<Got> records;
-  for (auto& g : got)
+  for (auto& g : read_all(root))
     if (g.kind == EntryKind::kRecord) records.push_back(g);
+  return records;
+}
+
+void expect_store_holds(const std::string& root, uint64_t to, size_t size = 0) {
+  auto records = records_of(root);
   ASSERT_GE(records.size(), to);
   records.resize(to);
   expect_records(records, 0, to, size);
@@ -645,6 +650,14 @@ StoreOptions one_active_segment(const TempDir& t) {
   return o;
 }
 
+// What a writer that died before its segment's first flush leaves: the index of segment
+// `first_seq` cut to `left` bytes, or (left < 0) no index file at all.
+void cut_index(const TempDir& t, uint64_t first_seq, int left) {
+  const std::string idx = t.stream_dir() + "/" + index_file_name(first_seq);
+  if (left < 0) std::filesystem::remove(idx);
+  else std::filesystem::resize_file(idx, static_cast<uint64_t>(left));
+}
+
 // Room again: a writer appends records 300..320, every record reads back, and the
 // active segment's index is whole again (*entries: how many it holds).
 void appends_with_room_again(FaultEnv& env, const TempDir& t, const StoreOptions& o,
@@ -714,9 +727,7 @@ TEST(Durability, AStoreOpensOnAFullDiskWithoutItsActiveIndexHeader) {
     SCOPED_TRACE("index bytes left: " + std::to_string(left));
     TempDir t;
     const auto o = one_active_segment(t);
-    const std::string idx = t.stream_dir() + "/" + index_file_name(0);
-    if (left < 0) std::filesystem::remove(idx);
-    else std::filesystem::resize_file(idx, static_cast<uint64_t>(left));
+    cut_index(t, 0, left);
     ScopedFaultEnv env(t.path());
     ASSERT_NO_FATAL_FAILURE(opens_on_a_full_disk(env.get(), t.path(), o));
     size_t entries = 0;
@@ -746,9 +757,7 @@ TEST(Durability, AStoreOpenedOnAFullDiskWithoutItsIndexHeaderClosesAndDeletesThe
         if (e.path().extension() == ".seg")
           active = std::max<uint64_t>(active, std::stoull(e.path().stem().string()));
       ASSERT_GT(active, 0u);
-      const std::string idx = t.stream_dir() + "/" + index_file_name(active);
-      if (left < 0) std::filesystem::remove(idx);
-      else std::filesystem::resize_file(idx, static_cast<uint64_t>(left));
+      cut_index(t, active, left);
       ScopedFaultEnv env(t.path());
       env->set_disk_full(true);
       {
@@ -762,9 +771,7 @@ TEST(Durability, AStoreOpenedOnAFullDiskWithoutItsIndexHeaderClosesAndDeletesThe
       auto d = delete_before("ns", "st", before, ao);
       EXPECT_TRUE(d.ok()) << d.error().message;
       env->set_disk_full(false);
-      std::vector<Got> records;
-      for (auto& g : read_all(t.path()))
-        if (g.kind == EntryKind::kRecord) records.push_back(g);
+      const auto records = records_of(t.path());
       ASSERT_FALSE(records.empty());
       EXPECT_EQ(records.front().seq, before);
       EXPECT_EQ(records.back().seq, 99u);
