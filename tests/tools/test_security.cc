@@ -429,6 +429,33 @@ TEST_F(Security, StatEscapesAForgedConsumerName) {
   EXPECT_TRUE(contains(st.out, "grp\\x1b[2J")) << st.out;
 }
 
+// ---- 8b: a stream object that is a symbolic link is never followed -----------------------
+
+// Another user who can write /dev/shm (sticky, but anyone may create there) plants a link
+// named like our stream, pointing at a file of ours: no command may map, write, truncate
+// or remove what it points to (a survey: nothing tested it).
+TEST_F(Security, ASymlinkedStreamObjectIsNeverFollowed) {
+  const fs::path target = root_ + "/victim";
+  write_file(target, "precious bytes");
+  ::chmod(target.c_str(), 0600);
+  const std::string link = "/dev/shm/shmbus." + ns_ + ".s";
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0) << std::strerror(errno);
+  expect_refused(cli({"create", "s", "--capacity", "64K"}), "exists");
+  expect_refused(cli({"create", "s", "--capacity", "64K", "--exist-ok"}), "symbolic link");
+  expect_refused(cli({"pub", "s"}, {}, "hello\n"), "symbolic link");
+  expect_refused(cli({"tail", "s", "--from", "earliest", "--count", "1"}), "symbolic link");
+  expect_refused(cli({"stat", "s"}), "symbolic link");
+  expect_refused(cli({"rm", "s"}), "symbolic link");
+  expect_refused(cli({"persist", "s", "--data-dir", data_dir()}), "symbolic link");
+  EXPECT_EQ(read_file(target), "precious bytes");
+  // --force removes the link, never what it points to.
+  expect_ok(cli({"rm", "s", "--force"}));
+  EXPECT_FALSE(fs::is_symlink(fs::symlink_status(link)));
+  EXPECT_EQ(read_file(target), "precious bytes");
+  // And the name is free again for a real stream.
+  expect_ok(cli({"create", "s", "--capacity", "64K"}));
+}
+
 // ---- 9: rm --force never removes another namespace's stream ------------------------------
 
 TEST_F(Security, RmForceRefusesADottedNameCollision) {
