@@ -486,8 +486,15 @@ TEST_F(Cli, ConsumerRetentionIsAFlagAndInStat) {
   expect_ok(cli({"create", "r", "--capacity", "64K", "--consumer-retention", "200ms"}));
   expect_ok(cli({"pub", "r"}, "1\n2\n3\n"));
   EXPECT_EQ(cli({"tail", "r", "--group", "g", "--count", "1"}).out, "1\n");
+  // 0 keeps positions for ever: the same absence forgets nothing.
+  expect_ok(cli({"create", "z", "--capacity", "64K", "--consumer-retention", "0"}));
+  EXPECT_EQ(json_raw(cli({"stat", "z", "--json"}).out, "consumer_retention_ms"), "0");
+  expect_ok(cli({"pub", "z"}, "1\n2\n3\n"));
+  EXPECT_EQ(cli({"tail", "z", "--group", "g", "--count", "1"}).out, "1\n");
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(cli({"tail", "r", "--group", "g", "--from", "latest"}).out, "");  // a new group
+  EXPECT_EQ(cli({"tail", "z", "--group", "g", "--count", "1", "--from", "latest"}).out, "2\n");  // kept
+  expect_failure(cli({"create", "n", "--capacity", "64K", "--consumer-retention=-1s"}), "not a duration");
 }
 
 // Issue 13 point 1: a full stream's message names the group that holds producers (not
