@@ -218,6 +218,60 @@ TEST(PersisterFaults, FullTmpfsHoldsProducersThenResumes) {
                      "disk full");
 }
 
+// The default mode (hold_producers): a persister killed -9 and left dead for many times
+// the stream's consumer_dead_timeout is never evicted, so producers wait for it with the
+// ring full instead of overwriting what was never stored; a restarted persister stores
+// everything, with no lost range (a survey: the kill tests restart within the timeout).
+TEST(PersisterFaults, ADeadPersisterHoldsProducersPastTheConsumerTimeout) {
+  ScopedNs ns;
+  DataDir dir;
+  StreamOptions so = stream_opts(64 << 10);
+  so.consumer_dead_timeout = 100ms;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  PersisterOptions o;
+  o.data_dir = dir.path();
+  o.segment_bytes = 1 << 20;
+  o.flush_interval = 5ms;
+  Children kids;
+  PersisterChild pc;
+  ASSERT_TRUE(pc.start(kids, ns.ns(), "s", o)) << pc.start_error();
+  const uint64_t records = 20'000;
+  ProduceSpec spec{ns.ns(), "s", 1, records, 64, 256};
+  spec.full_timeout = 60s;
+  spec.pause_every_record = 10us;  // still running at the kill
+  pid_t prod = kids.spawn([&] { return produce(spec); });
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") > 1000; }));
+  pc.kill9(kids);
+  // The ring fills and stays full: next_seq stops moving, for 15 timeouts.
+  uint64_t held = 0;
+  ASSERT_TRUE(eventually([&] {
+    const uint64_t a = next_seq_of(ns.ns(), "s");
+    std::this_thread::sleep_for(250ms);
+    held = next_seq_of(ns.ns(), "s");
+    return a == held;
+  }, 20s)) << "producers were not held";
+  ASSERT_LT(held, records) << "the producer finished before the ring filled";
+  std::this_thread::sleep_for(1500ms);
+  const StreamInfo info = stream_info(ns.ns(), "s").value();
+  EXPECT_EQ(info.next_seq, held) << "a producer overwrote what the dead persister never stored";
+  EXPECT_EQ(info.evictions, 0u);
+  for (const auto& c : info.consumers)
+    if (c.name == "_persister") EXPECT_FALSE(c.evicted);
+  EXPECT_GT(info.producer_waits, 0u);
+  int code = -1;
+  ASSERT_FALSE(kids.done(prod, &code)) << "the producer gave up (" << code << ")";
+  // A new persister takes over: everything is stored, nothing lost.
+  PersisterChild pc2;
+  ASSERT_TRUE(pc2.start(kids, ns.ns(), "s", o)) << pc2.start_error();
+  ASSERT_EQ(kids.wait(prod, 60s), 0);
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == records; }));
+  PersisterChild::Report rep;
+  ASSERT_TRUE(pc2.stats(&rep));
+  EXPECT_EQ(rep.lost, 0u);
+  EXPECT_EQ(pc2.stop(kids), 0);
+  expect_complete(scan_store(dir.path(), ns.ns(), "s", true), records);
+}
+
 // Let-go mode (hold_producers = false): kill -9 the persister; after the stream's
 // consumer_dead_timeout producers go on without it; a restarted persister records the
 // records that went by as a lost range, exactly, and a replay reports them as a gap.
