@@ -206,6 +206,17 @@ void Persister::Impl::read_records(bool stopping) {
   }
   const auto poll_wait = std::min<std::chrono::nanoseconds>(
       opts.flush_interval / 2 + std::chrono::microseconds(100), std::chrono::milliseconds(50));
+  // The ring is never waited on past the moment the oldest uncommitted record is due
+  // (or the retry after an error, if later): async's promise is one flush interval and
+  // one sync, not up to half an interval more (test
+  // Persister.AsyncMakesARecordDurableOneIntervalAfterItArrived).
+  auto ring_wait = poll_wait;
+  if (first_uncommitted_ns != 0) {
+    const uint64_t due = std::max(
+        first_uncommitted_ns + static_cast<uint64_t>(opts.flush_interval.count()), retry_at_ns);
+    ring_wait = std::min<std::chrono::nanoseconds>(ring_wait,
+                                                   std::chrono::nanoseconds(due > now ? due - now : 0));
+  }
   uint64_t records = 0, bytes = 0;
   // While a background flush runs the loop does not sleep in the ring: it waits for the
   // flush below instead, when the ring is empty.
@@ -216,7 +227,7 @@ void Persister::Impl::read_records(bool stopping) {
     if (pending) {
       rec = *pending;
     } else {
-      ReadStatus st = ring->poll(&rec, batch == 0 && may_wait ? poll_wait : std::chrono::nanoseconds(0));
+      ReadStatus st = ring->poll(&rec, batch == 0 && may_wait ? ring_wait : std::chrono::nanoseconds(0));
       if (st == ReadStatus::kCorrupt) {
         {
           std::lock_guard lock(mu);
