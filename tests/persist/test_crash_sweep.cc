@@ -255,7 +255,7 @@ TEST(CrashSweep, PersisterUnderFaults) {
         const uint64_t wm = s->stats().deleted_below;
         s = Result<SegmentStore>(make_error(Errc::kClosed, ""));
         auto r = SegmentReader::open(t.path(), ns.ns(), "s");
-        uint64_t expect = 0;
+        uint64_t expect = 0, kept_bytes = 0, first_seq = 0;
         bool first = true;
         for (int guard = 0; r && guard < 100000 && why.empty(); ++guard) {
           auto e = r->next();
@@ -269,8 +269,9 @@ TEST(CrashSweep, PersisterUnderFaults) {
           if (std::string(reinterpret_cast<const char*>(e->data.data()), e->data.size()) !=
               payload_for(e->seq, 60 + (e->seq * 37) % 200))
             why = "record " + std::to_string(e->seq) + " has other bytes";
-          if (first) expect = e->seq;  // retention may have removed what came before
+          if (first) expect = first_seq = e->seq;  // retention may have removed what came before
           first = false;
+          kept_bytes += e->data.size() + 32;
           if (e->seq < o.acked && e->seq != expect)
             why = "acknowledged records [" + std::to_string(expect) + ", " +
                   std::to_string(e->seq) + ") are missing";
@@ -279,6 +280,21 @@ TEST(CrashSweep, PersisterUnderFaults) {
         if (why.empty() && !first && expect < o.acked)
           why = "acknowledged records [" + std::to_string(expect) + ", " +
                 std::to_string(o.acked) + ") are missing";
+        // Nothing served at all: every acknowledged record above the watermark is missing.
+        if (why.empty() && first && o.acked > wm)
+          why = "no record served; acknowledged records [" + std::to_string(wm) + ", " +
+                std::to_string(o.acked) + ") are missing";
+        // Records before the first served one are gone by the watermark or by retention,
+        // which deletes whole sealed segments only while the store stays above 16 KiB.
+        // What is left after the crash is at least 16 KiB less a segment (4 KiB + a
+        // record), the unacknowledged round the crash may take (20 records of <= 260 B),
+        // and the indexes: > 4 KiB of frames.  Less means records went missing at the
+        // front.  (In this workload retention so far deletes nothing above the watermark:
+        // the check guards recovery, it has not yet had to fire.)
+        if (why.empty() && !first && first_seq > wm && kept_bytes < 4096)
+          why = "records [" + std::to_string(wm) + ", " + std::to_string(first_seq) +
+                ") are gone but only " + std::to_string(kept_bytes) +
+                " bytes are kept (retention keeps 16 KiB)";
       }
       if (!why.empty()) {
         ++failures;
