@@ -51,9 +51,10 @@ void print_text(const StreamStat& st) {
   std::printf("timeouts          abandon %llu ms, consumer dead %llu ms, group positions kept %s\n",
               ull(s.abandon_timeout_ms), ull(s.consumer_dead_timeout_ms), kept_text.c_str());
   if (s.persist) {
-    std::printf("persisted         %s store at %s%s%s\n", st.store.c_str(),
+    std::printf("persisted         %s store at %s%s%s%s\n", st.store.c_str(),
                 terminal_text(s.persist->store_dir).c_str(), s.persist->sync ? ", sync" : "",
-                s.persist->hold_producers ? ", holds producers" : "");
+                s.persist->hold_producers ? ", holds producers" : "",
+                s.persist->secure_delete ? ", overwrites what it deletes (--secure)" : "");
     std::printf("durable           below seq %llu, oldest persisted %llu, deleted below %llu, "
                 "persister beat %s\n",
                 ull(s.durable_seq), ull(s.oldest_persisted_seq), ull(s.deleted_below),

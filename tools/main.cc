@@ -288,7 +288,9 @@ int main(int argc, char** argv) {
   pe->add_flag("--let-go", persist.let_go,
                "If the persister dies, let producers go on (the store records the lost range) "
                "instead of holding them back");
-  pe->add_flag("--secure", persist.secure, "Overwrite segments before retention unlinks them");
+  pe->add_flag("--secure", persist.secure,
+               "Overwrite segments before retention unlinks them (recorded with the store: later "
+               "persisters keep it)");
   pe->add_flag("--detach", persist.detach,
                "Do not persist: end persistence of the streams (a stopped persister holds "
                "producers back until one returns; this frees them). The store stays on disk");

@@ -116,6 +116,7 @@ class PersistStat(_Fields):
     store_kind: str
     hold_producers: bool
     sync: bool
+    secure_delete: bool
     flush_interval_ns: int
     retention_age_ns: int
     retention_bytes: int

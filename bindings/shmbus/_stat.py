@@ -167,6 +167,7 @@ class PersistStat(_Fields):
     store_kind: str
     hold_producers: bool
     sync: bool
+    secure_delete: bool
     flush_interval_ns: int
     retention_age_ns: int
     retention_bytes: int
@@ -243,7 +244,7 @@ def stat(name, *, namespace=None, interval=None, stall=1.0):
     next_seq, oldest_seq, tail_pos, records_published, bytes_published, abandoned,
     aborted, producer_waits, producer_full, tail_lost, evictions, abandon_timeout_ms,
     consumer_dead_timeout_ms, evicted_lost, consumer_retention_ms; persistence: persist (None, or store_dir, store_kind,
-    hold_producers, sync, flush_interval_ns, retention_age_ns, retention_bytes,
+    hold_producers, sync, secure_delete, flush_interval_ns, retention_age_ns, retention_bytes,
     segment_bytes), durable_seq, oldest_persisted_seq, deleted_below, persister_beat_ns,
     store, pmem_granularity, disk_bytes, segments, store_errors, deleted_records, deleted_bytes;
     producers (list of {pid, alive, start_ns, last_active_ns, records, bytes}); consumers

@@ -239,7 +239,8 @@ the store what the ring no longer holds (see Consumer), and ``Producer.publish_d
 :param roll_age: seconds: roll segments at this age (0: never).
 :param hold_producers: True: if the persister dies, producers wait for it (nothing is
     lost); False: they go on and the store records the lost range.
-:param secure_delete: overwrite segments with zeros before retention unlinks them.
+:param secure_delete: overwrite segments with zeros before retention unlinks them (recorded
+    with the store: a later persister keeps it even when started without it).
 :param detach_on_stop: what a clean stop (stop(), the end of a ``with`` block) does:
     False keeps the stream persisted, so producers wait for a persister once the ring
     is full (nothing goes unstored); True ends persistence (see stop(detach=True)).

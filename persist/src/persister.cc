@@ -107,6 +107,25 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   if (!ctl) return ctl.error();
   impl->ctl.emplace(std::move(ctl.value()));
   if (auto r = follow_recorded_store(*impl->ctl, impl->opts, ns, stream); !r) return r.error();
+  // --secure belongs to the store: once recorded (in its `settings` file, or in the
+  // header of a ring persisted into this very directory) a persister started without it
+  // keeps it, or everything it deleted would stay readable on disk and its settings would
+  // tell `delete` and `rm --data` to forget it too (a review).  Removing the store ends it.
+  if (!impl->opts.secure_delete) {
+    bool recorded = false;
+    const std::string parts[] = {std::string(ns), std::string(stream)};
+    if (auto d = detail::open_dir_path(impl->opts.data_dir, parts, /*create=*/false, detail::Use::kRead); d) {
+      if (auto saved = detail::read_settings(d->get()); saved && saved->secure_delete) recorded = true;
+      if (auto ps = impl->ctl->persist(); ps && ps->secure_delete &&
+          detail::same_dir(ps->store_dir, impl->opts.data_dir + "/" + std::string(ns) + "/" + std::string(stream)))
+        recorded = true;
+    }
+    if (recorded) {
+      impl->opts.secure_delete = true;
+      detail::logger().info("persister {}/{}: the store was persisted with --secure: keeping it", ns,
+                            stream);
+    }
+  }
 
   StoreOptions so;
   so.kind = impl->opts.kind;

@@ -339,6 +339,29 @@ TEST_F(Security, DeleteAndRmDataHonourTheStoresSecureSettingWithoutARing) {
   EXPECT_FALSE(fs::exists(store_of("s")));
 }
 
+// --secure belongs to the store: a persister restarted without the flag keeps it (its
+// retention overwrites what it frees, and it does not rewrite the store's settings to
+// forget it), so a later `delete` overwrites too (a review: the restart dropped it, and
+// everything deleted afterwards stayed readable on disk).
+TEST_F(Security, APersisterRestartedWithoutSecureKeepsTheStoresSetting) {
+  expect_ok(cli({"create", "s", "--capacity", "64K"}));
+  persist_some("s", 400, {"--secure"});
+  const std::string link = root_ + "/link7";
+  ASSERT_FALSE(link_first_segment(store_of("s"), link).empty());
+  ASSERT_TRUE(contains(read_file(link), "SECRET-PAYLOAD"));
+  // Restarted without --secure, with a retention that frees the oldest segments.
+  persist_some("s", 800, {"--retention-bytes", "8K"});
+  EXPECT_FALSE(contains(read_file(link), "SECRET-PAYLOAD")) << "retention did not overwrite";
+  EXPECT_TRUE(contains(cli({"stat", "s", "--json"}).out, "\"secure_delete\":true"))
+      << cli({"stat", "s", "--json"}).out;
+  const std::string link2 = root_ + "/link8";
+  ASSERT_FALSE(link_first_segment(store_of("s"), link2).empty());
+  ASSERT_TRUE(contains(read_file(link2), "SECRET-PAYLOAD"));
+  expect_ok(cli({"rm", "s"}));  // then a reboot: only the store's settings say it
+  expect_ok(cli({"delete", "s", "--before", "1000", "--data-dir", data_dir()}));
+  EXPECT_FALSE(contains(read_file(link2), "SECRET-PAYLOAD")) << "delete did not overwrite";
+}
+
 TEST_F(Security, DeleteWithARunningPersisterIsDurableBeforeItReturns) {
   expect_ok(cli({"create", "s", "--capacity", "64K"}));
   persist_some("s", 400);

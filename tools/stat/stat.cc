@@ -100,6 +100,7 @@ std::string stat_json(const StreamStat& st, const std::function<void(JsonWriter&
     w.begin_object();
     w.key("store_dir").value(p.store_dir).key("store_kind").value(st.store);
     w.key("hold_producers").value(p.hold_producers).key("sync").value(p.sync);
+    w.key("secure_delete").value(p.secure_delete);
     w.key("flush_interval_ns").value(static_cast<uint64_t>(p.flush_interval.count()));
     w.key("retention_age_ns").value(static_cast<uint64_t>(p.retention_age.count()));
     w.key("retention_bytes").value(p.retention_bytes).key("segment_bytes").value(p.segment_bytes);

@@ -27,7 +27,7 @@ struct PersisterOptions {
   uint64_t segment_bytes = 64ULL << 20;
   std::chrono::nanoseconds roll_age = std::chrono::hours(1);
   bool hold_producers = true;            // false: producers go on if the persister dies
-  bool secure_delete = false;
+  bool secure_delete = false;  // also kept when the store recorded it (its settings file)
   std::chrono::nanoseconds retention_every = std::chrono::seconds(1);
   // What a clean stop() does by default: false keeps the stream persisted, so the
   // stopped persister's group ("_persister") holds producers back until a persister
