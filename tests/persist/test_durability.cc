@@ -805,6 +805,43 @@ TEST(Durability, AWriterThatOpenedOnAFullDiskWritesItsIndexOnceThereIsRoom) {
   EXPECT_TRUE(rep->clean());
 }
 
+// The power goes at each call of an open on a full disk, while it rewrites the active
+// segment's index in place (a lagging index, one cut short, none) or makes that index
+// owed: every record stays readable, and the next open with room writes the index whole
+// (a survey: only opens that finished were tested).
+TEST(Durability, APowerLossDuringAFullDiskOpenLosesNothing) {
+  for (const int left : {-2, 0, 10, -1}) {  // -2: 3 entries short; else as cut_index
+    uint64_t hit = 0;
+    for (uint64_t at = 1;; ++at) {
+      SCOPED_TRACE("index " + std::to_string(left) + ", power lost at call " + std::to_string(at));
+      ASSERT_LT(at, 200u) << "the open never completed";
+      TempDir t;
+      const auto o = one_active_segment(t);
+      const std::string idx = t.stream_dir() + "/" + index_file_name(0);
+      if (left == -2) std::filesystem::resize_file(idx, std::filesystem::file_size(idx) - 3 * kIndexEntrySize);
+      else cut_index(t, 0, left);
+      ScopedFaultEnv env(t.path());
+      env->set_disk_full(true);
+      env->arm(FaultEnv::Fault::kCrash, at, 1);
+      {
+        auto s = SegmentStore::open(t.path(), "ns", "st", o);
+        if (s.ok()) (void)s->close();
+      }
+      const bool crashed = env->faults_injected() > 0;
+      env->crash();
+      env->lose_power();
+      env->set_disk_full(false);
+      expect_store_holds(t.path(), 300, 100);
+      size_t entries = 0;
+      ASSERT_NO_FATAL_FAILURE(appends_with_room_again(env.get(), t, o, &entries));
+      EXPECT_GT(entries, 4u) << "not rebuilt";
+      if (!crashed) break;  // past the open's last call
+      ++hit;
+    }
+    EXPECT_GE(hit, 10u) << "index " << left << ": the open made fewer calls than it does (23-29)";
+  }
+}
+
 // What a crash leaves behind, recovery and fsck --repair remove.
 TEST(Durability, ATemporaryIndexLeftByACrashIsRemoved) {
   TempDir t;
