@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "fs.h"
+#include "log.h"
 #include "sink.h"
 
 namespace shmbus::persist::detail {
@@ -207,6 +208,16 @@ Result<std::unique_ptr<SegmentSink>> open_pmem_sink(int dir, const std::string& 
   if (auto a = allocate(fd->get(), size, "segment " + name); !a) {
     auto r = fail(a.error());
     if (!create) (void)truncate_to(fd->get(), valid_end, name);  // undo a partial extension
+    // An existing segment on a full disk: the store must still open (retention and
+    // `delete` make room through it), so the segment goes on with plain writes, the same
+    // bytes a FileSink writes; they fail with ENOSPC until there is room.  The next
+    // segment is pre-sized again (test Durability.APmemStoreOpensOnAFullDisk).
+    if (!create && a.error().code == Errc::kNoSpace) {
+      fd->reset();
+      log_warn("segment " + name + ": no room to pre-size it (" + a.error().message +
+               "): it continues with plain writes");
+      return open_file_sink(dir, name, false, valid_end, buffer_bytes);
+    }
     return r;
   }
   auto sink = std::make_unique<PmemSink>(std::move(fd.value()), name);

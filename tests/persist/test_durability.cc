@@ -842,6 +842,30 @@ TEST(Durability, APowerLossDuringAFullDiskOpenLosesNothing) {
   }
 }
 
+// The pmem store pre-sizes its active segment: on a full disk it still opens (so that
+// retention and `delete` can make room), holds every record, and appends once there is
+// room again.
+TEST(Durability, APmemStoreOpensOnAFullDisk) {
+  TempDir t;
+  auto o = small_options();
+  o.kind = StoreKind::kPmem;
+  o.segment_bytes = 1 << 20;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 0, 300, 100);
+  }
+  ScopedFaultEnv env(t.path());
+  ASSERT_NO_FATAL_FAILURE(opens_on_a_full_disk(env.get(), t.path(), o));
+  env->set_disk_full(false);
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  fill(*s, 300, 310, 100);
+  ASSERT_TRUE(s->flush().ok());
+  s = Result<SegmentStore>(make_error(Errc::kClosed, "closed"));
+  expect_store_holds(t.path(), 310, 100);
+}
+
 // What a crash leaves behind, recovery and fsck --repair remove.
 TEST(Durability, ATemporaryIndexLeftByACrashIsRemoved) {
   TempDir t;
