@@ -170,6 +170,9 @@ struct Ctx {
   // The brokers answered and the topic exists (once): later set-up failures (a partition
   // without a leader while the position is recovered) are outages to ride out.
   bool reached = false;
+  // A session found what no retry can mend (the topic holds records this stream never
+  // wrote): the command ends with that error.
+  bool fatal = false;
 };
 
 void refresh_lag(Ctx& x, uint64_t acked_below) {
@@ -226,14 +229,31 @@ Result<End> run_session(Ctx& x) {
   if (!highest) return highest.error();
   std::vector<std::optional<uint64_t>> max_seq(static_cast<size_t>(nparts));
   bool any = false, all = true;
-  uint64_t resume = UINT64_MAX;
+  uint64_t resume = UINT64_MAX, top = 0;
   for (size_t i = 0; i < targets.size(); ++i) {
     max_seq[static_cast<size_t>(targets[i])] = highest.value()[i];
     if (highest.value()[i]) {
       any = true;
       resume = std::min(resume, *highest.value()[i] + 1);
+      top = std::max(top, *highest.value()[i]);
     } else {
       all = false;
+    }
+  }
+  // Kafka holding a sequence this stream has not reached means another stream of the
+  // same name wrote it (this one was re-created, or one on another host bridges into the
+  // same topic): continuing "after what Kafka holds" would skip this stream's records
+  // without a word.  Refused (a survey found the silent skip).
+  if (any) {
+    auto now = stream_info(o.ns, o.stream);
+    if (!now) return now.error();
+    if (top >= now->next_seq) {
+      x.fatal = true;
+      return make_error(Errc::kIncompatible,
+                        "topic '" + o.topic + "' holds records of " + x.id + " up to seq " + std::to_string(top) +
+                            " but the stream has only reached seq " + std::to_string(now->next_seq) +
+                            ": they were written by another stream of that name (re-created, or on "
+                            "another host); bridge this one to another topic");
     }
   }
   // Where to read from: after what Kafka holds; with --key type and a partition that holds
@@ -423,7 +443,7 @@ Result<BridgeCounters> run_bridge_out(const OutOptions& o, const StopFn& stop) {
   while (!stop()) {
     auto r = run_session(x);
     if (!r) {
-      if (first && !x.reached) return r.error();
+      if ((first && !x.reached) || x.fatal) return r.error();
       ++x.counters.errors;
       x.counters.last_error = r.error().message;
       spdlog::warn("bridge out {}: {}", x.id, r.error().message);
