@@ -132,7 +132,10 @@ def _rewind_to(self, rec):
 def _commit(self):
     rec = _join_quiet(self)
     if rec is not None and self.durable:
-        return _rewind_to(self, rec)
+        # Back to the kept record, then commit: a commit right after a seek commits its
+        # target, so what was delivered before the kept record is consumed and the kept
+        # record is not (a seek alone committed nothing: delivered records came again).
+        _rewind_to(self, rec)
     return _orig["commit"](self)
 
 

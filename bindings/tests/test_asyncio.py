@@ -282,6 +282,30 @@ def test_a_record_kept_by_a_cancelled_wait_is_not_lost_by_close_or_commit(ns, st
     assert asyncio.run(main()) == [b"A", b"B"]
 
 
+def test_commit_with_a_kept_record_commits_what_was_delivered_before_it(ns, stream):
+    """commit() while a cancelled slice keeps A: R1..R3, delivered before A, are consumed
+    (committed), A is not: the group's next reader starts at A (a survey: commit() only
+    moved the consumer back to A and committed nothing, so R1..R3 came again)."""
+    async def main():
+        with shmbus.Producer(stream, namespace=ns) as p:
+            c = shmbus.Consumer(stream, group="g", namespace=ns, start="earliest", auto_commit=False)
+            for v in (b"R1", b"R2", b"R3"):
+                p.publish(v)
+            got = [(await c.poll_async(5)).bytes() for _ in range(3)]
+            assert got == [b"R1", b"R2", b"R3"]
+            extra = await _keep_one(c, p, b"A")
+            c.commit()
+            c.close()  # auto_commit=False: commits nothing more
+        with shmbus.Consumer(stream, group="g", namespace=ns) as g:
+            out = []
+            while (r := g.poll(0.5)) is not None:
+                out.append(r.bytes())
+            return extra, out
+
+    extra, out = asyncio.run(main())
+    assert out == [b"A"], (extra, out)
+
+
 @pytest.mark.parametrize("group", [None, "g"])
 @pytest.mark.parametrize("api", ["poll", "read_batch", "iter", "for", "iter_batches", "poll_async", "aiter"])
 def test_any_read_after_a_cancelled_wait_returns_the_kept_record_first(ns, stream, group, api):
