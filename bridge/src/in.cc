@@ -353,9 +353,17 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   status.update(in.counters, true);
   rd_kafka_consumer_close(in.rk);
   // Everything published is committed: nothing is left that a successor could skip.  The
-  // file stays while another bridge of the group runs (it is theirs too).
-  if (all_committed && in.state && !in.state->remove())
-    spdlog::info("bridge in {}: state file kept: another bridge of group '{}' holds it", o.topic, group);
+  // file stays while another bridge of the group runs (it is theirs too), and while a run
+  // a dead bridge published is not committed yet (this one stopped before it had skipped
+  // all of it, or never read that partition): its successor still has to skip it (a
+  // survey: removing it here made the next bridge publish that run again).
+  if (all_committed && in.state) {
+    if (!in.state->settled())
+      spdlog::info("bridge in {}: state file kept: messages published by an earlier bridge are not "
+                   "committed yet (the next bridge of group '{}' skips them)", o.topic, group);
+    else if (!in.state->remove())
+      spdlog::info("bridge in {}: state file kept: another bridge of group '{}' holds it", o.topic, group);
+  }
   if (!result) return result.error();
   return in.counters;
 }

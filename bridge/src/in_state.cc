@@ -309,6 +309,16 @@ void InState::committed(int32_t partition, int64_t next) {
   s.base.store(next, std::memory_order_relaxed);
 }
 
+bool InState::settled() const noexcept {
+  if (!slots_) return true;
+  for (uint32_t p = 0; p < kInStateSlots; ++p) {
+    // relaxed: see InStateSlot.  Values are only compared.
+    const int64_t published = slots_[p].published.load(std::memory_order_relaxed);
+    if (published >= 0 && published >= slots_[p].base.load(std::memory_order_relaxed)) return false;
+  }
+  return true;
+}
+
 bool InState::remove() {
   if (fd_ < 0 || path_.empty()) return false;
   // Exclusive only when no other bridge holds it; never waits for one.  Held, nobody else

@@ -127,7 +127,11 @@ class InState {
   }
   // Kafka holds `next` as the partition's committed offset.
   void committed(int32_t partition, int64_t next);
-  // A clean exit with everything committed (nothing left to skip): removes the file unless
+  // Every run the file records is committed: no slot holds a message published at or
+  // after its base (a dead bridge's uncommitted run, which a successor still has to skip,
+  // shows as published >= base until that successor commits past it).
+  bool settled() const noexcept;
+  // A clean exit with everything committed (nothing left to skip; see settled()): removes the file unless
   // another bridge of the key still holds it (then it stays theirs).  Whether it was
   // removed.  Either way the state is let go of: every call after it does nothing.
   bool remove();

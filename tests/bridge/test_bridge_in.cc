@@ -448,6 +448,65 @@ TEST_F(Bridge, InStoppedWhileSkippingLeavesTheRestOfTheSkipToItsSuccessor) {
   rd_kafka_consumer_close(rk->get());
 }
 
+// A bridge stopped cleanly before it finished skipping what a dead one had published
+// (before it read anything, or a few batches into the skip) has committed all it
+// published itself, yet the state file is still needed: removing it made the next bridge
+// publish the dead one's uncommitted run again (a survey).  It stays until every run it
+// records is committed.
+TEST_F(Bridge, InStoppedBeforeItsSkipEndedKeepsTheStateForItsSuccessor) {
+  for (const int stop_at_call : {1, 3}) {
+    SCOPED_TRACE("second bridge stopped at its loop's call " + std::to_string(stop_at_call));
+    ScopedNs scoped;
+    const std::string ns = scoped.ns();
+    StreamOptions so;
+    so.capacity = 16 << 20;
+    ASSERT_TRUE(create_stream(ns, "s", so));
+    const std::string t = "t" + std::to_string(stop_at_call);
+    constexpr uint64_t kN = 2000;
+    {
+      std::vector<std::string> values;
+      for (uint64_t i = 0; i < kN; ++i) values.push_back(payload_for(i, 32));
+      topic(t, 2);
+      produce(brokers_, t, values, std::nullopt, -2 - 2);
+      auto info = stream_info(ns, "s");
+      ASSERT_TRUE(info);
+      auto st = kafka::detail::InState::open(ns, "s", t, "shmbus.s", info->created_ns);
+      ASSERT_TRUE(st) << st.error().message;
+      std::vector<std::string> args = {"bridge", "in", t, "--brokers", brokers_, "--stream", "s",
+                                       "--namespace", ns, "--commit-interval", "3600s"};
+      Background b(args);
+      const int64_t last = static_cast<int64_t>(kN / 2) - 1;
+      ASSERT_TRUE(eventually([&] { return st->slot(0).published == last && st->slot(1).published == last; }, 120s));
+      ::kill(b.pid(), SIGKILL);
+      b.stop(SIGKILL);
+      ASSERT_EQ(stream_info(ns, "s")->next_seq, kN);
+    }
+    kafka::InOptions o;
+    o.ns = ns;
+    o.stream = "s";
+    o.brokers = brokers_;
+    o.topic = t;
+    o.commit_interval = 1ms;
+    o.properties = {{"max.partition.fetch.bytes", "512"}, {"fetch.max.bytes", "1024"}, {"message.max.bytes", "1000"}};
+    int calls = 0;
+    auto r2 = kafka::run_bridge_in(o, [&] { return ++calls >= stop_at_call; });
+    ASSERT_TRUE(r2) << r2.error().message;
+    EXPECT_EQ(r2->delivered, 0u);
+    EXPECT_TRUE(std::filesystem::exists(kafka::detail::InState::path_for(ns, "s", t, "shmbus.s")))
+        << "the state file went with a skip unfinished";
+    o.commit_interval = 200ms;
+    o.properties.clear();
+    o.exit_at_end = true;
+    auto r3 = kafka::run_bridge_in(o, [] { return false; });
+    ASSERT_TRUE(r3) << r3.error().message;
+    EXPECT_EQ(r3->delivered, 0u) << "published again: duplicates";
+    EXPECT_EQ(r3->duplicates_skipped + r2->duplicates_skipped, kN);
+    expect_each_once(ns, kN);
+    // Everything committed now: the clean exit removed the file.
+    EXPECT_FALSE(std::filesystem::exists(kafka::detail::InState::path_for(ns, "s", t, "shmbus.s")));
+  }
+}
+
 // The state binds to the stream's identity and to the group: a re-created stream, or
 // another group, gets every message (at least once), never a stale skip.
 TEST_F(Bridge, InStateIsNotReusedByARecreatedStreamOrAnotherGroup) {
