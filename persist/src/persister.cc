@@ -66,7 +66,18 @@ static Result<void> follow_recorded_store(const StreamControl& ctl, const Persis
       if (::lstat(want->c_str(), &st) == 0)
         return make_error(Errc::kExists, "--move-store: " + want.value() + " already exists");
       {
-        auto old = SegmentStore::open(*old_root, ns, stream);  // its lock, and its recovery
+        // Its lock, and its recovery, which may cut a torn tail or finish a deletion: with
+        // --secure (asked now, or recorded by the header) those are overwritten first (an
+        // adversarial review: the move's recovery freed a torn tail's plaintext as it was).
+        StoreOptions old_opts;
+        old_opts.secure_delete = opts.secure_delete || ps->secure_delete;
+        if (!old_opts.secure_delete) {
+          const std::string old_parts[] = {std::string(ns), std::string(stream)};
+          if (auto d = detail::open_dir_path(*old_root, old_parts, /*create=*/false, detail::Use::kRead); d)
+            if (auto saved = detail::read_settings(d->get()); saved && saved->secure_delete)
+              old_opts.secure_delete = true;
+        }
+        auto old = SegmentStore::open(*old_root, ns, stream, old_opts);
         if (!old) return old.error();
         // The new parent (DATA_DIR/NS), created and checked like any store's.
         const std::string parts[] = {std::string(ns)};

@@ -386,6 +386,50 @@ TEST(Durability, PersisterRewritesFromTheRingAfterAFailedSync) {
 namespace shmbus::persist::test {
 namespace {
 
+// --move-store of a --secure store: the old store's recovery (before the move) cuts a
+// torn tail; its plaintext is overwritten first, though the new persister did not say
+// --secure (an adversarial review: that recovery ran without the store's setting).  The
+// truncation is made to fail, so the file keeps its size and shows what was done.
+TEST(Durability, MoveStoreRecoversTheOldStoreWithItsSecureSetting) {
+  shmbus::test::ScopedNs ns;
+  TempDir t;
+  const std::string d1 = t.path() + "/d1", d2 = t.path() + "/d2";
+  std::filesystem::create_directories(d1);
+  std::filesystem::create_directories(d2);
+  StreamOptions so;
+  so.capacity = 1 << 20;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  PersisterOptions po;
+  po.data_dir = d1;
+  po.secure_delete = true;
+  {
+    auto p = Persister::start(ns.ns(), "s", po);
+    ASSERT_TRUE(p) << p.error().message;
+    auto prod = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(prod);
+    for (uint64_t q = 0; q < 20; ++q) ASSERT_TRUE(prod->publish(as_bytes(payload_for(q, 100)), 0).ok());
+    ASSERT_TRUE(p.value()->flush(std::chrono::seconds(10)));
+    ASSERT_TRUE(p.value()->stop());
+  }
+  const std::string seg = d1 + "/" + ns.ns() + "/s/" + segment_file_name(0);
+  const uint64_t valid = std::filesystem::file_size(seg);
+  {
+    std::ofstream out(seg, std::ios::binary | std::ios::app);
+    out << "SECRET-TORN-TAIL-SECRET-TORN-TAIL";
+  }
+  ScopedFaultEnv env(t.path());
+  env->fail_next_truncates(1);
+  po.data_dir = d2;
+  po.secure_delete = false;
+  po.store_moved = PersisterOptions::StoreMoved::kMove;
+  auto p = Persister::start(ns.ns(), "s", po);
+  ASSERT_FALSE(p) << "the truncation was to fail";
+  std::ifstream in(seg, std::ios::binary);
+  std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(after.size(), valid);
+  EXPECT_EQ(after.find("SECRET"), std::string::npos) << "the torn tail's plaintext was left";
+}
+
 // A store that stopped (a failed sync it cannot cut back: ftruncate fails too) keeps the
 // persister's heartbeat and statistics going in the header: stat says the errors and
 // the persister is seen alive (both stood still while the store was stopped).
