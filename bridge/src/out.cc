@@ -127,6 +127,12 @@ struct Session {
   BridgeCounters* counters = nullptr;
   bool failed = false;             // a delivery failed: end the session
   bool purging = false;            // reports of purged messages are no news
+  // Each message goes alone in its produce request (batch.num.messages=1): a "too large"
+  // report then means this record alone exceeds the topic's limit.  In a batch it may
+  // only mean the batch does (a broker whose max.message.bytes is below the producer's
+  // batch): then the whole session is redone one record at a time past those records.
+  bool single = false;
+  bool batch_too_large = false;
   std::string topic;
 };
 
@@ -142,6 +148,15 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     ++s->counters->delivered;
     s->counters->last_ack = std::chrono::steady_clock::now();
     if (s->counters->first_ack == std::chrono::steady_clock::time_point{}) s->counters->first_ack = s->counters->last_ack;
+  } else if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !s->single) {
+    // Maybe only the batch it travelled in: not skipped (a survey: a whole batch of small
+    // records was counted as oversized and lost).  Redone one record at a time.
+    if (!s->failed)
+      spdlog::warn("bridge out: Kafka refused a batch holding record {} as too large; sending one "
+                   "record at a time past it",
+                   seq);
+    s->batch_too_large = true;
+    s->failed = true;
   } else if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
     it->done = true;
     ++s->counters->skipped;
@@ -157,7 +172,7 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
 }
 
 // Why a session ended.
-enum class End { kStopped, kAtEnd, kFailed };
+enum class End { kStopped, kAtEnd, kFailed, kRenew };  // kRenew: a new session at once, no error
 
 struct Ctx {
   const OutOptions& o;
@@ -173,6 +188,9 @@ struct Ctx {
   // A session found what no retry can mend (the topic holds records this stream never
   // wrote): the command ends with that error.
   bool fatal = false;
+  // > 0: sessions send one record per request until every record below this sequence
+  // is acknowledged (after Kafka refused a batch as too large; see Session::single).
+  uint64_t single_until = 0;
 };
 
 void refresh_lag(Ctx& x, uint64_t acked_below) {
@@ -197,6 +215,12 @@ Result<End> run_session(Ctx& x) {
                                  {"queue.buffering.max.messages", std::to_string(kMaxInFlight + 1000)}},
                                 o.properties);
   if (!conf) return conf.error();
+  s.single = x.single_until > 0;
+  if (s.single) {
+    char err[256];
+    if (rd_kafka_conf_set(conf->get(), "batch.num.messages", "1", err, sizeof err) != RD_KAFKA_CONF_OK)
+      return make_error(Errc::kInvalidArgument, std::string("batch.num.messages: ") + err);
+  }
   char buf[64];
   size_t n = sizeof buf;
   if (rd_kafka_conf_get(conf->get(), "enable.idempotence", buf, &n) != RD_KAFKA_CONF_OK ||
@@ -313,6 +337,12 @@ Result<End> run_session(Ctx& x) {
       end = End::kAtEnd;
       break;
     }
+    // Past the records of the refused batch, all acknowledged: batches again.
+    if (s.single && s.in_flight.empty() && r.next_seq() >= x.single_until) {
+      x.single_until = 0;
+      end = End::kRenew;
+      break;
+    }
     // A durable group commits only when nothing is in flight: bound what is read ahead.
     const size_t limit = r.durable() ? kMaxInFlight / 2 : kMaxInFlight;
     if (s.in_flight.size() >= limit) {
@@ -389,6 +419,7 @@ Result<End> run_session(Ctx& x) {
     }
     if (r.durable()) uncommitted = true;
   }
+  if (s.batch_too_large) x.single_until = std::max(x.single_until, r.next_seq());
   if (end == End::kFailed) {
     // Nothing more of this session may reach Kafka unseen: drop what waits, then forget.
     s.purging = true;
@@ -447,6 +478,8 @@ Result<BridgeCounters> run_bridge_out(const OutOptions& o, const StopFn& stop) {
       ++x.counters.errors;
       x.counters.last_error = r.error().message;
       spdlog::warn("bridge out {}: {}", x.id, r.error().message);
+    } else if (r.value() == End::kRenew) {
+      continue;
     } else if (r.value() != End::kFailed) {
       break;
     }

@@ -181,6 +181,27 @@ TEST_F(Bridge, OutRidesOutBrokersDownAndRequestErrors) {
   expect_exactly_once("t", "s", n);
 }
 
+// A broker that rejects a produce request as too large (MESSAGE_TOO_LARGE, 10: a batch
+// over the topic's max.message.bytes) rejects every message of the batch, small ones too:
+// they are not "records larger than the topic accepts" and must not be skipped (a
+// survey: the whole batch, 3000 records here, was counted as skipped and lost).  The
+// bridge sends one record at a time past them, then batches again.
+TEST_F(Bridge, OutLosesNothingWhenTheBrokerRejectsABatchAsTooLarge) {
+  create("s", 4 << 20);
+  topic("t");
+  Background b(out_args("s", "t"));
+  const uint64_t n = 6000;
+  publish("s", 0, n / 2);
+  ASSERT_TRUE(wait_for_messages(brokers_, "t", static_cast<int64_t>(n / 2)));
+  mock_->push_request_errors(0, 1, 10);
+  publish("s", n / 2, n / 2);
+  EXPECT_TRUE(wait_for_messages(brokers_, "t", static_cast<int64_t>(n)));
+  CliResult r = b.stop(SIGTERM);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("skipped"), std::string::npos) << r.err;
+  expect_exactly_once("t", "s", n);
+}
+
 // On a persisted stream the bridge reads through the store: an outage longer than the
 // ring holds never makes producers wait for the bridge.
 TEST_F(Bridge, OutOnAPersistedStreamNeverHoldsProducersBack) {
