@@ -364,3 +364,30 @@ TEST_F(Bridge, OutKeyTypeKeepsOrderPerTypeAcrossPartitions) {
 
 }  // namespace
 }  // namespace shmbus::test
+namespace shmbus::test {
+namespace {
+
+// A permanent produce error (CORRUPT_MESSAGE, 2) while requests are in flight behind the
+// failed one (50 ms round trips): the session ends, and the next one continues after what
+// Kafka holds, with no gap and no duplicate (a survey: idempotence alone does not promise
+// that later batches do not land after a failed one).
+TEST_F(Bridge, OutLosesNothingAfterAPermanentProduceError) {
+  create("s", 4 << 20);
+  topic("t");
+  Background b(out_args("s", "t"));
+  const uint64_t n = 6000;
+  publish("s", 0, n / 2);
+  ASSERT_TRUE(wait_for_messages(brokers_, "t", static_cast<int64_t>(n / 2)));
+  ASSERT_TRUE(mock_->set_broker_rtt(1, 50));
+  mock_->push_request_errors(0, 1, 2);
+  publish("s", n / 2, n / 2);
+  EXPECT_TRUE(wait_for_messages(brokers_, "t", static_cast<int64_t>(n)));
+  ASSERT_TRUE(mock_->set_broker_rtt(1, 0));
+  CliResult r = b.stop(SIGTERM);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("restarting the producer session"), std::string::npos) << r.err;
+  expect_exactly_once("t", "s", n);
+}
+
+}  // namespace
+}  // namespace shmbus::test
