@@ -314,8 +314,8 @@ TEST_F(Bridge, InWithSyncCommitsOnlyDurableRecords) {
 
 // `bridge in` args that never commit on their own (the commit interval is an hour).
 std::vector<std::string> in_args(const std::string& brokers, const std::string& ns,
-                                 std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"bridge", "in", "t", "--brokers", brokers, "--stream", "s", "--namespace", ns};
+                                 std::vector<std::string> extra = {}, const std::string& topic = "t") {
+  std::vector<std::string> a = {"bridge", "in", topic, "--brokers", brokers, "--stream", "s", "--namespace", ns};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -323,22 +323,23 @@ std::vector<std::string> in_args(const std::string& brokers, const std::string& 
 // Publishes `n` messages over 2 partitions (i to partition i % 2), runs `bridge in` until
 // its state file records every one as published, and kills it with kill -9: nothing was
 // committed.  Returns the state file's path.
-std::string publish_then_kill_before_commit(const std::string& ns, const std::string& brokers, uint64_t n) {
+std::string publish_then_kill_before_commit(const std::string& ns, const std::string& brokers, uint64_t n,
+                                            const std::string& topic = "t") {
   std::vector<std::string> values;
   for (uint64_t i = 0; i < n; ++i) values.push_back(payload_for(i, 32));
-  produce(brokers, "t", values, std::nullopt, -2 - 2);
+  produce(brokers, topic, values, std::nullopt, -2 - 2);
   auto info = stream_info(ns, "s");
   EXPECT_TRUE(info);
-  auto st = kafka::detail::InState::open(ns, "s", "t", "shmbus.s", info->created_ns);
+  auto st = kafka::detail::InState::open(ns, "s", topic, "shmbus.s", info->created_ns);
   EXPECT_TRUE(st) << st.error().message;
-  Background b(in_args(brokers, ns, {"--commit-interval", "3600s"}));
+  Background b(in_args(brokers, ns, {"--commit-interval", "3600s"}, topic));
   const int64_t last = static_cast<int64_t>(n / 2) - 1;
   EXPECT_TRUE(eventually([&] { return st->slot(0).published == last && st->slot(1).published == last; }, 120s))
       << "the bridge never recorded every message as published";
   ::kill(b.pid(), SIGKILL);
   b.stop(SIGKILL);
   EXPECT_EQ(stream_info(ns, "s")->next_seq, n);
-  return kafka::detail::InState::path_for(ns, "s", "t", "shmbus.s");
+  return kafka::detail::InState::path_for(ns, "s", topic, "shmbus.s");
 }
 
 // Every payload_for(i, 32), i < n, exactly once in the stream.
@@ -463,24 +464,8 @@ TEST_F(Bridge, InStoppedBeforeItsSkipEndedKeepsTheStateForItsSuccessor) {
     ASSERT_TRUE(create_stream(ns, "s", so));
     const std::string t = "t" + std::to_string(stop_at_call);
     constexpr uint64_t kN = 2000;
-    {
-      std::vector<std::string> values;
-      for (uint64_t i = 0; i < kN; ++i) values.push_back(payload_for(i, 32));
-      topic(t, 2);
-      produce(brokers_, t, values, std::nullopt, -2 - 2);
-      auto info = stream_info(ns, "s");
-      ASSERT_TRUE(info);
-      auto st = kafka::detail::InState::open(ns, "s", t, "shmbus.s", info->created_ns);
-      ASSERT_TRUE(st) << st.error().message;
-      std::vector<std::string> args = {"bridge", "in", t, "--brokers", brokers_, "--stream", "s",
-                                       "--namespace", ns, "--commit-interval", "3600s"};
-      Background b(args);
-      const int64_t last = static_cast<int64_t>(kN / 2) - 1;
-      ASSERT_TRUE(eventually([&] { return st->slot(0).published == last && st->slot(1).published == last; }, 120s));
-      ::kill(b.pid(), SIGKILL);
-      b.stop(SIGKILL);
-      ASSERT_EQ(stream_info(ns, "s")->next_seq, kN);
-    }
+    topic(t, 2);
+    ASSERT_NO_FATAL_FAILURE((void)publish_then_kill_before_commit(ns, brokers_, kN, t));
     kafka::InOptions o;
     o.ns = ns;
     o.stream = "s";

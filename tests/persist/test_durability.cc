@@ -723,23 +723,32 @@ void appends_with_room_again(FaultEnv& env, const TempDir& t, const StoreOptions
 
 // The writer's open rebuilds the active segment's index every time: on a full disk it
 // still opens, reads back everything and appends once there is room again.
-TEST(Durability, AStoreOpensOnAFullDiskAndRebuildsItsIndexInPlace) {
+// A store of `kind` holding records 0..300 opens on a full disk, then with room appends
+// 300..310, and holds them all.
+void opens_full_then_appends(StoreKind kind) {
   TempDir t;
   auto o = small_options();
+  o.kind = kind;
   o.segment_bytes = 1 << 20;
   {
     auto s = SegmentStore::open(t.path(), "ns", "st", o);
-    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(s.ok()) << s.error().message;
     fill(*s, 0, 300, 100);
   }
   ScopedFaultEnv env(t.path());
   ASSERT_NO_FATAL_FAILURE(opens_on_a_full_disk(env.get(), t.path(), o));
   env->set_disk_full(false);
-  auto s = SegmentStore::open(t.path(), "ns", "st", o);
-  ASSERT_TRUE(s.ok()) << s.error().message;
-  fill(*s, 300, 310, 100);
-  ASSERT_TRUE(s->flush().ok());
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 300, 310, 100);
+    ASSERT_TRUE(s->flush().ok());
+  }
   expect_store_holds(t.path(), 310, 100);
+}
+
+TEST(Durability, AStoreOpensOnAFullDiskAndRebuildsItsIndexInPlace) {
+  opens_full_then_appends(StoreKind::kFile);
 }
 
 // The same when the active segment's index lags behind it (a writer stopped between
@@ -889,26 +898,7 @@ TEST(Durability, APowerLossDuringAFullDiskOpenLosesNothing) {
 // The pmem store pre-sizes its active segment: on a full disk it still opens (so that
 // retention and `delete` can make room), holds every record, and appends once there is
 // room again.
-TEST(Durability, APmemStoreOpensOnAFullDisk) {
-  TempDir t;
-  auto o = small_options();
-  o.kind = StoreKind::kPmem;
-  o.segment_bytes = 1 << 20;
-  {
-    auto s = SegmentStore::open(t.path(), "ns", "st", o);
-    ASSERT_TRUE(s.ok()) << s.error().message;
-    fill(*s, 0, 300, 100);
-  }
-  ScopedFaultEnv env(t.path());
-  ASSERT_NO_FATAL_FAILURE(opens_on_a_full_disk(env.get(), t.path(), o));
-  env->set_disk_full(false);
-  auto s = SegmentStore::open(t.path(), "ns", "st", o);
-  ASSERT_TRUE(s.ok()) << s.error().message;
-  fill(*s, 300, 310, 100);
-  ASSERT_TRUE(s->flush().ok());
-  s = Result<SegmentStore>(make_error(Errc::kClosed, "closed"));
-  expect_store_holds(t.path(), 310, 100);
-}
+TEST(Durability, APmemStoreOpensOnAFullDisk) { opens_full_then_appends(StoreKind::kPmem); }
 
 // What a crash leaves behind, recovery and fsck --repair remove.
 TEST(Durability, ATemporaryIndexLeftByACrashIsRemoved) {
