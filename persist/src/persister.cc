@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -126,7 +127,13 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
     bool recorded = false;
     const std::string parts[] = {std::string(ns), std::string(stream)};
     if (auto d = detail::open_dir_path(impl->opts.data_dir, parts, /*create=*/false, detail::Use::kRead); d) {
-      if (auto saved = detail::read_settings(d->get()); saved && saved->secure_delete) recorded = true;
+      auto saved = detail::read_settings(d->get());
+      if (saved && saved->secure_delete) recorded = true;
+      struct stat st;
+      if (!saved && ::fstatat(d->get(), detail::kSettingsName, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        detail::logger().warn("persister {}/{}: the store's settings file is damaged: whether it was "
+                              "persisted with --secure is not known (pass --secure if it was)",
+                              ns, stream);
       if (auto ps = impl->ctl->persist(); ps && ps->secure_delete &&
           detail::same_dir(ps->store_dir, impl->opts.data_dir + "/" + std::string(ns) + "/" + std::string(stream)))
         recorded = true;

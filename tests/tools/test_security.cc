@@ -362,6 +362,26 @@ TEST_F(Security, APersisterRestartedWithoutSecureKeepsTheStoresSetting) {
   EXPECT_FALSE(contains(read_file(link2), "SECRET-PAYLOAD")) << "delete did not overwrite";
 }
 
+// A damaged settings file cannot say whether the store was --secure: the persister that
+// starts without the flag says so, rather than silently deleting without overwriting
+// (an adversarial review).
+TEST_F(Security, APersisterWarnsWhenTheStoresSettingsAreDamaged) {
+  expect_ok(cli({"create", "s", "--capacity", "64K"}));
+  persist_some("s", 10, {"--secure"});
+  expect_ok(cli({"rm", "s"}));  // a reboot: only the store's settings could say it
+  const std::string settings = store_of("s") + "/settings";
+  std::string bytes = read_file(settings);
+  ASSERT_EQ(bytes.size(), 64u);
+  bytes[20] = static_cast<char>(bytes[20] ^ 0x5a);
+  write_file(settings, bytes);
+  expect_ok(cli({"create", "s", "--capacity", "64K", "--data-dir", data_dir()}));
+  Background p({"persist", "s", "--data-dir", data_dir(), "--namespace", ns_});
+  EXPECT_TRUE(p.wait_for([](const std::string&, const std::string& e) { return contains(e, "persisting"); }))
+      << p.err();
+  EXPECT_TRUE(contains(p.err(), "settings file is damaged")) << p.err();
+  (void)p.stop(SIGTERM);
+}
+
 TEST_F(Security, DeleteWithARunningPersisterIsDurableBeforeItReturns) {
   expect_ok(cli({"create", "s", "--capacity", "64K"}));
   persist_some("s", 400);
