@@ -967,6 +967,8 @@ TEST_F(Bridge, EveryBadInputIsAOneLineErrorAndANonZeroExit) {
       {"bridge", "out", "s", "--brokers", brokers_, "--topic", "t", "-X", "novalue", "--namespace", ns},
       {"bridge", "out", "s", "--brokers", brokers_, "--topic", "t", "-X", "enable.idempotence=false", "--namespace", ns},
       {"bridge", "out", "s", "--brokers", brokers_, "--topic", "t", "-X", "acks=1", "--namespace", ns},
+      {"bridge", "out", "s", "--brokers", brokers_, "--topic", "t", "-X", "enable.gapless.guarantee=false",
+       "--namespace", ns},
       {"bridge", "out", "bad/name", "--brokers", brokers_, "--topic", "t", "--namespace", ns},
       {"bridge", "out", "nosuch", "--brokers", brokers_, "--topic", "t", "--namespace", ns},
       {"bridge", "out", "s", "--brokers", brokers_, "--topic", "bad topic", "--namespace", ns},
