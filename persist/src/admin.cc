@@ -85,9 +85,7 @@ Result<StoreLocation> locate_store(std::string_view ns, std::string_view stream,
     // persister) counts too: after a reboot there is no ring header to say it (a survey:
     // `delete` and `rm --data` then erased without overwriting).  Either one asking for
     // it is enough; a file that is missing or damaged says nothing.
-    const std::string parts[] = {std::string(ns), std::string(stream)};
-    if (auto d = open_dir_path(loc.root, parts, /*create=*/false, Use::kRead); d)
-      if (auto saved = read_settings(d->get()); saved && saved->secure_delete) loc.secure_delete = true;
+    if (store_recorded_secure(loc.root, ns, stream)) loc.secure_delete = true;
   }
   return loc;
 }

@@ -5,7 +5,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -71,13 +70,8 @@ static Result<void> follow_recorded_store(const StreamControl& ctl, const Persis
         // --secure (asked now, or recorded by the header) those are overwritten first (an
         // adversarial review: the move's recovery freed a torn tail's plaintext as it was).
         StoreOptions old_opts;
-        old_opts.secure_delete = opts.secure_delete || ps->secure_delete;
-        if (!old_opts.secure_delete) {
-          const std::string old_parts[] = {std::string(ns), std::string(stream)};
-          if (auto d = detail::open_dir_path(*old_root, old_parts, /*create=*/false, detail::Use::kRead); d)
-            if (auto saved = detail::read_settings(d->get()); saved && saved->secure_delete)
-              old_opts.secure_delete = true;
-        }
+        old_opts.secure_delete =
+            opts.secure_delete || ps->secure_delete || detail::store_recorded_secure(*old_root, ns, stream);
         auto old = SegmentStore::open(*old_root, ns, stream, old_opts);
         if (!old) return old.error();
         // The new parent (DATA_DIR/NS), created and checked like any store's.
@@ -124,20 +118,15 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   // keeps it, or everything it deleted would stay readable on disk and its settings would
   // tell `delete` and `rm --data` to forget it too (a review).  Removing the store ends it.
   if (!impl->opts.secure_delete) {
-    bool recorded = false;
-    const std::string parts[] = {std::string(ns), std::string(stream)};
-    if (auto d = detail::open_dir_path(impl->opts.data_dir, parts, /*create=*/false, detail::Use::kRead); d) {
-      auto saved = detail::read_settings(d->get());
-      if (saved && saved->secure_delete) recorded = true;
-      struct stat st;
-      if (!saved && ::fstatat(d->get(), detail::kSettingsName, &st, AT_SYMLINK_NOFOLLOW) == 0)
-        detail::logger().warn("persister {}/{}: the store's settings file is damaged: whether it was "
-                              "persisted with --secure is not known (pass --secure if it was)",
-                              ns, stream);
-      if (auto ps = impl->ctl->persist(); ps && ps->secure_delete &&
-          detail::same_dir(ps->store_dir, impl->opts.data_dir + "/" + std::string(ns) + "/" + std::string(stream)))
-        recorded = true;
-    }
+    bool damaged = false;
+    bool recorded = detail::store_recorded_secure(impl->opts.data_dir, ns, stream, &damaged);
+    if (damaged)
+      detail::logger().warn("persister {}/{}: the store's settings file is damaged: whether it was "
+                            "persisted with --secure is not known (pass --secure if it was)",
+                            ns, stream);
+    if (auto ps = impl->ctl->persist(); ps && ps->secure_delete &&
+        detail::same_dir(ps->store_dir, impl->opts.data_dir + "/" + std::string(ns) + "/" + std::string(stream)))
+      recorded = true;
     if (recorded) {
       impl->opts.secure_delete = true;
       detail::logger().info("persister {}/{}: the store was persisted with --secure: keeping it", ns,

@@ -214,14 +214,11 @@ void Persister::Impl::read_records(bool stopping) {
   // ring's spin phase into its futex sleep (an adversarial review: at --flush-interval 0
   // the idle persister spun at 100% CPU, at 1 ms ~30%), and requests (flush, stop) are
   // still answered within 5 ms.
-  auto ring_wait = first_uncommitted_ns == 0
-                       ? std::max<std::chrono::nanoseconds>(poll_wait, std::chrono::milliseconds(5))
-                       : poll_wait;
+  auto ring_wait = std::max<std::chrono::nanoseconds>(poll_wait, std::chrono::milliseconds(5));
   if (first_uncommitted_ns != 0) {
     const uint64_t due = std::max(
         first_uncommitted_ns + static_cast<uint64_t>(opts.flush_interval.count()), retry_at_ns);
-    ring_wait = std::min<std::chrono::nanoseconds>(ring_wait,
-                                                   std::chrono::nanoseconds(due > now ? due - now : 0));
+    ring_wait = std::min<std::chrono::nanoseconds>(poll_wait, std::chrono::nanoseconds(due > now ? due - now : 0));
   }
   uint64_t records = 0, bytes = 0;
   // While a background flush runs the loop does not sleep in the ring: it waits for the

@@ -2,6 +2,7 @@
 #include "settings.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <cstring>
 
@@ -9,6 +10,7 @@
 #include "crc32c.h"
 #include "env.h"
 #include "fs.h"
+#include "store_path.h"
 
 namespace shmbus::persist::detail {
 
@@ -53,6 +55,17 @@ std::optional<PersistSettings> read_settings(int dir) {
   s.retention_bytes = get_u64(b + 40);
   s.segment_bytes = get_u64(b + 48);
   return s;
+}
+
+bool store_recorded_secure(std::string_view root, std::string_view ns, std::string_view stream, bool* damaged) {
+  if (damaged) *damaged = false;
+  const std::string parts[] = {std::string(ns), std::string(stream)};
+  auto d = open_dir_path(root, parts, /*create=*/false, Use::kRead);
+  if (!d) return false;
+  if (auto saved = read_settings(d->get())) return saved->secure_delete;
+  struct stat st;
+  if (damaged && ::fstatat(d->get(), kSettingsName, &st, AT_SYMLINK_NOFOLLOW) == 0) *damaged = true;
+  return false;
 }
 
 }  // namespace shmbus::persist::detail
