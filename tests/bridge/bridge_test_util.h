@@ -308,6 +308,27 @@ class Bridge : public ::testing::Test {
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
+  // A bridge out of stream s into topic t: 3000 records through, then Produce answers
+  // Kafka error `error` once (round trips of `rtt_ms` until the rest is in), then 3000
+  // more.  Every record must reach Kafka exactly once and the bridge exit 0 on SIGTERM;
+  // *err: its stderr.
+  void out_through_one_produce_error(int error, int rtt_ms, std::string* err) {
+    create("s", 4 << 20);
+    topic("t");
+    Background b(out_args("s", "t"));
+    const uint64_t n = 6000;
+    publish("s", 0, n / 2);
+    ASSERT_TRUE(wait_for_messages(brokers_, "t", static_cast<int64_t>(n / 2)));
+    if (rtt_ms > 0) ASSERT_TRUE(mock_->set_broker_rtt(1, rtt_ms));
+    mock_->push_request_errors(0, 1, error);
+    publish("s", n / 2, n / 2);
+    EXPECT_TRUE(wait_for_messages(brokers_, "t", static_cast<int64_t>(n)));
+    if (rtt_ms > 0) ASSERT_TRUE(mock_->set_broker_rtt(1, 0));
+    CliResult r = b.stop(SIGTERM);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    *err = r.err;
+    expect_exactly_once("t", "s", n);
+  }
   CliResult run(const std::vector<std::string>& args, std::chrono::milliseconds deadline = 240s) {
     return run_program(SHMBUS_CLI, args, {}, {}, deadline);
   }

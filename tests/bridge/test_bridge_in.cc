@@ -392,6 +392,33 @@ TEST_F(Bridge, InKilledBeforeItsCommitSkipsAndCountsWhatItHadPublished) {
   EXPECT_FALSE(std::filesystem::exists(path)) << "a clean exit with everything committed keeps no state";
 }
 
+// A bridge in of `topic` into stream s of `ns` that takes a few messages at a time (small
+// fetches) and commits every millisecond: a skip then spans many batches and commits.
+kafka::InOptions small_fetch_options(const std::string& ns, const std::string& brokers, const std::string& topic) {
+  kafka::InOptions o;
+  o.ns = ns;
+  o.stream = "s";
+  o.brokers = brokers;
+  o.topic = topic;
+  o.commit_interval = 1ms;
+  o.properties = {{"max.partition.fetch.bytes", "512"}, {"fetch.max.bytes", "1024"}, {"message.max.bytes", "1000"}};
+  return o;
+}
+
+// The bridge after a stopped one reads `o`'s topic to the end with the defaults: it
+// publishes nothing again, and each of the n messages is in the stream once.  *skipped:
+// how many it skipped.
+void successor_publishes_nothing_again(kafka::InOptions o, const std::string& ns, uint64_t n, uint64_t* skipped) {
+  o.commit_interval = 200ms;
+  o.properties.clear();
+  o.exit_at_end = true;
+  auto r = kafka::run_bridge_in(o, [] { return false; });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->delivered, 0u) << "published again: duplicates";
+  *skipped = r->duplicates_skipped;
+  expect_each_once(ns, n);
+}
+
 // Found as duplicates by InGroupRebalancesMidStreamLoseAndRepeatNothing under load (2 runs
 // in 12): a bridge skipping what its predecessor had published committed offsets inside
 // that run; its state run then re-began at an offset whose message it never read (the
@@ -421,13 +448,7 @@ TEST_F(Bridge, InStoppedWhileSkippingLeavesTheRestOfTheSkipToItsSuccessor) {
       for (int i = 0; i < 2; ++i) at[static_cast<size_t>(i)] = held->elems[i].err ? -1 : held->elems[i].offset;
     return at;
   };
-  kafka::InOptions o;
-  o.ns = ns;
-  o.stream = "s";
-  o.brokers = brokers_;
-  o.topic = "t";
-  o.commit_interval = 1ms;
-  o.properties = {{"max.partition.fetch.bytes", "512"}, {"fetch.max.bytes", "1024"}, {"message.max.bytes", "1000"}};
+  const kafka::InOptions o = small_fetch_options(ns, brokers_, "t");
   bool mid = false;
   const auto give_up = std::chrono::steady_clock::now() + 90s;
   auto r2 = kafka::run_bridge_in(o, [&] {
@@ -439,13 +460,8 @@ TEST_F(Bridge, InStoppedWhileSkippingLeavesTheRestOfTheSkipToItsSuccessor) {
   EXPECT_EQ(r2->delivered, 0u) << "the second bridge only skips";
   std::printf("second bridge: %llu skipped, stopped %s\n", static_cast<unsigned long long>(r2->duplicates_skipped),
               mid ? "with Kafka holding an offset inside the skip" : "after the whole skip");
-  o.commit_interval = 200ms;
-  o.properties.clear();
-  o.exit_at_end = true;
-  auto r3 = kafka::run_bridge_in(o, [] { return false; });
-  ASSERT_TRUE(r3) << r3.error().message;
-  EXPECT_EQ(r3->delivered, 0u) << "published again: duplicates";
-  expect_each_once(ns, kN);
+  uint64_t skipped = 0;
+  ASSERT_NO_FATAL_FAILURE(successor_publishes_nothing_again(o, ns, kN, &skipped));
   rd_kafka_consumer_close(rk->get());
 }
 
@@ -466,27 +482,16 @@ TEST_F(Bridge, InStoppedBeforeItsSkipEndedKeepsTheStateForItsSuccessor) {
     constexpr uint64_t kN = 2000;
     topic(t, 2);
     ASSERT_NO_FATAL_FAILURE((void)publish_then_kill_before_commit(ns, brokers_, kN, t));
-    kafka::InOptions o;
-    o.ns = ns;
-    o.stream = "s";
-    o.brokers = brokers_;
-    o.topic = t;
-    o.commit_interval = 1ms;
-    o.properties = {{"max.partition.fetch.bytes", "512"}, {"fetch.max.bytes", "1024"}, {"message.max.bytes", "1000"}};
+    const kafka::InOptions o = small_fetch_options(ns, brokers_, t);
     int calls = 0;
     auto r2 = kafka::run_bridge_in(o, [&] { return ++calls >= stop_at_call; });
     ASSERT_TRUE(r2) << r2.error().message;
     EXPECT_EQ(r2->delivered, 0u);
     EXPECT_TRUE(std::filesystem::exists(kafka::detail::InState::path_for(ns, "s", t, "shmbus.s")))
         << "the state file went with a skip unfinished";
-    o.commit_interval = 200ms;
-    o.properties.clear();
-    o.exit_at_end = true;
-    auto r3 = kafka::run_bridge_in(o, [] { return false; });
-    ASSERT_TRUE(r3) << r3.error().message;
-    EXPECT_EQ(r3->delivered, 0u) << "published again: duplicates";
-    EXPECT_EQ(r3->duplicates_skipped + r2->duplicates_skipped, kN);
-    expect_each_once(ns, kN);
+    uint64_t skipped = 0;
+    ASSERT_NO_FATAL_FAILURE(successor_publishes_nothing_again(o, ns, kN, &skipped));
+    EXPECT_EQ(skipped + r2->duplicates_skipped, kN);
     // Everything committed now: the clean exit removed the file.
     EXPECT_FALSE(std::filesystem::exists(kafka::detail::InState::path_for(ns, "s", t, "shmbus.s")));
   }

@@ -218,6 +218,19 @@ TEST(PersisterFaults, FullTmpfsHoldsProducersThenResumes) {
                      "disk full");
 }
 
+// After the first persister of stream s was killed, another takes over: the producer
+// `prod` finishes, all `records` become durable, and it stops cleanly; *rep: its
+// statistics.
+void another_persister_finishes(Children& kids, const std::string& ns, const PersisterOptions& o, pid_t prod,
+                                uint64_t records, PersisterChild::Report* rep) {
+  PersisterChild pc;
+  ASSERT_TRUE(pc.start(kids, ns, "s", o)) << pc.start_error();
+  ASSERT_EQ(kids.wait(prod, 60s), 0);
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns, "s") == records; }));
+  ASSERT_TRUE(pc.stats(rep));
+  EXPECT_EQ(pc.stop(kids), 0);
+}
+
 // The default mode (hold_producers): a persister killed -9 and left dead for many times
 // the stream's consumer_dead_timeout is never evicted, so producers wait for it with the
 // ring full instead of overwriting what was never stored; a restarted persister stores
@@ -261,14 +274,9 @@ TEST(PersisterFaults, ADeadPersisterHoldsProducersPastTheConsumerTimeout) {
   int code = -1;
   ASSERT_FALSE(kids.done(prod, &code)) << "the producer gave up (" << code << ")";
   // A new persister takes over: everything is stored, nothing lost.
-  PersisterChild pc2;
-  ASSERT_TRUE(pc2.start(kids, ns.ns(), "s", o)) << pc2.start_error();
-  ASSERT_EQ(kids.wait(prod, 60s), 0);
-  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == records; }));
   PersisterChild::Report rep;
-  ASSERT_TRUE(pc2.stats(&rep));
+  ASSERT_NO_FATAL_FAILURE(another_persister_finishes(kids, ns.ns(), o, prod, records, &rep));
   EXPECT_EQ(rep.lost, 0u);
-  EXPECT_EQ(pc2.stop(kids), 0);
   expect_complete(scan_store(dir.path(), ns.ns(), "s", true), records);
 }
 
@@ -310,13 +318,8 @@ TEST(PersisterFaults, LetGoRecordsExactlyTheLostRange) {
   }
   int code = -1;
   ASSERT_FALSE(kids.done(prod, &code)) << "the producer ended early (" << code << ")";
-  PersisterChild pc2;
-  ASSERT_TRUE(pc2.start(kids, ns.ns(), "s", o)) << pc2.start_error();
-  ASSERT_EQ(kids.wait(prod, 60s), 0);
-  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == records; }));
   PersisterChild::Report rep;
-  ASSERT_TRUE(pc2.stats(&rep));
-  EXPECT_EQ(pc2.stop(kids), 0);
+  ASSERT_NO_FATAL_FAILURE(another_persister_finishes(kids, ns.ns(), o, prod, records, &rep));
 
   const StoreScan sc = scan_store(dir.path(), ns.ns(), "s", /*single_producer=*/true);
   ASSERT_TRUE(sc.ok) << sc.error;
