@@ -59,10 +59,11 @@ class StreamChecker {
   Result<std::string> quarantine(const std::string& name);
   bool header_rebuildable(SegmentFile& f, uint64_t first);
   Result<void> rebuild_header(uint64_t first);
-  // Whether the index holds `expected` (or, for the last segment, a prefix of it) once
-  // this returns.
+  // Whether the index holds `expected` (or, for the last segment, a prefix of it, or all
+  // of it and `seal`) once this returns.
   bool check_index(uint64_t first, bool last, uint64_t created_ns,
-                   const std::vector<IndexEntry>& expected, uint32_t interval,
+                   const std::vector<IndexEntry>& expected,
+                   const std::optional<IndexEntry>& seal, uint32_t interval,
                    uint64_t segment_size, bool record_damage);
 
   int dir_;
@@ -195,22 +196,34 @@ Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to, uint
   return write_index(dir_, IndexHeader{kDefaultInterval, first, created_ns}, entries);
 }
 
+// The last segment's index as its writer leaves it: entries appended as it goes (a prefix;
+// none and no header before its first flush, or on a full disk: FORMAT.md), and the seal
+// entry once it sealed the segment (a roll that then could not create the next one, on a
+// full disk or in a crash).
+bool last_index_fits(const std::vector<IndexEntry>& got, const std::vector<IndexEntry>& expected,
+                     const std::optional<IndexEntry>& seal) {
+  if (got.size() <= expected.size()) return std::equal(got.begin(), got.end(), expected.begin());
+  return seal && got.size() == expected.size() + 1 && got.back() == *seal &&
+         std::equal(expected.begin(), expected.end(), got.begin());
+}
+
 bool StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
-                                const std::vector<IndexEntry>& expected, uint32_t interval,
+                                const std::vector<IndexEntry>& expected,
+                                const std::optional<IndexEntry>& seal, uint32_t interval,
                                 uint64_t segment_size, bool record_damage) {
   const std::string name = index_file_name(first);
   auto idx = read_index(dir_, first, segment_size);
   std::string problem;
   if (!idx) {
-    problem = idx.error().code == Errc::kNotFound ? "index missing" : idx.error().message;
+    const Errc e = idx.error().code;
+    if (!last || (e != Errc::kNotFound && e != Errc::kTruncated))
+      problem = e == Errc::kNotFound ? "index missing" : idx.error().message;
   } else if (idx->header.created_ns != created_ns) {
     problem = "index belongs to an earlier segment of the same name";
   } else if (idx->valid_bytes != idx->file_size) {
     problem = "index has " + std::to_string(idx->file_size - idx->valid_bytes) +
               " damaged or stray bytes at offset " + std::to_string(idx->valid_bytes);
-  } else if (last ? (idx->entries.size() > expected.size() ||
-                     !std::equal(idx->entries.begin(), idx->entries.end(), expected.begin()))
-                  : idx->entries != expected) {
+  } else if (last ? !last_index_fits(idx->entries, expected, seal) : idx->entries != expected) {
     problem = "index does not match its segment";
   }
   // The last segment's index may hold a prefix of the entries (its writer adds them as it
@@ -421,7 +434,10 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   if (!last && !builder.empty()) expected.push_back(builder.seal_entry());
   uint64_t seg_size = s.file_size;
   if (auto again = SegmentFile::open(dir_, first); again) seg_size = again->size();  // after a cut
-  if (!check_index(first, last, s.header.created_ns, expected, interval, seg_size, record_damage) &&
+  std::optional<IndexEntry> seal;
+  if (last && !builder.empty()) seal = builder.seal_entry();
+  if (!check_index(first, last, s.header.created_ns, expected, seal, interval, seg_size,
+                   record_damage) &&
       record_damage) {
     // The index could not be written: the damage is not recorded after all.
     for (const size_t i : damage_issues) {
