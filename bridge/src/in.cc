@@ -47,6 +47,13 @@ struct In {
   bool duplicates_pending = false;         // duplicates skipped since the last commit
   detail::Batches batches;                // how messages are taken (in_batch.h)
   std::chrono::steady_clock::time_point last_commit = detail::coarse_now();
+  // A publish waits for room in a full stream: the assigned partitions are paused (no
+  // message is fetched or handed out) and the consumer is polled meanwhile, for its
+  // rebalances and for max.poll.interval.ms (300 s): a bridge that stopped polling for
+  // that long left the group, which gave its partitions to another member while it
+  // still published the rest of its batch (duplicates on another host).
+  bool waiting_for_room = false;
+  bool ever_paused = false;
 
   // Commits the offsets of everything published (after it is durable when `sync`).
   // false when that could not be done (the offsets stay pending).
@@ -84,6 +91,18 @@ struct In {
     return true;
   }
 
+  // Pauses (or resumes) every partition assigned now.  A pause drops what librdkafka had
+  // fetched for them; a resume fetches again from after the last message handed out.
+  void pause_assigned(bool pause) {
+    ever_paused = ever_paused || pause;
+    rd_kafka_topic_partition_list_t* l = nullptr;
+    if (rd_kafka_assignment(rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l) return;
+    PartitionList held(l);
+    if (held->cnt == 0) return;
+    const auto e = pause ? rd_kafka_pause_partitions(rk, held.get()) : rd_kafka_resume_partitions(rk, held.get());
+    if (e) spdlog::warn("bridge in {}: cannot {} the partitions: {}", o.topic, pause ? "pause" : "resume", rd_kafka_err2str(e));
+  }
+
   void refresh_lag() {
     if (assigned.empty()) {
       counters.lag = 0;
@@ -114,6 +133,13 @@ void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
       rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
     else
       rd_kafka_assign(rk, parts);
+    // Assigned while a publish waits for room: held back as the others are.
+    // A partition stays paused across its revocation and next assignment (librdkafka):
+    // one paused during an earlier wait is resumed.
+    if (in->waiting_for_room)
+      rd_kafka_pause_partitions(rk, parts);
+    else if (in->ever_paused)
+      rd_kafka_resume_partitions(rk, parts);
     spdlog::info("bridge in {}: {} partition(s) assigned", in->o.topic, parts->cnt);
     return;
   }
@@ -159,7 +185,11 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   if (o.from != "earliest" && o.from != "latest")
     return make_error(Errc::kInvalidArgument, "--from '" + o.from + "': bridge in starts a new group at earliest or latest");
   const std::string group = o.group.empty() ? "shmbus." + o.stream : o.group;
-  auto producer = Producer::open(o.ns, o.stream);
+  // A full stream is waited on in steps of 250 ms, polling the consumer between them
+  // (serve_while_full below).
+  ProducerOptions po;
+  po.full_timeout = 250ms;
+  auto producer = Producer::open(o.ns, o.stream, po);
   if (!producer) return producer.error();
   auto info = stream_info(o.ns, o.stream);
   if (!info) return info.error();
@@ -205,28 +235,58 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   Result<BridgeCounters> result = in.counters;
   auto last_report = detail::coarse_now() - 1s;
   enum class Next { kGoOn, kStop };
-  // One message or event from the consumer: published (or skipped, counted) and destroyed.
-  const auto handle = [&](rd_kafka_message_t* m) -> Next {
+  // An event or error from the consumer (m->err set): counted, and destroyed.
+  const auto handle_event = [&](rd_kafka_message_t* m) -> Next {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       in.at_eof.insert(m->partition);
       rd_kafka_message_destroy(m);
       return Next::kGoOn;
     }
-    if (m->err) {
-      const std::string why = rd_kafka_message_errstr(m);
-      const auto err = m->err;
-      rd_kafka_message_destroy(m);
-      if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-          err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-        (void)in.commit();
-        result = make_error(Errc::kNotFound, "topic '" + o.topic + "': " + why);
-        return Next::kStop;
-      }
-      ++in.counters.errors;
-      in.counters.last_error = why;
-      spdlog::warn("bridge in {}: {}", o.topic, why);
-      return Next::kGoOn;
+    const std::string why = rd_kafka_message_errstr(m);
+    const auto err = m->err;
+    rd_kafka_message_destroy(m);
+    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+        err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+      (void)in.commit();
+      result = make_error(Errc::kNotFound, "topic '" + o.topic + "': " + why);
+      return Next::kStop;
     }
+    ++in.counters.errors;
+    in.counters.last_error = why;
+    spdlog::warn("bridge in {}: {}", o.topic, why);
+    return Next::kGoOn;
+  };
+  // While a publish waits for room, its partitions paused: serves what the consumer has
+  // (events only), commits what was published and updates the status as the main loop
+  // would.  false: stop the run (an error event said so, or a message came although every
+  // partition is paused: it is not published, so neither it nor what follows is lost;
+  // the next run reads it again).
+  auto last_serve_report = detail::coarse_now();
+  const auto serve_while_full = [&]() -> bool {
+    for (int i = 0; i < 64; ++i) {  // bounded: a wait step follows
+      rd_kafka_message_t* e = rd_kafka_consumer_poll(in.rk, 0);
+      if (!e) break;
+      if (!e->err) {
+        rd_kafka_message_destroy(e);
+        ++in.counters.errors;
+        in.counters.last_error = "librdkafka handed out a message of a paused partition: stopped (nothing is lost)";
+        spdlog::error("bridge in {}: {}", o.topic, in.counters.last_error);
+        return false;
+      }
+      if (handle_event(e) == Next::kStop) return false;
+    }
+    const auto now = detail::coarse_now();
+    if (!in.pending.empty() && now - in.last_commit >= o.commit_interval) (void)in.commit();
+    if (now - last_serve_report >= 500ms) {
+      last_serve_report = now;
+      in.refresh_lag();
+      status.update(in.counters, true);
+    }
+    return true;
+  };
+  // One message or event from the consumer: published (or skipped, counted) and destroyed.
+  const auto handle = [&](rd_kafka_message_t* m) -> Next {
+    if (m->err) return handle_event(m);
     fetch_kick.taken(m->len, in.assigned);
     if (!in.at_eof.empty()) in.at_eof.erase(m->partition);
     const int32_t part = m->partition;
@@ -274,6 +334,8 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
     }
     const Bytes payload(static_cast<const std::byte*>(m->payload), m->len);
     bool published = false;
+    bool revoked = false;  // m's partition went while it waited for room: not ours now
+    auto warned = detail::coarse_now() - 1h;
     for (;;) {
       const PubResult r = in.producer.publish(payload, type);
       if (r.ok()) {
@@ -294,8 +356,23 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
         break;
       }
       if (r.status == PubStatus::kFull && !stop()) {
-        in.counters.last_error = "the stream stayed full: waiting (a consumer group holds producers back?)";
-        spdlog::warn("bridge in {}: {}", o.topic, in.counters.last_error);
+        const auto now = detail::coarse_now();
+        if (now - warned >= 10s) {
+          warned = now;
+          in.counters.last_error = "the stream stayed full: waiting (a consumer group holds producers back?)";
+          spdlog::warn("bridge in {}: {}", o.topic, in.counters.last_error);
+        }
+        if (!in.waiting_for_room) {
+          in.waiting_for_room = true;
+          in.pause_assigned(true);
+        }
+        // The group is served while the stream is full: rebalances, and polls within
+        // max.poll.interval.ms.  Paused, the consumer hands out events only.
+        if (!serve_while_full()) break;  // a message came after all: stop (see there)
+        if (!in.batches.ours(*m, in.assigned)) {
+          revoked = true;  // whoever holds the partition now reads it from the commit
+          break;
+        }
         continue;
       }
       ++in.counters.errors;
@@ -304,10 +381,19 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
                                                                   std::to_string(static_cast<int>(r.status)) + ")";
       break;
     }
+    if (in.waiting_for_room) {
+      in.waiting_for_room = false;
+      in.pause_assigned(false);
+    }
     rd_kafka_message_destroy(m);
+    if (revoked) {
+      spdlog::info("bridge in {}[{}]: revoked while the stream was full: offset {} on is read by its new holder",
+                   o.topic, part, off);
+      return Next::kGoOn;
+    }
     if (!published) {
       (void)in.commit();  // what was published before may go; this one is read again
-      if (!stop()) result = make_error(Errc::kIo, in.counters.last_error);
+      if (!stop() && result) result = make_error(Errc::kIo, in.counters.last_error);
       return Next::kStop;
     }
     if (in.state) in.state->published(part, off);

@@ -40,9 +40,14 @@ class Batches {
   // Takes the next messages into `out` (at most `cap`): those fetched, else one waited
   // for (up to `wait_ms`).  Returns how many (0: none came).
   size_t take(MessageSource& source, rd_kafka_message_t** out, size_t cap, int wait_ms);
-  // From the rebalance callback: `partition` was revoked.
+  // From the rebalance callback: `partition` was revoked.  Inside the batch call, for that
+  // call's messages; after it (a poll while a publish waits for room, in.cc), for the rest
+  // of the batch being handled, until the next take().
   void revoked(int32_t partition) {
-    if (in_batch_) revoked_in_batch_.insert(partition);
+    if (in_batch_)
+      revoked_in_batch_.insert(partition);
+    else
+      taken_revoked_.insert(partition);
   }
   // From the rebalance callback: whether it runs inside the batch call (then it should
   // end the batch there: rd_kafka_yield).

@@ -363,6 +363,88 @@ void expect_each_once(const std::string& ns, uint64_t n) {
   for (uint64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i], 1) << "message " << i;
 }
 
+// n messages of topic t (2 partitions) in stream s of `ns`, read by the consumer `c`:
+// each once, in order per partition.
+void expect_each_once_in_order(Consumer& c, uint64_t n) {
+  Record rec;
+  std::vector<int> seen(n, 0);
+  int64_t last[2] = {-1, -1};
+  for (uint64_t k = 0; k < n; ++k) {
+    ASSERT_EQ(c.poll(&rec, 60s), ReadStatus::kOk) << "after " << k << " records";
+    const std::string v = as_string(rec.data);
+    const uint64_t i = std::stoull(v.substr(1, v.find(':') - 1));
+    ASSERT_LT(i, n);
+    ASSERT_EQ(++seen[i], 1) << "message " << i << " twice";
+    ASSERT_GT(static_cast<int64_t>(i), last[i % 2]) << "out of order within its partition";
+    last[i % 2] = static_cast<int64_t>(i);
+  }
+  EXPECT_EQ(c.poll(&rec, 1s), ReadStatus::kTimeout) << "a duplicate";
+}
+
+// A bridge whose publish waits for room in a full stream (a consumer group that reads
+// nothing holds producers back) keeps serving its consumer group.  It did not poll while
+// it waited: past max.poll.interval.ms (300 s by default; 6 s here) librdkafka took it
+// out of the group ("Application maximum poll interval exceeded"), its partitions went to
+// another member, and it still published the rest of its batch.  Here the stream stays
+// full for 1.5 such intervals: no error, and every message once, in order per partition.
+TEST_F(Bridge, InWaitingForRoomInAFullStreamStaysInItsGroup) {
+  create("s", 64 << 10);  // 1024 records of 32 B
+  topic("t", 2);
+  const std::string ns = ns_.ns();
+  ConsumerOptions co;
+  co.group = "slow";
+  co.start = StartFrom::earliest();
+  auto slow = Consumer::open(ns, "s", co);
+  ASSERT_TRUE(slow) << slow.error().message;
+  constexpr uint64_t n = 3000;
+  std::vector<std::string> values;
+  for (uint64_t i = 0; i < n; ++i) values.push_back(payload_for(i, 32));
+  produce(brokers_, "t", values, std::nullopt, -2 - 2);  // message i to partition i % 2
+  Background b(in_args(brokers_, ns, {"-X", "max.poll.interval.ms=6000"}));
+  ASSERT_TRUE(eventually([&] { return stream_info(ns, "s")->next_seq >= 1000; }, 120s)) << "never filled";
+  std::this_thread::sleep_for(9s);
+  ASSERT_LT(stream_info(ns, "s")->next_seq, n) << "the stream never stayed full";
+  ASSERT_NO_FATAL_FAILURE(expect_each_once_in_order(*slow, n));
+  CliResult stat = run_cli({"stat", "s", "--json", "--namespace", ns});
+  EXPECT_NE(stat.out.find("\"errors\":0,"), std::string::npos) << stat.out;
+  CliResult r = b.stop(SIGTERM, 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("maximum poll interval"), std::string::npos) << r.err;
+}
+
+// A second bridge of the group joins while the first waits for room: the group rebalances
+// at once (the first polls while it waits; before, the rebalance waited for its next poll,
+// up to max.poll.interval.ms), the first gives up the message it held of a revoked
+// partition (its new holder reads it from the commit), and a partition paused during the
+// wait and assigned again after it is fetched again (librdkafka keeps a partition paused
+// across a revocation).  Every message once, in order per partition.
+TEST_F(Bridge, InWaitingForRoomGivesUpRevokedPartitionsAtOnce) {
+  create("s", 64 << 10);
+  topic("t", 2);
+  const std::string ns = ns_.ns();
+  ConsumerOptions co;
+  co.group = "slow";
+  co.start = StartFrom::earliest();
+  auto slow = Consumer::open(ns, "s", co);
+  ASSERT_TRUE(slow) << slow.error().message;
+  constexpr uint64_t n = 3000;
+  std::vector<std::string> values;
+  for (uint64_t i = 0; i < n; ++i) values.push_back(payload_for(i, 32));
+  produce(brokers_, "t", values, std::nullopt, -2 - 2);
+  Background a(in_args(brokers_, ns));
+  ASSERT_TRUE(eventually([&] { return stream_info(ns, "s")->next_seq >= 1000; }, 120s)) << "never filled";
+  std::this_thread::sleep_for(1s);
+  Background b(in_args(brokers_, ns));
+  // Given a partition, the second finds the stream full too.
+  EXPECT_TRUE(b.wait_for([](const std::string&, const std::string& err) {
+    return err.find("the stream stayed full") != std::string::npos;
+  }, 40s)) << "the group did not rebalance while the first bridge waited: " << b.err();
+  ASSERT_LT(stream_info(ns, "s")->next_seq, n) << "the stream never stayed full";
+  ASSERT_NO_FATAL_FAILURE(expect_each_once_in_order(*slow, n));
+  EXPECT_EQ(a.stop(SIGTERM, 60s).exit_code, 0) << a.err();
+  EXPECT_EQ(b.stop(SIGTERM, 60s).exit_code, 0) << b.err();
+}
+
 // A bridge killed between publishing and committing: its successor is given the messages
 // again from the last committed offset (none), knows from the state file that they were
 // published, skips them and counts them in stat; what comes after is published once.
@@ -926,6 +1008,21 @@ TEST(BridgeInBatches, ARevocationConcernsOnlyTheMessagesOfItsOwnBatchCall) {
   msgs[5].err = RD_KAFKA_RESP_ERR__PARTITION_EOF;
   EXPECT_TRUE(batches.ours(*out[0], assigned));
   EXPECT_FALSE(batches.in_batch());
+  msgs[5].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  // 6: revoked while the batch is handled (a poll while a publish waits for room) and
+  // assigned again: the rest of that batch's messages of the partition are not ours
+  // (its new holder reads them from the commit); the next batch's are.
+  assigned.insert(1);
+  src.fetched.push_back({{}, {&msgs[1], &msgs[4], &msgs[2]}});
+  ASSERT_EQ(batches.take(src, out.data(), out.size(), 0), 3u);
+  EXPECT_TRUE(batches.ours(*out[0], assigned));
+  revoke(0);
+  assigned.insert(0);
+  EXPECT_TRUE(batches.ours(*out[1], assigned));
+  EXPECT_FALSE(batches.ours(*out[2], assigned)) << "fetched for the old assignment";
+  src.fetched.push_back({{}, {&msgs[2]}});
+  ASSERT_EQ(batches.take(src, out.data(), out.size(), 0), 1u);
+  EXPECT_TRUE(batches.ours(*out[0], assigned));
 }
 
 // ---- stat --------------------------------------------------------------------------
