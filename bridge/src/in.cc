@@ -195,6 +195,21 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   if (!info) return info.error();
   In in(o, group, std::move(producer.value()));
   in.sync = o.sync || (info->persist && info->persist->sync);
+  if (in.sync) {
+    // A wait for durability does not poll the consumer (commit() also runs inside the
+    // rebalance callback): one as long as max.poll.interval.ms would take the bridge out
+    // of its group.  A value librdkafka refuses is reported when the client is made.
+    uint64_t max_poll_ms = 300000;
+    for (const Property& p : o.properties)
+      if (p.name == "max.poll.interval.ms")
+        if (auto v = detail::parse_u64(p.value)) max_poll_ms = *v;
+    if (o.sync_timeout >= std::chrono::milliseconds(max_poll_ms))
+      return make_error(Errc::kInvalidArgument,
+                        "--sync-timeout " + std::to_string(o.sync_timeout.count() / 1000000) +
+                            " ms must be shorter than max.poll.interval.ms (" + std::to_string(max_poll_ms) +
+                            " ms): Kafka is not polled while the bridge waits for durability, and it "
+                            "takes a consumer that did not poll for that long out of its group");
+  }
 
   auto conf = detail::make_conf(o.brokers,
                                 {{"group.id", group},

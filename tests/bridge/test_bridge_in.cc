@@ -1084,6 +1084,10 @@ TEST_F(Bridge, EveryBadInputIsAOneLineErrorAndANonZeroExit) {
       {"bridge", "in", "t", "--brokers", brokers_, "--stream", "s", "-X", "bogus=1", "--namespace", ns},
       {"bridge", "in", "t", "--brokers", brokers_, "--stream", "s", "--from", "middle", "--namespace", ns},
       {"bridge", "in", "t", "--stream", "s", "--namespace", ns},
+      {"bridge", "in", "t", "--brokers", brokers_, "--stream", "s", "--sync", "--sync-timeout", "6s", "-X",
+       "max.poll.interval.ms=6000", "--namespace", ns},
+      {"bridge", "in", "t", "--brokers", brokers_, "--stream", "s", "--sync", "--sync-timeout", "301s",
+       "--namespace", ns},
   };
   for (const auto& args : cases) {
     std::string what;
