@@ -381,6 +381,24 @@ void expect_each_once_in_order(Consumer& c, uint64_t n) {
   EXPECT_EQ(c.poll(&rec, 1s), ReadStatus::kTimeout) << "a duplicate";
 }
 
+// Stream s of `ns` held back by consumer group "slow", which reads nothing until the
+// caller polls it (returned), and n messages of 32 B in topic t (2 partitions; message i
+// in partition i % 2).
+std::optional<Consumer> held_back_stream(const std::string& ns, const std::string& brokers, uint64_t n) {
+  ConsumerOptions co;
+  co.group = "slow";
+  co.start = StartFrom::earliest();
+  auto slow = Consumer::open(ns, "s", co);
+  if (!slow) {
+    ADD_FAILURE() << slow.error().message;
+    return std::nullopt;
+  }
+  std::vector<std::string> values;
+  for (uint64_t i = 0; i < n; ++i) values.push_back(payload_for(i, 32));
+  produce(brokers, "t", values, std::nullopt, -2 - 2);
+  return std::move(slow.value());
+}
+
 // A bridge whose publish waits for room in a full stream (a consumer group that reads
 // nothing holds producers back) keeps serving its consumer group.  It did not poll while
 // it waited: past max.poll.interval.ms (300 s by default; 6 s here) librdkafka took it
@@ -390,16 +408,10 @@ void expect_each_once_in_order(Consumer& c, uint64_t n) {
 TEST_F(Bridge, InWaitingForRoomInAFullStreamStaysInItsGroup) {
   create("s", 64 << 10);  // 1024 records of 32 B
   topic("t", 2);
-  const std::string ns = ns_.ns();
-  ConsumerOptions co;
-  co.group = "slow";
-  co.start = StartFrom::earliest();
-  auto slow = Consumer::open(ns, "s", co);
-  ASSERT_TRUE(slow) << slow.error().message;
   constexpr uint64_t n = 3000;
-  std::vector<std::string> values;
-  for (uint64_t i = 0; i < n; ++i) values.push_back(payload_for(i, 32));
-  produce(brokers_, "t", values, std::nullopt, -2 - 2);  // message i to partition i % 2
+  const std::string ns = ns_.ns();
+  std::optional<Consumer> slow = held_back_stream(ns, brokers_, n);
+  ASSERT_TRUE(slow);
   Background b(in_args(brokers_, ns, {"-X", "max.poll.interval.ms=6000"}));
   ASSERT_TRUE(eventually([&] { return stream_info(ns, "s")->next_seq >= 1000; }, 120s)) << "never filled";
   std::this_thread::sleep_for(9s);
@@ -419,18 +431,12 @@ TEST_F(Bridge, InWaitingForRoomInAFullStreamStaysInItsGroup) {
 // wait and assigned again after it is fetched again (librdkafka keeps a partition paused
 // across a revocation).  Every message once, in order per partition.
 TEST_F(Bridge, InWaitingForRoomGivesUpRevokedPartitionsAtOnce) {
-  create("s", 64 << 10);
+  create("s", 64 << 10);  // 1024 records of 32 B
   topic("t", 2);
-  const std::string ns = ns_.ns();
-  ConsumerOptions co;
-  co.group = "slow";
-  co.start = StartFrom::earliest();
-  auto slow = Consumer::open(ns, "s", co);
-  ASSERT_TRUE(slow) << slow.error().message;
   constexpr uint64_t n = 3000;
-  std::vector<std::string> values;
-  for (uint64_t i = 0; i < n; ++i) values.push_back(payload_for(i, 32));
-  produce(brokers_, "t", values, std::nullopt, -2 - 2);
+  const std::string ns = ns_.ns();
+  std::optional<Consumer> slow = held_back_stream(ns, brokers_, n);
+  ASSERT_TRUE(slow);
   Background a(in_args(brokers_, ns));
   ASSERT_TRUE(eventually([&] { return stream_info(ns, "s")->next_seq >= 1000; }, 120s)) << "never filled";
   std::this_thread::sleep_for(1s);
