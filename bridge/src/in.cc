@@ -306,11 +306,11 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
     if (!in.at_eof.empty()) in.at_eof.erase(m->partition);
     const int32_t part = m->partition;
     const int64_t off = m->offset;
+    const auto fp = [m] {
+      return detail::message_fingerprint(rd_kafka_message_timestamp(m, nullptr), m->key, m->key_len, m->payload,
+                                         m->len);
+    };
     if (in.state) {
-      auto fp = [m] {
-        return detail::message_fingerprint(rd_kafka_message_timestamp(m, nullptr), m->key, m->key_len, m->payload,
-                                           m->len);
-      };
       if (in.begun.insert(part).second) {
         const int64_t through = in.state->begin(part, off, fp());
         if (through >= off) {
@@ -388,6 +388,11 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
           revoked = true;  // whoever holds the partition now reads it from the commit
           break;
         }
+        // A commit meanwhile (at the commit interval, or for a revocation of other
+        // partitions) may have begun this partition's run at this very message, after its
+        // check above: its fingerprint is wanted, or a successor resuming here could not
+        // recognise what this bridge publishes from here on (a review: republished).
+        if (in.state && in.state->at_base(part, off)) in.state->seen_base(part, fp());
         continue;
       }
       ++in.counters.errors;
