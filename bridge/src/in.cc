@@ -249,6 +249,13 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
                in.sync ? " (commits after durable)" : "");
   Result<BridgeCounters> result = in.counters;
   auto last_report = detail::coarse_now() - 1s;
+  // The lag and the status file for `stat`, at most twice a second.
+  const auto report = [&](std::chrono::steady_clock::time_point now) {
+    if (now - last_report < 500ms) return;
+    last_report = now;
+    in.refresh_lag();
+    status.update(in.counters, true);
+  };
   enum class Next { kGoOn, kStop };
   // An event or error from the consumer (m->err set): counted, and destroyed.
   const auto handle_event = [&](rd_kafka_message_t* m) -> Next {
@@ -276,7 +283,6 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   // would.  false: stop the run (an error event said so, or a message came although every
   // partition is paused: it is not published, so neither it nor what follows is lost;
   // the next run reads it again).
-  auto last_serve_report = detail::coarse_now();
   const auto serve_while_full = [&]() -> bool {
     for (int i = 0; i < 64; ++i) {  // bounded: a wait step follows
       rd_kafka_message_t* e = rd_kafka_consumer_poll(in.rk, 0);
@@ -292,11 +298,7 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
     }
     const auto now = detail::coarse_now();
     if (!in.pending.empty() && now - in.last_commit >= o.commit_interval) (void)in.commit();
-    if (now - last_serve_report >= 500ms) {
-      last_serve_report = now;
-      in.refresh_lag();
-      status.update(in.counters, true);
-    }
+    report(now);
     return true;
   };
   // One message or event from the consumer: published (or skipped, counted) and destroyed.
@@ -429,11 +431,7 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
     if (stop()) break;
     // One coarse clock read a batch (or a message: see coarse_now).
     const auto now = detail::coarse_now();
-    if (now - last_report >= 500ms) {
-      last_report = now;
-      in.refresh_lag();
-      status.update(in.counters, true);
-    }
+    report(now);
     if (o.exit_at_end && !in.assigned.empty() && in.at_eof.size() == in.assigned.size() &&
         std::includes(in.at_eof.begin(), in.at_eof.end(), in.assigned.begin(), in.assigned.end())) {
       // The end: what was published must be committed, or the run failed.
