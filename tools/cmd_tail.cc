@@ -153,6 +153,15 @@ std::string loss_note(ReadStatus st, const persist::GroupConsumer::Loss& l, cons
     what = range + (l.to - l.from == 1 ? " is" : " are") + " no longer in the ring (it starts at " +
            std::to_string(l.to) + ")";
   }
+  if (l.deleted > 0) {
+    // Below the deletion watermark (or deleted by retention meanwhile): not a loss.
+    const uint64_t last = l.from + l.deleted - 1;
+    what += "; " + (l.deleted == 1 ? "record " + std::to_string(l.from) + " was"
+                                   : "records " + std::to_string(l.from) + ".." +
+                                         std::to_string(last) + " were") +
+            " deleted (not a loss)";
+    if (l.lost == 0) return l.from_store ? what + "; reading the rest from the store" : what;
+  }
   if (l.lost == 0) return what + "; reading them from the store (nothing lost)";
   if (l.from_store)
     return what + ": " + std::to_string(l.lost) + " records lost; the rest comes from the store";

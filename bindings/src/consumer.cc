@@ -532,7 +532,8 @@ No-op for tailing consumers.)doc")
                              [](const ConsumerHandle& h) { return h.info().next_seq.load(); },
                              "Sequence number of the next record to be returned.")
       .def_property_readonly("lost", [](const ConsumerHandle& h) { return h.info().lost.load(); },
-                             "Records lost to laps (tailing) or eviction.")
+                             "Records lost for good to laps (tailing) or eviction (a group on a persisted stream: "
+                             "not those it read from the store, nor deleted ones).")
       .def_property_readonly("lost_exact", [](const ConsumerHandle& h) { return h.info().lost_exact.load(); },
                              "Whether lost is exact: false for good once a lap passed sequence numbers "
                              "the ring's gap log no longer names (then lost is an upper bound).")

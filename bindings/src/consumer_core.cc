@@ -27,7 +27,7 @@ void ConsumerCore::snapshot() noexcept {
     return;
   }
   next_seq.store(consumer->ring().next_seq(), std::memory_order_relaxed);  // relaxed: display only
-  lost.store(consumer->ring().lost(), std::memory_order_relaxed);
+  lost.store(consumer->lost(), std::memory_order_relaxed);  // (less what the store supplied)
   gaps.store(consumer->ring().gaps(), std::memory_order_relaxed);
   lost_exact.store(consumer->ring().lost_exact(), std::memory_order_relaxed);  // relaxed: display only
 }

@@ -94,3 +94,37 @@ def test_cli_stat_and_persister_stats_agree_on_the_store(ns, tmp_path, monkeypat
         assert st["pmem_granularity"] == mine["granularity"]
     if force:
         assert mine["granularity"] == "cache-line"
+
+
+def test_a_new_group_at_earliest_starts_at_the_stores_first_record(ns, tmp_path):
+    """A walkthrough (2026-11-30): on a persisted stream a new group at "earliest" began at
+    the ring's oldest record, not the store's first (as Kafka's earliest is the log's
+    start), in Python and in `tail --group`; and a group at 0 counted the records deleted
+    below the watermark as lost.  Both start in the store now; deleted records are said
+    to be deleted, not lost."""
+    data = str(tmp_path / "data")
+    shmbus.create("g", capacity="16K", namespace=ns)
+    n = 1000  # ~10 rings of 16K
+    with shmbus.Persister("g", data_dir=data, namespace=ns) as per, \
+            shmbus.Producer("g", namespace=ns) as p:
+        for i in range(n):
+            p.publish(b"r%d" % i + b"." * 100)
+        per.flush(timeout=10)
+        assert shmbus.stat("g", namespace=ns)["oldest_seq"] > 100
+        with shmbus.Consumer("g", group="py", start="earliest", namespace=ns) as c:
+            assert [r.seq for r in c.iter(idle_timeout=0.5)] == list(range(n))
+            assert c.lost == 0
+        r = cli("tail", "g", "--namespace", ns, "--group", "cli", "--from", "earliest",
+                "--count", 3)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode().split() == ["r0" + "." * 100, "r1" + "." * 100, "r2" + "." * 100]
+        assert r.stderr.endswith(b"reading them from the store (nothing lost)\n"), r.stderr
+        r = cli("delete", "g", "--before", 50, "--namespace", ns, "--data-dir", data)
+        assert r.returncode == 0, r.stderr
+        r = cli("tail", "g", "--namespace", ns, "--group", "atzero", "--from", 0, "--count", 1)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode().split() == ["r50" + "." * 100]
+        assert b"records 0..49 were deleted (not a loss)" in r.stderr, r.stderr
+        assert b"lost" not in r.stderr.replace(b"not a loss", b""), r.stderr
+        with shmbus.Consumer("g", group="py0", start=0, namespace=ns) as c:
+            assert [r.seq for r in c.iter(idle_timeout=0.5)] == list(range(50, n))

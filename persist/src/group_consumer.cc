@@ -25,13 +25,19 @@ struct GroupConsumer::Impl {
   uint64_t end = 0;                     // store mode: where the ring continues
   Loss loss;
   Error error{Errc::kIo, ""};
+  // Of the ring's lost(): records the store supplied, or deleted ones (lost() is the rest).
+  uint64_t not_lost = 0;
 
   // Store mode: the next record below `end`, a hole reported as a loss, or kTimeout when
   // the store has nothing more below `end` (back to the ring).
   ReadStatus read_store(Record* out);
   ReadStatus kind = ReadStatus::kEvicted;  // the status holes in store mode are reported as
-  ReadStatus hole(uint64_t from, uint64_t to, bool ends_store) {
-    loss = Loss{from, to, to - from, false};
+  // A hole [from, to) in the store: lost for good, or deleted (below the watermark, or
+  // by retention meanwhile), which is reported but not counted as a loss.
+  ReadStatus hole(uint64_t from, uint64_t to, bool ends_store, bool deleted = false) {
+    loss = deleted ? Loss{from, to, 0, false, to - from} : Loss{from, to, to - from, false, 0};
+    // (Inside a range the ring counted lost and not_lost counted as coming from the store.)
+    if (!deleted) not_lost -= std::min(not_lost, to - from);
     next = to;
     if (ends_store || next >= end) reader.reset();
     owe();
@@ -46,7 +52,27 @@ struct GroupConsumer::Impl {
     owing = reader.has_value();
     ring->still_owed(owing ? next : ~0ULL);
   }
+  // Where a group starts (a new one, or one reset or sought there) on a persisted
+  // stream: `earliest` is the store's first record, as Kafka's earliest is the log's
+  // start, not the ring's oldest record; a time older than the ring is looked up in the
+  // store.  A start below the ring then reads the store first (kBeforeOldest), and what
+  // the store lacks in between is reported as a loss.  Anything else, or a store that
+  // cannot be read: `where` as given, for the ring.
+  StartFrom store_start(StartFrom where) const;
 };
+
+StartFrom GroupConsumer::Impl::store_start(StartFrom where) const {
+  if (store_root.empty()) return where;
+  if (where.kind != StartFrom::Kind::kEarliest && where.kind != StartFrom::Kind::kTime)
+    return where;
+  auto r = SegmentReader::open(store_root, ns, stream);
+  if (!r) return where;
+  if (auto s = where.kind == StartFrom::Kind::kTime ? r->seek_time(where.value) : r->seek_earliest(); !s)
+    return where;
+  auto e = r->next();
+  if (!e || e->kind == EntryKind::kEnd) return where;  // nothing stored there: the ring's
+  return StartFrom::seq(e->seq);
+}
 
 ReadStatus GroupConsumer::Impl::read_store(Record* out) {
   if (reader && skip_to > next) {
@@ -87,7 +113,8 @@ ReadStatus GroupConsumer::Impl::read_store(Record* out) {
       case EntryKind::kDeleted:
       case EntryKind::kCorrupt:
         if (e->end_seq <= next) continue;
-        return hole(std::max(next, e->seq), std::min(e->end_seq, end), false);
+        return hole(std::max(next, e->seq), std::min(e->end_seq, end), false,
+                    e->kind == EntryKind::kDeleted);
       case EntryKind::kEnd:
         // The store ends before `end`: the persister never stored the rest.
         return hole(next, end, true);
@@ -110,13 +137,18 @@ Result<GroupConsumer> GroupConsumer::open(std::string_view ns, std::string_view 
   auto impl = std::make_unique<Impl>();
   impl->ns = ns;
   impl->stream = stream;
-  auto c = Consumer::open(ns, stream, opts);
-  if (!c) return c.error();
-  impl->ring.emplace(std::move(c.value()));
   if (auto ctl = StreamControl::open(ns, stream, true); ctl) {
     if (auto ps = ctl->persist())
       if (auto root = detail::store_root_of(ps->store_dir, ns, stream)) impl->store_root = *root;
   }
+  ConsumerOptions o = opts;
+  // (A new group's default start, kCommitted, is the earliest record.)
+  if (!o.group.empty() && o.start.kind == StartFrom::Kind::kCommitted && !o.reset)
+    o.start = StartFrom::earliest();
+  if (!o.group.empty()) o.start = impl->store_start(o.start);
+  auto c = Consumer::open(ns, stream, o);
+  if (!c) return c.error();
+  impl->ring.emplace(std::move(c.value()));
   return GroupConsumer(std::move(impl));
 }
 
@@ -131,7 +163,7 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
   const ReadStatus st = c.ring->poll(rec, timeout);
   if (st != ReadStatus::kEvicted && st != ReadStatus::kBeforeOldest) return st;
   const LossRange r = c.ring->last_loss();
-  c.loss = Loss{r.from, r.to, r.count(), false};
+  c.loss = Loss{r.from, r.to, r.count(), false, 0};
   c.kind = st;
   if (c.store_root.empty() || r.count() == 0) return st;
   auto reader = SegmentReader::open(c.store_root, c.ns, c.stream);
@@ -153,6 +185,7 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
     }
     c.loss.lost = past - r.from;
     c.loss.from_store = true;
+    c.not_lost += r.count() - c.loss.lost;
     c.next = past;
     c.owe();
     return st;
@@ -165,15 +198,23 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
     }
     c.loss.lost = 0;
     c.loss.from_store = true;
+    c.not_lost += r.count();
     c.owe();
     return st;
   }
-  // The store lacks the start: that much is lost; the rest (if any) follows.
+  // The store lacks the start: that much is lost (or was deleted: below the watermark,
+  // skipped without counting a loss); the rest (if any) follows.
   uint64_t gap_end = r.to;
   if (e->kind == EntryKind::kRecord && e->seq > r.from) gap_end = std::min(e->seq, r.to);
   else if (e->kind != EntryKind::kEnd) gap_end = std::min(std::max(e->end_seq, r.from), r.to);
-  c.loss.lost = gap_end - r.from;
+  if (e->kind == EntryKind::kDeleted) {
+    c.loss.lost = 0;
+    c.loss.deleted = gap_end - r.from;
+  } else {
+    c.loss.lost = gap_end - r.from;
+  }
   c.loss.from_store = gap_end < r.to;
+  c.not_lost += r.count() - c.loss.lost;
   c.next = gap_end;
   if (!c.loss.from_store || !c.reader->seek_seq(gap_end)) c.reader.reset();
   c.owe();
@@ -181,6 +222,10 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
 }
 
 const GroupConsumer::Loss& GroupConsumer::loss() const noexcept { return impl_->loss; }
+uint64_t GroupConsumer::lost() const noexcept {
+  const uint64_t ring = impl_->ring->lost();
+  return ring - std::min(ring, impl_->not_lost);
+}
 void GroupConsumer::defer_loss() noexcept {
   if (impl_) impl_->ring->still_owed(impl_->loss.from);
 }
@@ -199,7 +244,8 @@ Result<void> GroupConsumer::seek(StartFrom where) {
   c.skip_to = 0;
   c.next = c.end = 0;
   c.loss = Loss{};
-  return c.ring->seek(where);
+  c.not_lost = 0;  // (the ring's lost() starts again too)
+  return c.ring->seek(c.store_start(where));
 }
 Consumer& GroupConsumer::ring() noexcept { return *impl_->ring; }
 bool GroupConsumer::from_store() const noexcept { return impl_ && impl_->reader.has_value(); }

@@ -7,6 +7,7 @@
 
 #include "test_persister_util.h"
 #include "shmbus/detail/stream_control.h"
+#include "shmbus/store_admin.h"
 
 namespace shmbus::persist::it {
 namespace {
@@ -623,6 +624,87 @@ TEST(Replay, EvictedGroupContinuesFromTheStore) {
     g->commit();
   }
   ASSERT_TRUE(f.persister->stop());
+}
+
+// A first-hour walkthrough (2026-11-30): on a persisted stream a NEW group at `earliest`
+// (or the default start) began at the ring's oldest record, not the store's first, as
+// Kafka's earliest is the log's start (plain `tail --from earliest` began at the store's),
+// and a group at 0 counted the records deleted below the watermark as lost.  Now both
+// start in the store; deleted records are reported as deleted (loss().deleted), not lost;
+// a reset to earliest (seek) goes back to the store's first record too; an existing
+// group continues where it committed, whatever its start says.
+TEST(Replay, ANewGroupAtEarliestStartsAtTheStoresFirstRecordAndDeletedOnesAreNoLoss) {
+  PersistedStream ps;
+  ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10));
+  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 1000));
+  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(1000));
+  ASSERT_GT(ps.ring_oldest(), 100u);
+  // Reads from the first poll on: the report (kBeforeOldest), then records first..999.
+  auto read_all = [&](GroupConsumer& g, uint64_t first, uint64_t deleted) {
+    Record rec;
+    ASSERT_EQ(g.poll(&rec, 1s), ReadStatus::kBeforeOldest);
+    EXPECT_EQ(g.loss().from, first - deleted);
+    EXPECT_EQ(g.loss().to, ps.ring_oldest());
+    EXPECT_EQ(g.loss().lost, 0u);
+    EXPECT_EQ(g.loss().deleted, deleted);
+    EXPECT_TRUE(g.loss().from_store);
+    OrderCheck order;
+    order.from_any = true;
+    for (uint64_t i = first; i < 1000; ++i) {
+      ASSERT_EQ(g.poll(&rec, 1s), ReadStatus::kOk) << i;
+      ASSERT_EQ(rec.seq, i);
+      order.add(rec.seq, rec.data);
+    }
+    EXPECT_EQ(order.bad + order.skips, 0u) << order.first_problem;
+    EXPECT_EQ(g.poll(&rec, 0ns), ReadStatus::kTimeout);
+  };
+  for (const bool given : {true, false}) {
+    SCOPED_TRACE(given ? "start earliest" : "the default start");
+    ConsumerOptions co;
+    co.group = given ? "early" : "plain";
+    if (given) co.start = StartFrom::earliest();
+    auto g = GroupConsumer::open(ps.ns.ns(), "s", co);
+    ASSERT_TRUE(g) << g.error().message;
+    ASSERT_NO_FATAL_FAILURE(read_all(*g, 0, 0));
+    g->commit();
+  }
+  AdminOptions ao;
+  ao.data_dir = ps.dir.path();
+  auto d = delete_before(ps.ns.ns(), "s", 50, ao);
+  ASSERT_TRUE(d) << d.error().message;
+  {
+    SCOPED_TRACE("a new group at 0, below the deletion watermark");
+    ConsumerOptions co;
+    co.group = "atzero";
+    co.start = StartFrom::seq(0);
+    auto g = GroupConsumer::open(ps.ns.ns(), "s", co);
+    ASSERT_TRUE(g) << g.error().message;
+    ASSERT_NO_FATAL_FAILURE(read_all(*g, 50, 50));
+  }
+  {
+    SCOPED_TRACE("a new group at earliest after the deletion");
+    ConsumerOptions co;
+    co.group = "late";
+    co.start = StartFrom::earliest();
+    auto g = GroupConsumer::open(ps.ns.ns(), "s", co);
+    ASSERT_TRUE(g) << g.error().message;
+    ASSERT_NO_FATAL_FAILURE(read_all(*g, 50, 0));
+    SCOPED_TRACE("sought back to earliest");
+    ASSERT_TRUE(g->seek(StartFrom::earliest()));
+    ASSERT_NO_FATAL_FAILURE(read_all(*g, 50, 0));
+    g->commit();
+  }
+  {
+    SCOPED_TRACE("an existing group continues where it committed");
+    ConsumerOptions co;
+    co.group = "early";
+    co.start = StartFrom::earliest();
+    auto g = GroupConsumer::open(ps.ns.ns(), "s", co);
+    ASSERT_TRUE(g);
+    Record rec;
+    EXPECT_EQ(g->poll(&rec, 0ns), ReadStatus::kTimeout);
+  }
+  ASSERT_TRUE(ps.persister->stop());
 }
 
 // A review (2026-12-01): a group's committed position is a ring position, so a holder

@@ -31,6 +31,9 @@ class GroupConsumer {
     uint64_t from = 0, to = 0;  // the sequences the ring skipped (or a store hole)
     uint64_t lost = 0;          // of them, lost for good (0: the store has them all)
     bool from_store = false;    // the store's records of [from, to) come next
+    // Of them, deleted ([from, from + deleted): below the deletion watermark, or by
+    // retention while the group read the store): skipped, and not counted in `lost`.
+    uint64_t deleted = 0;
   };
 
   static Result<GroupConsumer> open(std::string_view ns, std::string_view stream,
@@ -45,6 +48,9 @@ class GroupConsumer {
   // it could not read as a loss (kEvicted, loss().lost) and goes on with the store.
   ReadStatus poll(Record* rec, std::chrono::nanoseconds timeout);
   const Loss& loss() const noexcept;
+  // Records lost for good: the ring's lost() less what the store supplied and what was
+  // deleted (the sum of loss().lost over the reports, and of laps for a tailing reader).
+  uint64_t lost() const noexcept;
   // For a reader that hands the loss just reported (kEvicted / kBeforeOldest) to its
   // caller later (the Python bindings, after a batch's records): until loss_told(), a
   // commit or close leaves it owed to the group's next holder (Consumer::still_owed()),
