@@ -368,13 +368,18 @@ int cmd_tail(const TailArgs& a) {
         if (gc->ring().name_state() == NameState::kSame) continue;
         warn("stream '" + a.stream + "' was removed; waiting for it to be created again");
         laps = LapNotes();
+        const uint64_t was = gc->ring().next_seq();
         gc.reset();  // detach from the old one
-        // The new stream is read from its start (a group is new there).
+        // The new stream is read from its start in the ring (a group is new there), or from
+        // where this reader was if that is older: a stream created again over its store
+        // continues the sequence, and what the reader had not read yet is in the store.
+        // (Not the store's earliest: that would read again what was printed.)
         ConsumerOptions fresh = o;
-        fresh.start = StartFrom::earliest();
         fresh.reset = false;
         fresh.read_only = false;
         while (!stop_requested()) {
+          auto info = stream_info(ns, a.stream);
+          fresh.start = info ? StartFrom::seq(std::min(was, info->oldest_seq)) : StartFrom::earliest();
           auto n = open(fresh);
           if (n) {
             gc.emplace(std::move(n.value()));

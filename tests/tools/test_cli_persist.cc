@@ -91,12 +91,18 @@ TEST_F(Cli, EvictedGroupOnAPersistedStreamReadsTheStore) {
 
 // The same on a persisted stream, where tail reads the store, then the ring: the ring
 // removed (its store kept) is said and waited for; created again over its store (the
-// sequence continues), it is followed from where the reader was.
+// sequence continues), it is followed from where the reader was.  The same with --group
+// (a new group in the new ring: it starts where the reader was, not at the store's first
+// record, which it printed already).
 TEST_F(Cli, TailFollowOfAPersistedStreamNoticesRemovalAndRecreation) {
+  for (const bool group : {false, true}) {
+  SCOPED_TRACE(group ? "--group g" : "no group");
   const std::filesystem::path dir = scratch_.path();
   create("s", "1M");
   ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "old\n", 1));
-  Background bg(with_ns({"tail", "s", "-f", "--data-dir", dir.string()}));
+  std::vector<std::string> args = {"tail", "s", "-f", "--data-dir", dir.string()};
+  if (group) args.insert(args.end(), {"--group", "g"});
+  Background bg(with_ns(args));
   ASSERT_NO_FATAL_FAILURE(remove_while_following(bg));
   expect_ok(cli({"create", "s", "--capacity", "1M", "--data-dir", dir.string()}));
   expect_ok(cli({"pub", "s"}, "new1\n"));
@@ -109,6 +115,7 @@ TEST_F(Cli, TailFollowOfAPersistedStreamNoticesRemovalAndRecreation) {
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 130) << r.err;
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+  }
 }
 
 // ---- issue 13 point 13: fsck of a store a persister is writing --------------------------
