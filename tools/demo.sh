@@ -62,6 +62,12 @@ echo "replayed $(wc -l <"$SHMBUS_DATA_DIR/replay.txt") records: seq $first .. $l
 awk -v f="$first" 'NR>1 && $1 != prev+1 {print "GAP after " prev; exit 1} {prev=$1}' "$SHMBUS_DATA_DIR/replay.txt"
 
 step "7. Retention deletes segments older than 4 s while producers run: rho, and A = lambda x T"
+# The first segment turns 4 s old about now: wait (up to 5 s, on a loaded machine) until
+# retention has deleted it, so that the stat below shows rho.
+for _ in $(seq 50); do
+  "$S" stat ticks --interval 0 --json | grep -q '"deleted_records":[1-9]' && break
+  sleep 0.1
+done
 run "$S" stat ticks --interval 1 | grep -E "^(sequences|persisted|durable|store|lambda|rho|A =|ring)"
 wait "${pids[1]}" "${pids[2]}"
 
