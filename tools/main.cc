@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,27 @@ const CLI::Validator kNotNegative(
       return std::string();
     },
     "N>=0");
+
+// "bridge out" for that subcommand, "" for the app itself: what `shmbus help` takes.
+std::string command_path(const CLI::App* sub) {
+  std::string path;
+  for (; sub != nullptr && sub->get_parent() != nullptr; sub = sub->get_parent())
+    path = path.empty() ? sub->get_name() : sub->get_name() + " " + path;
+  return path;
+}
+
+std::vector<std::string> command_names(CLI::App* app) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app->get_subcommands([](CLI::App*) { return true; }))
+    names.push_back(sub->get_name());
+  return names;
+}
+
+// "did you mean X?" for `word` among `names`, with a leading space, or "".
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& names) {
+  const std::string m = closest_match(word, names);
+  return m.empty() ? "" : " (did you mean " + m + "?)";
+}
 
 // A CLI11 parse error as one line "shmbus: ...", with "did you mean" for an unknown flag
 // or command, and exit code 2 (bad usage).
@@ -88,6 +110,33 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
   return fail(msg, kExitUsage);
 }
 
+// The command listing of `shmbus help` and of a command with commands of its own
+// (`help bridge`): one line per command, its nested commands listed under their full
+// name ("bridge out"), so that every name `shmbus help` takes is there.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_subcommand(const CLI::App* sub) const override {
+    std::stringstream out;
+    list(out, sub, sub->get_name());
+    return out.str();
+  }
+
+ private:
+  static constexpr size_t kNameWidth = 16;
+  static void list(std::stringstream& out, const CLI::App* sub, const std::string& name) {
+    CLI::detail::format_help(out, name, sub->get_description(), kNameWidth);
+    for (const CLI::App* child : sub->get_subcommands({}))
+      list(out, child, name + " " + child->get_name());
+  }
+};
+
+// A subcommand's longer description: before the footer it inherited from the app
+// (examples, sizes, durations, times, exit codes).  Its one-line description is what
+// `shmbus help` lists.
+void add_details(CLI::App* sub, const std::string& details) {
+  sub->footer(details + "\n\n" + sub->get_footer());
+}
+
 // --namespace is accepted before the subcommand too; the subcommand's own one wins.
 std::vector<std::string*> g_namespaces;
 
@@ -99,7 +148,9 @@ void add_namespace(CLI::App* sub, std::string* ns) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"shmbus: streams of records in shared memory"};
+  // Named: usage lines say "shmbus", not the path it was run by.
+  CLI::App app{"shmbus: streams of records in shared memory", "shmbus"};
+  app.formatter(std::make_shared<HelpFormatter>());  // before the subcommands: they share it
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("shmbus ") + SHMBUS_VERSION);
   std::string global_ns;
@@ -184,7 +235,7 @@ int main(int argc, char** argv) {
   p->callback([&] { run = [&] { return cmd_pub(pub); }; });
 
   TailArgs tail;
-  auto* t = app.add_subcommand("tail", "Print records");
+  auto* t = app.add_subcommand("tail", "Print a stream's records (-f: and follow it)");
   t->add_option("STREAM", tail.stream, "Stream name")->required();
   t->add_option("--from", tail.from,
                 "earliest, latest, a sequence number, or @TIME (see Times below): where a "
@@ -305,9 +356,9 @@ int main(int argc, char** argv) {
   pe->callback([&] { run = [&] { return cmd_persist(persist); }; });
 
   FsckArgs fsck;
-  auto* fk = app.add_subcommand(
-      "fsck", "Check (and repair) the segment files under DIR; a store a running persister "
-              "writes is marked live and read as far as written (its tail in flux is not judged)");
+  auto* fk = app.add_subcommand("fsck", "Check (and repair) the segment files of a data dir");
+  add_details(fk, "A store a running persister writes is marked live and read as far as written "
+                  "(its tail in flux is not judged).");
   fk->add_option("DIR", fsck.dir, "A data dir, or one stream's store folder")->required();
   fk->add_flag("--repair", fsck.repair, "Truncate torn tails, rewrite indexes, set aside bad segments");
   fk->callback([&] { run = [&] { return cmd_fsck(fsck); }; });
@@ -328,8 +379,9 @@ int main(int argc, char** argv) {
   // kafka-mock and bridge run until SIGINT or SIGTERM and exit 0 either way.
   bool sigint_is_clean = false;
   KafkaMockArgs kmock;
-  auto* km = app.add_subcommand("kafka-mock", "Run a Kafka mock cluster (librdkafka) on loopback "
-                                              "until SIGINT/SIGTERM; prints the bootstrap list first");
+  auto* km = app.add_subcommand("kafka-mock", "Run a mock Kafka cluster on loopback (demos, tests)");
+  add_details(km, "A librdkafka mock cluster, its data in memory, until SIGINT/SIGTERM; prints the "
+                  "bootstrap list first.");
   km->add_option("--brokers", kmock.brokers, "Number of brokers (default 1)")->check(CLI::Range(1, 64));
   km->add_option("--topic", kmock.topics, "Create topic NAME[:PARTITIONS] (repeatable)")
       ->allow_extra_args(false);
@@ -338,10 +390,11 @@ int main(int argc, char** argv) {
     run = [&] { return cmd_kafka_mock(kmock); };
   });
 
-  auto* br = app.add_subcommand("bridge", "Carry a stream to Kafka (out) or a Kafka topic into a stream (in)");
+  auto* br = app.add_subcommand("bridge", "Carry a stream to Kafka (out) or a topic into a stream (in)");
   br->require_subcommand(1);
   BridgeOutArgs bout;
-  auto* bo = br->add_subcommand("out", "Every record of STREAM becomes one Kafka message, exactly once, in order");
+  auto* bo = br->add_subcommand("out", "Carry STREAM to a Kafka topic, exactly once, in order");
+  add_details(bo, "Every record of STREAM becomes one Kafka message.");
   bo->add_option("STREAM", bout.stream, "Stream name")->required();
   bo->add_option("--brokers", bout.brokers, "Bootstrap brokers HOST:PORT[,...]")->required();
   bo->add_option("--topic", bout.topic, "Target topic (must exist)")->required();
@@ -366,8 +419,9 @@ int main(int argc, char** argv) {
     run = [&] { return cmd_bridge_out(bout); };
   });
   BridgeInArgs bin;
-  auto* bi = br->add_subcommand("in", "Publish every message of TOPIC (all partitions) into a stream, at "
-                                      "least once, in order per partition");
+  auto* bi = br->add_subcommand("in", "Carry a Kafka topic into a stream, at least once");
+  add_details(bi, "Every message of TOPIC (all partitions) becomes one record, in order per "
+                  "partition.");
   bi->add_option("TOPIC", bin.topic, "Source topic (must exist)")->required();
   bi->add_option("--brokers", bin.brokers, "Bootstrap brokers HOST:PORT[,...]")->required();
   bi->add_option("--stream", bin.stream, "Target stream (must exist)")->required();
@@ -392,9 +446,9 @@ int main(int argc, char** argv) {
   });
 
   MetricsArgs metrics;
-  auto* me = app.add_subcommand(
-      "metrics", "Serve the Prometheus text of the namespace's streams at http://ADDR:PORT/metrics "
-                 "until SIGINT/SIGTERM; prints the bound address first");
+  auto* me = app.add_subcommand("metrics", "Serve the streams' Prometheus metrics over HTTP");
+  add_details(me, "Serves the Prometheus text of the namespace's streams at "
+                  "http://ADDR:PORT/metrics until SIGINT/SIGTERM; prints the bound address first.");
   me->add_option("--listen", metrics.listen,
                  std::string("ADDR:PORT to listen on (default, also for a bare --listen: ") +
                      kDefaultMetricsListen +
@@ -405,9 +459,9 @@ int main(int argc, char** argv) {
   me->callback([&] { run = [&] { return cmd_metrics(metrics); }; });
 
   TopArgs top;
-  auto* tp = app.add_subcommand(
-      "top", "Live view of every stream of the namespace (q quit, s sort, / filter, arrows and "
-             "Enter: a stream's consumers); plain text frames when stdout is not a terminal");
+  auto* tp = app.add_subcommand("top", "Live view of every stream of the namespace");
+  add_details(tp, "Keys: q quit, s sort, / filter, arrows and Enter: a stream's consumers.  Plain "
+                  "text frames when stdout is not a terminal.");
   tp->add_flag("--once", top.once,
                "Print one frame as plain text and exit (rates measured over --interval)");
   tp->add_option("--interval", top.interval,
@@ -415,27 +469,40 @@ int main(int argc, char** argv) {
   add_namespace(tp, &top.ns);
   tp->callback([&] { run = [&] { return cmd_top(top); }; });
 
-  std::string help_topic;
-  auto* h = app.add_subcommand("help", "Describe the commands, or one: shmbus help [COMMAND]");
-  h->add_option("COMMAND", help_topic, "A command");
+  std::vector<std::string> help_topic;
+  auto* h = app.add_subcommand("help", "Describe the commands, or one: shmbus help [COMMAND...]");
+  h->add_option("COMMAND", help_topic, "A command, and one of its own: help bridge out");
   h->callback([&] {
     run = [&]() -> int {
-      if (help_topic.empty()) {
-        std::fputs(app.help().c_str(), stdout);
-        return kExitOk;
-      }
-      std::vector<std::string> names;
-      for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-        if (sub->get_name() == help_topic) {
-          if (help_topic == "bench") return cmd_bench({"--help"});
-          std::fputs(sub->help("shmbus").c_str(), stdout);
-          return kExitOk;
+      // App::help() describes the subcommand parsed, `help` itself for the app (no command
+      // was listed): the formatter is asked directly.
+      CLI::App* at = &app;
+      for (const std::string& word : help_topic) {
+        if (at->get_name() == "bench") break;  // shmbus-bench describes itself
+        const std::vector<std::string> names = command_names(at);
+        if (names.empty())
+          return fail("help: " + command_path(at) + " has no command '" + word +
+                          "' (see: shmbus help " + command_path(at) + ")",
+                      kExitUsage);
+        CLI::App* next = nullptr;
+        for (CLI::App* sub : at->get_subcommands([](CLI::App*) { return true; }))
+          if (sub->get_name() == word) next = sub;
+        if (next == nullptr) {
+          const std::string where = command_path(at);
+          return fail("help: unknown command '" + word + "'" + (where.empty() ? "" : " for " + where) +
+                          did_you_mean(word, names),
+                      kExitUsage);
         }
-        names.push_back(sub->get_name());
+        at = next;
       }
-      std::string msg = "help: unknown command '" + help_topic + "'";
-      if (auto m = closest_match(help_topic, names); !m.empty()) msg += " (did you mean " + m + "?)";
-      return fail(msg, kExitUsage);
+      if (at->get_name() == "bench") return cmd_bench({"--help"});
+      const CLI::App* parent = at->get_parent();
+      const std::string prev =
+          parent == nullptr ? "" : "shmbus" + (parent == &app ? "" : " " + command_path(parent));
+      std::fputs(parent == nullptr ? app.get_formatter()->make_help(&app, "shmbus", CLI::AppFormatMode::Normal).c_str()
+                                   : at->help(prev).c_str(),
+                 stdout);
+      return kExitOk;
     };
   });
 

@@ -1,0 +1,88 @@
+// test_cli_usage.cc: traps of a first hour with the `shmbus` command, found by a
+// walkthrough (help, nested commands, --namespace, stat --watch, pub --sync, tail's
+// defaults); each test failed before its fix.
+#include "cli_test_util.h"
+
+namespace shmbus::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The lines of a help text's "Subcommands:" listing.
+std::vector<std::string> listing(const std::string& help) {
+  std::vector<std::string> out;
+  bool on = false;
+  for (const auto& l : lines_of(help)) {
+    if (l == "Subcommands:") {
+      on = true;
+      continue;
+    }
+    if (on && l.empty()) break;
+    if (on) out.push_back(l);
+  }
+  return out;
+}
+
+// The listing line of `command` ("tail", "bridge out"), or "".
+std::string listed(const std::vector<std::string>& lines, const std::string& command) {
+  for (const auto& l : lines)
+    if (l.rfind("  " + command + "  ", 0) == 0) return l;
+  return "";
+}
+
+// `shmbus help` printed the help of `help` itself (CLI11's App::help() describes the
+// subcommand that was parsed): no command was listed.
+TEST_F(Cli, HelpListsEveryCommandOnOneLine) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"help"},
+                                               std::vector<std::string>{"--help"}}) {
+    CliResult r = run_cli(args);
+    expect_ok(r);
+    const auto lines = listing(r.out);
+    for (const char* command : {"create", "pub", "tail", "ls", "stat", "rm", "persist", "fsck",
+                                "delete", "kafka-mock", "bridge", "bridge out", "bridge in",
+                                "metrics", "top", "help", "bench"}) {
+      const std::string l = listed(lines, command);
+      EXPECT_FALSE(l.empty()) << args[0] << ": " << command << " not listed:\n" << r.out;
+      // A description follows the name, on the same line, within 80 columns.
+      EXPECT_GT(l.find_first_not_of(' ', 2 + std::string(command).size()), 4u) << l;
+      EXPECT_LE(l.size(), 80u) << l;
+    }
+    EXPECT_NE(r.out.find("Exit codes"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("Positionals:\n  COMMAND"), std::string::npos) << "help's own help:\n" << r.out;
+  }
+}
+
+// `help bridge out` was refused (COMMAND took one word).
+TEST_F(Cli, HelpDescribesNestedCommands) {
+  CliResult out = run_cli({"help", "bridge", "out"});
+  expect_ok(out);
+  EXPECT_NE(out.out.find("Usage: shmbus bridge out"), std::string::npos) << out.out;
+  EXPECT_NE(out.out.find("--exit-at-end"), std::string::npos) << out.out;
+  CliResult in = run_cli({"help", "bridge", "in"});
+  expect_ok(in);
+  EXPECT_NE(in.out.find("--commit-interval"), std::string::npos) << in.out;
+  CliResult bridge = run_cli({"help", "bridge"});
+  expect_ok(bridge);
+  EXPECT_FALSE(listed(listing(bridge.out), "out").empty()) << bridge.out;
+  EXPECT_FALSE(listed(listing(bridge.out), "in").empty()) << bridge.out;
+  // `help bridge out` says what `bridge out --help` says.
+  CliResult flag = run_cli({"bridge", "out", "--help"});
+  EXPECT_EQ(flag.exit_code, 0);
+  const size_t flag_usage = flag.out.find("Usage:"), help_usage = out.out.find("Usage:");
+  ASSERT_NE(flag_usage, std::string::npos) << flag.out;
+  ASSERT_NE(help_usage, std::string::npos) << out.out;
+  EXPECT_EQ(flag.out.substr(flag_usage), out.out.substr(help_usage));
+
+  CliResult typo = run_cli({"help", "bridge", "ot"});
+  expect_failure(typo, "did you mean out?");
+  EXPECT_EQ(typo.exit_code, 2);
+  CliResult leaf = run_cli({"help", "tail", "extra"});
+  expect_failure(leaf, "tail has no command 'extra'");
+  EXPECT_EQ(leaf.exit_code, 2);
+  CliResult top = run_cli({"help", "tial"});
+  expect_failure(top, "did you mean tail?");
+  EXPECT_EQ(top.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace shmbus::test
