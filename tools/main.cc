@@ -61,7 +61,7 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 }
 
 // A CLI11 parse error as one line "shmbus: ...", with "did you mean" for an unknown flag
-// or command, and exit code 2 (bad usage).
+// or command (nested ones too: bridge ot), and exit code 2 (bad usage).
 int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
   std::string msg = e.what();
   for (char& ch : msg)
@@ -69,11 +69,16 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
   while (!msg.empty() && msg.back() == ' ') msg.pop_back();
   CLI::App* where = &app;
   while (!where->get_subcommands().empty()) where = where->get_subcommands().back();
-  std::vector<std::string> commands;
-  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
-    commands.push_back(sub->get_name());
-  if (where == &app) {
-    // No command recognised: the first word that is not a global option's is the typo.
+  const std::string path = command_path(where);
+  if (const std::vector<std::string> commands = command_names(where); !commands.empty()) {
+    // No command recognised after `path`: the first word past the path's own words that
+    // is not a global option's is the typo.
+    std::vector<std::string> words;
+    for (size_t at = 0, sp; at < path.size(); at = sp + 1) {
+      sp = std::min(path.find(' ', at), path.size());
+      words.push_back(path.substr(at, sp - at));
+    }
+    size_t matched = 0;
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
       if (arg == "--namespace") {
@@ -81,12 +86,23 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
         continue;
       }
       if (arg.empty() || arg[0] == '-') continue;
+      if (matched < words.size() && arg == words[matched]) {
+        ++matched;
+        continue;
+      }
       if (std::find(commands.begin(), commands.end(), arg) != commands.end()) break;
-      msg = "unknown command '" + arg + "'";
-      if (auto m = closest_match(arg, commands); !m.empty()) msg += " (did you mean " + m + "?)";
+      msg = "unknown command '" + arg + "'" + (path.empty() ? "" : " for " + path) +
+            did_you_mean(arg, commands);
       break;
     }
-    if (msg.find("subcommand is required") != std::string::npos) msg = "a command is required";
+    if (msg.find("subcommand is required") != std::string::npos) {
+      if (path.empty()) {
+        msg = "a command is required";
+      } else {
+        msg = path + " needs a command: ";
+        for (size_t i = 0; i < commands.size(); ++i) msg += (i == 0 ? "" : " or ") + commands[i];
+      }
+    }
   }
   if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
     std::vector<std::string> flags;
@@ -100,13 +116,11 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
       if (const size_t eq = arg.find('='); eq != std::string::npos) arg.resize(eq);
       if (std::find(flags.begin(), flags.end(), arg) != flags.end() || arg == "--namespace")
         continue;
-      msg = "unknown option " + arg;
-      if (where != &app) msg += " for " + where->get_name();
-      if (auto m = closest_match(arg, flags); !m.empty()) msg += " (did you mean " + m + "?)";
+      msg = "unknown option " + arg + (path.empty() ? "" : " for " + path) + did_you_mean(arg, flags);
       break;
     }
   }
-  msg += where == &app ? " (see: shmbus help)" : " (see: shmbus help " + where->get_name() + ")";
+  msg += path.empty() ? " (see: shmbus help)" : " (see: shmbus help " + path + ")";
   return fail(msg, kExitUsage);
 }
 

@@ -84,5 +84,27 @@ TEST_F(Cli, HelpDescribesNestedCommands) {
   EXPECT_EQ(top.exit_code, 2);
 }
 
+// Errors of `bridge out` ended with "(see: shmbus help out)", which does not exist, and
+// `bridge ot` got no suggestion.
+TEST_F(Cli, NestedCommandErrorsSuggestAndPointToAHelpThatWorks) {
+  CliResult bad = cli({"bridge", "out", "s", "--brokers", "127.0.0.1:1", "--topic", "t", "--bogus"});
+  expect_failure(bad, "unknown option --bogus for bridge out");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("(see: shmbus help bridge out)"), std::string::npos) << bad.err;
+  expect_ok(run_cli({"help", "bridge", "out"}));  // the help it points to
+
+  CliResult typo = cli({"bridge", "ot", "s"});
+  expect_failure(typo, "unknown command 'ot' for bridge (did you mean out?)");
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_NE(typo.err.find("(see: shmbus help bridge)"), std::string::npos) << typo.err;
+  CliResult none = cli({"bridge"});
+  expect_failure(none, "bridge needs a command: out or in");
+  EXPECT_EQ(none.exit_code, 2);
+  // Top-level ones are as they were.
+  CliResult top = cli({"tial", "s"});
+  expect_failure(top, "unknown command 'tial' (did you mean tail?)");
+  EXPECT_NE(top.err.find("(see: shmbus help)"), std::string::npos) << top.err;
+}
+
 }  // namespace
 }  // namespace shmbus::test
