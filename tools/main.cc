@@ -154,8 +154,8 @@ void add_details(CLI::App* sub, const std::string& details) {
 // --namespace is accepted before the subcommand too; the subcommand's own one wins.
 std::vector<std::string*> g_namespaces;
 
-void add_namespace(CLI::App* sub, std::string* ns) {
-  sub->add_option("--namespace", *ns, kNamespaceHelp);
+void add_namespace(CLI::App* sub, std::string* ns, const char* help = kNamespaceHelp) {
+  sub->add_option("--namespace", *ns, help);
   g_namespaces.push_back(ns);
 }
 
@@ -375,6 +375,10 @@ int main(int argc, char** argv) {
                   "(its tail in flux is not judged).");
   fk->add_option("DIR", fsck.dir, "A data dir, or one stream's store folder")->required();
   fk->add_flag("--repair", fsck.repair, "Truncate torn tails, rewrite indexes, set aside bad segments");
+  add_namespace(fk, &fsck.ns,
+                "Check only this namespace's stores in DIR (DIR/NAMESPACE/*), or refuse a "
+                "store folder DIR of another namespace (default: every namespace in DIR; "
+                "$SHMBUS_NAMESPACE does not narrow a check)");
   fk->callback([&] { run = [&] { return cmd_fsck(fsck); }; });
 
   DeleteArgs del;
@@ -399,6 +403,9 @@ int main(int argc, char** argv) {
   km->add_option("--brokers", kmock.brokers, "Number of brokers (default 1)")->check(CLI::Range(1, 64));
   km->add_option("--topic", kmock.topics, "Create topic NAME[:PARTITIONS] (repeatable)")
       ->allow_extra_args(false);
+  add_namespace(km, &kmock.ns,
+                "Accepted as by every command; the mock cluster has no streams, so it changes "
+                "nothing");
   km->callback([&] {
     sigint_is_clean = true;
     run = [&] { return cmd_kafka_mock(kmock); };

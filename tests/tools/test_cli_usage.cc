@@ -106,5 +106,50 @@ TEST_F(Cli, NestedCommandErrorsSuggestAndPointToAHelpThatWorks) {
   EXPECT_NE(top.err.find("(see: shmbus help)"), std::string::npos) << top.err;
 }
 
+// fsck and kafka-mock refused --namespace, which every other command takes.
+TEST_F(Cli, FsckAndKafkaMockTakeNamespace) {
+  const std::filesystem::path dir = scratch_.path();
+  create("s");
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "a\nb\n", 2));
+  // A second namespace's store in the same data dir: a copy, damaged.
+  const std::string other = ns_ + "-other";
+  std::filesystem::create_directories(dir / other);
+  std::filesystem::copy(dir / ns_ / "s", dir / other / "s", std::filesystem::copy_options::recursive);
+  for (const auto& e : std::filesystem::directory_iterator(dir / other / "s"))
+    if (e.path().extension() == ".seg") std::ofstream(e.path(), std::ios::app) << "torn tail";
+
+  CliResult all = run_cli({"fsck", dir.string()});
+  EXPECT_NE(all.out.find("checked 2 stream(s)"), std::string::npos) << all.out;
+  // --namespace (after the command or before it) checks that namespace's streams only.
+  for (const auto& args : {std::vector<std::string>{"fsck", dir.string(), "--namespace", ns_},
+                           std::vector<std::string>{"--namespace", ns_, "fsck", dir.string()}}) {
+    CliResult one = run_cli(args);
+    expect_ok(one);
+    EXPECT_NE(one.out.find("checked 1 stream(s), 1 segment(s), 2 records"), std::string::npos) << one.out;
+    EXPECT_NE(one.out.find("clean"), std::string::npos) << one.out;
+  }
+  // $SHMBUS_NAMESPACE does not narrow a check: fsck DIR checks all of DIR.
+  CliEnv env;
+  env.set.push_back({"SHMBUS_NAMESPACE", ns_});
+  EXPECT_NE(run_cli({"fsck", dir.string()}, {}, env).out.find("checked 2 stream(s)"), std::string::npos);
+  // One stream's folder: the namespace must be the folder's.
+  expect_ok(run_cli({"fsck", (dir / ns_ / "s").string(), "--namespace", ns_}));
+  CliResult wrong = run_cli({"fsck", (dir / ns_ / "s").string(), "--namespace", other});
+  expect_failure(wrong, "is a store of namespace '" + ns_ + "'");
+  EXPECT_EQ(wrong.exit_code, 2);
+  CliResult missing = run_cli({"fsck", dir.string(), "--namespace", ns_ + "x"});
+  expect_failure(missing, "no store of namespace '" + ns_ + "x' in " + dir.string());
+  EXPECT_NE(missing.err.find("'" + ns_ + "'"), std::string::npos) << missing.err;  // what is there
+
+  // kafka-mock has no streams: --namespace is accepted (scripts pass it to every command).
+  Background mock({"kafka-mock", "--namespace", ns_});
+  ASSERT_TRUE(mock.wait_for([](const std::string& out, const std::string&) {
+    return out.find('\n') != std::string::npos;
+  })) << mock.err();
+  CliResult stopped = mock.stop(SIGTERM);
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+  expect_ok(cli({"persist", "s", "--detach"}));
+}
+
 }  // namespace
 }  // namespace shmbus::test
