@@ -10,10 +10,12 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "commands.h"
 #include "format.h"
+#include "shmbus/shmbus.h"
 #include "signals.h"
 
 namespace {
@@ -312,13 +314,26 @@ int main(int argc, char** argv) {
                 "snapshot with the average rates since creation)");
   auto* watch = s->add_option("--watch", stat.watch_every,
                               "Print again every DURATION (default 1s) with the rates over it, "
-                              "until Ctrl-C; give it after STREAM")
+                              "until Ctrl-C; a word after --watch that is not a duration is the "
+                              "STREAM when none came before (stat --watch ticks watches ticks; "
+                              "--watch=D always sets D)")
                     ->expected(0, 1);
   s->add_option("--stall", stat.stall,
                 "Size the ring to ride out a consumer stall this long (default 1s)");
   add_namespace(s, &stat.ns);
-  s->callback([&, watch] {
+  s->callback([&, watch, argc, argv] {
     stat.watch = watch->count() > 0;
+    // CLI11 gives an optional value the next word whatever it is: `stat --watch ticks`
+    // made "ticks" the period, and STREAM missing.  Unless given as --watch=D, a value
+    // that is not a duration is the STREAM, when there is none.
+    const bool attached = std::any_of(argv + 1, argv + argc, [](const char* arg) {
+      return std::string_view(arg).substr(0, 8) == "--watch=";
+    });
+    if (stat.watch && stat.stream.empty() && !attached && !stat.watch_every.empty() &&
+        !shmbus::parse_duration(stat.watch_every)) {
+      stat.stream = std::move(stat.watch_every);
+      stat.watch_every.clear();
+    }
     run = [&] { return cmd_stat(stat); };
   });
 

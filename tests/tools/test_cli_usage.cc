@@ -151,5 +151,25 @@ TEST_F(Cli, FsckAndKafkaMockTakeNamespace) {
   expect_ok(cli({"persist", "s", "--detach"}));
 }
 
+// `stat --watch ticks` took "ticks" as the refresh period and then wanted a STREAM.
+TEST_F(Cli, StatWatchTakesAStreamThatIsNotADuration) {
+  create("ticks");
+  for (const auto& args : {std::vector<std::string>{"stat", "--watch", "ticks", "--json"},
+                           std::vector<std::string>{"stat", "--watch", "0.1s", "ticks", "--json"}}) {
+    Background w(with_ns(args));
+    ASSERT_TRUE(w.wait_for([](const std::string& out, const std::string&) {
+      return std::count(out.begin(), out.end(), '\n') >= 2;
+    })) << w.err();
+    CliResult r = w.stop(SIGTERM);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(json_raw(lines_of(r.out)[0], "stream"), "\"ticks\"") << r.out;
+  }
+  // A value given with = is the period, whatever it is; so is one after STREAM.
+  expect_failure(cli({"stat", "ticks", "--watch=ticks"}), "not a duration");
+  expect_failure(cli({"stat", "ticks", "--watch", "soon"}), "not a duration");
+  CliResult help = run_cli({"stat", "--help"});
+  EXPECT_NE(help.out.find("stat --watch ticks"), std::string::npos) << help.out;
+}
+
 }  // namespace
 }  // namespace shmbus::test
