@@ -235,7 +235,8 @@ int main(int argc, char** argv) {
   p->add_option("--full-timeout", pub.full_timeout,
                 "How long a publish waits for room in a full stream (default 10s)");
   p->add_flag("--sync", pub.sync,
-              "Return only once the records are durable in the store (needs shmbus persist)");
+              "Return only once the records are durable in the store (needs shmbus persist: "
+              "fails at once if no persister is attached to STREAM within 1s)");
   p->add_option("--sync-timeout", pub.sync_timeout, "How long --sync waits (default 10s)");
   p->add_option("--rate", pub.rate, "Synthetic records: at most N per second (default: no limit)")
       ->check(kNotNegative);

@@ -171,5 +171,38 @@ TEST_F(Cli, StatWatchTakesAStreamThatIsNotADuration) {
   EXPECT_NE(help.out.find("stat --watch ticks"), std::string::npos) << help.out;
 }
 
+// `pub --sync` on a stream no persister ever ran on waited the whole --sync-timeout
+// (10 s) and then asked whether one was running.
+TEST_F(Cli, PubSyncWithoutAPersisterFailsAtOnce) {
+  create("s");
+  const auto t0 = Clock::now();
+  CliResult r = cli({"pub", "s", "--sync", "--sync-timeout", "20s"}, "a\n");
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  expect_failure(r, "no persister is attached to stream 's'");
+  EXPECT_NE(r.err.find("shmbus persist s --namespace " + ns_), std::string::npos) << r.err;
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_LT(took, 10.0);  // the grace for a persister starting meanwhile is 1 s
+  CliResult synthetic = cli({"pub", "s", "--sync", "--count", "2"});
+  expect_failure(synthetic, "no persister is attached");
+
+  // A persister starting meanwhile is waited for.
+  const std::filesystem::path dir = scratch_.path();
+  Background pub(with_ns({"pub", "s", "--sync", "--count", "3"}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  Background persister(with_ns({"persist", "s", "--data-dir", dir.string()}));
+  ASSERT_TRUE(pub.wait_for([](const std::string&, const std::string& err) {
+    return err.find("published 3 records") != std::string::npos || err.find("shmbus: ") != std::string::npos;
+  })) << pub.err();
+  CliResult done = pub.stop(SIGTERM);
+  EXPECT_EQ(done.exit_code, 0) << done.err;
+  EXPECT_EQ(persister.stop(SIGTERM).exit_code, 0);
+
+  // A stopped persister still holds the stream: --sync waits for it to return (a
+  // restart), as long as --sync-timeout.
+  CliResult held = cli({"pub", "s", "--sync", "--sync-timeout", "300ms"}, "b\n");
+  expect_failure(held, "is not durable after 300ms");
+  expect_ok(cli({"persist", "s", "--detach"}));
+}
+
 }  // namespace
 }  // namespace shmbus::test
