@@ -256,12 +256,13 @@ int main(int argc, char** argv) {
   t->add_option("STREAM", tail.stream, "Stream name")->required();
   t->add_option("--from", tail.from,
                 "earliest, latest, a sequence number, or @TIME (see Times below): where a "
-                "tailing reader or a NEW --group starts (an existing group continues where it "
-                "left off; see --reset-to); a start below the oldest record in the ring says so "
-                "on stderr (N records lost), unless the stream's store has them");
+                "tailing reader or a NEW --group starts (default: earliest; an existing group "
+                "continues where it left off; see --reset-to); a start below the oldest record "
+                "in the ring says so on stderr (N records lost), unless the stream's store has "
+                "them");
   t->add_option("--reset-to", tail.reset_to,
                 "With --group: move the group to earliest, latest, SEQ or @TIME (rewind or skip "
-                "it), then read from there");
+                "it), then read from there (default: the group continues where it left off)");
   t->add_option("--count", tail.count, "Stop after N records (default: no limit)")
       ->check(kNotNegative);
   t->add_flag("-f,--follow", tail.follow,
@@ -270,9 +271,11 @@ int main(int argc, char** argv) {
               "the name is read from its start (a persisted stream created again over its store "
               "continues where the reader was)");
   t->add_option("--data-dir", tail.data_dir,
-                "Where the store is when the stream has no ring (after a reboot)");
+                "Where the store is when the stream has no ring, e.g. after a reboot (default: "
+                "$SHMBUS_DATA_DIR, else ~/.local/share/shmbus, as for persist)");
   t->add_option("--group", tail.group,
-                "Durable consumer name: the next tail --group NAME continues after the last "
+                "Durable consumer name (default: none, an anonymous reader that keeps no "
+                "position): the next tail --group NAME continues after the last "
                 "record printed; a group evicted while away (gone longer than the stream's "
                 "--consumer-timeout while producers overwrote what it had not read) says on "
                 "stderr how many records it lost (N records lost), or on a persisted stream "
@@ -280,7 +283,7 @@ int main(int argc, char** argv) {
   t->add_option("--format", tail.format,
                 "text (payload per line; a record that holds the delimiter, or any record to a "
                 "terminal, is escaped: \\xNN, \\\\), raw (payload bytes as they are, then the "
-                "delimiter), json or hex")
+                "delimiter), json or hex (default text)")
       ->check(CLI::IsMember({"text", "json", "hex", "raw"}, CLI::ignore_case));
   t->add_option("-D,--delimiter", tail.delimiter,
                 "text, raw: write DELIM after each record (default \\n; escapes as for pub -D)");

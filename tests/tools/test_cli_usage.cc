@@ -204,5 +204,14 @@ TEST_F(Cli, PubSyncWithoutAPersisterFailsAtOnce) {
   expect_ok(cli({"persist", "s", "--detach"}));
 }
 
+TEST_F(Cli, TailHelpStatesTheDefaults) {
+  CliResult r = run_cli({"tail", "--help"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* d : {"(default: earliest", "(default text)", "(default \\n",
+                        "(default: no limit)", "(default: none, an anonymous reader",
+                        "(default: $SHMBUS_DATA_DIR"})
+    EXPECT_NE(r.out.find(d), std::string::npos) << d << ":\n" << r.out;
+}
+
 }  // namespace
 }  // namespace shmbus::test
