@@ -3,6 +3,7 @@
 #include <stdio_ext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "args.h"
 #include "commands.h"
 #include "format.h"
+#include "shmbus/persister.h"
 #include "shmbus/shmbus.h"
 #include "signals.h"
 
@@ -68,9 +70,35 @@ void fill_synthetic(std::string* buf, uint64_t i) {
     std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
 }
 
-int wait_durable(Producer& p, uint64_t seq, const PubArgs& a) {
+// Whether a persister is registered for the stream: its group (running, or stopped and
+// holding producers until one returns) or the store named in the header.  A persister
+// starting takes its group only once it has opened its store.  Cannot tell: true.
+bool persister_registered(std::string_view ns, std::string_view stream) {
+  auto info = stream_info(ns, stream);
+  if (!info) return true;
+  if (info->persist) return true;
+  return std::any_of(info->consumers.begin(), info->consumers.end(),
+                     [](const ConsumerInfo& c) { return c.name == persist::kPersisterGroup; });
+}
+
+// How long --sync waits for a persister to register before it gives up on a stream that
+// has none (instead of the whole --sync-timeout): room for one started at the same time.
+constexpr auto kPersisterGrace = std::chrono::seconds(1);
+
+int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view ns) {
   auto t = duration_flag("--sync-timeout", a.sync_timeout);
   if (!t) return kExitUsage;
+  // Without a persister the wait could only time out: say so at once.
+  const auto grace_end = std::chrono::steady_clock::now() + std::min<std::chrono::nanoseconds>(*t, kPersisterGrace);
+  while (!persister_registered(ns, a.stream)) {
+    if (std::chrono::steady_clock::now() >= grace_end) {
+      const std::string where = a.stream + (ns == "default" ? "" : " --namespace " + std::string(ns));
+      return fail("record " + std::to_string(seq) + " was published, but no persister is attached to "
+                  "stream '" + a.stream + "', so --sync cannot wait for it to be durable (start one: "
+                  "shmbus persist " + where + ")");
+    }
+    std::this_thread::sleep_for(20ms);
+  }
   PubStatus st = p.wait_durable(seq, *t);
   if (st == PubStatus::kOk) return kExitOk;
   if (st == PubStatus::kNotPersisted)
@@ -102,7 +130,7 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
   // --sync: the durable position is a prefix, so waiting for the last record waits for
   // all; then none of ours may lie in a range the persister recorded as lost.
   if (a.sync && n > 0) {
-    if (int rc = wait_durable(p, last_seq, a); rc != kExitOk) return rc;
+    if (int rc = wait_durable(p, last_seq, a, ns); rc != kExitOk) return rc;
     for (uint64_t seq : ours)
       if (p.wait_durable(seq, std::chrono::nanoseconds(0)) == PubStatus::kNotPersisted)
         return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded "
@@ -146,7 +174,7 @@ int pub_lines(Producer& p, const PubArgs& a, std::string_view ns,
                 std::to_string(n + 1) + ")");
       break;
     }
-    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) break;
+    if (a.sync && (rc = wait_durable(p, r.seq, a, ns)) != kExitOk) break;
     ++n;
   }
   std::free(line);
@@ -206,7 +234,7 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, std::
     if (!r.ok())
       return fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (record " +
                   std::to_string(n + 1) + ")");
-    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) break;
+    if (a.sync && (rc = wait_durable(p, r.seq, a, ns)) != kExitOk) break;
     ++n;
     start = at == std::string::npos ? buf.size() : at + delim.size();
     scanned = start;
@@ -249,7 +277,7 @@ int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
     }
     PubResult r = p.publish(as_bytes(data), a.type);
     if (!r.ok()) return fail(publish_error(r.status, data.size(), p, a, ns, full_timeout));
-    if (a.sync && (rc = wait_durable(p, r.seq, a)) != kExitOk) return rc;
+    if (a.sync && (rc = wait_durable(p, r.seq, a, ns)) != kExitOk) return rc;
     ++n;
   }
   return kExitOk;

@@ -59,7 +59,8 @@ std::string namespace_hint(std::string_view ns, std::string_view stream);
 // fail(e), with namespace_hint() added to a not-found error.
 int fail_stream(const Error& e, std::string_view ns, std::string_view stream);
 
-// Every subcommand takes --namespace; empty means $SHMBUS_NAMESPACE, else "default".
+// Every subcommand takes --namespace (but help and bench, which hands its arguments to
+// shmbus-bench); empty means $SHMBUS_NAMESPACE, else "default" (fsck: every namespace).
 struct CreateArgs {
   std::string ns, stream;
   std::string capacity = "1M";   // parse_size; the library's default (StreamOptions)
@@ -153,6 +154,8 @@ struct PersistArgs {
 int cmd_persist(const PersistArgs& a);
 
 struct FsckArgs {
+  std::string ns;                // --namespace only (not $SHMBUS_NAMESPACE): check that
+                                 // namespace's stores only; empty: every one in dir
   std::string dir;
   bool repair = false;
 };
@@ -168,6 +171,7 @@ int cmd_delete(const DeleteArgs& a);
 
 // cmd_bridge.cc: kafka-mock, bridge out, bridge in (bridge/, shmbus/kafka.h).
 struct KafkaMockArgs {
+  std::string ns;                // accepted as by every command; the mock has no streams
   int brokers = 1;
   std::vector<std::string> topics;  // NAME[:PARTITIONS]
 };

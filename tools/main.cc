@@ -8,11 +8,14 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "commands.h"
 #include "format.h"
+#include "shmbus/shmbus.h"
 #include "signals.h"
 
 namespace {
@@ -38,8 +41,29 @@ const CLI::Validator kNotNegative(
     },
     "N>=0");
 
+// "bridge out" for that subcommand, "" for the app itself: what `shmbus help` takes.
+std::string command_path(const CLI::App* sub) {
+  std::string path;
+  for (; sub != nullptr && sub->get_parent() != nullptr; sub = sub->get_parent())
+    path = path.empty() ? sub->get_name() : sub->get_name() + " " + path;
+  return path;
+}
+
+std::vector<std::string> command_names(CLI::App* app) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app->get_subcommands([](CLI::App*) { return true; }))
+    names.push_back(sub->get_name());
+  return names;
+}
+
+// "did you mean X?" for `word` among `names`, with a leading space, or "".
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& names) {
+  const std::string m = closest_match(word, names);
+  return m.empty() ? "" : " (did you mean " + m + "?)";
+}
+
 // A CLI11 parse error as one line "shmbus: ...", with "did you mean" for an unknown flag
-// or command, and exit code 2 (bad usage).
+// or command (nested ones too: bridge ot), and exit code 2 (bad usage).
 int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
   std::string msg = e.what();
   for (char& ch : msg)
@@ -47,11 +71,16 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
   while (!msg.empty() && msg.back() == ' ') msg.pop_back();
   CLI::App* where = &app;
   while (!where->get_subcommands().empty()) where = where->get_subcommands().back();
-  std::vector<std::string> commands;
-  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
-    commands.push_back(sub->get_name());
-  if (where == &app) {
-    // No command recognised: the first word that is not a global option's is the typo.
+  const std::string path = command_path(where);
+  if (const std::vector<std::string> commands = command_names(where); !commands.empty()) {
+    // No command recognised after `path`: the first word past the path's own words that
+    // is not a global option's is the typo.
+    std::vector<std::string> words;
+    for (size_t at = 0, sp; at < path.size(); at = sp + 1) {
+      sp = std::min(path.find(' ', at), path.size());
+      words.push_back(path.substr(at, sp - at));
+    }
+    size_t matched = 0;
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
       if (arg == "--namespace") {
@@ -59,12 +88,23 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
         continue;
       }
       if (arg.empty() || arg[0] == '-') continue;
+      if (matched < words.size() && arg == words[matched]) {
+        ++matched;
+        continue;
+      }
       if (std::find(commands.begin(), commands.end(), arg) != commands.end()) break;
-      msg = "unknown command '" + arg + "'";
-      if (auto m = closest_match(arg, commands); !m.empty()) msg += " (did you mean " + m + "?)";
+      msg = "unknown command '" + arg + "'" + (path.empty() ? "" : " for " + path) +
+            did_you_mean(arg, commands);
       break;
     }
-    if (msg.find("subcommand is required") != std::string::npos) msg = "a command is required";
+    if (msg.find("subcommand is required") != std::string::npos) {
+      if (path.empty()) {
+        msg = "a command is required";
+      } else {
+        msg = path + " needs a command: ";
+        for (size_t i = 0; i < commands.size(); ++i) msg += (i == 0 ? "" : " or ") + commands[i];
+      }
+    }
   }
   if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
     std::vector<std::string> flags;
@@ -78,28 +118,55 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
       if (const size_t eq = arg.find('='); eq != std::string::npos) arg.resize(eq);
       if (std::find(flags.begin(), flags.end(), arg) != flags.end() || arg == "--namespace")
         continue;
-      msg = "unknown option " + arg;
-      if (where != &app) msg += " for " + where->get_name();
-      if (auto m = closest_match(arg, flags); !m.empty()) msg += " (did you mean " + m + "?)";
+      msg = "unknown option " + arg + (path.empty() ? "" : " for " + path) + did_you_mean(arg, flags);
       break;
     }
   }
-  msg += where == &app ? " (see: shmbus help)" : " (see: shmbus help " + where->get_name() + ")";
+  msg += path.empty() ? " (see: shmbus help)" : " (see: shmbus help " + path + ")";
   return fail(msg, kExitUsage);
+}
+
+// The command listing of `shmbus help` and of a command with commands of its own
+// (`help bridge`): one line per command, its nested commands listed under their full
+// name ("bridge out"), so that every name `shmbus help` takes is there.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_subcommand(const CLI::App* sub) const override {
+    std::stringstream out;
+    list(out, sub, sub->get_name());
+    return out.str();
+  }
+
+ private:
+  static constexpr size_t kNameWidth = 16;
+  static void list(std::stringstream& out, const CLI::App* sub, const std::string& name) {
+    CLI::detail::format_help(out, name, sub->get_description(), kNameWidth);
+    for (const CLI::App* child : sub->get_subcommands({}))
+      list(out, child, name + " " + child->get_name());
+  }
+};
+
+// A subcommand's longer description: before the footer it inherited from the app
+// (examples, sizes, durations, times, exit codes).  Its one-line description is what
+// `shmbus help` lists.
+void add_details(CLI::App* sub, const std::string& details) {
+  sub->footer(details + "\n\n" + sub->get_footer());
 }
 
 // --namespace is accepted before the subcommand too; the subcommand's own one wins.
 std::vector<std::string*> g_namespaces;
 
-void add_namespace(CLI::App* sub, std::string* ns) {
-  sub->add_option("--namespace", *ns, kNamespaceHelp);
+void add_namespace(CLI::App* sub, std::string* ns, const char* help = kNamespaceHelp) {
+  sub->add_option("--namespace", *ns, help);
   g_namespaces.push_back(ns);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"shmbus: streams of records in shared memory"};
+  // Named: usage lines say "shmbus", not the path it was run by.
+  CLI::App app{"shmbus: streams of records in shared memory", "shmbus"};
+  app.formatter(std::make_shared<HelpFormatter>());  // before the subcommands: they share it
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("shmbus ") + SHMBUS_VERSION);
   std::string global_ns;
@@ -168,7 +235,8 @@ int main(int argc, char** argv) {
   p->add_option("--full-timeout", pub.full_timeout,
                 "How long a publish waits for room in a full stream (default 10s)");
   p->add_flag("--sync", pub.sync,
-              "Return only once the records are durable in the store (needs shmbus persist)");
+              "Return only once the records are durable in the store (needs shmbus persist: "
+              "fails at once if no persister is attached to STREAM within 1s)");
   p->add_option("--sync-timeout", pub.sync_timeout, "How long --sync waits (default 10s)");
   p->add_option("--rate", pub.rate, "Synthetic records: at most N per second (default: no limit)")
       ->check(kNotNegative);
@@ -184,16 +252,17 @@ int main(int argc, char** argv) {
   p->callback([&] { run = [&] { return cmd_pub(pub); }; });
 
   TailArgs tail;
-  auto* t = app.add_subcommand("tail", "Print records");
+  auto* t = app.add_subcommand("tail", "Print a stream's records (-f: and follow it)");
   t->add_option("STREAM", tail.stream, "Stream name")->required();
   t->add_option("--from", tail.from,
                 "earliest, latest, a sequence number, or @TIME (see Times below): where a "
-                "tailing reader or a NEW --group starts (an existing group continues where it "
-                "left off; see --reset-to); a start below the oldest record in the ring says so "
-                "on stderr (N records lost), unless the stream's store has them");
+                "tailing reader or a NEW --group starts (default: earliest; an existing group "
+                "continues where it left off; see --reset-to); a start below the oldest record "
+                "in the ring says so on stderr (N records lost), unless the stream's store has "
+                "them");
   t->add_option("--reset-to", tail.reset_to,
                 "With --group: move the group to earliest, latest, SEQ or @TIME (rewind or skip "
-                "it), then read from there");
+                "it), then read from there (default: the group continues where it left off)");
   t->add_option("--count", tail.count, "Stop after N records (default: no limit)")
       ->check(kNotNegative);
   t->add_flag("-f,--follow", tail.follow,
@@ -202,9 +271,11 @@ int main(int argc, char** argv) {
               "the name is read from its start (a persisted stream created again over its store "
               "continues where the reader was)");
   t->add_option("--data-dir", tail.data_dir,
-                "Where the store is when the stream has no ring (after a reboot)");
+                "Where the store is when the stream has no ring, e.g. after a reboot (default: "
+                "$SHMBUS_DATA_DIR, else ~/.local/share/shmbus, as for persist)");
   t->add_option("--group", tail.group,
-                "Durable consumer name: the next tail --group NAME continues after the last "
+                "Durable consumer name (default: none, an anonymous reader that keeps no "
+                "position): the next tail --group NAME continues after the last "
                 "record printed; a group evicted while away (gone longer than the stream's "
                 "--consumer-timeout while producers overwrote what it had not read) says on "
                 "stderr how many records it lost (N records lost), or on a persisted stream "
@@ -212,7 +283,7 @@ int main(int argc, char** argv) {
   t->add_option("--format", tail.format,
                 "text (payload per line; a record that holds the delimiter, or any record to a "
                 "terminal, is escaped: \\xNN, \\\\), raw (payload bytes as they are, then the "
-                "delimiter), json or hex")
+                "delimiter), json or hex (default text)")
       ->check(CLI::IsMember({"text", "json", "hex", "raw"}, CLI::ignore_case));
   t->add_option("-D,--delimiter", tail.delimiter,
                 "text, raw: write DELIM after each record (default \\n; escapes as for pub -D)");
@@ -247,13 +318,26 @@ int main(int argc, char** argv) {
                 "snapshot with the average rates since creation)");
   auto* watch = s->add_option("--watch", stat.watch_every,
                               "Print again every DURATION (default 1s) with the rates over it, "
-                              "until Ctrl-C; give it after STREAM")
+                              "until Ctrl-C; a word after --watch that is not a duration is the "
+                              "STREAM when none came before (stat --watch ticks watches ticks; "
+                              "--watch=D always sets D)")
                     ->expected(0, 1);
   s->add_option("--stall", stat.stall,
                 "Size the ring to ride out a consumer stall this long (default 1s)");
   add_namespace(s, &stat.ns);
-  s->callback([&, watch] {
+  s->callback([&, watch, argc, argv] {
     stat.watch = watch->count() > 0;
+    // CLI11 gives an optional value the next word whatever it is: `stat --watch ticks`
+    // made "ticks" the period, and STREAM missing.  Unless given as --watch=D, a value
+    // that is not a duration is the STREAM, when there is none.
+    const bool attached = std::any_of(argv + 1, argv + argc, [](const char* arg) {
+      return std::string_view(arg).substr(0, 8) == "--watch=";
+    });
+    if (stat.watch && stat.stream.empty() && !attached && !stat.watch_every.empty() &&
+        !shmbus::parse_duration(stat.watch_every)) {
+      stat.stream = std::move(stat.watch_every);
+      stat.watch_every.clear();
+    }
     run = [&] { return cmd_stat(stat); };
   });
 
@@ -305,11 +389,15 @@ int main(int argc, char** argv) {
   pe->callback([&] { run = [&] { return cmd_persist(persist); }; });
 
   FsckArgs fsck;
-  auto* fk = app.add_subcommand(
-      "fsck", "Check (and repair) the segment files under DIR; a store a running persister "
-              "writes is marked live and read as far as written (its tail in flux is not judged)");
+  auto* fk = app.add_subcommand("fsck", "Check (and repair) the segment files of a data dir");
+  add_details(fk, "A store a running persister writes is marked live and read as far as written "
+                  "(its tail in flux is not judged).");
   fk->add_option("DIR", fsck.dir, "A data dir, or one stream's store folder")->required();
   fk->add_flag("--repair", fsck.repair, "Truncate torn tails, rewrite indexes, set aside bad segments");
+  add_namespace(fk, &fsck.ns,
+                "Check only this namespace's stores in DIR (DIR/NAMESPACE/*), or refuse a "
+                "store folder DIR of another namespace (default: every namespace in DIR; "
+                "$SHMBUS_NAMESPACE does not narrow a check)");
   fk->callback([&] { run = [&] { return cmd_fsck(fsck); }; });
 
   DeleteArgs del;
@@ -328,20 +416,25 @@ int main(int argc, char** argv) {
   // kafka-mock and bridge run until SIGINT or SIGTERM and exit 0 either way.
   bool sigint_is_clean = false;
   KafkaMockArgs kmock;
-  auto* km = app.add_subcommand("kafka-mock", "Run a Kafka mock cluster (librdkafka) on loopback "
-                                              "until SIGINT/SIGTERM; prints the bootstrap list first");
+  auto* km = app.add_subcommand("kafka-mock", "Run a mock Kafka cluster on loopback (demos, tests)");
+  add_details(km, "A librdkafka mock cluster, its data in memory, until SIGINT/SIGTERM; prints the "
+                  "bootstrap list first.");
   km->add_option("--brokers", kmock.brokers, "Number of brokers (default 1)")->check(CLI::Range(1, 64));
   km->add_option("--topic", kmock.topics, "Create topic NAME[:PARTITIONS] (repeatable)")
       ->allow_extra_args(false);
+  add_namespace(km, &kmock.ns,
+                "Accepted as by every command; the mock cluster has no streams, so it changes "
+                "nothing");
   km->callback([&] {
     sigint_is_clean = true;
     run = [&] { return cmd_kafka_mock(kmock); };
   });
 
-  auto* br = app.add_subcommand("bridge", "Carry a stream to Kafka (out) or a Kafka topic into a stream (in)");
+  auto* br = app.add_subcommand("bridge", "Carry a stream to Kafka (out) or a topic into a stream (in)");
   br->require_subcommand(1);
   BridgeOutArgs bout;
-  auto* bo = br->add_subcommand("out", "Every record of STREAM becomes one Kafka message, exactly once, in order");
+  auto* bo = br->add_subcommand("out", "Carry STREAM to a Kafka topic, exactly once, in order");
+  add_details(bo, "Every record of STREAM becomes one Kafka message.");
   bo->add_option("STREAM", bout.stream, "Stream name")->required();
   bo->add_option("--brokers", bout.brokers, "Bootstrap brokers HOST:PORT[,...]")->required();
   bo->add_option("--topic", bout.topic, "Target topic (must exist)")->required();
@@ -366,8 +459,9 @@ int main(int argc, char** argv) {
     run = [&] { return cmd_bridge_out(bout); };
   });
   BridgeInArgs bin;
-  auto* bi = br->add_subcommand("in", "Publish every message of TOPIC (all partitions) into a stream, at "
-                                      "least once, in order per partition");
+  auto* bi = br->add_subcommand("in", "Carry a Kafka topic into a stream, at least once");
+  add_details(bi, "Every message of TOPIC (all partitions) becomes one record, in order per "
+                  "partition.");
   bi->add_option("TOPIC", bin.topic, "Source topic (must exist)")->required();
   bi->add_option("--brokers", bin.brokers, "Bootstrap brokers HOST:PORT[,...]")->required();
   bi->add_option("--stream", bin.stream, "Target stream (must exist)")->required();
@@ -392,9 +486,9 @@ int main(int argc, char** argv) {
   });
 
   MetricsArgs metrics;
-  auto* me = app.add_subcommand(
-      "metrics", "Serve the Prometheus text of the namespace's streams at http://ADDR:PORT/metrics "
-                 "until SIGINT/SIGTERM; prints the bound address first");
+  auto* me = app.add_subcommand("metrics", "Serve the streams' Prometheus metrics over HTTP");
+  add_details(me, "Serves the Prometheus text of the namespace's streams at "
+                  "http://ADDR:PORT/metrics until SIGINT/SIGTERM; prints the bound address first.");
   me->add_option("--listen", metrics.listen,
                  std::string("ADDR:PORT to listen on (default, also for a bare --listen: ") +
                      kDefaultMetricsListen +
@@ -405,9 +499,9 @@ int main(int argc, char** argv) {
   me->callback([&] { run = [&] { return cmd_metrics(metrics); }; });
 
   TopArgs top;
-  auto* tp = app.add_subcommand(
-      "top", "Live view of every stream of the namespace (q quit, s sort, / filter, arrows and "
-             "Enter: a stream's consumers); plain text frames when stdout is not a terminal");
+  auto* tp = app.add_subcommand("top", "Live view of every stream of the namespace");
+  add_details(tp, "Keys: q quit, s sort, / filter, arrows and Enter: a stream's consumers.  Plain "
+                  "text frames when stdout is not a terminal.");
   tp->add_flag("--once", top.once,
                "Print one frame as plain text and exit (rates measured over --interval)");
   tp->add_option("--interval", top.interval,
@@ -415,27 +509,40 @@ int main(int argc, char** argv) {
   add_namespace(tp, &top.ns);
   tp->callback([&] { run = [&] { return cmd_top(top); }; });
 
-  std::string help_topic;
-  auto* h = app.add_subcommand("help", "Describe the commands, or one: shmbus help [COMMAND]");
-  h->add_option("COMMAND", help_topic, "A command");
+  std::vector<std::string> help_topic;
+  auto* h = app.add_subcommand("help", "Describe the commands, or one: shmbus help [COMMAND...]");
+  h->add_option("COMMAND", help_topic, "A command, and one of its own: help bridge out");
   h->callback([&] {
     run = [&]() -> int {
-      if (help_topic.empty()) {
-        std::fputs(app.help().c_str(), stdout);
-        return kExitOk;
-      }
-      std::vector<std::string> names;
-      for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-        if (sub->get_name() == help_topic) {
-          if (help_topic == "bench") return cmd_bench({"--help"});
-          std::fputs(sub->help("shmbus").c_str(), stdout);
-          return kExitOk;
+      // App::help() describes the subcommand parsed, `help` itself for the app (no command
+      // was listed): the formatter is asked directly.
+      CLI::App* at = &app;
+      for (const std::string& word : help_topic) {
+        if (at->get_name() == "bench") break;  // shmbus-bench describes itself
+        const std::vector<std::string> names = command_names(at);
+        if (names.empty())
+          return fail("help: " + command_path(at) + " has no command '" + word +
+                          "' (see: shmbus help " + command_path(at) + ")",
+                      kExitUsage);
+        CLI::App* next = nullptr;
+        for (CLI::App* sub : at->get_subcommands([](CLI::App*) { return true; }))
+          if (sub->get_name() == word) next = sub;
+        if (next == nullptr) {
+          const std::string where = command_path(at);
+          return fail("help: unknown command '" + word + "'" + (where.empty() ? "" : " for " + where) +
+                          did_you_mean(word, names),
+                      kExitUsage);
         }
-        names.push_back(sub->get_name());
+        at = next;
       }
-      std::string msg = "help: unknown command '" + help_topic + "'";
-      if (auto m = closest_match(help_topic, names); !m.empty()) msg += " (did you mean " + m + "?)";
-      return fail(msg, kExitUsage);
+      if (at->get_name() == "bench") return cmd_bench({"--help"});
+      const CLI::App* parent = at->get_parent();
+      const std::string prev =
+          parent == nullptr ? "" : "shmbus" + (parent == &app ? "" : " " + command_path(parent));
+      std::fputs(parent == nullptr ? app.get_formatter()->make_help(&app, "shmbus", CLI::AppFormatMode::Normal).c_str()
+                                   : at->help(prev).c_str(),
+                 stdout);
+      return kExitOk;
     };
   });
 

@@ -9,10 +9,13 @@ roff() { sed -e 's/\\/\\e/g' -e "s/^[.']/\\\\\\&&/"; }
 {
   echo "[COMMANDS]"
   echo "Each command's options, as \`shmbus COMMAND --help\` prints them."
-  "$cli" --help | awk '/^Subcommands:/ { on = 1; next } on && /^$/ { exit } on && /^  [a-z]/ { print $1 }' |
+  # The listing names nested commands in full ("bridge out"): the name ends at two spaces.
+  "$cli" --help |
+    awk '/^Subcommands:/ { on = 1; next } on && /^$/ { exit } on && /^  [a-z]/ { split(substr($0, 3), f, /  +/); print f[1] }' |
     while read -r cmd; do
       # A command that hands --help to another program (bench) is left out when that fails.
-      help=$("$cli" "$cmd" --help 2>/dev/null) || continue
+      # shellcheck disable=SC2086  # "bridge out" is two words
+      help=$("$cli" $cmd --help 2>/dev/null) || continue
       echo ".SS \"shmbus $cmd\""
       echo ".nf"
       printf '%s\n' "${help//"$cli"/shmbus}" | roff
