@@ -12,6 +12,7 @@
 
 #include "shmbus/persister.h"
 #include "shmbus/detail/stream_control.h"
+#include "start_point.h"
 #include "store_path.h"
 
 namespace shmbus::persist {
@@ -32,12 +33,24 @@ struct GroupConsumer::Impl {
   // the store has nothing more below `end` (back to the ring).
   ReadStatus read_store(Record* out);
   ReadStatus kind = ReadStatus::kEvicted;  // the status holes in store mode are reported as
-  // A hole [from, to) in the store: lost for good, or deleted (below the watermark, or
-  // by retention meanwhile), which is reported but not counted as a loss.
+  // Of [from, to), a range the store deleted, what is not a loss: all of it for a start
+  // below the ring (kBeforeOldest: records asked for that no longer exist), and what lies
+  // below the stream's deletion watermark (`delete --before`: never served to anyone).
+  // Records that retention deleted before an evicted group read them are lost to it.
+  uint64_t deleted_not_lost(uint64_t from, uint64_t to) const {
+    if (kind == ReadStatus::kBeforeOldest) return to - from;
+    // (The header mapped only for this: a deleted range met after an eviction is rare.)
+    auto ctl = StreamControl::open(ns, stream, true);
+    const uint64_t wm = ctl ? ctl->deleted_below() : 0;
+    return from < wm ? std::min(to, wm) - from : 0;
+  }
+  // A hole [from, to) in the store: lost for good, or deleted (see deleted_not_lost()),
+  // which is reported but not counted as a loss.
   ReadStatus hole(uint64_t from, uint64_t to, bool ends_store, bool deleted = false) {
-    loss = deleted ? Loss{from, to, 0, false, to - from} : Loss{from, to, to - from, false, 0};
+    const uint64_t del = deleted ? deleted_not_lost(from, to) : 0;
+    loss = Loss{from, to, to - from - del, false, del};
     // (Inside a range the ring counted lost and not_lost counted as coming from the store.)
-    if (!deleted) not_lost -= std::min(not_lost, to - from);
+    not_lost -= std::min(not_lost, loss.lost);
     next = to;
     if (ends_store || next >= end) reader.reset();
     owe();
@@ -53,11 +66,12 @@ struct GroupConsumer::Impl {
     ring->still_owed(owing ? next : ~0ULL);
   }
   // Where a group starts (a new one, or one reset or sought there) on a persisted
-  // stream: `earliest` is the store's first record, as Kafka's earliest is the log's
-  // start, not the ring's oldest record; a time older than the ring is looked up in the
-  // store.  A start below the ring then reads the store first (kBeforeOldest), and what
-  // the store lacks in between is reported as a loss.  Anything else, or a store that
-  // cannot be read: `where` as given, for the ring.
+  // stream: `earliest` is the oldest record of the store and the ring together, as
+  // Kafka's earliest is the log's start (the store's first record when it is older than
+  // the ring's oldest, else the ring's: retention may have deleted from the store what
+  // the ring still holds); a time older than the ring is looked up in the store.  A start
+  // below the ring then reads the store first (kBeforeOldest), and what the store lacks in
+  // between is reported as a loss.  Anything else: `where` as given, for the ring.
   StartFrom store_start(StartFrom where) const;
 };
 
@@ -65,13 +79,15 @@ StartFrom GroupConsumer::Impl::store_start(StartFrom where) const {
   if (store_root.empty()) return where;
   if (where.kind != StartFrom::Kind::kEarliest && where.kind != StartFrom::Kind::kTime)
     return where;
-  auto r = SegmentReader::open(store_root, ns, stream);
-  if (!r) return where;
-  if (auto s = where.kind == StartFrom::Kind::kTime ? r->seek_time(where.value) : r->seek_earliest(); !s)
-    return where;
-  auto e = r->next();
-  if (!e || e->kind == EntryKind::kEnd) return where;  // nothing stored there: the ring's
-  return StartFrom::seq(e->seq);
+  auto info = stream_info(ns, stream);
+  if (!info) return where;
+  if (auto s = detail::store_start_seq(store_root, ns, stream, where); s && *s < info->oldest_seq)
+    return StartFrom::seq(*s);
+  // The ring has it.  Earliest as the sequence it is now: a ring that moves on before
+  // the group registers then reports what it passed (kBeforeOldest), which the store has,
+  // instead of skipping it unsaid.
+  if (where.kind == StartFrom::Kind::kEarliest) return StartFrom::seq(info->oldest_seq);
+  return where;
 }
 
 ReadStatus GroupConsumer::Impl::read_store(Record* out) {
@@ -207,12 +223,8 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
   uint64_t gap_end = r.to;
   if (e->kind == EntryKind::kRecord && e->seq > r.from) gap_end = std::min(e->seq, r.to);
   else if (e->kind != EntryKind::kEnd) gap_end = std::min(std::max(e->end_seq, r.from), r.to);
-  if (e->kind == EntryKind::kDeleted) {
-    c.loss.lost = 0;
-    c.loss.deleted = gap_end - r.from;
-  } else {
-    c.loss.lost = gap_end - r.from;
-  }
+  c.loss.deleted = e->kind == EntryKind::kDeleted ? c.deleted_not_lost(r.from, gap_end) : 0;
+  c.loss.lost = gap_end - r.from - c.loss.deleted;
   c.loss.from_store = gap_end < r.to;
   c.not_lost += r.count() - c.loss.lost;
   c.next = gap_end;
@@ -223,6 +235,7 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
 
 const GroupConsumer::Loss& GroupConsumer::loss() const noexcept { return impl_->loss; }
 uint64_t GroupConsumer::lost() const noexcept {
+  if (!impl_) return 0;
   const uint64_t ring = impl_->ring->lost();
   return ring - std::min(ring, impl_->not_lost);
 }

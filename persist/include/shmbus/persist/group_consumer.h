@@ -31,8 +31,10 @@ class GroupConsumer {
     uint64_t from = 0, to = 0;  // the sequences the ring skipped (or a store hole)
     uint64_t lost = 0;          // of them, lost for good (0: the store has them all)
     bool from_store = false;    // the store's records of [from, to) come next
-    // Of them, deleted ([from, from + deleted): below the deletion watermark, or by
-    // retention while the group read the store): skipped, and not counted in `lost`.
+    // Of them, deleted and not a loss ([from, from + deleted)): skipped, not counted in
+    // `lost`.  That is what lies below the deletion watermark (`delete --before`), and for
+    // a start below the ring (kBeforeOldest) all that retention deleted too; records that
+    // retention deleted before an evicted group read them are lost to it (in `lost`).
     uint64_t deleted = 0;
   };
 
@@ -49,7 +51,9 @@ class GroupConsumer {
   ReadStatus poll(Record* rec, std::chrono::nanoseconds timeout);
   const Loss& loss() const noexcept;
   // Records lost for good: the ring's lost() less what the store supplied and what was
-  // deleted (the sum of loss().lost over the reports, and of laps for a tailing reader).
+  // deleted without a loss (loss().deleted).  Sequences the ring knows as gaps (claims
+  // aborted or abandoned) are not records: the ring does not count them, though the
+  // store's lost ranges for them are reported (loss().lost) when read from the store.
   uint64_t lost() const noexcept;
   // For a reader that hands the loss just reported (kEvicted / kBeforeOldest) to its
   // caller later (the Python bindings, after a batch's records): until loss_told(), a
