@@ -207,6 +207,32 @@ std::optional<RecordPrinter> make_printer(const TailArgs& a) {
   return RecordPrinter(parse_format(a.format), delim, a.encoding);
 }
 
+// Where `tail -f --group` reads a stream created again under its name (the group is new
+// there), having read the one removed up to `was`:
+// - created again over its store, it continues the sequence: from `was` (what the reader
+//   had not read yet is in the store; the store's first record would print again what
+//   was printed).  Told by record was-1: in the new stream's store, stamped before the
+//   new stream was created.
+// - else a new sequence: a persisted one from its earliest record (the store's or the
+//   ring's, whichever is older); one that is not persisted from 0 (it starts there), so
+//   that a ring lapped before the reader came back says what it lost.
+StartFrom new_stream_start(const std::string& ns, const TailArgs& a, uint64_t was,
+                           const StreamInfo& info) {
+  if (!info.persist) return StartFrom::seq(0);
+  if (was == 0 || info.next_seq < was) return StartFrom::earliest();
+  persist::ReplayOptions ro;
+  ro.start = StartFrom::seq(was - 1);
+  ro.data_dir = a.data_dir;
+  ro.read_only = true;
+  auto rc = persist::ReplayConsumer::open(ns, a.stream, ro);
+  if (!rc) return StartFrom::earliest();
+  Record rec;
+  if (rc->poll(&rec, 200ms) != persist::ReplayStatus::kOk || rec.seq != was - 1 ||
+      rec.ts_ns >= info.created_ns)
+    return StartFrom::earliest();
+  return StartFrom::seq(was);
+}
+
 // tail of a persisted stream without --group (open_tail chose the store, then the
 // ring): lapped readers fall back to the store instead of losing records.
 int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsumer consumer,
@@ -370,16 +396,16 @@ int cmd_tail(const TailArgs& a) {
         laps = LapNotes();
         const uint64_t was = gc->ring().next_seq();
         gc.reset();  // detach from the old one
-        // The new stream is read from its start in the ring (a group is new there), or from
-        // where this reader was if that is older: a stream created again over its store
-        // continues the sequence, and what the reader had not read yet is in the store.
-        // (Not the store's earliest: that would read again what was printed.)
         ConsumerOptions fresh = o;
         fresh.reset = false;
         fresh.read_only = false;
         while (!stop_requested()) {
           auto info = stream_info(ns, a.stream);
-          fresh.start = info ? StartFrom::seq(std::min(was, info->oldest_seq)) : StartFrom::earliest();
+          if (!info && info.error().code == Errc::kNotFound) {
+            std::this_thread::sleep_for(100ms);  // stop signals are seen within 100 ms
+            continue;
+          }
+          fresh.start = info ? new_stream_start(ns, a, was, info.value()) : StartFrom::earliest();
           auto n = open(fresh);
           if (n) {
             gc.emplace(std::move(n.value()));

@@ -1,5 +1,7 @@
 // test_cli_persist.cc: the `shmbus` command on persisted streams: stat of a store,
 // rm --data, tail reading the store then the ring, fsck of a live store.
+#include <signal.h>
+
 #include "cli_test_util.h"
 
 namespace shmbus::test {
@@ -116,6 +118,34 @@ TEST_F(Cli, TailFollowOfAPersistedStreamNoticesRemovalAndRecreation) {
   EXPECT_EQ(r.exit_code, 130) << r.err;
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
   }
+}
+
+// A review of the above (2026-12-04): `tail -f --group` began the new stream at where it
+// was in the old one, also when the stream was created again with --fresh (numbering from
+// 0): stopped meanwhile (SIGSTOP) while 3000 records lapped the 64K ring, it printed from
+// new100 on, said "nothing lost", and skipped new0..new99.  A new sequence is read from
+// its earliest record (here the store's), a continued one from where the reader was.
+TEST_F(Cli, TailFollowGroupOfAStreamCreatedAgainFreshReadsItFromItsStart) {
+  const std::filesystem::path dir = scratch_.path();
+  create("s");
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "old\n", 1));
+  Background bg(with_ns({"tail", "s", "-f", "--group", "g", "--data-dir", dir.string()}));
+  ASSERT_NO_FATAL_FAILURE(remove_while_following(bg));
+  ASSERT_EQ(::kill(bg.pid(), SIGSTOP), 0);
+  expect_ok(cli({"create", "s", "--capacity", "64K", "--fresh", "--data-dir", dir.string()}));
+  std::string lines, want = "old\n";
+  for (int i = 0; i < 3000; ++i) lines += "new" + std::to_string(i) + "\n";
+  want += lines;
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, lines, 3000));
+  ASSERT_GT(stream_info(ns_, "s")->oldest_seq, 100u);  // lapped while the reader was stopped
+  ASSERT_EQ(::kill(bg.pid(), SIGCONT), 0);
+  EXPECT_TRUE(bg.wait_for([&](const std::string& out, const std::string&) { return out.size() >= want.size(); }))
+      << bg.err();
+  EXPECT_EQ(bg.out(), want) << bg.err();
+  EXPECT_EQ(bg.err().find("records lost"), std::string::npos) << bg.err();
+  CliResult r = bg.stop(SIGINT);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
 }
 
 // ---- issue 13 point 13: fsck of a store a persister is writing --------------------------
