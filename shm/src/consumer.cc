@@ -402,6 +402,12 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
   const bool durable = !opts.group.empty();
   if (durable) {
     if (auto r = validate_name("consumer group", opts.group); !r) return r.error();
+    // The persister's group: another reader that took it would commit its position, and
+    // the records it read would never be stored (a walkthrough: `tail --group _persister`).
+    if (opts.group == "_persister" && !opts.persister)
+      return make_error(Errc::kInvalidArgument,
+                        "consumer group name '_persister' is reserved for the stream's persister "
+                        "(shmbus persist): choose another name");
     if (opts.read_only)
       return make_error(Errc::kInvalidArgument,
                         "a durable consumer (--group) needs write access to the stream; "

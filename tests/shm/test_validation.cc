@@ -243,6 +243,23 @@ TEST(Validate, ReadOnlyTailingConsumer) {
   EXPECT_FALSE(Consumer::open(ns.ns(), "s", o));
 }
 
+// A walkthrough (2026-12-04): `tail --group _persister` (and Python's group="_persister")
+// took the persister's group, committed its position, and the records it read were never
+// stored.  The name is the persister's alone.
+TEST(Validate, ThePersistersGroupNameIsReserved) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", StreamOptions{}));
+  ConsumerOptions o;
+  o.group = "_persister";
+  auto c = Consumer::open(ns.ns(), "s", o);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(c.error().message.find("reserved for the stream's persister"), std::string::npos)
+      << c.error().message;
+  o.persister = true;
+  EXPECT_TRUE(Consumer::open(ns.ns(), "s", o));
+}
+
 }  // namespace
 }  // namespace shmbus
 
