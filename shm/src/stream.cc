@@ -93,6 +93,19 @@ Result<void> remove_stream(std::string_view ns, std::string_view name, bool forc
     if (!live.empty())
       return make_error(Errc::kBusy, "stream '" + std::string(name) + "' is in use by" + live +
                                          "; use --force to remove it anyway");
+    // A persisted stream whose stopped persister has not stored every record: the ring
+    // holds the only copy, and a stream created again over the store would give their
+    // sequence numbers to new records (a walkthrough: rm, create, and a bridge skipped
+    // the new records as sent).
+    if (info->persist && info->durable_seq < info->next_seq) {
+      const std::string where = std::string(name) + (ns == "default" ? "" : " --namespace " + std::string(ns));
+      return make_error(Errc::kBusy, "stream '" + std::string(name) + "' holds " +
+                                         std::to_string(info->next_seq - info->durable_seq) +
+                                         " records its persister has not stored yet (from sequence " +
+                                         std::to_string(info->durable_seq) + "): start it (shmbus persist " +
+                                         where + ") and remove the stream once they are stored, or " +
+                                         "use --force to remove it anyway (they are lost)");
+    }
   }
   if (shm_unlink(("/" + obj).c_str()) != 0) {
     const int err = errno;

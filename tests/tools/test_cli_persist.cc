@@ -148,6 +148,27 @@ TEST_F(Cli, TailFollowGroupOfAStreamCreatedAgainFreshReadsItFromItsStart) {
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
 }
 
+// A walkthrough (2026-12-04): `rm` without --force removed a persisted stream whose
+// stopped persister had not stored its last records: they were gone, and `create` over
+// the store gave their sequence numbers to new records.  It refuses now, saying how many
+// are not stored; once they are, or with --force, it removes the stream.
+TEST_F(Cli, RmRefusesAPersistedStreamWithRecordsNotStoredYet) {
+  const std::filesystem::path dir = scratch_.path();
+  create("s");
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "a\n", 1));
+  expect_ok(cli({"pub", "s"}, "b\nc\n"));
+  CliResult r = cli({"rm", "s"});
+  expect_failure(r, "stream 's' holds 2 records its persister has not stored yet (from sequence 1)");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  ASSERT_TRUE(stream_info(ns_, "s"));
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "", 3));
+  expect_ok(cli({"rm", "s"}));
+  expect_ok(cli({"create", "s", "--capacity", "64K", "--data-dir", dir.string()}));
+  expect_ok(cli({"pub", "s"}, "d\n"));
+  expect_failure(cli({"rm", "s"}), "holds 1 records");
+  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+}
+
 // ---- issue 13 point 13: fsck of a store a persister is writing --------------------------
 
 TEST_F(Cli, FsckOfALiveStoreSaysLiveAndCountsWhatIsWritten) {
