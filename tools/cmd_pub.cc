@@ -70,17 +70,6 @@ void fill_synthetic(std::string* buf, uint64_t i) {
     std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
 }
 
-// Whether a persister is registered for the stream: its group (running, or stopped and
-// holding producers until one returns) or the store named in the header.  A persister
-// starting takes its group only once it has opened its store.  Cannot tell: true.
-bool persister_registered(std::string_view ns, std::string_view stream) {
-  auto info = stream_info(ns, stream);
-  if (!info) return true;
-  if (info->persist) return true;
-  return std::any_of(info->consumers.begin(), info->consumers.end(),
-                     [](const ConsumerInfo& c) { return c.name == persist::kPersisterGroup; });
-}
-
 // How long --sync waits for a persister to register before it gives up on a stream that
 // has none (instead of the whole --sync-timeout): room for one started at the same time.
 constexpr auto kPersisterGrace = std::chrono::seconds(1);
@@ -90,7 +79,7 @@ int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view n
   if (!t) return kExitUsage;
   // Without a persister the wait could only time out: say so at once.
   const auto grace_end = std::chrono::steady_clock::now() + std::min<std::chrono::nanoseconds>(*t, kPersisterGrace);
-  while (!persister_registered(ns, a.stream)) {
+  while (!persist::persister_registered(ns, a.stream)) {
     if (std::chrono::steady_clock::now() >= grace_end) {
       const std::string where = a.stream + (ns == "default" ? "" : " --namespace " + std::string(ns));
       return fail("record " + std::to_string(seq) + " was published, but no persister is attached to "

@@ -54,6 +54,7 @@ struct In {
   // still published the rest of its batch (duplicates on another host).
   bool waiting_for_room = false;
   bool ever_paused = false;
+  const StopFn* stop_fn = nullptr;  // run_bridge_in's: a wait for durability ends at a stop
 
   // Commits the offsets of everything published (after it is durable when `sync`).
   // false when that could not be done (the offsets stay pending).
@@ -66,7 +67,16 @@ struct In {
       if (auto i = stream_info(o.ns, o.stream); i && i->next_seq > 0) wait_seq = i->next_seq - 1;
     }
     if (sync && wait_seq) {
-      const PubStatus st = producer.wait_durable(*wait_seq, o.sync_timeout);
+      // In steps of 100 ms, so that a stop (SIGTERM) is seen: it ends the wait, and the
+      // offsets stay uncommitted (the messages are read again: at least once).
+      const auto deadline = std::chrono::steady_clock::now() + o.sync_timeout;
+      PubStatus st = PubStatus::kTimeout;
+      for (;;) {
+        const auto left = deadline - std::chrono::steady_clock::now();
+        st = producer.wait_durable(*wait_seq, std::max<std::chrono::nanoseconds>(
+                                                  0ns, std::min<std::chrono::nanoseconds>(left, 100ms)));
+        if (st != PubStatus::kTimeout || left <= 100ms || (stop_fn && (*stop_fn)())) break;
+      }
       if (st != PubStatus::kOk) {
         ++counters.errors;
         counters.last_error = "record " + std::to_string(*wait_seq) +
@@ -194,6 +204,7 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
   auto info = stream_info(o.ns, o.stream);
   if (!info) return info.error();
   In in(o, group, std::move(producer.value()));
+  in.stop_fn = &stop;
   in.sync = o.sync || (info->persist && info->persist->sync);
   if (in.sync) {
     // A wait for durability does not poll the consumer (commit() also runs inside the
@@ -209,6 +220,19 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
                             " ms must be shorter than max.poll.interval.ms (" + std::to_string(max_poll_ms) +
                             " ms): Kafka is not polled while the bridge waits for durability, and it "
                             "takes a consumer that did not poll for that long out of its group");
+    // Without a persister every wait would time out and no offset would ever be
+    // committed (a walkthrough: it ran on, warning every 30 s).  One starting meanwhile
+    // registers within about a second.
+    const auto grace_end = std::chrono::steady_clock::now() + 1s;
+    while (!persist::persister_registered(o.ns, o.stream)) {
+      if (std::chrono::steady_clock::now() >= grace_end || stop())
+        return make_error(Errc::kInvalidArgument,
+                          "--sync: no persister is attached to stream '" + o.stream +
+                              "', so no record would become durable and no offset would be "
+                              "committed (start one: shmbus persist " + o.stream +
+                              (o.ns == "default" ? "" : " --namespace " + o.ns) + ")");
+      std::this_thread::sleep_for(20ms);
+    }
   }
 
   auto conf = detail::make_conf(o.brokers,

@@ -267,4 +267,13 @@ PersisterStats Persister::stats() const {
   return impl_->stats_;
 }
 
+bool persister_registered(std::string_view ns, std::string_view stream) {
+  auto info = stream_info(ns, stream);
+  if (!info) return true;
+  if (info->persist) return true;
+  for (const auto& c : info->consumers)
+    if (c.name == kPersisterGroup) return true;
+  return false;
+}
+
 }  // namespace shmbus::persist

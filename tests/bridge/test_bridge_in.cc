@@ -280,14 +280,44 @@ TEST_F(Bridge, InWithSyncCommitsOnlyDurableRecords) {
   create("s");
   topic("t");
   produce(brokers_, "t", {"one", "two", "three"});
-  // No persister: the records are published but never durable, so nothing is committed
-  // and the run fails at the end.
+  // No persister at all: refused at once (a walkthrough: it ran on, every wait timing
+  // out, and nothing was ever committed), nothing published.
+  const auto t0 = std::chrono::steady_clock::now();
+  CliResult r0 = run({"bridge", "in", "t", "--brokers", brokers_, "--stream", "s", "--sync", "--exit-at-end",
+                      "--namespace", ns_.ns()}, 60s);
+  EXPECT_NE(r0.exit_code, 0);
+  EXPECT_NE(r0.err.find("no persister is attached to stream 's'"), std::string::npos) << r0.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);
+  EXPECT_EQ(stream_info(ns_.ns(), "s")->next_seq, 0u);
+  // A persister that stopped (the stream stays persisted, its group holds producers): the
+  // records are published but never durable, so nothing is committed and the run fails
+  // at the end.
+  persist::PersisterOptions po;
+  po.data_dir = dir.path();
+  {
+    auto pers = persist::Persister::start(ns_.ns(), "s", po);
+    ASSERT_TRUE(pers) << pers.error().message;
+    ASSERT_TRUE(pers.value()->stop());
+  }
   CliResult r = run({"bridge", "in", "t", "--brokers", brokers_, "--stream", "s", "--sync", "--sync-timeout",
                      "500ms", "--exit-at-end", "--namespace", ns_.ns()}, 60s);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("shmbus: "), std::string::npos) << r.err;
-  persist::PersisterOptions po;
-  po.data_dir = dir.path();
+  EXPECT_EQ(stream_info(ns_.ns(), "s")->next_seq, 3u);
+  // SIGTERM while it waits for durability stops it at once (it waited the whole
+  // --sync-timeout, which may be minutes, without a look at the signal): nothing
+  // committed, the messages come again below.
+  {
+    Background b({"bridge", "in", "t", "--brokers", brokers_, "--stream", "s", "--sync", "--sync-timeout",
+                  "120s", "--commit-interval", "100ms", "--namespace", ns_.ns()});
+    // Joined (a few seconds with the mock cluster), met the 3 messages it published
+    // before (its state file), and waits for them to be durable before it commits.
+    std::this_thread::sleep_for(8s);
+    const auto stop_at = std::chrono::steady_clock::now();
+    CliResult rs = b.stop(SIGTERM, 60s);
+    EXPECT_LT(std::chrono::steady_clock::now() - stop_at, 10s) << rs.err;
+    EXPECT_EQ(rs.exit_code, 0) << rs.err;
+  }
   {
     auto pers = persist::Persister::start(ns_.ns(), "s", po);
     ASSERT_TRUE(pers) << pers.error().message;

@@ -91,4 +91,11 @@ class Persister {
   std::unique_ptr<Impl> impl_;
 };
 
+// Whether a persister is registered for NS/STREAM: its group (running, or stopped and
+// holding producers until one returns) or the store named in the stream's header.  A
+// persister starting takes its group only once it has opened its store (allow ~1 s).
+// Cannot tell (no stream): true.  For a wait for durability that could only time out
+// otherwise (`pub --sync`, `bridge in --sync`).
+bool persister_registered(std::string_view ns, std::string_view stream);
+
 }  // namespace shmbus::persist
