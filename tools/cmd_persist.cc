@@ -199,6 +199,9 @@ int cmd_fsck(const FsckArgs& a) {
     if (!r) return rc;
     rep = std::move(*r);
   }
+  if (rep.streams == 0)  // e.g. a namespace's folder, or not a data dir at all
+    return fail("no store under " + a.dir + ": nothing checked (a data dir holds NAMESPACE/STREAM/ "
+                "folders of segment files; one store folder is checked on its own)");
   std::printf("checked %llu stream(s), %llu segment(s), %llu records, %llu bytes\n",
               static_cast<unsigned long long>(rep.streams), static_cast<unsigned long long>(rep.segments),
               static_cast<unsigned long long>(rep.records), static_cast<unsigned long long>(rep.bytes));

@@ -2,6 +2,8 @@
 // rm --data, tail reading the store then the ring, fsck of a live store.
 #include <signal.h>
 
+#include <fstream>
+
 #include "cli_test_util.h"
 
 namespace shmbus::test {
@@ -167,6 +169,35 @@ TEST_F(Cli, RmRefusesAPersistedStreamWithRecordsNotStoredYet) {
   expect_ok(cli({"pub", "s"}, "d\n"));
   expect_failure(cli({"rm", "s"}), "holds 1 records");
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+}
+
+// A walkthrough (2026-12-04): `fsck /etc` said "checked 57 stream(s) ... clean", and fsck
+// of a namespace's folder (one level too deep) "checked 0 stream(s) ... clean": a folder
+// that holds no store file is no store (and --repair writes nothing into it), and a run
+// that found no store says so and fails.
+TEST_F(Cli, FsckOfAFolderWithoutStoresSaysSoAndWritesNothing) {
+  const std::filesystem::path dir = scratch_.path();
+  std::filesystem::create_directories(dir / "etc" / "app" / "conf.d");
+  { std::ofstream(dir / "etc" / "app" / "conf.d" / "x.conf") << "x=1\n"; }
+  for (const bool repair : {false, true}) {
+    std::vector<std::string> args = {"fsck", (dir / "etc").string()};
+    if (repair) args.push_back("--repair");
+    CliResult r = run_cli(args);
+    expect_failure(r, "no store under " + (dir / "etc").string() + ": nothing checked");
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+  }
+  size_t files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "etc"))
+    files += e.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(files, 1u) << "fsck --repair wrote into a folder that is no store";
+  create("s");
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir / "data", "a\n", 1));
+  CliResult ns_dir = run_cli({"fsck", (dir / "data" / ns_).string()});  // one level too deep
+  expect_failure(ns_dir, "no store under");
+  CliResult ok = run_cli({"fsck", (dir / "data").string()});
+  expect_ok(ok);
+  EXPECT_NE(ok.out.find("checked 1 stream(s), 1 segment(s), 1 records"), std::string::npos) << ok.out;
+  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", (dir / "data").string()}));
 }
 
 // ---- issue 13 point 13: fsck of a store a persister is writing --------------------------
