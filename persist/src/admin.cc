@@ -17,6 +17,7 @@
 #include "format.h"
 #include "settings.h"
 #include "fs.h"
+#include "shmbus/persister.h"
 #include "shmbus/shmbus.h"
 #include "shmbus/detail/stream_control.h"
 #include "shmbus/store_admin.h"
@@ -285,6 +286,18 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
     ps.store_dir = out.store_dir;
     ps.secure_delete = ps.secure_delete || admin.secure;
     if (auto r = ctl->set_persist(ps); !r) return r.error();
+    // The persister's group, registered at the first new record as a stopped persister
+    // leaves it: producers are held (or, letting them go, the lost range is recorded)
+    // until a persister attaches, which continues from there.  Without it, records that
+    // left the ring before a persister started were never stored and nobody was told
+    // (a walkthrough: stat said "holds producers" while nothing did).
+    ConsumerOptions co;
+    co.group = kPersisterGroup;
+    co.persister = true;
+    co.start = StartFrom::seq(out.first_seq);
+    auto c = Consumer::open(ns, stream, co);
+    if (!c) return c.error();
+    c->close();
   }
   return out;
 }

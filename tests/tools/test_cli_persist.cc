@@ -200,6 +200,34 @@ TEST_F(Cli, FsckOfAFolderWithoutStoresSaysSoAndWritesNothing) {
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", (dir / "data").string()}));
 }
 
+// A walkthrough (2026-12-04): a stream created again over its store with no persister
+// running said "holds producers" in stat, but nothing did: records that left the ring
+// before a persister started were never stored, unsaid.  create registers the persister's
+// group at the first new record, as a stopped persister leaves it: producers wait, and
+// the persister started later stores every record.
+TEST_F(Cli, CreateOverAStoreHoldsProducersUntilAPersisterComes) {
+  const std::filesystem::path dir = scratch_.path();
+  create("s", "4K");
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "a\n", 1));
+  expect_ok(cli({"rm", "s"}));
+  expect_ok(cli({"create", "s", "--capacity", "4K", "--data-dir", dir.string()}));
+  std::string lines;
+  for (int i = 1; i < 300; ++i) lines += "r" + std::to_string(i) + "\n";  // ~5 rings of 4K
+  CliResult full = cli({"pub", "s", "--full-timeout", "300ms"}, lines);
+  expect_failure(full, "the persister (consumer group '_persister')");
+  const uint64_t next = stream_info(ns_, "s")->next_seq;
+  ASSERT_GT(next, 1u);
+  ASSERT_LT(next, 300u);
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "", next));
+  CliResult all = cli({"tail", "s", "--from", "earliest", "--data-dir", dir.string()});
+  expect_ok(all);
+  EXPECT_EQ(all.err, "");
+  std::string want = "a\n";
+  for (uint64_t i = 1; i < next; ++i) want += "r" + std::to_string(i) + "\n";
+  EXPECT_EQ(all.out, want);
+  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+}
+
 // ---- issue 13 point 13: fsck of a store a persister is writing --------------------------
 
 TEST_F(Cli, FsckOfALiveStoreSaysLiveAndCountsWhatIsWritten) {
