@@ -278,7 +278,9 @@ Result<ReplayConsumer> ReplayConsumer::open(std::string_view ns, std::string_vie
     // record and skipped the ring's older ones unsaid).  An empty store: as before, the
     // ring with the start left open (go_live()).
     auto info = stream_info(ns, stream);
-    auto s = detail::store_start_seq(c.store_root, ns, stream, opts.start);
+    // (kCommitted, a tailing reader's default, is earliest.)
+    const StartFrom where = opts.start.kind == StartFrom::Kind::kTime ? opts.start : StartFrom::earliest();
+    auto s = detail::store_start_seq(c.store_root, ns, stream, where);
     if (info && s && *s >= info->oldest_seq) want_history = false;
   }
   bool from_store = false;

@@ -722,9 +722,9 @@ TEST(Replay, EarliestIsTheOlderOfTheStoresFirstAndTheRingsOldestRecord) {
   ASSERT_TRUE(eventually([&] { return stream_info(ps.ns.ns(), "s")->oldest_persisted_seq > 0; }))
       << "retention deleted nothing";
   ASSERT_EQ(ps.ring_oldest(), 0u);
-  {
-    SCOPED_TRACE("a replay");
-    auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(StartFrom::earliest()));
+  for (const StartFrom start : {StartFrom::earliest(), StartFrom{}}) {
+    SCOPED_TRACE(start.kind == StartFrom::Kind::kEarliest ? "a replay from earliest" : "a replay, default start");
+    auto rc = ReplayConsumer::open(ps.ns.ns(), "s", from(start));
     ASSERT_TRUE(rc) << rc.error().message;
     Seen s;
     read_until(rc.value(), 3000, &s);
