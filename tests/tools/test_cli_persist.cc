@@ -100,25 +100,23 @@ TEST_F(Cli, EvictedGroupOnAPersistedStreamReadsTheStore) {
 // record, which it printed already).
 TEST_F(Cli, TailFollowOfAPersistedStreamNoticesRemovalAndRecreation) {
   for (const bool group : {false, true}) {
-  SCOPED_TRACE(group ? "--group g" : "no group");
-  const std::filesystem::path dir = scratch_.path();
-  create("s", "1M");
-  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "old\n", 1));
-  std::vector<std::string> args = {"tail", "s", "-f", "--data-dir", dir.string()};
-  if (group) args.insert(args.end(), {"--group", "g"});
-  Background bg(with_ns(args));
-  ASSERT_NO_FATAL_FAILURE(remove_while_following(bg));
-  expect_ok(cli({"create", "s", "--capacity", "1M", "--data-dir", dir.string()}));
-  expect_ok(cli({"pub", "s"}, "new1\n"));
-  ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\nnew1\n"; }))
-      << bg.out() << bg.err();
-  EXPECT_NE(bg.err().find(kCreatedAgainNote),
-            std::string::npos)
-      << bg.err();
-  CliResult r = bg.stop(SIGINT);
-  EXPECT_FALSE(r.timed_out);
-  EXPECT_EQ(r.exit_code, 130) << r.err;
-  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+    SCOPED_TRACE(group ? "--group g" : "no group");
+    const std::filesystem::path dir = scratch_.path();
+    create("s", "1M");
+    ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "old\n", 1));
+    std::vector<std::string> args = {"tail", "s", "-f", "--data-dir", dir.string()};
+    if (group) args.insert(args.end(), {"--group", "g"});
+    Background bg(with_ns(args));
+    ASSERT_NO_FATAL_FAILURE(remove_while_following(bg));
+    expect_ok(cli({"create", "s", "--capacity", "1M", "--data-dir", dir.string()}));
+    expect_ok(cli({"pub", "s"}, "new1\n"));
+    ASSERT_TRUE(bg.wait_for([](const std::string& out, const std::string&) { return out == "old\nnew1\n"; }))
+        << bg.out() << bg.err();
+    EXPECT_NE(bg.err().find(kCreatedAgainNote), std::string::npos) << bg.err();
+    CliResult r = bg.stop(SIGINT);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 130) << r.err;
+    expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
   }
 }
 
