@@ -19,6 +19,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -246,6 +247,10 @@ inline std::string payload_for(uint64_t i, size_t size) {
   while (s.size() < size) s += static_cast<char>('a' + (i + s.size()) % 26);
   s.resize(std::max(size, s.size()));
   return s;
+}
+// The i of a payload_for(i, size).
+inline uint64_t payload_index(std::string_view v) {
+  return std::stoull(std::string(v.substr(1, v.find(':') - 1)));
 }
 
 class Bridge : public ::testing::Test {

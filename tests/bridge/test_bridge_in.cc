@@ -65,7 +65,7 @@ void in_many(const std::string& ns, const std::string& brokers, uint64_t n, int 
   for (uint64_t k = 0; k < n; ++k) {
     ASSERT_EQ(c->poll(&rec, 10s), ReadStatus::kOk) << k;
     const std::string v = as_string(rec.data);
-    const uint64_t i = std::stoull(v.substr(1, v.find(':') - 1));
+    const uint64_t i = payload_index(v);
     ASSERT_LT(i, n);
     ASSERT_EQ(v, payload_for(i, 64));
     ASSERT_FALSE(seen[i]) << "message " << i << " twice";
@@ -220,7 +220,7 @@ void in_group_rebalances(const std::string& ns, const std::string& brokers) {
     const ReadStatus st = c->poll(&rec, wait);
     if (st != ReadStatus::kOk) return false;
     const std::string v = as_string(rec.data);
-    const uint64_t i = std::stoull(v.substr(1, v.find(':') - 1));
+    const uint64_t i = payload_index(v);
     EXPECT_LT(i, kMax);
     if (i >= kMax) return true;
     EXPECT_EQ(v, payload_for(i, 64));
@@ -383,7 +383,7 @@ void expect_each_once(const std::string& ns, uint64_t n) {
   uint64_t got = 0;
   while (c->poll(&rec, 0ns) == ReadStatus::kOk) {
     const std::string v = as_string(rec.data);
-    const uint64_t i = std::stoull(v.substr(1, v.find(':') - 1));
+    const uint64_t i = payload_index(v);
     ASSERT_LT(i, n);
     ASSERT_EQ(v, payload_for(i, 32));
     ++seen[i];
@@ -401,8 +401,7 @@ void expect_each_once_in_order(Consumer& c, uint64_t n) {
   int64_t last[2] = {-1, -1};
   for (uint64_t k = 0; k < n; ++k) {
     ASSERT_EQ(c.poll(&rec, 60s), ReadStatus::kOk) << "after " << k << " records";
-    const std::string v = as_string(rec.data);
-    const uint64_t i = std::stoull(v.substr(1, v.find(':') - 1));
+    const uint64_t i = payload_index(as_string(rec.data));
     ASSERT_LT(i, n);
     ASSERT_EQ(++seen[i], 1) << "message " << i << " twice";
     ASSERT_GT(static_cast<int64_t>(i), last[i % 2]) << "out of order within its partition";
@@ -502,8 +501,7 @@ TEST_F(Bridge, InKilledAfterACommitDuringAWaitSkipsWhatItPublishedSince) {
   std::vector<int> seen(n, 0);
   const auto take = [&](std::chrono::nanoseconds wait) {
     if (slow->poll(&rec, wait) != ReadStatus::kOk) return false;
-    const std::string v = as_string(rec.data);
-    const uint64_t i = std::stoull(v.substr(1, v.find(':') - 1));
+    const uint64_t i = payload_index(as_string(rec.data));
     if (i < n) ++seen[i];
     return true;
   };
