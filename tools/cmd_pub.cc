@@ -70,23 +70,17 @@ void fill_synthetic(std::string* buf, uint64_t i) {
     std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
 }
 
-// How long --sync waits for a persister to register before it gives up on a stream that
-// has none (instead of the whole --sync-timeout): room for one started at the same time.
-constexpr auto kPersisterGrace = std::chrono::seconds(1);
-
 int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view ns) {
   auto t = duration_flag("--sync-timeout", a.sync_timeout);
   if (!t) return kExitUsage;
-  // Without a persister the wait could only time out: say so at once.
-  const auto grace_end = std::chrono::steady_clock::now() + std::min<std::chrono::nanoseconds>(*t, kPersisterGrace);
-  while (!persist::persister_registered(ns, a.stream)) {
-    if (std::chrono::steady_clock::now() >= grace_end) {
-      const std::string where = a.stream + (ns == "default" ? "" : " --namespace " + std::string(ns));
-      return fail("record " + std::to_string(seq) + " was published, but no persister is attached to "
-                  "stream '" + a.stream + "', so --sync cannot wait for it to be durable (start one: "
-                  "shmbus persist " + where + ")");
-    }
-    std::this_thread::sleep_for(20ms);
+  // Without a persister the wait could only time out: say so at once (after room for
+  // one started at the same time, within --sync-timeout).
+  if (!persist::persister_registered(
+          ns, a.stream, std::min<std::chrono::nanoseconds>(*t, persist::kPersisterRegisterGrace))) {
+    const std::string where = a.stream + (ns == "default" ? "" : " --namespace " + std::string(ns));
+    return fail("record " + std::to_string(seq) + " was published, but no persister is attached to "
+                "stream '" + a.stream + "', so --sync cannot wait for it to be durable (start one: "
+                "shmbus persist " + where + ")");
   }
   PubStatus st = p.wait_durable(seq, *t);
   if (st == PubStatus::kOk) return kExitOk;

@@ -222,17 +222,13 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
                             "takes a consumer that did not poll for that long out of its group");
     // Without a persister every wait would time out and no offset would ever be
     // committed (a walkthrough: it ran on, warning every 30 s).  One starting meanwhile
-    // registers within about a second.
-    const auto grace_end = std::chrono::steady_clock::now() + 1s;
-    while (!persist::persister_registered(o.ns, o.stream)) {
-      if (std::chrono::steady_clock::now() >= grace_end || stop())
-        return make_error(Errc::kInvalidArgument,
-                          "--sync: no persister is attached to stream '" + o.stream +
-                              "', so no record would become durable and no offset would be "
-                              "committed (start one: shmbus persist " + o.stream +
-                              (o.ns == "default" ? "" : " --namespace " + o.ns) + ")");
-      std::this_thread::sleep_for(20ms);
-    }
+    // registers within the grace.
+    if (!persist::persister_registered(o.ns, o.stream, persist::kPersisterRegisterGrace, stop))
+      return make_error(Errc::kInvalidArgument,
+                        "--sync: no persister is attached to stream '" + o.stream +
+                            "', so no record would become durable and no offset would be "
+                            "committed (start one: shmbus persist " + o.stream +
+                            (o.ns == "default" ? "" : " --namespace " + o.ns) + ")");
   }
 
   auto conf = detail::make_conf(o.brokers,

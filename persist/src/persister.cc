@@ -19,6 +19,7 @@
 #include <chrono>
 #include <future>
 #include <mutex>
+#include <thread>
 
 namespace shmbus::persist {
 
@@ -267,13 +268,17 @@ PersisterStats Persister::stats() const {
   return impl_->stats_;
 }
 
-bool persister_registered(std::string_view ns, std::string_view stream) {
-  auto info = stream_info(ns, stream);
-  if (!info) return true;
-  if (info->persist) return true;
-  for (const auto& c : info->consumers)
-    if (c.name == kPersisterGroup) return true;
-  return false;
+bool persister_registered(std::string_view ns, std::string_view stream,
+                          std::chrono::nanoseconds within, const std::function<bool()>& stop) {
+  const auto until = std::chrono::steady_clock::now() + within;
+  for (;;) {
+    auto info = stream_info(ns, stream);
+    if (!info || info->persist) return true;
+    for (const auto& c : info->consumers)
+      if (c.name == kPersisterGroup) return true;
+    if (std::chrono::steady_clock::now() >= until || (stop && stop())) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 }  // namespace shmbus::persist

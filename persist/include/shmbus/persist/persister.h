@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -91,11 +92,16 @@ class Persister {
   std::unique_ptr<Impl> impl_;
 };
 
+// How long a persister starting takes, at most, to register (it takes its group only
+// once it has opened its store).
+inline constexpr std::chrono::seconds kPersisterRegisterGrace{1};
 // Whether a persister is registered for NS/STREAM: its group (running, or stopped and
-// holding producers until one returns) or the store named in the stream's header.  A
-// persister starting takes its group only once it has opened its store (allow ~1 s).
-// Cannot tell (no stream): true.  For a wait for durability that could only time out
-// otherwise (`pub --sync`, `bridge in --sync`).
-bool persister_registered(std::string_view ns, std::string_view stream);
+// holding producers until one returns) or the store named in the stream's header;
+// waiting up to `within` (in steps of 20 ms) for one starting meanwhile, unless `stop`
+// says so.  Cannot tell (no stream): true.  For a wait for durability that could only
+// time out otherwise (`pub --sync`, `bridge in --sync`).
+bool persister_registered(std::string_view ns, std::string_view stream,
+                          std::chrono::nanoseconds within = std::chrono::nanoseconds(0),
+                          const std::function<bool()>& stop = {});
 
 }  // namespace shmbus::persist
