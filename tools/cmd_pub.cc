@@ -1,5 +1,6 @@
 // cmd_pub.cc: pub: records in from stdin (lines, -D / -0 delimited, --file, or
 // synthetic --count records) into a stream.
+#include <sys/stat.h>
 #include <stdio_ext.h>
 #include <unistd.h>
 
@@ -226,8 +227,36 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, std::
 }
 
 // pub --file F...: one record per file; "-" is all of stdin.
+// Every file is checked before the first is published: one that cannot be opened, or a
+// regular file larger than a record may be, fails the command with nothing published (a
+// walkthrough: `--file A --file /missing` published A, then failed).
+int check_files(const Producer& p, const PubArgs& a, std::string_view ns,
+                std::chrono::nanoseconds full_timeout) {
+  int stdin_uses = 0;
+  for (const auto& f : a.files) {
+    if (f == "-") {
+      if (++stdin_uses > 1)
+        return fail("--file -: standard input can be given once (it is read to its end)",
+                    kExitUsage);
+      continue;
+    }
+    FILE* in = std::fopen(f.c_str(), "rb");
+    if (!in) return fail("--file " + f + ": " + std::strerror(errno) + " (nothing published)");
+    struct stat st;
+    const bool too_large = ::fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode) &&
+                           static_cast<uint64_t>(st.st_size) > p.max_record();
+    std::fclose(in);
+    if (too_large)
+      return fail(publish_error(PubStatus::kTooLarge, static_cast<uint64_t>(st.st_size), p, a, ns,
+                                full_timeout) +
+                  " (--file " + f + "; nothing published)");
+  }
+  return kExitOk;
+}
+
 int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
               std::chrono::nanoseconds full_timeout) {
+  if (int rc = check_files(p, a, ns, full_timeout); rc != kExitOk) return rc;
   uint64_t n = 0;
   for (const auto& f : a.files) {
     std::string data;

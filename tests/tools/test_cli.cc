@@ -105,6 +105,27 @@ TEST_F(Cli, PubTooLargeRecordFails) {
   expect_failure(cli({"pub", "s", "--count", "1", "--size", "5000"}), "larger than");
 }
 
+// pub --file checks every file before it publishes the first: a missing file or one
+// larger than a record fails the command with nothing published (a walkthrough:
+// `--file A --file /missing` published A, then failed).
+TEST_F(Cli, PubFilesPublishesNothingWhenOneOfThemIsBad) {
+  expect_ok(cli({"create", "s", "--capacity", "64K", "--max-record", "4096"}));
+  const std::string good = scratch_.path() + "/good", big = scratch_.path() + "/big";
+  std::ofstream(good) << "fine";
+  std::ofstream(big) << std::string(5000, 'x');
+  const std::string missing = scratch_.path() + "/missing";
+  expect_failure(cli({"pub", "s", "--file", good, "--file", missing}),
+                 "--file " + missing + ": No such file or directory (nothing published)");
+  expect_failure(cli({"pub", "s", "--file", good, "--file", big}),
+                 "record of 5000 bytes is larger than the stream's maximum 4096");
+  CliResult twice = cli({"pub", "s", "--file", "-", "--file", good, "--file", "-"}, "in");
+  expect_failure(twice, "standard input can be given once");
+  EXPECT_EQ(twice.exit_code, 2);
+  EXPECT_EQ(stream_info(ns_, "s")->next_seq, 0u);
+  expect_ok(cli({"pub", "s", "--file", good, "--file", "-"}, "in"));
+  EXPECT_EQ(cli({"tail", "s"}).out, "fine\nin\n");
+}
+
 TEST_F(Cli, PubSyntheticPrintsASummary) {
   create("s", "1M");
   CliResult r = cli({"pub", "s", "--count", "1000", "--size", "100", "--type", "9"});
