@@ -232,7 +232,11 @@ int cmd_delete(const DeleteArgs& a) {
   auto d = persist::delete_before(resolve_namespace(a.ns), a.stream, a.before, o);
   if (!d) return fail(d.error());
   const auto before = static_cast<unsigned long long>(a.before);
-  if (!d->persisted)
+  if (a.before <= d->already_below)
+    std::printf("nothing new deleted: records below %llu were deleted already (the stream's "
+                "deletion watermark is %llu)\n",
+                before, static_cast<unsigned long long>(d->already_below));
+  else if (!d->persisted)
     std::printf("records below %llu will not be served (the stream is not persisted)\n", before);
   else if (d->by_persister)
     std::printf("records below %llu deleted; the running persister recorded it durably and frees "

@@ -108,6 +108,7 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
     ctl.emplace(std::move(c.value()));
     auto info = stream_info(ns, stream);
     if (!info) return info.error();
+    out.already_below = info->deleted_below;
     if (seq > info->next_seq)
       return make_error(Errc::kInvalidArgument,
                         "cannot delete below " + std::to_string(seq) + ": stream '" + std::string(ns) +
@@ -130,6 +131,7 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
                         "cannot delete below " + std::to_string(seq) + ": the store of '" +
                             std::string(ns) + "/" + std::string(stream) + "' ends at sequence " +
                             std::to_string(store->next_seq()) + " (a deletion cannot be undone)");
+    if (!loc->ring) out.already_below = store->stats().deleted_below;
     auto d = store->delete_before(seq);
     if (!d) return d.error();
     out.report = d.value();

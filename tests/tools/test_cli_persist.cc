@@ -43,6 +43,26 @@ TEST_F(Cli, StatOfAPmemStoreNamesItsKindAndGranularityAsPersistDoes) {
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
 }
 
+// A deletion at or below the watermark deletes nothing: said so, not reported as one
+// (a walkthrough).
+TEST_F(Cli, DeleteBelowTheWatermarkSaysNothingNewWasDeleted) {
+  create("s");
+  expect_ok(cli({"pub", "s"}, "a\nb\nc\nd\ne\n"));
+  CliResult first = cli({"delete", "s", "--before", "3"});
+  expect_ok(first);
+  EXPECT_NE(first.out.find("records below 3 will not be served"), std::string::npos) << first.out;
+  for (const char* before : {"2", "3"}) {
+    CliResult again = cli({"delete", "s", "--before", before});
+    expect_ok(again);
+    EXPECT_EQ(again.out, "nothing new deleted: records below " + std::string(before) +
+                             " were deleted already (the stream's deletion watermark is 3)\n");
+  }
+  CliResult more = cli({"delete", "s", "--before", "4"});
+  expect_ok(more);
+  EXPECT_NE(more.out.find("records below 4 will not be served"), std::string::npos) << more.out;
+  EXPECT_EQ(stream_info(ns_, "s")->deleted_below, 4u);
+}
+
 TEST_F(Cli, RmDataOfANeverPersistedStreamSaysItHadNoStore) {
   create("s");
   const std::filesystem::path dir = scratch_.path();

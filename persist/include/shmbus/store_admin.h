@@ -64,6 +64,9 @@ struct DeleteOutcome {
   bool by_persister = false;     // a running persister applied it
   bool secure = false;           // freed bytes were overwritten
   DeletionReport report;         // what was freed here (zero when by_persister)
+  // The watermark before the call (the ring's, or the store's without a ring): a `seq` at
+  // or below it deleted nothing new.
+  uint64_t already_below = 0;
 };
 
 // Deletes NS/STREAM's records below `seq`: raises the ring header's watermark (if the
