@@ -95,7 +95,8 @@ int cmd_rm(const RmArgs& a) {
     if (auto ok = persist::remove_store(ns, a.stream, check); !ok) return fail(ok.error());
   }
   auto r = remove_stream(ns, a.stream, a.force);
-  if (!r && !(a.data && r.error().code == Errc::kNotFound)) return fail_stream(r.error(), ns, a.stream);
+  if (!r && !(a.data && r.error().code == Errc::kNotFound))
+    return fail_stream(r.error(), ns, a.stream, a.data_dir);
   if (a.data) {
     auto removed = persist::remove_store(ns, a.stream, o);
     if (!removed) return fail(removed.error());

@@ -56,8 +56,10 @@ std::vector<std::string> namespaces_with(std::string_view stream);
 // "namespaces 'x', 'a', ...": the closest to `ns` first, at most five), or "" when no
 // namespace other than `ns` holds a stream of that name.
 std::string namespace_hint(std::string_view ns, std::string_view stream);
-// fail(e), with namespace_hint() added to a not-found error.
-int fail_stream(const Error& e, std::string_view ns, std::string_view stream);
+// fail(e), with namespace_hint() added to a not-found error; one for a stream that has
+// only its store (in DATA_DIR, default: SHMBUS_DATA_DIR or the default) says so.
+int fail_stream(const Error& e, std::string_view ns, std::string_view stream,
+                std::string_view data_dir = {});
 
 // Every subcommand takes --namespace (but help and bench, which hands its arguments to
 // shmbus-bench); empty means $SHMBUS_NAMESPACE, else "default" (fsck: every namespace).

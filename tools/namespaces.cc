@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "format.h"
 #include "shmbus/shmbus.h"
+#include "shmbus/store_admin.h"
 
 namespace shmbus::tools {
 
@@ -73,8 +74,17 @@ std::string namespace_hint(std::string_view ns, std::string_view stream) {
   return "";
 }
 
-int fail_stream(const Error& e, std::string_view ns, std::string_view stream) {
+int fail_stream(const Error& e, std::string_view ns, std::string_view stream,
+                std::string_view data_dir) {
   if (e.code != Errc::kNotFound) return fail(e);
+  // No ring, but a store (ls: "stored (no ring)"): say so, not "create it".
+  if (auto usage = persist::store_usage(ns, stream, data_dir); usage) {
+    const std::string s = terminal_text(stream);
+    return fail("stream '" + terminal_text(ns) + "/" + s + "' has no ring, only its store in " +
+                terminal_text(usage->dir) + ": `shmbus create " + s +
+                "` continues the stream (a group's position lives in the ring), `shmbus tail " + s +
+                "` without --group reads the store, `shmbus rm --data " + s + "` removes it");
+  }
   const std::string hint = namespace_hint(ns, stream);
   if (hint.empty()) return fail(e);
   // The stream is elsewhere: say where instead of suggesting to create it here.

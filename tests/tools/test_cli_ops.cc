@@ -348,6 +348,13 @@ TEST_F(CliOps, StoredOnlyStreamsShowTheirStoreInPrometheusAndTop) {
   expect_ok(top);
   EXPECT_NE(top.out.find("\np "), std::string::npos) << top.out;
   EXPECT_NE(top.out.find("no ring (stored only)"), std::string::npos) << top.out;
+  // A command that needs the ring said "not found (create it with ...)" (a walkthrough:
+  // tail --group of a stored stream): it names the store and the ways on.
+  const CliResult group = run_cli(with_ns({"tail", "p", "--group", "g"}), "", env);
+  expect_failure(group, "stream '" + ns_ + "/p' has no ring, only its store in " + data + "/" + ns_ + "/p");
+  EXPECT_NE(group.err.find("`shmbus create p` continues the stream"), std::string::npos) << group.err;
+  EXPECT_NE(group.err.find("`shmbus tail p` without --group reads the store"), std::string::npos) << group.err;
+  expect_failure(run_cli(with_ns({"pub", "p"}), "x\n", env), "has no ring, only its store");
   if (!have_promtool()) GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
   EXPECT_EQ(promtool_problems(prom.out, scratch_.path()), "") << prom.out;
 }
