@@ -355,14 +355,24 @@ int cmd_tail(const TailArgs& a) {
     if (t->replay) return tail_replay(a, ns, std::move(*t->replay), *printer);
     gc.emplace(std::move(*t->ring));
   } else {
+    // --from says where a new group starts; an existing group continues after its last
+    // commit (as Kafka's auto.offset.reset).  Said, not silently ignored.
+    bool existed = false;
+    if (!a.from.empty())
+      if (auto info = stream_info(ns, a.stream); info)
+        for (const auto& c : info->consumers) existed = existed || (c.durable && c.name == a.group);
     auto c = open(o);
+    if (c && existed)
+      warn("--from " + a.from + " is where a new group starts: group '" + a.group +
+           "' exists and continues at sequence " + std::to_string(c->ring().next_seq()) +
+           " (--reset-to " + a.from + " moves it)");
     if (!c && c.error().code == Errc::kPermission)
       return fail(c.error().message +
                   "; --group needs write access to the stream (tail without --group can read it)");
     if (!c && c.error().code == Errc::kBusy)
       return fail(c.error().message + " (one reader per group at a time; another tail --group " +
                   a.group + " is running)");
-    if (!c) return fail_stream(c.error(), ns, a.stream);
+    if (!c) return fail_stream(c.error(), ns, a.stream, a.data_dir);
     gc.emplace(std::move(c.value()));
   }
   const bool durable = gc->ring().durable();

@@ -84,8 +84,17 @@ TEST_F(Cli, TailGroupContinuesAfterTheLastRecordPrinted) {
   EXPECT_EQ(cli({"tail", "s", "--group", "g"}).out, "7\n8\n");
   // --from is where a *new* group starts: an existing one continues (nothing left here);
   // rewinding it is explicit (--reset-to).  Another group starts at earliest.
-  EXPECT_EQ(cli({"tail", "s", "--group", "g", "--from", "6"}).out, "");
+  // That is said, not silently done (a walkthrough).
+  CliResult from = cli({"tail", "s", "--group", "g", "--from", "6"});
+  expect_ok(from);
+  EXPECT_EQ(from.out, "");
+  EXPECT_EQ(from.err, "shmbus: --from 6 is where a new group starts: group 'g' exists and continues "
+                      "at sequence 8 (--reset-to 6 moves it)\n");
   EXPECT_EQ(cli({"tail", "s", "--group", "g", "--reset-to", "6"}).out, "7\n8\n");
+  CliResult fresh = cli({"tail", "s", "--group", "new", "--from", "6"});
+  expect_ok(fresh);
+  EXPECT_EQ(fresh.out, "7\n8\n");
+  EXPECT_EQ(fresh.err, "");
   EXPECT_EQ(cli({"tail", "s", "--group", "g"}).out, "");
   expect_failure(cli({"tail", "s", "--reset-to", "6"}), "--reset-to goes with --group");
   EXPECT_EQ(cli({"tail", "s", "--group", "other", "--count", "2"}).out, "1\n2\n");
