@@ -204,6 +204,20 @@ TEST_F(Cli, PubSyncWithoutAPersisterFailsAtOnce) {
   expect_ok(cli({"persist", "s", "--detach"}));
 }
 
+// A bad SHMBUS_NAMESPACE is named as such (it read as if --namespace had been typed);
+// --namespace overrides it, and a command without a namespace ignores it.
+TEST_F(Cli, AnInvalidShmbusNamespaceIsNamedAsTheCause) {
+  CliEnv env;
+  env.set = {{"SHMBUS_NAMESPACE", "a/b"}};
+  CliResult r = run_cli({"ls"}, "", env);
+  expect_failure(r, "SHMBUS_NAMESPACE: namespace name 'a/b' contains a character that is not allowed");
+  EXPECT_EQ(r.exit_code, 2);
+  expect_failure(run_cli({"create", "s"}, "", env), "SHMBUS_NAMESPACE: ");
+  expect_ok(run_cli({"ls", "--namespace", ns_}, "", env));
+  expect_ok(run_cli({"--namespace", ns_, "ls"}, "", env));
+  expect_ok(run_cli({"help"}, "", env));
+}
+
 TEST_F(Cli, TailHelpStatesTheDefaults) {
   CliResult r = run_cli({"tail", "--help"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
