@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 
@@ -243,8 +244,21 @@ std::string explain_held_back(const StreamInfo& info) {
     if (c.alive) {
       out += " and reading (pid " + std::to_string(c.pid) + ", last active " + idle + " ago)";
     } else if (persister) {
+      // The store's place is in the header: DATA_DIR/NS/STREAM; the persister is started
+      // again on that DATA_DIR (its default may be another one).
+      std::string data_dir;
+      const std::string tail = "/" + info.ns + "/" + info.name;
+      // It comes from shared memory: given only when every byte is a plain path
+      // character (nothing that could drive a terminal or need quoting).
+      const std::string& dir = info.persist ? info.persist->store_dir : std::string();
+      const bool plain = std::all_of(dir.begin(), dir.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || (ch != 0 && std::strchr("/._-+@:,=", ch));
+      });
+      if (plain && dir.size() > tail.size() &&
+          dir.compare(dir.size() - tail.size(), tail.size(), tail) == 0)
+        data_dir = " --data-dir " + dir.substr(0, dir.size() - tail.size());
       out += ", stopped " + std::string(idle) + " ago; start it again (shmbus persist " + where +
-             ") or end persistence (shmbus persist " + where + " --detach)";
+             data_dir + ") or end persistence (shmbus persist " + where + " --detach)";
     } else {
       out += ", not attached for " + std::string(idle) + "; start its consumer again to catch up " +
              "(shmbus tail " + where + " --group " + c.name + "), or wait: it stops holding " +

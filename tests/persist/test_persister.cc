@@ -134,6 +134,9 @@ TEST(Persister, StopKeepsProducersHeldVisiblyAndStopDetachFreesThem) {
   const std::string why = explain_held_back(*info);
   EXPECT_NE(why.find("'_persister'"), std::string::npos) << why;
   EXPECT_NE(why.find("--detach"), std::string::npos) << why;
+  // Started again where the store is: the data dir may not be the default one.
+  EXPECT_NE(why.find("(shmbus persist s --namespace " + ns.ns() + " --data-dir " + dir.path() + ")"),
+            std::string::npos) << why;
   {
     auto p = Persister::start(ns.ns(), "s", persister_opts(dir));
     ASSERT_TRUE(p) << p.error().message;
