@@ -240,6 +240,7 @@ class Persister:
         secure_delete: bool = False,
         namespace: Optional[str] = None,
         detach_on_stop: bool = False,
+        store_moved: Optional[Literal["move", "new"]] = None,
     ) -> None: ...
     @staticmethod
     def start(
@@ -257,6 +258,7 @@ class Persister:
         secure_delete: bool = False,
         namespace: Optional[str] = None,
         detach_on_stop: bool = False,
+        store_moved: Optional[Literal["move", "new"]] = None,
     ) -> "Persister":
         """The same as Persister(stream, ...)."""
     def flush(self, timeout: Optional[float] = 30.0) -> None:

@@ -1,6 +1,8 @@
 // errors.cc: see errors.h.
 #include "errors.h"
 
+#include <cctype>
+
 namespace shmbus::python {
 
 namespace {
@@ -135,6 +137,24 @@ void throw_durable_timeout(const std::string& message, uint64_t seq) {
 
 void throw_gap(uint64_t from_seq, uint64_t to_seq, const std::string& reason) {
   raise(kGap, py::make_tuple(from_seq, to_seq, reason), kClasses[kGap].code);
+}
+
+std::string python_spelling(std::string message,
+                            std::initializer_list<std::pair<std::string_view, std::string_view>> flags) {
+  for (const auto& [flag, keyword] : flags) {
+    for (size_t at = message.find(flag); at != std::string::npos;) {
+      const size_t end = at + flag.size();
+      const bool whole = end == message.size() || !(std::isalnum(static_cast<unsigned char>(message[end])) ||
+                                                     message[end] == '-' || message[end] == '_');
+      if (!whole) {
+        at = message.find(flag, end);
+        continue;
+      }
+      message.replace(at, flag.size(), keyword);
+      at = message.find(flag, at + keyword.size());
+    }
+  }
+  return message;
 }
 
 }  // namespace shmbus::python

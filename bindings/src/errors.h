@@ -8,7 +8,10 @@
 // AbandonedError, LappedError, EvictedError and GapError, which have no Errc.
 #pragma once
 
+#include <initializer_list>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "common.h"
 
@@ -34,6 +37,12 @@ void bind_errors(py::module_& m);
 [[noreturn]] void throw_not_persisted(const std::string& message, uint64_t seq);
 // GapError(from_seq, to_seq, reason).
 [[noreturn]] void throw_gap(uint64_t from_seq, uint64_t to_seq, const std::string& reason);
+
+// A library message that names a `shmbus` command-line flag, in Python's spelling: each
+// pair is {flag, keyword} ("--force" -> "force=True").  Whole flags only ("--forced"
+// stays).
+std::string python_spelling(std::string message,
+                            std::initializer_list<std::pair<std::string_view, std::string_view>> flags);
 
 inline void check(const Result<void>& r) {
   if (!r) throw_error(r.error());

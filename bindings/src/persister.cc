@@ -80,7 +80,7 @@ class PersisterHandle {
                   const py::object& retention_age, const py::object& retention_bytes,
                   const py::object& segment_bytes, const py::object& roll_age,
                   bool hold_producers, bool secure_delete, const py::object& ns,
-                  bool detach_on_stop) {
+                  bool detach_on_stop, const py::object& store_moved) {
     persist::PersisterOptions o;
     ns_ = namespace_of(ns);
     stream_ = stream;
@@ -100,13 +100,25 @@ class PersisterHandle {
     o.hold_producers = hold_producers;
     o.secure_delete = secure_delete;
     o.detach_on_stop = detach_on_stop;
+    if (!store_moved.is_none()) {
+      const std::string how = py::str(store_moved);
+      if (how == "move") o.store_moved = persist::PersisterOptions::StoreMoved::kMove;
+      else if (how == "new") o.store_moved = persist::PersisterOptions::StoreMoved::kNew;
+      else
+        throw_error(Errc::kInvalidArgument,
+                    "store_moved must be None, 'move' or 'new', not '" + how + "'");
+    }
     warn_if_sigxfsz_kills();
     Result<std::unique_ptr<persist::Persister>> r = make_error(Errc::kIo, "");
     {
       py::gil_scoped_release nogil;  // opens and recovers the store
       r = persist::Persister::start(ns_, stream_, o);
     }
-    p_ = unwrap(std::move(r));
+    if (!r)
+      throw_error(r.error().code,
+                  python_spelling(r.error().message, {{"--move-store", "store_moved='move'"},
+                                                      {"--new-store", "store_moved='new'"}}));
+    p_ = std::move(r).value();
     // The store folder, as the stream header now says.
     data_dir_ = o.data_dir;
     if (auto ctl = StreamControl::open(ns_, stream_, true); ctl)
@@ -218,7 +230,8 @@ InvalidArgumentError.  A stream's segments go to DATA_DIR/NAMESPACE/STREAM/.)doc
   py::class_<PersisterHandle>(m, "Persister", R"doc(
 Persister(stream, *, data_dir=None, store="file", durability="async", flush_interval=0.01,
           retention_age=None, retention_bytes=None, segment_bytes="64M", roll_age=3600.0,
-          hold_producers=True, secure_delete=False, namespace=None, detach_on_stop=False)
+          hold_producers=True, secure_delete=False, namespace=None, detach_on_stop=False,
+          store_moved=None)
 
 Starts persisting a stream (what ``shmbus persist STREAM`` does) on a thread of this
 process: it reads the ring as the durable consumer group "_persister" and appends every
@@ -244,6 +257,10 @@ the store what the ring no longer holds (see Consumer), and ``Producer.publish_d
 :param detach_on_stop: what a clean stop (stop(), the end of a ``with`` block) does:
     False keeps the stream persisted, so producers wait for a persister once the ring
     is full (nothing goes unstored); True ends persistence (see stop(detach=True)).
+:param store_moved: the stream's header records where its store is; a persister on
+    another data_dir is refused (InvalidArgumentError) unless this says what to do:
+    "move" moves the store here (``shmbus persist --move-store``), "new" starts a new
+    store here and leaves the old one where it is (``--new-store``).
 
 One persister per stream at a time (BusyError for a second, in any process).  Errors:
 NotFoundError (no such stream), BusyError, IncompatibleError (the store holds an earlier
@@ -260,14 +277,14 @@ stderr (info: start and stop; warnings: lost ranges, write errors); SPDLOG_LEVEL
 )doc")
       .def(py::init<const std::string&, const py::object&, const std::string&, const std::string&,
                     const py::object&, const py::object&, const py::object&, const py::object&,
-                    const py::object&, bool, bool, const py::object&, bool>(),
+                    const py::object&, bool, bool, const py::object&, bool, const py::object&>(),
            py::arg("stream"), py::kw_only(), py::arg("data_dir") = py::none(),
            py::arg("store") = "file", py::arg("durability") = "async",
            py::arg("flush_interval") = 0.01, py::arg("retention_age") = py::none(),
            py::arg("retention_bytes") = py::none(), py::arg("segment_bytes") = "64M",
            py::arg("roll_age") = 3600.0, py::arg("hold_producers") = true,
            py::arg("secure_delete") = false, py::arg("namespace") = py::none(),
-           py::arg("detach_on_stop") = false)
+           py::arg("detach_on_stop") = false, py::arg("store_moved") = py::none())
       .def("flush", &PersisterHandle::flush, py::arg("timeout") = 30.0,
            R"doc(flush(timeout=30.0) -> None
 

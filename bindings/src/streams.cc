@@ -59,7 +59,7 @@ void remove(const std::string& name, bool force, const py::object& ns) {
     py::gil_scoped_release nogil;
     r = remove_stream(nspace, name, force);
   }
-  check(r);
+  if (!r) throw_error(r.error().code, python_spelling(r.error().message, {{"--force", "force=True"}}));
 }
 
 std::vector<std::string> ls(const py::object& ns) { return unwrap(list_streams(namespace_of(ns))); }

@@ -587,3 +587,30 @@ shmbus.Persister(name, data_dir=data, namespace=ns).stop(detach=True)
         assert r.returncode == 0, r.stderr
         assert r.stdout == "", level
         assert ("detached" in r.stderr) == logged, (level, r.stderr)
+
+
+def test_errors_speak_python_and_a_store_can_move(ns, pstream, tmp_path):
+    """Errors named the CLI's flags (--force, --move-store) where Python has keywords; and
+    Python had no way to move a store (store_moved=)."""
+    name, data = pstream
+    with shmbus.Producer(name, namespace=ns) as p:
+        with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+            p.publish(b"kept")
+            per.flush()
+        with pytest.raises(shmbus.BusyError) as busy:
+            shmbus.remove(name, namespace=ns)  # a live producer
+        assert "use force=True to remove it anyway" in str(busy.value)
+        assert "--force" not in str(busy.value)
+    other = str(tmp_path / "other")
+    with pytest.raises(shmbus.InvalidArgumentError) as moved:
+        shmbus.Persister(name, data_dir=other, namespace=ns)
+    text = str(moved.value)
+    assert "store_moved='move' (moves the store here)" in text, text
+    assert "store_moved='new'" in text and "--move-store" not in text, text
+    with pytest.raises(shmbus.InvalidArgumentError, match="store_moved must be None, 'move' or 'new'"):
+        shmbus.Persister(name, data_dir=other, namespace=ns, store_moved="elsewhere")
+    with shmbus.Persister(name, data_dir=other, namespace=ns, store_moved="move") as per:
+        assert per.store_dir == os.path.join(other, ns, name)
+    assert not os.path.exists(os.path.join(data, ns, name))
+    with shmbus.Consumer(name, start="earliest", namespace=ns) as c:
+        assert bytes(c.poll(timeout=2.0)) == b"kept"
