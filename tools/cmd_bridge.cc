@@ -54,7 +54,9 @@ int cmd_bridge_out(const BridgeOutArgs& a) {
   install_stop_handlers();
   start_logging();
   kafka::OutOptions o;
-  o.ns = resolve_namespace(a.ns);
+  const auto ns_or = command_namespace(a.ns);
+  if (!ns_or) return kExitUsage;
+  o.ns = *ns_or;
   o.stream = a.stream;
   o.brokers = a.brokers;
   o.topic = a.topic;
@@ -88,7 +90,9 @@ int cmd_bridge_in(const BridgeInArgs& a) {
   install_stop_handlers();
   start_logging();
   kafka::InOptions o;
-  o.ns = resolve_namespace(a.ns);
+  const auto ns_or = command_namespace(a.ns);
+  if (!ns_or) return kExitUsage;
+  o.ns = *ns_or;
   o.topic = a.topic;
   o.stream = a.stream;
   o.brokers = a.brokers;

@@ -104,7 +104,10 @@ int cmd_metrics(const MetricsArgs& a) {
                     "' is not ADDR:PORT with a numeric address and a port from 0 to 65535 "
                     "(e.g. 127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464)",
                 kExitUsage);
-  const std::string ns = resolve_namespace(a.ns);
+  // --all serves every namespace: SHMBUS_NAMESPACE plays no part.
+  const auto ns_or = a.all ? std::optional<std::string>(std::string()) : command_namespace(a.ns);
+  if (!ns_or) return kExitUsage;
+  const std::string ns = *ns_or;
   install_stop_handlers();
 
   // On the heap and never freed: a worker still held by a client that trickles its

@@ -37,7 +37,9 @@ int detach_streams(const std::string& ns, const PersistArgs& a) {
 }
 
 int cmd_persist(const PersistArgs& a) {
-  const std::string ns = resolve_namespace(a.ns);
+  const auto ns_or = command_namespace(a.ns);
+  if (!ns_or) return kExitUsage;
+  const std::string ns = *ns_or;
   if (a.detach) return detach_streams(ns, a);
   persist::PersisterOptions o;
   auto data_dir = persist::resolve_data_dir(a.data_dir);
@@ -229,10 +231,14 @@ int cmd_delete(const DeleteArgs& a) {
   persist::AdminOptions o;
   o.data_dir = a.data_dir;
   o.secure = a.secure;
-  auto d = persist::delete_before(resolve_namespace(a.ns), a.stream, a.before, o);
+  const auto ns = command_namespace(a.ns);
+  if (!ns) return kExitUsage;
+  auto d = persist::delete_before(*ns, a.stream, a.before, o);
   if (!d) return fail(d.error());
   const auto before = static_cast<unsigned long long>(a.before);
-  if (a.before <= d->already_below)
+  if (a.before == 0)
+    std::printf("nothing deleted: no record lies below 0\n");
+  else if (a.before <= d->already_below)
     std::printf("nothing new deleted: records below %llu were deleted already (the stream's "
                 "deletion watermark is %llu)\n",
                 before, static_cast<unsigned long long>(d->already_below));

@@ -1,6 +1,5 @@
 // cmd_pub.cc: pub: records in from stdin (lines, -D / -0 delimited, --file, or
 // synthetic --count records) into a stream.
-#include <sys/stat.h>
 #include <stdio_ext.h>
 #include <unistd.h>
 
@@ -71,6 +70,12 @@ void fill_synthetic(std::string* buf, uint64_t i) {
     std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
 }
 
+// The command that starts the stream's persister (with the data dir its header records).
+std::string start_persister(std::string_view ns, const std::string& stream) {
+  if (auto info = stream_info(ns, stream); info) return persist_command(info.value());
+  return "shmbus persist " + stream + (ns == "default" ? "" : " --namespace " + std::string(ns));
+}
+
 int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view ns) {
   auto t = duration_flag("--sync-timeout", a.sync_timeout);
   if (!t) return kExitUsage;
@@ -78,10 +83,9 @@ int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view n
   // one started at the same time, within --sync-timeout).
   if (!persist::persister_registered(
           ns, a.stream, std::min<std::chrono::nanoseconds>(*t, persist::kPersisterRegisterGrace))) {
-    const std::string where = a.stream + (ns == "default" ? "" : " --namespace " + std::string(ns));
     return fail("record " + std::to_string(seq) + " was published, but no persister is attached to "
-                "stream '" + a.stream + "', so --sync cannot wait for it to be durable (start one: "
-                "shmbus persist " + where + ")");
+                "stream '" + a.stream + "', so --sync cannot wait for it to be durable (start one: " +
+                start_persister(ns, a.stream) + ")");
   }
   PubStatus st = p.wait_durable(seq, *t);
   if (st == PubStatus::kOk) return kExitOk;
@@ -89,7 +93,7 @@ int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view n
     return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded it as "
                 "lost (a --let-go stream whose persister was away while the ring moved on)");
   return fail("record " + std::to_string(seq) + " was published but is not durable after " +
-              a.sync_timeout + ": is `shmbus persist " + a.stream + "` running?");
+              a.sync_timeout + ": is `" + start_persister(ns, a.stream) + "` running?");
 }
 
 int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view ns,
@@ -227,52 +231,31 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, std::
 }
 
 // pub --file F...: one record per file; "-" is all of stdin.
-// Every file is checked before the first is published: one that cannot be opened, or a
-// regular file larger than a record may be, fails the command with nothing published (a
-// walkthrough: `--file A --file /missing` published A, then failed).
-int check_files(const Producer& p, const PubArgs& a, std::string_view ns,
-                std::chrono::nanoseconds full_timeout) {
-  int stdin_uses = 0;
-  for (const auto& f : a.files) {
-    if (f == "-") {
-      if (++stdin_uses > 1)
-        return fail("--file -: standard input can be given once (it is read to its end)",
-                    kExitUsage);
-      continue;
-    }
-    FILE* in = std::fopen(f.c_str(), "rb");
-    if (!in) return fail("--file " + f + ": " + std::strerror(errno) + " (nothing published)");
-    struct stat st;
-    const bool too_large = ::fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode) &&
-                           static_cast<uint64_t>(st.st_size) > p.max_record();
-    std::fclose(in);
-    if (too_large)
-      return fail(publish_error(PubStatus::kTooLarge, static_cast<uint64_t>(st.st_size), p, a, ns,
-                                full_timeout) +
-                  " (--file " + f + "; nothing published)");
-  }
-  return kExitOk;
-}
-
+// pub --file F...: one record per file; "-" is all of stdin.  Every file is read (each at
+// most a record's size) before the first record is published: one that cannot be opened
+// or read, or is larger than a record, fails the command with nothing published (a
+// walkthrough: `--file A --file /missing` published A, then failed; a review: a
+// directory, a FIFO, /proc files, stdin).  Each file is opened once, so a FIFO's writer
+// is read, not dropped.
 int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
               std::chrono::nanoseconds full_timeout) {
-  if (int rc = check_files(p, a, ns, full_timeout); rc != kExitOk) return rc;
-  uint64_t n = 0;
+  std::vector<std::string> records;
+  records.reserve(a.files.size());
   for (const auto& f : a.files) {
     std::string data;
     int rc = kExitOk;
     if (f == "-") {
       for (;;) {
-        const ssize_t got = read_stdin(&data, 65536, n, &rc);
+        const ssize_t got = read_stdin(&data, 65536, 0, &rc);
         if (got < 0) return rc;
         if (got == 0) break;
         if (data.size() > p.max_record())
           return fail(publish_error(PubStatus::kTooLarge, data.size(), p, a, ns, full_timeout) +
-                      " (standard input)");
+                      " (standard input; nothing published)");
       }
     } else {
       FILE* in = std::fopen(f.c_str(), "rb");
-      if (!in) return fail("--file " + f + ": " + std::strerror(errno));
+      if (!in) return fail("--file " + f + ": " + std::strerror(errno) + " (nothing published)");
       char chunk[65536];
       size_t got;
       while ((got = std::fread(chunk, 1, sizeof chunk, in)) > 0) {
@@ -280,15 +263,24 @@ int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
         if (data.size() > p.max_record()) {
           std::fclose(in);
           return fail(publish_error(PubStatus::kTooLarge, data.size(), p, a, ns, full_timeout) +
-                      " (--file " + f + ")");
+                      " (--file " + f + "; nothing published)");
         }
       }
-      const bool bad = std::ferror(in);
+      const int err = std::ferror(in) ? errno : 0;
       std::fclose(in);
-      if (bad) return fail("--file " + f + ": cannot read it");
+      if (err)
+        return fail("--file " + f + ": cannot read it: " + std::strerror(err) + " (nothing published)");
     }
+    if (stop_requested()) return fail("interrupted before publishing", kExitInterrupted);
+    records.push_back(std::move(data));
+  }
+  uint64_t n = 0;
+  for (const auto& data : records) {
     PubResult r = p.publish(as_bytes(data), a.type);
-    if (!r.ok()) return fail(publish_error(r.status, data.size(), p, a, ns, full_timeout));
+    if (!r.ok())
+      return fail(publish_error(r.status, data.size(), p, a, ns, full_timeout) +
+                  (n ? " (" + std::to_string(n) + " of the files published)" : std::string()));
+    int rc = kExitOk;
     if (a.sync && (rc = wait_durable(p, r.seq, a, ns)) != kExitOk) return rc;
     ++n;
   }
@@ -298,7 +290,9 @@ int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
 }  // namespace
 
 int cmd_pub(const PubArgs& a) {
-  const std::string ns = resolve_namespace(a.ns);
+  const auto ns_or = command_namespace(a.ns);
+  if (!ns_or) return kExitUsage;
+  const std::string ns = *ns_or;
   uint64_t size = 64;
   if (!a.size.empty()) {
     if (a.count == 0) return fail("--size needs --count N (it sets the synthetic records' size)", kExitUsage);
@@ -312,6 +306,8 @@ int cmd_pub(const PubArgs& a) {
   const int sources = (a.count > 0) + !a.files.empty() + (!a.delimiter.empty() || a.nul);
   if (sources > 1) return fail("choose one of --count, --file and -D / -0", kExitUsage);
   if (!a.delimiter.empty() && a.nul) return fail("choose one of -D and -0", kExitUsage);
+  if (std::count(a.files.begin(), a.files.end(), "-") > 1)
+    return fail("--file -: standard input can be given once (it is read to its end)", kExitUsage);
   std::optional<std::string> delim;
   if (a.nul) delim = std::string(1, '\0');
   if (!a.delimiter.empty() && !(delim = delimiter_flag("-D", a.delimiter))) return kExitUsage;

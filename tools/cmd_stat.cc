@@ -216,7 +216,9 @@ int cmd_stat(const StatArgs& a_in) {
   if (a.json && !a.format.empty() && a.format != "json")
     return fail("--json and --format " + a.format + " disagree: give one", kExitUsage);
   if (a.format == "json") a.json = true;
-  const std::string ns = resolve_namespace(a.ns);
+  const auto ns_or = command_namespace(a.ns);
+  if (!ns_or) return kExitUsage;
+  const std::string ns = *ns_or;
   if (a.format == "prometheus") {
     if (a.watch || !a.interval.empty())
       return fail("--format prometheus prints one snapshot (counters and gauges; let Prometheus "

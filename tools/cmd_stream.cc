@@ -13,7 +13,9 @@
 namespace shmbus::tools {
 
 int cmd_create(const CreateArgs& a) {
-  const std::string ns = resolve_namespace(a.ns);
+  const auto ns_or = command_namespace(a.ns);
+  if (!ns_or) return kExitUsage;
+  const std::string ns = *ns_or;
   StreamOptions o;
   auto capacity = size_flag("--capacity", a.capacity);
   if (!capacity) return kExitUsage;
@@ -79,7 +81,9 @@ int cmd_create(const CreateArgs& a) {
 }
 
 int cmd_rm(const RmArgs& a) {
-  const std::string ns = resolve_namespace(a.ns);
+  const auto ns_or = command_namespace(a.ns);
+  if (!ns_or) return kExitUsage;
+  const std::string ns = *ns_or;
   if (a.secure && !a.data) return fail("--secure goes with --data", kExitUsage);
   persist::AdminOptions o;
   o.data_dir = a.data_dir;
@@ -180,7 +184,9 @@ int cmd_ls(const LsArgs& a) {
       for (auto& row : r.value()) rows.push_back(std::move(row));
     }
   } else {
-    const std::string ns = resolve_namespace(a.ns);
+    const auto ns_or = command_namespace(a.ns);
+    if (!ns_or) return kExitUsage;
+    const std::string ns = *ns_or;
     auto r = namespace_rows(ns, a.data_dir);
     if (!r) return fail(r.error());
     rows = std::move(r.value());

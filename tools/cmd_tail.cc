@@ -314,7 +314,9 @@ int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsume
 }  // namespace
 
 int cmd_tail(const TailArgs& a) {
-  const std::string ns = resolve_namespace(a.ns);
+  const auto ns_or = command_namespace(a.ns);
+  if (!ns_or) return kExitUsage;
+  const std::string ns = *ns_or;
   auto printer = make_printer(a);
   if (!printer) return kExitUsage;
   ConsumerOptions o;
@@ -351,20 +353,25 @@ int cmd_tail(const TailArgs& a) {
     to.read_only_if_denied = true;  // e.g. a mode 0640 stream of another user
     to.data_dir = a.data_dir;
     auto t = persist::open_tail(ns, a.stream, to);
-    if (!t) return fail_stream(t.error(), ns, a.stream);
+    if (!t) return fail_stream(t.error(), ns, a.stream, a.data_dir);
     if (t->replay) return tail_replay(a, ns, std::move(*t->replay), *printer);
     gc.emplace(std::move(*t->ring));
   } else {
     // --from says where a new group starts; an existing group continues after its last
     // commit (as Kafka's auto.offset.reset).  Said, not silently ignored.
-    bool existed = false;
+    bool existed = false, evicted = false;
     if (!a.from.empty())
       if (auto info = stream_info(ns, a.stream); info)
-        for (const auto& c : info->consumers) existed = existed || (c.durable && c.name == a.group);
+        for (const auto& c : info->consumers)
+          if (c.durable && c.name == a.group) {
+            existed = true;
+            evicted = c.evicted;
+          }
     auto c = open(o);
     if (c && existed)
-      warn("--from " + a.from + " is where a new group starts: group '" + a.group +
-           "' exists and continues at sequence " + std::to_string(c->ring().next_seq()) +
+      warn("--from " + a.from + " is where a new group starts: group '" + a.group + "' exists and " +
+           (evicted ? std::string("continues after what it read (it was evicted: see below)")
+                    : "continues at sequence " + std::to_string(c->ring().next_seq())) +
            " (--reset-to " + a.from + " moves it)");
     if (!c && c.error().code == Errc::kPermission)
       return fail(c.error().message +

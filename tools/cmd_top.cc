@@ -181,7 +181,9 @@ int cmd_top(const TopArgs& a) {
   auto every = duration_flag("--interval", a.interval);
   if (!every) return kExitUsage;
   if (every->count() <= 0) return fail("--interval: must be more than 0", kExitUsage);
-  const std::string ns = resolve_namespace(a.ns);
+  const auto ns_or = command_namespace(a.ns);
+  if (!ns_or) return kExitUsage;
+  const std::string ns = *ns_or;
   std::setlocale(LC_ALL, "");
   const bool utf8 = utf8_locale();
   install_stop_handlers();

@@ -56,6 +56,12 @@ std::vector<std::string> namespaces_with(std::string_view stream);
 // "namespaces 'x', 'a', ...": the closest to `ns` first, at most five), or "" when no
 // namespace other than `ns` holds a stream of that name.
 std::string namespace_hint(std::string_view ns, std::string_view stream);
+// The namespace a command works in: --namespace (`flag`), else SHMBUS_NAMESPACE, else
+// "default" (shmbus::resolve_namespace).  nullopt after a usage message when the name came
+// from SHMBUS_NAMESPACE and is not valid: the message names the variable (a name given
+// with --namespace is checked, and reported, where it is used).  Commands that ignore the
+// variable (fsck, ls --all, metrics --all, kafka-mock) do not call it.
+std::optional<std::string> command_namespace(const std::string& flag);
 // fail(e), with namespace_hint() added to a not-found error; one for a stream that has
 // only its store (in DATA_DIR, default: SHMBUS_DATA_DIR or the default) says so.
 int fail_stream(const Error& e, std::string_view ns, std::string_view stream,

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <sstream>
@@ -559,21 +558,8 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     return usage_error(app, e, argc, argv);
   }
-  bool ns_given = !global_ns.empty();
-  for (std::string* ns : g_namespaces) {
-    ns_given = ns_given || !ns->empty();
+  for (std::string* ns : g_namespaces)
     if (ns->empty()) *ns = global_ns;
-  }
-  // A command that takes --namespace, run without one, uses SHMBUS_NAMESPACE: a bad value
-  // is named as coming from there, not as if it had been typed.
-  const char* env_ns = std::getenv("SHMBUS_NAMESPACE");
-  if (!ns_given && env_ns && *env_ns)
-    for (const CLI::App* sub : app.get_subcommands())
-      if (sub->get_option_no_throw("--namespace"))
-        if (auto ok = shmbus::validate_name("namespace", env_ns); !ok)
-          return fail("SHMBUS_NAMESPACE: " + ok.error().message +
-                          " (set it to a valid name, unset it, or give --namespace)",
-                      kExitUsage);
   int rc = kExitUsage;
   try {
     rc = run ? run() : kExitUsage;

@@ -4,6 +4,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <set>
 
 #include "commands.h"
@@ -74,13 +75,29 @@ std::string namespace_hint(std::string_view ns, std::string_view stream) {
   return "";
 }
 
+std::optional<std::string> command_namespace(const std::string& flag) {
+  const std::string ns = resolve_namespace(flag);
+  if (!flag.empty()) return ns;
+  const char* env = std::getenv("SHMBUS_NAMESPACE");
+  if (env && *env)
+    if (auto ok = validate_name("namespace", ns); !ok) {
+      fail("SHMBUS_NAMESPACE: " + ok.error().message + " (set it to a valid name, unset it, or give --namespace)",
+           kExitUsage);
+      return std::nullopt;
+    }
+  return ns;
+}
+
 int fail_stream(const Error& e, std::string_view ns, std::string_view stream,
                 std::string_view data_dir) {
   if (e.code != Errc::kNotFound) return fail(e);
   // No ring, but a store (ls: "stored (no ring)"): say so, not "create it".
   if (auto usage = persist::store_usage(ns, stream, data_dir); usage) {
-    const std::string s = terminal_text(stream);
-    return fail("stream '" + terminal_text(ns) + "/" + s + "' has no ring, only its store in " +
+    // The commands as they would be typed: this namespace and data dir.
+    const std::string s =
+        terminal_text(stream) + (ns == "default" ? "" : " --namespace " + terminal_text(ns)) +
+        (data_dir.empty() ? "" : " --data-dir " + terminal_text(data_dir));
+    return fail("stream '" + terminal_text(ns) + "/" + terminal_text(stream) + "' has no ring, only its store in " +
                 terminal_text(usage->dir) + ": `shmbus create " + s +
                 "` continues the stream (a group's position lives in the ring), `shmbus tail " + s +
                 "` without --group reads the store, `shmbus rm --data " + s + "` removes it");

@@ -144,8 +144,11 @@ std::string python_spelling(std::string message,
   for (const auto& [flag, keyword] : flags) {
     for (size_t at = message.find(flag); at != std::string::npos;) {
       const size_t end = at + flag.size();
-      const bool whole = end == message.size() || !(std::isalnum(static_cast<unsigned char>(message[end])) ||
-                                                     message[end] == '-' || message[end] == '_');
+      auto word = [&](size_t i) {
+        const auto ch = static_cast<unsigned char>(message[i]);
+        return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '/' || ch == '.';
+      };
+      const bool whole = (at == 0 || !word(at - 1)) && (end == message.size() || !word(end));
       if (!whole) {
         at = message.find(flag, end);
         continue;

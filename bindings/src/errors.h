@@ -38,9 +38,11 @@ void bind_errors(py::module_& m);
 // GapError(from_seq, to_seq, reason).
 [[noreturn]] void throw_gap(uint64_t from_seq, uint64_t to_seq, const std::string& reason);
 
-// A library message that names a `shmbus` command-line flag, in Python's spelling: each
-// pair is {flag, keyword} ("--force" -> "force=True").  Whole flags only ("--forced"
-// stays).
+// A library message that tells the caller to use a `shmbus` command-line flag, in
+// Python's spelling: each pair is {phrase, replacement} ("use --force to" -> "use
+// force=True to").  Whole words only: a phrase inside a name or path ("x--force",
+// "/a--new-store") stays, and so does a shell command the message quotes ("shmbus rm
+// --force": not a phrase given).
 std::string python_spelling(std::string message,
                             std::initializer_list<std::pair<std::string_view, std::string_view>> flags);
 

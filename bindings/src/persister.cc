@@ -116,8 +116,10 @@ class PersisterHandle {
     }
     if (!r)
       throw_error(r.error().code,
-                  python_spelling(r.error().message, {{"--move-store", "store_moved='move'"},
-                                                      {"--new-store", "store_moved='new'"}}));
+                  python_spelling(r.error().message, {{"--move-store (moves", "store_moved='move' (moves"},
+                                                      {"--new-store (a new", "store_moved='new' (a new"},
+                                                      {"--move-store:", "store_moved='move':"},
+                                                      {"use --new-store)", "use store_moved='new')"}}));
     p_ = std::move(r).value();
     // The store folder, as the stream header now says.
     data_dir_ = o.data_dir;

@@ -59,7 +59,7 @@ void remove(const std::string& name, bool force, const py::object& ns) {
     py::gil_scoped_release nogil;
     r = remove_stream(nspace, name, force);
   }
-  if (!r) throw_error(r.error().code, python_spelling(r.error().message, {{"--force", "force=True"}}));
+  if (!r) throw_error(r.error().code, python_spelling(r.error().message, {{"use --force to", "use force=True to"}}));
 }
 
 std::vector<std::string> ls(const py::object& ns) { return unwrap(list_streams(namespace_of(ns))); }

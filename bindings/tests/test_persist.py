@@ -601,6 +601,12 @@ def test_errors_speak_python_and_a_store_can_move(ns, pstream, tmp_path):
             shmbus.remove(name, namespace=ns)  # a live producer
         assert "use force=True to remove it anyway" in str(busy.value)
         assert "--force" not in str(busy.value)
+    # Only the phrase: a name that holds the flag's text stays as it is (a review).
+    shmbus.create("a--force", namespace=ns)
+    with shmbus.Producer("a--force", namespace=ns):
+        with pytest.raises(shmbus.BusyError) as named:
+            shmbus.remove("a--force", namespace=ns)
+        assert "stream 'a--force' is in use" in str(named.value), str(named.value)
     other = str(tmp_path / "other")
     with pytest.raises(shmbus.InvalidArgumentError) as moved:
         shmbus.Persister(name, data_dir=other, namespace=ns)

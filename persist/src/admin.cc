@@ -131,7 +131,10 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
                         "cannot delete below " + std::to_string(seq) + ": the store of '" +
                             std::string(ns) + "/" + std::string(stream) + "' ends at sequence " +
                             std::to_string(store->next_seq()) + " (a deletion cannot be undone)");
-    if (!loc->ring) out.already_below = store->stats().deleted_below;
+    // Nothing new only when the store had it too (a review: a deletion the ring took whose
+    // persister was stopped before applying it is done by this call).
+    out.already_below = loc->ring ? std::min(out.already_below, store->stats().deleted_below)
+                                  : store->stats().deleted_below;
     auto d = store->delete_before(seq);
     if (!d) return d.error();
     out.report = d.value();
@@ -152,6 +155,12 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
                       "--secure: the persister running on " + std::string(ns) + "/" +
                           std::string(stream) +
                           " does not overwrite what it deletes; stop it, or restart it with --secure");
+  {
+    const std::string parts[] = {std::string(ns), std::string(stream)};
+    auto dir = open_dir_path(loc->root, parts, /*create=*/false, Use::kRead);
+    auto wm = dir ? read_watermark(dir->get()) : Result<Watermark>(dir.error());
+    out.already_below = wm ? std::min(out.already_below, wm->deleted_below) : 0;
+  }
   ctl->raise_deleted_below(seq);
   out.by_persister = true;
   out.secure = loc->ring_secure_delete;  // what the running persister does

@@ -99,12 +99,11 @@ Result<void> remove_stream(std::string_view ns, std::string_view name, bool forc
     // sequence numbers to new records (a walkthrough: rm, create, and a bridge skipped
     // the new records as sent).
     if (info->persist && info->durable_seq < info->next_seq) {
-      const std::string where = std::string(name) + (ns == "default" ? "" : " --namespace " + std::string(ns));
       return make_error(Errc::kBusy, "stream '" + std::string(name) + "' holds " +
                                          std::to_string(info->next_seq - info->durable_seq) +
                                          " records its persister has not stored yet (from sequence " +
-                                         std::to_string(info->durable_seq) + "): start it (shmbus persist " +
-                                         where + ") and remove the stream once they are stored, or " +
+                                         std::to_string(info->durable_seq) + "): start it (" +
+                                         persist_command(*info) + ") and remove the stream once they are stored, or " +
                                          "use --force to remove it anyway (they are lost)");
     }
   }
@@ -224,6 +223,23 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
   return s;
 }
 
+std::string persist_command(const StreamInfo& info) {
+  std::string out = "shmbus persist " + info.name + (info.ns == "default" ? "" : " --namespace " + info.ns);
+  // The store's place is in the header: DATA_DIR/NS/STREAM; the persister is started
+  // again on that DATA_DIR (the default may be another one).  It comes from shared memory:
+  // given only when every byte is a plain path character (nothing that could drive a
+  // terminal or need quoting).
+  if (!info.persist) return out;
+  const std::string& dir = info.persist->store_dir;
+  const std::string tail = "/" + info.ns + "/" + info.name;
+  const bool plain = std::all_of(dir.begin(), dir.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || (ch != 0 && std::strchr("/._-+@:,=", ch));
+  });
+  if (plain && dir.size() > tail.size() && dir.compare(dir.size() - tail.size(), tail.size(), tail) == 0)
+    out += " --data-dir " + dir.substr(0, dir.size() - tail.size());
+  return out;
+}
+
 std::string explain_held_back(const StreamInfo& info) {
   uint64_t most = 0;
   for (const auto& c : info.consumers)
@@ -244,21 +260,8 @@ std::string explain_held_back(const StreamInfo& info) {
     if (c.alive) {
       out += " and reading (pid " + std::to_string(c.pid) + ", last active " + idle + " ago)";
     } else if (persister) {
-      // The store's place is in the header: DATA_DIR/NS/STREAM; the persister is started
-      // again on that DATA_DIR (its default may be another one).
-      std::string data_dir;
-      const std::string tail = "/" + info.ns + "/" + info.name;
-      // It comes from shared memory: given only when every byte is a plain path
-      // character (nothing that could drive a terminal or need quoting).
-      const std::string& dir = info.persist ? info.persist->store_dir : std::string();
-      const bool plain = std::all_of(dir.begin(), dir.end(), [](char ch) {
-        return std::isalnum(static_cast<unsigned char>(ch)) || (ch != 0 && std::strchr("/._-+@:,=", ch));
-      });
-      if (plain && dir.size() > tail.size() &&
-          dir.compare(dir.size() - tail.size(), tail.size(), tail) == 0)
-        data_dir = " --data-dir " + dir.substr(0, dir.size() - tail.size());
-      out += ", stopped " + std::string(idle) + " ago; start it again (shmbus persist " + where +
-             data_dir + ") or end persistence (shmbus persist " + where + " --detach)";
+      out += ", stopped " + std::string(idle) + " ago; start it again (" + persist_command(info) +
+             ") or end persistence (shmbus persist " + where + " --detach)";
     } else {
       out += ", not attached for " + std::string(idle) + "; start its consumer again to catch up " +
              "(shmbus tail " + where + " --group " + c.name + "), or wait: it stops holding " +

@@ -712,6 +712,32 @@ TEST(Replay, ANewGroupAtEarliestStartsAtTheStoresFirstRecordAndDeletedOnesAreNoL
 // 40 KiB store).  A replay from earliest, and with 3dd27a0 a new group at earliest, at the
 // default start or at a time older than everything, began at the store's first record and
 // skipped the ring's older records unsaid.  Earliest is the older of the two.
+// A deletion the ring took but whose persister was stopped before applying it (a
+// review: the persister SIGSTOPped, the delete timed out, the persister killed) is done by
+// the next delete_before() of the same sequence, and that call says it deleted something
+// (already_below is the lower of the ring's and the store's watermarks).
+TEST(Replay, ADeletionTheStoreHadNotAppliedIsNotReportedAsNothingNew) {
+  PersistedStream ps;
+  ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10));
+  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 1000));
+  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(1000));
+  ASSERT_TRUE(ps.persister->stop());  // the stream stays persisted
+  ps.persister.reset();
+  auto ctl = StreamControl::open(ps.ns.ns(), "s");
+  ASSERT_TRUE(ctl);
+  ctl->raise_deleted_below(600);  // the ring's half of a deletion
+  AdminOptions ao;
+  ao.data_dir = ps.dir.path();
+  auto d = delete_before(ps.ns.ns(), "s", 600, ao);
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->already_below, 0u);
+  EXPECT_GT(d->report.segments, 0u);
+  auto again = delete_before(ps.ns.ns(), "s", 600, ao);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->already_below, 600u);
+  EXPECT_EQ(again->report.segments, 0u);
+}
+
 TEST(Replay, EarliestIsTheOlderOfTheStoresFirstAndTheRingsOldestRecord) {
   PersistedStream ps;
   PersisterOptions o;

@@ -118,12 +118,29 @@ TEST_F(Cli, PubFilesPublishesNothingWhenOneOfThemIsBad) {
                  "--file " + missing + ": No such file or directory (nothing published)");
   expect_failure(cli({"pub", "s", "--file", good, "--file", big}),
                  "record of 5000 bytes is larger than the stream's maximum 4096");
+  // A review: a directory, stdin too large, a file that is not what its size says.
+  expect_failure(cli({"pub", "s", "--file", good, "--file", scratch_.path()}),
+                 "cannot read it: Is a directory (nothing published)");
+  expect_failure(cli({"pub", "s", "--file", good, "--file", "-"}, std::string(5000, 'y')),
+                 "(standard input; nothing published)");
+  expect_failure(cli({"pub", "s", "--file", good, "--file", "/proc/self/maps", "--file", big}),
+                 "larger than the stream's maximum 4096");
   CliResult twice = cli({"pub", "s", "--file", "-", "--file", good, "--file", "-"}, "in");
   expect_failure(twice, "standard input can be given once");
   EXPECT_EQ(twice.exit_code, 2);
+  EXPECT_EQ(cli({"pub", "nosuch", "--file", "-", "--file", "-"}).exit_code, 2);  // before the stream
   EXPECT_EQ(stream_info(ns_, "s")->next_seq, 0u);
   expect_ok(cli({"pub", "s", "--file", good, "--file", "-"}, "in"));
   EXPECT_EQ(cli({"tail", "s"}).out, "fine\nin\n");
+  // A FIFO is opened once: its writer's bytes are the record (the check-then-read version
+  // opened it twice, dropped the writer's bytes and hung).
+  const std::string fifo = scratch_.path() + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::thread writer([&] { std::ofstream(fifo) << "piped"; });
+  CliResult piped = cli({"pub", "s", "--file", fifo});
+  writer.join();
+  expect_ok(piped);
+  EXPECT_EQ(cli({"tail", "s", "--from", "2"}).out, "piped\n");
 }
 
 TEST_F(Cli, PubSyntheticPrintsASummary) {

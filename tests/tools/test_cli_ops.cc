@@ -352,8 +352,16 @@ TEST_F(CliOps, StoredOnlyStreamsShowTheirStoreInPrometheusAndTop) {
   // tail --group of a stored stream): it names the store and the ways on.
   const CliResult group = run_cli(with_ns({"tail", "p", "--group", "g"}), "", env);
   expect_failure(group, "stream '" + ns_ + "/p' has no ring, only its store in " + data + "/" + ns_ + "/p");
-  EXPECT_NE(group.err.find("`shmbus create p` continues the stream"), std::string::npos) << group.err;
-  EXPECT_NE(group.err.find("`shmbus tail p` without --group reads the store"), std::string::npos) << group.err;
+  // The commands as typed here: this namespace (and data dir, when given).
+  EXPECT_NE(group.err.find("`shmbus create p --namespace " + ns_ + "` continues the stream"), std::string::npos)
+      << group.err;
+  EXPECT_NE(group.err.find("`shmbus tail p --namespace " + ns_ + "` without --group reads the store"),
+            std::string::npos) << group.err;
+  const CliResult flag = cli({"tail", "p", "--group", "g", "--data-dir", data});
+  expect_failure(flag, "`shmbus rm --data p --namespace " + ns_ + " --data-dir " + data + "` removes it");
+  const CliResult plain = cli({"tail", "p", "--data-dir", data});  // without --group: the store
+  expect_ok(plain);
+  EXPECT_EQ(plain.out, "a\nb\nc\n");
   expect_failure(run_cli(with_ns({"pub", "p"}), "x\n", env), "has no ring, only its store");
   if (!have_promtool()) GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
   EXPECT_EQ(promtool_problems(prom.out, scratch_.path()), "") << prom.out;

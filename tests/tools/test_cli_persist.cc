@@ -57,6 +57,9 @@ TEST_F(Cli, DeleteBelowTheWatermarkSaysNothingNewWasDeleted) {
     EXPECT_EQ(again.out, "nothing new deleted: records below " + std::string(before) +
                              " were deleted already (the stream's deletion watermark is 3)\n");
   }
+  CliResult zero = cli({"delete", "s", "--before", "0"});
+  expect_ok(zero);
+  EXPECT_EQ(zero.out, "nothing deleted: no record lies below 0\n");
   CliResult more = cli({"delete", "s", "--before", "4"});
   expect_ok(more);
   EXPECT_NE(more.out.find("records below 4 will not be served"), std::string::npos) << more.out;

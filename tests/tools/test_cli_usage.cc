@@ -216,6 +216,14 @@ TEST_F(Cli, AnInvalidShmbusNamespaceIsNamedAsTheCause) {
   expect_ok(run_cli({"ls", "--namespace", ns_}, "", env));
   expect_ok(run_cli({"--namespace", ns_, "ls"}, "", env));
   expect_ok(run_cli({"help"}, "", env));
+  // Commands that do not use it run (a review: fsck, ls --all and kafka-mock failed).
+  expect_ok(run_cli({"ls", "--all"}, "", env));
+  const CliResult fsck = run_cli({"fsck", scratch_.path()}, "", env);  // no store there: exit 1
+  EXPECT_EQ(fsck.err.find("SHMBUS_NAMESPACE"), std::string::npos) << fsck.err;
+  EXPECT_NE(fsck.exit_code, 2) << fsck.err;
+  // And a nested command that uses it names it.
+  expect_failure(run_cli({"bridge", "out", "s", "--brokers", "127.0.0.1:1", "--topic", "t"}, "", env),
+                 "SHMBUS_NAMESPACE: namespace name 'a/b'");
 }
 
 TEST_F(Cli, TailHelpStatesTheDefaults) {

@@ -155,6 +155,10 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name);
 // quoted, with how far and how long they have been behind and what frees them (one
 // sentence, for error messages).  Empty when no group is behind.
 std::string explain_held_back(const StreamInfo& info);
+// "shmbus persist NAME [--namespace NS] [--data-dir ROOT]": the command that starts the
+// stream's persister again where its store is (ROOT from the header's store_dir, when
+// that path is plain characters).
+std::string persist_command(const StreamInfo& info);
 
 // ---- waiting ---------------------------------------------------------------
 
