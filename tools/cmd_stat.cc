@@ -157,6 +157,13 @@ int print_stored(const StreamMetrics& m, bool json) {
   std::printf("store             %s: %s in %llu segments\n",
               terminal_text(s.persist ? s.persist->store_dir : "").c_str(),
               format_bytes(static_cast<double>(s.disk_bytes)).c_str(), static_cast<unsigned long long>(s.segments));
+  using ull = unsigned long long;
+  const std::string held = s.oldest_persisted_seq < s.next_seq
+                               ? "records " + std::to_string(s.oldest_persisted_seq) + ".." +
+                                     std::to_string(s.next_seq - 1)
+                               : std::string("no records");
+  std::printf("stored            %s (next sequence %llu), deleted below %llu\n", held.c_str(),
+              ull(s.next_seq), ull(s.deleted_below));
   return kExitOk;
 }
 

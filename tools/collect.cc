@@ -30,6 +30,10 @@ Result<StreamMetrics> collect_stored(const std::string& ns, const std::string& s
   m.stat.info.persist = ps;
   m.stat.info.disk_bytes = usage->bytes;
   m.stat.info.segments = usage->segments;
+  // The store's range (the ring's keys say where a ring created over it would begin).
+  m.stat.info.next_seq = m.stat.info.oldest_seq = m.stat.info.durable_seq = usage->end_seq;
+  m.stat.info.oldest_persisted_seq = usage->first_seq;
+  m.stat.info.deleted_below = usage->deleted_below;
   return m;
 }
 

@@ -21,6 +21,9 @@
 #include "shmbus/shmbus.h"
 #include "shmbus/detail/stream_control.h"
 #include "shmbus/store_admin.h"
+#include "scan.h"
+#include "shmbus/persist/reader.h"
+#include "start_point.h"
 #include "store_path.h"
 #include "watermark.h"
 
@@ -337,6 +340,47 @@ bool reads_through_store(std::string_view ns, std::string_view stream,
   return loc && loc->exists;
 }
 
+namespace {
+
+// StoreUsage's range: the watermark, the first record, and the end, which the reader finds
+// from the last segment's last index entry (at most an index interval of frames read; the
+// whole last segment when it has no index).
+void store_range(int dir, const std::string& root, std::string_view ns, std::string_view stream,
+                 const std::vector<std::string>& names, StoreUsage* out) {
+  if (auto wm = read_watermark(dir); wm) out->deleted_below = wm->deleted_below;
+  uint64_t last = 0;
+  bool any = false;
+  for (const auto& n : names) {
+    uint64_t first = 0;
+    if (parse_numbered_name(n, kSegmentSuffix, &first) && (!any || first > last)) {
+      last = first;
+      any = true;
+    }
+  }
+  out->first_seq = out->end_seq = out->deleted_below;
+  if (!any) return;
+  auto reader = SegmentReader::open(root, ns, stream);
+  if (!reader) return;
+  uint64_t from = last;
+  if (auto f = SegmentFile::open(dir, last); f)
+    if (auto x = read_index(dir, last, f->size()); x && !x->entries.empty()) from = x->entries.back().seq;
+  if (!reader->seek_seq(std::max(from, out->deleted_below))) return;
+  // Bounded: a segment holds at most one frame per 32 bytes, and a reader moves on at
+  // every call (a record, a range, or the end).
+  for (uint64_t step = 0; step < (uint64_t{1} << 32); ++step) {
+    auto e = reader->next();
+    if (!e) return;
+    if (e->kind == EntryKind::kEnd) break;
+  }
+  out->end_seq = std::max(reader->position(), out->deleted_below);
+  if (auto first = store_start_seq(root, ns, stream, StartFrom::earliest()))
+    out->first_seq = std::min(*first, out->end_seq);
+  else
+    out->first_seq = out->end_seq;
+}
+
+}  // namespace
+
 Result<StoreUsage> store_usage(std::string_view ns, std::string_view stream, std::string_view data_dir_flag) {
   auto loc = locate_store(ns, stream, data_dir_flag);
   if (!loc) return loc.error();
@@ -356,6 +400,7 @@ Result<StoreUsage> store_usage(std::string_view ns, std::string_view stream, std
     // NNNNNNNNNNNNNNNNNNNN.seg exactly: a live segment.
     if (n.size() == 20 + kSegmentSuffix.size() && std::string_view(n).substr(20) == kSegmentSuffix) ++out.segments;
   }
+  store_range(sd->get(), loc->root, ns, stream, names.value(), &out);
   return out;
 }
 

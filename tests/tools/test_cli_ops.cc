@@ -334,6 +334,8 @@ TEST_F(CliOps, StoredOnlyStreamsShowTheirStoreInPrometheusAndTop) {
   expect_ok(human);
   EXPECT_NE(human.out.find("no ring (stored only"), std::string::npos) << human.out;
   EXPECT_NE(human.out.find(data + "/" + ns_ + "/p"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("stored            records 0..2 (next sequence 3), deleted below 0\n"),
+            std::string::npos) << human.out;
   const CliResult json = run_cli(with_ns({"stat", "p", "--json"}), "", env);
   expect_ok(json);
   EXPECT_EQ(json_raw(json.out, "ring"), "false") << json.out;
@@ -341,6 +343,11 @@ TEST_F(CliOps, StoredOnlyStreamsShowTheirStoreInPrometheusAndTop) {
   EXPECT_EQ(json_raw(json.out, "stream"), "\"p\"") << json.out;
   for (const char* key : {"next_seq", "capacity", "consumers", "producers", "records_published", "persist"})
     EXPECT_NE(json_raw(json.out, key), "") << key << " " << json.out;
+  // The store's range, not zeros (a walkthrough): where a ring created over it continues.
+  EXPECT_EQ(json_raw(json.out, "next_seq"), "3") << json.out;
+  EXPECT_EQ(json_raw(json.out, "durable_seq"), "3") << json.out;
+  EXPECT_EQ(json_raw(json.out, "oldest_persisted_seq"), "0") << json.out;
+  EXPECT_EQ(json_raw(json.out, "deleted_below"), "0") << json.out;
   const CliResult prom1 = run_cli(with_ns({"stat", "p", "--format", "prometheus"}), "", env);
   expect_ok(prom1);
   EXPECT_EQ(sample(prom1.out, "shmbus_store_bytes" + p), bytes) << prom1.out;

@@ -126,11 +126,16 @@ bool reads_through_store(std::string_view ns, std::string_view stream,
                          std::string_view data_dir_flag = {});
 
 // What a store holds on disk, without opening it (no lock, no recovery): for streams that
-// exist only as a store.  kNotFound when there is no store directory.
+// exist only as a store.  Reads the watermark, the first record and the last segment from
+// its last index entry on (a damaged or unreadable store leaves the range at 0).  kNotFound when there is no store directory.
 struct StoreUsage {
   std::string dir;         // DATA_DIR/NS/STREAM
   uint64_t bytes = 0;      // the store files' sizes (segments, indexes, watermark, settings)
   uint64_t segments = 0;   // segment files (quarantined ones not counted)
+  // What it holds, as read without a lock (a writer may be adding meanwhile):
+  uint64_t first_seq = 0;      // its first record (end_seq when it holds none)
+  uint64_t end_seq = 0;        // one past its last record: where `shmbus create` continues
+  uint64_t deleted_below = 0;  // its deletion watermark
 };
 Result<StoreUsage> store_usage(std::string_view ns, std::string_view stream,
                                std::string_view data_dir_flag = {});
