@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -118,8 +119,30 @@ int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) 
       if (const size_t eq = arg.find('='); eq != std::string::npos) arg.resize(eq);
       if (std::find(flags.begin(), flags.end(), arg) != flags.end() || arg == "--namespace")
         continue;
-      msg = "unknown option " + arg + (path.empty() ? "" : " for " + path) + did_you_mean(arg, flags);
+      // A flag of another case first (tail -F: -f, not the nearer -h).
+      std::string hint;
+      for (const auto& f : flags)
+        if (f.size() == arg.size() && std::equal(f.begin(), f.end(), arg.begin(), [](char x, char y) {
+              return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+            }))
+          hint = " (did you mean " + f + "?)";
+      msg = "unknown option " + arg + (path.empty() ? "" : " for " + path) +
+            (hint.empty() ? did_you_mean(arg, flags) : hint);
       break;
+    }
+  }
+  // CLI11's "Could not convert: --type = abc": which option, what it takes.
+  if (dynamic_cast<const CLI::ConversionError*>(&e) != nullptr) {
+    const std::string head = "Could not convert: ";
+    if (const size_t eq = msg.find(" = "); msg.rfind(head, 0) == 0 && eq != std::string::npos) {
+      const std::string name = msg.substr(head.size(), eq - head.size());
+      const std::string value = msg.substr(eq + 3);
+      std::string wants;
+      for (const CLI::Option* o : where->get_options())
+        for (const auto& l : o->get_lnames())
+          if ("--" + l == name) wants = o->get_type_name();
+      const std::string kind = wants == "UINT" || wants == "INT" ? "a whole number in range" : wants.empty() ? "" : wants;
+      msg = name + ": '" + value + "' is not " + (kind.empty() ? "a valid value" : kind);
     }
   }
   msg += path.empty() ? " (see: shmbus help)" : " (see: shmbus help " + path + ")";

@@ -104,6 +104,15 @@ TEST_F(Cli, NestedCommandErrorsSuggestAndPointToAHelpThatWorks) {
   CliResult top = cli({"tial", "s"});
   expect_failure(top, "unknown command 'tial' (did you mean tail?)");
   EXPECT_NE(top.err.find("(see: shmbus help)"), std::string::npos) << top.err;
+  // GNU tail's -F is shmbus's -f (it suggested -h, the nearer by spelling).
+  expect_failure(cli({"tail", "s", "-F"}), "unknown option -F for tail (did you mean -f?)");
+  // A number that is not one: which option, and what it takes (CLI11 said "Could not
+  // convert: --type = abc").
+  for (const char* v : {"abc", "-1", "99999999999"}) {
+    CliResult num = cli({"pub", "s", "--type", v});
+    expect_failure(num, std::string("--type: '") + v + "' is not a whole number in range (see: shmbus help pub)");
+    EXPECT_EQ(num.exit_code, 2);
+  }
 }
 
 // fsck and kafka-mock refused --namespace, which every other command takes.
