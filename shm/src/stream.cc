@@ -45,7 +45,9 @@ Result<void> create_stream(std::string_view ns, std::string_view name, const Str
                                          std::to_string(o.value()->capacity()) + " and max record " +
                                          std::to_string(o.value()->max_record()) + ", not " +
                                          std::to_string(opts.capacity) + " and " +
-                                         std::to_string(want_max));
+                                         std::to_string(want_max) +
+                                         ": exist_ok (--exist-ok) accepts a stream of the same sizes "
+                                         "only; ask for those, or remove it first to create it anew");
   if (o.value()->single_producer() != opts.single_producer)
     return make_error(Errc::kExists, "stream '" + std::string(name) + "' exists as a " +
                                          (o.value()->single_producer() ? "single" : "multi") +

@@ -55,7 +55,9 @@ TEST_F(Cli, CreateTwiceFailsUnlessExistOk) {
   expect_failure(cli({"create", "s", "--capacity", "64K"}), "exists");
   expect_ok(cli({"create", "s", "--capacity", "64K", "--exist-ok"}));
   // --exist-ok still refuses a stream that does not match.
-  expect_failure(cli({"create", "s", "--capacity", "128K", "--exist-ok"}), "capacity");
+  expect_failure(cli({"create", "s", "--capacity", "128K", "--exist-ok"}),
+                 "exists with capacity 65536 and max record 8192, not 131072 and 16384: exist_ok "
+                 "(--exist-ok) accepts a stream of the same sizes only");
 }
 
 TEST_F(Cli, BadSizesAndDurationsFail) {
