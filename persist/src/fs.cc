@@ -61,14 +61,30 @@ Result<UniqueFd> open_dir_path(std::string_view root, std::span<const std::strin
                                bool create, Use use) {
   const std::string r(root);
   if (r.empty()) return make_error(Errc::kInvalidArgument, "data directory is empty");
+  int mkdir_errno = 0;  // the first mkdir that failed for another reason than EEXIST
+  std::string mkdir_path;
   if (create) {
     // The root and its missing parents (mkdir -p); EEXIST is fine.
-    for (size_t at = r.find('/', 1); at != std::string::npos; at = r.find('/', at + 1))
-      (void)env().mkdirat(AT_FDCWD, r.substr(0, at).c_str(), 0700);
-    (void)env().mkdirat(AT_FDCWD, r.c_str(), 0700);
+    auto mk = [&](const std::string& p) {
+      if (env().mkdirat(AT_FDCWD, p.c_str(), 0700) != 0 && errno != EEXIST && mkdir_errno == 0) {
+        mkdir_errno = errno;
+        mkdir_path = p;
+      }
+    };
+    for (size_t at = r.find('/', 1); at != std::string::npos; at = r.find('/', at + 1)) mk(r.substr(0, at));
+    mk(r);
   }
   UniqueFd dir(env().openat(AT_FDCWD, r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
-  if (!dir.valid()) return errno_error(errno, "cannot open data directory '" + r + "'");
+  if (!dir.valid()) {
+    const int e = errno;
+    // Missing, and mkdir -p could not make it (a user whose HOME does not exist said
+    // only "No such file or directory"): the step that failed, and the way out.
+    if (e == ENOENT && mkdir_errno != 0)
+      return errno_error(mkdir_errno, "cannot create data directory '" + r +
+                                          "' (pass --data-dir or set SHMBUS_DATA_DIR to a directory "
+                                          "you can write): mkdir '" + mkdir_path + "'");
+    return errno_error(e, "cannot open data directory '" + r + "'");
+  }
   if (auto t = check_trusted(dir.get(), r, use, /*data_root=*/true); !t) return t.error();
   std::string path = r;
   for (const auto& part : parts) {

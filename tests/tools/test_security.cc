@@ -212,6 +212,11 @@ TEST_F(Security, NoDataDirWithoutHomeForAUser) {
   auto c = cli({"create", "plain", "--capacity", "64K"}, env);
   EXPECT_EQ(c.exit_code, 0) << c.err;
   EXPECT_FALSE(fs::exists("/tmp/.local/share/shmbus/" + ns_));
+  // A HOME that does not exist (the nobody user's /nonexistent): which mkdir failed and the
+  // way out, not "No such file or directory" alone (a walkthrough).
+  auto h = as_attacker({"persist", "s"});
+  expect_refused(h, "cannot create data directory '/nonexistent/.local/share/shmbus' (pass --data-dir or set "
+                    "SHMBUS_DATA_DIR to a directory you can write): mkdir '/nonexistent': Permission denied");
 }
 
 TEST_F(Security, RootWithoutHomeUsesVarLib) {
