@@ -19,21 +19,11 @@ Result<StreamMetrics> collect_stream(const std::string& ns, const std::string& s
 }
 
 Result<StreamMetrics> collect_stored(const std::string& ns, const std::string& stream) {
-  auto usage = persist::store_usage(ns, stream);
-  if (!usage) return usage.error();
+  auto st = stored_stream_stat(ns, stream);
+  if (!st) return st.error();
   StreamMetrics m;
   m.ring = false;
-  m.stat.info.ns = ns;
-  m.stat.info.name = stream;
-  PersistSettings ps;
-  ps.store_dir = usage->dir;
-  m.stat.info.persist = ps;
-  m.stat.info.disk_bytes = usage->bytes;
-  m.stat.info.segments = usage->segments;
-  // The store's range (the ring's keys say where a ring created over it would begin).
-  m.stat.info.next_seq = m.stat.info.oldest_seq = m.stat.info.durable_seq = usage->end_seq;
-  m.stat.info.oldest_persisted_seq = usage->first_seq;
-  m.stat.info.deleted_below = usage->deleted_below;
+  m.stat = std::move(st.value());
   return m;
 }
 

@@ -70,8 +70,14 @@ def create(
 def remove(name: str, *, force: bool = False, namespace: Optional[str] = None) -> None:
     """Removes a stream; BusyError while live processes use it, unless `force`."""
 
-def ls(namespace: Optional[str] = None) -> list[str]:
-    """The streams of a namespace, sorted."""
+def ls(
+    namespace: Optional[str] = None,
+    *,
+    stored: bool = False,
+    data_dir: Union[None, str, os.PathLike[str]] = None,
+) -> list[str]:
+    """The streams of a namespace (their rings), sorted; ``stored=True`` also lists those
+    that exist only as their store in the data dir (stat() gives ``st["ring"]`` False)."""
 
 class _Fields:
     """Mapping-style read access kept from when stat() returned a dict."""

@@ -3,6 +3,7 @@
 // stat_json), the same function as `shmbus stat --json`.
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "shmbus/stat.h"
@@ -62,7 +63,19 @@ void remove(const std::string& name, bool force, const py::object& ns) {
   if (!r) throw_error(r.error().code, python_spelling(r.error().message, {{"use --force to", "use force=True to"}}));
 }
 
-std::vector<std::string> ls(const py::object& ns) { return unwrap(list_streams(namespace_of(ns))); }
+// The ring streams of the namespace; with `stored`, also those that exist only as their
+// store in the data dir (as `shmbus ls` lists them), sorted together.
+std::vector<std::string> ls(const py::object& ns, bool stored, const py::object& data_dir) {
+  const std::string nspace = namespace_of(ns);
+  std::vector<std::string> out = unwrap(list_streams(nspace));
+  if (stored) {
+    auto more = persist::stored_streams(nspace, path_arg(data_dir, "data_dir"));
+    if (!more && more.error().code != Errc::kNotFound) throw_error(more.error());
+    if (more) out.insert(out.end(), more->begin(), more->end());
+    std::sort(out.begin(), out.end());
+  }
+  return out;
+}
 
 StreamInfo snapshot(const std::string& ns, const std::string& name) {
   Result<StreamInfo> r = make_error(Errc::kIo, "");
@@ -81,7 +94,22 @@ std::string stat_json(const std::string& name, const py::object& ns, const py::o
   const std::string nspace = namespace_of(ns);
   const auto wait = to_timeout(interval, "interval");
   if (!wait) throw_error(Errc::kInvalidArgument, "interval must be a number of seconds");
-  StreamInfo first = snapshot(nspace, name);
+  Result<StreamInfo> ring = make_error(Errc::kIo, "");
+  {
+    py::gil_scoped_release nogil;  // open waits briefly for a creator still at work
+    ring = stream_info(nspace, name);
+  }
+  if (!ring && ring.error().code == Errc::kNotFound) {
+    // A stream that exists only as its store (ls(stored=True)): the store's part, as
+    // `shmbus stat --json` gives it, with "ring": false (no rates: nothing is published).
+    Result<StreamStat> stored = make_error(Errc::kIo, "");
+    {
+      py::gil_scoped_release nogil;
+      stored = stored_stream_stat(nspace, name);
+    }
+    if (stored) return shmbus::stat_json(stored.value(), [](JsonWriter& w) { w.field("ring", false); });
+  }
+  StreamInfo first = unwrap(std::move(ring));
   if (wait->count() == 0) return shmbus::stat_json(compute_stat(std::move(first), nullptr, 0, stall_s));
   const auto t0 = std::chrono::steady_clock::now();
   Deadline deadline(*wait);
@@ -137,8 +165,16 @@ ExistsError, InvalidArgumentError, NoSpaceError.)doc");
 Removes a stream.  BusyError while a live process produces to or consumes from it,
 unless ``force``.  Processes that have it open keep their mapping until they close.
 NotFoundError if it does not exist.)doc");
-  m.def("ls", &ls, py::arg("namespace") = py::none(),
-        "ls(namespace=None) -> list[str]\n\nThe streams of a namespace, sorted.");
+  m.def("ls", &ls, py::arg("namespace") = py::none(), py::kw_only(), py::arg("stored") = false,
+        py::arg("data_dir") = py::none(),
+        R"doc(ls(namespace=None, *, stored=False, data_dir=None) -> list[str]
+
+The streams of a namespace (their rings), sorted.  ``stored=True`` also lists the
+streams that exist only as their store in the data dir (``data_dir``, as for Persister:
+None is $SHMBUS_DATA_DIR, else ~/.local/share/shmbus), after a reboot or a ring removed
+with force, as ``shmbus ls`` shows them ("stored (no ring)"); stat() describes them
+(``st["ring"]`` is False), a Consumer without a group reads them, create() continues
+them.)doc");
   m.def(
       "_timeout",
       [](py::handle seconds, const std::string& what) -> std::optional<double> {

@@ -620,3 +620,27 @@ def test_errors_speak_python_and_a_store_can_move(ns, pstream, tmp_path):
     assert not os.path.exists(os.path.join(data, ns, name))
     with shmbus.Consumer(name, start="earliest", namespace=ns) as c:
         assert bytes(c.poll(timeout=2.0)) == b"kept"
+
+
+def test_a_stream_that_exists_only_as_its_store_is_listed_and_described(ns, pstream, monkeypatch):
+    """Python's ls() and stat() missed a stream whose ring was gone (a reboot, or a ring
+    removed with force) while `shmbus ls` / `stat` showed its store (a walkthrough)."""
+    name, data = pstream
+    with shmbus.Producer(name, namespace=ns) as p:
+        with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+            for i in range(10):
+                p.publish(payload(i))
+            per.flush()
+    shmbus.remove(name, force=True, namespace=ns)  # the ring only: the store stays
+    assert name not in shmbus.ls(namespace=ns)
+    assert shmbus.ls(namespace=ns, stored=True, data_dir=data) == [name]
+    monkeypatch.setenv("SHMBUS_DATA_DIR", data)
+    assert shmbus.ls(namespace=ns, stored=True) == [name]
+    st = shmbus.stat(name, namespace=ns)
+    assert st["ring"] is False and st.to_dict()["ring"] is False
+    assert st.next_seq == 10 and st.durable_seq == 10 and st.oldest_persisted_seq == 0
+    assert st.persist.store_dir == os.path.join(data, ns, name) and st.segments == 1
+    with pytest.raises(shmbus.NotFoundError):
+        shmbus.stat("nothing-here", namespace=ns)
+    with shmbus.Consumer(name, start="earliest", namespace=ns) as c:
+        assert [bytes(r) for r in c.iter(idle_timeout=0.3)] == [payload(i) for i in range(10)]

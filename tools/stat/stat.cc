@@ -2,6 +2,7 @@
 #include "shmbus/stat.h"
 
 #include "shmbus/json.h"
+#include "shmbus/store_admin.h"
 
 #include <algorithm>
 #include <cmath>
@@ -163,6 +164,24 @@ std::string stat_json(const StreamStat& st, const std::function<void(JsonWriter&
   if (more) more(w);
   w.end_object();
   return w.release();
+}
+
+Result<StreamStat> stored_stream_stat(const std::string& ns, const std::string& stream,
+                                      std::string_view data_dir_flag) {
+  auto usage = persist::store_usage(ns, stream, data_dir_flag);
+  if (!usage) return usage.error();
+  StreamInfo info;
+  info.ns = ns;
+  info.name = stream;
+  PersistSettings ps;
+  ps.store_dir = usage->dir;
+  info.persist = ps;
+  info.disk_bytes = usage->bytes;
+  info.segments = usage->segments;
+  info.next_seq = info.oldest_seq = info.durable_seq = usage->end_seq;
+  info.oldest_persisted_seq = usage->first_seq;
+  info.deleted_below = usage->deleted_below;
+  return compute_stat(std::move(info), nullptr, 0, 0);
 }
 
 }  // namespace shmbus

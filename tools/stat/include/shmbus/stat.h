@@ -84,4 +84,13 @@ StreamStat compute_stat(StreamInfo after, const StreamInfo* before, double secon
 // end of the object (the CLI's "bridges").
 std::string stat_json(const StreamStat& st, const std::function<void(JsonWriter&)>& more = {});
 
+// A stream that exists only as its store in DATA_DIR (the data dir flag, else
+// SHMBUS_DATA_DIR or the default; `ls`: "stored (no ring)"): its names, the store's place,
+// size and range (next_seq = durable_seq = oldest_seq = one past its last record, where a
+// ring created over it continues; oldest_persisted_seq; deleted_below); every ring figure
+// 0.  kNotFound when there is no store either.  `shmbus stat` and Python's stat() print it
+// with "ring": false.
+Result<StreamStat> stored_stream_stat(const std::string& ns, const std::string& stream,
+                                      std::string_view data_dir_flag = {});
+
 }  // namespace shmbus
