@@ -98,6 +98,23 @@ int cmd_rm(const RmArgs& a) {
     check.dry_run = true;
     if (auto ok = persist::remove_store(ns, a.stream, check); !ok) return fail(ok.error());
   }
+  // With --force, records the persister had not stored are lost: recorded so in the store,
+  // so that a ring created over it does not number new records as them (--data: the store
+  // goes too).  Only when the ring is otherwise removable by force.
+  if (a.force && !a.data) {
+    auto info = stream_info(ns, a.stream);
+    if (info && info->persist && info->durable_seq < info->next_seq) {
+      auto lost = persist::record_unstored_as_lost(ns, a.stream, o);
+      if (!lost)
+        warn("records " + std::to_string(info->durable_seq) + ".." + std::to_string(info->next_seq - 1) +
+             " were never stored and could not be recorded as lost (" + lost.error().message +
+             "): a ring created over the store may number new records as them");
+      else if (*lost)
+        warn(std::to_string(*lost) + " records up to sequence " + std::to_string(info->next_seq - 1) +
+             " were never stored: recorded as lost in the store, so a ring created over it "
+             "continues at " + std::to_string(info->next_seq));
+    }
+  }
   auto r = remove_stream(ns, a.stream, a.force);
   if (!r && !(a.data && r.error().code == Errc::kNotFound))
     return fail_stream(r.error(), ns, a.stream, a.data_dir);

@@ -291,7 +291,9 @@ int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsume
         break;
       case persist::ReplayStatus::kGap: {
         const auto& g = c->gap();
-        warn("records " + std::to_string(g.from) + ".." + std::to_string(g.to - 1) + ": " + g.reason);
+        warn((g.to - g.from == 1 ? "record " + std::to_string(g.from)
+                                    : "records " + std::to_string(g.from) + ".." + std::to_string(g.to - 1)) +
+             ": " + g.reason);
         break;
       }
       case persist::ReplayStatus::kError:

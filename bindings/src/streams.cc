@@ -58,6 +58,10 @@ void remove(const std::string& name, bool force, const py::object& ns) {
   Result<void> r;
   {
     py::gil_scoped_release nogil;
+    // As `shmbus rm --force`: the records a persister had not stored are recorded as lost
+    // in the store first, so that a ring created over it does not number new records as
+    // them (best effort: the removal is what was asked for).
+    if (force) (void)persist::record_unstored_as_lost(nspace, name);
     r = remove_stream(nspace, name, force);
   }
   if (!r) throw_error(r.error().code, python_spelling(r.error().message, {{"use --force to", "use force=True to"}}));

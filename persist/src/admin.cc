@@ -183,6 +183,30 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
   }
 }
 
+Result<uint64_t> record_unstored_as_lost(std::string_view ns, std::string_view stream,
+                                         const AdminOptions& opts) {
+  auto info = stream_info(ns, stream);
+  if (!info) return info.error();
+  if (!info->persist || info->durable_seq >= info->next_seq) return uint64_t{0};
+  auto loc = locate_store(ns, stream, opts.data_dir);
+  if (!loc) return loc.error();
+  if (!loc->exists) return uint64_t{0};
+  StoreOptions so;
+  so.secure_delete = loc->secure_delete;
+  auto store = SegmentStore::open(loc->root, ns, stream, so);
+  if (!store) return store.error();
+  // The store may hold more than durable_seq says (a persister that stopped between its
+  // append and its commit): only what it lacks is lost.
+  const uint64_t from = store->next_seq(), to = info->next_seq;
+  if (from >= to) {
+    if (auto r = store->close(); !r) return r.error();
+    return uint64_t{0};
+  }
+  if (auto r = store->append_lost(from, to); !r) return r.error();
+  if (auto r = store->close(); !r) return r.error();  // synced: durable before the ring goes
+  return to - from;
+}
+
 Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
                                    const AdminOptions& opts) {
   auto loc = locate_store(ns, stream, opts.data_dir);

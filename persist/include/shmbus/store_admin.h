@@ -91,6 +91,18 @@ struct RemoveOutcome {
 Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
                                    const AdminOptions& opts = {});
 
+// Before the ring of a persisted stream is removed with force while its persister has not
+// stored every record: records the sequences [the store's next, the ring's next) as lost
+// in the store (durably), so that a ring created over the store continues after them and
+// no sequence number is given to two records (a bridge or a group that read the old ones
+// from the ring would skip the new ones as seen).  Returns how many it recorded: 0 when
+// the stream is not persisted, every record is stored, or there is no store.  kBusy while
+// a persister holds the store (it goes on storing from its mapping); kInvalidArgument
+// when the header names another store than `opts.data_dir` says (locate_store).
+// Records published between this call and the removal can still be numbered again.
+Result<uint64_t> record_unstored_as_lost(std::string_view ns, std::string_view stream,
+                                         const AdminOptions& opts = {});
+
 // ---- a stream outlives its ring -------------------------------------------------------
 
 struct CreateOutcome {
