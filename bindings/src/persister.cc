@@ -63,6 +63,7 @@ py::dict store_stats_dict(const persist::StoreStats& s) {
   d["records_appended"] = s.records_appended;
   d["bytes_appended"] = s.bytes_appended;
   d["lost_marked"] = s.lost_marked;
+  d["skipped_marked"] = s.skipped_marked;
   d["flushes"] = s.flushes;
   d["torn_bytes_dropped"] = s.torn_bytes_dropped;
   d["deleted_segments"] = s.deleted_segments;
@@ -307,11 +308,12 @@ ring for the next persister.  Waits without the GIL.)doc")
       .def("stats", &PersisterHandle::stats, R"doc(stats() -> dict
 
 Counters since start: running, records, bytes (payload), lost (sequences recorded as
-lost: abandoned claims, or records that left the ring while no persister ran),
+lost: records that left the ring while no persister ran; the numbers of aborted or
+abandoned claims are recorded as skipped: store.skipped_marked),
 durable_seq (records below are durable), disk_full_waits, last_error (None or the last
 write failure), and store: {kind, granularity (pmem: "byte", "cache-line", "page"; file:
 None), bytes_on_disk, segments, oldest_seq, end_seq, durable_seq, deleted_below,
-records_appended, bytes_appended, lost_marked, flushes, torn_bytes_dropped,
+records_appended, bytes_appended, lost_marked, skipped_marked, flushes, torn_bytes_dropped,
 deleted_segments, deleted_records, deleted_bytes, last_delete_ns, last_error}.
 Still works after stop() (the final counts).)doc")
       .def_property_readonly("running", &PersisterHandle::running,

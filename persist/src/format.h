@@ -77,6 +77,13 @@ enum class FrameKind : uint16_t {
   kLost = 2,  // sequences [seq, to) were never persisted; payload = u64 `to`
 };
 inline constexpr uint32_t kLostPayloadSize = 8;
+// A lost-range marker's `type` field says why (format version 1 wrote 0 there and never
+// read it, so a reader of any version accepts either): kLostRecords, records that were
+// published but never stored; kLostSkipped, numbers under which nothing was published
+// (claims aborted or abandoned in the ring): no record is missing.  Other values read as
+// kLostRecords.
+inline constexpr uint32_t kLostRecords = 0;
+inline constexpr uint32_t kLostSkipped = 1;
 
 struct FrameHeader {
   uint32_t length = 0;

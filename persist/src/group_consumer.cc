@@ -125,6 +125,10 @@ ReadStatus GroupConsumer::Impl::read_store(Record* out) {
         out->type = e->type;
         out->data = e->data;
         return ReadStatus::kOk;
+      case EntryKind::kSkipped:
+        // Nothing was published there: on, as the ring's readers go past a gap.
+        if (e->end_seq > next) next = std::min(e->end_seq, end);
+        continue;
       case EntryKind::kLost:
       case EntryKind::kDeleted:
       case EntryKind::kCorrupt:

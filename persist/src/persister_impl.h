@@ -37,6 +37,10 @@ struct Persister::Impl {
   ConsumerOptions ring_opts;
   std::optional<SegmentStore> store;
   std::optional<Consumer> ring;
+  // ring->gaps() (sequences of aborted or abandoned claims the ring skipped) as of the
+  // last range the store recorded: what grew since tells a skipped range from a lost one.
+  // 0 whenever `ring` is opened anew (its count starts there).
+  uint64_t ring_gaps_seen = 0;
   std::optional<StreamControl> ctl;
   moodycamel::ConcurrentQueue<Request> requests;
   std::thread thread;

@@ -98,18 +98,31 @@ Result<bool> Persister::Impl::store_record(const Record& rec) {
   const bool empty = next == 0;  // a store that never held anything takes any sequence
   if (!empty && rec.seq < next) return false;  // stored before a restart: not twice
   if (!empty && rec.seq > next) {
-    // Sequences the ring skipped (claims of dead producers) or lost while the persister
-    // was away on a stream that lets producers go on: say so in the store.
-    if (auto r = store->append_lost(next, rec.seq); !r) return r.error();
+    // Sequences the ring skipped as gaps (claims aborted, or abandoned by dead producers:
+    // nothing was published under them) or lost while the persister was away on a
+    // stream that lets producers go on: say which in the store.  Skipped only when the
+    // ring's gap count grew by all of them (a range of both kinds counts as lost).
+    const uint64_t count = rec.seq - next;
+    const uint64_t gaps = ring ? ring->gaps() : ring_gaps_seen;
+    const bool skipped = gaps >= ring_gaps_seen && gaps - ring_gaps_seen >= count;
+    if (auto r = store->append_lost(next, rec.seq, skipped); !r) return r.error();
+    ring_gaps_seen = gaps;
     // Before durable_seq passes them: a producer waiting for one of them is told it was
     // not persisted, never that it is durable.
     ctl->record_lost(next, rec.seq);
-    {
-      std::lock_guard lock(mu);
-      stats_.lost += rec.seq - next;
+    if (skipped) {
+      detail::logger().info("persister {}/{}: sequences {}..{} were never published (claims aborted or "
+                            "abandoned): recorded as skipped", ns, stream, next, rec.seq - 1);
+    } else {
+      {
+        std::lock_guard lock(mu);
+        stats_.lost += count;
+      }
+      detail::logger().warn("persister {}/{}: records {}..{} were not persisted (gap in the ring)", ns,
+                            stream, next, rec.seq - 1);
     }
-    detail::logger().warn("persister {}/{}: records {}..{} were not persisted (gap in the ring)", ns,
-                 stream, next, rec.seq - 1);
+  } else if (ring) {
+    ring_gaps_seen = ring->gaps();  // gaps below what the store held already
   }
   if (auto r = store->append(rec.seq, rec.ts_ns, rec.type, rec.data); !r) return r.error();
   return true;
@@ -183,6 +196,7 @@ bool Persister::Impl::store_usable() {
       return false;
     }
     ring.emplace(std::move(c.value()));
+    ring_gaps_seen = 0;
     uncommitted_bytes = 0;
     first_uncommitted_ns = 0;
   }

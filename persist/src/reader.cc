@@ -30,6 +30,7 @@ const char* entry_kind_name(EntryKind k) noexcept {
   switch (k) {
     case EntryKind::kRecord: return "record";
     case EntryKind::kLost: return "lost";
+    case EntryKind::kSkipped: return "skipped";
     case EntryKind::kDeleted: return "deleted";
     case EntryKind::kCorrupt: return "corrupt";
     case EntryKind::kEnd: return "end";
@@ -430,7 +431,8 @@ Result<Entry> SegmentReader::Impl::next() {
       if (ts_mode && (fv.h.kind == FrameKind::kLost || fv.h.ts_ns < ts_target)) continue;
       ts_mode = false;
       if (fv.h.kind == FrameKind::kLost)
-        return Entry{EntryKind::kLost, from, fv.end_seq, fv.h.ts_ns, 0, {}, 0, {}};
+        return Entry{fv.h.type == kLostSkipped ? EntryKind::kSkipped : EntryKind::kLost, from, fv.end_seq,
+                     fv.h.ts_ns, 0, {}, 0, {}};
       return Entry{EntryKind::kRecord, fv.h.seq, fv.end_seq, fv.h.ts_ns, fv.h.type, fv.payload,
                    0, {}};
     }

@@ -372,6 +372,7 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
           if (c.next_known && e->seq > c.next) return c.hold_and_report_gap(r, "not in the store");
           return c.deliver(r, out);
         }
+        case EntryKind::kSkipped:
         case EntryKind::kLost:
         case EntryKind::kDeleted:
         case EntryKind::kCorrupt: {
@@ -379,7 +380,8 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
           // (Not below the watermark: that part is deleted, not lost.)
           const uint64_t from = std::max(c.next_known ? std::max(c.next, e->seq) : e->seq, deleted);
           return c.report_gap(from, e->end_seq,
-                              e->kind == EntryKind::kLost      ? "not persisted"
+                              e->kind == EntryKind::kSkipped   ? "never published (claims aborted or abandoned)"
+                              : e->kind == EntryKind::kLost    ? "not persisted"
                               : e->kind == EntryKind::kDeleted ? "deleted"
                                                                : "corrupt in the store: " + e->detail);
         }

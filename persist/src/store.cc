@@ -207,7 +207,7 @@ Result<void> SegmentStore::append(uint64_t seq, uint64_t ts_ns, uint32_t type, B
                              payload.size());
 }
 
-Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to) {
+Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to, bool skipped) {
   if (!impl_) return make_error(Errc::kClosed, "store is closed");
   if (auto u = impl_->usable(); !u) return u;
   if (to <= from)
@@ -215,7 +215,8 @@ Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to) {
                                                   std::to_string(to) + ") is empty");
   std::byte payload[kLostPayloadSize];
   put_u64(payload, to);
-  return impl_->append_frame(FrameKind::kLost, from, to, impl_->now(), 0, payload, sizeof payload);
+  return impl_->append_frame(FrameKind::kLost, from, to, impl_->now(), skipped ? kLostSkipped : kLostRecords,
+                             payload, sizeof payload);
 }
 
 Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint64_t end_seq,
@@ -311,6 +312,8 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
   if (kind == FrameKind::kData) {
     ++counters.records_appended;
     counters.bytes_appended += payload.size();
+  } else if (type == kLostSkipped) {
+    counters.skipped_marked += end_seq - seq;
   } else {
     counters.lost_marked += end_seq - seq;
   }

@@ -314,7 +314,7 @@ struct StoreScan {
   uint64_t entries = 0;
   uint64_t discontinuities = 0;  // an entry that does not start where the last one ended
   std::string first_discontinuity;
-  std::vector<Range> lost, deleted, corrupt;
+  std::vector<Range> lost, skipped, deleted, corrupt;  // skipped: never published (aborted or abandoned claims)
   OrderCheck order;
   uint64_t seq_not_index = 0;  // single-producer stream: record index != seq
 };
@@ -363,6 +363,7 @@ inline StoreScan scan_store(const std::string& root, const std::string& ns,
         break;
       }
       case EntryKind::kLost: s.lost.push_back({e->seq, e->end_seq}); break;
+      case EntryKind::kSkipped: s.skipped.push_back({e->seq, e->end_seq}); break;
       case EntryKind::kDeleted: s.deleted.push_back({e->seq, e->end_seq}); break;
       case EntryKind::kCorrupt: s.corrupt.push_back({e->seq, e->end_seq}); break;
       case EntryKind::kEnd: break;

@@ -350,7 +350,47 @@ TEST(Replay, ACaughtUpReplayMeetingAGapInTheRingGoesOn) {
   EXPECT_EQ(s.records, 3009u);
   EXPECT_EQ(s.wrong_seq, 0u);
   expect_one_gap(s, 3000, 3001);
+  // Nothing was published there: the store says so, and so does the gap (it said "not
+  // persisted", a loss that was none).
+  EXPECT_EQ(s.gaps[0].reason, "never published (claims aborted or abandoned)");
   EXPECT_EQ(s.order.bad, 0u) << s.order.first_problem;
+}
+
+// An aborted claim is stored as a skipped range, not a lost one (a walkthrough: a group
+// reading the store said "1 records lost", the persister counted and warned of a loss):
+// a group at earliest reads every published record from the store with no loss, as a
+// ring reader goes past the gap; the persister counts no loss.
+TEST(Replay, AnAbortedClaimIsSkippedInTheStoreNotLost) {
+  PersistedStream ps;
+  ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10));
+  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 100));
+  ASSERT_NO_FATAL_FAILURE(ps.abort_one());  // seq 100
+  ASSERT_NO_FATAL_FAILURE(ps.publish(101, 1000));
+  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(1000));
+  ASSERT_GT(ps.ring_oldest(), 101u);
+  EXPECT_EQ(ps.persister->stats().lost, 0u);
+  const StoreScan scan = scan_store(ps.dir.path(), ps.ns.ns(), "s");
+  ASSERT_TRUE(scan.ok) << scan.error;
+  EXPECT_TRUE(scan.lost.empty());
+  ASSERT_EQ(scan.skipped.size(), 1u);
+  EXPECT_EQ(scan.skipped[0].from, 100u);
+  EXPECT_EQ(scan.skipped[0].to, 101u);
+  ConsumerOptions co;
+  co.group = "g";
+  co.start = StartFrom::earliest();
+  auto g = GroupConsumer::open(ps.ns.ns(), "s", co);
+  ASSERT_TRUE(g) << g.error().message;
+  std::vector<uint64_t> seqs;
+  Record rec;
+  for (;;) {
+    const ReadStatus st = g->poll(&rec, 200ms);
+    if (st == ReadStatus::kTimeout) break;
+    if (st == ReadStatus::kOk) seqs.push_back(rec.seq);
+    else EXPECT_EQ(g->loss().lost, 0u) << static_cast<int>(st);
+  }
+  EXPECT_EQ(g->lost(), 0u);
+  ASSERT_EQ(seqs.size(), 999u);
+  for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], i < 100 ? i : i + 1);
 }
 
 // A replay on the ring that the ring sends back to the store (a gap at `next`) when the

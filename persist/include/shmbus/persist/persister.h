@@ -44,7 +44,9 @@ struct PersisterOptions {
 struct PersisterStats {
   uint64_t records = 0;        // stored since start (not those a restart found stored)
   uint64_t bytes = 0;          // payload bytes stored since start
-  uint64_t lost = 0;           // sequences recorded as lost (gaps, or while dead)
+  uint64_t lost = 0;           // sequences recorded as lost (records that left the ring
+                               // while no persister ran; gaps of aborted or abandoned
+                               // claims are recorded as skipped: StoreStats::skipped_marked)
   uint64_t durable_seq = 0;    // records below are durable (as of the last flush)
   uint64_t disk_full_waits = 0;  // writes or flushes refused for lack of space, retried
   // Write and sync failures of the store (each logged).  After a failed sync the store

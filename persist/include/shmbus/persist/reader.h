@@ -15,6 +15,8 @@ namespace shmbus::persist {
 enum class EntryKind : uint8_t {
   kRecord,   // a stored record: seq, ts_ns, type, data
   kLost,     // sequences [seq, end_seq) were never stored (lost-range marker)
+  kSkipped,  // sequences [seq, end_seq) were never published (claims aborted or abandoned
+             // in the ring): nothing is missing; readers go on as the ring's do
   kDeleted,  // sequences [seq, end_seq) were deleted (watermark or retention)
   kCorrupt,  // damaged bytes skipped: sequences [seq, end_seq) (as far as known) are gone
   kEnd,      // nothing more for now; a live writer may add more: call next() again

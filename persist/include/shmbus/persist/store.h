@@ -80,6 +80,7 @@ struct StoreStats {
   uint64_t records_appended = 0;  // since open; data records only
   uint64_t bytes_appended = 0;    // since open; payload bytes
   uint64_t lost_marked = 0;       // since open; sequences declared lost
+  uint64_t skipped_marked = 0;    // since open; sequences declared skipped (never published)
   uint64_t flushes = 0;           // syncs that made data durable
   uint64_t torn_bytes_dropped = 0;  // by recovery at open
   // Failed syncs (and seals) since open.  After each the store went back to its last
@@ -145,8 +146,10 @@ class SegmentStore {
   // the page cache still holds and count them durable.)
   Result<void> append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload);
   // Records that sequences [from, to) will never be stored (a lost-range marker).
-  // `from` must equal next_seq() (any value for a new store), to > from.
-  Result<void> append_lost(uint64_t from, uint64_t to);
+  // `from` must equal next_seq() (any value for a new store), to > from.  `skipped`:
+  // nothing was published under them (claims aborted or abandoned in the ring), so
+  // readers skip them as the ring's readers do, without a loss (EntryKind::kSkipped).
+  Result<void> append_lost(uint64_t from, uint64_t to, bool skipped = false);
 
   // Makes everything appended durable (fdatasync, or pmem2 persist), then writes
   // pending index entries.
