@@ -96,7 +96,13 @@ bool Persister::Impl::finish_flush(std::chrono::nanoseconds wait) {
 Result<bool> Persister::Impl::store_record(const Record& rec) {
   const uint64_t next = store->next_seq();
   const bool empty = next == 0;  // a store that never held anything takes any sequence
-  if (!empty && rec.seq < next) return false;  // stored before a restart: not twice
+  if (!empty && rec.seq < next) {  // stored before a restart: not twice
+    // The gaps the ring skipped on the way here lie below what the store holds: they are
+    // recorded already and must not be taken for a later range's (a real loss would be
+    // recorded as skipped).
+    if (ring) ring_gaps_seen = ring->gaps();
+    return false;
+  }
   if (!empty && rec.seq > next) {
     // Sequences the ring skipped as gaps (claims aborted, or abandoned by dead producers:
     // nothing was published under them) or lost while the persister was away on a
