@@ -25,6 +25,17 @@ def pstream(ns, tmp_path):
     return "p", str(tmp_path / "data")
 
 
+def stored_without_ring(ns, name, data, count):
+    """Persists records 0..count-1 of `name` into `data`, then removes its ring (as a
+    reboot would): the stream exists only as its store."""
+    with shmbus.Producer(name, namespace=ns) as p:
+        with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+            for i in range(count):
+                p.publish(payload(i))
+            per.flush()
+    shmbus.remove(name, force=True, namespace=ns)  # the ring only: the store stays
+
+
 def wait_until(cond, timeout=10.0):
     end = time.monotonic() + timeout
     while not cond():
@@ -380,12 +391,7 @@ print(per.stats()["records"], per.stats()["last_error"])
 def test_stream_outlives_its_ring(ns, pstream):
     """A reboot empties /dev/shm: the store is the stream's lasting identity."""
     name, data = pstream
-    with shmbus.Producer(name, namespace=ns) as p:
-        with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
-            for i in range(300):
-                p.publish(payload(i))
-            per.flush()
-    shmbus.remove(name, force=True, namespace=ns)
+    stored_without_ring(ns, name, data, 300)
     # No ring: the Consumer reads the store.
     with shmbus.Consumer(name, data_dir=data, namespace=ns) as c:
         assert c.replaying
@@ -626,12 +632,7 @@ def test_a_stream_that_exists_only_as_its_store_is_listed_and_described(ns, pstr
     """Python's ls() and stat() missed a stream whose ring was gone (a reboot, or a ring
     removed with force) while `shmbus ls` / `stat` showed its store (a walkthrough)."""
     name, data = pstream
-    with shmbus.Producer(name, namespace=ns) as p:
-        with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
-            for i in range(10):
-                p.publish(payload(i))
-            per.flush()
-    shmbus.remove(name, force=True, namespace=ns)  # the ring only: the store stays
+    stored_without_ring(ns, name, data, 10)
     assert name not in shmbus.ls(namespace=ns)
     assert shmbus.ls(namespace=ns, stored=True, data_dir=data) == [name]
     monkeypatch.setenv("SHMBUS_DATA_DIR", data)
