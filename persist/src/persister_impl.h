@@ -37,10 +37,11 @@ struct Persister::Impl {
   ConsumerOptions ring_opts;
   std::optional<SegmentStore> store;
   std::optional<Consumer> ring;
-  // ring->gaps() (sequences of aborted or abandoned claims the ring skipped) as of the
-  // last range the store recorded: what grew since tells a skipped range from a lost one.
-  // 0 whenever `ring` is opened anew (its count starts there).
-  uint64_t ring_gaps_seen = 0;
+  // ring->gaps() (sequences of aborted or abandoned claims the ring skipped) and
+  // ring->lost() as of the last record or range the store took: what grew since tells a
+  // skipped range from a lost one (record_range).  0 whenever `ring` is opened anew (its
+  // counts start there).
+  uint64_t ring_gaps_seen = 0, ring_lost_seen = 0;
   std::optional<StreamControl> ctl;
   moodycamel::ConcurrentQueue<Request> requests;
   std::thread thread;
@@ -95,6 +96,10 @@ struct Persister::Impl {
   bool finish_flush(std::chrono::nanoseconds wait);
   void publish_durable();
   Result<bool> store_record(const Record& rec);
+  // The store takes [from, to) as a skipped or lost range (see persister_loop.cc).
+  Result<void> record_range(uint64_t from, uint64_t to);
+  // The ring's gap and loss counts are taken as recorded (ring_gaps_seen, ring_lost_seen).
+  void absorb_ring_counts();
   void note_write_error(const Error& e);
   void after_store_error(const Error& e);
   bool store_usable();

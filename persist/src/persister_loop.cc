@@ -92,43 +92,56 @@ bool Persister::Impl::finish_flush(std::chrono::nanoseconds wait) {
   return true;
 }
 
+void Persister::Impl::absorb_ring_counts() {
+  if (!ring) return;
+  ring_gaps_seen = ring->gaps();
+  ring_lost_seen = ring->lost();
+}
+
+// [from, to): sequences the ring went past without a record.  Skipped (nothing was
+// published under them: claims aborted, or abandoned by dead producers) only when the
+// ring lost nothing since the counts were last absorbed and its gap count grew by exactly
+// these; anything else is lost (a lap counts the gaps from its own start, which may lie
+// below the store's end: a review found a real loss recorded as skipped that way).
+Result<void> Persister::Impl::record_range(uint64_t from, uint64_t to) {
+  const uint64_t count = to - from;
+  const bool skipped = ring && ring->lost() == ring_lost_seen && ring->gaps() >= ring_gaps_seen &&
+                       ring->gaps() - ring_gaps_seen == count;
+  if (auto r = store->append_lost(from, to, skipped); !r) return r.error();
+  absorb_ring_counts();
+  // Before durable_seq passes them: a producer waiting for one of them is told it was
+  // not persisted, never that it is durable.
+  ctl->record_lost(from, to);
+  if (skipped) {
+    detail::logger().info("persister {}/{}: sequences {}..{} were never published (claims aborted or "
+                          "abandoned): recorded as skipped", ns, stream, from, to - 1);
+    return {};
+  }
+  {
+    std::lock_guard lock(mu);
+    stats_.lost += count;
+  }
+  detail::logger().warn("persister {}/{}: records {}..{} were not persisted (gap in the ring)", ns, stream,
+                        from, to - 1);
+  return {};
+}
+
 // Returns false for a record the store already holds (read again after a restart).
 Result<bool> Persister::Impl::store_record(const Record& rec) {
   const uint64_t next = store->next_seq();
   const bool empty = next == 0;  // a store that never held anything takes any sequence
   if (!empty && rec.seq < next) {  // stored before a restart: not twice
-    // The gaps the ring skipped on the way here lie below what the store holds: they are
-    // recorded already and must not be taken for a later range's (a real loss would be
-    // recorded as skipped).
-    if (ring) ring_gaps_seen = ring->gaps();
+    // The gaps and losses the ring counted on the way here lie below what the store
+    // holds: recorded already, not to be charged to a later range.
+    absorb_ring_counts();
     return false;
   }
   if (!empty && rec.seq > next) {
-    // Sequences the ring skipped as gaps (claims aborted, or abandoned by dead producers:
-    // nothing was published under them) or lost while the persister was away on a
-    // stream that lets producers go on: say which in the store.  Skipped only when the
-    // ring's gap count grew by all of them (a range of both kinds counts as lost).
-    const uint64_t count = rec.seq - next;
-    const uint64_t gaps = ring ? ring->gaps() : ring_gaps_seen;
-    const bool skipped = gaps >= ring_gaps_seen && gaps - ring_gaps_seen >= count;
-    if (auto r = store->append_lost(next, rec.seq, skipped); !r) return r.error();
-    ring_gaps_seen = gaps;
-    // Before durable_seq passes them: a producer waiting for one of them is told it was
-    // not persisted, never that it is durable.
-    ctl->record_lost(next, rec.seq);
-    if (skipped) {
-      detail::logger().info("persister {}/{}: sequences {}..{} were never published (claims aborted or "
-                            "abandoned): recorded as skipped", ns, stream, next, rec.seq - 1);
-    } else {
-      {
-        std::lock_guard lock(mu);
-        stats_.lost += count;
-      }
-      detail::logger().warn("persister {}/{}: records {}..{} were not persisted (gap in the ring)", ns,
-                            stream, next, rec.seq - 1);
-    }
-  } else if (ring) {
-    ring_gaps_seen = ring->gaps();  // gaps below what the store held already
+    // Sequences the ring skipped as gaps, or lost while the persister was away on a
+    // stream that lets producers go on: say which in the store.
+    if (auto r = record_range(next, rec.seq); !r) return r.error();
+  } else {
+    absorb_ring_counts();
   }
   if (auto r = store->append(rec.seq, rec.ts_ns, rec.type, rec.data); !r) return r.error();
   return true;
@@ -202,7 +215,7 @@ bool Persister::Impl::store_usable() {
       return false;
     }
     ring.emplace(std::move(c.value()));
-    ring_gaps_seen = 0;
+    ring_gaps_seen = ring_lost_seen = 0;
     uncommitted_bytes = 0;
     first_uncommitted_ns = 0;
   }

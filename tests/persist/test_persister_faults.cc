@@ -231,6 +231,70 @@ void another_persister_finishes(Children& kids, const std::string& ns, const Per
   EXPECT_EQ(pc.stop(kids), 0);
 }
 
+// Let-go mode: aborted claims the store holds as skipped, then a persister killed -9 after
+// its write buffer reached the file but before it committed its ring position, then a
+// lap.  The restarted persister's ring consumer counts the lap's gaps from that position,
+// below the store's end: the records the lap took after the store's end are lost, never
+// "skipped" (a review: they were recorded as never published, a silent loss).
+TEST(PersisterFaults, ALapPastAbortedClaimsTheStoreHeldIsLostNotSkipped) {
+  ScopedNs ns;
+  DataDir dir;
+  StreamOptions so = stream_opts(4 << 20);
+  so.max_record = 128 << 10;
+  so.consumer_dead_timeout = 200ms;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  PersisterOptions o;
+  o.data_dir = dir.path();
+  o.hold_producers = false;
+  o.flush_interval = std::chrono::hours(1);  // no commit before the kill
+  Children kids;
+  PersisterChild pc;
+  ASSERT_TRUE(pc.start(kids, ns.ns(), "s", o)) << pc.start_error();
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  const std::string big(100 << 10, 'x');
+  ASSERT_TRUE(prod->publish(test::as_bytes(std::string("r0"))).ok());
+  for (int i = 0; i < 40; ++i) {  // seqs 1..40
+    PubStatus st = PubStatus::kOk;
+    Claim c = prod->claim(10, 0, &st);
+    ASSERT_EQ(st, PubStatus::kOk);
+    ASSERT_EQ(c.abort(), PubStatus::kOk);
+  }
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(prod->publish(test::as_bytes(big)).ok());  // 41..52
+  // The persister's 1 MiB write buffer reaches the file (and so the page cache, which a
+  // kill -9 keeps); nothing is synced or committed.
+  const std::string seg = dir.path() + "/" + ns.ns() + "/s/" + std::string(20, '0') + ".seg";
+  ASSERT_TRUE(eventually([&] {
+    std::error_code ec;
+    return std::filesystem::file_size(seg, ec) > (1u << 20) && !ec;
+  })) << "the write buffer never reached " << seg;
+  pc.kill9(kids);
+  // Producers go on after the eviction, well past a ring.
+  for (int i = 0; i < 80; ++i) {
+    PubResult r = prod->publish(test::as_bytes(big));
+    ASSERT_TRUE(r.ok() || r.status == PubStatus::kFull) << static_cast<int>(r.status);
+    if (!r.ok()) {
+      std::this_thread::sleep_for(50ms);
+      --i;
+    }
+  }
+  o.flush_interval = 5ms;
+  PersisterChild again;
+  ASSERT_TRUE(again.start(kids, ns.ns(), "s", o)) << again.start_error();
+  const uint64_t end = next_seq_of(ns.ns(), "s");
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") == end; }, 20s));
+  EXPECT_EQ(again.stop(kids), 0);
+  const StoreScan sc = scan_store(dir.path(), ns.ns(), "s");
+  ASSERT_TRUE(sc.ok) << sc.error;
+  ASSERT_FALSE(sc.skipped.empty());
+  for (const Range& r : sc.skipped) {
+    EXPECT_GE(r.from, 1u) << "a published record recorded as skipped";
+    EXPECT_LE(r.to, 41u) << "a published record recorded as skipped";
+  }
+  ASSERT_FALSE(sc.lost.empty()) << "the lap recorded no loss";
+  EXPECT_GE(sc.lost.front().from, 41u);
+}
+
 // The default mode (hold_producers): a persister killed -9 and left dead for many times
 // the stream's consumer_dead_timeout is never evicted, so producers wait for it with the
 // ring full instead of overwriting what was never stored; a restarted persister stores
