@@ -210,7 +210,10 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
     c.owe();
     return st;
   }
-  if (e->kind == EntryKind::kRecord && e->seq == r.from) {
+  // The store holds the start: a record, or a skipped range (claims aborted or abandoned:
+  // nothing published there, nothing lost; a review found it counted as lost).
+  if ((e->kind == EntryKind::kRecord && e->seq == r.from) ||
+      (e->kind == EntryKind::kSkipped && e->seq <= r.from && e->end_seq > r.from)) {
     // Read it again from the start (its view would be gone by the next poll otherwise).
     if (auto s = c.reader->seek_seq(r.from); !s) {
       c.reader.reset();
