@@ -410,7 +410,10 @@ the store, then it switches to the live ring with no gap and no duplicate (as th
 (``replaying``, ``from_store``).  Records that neither the store nor the ring has any
 more (deleted by retention, never persisted, corrupt) are a *gap*: skipped and counted
 in ``gaps`` (the last in ``last_gap``), or raised as GapError(from_seq, to_seq, reason)
-with ``raise_on_gap=True``; either way reading goes on after the gap.  A stream whose
+with ``raise_on_gap=True``; either way reading goes on after the gap.  Numbers under
+which nothing was published (claims aborted or abandoned: reason "never published
+(claims aborted or abandoned)") are counted in ``gaps`` but never raised, as a ring
+reader goes past them.  A stream whose
 ring is gone (after a reboot) but whose store is in the data dir is read from the store
 (``data_dir``: as for Persister), and once the ring is created again, from it.
 

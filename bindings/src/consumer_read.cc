@@ -135,7 +135,9 @@ Step poll_replay(ConsumerCore& c, bool first, const Deadline& deadline, bool mor
       const persist::ReplayGap& gap = c.replay->gap();
       c.gaps.fetch_add(gap.to - gap.from, std::memory_order_relaxed);  // relaxed: a counter
       c.last_gap = gap;
-      if (!c.raise_on_gap) return Step{Step::kAgain, {}, {}};  // skipped: go on at once
+      // skipped: go on at once.  Numbers nothing was published under (claims aborted or
+      // abandoned) are counted but never raised: a ring reader goes past them too.
+      if (!c.raise_on_gap || gap.never_published) return Step{Step::kAgain, {}, {}};
       return raise_step(DeferredError{true, gap, {}, 0});
     }
     case persist::ReplayStatus::kError: {

@@ -662,3 +662,20 @@ def test_remove_with_force_records_unstored_records_as_lost(ns, pstream, monkeyp
     shmbus.remove(name, force=True, namespace=ns)
     shmbus.create(name, capacity=RING, namespace=ns)
     assert shmbus.stat(name, namespace=ns).next_seq == 2
+
+
+def test_an_aborted_claim_is_a_gap_that_is_never_raised(ns, pstream):
+    """Replaying a persisted stream, the number of an aborted claim is counted in gaps
+    with its reason, but raise_on_gap=True does not raise it: nothing was lost."""
+    name, data = pstream
+    with shmbus.Producer(name, namespace=ns) as p:
+        with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
+            p.publish(b"a")
+            with p.claim(8) as c:
+                c.abort()
+            p.publish(b"c")
+            per.flush()
+    with shmbus.Consumer(name, start="earliest", namespace=ns, raise_on_gap=True) as c:
+        assert [(r.seq, bytes(r)) for r in c.iter(idle_timeout=0.3)] == [(0, b"a"), (2, b"c")]
+        assert c.gaps == 1
+        assert c.last_gap == (1, 2, "never published (claims aborted or abandoned)")

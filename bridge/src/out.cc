@@ -66,11 +66,16 @@ class Reader {
   // *why: for kLost and kError, what happened.
   Status poll(Record* rec, std::chrono::nanoseconds timeout, std::string* why) {
     if (auto* rc = std::get_if<persist::ReplayConsumer>(&c_)) {
-      switch (rc->poll(rec, timeout)) {
+      persist::ReplayStatus st;
+      // Numbers under which nothing was published (claims aborted or abandoned): no
+      // record to bridge and none lost (a review: logged as an error, counted in errors).
+      while ((st = rc->poll(rec, timeout)) == persist::ReplayStatus::kGap && rc->gap().never_published) {
+      }
+      switch (st) {
         case persist::ReplayStatus::kOk: return Status::kOk;
         case persist::ReplayStatus::kTimeout: return Status::kTimeout;
         case persist::ReplayStatus::kGap:
-          *why = "records " + std::to_string(rc->gap().from) + ".." + std::to_string(rc->gap().to) +
+          *why = "records " + std::to_string(rc->gap().from) + ".." + std::to_string(rc->gap().to - 1) +
                  " of the stream are gone (" + rc->gap().reason + "): not bridged";
           return Status::kLost;
         case persist::ReplayStatus::kClosed: *why = "the stream was closed"; return Status::kError;

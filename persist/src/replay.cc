@@ -148,8 +148,8 @@ struct ReplayConsumer::Impl {
     have_held = true;
     return report_gap(next, r.seq, std::move(reason));
   }
-  ReplayStatus report_gap(uint64_t from, uint64_t to, std::string reason) {
-    gap = ReplayGap{from, to, std::move(reason)};
+  ReplayStatus report_gap(uint64_t from, uint64_t to, std::string reason, bool never_published = false) {
+    gap = ReplayGap{from, to, std::move(reason), never_published};
     next = to;
     next_known = true;
     return ReplayStatus::kGap;
@@ -383,7 +383,8 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
                               e->kind == EntryKind::kSkipped   ? "never published (claims aborted or abandoned)"
                               : e->kind == EntryKind::kLost    ? "not persisted"
                               : e->kind == EntryKind::kDeleted ? "deleted"
-                                                               : "corrupt in the store: " + e->detail);
+                                                               : "corrupt in the store: " + e->detail,
+                              e->kind == EntryKind::kSkipped);
         }
         case EntryKind::kEnd:
           if (!c.ctl) {

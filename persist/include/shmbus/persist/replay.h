@@ -24,7 +24,11 @@ enum class ReplayStatus : uint8_t {
 
 struct ReplayGap {
   uint64_t from = 0, to = 0;
-  std::string reason;   // "deleted", "not persisted", "corrupt", "lost (not persisted stream)"
+  std::string reason;   // "deleted", "not persisted", "corrupt", "lost (not persisted stream)",
+                        // "never published (claims aborted or abandoned)"
+  // Nothing was published under these numbers (claims aborted, or abandoned by dead
+  // producers): no record is missing.  A reader that counts losses leaves it out.
+  bool never_published = false;
 };
 
 struct ReplayOptions {
