@@ -105,7 +105,13 @@ int cmd_rm(const RmArgs& a) {
     auto info = stream_info(ns, a.stream);
     if (info && info->persist && info->durable_seq < info->next_seq) {
       auto lost = persist::record_unstored_as_lost(ns, a.stream, o);
-      if (!lost)
+      // --data-dir names another store than the header: removing the ring would let a
+      // ring created over the header's store number new records as the unstored ones.
+      if (!lost && lost.error().code == Errc::kInvalidArgument)
+        return fail(lost.error().message + "; the stream holds records its persister has not stored: give the "
+                    "--data-dir its header names so that they are recorded as lost, or --data");
+      // A persister running (kBusy) goes on storing them from its mapping: nothing to say.
+      if (!lost && lost.error().code != Errc::kBusy)
         warn("records " + std::to_string(info->durable_seq) + ".." + std::to_string(info->next_seq - 1) +
              " were never stored and could not be recorded as lost (" + lost.error().message +
              "): a ring created over the store may number new records as them");

@@ -647,20 +647,20 @@ def test_a_stream_that_exists_only_as_its_store_is_listed_and_described(ns, pstr
         assert [bytes(r) for r in c.iter(idle_timeout=0.3)] == [payload(i) for i in range(10)]
 
 
-def test_remove_with_force_records_unstored_records_as_lost(ns, pstream, monkeypatch):
+def test_remove_with_force_records_unstored_records_as_lost(ns, pstream):
     """remove(force=True) of a persisted stream whose persister had not stored its last
     records: they are recorded as lost in the store, so a stream created over the store
-    does not give their numbers to new records (as `shmbus rm --force`)."""
+    does not give their numbers to new records (as `shmbus rm --force`).  remove() takes
+    no data_dir: the store is the one the header names (not the default data dir)."""
     name, data = pstream
-    monkeypatch.setenv("SHMBUS_DATA_DIR", data)
     with shmbus.Producer(name, namespace=ns) as p:
-        with shmbus.Persister(name, namespace=ns) as per:
+        with shmbus.Persister(name, data_dir=data, namespace=ns) as per:
             p.publish(b"stored")
             per.flush()
         p.publish(b"never stored")
     assert shmbus.stat(name, namespace=ns).durable_seq == 1
     shmbus.remove(name, force=True, namespace=ns)
-    shmbus.create(name, capacity=RING, namespace=ns)
+    shmbus.create(name, capacity=RING, namespace=ns, data_dir=data)
     assert shmbus.stat(name, namespace=ns).next_seq == 2
 
 

@@ -189,6 +189,13 @@ Result<uint64_t> record_unstored_as_lost(std::string_view ns, std::string_view s
   if (!info) return info.error();
   if (!info->persist || info->durable_seq >= info->next_seq) return uint64_t{0};
   auto loc = locate_store(ns, stream, opts.data_dir);
+  if (!loc && loc.error().code == Errc::kInvalidArgument && opts.data_dir.empty()) {
+    // No data dir given, and the default is not where the persister stored: the store
+    // the header names (a review: Python's remove(force=True), which takes no data dir,
+    // recorded nothing for a store elsewhere).  Opened as any store is: a directory of
+    // the caller's, its files checked.
+    if (auto root = store_root_of(info->persist->store_dir, ns, stream)) loc = locate_store(ns, stream, *root);
+  }
   if (!loc) return loc.error();
   if (!loc->exists) return uint64_t{0};
   StoreOptions so;

@@ -192,7 +192,13 @@ TEST_F(Cli, RmRefusesAPersistedStreamWithRecordsNotStoredYet) {
   // --force loses it, and says so; the store records it as lost, so a ring created over
   // the store continues after it: the number 3 is not given to a new record (it was:
   // a bridge that had sent 3 skipped the new record as sent).
-  CliResult forced = cli({"rm", "s", "--force", "--data-dir", dir.string()});
+  // A --data-dir that is not where the header says the store is: refused (the records
+  // could not be recorded as lost there).  Without one, the header's store is used.
+  const std::string elsewhere = (dir / "elsewhere").string();
+  expect_failure(cli({"rm", "s", "--force", "--data-dir", elsewhere}),
+                 "give the --data-dir its header names so that they are recorded as lost, or --data");
+  ASSERT_TRUE(stream_info(ns_, "s"));
+  CliResult forced = cli({"rm", "s", "--force"});
   expect_ok(forced);
   EXPECT_EQ(forced.err, "shmbus: 1 records up to sequence 3 were never stored: recorded as lost in the store, "
                         "so a ring created over it continues at 4\n");

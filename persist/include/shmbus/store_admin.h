@@ -98,7 +98,8 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
 // from the ring would skip the new ones as seen).  Returns how many it recorded: 0 when
 // the stream is not persisted, every record is stored, or there is no store.  kBusy while
 // a persister holds the store (it goes on storing from its mapping); kInvalidArgument
-// when the header names another store than `opts.data_dir` says (locate_store).
+// when the header names another store than `opts.data_dir` says (locate_store; with no
+// data dir given, the store the header names is used).
 // Records published between this call and the removal can still be numbered again.
 Result<uint64_t> record_unstored_as_lost(std::string_view ns, std::string_view stream,
                                          const AdminOptions& opts = {});
