@@ -148,7 +148,7 @@ int print_stored(const StreamMetrics& m, bool json) {
   if (json) {
     std::printf("%s\n", stat_json(m.stat, [&](JsonWriter& w) {
                            write_bridges_json(s.ns, s.name, w);
-                           w.field("ring", false);
+                           write_stored_keys(m.stat, w);
                          }).c_str());
     return kExitOk;
   }
@@ -162,8 +162,13 @@ int print_stored(const StreamMetrics& m, bool json) {
                                ? "records " + std::to_string(s.oldest_persisted_seq) + ".." +
                                      std::to_string(s.next_seq - 1)
                                : std::string("no records");
-  std::printf("stored            %s (next sequence %llu), deleted below %llu\n", held.c_str(),
-              ull(s.next_seq), ull(s.deleted_below));
+  if (!m.stat.store_range_error.empty())
+    std::printf("stored            range unknown: %s (shmbus fsck %s says more)\n",
+                terminal_text(m.stat.store_range_error).c_str(),
+                terminal_text(s.persist ? s.persist->store_dir : "").c_str());
+  else
+    std::printf("stored            %s (next sequence %llu), deleted below %llu\n", held.c_str(),
+                ull(s.next_seq), ull(s.deleted_below));
   return kExitOk;
 }
 
@@ -206,7 +211,7 @@ int print_prometheus(const StatArgs& a, const std::string& ns) {
   } else {
     auto m = collect_stream(ns, a.stream);
     if (!m && m.error().code == Errc::kNotFound) {
-      if (auto stored = collect_stored(ns, a.stream); stored) m = std::move(stored);
+      if (auto stored = collect_stored(ns, a.stream, a.data_dir); stored) m = std::move(stored);
     }
     if (!m) return fail_stream(m.error(), ns, a.stream);
     streams.push_back(std::move(m.value()));
@@ -258,8 +263,8 @@ int cmd_stat(const StatArgs& a_in) {
   install_stop_handlers();
   auto first = stream_info(ns, a.stream);
   if (!first && first.error().code == Errc::kNotFound && !a.watch)
-    if (auto stored = collect_stored(ns, a.stream); stored) return print_stored(stored.value(), a.json);
-  if (!first) return fail_stream(first.error(), ns, a.stream);
+    if (auto stored = collect_stored(ns, a.stream, a.data_dir); stored) return print_stored(stored.value(), a.json);
+  if (!first) return fail_stream(first.error(), ns, a.stream, a.data_dir);
   if (a.watch) return watch(a, ns, every, stall_s, std::move(first.value()));
   if (interval.count() == 0) {
     print(compute_stat(std::move(first.value()), nullptr, 0, stall_s), a.json);

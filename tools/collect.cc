@@ -18,8 +18,9 @@ Result<StreamMetrics> collect_stream(const std::string& ns, const std::string& s
   return m;
 }
 
-Result<StreamMetrics> collect_stored(const std::string& ns, const std::string& stream) {
-  auto st = stored_stream_stat(ns, stream);
+Result<StreamMetrics> collect_stored(const std::string& ns, const std::string& stream,
+                                     std::string_view data_dir) {
+  auto st = stored_stream_stat(ns, stream, data_dir);
   if (!st) return st.error();
   StreamMetrics m;
   m.ring = false;

@@ -18,7 +18,8 @@ std::vector<BridgeMetrics> bridge_metrics(const std::string& ns, const std::stri
 // One snapshot of NS/STREAM (no rates) with its bridges.
 Result<StreamMetrics> collect_stream(const std::string& ns, const std::string& stream);
 // NS/STREAM that exists only as a store (no ring): its store's figures (ring false).
-Result<StreamMetrics> collect_stored(const std::string& ns, const std::string& stream);
+Result<StreamMetrics> collect_stored(const std::string& ns, const std::string& stream,
+                                     std::string_view data_dir = {});
 // Every stream of each namespace (with a ring or only a store), in the namespaces' order and by name within one.
 std::vector<StreamMetrics> collect_namespaces(const std::vector<std::string>& namespaces);
 

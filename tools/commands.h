@@ -110,6 +110,7 @@ struct StatArgs {
   bool watch = false;            // --watch: print again every watch_every, like `iostat 1`
   std::string watch_every;       // parse_duration; empty: 1s
   std::string stall = "1s";      // size the ring to ride out a consumer stall this long
+  std::string data_dir;          // where a stream without a ring has its store
 };
 int cmd_stat(const StatArgs& a);
 

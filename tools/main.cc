@@ -347,6 +347,9 @@ int main(int argc, char** argv) {
                     ->expected(0, 1);
   s->add_option("--stall", stat.stall,
                 "Size the ring to ride out a consumer stall this long (default 1s)");
+  s->add_option("--data-dir", stat.data_dir,
+                "Where a stream without a ring has its store (default: $SHMBUS_DATA_DIR, else "
+                "~/.local/share/shmbus), as for ls");
   add_namespace(s, &stat.ns);
   s->callback([&, watch, argc, argv] {
     stat.watch = watch->count() > 0;

@@ -181,7 +181,12 @@ class StreamStat(_Fields):
         """A StreamStat from the document (json.loads of `shmbus stat --json`)."""
 
 def stat(
-    name: str, *, namespace: Optional[str] = None, interval: Optional[float] = None, stall: float = 1.0
+    name: str,
+    *,
+    namespace: Optional[str] = None,
+    interval: Optional[float] = None,
+    stall: float = 1.0,
+    data_dir: Union[None, str, os.PathLike[str]] = None,
 ) -> StreamStat:
     """A stream's state, with the fields of `shmbus stat --json` (a StreamStat:
     `.to_dict()` is that document; `st["key"]` reads a field as the dict did).

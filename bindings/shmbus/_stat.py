@@ -235,7 +235,7 @@ _NESTED: dict[type, dict[str, Any]] = {
 }
 
 
-def stat(name, *, namespace=None, interval=None, stall=1.0):
+def stat(name, *, namespace=None, interval=None, stall=1.0, data_dir=None):
     """Returns a stream's state as a StreamStat: the document of ``shmbus stat --json``
     as frozen dataclasses (``.to_dict()``: the dict ``json.loads`` gives; ``st["key"]``
     reads a field as the dict did).
@@ -265,8 +265,12 @@ def stat(name, *, namespace=None, interval=None, stall=1.0):
     over the retention, capped by retention bytes; None when not persisted or unbounded).
 
     Floats have the CLI's precision (three decimals).
+
+    A stream that exists only as its store (``ls(stored=True)``; ``data_dir`` as for
+    Persister says where): the store's part, with ``st["ring"]`` False and, when its range
+    could not be read, ``st["store_range_error"]``.
     """
     interval = _seconds(interval, "interval", allow_none=True)
     stall = _seconds(stall, "stall", allow_none=False)
     # interval 0 (or None), as the CLI's --interval 0: one snapshot, no rates.
-    return StreamStat.from_dict(json.loads(_shmbus._stat_json(name, namespace, interval or 0.0, stall)))
+    return StreamStat.from_dict(json.loads(_shmbus._stat_json(name, namespace, interval or 0.0, stall, data_dir)))

@@ -94,7 +94,7 @@ StreamInfo snapshot(const std::string& ns, const std::string& name) {
 // snapshot, or two `interval` seconds apart and the rates between them.  The wait runs without the GIL, in slices
 // with signal checks between them (Ctrl-C raises KeyboardInterrupt).
 std::string stat_json(const std::string& name, const py::object& ns, const py::object& interval,
-                      double stall_s) {
+                      double stall_s, const py::object& data_dir) {
   const std::string nspace = namespace_of(ns);
   const auto wait = to_timeout(interval, "interval");
   if (!wait) throw_error(Errc::kInvalidArgument, "interval must be a number of seconds");
@@ -104,14 +104,16 @@ std::string stat_json(const std::string& name, const py::object& ns, const py::o
     ring = stream_info(nspace, name);
   }
   if (!ring && ring.error().code == Errc::kNotFound) {
+    const std::string dir = path_arg(data_dir, "data_dir");
     // A stream that exists only as its store (ls(stored=True)): the store's part, as
     // `shmbus stat --json` gives it, with "ring": false (no rates: nothing is published).
     Result<StreamStat> stored = make_error(Errc::kIo, "");
     {
       py::gil_scoped_release nogil;
-      stored = stored_stream_stat(nspace, name);
+      stored = stored_stream_stat(nspace, name, dir);
     }
-    if (stored) return shmbus::stat_json(stored.value(), [](JsonWriter& w) { w.field("ring", false); });
+    if (stored)
+      return shmbus::stat_json(stored.value(), [&](JsonWriter& w) { write_stored_keys(stored.value(), w); });
   }
   StreamInfo first = unwrap(std::move(ring));
   if (wait->count() == 0) return shmbus::stat_json(compute_stat(std::move(first), nullptr, 0, stall_s));
@@ -176,8 +178,8 @@ NotFoundError if it does not exist.)doc");
 The streams of a namespace (their rings), sorted.  ``stored=True`` also lists the
 streams that exist only as their store in the data dir (``data_dir``, as for Persister:
 None is $SHMBUS_DATA_DIR, else ~/.local/share/shmbus), after a reboot or a ring removed
-with force, as ``shmbus ls`` shows them ("stored (no ring)"); stat() describes them
-(``st["ring"]`` is False), a Consumer without a group reads them, create() continues
+with force, as ``shmbus ls`` shows them ("stored (no ring)"); stat() with the same
+``data_dir`` describes them (``st["ring"]`` is False), a Consumer without a group reads them, create() continues
 them.)doc");
   m.def(
       "_timeout",
@@ -189,7 +191,7 @@ them.)doc");
       py::arg("seconds"), py::arg("what"),
       "A timeout as every call checks it: seconds (float), or None for forever.");
   m.def("_stat_json", &stat_json, py::arg("name"), py::arg("namespace"), py::arg("interval"),
-        py::arg("stall"),
+        py::arg("stall"), py::arg("data_dir") = py::none(),
         "The JSON text of `shmbus stat --json` (see shmbus.stat, which parses it).");
   m.def("resolve_namespace",
         [](const py::object& ns) { return namespace_of(ns); }, py::arg("namespace") = py::none(),

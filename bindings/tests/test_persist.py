@@ -635,6 +635,7 @@ def test_a_stream_that_exists_only_as_its_store_is_listed_and_described(ns, pstr
     stored_without_ring(ns, name, data, 10)
     assert name not in shmbus.ls(namespace=ns)
     assert shmbus.ls(namespace=ns, stored=True, data_dir=data) == [name]
+    assert shmbus.stat(name, namespace=ns, data_dir=data).next_seq == 10  # no env needed
     monkeypatch.setenv("SHMBUS_DATA_DIR", data)
     assert shmbus.ls(namespace=ns, stored=True) == [name]
     st = shmbus.stat(name, namespace=ns)

@@ -263,7 +263,7 @@ def test_signature_check_sees_a_mismatch():
                 "def poll(self, timeout): ...", "def poll(self): ..."):
         node = ast.parse(bad).body[0]
         assert _stub_params(node, True) != _runtime_params(obj, "poll", True), bad
-    ok = ast.parse("def stat(name, *, namespace=None, interval=None, stall=1.0): ...").body[0]
+    ok = ast.parse("def stat(name, *, namespace=None, interval=None, stall=1.0, data_dir=None): ...").body[0]
     assert _stub_params(ok, False) == _runtime_params(shmbus.stat, "stat", False)
-    bad = ast.parse("def stat(name, namespace=None, *, interval=None, stall=1.0): ...").body[0]
+    bad = ast.parse("def stat(name, namespace=None, *, interval=None, stall=1.0, data_dir=None): ...").body[0]
     assert _stub_params(bad, False) != _runtime_params(shmbus.stat, "stat", False)

@@ -379,6 +379,7 @@ namespace {
 void store_range(int dir, const std::string& root, std::string_view ns, std::string_view stream,
                  const std::vector<std::string>& names, StoreUsage* out) {
   if (auto wm = read_watermark(dir); wm) out->deleted_below = wm->deleted_below;
+  else out->range_error = wm.error().message;
   uint64_t last = 0;
   bool any = false;
   for (const auto& n : names) {
@@ -391,16 +392,25 @@ void store_range(int dir, const std::string& root, std::string_view ns, std::str
   out->first_seq = out->end_seq = out->deleted_below;
   if (!any) return;
   auto reader = SegmentReader::open(root, ns, stream);
-  if (!reader) return;
+  if (!reader) {
+    out->range_error = reader.error().message;
+    return;
+  }
   uint64_t from = last;
   if (auto f = SegmentFile::open(dir, last); f)
     if (auto x = read_index(dir, last, f->size()); x && !x->entries.empty()) from = x->entries.back().seq;
-  if (!reader->seek_seq(std::max(from, out->deleted_below))) return;
+  if (auto s = reader->seek_seq(std::max(from, out->deleted_below)); !s) {
+    out->range_error = s.error().message;
+    return;
+  }
   // Bounded: a segment holds at most one frame per 32 bytes, and a reader moves on at
   // every call (a record, a range, or the end).
   for (uint64_t step = 0; step < (uint64_t{1} << 32); ++step) {
     auto e = reader->next();
-    if (!e) return;
+    if (!e) {
+      out->range_error = e.error().message;
+      return;
+    }
     if (e->kind == EntryKind::kEnd) break;
   }
   out->end_seq = std::max(reader->position(), out->deleted_below);

@@ -348,6 +348,10 @@ TEST_F(CliOps, StoredOnlyStreamsShowTheirStoreInPrometheusAndTop) {
   EXPECT_EQ(json_raw(json.out, "durable_seq"), "3") << json.out;
   EXPECT_EQ(json_raw(json.out, "oldest_persisted_seq"), "0") << json.out;
   EXPECT_EQ(json_raw(json.out, "deleted_below"), "0") << json.out;
+  // --data-dir, as ls takes it, without the environment.
+  const CliResult by_flag = cli({"stat", "p", "--json", "--data-dir", data});
+  expect_ok(by_flag);
+  EXPECT_EQ(json_raw(by_flag.out, "next_seq"), "3") << by_flag.out;
   const CliResult prom1 = run_cli(with_ns({"stat", "p", "--format", "prometheus"}), "", env);
   expect_ok(prom1);
   EXPECT_EQ(sample(prom1.out, "shmbus_store_bytes" + p), bytes) << prom1.out;

@@ -175,6 +175,30 @@ TEST_F(Cli, TailFollowGroupOfAStreamCreatedAgainFreshReadsItFromItsStart) {
 // stopped persister had not stored its last records: they were gone, and `create` over
 // the store gave their sequence numbers to new records.  It refuses now, saying how many
 // are not stored; once they are, or with --force, it removes the stream.
+// stat of a stored-only stream whose store cannot be read says its range is unknown, not
+// "no records (next sequence 0)" as a fact (a review: a damaged segment header).
+TEST_F(Cli, StatOfADamagedStoreSaysItsRangeIsUnknown) {
+  const std::filesystem::path dir = scratch_.path();
+  create("s");
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "a\nb\nc\n", 3));
+  expect_ok(cli({"rm", "s", "--force"}));
+  const std::filesystem::path seg = dir / ns_ / "s" / (std::string(20, '0') + ".seg");
+  {
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(f);
+    f.seekp(40);
+    f.put('\x7f');  // inside the header's namespace name: its CRC fails
+  }
+  CliResult text = cli({"stat", "s", "--data-dir", dir.string()});
+  expect_ok(text);
+  EXPECT_NE(text.out.find("stored            range unknown: "), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("no records"), std::string::npos) << text.out;
+  CliResult json = cli({"stat", "s", "--json", "--data-dir", dir.string()});
+  expect_ok(json);
+  EXPECT_NE(json_raw(json.out, "store_range_error"), "") << json.out;
+  expect_ok(cli({"rm", "s", "--data", "--data-dir", dir.string()}));
+}
+
 TEST_F(Cli, RmRefusesAPersistedStreamWithRecordsNotStoredYet) {
   const std::filesystem::path dir = scratch_.path();
   create("s");

@@ -166,6 +166,11 @@ std::string stat_json(const StreamStat& st, const std::function<void(JsonWriter&
   return w.release();
 }
 
+void write_stored_keys(const StreamStat& st, JsonWriter& w) {
+  w.field("ring", false);
+  if (!st.store_range_error.empty()) w.field("store_range_error", st.store_range_error);
+}
+
 Result<StreamStat> stored_stream_stat(const std::string& ns, const std::string& stream,
                                       std::string_view data_dir_flag) {
   auto usage = persist::store_usage(ns, stream, data_dir_flag);
@@ -181,7 +186,9 @@ Result<StreamStat> stored_stream_stat(const std::string& ns, const std::string& 
   info.next_seq = info.oldest_seq = info.durable_seq = usage->end_seq;
   info.oldest_persisted_seq = usage->first_seq;
   info.deleted_below = usage->deleted_below;
-  return compute_stat(std::move(info), nullptr, 0, 0);
+  StreamStat st = compute_stat(std::move(info), nullptr, 0, 0);
+  st.store_range_error = usage->range_error;
+  return st;
 }
 
 }  // namespace shmbus

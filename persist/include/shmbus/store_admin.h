@@ -149,6 +149,9 @@ struct StoreUsage {
   uint64_t first_seq = 0;      // its first record (end_seq when it holds none)
   uint64_t end_seq = 0;        // one past its last record: where `shmbus create` continues
   uint64_t deleted_below = 0;  // its deletion watermark
+  // Non-empty when the range could not be read (a damaged or unreadable segment or
+  // watermark): why; the range fields are then not to be trusted (shmbus fsck says more).
+  std::string range_error;
 };
 Result<StoreUsage> store_usage(std::string_view ns, std::string_view stream,
                                std::string_view data_dir_flag = {});

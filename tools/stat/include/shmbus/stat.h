@@ -69,6 +69,8 @@ struct StreamStat {
   // "page") in persist/'s spelling; "" when not persisted / not pmem.
   std::string store;
   std::string pmem_granularity;
+  // stored_stream_stat(): why the store's range could not be read ("" when it was).
+  std::string store_range_error;
 };
 
 // The one function behind `shmbus stat` and Python's shmbus.stat(): `after` alone
@@ -89,8 +91,11 @@ std::string stat_json(const StreamStat& st, const std::function<void(JsonWriter&
 // size and range (next_seq = durable_seq = oldest_seq = one past its last record, where a
 // ring created over it continues; oldest_persisted_seq; deleted_below); every ring figure
 // 0.  kNotFound when there is no store either.  `shmbus stat` and Python's stat() print it
-// with "ring": false.
+// with "ring": false, and "store_range_error" when the range could not be read.
 Result<StreamStat> stored_stream_stat(const std::string& ns, const std::string& stream,
                                       std::string_view data_dir_flag = {});
+// The keys a stored-only stream's document adds: "ring": false, and "store_range_error"
+// when its range could not be read.
+void write_stored_keys(const StreamStat& st, JsonWriter& w);
 
 }  // namespace shmbus
