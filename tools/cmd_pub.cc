@@ -230,7 +230,6 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, std::
   return rc;
 }
 
-// pub --file F...: one record per file; "-" is all of stdin.
 // pub --file F...: one record per file; "-" is all of stdin.  Every file is read (each at
 // most a record's size) before the first record is published: one that cannot be opened
 // or read, or is larger than a record, fails the command with nothing published (a

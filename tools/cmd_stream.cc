@@ -111,14 +111,16 @@ int cmd_rm(const RmArgs& a) {
         return fail(lost.error().message + "; the stream holds records its persister has not stored: give the "
                     "--data-dir its header names so that they are recorded as lost, or --data");
       // A persister running (kBusy) goes on storing them from its mapping: nothing to say.
-      if (!lost && lost.error().code != Errc::kBusy)
-        warn("records " + std::to_string(info->durable_seq) + ".." + std::to_string(info->next_seq - 1) +
-             " were never stored and could not be recorded as lost (" + lost.error().message +
-             "): a ring created over the store may number new records as them");
-      else if (*lost)
+      if (!lost) {
+        if (lost.error().code != Errc::kBusy)
+          warn("records " + std::to_string(info->durable_seq) + ".." + std::to_string(info->next_seq - 1) +
+               " were never stored and could not be recorded as lost (" + lost.error().message +
+               "): a ring created over the store may number new records as them");
+      } else if (*lost) {
         warn(std::to_string(*lost) + " records up to sequence " + std::to_string(info->next_seq - 1) +
              " were never stored: recorded as lost in the store, so a ring created over it "
              "continues at " + std::to_string(info->next_seq));
+      }
     }
   }
   auto r = remove_stream(ns, a.stream, a.force);
