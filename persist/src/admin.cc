@@ -188,6 +188,16 @@ Result<uint64_t> record_unstored_as_lost(std::string_view ns, std::string_view s
   auto info = stream_info(ns, stream);
   if (!info) return info.error();
   if (!info->persist || info->durable_seq >= info->next_seq) return uint64_t{0};
+  // The header names the store and the numbers; whoever owns the ring can write them.  So
+  // only the caller's own ring is believed (a review: another user's ring whose header
+  // named root's store made root's rm --force record 70 losses there).
+  {
+    struct stat st;
+    const std::string obj = "/dev/shm/" + object_name(ns, stream);
+    if (::lstat(obj.c_str(), &st) != 0 || st.st_uid != ::geteuid())
+      return make_error(Errc::kPermission, "the ring " + obj + " is not the caller's: its header is not "
+                                           "trusted to name a store to write");
+  }
   auto loc = locate_store(ns, stream, opts.data_dir);
   if (!loc && loc.error().code == Errc::kInvalidArgument && opts.data_dir.empty()) {
     // No data dir given, and the default is not where the persister stored: the store

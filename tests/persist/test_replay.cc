@@ -819,6 +819,53 @@ TEST(Replay, AnEvictedGroupWhoseLossBeginsWithAbortedClaimsLosesNothing) {
   for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], i + 6);
 }
 
+// record_unstored_as_lost() (rm --force) believes only the caller's own ring: another
+// user's ring can name any store in its header (a review: root's rm --force of such a
+// ring recorded 70 losses in root's own store).
+TEST(Replay, UnstoredRecordsOfAnotherUsersRingAreNotWrittenAnywhere) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a ring of another uid";
+  PersistedStream mine;  // root's store, which the other ring's header will name
+  ASSERT_NO_FATAL_FAILURE(mine.start(16 << 10));
+  ASSERT_NO_FATAL_FAILURE(mine.publish(0, 10));
+  ASSERT_NO_FATAL_FAILURE(mine.wait_durable(10));
+  ASSERT_TRUE(mine.persister->stop(true));
+  mine.persister.reset();
+  mine.producer.reset();
+  ASSERT_TRUE(remove_stream(mine.ns.ns(), "s", true));  // the store stays
+  const std::string store_dir = mine.dir.path() + "/" + mine.ns.ns() + "/s";
+  Children kids;
+  const pid_t child = kids.spawn([&] {
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) return 10;
+    StreamOptions so = stream_opts(16 << 10);
+    so.mode = 0644;
+    if (!create_stream(mine.ns.ns(), "s", so)) return 11;
+    auto ctl = StreamControl::open(mine.ns.ns(), "s");
+    if (!ctl) return 12;
+    PersistSettings ps;
+    ps.store_dir = store_dir;  // root's
+    if (!ctl->set_persist(ps)) return 13;
+    auto p = Producer::open(mine.ns.ns(), "s");
+    if (!p) return 14;
+    for (int i = 0; i < 5; ++i)
+      if (!p->publish(test::as_bytes(std::string("x"))).ok()) return 15;
+    return 0;
+  });
+  ASSERT_EQ(kids.wait(child, 30s), 0);
+  auto info = stream_info(mine.ns.ns(), "s");
+  ASSERT_TRUE(info);
+  ASSERT_TRUE(info->persist && info->durable_seq < info->next_seq);
+  AdminOptions ao;
+  ao.data_dir = mine.dir.path();
+  auto r = record_unstored_as_lost(mine.ns.ns(), "s", ao);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kPermission) << r.error().message;
+  const StoreScan scan = scan_store(mine.dir.path(), mine.ns.ns(), "s");
+  ASSERT_TRUE(scan.ok) << scan.error;
+  EXPECT_TRUE(scan.lost.empty()) << "root's store was written";
+  EXPECT_EQ(scan.end, 10u);
+  EXPECT_TRUE(remove_stream(mine.ns.ns(), "s", true));
+}
+
 TEST(Replay, EarliestIsTheOlderOfTheStoresFirstAndTheRingsOldestRecord) {
   PersistedStream ps;
   PersisterOptions o;

@@ -100,7 +100,9 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
 // a persister holds the store (it goes on storing from its mapping); kInvalidArgument
 // when the header names another store than `opts.data_dir` says (locate_store; with no
 // data dir given, the store the header names is used).
-// Records published between this call and the removal can still be numbered again.
+// kPermission when the ring is not the caller's (its header is not trusted to name a
+// store to write).  Records published between this call and the removal can still be
+// numbered again.
 Result<uint64_t> record_unstored_as_lost(std::string_view ns, std::string_view stream,
                                          const AdminOptions& opts = {});
 
