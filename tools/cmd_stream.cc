@@ -1,6 +1,7 @@
 // cmd_stream.cc: create, rm and ls: the life cycle of streams in a namespace.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "args.h"
@@ -104,18 +105,28 @@ int cmd_rm(const RmArgs& a) {
   if (a.force && !a.data) {
     auto info = stream_info(ns, a.stream);
     if (info && info->persist && info->durable_seq < info->next_seq) {
-      auto lost = persist::record_unstored_as_lost(ns, a.stream, o);
       // --data-dir names another store than the header: removing the ring would let a
       // ring created over the header's store number new records as the unstored ones.
-      if (!lost && lost.error().code == Errc::kInvalidArgument)
-        return fail(lost.error().message + "; the stream holds records its persister has not stored: give the "
-                    "--data-dir its header names so that they are recorded as lost, or --data");
-      // A persister running (kBusy) goes on storing them from its mapping: nothing to say.
+      if (!a.data_dir.empty()) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        auto root = persist::resolve_data_dir(a.data_dir);
+        auto want = root ? persist::store_dir_for(*root, ns, a.stream) : Result<std::string>(root.error());
+        if (want && fs::weakly_canonical(*want, ec) != fs::weakly_canonical(info->persist->store_dir, ec))
+          return fail("stream '" + a.stream + "' holds records its persister has not stored, and its store is " +
+                      terminal_text(info->persist->store_dir) + ", not " + terminal_text(*want) +
+                      ": give the --data-dir its header names so that they are recorded as lost there, "
+                      "or --data");
+      }
+      auto lost = persist::record_unstored_as_lost(ns, a.stream, o);
       if (!lost) {
-        if (lost.error().code != Errc::kBusy)
-          warn("records " + std::to_string(info->durable_seq) + ".." + std::to_string(info->next_seq - 1) +
-               " were never stored and could not be recorded as lost (" + lost.error().message +
-               "): a ring created over the store may number new records as them");
+        // (Busy: a persister holds the store; it stores them from its mapping if it can.)
+        warn("records " + std::to_string(info->durable_seq) + ".." + std::to_string(info->next_seq - 1) +
+             " were not stored yet and could not be recorded as lost (" + lost.error().message + ")" +
+             (lost.error().code == Errc::kBusy ? ": the persister holding the store stores them if it can; "
+                                                 "if it stops first, a ring created over the store may number "
+                                                 "new records as them"
+                                               : ": a ring created over the store may number new records as them"));
       } else if (*lost) {
         warn(std::to_string(*lost) + " records up to sequence " + std::to_string(info->next_seq - 1) +
              " were never stored: recorded as lost in the store, so a ring created over it "
