@@ -262,8 +262,13 @@ int cmd_stat(const StatArgs& a_in) {
   const double stall_s = std::chrono::duration<double>(*stall).count();
   install_stop_handlers();
   auto first = stream_info(ns, a.stream);
-  if (!first && first.error().code == Errc::kNotFound && !a.watch)
-    if (auto stored = collect_stored(ns, a.stream, a.data_dir); stored) return print_stored(stored.value(), a.json);
+  if (!first && first.error().code == Errc::kNotFound && !a.watch) {
+    auto stored = collect_stored(ns, a.stream, a.data_dir);
+    if (stored) return print_stored(stored.value(), a.json);
+    // A store that is there but cannot be read (e.g. another user's, mode 0700): that,
+    // not "not found" (a review).
+    if (stored.error().code != Errc::kNotFound) return fail(stored.error());
+  }
   if (!first) return fail_stream(first.error(), ns, a.stream, a.data_dir);
   if (a.watch) return watch(a, ns, every, stall_s, std::move(first.value()));
   if (interval.count() == 0) {

@@ -114,6 +114,7 @@ std::string stat_json(const std::string& name, const py::object& ns, const py::o
     }
     if (stored)
       return shmbus::stat_json(stored.value(), [&](JsonWriter& w) { write_stored_keys(stored.value(), w); });
+    if (stored.error().code != Errc::kNotFound) throw_error(stored.error());  // e.g. not readable
   }
   StreamInfo first = unwrap(std::move(ring));
   if (wait->count() == 0) return shmbus::stat_json(compute_stat(std::move(first), nullptr, 0, stall_s));
