@@ -298,6 +298,12 @@ class Bridge : public ::testing::Test {
     ASSERT_TRUE(mock_->create_topic({name, partitions}));
   }
   // Publishes records [first, first + n) of payload_for(i, size), type i % 7.
+  // A persister on stream "s" storing into `data_dir` (stopped when dropped).
+  Result<std::unique_ptr<persist::Persister>> persisted_into(const std::string& data_dir) {
+    persist::PersisterOptions po;
+    po.data_dir = data_dir;
+    return persist::Persister::start(ns_.ns(), "s", po);
+  }
   void publish(const std::string& stream, uint64_t first, uint64_t n, size_t size = 64) {
     auto p = Producer::open(ns_.ns(), stream);
     ASSERT_TRUE(p);

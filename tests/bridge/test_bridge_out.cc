@@ -249,9 +249,7 @@ TEST_F(Bridge, OutRefusesASecondBridgeOfTheSameStreamAndTopicWhileTheFirstIsStal
   const TempDir tmp("shmbus-bridge");
   create("s", 64 << 10, 1024);
   topic("t");
-  persist::PersisterOptions po;
-  po.data_dir = tmp.path();
-  auto pers = persist::Persister::start(ns_.ns(), "s", po);
+  auto pers = persisted_into(tmp.path());
   ASSERT_TRUE(pers) << pers.error().message;
   const std::vector<std::string> data_dir = {"--data-dir", tmp.path()};
   publish("s", 0, 500);
@@ -294,9 +292,7 @@ TEST_F(Bridge, OutGoesPastAnAbortedClaimWithoutAnError) {
   test::TempDir tmp("shmbus-bridge");
   create("s", 64 << 10, 1024);
   topic("t");
-  persist::PersisterOptions po;
-  po.data_dir = tmp.path();
-  auto pers = persist::Persister::start(ns_.ns(), "s", po);
+  auto pers = persisted_into(tmp.path());
   ASSERT_TRUE(pers) << pers.error().message;
   publish("s", 0, 1);
   {
