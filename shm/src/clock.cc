@@ -20,7 +20,7 @@ TscSample tsc_sample(int tries) noexcept {
     const uint64_t k1 = __rdtsc();
     if (k1 - k0 < best_width) {
       best_width = k1 - k0;
-      best = TscSample{ns, k0 + (k1 - k0) / 2};
+      best = TscSample{ns, k0 + (k1 - k0) / 2, k1 - k0};
     }
   }
   return best;
