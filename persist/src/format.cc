@@ -51,10 +51,11 @@ Result<SegmentHeader> decode_segment_header(Bytes in, std::string_view file) {
     return make_error(Errc::kTruncated, "segment " + f + " ends inside its header");
   SegmentHeader h;
   h.version = get_u16(in.data() + kHdrVersion);
-  if (h.version != kFormatVersion)
+  if (h.version < kMinFormatVersion || h.version > kFormatVersion)
     return make_error(Errc::kIncompatible,
                       "segment " + f + " has format version " + std::to_string(h.version) +
-                          "; this build reads version " + std::to_string(kFormatVersion));
+                          "; this build reads versions " + std::to_string(kMinFormatVersion) +
+                          " to " + std::to_string(kFormatVersion));
   if (in.size() < kSegmentHeaderSize)
     return make_error(Errc::kTruncated, "segment " + f + " is " + std::to_string(in.size()) +
                                             " bytes, shorter than its " +
@@ -62,7 +63,8 @@ Result<SegmentHeader> decode_segment_header(Bytes in, std::string_view file) {
   const uint16_t size = get_u16(in.data() + kHdrSize);
   if (size != kSegmentHeaderSize)
     return make_error(Errc::kCorrupt, "segment " + f + " declares a " + std::to_string(size) +
-                                          "-byte header; version 1 headers are 256 bytes");
+                                          "-byte header; version " + std::to_string(h.version) +
+                                          " headers are 256 bytes");
   const uint32_t want = get_u32(in.data() + kHdrCrc);
   if (crc32c(in.data(), kHdrCrc) != want)
     return make_error(Errc::kCorrupt, "segment " + f + " has a damaged header (CRC mismatch)");
@@ -126,7 +128,8 @@ FrameStatus decode_frame(Bytes avail, FrameView* out) noexcept {
   if (h.length > kMaxPayload) return FrameStatus::kBadLength;
   if (get_u16(p + kFrmReserved) != 0) return FrameStatus::kBadHeader;
   if (kind != static_cast<uint16_t>(FrameKind::kData) &&
-      kind != static_cast<uint16_t>(FrameKind::kLost))
+      kind != static_cast<uint16_t>(FrameKind::kLost) &&
+      kind != static_cast<uint16_t>(FrameKind::kBatch))
     return FrameStatus::kBadHeader;
   h.kind = static_cast<FrameKind>(kind);
   const uint64_t size = frame_size(h.length);
@@ -135,20 +138,62 @@ FrameStatus decode_frame(Bytes avail, FrameView* out) noexcept {
   uint32_t crc = crc32c(p, kFrmCrc);
   crc = crc32c_extend(crc, payload.data(), payload.size());
   if (crc != get_u32(p + kFrmCrc)) return FrameStatus::kBadCrc;
-  uint64_t end_seq = 0;
+  uint64_t end_seq = 0, records = 1, max_ts = h.ts_ns;
   if (h.kind == FrameKind::kData) {
     if (h.seq == UINT64_MAX) return FrameStatus::kBadHeader;
     end_seq = h.seq + 1;
-  } else {
+  } else if (h.kind == FrameKind::kLost) {
     if (h.length != kLostPayloadSize) return FrameStatus::kBadHeader;
     end_seq = get_u64(payload.data());
     if (end_seq <= h.seq) return FrameStatus::kBadHeader;
+    records = 0;
+  } else {
+    // A batch: `type` records whose sub-records fill the payload exactly (at most
+    // length / 16 of them: the walk is bounded by the frame's own size), the first
+    // stamped as the header says, the sequences within 2^64 - 1.
+    records = h.type;
+    if (records == 0 || records > h.length / kSubHeaderSize || h.seq > UINT64_MAX - records)
+      return FrameStatus::kBadHeader;
+    size_t at = 0;
+    SubRecord r;
+    for (uint64_t i = 0; i < records; ++i) {
+      if (!next_sub_record(payload, &at, &r)) return FrameStatus::kBadHeader;
+      if (i == 0 && r.ts_ns != h.ts_ns) return FrameStatus::kBadHeader;
+      max_ts = std::max(max_ts, r.ts_ns);
+    }
+    if (at != payload.size()) return FrameStatus::kBadHeader;
+    end_seq = h.seq + records;
   }
   out->h = h;
   out->payload = payload;
   out->end_seq = end_seq;
   out->size = size;
+  out->records = records;
+  out->max_ts = max_ts;
   return FrameStatus::kOk;
+}
+
+bool next_sub_record(Bytes payload, size_t* at, SubRecord* out) noexcept {
+  const size_t left = payload.size() - std::min(*at, payload.size());
+  if (left < kSubHeaderSize) return false;
+  const std::byte* p = payload.data() + *at;
+  const uint64_t len = get_u32(p + kSubLength);
+  const uint64_t need = sub_record_size(len);
+  if (need > left) return false;
+  out->type = get_u32(p + kSubType);
+  out->ts_ns = get_u64(p + kSubTs);
+  out->data = Bytes(p + kSubHeaderSize, static_cast<size_t>(len));
+  *at += static_cast<size_t>(need);
+  return true;
+}
+
+void encode_sub_record(uint32_t type, uint64_t ts_ns, Bytes payload, std::byte* out) noexcept {
+  const uint64_t n = sub_record_size(payload.size());
+  put_u32(out + kSubLength, static_cast<uint32_t>(payload.size()));
+  put_u32(out + kSubType, type);
+  put_u64(out + kSubTs, ts_ns);
+  if (!payload.empty()) std::memcpy(out + kSubHeaderSize, payload.data(), payload.size());
+  std::memset(out + kSubHeaderSize + payload.size(), 0, n - kSubHeaderSize - payload.size());
 }
 
 static std::string numbered(uint64_t seq, std::string_view suffix) {

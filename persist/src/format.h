@@ -18,7 +18,12 @@ using Bytes = std::span<const std::byte>;
 
 // ---- segment header (256 bytes at offset 0) --------------------------------------
 inline constexpr char kSegmentMagic[8] = {'S', 'H', 'M', 'B', 'S', 'E', 'G', '\0'};
-inline constexpr uint16_t kFormatVersion = 1;
+// Version 2 added batch frames (FrameKind::kBatch); a version 1 segment holds none, and
+// this build reads both (kMinFormatVersion..kFormatVersion).  New segments are version 2;
+// the writer puts batch frames only into a version 2 segment, so that a build that reads
+// version 1 only never meets one inside a file it accepts.
+inline constexpr uint16_t kFormatVersion = 2;
+inline constexpr uint16_t kMinFormatVersion = 1;
 inline constexpr uint32_t kSegmentHeaderSize = 256;
 inline constexpr uint32_t kMaxNameLen = 100;
 
@@ -73,9 +78,34 @@ inline constexpr size_t kFrmCrc = 28;      // u32 over bytes [0, 28) then the pa
 static_assert(kFrmCrc + 4 == kFrameHeaderSize);
 
 enum class FrameKind : uint16_t {
-  kData = 1,  // one record: `seq`, payload = the record's bytes
-  kLost = 2,  // sequences [seq, to) were never persisted; payload = u64 `to`
+  kData = 1,   // one record: `seq`, payload = the record's bytes
+  kLost = 2,   // sequences [seq, to) were never persisted; payload = u64 `to`
+  kBatch = 3,  // records [seq, seq + type) back to back (format version 2): the payload is
+               // `type` sub-records, each a kSubHeaderSize sub-header then its bytes, zeros
+               // up to a multiple of 8; `ts` is the first record's stamp
 };
+// A batch frame's sub-record header (offsets from its start).  The sequence is implied
+// (the frame's seq plus the sub-record's index); the frame's CRC covers every byte.
+inline constexpr size_t kSubLength = 0;  // u32 the record's bytes
+inline constexpr size_t kSubType = 4;    // u32 (user record type)
+inline constexpr size_t kSubTs = 8;      // u64 ns since the epoch
+inline constexpr uint32_t kSubHeaderSize = 16;
+static_assert(kSubTs + 8 == kSubHeaderSize && kSubHeaderSize % 8 == 0);
+// Bytes a sub-record with `payload` bytes occupies in a batch frame.
+constexpr uint64_t sub_record_size(uint64_t payload) noexcept {
+  return (kSubHeaderSize + payload + 7) & ~uint64_t{7};
+}
+// What the writer gathers into one batch frame: records of at most kBatchRecordMax bytes,
+// up to kBatchPayloadMax bytes of sub-records (a damaged byte costs at most that frame's
+// records, as it costs one record of a data frame).  A reader accepts any batch frame
+// that decodes, whatever its size.
+inline constexpr uint32_t kBatchRecordMax = 1024;
+inline constexpr uint32_t kBatchPayloadMax = 4096;
+static_assert(sub_record_size(kBatchRecordMax) <= kBatchPayloadMax);
+// The fewest bytes a frame can take per sequence number it covers, lost-range markers
+// aside: a data frame 32, a batch frame of n records 32 + 16 n (> 16 n).  The bound of
+// the damage search (find_next_frame).
+inline constexpr uint64_t kMinFrameBytesPerSeq = kSubHeaderSize;
 inline constexpr uint32_t kLostPayloadSize = 8;
 // A lost-range marker's `type` field says why (format version 1 wrote 0 there and never
 // read it, so a reader of any version accepts either): kLostRecords, records that were
@@ -123,7 +153,22 @@ struct FrameView {
   Bytes payload;
   uint64_t end_seq = 0;  // one past the last sequence the frame covers
   uint64_t size = 0;     // frame_size(h.length)
+  uint64_t records = 0;  // records it holds: 1 (data), 0 (lost range), h.type (batch)
+  uint64_t max_ts = 0;   // the newest stamp among them (h.ts_ns but for a batch)
 };
+
+// One record of a batch frame, as next_sub_record() walks them.
+struct SubRecord {
+  uint32_t type = 0;
+  uint64_t ts_ns = 0;
+  Bytes data;
+};
+// The sub-record at *at in the payload of a batch frame that decode_frame() accepted
+// (its layout is checked there), and *at moved past it.  Never reads outside `payload`:
+// false at its end or at bytes that do not hold a sub-record.
+bool next_sub_record(Bytes payload, size_t* at, SubRecord* out) noexcept;
+// Writes a sub-record (header, payload, zero padding) at `out`: sub_record_size() bytes.
+void encode_sub_record(uint32_t type, uint64_t ts_ns, Bytes payload, std::byte* out) noexcept;
 
 // Decodes the frame at the start of `avail` (all bytes up to the end of the file, or
 // at least frame_size() of them).  Never reads outside `avail`.

@@ -112,7 +112,8 @@ bool StreamChecker::header_rebuildable(SegmentFile& f, uint64_t first) {
   auto head = f.header_bytes();
   if (!head || head->size() < kSegmentHeaderSize) return false;
   if (std::memcmp(head->data(), kSegmentMagic, sizeof kSegmentMagic) == 0 &&
-      get_u16(head->data() + kHdrVersion) != kFormatVersion)
+      (get_u16(head->data() + kHdrVersion) < kMinFormatVersion ||
+       get_u16(head->data() + kHdrVersion) > kFormatVersion))
     return false;
   FrameView fv;
   auto st = f.read_frame(kSegmentHeaderSize, &fv);

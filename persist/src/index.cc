@@ -49,12 +49,12 @@ std::vector<std::byte> encode_index(const IndexHeader& h, std::span<const IndexE
   return out;
 }
 
-bool IndexBuilder::add(uint64_t offset, uint64_t seq, uint64_t end_seq, uint64_t ts_ns,
-                       bool is_data, IndexEntry* e, bool after_damage) {
+bool IndexBuilder::add(uint64_t offset, uint64_t seq, uint64_t end_seq, uint64_t first_ts,
+                       uint64_t max_ts, uint64_t records, IndexEntry* e, bool after_damage) {
   const bool first = !any_;
-  if (first) first_ts_ = ts_ns;
-  max_ts_ = first ? ts_ns : std::max(max_ts_, ts_ns);
-  if (is_data) ++count_;
+  if (first) first_ts_ = first_ts;
+  max_ts_ = first ? max_ts : std::max(max_ts_, max_ts);
+  count_ += records;
   any_ = true;
   last_ = IndexEntry{offset, seq, end_seq, max_ts_, count_, 0};
   if (!first && !after_damage && offset - last_entry_offset_ < interval_) return false;

@@ -54,8 +54,11 @@ class IndexBuilder {
   // Feeds the next record.  Returns true, with *e filled, when it gets an entry.
   // `after_damage`: the first frame after a damaged range always gets an entry, so that
   // readers resume exactly there.
-  bool add(uint64_t offset, uint64_t seq, uint64_t end_seq, uint64_t ts_ns, bool is_data,
-           IndexEntry* e, bool after_damage = false);
+  // `first_ts` / `max_ts`: the stamp of its first record and the newest of its records
+  // (the same for a data frame or a lost-range marker); `records`: how many it holds (0
+  // for a lost-range marker).
+  bool add(uint64_t offset, uint64_t seq, uint64_t end_seq, uint64_t first_ts, uint64_t max_ts,
+           uint64_t records, IndexEntry* e, bool after_damage = false);
   bool empty() const noexcept { return !any_; }
   IndexEntry seal_entry() const noexcept;  // for the last record fed; needs !empty()
   uint32_t interval() const noexcept { return interval_; }

@@ -38,10 +38,15 @@ struct Persister::Impl {
   std::optional<SegmentStore> store;
   std::optional<Consumer> ring;
   // ring->gaps() (sequences of aborted or abandoned claims the ring skipped) and
-  // ring->lost() as of the last record or range the store took: what grew since tells a
-  // skipped range from a lost one (record_range).  0 whenever `ring` is opened anew (its
-  // counts start there).
+  // ring->lost() as of the last batch read (poll_batch): what grew since tells a skipped
+  // range from a lost one.  0 whenever `ring` is opened anew (its counts start there).
   uint64_t ring_gaps_seen = 0, ring_lost_seen = 0;
+  // Of the last batch read: what the ring counted before its first record (gaps() and
+  // lost() grown since the batch before, less the holes between its records, which are
+  // gaps only: a lap or an eviction ends a batch before its record).  Kept while that
+  // record waits in `pending` (pending_at_batch_start).
+  uint64_t first_gaps = 0, first_lost = 0;
+  bool pending_at_batch_start = false;
   std::optional<StreamControl> ctl;
   moodycamel::ConcurrentQueue<Request> requests;
   std::thread thread;
@@ -74,8 +79,9 @@ struct Persister::Impl {
   bool write_failing = false;         // last_error holds a write failure
   Error last_write_error{Errc::kIo, ""};
   std::string last_deletion_error;    // the last retention/delete failure logged
-  std::optional<Record> pending;      // a record the store refused (its view stays valid:
-                                      // the ring cannot overwrite what is not committed)
+  // Records read that the store refused, in order (their views stay valid: the ring
+  // cannot overwrite what is not committed, and no read happens while any wait).
+  std::vector<Record> pending;
   // A background flush (SegmentStore::flush_start) whose sync runs while the thread reads
   // on.  Once it succeeds, the ring is committed up to flush_mark: what had been read
   // when it started, all of it stored below flush_target then.
@@ -95,11 +101,25 @@ struct Persister::Impl {
   // Collects the background flush, waiting at most `wait`; false while it runs.
   bool finish_flush(std::chrono::nanoseconds wait);
   void publish_durable();
-  Result<bool> store_record(const Record& rec);
+  // Stores recs (read from the ring in this order): those the store holds already (read
+  // again after a restart) are passed over, a gap before one is recorded first, and
+  // each run of consecutive records goes to the store as one append_batch().  `done`:
+  // how many of them were dealt with (stored now or before); `stored` / `bytes`: those
+  // stored now; on an error, recs[done..) are not stored.
+  struct Stored {
+    size_t done = 0;
+    uint64_t stored = 0, bytes = 0;
+    std::optional<Error> error;
+  };
+  // at_batch_start: recs[0] is the first record of a batch (the range before it is
+  // judged by first_gaps / first_lost; every other range lies between two records of
+  // one batch: skipped).
+  Stored store_records(std::span<const Record> recs, bool at_batch_start);
   // The store takes [from, to) as a skipped or lost range (see persister_loop.cc).
-  Result<void> record_range(uint64_t from, uint64_t to);
-  // The ring's gap and loss counts are taken as recorded (ring_gaps_seen, ring_lost_seen).
-  void absorb_ring_counts();
+  Result<void> record_range(uint64_t from, uint64_t to, bool skipped);
+  // After a poll_batch() of recs: sets first_gaps / first_lost and takes the ring's
+  // counts as seen.
+  void absorb_ring_counts(std::span<const Record> recs);
   void note_write_error(const Error& e);
   void after_store_error(const Error& e);
   bool store_usable();

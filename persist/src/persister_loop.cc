@@ -92,23 +92,24 @@ bool Persister::Impl::finish_flush(std::chrono::nanoseconds wait) {
   return true;
 }
 
-void Persister::Impl::absorb_ring_counts() {
-  if (!ring) return;
-  ring_gaps_seen = ring->gaps();
-  ring_lost_seen = ring->lost();
+void Persister::Impl::absorb_ring_counts(std::span<const Record> recs) {
+  uint64_t holes = 0;
+  for (size_t k = 1; k < recs.size(); ++k) holes += recs[k].seq - recs[k - 1].seq - 1;
+  const uint64_t gaps = ring->gaps(), lost = ring->lost();
+  // (A count below what was seen, or below the holes, cannot be judged: lost.)
+  first_gaps = gaps >= ring_gaps_seen && gaps - ring_gaps_seen >= holes ? gaps - ring_gaps_seen - holes
+                                                                        : UINT64_MAX;
+  first_lost = lost - ring_lost_seen;
+  ring_gaps_seen = gaps;
+  ring_lost_seen = lost;
 }
 
-// [from, to): sequences the ring went past without a record.  Skipped (nothing was
-// published under them: claims aborted, or abandoned by dead producers) only when the
-// ring lost nothing since the counts were last absorbed and its gap count grew by exactly
-// these; anything else is lost (a lap counts the gaps from its own start, which may lie
-// below the store's end: a review found a real loss recorded as skipped that way).
-Result<void> Persister::Impl::record_range(uint64_t from, uint64_t to) {
+// [from, to): sequences the ring went past without a record, `skipped` when nothing was
+// published under them (claims aborted, or abandoned by dead producers: store_records()
+// judges), else lost.
+Result<void> Persister::Impl::record_range(uint64_t from, uint64_t to, bool skipped) {
   const uint64_t count = to - from;
-  const bool skipped = ring && ring->lost() == ring_lost_seen && ring->gaps() >= ring_gaps_seen &&
-                       ring->gaps() - ring_gaps_seen == count;
   if (auto r = store->append_lost(from, to, skipped); !r) return r.error();
-  absorb_ring_counts();
   // Before durable_seq passes them: a producer waiting for one of them is told it was
   // not persisted, never that it is durable.
   ctl->record_lost(from, to);
@@ -126,25 +127,57 @@ Result<void> Persister::Impl::record_range(uint64_t from, uint64_t to) {
   return {};
 }
 
-// Returns false for a record the store already holds (read again after a restart).
-Result<bool> Persister::Impl::store_record(const Record& rec) {
-  const uint64_t next = store->next_seq();
-  const bool empty = next == 0;  // a store that never held anything takes any sequence
-  if (!empty && rec.seq < next) {  // stored before a restart: not twice
-    // The gaps and losses the ring counted on the way here lie below what the store
-    // holds: recorded already, not to be charged to a later range.
-    absorb_ring_counts();
-    return false;
+Persister::Impl::Stored Persister::Impl::store_records(std::span<const Record> recs,
+                                                       bool at_batch_start) {
+  Stored out;
+  while (out.done < recs.size()) {
+    const Record& rec = recs[out.done];
+    const uint64_t next = store->next_seq();
+    const bool empty = next == 0;  // a store that never held anything takes any sequence
+    if (!empty && rec.seq < next) {  // stored before a restart: not twice
+      ++out.done;
+      continue;
+    }
+    if (!empty && rec.seq > next) {
+      // Sequences the ring skipped as gaps, or lost while the persister was away on a
+      // stream that lets producers go on: say which in the store.  Before a batch's
+      // first record: skipped only when the ring lost nothing since the batch before and
+      // counted exactly these as gaps (a lap counts the gaps from its own start, which
+      // may lie below the store's end: a review found a real loss recorded as skipped
+      // that way).  Between two records of a batch: gaps only (a lap or an eviction ends
+      // a batch before its record).  A lap right after a batch is counted with it, so an
+      // aborted claim before that batch's first record is then recorded as lost, never
+      // a loss as skipped.
+      const bool first = out.done == 0 && at_batch_start;
+      const bool skipped = !first || (first_lost == 0 && first_gaps == rec.seq - next);
+      if (auto r = record_range(next, rec.seq, skipped); !r) {
+        out.error = r.error();
+        return out;
+      }
+    }
+    size_t end = out.done + 1;
+    while (end < recs.size() && recs[end].seq == recs[end - 1].seq + 1) ++end;
+    auto r = store->append_batch(recs.subspan(out.done, end - out.done));
+    // Stored: the records below the store's end (all of the run, or the whole frames
+    // before an error; none when a new store's first frame failed).
+    const uint64_t now_next = store->next_seq();
+    const size_t from = out.done;
+    while (out.done < end && now_next != 0 && recs[out.done].seq < now_next) {
+      ++out.stored;
+      out.bytes += recs[out.done].data.size();
+      ++out.done;
+    }
+    if (!r) {
+      out.error = r.error();
+      return out;
+    }
+    if (out.done != end) {  // (append_batch() stores all of a run or fails)
+      out.error = Error{Errc::kIo, "the store took " + std::to_string(out.done - from) + " of " +
+                                       std::to_string(end - from) + " records"};
+      return out;
+    }
   }
-  if (!empty && rec.seq > next) {
-    // Sequences the ring skipped as gaps, or lost while the persister was away on a
-    // stream that lets producers go on: say which in the store.
-    if (auto r = record_range(next, rec.seq); !r) return r.error();
-  } else {
-    absorb_ring_counts();
-  }
-  if (auto r = store->append(rec.seq, rec.ts_ns, rec.type, rec.data); !r) return r.error();
-  return true;
+  return out;
 }
 
 void Persister::Impl::note_write_error(const Error& e) {
@@ -173,7 +206,7 @@ void Persister::Impl::after_store_error(const Error& e) {
     stats_.store_errors++;
   }
   if (store->stopped()) {
-    pending.reset();
+    pending.clear();
     if (ring) ring->close();
     ring.reset();
     flushing = false;
@@ -181,11 +214,11 @@ void Persister::Impl::after_store_error(const Error& e) {
   }
   if (!ring) flushing = false;
   const uint64_t resume = store->next_seq();
-  const uint64_t read_to = pending ? pending->seq : ring ? ring->next_seq() : 0;
+  const uint64_t read_to = !pending.empty() ? pending.front().seq : ring ? ring->next_seq() : 0;
   if (ring && resume < read_to) {
     detail::logger().warn("persister {}/{}: the store went back to sequence {}: reading the ring again "
                           "from the last commit", ns, stream, resume);
-    pending.reset();
+    pending.clear();
     ring->close();
     ring.reset();
     flushing = false;  // its mark belongs to the closed consumer
@@ -232,7 +265,7 @@ void Persister::Impl::note_write_ok() {
 
 void Persister::Impl::read_records(bool stopping) {
   const uint64_t now = steady_ns();
-  if (pending && now < retry_at_ns) {
+  if (!pending.empty() && now < retry_at_ns) {
     // Short naps, so that requests (stop, flush) are answered meanwhile.
     std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(retry_at_ns - now, 10'000'000)));
     return;
@@ -257,13 +290,20 @@ void Persister::Impl::read_records(bool stopping) {
   // While a background flush runs the loop does not sleep in the ring: it waits for the
   // flush below instead, when the ring is empty.
   const bool may_wait = !stopping && !flushing;
+  // Up to 4096 records a call, read 64 at a time (poll_batch) and stored as they come:
+  // a run of small records goes into one batch frame.
   uint32_t batch = 0;
-  for (; batch < 4096; ++batch) {
-    Record rec;
-    if (pending) {
-      rec = *pending;
+  Record got[64];
+  while (batch < 4096) {
+    std::span<const Record> recs;
+    bool at_batch_start = true;
+    if (!pending.empty()) {
+      recs = pending;
+      at_batch_start = pending_at_batch_start;
     } else {
-      ReadStatus st = ring->poll(&rec, batch == 0 && may_wait ? ring_wait : std::chrono::nanoseconds(0));
+      size_t n = 0;
+      ReadStatus st = ring->poll_batch(got, std::size(got), &n,
+                                       batch == 0 && may_wait ? ring_wait : std::chrono::nanoseconds(0));
       if (st == ReadStatus::kCorrupt) {
         {
           std::lock_guard lock(mu);
@@ -275,26 +315,29 @@ void Persister::Impl::read_records(bool stopping) {
         detail::logger().warn("persister {}/{}: records {}..{} left the ring while no persister ran",
                               ns, stream, ring->last_loss().from, ring->last_loss().to - 1);
       if (st != ReadStatus::kOk) break;
+      recs = std::span<const Record>(got, n);
+      absorb_ring_counts(recs);
     }
-    auto r = store_record(rec);
-    if (!r) {
-      // Disk full (or another write error): keep the record, hold the ring (producers
+    const Stored r = store_records(recs, at_batch_start);
+    records += r.stored;
+    bytes += r.bytes;
+    batch += static_cast<uint32_t>(r.done);
+    // Stored now, or stored before: either way the ring position moves past them and
+    // must be committed within flush_interval.
+    for (size_t i = 0; i < r.done; ++i) uncommitted_bytes += recs[i].data.size() + 64;  // payload + ring header and padding, at most
+    if (r.done && first_uncommitted_ns == 0) first_uncommitted_ns = steady_ns();
+    if (r.error) {
+      // Disk full (or another write error): keep the records, hold the ring (producers
       // feel backpressure), try again shortly.  Nothing is dropped.
-      pending = rec;
-      after_store_error(r.error());
+      std::vector<Record> left(recs.begin() + static_cast<ptrdiff_t>(r.done), recs.end());
+      pending = std::move(left);
+      pending_at_batch_start = at_batch_start && r.done == 0;
+      after_store_error(*r.error);
       break;
     }
-    if (pending) {
-      pending.reset();
+    if (!pending.empty()) {
+      pending.clear();
       note_write_ok();
-    }
-    // Stored now, or stored before: either way the ring position moves past it and
-    // must be committed within flush_interval.
-    uncommitted_bytes += rec.data.size() + 64;  // payload + ring header and padding, at most
-    if (first_uncommitted_ns == 0) first_uncommitted_ns = steady_ns();
-    if (r.value()) {
-      ++records;
-      bytes += rec.data.size();
     }
   }
   if (records) {
@@ -309,7 +352,7 @@ void Persister::Impl::read_records(bool stopping) {
 }
 
 void Persister::Impl::make_durable_if_due(bool stopping) {
-  if (pending) return;  // a refused record waits: the ring must not move past it
+  if (!pending.empty()) return;  // a refused record waits: the ring must not move past it
   const uint64_t now = steady_ns();
   if (!stopping && now < retry_at_ns) return;
   // The store flushes by itself when it rolls a segment: publish that at once too.
@@ -404,7 +447,7 @@ void Persister::Impl::beat_if_due(uint64_t now, uint64_t* next_beat) {
 void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stopping) {
   if (waiters->empty() || !ring) return;  // (opened again before the next try)
   Result<void> r;
-  if (pending) {
+  if (!pending.empty()) {
     r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
   } else {
     const uint64_t read_to = ring->next_seq();
@@ -473,7 +516,7 @@ void Persister::Impl::run() {
   }
   // The last loop made everything read durable, unless writing failed.
   Result<void> final_flush;
-  if (pending)
+  if (!pending.empty())
     final_flush = make_error(Errc::kNoSpace, "records wait to be stored (they stay in the ring): " +
                                                  last_write_error.message);
   else if (write_failing)

@@ -65,6 +65,19 @@ struct SegmentReader::Impl {
   Watermark wm;
 
   std::optional<SegmentFile> file;  // the open segment
+  // A batch frame (format version 2) served a record at a time: its payload, a view of
+  // the file's window (valid while no other call is made on `file`: next() serves it
+  // before anything else, and drop_file() forgets it), the offset of its next
+  // sub-record and that record's sequence, up to batch_end (the frame's end_seq).
+  // `off` and `scan_seq` are already past the frame.
+  Bytes batch;
+  size_t batch_at = 0;
+  uint64_t batch_seq = 0, batch_end = 0;
+  void drop_file() {
+    file.reset();
+    batch = {};
+    batch_seq = batch_end = 0;
+  }
   uint64_t seg_first = 0;
   std::optional<IndexFile> idx;     // its index, when usable
   uint64_t idx_size_looked = 0;     // its index file's size when zeros last made us look
@@ -232,6 +245,7 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
                            : "it belongs to stream " + hdr->ns + "/" + hdr->stream;
     return unservable(hdr ? Errc::kCorrupt : hdr.error().code, std::move(what));
   }
+  drop_file();
   file.emplace(std::move(f.value()));
   repair_tried_at = kNoHole;  // (another file)
   seg_first = first;
@@ -292,7 +306,7 @@ Result<Entry> SegmentReader::Impl::resync(FrameStatus st, uint64_t next_first, b
     *returned = true;
     pos = next_first;
   }
-  file.reset();
+  drop_file();
   return e;
 }
 
@@ -334,7 +348,7 @@ Result<SegmentReader::Impl::Skip> SegmentReader::Impl::skip_to(FrameStatus st, u
     // before this reader saw it shorter.  Found again by sequence, before damage is
     // reported (a review saw intact records 40 and 41 reported corrupt and skipped).
     damage_checked_at = pos;
-    file.reset();
+    drop_file();
     return Skip::kRetry;
   }
   *e = Entry{EntryKind::kCorrupt, pos, to_seq, 0, 0, {}, to_off - off,
@@ -392,7 +406,7 @@ Result<Entry> SegmentReader::Impl::next() {
       Entry e{EntryKind::kDeleted, pos, wm.deleted_below, 0, 0, {}, 0,
               "deleted below sequence " + std::to_string(wm.deleted_below)};
       pos = wm.deleted_below;
-      file.reset();  // relocate through the index
+      drop_file();  // relocate through the index
       if (!ts_mode) return e;
     }
     if (!file) {
@@ -406,6 +420,20 @@ Result<Entry> SegmentReader::Impl::next() {
     if (recheck_clock_ns() - wm_checked_ns >= watermark_recheck_ns()) {
       if (auto r = reload_wm(); !r) return r.error();
       if (pos < wm.deleted_below) continue;
+    }
+    if (batch_seq < batch_end) {
+      // The next record of the batch frame read last.
+      SubRecord r;
+      const uint64_t seq = batch_seq++;
+      if (!next_sub_record(batch, &batch_at, &r)) {  // (decode_frame() walked them all)
+        batch_seq = batch_end;
+        continue;
+      }
+      if (seq < pos) continue;  // below the seek target
+      pos = seq + 1;
+      if (ts_mode && r.ts_ns < ts_target) continue;
+      ts_mode = false;
+      return Entry{EntryKind::kRecord, seq, seq + 1, r.ts_ns, r.type, r.data, 0, {}};
     }
     FrameView fv;
     FrameStatus s;
@@ -422,6 +450,14 @@ Result<Entry> SegmentReader::Impl::next() {
       off += fv.size;
       scan_seq = fv.end_seq;
       if (fv.end_seq <= pos) continue;  // below the seek target
+      if (fv.h.kind == FrameKind::kBatch) {  // served from the top of the loop
+        batch = fv.payload;
+        batch_at = 0;
+        batch_seq = fv.h.seq;
+        batch_end = fv.end_seq;
+        hole_checked_at = kNoHole;
+        continue;
+      }
       const uint64_t from = std::max(fv.h.seq, pos);
       pos = fv.end_seq;
       hole_checked_at = kNoHole;
@@ -453,7 +489,7 @@ Result<Entry> SegmentReader::Impl::next() {
       if (size.value() < off) {
         // Cut back under us (a writer going back to its last synced byte, to write the
         // same sequences again): find `pos` again by sequence.
-        file.reset();
+        drop_file();
       }
       continue;
     }
@@ -490,7 +526,7 @@ Result<Entry> SegmentReader::Impl::next() {
       // again.  Only a second clean end at the same place reports a hole.  (Damage is
       // judged by resync and skip_damage, which read the index again.)
       hole_checked_at = pos;
-      file.reset();
+      drop_file();
       continue;
     }
     bool returned = false;
@@ -535,7 +571,7 @@ Result<void> SegmentReader::seek_earliest() {
   Impl& s = *impl_;
   if (auto r = s.relist(); !r) return r;
   if (auto r = s.reload_wm(); !r) return r;
-  s.file.reset();
+  s.drop_file();
   s.hole_checked_at = Impl::kNoHole;
   s.ts_mode = false;
   s.pos = std::max(s.wm.deleted_below, s.segs.empty() ? uint64_t{0} : s.segs.front());
@@ -545,7 +581,7 @@ Result<void> SegmentReader::seek_earliest() {
 Result<void> SegmentReader::seek_seq(uint64_t seq) {
   Impl& s = *impl_;
   if (auto r = s.reload_wm(); !r) return r;
-  s.file.reset();
+  s.drop_file();
   s.hole_checked_at = Impl::kNoHole;
   s.ts_mode = false;
   s.pos = seq;  // next() reports [seq, watermark) as deleted first, if it applies
@@ -556,7 +592,7 @@ Result<void> SegmentReader::seek_time(uint64_t ts_ns) {
   Impl& s = *impl_;
   if (auto r = s.relist(); !r) return r;
   if (auto r = s.reload_wm(); !r) return r;
-  s.file.reset();
+  s.drop_file();
   s.hole_checked_at = Impl::kNoHole;
   s.ts_mode = true;
   s.ts_target = ts_ns;

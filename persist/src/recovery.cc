@@ -311,6 +311,7 @@ Result<void> SegmentStore::Impl::recover_active(uint64_t first_seq) {
   active = SegmentInfo{first_seq,          scan.end_seq,           scan.builder.first_ts(),
                        scan.builder.max_ts(), scan.builder.count(), 0};
   active_created_ns = scan.header.created_ns;
+  active_version = scan.header.version;
   next_seq = scan.end_seq;
   fresh = false;
   return {};

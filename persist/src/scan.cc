@@ -116,7 +116,8 @@ namespace {
 bool kind_and_reserved_hold(const std::byte* h) {
   const uint16_t kind = get_u16(h + kFrmKind);
   return get_u16(h + kFrmReserved) == 0 && (kind == static_cast<uint16_t>(FrameKind::kData) ||
-                                            kind == static_cast<uint16_t>(FrameKind::kLost));
+                                            kind == static_cast<uint16_t>(FrameKind::kLost) ||
+                                            kind == static_cast<uint16_t>(FrameKind::kBatch));
 }
 }  // namespace
 
@@ -154,7 +155,7 @@ Result<uint64_t> SegmentFile::repaired_span(uint64_t off, RepairBudget* budget) 
     // reserved field zero.  (A frame search from inside its bytes once found a frame its
     // payload embedded.)
     put_u16(h + kFrmReserved, 0);
-    for (const FrameKind k : {FrameKind::kData, FrameKind::kLost}) {
+    for (const FrameKind k : {FrameKind::kData, FrameKind::kLost, FrameKind::kBatch}) {
       put_u16(h + kFrmKind, static_cast<uint16_t>(k));
       auto m = matches(len, &budget->kind);
       if (!m) return m.error();
@@ -185,7 +186,7 @@ Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, u
     auto st = f.read_frame(off, &fv);
     if (!st) return st.error();
     if (st.value() == FrameStatus::kOk && fv.h.seq >= min_seq &&
-        (!bad_at || fv.h.seq - min_seq <= (off - *bad_at) / kFrameHeaderSize))
+        (!bad_at || fv.h.seq - min_seq <= (off - *bad_at) / kMinFrameBytesPerSeq))
       return std::optional<uint64_t>(off);
   }
   return std::optional<uint64_t>();
@@ -274,8 +275,8 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
       r.stop = FrameStatus::kOk;
     }
     IndexEntry e;
-    if (r.builder.add(r.valid_end, fv.h.seq, fv.end_seq, fv.h.ts_ns,
-                      fv.h.kind == FrameKind::kData, &e, after_damage))
+    if (r.builder.add(r.valid_end, fv.h.seq, fv.end_seq, fv.h.ts_ns, fv.max_ts, fv.records, &e,
+                      after_damage))
       r.entries.push_back(e);
     after_damage = false;
     ++r.frames;

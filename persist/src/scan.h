@@ -16,7 +16,7 @@
 namespace shmbus::persist::detail {
 
 // Work bounds of repaired_span(), in bytes run through the CRC: one for length repairs
-// (up to 32 CRCs of a frame each), one for kind repairs (up to 2), so that damage of one
+// (up to 32 CRCs of a frame each), one for kind repairs (up to 3), so that damage of one
 // kind cannot use up the other's repairs (a review: 13 records with a bad payload byte,
 // each tried for a length repair, left none for a kind repair further on, and the scan
 // searched that record's payload).
@@ -146,7 +146,8 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
                                 const IndexFile* index = nullptr);
 // The offset of the first valid frame at or after `from` (8-byte steps) whose sequence
 // is at least `min_seq` and, when `bad_at` is given (the damaged frame's offset), at
-// most min_seq + (offset - bad_at) / 32: every frame takes 32 bytes or more, so real
+// most min_seq + (offset - bad_at) / 16: every frame takes more than 16 bytes per sequence
+// it covers (kMinFrameBytesPerSeq), so real
 // frames after damage cannot be further on in sequence than that (unless a lost-range
 // marker lies among the damaged bytes: then only the index finds the next frame), while
 // a frame embedded in a payload carries whatever sequence its author gave it.  Work is

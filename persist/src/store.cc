@@ -207,6 +207,59 @@ Result<void> SegmentStore::append(uint64_t seq, uint64_t ts_ns, uint32_t type, B
                              payload.size());
 }
 
+Result<void> SegmentStore::append_batch(std::span<const Record> recs) {
+  if (!impl_) return make_error(Errc::kClosed, "store is closed");
+  for (size_t i = 1; i < recs.size(); ++i)
+    if (recs[i].seq != recs[i - 1].seq + 1 || recs[i].seq == 0)
+      return make_error(Errc::kInvalidArgument,
+                        "append_batch: sequence " + std::to_string(recs[i].seq) + " follows " +
+                            std::to_string(recs[i - 1].seq) + " (records must be consecutive)");
+  Impl& s = *impl_;
+  size_t i = 0;
+  while (i < recs.size()) {
+    // A run of small records for one batch frame: into a version 2 segment only (a new
+    // store's first segment, and every segment created from now on, is one).
+    size_t j = i;
+    if (!s.sink || s.active_version >= 2) {
+      uint64_t bytes = 0;
+      while (j < recs.size() && recs[j].data.size() <= kBatchRecordMax &&
+             bytes + sub_record_size(recs[j].data.size()) <= kBatchPayloadMax)
+        bytes += sub_record_size(recs[j++].data.size());
+    }
+    Result<void> r;
+    if (j - i >= 2) {
+      if (auto u = s.usable(); !u) return u;
+      r = s.append_batch_frame(&recs[i], j - i);
+      i = j;
+    } else {
+      r = append(recs[i].seq, recs[i].ts_ns, recs[i].type, recs[i].data);
+      ++i;
+    }
+    if (!r) return r;
+  }
+  return {};
+}
+
+Result<void> SegmentStore::Impl::append_batch_frame(const Record* recs, size_t n) {
+  if (recs[n - 1].seq == UINT64_MAX)
+    return make_error(Errc::kInvalidArgument, "sequence 2^64-1 cannot be stored");
+  uint64_t size = 0, data_bytes = 0, max_ts = recs[0].ts_ns;
+  for (size_t k = 0; k < n; ++k) {
+    size += sub_record_size(recs[k].data.size());
+    data_bytes += recs[k].data.size();
+    max_ts = std::max(max_ts, recs[k].ts_ns);
+  }
+  batch_buf.resize(static_cast<size_t>(size));
+  std::byte* out = batch_buf.data();
+  for (size_t k = 0; k < n; ++k) {
+    encode_sub_record(recs[k].type, recs[k].ts_ns, recs[k].data, out);
+    out += sub_record_size(recs[k].data.size());
+  }
+  const BatchInfo info{n, max_ts, data_bytes};
+  return append_frame(FrameKind::kBatch, recs[0].seq, recs[0].seq + n, recs[0].ts_ns,
+                      static_cast<uint32_t>(n), batch_buf.data(), batch_buf.size(), &info);
+}
+
 Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to, bool skipped) {
   if (!impl_) return make_error(Errc::kClosed, "store is closed");
   if (auto u = impl_->usable(); !u) return u;
@@ -221,7 +274,7 @@ Result<void> SegmentStore::append_lost(uint64_t from, uint64_t to, bool skipped)
 
 Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint64_t end_seq,
                                               uint64_t ts_ns, uint32_t type, const std::byte* data,
-                                              size_t size) {
+                                              size_t size, const BatchInfo* batch) {
   const Bytes payload(data, size);
   if (!fresh && seq != next_seq) {
     if (seq < next_seq)
@@ -295,7 +348,8 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
 
   // The record is stored: bookkeeping.
   IndexEntry e;
-  if (builder.add(offset, seq, end_seq, ts_ns, kind == FrameKind::kData, &e)) {
+  const uint64_t records = batch ? batch->records : kind == FrameKind::kData ? 1 : 0;
+  if (builder.add(offset, seq, end_seq, ts_ns, batch ? batch->max_ts : ts_ns, records, &e)) {
     const size_t at = idx_pending.size();
     idx_pending.resize(at + kIndexEntrySize);
     encode_index_entry(e, idx_pending.data() + at);
@@ -312,6 +366,9 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
   if (kind == FrameKind::kData) {
     ++counters.records_appended;
     counters.bytes_appended += payload.size();
+  } else if (batch) {
+    counters.records_appended += batch->records;
+    counters.bytes_appended += batch->data_bytes;
   } else if (type == kLostSkipped) {
     counters.skipped_marked += end_seq - seq;
   } else {
@@ -364,6 +421,7 @@ Result<void> SegmentStore::Impl::create_segment(uint64_t first_seq, uint64_t min
   builder = IndexBuilder(opts.index_interval);
   active = SegmentInfo{first_seq, first_seq, 0, 0, 0, 0};
   active_created_ns = created_ns;
+  active_version = kFormatVersion;  // (encode_new_segment_header writes it)
   dir_dirty = true;
   // The coarse clock's, as append_frame() compares it with (the precise one runs ahead).
   if (first_pending_ns == 0) {

@@ -209,7 +209,47 @@ std::vector<std::byte> segment(uint64_t first, int records, bool lost_frame) {
   return out;
 }
 
+// A segment of batch frames (format version 2): `frames` of `per_frame` records each.
+std::vector<std::byte> batch_segment(uint64_t first, int frames, int per_frame) {
+  std::vector<std::byte> out(kSegmentHeaderSize);
+  SegmentHeader h;
+  h.first_seq = first;
+  h.created_ns = 1764500000000000000ULL;
+  h.ns = "default";
+  h.stream = "ticks";
+  encode_segment_header(h, out.data());
+  uint64_t seq = first;
+  for (int f = 0; f < frames; ++f) {
+    std::vector<std::byte> body;
+    uint64_t first_ts = 0;
+    for (int i = 0; i < per_frame; ++i) {
+      const std::string payload = "payload " + std::to_string(seq + static_cast<uint64_t>(i));
+      const uint64_t ts = h.created_ns + (seq + static_cast<uint64_t>(i)) * 1000;
+      if (i == 0) first_ts = ts;
+      const size_t at = body.size();
+      body.resize(at + sub_record_size(payload.size()));
+      encode_sub_record(1, ts, text_bytes(payload), body.data() + at);
+    }
+    FrameHeader fh;
+    fh.kind = FrameKind::kBatch;
+    fh.length = static_cast<uint32_t>(body.size());
+    fh.seq = seq;
+    fh.ts_ns = first_ts;
+    fh.type = static_cast<uint32_t>(per_frame);
+    const size_t at = out.size();
+    out.resize(at + frame_size(fh.length));
+    std::memcpy(out.data() + at + kFrameHeaderSize, body.data(), body.size());
+    encode_frame_header(fh, Bytes(body.data(), body.size()), out.data() + at);
+    seq += static_cast<uint64_t>(per_frame);
+  }
+  return out;
+}
+
 void persist_seeds() {
+  put("persist_segment", "batch-frames", batch_segment(7, 3, 5));
+  auto torn_batch = batch_segment(7, 2, 6);
+  torn_batch.resize(torn_batch.size() - 20);
+  put("persist_segment", "torn-batch", torn_batch);
   put("persist_segment", "header-only", segment(0, 0, false));
   put("persist_segment", "three-records", segment(0, 3, false));
   put("persist_segment", "records-then-lost", segment(1000, 4, true));
@@ -227,7 +267,8 @@ void persist_seeds() {
   uint64_t off = kSegmentHeaderSize;
   for (uint64_t s = 1000; s < 1020; ++s) {
     IndexEntry e;
-    if (b.add(off, s, s + 1, 1764500000000000000ULL + s, true, &e)) entries.push_back(e);
+    if (b.add(off, s, s + 1, 1764500000000000000ULL + s, 1764500000000000000ULL + s, 1, &e))
+      entries.push_back(e);
     off += frame_size(100);
   }
   put("persist_index", "open-index", encode_index(ih, entries));

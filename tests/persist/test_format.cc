@@ -164,7 +164,7 @@ TEST(SegmentHeaderFormat, RoundTripAndLayout) {
   std::byte buf[kSegmentHeaderSize];
   encode_segment_header(sample_header(), buf);
   EXPECT_EQ(std::memcmp(buf, "SHMBSEG", 8), 0);
-  EXPECT_EQ(get_u16(buf + 8), 1);
+  EXPECT_EQ(get_u16(buf + 8), 2);  // version 2 (batch frames)
   EXPECT_EQ(get_u16(buf + 10), 256);
   EXPECT_EQ(get_u64(buf + 16), 1000u);
   EXPECT_EQ(get_u64(buf + 24), 123456789u);
@@ -199,11 +199,20 @@ TEST(SegmentHeaderFormat, DamageIsAClearError) {
   EXPECT_EQ(decode(bad, sizeof bad).error().code, Errc::kIncompatible);
   // Another version: refused before anything else is trusted.
   std::memcpy(bad, good, sizeof bad);
-  put_u16(bad + kHdrVersion, 2);
+  put_u16(bad + kHdrVersion, 3);
   auto v = decode(bad, sizeof bad);
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.error().code, Errc::kIncompatible);
-  EXPECT_NE(v.error().message.find("version 2"), std::string::npos) << v.error().message;
+  EXPECT_NE(v.error().message.find("version 3"), std::string::npos) << v.error().message;
+  put_u16(bad + kHdrVersion, 0);
+  EXPECT_EQ(decode(bad, sizeof bad).error().code, Errc::kIncompatible);
+  // Version 1 (before batch frames) is read as it was written.
+  SegmentHeader h1 = sample_header();
+  h1.version = 1;
+  encode_segment_header(h1, bad);
+  auto v1 = decode(bad, sizeof bad);
+  ASSERT_TRUE(v1.ok()) << v1.error().message;
+  EXPECT_EQ(v1->version, 1);
   // Every other single-byte change is caught by the CRC (or a field check).
   for (size_t i = 10; i < kSegmentHeaderSize; ++i) {
     std::memcpy(bad, good, sizeof bad);
@@ -281,6 +290,97 @@ TEST(FrameFormat, EveryDamageIsCaught) {
             FrameStatus::kBadHeader);
 }
 
+// A batch frame of records {type, ts, bytes} from sequence `seq` (FORMAT.md, "Batch
+// frames"); `count` overrides the record count the header gives.
+struct Sub {
+  uint32_t type;
+  uint64_t ts;
+  std::string data;
+};
+std::string batch_payload(const std::vector<Sub>& subs) {
+  std::string p;
+  for (const Sub& r : subs) {
+    std::string one(sub_record_size(r.data.size()), '\0');
+    encode_sub_record(r.type, r.ts, test::as_bytes(r.data), reinterpret_cast<std::byte*>(one.data()));
+    p += one;
+  }
+  return p;
+}
+std::vector<std::byte> batch_frame(uint64_t seq, const std::vector<Sub>& subs,
+                                   std::optional<uint32_t> count = std::nullopt,
+                                   std::optional<std::string> payload = std::nullopt) {
+  const std::string p = payload ? *payload : batch_payload(subs);
+  return make_frame(FrameHeader{static_cast<uint32_t>(p.size()), FrameKind::kBatch, seq,
+                                subs.empty() ? 0 : subs[0].ts,
+                                count ? *count : static_cast<uint32_t>(subs.size())},
+                    p);
+}
+
+TEST(FrameFormat, BatchFramesRoundTripAndEveryRecordIsWalked) {
+  const std::vector<Sub> subs = {{1, 500, "a"}, {2, 400, ""}, {3, 900, std::string(24, 'c')},
+                                 {4, 700, std::string(7, 'd')}};
+  auto f = batch_frame(40, subs);
+  EXPECT_EQ(f.size(), 32u + (16 + 8) + 16 + (16 + 24) + (16 + 8));
+  FrameView v;
+  ASSERT_EQ(decode_frame(f, &v), FrameStatus::kOk);
+  EXPECT_EQ(v.h.kind, FrameKind::kBatch);
+  EXPECT_EQ(v.end_seq, 44u);
+  EXPECT_EQ(v.records, 4u);
+  EXPECT_EQ(v.max_ts, 900u);  // the newest, not the first
+  EXPECT_EQ(v.size, f.size());
+  size_t at = 0;
+  SubRecord r;
+  for (const Sub& want : subs) {
+    ASSERT_TRUE(next_sub_record(v.payload, &at, &r));
+    EXPECT_EQ(r.type, want.type);
+    EXPECT_EQ(r.ts_ns, want.ts);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(r.data.data()), r.data.size()), want.data);
+  }
+  EXPECT_FALSE(next_sub_record(v.payload, &at, &r));
+  EXPECT_EQ(at, v.payload.size());
+  // A data frame counts one record, a lost-range marker none.
+  auto d = make_frame(FrameHeader{1, FrameKind::kData, 7, 8, 9}, "x");
+  ASSERT_EQ(decode_frame(d, &v), FrameStatus::kOk);
+  EXPECT_EQ(v.records, 1u);
+  EXPECT_EQ(v.max_ts, 8u);
+}
+
+TEST(FrameFormat, ABatchFrameThatDoesNotAddUpIsRefusedWithAGoodCrc) {
+  const std::vector<Sub> subs = {{1, 5, "abc"}, {2, 6, "defgh"}};
+  const std::string p = batch_payload(subs);
+  FrameView v;
+  ASSERT_EQ(decode_frame(batch_frame(10, subs), &v), FrameStatus::kOk);
+  // More records than the payload holds, none, or fewer (bytes left over).
+  EXPECT_EQ(decode_frame(batch_frame(10, subs, 3), &v), FrameStatus::kBadHeader);
+  EXPECT_EQ(decode_frame(batch_frame(10, subs, 0), &v), FrameStatus::kBadHeader);
+  EXPECT_EQ(decode_frame(batch_frame(10, subs, 1), &v), FrameStatus::kBadHeader);
+  EXPECT_EQ(decode_frame(batch_frame(10, subs, 1u << 30), &v), FrameStatus::kBadHeader);
+  // A sub-record whose length runs past the payload.
+  std::string over = p;
+  put_u32(reinterpret_cast<std::byte*>(over.data()) + sub_record_size(3) + kSubLength, 1000);
+  EXPECT_EQ(decode_frame(batch_frame(10, subs, std::nullopt, over), &v), FrameStatus::kBadHeader);
+  // A payload that is not a whole number of sub-records.
+  EXPECT_EQ(decode_frame(batch_frame(10, subs, std::nullopt, p + std::string(8, '\0')), &v),
+            FrameStatus::kBadHeader);
+  EXPECT_EQ(decode_frame(batch_frame(10, subs, std::nullopt, p.substr(0, p.size() - 8)), &v),
+            FrameStatus::kBadHeader);
+  // The header's stamp is the first record's.
+  FrameHeader h{static_cast<uint32_t>(p.size()), FrameKind::kBatch, 10, 99, 2};
+  EXPECT_EQ(decode_frame(make_frame(h, p), &v), FrameStatus::kBadHeader);
+  // Sequences past 2^64 - 1.
+  EXPECT_EQ(decode_frame(batch_frame(UINT64_MAX - 1, subs), &v), FrameStatus::kBadHeader);
+  ASSERT_EQ(decode_frame(batch_frame(UINT64_MAX - 2, subs), &v), FrameStatus::kOk);
+  EXPECT_EQ(v.end_seq, UINT64_MAX);
+  // Any flipped bit fails the CRC or a check.
+  auto good = batch_frame(10, subs);
+  for (size_t i = 0; i < good.size(); ++i)
+    for (int bit = 0; bit < 8; ++bit) {
+      auto bad = good;
+      bad[i] ^= static_cast<std::byte>(1 << bit);
+      EXPECT_NE(decode_frame(bad, &v), FrameStatus::kOk) << "byte " << i << " bit " << bit;
+    }
+}
+
 TEST(FrameFormat, RandomBytesNeverCrash) {
   std::mt19937_64 rng(7);
   std::vector<std::byte> buf(256);
@@ -316,7 +416,7 @@ TEST(IndexFormat, BuilderRuleAndRoundTrip) {
   // Records of 40 bytes at 256, 296, ...: entries at the first and whenever >= 100 bytes on.
   uint64_t ts[] = {50, 40, 70, 60, 80, 90, 10};
   for (int i = 0; i < 7; ++i)
-    if (b.add(256 + 40 * i, 10 + i, 11 + i, ts[i], true, &e)) entries.push_back(e);
+    if (b.add(256 + 40 * i, 10 + i, 11 + i, ts[i], ts[i], 1, &e)) entries.push_back(e);
   ASSERT_EQ(entries.size(), 3u);
   EXPECT_EQ(entries[0].offset, 256u);
   EXPECT_EQ(entries[1].offset, 376u);

@@ -17,19 +17,38 @@
 namespace shmbus::persist::test {
 namespace {
 
-// 400 records of 100..199 bytes over 5 segments, index entries every 1 KiB.
-class ReaderTest : public ::testing::Test {
+// 400 records of 100..199 bytes over 5 segments, index entries every 1 KiB.  Stored one
+// frame a record (append), or through append_batch() in calls of 37 records (batch
+// frames of up to 4 KiB, some runs cut by a call's end or a segment's), so that every
+// seek below lands inside batch frames too.
+class ReaderTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     auto s = SegmentStore::open(t_.path(), "ns", "st", small_options());
     ASSERT_TRUE(s.ok()) << s.error().message;
-    for (uint64_t q = 0; q < 400; ++q) {
-      auto r = s->append(q, 1000 * q, static_cast<uint32_t>(q % 7),
-                         as_bytes(payload_for(q, 100 + q % 100)));
+    std::vector<std::string> bodies;
+    for (uint64_t q = 0; q < 400; ++q) bodies.push_back(payload_for(q, 100 + q % 100));
+    for (uint64_t q = 0; q < 400;) {
+      if (!GetParam()) {
+        auto r = s->append(q, 1000 * q, static_cast<uint32_t>(q % 7), as_bytes(bodies[q]));
+        ASSERT_TRUE(r.ok()) << r.error().message;
+        ++q;
+        continue;
+      }
+      std::vector<Record> recs;
+      for (; q < 400 && recs.size() < 37; ++q)
+        recs.push_back(Record{q, 1000 * q, static_cast<uint32_t>(q % 7), as_bytes(bodies[q])});
+      auto r = s->append_batch(recs);
       ASSERT_TRUE(r.ok()) << r.error().message;
     }
     ASSERT_TRUE(s->flush().ok());
     segments_ = s->stats().segments;
+    EXPECT_EQ(s->stats().records_appended, 400u);
+    // The first frame is what the parameter says.
+    const auto seg = read_file(t_.stream_dir() + "/" + files_with_suffix(t_.stream_dir(), ".seg")[0]);
+    ASSERT_GT(seg.size(), 300u);
+    EXPECT_EQ(detail::get_u16(reinterpret_cast<const std::byte*>(seg.data()) + 256 + detail::kFrmKind),
+              GetParam() ? 3 : 1);
   }
   SegmentReader reader() {
     auto r = SegmentReader::open(t_.path(), "ns", "st");
@@ -42,6 +61,9 @@ class ReaderTest : public ::testing::Test {
     for (uint64_t q = from; q < 400; ++q) {
       ASSERT_EQ(got[q - from].kind, EntryKind::kRecord);
       ASSERT_EQ(got[q - from].seq, q);
+      ASSERT_EQ(got[q - from].end_seq, q + 1);
+      ASSERT_EQ(got[q - from].ts_ns, 1000 * q);
+      ASSERT_EQ(got[q - from].type, q % 7);
       ASSERT_EQ(got[q - from].data, payload_for(q, 100 + q % 100));
     }
   }
@@ -49,7 +71,7 @@ class ReaderTest : public ::testing::Test {
   uint64_t segments_ = 0;
 };
 
-TEST_F(ReaderTest, ReadsEverythingAcrossSegments) {
+TEST_P(ReaderTest, ReadsEverythingAcrossSegments) {
   EXPECT_GE(segments_, 4u);
   auto r = reader();
   expect_from(r, 0);
@@ -59,7 +81,12 @@ TEST_F(ReaderTest, ReadsEverythingAcrossSegments) {
   EXPECT_EQ(e->kind, EntryKind::kEnd);
 }
 
-TEST_F(ReaderTest, SeekBySequence) {
+INSTANTIATE_TEST_SUITE_P(Frames, ReaderTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? std::string("BatchFrames") : std::string("DataFrames");
+                         });
+
+TEST_P(ReaderTest, SeekBySequence) {
   auto r = reader();
   for (uint64_t q : {0, 1, 7, 50, 99, 150, 151, 233, 398, 399}) {
     ASSERT_TRUE(r.seek_seq(q).ok());
@@ -77,7 +104,7 @@ TEST_F(ReaderTest, SeekBySequence) {
   EXPECT_EQ(drain(r).size(), 0u);
 }
 
-TEST_F(ReaderTest, SeekByTime) {
+TEST_P(ReaderTest, SeekByTime) {
   auto r = reader();
   for (uint64_t q : {0, 1, 42, 150, 301, 399}) {
     ASSERT_TRUE(r.seek_time(1000 * q).ok());
@@ -90,7 +117,7 @@ TEST_F(ReaderTest, SeekByTime) {
   EXPECT_EQ(drain(r).size(), 0u);
 }
 
-TEST_F(ReaderTest, SeeksWorkWithoutIndexes) {
+TEST_P(ReaderTest, SeeksWorkWithoutIndexes) {
   for (const auto& n : files_with_suffix(t_.stream_dir(), ".idx"))
     std::filesystem::remove(t_.stream_dir() + "/" + n);
   auto r = reader();
@@ -100,7 +127,7 @@ TEST_F(ReaderTest, SeeksWorkWithoutIndexes) {
   expect_from(r, 333);
 }
 
-TEST_F(ReaderTest, MisleadingIndexIsNotTrusted) {
+TEST_P(ReaderTest, MisleadingIndexIsNotTrusted) {
   // Point every entry of every index one record too far: the reader checks the frame
   // at the offset and falls back to scanning.
   for (const auto& n : files_with_suffix(t_.stream_dir(), ".idx")) {
@@ -416,7 +443,7 @@ TEST(Reader, GarbageAndForeignVersionSegments) {
     if (variant == 0) {
       for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + 3);
     } else {
-      bytes[8] = 2;  // format version 2
+      bytes[8] = 3;  // format version 3 (this build reads 1 and 2)
     }
     write_file(victim, bytes);
     const uint64_t first1 = std::stoull(segs[1].substr(0, 20));
@@ -434,7 +461,7 @@ TEST(Reader, GarbageAndForeignVersionSegments) {
     EXPECT_EQ(e.error().code, variant == 0 ? Errc::kIncompatible : Errc::kIncompatible);
     EXPECT_NE(e.error().message.find(segs[1]), std::string::npos) << e.error().message;
     if (variant == 1) {
-      EXPECT_NE(e.error().message.find("version 2"), std::string::npos) << e.error().message;
+      EXPECT_NE(e.error().message.find("version 3"), std::string::npos) << e.error().message;
     }
     EXPECT_EQ(got.size(), first1);
     auto rest = drain(r.value());

@@ -9,6 +9,9 @@
 #include <string>
 #include <string_view>
 
+#include <span>
+
+#include "shmbus/consumer.h"  // Record
 #include "shmbus/result.h"
 #include "shmbus/stream.h"  // Bytes
 
@@ -145,6 +148,14 @@ class SegmentStore {
   // fails while it cannot.  (Reopening would not help: recovery would find the bytes
   // the page cache still holds and count them durable.)
   Result<void> append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload);
+  // Stores recs in order, as append() each would (consecutive sequences, the first
+  // next_seq()), but runs of small records (up to 1 KiB each) share one frame of up to
+  // 4 KiB: a 16-byte sub-header per record instead of a 32-byte frame header, one CRC,
+  // one index check (persist/FORMAT.md, "Batch frames").  Readers see the same records
+  // either way.  A damaged byte costs the records of its frame.  On an error the
+  // records before next_seq() are stored (whole frames), the rest are not: append them
+  // again from there.  Errors as append()'s.
+  Result<void> append_batch(std::span<const Record> recs);
   // Records that sequences [from, to) will never be stored (a lost-range marker).
   // `from` must equal next_seq() (any value for a new store), to > from.  `skipped`:
   // nothing was published under them (claims aborted or abandoned in the ring), so
