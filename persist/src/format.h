@@ -95,11 +95,13 @@ static_assert(kSubTs + 8 == kSubHeaderSize && kSubHeaderSize % 8 == 0);
 constexpr uint64_t sub_record_size(uint64_t payload) noexcept {
   return (kSubHeaderSize + payload + 7) & ~uint64_t{7};
 }
-// What the writer gathers into one batch frame: records of at most kBatchRecordMax bytes,
+// What the writer gathers into one batch frame: records of at most kBatchRecordMax bytes
+// (small ones, for which a frame header of their own is a large share: at 1 KiB a batch
+// saved 1.5% of the bytes and replay read 8% slower in an A/B of shmbus-persist-bench),
 // up to kBatchPayloadMax bytes of sub-records (a damaged byte costs at most that frame's
 // records, as it costs one record of a data frame).  A reader accepts any batch frame
 // that decodes, whatever its size.
-inline constexpr uint32_t kBatchRecordMax = 1024;
+inline constexpr uint32_t kBatchRecordMax = 256;
 inline constexpr uint32_t kBatchPayloadMax = 4096;
 static_assert(sub_record_size(kBatchRecordMax) <= kBatchPayloadMax);
 // The fewest bytes a frame can take per sequence number it covers, lost-range markers

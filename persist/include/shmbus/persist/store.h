@@ -149,7 +149,7 @@ class SegmentStore {
   // the page cache still holds and count them durable.)
   Result<void> append(uint64_t seq, uint64_t ts_ns, uint32_t type, Bytes payload);
   // Stores recs in order, as append() each would (consecutive sequences, the first
-  // next_seq()), but runs of small records (up to 1 KiB each) share one frame of up to
+  // next_seq()), but runs of small records (up to 256 bytes each) share one frame of up to
   // 4 KiB: a 16-byte sub-header per record instead of a 32-byte frame header, one CRC,
   // one index check (persist/FORMAT.md, "Batch frames").  Readers see the same records
   // either way.  A damaged byte costs the records of its frame.  On an error the
