@@ -56,9 +56,19 @@ Outcome workload(const std::string& root) {
   for (int step = 0; step < 24; ++step) {
     if (!s) reopen();
     if (!s) continue;
-    for (int k = 0; k < 6; ++k) {
-      const uint64_t q = s->next_seq();
-      if (!s->append(q, 1000 * q, 0, as_bytes(payload_for(q, 60 + (q * 37) % 200)))) break;
+    if (step % 3 == 2) {
+      // Six records as one batch frame (as the persister stores what it reads).
+      const uint64_t q0 = s->next_seq();
+      std::vector<std::string> bodies;
+      std::vector<Record> recs;
+      for (uint64_t q = q0; q < q0 + 6; ++q) bodies.push_back(payload_for(q, 60 + (q * 37) % 200));
+      for (uint64_t q = q0; q < q0 + 6; ++q) recs.push_back(Record{q, 1000 * q, 0, as_bytes(bodies[q - q0])});
+      (void)s->append_batch(recs);
+    } else {
+      for (int k = 0; k < 6; ++k) {
+        const uint64_t q = s->next_seq();
+        if (!s->append(q, 1000 * q, 0, as_bytes(payload_for(q, 60 + (q * 37) % 200)))) break;
+      }
     }
     if (step % 2 == 1 && s->flush()) o.acked = std::max(o.acked, s->durable_seq());
     if (step == 9) {
