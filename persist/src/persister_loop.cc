@@ -133,7 +133,7 @@ Persister::Impl::Stored Persister::Impl::store_records(std::span<const Record> r
   while (out.done < recs.size()) {
     const Record& rec = recs[out.done];
     const uint64_t next = store->next_seq();
-    const bool empty = next == 0;  // a store that never held anything takes any sequence
+    const bool empty = store->takes_any_sequence();  // (a store that never held anything)
     if (!empty && rec.seq < next) {  // stored before a restart: not twice
       ++out.done;
       continue;
@@ -161,8 +161,9 @@ Persister::Impl::Stored Persister::Impl::store_records(std::span<const Record> r
     // Stored: the records below the store's end (all of the run, or the whole frames
     // before an error; none when a new store's first frame failed).
     const uint64_t now_next = store->next_seq();
+    const bool none = store->takes_any_sequence();
     const size_t from = out.done;
-    while (out.done < end && now_next != 0 && recs[out.done].seq < now_next) {
+    while (out.done < end && !none && recs[out.done].seq < now_next) {
       ++out.stored;
       out.bytes += recs[out.done].data.size();
       ++out.done;

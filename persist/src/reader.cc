@@ -247,6 +247,7 @@ Result<SegmentReader::Impl::Located> SegmentReader::Impl::locate() {
   }
   drop_file();
   file.emplace(std::move(f.value()));
+  file->set_version(hdr->version);
   repair_tried_at = kNoHole;  // (another file)
   seg_first = first;
   seg_created_ns = hdr->created_ns;

@@ -134,9 +134,16 @@ Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
     FrameView fv;
     auto st = f->read_frame(seal.offset, &fv);
     if (st && st.value() == FrameStatus::kOk && fv.h.seq == seal.seq &&
-        fv.end_seq == seal.end_seq && seal.offset + fv.size == f->size())
-      return SegmentInfo{first_seq,     seal.end_seq, idx->entries.front().max_ts,
-                         seal.max_ts,   seal.count,   f->size() + idx->file_size};
+        fv.end_seq == seal.end_seq && seal.offset + fv.size == f->size()) {
+      // The first record's stamp is its frame header's (an index entry holds the newest
+      // stamp so far: a batch frame's newest, not its first record's; a review).
+      const IndexEntry& front = idx->entries.front();
+      FrameView first;
+      auto st0 = f->read_frame(front.offset, &first);
+      if (st0 && st0.value() == FrameStatus::kOk && first.h.seq == front.seq)
+        return SegmentInfo{first_seq,   seal.end_seq, first.h.ts_ns,
+                           seal.max_ts, seal.count,   f->size() + idx->file_size};
+    }
   }
   const uint32_t interval =
       idx && idx->header.interval >= 256 ? idx->header.interval : opts.index_interval;

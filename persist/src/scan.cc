@@ -62,7 +62,9 @@ Result<Bytes> SegmentFile::header_bytes() { return view(0, kSegmentHeaderSize); 
 Result<SegmentHeader> SegmentFile::read_header() {
   auto v = header_bytes();
   if (!v) return v.error();
-  return decode_segment_header(v.value(), name_);
+  auto h = decode_segment_header(v.value(), name_);
+  if (h) set_version(h->version);
+  return h;
 }
 
 Result<FrameStatus> SegmentFile::read_frame(uint64_t off, FrameView* out) {
@@ -73,7 +75,7 @@ Result<FrameStatus> SegmentFile::read_frame(uint64_t off, FrameView* out) {
   if (len > kMaxPayload) return decode_frame(head.value(), out);
   auto all = view(off, frame_size(len));
   if (!all) return all.error();
-  return decode_frame(all.value(), out);
+  return allowed(decode_frame(all.value(), out), *out);
 }
 
 Result<bool> SegmentFile::zero_from(uint64_t off) {

@@ -60,8 +60,13 @@ class SegmentFile {
     if (len > kMaxPayload) return std::nullopt;
     const uint64_t n = frame_size(len);
     if (buf_len_ - (off - buf_off_) < n || size_ - off < n) return std::nullopt;
-    return decode_frame(Bytes(p, static_cast<size_t>(n)), out);
+    return allowed(decode_frame(Bytes(p, static_cast<size_t>(n)), out), *out);
   }
+  // The segment's format version, once its header was decoded (read_header() sets it; a
+  // caller that decodes the header itself says it here).  A batch frame in a version 1
+  // segment is invalid (kBadHeader): no writer puts one there (FORMAT.md).  Until then
+  // batch frames are taken (fsck's look at a first frame behind a damaged header).
+  void set_version(uint16_t v) noexcept { batches_ = v >= 2; }
   // The bytes the frame header at `off` claims (the frame_size() of its length) when that
   // header is plausible: a length within kMaxPayload, a known kind, the reserved field
   // zero (what decode_frame() checks before the CRC).  0 when it is not, or when fewer
@@ -82,6 +87,11 @@ class SegmentFile {
 
  private:
   Result<Bytes> view(uint64_t off, uint64_t n);
+  FrameStatus allowed(FrameStatus st, const FrameView& fv) const noexcept {
+    return st == FrameStatus::kOk && !batches_ && fv.h.kind == FrameKind::kBatch ? FrameStatus::kBadHeader
+                                                                                 : st;
+  }
+  bool batches_ = true;
 
   UniqueFd fd_;
   std::string name_;

@@ -276,7 +276,7 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
                                               uint64_t ts_ns, uint32_t type, const std::byte* data,
                                               size_t size, const BatchInfo* batch) {
   const Bytes payload(data, size);
-  if (!fresh && seq != next_seq) {
+  if ((!fresh || fresh_at != kAnySeq) && seq != next_seq) {
     if (seq < next_seq)
       return make_error(Errc::kInvalidArgument,
                         "sequence " + std::to_string(seq) + " is already stored in " + where +
@@ -361,6 +361,7 @@ Result<void> SegmentStore::Impl::append_frame(FrameKind kind, uint64_t seq, uint
   if (fresh) {
     durable.store(seq, std::memory_order_release);  // pairs with durable_seq()
     fresh = false;
+    fresh_at = kAnySeq;
   }
   next_seq = end_seq;
   if (kind == FrameKind::kData) {
@@ -529,8 +530,10 @@ Result<void> SegmentStore::Impl::cut_back(uint64_t first_seq, uint64_t keep) {
       // Nothing left (retention may have deleted every sealed segment): the next record
       // starts a segment again, but the store stays where it was, at this segment's first
       // sequence (it said 0, and durable_seq() went back to 0, though records up to here
-      // had been stored: found by a review).  The first append may still pick another.
+      // had been stored: found by a review).  The next append is at that sequence
+      // (fresh_at).
       fresh = true;
+      fresh_at = first_seq;
       next_seq = first_seq;
     } else {
       next_seq = sealed.back().end_seq;
@@ -656,6 +659,9 @@ Result<void> SegmentStore::tick() {
 }
 
 uint64_t SegmentStore::next_seq() const noexcept { return impl_ ? impl_->next_seq : 0; }
+bool SegmentStore::takes_any_sequence() const noexcept {
+  return impl_ && impl_->fresh && impl_->fresh_at == Impl::kAnySeq;
+}
 
 uint64_t SegmentStore::durable_seq() const noexcept {
   return impl_ ? impl_->durable.load(std::memory_order_acquire) : 0;  // pairs with the writer

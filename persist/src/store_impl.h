@@ -57,6 +57,12 @@ struct SegmentStore::Impl {
   PmemGranularity granularity = PmemGranularity::kNotPmem;
 
   bool fresh = true;   // has never held a record: the first append picks the sequence
+  // ... unless it went back to nothing after an I/O error (cut_back): then its first
+  // append must be at the sequence it went back to, so that no gap opens unrecorded
+  // (a review: a caller retrying "from next_seq()" with next_seq() read while the store
+  // was stopped stored 54 as the first record, records 0-53 gone without a mark).
+  static constexpr uint64_t kAnySeq = UINT64_MAX;
+  uint64_t fresh_at = kAnySeq;
   uint64_t next_seq = 0;
   // release: stored by the writer after a sync; pairs with the acquire in
   // SegmentStore::durable_seq(), which any thread may call.

@@ -2,6 +2,7 @@
 // (format version 2): what goes into one, a version 1 segment continued, damage and a
 // torn tail inside one, fsck, kSync, and the reader's position inside one.
 #include <algorithm>
+#include <optional>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -107,6 +108,58 @@ TEST(BatchFrames, SmallRecordsShareFramesLargeOnesKeepTheirOwn) {
     ASSERT_EQ(got[q].type, q % 7);
     ASSERT_EQ(got[q].data, bodies[q]);
   }
+}
+
+// The first stamp of a sealed segment whose first frame is a batch, as a reopened store
+// knows it from the index (DeletionReport::oldest_ts_ns): its first record's, not the
+// batch's newest (a review: 1072 where the first deleted record was stamped 1000).
+TEST(BatchFrames, AReopenedStoreKnowsTheFirstStampOfASegmentThatStartsWithABatch) {
+  for (const bool reopen : {false, true}) {
+    SCOPED_TRACE(reopen ? "reopened" : "same process");
+    TempDir t;
+    auto o = small_options();
+    o.segment_bytes = 4096;
+    std::optional<SegmentStore> s;
+    s.emplace(std::move(SegmentStore::open(t.path(), "ns", "st", o).value()));
+    std::vector<std::string> bodies;
+    std::vector<Record> recs;
+    for (uint64_t q = 0; q < 200; ++q) bodies.push_back(payload_for(q, 40));
+    for (uint64_t q = 0; q < 200; ++q) recs.push_back(Record{q, 1000 + q, 0, as_bytes(bodies[q])});
+    ASSERT_TRUE(s->append_batch(recs).ok());
+    ASSERT_TRUE(s->flush().ok());
+    if (reopen) {
+      s.reset();
+      s.emplace(std::move(SegmentStore::open(t.path(), "ns", "st", o).value()));
+    }
+    auto d = s->delete_before(150);
+    ASSERT_TRUE(d.ok()) << d.error().message;
+    ASSERT_GE(d->segments, 1u);
+    EXPECT_EQ(d->oldest_ts_ns, 1000u);
+  }
+}
+
+// A batch frame inside a version 1 segment: no writer puts one there (an older build
+// would take it for damage), so no reader serves it and fsck reports it.
+TEST(BatchFrames, ABatchInAVersion1SegmentIsDamage) {
+  TempDir t;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok());
+    fill_batched(*s, 0, 100, 40);
+  }
+  const std::string seg = first_segment(t);
+  auto raw = read_file(seg);
+  auto* head = reinterpret_cast<std::byte*>(raw.data());
+  put_u16(head + kHdrVersion, 1);
+  put_u32(head + kHdrCrc, crc32c(head, kHdrCrc));
+  write_file(seg, raw);
+  auto rep = fsck(t.path(), false);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_FALSE(rep->clean());
+  EXPECT_EQ(rep->records, 0u);
+  auto r = SegmentReader::open(t.path(), "ns", "st");
+  ASSERT_TRUE(r.ok());
+  for (const Got& g : drain(r.value())) EXPECT_NE(g.kind, EntryKind::kRecord) << g.seq;
 }
 
 TEST(BatchFrames, RecordsThatAreNotConsecutiveAreRefusedAndNothingIsStored) {

@@ -318,6 +318,46 @@ TEST(Durability, FailedSyncOfANewSegmentAfterRetentionKeepsTheSequence) {
   EXPECT_EQ(got[0].seq, 30u);
 }
 
+// A new store whose first sync fails goes back to nothing.  It continues at the sequence
+// it went back to, not at whatever comes (a review: a retry "from next_seq()", read
+// while the store was stopped (it still says where it was then), stored 54 as the first
+// record, 0-53 gone without a mark).  The same through append_batch().
+TEST(Durability, AStoreBackToNothingContinuesWhereItWentBack) {
+  for (const bool batch : {false, true}) {
+    SCOPED_TRACE(batch ? "append_batch" : "append");
+    TempDir t;
+    ScopedFaultEnv env(t.path());
+    auto s = SegmentStore::open(t.path(), "ns", "st", async_options());
+    ASSERT_TRUE(s);
+    for (uint64_t q = 0; q < 54; ++q) ASSERT_TRUE(append_one(*s, q, 40));
+    env->fail_next_syncs(FaultEnv::Fault::kEio);
+    ASSERT_FALSE(s->flush());
+    // Stopped, it still says 54; gone back, 0.
+    EXPECT_EQ(s->next_seq(), s->stopped() ? 54u : 0u);
+    // The first call gets it back to nothing: at 0, which it must continue from.
+    std::vector<std::string> bodies;
+    std::vector<Record> recs;
+    for (uint64_t q = 54; q < 60; ++q) bodies.push_back(payload_for(q, 40));
+    for (uint64_t q = 54; q < 60; ++q) recs.push_back(Record{q, 1000 * q, static_cast<uint32_t>(q % 7), as_bytes(bodies[q - 54])});
+    Result<void> r = make_error(Errc::kIo, "");
+    for (int i = 0; i < 10 && (r = batch ? s->append_batch(recs) : append_one(*s, 54, 40)).error().code != Errc::kInvalidArgument; ++i) {
+      ASSERT_FALSE(r.ok()) << "a record after an unrecorded gap was stored";
+    }
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, Errc::kInvalidArgument) << r.error().message;
+    EXPECT_FALSE(s->stopped());
+    EXPECT_EQ(s->next_seq(), 0u);
+    EXPECT_FALSE(s->takes_any_sequence());
+    // From there it takes the records again (or a lost range first).
+    for (uint64_t q = 0; q < 54; ++q) ASSERT_TRUE(append_one(*s, q, 40));
+    ASSERT_TRUE(s->flush());
+    EXPECT_EQ(s->durable_seq(), 54u);
+    auto got = read_all(t.path());
+    ASSERT_EQ(got.size(), 54u);
+    EXPECT_EQ(got[0].seq, 0u);
+  }
+}
+
 // The directory entry of a new store's folders and files lasts only after an fsync of
 // the directory holding it: a power loss right after the first durable flush keeps it.
 TEST(Durability, NewStoreSurvivesAPowerLossAfterItsFirstFlush) {

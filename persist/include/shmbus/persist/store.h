@@ -151,10 +151,12 @@ class SegmentStore {
   // Stores recs in order, as append() each would (consecutive sequences, the first
   // next_seq()), but runs of small records (up to 256 bytes each) share one frame of up to
   // 4 KiB: a 16-byte sub-header per record instead of a 32-byte frame header, one CRC,
-  // one index check (persist/FORMAT.md, "Batch frames").  Readers see the same records
+  // one index check (persist/FORMAT.md, "Batch").  Readers see the same records
   // either way.  A damaged byte costs the records of its frame.  On an error the
   // records before next_seq() are stored (whole frames), the rest are not: append them
-  // again from there.  Errors as append()'s.
+  // again from next_seq() (after a failed sync the store goes back further, as for
+  // append(): a store stopped() says where only once a call has got it back).  Errors
+  // as append()'s.
   Result<void> append_batch(std::span<const Record> recs);
   // Records that sequences [from, to) will never be stored (a lost-range marker).
   // `from` must equal next_seq() (any value for a new store), to > from.  `skipped`:
@@ -180,7 +182,13 @@ class SegmentStore {
   // kAsync: flushes if the oldest unflushed record is flush_interval old.  Cheap.
   Result<void> tick();
 
-  uint64_t next_seq() const noexcept;   // the sequence the next append must carry
+  // The sequence the next append must carry (while stopped(): where the store was; it
+  // says where it went back to once a call succeeds in going back).
+  uint64_t next_seq() const noexcept;
+  // True while the store has never held a record: its first append (or append_lost)
+  // picks any sequence.  A store that went back to nothing after an I/O error continues
+  // at next_seq() instead.
+  bool takes_any_sequence() const noexcept;
   // The store stopped after an I/O error and could not go back to its last synced
   // record yet: calls fail until it can (each one tries).
   bool stopped() const noexcept;
