@@ -47,6 +47,8 @@ struct Persister::Impl {
   // record waits in `pending` (pending_at_batch_start).
   uint64_t first_gaps = 0, first_lost = 0;
   bool pending_at_batch_start = false;
+  // The last record read was small enough for a batch frame: read the next 64 at a time.
+  bool small_records = true;
   std::optional<StreamControl> ctl;
   moodycamel::ConcurrentQueue<Request> requests;
   std::thread thread;
