@@ -104,6 +104,9 @@ constexpr uint64_t sub_record_size(uint64_t payload) noexcept {
 inline constexpr uint32_t kBatchRecordMax = 256;
 inline constexpr uint32_t kBatchPayloadMax = 4096;
 static_assert(sub_record_size(kBatchRecordMax) <= kBatchPayloadMax);
+// The public sizing constants (shmbus/persist/store.h) are these.
+static_assert(kBatchRecordMax == kStoreBatchRecordMax && kBatchPayloadMax == kStoreBatchFrameBytes &&
+              kSubHeaderSize == kStoreBatchSubHeaderBytes);
 // The fewest bytes a frame can take per sequence number it covers, lost-range markers
 // aside: a data frame 32, a batch frame of n records 32 + 16 n (> 16 n).  The bound of
 // the damage search (find_next_frame).

@@ -84,8 +84,13 @@ TEST(Stat, StoreKindIsAnEnumNamedByPersist) {
 }
 
 TEST(Stat, ProjectedStoreBytesUsePersistsFrameOverhead) {
-  // A 32-byte frame header padded to 8 bytes: 32 + 4 per record on average.
+  // A 32-byte frame header padded to 8 bytes: 32 + 4 per record on average; a record of
+  // up to 256 bytes shares a batch frame: 16 + 4, and 32 bytes per 4 KiB of those.
   static_assert(persist::kStoreBytesPerRecord == 36);
+  static_assert(persist::store_bytes_per_record(1000) == 36);
+  static_assert(persist::store_bytes_per_record(257) == 36);
+  static_assert(persist::store_bytes_per_record(64) == 20 + 32 * 84 / 4096.0);
+  static_assert(persist::store_bytes_per_record(256) == 20 + 32 * 276 / 4096.0);
   StreamInfo before = persisted(0);
   before.persist->retention_age = std::chrono::seconds(100);
   StreamInfo after = before;
@@ -96,10 +101,15 @@ TEST(Stat, ProjectedStoreBytesUsePersistsFrameOverhead) {
   EXPECT_DOUBLE_EQ(st.rates->lambda_records_per_s, 500);
   EXPECT_DOUBLE_EQ(st.rates->lambda_bytes_per_s, 32000);
   ASSERT_TRUE(st.plan.projected_store_bytes);
-  EXPECT_DOUBLE_EQ(*st.plan.projected_store_bytes, (32000 + 500 * 36.0) * 100);
+  EXPECT_DOUBLE_EQ(*st.plan.projected_store_bytes, (32000 + 500 * (20 + 32 * 84 / 4096.0)) * 100);
   ASSERT_TRUE(st.plan.ring_bytes_for_stall);
   EXPECT_DOUBLE_EQ(*st.plan.ring_bytes_for_stall, (32000 + 500 * 48.0) * 1.0);
-  EXPECT_NE(stat_json(st).find("\"projected_store_bytes\":5000000.000,"), std::string::npos);
+  EXPECT_NE(stat_json(st).find("\"projected_store_bytes\":4232812.500,"), std::string::npos)
+      << stat_json(st);
+  // Records of 1000 bytes: a data frame each.
+  after.bytes_published = 1'000'000;
+  const StreamStat big = compute_stat(after, &before, 2.0, 1.0);
+  EXPECT_DOUBLE_EQ(*big.plan.projected_store_bytes, (500000 + 500 * 36.0) * 100);
 }
 
 TEST(Stat, OneSnapshotHasNoRates) {

@@ -52,7 +52,9 @@ CapacityPlan plan_capacity(const StreamInfo& s, const StatRates* rates, double s
   const double lambda_bytes = rates->lambda_bytes_per_s;
   if (s.persist && (p.retention_s > 0 || s.persist->retention_bytes > 0)) {
     // Bounded by age, by bytes, or both: whichever is reached first.
-    const double store_per_record = persist::kStoreBytesPerRecord;  // persist/'s frame
+    // persist/'s frame, or its share of a batch frame, for records of the measured mean size
+    const double store_per_record =
+        persist::store_bytes_per_record(lambda_records > 0 ? lambda_bytes / lambda_records : 0);
     double a = p.retention_s > 0 ? (lambda_bytes + lambda_records * store_per_record) * p.retention_s
                                  : HUGE_VAL;
     if (s.persist->retention_bytes > 0) a = std::min(a, static_cast<double>(s.persist->retention_bytes));

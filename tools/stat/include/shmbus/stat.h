@@ -26,7 +26,8 @@ namespace shmbus {
 
 // What one record costs besides its payload, on average: in the ring
 // shmbus::kRingBytesPerRecord (shmbus/stream.h), in the store
-// persist::kStoreBytesPerRecord (shmbus/persist/store.h); each layer's own constant.
+// persist::store_bytes_per_record() of the mean record size (shmbus/persist/store.h:
+// small records share batch frames); each layer's own.
 
 // Rates between two snapshots of one stream.  A counter that went backwards (the stream
 // was recreated in between) counts as 0.
