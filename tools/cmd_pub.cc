@@ -70,12 +70,6 @@ void fill_synthetic(std::string* buf, uint64_t i) {
     std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
 }
 
-// The command that starts the stream's persister (with the data dir its header records).
-std::string start_persister(std::string_view ns, const std::string& stream) {
-  if (auto info = stream_info(ns, stream); info) return persist_command(info.value());
-  return "shmbus persist " + stream + (ns == "default" ? "" : " --namespace " + std::string(ns));
-}
-
 int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view ns) {
   auto t = duration_flag("--sync-timeout", a.sync_timeout);
   if (!t) return kExitUsage;
@@ -85,7 +79,7 @@ int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view n
           ns, a.stream, std::min<std::chrono::nanoseconds>(*t, persist::kPersisterRegisterGrace))) {
     return fail("record " + std::to_string(seq) + " was published, but no persister is attached to "
                 "stream '" + a.stream + "', so --sync cannot wait for it to be durable (start one: " +
-                start_persister(ns, a.stream) + ")");
+                persist_command(ns, a.stream) + ")");
   }
   PubStatus st = p.wait_durable(seq, *t);
   if (st == PubStatus::kOk) return kExitOk;
@@ -93,7 +87,7 @@ int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view n
     return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded it as "
                 "lost (a --let-go stream whose persister was away while the ring moved on)");
   return fail("record " + std::to_string(seq) + " was published but is not durable after " +
-              a.sync_timeout + ": is `" + start_persister(ns, a.stream) + "` running?");
+              a.sync_timeout + ": is `" + persist_command(ns, a.stream) + "` running?");
 }
 
 int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view ns,

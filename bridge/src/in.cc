@@ -227,8 +227,7 @@ Result<BridgeCounters> run_bridge_in(const InOptions& o, const StopFn& stop) {
       return make_error(Errc::kInvalidArgument,
                         "--sync: no persister is attached to stream '" + o.stream +
                             "', so no record would become durable and no offset would be "
-                            "committed (start one: shmbus persist " + o.stream +
-                            (o.ns == "default" ? "" : " --namespace " + o.ns) + ")");
+                            "committed (start one: " + persist_command(o.ns, o.stream) + ")");
   }
 
   auto conf = detail::make_conf(o.brokers,

@@ -139,6 +139,22 @@ Persister::Impl::Stored Persister::Impl::store_records(std::span<const Record> r
       ++out.done;
       continue;
     }
+    if (empty && out.done == 0 && at_batch_start && first_lost > 0 && ring) {
+      // A store that holds nothing yet, and the ring lost records before this one (a
+      // --let-go stream whose group was evicted while no persister ran, before its store
+      // got a record): they are recorded as lost before it is stored.  The empty store
+      // took any first sequence, and they went missing without a mark while durable_seq
+      // passed them, wait_durable() saying "durable" for a record never stored (a
+      // review).
+      const LossRange l = ring->last_loss();
+      if (l.from < rec.seq) {
+        if (auto r = record_range(l.from, rec.seq, false); !r) {
+          out.error = r.error();
+          return out;
+        }
+        continue;  // (the store now expects rec.seq)
+      }
+    }
     if (!empty && rec.seq > next) {
       // Sequences the ring skipped as gaps, or lost while the persister was away on a
       // stream that lets producers go on: say which in the store.  Before a batch's

@@ -242,6 +242,11 @@ std::string persist_command(const StreamInfo& info) {
   return out;
 }
 
+std::string persist_command(std::string_view ns, std::string_view stream) {
+  if (auto info = stream_info(ns, stream); info) return persist_command(info.value());
+  return "shmbus persist " + std::string(stream) + (ns == "default" ? "" : " --namespace " + std::string(ns));
+}
+
 std::string explain_held_back(const StreamInfo& info) {
   uint64_t most = 0;
   for (const auto& c : info.consumers)

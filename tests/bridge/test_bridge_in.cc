@@ -287,6 +287,8 @@ TEST_F(Bridge, InWithSyncCommitsOnlyDurableRecords) {
                       "--namespace", ns_.ns()}, 60s);
   EXPECT_NE(r0.exit_code, 0);
   EXPECT_NE(r0.err.find("no persister is attached to stream 's'"), std::string::npos) << r0.err;
+  EXPECT_NE(r0.err.find("(start one: shmbus persist s --namespace " + ns_.ns() + ")"), std::string::npos)
+      << r0.err;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);
   EXPECT_EQ(stream_info(ns_.ns(), "s")->next_seq, 0u);
   // A persister that stopped (the stream stays persisted, its group holds producers): the

@@ -295,6 +295,57 @@ TEST(PersisterFaults, ALapPastAbortedClaimsTheStoreHeldIsLostNotSkipped) {
   EXPECT_GE(sc.lost.front().from, 41u);
 }
 
+// A --let-go stream whose persister stopped (or died by kill -9) before its store got a
+// single record: its group is evicted and producers write over a ring's worth of records.
+// The next persister, told of the loss (kEvicted), records it in the store before the
+// first record it stores, and producers waiting for those records hear that they were
+// not persisted: the empty store once took any first sequence, the loss went unmarked,
+// and wait_durable(0) said durable for a record never stored (a review).
+TEST(PersisterFaults, ALossBeforeAnEmptyStoresFirstRecordIsRecorded) {
+  for (const bool kill9 : {false, true}) {
+    SCOPED_TRACE(kill9 ? "kill -9" : "stopped");
+    ScopedNs ns;
+    DataDir dir;
+    StreamOptions so = stream_opts(64 << 10);
+    so.consumer_dead_timeout = 100ms;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+    PersisterOptions o;
+    o.data_dir = dir.path();
+    o.hold_producers = false;
+    o.flush_interval = 5ms;
+    Children kids;
+    if (kill9) {
+      PersisterChild pc;
+      ASSERT_TRUE(pc.start(kids, ns.ns(), "s", o)) << pc.start_error();
+      pc.kill9(kids);
+    } else {
+      auto p = Persister::start(ns.ns(), "s", o);
+      ASSERT_TRUE(p) << p.error().message;
+      ASSERT_TRUE(p.value()->stop());
+    }
+    ProducerOptions po;
+    po.full_timeout = 10s;
+    auto prod = Producer::open(ns.ns(), "s", po);
+    ASSERT_TRUE(prod);
+    const std::string body(100, 'x');
+    for (int i = 0; i < 5000; ++i) ASSERT_TRUE(prod->publish(test::as_bytes(body)).ok()) << i;
+    auto p2 = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(p2) << p2.error().message;
+    ASSERT_TRUE(p2.value()->flush(10s));
+    EXPECT_GT(p2.value()->stats().lost, 0u);
+    EXPECT_EQ(prod->wait_durable(0, 1s), PubStatus::kNotPersisted);
+    ASSERT_TRUE(p2.value()->stop());
+    const StoreScan sc = scan_store(dir.path(), ns.ns(), "s");
+    ASSERT_TRUE(sc.ok) << sc.error;
+    EXPECT_EQ(sc.first, 0u) << "the loss before the first record stored is not in the store";
+    EXPECT_EQ(sc.end, 5000u);
+    EXPECT_EQ(sc.discontinuities, 0u) << sc.first_discontinuity;
+    ASSERT_FALSE(sc.lost.empty());
+    EXPECT_EQ(sc.lost.front().from, 0u);
+    EXPECT_TRUE(sc.skipped.empty());
+  }
+}
+
 // The default mode (hold_producers): a persister killed -9 and left dead for many times
 // the stream's consumer_dead_timeout is never evicted, so producers wait for it with the
 // ring full instead of overwriting what was never stored; a restarted persister stores

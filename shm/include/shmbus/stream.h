@@ -159,6 +159,9 @@ std::string explain_held_back(const StreamInfo& info);
 // stream's persister again where its store is (ROOT from the header's store_dir, when
 // that path is plain characters).
 std::string persist_command(const StreamInfo& info);
+// The same for NS/STREAM as its header says now (without --data-dir when the stream
+// cannot be read).
+std::string persist_command(std::string_view ns, std::string_view stream);
 
 // ---- waiting ---------------------------------------------------------------
 
