@@ -171,14 +171,21 @@ void ring_seeds() {
 
 // ---- persist: segment, index, watermark files --------------------------------------
 
-std::vector<std::byte> segment(uint64_t first, int records, bool lost_frame) {
+// A segment's header (default/ticks from `first`), the file's first bytes.
+std::vector<std::byte> segment_head(uint64_t first, SegmentHeader* hdr) {
   std::vector<std::byte> out(kSegmentHeaderSize);
-  SegmentHeader h;
+  SegmentHeader& h = *hdr;
   h.first_seq = first;
   h.created_ns = 1764500000000000000ULL;
   h.ns = "default";
   h.stream = "ticks";
   encode_segment_header(h, out.data());
+  return out;
+}
+
+std::vector<std::byte> segment(uint64_t first, int records, bool lost_frame) {
+  SegmentHeader h;
+  std::vector<std::byte> out = segment_head(first, &h);
   uint64_t seq = first;
   for (int i = 0; i < records; ++i) {
     std::string payload = "payload " + std::to_string(seq);
@@ -211,13 +218,8 @@ std::vector<std::byte> segment(uint64_t first, int records, bool lost_frame) {
 
 // A segment of batch frames (format version 2): `frames` of `per_frame` records each.
 std::vector<std::byte> batch_segment(uint64_t first, int frames, int per_frame) {
-  std::vector<std::byte> out(kSegmentHeaderSize);
   SegmentHeader h;
-  h.first_seq = first;
-  h.created_ns = 1764500000000000000ULL;
-  h.ns = "default";
-  h.stream = "ticks";
-  encode_segment_header(h, out.data());
+  std::vector<std::byte> out = segment_head(first, &h);
   uint64_t seq = first;
   for (int f = 0; f < frames; ++f) {
     std::vector<std::byte> body;

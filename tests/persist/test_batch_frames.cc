@@ -58,6 +58,18 @@ std::vector<FrameAt> frames_of(const std::string& path) {
   return out;
 }
 
+// The store under `t` holds exactly the records [0, to) as fill() writes them, and fsck
+// finds it clean.
+void expect_whole_store(TempDir& t, uint64_t to, size_t size) {
+  auto r = SegmentReader::open(t.path(), "ns", "st");
+  ASSERT_TRUE(r.ok());
+  expect_records(drain(r.value()), 0, to, size);
+  auto rep = fsck(t.path(), false);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->clean());
+  EXPECT_EQ(rep->records, to);
+}
+
 std::string first_segment(TempDir& t) {
   return t.stream_dir() + "/" + files_with_suffix(t.stream_dir(), ".seg").at(0);
 }
@@ -213,13 +225,7 @@ TEST(BatchFrames, AVersion1SegmentIsContinuedWithDataFramesOnly) {
   ASSERT_FALSE(later.empty());  // (its first record may be the one that rolled: a data frame)
   EXPECT_TRUE(std::any_of(later.begin(), later.end(),
                           [](const FrameAt& f) { return f.kind == FrameKind::kBatch; }));
-  auto r = SegmentReader::open(t.path(), "ns", "st");
-  ASSERT_TRUE(r.ok());
-  expect_records(drain(r.value()), 0, 400, 50);
-  auto rep = fsck(t.path(), false);
-  ASSERT_TRUE(rep.ok());
-  EXPECT_TRUE(rep->clean());
-  EXPECT_EQ(rep->records, 400u);
+  expect_whole_store(t, 400, 50);
 }
 
 // One flipped byte inside a batch frame of a sealed segment: the records of that frame
@@ -334,13 +340,7 @@ TEST(BatchFrames, ThePmemStoreWritesAndReopensThem) {
     EXPECT_EQ(s->next_seq(), 500u);
     fill_batched(*s, 500, 700, 33, 50);
   }
-  auto r = SegmentReader::open(t.path(), "ns", "st");
-  ASSERT_TRUE(r.ok());
-  expect_records(drain(r.value()), 0, 700, 33);
-  auto rep = fsck(t.path(), false);
-  ASSERT_TRUE(rep.ok());
-  EXPECT_TRUE(rep->clean());
-  EXPECT_EQ(rep->records, 700u);
+  expect_whole_store(t, 700, 33);
 }
 
 TEST(BatchFrames, SyncDurabilityMakesAWholeCallDurable) {

@@ -306,12 +306,8 @@ TEST(PersisterFaults, ALossBeforeAnEmptyStoresFirstRecordIsRecorded) {
     SCOPED_TRACE(kill9 ? "kill -9" : "stopped");
     ScopedNs ns;
     DataDir dir;
-    StreamOptions so = stream_opts(64 << 10);
-    so.consumer_dead_timeout = 100ms;
-    ASSERT_TRUE(create_stream(ns.ns(), "s", so));
-    PersisterOptions o;
-    o.data_dir = dir.path();
-    o.hold_producers = false;
+    PersisterOptions o = let_go_stream(ns.ns(), dir.path(), 64 << 10, 100ms);
+    ASSERT_FALSE(o.data_dir.empty());
     o.flush_interval = 5ms;
     Children kids;
     if (kill9) {
@@ -401,12 +397,8 @@ TEST(PersisterFaults, ADeadPersisterHoldsProducersPastTheConsumerTimeout) {
 TEST(PersisterFaults, LetGoRecordsExactlyTheLostRange) {
   ScopedNs ns;
   DataDir dir;
-  StreamOptions so = stream_opts(64 << 10);
-  so.consumer_dead_timeout = 200ms;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
-  PersisterOptions o;
-  o.data_dir = dir.path();
-  o.hold_producers = false;
+  PersisterOptions o = let_go_stream(ns.ns(), dir.path(), 64 << 10, 200ms);
+  ASSERT_FALSE(o.data_dir.empty());
   o.segment_bytes = 1 << 20;
   o.flush_interval = 5ms;
   Children kids;

@@ -393,4 +393,19 @@ inline StreamOptions stream_opts(uint64_t capacity) {
   return so;
 }
 
+// Creates NS/s (`capacity` bytes; a consumer gone for `dead` is evicted) and returns the
+// options of a --let-go persister (hold_producers off) storing it under `root`.  An empty
+// data_dir when the stream could not be created (the test fails).
+inline PersisterOptions let_go_stream(const std::string& ns, const std::string& root, uint64_t capacity,
+                                      std::chrono::milliseconds dead) {
+  StreamOptions so = stream_opts(capacity);
+  so.consumer_dead_timeout = dead;
+  PersisterOptions o;
+  auto c = create_stream(ns, "s", so);
+  EXPECT_TRUE(c) << c.error().message;
+  if (c) o.data_dir = root;
+  o.hold_producers = false;
+  return o;
+}
+
 }  // namespace shmbus::persist::it

@@ -549,12 +549,8 @@ TEST(Replay, PlainStreamLappedBelowItsStartReportsNoGap) {
 TEST(Replay, LappedWithoutPersisterReportsTheLossInTime) {
   ScopedNs ns;
   DataDir dir;
-  StreamOptions so = stream_opts(16 << 10);
-  so.consumer_dead_timeout = 100ms;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
-  PersisterOptions o;
-  o.data_dir = dir.path();
-  o.hold_producers = false;
+  PersisterOptions o = let_go_stream(ns.ns(), dir.path(), 16 << 10, 100ms);
+  ASSERT_FALSE(o.data_dir.empty());
   {
     auto per = Persister::start(ns.ns(), "s", o);
     ASSERT_TRUE(per);
