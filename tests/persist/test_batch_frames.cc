@@ -70,6 +70,16 @@ void expect_whole_store(TempDir& t, uint64_t to, size_t size) {
   EXPECT_EQ(rep->records, to);
 }
 
+// Rewrites segment file `path`'s header as format version 1 (its CRC too), as an older
+// build wrote it.
+void make_version_1(const std::string& path) {
+  auto raw = read_file(path);
+  auto* head = reinterpret_cast<std::byte*>(raw.data());
+  put_u16(head + kHdrVersion, 1);
+  put_u32(head + kHdrCrc, crc32c(head, kHdrCrc));
+  write_file(path, raw);
+}
+
 std::string first_segment(TempDir& t) {
   return t.stream_dir() + "/" + files_with_suffix(t.stream_dir(), ".seg").at(0);
 }
@@ -160,11 +170,7 @@ TEST(BatchFrames, ABatchInAVersion1SegmentIsDamage) {
     fill_batched(*s, 0, 100, 40);
   }
   const std::string seg = first_segment(t);
-  auto raw = read_file(seg);
-  auto* head = reinterpret_cast<std::byte*>(raw.data());
-  put_u16(head + kHdrVersion, 1);
-  put_u32(head + kHdrCrc, crc32c(head, kHdrCrc));
-  write_file(seg, raw);
+  make_version_1(seg);
   auto rep = fsck(t.path(), false);
   ASSERT_TRUE(rep.ok());
   EXPECT_FALSE(rep->clean());
@@ -206,11 +212,7 @@ TEST(BatchFrames, AVersion1SegmentIsContinuedWithDataFramesOnly) {
     fill(*s, 0, 5, 50);
   }
   const std::string seg = first_segment(t);
-  auto raw = read_file(seg);
-  auto* head = reinterpret_cast<std::byte*>(raw.data());
-  put_u16(head + kHdrVersion, 1);
-  put_u32(head + kHdrCrc, crc32c(head, kHdrCrc));
-  write_file(seg, raw);
+  make_version_1(seg);
   {
     auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
     ASSERT_TRUE(s.ok()) << s.error().message;
