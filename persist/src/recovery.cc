@@ -130,20 +130,23 @@ Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {
                                           std::to_string(hdr->first_seq) + kFsckHint);
   auto idx = read_index(dir.get(), first_seq, f->size());
   if (idx && idx->sealed && idx->header.created_ns == hdr->created_ns) {
+    // The first record's stamp: the first index entry holds the newest stamp so far, a
+    // batch frame's newest, not its first record's (a review).  The header's read brought
+    // the first frame into the file's window, so it is decoded there, without a read; a
+    // frame that does not fit the window is a data frame, whose entry holds its own stamp.
+    const IndexEntry& front = idx->entries.front();
+    uint64_t first_ts = front.max_ts;
+    FrameView first;
+    if (auto s0 = f->frame_in_window(front.offset, &first);
+        s0 && *s0 == FrameStatus::kOk && first.h.seq == front.seq)
+      first_ts = first.h.ts_ns;
     const IndexEntry& seal = idx->entries.back();
     FrameView fv;
     auto st = f->read_frame(seal.offset, &fv);
     if (st && st.value() == FrameStatus::kOk && fv.h.seq == seal.seq &&
-        fv.end_seq == seal.end_seq && seal.offset + fv.size == f->size()) {
-      // The first record's stamp is its frame header's (an index entry holds the newest
-      // stamp so far: a batch frame's newest, not its first record's; a review).
-      const IndexEntry& front = idx->entries.front();
-      FrameView first;
-      auto st0 = f->read_frame(front.offset, &first);
-      if (st0 && st0.value() == FrameStatus::kOk && first.h.seq == front.seq)
-        return SegmentInfo{first_seq,   seal.end_seq, first.h.ts_ns,
-                           seal.max_ts, seal.count,   f->size() + idx->file_size};
-    }
+        fv.end_seq == seal.end_seq && seal.offset + fv.size == f->size())
+      return SegmentInfo{first_seq,   seal.end_seq, first_ts,
+                         seal.max_ts, seal.count,   f->size() + idx->file_size};
   }
   const uint32_t interval =
       idx && idx->header.interval >= 256 ? idx->header.interval : opts.index_interval;
