@@ -108,6 +108,16 @@ Result<void> SegmentStore::Impl::recover() {
       log_warn(where + ": sequences [" + std::to_string(sealed.back().end_seq) + ", " +
                std::to_string(active.first_seq) + ") are missing before the last segment");
   }
+  if (segs.empty() && wm.deleted_below > 0) {
+    // No segment left, but records were stored and deleted up to the watermark (retention
+    // took every sealed segment, then the active one went because its header never
+    // reached the disk: a failed sync, a crash).  The store continues where they ended,
+    // as the store that went back to nothing did before it closed; taking any first
+    // sequence would let a writer restart the numbering below records already handed
+    // out (a review: this lived only in memory).
+    fresh_at = wm.deleted_below;
+    next_seq = wm.deleted_below;
+  }
   // What recovery found may still sit in the page cache only (a crashed writer's
   // unsynced tail): every segment was synced above; the directory now, so that their
   // names (and the removals above) last.  Only then is it counted durable.

@@ -358,6 +358,60 @@ TEST(Durability, AStoreBackToNothingContinuesWhereItWentBack) {
   }
 }
 
+// Retention took every sealed segment, then the active one went too because its header
+// never reached the disk (a failed sync; a power loss): the next open must continue at
+// the watermark, where the records ended, not take any first sequence (a writer would
+// renumber below records already handed out).  Found rereading stop 45: this position
+// lived only in the memory of the store that went back.
+TEST(Durability, AStoreWithNoSegmentLeftReopensWhereItsRecordsEnded) {
+  for (const bool power_loss : {false, true}) {
+    SCOPED_TRACE(power_loss ? "power loss" : "failed sync");
+    TempDir t;
+    ScopedFaultEnv env(t.path());
+    {
+      StoreOptions o = async_options();
+      o.segment_bytes = 4096;  // 28 records of 100 bytes a segment
+      auto s = SegmentStore::open(t.path(), "ns", "st", o);
+      ASSERT_TRUE(s);
+      fill(*s, 0, 84, 100);
+      ASSERT_TRUE(append_one(*s, 84, 100));  // rolls: segment 84 is new, not synced
+      ASSERT_EQ(files_with_suffix(t.path() + "/ns/st", ".seg").back(), segment_file_name(84));
+      auto d = s->delete_before(84);
+      ASSERT_TRUE(d) << d.error().message;
+      ASSERT_EQ(files_with_suffix(t.path() + "/ns/st", ".seg").size(), 1u);
+      if (power_loss) {
+        env->crash();
+      } else {
+        env->fail_next_syncs(FaultEnv::Fault::kEio);
+        ASSERT_FALSE(s->flush());
+        for (int i = 0; i < 10 && s->stopped(); ++i) (void)append_one(*s, 84, 100);
+        ASSERT_FALSE(s->stopped());
+        ASSERT_TRUE(files_with_suffix(t.path() + "/ns/st", ".seg").empty());
+        EXPECT_EQ(s->next_seq(), 84u);
+        EXPECT_FALSE(s->takes_any_sequence());
+      }
+    }
+    if (power_loss) env->lose_power();
+    StoreOptions o = async_options();
+    o.segment_bytes = 4096;
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_TRUE(files_with_suffix(t.path() + "/ns/st", ".seg").empty());
+    EXPECT_EQ(s->next_seq(), 84u);
+    EXPECT_EQ(s->durable_seq(), 84u);
+    EXPECT_FALSE(s->takes_any_sequence());
+    auto r = append_one(*s, 0, 100);
+    ASSERT_FALSE(r.ok()) << "the reopened store restarted its numbering at 0";
+    EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
+    r = append_one(*s, 90, 100);
+    ASSERT_FALSE(r.ok()) << "a record after an unrecorded gap was stored";
+    fill(*s, 84, 90, 100);
+    auto got = records_of(t.path());
+    ASSERT_EQ(got.size(), 6u);
+    EXPECT_EQ(got.front().seq, 84u);
+  }
+}
+
 // The directory entry of a new store's folders and files lasts only after an fsync of
 // the directory holding it: a power loss right after the first durable flush keeps it.
 TEST(Durability, NewStoreSurvivesAPowerLossAfterItsFirstFlush) {

@@ -204,7 +204,8 @@ class SegmentStore {
   uint64_t next_seq() const noexcept;
   // True while the store has never held a record: its first append (or append_lost)
   // picks any sequence.  A store that went back to nothing after an I/O error continues
-  // at next_seq() instead.
+  // at next_seq() instead, and so does a store opened with no segment left but a
+  // watermark (its records were deleted): at the watermark.
   bool takes_any_sequence() const noexcept;
   // The store stopped after an I/O error and could not go back to its last synced
   // record yet: calls fail until it can (each one tries).
