@@ -291,6 +291,9 @@ int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsume
         break;
       case persist::ReplayStatus::kGap: {
         const auto& g = c->gap();
+        // Nothing was published under these numbers (claims aborted or abandoned): no
+        // record is missing, and a tail of the ring says nothing of them either.
+        if (g.never_published) break;
         warn((g.to - g.from == 1 ? "record " + std::to_string(g.from)
                                     : "records " + std::to_string(g.from) + ".." + std::to_string(g.to - 1)) +
              ": " + g.reason);
