@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -126,81 +125,11 @@ int cmd_persist(const PersistArgs& a) {
   return rc;
 }
 
-namespace {
-
-// fsck --namespace NS: DIR is a data dir, whose DIR/NS/STREAM folders are checked one by
-// one (persist::fsck() of a data dir checks every namespace), or one store folder of
-// NS.  nullopt after the message (a DIR without NS's stores, or another namespace's).
-std::optional<persist::FsckReport> fsck_namespace(const FsckArgs& a, int* rc) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (auto v = validate_name("namespace", a.ns); !v) {
-    *rc = fail(v.error());
-    return std::nullopt;
-  }
-  fs::path dir = fs::path(a.dir).lexically_normal();
-  if (dir.filename().empty()) dir = dir.parent_path();  // "DIR/"
-  const fs::path ns_dir = dir / a.ns;
-  if (!fs::is_directory(fs::symlink_status(ns_dir, ec))) {
-    if (fs::exists(dir / "LOCK", ec)) {  // a store folder: DATA_DIR/NS/STREAM
-      const std::string of = fs::absolute(dir, ec).parent_path().filename().string();
-      if (of == a.ns) {
-        auto r = persist::fsck(a.dir, a.repair);
-        if (!r) *rc = fail(r.error());
-        return r ? std::optional(std::move(r.value())) : std::nullopt;
-      }
-      *rc = fail(a.dir + " is a store of namespace '" + of + "', not of '" + a.ns + "'", kExitUsage);
-      return std::nullopt;
-    }
-    std::string there;
-    for (const auto& e : fs::directory_iterator(dir, ec))
-      if (e.is_directory(ec) && !e.is_symlink(ec) && validate_name("namespace", e.path().filename().string()))
-        there += (there.empty() ? "'" : ", '") + e.path().filename().string() + "'";
-    *rc = fail("no store of namespace '" + a.ns + "' in " + a.dir +
-               (there.empty() ? "" : " (namespaces there: " + there + ")"));
-    return std::nullopt;
-  }
-  std::vector<std::string> streams;
-  for (const auto& e : fs::directory_iterator(ns_dir, ec))
-    if (e.is_directory(ec) && !e.is_symlink(ec) && validate_name("stream", e.path().filename().string()))
-      streams.push_back(e.path().filename().string());
-  if (ec) {
-    *rc = fail("cannot list " + ns_dir.string() + ": " + ec.message());
-    return std::nullopt;
-  }
-  std::sort(streams.begin(), streams.end());
-  persist::FsckReport all;
-  for (const auto& st : streams) {
-    auto r = persist::fsck((ns_dir / st).string(), a.repair);
-    if (!r) {
-      *rc = fail(r.error());
-      return std::nullopt;
-    }
-    all.streams += r->streams;
-    all.segments += r->segments;
-    all.records += r->records;
-    all.bytes += r->bytes;
-    all.issues.insert(all.issues.end(), r->issues.begin(), r->issues.end());
-    all.quarantined.insert(all.quarantined.end(), r->quarantined.begin(), r->quarantined.end());
-    all.live.insert(all.live.end(), r->live.begin(), r->live.end());
-  }
-  return all;
-}
-
-}  // namespace
-
 int cmd_fsck(const FsckArgs& a) {
-  persist::FsckReport rep;
-  if (a.ns.empty()) {
-    auto r = persist::fsck(a.dir, a.repair);
-    if (!r) return fail(r.error());
-    rep = std::move(r.value());
-  } else {
-    int rc = kExitOk;
-    auto r = fsck_namespace(a, &rc);
-    if (!r) return rc;
-    rep = std::move(*r);
-  }
+  // --namespace NS: only NS's stores (persist::fsck() says which are there if none).
+  auto r = persist::fsck(a.dir, a.repair, a.ns);
+  if (!r) return fail(r.error());
+  const persist::FsckReport& rep = r.value();
   if (rep.streams == 0)  // e.g. a namespace's folder, or not a data dir at all
     return fail("no store under " + a.dir + ": nothing checked (a data dir holds NAMESPACE/STREAM/ "
                 "folders of segment files; one store folder is checked on its own)");

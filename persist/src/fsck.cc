@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string_view>
 
 #include "coding.h"
@@ -507,7 +508,12 @@ Result<UniqueFd> open_subdir(int dir, const std::string& name) {
 
 }  // namespace
 
-Result<FsckReport> fsck(std::string_view dir, bool repair) {
+Result<FsckReport> fsck(std::string_view dir, bool repair) { return fsck(dir, repair, {}); }
+
+Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only_ns) {
+  if (!only_ns.empty()) {
+    if (auto v = validate_name("namespace", only_ns); !v) return v.error();
+  }
   std::string path(dir);
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   auto d = open_dir_path(path, {}, false, repair ? Use::kWrite : Use::kRead);
@@ -521,13 +527,30 @@ Result<FsckReport> fsck(std::string_view dir, bool repair) {
     std::string parent = slash == std::string::npos ? "." : path.substr(0, slash);
     const size_t slash2 = parent.rfind('/');
     const std::string ns = slash2 == std::string::npos ? parent : parent.substr(slash2 + 1);
+    if (!only_ns.empty()) {
+      // One store folder, DATA_DIR/NS/STREAM: of that namespace only (its folder's name,
+      // the path made absolute: "fsck s" inside a namespace's folder).
+      std::error_code ec;
+      const std::string of =
+          std::filesystem::absolute(path, ec).lexically_normal().parent_path().filename().string();
+      if (of != only_ns)
+        return make_error(Errc::kInvalidArgument, std::string(dir) + " is a store of namespace '" + of +
+                                                      "', not of '" + std::string(only_ns) + "'");
+    }
     if (auto r = StreamChecker(d->get(), ns, stream, repair, &rep).run(); !r) return r.error();
     return rep;
   }
+  bool found = false;
+  std::string there;  // the namespaces found instead, for the error
   for (const auto& ns : names.value()) {
     if (!validate_name("namespace", ns)) continue;
     auto nsd = open_subdir(d->get(), ns);
     if (!nsd) continue;
+    if (!only_ns.empty() && ns != only_ns) {
+      there += (there.empty() ? "'" : ", '") + ns + "'";
+      continue;
+    }
+    found = true;
     auto streams = list_dir(nsd->get());
     if (!streams) return streams.error();
     for (const auto& st : streams.value()) {
@@ -542,6 +565,10 @@ Result<FsckReport> fsck(std::string_view dir, bool repair) {
       if (auto r = StreamChecker(sd->get(), ns, st, repair, &rep).run(); !r) return r.error();
     }
   }
+  if (!only_ns.empty() && !found)
+    return make_error(Errc::kNotFound, "no store of namespace '" + std::string(only_ns) + "' in " +
+                                           std::string(dir) +
+                                           (there.empty() ? "" : " (namespaces there: " + there + ")"));
   return rep;
 }
 

@@ -386,5 +386,50 @@ TEST(Fsck, RepairIsIdempotent) {
   EXPECT_TRUE(rep.issues.empty()) << describe(rep);
 }
 
+// One namespace's stores (`shmbus fsck --namespace NS`): of a data root, the NS folder
+// only; of one store folder, only if it lies in NS; a namespace without stores there
+// names those that are (moved here from the command: stop 44's note).
+TEST(Fsck, OfOneNamespace) {
+  TempDir t;
+  make_store(t);
+  {
+    auto o = small_options();
+    o.segment_bytes = 4096;
+    auto s = SegmentStore::open(t.path(), "other", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 0, 10, 100);
+  }
+  auto all = fsck(t.path(), false, "");
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_EQ(all->streams, 2u);
+  auto ns = fsck(t.path(), false, "ns");
+  ASSERT_TRUE(ns.ok()) << ns.error().message;
+  EXPECT_EQ(ns->streams, 1u);
+  EXPECT_EQ(ns->records, 100u);
+  auto other = fsck(t.path() + "/", false, "other");
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  EXPECT_EQ(other->streams, 1u);
+  EXPECT_EQ(other->records, 10u);
+  auto none = fsck(t.path(), false, "none");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, Errc::kNotFound);
+  EXPECT_NE(none.error().message.find("no store of namespace 'none' in " + t.path()), std::string::npos)
+      << none.error().message;
+  EXPECT_NE(none.error().message.find("'ns'"), std::string::npos) << none.error().message;
+  EXPECT_NE(none.error().message.find("'other'"), std::string::npos) << none.error().message;
+  auto bad = fsck(t.path(), false, "../ns");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, Errc::kInvalidArgument);
+  // One store folder: its namespace is its parent folder's name.
+  auto one = fsck(t.stream_dir(), false, "ns");
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  EXPECT_EQ(one->streams, 1u);
+  auto wrong = fsck(t.stream_dir(), false, "other");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(wrong.error().message.find("is a store of namespace 'ns', not of 'other'"), std::string::npos)
+      << wrong.error().message;
+}
+
 }  // namespace
 }  // namespace shmbus::persist::test

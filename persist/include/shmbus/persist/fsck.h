@@ -52,5 +52,10 @@ struct FsckReport {
 // directory synced.  A second repair finds nothing to do.  Repair takes each stream's
 // writer lock (kBusy if a writer is running).
 Result<FsckReport> fsck(std::string_view dir, bool repair);
+// The same, of one namespace's stores only (empty: all): `dir` is a data root, whose
+// NS folder is checked (kNotFound when it has none: the message names the namespaces
+// there), or one store folder, which must lie in a folder named NS (kInvalidArgument
+// otherwise).  The namespace's name is checked as every name is (kInvalidArgument).
+Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only_ns);
 
 }  // namespace shmbus::persist
