@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -108,21 +109,34 @@ class Cli : public ::testing::Test {
   void create(const std::string& stream, const std::string& capacity = "64K") {
     expect_ok(cli({"create", stream, "--capacity", capacity}));
   }
-  // Publishes `lines` to `stream` while `shmbus persist` runs on it (store under `dir`)
-  // until `durable` records are durable, then stops it: the stream stays persisted.
-  void publish_persisted(const std::string& stream, const std::filesystem::path& dir,
-                         const std::string& lines, uint64_t durable) {
-    Background persister(with_ns({"persist", stream, "--data-dir", dir.string()}));
+  // Waits until `shmbus persist` running in `persister` says it persists.
+  static void wait_persisting(Background& persister) {
     ASSERT_TRUE(persister.wait_for(
         [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
         << persister.err();
-    expect_ok(cli({"pub", stream}, lines));
+  }
+  // Waits (up to 20 s) until the records of `stream` below `durable` are durable.
+  void wait_durable(const std::string& stream, uint64_t durable) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (stream_info(ns_, stream)->durable_seq < durable && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     ASSERT_EQ(stream_info(ns_, stream)->durable_seq, durable);
+  }
+  // Runs `publish` while `shmbus persist` runs on `stream` (store under `dir`) until
+  // `durable` records are durable, then stops it: the stream stays persisted.
+  void persist_while(const std::string& stream, const std::filesystem::path& dir, uint64_t durable,
+                     const std::function<void()>& publish) {
+    Background persister(with_ns({"persist", stream, "--data-dir", dir.string()}));
+    ASSERT_NO_FATAL_FAILURE(wait_persisting(persister));
+    publish();
+    ASSERT_NO_FATAL_FAILURE(wait_durable(stream, durable));
     CliResult r = persister.stop(SIGTERM);  // the stream stays persisted
     EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  // Publishes `lines` to `stream` that way.
+  void publish_persisted(const std::string& stream, const std::filesystem::path& dir,
+                         const std::string& lines, uint64_t durable) {
+    persist_while(stream, dir, durable, [&] { expect_ok(cli({"pub", stream}, lines)); });
   }
 
   const std::string ns_ = scoped_ns_.ns();

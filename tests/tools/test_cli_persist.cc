@@ -328,14 +328,9 @@ TEST_F(Cli, FsckOfALiveStoreSaysLiveAndCountsWhatIsWritten) {
   create("s", "1M");
   {
     Background persister(with_ns({"persist", "s", "--data-dir", dir.string()}));
-    ASSERT_TRUE(persister.wait_for(
-        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
-        << persister.err();
+    ASSERT_NO_FATAL_FAILURE(wait_persisting(persister));
     expect_ok(cli({"pub", "s", "--count", "2000", "--size", "32"}));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (stream_info(ns_, "s")->durable_seq < 2000 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ASSERT_EQ(stream_info(ns_, "s")->durable_seq, 2000u);
+    ASSERT_NO_FATAL_FAILURE(wait_durable("s", 2000));
     CliResult r = run_cli({"fsck", dir.string()});
     expect_ok(r);
     EXPECT_NE(r.out.find("checked 1 stream(s), 1 segment(s), 2000 records"), std::string::npos) << r.out;
@@ -378,11 +373,7 @@ TEST_F(Cli, TailOfAPersistedStreamChecksItsFlagsAsAnyTail) {
 TEST_F(Cli, TailOfAPersistedStreamSaysNothingOfAnAbortedClaim) {
   const std::filesystem::path dir = scratch_.path();
   create("s", "1M");
-  {
-    Background persister(with_ns({"persist", "s", "--data-dir", dir.string()}));
-    ASSERT_TRUE(persister.wait_for(
-        [](const std::string&, const std::string& e) { return e.find("persisting") != std::string::npos; }))
-        << persister.err();
+  ASSERT_NO_FATAL_FAILURE(persist_while("s", dir, 3, [&] {
     auto p = Producer::open(ns_, "s");
     ASSERT_TRUE(p) << p.error().message;
     ASSERT_TRUE(p->publish(std::string_view("a")).ok());
@@ -393,12 +384,7 @@ TEST_F(Cli, TailOfAPersistedStreamSaysNothingOfAnAbortedClaim) {
       c.abort();
     }
     ASSERT_TRUE(p->publish(std::string_view("c")).ok());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (stream_info(ns_, "s")->durable_seq < 3 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ASSERT_EQ(stream_info(ns_, "s")->durable_seq, 3u);
-    EXPECT_EQ(persister.stop(SIGTERM).exit_code, 0);
-  }
+  }));
   for (const bool ring : {true, false}) {
     SCOPED_TRACE(ring ? "store, then the ring" : "the store alone");
     if (!ring) expect_ok(cli({"rm", "s", "--data-dir", dir.string()}));
