@@ -187,7 +187,7 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
     return ring.error();
   }
   impl->ring.emplace(std::move(ring.value()));
-  impl->counts.reset();
+  impl->ring_gaps_seen = impl->ring_lost_seen = 0;
   // The settings only once the consumer group is ours: a second persister (even with
   // another data directory) gets kBusy above and leaves the header alone.
   PersistSettings ps;

@@ -18,7 +18,6 @@
 
 #include "shmbus/detail/stream_control.h"
 #include "shmbus/persister.h"
-#include "ring_counts.h"
 
 namespace shmbus::persist {
 
@@ -38,11 +37,15 @@ struct Persister::Impl {
   ConsumerOptions ring_opts;
   std::optional<SegmentStore> store;
   std::optional<Consumer> ring;
-  // The ring consumer's counts (gaps(), lost()) taken so far, and of the last batch read
-  // what it counted before that batch's first record (ring_counts.h).  Kept while that
-  // record waits in `pending` (pending_at_batch_start).  reset() whenever `ring` is
-  // opened anew (its counts start there).
-  detail::RingCounts counts;
+  // ring->gaps() (sequences of aborted or abandoned claims the ring skipped) and
+  // ring->lost() as of the last batch read (poll_batch): what grew since tells a skipped
+  // range from a lost one.  0 whenever `ring` is opened anew (its counts start there).
+  uint64_t ring_gaps_seen = 0, ring_lost_seen = 0;
+  // Of the last batch read: what the ring counted before its first record (gaps() and
+  // lost() grown since the batch before, less the holes between its records, which are
+  // gaps only: a lap or an eviction ends a batch before its record).  Kept while that
+  // record waits in `pending` (pending_at_batch_start).
+  uint64_t first_gaps = 0, first_lost = 0;
   bool pending_at_batch_start = false;
   // The last record read was small enough for a batch frame: read the next 64 at a time.
   bool small_records = true;
@@ -111,11 +114,14 @@ struct Persister::Impl {
     std::optional<Error> error;
   };
   // at_batch_start: recs[0] is the first record of a batch (the range before it is
-  // judged by `counts`; every other range lies between two records of one batch:
-  // skipped).
+  // judged by first_gaps / first_lost; every other range lies between two records of
+  // one batch: skipped).
   Stored store_records(std::span<const Record> recs, bool at_batch_start);
   // The store takes [from, to) as a skipped or lost range (see persister_loop.cc).
   Result<void> record_range(uint64_t from, uint64_t to, bool skipped);
+  // After a poll_batch() of recs: sets first_gaps / first_lost and takes the ring's
+  // counts as seen.
+  void absorb_ring_counts(std::span<const Record> recs);
   void note_write_error(const Error& e);
   void after_store_error(const Error& e);
   bool store_usable();

@@ -93,6 +93,18 @@ bool Persister::Impl::finish_flush(std::chrono::nanoseconds wait) {
   return true;
 }
 
+void Persister::Impl::absorb_ring_counts(std::span<const Record> recs) {
+  uint64_t holes = 0;
+  for (size_t k = 1; k < recs.size(); ++k) holes += recs[k].seq - recs[k - 1].seq - 1;
+  const uint64_t gaps = ring->gaps(), lost = ring->lost();
+  // (A count below what was seen, or below the holes, cannot be judged: lost.)
+  first_gaps = gaps >= ring_gaps_seen && gaps - ring_gaps_seen >= holes ? gaps - ring_gaps_seen - holes
+                                                                        : UINT64_MAX;
+  first_lost = lost - ring_lost_seen;
+  ring_gaps_seen = gaps;
+  ring_lost_seen = lost;
+}
+
 // [from, to): sequences the ring went past without a record, `skipped` when nothing was
 // published under them (claims aborted, or abandoned by dead producers: store_records()
 // judges), else lost.
@@ -127,14 +139,14 @@ Persister::Impl::Stored Persister::Impl::store_records(std::span<const Record> r
       ++out.done;
       continue;
     }
-    if (empty && out.done == 0 && at_batch_start && counts.first_lost() > 0) {
+    if (empty && out.done == 0 && at_batch_start && first_lost > 0 && ring) {
       // A store that holds nothing yet, and the ring lost records before this one (a
       // --let-go stream whose group was evicted while no persister ran, before its store
       // got a record): they are recorded as lost before it is stored.  The empty store
       // took any first sequence, and they went missing without a mark while durable_seq
       // passed them, wait_durable() saying "durable" for a record never stored (a
       // review).
-      const LossRange l = counts.first_loss();
+      const LossRange l = ring->last_loss();
       if (l.from < rec.seq) {
         if (auto r = record_range(l.from, rec.seq, false); !r) {
           out.error = r.error();
@@ -150,13 +162,11 @@ Persister::Impl::Stored Persister::Impl::store_records(std::span<const Record> r
       // counted exactly these as gaps (a lap counts the gaps from its own start, which
       // may lie below the store's end: a review found a real loss recorded as skipped
       // that way).  Between two records of a batch: gaps only (a lap or an eviction ends
-      // a batch before its record).  A lap met right after a batch is counted with that
-      // batch's read: it is taken to the next batch, before whose first record it lies
-      // (ring_counts.h; it made an aborted claim before that batch's first record read
-      // as lost: a review's stress run).
+      // a batch before its record).  A lap right after a batch is counted with it, so an
+      // aborted claim before that batch's first record is then recorded as lost, never
+      // a loss as skipped.
       const bool first = out.done == 0 && at_batch_start;
-      const bool skipped =
-          !first || (counts.first_lost() == 0 && counts.first_gaps() == rec.seq - next);
+      const bool skipped = !first || (first_lost == 0 && first_gaps == rec.seq - next);
       if (auto r = record_range(next, rec.seq, skipped); !r) {
         out.error = r.error();
         return out;
@@ -256,7 +266,7 @@ bool Persister::Impl::store_usable() {
       return false;
     }
     ring.emplace(std::move(c.value()));
-    counts.reset();
+    ring_gaps_seen = ring_lost_seen = 0;
     uncommitted_bytes = 0;
     first_uncommitted_ns = 0;
   }
@@ -325,13 +335,10 @@ void Persister::Impl::read_records(bool stopping) {
       if (st == ReadStatus::kEvicted)  // a let-go stream: the store records the range as lost
         detail::logger().warn("persister {}/{}: records {}..{} left the ring while no persister ran",
                               ns, stream, ring->last_loss().from, ring->last_loss().to - 1);
-      if (st != ReadStatus::kOk) {
-        counts.after_event(ring->gaps(), ring->lost(), ring->last_loss());
-        break;
-      }
+      if (st != ReadStatus::kOk) break;
       recs = std::span<const Record>(got, n);
       small_records = recs.back().data.size() <= detail::kBatchRecordMax;
-      counts.after_batch(recs, ring->gaps(), ring->lost(), ring->last_loss());
+      absorb_ring_counts(recs);
     }
     const Stored r = store_records(recs, at_batch_start);
     records += r.stored;
