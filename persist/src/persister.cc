@@ -231,7 +231,8 @@ Result<void> Persister::flush(std::chrono::nanoseconds timeout) {
     // Under req_mu: a request queued while the thread still accepts is always answered.
     std::lock_guard lock(impl_->req_mu);
     if (!impl_->accepting || !impl_->running) return make_error(Errc::kClosed, "persister is not running");
-    impl_->requests.enqueue(Impl::Request{Impl::Request::Kind::kFlush, done, info->next_seq});
+    impl_->requests.enqueue(
+        Impl::Request{Impl::Request::Kind::kFlush, done, info->next_seq, info->tail_pos});
   }
   if (fut.wait_for(timeout) != std::future_status::ready)
     return make_error(Errc::kTimeout, "persister flush timed out");

@@ -26,9 +26,12 @@ struct Persister::Impl {
   struct Request {
     enum class Kind { kFlush, kStop } kind;
     std::shared_ptr<std::promise<Result<void>>> done;
-    // kFlush: the ring's next sequence when flush() was called.  The answer waits until
-    // the persister has read (and made durable) everything below it.
+    // kFlush: the ring's next sequence and claim position when flush() was called.  The
+    // answer waits until the persister has read (and made durable) everything below
+    // them: below the sequence, or below the position (the last claims may be gaps,
+    // whose sequences the reader never learns).
     uint64_t target = 0;
+    uint64_t target_pos = 0;
   };
 
   std::string ns, stream;

@@ -472,9 +472,17 @@ void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stoppin
   if (!pending.empty()) {
     r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
   } else {
-    const uint64_t read_to = ring->next_seq();
-    const bool any_ready = std::any_of(waiters->begin(), waiters->end(),
-                                       [&](const Request& q) { return q.target <= read_to; });
+    const uint64_t read_to = ring->next_seq(), read_pos = ring->read_pos();
+    // Read up to the flush's sequence, or up to its claim position: the claims between
+    // the last record and the position were gaps (aborted: nothing published), stepped
+    // over without a sequence (a review: flush() timed out after an aborted last claim).
+    // Not while the ring has counted a loss the store has not taken yet (an eviction
+    // reported alone moves the position before the next batch records the range).
+    const bool losses_stored = ring->lost() == ring_lost_seen;
+    auto ready = [&](const Request& q) {
+      return q.target <= read_to || (losses_stored && q.target_pos <= read_pos);
+    };
+    const bool any_ready = std::any_of(waiters->begin(), waiters->end(), ready);
     if (!any_ready && !stopping) return;
     r = make_durable();
     if (!r) after_store_error(r.error());
@@ -485,7 +493,7 @@ void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stoppin
     if (r && stopping) {
       // Stopping: whatever was not read by now will not be by this persister.
       for (auto& q : *waiters)
-        q.done->set_value(q.target <= read_to ? Result<void>()
+        q.done->set_value(ready(q) ? Result<void>()
                                                : make_error(Errc::kClosed, "persister stopped before "
                                                             "it read every record published before the flush"));
       waiters->clear();
@@ -493,7 +501,7 @@ void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stoppin
     }
     if (r) {
       auto it = std::partition(waiters->begin(), waiters->end(),
-                               [&](const Request& q) { return q.target > read_to; });
+                               [&](const Request& q) { return !ready(q); });
       for (auto j = it; j != waiters->end(); ++j) j->done->set_value(Result<void>());
       waiters->erase(it, waiters->end());
       return;

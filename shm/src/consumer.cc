@@ -715,6 +715,7 @@ void Consumer::still_owed(uint64_t from_seq) noexcept {
 uint64_t Consumer::next_seq() const noexcept {
   return impl_ ? std::max(impl_->expected, impl_->skip_seq) : 0;
 }
+uint64_t Consumer::read_pos() const noexcept { return impl_ ? impl_->pos : 0; }
 uint64_t Consumer::lost() const noexcept { return impl_ ? impl_->lost : 0; }
 LossRange Consumer::last_loss() const noexcept { return impl_ ? impl_->last_loss : LossRange{}; }
 uint64_t Consumer::gaps() const noexcept { return impl_ ? impl_->gaps : 0; }

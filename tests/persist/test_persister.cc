@@ -431,6 +431,48 @@ TEST(Persister, FlushCoversEverythingPublishedBeforeIt) {
   ASSERT_TRUE(p.value()->stop());
 }
 
+// The stream's last claim aborted (nothing published under its number): flush() must
+// still answer, with every record durable.  Its target was the stream's next sequence,
+// one past the aborted claim, which the ring reader never reaches (a gap carries no
+// sequence it can trust): flush() timed out and durable_seq stayed short until a later
+// record came (a review, 2026-12-05).  A claim still open at the call is waited for.
+TEST(Persister, FlushAnswersWhenTheLastClaimWasAborted) {
+  ScopedNs ns;
+  DataDir dir;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  PersisterOptions o = persister_opts(dir);
+  o.flush_interval = 100s;  // only flush() makes records durable
+  auto p = Persister::start(ns.ns(), "s", o);
+  ASSERT_TRUE(p) << p.error().message;
+  ASSERT_TRUE(prod->publish(std::string_view("a")).ok());
+  for (int i = 0; i < 2; ++i) {  // two in a row: both are stepped over
+    PubStatus st{};
+    Claim c = prod->claim(8, 0, &st);
+    ASSERT_EQ(st, PubStatus::kOk);
+    ASSERT_EQ(c.abort(), PubStatus::kOk);
+  }
+  auto f = p.value()->flush(10s);
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ(p.value()->stats().durable_seq, 1u);
+  // A claim open at the call: flush() waits for it (here: until it times out).
+  {
+    PubStatus st{};
+    Claim open = prod->claim(8, 0, &st);
+    ASSERT_EQ(st, PubStatus::kOk);
+    auto g = p.value()->flush(300ms);
+    ASSERT_FALSE(g);
+    EXPECT_EQ(g.error().code, Errc::kTimeout);
+    std::memcpy(open.data().data(), "bbbbbbbb", 8);
+    ASSERT_EQ(open.commit(), PubStatus::kOk);
+  }
+  ASSERT_TRUE(p.value()->flush(10s));
+  EXPECT_EQ(p.value()->stats().durable_seq, 4u);
+  EXPECT_EQ(durable_seq_of(ns.ns(), "s"), 4u);
+  ASSERT_TRUE(p.value()->stop());
+}
+
 // A store left by an earlier stream of the same name (removed and created again) goes
 // further than the new ring: the persister refuses it instead of skipping records.
 TEST(Persister, RefusesAStoreOfAnEarlierStream) {
