@@ -715,7 +715,13 @@ void Consumer::still_owed(uint64_t from_seq) noexcept {
 uint64_t Consumer::next_seq() const noexcept {
   return impl_ ? std::max(impl_->expected, impl_->skip_seq) : 0;
 }
-uint64_t Consumer::read_pos() const noexcept { return impl_ ? impl_->pos : 0; }
+uint64_t Consumer::read_pos() const noexcept {
+  // After a lap, an eviction or a start below the oldest record, `pos` moved past claims
+  // that were neither returned nor stepped over (lost): until the first record after them
+  // counts the loss, only what was returned.
+  if (!impl_) return 0;
+  return impl_->after_resync ? impl_->done_pos : impl_->pos;
+}
 uint64_t Consumer::lost() const noexcept { return impl_ ? impl_->lost : 0; }
 LossRange Consumer::last_loss() const noexcept { return impl_ ? impl_->last_loss : LossRange{}; }
 uint64_t Consumer::gaps() const noexcept { return impl_ ? impl_->gaps : 0; }

@@ -168,7 +168,8 @@ class Consumer {
   // The ring position (bytes ever claimed, StreamInfo::tail_pos) up to which this
   // consumer has looked: every claim below it was returned, or stepped over as a gap
   // (aborted or abandoned: nothing published) or a pad.  Past next_seq()'s record when
-  // the last claims were gaps, which carry no sequence a reader can trust.
+  // the last claims were gaps, which carry no sequence a reader can trust.  Never past
+  // claims lost to a lap, an eviction or a start below the oldest record.
   uint64_t read_pos() const noexcept;
   uint64_t lost() const noexcept;       // records lost to laps, eviction or a start below
                                         // the oldest record
