@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -476,11 +477,19 @@ void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stoppin
     // Read up to the flush's sequence, or up to its claim position: the claims between
     // the last record and the position were gaps (aborted: nothing published), stepped
     // over without a sequence (a review: flush() timed out after an aborted last claim).
-    // Not while the ring has counted a loss the store has not taken yet (an eviction
-    // reported alone moves the position before the next batch records the range).
+    // Neither while the ring has counted a loss the store has not taken yet (an eviction
+    // reported alone moves the reader past the lost range before the next batch records
+    // it: a review); the position only while the stream's name still refers to the ring
+    // read (a stream created again has positions of its own: a review), looked up (system
+    // calls) only when it decides.
     const bool losses_stored = ring->lost() == ring_lost_seen;
+    std::optional<bool> same_ring;
     auto ready = [&](const Request& q) {
-      return q.target <= read_to || (losses_stored && q.target_pos <= read_pos);
+      if (!losses_stored) return false;
+      if (q.target <= read_to) return true;
+      if (q.target_pos > read_pos) return false;
+      if (!same_ring) same_ring = ring->name_state() == NameState::kSame;
+      return *same_ring;
     };
     const bool any_ready = std::any_of(waiters->begin(), waiters->end(), ready);
     if (!any_ready && !stopping) return;

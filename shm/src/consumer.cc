@@ -716,11 +716,12 @@ uint64_t Consumer::next_seq() const noexcept {
   return impl_ ? std::max(impl_->expected, impl_->skip_seq) : 0;
 }
 uint64_t Consumer::read_pos() const noexcept {
-  // After a lap, an eviction or a start below the oldest record, `pos` moved past claims
-  // that were neither returned nor stepped over (lost): until the first record after them
-  // counts the loss, only what was returned.
+  // After a lap, an eviction or a start below the oldest record, `pos` (and done_pos,
+  // after an eviction) moved past claims that were neither returned nor stepped over
+  // (lost): until the first record after them counts the loss, where the reader stood
+  // before it (lap_from_pos: 0 for a start below the oldest record).
   if (!impl_) return 0;
-  return impl_->after_resync ? impl_->done_pos : impl_->pos;
+  return impl_->after_resync ? std::min(impl_->lap_from_pos, impl_->done_pos) : impl_->pos;
 }
 uint64_t Consumer::lost() const noexcept { return impl_ ? impl_->lost : 0; }
 LossRange Consumer::last_loss() const noexcept { return impl_ ? impl_->last_loss : LossRange{}; }
