@@ -415,7 +415,11 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
     const uint64_t now = steady_ns();
     // The ring reader's counts before this read: a record after a hole that it counted
     // wholly as gaps, with no loss, follows claims nothing was published under (below).
+    // The ring reader must owe this replay exactly its next sequence (a "deleted" report
+    // moves the replay's next without moving the reader, whose gaps below it would count:
+    // a review).
     const uint64_t gaps_before = c.ring->gaps(), lost_before = c.ring->lost();
+    const bool ring_at_next = c.next_known && c.ring->next_seq() == c.next;
     ReadStatus st = c.ring->poll(&rec, std::chrono::nanoseconds(deadline > now ? deadline - now : 0));
     if (st == ReadStatus::kTimeout) {
       // Nothing missing before the live end: the switch holds.
@@ -459,7 +463,7 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
     }
     if (c.next_known && rec.seq < c.next) continue;  // never twice
     if (c.next_known && rec.seq > c.next) {
-      if (c.ring->lost() == lost_before && c.ring->gaps() >= gaps_before &&
+      if (ring_at_next && c.ring->lost() == lost_before && c.ring->gaps() >= gaps_before &&
           c.ring->gaps() - gaps_before == rec.seq - c.next) {
         // The ring reader stepped over exactly these sequences as gaps (aborted claims, or
         // dead producers' claims) when it read this record: nothing was published under

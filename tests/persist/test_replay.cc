@@ -4,6 +4,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <thread>
 
 #include "test_persister_util.h"
 #include "shmbus/detail/stream_control.h"
@@ -380,6 +381,51 @@ TEST(Replay, AnAbortedClaimAfterTheStoreWithNoPersisterIsNeverPublished) {
   EXPECT_EQ(s.gaps[0].reason, "never published (claims aborted or abandoned)");
   EXPECT_TRUE(s.gaps[0].never_published);
   EXPECT_EQ(s.order.bad, 0u) << s.order.first_problem;
+}
+
+// A "deleted" report moves the replay's next without moving its ring reader; gaps that
+// reader then counts below `next` must not make up for records deleted during its poll
+// (a review: [20, 25), published then deleted, came out as "never published").
+TEST(Replay, RecordsDeletedDuringAPollAreNotNeverPublished) {
+  ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  auto pub = [&](int n) {
+    for (int i = 0; i < n; ++i) ASSERT_TRUE(prod->publish(std::string_view("zzzzzzzz")).ok());
+  };
+  auto rc = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::seq(0)));
+  ASSERT_TRUE(rc) << rc.error().message;
+  pub(10);  // 0..9
+  Record rec;
+  for (uint64_t i = 0; i < 10; ++i) {
+    ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kOk);
+    ASSERT_EQ(rec.seq, i);
+  }
+  for (int i = 0; i < 5; ++i) {  // 10..14: gaps
+    PubStatus st{};
+    Claim c = prod->claim(8, 0, &st);
+    ASSERT_EQ(st, PubStatus::kOk);
+    ASSERT_EQ(c.abort(), PubStatus::kOk);
+  }
+  pub(5);  // 15..19
+  auto ctl = StreamControl::open(ns.ns(), "s");
+  ASSERT_TRUE(ctl);
+  ASSERT_TRUE(ctl->raise_deleted_below(20));
+  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kGap);
+  EXPECT_EQ(rc->gap().reason, "deleted");
+  std::thread t([&] {
+    std::this_thread::sleep_for(300ms);
+    (void)ctl->raise_deleted_below(25);  // delete --before 25, during the replay's poll
+    pub(10);                             // 20..29
+  });
+  const ReplayStatus st = rc->poll(&rec, 3s);
+  t.join();
+  if (st == ReplayStatus::kGap) {
+    EXPECT_FALSE(rc->gap().never_published)
+        << "[" << rc->gap().from << ", " << rc->gap().to << ") " << rc->gap().reason
+        << ": records 20..24 were published, then deleted";
+  }
 }
 
 // Opens the group `co` names and reads it until 200 ms pass with nothing: the sequences of
