@@ -21,6 +21,17 @@ PersisterOptions persister_opts(const DataDir& dir) {
   return o;
 }
 
+// Creates NS/s (`capacity` bytes) and starts a persister on it (store under `dir`) whose
+// flush interval is `every`.
+Result<std::unique_ptr<Persister>> stream_with_persister(const ScopedNs& ns, const DataDir& dir,
+                                                         uint64_t capacity,
+                                                         std::chrono::milliseconds every) {
+  if (auto c = create_stream(ns.ns(), "s", stream_opts(capacity)); !c) return c.error();
+  PersisterOptions o = persister_opts(dir);
+  o.flush_interval = every;
+  return Persister::start(ns.ns(), "s", o);
+}
+
 // A producer process publishes as fast as it can (2M records of 64..1000 bytes by
 // default; SHMBUS_IT_RECORDS overrides) while the persister runs in this process: the
 // store ends up holding every record exactly once, in order, with the right bytes.
@@ -212,10 +223,7 @@ TEST(Persister, SyncDurability) {
 TEST(Persister, AsyncDurableFollowsASteadyTrickle) {
   ScopedNs ns;
   DataDir dir;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
-  PersisterOptions o = persister_opts(dir);
-  o.flush_interval = 10ms;
-  auto p = Persister::start(ns.ns(), "s", o);
+  auto p = stream_with_persister(ns, dir, 1 << 20, 10ms);
   ASSERT_TRUE(p) << p.error().message;
   auto prod = Producer::open(ns.ns(), "s");
   ASSERT_TRUE(prod);
@@ -439,13 +447,10 @@ TEST(Persister, FlushCoversEverythingPublishedBeforeIt) {
 TEST(Persister, FlushAnswersWhenTheLastClaimWasAborted) {
   ScopedNs ns;
   DataDir dir;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
+  auto p = stream_with_persister(ns, dir, 1 << 20, 100s);  // only flush() makes records durable
+  ASSERT_TRUE(p) << p.error().message;
   auto prod = Producer::open(ns.ns(), "s");
   ASSERT_TRUE(prod);
-  PersisterOptions o = persister_opts(dir);
-  o.flush_interval = 100s;  // only flush() makes records durable
-  auto p = Persister::start(ns.ns(), "s", o);
-  ASSERT_TRUE(p) << p.error().message;
   ASSERT_TRUE(prod->publish(std::string_view("a")).ok());
   for (int i = 0; i < 2; ++i) {  // two in a row: both are stepped over
     PubStatus st{};
@@ -518,10 +523,7 @@ TEST(Persister, FlushsClaimPositionVouchesOnlyForWhatWasRead) {
   {
     ScopedNs ns;
     DataDir dir;
-    ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
-    PersisterOptions o = persister_opts(dir);
-    o.flush_interval = 100s;
-    auto p = Persister::start(ns.ns(), "s", o);
+    auto p = stream_with_persister(ns, dir, 1 << 20, 100s);
     ASSERT_TRUE(p) << p.error().message;
     {
       auto prod = Producer::open(ns.ns(), "s");
