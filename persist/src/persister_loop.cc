@@ -479,15 +479,18 @@ void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stoppin
     // over without a sequence (a review: flush() timed out after an aborted last claim).
     // Neither while the ring has counted a loss the store has not taken yet (an eviction
     // reported alone moves the reader past the lost range before the next batch records
-    // it: a review); the position only while the stream's name still refers to the ring
-    // read (a stream created again has positions of its own: a review), looked up (system
-    // calls) only when it decides.
+    // it: a review).
+    // And only while the store accounts for every sequence the reader went past (a new
+    // group that started at the ring's oldest record, past a hole the store has not
+    // recorded, has only gaps to read before its first record: a review), and while the
+    // stream's name still refers to the ring read (a stream created again has sequences
+    // and positions of its own: a review), looked up (system calls) only when it decides.
     const bool losses_stored = ring->lost() == ring_lost_seen;
+    const bool store_accounts = store->takes_any_sequence() || store->next_seq() >= read_to;
     std::optional<bool> same_ring;
     auto ready = [&](const Request& q) {
-      if (!losses_stored) return false;
-      if (q.target <= read_to) return true;
-      if (q.target_pos > read_pos) return false;
+      if (!losses_stored || !store_accounts) return false;
+      if (q.target > read_to && q.target_pos > read_pos) return false;
       if (!same_ring) same_ring = ring->name_state() == NameState::kSame;
       return *same_ring;
     };

@@ -520,7 +520,8 @@ TEST(Persister, FlushsClaimPositionVouchesOnlyForWhatWasRead) {
     EXPECT_EQ(prod->wait_durable(0, 1s), PubStatus::kNotPersisted);
     ASSERT_TRUE(p.value()->stop());
   }
-  {
+  for (const uint64_t first_seq : {100, 0}) {  // continuing the store's numbering, or not
+    SCOPED_TRACE("created again at " + std::to_string(first_seq));
     ScopedNs ns;
     DataDir dir;
     auto p = stream_with_persister(ns, dir, 1 << 20, 100s);
@@ -534,13 +535,49 @@ TEST(Persister, FlushsClaimPositionVouchesOnlyForWhatWasRead) {
     ASSERT_EQ(p.value()->stats().durable_seq, 100u);
     ASSERT_TRUE(remove_stream(ns.ns(), "s", true));
     StreamOptions so = stream_opts(1 << 20);
-    so.first_seq = 100;  // continues the store's numbering
+    so.first_seq = first_seq;
     ASSERT_TRUE(create_stream(ns.ns(), "s", so));
     auto prod = Producer::open(ns.ns(), "s");
     ASSERT_TRUE(prod);
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(prod->publish(std::string_view("yyyyyyyy")).ok());
-    EXPECT_FALSE(p.value()->flush(500ms)) << "records 100..109 were never read by this persister";
+    EXPECT_FALSE(p.value()->flush(500ms)) << "the new stream's records were never read by this persister";
     (void)p.value()->stop();
+  }
+  {
+    // (3) the persister detached (its group removed), then a new one: its group starts at
+    // the ring's oldest record, past records the store never got, with only aborted
+    // claims to read before a record tells the hole.
+    ScopedNs ns;
+    DataDir dir;
+    PersisterOptions o = let_go_stream(ns.ns(), dir.path(), 64 << 10, 100ms);
+    ASSERT_FALSE(o.data_dir.empty());
+    o.flush_interval = 5ms;
+    auto prod = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(prod);
+    const std::string body(100, 'x');
+    {
+      auto p = Persister::start(ns.ns(), "s", o);
+      ASSERT_TRUE(p) << p.error().message;
+      for (int i = 0; i < 10; ++i) ASSERT_TRUE(prod->publish(std::string_view(body)).ok());
+      ASSERT_TRUE(p.value()->flush(10s));
+      ASSERT_TRUE(p.value()->stop(true));
+    }
+    for (int i = 0; i < 5000; ++i) ASSERT_TRUE(prod->publish(std::string_view(body)).ok()) << i;
+    for (int i = 0; i < 2000; ++i) {
+      PubStatus st{};
+      Claim c = prod->claim(100, 0, &st);
+      ASSERT_EQ(st, PubStatus::kOk) << i;
+      ASSERT_EQ(c.abort(), PubStatus::kOk) << i;
+    }
+    auto p = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(p) << p.error().message;
+    auto f = p.value()->flush(1s);
+    EXPECT_FALSE(f.ok() && p.value()->stats().lost == 0)
+        << "flush() said OK with records 10..5009 neither stored nor recorded lost";
+    ASSERT_TRUE(prod->publish(std::string_view(body)).ok());
+    ASSERT_TRUE(p.value()->flush(10s));
+    EXPECT_GE(p.value()->stats().lost, 5000u);
+    ASSERT_TRUE(p.value()->stop());
   }
 }
 
