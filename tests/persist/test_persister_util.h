@@ -393,6 +393,17 @@ inline StreamOptions stream_opts(uint64_t capacity) {
   return so;
 }
 
+// Claims `n` records of `size` bytes one after the other and aborts each: `n` gaps in the
+// ring, nothing published under their numbers.
+inline void abort_claims(Producer& p, int n, size_t size = 8) {
+  for (int i = 0; i < n; ++i) {
+    PubStatus st{};
+    Claim c = p.claim(size, 0, &st);
+    ASSERT_EQ(st, PubStatus::kOk) << i;
+    ASSERT_EQ(c.abort(), PubStatus::kOk) << i;
+  }
+}
+
 // Creates NS/s (`capacity` bytes; a consumer gone for `dead` is evicted) and returns the
 // options of a --let-go persister (hold_producers off) storing it under `root`.  An empty
 // data_dir when the stream could not be created (the test fails).
