@@ -474,17 +474,19 @@ void Persister::Impl::answer_flushes(std::vector<Request>* waiters, bool stoppin
     r = make_error(last_write_error.code, "records wait to be stored: " + last_write_error.message);
   } else {
     const uint64_t read_to = ring->next_seq(), read_pos = ring->read_pos();
-    // Read up to the flush's sequence, or up to its claim position: the claims between
-    // the last record and the position were gaps (aborted: nothing published), stepped
-    // over without a sequence (a review: flush() timed out after an aborted last claim).
-    // Neither while the ring has counted a loss the store has not taken yet (an eviction
-    // reported alone moves the reader past the lost range before the next batch records
-    // it: a review).
-    // And only while the store accounts for every sequence the reader went past (a new
-    // group that started at the ring's oldest record, past a hole the store has not
-    // recorded, has only gaps to read before its first record: a review), and while the
-    // stream's name still refers to the ring read (a stream created again has sequences
-    // and positions of its own: a review), looked up (system calls) only when it decides.
+    // A flush is answered once the reader got up to its sequence, or up to its claim
+    // position (the claims between the last record and the position were gaps, stepped
+    // over without a sequence: flush() timed out after an aborted last claim), and only
+    // while
+    // - the ring has counted no loss the store has not taken yet (an eviction reported
+    //   alone moves the reader past the lost range before the next batch records it);
+    // - the store accounts for every sequence the reader went past (a new group started
+    //   at the ring's oldest record, past a hole the store has not recorded, may have
+    //   only gaps to read before the record that tells it);
+    // - the stream's name still refers to the ring read (a stream created again has
+    //   sequences and positions of its own), looked up (system calls) only when it
+    //   decides.
+    // (Each found by a review of this stop.)
     const bool losses_stored = ring->lost() == ring_lost_seen;
     const bool store_accounts = store->takes_any_sequence() || store->next_seq() >= read_to;
     std::optional<bool> same_ring;
