@@ -456,7 +456,7 @@ PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   uint64_t ts = p.single ? p.clock.now() : 0;
   p.begin(pos, seq, size, type, ts);
   p.claimed();
-  if (size) std::memcpy(p.m->payload_at(pos), payload.data(), size);
+  copy_payload(p.m->payload_at(pos), payload.data(), size);  // (ring.h: inline up to 64 B)
   if (!p.single) {
     ts = p.clock.now();
     // relaxed: published with the record by the release commit store below (nobody reads
