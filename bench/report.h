@@ -50,6 +50,7 @@ struct RowIndex {
   int shmbus_single = -1;       // a single-producer stream (publish)
   int shmbus_single_batch = -1; // a single-producer stream (publish_batch of 32)
   int header_ring = -1;         // shmbus's record format and nothing else
+  int header_ring_stamped = -1; // the same with a TSC read per record (its timestamp)
   int tailing = -1;             // a tailing consumer (poll(): it copies each record)
   int tailing_in_place = -1;    // a tailing consumer reading in place (poll_in_place)
   int spsc_batch = -1;          // the SPSC ring, indices published per 32 records

@@ -378,6 +378,11 @@ Report run_suite(const SuiteOptions& o) {
   auto header_ring = make_header_ring();
   if (selected(o, header_ring->name()))
     r.idx.header_ring = plan.add_transport(*header_ring, true, true, 1, {}, false, kSizesAll);
+  // The header ring with a TSC read per record (64 B only): what a per-record timestamp
+  // costs by itself, against the header ring in the same run.
+  auto stamped_ring = make_header_ring(true);
+  if (selected(o, stamped_ring->name()))
+    r.idx.header_ring_stamped = plan.add_transport(*stamped_ring, true, true, 1, {}, false, 0b0001);
   // The SPSC ring with shmbus's bytes of ring per record (throughput only): what the size
   // of the record format costs, apart from what shmbus does with it.
   auto spsc_wide = make_spsc_ring(1, 32);
