@@ -112,7 +112,8 @@ class SpscRing final : public Transport {
   std::string name() const override {
     if (header_bytes_)
       return "SPSC ring (fixed slots of record + " + std::to_string(header_bytes_) +
-             " B: shmbus's bytes per record)";
+             " B: shmbus's bytes per record)" +
+             (batch_ > 1 ? ", index per " + std::to_string(batch_) + " records" : "");
     return batch_ > 1 ? "SPSC ring (fixed slots), index per " + std::to_string(batch_) + " records"
                       : "SPSC ring (fixed slots)";
   }

@@ -55,6 +55,7 @@ struct RowIndex {
   int tailing_in_place = -1;    // a tailing consumer reading in place (poll_in_place)
   int spsc_batch = -1;          // the SPSC ring, indices published per 32 records
   int spsc_wide = -1;           // the SPSC ring with slots of record + 32 B (shmbus's bytes)
+  int spsc_wide_batch = -1;     // both: shmbus's bytes per record, indices per 32 records
   int spsc_stream = -1;         // the SPSC ring at the stream rate
   int block_stream = -1;        // kBlock consumer at the stream rate (inside its spin window)
   int block_sleep = -1;         // kBlock consumer, records spaced wider than its spin window

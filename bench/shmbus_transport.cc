@@ -4,8 +4,10 @@
 // consumer waits with the default kBlock (spin, yield, futex sleep). Modes: a durable
 // consumer (group "bench") or an anonymous tailing consumer, fed by publish() (copy), by
 // claim() + commit() (the record is written into the ring), or by publish_batch() of 32
-// records gathered in the sender (their copy into the batch is part of the cost) and read
-// by poll_batch() of up to kShmbusConsumerBatch.
+// records that the throughput sender builds in the batch itself (Sender::place(), as an
+// application that builds its batch in place: one copy per record, into the ring, as the
+// SPSC ring's; records sent from elsewhere are copied into the batch) and read by
+// poll_batch() of up to kShmbusConsumerBatch.
 #include <unistd.h>
 
 #include <cstring>
@@ -37,12 +39,23 @@ class ShmbusSender final : public Sender {
  public:
   ShmbusSender(shmbus::Producer p, bool use_claim, bool batch)
       : p_(std::move(p)), claim_(use_claim), batch_(batch) {}
+  std::span<std::byte> place(size_t size) override {
+    if (!batch_ || staged_ >= kShmbusBatch) return {};
+    if (store_.size() < kShmbusBatch * size) {
+      if (staged_ != 0) return {};  // (send() makes room: the staged views point into store_)
+      store_.assign(kShmbusBatch * size, std::byte{0x5a});
+    }
+    return std::span(store_.data() + staged_ * size, size);
+  }
   bool send(View rec) override {
     if (batch_) {
       if (staged_ == kShmbusBatch && !flush()) return false;
-      if (store_.size() < kShmbusBatch * rec.size()) store_.resize(kShmbusBatch * rec.size());
+      if (store_.size() < kShmbusBatch * rec.size()) {
+        if (staged_ != 0 && !flush()) return false;  // the staged views point into store_
+        store_.assign(kShmbusBatch * rec.size(), std::byte{0x5a});
+      }
       std::byte* at = store_.data() + staged_ * rec.size();
-      std::memcpy(at, rec.data(), rec.size());
+      if (at != rec.data()) std::memcpy(at, rec.data(), rec.size());  // (built elsewhere)
       views_[staged_++] = shmbus::Bytes(at, rec.size());
       return staged_ < kShmbusBatch || flush();
     }

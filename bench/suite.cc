@@ -391,6 +391,10 @@ Report run_suite(const SuiteOptions& o) {
   auto spsc_batch = make_spsc_ring(uint32_t(kShmbusBatch));
   if (selected(o, spsc_batch->name()))
     r.idx.spsc_batch = plan.add_transport(*spsc_batch, false, true, 1, {}, false, 0b0011);
+  // Both (64 B only): the bound of a batch in shmbus's bytes per record.
+  auto spsc_wide_batch = make_spsc_ring(uint32_t(kShmbusBatch), 32);
+  if (selected(o, spsc_wide_batch->name()))
+    r.idx.spsc_wide_batch = plan.add_transport(*spsc_wide_batch, false, true, 1, {}, false, 0b0001);
   // The kBlock rows and their raw futex baseline run together (the target needs both).
   if (selected(o, block->name() + " wake") || selected(o, futex->name())) {
     r.idx.block_stream = plan.add_stream(*block);

@@ -25,6 +25,11 @@ class Sender {
   // Thread: the opening process. Blocks (or spins) until the transport took the record.
   // False on error, with the reason in error().
   virtual bool send(View record) = 0;
+  // Where the caller may build its next record of `size` bytes so that send() takes it
+  // there without a second copy (a batching sender's batch, as an application that
+  // builds its batch in place), filled with 0x5a like the caller's own buffer; empty:
+  // build it anywhere (send() copies it, as every transport copies into its ring).
+  virtual std::span<std::byte> place(size_t /*size*/) { return {}; }
   // Makes every record taken by send() visible (batching senders hold some back).
   virtual bool flush() { return true; }
   const std::string& error() const noexcept { return error_; }
