@@ -262,6 +262,15 @@ std::vector<TargetResult> evaluate_targets(const Report& r) {
   tailing_vs_durable(
       "tailing consumer in place (poll_in_place + validate): 64 B, 1 KiB and 64 KiB rate >= 0.8x durable",
       row_at(r, r.idx.tailing_in_place));
+  // "A vs B -> A/Bx": two rows' 64 B one-way p50, or their 64 B rates (medians).
+  auto p50_vs = [](const Row* a, const Row* b) {
+    return fmt_ns(a->lat.lat.p50) + " vs " + fmt_ns(b->lat.lat.p50) +
+           fmt(" -> %.2fx", a->lat.lat.p50 / b->lat.lat.p50);
+  };
+  auto rate_vs = [](const Row* a, const Row* b) {
+    const double x = a->tput[0].records_per_s.median, y = b->tput[0].records_per_s.median;
+    return fmt_rate(x) + "/s vs " + fmt_rate(y) + fmt("/s -> %.2fx", x / y);
+  };
   // A single-producer stream (StreamOptions::single_producer): the rows for one
   // producer, against the same baselines.
   const Row* single = row_at(r, r.idx.shmbus_single);
@@ -270,10 +279,8 @@ std::vector<TargetResult> evaluate_targets(const Report& r) {
                    "n/a"};
     const Row* paired = row_at(r, r.idx.raw_paired);
     if (lat_ok(single) && lat_ok(paired)) {
-      const double x = single->lat.lat.p50 / paired->lat.lat.p50;
-      t.detail = fmt_ns(single->lat.lat.p50) + " vs " + fmt_ns(paired->lat.lat.p50) +
-                 fmt(" -> %.2fx", x);
-      t.verdict = verdict(x <= 1.1);
+      t.detail = p50_vs(single, paired);
+      t.verdict = verdict(single->lat.lat.p50 / paired->lat.lat.p50 <= 1.1);
     }
     out.push_back(t);
   }
@@ -285,8 +292,7 @@ std::vector<TargetResult> evaluate_targets(const Report& r) {
     const Row* ring = row_at(r, r.idx.header_ring);
     const Row* paired = row_at(r, r.idx.raw_paired);
     if (lat_ok(ring) && lat_ok(paired)) {
-      t.detail = fmt_ns(ring->lat.lat.p50) + " vs " + fmt_ns(paired->lat.lat.p50) +
-                 fmt(" -> %.2fx", ring->lat.lat.p50 / paired->lat.lat.p50);
+      t.detail = p50_vs(ring, paired);
       if (lat_ok(single))
         t.detail += "; single-producer stream " + fmt_ns(single->lat.lat.p50) +
                     fmt(" -> %.2fx the header ring", single->lat.lat.p50 / ring->lat.lat.p50);
@@ -304,8 +310,7 @@ std::vector<TargetResult> evaluate_targets(const Report& r) {
     const Row* stamped = row_at(r, r.idx.header_ring_stamped);
     const Row* paired = row_at(r, r.idx.raw_paired);
     if (lat_ok(stamped) && lat_ok(paired)) {
-      t.detail = fmt_ns(stamped->lat.lat.p50) + " vs " + fmt_ns(paired->lat.lat.p50) +
-                 fmt(" -> %.2fx", stamped->lat.lat.p50 / paired->lat.lat.p50);
+      t.detail = p50_vs(stamped, paired);
       if (lat_ok(single))
         t.detail += fmt(" (single-producer stream %.2fx it)", single->lat.lat.p50 / stamped->lat.lat.p50);
       t.verdict = "info";
@@ -313,8 +318,7 @@ std::vector<TargetResult> evaluate_targets(const Report& r) {
     if (tput_ok(stamped, 0) && tput_ok(spsc, 0)) {
       const double s = stamped->tput[0].records_per_s.median;
       if (!t.detail.empty()) t.detail += "; ";
-      t.detail += fmt_rate(s) + "/s vs " + fmt_rate(spsc->tput[0].records_per_s.median) +
-                  fmt("/s -> %.2fx", s / spsc->tput[0].records_per_s.median);
+      t.detail += rate_vs(stamped, spsc);
       if (const Row* ring = row_at(r, r.idx.header_ring); tput_ok(ring, 0))
         t.detail += fmt(" (%.2fx the header ring)", s / ring->tput[0].records_per_s.median);
       if (tput_ok(single, 0))
@@ -333,8 +337,7 @@ std::vector<TargetResult> evaluate_targets(const Report& r) {
     const Row* wide = row_at(r, r.idx.spsc_wide);
     if (tput_ok(wide, 0) && tput_ok(spsc, 0)) {
       const double w = wide->tput[0].records_per_s.median;
-      t.detail = fmt_rate(w) + "/s vs " + fmt_rate(spsc->tput[0].records_per_s.median) +
-                 fmt("/s -> %.2fx", w / spsc->tput[0].records_per_s.median);
+      t.detail = rate_vs(wide, spsc);
       if (tput_ok(single, 0))
         t.detail += "; single-producer stream " + fmt_rate(single->tput[0].records_per_s.median) +
                     fmt("/s -> %.2fx the wide ring", single->tput[0].records_per_s.median / w);
@@ -358,8 +361,7 @@ std::vector<TargetResult> evaluate_targets(const Report& r) {
     const Row* wb = row_at(r, r.idx.spsc_wide_batch);
     if (tput_ok(wb, 0) && tput_ok(spsc, 0)) {
       const double w = wb->tput[0].records_per_s.median;
-      t.detail = fmt_rate(w) + "/s vs " + fmt_rate(spsc->tput[0].records_per_s.median) +
-                 fmt("/s -> %.2fx", w / spsc->tput[0].records_per_s.median);
+      t.detail = rate_vs(wb, spsc);
       for (const auto& [name, idx] : {std::pair{"multi-producer", r.idx.shmbus_batch},
                                       std::pair{"single-producer", r.idx.shmbus_single_batch}})
         if (const Row* b = row_at(r, idx); tput_ok(b, 0))
