@@ -26,6 +26,7 @@
 #include <chrono>
 #include <optional>
 #include <thread>
+#include <utility>
 
 namespace shmbus::persist {
 
@@ -65,6 +66,9 @@ struct ReplayConsumer::Impl {
   // before the first live record is delivered, look at the store once more (see
   // store_has_older()).
   bool recheck_store = false;
+  // The ring said the start lay below its oldest record (kBeforeOldest): on a plain stream
+  // the gap up to the first record it then returns is records that left the ring.
+  bool below_oldest = false;
 
   Result<void> open_store_at(uint64_t seq);
   // From live back to the store at `next`.  When the persister has not written that far
@@ -433,7 +437,10 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
       return ReplayStatus::kError;
     }
     // A start below the ring's oldest record: the record that comes next decides (below).
-    if (st == ReadStatus::kBeforeOldest) continue;
+    if (st == ReadStatus::kBeforeOldest) {
+      c.below_oldest = true;
+      continue;
+    }
     if (st == ReadStatus::kLapped) {
       if (!c.next_known) continue;  // nothing owed yet: take what comes
       if (!c.store_root.empty()) {
@@ -486,8 +493,13 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
         if (again && steady_ns() >= deadline) return ReplayStatus::kTimeout;
         continue;
       }
+      // After a start below the ring's oldest record (kBeforeOldest above), the records up
+      // to this one left the ring: not dead producers' claims, as it used to say (a review).
+      if (std::exchange(c.below_oldest, false))
+        return c.hold_and_report_gap(rec, "no longer in the ring (the stream is not persisted)");
       return c.hold_and_report_gap(rec, "gap in the ring (claims of dead producers)");
     }
+    c.below_oldest = false;
     if (rec.ts_ns < c.skip_ts) continue;
     c.skip_ts = 0;
     if (rec.seq < deleted) continue;

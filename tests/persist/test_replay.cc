@@ -612,6 +612,35 @@ TEST(Replay, PlainStreamLappedBelowItsStartReportsNoGap) {
   EXPECT_EQ(s.wrong_seq, 0u);
 }
 
+// A replay of a plain stream from a sequence below the ring's oldest record: the records
+// before the oldest are reported as no longer in the ring (as `tail` and the Python
+// module say), not as a gap of dead producers' claims, which nothing here had.
+TEST(Replay, PlainStreamStartBelowTheOldestRecordSaysTheyLeftTheRing) {
+  ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  publish_range(p.value(), 0, 300);  // the ring holds about the last 100
+  const uint64_t oldest = stream_info(ns.ns(), "s")->oldest_seq;
+  ASSERT_GT(oldest, 50u);
+  auto rc = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::seq(5)));
+  ASSERT_TRUE(rc) << rc.error().message;
+  Record rec;
+  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kGap);
+  EXPECT_EQ(rc->gap().from, 5u);
+  EXPECT_EQ(rc->gap().to, oldest);
+  EXPECT_NE(rc->gap().reason.find("no longer in the ring"), std::string::npos) << rc->gap().reason;
+  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kOk);
+  EXPECT_EQ(rec.seq, oldest);
+  Seen s;
+  s.first = oldest;
+  s.next = oldest + 1;
+  read_until(rc.value(), 300, &s, 5s);
+  EXPECT_EQ(s.error, "");
+  EXPECT_TRUE(s.gaps.empty()) << s.gaps.front().reason;
+  EXPECT_EQ(s.wrong_seq, 0u);
+}
+
 // A persisted stream whose persister is gone and evicted (let-go): a lapped replay finds
 // the records it owes neither in the ring nor in the store, and no persister is there to
 // store them.  poll() returns within its timeout and reports them as "not persisted",

@@ -25,7 +25,8 @@ enum class ReplayStatus : uint8_t {
 struct ReplayGap {
   uint64_t from = 0, to = 0;
   std::string reason;   // "deleted", "not persisted", "corrupt", "lost (not persisted stream)",
-                        // "never published (claims aborted or abandoned)"
+                        // "never published (claims aborted or abandoned)", "no longer in
+                        // the ring (the stream is not persisted)" (a start below its oldest)
   // Nothing was published under these numbers (claims aborted, or abandoned by dead
   // producers): no record is missing.  A reader that counts losses leaves it out.
   bool never_published = false;
