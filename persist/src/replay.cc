@@ -26,7 +26,6 @@
 #include <chrono>
 #include <optional>
 #include <thread>
-#include <utility>
 
 namespace shmbus::persist {
 
@@ -66,9 +65,11 @@ struct ReplayConsumer::Impl {
   // before the first live record is delivered, look at the store once more (see
   // store_has_older()).
   bool recheck_store = false;
-  // The ring said the start lay below its oldest record (kBeforeOldest): on a plain stream
-  // the gap up to the first record it then returns is records that left the ring.
-  bool below_oldest = false;
+  // The records the ring said had left it when a start lay below its oldest record
+  // (kBeforeOldest: its last_loss()).  On a plain stream a gap that lies inside them is
+  // reported as such; any other gap is the ring's own, after a deletion above the oldest
+  // record too (a review: an aborted claim there took that reason).
+  LossRange left_ring{0, 0};
 
   Result<void> open_store_at(uint64_t seq);
   // From live back to the store at `next`.  When the persister has not written that far
@@ -438,7 +439,7 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
     }
     // A start below the ring's oldest record: the record that comes next decides (below).
     if (st == ReadStatus::kBeforeOldest) {
-      c.below_oldest = true;
+      c.left_ring = c.ring->last_loss();
       continue;
     }
     if (st == ReadStatus::kLapped) {
@@ -493,13 +494,12 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
         if (again && steady_ns() >= deadline) return ReplayStatus::kTimeout;
         continue;
       }
-      // After a start below the ring's oldest record (kBeforeOldest above), the records up
-      // to this one left the ring: not dead producers' claims, as it used to say (a review).
-      if (std::exchange(c.below_oldest, false))
+      // Inside what the ring said had left it after a start below its oldest record
+      // (left_ring): not dead producers' claims, as it used to say (a review).
+      if (c.next >= c.left_ring.from && rec.seq <= c.left_ring.to)
         return c.hold_and_report_gap(rec, "no longer in the ring (the stream is not persisted)");
       return c.hold_and_report_gap(rec, "gap in the ring (claims of dead producers)");
     }
-    c.below_oldest = false;
     if (rec.ts_ns < c.skip_ts) continue;
     c.skip_ts = 0;
     if (rec.seq < deleted) continue;

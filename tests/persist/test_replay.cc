@@ -641,6 +641,38 @@ TEST(Replay, PlainStreamStartBelowTheOldestRecordSaysTheyLeftTheRing) {
   EXPECT_EQ(s.wrong_seq, 0u);
 }
 
+// Only the record the ring returns right after such a start tells of records that left
+// it: a deletion above the oldest record moves the start there, the ring reader skips up
+// to it, and the aborted claim after it is never published, not gone from the ring (a
+// review: it took the reason above).
+TEST(Replay, AGapAfterADeletionAboveTheOldestRecordIsNotRecordsThatLeftTheRing) {
+  ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  publish_range(p.value(), 0, 300);
+  ASSERT_NO_FATAL_FAILURE(abort_claims(*p, 1));  // 300: never published
+  publish_range(p.value(), 301, 310);
+  ASSERT_LT(stream_info(ns.ns(), "s")->oldest_seq, 300u);
+  auto ctl = StreamControl::open(ns.ns(), "s");
+  ASSERT_TRUE(ctl);
+  ASSERT_TRUE(ctl->raise_deleted_below(300));
+  auto rc = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::seq(5)));
+  ASSERT_TRUE(rc) << rc.error().message;
+  Seen s;
+  read_until(rc.value(), 310, &s, 5s);
+  EXPECT_EQ(s.error, "");
+  ASSERT_EQ(s.gaps.size(), 2u);
+  EXPECT_EQ(s.gaps[0].from, 5u);
+  EXPECT_EQ(s.gaps[0].to, 300u);
+  EXPECT_EQ(s.gaps[0].reason, "deleted");
+  EXPECT_EQ(s.gaps[1].from, 300u);
+  EXPECT_EQ(s.gaps[1].to, 301u);
+  EXPECT_EQ(s.gaps[1].reason.find("no longer in the ring"), std::string::npos) << s.gaps[1].reason;
+  EXPECT_EQ(s.records, 9u);
+  EXPECT_EQ(s.wrong_seq, 0u);
+}
+
 // A persisted stream whose persister is gone and evicted (let-go): a lapped replay finds
 // the records it owes neither in the ring nor in the store, and no persister is there to
 // store them.  poll() returns within its timeout and reports them as "not persisted",
