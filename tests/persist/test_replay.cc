@@ -90,6 +90,28 @@ void publish_range(Producer& p, uint64_t from, uint64_t to, std::vector<uint64_t
   }
 }
 
+// A plain stream "s" of 16 KiB in `ns` (it holds about the last 100 records) with
+// records [0, n) published by the producer returned.
+std::optional<Producer> plain_stream_with_records(const ScopedNs& ns, uint64_t n) {
+  if (!create_stream(ns.ns(), "s", stream_opts(16 << 10))) return std::nullopt;
+  auto p = Producer::open(ns.ns(), "s");
+  if (!p) return std::nullopt;
+  publish_range(p.value(), 0, n);
+  return std::move(p).value();
+}
+
+// The next poll reports the gap [from, to) with a reason that contains `reason`; the one
+// after returns record `to`.
+void expect_gap_then_record(ReplayConsumer& rc, uint64_t from, uint64_t to, const std::string& reason) {
+  Record rec;
+  ASSERT_EQ(rc.poll(&rec, 1s), ReplayStatus::kGap);
+  EXPECT_EQ(rc.gap().from, from);
+  EXPECT_EQ(rc.gap().to, to);
+  EXPECT_NE(rc.gap().reason.find(reason), std::string::npos) << rc.gap().reason;
+  ASSERT_EQ(rc.poll(&rec, 1s), ReplayStatus::kOk);
+  EXPECT_EQ(rec.seq, to);
+}
+
 // A persisted stream with its persister running in this process.
 struct PersistedStream {
   ScopedNs ns;
@@ -559,10 +581,8 @@ TEST(Replay, EarliestFromAnEmptyStoreStillBeginsWhereTheStoreDoes) {
 // from the first record it did not get to the oldest record still in the ring.
 TEST(Replay, LappedOnPlainStreamReportsExactGap) {
   ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
-  auto p = Producer::open(ns.ns(), "s");
+  auto p = plain_stream_with_records(ns, 10);
   ASSERT_TRUE(p);
-  publish_range(p.value(), 0, 10);
   auto rc = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::earliest()));
   ASSERT_TRUE(rc) << rc.error().message;
   EXPECT_FALSE(rc->from_store());
@@ -572,13 +592,7 @@ TEST(Replay, LappedOnPlainStreamReportsExactGap) {
   publish_range(p.value(), 10, 3000);
   const uint64_t oldest = stream_info(ns.ns(), "s")->oldest_seq;
   ASSERT_GT(oldest, 5u);
-  Record rec;
-  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kGap);
-  EXPECT_EQ(rc->gap().from, 5u);
-  EXPECT_EQ(rc->gap().to, oldest);
-  EXPECT_NE(rc->gap().reason.find("lost"), std::string::npos) << rc->gap().reason;
-  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kOk);
-  EXPECT_EQ(rec.seq, oldest);
+  ASSERT_NO_FATAL_FAILURE(expect_gap_then_record(rc.value(), 5, oldest, "lost"));
   s.next = oldest + 1;
   read_until(rc.value(), 3000, &s);
   EXPECT_EQ(s.error, "");
@@ -591,10 +605,8 @@ TEST(Replay, LappedOnPlainStreamReportsExactGap) {
 // the start record comes first.
 TEST(Replay, PlainStreamLappedBelowItsStartReportsNoGap) {
   ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
-  auto p = Producer::open(ns.ns(), "s");
+  auto p = plain_stream_with_records(ns, 200);  // the ring holds about the last 100
   ASSERT_TRUE(p);
-  publish_range(p.value(), 0, 200);  // the ring holds about the last 100
   const uint64_t oldest = stream_info(ns.ns(), "s")->oldest_seq;
   ASSERT_GT(oldest, 50u);
   ASSERT_LT(oldest, 190u);
@@ -617,21 +629,13 @@ TEST(Replay, PlainStreamLappedBelowItsStartReportsNoGap) {
 // module say), not as a gap of dead producers' claims, which nothing here had.
 TEST(Replay, PlainStreamStartBelowTheOldestRecordSaysTheyLeftTheRing) {
   ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
-  auto p = Producer::open(ns.ns(), "s");
+  auto p = plain_stream_with_records(ns, 300);  // the ring holds about the last 100
   ASSERT_TRUE(p);
-  publish_range(p.value(), 0, 300);  // the ring holds about the last 100
   const uint64_t oldest = stream_info(ns.ns(), "s")->oldest_seq;
   ASSERT_GT(oldest, 50u);
   auto rc = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::seq(5)));
   ASSERT_TRUE(rc) << rc.error().message;
-  Record rec;
-  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kGap);
-  EXPECT_EQ(rc->gap().from, 5u);
-  EXPECT_EQ(rc->gap().to, oldest);
-  EXPECT_NE(rc->gap().reason.find("no longer in the ring"), std::string::npos) << rc->gap().reason;
-  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kOk);
-  EXPECT_EQ(rec.seq, oldest);
+  ASSERT_NO_FATAL_FAILURE(expect_gap_then_record(rc.value(), 5, oldest, "no longer in the ring"));
   Seen s;
   s.first = oldest;
   s.next = oldest + 1;
@@ -647,10 +651,8 @@ TEST(Replay, PlainStreamStartBelowTheOldestRecordSaysTheyLeftTheRing) {
 // review: it took the reason above).
 TEST(Replay, AGapAfterADeletionAboveTheOldestRecordIsNotRecordsThatLeftTheRing) {
   ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
-  auto p = Producer::open(ns.ns(), "s");
+  auto p = plain_stream_with_records(ns, 300);
   ASSERT_TRUE(p);
-  publish_range(p.value(), 0, 300);
   ASSERT_NO_FATAL_FAILURE(abort_claims(*p, 1));  // 300: never published
   publish_range(p.value(), 301, 310);
   ASSERT_LT(stream_info(ns.ns(), "s")->oldest_seq, 300u);
