@@ -186,7 +186,9 @@ class Consumer {
   // it changes nothing.
   void still_owed(uint64_t from_seq) noexcept;
   uint64_t gaps() const noexcept;       // sequences skipped because claims were abandoned
-                                        // or aborted (lapped: those the ring's gap log names)
+                                        // or aborted (lapped: those the ring's gap log names);
+                                        // counted when the record after them is read (its
+                                        // sequence says how many)
   // True while lost() is exact.  A lap over sequence numbers that the ring's gap log no
   // longer holds (more aborted or abandoned claims in one lap than it keeps), or over a
   // claim whose producer died before it wrote a header, cannot tell gaps from lost
