@@ -41,22 +41,20 @@ class ShmbusSender final : public Sender {
       : p_(std::move(p)), claim_(use_claim), batch_(batch) {}
   std::span<std::byte> place(size_t size) override {
     if (!batch_ || staged_ >= kShmbusBatch) return {};
-    if (store_.size() < kShmbusBatch * size) {
-      if (staged_ != 0) return {};  // (send() makes room: the staged views point into store_)
-      store_.assign(kShmbusBatch * size, std::byte{0x5a});
-    }
-    return std::span(store_.data() + staged_ * size, size);
+    std::byte* at = room(size);  // (none: send() flushes to make room)
+    return at ? std::span(at, size) : std::span<std::byte>{};
   }
   bool send(View rec) override {
     if (batch_) {
       if (staged_ == kShmbusBatch && !flush()) return false;
-      if (store_.size() < kShmbusBatch * rec.size()) {
-        if (staged_ != 0 && !flush()) return false;  // the staged views point into store_
-        store_.assign(kShmbusBatch * rec.size(), std::byte{0x5a});
+      std::byte* at = room(rec.size());
+      if (at == nullptr) {
+        if (!flush()) return false;
+        at = room(rec.size());
       }
-      std::byte* at = store_.data() + staged_ * rec.size();
       if (at != rec.data()) std::memcpy(at, rec.data(), rec.size());  // (built elsewhere)
       views_[staged_++] = shmbus::Bytes(at, rec.size());
+      used_ += rec.size();
       return staged_ < kShmbusBatch || flush();
     }
     if (!claim_) {
@@ -85,7 +83,7 @@ class ShmbusSender final : public Sender {
   bool flush() override {
     if (staged_ == 0) return true;
     const shmbus::PubResult r = p_.publish_batch(std::span(views_, staged_));
-    staged_ = 0;
+    staged_ = used_ = 0;
     if (r.ok()) return true;
     error_ = "publish_batch: " + pub_status_name(r.status);
     return false;
@@ -96,6 +94,16 @@ class ShmbusSender final : public Sender {
   bool claim_;
   bool batch_;
   size_t staged_ = 0;
+  // Where the next record of `size` bytes goes in store_, after the staged ones (place()
+  // returns it, and send() finds the record already there).  store_ grows only while
+  // nothing is staged, the staged views pointing into it: nullptr then (flush first).
+  std::byte* room(size_t size) {
+    if (!store_.empty() && used_ + size <= store_.size()) return store_.data() + used_;
+    if (staged_ != 0) return nullptr;
+    store_.assign(kShmbusBatch * std::max<size_t>(size, 1), std::byte{0x5a});
+    return store_.data();
+  }
+  size_t used_ = 0;                      // bytes of store_ the staged records take
   std::vector<std::byte> store_;         // kShmbusBatch records, allocated once
   shmbus::Bytes views_[kShmbusBatch];
 };
