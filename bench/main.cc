@@ -3,6 +3,7 @@
 // bench/ owns and workloads.h for how each number is measured.
 //
 //   shmbus-bench [--reps N] [--quick] [--json FILE] [--only a,b] [--cores A,B] [--cli PATH]
+//                [--placement-tolerance X] [--strict]
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,7 +27,11 @@ void usage(std::FILE* out) {
                "  --cli PATH    the shmbus CLI timed by the footprint rows (default: the\n"
                "                one next to this executable)\n"
                "  --strict      exit 1 when a cell or measurement could not be taken (an\n"
-               "                error, not a missed target; n/a baselines do not count)\n");
+               "                error, not a missed target; n/a baselines do not count)\n"
+               "  --placement-tolerance X\n"
+               "                measure a cell again when a cache-line probe before or\n"
+               "                after it differs from the run's first probes by more than\n"
+               "                X times either way: the vCPUs moved (default 1.4; 0: off)\n");
 }
 
 bool parse_int(const char* s, int* out) {
@@ -65,6 +70,15 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--json") {
       json_path = value();
+    } else if (a == "--placement-tolerance") {
+      const char* v = value();
+      char* end = nullptr;
+      const double x = std::strtod(v, &end);
+      if (end == v || *end != '\0' || !(x == 0 || (x >= 1 && x <= 100))) {
+        std::fprintf(stderr, "shmbus-bench: --placement-tolerance wants 0 (off) or a factor from 1 to 100\n");
+        return 2;
+      }
+      o.placement_tolerance = x;
     } else if (a == "--strict") {
       strict = true;
     } else if (a == "--cli") {
@@ -95,6 +109,8 @@ int main(int argc, char** argv) {
     o.budget.stream_s = 0.15;
     o.budget.sleep_s = 0.1;
     o.budget.timeout = std::chrono::milliseconds(8000);
+    o.placement_retries = 1;
+    o.placement_wait_s = 3;
   }
   if (reps > 0) o.reps = reps;
 
