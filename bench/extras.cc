@@ -420,9 +420,23 @@ void measure_scaling(const ExtrasOptions& o, std::vector<Extra>* out) {
   std::string error[4];
   double longest_catch_up = 0;
   // Round-robin over the consumer counts in every repetition (a placement change hits all).
+  std::vector<std::string> placed;  // measurements kept off the reference placement
   for (int rep = 0; rep < o.reps; ++rep)
     for (int i = 0; i < 4; ++i) {
-      const ScaleResult r = run_scaling_once(counts[i], bursts, o.budget, sync);
+      ScaleResult r;
+      auto measure = [&] {
+        r = run_scaling_once(counts[i], bursts, o.budget, sync);
+        return r.error.empty();
+      };
+      const std::string what = "scaling, " + std::to_string(counts[i]) +
+                               (counts[i] == 1 ? " consumer" : " consumers");
+      if (o.guard != nullptr) {
+        const std::string note = o.guard->run(what, measure, [] {});
+        if (!note.empty())
+          placed.push_back(what + ", rep " + std::to_string(rep + 1) + " " + note);
+      } else {
+        (void)measure();
+      }
       if (!r.error.empty()) {
         error[i] = r.error;
         std::fprintf(stderr, "  scaling, %d consumers: FAILED: %s\n", counts[i], r.error.c_str());
@@ -465,7 +479,10 @@ void measure_scaling(const ExtrasOptions& o, std::vector<Extra>* out) {
       e.goal = ">= 0.9x of 1 consumer";
       e.verdict = e.baseline > 0 ? verdict(e.value >= 0.9 * e.baseline) : "n/a";
     }
-    if (i == 0) e.detail = how;
+    if (i == 0) {
+      e.detail = how;
+      for (const std::string& p : placed) e.detail += "; " + p;
+    }
     out->push_back(e);
     out->push_back(q);
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "placement.h"
 #include "report.h"
 #include "workloads.h"
 
@@ -19,6 +20,8 @@ struct ExtrasOptions {
   bool quick = false;
   bool idle = true, scaling = true, footprint = true;
   std::string cli;  // the shmbus CLI for the stat/ls rows; empty: those rows are n/a
+  // The scaling measurements run under it (placement.h); null: unguarded.
+  PlacementGuard* guard = nullptr;
 };
 
 // Runs the selected measurements and appends their rows to *out.

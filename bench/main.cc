@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "shmbus-bench: --placement-tolerance wants 0 (off) or a factor from 1 to 100\n");
         return 2;
       }
-      o.placement_tolerance = x;
+      o.placement.tolerance = x;
     } else if (a == "--strict") {
       strict = true;
     } else if (a == "--cli") {
@@ -109,8 +109,8 @@ int main(int argc, char** argv) {
     o.budget.stream_s = 0.15;
     o.budget.sleep_s = 0.1;
     o.budget.timeout = std::chrono::milliseconds(8000);
-    o.placement_retries = 1;
-    o.placement_wait_s = 3;
+    o.placement.retries = 1;
+    o.placement.wait_s = 3;
   }
   if (reps > 0) o.reps = reps;
 

@@ -11,11 +11,11 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
-#include <thread>
 
 #include "clock.h"
 #include "extras.h"
 #include "harness.h"
+#include "placement.h"
 #include "roudi.h"
 
 #ifndef SHMBUS_BENCH_BUILD_TYPE
@@ -74,7 +74,7 @@ struct Job {
 // row, so a vCPU placement change mid-run hits all rows alike), and fills the cells.
 class Plan {
  public:
-  Plan(const SuiteOptions& o, Report* r) : o_(o), r_(r) {}
+  Plan(const SuiteOptions& o, Report* r) : o_(o), r_(r), guard_(o.budget, o.placement) {}
 
   int add_row(const std::string& name, const std::string& na = {}) {
     Row row;
@@ -144,26 +144,11 @@ class Plan {
 
   void run_first() { run_rounds(first_, false); }
   void run_main() {
-    guard_start();
-    run_rounds(main_, guarded_);
+    guard_.start();
+    run_rounds(main_, guard_.on());
   }
   void run_last() { run_rounds(last_, false); }
-
-  // What the placement guard did, for the run's description (empty: no guard).
-  std::string guard_summary() const {
-    if (o_.placement_tolerance <= 0) return {};
-    if (!guarded_) return "placement guard: off (the reference probes failed)";
-    return "placement guard: reference cache line one-way p50 " + fmt_double("%.0f", ref_ns_) +
-           " ns (the median of 3 probes of " + std::to_string(probe_budget().lat_round_trips) +
-           " round trips before the first cell); every cell ran between two such probes and "
-           "was measured again when either differed from the reference by more than " +
-           fmt_double("%.2f", o_.placement_tolerance) + "x (at most " +
-           std::to_string(o_.placement_retries) + " times, waiting up to " +
-           fmt_double("%.0f", o_.placement_wait_s) + " s in all for the placement to come back): " +
-           std::to_string(remeasured_) + " measurements discarded and taken again, " +
-           std::to_string(kept_off_) + " kept off the reference placement (noted in their rows), " +
-           fmt_double("%.1f", waited_s_) + " s waited";
-  }
+  PlacementGuard& guard() { return guard_; }
 
   // Turns the results into cells and notes.
   void finish() {
@@ -225,73 +210,25 @@ class Plan {
     }
   }
 
-  // The placement guard (SuiteOptions::placement_tolerance).
-  Budget probe_budget() const {
-    Budget b = o_.budget;
-    b.lat_warmup = 2000;
-    b.lat_warmup_max_s = 0.005;
-    b.lat_round_trips = 10000;
-    b.lat_max_s = 0.01;
-    b.timeout = std::chrono::milliseconds(5000);
-    return b;
-  }
-  // One-way p50 of a short cache-line ping-pong, in ns (0: it failed).
-  double probe() const {
-    LatencyRun r = run_raw_pingpong(probe_budget());
-    return r.ok ? summarize(r.samples_ns).p50 : 0;
-  }
-  bool at_reference(double ns) const {
-    return ns > 0 && ns <= ref_ns_ * o_.placement_tolerance &&
-           ns * o_.placement_tolerance >= ref_ns_;
-  }
-  void guard_start() {
-    if (o_.placement_tolerance <= 0) return;
-    std::vector<double> p;
-    for (int i = 0; i < 3; ++i)
-      if (const double ns = probe(); ns > 0) p.push_back(ns);
-    if (p.size() < 3) return;  // no reference: cells run unguarded (guard_summary() says so)
-    std::sort(p.begin(), p.end());
-    ref_ns_ = p[1];
-    guarded_ = true;
-    progress("placement guard: reference cache line " + fmt_double("%.0f", ref_ns_) + " ns");
-  }
-  // A probe; while it finds another placement, waits (half a second at a time, 3 s at
-  // most per call, placement_wait_s in all) for the reference one to come back.
-  double wait_for_reference() {
-    double ns = probe();
-    for (int i = 0; i < 6 && !at_reference(ns) && waited_s_ < o_.placement_wait_s; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      waited_s_ += 0.5;
-      ns = probe();
-    }
-    return ns;
-  }
-  // run_job() between two probes, again while either finds another placement.
+  // run_job() under the placement guard (again while it finds another placement).
   void run_placed(Job& j, int rep) {
-    for (int attempt = 0;; ++attempt) {
-      const size_t nlat = j.lat.size(), nrates = j.rates.size(), nfail = j.failures.size();
-      const Anomalies before_anomalies = j.anomalies;
-      const double before = wait_for_reference();
-      run_job(j, rep);
-      const double after = probe();
-      const bool measured = j.lat.size() > nlat || j.rates.size() > nrates;
-      if (!measured || (at_reference(before) && at_reference(after))) return;
-      const std::string where = "cache line " + fmt_double("%.0f", before) + " ns before, " +
-                                fmt_double("%.0f", after) + " ns after (reference " +
-                                fmt_double("%.0f", ref_ns_) + " ns)";
-      if (attempt >= o_.placement_retries || waited_s_ >= o_.placement_wait_s) {
-        ++kept_off_;
-        j.placement.push_back("rep " + std::to_string(rep + 1) + " kept at another placement: " +
-                              where);
-        return;
-      }
-      ++remeasured_;
-      progress("  placement moved (" + where + "): measured again");
-      j.lat.resize(nlat);
-      j.rates.resize(nrates);
-      j.failures.resize(nfail);
-      j.anomalies = before_anomalies;
-    }
+    size_t nlat = 0, nrates = 0, nfail = 0;
+    Anomalies before;
+    const std::string note = guard_.run(
+        r_->rows[size_t(j.row)].name + ": " + j.label,
+        [&] {
+          nlat = j.lat.size(), nrates = j.rates.size(), nfail = j.failures.size();
+          before = j.anomalies;
+          run_job(j, rep);
+          return j.lat.size() > nlat || j.rates.size() > nrates;
+        },
+        [&] {
+          j.lat.resize(nlat);
+          j.rates.resize(nrates);
+          j.failures.resize(nfail);
+          j.anomalies = before;
+        });
+    if (!note.empty()) j.placement.push_back("rep " + std::to_string(rep + 1) + " " + note);
   }
 
   void finish_job(Job& j) {
@@ -337,10 +274,7 @@ class Plan {
   const SuiteOptions& o_;
   Report* r_;
   std::vector<Job> first_, main_, last_;
-  bool guarded_ = false;
-  double ref_ns_ = 0;  // the reference placement's cache-line one-way p50
-  int remeasured_ = 0, kept_off_ = 0;
-  double waited_s_ = 0;
+  PlacementGuard guard_;
 };
 
 std::string read_first_line(const std::string& path, const std::string& key = {}) {
@@ -521,7 +455,6 @@ Report run_suite(const SuiteOptions& o) {
   plan.run_main();
   plan.run_last();
   plan.finish();
-  if (std::string g = plan.guard_summary(); !g.empty()) r.meta.push_back(std::move(g));
 
   // The second table: wake-up CPU, scaling with consumers, footprint.
   ExtrasOptions x;
@@ -532,7 +465,9 @@ Report run_suite(const SuiteOptions& o) {
   x.scaling = selected(o, "shmbus scaling");
   x.footprint = selected(o, "shmbus footprint");
   x.cli = o.cli.empty() ? find_cli() : o.cli;
+  x.guard = &plan.guard();
   run_extras(x, &r.extras);
+  if (std::string g = plan.guard().summary(); !g.empty()) r.meta.push_back(std::move(g));
   return r;
 }
 

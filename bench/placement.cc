@@ -1,0 +1,112 @@
+#include "placement.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "stats.h"
+
+namespace bench {
+namespace {
+
+std::string ns_text(double ns) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f ns", ns);
+  return buf;
+}
+
+}  // namespace
+
+Budget PlacementGuard::probe_budget() const {
+  Budget b = b_;
+  b.lat_warmup = 2000;
+  b.lat_warmup_max_s = 0.005;
+  b.lat_round_trips = 10000;
+  b.lat_max_s = 0.01;
+  b.timeout = std::chrono::milliseconds(5000);
+  return b;
+}
+
+double PlacementGuard::probe() const {
+  LatencyRun r = run_raw_pingpong(probe_budget());
+  return r.ok ? summarize(r.samples_ns).p50 : 0;
+}
+
+bool PlacementGuard::at_reference(double ns) const {
+  return ns > 0 && ns <= ref_ns_ * o_.tolerance && ns * o_.tolerance >= ref_ns_;
+}
+
+bool PlacementGuard::start() {
+  on_ = false;
+  if (o_.tolerance <= 0) return false;
+  std::vector<double> p;
+  for (int i = 0; i < 3; ++i)
+    if (const double ns = probe(); ns > 0) p.push_back(ns);
+  if (p.size() < 3) return false;  // no reference: unguarded (summary() says so)
+  std::sort(p.begin(), p.end());
+  ref_ns_ = p[1];
+  on_ = true;
+  std::fprintf(stderr, "  placement guard: reference cache line %s\n", ns_text(ref_ns_).c_str());
+  return true;
+}
+
+// A probe; while it finds another placement, waits (half a second at a time, 3 s at most
+// per call, wait_s in all) for the reference one to come back.
+double PlacementGuard::wait_for_reference() {
+  double ns = probe();
+  for (int i = 0; i < 6 && !at_reference(ns) && waited_s_ < o_.wait_s; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    waited_s_ += 0.5;
+    ns = probe();
+  }
+  return ns;
+}
+
+std::string PlacementGuard::run(const std::string& what, const std::function<bool()>& measure,
+                                const std::function<void()>& discard) {
+  if (!on_) {
+    (void)measure();
+    return {};
+  }
+  for (int attempt = 0;; ++attempt) {
+    const double before = wait_for_reference();
+    const bool measured = measure();
+    const double after = probe();
+    if (!measured || (at_reference(before) && at_reference(after))) return {};
+    const std::string where = "cache line " + ns_text(before) + " before, " + ns_text(after) +
+                              " after (reference " + ns_text(ref_ns_) + ")";
+    if (attempt >= o_.retries || waited_s_ >= o_.wait_s) {
+      ++kept_off_;
+      return "kept at another placement: " + where;
+    }
+    ++remeasured_;
+    std::fprintf(stderr, "    %s: placement moved (%s): measured again\n", what.c_str(),
+                 where.c_str());
+    discard();
+  }
+}
+
+std::string PlacementGuard::summary() const {
+  char buf[64];
+  if (o_.tolerance <= 0) return {};
+  if (!on_) return "placement guard: off (the reference probes failed)";
+  std::snprintf(buf, sizeof buf, "%.2fx", o_.tolerance);
+  const std::string tol = buf;
+  std::snprintf(buf, sizeof buf, "%.0f s", o_.wait_s);
+  const std::string wait = buf;
+  std::snprintf(buf, sizeof buf, "%.1f s", waited_s_);
+  const std::string waited = buf;
+  return "placement guard: reference cache line one-way p50 " + ns_text(ref_ns_) +
+         " (the median of 3 probes of " + std::to_string(probe_budget().lat_round_trips) +
+         " round trips before the first cell); every cell and every scaling measurement ran "
+         "between two such probes and was measured again when either differed from the "
+         "reference by more than " + tol + " (at most " + std::to_string(o_.retries) +
+         " times, waiting up to " + wait + " in all for the placement to come back): " +
+         std::to_string(remeasured_) + " measurements discarded and taken again, " +
+         std::to_string(kept_off_) + " kept off the reference placement (noted in their rows), " +
+         waited + " waited";
+}
+
+}  // namespace bench
