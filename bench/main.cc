@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
     o.budget.timeout = std::chrono::milliseconds(8000);
     o.placement.retries = 1;
     o.placement.wait_s = 3;
+    o.placement.restarts = 0;
   }
   if (reps > 0) o.reps = reps;
 

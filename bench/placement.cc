@@ -61,7 +61,17 @@ double PlacementGuard::wait_for_reference() {
     waited_s_ += 0.5;
     ns = probe();
   }
+  misses_ = at_reference(ns) ? 0 : misses_ + 1;
   return ns;
+}
+
+bool PlacementGuard::restart() {
+  history_ += (history_.empty() ? "" : ", ") + ns_text(ref_ns_);
+  ++restarts_;
+  misses_ = 0;
+  waited_s_ = 0;
+  remeasured_ = kept_off_ = 0;
+  return start();
 }
 
 std::string PlacementGuard::run(const std::string& what, const std::function<bool()>& measure,
@@ -106,7 +116,12 @@ std::string PlacementGuard::summary() const {
          " times, waiting up to " + wait + " in all for the placement to come back): " +
          std::to_string(remeasured_) + " measurements discarded and taken again, " +
          std::to_string(kept_off_) + " kept off the reference placement (noted in their rows), " +
-         waited + " waited";
+         waited + " waited" +
+         (restarts_ == 0 ? std::string()
+                         : "; the run started over " + std::to_string(restarts_) +
+                               (restarts_ == 1 ? " time" : " times") +
+                               " when the placement moved for good (references given up: " +
+                               history_ + "), and these counts are the last start's");
 }
 
 }  // namespace bench

@@ -19,6 +19,7 @@ struct PlacementOptions {
   double tolerance = 1.4;  // 0: no guard (every measurement taken once, as it falls)
   int retries = 2;         // measurements taken again, at most, per measurement
   double wait_s = 120;     // the most a run waits, in total, for the placement
+  int restarts = 2;        // a run starts over at most this often (PlacementGuard::lost())
 };
 
 class PlacementGuard {
@@ -37,6 +38,15 @@ class PlacementGuard {
   std::string run(const std::string& what, const std::function<bool()>& measure,
                   const std::function<void()>& discard);
 
+  // The reference placement seems gone for good: the last 3 waits for it (3 s each)
+  // ended on another placement.  A run can then start over at the placement it is on
+  // (restart()) rather than keep every cell off the reference.
+  bool lost() const { return on_ && misses_ >= 3; }
+  // Takes a new reference (as start()) with a fresh wait budget; counted in summary().
+  bool restart();
+  int restarts() const { return restarts_; }
+  bool may_restart() const { return lost() && restarts_ < o_.restarts; }
+
   // What the guard did, for the run's description ("" when disabled).
   std::string summary() const;
 
@@ -52,6 +62,9 @@ class PlacementGuard {
   double ref_ns_ = 0;
   int remeasured_ = 0, kept_off_ = 0;
   double waited_s_ = 0;
+  int misses_ = 0;    // waits in a row that ended off the reference placement
+  int restarts_ = 0;
+  std::string history_;  // the references given up, for summary()
 };
 
 }  // namespace bench

@@ -68,6 +68,14 @@ struct Job {
   Anomalies anomalies;
   std::vector<std::string> cleanup_problems;
   std::vector<std::string> placement;  // repetitions kept off the reference placement
+  void clear() {
+    lat.clear();
+    rates.clear();
+    failures.clear();
+    anomalies = Anomalies{};
+    cleanup_problems.clear();
+    placement.clear();
+  }
 };
 
 // Builds the rows and their jobs, runs the jobs round-robin (every repetition visits every
@@ -143,9 +151,19 @@ class Plan {
   }
 
   void run_first() { run_rounds(first_, false); }
+  // Under the guard: started over (every cell's results dropped), at most
+  // PlacementOptions::restarts times, when
+  // the placement moves for good (PlacementGuard::lost()), so that one run's cells share
+  // one placement.
   void run_main() {
     guard_.start();
-    run_rounds(main_, guard_.on());
+    for (;;) {
+      run_rounds(main_, guard_.on());
+      if (!guard_.may_restart()) break;
+      progress("placement guard: the placement moved for good: starting over");
+      for (Job& j : main_) j.clear();
+      guard_.restart();
+    }
   }
   void run_last() { run_rounds(last_, false); }
   PlacementGuard& guard() { return guard_; }
@@ -162,6 +180,7 @@ class Plan {
       RoudiProcess roudi;  // only while iceoryx jobs run: its threads disturb the others
       bool roudi_up = false;
       for (Job& j : jobs) {
+        if (guarded && guard_.may_restart()) return;
         Row& row = r_->rows[size_t(j.row)];
         if (!row.na.empty()) continue;
         if (j.needs_roudi && !roudi_up) {
