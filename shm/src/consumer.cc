@@ -64,6 +64,24 @@ struct Consumer::Impl {
     for (; off < end; off += 64) __builtin_prefetch(m->record_at(base + off));
     prefetched = base + off;
   }
+  // After a record of `span` bytes: the window above, or, for records at least as long as
+  // the window, one line per 4 KiB page of it.  At that size a line-by-line prefetch of
+  // the window (256 prefetches a record) slowed readers that read the record in place
+  // (none at all: 64 KiB +14%), and none at all left readers that copy the record at half
+  // their rate in 2 of 4 rounds (likely waiting at each page boundary, which the hardware
+  // prefetcher does not cross); a line per page measured better than both.  shmbus-bench
+  // at 64 KiB, 6 alternating rounds against the line-by-line window at a 60-65 ns cache
+  // line: durable +13%, single-producer +13%, in place +11%, tailing poll +9%, a receiver
+  // that copies +6%, two producers +9%; the SPSC ring and the header ring (code
+  // unchanged) 1.00x / 1.02x; smaller records take the path above, unchanged.
+  void prefetch_after(uint64_t span) noexcept {
+    if (span < prefetch_distance) {
+      prefetch_ahead();
+      return;
+    }
+    for (uint64_t off = 0; off < prefetch_distance; off += 4096)  // (at most 4)
+      __builtin_prefetch(m->record_at(pos + off));
+  }
   uint64_t expected = 0;          // sequence the next data record should carry
   uint64_t done_pos = 0, done_seq = 0;        // after the last record returned
   uint64_t committed_pos = ~0ULL;
@@ -979,7 +997,7 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
         if (!in_place) payload = c.buf.data() + copied;
       }
       c.pos += span;
-      c.prefetch_ahead();
+      c.prefetch_after(span);
       if (!c.seq_exact) {
         // The start's sequence was a lower bound: the first record fixes it, but never
         // above skip_seq when that was read from the claim cursor (exact), so that the
