@@ -95,13 +95,13 @@ class ShmbusSender final : public Sender {
   bool batch_;
   size_t staged_ = 0;
   // Where the next record of `size` bytes goes in store_, after the staged ones (place()
-  // returns it, and send() finds the record already there).  store_ grows only while
-  // nothing is staged, the staged views pointing into it: nullptr then (flush first).
+  // returns it, and send() finds the record already there).  store_ grows to a whole
+  // batch of such records only while nothing is staged, the staged views pointing into
+  // it: nullptr when the record does not fit after them (flush first).
   std::byte* room(size_t size) {
-    if (!store_.empty() && used_ + size <= store_.size()) return store_.data() + used_;
-    if (staged_ != 0) return nullptr;
-    store_.assign(kShmbusBatch * std::max<size_t>(size, 1), std::byte{0x5a});
-    return store_.data();
+    const size_t batch = kShmbusBatch * std::max<size_t>(size, 1);
+    if (staged_ == 0 && store_.size() < batch) store_.assign(batch, std::byte{0x5a});
+    return used_ + size <= store_.size() ? store_.data() + used_ : nullptr;
   }
   size_t used_ = 0;                      // bytes of store_ the staged records take
   std::vector<std::byte> store_;         // kShmbusBatch records, allocated once
