@@ -151,10 +151,9 @@ class Plan {
   }
 
   void run_first() { run_rounds(first_, false); }
-  // Under the guard: started over (every cell's results dropped), at most
-  // PlacementOptions::restarts times, when
-  // the placement moves for good (PlacementGuard::lost()), so that one run's cells share
-  // one placement.
+  // Under the guard, started over (every cell's results dropped) when the placement moves
+  // for good (PlacementGuard::lost()), at most PlacementOptions::restarts times: one
+  // run's cells share one placement.
   void run_main() {
     guard_.start();
     for (;;) {
