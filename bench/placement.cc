@@ -101,7 +101,11 @@ std::string PlacementGuard::run(const std::string& what, const std::function<boo
 std::string PlacementGuard::summary() const {
   char buf[64];
   if (o_.tolerance <= 0) return {};
-  if (!on_) return "placement guard: off (the reference probes failed)";
+  if (!on_)
+    return "placement guard: off (the reference probes failed" +
+           (restarts_ == 0 ? std::string(")")
+                           : " when the run started over after the placement moved for good "
+                             "from " + history_ + "; the cells were measured again unguarded)");
   std::snprintf(buf, sizeof buf, "%.2fx", o_.tolerance);
   const std::string tol = buf;
   std::snprintf(buf, sizeof buf, "%.0f s", o_.wait_s);

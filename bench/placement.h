@@ -38,8 +38,8 @@ class PlacementGuard {
   std::string run(const std::string& what, const std::function<bool()>& measure,
                   const std::function<void()>& discard);
 
-  // The reference placement seems gone for good: the last 3 waits for it (3 s each)
-  // ended on another placement.  A run can then start over at the placement it is on
+  // The reference placement seems gone for good: the last 3 waits for it (up to 3 s
+  // each; single probes once the run's wait budget is spent) ended on another placement.  A run can then start over at the placement it is on
   // (restart()) rather than keep every cell off the reference.
   bool lost() const { return on_ && misses_ >= 3; }
   // Takes a new reference (as start()) with a fresh wait budget; counted in summary().

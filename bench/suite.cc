@@ -68,12 +68,12 @@ struct Job {
   Anomalies anomalies;
   std::vector<std::string> cleanup_problems;
   std::vector<std::string> placement;  // repetitions kept off the reference placement
+  // The measurements only: a stream left behind (cleanup_problems) stays reported.
   void clear() {
     lat.clear();
     rates.clear();
     failures.clear();
     anomalies = Anomalies{};
-    cleanup_problems.clear();
     placement.clear();
   }
 };
@@ -161,6 +161,9 @@ class Plan {
       if (!guard_.may_restart()) break;
       progress("placement guard: the placement moved for good: starting over");
       for (Job& j : main_) j.clear();
+      // The raw cache line's first row again too: it shows where the kept pass began.
+      for (Job& j : first_) j.clear();
+      run_first();
       guard_.restart();
     }
   }
