@@ -28,12 +28,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
 // Median, min and max of the repetitions into e; an error when there are none.
 void fill(Extra* e, const std::vector<double>& values, const std::string& error) {
   if (values.empty()) {

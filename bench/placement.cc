@@ -11,11 +11,7 @@
 namespace bench {
 namespace {
 
-std::string ns_text(double ns) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f ns", ns);
-  return buf;
-}
+std::string ns_text(double ns) { return fmt("%.0f ns", ns); }
 
 }  // namespace
 
@@ -99,28 +95,21 @@ std::string PlacementGuard::run(const std::string& what, const std::function<boo
 }
 
 std::string PlacementGuard::summary() const {
-  char buf[64];
   if (o_.tolerance <= 0) return {};
   if (!on_)
     return "placement guard: off (the reference probes failed" +
            (restarts_ == 0 ? std::string(")")
                            : " when the run started over after the placement moved for good "
                              "from " + history_ + "; the cells were measured again unguarded)");
-  std::snprintf(buf, sizeof buf, "%.2fx", o_.tolerance);
-  const std::string tol = buf;
-  std::snprintf(buf, sizeof buf, "%.0f s", o_.wait_s);
-  const std::string wait = buf;
-  std::snprintf(buf, sizeof buf, "%.1f s", waited_s_);
-  const std::string waited = buf;
   return "placement guard: reference cache line one-way p50 " + ns_text(ref_ns_) +
          " (the median of 3 probes of " + std::to_string(probe_budget().lat_round_trips) +
          " round trips before the first cell); every cell and every scaling measurement ran "
          "between two such probes and was measured again when either differed from the "
-         "reference by more than " + tol + " (at most " + std::to_string(o_.retries) +
-         " times, waiting up to " + wait + " in all for the placement to come back): " +
+         "reference by more than " + fmt("%.2fx", o_.tolerance) + " (at most " + std::to_string(o_.retries) +
+         " times, waiting up to " + fmt("%.0f s", o_.wait_s) + " in all for the placement to come back): " +
          std::to_string(remeasured_) + " measurements discarded and taken again, " +
          std::to_string(kept_off_) + " kept off the reference placement (noted in their rows), " +
-         waited + " waited" +
+         fmt("%.1f s", waited_s_) + " waited" +
          (restarts_ == 0 ? std::string()
                          : "; the run started over " + std::to_string(restarts_) +
                                (restarts_ == 1 ? " time" : " times") +

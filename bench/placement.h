@@ -29,7 +29,6 @@ class PlacementGuard {
   // Takes the reference.  False (and the guard off) when disabled or a probe failed.
   bool start();
   bool on() const { return on_; }
-  double reference_ns() const { return ref_ns_; }
 
   // Runs `measure` (true: it measured something) between two probes, and again, after
   // `discard` undid what it recorded, while either probe is off the reference placement
@@ -39,8 +38,9 @@ class PlacementGuard {
                   const std::function<void()>& discard);
 
   // The reference placement seems gone for good: the last 3 waits for it (up to 3 s
-  // each; single probes once the run's wait budget is spent) ended on another placement.  A run can then start over at the placement it is on
-  // (restart()) rather than keep every cell off the reference.
+  // each; single probes once the run's wait budget is spent) ended on another placement.
+  // A run can then start over at the placement it is on (restart()) rather than keep
+  // every cell off the reference.
   bool lost() const { return on_ && misses_ >= 3; }
   // Takes a new reference (as start()) with a fresh wait budget; counted in summary().
   bool restart();

@@ -8,12 +8,6 @@
 namespace bench {
 namespace {
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
 std::string fmt_ns(double ns) {
   if (ns < 1e3) return fmt("%.0f ns", ns);
   if (ns < 1e6) return fmt("%.2f us", ns / 1e3);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 namespace bench {
@@ -20,5 +21,8 @@ struct Spread {
   double median = 0, min = 0, max = 0;
 };
 Spread spread(std::vector<double> values);
+
+// One double through a printf format ("%.2f"): the tables' numbers.
+std::string fmt(const char* f, double v);
 
 }  // namespace bench

@@ -43,11 +43,6 @@ void progress(const std::string& what) {
   std::fprintf(stderr, "  %s\n", what.c_str());
 }
 
-std::string fmt_double(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 std::string size_label(size_t s) {
   return s >= 1024 ? std::to_string(s / 1024) + " KiB" : std::to_string(s) + " B";
@@ -125,7 +120,7 @@ class Plan {
   }
   int add_stream(Transport& t) {
     const int row = add_row(t.name() + ", 64 B at " +
-                            fmt_double("%.0f", o_.budget.stream_rate / 1e3) +
+                            fmt("%.0f", o_.budget.stream_rate / 1e3) +
                             "k/s: now - stamp");
     add_latency(&main_, row, "fixed-rate stream",
                 [this, &t] { return run_streaming(t, 64, o_.budget); });
@@ -134,7 +129,7 @@ class Plan {
   // Records spaced sleep_gap_s apart: wider than a kBlock consumer's spin window.
   int add_sleeping(Transport& t) {
     const double gap = o_.budget.sleep_gap_s;
-    const int row = add_row(t.name() + ", 64 B every " + fmt_double("%.0f", gap * 1e3) +
+    const int row = add_row(t.name() + ", 64 B every " + fmt("%.0f", gap * 1e3) +
                             " ms (receiver asleep): now - stamp");
     add_latency(&main_, row, "spaced stream", [this, &t, gap] {
       return run_streaming_at(t, 64, o_.budget, 1.0 / gap, o_.budget.sleep_s);
@@ -214,8 +209,8 @@ class Plan {
       }
       j.lat.push_back(summarize(r.samples_ns));
       const Latency& l = j.lat.back();
-      progress(tag + ": p50 " + fmt_double("%.0f", l.p50) + " ns, p99.9 " +
-               fmt_double("%.0f", l.p999) + " ns, n " + std::to_string(l.n));
+      progress(tag + ": p50 " + fmt("%.0f", l.p50) + " ns, p99.9 " +
+               fmt("%.0f", l.p999) + " ns, n " + std::to_string(l.n));
     } else {
       TputRun r = j.throughput();
       j.anomalies.add(r.anomalies);
@@ -226,8 +221,8 @@ class Plan {
         return;
       }
       j.rates.push_back(r.records_per_s);
-      progress(tag + ": " + fmt_double("%.3f", r.records_per_s / 1e6) + " M rec/s, " +
-               fmt_double("%.2f", r.bytes_per_s / 1e9) + " GB/s");
+      progress(tag + ": " + fmt("%.3f", r.records_per_s / 1e6) + " M rec/s, " +
+               fmt("%.2f", r.bytes_per_s / 1e9) + " GB/s");
     }
   }
 
@@ -335,26 +330,26 @@ void describe_run(const SuiteOptions& o, Report* r) {
       std::to_string(b.core_a) + " (3 busy processes on 2 cores: oversubscribed)");
   r->meta.push_back(
       "latency: 64 B ping-pong, one-way = RTT/2 timed with " +
-      std::string(ticks_are_tsc() ? "the TSC (" + fmt_double("%.3f", ticks_per_ns()) +
+      std::string(ticks_are_tsc() ? "the TSC (" + fmt("%.3f", ticks_per_ns()) +
                                         " GHz, clocksource " +
                                         read_first_line("/sys/devices/system/clocksource/"
                                                         "clocksource0/current_clocksource") +
                                         ")"
                                   : "CLOCK_MONOTONIC") +
       ", " + std::to_string(b.lat_warmup) + " warm-up round trips (at most " +
-      fmt_double("%.2f", b.lat_warmup_max_s) + " s), then up to " +
-      std::to_string(b.lat_round_trips) + " (at most " + fmt_double("%.2f", b.lat_max_s) +
+      fmt("%.2f", b.lat_warmup_max_s) + " s), then up to " +
+      std::to_string(b.lat_round_trips) + " (at most " + fmt("%.2f", b.lat_max_s) +
       " s); reps: median of each percentile, max of maxima");
   r->meta.push_back("throughput: 64 B, 1 KiB, 64 KiB records (4 KiB: shmbus durable, the "
                     "SPSC ring and the header ring only; publish_batch: 64 B and 1 KiB), sender busy for " +
-                    fmt_double("%.2f", b.tput_s) +
+                    fmt("%.2f", b.tput_s) +
                     " s, rate = records received / (first send .. last receive); every "
                     "receiver checks each producer's sequence and the tail word, and loads "
                     "one word of every cache line of every record");
-  r->meta.push_back("fixed-rate stream: 64 B at " + fmt_double("%.0f", b.stream_rate) +
-                    " rec/s for " + fmt_double("%.2f", b.stream_s) + " s after " +
+  r->meta.push_back("fixed-rate stream: 64 B at " + fmt("%.0f", b.stream_rate) +
+                    " rec/s for " + fmt("%.2f", b.stream_s) + " s after " +
                     std::to_string(b.lat_warmup) + " unpaced and " +
-                    fmt_double("%.2f", b.stream_warmup_s) +
+                    fmt("%.2f", b.stream_warmup_s) +
                     " s paced warm-up records; CLOCK_MONOTONIC stamp on both sides, taken "
                     "when sent (a late sender is not charged)");
   r->meta.push_back(
@@ -369,9 +364,9 @@ void describe_run(const SuiteOptions& o, Report* r) {
                     "counts records received and the notes count the ones lapped");
   r->meta.push_back(
       "wake-up rows: the fixed-rate stream's method with a kBlock consumer (spin ~2000 "
-      "pauses, ~100 sched_yield, futex sleep): at " + fmt_double("%.0f", b.stream_rate / 1e3) +
+      "pauses, ~100 sched_yield, futex sleep): at " + fmt("%.0f", b.stream_rate / 1e3) +
       "k/s (inside its spin window) and one record every " +
-      fmt_double("%.1f", b.sleep_gap_s * 1e3) + " ms for " + fmt_double("%.2f", b.sleep_s) +
+      fmt("%.1f", b.sleep_gap_s * 1e3) + " ms for " + fmt("%.2f", b.sleep_s) +
       " s (asleep), against the raw futex hand-off at the same spacing (its receiver "
       "sleeps in FUTEX_WAIT at once, its sender always calls FUTEX_WAKE); the notes count "
       "the receiver's sleeps");
