@@ -127,10 +127,12 @@ int cmd_rm(const RmArgs& a) {
                                                  "if it stops first, a ring created over the store may number "
                                                  "new records as them"
                                                : ": a ring created over the store may number new records as them"));
-      } else if (*lost) {
-        warn(std::to_string(*lost) + " records up to sequence " + std::to_string(info->next_seq - 1) +
+      } else if (lost->count() != 0) {
+        // (The range it recorded, from its own read of the header: records published since
+        // the check above are in it.)
+        warn(std::to_string(lost->count()) + " records up to sequence " + std::to_string(lost->to - 1) +
              " were never stored: recorded as lost in the store, so a ring created over it "
-             "continues at " + std::to_string(info->next_seq));
+             "continues at " + std::to_string(lost->to));
       }
     }
   }

@@ -183,11 +183,11 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
   }
 }
 
-Result<uint64_t> record_unstored_as_lost(std::string_view ns, std::string_view stream,
-                                         const AdminOptions& opts) {
+Result<UnstoredLost> record_unstored_as_lost(std::string_view ns, std::string_view stream,
+                                             const AdminOptions& opts) {
   auto info = stream_info(ns, stream);
   if (!info) return info.error();
-  if (!info->persist || info->durable_seq >= info->next_seq) return uint64_t{0};
+  if (!info->persist || info->durable_seq >= info->next_seq) return UnstoredLost{};
   // The header names the store and the numbers; whoever owns the ring can write them.  So
   // only the caller's own ring is believed (a review: another user's ring whose header
   // named root's store made root's rm --force record 70 losses there).
@@ -207,7 +207,7 @@ Result<uint64_t> record_unstored_as_lost(std::string_view ns, std::string_view s
     if (auto root = store_root_of(info->persist->store_dir, ns, stream)) loc = locate_store(ns, stream, *root);
   }
   if (!loc) return loc.error();
-  if (!loc->exists) return uint64_t{0};
+  if (!loc->exists) return UnstoredLost{};
   StoreOptions so;
   so.secure_delete = loc->secure_delete;
   auto store = SegmentStore::open(loc->root, ns, stream, so);
@@ -217,11 +217,11 @@ Result<uint64_t> record_unstored_as_lost(std::string_view ns, std::string_view s
   const uint64_t from = store->next_seq(), to = info->next_seq;
   if (from >= to) {
     if (auto r = store->close(); !r) return r.error();
-    return uint64_t{0};
+    return UnstoredLost{};
   }
   if (auto r = store->append_lost(from, to); !r) return r.error();
   if (auto r = store->close(); !r) return r.error();  // synced: durable before the ring goes
-  return to - from;
+  return UnstoredLost{from, to};
 }
 
 Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,

@@ -95,7 +95,7 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
 // stored every record: records the sequences [the store's next, the ring's next) as lost
 // in the store (durably), so that a ring created over the store continues after them and
 // no sequence number is given to two records (a bridge or a group that read the old ones
-// from the ring would skip the new ones as seen).  Returns how many it recorded: 0 when
+// from the ring would skip the new ones as seen).  Returns the range it recorded: none when
 // the stream is not persisted, every record is stored, or there is no store.  kBusy while
 // a persister holds the store (it goes on storing from its mapping); kInvalidArgument
 // when the header names another store than `opts.data_dir` says (locate_store; with no
@@ -103,8 +103,12 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
 // kPermission when the ring is not the caller's (its header is not trusted to name a
 // store to write).  Records published between this call and the removal can still be
 // numbered again.
-Result<uint64_t> record_unstored_as_lost(std::string_view ns, std::string_view stream,
-                                         const AdminOptions& opts = {});
+struct UnstoredLost {
+  uint64_t from = 0, to = 0;  // the sequences [from, to) recorded as lost (none: equal)
+  uint64_t count() const { return to - from; }
+};
+Result<UnstoredLost> record_unstored_as_lost(std::string_view ns, std::string_view stream,
+                                             const AdminOptions& opts = {});
 
 // ---- a stream outlives its ring -------------------------------------------------------
 
