@@ -74,8 +74,9 @@ int main(int argc, char** argv) {
       const char* v = value();
       char* end = nullptr;
       const double x = std::strtod(v, &end);
-      if (end == v || *end != '\0' || !(x == 0 || (x >= 1 && x <= 100))) {
-        std::fprintf(stderr, "shmbus-bench: --placement-tolerance wants 0 (off) or a factor from 1 to 100\n");
+      // (1 itself would take every probe but an exact match as another placement.)
+      if (end == v || *end != '\0' || !(x == 0 || (x > 1 && x <= 100))) {
+        std::fprintf(stderr, "shmbus-bench: --placement-tolerance wants 0 (off) or a factor above 1, up to 100\n");
         return 2;
       }
       o.placement.tolerance = x;

@@ -76,11 +76,17 @@ std::string PlacementGuard::run(const std::string& what, const std::function<boo
     (void)measure();
     return {};
   }
+  std::string discarded;  // where the measurement last discarded ran
   for (int attempt = 0;; ++attempt) {
     const double before = wait_for_reference();
     const bool measured = measure();
     const double after = probe();
-    if (!measured || (at_reference(before) && at_reference(after))) return {};
+    // A retry that measured nothing (its failure is the caller's to report): the one it
+    // replaced is gone, and the note says so.
+    if (!measured)
+      return discarded.empty() ? std::string()
+                               : "discarded at another placement (" + discarded + "), and measuring it again failed";
+    if (at_reference(before) && at_reference(after)) return {};
     const std::string where = "cache line " + ns_text(before) + " before, " + ns_text(after) +
                               " after (reference " + ns_text(ref_ns_) + ")";
     if (attempt >= o_.retries || waited_s_ >= o_.wait_s) {
@@ -91,6 +97,7 @@ std::string PlacementGuard::run(const std::string& what, const std::function<boo
     std::fprintf(stderr, "    %s: placement moved (%s): measured again\n", what.c_str(),
                  where.c_str());
     discard();
+    discarded = where;
   }
 }
 
