@@ -211,8 +211,12 @@ TEST_P(BackgroundFlush, RollAndCloseWaitForTheRunningSync) {
     ASSERT_TRUE(s) << s.error().message;
     for (uint64_t q = 0; q < 400; ++q) {
       ASSERT_TRUE(append_one(*s, q, 200));
-      if (q % 7 == 0) ASSERT_TRUE(s->flush_start());
-      if (q % 11 == 0) ASSERT_TRUE(s->flush_finish(0ns));
+      if (q % 7 == 0) {
+        ASSERT_TRUE(s->flush_start());
+      }
+      if (q % 11 == 0) {
+        ASSERT_TRUE(s->flush_finish(0ns));
+      }
     }
     ASSERT_TRUE(s->flush_start());
     ASSERT_TRUE(s->close());

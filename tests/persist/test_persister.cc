@@ -398,8 +398,9 @@ TEST(Persister, StatsAfterFlushShowWhatTheFlushStored) {
       EXPECT_EQ(st.store.segments, 1u) << "round " << round;
       EXPECT_EQ(st.store.records_appended, 1u) << "round " << round;
       EXPECT_EQ(st.store.durable_seq, 1u) << "round " << round;
-      if (kind == StoreKind::kPmem)
+      if (kind == StoreKind::kPmem) {
         EXPECT_NE(st.store.granularity, PmemGranularity::kNotPmem) << "round " << round;
+      }
       ASSERT_TRUE(p.value()->stop());
     }
   }

@@ -379,8 +379,11 @@ TEST(PersisterFaults, ADeadPersisterHoldsProducersPastTheConsumerTimeout) {
   const StreamInfo info = stream_info(ns.ns(), "s").value();
   EXPECT_EQ(info.next_seq, held) << "a producer overwrote what the dead persister never stored";
   EXPECT_EQ(info.evictions, 0u);
-  for (const auto& c : info.consumers)
-    if (c.name == "_persister") EXPECT_FALSE(c.evicted);
+  for (const auto& c : info.consumers) {
+    if (c.name == "_persister") {
+      EXPECT_FALSE(c.evicted);
+    }
+  }
   EXPECT_GT(info.producer_waits, 0u);
   int code = -1;
   ASSERT_FALSE(kids.done(prod, &code)) << "the producer gave up (" << code << ")";

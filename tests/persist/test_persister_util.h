@@ -140,7 +140,7 @@ struct ProduceSpec {
   std::chrono::microseconds pause_every_record{0};  // a slow, steady producer
   uint64_t per_second = 0;  // > 0: at most this many records per second (paced in steps)
   // Set: called before the last record is published; false ends the run (code 30).
-  std::function<bool()> before_last;
+  std::function<bool()> before_last{};
 };
 
 // Publishes spec.count records; returns 0, or a code naming the failure.
