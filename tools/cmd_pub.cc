@@ -1,6 +1,6 @@
 // cmd_pub.cc: pub: records in from stdin (lines, -D / -0 delimited, --file, or
 // synthetic --count records) into a stream.
-#include <stdio_ext.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -90,14 +90,60 @@ int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view n
               a.sync_timeout + ": is `" + persist_command(ns, a.stream) + "` running?");
 }
 
+// --sync: the records published since the last wait, waited for together.  Waiting for
+// each record in turn cost a persister round trip per record (`seq 1000 | shmbus pub S
+// --sync`: 10.5 s, one flush of ~10 ms a line); a Kafka producer with acks=all pipelines
+// the same way and flushes at the end.  wait() waits for the last one (the durable
+// position is a prefix), then checks that none of them lies in a range the persister
+// recorded as lost.  Callers wait before they block for more input and at the end, and
+// every kMaxPending records (which bounds the memory: --count 10^9 kept them all).
+class SyncWait {
+ public:
+  static constexpr size_t kMaxPending = 65536;
+  SyncWait(Producer& p, const PubArgs& a, std::string_view ns) : p_(p), a_(a), ns_(ns) {}
+  // A record published: kExitOk, or wait()'s code when kMaxPending were due.
+  int add(uint64_t seq) {
+    if (!a_.sync) return kExitOk;
+    pending_.push_back(seq);
+    return pending_.size() >= kMaxPending ? wait() : kExitOk;
+  }
+  int wait() {
+    if (pending_.empty()) return kExitOk;
+    if (int rc = wait_durable(p_, pending_.back(), a_, ns_); rc != kExitOk) return rc;
+    for (uint64_t seq : pending_)
+      if (p_.wait_durable(seq, std::chrono::nanoseconds(0)) == PubStatus::kNotPersisted)
+        return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded "
+                    "it as lost (a --let-go stream whose persister was away while the ring moved on)");
+    pending_.clear();
+    return kExitOk;
+  }
+
+ private:
+  Producer& p_;
+  const PubArgs& a_;
+  std::string_view ns_;
+  std::vector<uint64_t> pending_;
+};
+
+// True when a read of stdin would wait (nothing to read yet: an interactive writer, or a
+// pipe whose writer is slower than us).  A file, or the end of input, reads at once.
+bool stdin_would_block() {
+  pollfd pfd{STDIN_FILENO, POLLIN, 0};
+  for (;;) {
+    const int n = ::poll(&pfd, 1, 0);
+    if (n >= 0) return n == 0;
+    if (errno != EINTR) return false;  // (the read that follows reports it)
+  }
+}
+
 int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view ns,
                   std::chrono::nanoseconds full_timeout) {
   if (size > p.max_record())
     return fail(publish_error(PubStatus::kTooLarge, size, p, a, ns, full_timeout));
   std::string buf(size, '\0');
   const auto t0 = std::chrono::steady_clock::now();
-  uint64_t n = 0, last_seq = 0;
-  std::vector<uint64_t> ours;  // --sync: the sequences to check once durable
+  uint64_t n = 0;
+  SyncWait sync(p, a, ns);
   for (; n < a.count && !stop_requested(); ++n) {
     if (a.rate > 0 && n % 16 == 0) {  // pace: record n is due at t0 + n / rate
       const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(n * 1e9 / static_cast<double>(a.rate)));
@@ -106,18 +152,9 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
     fill_synthetic(&buf, n);
     PubResult r = p.publish(as_bytes(buf), a.type);
     if (!r.ok()) return fail(publish_error(r.status, size, p, a, ns, full_timeout));
-    last_seq = r.seq;
-    if (a.sync) ours.push_back(r.seq);
+    if (int rc = sync.add(r.seq); rc != kExitOk) return rc;
   }
-  // --sync: the durable position is a prefix, so waiting for the last record waits for
-  // all; then none of ours may lie in a range the persister recorded as lost.
-  if (a.sync && n > 0) {
-    if (int rc = wait_durable(p, last_seq, a, ns); rc != kExitOk) return rc;
-    for (uint64_t seq : ours)
-      if (p.wait_durable(seq, std::chrono::nanoseconds(0)) == PubStatus::kNotPersisted)
-        return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded "
-                    "it as lost (a --let-go stream whose persister was away while the ring moved on)");
-  }
+  if (int rc = sync.wait(); rc != kExitOk) return rc;
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double rate = s > 0 ? static_cast<double>(n) / s : 0.0;
   std::fprintf(stderr, "published %llu records of %llu bytes in %.3f s (%.0f rec/s, %.1f MiB/s)\n",
@@ -125,42 +162,6 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
                rate * static_cast<double>(size) / (1 << 20));
   if (n < a.count) return fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
   return kExitOk;
-}
-
-int pub_lines(Producer& p, const PubArgs& a, std::string_view ns,
-              std::chrono::nanoseconds full_timeout) {
-  char* line = nullptr;
-  size_t cap = 0;
-  uint64_t n = 0;
-  int rc = kExitOk;
-  for (;;) {
-    errno = 0;
-    ssize_t len = getline(&line, &cap, stdin);
-    if (len < 0) {
-      if (stop_requested()) {
-        rc = fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
-      } else if (std::ferror(stdin)) {
-        if (errno == EINTR) {  // another signal: go on reading
-          std::clearerr(stdin);
-          continue;
-        }
-        rc = fail(std::string("cannot read stdin: ") + std::strerror(errno));
-      }
-      break;  // end of input
-    }
-    std::string_view rec(line, static_cast<size_t>(len));
-    if (!rec.empty() && rec.back() == '\n') rec.remove_suffix(1);
-    PubResult r = p.publish(as_bytes(rec), a.type);
-    if (!r.ok()) {
-      rc = fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (line " +
-                std::to_string(n + 1) + ")");
-      break;
-    }
-    if (a.sync && (rc = wait_durable(p, r.seq, a, ns)) != kExitOk) break;
-    ++n;
-  }
-  std::free(line);
-  return rc;
 }
 
 // Reads up to `max` more bytes of stdin into *buf; 0 at end of input, -1 on an error or a
@@ -183,14 +184,18 @@ ssize_t read_stdin(std::string* buf, size_t max, uint64_t n, int* rc) {
   }
 }
 
-// pub -D DELIM / -0: records end with `delim` (the last one may lack it).
-int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, std::string_view ns,
-                  std::chrono::nanoseconds full_timeout) {
+// pub (lines: `delim` "\n", `unit` "line"), -D DELIM and -0 (`unit` "record"): records end
+// with `delim` (the last one may lack it).  Read in chunks, so a line is never longer in
+// memory than a record may be (getline() held any line whole).  --sync waits whenever a
+// read would wait, and at the end.
+int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const char* unit,
+                  std::string_view ns, std::chrono::nanoseconds full_timeout) {
   std::string buf;
   size_t start = 0, scanned = 0;  // buf[start..] is not published; no delim in [start, scanned)
   uint64_t n = 0;
   int rc = kExitOk;
   bool eof = false;
+  SyncWait sync(p, a, ns);
   while (rc == kExitOk) {
     const size_t at = buf.find(delim, scanned);
     std::string_view rec;
@@ -202,11 +207,16 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, std::
     } else {
       // Bounded: a record can be at most max_record bytes.
       if (buf.size() - start > p.max_record() + delim.size())
-        return fail(publish_error(PubStatus::kTooLarge, buf.size() - start, p, a, ns, full_timeout) +
-                    " (record " + std::to_string(n + 1) + ", before its delimiter)");
+        return fail("record of at least " + std::to_string(buf.size() - start) +
+                    " bytes is larger than the stream's maximum " + std::to_string(p.max_record()) +
+                    " (" + unit + " " + std::to_string(n + 1) + ", before its " +
+                    (delim == "\n" ? "newline" : "delimiter") + ")");
       buf.erase(0, start);
       start = 0;
       scanned = buf.size() >= delim.size() ? buf.size() - delim.size() + 1 : 0;
+      // --sync: what was published is made durable before waiting for more input (an
+      // interactive writer sees each line durable before it types the next).
+      if (a.sync && stdin_would_block() && (rc = sync.wait()) != kExitOk) break;
       const ssize_t got = read_stdin(&buf, 65536, n, &rc);
       if (got < 0) break;
       if (got == 0) eof = true;
@@ -214,13 +224,14 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, std::
     }
     PubResult r = p.publish(as_bytes(rec), a.type);
     if (!r.ok())
-      return fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (record " +
+      return fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (" + unit + " " +
                   std::to_string(n + 1) + ")");
-    if (a.sync && (rc = wait_durable(p, r.seq, a, ns)) != kExitOk) break;
+    if ((rc = sync.add(r.seq)) != kExitOk) break;
     ++n;
     start = at == std::string::npos ? buf.size() : at + delim.size();
     scanned = start;
   }
+  if (rc == kExitOk) rc = sync.wait();
   return rc;
 }
 
@@ -268,16 +279,16 @@ int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
     records.push_back(std::move(data));
   }
   uint64_t n = 0;
+  SyncWait sync(p, a, ns);
   for (const auto& data : records) {
     PubResult r = p.publish(as_bytes(data), a.type);
     if (!r.ok())
       return fail(publish_error(r.status, data.size(), p, a, ns, full_timeout) +
                   (n ? " (" + std::to_string(n) + " of the files published)" : std::string()));
-    int rc = kExitOk;
-    if (a.sync && (rc = wait_durable(p, r.seq, a, ns)) != kExitOk) return rc;
+    if (int rc = sync.add(r.seq); rc != kExitOk) return rc;
     ++n;
   }
-  return kExitOk;
+  return sync.wait();
 }
 
 }  // namespace
@@ -312,8 +323,8 @@ int cmd_pub(const PubArgs& a) {
   if (!p) return fail_stream(p.error(), ns, a.stream);
   if (a.count > 0) return pub_synthetic(p.value(), a, size, ns, *full_timeout);
   if (!a.files.empty()) return pub_files(p.value(), a, ns, *full_timeout);
-  if (delim) return pub_delimited(p.value(), a, *delim, ns, *full_timeout);
-  return pub_lines(p.value(), a, ns, *full_timeout);
+  if (delim) return pub_delimited(p.value(), a, *delim, "record", ns, *full_timeout);
+  return pub_delimited(p.value(), a, "\n", "line", ns, *full_timeout);
 }
 
 }  // namespace shmbus::tools

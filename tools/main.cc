@@ -259,8 +259,10 @@ int main(int argc, char** argv) {
                 "How long a publish waits for room in a full stream (default 10s)");
   p->add_flag("--sync", pub.sync,
               "Return only once the records are durable in the store (needs shmbus persist: "
-              "fails at once if no persister is attached to STREAM within 1s)");
-  p->add_option("--sync-timeout", pub.sync_timeout, "How long --sync waits (default 10s)");
+              "fails at once if no persister is attached to STREAM within 1s); it waits for "
+              "the records published so far whenever stdin has nothing more to read yet, and "
+              "at the end, not once per record");
+  p->add_option("--sync-timeout", pub.sync_timeout, "How long each --sync wait may take (default 10s)");
   p->add_option("--rate", pub.rate, "Synthetic records: at most N per second (default: no limit)")
       ->check(kNotNegative);
   p->add_option("-D,--delimiter", pub.delimiter,

@@ -105,6 +105,11 @@ TEST_F(Cli, PubTooLargeRecordFails) {
   // Records before the bad one are published; none after it.
   EXPECT_EQ(cli({"tail", "s"}).out, "small\n");
   expect_failure(cli({"pub", "s", "--count", "1", "--size", "5000"}), "larger than");
+  // A line without its newline is read in chunks, never held whole: refused once it is
+  // past the maximum (the input goes on for 1 MiB).
+  CliResult endless = cli({"pub", "s"}, "ok\n" + std::string(1 << 20, 'z'));
+  expect_failure(endless, "is larger than the stream's maximum 4096 (line 2, before its newline)");
+  EXPECT_EQ(cli({"tail", "s"}).out, "small\nok\n");
 }
 
 // pub --file checks every file before it publishes the first: a missing file or one
@@ -354,7 +359,9 @@ TEST_F(Cli, CtrlCExits130EverywhereAndSigtermStopsCleanly) {
       CliResult r = bg.stop(sig);
       EXPECT_FALSE(r.timed_out);
       EXPECT_EQ(r.exit_code, sig == SIGINT ? 130 : 0) << sig << ": " << r.err;
-      if (args[0] == "stat") EXPECT_NE(r.out.find("lambda"), std::string::npos) << r.out;
+      if (args[0] == "stat") {
+        EXPECT_NE(r.out.find("lambda"), std::string::npos) << r.out;
+      }
     }
   }
   // pub with records left exits 130 on either signal (README: "pub with input left: 130"),
