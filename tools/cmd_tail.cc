@@ -339,6 +339,21 @@ int cmd_tail(const TailArgs& a) {
   } else {
     o.start = a.group.empty() ? StartFrom::earliest() : StartFrom{};  // {}: committed
   }
+  // Without -f, a start past the stream's end prints nothing and exits 0: said, so that a
+  // mistyped sequence or time is not taken for an empty stream.  (An existing group
+  // ignores --from; the note above the loop says so.)
+  if (!a.follow && (a.group.empty() || o.reset) &&
+      (o.start.kind == StartFrom::Kind::kSeq || o.start.kind == StartFrom::Kind::kTime)) {
+    const std::string flag = o.reset ? "--reset-to " + a.reset_to : "--from " + a.from;
+    if (o.start.kind == StartFrom::Kind::kTime) {
+      if (o.start.value > now_ns())
+        warn(flag + " is in the future (" + format_time_ns(o.start.value) +
+             "): nothing to print without -f, which waits for it");
+    } else if (auto info = stream_info(ns, a.stream); info && o.start.value > info->next_seq) {
+      warn(flag + " is past the stream's end (its next sequence is " + std::to_string(info->next_seq) +
+           "): nothing to print without -f, which waits for it");
+    }
+  }
   install_stop_handlers();  // before attaching: whoever sees us attached may signal us
   // A group takes from the store what the ring lost while it was away (persisted streams).
   auto open = [&](ConsumerOptions& o) {

@@ -63,6 +63,29 @@ TEST_F(Cli, TailFromAndCount) {
   expect_ok(f);
   EXPECT_EQ(f.out, "a\nb\nc\n");
   expect_failure(cli({"tail", "s", "--from", "yesterday"}), "--from");
+  // A start past the end prints nothing, exits 0, and says why (a mistyped sequence
+  // looked like an empty stream); the end itself and -f say nothing.
+  CliResult past = cli({"tail", "s", "--from", "50"});
+  expect_ok(past);
+  EXPECT_EQ(past.out, "");
+  EXPECT_NE(past.err.find("--from 50 is past the stream's end (its next sequence is 5)"), std::string::npos)
+      << past.err;
+  CliResult future = cli({"tail", "s", "--from", "@2099-01-01"});
+  expect_ok(future);
+  EXPECT_NE(future.err.find("--from @2099-01-01 is in the future"), std::string::npos) << future.err;
+  EXPECT_EQ(cli({"tail", "s", "--from", "5"}).err, "");
+  expect_ok(cli({"tail", "s", "--group", "g", "--count", "1"}));
+  CliResult reset = cli({"tail", "s", "--group", "g", "--reset-to", "9"});
+  EXPECT_NE(reset.err.find("--reset-to 9 is past the stream's end"), std::string::npos) << reset.err;
+  CliResult ahead = cli({"pub", "s"}, "f\n");
+  expect_ok(ahead);
+  Background waits(with_ns({"tail", "s", "-f", "--from", "6", "--count", "1"}));
+  expect_ok(cli({"pub", "s"}, "g\n"));
+  ASSERT_TRUE(waits.wait_for([](const std::string& out, const std::string&) { return out == "g\n"; }))
+      << waits.err();
+  CliResult got = waits.stop(SIGTERM);
+  EXPECT_EQ(got.out, "g\n");
+  EXPECT_EQ(got.err, "");
 }
 
 TEST_F(Cli, TailGroupContinuesAfterTheLastRecordPrinted) {
