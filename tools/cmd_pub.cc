@@ -70,24 +70,13 @@ void fill_synthetic(std::string* buf, uint64_t i) {
     std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
 }
 
-int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view ns) {
-  auto t = duration_flag("--sync-timeout", a.sync_timeout);
-  if (!t) return kExitUsage;
-  // Without a persister the wait could only time out: say so at once (after room for
-  // one started at the same time, within --sync-timeout).
-  if (!persist::persister_registered(
-          ns, a.stream, std::min<std::chrono::nanoseconds>(*t, persist::kPersisterRegisterGrace))) {
-    return fail("record " + std::to_string(seq) + " was published, but no persister is attached to "
-                "stream '" + a.stream + "', so --sync cannot wait for it to be durable (start one: " +
-                persist_command(ns, a.stream) + ")");
-  }
-  PubStatus st = p.wait_durable(seq, *t);
-  if (st == PubStatus::kOk) return kExitOk;
-  if (st == PubStatus::kNotPersisted)
-    return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded it as "
-                "lost (a --let-go stream whose persister was away while the ring moved on)");
-  return fail("record " + std::to_string(seq) + " was published but is not durable after " +
-              a.sync_timeout + ": is `" + persist_command(ns, a.stream) + "` running?");
+// --sync: is a persister attached to the stream (one that starts within the grace, or
+// within `timeout` if shorter, counts)?  Without one a wait could only time out.  A stop
+// signal ends the wait for one (false then too: the caller checks stop_requested()).
+bool persister_attached(std::string_view stream, std::string_view ns, std::chrono::nanoseconds timeout) {
+  return persist::persister_registered(ns, stream,
+                                       std::min<std::chrono::nanoseconds>(timeout, persist::kPersisterRegisterGrace),
+                                       [] { return stop_requested(); });
 }
 
 // --sync: the records published since the last wait, waited for together.  Waiting for
@@ -95,34 +84,78 @@ int wait_durable(Producer& p, uint64_t seq, const PubArgs& a, std::string_view n
 // --sync`: 10.5 s, one flush of ~10 ms a line); a Kafka producer with acks=all pipelines
 // the same way and flushes at the end.  wait() waits for the last one (the durable
 // position is a prefix), then checks that none of them lies in a range the persister
-// recorded as lost.  Callers wait before they block for more input and at the end, and
-// every kMaxPending records (which bounds the memory: --count 10^9 kept them all).
+// recorded as lost.  Callers wait before they block for more input, at the end, before
+// they report a failure to publish (what came before it is then durable, as when each
+// record was waited for), and every kMaxPending records (which bounds the memory:
+// --count 10^9 kept them all).  A stop signal ends a wait (exit 130), and the message
+// says how many records were confirmed durable.
 class SyncWait {
  public:
   static constexpr size_t kMaxPending = 65536;
-  SyncWait(Producer& p, const PubArgs& a, std::string_view ns) : p_(p), a_(a), ns_(ns) {}
+  SyncWait(Producer& p, const PubArgs& a, std::string_view ns, std::chrono::nanoseconds timeout)
+      : p_(p), a_(a), ns_(ns), timeout_(timeout) {}
   // A record published: kExitOk, or wait()'s code when kMaxPending were due.
   int add(uint64_t seq) {
     if (!a_.sync) return kExitOk;
+    ++published_;
     pending_.push_back(seq);
     return pending_.size() >= kMaxPending ? wait() : kExitOk;
   }
   int wait() {
     if (pending_.empty()) return kExitOk;
-    if (int rc = wait_durable(p_, pending_.back(), a_, ns_); rc != kExitOk) return rc;
-    for (uint64_t seq : pending_)
-      if (p_.wait_durable(seq, std::chrono::nanoseconds(0)) == PubStatus::kNotPersisted)
-        return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded "
-                    "it as lost (a --let-go stream whose persister was away while the ring moved on)");
+    const uint64_t seq = pending_.back();
+    // A persister that went away since the start: said at once, as at the start.
+    if (!persister_attached(a_.stream, ns_, timeout_)) {
+      if (stop_requested()) return interrupted();
+      return fail("record " + std::to_string(seq) + " was published, but no persister is attached to "
+                  "stream '" + a_.stream + "', so --sync cannot wait for it to be durable (start one: " +
+                  persist_command(ns_, a_.stream) + ")" + confirmed());
+    }
+    // In slices, so that Ctrl-C or SIGTERM ends the wait within 100 ms.
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    PubStatus st;
+    for (;;) {
+      if (stop_requested()) return interrupted();
+      const auto left = deadline - std::chrono::steady_clock::now();
+      st = p_.wait_durable(seq, std::max<std::chrono::nanoseconds>(
+                                    std::chrono::nanoseconds(0), std::min<std::chrono::nanoseconds>(left, 100ms)));
+      if (st != PubStatus::kTimeout || left <= 100ms) break;
+    }
+    if (st == PubStatus::kNotPersisted)
+      return fail("record " + std::to_string(seq) + " was not persisted: the persister recorded it as "
+                  "lost (a --let-go stream whose persister was away while the ring moved on)" + confirmed());
+    if (st != PubStatus::kOk)
+      return fail("record " + std::to_string(seq) + " was published but is not durable after " +
+                  a_.sync_timeout + ": is `" + persist_command(ns_, a_.stream) + "` running?" + confirmed());
+    for (uint64_t q : pending_)
+      if (p_.wait_durable(q, std::chrono::nanoseconds(0)) == PubStatus::kNotPersisted)
+        return fail("record " + std::to_string(q) + " was not persisted: the persister recorded "
+                    "it as lost (a --let-go stream whose persister was away while the ring moved on)" +
+                    confirmed());
+    durable_ += pending_.size();
     pending_.clear();
     return kExitOk;
   }
+  // For a message: how many of the records published were confirmed durable ("" without
+  // --sync, or when all were).
+  std::string confirmed() const {
+    if (!a_.sync || durable_ == published_) return {};
+    return " (--sync: " + std::to_string(durable_) + " of the " + std::to_string(published_) +
+           " records published were confirmed durable)";
+  }
 
  private:
+  int interrupted() {
+    return fail("interrupted after " + std::to_string(published_) + " records, waiting for them to be durable" +
+                    confirmed(),
+                kExitInterrupted);
+  }
   Producer& p_;
   const PubArgs& a_;
   std::string_view ns_;
+  std::chrono::nanoseconds timeout_;
   std::vector<uint64_t> pending_;
+  uint64_t published_ = 0, durable_ = 0;
 };
 
 // True when a read of stdin would wait (nothing to read yet: an interactive writer, or a
@@ -137,13 +170,12 @@ bool stdin_would_block() {
 }
 
 int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view ns,
-                  std::chrono::nanoseconds full_timeout) {
+                  std::chrono::nanoseconds full_timeout, SyncWait& sync) {
   if (size > p.max_record())
     return fail(publish_error(PubStatus::kTooLarge, size, p, a, ns, full_timeout));
   std::string buf(size, '\0');
   const auto t0 = std::chrono::steady_clock::now();
   uint64_t n = 0;
-  SyncWait sync(p, a, ns);
   for (; n < a.count && !stop_requested(); ++n) {
     if (a.rate > 0 && n % 16 == 0) {  // pace: record n is due at t0 + n / rate
       const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(n * 1e9 / static_cast<double>(a.rate)));
@@ -151,26 +183,30 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
     }
     fill_synthetic(&buf, n);
     PubResult r = p.publish(as_bytes(buf), a.type);
-    if (!r.ok()) return fail(publish_error(r.status, size, p, a, ns, full_timeout));
+    if (!r.ok()) {
+      const int rc = fail(publish_error(r.status, size, p, a, ns, full_timeout));
+      (void)sync.wait();  // what came before it is durable, or said not to be
+      return rc;
+    }
     if (int rc = sync.add(r.seq); rc != kExitOk) return rc;
   }
+  if (n < a.count) return fail("interrupted after " + std::to_string(n) + " records" + sync.confirmed(), kExitInterrupted);
   if (int rc = sync.wait(); rc != kExitOk) return rc;
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double rate = s > 0 ? static_cast<double>(n) / s : 0.0;
   std::fprintf(stderr, "published %llu records of %llu bytes in %.3f s (%.0f rec/s, %.1f MiB/s)\n",
                static_cast<unsigned long long>(n), static_cast<unsigned long long>(size), s, rate,
                rate * static_cast<double>(size) / (1 << 20));
-  if (n < a.count) return fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
   return kExitOk;
 }
 
 // Reads up to `max` more bytes of stdin into *buf; 0 at end of input, -1 on an error or a
-// stop signal (*rc set).
-ssize_t read_stdin(std::string* buf, size_t max, uint64_t n, int* rc) {
+// stop signal (*rc set; `note` ends the message).
+ssize_t read_stdin(std::string* buf, size_t max, uint64_t n, int* rc, const std::string& note = {}) {
   char chunk[65536];
   for (;;) {
     if (stop_requested()) {
-      *rc = fail("interrupted after " + std::to_string(n) + " records", kExitInterrupted);
+      *rc = fail("interrupted after " + std::to_string(n) + " records" + note, kExitInterrupted);
       return -1;
     }
     const ssize_t got = ::read(STDIN_FILENO, chunk, std::min(sizeof chunk, max));
@@ -189,13 +225,12 @@ ssize_t read_stdin(std::string* buf, size_t max, uint64_t n, int* rc) {
 // memory than a record may be (getline() held any line whole).  --sync waits whenever a
 // read would wait, and at the end.
 int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const char* unit,
-                  std::string_view ns, std::chrono::nanoseconds full_timeout) {
+                  std::string_view ns, std::chrono::nanoseconds full_timeout, SyncWait& sync) {
   std::string buf;
   size_t start = 0, scanned = 0;  // buf[start..] is not published; no delim in [start, scanned)
   uint64_t n = 0;
   int rc = kExitOk;
   bool eof = false;
-  SyncWait sync(p, a, ns);
   while (rc == kExitOk) {
     const size_t at = buf.find(delim, scanned);
     std::string_view rec;
@@ -206,26 +241,32 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const
       rec = std::string_view(buf).substr(start);
     } else {
       // Bounded: a record can be at most max_record bytes.
-      if (buf.size() - start > p.max_record() + delim.size())
-        return fail("record of at least " + std::to_string(buf.size() - start) +
+      if (buf.size() - start > p.max_record() + delim.size()) {
+        rc = fail("record of at least " + std::to_string(buf.size() - start) +
                     " bytes is larger than the stream's maximum " + std::to_string(p.max_record()) +
                     " (" + unit + " " + std::to_string(n + 1) + ", before its " +
                     (delim == "\n" ? "newline" : "delimiter") + ")");
+        (void)sync.wait();  // what came before it is durable, or said not to be
+        return rc;
+      }
       buf.erase(0, start);
       start = 0;
       scanned = buf.size() >= delim.size() ? buf.size() - delim.size() + 1 : 0;
       // --sync: what was published is made durable before waiting for more input (an
       // interactive writer sees each line durable before it types the next).
       if (a.sync && stdin_would_block() && (rc = sync.wait()) != kExitOk) break;
-      const ssize_t got = read_stdin(&buf, 65536, n, &rc);
+      const ssize_t got = read_stdin(&buf, 65536, n, &rc, sync.confirmed());
       if (got < 0) break;
       if (got == 0) eof = true;
       continue;
     }
     PubResult r = p.publish(as_bytes(rec), a.type);
-    if (!r.ok())
-      return fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (" + unit + " " +
-                  std::to_string(n + 1) + ")");
+    if (!r.ok()) {
+      rc = fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (" + unit + " " +
+                std::to_string(n + 1) + ")");
+      (void)sync.wait();  // what came before it is durable, or said not to be
+      return rc;
+    }
     if ((rc = sync.add(r.seq)) != kExitOk) break;
     ++n;
     start = at == std::string::npos ? buf.size() : at + delim.size();
@@ -242,7 +283,7 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const
 // directory, a FIFO, /proc files, stdin).  Each file is opened once, so a FIFO's writer
 // is read, not dropped.
 int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
-              std::chrono::nanoseconds full_timeout) {
+              std::chrono::nanoseconds full_timeout, SyncWait& sync) {
   std::vector<std::string> records;
   records.reserve(a.files.size());
   for (const auto& f : a.files) {
@@ -279,12 +320,14 @@ int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
     records.push_back(std::move(data));
   }
   uint64_t n = 0;
-  SyncWait sync(p, a, ns);
   for (const auto& data : records) {
     PubResult r = p.publish(as_bytes(data), a.type);
-    if (!r.ok())
-      return fail(publish_error(r.status, data.size(), p, a, ns, full_timeout) +
-                  (n ? " (" + std::to_string(n) + " of the files published)" : std::string()));
+    if (!r.ok()) {
+      const int rc = fail(publish_error(r.status, data.size(), p, a, ns, full_timeout) +
+                          (n ? " (" + std::to_string(n) + " of the files published)" : std::string()));
+      (void)sync.wait();  // what came before it is durable, or said not to be
+      return rc;
+    }
     if (int rc = sync.add(r.seq); rc != kExitOk) return rc;
     ++n;
   }
@@ -315,16 +358,28 @@ int cmd_pub(const PubArgs& a) {
   std::optional<std::string> delim;
   if (a.nul) delim = std::string(1, '\0');
   if (!a.delimiter.empty() && !(delim = delimiter_flag("-D", a.delimiter))) return kExitUsage;
+  // Checked before anything is published (a bad value used to fail only at the first
+  // wait, after the records before it).
+  auto sync_timeout = duration_flag("--sync-timeout", a.sync_timeout);
+  if (!sync_timeout) return kExitUsage;
   ProducerOptions po;
   po.when_full = FullPolicy::kWait;
   po.full_timeout = *full_timeout;
   install_stop_handlers();
   auto p = Producer::open(ns, a.stream, po);
   if (!p) return fail_stream(p.error(), ns, a.stream);
-  if (a.count > 0) return pub_synthetic(p.value(), a, size, ns, *full_timeout);
-  if (!a.files.empty()) return pub_files(p.value(), a, ns, *full_timeout);
-  if (delim) return pub_delimited(p.value(), a, *delim, "record", ns, *full_timeout);
-  return pub_delimited(p.value(), a, "\n", "line", ns, *full_timeout);
+  // --sync without a persister could only time out: said before anything is published
+  // (one that starts within a second is waited for).
+  if (a.sync && !persister_attached(a.stream, ns, *sync_timeout)) {
+    if (stop_requested()) return fail("interrupted before publishing", kExitInterrupted);
+    return fail("no persister is attached to stream '" + a.stream + "', so --sync cannot wait for "
+                "records to be durable (start one: " + persist_command(ns, a.stream) + "); nothing published");
+  }
+  SyncWait sync(p.value(), a, ns, *sync_timeout);
+  if (a.count > 0) return pub_synthetic(p.value(), a, size, ns, *full_timeout, sync);
+  if (!a.files.empty()) return pub_files(p.value(), a, ns, *full_timeout, sync);
+  if (delim) return pub_delimited(p.value(), a, *delim, "record", ns, *full_timeout, sync);
+  return pub_delimited(p.value(), a, "\n", "line", ns, *full_timeout, sync);
 }
 
 }  // namespace shmbus::tools

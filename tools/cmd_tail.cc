@@ -3,6 +3,7 @@
 #include <stdio_ext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -341,15 +342,19 @@ int cmd_tail(const TailArgs& a) {
   }
   // Without -f, a start past the stream's end prints nothing and exits 0: said, so that a
   // mistyped sequence or time is not taken for an empty stream.  (An existing group
-  // ignores --from; the note above the loop says so.)
-  if (!a.follow && (a.group.empty() || o.reset) &&
-      (o.start.kind == StartFrom::Kind::kSeq || o.start.kind == StartFrom::Kind::kTime)) {
+  // ignores --from: a note below says so instead.)
+  if (!a.follow && (o.start.kind == StartFrom::Kind::kSeq || o.start.kind == StartFrom::Kind::kTime)) {
     const std::string flag = o.reset ? "--reset-to " + a.reset_to : "--from " + a.from;
-    if (o.start.kind == StartFrom::Kind::kTime) {
+    auto info = stream_info(ns, a.stream);
+    bool applies = a.group.empty() || o.reset;
+    if (!applies && info)  // a new group starts there
+      applies = std::none_of(info->consumers.begin(), info->consumers.end(),
+                             [&](const auto& c) { return c.durable && c.name == a.group; });
+    if (applies && o.start.kind == StartFrom::Kind::kTime) {
       if (o.start.value > now_ns())
         warn(flag + " is in the future (" + format_time_ns(o.start.value) +
              "): nothing to print without -f, which waits for it");
-    } else if (auto info = stream_info(ns, a.stream); info && o.start.value > info->next_seq) {
+    } else if (applies && info && o.start.value > info->next_seq) {
       warn(flag + " is past the stream's end (its next sequence is " + std::to_string(info->next_seq) +
            "): nothing to print without -f, which waits for it");
     }

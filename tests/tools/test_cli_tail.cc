@@ -77,6 +77,10 @@ TEST_F(Cli, TailFromAndCount) {
   expect_ok(cli({"tail", "s", "--group", "g", "--count", "1"}));
   CliResult reset = cli({"tail", "s", "--group", "g", "--reset-to", "9"});
   EXPECT_NE(reset.err.find("--reset-to 9 is past the stream's end"), std::string::npos) << reset.err;
+  CliResult fresh = cli({"tail", "s", "--group", "new", "--from", "50"});  // a new group starts there
+  EXPECT_NE(fresh.err.find("--from 50 is past the stream's end"), std::string::npos) << fresh.err;
+  CliResult known = cli({"tail", "s", "--group", "g", "--from", "50"});  // an existing one does not
+  EXPECT_EQ(known.err.find("past the stream's end"), std::string::npos) << known.err;
   CliResult ahead = cli({"pub", "s"}, "f\n");
   expect_ok(ahead);
   Background waits(with_ns({"tail", "s", "-f", "--from", "6", "--count", "1"}));

@@ -193,6 +193,13 @@ TEST_F(Cli, PubSyncWithoutAPersisterFailsAtOnce) {
   EXPECT_LT(took, 10.0);  // the grace for a persister starting meanwhile is 1 s
   CliResult synthetic = cli({"pub", "s", "--sync", "--count", "2"});
   expect_failure(synthetic, "no persister is attached");
+  // Both before anything was published (a review: with the waits batched, the check at
+  // the first wait came after a burst of up to 65536 records), as is a bad --sync-timeout.
+  EXPECT_NE(synthetic.err.find("nothing published"), std::string::npos) << synthetic.err;
+  CliResult bad = cli({"pub", "s", "--sync", "--sync-timeout", "bogus"}, "a\nb\n");
+  expect_failure(bad, "--sync-timeout");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(stream_info(ns_, "s")->next_seq, 0u);
 
   // A persister starting meanwhile is waited for.
   const std::filesystem::path dir = scratch_.path();
@@ -238,6 +245,30 @@ TEST_F(Cli, PubSyncWaitsForTheLinesTogether) {
   std::ofstream(f) << "file";
   expect_ok(cli({"pub", "s", "--sync", "--file", f, "--file", f, "--sync-timeout", "20s"}));
   EXPECT_GE(stream_info(ns_, "s")->durable_seq, 13u);
+  // A line that cannot be published fails the command, and the lines before it are
+  // durable when it exits, as when each was waited for (a review).
+  const std::string big(stream_info(ns_, "s")->max_record + 1, 'x');
+  CliResult refused = cli({"pub", "s", "--sync", "--sync-timeout", "20s"}, "y\nz\n" + big + "\nw\n");
+  expect_failure(refused, "larger than the stream's maximum");
+  auto after = stream_info(ns_, "s");
+  EXPECT_EQ(after->next_seq, 15u);
+  EXPECT_EQ(after->durable_seq, 15u) << "the lines before the refused one were not waited for";
+  // A stop signal ends a wait (a persister that does not answer: stopped): exit 130 at
+  // once, not at --sync-timeout (a review: the wait did not look at the signal).
+  ASSERT_EQ(::kill(persister.pid(), SIGSTOP), 0);
+  Background waiting(with_ns({"pub", "s", "--sync", "--count", "1", "--sync-timeout", "60s"}));
+  ASSERT_TRUE(waiting.wait_for([&](const std::string&, const std::string&) {
+    return stream_info(ns_, "s")->next_seq == 16;
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto t1 = Clock::now();
+  CliResult stopped = waiting.stop(SIGINT, std::chrono::seconds(30));
+  const double waited = std::chrono::duration<double>(Clock::now() - t1).count();
+  EXPECT_EQ(stopped.exit_code, 130) << stopped.err;
+  EXPECT_NE(stopped.err.find("interrupted after 1 records, waiting for them to be durable"), std::string::npos)
+      << stopped.err;
+  EXPECT_LT(waited, 10.0);
+  ASSERT_EQ(::kill(persister.pid(), SIGCONT), 0);
   EXPECT_EQ(persister.stop(SIGTERM).exit_code, 0);
   expect_ok(cli({"persist", "s", "--detach"}));
 }
