@@ -2,10 +2,13 @@
 // CLI11, which is slow to compile).  Each subcommand fills an argument struct and calls
 // its function in commands.h.
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -184,9 +187,35 @@ void add_namespace(CLI::App* sub, std::string* ns, const char* help = kNamespace
   g_namespaces.push_back(ns);
 }
 
+// A standard stream the caller closed (`shmbus pub S <&-`, `shmbus tail S >&-`) leaves its
+// descriptor free, and the next open takes it: the stream's shared memory, then read as
+// pub's input or written over by tail's output (`tail S >&-` wrote its records over the
+// ring's header: "bad magic"; a review), or a store's file, or a lock.  Each closed one is
+// held by /dev/null opened the other way (reads of stdin, writes of stdout and stderr
+// still fail with EBADF, as on a closed descriptor, and nothing of ours lands there).
+// Inherited by children (shmbus-bench) on purpose.  False when one cannot be held.
+bool hold_standard_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    const int got = ::open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+    if (got < 0) return false;
+    if (got != fd) {  // (the lowest free descriptor: fd, unless a lower one was closed too)
+      const int ok = ::dup2(got, fd);
+      ::close(got);
+      if (ok != fd) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (!hold_standard_fds()) {
+    const char msg[] = "shmbus: a standard descriptor (0, 1 or 2) is closed and /dev/null cannot hold it\n";
+    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+    return 1;
+  }
   // Named: usage lines say "shmbus", not the path it was run by.
   CLI::App app{"shmbus: streams of records in shared memory", "shmbus"};
   app.formatter(std::make_shared<HelpFormatter>());  // before the subcommands: they share it

@@ -112,6 +112,33 @@ TEST_F(Cli, PubTooLargeRecordFails) {
   EXPECT_EQ(cli({"tail", "s"}).out, "small\nok\n");
 }
 
+// A closed standard descriptor is not given to the stream: `tail S >&-` wrote its records
+// over the ring's header ("bad magic"), `pub S <&-` read the ring as its input (a
+// review).  They fail as on a closed descriptor, and the stream is intact.
+TEST_F(Cli, ClosedStandardDescriptorsAreNotTheStreams) {
+  expect_ok(cli({"create", "s", "--capacity", "64K"}));
+  expect_ok(cli({"pub", "s"}, "a\nb\n"));
+  auto closed = [&](const std::string& redirect, std::vector<std::string> args) {
+    std::vector<std::string> sh = {"-c", "exec \"$0\" \"$@\" " + redirect, SHMBUS_CLI};
+    args.push_back("--namespace");
+    args.push_back(ns_);
+    sh.insert(sh.end(), args.begin(), args.end());
+    return run_program("/bin/sh", sh);
+  };
+  CliResult tail = closed(">&-", {"tail", "s"});
+  EXPECT_EQ(tail.exit_code, 1) << tail.err;
+  EXPECT_NE(tail.err.find("cannot write to stdout: Bad file descriptor"), std::string::npos) << tail.err;
+  CliResult pub = closed("<&-", {"pub", "s"});
+  EXPECT_EQ(pub.exit_code, 1) << pub.err;
+  EXPECT_NE(pub.err.find("cannot read stdin: Bad file descriptor"), std::string::npos) << pub.err;
+  CliResult quiet = closed("2>&-", {"stat", "nosuch"});  // an error with nowhere to go
+  EXPECT_EQ(quiet.exit_code, 1);
+  CliResult t = cli({"tail", "s"});
+  expect_ok(t);
+  EXPECT_EQ(t.out, "a\nb\n");
+  EXPECT_EQ(stream_info(ns_, "s")->next_seq, 2u);
+}
+
 // pub --file checks every file before it publishes the first: a missing file or one
 // larger than a record fails the command with nothing published (a walkthrough:
 // `--file A --file /missing` published A, then failed).
