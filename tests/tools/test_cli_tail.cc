@@ -224,15 +224,22 @@ TEST_F(Cli, FromTimeTakesIsoDatesRelativeAndEpochUnits) {
   EXPECT_NE(bare.err.find("shmbus: --from: @4000000000 read as seconds"), std::string::npos)
       << bare.err;
   EXPECT_NE(bare.err.find("2096-"), std::string::npos) << bare.err;
-  // With a unit, no note.
+  // With a unit, no note on the unit; a time in the future is said to be (nothing to
+  // print without -f), @now is not.
   for (const char* from : {"@4000000000s", "@4000000000000ms", "@4000000000000000us",
                            "@4000000000000000000ns", "@2096-10-02", "@2096-10-02T07:06:40Z",
-                           "@2096-10-02T08:06:40+01:00", "@2096-10-02T02:06:40-0500", "@now"}) {
+                           "@2096-10-02T08:06:40+01:00", "@2096-10-02T02:06:40-0500"}) {
     CliResult r = cli({"tail", "s", "--from", from});
     expect_ok(r);
     EXPECT_EQ(r.out, "") << from;
-    EXPECT_EQ(r.err, "") << from;
+    EXPECT_EQ(r.err, std::string("shmbus: --from ") + from + " is in the future (2096-10-02T" +
+                         (std::string(from) == "@2096-10-02" ? "00:00:00" : "07:06:40") +
+                         ".000Z): nothing to print without -f, which waits for it\n");
   }
+  CliResult now = cli({"tail", "s", "--from", "@now"});
+  expect_ok(now);
+  EXPECT_EQ(now.out, "");
+  EXPECT_EQ(now.err, "");
   for (const char* from : {"@0ns", "@-1h", "@now-1h", "@1970-01-01T01:00:00+01:00", "@2000-01-01",
                            "@1.5s"}) {
     CliResult r = cli({"tail", "s", "--from", from});
