@@ -133,6 +133,20 @@ std::string describe(std::string_view ns, std::string_view name) {
   return "stream '" + std::string(name) + "' in namespace '" + std::string(ns) + "'";
 }
 
+// A descriptor of the ring's never sits on 0, 1 or 2: a process that closed a standard
+// stream would otherwise read its input from, or write its output into, the ring (the
+// `shmbus` command did: `tail S >&-` wrote its records over the header; it now holds
+// them itself, tools/main.cc, but a program linking the library may not).  Moved above 2
+// (close-on-exec), the low one closed.  -1 with errno set on failure.
+int above_stdio(int fd) noexcept {
+  if (fd < 0 || fd > 2) return fd;
+  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  const int e = errno;
+  ::close(fd);
+  errno = e;
+  return moved;
+}
+
 std::string human(uint64_t b) {
   char buf[32];
   if (b >= (1ULL << 30)) snprintf(buf, sizeof buf, "%.1f GiB", b / double(1ULL << 30));
@@ -189,7 +203,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   m->name_ = name;
   const std::string obj = object_name(ns, name);
   const std::string path = shm_path(obj);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode);
+  int fd = above_stdio(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode));
   if (fd < 0) return from_errno(errno, describe(ns, name));
   (void)fchmod(fd, opts.mode);  // the umask does not narrow what was asked for
   // Reserve every page now: a full /dev/shm fails here, not as SIGBUS later.
@@ -282,7 +296,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
   const std::string path = shm_path(obj);
   const std::string what = describe(ns, name);
   const int flags = (read_only ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC;
-  m->hold_fd_ = ::open(path.c_str(), flags);
+  m->hold_fd_ = above_stdio(::open(path.c_str(), flags));
   if (m->hold_fd_ < 0) {
     Error err = from_errno(errno, what);
     if (err.code == Errc::kNotFound)
@@ -387,9 +401,9 @@ Result<void> StreamMapping::open_lock_fds(const std::string& path, int flags, co
     // description unlisted, which after_fork_in_child() would then not close (a
     // registry lock the parent takes through probe_fd_ would outlive the parent).
     std::lock_guard<std::mutex> lock(fork_mutex());
-    lock_fd_ = ::open(path.c_str(), flags);
+    lock_fd_ = above_stdio(::open(path.c_str(), flags));
     if (lock_fd_ < 0) return from_errno(errno, what);
-    probe_fd_ = ::open(path.c_str(), flags);
+    probe_fd_ = above_stdio(::open(path.c_str(), flags));
     if (probe_fd_ < 0) {
       const int e = errno;
       ::close(lock_fd_);

@@ -344,9 +344,14 @@ TEST(Ring, ALossIsOwedToTheGroupUntilAHolderIsToldOfIt) {
       EXPECT_EQ(g2->lost() + g2->gaps(), 0u);
       auto told = stream_info(ns.ns(), "s");
       ASSERT_TRUE(told);
-      for (const ConsumerInfo& c : told->consumers)
-        if (c.name == name) EXPECT_FALSE(c.owed_from);
-      if (evicted) EXPECT_EQ(stream_info(ns.ns(), "s")->evicted_lost, to - from);  // once
+      for (const ConsumerInfo& c : told->consumers) {
+        if (c.name == name) {
+          EXPECT_FALSE(c.owed_from);
+        }
+      }
+      if (evicted) {
+        EXPECT_EQ(stream_info(ns.ns(), "s")->evicted_lost, to - from);  // once
+      }
     }
   }
 }

@@ -87,6 +87,33 @@ TEST(Create, CapacityRulesAndMode) {
   EXPECT_EQ(st.st_mode & 0777, 0640u);
 }
 
+// With its standard descriptors closed, a process's ring is not opened on one of them:
+// its reads and writes there would go to the ring (`shmbus tail S >&-` wrote its records
+// over the header).  Every descriptor the library keeps for a stream lies above 2.
+TEST(Create, TheRingIsNeverOnAStandardDescriptor) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 4096;
+  int saved[3];
+  for (int fd = 0; fd < 3; ++fd) saved[fd] = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  for (int fd = 0; fd < 3; ++fd) ::close(fd);
+  bool created = false, opened = false, free_after[3] = {false, false, false};
+  {
+    created = create_stream(ns.ns(), "s", o).ok();
+    auto p = Producer::open(ns.ns(), "s");
+    auto c = Consumer::open(ns.ns(), "s", ConsumerOptions{});
+    opened = p.ok() && c.ok();
+    for (int fd = 0; fd < 3; ++fd) free_after[fd] = ::fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+  }
+  for (int fd = 0; fd < 3; ++fd) {  // (restored before any output)
+    ::dup2(saved[fd], fd);
+    ::close(saved[fd]);
+  }
+  EXPECT_TRUE(created);
+  EXPECT_TRUE(opened);
+  for (int fd = 0; fd < 3; ++fd) EXPECT_TRUE(free_after[fd]) << "descriptor " << fd << " was taken";
+}
+
 // In a private mount namespace with a 64 MiB /dev/shm (as in a default container), a
 // 128 MiB stream fails at once with a message that says how to fix it.
 TEST(Create, LargerThanDevShmFailsAtOnce) {
