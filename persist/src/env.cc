@@ -6,13 +6,17 @@
 
 #include <atomic>
 
+#include "shmbus/detail/descriptors.h"
+
 namespace shmbus::persist::detail {
 namespace {
 
 class RealEnv final : public Env {
  public:
+  // Never on a standard descriptor (shmbus/detail/descriptors.h): a program that closed
+  // its stdout would otherwise print into a segment file.
   int openat(int dir, const char* name, int flags, mode_t mode) override {
-    return ::openat(dir, name, flags, mode);
+    return shmbus::detail::above_stdio(::openat(dir, name, flags, mode));
   }
   int close(int fd) override { return ::close(fd); }
   ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) override {

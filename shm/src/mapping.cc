@@ -2,6 +2,7 @@
 #include "mapping.h"
 
 #include "clock.h"
+#include "shmbus/detail/descriptors.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -131,20 +132,6 @@ int guard_mapping(void* base, uint64_t len, int prot) {
 
 std::string describe(std::string_view ns, std::string_view name) {
   return "stream '" + std::string(name) + "' in namespace '" + std::string(ns) + "'";
-}
-
-// A descriptor of the ring's never sits on 0, 1 or 2: a process that closed a standard
-// stream would otherwise read its input from, or write its output into, the ring (the
-// `shmbus` command did: `tail S >&-` wrote its records over the header; it now holds
-// them itself, tools/main.cc, but a program linking the library may not).  Moved above 2
-// (close-on-exec), the low one closed.  -1 with errno set on failure.
-int above_stdio(int fd) noexcept {
-  if (fd < 0 || fd > 2) return fd;
-  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  const int e = errno;
-  ::close(fd);
-  errno = e;
-  return moved;
 }
 
 std::string human(uint64_t b) {

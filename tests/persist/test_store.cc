@@ -1,5 +1,6 @@
 // test_store.cc: the writer: sequence rules, durability, rolling, reopening, file
 // permissions, names, and the pmem store writing the same bytes as the file store.
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "format.h"
@@ -25,6 +26,32 @@ TEST(Store, AppendFlushReadBack) {
   EXPECT_EQ(st.granularity, PmemGranularity::kNotPmem);
   EXPECT_GT(st.segments, 1u);
   expect_records(read_all(t.path()), 500, 600, 300);
+}
+
+// With its standard descriptors closed, a process's store files and lock are not opened
+// on one of them (its output would land in a segment file): every file of the store
+// lies above 2 (shmbus/detail/descriptors.h).
+TEST(Store, FilesAreNeverOnAStandardDescriptor) {
+  TempDir t;
+  int saved[3];
+  for (int fd = 0; fd < 3; ++fd) saved[fd] = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  for (int fd = 0; fd < 3; ++fd) ::close(fd);
+  bool opened = false, appended = true, free_after[3] = {false, false, false};
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    opened = s.ok();
+    if (opened)
+      for (uint64_t q = 0; q < 50; ++q) appended = appended && append_one(*s, q, 300).ok();
+    for (int fd = 0; fd < 3; ++fd) free_after[fd] = ::fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+  }
+  for (int fd = 0; fd < 3; ++fd) {  // (restored before any output)
+    ::dup2(saved[fd], fd);
+    ::close(saved[fd]);
+  }
+  EXPECT_TRUE(opened);
+  EXPECT_TRUE(appended);
+  for (int fd = 0; fd < 3; ++fd) EXPECT_TRUE(free_after[fd]) << "descriptor " << fd << " was taken";
+  expect_records(read_all(t.path()), 0, 50, 300);
 }
 
 TEST(Store, SequenceRules) {
