@@ -6,6 +6,7 @@
 // timeouts.  A test never hangs on a dead or stuck child.
 #pragma once
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <thread>
@@ -143,6 +145,38 @@ struct Pipe {
     pollfd pfd{r, POLLIN, 0};
     return ::poll(&pfd, 1, 0) == 1;
   }
+};
+
+// Descriptors 0, 1 and 2 closed, as in a process started with `<&- >&- 2>&-`, until
+// restore() (or the end of the scope).  Nothing may print meanwhile: a failed EXPECT
+// prints, so keep the results and check them after restore().
+class StdioClosed {
+ public:
+  StdioClosed() {
+    for (int fd = 0; fd < 3; ++fd) saved_[fd] = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    for (int fd = 0; fd < 3; ++fd) ::close(fd);
+  }
+  ~StdioClosed() { restore(); }
+  StdioClosed(const StdioClosed&) = delete;
+  StdioClosed& operator=(const StdioClosed&) = delete;
+  void restore() {
+    for (int fd = 0; fd < 3; ++fd) {
+      if (saved_[fd] < 0) continue;
+      ::dup2(saved_[fd], fd);
+      ::close(saved_[fd]);
+      saved_[fd] = -1;
+    }
+  }
+  // Which of 0, 1, 2 are open now (bit fd): while closed, whatever took one of them.
+  static unsigned taken() {
+    unsigned bits = 0;
+    for (int fd = 0; fd < 3; ++fd)
+      if (!(::fcntl(fd, F_GETFD) == -1 && errno == EBADF)) bits |= 1u << fd;
+    return bits;
+  }
+
+ private:
+  int saved_[3] = {-1, -1, -1};
 };
 
 }  // namespace shmbus::test

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "format.h"
+#include "../common/process.h"
 #include "test_util.h"
 
 namespace shmbus::persist::test {
@@ -33,24 +34,20 @@ TEST(Store, AppendFlushReadBack) {
 // lies above 2 (shmbus/detail/descriptors.h).
 TEST(Store, FilesAreNeverOnAStandardDescriptor) {
   TempDir t;
-  int saved[3];
-  for (int fd = 0; fd < 3; ++fd) saved[fd] = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
-  for (int fd = 0; fd < 3; ++fd) ::close(fd);
-  bool opened = false, appended = true, free_after[3] = {false, false, false};
+  bool opened = false, appended = true;
+  unsigned taken = 0;
+  shmbus::test::StdioClosed closed;
   {
     auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
     opened = s.ok();
     if (opened)
       for (uint64_t q = 0; q < 50; ++q) appended = appended && append_one(*s, q, 300).ok();
-    for (int fd = 0; fd < 3; ++fd) free_after[fd] = ::fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+    taken = shmbus::test::StdioClosed::taken();
   }
-  for (int fd = 0; fd < 3; ++fd) {  // (restored before any output)
-    ::dup2(saved[fd], fd);
-    ::close(saved[fd]);
-  }
+  closed.restore();
   EXPECT_TRUE(opened);
   EXPECT_TRUE(appended);
-  for (int fd = 0; fd < 3; ++fd) EXPECT_TRUE(free_after[fd]) << "descriptor " << fd << " was taken";
+  EXPECT_EQ(taken, 0u) << "descriptors taken (bits of 0, 1, 2)";
   expect_records(read_all(t.path()), 0, 50, 300);
 }
 

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "layout.h"
+#include "../common/process.h"
 #include "../common/scratch.h"
 
 namespace shmbus {
@@ -94,24 +95,20 @@ TEST(Create, TheRingIsNeverOnAStandardDescriptor) {
   test::ScopedNs ns;
   StreamOptions o;
   o.capacity = 4096;
-  int saved[3];
-  for (int fd = 0; fd < 3; ++fd) saved[fd] = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
-  for (int fd = 0; fd < 3; ++fd) ::close(fd);
-  bool created = false, opened = false, free_after[3] = {false, false, false};
+  bool created = false, opened = false;
+  unsigned taken = 0;
+  test::StdioClosed closed;
   {
     created = create_stream(ns.ns(), "s", o).ok();
     auto p = Producer::open(ns.ns(), "s");
     auto c = Consumer::open(ns.ns(), "s", ConsumerOptions{});
     opened = p.ok() && c.ok();
-    for (int fd = 0; fd < 3; ++fd) free_after[fd] = ::fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+    taken = test::StdioClosed::taken();
   }
-  for (int fd = 0; fd < 3; ++fd) {  // (restored before any output)
-    ::dup2(saved[fd], fd);
-    ::close(saved[fd]);
-  }
+  closed.restore();
   EXPECT_TRUE(created);
   EXPECT_TRUE(opened);
-  for (int fd = 0; fd < 3; ++fd) EXPECT_TRUE(free_after[fd]) << "descriptor " << fd << " was taken";
+  EXPECT_EQ(taken, 0u) << "descriptors taken (bits of 0, 1, 2)";
 }
 
 // In a private mount namespace with a 64 MiB /dev/shm (as in a default container), a
