@@ -158,6 +158,18 @@ class SyncWait {
   uint64_t published_ = 0, durable_ = 0;
 };
 
+// A record not published (`why` says why): with --sync the records before it are waited
+// for first, so that they are durable when the command stops (as when each was waited
+// for) and one line says what went wrong.  A stop while the publish waited for room
+// (it then returns kFull: shmbus::set_stop_check()) is an interruption, not a full
+// stream.
+int not_published(PubStatus st, const std::string& why, uint64_t n, SyncWait& sync) {
+  if (st == PubStatus::kFull && stop_requested())
+    return fail("interrupted after " + std::to_string(n) + " records" + sync.confirmed(), kExitInterrupted);
+  if (int rc = sync.wait(); rc != kExitOk) return rc;
+  return fail(why);
+}
+
 // True when a read of stdin would wait (nothing to read yet: an interactive writer, or a
 // pipe whose writer is slower than us).  A file, or the end of input, reads at once.
 bool stdin_would_block() {
@@ -183,11 +195,7 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
     }
     fill_synthetic(&buf, n);
     PubResult r = p.publish(as_bytes(buf), a.type);
-    if (!r.ok()) {
-      const int rc = fail(publish_error(r.status, size, p, a, ns, full_timeout));
-      (void)sync.wait();  // what came before it is durable, or said not to be
-      return rc;
-    }
+    if (!r.ok()) return not_published(r.status, publish_error(r.status, size, p, a, ns, full_timeout), n, sync);
     if (int rc = sync.add(r.seq); rc != kExitOk) return rc;
   }
   // (Stopped: no wait; the message says how many were confirmed durable.)
@@ -244,14 +252,13 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const
       rec = std::string_view(buf).substr(start);
     } else {
       // Bounded: a record can be at most max_record bytes.
-      if (buf.size() - start > p.max_record() + delim.size()) {
-        rc = fail("record of at least " + std::to_string(buf.size() - start) +
-                    " bytes is larger than the stream's maximum " + std::to_string(p.max_record()) +
-                    " (" + unit + " " + std::to_string(n + 1) + ", before its " +
-                    (delim == "\n" ? "newline" : "delimiter") + ")");
-        (void)sync.wait();  // what came before it is durable, or said not to be
-        return rc;
-      }
+      if (buf.size() - start > p.max_record() + delim.size())
+        return not_published(PubStatus::kTooLarge,
+                             "record of at least " + std::to_string(buf.size() - start) +
+                                 " bytes is larger than the stream's maximum " + std::to_string(p.max_record()) +
+                                 " (" + unit + " " + std::to_string(n + 1) + ", before its " +
+                                 (delim == "\n" ? "newline" : "delimiter") + ")",
+                             n, sync);
       buf.erase(0, start);
       start = 0;
       scanned = buf.size() >= delim.size() ? buf.size() - delim.size() + 1 : 0;
@@ -264,12 +271,11 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const
       continue;
     }
     PubResult r = p.publish(as_bytes(rec), a.type);
-    if (!r.ok()) {
-      rc = fail(publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (" + unit + " " +
-                std::to_string(n + 1) + ")");
-      (void)sync.wait();  // what came before it is durable, or said not to be
-      return rc;
-    }
+    if (!r.ok())
+      return not_published(r.status,
+                           publish_error(r.status, rec.size(), p, a, ns, full_timeout) + " (" + unit + " " +
+                               std::to_string(n + 1) + ")",
+                           n, sync);
     if ((rc = sync.add(r.seq)) != kExitOk) break;
     ++n;
     start = at == std::string::npos ? buf.size() : at + delim.size();
@@ -325,12 +331,11 @@ int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
   uint64_t n = 0;
   for (const auto& data : records) {
     PubResult r = p.publish(as_bytes(data), a.type);
-    if (!r.ok()) {
-      const int rc = fail(publish_error(r.status, data.size(), p, a, ns, full_timeout) +
-                          (n ? " (" + std::to_string(n) + " of the files published)" : std::string()));
-      (void)sync.wait();  // what came before it is durable, or said not to be
-      return rc;
-    }
+    if (!r.ok())
+      return not_published(r.status,
+                           publish_error(r.status, data.size(), p, a, ns, full_timeout) +
+                               (n ? " (" + std::to_string(n) + " of the files published)" : std::string()),
+                           n, sync);
     if (int rc = sync.add(r.seq); rc != kExitOk) return rc;
     ++n;
   }
@@ -365,6 +370,8 @@ int cmd_pub(const PubArgs& a) {
   // wait, after the records before it).
   auto sync_timeout = duration_flag("--sync-timeout", a.sync_timeout);
   if (!sync_timeout) return kExitUsage;
+  if (a.sync && sync_timeout->count() <= 0)
+    return fail("--sync-timeout must be more than 0 (a wait of 0 could never see a record durable)", kExitUsage);
   ProducerOptions po;
   po.when_full = FullPolicy::kWait;
   po.full_timeout = *full_timeout;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -189,7 +190,10 @@ int watch(const StatArgs& a, const std::string& ns, std::chrono::nanoseconds eve
   auto t_prev = std::chrono::steady_clock::now();
   print(compute_stat(prev, nullptr, 0, stall_s), a.json);
   for (uint64_t round = 1;; ++round) {
-    std::fflush(stdout);
+    // Nobody reads the snapshots any more (stdout closed, a full disk): stop (a review:
+    // it refreshed into nothing until Ctrl-C).
+    if (std::fflush(stdout) != 0 || std::ferror(stdout))
+      return fail(std::string("cannot write to stdout: ") + std::strerror(errno));
     if (!sleep_until(t_prev + every)) return kExitOk;  // stopped: main() picks the code
     auto next = stream_info(ns, a.stream);
     const auto t = std::chrono::steady_clock::now();

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <sstream>
@@ -206,6 +207,14 @@ bool hold_standard_fds() {
     }
   }
   return true;
+}
+
+// Flushes stdout; false (and said on stderr) when something written to it was lost.
+bool stdout_flushed() {
+  errno = 0;
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return true;
+  fail(std::string("cannot write to stdout") + (errno ? std::string(": ") + std::strerror(errno) : std::string()));
+  return false;
 }
 
 }  // namespace
@@ -612,7 +621,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    if (e.get_exit_code() == 0) {  // --help, --version
+      const int rc = app.exit(e);
+      return stdout_flushed() ? rc : kExitFailure;
+    }
     return usage_error(app, e, argc, argv);
   }
   for (std::string* ns : g_namespaces)
@@ -623,6 +635,10 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     return fail(std::string("internal error: ") + e.what());
   }
+  // Output that never arrived is a failure, as coreutils' close_stdout() makes it: `shmbus
+  // ls > /dev/full`, or with stdout closed, exited 0 (a review).  Commands that check
+  // their own writes (tail) have failed already.
+  if (rc == kExitOk && !stdout_flushed()) rc = kExitFailure;
   // Ctrl-C exits 130 whatever the command (like a shell's child killed by SIGINT), once
   // the command has stopped cleanly; a failure keeps its own code.
   if (stop_signal() == SIGINT && rc == kExitOk && !sigint_is_clean) rc = kExitInterrupted;

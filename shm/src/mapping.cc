@@ -190,8 +190,24 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   m->name_ = name;
   const std::string obj = object_name(ns, name);
   const std::string path = shm_path(obj);
-  int fd = above_stdio(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode));
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode);
   if (fd < 0) return from_errno(errno, describe(ns, name));
+  if (fd <= 2) {
+    // Off the standard descriptors (above_stdio()); should that fail (no descriptor
+    // left), the object just created goes again, as below: not left empty (a review).
+    const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (moved < 0) {
+      const int e = errno;
+      struct stat mine, now;
+      if (fstat(fd, &mine) == 0 && ::lstat(path.c_str(), &now) == 0 && mine.st_ino == now.st_ino &&
+          mine.st_dev == now.st_dev)
+        unlink(path.c_str());
+      ::close(fd);
+      return from_errno(e, describe(ns, name));
+    }
+    ::close(fd);
+    fd = moved;
+  }
   (void)fchmod(fd, opts.mode);  // the umask does not narrow what was asked for
   // Reserve every page now: a full /dev/shm fails here, not as SIGBUS later.
   int rc = posix_fallocate(fd, 0, static_cast<off_t>(total));

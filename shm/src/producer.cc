@@ -163,6 +163,12 @@ PubStatus Producer::Impl::make_room(uint64_t end) noexcept {
       next_evict_check = now + 10'000'000;
     }
     if (backoff.spin()) continue;
+    // A stop requested through set_stop_check() (the CLI's Ctrl-C) ends the wait as its
+    // deadline would: `pub` into a ring held full sat out --full-timeout (a review).
+    if (stop_check_says_stop()) {
+      stat_add(h->producer_full, 1);  // relaxed: statistics
+      return PubStatus::kFull;
+    }
     // Futex handshake, sleeper side (the waker is wake_space(), called by a consumer
     // after its seq_cst position store): read the futex word first (a wake after this
     // read changes it, so futex_wait() returns at once), announce our bit (seq_cst),

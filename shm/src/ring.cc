@@ -111,6 +111,12 @@ void shmbus::set_stop_check(StopCheck check) noexcept {
 
 namespace shmbus::detail {
 
+bool stop_check_says_stop() noexcept {
+  // acquire: pairs with the release in set_stop_check().
+  const StopCheck stop = load_acquire(g_stop_check);
+  return stop && stop();
+}
+
 RegistryLock::RegistryLock(const StreamMapping& m, std::chrono::milliseconds wait) : m_(m) {
   if (m_.read_only()) return;
   const uint64_t deadline = steady_ns() + static_cast<uint64_t>(
@@ -124,8 +130,7 @@ RegistryLock::RegistryLock(const StreamMapping& m, std::chrono::milliseconds wai
       return;
     }
     if (steady_ns() >= deadline) return;
-    // acquire: pairs with the release in set_stop_check().
-    if (StopCheck stop = load_acquire(g_stop_check); stop && stop()) {
+    if (stop_check_says_stop()) {
       interrupted_ = true;
       return;
     }

@@ -245,6 +245,10 @@ bool register_fence_free() noexcept;
 // A few microseconds (inter-processor interrupts to the CPUs of registered processes).
 bool sleeper_barrier() noexcept;
 
+// The process-wide stop check (shmbus::set_stop_check()) says stop.  Slow paths only
+// (an indirect call): waits that sleep.
+bool stop_check_says_stop() noexcept;
+
 inline void cpu_relax() { __builtin_ia32_pause(); }
 
 // Pauses for about `ticks` of the TSC (a pause per turn, at most 64 turns: bounded should

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -109,6 +110,30 @@ TEST(Create, TheRingIsNeverOnAStandardDescriptor) {
   EXPECT_TRUE(created);
   EXPECT_TRUE(opened);
   EXPECT_EQ(taken, 0u) << "descriptors taken (bits of 0, 1, 2)";
+}
+
+// The object just created goes again when its descriptor cannot be moved off 0-2 (no
+// descriptor left): not left behind empty, where `stat` said "truncated" and a new
+// create "exists" (a review).  In a child: 0-2 closed, at most 3 descriptors.
+TEST(Create, NoStreamIsLeftWhenItsDescriptorCannotMove) {
+  test::ScopedNs ns;
+  const std::string obj = "/dev/shm/" + object_name(ns.ns(), "s");
+  const pid_t child = test::spawn([&] {
+    for (int fd = 0; fd < 3; ++fd) ::close(fd);
+    rlimit lim{3, 3};
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) return 10;
+    StreamOptions o;
+    o.capacity = 4096;
+    auto r = create_stream(ns.ns(), "s", o);
+    if (r.ok()) return 11;  // (it could not have kept a descriptor above 2)
+    return 0;
+  });
+  ASSERT_EQ(test::reap(child, std::chrono::seconds(30)), 0);
+  struct stat st;
+  EXPECT_NE(::lstat(obj.c_str(), &st), 0) << obj << " was left behind";
+  StreamOptions o;
+  o.capacity = 4096;
+  EXPECT_TRUE(create_stream(ns.ns(), "s", o).ok());
 }
 
 // In a private mount namespace with a 64 MiB /dev/shm (as in a default container), a

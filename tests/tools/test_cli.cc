@@ -119,9 +119,7 @@ TEST_F(Cli, ClosedStandardDescriptorsAreNotTheStreams) {
   expect_ok(cli({"create", "s", "--capacity", "64K"}));
   expect_ok(cli({"pub", "s"}, "a\nb\n"));
   auto closed = [&](const std::string& redirect, std::vector<std::string> args) {
-    std::vector<std::string> sh = {"-c", "exec \"$0\" \"$@\" " + redirect, SHMBUS_CLI};
-    args.push_back("--namespace");
-    args.push_back(ns_);
+    std::vector<std::string> sh = {"-c", "exec \"$0\" \"$@\" " + redirect, SHMBUS_CLI, "--namespace", ns_};
     sh.insert(sh.end(), args.begin(), args.end());
     return run_program("/bin/sh", sh);
   };
@@ -133,6 +131,15 @@ TEST_F(Cli, ClosedStandardDescriptorsAreNotTheStreams) {
   EXPECT_NE(pub.err.find("cannot read stdin: Bad file descriptor"), std::string::npos) << pub.err;
   CliResult quiet = closed("2>&-", {"stat", "nosuch"});  // an error with nowhere to go
   EXPECT_EQ(quiet.exit_code, 1);
+  // Output that never arrived is a failure (a review: these exited 0).
+  for (const std::string& where : {std::string(">&-"), std::string("> /dev/full")}) {
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"ls"}, {"stat", "s", "--json"}, {"help"}}) {
+      CliResult r = closed(where, args);
+      EXPECT_EQ(r.exit_code, 1) << where << " " << args[0] << ": " << r.err;
+      EXPECT_NE(r.err.find("cannot write to stdout"), std::string::npos) << where << " " << args[0] << ": " << r.err;
+    }
+  }
   CliResult t = cli({"tail", "s"});
   expect_ok(t);
   EXPECT_EQ(t.out, "a\nb\n");

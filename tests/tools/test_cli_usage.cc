@@ -199,6 +199,9 @@ TEST_F(Cli, PubSyncWithoutAPersisterFailsAtOnce) {
   CliResult bad = cli({"pub", "s", "--sync", "--sync-timeout", "bogus"}, "a\nb\n");
   expect_failure(bad, "--sync-timeout");
   EXPECT_EQ(bad.exit_code, 2);
+  CliResult zero = cli({"pub", "s", "--sync", "--sync-timeout", "0"}, "a\n");  // could never succeed
+  expect_failure(zero, "--sync-timeout must be more than 0");
+  EXPECT_EQ(zero.exit_code, 2);
   EXPECT_EQ(stream_info(ns_, "s")->next_seq, 0u);
 
   // A persister starting meanwhile is waited for.
@@ -268,6 +271,16 @@ TEST_F(Cli, PubSyncWaitsForTheLinesTogether) {
   EXPECT_NE(stopped.err.find("interrupted after 1 records, waiting for them to be durable"), std::string::npos)
       << stopped.err;
   EXPECT_LT(waited, 10.0);
+  // So does a publish waiting for room in the ring the stopped persister holds full:
+  // it sat out --full-timeout (a review).
+  Background full(with_ns({"pub", "s", "--count", "100000", "--full-timeout", "60s"}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto t2 = Clock::now();
+  CliResult held_full = full.stop(SIGINT, std::chrono::seconds(30));
+  EXPECT_EQ(held_full.exit_code, 130) << held_full.err;
+  EXPECT_NE(held_full.err.find("interrupted after"), std::string::npos) << held_full.err;
+  EXPECT_EQ(held_full.err.find("stayed full"), std::string::npos) << held_full.err;
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t2).count(), 10.0);
   ASSERT_EQ(::kill(persister.pid(), SIGCONT), 0);
   EXPECT_EQ(persister.stop(SIGTERM).exit_code, 0);
   expect_ok(cli({"persist", "s", "--detach"}));

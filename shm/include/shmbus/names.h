@@ -32,8 +32,10 @@ Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
 uint64_t now_ns() noexcept;
 
 // A process-wide "stop requested" check (e.g. set by a SIGINT/SIGTERM handler) that the
-// library's bounded set-up waits (the registry lock) poll, so that a stop signal ends
-// them at once.  Thread: call once at start-up.  nullptr: none (the default).
+// library's bounded set-up waits (the registry lock) and a publish waiting for room in a
+// full stream (FullPolicy::kWait: it then returns kFull before its full_timeout) poll
+// between their sleeps, so that a stop signal ends them at once.  Thread: call once at
+// start-up.  nullptr: none (the default).
 using StopCheck = bool (*)() noexcept;
 void set_stop_check(StopCheck check) noexcept;
 
