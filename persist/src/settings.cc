@@ -19,14 +19,14 @@ constexpr char kMagic[8] = {'S', 'H', 'M', 'B', 'S', 'E', 'T', '\0'};
 constexpr uint32_t kVersion = 1;
 // Offsets: magic 0, version 8, flags 12, kind 16, reserved 20, flush_interval_ns 24,
 // retention_age_ns 32, retention_bytes 40, segment_bytes 48, reserved 56, crc 60 (of 0..59).
-enum : uint32_t { kHold = 1, kSync = 2, kSecure = 4 };
+constexpr uint32_t kHold = 1, kSync = 2, kSecure = 4;
 }  // namespace
 
 Result<void> write_settings(int dir, const PersistSettings& s) {
   std::byte b[kSettingsSize] = {};
   std::memcpy(b, kMagic, 8);
   put_u32(b + 8, kVersion);
-  put_u32(b + 12, (s.hold_producers ? kHold : 0) | (s.sync ? kSync : 0) | (s.secure_delete ? kSecure : 0));
+  put_u32(b + 12, (s.hold_producers ? kHold : 0u) | (s.sync ? kSync : 0u) | (s.secure_delete ? kSecure : 0u));
   put_u32(b + 16, s.store_kind == StoreKind::kPmem ? 1 : 0);
   put_u64(b + 24, static_cast<uint64_t>(s.flush_interval.count()));
   put_u64(b + 32, static_cast<uint64_t>(s.retention_age.count()));

@@ -330,11 +330,15 @@ class Bridge : public ::testing::Test {
     const uint64_t n = 6000;
     publish("s", 0, n / 2);
     ASSERT_TRUE(wait_for_messages(brokers_, "t", static_cast<int64_t>(n / 2)));
-    if (rtt_ms > 0) ASSERT_TRUE(mock_->set_broker_rtt(1, rtt_ms));
+    if (rtt_ms > 0) {
+      ASSERT_TRUE(mock_->set_broker_rtt(1, rtt_ms));
+    }
     mock_->push_request_errors(0, 1, error);
     publish("s", n / 2, n / 2);
     EXPECT_TRUE(wait_for_messages(brokers_, "t", static_cast<int64_t>(n)));
-    if (rtt_ms > 0) ASSERT_TRUE(mock_->set_broker_rtt(1, 0));
+    if (rtt_ms > 0) {
+      ASSERT_TRUE(mock_->set_broker_rtt(1, 0));
+    }
     CliResult r = b.stop(SIGTERM);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     *err = r.err;
