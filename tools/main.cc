@@ -3,6 +3,7 @@
 // its function in commands.h.
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -209,11 +210,18 @@ bool hold_standard_fds() {
   return true;
 }
 
-// Flushes stdout; false (and said on stderr) when something written to it was lost.
+// Flushes stdout; false (and said on stderr) when something written to it was lost.  A
+// pipe whose reader left (`shmbus top | head -n 1`) is not a failure: such a command ends
+// quietly with 0, as tail and top do themselves (the write error is then EPIPE, and the
+// pipe's write end polls POLLERR).
 bool stdout_flushed() {
   errno = 0;
-  if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return true;
-  fail(std::string("cannot write to stdout") + (errno ? std::string(": ") + std::strerror(errno) : std::string()));
+  const bool flushed = std::fflush(stdout) == 0;
+  const int e = errno;
+  if (flushed && !std::ferror(stdout)) return true;
+  pollfd p{STDOUT_FILENO, POLLOUT, 0};
+  if (e == EPIPE || (::poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0)) return true;
+  fail(std::string("cannot write to stdout") + (e ? std::string(": ") + std::strerror(e) : std::string()));
   return false;
 }
 
