@@ -3,7 +3,10 @@
 // published per second) and mu per consumer (records consumed per second).  The
 // document (compute_stat) and its --json form are tools/stat's (shmbus/stat.h), shared
 // with the Python shmbus.stat(); this file takes the snapshots and prints the text form.
+#include <stdio_ext.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -190,10 +193,15 @@ int watch(const StatArgs& a, const std::string& ns, std::chrono::nanoseconds eve
   auto t_prev = std::chrono::steady_clock::now();
   print(compute_stat(prev, nullptr, 0, stall_s), a.json);
   for (uint64_t round = 1;; ++round) {
-    // Nobody reads the snapshots any more (stdout closed, a full disk): stop (a review:
-    // it refreshed into nothing until Ctrl-C).
-    if (std::fflush(stdout) != 0 || std::ferror(stdout))
-      return fail(std::string("cannot write to stdout: ") + std::strerror(errno));
+    // Nobody reads the snapshots any more: stop (a review: it refreshed into nothing
+    // until Ctrl-C).  A pipe whose reader left (`stat --watch | head`) ends quietly with 0,
+    // as top and tail do; a closed stdout or a full disk is a failure.
+    if (errno = 0; std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      if (errno != EPIPE) return fail(std::string("cannot write to stdout: ") + std::strerror(errno));
+      std::clearerr(stdout);  // (main()'s last check of stdout)
+      __fpurge(stdout);
+      return kExitOk;
+    }
     if (!sleep_until(t_prev + every)) return kExitOk;  // stopped: main() picks the code
     auto next = stream_info(ns, a.stream);
     const auto t = std::chrono::steady_clock::now();

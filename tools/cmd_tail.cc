@@ -88,10 +88,16 @@ class RecordPrinter {
     return true;
   }
 
-  // After a failed write: the exit code, with a message unless the reader went away.
+  // After a failed write: the exit code, with a message unless the reader went away.  A
+  // quiet end clears stdout's error flag: main()'s last check of stdout (lost output is a
+  // failure) then judges only what is still to be written.
   int write_error() const {
-    if (errno_ == EPIPE) return kExitOk;  // like `head`: the reader has what it wanted
-    if (errno_ == EINTR && stop_requested()) return kExitOk;  // stopped while blocked
+    const bool quiet = errno_ == EPIPE                              // like `head`: the reader has what it wanted
+                       || (errno_ == EINTR && stop_requested());   // stopped while blocked
+    if (quiet) {
+      std::clearerr(stdout);
+      return kExitOk;
+    }
     return fail(std::string("cannot write to stdout: ") + std::strerror(errno_));
   }
 

@@ -55,8 +55,10 @@ int write_out(const std::string& s) {
 // After a failed write to stdout: like tail, a reader that went away (`top | head`)
 // ends the command quietly with 0; any other error is one line and 1.
 int write_error(int err) {
-  if (err == EPIPE) return kExitOk;
-  if (err == EINTR && stop_requested()) return kExitOk;
+  if (err == EPIPE || (err == EINTR && stop_requested())) {
+    std::clearerr(stdout);  // (main()'s last check of stdout: nothing is left to write)
+    return kExitOk;
+  }
   return fail(std::string("top: cannot write to stdout: ") + std::strerror(err));
 }
 
