@@ -192,16 +192,22 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   const std::string path = shm_path(obj);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode);
   if (fd < 0) return from_errno(errno, describe(ns, name));
+  // Our own object goes again on failure, but only while the name still refers to it: a
+  // racing `rm` and create may have put another creator's stream there meanwhile (found
+  // by a review: the "replaced while opening" error below unlinked it).
+  auto unlink_ours = [&] {
+    struct stat mine, now;
+    if (fstat(fd, &mine) == 0 && ::lstat(path.c_str(), &now) == 0 && mine.st_ino == now.st_ino &&
+        mine.st_dev == now.st_dev)
+      unlink(path.c_str());
+  };
   if (fd <= 2) {
-    // Off the standard descriptors (above_stdio()); should that fail (no descriptor
-    // left), the object just created goes again, as below: not left empty (a review).
+    // Off the standard descriptors (as above_stdio() does); should that fail (no
+    // descriptor left), the object just created goes again: not left empty (a review).
     const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (moved < 0) {
       const int e = errno;
-      struct stat mine, now;
-      if (fstat(fd, &mine) == 0 && ::lstat(path.c_str(), &now) == 0 && mine.st_ino == now.st_ino &&
-          mine.st_dev == now.st_dev)
-        unlink(path.c_str());
+      unlink_ours();
       ::close(fd);
       return from_errno(e, describe(ns, name));
     }
@@ -213,15 +219,6 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   int rc = posix_fallocate(fd, 0, static_cast<off_t>(total));
   void* base = rc == 0 ? mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
   if (rc == 0 && base == MAP_FAILED) rc = errno;
-  // Our own object goes again on failure, but only while the name still refers to it: a
-  // racing `rm` and create may have put another creator's stream there meanwhile (found
-  // by a review: the "replaced while opening" error below unlinked it).
-  auto unlink_ours = [&] {
-    struct stat mine, now;
-    if (fstat(fd, &mine) == 0 && ::lstat(path.c_str(), &now) == 0 && mine.st_ino == now.st_ino &&
-        mine.st_dev == now.st_dev)
-      unlink(path.c_str());
-  };
   if (rc != 0) {
     if (base != MAP_FAILED) munmap(base, total);
     unlink_ours();
