@@ -3,7 +3,6 @@
 #include <stdio_ext.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -88,18 +87,9 @@ class RecordPrinter {
     return true;
   }
 
-  // After a failed write: the exit code, with a message unless the reader went away.  A
-  // quiet end clears stdout's error flag: main()'s last check of stdout (lost output is a
-  // failure) then judges only what is still to be written.
-  int write_error() const {
-    const bool quiet = errno_ == EPIPE                              // like `head`: the reader has what it wanted
-                       || (errno_ == EINTR && stop_requested());   // stopped while blocked
-    if (quiet) {
-      std::clearerr(stdout);
-      return kExitOk;
-    }
-    return fail(std::string("cannot write to stdout: ") + std::strerror(errno_));
-  }
+  // After a failed write: the exit code, with a message unless the reader went away or
+  // a stop interrupted it (stdout_write_error()).
+  int write_error() const { return stdout_write_error(errno_); }
 
  private:
   bool failed() {
@@ -346,22 +336,29 @@ int cmd_tail(const TailArgs& a) {
   } else {
     o.start = a.group.empty() ? StartFrom::earliest() : StartFrom{};  // {}: committed
   }
+  // The stream before the reader attaches, read once when a note needs it: whether the
+  // group exists already (it then ignores --from, and says so below) and, without -f,
+  // whether the start lies past the end.
+  const bool start_note =
+      !a.follow && (o.start.kind == StartFrom::Kind::kSeq || o.start.kind == StartFrom::Kind::kTime);
+  std::optional<StreamInfo> before;
+  if (start_note || (!a.group.empty() && !a.from.empty()))
+    if (auto info = stream_info(ns, a.stream); info) before = std::move(info.value());
+  const ConsumerInfo* existing = nullptr;  // the group's entry, if it exists
+  if (before && !a.group.empty())
+    for (const auto& c : before->consumers)
+      if (c.durable && c.name == a.group) existing = &c;
   // Without -f, a start past the stream's end prints nothing and exits 0: said, so that a
-  // mistyped sequence or time is not taken for an empty stream.  (An existing group
-  // ignores --from: a note below says so instead.)
-  if (!a.follow && (o.start.kind == StartFrom::Kind::kSeq || o.start.kind == StartFrom::Kind::kTime)) {
+  // mistyped sequence or time is not taken for an empty stream (a tailing reader, a group
+  // moved there, or a new group that starts there).
+  if (start_note && (a.group.empty() || o.reset || (before && !existing))) {
     const std::string flag = o.reset ? "--reset-to " + a.reset_to : "--from " + a.from;
-    auto info = stream_info(ns, a.stream);
-    bool applies = a.group.empty() || o.reset;
-    if (!applies && info)  // a new group starts there
-      applies = std::none_of(info->consumers.begin(), info->consumers.end(),
-                             [&](const auto& c) { return c.durable && c.name == a.group; });
-    if (applies && o.start.kind == StartFrom::Kind::kTime) {
+    if (o.start.kind == StartFrom::Kind::kTime) {
       if (o.start.value > now_ns())
         warn(flag + " is in the future (" + format_time_ns(o.start.value) +
              "): nothing to print without -f, which waits for it");
-    } else if (applies && info && o.start.value > info->next_seq) {
-      warn(flag + " is past the stream's end (its next sequence is " + std::to_string(info->next_seq) +
+    } else if (before && o.start.value > before->next_seq) {
+      warn(flag + " is past the stream's end (its next sequence is " + std::to_string(before->next_seq) +
            "): nothing to print without -f, which waits for it");
     }
   }
@@ -390,14 +387,7 @@ int cmd_tail(const TailArgs& a) {
   } else {
     // --from says where a new group starts; an existing group continues after its last
     // commit (as Kafka's auto.offset.reset).  Said, not silently ignored.
-    bool existed = false, evicted = false;
-    if (!a.from.empty())
-      if (auto info = stream_info(ns, a.stream); info)
-        for (const auto& c : info->consumers)
-          if (c.durable && c.name == a.group) {
-            existed = true;
-            evicted = c.evicted;
-          }
+    const bool existed = !a.from.empty() && existing, evicted = existed && existing->evicted;
     auto c = open(o);
     if (c && existed)
       warn("--from " + a.from + " is where a new group starts: group '" + a.group + "' exists and " +
