@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -194,13 +193,13 @@ int watch(const StatArgs& a, const std::string& ns, std::chrono::nanoseconds eve
   print(compute_stat(prev, nullptr, 0, stall_s), a.json);
   for (uint64_t round = 1;; ++round) {
     // Nobody reads the snapshots any more: stop (a review: it refreshed into nothing
-    // until Ctrl-C).  A pipe whose reader left (`stat --watch | head`) ends quietly with 0,
-    // as top and tail do; a closed stdout or a full disk is a failure.
+    // until Ctrl-C).  A pipe whose reader left (`stat --watch | head`) or a stop while
+    // blocked in the write ends quietly, as in top and tail; a closed stdout or a full
+    // disk is a failure.
     if (errno = 0; std::fflush(stdout) != 0 || std::ferror(stdout)) {
-      if (errno != EPIPE) return fail(std::string("cannot write to stdout: ") + std::strerror(errno));
-      std::clearerr(stdout);  // (main()'s last check of stdout)
+      const int err = errno;
       __fpurge(stdout);
-      return kExitOk;
+      return stdout_write_error(err);
     }
     if (!sleep_until(t_prev + every)) return kExitOk;  // stopped: main() picks the code
     auto next = stream_info(ns, a.stream);

@@ -54,13 +54,7 @@ int write_out(const std::string& s) {
 
 // After a failed write to stdout: like tail, a reader that went away (`top | head`)
 // ends the command quietly with 0; any other error is one line and 1.
-int write_error(int err) {
-  if (err == EPIPE || (err == EINTR && stop_requested())) {
-    std::clearerr(stdout);  // (main()'s last check of stdout: nothing is left to write)
-    return kExitOk;
-  }
-  return fail(std::string("top: cannot write to stdout: ") + std::strerror(err));
-}
+int write_error(int err) { return stdout_write_error(err, "top: "); }
 
 // Not a terminal: a plain frame every interval (the first after one interval: with rates).
 int run_plain(TopModel& model, const std::string& ns, const std::string& title,
