@@ -43,7 +43,6 @@ void progress(const std::string& what) {
   std::fprintf(stderr, "  %s\n", what.c_str());
 }
 
-
 std::string size_label(size_t s) {
   return s >= 1024 ? std::to_string(s / 1024) + " KiB" : std::to_string(s) + " B";
 }

@@ -70,6 +70,12 @@ void fill_synthetic(std::string* buf, uint64_t i) {
     std::memcpy(buf->data() + off, le, std::min<size_t>(8, buf->size() - off));
 }
 
+// A stop before the input ended: exit 130, saying how many records went out (`note`:
+// with --sync, how many of them were confirmed durable).
+int interrupted_after(uint64_t n, const std::string& note = {}) {
+  return fail("interrupted after " + std::to_string(n) + " records" + note, kExitInterrupted);
+}
+
 // --sync: is a persister attached to the stream (one that starts within the grace, or
 // within `timeout` if shorter, counts)?  Without one a wait could only time out.  A stop
 // signal ends the wait for one (false then too: the caller checks stop_requested()).
@@ -145,11 +151,7 @@ class SyncWait {
   }
 
  private:
-  int interrupted() {
-    return fail("interrupted after " + std::to_string(published_) + " records, waiting for them to be durable" +
-                    confirmed(),
-                kExitInterrupted);
-  }
+  int interrupted() { return interrupted_after(published_, ", waiting for them to be durable" + confirmed()); }
   Producer& p_;
   const PubArgs& a_;
   std::string_view ns_;
@@ -165,7 +167,7 @@ class SyncWait {
 // stream.
 int not_published(PubStatus st, const std::string& why, uint64_t n, SyncWait& sync) {
   if (st == PubStatus::kFull && stop_requested())
-    return fail("interrupted after " + std::to_string(n) + " records" + sync.confirmed(), kExitInterrupted);
+    return interrupted_after(n, sync.confirmed());
   if (int rc = sync.wait(); rc != kExitOk) return rc;
   return fail(why);
 }
@@ -206,8 +208,7 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
   std::fprintf(stderr, "published %llu records of %llu bytes in %.3f s (%.0f rec/s, %.1f MiB/s)\n",
                static_cast<unsigned long long>(n), static_cast<unsigned long long>(size), s, rate,
                rate * static_cast<double>(size) / (1 << 20));
-  if (n < a.count)
-    return fail("interrupted after " + std::to_string(n) + " records" + sync.confirmed(), kExitInterrupted);
+  if (n < a.count) return interrupted_after(n, sync.confirmed());
   return kExitOk;
 }
 
@@ -217,7 +218,7 @@ ssize_t read_stdin(std::string* buf, size_t max, uint64_t n, int* rc, const std:
   char chunk[65536];
   for (;;) {
     if (stop_requested()) {
-      *rc = fail("interrupted after " + std::to_string(n) + " records" + note, kExitInterrupted);
+      *rc = interrupted_after(n, note);
       return -1;
     }
     const ssize_t got = ::read(STDIN_FILENO, chunk, std::min(sizeof chunk, max));
