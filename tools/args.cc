@@ -3,14 +3,11 @@
 
 #include <pwd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 
 #include "commands.h"
 #include "format.h"
 #include "shmbus/shmbus.h"
-#include "signals.h"
 
 namespace shmbus::tools {
 
@@ -31,14 +28,6 @@ int fail(std::string_view message, int code) {
 
 int fail(const Error& e) {
   return fail(e.message, e.code == Errc::kInvalidArgument ? kExitUsage : kExitFailure);
-}
-
-int stdout_write_error(int err, std::string_view who) {
-  if (err == EPIPE || (err == EINTR && stop_requested())) {
-    std::clearerr(stdout);
-    return kExitOk;
-  }
-  return fail(std::string(who) + "cannot write to stdout: " + std::strerror(err));
 }
 
 static void flag_error(std::string_view flag, std::string_view why) {

@@ -47,12 +47,6 @@ int fail(std::string_view message, int code = kExitFailure);
 void warn(std::string_view message);
 // The same as fail() for a library error: kInvalidArgument exits kExitUsage, the rest kExitFailure.
 int fail(const Error& e);
-// After a failed write to stdout (errno `err`; what was buffered already dropped): a
-// reader that went away (EPIPE: `| head` has what it wanted) or a stop while blocked in
-// the write (EINTR) ends the command quietly with 0, stdout's error flag cleared so that
-// main()'s last check of lost output judges only what is left to write; anything else is
-// one line, "<who>cannot write to stdout: ...", and 1.  tail, top and stat --watch.
-int stdout_write_error(int err, std::string_view who = {});
 
 // Namespaces with at least one stream (a ring in /dev/shm), sorted (namespaces.cc).
 std::vector<std::string> all_namespaces();

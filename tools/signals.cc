@@ -3,8 +3,13 @@
 
 #include <signal.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
 
+#include "commands.h"
 #include "shmbus/shmbus.h"
 
 namespace shmbus::tools {
@@ -33,5 +38,13 @@ void install_stop_handlers() {
 bool stop_requested() noexcept { return g_stop != 0; }
 
 int stop_signal() noexcept { return g_stop; }
+
+int stdout_write_error(int err, std::string_view who) {
+  if (err == EPIPE || (err == EINTR && stop_requested())) {
+    std::clearerr(stdout);
+    return kExitOk;
+  }
+  return fail(std::string(who) + "cannot write to stdout: " + std::strerror(err));
+}
 
 }  // namespace shmbus::tools

@@ -6,6 +6,8 @@
 // stdout is an EPIPE write error the command can handle.
 #pragma once
 
+#include <string_view>
+
 namespace shmbus::tools {
 
 // Installs the handlers without SA_RESTART, so that a blocking read returns EINTR.
@@ -13,5 +15,12 @@ void install_stop_handlers();
 bool stop_requested() noexcept;
 // The signal that asked to stop (SIGINT or SIGTERM), or 0.
 int stop_signal() noexcept;
+
+// After a failed write to stdout (errno `err`; what was buffered already dropped): a
+// reader that went away (EPIPE: `| head` has what it wanted) or a stop while blocked in
+// the write (EINTR) ends the command quietly with 0, stdout's error flag cleared so that
+// main()'s last check of lost output judges only what is left to write; anything else is
+// one line, "<who>cannot write to stdout: ...", and 1.  tail, top and stat --watch.
+int stdout_write_error(int err, std::string_view who = {});
 
 }  // namespace shmbus::tools
