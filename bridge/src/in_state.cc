@@ -1,6 +1,7 @@
 // in_state.cc: see in_state.h.
 #include "in_state.h"
 #include "lock.h"  // sys_error
+#include "shmbus/detail/descriptors.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -108,7 +109,7 @@ std::optional<Result<InState>> InState::open_once(const std::string& path, uint6
                                                   uint64_t stream_created_ns) {
   // An existing file: ours, regular, of the right size, and bound to this key and stream.
   // Anything else of ours is replaced; a file that is not ours is an error.
-  const int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  const int fd = shmbus::detail::above_stdio(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
   if (fd >= 0) {
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 077) != 0) {
@@ -186,7 +187,8 @@ std::optional<Result<InState>> InState::create_as(const std::string& path, uint6
   std::string tmp;  // the private name, when not unnamed
   int nfd;
   if (unnamed) {
-    nfd = ::open(path.substr(0, path.rfind('/')).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    nfd = shmbus::detail::above_stdio(
+        ::open(path.substr(0, path.rfind('/')).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
     if (nfd < 0) {
       *named_instead = errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL;
       if (*named_instead) return std::nullopt;
@@ -200,6 +202,12 @@ std::optional<Result<InState>> InState::create_as(const std::string& path, uint6
     (void)::unlink(tmp.c_str());
     nfd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (nfd < 0) return make_error(Errc::kIo, sys_error("cannot create", tmp));
+    nfd = shmbus::detail::above_stdio(nfd);
+    if (nfd < 0) {  // created, but no descriptor above 2 for it: not left behind
+      const std::string why = sys_error("cannot move off descriptors 0-2", tmp);
+      (void)::unlink(tmp.c_str());
+      return make_error(Errc::kIo, why);
+    }
   }
   void* m = nullptr;
   // Locked before it has its name: nobody else has it yet, so this never waits.  0600
@@ -265,7 +273,7 @@ std::optional<Result<InState>> InState::create_as(const std::string& path, uint6
   // changed what the path names since (every change needs an exclusive lock, and we hold
   // it shared); the first descriptor stays if this fails.
   if (unnamed) {
-    const int named = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    const int named = shmbus::detail::above_stdio(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     if (named >= 0 && same_file(named, nfd) && lock(named, LOCK_SH)) {
       // Unlocked explicitly: the mapping keeps the first open file (and with it its
       // lock) alive after the close, and remove() could then never take the lock.

@@ -1,5 +1,6 @@
 // lock.cc: see lock.h.
 #include "lock.h"
+#include "shmbus/detail/descriptors.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -54,7 +55,8 @@ Result<OutLock> OutLock::acquire(const std::string& ns, const std::string& strea
   // Bounded: a retry happens only when the holder removed the file between our open and
   // our lock (it was ending).
   for (int attempt = 0; attempt < 16; ++attempt) {
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    const int fd = shmbus::detail::above_stdio(
+        ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
     if (fd < 0) return make_error(errno == ELOOP ? Errc::kPermission : Errc::kIo, sys_error("cannot open the lock file", path));
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {

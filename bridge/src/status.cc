@@ -14,6 +14,7 @@
 #include <map>
 
 #include "client.h"
+#include "shmbus/detail/descriptors.h"
 
 namespace shmbus::kafka::detail {
 namespace {
@@ -87,7 +88,7 @@ void StatusWriter::update(const BridgeCounters& c, bool force) {
   if (s.size() > kStatusMaxBytes) s.resize(kStatusMaxBytes);
   const std::string tmp = path_ + ".tmp";
   (void)::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  const int fd = shmbus::detail::above_stdio(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   bool ok = fd >= 0 && write_all(fd, s);
   if (fd >= 0) ::close(fd);
   ok = ok && ::rename(tmp.c_str(), path_.c_str()) == 0;
@@ -160,7 +161,7 @@ std::vector<BridgeStatus> read_bridge_status(std::string_view ns, std::string_vi
     if (fname.rfind(prefix, 0) != 0) continue;
     const std::string rest = fname.substr(prefix.size());
     if (rest.empty() || rest.find_first_not_of("0123456789") != std::string::npos) continue;  // .tmp etc.
-    const int fd = ::openat(dirfd(d), fname.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    const int fd = shmbus::detail::above_stdio(::openat(dirfd(d), fname.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     if (fd < 0) continue;
     struct stat st {};
     std::string text;

@@ -30,10 +30,13 @@
 #include <gtest/gtest.h>
 
 #include "bridge_test_util.h"
+#include "common/process.h"
 #include "client.h"
 #include "in_batch.h"
 #include "in_commit.h"
 #include "in_state.h"
+#include "lock.h"
+#include "status.h"
 
 namespace shmbus::test {
 namespace {
@@ -736,6 +739,37 @@ TEST(BridgeInState, AForeignOrDamagedFileIsReplacedAndALinkRefused) {
   EXPECT_FALSE(st);
   EXPECT_EQ(st.error().code, Errc::kPermission);
   ::unlink(path.c_str());
+}
+
+// With descriptors 0-2 closed, none of the bridge's own files (the in-state file, made
+// first and then opened again; the out lock; the status file, written and read back)
+// lands on one: a program's reads and writes on its standard streams would go there.
+TEST(BridgeFiles, NeverOnAStandardDescriptor) {
+  ScopedNs ns;
+  bool made = false, reopened = false, locked = false, listed = false;
+  unsigned taken = 0;
+  StdioClosed closed;
+  {
+    auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+    made = st.ok();
+    auto again = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+    reopened = again.ok();
+    auto lock = kafka::detail::OutLock::acquire(ns.ns(), "s", "t");
+    locked = lock.ok();
+    {
+      kafka::detail::StatusWriter status(ns.ns(), "s", "out", "b", "t", "localhost:9");
+      status.update(kafka::BridgeCounters{}, true);
+      listed = kafka::read_bridge_status(ns.ns(), "s").size() == 1;
+      taken = StdioClosed::taken();
+    }
+    if (st) st->remove();
+  }
+  closed.restore();
+  EXPECT_TRUE(made);
+  EXPECT_TRUE(reopened);
+  EXPECT_TRUE(locked);
+  EXPECT_TRUE(listed);
+  EXPECT_EQ(taken, 0u) << "descriptors taken (bits of 0, 1, 2)";
 }
 
 // A kill -9 at any point of making the state file (first or over a stale one) leaves
