@@ -160,6 +160,42 @@ class SyncWait {
   uint64_t published_ = 0, durable_ = 0;
 };
 
+// The stream's name, checked against the ring pub publishes into (Producer::name_state()):
+// a producer keeps the ring it opened, so after `shmbus rm --force` pub went on
+// publishing into the removed ring, where no reader sees a record, and exited 0 (a
+// review; also after the name was created again).  Asked whenever the input pauses,
+// every kEvery records and at the end (two system calls each): the records published
+// since the last look that found the name still ours are the ones that may be lost.
+class NameWatch {
+ public:
+  static constexpr uint64_t kEvery = 4096;
+  NameWatch(const Producer& p, const std::string& stream) : p_(p), stream_(stream) {}
+  // kExitOk, or a failure (1) once the name no longer refers to our ring; `n`: the
+  // records published so far.
+  int check(uint64_t n) {
+    const NameState s = p_.name_state();
+    if (s == NameState::kSame) {
+      ours_ = n;
+      return kExitOk;
+    }
+    const std::string what = "stream '" + stream_ + "' was removed" +
+                             (s == NameState::kReplaced ? " and created again" : "") + " while pub ran";
+    if (n == ours_)
+      return fail(what + ": " +
+                  (n == 0   ? std::string("nothing was published")
+                   : n == 1 ? std::string("the 1 record before was published into it, nothing after")
+                            : "the " + std::to_string(n) + " records before were published into it, nothing after"));
+    return fail(what + ": of the " + std::to_string(n) + " records published, those after the first " +
+                std::to_string(ours_) + " may have gone into the removed stream, where no reader sees them");
+  }
+  int every(uint64_t n) { return n % kEvery == 0 ? check(n) : kExitOk; }
+
+ private:
+  const Producer& p_;
+  const std::string& stream_;
+  uint64_t ours_ = 0;  // records published before the last look that found the name ours
+};
+
 // A record not published (`why` says why): with --sync the records before it are waited
 // for first, so that they are durable when the command stops (as when each was waited
 // for) and one line says what went wrong.  A stop while the publish waited for room
@@ -184,7 +220,7 @@ bool stdin_would_block() {
 }
 
 int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view ns,
-                  std::chrono::nanoseconds full_timeout, SyncWait& sync) {
+                  std::chrono::nanoseconds full_timeout, SyncWait& sync, NameWatch& name) {
   if (size > p.max_record())
     return fail(publish_error(PubStatus::kTooLarge, size, p, a, ns, full_timeout));
   std::string buf(size, '\0');
@@ -193,13 +229,18 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
   for (; n < a.count && !stop_requested(); ++n) {
     if (a.rate > 0 && n % 16 == 0) {  // pace: record n is due at t0 + n / rate
       const auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(n * 1e9 / static_cast<double>(a.rate)));
-      if (due > std::chrono::steady_clock::now()) std::this_thread::sleep_until(due);
+      if (due > std::chrono::steady_clock::now()) {
+        if (int rc = name.check(n); rc != kExitOk) return rc;  // a pause (a slow --rate)
+        std::this_thread::sleep_until(due);
+      }
     }
     fill_synthetic(&buf, n);
     PubResult r = p.publish(as_bytes(buf), a.type);
     if (!r.ok()) return not_published(r.status, publish_error(r.status, size, p, a, ns, full_timeout), n, sync);
     if (int rc = sync.add(r.seq); rc != kExitOk) return rc;
+    if (int rc = name.every(n + 1); rc != kExitOk) return rc;
   }
+  if (int rc = name.check(n); rc != kExitOk) return rc;
   // (Stopped: no wait; the message says how many were confirmed durable.)
   if (n == a.count)
     if (int rc = sync.wait(); rc != kExitOk) return rc;
@@ -237,7 +278,8 @@ ssize_t read_stdin(std::string* buf, size_t max, uint64_t n, int* rc, const std:
 // memory than a record may be (getline() held any line whole).  --sync waits whenever a
 // read would wait, and at the end.
 int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const char* unit,
-                  std::string_view ns, std::chrono::nanoseconds full_timeout, SyncWait& sync) {
+                  std::string_view ns, std::chrono::nanoseconds full_timeout, SyncWait& sync,
+                  NameWatch& name) {
   std::string buf;
   size_t start = 0, scanned = 0;  // buf[start..] is not published; no delim in [start, scanned)
   uint64_t n = 0;
@@ -263,11 +305,16 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const
       buf.erase(0, start);
       start = 0;
       scanned = buf.size() >= delim.size() ? buf.size() - delim.size() + 1 : 0;
-      // --sync: what was published is made durable before waiting for more input (an
-      // interactive writer sees each line durable before it types the next).
-      if (a.sync && stdin_would_block() && (rc = sync.wait()) != kExitOk) break;
+      // Before waiting for more input: is the name still ours?  And with --sync, what was
+      // published is made durable (an interactive writer sees each line durable before it
+      // types the next).
+      // After a pause, the name is looked at again before what came is published (a
+      // removal while pub waited loses nothing).
+      const bool pause = stdin_would_block();
+      if (pause && ((rc = name.check(n)) != kExitOk || (a.sync && (rc = sync.wait()) != kExitOk))) break;
       const ssize_t got = read_stdin(&buf, 65536, n, &rc, sync.confirmed());
       if (got < 0) break;
+      if (pause && got > 0 && (rc = name.check(n)) != kExitOk) break;
       if (got == 0) eof = true;
       continue;
     }
@@ -279,9 +326,11 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const
                            n, sync);
     if ((rc = sync.add(r.seq)) != kExitOk) break;
     ++n;
+    if ((rc = name.every(n)) != kExitOk) break;
     start = at == std::string::npos ? buf.size() : at + delim.size();
     scanned = start;
   }
+  if (rc == kExitOk) rc = name.check(n);
   if (rc == kExitOk) rc = sync.wait();
   return rc;
 }
@@ -293,7 +342,7 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const
 // directory, a FIFO, /proc files, stdin).  Each file is opened once, so a FIFO's writer
 // is read, not dropped.
 int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
-              std::chrono::nanoseconds full_timeout, SyncWait& sync) {
+              std::chrono::nanoseconds full_timeout, SyncWait& sync, NameWatch& name) {
   std::vector<std::string> records;
   records.reserve(a.files.size());
   for (const auto& f : a.files) {
@@ -340,6 +389,7 @@ int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
     if (int rc = sync.add(r.seq); rc != kExitOk) return rc;
     ++n;
   }
+  if (int rc = name.check(n); rc != kExitOk) return rc;
   return sync.wait();
 }
 
@@ -387,10 +437,11 @@ int cmd_pub(const PubArgs& a) {
                 "records to be durable (start one: " + persist_command(ns, a.stream) + "); nothing published");
   }
   SyncWait sync(p.value(), a, ns, *sync_timeout);
-  if (a.count > 0) return pub_synthetic(p.value(), a, size, ns, *full_timeout, sync);
-  if (!a.files.empty()) return pub_files(p.value(), a, ns, *full_timeout, sync);
-  if (delim) return pub_delimited(p.value(), a, *delim, "record", ns, *full_timeout, sync);
-  return pub_delimited(p.value(), a, "\n", "line", ns, *full_timeout, sync);
+  NameWatch name(p.value(), a.stream);
+  if (a.count > 0) return pub_synthetic(p.value(), a, size, ns, *full_timeout, sync, name);
+  if (!a.files.empty()) return pub_files(p.value(), a, ns, *full_timeout, sync, name);
+  if (delim) return pub_delimited(p.value(), a, *delim, "record", ns, *full_timeout, sync, name);
+  return pub_delimited(p.value(), a, "\n", "line", ns, *full_timeout, sync, name);
 }
 
 }  // namespace shmbus::tools

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "args.h"
@@ -102,8 +103,12 @@ int cmd_rm(const RmArgs& a) {
   // With --force, records the persister had not stored are lost: recorded so in the store,
   // so that a ring created over it does not number new records as them (--data: the store
   // goes too).  Only when the ring is otherwise removable by force.
+  // The header, read once before a forced removal (for both uses below).
+  std::optional<StreamInfo> forced;
+  if (a.force)
+    if (auto info = stream_info(ns, a.stream); info) forced = std::move(info.value());
   if (a.force && !a.data) {
-    auto info = stream_info(ns, a.stream);
+    const std::optional<StreamInfo>& info = forced;
     if (info && info->persist && info->durable_seq < info->next_seq) {
       // --data-dir names another store than the header: removing the ring would let a
       // ring created over the header's store number new records as the unstored ones.
@@ -136,9 +141,25 @@ int cmd_rm(const RmArgs& a) {
       }
     }
   }
+  // Who still has the ring open (--force): they keep it after its name is gone, so a
+  // producer's records go where no new reader looks (`pub` notices and fails, `tail -f`
+  // waits for the name), and the user is told who.
+  std::string live;
+  if (forced) {
+    for (const auto& p : forced->producers)
+      if (p.alive) live += std::string(live.empty() ? "" : ",") + " producer pid " + std::to_string(p.pid);
+    for (const auto& c : forced->consumers)
+      if (c.alive)
+        live += std::string(live.empty() ? "" : ",") +
+                (c.durable ? " consumer '" + terminal_text(c.name) + "'" : std::string(" a tailing reader")) +
+                " pid " + std::to_string(c.pid);
+  }
   auto r = remove_stream(ns, a.stream, a.force);
   if (!r && !(a.data && r.error().code == Errc::kNotFound))
     return fail_stream(r.error(), ns, a.stream, a.data_dir);
+  if (r && !live.empty())
+    warn("removed while in use by" + live + ": they keep the removed ring, where what a producer "
+         "publishes reaches no new reader (shmbus pub stops with an error; tail -f waits for the name)");
   if (a.data) {
     auto removed = persist::remove_store(ns, a.stream, o);
     if (!removed) return fail(removed.error());

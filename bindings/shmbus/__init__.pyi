@@ -37,6 +37,7 @@ _BufferLike = Union[bytes, bytearray, memoryview, Any]
 _Size = Union[int, str]
 _Start = Union[None, Literal["earliest", "latest", "committed"], str, int, datetime.datetime]
 _Wait = Literal["block", "yield", "spin"]
+_NameState = Literal["same", "removed", "replaced"]
 
 def resolve_namespace(namespace: Optional[str] = None) -> str:
     """The namespace a call uses: `namespace`, else $SHMBUS_NAMESPACE, else "default"."""
@@ -390,6 +391,9 @@ class Producer:
     @property
     def closed(self) -> bool: ...
     @property
+    def name_state(self) -> _NameState:
+        """'removed' / 'replaced' once the stream's name no longer means this producer's ring."""
+    @property
     def name(self) -> str: ...
     @property
     def namespace(self) -> str: ...
@@ -461,6 +465,9 @@ class Consumer:
         """Commits (auto_commit), expires records, detaches.  Idempotent."""
     @property
     def closed(self) -> bool: ...
+    @property
+    def name_state(self) -> _NameState:
+        """'removed' / 'replaced' once the stream's name no longer means this consumer's ring."""
     @property
     def name(self) -> str: ...
     @property

@@ -98,6 +98,15 @@ WaitStrategy to_wait_strategy(std::string_view s) {
               "wait must be 'block', 'yield' or 'spin', not '" + std::string(s) + "'");
 }
 
+const char* name_state_text(NameState s) noexcept {
+  switch (s) {
+    case NameState::kRemoved: return "removed";
+    case NameState::kReplaced: return "replaced";
+    case NameState::kSame: break;
+  }
+  return "same";
+}
+
 std::string namespace_of(const py::object& ns) {
   if (ns.is_none()) return resolve_namespace();
   if (!py::isinstance<py::str>(ns))

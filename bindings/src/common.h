@@ -57,6 +57,9 @@ std::string path_arg(const py::object& path, const char* what);
 // "block" | "spin" | "yield".
 WaitStrategy to_wait_strategy(std::string_view s);
 
+// NameState as Python sees it: "same" | "removed" | "replaced".
+const char* name_state_text(NameState s) noexcept;
+
 // The namespace argument of every call: None (or "") -> $SHMBUS_NAMESPACE -> "default".
 std::string namespace_of(const py::object& ns);
 

@@ -172,6 +172,16 @@ class ConsumerHandle {
   }
 
   bool closed() const noexcept { return !core_ || !core_->usable(); }
+  std::string name_state() {
+    const std::shared_ptr<ConsumerCore> core = core_;  // (a close() meanwhile lets go of core_)
+    if (!core) throw_error(Errc::kClosed, "consumer is closed");
+    if (!core->usable()) core->throw_closed();
+    CoreLock lock(*core);
+    const NameState s = core->replay     ? core->replay->name_state()
+                        : core->consumer ? core->consumer->ring().name_state()
+                                         : NameState::kSame;
+    return name_state_text(s);
+  }
   bool from_store() {
     const ConsumerCore& c = info();
     if (!c.replay || !c.usable()) return false;
@@ -517,6 +527,11 @@ No-op for tailing consumers.)doc")
            "close() -> None\n\nCommits (with auto_commit), expires records, detaches. "
            "Idempotent; a read waiting in another thread ends with ClosedError.")
       .def_property_readonly("closed", &ConsumerHandle::closed)
+      .def_property_readonly("name_state", &ConsumerHandle::name_state,
+                             "'same'; 'removed' once the stream was removed (``shmbus rm --force``); "
+                             "'replaced' once removed and created again: this consumer still reads the "
+                             "ring it opened.  Two system calls: ask at "
+                             "idle moments, not per record.")
       .def_property_readonly("name", [](const ConsumerHandle& h) { return h.info().name; },
                              "The stream's name.")
       .def_property_readonly("namespace", [](const ConsumerHandle& h) { return h.info().ns; },

@@ -419,6 +419,11 @@ class ProducerHandle {
   }
 
   bool closed() const noexcept { return !core_ || !core_->usable(); }
+  std::string name_state() {
+    InCall in(*this);
+    ProducerCore& c = in.core();
+    return name_state_text(c.locked([&] { return c.producer->name_state(); }));
+  }
   const ProducerCore& info() const {
     if (!core_) throw_error(Errc::kClosed, "producer is closed");
     return *core_;
@@ -590,6 +595,11 @@ Reserves ``size`` bytes in the ring for zero-copy filling; see :class:`Claim`.)d
       .def("close", &ProducerHandle::close,
            "close() -> None\n\nAborts open claims and detaches. Idempotent.")
       .def_property_readonly("closed", &ProducerHandle::closed)
+      .def_property_readonly("name_state", &ProducerHandle::name_state,
+                             "'same'; 'removed' once the stream was removed (``shmbus rm --force``); "
+                             "'replaced' once removed and created again.  A producer keeps the ring it "
+                             "opened: publish() still succeeds there, but no new reader sees those "
+                             "records.  Two system calls: ask at idle moments, not per record.")
       .def_property_readonly("name", [](const ProducerHandle& h) { return h.info().name; },
                              "The stream's name.")
       .def_property_readonly("namespace", [](const ProducerHandle& h) { return h.info().ns; },

@@ -183,6 +183,28 @@ def test_remove_busy_and_force(ns, stream):
     assert shmbus.ls(ns) == []
 
 
+def test_name_state_after_remove_and_create_again(ns, stream):
+    # A handle keeps the ring it opened: after a forced remove its publish still
+    # succeeds, into a ring no new reader opens; name_state says so.
+    p = shmbus.Producer(stream, namespace=ns)
+    c = shmbus.Consumer(stream, namespace=ns)
+    assert p.name_state == "same" and c.name_state == "same"
+    shmbus.remove(stream, namespace=ns, force=True)
+    assert p.name_state == "removed" and c.name_state == "removed"
+    p.publish(b"into the removed ring")
+    shmbus.create(stream, capacity="1M", namespace=ns)
+    assert p.name_state == "replaced" and c.name_state == "replaced"
+    with shmbus.Consumer(stream, namespace=ns) as fresh:
+        assert fresh.poll(timeout=0) is None
+        assert fresh.name_state == "same"
+    p.close()
+    c.close()
+    with pytest.raises(shmbus.ClosedError):
+        p.name_state
+    with pytest.raises(shmbus.ClosedError):
+        c.name_state
+
+
 def test_incompatible_and_corrupt(ns):
     with open(f"/dev/shm/shmbus.{ns}.junk", "wb") as f:
         f.write(b"\x01" * 8192)

@@ -435,6 +435,9 @@ PubResult Producer::publish_durable(Bytes payload, uint32_t type,
 
 uint64_t Producer::max_record() const noexcept { return impl_ ? impl_->max_record : 0; }
 uint64_t Producer::capacity() const noexcept { return impl_ ? impl_->cap : 0; }
+NameState Producer::name_state() const noexcept {
+  return impl_ ? impl_->m->name_state() : NameState::kSame;
+}
 
 PubResult Producer::publish(Bytes payload, uint32_t type) noexcept {
   if (!impl_) return {PubStatus::kClosed, 0};

@@ -494,6 +494,27 @@ TEST(Ring, SeekFollowsTheNameToAStreamCreatedAgain) {
   EXPECT_EQ(stream_info(ns.ns(), "s")->consumers.size(), 1u);
 }
 
+// A producer keeps the ring it opened (publishing into it after the name went still
+// succeeds); name_state() tells it the name now means nothing (kRemoved) or another
+// stream (kReplaced), as `shmbus pub` asks.
+TEST(Producer, NameStateSaysWhenItsStreamWasRemovedOrReplaced) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 4096;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->name_state(), NameState::kSame);
+  ASSERT_TRUE(remove_stream(ns.ns(), "s", true));
+  EXPECT_EQ(p->name_state(), NameState::kRemoved);
+  EXPECT_TRUE(p->publish(test::as_bytes("into the removed ring")).ok());
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  EXPECT_EQ(p->name_state(), NameState::kReplaced);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->next_seq, 0u);
+  p->close();
+  EXPECT_EQ(p->name_state(), NameState::kSame) << "closed: nothing to tell";
+}
+
 // Issue 13 point 3: `start` is where a *new* group begins; an existing group continues
 // from its commit (the README's own example re-read from 0 on every run); rewinding it
 // is explicit (reset / seek).

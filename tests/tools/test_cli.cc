@@ -1,6 +1,9 @@
 // test_cli.cc: the `shmbus` command, run as a child process: create, ls, stat, pub, rm,
 // usage errors, signals and help (tail in test_cli_tail.cc, persisted streams in
 // test_cli_persist.cc; the fixture in cli_test_util.h).
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "cli_test_util.h"
 
 namespace shmbus::test {
@@ -225,6 +228,43 @@ TEST_F(Cli, RmRefusesWhileAConsumerIsAttachedUnlessForced) {
   CliResult r = bg.stop(SIGTERM);
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// A producer keeps the ring it opened: after `rm --force` (or that and a create under
+// the name) `pub` published into the removed ring, where no reader sees a record, and
+// exited 0 (a review).  It now looks at the name whenever its input pauses (before it
+// publishes what came after the pause: a removal while it waited loses nothing), every
+// 4096 records and at the end, and fails; `rm --force` names who still has the ring.
+TEST_F(Cli, PubStopsWhenItsStreamIsRemoved) {
+  create("s");
+  const std::string fifo = scratch_.path() + "/in";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Background pub({"-c", "exec \"$0\" pub s --namespace \"$1\" < \"$2\"", SHMBUS_CLI, ns_, fifo}, "/bin/sh");
+  const int w = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(w, 0);
+  ASSERT_EQ(::write(w, "a\nb\n", 4), 4);
+  ASSERT_TRUE(pub.wait_for([&](const std::string&, const std::string&) { return stream_info(ns_, "s")->next_seq == 2; }));
+  CliResult rm = cli({"rm", "s", "--force"});
+  expect_ok(rm);
+  EXPECT_NE(rm.err.find("removed while in use by producer pid"), std::string::npos) << rm.err;
+  create("s");  // and created again: still not pub's stream
+  ASSERT_EQ(::write(w, "c\nd\n", 4), 4);
+  ::close(w);
+  CliResult r = pub.stop(0, std::chrono::seconds(15));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("stream 's' was removed and created again while pub ran: the 2 records before were "
+                       "published into it, nothing after"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(stream_info(ns_, "s")->next_seq, 0u);
+  // Publishing without a pause: within 4096 records.
+  Background many(with_ns({"pub", "s", "--count", "1000000000", "--size", "16", "--full-timeout", "1s"}));
+  ASSERT_TRUE(many.wait_for([&](const std::string&, const std::string&) { return stream_info(ns_, "s")->next_seq > 0; }));
+  expect_ok(cli({"rm", "s", "--force"}));
+  CliResult m = many.stop(0, std::chrono::seconds(15));
+  EXPECT_EQ(m.exit_code, 1) << m.err;
+  EXPECT_NE(m.err.find("stream 's' was removed while pub ran: of the "), std::string::npos) << m.err;
+  EXPECT_NE(m.err.find("may have gone into the removed stream"), std::string::npos) << m.err;
 }
 
 TEST_F(Cli, RmRemovesAnIdleStream) {

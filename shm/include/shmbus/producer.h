@@ -90,6 +90,13 @@ class Producer {
 
   uint64_t max_record() const noexcept;
   uint64_t capacity() const noexcept;
+  // Whether the stream's name still refers to the stream this producer publishes into.
+  // A producer keeps the ring it opened, as a writer keeps a deleted file: after `shmbus
+  // rm --force` (kRemoved), or that and a create under the name (kReplaced), publish()
+  // still succeeds, into a ring no new reader opens.  System calls (an fstat and an
+  // lstat): for idle moments and every few thousand records, not per record (`shmbus
+  // pub` asks whenever its input pauses, every 4096 records and at the end).
+  NameState name_state() const noexcept;
   void close() noexcept;
   bool is_open() const noexcept { return impl_ != nullptr; }
 
