@@ -14,6 +14,7 @@
 #include "store_path.h"
 #include "index.h"
 #include "scan.h"
+#include "settings.h"
 #include "shmbus/persist.h"
 #include "watermark.h"
 
@@ -48,6 +49,16 @@ class StreamChecker {
                                      std::move(problem), repaired});
   }
   bool can_repair() const { return repair_ && !writer_live_; }
+  // Whether `name` no longer exists (a live writer's retention removed it meanwhile).
+  bool gone(const std::string& name) const {
+    return ::faccessat(dir_, name.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT;
+  }
+  // Segments wholly below the watermark (each one's successor starts at or below it): a
+  // deletion that a crash interrupted, which the next writer's recovery finishes.  Not
+  // damage: --repair finishes it as recovery does (erasing first on a --secure store),
+  // never quarantines it (a half-erased segment has no header left: quarantined, the
+  // deleted records' bytes stayed on disk, a review).  Returns how many of `segs` those are.
+  size_t finish_interrupted_deletion(const std::vector<uint64_t>& segs, uint64_t deleted_below);
   Result<void> lock();
   void check_files();
   Result<void> check_segment(uint64_t first, bool last, uint64_t next_first);
@@ -147,7 +158,8 @@ void StreamChecker::check_files() {
       dir_changed_ |= fixed;
       issue(n, 0, 0, "leftover temporary file of an interrupted index rewrite", fixed);
     } else if (parse_numbered_name(n, kIndexSuffix, &seq)) {
-      if (::faccessat(dir_, segment_file_name(seq).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+      // (A live writer's retention unlinks a segment, then its index: in flux, not judged.)
+      if (writer_live_ || ::faccessat(dir_, segment_file_name(seq).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0)
         continue;
       const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
       dir_changed_ |= fixed;
@@ -257,6 +269,8 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   const std::string name = segment_file_name(first);
   auto f = SegmentFile::open(dir_, first);
   if (!f) {
+    // Gone since the listing: a live writer's retention removed it (not judged).
+    if (writer_live_ && gone(name)) return {};
     issue(name, 0, 0, f.error().message, false);
     prev_end_.reset();
     return {};
@@ -266,12 +280,16 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   if (last && writer_live_) {
     // A live writer's active segment: its tail is being written (never judged); the
     // complete frames before it are read and counted, and its header and its place in the
-    // sequence are checked.
+    // sequence are checked.  One whose header is not written yet (a roll's new segment,
+    // 0 bytes at first) holds nothing yet: everything below `first` was read.
     auto live = scan_segment(f.value(), first, kDefaultInterval);
     if (!live) {
-      if (auto h = f->read_header(); !h) issue(name, 0, 0, h.error().message, false);
+      auto head = f->header_bytes();
+      const bool creating = head && header_not_written(head.value());
+      if (!creating)
+        if (auto h = f->read_header(); !h) issue(name, 0, 0, h.error().message, false);
       prev_end_.reset();
-      rep_->live.push_back(FsckLive{ns_ + "/" + stream_, 0, 0});
+      rep_->live.push_back(FsckLive{ns_ + "/" + stream_, creating ? first : 0, 0});
       return {};
     }
     if (live->header.ns != ns_ || live->header.stream != stream_)
@@ -454,6 +472,30 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   return {};
 }
 
+size_t StreamChecker::finish_interrupted_deletion(const std::vector<uint64_t>& segs, uint64_t deleted_below) {
+  size_t below = 0;
+  while (below + 1 < segs.size() && segs[below + 1] <= deleted_below) ++below;
+  if (below == 0 || writer_live_) return below;  // (live: its own deletion, in progress)
+  // Erased first unless the store's settings say it is not --secure (unreadable ones: erased).
+  const auto settings = read_settings(dir_);
+  const bool secure = !settings || settings->secure_delete;
+  for (size_t i = 0; i < below; ++i) {
+    const std::string name = segment_file_name(segs[i]);
+    bool fixed = false;
+    if (can_repair()) {
+      fixed = remove_file(dir_, name, secure).ok() && remove_file(dir_, index_file_name(segs[i]), secure).ok();
+      dir_changed_ = true;
+    }
+    issue(name, 0, 0,
+          "lies wholly below the watermark (deleted below " + std::to_string(deleted_below) +
+              "): a deletion a crash interrupted" +
+              (fixed ? std::string(secure ? "; finished (erased, then removed)" : "; finished (removed)")
+                     : "; the next persister start or --repair finishes it"),
+          fixed);
+  }
+  return below;
+}
+
 Result<void> StreamChecker::run() {
   ++rep_->streams;
   if (auto r = lock(); !r) return r;
@@ -462,9 +504,15 @@ Result<void> StreamChecker::run() {
   auto listed = list_segments(dir_);
   if (!listed) return listed.error();
   const auto& segs = listed.value();
-  for (size_t i = 0; i < segs.size(); ++i) {
+  const size_t first = wm ? finish_interrupted_deletion(segs, wm->deleted_below) : 0;
+  for (size_t i = first; i < segs.size(); ++i) {
     const bool last = i + 1 == segs.size();
+    // A live writer's retention may remove a sealed segment (and then its index) while it
+    // is read: whatever was found in one that is gone now is not judged.
+    const size_t issues_before = rep_->issues.size();
     if (auto r = check_segment(segs[i], last, last ? 0 : segs[i + 1]); !r) return r;
+    if (writer_live_ && !last && rep_->issues.size() > issues_before && gone(segment_file_name(segs[i])))
+      rep_->issues.resize(issues_before);
   }
   if (!wm) {
     bool fixed = false;

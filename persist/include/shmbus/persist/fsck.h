@@ -23,8 +23,8 @@ struct FsckIssue {
 // was read up to its last complete record, and its tail (being written) not judged.
 struct FsckLive {
   std::string stream;     // NS/STREAM
-  uint64_t end_seq = 0;   // one past the last record read (0: the segment's header is not
-                          // written yet)
+  uint64_t end_seq = 0;   // one past the last record read (a segment whose header is not
+                          // written yet: its first sequence; 0 when its header is damaged)
   uint64_t bytes = 0;     // of the active segment, read up to there
 };
 
