@@ -461,8 +461,8 @@ class Consumer:
         """Moves the consumer (a durable group: its committed position) to `start`."""
     def commit(self) -> None:
         """Durable: marks everything returned so far as consumed (expires those records)."""
-    def close(self) -> None:
-        """Commits (auto_commit), expires records, detaches.  Idempotent."""
+    def close(self, commit: bool = True) -> None:
+        """Commits (auto_commit; not with commit=False, nor when a ``with`` block raised), expires records, detaches.  Idempotent."""
     @property
     def closed(self) -> bool: ...
     @property

@@ -139,18 +139,19 @@ def _commit(self):
     return _orig["commit"](self)
 
 
-def _close(self):
+def _close(self, commit=True):
     rec = _join_quiet(self)
-    if rec is not None and not self.closed and self.durable and self.auto_commit:
+    if commit and rec is not None and not self.closed and self.durable and self.auto_commit:
         try:
             _rewind_to(self, rec)
         except Exception:  # noqa: BLE001 - the close goes on (the C++ consumer is closed on error)
             pass
-    return _orig["close"](self)
+    return _orig["close"](self, commit=commit)
 
 
 def _exit(self, exc_type, exc, tb):
-    _close(self)
+    # An exception in the block: what was returned since the last commit comes again.
+    _close(self, commit=exc_type is None)
     return False
 
 

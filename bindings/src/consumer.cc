@@ -149,13 +149,17 @@ class ConsumerHandle {
     c.snapshot();
   }
 
-  void close() {
+  // `commit` false: what auto-commit has not committed yet (the record, or the batch,
+  // returned last) is left to the group's next holder; `with` does this when its body
+  // raised, so that the record it failed on comes again (at least once, as a Claim's
+  // `with` aborts on an exception); it committed it (a review).
+  void close(bool commit = true) {
     if (!core_) return;
     std::shared_ptr<ConsumerCore> core = std::move(core_);
     core->closed = true;
     if (core->generation != fork_generation()) return;
     core->live.expire_all();
-    if (core->durable && core->auto_commit && core->uncommitted) {
+    if (commit && core->durable && core->auto_commit && core->uncommitted) {
       CoreLock lock(*core);  // waits at most one slice for a reader in another thread
       core->commit_position();
       core->snapshot();
@@ -523,9 +527,12 @@ returned before are expired.)doc")
 Durable: marks everything returned so far as consumed (the position the group resumes
 from, and which producers may overwrite up to).  Expires the records returned so far.
 No-op for tailing consumers.)doc")
-      .def("close", &ConsumerHandle::close,
-           "close() -> None\n\nCommits (with auto_commit), expires records, detaches. "
-           "Idempotent; a read waiting in another thread ends with ClosedError.")
+      .def("close", &ConsumerHandle::close, py::arg("commit") = true,
+           "close(commit=True) -> None\n\nCommits (with auto_commit; commit=False leaves what "
+           "was returned since the last commit to the group's next holder), expires records, "
+           "detaches.  Idempotent; a read waiting in another thread ends with ClosedError.  "
+           "Leaving a ``with`` block by an exception closes with commit=False: the record "
+           "being processed comes again.")
       .def_property_readonly("closed", &ConsumerHandle::closed)
       .def_property_readonly("name_state", &ConsumerHandle::name_state,
                              "'same'; 'removed' once the stream was removed (``shmbus rm --force``); "
@@ -576,8 +583,8 @@ No-op for tailing consumers.)doc")
         self.cast<ConsumerHandle&>().live();
         return self;
       })
-      .def("__exit__", [](ConsumerHandle& h, py::handle, py::handle, py::handle) {
-        h.close();
+      .def("__exit__", [](ConsumerHandle& h, py::handle type, py::handle, py::handle) {
+        h.close(type.is_none());
         return false;
       })
       .def("__repr__", &ConsumerHandle::repr);
