@@ -9,12 +9,16 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "env.h"
 #include "format.h"
+#include "log.h"
 #include "settings.h"
 #include "fs.h"
 #include "shmbus/persister.h"
@@ -88,8 +92,22 @@ Result<StoreLocation> locate_store(std::string_view ns, std::string_view stream,
     // The store's own record of the setting (its `settings` file, written by every
     // persister) counts too: after a reboot there is no ring header to say it (a survey:
     // `delete` and `rm --data` then erased without overwriting).  Either one asking for
-    // it is enough; a file that is missing or damaged says nothing.
-    if (store_recorded_secure(loc.root, ns, stream)) loc.secure_delete = true;
+    // it is enough.  A missing file says nothing; a damaged one counts as asking for it
+    // (the overwrite costs time, never data; freeing a --secure store's bytes without it
+    // could not be undone: a review), said once per store and process.
+    bool damaged = false;
+    if (store_recorded_secure(loc.root, ns, stream, &damaged)) {
+      loc.secure_delete = true;
+    } else if (damaged) {
+      loc.secure_delete = true;
+      static std::mutex mu;
+      static std::set<std::string> told;  // guarded by mu
+      std::lock_guard lock(mu);
+      if (told.insert(loc.dir).second)
+        log_warn(loc.dir + "/settings is damaged: whether the store was persisted with --secure is not known; "
+                 "freed bytes are overwritten first, as for --secure (fsck reports it; the next persister "
+                 "rewrites it)");
+    }
   }
   return loc;
 }

@@ -500,7 +500,30 @@ Result<void> StreamChecker::run() {
   ++rep_->streams;
   if (auto r = lock(); !r) return r;
   check_files();
-  auto wm = read_watermark(dir_);
+  bool slot_damaged = false;
+  auto wm = read_watermark(dir_, nullptr, &slot_damaged);
+  if (wm && slot_damaged) {
+    // Which value the damaged slot held is not known: an update torn by a crash (never
+    // acknowledged: nothing lost) or a later deletion, whose records are served again.
+    bool fixed = false;
+    if (can_repair()) {
+      bool again = true;
+      fixed = write_watermark(dir_, wm.value()).ok() && read_watermark(dir_, nullptr, &again).ok() && !again;
+    }
+    issue(kWatermarkName, 0, 0,
+          "one of its two slots is damaged; the other says 'deleted below " + std::to_string(wm->deleted_below) +
+              "': a later deletion the damaged slot may have recorded is not applied (its records are served "
+              "again): repeat the last delete --before if it went further" +
+              (fixed ? "; the damaged slot was rewritten with the value read" : ""),
+          fixed);
+  }
+  // The settings file says whether the store is --secure, the only record of it once the
+  // ring is gone: damaged, delete and rm --data overwrite freed bytes to be safe.
+  if (!read_settings(dir_) && ::faccessat(dir_, "settings", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+    issue("settings", 0, 0,
+          "damaged: whether the store was persisted with --secure is not known (delete and rm --data "
+          "overwrite freed bytes as if it were); the next persister rewrites it from its own flags",
+          false);
   auto listed = list_segments(dir_);
   if (!listed) return listed.error();
   const auto& segs = listed.value();

@@ -28,9 +28,14 @@ Error with_hint(Error e) {
 }  // namespace
 
 Result<void> SegmentStore::Impl::recover() {
-  auto w = read_watermark(dir.get());
+  bool slot_damaged = false;
+  auto w = read_watermark(dir.get(), nullptr, &slot_damaged);
   if (!w) return with_hint(w.error());
   wm = w.value();
+  if (slot_damaged)
+    log_warn(where + ": one slot of the 'watermark' file is damaged; the other says deleted below " +
+             std::to_string(wm.deleted_below) + ": a later deletion it may have recorded is not applied "
+             "(repeat the last delete --before if it went further; fsck reports it)");
   (void)remove_file(dir.get(), kWatermarkTmpName, false);  // an interrupted update
   // A version 2 watermark file is raised in place: later deletions need no new space,
   // so that they work on a full disk.  Made now, while there is room (if there is not,

@@ -1,6 +1,7 @@
 // watermark.cc: the "deleted below" file (see watermark.h and FORMAT.md).
 #include "watermark.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -14,12 +15,14 @@ namespace {
 
 struct Slot {
   bool valid = false;
+  bool empty = false;  // all zeros: never written
   uint64_t generation = 0;
   Watermark w;
 };
 
 Slot decode_slot(const std::byte* p) {
   Slot s;
+  s.empty = std::all_of(p, p + kWatermarkSlotSize, [](std::byte b) { return b == std::byte{0}; });
   if (std::memcmp(p, kWatermarkMagic, 8) != 0 || get_u16(p + 8) != 2 ||
       get_u16(p + 10) != kWatermarkSlotSize || get_u32(p + 12) != 0 ||
       crc32c(p, kWatermarkSlotSize - 4) != get_u32(p + kWatermarkSlotSize - 4))
@@ -68,8 +71,9 @@ Result<void> replace_watermark_file(int dir, const Watermark& w) {
 
 }  // namespace
 
-Result<Watermark> read_watermark(int dir, uint16_t* version) {
+Result<Watermark> read_watermark(int dir, uint16_t* version, bool* slot_damaged) {
   if (version) *version = 0;
+  if (slot_damaged) *slot_damaged = false;
   auto fd = open_at(dir, kWatermarkName, OpenMode::kRead);
   if (!fd) {
     if (fd.error().code == Errc::kNotFound) return Watermark{};
@@ -84,6 +88,7 @@ Result<Watermark> read_watermark(int dir, uint16_t* version) {
     const int i = ok.value() ? newest(s) : -1;
     if (i < 0) return kDamaged;
     if (version) *version = 2;
+    if (slot_damaged) *slot_damaged = !s[1 - i].valid && !s[1 - i].empty;
     return s[i].w;
   }
   // Version 1: one 40-byte record.

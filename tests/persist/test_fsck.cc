@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "format.h"
+#include "shmbus/store_admin.h"
 #include "index.h"
 #include "test_util.h"
 #include "watermark.h"
@@ -405,6 +406,68 @@ TEST(Fsck, ALiveWritersRollsAndRetentionAreNotProblems) {
   writer.join();
   EXPECT_EQ(writer_error, "");
   EXPECT_EQ(found, "") << "fsck judged what a live writer had in flux";
+}
+
+// One damaged slot of the watermark file: the other's older value is read, so the
+// records a later deletion may have removed are served again.  fsck said "clean" (a
+// review); it now says so, and --repair rewrites the slot (the deletion itself cannot be
+// known again: the message says to repeat it).
+TEST(Fsck, ReportsADamagedWatermarkSlot) {
+  TempDir t;
+  make_store(t);
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(s->delete_before(30).ok());
+    ASSERT_TRUE(s->delete_before(60).ok());
+  }
+  EXPECT_TRUE(run(t.path(), false).issues.empty());
+  // The newest slot (60) loses a byte: the other (30) is read.
+  const std::string wm = t.stream_dir() + "/watermark";
+  auto b = read_file(wm);
+  ASSERT_EQ(b.size(), kWatermarkFileSize);
+  const int dir = ::open(t.stream_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir, 0);
+  bool damaged = true;
+  ASSERT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 60u);
+  EXPECT_FALSE(damaged);
+  for (uint32_t off : kWatermarkSlotOffset) {
+    std::vector<char> c = b;
+    c[off + 40] ^= 1;
+    write_file(wm, c);
+    if (read_watermark(dir, nullptr, &damaged)->deleted_below == 30) break;
+  }
+  ASSERT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 30u);
+  EXPECT_TRUE(damaged);
+  auto rep = run(t.path(), false);
+  ASSERT_EQ(rep.issues.size(), 1u) << describe(rep);
+  EXPECT_NE(rep.issues[0].problem.find("one of its two slots is damaged; the other says 'deleted below 30'"),
+            std::string::npos)
+      << describe(rep);
+  repair_then_nothing_left(t);
+  EXPECT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 30u);
+  EXPECT_FALSE(damaged);
+  ::close(dir);
+}
+
+// A damaged `settings` file (the only record of --secure once the ring is gone): fsck
+// reports it, and delete overwrites what it frees as for --secure (it freed the bytes
+// as they were, without a word: a review).
+TEST(Fsck, ReportsADamagedSettingsFileAndDeleteOverwritesToBeSafe) {
+  TempDir t;
+  make_store(t);
+  write_file(t.stream_dir() + "/settings", std::vector<char>(64, 'x'));
+  auto rep = run(t.path(), false);
+  ASSERT_EQ(rep.issues.size(), 1u) << describe(rep);
+  EXPECT_NE(rep.issues[0].problem.find("whether the store was persisted with --secure is not known"),
+            std::string::npos)
+      << describe(rep);
+  AdminOptions ao;
+  ao.data_dir = t.path();
+  auto d = delete_before("ns", "st", 30, ao);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_TRUE(d->secure);
+  EXPECT_GT(d->report.segments, 0u);
 }
 
 // Issue 7 point 8: a second quarantine of the same segment never replaces the first
