@@ -54,6 +54,27 @@ Result<void> create_stream(std::string_view ns, std::string_view name, const Str
                                          "-producer stream, not as a " +
                                          (opts.single_producer ? "single" : "multi") +
                                          "-producer one");
+  // Its timeouts too: an exit 0 read as "the stream has the settings asked for", and a
+  // deploy script's longer --consumer-timeout was silently not there (a review).
+  {
+    const detail::StreamHeader* h = o.value()->header();
+    std::string differ, asked;
+    const auto compare = [&](const char* what, uint64_t have_ns, std::chrono::milliseconds want) {
+      const uint64_t want_ns = static_cast<uint64_t>(std::chrono::nanoseconds(want).count());
+      if (have_ns == want_ns) return;
+      const auto ms = [](uint64_t ns) { return std::to_string(ns / 1'000'000) + " ms"; };
+      differ += std::string(differ.empty() ? "" : ", ") + what + " " + ms(have_ns);
+      asked += std::string(asked.empty() ? "" : ", ") + ms(want_ns);
+    };
+    // (Plain fields, written once at creation.)
+    compare("abandon timeout", h->abandon_timeout_ns, opts.abandon_timeout);
+    compare("consumer timeout", h->consumer_dead_timeout_ns, opts.consumer_dead_timeout);
+    compare("consumer retention", h->consumer_retention_ns, opts.consumer_retention);
+    if (!differ.empty())
+      return make_error(Errc::kExists, "stream '" + std::string(name) + "' exists with " + differ + ", not " +
+                                           asked + ": exist_ok (--exist-ok) accepts a stream with the "
+                                           "settings asked for only; ask for those, or remove it first");
+  }
   struct stat st;
   const std::string path = "/dev/shm/" + object_name(ns, name);
   if (lstat(path.c_str(), &st) != 0)

@@ -61,6 +61,14 @@ TEST_F(Cli, CreateTwiceFailsUnlessExistOk) {
   expect_failure(cli({"create", "s", "--capacity", "128K", "--exist-ok"}),
                  "exists with capacity 65536 and max record 8192, not 131072 and 16384: exist_ok "
                  "(--exist-ok) accepts a stream of the same sizes only");
+  // And one with other timeouts: exit 0 kept the stream's own, silently (a review).
+  expect_failure(cli({"create", "s", "--capacity", "64K", "--exist-ok", "--consumer-timeout", "10s",
+                      "--consumer-retention", "1h"}),
+                 "exists with consumer timeout 2000 ms, consumer retention 604800000 ms, not 10000 ms, "
+                 "3600000 ms: exist_ok (--exist-ok) accepts a stream with the settings asked for only");
+  expect_failure(cli({"create", "s", "--capacity", "64K", "--exist-ok", "--abandon-timeout", "5s"}),
+                 "exists with abandon timeout 1000 ms, not 5000 ms");
+  expect_ok(cli({"create", "s", "--capacity", "64K", "--exist-ok", "--consumer-timeout", "2s"}));
 }
 
 TEST_F(Cli, BadSizesAndDurationsFail) {
