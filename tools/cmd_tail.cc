@@ -38,8 +38,11 @@ class RecordPrinter {
  public:
   enum class Format { kText, kJson, kHex, kRaw };
   // Text records reach a terminal escaped (terminal_text): a payload must not be able to
-  // drive it.  Into a pipe or file they go as they are, unless they contain the delimiter:
-  // then escaped too, so that one record stays one line.  Raw records go as they are.
+  // drive it.  Into a pipe or file they go as they are, unless they contain the delimiter
+  // or a backslash: then escaped too, the delimiter's bytes included (\xNN), so that one
+  // record stays one line and every line decodes back to its record (a printable -D like
+  // ',' stayed in the record, and "a\x0ab" as text printed as a record holding a
+  // newline did: a review).  Raw records go as they are.
   RecordPrinter(Format f, std::string delimiter, std::string encoding)
       : format_(f), to_terminal_(::isatty(STDOUT_FILENO) == 1), delimiter_(std::move(delimiter)),
         encoding_(std::move(encoding)) {}
@@ -48,8 +51,9 @@ class RecordPrinter {
     const std::string_view data = as_chars(rec.data);
     switch (format_) {
       case Format::kText:
-        if (to_terminal_ || data.find(delimiter_) != std::string_view::npos)
-          line_ = terminal_text(data);
+        if (to_terminal_ || data.find(delimiter_) != std::string_view::npos ||
+            data.find('\\') != std::string_view::npos)
+          escape_delimiter(terminal_text(data));
         else line_.assign(data);
         break;
       case Format::kRaw:
@@ -98,6 +102,28 @@ class RecordPrinter {
     // committed (the next tail --group prints them).
     __fpurge(stdout);
     return false;
+  }
+
+  // line_ = `escaped` with the first byte of every occurrence of a printable delimiter
+  // written \xNN (found in `escaped` itself, one byte on after each, so that overlapping
+  // ones are broken too).  The escapes cannot form the delimiter again: one with a
+  // backslash, an x or a hex digit is refused in text output (printable_delimiter_ok()).
+  void escape_delimiter(const std::string& escaped) {
+    line_.clear();
+    if (delimiter_.empty()) {
+      line_ = escaped;
+      return;
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    size_t from = 0;
+    for (size_t at; (at = escaped.find(delimiter_, from)) != std::string::npos; from = at + 1) {
+      const auto c = static_cast<unsigned char>(escaped[at]);
+      line_.append(escaped, from, at - from);
+      line_ += "\\x";
+      line_ += kHex[c >> 4];
+      line_ += kHex[c & 15];
+    }
+    line_.append(escaped, from, std::string::npos);
   }
 
   Format format_;
@@ -196,6 +222,14 @@ std::optional<RecordPrinter> make_printer(const TailArgs& a) {
     auto d = delimiter_flag("-D", a.delimiter);
     if (!d) return std::nullopt;
     delim = *d;
+    // Text output escapes a delimiter found inside a record as \xNN: a delimiter made
+    // partly of those characters could come out of the escapes themselves.
+    if (a.format == "text" && delim.find_first_of("\\x0123456789abcdef") != std::string::npos) {
+      fail("-D " + a.delimiter + ": text output escapes a delimiter found inside a record with a backslash, an "
+           "x and two hex digits, so the delimiter cannot hold any of those (0-9, a-f); use another, or "
+           "--format raw (records as they are)", kExitUsage);
+      return std::nullopt;
+    }
   }
   if (!a.encoding.empty() && a.format != "json") {
     fail("--encoding goes with --format json", kExitUsage);

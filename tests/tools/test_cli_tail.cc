@@ -280,6 +280,20 @@ TEST_F(Cli, PubDelimitersFilesAndTailRawAndEncodings) {
   CliResult text = cli({"tail", "s", "--count", "2"});
   expect_ok(text);
   EXPECT_EQ(text.out, "one\\x0aline\ntwo\n");
+  // A printable delimiter inside a record is escaped too (it stayed: "a,b" printed as two
+  // records), and so is a record holding a backslash ("a\x0ab" as text printed as a
+  // record holding a newline does): every line decodes back to its record (a review).
+  create("d");
+  expect_ok(cli({"pub", "d", "-0"}, std::string("a,b\0c\0a\\x0ab\0a\nb\0,,\0", 20)));
+  CliResult commas = cli({"tail", "d", "-D", ","});
+  expect_ok(commas);
+  EXPECT_EQ(commas.out, "a\\x2cb,c,a\\\\x0ab,a\nb,\\x2c\\x2c,");
+  CliResult lines = cli({"tail", "d"});
+  EXPECT_EQ(lines.out, "a,b\nc\na\\\\x0ab\na\\x0ab\n,,\n");
+  CliResult hexdelim = cli({"tail", "d", "-D", "end"});
+  expect_failure(hexdelim, "text output escapes a delimiter found inside a record");
+  EXPECT_EQ(hexdelim.exit_code, 2);
+  expect_ok(cli({"tail", "d", "-D", "end", "--format", "raw"}));
   // Raw output with a delimiter: the bytes as they are.
   CliResult raw = cli({"tail", "s", "--format", "raw", "-D", "\\0", "--count", "2"});
   expect_ok(raw);
