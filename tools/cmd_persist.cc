@@ -67,6 +67,9 @@ int cmd_persist(const PersistArgs& a) {
   if (!a.segment_size.empty()) {
     auto b = size_flag("--segment-size", a.segment_size);
     if (!b) return kExitUsage;
+    // Checked here as a usage error (the store's own check said "segment_bytes", exit 1).
+    if (*b < 4096 || *b > (uint64_t{1} << 40))
+      return fail("--segment-size " + a.segment_size + ": must be between 4K and 1T", kExitUsage);
     o.segment_bytes = *b;
   }
   o.hold_producers = !a.let_go;

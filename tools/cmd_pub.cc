@@ -1,6 +1,7 @@
 // cmd_pub.cc: pub: records in from stdin (lines, -D / -0 delimited, --file, or
 // synthetic --count records) into a stream.
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -353,8 +354,9 @@ int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
         const ssize_t got = read_stdin(&data, 65536, 0, &rc);
         if (got < 0) return rc;
         if (got == 0) break;
-        if (data.size() > p.max_record())
-          return fail(publish_error(PubStatus::kTooLarge, data.size(), p, a, ns, full_timeout) +
+        if (data.size() > p.max_record())  // (read so far: the input may go on)
+          return fail("record of at least " + std::to_string(data.size()) +
+                      " bytes is larger than the stream's maximum " + std::to_string(p.max_record()) +
                       " (standard input; nothing published)");
       }
     } else {
@@ -365,8 +367,15 @@ int pub_files(Producer& p, const PubArgs& a, std::string_view ns,
       while ((got = std::fread(chunk, 1, sizeof chunk, in)) > 0) {
         data.append(chunk, got);
         if (data.size() > p.max_record()) {
+          // The file's size when it is a regular one; else (a FIFO, /proc) what was read
+          // so far (the number used to be that for every file: a 1 MB file was "65536").
+          struct stat st {};
+          const bool sized = ::fstat(::fileno(in), &st) == 0 && S_ISREG(st.st_mode) &&
+                             static_cast<uint64_t>(st.st_size) >= data.size();
           std::fclose(in);
-          return fail(publish_error(PubStatus::kTooLarge, data.size(), p, a, ns, full_timeout) +
+          return fail("record of " + std::string(sized ? "" : "at least ") +
+                      std::to_string(sized ? static_cast<uint64_t>(st.st_size) : data.size()) +
+                      " bytes is larger than the stream's maximum " + std::to_string(p.max_record()) +
                       " (--file " + f + "; nothing published)");
         }
       }
@@ -412,6 +421,9 @@ int cmd_pub(const PubArgs& a) {
   const int sources = (a.count > 0) + !a.files.empty() + (!a.delimiter.empty() || a.nul);
   if (sources > 1) return fail("choose one of --count, --file and -D / -0", kExitUsage);
   if (!a.delimiter.empty() && a.nul) return fail("choose one of -D and -0", kExitUsage);
+  // (An unset variable in -D "$SEP" published lines, or all of the input as one record.)
+  if (a.delimiter_given && a.delimiter.empty())
+    return fail("-D: the delimiter is empty (--file - publishes all of stdin as one record)", kExitUsage);
   if (std::count(a.files.begin(), a.files.end(), "-") > 1)
     return fail("--file -: standard input can be given once (it is read to its end)", kExitUsage);
   std::optional<std::string> delim;

@@ -299,7 +299,7 @@ int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsume
     }
     return kExitOk;
   };
-  while (!stop_requested() && (a.count == 0 || printed < a.count)) {
+  while (!stop_requested() && ((a.count == 0 && !a.count_given) || printed < a.count)) {
     Record rec;
     persist::ReplayStatus st = c->poll(&rec, 0ns);
     if (st == persist::ReplayStatus::kTimeout) {
@@ -445,7 +445,7 @@ int cmd_tail(const TailArgs& a) {
   int rc = kExitOk;
   bool write_failed = false;
   auto name_check = std::chrono::steady_clock::now();
-  while (!stop_requested() && (a.count == 0 || printed < a.count)) {
+  while (!stop_requested() && ((a.count == 0 && !a.count_given) || printed < a.count)) {
     Record rec;
     ReadStatus st = gc->poll(&rec, 0ns);
     if (st == ReadStatus::kTimeout) {

@@ -125,6 +125,7 @@ struct PubArgs {
   uint64_t rate = 0;             // synthetic records: at most this many per second
   std::string delimiter;         // -D: records end with this (escapes \n \t \r \0 \\ \xNN);
                                  // empty: lines
+  bool delimiter_given = false;  // -D was given (an empty one is refused)
   bool nul = false;              // -0: records end with a NUL byte
   std::vector<std::string> files;  // --file: one record per file; "-": all of stdin, one record
 };
@@ -133,7 +134,8 @@ int cmd_pub(const PubArgs& a);
 struct TailArgs {
   std::string ns, stream;
   std::string from;              // parse_start; empty: group -> committed, else earliest
-  uint64_t count = 0;            // 0: no limit
+  uint64_t count = 0;            // 0: no limit, unless count_given (--count 0: none)
+  bool count_given = false;
   bool follow = false;
   std::string group;             // durable consumer name; empty: anonymous reader
   std::string format = "text";   // text | json | hex | raw

@@ -311,7 +311,7 @@ int main(int argc, char** argv) {
   p->add_option("--sync-timeout", pub.sync_timeout, "How long each --sync wait may take (default 10s)");
   p->add_option("--rate", pub.rate, "Synthetic records: at most N per second (default: no limit)")
       ->check(kNotNegative);
-  p->add_option("-D,--delimiter", pub.delimiter,
+  auto* pub_delim = p->add_option("-D,--delimiter", pub.delimiter,
                 "Records end with DELIM instead of a newline (kcat's -D; \\n \\t \\r \\0 \\\\ "
                 "\\xNN are escapes)");
   p->add_flag("-0", pub.nul, "Records end with a NUL byte (find -print0, xargs -0)");
@@ -320,7 +320,10 @@ int main(int argc, char** argv) {
                 "as one record")
       ->allow_extra_args(false);  // one FILE per --file: STREAM may follow
   add_namespace(p, &pub.ns);
-  p->callback([&] { run = [&] { return cmd_pub(pub); }; });
+  p->callback([&] {
+    pub.delimiter_given = pub_delim->count() > 0;
+    run = [&] { return cmd_pub(pub); };
+  });
 
   TailArgs tail;
   auto* t = app.add_subcommand("tail", "Print a stream's records (-f: and follow it)");
@@ -334,8 +337,8 @@ int main(int argc, char** argv) {
   t->add_option("--reset-to", tail.reset_to,
                 "With --group: move the group to earliest, latest, SEQ or @TIME (rewind or skip "
                 "it), then read from there (default: the group continues where it left off)");
-  t->add_option("--count", tail.count, "Stop after N records (default: no limit)")
-      ->check(kNotNegative);
+  auto* tail_count = t->add_option("--count", tail.count, "Stop after N records, 0 for none (default: no limit)")
+                         ->check(kNotNegative);
   t->add_flag("-f,--follow", tail.follow,
               "Wait for new records until --count or SIGINT/SIGTERM; follows the name as tail -F "
               "does: a stream removed (rm --force) is waited for, and one created again under "
@@ -363,7 +366,10 @@ int main(int argc, char** argv) {
                 "UTF-8 become U+FFFD) or hex (data_hex); default: data if UTF-8, else data_base64")
       ->check(CLI::IsMember({"base64", "utf8", "hex"}, CLI::ignore_case));
   add_namespace(t, &tail.ns);
-  t->callback([&] { run = [&] { return cmd_tail(tail); }; });
+  t->callback([&] {
+    tail.count_given = tail_count->count() > 0;
+    run = [&] { return cmd_tail(tail); };
+  });
 
   LsArgs ls;
   auto* l = app.add_subcommand("ls", "List the streams of a namespace");

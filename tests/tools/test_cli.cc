@@ -72,6 +72,9 @@ TEST_F(Cli, CreateTwiceFailsUnlessExistOk) {
 }
 
 TEST_F(Cli, BadSizesAndDurationsFail) {
+  CliResult seg = cli({"persist", "s", "--segment-size", "0"});  // (exit 1, "segment_bytes": a review)
+  expect_failure(seg, "--segment-size 0: must be between 4K and 1T");
+  EXPECT_EQ(seg.exit_code, 2);
   expect_failure(cli({"create", "s", "--capacity", "12Q"}), "not a size");
   expect_failure(cli({"create", "s", "--capacity", "3000"}), "power of two");
   expect_failure(cli({"create", "s", "--capacity", "64K", "--max-record", "64K"}), "max record");
@@ -170,6 +173,14 @@ TEST_F(Cli, PubFilesPublishesNothingWhenOneOfThemIsBad) {
                  "--file " + missing + ": No such file or directory (nothing published)");
   expect_failure(cli({"pub", "s", "--file", good, "--file", big}),
                  "record of 5000 bytes is larger than the stream's maximum 4096");
+  // Its size, not what was read when the check stopped (a 1 MB file was "65536 bytes").
+  const std::string huge = scratch_.path() + "/huge";
+  std::ofstream(huge) << std::string(1000000, 'h');
+  expect_failure(cli({"pub", "s", "--file", huge}), "record of 1000000 bytes is larger than the stream's maximum 4096");
+  CliResult endless = cli({"pub", "s", "--file", "-"}, std::string(200000, 'h'));  // (read in chunks)
+  expect_failure(endless, "record of at least ");
+  EXPECT_NE(endless.err.find(" bytes is larger than the stream's maximum 4096 (standard input"), std::string::npos)
+      << endless.err;
   // A review: a directory, stdin too large, a file that is not what its size says.
   expect_failure(cli({"pub", "s", "--file", good, "--file", scratch_.path()}),
                  "cannot read it: Is a directory (nothing published)");

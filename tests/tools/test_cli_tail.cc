@@ -308,6 +308,13 @@ TEST_F(Cli, PubDelimitersFilesAndTailRawAndEncodings) {
   EXPECT_EQ(json_raw(dflt.out, "data"), "\"one\\nline\"") << dflt.out;
   // Mistakes are usage errors.
   expect_failure(cli({"pub", "s", "-D", "|", "-0"}), "-D and -0");
+  // An empty -D (an unset "$SEP") published lines; --count 0 printed every record (a review).
+  CliResult empty = cli({"pub", "s", "-D", ""}, "a,b");
+  expect_failure(empty, "-D: the delimiter is empty");
+  EXPECT_EQ(empty.exit_code, 2);
+  CliResult none = cli({"tail", "s", "--count", "0"});
+  expect_ok(none);
+  EXPECT_EQ(none.out, "");
   expect_failure(cli({"pub", "s", "--count", "1", "--file", "-"}), "choose one");
   expect_failure(cli({"pub", "s", "-D", "\\q"}), "unknown escape");
   expect_failure(cli({"tail", "s", "--format", "hex", "-D", "|"}), "-D goes with");
