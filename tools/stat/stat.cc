@@ -64,8 +64,29 @@ CapacityPlan plan_capacity(const StreamInfo& s, const StatRates* rates, double s
   return p;
 }
 
+namespace {
+
+// The store's size on disk is the persister's count in the ring's header.  A ring
+// created again over its store (after a reboot, or rm and create) has none until its
+// persister runs: stat, metrics and top showed "0 segment(s), 0 B" for a store that held
+// data (a review).  Until then it is read from the store itself, as for a stored-only
+// stream.
+void store_size_before_a_persister(StreamInfo& s) {
+  if (!s.persist || s.persister_beat_ns != 0 || s.segments != 0) return;
+  const std::string& dir = s.persist->store_dir;
+  const std::string tail = "/" + s.ns + "/" + s.name;
+  if (dir.size() <= tail.size() || dir.compare(dir.size() - tail.size(), tail.size(), tail) != 0) return;
+  if (auto u = persist::store_usage(s.ns, s.name, std::string_view(dir).substr(0, dir.size() - tail.size()))) {
+    s.disk_bytes = u->bytes;
+    s.segments = u->segments;
+  }
+}
+
+}  // namespace
+
 StreamStat compute_stat(StreamInfo after, const StreamInfo* before, double seconds, double stall_s) {
   StreamStat st;
+  store_size_before_a_persister(after);
   st.info = std::move(after);
   const StreamInfo& s = st.info;
   if (before) st.rates = measure_rates(*before, s, seconds);
