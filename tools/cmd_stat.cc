@@ -122,8 +122,13 @@ void print_text(const StreamStat& st) {
     if (rates && rates->mu_records_per_s[i]) mu = format_rate(*rates->mu_records_per_s[i]);
     std::printf("  %-*s %-7s %8u %5s %7s %12llu %12llu %14s\n", wd, names[i].c_str(),
                 c.durable ? "group" : "tail", c.pid, c.alive ? "yes" : "no",
-                c.evicted ? "yes" : "no", ull(c.next_seq), ull(c.lag), mu.c_str());
+                c.expired ? "expired" : c.evicted ? "yes" : "no", ull(c.next_seq), ull(c.lag), mu.c_str());
   }
+  for (const auto& c : s.consumers)
+    if (c.expired)
+      std::printf("  group %s expired: nobody held it for longer than the consumer retention; its "
+                  "position is forgotten and its next holder starts it anew\n",
+                  terminal_text(c.name).c_str());
   for (size_t i = 0; i < s.consumers.size(); ++i)
     if (s.consumers[i].owed_from)
       std::printf("  group %s owes the records from seq %llu on (left the ring unread): its "

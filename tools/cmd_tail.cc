@@ -376,12 +376,21 @@ int cmd_tail(const TailArgs& a) {
   const bool start_note =
       !a.follow && (o.start.kind == StartFrom::Kind::kSeq || o.start.kind == StartFrom::Kind::kTime);
   std::optional<StreamInfo> before;
-  if (start_note || (!a.group.empty() && !a.from.empty()))
+  if (start_note || !a.group.empty())
     if (auto info = stream_info(ns, a.stream); info) before = std::move(info.value());
   const ConsumerInfo* existing = nullptr;  // the group's entry, if it exists
   if (before && !a.group.empty())
     for (const auto& c : before->consumers)
       if (c.durable && c.name == a.group) existing = &c;
+  // A group forgotten by the consumer retention starts anew: said (it restarted silently
+  // from the earliest record: a review).
+  if (existing && existing->expired && !o.reset) {
+    warn("group '" + a.group + "' expired: nobody held it for longer than the stream's consumer retention (" +
+         std::to_string(before->consumer_retention_ms) + " ms), so its position (next sequence " +
+         std::to_string(existing->next_seq) + ") is forgotten; it starts anew at " +
+         (a.from.empty() ? std::string("earliest") : a.from));
+    existing = nullptr;  // a new group from here on
+  }
   // Without -f, a start past the stream's end prints nothing and exits 0: said, so that a
   // mistyped sequence or time is not taken for an empty stream (a tailing reader, a group
   // moved there, or a new group that starts there).

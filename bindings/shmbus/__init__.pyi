@@ -110,6 +110,7 @@ class ConsumerStat(_Fields):
     pid: int
     alive: bool
     evicted: bool
+    expired: bool
     next_seq: int
     lag: int
     last_active_ns: int

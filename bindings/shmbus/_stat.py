@@ -150,6 +150,9 @@ class ConsumerStat(_Fields):
     pid: int
     alive: bool
     evicted: bool
+    # Nobody held the group for longer than the stream's consumer retention: forgotten,
+    # its next holder starts it anew.
+    expired: bool
     next_seq: int
     lag: int
     last_active_ns: int
@@ -248,7 +251,7 @@ def stat(name, *, namespace=None, interval=None, stall=1.0, data_dir=None):
     segment_bytes), durable_seq, oldest_persisted_seq, deleted_below, persister_beat_ns,
     store, pmem_granularity, disk_bytes, segments, store_errors, deleted_records, deleted_bytes;
     producers (list of {pid, alive, start_ns, last_active_ns, records, bytes}); consumers
-    (list of {name, durable, pid, alive, evicted, next_seq, lag, last_active_ns,
+    (list of {name, durable, pid, alive, evicted, expired, next_seq, lag, last_active_ns,
     mu_records_per_s}).  Counters are read racily: a snapshot, not a transaction.
 
     Rates (None without ``interval``; interval_s is then 0.0): with ``interval`` seconds

@@ -35,7 +35,7 @@ def test_stat_fields_match_the_documented_set(ns, stream):
     assert prod["pid"] == os.getpid() and prod["alive"] and prod["records"] == 1 and prod["bytes"] == 10
     (cons,) = st["consumers"]
     assert cons == {**cons, "name": "g", "pid": os.getpid(), "alive": True, "durable": True,
-                    "evicted": False, "next_seq": 0, "lag": 1}
+                    "evicted": False, "expired": False, "next_seq": 0, "lag": 1}
     assert st["records_published"] == 1 and st["bytes_published"] == 10
 
 

@@ -226,6 +226,11 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
     ci.next_seq = load_acquire(c->next_seq);
     ci.lag = s.next_seq > ci.next_seq ? s.next_seq - ci.next_seq : 0;
     ci.last_active_ns = load_relaxed(c->last_active_ns);
+    // As group_expired() decides at the next open (which frees the slot): listed as
+    // kept, it was not (a review).
+    const uint64_t now = now_ns();
+    ci.expired = ci.durable && !ci.alive && h->consumer_retention_ns != 0 && now >= ci.last_active_ns &&
+                 now - ci.last_active_ns >= h->consumer_retention_ns;
     // acquire: pairs with the owner's release of owed_kind (layout.h); a forged value is
     // only shown.
     if (ci.durable && load_acquire(c->owed_kind) != kOwedNone)

@@ -659,7 +659,18 @@ TEST_F(Cli, ConsumerRetentionIsAFlagAndInStat) {
   expect_ok(cli({"pub", "z"}, "1\n2\n3\n"));
   EXPECT_EQ(cli({"tail", "z", "--group", "g", "--count", "1"}).out, "1\n");
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_EQ(cli({"tail", "r", "--group", "g", "--from", "latest"}).out, "");  // a new group
+  // stat says the group expired (it listed it as kept), and its next holder is told (it
+  // started anew silently: a review).
+  CliResult gone = cli({"stat", "r", "--json"});
+  EXPECT_NE(gone.out.find("\"name\":\"g\",\"durable\":true"), std::string::npos) << gone.out;
+  EXPECT_EQ(json_raw(gone.out, "expired"), "true") << gone.out;
+  CliResult anew = cli({"tail", "r", "--group", "g", "--from", "latest"});
+  EXPECT_EQ(anew.out, "");  // a new group
+  EXPECT_NE(anew.err.find("group 'g' expired: nobody held it for longer than the stream's consumer retention "
+                          "(200 ms), so its position (next sequence 1) is forgotten; it starts anew at latest"),
+            std::string::npos)
+      << anew.err;
+  EXPECT_EQ(anew.err.find("is where a new group starts"), std::string::npos) << anew.err;
   EXPECT_EQ(cli({"tail", "z", "--group", "g", "--count", "1", "--from", "latest"}).out, "2\n");  // kept
   expect_failure(cli({"create", "n", "--capacity", "64K", "--consumer-retention=-1s"}), "not a duration");
 }

@@ -173,7 +173,8 @@ std::string stat_json(const StreamStat& st, const std::function<void(JsonWriter&
     w.begin_object();
     w.key("name").value(c.name).key("durable").value(c.durable);
     w.key("pid").value(uint64_t{c.pid}).key("alive").value(c.alive);
-    w.key("evicted").value(c.evicted).key("next_seq").value(c.next_seq).key("lag").value(c.lag);
+    w.key("evicted").value(c.evicted).key("expired").value(c.expired);
+    w.key("next_seq").value(c.next_seq).key("lag").value(c.lag);
     w.key("last_active_ns").value(c.last_active_ns);
     std::optional<double> mu;
     if (rates && i < rates->mu_records_per_s.size()) mu = rates->mu_records_per_s[i];

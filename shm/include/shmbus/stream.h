@@ -73,6 +73,8 @@ struct ConsumerInfo {
   bool alive = false;        // a live process holds it
   bool durable = true;       // false: an anonymous tailing reader
   bool evicted = false;      // stopped holding producers back (dead past the timeout)
+  bool expired = false;      // a group nobody held for longer than the stream's consumer
+                             // retention: forgotten, its next holder starts it anew
   uint64_t next_seq = 0;     // first sequence not yet consumed
   uint64_t lag = 0;          // next_seq of stream - next_seq of consumer
   uint64_t last_active_ns = 0;
