@@ -350,7 +350,8 @@ int main(int argc, char** argv) {
   t->add_option("--group", tail.group,
                 "Durable consumer name (default: none, an anonymous reader that keeps no "
                 "position): the next tail --group NAME continues after the last "
-                "record printed; a group evicted while away (gone longer than the stream's "
+                "record printed (written to stdout: at least once, a record printed just "
+                "before a kill -9 may come again); a group evicted while away (gone longer than the stream's "
                 "--consumer-timeout while producers overwrote what it had not read) says on "
                 "stderr how many records it lost (N records lost), or on a persisted stream "
                 "reads them from the store");
