@@ -21,6 +21,7 @@
 
 #include "bindings.h"
 #include "shmbus/detail/stream_control.h"
+#include "shmbus/persist/persister.h"
 #include "errors.h"
 #include "fastcall.h"
 #include "views.h"
@@ -361,6 +362,15 @@ class ProducerHandle {
     live();
     std::shared_ptr<ProducerCore> core = core_;
     Deadline deadline(timeout);
+    // A stream no persister ever attached to is said after the grace a starting one
+    // takes to register (as `shmbus pub --sync`), not at the timeout: a loop of
+    // publish_durable took 10 s per record there (a review).
+    const auto started = std::chrono::steady_clock::now();
+    bool asked = false;
+    const auto not_persisted = [&] {
+      auto ctl = StreamControl::open(core->ns, core->name, true);
+      return ctl && !ctl->persist();
+    };
     for (;;) {
       PubStatus s;
       {
@@ -369,13 +379,19 @@ class ProducerHandle {
       }
       if (s == PubStatus::kOk) return;
       if (s != PubStatus::kTimeout) core->throw_status(s, 0, seq);
-      if (deadline.passed()) {
+      bool never = false;
+      if (!asked && std::chrono::steady_clock::now() - started >= persist::kPersisterRegisterGrace) {
+        asked = true;
+        never = not_persisted();
+      }
+      if (never || deadline.passed()) {
         std::string why = "is a persister running (shmbus.Persister, or `shmbus persist " + core->name + "`)?";
-        if (auto ctl = StreamControl::open(core->ns, core->name, true); ctl && !ctl->persist())
+        if (never || not_persisted())
           why = "the stream is not persisted: start a persister (shmbus.Persister('" + core->name +
                 "'), or `shmbus persist " + core->name + "`)";
         throw_durable_timeout("record " + std::to_string(seq) + " of stream '" + core->name +
-                                  "' was not durable in time: " + why,
+                                  "' was not durable" + (never ? std::string(" (no persister attached within 1 s)")
+                                                               : std::string(" in time")) + ": " + why,
                               seq);
       }
       check_signals();

@@ -154,6 +154,19 @@ def test_publish_durable_with_a_sync_persister(ns, pstream):
         p.wait_durable(0)
 
 
+def test_publish_durable_without_a_persister_fails_after_the_grace_not_the_timeout(ns, stream):
+    # No persister ever: said after the second a starting one takes to register, not at
+    # the timeout (a loop of them took 10 s a record: a review).
+    with shmbus.Producer(stream, namespace=ns) as p:
+        t0 = time.monotonic()
+        with pytest.raises(shmbus.TimeoutError, match="no persister attached within 1 s") as e:
+            p.publish_durable(b"x", timeout=60)
+        assert e.value.seq == 0
+        assert time.monotonic() - t0 < 30
+        with pytest.raises(shmbus.TimeoutError, match="not persisted"):
+            p.wait_durable(0, timeout=0.2)  # a shorter timeout: at the timeout
+
+
 def test_stop_flushes(ns, pstream):
     name, data = pstream
     per = shmbus.Persister(name, data_dir=data, namespace=ns, flush_interval=3600)
