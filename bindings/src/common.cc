@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <limits>
 
 #include "errors.h"
 
@@ -26,14 +27,17 @@ void install_fork_handler() {
   }
 }
 
-std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what) {
+std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what, bool none_waits) {
   constexpr double kForever = 1e9;  // ~31 years and more: wait forever
-  if (seconds.is_none()) return std::nullopt;
   PyObject* o = seconds.ptr();
   const auto refuse = [&] {
-    throw py::type_error(std::string(what) + " must be a number of seconds or None, not " +
-                         std::string(py::str(py::type::of(seconds).attr("__name__"))));
+    throw py::type_error(std::string(what) + " must be a number of seconds" + (none_waits ? " or None" : "") +
+                         ", not " + std::string(py::str(py::type::of(seconds).attr("__name__"))));
   };
+  if (seconds.is_none()) {
+    if (!none_waits) refuse();
+    return std::nullopt;
+  }
   // Not a number of seconds though they convert: truth values (numpy's too) and arrays
   // (numpy's one-element ones convert to a float).
   if (PyBool_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o) || PySequence_Check(o)) refuse();
@@ -75,17 +79,22 @@ std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const cha
   }
   if (std::isnan(s) || s < 0)
     throw_error(Errc::kInvalidArgument,
-                std::string(what) + " must be >= 0 seconds (or None to wait forever)");
+                std::string(what) + " must be >= 0 seconds" + (none_waits ? " (or None to wait forever)" : ""));
   if (s > kForever) return std::nullopt;  // (and inf)
   return std::chrono::nanoseconds(static_cast<int64_t>(s * 1e9));
 }
 
+uint64_t uint64_arg(const py::handle& v, const std::string& what) {
+  const py::int_ i = py::reinterpret_borrow<py::object>(v);
+  if (py::int_(0) > i) throw_error(Errc::kInvalidArgument, what + " must be >= 0");
+  if (i > py::int_(std::numeric_limits<uint64_t>::max()))
+    throw_error(Errc::kInvalidArgument, what + " must be at most 2**64 - 1, not " + py::str(v).cast<std::string>());
+  return i.cast<uint64_t>();
+}
+
 uint64_t size_arg(const py::object& v, const char* what) {
   if (py::isinstance<py::str>(v)) return unwrap(parse_size(v.cast<std::string>()));
-  if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
-    if (py::int_(0) > py::int_(v)) throw_error(Errc::kInvalidArgument, std::string(what) + " must be >= 0");
-    return v.cast<uint64_t>();
-  }
+  if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) return uint64_arg(v, what);
   throw py::type_error(std::string(what) + " must be an int (bytes) or a str like '64M', not " +
                        std::string(py::str(py::type::of(v).attr("__name__"))));
 }

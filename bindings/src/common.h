@@ -44,8 +44,14 @@ void install_fork_handler();
 // 1e9 s (~31 years; an int of any size).  An int, a float, or what converts to one
 // (numpy.int64, numpy.float32, Decimal: through __float__; an integer-only type through
 // __index__).  TypeError for a non-number (bool and numpy.bool_, str, bytes, sequences),
-// InvalidArgumentError for a negative or NaN one.
-std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what);
+// InvalidArgumentError for a negative or NaN one.  `none_waits` false: for a duration that
+// is not a wait (None is then a TypeError, and no message suggests it).
+std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what, bool none_waits = true);
+
+// An int argument (the caller checked it is one) as a uint64: InvalidArgumentError when
+// negative or above 2**64 - 1 (pybind11's cast said only "Unable to cast Python instance",
+// as a RuntimeError: a review).
+uint64_t uint64_arg(const py::handle& v, const std::string& what);
 
 // A size argument: an int of bytes or a str like "64M" (parse_size).  TypeError for
 // other types, InvalidArgumentError for a negative int or a bad str.

@@ -360,9 +360,7 @@ std::optional<uint64_t> max_records_arg(const py::object& max_records) {
   if (max_records.is_none()) return std::nullopt;
   if (PyBool_Check(max_records.ptr()) || !PyLong_Check(max_records.ptr()))
     throw py::type_error("max_records must be an int or None");
-  const int64_t n = max_records.cast<int64_t>();
-  if (n < 0) throw_error(Errc::kInvalidArgument, "max_records must be >= 0");
-  return static_cast<uint64_t>(n);
+  return uint64_arg(max_records, "max_records");
 }
 
 // poll() as a METH_FASTCALL method (see fastcall.h): pybind11's dispatch was about half
@@ -477,9 +475,9 @@ timeout.)doc")
              self.cast<ConsumerHandle&>().live();
              std::optional<uint64_t> max;
              if (!max_records.is_none()) {
-               const int64_t n = max_records.cast<int64_t>();
-               if (n < 0) throw_error(Errc::kInvalidArgument, "max_records must be >= 0");
-               max = static_cast<uint64_t>(n);
+               if (PyBool_Check(max_records.ptr()) || !PyLong_Check(max_records.ptr()))
+                 throw py::type_error("max_records must be an int or None");
+               max = uint64_arg(max_records, "max_records");
              }
              return new_record_iterator(self, to_timeout(idle_timeout, "idle_timeout"), max);
            },

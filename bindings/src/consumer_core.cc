@@ -87,10 +87,7 @@ StartFrom to_start(const py::object& start) {
     throw py::type_error("start must be 'earliest', 'latest', 'committed', a sequence number "
                          "(int) or a datetime, not bool");
   if (PyLong_Check(start.ptr())) {
-    py::int_ i = start;
-    if (py::int_(0) > i)
-      throw_error(Errc::kInvalidArgument, "start sequence number must be >= 0");
-    return StartFrom::seq(start.cast<uint64_t>());
+    return StartFrom::seq(uint64_arg(start, "start sequence number"));
   }
   if (py::isinstance<py::str>(start)) {
     const auto text = start.cast<std::string>();

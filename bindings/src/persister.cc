@@ -28,7 +28,7 @@ using std::chrono::nanoseconds;
 
 nanoseconds duration_arg(const py::object& seconds, const char* what, bool none_is_zero) {
   if (none_is_zero && seconds.is_none()) return nanoseconds(0);
-  auto t = to_timeout(seconds, what);
+  auto t = to_timeout(seconds, what, false);
   if (!t) throw_error(Errc::kInvalidArgument, std::string(what) + " must be a finite number of seconds");
   return *t;
 }

@@ -17,7 +17,7 @@ namespace shmbus::python {
 namespace {
 
 std::chrono::milliseconds to_ms(const py::object& seconds, const char* what) {
-  auto t = to_timeout(seconds, what);
+  auto t = to_timeout(seconds, what, false);
   if (!t) throw_error(Errc::kInvalidArgument, std::string(what) + " must be a number of seconds");
   return std::chrono::duration_cast<std::chrono::milliseconds>(*t);
 }
@@ -96,7 +96,7 @@ StreamInfo snapshot(const std::string& ns, const std::string& name) {
 std::string stat_json(const std::string& name, const py::object& ns, const py::object& interval,
                       double stall_s, const py::object& data_dir) {
   const std::string nspace = namespace_of(ns);
-  const auto wait = to_timeout(interval, "interval");
+  const auto wait = to_timeout(interval, "interval", false);
   if (!wait) throw_error(Errc::kInvalidArgument, "interval must be a number of seconds");
   Result<StreamInfo> ring = make_error(Errc::kIo, "");
   {

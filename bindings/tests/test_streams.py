@@ -154,6 +154,25 @@ def test_wrong_types(ns):
         shmbus.create("s", capacity="64K", namespace=ns, abandon_timeout="1s")
 
 
+def test_ints_beyond_64_bits_and_durations_that_are_not_waits(ns, stream):
+    # pybind11's "Unable to cast Python instance" RuntimeError, and a hint to pass None
+    # where None is refused (a review).
+    with pytest.raises(shmbus.InvalidArgumentError, match="at most 2\\*\\*64 - 1"):
+        shmbus.create("big", capacity=2**64, namespace=ns)
+    with pytest.raises(shmbus.InvalidArgumentError, match="at most 2\\*\\*64 - 1"):
+        shmbus.Consumer(stream, start=2**64, namespace=ns)
+    with shmbus.Consumer(stream, namespace=ns) as c:
+        with pytest.raises(shmbus.InvalidArgumentError, match="max_records must be at most"):
+            c.iter(max_records=2**64)
+        with pytest.raises(shmbus.InvalidArgumentError, match="start sequence number must be at most"):
+            c.seek(2**70)
+    with pytest.raises(shmbus.InvalidArgumentError) as e:
+        shmbus.create("t", capacity="64K", namespace=ns, abandon_timeout=-1)
+    assert "None" not in str(e.value)
+    with pytest.raises(TypeError):
+        shmbus.create("t", capacity="64K", namespace=ns, consumer_dead_timeout=None)
+
+
 @pytest.mark.parametrize("bad", ["", "a/b", "..", "x" * 101, "sp ace"])
 def test_bad_names(ns, bad):
     with pytest.raises(shmbus.InvalidArgumentError):
