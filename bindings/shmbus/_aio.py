@@ -150,8 +150,9 @@ def _close(self, commit=True):
 
 
 def _exit(self, exc_type, exc, tb):
-    # An exception in the block: what was returned since the last commit comes again.
-    _close(self, commit=exc_type is None)
+    # An exception in the block: what was returned since the last commit comes again (a
+    # generator closed by its caller, GeneratorExit, ended normally, as a break does).
+    _close(self, commit=exc_type is None or issubclass(exc_type, GeneratorExit))
     return False
 
 

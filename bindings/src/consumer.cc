@@ -66,9 +66,13 @@ class ConsumerHandle {
   }
   ConsumerHandle(const ConsumerHandle&) = delete;
   ConsumerHandle& operator=(const ConsumerHandle&) = delete;
+  // Never closed (no close(), no `with`): what was returned since the last commit is not
+  // committed, as when a `with` block raised: a script that died of an exception while
+  // processing a record committed it at teardown (a review).  It comes again: at least
+  // once.
   ~ConsumerHandle() {
     try {
-      close();
+      close(false);
     } catch (py::error_already_set& e) {
       e.discard_as_unraisable("shmbus.Consumer.__del__");
     }
@@ -582,7 +586,8 @@ No-op for tailing consumers.)doc")
         return self;
       })
       .def("__exit__", [](ConsumerHandle& h, py::handle type, py::handle, py::handle) {
-        h.close(type.is_none());
+        // A generator closed by its caller (GeneratorExit) ended normally, as a break does.
+        h.close(type.is_none() || PyObject_IsSubclass(type.ptr(), PyExc_GeneratorExit) == 1);
         return false;
       })
       .def("__repr__", &ConsumerHandle::repr);

@@ -2,6 +2,7 @@
 
 import array
 import datetime
+import gc
 import os
 import time
 
@@ -340,6 +341,25 @@ def test_a_with_block_that_raises_leaves_the_record_it_failed_on_to_the_group(ns
         assert c.poll(0).seq == 8
     with shmbus.Consumer(stream, group="g", namespace=ns) as c:  # a clean exit commits
         assert c.poll(0).seq == 9
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish_batch([b"%d" % i for i in range(10, 20)])
+
+    # A generator's caller that stops it (GeneratorExit) ended normally: committed.
+    def seqs():
+        with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+            for rec in c:
+                yield rec.seq
+
+    for seq in seqs():
+        if seq == 11:
+            break
+    # Never closed (dropped after its loop raised): not committed either, as with `with`.
+    c = shmbus.Consumer(stream, group="g", namespace=ns)
+    assert c.poll(0).seq == 12
+    del c
+    gc.collect()
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        assert c.poll(0).seq == 12
 
 
 def test_durable_group_resumes_after_commit(ns, stream):
