@@ -88,7 +88,12 @@ Result<Watermark> read_watermark(int dir, uint16_t* version, bool* slot_damaged)
     const int i = ok.value() ? newest(s) : -1;
     if (i < 0) return kDamaged;
     if (version) *version = 2;
-    if (slot_damaged) *slot_damaged = !s[1 - i].valid && !s[1 - i].empty;
+    // A new file holds generation 1 in slot 0 and zeros in slot 1; every update writes
+    // the other slot (odd generations in slot 0, even in 1).  So an empty (zeroed) slot
+    // is "never written" only beside slot 0 at generation 1: anywhere else it is damage
+    // too (a zeroed sector: a review).
+    const bool never_written = s[1 - i].empty && i == 0 && s[0].generation == 1;
+    if (slot_damaged) *slot_damaged = !s[1 - i].valid && !never_written;
     return s[i].w;
   }
   // Version 1: one 40-byte record.
@@ -98,6 +103,8 @@ Result<Watermark> read_watermark(int dir, uint16_t* version, bool* slot_damaged)
   if (size.value() != kWatermarkSize || got.value() != kWatermarkSize ||
       std::memcmp(buf, kWatermarkMagic, 8) != 0)
     return kDamaged;
+  // A version 2 file cut to version 1's size is damage, not another version.
+  if (get_u16(buf + 8) == 2) return kDamaged;
   if (get_u16(buf + 8) != 1)
     return make_error(Errc::kIncompatible, "the 'watermark' file has format version " +
                                                std::to_string(get_u16(buf + 8)) +

@@ -447,6 +447,40 @@ TEST(Fsck, ReportsADamagedWatermarkSlot) {
   repair_then_nothing_left(t);
   EXPECT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 30u);
   EXPECT_FALSE(damaged);
+  // A zeroed slot (a zeroed sector) is damage too, unless the file is new (generation 1
+  // in slot 0): it passed as "never written" (a review).
+  ASSERT_TRUE(write_watermark(dir, Watermark{60, 2}).ok());
+  b = read_file(wm);
+  for (uint32_t off : kWatermarkSlotOffset) {
+    std::vector<char> c = b;
+    std::fill(c.begin() + off, c.begin() + off + kWatermarkSlotSize, '\0');
+    write_file(wm, c);
+    if (read_watermark(dir, nullptr, &damaged)->deleted_below == 30) break;
+  }
+  ASSERT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 30u);
+  EXPECT_TRUE(damaged);
+  EXPECT_EQ(run(t.path(), false).issues.size(), 1u);
+  repair_then_nothing_left(t);
+  // A version 2 file cut to version 1's size is damaged, not "format version 2".
+  std::filesystem::resize_file(wm, kWatermarkSize);
+  auto cut = read_watermark(dir);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.error().code, Errc::kCorrupt) << cut.error().message;
+  ::close(dir);
+}
+
+// A new watermark file's slot 1 is zeros: not damage.
+TEST(Fsck, ANewWatermarkFilesEmptySlotIsNotDamage) {
+  TempDir t;
+  make_store(t);
+  const int dir = ::open(t.stream_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir, 0);
+  std::filesystem::remove(t.stream_dir() + "/watermark");
+  ASSERT_TRUE(write_watermark(dir, Watermark{0, 1}).ok());  // a new file: slot 0, generation 1
+  bool damaged = true;
+  ASSERT_TRUE(read_watermark(dir, nullptr, &damaged).ok());
+  EXPECT_FALSE(damaged);
+  EXPECT_TRUE(run(t.path(), false).issues.empty());
   ::close(dir);
 }
 
