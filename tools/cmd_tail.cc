@@ -51,8 +51,7 @@ class RecordPrinter {
     const std::string_view data = as_chars(rec.data);
     switch (format_) {
       case Format::kText:
-        if (to_terminal_ || data.find(delimiter_) != std::string_view::npos ||
-            data.find('\\') != std::string_view::npos)
+        if (to_terminal_ || delimiter_before_end(data) || data.find('\\') != std::string_view::npos)
           escape_delimiter(terminal_text(data));
         else line_.assign(data);
         break;
@@ -104,10 +103,23 @@ class RecordPrinter {
     return false;
   }
 
-  // line_ = `escaped` with the first byte of every occurrence of a printable delimiter
-  // written \xNN (found in `escaped` itself, one byte on after each, so that overlapping
-  // ones are broken too).  The escapes cannot form the delimiter again: one with a
-  // backslash, an x or a hex digit is refused in text output (printable_delimiter_ok()).
+  // Whether `text` followed by the delimiter holds the delimiter anywhere before that
+  // one: inside the text, or across its end (a delimiter like "--" after a text ending
+  // in "-": "a-" then "b" printed as "a" then "-b" do, a review).
+  bool delimiter_before_end(std::string_view text) const {
+    if (delimiter_.empty()) return false;
+    if (text.find(delimiter_) != std::string_view::npos) return true;
+    const size_t d = delimiter_.size();
+    for (size_t i = text.size() > d - 1 ? text.size() - (d - 1) : 0; i < text.size(); ++i)
+      if (text.substr(i) == std::string_view(delimiter_).substr(0, text.size() - i)) return true;
+    return false;
+  }
+
+  // line_ = `escaped` with the first byte of every occurrence of the delimiter that
+  // starts inside it (in `escaped` followed by the delimiter, each position looked at)
+  // written \xNN: the first occurrence in line_ + delimiter is then the last.  An escape
+  // cannot take part in an occurrence (a text delimiter holds no backslash, x or hex
+  // digit, make_printer()), and an escaped byte only breaks the ones it was in.
   void escape_delimiter(const std::string& escaped) {
     line_.clear();
     if (delimiter_.empty()) {
@@ -115,15 +127,17 @@ class RecordPrinter {
       return;
     }
     static constexpr char kHex[] = "0123456789abcdef";
-    size_t from = 0;
-    for (size_t at; (at = escaped.find(delimiter_, from)) != std::string::npos; from = at + 1) {
-      const auto c = static_cast<unsigned char>(escaped[at]);
-      line_.append(escaped, from, at - from);
+    const std::string with = escaped + delimiter_;
+    for (size_t i = 0; i < escaped.size(); ++i) {
+      if (with.compare(i, delimiter_.size(), delimiter_) != 0) {
+        line_ += escaped[i];
+        continue;
+      }
+      const auto c = static_cast<unsigned char>(escaped[i]);
       line_ += "\\x";
       line_ += kHex[c >> 4];
       line_ += kHex[c & 15];
     }
-    line_.append(escaped, from, std::string::npos);
   }
 
   Format format_;

@@ -290,6 +290,13 @@ TEST_F(Cli, PubDelimitersFilesAndTailRawAndEncodings) {
   EXPECT_EQ(commas.out, "a\\x2cb,c,a\\\\x0ab,a\nb,\\x2c\\x2c,");
   CliResult lines = cli({"tail", "d"});
   EXPECT_EQ(lines.out, "a,b\nc\na\\\\x0ab\na\\x0ab\n,,\n");
+  // A delimiter that overlaps itself across a record's end: "a-" then "b" printed as
+  // "a---b--", the same as "a" then "-b" (review of the fix).
+  create("o");
+  expect_ok(cli({"pub", "o", "-0"}, std::string("a-\0b\0a\0-b\0x---y\0", 16)));
+  CliResult dashes = cli({"tail", "o", "-D", "--"});
+  expect_ok(dashes);
+  EXPECT_EQ(dashes.out, "a\\x2d--b--a---b--x\\x2d\\x2d-y--");
   CliResult hexdelim = cli({"tail", "d", "-D", "end"});
   expect_failure(hexdelim, "text output escapes a delimiter found inside a record");
   EXPECT_EQ(hexdelim.exit_code, 2);
