@@ -284,6 +284,23 @@ TEST_F(Cli, PubStopsWhenItsStreamIsRemoved) {
   EXPECT_EQ(m.exit_code, 1) << m.err;
   EXPECT_NE(m.err.find("stream 's' was removed while pub ran: of the "), std::string::npos) << m.err;
   EXPECT_NE(m.err.find("may have gone into the removed stream"), std::string::npos) << m.err;
+  // --file reads to the end first (a FIFO waits): the name is looked at before the first
+  // publish (review of the name checks).
+  create("s");
+  const std::string ff = scratch_.path() + "/file-fifo";
+  ASSERT_EQ(::mkfifo(ff.c_str(), 0600), 0);
+  Background files(with_ns({"pub", "s", "--file", ff}));
+  const int fw = ::open(ff.c_str(), O_WRONLY | O_CLOEXEC);  // (once pub opened it)
+  ASSERT_GE(fw, 0);
+  expect_ok(cli({"rm", "s", "--force"}));
+  create("s");
+  ASSERT_EQ(::write(fw, "late", 4), 4);
+  ::close(fw);
+  CliResult f = files.stop(0, std::chrono::seconds(15));
+  EXPECT_EQ(f.exit_code, 1) << f.err;
+  EXPECT_NE(f.err.find("was removed and created again while pub ran: nothing was published"), std::string::npos)
+      << f.err;
+  EXPECT_EQ(stream_info(ns_, "s")->next_seq, 0u);
 }
 
 TEST_F(Cli, RmRemovesAnIdleStream) {
