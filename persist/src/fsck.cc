@@ -49,6 +49,8 @@ class StreamChecker {
                                      std::move(problem), repaired});
   }
   bool can_repair() const { return repair_ && !writer_live_; }
+  Result<void> check();     // run()'s checks, the lock decided
+  bool writer_now() const;
   // Whether `name` no longer exists (a live writer's retention removed it meanwhile).
   bool gone(const std::string& name) const {
     return ::faccessat(dir_, name.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT;
@@ -149,6 +151,8 @@ void StreamChecker::check_files() {
     uint64_t seq;
     if (n.find(".seg.corrupt") != std::string::npos) {
       rep_->quarantined.push_back(ns_ + "/" + stream_ + "/" + n);
+    } else if (writer_live_ && (n == kWatermarkTmpName || parse_numbered_name(n, kIndexTmpSuffix, &seq))) {
+      continue;  // a live writer's update in progress (every start rewrites an index so)
     } else if (n == kWatermarkTmpName) {
       const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
       dir_changed_ |= fixed;
@@ -496,9 +500,34 @@ size_t StreamChecker::finish_interrupted_deletion(const std::vector<uint64_t>& s
   return below;
 }
 
+// Whether a writer holds the store's lock now (a check that let go of it looks again).
+bool StreamChecker::writer_now() const {
+  if (!lock_.valid()) return false;
+  if (::flock(lock_.get(), LOCK_EX | LOCK_NB) != 0) return errno == EWOULDBLOCK;
+  (void)::flock(lock_.get(), LOCK_UN);
+  return false;
+}
+
 Result<void> StreamChecker::run() {
   ++rep_->streams;
   if (auto r = lock(); !r) return r;
+  if (repair_ || writer_live_) return check();
+  // A check without --repair does not hold the lock while it reads: a persister that
+  // starts meanwhile failed with "another writer has it open" (a review).  It looks again
+  // at the end: a writer that took the store meanwhile may have changed what was read, so
+  // the check is made again as of a live store (once: bounded).
+  const FsckReport before = *rep_;
+  if (lock_.valid()) (void)::flock(lock_.get(), LOCK_UN);
+  if (auto r = check(); !r) return r;
+  if (!writer_now()) return {};
+  *rep_ = before;
+  writer_live_ = true;
+  prev_end_.reset();
+  prev_max_ts_ = 0;
+  return check();
+}
+
+Result<void> StreamChecker::check() {
   check_files();
   bool slot_damaged = false;
   auto wm = read_watermark(dir_, nullptr, &slot_damaged);
@@ -522,7 +551,8 @@ Result<void> StreamChecker::run() {
   if (!read_settings(dir_) && ::faccessat(dir_, "settings", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
     issue("settings", 0, 0,
           "damaged: whether the store was persisted with --secure is not known (delete and rm --data "
-          "overwrite freed bytes as if it were); the next persister rewrites it from its own flags",
+          "overwrite freed bytes as if it were); --repair cannot rewrite it (only a persister knows its "
+          "flags): the next persister does",
           false);
   auto listed = list_segments(dir_);
   if (!listed) return listed.error();

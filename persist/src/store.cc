@@ -3,10 +3,12 @@
 #include <sys/file.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "coding.h"
 #include "format.h"
@@ -111,10 +113,14 @@ Result<SegmentStore> SegmentStore::open(std::string_view dir_root, std::string_v
   impl->dir = std::move(dir.value());
   auto lock = open_at(impl->dir.get(), "LOCK", OpenMode::kCreateOrOpen);
   if (!lock) return lock.error();
-  if (::flock(lock->get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK)
-      return make_error(Errc::kBusy, "another writer has " + impl->where + " open");
-    return errno_error(errno, "cannot lock " + impl->where);
+  // A check-only fsck takes the lock for a moment to see whether a writer is there, then
+  // lets go (fsck.cc): a writer that meets that moment tries again for a little while,
+  // as another writer holds it for good.
+  for (int tries = 0;; ++tries) {
+    if (::flock(lock->get(), LOCK_EX | LOCK_NB) == 0) break;
+    if (errno != EWOULDBLOCK) return errno_error(errno, "cannot lock " + impl->where);
+    if (tries == 100) return make_error(Errc::kBusy, "another writer has " + impl->where + " open");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   impl->lock = std::move(lock.value());
   {

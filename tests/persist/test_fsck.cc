@@ -504,6 +504,39 @@ TEST(Fsck, ReportsADamagedSettingsFileAndDeleteOverwritesToBeSafe) {
   EXPECT_GT(d->report.segments, 0u);
 }
 
+// A check-only fsck, run again and again (a monitoring job), never makes a writer that
+// starts meanwhile fail: it held the store's lock for the whole check ("another writer
+// has it open": a persister restarted then exited 1, a review).  And a writer's start
+// (it rewrites an index through a temporary file) is not reported as damage.
+TEST(Fsck, ACheckNeverKeepsAWriterOut) {
+  TempDir t;
+  auto o = small_options();
+  o.segment_bytes = 4096;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok());
+    fill(*s, 0, 2000, 100);  // ~70 segments: a check takes a while
+  }
+  std::atomic<bool> done{false};
+  std::string found;
+  std::thread checker([&] {
+    while (!done && found.empty()) {
+      auto r = fsck(t.path(), false);
+      if (!r) found = r.error().message;
+      else if (!r->issues.empty()) found = describe(*r);
+    }
+  });
+  std::string failed;
+  for (int i = 0; i < 60 && failed.empty(); ++i) {
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    if (!s) failed = s.error().message;
+  }
+  done = true;
+  checker.join();
+  EXPECT_EQ(failed, "") << "a writer was kept out by a check";
+  EXPECT_EQ(found, "") << "a writer's start was reported as damage";
+}
+
 // Issue 7 point 8: a second quarantine of the same segment never replaces the first
 // (the evidence is kept), fsck lists what it moved aside, and a repair is idempotent.
 TEST(Fsck, QuarantineNeverReplacesAnEarlierOne) {
