@@ -390,8 +390,7 @@ int cmd_tail(const TailArgs& a) {
   const bool start_note =
       !a.follow && (o.start.kind == StartFrom::Kind::kSeq || o.start.kind == StartFrom::Kind::kTime);
   std::optional<StreamInfo> before;
-  if (start_note || !a.group.empty())
-    if (auto info = stream_info(ns, a.stream); info) before = std::move(info.value());
+  if (auto info = stream_info(ns, a.stream); info) before = std::move(info.value());
   const ConsumerInfo* existing = nullptr;  // the group's entry, if it exists
   if (before && !a.group.empty())
     for (const auto& c : before->consumers)
@@ -459,6 +458,16 @@ int cmd_tail(const TailArgs& a) {
                   a.group + " is running)");
     if (!c) return fail_stream(c.error(), ns, a.stream, a.data_dir);
     gc.emplace(std::move(c.value()));
+  }
+  // Records below the deletion watermark (shmbus delete) are skipped, deleted on purpose:
+  // said, as a persisted stream's replay says it (a plain stream's tail --from 0 started
+  // past them without a word: a review).  A persisted stream's group says it itself.
+  if (before && !before->persist) {
+    const uint64_t from = gc->ring().next_seq(), below = before->deleted_below;
+    if (from < below)
+      warn((below - from == 1 ? "record " + std::to_string(from)
+                              : "records " + std::to_string(from) + ".." + std::to_string(below - 1)) +
+           ": deleted");
   }
   const bool durable = gc->ring().durable();
 
