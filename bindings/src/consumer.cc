@@ -66,13 +66,13 @@ class ConsumerHandle {
   }
   ConsumerHandle(const ConsumerHandle&) = delete;
   ConsumerHandle& operator=(const ConsumerHandle&) = delete;
-  // Never closed (no close(), no `with`): what was returned since the last commit is not
-  // committed, as when a `with` block raised: a script that died of an exception while
-  // processing a record committed it at teardown (a review).  It comes again: at least
-  // once.
+  // Never closed (no close(), no `with`): closed here, with the commit close() makes.  A
+  // teardown cannot tell a script that returned from one that died of an exception (not
+  // committing here made every script that takes a record a run and exits without
+  // close() read the same record for ever: review 4); `with` tells them apart.
   ~ConsumerHandle() {
     try {
-      close(false);
+      close();
     } catch (py::error_already_set& e) {
       e.discard_as_unraisable("shmbus.Consumer.__del__");
     }
