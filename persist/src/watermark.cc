@@ -16,6 +16,7 @@ namespace {
 struct Slot {
   bool valid = false;
   bool empty = false;  // all zeros: never written
+  bool paired = false;  // byte 40 = 1: written with slot 1 beside it (see replace_watermark_file)
   uint64_t generation = 0;
   Watermark w;
 };
@@ -29,12 +30,14 @@ Slot decode_slot(const std::byte* p) {
     return s;
   s.generation = get_u64(p + 16);
   s.w = Watermark{get_u64(p + 24), get_u64(p + 32)};
-  s.valid = s.generation > 0;
+  s.valid = true;  // generation 0: a new file's slot 1, holding the file's first value
+  s.paired = p[40] == std::byte{1};
   return s;
 }
 
-void encode_slot(uint64_t generation, const Watermark& w, std::byte* p) {
+void encode_slot(uint64_t generation, const Watermark& w, std::byte* p, bool paired = false) {
   std::memset(p, 0, kWatermarkSlotSize);
+  if (paired) p[40] = std::byte{1};
   std::memcpy(p, kWatermarkMagic, 8);
   put_u16(p + 8, 2);
   put_u16(p + 10, kWatermarkSlotSize);
@@ -61,12 +64,21 @@ int newest(const Slot s[2]) {
   return s[1].valid ? 1 : -1;
 }
 
-// A new version 2 file holding `w` in slot 0 (slot 1 empty), atomically replacing the
-// old one.  Needs space for a new file.
+// A new version 2 file holding `w` in slot 0 (generation 1) and in slot 1 (generation 0),
+// atomically replacing the old one.  Needs space for a new file.  Slot 1 is written too
+// so that a zeroed slot is always damage: an empty slot 1 beside generation 1 also looks
+// like the store's first update zeroed (review 4).
 Result<void> replace_watermark_file(int dir, const Watermark& w) {
   std::byte buf[kWatermarkFileSize] = {};
-  encode_slot(1, w, buf + kWatermarkSlotOffset[0]);
+  encode_slot(1, w, buf + kWatermarkSlotOffset[0], /*paired=*/true);
+  encode_slot(0, w, buf + kWatermarkSlotOffset[1]);
   return replace_file(dir, kWatermarkName, kWatermarkTmpName, buf);
+}
+
+// A file an earlier build made: generation 1 in slot 0, not marked paired, and slot 1
+// still zeros.  (Marked, the same bytes are slot 1 zeroed after the first update.)
+bool made_by_an_earlier_build(const Slot s[2]) {
+  return s[0].valid && s[0].generation == 1 && !s[0].paired && s[1].empty;
 }
 
 }  // namespace
@@ -88,12 +100,11 @@ Result<Watermark> read_watermark(int dir, uint16_t* version, bool* slot_damaged)
     const int i = ok.value() ? newest(s) : -1;
     if (i < 0) return kDamaged;
     if (version) *version = 2;
-    // A new file holds generation 1 in slot 0 and zeros in slot 1; every update writes
-    // the other slot (odd generations in slot 0, even in 1).  So an empty (zeroed) slot
-    // is "never written" only beside slot 0 at generation 1: anywhere else it is damage
-    // too (a zeroed sector: a review).
-    const bool never_written = s[1 - i].empty && i == 0 && s[0].generation == 1;
-    if (slot_damaged) *slot_damaged = !s[1 - i].valid && !never_written;
+    // Both slots are written from the start (replace_watermark_file()), so a slot that
+    // is not valid, zeros included (a zeroed sector: review 3), is damage; but for the
+    // files earlier builds made (slot 1 zeros beside generation 1), which the writer's
+    // next open completes (ensure_watermark_file()).
+    if (slot_damaged) *slot_damaged = !s[1 - i].valid && !made_by_an_earlier_build(s);
     return s[i].w;
   }
   // Version 1: one 40-byte record.
@@ -147,8 +158,24 @@ Result<void> ensure_watermark_file(int dir, const Watermark& w) {
   uint16_t version = 0;
   auto cur = read_watermark(dir, &version);
   if (!cur) return cur.error();
-  if (version == 2) return {};
-  return replace_watermark_file(dir, w);
+  if (version != 2) return replace_watermark_file(dir, w);
+  // An earlier build's file: slot 1 gets generation 0 with the value (in place, no new
+  // space), so that from now on a zeroed slot reads as damage.
+  auto fd = open_at(dir, kWatermarkName, OpenMode::kReadWrite);
+  if (!fd) return fd.error();
+  Slot s[2];
+  auto ok = read_slots(fd->get(), s);
+  if (!ok) return ok.error();
+  if (!ok.value() || !made_by_an_earlier_build(s)) return {};
+  // Slot 1 first (the same value, generation 0), synced, then slot 0 marked paired: a
+  // write torn in either leaves the other holding the value.
+  std::byte slot[kWatermarkSlotSize];
+  encode_slot(0, s[0].w, slot);
+  if (auto r = pwrite_all(fd->get(), slot, kWatermarkSlotOffset[1], kWatermarkName); !r) return r;
+  if (auto r = sync_data(fd->get(), kWatermarkName); !r) return r;
+  encode_slot(1, s[0].w, slot, /*paired=*/true);
+  if (auto r = pwrite_all(fd->get(), slot, kWatermarkSlotOffset[0], kWatermarkName); !r) return r;
+  return sync_data(fd->get(), kWatermarkName);
 }
 
 }  // namespace shmbus::persist::detail

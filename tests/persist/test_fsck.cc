@@ -3,6 +3,8 @@
 
 #include <thread>
 
+#include "coding.h"
+#include "crc32c.h"
 #include "format.h"
 #include "shmbus/store_admin.h"
 #include "index.h"
@@ -469,18 +471,55 @@ TEST(Fsck, ReportsADamagedWatermarkSlot) {
   ::close(dir);
 }
 
-// A new watermark file's slot 1 is zeros: not damage.
-TEST(Fsck, ANewWatermarkFilesEmptySlotIsNotDamage) {
+// The 1024 bytes of a new watermark file (deleted below 0) as builds before 2026-12-05
+// made it: slot 0 at generation 1, slot 1 zeros.
+std::vector<char> earlier_builds_new_watermark() {
+  std::vector<char> f(kWatermarkFileSize, '\0');
+  auto* p = reinterpret_cast<std::byte*>(f.data());
+  std::memcpy(p, kWatermarkMagic, 8);
+  put_u16(p + 8, 2);
+  put_u16(p + 10, kWatermarkSlotSize);
+  put_u64(p + 16, 1);
+  put_u32(p + kWatermarkSlotSize - 4, crc32c(p, kWatermarkSlotSize - 4));
+  return f;
+}
+
+// A new watermark file holds its value in both slots, so that a zeroed slot after the
+// store's first deletion reads as damage (it looked like a new file: review 4).  A file
+// an earlier build made (slot 1 zeros beside generation 1) is not damage, and the
+// writer's next open completes it.
+TEST(Fsck, AZeroedSlotAfterTheFirstDeletionIsDamageAndOldFilesAreCompleted) {
   TempDir t;
   make_store(t);
+  const std::string wm = t.stream_dir() + "/watermark";
   const int dir = ::open(t.stream_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(dir, 0);
-  std::filesystem::remove(t.stream_dir() + "/watermark");
-  ASSERT_TRUE(write_watermark(dir, Watermark{0, 1}).ok());  // a new file: slot 0, generation 1
+  std::filesystem::remove(wm);
+  ASSERT_TRUE(write_watermark(dir, Watermark{0, 1}).ok());  // a new file
   bool damaged = true;
   ASSERT_TRUE(read_watermark(dir, nullptr, &damaged).ok());
   EXPECT_FALSE(damaged);
+  ASSERT_TRUE(write_watermark(dir, Watermark{30, 2}).ok());  // the first deletion: slot 1
+  auto b = read_file(wm);
+  std::fill(b.begin() + kWatermarkSlotOffset[1], b.begin() + kWatermarkSlotOffset[1] + kWatermarkSlotSize, '\0');
+  write_file(wm, b);
+  ASSERT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 0u);
+  EXPECT_TRUE(damaged);
+  EXPECT_EQ(run(t.path(), false).issues.size(), 1u);
+  // An earlier build's new file: the same bytes without the mark.  Not damage; a
+  // writer's open completes it, after which a zeroed slot 1 is damage again.
+  write_file(wm, earlier_builds_new_watermark());
+  ASSERT_TRUE(read_watermark(dir, nullptr, &damaged).ok());
+  EXPECT_FALSE(damaged);
   EXPECT_TRUE(run(t.path(), false).issues.empty());
+  EXPECT_TRUE(SegmentStore::open(t.path(), "ns", "st", small_options()).ok());
+  ASSERT_TRUE(read_watermark(dir, nullptr, &damaged).ok());
+  EXPECT_FALSE(damaged);
+  b = read_file(wm);
+  std::fill(b.begin() + kWatermarkSlotOffset[1], b.begin() + kWatermarkSlotOffset[1] + kWatermarkSlotSize, '\0');
+  write_file(wm, b);
+  ASSERT_TRUE(read_watermark(dir, nullptr, &damaged).ok());
+  EXPECT_TRUE(damaged) << "a completed file's zeroed slot 1 read as an earlier build's";
   ::close(dir);
 }
 
