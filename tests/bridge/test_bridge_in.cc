@@ -746,29 +746,34 @@ TEST(BridgeInState, AForeignOrDamagedFileIsReplacedAndALinkRefused) {
 // lands on one: a program's reads and writes on its standard streams would go there.
 TEST(BridgeFiles, NeverOnAStandardDescriptor) {
   ScopedNs ns;
-  bool made = false, reopened = false, locked = false, listed = false;
+  bool made = false, reopened = false, locked = false, listed = false, removed = false;
   unsigned taken = 0;
   StdioClosed closed;
   {
     auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
     made = st.ok();
-    auto again = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
-    reopened = again.ok();
+    {
+      auto again = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
+      reopened = again.ok();
+      taken |= StdioClosed::taken();
+    }  // (let go before remove(), which needs the file alone)
     auto lock = kafka::detail::OutLock::acquire(ns.ns(), "s", "t");
     locked = lock.ok();
     {
       kafka::detail::StatusWriter status(ns.ns(), "s", "out", "b", "t", "localhost:9");
       status.update(kafka::BridgeCounters{}, true);
       listed = kafka::read_bridge_status(ns.ns(), "s").size() == 1;
-      taken = StdioClosed::taken();
+      taken |= StdioClosed::taken();
     }
-    if (st) st->remove();
+    if (st) removed = st->remove();
   }
   closed.restore();
   EXPECT_TRUE(made);
   EXPECT_TRUE(reopened);
   EXPECT_TRUE(locked);
   EXPECT_TRUE(listed);
+  EXPECT_TRUE(removed);
+  EXPECT_FALSE(std::filesystem::exists(kafka::detail::InState::path_for(ns.ns(), "s", "t", "g")));
   EXPECT_EQ(taken, 0u) << "descriptors taken (bits of 0, 1, 2)";
 }
 
