@@ -204,9 +204,8 @@ class NameWatch {
 // for first, so that they are durable when the command stops (as when each was waited
 // for) and one line says what went wrong.  A stop while the publish waited for room
 // (it then returns kFull: shmbus::set_stop_check()) is an interruption, not a full
-// stream.
-//  A stream removed meanwhile is said instead (a publish held by a full ring whose name
-// went: "stayed full" blamed a consumer group, review of the name checks).
+// stream, and a stream removed meanwhile is said instead (a publish held by a full ring
+// whose name went: "stayed full" blamed a consumer group, review of the name checks).
 int not_published(PubStatus st, const std::string& why, uint64_t n, SyncWait& sync, NameWatch& name) {
   if (st == PubStatus::kFull && stop_requested())
     return interrupted_after(n, sync.confirmed());
@@ -314,9 +313,8 @@ int pub_delimited(Producer& p, const PubArgs& a, const std::string& delim, const
       scanned = buf.size() >= delim.size() ? buf.size() - delim.size() + 1 : 0;
       // Before waiting for more input: is the name still ours?  And with --sync, what was
       // published is made durable (an interactive writer sees each line durable before it
-      // types the next).
-      // After a pause, the name is looked at again before what came is published (a
-      // removal while pub waited loses nothing).
+      // types the next).  After the pause the name is looked at again, before what came
+      // is published (a removal while pub waited loses nothing).
       const bool pause = stdin_would_block();
       if (pause && ((rc = name.check(n)) != kExitOk || (a.sync && (rc = sync.wait()) != kExitOk))) break;
       const ssize_t got = read_stdin(&buf, 65536, n, &rc, sync.confirmed());
