@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -51,13 +52,15 @@ class StreamChecker {
   bool can_repair() const { return repair_ && !writer_live_; }
   Result<void> check();     // run()'s checks, the lock decided
   bool writer_now() const;
-  // A live writer's new segment that the directory listing missed (readdir of a large
-  // directory while files are created may return a later one and not it: a review saw
-  // "sequences [a, b) are missing" on a healthy store): the gap [from, to) begins with a
-  // segment that exists now.
+  // A gap [from, to) before a live writer's segment `to` that is its doing, not damage:
+  // a new segment the directory listing missed (readdir of a large directory while files
+  // are created may return a later one and not it: review 4 saw "sequences [a, b) are
+  // missing" on a healthy store), so `from` exists now; or retention removed what lay
+  // before `to` while fsck read (the oldest segment now is `to` or later).
   bool listing_missed(uint64_t from, uint64_t to) const {
-    return writer_live_ && from < to &&
-           ::faccessat(dir_, segment_file_name(from).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+    if (!writer_live_ || from >= to) return false;
+    auto now = list_segments(dir_);
+    return now && (std::binary_search(now->begin(), now->end(), from) || now->empty() || now->front() >= to);
   }
   // Whether `name` no longer exists (a live writer's retention removed it meanwhile).
   bool gone(const std::string& name) const {
@@ -281,8 +284,12 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   const std::string name = segment_file_name(first);
   auto f = SegmentFile::open(dir_, first);
   if (!f) {
-    // Gone since the listing: a live writer's retention removed it (not judged).
-    if (writer_live_ && gone(name)) return {};
+    // Gone since the listing: a live writer's retention removed it (not judged, nor
+    // where the next one starts).
+    if (writer_live_ && gone(name)) {
+      prev_end_.reset();
+      return {};
+    }
     issue(name, 0, 0, f.error().message, false);
     prev_end_.reset();
     return {};
@@ -575,6 +582,11 @@ Result<void> StreamChecker::check() {
     if (writer_live_ && !last && rep_->issues.size() > issues_before && gone(segment_file_name(segs[i])))
       rep_->issues.resize(issues_before);
   }
+  // Live, and the last segment listed went before it was read (retention, while the writer
+  // rolled on past the listing): still reported live, as far as read.
+  const std::string me = ns_ + "/" + stream_;
+  if (writer_live_ && std::none_of(rep_->live.begin(), rep_->live.end(), [&](const FsckLive& l) { return l.stream == me; }))
+    rep_->live.push_back(FsckLive{me, prev_end_.value_or(0), 0});
   if (!wm) {
     bool fixed = false;
     uint64_t below = 0;
