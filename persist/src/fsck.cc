@@ -492,8 +492,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
 }
 
 size_t StreamChecker::finish_interrupted_deletion(const std::vector<uint64_t>& segs, uint64_t deleted_below) {
-  size_t below = 0;
-  while (below + 1 < segs.size() && segs[below + 1] <= deleted_below) ++below;
+  const size_t below = segments_wholly_below(segs, deleted_below);
   if (below == 0 || writer_live_) return below;  // (live: its own deletion, in progress)
   // Erased first unless the store's settings say it is not --secure (unreadable ones: erased).
   const auto settings = read_settings(dir_);

@@ -56,8 +56,7 @@ Result<void> SegmentStore::Impl::recover() {
   // interrupted: the watermark was raised first, so every segment whose successor
   // starts at or below it lies wholly below it.  Finish it before reading anything (a
   // half-erased segment has no header left).  The last segment is never one of them.
-  size_t below = 0;
-  while (below + 1 < segs.size() && segs[below + 1] <= wm.deleted_below) ++below;
+  const size_t below = segments_wholly_below(segs, wm.deleted_below);
   for (size_t i = 0; i < below; ++i) {
     log_info(seg_path(segs[i]) + ": finishing an interrupted deletion (below the watermark " +
              std::to_string(wm.deleted_below) + ")");

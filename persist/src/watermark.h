@@ -11,7 +11,9 @@
 // `watermark.tmp` + rename) is still read; the writer converts it at open.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "shmbus/result.h"
 
@@ -46,6 +48,15 @@ Result<void> write_watermark(int dir, const Watermark& w);
 // edge where a deletion lands within that time.  Thread: set only while no reader runs.
 uint64_t watermark_recheck_ns();
 void set_watermark_recheck_ns_for_testing(uint64_t ns);
+
+// How many of `segs` (first sequences, ascending) lie wholly below a watermark of
+// `deleted_below`: each one's successor starts at or below it (never the last).  The
+// segments of a deletion a crash interrupted: recovery and fsck --repair finish it.
+inline size_t segments_wholly_below(const std::vector<uint64_t>& segs, uint64_t deleted_below) {
+  size_t below = 0;
+  while (below + 1 < segs.size() && segs[below + 1] <= deleted_below) ++below;
+  return below;
+}
 
 // Makes sure the file is version 2 (holding `w`), so that later raises need no space.
 Result<void> ensure_watermark_file(int dir, const Watermark& w);
