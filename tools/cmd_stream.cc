@@ -159,7 +159,8 @@ int cmd_rm(const RmArgs& a) {
     return fail_stream(r.error(), ns, a.stream, a.data_dir);
   if (r && !live.empty())
     warn("removed while in use by" + live + ": they keep the removed ring, where what a producer "
-         "publishes reaches no new reader (shmbus pub stops with an error; tail -f waits for the name)");
+         "publishes reaches no new reader (shmbus pub stops with an error; tail -f waits for the name; a "
+         "persister stores what it read and stops)");
   if (a.data) {
     auto removed = persist::remove_store(ns, a.stream, o);
     if (!removed) return fail(removed.error());

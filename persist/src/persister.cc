@@ -250,12 +250,17 @@ Result<void> Persister::stop(bool detach) {
   }
   auto done = std::make_shared<std::promise<Result<void>>>();
   auto fut = done->get_future();
+  bool asked = false;  // false: the thread stopped by itself (its ring was removed)
   {
     std::lock_guard lock(impl_->req_mu);
-    impl_->requests.enqueue(Impl::Request{Impl::Request::Kind::kStop, done});
+    if (impl_->accepting) {
+      impl_->requests.enqueue(Impl::Request{Impl::Request::Kind::kStop, done});
+      asked = true;
+    }
   }
   impl_->thread.join();
-  auto r = fut.get();
+  // After join(): end_result was written by the thread before it stopped accepting.
+  auto r = asked ? fut.get() : impl_->end_result;
   detail::logger().info("persister {}/{}: stopped", impl_->ns, impl_->stream);
   if (detach) {
     if (auto d = impl_->detach(); !d && r.ok()) return d;

@@ -99,7 +99,18 @@ struct Persister::Impl {
 
   void run();
   void answer_flushes(std::vector<Request>* waiters, bool stopping);
-  void read_records(bool stopping);
+  // Returns how many records it dealt with (stored now or before).
+  uint32_t read_records(bool stopping);
+  // The stream's name no longer refers to the ring read (removed, perhaps created again),
+  // seen by check_ring_name() (every 100 ms): the persister stores what the old ring
+  // still holds, then stops with this error.  A ring created under the name has
+  // sequences of its own, and the store it continues is this persister's until it goes.
+  std::optional<Error> ring_gone;
+  uint64_t next_name_check_ns = 0, ring_gone_ns = 0;
+  // True once the loop should stop because the ring went (after `read` records this turn).
+  bool check_ring_name(uint32_t read);
+  // What the thread ended with, answered to stop() requests that came after its loop.
+  Result<void> end_result;
   void make_durable_if_due(bool stopping);
   Result<void> make_durable();
   void start_flush();

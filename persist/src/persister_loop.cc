@@ -282,12 +282,12 @@ void Persister::Impl::note_write_ok() {
   stats_.last_error.clear();
 }
 
-void Persister::Impl::read_records(bool stopping) {
+uint32_t Persister::Impl::read_records(bool stopping) {
   const uint64_t now = steady_ns();
   if (!pending.empty() && now < retry_at_ns) {
     // Short naps, so that requests (stop, flush) are answered meanwhile.
     std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(retry_at_ns - now, 10'000'000)));
-    return;
+    return 0;
   }
   const auto poll_wait = std::min<std::chrono::nanoseconds>(
       opts.flush_interval / 2 + std::chrono::microseconds(100), std::chrono::milliseconds(50));
@@ -372,6 +372,31 @@ void Persister::Impl::read_records(bool stopping) {
   // requests are seen soon).
   if (batch == 0 && flushing && !stopping && ring)
     (void)finish_flush(std::min<std::chrono::nanoseconds>(poll_wait, std::chrono::milliseconds(1)));
+  return batch;
+}
+
+bool Persister::Impl::check_ring_name(uint32_t read) {
+  const uint64_t now = steady_ns();
+  if (!ring_gone) {
+    if (now < next_name_check_ns) return false;
+    next_name_check_ns = now + 100'000'000;
+    // An fstat and an lstat, ten times a second.
+    const NameState state = ring->name_state();
+    if (state == NameState::kSame) return false;
+    const std::string msg =
+        "stream " + ns + "/" + stream +
+        (state == NameState::kRemoved ? " was removed" : " was removed and created again") +
+        " while persisted (shmbus rm --force): its persister stored what the removed ring held and stopped";
+    ring_gone = make_error(Errc::kNotFound, msg);
+    ring_gone_ns = now;
+    detail::logger().warn("persister {}/{}: the stream's ring was removed: storing what it still holds, "
+                          "then stopping", ns, stream);
+    std::lock_guard lock(mu);
+    stats_.last_error = msg;
+  }
+  // Drained: a read that came back short of its 4096 found the ring caught up (a producer
+  // still publishing into the removed ring is not followed past a second).
+  return pending.empty() && (read < 4096 || now - ring_gone_ns >= 1'000'000'000);
 }
 
 void Persister::Impl::make_durable_if_due(bool stopping) {
@@ -551,12 +576,14 @@ void Persister::Impl::run() {
       if (!stopping) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }
-    read_records(stopping);
+    const uint32_t read = read_records(stopping);
     if (ring) (void)finish_flush(std::chrono::nanoseconds(0));
     answer_flushes(&flush_waiters, stopping);
     if (!ring) continue;
     make_durable_if_due(stopping);
     housekeeping(&next_retention, &next_beat);
+    // The last turn (stopping) stores what is left and makes it durable.
+    if (!stopping && check_ring_name(read)) stopping = true;
   }
   // The last loop made everything read durable, unless writing failed.
   Result<void> final_flush;
@@ -570,6 +597,8 @@ void Persister::Impl::run() {
   Result<void> closed = store->close();
   if (ring) ring->close();
   if (final_flush && !closed) final_flush = closed;
+  if (final_flush && ring_gone) final_flush = *ring_gone;
+  end_result = final_flush;
   running = false;
   {
     std::lock_guard lock(req_mu);
@@ -580,8 +609,12 @@ void Persister::Impl::run() {
   for (auto& w : flush_waiters)
     w.done->set_value(final_flush ? Result<void>(make_error(Errc::kClosed, "persister stopped"))
                                   : final_flush);
+  // Requests that came while the loop ended (it stopped by itself): stop() gets what it
+  // ended with.
   Request req;
-  while (requests.try_dequeue(req)) req.done->set_value(make_error(Errc::kClosed, "persister stopped"));
+  while (requests.try_dequeue(req))
+    req.done->set_value(req.kind == Request::Kind::kStop ? final_flush
+                                                          : Result<void>(make_error(Errc::kClosed, "persister stopped")));
 }
 
 }  // namespace shmbus::persist

@@ -5,6 +5,7 @@
 
 #include "test_persister_util.h"
 #include "shmbus/detail/stream_control.h"
+#include "shmbus/store_admin.h"
 
 namespace shmbus::persist::it {
 namespace {
@@ -73,6 +74,61 @@ TEST(PersisterMP, FullSpeedProducerEveryRecordOnce) {
   ASSERT_TRUE(fs) << fs.error().message;
   EXPECT_TRUE(fs->clean());
   EXPECT_EQ(fs->records, n);
+}
+
+// The stream's ring removed under a running persister (`shmbus rm --force`): it stores
+// and makes durable what the removed ring held (read, not yet durable: a long flush
+// interval), stops by itself, and says why; the store is free again, so that the stream
+// created over it continues its numbering.  Before, it went on reading the removed ring
+// forever and held the store (`create` waited for kBusy).  A producer still publishing
+// into the removed ring does not keep it alive.
+TEST(Persister, StopsWhenItsRingIsRemoved) {
+  for (const bool live_producer : {false, true}) {
+    SCOPED_TRACE(live_producer ? "a producer goes on publishing into the removed ring" : "idle");
+    ScopedNs ns;
+    DataDir dir;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(1 << 20)));
+    PersisterOptions o = persister_opts(dir);
+    o.flush_interval = 60s;  // nothing durable before it stops
+    auto p = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(p) << p.error().message;
+    auto prod = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(prod);
+    const std::string msg(100, 'r');
+    const Bytes b(reinterpret_cast<const std::byte*>(msg.data()), msg.size());
+    constexpr uint64_t n = 5000;
+    for (uint64_t i = 0; i < n; ++i) ASSERT_EQ(prod->publish(b).status, PubStatus::kOk) << i;
+    ASSERT_TRUE(eventually([&] { return p.value()->stats().records == n; }));
+    ASSERT_TRUE(remove_stream(ns.ns(), "s", /*force=*/true));
+    std::atomic<bool> done{false};
+    std::thread more([&] {
+      while (live_producer && !done.load()) {
+        (void)prod->publish(b);
+        std::this_thread::sleep_for(50us);
+      }
+    });
+    const bool stopped = eventually([&] { return !p.value()->running(); }, 10s);
+    done = true;
+    more.join();
+    ASSERT_TRUE(stopped) << "the persister went on with a removed ring";
+    const PersisterStats st = p.value()->stats();
+    EXPECT_NE(st.last_error.find("was removed"), std::string::npos) << st.last_error;
+    auto r = p.value()->stop();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::kNotFound);
+    EXPECT_NE(r.error().message.find("was removed"), std::string::npos) << r.error().message;
+    EXPECT_TRUE(p.value()->stop().ok()) << "stop() again: nothing left to stop";
+    const StoreScan s = scan_store(dir.path(), ns.ns(), "s");
+    ASSERT_TRUE(s.ok) << s.error;
+    EXPECT_GE(s.end, n) << "records of the removed ring that were read must be stored";
+    EXPECT_EQ(s.discontinuities, 0u) << s.first_discontinuity;
+    AdminOptions ao;
+    ao.data_dir = dir.path();
+    auto c = create_stream_over_store(ns.ns(), "s", stream_opts(1 << 20), /*fresh=*/false, ao);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_TRUE(c->resumed);
+    EXPECT_EQ(c->first_seq, s.end);
+  }
 }
 
 // A persister stopped and started again continues exactly where the store ends: records

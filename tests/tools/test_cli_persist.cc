@@ -217,8 +217,14 @@ TEST_F(Cli, RmForceWhileAPersisterHoldsTheStoreSaysItStoresThemIfItCan) {
   EXPECT_NE(r.err.find("records 0..1 were not stored yet and could not be recorded as lost"), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("the persister holding the store stores them if it can"), std::string::npos) << r.err;
+  // It notices the removal by itself (within 100 ms), stores both and stops (exit 1); before,
+  // it ran on with the removed ring and held the store until stopped.
+  EXPECT_TRUE(persister.wait_for([](const std::string&, const std::string& e) {
+    return e.find("a persister stopped: stream ") != std::string::npos;
+  })) << persister.err();
   CliResult stopped = persister.stop(SIGTERM);
-  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+  EXPECT_EQ(stopped.exit_code, 1) << stopped.err;
+  EXPECT_NE(stopped.err.find("was removed while persisted"), std::string::npos) << stopped.err;
   expect_ok(cli({"create", "s", "--data-dir", dir.string()}));
   EXPECT_EQ(stream_info(ns_, "s")->next_seq, 2u) << "the persister stored both from its mapping";
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));

@@ -85,6 +85,10 @@ class Persister {
   // the group holding producers until a persister returns.
   Result<void> stop();
   Result<void> stop(bool detach);
+  // False once stopped, by stop() or by itself: when the stream's ring is removed (`shmbus
+  // rm --force`, perhaps created again) under it, the persister stores what the removed
+  // ring still holds (read for up to a second), makes it durable and stops; stats()'s
+  // last_error and stop() say so (kNotFound).  It checks the name every 100 ms.
   bool running() const noexcept;
 
   struct Impl;
