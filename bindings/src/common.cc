@@ -84,8 +84,18 @@ std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const cha
   return std::chrono::nanoseconds(static_cast<int64_t>(s * 1e9));
 }
 
+bool is_index(const py::handle& v) noexcept {
+  PyObject* o = v.ptr();
+  if (PyBool_Check(o)) return false;
+  if (PyLong_Check(o)) return true;
+  if (PyFloat_Check(o) || !PyIndex_Check(o)) return false;
+  const std::string type_name = Py_TYPE(o)->tp_name;
+  return type_name != "numpy.bool_" && type_name != "numpy.bool";
+}
+
 uint64_t uint64_arg(const py::handle& v, const std::string& what) {
-  const py::int_ i = py::reinterpret_borrow<py::object>(v);
+  const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(v.ptr()));
+  if (!i) throw py::error_already_set();
   if (py::int_(0) > i) throw_error(Errc::kInvalidArgument, what + " must be >= 0");
   if (i > py::int_(std::numeric_limits<uint64_t>::max()))
     throw_error(Errc::kInvalidArgument, what + " must be at most 2**64 - 1, not " + py::str(v).cast<std::string>());
@@ -94,7 +104,7 @@ uint64_t uint64_arg(const py::handle& v, const std::string& what) {
 
 uint64_t size_arg(const py::object& v, const char* what) {
   if (py::isinstance<py::str>(v)) return unwrap(parse_size(v.cast<std::string>()));
-  if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) return uint64_arg(v, what);
+  if (is_index(v)) return uint64_arg(v, what);
   throw py::type_error(std::string(what) + " must be an int (bytes) or a str like '64M', not " +
                        std::string(py::str(py::type::of(v).attr("__name__"))));
 }

@@ -48,9 +48,13 @@ void install_fork_handler();
 // is not a wait (None is then a TypeError, and no message suggests it).
 std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what, bool none_waits = true);
 
-// An int argument (the caller checked it is one) as a uint64: InvalidArgumentError when
-// negative or above 2**64 - 1 (pybind11's cast said only "Unable to cast Python instance",
-// as a RuntimeError: a review).
+// An integer argument: an int, or what converts to one exactly through __index__
+// (numpy.int64, ...; a TypeError before: a review), never a bool (Python's or numpy's)
+// or a float.
+bool is_index(const py::handle& v) noexcept;
+// An integer argument (the caller checked is_index) as a uint64: InvalidArgumentError
+// when negative or above 2**64 - 1 (pybind11's cast said only "Unable to cast Python
+// instance", as a RuntimeError: a review).
 uint64_t uint64_arg(const py::handle& v, const std::string& what);
 
 // A size argument: an int of bytes or a str like "64M" (parse_size).  TypeError for

@@ -362,7 +362,7 @@ class BatchIterator {
 
 std::optional<uint64_t> max_records_arg(const py::object& max_records) {
   if (max_records.is_none()) return std::nullopt;
-  if (PyBool_Check(max_records.ptr()) || !PyLong_Check(max_records.ptr()))
+  if (!is_index(max_records))
     throw py::type_error("max_records must be an int or None");
   return uint64_arg(max_records, "max_records");
 }
@@ -479,7 +479,7 @@ timeout.)doc")
              self.cast<ConsumerHandle&>().live();
              std::optional<uint64_t> max;
              if (!max_records.is_none()) {
-               if (PyBool_Check(max_records.ptr()) || !PyLong_Check(max_records.ptr()))
+               if (!is_index(max_records))
                  throw py::type_error("max_records must be an int or None");
                max = uint64_arg(max_records, "max_records");
              }

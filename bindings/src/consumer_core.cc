@@ -86,7 +86,7 @@ StartFrom to_start(const py::object& start) {
   if (PyBool_Check(start.ptr()))
     throw py::type_error("start must be 'earliest', 'latest', 'committed', a sequence number "
                          "(int) or a datetime, not bool");
-  if (PyLong_Check(start.ptr())) {
+  if (is_index(start)) {
     return StartFrom::seq(uint64_arg(start, "start sequence number"));
   }
   if (py::isinstance<py::str>(start)) {

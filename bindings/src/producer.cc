@@ -162,9 +162,9 @@ class ClaimHandle {
     if (!claim_) throw_done();
     size_t n = size_;
     if (!size.is_none()) {
-      if (PyBool_Check(size.ptr()) || !PyLong_Check(size.ptr()))
-        throw py::type_error("commit size must be an int or None");
-      const py::int_ i = size;
+      if (!is_index(size)) throw py::type_error("commit size must be an int or None");
+      const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(size.ptr()));
+      if (!i) throw py::error_already_set();
       if (py::int_(0) > i || i > py::int_(size_))
         throw_error(Errc::kInvalidArgument, "commit size must be from 0 to the claim's size " +
                                                 std::to_string(size_) + ", not " +

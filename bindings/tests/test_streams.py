@@ -266,3 +266,27 @@ def test_error_hierarchy():
     assert "TimeoutError" not in shmbus.__all__
     assert issubclass(shmbus.RecordTooLargeError, ValueError)
     assert issubclass(shmbus.PermissionDeniedError, PermissionError)
+
+
+def test_numpy_integers_are_ints(ns, stream):
+    # numpy.int64 (an __index__ type) was a TypeError for start, seek, max_records, a
+    # capacity and commit(size) (a review); numpy's bool and a float stay refused.
+    np = pytest.importorskip("numpy")
+    shmbus.create("n", capacity=np.int64(1 << 16), namespace=ns)
+    assert shmbus.stat("n", namespace=ns)["capacity"] == 1 << 16
+    with shmbus.Producer(stream, namespace=ns) as p:
+        for i in range(5):
+            p.publish(b"r%d" % i)
+        with p.claim(8) as cl:
+            cl.data[:8] = b"abcdefgh"
+            cl.commit(np.uint8(3))
+    with shmbus.Consumer(stream, start=np.int64(2), namespace=ns) as c:
+        assert [bytes(r.data) for r in c.iter(max_records=np.int32(2), idle_timeout=0)] == [b"r2", b"r3"]
+        c.seek(np.uint64(4))
+        assert [bytes(r.data) for r in c.iter(max_records=np.int64(2), idle_timeout=0)] == [b"r4", b"abc"]
+    with pytest.raises(TypeError):
+        shmbus.Consumer(stream, start=np.bool_(True), namespace=ns)
+    with pytest.raises(TypeError):
+        shmbus.Consumer(stream, start=np.float64(2.0), namespace=ns)
+    with pytest.raises(shmbus.InvalidArgumentError, match="must be >= 0"):
+        shmbus.Consumer(stream, start=np.int64(-1), namespace=ns)
