@@ -543,17 +543,17 @@ Result<void> StreamChecker::run() {
 
 Result<void> StreamChecker::check() {
   check_files();
-  bool slot_damaged = false;
-  auto wm = read_watermark(dir_, nullptr, &slot_damaged);
-  if (wm && slot_damaged) {
+  int damaged_slot = -1;
+  auto wm = read_watermark(dir_, nullptr, &damaged_slot);
+  if (wm && damaged_slot >= 0) {
     // Which value the damaged slot held is not known: an update torn by a crash (never
     // acknowledged: nothing lost) or a later deletion, whose records are served again.
     bool fixed = false;
     if (can_repair()) {
-      bool again = true;
-      fixed = write_watermark(dir_, wm.value()).ok() && read_watermark(dir_, nullptr, &again).ok() && !again;
+      int again = 0;
+      fixed = write_watermark(dir_, wm.value()).ok() && read_watermark(dir_, nullptr, &again).ok() && again < 0;
     }
-    issue(kWatermarkName, 0, 0,
+    issue(kWatermarkName, kWatermarkSlotOffset[damaged_slot], 0,
           "one of its two slots is damaged; the other says 'deleted below " + std::to_string(wm->deleted_below) +
               "': a later deletion the damaged slot may have recorded is not applied (its records are served "
               "again): repeat the last delete --before if it went further" +

@@ -28,11 +28,11 @@ Error with_hint(Error e) {
 }  // namespace
 
 Result<void> SegmentStore::Impl::recover() {
-  bool slot_damaged = false;
-  auto w = read_watermark(dir.get(), nullptr, &slot_damaged);
+  int damaged_slot = -1;
+  auto w = read_watermark(dir.get(), nullptr, &damaged_slot);
   if (!w) return with_hint(w.error());
   wm = w.value();
-  if (slot_damaged)
+  if (damaged_slot >= 0)
     log_warn(where + ": one slot of the 'watermark' file is damaged; the other says deleted below " +
              std::to_string(wm.deleted_below) + ": a later deletion it may have recorded is not applied "
              "(repeat the last delete --before if it went further; fsck reports it)");

@@ -83,9 +83,9 @@ bool made_by_an_earlier_build(const Slot s[2]) {
 
 }  // namespace
 
-Result<Watermark> read_watermark(int dir, uint16_t* version, bool* slot_damaged) {
+Result<Watermark> read_watermark(int dir, uint16_t* version, int* damaged_slot) {
   if (version) *version = 0;
-  if (slot_damaged) *slot_damaged = false;
+  if (damaged_slot) *damaged_slot = -1;
   auto fd = open_at(dir, kWatermarkName, OpenMode::kRead);
   if (!fd) {
     if (fd.error().code == Errc::kNotFound) return Watermark{};
@@ -104,7 +104,7 @@ Result<Watermark> read_watermark(int dir, uint16_t* version, bool* slot_damaged)
     // is not valid, zeros included (a zeroed sector: review 3), is damage; but for the
     // files earlier builds made (slot 1 zeros beside generation 1), which the writer's
     // next open completes (ensure_watermark_file()).
-    if (slot_damaged) *slot_damaged = !s[1 - i].valid && !made_by_an_earlier_build(s);
+    if (damaged_slot && !s[1 - i].valid && !made_by_an_earlier_build(s)) *damaged_slot = 1 - i;
     return s[i].w;
   }
   // Version 1: one 40-byte record.

@@ -33,12 +33,13 @@ struct Watermark {
 };
 
 // A missing file is {0, 0}.  A damaged one (no valid slot) is kCorrupt (fsck --repair
-// rewrites it).  *version (if given) gets 0 (missing), 1 or 2.  *slot_damaged (if given):
-// a version 2 file whose other slot is neither valid nor empty (all zeros).  The value
+// rewrites it).  *version (if given) gets 0 (missing), 1 or 2.  *damaged_slot (if given):
+// -1, or the index (0, 1: at kWatermarkSlotOffset[]) of a version 2 file's other slot
+// when it is not valid (zeros included, but in a file an earlier build made).  The value
 // read is then the valid slot's, which is right after a torn write of an update never
 // acknowledged, but after later damage of an acknowledged one it is an older value: the
 // records that update deleted would be served again (fsck reports it).
-Result<Watermark> read_watermark(int dir, uint16_t* version = nullptr, bool* slot_damaged = nullptr);
+Result<Watermark> read_watermark(int dir, uint16_t* version = nullptr, int* damaged_slot = nullptr);
 // Version 2 in place when the file is a valid version 2 file (the older slot is
 // overwritten, then synced); else a new version 2 file through watermark.tmp, synced,
 // renamed over `watermark`, then the directory synced.  Returns once durable.

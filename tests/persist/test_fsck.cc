@@ -430,9 +430,9 @@ TEST(Fsck, ReportsADamagedWatermarkSlot) {
   ASSERT_EQ(b.size(), kWatermarkFileSize);
   const int dir = ::open(t.stream_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(dir, 0);
-  bool damaged = true;
+  int damaged = 0;  // the damaged slot's index, -1: none
   ASSERT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 60u);
-  EXPECT_FALSE(damaged);
+  EXPECT_EQ(damaged, -1);
   for (uint32_t off : kWatermarkSlotOffset) {
     std::vector<char> c = b;
     c[off + 40] ^= 1;
@@ -440,15 +440,21 @@ TEST(Fsck, ReportsADamagedWatermarkSlot) {
     if (read_watermark(dir, nullptr, &damaged)->deleted_below == 30) break;
   }
   ASSERT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 30u);
-  EXPECT_TRUE(damaged);
+  ASSERT_GE(damaged, 0);
   auto rep = run(t.path(), false);
   ASSERT_EQ(rep.issues.size(), 1u) << describe(rep);
+  // The issue's offset is the damaged slot's (it said 0 for either: a review).
+  EXPECT_EQ(rep.issues[0].offset, kWatermarkSlotOffset[damaged]) << describe(rep);
+  EXPECT_NE(std::memcmp(read_file(wm).data() + kWatermarkSlotOffset[damaged], b.data() + kWatermarkSlotOffset[damaged],
+                        kWatermarkSlotSize),
+            0)
+      << "the slot reported is the one flipped";
   EXPECT_NE(rep.issues[0].problem.find("one of its two slots is damaged; the other says 'deleted below 30'"),
             std::string::npos)
       << describe(rep);
   repair_then_nothing_left(t);
   EXPECT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 30u);
-  EXPECT_FALSE(damaged);
+  EXPECT_EQ(damaged, -1);
   // A zeroed slot (a zeroed sector) is damage too, unless the file is new (generation 1
   // in slot 0): it passed as "never written" (a review).
   ASSERT_TRUE(write_watermark(dir, Watermark{60, 2}).ok());
@@ -460,7 +466,7 @@ TEST(Fsck, ReportsADamagedWatermarkSlot) {
     if (read_watermark(dir, nullptr, &damaged)->deleted_below == 30) break;
   }
   ASSERT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 30u);
-  EXPECT_TRUE(damaged);
+  EXPECT_GE(damaged, 0);
   EXPECT_EQ(run(t.path(), false).issues.size(), 1u);
   repair_then_nothing_left(t);
   // A version 2 file cut to version 1's size is damaged, not "format version 2".
@@ -496,30 +502,34 @@ TEST(Fsck, AZeroedSlotAfterTheFirstDeletionIsDamageAndOldFilesAreCompleted) {
   ASSERT_GE(dir, 0);
   std::filesystem::remove(wm);
   ASSERT_TRUE(write_watermark(dir, Watermark{0, 1}).ok());  // a new file
-  bool damaged = true;
+  int damaged = 0;  // the damaged slot's index, -1: none
   ASSERT_TRUE(read_watermark(dir, nullptr, &damaged).ok());
-  EXPECT_FALSE(damaged);
+  EXPECT_EQ(damaged, -1);
   ASSERT_TRUE(write_watermark(dir, Watermark{30, 2}).ok());  // the first deletion: slot 1
   auto b = read_file(wm);
   std::fill(b.begin() + kWatermarkSlotOffset[1], b.begin() + kWatermarkSlotOffset[1] + kWatermarkSlotSize, '\0');
   write_file(wm, b);
   ASSERT_EQ(read_watermark(dir, nullptr, &damaged)->deleted_below, 0u);
-  EXPECT_TRUE(damaged);
-  EXPECT_EQ(run(t.path(), false).issues.size(), 1u);
+  EXPECT_EQ(damaged, 1);
+  {
+    auto r = run(t.path(), false);
+    ASSERT_EQ(r.issues.size(), 1u) << describe(r);
+    EXPECT_EQ(r.issues[0].offset, kWatermarkSlotOffset[1]);
+  }
   // An earlier build's new file: the same bytes without the mark.  Not damage; a
   // writer's open completes it, after which a zeroed slot 1 is damage again.
   write_file(wm, earlier_builds_new_watermark());
   ASSERT_TRUE(read_watermark(dir, nullptr, &damaged).ok());
-  EXPECT_FALSE(damaged);
+  EXPECT_EQ(damaged, -1);
   EXPECT_TRUE(run(t.path(), false).issues.empty());
   EXPECT_TRUE(SegmentStore::open(t.path(), "ns", "st", small_options()).ok());
   ASSERT_TRUE(read_watermark(dir, nullptr, &damaged).ok());
-  EXPECT_FALSE(damaged);
+  EXPECT_EQ(damaged, -1);
   b = read_file(wm);
   std::fill(b.begin() + kWatermarkSlotOffset[1], b.begin() + kWatermarkSlotOffset[1] + kWatermarkSlotSize, '\0');
   write_file(wm, b);
   ASSERT_TRUE(read_watermark(dir, nullptr, &damaged).ok());
-  EXPECT_TRUE(damaged) << "a completed file's zeroed slot 1 read as an earlier build's";
+  EXPECT_EQ(damaged, 1) << "a completed file's zeroed slot 1 read as an earlier build's";
   ::close(dir);
 }
 
