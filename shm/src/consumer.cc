@@ -481,13 +481,15 @@ Result<std::unique_ptr<Consumer::Impl>> open_mapped(std::shared_ptr<StreamMappin
   switch (opts.start.kind) {
     // Never above a pending claim (see committed_frontier()): the records claimed before
     // the start that commit later are skipped by sequence.
+    // Nor above `latest`: records committed while this opens, numbered from latest.seq
+    // on, are this consumer's (they were skipped, uncounted: a review).
     case StartFrom::Kind::kLatest:
-      start = committed_frontier(*c.m);
+      start = committed_frontier(*c.m, latest.pos);
       c.skip_seq = latest.seq;
       c.start_at_claim = true;
       break;
     case StartFrom::Kind::kSeq:
-      if (opts.start.value >= latest.seq) start = committed_frontier(*c.m), c.start_at_claim = true;
+      if (opts.start.value >= latest.seq) start = committed_frontier(*c.m, latest.pos), c.start_at_claim = true;
       else start = nearest_start(*c.m, earliest, latest, opts.start.value);
       c.skip_seq = opts.start.value;
       break;
@@ -1112,8 +1114,15 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       return ReadStatus::kOk;
     }
 
-    // Nothing committed at pos (yet).  A batch that took records ends here, without
-    // reading the claim cursor or the clock (the next read does, if it must wait).
+    // Nothing committed at pos (yet).  Only gaps and pads lie between the last record
+    // returned and pos (every record read moves done_pos): the position to commit moves
+    // past them, its sequence staying a lower bound (the next record there counts the
+    // gaps, for this holder or the group's next).  Else a consumer that read everything
+    // held producers before trailing gaps until a record came after them: a claim that
+    // needed those bytes (a pad and a large record) failed kFull for ever (a review).
+    if (c.pos != c.done_pos && !c.after_resync) c.done_pos = c.pos;
+    // A batch that took records ends here, without reading the claim cursor or the clock
+    // (the next read does, if it must wait).
     if (more) return ReadStatus::kTimeout;
     c.met_frontier = false;  // it waits now (see the frontier pause above)
     if (c.tail_unpublished != 0) c.publish_position();  // caught up: stat's lag exact
@@ -1128,6 +1137,10 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
     if (c.m->broken() || tail >= kMaxPosition) return ReadStatus::kCorrupt;
     if (c.evicted() || (c.durable && tail > c.pos + c.cap)) {  // overrun: we were evicted
       if (!c.rejoin()) return ReadStatus::kCorrupt;
+      // Claims end at or below floor + capacity, and floor is at or below a position it
+      // did not pass: still overrun after the rejoin, the cursors are forged (it rejoined
+      // at its own position for ever, at 100% CPU, even in poll(0): a review).
+      if (c.tail_passed(c.pos) && !c.m->cursors_ok()) return ReadStatus::kCorrupt;
       continue;
     }
     if (!c.durable && tail > c.pos + c.cap) {

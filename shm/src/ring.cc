@@ -426,6 +426,23 @@ Abandon abandon_at(const StreamMapping& m, Stuck* stuck, uint64_t pos, uint64_t 
   return Abandon::kDone;
 }
 
+namespace {
+// After a scan from head `from` (the tags and sequences it read, then this): were those
+// bytes still the records the scan took them for?  A claim overwrites the record at p
+// only once it may pass p + capacity, that is once floor, and so head, passed p
+// (compute_floor(): floor <= head, claims end at or below floor + capacity).  So while
+// head is still `from`, nothing the scan read from `from` on was written over.  Another
+// scanner may have raised head meanwhile and a producer reused the bytes: then the
+// sequence read could be a payload's (a review: two producers alone made head and floor
+// take "BBBBBBBB" + 1 as their sequence, and the stream refused every publish and open
+// after it), and raise_posseq() would take it at an equal position.
+bool still_ours(StreamHeader* h, uint64_t from) noexcept {
+  // acquire fence: the tag and sequence loads of the scan happen before the load below.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return load_pos(&h->head) == from;
+}
+}  // namespace
+
 PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
   StreamHeader* h = m.header();
   const uint64_t salt = m.salt();
@@ -450,7 +467,7 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
       if (cur.pos < labelled && tv.lap_ok && (tv.state == kData || tv.state == kPad || tv.state == kGap) &&
           span <= tail - cur.pos && (cur.pos & m.mask()) + span <= m.capacity() &&
           (tv.state != kData || tv.size <= m.max_record())) {
-        if (tv.state == kData) cur.seq = rec->seq + 1;
+        if (tv.state == kData) cur.seq = load_relaxed(&rec->seq) + 1;
         cur.pos += span;
         continue;
       }
@@ -474,7 +491,8 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
       stuck->pos = ~0ULL;
       // Changed, or committed after all (labelled since `labelled` was read): a new pass.
       if (a == Abandon::kRetry) {
-        if (cur.pos != start.pos) raise_posseq(&h->head, cur);  // (all below is committed)
+        if (cur.pos != start.pos && still_ours(h, start.pos))
+          raise_posseq(&h->head, cur);  // (all below is committed)
         restart = true;
         break;
       }
@@ -482,7 +500,10 @@ PosSeq advance_head(const StreamMapping& m, Stuck* stuck, uint64_t want) {
     }
     if (restart) continue;
     SHMBUS_CHAOS_POINT(kHeadScanned);
-    if (cur.pos != start.pos) raise_posseq(&h->head, cur);
+    if (cur.pos != start.pos) {
+      if (!still_ours(h, start.pos)) continue;  // what was read may be a newer lap's: again
+      raise_posseq(&h->head, cur);
+    }
     return read_posseq(&h->head);
   }
 }
@@ -528,12 +549,12 @@ SlotScan scan_slots(const StreamMapping& m, PosSeq lim, uint64_t tail, uint64_t 
 }
 }  // namespace
 
-PosSeq committed_frontier(const StreamMapping& m) {
+PosSeq committed_frontier(const StreamMapping& m, uint64_t limit) {
   StreamHeader* h = m.header();
   const uint64_t salt = m.salt();
   for (int attempt = 0; attempt < 4; ++attempt) {
-    const uint64_t tail = load_pos(&h->claim);
     PosSeq cur = read_posseq(&h->head);
+    const uint64_t tail = std::min(load_pos(&h->claim), std::max(limit, cur.pos));
     if (cur.pos > tail) break;
     const PosSeq from = scan_slots(m, PosSeq{~0ULL, ~0ULL}, tail).furthest;
     if (from.pos > cur.pos && from.pos <= tail) cur = PosSeq{from.pos, std::max(from.seq, cur.seq)};

@@ -133,7 +133,12 @@ bool count_logged_gaps(const StreamHeader* h, uint64_t from, uint64_t to, uint64
 // committed records and gaps below it (producers and head rely on that).  The seq is a
 // lower bound on the sequence number found there.  Walks at most one ring from
 // max(head, the furthest consumer position); falls back to head if lapped meanwhile.
-PosSeq committed_frontier(const StreamMapping& m);
+// Never past `limit` (a claim cursor the caller read before: every record below it has a
+// sequence below that cursor's), so that a consumer that asked for the sequences from
+// the cursor's on does not start past records committed while it opened (a review: a
+// start at a sequence not yet published skipped those, with nothing counted).  A head
+// above `limit` is taken as it is: the ring lapped the records below it meanwhile.
+PosSeq committed_frontier(const StreamMapping& m, uint64_t limit = ~0ULL);
 
 // The lowest position producers must keep, for a claim that ends at `end`:
 // min(head, live durable consumers), raised into floor; then lowered to the lowest

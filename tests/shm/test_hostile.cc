@@ -102,6 +102,27 @@ TEST(Hostile, CursorsForgedAfterOpenGiveCorruptNotACrashOrHang) {
             0);
 }
 
+// The same forged claim cursor under a durable consumer: it took the overrun for an
+// eviction, rejoined at its own position (floor had not passed it) and looped for ever,
+// even in poll(0) (a review; the child's alarm ended it with SIGALRM).
+TEST(Hostile, ClaimForgedAheadOfADurableConsumerIsCorruptNotAHang) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+  EXPECT_EQ(in_child([&] {
+              ConsumerOptions co;
+              co.group = "g";
+              auto c = Consumer::open(ns.ns(), "s", co);
+              if (!c) return 9;
+              Attacker a(ns.ns());
+              a.cursors(0, 0, 3 * kCap);
+              Record r;
+              if (c->poll(&r, 0ns) != ReadStatus::kCorrupt) return 1;
+              if (c->poll(&r, 50ms) != ReadStatus::kCorrupt) return 2;
+              return 0;
+            }, 5),
+            0);
+}
+
 TEST(Hostile, SparseObjectIsRefused) {
   test::ScopedNs ns;
   ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
