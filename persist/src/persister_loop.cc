@@ -593,6 +593,25 @@ void Persister::Impl::run() {
   else if (write_failing)
     final_flush = last_write_error;
   if (!ring) final_flush = last_write_error;
+  if (ring_gone && final_flush && pending.empty()) {
+    // What the removed ring numbered past what it stored (a producer that went on
+    // publishing into it, claims never committed): recorded as lost, so that the stream
+    // created again over the store numbers its records after them.  Before, it continued
+    // at the store's end and gave those numbers to new records, which a reader of the old
+    // ring (`tail -f`) had seen already (a review).  A record published into the removed
+    // ring after this is still numbered again: nobody stores or counts it.
+    const uint64_t from = store->next_seq(), to = ctl->ring_window().next;
+    if (to > from) {
+      if (auto r = store->append_lost(from, to); !r) {
+        final_flush = r.error();
+      } else {
+        detail::logger().warn("persister {}/{}: records {}..{} of the removed ring were not stored: "
+                              "recorded as lost", ns, stream, from, to - 1);
+        std::lock_guard lock(mu);
+        stats_.lost += to - from;
+      }
+    }
+  }
   publish_stats();
   Result<void> closed = store->close();
   if (ring) ring->close();
