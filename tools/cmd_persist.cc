@@ -102,20 +102,30 @@ int cmd_persist(const PersistArgs& a) {
   }
   std::fprintf(stderr, "shmbus: persisting %zu stream(s) into %s/%s (%s store, %s); stop with ^C\n",
                running.size(), o.data_dir.c_str(), ns.c_str(), a.store.c_str(), a.durability.c_str());
-  while (!stop_requested()) {
-    std::this_thread::sleep_for(50ms);
-    for (auto& r : running)
-      if (!r->running()) return fail("a persister stopped: " + r->stats().last_error);
-  }
+  // A persister stops by itself when its stream's ring is removed: said at once, and the
+  // others go on (before, the first to stop ended them all, without their stop lines: a
+  // review); the command exits 1 once all have stopped, or at ^C.
   int rc = kExitOk;
+  std::vector<bool> ended(running.size(), false);
+  size_t left = running.size();
+  while (!stop_requested() && left > 0) {
+    std::this_thread::sleep_for(50ms);
+    for (size_t i = 0; i < running.size(); ++i)
+      if (!ended[i] && !running[i]->running()) {
+        ended[i] = true;
+        --left;
+        rc = fail("a persister stopped: " + running[i]->stats().last_error);
+      }
+  }
   for (size_t i = 0; i < running.size(); ++i) {
     auto st = running[i]->stats();
-    if (auto r = running[i]->stop(); !r) rc = fail("persist " + a.streams[i] + ": " + r.error().message);
+    if (auto r = running[i]->stop(); !r && !ended[i]) rc = fail("persist " + a.streams[i] + ": " + r.error().message);
     std::fprintf(stderr, "shmbus: %s: stored %llu records (%llu bytes), durable below %llu\n",
                  a.streams[i].c_str(), static_cast<unsigned long long>(st.records),
                  static_cast<unsigned long long>(st.bytes),
                  static_cast<unsigned long long>(running[i]->stats().durable_seq));
     const std::string where = a.streams[i] + (ns == "default" ? "" : " --namespace " + ns);
+    if (ended[i]) continue;  // its ring is gone (said above)
     if (a.detach_on_stop)
       std::fprintf(stderr, "shmbus: %s: persistence ended (--detach-on-stop); producers are free\n",
                    a.streams[i].c_str());

@@ -291,10 +291,16 @@ int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsume
   auto reopen = [&]() -> int {
     if (!removed) warn("stream '" + a.stream + "' was removed; waiting for it to be created again");
     removed = true;
+    const uint64_t was = c->next_seq();
     persist::ReplayOptions from_here;
-    from_here.start = StartFrom::seq(c->next_seq());
+    from_here.start = StartFrom::seq(was);
     from_here.data_dir = a.data_dir;
     while (!stop_requested()) {
+      // A ring again: from `was` only where it continues the sequence read (as `--group`
+      // decides: new_stream_start()).  Else, created again with fewer numbers than this
+      // reader saw (records published into the removed ring and never stored), `was`
+      // lay past its start and its first records were skipped unsaid (a review).
+      if (auto info = stream_info(ns, a.stream); info) from_here.start = new_stream_start(ns, a, was, info.value());
       auto n = persist::ReplayConsumer::open(ns, a.stream, from_here);
       if (!n && n.error().code == Errc::kPermission && !from_here.read_only) {
         from_here.read_only = true;  // e.g. a mode 0640 stream of another user

@@ -147,11 +147,17 @@ TEST_F(Cli, TailFollowOfAPersistedStreamNoticesRemovalAndRecreation) {
 // 0): stopped meanwhile (SIGSTOP) while 3000 records lapped the 64K ring, it printed from
 // new100 on, said "nothing lost", and skipped new0..new99.  A new sequence is read from
 // its earliest record (here the store's), a continued one from where the reader was.
+// The same without --group (a review of stop 51: `tail -f` resumed at where it was, and
+// skipped new0).
 TEST_F(Cli, TailFollowGroupOfAStreamCreatedAgainFreshReadsItFromItsStart) {
+  for (const bool group : {true, false}) {
+  SCOPED_TRACE(group ? "--group g" : "no group");
   const std::filesystem::path dir = scratch_.path();
   create("s");
   ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "old\n", 1));
-  Background bg(with_ns({"tail", "s", "-f", "--group", "g", "--data-dir", dir.string()}));
+  std::vector<std::string> args = {"tail", "s", "-f", "--data-dir", dir.string()};
+  if (group) args.insert(args.end(), {"--group", "g"});
+  Background bg(with_ns(args));
   ASSERT_NO_FATAL_FAILURE(remove_while_following(bg));
   ASSERT_EQ(::kill(bg.pid(), SIGSTOP), 0);
   expect_ok(cli({"create", "s", "--capacity", "64K", "--fresh", "--data-dir", dir.string()}));
@@ -168,6 +174,7 @@ TEST_F(Cli, TailFollowGroupOfAStreamCreatedAgainFreshReadsItFromItsStart) {
   CliResult r = bg.stop(SIGINT);
   EXPECT_EQ(r.exit_code, 130) << r.err;
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+  }
 }
 
 // A walkthrough (2026-12-04): `rm` without --force removed a persisted stream whose
@@ -228,6 +235,35 @@ TEST_F(Cli, RmForceWhileAPersisterHoldsTheStoreSaysItStoresThemIfItCan) {
   expect_ok(cli({"create", "s", "--data-dir", dir.string()}));
   EXPECT_EQ(stream_info(ns_, "s")->next_seq, 2u) << "the persister stored both from its mapping";
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
+}
+
+// `shmbus persist a b` with a's ring removed (rm --force): a's persister stores what it
+// read and stops, said at once; b's goes on until ^C, and the command exits 1 (a review:
+// the first to stop ended both, and b's stop lines were never printed).
+TEST_F(Cli, PersistOfTwoStreamsGoesOnWithTheOtherWhenOneIsRemoved) {
+  const std::filesystem::path dir = scratch_.path();
+  create("a");
+  create("b");
+  Background persister(with_ns({"persist", "a", "b", "--data-dir", dir.string()}));
+  ASSERT_NO_FATAL_FAILURE(wait_persisting(persister));
+  expect_ok(cli({"pub", "a"}, "x\n"));
+  expect_ok(cli({"rm", "a", "--force"}));
+  ASSERT_TRUE(persister.wait_for([](const std::string&, const std::string& e) {
+    return e.find("a persister stopped: stream ") != std::string::npos;
+  })) << persister.err();
+  EXPECT_NE(persister.err().find("/a was removed while persisted"), std::string::npos) << persister.err();
+  expect_ok(cli({"pub", "b"}, "y\nz\n"));
+  EXPECT_TRUE(eventually([&] { return stream_info(ns_, "b")->durable_seq == 2; }))
+      << "b's persister stopped with a's";
+  CliResult r = persister.stop(SIGINT);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("shmbus: b: stored 2 records"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("stream 'b' stays persisted"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("stream 'a' stays persisted"), std::string::npos) << r.err;
+  expect_ok(cli({"rm", "b", "--force", "--data", "--data-dir", dir.string()}));
+  expect_ok(cli({"create", "a", "--data-dir", dir.string()}));
+  EXPECT_EQ(stream_info(ns_, "a")->next_seq, 1u) << "a continues its store";
+  expect_ok(cli({"rm", "a", "--force", "--data", "--data-dir", dir.string()}));
 }
 
 TEST_F(Cli, RmRefusesAPersistedStreamWithRecordsNotStoredYet) {
