@@ -21,7 +21,14 @@ struct GroupConsumer::Impl {
   std::string ns, stream;
   std::optional<Consumer> ring;
   std::string store_root;               // empty: the stream is not persisted
-  std::optional<StreamControl> ctl;     // the header (read only): its deletion watermark
+  // The header (read only), for its deletion watermark: mapped while the store is read
+  // (a second mapping of the stream only then).
+  std::optional<StreamControl> ctl;
+  uint64_t header_watermark() {
+    if (!ctl)
+      if (auto c = StreamControl::open(ns, stream, true); c) ctl.emplace(std::move(c.value()));
+    return ctl ? ctl->deleted_below() : 0;
+  }
   bool auto_commit = true;              // ConsumerOptions::auto_commit, for store records
   bool returned_from_store = false;     // the last poll returned a store record
   std::optional<SegmentReader> reader;  // store mode while set: records below `end`
@@ -117,7 +124,7 @@ ReadStatus GroupConsumer::Impl::read_store(Record* out) {
         // returned, while the store's reader looks at its own watermark file only every
         // 10 ms and served deleted records meanwhile (a review: hundreds to thousands of
         // them).  Reported deleted, as a range the store deleted is.
-        if (const uint64_t wm = ctl ? ctl->deleted_below() : 0; e->seq < wm) {
+        if (const uint64_t wm = header_watermark(); e->seq < wm) {
           const uint64_t to = std::min(wm, end);
           const ReadStatus st = hole(next, to, to >= end, /*deleted=*/true);
           if (reader && !reader->seek_seq(next)) reader.reset();
@@ -173,7 +180,6 @@ Result<GroupConsumer> GroupConsumer::open(std::string_view ns, std::string_view 
   if (auto ctl = StreamControl::open(ns, stream, true); ctl) {
     if (auto ps = ctl->persist())
       if (auto root = detail::store_root_of(ps->store_dir, ns, stream)) impl->store_root = *root;
-    impl->ctl.emplace(std::move(ctl.value()));
   }
   impl->auto_commit = opts.auto_commit;
   ConsumerOptions o = opts;
@@ -201,6 +207,7 @@ ReadStatus GroupConsumer::poll(Record* rec, std::chrono::nanoseconds timeout) {
     c.returned_from_store = st == ReadStatus::kOk;
     if (st != ReadStatus::kTimeout) return st;
   }
+  c.ctl.reset();  // (the store is done with)
   if (c.owing) c.owe();  // the store's part is done: nothing more owed
   const uint64_t lost_before = c.ring->lost();
   const ReadStatus st = c.ring->poll(rec, timeout);

@@ -116,6 +116,17 @@ struct Consumer::Impl {
   uint32_t told_kind = kOwedNone;
   uint64_t told_pos = 0;
   void write_owed() noexcept;
+  // After a lap, an eviction or a start below the oldest record (after_resync): counts
+  // the sequences from the last one accounted for up to `seq` (the next one there is)
+  // as lost, less the gaps the ring's gap log names; returns how many were lost.
+  [[gnu::cold, gnu::noinline]] uint64_t count_resync_loss(uint64_t seq) noexcept;
+  // Ends the resync, `reported` whether a loss is reported now (for still_owed()).
+  [[gnu::cold, gnu::noinline]] void end_resync(bool reported) noexcept;
+  // At the frontier (nothing claimed at pos) with a loss of a durable group still to
+  // report (an eviction, a start below the oldest record): reports it now, up to the
+  // claim cursor's sequence, instead of at a record that may never come.  kTimeout when
+  // there is nothing to report.
+  [[gnu::cold, gnu::noinline]] ReadStatus report_loss_at_frontier() noexcept;
   [[gnu::cold, gnu::noinline]] void settle_owed() noexcept {
     if (owed_kind != kOwedNone && done_seq > owed_end) told();
     if (owed_dirty) write_owed();
@@ -772,6 +783,65 @@ ReadStatus Consumer::Impl::begin_read() noexcept {
   return ReadStatus::kOk;
 }
 
+uint64_t Consumer::Impl::count_resync_loss(uint64_t seq) noexcept {
+  // Lost to the lap: what we would have returned, so nothing below the start, less the
+  // sequences of aborted and abandoned claims (gaps) that the ring's gap log names.
+  const uint64_t from = std::max(expected, skip_seq);
+  uint64_t lap_lost = seq > from ? seq - from : 0;
+  uint64_t lap_gaps = 0;
+  if (lap_lost != 0 && !count_logged_gaps(h, from, seq, lap_from_pos, &lap_gaps)) lost_exact = false;
+  lap_gaps = std::min(lap_gaps, lap_lost);  // (a forged log cannot make more)
+  lap_lost -= lap_gaps;
+  gaps += lap_gaps;
+  lost += lap_lost;
+  if (lap_lost) last_loss = LossRange{from, seq};
+  // Read-only readers keep their count privately (the mapping cannot be written).
+  // relaxed, both: statistics.
+  if (resync_status == ReadStatus::kLapped && !durable && !m->read_only()) stat_add(h->tail_lost, lap_lost);
+  if (resync_status == ReadStatus::kEvicted) {
+    // A loss told again (its last holder counted it up to owed_counted): only what lies
+    // above that is new.
+    const uint64_t above = std::max(from, owed_counted);
+    stat_add(h->evicted_lost, std::min(lap_lost, seq > above ? seq - above : 0));
+  }
+  if (owed_kind != kOwedNone) {
+    // Counted: in the slot now (its owed kind is set), so that a holder killed before it
+    // commits leaves the loss told again but not counted again.
+    owed_counted = seq;
+    if (slot) store_relaxed(slot->owed_counted, seq);
+  }
+  return lap_lost;
+}
+
+void Consumer::Impl::end_resync(bool reported) noexcept {
+  told_kind = !reported ? kOwedNone
+              : resync_status == ReadStatus::kEvicted ? kOwedEvicted
+              : resync_status == ReadStatus::kBeforeOldest ? kOwedBeforeOldest : kOwedNone;
+  told_pos = lap_from_pos;
+  if (!reported) told();  // nothing lost after all (gaps only): nothing owed
+  after_resync = false;
+  resync_status = ReadStatus::kLapped;
+}
+
+ReadStatus Consumer::Impl::report_loss_at_frontier() noexcept {
+  // The claim cursor as one pair: at our position, nothing is claimed there, so its
+  // sequence is the next one exactly.  Before, a group that started below an empty ring
+  // (created again over its store, after a reboot) or was evicted with nothing published
+  // since was told nothing until a record came: a new group at `earliest` read nothing
+  // from the store (a review).
+  const PosSeq t = read_posseq(&h->claim);
+  if (t.pos != pos || t.seq < expected || t.seq < skip_seq) return ReadStatus::kTimeout;
+  const ReadStatus report = resync_status;
+  const uint64_t n = count_resync_loss(t.seq);
+  end_resync(n > 0);
+  expected = t.seq;
+  done_pos = pos;
+  done_seq = t.seq;
+  if (n == 0) return ReadStatus::kTimeout;
+  told();  // reported now (poll_batch() does not come here with records taken)
+  return report;
+}
+
 ReadStatus Consumer::poll(Record* out, std::chrono::nanoseconds timeout) noexcept {
   if (!impl_) return ReadStatus::kClosed;
   Impl& c = *impl_;
@@ -1013,35 +1083,7 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       if (rec.seq != c.expected) {
         if (rec.seq < c.expected) return ReadStatus::kCorrupt;
         if (c.after_resync) {
-          // Lost to the lap: what we would have returned, so nothing below the start,
-          // less the sequences of aborted and abandoned claims (gaps) that the ring's
-          // gap log names.
-          const uint64_t from = std::max(c.expected, c.skip_seq);
-          lap_lost = rec.seq > from ? rec.seq - from : 0;
-          uint64_t lap_gaps = 0;
-          if (lap_lost != 0 && !count_logged_gaps(c.h, from, rec.seq, c.lap_from_pos, &lap_gaps))
-            c.lost_exact = false;
-          lap_gaps = std::min(lap_gaps, lap_lost);  // (a forged log cannot make more)
-          lap_lost -= lap_gaps;
-          c.gaps += lap_gaps;
-          c.lost += lap_lost;
-          if (lap_lost) c.last_loss = LossRange{from, rec.seq};
-          // Read-only readers keep their count privately (the mapping cannot be written).
-          // relaxed, both: statistics.
-          if (c.resync_status == ReadStatus::kLapped && !c.durable && !c.m->read_only())
-            stat_add(c.h->tail_lost, lap_lost);
-          if (c.resync_status == ReadStatus::kEvicted) {
-            // A loss told again (its last holder counted it up to owed_counted): only what
-            // lies above that is new.
-            const uint64_t above = std::max(from, c.owed_counted);
-            stat_add(c.h->evicted_lost, std::min(lap_lost, rec.seq > above ? rec.seq - above : 0));
-          }
-          if (c.owed_kind != kOwedNone) {
-            // Counted: in the slot now (its owed kind is set), so that a holder killed
-            // before it commits leaves the loss told again but not counted again.
-            c.owed_counted = rec.seq;
-            if (c.slot) store_relaxed(c.slot->owed_counted, rec.seq);
-          }
+          lap_lost = c.count_resync_loss(rec.seq);
         } else {
           // Gaps below the start were never ours to count.
           const uint64_t from = std::max(c.expected, c.skip_seq);
@@ -1050,14 +1092,7 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       }
       const bool was_resync = c.after_resync && lap_lost > 0;
       const ReadStatus report = c.resync_status;
-      if (c.after_resync) {
-        // (was_resync: for still_owed())
-        c.told_kind = !was_resync ? kOwedNone
-                      : report == ReadStatus::kEvicted ? kOwedEvicted
-                      : report == ReadStatus::kBeforeOldest ? kOwedBeforeOldest : kOwedNone;
-        c.told_pos = c.lap_from_pos;
-        if (!was_resync) c.told();  // nothing lost after all (gaps only): nothing owed
-      }
+      if (c.after_resync) c.end_resync(was_resync);
       c.after_resync = false;
       c.resync_status = ReadStatus::kLapped;
       c.expected = rec.seq + 1;
@@ -1124,6 +1159,10 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
     // A batch that took records ends here, without reading the claim cursor or the clock
     // (the next read does, if it must wait).
     if (more) return ReadStatus::kTimeout;
+    if (c.after_resync && c.durable && c.seq_exact && !c.opts.persister &&
+        c.resync_status != ReadStatus::kLapped) [[unlikely]] {
+      if (const ReadStatus st = c.report_loss_at_frontier(); st != ReadStatus::kTimeout) return st;
+    }
     c.met_frontier = false;  // it waits now (see the frontier pause above)
     if (c.tail_unpublished != 0) c.publish_position();  // caught up: stat's lag exact
     // While spinning, only re-read the claim cursor

@@ -1643,5 +1643,57 @@ TEST(Replay, AGroupKilledWhileReadingTheStoreLeavesOnlyWhatItHadNotReturned) {
   ASSERT_TRUE(ps.persister->stop());
 }
 
+// A review (stop 51): after `create` over a store (a reboot, or rm without --data) the
+// ring is empty and everything is in the store; a new group at earliest read nothing
+// (tail --group --from earliest printed nothing, Python's poll() None) until a record
+// was published: the ring told its consumer of the start below its oldest record only at
+// a record.  It is told at once now, and reads the store.
+TEST(Replay, ANewGroupOverAnEmptyRingReadsTheStoreAtOnce) {
+  PersistedStream ps;
+  ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10));
+  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 100));
+  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(100));
+  ASSERT_TRUE(ps.persister->stop(false));
+  ps.persister.reset();
+  ps.producer.reset();
+  ASSERT_TRUE(remove_stream(ps.ns.ns(), "s", true));
+  AdminOptions ao;
+  ao.data_dir = ps.dir.path();
+  auto c = create_stream_over_store(ps.ns.ns(), "s", stream_opts(16 << 10), false, ao);
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->first_seq, 100u);
+  for (const bool given : {true, false}) {
+    SCOPED_TRACE(given ? "start earliest" : "start 0");
+    ConsumerOptions co;
+    co.group = given ? "e" : "z";
+    co.start = given ? StartFrom::earliest() : StartFrom::seq(0);
+    auto g = GroupConsumer::open(ps.ns.ns(), "s", co);
+    ASSERT_TRUE(g) << g.error().message;
+    Record rec;
+    ASSERT_EQ(g->poll(&rec, 0ns), ReadStatus::kBeforeOldest);
+    EXPECT_EQ(g->loss().from, 0u);
+    EXPECT_EQ(g->loss().to, 100u);
+    EXPECT_EQ(g->loss().lost, 0u);
+    EXPECT_TRUE(g->loss().from_store);
+    for (uint64_t i = 0; i < 100; ++i) {
+      ASSERT_EQ(g->poll(&rec, 1s), ReadStatus::kOk) << i;
+      ASSERT_EQ(rec.seq, i);
+    }
+    EXPECT_EQ(g->poll(&rec, 0ns), ReadStatus::kTimeout);
+    EXPECT_EQ(g->lost(), 0u);
+  }
+  // And on from the ring, once records come.
+  auto p = Producer::open(ps.ns.ns(), "s");
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(p->publish(test::as_bytes(std::string("next"))).ok());
+  ConsumerOptions co;
+  co.group = "e";
+  auto g = GroupConsumer::open(ps.ns.ns(), "s", co);
+  ASSERT_TRUE(g);
+  Record rec;
+  ASSERT_EQ(g->poll(&rec, 1s), ReadStatus::kOk);
+  EXPECT_EQ(rec.seq, 100u);
+}
+
 }  // namespace
 }  // namespace shmbus::persist::it
