@@ -104,6 +104,15 @@ struct ProducerCore {
                     "record of " + std::to_string(size) + " bytes is larger than max_record " +
                         std::to_string(max_record) + " of stream '" + name + "'");
       case PubStatus::kFull: {
+        // A ring removed under this producer (rm --force) fills once its readers are gone:
+        // the stream of that name now (stat, its persister) is not what holds it (a
+        // review: the message sent the user to them).  Two system calls, on this error only.
+        if (const NameState st = producer->name_state(); st != NameState::kSame)
+          throw_error(Errc::kFull,
+                      "stream '" + name + "' is full: it was removed" +
+                          (st == NameState::kReplaced ? " and created again" : "") +
+                          " (shmbus rm --force) while this producer had it open, and nobody reads the "
+                          "removed ring; open a new Producer");
         std::string why;
         if (auto info = stream_info(ns, name); info) why = explain_held_back(info.value());
         throw_error(Errc::kFull,

@@ -290,3 +290,16 @@ def test_numpy_integers_are_ints(ns, stream):
         shmbus.Consumer(stream, start=np.float64(2.0), namespace=ns)
     with pytest.raises(shmbus.InvalidArgumentError, match="must be >= 0"):
         shmbus.Consumer(stream, start=np.int64(-1), namespace=ns)
+
+
+def test_full_error_of_a_removed_ring_says_it_was_removed(ns):
+    # A review: the FullError of a producer left on a ring removed with rm --force sent
+    # the user to stat() and the persister of the stream now under that name.
+    shmbus.create("gone", capacity="64K", namespace=ns)
+    with shmbus.Consumer("gone", group="g", namespace=ns):
+        pass  # the group holds producers from here on
+    with shmbus.Producer("gone", namespace=ns, when_full="fail") as p:
+        shmbus.remove("gone", force=True, namespace=ns)
+        with pytest.raises(shmbus.FullError, match="it was removed .*shmbus rm --force"):
+            for _ in range(100000):
+                p.publish(b"x" * 1000)
