@@ -600,15 +600,21 @@ void Persister::Impl::run() {
     // at the store's end and gave those numbers to new records, which a reader of the old
     // ring (`tail -f`) had seen already (a review).  A record published into the removed
     // ring after this is still numbered again: nobody stores or counts it.
-    const uint64_t from = store->next_seq(), to = ctl->ring_window().next;
+    const auto w = ctl->ring_window();
+    const uint64_t from = store->next_seq(), to = w.next;
+    // The reader at the claim cursor stepped over everything after what it stored: those
+    // are aborted or abandoned claims, skipped (nothing was published: a review found
+    // them recorded as lost).
+    const bool only_gaps = ring && ring->read_pos() == w.next_pos;
     if (to > from) {
-      if (auto r = store->append_lost(from, to); !r) {
+      if (auto r = store->append_lost(from, to, /*skipped=*/only_gaps); !r) {
         final_flush = r.error();
       } else {
-        detail::logger().warn("persister {}/{}: records {}..{} of the removed ring were not stored: "
-                              "recorded as lost", ns, stream, from, to - 1);
+        detail::logger().warn("persister {}/{}: sequences {}..{} of the removed ring were not stored: "
+                              "recorded as {}", ns, stream, from, to - 1,
+                              only_gaps ? "skipped (aborted claims)" : "lost");
         std::lock_guard lock(mu);
-        stats_.lost += to - from;
+        if (!only_gaps) stats_.lost += to - from;
       }
     }
   }

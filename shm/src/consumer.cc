@@ -773,7 +773,10 @@ ReadStatus Consumer::Impl::begin_read() noexcept {
   // The record poll_in_place() returned is no longer the caller's.
   in_place_armed = in_place_failed = false;
   if (evicted() && !rejoin()) return ReadStatus::kCorrupt;
-  if (durable && opts.auto_commit && committed_pos != done_pos) publish_position();
+  // (owed_dirty: a loss reported where the position did not move, at the frontier: its
+  // clear reaches the slot now, not only once a record is read after it, so that a
+  // holder killed meanwhile does not leave it to be told again: a review.)
+  if (durable && opts.auto_commit && (committed_pos != done_pos || owed_dirty)) publish_position();
   // (after the commit: the records before the event were returned, as poll() commits
   // the last one before it meets the event)
   if (pending != ReadStatus::kOk) {
@@ -1163,6 +1166,13 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
         c.resync_status != ReadStatus::kLapped) [[unlikely]] {
       if (const ReadStatus st = c.report_loss_at_frontier(); st != ReadStatus::kTimeout) return st;
     }
+    // About to wait: an auto-committing group commits what this read stepped over (gaps,
+    // pads, records below its start) now, not at its next read: producers that need those
+    // bytes would wait for it as long as this poll does (a review: a 8 s poll held a
+    // producer past its 3 s full_timeout).  The last record returned was committed when
+    // this read began (begin_read()).
+    if (c.durable && c.opts.auto_commit && c.committed_pos != c.done_pos && !c.after_resync)
+      c.publish_position();
     c.met_frontier = false;  // it waits now (see the frontier pause above)
     if (c.tail_unpublished != 0) c.publish_position();  // caught up: stat's lag exact
     // While spinning, only re-read the claim cursor

@@ -160,7 +160,7 @@ uint64_t StreamControl::deleted_below() const noexcept {
 StreamControl::RingWindow StreamControl::ring_window() const noexcept {
   // read_posseq: consistent {pos, seq} pairs (ring.h), as stream_info() reads them.
   const PosSeq claim = read_posseq(&m_->header()->claim);
-  return RingWindow{oldest_seq(*m_, claim), claim.seq};
+  return RingWindow{oldest_seq(*m_, claim), claim.seq, claim.pos};
 }
 NameState StreamControl::name_state() const noexcept { return m_->name_state(); }
 bool StreamControl::beat() noexcept {

@@ -2,6 +2,8 @@
 // at a sequence not yet published, and a consumer caught up behind trailing gaps.  Each
 // failed on the code before its fix.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -199,6 +201,84 @@ TEST(Edges, ACaughtUpDurableConsumerCommitsPastTrailingGaps) {
     }
     EXPECT_EQ(c->gaps(), static_cast<uint64_t>(k.aborts));
   }
+}
+
+// The same while the group waits in a long poll (a review of the fix above: the position
+// moved past the gaps but was committed only at the next read, so a producer waited for
+// the whole poll), and with records skipped below a group's start (a time ahead): a read
+// about to wait commits what it stepped over.
+TEST(Edges, AWaitingGroupCommitsWhatItSteppedOver) {
+  for (const bool skipped : {false, true}) {
+    SCOPED_TRACE(skipped ? "records below the start" : "an aborted claim");
+    test::ScopedNs ns;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", ring(4096, 2016)));
+    ProducerOptions po;
+    po.full_timeout = 1s;
+    auto p = Producer::open(ns.ns(), "s", po);
+    ASSERT_TRUE(p);
+    ConsumerOptions co;
+    co.group = "g";
+    if (skipped) co.start = StartFrom::time_ns(now_ns() + 3'600'000'000'000ULL);
+    auto c = Consumer::open(ns.ns(), "s", co);
+    ASSERT_TRUE(c);
+    const std::string big(2016, 'x');
+    if (skipped) {
+      for (int i = 0; i < 2; ++i) ASSERT_TRUE(p->publish(as_bytes(big)).ok());  // the ring is full
+    } else {
+      ASSERT_TRUE(p->publish(as_bytes("12345678")).ok());
+      Record r;
+      ASSERT_EQ(c->poll(&r, 1s), ReadStatus::kOk);
+      PubStatus st;
+      Claim cl = p->claim(2016, 0, &st);
+      ASSERT_EQ(st, PubStatus::kOk);
+      cl.abort();
+    }
+    std::atomic<int> got{-1};
+    std::thread waiter([&] {
+      Record r;
+      got = static_cast<int>(c->poll(&r, 2s));  // steps over, then waits
+    });
+    std::this_thread::sleep_for(200ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(p->publish(as_bytes(big)).status, PubStatus::kOk) << "the waiting group held the producer";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms);
+    waiter.join();
+  }
+}
+
+// A loss reported at the frontier (a group starting below an empty ring) and then a
+// read that found nothing, the holder killed: the next holder was told the same loss
+// again (a review), because its clear reached the slot only with a later commit.
+TEST(Edges, ALossReportedAtTheFrontierIsToldOnce) {
+  test::ScopedNs ns;
+  StreamOptions so = ring(1 << 16, 1024);
+  so.first_seq = 100;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  ConsumerOptions co;
+  co.group = "g";
+  co.start = StartFrom::seq(50);
+  const pid_t child = fork();
+  if (child == 0) {
+    auto c = Consumer::open(ns.ns(), "s", co);
+    Record r;
+    if (!c || c->poll(&r, 0ns) != ReadStatus::kBeforeOldest || c->last_loss().from != 50 ||
+        c->last_loss().to != 100)
+      _exit(1);
+    if (c->poll(&r, 0ns) != ReadStatus::kTimeout) _exit(2);
+    _exit(0);  // as a kill: no close
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info);
+  ASSERT_EQ(info->consumers.size(), 1u);
+  EXPECT_FALSE(info->consumers[0].owed_from.has_value());
+  auto c = Consumer::open(ns.ns(), "s", co);
+  ASSERT_TRUE(c);
+  Record r;
+  EXPECT_EQ(c->poll(&r, 0ns), ReadStatus::kTimeout) << "the loss was told again";
+  EXPECT_EQ(c->lost(), 0u);
 }
 
 }  // namespace

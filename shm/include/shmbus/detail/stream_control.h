@@ -55,6 +55,7 @@ class StreamControl {
   // without its system calls (a few loads of the header; read racily: the ring moves on).
   struct RingWindow {
     uint64_t oldest = 0, next = 0;
+    uint64_t next_pos = 0;  // the claim cursor's position (where `next` will lie)
   };
   RingWindow ring_window() const noexcept;
   // Whether the name still refers to this stream (two system calls).
