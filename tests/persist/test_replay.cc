@@ -1563,6 +1563,17 @@ TEST(ReplayMP, ManyReplaysUnderLoad) {
 }
 
 
+// A 16 KiB ring whose 2000 records are durable, most of them in the store only, and a
+// new group "g" at earliest, which reads them from the store first.
+void stored_beyond_the_ring(PersistedStream& ps, ConsumerOptions* co) {
+  ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10));
+  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 2000));
+  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(2000));
+  ASSERT_GT(ps.ring_oldest(), 1000u);
+  co->group = "g";
+  co->start = StartFrom::earliest();
+}
+
 // A review (stop 51): a group reading a range from the store served records below the
 // stream's deletion watermark after `delete --before` had returned (the store's reader
 // re-reads its watermark file every 10 ms; the header has it at once).  The header's
@@ -1570,13 +1581,8 @@ TEST(ReplayMP, ManyReplaysUnderLoad) {
 // range and goes on after it.
 TEST(Replay, AGroupReadingTheStoreServesNothingBelowANewWatermark) {
   PersistedStream ps;
-  ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10));
-  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 2000));
-  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(2000));
-  ASSERT_GT(ps.ring_oldest(), 1000u);
   ConsumerOptions co;
-  co.group = "g";
-  co.start = StartFrom::earliest();
+  ASSERT_NO_FATAL_FAILURE(stored_beyond_the_ring(ps, &co));
   auto g = GroupConsumer::open(ps.ns.ns(), "s", co);
   ASSERT_TRUE(g) << g.error().message;
   Record rec;
@@ -1605,13 +1611,8 @@ TEST(Replay, AGroupReadingTheStoreServesNothingBelowANewWatermark) {
 // gets again at most the last record returned, as from the ring.
 TEST(Replay, AGroupKilledWhileReadingTheStoreLeavesOnlyWhatItHadNotReturned) {
   PersistedStream ps;
-  ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10));
-  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 2000));
-  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(2000));
-  ASSERT_GT(ps.ring_oldest(), 1000u);
   ConsumerOptions co;
-  co.group = "g";
-  co.start = StartFrom::earliest();
+  ASSERT_NO_FATAL_FAILURE(stored_beyond_the_ring(ps, &co));
   Children kids;
   const pid_t child = kids.spawn([&] {
     auto g = GroupConsumer::open(ps.ns.ns(), "s", co);
