@@ -1,6 +1,7 @@
 // The ring's edges an adversarial review of stop 51 broke: two producers alone, a start
-// at a sequence not yet published, and a consumer caught up behind trailing gaps.  Each
-// failed on the code before its fix.
+// at a sequence not yet published, a consumer caught up behind trailing gaps; and what a
+// review of those fixes broke: a group waiting behind them, a loss told at the frontier.
+// Each failed on the code before its fix, but the live-producer start test (see there).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
