@@ -47,11 +47,9 @@ struct GroupConsumer::Impl {
   // below the ring (kBeforeOldest: records asked for that no longer exist), and what lies
   // below the stream's deletion watermark (`delete --before`: never served to anyone).
   // Records that retention deleted before an evicted group read them are lost to it.
-  uint64_t deleted_not_lost(uint64_t from, uint64_t to) const {
+  uint64_t deleted_not_lost(uint64_t from, uint64_t to) {
     if (kind == ReadStatus::kBeforeOldest) return to - from;
-    // (The header mapped only for this: a deleted range met after an eviction is rare.)
-    auto ctl = StreamControl::open(ns, stream, true);
-    const uint64_t wm = ctl ? ctl->deleted_below() : 0;
+    const uint64_t wm = header_watermark();
     return from < wm ? std::min(to, wm) - from : 0;
   }
   // A hole [from, to) in the store: lost for good, or deleted (see deleted_not_lost()),

@@ -1095,9 +1095,7 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       }
       const bool was_resync = c.after_resync && lap_lost > 0;
       const ReadStatus report = c.resync_status;
-      if (c.after_resync) c.end_resync(was_resync);
-      c.after_resync = false;
-      c.resync_status = ReadStatus::kLapped;
+      if (c.after_resync) c.end_resync(was_resync);  // (resync_status is kLapped otherwise)
       c.expected = rec.seq + 1;
       c.done_pos = c.pos;
       c.done_seq = c.expected;
