@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -99,9 +101,22 @@ Result<InState> InState::open(const std::string& ns, const std::string& stream, 
                               const std::string& group, uint64_t stream_created_ns) {
   const std::string path = path_for(ns, stream, topic, group);
   const uint64_t check = key_hash(ns, stream, topic, group, kCheckBasis);
-  // Bounded: each retry means another bridge removed or replaced the file in between.
-  for (int attempt = 0; attempt < 16; ++attempt)
+  // Each retry means another bridge removed or replaced the file in between: they make
+  // progress, but one bridge could lose every race to others that keep starting and
+  // leaving in step with it (a count of 16 attempts ran out about once in 200 runs of a
+  // test of two such bridges on a loaded machine).  So bounded by time, like lock(), and
+  // after two lost races each waits a random while (up to 1 ms) to fall out of step.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  uint64_t rnd = (reinterpret_cast<uintptr_t>(&rnd) ^ static_cast<uint64_t>(::getpid()) ^
+                 static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) | 1;
+  for (int attempt = 0;; ++attempt) {
     if (auto r = open_once(path, check, stream_created_ns)) return std::move(*r);
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    if (attempt >= 2) {
+      rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;  // xorshift64
+      ::usleep(static_cast<useconds_t>(rnd % std::min(1000u, 50u << std::min(attempt - 2, 5))));
+    }
+  }
   return make_error(Errc::kIo, "the bridge state file " + path + " kept being removed or replaced while opened");
 }
 

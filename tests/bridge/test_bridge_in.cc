@@ -951,11 +951,16 @@ TEST(BridgeInState, NoBridgeRemovesTheFileUnderAnotherThatHoldsIt) {
   ScopedNs ns;
   const std::string path = kafka::detail::InState::path_for(ns.ns(), "s", "t", "g");
   std::atomic<int> lost{0}, failed{0};
+  std::mutex why_mu;
+  std::string why;  // the first failure's message
   const auto bridge = [&](int32_t part) {
     for (int64_t i = 0; i < 1000; ++i) {
       auto st = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
       if (!st) {
-        ++failed;
+        if (failed++ == 0) {
+          std::lock_guard<std::mutex> g(why_mu);
+          why = st.error().message;
+        }
         continue;
       }
       st->published(part, i);
@@ -971,7 +976,7 @@ TEST(BridgeInState, NoBridgeRemovesTheFileUnderAnotherThatHoldsIt) {
   std::thread t1(bridge, 1), t2(bridge, 2);
   t1.join();
   t2.join();
-  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(failed.load(), 0) << why;
   EXPECT_EQ(lost.load(), 0) << "times a bridge's file was removed or replaced while it held it";
   EXPECT_FALSE(std::filesystem::exists(path)) << "the last one out removes it";
 }
