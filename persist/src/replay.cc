@@ -95,6 +95,18 @@ struct ReplayConsumer::Impl {
     return r;
   }
   Result<void> go_live(bool from_store);
+  // At the store's end (the reader's kEnd, with a ring): the sequences below the
+  // persister's durable position, and below the ring's oldest record, that the store does
+  // not hold, [from, to) (empty if none).  The first time it finds some it reads the
+  // store's end again instead (look_again: the reader is sought back), with the durable
+  // position read now; the second time it answers.
+  struct Missing {
+    uint64_t from = 0, to = 0;
+    bool look_again = false;
+  };
+  Missing missing_at_end(uint64_t deleted);
+  uint64_t end_durable = ~0ULL;  // the durable position read at the first look, or ~0
+  uint64_t end_looked_at = 0;    // the store's end at the first look
   // The ring consumer's options (a tailing reader) with `start`.
   ConsumerOptions ring_options(StartFrom start) const {
     ConsumerOptions co;
@@ -190,6 +202,32 @@ Result<void> ReplayConsumer::Impl::go_live(bool from_store) {
   switch_pending = from_store;
   recheck_store = !next_known && !store_root.empty() && opts.start.kind != StartFrom::Kind::kLatest;
   return {};
+}
+
+ReplayConsumer::Impl::Missing ReplayConsumer::Impl::missing_at_end(uint64_t deleted) {
+  Missing m;
+  const uint64_t end = reader->position();
+  // Where the owed sequences begin: not below `next`, nor below the deletion watermark
+  // (read again: retention may have deleted more while the store was read).
+  m.from = std::max({end, next_known ? next : 0, deleted, ctl->deleted_below()});
+  // (A first look again if the store grew since the first: its records came.)
+  if (end_durable == ~0ULL || end != end_looked_at) {
+    const uint64_t durable = ctl->durable_seq();
+    end_durable = ~0ULL;
+    if (durable > m.from && reader->seek_seq(end)) {
+      end_durable = durable;
+      end_looked_at = end;
+      m.look_again = true;
+    }
+    m.to = m.from;
+    return m;
+  }
+  // What the ring still holds is read from it: not a gap.  (Its window is read racily;
+  // a record that leaves it meanwhile makes the ring's reader bounce back to the store,
+  // which ends here again.)
+  m.to = std::min(end_durable, std::max(ctl->ring_window().oldest, m.from));
+  end_durable = ~0ULL;
+  return m;
 }
 
 Result<bool> ReplayConsumer::Impl::store_has_older(uint64_t seq, uint64_t deleted) {
@@ -403,7 +441,27 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
               continue;
             }
           }
-          // Everything stored is read: try the live ring.
+          // Everything stored is read.  Below the persister's durable position the store
+          // had every record, or an entry for its gap: what it lacks there was destroyed
+          // behind the persister's back (a segment's tail cut or zeroed, a file removed by
+          // hand).  A gap "corrupt in the store" up to the ring's oldest record, not
+          // skipped unsaid on the way to the ring, nor taken for records never persisted
+          // (a review).  Looked at twice: the durable position read at the first end
+          // is checked against a second read of the store, so that what the persister
+          // wrote after the first read's end is not taken for missing.
+          if (auto missing = c.missing_at_end(deleted); missing.to > missing.from) {
+            const ReplayStatus st = c.report_gap(missing.from, missing.to,
+                                                 "corrupt in the store: the persister had made these records "
+                                                 "durable, and the store's end no longer holds them");
+            if (auto r = c.go_live(true); !r) {
+              c.error = r.error();
+              return ReplayStatus::kError;
+            }
+            return st;
+          } else if (missing.look_again) {
+            continue;
+          }
+          // Try the live ring.
           if (auto r = c.go_live(true); !r) {
             c.error = r.error();
             return ReplayStatus::kError;

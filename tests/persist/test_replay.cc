@@ -1395,6 +1395,59 @@ TEST(Replay, ASegmentItCannotReadIsAGapAndTheRestStillComes) {
   }
 }
 
+// A store whose end was destroyed behind the persister's back (its one segment cut short,
+// zeroed from the middle, or cut inside its header; the persister stopped): what the
+// persister had made durable and the store no longer holds is a gap "corrupt in the
+// store" up to the ring's oldest record, not skipped unsaid on the way to the ring (a
+// review: a replay from earliest began at the ring's oldest record, no gap, and Python's
+// raise_on_gap raised nothing).
+TEST(Replay, DurableRecordsMissingFromTheStoresEndAreAGap) {
+  for (const std::string how : {"cut", "zeroed", "header cut"}) {
+    SCOPED_TRACE(how);
+    PersistedStream ps;
+    PersisterOptions po;
+    po.segment_bytes = 4 << 20;  // one segment: its end is the store's
+    ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10, po));
+    constexpr uint64_t n = 2000;
+    ASSERT_NO_FATAL_FAILURE(ps.publish(0, n));
+    ASSERT_NO_FATAL_FAILURE(ps.wait_durable(n));
+    ps.persister.reset();
+    const uint64_t oldest = ps.ring_oldest();
+    ASSERT_GT(oldest, 200u);
+    std::vector<std::filesystem::path> segs;
+    for (const auto& e : std::filesystem::directory_iterator(ps.dir.path() + "/" + ps.ns.ns() + "/s"))
+      if (e.path().extension() == ".seg") segs.push_back(e.path());
+    ASSERT_EQ(segs.size(), 1u);
+    const auto size = std::filesystem::file_size(segs[0]);
+    ASSERT_GT(size, 40000u);
+    if (how == "cut") {
+      std::filesystem::resize_file(segs[0], 20000);
+    } else if (how == "zeroed") {
+      std::fstream f(segs[0], std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(20000);
+      const std::string zeros(size - 20000, '\0');
+      f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+    } else {
+      std::filesystem::resize_file(segs[0], 100);
+    }
+    ReplayOptions o = from(StartFrom::earliest());
+    o.data_dir = ps.dir.path();
+    auto rc = ReplayConsumer::open(ps.ns.ns(), "s", o);
+    ASSERT_TRUE(rc) << rc.error().message;
+    Seen seen;
+    read_until(rc.value(), n, &seen, 10s);
+    EXPECT_EQ(seen.error, "");
+    EXPECT_EQ(seen.first, 0u) << "the replay began where the store did";
+    ASSERT_EQ(seen.gaps.size(), 1u);
+    EXPECT_EQ(seen.gaps[0].to, oldest);
+    EXPECT_NE(seen.gaps[0].reason.find("corrupt in the store"), std::string::npos) << seen.gaps[0].reason;
+    if (how == "header cut") EXPECT_EQ(seen.gaps[0].from, 0u);
+    else EXPECT_GT(seen.gaps[0].from, 50u) << "the records before the damage came";
+    EXPECT_EQ(seen.wrong_seq, 0u);
+    EXPECT_EQ(seen.records, n - (seen.gaps[0].to - seen.gaps[0].from));
+  }
+}
+
 // Stop 29's review: when the replay started below the store's oldest segment (sequences
 // never stored) and that segment could not be read, the whole range up to the next
 // segment was one gap labelled "corrupt in the store", the never-stored part included.
