@@ -165,6 +165,7 @@ class ConsumerHandle {
     core->live.expire_all();
     if (commit && core->durable && core->auto_commit && core->uncommitted) {
       CoreLock lock(*core);  // waits at most one slice for a reader in another thread
+      core->live.expire_all();  // what that reader returned meanwhile (see commit_locked())
       core->commit_position();
       core->snapshot();
     }
@@ -224,6 +225,10 @@ class ConsumerHandle {
     if (!c.durable || !c.uncommitted) return;
     c.live.expire_all();
     CoreLock lock(c);
+    // Again: waiting for the lock let go of the GIL, and a read in another thread may
+    // have returned a record meanwhile, which this commit covers (its view outlived the
+    // commit, and showed another record once producers reused its bytes; a review).
+    c.live.expire_all();
     c.commit_position();
   }
 

@@ -103,9 +103,16 @@ StartFrom to_start(const py::object& start) {
     const int64_t days = delta.attr("days").cast<int64_t>();
     const int64_t secs = delta.attr("seconds").cast<int64_t>();
     const int64_t us = delta.attr("microseconds").cast<int64_t>();
-    const int64_t ns = (days * 86400 + secs) * 1'000'000'000 + us * 1000;
-    if (days < 0 || ns < 0) throw_error(Errc::kInvalidArgument, "start time is before 1970");
-    return StartFrom::time_ns(static_cast<uint64_t>(ns));
+    if (days < 0) throw_error(Errc::kInvalidArgument, "start time is before 1970");
+    // In 64-bit nanoseconds up to the year 2554; a later time is after every record, as
+    // the "@TIME" text's is (it overflowed: a year-2600 start rewound a group to the
+    // oldest record, a year-2300 one was "before 1970"; a review).
+    uint64_t ns = 0;
+    if (__builtin_mul_overflow(static_cast<uint64_t>(days) * 86400 + static_cast<uint64_t>(secs),
+                               uint64_t{1'000'000'000}, &ns) ||
+        __builtin_add_overflow(ns, static_cast<uint64_t>(us) * 1000, &ns))
+      ns = UINT64_MAX;
+    return StartFrom::time_ns(ns);
   }
   throw py::type_error("start must be 'earliest', 'latest', 'committed', a sequence number (int) "
                        "or a datetime, not " +

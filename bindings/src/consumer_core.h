@@ -75,6 +75,18 @@ struct ConsumerCore {
     if (uncommitted) consumer->ring().commit();
     uncommitted = false;
   }
+  // A read that returned nothing: an auto-committing group commits what it stepped over
+  // (records below its start, gaps, pads), when every record it returned is committed;
+  // else producers waited on those bytes until a record came (a review: a group sought
+  // past the newest record held them for ever).  The ring consumer commits only when
+  // its position moved.  Thread: GIL and mu held.
+  void commit_stepped_over() {
+    if (!durable || !auto_commit || uncommitted || consumer->from_store()) return;
+    if (consumer->ring().mark().pos == stepped_over_committed) return;
+    consumer->ring().commit();
+    stepped_over_committed = consumer->ring().mark().pos;
+  }
+  uint64_t stepped_over_committed = ~0ULL;  // the ring position commit_stepped_over() committed
   // An error met inside a batch, raised by the next read.  A group's loss stays owed to
   // the group until then (GroupConsumer::defer_loss()): a commit or close meanwhile
   // leaves it to the group's next holder, who is told of it.  Thread: GIL and mu held.

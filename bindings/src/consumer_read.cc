@@ -113,6 +113,9 @@ Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Dead
                   " (its shared memory was damaged); remove it with "
                   "shmbus.remove(name, force=True)");
     case ReadStatus::kClosed: c.throw_closed();
+    case ReadStatus::kTimeout:
+      if (!more) c.commit_stepped_over();
+      return Step{};
     default: return Step{};
   }
 }
@@ -193,7 +196,10 @@ py::object read_one(const std::shared_ptr<ConsumerCore>& core,
     c.deferred.reset();
     {
       CoreLock lock(c);
-      if (commit) c.commit_position();  // (a loss still owed: see defer())
+      if (commit) {
+        c.live.expire_all();  // again under the lock: see the loop below
+        c.commit_position();  // (a loss still owed: see defer())
+      }
       if (c.consumer) c.consumer->loss_told();
     }
     raise_read_error(std::move(e));
@@ -208,6 +214,11 @@ py::object read_one(const std::shared_ptr<ConsumerCore>& core,
       CoreLock lock(c);
       if (commit) {
         commit = false;
+        // Again under the lock: waiting for it let go of the GIL, and a read in another
+        // thread may have returned a record meanwhile, which this commit covers (a review:
+        // its view outlived the commit and showed another record once its bytes were
+        // reused).  Cheap when none did.
+        c.live.expire_all();
         c.commit_position();
       }
       if (!c.usable()) break;

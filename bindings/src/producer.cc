@@ -163,6 +163,9 @@ class ClaimHandle {
 
   py::object data() {
     if (!claim_) throw_done();
+    // In a child of fork() the claim is its parent's (commit() leaves it alone): no view
+    // of it either, through which the child's writes would land in the parent's record.
+    if (core_->generation != fork_generation()) core_->throw_closed();
     return py::reinterpret_steal<py::object>(claim_buffer_view(buffer_.ptr()));
   }
 
@@ -172,14 +175,17 @@ class ClaimHandle {
     size_t n = size_;
     if (!size.is_none()) {
       if (!is_index(size)) throw py::type_error("commit size must be an int or None");
+      // Converted once (its __index__ is user code, which may finish this claim or close
+      // the producer: checked again below, as it crashed here; a review).
       const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(size.ptr()));
       if (!i) throw py::error_already_set();
       if (py::int_(0) > i || i > py::int_(size_))
         throw_error(Errc::kInvalidArgument, "commit size must be from 0 to the claim's size " +
                                                 std::to_string(size_) + ", not " +
-                                                std::string(py::str(size)));
-      n = size.cast<size_t>();
+                                                std::string(py::str(static_cast<const py::handle&>(i))));
+      n = i.cast<size_t>();
     }
+    if (!claim_) throw_done();
     if (!core_->usable()) {
       auto core = core_;
       finish(false);

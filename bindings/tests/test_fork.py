@@ -17,7 +17,10 @@ def test_handles_are_closed_in_a_fork_child_and_the_parent_is_untouched(ns, stre
     if pid == 0:  # child
         code = 0
         try:
-            for call in (lambda: p.publish(b"x"), lambda: c.poll(0), lambda: claim.commit()):
+            # claim.data too: a view of the parent's claim would put the child's bytes
+            # into the record the parent commits (a review).
+            for call in (lambda: p.publish(b"x"), lambda: c.poll(0), lambda: claim.data,
+                         lambda: claim.commit()):
                 try:
                     call()
                     code |= 1

@@ -573,6 +573,38 @@ def test_start_is_for_new_groups_and_seek_rewinds(ns):
         assert c.poll(0).seq == 6
 
 
+def test_a_group_sought_past_the_newest_record_does_not_hold_producers(ns):
+    """A group waiting for a sequence far ahead commits the records it steps over as it
+    polls: it held producers at its old position, FullError after a ring's worth (a
+    review)."""
+    shmbus.create("s", capacity="4K", max_record=64, namespace=ns)
+    with shmbus.Producer("s", when_full="fail", namespace=ns) as p, shmbus.Consumer(
+        "s", group="g", start="latest", namespace=ns
+    ) as c:
+        c.seek(1000)
+        for _ in range(1000):  # a 4 KiB ring holds ~40 of them
+            p.publish(b"x" * 60)
+            assert c.poll(0) is None
+        p.publish(b"y" * 60)
+        rec = c.poll(0)
+        assert rec.seq == 1000 and rec.bytes() == b"y" * 60
+
+
+def test_a_datetime_past_what_nanoseconds_hold_is_after_every_record(ns, stream):
+    """A datetime after 2262 overflowed the start's nanoseconds: "before 1970", or (2600)
+    a group rewound to the oldest record (a review)."""
+    import datetime
+
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish(b"old")
+    for year in (2262, 2300, 2600, 3000, 9999):
+        when = datetime.datetime(year, 1, 1, tzinfo=datetime.timezone.utc)
+        with shmbus.Consumer(stream, group="g%d" % year, start=when, namespace=ns) as c:
+            assert c.poll(0) is None
+            c.seek(when)
+            assert c.poll(0) is None
+
+
 def test_evicted_group_raises_evicted_error_with_the_exact_loss(ns):
     """Issue 13 point 2: a group evicted while away learns what it lost (it used to jump
     ahead without a word); the stream counts it."""

@@ -282,3 +282,46 @@ def test_threads_sharing_one_producer_and_one_consumer(ns):
     assert [s for s, _ in records] == all_seqs  # each record delivered exactly once
     p.close()
     c.close()
+
+
+def test_a_commit_waiting_for_another_threads_poll_expires_what_that_poll_returned(ns):
+    """Thread B waits in poll(); thread A's commit() waits for B's hold of the consumer;
+    B returns a record meanwhile, which A's commit covers: its view must die with the
+    commit, not show the bytes producers later put there (a review: 28 of 30 runs)."""
+    import struct
+    import time
+
+    def pay(i):
+        return struct.pack("<Q", i) * 8
+
+    torn = []
+    for _ in range(5):
+        name = "race"
+        shmbus.create(name, "4K", max_record=64, namespace=ns)
+        p = shmbus.Producer(name, when_full="fail", namespace=ns)
+        c = shmbus.Consumer(name, group="g", start="earliest", auto_commit=False, namespace=ns)
+        p.publish(pay(0))
+        assert c.poll(0).seq == 0  # returned, not committed
+        got = {}
+        b = threading.Thread(target=lambda: got.setdefault("rec", c.poll(timeout=5)))
+        b.start()
+        time.sleep(0.1)
+        a = threading.Thread(target=c.commit)
+        a.start()
+        time.sleep(0.001)
+        p.publish(pay(1))
+        b.join()
+        a.join()
+        rec = got["rec"]
+        while True:  # fill what the commit freed
+            try:
+                p.publish(pay(7))
+            except shmbus.FullError:
+                break
+        if not rec.expired and rec.bytes() != pay(1):
+            torn.append(rec.seq)
+        p.close()
+        c.close()
+        del rec, got
+        shmbus.remove(name, namespace=ns, force=True)
+    assert torn == []

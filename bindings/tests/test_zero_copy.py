@@ -162,6 +162,26 @@ def test_claim_commits_fewer_bytes_than_claimed(ns, stream):
         assert c.gaps == 0
 
 
+@pytest.mark.parametrize("finish", ["abort", "close"])
+def test_a_commit_size_whose_index_finishes_the_claim_raises(ns, stream, finish):
+    """The size's __index__ is user code: one that aborts the claim or closes the producer
+    crashed commit() (a review)."""
+    p = shmbus.Producer(stream, namespace=ns)
+    cl = p.claim(8)
+
+    class Size:
+        def __index__(self):
+            cl.abort() if finish == "abort" else p.close()
+            return 4
+
+    with pytest.raises(shmbus.ClosedError):
+        cl.commit(Size())
+    assert cl.done
+    p.close()
+    with shmbus.Consumer(stream, start="earliest", namespace=ns) as c:
+        assert c.poll(0) is None
+
+
 @pytest.mark.parametrize("finish", ["commit", "abort", "with"])
 def test_claim_memoryview_refuses_writes_after_it_is_done(ns, stream, finish):
     with shmbus.Producer(stream, namespace=ns) as p:
