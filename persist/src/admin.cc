@@ -308,44 +308,69 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
 Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_view stream,
                                                StreamOptions opts, bool fresh,
                                                const AdminOptions& admin) {
-  CreateOutcome out;
   if (auto r = validate_name("namespace", ns); !r) return r.error();
   if (auto r = validate_name("stream", stream); !r) return r.error();
-  auto existing = stream_info(ns, stream);
-  const bool had_ring = existing.ok() || existing.error().code != Errc::kNotFound;
-  if (had_ring && fresh)
-    return make_error(Errc::kExists, "--fresh: stream " + std::string(ns) + "/" + std::string(stream) +
-                                         " exists; remove it first (shmbus rm)");
-  auto root = resolve_data_dir(admin.data_dir);
   // Without a data dir (a user without HOME) there is no store to continue, unless the
   // caller named one or asked to remove it.
+  auto root = resolve_data_dir(admin.data_dir);
   if (!root && (!admin.data_dir.empty() || fresh)) return root.error();
-  if (!had_ring && root) {
-    auto dir = store_dir_for(root.value(), ns, stream);
-    if (!dir) return dir.error();
-    struct stat st;
-    if (::lstat(dir->c_str(), &st) == 0) {
-      if (fresh) {
-        auto removed = remove_store(ns, stream, admin);
-        if (!removed) return removed.error();
-        out.removed = removed.value();
-      } else {
-        // Recovery makes what the store holds durable before it counts it.
-        StoreOptions so;
-        so.secure_delete = admin.secure;
-        auto store = SegmentStore::open(root.value(), ns, stream, so);
-        if (!store) return store.error();
-        out.resumed = true;
-        out.store_dir = dir.value();
-        out.first_seq = store->next_seq();
-        out.deleted_below = store->stats().deleted_below;
-        if (auto r = store->close(); !r) return r.error();
-        opts.first_seq = out.first_seq;
+  const bool exist_ok = opts.exist_ok;
+  opts.exist_ok = false;
+  CreateOutcome out;
+  // A ring is created here only after its store was looked at, and an existing one is
+  // accepted (exist_ok) or refused, never created anew in its place: one removed between
+  // the look and the create (`rm --force` at the same time) is looked at again, store
+  // and all (a review: a ring made then began at sequence 0 over the store, unpersisted,
+  // its numbers those of stored records).  Bounded: each turn means another process
+  // removed or created the ring in between.
+  for (int attempt = 0;; ++attempt) {
+    out = CreateOutcome{};
+    auto existing = stream_info(ns, stream);
+    const bool had_ring = existing.ok() || existing.error().code != Errc::kNotFound;
+    if (had_ring && fresh)
+      return make_error(Errc::kExists, "--fresh: stream " + std::string(ns) + "/" + std::string(stream) +
+                                           " exists; remove it first (shmbus rm)");
+    if (had_ring) {
+      if (!existing.ok() && existing.error().code == Errc::kExists) return existing.error();  // a dotted twin
+      if (!exist_ok)
+        return make_error(Errc::kExists, "stream '" + std::string(stream) + "' in namespace '" + std::string(ns) +
+                                             "' already exists (use --exist-ok to accept it)");
+      auto r = check_existing_stream(ns, stream, opts);
+      if (r) return out;  // accepted as it is
+      if (r.error().code == Errc::kNotFound && attempt < 8) continue;
+      return r.error();
+    }
+    if (root) {
+      auto dir = store_dir_for(root.value(), ns, stream);
+      if (!dir) return dir.error();
+      struct stat st;
+      if (::lstat(dir->c_str(), &st) == 0) {
+        if (fresh) {
+          auto removed = remove_store(ns, stream, admin);
+          if (!removed) return removed.error();
+          out.removed = removed.value();
+        } else {
+          // Recovery makes what the store holds durable before it counts it.
+          StoreOptions so;
+          so.secure_delete = admin.secure;
+          auto store = SegmentStore::open(root.value(), ns, stream, so);
+          if (!store) return store.error();
+          out.resumed = true;
+          out.store_dir = dir.value();
+          out.first_seq = store->next_seq();
+          out.deleted_below = store->stats().deleted_below;
+          if (auto r = store->close(); !r) return r.error();
+          opts.first_seq = out.first_seq;
+        }
       }
     }
+    auto r = create_stream(ns, stream, opts);
+    if (r) break;
+    // Created by another process since the look: accepted or refused as above.
+    if (r.error().code == Errc::kExists && attempt < 8) continue;
+    return r.error();
   }
-  if (auto r = create_stream(ns, stream, opts); !r) return r.error();
-  out.created = !had_ring;
+  out.created = true;
   if (out.resumed) {
     auto ctl = StreamControl::open(ns, stream);
     if (!ctl) return ctl.error();

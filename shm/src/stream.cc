@@ -36,6 +36,10 @@ Result<void> create_stream(std::string_view ns, std::string_view name, const Str
       return make_error(Errc::kExists, r.error().message + " (use --exist-ok to accept it)");
     return r.error();
   }
+  return check_existing_stream(ns, name, opts);
+}
+
+Result<void> check_existing_stream(std::string_view ns, std::string_view name, const StreamOptions& opts) {
   // exist_ok: the other creator's stream must be complete and compatible.
   auto o = StreamMapping::open(ns, name, true);
   if (!o) return o.error();

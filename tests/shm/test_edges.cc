@@ -87,7 +87,9 @@ TEST(Edges, TwoProducersAloneKeepHeadAndFloorSound) {
     Record r;
     uint64_t last = 0, n = 0;
     while (c->poll(&r, 0ns) == ReadStatus::kOk) {
-      if (n++) EXPECT_EQ(r.seq, last + 1);
+      if (n++) {
+        EXPECT_EQ(r.seq, last + 1);
+      }
       last = r.seq;
     }
     EXPECT_GT(n, 0u);

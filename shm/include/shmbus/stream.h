@@ -149,6 +149,10 @@ struct StreamInfo {
 };
 
 Result<void> create_stream(std::string_view ns, std::string_view name, const StreamOptions& opts);
+// Whether the existing stream `name` is one that create_stream(opts) with exist_ok accepts
+// (its sizes, kind, timeouts, owner and mode), without creating one when there is none
+// (kNotFound).
+Result<void> check_existing_stream(std::string_view ns, std::string_view name, const StreamOptions& opts);
 // Refuses while a live producer or consumer is attached unless `force`.
 Result<void> remove_stream(std::string_view ns, std::string_view name, bool force = false);
 Result<std::vector<std::string>> list_streams(std::string_view ns);
