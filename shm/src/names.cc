@@ -196,6 +196,10 @@ static bool parse_iso8601(std::string_view s, uint64_t* out) {
     }
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || y < 1970) return false;
+  // A day the month has (timegm() moved 2026-02-30 to March 2nd without a word: a review).
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  static constexpr unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (d > kDays[mo - 1] + (mo == 2 && leap ? 1u : 0u)) return false;
   std::tm tm{};
   tm.tm_year = static_cast<int>(y) - 1900;
   tm.tm_mon = static_cast<int>(mo) - 1;
