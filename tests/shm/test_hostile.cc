@@ -291,6 +291,36 @@ TEST(Hostile, HalfCreatedObjectsCostOneBoundedWaitInTotal) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
 }
 
+// A header whose owner names were damaged (a length byte flipped): a corrupt header that
+// `rm --force` removes; it was blamed on dotted names meeting, and only rm by hand got rid
+// of it (a review).  A real dotted twin ("a.b" + "c" is "a" + "b.c") stays refused.
+TEST(Hostile, DamagedOwnerNamesAreCorruptAndRemovableAndATwinIsNot) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 4096;
+  ASSERT_TRUE(create_stream(ns.ns(), "zz", o));
+  const std::string path = "/dev/shm/" + object_name(ns.ns(), "zz");
+  {
+    int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    const uint32_t one = 1;
+    ASSERT_EQ(::pwrite(fd, &one, sizeof one, offsetof(detail::StreamHeader, stream_len)), 4);
+    ::close(fd);
+  }
+  auto info = stream_info(ns.ns(), "zz");
+  ASSERT_FALSE(info);
+  EXPECT_EQ(info.error().code, Errc::kCorrupt) << info.error().message;
+  EXPECT_EQ(info.error().message.find("dots"), std::string::npos) << info.error().message;
+  EXPECT_TRUE(remove_stream(ns.ns(), "zz", /*force=*/true));
+  EXPECT_NE(::access(path.c_str(), F_OK), 0);
+  // The twin: namespace NS.x with stream "c" is the object of namespace NS, stream "x.c".
+  ASSERT_TRUE(create_stream(ns.ns() + ".x", "c", o));
+  auto twin = remove_stream(ns.ns(), "x.c", /*force=*/true);
+  ASSERT_FALSE(twin);
+  EXPECT_EQ(twin.error().code, Errc::kExists) << twin.error().message;
+  EXPECT_TRUE(remove_stream(ns.ns() + ".x", "c", /*force=*/true));
+}
+
 // Issue 14 point 10: a tailing reader allocated max_record bytes (set by the object's
 // creator, up to 2 GiB) at open; it allocates only what the records it reads need.
 TEST(Hostile, TailingReaderBufferIsSizedByWhatItReads) {
