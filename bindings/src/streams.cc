@@ -50,7 +50,12 @@ void create(const std::string& name, const py::object& capacity, bool exist_ok,
     py::gil_scoped_release nogil;  // reserves every page of the ring; may open a store
     r = persist::create_stream_over_store(nspace, name, o, fresh, admin);
   }
-  check(r.ok() ? Result<void>{} : Result<void>(r.error()));
+  // (Its hints in Python's spelling, as remove()'s.)
+  if (!r)
+    throw_error(r.error().code,
+                python_spelling(r.error().message, {{"use --exist-ok to", "pass exist_ok=True to"},
+                                                    {"exist_ok (--exist-ok)", "exist_ok=True"},
+                                                    {"shmbus rm --force", "shmbus.remove(name, force=True)"}}));
 }
 
 void remove(const std::string& name, bool force, const py::object& ns) {
@@ -195,7 +200,13 @@ them.)doc");
         py::arg("stall"), py::arg("data_dir") = py::none(),
         "The JSON text of `shmbus stat --json` (see shmbus.stat, which parses it).");
   m.def("resolve_namespace",
-        [](const py::object& ns) { return namespace_of(ns); }, py::arg("namespace") = py::none(),
+        [](const py::object& ns) {
+          // Checked as every call that takes it checks it ('a/b' came back as it was).
+          std::string r = namespace_of(ns);
+          check(validate_name("namespace", r));
+          return r;
+        },
+        py::arg("namespace") = py::none(),
         R"doc(resolve_namespace(namespace=None) -> str
 
 The namespace a call uses: ``namespace`` if given (and not empty), else

@@ -303,3 +303,18 @@ def test_full_error_of_a_removed_ring_says_it_was_removed(ns):
         with pytest.raises(shmbus.FullError, match="it was removed .*shmbus rm --force"):
             for _ in range(100000):
                 p.publish(b"x" * 1000)
+
+
+def test_create_speaks_python_and_resolve_namespace_checks_the_name(ns):
+    """create()'s hints name its keyword, not the CLI's flag; resolve_namespace() refuses
+    a name every call refuses (a review: 'a/b' came back as it was)."""
+    shmbus.create("dup", "4K", namespace=ns)
+    with pytest.raises(shmbus.ExistsError) as e:
+        shmbus.create("dup", "4K", namespace=ns)
+    assert "exist_ok=True" in str(e.value) and "--exist-ok" not in str(e.value)
+    with pytest.raises(shmbus.ExistsError) as e:
+        shmbus.create("dup", "8K", namespace=ns, exist_ok=True)
+    assert "--exist-ok" not in str(e.value)
+    with pytest.raises(shmbus.InvalidArgumentError):
+        shmbus.resolve_namespace("a/b")
+    assert shmbus.resolve_namespace(ns) == ns
