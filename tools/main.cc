@@ -633,6 +633,20 @@ int main(int argc, char** argv) {
   b->set_help_flag();
   b->callback([&] { run = [b] { return cmd_bench(b->remaining()); }; });
 
+  // An empty value of these is bad input (exit 2), not "not given": `--namespace "$NS"`
+  // with NS unset worked on $SHMBUS_NAMESPACE's streams, `--from ''` read from the
+  // default start (a review).
+  const CLI::Validator non_empty(
+      [](std::string& v) { return v.empty() ? std::string("an empty value is not allowed") : std::string(); },
+      "");
+  const std::function<void(CLI::App*)> refuse_empty = [&](CLI::App* a) {
+    for (CLI::Option* o : a->get_options({}))
+      for (const char* name : {"namespace", "from", "reset-to", "group", "data-dir", "listen"})
+        if (o->check_lname(name)) o->check(non_empty);
+    for (CLI::App* sub : a->get_subcommands([](CLI::App*) { return true; })) refuse_empty(sub);
+  };
+  refuse_empty(&app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

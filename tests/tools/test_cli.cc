@@ -96,6 +96,16 @@ TEST_F(Cli, BadSizesAndDurationsFail) {
   EXPECT_NE(cli({"pub", "s", "--type", "-1"}, "x\n").exit_code, 0);
   EXPECT_NE(run_cli({"frobnicate"}).exit_code, 0);
   EXPECT_NE(run_cli({}).exit_code, 0);
+  // An empty value is bad input, not "not given" (`--namespace "$NS"` with NS unset worked
+  // on $SHMBUS_NAMESPACE's streams; a review).
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--namespace", "", "create", "e"}, {"tail", "s", "--from", "", "--count", "1"},
+        {"tail", "s", "--group", "", "--count", "1"}, {"tail", "s", "--group", "g", "--reset-to", ""},
+        {"stat", "s", "--data-dir", ""}, {"ls", "--namespace", ""}}) {
+    CliResult r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("an empty value is not allowed"), std::string::npos) << r.err;
+  }
 }
 
 TEST_F(Cli, CreateOptionsReachTheStream) {
