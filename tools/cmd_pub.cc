@@ -415,6 +415,9 @@ int cmd_pub(const PubArgs& a) {
   const auto ns_or = command_namespace(a.ns);
   if (!ns_or) return kExitUsage;
   const std::string ns = *ns_or;
+  // (Ignored without it, as --size was refused: a review.)
+  if (a.rate > 0 && a.count == 0)
+    return fail("--rate needs --count N (it paces the synthetic records)", kExitUsage);
   uint64_t size = 64;
   if (!a.size.empty()) {
     if (a.count == 0) return fail("--size needs --count N (it sets the synthetic records' size)", kExitUsage);

@@ -83,6 +83,9 @@ TEST_F(Cli, BadSizesAndDurationsFail) {
                  "not a duration");
   create("s");
   expect_failure(cli({"pub", "s", "--count", "1", "--size", "1X"}), "not a size");
+  CliResult rate = cli({"pub", "s", "--rate", "5"}, "x\n");
+  expect_failure(rate, "--rate needs --count N");
+  EXPECT_EQ(rate.exit_code, 2);
   expect_failure(cli({"stat", "s", "--interval", "soon"}), "not a duration");
   // CLI11's own errors: its message, a non-zero exit.  (create without --capacity used to
   // be one; it now takes the default 1M: see CreateDefaultsTo1MAndSizesSayTheirBase.)
