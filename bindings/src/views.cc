@@ -111,6 +111,10 @@ void releasebuffer(PyObject* self, Py_buffer*) {
 
 // Our memoryview of b (cached; new reference).  Raises ValueError once expired.
 PyObject* cached_view(BufferObject* b) {
+  // One the user released (view.release(), a `with memoryview` block) is of no use any
+  // more: a new one (it raised ValueError for good though the record had not expired).
+  if (b->view && (reinterpret_cast<PyMemoryViewObject*>(b->view)->flags & _Py_MEMORYVIEW_RELEASED) != 0)
+    Py_CLEAR(b->view);
   if (!b->view) {
     b->making_view = true;
     b->view = PyMemoryView_FromObject(reinterpret_cast<PyObject*>(b));

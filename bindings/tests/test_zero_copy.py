@@ -202,3 +202,18 @@ def test_claim_memoryview_refuses_writes_after_it_is_done(ns, stream, finish):
         if finish != "abort":
             assert c.poll(0).bytes()[:3] == b"abc"
         assert c.poll(0).bytes() == b"next"
+
+
+def test_a_view_the_user_released_is_made_again(ns, stream):
+    """`with rec.data as m:` releases the view; rec.data then raised ValueError for good
+    though the record had not expired (a review).  The same for a claim's data."""
+    with shmbus.Producer(stream, namespace=ns) as p, shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        cl = p.claim(3)
+        with cl.data as m:
+            m[:] = b"abc"
+        cl.data[:] = b"xyz"
+        cl.commit()
+        rec = c.poll(0)
+        with rec.data as m:
+            assert bytes(m) == b"xyz"
+        assert bytes(rec.data) == b"xyz" and not rec.expired
