@@ -878,7 +878,10 @@ TEST(BridgeInState, TheFileMadeIsTheOneInPlaceWithItsNameAndMode) {
       names.push_back(std::filesystem::read_symlink(e.path(), ec).string());
     }
     EXPECT_NE(std::find(names.begin(), names.end(), path), names.end());
-    for (const auto& n : names) EXPECT_EQ(n.find("(deleted)"), std::string::npos) << n;
+    // (Of /dev/shm only: descriptors the process inherited, ctest's log among them, are
+    // not ours to judge; another ctest run replacing that log failed the test.)
+    for (const auto& n : names)
+      if (n.rfind("/dev/shm/", 0) == 0) EXPECT_EQ(n.find("(deleted)"), std::string::npos) << n;
     auto again = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
     ASSERT_TRUE(again) << again.error().message;
     again->remove();
