@@ -179,6 +179,7 @@ class ClaimHandle {
       // the producer: checked again below, as it crashed here; a review).
       const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(size.ptr()));
       if (!i) throw py::error_already_set();
+      if (!claim_) throw_done();
       if (py::int_(0) > i || i > py::int_(size_))
         throw_error(Errc::kInvalidArgument, "commit size must be from 0 to the claim's size " +
                                                 std::to_string(size_) + ", not " +

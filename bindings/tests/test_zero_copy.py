@@ -162,7 +162,7 @@ def test_claim_commits_fewer_bytes_than_claimed(ns, stream):
         assert c.gaps == 0
 
 
-@pytest.mark.parametrize("finish", ["abort", "close"])
+@pytest.mark.parametrize("finish", ["abort", "close", "commit"])
 def test_a_commit_size_whose_index_finishes_the_claim_raises(ns, stream, finish):
     """The size's __index__ is user code: one that aborts the claim or closes the producer
     crashed commit() (a review)."""
@@ -171,7 +171,10 @@ def test_a_commit_size_whose_index_finishes_the_claim_raises(ns, stream, finish)
 
     class Size:
         def __index__(self):
-            cl.abort() if finish == "abort" else p.close()
+            if finish == "commit":
+                cl.commit(2)  # the claim holds 2 bytes now: 4 would be out of range
+            else:
+                cl.abort() if finish == "abort" else p.close()
             return 4
 
     with pytest.raises(shmbus.ClosedError):
@@ -179,7 +182,7 @@ def test_a_commit_size_whose_index_finishes_the_claim_raises(ns, stream, finish)
     assert cl.done
     p.close()
     with shmbus.Consumer(stream, start="earliest", namespace=ns) as c:
-        assert c.poll(0) is None
+        assert [len(r.bytes()) for r in c.iter(idle_timeout=0)] == ([2] if finish == "commit" else [])
 
 
 @pytest.mark.parametrize("finish", ["commit", "abort", "with"])

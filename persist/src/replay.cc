@@ -212,7 +212,12 @@ ReplayConsumer::Impl::Missing ReplayConsumer::Impl::missing_at_end(uint64_t dele
   m.from = std::max({end, next_known ? next : 0, deleted, ctl->deleted_below()});
   // (A first look again if the store grew since the first: its records came.)
   if (end_durable == ~0ULL || end != end_looked_at) {
-    const uint64_t durable = ctl->durable_seq();
+    // The durable position is that of the store the header names now: of ours only if
+    // it is still this store (a persister moved to another data dir makes records
+    // durable there: they were reported missing from this one; a review).
+    const auto ps = ctl->persist();
+    const auto root = ps ? detail::store_root_of(ps->store_dir, ns, stream) : std::nullopt;
+    const uint64_t durable = root && *root == store_root ? ctl->durable_seq() : 0;
     end_durable = ~0ULL;
     if (durable > m.from && reader->seek_seq(end)) {
       end_durable = durable;

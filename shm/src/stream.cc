@@ -105,8 +105,15 @@ Result<void> remove_stream(std::string_view ns, std::string_view name, bool forc
   const std::string obj = object_name(ns, name);
   // Dotted names meet ("a.b" + "c" and "a" + "b.c" are one object): never remove another
   // namespace's stream, even with force (a header too damaged to tell does not stop force).
-  if (auto m = StreamMapping::open(ns, name, /*read_only=*/true); !m && m.error().code == Errc::kExists)
-    return make_error(Errc::kExists, m.error().message + ": not removing it");
+  // Nor one made after that look: no object then, nothing removed (a twin created
+  // between the look and the unlink was removed by `rm --force` of a stream that did not
+  // exist: a review).
+  if (auto m = StreamMapping::open(ns, name, /*read_only=*/true); !m) {
+    if (m.error().code == Errc::kExists) return make_error(Errc::kExists, m.error().message + ": not removing it");
+    if (m.error().code == Errc::kNotFound)
+      return make_error(Errc::kNotFound,
+                        "stream '" + std::string(name) + "' in namespace '" + std::string(ns) + "' not found");
+  }
   if (!force) {
     auto info = stream_info(ns, name);
     if (!info) {

@@ -1448,6 +1448,54 @@ TEST(Replay, DurableRecordsMissingFromTheStoresEndAreAGap) {
   }
 }
 
+// A replay reading a store whose persister then moved to a new store in another data dir
+// (StoreMoved::kNew): the header's durable position is the new store's, and the records
+// it counts are not missing from the old one (a review: they were reported "corrupt in
+// the store").
+TEST(Replay, RecordsDurableInTheNextStoreAreNotMissingFromThisOne) {
+  ScopedNs ns;
+  DataDir a, b;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  {
+    PersisterOptions po;
+    po.data_dir = a.path();
+    auto p = Persister::start(ns.ns(), "s", po);
+    ASSERT_TRUE(p) << p.error().message;
+    publish_range(prod.value(), 0, 500);
+    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 500; }));
+    ASSERT_TRUE(p.value()->stop());
+  }
+  ReplayOptions o = from(StartFrom::earliest());
+  o.data_dir = a.path();
+  auto rc = ReplayConsumer::open(ns.ns(), "s", o);
+  ASSERT_TRUE(rc) << rc.error().message;
+  Record rec;
+  ASSERT_EQ(rc->poll(&rec, 1s), ReplayStatus::kOk);
+  ASSERT_EQ(rec.seq, 0u);
+  PersisterOptions pb;
+  pb.data_dir = b.path();
+  pb.store_moved = PersisterOptions::StoreMoved::kNew;
+  auto p = Persister::start(ns.ns(), "s", pb);
+  ASSERT_TRUE(p) << p.error().message;
+  publish_range(prod.value(), 500, 1000);
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 1000; }));
+  ASSERT_GT(stream_info(ns.ns(), "s")->oldest_seq, 500u);
+  // The old store's records come; what only the new store holds does not (a replay reads
+  // the store it opened), and nothing is reported missing.
+  Seen seen;
+  seen.first = 0;
+  seen.next = 1;
+  seen.records = 1;
+  read_until(rc.value(), 1000, &seen, 2s);
+  EXPECT_TRUE(seen.gaps.empty()) << seen.gaps.front().from << ".." << seen.gaps.front().to << ": "
+                                 << seen.gaps.front().reason;
+  EXPECT_GE(seen.records, 500u);
+  EXPECT_EQ(seen.wrong_seq, 0u);
+  ASSERT_TRUE(p.value()->stop());
+}
+
 // Stop 29's review: when the replay started below the store's oldest segment (sequences
 // never stored) and that segment could not be read, the whole range up to the next
 // segment was one gap labelled "corrupt in the store", the never-stored part included.
