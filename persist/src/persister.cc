@@ -187,6 +187,17 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
     return ring.error();
   }
   impl->ring.emplace(std::move(ring.value()));
+  // A store that ends below where the group stands (its tail cut or zeroed while no
+  // persister ran, then recovered): the group goes back to the store's end, so that what
+  // the ring still holds is stored again and only what it no longer holds is recorded
+  // lost (a review: the whole range was recorded "not persisted", the records the ring
+  // held included).  Never otherwise: the group commits only what the store made durable.
+  if (!impl->store->takes_any_sequence() && impl->store->next_seq() < impl->ring->next_seq()) {
+    detail::logger().warn("persister {}/{}: the store ends at sequence {}, below the {} it had made durable: "
+                          "storing again what the ring still holds",
+                          ns, stream, impl->store->next_seq(), impl->ring->next_seq());
+    if (auto r = impl->ring->seek(StartFrom::seq(impl->store->next_seq())); !r) return r.error();
+  }
   impl->ring_gaps_seen = impl->ring_lost_seen = 0;
   // The settings only once the consumer group is ours: a second persister (even with
   // another data directory) gets kBusy above and leaves the header alone.

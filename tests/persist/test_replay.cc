@@ -1448,6 +1448,57 @@ TEST(Replay, DurableRecordsMissingFromTheStoresEndAreAGap) {
   }
 }
 
+// The same damage, then the persister started again: it stores again what the ring still
+// holds and records only the rest as lost, so a replay reads every record but those, with
+// one gap for them (a review: the restarted persister recorded the whole range "not
+// persisted", the ring's records included, and lowered the durable position, so a replay
+// ended at the cut with no gap at all).
+TEST(Replay, APersisterRestartedOverACutStoreStoresAgainWhatTheRingHolds) {
+  PersistedStream ps;
+  PersisterOptions po;
+  po.segment_bytes = 4 << 20;
+  ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10, po));
+  constexpr uint64_t n = 2000;
+  ASSERT_NO_FATAL_FAILURE(ps.publish(0, n));
+  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(n));
+  ps.persister.reset();
+  const uint64_t oldest = ps.ring_oldest();
+  std::vector<std::filesystem::path> segs;
+  for (const auto& e : std::filesystem::directory_iterator(ps.dir.path() + "/" + ps.ns.ns() + "/s"))
+    if (e.path().extension() == ".seg") segs.push_back(e.path());
+  ASSERT_EQ(segs.size(), 1u);
+  std::filesystem::resize_file(segs[0], 20000);
+  PersisterOptions again;
+  again.data_dir = ps.dir.path();
+  again.segment_bytes = 4 << 20;
+  auto p = Persister::start(ps.ns.ns(), "s", again);
+  ASSERT_TRUE(p) << p.error().message;
+  // One more record, and the store takes everything up to it.
+  ASSERT_NO_FATAL_FAILURE(ps.publish(n, n + 1));
+  ASSERT_TRUE(eventually([&] { return scan_store(ps.dir.path(), ps.ns.ns(), "s").end > n; }));
+  ReplayOptions o = from(StartFrom::earliest());
+  o.data_dir = ps.dir.path();
+  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", o);
+  ASSERT_TRUE(rc) << rc.error().message;
+  Seen seen;
+  read_until(rc.value(), n, &seen, 10s);
+  EXPECT_EQ(seen.error, "");
+  EXPECT_EQ(seen.first, 0u);
+  ASSERT_EQ(seen.gaps.size(), 1u);
+  EXPECT_GT(seen.gaps[0].from, 50u);
+  EXPECT_LE(seen.gaps[0].to, oldest) << "records the ring held were not stored again";
+  EXPECT_EQ(seen.wrong_seq, 0u);
+  EXPECT_EQ(seen.records, n - (seen.gaps[0].to - seen.gaps[0].from));
+  ASSERT_TRUE(p.value()->stop());
+  // The store itself: the ring's records stored again, only the rest recorded lost.
+  const StoreScan st = scan_store(ps.dir.path(), ps.ns.ns(), "s");
+  ASSERT_TRUE(st.ok) << st.error;
+  EXPECT_EQ(st.end, n + 1);
+  EXPECT_EQ(st.discontinuities, 0u) << st.first_discontinuity;
+  ASSERT_EQ(st.lost.size(), 1u);
+  EXPECT_LE(st.lost[0].to, oldest) << "records the ring held were recorded lost";
+}
+
 // A replay reading a store whose persister then moved to a new store in another data dir
 // (StoreMoved::kNew): the header's durable position is the new store's, and the records
 // it counts are not missing from the old one (a review: they were reported "corrupt in
