@@ -176,7 +176,8 @@ class ClaimHandle {
     if (!size.is_none()) {
       if (!is_index(size)) throw py::type_error("commit size must be an int or None");
       // Converted once (its __index__ is user code, which may finish this claim or close
-      // the producer: checked again below, as it crashed here; a review).
+      // the producer: checked again after it, as it crashed here; a review).  Nothing
+      // after runs user code: `i` is an int.
       const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(size.ptr()));
       if (!i) throw py::error_already_set();
       if (!claim_) throw_done();
@@ -186,7 +187,6 @@ class ClaimHandle {
                                                 std::string(py::str(static_cast<const py::handle&>(i))));
       n = i.cast<size_t>();
     }
-    if (!claim_) throw_done();
     if (!core_->usable()) {
       auto core = core_;
       finish(false);
