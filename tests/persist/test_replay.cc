@@ -153,6 +153,42 @@ ReplayOptions from(StartFrom s) {
   return o;
 }
 
+// The segment files of stream "s" in namespace `ns` of the store under `root`, in name
+// (first sequence) order.
+std::vector<std::filesystem::path> segment_files(const std::string& root, const std::string& ns) {
+  std::vector<std::filesystem::path> segs;
+  for (const auto& e : std::filesystem::directory_iterator(root + "/" + ns + "/s"))
+    if (e.path().extension() == ".seg") segs.push_back(e.path());
+  std::sort(segs.begin(), segs.end());
+  return segs;
+}
+
+// Starts `ps` with a 16 KiB ring and 4 MiB segments, makes records [0, n) durable and
+// stops its persister: the store is one segment (its end is the store's), at *seg.
+void one_segment_store(PersistedStream& ps, uint64_t n, std::filesystem::path* seg) {
+  PersisterOptions po;
+  po.segment_bytes = 4 << 20;
+  ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10, po));
+  ASSERT_NO_FATAL_FAILURE(ps.publish(0, n));
+  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(n));
+  ps.persister.reset();
+  const auto segs = segment_files(ps.dir.path(), ps.ns.ns());
+  ASSERT_EQ(segs.size(), 1u);
+  *seg = segs[0];
+}
+
+// A replay of `ps`'s stream from earliest, read up to `end` (an open that fails: its
+// message in `error`).
+Seen replay_from_earliest(PersistedStream& ps, uint64_t end) {
+  Seen seen;
+  ReplayOptions o = from(StartFrom::earliest());
+  o.data_dir = ps.dir.path();
+  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", o);
+  if (!rc) seen.error = rc.error().message;
+  else read_until(rc.value(), end, &seen, 10s);
+  return seen;
+}
+
 // Starts `ps` with a 16 KiB ring, stores records [0, n) (the ring long past the first),
 // and opens a replay from 0, which starts in the store.
 std::optional<ReplayConsumer> stored_then_replay(PersistedStream& ps, uint64_t n) {
@@ -1181,10 +1217,7 @@ TEST(Replay, ADamagedSegmentOfAGroupsLossIsCountedAndTheRestStillComes) {
     const ConsumerOptions& co = f.co;
     ASSERT_TRUE(f.persister->stop());
     // The third segment (in name order) gets a header it cannot read.
-    std::vector<std::filesystem::path> segs;
-    for (const auto& e : std::filesystem::directory_iterator(f.dir.path() + "/" + ns.ns() + "/s"))
-      if (e.path().extension() == ".seg") segs.push_back(e.path());
-    std::sort(segs.begin(), segs.end());
+    const std::vector<std::filesystem::path> segs = segment_files(f.dir.path(), ns.ns());
     ASSERT_GE(segs.size(), 6u);
     const uint64_t bad_from = std::stoull(segs[2].stem().string());
     uint64_t bad_to = std::stoull(segs[3].stem().string());
@@ -1364,10 +1397,7 @@ TEST(Replay, ASegmentItCannotReadIsAGapAndTheRestStillComes) {
     DataDir dir;
     std::optional<SegmentStore> store;
     ASSERT_NO_FATAL_FAILURE(store_of_600(dir, ns, &store));
-    std::vector<std::filesystem::path> segs;
-    for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/" + ns.ns() + "/s"))
-      if (e.path().extension() == ".seg") segs.push_back(e.path());
-    std::sort(segs.begin(), segs.end());
+    const std::vector<std::filesystem::path> segs = segment_files(dir.path(), ns.ns());
     ASSERT_GE(segs.size(), 4u);
     const uint64_t bad_from = std::stoull(segs[1].stem().string());
     const uint64_t bad_to = std::stoull(segs[2].stem().string());
@@ -1405,37 +1435,24 @@ TEST(Replay, DurableRecordsMissingFromTheStoresEndAreAGap) {
   for (const std::string how : {"cut", "zeroed", "header cut"}) {
     SCOPED_TRACE(how);
     PersistedStream ps;
-    PersisterOptions po;
-    po.segment_bytes = 4 << 20;  // one segment: its end is the store's
-    ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10, po));
     constexpr uint64_t n = 2000;
-    ASSERT_NO_FATAL_FAILURE(ps.publish(0, n));
-    ASSERT_NO_FATAL_FAILURE(ps.wait_durable(n));
-    ps.persister.reset();
+    std::filesystem::path seg;
+    ASSERT_NO_FATAL_FAILURE(one_segment_store(ps, n, &seg));
     const uint64_t oldest = ps.ring_oldest();
     ASSERT_GT(oldest, 200u);
-    std::vector<std::filesystem::path> segs;
-    for (const auto& e : std::filesystem::directory_iterator(ps.dir.path() + "/" + ps.ns.ns() + "/s"))
-      if (e.path().extension() == ".seg") segs.push_back(e.path());
-    ASSERT_EQ(segs.size(), 1u);
-    const auto size = std::filesystem::file_size(segs[0]);
+    const auto size = std::filesystem::file_size(seg);
     ASSERT_GT(size, 40000u);
     if (how == "cut") {
-      std::filesystem::resize_file(segs[0], 20000);
+      std::filesystem::resize_file(seg, 20000);
     } else if (how == "zeroed") {
-      std::fstream f(segs[0], std::ios::in | std::ios::out | std::ios::binary);
+      std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
       f.seekp(20000);
       const std::string zeros(size - 20000, '\0');
       f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
     } else {
-      std::filesystem::resize_file(segs[0], 100);
+      std::filesystem::resize_file(seg, 100);
     }
-    ReplayOptions o = from(StartFrom::earliest());
-    o.data_dir = ps.dir.path();
-    auto rc = ReplayConsumer::open(ps.ns.ns(), "s", o);
-    ASSERT_TRUE(rc) << rc.error().message;
-    Seen seen;
-    read_until(rc.value(), n, &seen, 10s);
+    const Seen seen = replay_from_earliest(ps, n);
     EXPECT_EQ(seen.error, "");
     EXPECT_EQ(seen.first, 0u) << "the replay began where the store did";
     ASSERT_EQ(seen.gaps.size(), 1u);
@@ -1455,19 +1472,11 @@ TEST(Replay, DurableRecordsMissingFromTheStoresEndAreAGap) {
 // ended at the cut with no gap at all).
 TEST(Replay, APersisterRestartedOverACutStoreStoresAgainWhatTheRingHolds) {
   PersistedStream ps;
-  PersisterOptions po;
-  po.segment_bytes = 4 << 20;
-  ASSERT_NO_FATAL_FAILURE(ps.start(16 << 10, po));
   constexpr uint64_t n = 2000;
-  ASSERT_NO_FATAL_FAILURE(ps.publish(0, n));
-  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(n));
-  ps.persister.reset();
+  std::filesystem::path seg;
+  ASSERT_NO_FATAL_FAILURE(one_segment_store(ps, n, &seg));
   const uint64_t oldest = ps.ring_oldest();
-  std::vector<std::filesystem::path> segs;
-  for (const auto& e : std::filesystem::directory_iterator(ps.dir.path() + "/" + ps.ns.ns() + "/s"))
-    if (e.path().extension() == ".seg") segs.push_back(e.path());
-  ASSERT_EQ(segs.size(), 1u);
-  std::filesystem::resize_file(segs[0], 20000);
+  std::filesystem::resize_file(seg, 20000);
   PersisterOptions again;
   again.data_dir = ps.dir.path();
   again.segment_bytes = 4 << 20;
@@ -1476,12 +1485,7 @@ TEST(Replay, APersisterRestartedOverACutStoreStoresAgainWhatTheRingHolds) {
   // One more record, and the store takes everything up to it.
   ASSERT_NO_FATAL_FAILURE(ps.publish(n, n + 1));
   ASSERT_TRUE(eventually([&] { return scan_store(ps.dir.path(), ps.ns.ns(), "s").end > n; }));
-  ReplayOptions o = from(StartFrom::earliest());
-  o.data_dir = ps.dir.path();
-  auto rc = ReplayConsumer::open(ps.ns.ns(), "s", o);
-  ASSERT_TRUE(rc) << rc.error().message;
-  Seen seen;
-  read_until(rc.value(), n, &seen, 10s);
+  const Seen seen = replay_from_earliest(ps, n);
   EXPECT_EQ(seen.error, "");
   EXPECT_EQ(seen.first, 0u);
   ASSERT_EQ(seen.gaps.size(), 1u);
@@ -1559,10 +1563,7 @@ TEST(Replay, AnUnreadableOldestSegmentBelowWhichNothingWasStoredIsTwoGaps) {
     ASSERT_NO_FATAL_FAILURE(store_of_600(dir, ns, &store, 100));  // sequences 100..699
     ASSERT_TRUE(store->close());
   }
-  std::vector<std::filesystem::path> segs;
-  for (const auto& e : std::filesystem::directory_iterator(dir.path() + "/" + ns.ns() + "/s"))
-    if (e.path().extension() == ".seg") segs.push_back(e.path());
-  std::sort(segs.begin(), segs.end());
+  const std::vector<std::filesystem::path> segs = segment_files(dir.path(), ns.ns());
   ASSERT_GE(segs.size(), 3u);
   ASSERT_EQ(std::stoull(segs[0].stem().string()), 100u);
   const uint64_t bad_to = std::stoull(segs[1].stem().string());
