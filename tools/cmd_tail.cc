@@ -278,6 +278,15 @@ StartFrom new_stream_start(const std::string& ns, const TailArgs& a, uint64_t wa
   return StartFrom::seq(was);
 }
 
+// Whether the stream named `stream` is still the one created at `created_ns`: a reader
+// whose start was decided from a look at a stream, and then opened it, checks that it
+// opened that one (one removed and created again in between, or created only after the
+// look found none, would be read from a start meant for another).
+bool same_stream(const std::string& ns, const std::string& stream, uint64_t created_ns) {
+  auto now = stream_info(ns, stream);
+  return now && now->created_ns == created_ns;
+}
+
 // tail of a persisted stream without --group (open_tail chose the store, then the
 // ring): lapped readers fall back to the store instead of losing records.
 int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsumer consumer,
@@ -300,13 +309,21 @@ int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsume
       // decides: new_stream_start()).  Else, created again with fewer numbers than this
       // reader saw (records published into the removed ring and never stored), `was`
       // lay past its start and its first records were skipped unsaid (a review).
-      if (auto info = stream_info(ns, a.stream); info) from_here.start = new_stream_start(ns, a, was, info.value());
+      auto info = stream_info(ns, a.stream);
+      if (info) from_here.start = new_stream_start(ns, a, was, info.value());
       auto n = persist::ReplayConsumer::open(ns, a.stream, from_here);
       if (!n && n.error().code == Errc::kPermission && !from_here.read_only) {
         from_here.read_only = true;  // e.g. a mode 0640 stream of another user
         continue;
       }
       if (n && n->name_state() == NameState::kSame) {  // a ring again
+        // The start was decided on the stream `info` saw; the one opened must be that one
+        // (CI: this process paused between the look, no stream yet, and the open, the new
+        // stream was read from `was`, its first records skipped unsaid).
+        if (!info || !same_stream(ns, a.stream, info->created_ns)) {
+          std::this_thread::sleep_for(1ms);  // (no spin should the look keep failing)
+          continue;
+        }
         c.emplace(std::move(n.value()));
         removed = false;
         warn("stream '" + a.stream + "' was created again; following the new stream");

@@ -72,6 +72,17 @@ struct ReplayConsumer::Impl {
   LossRange left_ring{0, 0};
 
   Result<void> open_store_at(uint64_t seq);
+  // A stream not persisted when this replay opened may be persisted now: a persister
+  // attached after the replay did (e.g. `tail -f` following a stream created again before
+  // `shmbus persist` ran on it).  What the ring then laps is in the store, not lost (it
+  // said "lost (lapped on a stream that is not persisted)" of records the store held: a
+  // CI failure's inquiry).  Looked at only where the ring has let records go.
+  bool has_store() {
+    if (store_root.empty() && ctl)
+      if (auto ps = ctl->persist())
+        if (auto root = detail::store_root_of(ps->store_dir, ns, stream)) store_root = *root;
+    return !store_root.empty();
+  }
   // From live back to the store at `next`.  When the persister has not written that far
   // yet, the store ends at once and we bounce: nap briefly so that it can catch up.
   Result<void> back_to_store() {
@@ -507,7 +518,7 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
     }
     if (st == ReadStatus::kLapped) {
       if (!c.next_known) continue;  // nothing owed yet: take what comes
-      if (!c.store_root.empty()) {
+      if (c.has_store()) {
         // The ring overran us; what we still owe is in the store.
         if (auto r = c.back_to_store(); !r) return ReplayStatus::kError;
         continue;
@@ -544,7 +555,7 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
         c.switch_pending = false;
         return c.hold_and_report_gap(rec, "never published (claims aborted or abandoned)", true);
       }
-      if (!c.store_root.empty()) {
+      if (c.has_store()) {
         // The ring has let `next` go: the store should have it by now.  If it did not have
         // it a moment ago either and no persister is attached to store it, it never will.
         const bool again = c.bounced_at == c.next;
