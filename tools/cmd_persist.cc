@@ -39,6 +39,12 @@ int cmd_persist(const PersistArgs& a) {
   const auto ns_or = command_namespace(a.ns);
   if (!ns_or) return kExitUsage;
   const std::string ns = *ns_or;
+  // A stream named twice: its second persister found the first's store open ("another
+  // writer has ... open", a review), or --detach detached it twice.
+  for (size_t i = 0; i < a.streams.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (a.streams[i] == a.streams[j])
+        return fail("stream '" + a.streams[i] + "' is named twice", kExitUsage);
   if (a.detach) return detach_streams(ns, a);
   persist::PersisterOptions o;
   auto data_dir = persist::resolve_data_dir(a.data_dir);

@@ -270,6 +270,23 @@ TEST_F(Cli, RmForceWhileAPersisterHoldsTheStoreSaysItStoresThemIfItCan) {
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
 }
 
+// `shmbus persist s s` said "another writer has DIR/NS/s open" (its second persister met
+// the first's store) and exited 1: a usage error, said as one, and nothing is started.
+TEST_F(Cli, PersistOfAStreamNamedTwiceIsAUsageError) {
+  const std::filesystem::path dir = scratch_.path();
+  create("s");
+  for (const char* flag : {"", "--detach"}) {
+    SCOPED_TRACE(flag);
+    std::vector<std::string> args = {"persist", "s", "t", "s", "--data-dir", dir.string()};
+    if (*flag) args.push_back(flag);
+    CliResult r = cli(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("stream 's' is named twice"), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(stream_info(ns_, "s")->persist);
+  EXPECT_FALSE(std::filesystem::exists(dir / ns_ / "s"));
+}
+
 // `shmbus persist a b` with a's ring removed (rm --force): a's persister stores what it
 // read and stops, said at once; b's goes on until ^C, and the command exits 1 (a review:
 // the first to stop ended both, and b's stop lines were never printed).
