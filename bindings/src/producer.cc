@@ -97,12 +97,13 @@ struct ProducerCore {
     return fn();
   }
 
+  [[noreturn]] void throw_too_large(const std::string& size) const {
+    throw_error(Errc::kTooLarge, "record of " + size + " bytes is larger than max_record " +
+                                     std::to_string(max_record) + " of stream '" + name + "'");
+  }
   [[noreturn]] void throw_status(PubStatus s, size_t size, uint64_t seq) const {
     switch (s) {
-      case PubStatus::kTooLarge:
-        throw_error(Errc::kTooLarge,
-                    "record of " + std::to_string(size) + " bytes is larger than max_record " +
-                        std::to_string(max_record) + " of stream '" + name + "'");
+      case PubStatus::kTooLarge: throw_too_large(std::to_string(size));
       case PubStatus::kFull: {
         // A ring removed under this producer (rm --force) fills once its readers are gone:
         // the stream of that name now (stat, its persister) is not what holds it (a
@@ -415,12 +416,20 @@ class ProducerHandle {
     }
   }
 
-  std::unique_ptr<ClaimHandle> claim(int64_t size, uint32_t type) {
+  std::unique_ptr<ClaimHandle> claim(const py::object& size_obj, uint32_t type) {
+    // Any int: one larger than the stream takes is RecordTooLargeError, as a publish() of
+    // that many bytes would be (2**70 raised pybind11's "incompatible function arguments"
+    // TypeError: a review).  Converted first: __index__ may run code (InCall looks after).
+    if (!is_index(size_obj))
+      throw py::type_error("claim size must be an int, not " +
+                           std::string(py::str(py::type::of(size_obj).attr("__name__"))));
+    const py::int_ big = py::reinterpret_steal<py::int_>(PyNumber_Index(size_obj.ptr()));
+    if (!big) throw py::error_already_set();
     InCall in(*this);
     ProducerCore& c = in.core();
-    if (size < 0) throw_error(Errc::kInvalidArgument, "claim size must be >= 0");
-    if (static_cast<uint64_t>(size) > c.max_record)
-      c.throw_status(PubStatus::kTooLarge, static_cast<size_t>(size), 0);
+    if (py::int_(0) > big) throw_error(Errc::kInvalidArgument, "claim size must be >= 0");
+    if (big > py::int_(c.max_record)) c.throw_too_large(py::str(static_cast<const py::handle&>(big)).cast<std::string>());
+    const auto size = big.cast<uint64_t>();
     auto claim = std::make_unique<Claim>();
     auto r = c.run_waiting([&](Producer& p) {
       PubStatus s = PubStatus::kOk;

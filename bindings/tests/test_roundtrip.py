@@ -242,6 +242,12 @@ def test_too_large_and_wrong_types(ns):
             p.claim("10")
         with pytest.raises(ValueError):
             p.claim(-1)
+        with pytest.raises(TypeError):
+            p.claim(1.0)
+        # Too large for the stream, however large (2**70 was pybind11's generic TypeError).
+        for huge in (1001, 2**64, 2**70):
+            with pytest.raises(shmbus.RecordTooLargeError, match=f"record of {huge} bytes"):
+                p.claim(huge)
         with pytest.raises((BufferError, ValueError)):  # not C-contiguous (numpy: ValueError)
             p.publish(np.zeros((4, 4))[:, 1])
     with pytest.raises(shmbus.InvalidArgumentError):
