@@ -149,18 +149,37 @@ TEST_F(Cli, TailFollowOfAPersistedStreamNoticesRemovalAndRecreation) {
 // its earliest record (here the store's), a continued one from where the reader was.
 // The same without --group (a review of stop 51: `tail -f` resumed at where it was, and
 // skipped new0).
+// CI (2026-12-05), the case without --group: the tail was stopped between its look (no
+// stream yet) and its open of the stream created meanwhile, and read the new stream from
+// where it had been in the old one: new0 skipped unsaid (the look is now checked against
+// the stream opened).  And a tail that found the stream created again before its
+// persister ran (the third case) read it as a stream that is not persisted: lapped while
+// stopped, it printed "records 0..2441: lost (lapped on a stream that is not persisted)"
+// of records the store held; a reader now looks for the store again when the ring lets
+// records go.
 TEST_F(Cli, TailFollowGroupOfAStreamCreatedAgainFreshReadsItFromItsStart) {
-  for (const bool group : {true, false}) {
-  SCOPED_TRACE(group ? "--group g" : "no group");
+  enum Case { kGroup, kNoGroup, kNoGroupAttachedBeforeThePersister };
+  for (const Case c : {kGroup, kNoGroup, kNoGroupAttachedBeforeThePersister}) {
+  SCOPED_TRACE(c == kGroup ? "--group g" : c == kNoGroup ? "no group" : "no group, attached before the persister");
   const std::filesystem::path dir = scratch_.path();
   create("s");
   ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "old\n", 1));
   std::vector<std::string> args = {"tail", "s", "-f", "--data-dir", dir.string()};
-  if (group) args.insert(args.end(), {"--group", "g"});
+  if (c == kGroup) args.insert(args.end(), {"--group", "g"});
   Background bg(with_ns(args));
   ASSERT_NO_FATAL_FAILURE(remove_while_following(bg));
-  ASSERT_EQ(::kill(bg.pid(), SIGSTOP), 0);
-  expect_ok(cli({"create", "s", "--capacity", "64K", "--fresh", "--data-dir", dir.string()}));
+  const std::vector<std::string> create_again = {"create", "s", "--capacity", "64K", "--fresh", "--data-dir",
+                                                 dir.string()};
+  if (c == kNoGroupAttachedBeforeThePersister) {
+    expect_ok(cli(create_again));
+    ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
+      return err.find(kCreatedAgainNote) != std::string::npos;
+    })) << bg.err();
+    ASSERT_EQ(::kill(bg.pid(), SIGSTOP), 0);
+  } else {
+    ASSERT_EQ(::kill(bg.pid(), SIGSTOP), 0);
+    expect_ok(cli(create_again));
+  }
   std::string lines, want = "old\n";
   for (int i = 0; i < 3000; ++i) lines += "new" + std::to_string(i) + "\n";
   want += lines;
@@ -170,44 +189,12 @@ TEST_F(Cli, TailFollowGroupOfAStreamCreatedAgainFreshReadsItFromItsStart) {
   EXPECT_TRUE(bg.wait_for([&](const std::string& out, const std::string&) { return out.size() >= want.size(); }))
       << bg.err();
   EXPECT_EQ(bg.out(), want) << bg.err();
-  EXPECT_EQ(bg.err().find("records lost"), std::string::npos) << bg.err();
+  EXPECT_EQ(bg.err().find("records lost"), std::string::npos) << bg.err();  // (a group's)
+  EXPECT_EQ(bg.err().find(": lost"), std::string::npos) << bg.err();        // (a replay's)
   CliResult r = bg.stop(SIGINT);
   EXPECT_EQ(r.exit_code, 130) << r.err;
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
   }
-}
-
-// CI (2026-12-05): `tail -f` that found the stream created again before its persister
-// ran read it as a stream that is not persisted: lapped while stopped (SIGSTOP), it
-// printed "records 0..2441: lost (lapped on a stream that is not persisted)" of records
-// the store held.  A reader now looks for the store again when the ring lets records go.
-// (The CI failure itself was a stop between the tail's look, no stream yet, and its
-// open of the stream created meanwhile: read from where it had been in the old one, its
-// first record skipped unsaid; the look is now checked against the stream opened.)
-TEST_F(Cli, TailFollowFindingAStreamCreatedAgainBeforeItsPersisterReadsTheStore) {
-  const std::filesystem::path dir = scratch_.path();
-  create("s");
-  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, "old\n", 1));
-  Background bg(with_ns({"tail", "s", "-f", "--data-dir", dir.string()}));
-  ASSERT_NO_FATAL_FAILURE(remove_while_following(bg));
-  expect_ok(cli({"create", "s", "--capacity", "64K", "--fresh", "--data-dir", dir.string()}));
-  ASSERT_TRUE(bg.wait_for([](const std::string&, const std::string& err) {
-    return err.find(kCreatedAgainNote) != std::string::npos;
-  })) << bg.err();
-  ASSERT_EQ(::kill(bg.pid(), SIGSTOP), 0);
-  std::string lines, want = "old\n";
-  for (int i = 0; i < 3000; ++i) lines += "new" + std::to_string(i) + "\n";
-  want += lines;
-  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir, lines, 3000));
-  ASSERT_GT(stream_info(ns_, "s")->oldest_seq, 100u);  // lapped while the reader was stopped
-  ASSERT_EQ(::kill(bg.pid(), SIGCONT), 0);
-  EXPECT_TRUE(bg.wait_for([&](const std::string& out, const std::string&) { return out.size() >= want.size(); }))
-      << bg.err();
-  EXPECT_EQ(bg.out(), want) << bg.err();
-  EXPECT_EQ(bg.err().find("lost"), std::string::npos) << bg.err();
-  CliResult r = bg.stop(SIGINT);
-  EXPECT_EQ(r.exit_code, 130) << r.err;
-  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", dir.string()}));
 }
 
 // A walkthrough (2026-12-04): `rm` without --force removed a persisted stream whose
