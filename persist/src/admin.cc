@@ -316,6 +316,7 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
   if (!root && (!admin.data_dir.empty() || fresh)) return root.error();
   const bool exist_ok = opts.exist_ok;
   opts.exist_ok = false;
+  const StreamOptions asked = opts;  // each turn starts from it (a store gone since the last)
   CreateOutcome out;
   // A ring is created here only after its store was looked at, and an existing one is
   // accepted (exist_ok) or refused, never created anew in its place: one removed between
@@ -325,6 +326,7 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
   // removed or created the ring in between.
   for (int attempt = 0;; ++attempt) {
     out = CreateOutcome{};
+    opts = asked;
     auto existing = stream_info(ns, stream);
     const bool had_ring = existing.ok() || existing.error().code != Errc::kNotFound;
     if (had_ring && fresh)
@@ -360,7 +362,26 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
           out.first_seq = store->next_seq();
           out.deleted_below = store->stats().deleted_below;
           if (auto r = store->close(); !r) return r.error();
+          // Persisted from its creation (StreamOptions::persist): with the settings the
+          // last persister ran with (defaults if it left none), durable below first_seq,
+          // and the persister's group, registered as a stopped persister leaves it:
+          // producers are held (or, letting them go, the lost range is recorded) until a
+          // persister attaches, which continues from there.  Without the group, records
+          // that left the ring before a persister started were never stored and nobody
+          // was told (a walkthrough: stat said "holds producers" while nothing did).
+          // All in the header before anyone can open the stream: set after the create, a
+          // reader that opened it in between took it for a stream not persisted (a
+          // review: `tail -f` printed a stored record again).
+          PersistSettings ps;
+          const std::string parts[] = {std::string(ns), std::string(stream)};
+          if (auto sd = open_dir_path(root.value(), parts, /*create=*/false, Use::kRead); sd)
+            if (auto saved = read_settings(sd->get())) ps = *saved;
+          ps.store_dir = out.store_dir;
+          ps.secure_delete = ps.secure_delete || admin.secure;
           opts.first_seq = out.first_seq;
+          opts.deleted_below = out.deleted_below;
+          opts.persist = ps;
+          opts.persister_group = kPersisterGroup;
         }
       }
     }
@@ -371,32 +392,6 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
     return r.error();
   }
   out.created = true;
-  if (out.resumed) {
-    auto ctl = StreamControl::open(ns, stream);
-    if (!ctl) return ctl.error();
-    ctl->raise_deleted_below(out.deleted_below);
-    ctl->set_durable_seq(out.first_seq);
-    // The settings the last persister ran with come back (defaults if it left none).
-    PersistSettings ps;
-    const std::string parts[] = {std::string(ns), std::string(stream)};
-    if (auto dir = open_dir_path(root.value(), parts, /*create=*/false, Use::kRead); dir)
-      if (auto saved = read_settings(dir->get())) ps = *saved;
-    ps.store_dir = out.store_dir;
-    ps.secure_delete = ps.secure_delete || admin.secure;
-    if (auto r = ctl->set_persist(ps); !r) return r.error();
-    // The persister's group, registered at the first new record as a stopped persister
-    // leaves it: producers are held (or, letting them go, the lost range is recorded)
-    // until a persister attaches, which continues from there.  Without it, records that
-    // left the ring before a persister started were never stored and nobody was told
-    // (a walkthrough: stat said "holds producers" while nothing did).
-    ConsumerOptions co;
-    co.group = kPersisterGroup;
-    co.persister = true;
-    co.start = StartFrom::seq(out.first_seq);
-    auto c = Consumer::open(ns, stream, co);
-    if (!c) return c.error();
-    c->close();
-  }
   return out;
 }
 

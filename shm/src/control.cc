@@ -46,18 +46,30 @@ std::optional<PersistSettings> StreamControl::persist() const {
   return read_persist_settings(m_->header());
 }
 
-Result<void> StreamControl::set_persist(const PersistSettings& s) {
-  if (m_->read_only()) return make_error(Errc::kPermission, "stream control opened read-only");
-  StreamHeader* h = m_->header();
-  if (s.store_dir.empty() || s.store_dir[0] != '/' || s.store_dir.size() > sizeof h->store_dir)
+Result<void> detail::check_persist_settings(const PersistSettings& s) {
+  if (s.store_dir.empty() || s.store_dir[0] != '/' || s.store_dir.size() > sizeof StreamHeader::store_dir)
     return make_error(Errc::kInvalidArgument,
                       "store directory must be an absolute path of at most 2048 bytes");
   if (s.store_kind != StoreKind::kFile && s.store_kind != StoreKind::kPmem)
     return make_error(Errc::kInvalidArgument, "store kind must be file or pmem");
+  return {};
+}
+
+Result<void> StreamControl::set_persist(const PersistSettings& s) {
+  if (m_->read_only()) return make_error(Errc::kPermission, "stream control opened read-only");
+  StreamHeader* h = m_->header();
+  if (auto r = check_persist_settings(s); !r) return r;
   RegistryLock lock(*m_);
   if (!lock.ok()) return lock.error();
   // Readers take the settings when persist_enabled is 1: withdraw it while rewriting.
   store_relaxed(h->persist_enabled, 0);
+  write_persist_fields(h, s);
+  // release: pairs with the acquire in read_persist_settings().
+  store_release(h->persist_enabled, 1);
+  return {};
+}
+
+void detail::write_persist_fields(StreamHeader* h, const PersistSettings& s) {
   std::memset(h->store_dir, 0, sizeof h->store_dir);
   std::memcpy(h->store_dir, s.store_dir.data(), s.store_dir.size());
   h->store_dir_len = static_cast<uint32_t>(s.store_dir.size());
@@ -69,9 +81,6 @@ Result<void> StreamControl::set_persist(const PersistSettings& s) {
   h->retention_bytes = s.retention_bytes;
   h->segment_bytes = s.segment_bytes;
   h->persist_flags = s.secure_delete ? 1 : 0;
-  // release: pairs with the acquire in read_persist_settings().
-  store_release(h->persist_enabled, 1);
-  return {};
 }
 
 Result<void> StreamControl::clear_persist() {

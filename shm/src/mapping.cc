@@ -2,6 +2,7 @@
 #include "mapping.h"
 
 #include "clock.h"
+#include "ring.h"
 #include "shmbus/detail/descriptors.h"
 
 #include <fcntl.h>
@@ -172,6 +173,12 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
                           std::to_string(cap / 2 - sizeof(RecordHeader)) + ")");
   if ((opts.mode & ~0777u) != 0)
     return make_error(Errc::kInvalidArgument, "mode must be octal permission bits like 0600");
+  if (opts.persist) {
+    if (auto r = check_persist_settings(*opts.persist); !r) return r.error();
+    if (opts.persister_group.empty() || opts.persister_group.size() >= kNameBytes)
+      return make_error(Errc::kInvalidArgument, "a persisted stream's persister group needs a name of 1.." +
+                                                    std::to_string(kNameBytes - 1) + " bytes");
+  }
 
   const uint64_t total = kDataOff + cap;
   struct statvfs vfs;
@@ -271,6 +278,25 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   h->stream_len = static_cast<uint32_t>(name.size());
   std::memcpy(h->ns, ns.data(), ns.size());
   std::memcpy(h->stream, name.data(), name.size());
+  if (opts.persist) {
+    // Created over its store (StreamOptions::persist): persisted, durable below
+    // first_seq, and its persister's group registered, detached at first_seq, as a
+    // Consumer opened and closed leaves it (consumer.cc) in slot 0, before anyone else
+    // can open the stream: relaxed stores, published by the release of version below.
+    write_persist_fields(h, *opts.persist);
+    store_relaxed(h->persist_enabled, 1u);
+    store_relaxed(h->durable_seq, opts.first_seq);
+    store_relaxed(h->deleted_below, opts.deleted_below);
+    ConsumerSlot* slot = reinterpret_cast<ConsumerSlot*>(reinterpret_cast<std::byte*>(h) + kConsumerSlotsOff);
+    std::memcpy(slot->name, opts.persister_group.data(), opts.persister_group.size());  // (zeros after)
+    store_relaxed(slot->position, uint64_t{0});
+    store_relaxed(slot->next_seq, opts.first_seq);
+    store_relaxed(slot->last_active_ns, h->created_ns);
+    store_relaxed(slot->kind, kKindPersister);
+    store_relaxed(slot->owner, uint64_t{0});
+    store_relaxed(slot->state, kSlotReady);
+    store_relaxed(h->consumer_hwm, 1u);
+  }
   const uint32_t version = h->flags ? kLayoutVersion : kLayoutVersion4;
   // release: pairs with the acquire load in open(); everything above is visible first.
   h->version.store(version, std::memory_order_release);

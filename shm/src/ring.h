@@ -169,6 +169,12 @@ inline uint64_t oldest_seq(const StreamMapping& m, const PosSeq& claim) {
 
 // The persistence settings in the header, if the stream is persisted.
 std::optional<PersistSettings> read_persist_settings(const StreamHeader* h);
+// Whether `s` can be written into a header (an absolute store_dir that fits, a known kind).
+Result<void> check_persist_settings(const PersistSettings& s);
+// Writes `s` (checked) into the header's persistence fields, not persist_enabled: the
+// caller withdraws and releases it around this (set_persist()), or the creator's release
+// of `version` publishes it (StreamMapping::create()).
+void write_persist_fields(StreamHeader* h, const PersistSettings& s);
 
 // Futex on a 32-bit word in shared memory (process-shared).
 void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nanoseconds timeout);

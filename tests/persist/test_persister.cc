@@ -199,6 +199,80 @@ TEST(Persister, CreateOverAStoreRacingTheRingsRemovalNeverStartsItAgainAtZero) {
   EXPECT_GT(created_again, 0) << "the race never let create make the ring";
 }
 
+// A stream created over its store is persisted, durable below the store's end and held
+// by its persister's group from the moment anyone can open it (a review: they were set
+// one by one after the create, and `tail -f` that looked in between took the stream for
+// one not persisted and printed a stored record again).  A watcher opens the stream as
+// fast as it can while it is removed and created again.
+TEST(Persister, AStreamCreatedOverItsStoreIsPersistedWhenAnyoneCanOpenIt) {
+  ScopedNs ns;
+  DataDir dir;
+  AdminOptions ao;
+  ao.data_dir = dir.path();
+  StreamOptions so = stream_opts(64 << 10);
+  {
+    ASSERT_TRUE(create_stream_over_store(ns.ns(), "s", so, /*fresh=*/false, ao));
+    auto p = Persister::start(ns.ns(), "s", persister_opts(dir));
+    ASSERT_TRUE(p) << p.error().message;
+    auto prod = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(prod);
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(prod->publish(test::as_bytes(std::string("stored"))).ok());
+    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 100; }));
+    ASSERT_TRUE(p.value()->stop());
+    ASSERT_TRUE(delete_before(ns.ns(), "s", 10, ao));
+  }
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> opened{0}, unpersisted{0}, not_durable{0}, no_group{0};
+  std::thread watcher([&] {
+    while (!done.load()) {
+      auto ctl = StreamControl::open(ns.ns(), "s", true);
+      if (!ctl) continue;
+      opened.fetch_add(1);
+      if (!ctl->persist()) unpersisted.fetch_add(1);
+      if (ctl->durable_seq() < 100 || ctl->deleted_below() < 10) not_durable.fetch_add(1);
+      auto info = stream_info(ns.ns(), "s");
+      if (info && std::none_of(info->consumers.begin(), info->consumers.end(),
+                               [](const ConsumerInfo& c) { return c.name == kPersisterGroup; }))
+        no_group.fetch_add(1);
+    }
+  });
+  for (int round = 0; round < 300; ++round) {
+    ASSERT_TRUE(remove_stream(ns.ns(), "s", /*force=*/true));
+    auto c = create_stream_over_store(ns.ns(), "s", so, /*fresh=*/false, ao);
+    ASSERT_TRUE(c) << c.error().message;
+    ASSERT_TRUE(c->resumed);
+  }
+  done.store(true);
+  watcher.join();
+  EXPECT_GT(opened.load(), 0u);
+  EXPECT_EQ(unpersisted.load(), 0u) << "of " << opened.load();
+  EXPECT_EQ(not_durable.load(), 0u) << "of " << opened.load();
+  EXPECT_EQ(no_group.load(), 0u) << "of " << opened.load();
+  // The group holds producers: a full ring waits for a persister.
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->next_seq, 100u);
+  EXPECT_EQ(info->durable_seq, 100u);
+  EXPECT_EQ(info->deleted_below, 10u);
+  ProducerOptions po;
+  po.when_full = FullPolicy::kFail;
+  auto prod = Producer::open(ns.ns(), "s", po);
+  ASSERT_TRUE(prod);
+  PubStatus last = PubStatus::kOk;
+  for (int i = 0; i < 2000 && last == PubStatus::kOk; ++i)
+    last = prod->publish(test::as_bytes(std::string(64, 'x'))).status;
+  EXPECT_EQ(last, PubStatus::kFull);
+  auto p = Persister::start(ns.ns(), "s", persister_opts(dir));
+  ASSERT_TRUE(p) << p.error().message;
+  const uint64_t end = stream_info(ns.ns(), "s")->next_seq;
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= end; }));
+  ASSERT_TRUE(p.value()->stop());
+  const StoreScan scan = scan_store(dir.path(), ns.ns(), "s");
+  ASSERT_TRUE(scan.ok) << scan.error;
+  EXPECT_EQ(scan.end, end);
+  EXPECT_TRUE(scan.lost.empty());
+}
+
 // The same with aborted claims after the last record: the numbers the removed ring gave
 // them are recorded as skipped (nothing was published there), not lost (a review: a new
 // group on the stream created again was told "3 records lost").

@@ -29,6 +29,28 @@ inline constexpr uint32_t kRingRecordAlign = 32;
 // the alignment.  For sizing (`stat`'s ring bytes for a stall).
 inline constexpr uint32_t kRingBytesPerRecord = kRingRecordHeaderBytes + kRingRecordAlign / 2;
 
+// The kind of a stream's store, as its header records it (the values are the header's
+// codes).  Names and parsing: persist::store_kind_name(), persist::parse_store_kind().
+enum class StoreKind : uint8_t {
+  kFile = 0,  // buffered pwrite() of large sequential chunks, batched fdatasync()
+  kPmem = 1,  // segments pre-sized and mapped with libpmem2; persist = cache flush or msync
+};
+
+// How a stream is persisted (issue: persistence).  Stored in the stream's header, so
+// that readers find the store without being told.
+struct PersistSettings {
+  std::string store_dir;                 // absolute path of DATA_DIR/NS/STREAM
+  StoreKind store_kind = StoreKind::kFile;
+  bool hold_producers = true;            // a dead persister holds producers back; false:
+                                         // they go on and the store records lost ranges
+  bool sync = false;                     // producers may wait for durability
+  std::chrono::nanoseconds flush_interval = std::chrono::milliseconds(10);
+  std::chrono::nanoseconds retention_age{0};   // 0 = keep forever
+  uint64_t retention_bytes = 0;                // 0 = no limit
+  uint64_t segment_bytes = 64ULL << 20;
+  bool secure_delete = false;            // deleted bytes are overwritten before release
+};
+
 struct StreamOptions {
   uint64_t capacity = 1 << 20;          // ring bytes, power of two, 4 KiB .. 4 GiB
   uint64_t max_record = 0;              // largest payload; 0 = capacity / 8
@@ -56,6 +78,17 @@ struct StreamOptions {
   // a membarrier(2) system call of a few microseconds when they go to sleep, so that
   // producers need no fence after a commit.)
   bool single_producer = false;
+  // A stream created over its store (persist/: create_stream_over_store()) starts
+  // persisted: these settings, durable below first_seq, the deletion watermark
+  // `deleted_below`, and its persister's group `persister_group` (detached, at first_seq:
+  // producers are held, or the lost range recorded, until a persister attaches) are in
+  // its header before any other process can open it.  Set one by one after the create,
+  // a reader that opened it in between read it as a stream that is not persisted (a
+  // review: `tail -f` printed a stored record again), and records could leave the ring
+  // before the group held them.
+  std::optional<PersistSettings> persist;
+  uint64_t deleted_below = 0;
+  std::string persister_group;  // with `persist`: 1..63 bytes
 };
 
 struct ProducerInfo {
@@ -82,28 +115,6 @@ struct ConsumerInfo {
   // records from this sequence up to next_seq left the ring unread; the group's next
   // holder is told of them (Consumer::still_owed()).
   std::optional<uint64_t> owed_from;
-};
-
-// The kind of a stream's store, as its header records it (the values are the header's
-// codes).  Names and parsing: persist::store_kind_name(), persist::parse_store_kind().
-enum class StoreKind : uint8_t {
-  kFile = 0,  // buffered pwrite() of large sequential chunks, batched fdatasync()
-  kPmem = 1,  // segments pre-sized and mapped with libpmem2; persist = cache flush or msync
-};
-
-// How a stream is persisted (issue: persistence).  Stored in the stream's header, so
-// that readers find the store without being told.
-struct PersistSettings {
-  std::string store_dir;                 // absolute path of DATA_DIR/NS/STREAM
-  StoreKind store_kind = StoreKind::kFile;
-  bool hold_producers = true;            // a dead persister holds producers back; false:
-                                         // they go on and the store records lost ranges
-  bool sync = false;                     // producers may wait for durability
-  std::chrono::nanoseconds flush_interval = std::chrono::milliseconds(10);
-  std::chrono::nanoseconds retention_age{0};   // 0 = keep forever
-  uint64_t retention_bytes = 0;                // 0 = no limit
-  uint64_t segment_bytes = 64ULL << 20;
-  bool secure_delete = false;            // deleted bytes are overwritten before release
 };
 
 struct StreamInfo {
