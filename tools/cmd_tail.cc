@@ -258,23 +258,25 @@ std::optional<RecordPrinter> make_printer(const TailArgs& a) {
 //   had not read yet is in the store; the store's first record would print again what
 //   was printed).  Told by record was-1: in the new stream's store, stamped before the
 //   new stream was created.
-// - else a new sequence: a persisted one from its earliest record (the store's or the
-//   ring's, whichever is older); one that is not persisted from 0 (it starts there), so
-//   that a ring lapped before the reader came back says what it lost.
+// - else a new sequence: from 0, where it starts, so that what the reader cannot have
+//   is said (records that left a ring that is not persisted, or left it before a
+//   persister attached: "not in the store"; a review: from the earliest record, the
+//   store's first, records 0..2014 of a stream persisted late were skipped unsaid), and
+//   records deleted since, too.  So is a stream created again over its store that the
+//   reader cannot tell it continues (it read nothing, or further than its end).
 StartFrom new_stream_start(const std::string& ns, const TailArgs& a, uint64_t was,
                            const StreamInfo& info) {
-  if (!info.persist) return StartFrom::seq(0);
-  if (was == 0 || info.next_seq < was) return StartFrom::earliest();
+  if (!info.persist || was == 0 || info.next_seq < was) return StartFrom::seq(0);
   persist::ReplayOptions ro;
   ro.start = StartFrom::seq(was - 1);
   ro.data_dir = a.data_dir;
   ro.read_only = true;
   auto rc = persist::ReplayConsumer::open(ns, a.stream, ro);
-  if (!rc) return StartFrom::earliest();
+  if (!rc) return StartFrom::seq(0);
   Record rec;
   if (rc->poll(&rec, 200ms) != persist::ReplayStatus::kOk || rec.seq != was - 1 ||
       rec.ts_ns >= info.created_ns)
-    return StartFrom::earliest();
+    return StartFrom::seq(0);
   return StartFrom::seq(was);
 }
 

@@ -83,6 +83,20 @@ struct ReplayConsumer::Impl {
         if (auto root = detail::store_root_of(ps->store_dir, ns, stream)) store_root = *root;
     return !store_root.empty();
   }
+  // Whether the header now names another store than the one read (a persister started
+  // with --move-store moved it, or with --new-store began one elsewhere): then that one is
+  // read from here on.  (A lapped replay went back to the old place, gone after a move:
+  // `tail -f` took the error for its ring's removal, said so, and printed everything
+  // again; after --new-store it bounced between the old store's end and the ring.)
+  bool store_moved() {
+    if (!ctl || store_root.empty()) return false;
+    auto ps = ctl->persist();
+    if (!ps) return false;
+    auto root = detail::store_root_of(ps->store_dir, ns, stream);
+    if (!root || *root == store_root) return false;
+    store_root = *root;
+    return true;
+  }
   // From live back to the store at `next`.  When the persister has not written that far
   // yet, the store ends at once and we bounce: nap briefly so that it can catch up.
   Result<void> back_to_store() {
@@ -96,6 +110,7 @@ struct ReplayConsumer::Impl {
     // between the ring and the store at the same `next` for ever.)
     live_check_at = next + 1;
     auto r = open_store_at(next);
+    if (!r && r.error().code == Errc::kNotFound && store_moved()) r = open_store_at(next);
     if (!r) {
       // The ring is past `next` and the store cannot be read now: neither is read until
       // the store opens (poll() tries it again), so that nothing the ring skipped over is
@@ -456,6 +471,15 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
               std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(deadline - now, 10'000'000)));
               continue;
             }
+          }
+          // Everything this store holds is read: the rest is in the store the header
+          // names now, if it names another (store_moved()).
+          if (c.next_known && c.store_moved()) {
+            if (auto r = c.open_store_at(c.next); !r) {
+              c.error = r.error();
+              return ReplayStatus::kError;
+            }
+            continue;
           }
           // Everything stored is read.  Below the persister's durable position the store
           // had every record, or an entry for its gap: what it lacks there was destroyed

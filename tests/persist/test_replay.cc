@@ -664,6 +664,48 @@ TEST(Replay, APersisterAttachedAfterTheReplayOpenedServesWhatTheRingLapped) {
   EXPECT_TRUE(per.value()->stop());
 }
 
+// A persister started again with its store moved (--move-store) or a new one begun
+// elsewhere (--new-store) while a replay reads: lapped, the replay reads what it owes from
+// the store the header names now (a review: it went back to the old place, gone after a
+// move, and `tail -f` took the error for its ring's removal and printed everything again;
+// after --new-store it bounced between the old store's end and the ring).
+TEST(Replay, ALappedReplayFollowsTheStoreToWhereAPersisterMovedIt) {
+  for (const auto moved : {PersisterOptions::StoreMoved::kMove, PersisterOptions::StoreMoved::kNew}) {
+    SCOPED_TRACE(moved == PersisterOptions::StoreMoved::kMove ? "moved" : "new store");
+    ScopedNs ns;
+    DataDir dir1, dir2;
+    auto p = plain_stream_with_records(ns, 0);
+    ASSERT_TRUE(p);
+    PersisterOptions o;
+    o.data_dir = dir1.path();
+    o.segment_bytes = 16 << 10;
+    std::optional<ReplayConsumer> rc;
+    Seen s;
+    {
+      auto per = Persister::start(ns.ns(), "s", o);
+      ASSERT_TRUE(per) << per.error().message;
+      publish_range(p.value(), 0, 10);
+      ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 10; }));
+      auto c = ReplayConsumer::open(ns.ns(), "s", from(StartFrom::earliest()));
+      ASSERT_TRUE(c) << c.error().message;
+      rc.emplace(std::move(c.value()));
+      read_until(*rc, 5, &s);
+      ASSERT_EQ(s.next, 5u);
+      ASSERT_TRUE(per.value()->stop());
+    }
+    o.data_dir = dir2.path();
+    o.store_moved = moved;
+    auto per = Persister::start(ns.ns(), "s", o);
+    ASSERT_TRUE(per) << per.error().message;
+    publish_range(p.value(), 10, 3000);  // ~30 rings' worth
+    ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 3000; }));
+    ASSERT_GT(stream_info(ns.ns(), "s")->oldest_seq, 5u);
+    read_until(*rc, 3000, &s, 10s);
+    expect_every_record(s, 0u, 3000u);
+    EXPECT_TRUE(per.value()->stop());
+  }
+}
+
 // A replay (plain stream) that starts at a sequence still in the ring but is lapped
 // before its first poll, landing below its start: no gap (nothing it owes was lost),
 // the start record comes first.
