@@ -101,10 +101,16 @@ def test_close_from_another_thread_ends_iteration_and_poll(ns, stream):
             errors.append(e)
 
     threads = [threading.Thread(target=iterate), threading.Thread(target=poll)]
-    for t in threads:
-        t.start()
+    threads[0].start()
     with shmbus.Producer(stream, namespace=ns) as p:
         p.publish(b"one")
+    # The iterator has the record before poll() waits too (started together, either
+    # could take it: a static review of flaky tests).
+    deadline = time.monotonic() + 10
+    while seen != [0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == [0]
+    threads[1].start()
     time.sleep(0.3)
     t0 = time.monotonic()
     c.close()

@@ -114,12 +114,15 @@ Result<SegmentStore> SegmentStore::open(std::string_view dir_root, std::string_v
   auto lock = open_at(impl->dir.get(), "LOCK", OpenMode::kCreateOrOpen);
   if (!lock) return lock.error();
   // A check-only fsck takes the lock for a moment to see whether a writer is there, then
-  // lets go (fsck.cc): a writer that meets that moment tries again for a little while,
-  // as another writer holds it for good.
-  for (int tries = 0;; ++tries) {
+  // lets go (fsck.cc): a writer that meets that moment tries again for a while (bounded
+  // by time, not by tries: an fsck descheduled while it holds the lock on a busy host
+  // could outlast 100 tries of 1 ms), as another writer holds it for good.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (;;) {
     if (::flock(lock->get(), LOCK_EX | LOCK_NB) == 0) break;
     if (errno != EWOULDBLOCK) return errno_error(errno, "cannot lock " + impl->where);
-    if (tries == 100) return make_error(Errc::kBusy, "another writer has " + impl->where + " open");
+    if (std::chrono::steady_clock::now() >= give_up)
+      return make_error(Errc::kBusy, "another writer has " + impl->where + " open");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   impl->lock = std::move(lock.value());

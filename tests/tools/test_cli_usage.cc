@@ -273,8 +273,13 @@ TEST_F(Cli, PubSyncWaitsForTheLinesTogether) {
   EXPECT_LT(waited, 10.0);
   // So does a publish waiting for room in the ring the stopped persister holds full:
   // it sat out --full-timeout (a review).
+  // (Signalled once it waits: its producer is registered, after its stop handlers; a
+  // signal before them ends it without a word: a static review of flaky tests.)
+  const uint64_t waits = stream_info(ns_, "s")->producer_waits;
   Background full(with_ns({"pub", "s", "--count", "100000", "--full-timeout", "60s"}));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(full.wait_for([&](const std::string&, const std::string&) {
+    return stream_info(ns_, "s")->producer_waits > waits;
+  }));
   const auto t2 = Clock::now();
   CliResult held_full = full.stop(SIGINT, std::chrono::seconds(30));
   EXPECT_EQ(held_full.exit_code, 130) << held_full.err;
