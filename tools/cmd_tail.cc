@@ -536,6 +536,13 @@ int cmd_tail(const TailArgs& a) {
           }
           fresh.start = info ? new_stream_start(ns, a, was, info.value()) : StartFrom::earliest();
           auto n = open(fresh);
+          if (n && info && !same_stream(ns, a.stream, info->created_ns)) {
+            // Another stream than the one looked at (removed and created again in
+            // between): the start was meant for that one.  Looked at again; the group,
+            // registered here at that start, is moved to the new one (reset).
+            fresh.reset = true;
+            continue;
+          }
           if (n) {
             gc.emplace(std::move(n.value()));
             break;
