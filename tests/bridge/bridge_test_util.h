@@ -342,6 +342,7 @@ class Bridge : public ::testing::Test {
     CliResult r = b.stop(SIGTERM);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     *err = r.err;
+    SCOPED_TRACE("the bridge said:\n" + r.err);  // (a loaded CI run found 5999 of 6000)
     expect_exactly_once("t", "s", n);
   }
   CliResult run(const std::vector<std::string>& args, std::chrono::milliseconds deadline = 240s) {
@@ -354,7 +355,17 @@ class Bridge : public ::testing::Test {
     expect_records(read_partition(brokers_, t, partition), stream, n, size);
   }
   void expect_records(const std::vector<Msg>& msgs, const std::string& stream, uint64_t n, size_t size) {
-    ASSERT_EQ(msgs.size(), n) << "messages";
+    ASSERT_EQ(msgs.size(), n) << "messages; " << [&] {
+      // Which sequences are missing, or there twice, and at which offsets.
+      std::map<uint64_t, std::vector<int64_t>> at;
+      for (const Msg& m : msgs)
+        if (auto it = m.headers.find(kafka::kHeaderSeq); it != m.headers.end())
+          at[std::stoull(it->second)].push_back(m.offset);
+      std::string said;
+      for (uint64_t i = 0; i < n && said.size() < 2000; ++i)
+        if (at[i].size() != 1) said += "seq " + std::to_string(i) + " at " + std::to_string(at[i].size()) + " offsets; ";
+      return said.empty() ? std::string("every seq once") : said;
+    }();
     for (uint64_t i = 0; i < n; ++i) {
       const Msg& m = msgs[i];
       ASSERT_EQ(m.headers.at(kafka::kHeaderSeq), std::to_string(i)) << "offset " << m.offset;
