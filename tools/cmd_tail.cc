@@ -252,32 +252,23 @@ std::optional<RecordPrinter> make_printer(const TailArgs& a) {
   return RecordPrinter(parse_format(a.format), delim, a.encoding);
 }
 
-// Where `tail -f --group` reads a stream created again under its name (the group is new
-// there), having read the one removed up to `was`:
-// - created again over its store, it continues the sequence: from `was` (what the reader
-//   had not read yet is in the store; the store's first record would print again what
-//   was printed).  Told by record was-1: in the new stream's store, stamped before the
-//   new stream was created.
-// - else a new sequence: from 0, where it starts, so that what the reader cannot have
-//   is said (records that left a ring that is not persisted, or left it before a
-//   persister attached: "not in the store"; a review: from the earliest record, the
-//   store's first, records 0..2014 of a stream persisted late were skipped unsaid), and
-//   records deleted since, too.  So is a stream created again over its store that the
-//   reader cannot tell it continues (it read nothing, or further than its end).
-StartFrom new_stream_start(const std::string& ns, const TailArgs& a, uint64_t was,
-                           const StreamInfo& info) {
-  if (!info.persist || was == 0 || info.next_seq < was) return StartFrom::seq(0);
-  persist::ReplayOptions ro;
-  ro.start = StartFrom::seq(was - 1);
-  ro.data_dir = a.data_dir;
-  ro.read_only = true;
-  auto rc = persist::ReplayConsumer::open(ns, a.stream, ro);
-  if (!rc) return StartFrom::seq(0);
-  Record rec;
-  if (rc->poll(&rec, 200ms) != persist::ReplayStatus::kOk || rec.seq != was - 1 ||
-      rec.ts_ns >= info.created_ns)
-    return StartFrom::seq(0);
-  return StartFrom::seq(was);
+// Where `tail -f` (with or without --group) reads a stream created again under its name,
+// having read the one removed up to `was`: from the new stream's first sequence, or from
+// `was` if that lies beyond it.
+// - Created over its store, the new stream begins at the store's end: at or past `was`,
+//   it continues what the reader read (the rest, if any, is in the store); below it (the
+//   removed ring's last records were never stored, and the new one gives their numbers
+//   to new records), its own records from there are new to the reader.
+// - A new sequence (--fresh, or not persisted) begins at 0: read from there, so that what
+//   the reader cannot have is said (records that left a ring that is not persisted, or
+//   left it before a persister attached: "not in the store").
+// (A review: the reader read from the store's earliest record, or from 0, whenever it
+// could not find record was-1 stamped before the new stream's creation: a lost range
+// recorded at `rm --force`, or a `delete --before`, printed the whole store again or
+// said "deleted" of printed records; records a late persister never stored were skipped
+// unsaid.  And the two stamps came from different clocks.)
+StartFrom new_stream_start(uint64_t was, const StreamInfo& info) {
+  return StartFrom::seq(std::min(was, info.first_seq));
 }
 
 // Whether the stream named `stream` is still the one created at `created_ns`: a reader
@@ -292,9 +283,8 @@ bool same_stream(const std::string& ns, const std::string& stream, uint64_t crea
 // tail of a persisted stream without --group (open_tail chose the store, then the
 // ring): lapped readers fall back to the store instead of losing records.
 int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsumer consumer,
-                RecordPrinter& out) {
+                RecordPrinter& out, uint64_t printed = 0) {
   std::optional<persist::ReplayConsumer> c(std::move(consumer));
-  uint64_t printed = 0;
   // Follow the name, as tail -F: a ring removed (rm --force) is said, and waited for; the
   // stream created again is followed (its store, if kept, continues the sequence).
   auto name_check = std::chrono::steady_clock::now();
@@ -312,7 +302,7 @@ int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsume
       // reader saw (records published into the removed ring and never stored), `was`
       // lay past its start and its first records were skipped unsaid (a review).
       auto info = stream_info(ns, a.stream);
-      if (info) from_here.start = new_stream_start(ns, a, was, info.value());
+      if (info) from_here.start = new_stream_start(was, info.value());
       auto n = persist::ReplayConsumer::open(ns, a.stream, from_here);
       if (!n && n.error().code == Errc::kPermission && !from_here.read_only) {
         from_here.read_only = true;  // e.g. a mode 0640 stream of another user
@@ -534,7 +524,23 @@ int cmd_tail(const TailArgs& a) {
             std::this_thread::sleep_for(100ms);  // stop signals are seen within 100 ms
             continue;
           }
-          fresh.start = info ? new_stream_start(ns, a, was, info.value()) : StartFrom::earliest();
+          fresh.start = info ? new_stream_start(was, info.value()) : StartFrom::earliest();
+          if (a.group.empty() && info && info->persist) {
+            // Without a group a persisted stream is read through its store, as at the
+            // start (open_tail()): a reader that began on a stream that was not persisted
+            // goes on as one that began on this one (a review: it stayed a ring reader,
+            // and a lap said "lapped: 2048 records lost" of records the store held).
+            persist::TailOptions to;
+            to.start = fresh.start;
+            to.read_only_if_denied = true;
+            to.data_dir = a.data_dir;
+            auto t = persist::open_tail(ns, a.stream, to);
+            if (t && t->replay) {
+              if (!same_stream(ns, a.stream, info->created_ns)) continue;
+              warn("stream '" + a.stream + "' was created again; following the new stream");
+              return tail_replay(a, ns, std::move(*t->replay), out, printed);
+            }
+          }
           auto n = open(fresh);
           if (n && info && !same_stream(ns, a.stream, info->created_ns)) {
             // Another stream than the one looked at (removed and created again in

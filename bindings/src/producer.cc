@@ -12,6 +12,7 @@
 // slices until the Python full_timeout, checking signals and close() in between.
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -428,7 +429,11 @@ class ProducerHandle {
     InCall in(*this);
     ProducerCore& c = in.core();
     if (py::int_(0) > big) throw_error(Errc::kInvalidArgument, "claim size must be >= 0");
-    if (big > py::int_(c.max_record)) c.throw_too_large(py::str(static_cast<const py::handle&>(big)).cast<std::string>());
+    // (An int of more than 4300 digits has no str() in Python 3.11: said as a bound.)
+    if (big > py::int_(c.max_record))
+      c.throw_too_large(big > py::int_(std::numeric_limits<uint64_t>::max())
+                            ? std::string("more than 2**64 - 1")
+                            : py::str(static_cast<const py::handle&>(big)).cast<std::string>());
     const auto size = big.cast<uint64_t>();
     auto claim = std::make_unique<Claim>();
     auto r = c.run_waiting([&](Producer& p) {

@@ -381,7 +381,6 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
           opts.first_seq = out.first_seq;
           opts.deleted_below = out.deleted_below;
           opts.persist = ps;
-          opts.persister_group = kPersisterGroup;
         }
       }
     }

@@ -295,7 +295,11 @@ struct StreamHeader {
   uint32_t flags;                      // kFlag* (version 5; 0 in version 4)
   uint64_t consumer_retention_ns;      // a durable group whose holder is gone this long is
                                        // forgotten (its position goes); 0 = never
-  uint8_t pad0[128 - 96];
+  uint64_t first_seq;                  // the sequence of its first record (StreamOptions::
+                                       // first_seq: a stream created over its store begins at
+                                       // the store's end); 0 in streams of builds before it
+                                       // (the padding it took was zero)
+  uint8_t pad0[128 - 104];
 
   // line 1: the claim cursor, CAS16 by every producer on every publish.
   PosSeq claim;                        // seq_cst CAS16: reserves [pos, pos+span) and seqs;
@@ -443,6 +447,7 @@ static_assert(offsetof(StreamHeader, consumer_hwm) == 720);
 static_assert(offsetof(StreamHeader, producer_hwm) == 724);
 static_assert(offsetof(StreamHeader, evicted_lost) == 728);
 static_assert(offsetof(StreamHeader, consumer_retention_ns) == 88);
+static_assert(offsetof(StreamHeader, first_seq) == 96);
 static_assert(offsetof(StreamHeader, flags) == 84);
 static_assert(offsetof(StreamHeader, durable_seq) == 768);
 static_assert(offsetof(StreamHeader, deleted_below) == 792);

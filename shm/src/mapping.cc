@@ -175,10 +175,12 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
     return make_error(Errc::kInvalidArgument, "mode must be octal permission bits like 0600");
   if (opts.persist) {
     if (auto r = check_persist_settings(*opts.persist); !r) return r.error();
-    if (opts.persister_group.empty() || opts.persister_group.size() >= kNameBytes)
-      return make_error(Errc::kInvalidArgument, "a persisted stream's persister group needs a name of 1.." +
-                                                    std::to_string(kNameBytes - 1) + " bytes");
   }
+  // (A watermark above the first record would hide the stream's records from readers.)
+  if (opts.deleted_below > (opts.persist ? opts.first_seq : 0))
+    return make_error(Errc::kInvalidArgument, "deleted_below " + std::to_string(opts.deleted_below) +
+                                                  " must be at most first_seq " + std::to_string(opts.first_seq) +
+                                                  ", and 0 for a stream that is not persisted");
 
   const uint64_t total = kDataOff + cap;
   struct statvfs vfs;
@@ -259,6 +261,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   h->salt = salt;
   // A stream re-created over its store continues the store's numbering: every cursor
   // starts at position 0 with sequence first_seq (nobody else maps the object yet).
+  h->first_seq = opts.first_seq;
   h->claim.seq = opts.first_seq;
   h->head.seq = opts.first_seq;
   h->floor.seq = opts.first_seq;
@@ -288,7 +291,8 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
     store_relaxed(h->durable_seq, opts.first_seq);
     store_relaxed(h->deleted_below, opts.deleted_below);
     ConsumerSlot* slot = reinterpret_cast<ConsumerSlot*>(reinterpret_cast<std::byte*>(h) + kConsumerSlotsOff);
-    std::memcpy(slot->name, opts.persister_group.data(), opts.persister_group.size());  // (zeros after)
+    static_assert(sizeof "_persister" <= kNameBytes);
+    std::memcpy(slot->name, kPersisterGroupName, std::strlen(kPersisterGroupName));  // (zeros after)
     store_relaxed(slot->position, uint64_t{0});
     store_relaxed(slot->next_seq, opts.first_seq);
     store_relaxed(slot->last_active_ns, h->created_ns);

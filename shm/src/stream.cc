@@ -205,6 +205,7 @@ Result<StreamInfo> stream_info(std::string_view ns, std::string_view name) {
   s.abandon_timeout_ms = h->abandon_timeout_ns / 1000000;
   s.consumer_dead_timeout_ms = h->consumer_dead_timeout_ns / 1000000;
   s.consumer_retention_ms = h->consumer_retention_ns / 1000000;
+  s.first_seq = h->first_seq;
   s.records_published = load_relaxed(h->retired_records);
   s.bytes_published = load_relaxed(h->retired_bytes);
   for (uint32_t i = 0; i < kMaxProducers; ++i) {

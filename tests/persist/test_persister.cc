@@ -251,6 +251,7 @@ TEST(Persister, AStreamCreatedOverItsStoreIsPersistedWhenAnyoneCanOpenIt) {
   // The group holds producers: a full ring waits for a persister.
   auto info = stream_info(ns.ns(), "s");
   ASSERT_TRUE(info);
+  EXPECT_EQ(info->first_seq, 100u);
   EXPECT_EQ(info->next_seq, 100u);
   EXPECT_EQ(info->durable_seq, 100u);
   EXPECT_EQ(info->deleted_below, 10u);

@@ -94,6 +94,39 @@ TEST(Create, CapacityRulesAndMode) {
   EXPECT_EQ(st.st_mode & 0777, 0640u);
 }
 
+// A stream created persisted (StreamOptions::persist, as create over a store makes it): a
+// watermark above its first record would hide its records, and one on a stream that is
+// not persisted has no store to mean anything in; bad settings are refused before any
+// object is made.  (A review: `deleted_below` 1000 over first_seq 10 hid the new record.)
+TEST(Create, APersistedStartIsCheckedAndInTheHeader) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 4096;
+  o.first_seq = 10;
+  o.deleted_below = 5;
+  EXPECT_EQ(create_stream(ns.ns(), "s", o).error().code, Errc::kInvalidArgument);  // not persisted
+  o.persist = PersistSettings{};
+  EXPECT_EQ(create_stream(ns.ns(), "s", o).error().code, Errc::kInvalidArgument);  // no store_dir
+  o.persist->store_dir = "/nowhere/ns/s";
+  o.deleted_below = 11;
+  EXPECT_EQ(create_stream(ns.ns(), "s", o).error().code, Errc::kInvalidArgument);  // above first_seq
+  EXPECT_EQ(stream_info(ns.ns(), "s").error().code, Errc::kNotFound);
+  o.deleted_below = 10;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->first_seq, 10u);
+  EXPECT_EQ(info->next_seq, 10u);
+  EXPECT_EQ(info->durable_seq, 10u);
+  EXPECT_EQ(info->deleted_below, 10u);
+  ASSERT_TRUE(info->persist);
+  EXPECT_EQ(info->persist->store_dir, "/nowhere/ns/s");
+  ASSERT_EQ(info->consumers.size(), 1u);
+  EXPECT_EQ(info->consumers[0].name, kPersisterGroupName);
+  EXPECT_EQ(info->consumers[0].next_seq, 10u);
+  EXPECT_FALSE(info->consumers[0].alive);
+}
+
 // With its standard descriptors closed, a process's ring is not opened on one of them:
 // its reads and writes there would go to the ring (`shmbus tail S >&-` wrote its records
 // over the header).  Every descriptor the library keeps for a stream lies above 2.

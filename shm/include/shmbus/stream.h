@@ -80,16 +80,18 @@ struct StreamOptions {
   bool single_producer = false;
   // A stream created over its store (persist/: create_stream_over_store()) starts
   // persisted: these settings, durable below first_seq, the deletion watermark
-  // `deleted_below`, and its persister's group `persister_group` (detached, at first_seq:
-  // producers are held, or the lost range recorded, until a persister attaches) are in
-  // its header before any other process can open it.  Set one by one after the create,
-  // a reader that opened it in between read it as a stream that is not persisted (a
-  // review: `tail -f` printed a stored record again), and records could leave the ring
-  // before the group held them.
+  // `deleted_below` (at most first_seq), and its persister's group kPersisterGroupName
+  // (detached, at first_seq: producers are held, or the lost range recorded, until a
+  // persister attaches) are in its header before any other process can open it.  Set one
+  // by one after the create, a reader that opened it in between read it as a stream that
+  // is not persisted (a review: `tail -f` printed a stored record again), and records
+  // could leave the ring before the group held them.
   std::optional<PersistSettings> persist;
-  uint64_t deleted_below = 0;
-  std::string persister_group;  // with `persist`: 1..63 bytes
+  uint64_t deleted_below = 0;  // only with `persist`
 };
+
+// The consumer group a stream's persister reads with (persist::kPersisterGroup).
+inline constexpr const char* kPersisterGroupName = "_persister";
 
 struct ProducerInfo {
   uint32_t pid = 0;
@@ -125,6 +127,8 @@ struct StreamInfo {
   uint64_t capacity = 0;
   uint64_t max_record = 0;
   uint64_t created_ns = 0;
+  uint64_t first_seq = 0;         // sequence of its first record (the store's end when it
+                                  // was created over its store; 0 from builds before 2026-12-05)
   uint64_t next_seq = 0;          // sequence the next published record gets
   uint64_t oldest_seq = 0;        // oldest record still in the ring
   uint64_t tail_pos = 0;          // bytes ever claimed

@@ -11,11 +11,12 @@
 
 #include "shmbus/persist/store.h"
 #include "shmbus/result.h"
+#include "shmbus/stream.h"
 
 namespace shmbus::persist {
 
 // The durable consumer group a persister reads the ring as (shown by `stat`).
-inline constexpr const char* kPersisterGroup = "_persister";
+inline constexpr const char* kPersisterGroup = kPersisterGroupName;  // shmbus/stream.h
 
 
 struct PersisterOptions {
