@@ -291,7 +291,7 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
     store_relaxed(h->durable_seq, opts.first_seq);
     store_relaxed(h->deleted_below, opts.deleted_below);
     ConsumerSlot* slot = reinterpret_cast<ConsumerSlot*>(reinterpret_cast<std::byte*>(h) + kConsumerSlotsOff);
-    static_assert(sizeof "_persister" <= kNameBytes);
+    static_assert(std::char_traits<char>::length(kPersisterGroupName) < kNameBytes);
     std::memcpy(slot->name, kPersisterGroupName, std::strlen(kPersisterGroupName));  // (zeros after)
     store_relaxed(slot->position, uint64_t{0});
     store_relaxed(slot->next_seq, opts.first_seq);
