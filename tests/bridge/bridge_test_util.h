@@ -323,10 +323,11 @@ class Bridge : public ::testing::Test {
   // Kafka error `error` once (round trips of `rtt_ms` until the rest is in), then 3000
   // more.  Every record must reach Kafka exactly once and the bridge exit 0 on SIGTERM;
   // *err: its stderr.
-  void out_through_one_produce_error(int error, int rtt_ms, std::string* err) {
+  void out_through_one_produce_error(int error, int rtt_ms, std::string* err,
+                                     const std::vector<std::string>& extra = {}) {
     create("s", 4 << 20);
     topic("t");
-    Background b(out_args("s", "t"));
+    Background b(out_args("s", "t", extra));
     const uint64_t n = 6000;
     publish("s", 0, n / 2);
     ASSERT_TRUE(wait_for_messages(brokers_, "t", static_cast<int64_t>(n / 2)));

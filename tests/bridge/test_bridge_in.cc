@@ -880,8 +880,11 @@ TEST(BridgeInState, TheFileMadeIsTheOneInPlaceWithItsNameAndMode) {
     EXPECT_NE(std::find(names.begin(), names.end(), path), names.end());
     // (Of /dev/shm only: descriptors the process inherited, ctest's log among them, are
     // not ours to judge; another ctest run replacing that log failed the test.)
-    for (const auto& n : names)
-      if (n.rfind("/dev/shm/", 0) == 0) EXPECT_EQ(n.find("(deleted)"), std::string::npos) << n;
+    for (const auto& n : names) {
+      if (n.rfind("/dev/shm/", 0) == 0) {
+        EXPECT_EQ(n.find("(deleted)"), std::string::npos) << n;
+      }
+    }
     auto again = kafka::detail::InState::open(ns.ns(), "s", "t", "g", 42);
     ASSERT_TRUE(again) << again.error().message;
     again->remove();

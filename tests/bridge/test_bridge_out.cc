@@ -192,14 +192,20 @@ TEST_F(Bridge, OutLosesNothingWhenTheBrokerRejectsABatchAsTooLarge) {
   EXPECT_EQ(err.find("skipped"), std::string::npos) << err;
 }
 
-// A permanent produce error (CORRUPT_MESSAGE, 2) while requests are in flight behind the
-// failed one (50 ms round trips): the session ends, and the next one continues after what
+// A permanent produce error (CORRUPT_MESSAGE, 2) with records queued behind the failed
+// batch (50 ms round trips): the session ends, and the next one continues after what
 // Kafka holds, with no gap and no duplicate.  Without enable.gapless.guarantee the
-// batches behind the failed one landed and the failed one was skipped for good (474
-// records lost in a loaded ASan run).
+// batches behind the failed one were sent and landed, and the failed one was skipped for
+// good (474 records lost in a loaded ASan run).  One request in flight at a time: a
+// Kafka broker refuses a batch sent behind a failed one of the same idempotent producer
+// (OUT_OF_ORDER_SEQUENCE_NUMBER), but librdkafka's mock broker does not check a
+// non-transactional producer's sequences and appends it (read in its source, newer
+// versions' rd_kafka_mock_validate_records(): transactional producers only), which a
+// loaded CI rehearsal met: 5999 of 6000.
 TEST_F(Bridge, OutLosesNothingAfterAPermanentProduceError) {
   std::string err;
-  ASSERT_NO_FATAL_FAILURE(out_through_one_produce_error(2, 50, &err));
+  ASSERT_NO_FATAL_FAILURE(
+      out_through_one_produce_error(2, 50, &err, {"-X", "max.in.flight.requests.per.connection=1"}));
   EXPECT_NE(err.find("restarting the producer session"), std::string::npos) << err;
 }
 
