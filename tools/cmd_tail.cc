@@ -297,10 +297,10 @@ int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsume
     from_here.start = StartFrom::seq(was);
     from_here.data_dir = a.data_dir;
     while (!stop_requested()) {
-      // A ring again: from `was` only where it continues the sequence read (as `--group`
-      // decides: new_stream_start()).  Else, created again with fewer numbers than this
-      // reader saw (records published into the removed ring and never stored), `was`
-      // lay past its start and its first records were skipped unsaid (a review).
+      // A ring again: from where new_stream_start() says (its first sequence, or `was`
+      // beyond it), as with `--group`.  From `was` always, a stream created again with
+      // fewer numbers than this reader saw (records published into the removed ring and
+      // never stored) had its first records skipped unsaid (a review).
       auto info = stream_info(ns, a.stream);
       if (info) from_here.start = new_stream_start(was, info.value());
       auto n = persist::ReplayConsumer::open(ns, a.stream, from_here);
