@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "layout.h"
+#include "shmbus/detail/stream_control.h"
 #include "mapping.h"
 #include "ring.h"
 #include "ring_util.h"
@@ -374,6 +375,166 @@ INSTANTIATE_TEST_SUITE_P(PollBatch, TailingRacing,
                            return std::string(i.param.batch ? "poll_batch" : "poll") +
                                   (i.param.single ? "_single_producer" : "_multi_producer");
                          });
+
+// A durable poll_batch() takes the records after its first in a loop of its own while
+// each is a plain committed record (Consumer::Impl::next_durable_run()); anything else
+// goes back to poll()'s path.  So two groups of one stream, one reading with poll() and
+// one with poll_batch(), must get the same records, gaps and losses, whatever lies in the
+// ring: aborted claims (gaps), pads at the wrap (sizes up to a quarter of the ring),
+// records published in batches, a deletion watermark raised over records not read yet,
+// a seek past some, and batches cut short (max 1..64).
+TEST(PollBatch, DurableBatchReadsWhatPollReadsThroughGapsPadsTheWatermarkAndSeeks) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", test::small(1 << 14, 1024)));
+  auto one = Consumer::open(ns.ns(), "s", test::durable("one"));
+  auto many = Consumer::open(ns.ns(), "s", test::durable("many"));
+  auto p = Producer::open(ns.ns(), "s");
+  auto ctl = StreamControl::open(ns.ns(), "s");
+  ASSERT_TRUE(one && many && p && ctl);
+  uint64_t seq = 0, batch_runs = 0, deleted = 0, seeks = 0;
+  Record recs[64];
+  for (uint64_t round = 0; round < 400; ++round) {
+    // At most 12 records of up to 1024 bytes (+ header and pad): both groups read all of
+    // each round, so a round never waits for room.
+    const uint64_t count = 1 + (round * 7) % 12;
+    if (round % 5 == 2) {
+      std::vector<std::string> texts;
+      std::vector<Bytes> views;
+      for (uint64_t k = 0; k < count; ++k) texts.push_back(racing_payload(seq + k));
+      for (const std::string& t : texts) views.push_back(bytes_of(t));
+      ASSERT_TRUE(p->publish_batch(views).ok());
+      seq += count;
+    } else {
+      for (uint64_t k = 0; k < count; ++k, ++seq) {
+        const std::string text = racing_payload(seq);
+        if (seq % 11 == 3) {  // a gap
+          PubStatus st;
+          Claim c = p->claim(text.size(), 0, &st);
+          ASSERT_TRUE(c.valid());
+          ASSERT_EQ(c.abort(), PubStatus::kOk);
+        } else {
+          ASSERT_TRUE(p->publish(bytes_of(text)).ok());
+        }
+      }
+    }
+    if (round % 17 == 16) {  // records of this round below the watermark: never served
+      ASSERT_TRUE(ctl->raise_deleted_below(seq - count / 2));
+      ++deleted;
+    }
+    if (round % 29 == 28) {  // both skip what lies below the start
+      ASSERT_TRUE(one->seek(StartFrom::seq(seq - count / 3)));
+      ASSERT_TRUE(many->seek(StartFrom::seq(seq - count / 3)));
+      ++seeks;
+    }
+    std::vector<uint64_t> by_poll, by_batch;
+    ReadStatus st;
+    while ((st = one->poll(&recs[0], 0ns)) == ReadStatus::kOk) {
+      ASSERT_TRUE(racing_intact(recs[0])) << recs[0].seq;
+      by_poll.push_back(recs[0].seq);
+    }
+    ASSERT_EQ(st, ReadStatus::kTimeout);
+    size_t n = 0;
+    const size_t max = 1 + (round * 13) % 64;
+    while ((st = many->poll_batch(recs, max, &n, 0ns)) == ReadStatus::kOk) {
+      ASSERT_GE(n, 1u);
+      batch_runs += n > 1;
+      for (size_t k = 0; k < n; ++k) {
+        ASSERT_TRUE(racing_intact(recs[k])) << recs[k].seq;
+        by_batch.push_back(recs[k].seq);
+      }
+    }
+    ASSERT_EQ(st, ReadStatus::kTimeout);
+    ASSERT_EQ(by_batch, by_poll) << "round " << round;
+    ASSERT_EQ(many->gaps(), one->gaps()) << "round " << round;
+    ASSERT_EQ(many->lost(), one->lost()) << "round " << round;
+    ASSERT_EQ(many->next_seq(), one->next_seq()) << "round " << round;
+  }
+  EXPECT_GT(one->gaps(), 0u);
+  EXPECT_GT(batch_runs, 100u);
+  EXPECT_GT(deleted, 0u);
+  EXPECT_GT(seeks, 0u);
+}
+
+// Producers racing a durable batch reader: every record once, intact, in each producer's
+// order, and every aborted claim counted as a gap (TSan runs this one too).
+TEST(PollBatch, DurableBatchRacingProducersNeverTornNorLostNorTwice) {
+  for (const bool single : {true, false}) {
+    test::ScopedNs ns;
+    StreamOptions so = test::small(1 << 14, 2048);
+    so.single_producer = single;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+    auto c = Consumer::open(ns.ns(), "s", test::durable("g"));
+    ASSERT_TRUE(c);
+    const int kProducers = single ? 1 : 2;
+    const uint64_t kEach = 60000;
+    std::atomic<bool> failed{false};
+    std::atomic<uint64_t> aborted{0};
+    std::vector<std::thread> producers;
+    for (int id = 0; id < kProducers; ++id) {
+      producers.emplace_back([&, id] {
+        auto p = Producer::open(ns.ns(), "s");
+        if (!p) { failed = true; return; }
+        for (uint64_t i = 0; i < kEach && !failed; ++i) {
+          // 16 bytes {id, i}, then racing_payload(i)'s bytes: a size that varies.
+          const std::string rest = racing_payload(i);
+          const uint64_t head[2] = {static_cast<uint64_t>(id), i};
+          PubStatus st;
+          Claim cl = p->claim(16 + rest.size(), 0, &st);
+          if (!cl.valid()) {
+            std::fprintf(stderr, "producer %d: claim %llu: status %d\n", id, (unsigned long long)i,
+                         static_cast<int>(st));
+            failed = true;
+            return;
+          }
+          std::memcpy(cl.data().data(), head, 16);
+          if (!rest.empty()) std::memcpy(cl.data().data() + 16, rest.data(), rest.size());
+          if (i % 13 == 5) {
+            if (cl.abort() != PubStatus::kOk) failed = true;
+            aborted.fetch_add(1, std::memory_order_relaxed);
+          } else if (cl.commit() != PubStatus::kOk) {
+            failed = true;
+          }
+        }
+      });
+    }
+    uint64_t next[2] = {0, 0}, delivered = 0, last_seq = 0;
+    const uint64_t want = kProducers * (kEach - (kEach + 7) / 13);
+    Record recs[64];
+    size_t n = 0;
+    const auto give_up = std::chrono::steady_clock::now() + 60s;
+    while (delivered < want && !failed && std::chrono::steady_clock::now() < give_up) {
+      const ReadStatus st = c->poll_batch(recs, 64, &n, 1ms);
+      if (st == ReadStatus::kTimeout) continue;
+      ASSERT_EQ(st, ReadStatus::kOk);
+      for (size_t k = 0; k < n; ++k) {
+        ASSERT_GE(recs[k].data.size(), 16u);
+        uint64_t head[2];
+        std::memcpy(head, recs[k].data.data(), 16);
+        ASSERT_LT(head[0], static_cast<uint64_t>(kProducers));
+        // The producer's next record, past its aborted claims.
+        while (next[head[0]] % 13 == 5) ++next[head[0]];
+        ASSERT_EQ(head[1], next[head[0]]) << "producer " << head[0];
+        const std::string rest = racing_payload(head[1]);
+        ASSERT_EQ(recs[k].data.size(), 16 + rest.size());
+        ASSERT_EQ(std::memcmp(recs[k].data.data() + 16, rest.data(), rest.size()), 0)
+            << "torn record " << recs[k].seq;
+        if (delivered) {
+          ASSERT_GT(recs[k].seq, last_seq);
+        }
+        last_seq = recs[k].seq;
+        ++next[head[0]];
+        ++delivered;
+      }
+    }
+    for (auto& t : producers) t.join();
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(delivered, want);
+    // The last claims may be aborted: a read that looks past them counts them.
+    EXPECT_EQ(c->poll_batch(recs, 64, &n, 0ns), ReadStatus::kTimeout);
+    EXPECT_EQ(c->gaps(), aborted.load());
+    EXPECT_EQ(c->lost(), 0u);
+  }
+}
 
 // The inline payload copy (ring.h) against memcpy, for every size around its branches
 // and at every source and destination alignment within 16 bytes.
