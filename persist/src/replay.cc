@@ -78,9 +78,8 @@ struct ReplayConsumer::Impl {
   // said "lost (lapped on a stream that is not persisted)" of records the store held: a
   // CI failure's inquiry).  Looked at only where the ring has let records go.
   bool has_store() {
-    if (store_root.empty() && ctl)
-      if (auto ps = ctl->persist())
-        if (auto root = detail::store_root_of(ps->store_dir, ns, stream)) store_root = *root;
+    if (store_root.empty())
+      if (auto root = header_store_root()) store_root = *root;
     return !store_root.empty();
   }
   // Whether the header now names another store than the one read (a persister started
@@ -89,13 +88,18 @@ struct ReplayConsumer::Impl {
   // `tail -f` took the error for its ring's removal, said so, and printed everything
   // again; after --new-store it bounced between the old store's end and the ring.)
   bool store_moved() {
-    if (!ctl || store_root.empty()) return false;
-    auto ps = ctl->persist();
-    if (!ps) return false;
-    auto root = detail::store_root_of(ps->store_dir, ns, stream);
+    if (store_root.empty()) return false;
+    auto root = header_store_root();
     if (!root || *root == store_root) return false;
     store_root = *root;
     return true;
+  }
+  // The store the stream's header names now, if any.
+  std::optional<std::string> header_store_root() const {
+    if (!ctl) return std::nullopt;
+    auto ps = ctl->persist();
+    if (!ps) return std::nullopt;
+    return detail::store_root_of(ps->store_dir, ns, stream);
   }
   // From live back to the store at `next`.  When the persister has not written that far
   // yet, the store ends at once and we bounce: nap briefly so that it can catch up.
