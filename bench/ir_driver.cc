@@ -62,14 +62,15 @@ int main(int argc, char** argv) {
       uint64_t sum = 0;
       std::vector<shmbus::Bytes> views(batch, shmbus::Bytes(payload.data(), payload.size()));
       shmbus::Record recs[64];
-      for (uint64_t done = 0; done < n && rc == 0 && batched; done += batch) {
-        if (!p.value().publish_batch(std::span(views.data(), batch)).ok()) rc = 1;
-        for (uint64_t got = 0, k = 0; got < batch && rc == 0; got += k) {
-          if (c.value().poll_batch(recs, 64, &k, std::chrono::seconds(1)) != shmbus::ReadStatus::kOk) rc = 1;
-          for (uint64_t i = 0; i < k; ++i) sum += recs[i].seq;
+      for (uint64_t done = 0; done < n && rc == 0; done += batch) {
+        if (batched) {
+          if (!p.value().publish_batch(std::span(views.data(), batch)).ok()) rc = 1;
+          for (uint64_t got = 0, k = 0; got < batch && rc == 0; got += k) {
+            if (c.value().poll_batch(recs, 64, &k, std::chrono::seconds(1)) != shmbus::ReadStatus::kOk) rc = 1;
+            for (uint64_t i = 0; i < k; ++i) sum += recs[i].seq;
+          }
+          continue;
         }
-      }
-      for (uint64_t done = 0; done < n && rc == 0 && !batched; done += batch) {
         for (uint64_t i = 0; i < batch; ++i)
           if (!p.value().publish(shmbus::Bytes(payload.data(), payload.size())).ok()) rc = 1;
         for (uint64_t i = 0; i < batch; ++i) {
