@@ -28,8 +28,10 @@ constexpr uint64_t kPrefetchAhead = 16 * 1024;
 // A durable batch's run (next_durable_run()) moves that window on once per this many
 // bytes read, not after every record: for 64 B records one call in ~11, each of ~16
 // prefetches, where a call a record issued 1-2 and cost ~20 instructions of the ~95 a
-// record took.  The window's far end lags by less than a step, a sixteenth of it; the
-// lines prefetched are the same.  Records of a step or more move it after each record.
+// record took.  The window's far end lags by less than a step (a sixteenth of the window
+// on rings of 32 KiB or more).  Records of a step or more move it after each record;
+// after one of the window's length (moved page-wise) the lines of the next step are left
+// to the hardware's prefetcher.
 constexpr uint64_t kPrefetchStep = 1024;
 // TSC ticks a reader at the frontier pauses before it reads the claim cursor (next()):
 // 128 ns at a 2 GHz TSC, about one cache-line hand-off at this VM's slower placements.
@@ -47,7 +49,8 @@ struct Consumer::Impl {
   uint64_t pos = 0;               // next record to look at
   // Software prefetch of the ring ahead of the reader: every record returned moves a
   // window of prefetch_distance bytes past `pos` (one prefetch per cache line, each line
-  // once).  A reader that fell a ring behind (the ring filled up: what it reads was
+  // once; in a durable batch's run, once per kPrefetchStep bytes and below the labelled
+  // bound: prefetch_below()).  A reader that fell a ring behind (the ring filled up: what it reads was
   // written a lap ago, out of the producer's caches) otherwise waits on memory for each
   // line and stays behind for good: shmbus-bench's single-producer 1 KiB rate went from
   // 4.3-4.8 to 14-19 M/s with it, 4 KiB 2.6-2.8 -> 4.6-4.8, a tailing reader's 1 KiB
@@ -90,8 +93,10 @@ struct Consumer::Impl {
     for (uint64_t off = 0; off < prefetch_distance; off += 4096)  // (at most 4)
       __builtin_prefetch(m->record_at(from + off));
   }
-  // A durable batch's run (next_durable_run()): the window prefetch_after() moves, but
-  // not at or past `limit`, the labelled bound, which the run never reads past either.
+  // A durable batch's run (next_durable_run()): the window prefetch_after() moves, but no
+  // line that starts at or past `limit`, the labelled bound, which the run never reads
+  // past either (one that starts below it and holds it, `limit` being 32 mod 64, is
+  // taken: the run reads it next).
   // There the producers may still be writing: a prefetch takes the line from them, and
   // they take it back for their next store.  Against the run with the whole window, 1 KiB
   // batches +44% (multi-producer) / +24% (single), 64 B 1.00x (18 rounds of single

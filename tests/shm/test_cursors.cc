@@ -58,8 +58,8 @@ struct Stream {
   std::shared_ptr<StreamMapping> m;
   detail::StreamHeader* h = nullptr;
 
-  void create_at(uint64_t pos, uint64_t seq) {
-    ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+  void create_at(uint64_t pos, uint64_t seq, const StreamOptions& o = opts()) {
+    ASSERT_TRUE(create_stream(ns.ns(), "s", o));
     auto r = StreamMapping::open(ns.ns(), "s", false);
     ASSERT_TRUE(r) << r.error().message;
     m = r.value();
@@ -444,6 +444,66 @@ TEST(Cursors, TailingReaderBelowFloorButNotOverwrittenReadsOn) {
   }
   EXPECT_EQ(c->poll(&rec, 0ns), ReadStatus::kTimeout);
   EXPECT_EQ(c->lost(), 0u);
+}
+
+// A durable group reading with poll_batch(), whose records after a batch's first go
+// through a run of their own (next_durable_run()) with a prefetch window that stops at
+// the labelled bound, at every base and just below the highest position a stream takes
+// (kMaxPosition): batches of records from 0 bytes (a 32-byte span, so that bounds fall
+// at 32 mod 64) to one as long as the reader's whole prefetch window (2048 bytes on this
+// ring: the window's page-wise branch), 12 laps; every record once, whole, in order.
+TEST(Cursors, DurableBatchReaderAtEveryBaseAndJustBelowTheTopOfTheRange) {
+  std::vector<uint64_t> starts = bases();
+  starts.push_back(detail::kMaxPosition - 32 * kCap);
+  const std::vector<size_t> sizes = {0, 1, 31, 32, 33, 64, 100, 200, 500};  // 1376 bytes of spans
+  for (uint64_t base : starts) {
+    SCOPED_TRACE(base);
+    Stream s;
+    StreamOptions o = opts();
+    o.max_record = 2048 - sizeof(detail::RecordHeader);  // a span of half the ring
+    s.create_at(base, kBaseSeq, o);
+    ConsumerOptions co;
+    co.group = "g";
+    co.start = StartFrom::earliest();
+    auto c = Consumer::open(s.ns.ns(), "s", co);
+    ASSERT_TRUE(c) << c.error().message;
+    auto p = Producer::open(s.ns.ns(), "s", fail_when_full());
+    ASSERT_TRUE(p) << p.error().message;
+    uint64_t seq = kBaseSeq;
+    Record recs[16];
+    for (size_t round = 0; round < 40; ++round) {
+      // Every 4th batch one record of the window's length; the others the small sizes,
+      // in an order that turns each round, so that the bounds fall at other offsets.
+      std::vector<std::string> batch;
+      if (round % 4 == 3) {
+        batch.push_back(payload_for(round, o.max_record));
+      } else {
+        for (size_t k = 0; k < sizes.size(); ++k)
+          batch.push_back(payload_for(round + k, sizes[(k + round) % sizes.size()]));
+      }
+      std::vector<Bytes> views;
+      for (const std::string& b : batch) views.push_back(as_bytes(b));
+      auto r = p->publish_batch(views);
+      ASSERT_EQ(r.status, PubStatus::kOk) << "round " << round;
+      ASSERT_EQ(r.seq, seq);
+      size_t got = 0;
+      while (got < batch.size()) {
+        size_t n = 0;
+        ASSERT_EQ(c->poll_batch(recs, 16, &n, 0ns), ReadStatus::kOk) << "round " << round;
+        ASSERT_LE(got + n, batch.size());
+        for (size_t k = 0; k < n; ++k, ++got) {
+          EXPECT_EQ(recs[k].seq, seq + got);
+          EXPECT_EQ(as_string(recs[k].data), batch[got]) << "round " << round << ", record " << got;
+        }
+      }
+      size_t n = 0;
+      EXPECT_EQ(c->poll_batch(recs, 16, &n, 0ns), ReadStatus::kTimeout);
+      c->commit();
+      seq += batch.size();
+    }
+    EXPECT_GT(s.claim().pos, base + 12 * kCap);
+    EXPECT_EQ(c->lost(), 0u);
+  }
 }
 
 }  // namespace

@@ -375,43 +375,43 @@ TEST(Hostile, PositionsForgedNearTheTopOfTheRangeAreRefusedNotAHang) {
     h->claim = detail::PosSeq{end, 101};
     return true;
   };
-  // poll_batch() too: a durable batch's run prefetches with its own bound
-  // (prefetch_below()).
+  // poll_batch() too (which refuses them as poll() does; its run over plain records at
+  // high positions: Cursors.DurableBatchReaderAtEveryBaseAndJustBelowTheTopOfTheRange).
   for (const bool batch : {false, true}) {
-  for (const char* group : {"", "g"}) {
-    auto read = [&](Consumer& c, std::chrono::milliseconds timeout) {
-      Record r[8];
-      size_t n = 0;
-      return batch ? c.poll_batch(r, 8, &n, timeout) : c.poll(&r[0], timeout);
-    };
-    (void)remove_stream(ns.ns(), "s", true);
-    ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
-    // Forged while the reader is open: it reads on, and finds out.
-    EXPECT_EQ(in_child([&] {
-                ConsumerOptions co;
-                co.group = group;
-                co.start = StartFrom::earliest();
-                auto c = Consumer::open(ns.ns(), "s", co);
-                if (!c || !forge()) return 9;
-                ReadStatus st = ReadStatus::kOk;
-                for (int i = 0; i < 3 && st != ReadStatus::kCorrupt; ++i) st = read(*c, 50ms);
-                return st == ReadStatus::kCorrupt ? 0 : 1;
-              }, 10),
-              0)
-        << "group '" << group << "'" << (batch ? ", poll_batch" : "");
-    // Forged before the open: refused.
-    EXPECT_EQ(in_child([&] {
-                ConsumerOptions co;
-                co.group = group;
-                co.start = StartFrom::earliest();
-                auto c = Consumer::open(ns.ns(), "s", co);
-                if (!c) return c.error().code == Errc::kCorrupt ? 0 : 2;
-                for (int i = 0; i < 3; ++i) (void)read(*c, 50ms);
-                return 1;
-              }, 10),
-              0)
-        << "group '" << group << "'" << (batch ? ", poll_batch" : "");
-  }
+    for (const char* group : {"", "g"}) {
+      auto read = [&](Consumer& c, std::chrono::milliseconds timeout) {
+        Record r[8];
+        size_t n = 0;
+        return batch ? c.poll_batch(r, 8, &n, timeout) : c.poll(&r[0], timeout);
+      };
+      (void)remove_stream(ns.ns(), "s", true);
+      ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+      // Forged while the reader is open: it reads on, and finds out.
+      EXPECT_EQ(in_child([&] {
+                  ConsumerOptions co;
+                  co.group = group;
+                  co.start = StartFrom::earliest();
+                  auto c = Consumer::open(ns.ns(), "s", co);
+                  if (!c || !forge()) return 9;
+                  ReadStatus st = ReadStatus::kOk;
+                  for (int i = 0; i < 3 && st != ReadStatus::kCorrupt; ++i) st = read(*c, 50ms);
+                  return st == ReadStatus::kCorrupt ? 0 : 1;
+                }, 10),
+                0)
+          << "group '" << group << "'" << (batch ? ", poll_batch" : "");
+      // Forged before the open: refused.
+      EXPECT_EQ(in_child([&] {
+                  ConsumerOptions co;
+                  co.group = group;
+                  co.start = StartFrom::earliest();
+                  auto c = Consumer::open(ns.ns(), "s", co);
+                  if (!c) return c.error().code == Errc::kCorrupt ? 0 : 2;
+                  for (int i = 0; i < 3; ++i) (void)read(*c, 50ms);
+                  return 1;
+                }, 10),
+                0)
+          << "group '" << group << "'" << (batch ? ", poll_batch" : "");
+    }
   }
 }
 
