@@ -50,15 +50,16 @@ struct Consumer::Impl {
   // Software prefetch of the ring ahead of the reader: every record returned moves a
   // window of prefetch_distance bytes past `pos` (one prefetch per cache line, each line
   // once; in a durable batch's run, once per kPrefetchStep bytes and below the labelled
-  // bound: prefetch_below()).  A reader that fell a ring behind (the ring filled up: what it reads was
-  // written a lap ago, out of the producer's caches) otherwise waits on memory for each
-  // line and stays behind for good: shmbus-bench's single-producer 1 KiB rate went from
-  // 4.3-4.8 to 14-19 M/s with it, 4 KiB 2.6-2.8 -> 4.6-4.8, a tailing reader's 1 KiB
-  // 2.5-3.7 -> 5.7-6.4, multi-producer 64 B 4.3-4.6 -> 10-14 (3 alternating runs each,
-  // bench/README.md, which also says which other windows were tried).  The price, while
-  // multi-producer tags were CASes: a reader that caught up met its producers at the
-  // frontier more often (1 KiB 7.1-9.9 -> 5.1-7.0 M/s; bounding the window below the
-  // claim cursor lost the gains and not this); with the tags plain stores since, 10.6-11.5.
+  // bound: prefetch_below()).  A reader that fell a ring behind (the ring filled up: what
+  // it reads was written a lap ago, out of the producer's caches) otherwise waits on
+  // memory for each line and stays behind for good: shmbus-bench's single-producer 1 KiB
+  // rate went from 4.3-4.8 to 14-19 M/s with it, 4 KiB 2.6-2.8 -> 4.6-4.8, a tailing
+  // reader's 1 KiB 2.5-3.7 -> 5.7-6.4, multi-producer 64 B 4.3-4.6 -> 10-14 (3
+  // alternating runs each, bench/README.md, which also says which other windows were
+  // tried).  The price, while multi-producer tags were CASes: a reader that caught up met
+  // its producers at the frontier more often (1 KiB 7.1-9.9 -> 5.1-7.0 M/s; bounding the
+  // window below the claim cursor lost the gains and not this); with the tags plain
+  // stores since, 10.6-11.5.
   // A hint only: never a fault or a store, whatever the bytes hold.
   uint64_t prefetched = 0;        // the ring is prefetched up to here (64-byte grid)
   uint64_t prefetch_distance = 0; // min(kPrefetchAhead, capacity / 2)
@@ -93,21 +94,22 @@ struct Consumer::Impl {
     for (uint64_t off = 0; off < prefetch_distance; off += 4096)  // (at most 4)
       __builtin_prefetch(m->record_at(from + off));
   }
-  // A durable batch's run (next_durable_run()): the window prefetch_after() moves, but no
-  // line that starts at or past `limit`, the labelled bound, which the run never reads
+  // A durable batch's run (next_durable_run()): the window prefetch_after() moves, but
+  // no line that starts at or past `limit`, the labelled bound, which the run never reads
   // past either (one that starts below it and holds it, `limit` being 32 mod 64, is
-  // taken: the run reads it next).
-  // There the producers may still be writing: a prefetch takes the line from them, and
-  // they take it back for their next store.  Against the run with the whole window, 1 KiB
-  // batches +44% (multi-producer) / +24% (single), 64 B 1.00x (18 rounds of single
-  // repetitions at a 65-110 ns cache line; bench/README.md, "A batch's run prefetches
-  // only below the labelled bound"), which gives back what the run had cost 1 KiB
-  // batches.  Every line it prefetches is one prefetch_after() would have; `prefetched`
-  // moves as there, and stays where it is when it lies ahead within the window (the
-  // lines past `limit` are left for next(), which prefetches the whole window).
+  // taken: the run reads it next).  Past the bound the producers may still be writing: a
+  // prefetch takes the line from them, and they take it back for their next store.
+  // Against the run with the whole window, 1 KiB batches +44% (multi-producer) / +24%
+  // (single), 64 B 1.00x (18 rounds of single repetitions at a 65-110 ns cache line;
+  // bench/README.md, "A batch's run prefetches only below the labelled bound"), which
+  // gives back what the run had cost 1 KiB batches.  Every line it prefetches is one
+  // prefetch_after() would have; `prefetched` moves as there, and stays where it is when
+  // it lies ahead within the window (the lines past `limit` are left for next(), which
+  // prefetches the whole window).
   void prefetch_below(uint64_t from, uint64_t span, uint64_t limit) noexcept {
     if (span >= prefetch_distance) {
-      for (uint64_t off = 0; off < prefetch_distance && from + off < limit; off += 4096)  // (at most 4)
+      // (at most 4 lines)
+      for (uint64_t off = 0; off < prefetch_distance && from + off < limit; off += 4096)
         __builtin_prefetch(m->record_at(from + off));
       return;
     }
