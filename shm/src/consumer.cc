@@ -64,17 +64,7 @@ struct Consumer::Impl {
   uint64_t prefetched = 0;        // the ring is prefetched up to here (64-byte grid)
   uint64_t prefetch_distance = 0; // min(kPrefetchAhead, capacity / 2)
   void prefetch_ahead() noexcept { prefetch_ahead(pos); }
-  void prefetch_ahead(uint64_t from) noexcept {
-    // In offsets from the reader's line, modulo 2^64, so that no position (a forged one
-    // near 2^64 too, where `at += 64` wrapped and looped ~2^58 times: found by a review)
-    // makes it long: at most prefetch_distance / 64 + 1 lines a call.
-    const uint64_t base = from & ~uint64_t{63};
-    const uint64_t end = prefetch_distance + (from & 63);
-    uint64_t off = prefetched - base;  // (wraps when prefetched lies behind the reader)
-    if (off > end) off = 0;            // behind, or far ahead after a rewind: start anew
-    for (; off < end; off += 64) __builtin_prefetch(m->record_at(base + off));
-    prefetched = base + off;
-  }
+  void prefetch_ahead(uint64_t from) noexcept { window_lines<false>(from, 0); }
   // After a record of `span` bytes: the window above, or, for records at least as long as
   // the window, one line per 4 KiB page of it.  At that size a line-by-line prefetch of
   // the window (256 prefetches a record) slowed readers that read the record in place
@@ -87,12 +77,7 @@ struct Consumer::Impl {
   // unchanged) 1.00x / 1.02x; smaller records take the path above, unchanged.
   void prefetch_after(uint64_t span) noexcept { prefetch_after(pos, span); }
   void prefetch_after(uint64_t from, uint64_t span) noexcept {
-    if (span < prefetch_distance) {
-      prefetch_ahead(from);
-      return;
-    }
-    for (uint64_t off = 0; off < prefetch_distance; off += 4096)  // (at most 4)
-      __builtin_prefetch(m->record_at(from + off));
+    move_window<false>(from, span, 0);
   }
   // A durable batch's run (next_durable_run()): the window prefetch_after() moves, but
   // no line that starts at or past `limit`, the labelled bound, which the run never reads
@@ -107,17 +92,33 @@ struct Consumer::Impl {
   // it lies ahead within the window (the lines past `limit` are left for next(), which
   // prefetches the whole window).
   void prefetch_below(uint64_t from, uint64_t span, uint64_t limit) noexcept {
-    if (span >= prefetch_distance) {
-      // (at most 4 lines)
-      for (uint64_t off = 0; off < prefetch_distance && from + off < limit; off += 4096)
-        __builtin_prefetch(m->record_at(from + off));
+    move_window<true>(from, span, limit);
+  }
+  // The two above in one: kBounded adds the limit (at compile time, so that next()'s
+  // window, after every record it returns, pays no compare for it).
+  template <bool kBounded>
+  void move_window(uint64_t from, uint64_t span, uint64_t limit) noexcept {
+    if (span < prefetch_distance) {
+      window_lines<kBounded>(from, limit);
       return;
     }
+    for (uint64_t off = 0; off < prefetch_distance; off += 4096) {  // (at most 4 lines)
+      if constexpr (kBounded)
+        if (from + off >= limit) break;
+      __builtin_prefetch(m->record_at(from + off));
+    }
+  }
+  template <bool kBounded>
+  void window_lines(uint64_t from, uint64_t limit) noexcept {
+    // In offsets from the reader's line, modulo 2^64, so that no position (a forged one
+    // near 2^64 too, where `at += 64` wrapped and looped ~2^58 times: found by a review)
+    // makes it long: at most prefetch_distance / 64 + 1 lines a call.
     const uint64_t base = from & ~uint64_t{63};
     const uint64_t window = prefetch_distance + (from & 63);
-    uint64_t off = prefetched - base;  // (in offsets modulo 2^64, as prefetch_ahead())
+    uint64_t off = prefetched - base;  // (wraps when prefetched lies behind the reader)
     if (off > window) off = 0;         // behind, or far ahead after a rewind: start anew
-    const uint64_t end = limit > base ? std::min(window, limit - base) : 0;
+    uint64_t end = window;
+    if constexpr (kBounded) end = limit > base ? std::min(window, limit - base) : 0;
     for (; off < end; off += 64) __builtin_prefetch(m->record_at(base + off));
     prefetched = base + off;
   }
