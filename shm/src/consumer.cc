@@ -65,8 +65,8 @@ struct Consumer::Impl {
   uint64_t prefetch_distance = 0; // min(kPrefetchAhead, capacity / 2)
   void prefetch_ahead() noexcept { prefetch_ahead(pos); }
   void prefetch_ahead(uint64_t from) noexcept { window_lines<false>(from, 0); }
-  // After a record of `span` bytes: the window above, or, for records at least as long as
-  // the window, one line per 4 KiB page of it.  At that size a line-by-line prefetch of
+  // After a record of `span` bytes: prefetch_ahead()'s window, or, for records at least
+  // as long as the window, one line per 4 KiB page of it.  At that size a line-by-line prefetch of
   // the window (256 prefetches a record) slowed readers that read the record in place
   // (none at all: 64 KiB +14%), and none at all left readers that copy the record at half
   // their rate in 2 of 4 rounds (likely waiting at each page boundary, which the hardware
@@ -108,6 +108,9 @@ struct Consumer::Impl {
       __builtin_prefetch(m->record_at(from + off));
     }
   }
+  // The window line by line: each line from the reader's (or from `prefetched`, when it
+  // lies ahead within the window) to prefetch_distance past `from`, below `limit` when
+  // kBounded.
   template <bool kBounded>
   void window_lines(uint64_t from, uint64_t limit) noexcept {
     // In offsets from the reader's line, modulo 2^64, so that no position (a forged one
