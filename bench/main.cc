@@ -3,7 +3,8 @@
 // bench/ owns and workloads.h for how each number is measured.
 //
 //   shmbus-bench [--reps N] [--quick] [--json FILE] [--only a,b] [--cores A,B] [--cli PATH]
-//                [--placement-tolerance X] [--strict]
+//                [--placement-tolerance X] [--placement-wait S] [--strict]
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,7 +32,13 @@ void usage(std::FILE* out) {
                "  --placement-tolerance X\n"
                "                measure a cell again when a cache-line probe before or\n"
                "                after it differs from the run's first probes by more than\n"
-               "                X times either way: the vCPUs moved (default 1.4; 0: off)\n");
+               "                X times either way: the vCPUs moved (default 1.4; 0: off)\n"
+               "  --placement-wait S\n"
+               "                wait up to S seconds in all for the first probes' placement\n"
+               "                (default 120, at most 3 s per wait); above 120 each wait\n"
+               "                lasts until it comes back or the S s are spent, and a cell\n"
+               "                is measured again up to 5 times (a host that holds the\n"
+               "                reference placement a few minutes at a time; up to 86400)\n");
 }
 
 bool parse_int(const char* s, int* out) {
@@ -49,6 +56,7 @@ int main(int argc, char** argv) {
   std::string json_path;
   bool strict = false;
   int reps = -1;
+  double placement_wait = -1;  // --placement-wait (-1: the default, or --quick's)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> const char* {
@@ -80,6 +88,15 @@ int main(int argc, char** argv) {
         return 2;
       }
       o.placement.tolerance = x;
+    } else if (a == "--placement-wait") {
+      const char* v = value();
+      char* end = nullptr;
+      const double s = std::strtod(v, &end);
+      if (end == v || *end != '\0' || !(s >= 0 && s <= 86400)) {
+        std::fprintf(stderr, "shmbus-bench: --placement-wait wants seconds, 0 to 86400\n");
+        return 2;
+      }
+      placement_wait = s;
     } else if (a == "--strict") {
       strict = true;
     } else if (a == "--cli") {
@@ -115,6 +132,14 @@ int main(int argc, char** argv) {
     o.placement.restarts = 0;
   }
   if (reps > 0) o.reps = reps;
+  if (placement_wait >= 0) {
+    o.placement.wait_s = placement_wait;
+    o.placement.wait_each_s = std::min(placement_wait, 3.0);
+    if (placement_wait > 120) {  // patient
+      o.placement.wait_each_s = placement_wait;
+      o.placement.retries = 5;
+    }
+  }
 
   bench::calibrate_ticks();
   const bench::Report report = bench::run_suite(o);

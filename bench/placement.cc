@@ -48,13 +48,18 @@ bool PlacementGuard::start() {
   return true;
 }
 
-// A probe; while it finds another placement, waits (half a second at a time, 3 s at most
-// per call, wait_s in all) for the reference one to come back.
+// A probe; while it finds another placement, waits for the reference one to come back:
+// wait_each_s at most per call, wait_s in all.  Half a second between probes for the
+// first 3 s of a wait, 5 s after (a patient wait, --placement-wait, probes a few ms in
+// every 5 s rather than keep both cores busy).
 double PlacementGuard::wait_for_reference() {
   double ns = probe();
-  for (int i = 0; i < 6 && !at_reference(ns) && waited_s_ < o_.wait_s; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    waited_s_ += 0.5;
+  double waited = 0;
+  while (!at_reference(ns) && waited < o_.wait_each_s && waited_s_ < o_.wait_s) {
+    const double step = std::min({waited < 3 ? 0.5 : 5.0, o_.wait_each_s - waited, o_.wait_s - waited_s_});
+    std::this_thread::sleep_for(std::chrono::duration<double>(step));
+    waited += step;
+    waited_s_ += step;
     ns = probe();
   }
   misses_ = at_reference(ns) ? 0 : misses_ + 1;
@@ -113,7 +118,9 @@ std::string PlacementGuard::summary() const {
          " round trips before the first cell); every cell and every scaling measurement ran "
          "between two such probes and was measured again when either differed from the "
          "reference by more than " + fmt("%.2fx", o_.tolerance) + " (at most " + std::to_string(o_.retries) +
-         " times, waiting up to " + fmt("%.0f s", o_.wait_s) + " in all for the placement to come back): " +
+         " times, waiting up to " + fmt("%.0f s", o_.wait_each_s) +
+         (o_.wait_each_s < o_.wait_s ? " at a time and " + fmt("%.0f s", o_.wait_s) + " in all" : std::string(" in all")) +
+         " for the placement to come back): " +
          std::to_string(remeasured_) + " measurements discarded and taken again, " +
          std::to_string(kept_off_) + " kept off the reference placement (noted in their rows), " +
          fmt("%.1f s", waited_s_) + " waited" +

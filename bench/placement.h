@@ -19,6 +19,7 @@ struct PlacementOptions {
   double tolerance = 1.4;  // 0: no guard (every measurement taken once, as it falls)
   int retries = 2;         // measurements taken again, at most, per measurement
   double wait_s = 120;     // the most a run waits, in total, for the placement
+  double wait_each_s = 3;  // the most one wait lasts (--placement-wait: as wait_s)
   int restarts = 2;        // a run starts over at most this often (PlacementGuard::lost())
 };
 
@@ -37,8 +38,9 @@ class PlacementGuard {
   std::string run(const std::string& what, const std::function<bool()>& measure,
                   const std::function<void()>& discard);
 
-  // The reference placement seems gone for good: the last 3 waits for it (up to 3 s
-  // each; single probes once the run's wait budget is spent) ended on another placement.
+  // The reference placement seems gone for good: the last 3 waits for it (up to
+  // wait_each_s each; single probes once the run's wait budget is spent) ended on another
+  // placement.
   // A run can then start over at the placement it is on (restart()) rather than keep
   // every cell off the reference.
   bool lost() const { return on_ && misses_ >= 3; }

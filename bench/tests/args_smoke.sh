@@ -5,7 +5,8 @@ set -euo pipefail
 bench=$1
 for bad in "--reps 0" "--reps x" "--placement-tolerance 1" "--placement-tolerance 0.5" \
            "--placement-tolerance -1" "--placement-tolerance 101" "--placement-tolerance x" \
-           "--placement-tolerance" "--no-such-option"; do
+           "--placement-tolerance" "--placement-wait -1" "--placement-wait 86401" \
+           "--placement-wait x" "--placement-wait" "--no-such-option"; do
   set +e
   # shellcheck disable=SC2086
   err=$("$bench" $bad 2>&1 >/dev/null)
