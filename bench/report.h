@@ -57,6 +57,8 @@ struct RowIndex {
   int spsc_wide = -1;           // the SPSC ring with slots of record + 32 B (shmbus's bytes)
   int spsc_wide_batch = -1;     // both: shmbus's bytes per record, indices per 32 records
   int spsc_stream = -1;         // the SPSC ring at the stream rate
+  int shmbus_two = -1;          // 2 producers -> 1 consumer (multi-producer stream)
+  int mpsc = -1, mpsc_two = -1; // the MPSC ring, 1 and 2 producers (64 B)
   int block_stream = -1;        // kBlock consumer at the stream rate (inside its spin window)
   int block_sleep = -1;         // kBlock consumer, records spaced wider than its spin window
   int futex_sleep = -1;         // raw futex, the same spacing

@@ -85,6 +85,8 @@ class Transport {
 std::unique_ptr<Transport> make_spsc_ring(uint32_t batch = 1, uint32_t header_bytes = 0);
 // shmbus's record format (a 32-byte header beside the payload) with nothing else.
 std::unique_ptr<Transport> make_header_ring(bool stamped = false);
+// A fixed-slot ring that several producers claim with a fetch_add (baseline_mpsc.cc).
+std::unique_ptr<Transport> make_mpsc_ring();
 std::unique_ptr<Transport> make_pipe();
 std::unique_ptr<Transport> make_unix_socket();
 std::unique_ptr<Transport> make_boost_mq();
