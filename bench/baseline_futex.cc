@@ -92,17 +92,13 @@ class FutexReceiver final : public Receiver {
   bool holding_ = false;
 };
 
-class FutexTransport final : public Transport {
+class FutexTransport final : public RegionTransport<Mailbox> {
  public:
   std::string name() const override { return "raw futex (2 processes, always FUTEX_WAKE)"; }
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
-    slot_bytes_ = (spec.record_size + 127) / 128 * 128;
-    if (!mem_.map(size_t(spec.channels) * (sizeof(Mailbox) + slot_bytes_), err)) return false;
-    channels_ = spec.channels;
     record_size_ = spec.record_size;
-    for (int c = 0; c < channels_; ++c) new (channel(c).box) Mailbox();
-    return true;
+    return map_channels(spec.channels, (spec.record_size + 127) / 128 * 128, false, err);
   }
   std::unique_ptr<Sender> open_sender(int ch, std::string*) override {
     return std::make_unique<FutexSender>(channel(ch));
@@ -110,19 +106,10 @@ class FutexTransport final : public Transport {
   std::unique_ptr<Receiver> open_receiver(int ch, std::string*) override {
     return std::make_unique<FutexReceiver>(channel(ch));
   }
-  std::string cleanup() override {
-    mem_.unmap();
-    return {};
-  }
 
  private:
-  Channel channel(int c) const {
-    std::byte* at = mem_.base() + size_t(c) * (sizeof(Mailbox) + slot_bytes_);
-    return Channel{reinterpret_cast<Mailbox*>(at), at + sizeof(Mailbox), record_size_};
-  }
-  SharedRegion mem_;
-  size_t slot_bytes_ = 0, record_size_ = 0;
-  int channels_ = 0;
+  Channel channel(int c) const { return Channel{header(c), data(c), record_size_}; }
+  size_t record_size_ = 0;
 };
 
 }  // namespace

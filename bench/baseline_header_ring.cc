@@ -133,7 +133,7 @@ class HeaderRingReceiver final : public Receiver {
   uint64_t held_ = 0;  // span of the record handed out last (released at the next recv)
 };
 
-class HeaderRing final : public Transport {
+class HeaderRing final : public RegionTransport<RingHeader> {
  public:
   explicit HeaderRing(bool stamped) : stamped_(stamped) {}
   std::string name() const override {
@@ -144,12 +144,8 @@ class HeaderRing final : public Transport {
   bool prepare(const ChannelSpec& spec, std::string* err) override {
     // The bytes of shmbus's rings in the same cells.
     cap_ = spec.latency ? (1u << 20) : (4u << 20);
-    per_channel_ = sizeof(RingHeader) + cap_;
-    if (!mem_.map(per_channel_ * size_t(spec.channels), err)) return false;
     // Populated up front, as shmbus's open does (no page fault in the first lap).
-    std::memset(mem_.base(), 0, mem_.size());
-    for (int c = 0; c < spec.channels; ++c) new (mem_.base() + per_channel_ * size_t(c)) RingHeader();
-    return true;
+    return map_channels(spec.channels, cap_, true, err);
   }
   std::unique_ptr<Sender> open_sender(int ch, std::string*) override {
     return std::make_unique<HeaderRingSender>(view(ch), stamped_);
@@ -157,19 +153,10 @@ class HeaderRing final : public Transport {
   std::unique_ptr<Receiver> open_receiver(int ch, std::string*) override {
     return std::make_unique<HeaderRingReceiver>(view(ch));
   }
-  std::string cleanup() override {
-    mem_.unmap();
-    return {};
-  }
 
  private:
-  RingView view(int ch) const {
-    std::byte* at = mem_.base() + per_channel_ * size_t(ch);
-    return RingView{reinterpret_cast<RingHeader*>(at), at + sizeof(RingHeader), cap_};
-  }
+  RingView view(int ch) const { return RingView{header(ch), data(ch), cap_}; }
   bool stamped_;
-  SharedRegion mem_;
-  size_t per_channel_ = 0;
   uint64_t cap_ = 0;
 };
 

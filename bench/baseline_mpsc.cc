@@ -116,7 +116,7 @@ class MpscReceiver final : public Receiver {
   bool holding_ = false;
 };
 
-class MpscRing final : public Transport {
+class MpscRing final : public RegionTransport<RingHeader> {
  public:
   std::string name() const override {
     return "MPSC ring (fixed slots of record + 32 B, CAS claim)";
@@ -129,13 +129,9 @@ class MpscRing final : public Transport {
     slot_size_ = (spec.record_size + kSlotHeader + 31) & ~size_t(31);
     nslots_ = 2;
     while (nslots_ * 2 * slot_size_ <= ring_bytes) nslots_ *= 2;
-    per_channel_ = sizeof(RingHeader) + nslots_ * slot_size_;
-    if (!mem_.map(per_channel_ * size_t(spec.channels), err)) return false;
     // Populated up front, as shmbus's open does (no page fault in the first lap); a
     // commit word of 0 matches no position + 1.
-    std::memset(mem_.base(), 0, mem_.size());
-    for (int c = 0; c < spec.channels; ++c) new (view(c).header) RingHeader();
-    return true;
+    return map_channels(spec.channels, nslots_ * slot_size_, true, err);
   }
   std::unique_ptr<Sender> open_sender(int ch, std::string*) override {
     return std::make_unique<MpscSender>(view(ch));
@@ -143,18 +139,10 @@ class MpscRing final : public Transport {
   std::unique_ptr<Receiver> open_receiver(int ch, std::string*) override {
     return std::make_unique<MpscReceiver>(view(ch));
   }
-  std::string cleanup() override {
-    mem_.unmap();
-    return {};
-  }
 
  private:
-  RingView view(int ch) const {
-    std::byte* at = mem_.base() + per_channel_ * size_t(ch);
-    return RingView{reinterpret_cast<RingHeader*>(at), at + sizeof(RingHeader), nslots_, slot_size_};
-  }
-  SharedRegion mem_;
-  size_t per_channel_ = 0, slot_size_ = 0;
+  RingView view(int ch) const { return RingView{header(ch), data(ch), nslots_, slot_size_}; }
+  size_t slot_size_ = 0;
   uint64_t nslots_ = 0;
 };
 

@@ -106,7 +106,7 @@ class SpscReceiver final : public Receiver {
   bool holding_ = false;
 };
 
-class SpscRing final : public Transport {
+class SpscRing final : public RegionTransport<RingHeader> {
  public:
   SpscRing(uint32_t batch, uint32_t header_bytes) : batch_(batch), header_bytes_(header_bytes) {}
   std::string name() const override {
@@ -125,10 +125,7 @@ class SpscRing final : public Transport {
     nslots_ = 2;
     while (nslots_ * 2 * slot_size_ <= ring_bytes) nslots_ *= 2;
     record_size_ = spec.record_size;
-    per_channel_ = sizeof(RingHeader) + nslots_ * slot_size_;
-    if (!mem_.map(per_channel_ * size_t(spec.channels), err)) return false;
-    for (int c = 0; c < spec.channels; ++c) new (mem_.base() + per_channel_ * size_t(c)) RingHeader();
-    return true;
+    return map_channels(spec.channels, nslots_ * slot_size_, false, err);
   }
   std::unique_ptr<Sender> open_sender(int ch, std::string*) override {
     return std::make_unique<SpscSender>(view(ch), batch_);
@@ -136,21 +133,12 @@ class SpscRing final : public Transport {
   std::unique_ptr<Receiver> open_receiver(int ch, std::string*) override {
     return std::make_unique<SpscReceiver>(view(ch), batch_);
   }
-  std::string cleanup() override {
-    mem_.unmap();
-    return {};
-  }
 
  private:
-  RingView view(int ch) const {
-    std::byte* at = mem_.base() + per_channel_ * size_t(ch);
-    return RingView{reinterpret_cast<RingHeader*>(at), at + sizeof(RingHeader), nslots_,
-                    slot_size_, record_size_};
-  }
+  RingView view(int ch) const { return RingView{header(ch), data(ch), nslots_, slot_size_, record_size_}; }
   uint32_t batch_;
   uint32_t header_bytes_;
-  SharedRegion mem_;
-  size_t per_channel_ = 0, slot_size_ = 0, record_size_ = 0;
+  size_t slot_size_ = 0, record_size_ = 0;
   uint64_t nslots_ = 0;
 };
 

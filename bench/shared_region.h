@@ -1,5 +1,6 @@
 // bench/shared_region.h: anonymous shared memory mapped by the parent before it forks the
-// roles, so that every role sees it (the rings and mailboxes of the baselines).
+// roles, so that every role sees it (the rings and mailboxes of the baselines), and the
+// transport those baselines share: one region cut into equal channels.
 #pragma once
 
 #include <sys/mman.h>
@@ -7,7 +8,10 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <new>
 #include <string>
+
+#include "transport.h"
 
 namespace bench {
 
@@ -41,6 +45,37 @@ class SharedRegion {
  private:
   std::byte* base_ = nullptr;
   size_t bytes_ = 0;
+};
+
+// A transport whose channels are equal slices of one SharedRegion, each a Header (built in
+// place by map_channels()) followed by its data bytes: the shared-memory baselines.
+template <class Header>
+class RegionTransport : public Transport {
+ public:
+  std::string cleanup() override {
+    mem_.unmap();
+    return {};
+  }
+
+ protected:
+  // Parent, in prepare(): maps `channels` slices of a Header and `data_bytes` each, and
+  // builds every Header.  `populate`: touches every page now (as shmbus's open does: no
+  // page fault in the first lap).  False with *err.
+  bool map_channels(int channels, size_t data_bytes, bool populate, std::string* err) {
+    per_channel_ = sizeof(Header) + data_bytes;
+    if (!mem_.map(per_channel_ * size_t(channels), err)) return false;
+    if (populate) std::memset(mem_.base(), 0, mem_.size());
+    for (int c = 0; c < channels; ++c) new (header(c)) Header();
+    return true;
+  }
+  Header* header(int ch) const {
+    return reinterpret_cast<Header*>(mem_.base() + per_channel_ * size_t(ch));
+  }
+  std::byte* data(int ch) const { return mem_.base() + per_channel_ * size_t(ch) + sizeof(Header); }
+
+ private:
+  SharedRegion mem_;
+  size_t per_channel_ = 0;
 };
 
 }  // namespace bench
