@@ -143,7 +143,7 @@ class HeaderRing final : public RegionTransport<RingHeader> {
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
     // The bytes of shmbus's rings in the same cells.
-    cap_ = spec.latency ? (1u << 20) : (4u << 20);
+    cap_ = ring_bytes(spec);
     // Populated up front, as shmbus's open does (no page fault in the first lap).
     return map_channels(spec.channels, cap_, true, err);
   }

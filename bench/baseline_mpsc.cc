@@ -124,11 +124,8 @@ class MpscRing final : public RegionTransport<RingHeader> {
   bool multi_producer() const override { return true; }
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
-    // The bytes of shmbus's rings in the same cells.
-    const size_t ring_bytes = spec.latency ? (1u << 20) : (4u << 20);
     slot_size_ = (spec.record_size + kSlotHeader + 31) & ~size_t(31);
-    nslots_ = 2;
-    while (nslots_ * 2 * slot_size_ <= ring_bytes) nslots_ *= 2;
+    nslots_ = slots_in(ring_bytes(spec), slot_size_);
     // Populated up front, as shmbus's open does (no page fault in the first lap); a
     // commit word of 0 matches no position + 1.
     return map_channels(spec.channels, nslots_ * slot_size_, true, err);

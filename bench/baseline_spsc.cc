@@ -119,11 +119,9 @@ class SpscRing final : public RegionTransport<RingHeader> {
   }
 
   bool prepare(const ChannelSpec& spec, std::string* err) override {
-    const size_t ring_bytes = spec.latency ? (1u << 20) : (4u << 20);
     slot_size_ = header_bytes_ ? (spec.record_size + header_bytes_ + 31) & ~size_t(31)
                                : (spec.record_size + 63) & ~size_t(63);
-    nslots_ = 2;
-    while (nslots_ * 2 * slot_size_ <= ring_bytes) nslots_ *= 2;
+    nslots_ = slots_in(ring_bytes(spec), slot_size_);
     record_size_ = spec.record_size;
     return map_channels(spec.channels, nslots_ * slot_size_, false, err);
   }

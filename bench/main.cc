@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   if (reps > 0) o.reps = reps;
   if (placement_wait >= 0) {
     o.placement.wait_s = placement_wait;
-    o.placement.wait_each_s = std::min(placement_wait, 3.0);
+    o.placement.wait_each_s = std::min(placement_wait, o.placement.wait_each_s);
     if (placement_wait > 120) {  // patient
       o.placement.wait_each_s = placement_wait;
       o.placement.retries = 5;

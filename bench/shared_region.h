@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
@@ -46,6 +47,13 @@ class SharedRegion {
   std::byte* base_ = nullptr;
   size_t bytes_ = 0;
 };
+
+// The most slots of `slot_size` bytes, a power of two (at least 2), that fit `bytes`.
+inline uint64_t slots_in(size_t bytes, size_t slot_size) {
+  uint64_t n = 2;
+  while (n * 2 * slot_size <= bytes) n *= 2;
+  return n;
+}
 
 // A transport whose channels are equal slices of one SharedRegion, each a Header (built in
 // place by map_channels()) followed by its data bytes: the shared-memory baselines.

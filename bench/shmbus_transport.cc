@@ -205,7 +205,7 @@ class ShmbusTransport final : public Transport {
     cleanup();
     ++run_;
     shmbus::StreamOptions o;
-    o.capacity = spec.latency ? (1u << 20) : (4u << 20);
+    o.capacity = ring_bytes(spec);
     o.max_record = kMaxRecord;
     o.single_producer = single_producer();
     for (int c = 0; c < spec.channels; ++c) {

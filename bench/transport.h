@@ -61,6 +61,9 @@ struct ChannelSpec {
   bool latency = false;      // a latency run (smaller rings where that matters)
 };
 
+// The bytes of shmbus's ring in a cell of this spec; the ring baselines take as many.
+inline size_t ring_bytes(const ChannelSpec& spec) { return spec.latency ? (1u << 20) : (4u << 20); }
+
 class Transport {
  public:
   virtual ~Transport() = default;

@@ -65,15 +65,15 @@ struct Consumer::Impl {
   uint64_t prefetch_distance = 0; // min(kPrefetchAhead, capacity / 2)
   void prefetch_ahead() noexcept { prefetch_ahead(pos); }
   void prefetch_ahead(uint64_t from) noexcept { window_lines<false>(from, 0); }
-  // After a record of `span` bytes: prefetch_ahead()'s window, or, for records at least
-  // as long as the window, one line per 4 KiB page of it.  At that size a line-by-line prefetch of
-  // the window (256 prefetches a record) slowed readers that read the record in place
-  // (none at all: 64 KiB +14%), and none at all left readers that copy the record at half
-  // their rate in 2 of 4 rounds (likely waiting at each page boundary, which the hardware
-  // prefetcher does not cross); a line per page measured better than both.  shmbus-bench
-  // at 64 KiB, 6 alternating rounds against the line-by-line window at a 60-65 ns cache
-  // line: durable +13%, single-producer +13%, in place +11%, tailing poll +9%, a receiver
-  // that copies +6%, two producers +9%; the SPSC ring and the header ring (code
+  // After a record of `span` bytes: prefetch_ahead()'s window, or, for records at least as
+  // long as the window, one line per 4 KiB page of it.  At that size a line-by-line
+  // prefetch of the window (256 prefetches a record) slowed readers that read the record in
+  // place (none at all: 64 KiB +14%), and none at all left readers that copy the record at
+  // half their rate in 2 of 4 rounds (likely waiting at each page boundary, which the
+  // hardware prefetcher does not cross); a line per page measured better than both.
+  // shmbus-bench at 64 KiB, 6 alternating rounds against the line-by-line window at a 60-65
+  // ns cache line: durable +13%, single-producer +13%, in place +11%, tailing poll +9%, a
+  // receiver that copies +6%, two producers +9%; the SPSC ring and the header ring (code
   // unchanged) 1.00x / 1.02x; smaller records take the path above, unchanged.
   void prefetch_after(uint64_t span) noexcept { prefetch_after(pos, span); }
   void prefetch_after(uint64_t from, uint64_t span) noexcept {
