@@ -218,11 +218,17 @@ void expect_records_around_a_never_published_gap(const Seen& s, uint64_t records
   EXPECT_EQ(s.order.bad, 0u) << s.order.first_problem;
 }
 
-// stored_then_replay(ps, n), read up to n into *s: a replay that has caught up with the
-// ring (the caller checks that it reads the ring now).
+// stored_then_replay(ps, n), read up to n into *s, and polled once more (nothing
+// more to read): a replay that has caught up with the ring (the caller checks that it
+// reads the ring now).  The poll: a replay that reads the store up to the records the
+// persister made durable switches at the next poll, when the last of them came from the
+// store (caught_up()).
 std::optional<ReplayConsumer> caught_up_replay(PersistedStream& ps, uint64_t n, Seen* s) {
   auto rc = stored_then_replay(ps, n);
-  if (rc) read_until(*rc, n, s);
+  if (!rc) return rc;
+  read_until(*rc, n, s);
+  Record rec;
+  EXPECT_EQ(rc->poll(&rec, 0ms), ReplayStatus::kTimeout);
   return rc;
 }
 
