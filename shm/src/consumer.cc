@@ -1176,10 +1176,16 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
       if (!c.seq_exact) {
         // The start's sequence was a lower bound: the first record fixes it, but never
         // above skip_seq when that was read from the claim cursor (exact), so that the
-        // claims that turned into gaps since the open are counted.
+        // claims that turned into gaps since the open are counted.  Not a record found
+        // after a lap that came before the first read (after_resync: a tailing reader
+        // overrun between its open or seek and its first poll): the records from the
+        // start (the bound, or the sought sequence) up to it were lost, and are counted
+        // below as any lap's (less the gaps the gap log names).  The first record used to
+        // fix the start there, and the lapped records went unreported (found while
+        // testing a seek: a reader sought to 1 and lapped read 340 as kOk, lost() 0).
         c.seq_exact = true;
         const uint64_t first = c.start_at_claim ? std::min(rec.seq, c.skip_seq) : rec.seq;
-        if (first > c.expected) c.expected = first;
+        if (first > c.expected && !c.after_resync) c.expected = first;
       }
       if (c.after_resync && rec.seq < c.expected) continue;  // seen before the lap
       uint64_t lap_lost = 0;

@@ -66,6 +66,50 @@ Drained drain(Consumer& c) {
   return d;
 }
 
+// A tailing reader overrun between its open (or a seek) and its first read: the first
+// record it finds after the lap is reported with kLapped, and the records from its start
+// up to that one count as lost: from the sought sequence, from the oldest record for
+// `earliest`, from the claim cursor for `latest`.  (Its first record used to fix its
+// start when the start's sequence was a lower bound, the oldest record's: a reader that
+// sought to 1 and was lapped read 340 as kOk, with lost() 0 and no report.)
+TEST(Laps, ATailingReaderLappedBeforeItsFirstReadCountsTheLoss) {
+  struct Case {
+    StartFrom start;
+    uint64_t from;  // the first sequence lost
+    bool by_seek;
+  };
+  const Case cases[] = {
+      {StartFrom::earliest(), 0, false}, {StartFrom::seq(0), 0, false},
+      {StartFrom::seq(5), 5, false},     {StartFrom::seq(9), 9, false},
+      {StartFrom::latest(), 10, false},  {StartFrom::seq(1), 1, true},
+      {StartFrom::earliest(), 0, true},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(std::to_string(k.from) + (k.by_seek ? " by seek" : " at open"));
+    test::ScopedNs ns;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", lap_opts(4096, 1s)));
+    auto p = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(p);
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    ConsumerOptions co;
+    co.start = k.by_seek ? StartFrom::latest() : k.start;
+    auto c = Consumer::open(ns.ns(), "s", co);
+    ASSERT_TRUE(c);
+    if (k.by_seek) ASSERT_TRUE(c->seek(k.start));
+    for (int i = 10; i < 400; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    Record rec;
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
+    const uint64_t resumed = c->last_loss().to;
+    EXPECT_GT(resumed, 300u);  // the oldest record left in a 4 KiB ring
+    EXPECT_EQ(c->last_loss().from, k.from);
+    EXPECT_EQ(c->lost(), resumed - k.from);
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, resumed);
+    EXPECT_EQ(as_string(rec.data), "r" + std::to_string(resumed));
+    EXPECT_EQ(stream_info(ns.ns(), "s")->tail_lost, resumed - k.from);
+  }
+}
+
 // A tailing reader lapped over a range holding two aborted claims and one abandoned
 // claim: those three sequence numbers are gaps, the rest of what it missed is lost.
 // (It used to count all of them as lost: lost() was 3 too high, gaps() 0.)
