@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -461,8 +462,10 @@ static PosSeq nearest_start(const StreamMapping& m, PosSeq earliest, PosSeq late
 }
 
 namespace {
+// `keep`: seek() of a tailing reader that keeps its own registry slot (held, ready).
 Result<std::unique_ptr<Consumer::Impl>> open_mapped(std::shared_ptr<StreamMapping> m,
-                                                    const ConsumerOptions& opts);
+                                                    const ConsumerOptions& opts,
+                                                    ConsumerSlot* keep = nullptr);
 }  // namespace
 
 Consumer::Consumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -503,7 +506,8 @@ Result<Consumer> Consumer::open(std::string_view ns, std::string_view name,
 namespace {
 // Consumer::open() on a mapping of the stream already made (seek() reuses its own).
 Result<std::unique_ptr<Consumer::Impl>> open_mapped(std::shared_ptr<StreamMapping> m,
-                                                    const ConsumerOptions& opts) {
+                                                    const ConsumerOptions& opts,
+                                                    ConsumerSlot* keep) {
   using Impl = Consumer::Impl;
   const bool durable = !opts.group.empty();
   const std::string name = m->name();
@@ -556,11 +560,17 @@ Result<std::unique_ptr<Consumer::Impl>> open_mapped(std::shared_ptr<StreamMappin
 
   if (!c.m->read_only()) {
     const uint64_t me = self_owner_word();
-    RegistryLock lock(*c.m);
-    if (!lock.ok()) return lock.error();
+    // A tailing reader's seek() keeps its slot: no registry lock (its system calls were
+    // most of a seek's ~50 us here), and no moment at which the slot is free.  Only the
+    // position below is written again.
+    std::optional<RegistryLock> lock;
+    if (!keep) {
+      lock.emplace(*c.m);
+      if (!lock->ok()) return lock->error();
+    }
     ConsumerSlot* found = nullptr;
     ConsumerSlot* free_slot = nullptr;
-    for (uint32_t i = 0; i < kMaxConsumers; ++i) {
+    for (uint32_t i = 0; i < (keep ? 0 : kMaxConsumers); ++i) {
       ConsumerSlot* s = c.m->consumer_slot(i);
       uint32_t st = load_acquire(s->state);  // (reassigned when reaped)
       const uint32_t kind = load_relaxed(s->kind);
@@ -611,6 +621,8 @@ Result<std::unique_ptr<Consumer::Impl>> open_mapped(std::shared_ptr<StreamMappin
       if (c.owed_kind == kOwedNone && load_relaxed(found->owed_kind) != kOwedNone)
         c.owed_dirty = true;
       c.slot = found;
+    } else if (keep) {
+      c.slot = keep;  // its name, kind and flags are this reader's already
     } else {
       if (!free_slot)
         return make_error(Errc::kBusy, "stream '" + std::string(name) + "' has no free consumer slot (" +
@@ -623,11 +635,12 @@ Result<std::unique_ptr<Consumer::Impl>> open_mapped(std::shared_ptr<StreamMappin
       store_relaxed(c.slot->evicted, 0);
       store_relaxed(c.slot->owed_kind, kOwedNone);  // (a slot made ready below: release)
     }
-    clear_sleeper_bits(c.h, 0, uint64_t{1} << consumer_index(*c.m, c.slot));  // died asleep?
+    if (!keep)
+      clear_sleeper_bits(c.h, 0, uint64_t{1} << consumer_index(*c.m, c.slot));  // died asleep?
     // A previous holder that died holding (abandon_at()) CASes nothing any more.
     store_relaxed(c.slot->hold, 0);
     c.stuck.hold = &c.slot->hold;
-    if (!c.m->hold(consumer_slot_off(consumer_index(*c.m, c.slot))))
+    if (!keep && !c.m->hold(consumer_slot_off(consumer_index(*c.m, c.slot))))
       return make_error(Errc::kBusy, "consumer slot of stream '" + std::string(name) +
                                          "' is locked by a process that is not a consumer");
     SHMBUS_CHAOS_POINT(kRegSlotHeld);
@@ -711,6 +724,23 @@ Result<void> Consumer::seek(StartFrom where) {
   // populating: ~0.7 us a 4 KiB page) the ring anew.  Else the stream now under the name.
   std::shared_ptr<StreamMapping> m;
   if (name_state() == NameState::kSame && !impl_->m->inherited() && !impl_->m->broken()) m = impl_->m;
+  // A tailing reader keeps its registry slot if it still holds it as this process's
+  // (ready, owned by us: a slot is reaped only when its lock is free, and ours is held).
+  ConsumerSlot* keep = nullptr;
+  if (m && !impl_->durable && impl_->slot && !m->read_only() &&
+      load_acquire(impl_->slot->state) == kSlotReady &&
+      load_acquire(impl_->slot->owner) == self_owner_word())
+    keep = impl_->slot;
+  if (keep) {
+    auto impl = open_mapped(std::move(m), o, keep);
+    if (!impl) {
+      close();  // on error the consumer is closed, as below
+      return impl.error();
+    }
+    impl_ = std::move(impl.value());  // (the old one releases nothing: the slot is kept)
+    impl_->opts.auto_commit = auto_commit;
+    return {};
+  }
   close();
   if (m) {
     auto impl = open_mapped(std::move(m), o);

@@ -16,7 +16,7 @@
 // store empty went live (persist/src/replay.cc, poll(): EntryKind::kEnd -> go_live(true)
 // while next_known is false).  The ring consumer it opens starts at the ring's oldest record;
 // if the persister stored records and the ring let them go meanwhile (here: 200 records
-// through a 4 KiB ring while the replay's ring consumer registers, step R1), the first
+// through a 4 KiB ring while the replay's ring consumer registers, step R1 or R2), the first
 // ring record is delivered as the first record, with no kGap: records 0.. are skipped
 // although the store holds them.
 #include <atomic>
@@ -44,7 +44,13 @@ persist::Persister* g_persister = nullptr;
 std::atomic<int> g_fired{0};
 
 void repro_handler(detail::ChaosStep step) noexcept {
-  if (!t_replayer || step != detail::ChaosStep::kRegLocked || g_fired.exchange(1) != 0) return;
+  // R1 when the replay's ring consumer registers anew; R2 when its seek() keeps the
+  // tailing reader's slot (no registry lock since 2026-12-06): both lie between the
+  // start's computation and the position's publication.
+  if (!t_replayer ||
+      (step != detail::ChaosStep::kRegLocked && step != detail::ChaosStep::kRegSlotHeld) ||
+      g_fired.exchange(1) != 0)
+    return;
   t_replayer = false;  // our own publishes below fire hooks too
   std::vector<std::byte> b(kMinPayload);
   for (uint64_t i = 0; i < 200; ++i) {
@@ -87,8 +93,8 @@ int repro_replay_empty_store() {
       t_replayer = false;
       detail::set_chaos_handler(nullptr);
       if (g_fired.load() == 0) {
-        std::printf("repro replay-empty-store: not exercised (the replay's ring consumer never took "
-                    "the registry lock, R1)\n");
+        std::printf("repro replay-empty-store: not exercised (the replay's ring consumer never "
+                    "registered, R1 or R2)\n");
         rc = 2;
       } else if (st == persist::ReplayStatus::kOk && rec.seq == 0) {
         std::printf("repro replay-empty-store: not reproduced (the replay began at seq 0)\n");

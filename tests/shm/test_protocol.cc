@@ -494,6 +494,54 @@ TEST(Ring, SeekFollowsTheNameToAStreamCreatedAgain) {
   EXPECT_EQ(stream_info(ns.ns(), "s")->consumers.size(), 1u);
 }
 
+// A tailing reader's seek() keeps its registry slot (no registry lock, no moment at
+// which the slot is free for another reader): the same slot, alive, its position (stat's
+// next_seq) the sought one, and reads go on from there, through a lap of the ring too.
+TEST(Ring, ATailingReadersSeekKeepsItsSlot) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 4096;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(test::as_bytes("r" + std::to_string(i))).ok());
+  auto c = Consumer::open(ns.ns(), "s", {});
+  ASSERT_TRUE(c);
+  const auto before = stream_info(ns.ns(), "s")->consumers;
+  ASSERT_EQ(before.size(), 1u);
+  Record rec;
+  for (uint64_t at : {7u, 2u, 9u, 0u}) {
+    ASSERT_TRUE(c->seek(StartFrom::seq(at)));
+    auto info = stream_info(ns.ns(), "s");
+    ASSERT_TRUE(info);
+    ASSERT_EQ(info->consumers.size(), 1u) << "a slot left behind by a seek";
+    EXPECT_EQ(info->consumers[0].name, before[0].name);
+    EXPECT_TRUE(info->consumers[0].alive);
+    EXPECT_FALSE(info->consumers[0].durable);
+    ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
+    EXPECT_EQ(rec.seq, at);
+    EXPECT_EQ(test::as_string(rec.data), "r" + std::to_string(at));
+  }
+  // Another reader opened now takes another slot: the first is still held.
+  auto c2 = Consumer::open(ns.ns(), "s", {});
+  ASSERT_TRUE(c2);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->consumers.size(), 2u);
+  c2->close();
+  // Lapped after a seek (a 4 KiB ring): the loss is reported and reading goes on.
+  ASSERT_TRUE(c->seek(StartFrom::seq(1)));
+  for (int i = 10; i < 400; ++i) ASSERT_TRUE(p->publish(test::as_bytes("r" + std::to_string(i))).ok());
+  ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
+  EXPECT_EQ(c->last_loss().from, 1u);
+  uint64_t last = 0;
+  ReadStatus st;
+  while ((st = c->poll(&rec, 0ns)) == ReadStatus::kOk) last = rec.seq;
+  EXPECT_EQ(st, ReadStatus::kTimeout);
+  EXPECT_EQ(last, 399u);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->consumers.size(), 1u);
+  c->close();
+  EXPECT_EQ(stream_info(ns.ns(), "s")->consumers.size(), 0u) << "the kept slot not freed at close";
+}
+
 // A producer keeps the ring it opened (publishing into it after the name went still
 // succeeds); name_state() tells it the name now means nothing (kRemoved) or another
 // stream (kReplaced), as `shmbus pub` asks.
