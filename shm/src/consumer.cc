@@ -864,8 +864,13 @@ ReadStatus Consumer::Impl::begin_read() noexcept {
 
 uint64_t Consumer::Impl::count_resync_loss(uint64_t seq) noexcept {
   // Lost to the lap: what we would have returned, so nothing below the start, less the
-  // sequences of aborted and abandoned claims (gaps) that the ring's gap log names.
-  const uint64_t from = std::max(expected, skip_seq);
+  // sequences of aborted and abandoned claims (gaps) that the ring's gap log names.  A
+  // tailing reader's lap over records below the deletion watermark (`shmbus delete
+  // --before`) lost none of them: it would have skipped them (next()).  acquire: as
+  // there.
+  uint64_t from = std::max(expected, skip_seq);
+  if (resync_status == ReadStatus::kLapped && !durable && !opts.persister)
+    from = std::max(from, load_acquire(h->deleted_below));
   uint64_t lap_lost = seq > from ? seq - from : 0;
   uint64_t lap_gaps = 0;
   if (lap_lost != 0 && !count_logged_gaps(h, from, seq, lap_from_pos, &lap_gaps)) lost_exact = false;
@@ -1213,9 +1218,14 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
         // below as any lap's (less the gaps the gap log names).  The first record used to
         // fix the start there, and the lapped records went unreported (found while
         // testing a seek: a reader sought to 1 and lapped read 340 as kOk, lost() 0).
+        // A start at a time (skip_ts) lapped so: a first record stamped before it says the
+        // lapped ones were too (stamps follow the sequence), none wanted; one stamped at or
+        // after it cannot say how many of them were: the count is an upper bound.
         c.seq_exact = true;
         const uint64_t first = c.start_at_claim ? std::min(rec.seq, c.skip_seq) : rec.seq;
-        if (first > c.expected && !c.after_resync) c.expected = first;
+        const bool before_time = c.skip_ts != 0 && rec.ts_ns < c.skip_ts;
+        if (c.after_resync && c.skip_ts != 0 && !before_time) c.lost_exact = false;
+        if (first > c.expected && (!c.after_resync || before_time)) c.expected = first;
       }
       if (c.after_resync && rec.seq < c.expected) continue;  // seen before the lap
       uint64_t lap_lost = 0;
