@@ -495,8 +495,8 @@ TEST(Ring, SeekFollowsTheNameToAStreamCreatedAgain) {
 }
 
 // A tailing reader's seek() keeps its registry slot (no registry lock, no moment at
-// which the slot is free for another reader): the same slot, alive, its position (stat's
-// next_seq) the sought one, and reads go on from there, through a lap of the ring too.
+// which the slot is free for another reader): the same slot, alive, reading from the
+// sought record on, through a lap of the ring too, and freed at close.
 TEST(Ring, ATailingReadersSeekKeepsItsSlot) {
   test::ScopedNs ns;
   StreamOptions o;
