@@ -534,10 +534,15 @@ Result<std::unique_ptr<Consumer::Impl>> open_mapped(std::shared_ptr<StreamMappin
   bool passed = false;  // producers passed the start while this open registered
   // A start (StartFrom::seq) below the oldest record in the ring: when the open looked,
   // or after producers passed it while the open registered (then `start` is the floor).
+  // A start at the claim cursor (`latest`) passed so is the same: the records from the
+  // cursor's sequence (skip_seq) on were this reader's (a tailing reader read on from the
+  // floor with no report: found by a review, 2026-12-06; chaos repro latest-start-passed).
   auto start_below_oldest = [&] {
-    return opts.start.kind == StartFrom::Kind::kSeq && !found_exact &&
-           ((opts.start.value < earliest.seq && opts.start.value < latest.seq) ||
-            (passed && opts.start.value < start.seq));
+    return (opts.start.kind == StartFrom::Kind::kSeq && !found_exact &&
+            ((opts.start.value < earliest.seq && opts.start.value < latest.seq) ||
+             (passed && opts.start.value < start.seq))) ||
+           (opts.start.kind == StartFrom::Kind::kLatest && !found_exact && passed &&
+            c.skip_seq < start.seq);
   };
   switch (opts.start.kind) {
     // Never above a pending claim (see committed_frontier()): the records claimed before
@@ -660,7 +665,7 @@ Result<std::unique_ptr<Consumer::Impl>> open_mapped(std::shared_ptr<StreamMappin
       } else if (durable && c.owed_kind == kOwedNone && start_below_oldest()) {
         // A new group (or a reset) starting below the oldest record: owed until told, so
         // that a holder that stops before its first read leaves it to the next.
-        c.set_owed(kOwedBeforeOldest, opts.start.value, 0, 0);
+        c.set_owed(kOwedBeforeOldest, c.skip_seq, 0, 0);  // (kSeq: opts.start.value)
         c.write_owed();
       }
       store_pair(c.slot, &c.committed, start);
@@ -705,7 +710,7 @@ Result<std::unique_ptr<Consumer::Impl>> open_mapped(std::shared_ptr<StreamMappin
     // many were skipped (kBeforeOldest).
     c.after_resync = true;
     c.resync_status = ReadStatus::kBeforeOldest;
-    c.expected = c.done_seq = opts.start.value;
+    c.expected = c.done_seq = c.skip_seq;  // (kSeq: opts.start.value)
     c.seq_exact = true;
   }
   return impl;

@@ -18,7 +18,7 @@
 //      none (the chaos build's futex counter).
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
 //                     [--abandon-ms MS] [--epsilon-ms MS] [--single-producer]
-//        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive|new-group-start-passed|stale-abandoner|
+//        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive|new-group-start-passed|latest-start-passed|stale-abandoner|
 //                                   stale-abandoner[-tailing]-held|stale-abandoner[-tailing]-killed-holding
 //                     (chaos_repro.cc: exit 1 while the defect shows)
 // The phases of a round: chaos_phase.cc, chaos_bounds.cc (chaos_driver.h).
@@ -165,7 +165,9 @@ int main(int argc, char** argv) {
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "fork-keeps-producer-alive")
       return repro_fork_keeps_producer_alive();
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "new-group-start-passed")
-      return repro_new_group_start_passed();
+      return repro_start_passed("new-group-start-passed", "newg", StartFrom::seq(10), 10);
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "latest-start-passed")
+      return repro_start_passed("latest-start-passed", "", StartFrom::latest(), 20);
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "tailing-read-shrunk")
       return repro_tailing_read_shrunk();
     else if (a == "--repro" && i + 1 < argc && stale_abandoner_repro(argv[i + 1]))

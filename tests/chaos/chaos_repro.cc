@@ -198,7 +198,10 @@ int repro_fork_keeps_producer_alive() {
 // open() registered (here: 200 records through a 4 KiB ring at step R2, the slot held).
 // open() moved its start to the floor but decided "below the oldest record" from what it
 // had read before: records X.. were skipped with no kBeforeOldest, nothing counted lost.
-int repro_new_group_start_passed() {
+// latest-start-passed (found by a review, 2026-12-06; fixed): the same for a tailing
+// reader at StartFrom::latest() (the claim cursor, 20 here): it read on from the oldest
+// record with no report.  `group` empty: a tailing reader; `from`: the first record owed.
+int repro_start_passed(const char* what, const char* group, StartFrom start, uint64_t from) {
   const std::string ns = "chaosrepro" + std::to_string(getpid());
   StreamOptions so;
   so.capacity = 4096;
@@ -226,26 +229,30 @@ int repro_new_group_start_passed() {
       }
     });
     ConsumerOptions co;
-    co.group = "newg";
-    co.start = StartFrom::seq(10);
+    co.group = group;
+    co.start = start;
     opener = true;
     auto g = Consumer::open(ns, "s", co);
     opener = false;
     detail::set_chaos_handler(nullptr);
     Record rec;
     const ReadStatus st = g ? g.value().poll(&rec, std::chrono::nanoseconds(0)) : ReadStatus::kCorrupt;
-    if (st == ReadStatus::kBeforeOldest && g.value().last_loss().from == 10) {
-      std::printf("repro new-group-start-passed: not reproduced (told: records 10..%llu lost)\n",
+    if (st == ReadStatus::kBeforeOldest && g.value().last_loss().from == from) {
+      std::printf("repro %s: not reproduced (told: records %llu..%llu lost)\n", what,
+                  static_cast<unsigned long long>(from),
                   static_cast<unsigned long long>(g.value().last_loss().to - 1));
       rc = 0;
     } else if (st == ReadStatus::kOk) {
-      std::printf("repro new-group-start-passed: REPRODUCED: the first record read is %llu, "
-                  "lost %llu: records from 10 skipped without a report\n",
-                  static_cast<unsigned long long>(rec.seq),
-                  static_cast<unsigned long long>(g.value().lost()));
+      std::printf("repro %s: REPRODUCED: the first record read is %llu, lost %llu: records "
+                  "from %llu skipped without a report\n",
+                  what, static_cast<unsigned long long>(rec.seq),
+                  static_cast<unsigned long long>(g.value().lost()),
+                  static_cast<unsigned long long>(from));
       rc = 1;
     } else {
-      std::printf("repro new-group-start-passed: unexpected status %d\n", static_cast<int>(st));
+      std::printf("repro %s: unexpected status %d (last_loss from %llu)\n", what,
+                  static_cast<int>(st),
+                  static_cast<unsigned long long>(g ? g.value().last_loss().from : 0));
     }
   }
   (void)remove_stream(ns, "s", true);

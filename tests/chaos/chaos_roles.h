@@ -86,7 +86,7 @@ namespace shmbus::chaos {
 // chaos_repro.cc: a deterministic repro of the replay defect (see there).
 int repro_replay_empty_store();
 int repro_fork_keeps_producer_alive();
-int repro_new_group_start_passed();
+int repro_start_passed(const char* what, const char* group, StartFrom start, uint64_t from);
 int repro_tailing_read_shrunk();
 enum class AbandonerStall { kDecided, kHeld, kKilledHolding };
 int repro_stale_abandoner(const char* what, AbandonerStall mode, bool tailing);
