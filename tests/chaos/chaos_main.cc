@@ -18,8 +18,10 @@
 //      none (the chaos build's futex counter).
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
 //                     [--abandon-ms MS] [--epsilon-ms MS] [--single-producer]
-//        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive|new-group-start-passed|latest-start-passed|stale-abandoner|
-//                                   stale-abandoner[-tailing]-held|stale-abandoner[-tailing]-killed-holding
+//        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive|
+//                             new-group-start-passed|latest-start-passed|tailing-read-shrunk|
+//                             stale-abandoner|stale-abandoner[-tailing]-held|
+//                             stale-abandoner[-tailing]-killed-holding
 //                     (chaos_repro.cc: exit 1 while the defect shows)
 // The phases of a round: chaos_phase.cc, chaos_bounds.cc (chaos_driver.h).
 #include <sys/mman.h>
