@@ -736,21 +736,14 @@ Result<void> Consumer::seek(StartFrom where) {
       load_acquire(impl_->slot->state) == kSlotReady &&
       load_acquire(impl_->slot->owner) == self_owner_word())
     keep = impl_->slot;
-  if (keep) {
+  if (!keep) close();  // (a kept slot stays with the old reader until the new one has it)
+  if (m) {
     auto impl = open_mapped(std::move(m), o, keep);
     if (!impl) {
-      close();  // on error the consumer is closed, as below
+      close();  // on error the consumer is closed (and a kept slot freed)
       return impl.error();
     }
-    impl_ = std::move(impl.value());  // (the old one releases nothing: the slot is kept)
-    impl_->opts.auto_commit = auto_commit;
-    return {};
-  }
-  close();
-  if (m) {
-    auto impl = open_mapped(std::move(m), o);
-    if (!impl) return impl.error();
-    impl_ = std::move(impl.value());
+    impl_ = std::move(impl.value());  // (an old reader that kept its slot releases nothing)
   } else {
     auto c = open(ns, name, o);
     if (!c) return c.error();
