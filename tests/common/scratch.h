@@ -67,6 +67,12 @@ inline Bytes as_bytes(const std::string& s) {
 inline std::string as_string(Bytes b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
+// Publishes "r<i>" for every i in [from, to); false at the first publish that fails.
+inline bool publish_numbered(Producer& p, uint64_t from, uint64_t to) {
+  for (uint64_t i = from; i < to; ++i)
+    if (!p.publish(as_bytes("r" + std::to_string(i))).ok()) return false;
+  return true;
+}
 
 // Polls `cond` every 2 ms for at most `timeout`: "eventually" conditions on a loaded
 // machine get a generous bound, never a tight sleep.

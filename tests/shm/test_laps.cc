@@ -92,13 +92,13 @@ TEST(Laps, ATailingReaderLappedBeforeItsFirstReadCountsTheLoss) {
     ASSERT_TRUE(create_stream(ns.ns(), "s", lap_opts(4096, 1s)));
     auto p = Producer::open(ns.ns(), "s");
     ASSERT_TRUE(p);
-    for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    ASSERT_TRUE(test::publish_numbered(*p, 0, 10));
     ConsumerOptions co;
     co.start = k.by_seek ? StartFrom::latest() : k.start;
     auto c = Consumer::open(ns.ns(), "s", co);
     ASSERT_TRUE(c);
     if (k.by_seek) ASSERT_TRUE(c->seek(k.start));
-    for (int i = 10; i < 400; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    ASSERT_TRUE(test::publish_numbered(*p, 10, 400));
     Record rec;
     ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
     const uint64_t resumed = c->last_loss().to;
@@ -129,15 +129,15 @@ TEST(Laps, ALapBeforeTheFirstReadCountsNoLossBelowTheWatermarkOrBeforeTheStartTi
     test::ScopedNs ns;
     ASSERT_TRUE(create_stream(ns.ns(), "s", lap_opts(4096, 1s)));
     auto p = Producer::open(ns.ns(), "s");
-    for (int i = 0; i < 250; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    ASSERT_TRUE(test::publish_numbered(*p, 0, 250));
     ASSERT_TRUE(StreamControl::open(ns.ns(), "s")->raise_deleted_below(200));
     auto c = Consumer::open(ns.ns(), "s", {});  // earliest: below the watermark
-    for (int i = 250; i < 260; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    ASSERT_TRUE(test::publish_numbered(*p, 250, 260));
     ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kOk);
     EXPECT_EQ(rec.seq, 200u);
     EXPECT_EQ(c->lost(), 0u);
     // Lapped over the watermark: lost from it, not from below it.
-    for (int i = 260; i < 700; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    ASSERT_TRUE(test::publish_numbered(*p, 260, 700));
     ASSERT_TRUE(StreamControl::open(ns.ns(), "s")->raise_deleted_below(300));
     ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
     EXPECT_EQ(c->last_loss().from, 300u);
@@ -147,11 +147,11 @@ TEST(Laps, ALapBeforeTheFirstReadCountsNoLossBelowTheWatermarkOrBeforeTheStartTi
     test::ScopedNs ns;
     ASSERT_TRUE(create_stream(ns.ns(), "s", lap_opts(4096, 1s)));
     auto p = Producer::open(ns.ns(), "s");
-    for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    ASSERT_TRUE(test::publish_numbered(*p, 0, 10));
     ConsumerOptions co;
     co.start = StartFrom::time_ns(wall_ns() + 3600'000'000'000ULL);
     auto c = Consumer::open(ns.ns(), "s", co);
-    for (int i = 10; i < 400; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    ASSERT_TRUE(test::publish_numbered(*p, 10, 400));
     EXPECT_EQ(c->poll(&rec, 0ns), ReadStatus::kTimeout);
     EXPECT_EQ(c->lost(), 0u);
     EXPECT_EQ(stream_info(ns.ns(), "s")->tail_lost, 0u);
@@ -160,14 +160,14 @@ TEST(Laps, ALapBeforeTheFirstReadCountsNoLossBelowTheWatermarkOrBeforeTheStartTi
     test::ScopedNs ns;
     ASSERT_TRUE(create_stream(ns.ns(), "s", lap_opts(4096, 1s)));
     auto p = Producer::open(ns.ns(), "s");
-    for (int i = 0; i < 200; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    ASSERT_TRUE(test::publish_numbered(*p, 0, 200));
     usleep(2000);
     const uint64_t t = wall_ns();
     usleep(2000);
     ConsumerOptions co;
     co.start = StartFrom::time_ns(t);
     auto c = Consumer::open(ns.ns(), "s", co);
-    for (int i = 200; i < 560; ++i) ASSERT_TRUE(p->publish(as_bytes("r" + std::to_string(i))).ok());
+    ASSERT_TRUE(test::publish_numbered(*p, 200, 560));
     ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
     const uint64_t resumed = c->last_loss().to;
     EXPECT_GE(c->lost(), resumed - 200);

@@ -504,7 +504,7 @@ TEST(Ring, ATailingReadersSeekKeepsItsSlot) {
   ASSERT_TRUE(create_stream(ns.ns(), "s", o));
   auto p = Producer::open(ns.ns(), "s");
   ASSERT_TRUE(p);
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->publish(test::as_bytes("r" + std::to_string(i))).ok());
+  ASSERT_TRUE(test::publish_numbered(*p, 0, 10));
   auto c = Consumer::open(ns.ns(), "s", {});
   ASSERT_TRUE(c);
   const auto before = stream_info(ns.ns(), "s")->consumers;
@@ -529,7 +529,7 @@ TEST(Ring, ATailingReadersSeekKeepsItsSlot) {
   c2->close();
   // Lapped after a seek (a 4 KiB ring): the loss is reported and reading goes on.
   ASSERT_TRUE(c->seek(StartFrom::seq(1)));
-  for (int i = 10; i < 400; ++i) ASSERT_TRUE(p->publish(test::as_bytes("r" + std::to_string(i))).ok());
+  ASSERT_TRUE(test::publish_numbered(*p, 10, 400));
   ASSERT_EQ(c->poll(&rec, 0ns), ReadStatus::kLapped);
   EXPECT_EQ(c->last_loss().from, 1u);
   uint64_t last = 0;
