@@ -1060,29 +1060,46 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
   // that returned before this read began is seen.
   const uint64_t floor_seq =
       std::max(skip_seq, opts.persister ? uint64_t{0} : load_acquire(h->deleted_below));
+  // Every record of the run has the expected sequence, which only grows: checked against
+  // the watermark once, for the run's first.
+  if (expected < floor_seq) return k;
   // In locals: the stores into out[] could alias this object's fields, and the compiler
   // would load each of them again for every record.  Addresses as record_at() and
   // payload_at() compute them (rounded down to 32 bytes: never past the mapping).
   std::byte* const data = reinterpret_cast<std::byte*>(m->record_at(0));
-  const uint64_t bound = labelled, ring_mask = mask, ring_cap = cap, largest = max_record,
-                 tag_salt = salt;
-  const unsigned lap_shift = shift;
+  const uint64_t bound = labelled, ring_mask = mask, ring_cap = cap, largest = max_record;
   uint64_t at = pos, want = expected;
+  // A data tag of this lap, XORed with `key` (the salt and this lap's bits, make_tag()),
+  // leaves (size << 3) | kData, nothing above bit 34: one XOR, and `v >> 3 <= largest`
+  // checks the lap and the size at once (largest < 2^32).  The key changes where the
+  // lap does (a record that ends at the ring's end; one that would cross it is a pad).
+  static_assert(kMaxCapacity / 2 <= (uint64_t{1} << 32) && kTagLapMask == ~((uint64_t{1} << 35) - 1),
+                "a record's size (<= capacity / 2, StreamMapping) below the lap bits");
+  const uint64_t lap_size = ring_mask + 1;
+  uint64_t lap_end = (at | ring_mask) + 1;  // 0 only in the last lap below 2^64
+  uint64_t key = salt ^ tag_lap_bits(at, shift);
   uint64_t prefetch_at = at;  // the window moves on here next
   for (; k < max && at < bound; ++k) {
-    std::byte* const rec_at = data + (at & ring_mask & ~uint64_t{31});
+    if (at >= lap_end) [[unlikely]] {
+      if (lap_end == 0) break;  // (positions stay below kMaxPosition: never)
+      key = salt ^ tag_lap_bits(at, shift);
+      lap_end += lap_size;
+    }
+    const uint64_t off = at & ring_mask;
+    std::byte* const rec_at = data + (off & ~uint64_t{31});
     const auto* r = reinterpret_cast<const RecordHeader*>(rec_at);
     // acquire: pairs with the producer's release commit store; fields follow.
-    const TagView tv = decode_tag(tag_salt, lap_shift, load_acquire(r->tag), at);
-    if (!tv.lap_ok || tv.state != kData || tv.size > largest) break;
-    const uint64_t span = record_span(tv.size);
-    if ((at & ring_mask) + span > ring_cap) break;
+    const uint64_t v = load_acquire(r->tag) ^ key;
+    const uint64_t size = v >> 3;
+    if ((v & 7) != kData || size > largest) break;
+    const uint64_t span = record_span(size);
+    if (off + span > ring_cap) break;
     Record rec;
     rec.seq = load_relaxed(&r->seq);
-    if (rec.seq != want || rec.seq < floor_seq) break;
+    if (rec.seq != want) break;
     rec.ts_ns = load_relaxed(&r->ts_ns);
     rec.type = load_relaxed(&r->type);
-    rec.data = Bytes(rec_at + sizeof(RecordHeader), tv.size);
+    rec.data = Bytes(rec_at + sizeof(RecordHeader), size);
     at += span;
     want = rec.seq + 1;
     hand_out(&out[k], rec);

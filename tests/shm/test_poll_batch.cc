@@ -455,6 +455,61 @@ TEST(PollBatch, DurableBatchReadsWhatPollReadsThroughGapsPadsTheWatermarkAndSeek
   EXPECT_GT(seeks, 0u);
 }
 
+// Records whose spans fill the ring exactly (32-byte payloads, 64-byte spans, no pads):
+// a durable batch's run crosses the ring's end, where the lap bits of the tags it
+// believes change (next_durable_run() recomputes them there).  Every record once, in
+// order, intact, each lap's last record and the next lap's first in one batch, for
+// each of the two stream kinds and from both sides of a lap boundary.
+TEST(PollBatch, DurableBatchRunsAcrossTheRingsEndWhereNoPadLies) {
+  for (const bool single : {true, false}) {
+    test::ScopedNs ns;
+    StreamOptions so = test::small(4096, 1024);
+    so.single_producer = single;
+    ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+    auto c = Consumer::open(ns.ns(), "s", test::durable("g"));
+    auto p = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(c && p);
+    constexpr uint64_t kPerLap = 4096 / 64;
+    uint64_t seq = 0, next = 0, across = 0;
+    Record recs[64];
+    for (uint64_t round = 0; round < 300; ++round) {
+      // 1..32 records a round (half the ring: publish_batch()'s most), in one batch: the
+      // reader's batches start at every offset of the ring.
+      const uint64_t count = 1 + (round * 7) % 32;
+      std::vector<std::string> texts;
+      std::vector<Bytes> views;
+      for (uint64_t k = 0; k < count; ++k) {
+        std::string t(32, '\0');
+        const uint64_t i = seq + k;
+        std::memcpy(t.data(), &i, 8);
+        fill(t, i, 8);
+        texts.push_back(std::move(t));
+      }
+      for (const std::string& t : texts) views.push_back(bytes_of(t));
+      ASSERT_TRUE(p->publish_batch(views).ok());
+      seq += count;
+      size_t n = 0;
+      ReadStatus st;
+      while ((st = c->poll_batch(recs, 64, &n, 0ns)) == ReadStatus::kOk) {
+        for (size_t k = 0; k < n; ++k) {
+          ASSERT_EQ(recs[k].seq, next) << "round " << round;
+          std::string want(32, '\0');
+          std::memcpy(want.data(), &next, 8);
+          fill(want, next, 8);
+          ASSERT_TRUE(same(recs[k], want)) << recs[k].seq;
+          if (k > 0 && recs[k].seq % kPerLap == 0) ++across;
+          ++next;
+        }
+      }
+      ASSERT_EQ(st, ReadStatus::kTimeout);
+      ASSERT_EQ(next, seq);
+    }
+    EXPECT_EQ(c->lost(), 0u);
+    EXPECT_EQ(c->gaps(), 0u);
+    EXPECT_GT(across, 20u);  // batches that crossed the ring's end
+  }
+}
+
 // Producers racing a durable batch reader: every record once, intact, in each producer's
 // order, and every aborted claim counted as a gap.  (TSan runs it too; each thread maps
 // the ring at its own address, so TSan checks the process's own memory, not the ring's.)
