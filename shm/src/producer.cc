@@ -79,8 +79,11 @@ struct Producer::Impl {
   // put any other tag there; and it twice refused live claims when stale bytes passed
   // for this lap (test_laps.cc).
   void begin(uint64_t pos, uint64_t seq, uint64_t size, uint32_t type, uint64_t ts) noexcept {
-    RecordHeader* r = m->record_at(pos);
-    const uint64_t pending = make_tag(salt, shift, pos, kPending, size);
+    begin_header(m->record_at(pos), seq, type, ts, make_tag(salt, shift, pos, kPending, size));
+  }
+  // begin() at a header's address, with its pending tag made (publish_batch()).
+  void begin_header(RecordHeader* r, uint64_t seq, uint32_t type, uint64_t ts,
+                    uint64_t pending) noexcept {
     store_relaxed(&r->owner, label);
     store_relaxed(&r->seq, seq);
     store_relaxed(&r->ts_ns, ts);
@@ -500,24 +503,35 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   if (PubStatus s = p.reserve(total, payloads.size(), &pos, &seq); s != PubStatus::kOk)
     return {s, 0};
   const uint64_t ts = p.clock.now();
+  // The claim lies in one lap of the ring (reserve() pads to the ring's end a claim that
+  // would cross it): each header lies at the first's address plus the spans before it,
+  // and every tag carries the first's lap bits, computed once (make_tag(): the fields
+  // are disjoint, so XORing a size and state into `key` makes the tag).  Per record that
+  // left the loops ~30 instructions shorter (shmbus-ir-driver under callgrind).
+  std::byte* const first = reinterpret_cast<std::byte*>(p.m->record_at(pos));
+  const uint64_t key = make_tag(p.salt, p.shift, pos, 0, 0);
+  const auto tag_of = [key](uint64_t size, uint64_t state) { return key ^ ((size << 3) | state); };
   // Every pending tag first (so that the whole claim is labelled as ours), then the
   // payloads, then the commits.
-  uint64_t at = pos;
+  std::byte* at = first;
   for (size_t i = 0; i < payloads.size(); ++i) {
-    p.begin(at, seq + i, payloads[i].size(), type, ts);
+    p.begin_header(reinterpret_cast<RecordHeader*>(at), seq + i, type, ts,
+                   tag_of(payloads[i].size(), kPending));
     SHMBUS_CHAOS_POINT(kBatchBegun);
     at += record_span(payloads[i].size());
   }
   p.claimed();
-  at = pos;
+  at = first;
   for (Bytes b : payloads) {
-    copy_payload(p.m->payload_at(at), b.data(), b.size());
+    copy_payload(at + sizeof(RecordHeader), b.data(), b.size());
     at += record_span(b.size());
   }
   SHMBUS_CHAOS_POINT(kBatchPayloads);
-  at = pos;
+  at = first;
   for (Bytes b : payloads) {
-    p.commit(at, b.size(), b.size());
+    // release: the fields and payload, as commit()'s store (which this is for a record
+    // committed at its claimed size).
+    store_release(reinterpret_cast<RecordHeader*>(at)->tag, tag_of(b.size(), kData));
     SHMBUS_CHAOS_POINT(kBatchCommitted);
     at += record_span(b.size());
   }
