@@ -458,8 +458,8 @@ TEST(PollBatch, DurableBatchReadsWhatPollReadsThroughGapsPadsTheWatermarkAndSeek
 // Records whose spans fill the ring exactly (32-byte payloads, 64-byte spans, no pads):
 // a durable batch's run crosses the ring's end, where the lap bits of the tags it
 // believes change (next_durable_run() recomputes them there).  Every record once, in
-// order, intact, each lap's last record and the next lap's first in one batch, for
-// each of the two stream kinds and from both sides of a lap boundary.
+// order, intact, for each of the two stream kinds, and many batches that hold a lap's
+// last record and the next lap's first.
 TEST(PollBatch, DurableBatchRunsAcrossTheRingsEndWhereNoPadLies) {
   for (const bool single : {true, false}) {
     test::ScopedNs ns;
