@@ -1061,8 +1061,12 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
   const uint64_t floor_seq =
       std::max(skip_seq, opts.persister ? uint64_t{0} : load_acquire(h->deleted_below));
   // Every record of the run has the expected sequence, which only grows: checked against
-  // the watermark once, for the run's first.
+  // the watermark once, for the run's first.  Up to sequence 2^64 - 1 only: a stream
+  // whose sequences wrap (a first sequence forged or chosen near 2^64) goes back to
+  // next() for the record after it, which skips it as below the watermark, as poll()
+  // does (found by a review: the run handed out 0, 1, 2, ... that poll() skipped).
   if (expected < floor_seq) return k;
+  if (k < max && max - k - 1 > ~expected) max = k + 1 + ~expected;  // (~expected: records after it)
   // In locals: the stores into out[] could alias this object's fields, and the compiler
   // would load each of them again for every record.  Addresses as record_at() and
   // payload_at() compute them (rounded down to 32 bytes: never past the mapping).
