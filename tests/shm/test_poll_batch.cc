@@ -470,6 +470,12 @@ TEST(PollBatch, DurableBatchRunsAcrossTheRingsEndWhereNoPadLies) {
     auto p = Producer::open(ns.ns(), "s");
     ASSERT_TRUE(c && p);
     constexpr uint64_t kPerLap = 4096 / 64;
+    const auto text = [](uint64_t i) {  // record i: 32 bytes, i in the first 8
+      std::string t(32, '\0');
+      std::memcpy(t.data(), &i, 8);
+      fill(t, i, 8);
+      return t;
+    };
     uint64_t seq = 0, next = 0, across = 0;
     Record recs[64];
     for (uint64_t round = 0; round < 300; ++round) {
@@ -478,13 +484,7 @@ TEST(PollBatch, DurableBatchRunsAcrossTheRingsEndWhereNoPadLies) {
       const uint64_t count = 1 + (round * 7) % 32;
       std::vector<std::string> texts;
       std::vector<Bytes> views;
-      for (uint64_t k = 0; k < count; ++k) {
-        std::string t(32, '\0');
-        const uint64_t i = seq + k;
-        std::memcpy(t.data(), &i, 8);
-        fill(t, i, 8);
-        texts.push_back(std::move(t));
-      }
+      for (uint64_t k = 0; k < count; ++k) texts.push_back(text(seq + k));
       for (const std::string& t : texts) views.push_back(bytes_of(t));
       ASSERT_TRUE(p->publish_batch(views).ok());
       seq += count;
@@ -493,10 +493,7 @@ TEST(PollBatch, DurableBatchRunsAcrossTheRingsEndWhereNoPadLies) {
       while ((st = c->poll_batch(recs, 64, &n, 0ns)) == ReadStatus::kOk) {
         for (size_t k = 0; k < n; ++k) {
           ASSERT_EQ(recs[k].seq, next) << "round " << round;
-          std::string want(32, '\0');
-          std::memcpy(want.data(), &next, 8);
-          fill(want, next, 8);
-          ASSERT_TRUE(same(recs[k], want)) << recs[k].seq;
+          ASSERT_TRUE(same(recs[k], text(next))) << recs[k].seq;
           if (k > 0 && recs[k].seq % kPerLap == 0) ++across;
           ++next;
         }
