@@ -360,6 +360,12 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
           out.resumed = true;
           out.store_dir = dir.value();
           out.first_seq = store->next_seq();
+          if (out.first_seq > kMaxFirstSeq)
+            return make_error(Errc::kInvalidArgument,
+                              "the store '" + out.store_dir + "' continues at sequence " +
+                                  std::to_string(out.first_seq) +
+                                  ", above 2^63, the most a stream starts at (its numbering would "
+                                  "wrap): create the stream with --fresh to remove the store");
           out.deleted_below = store->stats().deleted_below;
           if (auto r = store->close(); !r) return r.error();
           // Persisted from its creation (StreamOptions::persist): with the settings the

@@ -176,6 +176,12 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   if (opts.persist) {
     if (auto r = check_persist_settings(*opts.persist); !r) return r.error();
   }
+  // (Near 2^64 the numbering would wrap and every "at or after" comparison with it:
+  // a store holding such sequences is forged.)
+  if (opts.first_seq > kMaxFirstSeq)
+    return make_error(Errc::kInvalidArgument, "first_seq " + std::to_string(opts.first_seq) +
+                                                  " must be at most 2^63 (" +
+                                                  std::to_string(kMaxFirstSeq) + ")");
   // (A watermark above the first record would hide the stream's records from readers.)
   if (opts.deleted_below > (opts.persist ? opts.first_seq : 0))
     return make_error(Errc::kInvalidArgument, "deleted_below " + std::to_string(opts.deleted_below) +

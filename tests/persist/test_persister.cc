@@ -147,6 +147,41 @@ TEST(Persister, StopsWhenItsRingIsRemoved) {
   }
 }
 
+// A store that continues above 2^63 (a stream started near it) is not continued by a
+// ring whose numbering would wrap past 2^64: the create says so and what to do, and
+// makes no ring; --fresh (the store removed) still works.
+TEST(Persister, AStoreAbove2To63IsNotContinued) {
+  ScopedNs ns;
+  DataDir dir;
+  AdminOptions ao;
+  ao.data_dir = dir.path();
+  StreamOptions so = stream_opts(1 << 16);
+  so.first_seq = kMaxFirstSeq - 2;
+  ASSERT_TRUE(create_stream_over_store(ns.ns(), "s", so, /*fresh=*/false, ao));
+  {
+    PersisterOptions po;
+    po.data_dir = dir.path();
+    auto p = Persister::start(ns.ns(), "s", po);
+    ASSERT_TRUE(p) << p.error().message;
+    auto prod = Producer::open(ns.ns(), "s");
+    ASSERT_TRUE(prod);
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(prod->publish(test::as_bytes(std::string("near"))).ok());
+    ASSERT_TRUE(p.value()->flush(10s));
+    ASSERT_TRUE(p.value()->stop());
+  }
+  ASSERT_TRUE(remove_stream(ns.ns(), "s", true));
+  auto c = create_stream_over_store(ns.ns(), "s", stream_opts(1 << 16), /*fresh=*/false, ao);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(c.error().message.find(std::to_string(kMaxFirstSeq + 3)), std::string::npos) << c.error().message;
+  EXPECT_NE(c.error().message.find("--fresh"), std::string::npos) << c.error().message;
+  EXPECT_EQ(stream_info(ns.ns(), "s").error().code, Errc::kNotFound);
+  auto f = create_stream_over_store(ns.ns(), "s", stream_opts(1 << 16), /*fresh=*/true, ao);
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_FALSE(f->resumed);
+  EXPECT_EQ(stream_info(ns.ns(), "s")->next_seq, 0u);
+}
+
 // Stream "s" of `ns` created over a new store under `ao.data_dir` with `so`, 100 records
 // stored by a persister that then stopped: a ring over its store, holding producers.
 void ring_over_a_store_of_100(const ScopedNs& ns, const AdminOptions& ao, const StreamOptions& so) {

@@ -127,6 +127,32 @@ TEST(Create, APersistedStartIsCheckedAndInTheHeader) {
   EXPECT_FALSE(info->consumers[0].alive);
 }
 
+// A first sequence near 2^64 (as a forged store's would give it) is refused: the
+// numbering would wrap, and every "at or after" comparison with it.  2^63 is taken and
+// counts on.
+TEST(Create, AFirstSequenceAbove2To63IsRefused) {
+  test::ScopedNs ns;
+  StreamOptions o;
+  o.capacity = 4096;
+  o.first_seq = kMaxFirstSeq + 1;
+  auto r = create_stream(ns.ns(), "s", o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
+  EXPECT_NE(r.error().message.find("2^63"), std::string::npos) << r.error().message;
+  o.first_seq = ~uint64_t{0};
+  EXPECT_EQ(create_stream(ns.ns(), "s", o).error().code, Errc::kInvalidArgument);
+  EXPECT_EQ(stream_info(ns.ns(), "s").error().code, Errc::kNotFound);
+  o.first_seq = kMaxFirstSeq;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", o));
+  auto p = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(p->publish(as_bytes("x")).ok());
+  auto info = stream_info(ns.ns(), "s");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->first_seq, kMaxFirstSeq);
+  EXPECT_EQ(info->next_seq, kMaxFirstSeq + 1);
+}
+
 // With its standard descriptors closed, a process's ring is not opened on one of them:
 // its reads and writes there would go to the ring (`shmbus tail S >&-` wrote its records
 // over the header).  Every descriptor the library keeps for a stream lies above 2.

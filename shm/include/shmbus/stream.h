@@ -28,6 +28,8 @@ inline constexpr uint32_t kRingRecordAlign = 32;
 // What a record costs in the ring besides its payload, on average: its header and half
 // the alignment.  For sizing (`stat`'s ring bytes for a stall).
 inline constexpr uint32_t kRingBytesPerRecord = kRingRecordHeaderBytes + kRingRecordAlign / 2;
+// The largest StreamOptions::first_seq create_stream() takes.
+inline constexpr uint64_t kMaxFirstSeq = uint64_t{1} << 63;
 
 // The kind of a stream's store, as its header records it (the values are the header's
 // codes).  Names and parsing: persist::store_kind_name(), persist::parse_store_kind().
@@ -59,7 +61,8 @@ struct StreamOptions {
   // exist_ok: an existing object must belong to the caller, or to this uid (-1: none).
   int64_t trusted_owner = -1;
   // The sequence number of the first record (a stream re-created over its store
-  // continues the store's numbering: sequence numbers are never reused).
+  // continues the store's numbering: sequence numbers are never reused).  At most
+  // kMaxFirstSeq, 2^63: 2^63 more records (2,900 years at 100 M/s) never wrap past 2^64.
   uint64_t first_seq = 0;
   // A claim left uncommitted this long (its producer died) becomes a gap.
   std::chrono::milliseconds abandon_timeout{1000};
