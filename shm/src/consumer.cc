@@ -1073,7 +1073,7 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
   std::byte* const data = reinterpret_cast<std::byte*>(m->record_at(0));
   const uint64_t bound = labelled, ring_mask = mask, ring_cap = cap, largest = max_record;
   uint64_t at = pos, want = expected;
-  // A data tag of this lap, XORed with `key` (the salt and this lap's bits, make_tag()),
+  // A data tag of this lap, XORed with `key` (the salt and this lap's bits, tag_key()),
   // leaves (size << 3) | kData, nothing above bit 34: one XOR, and `v >> 3 <= largest`
   // checks the lap and the size at once (largest < 2^32).  The key changes where the
   // lap does (a record that ends at the ring's end; one that would cross it is a pad).
@@ -1081,12 +1081,12 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
                 "a record's size (<= capacity / 2, StreamMapping) below the lap bits");
   const uint64_t lap_size = ring_mask + 1;
   uint64_t lap_end = (at | ring_mask) + 1;  // 0 only in the last lap below 2^64
-  uint64_t key = salt ^ tag_lap_bits(at, shift);
+  uint64_t key = tag_key(salt, shift, at);
   uint64_t prefetch_at = at;  // the window moves on here next
   for (; k < max && at < bound; ++k) {
     if (at >= lap_end) [[unlikely]] {
       if (lap_end == 0) break;  // (positions stay below kMaxPosition: never)
-      key = salt ^ tag_lap_bits(at, shift);
+      key = tag_key(salt, shift, at);
       lap_end += lap_size;
     }
     const uint64_t off = at & ring_mask;

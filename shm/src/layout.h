@@ -141,10 +141,21 @@ constexpr uint64_t tag_lap_bits(uint64_t pos, unsigned lap_shift) {
   const uint64_t lap = pos >> lap_shift;
   return ((lap & 0xff) << 56) | (((lap >> 8) & 0x1fffffULL) << 35);
 }
+// A lap's key: the salt XOR the lap field of position `pos`.  The fields are disjoint,
+// so a tag of that lap is its key XOR (size << 3 | state) (keyed_tag()), and a tag XOR
+// the key leaves (size << 3 | state) for a tag of that lap, lap bits otherwise: the
+// batch paths make and check a lap's tags with one XOR each.
+constexpr uint64_t tag_key(uint64_t salt, unsigned lap_shift, uint64_t pos) {
+  return salt ^ tag_lap_bits(pos, lap_shift);
+}
+// size < 2^32 (make_tag() masks it; the batch paths' sizes are below 2^31).
+constexpr uint64_t keyed_tag(uint64_t key, uint64_t state, uint64_t size) {
+  return key ^ ((size << 3) | state);
+}
 // lap_shift: log2(capacity) (StreamMapping::lap_shift()); size < 2^32.
 constexpr uint64_t make_tag(uint64_t salt, unsigned lap_shift, uint64_t pos, uint64_t state,
                             uint64_t size) {
-  return salt ^ (tag_lap_bits(pos, lap_shift) | ((size & 0xffffffffULL) << 3) | state);
+  return keyed_tag(tag_key(salt, lap_shift, pos), state, size & 0xffffffffULL);
 }
 struct TagView {
   uint64_t state;

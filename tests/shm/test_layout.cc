@@ -36,6 +36,12 @@ TEST(Layout, TagRoundTrip) {
         EXPECT_EQ(v.size, 12345u);
         // A tag of the previous lap does not pass for this lap.
         if (pos >= cap) { EXPECT_FALSE(decode_tag(salt, shift, make_tag(salt, shift, pos - cap, st, 1), pos).lap_ok); }
+        // The batch paths' form: the lap's key XOR (size << 3 | state) is the tag, and a
+        // tag XOR its lap's key leaves just that; another lap's tag leaves lap bits.
+        const uint64_t key = tag_key(salt, shift, pos);
+        EXPECT_EQ(keyed_tag(key, st, 12345), t);
+        EXPECT_EQ(t ^ key, (12345u << 3) | st);
+        if (pos >= cap) { EXPECT_NE(make_tag(salt, shift, pos - cap, st, 12345) ^ key, (12345u << 3) | st); }
       }
     }
   }
