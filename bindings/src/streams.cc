@@ -55,7 +55,8 @@ void create(const std::string& name, const py::object& capacity, bool exist_ok,
     throw_error(r.error().code,
                 python_spelling(r.error().message, {{"use --exist-ok to", "pass exist_ok=True to"},
                                                     {"exist_ok (--exist-ok)", "exist_ok=True"},
-                                                    {"shmbus rm --force", "shmbus.remove(name, force=True)"}}));
+                                                    {"shmbus rm --force", "shmbus.remove(name, force=True)"},
+                                                    {"--fresh", "fresh=True"}}));
 }
 
 void remove(const std::string& name, bool force, const py::object& ns) {

@@ -424,6 +424,10 @@ def test_stream_outlives_its_ring(ns, pstream):
         per.flush()
     with shmbus.Consumer(name, data_dir=data, namespace=ns) as c:
         assert [r.seq for r in c.iter(idle_timeout=0.2)] == list(range(301))
+    # fresh=True over a stream that exists is refused, in Python's spelling.
+    with pytest.raises(shmbus.ExistsError, match="fresh=True") as e:
+        shmbus.create(name, capacity=RING, namespace=ns, data_dir=data, fresh=True)
+    assert "--fresh" not in str(e.value)
     # fresh=True starts over.
     shmbus.remove(name, force=True, namespace=ns)
     shmbus.create(name, capacity=RING, namespace=ns, data_dir=data, fresh=True)

@@ -361,7 +361,9 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
           out.store_dir = dir.value();
           out.first_seq = store->next_seq();
           if (out.first_seq > kMaxFirstSeq)
-            return make_error(Errc::kInvalidArgument,
+            // (kIncompatible: the arguments are fine, the store is what a ring cannot
+            // continue; the CLI exits 1, not 2 as for bad usage.)
+            return make_error(Errc::kIncompatible,
                               "the store '" + out.store_dir + "' continues at sequence " +
                                   std::to_string(out.first_seq) +
                                   ", above 2^63, the most a stream starts at (its numbering would "

@@ -172,7 +172,7 @@ TEST(Persister, AStoreAbove2To63IsNotContinued) {
   ASSERT_TRUE(remove_stream(ns.ns(), "s", true));
   auto c = create_stream_over_store(ns.ns(), "s", stream_opts(1 << 16), /*fresh=*/false, ao);
   ASSERT_FALSE(c);
-  EXPECT_EQ(c.error().code, Errc::kInvalidArgument);
+  EXPECT_EQ(c.error().code, Errc::kIncompatible);
   EXPECT_NE(c.error().message.find(std::to_string(kMaxFirstSeq + 3)), std::string::npos) << c.error().message;
   EXPECT_NE(c.error().message.find("--fresh"), std::string::npos) << c.error().message;
   EXPECT_EQ(stream_info(ns.ns(), "s").error().code, Errc::kNotFound);
