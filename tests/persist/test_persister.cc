@@ -147,6 +147,22 @@ TEST(Persister, StopsWhenItsRingIsRemoved) {
   }
 }
 
+// Stream "s" of `ns` created over a new store under `ao.data_dir` with `so`, `n` records
+// stored by a persister that then stopped: a ring over its store, holding producers.
+void ring_over_a_store_of(const ScopedNs& ns, const AdminOptions& ao, const StreamOptions& so,
+                          int n = 100) {
+  ASSERT_TRUE(create_stream_over_store(ns.ns(), "s", so, /*fresh=*/false, ao));
+  PersisterOptions po;
+  po.data_dir = ao.data_dir;
+  auto p = Persister::start(ns.ns(), "s", po);
+  ASSERT_TRUE(p) << p.error().message;
+  auto prod = Producer::open(ns.ns(), "s");
+  ASSERT_TRUE(prod);
+  for (int i = 0; i < n; ++i) ASSERT_TRUE(prod->publish(test::as_bytes(std::string("stored"))).ok());
+  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= so.first_seq + n; }));
+  ASSERT_TRUE(p.value()->stop());
+}
+
 // A store that continues above 2^63 (a stream started near it) is not continued by a
 // ring whose numbering would wrap past 2^64: the create says so and what to do, and
 // makes no ring; --fresh (the store removed) still works.
@@ -157,18 +173,7 @@ TEST(Persister, AStoreAbove2To63IsNotContinued) {
   ao.data_dir = dir.path();
   StreamOptions so = stream_opts(1 << 16);
   so.first_seq = kMaxFirstSeq - 2;
-  ASSERT_TRUE(create_stream_over_store(ns.ns(), "s", so, /*fresh=*/false, ao));
-  {
-    PersisterOptions po;
-    po.data_dir = dir.path();
-    auto p = Persister::start(ns.ns(), "s", po);
-    ASSERT_TRUE(p) << p.error().message;
-    auto prod = Producer::open(ns.ns(), "s");
-    ASSERT_TRUE(prod);
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(prod->publish(test::as_bytes(std::string("near"))).ok());
-    ASSERT_TRUE(p.value()->flush(10s));
-    ASSERT_TRUE(p.value()->stop());
-  }
+  ASSERT_NO_FATAL_FAILURE(ring_over_a_store_of(ns, ao, so, 5));
   ASSERT_TRUE(remove_stream(ns.ns(), "s", true));
   auto c = create_stream_over_store(ns.ns(), "s", stream_opts(1 << 16), /*fresh=*/false, ao);
   ASSERT_FALSE(c);
@@ -182,21 +187,6 @@ TEST(Persister, AStoreAbove2To63IsNotContinued) {
   EXPECT_EQ(stream_info(ns.ns(), "s")->next_seq, 0u);
 }
 
-// Stream "s" of `ns` created over a new store under `ao.data_dir` with `so`, 100 records
-// stored by a persister that then stopped: a ring over its store, holding producers.
-void ring_over_a_store_of_100(const ScopedNs& ns, const AdminOptions& ao, const StreamOptions& so) {
-  ASSERT_TRUE(create_stream_over_store(ns.ns(), "s", so, /*fresh=*/false, ao));
-  PersisterOptions po;
-  po.data_dir = ao.data_dir;
-  auto p = Persister::start(ns.ns(), "s", po);
-  ASSERT_TRUE(p) << p.error().message;
-  auto prod = Producer::open(ns.ns(), "s");
-  ASSERT_TRUE(prod);
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE(prod->publish(test::as_bytes(std::string("stored"))).ok());
-  ASSERT_TRUE(eventually([&] { return durable_seq_of(ns.ns(), "s") >= 100; }));
-  ASSERT_TRUE(p.value()->stop());
-}
-
 // `create` over a store at the same time as `rm --force` of its ring: whatever wins, a
 // ring that exists afterwards continues the store's numbers and is persisted (a review:
 // create looked for the ring, found it, skipped the store, and the removal then let it
@@ -208,7 +198,7 @@ TEST(Persister, CreateOverAStoreRacingTheRingsRemovalNeverStartsItAgainAtZero) {
   ao.data_dir = dir.path();
   StreamOptions so = stream_opts(64 << 10);
   so.exist_ok = true;
-  ASSERT_NO_FATAL_FAILURE(ring_over_a_store_of_100(ns, ao, so));
+  ASSERT_NO_FATAL_FAILURE(ring_over_a_store_of(ns, ao, so));
   int created_again = 0;
   for (int round = 0; round < 200; ++round) {
     std::atomic<int> go{0};
@@ -249,7 +239,7 @@ TEST(Persister, AStreamCreatedOverItsStoreIsPersistedWhenAnyoneCanOpenIt) {
   AdminOptions ao;
   ao.data_dir = dir.path();
   StreamOptions so = stream_opts(64 << 10);
-  ASSERT_NO_FATAL_FAILURE(ring_over_a_store_of_100(ns, ao, so));
+  ASSERT_NO_FATAL_FAILURE(ring_over_a_store_of(ns, ao, so));
   ASSERT_TRUE(delete_before(ns.ns(), "s", 10, ao));
   std::atomic<bool> done{false};
   std::atomic<uint64_t> opened{0}, unpersisted{0}, not_durable{0}, no_group{0};
