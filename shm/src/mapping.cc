@@ -176,8 +176,8 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::create(std::string_view ns
   if (opts.persist) {
     if (auto r = check_persist_settings(*opts.persist); !r) return r.error();
   }
-  // (Near 2^64 the numbering would wrap and every "at or after" comparison with it:
-  // a store holding such sequences is forged.)
+  // (Started nearer to 2^64, the numbering could wrap and every "at or after" comparison
+  // with it; a store that continues above 2^63 gets its own message, persist/admin.cc.)
   if (opts.first_seq > kMaxFirstSeq)
     return make_error(Errc::kInvalidArgument, "first_seq " + std::to_string(opts.first_seq) +
                                                   " must be at most 2^63 (" +
