@@ -127,9 +127,9 @@ TEST(Create, APersistedStartIsCheckedAndInTheHeader) {
   EXPECT_FALSE(info->consumers[0].alive);
 }
 
-// A first sequence near 2^64 (as a forged store's would give it) is refused: the
-// numbering would wrap, and every "at or after" comparison with it.  2^63 is taken and
-// counts on.
+// A first sequence above 2^63 is refused: started near 2^64, the numbering would wrap,
+// and every "at or after" comparison with it.  2^63 is taken and counts on.  (A store
+// that continues above it: Persister.AStoreAbove2To63IsNotContinued.)
 TEST(Create, AFirstSequenceAbove2To63IsRefused) {
   test::ScopedNs ns;
   StreamOptions o;
