@@ -47,15 +47,18 @@ probe_of() {
     split($3, w, " "); f = w[2] == "us" ? 1e3 : w[2] == "ms" ? 1e6 : w[2] == "s" ? 1e9 : 1
     printf "%d\n", w[1] * f; exit }' "$1"
 }
+give_up_at_deadline() {  # $1: what did not happen in time
+  if (($(date +%s) >= waited_until)); then
+    echo "ab.sh: $1 within AB_WAIT_S=$wait_s s" >&2
+    exit 1
+  fi
+}
 for_placement() {  # wait until a probe of $1 finds the cache line under $below ns
   while :; do
     "$1" --reps 1 --only none > "$out/probe" 2>&1 || true
     p=$(probe_of "$out/probe" "raw cache line ping-pong (start)")
     [ -n "$p" ] && ((p < 10#$below)) && return 0
-    if (($(date +%s) >= waited_until)); then
-      echo "ab.sh: no probe found the cache line under $below ns within AB_WAIT_S=$wait_s s" >&2
-      exit 1
-    fi
+    give_up_at_deadline "no probe found the cache line under $below ns"
     sleep 3
   done
 }
@@ -72,10 +75,7 @@ for i in $(seq 1 "$rounds"); do
       e=$(probe_of "$out/$side.$i" "raw cache line ping-pong (end)")
       [ -n "$s" ] && [ -n "$e" ] && ((s < 10#$below && e < 10#$below)) && break
       echo "ab.sh: round $i, $side run again: its probes found ${s:-?} / ${e:-?} ns" >&2
-      if (($(date +%s) >= waited_until)); then
-        echo "ab.sh: no run kept its probes under $below ns within AB_WAIT_S=$wait_s s" >&2
-        exit 1
-      fi
+      give_up_at_deadline "no run kept its probes under $below ns"
     done
   done
 done
