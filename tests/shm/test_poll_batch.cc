@@ -11,6 +11,7 @@
 #include <iterator>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "layout.h"
@@ -402,7 +403,7 @@ TEST(PollBatch, DurableBatchReadsWhatPollReadsThroughGapsPadsTheWatermarkAndSeek
       std::vector<Bytes> views;
       for (uint64_t k = 0; k < count; ++k) texts.push_back(racing_payload(seq + k));
       for (const std::string& t : texts) views.push_back(bytes_of(t));
-      ASSERT_TRUE(p->publish_batch(views).ok());
+      ASSERT_TRUE(p->publish_batch(views, uint32_t(round % 7)).ok());
       seq += count;
     } else {
       for (uint64_t k = 0; k < count; ++k, ++seq) {
@@ -413,7 +414,7 @@ TEST(PollBatch, DurableBatchReadsWhatPollReadsThroughGapsPadsTheWatermarkAndSeek
           ASSERT_TRUE(c.valid());
           ASSERT_EQ(c.abort(), PubStatus::kOk);
         } else {
-          ASSERT_TRUE(p->publish(bytes_of(text)).ok());
+          ASSERT_TRUE(p->publish(bytes_of(text), uint32_t(seq % 5)).ok());
         }
       }
     }
@@ -426,11 +427,15 @@ TEST(PollBatch, DurableBatchReadsWhatPollReadsThroughGapsPadsTheWatermarkAndSeek
       ASSERT_TRUE(many->seek(StartFrom::seq(seq - count / 3)));
       ++seeks;
     }
-    std::vector<uint64_t> by_poll, by_batch;
+    // Every field a reader gets: sequence, stamp, type, and the payload's size.
+    using Got = std::tuple<uint64_t, uint64_t, uint32_t, size_t>;
+    const auto got = [](const Record& r) { return Got{r.seq, r.ts_ns, r.type, r.data.size()}; };
+    std::vector<Got> by_poll, by_batch;
     ReadStatus st;
     while ((st = one->poll(&recs[0], 0ns)) == ReadStatus::kOk) {
       ASSERT_TRUE(racing_intact(recs[0])) << recs[0].seq;
-      by_poll.push_back(recs[0].seq);
+      ASSERT_NE(recs[0].ts_ns, 0u);
+      by_poll.push_back(got(recs[0]));
     }
     ASSERT_EQ(st, ReadStatus::kTimeout);
     size_t n = 0;
@@ -440,7 +445,7 @@ TEST(PollBatch, DurableBatchReadsWhatPollReadsThroughGapsPadsTheWatermarkAndSeek
       batch_runs += n > 1;
       for (size_t k = 0; k < n; ++k) {
         ASSERT_TRUE(racing_intact(recs[k])) << recs[k].seq;
-        by_batch.push_back(recs[k].seq);
+        by_batch.push_back(got(recs[k]));
       }
     }
     ASSERT_EQ(st, ReadStatus::kTimeout);
@@ -476,7 +481,7 @@ TEST(PollBatch, DurableBatchRunsAcrossTheRingsEndWhereNoPadLies) {
       fill(t, i, 8);
       return t;
     };
-    uint64_t seq = 0, next = 0, across = 0;
+    uint64_t seq = 0, next = 0, across = 0, stamp = 1;
     Record recs[64];
     for (uint64_t round = 0; round < 300; ++round) {
       // 1..32 records a round (half the ring: publish_batch()'s most), in one batch: the
@@ -486,7 +491,7 @@ TEST(PollBatch, DurableBatchRunsAcrossTheRingsEndWhereNoPadLies) {
       std::vector<Bytes> views;
       for (uint64_t k = 0; k < count; ++k) texts.push_back(text(seq + k));
       for (const std::string& t : texts) views.push_back(bytes_of(t));
-      ASSERT_TRUE(p->publish_batch(views).ok());
+      ASSERT_TRUE(p->publish_batch(views, uint32_t(round)).ok());
       seq += count;
       size_t n = 0;
       ReadStatus st;
@@ -494,6 +499,13 @@ TEST(PollBatch, DurableBatchRunsAcrossTheRingsEndWhereNoPadLies) {
         for (size_t k = 0; k < n; ++k) {
           ASSERT_EQ(recs[k].seq, next) << "round " << round;
           ASSERT_TRUE(same(recs[k], text(next))) << recs[k].seq;
+          // Each round's batch is read in its round: its type, and its one stamp.
+          ASSERT_EQ(recs[k].type, uint32_t(round)) << recs[k].seq;
+          if (recs[k].seq == seq - count) {
+            ASSERT_GE(recs[k].ts_ns, stamp) << recs[k].seq;
+            stamp = recs[k].ts_ns;
+          }
+          ASSERT_EQ(recs[k].ts_ns, stamp) << recs[k].seq;
           if (k > 0 && recs[k].seq % kPerLap == 0) ++across;
           ++next;
         }
