@@ -493,10 +493,12 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   Impl& p = *impl_;
   if (payloads.empty()) return {PubStatus::kOk, read_posseq(&p.h->claim).seq};
   uint64_t total = 0, bytes = 0;
+  bool uniform = true;  // every payload of the first's size
   for (Bytes b : payloads) {
     if (b.size() > p.max_record) return {PubStatus::kTooLarge, 0};
     total += record_span(b.size());
     bytes += b.size();
+    uniform &= b.size() == payloads[0].size();
   }
   if (total > p.cap / 2) return {PubStatus::kTooLarge, 0};
   uint64_t pos, seq;
@@ -511,29 +513,49 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   std::byte* const first = reinterpret_cast<std::byte*>(p.m->record_at(pos));
   const uint64_t key = tag_key(p.salt, p.shift, pos);
   // Every pending tag first (so that the whole claim is labelled as ours), then the
-  // payloads, then the commits.
-  std::byte* at = first;
-  for (size_t i = 0; i < payloads.size(); ++i) {
-    p.begin_header(reinterpret_cast<RecordHeader*>(at), seq + i, type, ts,
-                   keyed_tag(key, kPending, payloads[i].size()));
-    SHMBUS_CHAOS_POINT(kBatchBegun);
-    at += record_span(payloads[i].size());
-  }
-  p.claimed();
-  at = first;
-  for (Bytes b : payloads) {
-    copy_payload(at + sizeof(RecordHeader), b.data(), b.size());
-    at += record_span(b.size());
-  }
-  SHMBUS_CHAOS_POINT(kBatchPayloads);
-  at = first;
-  for (Bytes b : payloads) {
-    // release: the fields and payload, as commit()'s store (which this is for a record
-    // committed at its claimed size).
-    store_release(reinterpret_cast<RecordHeader*>(at)->tag, keyed_tag(key, kData, b.size()));
-    SHMBUS_CHAOS_POINT(kBatchCommitted);
-    at += record_span(b.size());
-  }
+  // payloads, then the commits.  A batch of one size (the usual case) has one span and
+  // two tags: made once, not per record in each loop (64 B records: 70 -> 59
+  // instructions a record, shmbus-ir-driver).
+  const auto write = [&](auto one_size) noexcept {
+    const uint64_t size0 = payloads[0].size();
+    const auto size_of = [&](size_t i) noexcept -> uint64_t {
+      if constexpr (one_size) return size0;
+      else return payloads[i].size();
+    };
+    const uint64_t span0 = record_span(size0);
+    const uint64_t pending0 = keyed_tag(key, kPending, size0), data0 = keyed_tag(key, kData, size0);
+    const size_t n = payloads.size();
+    std::byte* at = first;
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t size = size_of(i);
+      p.begin_header(reinterpret_cast<RecordHeader*>(at), seq + i, type, ts,
+                     one_size ? pending0 : keyed_tag(key, kPending, size));
+      SHMBUS_CHAOS_POINT(kBatchBegun);
+      at += one_size ? span0 : record_span(size);
+    }
+    p.claimed();
+    at = first;
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t size = size_of(i);
+      copy_payload(at + sizeof(RecordHeader), payloads[i].data(), size);
+      at += one_size ? span0 : record_span(size);
+    }
+    SHMBUS_CHAOS_POINT(kBatchPayloads);
+    at = first;
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t size = size_of(i);
+      // release: the fields and payload, as commit()'s store (which this is for a record
+      // committed at its claimed size).
+      store_release(reinterpret_cast<RecordHeader*>(at)->tag,
+                    one_size ? data0 : keyed_tag(key, kData, size));
+      SHMBUS_CHAOS_POINT(kBatchCommitted);
+      at += one_size ? span0 : record_span(size);
+    }
+  };
+  if (uniform)
+    write(std::true_type{});
+  else
+    write(std::false_type{});
   p.account(payloads.size(), bytes, ts);
   p.wake();
   return {PubStatus::kOk, seq};
