@@ -1135,8 +1135,16 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
     const uint64_t s = record_span(size);
     if (at + s > lap_end) break;  // past the ring's end
     // {seq, ts_ns} in one 16-byte load, checked and handed out as they are (hand_out()).
+    // Under TSan two relaxed loads, as the fields are written: a reader evicted while it
+    // reads (the consumer timeout) may see them rewritten, and TSan would call the plain
+    // load a race with the producer's atomic stores (a review).
     static_assert(offsetof(RecordHeader, ts_ns) == offsetof(RecordHeader, seq) + 8);
+#if defined(__SANITIZE_THREAD__)
+    const __m128i stamp = _mm_set_epi64x(static_cast<int64_t>(load_relaxed(&r->ts_ns)),
+                                         static_cast<int64_t>(load_relaxed(&r->seq)));
+#else
     const __m128i stamp = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&r->seq));
+#endif
     if (static_cast<uint64_t>(_mm_cvtsi128_si64(stamp)) != want) break;
     _mm_storeu_si128(reinterpret_cast<__m128i*>(&o->seq), stamp);
     o->type = load_relaxed(&r->type);

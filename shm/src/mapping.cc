@@ -562,12 +562,19 @@ Result<void> StreamMapping::validate(uint64_t file_size) {
                                                std::to_string(v) + ")");
   flags_ = flags;
   version_ = v;
-  const uint64_t cap = hdr_->capacity;
+  // The fields this handle keeps, each read once (a single load each: a field the
+  // compiler loaded again after the check could come back changed by another process,
+  // and a max_record past the check let a durable batch's run take a size near 2^64: a
+  // review).  The copies are what is checked and what is kept.
+  const uint64_t cap = load_relaxed(&hdr_->capacity);
+  const uint64_t max_record = load_relaxed(&hdr_->max_record);
+  const uint64_t salt = load_relaxed(&hdr_->salt);
+  const uint64_t total_bytes = load_relaxed(&hdr_->total_bytes);
   if (hdr_->header_bytes != kDataOff || cap < kMinCapacity || cap > kMaxCapacity ||
-      !std::has_single_bit(cap) || hdr_->max_record == 0 ||
-      hdr_->max_record > cap / 2 - sizeof(RecordHeader) || hdr_->total_bytes != kDataOff + cap ||
+      !std::has_single_bit(cap) || max_record == 0 ||
+      max_record > cap / 2 - sizeof(RecordHeader) || total_bytes != kDataOff + cap ||
       hdr_->max_producers != kMaxProducers || hdr_->max_consumers != kMaxConsumers ||
-      (hdr_->salt & 7) != 0)
+      (salt & 7) != 0)
     return make_error(Errc::kCorrupt, what + " has a corrupt header (sizes do not add up)");
   if (hdr_->ns_len > 100 || hdr_->stream_len > 100)
     return make_error(Errc::kCorrupt, what + " has a corrupt header (owner names)");
@@ -586,14 +593,14 @@ Result<void> StreamMapping::validate(uint64_t file_size) {
                                    std::string_view(hdr_->stream, hdr_->stream_len)) +
                           ", not to " + what + " (dots make the two names meet)");
   }
-  if (file_size < hdr_->total_bytes)
+  if (file_size < total_bytes)
     return make_error(Errc::kTruncated, what + " is truncated: " + std::to_string(file_size) +
                                             " bytes, its header says " +
-                                            std::to_string(hdr_->total_bytes));
+                                            std::to_string(total_bytes));
   data_ = reinterpret_cast<std::byte*>(hdr_) + kDataOff;
   capacity_ = cap;
-  max_record_ = hdr_->max_record;
-  salt_ = hdr_->salt;
+  max_record_ = max_record;
+  salt_ = salt;
   return {};
 }
 
