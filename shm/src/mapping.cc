@@ -576,22 +576,22 @@ Result<void> StreamMapping::validate(uint64_t file_size) {
       hdr_->max_producers != kMaxProducers || hdr_->max_consumers != kMaxConsumers ||
       (salt & 7) != 0)
     return make_error(Errc::kCorrupt, what + " has a corrupt header (sizes do not add up)");
-  if (hdr_->ns_len > 100 || hdr_->stream_len > 100)
+  // The owner names' lengths read once too: checked, then used for the views below.
+  const uint32_t ns_len = load_relaxed(&hdr_->ns_len), stream_len = load_relaxed(&hdr_->stream_len);
+  if (ns_len > 100 || stream_len > 100)
     return make_error(Errc::kCorrupt, what + " has a corrupt header (owner names)");
-  if (std::string_view(hdr_->ns, hdr_->ns_len) != ns_ ||
-      std::string_view(hdr_->stream, hdr_->stream_len) != name_) {
+  const std::string_view owner_ns(hdr_->ns, ns_len), owner_stream(hdr_->stream, stream_len);
+  if (owner_ns != ns_ || owner_stream != name_) {
     // Names that do not even make this object's name: a damaged header, not another
     // stream's object (which `rm --force` must never remove; this one it may: a review
     // found a flipped length byte blamed on dots, and the object removable only by hand).
-    if (object_name(std::string_view(hdr_->ns, hdr_->ns_len), std::string_view(hdr_->stream, hdr_->stream_len)) !=
-        object_name(ns_, name_))
+    if (object_name(owner_ns, owner_stream) != object_name(ns_, name_))
       return make_error(Errc::kCorrupt, what + " has a corrupt header (its owner names are not its own); "
                                                "remove it with shmbus rm --force");
     return make_error(Errc::kExists,
                       "shared-memory object " + object_name(ns_, name_) + " belongs to " +
-                          describe(std::string_view(hdr_->ns, hdr_->ns_len),
-                                   std::string_view(hdr_->stream, hdr_->stream_len)) +
-                          ", not to " + what + " (dots make the two names meet)");
+                          describe(owner_ns, owner_stream) + ", not to " + what +
+                          " (dots make the two names meet)");
   }
   if (file_size < total_bytes)
     return make_error(Errc::kTruncated, what + " is truncated: " + std::to_string(file_size) +
