@@ -1051,15 +1051,20 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
 // every test that reads a record's bytes would fail on another layout.  (Copying the
 // record's own bytes into the vectors instead made the compiler spill it to the stack
 // with 8-byte stores and load it back in 16: the same stall, moved here.)
-[[gnu::always_inline]] inline void hand_out(Record* out, const Record& rec) noexcept {
+// `stamp`: {seq, ts_ns} in its low and high halves (a durable batch's run loads it so
+// from the header).
+[[gnu::always_inline]] inline void hand_out(Record* out, __m128i stamp, uint32_t type,
+                                            const std::byte* data, uint64_t size) noexcept {
   static_assert(offsetof(Record, ts_ns) == offsetof(Record, seq) + 8);
   static_assert(sizeof(Bytes) == 16 && std::is_trivially_copyable_v<Bytes>);
-  const __m128i stamp = _mm_set_epi64x(static_cast<int64_t>(rec.ts_ns), static_cast<int64_t>(rec.seq));
-  const __m128i view = _mm_set_epi64x(static_cast<int64_t>(rec.data.size()),
-                                      reinterpret_cast<int64_t>(rec.data.data()));
+  const __m128i view = _mm_set_epi64x(static_cast<int64_t>(size), reinterpret_cast<int64_t>(data));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(&out->seq), stamp);
-  out->type = rec.type;
+  out->type = type;
   _mm_storeu_si128(reinterpret_cast<__m128i*>(&out->data), view);
+}
+[[gnu::always_inline]] inline void hand_out(Record* out, const Record& rec) noexcept {
+  hand_out(out, _mm_set_epi64x(static_cast<int64_t>(rec.ts_ns), static_cast<int64_t>(rec.seq)),
+           rec.type, rec.data.data(), rec.data.size());
 }
 
 // The plain case of next() for a durable reader, in a loop of its own: a data record
@@ -1146,11 +1151,7 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
     const __m128i stamp = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&r->seq));
 #endif
     if (static_cast<uint64_t>(_mm_cvtsi128_si64(stamp)) != want) break;
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(&o->seq), stamp);
-    o->type = load_relaxed(&r->type);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(&o->data),
-                     _mm_set_epi64x(static_cast<int64_t>(size),
-                                    reinterpret_cast<int64_t>(rec_at + sizeof(RecordHeader))));
+    hand_out(o, stamp, load_relaxed(&r->type), rec_at + sizeof(RecordHeader), size);
     ++want;
     at += s;
     rec_at += s;
