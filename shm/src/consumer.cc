@@ -272,8 +272,9 @@ struct Consumer::Impl {
   // reader returns the payload where it lies in the ring, uncopied (poll_in_place()).
   ReadStatus next(Record* out, std::chrono::nanoseconds timeout, size_t* off, bool more,
                   bool batch = false, bool stop_at_start = false, bool in_place = false) noexcept;
-  // poll_batch()'s durable reader after a record next() returned: out[k..max) with the
-  // records that follow it while each is the plain case (below); returns the new k.
+  // poll_batch()'s durable reader, at a batch's start below the labelled bound or after a
+  // record next() returned: out[k..max) with the records from pos on while each is the
+  // plain case (below); returns the new k.  Handing out none, it changes nothing.
   size_t next_durable_run(Record* out, size_t k, size_t max) noexcept;
   // A durable reader's start filters not passed yet (a seek not followed by a read): moves
   // to the first record at or after the start, as far as it is committed, so that a commit
@@ -1102,9 +1103,9 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
 // are prefetched four a turn (and publish_batch() checks the sizes in one pass), a
 // durable 64 B batch costs 124 instructions a record, both
 // sides, where it cost 131 (shmbus-ir-driver; polls of 64 after batches of 256, where
-// most batches start below the bound and so with the run: 105 -> 96).  (The records
-// below the start or the watermark never reach it: next() skips them before the batch's
-// first record; the check is for a watermark raised meanwhile.)
+// most batches start below the bound and so with the run: 105 -> 96).  (Records below
+// the start or the watermark stop it: each has the expected sequence, checked against
+// both once; next() then skips them.)
 size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexcept {
   if (after_resync || !seq_exact || skip_ts != 0) return k;
   // acquire: pairs with the deleter's release CAS, as in next(); once per run: a delete
@@ -1184,6 +1185,10 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
     ++want;
     at = next;
   }
+  // None handed out: nothing moves (a batch that starts with the run may find pos past
+  // done_pos, after a record next() refused: the commit stays before it, as after
+  // next() alone; found by a review).
+  if (o == out + k) return k;
   pos = done_pos = at;
   expected = done_seq = want;
   return static_cast<size_t>(o - out);
