@@ -1013,7 +1013,7 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
   ReadStatus st = ReadStatus::kOk;
   // A durable batch whose first record lies below the labelled bound starts with the
   // run: next()'s look at a plain record there (its wait, frontier and event cases) cost
-  // ~100-150 instructions a call.  Anything else (an event, a gap, a record to skip) is
+  // ~80 instructions a call.  Anything else (an event, a gap, a record to skip) is
   // next()'s, as before, and so is a batch that starts at the bound (a reader at the
   // frontier), where the run would find nothing.
   if (c.durable && c.pos < c.labelled) k = c.next_durable_run(out, 0, max);
@@ -1098,14 +1098,14 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
 // prefetch window once per kPrefetchStep bytes.  Its loop: 50 -> 38 instructions a
 // 64 B record since one compare a record covers the bound, the lap's end and the
 // prefetch, one rotate and compare the tag, and {seq, ts_ns} move in one 16-byte load
-// and store (bench/README.md, "The batch loops, shorter"); since one compare of where a
+// and store (bench/README.md, "The batch loops, shorter").  Since one compare of where a
 // record ends stands for the bound, the lap's end and the window, and the window's lines
 // are prefetched four a turn (and publish_batch() checks the sizes in one pass), a
-// durable 64 B batch costs 124 instructions a record, both
-// sides, where it cost 131 (shmbus-ir-driver; polls of 64 after batches of 256, where
-// most batches start below the bound and so with the run: 105 -> 96).  (Records below
-// the start or the watermark stop it: each has the expected sequence, checked against
-// both once; next() then skips them.)
+// durable 64 B batch costs 124 instructions a record, both sides, where it cost 131
+// (shmbus-ir-driver; polls of 64 after batches of 256, where most batches start below
+// the bound and so with the run: 105 -> 96; on one core no faster: bench/README.md, "The
+// batch loops, shorter again").  (Records below the start or the watermark stop it: each
+// has the expected sequence, checked against both once; next() then skips them.)
 size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexcept {
   if (after_resync || !seq_exact || skip_ts != 0) return k;
   // acquire: pairs with the deleter's release CAS, as in next(); once per run: a delete
