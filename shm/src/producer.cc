@@ -532,16 +532,14 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
   // two tags: made once, not per record in each loop (64 B records: 70 -> 59
   // instructions a record, shmbus-ir-driver).
   const auto write = [&](auto one_size) noexcept {
-    const uint64_t size0 = payloads[0].size();
     const auto size_of = [&](size_t i) noexcept -> uint64_t {
       if constexpr (one_size) return size0;
       else return payloads[i].size();
     };
     const uint64_t span0 = record_span(size0);
     const uint64_t pending0 = keyed_tag(key, kPending, size0), data0 = keyed_tag(key, kData, size0);
-    const size_t n = payloads.size();
     std::byte* at = first;
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < count; ++i) {
       const uint64_t size = size_of(i);
       p.begin_header(reinterpret_cast<RecordHeader*>(at), seq + i, type, ts,
                      one_size ? pending0 : keyed_tag(key, kPending, size));
@@ -550,14 +548,14 @@ PubResult Producer::publish_batch(std::span<const Bytes> payloads, uint32_t type
     }
     p.claimed();
     at = first;
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < count; ++i) {
       const uint64_t size = size_of(i);
       copy_payload(at + sizeof(RecordHeader), payloads[i].data(), size);
       at += one_size ? span0 : record_span(size);
     }
     SHMBUS_CHAOS_POINT(kBatchPayloads);
     at = first;
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < count; ++i) {
       const uint64_t size = size_of(i);
       // release: the fields and payload, as commit()'s store (which this is for a record
       // committed at its claimed size).
