@@ -231,15 +231,15 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
   asleep.detail = "the same poll on a thread of its own, its CPU read from "
                   "/proc/self/task/TID/schedstat from " + fmt("%.1f", settle_ns / 1e9) +
                   " s after its start for " + fmt("%.1f", idle_s) +
-                  " s (its naps' wake-ups only); the raw futex sleeper's thread the same way: " +
+                  " s (its wake-ups only, if any); the raw futex sleeper's thread the same way: " +
                   fmt("%.3f", asleep.baseline) + " ms/s";
   entry.verdict = "info";
   entry.detail = "the first row's CPU less its time at the rate of the row above: what an "
                  "idle period costs once, before the consumer sleeps";
   shm.detail = "one poll(timeout " + fmt("%.1f", idle_s) +
-               " s) on an empty stream: the spin and yield phase, then futex naps of 100 "
-               "ms, each twice the last up to 1 s; CPU from /proc/self/schedstat; the raw "
-               "futex sleeper waits as long in FUTEX_WAIT";
+               " s) on an empty stream: the spin and yield phase, then one futex wait to "
+               "its deadline (no timer of its own wakes it); CPU from /proc/self/schedstat; "
+               "the raw futex sleeper waits as long in FUTEX_WAIT";
   out->push_back(shm);
   out->push_back(wakes);
   out->push_back(asleep);

@@ -1035,19 +1035,22 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
 void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32_t v,
                                      uint64_t bit, uint64_t tail, uint64_t deadline,
                                      uint64_t nap) noexcept {
-  // Woken by the nap's end alone, with nothing changed, we sleep again still announced
-  // and without a new barrier: while our bit stays set (only we set it; others clear it
-  // only for a holder they judge dead, and it is never set again but by us), every
-  // commit after the barrier we ran is followed by its producer's load of data_sleepers,
-  // which sees the bit and wakes us (ring.h).  An idle reader's wake-up is then a few
-  // loads instead of a membarrier, whose inter-processor interrupts also reach the
-  // producers' CPUs, and each nap is twice the last, up to kMaxNap: a wake-up costs a
-  // thread ~40 us of CPU on this VM (a timer, two switches), 0.4 ms/s at ten a second.
-  // The naps stay bounded all the same (a bit cleared by mistake costs at most one).
-  constexpr uint64_t kMaxNap = 1'000'000'000;
-  for (uint64_t at = steady_ns();; nap = std::min(2 * nap, kMaxNap)) {  // (nap <= 100 ms)
+  // Announced (bit != 0, after a barrier that succeeded) and with no claim at our
+  // position, we sleep until the deadline: while our bit stays set (only we set it;
+  // others clear it only for a holder whose slot lock the kernel dropped, and it is
+  // never set again but by us), every commit after the barrier we ran is followed by
+  // its producer's load of data_sleepers, which sees the bit and wakes us (ring.h); an
+  // abandoned claim's gap wakes us as a commit does (abandon_at()).  A wake-up with
+  // nothing changed (a signal, a spurious wake) sleeps again still announced and without
+  // a new barrier, whose inter-processor interrupts also reach the producers' CPUs.
+  // Nothing else is waited for, so no timer wakes an idle reader: each wake-up costs a
+  // thread 14 us to ~1 ms of CPU on this VM (until 2026-12-07 naps of 100 ms doubling
+  // to 1 s: 0.16 ms/s asleep, bench/README.md).  A claim at our position (pos < tail)
+  // or no announcement (bit == 0): one nap, then the caller looks at everything again.
+  const bool announced = bit != 0 && pos == tail;
+  for (uint64_t at = steady_ns();;) {
     const uint64_t left = deadline > at ? deadline - at : 0;
-    futex_wait(&h->data_futex, v, std::chrono::nanoseconds(std::min(nap, left)));
+    futex_wait(&h->data_futex, v, std::chrono::nanoseconds(announced ? left : std::min(nap, left)));
     // seq_cst: as the re-check before the first sleep (pairs with the producers' side).
     // A claim at our position (pos < tail) goes back too: next() times its producer out.
     if (bit == 0 || pos < tail || load_seq_cst(h->data_futex) != v ||
@@ -1056,7 +1059,6 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       return;
     at = steady_ns();
     if (at >= deadline) return;
-    if (slot) store_relaxed(slot->last_active_ns, now_ns());  // relaxed: diagnostics
   }
 }
 

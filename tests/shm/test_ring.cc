@@ -3,7 +3,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -285,6 +289,59 @@ TEST(Ring, BlockingConsumerWakesOnPublish) {
   ASSERT_EQ(c->poll(&rec, 5s), ReadStatus::kOk);
   EXPECT_EQ(as_string(rec.data), "wake");
   t.join();
+}
+
+// An idle blocking consumer, once asleep, is woken by nothing but a record or its
+// deadline: no timer of its own (bench/README.md: each wake-up costs this VM's thread up
+// to ~1 ms of CPU).  Its thread's voluntary context switches, read from /proc between
+// 0.3 s and 1.3 s into a poll of 1.6 s, stay the same; a consumer that napped (100 ms
+// doubling to 1 s, until 2026-12-07) switched at least once in that second.  Durable and
+// tailing readers, each on a thread of its own; then a record still wakes them.
+uint64_t voluntary_switches(pid_t tid) {
+  FILE* f = std::fopen(("/proc/self/task/" + std::to_string(tid) + "/status").c_str(), "r");
+  if (!f) return ~0ULL;
+  char line[256];
+  uint64_t n = ~0ULL;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "voluntary_ctxt_switches:", 24) == 0) n = std::strtoull(line + 24, nullptr, 10);
+  std::fclose(f);
+  return n;
+}
+
+TEST(Ring, AnIdleBlockingConsumerSleepsUntilARecordOrItsDeadline) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  auto p = Producer::open(ns.ns(), "s");
+  ConsumerOptions d = durable("g"), t = tailing();
+  d.wait = t.wait = WaitStrategy::kBlock;
+  auto cd = Consumer::open(ns.ns(), "s", d);
+  auto ct = Consumer::open(ns.ns(), "s", t);
+  ASSERT_TRUE(cd && ct);
+  std::atomic<pid_t> tids[2] = {0, 0};
+  ReadStatus idle[2], woken[2];
+  Record recs[2];
+  auto reader = [&](int i, Consumer* c) {
+    tids[i].store(gettid());
+    idle[i] = c->poll(&recs[i], 1600ms);
+    woken[i] = c->poll(&recs[i], 20s);
+  };
+  std::thread a(reader, 0, &cd.value()), b(reader, 1, &ct.value());
+  std::this_thread::sleep_for(300ms);
+  const uint64_t before[2] = {voluntary_switches(tids[0]), voluntary_switches(tids[1])};
+  std::this_thread::sleep_for(1000ms);
+  const uint64_t after[2] = {voluntary_switches(tids[0]), voluntary_switches(tids[1])};
+  std::this_thread::sleep_for(500ms);  // both polls time out now; then they sleep again
+  ASSERT_TRUE(p->publish(as_bytes("wake")).ok());
+  a.join();
+  b.join();
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i == 0 ? "durable" : "tailing");
+    ASSERT_NE(before[i], ~0ULL);
+    EXPECT_EQ(after[i], before[i]) << "the idle consumer's thread woke while asleep";
+    EXPECT_EQ(idle[i], ReadStatus::kTimeout);
+    EXPECT_EQ(woken[i], ReadStatus::kOk);
+    EXPECT_EQ(as_string(recs[i].data), "wake");
+  }
 }
 
 TEST(Ring, ConcurrentProducersKeepPerProducerOrder) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -309,8 +310,8 @@ TEST(SingleProducer, EveryPublishFormAcrossLapsArrivesIntact) {
 // The wake-up handshake without a fence on the producer's side: a blocking consumer in
 // another process goes to sleep before each record; the producer publishes at once when
 // it sees the consumer's sleeper bit (and at small random delays after it), the race
-// window of a lost wake-up.  A lost one would cost the consumer its whole nap (100 ms)
-// asleep: no round may spend 90 ms (60 ms in its second nap, see below) that the consumer
+// window of a lost wake-up.  A lost one would cost the consumer its whole poll (20 s)
+// asleep: no round may spend 90 ms (60 ms after a signal, see below) that the consumer
 // did not spend waiting for a CPU (its run delay from /proc/self/schedstat: a loaded
 // machine delays, it does not lose).
 // ns this process waited on a run queue (field 2 of /proc/self/schedstat); 0 if unknown.
@@ -333,6 +334,10 @@ void woken_for_every_record(bool single) {
   constexpr uint64_t kRounds = 400;
   test::Pipe acks;
   pid_t consumer = test::spawn([&] {
+    // A handler without SA_RESTART: SIGUSR1 ends the consumer's FUTEX_WAIT with EINTR.
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    if (sigaction(SIGUSR1, &sa, nullptr) != 0) return 3;
     ConsumerOptions co;
     co.group = "g";
     co.wait = WaitStrategy::kBlock;
@@ -359,16 +364,20 @@ void woken_for_every_record(bool single) {
     // Every other round: wait until the consumer announced itself asleep (its bit),
     // then publish after 0..4000 pauses; else publish after 0..40000 pauses from its
     // last ack, somewhere in its spinning, yielding, announcing or sleeping.
-    // Every 20th: publish 1-6 ms into the consumer's second nap, which it began without
-    // a new barrier when its first one (100 ms) ran out with nothing changed
-    // (sleep_announced()); a lost wake-up there costs it the rest of that nap.
+    // Every 20th: 30 ms after its bit, a signal ends the consumer's futex wait; nothing
+    // changed, it sleeps again without a new barrier (sleep_announced()): publish 1-6 ms
+    // into that second sleep, where a lost wake-up costs it the rest of its poll.
     const bool after_bit = i % 2 == 0;
-    const bool second_nap = i % 20 == 5;
+    const bool after_signal = i % 20 == 5;
     const auto wait_until = std::chrono::steady_clock::now() + 10s;
-    while ((after_bit || second_nap) && h->data_sleepers.load(std::memory_order_seq_cst) == 0 &&
+    while ((after_bit || after_signal) && h->data_sleepers.load(std::memory_order_seq_cst) == 0 &&
            std::chrono::steady_clock::now() < wait_until) {
     }
-    if (second_nap) std::this_thread::sleep_for(101ms + std::chrono::milliseconds(rng() % 5));
+    if (after_signal) {
+      std::this_thread::sleep_for(30ms);
+      ASSERT_EQ(kill(consumer, SIGUSR1), 0);
+      std::this_thread::sleep_for(1ms + std::chrono::milliseconds(rng() % 5));
+    }
     const uint32_t spins = static_cast<uint32_t>(rng() % (after_bit ? 4000 : 40000));
     for (uint32_t k = 0; k < spins; ++k) __builtin_ia32_pause();
     const auto t0 = std::chrono::steady_clock::now();
@@ -380,7 +389,7 @@ void woken_for_every_record(bool single) {
     // Less the time the consumer was runnable but not running during its poll.
     const auto asleep = took - std::chrono::nanoseconds(ack[1]);
     worst = std::max(worst, std::chrono::duration_cast<std::chrono::nanoseconds>(asleep));
-    if (asleep >= (second_nap ? 60ms : 90ms)) ++slow;
+    if (asleep >= (after_signal ? 60ms : 90ms)) ++slow;
   }
   EXPECT_EQ(test::reap(consumer), 0);
   EXPECT_EQ(slow, 0u) << "rounds that took a nap (a lost wake-up); worst "
