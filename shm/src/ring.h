@@ -234,10 +234,11 @@ inline void wake_space(const StreamMapping& m) {
 //   waker's store is visible to the re-check or its later load of the sleepers word sees
 //   the bit (the asymmetric form of the same Dekker handshake).  A process whose
 //   registration failed keeps the locked instruction (or a full fence).  A sleeper whose
-//   barrier call fails sleeps at most 1 ms at a time: late, never lost.  A sleeper whose
-//   nap ran out with nothing changed and its bit still set sleeps again without a new
-//   barrier: the bit was set all along, so every later store of a waker is followed by
-//   a load that sees it (Consumer::Impl::sleep_announced()).
+//   barrier call fails sleeps at most 1 ms at a time: late, never lost.  A data sleeper
+//   whose barrier succeeded sleeps until its deadline (no timer of its own wakes it),
+//   and one woken with nothing changed (a signal) and its bit still set sleeps again
+//   without a new barrier: the bit was set all along, so every later store of a waker is
+//   followed by a load that sees it (Consumer::Impl::sleep_announced()).
 //   Sleepers on data: consumers of every stream (a consumer of an earlier build, which
 //   calls it on single-producer streams only, may miss a wake-up on a multi-producer
 //   one and then sleeps out its nap, at most 100 ms); sleepers on space: the producer
