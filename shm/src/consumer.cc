@@ -323,6 +323,14 @@ struct Consumer::Impl {
   }
 };
 
+// How long an announced consumer sleeps at a time when nothing wakes it: the stream's
+// abandon timeout (default 1 s), read from shared memory, so kept within [1 ms, 60 s].
+// It bounds what no waker reports (sleep_announced()); a longer timeout costs fewer
+// wake-ups of an idle reader and a later delivery in those cases.
+static uint64_t sleep_cap_ns(const StreamHeader& h) noexcept {
+  return std::clamp<uint64_t>(h.abandon_timeout_ns, 1'000'000, 60'000'000'000);
+}
+
 // A slot's {position, next_seq} as one 16-byte pair (layout.h): one CAS16 writes both, so
 // a holder killed in the middle of a commit never leaves a position with another
 // position's sequence (the group's next holder would see a phantom gap).  seq_cst (a
@@ -1035,22 +1043,19 @@ ReadStatus Consumer::poll_batch(Record* out, size_t max, size_t* n,
 void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32_t v,
                                      uint64_t bit, uint64_t tail, uint64_t deadline,
                                      uint64_t nap) noexcept {
-  // Announced (bit != 0, after a barrier that succeeded) and with no claim at our
-  // position, we sleep until the deadline: while our bit stays set (only we set it;
-  // others clear it only for a holder whose slot lock the kernel dropped, and it is
-  // never set again but by us), every commit after the barrier we ran is followed by
-  // its producer's load of data_sleepers, which sees the bit and wakes us (ring.h); an
-  // abandoned claim's gap wakes us as a commit does (abandon_at()).  A wake-up with
-  // nothing changed (a signal, a spurious wake) sleeps again still announced and without
-  // a new barrier, whose inter-processor interrupts also reach the producers' CPUs.
-  // Nothing else is waited for, so no timer wakes an idle reader: each wake-up costs a
-  // thread 14 us to ~1 ms of CPU on this VM (until 2026-12-07 naps of 100 ms doubling
-  // to 1 s: 0.16 ms/s asleep, bench/README.md).  A claim at our position (pos < tail)
-  // or no announcement (bit == 0): one nap, then the caller looks at everything again.
-  const bool announced = bit != 0 && pos == tail;
+  // Woken by the nap's end alone, with nothing changed, we sleep again still announced
+  // and without a new barrier: while our bit stays set (only we set it; others clear it
+  // only for a holder they judge dead, and then wake every sleeper, so that one that took
+  // the slot meanwhile announces itself again: clear_dead_sleepers()), every commit after
+  // the barrier we ran is followed by its producer's load of data_sleepers, which sees
+  // the bit and wakes us (ring.h).  A wake-up is then a few loads instead of a
+  // membarrier, whose inter-processor interrupts also reach the producers' CPUs.
+  // The naps (an abandon timeout each, sleep_cap_ns()) bound what no waker reports: a
+  // producer killed between its commit and its wake-up, a claim whose producer died,
+  // a stream cut under us.  Each costs this VM's thread 14 us to ~1 ms of CPU.
   for (uint64_t at = steady_ns();;) {
     const uint64_t left = deadline > at ? deadline - at : 0;
-    futex_wait(&h->data_futex, v, std::chrono::nanoseconds(announced ? left : std::min(nap, left)));
+    futex_wait(&h->data_futex, v, std::chrono::nanoseconds(std::min(nap, left)));
     // seq_cst: as the re-check before the first sleep (pairs with the producers' side).
     // A claim at our position (pos < tail) goes back too: next() times its producer out.
     if (bit == 0 || pos < tail || load_seq_cst(h->data_futex) != v ||
@@ -1059,6 +1064,7 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
       return;
     at = steady_ns();
     if (at >= deadline) return;
+    if (slot) store_relaxed(slot->last_active_ns, now_ns());  // relaxed: diagnostics
   }
 }
 
@@ -1460,12 +1466,23 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
     if (now >= deadline) return ReadStatus::kTimeout;
     if (backoff.spin()) continue;
     // Sleep.  A writable consumer announces itself in data_sleepers so that producers
-    // wake it; a read-only one cannot, and naps 1 ms at a time.
-    uint64_t nap = std::min<uint64_t>(deadline - now, c.pos < tail ? 10'000'000 : 100'000'000);
+    // wake it; a read-only one cannot, and naps 1 ms at a time.  With no claim at our
+    // position we sleep an abandon timeout at a time (sleep_announced()), and count our
+    // wait at `pos` from now: a claim made there while we sleep is older than that when a
+    // wake-up shows it, so a dead producer's claim is abandoned at once then, within one
+    // abandon timeout of its claim (abandon_at() still finds a live owner alive).
+    uint64_t nap = std::min<uint64_t>(deadline - now, c.pos < tail ? 10'000'000 : sleep_cap_ns(*c.h));
     if (c.m->read_only()) nap = std::min<uint64_t>(nap, 1'000'000);
+    if (c.pos == tail && c.stuck.pos != c.pos) {
+      c.stuck.pos = c.pos;
+      c.stuck.since_ns = now;
+    }
     if (c.slot) store_relaxed(c.slot->last_active_ns, now_ns());
     uint32_t v = load_seq_cst(c.h->data_futex);
-    const uint64_t bit = c.slot ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
+    // A child of fork() polling the consumer it inherited announces nothing: the bit is
+    // its parent's, and its withdrawal below would leave the parent asleep unannounced.
+    const uint64_t bit =
+        c.slot && !c.m->inherited() ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
     if (bit) announce_sleeper(c.h->data_sleepers, bit);
     // Producers commit without a fence (a plain store; registered processes leave the
     // fence out): this barrier is the handshake's other half (ring.h).  Should it fail

@@ -696,24 +696,42 @@ std::atomic<uint64_t>& sleepers_word(StreamHeader* h, Sleepers which) {
   }
 }
 
+namespace {
+std::atomic<uint32_t>& futex_word(StreamHeader* h, Sleepers which) {
+  return which == Sleepers::kData    ? h->data_futex
+         : which == Sleepers::kSpace ? h->space_futex
+                                     : h->durable_futex;
+}
+}  // namespace
+
 void wake_sleepers(const StreamMapping& m, Sleepers which) {
   StreamHeader* h = m.header();
-  std::atomic<uint32_t>& word = which == Sleepers::kData    ? h->data_futex
-                                : which == Sleepers::kSpace ? h->space_futex
-                                                            : h->durable_futex;
+  std::atomic<uint32_t>& word = futex_word(h, which);
   fetch_add_seq_cst(word, 1);
   if (futex_wake_all(&word) > 0) return;
   // Nobody was asleep: either a sleeper is between its bit and its futex wait (alive),
   // or it died asleep.  Clear the bits of dead slots.
-  std::atomic<uint64_t>& mask = sleepers_word(h, which);
-  uint64_t bits = load_seq_cst(mask);
+  uint64_t bits = load_seq_cst(sleepers_word(h, which)), dead = 0;
   while (bits != 0) {
     const uint32_t i = static_cast<uint32_t>(__builtin_ctzll(bits));
     bits &= bits - 1;
     const bool alive = which == Sleepers::kData ? consumer_alive(m, i) : producer_alive(m, i);
-    // seq_cst: as the sleeper's own clear.
-    if (!alive) withdraw_sleeper(mask, (uint64_t{1} << i));
+    if (!alive) dead |= uint64_t{1} << i;
   }
+  if (dead != 0) clear_dead_sleepers(m, which, dead);
+}
+
+void clear_dead_sleepers(const StreamMapping& m, Sleepers which, uint64_t bits) {
+  StreamHeader* h = m.header();
+  // seq_cst: as the sleeper's own clear.
+  withdraw_sleeper(sleepers_word(h, which), bits);
+  // Between our probe and that clear, a new holder may have taken a slot and announced
+  // itself in its bit (a review of e5214fc): it loaded the futex word before it
+  // announced, so this move of the word (after the clear, seq_cst) ends its wait, and it
+  // finds its bit gone and announces itself again.  (Rare: only when bits were cleared.)
+  std::atomic<uint32_t>& word = futex_word(h, which);
+  fetch_add_seq_cst(word, 1);
+  (void)futex_wake_all(&word);
 }
 
 void clear_sleeper_bits(StreamHeader* h, uint64_t producer_bit, uint64_t consumer_bit) {

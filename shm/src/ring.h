@@ -187,6 +187,10 @@ long futex_wake_all(std::atomic<uint32_t>* word);
 // system call.  kData: the bits are consumer slots; kSpace, kDurable: producer slots.
 enum class Sleepers { kData, kSpace, kDurable };
 void wake_sleepers(const StreamMapping& m, Sleepers which);
+// Clears `bits` (slots judged dead) in the sleepers word of `which`, then moves its futex
+// word and wakes every sleeper: one that took such a slot and announced itself between
+// the probe and the clear wakes, finds its bit gone and announces itself again.
+void clear_dead_sleepers(const StreamMapping& m, Sleepers which, uint64_t bits);
 std::atomic<uint64_t>& sleepers_word(StreamHeader* h, Sleepers which);
 // Clears `bit` in every mask (a slot being taken over, or left).
 void clear_sleeper_bits(StreamHeader* h, uint64_t producer_bit, uint64_t consumer_bit);
@@ -235,10 +239,11 @@ inline void wake_space(const StreamMapping& m) {
 //   the bit (the asymmetric form of the same Dekker handshake).  A process whose
 //   registration failed keeps the locked instruction (or a full fence).  A sleeper whose
 //   barrier call fails sleeps at most 1 ms at a time: late, never lost.  A data sleeper
-//   whose barrier succeeded sleeps until its deadline (no timer of its own wakes it),
-//   and one woken with nothing changed (a signal) and its bit still set sleeps again
-//   without a new barrier: the bit was set all along, so every later store of a waker is
-//   followed by a load that sees it (Consumer::Impl::sleep_announced()).
+//   whose barrier succeeded sleeps an abandon timeout at a time (what no waker reports:
+//   a producer killed between its commit and its wake-up), and one whose nap ran out
+//   with nothing changed and its bit still set sleeps again without a new barrier: the
+//   bit was set all along, so every later store of a waker is followed by a load that
+//   sees it (Consumer::Impl::sleep_announced()).
 //   Sleepers on data: consumers of every stream (a consumer of an earlier build, which
 //   calls it on single-producer streams only, may miss a wake-up on a multi-producer
 //   one and then sleeps out its nap, at most 100 ms); sleepers on space: the producer

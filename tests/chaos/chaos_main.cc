@@ -20,6 +20,8 @@
 //                     [--abandon-ms MS] [--epsilon-ms MS] [--single-producer]
 //        shmbus_chaos --repro replay-empty-store|fork-keeps-producer-alive|
 //                             new-group-start-passed|latest-start-passed|tailing-read-shrunk|
+//                             killed-after-commit[-single]|killed-after-batch-commit-single|
+//                             dead-claim-asleep|
 //                             stale-abandoner|stale-abandoner[-tailing]-held|
 //                             stale-abandoner[-tailing]-killed-holding
 //                     (chaos_repro.cc: exit 1 while the defect shows)
@@ -172,6 +174,14 @@ int main(int argc, char** argv) {
       return repro_start_passed("latest-start-passed", "", StartFrom::latest(), 20);
     else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "tailing-read-shrunk")
       return repro_tailing_read_shrunk();
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "killed-after-commit")
+      return repro_sleeper_not_woken("killed-after-commit", false, false, false);
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "killed-after-commit-single")
+      return repro_sleeper_not_woken("killed-after-commit-single", false, true, false);
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "killed-after-batch-commit-single")
+      return repro_sleeper_not_woken("killed-after-batch-commit-single", false, true, true);
+    else if (a == "--repro" && i + 1 < argc && std::string(argv[i + 1]) == "dead-claim-asleep")
+      return repro_sleeper_not_woken("dead-claim-asleep", true, false, false);
     else if (a == "--repro" && i + 1 < argc && stale_abandoner_repro(argv[i + 1]))
       return stale_abandoner_repro(argv[i + 1])->run();
     else {

@@ -491,4 +491,112 @@ int repro_tailing_read_shrunk() {
   return rc;
 }
 
+
+// A blocking consumer asleep when nothing wakes it (a review of e5214fc, which slept
+// until the poll's deadline when its bit was set; fixed: it sleeps an abandon timeout at
+// a time, and a wait at its position counts from its sleep).  Two readers, a durable
+// group and a tailing reader, each polling 20 s on a thread of its own; abandon timeout
+// `abandon_ms`.  kill-after-commit (killed-after-commit[-single|-batch-single]): a
+// producer process killed (step M1 or B3) after its commit store, before it loads the
+// sleepers word: the record must reach both within 3 abandon timeouts, not the poll's
+// 20 s.  dead-claim (dead-claim-asleep): 3/4 of an abandon timeout into the readers'
+// sleep, a producer process killed with a claim at their position, and at once another
+// publishes; its commit wakes them: its record must reach both within half an abandon
+// timeout of its publish (the dead claim abandoned one abandon timeout after they began
+// to wait there, so within one of the kill), not one abandon timeout after the wake-up.
+namespace {
+detail::ChaosStep g_kill_step;
+}  // namespace
+
+int repro_sleeper_not_woken(const char* what, bool dead_claim, bool single, bool batch) {
+  using Clock = std::chrono::steady_clock;
+  const std::string ns = "chaosrepro" + std::to_string(getpid());
+  const auto abandon = std::chrono::milliseconds(dead_claim ? 2000 : 500);
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  so.single_producer = single;
+  so.abandon_timeout = abandon;
+  if (!create_stream(ns, "s", so)) return 2;
+  int rc = 2;
+  {
+    ConsumerOptions dco, tco;
+    dco.group = "g";
+    dco.wait = tco.wait = WaitStrategy::kBlock;
+    auto d = Consumer::open(ns, "s", dco);
+    auto t = Consumer::open(ns, "s", tco);
+    if (!d || !t) return 2;
+    std::atomic<int64_t> got[2] = {0, 0};
+    ReadStatus st[2] = {ReadStatus::kTimeout, ReadStatus::kTimeout};
+    std::string data[2];
+    auto reader = [&](int i, Consumer* c) {
+      Record r;
+      st[i] = c->poll(&r, std::chrono::seconds(20));
+      if (st[i] == ReadStatus::kOk) data[i].assign(reinterpret_cast<const char*>(r.data.data()), r.data.size());
+      got[i] = Clock::now().time_since_epoch().count();
+    };
+    std::thread rd(reader, 0, &d.value()), rt(reader, 1, &t.value());
+    // Both asleep (their spin phase lasts about a millisecond).
+    std::this_thread::sleep_for(dead_claim ? abandon * 3 / 4 : std::chrono::milliseconds(300));
+    g_kill_step = batch ? detail::ChaosStep::kBatchCommitted : detail::ChaosStep::kCommitted;
+    std::fflush(nullptr);
+    const pid_t a = fork();
+    if (a == 0) {  // no other thread of ours runs in the child
+      auto p = Producer::open(ns, "s");
+      if (!p) _exit(2);
+      if (dead_claim) {
+        PubStatus ps;
+        Claim cl = p.value().claim(8, 0, &ps);
+        if (!cl.valid()) _exit(2);
+        kill(getpid(), SIGKILL);
+      }
+      detail::set_chaos_handler([](detail::ChaosStep step) noexcept {
+        if (step == g_kill_step) kill(getpid(), SIGKILL);
+      });
+      const std::string_view x = "killed";
+      const Bytes one[1] = {Bytes(reinterpret_cast<const std::byte*>(x.data()), x.size())};
+      if (batch)
+        (void)p.value().publish_batch(std::span<const Bytes>(one, 1));
+      else
+        (void)p.value().publish(one[0]);
+      _exit(3);  // not killed: the step never fired
+    }
+    int ws = 0;
+    waitpid(a, &ws, 0);
+    const bool killed = WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL;
+    auto from = Clock::now();
+    std::string want = "killed";
+    if (killed && dead_claim) {
+      auto p = Producer::open(ns, "s");
+      want = "after";
+      from = Clock::now();
+      if (!p || !p.value().publish(std::string_view(want)).ok()) std::fprintf(stderr, "%s: publish failed\n", what);
+    }
+    rd.join();
+    rt.join();
+    const auto bound = dead_claim ? abandon / 2 : abandon * 3;
+    rc = killed ? 0 : 2;
+    if (!killed) std::fprintf(stderr, "%s: the producer was not killed (status %d)\n", what, ws);
+    for (int i = 0; i < 2 && killed; ++i) {
+      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+          Clock::time_point(Clock::duration(got[i].load())) - from);
+      const char* who = i == 0 ? "durable" : "tailing";
+      if (st[i] != ReadStatus::kOk || data[i] != want) {
+        std::printf("repro %s: REPRODUCED: the %s reader's poll returned %d (\"%s\") after %ld ms\n", what, who,
+                    static_cast<int>(st[i]), data[i].c_str(), static_cast<long>(took.count()));
+        rc = 1;
+      } else if (took > bound) {
+        std::printf("repro %s: REPRODUCED: the %s reader got \"%s\" %ld ms after %s (bound %ld ms)\n", what, who,
+                    want.c_str(), static_cast<long>(took.count()), dead_claim ? "its publish" : "the kill",
+                    static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(bound).count()));
+        rc = 1;
+      } else {
+        std::printf("repro %s: not reproduced: the %s reader got \"%s\" %ld ms after %s\n", what, who, want.c_str(),
+                    static_cast<long>(took.count()), dead_claim ? "its publish" : "the kill");
+      }
+    }
+  }
+  (void)remove_stream(ns, "s", true);
+  return rc;
+}
+
 }  // namespace shmbus::chaos

@@ -88,6 +88,7 @@ int repro_replay_empty_store();
 int repro_fork_keeps_producer_alive();
 int repro_start_passed(const char* what, const char* group, StartFrom start, uint64_t from);
 int repro_tailing_read_shrunk();
+int repro_sleeper_not_woken(const char* what, bool dead_claim, bool single, bool batch);
 enum class AbandonerStall { kDecided, kHeld, kKilledHolding };
 int repro_stale_abandoner(const char* what, AbandonerStall mode, bool tailing);
 }  // namespace shmbus::chaos

@@ -518,6 +518,47 @@ using namespace std::chrono_literals;
 // Defect 5: a participant killed while asleep left its waiter count raised for ever, and
 // every later publish (commit, durable mark) made a futex call.  A waker bumps the futex
 // word before each FUTEX_WAKE, so an unchanged word over many publishes means no call.
+// A child of fork() that polls the consumer it inherited announces nothing in the
+// sleepers word: before, it set and then withdrew its parent's bit, and the parent,
+// asleep in the same consumer's poll, slept past every later record until its nap ran
+// out (a review of e5214fc: until its poll's deadline there).  Naps of 10 s here.
+TEST(Faults, AChildPollingAnInheritedConsumerLeavesItsParentsWakeUpsAlone) {
+  test::ScopedNs ns;
+  StreamOptions so;
+  so.capacity = 1 << 16;
+  so.abandon_timeout = 10s;
+  ASSERT_TRUE(create_stream(ns.ns(), "f", so));
+  for (const bool durable : {false, true}) {
+    SCOPED_TRACE(durable ? "durable" : "tailing");
+    ConsumerOptions co;
+    if (durable) co.group = "g";
+    co.wait = WaitStrategy::kBlock;
+    auto c = Consumer::open(ns.ns(), "f", co);
+    auto p = Producer::open(ns.ns(), "f");
+    ASSERT_TRUE(c && p);
+    ReadStatus st = ReadStatus::kTimeout;
+    std::atomic<int64_t> got{0};
+    std::thread t([&] {
+      Record r;
+      st = c->poll(&r, 20s);
+      got = std::chrono::steady_clock::now().time_since_epoch().count();
+    });
+    std::this_thread::sleep_for(300ms);  // the parent's poll sleeps
+    const pid_t kid = test::spawn([&] {
+      Record r;
+      const ReadStatus s = c->poll(&r, 200ms);  // the inherited consumer: nothing to read
+      return s == ReadStatus::kTimeout || s == ReadStatus::kClosed ? 0 : 1;
+    });
+    ASSERT_EQ(test::reap(kid), 0);
+    const auto pub = std::chrono::steady_clock::now();
+    ASSERT_TRUE(p->publish(test::as_bytes("x")).ok());
+    t.join();
+    EXPECT_EQ(st, ReadStatus::kOk);
+    EXPECT_LT(std::chrono::nanoseconds(got.load()) - pub.time_since_epoch(), 3s)
+        << "the parent slept past the record";
+  }
+}
+
 TEST(Faults, KilledSleepersLeaveNoWakeCallsBehind) {
   test::ScopedNs ns;
   StreamOptions so;

@@ -14,6 +14,9 @@
 #include "../common/scratch.h"
 #include "shmbus/detail/stream_control.h"
 #include "ring_util.h"
+#include "layout.h"
+#include "ring.h"
+#include "mapping.h"
 
 namespace shmbus {
 namespace {
@@ -291,26 +294,42 @@ TEST(Ring, BlockingConsumerWakesOnPublish) {
   t.join();
 }
 
-// An idle blocking consumer, once asleep, is woken by nothing but a record or its
-// deadline: no timer of its own (bench/README.md: each wake-up costs this VM's thread up
-// to ~1 ms of CPU).  Its thread's voluntary context switches, read from /proc between
-// 0.3 s and 1.3 s into a poll of 1.6 s, stay the same; a consumer that napped (100 ms
-// doubling to 1 s, until 2026-12-07) switched at least once in that second.  Durable and
-// tailing readers, each on a thread of its own; then a record still wakes them.
-uint64_t voluntary_switches(pid_t tid) {
+// An idle blocking consumer, once asleep, is woken by a record, its deadline, or the end
+// of a nap as long as the stream's abandon timeout (what no waker reports: a producer
+// killed between its commit and its wake-up, chaos_repro_killed_after_commit*), nothing
+// else (bench/README.md: each wake-up costs this VM's thread up to ~1 ms of CPU).  On a
+// stream whose abandon timeout is 5 s, a durable and a tailing reader's threads, once
+// asleep in a poll of 4 s, make no voluntary context switch for a second (read from
+// /proc); with naps of 100 ms doubling to 1 s (until 2026-12-07) they made 2 each.  Then
+// a record wakes them.
+std::string thread_status(pid_t tid, const char* key) {
   FILE* f = std::fopen(("/proc/self/task/" + std::to_string(tid) + "/status").c_str(), "r");
-  if (!f) return ~0ULL;
+  if (!f) return "";
   char line[256];
-  uint64_t n = ~0ULL;
+  std::string v;
+  const size_t n = std::strlen(key);
   while (std::fgets(line, sizeof line, f))
-    if (std::strncmp(line, "voluntary_ctxt_switches:", 24) == 0) n = std::strtoull(line + 24, nullptr, 10);
+    if (std::strncmp(line, key, n) == 0 && line[n] == ':') v = line + n + 1;
   std::fclose(f);
-  return n;
+  return v;
+}
+uint64_t voluntary_switches(pid_t tid) {
+  const std::string v = thread_status(tid, "voluntary_ctxt_switches");
+  return v.empty() ? ~0ULL : std::strtoull(v.c_str(), nullptr, 10);
+}
+// Whether thread `tid` sleeps (state S) and has stayed asleep across 50 ms.
+bool thread_asleep(pid_t tid) {
+  const uint64_t before = voluntary_switches(tid);
+  if (thread_status(tid, "State").find('S') == std::string::npos) return false;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return thread_status(tid, "State").find('S') != std::string::npos && voluntary_switches(tid) == before;
 }
 
-TEST(Ring, AnIdleBlockingConsumerSleepsUntilARecordOrItsDeadline) {
+TEST(Ring, AnIdleBlockingConsumerSleepsAnAbandonTimeoutAtATime) {
   test::ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  StreamOptions so = small();
+  so.abandon_timeout = std::chrono::seconds(5);
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
   auto p = Producer::open(ns.ns(), "s");
   ConsumerOptions d = durable("g"), t = tailing();
   d.wait = t.wait = WaitStrategy::kBlock;
@@ -322,18 +341,24 @@ TEST(Ring, AnIdleBlockingConsumerSleepsUntilARecordOrItsDeadline) {
   Record recs[2];
   auto reader = [&](int i, Consumer* c) {
     tids[i].store(gettid());
-    idle[i] = c->poll(&recs[i], 1600ms);
+    idle[i] = c->poll(&recs[i], 4000ms);
     woken[i] = c->poll(&recs[i], 20s);
   };
   std::thread a(reader, 0, &cd.value()), b(reader, 1, &ct.value());
-  std::this_thread::sleep_for(300ms);
+  // Once both sleep (their spin and yield phase may take long on a loaded machine).
+  const auto t0 = std::chrono::steady_clock::now();
+  while ((tids[0] == 0 || tids[1] == 0 || !thread_asleep(tids[0]) || !thread_asleep(tids[1])) &&
+         std::chrono::steady_clock::now() - t0 < 2500ms) {
+  }
+  const auto asleep_at = std::chrono::steady_clock::now() - t0;
   const uint64_t before[2] = {voluntary_switches(tids[0]), voluntary_switches(tids[1])};
   std::this_thread::sleep_for(1000ms);
   const uint64_t after[2] = {voluntary_switches(tids[0]), voluntary_switches(tids[1])};
-  std::this_thread::sleep_for(500ms);  // both polls time out now; then they sleep again
+  std::this_thread::sleep_until(t0 + 4500ms);  // both polls time out; then they sleep again
   ASSERT_TRUE(p->publish(as_bytes("wake")).ok());
   a.join();
   b.join();
+  ASSERT_LT(asleep_at, 2500ms) << "the readers never slept";
   for (int i = 0; i < 2; ++i) {
     SCOPED_TRACE(i == 0 ? "durable" : "tailing");
     ASSERT_NE(before[i], ~0ULL);
@@ -342,6 +367,52 @@ TEST(Ring, AnIdleBlockingConsumerSleepsUntilARecordOrItsDeadline) {
     EXPECT_EQ(woken[i], ReadStatus::kOk);
     EXPECT_EQ(as_string(recs[i].data), "wake");
   }
+}
+
+// A waker that judged a sleeper's slot dead clears its bit (wake_sleepers()); a consumer
+// that took the slot and announced itself between that probe and the clear (a review of
+// e5214fc: it then slept past every commit until its nap ran out) is woken by the clear
+// itself and announces itself again.  Here the clear hits a live sleeper's bit directly.
+TEST(Ring, ASleeperWhoseBitAnotherClearedAnnouncesItselfAgain) {
+  test::ScopedNs ns;
+  StreamOptions so = small();
+  so.abandon_timeout = std::chrono::seconds(10);  // its naps: none in this test
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
+  auto m = StreamMapping::open(ns.ns(), "s", /*read_only=*/false);
+  ASSERT_TRUE(m);
+  detail::StreamHeader* h = m.value()->header();
+  auto p = Producer::open(ns.ns(), "s");
+  ConsumerOptions d = durable("g");
+  d.wait = WaitStrategy::kBlock;
+  auto c = Consumer::open(ns.ns(), "s", d);
+  ASSERT_TRUE(c);
+  std::atomic<pid_t> tid{0};
+  ReadStatus st = ReadStatus::kTimeout;
+  Record rec;
+  std::atomic<int64_t> got_ns{0};
+  std::thread reader([&] {
+    tid.store(gettid());
+    st = c->poll(&rec, 20s);
+    got_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  while ((tid == 0 || h->data_sleepers.load() == 0 || !thread_asleep(tid)) &&
+         std::chrono::steady_clock::now() - t0 < 5s) {
+  }
+  const uint64_t bits = h->data_sleepers.load();
+  ASSERT_NE(bits, 0u);
+  detail::clear_dead_sleepers(*m.value(), detail::Sleepers::kData, bits);
+  bool again = false;
+  for (auto t1 = std::chrono::steady_clock::now(); !again && std::chrono::steady_clock::now() - t1 < 3s;)
+    again = (h->data_sleepers.load() & bits) == bits;
+  const auto pub = std::chrono::steady_clock::now();
+  ASSERT_TRUE(p->publish(as_bytes("after")).ok());
+  reader.join();
+  EXPECT_TRUE(again) << "the sleeper did not announce itself again";
+  ASSERT_EQ(st, ReadStatus::kOk);
+  EXPECT_EQ(as_string(rec.data), "after");
+  EXPECT_LT(std::chrono::nanoseconds(got_ns.load()) - pub.time_since_epoch(), 3s)
+      << "the record waited for the consumer's nap";
 }
 
 TEST(Ring, ConcurrentProducersKeepPerProducerOrder) {
