@@ -1,6 +1,6 @@
 // chaos_bounds.cc: phases 3 and 4 of a chaos round (chaos_driver.h): a producer killed
 // inside publish_batch holds a consumer back at most one abandon timeout (+ epsilon);
-// a consumer killed asleep costs publish at most one futex call, then none.
+// a consumer killed asleep costs publish at most two futex calls, then none.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -131,7 +131,9 @@ void stall_phase(const Options& o, const std::string& ns, uint64_t capacity, Rng
 }
 
 // Phase 4: a consumer killed while asleep leaves its sleeper bit; the next publish may
-// make one futex call (it finds the sleeper dead and clears the bit), then none.
+// make two futex calls (a wake that finds nobody asleep; it finds the sleeper dead,
+// clears the bit and wakes once more, for a holder that took the slot meanwhile:
+// clear_dead_sleepers()), then none.
 void futex_phase(const std::string& ns, Rng& rng) {
   Shared* s = g_shared;
   s->asleep.store(0);
@@ -170,12 +172,12 @@ void futex_phase(const std::string& ns, Rng& rng) {
   const uint64_t first = detail::chaos_futex_calls_this_thread() - before;
   for (int i = 0; i < 200; ++i) (void)pr.value().publish(Bytes(b.data(), b.size()));
   const uint64_t rest = detail::chaos_futex_calls_this_thread() - before - first;
-  if (first > 1 || rest != 0)
-    violate(s, "after a %s consumer was killed asleep, publish made %llu futex calls, then %llu in 200 more (want <= 1, then 0)",
+  if (first > 2 || rest != 0)
+    violate(s, "after a %s consumer was killed asleep, publish made %llu futex calls, then %llu in 200 more (want <= 2, then 0)",
             durable ? "durable" : "tailing", static_cast<unsigned long long>(first),
             static_cast<unsigned long long>(rest));
   ++g_tot.futex_checks;
-  g_tot.futex_dead_bits += first;
+  g_tot.futex_dead_bits += first > 0;
 }
 
 }  // namespace shmbus::chaos

@@ -54,7 +54,8 @@ void chaos_phase(const Options& o, const std::string& ns, Rng& rng, uint64_t rou
 // consumer at most one abandon timeout (+ epsilon), whatever the number of claims.
 void stall_phase(const Options& o, const std::string& ns, uint64_t capacity, Rng& rng);
 // Phase 4: a consumer killed while asleep leaves its sleeper bit; the next publish may
-// make one futex call (it finds the sleeper dead and clears the bit), then none.
+// make two futex calls (a wake that finds nobody, then, the sleeper found dead and its
+// bit cleared, one more for a holder that took the slot meanwhile), then none.
 void futex_phase(const std::string& ns, Rng& rng);
 
 }  // namespace shmbus::chaos

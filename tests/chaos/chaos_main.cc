@@ -14,7 +14,7 @@
 //      three in the consumers, after every poll);
 //   3. stall: a producer killed inside publish_batch with up to 256 pending claims holds
 //      a consumer back at most one abandon timeout (+ epsilon);
-//   4. futex: a consumer killed asleep costs at most one futex call; then publish makes
+//   4. futex: a consumer killed asleep costs at most two futex calls; then publish makes
 //      none (the chaos build's futex counter).
 // Usage: shmbus_chaos [--rounds N | --minutes M] [--seconds S] [--seed X]
 //                     [--abandon-ms MS] [--epsilon-ms MS] [--single-producer]
