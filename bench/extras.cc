@@ -237,8 +237,8 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
   entry.detail = "the first row's CPU less its time at the rate of the row above: what an "
                  "idle period costs once, before the consumer sleeps";
   shm.detail = "one poll(timeout " + fmt("%.1f", idle_s) +
-               " s) on an empty stream: the spin and yield phase, then one futex wait to "
-               "its deadline (no timer of its own wakes it); CPU from /proc/self/schedstat; "
+               " s) on an empty stream: the spin and yield phase, then futex naps of one "
+               "abandon timeout (the stream's, 1 s here) each; CPU from /proc/self/schedstat; "
                "the raw futex sleeper waits as long in FUTEX_WAIT";
   out->push_back(shm);
   out->push_back(wakes);
