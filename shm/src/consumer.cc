@@ -324,11 +324,13 @@ struct Consumer::Impl {
 };
 
 // How long an announced consumer sleeps at a time when nothing wakes it: the stream's
-// abandon timeout (default 1 s), read from shared memory, so kept within [1 ms, 60 s].
-// It bounds what no waker reports (sleep_announced()); a longer timeout costs fewer
-// wake-ups of an idle reader and a later delivery in those cases.
+// abandon timeout (default 1 s), read from shared memory, kept within [100 ms, 60 s] (a
+// short timeout would wake an idle reader ten times a second or more: a review).  It
+// bounds what no waker reports (sleep_announced()) as the abandon timeout bounds a dead
+// producer's claims; a longer timeout costs fewer wake-ups of an idle reader and a later
+// delivery in those cases.
 static uint64_t sleep_cap_ns(const StreamHeader& h) noexcept {
-  return std::clamp<uint64_t>(h.abandon_timeout_ns, 1'000'000, 60'000'000'000);
+  return std::clamp<uint64_t>(h.abandon_timeout_ns, 100'000'000, 60'000'000'000);
 }
 
 // A slot's {position, next_seq} as one 16-byte pair (layout.h): one CAS16 writes both, so
@@ -1050,9 +1052,9 @@ void Consumer::Impl::sleep_announced(const RecordHeader* r, uint64_t tag, uint32
   // the barrier we ran is followed by its producer's load of data_sleepers, which sees
   // the bit and wakes us (ring.h).  A wake-up is then a few loads instead of a
   // membarrier, whose inter-processor interrupts also reach the producers' CPUs.
-  // The naps (an abandon timeout each, sleep_cap_ns()) bound what no waker reports: a
-  // producer killed between its commit and its wake-up, a claim whose producer died,
-  // a stream cut under us.  Each costs this VM's thread 14 us to ~1 ms of CPU.
+  // The naps (an abandon timeout each, 100 ms-60 s: sleep_cap_ns()) bound what no waker
+  // reports: a producer killed between its commit and its wake-up, a claim whose producer
+  // died, a stream cut under us.  Each costs this VM's thread 14 us to ~1 ms of CPU.
   for (uint64_t at = steady_ns();;) {
     const uint64_t left = deadline > at ? deadline - at : 0;
     futex_wait(&h->data_futex, v, std::chrono::nanoseconds(std::min(nap, left)));
@@ -1477,18 +1479,22 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
       c.stuck.pos = c.pos;
       c.stuck.since_ns = now;
     }
-    if (c.slot) store_relaxed(c.slot->last_active_ns, now_ns());
+    // A child of fork() polling the consumer it inherited announces nothing and naps
+    // 10 ms at a time: the bit is its parent's (its withdrawal below would leave the
+    // parent asleep unannounced: a review), and so is the slot's last_active_ns.
+    const bool inherited = c.m->inherited();
+    if (inherited) nap = std::min<uint64_t>(nap, 10'000'000);
+    if (c.slot && !inherited) store_relaxed(c.slot->last_active_ns, now_ns());
     uint32_t v = load_seq_cst(c.h->data_futex);
-    // A child of fork() polling the consumer it inherited announces nothing: the bit is
-    // its parent's, and its withdrawal below would leave the parent asleep unannounced.
     const uint64_t bit =
-        c.slot && !c.m->inherited() ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
+        c.slot && !inherited ? uint64_t{1} << consumer_index(*c.m, c.slot) : 0;
     if (bit) announce_sleeper(c.h->data_sleepers, bit);
     // Producers commit without a fence (a plain store; registered processes leave the
     // fence out): this barrier is the handshake's other half (ring.h).  Should it fail
-    // (or a reader have no bit to announce), nap 1 ms at a time instead.
+    // (or a reader have no bit to announce), nap 1 ms at a time instead (10 ms in a child
+    // of fork(): unannounced, it is woken only by a wake-up meant for others).
     const bool barrier = bit && sleeper_barrier();
-    if (!barrier) nap = std::min<uint64_t>(nap, 1'000'000);
+    if (!barrier && !inherited) nap = std::min<uint64_t>(nap, 1'000'000);
     SHMBUS_CHAOS_POINT(kDataSleep);
     // seq_cst: pairs with the producer's fence (or, fence-free, the barrier above) between
     // its commit store and its load of data_sleepers.

@@ -535,7 +535,14 @@ int repro_sleeper_not_woken(const char* what, bool dead_claim, bool single, bool
       got[i] = Clock::now().time_since_epoch().count();
     };
     std::thread rd(reader, 0, &d.value()), rt(reader, 1, &t.value());
-    // Both asleep (their spin phase lasts about a millisecond).
+    // Both announced (asleep right after), seen in the sleepers word, then 3/4 of an
+    // abandon timeout (dead-claim) or 300 ms.
+    auto watch = StreamMapping::open(ns, "s", true);
+    if (!watch) return 2;
+    const auto t0 = Clock::now();
+    while (__builtin_popcountll(watch.value()->header()->data_sleepers.load()) < 2 &&
+           Clock::now() - t0 < std::chrono::seconds(10)) {
+    }
     std::this_thread::sleep_for(dead_claim ? abandon * 3 / 4 : std::chrono::milliseconds(300));
     g_kill_step = batch ? detail::ChaosStep::kBatchCommitted : detail::ChaosStep::kCommitted;
     std::fflush(nullptr);

@@ -528,10 +528,14 @@ TEST(Faults, AChildPollingAnInheritedConsumerLeavesItsParentsWakeUpsAlone) {
   so.capacity = 1 << 16;
   so.abandon_timeout = 10s;
   ASSERT_TRUE(create_stream(ns.ns(), "f", so));
+  auto m = StreamMapping::open(ns.ns(), "f", true);
+  ASSERT_TRUE(m);
+  const detail::StreamHeader* h = m.value()->header();
   for (const bool durable : {false, true}) {
     SCOPED_TRACE(durable ? "durable" : "tailing");
     ConsumerOptions co;
     if (durable) co.group = "g";
+    co.start = StartFrom::latest();  // not the record of the round before
     co.wait = WaitStrategy::kBlock;
     auto c = Consumer::open(ns.ns(), "f", co);
     auto p = Producer::open(ns.ns(), "f");
@@ -543,7 +547,16 @@ TEST(Faults, AChildPollingAnInheritedConsumerLeavesItsParentsWakeUpsAlone) {
       st = c->poll(&r, 20s);
       got = std::chrono::steady_clock::now().time_since_epoch().count();
     });
-    std::this_thread::sleep_for(300ms);  // the parent's poll sleeps
+    // The parent's poll announced itself (then sleeps: its re-check comes right after).
+    const auto t0 = std::chrono::steady_clock::now();
+    while (h->data_sleepers.load() == 0 && std::chrono::steady_clock::now() - t0 < 5s) {
+    }
+    if (h->data_sleepers.load() == 0) {
+      (void)p->publish(test::as_bytes("x"));
+      t.join();
+      FAIL() << "the parent's poll never announced itself (status " << static_cast<int>(st) << ")";
+    }
+    std::this_thread::sleep_for(50ms);
     const pid_t kid = test::spawn([&] {
       Record r;
       const ReadStatus s = c->poll(&r, 200ms);  // the inherited consumer: nothing to read

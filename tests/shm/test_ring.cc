@@ -279,7 +279,9 @@ TEST(Ring, StartFromLatestSeqAndTime) {
 
 TEST(Ring, BlockingConsumerWakesOnPublish) {
   test::ScopedNs ns;
-  ASSERT_TRUE(create_stream(ns.ns(), "s", small()));
+  StreamOptions so = small();
+  so.abandon_timeout = 10s;  // naps of 10 s: a lost wake-up fails the poll below
+  ASSERT_TRUE(create_stream(ns.ns(), "s", so));
   auto p = Producer::open(ns.ns(), "s");
   ConsumerOptions o = tailing();
   o.wait = WaitStrategy::kBlock;
@@ -298,10 +300,11 @@ TEST(Ring, BlockingConsumerWakesOnPublish) {
 // of a nap as long as the stream's abandon timeout (what no waker reports: a producer
 // killed between its commit and its wake-up, chaos_repro_killed_after_commit*), nothing
 // else (bench/README.md: each wake-up costs this VM's thread up to ~1 ms of CPU).  On a
-// stream whose abandon timeout is 5 s, a durable and a tailing reader's threads, once
-// asleep in a poll of 4 s, make no voluntary context switch for a second (read from
-// /proc); with naps of 100 ms doubling to 1 s (until 2026-12-07) they made 2 each.  Then
-// a record wakes them.
+// stream whose abandon timeout is 2 s, a durable and a tailing reader's threads, once
+// seen asleep in a poll of 4 s, make no voluntary context switch for 0.6 s (read from
+// /proc; naps of 100 ms doubling to 1 s, until 2026-12-07, made 1-2 there), and at
+// least one in the next 2 s (their nap ended: one FUTEX_WAIT to the deadline, e5214fc,
+// made none).  Then a record wakes them.
 std::string thread_status(pid_t tid, const char* key) {
   FILE* f = std::fopen(("/proc/self/task/" + std::to_string(tid) + "/status").c_str(), "r");
   if (!f) return "";
@@ -328,7 +331,7 @@ bool thread_asleep(pid_t tid) {
 TEST(Ring, AnIdleBlockingConsumerSleepsAnAbandonTimeoutAtATime) {
   test::ScopedNs ns;
   StreamOptions so = small();
-  so.abandon_timeout = std::chrono::seconds(5);
+  so.abandon_timeout = std::chrono::seconds(2);
   ASSERT_TRUE(create_stream(ns.ns(), "s", so));
   auto p = Producer::open(ns.ns(), "s");
   ConsumerOptions d = durable("g"), t = tailing();
@@ -348,21 +351,24 @@ TEST(Ring, AnIdleBlockingConsumerSleepsAnAbandonTimeoutAtATime) {
   // Once both sleep (their spin and yield phase may take long on a loaded machine).
   const auto t0 = std::chrono::steady_clock::now();
   while ((tids[0] == 0 || tids[1] == 0 || !thread_asleep(tids[0]) || !thread_asleep(tids[1])) &&
-         std::chrono::steady_clock::now() - t0 < 2500ms) {
+         std::chrono::steady_clock::now() - t0 < 1200ms) {
   }
   const auto asleep_at = std::chrono::steady_clock::now() - t0;
   const uint64_t before[2] = {voluntary_switches(tids[0]), voluntary_switches(tids[1])};
-  std::this_thread::sleep_for(1000ms);
+  std::this_thread::sleep_for(600ms);
   const uint64_t after[2] = {voluntary_switches(tids[0]), voluntary_switches(tids[1])};
+  std::this_thread::sleep_for(2000ms);  // their first nap (2 s, begun before `before`) ended
+  const uint64_t napped[2] = {voluntary_switches(tids[0]), voluntary_switches(tids[1])};
   std::this_thread::sleep_until(t0 + 4500ms);  // both polls time out; then they sleep again
   ASSERT_TRUE(p->publish(as_bytes("wake")).ok());
   a.join();
   b.join();
-  ASSERT_LT(asleep_at, 2500ms) << "the readers never slept";
+  ASSERT_LT(asleep_at, 1200ms) << "the readers were not seen asleep in time";
   for (int i = 0; i < 2; ++i) {
     SCOPED_TRACE(i == 0 ? "durable" : "tailing");
     ASSERT_NE(before[i], ~0ULL);
     EXPECT_EQ(after[i], before[i]) << "the idle consumer's thread woke while asleep";
+    EXPECT_GT(napped[i], after[i]) << "no nap ended: a record whose waker died would wait for the deadline";
     EXPECT_EQ(idle[i], ReadStatus::kTimeout);
     EXPECT_EQ(woken[i], ReadStatus::kOk);
     EXPECT_EQ(as_string(recs[i].data), "wake");

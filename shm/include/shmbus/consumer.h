@@ -98,12 +98,15 @@ class Consumer {
   // system call (callgrind, Release, an empty stream): cheap enough to call in a loop
   // that polls other things too (it does read the cursor producers write, so a tight
   // loop of them slows producers slightly).  Only when a claim there has been pending
-  // past the stream's abandon timeout does it probe that producer's liveness (a
-  // system call or two).  A positive timeout waits as the
+  // past the stream's abandon timeout, or it first sees one after it has waited that long
+  // at that position, does it probe that producer's liveness (a system call or two; a
+  // live one is asked again one abandon timeout later).  A positive timeout waits as the
   // consumer's WaitStrategy says (default kBlock: about 2000 pause-spins, ~100
   // sched_yield, then a futex sleep that a producer's commit ends): the first record
   // arrives within nanoseconds while it spins and within a wake-up (tens of
-  // microseconds) once it sleeps; an idle consumer then costs no CPU.
+  // microseconds) once it sleeps; an idle consumer then wakes once per abandon timeout
+  // (kept within 100 ms-60 s; 1 s by default), which bounds the delivery of a record
+  // whose producer died between its commit and its wake-up.
   // For a tailing consumer the payload is copied into an internal buffer and checked
   // against overwrite before it is returned (never a torn record); a durable
   // consumer's view points into the ring (producers cannot overwrite it).
