@@ -491,12 +491,11 @@ int repro_tailing_read_shrunk() {
   return rc;
 }
 
-
 // A blocking consumer asleep when nothing wakes it (a review of e5214fc, which slept
 // until the poll's deadline when its bit was set; fixed: it sleeps an abandon timeout at
 // a time, and a wait at its position counts from its sleep).  Two readers, a durable
 // group and a tailing reader, each polling 20 s on a thread of its own; abandon timeout
-// `abandon_ms`.  kill-after-commit (killed-after-commit[-single|-batch-single]): a
+// 500 ms (dead-claim: 2 s).  kill-after-commit (killed-after-commit[-single|-batch-single]): a
 // producer process killed (step M1 or B3) after its commit store, before it loads the
 // sleepers word: the record must reach both within 3 abandon timeouts, not the poll's
 // 20 s.  dead-claim (dead-claim-asleep): 3/4 of an abandon timeout into the readers'
@@ -524,7 +523,8 @@ int repro_sleeper_not_woken(const char* what, bool dead_claim, bool single, bool
     dco.wait = tco.wait = WaitStrategy::kBlock;
     auto d = Consumer::open(ns, "s", dco);
     auto t = Consumer::open(ns, "s", tco);
-    if (!d || !t) return 2;
+    auto watch = StreamMapping::open(ns, "s", true);
+    if (!d || !t || !watch) return 2;
     std::atomic<int64_t> got[2] = {0, 0};
     ReadStatus st[2] = {ReadStatus::kTimeout, ReadStatus::kTimeout};
     std::string data[2];
@@ -537,8 +537,6 @@ int repro_sleeper_not_woken(const char* what, bool dead_claim, bool single, bool
     std::thread rd(reader, 0, &d.value()), rt(reader, 1, &t.value());
     // Both announced (asleep right after), seen in the sleepers word, then 3/4 of an
     // abandon timeout (dead-claim) or 300 ms.
-    auto watch = StreamMapping::open(ns, "s", true);
-    if (!watch) return 2;
     const auto t0 = Clock::now();
     while (__builtin_popcountll(watch.value()->header()->data_sleepers.load()) < 2 &&
            Clock::now() - t0 < std::chrono::seconds(10)) {

@@ -515,9 +515,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Defect 5: a participant killed while asleep left its waiter count raised for ever, and
-// every later publish (commit, durable mark) made a futex call.  A waker bumps the futex
-// word before each FUTEX_WAKE, so an unchanged word over many publishes means no call.
 // A child of fork() that polls the consumer it inherited announces nothing in the
 // sleepers word: before, it set and then withdrew its parent's bit, and the parent,
 // asleep in the same consumer's poll, slept past every later record until its nap ran
@@ -572,6 +569,9 @@ TEST(Faults, AChildPollingAnInheritedConsumerLeavesItsParentsWakeUpsAlone) {
   }
 }
 
+// Defect 5: a participant killed while asleep left its waiter count raised for ever, and
+// every later publish (commit, durable mark) made a futex call.  A waker bumps the futex
+// word before each FUTEX_WAKE, so an unchanged word over many publishes means no call.
 TEST(Faults, KilledSleepersLeaveNoWakeCallsBehind) {
   test::ScopedNs ns;
   StreamOptions so;

@@ -310,10 +310,10 @@ TEST(SingleProducer, EveryPublishFormAcrossLapsArrivesIntact) {
 // The wake-up handshake without a fence on the producer's side: a blocking consumer in
 // another process goes to sleep before each record; the producer publishes at once when
 // it sees the consumer's sleeper bit (and at small random delays after it), the race
-// window of a lost wake-up.  A lost one would cost the consumer its whole nap (10 s, the
-// stream's abandon timeout) asleep: no round may spend 90 ms (60 ms after a signal, see below) that the consumer
-// did not spend waiting for a CPU (its run delay from /proc/self/schedstat: a loaded
-// machine delays, it does not lose).
+// window of a lost wake-up.  A lost one would cost the consumer the rest of its nap (up to
+// 10 s, the stream's abandon timeout) asleep: no round may spend 90 ms (60 ms after a
+// signal, see below) that the consumer did not spend waiting for a CPU (its run delay
+// from /proc/self/schedstat: a loaded machine delays, it does not lose).
 // ns this process waited on a run queue (field 2 of /proc/self/schedstat); 0 if unknown.
 uint64_t run_delay_ns() {
   FILE* f = std::fopen("/proc/self/schedstat", "r");
@@ -330,7 +330,7 @@ void woken_for_every_record(bool single) {
   test::ScopedNs ns;
   StreamOptions so = sp_opts();
   so.single_producer = single;
-  // Naps of 10 s (the abandon timeout): a lost wake-up costs the poll's 20 s, not 50 ms
+  // Naps of 10 s (the abandon timeout): a lost wake-up costs up to that, not up to 50 ms
   // (sp_opts()), which no round's 60-90 ms limit would see (a review of de7c6f1).
   so.abandon_timeout = 10s;
   ASSERT_TRUE(create_stream(ns.ns(), "s", so));
