@@ -103,56 +103,40 @@ run_fuzzers() {
   return $failed
 }
 
-# How many tests labelled LABEL (a regex) and not EXCLUDE ctest finds in DIR.
-label_count() {  # label_count DIR LABEL EXCLUDE
-  ctest --test-dir "$1" -N -L "$2" -LE "$3" | sed -n 's/^Total Tests: //p'
+# How many tests labelled kafka and not EXCLUDE ctest finds in DIR.
+kafka_count() {  # kafka_count DIR EXCLUDE
+  ctest --test-dir "$1" -N -L kafka -LE "$2" | sed -n 's/^Total Tests: //p'
 }
 
 # Runs the tests of build DIR but those labelled EXCLUDE (a ctest label regex), with ENV
-# (NAME=VALUE words) for every run, in two lanes: the Kafka bridge's tests (label kafka, a
-# third to a half of the suite's time, most of it waiting on the mock cluster's rebalances
-# and timeouts) in a second ctest beside the rest, its log printed after.  The rest run
-# one test at a time; the kafka tests two at a time (they use ~50 s of CPU in ~400 s: run
-# one at a time, the Release suite's kafka ctest took 405 s against the rest's 313; two at
-# a time, alone, 226 s).  With CLI_BESIDE=1 the CLI's tests (label cli, tests/tools) follow
-# the kafka tests in the second lane: under ASan they took 186 s of the rest's 478.
-# Each side ctest runs in the directory that defines its tests (DIR/tests/bridge,
-# DIR/tests/tools), so that each has its own Testing/Temporary: two ctests once shared
-# LastTest.log.tmp, and a test that lists its descriptors saw the one it inherited from
-# its ctest as deleted by the other.
-suite() {  # suite DIR EXCLUDE CLI_BESIDE [NAME=VALUE...]
-  local dir=$1 exclude=$2 cli_beside=$3; shift 3
-  local side_log rc=0 side_rc=0 rest_exclude="$exclude|kafka"
-  local label sub
-  for label in kafka:bridge '^cli$':tools; do
-    sub=${label#*:}
-    label=${label%:*}
-    if [ "$(label_count "$dir" "$label" "$exclude")" != "$(label_count "$dir/tests/$sub" "$label" "$exclude")" ]; then
-      echo "tests labelled $label outside $dir/tests/$sub" >&2
-      return 1
-    fi
-  done
-  [ "$cli_beside" = 1 ] && rest_exclude+='|^cli$'
-  side_log=$(mktemp "${TMPDIR:-/tmp}/shmbus-side-tests.XXXXXX")
-  (
-    side=0
-    env "$@" ctest --test-dir "$dir/tests/bridge" --output-on-failure -L kafka -LE "$exclude" -j 2 || side=1
-    if [ "$cli_beside" = 1 ]; then
-      env "$@" ctest --test-dir "$dir/tests/tools" --output-on-failure -L '^cli$' -LE "$exclude" -j 1 || side=1
-    fi
-    exit $side
-  ) >"$side_log" 2>&1 &
-  local side_pid=$!
-  env "$@" ctest --test-dir "$dir" --output-on-failure -LE "$rest_exclude" -j 1 || rc=$?
-  wait "$side_pid" || side_rc=$?
-  if [ "$cli_beside" = 1 ]; then
-    echo "== the kafka tests, then the CLI's, of $dir, run beside the rest:"
-  else
-    echo "== the kafka tests of $dir, run beside the rest:"
+# (NAME=VALUE words) for both runs: the Kafka bridge's tests (label kafka, a third to a half
+# of the suite's time, most of it waiting on the mock cluster's rebalances and timeouts) in
+# a second ctest beside the rest, its log printed after.  The rest run one test at a time;
+# the kafka tests two at a time (they use ~50 s of CPU in ~400 s: run one at a time, the
+# Release suite's kafka ctest took 405 s against the rest's 313; two at a time, alone, 226 s).
+# That ctest runs in DIR/tests/bridge (where every kafka test is defined), so that each
+# has its own Testing/Temporary: the two once shared LastTest.log.tmp, and a test that
+# lists its descriptors saw the one it inherited from its ctest as deleted by the other.
+suite() {  # suite DIR EXCLUDE [NAME=VALUE...]
+  local dir=$1 exclude=$2; shift 2
+  local kafka_log rc=0 kafka_rc=0
+  local count_all count_bridge
+  count_all=$(kafka_count "$dir" "$exclude")
+  count_bridge=$(kafka_count "$dir/tests/bridge" "$exclude")
+  if [ "$count_all" != "$count_bridge" ]; then
+    echo "kafka tests outside tests/bridge: $count_all in $dir, $count_bridge there" >&2
+    return 1
   fi
-  cat "$side_log"
-  rm -f "$side_log"
-  ((rc == 0 && side_rc == 0))
+  kafka_log=$(mktemp "${TMPDIR:-/tmp}/shmbus-kafka-tests.XXXXXX")
+  env "$@" ctest --test-dir "$dir/tests/bridge" --output-on-failure -L kafka -LE "$exclude" -j 2 \
+    >"$kafka_log" 2>&1 &
+  local kafka_pid=$!
+  env "$@" ctest --test-dir "$dir" --output-on-failure -LE "$exclude|kafka" -j 1 || rc=$?
+  wait "$kafka_pid" || kafka_rc=$?
+  echo "== the kafka tests of $dir, run beside the rest:"
+  cat "$kafka_log"
+  rm -f "$kafka_log"
+  ((rc == 0 && kafka_rc == 0))
 }
 
 # The test programs that hold the tests labelled tsan (threads racing in one process).
@@ -173,16 +157,16 @@ case "$mode" in
     # library and the tools alone (its test programs are unity builds: tests/CMakeLists.txt).
     # The ASan suite's full-speed persister test stores 500k records instead of 2M
     # (SHMBUS_IT_RECORDS; the Release suite stores the 2M).  In both suites the Kafka
-    # tests run beside the others, in the ASan suite followed by the CLI's (suite above).
+    # tests run beside the others (suite above).
     started=$SECONDS
     phase() { echo "== $* (at $((SECONDS - started)) s)"; }
     phase "Release build: the whole suite (unit, multi-process, faults, CLI, persist, python)"
     build build -DCMAKE_BUILD_TYPE=Release
-    suite build soak 0
+    suite build soak
     phase "ASan+UBSan build: the whole suite"
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DSHMBUS_SANITIZE=address,undefined \
       -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -DCMAKE_UNITY_BUILD=ON
-    suite build-asan 'soak|python' 1 SHMBUS_IT_RECORDS=500000 ASAN_OPTIONS=detect_leaks=1 \
+    suite build-asan 'soak|python' SHMBUS_IT_RECORDS=500000 ASAN_OPTIONS=detect_leaks=1 \
       UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     phase "TSan build: the concurrency tests"
     build build-tsan -DCMAKE_BUILD_TYPE=Debug -DSHMBUS_SANITIZE=thread \
