@@ -1483,7 +1483,6 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
     // 10 ms at a time: the bit is its parent's (its withdrawal below would leave the
     // parent asleep unannounced: a review), and so is the slot's last_active_ns.
     const bool inherited = c.m->inherited();
-    if (inherited) nap = std::min<uint64_t>(nap, 10'000'000);
     if (c.slot && !inherited) store_relaxed(c.slot->last_active_ns, now_ns());
     uint32_t v = load_seq_cst(c.h->data_futex);
     const uint64_t bit =
@@ -1494,7 +1493,7 @@ size_t Consumer::Impl::next_durable_run(Record* out, size_t k, size_t max) noexc
     // (or a reader have no bit to announce), nap 1 ms at a time instead (10 ms in a child
     // of fork(): unannounced, it is woken only by a wake-up meant for others).
     const bool barrier = bit && sleeper_barrier();
-    if (!barrier && !inherited) nap = std::min<uint64_t>(nap, 1'000'000);
+    if (!barrier) nap = std::min<uint64_t>(nap, inherited ? 10'000'000 : 1'000'000);
     SHMBUS_CHAOS_POINT(kDataSleep);
     // seq_cst: pairs with the producer's fence (or, fence-free, the barrier above) between
     // its commit store and its load of data_sleepers.
