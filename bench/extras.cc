@@ -142,10 +142,13 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
   Extra asleep = make_extra("wake-up", "CPU of an idle kBlock consumer once asleep (after its spin phase)", "ms/s");
   asleep.baseline_name = "raw futex sleeper";
   asleep.goal = "~0: < 0.1 ms/s above the raw futex sleeper";
+  Extra napper = make_extra("wake-up", "CPU of a raw futex sleeper woken once an abandon timeout (the consumer's naps), once asleep", "ms/s");
   Extra entry = make_extra("wake-up", "CPU of that consumer's spin and yield phase before it sleeps", "us");
   // The poll of the second measurement lasts settle + span + a margin.
   const uint64_t settle_ns = 300'000'000, margin_ns = 200'000'000;
-  std::vector<double> cpu, base, wk, cpu_asleep, base_asleep, entry_us;
+  // The consumer's nap: the abandon timeout of the stream (created with the default).
+  const uint64_t nap_ns = uint64_t(std::chrono::nanoseconds(shmbus::StreamOptions{}.abandon_timeout).count());
+  std::vector<double> cpu, base, wk, cpu_asleep, base_asleep, nap_asleep, entry_us;
   std::string error;
   for (int rep = 0; rep < o.reps; ++rep) {
     Streams s("i");
@@ -178,12 +181,13 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
       return 0;
     }};
     Role sleeper{o.budget.core_b, [&](Ctx& ctx) {
-      // FUTEX_WAIT on a word nobody changes until `span` has passed.
-      auto futex_sleep = [](uint64_t span) {
+      // FUTEX_WAIT on a word nobody changes until `span` has passed, in waits of at most
+      // `nap` (none: one wait).
+      auto futex_sleep = [](uint64_t span, uint64_t nap = ~0ULL) {
         std::atomic<uint32_t> word{0};
         const uint64_t t0 = mono_ns();
         for (uint64_t now = t0; now - t0 < span; now = mono_ns()) {
-          const uint64_t left = span - (now - t0);
+          const uint64_t left = std::min(nap, span - (now - t0));
           const timespec ts{time_t(left / 1'000'000'000ull), long(left % 1'000'000'000ull)};
           syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, 0, &ts,
                   nullptr, 0);
@@ -197,6 +201,11 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
       ctx.report().extra[2] = mono_ns() - t0;
       ctx.report().extra[3] = asleep_cpu_rate(settle_ns, span_ns, [&] {
         futex_sleep(settle_ns + span_ns + margin_ns);
+      });
+      // The same, woken once a nap as the consumer is: what this host charges for the
+      // naps themselves.
+      ctx.report().extra[4] = asleep_cpu_rate(settle_ns, span_ns, [&] {
+        futex_sleep(settle_ns + span_ns + margin_ns, nap_ns);
       });
       return 0;
     }};
@@ -214,6 +223,7 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
       const double rate = double(rep_[0].extra[3]) / 1e6;  // ms/s
       cpu_asleep.push_back(rate);
       base_asleep.push_back(double(rep_[1].extra[3]) / 1e6);
+      if (rep_[1].extra[4] != ~0ULL) nap_asleep.push_back(double(rep_[1].extra[4]) / 1e6);
       // The first poll's CPU less what its time asleep cost at the rate once asleep.
       entry_us.push_back(std::max(0.0, (double(rep_[0].extra[0]) / 1e6 - rate * secs0) * 1e3));
     }
@@ -222,6 +232,12 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
   fill(&wakes, wk, error);
   fill(&asleep, cpu_asleep, cpu_asleep.empty() && error.empty() ? "no /proc/self/task/TID/schedstat" : error);
   fill(&entry, entry_us, asleep.error);
+  fill(&napper, nap_asleep, asleep.error.empty() && nap_asleep.empty() ? "no /proc/self/task/TID/schedstat" : asleep.error);
+  napper.verdict = "info";
+  napper.detail = "FUTEX_WAIT with a timeout of " + fmt("%.1f", nap_ns / 1e9) +
+                  " s (the consumer's nap: the stream's abandon timeout), its thread's CPU read "
+                  "as for the consumer once asleep: what this host charges for the naps' "
+                  "wake-ups alone";
   if (!base.empty()) shm.baseline = std::max(spread(base).median, 1e-6);
   shm.verdict = verdict(shm.value < shm.baseline + 1.0);
   wakes.verdict = "info";
@@ -244,6 +260,7 @@ void measure_idle(const ExtrasOptions& o, std::vector<Extra>* out) {
   out->push_back(wakes);
   out->push_back(asleep);
   out->push_back(entry);
+  out->push_back(napper);
 }
 
 // ---- producer cost by number of registered durable consumers -----------------------

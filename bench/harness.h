@@ -39,7 +39,7 @@ struct RoleReport {
   // Voluntary context switches (sleeps: a futex wait, a blocking read) the same way.
   uint64_t mark_faults, mark_preempts, mark_sleeps;
   uint64_t faults, preempts, sleeps;
-  uint64_t extra[4];      // results of a measurement of extras.cc (its own meaning)
+  uint64_t extra[5];      // results of a measurement of extras.cc (its own meaning)
 };
 
 // Lives in a MAP_SHARED | MAP_ANONYMOUS mapping made before any fork.
