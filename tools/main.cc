@@ -272,7 +272,7 @@ int main(int argc, char** argv) {
   c->add_option("--mode", create.mode, "Permission bits, octal (default 0600)");
   c->add_flag("--single-producer", create.single_producer,
               "One producer at a time (a second one is refused while the first lives); it "
-              "publishes without locked instructions, about 3x the rate for small records");
+              "publishes without locked instructions, 1.1-3x the rate for small records");
   c->add_flag("--exist-ok", create.exist_ok,
               "Succeed if a compatible stream of yours already exists");
   c->add_option("--trust-owner", create.trust_owner,

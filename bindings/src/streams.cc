@@ -168,7 +168,7 @@ data dir (``data_dir``, as for Persister) holds a store of the stream, the new r
 continues its numbering (sequence numbers are never reused) and readers find the stored
 records at once; ``fresh=True`` removes that store first and starts over at 0.
 ``single_producer=True`` allows one Producer at a time (another raises BusyError while
-the first lives), which publishes without locked instructions (about 3x the rate of
+the first lives), which publishes without locked instructions (1.1-3x the rate of
 small records).
 ExistsError, InvalidArgumentError, NoSpaceError.)doc");
   m.def("remove", &remove, py::arg("name"), py::kw_only(), py::arg("force") = false,

@@ -238,7 +238,8 @@ inline void wake_space(const StreamMapping& m) {
 //   waker's store is visible to the re-check or its later load of the sleepers word sees
 //   the bit (the asymmetric form of the same Dekker handshake).  A process whose
 //   registration failed keeps the locked instruction (or a full fence).  A sleeper whose
-//   barrier call fails sleeps at most 1 ms at a time: late, never lost.  A data sleeper
+//   barrier call fails sleeps at most 1 ms at a time (a consumer inherited through fork(),
+//   which announces no bit, 10 ms): late, never lost.  A data sleeper
 //   whose barrier succeeded sleeps an abandon timeout at a time (what no waker reports:
 //   a producer killed between its commit and its wake-up), and one whose nap ran out
 //   with nothing changed and its bit still set sleeps again without a new barrier: the
