@@ -118,14 +118,14 @@ Result<SegmentStore> SegmentStore::open(std::string_view dir_root, std::string_v
   // by time, not by tries: an fsck descheduled while it holds the lock on a busy host
   // could outlast 100 tries of 1 ms), as another writer holds it for good.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  // A ForkLock: a child this process forks does not keep it (fork_lock.h).
   for (;;) {
-    if (::flock(lock->get(), LOCK_EX | LOCK_NB) == 0) break;
+    if (impl->lock.try_take(lock.value())) break;
     if (errno != EWOULDBLOCK) return errno_error(errno, "cannot lock " + impl->where);
     if (std::chrono::steady_clock::now() >= give_up)
       return make_error(Errc::kBusy, "another writer has " + impl->where + " open");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  impl->lock = std::move(lock.value());
   {
     std::lock_guard g(g_unsafe_mu);
     auto it = unsafe_tails().find(impl->where);

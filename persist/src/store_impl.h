@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fork_lock.h"
 #include "fs.h"
 #include "index.h"
 #include "shmbus/persist.h"
@@ -35,7 +36,7 @@ struct SegmentStore::Impl {
   std::string ns;
   std::string stream;
   detail::UniqueFd dir;
-  detail::UniqueFd lock;
+  detail::ForkLock lock;  // the writer's flock on LOCK (not kept by forked children)
   bool closed = false;
 
   // ---- the segments: guarded by the single-writer contract ----

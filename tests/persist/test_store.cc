@@ -141,6 +141,37 @@ TEST(Store, RollByAge) {
   expect_records(read_all(t.path()), 0, 7);
 }
 
+// The writer's lock is an flock(), which belongs to the open file description that fork()
+// shares with the child: a child of the writer's process that outlived the writer kept
+// the store locked against the next writer for as long as it lived (a persister killed
+// while a multiprocessing child lived; a review).  The child closes its copy at the fork.
+TEST(Store, AForkedChildDoesNotKeepTheWritersLock) {
+  TempDir t;
+  shmbus::test::Children kids;
+  shmbus::test::Pipe ready, go;
+  pid_t child = -1;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 0, 10);
+    child = kids.spawn([&] {
+      ready.put("r", 1);
+      char c;
+      return go.get(&c, 1) ? 0 : 1;
+    });
+    ASSERT_GT(child, 0);
+    char c;
+    ASSERT_TRUE(ready.get(&c, 1));
+  }  // the writer is gone; its child lives on
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  EXPECT_TRUE(s.ok()) << s.error().message;  // was kBusy: "another writer has ... open"
+  if (s.ok()) {
+    EXPECT_EQ(s->next_seq(), 10u);
+  }
+  go.put("g", 1);
+  EXPECT_EQ(kids.wait(child), 0);
+}
+
 TEST(Store, ReopenContinuesAndLocks) {
   TempDir t;
   {
