@@ -137,7 +137,17 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
                             std::to_string(info->next_seq) + " (a deletion cannot be undone)");
   }
   if (!loc->exists) {
-    // A ring without a store: the header's watermark is the whole deletion.
+    // A ring without a store: the header's watermark is the whole deletion.  Not a store
+    // that is there but hidden from the caller (another user's 0700 tree, the caller
+    // having write access to the ring only): the owner's persister applies the ring's
+    // watermark to its store, so this would delete from a store only its owner may
+    // delete from (a review).
+    struct stat st;
+    if (::lstat(loc->dir.c_str(), &st) != 0 && errno != ENOENT) {
+      const int e = errno;
+      return errno_error(e, "cannot look at the store " + loc->dir + " of stream " + std::string(ns) + "/" +
+                                std::string(stream) + " (only its owner may delete from it)");
+    }
     ctl->raise_deleted_below(seq);
     return out;
   }

@@ -1061,6 +1061,44 @@ TEST(Replay, AnEvictedGroupWhoseLossBeginsWithAbortedClaimsLosesNothing) {
   for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], i + 6);
 }
 
+// Only a store's owner may delete from it (README, Security).  Another user with write
+// access to the ring (a 0666 stream) whose `delete --before` could not see the owner's
+// 0700 store took it for a ring without a store and raised the ring's deletion
+// watermark, which the owner's persister then applied to its store (a review).  Now the
+// store it cannot look at refuses it, and nothing moves.
+TEST(Replay, AnotherUserCannotDeleteFromAStoreItCannotSee) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another uid";
+  PersistedStream ps;
+  StreamOptions so = stream_opts(16 << 10);
+  so.mode = 0666;
+  ASSERT_NO_FATAL_FAILURE(ps.start(so));
+  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 20));
+  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(20));
+  Children kids;
+  Pipe result;
+  const pid_t child = kids.spawn([&] {
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) return 10;
+    AdminOptions ao;
+    ao.data_dir = ps.dir.path();
+    auto r = delete_before(ps.ns.ns(), "s", 10, ao);
+    const int code = r ? -1 : static_cast<int>(r.error().code);
+    result.put(&code, sizeof code);
+    return 0;
+  });
+  ASSERT_EQ(kids.wait(child, 30s), 0);
+  int code = 0;
+  ASSERT_TRUE(result.get(&code, sizeof code));
+  EXPECT_EQ(code, static_cast<int>(Errc::kPermission)) << "the other user's delete succeeded (-1) or failed otherwise";
+  std::this_thread::sleep_for(100ms);  // ten of the persister's housekeeping rounds
+  EXPECT_EQ(stream_info(ps.ns.ns(), "s")->deleted_below, 0u);
+  auto reader = SegmentReader::open(ps.dir.path(), ps.ns.ns(), "s");
+  ASSERT_TRUE(reader) << reader.error().message;
+  auto e = reader->next();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->kind, EntryKind::kRecord);
+  EXPECT_EQ(e->seq, 0u) << "the store lost its first records";
+}
+
 // record_unstored_as_lost() (rm --force) believes only the caller's own ring: another
 // user's ring can name any store in its header (a review: root's rm --force of such a
 // ring recorded 70 losses in root's own store).
