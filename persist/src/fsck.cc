@@ -666,6 +666,11 @@ Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only
     if (!validate_name("namespace", ns)) continue;
     auto nsd = open_subdir(d->get(), ns);
     if (!nsd) continue;
+    // The namespace's and the stream's folders by the rules every store path follows
+    // (store_path.h): --repair writes in them, so they must be the caller's; a check
+    // only reads, and refuses folders others may write (it skipped both: a review).
+    const Use use = repair ? Use::kWrite : Use::kRead;
+    if (auto t = check_trusted(nsd->get(), path + "/" + ns, use); !t) return t.error();
     if (!only_ns.empty() && ns != only_ns) {
       there += (there.empty() ? "'" : ", '") + ns + "'";
       continue;
@@ -677,6 +682,7 @@ Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only
       if (!validate_name("stream", st)) continue;
       auto sd = open_subdir(nsd->get(), st);
       if (!sd) continue;
+      if (auto t = check_trusted(sd->get(), path + "/" + ns + "/" + st, use); !t) return t.error();
       // Not a store (no lock, watermark, segment or index): not checked, nor written to
       // by --repair (a walkthrough: `fsck /etc` said "checked 57 stream(s) ... clean").
       auto files = list_dir(sd->get());

@@ -75,6 +75,26 @@ TEST(Fsck, CleanStore) {
   EXPECT_FALSE(fsck(t.path() + "/missing", false).ok());
 }
 
+// A repair writes in the namespace's and the stream's folders: they must be the
+// caller's, as for every writer of a store (fsck skipped the check there: a review).
+TEST(Fsck, RepairRefusesANamespaceFolderOfAnotherUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a folder to another uid";
+  TempDir t;
+  make_store(t);
+  ASSERT_EQ(::chown((t.path() + "/ns").c_str(), 65534, 65534), 0);
+  auto r = fsck(t.path(), true);
+  ASSERT_FALSE(r.ok()) << "repaired inside another user's folder";
+  EXPECT_EQ(r.error().code, Errc::kPermission) << r.error().message;
+  // A check only reads: a folder of another user that others cannot write is read.
+  EXPECT_TRUE(fsck(t.path(), false).ok());
+  // The stream's folder likewise.
+  ASSERT_EQ(::chown((t.path() + "/ns").c_str(), 0, 0), 0);
+  ASSERT_EQ(::chown(t.stream_dir().c_str(), 65534, 65534), 0);
+  r = fsck(t.path(), true);
+  ASSERT_FALSE(r.ok()) << "repaired inside another user's folder";
+  EXPECT_EQ(r.error().code, Errc::kPermission) << r.error().message;
+}
+
 TEST(Fsck, FindsAndRepairsATornTail) {
   TempDir t;
   make_store(t);
