@@ -143,7 +143,7 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
     // watermark to its store, so this would delete from a store only its owner may
     // delete from (a review).
     struct stat st;
-    if (::lstat(loc->dir.c_str(), &st) != 0 && errno != ENOENT) {
+    if (::lstat(loc->dir.c_str(), &st) != 0 && (errno == EACCES || errno == EPERM)) {
       const int e = errno;
       return errno_error(e, "cannot look at the store " + loc->dir + " of stream " + std::string(ns) + "/" +
                                 std::string(stream) + " (only its owner may delete from it)");
@@ -415,6 +415,18 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
 Result<bool> detach_persistence(std::string_view ns, std::string_view stream) {
   auto ctl = StreamControl::open(ns, stream);
   if (!ctl) return ctl.error();
+  // Only the store's owner detaches it: a stream detached by a user who cannot look at
+  // its store (another user's 0700 tree) would let that user's `delete` take the ring for
+  // one without a store and raise the watermark that the owner's persister applies when
+  // it starts again (a review of delete_before()'s check).
+  if (auto ps = ctl->persist(); ps && !ps->store_dir.empty()) {
+    struct stat st;
+    if (::lstat(ps->store_dir.c_str(), &st) != 0 && (errno == EACCES || errno == EPERM)) {
+      const int e = errno;
+      return errno_error(e, "cannot look at the store " + ps->store_dir + " of stream " + std::string(ns) + "/" +
+                                std::string(stream) + " (only its owner may detach it)");
+    }
+  }
   auto removed = ctl->remove_group("_persister");
   if (!removed) {
     if (removed.error().code == Errc::kBusy)

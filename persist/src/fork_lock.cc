@@ -15,14 +15,16 @@
 
 namespace shmbus::persist::detail {
 namespace {
+// Both never destroyed: a store destroyed at exit after these statics would otherwise
+// unlist itself from a destroyed vector (a review).
 std::mutex& fork_mu() {
-  static std::mutex mu;
-  return mu;
+  static auto* mu = new std::mutex;
+  return *mu;
 }
 // The held locks, guarded by fork_mu().
 std::vector<ForkLock*>& held_locks() {
-  static std::vector<ForkLock*> v;
-  return v;
+  static auto* v = new std::vector<ForkLock*>;
+  return *v;
 }
 void fork_prepare() {
   fork_mu().lock();
@@ -31,20 +33,18 @@ void fork_prepare() {
 void fork_parent() { fork_mu().unlock(); }
 }  // namespace
 
-bool ForkLock::try_take(UniqueFd& fd) noexcept {
+Result<bool> ForkLock::try_take(const std::function<Result<UniqueFd>()>& open, const std::string& what) {
   std::lock_guard g(fork_mu());
-  if (fd_ >= 0 || !fd.valid()) {
-    errno = EINVAL;
-    return false;
+  if (fd_ >= 0) return make_error(Errc::kInvalidArgument, "lock already held");
+  held_locks().reserve(held_locks().size() + 1);  // (push_back below cannot throw then)
+  auto fd = open();
+  if (!fd) return fd.error();
+  if (::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    if (e == EWOULDBLOCK) return false;  // fd closes here, under the mutex
+    return errno_error(e, what);
   }
-  try {
-    held_locks().reserve(held_locks().size() + 1);  // (push_back below cannot throw then)
-  } catch (const std::bad_alloc&) {
-    errno = ENOMEM;
-    return false;
-  }
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return false;  // (errno from flock)
-  fd_ = fd.release();
+  fd_ = fd->release();
   held_locks().push_back(this);
   return true;
 }

@@ -120,7 +120,8 @@ Result<void> StreamChecker::lock() {
 // silently replace it).  Other writers are kept out by the stream's lock.
 Result<std::string> StreamChecker::quarantine(const std::string& name) {
   for (int i = 0; i < 1000; ++i) {
-    const std::string q = name + ".corrupt" + (i ? "." + std::to_string(i) : "");
+    std::string q = name + ".corrupt";  // (appended: g++ 12's -Wrestrict misfires on "." + to_string)
+    if (i) q += '.' + std::to_string(i);
     if (::faccessat(dir_, q.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0) continue;
     if (errno != ENOENT) return errno_error(errno, "cannot check '" + q + "'");
     if (auto r = rename_file(dir_, name, q); !r) return r.error();
@@ -657,6 +658,9 @@ Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only
         return make_error(Errc::kInvalidArgument, std::string(dir) + " is a store of namespace '" + of +
                                                       "', not of '" + std::string(only_ns) + "'");
     }
+    // One store folder named directly: by the rules of a store's folder, not of a data
+    // root (which may be root's or a shared sticky one: a review).
+    if (auto t = check_trusted(d->get(), path, repair ? Use::kWrite : Use::kRead); !t) return t.error();
     if (auto r = StreamChecker(d->get(), ns, stream, repair, &rep).run(); !r) return r.error();
     return rep;
   }
@@ -666,11 +670,6 @@ Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only
     if (!validate_name("namespace", ns)) continue;
     auto nsd = open_subdir(d->get(), ns);
     if (!nsd) continue;
-    // The namespace's and the stream's folders by the rules every store path follows
-    // (store_path.h): --repair writes in them, so they must be the caller's; a check
-    // only reads, and refuses folders others may write (it skipped both: a review).
-    const Use use = repair ? Use::kWrite : Use::kRead;
-    if (auto t = check_trusted(nsd->get(), path + "/" + ns, use); !t) return t.error();
     if (!only_ns.empty() && ns != only_ns) {
       there += (there.empty() ? "'" : ", '") + ns + "'";
       continue;
@@ -682,12 +681,28 @@ Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only
       if (!validate_name("stream", st)) continue;
       auto sd = open_subdir(nsd->get(), st);
       if (!sd) continue;
-      if (auto t = check_trusted(sd->get(), path + "/" + ns + "/" + st, use); !t) return t.error();
       // Not a store (no lock, watermark, segment or index): not checked, nor written to
       // by --repair (a walkthrough: `fsck /etc` said "checked 57 stream(s) ... clean").
       auto files = list_dir(sd->get());
       if (!files) return files.error();
       if (!looks_like_stream(files.value())) continue;
+      // A store's namespace and stream folders by the rules every store path follows
+      // (store_path.h): --repair writes in them, so they must be the caller's; a check
+      // only reads, and refuses folders others may write.  One that fails is reported
+      // and left alone; the other stores are checked (fsck skipped both checks: a review).
+      const Use use = repair ? Use::kWrite : Use::kRead;
+      auto trusted = check_trusted(nsd->get(), path + "/" + ns, use);
+      if (trusted) trusted = check_trusted(sd->get(), path + "/" + ns + "/" + st, use);
+      if (!trusted) {
+        FsckIssue issue;
+        issue.path = ns;
+        issue.path += '/';
+        issue.path += st;
+        issue.problem = repair ? "not repaired: " : "not checked: ";
+        issue.problem += trusted.error().message;
+        rep.issues.push_back(std::move(issue));
+        continue;
+      }
       if (auto r = StreamChecker(sd->get(), ns, st, repair, &rep).run(); !r) return r.error();
     }
   }

@@ -111,17 +111,18 @@ Result<SegmentStore> SegmentStore::open(std::string_view dir_root, std::string_v
   auto dir = open_dir_path(dir_root, parts, /*create=*/true, Use::kWrite);
   if (!dir) return dir.error();
   impl->dir = std::move(dir.value());
-  auto lock = open_at(impl->dir.get(), "LOCK", OpenMode::kCreateOrOpen);
-  if (!lock) return lock.error();
   // A check-only fsck takes the lock for a moment to see whether a writer is there, then
   // lets go (fsck.cc): a writer that meets that moment tries again for a while (bounded
   // by time, not by tries: an fsck descheduled while it holds the lock on a busy host
   // could outlast 100 tries of 1 ms), as another writer holds it for good.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   // A ForkLock: a child this process forks does not keep it (fork_lock.h).
+  const int dir_fd = impl->dir.get();
   for (;;) {
-    if (impl->lock.try_take(lock.value())) break;
-    if (errno != EWOULDBLOCK) return errno_error(errno, "cannot lock " + impl->where);
+    auto taken = impl->lock.try_take([dir_fd] { return open_at(dir_fd, "LOCK", OpenMode::kCreateOrOpen); },
+                                     "cannot lock " + impl->where);
+    if (!taken) return taken.error();
+    if (taken.value()) break;
     if (std::chrono::steady_clock::now() >= give_up)
       return make_error(Errc::kBusy, "another writer has " + impl->where + " open");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

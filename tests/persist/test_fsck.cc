@@ -77,22 +77,36 @@ TEST(Fsck, CleanStore) {
 
 // A repair writes in the namespace's and the stream's folders: they must be the
 // caller's, as for every writer of a store (fsck skipped the check there: a review).
-TEST(Fsck, RepairRefusesANamespaceFolderOfAnotherUser) {
+TEST(Fsck, RepairLeavesTheFoldersOfAnotherUserAlone) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a folder to another uid";
   TempDir t;
   make_store(t);
+  make_store(t, "other");  // in the same folder
   ASSERT_EQ(::chown((t.path() + "/ns").c_str(), 65534, 65534), 0);
+  // Both stores of that folder are reported and left alone; the run goes on.
   auto r = fsck(t.path(), true);
-  ASSERT_FALSE(r.ok()) << "repaired inside another user's folder";
-  EXPECT_EQ(r.error().code, Errc::kPermission) << r.error().message;
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->issues.size(), 2u) << describe(*r);
+  for (const auto& i : r->issues) {
+    EXPECT_FALSE(i.repaired);
+    EXPECT_NE(i.problem.find("not repaired"), std::string::npos) << i.problem;
+  }
+  EXPECT_FALSE(r->clean());
+  EXPECT_EQ(r->streams, 0u);
   // A check only reads: a folder of another user that others cannot write is read.
-  EXPECT_TRUE(fsck(t.path(), false).ok());
-  // The stream's folder likewise.
+  auto c = fsck(t.path(), false);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->issues.empty()) << describe(*c);
+  // The stream's folder likewise, and named directly.
   ASSERT_EQ(::chown((t.path() + "/ns").c_str(), 0, 0), 0);
   ASSERT_EQ(::chown(t.stream_dir().c_str(), 65534, 65534), 0);
   r = fsck(t.path(), true);
-  ASSERT_FALSE(r.ok()) << "repaired inside another user's folder";
-  EXPECT_EQ(r.error().code, Errc::kPermission) << r.error().message;
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->issues.size(), 1u) << describe(*r);
+  EXPECT_EQ(r->streams, 1u);  // "other" was repaired (checked)
+  auto direct = fsck(t.stream_dir(), true);
+  ASSERT_FALSE(direct.ok()) << "repaired a store folder of another user named directly";
+  EXPECT_EQ(direct.error().code, Errc::kPermission) << direct.error().message;
 }
 
 TEST(Fsck, FindsAndRepairsATornTail) {

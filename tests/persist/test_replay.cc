@@ -1075,7 +1075,7 @@ TEST(Replay, AnotherUserCannotDeleteFromAStoreItCannotSee) {
   ASSERT_NO_FATAL_FAILURE(ps.publish(0, 20));
   ASSERT_NO_FATAL_FAILURE(ps.wait_durable(20));
   Children kids;
-  Pipe result;
+  Pipe result, stop_pipe, stopped;
   const pid_t child = kids.spawn([&] {
     if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) return 10;
     AdminOptions ao;
@@ -1083,13 +1083,28 @@ TEST(Replay, AnotherUserCannotDeleteFromAStoreItCannotSee) {
     auto r = delete_before(ps.ns.ns(), "s", 10, ao);
     const int code = r ? -1 : static_cast<int>(r.error().code);
     result.put(&code, sizeof code);
+    // Nor by detaching it first (with the owner's persister stopped) and deleting then
+    // from its own data dir, where no store is: the detach is refused.
+    if (::write(stop_pipe.w, "s", 1) != 1) return 11;
+    char c;
+    if (!stopped.get(&c, 1)) return 12;
+    auto d = detach_persistence(ps.ns.ns(), "s");
+    const int dcode = d ? -1 : static_cast<int>(d.error().code);
+    result.put(&dcode, sizeof dcode);
     return 0;
   });
+  char c;
+  ASSERT_TRUE(stop_pipe.get(&c, 1));
+  ASSERT_TRUE(ps.persister->stop(false));  // stopped, the stream still persisted
+  ps.persister.reset();
+  stopped.put("s", 1);
   ASSERT_EQ(kids.wait(child, 30s), 0);
   int code = 0;
   ASSERT_TRUE(result.get(&code, sizeof code));
   EXPECT_EQ(code, static_cast<int>(Errc::kPermission)) << "the other user's delete succeeded (-1) or failed otherwise";
-  std::this_thread::sleep_for(100ms);  // ten of the persister's housekeeping rounds
+  ASSERT_TRUE(result.get(&code, sizeof code));
+  EXPECT_EQ(code, static_cast<int>(Errc::kPermission)) << "the other user's detach succeeded (-1) or failed otherwise";
+  EXPECT_TRUE(stream_info(ps.ns.ns(), "s")->persist.has_value()) << "detached";
   EXPECT_EQ(stream_info(ps.ns.ns(), "s")->deleted_below, 0u);
   auto reader = SegmentReader::open(ps.dir.path(), ps.ns.ns(), "s");
   ASSERT_TRUE(reader) << reader.error().message;
