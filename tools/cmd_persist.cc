@@ -149,7 +149,9 @@ int cmd_fsck(const FsckArgs& a) {
   auto r = persist::fsck(a.dir, a.repair, a.ns);
   if (!r) return fail(r.error());
   const persist::FsckReport& rep = r.value();
-  if (rep.streams == 0)  // e.g. a namespace's folder, or not a data dir at all
+  // e.g. a namespace's folder, or not a data dir at all (a store reported and left alone,
+  // its folders not the caller's, is an issue below, not "no store")
+  if (rep.streams == 0 && rep.issues.empty())
     return fail("no store under " + a.dir + ": nothing checked (a data dir holds NAMESPACE/STREAM/ "
                 "folders of segment files; one store folder is checked on its own)");
   std::printf("checked %llu stream(s), %llu segment(s), %llu records, %llu bytes\n",

@@ -1074,6 +1074,14 @@ TEST(Replay, AnotherUserCannotDeleteFromAStoreItCannotSee) {
   ASSERT_NO_FATAL_FAILURE(ps.start(so));
   ASSERT_NO_FATAL_FAILURE(ps.publish(0, 20));
   ASSERT_NO_FATAL_FAILURE(ps.wait_durable(20));
+  char tmpl[] = "/tmp/shmbus-other-XXXXXX";  // a data dir of the other user's
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string theirs = tmpl;
+  ASSERT_EQ(::chown(theirs.c_str(), 65534, 65534), 0);
+  struct RemoveAll {
+    std::string p;
+    ~RemoveAll() { std::filesystem::remove_all(p); }
+  } remove_theirs{theirs};
   Children kids;
   Pipe result, stop_pipe, stopped;
   const pid_t child = kids.spawn([&] {
@@ -1091,6 +1099,14 @@ TEST(Replay, AnotherUserCannotDeleteFromAStoreItCannotSee) {
     auto d = detach_persistence(ps.ns.ns(), "s");
     const int dcode = d ? -1 : static_cast<int>(d.error().code);
     result.put(&dcode, sizeof dcode);
+    // Nor by persisting the stream into a store of its own (the header would name that
+    // one, and its delete would then pass the cross-check).
+    PersisterOptions po;
+    po.data_dir = theirs;
+    auto p = Persister::start(ps.ns.ns(), "s", po);
+    const int pcode = p ? -1 : static_cast<int>(p.error().code);
+    if (p) (void)p.value()->stop();
+    result.put(&pcode, sizeof pcode);
     return 0;
   });
   char c;
@@ -1104,6 +1120,9 @@ TEST(Replay, AnotherUserCannotDeleteFromAStoreItCannotSee) {
   EXPECT_EQ(code, static_cast<int>(Errc::kPermission)) << "the other user's delete succeeded (-1) or failed otherwise";
   ASSERT_TRUE(result.get(&code, sizeof code));
   EXPECT_EQ(code, static_cast<int>(Errc::kPermission)) << "the other user's detach succeeded (-1) or failed otherwise";
+  ASSERT_TRUE(result.get(&code, sizeof code));
+  EXPECT_EQ(code, static_cast<int>(Errc::kPermission)) << "the other user's persister started (-1) or failed otherwise";
+  EXPECT_EQ(stream_info(ps.ns.ns(), "s")->persist->store_dir, ps.dir.path() + "/" + ps.ns.ns() + "/s");
   EXPECT_TRUE(stream_info(ps.ns.ns(), "s")->persist.has_value()) << "detached";
   EXPECT_EQ(stream_info(ps.ns.ns(), "s")->deleted_below, 0u);
   auto reader = SegmentReader::open(ps.dir.path(), ps.ns.ns(), "s");
