@@ -139,15 +139,8 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
   if (!loc->exists) {
     // A ring without a store: the header's watermark is the whole deletion.  Not a store
     // that is there but hidden from the caller (another user's 0700 tree, the caller
-    // having write access to the ring only): the owner's persister applies the ring's
-    // watermark to its store, so this would delete from a store only its owner may
-    // delete from (a review).
-    struct stat st;
-    if (::lstat(loc->dir.c_str(), &st) != 0 && (errno == EACCES || errno == EPERM)) {
-      const int e = errno;
-      return errno_error(e, "cannot look at the store " + loc->dir + " of stream " + std::string(ns) + "/" +
-                                std::string(stream) + " (only its owner may delete from it)");
-    }
+    // having write access to the ring only).
+    if (auto r = refuse_hidden_store(loc->dir, ns, stream, "delete from it"); !r) return r.error();
     ctl->raise_deleted_below(seq);
     return out;
   }
@@ -415,18 +408,10 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
 Result<bool> detach_persistence(std::string_view ns, std::string_view stream) {
   auto ctl = StreamControl::open(ns, stream);
   if (!ctl) return ctl.error();
-  // Only the store's owner detaches it: a stream detached by a user who cannot look at
-  // its store (another user's 0700 tree) would let that user's `delete` take the ring for
-  // one without a store and raise the watermark that the owner's persister applies when
-  // it starts again (a review of delete_before()'s check).
-  if (auto ps = ctl->persist(); ps && !ps->store_dir.empty()) {
-    struct stat st;
-    if (::lstat(ps->store_dir.c_str(), &st) != 0 && (errno == EACCES || errno == EPERM)) {
-      const int e = errno;
-      return errno_error(e, "cannot look at the store " + ps->store_dir + " of stream " + std::string(ns) + "/" +
-                                std::string(stream) + " (only its owner may detach it)");
-    }
-  }
+  // Only the store's owner detaches it: detached by a user who cannot look at it, the
+  // ring would pass for one without a store to that user's `delete`.
+  if (auto ps = ctl->persist(); ps && !ps->store_dir.empty())
+    if (auto r = refuse_hidden_store(ps->store_dir, ns, stream, "detach it"); !r) return r.error();
   auto removed = ctl->remove_group("_persister");
   if (!removed) {
     if (removed.error().code == Errc::kBusy)

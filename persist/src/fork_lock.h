@@ -34,7 +34,6 @@ class ForkLock {
   Result<bool> try_take(const std::function<Result<UniqueFd>()>& open, const std::string& what);
   // Releases the lock: closes its descriptor (nothing if none is held).
   void reset() noexcept;
-  bool held() const noexcept { return fd_ >= 0; }
 
   // pthread_atfork's child handler (fork_lock.cc): closes every listed descriptor.
   static void after_fork_in_child() noexcept;

@@ -44,19 +44,12 @@ static Result<void> follow_recorded_store(const StreamControl& ctl, const Persis
   auto want = store_dir_for(opts.data_dir, ns, stream);
   if (!want) return want.error();
   struct stat st;
-  const int looked = ::lstat(ps->store_dir.c_str(), &st);
-  const int look_errno = looked == 0 ? 0 : errno;
-  const bool old_exists = looked == 0 && S_ISDIR(st.st_mode);
-  // A recorded store the caller cannot look at is another user's: not absent.  Taking the
-  // stream over into a store of the caller's would let its `delete` raise the watermark
-  // that the owner's persister applies to the owner's store when it starts again (a
-  // review: only a store's owner may delete from it).
-  if ((look_errno == EACCES || look_errno == EPERM) && !detail::same_dir(ps->store_dir, want.value())) {
-    return detail::errno_error(look_errno, "cannot look at the store '" + ps->store_dir + "' recorded by stream " +
-                                               std::string(ns) + "/" + std::string(stream) +
-                                               ": only its owner may persist the stream elsewhere");
-  }
-  if (!old_exists || detail::same_dir(ps->store_dir, want.value())) return {};
+  if (detail::same_dir(ps->store_dir, want.value())) return {};
+  // A recorded store the caller cannot look at is another user's, not absent: taken over
+  // into a store of the caller's, its `delete` would pass every check.
+  if (auto r = detail::refuse_hidden_store(ps->store_dir, ns, stream, "persist the stream elsewhere"); !r)
+    return r.error();
+  if (::lstat(ps->store_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};
   // A running persister is the first thing to say (whatever its data dir).
   if (auto info = stream_info(ns, stream); info)
     for (const auto& c : info->consumers)

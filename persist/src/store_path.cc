@@ -109,7 +109,10 @@ Result<void> check_trusted(int fd, const std::string& path, Use use, bool data_r
 
 std::optional<std::string> store_root_of(const std::string& store_dir, std::string_view ns,
                                          std::string_view stream) {
-  const std::string suffix = "/" + std::string(ns) + "/" + std::string(stream);
+  std::string suffix = "/";  // (appended: g++ 12's -Wrestrict misfires on "/" + string)
+  suffix += ns;
+  suffix += '/';
+  suffix += stream;
   if (store_dir.size() <= suffix.size() ||
       store_dir.compare(store_dir.size() - suffix.size(), suffix.size(), suffix) != 0)
     return std::nullopt;
@@ -121,6 +124,15 @@ bool same_dir(const std::string& a, const std::string& b) {
   struct stat sa, sb;
   return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && S_ISDIR(sa.st_mode) &&
          sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+Result<void> refuse_hidden_store(const std::string& dir, std::string_view ns, std::string_view stream,
+                                 std::string_view what) {
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) == 0 || (errno != EACCES && errno != EPERM)) return {};
+  const int e = errno;
+  return errno_error(e, "cannot look at the store " + dir + " of stream " + std::string(ns) + "/" +
+                            std::string(stream) + " (only its owner may " + std::string(what) + ")");
 }
 
 }  // namespace detail
