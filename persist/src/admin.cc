@@ -38,7 +38,7 @@ using namespace detail;
 namespace {
 
 // The names a store directory holds: segments, indexes, the watermark, the writer's
-// lock, quarantined files and temporary files of an interrupted rewrite.
+// lock, quarantined files, temporary files of an interrupted rewrite, requests to delete.
 bool is_store_file(const std::string& n) {
   if (n == "LOCK" || n.rfind(kWatermarkName, 0) == 0 || n == kSettingsName || n == kSettingsTmpName)
     return true;
@@ -47,7 +47,8 @@ bool is_store_file(const std::string& n) {
   for (size_t i = 0; i < 20; ++i)
     if (n[i] < '0' || n[i] > '9') return false;
   const std::string_view rest = std::string_view(n).substr(20);
-  return rest.rfind(kSegmentSuffix, 0) == 0 || rest.rfind(kIndexSuffix, 0) == 0;
+  return rest.rfind(kSegmentSuffix, 0) == 0 || rest.rfind(kIndexSuffix, 0) == 0 ||
+         rest == kDeleteRequestSuffix;
 }
 
 uint64_t steady_now_ns() {
@@ -184,6 +185,14 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
     auto dir = open_dir_path(loc->root, parts, /*create=*/false, Use::kRead);
     auto wm = dir ? read_watermark(dir->get()) : Result<Watermark>(dir.error());
     out.already_below = wm ? std::min(out.already_below, wm->deleted_below) : 0;
+  }
+  // The request in the store's folder is the authority (a persister whose ring others can
+  // write applies no more than it asks); the header's watermark wakes the persister.
+  {
+    const std::string parts[] = {std::string(ns), std::string(stream)};
+    auto dir = open_dir_path(loc->root, parts, /*create=*/false, Use::kWrite);
+    if (!dir) return dir.error();
+    if (auto r = write_delete_request(dir->get(), seq); !r) return r.error();
   }
   ctl->raise_deleted_below(seq);
   out.by_persister = true;

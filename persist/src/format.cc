@@ -203,6 +203,7 @@ static std::string numbered(uint64_t seq, std::string_view suffix) {
 }
 
 std::string segment_file_name(uint64_t first_seq) { return numbered(first_seq, kSegmentSuffix); }
+std::string delete_request_file_name(uint64_t seq) { return numbered(seq, kDeleteRequestSuffix); }
 std::string index_file_name(uint64_t first_seq) { return numbered(first_seq, kIndexSuffix); }
 std::string index_tmp_file_name(uint64_t first_seq) { return numbered(first_seq, kIndexTmpSuffix); }
 

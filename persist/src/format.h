@@ -188,6 +188,9 @@ std::string index_file_name(uint64_t first_seq);    // 20 digits + ".idx"
 // index once synced.  One a crash left behind is removed by recovery and fsck --repair.
 inline constexpr std::string_view kIndexTmpSuffix = ".idx.tmp";
 std::string index_tmp_file_name(uint64_t first_seq);
+// A deletion asked of a running persister (watermark.h): 20 digits + ".delete".
+inline constexpr std::string_view kDeleteRequestSuffix = ".delete";
+std::string delete_request_file_name(uint64_t seq);
 // True (and *first_seq set) for exactly 20 digits followed by `suffix`.
 bool parse_numbered_name(std::string_view name, std::string_view suffix, uint64_t* first_seq);
 

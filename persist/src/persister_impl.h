@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "fs.h"  // UniqueFd
 #include "shmbus/detail/stream_control.h"
 #include "shmbus/persister.h"
 
@@ -73,6 +74,11 @@ struct Persister::Impl {
   // no longer names the store).
   Result<void> detach();
   uint64_t delete_retry_ns = 0;        // after a failed deletion, not before this
+  uint64_t refused_deleted_below = 0;  // the header watermark last refused (said once)
+  // The header watermark's part this persister may apply (see persister_loop.cc).
+  uint64_t deletion_asked(uint64_t header_wm, uint64_t now);
+  // The store's folder, opened anew (the requests to delete are made there).
+  Result<detail::UniqueFd> store_folder() const;
   // The ring cannot reuse what is not committed, and the persister commits only what is
   // durable: make it durable early once this much of the ring waits (a quarter of it),
   // not only every flush_interval.

@@ -21,7 +21,10 @@
 #include <vector>
 
 #include "format.h"  // kBatchRecordMax
+#include "fs.h"
 #include "log.h"
+#include "store_path.h"
+#include "watermark.h"
 
 namespace shmbus::persist {
 
@@ -447,17 +450,21 @@ void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat
   // the store has it durably): applied at once, not at the next retention pass.  The
   // header's watermark may lie above what the store holds yet (records still in the
   // ring): the store's follows as far as it can and catches up later.
-  const uint64_t wm = std::min(ctl->deleted_below(), store->next_seq());
-  if (wm > applied_deleted_below && now >= delete_retry_ns) {
-    attempted = true;
-    if (auto d = store->delete_before(wm); d) {
-      applied_deleted_below = wm;
-      detail::logger().info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
-                            d->segments, d->bytes);
-      ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
-    } else {
-      failed = d.error().message;
-      delete_retry_ns = now + kRetryNs;
+  const uint64_t header_wm = std::min(ctl->deleted_below(), store->next_seq());
+  if (header_wm > applied_deleted_below && now >= delete_retry_ns) {
+    const uint64_t wm = deletion_asked(header_wm, now);
+    if (wm > applied_deleted_below) {
+      attempted = true;
+      if (auto d = store->delete_before(wm); d) {
+        applied_deleted_below = wm;
+        detail::logger().info("persister {}/{}: deleted below {} ({} segments, {} bytes)", ns, stream, wm,
+                              d->segments, d->bytes);
+        ctl->set_oldest_persisted_seq(store->stats().oldest_seq);
+        if (auto dir = store_folder(); dir) detail::remove_delete_requests(dir->get(), wm);
+      } else {
+        failed = d.error().message;
+        delete_retry_ns = now + kRetryNs;
+      }
     }
   }
   // Retention.
@@ -480,6 +487,38 @@ void Persister::Impl::housekeeping(uint64_t* next_retention, uint64_t* next_beat
     last_deletion_error = failed;
   }
   beat_if_due(now, next_beat);
+}
+
+Result<detail::UniqueFd> Persister::Impl::store_folder() const {
+  const std::string parts[] = {ns, stream};
+  return detail::open_dir_path(opts.data_dir, parts, /*create=*/false, detail::Use::kWrite);
+}
+
+// How far the header's watermark (`header_wm`, above what was applied) may be applied.
+// Its word is trusted when only this process's user can write the ring; otherwise (a
+// group given write access, a ring whose name another user created) only as far as a
+// request in the store's folder asks (watermark.h: only the store's owner can make one),
+// or as far as the store has deleted already.  What is refused is said once per value and
+// looked at again every second (a request may come later, below a raised header).
+uint64_t Persister::Impl::deletion_asked(uint64_t header_wm, uint64_t now) {
+  if (!ctl->others_can_write()) return header_wm;
+  const uint64_t have = store->stats().deleted_below;
+  uint64_t asked = 0;
+  if (auto dir = store_folder(); dir) {
+    if (auto a = detail::highest_delete_request(dir->get()); a) asked = a.value();
+  }
+  const uint64_t wm = std::min(header_wm, std::max(asked, have));
+  if (wm >= header_wm) return wm;
+  if (header_wm != refused_deleted_below) {
+    refused_deleted_below = header_wm;
+    detail::logger().warn(
+        "persister {}/{}: the ring's deletion watermark says 'deleted below {}', but users other than "
+        "this one can write the ring and no deletion that far was asked through the store's folder "
+        "(shmbus delete): the store deletes only below {}",
+        ns, stream, header_wm, std::max(wm, applied_deleted_below));
+  }
+  delete_retry_ns = now + 10 * kRetryNs;
+  return wm;
 }
 
 void Persister::Impl::beat_if_due(uint64_t now, uint64_t* next_beat) {

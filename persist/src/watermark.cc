@@ -6,8 +6,13 @@
 #include <cstdio>
 #include <cstring>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "coding.h"
 #include "crc32c.h"
+#include "format.h"
 #include "fs.h"
 
 namespace shmbus::persist::detail {
@@ -176,6 +181,39 @@ Result<void> ensure_watermark_file(int dir, const Watermark& w) {
   encode_slot(1, s[0].w, slot, /*paired=*/true);
   if (auto r = pwrite_all(fd->get(), slot, kWatermarkSlotOffset[0], kWatermarkName); !r) return r;
   return sync_data(fd->get(), kWatermarkName);
+}
+
+Result<void> write_delete_request(int dir, uint64_t seq) {
+  auto fd = open_at(dir, delete_request_file_name(seq), OpenMode::kCreateExclusive);
+  if (!fd && fd.error().code != Errc::kExists) return fd.error();
+  return {};
+}
+
+Result<uint64_t> highest_delete_request(int dir) {
+  auto names = list_dir(dir);
+  if (!names) return names.error();
+  uint64_t best = 0;
+  for (const auto& n : names.value()) {
+    uint64_t seq;
+    if (!parse_numbered_name(n, kDeleteRequestSuffix, &seq) || seq <= best) continue;
+    // Only the folder's owner can make one (the store's folder is no one else's to write),
+    // but a file of another user or not a file is never taken as a request.
+    struct stat st;
+    if (::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        st.st_uid == ::geteuid())
+      best = seq;
+  }
+  return best;
+}
+
+void remove_delete_requests(int dir, uint64_t upto) {
+  auto names = list_dir(dir);
+  if (!names) return;
+  for (const auto& n : names.value()) {
+    uint64_t seq;
+    if (parse_numbered_name(n, kDeleteRequestSuffix, &seq) && seq <= upto)
+      (void)remove_file(dir, n, /*secure=*/false);
+  }
 }
 
 }  // namespace shmbus::persist::detail

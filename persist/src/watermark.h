@@ -62,4 +62,21 @@ inline size_t segments_wholly_below(const std::vector<uint64_t>& segs, uint64_t 
 // Makes sure the file is version 2 (holding `w`), so that later raises need no space.
 Result<void> ensure_watermark_file(int dir, const Watermark& w);
 
+// A deletion asked of the persister holding the store (`shmbus delete` while it runs): an
+// empty file NNNNNNNNNNNNNNNNNNNN.delete (the sequence, 20 digits) in the stream's folder.
+// Raising the ring header's watermark only wakes the persister: anyone who can write the
+// ring (a group given access to it, whoever created the ring's name first) can raise it,
+// so a persister whose ring others can write deletes only as far as such a file asks.
+// Making one takes what deleting files takes: a folder the caller owns, that no one else
+// can write (Use::kWrite).  The store's delete_before() removes those it has reached.
+// (File names: kDeleteRequestSuffix, delete_request_file_name() in format.h.)
+// Creates the request (already there: fine).  Not synced: the deletion is durable in the
+// watermark the persister writes; a request a crash lost is asked again by the caller.
+Result<void> write_delete_request(int dir, uint64_t seq);
+// The highest sequence asked by a request in `dir` that is a regular file of the caller's
+// user (0: none).  Reads the directory once (bounded by its entries).
+Result<uint64_t> highest_delete_request(int dir);
+// Removes the requests at or below `upto` (best effort: one left is asked again, harmlessly).
+void remove_delete_requests(int dir, uint64_t upto);
+
 }  // namespace shmbus::persist::detail

@@ -172,6 +172,7 @@ StreamControl::RingWindow StreamControl::ring_window() const noexcept {
   return RingWindow{oldest_seq(*m_, claim), claim.seq, claim.pos};
 }
 NameState StreamControl::name_state() const noexcept { return m_->name_state(); }
+bool StreamControl::others_can_write() const noexcept { return m_->others_can_write(); }
 bool StreamControl::beat() noexcept {
   if (m_->read_only()) return false;  // setters need a writable mapping
   store_relaxed(m_->header()->persister_beat_ns, now_ns());  // relaxed: stats

@@ -389,6 +389,12 @@ Result<std::shared_ptr<StreamMapping>> StreamMapping::open(std::string_view ns, 
   return m;
 }
 
+bool StreamMapping::others_can_write() const noexcept {
+  struct stat st;
+  if (hold_fd_ < 0 || ::fstat(hold_fd_, &st) != 0) return true;
+  return st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+}
+
 NameState StreamMapping::name_state() const noexcept {
   struct stat mine, now;
   if (hold_fd_ < 0 || ::fstat(hold_fd_, &mine) != 0) return NameState::kSame;  // cannot tell

@@ -94,6 +94,9 @@ class StreamMapping {
   // Whether the stream's name still refers to this object (a stat of /dev/shm's entry
   // against our open file: two system calls, for idle moments).
   NameState name_state() const noexcept;
+  // Whether a user other than this process's effective one may open the object for
+  // writing: another owner, or group/other write permission (one fstat; on error, true).
+  bool others_can_write() const noexcept;
 
   // pthread_atfork's child handler (registered by mapping.cc at load): see lock_fd_.
   static void after_fork_in_child();

@@ -1133,6 +1133,82 @@ TEST(Replay, AnotherUserCannotDeleteFromAStoreItCannotSee) {
   EXPECT_EQ(e->seq, 0u) << "the store lost its first records";
 }
 
+// The ring's deletion watermark is the word of whoever can write the ring, and the
+// owner's persister applied it to its store (a review, stop 64): a user given write
+// access to the ring (mode 0666) raised it through raw shared memory and the store
+// deleted records that user could never have deleted.  Now a persister whose ring others
+// can write deletes only as far as a request in the store's folder asks, which `delete`
+// by the store's owner makes.
+TEST(Replay, AnotherUserWritingTheRingCannotDeleteFromTheStoreThroughIt) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another uid";
+  PersistedStream ps;
+  StreamOptions so = stream_opts(16 << 10);
+  so.mode = 0666;
+  ASSERT_NO_FATAL_FAILURE(ps.start(so));
+  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 40));
+  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(40));
+  Children kids;
+  const pid_t child = kids.spawn([&] {
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) return 10;
+    auto ctl = StreamControl::open(ps.ns.ns(), "s");
+    if (!ctl) return 11;
+    return ctl->raise_deleted_below(30) ? 0 : 12;
+  });
+  ASSERT_EQ(kids.wait(child, 30s), 0);
+  EXPECT_EQ(stream_info(ps.ns.ns(), "s")->deleted_below, 30u);  // (the ring's readers skip them)
+  // Two heartbeats: a whole housekeeping pass (deletion first, then the beat) ran since.
+  for (int i = 0; i < 2; ++i) {
+    const uint64_t beat = stream_info(ps.ns.ns(), "s")->persister_beat_ns;
+    ASSERT_TRUE(eventually([&] { return stream_info(ps.ns.ns(), "s")->persister_beat_ns > beat; }));
+  }
+  EXPECT_EQ(ps.persister->stats().store.deleted_below, 0u) << "the store applied another user's watermark";
+  {
+    auto reader = SegmentReader::open(ps.dir.path(), ps.ns.ns(), "s");
+    ASSERT_TRUE(reader) << reader.error().message;
+    auto e = reader->next();
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->kind, EntryKind::kRecord);
+    EXPECT_EQ(e->seq, 0u) << "the store lost its first records";
+  }
+  // The owner's delete goes through, as far as it asks (not to the ring's 30).
+  AdminOptions ao;
+  ao.data_dir = ps.dir.path();
+  auto d = delete_before(ps.ns.ns(), "s", 10, ao);
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_TRUE(d->by_persister);
+  EXPECT_TRUE(eventually([&] { return ps.persister->stats().store.deleted_below == 10; }))
+      << ps.persister->stats().store.deleted_below;  // (published every 100 ms)
+  const std::string folder = ps.dir.path() + "/" + ps.ns.ns() + "/s";
+  EXPECT_TRUE(eventually([&] {
+    for (const auto& e : std::filesystem::directory_iterator(folder))
+      if (e.path().extension() == ".delete") return false;
+    return true;
+  })) << "the request stayed after the persister applied it";
+  ASSERT_TRUE(ps.persister->stop());
+}
+
+// Whose word the header is: only this user's, on a ring this user owns that no group or
+// other may write.
+TEST(Replay, TheRingsWatermarkIsTheOwnersWordOnlyOnAPrivateRing) {
+  ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", stream_opts(16 << 10)));
+  const std::string path = "/dev/shm/" + object_name(ns.ns(), "s");
+  auto ctl = StreamControl::open(ns.ns(), "s");
+  ASSERT_TRUE(ctl);
+  EXPECT_FALSE(ctl->others_can_write()) << "a 0600 ring of this user";
+  ASSERT_EQ(::chmod(path.c_str(), 0620), 0);
+  EXPECT_TRUE(ctl->others_can_write()) << "group-writable";
+  ASSERT_EQ(::chmod(path.c_str(), 0602), 0);
+  EXPECT_TRUE(ctl->others_can_write()) << "other-writable";
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  EXPECT_FALSE(ctl->others_can_write()) << "readable by others only";
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+    ASSERT_EQ(::chown(path.c_str(), 65534, 65534), 0);
+    EXPECT_TRUE(ctl->others_can_write()) << "another user's ring";
+  }
+}
+
 // record_unstored_as_lost() (rm --force) believes only the caller's own ring: another
 // user's ring can name any store in its header (a review: root's rm --force of such a
 // ring recorded 70 losses in root's own store).

@@ -60,6 +60,10 @@ class StreamControl {
   RingWindow ring_window() const noexcept;
   // Whether the name still refers to this stream (two system calls).
   NameState name_state() const noexcept;
+  // Whether users other than this process's effective one can write the header (the
+  // object is theirs, or group/other-writable): then its deletion watermark is anyone's
+  // word, not the store owner's (one system call; true when it cannot tell).
+  bool others_can_write() const noexcept;
   // The persister's store statistics, published for `stat`.  granularity: 0 not pmem,
   // 1 byte, 2 cache line, 3 page.
   // store_errors: write and sync failures, cumulative over the stream's persisters.
