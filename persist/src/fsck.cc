@@ -78,6 +78,12 @@ class StreamChecker {
   // `ts_ns`: the marker's timestamp, the newest of the records before it (a marker fsck
   // writes stands for records stored before it: stamped with the time of the repair, it
   // made a sealed segment look new to age retention and to a seek by time).
+  // Whether what a repair frees is erased first: unless the store's settings say it is
+  // not --secure (unreadable ones: erased).
+  bool secure_store() const {
+    const auto settings = read_settings(dir_);
+    return !settings || settings->secure_delete;
+  }
   Result<bool> cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from, uint64_t to,
                                  uint64_t ts_ns);
   Result<void> write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns);
@@ -189,6 +195,14 @@ Result<bool> StreamChecker::cut_and_mark_lost(uint64_t first, uint64_t at, uint6
   const std::string name = segment_file_name(first);
   auto fd = open_at(dir_, name, OpenMode::kReadWrite);
   if (!fd) return fd.error();
+  // The bytes cut may hold records: on a --secure store they are overwritten before the
+  // space is given back, as recovery does.
+  if (secure_store()) {
+    auto size = file_size(fd->get(), name);
+    if (!size) return size.error();
+    if (size.value() > at)
+      if (auto r = overwrite_zeros(fd->get(), at, size.value(), name); !r) return r.error();
+  }
   if (auto r = truncate_to(fd->get(), at, name); !r) return r.error();
   if (to > from) {
     std::byte frame[frame_size(kLostPayloadSize)] = {};
@@ -495,9 +509,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
 size_t StreamChecker::finish_interrupted_deletion(const std::vector<uint64_t>& segs, uint64_t deleted_below) {
   const size_t below = segments_wholly_below(segs, deleted_below);
   if (below == 0 || writer_live_) return below;  // (live: its own deletion, in progress)
-  // Erased first unless the store's settings say it is not --secure (unreadable ones: erased).
-  const auto settings = read_settings(dir_);
-  const bool secure = !settings || settings->secure_delete;
+  const bool secure = secure_store();
   for (size_t i = 0; i < below; ++i) {
     const std::string name = segment_file_name(segs[i]);
     bool fixed = false;

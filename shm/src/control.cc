@@ -31,6 +31,10 @@ std::optional<PersistSettings> detail::read_persist_settings(const StreamHeader*
   PersistSettings s;
   uint32_t len = std::min<uint32_t>(h->store_dir_len, sizeof h->store_dir);
   s.store_dir.assign(h->store_dir, len);
+  // Any writer of the ring can write the path: one that set_persist() would refuse (not
+  // absolute, which a reader would resolve against its own working directory, or with a
+  // NUL, which its system calls would cut short) names no store.
+  if (!store_path_ok(s.store_dir)) s.store_dir.clear();
   s.store_kind = h->store_kind == 1 ? StoreKind::kPmem : StoreKind::kFile;
   s.hold_producers = h->on_persister_dead == 0;
   s.sync = h->durability == 1;
@@ -46,10 +50,15 @@ std::optional<PersistSettings> StreamControl::persist() const {
   return read_persist_settings(m_->header());
 }
 
+bool detail::store_path_ok(std::string_view dir) noexcept {
+  return !dir.empty() && dir[0] == '/' && dir.size() <= sizeof StreamHeader::store_dir &&
+         dir.find('\0') == std::string_view::npos;
+}
+
 Result<void> detail::check_persist_settings(const PersistSettings& s) {
-  if (s.store_dir.empty() || s.store_dir[0] != '/' || s.store_dir.size() > sizeof StreamHeader::store_dir)
+  if (!store_path_ok(s.store_dir))
     return make_error(Errc::kInvalidArgument,
-                      "store directory must be an absolute path of at most 2048 bytes");
+                      "store directory must be an absolute path of at most 2048 bytes, without NUL");
   if (s.store_kind != StoreKind::kFile && s.store_kind != StoreKind::kPmem)
     return make_error(Errc::kInvalidArgument, "store kind must be file or pmem");
   return {};

@@ -168,7 +168,10 @@ inline uint64_t oldest_seq(const StreamMapping& m, const PosSeq& claim) {
 }
 
 // The persistence settings in the header, if the stream is persisted.
+// (A store_dir that fails store_path_ok() is read as empty: no store named.)
 std::optional<PersistSettings> read_persist_settings(const StreamHeader* h);
+// Absolute, at most 2048 bytes, no NUL: what set_persist() writes and readers accept.
+bool store_path_ok(std::string_view dir) noexcept;
 // Whether `s` can be written into a header (an absolute store_dir that fits, a known kind).
 Result<void> check_persist_settings(const PersistSettings& s);
 // Writes `s` (checked) into the header's persistence fields, not persist_enabled: the

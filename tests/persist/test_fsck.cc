@@ -5,9 +5,11 @@
 
 #include "coding.h"
 #include "crc32c.h"
+#include "fault_env.h"
 #include "format.h"
 #include "shmbus/store_admin.h"
 #include "index.h"
+#include "settings.h"
 #include "test_util.h"
 #include "watermark.h"
 
@@ -223,6 +225,44 @@ TEST(Fsck, CutsADamagedTailOfASealedSegmentWithALostMarker) {
   EXPECT_EQ(got[55].kind, EntryKind::kLost);
   EXPECT_EQ(got[55].seq, 55u);
   EXPECT_EQ(got[55].end_seq, 56u);
+}
+
+// What --repair cuts may hold records: on a --secure store (or one whose settings cannot
+// tell) it is overwritten before the space is given back, as the store's own recovery
+// does (a review, stop 64: fsck truncated it as it was).  The truncation is made to fail,
+// so the file keeps its size and shows what was done before it.
+TEST(Fsck, ACutOnASecureStoreOverwritesWhatItCutsFirst) {
+  for (const bool secure : {true, false}) {
+    SCOPED_TRACE(secure ? "secure" : "not secure");
+    TempDir t;
+    make_store(t);
+    {
+      UniqueFd dir(::open(t.stream_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      ASSERT_GE(dir.get(), 0);
+      PersistSettings ps;
+      ps.store_dir = t.stream_dir();
+      ps.secure_delete = secure;
+      ASSERT_TRUE(write_settings(dir.get(), ps));
+    }
+    const auto before = damage_records(t, {55});  // the segment's last record: cut
+    const size_t at = kSegmentHeaderSize + (55 - 28) * kFsckFrame;
+    {
+      ScopedFaultEnv env(t.path());
+      env->fail_next_truncates(1);
+      (void)fsck(t.path(), true);
+    }
+    const auto after = read_file(seg(t, 28));
+    ASSERT_EQ(after.size(), before.size()) << "the truncation was to fail";
+    EXPECT_TRUE(std::equal(after.begin(), after.begin() + static_cast<ptrdiff_t>(at), before.begin()));
+    const bool zeros = std::all_of(after.begin() + static_cast<ptrdiff_t>(at), after.end(),
+                                   [](char c) { return c == 0; });
+    EXPECT_EQ(zeros, secure) << "what was cut was " << (zeros ? "" : "not ") << "overwritten";
+    repair_then_nothing_left(t);
+    auto got = read_all(t.path());
+    ASSERT_EQ(got.size(), 100u);
+    EXPECT_EQ(got[55].kind, EntryKind::kLost);
+    EXPECT_EQ(got[55].end_seq, 56u);
+  }
 }
 
 // Stray bytes after the last record of a sealed segment, with no sequence missing: cut,

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "layout.h"
+#include "shmbus/detail/stream_control.h"
 #include "mapping.h"
 #include "mp_util.h"
 #include "../common/scratch.h"
@@ -413,6 +414,37 @@ TEST(Hostile, PositionsForgedNearTheTopOfTheRangeAreRefusedNotAHang) {
           << "group '" << group << "'" << (batch ? ", poll_batch" : "");
     }
   }
+}
+
+
+// The store path in the header is read by readers that follow it to the store: a writer
+// of the ring wrote a relative one, which a reader resolved against its own working
+// directory (a review, stop 64), or one with a NUL, which system calls cut short.  Such a
+// path names no store; a good one is read as written.
+TEST(Hostile, AStorePathSetPersistWouldRefuseNamesNoStore) {
+  test::ScopedNs ns;
+  ASSERT_TRUE(create_stream(ns.ns(), "s", opts()));
+  Attacker a(ns.ns());
+  auto forge = [&](std::string_view path) {
+    std::memset(a.h->store_dir, 0, sizeof a.h->store_dir);
+    std::memcpy(a.h->store_dir, path.data(), path.size());
+    a.h->store_dir_len = static_cast<uint32_t>(path.size());
+    a.h->persist_enabled = 1;
+  };
+  const std::string good = "/var/tmp/data/" + ns.ns() + "/s";
+  forge(good);
+  ASSERT_TRUE(stream_info(ns.ns(), "s")->persist.has_value());
+  EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, good);
+  forge("data/" + ns.ns() + "/s");
+  ASSERT_TRUE(stream_info(ns.ns(), "s")->persist.has_value());
+  EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, "") << "a relative path was taken";
+  forge(std::string("/var/tmp\0/x/", 12) + ns.ns() + "/s");
+  EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, "") << "a path with a NUL was taken";
+  a.h->store_dir_len = 100000;  // past the field: cut to it, and then a NUL-padded tail
+  EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, "");
+  auto ctl = StreamControl::open(ns.ns(), "s", /*read_only=*/true);
+  ASSERT_TRUE(ctl);
+  EXPECT_EQ(ctl->persist()->store_dir, "");
 }
 
 }  // namespace
