@@ -277,8 +277,11 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
   UniqueFd sd(sfd);
   if (auto t = check_trusted(sd.get(), loc->dir, Use::kWrite); !t) return t.error();
   out.existed = true;
-  // The writer's lock: a running persister keeps its store.
-  UniqueFd lock(env().openat(sd.get(), "LOCK", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0));
+  // The writer's lock: a running persister keeps its store.  Made when the store has none
+  // (a crash or an older build left it so): a writer starting during the removal then
+  // waits for it, instead of making one of its own and writing into files being removed.
+  UniqueFd lock(env().openat(sd.get(), "LOCK",
+                             O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (opts.dry_run ? 0 : O_CREAT), 0600));
   if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
     return make_error(Errc::kBusy, "a persister is writing the store " + loc->dir + ": stop it first");
   auto names = list_dir(sd.get());

@@ -5,7 +5,9 @@
 
 #include <csignal>
 
+#include "fault_env.h"
 #include "format.h"
+#include "shmbus/store_admin.h"
 #include "test_util.h"
 
 namespace shmbus::persist::test {
@@ -187,6 +189,48 @@ TEST(Faults, NewStoreFirstRecordRefusedThenAnotherSequence) {
   expect_records(read_all(t.path()), 7, 9);
   EXPECT_EQ(files_with_suffix(t.stream_dir(), ".seg"),
             std::vector<std::string>{segment_file_name(7)});
+}
+
+}  // namespace
+}  // namespace shmbus::persist::test
+
+namespace shmbus::persist::test {
+namespace {
+
+// rm --data took the writer's lock only when the store had a LOCK file: a writer that
+// started during the removal of a store without one (a crash or an older build left it
+// so) made one, locked it and wrote into files being removed (a review, stop 64).  The
+// removal makes the lock now, and the writer is kept out until the store is gone.
+TEST(Faults, RemovingAStoreWithoutALockFileKeepsAWriterOut) {
+  TempDir t;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 0, 60, 100);
+  }
+  ASSERT_EQ(::unlink((t.stream_dir() + "/LOCK").c_str()), 0);
+  struct WriterDuringRemoval final : ForwardingEnv {
+    std::string root;
+    bool tried = false;
+    std::optional<Errc> refused;  // nullopt: the writer got the store
+    int unlinkat(int d, const char* n, int f) override {
+      if (!tried && std::string_view(n).ends_with(".seg")) {
+        tried = true;
+        auto s = SegmentStore::open(root, "ns", "st", small_options());
+        if (!s) refused = s.error().code;
+      }
+      return ForwardingEnv::unlinkat(d, n, f);
+    }
+  } env;
+  env.root = t.path();
+  AdminOptions ao;
+  ao.data_dir = t.path();
+  auto r = remove_store("ns", "st", ao);
+  EXPECT_TRUE(env.tried);
+  ASSERT_TRUE(env.refused.has_value()) << "a writer opened the store while it was being removed";
+  EXPECT_EQ(*env.refused, Errc::kBusy);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(std::filesystem::exists(t.stream_dir()));
 }
 
 }  // namespace
