@@ -75,15 +75,15 @@ class StreamChecker {
   Result<void> lock();
   void check_files();
   Result<void> check_segment(uint64_t first, bool last, uint64_t next_first);
-  // `ts_ns`: the marker's timestamp, the newest of the records before it (a marker fsck
-  // writes stands for records stored before it: stamped with the time of the repair, it
-  // made a sealed segment look new to age retention and to a seek by time).
   // Whether what a repair frees is erased first: unless the store's settings say it is
   // not --secure (unreadable ones: erased).
   bool secure_store() const {
     const auto settings = read_settings(dir_);
     return !settings || settings->secure_delete;
   }
+  // `ts_ns`: the marker's timestamp, the newest of the records before it (a marker fsck
+  // writes stands for records stored before it: stamped with the time of the repair, it
+  // made a sealed segment look new to age retention and to a seek by time).
   Result<bool> cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from, uint64_t to,
                                  uint64_t ts_ns);
   Result<void> write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns);

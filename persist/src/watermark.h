@@ -68,8 +68,9 @@ Result<void> ensure_watermark_file(int dir, const Watermark& w);
 // ring (a group given access to it, whoever created the ring's name first) can raise it,
 // so a persister whose ring others can write deletes only as far as such a file asks.
 // Making one takes what deleting files takes: a folder the caller owns, that no one else
-// can write (Use::kWrite).  The store's delete_before() removes those it has reached.
+// can write (Use::kWrite).  The persister removes those its store's watermark reached.
 // (File names: kDeleteRequestSuffix, delete_request_file_name() in format.h.)
+//
 // Creates the request (already there: fine).  Not synced: the deletion is durable in the
 // watermark the persister writes; a request a crash lost is asked again by the caller.
 Result<void> write_delete_request(int dir, uint64_t seq);
