@@ -75,6 +75,11 @@ Result<StoreLocation> locate_store(std::string_view ns, std::string_view stream,
       loc.secure_delete = loc.ring_secure_delete = ps->secure_delete;
       // The header is only a cross-check: a store is never taken from shared memory
       // alone, since whoever may write the header could point it anywhere.
+      if (ps->store_dir.empty())  // (read_persist_settings() refused what it found)
+        return make_error(Errc::kCorrupt, "the header of stream " + std::string(ns) + "/" +
+                                              std::string(stream) +
+                                              " holds no valid store path (written by a writer of "
+                                              "the ring?): persist the stream again to set it");
       if (!same_dir(ps->store_dir, loc.dir)) {
         std::string hint = "pass --data-dir with the directory that holds " + std::string(ns) + "/" +
                            std::string(stream);

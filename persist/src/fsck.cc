@@ -370,8 +370,9 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     if (last && head && header_not_written(head.value())) {
       bool fixed = false;
       if (can_repair()) {
-        fixed = remove_file(dir_, name, false).ok();
-        (void)remove_file(dir_, index_file_name(first), false);
+        const bool secure = secure_store();  // (its pages after the header may hold records)
+        fixed = remove_file(dir_, name, secure).ok();
+        (void)remove_file(dir_, index_file_name(first), secure);
         dir_changed_ = true;
       }
       issue(name, 0, f->size(), "segment whose creation never completed", fixed);

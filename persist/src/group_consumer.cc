@@ -22,12 +22,13 @@ struct GroupConsumer::Impl {
   std::optional<Consumer> ring;
   std::string store_root;               // empty: the stream is not persisted
   // The header (read only), for its deletion watermark: mapped while the store is read
-  // (a second mapping of the stream only then).
+  // (a second mapping of the stream only then).  On a ring others can write it is not the
+  // store owner's word: the store's own watermark is then (deleted_below_for_store()).
   std::optional<StreamControl> ctl;
   uint64_t header_watermark() {
     if (!ctl)
       if (auto c = StreamControl::open(ns, stream, true); c) ctl.emplace(std::move(c.value()));
-    return ctl ? ctl->deleted_below() : 0;
+    return ctl ? ctl->deleted_below_for_store() : 0;
   }
   bool auto_commit = true;              // ConsumerOptions::auto_commit, for store records
   bool returned_from_store = false;     // the last poll returned a store record

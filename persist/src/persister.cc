@@ -153,6 +153,12 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   if (!store) return store.error();
   impl->store.emplace(std::move(store.value()));
   const std::string store_dir = impl->opts.data_dir + "/" + std::string(ns) + "/" + std::string(stream);
+  // A store that holds no record deletes nothing by following the header's watermark: a
+  // deletion made on the ring before there was a store (`delete` on a ring without one)
+  // is kept, also on a ring others can write (persister_loop.cc: deletion_asked()); at
+  // most to the ring's end now, beyond which no deletion can lie.
+  if (const StoreStats st = impl->store->stats(); st.oldest_seq >= st.end_seq)
+    impl->fresh_deleted_below = std::min(impl->ctl->deleted_below(), impl->ctl->ring_window().next);
 
   // A store that goes further than the ring ever did belongs to an earlier stream of the
   // same name: appending would skip every record up to its end without a word.

@@ -75,6 +75,7 @@ struct Persister::Impl {
   Result<void> detach();
   uint64_t delete_retry_ns = 0;        // after a failed deletion, not before this
   uint64_t refused_deleted_below = 0;  // the header watermark last refused (said once)
+  uint64_t fresh_deleted_below = 0;    // the header's watermark over a store empty at start
   // The header watermark's part this persister may apply (see persister_loop.cc).
   uint64_t deletion_asked(uint64_t header_wm, uint64_t now);
   // The store's folder, opened anew (the requests to delete are made there).

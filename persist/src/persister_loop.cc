@@ -495,14 +495,16 @@ Result<detail::UniqueFd> Persister::Impl::store_folder() const {
 }
 
 // How far the header's watermark (`header_wm`, above what was applied) may be applied.
-// Its word is trusted when only this process's user can write the ring; otherwise (a
-// group given write access, a ring whose name another user created) only as far as a
-// request in the store's folder asks (watermark.h: only the store's owner can make one),
-// or as far as the store has deleted already.  What is refused is said once per value and
-// looked at again every second (a request may come later, below a raised header).
+// Its word is trusted when only this process's user can write the ring (and could when
+// the persister started: others_can_write() is sticky); otherwise (a group given write
+// access, a ring whose name another user created) only as far as a request in the
+// store's folder asks (watermark.h: only the store's owner can make one), as far as the
+// store has deleted already, or as far as it stood over a store empty at start
+// (fresh_deleted_below).  What is refused is said once per value and looked at again
+// every second (a request may come later, below a raised header).
 uint64_t Persister::Impl::deletion_asked(uint64_t header_wm, uint64_t now) {
   if (!ctl->others_can_write()) return header_wm;
-  const uint64_t have = store->stats().deleted_below;
+  const uint64_t have = std::max(store->stats().deleted_below, fresh_deleted_below);
   uint64_t asked = 0;
   if (auto dir = store_folder(); dir) {
     if (auto a = detail::highest_delete_request(dir->get()); a) asked = a.value();

@@ -94,8 +94,9 @@ Result<void> SegmentStore::Impl::recover() {
     if (!header_not_written(head.value())) break;
     log_warn(seg_path(segs.back()) + ": removing a segment whose creation never completed (" +
              std::to_string(f->size()) + " bytes)");
-    if (auto r = remove_file(dir.get(), segment_file_name(segs.back()), false); !r) return r;
-    (void)remove_file(dir.get(), index_file_name(segs.back()), false);
+    // (Its pages after the unwritten header may hold records: erased first with --secure.)
+    if (auto r = remove_file(dir.get(), segment_file_name(segs.back()), opts.secure_delete); !r) return r;
+    (void)remove_file(dir.get(), index_file_name(segs.back()), opts.secure_delete);
     segs.pop_back();
   }
   for (size_t i = 0; i + 1 < segs.size(); ++i) {

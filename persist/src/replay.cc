@@ -403,8 +403,9 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
   if (!impl_) return ReplayStatus::kClosed;
   Impl& c = *impl_;
   const uint64_t deadline = steady_ns() + static_cast<uint64_t>(std::max<int64_t>(timeout.count(), 0));
-  // (Without a ring the reader applies the store's own watermark.)
-  const uint64_t deleted = c.ctl ? c.ctl->deleted_below() : 0;
+  // (Without a ring the reader applies the store's own watermark; so it does on a ring
+  // others can write, whose header's watermark is not the store owner's word.)
+  const uint64_t deleted = c.ctl ? c.ctl->deleted_below_for_store() : 0;
   if (c.next_known && c.next < deleted) {
     if (c.have_held && c.held.seq < deleted) c.have_held = false;
     return c.report_gap(c.next, deleted, "deleted");

@@ -19,6 +19,7 @@ Result<StreamControl> StreamControl::open(std::string_view ns, std::string_view 
   if (!m) return m.error();
   StreamControl c;
   c.m_ = std::move(m.value());
+  c.others_write_ = c.m_->others_can_write();
   return c;
 }
 
@@ -181,7 +182,13 @@ StreamControl::RingWindow StreamControl::ring_window() const noexcept {
   return RingWindow{oldest_seq(*m_, claim), claim.seq, claim.pos};
 }
 NameState StreamControl::name_state() const noexcept { return m_->name_state(); }
-bool StreamControl::others_can_write() const noexcept { return m_->others_can_write(); }
+bool StreamControl::others_can_write() const noexcept {
+  if (!others_write_) others_write_ = m_->others_can_write();
+  return others_write_;
+}
+uint64_t StreamControl::deleted_below_for_store() const noexcept {
+  return others_write_ ? 0 : deleted_below();
+}
 bool StreamControl::beat() noexcept {
   if (m_->read_only()) return false;  // setters need a writable mapping
   store_relaxed(m_->header()->persister_beat_ns, now_ns());  // relaxed: stats

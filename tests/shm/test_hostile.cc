@@ -439,11 +439,14 @@ TEST(Hostile, AStorePathSetPersistWouldRefuseNamesNoStore) {
   ASSERT_TRUE(stream_info(ns.ns(), "s")->persist.has_value());
   EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, "") << "a relative path was taken";
   forge(std::string("/var/tmp\0/x/", 12) + ns.ns() + "/s");
+  ASSERT_TRUE(stream_info(ns.ns(), "s")->persist.has_value());
   EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, "") << "a path with a NUL was taken";
   a.h->store_dir_len = 100000;  // past the field: cut to it, and then a NUL-padded tail
+  ASSERT_TRUE(stream_info(ns.ns(), "s")->persist.has_value());
   EXPECT_EQ(stream_info(ns.ns(), "s")->persist->store_dir, "");
   auto ctl = StreamControl::open(ns.ns(), "s", /*read_only=*/true);
   ASSERT_TRUE(ctl);
+  ASSERT_TRUE(ctl->persist().has_value());
   EXPECT_EQ(ctl->persist()->store_dir, "");
 }
 

@@ -62,8 +62,14 @@ class StreamControl {
   NameState name_state() const noexcept;
   // Whether users other than this process's effective one can write the header (the
   // object is theirs, or group/other-writable): then its deletion watermark is anyone's
-  // word, not the store owner's (one system call; true when it cannot tell).
+  // word, not the store owner's (one system call; true when it cannot tell).  Sticky: once
+  // true for this handle (at open or since), always true (a chmod does not take back a
+  // mapping another process opened before it).
   bool others_can_write() const noexcept;
+  // The deletion watermark as far as a reader of the store may take it: the header's on
+  // a ring only this user could write when this handle was opened (no system call), else
+  // 0 (the store's own watermark, which only its owner raises, is the word then).
+  uint64_t deleted_below_for_store() const noexcept;
   // The persister's store statistics, published for `stat`.  granularity: 0 not pmem,
   // 1 byte, 2 cache line, 3 page.
   // store_errors: write and sync failures, cumulative over the stream's persisters.
@@ -75,6 +81,7 @@ class StreamControl {
  private:
   StreamControl() = default;
   std::shared_ptr<StreamMapping> m_;
+  mutable bool others_write_ = true;  // others_can_write(), as of open and sticky
 };
 
 }  // namespace shmbus
