@@ -190,6 +190,14 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
     auto dir = open_dir_path(loc->root, parts, /*create=*/false, Use::kRead);
     auto wm = dir ? read_watermark(dir->get()) : Result<Watermark>(dir.error());
     out.already_below = wm ? std::min(out.already_below, wm->deleted_below) : 0;
+    // The store has it already: nothing to ask (a request would stay until a persister
+    // next applies a deletion).  The ring's readers get it as well.
+    if (wm && wm->deleted_below >= seq) {
+      ctl->raise_deleted_below(seq);
+      out.by_persister = true;
+      out.secure = loc->ring_secure_delete;
+      return out;
+    }
   }
   // The request in the store's folder is the authority (a persister whose ring others can
   // write applies no more than it asks); the header's watermark wakes the persister.
