@@ -326,6 +326,8 @@ class Record:
         """True once the payload can no longer be read (see data)."""
     def bytes(self) -> bytes:
         """A copy of the payload, valid forever."""
+    def __bytes__(self) -> bytes:
+        """bytes(rec): the same as bytes(), without a buffer export (which pins the record)."""
     def __len__(self) -> int: ...
     if sys.version_info >= (3, 12):  # PEP 688: Python 3.11 has no __buffer__ (the buffer protocol is C-level)
         def __buffer__(self, flags: int) -> memoryview: ...

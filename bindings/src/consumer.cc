@@ -71,6 +71,7 @@ class ConsumerHandle {
   // committing here made every script that takes a record a run and exits without
   // close() read the same record for ever: review 4); `with` tells them apart.
   ~ConsumerHandle() {
+    if (core_) core_->py_owner = nullptr;  // (records of it, if any, are expired below)
     try {
       close();
     } catch (py::error_already_set& e) {
@@ -78,9 +79,16 @@ class ConsumerHandle {
     }
   }
 
+  // Makes this handle's Python object the owner of the records it hands out (see
+  // ConsumerCore::py_owner): found once, by pybind11's registry of instances.
+  void own(const std::shared_ptr<ConsumerCore>& core) {
+    if (!core->py_owner) core->py_owner = py::cast(this, py::return_value_policy::reference).ptr();
+  }
+
   py::object poll(const py::object& timeout) {
     InCall in(live());
     const auto& core = in.core();
+    own(core);
     auto t = to_timeout(timeout, "timeout");
     return read_one(core, t, nullptr, false, core->auto_commit);
   }
@@ -88,6 +96,7 @@ class ConsumerHandle {
   py::list read_batch(int64_t max_records, const py::object& timeout) {
     InCall in(live());
     const auto& core = in.core();
+    own(core);
     if (max_records < 1) throw_error(Errc::kInvalidArgument, "max_records must be >= 1");
     auto t = to_timeout(timeout, "timeout");
     py::list out;
@@ -104,6 +113,7 @@ class ConsumerHandle {
     if (!core_ || !core_->usable()) return;
     InCall in(core_);
     const auto& core = in.core();
+    own(core);
     if (PyList_GET_SIZE(out.ptr()) == 0) {
       bool closed = false;
       py::object rec = read_one(core, idle, &closed, false, core->auto_commit);
@@ -121,6 +131,7 @@ class ConsumerHandle {
     if (!core_ || !core_->usable()) return py::none();
     InCall in(core_);
     const auto& core = in.core();
+    own(core);
     bool closed = false;
     return read_one(core, idle, &closed, false, core->auto_commit);
   }

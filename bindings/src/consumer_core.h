@@ -50,6 +50,9 @@ struct ConsumerCore {
   std::atomic<std::thread::id> owner{};  // holder of mu, to refuse re-entry
   // ---- guarded by the GIL ----
   LiveRecords live;        // ring records returned and not yet committed
+  // The Python Consumer of this core (borrowed; set at its first read, cleared when it
+  // goes): each ring record it hands out references it until the record expires.
+  PyObject* py_owner = nullptr;
   bool uncommitted = false;
   std::optional<DeferredError> deferred;
   std::optional<persist::ReplayGap> last_gap;

@@ -70,7 +70,8 @@ Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Dead
       if (!c.durable || c.copy || !c.usable() || c.consumer->from_store())
         return Step{Step::kRecord, py::reinterpret_steal<py::object>(new_copied_record(rec)), {}};
       return Step{Step::kRecord,
-                  py::reinterpret_steal<py::object>(new_ring_record(rec, &c.live, std::shared_ptr<void>(core))),
+                  py::reinterpret_steal<py::object>(
+                      new_ring_record(rec, &c.live, std::shared_ptr<void>(core), c.py_owner)),
                   {}};
     case ReadStatus::kLapped: {
       if (!c.raise_on_lap) return Step{Step::kAgain, {}, {}};  // resume at once

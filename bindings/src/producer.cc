@@ -634,10 +634,12 @@ Waits until record ``seq`` (and so every record before it) is durable in the str
 store.  TimeoutError (with ``seq``) after ``timeout`` seconds (None: no limit): no
 persister is running, or it is behind.  Other threads may publish through this Producer
 meanwhile.)doc")
-      .def("claim", &ProducerHandle::claim, py::arg("size"), py::arg("type") = 0,
+      // keep_alive: the Claim keeps its Producer (collected, it aborted the claim: a review).
+      .def("claim", &ProducerHandle::claim, py::arg("size"), py::arg("type") = 0, py::keep_alive<0, 1>(),
            R"doc(claim(size, type=0) -> Claim
 
-Reserves ``size`` bytes in the ring for zero-copy filling; see :class:`Claim`.)doc")
+Reserves ``size`` bytes in the ring for zero-copy filling; see :class:`Claim`.  The Claim
+keeps its Producer alive.)doc")
       .def("close", &ProducerHandle::close,
            "close() -> None\n\nAborts open claims and detaches. Idempotent.")
       .def_property_readonly("closed", &ProducerHandle::closed)

@@ -24,6 +24,11 @@ struct BufferObject {
   BufferObject* prev;
   BufferObject* next;
   std::shared_ptr<void> keep;  // keeps the C++ handle, and so the mapping, alive
+  // An unexpired ring record: its Python Consumer (a reference), so that the consumer is
+  // not collected, closed and committed past the record while the record is in use
+  // (`shmbus.Consumer(...).poll()` handed out a record already expired, and its group
+  // skipped it: a review).  Dropped when the record expires.
+  PyObject* owner;
 };
 
 struct ListAccess {
@@ -80,6 +85,9 @@ void expire(BufferObject* b) noexcept {
   }
   Py_CLEAR(b->view);
   maybe_let_go(b);
+  // Last: this may drop the consumer's last reference, and so close it (the caller holds
+  // a reference to b; expire_all() re-reads its list's head at every step).
+  Py_CLEAR(b->owner);
 }
 
 int getbuffer(PyObject* self, Py_buffer* view, int flags) {
@@ -131,6 +139,7 @@ void dealloc(PyObject* self) {
   unlink(b);
   Py_XDECREF(b->view);
   Py_XDECREF(b->copy);
+  Py_XDECREF(b->owner);  // (after unlink: the consumer's close no longer sees b)
   b->keep.~shared_ptr<void>();
   type->tp_free(self);
   Py_DECREF(type);
@@ -201,6 +210,10 @@ PyMethodDef g_record_methods[] = {
     {"bytes", rec_bytes, METH_NOARGS,
      "bytes() -> bytes\n\nA copy of the payload that stays valid forever (no copy is made "
      "when the record is already a copy)."},
+    // bytes(rec) copies through here, not through a buffer export: an export to anyone but
+    // our own memoryview pins the mapping until the record is freed (maybe_let_go()), and
+    // so kept a closed durable consumer's group held by a record merely copied (a review).
+    {"__bytes__", rec_bytes, METH_NOARGS, "bytes(rec): the same as rec.bytes()."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyType_Slot g_record_slots[] = {
@@ -251,10 +264,13 @@ void LiveRecords::expire_all() noexcept {
   }
 }
 
-PyObject* new_ring_record(const Record& r, LiveRecords* list, std::shared_ptr<void> keep) {
+PyObject* new_ring_record(const Record& r, LiveRecords* list, std::shared_ptr<void> keep,
+                          PyObject* owner) {
   BufferObject* b = new_record(r);
   b->data = const_cast<std::byte*>(r.data.data());
   b->keep = std::move(keep);
+  Py_XINCREF(owner);
+  b->owner = owner;
   b->list = list;
   b->next = ListAccess::head(list);
   if (b->next) b->next->prev = b;

@@ -44,7 +44,9 @@ class LiveRecords {
 };
 
 // New references.  Thread: GIL held.
-PyObject* new_ring_record(const Record& r, LiveRecords* list, std::shared_ptr<void> keep);
+// `owner`: the Python Consumer, referenced until the record expires (may be null).
+PyObject* new_ring_record(const Record& r, LiveRecords* list, std::shared_ptr<void> keep,
+                          PyObject* owner);
 PyObject* new_copied_record(const Record& r);
 PyObject* new_claim_buffer(MutableBytes bytes, std::shared_ptr<void> keep);
 // The memoryview of a claim buffer (one per buffer, cached).

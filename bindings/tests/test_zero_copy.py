@@ -144,6 +144,48 @@ def test_leftover_loop_variable_does_not_keep_the_group(ns, stream):
     assert rec.expired
 
 
+def test_bytes_of_a_record_copies_without_keeping_the_group(ns, stream):
+    """bytes(rec) went through a buffer export, which pins the record: the group stayed
+    held after close() for as long as the loop variable lived (a review)."""
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish_batch([b"a", b"b"])
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        for rec in c.iter(idle_timeout=0):
+            payload = bytes(rec)
+    assert payload == b"b"
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:  # no BusyError
+        assert c.next_seq == 2
+    assert rec.expired
+    with pytest.raises(ValueError, match="expired"):
+        bytes(rec)
+
+
+def test_a_record_keeps_its_consumer_until_it_expires(ns, stream):
+    """A record of a consumer nobody else referenced came back expired (the consumer was
+    collected, closed and committed past it) and its group skipped it unread (a review).
+    The record keeps its consumer now; once it is gone, the consumer closes and commits."""
+    with shmbus.Producer(stream, namespace=ns) as p:
+        p.publish_batch([b"a", b"b"])
+    rec = shmbus.Consumer(stream, group="tmp", start="earliest", namespace=ns).poll(0)
+    gc.collect()
+    assert rec.bytes() == b"a"
+    with pytest.raises(shmbus.BusyError):  # still held, by the record's consumer
+        shmbus.Consumer(stream, group="tmp", namespace=ns)
+    del rec
+    gc.collect()
+    with shmbus.Consumer(stream, group="tmp", namespace=ns) as c:
+        assert c.poll(0).bytes() == b"b"  # record 0 was read, and committed at the close
+
+
+def test_a_claim_keeps_its_producer(ns, stream):
+    cl = shmbus.Producer(stream, namespace=ns).claim(8)
+    gc.collect()
+    cl.data[:] = b"abcdefgh"
+    cl.commit()
+    with shmbus.Consumer(stream, start="earliest", namespace=ns) as c:
+        assert c.poll(1).bytes() == b"abcdefgh"
+
+
 def test_claim_commits_fewer_bytes_than_claimed(ns, stream):
     """Issue 13 point 9: writing 5 bytes into claim(128) stores 5, not 128 with 123 NULs."""
     with shmbus.Producer(stream, namespace=ns) as p:
