@@ -352,6 +352,7 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
   // and all (a review: a ring made then began at sequence 0 over the store, unpersisted,
   // its numbers those of stored records).  Bounded: each turn means another process
   // removed or created the ring in between.
+  uint64_t oldest_stored = 0;  // of a store continued: for stat's "oldest persisted"
   for (int attempt = 0;; ++attempt) {
     out = CreateOutcome{};
     opts = asked;
@@ -397,6 +398,7 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
                                   ", above 2^63, the most a stream starts at (its numbering would "
                                   "wrap): create the stream with --fresh to remove the store");
           out.deleted_below = store->stats().deleted_below;
+          oldest_stored = store->stats().oldest_seq;
           if (auto r = store->close(); !r) return r.error();
           // Persisted from its creation (StreamOptions::persist): with the settings the
           // last persister ran with (defaults if it left none), durable below first_seq,
@@ -427,6 +429,9 @@ Result<CreateOutcome> create_stream_over_store(std::string_view ns, std::string_
     return r.error();
   }
   out.created = true;
+  // (Statistics: a persister sets it again when it starts.)
+  if (out.resumed)
+    if (auto c = StreamControl::open(ns, stream); c) c->set_oldest_persisted_seq(oldest_stored);
   return out;
 }
 
@@ -517,6 +522,7 @@ Result<StoreUsage> store_usage(std::string_view ns, std::string_view stream, std
   const std::string parts[] = {std::string(ns), std::string(stream)};
   auto sd = open_dir_path(loc->root, parts, /*create=*/false, Use::kRead);
   if (!sd) return sd.error();
+  out.settings = read_settings(sd->get());
   auto names = list_dir(sd->get());
   if (!names) return names.error();
   for (const auto& n : names.value()) {

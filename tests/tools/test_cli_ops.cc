@@ -304,6 +304,38 @@ TEST_F(CliOps, MetricsSlowClientsBlockNeitherScrapesNorSigterm) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
+// A first-hour review: stat of a stored-only stream showed the default settings
+// (segment_bytes 64 MiB) instead of those its persister ran with and left in `settings`;
+// a ring created over the store then said "oldest persisted 0" until a persister ran.
+TEST_F(CliOps, AStoredOnlyStreamShowsItsPersistersSettingsAndItsOldestRecord) {
+  const std::string data = scratch_.path() + "/data";
+  create("p");
+  {
+    Background persister(with_ns({"persist", "p", "--data-dir", data, "--segment-size", "4K",
+                                  "--retention-age", "1h"}));
+    ASSERT_NO_FATAL_FAILURE(wait_persisting(persister));
+    std::string lines;
+    for (int i = 0; i < 100; ++i) lines += "record " + std::to_string(i) + "\n";
+    expect_ok(cli({"pub", "p"}, lines));
+    ASSERT_NO_FATAL_FAILURE(wait_durable("p", 100));
+    expect_ok(cli({"delete", "p", "--before", "40", "--data-dir", data}));
+    EXPECT_EQ(persister.stop(SIGTERM).exit_code, 0);
+  }
+  expect_ok(cli({"rm", "p", "--force"}));
+  const CliResult json = cli({"stat", "p", "--json", "--data-dir", data});
+  expect_ok(json);
+  EXPECT_EQ(json_raw(json.out, "segment_bytes"), "4096") << json.out;
+  EXPECT_EQ(json_raw(json.out, "retention_age_ns"), "3600000000000") << json.out;
+  EXPECT_EQ(json_raw(json.out, "deleted_below"), "40") << json.out;
+  const std::string oldest = json_raw(json.out, "oldest_persisted_seq");
+  ASSERT_NE(oldest, "") << json.out;
+  EXPECT_GE(std::stoull(oldest), 40u) << json.out;
+  expect_ok(cli({"create", "p", "--data-dir", data}));
+  const CliResult again = cli({"stat", "p", "--json"});
+  expect_ok(again);
+  EXPECT_EQ(json_raw(again.out, "oldest_persisted_seq"), oldest) << again.out;
+}
+
 TEST_F(CliOps, StoredOnlyStreamsShowTheirStoreInPrometheusAndTop) {
   // A persisted stream whose ring is gone (rm --force; a reboot) is `stored (no ring)` in
   // ls; stat --format prometheus and top left it out, and its store gauges vanished.

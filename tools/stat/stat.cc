@@ -202,7 +202,7 @@ Result<StreamStat> stored_stream_stat(const std::string& ns, const std::string& 
   StreamInfo info;
   info.ns = ns;
   info.name = stream;
-  PersistSettings ps;
+  PersistSettings ps = usage->settings.value_or(PersistSettings{});  // (defaults if it left none)
   ps.store_dir = usage->dir;
   info.persist = ps;
   info.disk_bytes = usage->bytes;

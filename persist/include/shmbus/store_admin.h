@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -158,6 +159,8 @@ struct StoreUsage {
   // Non-empty when the range could not be read (a damaged or unreadable segment or
   // watermark): why; the range fields are then not to be trusted (shmbus fsck says more).
   std::string range_error;
+  // The settings the last persister ran with (its `settings` file), if it left readable ones.
+  std::optional<PersistSettings> settings;
 };
 Result<StoreUsage> store_usage(std::string_view ns, std::string_view stream,
                                std::string_view data_dir_flag = {});
