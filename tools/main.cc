@@ -273,10 +273,12 @@ int main(int argc, char** argv) {
   c->add_flag("--single-producer", create.single_producer,
               "One producer at a time (a second one is refused while the first lives); it "
               "publishes without locked instructions, 1.1-3x the rate for small records");
-  c->add_flag("--exist-ok", create.exist_ok,
-              "Succeed if a compatible stream of yours already exists");
+  auto* exist_ok = c->add_flag("--exist-ok", create.exist_ok,
+                               "Succeed if a compatible stream of yours already exists");
+  // (needs: accepted alone, it did nothing: a first-hour review.)
   c->add_option("--trust-owner", create.trust_owner,
-                "With --exist-ok: also accept a stream created by this user (name or uid)");
+                "With --exist-ok: also accept a stream created by this user (name or uid)")
+      ->needs(exist_ok);
   c->add_option("--data-dir", create.data_dir,
                 "Where the stream's store is (a new ring continues its numbering)");
   c->add_flag("--fresh", create.fresh,
@@ -303,12 +305,13 @@ int main(int argc, char** argv) {
   p->add_option("--size", pub.size, "Size of each synthetic record (default 64)");
   p->add_option("--full-timeout", pub.full_timeout,
                 "How long a publish waits for room in a full stream (default 10s)");
-  p->add_flag("--sync", pub.sync,
+  auto* sync = p->add_flag("--sync", pub.sync,
               "Return only once the records are durable in the store (needs shmbus persist: "
               "fails at once if no persister is attached to STREAM within 1s); it waits for "
               "the records published so far whenever stdin has nothing more to read yet, and "
               "at the end, not once per record");
-  p->add_option("--sync-timeout", pub.sync_timeout, "How long each --sync wait may take (default 10s)");
+  p->add_option("--sync-timeout", pub.sync_timeout, "How long each --sync wait may take (default 10s)")
+      ->needs(sync);
   p->add_option("--rate", pub.rate, "Synthetic records: at most N per second (default: no limit)")
       ->check(kNotNegative);
   auto* pub_delim = p->add_option("-D,--delimiter", pub.delimiter,
@@ -550,12 +553,14 @@ int main(int argc, char** argv) {
   bi->add_option("--from", bin.from, "Where a new group starts: earliest (default) or latest")
       ->check(CLI::IsMember({"earliest", "latest"}));
   bi->add_option("--type", bin.type, "Type of messages without a shmbus.type header (default 0)");
-  bi->add_flag("--sync", bin.sync, "Commit offsets only once the records are durable (needs shmbus persist)");
+  auto* bin_sync =
+      bi->add_flag("--sync", bin.sync, "Commit offsets only once the records are durable (needs shmbus persist)");
   bi->add_option("-X", bin.props, "librdkafka property PROP=VALUE (repeatable), as kcat's -X")
       ->allow_extra_args(false);
   bi->add_flag("--exit-at-end", bin.exit_at_end, "Exit 0 at the end of every partition");
   bi->add_option("--sync-timeout", bin.sync_timeout,
-                 "--sync: how long a commit waits for the records to be durable (default 30s)");
+                 "--sync: how long a commit waits for the records to be durable (default 30s)")
+      ->needs(bin_sync);
   bi->add_option("--commit-interval", bin.commit_interval,
                  "Commit offsets at least this often (default 200ms): the most a crash repeats");
   bi->add_option("--connect-timeout", bin.connect_timeout,

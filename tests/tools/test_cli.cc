@@ -87,6 +87,16 @@ TEST_F(Cli, BadSizesAndDurationsFail) {
   expect_failure(rate, "--rate needs --count N");
   EXPECT_EQ(rate.exit_code, 2);
   expect_failure(cli({"stat", "s", "--interval", "soon"}), "not a duration");
+  // A flag that does something only with another is refused alone (a first-hour review:
+  // they were accepted, and did nothing).
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"create", "t", "--trust-owner", "root"},
+        {"pub", "s", "--sync-timeout", "1s"},
+        {"bridge", "in", "t", "--brokers", "localhost:1", "--stream", "s", "--sync-timeout", "1s"}}) {
+    CliResult r = cli(args, "x\n");
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[2] << ": " << r.err;
+    EXPECT_NE(r.err.find("requires"), std::string::npos) << r.err;
+  }
   // CLI11's own errors: its message, a non-zero exit.  (create without --capacity used to
   // be one; it now takes the default 1M: see CreateDefaultsTo1MAndSizesSayTheirBase.)
   CliResult notnum = cli({"tail", "s", "--count", "many"});
