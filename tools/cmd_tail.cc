@@ -339,6 +339,8 @@ int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsume
         const auto now = std::chrono::steady_clock::now();
         if (now - name_check < 200ms) continue;
         name_check = now;
+        // `tail -f | head -1`: the reader left, nothing is pending (flushed above).
+        if (stdout_reader_gone()) return kExitOk;
         if (c->name_state() == NameState::kSame) continue;
         if (const int rc = reopen(); rc != kExitOk) return rc;
         continue;
@@ -510,6 +512,9 @@ int cmd_tail(const TailArgs& a) {
         const auto now = std::chrono::steady_clock::now();
         if (now - name_check < 200ms) continue;
         name_check = now;
+        // `tail -f | head -1`: the reader left, nothing is pending (flushed above); what
+        // was printed is committed as at any end.
+        if (stdout_reader_gone()) break;
         if (gc->ring().name_state() == NameState::kSame) continue;
         warn("stream '" + a.stream + "' was removed; waiting for it to be created again");
         laps = LapNotes();

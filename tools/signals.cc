@@ -1,7 +1,9 @@
 // signals.cc: see signals.h.
 #include "signals.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
@@ -45,6 +47,11 @@ int stdout_write_error(int err, std::string_view who) {
     return kExitOk;
   }
   return fail(std::string(who) + "cannot write to stdout: " + std::strerror(err));
+}
+
+bool stdout_reader_gone() noexcept {
+  pollfd p{STDOUT_FILENO, POLLOUT, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
 }
 
 }  // namespace shmbus::tools

@@ -149,6 +149,30 @@ TEST_F(Cli, PubTooLargeRecordFails) {
   EXPECT_EQ(cli({"tail", "s"}).out, "small\nok\n");
 }
 
+// A first-hour review: `tail S -f | head -1` went on running on an idle stream until the
+// next record came (only then did its write fail).  It ends, 0, within a name check
+// (200 ms) of its reader leaving; a group commits what it printed, as at any end.
+TEST_F(Cli, TailFollowEndsWhenItsReaderLeavesAnIdleStream) {
+  expect_ok(cli({"create", "s", "--capacity", "64K"}));
+  expect_ok(cli({"pub", "s"}, "a\nb\n"));
+  for (const std::string extra : {"", " --group g"}) {
+    const auto start = std::chrono::steady_clock::now();
+    CliResult r = run_program(
+        "/bin/bash",
+        {"-c", "set -o pipefail; \"$0\" --namespace \"$1\" tail s -f --from earliest" + extra + " | head -n 1",
+         SHMBUS_CLI, ns_},
+        {}, {}, std::chrono::seconds(10));
+    EXPECT_FALSE(r.timed_out) << "tail" << extra << " -f outlived its reader on an idle stream";
+    EXPECT_EQ(r.exit_code, 0) << extra << ": " << r.err;
+    EXPECT_EQ(r.out, "a\n");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << extra;
+  }
+  // The group's records were printed (into the pipe): committed, none comes again.
+  CliResult again = cli({"tail", "s", "--group", "g"});
+  expect_ok(again);
+  EXPECT_EQ(again.out, "");
+}
+
 // A closed standard descriptor is not given to the stream: `tail S >&-` wrote its records
 // over the ring's header ("bad magic"), `pub S <&-` read the ring as its input (a
 // review).  They fail as on a closed descriptor, and the stream is intact.
