@@ -238,19 +238,19 @@ static bool parse_time(std::string_view t, uint64_t* out, std::string* note) {
   uint64_t v = 0;
   if (parse_u64(t, &v)) {
     // A bare epoch number: its unit from its size (the years 1973 to 5138 in each unit).
-    static constexpr struct { uint64_t below; uint64_t ns; const char* name; } kBySize[] = {
-        {100000000000ULL, 1000000000ULL, "seconds"},
-        {100000000000000ULL, 1000000ULL, "milliseconds"},
-        {100000000000000000ULL, 1000ULL, "microseconds"},
-        {UINT64_MAX, 1, "nanoseconds"}};
+    static constexpr struct { uint64_t below; uint64_t ns; const char* name; const char* unit; } kBySize[] = {
+        {100000000000ULL, 1000000000ULL, "seconds", "s"},
+        {100000000000000ULL, 1000000ULL, "milliseconds", "ms"},
+        {100000000000000000ULL, 1000ULL, "microseconds", "us"},
+        {UINT64_MAX, 1, "nanoseconds", "ns"}};
     for (const auto& u : kBySize) {
       if (v < u.below || u.ns == 1) {
         if (v > UINT64_MAX / u.ns) return false;
         *out = v * u.ns;
         if (note)
           *note = "@" + std::string(t) + " read as " + u.name +
-                  " since the epoch (from its size); add a unit to say which: @" +
-                  std::string(t) + "s, ms, us or ns";
+                  " since the epoch (from its size); add a unit to say which (here @" +
+                  std::string(t) + u.unit + "): s, ms, us or ns";
         return true;
       }
     }

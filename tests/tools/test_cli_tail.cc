@@ -224,6 +224,12 @@ TEST_F(Cli, FromTimeTakesIsoDatesRelativeAndEpochUnits) {
   EXPECT_NE(bare.err.find("shmbus: --from: @4000000000 read as seconds"), std::string::npos)
       << bare.err;
   EXPECT_NE(bare.err.find("2096-"), std::string::npos) << bare.err;
+  // The unit it suggests is the one it took (it suggested `s` for a number read as ms).
+  EXPECT_NE(bare.err.find("(here @4000000000s)"), std::string::npos) << bare.err;
+  CliResult ms = cli({"tail", "s", "--from", "@4000000000000"});
+  expect_ok(ms);
+  EXPECT_NE(ms.err.find("read as milliseconds"), std::string::npos) << ms.err;
+  EXPECT_NE(ms.err.find("(here @4000000000000ms)"), std::string::npos) << ms.err;
   // With a unit, no note on the unit; a time in the future is said to be (nothing to
   // print without -f), @now is not.
   for (const char* from : {"@4000000000s", "@4000000000000ms", "@4000000000000000us",
