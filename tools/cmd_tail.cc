@@ -296,7 +296,8 @@ int tail_replay(const TailArgs& a, const std::string& ns, persist::ReplayConsume
     persist::ReplayOptions from_here;
     from_here.start = StartFrom::seq(was);
     from_here.data_dir = a.data_dir;
-    while (!stop_requested()) {
+    // (A reader gone meanwhile ends the wait: the caller's next name check ends the tail.)
+    while (!stop_requested() && !stdout_reader_gone()) {
       // A ring again: from where new_stream_start() says (its first sequence, or `was`
       // beyond it), as with `--group`.  From `was` always, a stream created again with
       // fewer numbers than this reader saw (records published into the removed ring and
@@ -523,7 +524,7 @@ int cmd_tail(const TailArgs& a) {
         ConsumerOptions fresh = o;
         fresh.reset = false;
         fresh.read_only = false;
-        while (!stop_requested()) {
+        while (!stop_requested() && !stdout_reader_gone()) {  // (`| head`: its reader left)
           auto info = stream_info(ns, a.stream);
           if (!info && info.error().code == Errc::kNotFound) {
             std::this_thread::sleep_for(100ms);  // stop signals are seen within 100 ms

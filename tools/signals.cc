@@ -3,6 +3,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,6 +51,10 @@ int stdout_write_error(int err, std::string_view who) {
 }
 
 bool stdout_reader_gone() noexcept {
+  // A pipe only (a connected UDP socket polls POLLERR after an ICMP error and can still
+  // send: a review); Linux reports a pipe without readers as POLLERR.
+  struct stat st;
+  if (::fstat(STDOUT_FILENO, &st) != 0 || !S_ISFIFO(st.st_mode)) return false;
   pollfd p{STDOUT_FILENO, POLLOUT, 0};
   return ::poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
 }

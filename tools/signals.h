@@ -23,7 +23,7 @@ int stop_signal() noexcept;
 // one line, "<who>cannot write to stdout: ...", and 1.  tail, top and stat --watch.
 int stdout_write_error(int err, std::string_view who = {});
 // True when stdout is a pipe whose reader went away (it polls POLLERR): `tail -f | head -1`
-// with nothing more to write ends then, not at the next record.  One poll(2), no wait.
+// with nothing more to write ends then, not at the next record.  fstat + poll, no wait.
 bool stdout_reader_gone() noexcept;
 
 }  // namespace shmbus::tools

@@ -171,6 +171,7 @@ class ConsumerHandle {
   void close(bool commit = true) {
     if (!core_) return;
     std::shared_ptr<ConsumerCore> core = std::move(core_);
+    if (core) core->py_owner = nullptr;  // (the core may outlive this object: pinned arrays)
     core->closed = true;
     if (core->generation != fork_generation()) return;
     core->live.expire_all();

@@ -136,13 +136,38 @@ PyObject* cached_view(BufferObject* b) {
 void dealloc(PyObject* self) {
   auto* b = reinterpret_cast<BufferObject*>(self);
   PyTypeObject* type = Py_TYPE(self);
+  if (PyType_IS_GC(type)) PyObject_GC_UnTrack(self);
   unlink(b);
   Py_XDECREF(b->view);
   Py_XDECREF(b->copy);
-  Py_XDECREF(b->owner);  // (after unlink: the consumer's close no longer sees b)
+  PyObject* owner = b->owner;  // let go of last (below)
+  b->owner = nullptr;
   b->keep.~shared_ptr<void>();
   type->tp_free(self);
   Py_DECREF(type);
+  // Last, once this record holds nothing of the consumer's: dropping the consumer may
+  // close it, and a close that still saw this record's hold on its core warned that
+  // views of its records were alive (a review).
+  Py_XDECREF(owner);
+}
+
+// A Record is tracked by the garbage collector for its references to its Consumer and to
+// its cached memoryview: a record kept where its consumer reaches it (an attribute of the
+// consumer, a Future the consumer holds) made a cycle the collector could not see, and
+// the consumer, never closed, held its group for good (a review).
+int rec_traverse(PyObject* self, visitproc visit, void* arg) {
+  auto* b = reinterpret_cast<BufferObject*>(self);
+  Py_VISIT(b->owner);
+  Py_VISIT(b->view);
+  Py_VISIT(Py_TYPE(self));  // (a heap type)
+  return 0;
+}
+
+int rec_clear(PyObject* self) {
+  auto* b = reinterpret_cast<BufferObject*>(self);
+  Py_CLEAR(b->view);
+  Py_CLEAR(b->owner);  // may close the consumer, which expires this record (alive here)
+  return 0;
 }
 
 // ---- Record attributes -------------------------------------------------------------
@@ -218,6 +243,8 @@ PyMethodDef g_record_methods[] = {
 
 PyType_Slot g_record_slots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(rec_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(rec_clear)},
     {Py_tp_repr, reinterpret_cast<void*>(rec_repr)},
     {Py_tp_getset, g_record_getset},
     {Py_tp_methods, g_record_methods},
@@ -231,7 +258,7 @@ PyType_Slot g_record_slots[] = {
     {0, nullptr}};
 
 PyType_Spec g_record_spec = {"shmbus.Record", sizeof(BufferObject), 0,
-                             Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                             Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_HAVE_GC,
                              g_record_slots};
 
 PyType_Slot g_claim_slots[] = {

@@ -171,6 +171,19 @@ TEST_F(Cli, TailFollowEndsWhenItsReaderLeavesAnIdleStream) {
   CliResult again = cli({"tail", "s", "--group", "g"});
   expect_ok(again);
   EXPECT_EQ(again.out, "");
+  // Also while it waits for a removed stream to be created again (a review).
+  for (const std::string extra : {"", " --group g2"}) {
+    expect_ok(cli({"create", "r", "--capacity", "64K"}));
+    expect_ok(cli({"pub", "r"}, "a\n"));
+    CliResult r = run_program(
+        "/bin/bash",
+        {"-c", "\"$0\" --namespace \"$1\" tail r -f --from earliest" + extra +
+                   " | (read x; \"$0\" --namespace \"$1\" rm r --force > /dev/null; sleep 0.5)",
+         SHMBUS_CLI, ns_},
+        {}, {}, std::chrono::seconds(10));
+    EXPECT_FALSE(r.timed_out) << "tail" << extra << " -f outlived its reader while the stream was gone";
+    EXPECT_EQ(r.exit_code, 0) << extra << ": " << r.err;
+  }
 }
 
 // A closed standard descriptor is not given to the stream: `tail S >&-` wrote its records
