@@ -238,7 +238,8 @@ PyMethodDef g_record_methods[] = {
     // bytes(rec) copies through here, not through a buffer export: an export to anyone but
     // our own memoryview pins the mapping until the record is freed (maybe_let_go()), and
     // so kept a closed durable consumer's group held by a record merely copied (a review).
-    {"__bytes__", rec_bytes, METH_NOARGS, "bytes(rec): the same as rec.bytes()."},
+    {"__bytes__", rec_bytes, METH_NOARGS,
+     "__bytes__() -> bytes\n\nbytes(rec): the same as rec.bytes(), without a buffer export."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyType_Slot g_record_slots[] = {
