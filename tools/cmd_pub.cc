@@ -242,7 +242,13 @@ int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view
     }
     fill_synthetic(&buf, n);
     PubResult r = p.publish(as_bytes(buf), a.type);
-    if (!r.ok()) return not_published(r.status, publish_error(r.status, size, p, a, ns, full_timeout), n, sync, name);
+    // (How many went in before it: a first-hour review; lines and files name theirs.)
+    if (!r.ok())
+      return not_published(r.status,
+                           publish_error(r.status, size, p, a, ns, full_timeout) + " (record " +
+                               std::to_string(n + 1) + " of " + std::to_string(a.count) + ": " +
+                               std::to_string(n) + " published before it)",
+                           n, sync, name);
     if (int rc = sync.add(r.seq); rc != kExitOk) return rc;
     if (int rc = name.every(n + 1); rc != kExitOk) return rc;
   }

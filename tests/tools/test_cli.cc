@@ -186,6 +186,21 @@ TEST_F(Cli, TailFollowEndsWhenItsReaderLeavesAnIdleStream) {
   }
 }
 
+// A first-hour review: a synthetic pub that failed part way did not say how many records
+// had gone in.
+TEST_F(Cli, ASyntheticPubThatFailsSaysHowManyWentIn) {
+  expect_ok(cli({"create", "b", "--capacity", "4K"}));
+  expect_ok(cli({"tail", "b", "--group", "g", "--count", "0"}));  // a group that holds producers
+  CliResult r = cli({"pub", "b", "--count", "200", "--size", "100", "--full-timeout", "300ms"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("stayed full"), std::string::npos) << r.err;
+  const auto at = r.err.find(" of 200: ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const uint64_t before = std::stoull(r.err.substr(at + 9));
+  EXPECT_NE(r.err.find("(record " + std::to_string(before + 1) + " of 200: "), std::string::npos) << r.err;
+  EXPECT_EQ(stream_info(ns_, "b")->next_seq, before) << r.err;
+}
+
 // A closed standard descriptor is not given to the stream: `tail S >&-` wrote its records
 // over the ring's header ("bad magic"), `pub S <&-` read the ring as its input (a
 // review).  They fail as on a closed descriptor, and the stream is intact.
