@@ -195,6 +195,9 @@ class PersisterHandle {
            store_dir_ + "'" + (running() ? "" : " stopped") + ">";
   }
 
+  // ClosedError when stopped (or inherited through fork()): `with` on a stopped one.
+  void check_open() const { check_usable(); }
+
  private:
   void check_forked() const {
     if (generation_ != fork_generation())
@@ -323,7 +326,11 @@ Still works after stop() (the final counts).)doc")
       .def_property_readonly("data_dir", &PersisterHandle::data_dir, "The resolved store root.")
       .def_property_readonly("store_dir", &PersisterHandle::store_dir,
                              "DATA_DIR/NAMESPACE/STREAM: where the segments are.")
-      .def("__enter__", [](py::object self) { return self; })
+      // A stopped one is ClosedError, as Producer's and Consumer's (a review: it entered).
+      .def("__enter__", [](py::object self) {
+        self.cast<PersisterHandle&>().check_open();
+        return self;
+      })
       .def("__exit__", [](PersisterHandle& h, py::handle, py::handle, py::handle) {
         h.stop(py::none());
         return false;

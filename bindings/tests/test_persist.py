@@ -180,6 +180,9 @@ def test_stop_flushes(ns, pstream):
     per.stop()  # idempotent
     with pytest.raises(shmbus.ClosedError):
         per.flush()
+    with pytest.raises(shmbus.ClosedError):  # as Producer's and Consumer's (it entered)
+        with per:
+            pass
     # The store really holds them: a new persister finds them and starts after them.
     with shmbus.Persister(name, data_dir=data, namespace=ns) as again:
         assert again.stats()["store"]["end_seq"] == 50
