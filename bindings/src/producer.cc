@@ -634,12 +634,15 @@ Waits until record ``seq`` (and so every record before it) is durable in the str
 store.  TimeoutError (with ``seq``) after ``timeout`` seconds (None: no limit): no
 persister is running, or it is behind.  Other threads may publish through this Producer
 meanwhile.)doc")
-      // keep_alive: the Claim keeps its Producer (collected, it aborted the claim: a review).
-      .def("claim", &ProducerHandle::claim, py::arg("size"), py::arg("type") = 0, py::keep_alive<0, 1>(),
+      // (No keep_alive: pybind11's link is invisible to the garbage collector, so a claim
+      // kept on its producer would keep both for good, the claim open and readers stalled
+      // behind it: a review.  A collected Producer aborts its claims; documented.)
+      .def("claim", &ProducerHandle::claim, py::arg("size"), py::arg("type") = 0,
            R"doc(claim(size, type=0) -> Claim
 
 Reserves ``size`` bytes in the ring for zero-copy filling; see :class:`Claim`.  The Claim
-keeps its Producer alive.)doc")
+does not keep its Producer alive: a Producer collected (or closed) aborts its open claims,
+and the claim then raises ClosedError.)doc")
       .def("close", &ProducerHandle::close,
            "close() -> None\n\nAborts open claims and detaches. Idempotent.")
       .def_property_readonly("closed", &ProducerHandle::closed)
