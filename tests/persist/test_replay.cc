@@ -137,6 +137,22 @@ struct PersistedStream {
         << durable_seq_of(ns.ns(), "s") << " < " << seq;
   }
   uint64_t ring_oldest() { return stream_info(ns.ns(), "s")->oldest_seq; }
+  // A stream every user may write (mode 0666), persisted, records [0, n) durable.
+  void start_shared(uint64_t n) {
+    StreamOptions so = stream_opts(16 << 10);
+    so.mode = 0666;
+    ASSERT_NO_FATAL_FAILURE(start(so));
+    ASSERT_NO_FATAL_FAILURE(publish(0, n));
+    ASSERT_NO_FATAL_FAILURE(wait_durable(n));
+  }
+  // Two heartbeats of the persister: a whole housekeeping pass (deletion first, then the
+  // beat) ran since the call.
+  void two_housekeeping_passes() {
+    for (int i = 0; i < 2; ++i) {
+      const uint64_t beat = stream_info(ns.ns(), "s")->persister_beat_ns;
+      ASSERT_TRUE(eventually([&] { return stream_info(ns.ns(), "s")->persister_beat_ns > beat; }));
+    }
+  }
   // A claim aborted: the next sequence is a gap in the ring (as a dead producer's claim
   // becomes one).
   void abort_one() {
@@ -1069,11 +1085,7 @@ TEST(Replay, AnEvictedGroupWhoseLossBeginsWithAbortedClaimsLosesNothing) {
 TEST(Replay, AnotherUserCannotDeleteFromAStoreItCannotSee) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another uid";
   PersistedStream ps;
-  StreamOptions so = stream_opts(16 << 10);
-  so.mode = 0666;
-  ASSERT_NO_FATAL_FAILURE(ps.start(so));
-  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 20));
-  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(20));
+  ASSERT_NO_FATAL_FAILURE(ps.start_shared(20));
   char tmpl[] = "/tmp/shmbus-other-XXXXXX";  // a data dir of the other user's
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const std::string theirs = tmpl;
@@ -1143,19 +1155,8 @@ TEST(Replay, AnotherUserCannotDeleteFromAStoreItCannotSee) {
 // (The raise is made here by this process: what counts is who else could.)
 TEST(Replay, AWriterOfASharedRingCannotDeleteFromTheStoreThroughIt) {
   PersistedStream ps;
-  StreamOptions so = stream_opts(16 << 10);
-  so.mode = 0666;
-  ASSERT_NO_FATAL_FAILURE(ps.start(so));
-  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 40));
-  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(40));
+  ASSERT_NO_FATAL_FAILURE(ps.start_shared(40));
   const std::string object = "/dev/shm/" + object_name(ps.ns.ns(), "s");
-  // Two heartbeats: a whole housekeeping pass (deletion first, then the beat) ran since.
-  auto two_passes = [&] {
-    for (int i = 0; i < 2; ++i) {
-      const uint64_t beat = stream_info(ps.ns.ns(), "s")->persister_beat_ns;
-      ASSERT_TRUE(eventually([&] { return stream_info(ps.ns.ns(), "s")->persister_beat_ns > beat; }));
-    }
-  };
   for (const bool chmodded : {false, true}) {
     SCOPED_TRACE(chmodded ? "made 0600 after the persister started" : "0666");
     if (chmodded) ASSERT_EQ(::chmod(object.c_str(), 0600), 0);
@@ -1164,7 +1165,7 @@ TEST(Replay, AWriterOfASharedRingCannotDeleteFromTheStoreThroughIt) {
     EXPECT_EQ(stream_info(ps.ns.ns(), "s")->deleted_below, raise);  // (the ring's readers skip them)
     // (A refused watermark is looked at again a second later: past that too.)
     if (chmodded) std::this_thread::sleep_for(1100ms);
-    ASSERT_NO_FATAL_FAILURE(two_passes());
+    ASSERT_NO_FATAL_FAILURE(ps.two_housekeeping_passes());
     EXPECT_EQ(ps.persister->stats().store.deleted_below, 0u) << "the store applied the ring's watermark";
     auto reader = SegmentReader::open(ps.dir.path(), ps.ns.ns(), "s");
     ASSERT_TRUE(reader) << reader.error().message;
@@ -1210,11 +1211,7 @@ TEST(Replay, AWriterOfASharedRingCannotDeleteFromTheStoreThroughIt) {
 TEST(Replay, AnotherUserWritingTheRingCannotDeleteFromTheStoreThroughIt) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another uid";
   PersistedStream ps;
-  StreamOptions so = stream_opts(16 << 10);
-  so.mode = 0666;
-  ASSERT_NO_FATAL_FAILURE(ps.start(so));
-  ASSERT_NO_FATAL_FAILURE(ps.publish(0, 40));
-  ASSERT_NO_FATAL_FAILURE(ps.wait_durable(40));
+  ASSERT_NO_FATAL_FAILURE(ps.start_shared(40));
   Children kids;
   const pid_t child = kids.spawn([&] {
     if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) return 10;
@@ -1223,10 +1220,7 @@ TEST(Replay, AnotherUserWritingTheRingCannotDeleteFromTheStoreThroughIt) {
     return ctl->raise_deleted_below(30) ? 0 : 12;
   });
   ASSERT_EQ(kids.wait(child, 30s), 0);
-  for (int i = 0; i < 2; ++i) {
-    const uint64_t beat = stream_info(ps.ns.ns(), "s")->persister_beat_ns;
-    ASSERT_TRUE(eventually([&] { return stream_info(ps.ns.ns(), "s")->persister_beat_ns > beat; }));
-  }
+  ASSERT_NO_FATAL_FAILURE(ps.two_housekeeping_passes());
   EXPECT_EQ(ps.persister->stats().store.deleted_below, 0u) << "the store applied another user's watermark";
   ASSERT_TRUE(ps.persister->stop());
 }
