@@ -145,6 +145,15 @@ struct PersistedStream {
     ASSERT_NO_FATAL_FAILURE(publish(0, n));
     ASSERT_NO_FATAL_FAILURE(wait_durable(n));
   }
+  // The store's first entry is record 0: nothing was deleted from it.
+  void expect_store_starts_at_record_0() {
+    auto reader = SegmentReader::open(dir.path(), ns.ns(), "s");
+    ASSERT_TRUE(reader) << reader.error().message;
+    auto e = reader->next();
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->kind, EntryKind::kRecord);
+    EXPECT_EQ(e->seq, 0u) << "the store lost its first records";
+  }
   // Two heartbeats of the persister: a whole housekeeping pass (deletion first, then the
   // beat) ran since the call.
   void two_housekeeping_passes() {
@@ -1137,12 +1146,7 @@ TEST(Replay, AnotherUserCannotDeleteFromAStoreItCannotSee) {
   EXPECT_EQ(stream_info(ps.ns.ns(), "s")->persist->store_dir, ps.dir.path() + "/" + ps.ns.ns() + "/s");
   EXPECT_TRUE(stream_info(ps.ns.ns(), "s")->persist.has_value()) << "detached";
   EXPECT_EQ(stream_info(ps.ns.ns(), "s")->deleted_below, 0u);
-  auto reader = SegmentReader::open(ps.dir.path(), ps.ns.ns(), "s");
-  ASSERT_TRUE(reader) << reader.error().message;
-  auto e = reader->next();
-  ASSERT_TRUE(e);
-  EXPECT_EQ(e->kind, EntryKind::kRecord);
-  EXPECT_EQ(e->seq, 0u) << "the store lost its first records";
+  ASSERT_NO_FATAL_FAILURE(ps.expect_store_starts_at_record_0());
 }
 
 // The ring's deletion watermark is the word of whoever can write the ring, and the
@@ -1167,12 +1171,7 @@ TEST(Replay, AWriterOfASharedRingCannotDeleteFromTheStoreThroughIt) {
     if (chmodded) std::this_thread::sleep_for(1100ms);
     ASSERT_NO_FATAL_FAILURE(ps.two_housekeeping_passes());
     EXPECT_EQ(ps.persister->stats().store.deleted_below, 0u) << "the store applied the ring's watermark";
-    auto reader = SegmentReader::open(ps.dir.path(), ps.ns.ns(), "s");
-    ASSERT_TRUE(reader) << reader.error().message;
-    auto e = reader->next();
-    ASSERT_TRUE(e);
-    EXPECT_EQ(e->kind, EntryKind::kRecord);
-    EXPECT_EQ(e->seq, 0u) << "the store lost its first records";
+    ASSERT_NO_FATAL_FAILURE(ps.expect_store_starts_at_record_0());
   }
   // A reader of the store (as another user: a new handle sees the ring shared) keeps to
   // the store's own watermark: record 0 is served, not reported deleted.
