@@ -30,8 +30,11 @@ PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libconcurrentqueue-dev l
   libiceoryx-hoofs-dev librdkafka-dev libcpp-httplib-dev libncurses-dev help2man dpkg-dev)
 # The fuzz targets need clang's libFuzzer and sanitizer runtimes.
 case "${1:-}" in fuzz | test) PACKAGES+=(clang-14 libfuzzer-14-dev) ;; esac
-# The Kafka bridge's interoperability tests (tests/bridge) use these clients.
+# The Kafka bridge's interoperability tests (tests/bridge) use these clients; the demo's
+# Kafka part uses kafka-python, as README says (without it, it fell back to shmbus itself
+# on a fresh machine: a first-hour review).
 case "${1:-}" in test) PACKAGES+=(kcat python3-kafka python3-confluent-kafka) ;; esac
+case "${1:-}" in demo | "") PACKAGES+=(python3-kafka) ;; esac
 # `shmbus metrics` and `stat --format prometheus` are checked with promtool; `shmbus top`
 # is driven in tmux.
 case "${1:-}" in test) PACKAGES+=(prometheus tmux) ;; esac
