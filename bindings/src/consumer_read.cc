@@ -69,10 +69,17 @@ Step poll_ring(const std::shared_ptr<ConsumerCore>& core, bool first, const Dead
       // A record from the store (after an eviction) lives in the store reader's buffer.
       if (!c.durable || c.copy || !c.usable() || c.consumer->from_store())
         return Step{Step::kRecord, py::reinterpret_steal<py::object>(new_copied_record(rec)), {}};
-      return Step{Step::kRecord,
-                  py::reinterpret_steal<py::object>(
-                      new_ring_record(rec, &c.live, std::shared_ptr<void>(core), c.py_owner)),
-                  {}};
+      {
+        auto r = py::reinterpret_steal<py::object>(
+            new_ring_record(rec, &c.live, std::shared_ptr<void>(core), c.py_owner));
+        // Making it may have run the garbage collector (a Record is tracked), and with it
+        // code that closed this consumer, whose close() expired its records before this
+        // one was linked: a live record of a closed consumer (a review).  A copy then, as
+        // above (the bytes are still mapped: the core holds the mapping).
+        if (c.usable()) return Step{Step::kRecord, std::move(r), {}};
+        expire_record(r.ptr());
+        return Step{Step::kRecord, py::reinterpret_steal<py::object>(new_copied_record(rec)), {}};
+      }
     case ReadStatus::kLapped: {
       if (!c.raise_on_lap) return Step{Step::kAgain, {}, {}};  // resume at once
       const uint64_t n = c.lost.load() - lost_before;

@@ -343,6 +343,8 @@ void expire_claim_buffer(PyObject* buffer) noexcept {
   Py_DECREF(buffer);
 }
 
+void expire_record(PyObject* record) noexcept { expire_claim_buffer(record); }
+
 void register_view_types(py::module_& m) {
   g_record_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&g_record_spec));
   if (!g_record_type) throw py::error_already_set();

@@ -52,6 +52,8 @@ PyObject* new_claim_buffer(MutableBytes bytes, std::shared_ptr<void> keep);
 // The memoryview of a claim buffer (one per buffer, cached).
 PyObject* claim_buffer_view(PyObject* buffer);
 void expire_claim_buffer(PyObject* buffer) noexcept;
+// Expires a ring record at once (unlinked, its Consumer let go); the caller holds it.
+void expire_record(PyObject* record) noexcept;
 
 void register_view_types(py::module_& m);
 

@@ -192,6 +192,46 @@ def test_a_record_kept_where_its_consumer_reaches_it_is_collected(ns, stream):
         assert c2.poll(0).bytes() == b"b"
 
 
+def test_a_collection_that_closes_the_consumer_during_a_poll_leaves_no_live_record(ns, stream):
+    """A Record is tracked by the garbage collector, so making one may run a collection,
+    and code in it may close the consumer: its records were expired before the new one was
+    linked, which then stayed live and held the group (a review).  It is a copy now."""
+    with shmbus.Producer(stream, namespace=ns) as p:
+        for i in range(20):
+            p.publish(b"x%d" % i)
+    c = shmbus.Consumer(stream, group="gcc", auto_commit=False, namespace=ns)
+    state = {"armed": None}
+
+    def closer(phase, info):
+        target = state["armed"]
+        if target is not None and phase == "start":
+            state["armed"] = None
+            target.close(commit=False)
+
+    old = gc.get_threshold()
+    gc.callbacks.append(closer)
+    got = []
+    try:
+        gc.set_threshold(1)
+        for _ in range(10):
+            state["armed"] = c
+            try:
+                got.append(c.poll(0))
+            except shmbus.ClosedError:
+                break
+            if c.closed:
+                break
+    finally:
+        state["armed"] = None
+        gc.callbacks.remove(closer)
+        gc.set_threshold(*old)
+    assert c.closed
+    with shmbus.Consumer(stream, group="gcc", namespace=ns):  # no BusyError: nothing live holds it
+        pass
+    del got
+    gc.collect()
+
+
 def test_a_record_that_closes_its_consumer_warns_of_nothing(ns, stream):
     with shmbus.Producer(stream, namespace=ns) as p:
         p.publish(b"a")
