@@ -185,24 +185,19 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
                       "--secure: the persister running on " + std::string(ns) + "/" +
                           std::string(stream) +
                           " does not overwrite what it deletes; stop it, or restart it with --secure");
+  const std::string parts[] = {std::string(ns), std::string(stream)};
+  bool store_has_it = false;
   {
-    const std::string parts[] = {std::string(ns), std::string(stream)};
     auto dir = open_dir_path(loc->root, parts, /*create=*/false, Use::kRead);
     auto wm = dir ? read_watermark(dir->get()) : Result<Watermark>(dir.error());
     out.already_below = wm ? std::min(out.already_below, wm->deleted_below) : 0;
-    // The store has it already: nothing to ask (a request would stay until a persister
-    // next applies a deletion).  The ring's readers get it as well.
-    if (wm && wm->deleted_below >= seq) {
-      ctl->raise_deleted_below(seq);
-      out.by_persister = true;
-      out.secure = loc->ring_secure_delete;
-      return out;
-    }
+    store_has_it = wm && wm->deleted_below >= seq;
   }
   // The request in the store's folder is the authority (a persister whose ring others can
-  // write applies no more than it asks); the header's watermark wakes the persister.
-  {
-    const std::string parts[] = {std::string(ns), std::string(stream)};
+  // write applies no more than it asks); the header's watermark wakes the persister.  None
+  // when the store has it already (it would stay until a persister next applies a
+  // deletion); the ring's readers get it all the same.
+  if (!store_has_it) {
     auto dir = open_dir_path(loc->root, parts, /*create=*/false, Use::kWrite);
     if (!dir) return dir.error();
     if (auto r = write_delete_request(dir->get(), seq); !r) return r.error();
@@ -210,7 +205,7 @@ Result<DeleteOutcome> delete_before(std::string_view ns, std::string_view stream
   ctl->raise_deleted_below(seq);
   out.by_persister = true;
   out.secure = loc->ring_secure_delete;  // what the running persister does
-  const std::string parts[] = {std::string(ns), std::string(stream)};
+  if (store_has_it) return out;
   const uint64_t deadline = steady_now_ns() + static_cast<uint64_t>(opts.timeout.count());
   for (;;) {
     auto dir = open_dir_path(loc->root, parts, /*create=*/false, Use::kRead);

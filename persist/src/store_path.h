@@ -28,9 +28,10 @@ bool same_dir(const std::string& a, const std::string& b);
 
 // A store folder (`dir`, of stream ns/stream) that is there but hidden from the caller
 // (lstat: EACCES or EPERM) is another user's, not absent: only its owner may `what`
-// (delete from it, detach it, persist the stream elsewhere), since the owner's persister
-// applies the ring's deletion watermark to its store (a review).  kPermission then;
-// success when the folder can be looked at or does not exist.
+// (delete from it, detach it, persist the stream elsewhere).  (Its persister applies the
+// ring's deletion watermark to it only on a ring no other user can write, or as far as a
+// request in the folder asks: watermark.h.  This refusal stays the first line.)
+// kPermission then; success when the folder can be looked at or does not exist.
 Result<void> refuse_hidden_store(const std::string& dir, std::string_view ns, std::string_view stream,
                                  std::string_view what);
 
