@@ -167,10 +167,12 @@ TEST_F(Cli, TailFollowEndsWhenItsReaderLeavesAnIdleStream) {
     EXPECT_EQ(r.out, "a\n");
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << extra;
   }
-  // The group's records were printed (into the pipe): committed, none comes again.
+  // What the group printed into the pipe is committed: `a`, which head read, never comes
+  // again; `b` comes again only when head left before tail wrote it (its write then
+  // failed: under load, CI), as at-least-once says.
   CliResult again = cli({"tail", "s", "--group", "g"});
   expect_ok(again);
-  EXPECT_EQ(again.out, "");
+  EXPECT_TRUE(again.out == "" || again.out == "b\n") << again.out;
   // Also while it waits for a removed stream to be created again (a review).
   for (const std::string extra : {"", " --group g2"}) {
     expect_ok(cli({"create", "r", "--capacity", "64K"}));
