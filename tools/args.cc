@@ -14,8 +14,9 @@ namespace shmbus::tools {
 void warn(std::string_view message) {
   std::string line = "shmbus: ";
   // One line, whatever the message holds, and nothing a terminal would obey: messages
-  // can quote names and paths read from shared memory.
-  for (char c : terminal_text(message)) line += c;
+  // can quote names and paths read from shared memory.  Backslashes stay single: a
+  // message quotes what the user typed, and names it quotes are terminal text already.
+  line += terminal_text(message, /*escape_backslash=*/false);
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

@@ -7,7 +7,7 @@
 
 namespace shmbus::tools {
 
-std::string terminal_text(std::string_view bytes) {
+std::string terminal_text(std::string_view bytes, bool escape_backslash) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(bytes.size());
@@ -20,7 +20,7 @@ std::string terminal_text(std::string_view bytes) {
       bytes,
       [&](unsigned char c) {
         if (c < 0x20 || c == 0x7f) escape(c);
-        else if (c == '\\') out += "\\\\";
+        else if (c == '\\' && escape_backslash) out += "\\\\";
         else out += static_cast<char>(c);
       },
       [&](std::string_view seq) {

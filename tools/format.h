@@ -16,7 +16,10 @@ namespace shmbus::tools {
 // Text from shared memory or disk made safe for a terminal: control characters (C0,
 // DEL, C1: ESC sequences, bells, window-title changes), bytes that are not UTF-8 and
 // backslashes become \xNN / \\; printable UTF-8 passes unchanged.
-std::string terminal_text(std::string_view bytes);
+// escape_backslash false (one-line messages): a backslash is left as it is, so that a
+// message quoting an escape the user typed (-D '\q') or a name already made terminal text
+// shows it once, not doubled.
+std::string terminal_text(std::string_view bytes, bool escape_backslash = true);
 
 std::string base64_encode(std::string_view bytes);
 std::string hex_encode(std::string_view bytes);
