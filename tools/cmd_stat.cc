@@ -266,6 +266,12 @@ int cmd_stat(const StatArgs& a_in) {
   }
   std::chrono::nanoseconds every{std::chrono::seconds(1)};
   if (a.watch && !a.watch_every.empty()) {
+    // `stat --watch a b`: the word after --watch was taken as STREAM only when none came
+    // after it; two names are two streams, not a bad period for the first (a review).
+    if (!a.watch_attached && a.stream_after_watch && !parse_duration(a.watch_every))
+      return fail("stat describes one STREAM: '" + a.watch_every + "' and '" + a.stream +
+                      "' are two (to watch one: stat STREAM --watch [DURATION])",
+                  kExitUsage);
     auto w = duration_flag("--watch", a.watch_every);
     if (!w) return kExitUsage;
     if (w->count() == 0) return fail("--watch: must be more than 0", kExitUsage);

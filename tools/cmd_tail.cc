@@ -228,11 +228,21 @@ RecordPrinter::Format parse_format(const std::string& f) {
 // tail's printer from --format, -D and --encoding; nullopt after a usage message.
 std::optional<RecordPrinter> make_printer(const TailArgs& a) {
   std::string delim = "\n";
-  if (!a.delimiter.empty()) {
-    if (a.format != "text" && a.format != "raw") {
-      fail("-D goes with --format text or raw", kExitUsage);
+  if (a.delimiter_given && a.format != "text" && a.format != "raw") {
+    fail("-D goes with --format text or raw", kExitUsage);
+    return std::nullopt;
+  }
+  // An empty -D: raw records back to back (a payload split over records, reassembled);
+  // text records need a delimiter between them (it used to be ignored: newlines came out).
+  if (a.delimiter_given && a.delimiter.empty()) {
+    if (a.format != "raw") {
+      fail("-D: the delimiter is empty (text records need one between them; --format raw -D '' "
+           "writes the records back to back)", kExitUsage);
       return std::nullopt;
     }
+    delim.clear();
+  }
+  if (!a.delimiter.empty()) {
     auto d = delimiter_flag("-D", a.delimiter);
     if (!d) return std::nullopt;
     delim = *d;
@@ -480,13 +490,24 @@ int cmd_tail(const TailArgs& a) {
   // Records below the deletion watermark (shmbus delete) are skipped, deleted on purpose:
   // said, as a persisted stream's replay says it (a plain stream's tail --from 0 started
   // past them without a word: a review).  A persisted stream's group says it itself.
+  // A start at a time (@now, @-1h) is found by reading on to the first record stamped at
+  // or after it: the note waits for that record.  Only when it is the first one kept
+  // (`below`), one that was there at the start, may the time have fallen among the
+  // deleted (`--from @now` said "deleted" of records older than it: a review).
+  std::string deleted_note;
+  uint64_t deleted_below = 0;
   if (before && !before->persist) {
     const uint64_t from = gc->ring().next_seq(), below = before->deleted_below;
     if (from < below)
-      warn((below - from == 1 ? "record " + std::to_string(from)
-                              : "records " + std::to_string(from) + ".." + std::to_string(below - 1)) +
-           ": deleted");
+      deleted_note = (below - from == 1 ? "record " + std::to_string(from)
+                                        : "records " + std::to_string(from) + ".." +
+                                              std::to_string(below - 1)) +
+                     ": deleted";
+    deleted_below = below;
   }
+  const bool note_at_first = o.start.kind == StartFrom::Kind::kTime && !deleted_note.empty();
+  const uint64_t next_at_open = before ? before->next_seq : 0;
+  if (!note_at_first && !deleted_note.empty()) warn(deleted_note);
   const bool durable = gc->ring().durable();
 
   RecordPrinter& out = *printer;
@@ -573,6 +594,8 @@ int cmd_tail(const TailArgs& a) {
       }
     }
     if (st == ReadStatus::kOk) {
+      if (note_at_first && printed == 0 && rec.seq == deleted_below && rec.seq < next_at_open)
+        warn(deleted_note);
       if (!out.print(rec) || (durable && !out.flush())) {
         write_failed = true;
         break;

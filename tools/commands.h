@@ -109,6 +109,8 @@ struct StatArgs {
   std::string interval;          // parse_duration; empty or 0: one snapshot, no measured rates
   bool watch = false;            // --watch: print again every watch_every, like `iostat 1`
   std::string watch_every;       // parse_duration; empty: 1s
+  bool watch_attached = false;   // given as --watch=D (else a word after --watch may be STREAM)
+  bool stream_after_watch = false;  // STREAM came after `--watch WORD` (`stat --watch a b`)
   std::string stall = "1s";      // size the ring to ride out a consumer stall this long
   std::string data_dir;          // where a stream without a ring has its store
 };
@@ -140,6 +142,7 @@ struct TailArgs {
   std::string group;             // durable consumer name; empty: anonymous reader
   std::string format = "text";   // text | json | hex | raw
   std::string delimiter;         // -D: text and raw: after each record (default "\n")
+  bool delimiter_given = false;  // -D was given (an empty one: raw records back to back)
   std::string encoding;          // json: base64 | utf8 | hex forces one key; empty: data or
                                  // data_base64, whichever fits
   std::string data_dir;          // where the store is when the stream has no ring

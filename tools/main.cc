@@ -363,8 +363,9 @@ int main(int argc, char** argv) {
                 "terminal, is escaped: \\xNN, \\\\), raw (payload bytes as they are, then the "
                 "delimiter), json or hex (default text)")
       ->check(CLI::IsMember({"text", "json", "hex", "raw"}, CLI::ignore_case));
-  t->add_option("-D,--delimiter", tail.delimiter,
-                "text, raw: write DELIM after each record (default \\n; escapes as for pub -D)");
+  auto* tail_delim = t->add_option("-D,--delimiter", tail.delimiter,
+                "text, raw: write DELIM after each record (default \\n; escapes as for pub -D); "
+                "raw with -D '': records back to back");
   t->add_option("--encoding", tail.encoding,
                 "json: always this key: base64 (data_base64), utf8 (data; bytes that are not "
                 "UTF-8 become U+FFFD) or hex (data_hex); default: data if UTF-8, else data_base64")
@@ -372,6 +373,7 @@ int main(int argc, char** argv) {
   add_namespace(t, &tail.ns);
   t->callback([&] {
     tail.count_given = tail_count->count() > 0;
+    tail.delimiter_given = tail_delim->count() > 0;
     run = [&] { return cmd_tail(tail); };
   });
 
@@ -417,6 +419,11 @@ int main(int argc, char** argv) {
     const bool attached = std::any_of(argv + 1, argv + argc, [](const char* arg) {
       return std::string_view(arg).substr(0, 8) == "--watch=";
     });
+    stat.watch_attached = attached;
+    // `--watch WORD ... STREAM`: WORD may have been meant as a second stream.
+    for (int i = 1; i + 2 < argc; ++i)
+      if (std::string_view(argv[i]) == "--watch")
+        stat.stream_after_watch = std::find(argv + i + 2, argv + argc, stat.stream) != argv + argc;
     if (stat.watch && stat.stream.empty() && !attached && !stat.watch_every.empty() &&
         !shmbus::parse_duration(stat.watch_every)) {
       stat.stream = std::move(stat.watch_every);

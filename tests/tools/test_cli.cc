@@ -141,7 +141,10 @@ TEST_F(Cli, PubTooLargeRecordFails) {
   expect_failure(r, "record of 5000 bytes is larger than the stream's maximum 4096");
   // Records before the bad one are published; none after it.
   EXPECT_EQ(cli({"tail", "s"}).out, "small\n");
-  expect_failure(cli({"pub", "s", "--count", "1", "--size", "5000"}), "larger than");
+  // A --size above the maximum is a bad flag value: exit 2, as for any (it was 1).
+  CliResult sized = cli({"pub", "s", "--count", "1", "--size", "5000"});
+  expect_failure(sized, "--size: record of 5000 bytes is larger than the stream's maximum 4096");
+  EXPECT_EQ(sized.exit_code, 2);
   // A line without its newline is read in chunks, never held whole: refused once it is
   // past the maximum (the input goes on for 1 MiB).
   CliResult endless = cli({"pub", "s"}, "ok\n" + std::string(1 << 20, 'z'));
@@ -727,6 +730,20 @@ TEST_F(Cli, TailSaysWhichRecordsWereDeleted) {
   EXPECT_EQ(again.out, "5\n");
   EXPECT_EQ(again.err, "");
   EXPECT_EQ(cli({"tail", "s", "--from", "5"}).err, "");
+  // A start at a time: the note only when the time may fall among the deleted (before
+  // the first record kept); `--from @now` said it of records older than now (a review).
+  CliResult now = cli({"tail", "s", "--from", "@now"});
+  expect_ok(now);
+  EXPECT_EQ(now.out, "");
+  EXPECT_EQ(now.err, "");
+  CliResult hour = cli({"tail", "s", "--from", "@-1h"});
+  EXPECT_EQ(hour.out, "4\n5\n");
+  EXPECT_EQ(hour.err, "shmbus: records 0..3: deleted\n");
+  const std::string after5 = "@" + std::to_string(shmbus::now_ns()) + "ns";
+  expect_ok(cli({"pub", "s"}, "6\n"));
+  CliResult later = cli({"tail", "s", "--from", after5});
+  EXPECT_EQ(later.out, "6\n");
+  EXPECT_EQ(later.err, "") << "the records at the time asked for come after the kept record 4";
 }
 
 TEST_F(Cli, CountsOutOfRangeAreRefused) {

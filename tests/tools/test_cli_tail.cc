@@ -329,7 +329,19 @@ TEST_F(Cli, PubDelimitersFilesAndTailRawAndEncodings) {
   expect_ok(none);
   EXPECT_EQ(none.out, "");
   expect_failure(cli({"pub", "s", "--count", "1", "--file", "-"}), "choose one");
-  expect_failure(cli({"pub", "s", "-D", "\\q"}), "unknown escape");
+  // The escape is quoted as typed, once (it was doubled: '\\q', known: \\n ...).
+  CliResult escape = cli({"pub", "s", "-D", "\\q"});
+  expect_failure(escape, "-D: '\\q' has an unknown escape (known: \\n \\t \\r \\0 \\\\ \\xNN)");
+  EXPECT_EQ(cli({"tail", "s", "-D", "\\q"}).err, escape.err);
+  // tail -D '': raw records back to back; text records need a delimiter (an empty one
+  // was taken for none given, and newlines came out: a review).
+  CliResult joined = cli({"tail", "s", "--format", "raw", "-D", "", "--count", "3"});
+  expect_ok(joined);
+  EXPECT_EQ(joined.out, "one\nlinetwothree");
+  CliResult text_empty = cli({"tail", "s", "-D", ""});
+  expect_failure(text_empty, "-D: the delimiter is empty (text records need one between them");
+  EXPECT_EQ(text_empty.exit_code, 2);
+  EXPECT_EQ(text_empty.out, "");
   expect_failure(cli({"tail", "s", "--format", "hex", "-D", "|"}), "-D goes with");
   expect_failure(cli({"tail", "s", "--encoding", "hex"}), "--encoding goes with");
   expect_failure(cli({"pub", "s", "--file", "/nonexistent/x"}), "/nonexistent/x");

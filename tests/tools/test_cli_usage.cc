@@ -176,6 +176,11 @@ TEST_F(Cli, StatWatchTakesAStreamThatIsNotADuration) {
   // A value given with = is the period, whatever it is; so is one after STREAM.
   expect_failure(cli({"stat", "ticks", "--watch=ticks"}), "not a duration");
   expect_failure(cli({"stat", "ticks", "--watch", "soon"}), "not a duration");
+  // Two names: two streams, not a bad period for the first (it said "'a' is not a duration").
+  create("other");
+  CliResult two = cli({"stat", "--watch", "ticks", "other"});
+  expect_failure(two, "stat describes one STREAM: 'ticks' and 'other' are two");
+  EXPECT_EQ(two.exit_code, 2);
   CliResult help = run_cli({"stat", "--help"});
   EXPECT_NE(help.out.find("stat --watch ticks"), std::string::npos) << help.out;
 }
