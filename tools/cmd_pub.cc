@@ -227,8 +227,10 @@ bool stdin_would_block() {
 
 int pub_synthetic(Producer& p, const PubArgs& a, uint64_t size, std::string_view ns,
                   std::chrono::nanoseconds full_timeout, SyncWait& sync, NameWatch& name) {
-  if (size > p.max_record())
-    return fail(publish_error(PubStatus::kTooLarge, size, p, a, ns, full_timeout));
+  if (size > p.max_record())  // the flag's value: bad usage, as any other (it exited 1)
+    return fail("--size: " + publish_error(PubStatus::kTooLarge, size, p, a, ns, full_timeout) +
+                    " (nothing published)",
+                kExitUsage);
   std::string buf(size, '\0');
   const auto t0 = std::chrono::steady_clock::now();
   uint64_t n = 0;
