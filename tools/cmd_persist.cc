@@ -173,8 +173,15 @@ int cmd_fsck(const FsckArgs& a) {
                 rep.live.empty() ? "" : " (live: as far as written when read)");
     return kExitOk;
   }
+  // "run with --repair" only when it has something to fix (a damaged settings file alone
+  // sent users to a --repair that said the same again: a review).
+  const bool repair_helps =
+      std::any_of(rep.issues.begin(), rep.issues.end(),
+                  [](const persist::FsckIssue& i) { return !i.repaired && i.repairable; });
   return fail(std::to_string(rep.issues.size()) + " problem(s) found" +
-              (a.repair ? "" : "; run with --repair to fix what can be fixed"));
+              (a.repair         ? ""
+               : repair_helps   ? "; run with --repair to fix what can be fixed"
+                                : "; --repair cannot fix them (see each PROBLEM line)"));
 }
 
 int cmd_delete(const DeleteArgs& a) {

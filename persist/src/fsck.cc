@@ -49,6 +49,12 @@ class StreamChecker {
     rep_->issues.push_back(FsckIssue{ns_ + "/" + stream_ + "/" + file, offset, bytes,
                                      std::move(problem), repaired});
   }
+  // A problem --repair has no fix for (a segment that cannot be opened, one of another
+  // stream, missing sequences, a damaged settings file): reported, never "repaired".
+  void unfixable(const std::string& file, uint64_t offset, uint64_t bytes, std::string problem) {
+    issue(file, offset, bytes, std::move(problem), false);
+    rep_->issues.back().repairable = false;
+  }
   bool can_repair() const { return repair_ && !writer_live_; }
   Result<void> check();     // run()'s checks, the lock decided
   bool writer_now() const;
@@ -305,7 +311,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
       prev_end_.reset();
       return {};
     }
-    issue(name, 0, 0, f.error().message, false);
+    unfixable(name, 0, 0, f.error().message);
     prev_end_.reset();
     return {};
   }
@@ -321,16 +327,16 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
       auto head = f->header_bytes();
       const bool creating = head && header_not_written(head.value());
       if (!creating)
-        if (auto h = f->read_header(); !h) issue(name, 0, 0, h.error().message, false);
+        if (auto h = f->read_header(); !h) unfixable(name, 0, 0, h.error().message);
       prev_end_.reset();
       rep_->live.push_back(FsckLive{ns_ + "/" + stream_, creating ? first : 0, 0});
       return {};
     }
     if (live->header.ns != ns_ || live->header.stream != stream_)
-      issue(name, kHdrNsLen, 0, "header names stream " + live->header.ns + "/" + live->header.stream, false);
+      unfixable(name, kHdrNsLen, 0, "header names stream " + live->header.ns + "/" + live->header.stream);
     if (prev_end_ && *prev_end_ != first && !listing_missed(*prev_end_, first))
-      issue(name, 0, 0, "sequences [" + std::to_string(*prev_end_) + ", " + std::to_string(first) +
-                            ") are missing before this segment", false);
+      unfixable(name, 0, 0, "sequences [" + std::to_string(*prev_end_) + ", " + std::to_string(first) +
+                                ") are missing before this segment");
     rep_->records += live->builder.count();
     rep_->live.push_back(FsckLive{ns_ + "/" + stream_, live->end_seq, live->valid_end});
     prev_end_ = live->end_seq;
@@ -404,14 +410,13 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   }
   const ScanResult& s = scan.value();
   if (s.header.ns != ns_ || s.header.stream != stream_)
-    issue(name, kHdrNsLen, 0, "header names stream " + s.header.ns + "/" + s.header.stream, false);
+    unfixable(name, kHdrNsLen, 0, "header names stream " + s.header.ns + "/" + s.header.stream);
   if (prev_end_ && *prev_end_ != first && !listing_missed(*prev_end_, first))
-    issue(name, 0, 0,
-          *prev_end_ < first ? "sequences [" + std::to_string(*prev_end_) + ", " +
-                                   std::to_string(first) + ") are missing before this segment"
-                             : "overlaps the previous segment (which ends at " +
-                                   std::to_string(*prev_end_) + ")",
-          false);
+    unfixable(name, 0, 0,
+              *prev_end_ < first ? "sequences [" + std::to_string(*prev_end_) + ", " +
+                                       std::to_string(first) + ") are missing before this segment"
+                                 : "overlaps the previous segment (which ends at " +
+                                       std::to_string(*prev_end_) + ")");
   rep_->records += s.builder.count();
   uint64_t end_seq = s.end_seq;
   std::vector<IndexEntry> expected = s.entries;
@@ -577,11 +582,10 @@ Result<void> StreamChecker::check() {
   // The settings file says whether the store is --secure, the only record of it once the
   // ring is gone: damaged, delete and rm --data overwrite freed bytes to be safe.
   if (!read_settings(dir_) && ::faccessat(dir_, "settings", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-    issue("settings", 0, 0,
-          "damaged: whether the store was persisted with --secure is not known (delete and rm --data "
-          "overwrite freed bytes as if it were); --repair cannot rewrite it (only a persister knows its "
-          "flags): the next persister does",
-          false);
+    unfixable("settings", 0, 0,
+              "damaged: whether the store was persisted with --secure is not known (delete and rm "
+              "--data overwrite freed bytes as if it were); --repair cannot rewrite it (only a "
+              "persister knows its flags): the next persister does");
   auto listed = list_segments(dir_);
   if (!listed) return listed.error();
   const auto& segs = listed.value();
@@ -713,6 +717,7 @@ Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only
         issue.path += st;
         issue.problem = repair ? "not repaired: " : "not checked: ";
         issue.problem += trusted.error().message;
+        issue.repairable = false;  // the folders' owner or mode, not the files, are the matter
         rep.issues.push_back(std::move(issue));
         continue;
       }

@@ -500,6 +500,20 @@ TEST_F(Cli, FsckOfAFolderWithoutStoresSaysSoAndWritesNothing) {
     EXPECT_NE(other.out.find("not repaired"), std::string::npos) << other.out;
     ASSERT_EQ(::chown(ns_folder.c_str(), 0, 0), 0);
   }
+  // A store whose only problem --repair cannot fix (a damaged settings file) is not sent
+  // to --repair, which said the same again (a review); a fixable one still is.
+  const std::filesystem::path store = dir / "data" / ns_ / "s";
+  { std::ofstream(store / "settings", std::ios::binary | std::ios::trunc) << std::string(64, 'x'); }
+  for (const bool repair : {false, true}) {
+    std::vector<std::string> args = {"fsck", (dir / "data").string()};
+    if (repair) args.push_back("--repair");
+    CliResult damaged = run_cli(args);
+    expect_failure(damaged, repair ? "1 problem(s) found" : "1 problem(s) found; --repair cannot fix them");
+    EXPECT_EQ(damaged.err.find("run with --repair"), std::string::npos) << damaged.err;
+  }
+  { std::ofstream(store / "00000000000000000099.idx") << "x"; }  // an index without its segment
+  CliResult fixable = run_cli({"fsck", (dir / "data").string()});
+  expect_failure(fixable, "2 problem(s) found; run with --repair to fix what can be fixed");
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", (dir / "data").string()}));
 }
 

@@ -17,6 +17,7 @@ struct FsckIssue {
   uint64_t bytes = 0;   // bytes affected (dropped when repaired)
   std::string problem;
   bool repaired = false;
+  bool repairable = true;  // false: --repair cannot fix it (a report says so, not "run with --repair")
 };
 
 // A stream whose writer (a persister) was running during the check: its active segment
