@@ -24,7 +24,7 @@ def _seconds(value, what, allow_none):
     if value is None:
         raise TypeError(f"{what} must be a number of seconds")
     # Every kind of number the other calls take (numpy's, an int of any size, ...).
-    seconds = _shmbus._timeout(value, what)
+    seconds = _shmbus._timeout(value, what, False)  # (None is no wait here, not forever)
     if seconds is None:  # an interval or a stall, never forever
         raise InvalidArgumentError(f"{what} must be a finite number of seconds")
     return seconds

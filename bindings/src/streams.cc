@@ -190,13 +190,15 @@ with force, as ``shmbus ls`` shows them ("stored (no ring)"); stat() with the sa
 them.)doc");
   m.def(
       "_timeout",
-      [](py::handle seconds, const std::string& what) -> std::optional<double> {
-        auto t = to_timeout(seconds, what.c_str());
+      [](py::handle seconds, const std::string& what, bool none_waits) -> std::optional<double> {
+        auto t = to_timeout(seconds, what.c_str(), none_waits);
         if (!t) return std::nullopt;
         return std::chrono::duration<double>(*t).count();
       },
-      py::arg("seconds"), py::arg("what"),
-      "A timeout as every call checks it: seconds (float), or None for forever.");
+      py::arg("seconds"), py::arg("what"), py::arg("none_waits") = true,
+      "A timeout as every call checks it: seconds (float), or None for forever.  none_waits "
+      "False: a duration whose None means something else (stat's interval): its errors do not "
+      "offer None as 'wait forever'.");
   m.def("_stat_json", &stat_json, py::arg("name"), py::arg("namespace"), py::arg("interval"),
         py::arg("stall"), py::arg("data_dir") = py::none(),
         "The JSON text of `shmbus stat --json` (see shmbus.stat, which parses it).");

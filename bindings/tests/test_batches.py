@@ -216,3 +216,15 @@ def test_an_iterator_keeps_its_consumer_and_a_cycle_is_collected(ns, stream):
     assert ref() is None  # the GC saw the cycle through the iterator and freed both
     with shmbus.Consumer(stream, group="g", namespace=ns) as c:
         assert [r.seq for r in c.iter(idle_timeout=0)] == [4, 5]
+    # The same through iter_batches() (its iterator was not GC-tracked: the cycle was never
+    # collected, and the group stayed held: BusyError below).
+    fill(ns, stream, 2)
+    c = shmbus.Consumer(stream, group="g", namespace=ns)
+    c.batches = c.iter_batches(idle_timeout=0, max_batch=1)
+    assert [r.seq for r in next(c.batches)] == [6]
+    ref = weakref.ref(c)
+    del c
+    gc.collect()
+    assert ref() is None
+    with shmbus.Consumer(stream, group="g", namespace=ns) as c:
+        assert [r.seq for r in c.iter(idle_timeout=0)] == [7]

@@ -68,8 +68,11 @@ def test_stat_interval_rates(ns, stream):
         st["lambda_bytes_per_s"] + 48 * st["lambda_records_per_s"])
     assert shmbus.stat(stream, namespace=ns, interval=0)["interval_s"] == 0.0  # as --interval 0
     assert shmbus.stat(stream, namespace=ns, stall=5)["stall_s"] == 5.0
-    with pytest.raises(shmbus.InvalidArgumentError):
+    # (None is an instant snapshot here: the message offered it as "wait forever".)
+    with pytest.raises(shmbus.InvalidArgumentError, match=r"^interval must be >= 0 seconds$"):
         shmbus.stat(stream, namespace=ns, interval=-1)
+    with pytest.raises(shmbus.InvalidArgumentError, match=r"^stall must be >= 0 seconds$"):
+        shmbus.stat(stream, namespace=ns, stall=-1)
     with pytest.raises(TypeError):
         shmbus.stat(stream, namespace=ns, interval="1s")
     p.close()
