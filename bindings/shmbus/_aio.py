@@ -67,11 +67,13 @@ _raw_poll = None  # _orig["poll"], looked up once
 
 
 def _clear(consumer, fut):
-    """Whether this caller cleared the slot holding `fut` (then it owns the outcome)."""
+    """Whether this caller cleared the slot holding `fut` (then it owns the outcome: the
+    C++ side no longer keeps a close() from committing the slice's record)."""
     with _slot_lock:
         if consumer.__dict__.get("_shmbus_slice") is not fut:
             return False
         consumer._shmbus_slice = None
+        consumer._delivered()
         return True
 
 
@@ -159,7 +161,7 @@ def _exit(self, exc_type, exc, tb):
 def install(consumer_cls):
     """Wraps the Consumer methods that must join a slice in flight (see the module doc)."""
     global _raw_poll
-    for name in ("poll", "read_batch", "seek", "commit", "close"):
+    for name in ("poll", "read_batch", "seek", "commit", "close", "_slice_poll"):
         _orig[name] = getattr(consumer_cls, name)
     _raw_poll = _orig["poll"]
     for name, fn, doc_from in (("poll", _poll, "poll"), ("read_batch", _read_batch, "read_batch"),
@@ -188,7 +190,9 @@ async def _slice(consumer, timeout):
     while True:
         fut = getattr(consumer, "_shmbus_slice", None)
         if fut is None:
-            fut = _pool().submit(_orig["poll"], consumer, timeout)
+            # _slice_poll: a durable group's record stays uncommitted by a close() (the
+            # consumer collected with the slice's record unread) until taken (_clear).
+            fut = _pool().submit(_orig["_slice_poll"], consumer, timeout)
             consumer._shmbus_slice = fut
         # shield: a cancelled task leaves the slice running; the next call takes its record.
         # Only the task that clears the slot takes the outcome (two tasks awaiting one

@@ -107,6 +107,18 @@ class ConsumerHandle {
     return out;
   }
 
+  // A poll_async() slice (shmbus/_aio.py): poll(), and a durable group's record marked
+  // undelivered until its outcome is taken (delivered()).  Thread: a worker, GIL held.
+  py::object slice_poll(const py::object& timeout) {
+    py::object rec = poll(timeout);
+    if (!rec.is_none() && core_ && core_->durable && !core_->undelivered)
+      core_->undelivered = rec.attr("seq").cast<uint64_t>();
+    return rec;
+  }
+  void delivered() noexcept {
+    if (core_) core_->undelivered.reset();
+  }
+
   // One step of iter_batches(): `out` holds the kept record, if any, or is empty.  Ends
   // empty when idle passed with nothing or the consumer was closed.
   void next_batch(std::optional<std::chrono::nanoseconds> idle, size_t max, py::list& out) {
@@ -150,6 +162,7 @@ class ConsumerHandle {
                   "seek() moves a ring consumer; a replaying consumer starts where it is opened "
                   "(open a new Consumer with start=...)");
     const StartFrom where = to_start(start);
+    c.undelivered.reset();  // (the slice's record, if any, is left behind or comes again)
     c.live.expire_all();  // views into the old position die first
     CoreLock lock(c);
     c.deferred.reset();  // an error a batch held back is about the records left behind
@@ -178,7 +191,18 @@ class ConsumerHandle {
     if (commit && core->durable && core->auto_commit && core->uncommitted) {
       CoreLock lock(*core);  // waits at most one slice for a reader in another thread
       core->live.expire_all();  // what that reader returned meanwhile (see commit_locked())
-      core->commit_position();
+      bool commit_ok = true;
+      if (core->undelivered && core->consumer) {
+        // A slice's record nobody received (see ConsumerCore::undelivered): back to it,
+        // then commit (a commit right after a seek commits its target, as _aio's close).
+        Result<void> r;
+        {
+          py::gil_scoped_release nogil;
+          r = core->consumer->seek(StartFrom::seq(*core->undelivered));
+        }
+        commit_ok = r.ok();  // (else nothing is committed: it comes again, with the rest)
+      }
+      if (commit_ok) core->commit_position();
       core->snapshot();
     }
     // The C++ Consumer closes (detaches) when `core` is the last reference: now, unless
@@ -570,6 +594,11 @@ returned before are expired.)doc")
 Durable: marks everything returned so far as consumed (the position the group resumes
 from, and which producers may overwrite up to).  Expires the records returned so far.
 No-op for tailing consumers.)doc")
+      .def("_slice_poll", &ConsumerHandle::slice_poll, py::arg("timeout"),
+           "poll() for a poll_async() slice (shmbus/_aio.py): a durable group's record stays "
+           "uncommitted by close() until _delivered().")
+      .def("_delivered", &ConsumerHandle::delivered,
+           "The slice's record was taken (delivered, or rewound to by commit/close).")
       .def("close", &ConsumerHandle::close, py::arg("commit") = true,
            "close(commit=True) -> None\n\nCommits (with auto_commit; commit=False leaves what "
            "was returned since the last commit to the group's next holder), expires records, "

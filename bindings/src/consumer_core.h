@@ -54,6 +54,11 @@ struct ConsumerCore {
   // goes): each ring record it hands out references it until the record expires.
   PyObject* py_owner = nullptr;
   bool uncommitted = false;
+  // A durable group's record that a poll_async() slice took and nobody has received yet
+  // (shmbus/_aio.py): set by the slice, cleared when its outcome is taken and by seek().
+  // A close meanwhile (the consumer collected with the slice's record unread) commits
+  // below it only, so that the group's next reader gets it (it committed it: a review).
+  std::optional<uint64_t> undelivered;
   std::optional<DeferredError> deferred;
   std::optional<persist::ReplayGap> last_gap;
   // ---- snapshots of the C++ counters, written under mu ----

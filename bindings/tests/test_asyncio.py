@@ -254,10 +254,14 @@ async def _keep_one(c, p, payload, rounds=50):
     pytest.fail("no slice took the record")
 
 
-@pytest.mark.parametrize("api", ["close", "with", "commit"])
+@pytest.mark.parametrize("api", ["close", "with", "commit", "collected"])
 def test_a_record_kept_by_a_cancelled_wait_is_not_lost_by_close_or_commit(ns, stream, api):
-    """The cancelled slice took A: close() (or commit() then close with auto_commit=False)
-    must not commit past A, which nobody received: the group's next reader gets A, B."""
+    """The cancelled slice took A: close() (or commit() then close with auto_commit=False,
+    or the collector closing a consumer dropped with A unread: it committed A) must not
+    commit past A, which nobody received: the group's next reader gets A, B."""
+    import gc
+    import weakref
+
     async def main():
         with shmbus.Producer(stream, namespace=ns) as p:
             c = shmbus.Consumer(stream, group="g", namespace=ns, start="earliest",
@@ -270,6 +274,11 @@ def test_a_record_kept_by_a_cancelled_wait_is_not_lost_by_close_or_commit(ns, st
             elif api == "with":
                 with c:
                     pass
+            elif api == "collected":
+                ref = weakref.ref(c)
+                del c
+                gc.collect()
+                assert ref() is None  # closed by the collector, as it commits
             else:
                 c.commit()
                 c.close()
