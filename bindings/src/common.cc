@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <stdexcept>
 #include <limits>
 
 #include "errors.h"
@@ -25,6 +26,24 @@ void install_fork_handler() {
     pthread_atfork(nullptr, nullptr, bump_generation);
     installed = true;
   }
+}
+
+namespace {
+destructor g_pybind11_dealloc = nullptr;  // pybind11_object's, which every class inherits
+void untracking_dealloc(PyObject* self) {
+  PyObject_GC_UnTrack(self);  // (a no-op when a subclass's dealloc did it)
+  g_pybind11_dealloc(self);
+}
+}  // namespace
+
+void untrack_before_dealloc(PyHeapTypeObject* heap_type) {
+  PyTypeObject* type = &heap_type->ht_type;
+  // Not set yet when pybind11 calls this: inherited from tp_base (pybind11_object) later.
+  const destructor base = type->tp_dealloc ? type->tp_dealloc : type->tp_base->tp_dealloc;
+  if (base == nullptr || (g_pybind11_dealloc != nullptr && g_pybind11_dealloc != base))
+    throw std::logic_error("untrack_before_dealloc: a class whose dealloc is not pybind11_object's");
+  g_pybind11_dealloc = base;
+  type->tp_dealloc = untracking_dealloc;
 }
 
 std::optional<std::chrono::nanoseconds> to_timeout(py::handle seconds, const char* what, bool none_waits) {

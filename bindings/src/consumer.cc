@@ -412,6 +412,16 @@ class BatchIterator {
   std::optional<uint64_t> left_;
 };
 
+// The BatchIterator of a Python instance, or null when its C++ object was never built
+// (BatchIterator.__new__(BatchIterator), a subclass's __new__): the collector looks at
+// those too (traversing one read a garbage pointer: a review).
+BatchIterator* constructed_batch_iterator(PyObject* self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  const py::detail::value_and_holder vh = inst->get_value_and_holder(nullptr, false);
+  if (!vh || !vh.holder_constructed()) return nullptr;
+  return vh.template value_ptr<BatchIterator>();
+}
+
 std::optional<uint64_t> max_records_arg(const py::object& max_records) {
   if (max_records.is_none()) return std::nullopt;
   if (!is_index(max_records))
@@ -449,24 +459,27 @@ void bind_consumer(py::module_& m) {
                                        reinterpret_cast<PyObject*>(g_iter_type)));
   py::class_<BatchIterator>(
       m, "BatchIterator", "Iterator over a Consumer's records in lists (see Consumer.iter_batches()).",
-      // GC-tracked, as the record iterator is: it holds its Consumer (pybind11's pattern).
+      // GC-tracked, as the record iterator is: it holds its Consumer.
       py::custom_type_setup([](PyHeapTypeObject* heap_type) {
         PyTypeObject* type = &heap_type->ht_type;
         type->tp_flags |= Py_TPFLAGS_HAVE_GC;
         type->tp_traverse = [](PyObject* self, visitproc visit, void* arg) {
           Py_VISIT(Py_TYPE(self));  // a heap type's instances own a reference to it
-          return py::cast<const BatchIterator&>(py::handle(self)).traverse(visit, arg);
+          const BatchIterator* it = constructed_batch_iterator(self);
+          return it ? it->traverse(visit, arg) : 0;
         };
         type->tp_clear = [](PyObject* self) {
-          py::cast<BatchIterator&>(py::handle(self)).clear();
+          if (BatchIterator* it = constructed_batch_iterator(self)) it->clear();
           return 0;
         };
+        untrack_before_dealloc(heap_type);
       }))
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__", &BatchIterator::next);
 
   // dynamic_attr: poll_async()/aiter() (shmbus/_aio.py) keep a slice in flight on it.
-  py::class_<ConsumerHandle>(m, "Consumer", py::dynamic_attr(), R"doc(
+  py::class_<ConsumerHandle>(m, "Consumer", py::dynamic_attr(), py::custom_type_setup(untrack_before_dealloc),
+                             R"doc(
 Consumer(name, *, group=None, start=None, namespace=None, auto_commit=True, copy=False,
          read_only=False, wait="block", raise_on_lap=False, raise_on_gap=False)
 

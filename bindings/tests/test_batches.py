@@ -2,6 +2,8 @@
 iterator of iter() (a plain CPython type: one C call per step)."""
 
 import gc
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -228,3 +230,53 @@ def test_an_iterator_keeps_its_consumer_and_a_cycle_is_collected(ns, stream):
     assert ref() is None
     with shmbus.Consumer(stream, group="g", namespace=ns) as c:
         assert [r.seq for r in c.iter(idle_timeout=0)] == [7]
+
+
+@pytest.mark.parametrize("case", ["collection_in_teardown", "collection_in_consumer_teardown",
+                                  "unconstructed", "subclass"])
+def test_the_batch_iterator_survives_the_collector(ns, stream, case):
+    """The GC-tracked BatchIterator and Consumer (dynamic_attr), reviewed: a collection
+    started while one was being freed (a finalizer in the Consumer's __dict__) freed it
+    a second time: the type's reference count fell by one per Consumer until an abort
+    (pybind11 2.10 leaves a dying instance tracked); the collector traversing an
+    instance whose C++ object was never built (made by __new__) read a garbage pointer (a
+    segfault).  In a child: a crash fails the test."""
+    teardown = """
+class Meta:
+    def __del__(self):
+        self.log = [[j] for j in range(1000)]
+        gc.collect()
+C = shmbus.Consumer
+before = sys.getrefcount(C)
+for i in range(300):
+    c = shmbus.Consumer(STREAM, group="g", namespace=NS)
+    c.meta = Meta()
+    it = ITERATOR
+    del c
+    del it
+assert sys.getrefcount(C) == before, (before, sys.getrefcount(C))
+"""
+    script = {
+        "collection_in_teardown": teardown.replace("ITERATOR", "c.iter_batches(idle_timeout=0.01)"),
+        "collection_in_consumer_teardown": teardown.replace("ITERATOR", "None"),
+        "unconstructed": """
+B = shmbus.BatchIterator
+x = B.__new__(B)
+gc.get_referents(x)
+gc.collect()
+with pytest.raises(Exception):
+    next(x)
+""",
+        "subclass": """
+class S(shmbus.BatchIterator):
+    pass
+y = S.__new__(S)
+y.self = y
+del y
+gc.collect()
+""",
+    }[case]
+    prelude = "import gc, sys, pytest, shmbus\nSTREAM, NS = %r, %r\n" % (stream, ns)
+    r = subprocess.run([sys.executable, "-c", prelude + script], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
