@@ -164,10 +164,12 @@ int cmd_fsck(const FsckArgs& a) {
   for (const auto& q : rep.quarantined)
     std::printf("quarantined %s (kept for inspection; retention or rm --data removes it)\n",
                 terminal_text(q).c_str());
+  // Paths and problems quote names read from the files (a segment header's namespace
+  // and stream): terminal text, as every such name printed (they went out raw: a review).
   for (const auto& i : rep.issues)
     std::printf("%s %s at offset %llu (%llu bytes): %s\n", i.repaired ? "repaired" : "PROBLEM",
-                i.path.c_str(), static_cast<unsigned long long>(i.offset),
-                static_cast<unsigned long long>(i.bytes), i.problem.c_str());
+                terminal_text(i.path).c_str(), static_cast<unsigned long long>(i.offset),
+                static_cast<unsigned long long>(i.bytes), terminal_text(i.problem).c_str());
   if (rep.clean()) {
     std::printf("%s%s\n", rep.issues.empty() ? "clean" : "clean after repair",
                 rep.live.empty() ? "" : " (live: as far as written when read)");
@@ -175,13 +177,20 @@ int cmd_fsck(const FsckArgs& a) {
   }
   // "run with --repair" only when it has something to fix (a damaged settings file alone
   // sent users to a --repair that said the same again: a review).
-  const bool repair_helps =
-      std::any_of(rep.issues.begin(), rep.issues.end(),
-                  [](const persist::FsckIssue& i) { return !i.repaired && i.repairable; });
-  return fail(std::to_string(rep.issues.size()) + " problem(s) found" +
-              (a.repair         ? ""
-               : repair_helps   ? "; run with --repair to fix what can be fixed"
-                                : "; --repair cannot fix them (see each PROBLEM line)"));
+  // The count is of what is left (PROBLEM lines), not of what --repair just fixed.
+  size_t left = 0;
+  bool repair_helps = false;
+  for (const auto& i : rep.issues) {
+    left += i.repaired ? 0 : 1;
+    repair_helps |= !i.repaired && i.repairable;
+  }
+  const size_t fixed = rep.issues.size() - left;
+  return fail(std::to_string(left) + " problem(s) found" +
+              (fixed ? " (" + std::to_string(fixed) + " more repaired)" : std::string()) +
+              (repair_helps && !a.repair ? "; run with --repair to fix what can be fixed"
+               : repair_helps           ? ""  // (e.g. a writer started meanwhile: said on its line)
+                                        : left == 1 ? "; --repair cannot fix it (see its PROBLEM line)"
+                                                    : "; --repair cannot fix them (see each PROBLEM line)"));
 }
 
 int cmd_delete(const DeleteArgs& a) {

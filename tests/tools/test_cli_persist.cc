@@ -508,12 +508,60 @@ TEST_F(Cli, FsckOfAFolderWithoutStoresSaysSoAndWritesNothing) {
     std::vector<std::string> args = {"fsck", (dir / "data").string()};
     if (repair) args.push_back("--repair");
     CliResult damaged = run_cli(args);
-    expect_failure(damaged, repair ? "1 problem(s) found" : "1 problem(s) found; --repair cannot fix them");
+    expect_failure(damaged, "1 problem(s) found; --repair cannot fix it (see its PROBLEM line)");
     EXPECT_EQ(damaged.err.find("run with --repair"), std::string::npos) << damaged.err;
   }
   { std::ofstream(store / "00000000000000000099.idx") << "x"; }  // an index without its segment
   CliResult fixable = run_cli({"fsck", (dir / "data").string()});
   expect_failure(fixable, "2 problem(s) found; run with --repair to fix what can be fixed");
+  // After --repair: the count is of what is left, and says that it cannot be fixed.
+  CliResult repaired = run_cli({"fsck", (dir / "data").string(), "--repair"});
+  expect_failure(repaired, "1 problem(s) found (1 more repaired); --repair cannot fix it");
+  expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", (dir / "data").string()}));
+}
+
+// CRC-32C (Castagnoli), bit by bit: a segment header edited by a test gets a valid CRC.
+uint32_t crc32c_bitwise(const unsigned char* p, size_t n) {
+  uint32_t c = ~0u;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+// A segment header naming another stream, with an ESC in the name (its CRC valid): fsck
+// reports it with the name as terminal text (its lines went out raw: a review).
+TEST_F(Cli, FsckQuotesNamesFromSegmentHeadersAsTerminalText) {
+  const std::filesystem::path dir = scratch_.path();
+  create("s");
+  ASSERT_NO_FATAL_FAILURE(publish_persisted("s", dir / "data", "a\n", 1));
+  const std::filesystem::path seg = dir / "data" / ns_ / "s" / "00000000000000000000.seg";
+  std::string b;
+  {
+    std::ifstream in(seg, std::ios::binary);
+    b.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_GE(b.size(), 256u);
+  auto crc_at_252 = [&] {
+    return static_cast<uint32_t>(static_cast<unsigned char>(b[252])) |
+           static_cast<uint32_t>(static_cast<unsigned char>(b[253])) << 8 |
+           static_cast<uint32_t>(static_cast<unsigned char>(b[254])) << 16 |
+           static_cast<uint32_t>(static_cast<unsigned char>(b[255])) << 24;
+  };
+  const auto* bytes = reinterpret_cast<const unsigned char*>(b.data());
+  ASSERT_EQ(crc32c_bitwise(bytes, 252), crc_at_252()) << "the header's CRC is not CRC-32C over 252 bytes";
+  b[33] = '\x1b';  // the namespace's first byte (offset 33, after its length at 32)
+  const uint32_t crc = crc32c_bitwise(bytes, 252);
+  for (int i = 0; i < 4; ++i) b[252 + i] = static_cast<char>(crc >> (8 * i));
+  {
+    std::ofstream out(seg, std::ios::binary | std::ios::trunc);
+    out << b;
+  }
+  CliResult r = run_cli({"fsck", (dir / "data").string()});
+  expect_failure(r, "problem(s) found");
+  EXPECT_NE(r.out.find("header names stream \\x1b"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << "a raw ESC reached stdout";
   expect_ok(cli({"rm", "s", "--force", "--data", "--data-dir", (dir / "data").string()}));
 }
 
