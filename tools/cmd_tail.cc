@@ -397,6 +397,7 @@ int cmd_tail(const TailArgs& a) {
   const std::string ns = *ns_or;
   auto printer = make_printer(a);
   if (!printer) return kExitUsage;
+  const uint64_t started_ns = now_ns();  // (before --from is read: @now is at or after it)
   ConsumerOptions o;
   o.group = a.group;
   // A record counts as consumed only once it reached stdout: commit by hand after flushing.
@@ -490,10 +491,14 @@ int cmd_tail(const TailArgs& a) {
   // Records below the deletion watermark (shmbus delete) are skipped, deleted on purpose:
   // said, as a persisted stream's replay says it (a plain stream's tail --from 0 started
   // past them without a word: a review).  A persisted stream's group says it itself.
-  // A start at a time (@now, @-1h) is found by reading on to the first record stamped at
-  // or after it: the note waits for that record.  Only when it is the first one kept
-  // (`below`), one that was there at the start, may the time have fallen among the
-  // deleted (`--from @now` said "deleted" of records older than it: a review).
+  // A start at a time (@-1h) counts only where the reader starts at it: a tailing reader,
+  // a new group, --reset-to (an existing group continues at its sequence, and is told as
+  // any).  Every deleted record was published before tail started: a time at or after
+  // that (@now) has none of them past it, no note.  An earlier one: when a record was
+  // kept, the note waits for the first record stamped at or after the time, and comes
+  // only when that is the first kept one (`below`) (else the deleted are older than the
+  // time); when none was kept, said at once (`--from @now` said "deleted" of records
+  // older than now; all deleted, @-1h said nothing: reviews).
   std::string deleted_note;
   uint64_t deleted_below = 0;
   if (before && !before->persist) {
@@ -505,8 +510,11 @@ int cmd_tail(const TailArgs& a) {
                      ": deleted";
     deleted_below = below;
   }
-  const bool note_at_first = o.start.kind == StartFrom::Kind::kTime && !deleted_note.empty();
+  const bool at_time = o.start.kind == StartFrom::Kind::kTime && (a.group.empty() || o.reset || !existing);
   const uint64_t next_at_open = before ? before->next_seq : 0;
+  const bool kept_one = deleted_below < next_at_open;
+  if (at_time && o.start.value >= started_ns) deleted_note.clear();
+  const bool note_at_first = at_time && kept_one && !deleted_note.empty();
   if (!note_at_first && !deleted_note.empty()) warn(deleted_note);
   const bool durable = gc->ring().durable();
 
@@ -594,8 +602,7 @@ int cmd_tail(const TailArgs& a) {
       }
     }
     if (st == ReadStatus::kOk) {
-      if (note_at_first && printed == 0 && rec.seq == deleted_below && rec.seq < next_at_open)
-        warn(deleted_note);
+      if (note_at_first && printed == 0 && rec.seq == deleted_below) warn(deleted_note);
       if (!out.print(rec) || (durable && !out.flush())) {
         write_failed = true;
         break;

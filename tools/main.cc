@@ -362,14 +362,14 @@ int main(int argc, char** argv) {
                 "text (payload per line; a record that holds the delimiter, or any record to a "
                 "terminal, is escaped: \\xNN, \\\\), raw (payload bytes as they are, then the "
                 "delimiter), json or hex (default text)")
-      ->check(CLI::IsMember({"text", "json", "hex", "raw"}, CLI::ignore_case));
+      ->transform(CLI::IsMember({"text", "json", "hex", "raw"}, CLI::ignore_case));
   auto* tail_delim = t->add_option("-D,--delimiter", tail.delimiter,
                 "text, raw: write DELIM after each record (default \\n; escapes as for pub -D); "
                 "raw with -D '': records back to back");
   t->add_option("--encoding", tail.encoding,
                 "json: always this key: base64 (data_base64), utf8 (data; bytes that are not "
                 "UTF-8 become U+FFFD) or hex (data_hex); default: data if UTF-8, else data_base64")
-      ->check(CLI::IsMember({"base64", "utf8", "hex"}, CLI::ignore_case));
+      ->transform(CLI::IsMember({"base64", "utf8", "hex"}, CLI::ignore_case));
   add_namespace(t, &tail.ns);
   t->callback([&] {
     tail.count_given = tail_count->count() > 0;
@@ -395,7 +395,7 @@ int main(int argc, char** argv) {
   s->add_option("--format", stat.format,
                 "text (default), json, or prometheus (the text exposition format 0.0.4, as "
                 "shmbus metrics serves it; one snapshot)")
-      ->check(CLI::IsMember({"text", "json", "prometheus"}, CLI::ignore_case));
+      ->transform(CLI::IsMember({"text", "json", "prometheus"}, CLI::ignore_case));
   s->add_option("--interval", stat.interval,
                 "Measure rates over this long, e.g. 1s or 0.5 (default: none, one instant "
                 "snapshot with the average rates since creation)");
@@ -420,10 +420,15 @@ int main(int argc, char** argv) {
       return std::string_view(arg).substr(0, 8) == "--watch=";
     });
     stat.watch_attached = attached;
-    // `--watch WORD ... STREAM`: WORD may have been meant as a second stream.
-    for (int i = 1; i + 2 < argc; ++i)
-      if (std::string_view(argv[i]) == "--watch")
-        stat.stream_after_watch = std::find(argv + i + 2, argv + argc, stat.stream) != argv + argc;
+    // `--watch WORD ... STREAM`: WORD may have been meant as a second stream, when STREAM
+    // is first named after it (not `stat s --watch x --data-dir s`) and WORD does not
+    // look like a mistyped duration (`--watch 2secs s`: a bad duration) (a review).
+    for (int i = 1; i + 2 < argc; ++i) {
+      if (std::string_view(argv[i]) != "--watch") continue;
+      const char* const* named = std::find(argv + 1, argv + argc, stat.stream);
+      const char c = argv[i + 1][0];
+      stat.stream_after_watch = named > argv + i + 1 && named != argv + argc && !(c >= '0' && c <= '9') && c != '.';
+    }
     if (stat.watch && stat.stream.empty() && !attached && !stat.watch_every.empty() &&
         !shmbus::parse_duration(stat.watch_every)) {
       stat.stream = std::move(stat.watch_every);
@@ -451,10 +456,10 @@ int main(int argc, char** argv) {
                  "Store root (default: $SHMBUS_DATA_DIR, else ~/.local/share/shmbus); a stream's "
                  "segments go to DATA_DIR/NAMESPACE/STREAM/");
   pe->add_option("--store", persist.store, "file (NVMe, disks) or pmem (PMDK libpmem2)")
-      ->check(CLI::IsMember({"file", "pmem"}, CLI::ignore_case));
+      ->transform(CLI::IsMember({"file", "pmem"}, CLI::ignore_case));
   pe->add_option("--durability", persist.durability,
                  "async (durable within --flush-interval) or sync (flush as soon as the ring is drained)")
-      ->check(CLI::IsMember({"async", "sync"}, CLI::ignore_case));
+      ->transform(CLI::IsMember({"async", "sync"}, CLI::ignore_case));
   pe->add_option("--flush-interval", persist.flush_interval, "async: the loss window (default 10ms)");
   pe->add_option("--retention-age", persist.retention_age, "Delete segments older than this, e.g. 1h");
   pe->add_option("--retention-bytes", persist.retention_bytes, "Keep at most this much, e.g. 10G");

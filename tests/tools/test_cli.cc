@@ -744,6 +744,21 @@ TEST_F(Cli, TailSaysWhichRecordsWereDeleted) {
   CliResult later = cli({"tail", "s", "--from", after5});
   EXPECT_EQ(later.out, "6\n");
   EXPECT_EQ(later.err, "") << "the records at the time asked for come after the kept record 4";
+  // An existing group ignores --from: it continues at its sequence and is told as at any
+  // start (the note waited for a time it did not use: a review).
+  create("g");
+  expect_ok(cli({"pub", "g"}, "0\n1\n2\n3\n4\n"));
+  expect_ok(cli({"tail", "g", "--group", "grp", "--count", "2"}));
+  expect_ok(cli({"delete", "g", "--before", "5"}));
+  CliResult existing = cli({"tail", "g", "--group", "grp", "--from", "@-1h"});
+  EXPECT_EQ(existing.out, "");
+  EXPECT_NE(existing.err.find("shmbus: records 2..4: deleted\n"), std::string::npos) << existing.err;
+  // Every record deleted: a time before them says so at once (it said nothing: a review);
+  // @now, after them all, says nothing.
+  CliResult all_gone = cli({"tail", "g", "--from", "@-1h"});
+  EXPECT_EQ(all_gone.out, "");
+  EXPECT_EQ(all_gone.err, "shmbus: records 0..4: deleted\n");
+  EXPECT_EQ(cli({"tail", "g", "--from", "@now"}).err, "");
 }
 
 TEST_F(Cli, CountsOutOfRangeAreRefused) {

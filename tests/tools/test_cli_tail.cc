@@ -338,6 +338,14 @@ TEST_F(Cli, PubDelimitersFilesAndTailRawAndEncodings) {
   CliResult joined = cli({"tail", "s", "--format", "raw", "-D", "", "--count", "3"});
   expect_ok(joined);
   EXPECT_EQ(joined.out, "one\nlinetwothree");
+  // Choices are taken in any case, and mean the same (--format JSON printed text, and
+  // --format RAW -D '' was refused as "-D goes with --format text or raw": a review).
+  CliResult upper = cli({"tail", "s", "--format", "RAW", "-D", "", "--count", "3"});
+  expect_ok(upper);
+  EXPECT_EQ(upper.out, joined.out);
+  CliResult json_upper = cli({"tail", "s", "--format", "JSON", "--count", "1"});
+  expect_ok(json_upper);
+  EXPECT_EQ(json_raw(json_upper.out, "seq"), "0") << json_upper.out;
   CliResult text_empty = cli({"tail", "s", "-D", ""});
   expect_failure(text_empty, "-D: the delimiter is empty (text records need one between them");
   EXPECT_EQ(text_empty.exit_code, 2);

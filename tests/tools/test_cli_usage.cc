@@ -181,6 +181,10 @@ TEST_F(Cli, StatWatchTakesAStreamThatIsNotADuration) {
   CliResult two = cli({"stat", "--watch", "ticks", "other"});
   expect_failure(two, "stat describes one STREAM: 'ticks' and 'other' are two");
   EXPECT_EQ(two.exit_code, 2);
+  // Not two streams: a mistyped duration, STREAM named before --watch, the same word twice.
+  expect_failure(cli({"stat", "--watch", "2secs", "ticks"}), "not a duration");
+  expect_failure(cli({"stat", "ticks", "--watch", "x", "--data-dir", "ticks"}), "not a duration");
+  expect_failure(cli({"stat", "--watch", "ticks", "ticks"}), "not a duration");
   CliResult help = run_cli({"stat", "--help"});
   EXPECT_NE(help.out.find("stat --watch ticks"), std::string::npos) << help.out;
 }
