@@ -121,6 +121,17 @@ uint64_t uint64_arg(const py::handle& v, const std::string& what) {
   return i.cast<uint64_t>();
 }
 
+uint64_t count_arg(const py::handle& v, const char* what) {
+  if (!is_index(v))
+    throw py::type_error(std::string(what) + " must be an int, not " +
+                         std::string(py::str(py::type::of(v).attr("__name__"))));
+  const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(v.ptr()));
+  if (!i) throw py::error_already_set();
+  if (py::int_(1) > i) throw_error(Errc::kInvalidArgument, std::string(what) + " must be >= 1");
+  if (i > py::int_(std::numeric_limits<uint64_t>::max())) return std::numeric_limits<uint64_t>::max();
+  return i.cast<uint64_t>();
+}
+
 uint64_t size_arg(const py::object& v, const char* what) {
   if (py::isinstance<py::str>(v)) return unwrap(parse_size(v.cast<std::string>()));
   if (is_index(v)) return uint64_arg(v, what);

@@ -64,6 +64,10 @@ bool is_index(const py::handle& v) noexcept;
 // when negative or above 2**64 - 1 (pybind11's cast said only "Unable to cast Python
 // instance", as a RuntimeError: a review).
 uint64_t uint64_arg(const py::handle& v, const std::string& what);
+// A count argument (max_records, max_batch): an int (is_index, else TypeError) of at
+// least 1, else InvalidArgumentError; any size (an int64_t parameter raised pybind11's
+// "incompatible function arguments" TypeError above 2**63 - 1: a review).
+uint64_t count_arg(const py::handle& v, const char* what);
 
 // A size argument: an int of bytes or a str like "64M" (parse_size).  TypeError for
 // other types, InvalidArgumentError for a negative int or a bad str.

@@ -93,11 +93,11 @@ class ConsumerHandle {
     return read_one(core, t, nullptr, false, core->auto_commit);
   }
 
-  py::list read_batch(int64_t max_records, const py::object& timeout) {
+  py::list read_batch(const py::object& max_records_obj, const py::object& timeout) {
+    const uint64_t max_records = count_arg(max_records_obj, "max_records");  // (before InCall: __index__ runs code)
     InCall in(live());
     const auto& core = in.core();
     own(core);
-    if (max_records < 1) throw_error(Errc::kInvalidArgument, "max_records must be >= 1");
     auto t = to_timeout(timeout, "timeout");
     py::list out;
     py::object rec = read_one(core, t, nullptr, false, core->auto_commit);
@@ -571,10 +571,10 @@ never; 0: as soon as the reader has caught up), after ``max_records`` records, o
 the consumer is closed.  ``for rec in consumer`` is ``iter()``: it waits forever (until
 close() from another thread, or Ctrl-C).)doc")
       .def("iter_batches",
-           [](py::object self, int64_t max_batch, const py::object& idle_timeout,
+           [](py::object self, const py::object& max_batch_obj, const py::object& idle_timeout,
               const py::object& max_records) {
+             const uint64_t max_batch = count_arg(max_batch_obj, "max_batch");
              self.cast<ConsumerHandle&>().live();
-             if (max_batch < 1) throw_error(Errc::kInvalidArgument, "max_batch must be >= 1");
              return BatchIterator(self, to_timeout(idle_timeout, "idle_timeout"),
                                   static_cast<size_t>(max_batch), max_records_arg(max_records));
            },

@@ -4,6 +4,8 @@
 #include <exception>
 #include <string>
 
+#include "errors.h"
+
 namespace shmbus::python {
 
 void install_fastcall(py::handle cls, PyMethodDef& def) {
@@ -83,10 +85,19 @@ bool uint32_arg(const char* function, const char* name, PyObject* v, uint32_t* o
     }
     PyErr_Clear();
   }
-  // The type's name, not the value's repr (which may itself fail, or be huge).
-  if (PyLong_Check(v))
-    PyErr_Format(PyExc_TypeError, "%s(): %s must be in 0..4294967295", function, name);
-  else
+  // The type's name, not the value's repr (which may itself fail, or be huge).  An int
+  // out of range is a bad value (InvalidArgumentError, a ValueError, as every other int
+  // argument's range), not a bad type (it was a TypeError: a review).
+  if (PyLong_Check(v) || (!PyFloat_Check(v) && PyIndex_Check(v) && !PyBool_Check(v))) {
+    try {
+      throw_error(Errc::kInvalidArgument,
+                  std::string(function) + "(): " + name + " must be in 0..4294967295");
+    } catch (py::error_already_set& e) {
+      e.restore();
+    } catch (...) {
+      set_error_from_current_exception();
+    }
+  } else
     PyErr_Format(PyExc_TypeError, "%s(): %s must be an int in 0..4294967295, not '%.200s'", function, name,
                  Py_TYPE(v)->tp_name);
   return false;

@@ -512,6 +512,15 @@ class ProducerHandle {
   int calls_ = 0;                       // calls in flight (InCall); guarded by the GIL
 };
 
+// A record's `type` argument, as publish()'s fast path reads it (uint32_arg): TypeError
+// for what is no int, InvalidArgumentError outside 0..2**32 - 1 (pybind11's uint32_t
+// caster raised "incompatible function arguments", a TypeError: a review).
+uint32_t type_arg(const char* function, const py::object& v) {
+  uint32_t type = 0;
+  if (!uint32_arg(function, "type", v.ptr(), &type)) throw py::error_already_set();
+  return type;
+}
+
 // publish() as a METH_FASTCALL method (see fastcall.h): pybind11's dispatch was about
 // 150 of its 220 ns a call here.  Same arguments, same errors.
 PyObject* publish_fast(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) noexcept {
@@ -611,14 +620,22 @@ Use it as a context manager, or call close().
 Copies ``data`` (any C-contiguous buffer: bytes, bytearray, memoryview, numpy array) into
 the stream as one record with the 32-bit ``type`` tag; returns its sequence number.
 RecordTooLargeError (a ValueError) above ``max_record``; FullError when no room came.)doc")
-      .def("publish_batch", &ProducerHandle::publish_batch, py::arg("payloads"),
-           py::arg("type") = 0, R"doc(publish_batch(payloads, type=0) -> int
+      .def(
+          "publish_batch",
+          [](ProducerHandle& h, py::handle payloads, const py::object& type) {
+            return h.publish_batch(payloads, type_arg("publish_batch", type));
+          },
+          py::arg("payloads"), py::arg("type") = 0, R"doc(publish_batch(payloads, type=0) -> int
 
 Publishes an iterable of buffers as consecutive records in one step (one reservation);
 returns the first sequence number (for an empty batch: the stream's next sequence, and
 nothing is published).  The whole batch must fit in half the ring.)doc")
-      .def("publish_durable", &ProducerHandle::publish_durable, py::arg("data"),
-           py::arg("type") = 0, py::arg("timeout") = 10.0,
+      .def(
+          "publish_durable",
+          [](ProducerHandle& h, py::handle data, const py::object& type, const py::object& timeout) {
+            return h.publish_durable(data, type_arg("publish_durable", type), timeout);
+          },
+          py::arg("data"), py::arg("type") = 0, py::arg("timeout") = 10.0,
            R"doc(publish_durable(data, type=0, timeout=10.0) -> int
 
 publish(), then wait_durable(): returns the record's sequence number once the stream's
@@ -637,7 +654,12 @@ meanwhile.)doc")
       // (No keep_alive: pybind11's link is invisible to the garbage collector, so a claim
       // kept on its producer would keep both for good, the claim open and readers stalled
       // behind it: a review.  A collected Producer aborts its claims; documented.)
-      .def("claim", &ProducerHandle::claim, py::arg("size"), py::arg("type") = 0,
+      .def(
+          "claim",
+          [](ProducerHandle& h, const py::object& size, const py::object& type) {
+            return h.claim(size, type_arg("claim", type));
+          },
+          py::arg("size"), py::arg("type") = 0,
            R"doc(claim(size, type=0) -> Claim
 
 Reserves ``size`` bytes in the ring for zero-copy filling; see :class:`Claim`.  The Claim

@@ -167,6 +167,17 @@ def test_bad_arguments(ns, stream):
             c.read_batch(0)
         with pytest.raises(TypeError):
             c.read_batch("1")
+        # Counts of any size: no cap to know (above 2**63 - 1 pybind11's int64_t caster
+        # raised "incompatible function arguments"); bools and floats are no counts.
+        assert c.read_batch(2**70, 0) == []
+        assert list(c.iter_batches(max_batch=2**70, idle_timeout=0)) == []
+        with pytest.raises(shmbus.InvalidArgumentError, match="max_batch must be >= 1"):
+            c.iter_batches(max_batch=-2**70)
+        for bad in (True, 1.5, None):
+            with pytest.raises(TypeError, match="max_records must be an int"):
+                c.read_batch(bad)
+            with pytest.raises(TypeError, match="max_batch must be an int"):
+                c.iter_batches(max_batch=bad)
     with pytest.raises(shmbus.ClosedError):
         c.iter_batches()
     with pytest.raises(shmbus.ClosedError):

@@ -174,15 +174,23 @@ def test_publish_takes_its_arguments_as_any_python_method(ns, stream):
                             (5, 5, b"e2"), (6, 6, b"e3"), (7, 0xFFFFFFFF, b"f")]
         bad = [lambda: p.publish(), lambda: p.publish(type=1), lambda: p.publish(b"x", 1, 2),
                lambda: p.publish(b"x", kind=1), lambda: p.publish(b"x", data=b"y"),
-               lambda: p.publish(b"x", type=1.0), lambda: p.publish(b"x", type=2**32),
-               lambda: p.publish(b"x", type=None), lambda: p.publish(b"x", type=10**5000),
-               lambda: p.publish(b"x", type=np.int64(-1)), lambda: shmbus.Producer.publish(object(), b"x"),
+               lambda: p.publish(b"x", type=1.0),
+               lambda: p.publish(b"x", type=None), lambda: p.publish_batch([b"x"], type="1"),
+               lambda: p.claim(1, type=None), lambda: shmbus.Producer.publish(object(), b"x"),
                lambda: shmbus.Producer.publish(MyProducer.__new__(MyProducer), b"x")]
         for call in bad:
             with pytest.raises(TypeError):
                 call()
+        # An int out of range is a bad value, in every call that takes a type (publish()
+        # raised TypeError, publish_batch() pybind11's "incompatible function arguments").
+        out_of_range = [lambda: p.publish(b"x", type=2**32), lambda: p.publish(b"x", type=np.int64(-1)),
+                        lambda: p.publish_batch([b"x"], type=-1), lambda: p.publish_batch([b"x"], 2**32),
+                        lambda: p.publish_durable(b"x", type=-1, timeout=0), lambda: p.claim(1, type=2**40)]
+        for call in out_of_range:
+            with pytest.raises(shmbus.InvalidArgumentError, match=r"\(\): type must be in 0..4294967295"):
+                call()
         assert p.publish(b"g") == 8, "a refused call published nothing"
-        with pytest.raises(TypeError, match="must be in 0..4294967295"):
+        with pytest.raises(shmbus.InvalidArgumentError, match="must be in 0..4294967295"):
             p.publish(b"x", type=10**5000)  # its repr fails: the message does not use it
         assert p.publish.__doc__.startswith("publish(self: ")
     with MyProducer(stream, namespace=ns) as mine:
@@ -234,7 +242,7 @@ def test_too_large_and_wrong_types(ns):
         for bad in (b"abc", "abc", 5, [1, 2], [b"a", "b"]):
             with pytest.raises(TypeError):
                 p.publish_batch(bad)
-        with pytest.raises(TypeError):
+        with pytest.raises(shmbus.InvalidArgumentError):  # a ValueError: the value, not the type
             p.publish(b"x", type=-1)
         with pytest.raises(TypeError):
             p.publish(b"x", type="7")
