@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "coding.h"
+#include "crc32c.h"
 #include "format.h"
 #include "fs.h"
 #include "store_path.h"
@@ -257,6 +258,19 @@ bool last_index_fits(const std::vector<IndexEntry>& got, const std::vector<Index
          std::equal(expected.begin(), expected.end(), got.begin());
 }
 
+// A segment header written by a newer shmbus: the magic, a version above this build's
+// (or header flags it does not know) and a CRC that holds over them.  A version field of
+// 0 or a stale CRC is damage, not a newer format (the decoder checks the version first,
+// so both said "incompatible": a review of the first version of this check).
+static bool newer_format(Bytes head) {
+  if (head.size() < kSegmentHeaderSize ||
+      std::memcmp(head.data(), kSegmentMagic, sizeof kSegmentMagic) != 0)
+    return false;
+  const std::byte* p = head.data();
+  if (crc32c(p, kHdrCrc) != get_u32(p + kHdrCrc)) return false;
+  return get_u16(p + kHdrVersion) > kFormatVersion || get_u32(p + kHdrFlags) != 0;
+}
+
 bool StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
                                 const std::vector<IndexEntry>& expected,
                                 const std::optional<IndexEntry>& seal, uint32_t interval,
@@ -382,8 +396,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
         dir_changed_ = true;
       }
       issue(name, 0, f->size(), "segment whose creation never completed", fixed);
-    } else if (scan.error().code == Errc::kIncompatible && head && head->size() >= sizeof kSegmentMagic &&
-               std::memcmp(head->data(), kSegmentMagic, sizeof kSegmentMagic) == 0) {
+    } else if (scan.error().code == Errc::kIncompatible && head && newer_format(head.value())) {
       // A shmbus segment of a format version or header flags this build does not know:
       // written by a newer shmbus, not damaged.  Left alone (--repair moved it aside as
       // corrupt, and said "clean after repair": a review).
