@@ -427,7 +427,8 @@ int main(int argc, char** argv) {
       if (std::string_view(argv[i]) != "--watch") continue;
       const char* const* named = std::find(argv + 1, argv + argc, stat.stream);
       const char c = argv[i + 1][0];
-      stat.stream_after_watch = named > argv + i + 1 && named != argv + argc && !(c >= '0' && c <= '9') && c != '.';
+      stat.stream_after_watch =
+          named > argv + i + 1 && named != argv + argc && !(c >= '0' && c <= '9') && c != '.' && c != '-';
     }
     if (stat.watch && stat.stream.empty() && !attached && !stat.watch_every.empty() &&
         !shmbus::parse_duration(stat.watch_every)) {

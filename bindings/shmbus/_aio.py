@@ -77,6 +77,18 @@ def _clear(consumer, fut):
         return True
 
 
+def _outcome(consumer, fut):
+    """The outcome of a slice whose slot this caller cleared: its record (or None), or its
+    error raised."""
+    rec = fut.result()
+    if rec is not None and consumer.closed:
+        # A fork() child of a consumer that kept a record: the record is the parent's to
+        # deliver (its close rewinds to it), not the child's (it got it, and the parent's
+        # group delivered it again: a review).
+        raise ClosedError("consumer is closed (made before fork(), or closed)")
+    return rec
+
+
 def _join(consumer):
     """Waits for the slice in flight (at most _SLICE s) and takes its outcome: the record
     it kept (None: none), or its error raised.  Thread: any; called first by every
@@ -87,7 +99,7 @@ def _join(consumer):
             return None
         concurrent.futures.wait([fut])
         if _clear(consumer, fut):
-            return fut.result()
+            return _outcome(consumer, fut)
 
 
 def _join_quiet(consumer):
@@ -207,7 +219,7 @@ async def _slice(consumer, timeout):
             pass
         if not _clear(consumer, fut):
             continue
-        return fut.result()
+        return _outcome(consumer, fut)
 
 
 async def poll_async(self, timeout=None):

@@ -188,7 +188,9 @@ class ConsumerHandle {
     core->closed = true;
     if (core->generation != fork_generation()) return;
     core->live.expire_all();
-    if (commit && core->durable && core->auto_commit && core->uncommitted) {
+    // (An undelivered record without anything uncommitted: another thread's commit()
+    // covered it while a slice took it; back to it all the same: a review.)
+    if (commit && core->durable && core->auto_commit && (core->uncommitted || core->undelivered)) {
       CoreLock lock(*core);  // waits at most one slice for a reader in another thread
       core->live.expire_all();  // what that reader returned meanwhile (see commit_locked())
       bool commit_ok = true;
@@ -201,6 +203,7 @@ class ConsumerHandle {
           r = core->consumer->seek(StartFrom::seq(*core->undelivered));
         }
         commit_ok = r.ok();  // (else nothing is committed: it comes again, with the rest)
+        core->uncommitted = commit_ok;  // (a commit right after a seek commits its target)
       }
       if (commit_ok) core->commit_position();
       core->snapshot();
@@ -412,6 +415,22 @@ class BatchIterator {
   std::optional<uint64_t> left_;
 };
 
+PyTypeObject* g_consumer_type = nullptr;  // shmbus.Consumer (set once, at import)
+
+// pybind11 2.10's traverse of a dynamic_attr class visits the instance's __dict__; for a
+// Python subclass CPython's subtype_traverse visits it too, before calling this: twice,
+// and the collector then took the dict for referenced from outside, so a subclass's
+// consumer in a cycle (a cancelled poll_async slice on it is one) was never collected,
+// its group held until exit (a review).  The dict once: here only for Consumer itself.
+int consumer_traverse(PyObject* self, visitproc visit, void* arg) {
+  if (Py_TYPE(self) == g_consumer_type) {
+    PyObject** dict = _PyObject_GetDictPtr(self);
+    if (dict != nullptr) Py_VISIT(*dict);
+  }
+  Py_VISIT(Py_TYPE(self));  // a heap type's instances own a reference to it
+  return 0;
+}
+
 // The BatchIterator of a Python instance, or null when its C++ object was never built
 // (BatchIterator.__new__(BatchIterator), a subclass's __new__): the collector looks at
 // those too (traversing one read a garbage pointer: a review).
@@ -478,7 +497,11 @@ void bind_consumer(py::module_& m) {
       .def("__next__", &BatchIterator::next);
 
   // dynamic_attr: poll_async()/aiter() (shmbus/_aio.py) keep a slice in flight on it.
-  py::class_<ConsumerHandle>(m, "Consumer", py::dynamic_attr(), py::custom_type_setup(untrack_before_dealloc),
+  py::class_<ConsumerHandle>(m, "Consumer", py::dynamic_attr(), py::custom_type_setup([](PyHeapTypeObject* heap_type) {
+                               untrack_before_dealloc(heap_type);
+                               g_consumer_type = &heap_type->ht_type;
+                               heap_type->ht_type.tp_traverse = consumer_traverse;
+                             }),
                              R"doc(
 Consumer(name, *, group=None, start=None, namespace=None, auto_commit=True, copy=False,
          read_only=False, wait="block", raise_on_lap=False, raise_on_gap=False)
