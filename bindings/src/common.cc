@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <cmath>
-#include <stdexcept>
 #include <limits>
+#include <stdexcept>
 
 #include "errors.h"
 

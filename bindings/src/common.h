@@ -39,6 +39,8 @@ inline constexpr std::chrono::milliseconds kPublishSlice{250};
 // on purpose, because closing it would unregister the parent's producer or consumer.
 uint64_t fork_generation() noexcept;
 
+void install_fork_handler();
+
 // For py::custom_type_setup of a GC-tracked pybind11 class (dynamic_attr, or tp_traverse
 // of its own): its instances are untracked before pybind11's dealloc runs.  pybind11 2.10
 // (Debian 12) leaves a dying instance tracked, so a collection that its teardown starts
@@ -46,7 +48,6 @@ uint64_t fork_generation() noexcept;
 // type's reference count fell by one per instance until the type itself was freed and
 // the next Consumer() aborted (a review).  CPython's own deallocators untrack first.
 void untrack_before_dealloc(PyHeapTypeObject* heap_type);
-void install_fork_handler();
 
 // A Python timeout in seconds: None means forever (nullopt), and so does any value above
 // 1e9 s (~31 years; an int of any size).  An int, a float, or what converts to one
