@@ -77,6 +77,15 @@ def _clear(consumer, fut):
         return True
 
 
+def _closed_with_slice(consumer, fut):
+    """A fork() child of a consumer whose slice was running: the slice's worker thread
+    does not exist here and its future never ends (waiting hung: a review).  The slot is
+    cleared and ClosedError raised, as for every call in the child."""
+    if consumer.closed and not fut.done():
+        _clear(consumer, fut)
+        raise ClosedError("consumer is closed (made before fork(), or closed)")
+
+
 def _outcome(consumer, fut):
     """The outcome of a slice whose slot this caller cleared: its record (or None), or its
     error raised."""
@@ -97,6 +106,7 @@ def _join(consumer):
         fut = consumer.__dict__.get("_shmbus_slice")
         if fut is None:
             return None
+        _closed_with_slice(consumer, fut)
         concurrent.futures.wait([fut])
         if _clear(consumer, fut):
             return _outcome(consumer, fut)
@@ -121,14 +131,16 @@ def _poll(self, timeout=None):
 
 
 def _read_batch(self, max_records=1000, timeout=None):
+    # Checked first, kept record or not (with one, read_batch(0) or ("x") returned it, and
+    # numpy's ints took it alone: a review).
+    count = _shmbus._count(max_records, "max_records")
     rec = _join(self)
     if rec is None:
-        return _orig["read_batch"](self, max_records, timeout)
+        return _orig["read_batch"](self, count, timeout)
     # A durable consumer's batch is the kept record alone: the C++ read_batch commits what
     # was returned before it, which would expire (and commit) the kept record unread.
-    if (not self.durable and isinstance(max_records, int) and not isinstance(max_records, bool)
-            and max_records > 1):
-        return [rec] + _orig["read_batch"](self, max_records - 1, 0)
+    if not self.durable and count > 1:
+        return [rec] + _orig["read_batch"](self, count - 1, 0)
     return [rec]
 
 
@@ -201,6 +213,8 @@ async def _slice(consumer, timeout):
     """One poll of at most `timeout` seconds in a worker thread: a Record or None."""
     while True:
         fut = getattr(consumer, "_shmbus_slice", None)
+        if fut is not None:
+            _closed_with_slice(consumer, fut)
         if fut is None:
             # _slice_poll: a durable group's record stays uncommitted by a close() (the
             # consumer collected with the slice's record unread) until taken (_clear).

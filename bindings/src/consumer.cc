@@ -418,12 +418,14 @@ class BatchIterator {
 PyTypeObject* g_consumer_type = nullptr;  // shmbus.Consumer (set once, at import)
 
 // pybind11 2.10's traverse of a dynamic_attr class visits the instance's __dict__; for a
-// Python subclass CPython's subtype_traverse visits it too, before calling this: twice,
-// and the collector then took the dict for referenced from outside, so a subclass's
-// consumer in a cycle (a cancelled poll_async slice on it is one) was never collected,
-// its group held until exit (a review).  The dict once: here only for Consumer itself.
+// Python subclass with a dict of its own placing (tp_dictoffset differs) CPython's
+// subtype_traverse visits it too, before calling this: twice, and the collector then
+// took the dict for referenced from outside, so such a subclass's consumer in a cycle (a
+// cancelled poll_async slice on it is one) was never collected, its group held until
+// exit (a review).  The dict once: here unless subtype_traverse visits it (a subclass with
+// __slots__ keeps Consumer's offset: visited here, else not at all: the next review).
 int consumer_traverse(PyObject* self, visitproc visit, void* arg) {
-  if (Py_TYPE(self) == g_consumer_type) {
+  if (Py_TYPE(self)->tp_dictoffset == g_consumer_type->tp_dictoffset) {
     PyObject** dict = _PyObject_GetDictPtr(self);
     if (dict != nullptr) Py_VISIT(*dict);
   }

@@ -199,6 +199,9 @@ them.)doc");
       "A timeout as every call checks it: seconds (float), or None for forever.  none_waits "
       "False: a duration whose None means something else (stat's interval): its errors do not "
       "offer None as 'wait forever'.");
+  m.def(
+      "_count", [](py::handle v, const std::string& what) { return count_arg(v, what.c_str()); },
+      py::arg("value"), py::arg("what"), "A count argument as read_batch() checks it (an int >= 1, any size).");
   m.def("_stat_json", &stat_json, py::arg("name"), py::arg("namespace"), py::arg("interval"),
         py::arg("stall"), py::arg("data_dir") = py::none(),
         "The JSON text of `shmbus stat --json` (see shmbus.stat, which parses it).");

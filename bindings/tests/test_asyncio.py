@@ -4,7 +4,9 @@ The waits run in a worker thread (shmbus/_aio.py): the event loop keeps running,
 wait costs no CPU, and a cancelled wait loses no record and leaves the consumer usable."""
 
 import asyncio
+import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -256,7 +258,7 @@ async def _keep_one(c, p, payload, rounds=50):
 
 
 @pytest.mark.parametrize("api", ["close", "with", "commit", "collected", "collected_after_a_commit",
-                                 "subclass_collected"])
+                                 "subclass_collected", "slotted_subclass_collected"])
 def test_a_record_kept_by_a_cancelled_wait_is_not_lost_by_close_or_commit(ns, stream, api):
     """The cancelled slice took A: close() (or commit() then close with auto_commit=False,
     or the collector closing a consumer dropped with A unread: it committed A) must not
@@ -267,9 +269,12 @@ def test_a_record_kept_by_a_cancelled_wait_is_not_lost_by_close_or_commit(ns, st
     class Mine(shmbus.Consumer):
         pass
 
+    class Slotted(shmbus.Consumer):
+        __slots__ = ()
+
     async def main():
         with shmbus.Producer(stream, namespace=ns) as p:
-            cls = Mine if api == "subclass_collected" else shmbus.Consumer
+            cls = {"subclass_collected": Mine, "slotted_subclass_collected": Slotted}.get(api, shmbus.Consumer)
             c = cls(stream, group="g", namespace=ns, start="earliest",
                     auto_commit=(api != "commit"))
             extra = await _keep_one(c, p, b"A")
@@ -280,7 +285,8 @@ def test_a_record_kept_by_a_cancelled_wait_is_not_lost_by_close_or_commit(ns, st
             elif api == "with":
                 with c:
                     pass
-            elif api in ("collected", "collected_after_a_commit", "subclass_collected"):
+            elif api in ("collected", "collected_after_a_commit", "subclass_collected",
+                         "slotted_subclass_collected"):
                 if api == "collected_after_a_commit":
                     # The C++ commit, as another thread's commit() that found no slice and
                     # then covered the slice's record: the close must still go back to A
@@ -333,6 +339,67 @@ def test_a_fork_child_does_not_get_the_parents_kept_record(ns, stream):
             return None if r is None else r.bytes()
 
     assert asyncio.run(main()) == b"A"
+
+
+def test_a_fork_child_of_a_consumer_whose_slice_runs_does_not_hang(ns, stream):
+    """fork() while a cancelled wait's slice still runs: the child's reads and close()
+    raise ClosedError / return at once (they waited for a slice whose thread is not in
+    the child: for ever, a review)."""
+    import os
+
+    async def main():
+        c = shmbus.Consumer(stream, group="g", namespace=ns, start="earliest")
+        task = asyncio.get_running_loop().create_task(c.poll_async(None))
+        await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        fut = c.__dict__.get("_shmbus_slice")
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                signal.alarm(10)  # a hang fails the test, not the run
+                if fut is None or fut.done():
+                    code = 0  # the slice ended before the fork: nothing to test this time
+                else:
+                    try:
+                        c.poll(0)
+                        code = 1
+                    except shmbus.ClosedError:
+                        c.close()
+                        code = 0
+            except BaseException:  # noqa: BLE001 - the child reports by its exit code
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        c.close()
+        return status
+
+    status = asyncio.run(main())
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def test_read_batch_checks_its_count_before_returning_a_kept_record(ns, stream):
+    """With a kept record, read_batch(0) and read_batch("x") returned it, and a numpy int
+    count took it alone (a review): the count is checked first, and read as any int."""
+    np = pytest.importorskip("numpy")
+
+    async def main():
+        with shmbus.Producer(stream, namespace=ns) as p:
+            c = shmbus.Consumer(stream, namespace=ns, start="earliest")  # tailing: a batch may grow
+            assert await _keep_one(c, p, b"A") == []
+            p.publish(b"B")
+            p.publish(b"C")
+            with pytest.raises(shmbus.InvalidArgumentError, match="max_records must be >= 1"):
+                c.read_batch(0)
+            with pytest.raises(TypeError, match="max_records must be an int"):
+                c.read_batch("x")
+            got = [r.bytes() for r in c.read_batch(np.int64(10), 0)]
+            c.close()
+            return got
+
+    assert asyncio.run(main()) == [b"A", b"B", b"C"]
 
 
 def test_commit_with_a_kept_record_commits_what_was_delivered_before_it(ns, stream):

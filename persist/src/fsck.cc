@@ -147,13 +147,28 @@ Result<std::string> StreamChecker::quarantine(const std::string& name) {
 // A header that does not decode, in front of frames that do: the first frame at the
 // header's end carries the file name's sequence.  Not for a header of another format
 // version (right magic, other version): that is not damage.
+// A segment header written by a newer shmbus: the magic, a version above this build's
+// (or header flags it does not know) and a CRC that holds over them.  A version field of
+// 0 or a stale CRC is damage, not a newer format (the decoder checks the version first,
+// so both said "incompatible": a review of the first version of this check): its header
+// is rebuilt from the first frame when that frame reads (header_rebuildable), else the
+// segment is moved aside.
+static bool newer_format(Bytes head) {
+  if (head.size() < kSegmentHeaderSize ||
+      std::memcmp(head.data(), kSegmentMagic, sizeof kSegmentMagic) != 0)
+    return false;
+  const std::byte* p = head.data();
+  if (crc32c(p, kHdrCrc) != get_u32(p + kHdrCrc)) return false;
+  const uint16_t version = get_u16(p + kHdrVersion);
+  return version > kFormatVersion || (version >= kMinFormatVersion && get_u32(p + kHdrFlags) != 0);
+}
+
 bool StreamChecker::header_rebuildable(SegmentFile& f, uint64_t first) {
   auto head = f.header_bytes();
   if (!head || head->size() < kSegmentHeaderSize) return false;
-  if (std::memcmp(head->data(), kSegmentMagic, sizeof kSegmentMagic) == 0 &&
-      (get_u16(head->data() + kHdrVersion) < kMinFormatVersion ||
-       get_u16(head->data() + kHdrVersion) > kFormatVersion))
-    return false;
+  // A newer format's header is not ours to rewrite (its flags were erased: a review); a
+  // damaged version field (the CRC stale) is rebuilt as any damaged header.
+  if (newer_format(head.value())) return false;
   FrameView fv;
   auto st = f.read_frame(kSegmentHeaderSize, &fv);
   return st && st.value() == FrameStatus::kOk && fv.h.seq == first;
@@ -256,19 +271,6 @@ bool last_index_fits(const std::vector<IndexEntry>& got, const std::vector<Index
   if (got.size() <= expected.size()) return std::equal(got.begin(), got.end(), expected.begin());
   return seal && got.size() == expected.size() + 1 && got.back() == *seal &&
          std::equal(expected.begin(), expected.end(), got.begin());
-}
-
-// A segment header written by a newer shmbus: the magic, a version above this build's
-// (or header flags it does not know) and a CRC that holds over them.  A version field of
-// 0 or a stale CRC is damage, not a newer format (the decoder checks the version first,
-// so both said "incompatible": a review of the first version of this check).
-static bool newer_format(Bytes head) {
-  if (head.size() < kSegmentHeaderSize ||
-      std::memcmp(head.data(), kSegmentMagic, sizeof kSegmentMagic) != 0)
-    return false;
-  const std::byte* p = head.data();
-  if (crc32c(p, kHdrCrc) != get_u32(p + kHdrCrc)) return false;
-  return get_u16(p + kHdrVersion) > kFormatVersion || get_u32(p + kHdrFlags) != 0;
 }
 
 bool StreamChecker::check_index(uint64_t first, bool last, uint64_t created_ns,
