@@ -61,6 +61,17 @@ def _pool():
 
 _slot_lock = threading.Lock()  # clearing a consumer's _shmbus_slice: one taker per outcome
 
+
+def _after_fork_in_child():
+    # A lock held by a thread of the parent at fork() stays held in the child, where that
+    # thread does not exist (a review: a child's first read could hang for ever).
+    global _slot_lock, _executor_lock
+    _slot_lock = threading.Lock()
+    _executor_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 # The C++ methods, before install() wraps them.
 _orig = {}
 _raw_poll = None  # _orig["poll"], looked up once
@@ -78,11 +89,13 @@ def _clear(consumer, fut):
 
 
 def _closed_with_slice(consumer, fut):
-    """A fork() child of a consumer whose slice was running: the slice's worker thread
-    does not exist here and its future never ends (waiting hung: a review).  The slot is
-    cleared and ClosedError raised, as for every call in the child."""
-    if consumer.closed and not fut.done():
-        _clear(consumer, fut)
+    """A fork() child of a consumer with a slice: the slice's worker thread does not
+    exist here and its future may never end (waiting hung: a review), and its lock may be
+    held by that thread (so fut.done() is not asked).  The slot is dropped and ClosedError
+    raised, as for every call in the child (and for a consumer closed in the parent,
+    whose close() took its slice already)."""
+    if consumer.closed:
+        consumer.__dict__["_shmbus_slice"] = None
         raise ClosedError("consumer is closed (made before fork(), or closed)")
 
 

@@ -74,11 +74,10 @@ bool uint32_arg(const char* function, const char* name, PyObject* v, uint32_t* o
       i = v;
     } else if (PyNumber_Check(v)) {
       i = PyNumber_Long(v);
-      // The number's own error (its __index__ raised, Ctrl-C in it): that one, not a
-      // range message (a review); a TypeError or ValueError of the conversion: ours below.
-      if (!i && !PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError) &&
-          !PyErr_ExceptionMatches(PyExc_OverflowError))
-        return false;
+      // The number's own error (its __index__ or __int__ raised, returned no int, Ctrl-C
+      // in it): that one, not a range message (reviews); only an int too large for a
+      // C long is ours, below.
+      if (!i && !PyErr_ExceptionMatches(PyExc_OverflowError)) return false;
     }
     if (i) {
       const unsigned long long x = PyLong_AsUnsignedLongLong(i);

@@ -191,11 +191,16 @@ def test_publish_takes_its_arguments_as_any_python_method(ns, stream):
                 call()
         # A number's own error from __index__ comes out as it is, not as a range message.
         class Raises:
+            def __init__(self, error):
+                self.error = error
+
             def __index__(self):
-                raise RuntimeError("index broke")
-        for call in (lambda: p.publish(b"x", type=Raises()), lambda: p.publish_batch([b"x"], Raises())):
-            with pytest.raises(RuntimeError, match="index broke"):
-                call()
+                raise self.error
+        for error in (RuntimeError("index broke"), ValueError("index broke"), TypeError("index broke")):
+            for call in (lambda: p.publish(b"x", type=Raises(error)),
+                         lambda: p.publish_batch([b"x"], Raises(error))):
+                with pytest.raises(type(error), match="index broke"):
+                    call()
         assert p.publish(b"g") == 8, "a refused call published nothing"
         with pytest.raises(shmbus.InvalidArgumentError, match="must be in 0..4294967295"):
             p.publish(b"x", type=10**5000)  # its repr fails: the message does not use it

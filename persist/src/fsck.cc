@@ -398,7 +398,8 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
         dir_changed_ = true;
       }
       issue(name, 0, f->size(), "segment whose creation never completed", fixed);
-    } else if (scan.error().code == Errc::kIncompatible && head && newer_format(head.value())) {
+    } else if (head && newer_format(head.value())) {  // (whatever the decoder said first: a size it
+                                                     // does not know is a newer format's too)
       // A shmbus segment of a format version or header flags this build does not know:
       // written by a newer shmbus, not damaged.  Left alone (--repair moved it aside as
       // corrupt, and said "clean after repair": a review).
