@@ -144,9 +144,6 @@ Result<std::string> StreamChecker::quarantine(const std::string& name) {
   return make_error(Errc::kExists, "'" + name + "' has 1000 quarantined copies already");
 }
 
-// A header that does not decode, in front of frames that do: the first frame at the
-// header's end carries the file name's sequence.  Not for a header of another format
-// version (right magic, other version): that is not damage.
 // A segment header written by a newer shmbus: the magic, a version above this build's
 // (or header flags it does not know) and a CRC that holds over them.  A version field of
 // 0 or a stale CRC is damage, not a newer format (the decoder checks the version first,
@@ -163,6 +160,9 @@ static bool newer_format(Bytes head) {
   return version > kFormatVersion || (version >= kMinFormatVersion && get_u32(p + kHdrFlags) != 0);
 }
 
+// A header that does not decode, in front of frames that do: the first frame at the
+// header's end carries the file name's sequence.  Not for a newer format's header: that
+// is not damage.
 bool StreamChecker::header_rebuildable(SegmentFile& f, uint64_t first) {
   auto head = f.header_bytes();
   if (!head || head->size() < kSegmentHeaderSize) return false;
@@ -398,11 +398,11 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
         dir_changed_ = true;
       }
       issue(name, 0, f->size(), "segment whose creation never completed", fixed);
-    } else if (head && newer_format(head.value())) {  // (whatever the decoder said first: a size it
-                                                     // does not know is a newer format's too)
+    } else if (head && newer_format(head.value())) {
       // A shmbus segment of a format version or header flags this build does not know:
-      // written by a newer shmbus, not damaged.  Left alone (--repair moved it aside as
-      // corrupt, and said "clean after repair": a review).
+      // written by a newer shmbus, not damaged, whatever the decoder said first (a header
+      // size it does not know is a newer format's too).  Left alone (--repair moved it
+      // aside as corrupt, and said "clean after repair": reviews).
       unfixable(name, 0, f->size(),
                 scan.error().message + " (written by a newer shmbus? read it with that one; --repair "
                                        "leaves it alone)");
