@@ -301,8 +301,11 @@ uint32_t Persister::Impl::read_records(bool stopping) {
   // With nothing uncommitted nothing falls due: the wait is long enough to get past the
   // ring's spin phase into its futex sleep (an adversarial review: at --flush-interval 0
   // the idle persister spun at 100% CPU, at 1 ms ~30%), and requests (flush, stop) are
-  // still answered within 5 ms.
-  auto ring_wait = std::max<std::chrono::nanoseconds>(poll_wait, std::chrono::milliseconds(5));
+  // still answered within 20 ms; a record wakes it at once.  Each wait begins with the
+  // ring's spin phase (~2000 pauses, ~100 sched_yield): at 5 ms waits that phase cost an
+  // idle persister 0.26 s of CPU a second under TSan on a VM with slow sched_yield (its
+  // test failed in CI), a few percent of a core without.
+  auto ring_wait = std::max<std::chrono::nanoseconds>(poll_wait, std::chrono::milliseconds(20));
   if (first_uncommitted_ns != 0) {
     const uint64_t due = std::max(
         first_uncommitted_ns + static_cast<uint64_t>(opts.flush_interval.count()), retry_at_ns);
