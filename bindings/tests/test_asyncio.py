@@ -233,18 +233,24 @@ def test_poll_async_in_a_fork_child_after_the_parent_used_it(ns, stream):
 # ---- a record taken by a cancelled wait's slice (the slice runs on, <= 0.1 s) ----------
 
 
+async def _cancel_a_wait(c):
+    """Starts a poll_async() and cancels it 5 ms later; returns its slice's future (None:
+    none left), which may still run."""
+    task = asyncio.get_running_loop().create_task(c.poll_async(None))
+    await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return c.__dict__.get("_shmbus_slice")
+
+
 async def _keep_one(c, p, payload, rounds=50):
     """Cancels a poll_async() and publishes `payload` while its worker slice still runs,
     until that slice takes it (a loaded machine may end a slice before the publish: the
     record is then read and the round repeated).  Returns the records read meanwhile."""
     extra = []
     for _ in range(rounds):
-        task = asyncio.get_running_loop().create_task(c.poll_async(None))
-        await asyncio.sleep(0.005)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        fut = c.__dict__.get("_shmbus_slice")
+        fut = await _cancel_a_wait(c)
         if fut is None or fut.done():
             continue  # the slice ended already: no record can be kept this round
         p.publish(payload)
@@ -349,12 +355,7 @@ def test_a_fork_child_of_a_consumer_whose_slice_runs_does_not_hang(ns, stream):
 
     async def main():
         c = shmbus.Consumer(stream, group="g", namespace=ns, start="earliest")
-        task = asyncio.get_running_loop().create_task(c.poll_async(None))
-        await asyncio.sleep(0.005)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        fut = c.__dict__.get("_shmbus_slice")
+        fut = await _cancel_a_wait(c)
         pid = os.fork()
         if pid == 0:
             code = 3
