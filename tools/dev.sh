@@ -3,7 +3,7 @@
 #   tools/dev.sh demo   build (Release) and run the lifecycle demo (tools/demo.sh)
 #   tools/dev.sh test   build and run every test: the suite (Release), the suite under
 #                       ASan+UBSan, the concurrency tests under TSan, and every fuzz
-#                       target for 20 s
+#                       target for 10 s
 #   tools/dev.sh bench  build (Release) and print the benchmark tables (IPC, persistence,
 #                       Kafka bridge, Python), each with its baselines measured in the same run;
 #                       the IPC and persistence results also go to JSON and PNG plots
@@ -175,11 +175,11 @@ case "$mode" in
     build build-tsan -DCMAKE_BUILD_TYPE=Debug -DSHMBUS_SANITIZE=thread \
       -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -DCMAKE_UNITY_BUILD=ON -- $(tsan_targets)
     TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L tsan -j 1
-    phase "libFuzzer: every fuzz target for 20 s from its seed corpus"
+    phase "libFuzzer: every fuzz target for 10 s from its seed corpus"
     build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
       -DSHMBUS_FUZZ=ON -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_PYTHON=OFF -DCMAKE_UNITY_BUILD=ON \
       -- $(fuzz_targets)
-    run_fuzzers 20
+    run_fuzzers 10
     phase "done"
     ;;
   bench)
