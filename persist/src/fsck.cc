@@ -148,8 +148,8 @@ Result<std::string> StreamChecker::quarantine(const std::string& name) {
 // (or header flags it does not know) and a CRC that holds over them.  A version field of
 // 0 or a stale CRC is damage, not a newer format (the decoder checks the version first,
 // so both said "incompatible": a review of the first version of this check): its header
-// is rebuilt from the first frame when that frame reads (header_rebuildable), else the
-// segment is moved aside.
+// is rebuilt when an intact frame follows it (header_rebuildable), else the segment is
+// moved aside.
 static bool newer_format(Bytes head) {
   if (head.size() < kSegmentHeaderSize ||
       std::memcmp(head.data(), kSegmentMagic, sizeof kSegmentMagic) != 0)
@@ -161,8 +161,11 @@ static bool newer_format(Bytes head) {
 }
 
 // A header that does not decode, in front of frames that do: the first frame at the
-// header's end carries the file name's sequence.  Not for a newer format's header: that
-// is not damage.
+// header's end carries the file name's sequence, or (that frame damaged too) a later
+// intact frame carries one that fits where it lies: at or above the file name's, and at
+// most one record per kMinFrameBytesPerSeq bytes above it (the scan after the rebuild
+// reports the damaged bytes before it; the whole segment went to quarantine, 10 of 11
+// intact records with it: a review).  Not for a newer format's header: that is not damage.
 bool StreamChecker::header_rebuildable(SegmentFile& f, uint64_t first) {
   auto head = f.header_bytes();
   if (!head || head->size() < kSegmentHeaderSize) return false;
@@ -171,7 +174,10 @@ bool StreamChecker::header_rebuildable(SegmentFile& f, uint64_t first) {
   if (newer_format(head.value())) return false;
   FrameView fv;
   auto st = f.read_frame(kSegmentHeaderSize, &fv);
-  return st && st.value() == FrameStatus::kOk && fv.h.seq == first;
+  if (!st) return false;
+  if (st.value() == FrameStatus::kOk) return fv.h.seq == first;
+  auto next = find_next_frame(f, kSegmentHeaderSize + 8, first, kSegmentHeaderSize);
+  return next && next.value();
 }
 
 Result<void> StreamChecker::rebuild_header(uint64_t first) {
@@ -379,7 +385,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     }
     issue(name, 0, kSegmentHeaderSize,
           "damaged segment header (" + why + ") in front of intact frames" +
-              (fixed ? ": rebuilt from the first frame, the file name and the folder"
+              (fixed ? ": rebuilt from the file name, the folder and the first intact frame"
                      : "; --repair rebuilds it"),
           fixed);
     if (!fixed) {

@@ -701,6 +701,49 @@ TEST(Fsck, RebuildsADamagedSegmentHeaderInFrontOfIntactFrames) {
   EXPECT_EQ(s->next_seq(), 100u);
 }
 
+// A damaged header in front of a damaged first frame: the header is rebuilt from the file
+// name and the folder all the same (the whole segment went to quarantine, its 27 intact
+// records with it: a review), the first record is reported corrupt and the others served.
+TEST(Fsck, RebuildsADamagedSegmentHeaderInFrontOfADamagedFirstFrame) {
+  TempDir t;
+  make_store(t);
+  auto b = damage_records(t, {28});
+  b[kHdrCreatedNs + 1] ^= 0x10;
+  write_file(seg(t, 28), b);
+  auto rep = run(t.path(), false);
+  EXPECT_FALSE(rep.clean()) << describe(rep);
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_TRUE(rep.quarantined.empty()) << describe(rep);
+  EXPECT_NE(describe(rep).find("rebuilt from the file name"), std::string::npos) << describe(rep);
+  rep = run(t.path(), true);
+  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 100u);
+  EXPECT_EQ(got[28].kind, EntryKind::kCorrupt);
+  EXPECT_EQ(got[28].seq, 28u);
+  expect_records(std::vector<Got>(got.begin(), got.begin() + 28), 0, 28, 100);
+  expect_records(std::vector<Got>(got.begin() + 29, got.end()), 29, 100, 100);
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->next_seq(), 100u);
+}
+
+// Nothing intact after a damaged header (garbage where the frames were): moved aside as
+// before, never given a header.
+TEST(Fsck, ADamagedHeaderInFrontOfNoIntactFrameIsQuarantined) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 28));
+  b[kHdrCreatedNs + 1] ^= 0x10;
+  for (size_t i = kSegmentHeaderSize + 60; i < b.size(); i += kFsckFrame) b[i] ^= 1;
+  write_file(seg(t, 28), b);
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
+  EXPECT_EQ(read_file(seg(t, 28) + ".corrupt"), b);
+}
+
 // Every kind of repair, twice: the second run finds nothing.
 TEST(Fsck, RepairIsIdempotent) {
   TempDir t;
