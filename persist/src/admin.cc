@@ -1,7 +1,6 @@
 // admin.cc: locating a stream's store, deleting records, removing a store (see
 // shmbus/store_admin.h).  The one place where tools/ and bindings/ get these decisions.
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "env.h"
+#include "fork_lock.h"
 #include "format.h"
 #include "log.h"
 #include "settings.h"
@@ -288,9 +288,21 @@ Result<RemoveOutcome> remove_store(std::string_view ns, std::string_view stream,
   // The writer's lock: a running persister keeps its store.  Made when the store has none
   // (a crash or an older build left it so): a writer starting during the removal then
   // waits for it, instead of making one of its own and writing into files being removed.
-  UniqueFd lock(env().openat(sd.get(), "LOCK",
-                             O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (opts.dry_run ? 0 : O_CREAT), 0600));
-  if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
+  // A ForkLock: a child this process forks meanwhile does not keep it (fork_lock.h).  A
+  // LOCK that cannot be opened (none, on a dry run) is no writer's.
+  ForkLock lock;
+  bool opened = false;
+  const int sdfd = sd.get();
+  const int create = opts.dry_run ? 0 : O_CREAT;
+  auto taken = lock.try_take(
+      [sdfd, create, &opened]() -> Result<UniqueFd> {
+        UniqueFd fd(env().openat(sdfd, "LOCK", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | create, 0600));
+        if (!fd.valid()) return errno_error(errno, "cannot open LOCK");
+        opened = true;
+        return fd;
+      },
+      "cannot lock the store " + loc->dir);
+  if ((!taken && opened) || (taken && !taken.value()))
     return make_error(Errc::kBusy, "a persister is writing the store " + loc->dir + ": stop it first");
   auto names = list_dir(sd.get());
   if (!names) return names.error();

@@ -1,6 +1,5 @@
 // fsck.cc: checking (and repairing) the stored segments of one stream or a data root.
 #include <fcntl.h>
-#include <sys/file.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -11,6 +10,7 @@
 
 #include "coding.h"
 #include "crc32c.h"
+#include "fork_lock.h"
 #include "format.h"
 #include "fs.h"
 #include "store_path.h"
@@ -58,7 +58,7 @@ class StreamChecker {
   }
   bool can_repair() const { return repair_ && !writer_live_; }
   Result<void> check();     // run()'s checks, the lock decided
-  bool writer_now() const;
+  bool writer_now();
   // A gap [from, to) before a live writer's segment `to` that is its doing, not damage:
   // a new segment the directory listing missed (readdir of a large directory while files
   // are created may return a later one and not it: review 4 saw "sequences [a, b) are
@@ -108,7 +108,10 @@ class StreamChecker {
   std::string ns_, stream_;
   bool repair_;
   FsckReport* rep_;
-  UniqueFd lock_;
+  // The store's lock while held: a ForkLock, which a child forked meanwhile does not keep
+  // (a child of a process running fsck --repair in a thread held it for as long as it
+  // lived, and no persister could start: note 65).
+  ForkLock lock_;
   bool writer_live_ = false;
   bool dir_changed_ = false;  // a repair created, renamed or removed a file
   std::optional<uint64_t> prev_end_;
@@ -116,16 +119,17 @@ class StreamChecker {
 };
 
 Result<void> StreamChecker::lock() {
-  auto lk = open_at(dir_, "LOCK", repair_ ? OpenMode::kCreateOrOpen : OpenMode::kRead);
-  if (!lk) return lk.error().code == Errc::kNotFound ? Result<void>() : Result<void>(lk.error());
-  if (::flock(lk->get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) return errno_error(errno, "cannot lock " + ns_ + "/" + stream_);
+  const int dir = dir_;
+  const OpenMode mode = repair_ ? OpenMode::kCreateOrOpen : OpenMode::kRead;
+  auto taken = lock_.try_take([dir, mode] { return open_at(dir, "LOCK", mode); },
+                              "cannot lock " + ns_ + "/" + stream_);
+  if (!taken) return taken.error().code == Errc::kNotFound ? Result<void>() : Result<void>(taken.error());
+  if (!taken.value()) {
     if (repair_)
       return make_error(Errc::kBusy, "a writer has " + ns_ + "/" + stream_ +
                                          " open; stop it before fsck --repair");
     writer_live_ = true;  // its active segment is in flux: not judged
   }
-  lock_ = std::move(lk.value());
   return {};
 }
 
@@ -564,12 +568,14 @@ size_t StreamChecker::finish_interrupted_deletion(const std::vector<uint64_t>& s
   return below;
 }
 
-// Whether a writer holds the store's lock now (a check that let go of it looks again).
-bool StreamChecker::writer_now() const {
-  if (!lock_.valid()) return false;
-  if (::flock(lock_.get(), LOCK_EX | LOCK_NB) != 0) return errno == EWOULDBLOCK;
-  (void)::flock(lock_.get(), LOCK_UN);
-  return false;
+// Whether a writer holds the store's lock now (a check that let go of it looks again;
+// also a writer that made the LOCK file after the check began).
+bool StreamChecker::writer_now() {
+  const int dir = dir_;
+  auto taken = lock_.try_take([dir] { return open_at(dir, "LOCK", OpenMode::kRead); },
+                              "cannot lock " + ns_ + "/" + stream_);
+  lock_.reset();
+  return taken && !taken.value();
 }
 
 Result<void> StreamChecker::run() {
@@ -581,7 +587,7 @@ Result<void> StreamChecker::run() {
   // at the end: a writer that took the store meanwhile may have changed what was read, so
   // the check is made again as of a live store (once: bounded).
   const FsckReport before = *rep_;
-  if (lock_.valid()) (void)::flock(lock_.get(), LOCK_UN);
+  lock_.reset();
   if (auto r = check(); !r) return r;
   if (!writer_now()) return {};
   *rep_ = before;

@@ -5,6 +5,7 @@
 
 #include <csignal>
 
+#include "../common/process.h"
 #include "fault_env.h"
 #include "format.h"
 #include "shmbus/store_admin.h"
@@ -189,6 +190,53 @@ TEST(Faults, NewStoreFirstRecordRefusedThenAnotherSequence) {
   expect_records(read_all(t.path()), 7, 9);
   EXPECT_EQ(files_with_suffix(t.stream_dir(), ".seg"),
             std::vector<std::string>{segment_file_name(7)});
+}
+
+// remove_store holds the store's lock while it removes the files: a child the process
+// forks meanwhile must not keep it when the removal fails part-way (LOCK is kept then),
+// or no writer can start while the child lives (note 65: a plain flock, shared with the
+// child through the open file description).
+TEST(Faults, AChildForkedDuringAFailedRemovalDoesNotKeepTheStoresLock) {
+  TempDir t;
+  {
+    auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 0, 60, 100);
+  }
+  struct ForkThenFail final : ForwardingEnv {
+    shmbus::test::Children* kids = nullptr;
+    shmbus::test::Pipe* go = nullptr;
+    pid_t child = -1;
+    int unlinkat(int d, const char* n, int f) override {
+      if (child < 0 && std::string_view(n).ends_with(".seg")) {
+        child = kids->spawn([this] {
+          char c;
+          return go->get(&c, 1) ? 0 : 1;
+        });
+        errno = EIO;
+        return -1;
+      }
+      return ForwardingEnv::unlinkat(d, n, f);
+    }
+  };
+  shmbus::test::Children kids;
+  shmbus::test::Pipe go;
+  pid_t child = -1;
+  {
+    ForkThenFail env;
+    env.kids = &kids;
+    env.go = &go;
+    AdminOptions ao;
+    ao.data_dir = t.path();
+    auto r = remove_store("ns", "st", ao);
+    EXPECT_FALSE(r.ok());
+    child = env.child;
+  }
+  ASSERT_GT(child, 0);
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  EXPECT_TRUE(s.ok()) << s.error().message;  // was kBusy: "another writer has ... open"
+  go.put("g", 1);
+  EXPECT_EQ(kids.wait(child), 0);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "../common/process.h"
 #include "coding.h"
 #include "crc32c.h"
 #include "fault_env.h"
@@ -742,6 +743,45 @@ TEST(Fsck, ADamagedHeaderInFrontOfNoIntactFrameIsQuarantined) {
   EXPECT_TRUE(rep.clean()) << describe(rep);
   ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
   EXPECT_EQ(read_file(seg(t, 28) + ".corrupt"), b);
+}
+
+// fsck --repair holds the store's lock while it works: a child the process forks
+// meanwhile (another thread's fork, a multiprocessing worker) must not keep it once
+// fsck is done, or no writer can start while the child lives (note 65: the lock was a
+// plain flock, shared with the child through the open file description).
+TEST(Fsck, AChildForkedDuringARepairDoesNotKeepTheStoresLock) {
+  TempDir t;
+  make_store(t);
+  std::filesystem::resize_file(seg(t, 84), size_of(seg(t, 84)) - 50);  // a torn tail
+  struct ForkWhileLocked final : ForwardingEnv {
+    shmbus::test::Children* kids = nullptr;
+    shmbus::test::Pipe* go = nullptr;
+    pid_t child = -1;
+    ssize_t pread(int fd, void* b, size_t n, off_t o) override {
+      if (child < 0)
+        child = kids->spawn([this] {
+          char c;
+          return go->get(&c, 1) ? 0 : 1;
+        });
+      return ForwardingEnv::pread(fd, b, n, o);
+    }
+  };
+  shmbus::test::Children kids;
+  shmbus::test::Pipe go;
+  pid_t child = -1;
+  {
+    ForkWhileLocked env;
+    env.kids = &kids;
+    env.go = &go;
+    auto rep = run(t.path(), true);
+    EXPECT_TRUE(rep.clean()) << describe(rep);
+    child = env.child;
+  }
+  ASSERT_GT(child, 0);
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  EXPECT_TRUE(s.ok()) << s.error().message;  // was kBusy: "another writer has ... open"
+  go.put("g", 1);
+  EXPECT_EQ(kids.wait(child), 0);
 }
 
 // Every kind of repair, twice: the second run finds nothing.
