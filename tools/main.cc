@@ -416,20 +416,20 @@ int main(int argc, char** argv) {
     // CLI11 gives an optional value the next word whatever it is: `stat --watch ticks`
     // made "ticks" the period, and STREAM missing.  Unless given as --watch=D, a value
     // that is not a duration is the STREAM, when there is none.
-    const bool attached = std::any_of(argv + 1, argv + argc, [](const char* arg) {
-      return std::string_view(arg).substr(0, 8) == "--watch=";
-    });
-    stat.watch_attached = attached;
     // `--watch WORD ... STREAM`: WORD may have been meant as a second stream, when STREAM
     // is first named after it (not `stat s --watch x --data-dir s`) and WORD does not
     // look like a mistyped duration (`--watch 2secs s`: a bad duration) (a review).
-    for (int i = 1; i + 2 < argc; ++i) {
-      if (std::string_view(argv[i]) != "--watch") continue;
+    bool attached = false;
+    for (int i = 1; i < argc; ++i) {
+      const std::string_view arg(argv[i]);
+      attached = attached || arg.substr(0, 8) == "--watch=";
+      if (arg != "--watch" || i + 2 >= argc) continue;
       const char* const* named = std::find(argv + 1, argv + argc, stat.stream);
       const char c = argv[i + 1][0];
       stat.stream_after_watch =
           named > argv + i + 1 && named != argv + argc && !(c >= '0' && c <= '9') && c != '.' && c != '-';
     }
+    stat.watch_attached = attached;
     if (stat.watch && stat.stream.empty() && !attached && !stat.watch_every.empty() &&
         !shmbus::parse_duration(stat.watch_every)) {
       stat.stream = std::move(stat.watch_every);
@@ -541,7 +541,7 @@ int main(int argc, char** argv) {
                  "Where a bridge with nothing in Kafka yet starts: earliest (default), latest, SEQ or "
                  "@TIME; afterwards it continues after the highest shmbus.seq in the topic");
   bo->add_option("--key", bout.key, "none (default: one partition, total order) or type (key = type)")
-      ->check(CLI::IsMember({"none", "type"}));
+      ->transform(CLI::IsMember({"none", "type"}, CLI::ignore_case));
   bo->add_option("--partition", bout.partition, "--key none: the target partition (default 0)");
   bo->add_option("-X", bout.props, "librdkafka property PROP=VALUE (repeatable), as kcat's -X")
       ->allow_extra_args(false);
@@ -564,7 +564,7 @@ int main(int argc, char** argv) {
   bi->add_option("--stream", bin.stream, "Target stream (must exist)")->required();
   bi->add_option("--group", bin.group, "Kafka consumer group (default shmbus.STREAM)");
   bi->add_option("--from", bin.from, "Where a new group starts: earliest (default) or latest")
-      ->check(CLI::IsMember({"earliest", "latest"}));
+      ->transform(CLI::IsMember({"earliest", "latest"}, CLI::ignore_case));
   bi->add_option("--type", bin.type, "Type of messages without a shmbus.type header (default 0)");
   auto* bin_sync =
       bi->add_flag("--sync", bin.sync, "Commit offsets only once the records are durable (needs shmbus persist)");

@@ -1,4 +1,5 @@
 // names.cc: names, sizes, durations, start positions: everything parsed from users.
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -213,13 +214,21 @@ static bool parse_iso8601(std::string_view s, uint64_t* out) {
   return true;
 }
 
+// Whether `a` is the keyword `kw` (lower case) in any case: LATEST and @NOW mean what
+// latest and @now do, as the CLI's other choices do.
+static bool is_keyword(std::string_view a, std::string_view kw) {
+  return a.size() == kw.size() && std::equal(a.begin(), a.end(), kw.begin(), [](char x, char k) {
+           return (x >= 'A' && x <= 'Z' ? static_cast<char>(x - 'A' + 'a') : x) == k;
+         });
+}
+
 // After '@': a time in ns since the epoch, or false.
 static bool parse_time(std::string_view t, uint64_t* out, std::string* note) {
-  if (t == "now") {
+  if (is_keyword(t, "now")) {
     *out = now_ns();
     return true;
   }
-  if (t.size() > 4 && t.substr(0, 4) == "now-") t.remove_prefix(3);
+  if (t.size() > 4 && is_keyword(t.substr(0, 4), "now-")) t.remove_prefix(3);
   if (t.size() > 1 && t[0] == '-') {  // relative: "-10s", "-1.5m"
     auto d = parse_duration(t.substr(1));
     if (!d) return false;
@@ -260,8 +269,8 @@ static bool parse_time(std::string_view t, uint64_t* out, std::string* note) {
 
 Result<StartFrom> parse_start(std::string_view text, std::string* note) {
   if (note) note->clear();
-  if (text == "earliest") return StartFrom::earliest();
-  if (text == "latest") return StartFrom::latest();
+  if (is_keyword(text, "earliest")) return StartFrom::earliest();
+  if (is_keyword(text, "latest")) return StartFrom::latest();
   uint64_t v = 0;
   if (!text.empty() && text[0] == '@') {
     if (parse_time(text.substr(1), &v, note)) return StartFrom::time_ns(v);

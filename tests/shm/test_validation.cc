@@ -59,6 +59,13 @@ TEST(Parse, SizesDurationsStarts) {
   EXPECT_EQ(parse_start("@1970-01-01T00:00:01Z").value().value, 1000000000u);
   EXPECT_EQ(parse_start("@2026-11-25T13:00:00.5Z").value().value, 1795611600500000000u);
   EXPECT_FALSE(parse_start("yesterday"));
+  // Keywords in any case mean the same (LATEST was refused while --format JSON was taken).
+  EXPECT_EQ(parse_start("LATEST").value().kind, StartFrom::Kind::kLatest);
+  EXPECT_EQ(parse_start("Earliest").value().kind, StartFrom::Kind::kEarliest);
+  EXPECT_EQ(parse_start("@NOW").value().kind, StartFrom::Kind::kTime);
+  EXPECT_EQ(parse_start("@Now-1s").value().kind, StartFrom::Kind::kTime);
+  EXPECT_FALSE(parse_start("LATESTX"));
+  EXPECT_FALSE(parse_start("@NOWS"));
   // Days the month does not have (timegm() moved them into the next month: a review).
   for (const char* bad : {"@2026-02-29", "@2026-02-30", "@2026-04-31", "@2100-02-29", "@2026-12-32"})
     EXPECT_FALSE(parse_start(bad)) << bad;

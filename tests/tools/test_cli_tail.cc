@@ -346,6 +346,9 @@ TEST_F(Cli, PubDelimitersFilesAndTailRawAndEncodings) {
   CliResult json_upper = cli({"tail", "s", "--format", "JSON", "--count", "1"});
   expect_ok(json_upper);
   EXPECT_EQ(json_raw(json_upper.out, "seq"), "0") << json_upper.out;
+  CliResult latest_upper = cli({"tail", "s", "--from", "LATEST"});
+  expect_ok(latest_upper);
+  EXPECT_EQ(latest_upper.out, "");
   CliResult text_empty = cli({"tail", "s", "-D", ""});
   expect_failure(text_empty, "-D: the delimiter is empty (text records need one between them");
   EXPECT_EQ(text_empty.exit_code, 2);
