@@ -147,6 +147,30 @@ struct Pipe {
   }
 };
 
+// A child forked at a chosen moment (fork_once(), e.g. from an Env hook while a lock is
+// held) that lives on until release(): for tests of what a forked child must not keep.
+class WaitingChild {
+ public:
+  void fork_once() {
+    if (pid_ < 0)
+      pid_ = kids_.spawn([this] {
+        char c;
+        return go_.get(&c, 1) ? 0 : 1;
+      });
+  }
+  pid_t pid() const { return pid_; }
+  // Lets it exit and reaps it: its exit code (0: it waited for this).
+  int release() {
+    go_.put("g", 1);
+    return kids_.wait(pid_);
+  }
+
+ private:
+  Children kids_;
+  Pipe go_;
+  pid_t pid_ = -1;
+};
+
 // Descriptors 0, 1 and 2 closed, as in a process started with `<&- >&- 2>&-`, until
 // restore() (or the end of the scope).  Nothing may print meanwhile: a failed EXPECT
 // prints, so keep the results and check them after restore().

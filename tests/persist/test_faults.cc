@@ -204,39 +204,28 @@ TEST(Faults, AChildForkedDuringAFailedRemovalDoesNotKeepTheStoresLock) {
     fill(*s, 0, 60, 100);
   }
   struct ForkThenFail final : ForwardingEnv {
-    shmbus::test::Children* kids = nullptr;
-    shmbus::test::Pipe* go = nullptr;
-    pid_t child = -1;
+    shmbus::test::WaitingChild* child = nullptr;
     int unlinkat(int d, const char* n, int f) override {
-      if (child < 0 && std::string_view(n).ends_with(".seg")) {
-        child = kids->spawn([this] {
-          char c;
-          return go->get(&c, 1) ? 0 : 1;
-        });
+      if (child->pid() < 0 && std::string_view(n).ends_with(".seg")) {
+        child->fork_once();
         errno = EIO;
         return -1;
       }
       return ForwardingEnv::unlinkat(d, n, f);
     }
   };
-  shmbus::test::Children kids;
-  shmbus::test::Pipe go;
-  pid_t child = -1;
+  shmbus::test::WaitingChild child;
   {
     ForkThenFail env;
-    env.kids = &kids;
-    env.go = &go;
+    env.child = &child;
     AdminOptions ao;
     ao.data_dir = t.path();
-    auto r = remove_store("ns", "st", ao);
-    EXPECT_FALSE(r.ok());
-    child = env.child;
+    EXPECT_FALSE(remove_store("ns", "st", ao).ok());
   }
-  ASSERT_GT(child, 0);
+  ASSERT_GT(child.pid(), 0);
   auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
   EXPECT_TRUE(s.ok()) << s.error().message;  // was kBusy: "another writer has ... open"
-  go.put("g", 1);
-  EXPECT_EQ(kids.wait(child), 0);
+  EXPECT_EQ(child.release(), 0);
 }
 
 }  // namespace

@@ -61,6 +61,24 @@ void repair_then_nothing_left(const TempDir& t) {
   EXPECT_TRUE(rep.issues.empty()) << describe(rep);
 }
 
+// fsck --repair fixes everything without moving a segment aside, and a second repair
+// finds nothing: returns the first repair's report.
+FsckReport repair_in_place(const TempDir& t) {
+  FsckReport rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_TRUE(rep.quarantined.empty()) << describe(rep);
+  const FsckReport again = run(t.path(), true);
+  EXPECT_TRUE(again.issues.empty()) << describe(again);
+  return rep;
+}
+
+// A writer opens the store and continues at `next`.
+void expect_writer_continues_at(const TempDir& t, uint64_t next) {
+  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->next_seq(), next);
+}
+
 TEST(Fsck, CleanStore) {
   TempDir t;
   make_store(t);
@@ -689,17 +707,10 @@ TEST(Fsck, RebuildsADamagedSegmentHeaderInFrontOfIntactFrames) {
   auto b = read_file(seg(t, 28));
   b[kHdrCreatedNs + 1] ^= 0x10;
   write_file(seg(t, 28), b);
-  auto rep = run(t.path(), false);
-  EXPECT_FALSE(rep.clean()) << describe(rep);
-  rep = run(t.path(), true);
-  EXPECT_TRUE(rep.clean()) << describe(rep);
-  EXPECT_TRUE(rep.quarantined.empty());
-  rep = run(t.path(), true);
-  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
+  EXPECT_FALSE(run(t.path(), false).clean());
+  repair_in_place(t);
   expect_records(read_all(t.path()), 0, 100, 100);
-  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
-  ASSERT_TRUE(s.ok()) << s.error().message;
-  EXPECT_EQ(s->next_seq(), 100u);
+  expect_writer_continues_at(t, 100);
 }
 
 // A damaged header in front of a damaged first frame: the header is rebuilt from the file
@@ -711,23 +722,16 @@ TEST(Fsck, RebuildsADamagedSegmentHeaderInFrontOfADamagedFirstFrame) {
   auto b = damage_records(t, {28});
   b[kHdrCreatedNs + 1] ^= 0x10;
   write_file(seg(t, 28), b);
-  auto rep = run(t.path(), false);
-  EXPECT_FALSE(rep.clean()) << describe(rep);
-  rep = run(t.path(), true);
-  EXPECT_TRUE(rep.clean()) << describe(rep);
-  EXPECT_TRUE(rep.quarantined.empty()) << describe(rep);
+  EXPECT_FALSE(run(t.path(), false).clean());
+  const FsckReport rep = repair_in_place(t);
   EXPECT_NE(describe(rep).find("rebuilt from the file name"), std::string::npos) << describe(rep);
-  rep = run(t.path(), true);
-  EXPECT_TRUE(rep.issues.empty()) << describe(rep);
   auto got = read_all(t.path());
   ASSERT_EQ(got.size(), 100u);
   EXPECT_EQ(got[28].kind, EntryKind::kCorrupt);
   EXPECT_EQ(got[28].seq, 28u);
   expect_records(std::vector<Got>(got.begin(), got.begin() + 28), 0, 28, 100);
   expect_records(std::vector<Got>(got.begin() + 29, got.end()), 29, 100, 100);
-  auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
-  ASSERT_TRUE(s.ok()) << s.error().message;
-  EXPECT_EQ(s->next_seq(), 100u);
+  expect_writer_continues_at(t, 100);
 }
 
 // Nothing intact after a damaged header (garbage where the frames were): moved aside as
@@ -754,34 +758,23 @@ TEST(Fsck, AChildForkedDuringARepairDoesNotKeepTheStoresLock) {
   make_store(t);
   std::filesystem::resize_file(seg(t, 84), size_of(seg(t, 84)) - 50);  // a torn tail
   struct ForkWhileLocked final : ForwardingEnv {
-    shmbus::test::Children* kids = nullptr;
-    shmbus::test::Pipe* go = nullptr;
-    pid_t child = -1;
+    shmbus::test::WaitingChild* child = nullptr;
     ssize_t pread(int fd, void* b, size_t n, off_t o) override {
-      if (child < 0)
-        child = kids->spawn([this] {
-          char c;
-          return go->get(&c, 1) ? 0 : 1;
-        });
+      child->fork_once();
       return ForwardingEnv::pread(fd, b, n, o);
     }
   };
-  shmbus::test::Children kids;
-  shmbus::test::Pipe go;
-  pid_t child = -1;
+  shmbus::test::WaitingChild child;
   {
     ForkWhileLocked env;
-    env.kids = &kids;
-    env.go = &go;
+    env.child = &child;
     auto rep = run(t.path(), true);
     EXPECT_TRUE(rep.clean()) << describe(rep);
-    child = env.child;
   }
-  ASSERT_GT(child, 0);
+  ASSERT_GT(child.pid(), 0);
   auto s = SegmentStore::open(t.path(), "ns", "st", small_options());
   EXPECT_TRUE(s.ok()) << s.error().message;  // was kBusy: "another writer has ... open"
-  go.put("g", 1);
-  EXPECT_EQ(kids.wait(child), 0);
+  EXPECT_EQ(child.release(), 0);
 }
 
 // Every kind of repair, twice: the second run finds nothing.
