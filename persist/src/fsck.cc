@@ -95,8 +95,8 @@ class StreamChecker {
                                  uint64_t ts_ns);
   Result<void> write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns);
   Result<std::string> quarantine(const std::string& name);
-  bool header_rebuildable(SegmentFile& f, uint64_t first);
-  Result<void> rebuild_header(uint64_t first);
+  std::optional<uint64_t> rebuild_anchor(SegmentFile& f, uint64_t first);
+  Result<void> write_header(uint64_t first, const std::byte* head);
   // Whether the index holds `expected` (or, for the last segment, a prefix of it, or all
   // of it and `seal`) once this returns.
   bool check_index(uint64_t first, bool last, uint64_t created_ns,
@@ -152,8 +152,8 @@ Result<std::string> StreamChecker::quarantine(const std::string& name) {
 // (or header flags it does not know) and a CRC that holds over them.  A version field of
 // 0 or a stale CRC is damage, not a newer format (the decoder checks the version first,
 // so both said "incompatible": a review of the first version of this check): its header
-// is rebuilt when an intact frame follows it (header_rebuildable), else the segment is
-// moved aside.
+// is rebuilt when an intact frame follows it (rebuild_anchor), else the segment is moved
+// aside.
 static bool newer_format(Bytes head) {
   if (head.size() < kSegmentHeaderSize ||
       std::memcmp(head.data(), kSegmentMagic, sizeof kSegmentMagic) != 0)
@@ -164,33 +164,43 @@ static bool newer_format(Bytes head) {
   return version > kFormatVersion || (version >= kMinFormatVersion && get_u32(p + kHdrFlags) != 0);
 }
 
-// A header that does not decode, in front of frames that do: the first frame at the
-// header's end carries the file name's sequence, or (that frame damaged too) a later
-// intact frame carries one that fits where it lies: at or above the file name's, and at
-// most one record per kMinFrameBytesPerSeq bytes above it (the scan after the rebuild
-// reports the damaged bytes before it; the whole segment went to quarantine, 10 of 11
-// intact records with it: a review).  Not for a newer format's header: that is not damage.
-bool StreamChecker::header_rebuildable(SegmentFile& f, uint64_t first) {
+// A header that does not decode (not one that decodes and names another sequence: that
+// segment is not this name's, a review), in front of frames that do: the offset of the
+// frame a rebuilt header rests on, or none.  The first frame at the header's end when it
+// carries the file name's sequence; that frame damaged too, the next intact frame as
+// scan_segment() looks for it (past the frame's repaired or claimed length), or, when
+// that length runs past the file's end (so it is damaged), the first intact frame after
+// the header whose sequence fits where it lies: at or above the file name's, at most
+// one record per kMinFrameBytesPerSeq bytes above it (the whole segment went to
+// quarantine, 10 of 11 intact records with it: a review).  Not for a newer format's
+// header: that is not damage.
+std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t first) {
   auto head = f.header_bytes();
-  if (!head || head->size() < kSegmentHeaderSize) return false;
+  if (!head || head->size() < kSegmentHeaderSize) return std::nullopt;
   // A newer format's header is not ours to rewrite (its flags were erased: a review); a
   // damaged version field (the CRC stale) is rebuilt as any damaged header.
-  if (newer_format(head.value())) return false;
+  if (newer_format(head.value()) || f.read_header()) return std::nullopt;
+  constexpr uint64_t bad = kSegmentHeaderSize;
   FrameView fv;
-  auto st = f.read_frame(kSegmentHeaderSize, &fv);
-  if (!st) return false;
-  if (st.value() == FrameStatus::kOk) return fv.h.seq == first;
-  auto next = find_next_frame(f, kSegmentHeaderSize + 8, first, kSegmentHeaderSize);
-  return next && next.value();
+  auto st = f.read_frame(bad, &fv);
+  if (!st) return std::nullopt;
+  if (st.value() == FrameStatus::kOk) return fv.h.seq == first ? std::optional<uint64_t>(bad) : std::nullopt;
+  RepairBudget budget = RepairBudget::for_size(f.size());
+  auto span = f.repaired_span(bad, &budget);
+  if (span && span.value() == 0) span = f.claimed_span(bad);
+  if (!span) return std::nullopt;
+  const uint64_t past = span.value() ? bad + span.value() : bad + 8;
+  auto next = past < f.size()
+                  ? find_next_frame(f, past, first, span.value() ? std::nullopt : std::optional<uint64_t>(bad))
+                  : find_next_frame(f, bad + 8, first, bad);
+  return next ? next.value() : std::nullopt;
 }
 
-Result<void> StreamChecker::rebuild_header(uint64_t first) {
+Result<void> StreamChecker::write_header(uint64_t first, const std::byte* head) {
   const std::string name = segment_file_name(first);
-  std::byte head[kSegmentHeaderSize];
-  encode_new_segment_header(first, now_ns(), ns_, stream_, head);
   auto fd = open_at(dir_, name, OpenMode::kReadWrite);
   if (!fd) return fd.error();
-  if (auto r = pwrite_all(fd->get(), head, 0, name); !r) return r;
+  if (auto r = pwrite_all(fd->get(), Bytes(head, kSegmentHeaderSize), 0, name); !r) return r;
   return sync_data(fd->get(), name);  // its index no longer matches: rebuilt below
 }
 
@@ -373,28 +383,48 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   const uint32_t interval =
       old_idx && old_idx->header.interval >= 256 ? old_idx->header.interval : kDefaultInterval;
   auto scan = scan_segment(f.value(), first, interval, old_idx ? &old_idx.value() : nullptr);
-  if (!scan && header_rebuildable(f.value(), first)) {
+  const std::optional<uint64_t> anchor = scan ? std::nullopt : rebuild_anchor(f.value(), first);
+  if (anchor) {
     bool fixed = false;
     const std::string why = scan.error().message;
-    if (can_repair() && rebuild_header(first)) {
+    // The segment's own created_ns where its index still tells it: the index then
+    // rescues what it lists, as with an intact header.  The anchor is listed too, so that
+    // the scan after the rebuild reaches it whatever the damaged frame's length claims
+    // (the claim ran past the file's end, the scan found nothing after it and every
+    // intact record was cut: a review); a scan that still stops short of it has the old
+    // header written back, and the segment is moved aside as before.
+    IndexFile hint;
+    if (old_idx) hint = old_idx.value();
+    else hint.header.created_ns = now_ns();
+    auto at = std::lower_bound(hint.entries.begin(), hint.entries.end(), *anchor,
+                               [](const IndexEntry& e, uint64_t off) { return e.offset < off; });
+    if (at == hint.entries.end() || at->offset != *anchor) hint.entries.insert(at, IndexEntry{*anchor});
+    auto old_head = f->header_bytes();
+    std::vector<std::byte> kept;
+    if (old_head) kept.assign(old_head->begin(), old_head->end());
+    std::byte head[kSegmentHeaderSize];
+    encode_new_segment_header(first, hint.header.created_ns, ns_, stream_, head);
+    if (can_repair() && kept.size() == kSegmentHeaderSize && write_header(first, head)) {
       auto f2 = SegmentFile::open(dir_, first);
-      if (f2) {
-        auto again = scan_segment(f2.value(), first, interval);
-        if (again) {
-          fixed = true;
-          f = std::move(f2);
-          scan = std::move(again);
-        }
+      auto again = f2 ? scan_segment(f2.value(), first, interval, &hint) : Result<ScanResult>(f2.error());
+      if (again && again->valid_end > *anchor) {
+        fixed = true;
+        f = std::move(f2);
+        scan = std::move(again);
+      } else {
+        (void)write_header(first, kept.data());
       }
     }
-    issue(name, 0, kSegmentHeaderSize,
-          "damaged segment header (" + why + ") in front of intact frames" +
-              (fixed ? ": rebuilt from the file name, the folder and the first intact frame"
-                     : "; --repair rebuilds it"),
-          fixed);
-    if (!fixed) {
-      prev_end_.reset();
-      return {};
+    if (fixed || !can_repair()) {
+      issue(name, 0, kSegmentHeaderSize,
+            "damaged segment header (" + why + ") in front of intact frames" +
+                (fixed ? ": rebuilt from the file name, the folder and the first intact frame"
+                       : "; --repair rebuilds it"),
+            fixed);
+      if (!fixed) {
+        prev_end_.reset();
+        return {};
+      }
     }
   }
   if (!scan) {

@@ -734,6 +734,47 @@ TEST(Fsck, RebuildsADamagedSegmentHeaderInFrontOfADamagedFirstFrame) {
   expect_writer_continues_at(t, 100);
 }
 
+// The same with the first frame's length damaged too, so that it claims bytes past the
+// file's end: the scan after the rebuild skipped the claim, found nothing after it and
+// cut every intact record (a review); the frame the rebuild rested on is reached now,
+// with the segment's index and without it.
+TEST(Fsck, ARebuiltHeaderNeverCutsTheFramesItRestedOn) {
+  for (const bool with_index : {true, false}) {
+    SCOPED_TRACE(with_index ? "index kept" : "index removed");
+    TempDir t;
+    make_store(t);
+    auto b = damage_records(t, {28});
+    b[kHdrCreatedNs + 1] ^= 0x10;
+    b[kSegmentHeaderSize + kFrmLength + 2] ^= 0x10;  // length bit 20: ~1 MiB
+    write_file(seg(t, 28), b);
+    if (!with_index) std::filesystem::remove(t.stream_dir() + "/" + index_file_name(28));
+    repair_in_place(t);
+    auto got = read_all(t.path());
+    ASSERT_EQ(got.size(), 100u);
+    EXPECT_EQ(got[28].kind, EntryKind::kCorrupt);
+    expect_records(std::vector<Got>(got.begin() + 29, got.end()), 29, 100, 100);
+    expect_writer_continues_at(t, 100);
+  }
+}
+
+// A header that decodes but names another first sequence than the file name's is not
+// rebuilt (that segment is not this name's): with its first frame damaged, the new
+// search took a later frame as the anchor, rewrote the header and dropped its intact
+// records unreported (a review).  Moved aside with its bytes unchanged, as before.
+TEST(Fsck, AValidHeaderOfAnotherSequenceIsNeverRewritten) {
+  TempDir t;
+  make_store(t);
+  auto b = damage_records(t, {28});
+  std::byte head[kSegmentHeaderSize];
+  encode_new_segment_header(27, 1, "ns", "st", head);
+  std::memcpy(b.data(), head, sizeof head);
+  write_file(seg(t, 28), b);
+  const FsckReport rep = run(t.path(), true);
+  EXPECT_EQ(describe(rep).find("rebuilt"), std::string::npos) << describe(rep);
+  ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
+  EXPECT_EQ(read_file(seg(t, 28) + ".corrupt"), b);
+}
+
 // Nothing intact after a damaged header (garbage where the frames were): moved aside as
 // before, never given a header.
 TEST(Fsck, ADamagedHeaderInFrontOfNoIntactFrameIsQuarantined) {
