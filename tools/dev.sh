@@ -64,8 +64,9 @@ build() {  # build DIR [cmake args...] [-- targets...]
 }
 
 # Runs every fuzz target of build-fuzz for $1 seconds each on a copy of its seed corpus
-# (the committed one never grows; crashes*/ reproducers are left out) and prints one
-# line per target.  Crash and hang inputs are kept in build-fuzz/fuzz-artifacts/.
+# (the committed one never grows; crashes*/ reproducers are left out), $jobs at a time
+# (one per core: the targets are single-threaded), and prints one line per target in
+# their order.  Crash and hang inputs are kept in build-fuzz/fuzz-artifacts/.
 run_fuzzers() {
   local seconds=$1 failed=0 work
   work=$(mktemp -d "${TMPDIR:-/tmp}/shmbus-fuzz.XXXXXX")
@@ -74,24 +75,37 @@ run_fuzzers() {
   local scratch; scratch=$(mktemp -d /dev/shm/shmbus-fuzz-scratch.XXXXXX)
   local art="$PWD/build-fuzz/fuzz-artifacts"
   mkdir -p "$art"
-  printf '%-24s %12s %10s %8s\n' target executions exec/s crashes
-  local target
-  for target in $(fuzz_targets); do
+  local targets target running=0
+  targets=$(fuzz_targets)
+  for target in $targets; do
     local bin=build-fuzz/tests/fuzz/$target
     local name=${target#fuzz_}
     local corpus="$work/$name"
-    mkdir -p "$corpus"
+    mkdir -p "$corpus" "$scratch/$name"
     if [ -d "tests/fuzz/corpus/$name" ]; then
       find "tests/fuzz/corpus/$name" -maxdepth 1 -type f -exec cp {} "$corpus/" \;
     fi
+    if ((running >= jobs)); then
+      wait -n || true
+      running=$((running - 1))
+    fi
     # -close_fd_mask=2: some parsers print a line per refusal (sanitizer reports still show).
-    local rc=0
-    TMPDIR="$scratch" "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
-      -close_fd_mask=2 -artifact_prefix="$art/$name-" "$corpus" >"$work/$name.log" 2>&1 || rc=$?
-    local execs rate crashes
+    (
+      rc=0
+      TMPDIR="$scratch/$name" "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
+        -print_final_stats=1 -close_fd_mask=2 -artifact_prefix="$art/$name-" "$corpus" \
+        >"$work/$name.log" 2>&1 || rc=$?
+      echo "$rc" >"$work/$name.rc"
+    ) &
+    running=$((running + 1))
+  done
+  wait
+  printf '%-24s %12s %10s %8s\n' target executions exec/s crashes
+  for target in $targets; do
+    local name=${target#fuzz_} rc execs rate crashes=0
+    rc=$(cat "$work/$name.rc" 2>/dev/null || echo 1)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$name.log" | tail -1)
-    crashes=0
     if ((rc != 0)); then
       crashes=1
       failed=1
