@@ -95,7 +95,7 @@ class StreamChecker {
                                  uint64_t ts_ns);
   Result<void> write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns);
   Result<std::string> quarantine(const std::string& name);
-  std::optional<uint64_t> rebuild_anchor(SegmentFile& f, uint64_t first);
+  std::optional<uint64_t> rebuild_anchor(SegmentFile& f, uint64_t first, const IndexFile* index);
   Result<void> write_header(uint64_t first, const std::byte* head);
   // Whether the index holds `expected` (or, for the last segment, a prefix of it, or all
   // of it and `seal`) once this returns.
@@ -167,14 +167,15 @@ static bool newer_format(Bytes head) {
 // A header that does not decode (not one that decodes and names another sequence: that
 // segment is not this name's, a review), in front of frames that do: the offset of the
 // frame a rebuilt header rests on, or none.  The first frame at the header's end when it
-// carries the file name's sequence; that frame damaged too, the next intact frame as
-// scan_segment() looks for it (past the frame's repaired or claimed length), or, when
-// that length runs past the file's end (so it is damaged), the first intact frame after
-// the header whose sequence fits where it lies: at or above the file name's, at most
-// one record per kMinFrameBytesPerSeq bytes above it (the whole segment went to
-// quarantine, 10 of 11 intact records with it: a review).  Not for a newer format's
-// header: that is not damage.
-std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t first) {
+// carries the file name's sequence; that frame damaged too, the frame a scan with the
+// header intact resumes at (resume_after(): scan_segment()'s own rule, with `index` when
+// the damaged header's created_ns field still matches it), so that the segment keeps
+// what it would keep with its header intact: the whole segment went to quarantine, 10 of
+// 11 intact records with it (a review); a search inside a frame whose claim ran past the
+// file's end served a record a publisher had embedded in a payload, and cut or marked
+// lost the records after it (reviews).  Not for a newer format's header: not damage.
+std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t first,
+                                                      const IndexFile* index) {
   auto head = f.header_bytes();
   if (!head || head->size() < kSegmentHeaderSize) return std::nullopt;
   // A newer format's header is not ours to rewrite (its flags were erased: a review); a
@@ -186,13 +187,7 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
   if (!st) return std::nullopt;
   if (st.value() == FrameStatus::kOk) return fv.h.seq == first ? std::optional<uint64_t>(bad) : std::nullopt;
   RepairBudget budget = RepairBudget::for_size(f.size());
-  auto span = f.repaired_span(bad, &budget);
-  if (span && span.value() == 0) span = f.claimed_span(bad);
-  if (!span) return std::nullopt;
-  const uint64_t past = span.value() ? bad + span.value() : bad + 8;
-  auto next = past < f.size()
-                  ? find_next_frame(f, past, first, span.value() ? std::nullopt : std::optional<uint64_t>(bad))
-                  : find_next_frame(f, bad + 8, first, bad);
+  auto next = resume_after(f, bad, first, index, &budget);
   return next ? next.value() : std::nullopt;
 }
 
@@ -383,18 +378,26 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   const uint32_t interval =
       old_idx && old_idx->header.interval >= 256 ? old_idx->header.interval : kDefaultInterval;
   auto scan = scan_segment(f.value(), first, interval, old_idx ? &old_idx.value() : nullptr);
-  const std::optional<uint64_t> anchor = scan ? std::nullopt : rebuild_anchor(f.value(), first);
+  // The segment's index, for a header that does not decode, when the header's created_ns
+  // field still matches it (an index of an earlier segment of the same name is not
+  // trusted: the header ties them, and that field may be what was damaged).
+  const IndexFile* own_idx = nullptr;
+  if (!scan && old_idx) {
+    auto head = f->header_bytes();
+    if (head && head->size() >= kSegmentHeaderSize &&
+        get_u64(head->data() + kHdrCreatedNs) == old_idx->header.created_ns)
+      own_idx = &old_idx.value();
+  }
+  const std::optional<uint64_t> anchor = scan ? std::nullopt : rebuild_anchor(f.value(), first, own_idx);
   if (anchor) {
     bool fixed = false;
     const std::string why = scan.error().message;
-    // The segment's own created_ns where its index still tells it: the index then
-    // rescues what it lists, as with an intact header.  The anchor is listed too, so that
-    // the scan after the rebuild reaches it whatever the damaged frame's length claims
-    // (the claim ran past the file's end, the scan found nothing after it and every
-    // intact record was cut: a review); a scan that still stops short of it has the old
-    // header written back, and the segment is moved aside as before.
+    // The rebuilt header keeps the segment's created_ns where its index tells it, and the
+    // scan after the rebuild gets that index with the anchor listed in it, so that it
+    // reaches the anchor as rebuild_anchor() did; a scan that still stops short of it has
+    // the old header written back, and the segment is moved aside as before.
     IndexFile hint;
-    if (old_idx) hint = old_idx.value();
+    if (own_idx) hint = *own_idx;
     else hint.header.created_ns = now_ns();
     auto at = std::lower_bound(hint.entries.begin(), hint.entries.end(), *anchor,
                                [](const IndexEntry& e, uint64_t off) { return e.offset < off; });

@@ -211,6 +211,27 @@ Result<std::optional<uint64_t>> indexed_frame(SegmentFile& f, const IndexFile* i
 }
 }  // namespace
 
+Result<std::optional<uint64_t>> resume_after(SegmentFile& f, uint64_t bad, uint64_t min_seq,
+                                             const IndexFile* index, RepairBudget* budget) {
+  auto span = f.repaired_span(bad, budget);
+  if (!span) return span.error();
+  if (span.value() == 0) {
+    span = f.claimed_span(bad);
+    if (!span) return span.error();
+  }
+  const uint64_t past = span.value() ? bad + span.value() : bad + 8;
+  auto next = indexed_frame(f, index, bad + 8, std::min(past, f.size()), min_seq);
+  if (!next) return next.error();
+  if (!next.value() && past < f.size()) {
+    // The sequence bound only where the search starts inside the bad frame's bytes.
+    next = find_next_frame(f, past, min_seq, span.value() ? std::nullopt : std::optional<uint64_t>(bad));
+    if (!next) return next.error();
+  }
+  if (!next.value())  // the search gave up (the entries before `past` were tried)
+    next = indexed_frame(f, index, std::min(past, f.size()), f.size(), min_seq);
+  return next;
+}
+
 Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t index_interval,
                                 const IndexFile* index) {
   ScanResult r;
@@ -246,26 +267,8 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
       // end is a torn tail too, not damage.  Past its repaired length, else past what a
       // plausible header claims (scan_segment() in scan.h): inside only where the index
       // lists a frame.
-      const uint64_t bad = r.valid_end;
-      auto span = f.repaired_span(bad, &repair_budget);
-      if (!span) return span.error();
-      if (span.value() == 0) {
-        span = f.claimed_span(bad);
-        if (!span) return span.error();
-      }
-      const uint64_t past = span.value() ? bad + span.value() : bad + 8;
-      auto next = indexed_frame(f, index, bad + 8, std::min(past, f.size()), r.end_seq);
+      auto next = resume_after(f, r.valid_end, r.end_seq, index, &repair_budget);
       if (!next) return next.error();
-      if (!next.value() && past < f.size()) {
-        // The sequence bound only where the search starts inside the bad frame's bytes.
-        next = find_next_frame(f, past, r.end_seq,
-                               span.value() ? std::nullopt : std::optional<uint64_t>(bad));
-        if (!next) return next.error();
-      }
-      if (!next.value()) {  // the search gave up (the entries before `past` were tried)
-        next = indexed_frame(f, index, std::min(past, f.size()), f.size(), r.end_seq);
-        if (!next) return next.error();
-      }
       if (!next.value()) break;  // nothing valid after it: a torn tail
       const uint64_t at = *next.value();
       auto again = f.read_frame(at, &fv);

@@ -167,5 +167,13 @@ Result<ScanResult> scan_segment(SegmentFile& f, uint64_t first_seq, uint32_t ind
 // the search gives up (none).
 Result<std::optional<uint64_t>> find_next_frame(SegmentFile& f, uint64_t from, uint64_t min_seq,
                                                 std::optional<uint64_t> bad_at = std::nullopt);
+// scan_segment()'s rule for where reading resumes after the bad frame at `bad` (above:
+// past its repaired or plausible claim, or where `index` lists a frame), with a sequence
+// of at least `min_seq`: the frame's offset, or none (a torn tail).  `index` as the
+// caller trusts it (scan_segment(): when its created_ns matches the header's).  fsck
+// rebuilds a damaged header on the same rule, so that a segment whose header is damaged
+// keeps exactly the frames it would keep with the header intact.
+Result<std::optional<uint64_t>> resume_after(SegmentFile& f, uint64_t bad, uint64_t min_seq,
+                                             const IndexFile* index, RepairBudget* budget);
 
 }  // namespace shmbus::persist::detail
