@@ -164,6 +164,16 @@ static bool newer_format(Bytes head) {
   return version > kFormatVersion || (version >= kMinFormatVersion && get_u32(p + kHdrFlags) != 0);
 }
 
+// The format version of a segment whose header does not decode: its version field when
+// that names one this build reads, else this build's.  A version 1 segment holds data
+// frames only: rebuilt as version 2, a batch frame embedded in a payload was served, and
+// the next writer appended batch frames an older build cannot read (a review).
+static uint16_t damaged_header_version(Bytes head) {
+  if (head.size() < kSegmentHeaderSize) return kFormatVersion;
+  const uint16_t v = get_u16(head.data() + kHdrVersion);
+  return v >= kMinFormatVersion && v <= kFormatVersion ? v : kFormatVersion;
+}
+
 // A header that does not decode (not one that decodes and names another sequence: that
 // segment is not this name's, a review), in front of frames that do: the offset of the
 // frame a rebuilt header rests on, or none.  The first frame at the header's end when it
@@ -181,6 +191,7 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
   // A newer format's header is not ours to rewrite (its flags were erased: a review); a
   // damaged version field (the CRC stale) is rebuilt as any damaged header.
   if (newer_format(head.value()) || f.read_header()) return std::nullopt;
+  f.set_version(damaged_header_version(head.value()));  // frames as that version has them
   constexpr uint64_t bad = kSegmentHeaderSize;
   FrameView fv;
   auto st = f.read_frame(bad, &fv);
@@ -405,8 +416,14 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     auto old_head = f->header_bytes();
     std::vector<std::byte> kept;
     if (old_head) kept.assign(old_head->begin(), old_head->end());
+    SegmentHeader rebuilt;
+    rebuilt.version = damaged_header_version(Bytes(kept.data(), kept.size()));
+    rebuilt.first_seq = first;
+    rebuilt.created_ns = hint.header.created_ns;
+    rebuilt.ns = ns_;
+    rebuilt.stream = stream_;
     std::byte head[kSegmentHeaderSize];
-    encode_new_segment_header(first, hint.header.created_ns, ns_, stream_, head);
+    encode_segment_header(rebuilt, head);
     if (can_repair() && kept.size() == kSegmentHeaderSize && write_header(first, head)) {
       auto f2 = SegmentFile::open(dir_, first);
       auto again = f2 ? scan_segment(f2.value(), first, interval, &hint) : Result<ScanResult>(f2.error());

@@ -736,31 +736,48 @@ TEST(Fsck, RebuildsADamagedSegmentHeaderInFrontOfADamagedFirstFrame) {
 }
 
 // Records [0, 100) of 100 bytes in 4 KiB segments, as make_store(), but record 28 (the
-// first frame of segment 28, at offset 256) carries a valid frame of sequence 28 in its
-// payload, at offset 296 (8-aligned, where a search from inside the frame looks): what
-// a publisher can send.
-void make_store_with_an_embedded_frame(const TempDir& t) {
-  auto o = small_options();
-  o.segment_bytes = 4096;
-  auto s = SegmentStore::open(t.path(), "ns", "st", o);
-  ASSERT_TRUE(s.ok()) << s.error().message;
-  for (uint64_t q = 0; q < 100; ++q) {
-    std::string p = payload_for(q, 100);
-    if (q == 28) {
-      const std::string evil = "EVIL!!!!";
-      std::byte frame[frame_size(8)] = {};
-      FrameHeader h;
-      h.length = 8;
-      h.kind = FrameKind::kData;
-      h.seq = 28;
-      h.ts_ns = 28000;
-      std::memcpy(frame + kFrameHeaderSize, evil.data(), 8);
-      encode_frame_header(h, Bytes(frame + kFrameHeaderSize, 8), frame);
-      std::memcpy(p.data() + 8, frame, sizeof frame);
+// first frame of segment 28, at offset 256) carries a valid frame of `kind` (data or a
+// batch of one record) of sequence 28 holding "EVIL!!!!" in its payload, at offset 296
+// (8-aligned, where a search from inside the frame looks): what a publisher can send.
+// `version` 1: segment 28's header says version 1 (data frames only), its CRC made good.
+void make_store_with_an_embedded_frame(const TempDir& t, FrameKind kind, uint16_t version) {
+  {
+    auto o = small_options();
+    o.segment_bytes = 4096;
+    auto s = SegmentStore::open(t.path(), "ns", "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    for (uint64_t q = 0; q < 100; ++q) {
+      std::string p = payload_for(q, 100);
+      if (q == 28) {
+        const std::string evil = "EVIL!!!!";
+        std::byte frame[frame_size(kSubHeaderSize + 8)] = {};
+        std::byte* body = frame + kFrameHeaderSize;
+        FrameHeader h;
+        h.kind = kind;
+        h.seq = 28;
+        h.ts_ns = 28000;
+        if (kind == FrameKind::kBatch) {
+          h.type = 1;  // records in the batch
+          put_u32(body + kSubLength, 8);
+          put_u64(body + kSubTs, 28000);
+          body += kSubHeaderSize;
+        }
+        std::memcpy(body, evil.data(), 8);
+        h.length = static_cast<uint32_t>(body + 8 - (frame + kFrameHeaderSize));
+        encode_frame_header(h, Bytes(frame + kFrameHeaderSize, h.length), frame);
+        std::memcpy(p.data() + 8, frame, frame_size(h.length));
+      }
+      ASSERT_TRUE(s->append(q, 1000 * q, static_cast<uint32_t>(q % 7), as_bytes(p)).ok());
     }
-    ASSERT_TRUE(s->append(q, 1000 * q, static_cast<uint32_t>(q % 7), as_bytes(p)).ok());
+    ASSERT_TRUE(s->flush().ok());
   }
-  ASSERT_TRUE(s->flush().ok());
+  if (version != kFormatVersion) {
+    auto b = read_file(seg(t, 28));
+    auto* p = reinterpret_cast<std::byte*>(b.data());
+    put_u16(p + kHdrVersion, version);
+    put_u32(p + kHdrCrc, crc32c(p, kHdrCrc));
+    write_file(seg(t, 28), b);
+  }
 }
 
 // The records served after fsck --repair (a second repair finds nothing), as
@@ -798,13 +815,24 @@ TEST(Fsck, ADamagedHeaderKeepsWhatTheSameFrameDamageKeepsBehindAnIntactOne) {
          put_u32(reinterpret_cast<std::byte*>(b.data()) + f0 + kFrmLength, 5 * kFsckFrame - kFrameHeaderSize);
        }},
   };
+  struct Store {
+    const char* what;
+    FrameKind embedded;
+    uint16_t version;
+  };
+  // A version 1 segment takes no batch frame: one embedded in its payload is damage with
+  // the header intact, and so with it damaged (rebuilt as version 2, it was served, and
+  // the next writer appended batch frames to the segment: a review).
+  const Store stores[] = {{"v2, data frame embedded", FrameKind::kData, kFormatVersion},
+                          {"v1, batch frame embedded", FrameKind::kBatch, 1}};
+  for (const Store& st : stores) {
   for (const Damage& d : damages) {
     for (const bool with_index : {true, false}) {
-      SCOPED_TRACE(std::string(d.what) + (with_index ? ", index kept" : ", index removed"));
+      SCOPED_TRACE(std::string(st.what) + ", " + d.what + (with_index ? ", index kept" : ", index removed"));
       std::string served[2];
       for (const bool header : {false, true}) {
         TempDir t;
-        ASSERT_NO_FATAL_FAILURE(make_store_with_an_embedded_frame(t));
+        ASSERT_NO_FATAL_FAILURE(make_store_with_an_embedded_frame(t, st.embedded, st.version));
         auto b = read_file(seg(t, 28));
         d.apply(b);
         if (header) b[kHdrCrc] ^= 1;  // the header does not decode; its created_ns holds
@@ -812,9 +840,15 @@ TEST(Fsck, ADamagedHeaderKeepsWhatTheSameFrameDamageKeepsBehindAnIntactOne) {
         if (!with_index) std::filesystem::remove(t.stream_dir() + "/" + index_file_name(28));
         served[header] = served_after_repair(t);
         EXPECT_EQ(served[header].find(":EVIL!!!!\n"), std::string::npos) << served[header];
+        // A repaired segment keeps its version (one moved aside is replaced by a new one).
+        const auto after = read_file(seg(t, 28));
+        ASSERT_GE(after.size(), kSegmentHeaderSize);
+        if (!std::filesystem::exists(seg(t, 28) + ".corrupt"))
+          EXPECT_EQ(get_u16(reinterpret_cast<const std::byte*>(after.data()) + kHdrVersion), st.version);
       }
       EXPECT_EQ(served[1], served[0]);
     }
+  }
   }
 }
 
