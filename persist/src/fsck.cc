@@ -161,17 +161,31 @@ static bool newer_format(Bytes head) {
   const std::byte* p = head.data();
   if (crc32c(p, kHdrCrc) != get_u32(p + kHdrCrc)) return false;
   const uint16_t version = get_u16(p + kHdrVersion);
-  return version > kFormatVersion || (version >= kMinFormatVersion && get_u32(p + kHdrFlags) != 0);
+  return version > kFormatVersion ||
+         (version >= kMinFormatVersion &&
+          (get_u32(p + kHdrFlags) != 0 || get_u16(p + kHdrSize) != kSegmentHeaderSize));
 }
 
 // The format version of a segment whose header does not decode: its version field when
-// that names one this build reads, else this build's.  A version 1 segment holds data
-// frames only: rebuilt as version 2, a batch frame embedded in a payload was served, and
-// the next writer appended batch frames an older build cannot read (a review).
-static uint16_t damaged_header_version(Bytes head) {
-  if (head.size() < kSegmentHeaderSize) return kFormatVersion;
+// that names one this build reads; else 2 only on evidence, a batch frame among the
+// intact frames that follow one another from the header's end (a frame embedded in a
+// payload is never among them), and 1 otherwise, which reads what version 2 reads but
+// batch frames.  A version 1 segment holds data frames only: rebuilt as version 2, a
+// batch frame embedded in a payload was served, and the next writer appended batch
+// frames an older build cannot read (reviews).  Bounded: each step passes a frame.
+static uint16_t damaged_header_version(SegmentFile& f, Bytes head) {
+  if (head.size() < kSegmentHeaderSize) return kMinFormatVersion;
   const uint16_t v = get_u16(head.data() + kHdrVersion);
-  return v >= kMinFormatVersion && v <= kFormatVersion ? v : kFormatVersion;
+  if (v >= kMinFormatVersion && v <= kFormatVersion) return v;
+  f.set_version(kFormatVersion);
+  for (uint64_t off = kSegmentHeaderSize; off < f.size();) {
+    FrameView fv;
+    auto st = f.read_frame(off, &fv);
+    if (!st || st.value() != FrameStatus::kOk) break;
+    if (fv.h.kind == FrameKind::kBatch) return kFormatVersion;
+    off += fv.size;
+  }
+  return kMinFormatVersion;
 }
 
 // A header that does not decode (not one that decodes and names another sequence: that
@@ -190,8 +204,14 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
   if (!head || head->size() < kSegmentHeaderSize) return std::nullopt;
   // A newer format's header is not ours to rewrite (its flags were erased: a review); a
   // damaged version field (the CRC stale) is rebuilt as any damaged header.
-  if (newer_format(head.value()) || f.read_header()) return std::nullopt;
-  f.set_version(damaged_header_version(head.value()));  // frames as that version has them
+  // A header whose CRC holds was written so (by a newer format, or on purpose): never
+  // rewritten (one of an unknown size, or a zeroed field, was: a review).
+  const std::byte* p = head->data();
+  if (newer_format(head.value()) || f.read_header() || crc32c(p, kHdrCrc) == get_u32(p + kHdrCrc))
+    return std::nullopt;
+  // Names a rebuilt header could not hold, or that the folder does not give: none.
+  if (!validate_name("namespace", ns_) || !validate_name("stream", stream_)) return std::nullopt;
+  f.set_version(damaged_header_version(f, head.value()));  // frames as that version has them
   constexpr uint64_t bad = kSegmentHeaderSize;
   FrameView fv;
   auto st = f.read_frame(bad, &fv);
@@ -417,7 +437,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     std::vector<std::byte> kept;
     if (old_head) kept.assign(old_head->begin(), old_head->end());
     SegmentHeader rebuilt;
-    rebuilt.version = damaged_header_version(Bytes(kept.data(), kept.size()));
+    rebuilt.version = f->version();
     rebuilt.first_seq = first;
     rebuilt.created_ns = hint.header.created_ns;
     rebuilt.ns = ns_;
@@ -747,17 +767,17 @@ Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only
   if (!names) return names.error();
   FsckReport rep;
   if (looks_like_stream(names.value())) {
-    const size_t slash = path.rfind('/');
-    const std::string stream = slash == std::string::npos ? path : path.substr(slash + 1);
-    std::string parent = slash == std::string::npos ? "." : path.substr(0, slash);
-    const size_t slash2 = parent.rfind('/');
-    const std::string ns = slash2 == std::string::npos ? parent : parent.substr(slash2 + 1);
+    // One store folder, DATA_DIR/NS/STREAM: its names are its folders' (the path made
+    // absolute and normal: "fsck ." or "fsck ns//st" named the stream "." and the
+    // namespace "", and a header rebuilt so belonged to no stream: a review).
+    std::error_code ec;
+    std::filesystem::path abs = std::filesystem::absolute(path, ec).lexically_normal();
+    if (!abs.has_filename()) abs = abs.parent_path();
+    const std::string stream = abs.filename().string();
+    const std::string ns = abs.parent_path().filename().string();
     if (!only_ns.empty()) {
-      // One store folder, DATA_DIR/NS/STREAM: of that namespace only (its folder's name,
-      // the path made absolute: "fsck s" inside a namespace's folder).
-      std::error_code ec;
-      const std::string of =
-          std::filesystem::absolute(path, ec).lexically_normal().parent_path().filename().string();
+      // Of that namespace only.
+      const std::string& of = ns;
       if (of != only_ns)
         return make_error(Errc::kInvalidArgument, std::string(dir) + " is a store of namespace '" + of +
                                                       "', not of '" + std::string(only_ns) + "'");

@@ -67,6 +67,8 @@ class SegmentFile {
   // segment is invalid (kBadHeader): no writer puts one there (FORMAT.md).  Until then
   // batch frames are taken (fsck's look at a first frame behind a damaged header).
   void set_version(uint16_t v) noexcept { batches_ = v >= 2; }
+  // The format version its frames are read as (set_version(): 1 or 2).
+  uint16_t version() const noexcept { return batches_ ? 2 : 1; }
   // The bytes the frame header at `off` claims (the frame_size() of its length) when that
   // header is plausible: a length within kMaxPayload, a known kind, the reserved field
   // zero (what decode_frame() checks before the CRC).  0 when it is not, or when fewer

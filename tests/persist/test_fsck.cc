@@ -829,24 +829,34 @@ TEST(Fsck, ADamagedHeaderKeepsWhatTheSameFrameDamageKeepsBehindAnIntactOne) {
   for (const Damage& d : damages) {
     for (const bool with_index : {true, false}) {
       SCOPED_TRACE(std::string(st.what) + ", " + d.what + (with_index ? ", index kept" : ", index removed"));
-      std::string served[2];
-      for (const bool header : {false, true}) {
+      // The header intact, then damaged in its CRC, then in its version field (one bit:
+      // 1 or 2 read as 257 or 258; a version 1 segment was rebuilt as version 2 and
+      // served a batch frame embedded in a payload, a review).  Its created_ns holds.
+      std::string served[3];
+      for (const int header : {0, 1, 2}) {
         TempDir t;
         ASSERT_NO_FATAL_FAILURE(make_store_with_an_embedded_frame(t, st.embedded, st.version));
         auto b = read_file(seg(t, 28));
         d.apply(b);
-        if (header) b[kHdrCrc] ^= 1;  // the header does not decode; its created_ns holds
+        if (header == 1) b[kHdrCrc] ^= 1;
+        if (header == 2) b[kHdrVersion + 1] ^= 1;
         write_file(seg(t, 28), b);
         if (!with_index) std::filesystem::remove(t.stream_dir() + "/" + index_file_name(28));
         served[header] = served_after_repair(t);
         EXPECT_EQ(served[header].find(":EVIL!!!!\n"), std::string::npos) << served[header];
-        // A repaired segment keeps its version (one moved aside is replaced by a new one).
+        // A repaired segment keeps its version (one moved aside is replaced by a new one);
+        // one whose version field was damaged is version 1 without a batch frame in its
+        // chain of intact frames (these hold data frames only).
         const auto after = read_file(seg(t, 28));
         ASSERT_GE(after.size(), kSegmentHeaderSize);
         if (!std::filesystem::exists(seg(t, 28) + ".corrupt"))
-          EXPECT_EQ(get_u16(reinterpret_cast<const std::byte*>(after.data()) + kHdrVersion), st.version);
+          EXPECT_EQ(get_u16(reinterpret_cast<const std::byte*>(after.data()) + kHdrVersion),
+                    header == 2 ? 1 : st.version);
       }
       EXPECT_EQ(served[1], served[0]);
+      // Version 1 reads all that version 2 reads but batch frames, which these segments
+      // hold only embedded in a payload.
+      EXPECT_EQ(served[2], served[0]);
     }
   }
   }
@@ -868,6 +878,38 @@ TEST(Fsck, AValidHeaderOfAnotherSequenceIsNeverRewritten) {
   EXPECT_EQ(describe(rep).find("rebuilt"), std::string::npos) << describe(rep);
   ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
   EXPECT_EQ(read_file(seg(t, 28) + ".corrupt"), b);
+  // Nor one whose CRC holds over a field this build cannot take (here the magic): it was
+  // written so (a review: rewritten, and "clean after repair").
+  auto c = read_file(seg(t, 56));
+  auto* p = reinterpret_cast<std::byte*>(c.data());
+  p[0] = std::byte{'X'};
+  put_u32(p + kHdrCrc, crc32c(p, kHdrCrc));
+  write_file(seg(t, 56), c);
+  const FsckReport crafted = run(t.path(), true);
+  EXPECT_EQ(describe(crafted).find("rebuilt"), std::string::npos) << describe(crafted);
+  EXPECT_EQ(read_file(seg(t, 56) + ".corrupt"), c) << describe(crafted);
+}
+
+// A header rebuilt by a repair of one store folder named as "DIR/ns/st/." or
+// "DIR/ns//st" names ns/st: the names were taken from the path as typed ("." and "st",
+// or "" and "st"), and the rebuilt header belonged to no stream of the store (a review).
+TEST(Fsck, ARebuiltHeaderNamesTheStoresFolders) {
+  for (const std::string suffix : {"/.", ""}) {
+    TempDir t;
+    make_store(t);
+    auto b = read_file(seg(t, 28));
+    b[kHdrCrc] ^= 1;
+    write_file(seg(t, 28), b);
+    const std::string dir = suffix.empty() ? t.path() + "/ns//st" : t.stream_dir() + suffix;
+    SCOPED_TRACE(dir);
+    auto rep = fsck(dir, true);
+    ASSERT_TRUE(rep.ok()) << rep.error().message;
+    EXPECT_TRUE(rep->clean()) << describe(rep.value());
+    rep = fsck(t.path(), false);
+    ASSERT_TRUE(rep.ok()) << rep.error().message;
+    EXPECT_TRUE(rep->issues.empty()) << describe(rep.value());
+    expect_records(read_all(t.path()), 0, 100, 100);
+  }
 }
 
 // Nothing intact after a damaged header (garbage where the frames were): moved aside as
@@ -1013,6 +1055,14 @@ TEST(Fsck, ASegmentOfANewerFormatIsLeftAloneByRepair) {
   // ... and with a header size this build does not know (the decoder says "corrupt" of
   // the size before it looks at the flags: the segment was moved aside, a review).
   put_u16(p + kHdrSize, 512);
+  put_u32(p + kHdrCrc, crc32c(p, kHdrCrc));
+  write_file(seg(t, 28), b);
+  flagged = run(t.path(), true);
+  EXPECT_EQ(read_file(seg(t, 28)), b) << describe(flagged);
+  EXPECT_TRUE(flagged.quarantined.empty()) << describe(flagged);
+  // ... also without flags (a header whose CRC holds over a size this build does not
+  // know was rebuilt: a review).
+  put_u32(p + kHdrFlags, 0);
   put_u32(p + kHdrCrc, crc32c(p, kHdrCrc));
   write_file(seg(t, 28), b);
   flagged = run(t.path(), true);
