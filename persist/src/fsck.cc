@@ -96,6 +96,9 @@ class StreamChecker {
   Result<void> write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns);
   Result<std::string> quarantine(const std::string& name);
   std::optional<uint64_t> rebuild_anchor(SegmentFile& f, uint64_t first, const IndexFile* index);
+  // Whether the first other segment of the store whose header decodes names ns_/stream_
+  // (true when none decodes).
+  bool names_agree(uint64_t first);
   Result<void> write_header(uint64_t first, const std::byte* head);
   // Whether the index holds `expected` (or, for the last segment, a prefix of it, or all
   // of it and `seal`) once this returns.
@@ -167,25 +170,29 @@ static bool newer_format(Bytes head) {
 }
 
 // The format version of a segment whose header does not decode: its version field when
-// that names one this build reads; else 2 only on evidence, a batch frame among the
-// intact frames that follow one another from the header's end (a frame embedded in a
-// payload is never among them), and 1 otherwise, which reads what version 2 reads but
-// batch frames.  A version 1 segment holds data frames only: rebuilt as version 2, a
-// batch frame embedded in a payload was served, and the next writer appended batch
-// frames an older build cannot read (reviews).  Bounded: each step passes a frame.
-static uint16_t damaged_header_version(SegmentFile& f, Bytes head) {
-  if (head.size() < kSegmentHeaderSize) return kMinFormatVersion;
+// that names one this build reads; else read off the chain of intact frames that follow
+// one another from the header's end (a frame embedded in a payload is never among
+// them): 2 when a batch frame is among them, 1 when the chain reaches the end of what
+// was written without one; none when it breaks first (a damaged frame: what lies after
+// it may be batch frames, which version 1 would take for damage and cut, or a batch
+// frame embedded in a payload, which version 2 would serve: reviews).  A version 1
+// segment holds data frames only: rebuilt as version 2, a batch frame embedded in a
+// payload was served, and the next writer appended batch frames an older build cannot
+// read (a review).  Bounded: each step passes a frame.
+static std::optional<uint16_t> damaged_header_version(SegmentFile& f, Bytes head) {
+  if (head.size() < kSegmentHeaderSize) return std::nullopt;
   const uint16_t v = get_u16(head.data() + kHdrVersion);
   if (v >= kMinFormatVersion && v <= kFormatVersion) return v;
   f.set_version(kFormatVersion);
-  for (uint64_t off = kSegmentHeaderSize; off < f.size();) {
+  for (uint64_t off = kSegmentHeaderSize;;) {
     FrameView fv;
     auto st = f.read_frame(off, &fv);
-    if (!st || st.value() != FrameStatus::kOk) break;
+    if (!st) return std::nullopt;
+    if (st.value() == FrameStatus::kEof || st.value() == FrameStatus::kZero) return kMinFormatVersion;
+    if (st.value() != FrameStatus::kOk) return std::nullopt;
     if (fv.h.kind == FrameKind::kBatch) return kFormatVersion;
     off += fv.size;
   }
-  return kMinFormatVersion;
 }
 
 // A header that does not decode (not one that decodes and names another sequence: that
@@ -209,9 +216,14 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
   const std::byte* p = head->data();
   if (newer_format(head.value()) || f.read_header() || crc32c(p, kHdrCrc) == get_u32(p + kHdrCrc))
     return std::nullopt;
-  // Names a rebuilt header could not hold, or that the folder does not give: none.
-  if (!validate_name("namespace", ns_) || !validate_name("stream", stream_)) return std::nullopt;
-  f.set_version(damaged_header_version(f, head.value()));  // frames as that version has them
+  // Names a rebuilt header could not hold, or that the store's other segments do not
+  // give (a store reached through a symbolic link or copied under another name: the
+  // header named the link, and no repair could then fix the stream: a review): none.
+  if (!validate_name("namespace", ns_) || !validate_name("stream", stream_) || !names_agree(first))
+    return std::nullopt;
+  const auto version = damaged_header_version(f, head.value());
+  if (!version) return std::nullopt;
+  f.set_version(*version);  // frames as that version has them
   constexpr uint64_t bad = kSegmentHeaderSize;
   FrameView fv;
   auto st = f.read_frame(bad, &fv);
@@ -220,6 +232,19 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
   RepairBudget budget = RepairBudget::for_size(f.size());
   auto next = resume_after(f, bad, first, index, &budget);
   return next ? next.value() : std::nullopt;
+}
+
+bool StreamChecker::names_agree(uint64_t first) {
+  auto segs = list_segments(dir_);
+  if (!segs) return false;
+  for (const uint64_t other : segs.value()) {
+    if (other == first) continue;
+    auto f = SegmentFile::open(dir_, other);
+    if (!f) continue;
+    auto h = f->read_header();
+    if (h) return h->ns == ns_ && h->stream == stream_;
+  }
+  return true;
 }
 
 Result<void> StreamChecker::write_header(uint64_t first, const std::byte* head) {
@@ -768,10 +793,10 @@ Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only
   FsckReport rep;
   if (looks_like_stream(names.value())) {
     // One store folder, DATA_DIR/NS/STREAM: its names are its folders' (the path made
-    // absolute and normal: "fsck ." or "fsck ns//st" named the stream "." and the
-    // namespace "", and a header rebuilt so belonged to no stream: a review).
+    // absolute, its links resolved: "fsck ." or "fsck ns//st" named the stream "." and
+    // the namespace "", and a header rebuilt so belonged to no stream: a review).
     std::error_code ec;
-    std::filesystem::path abs = std::filesystem::absolute(path, ec).lexically_normal();
+    std::filesystem::path abs = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
     if (!abs.has_filename()) abs = abs.parent_path();
     const std::string stream = abs.filename().string();
     const std::string ns = abs.parent_path().filename().string();
