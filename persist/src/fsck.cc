@@ -96,9 +96,13 @@ class StreamChecker {
   Result<void> write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns);
   Result<std::string> quarantine(const std::string& name);
   std::optional<uint64_t> rebuild_anchor(SegmentFile& f, uint64_t first, const IndexFile* index);
-  // Whether the first other segment of the store whose header decodes names ns_/stream_
-  // (true when none decodes).
-  bool names_agree(uint64_t first);
+  // The names a header fsck writes (a rebuilt one, a lost-range marker's segment) gives:
+  // those of the store's first segment whose header decodes, else the folders' (a store
+  // reached through a link, copied or renamed: headers naming the folders were made that
+  // no repair could make agree with the other segments, reviews).  Found once per store
+  // (per damaged segment, a check of a store of damaged headers took time in the square
+  // of their number: a review).
+  const std::pair<std::string, std::string>& header_names();
   Result<void> write_header(uint64_t first, const std::byte* head);
   // Whether the index holds `expected` (or, for the last segment, a prefix of it, or all
   // of it and `seal`) once this returns.
@@ -118,6 +122,7 @@ class StreamChecker {
   bool writer_live_ = false;
   bool dir_changed_ = false;  // a repair created, renamed or removed a file
   std::optional<uint64_t> prev_end_;
+  std::optional<std::pair<std::string, std::string>> header_names_;  // header_names()
   uint64_t prev_max_ts_ = 0;  // the newest timestamp of the segments checked so far
 };
 
@@ -188,7 +193,11 @@ static std::optional<uint16_t> damaged_header_version(SegmentFile& f, Bytes head
     FrameView fv;
     auto st = f.read_frame(off, &fv);
     if (!st) return std::nullopt;
-    if (st.value() == FrameStatus::kEof || st.value() == FrameStatus::kZero) return kMinFormatVersion;
+    // The end of what was written: nothing (or zeros) more, or a frame the file ends in
+    // (a torn tail: nothing follows it; the usual crash damage of a last segment).
+    if (st.value() == FrameStatus::kEof || st.value() == FrameStatus::kZero ||
+        st.value() == FrameStatus::kShort)
+      return kMinFormatVersion;
     if (st.value() != FrameStatus::kOk) return std::nullopt;
     if (fv.h.kind == FrameKind::kBatch) return kFormatVersion;
     off += fv.size;
@@ -216,11 +225,9 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
   const std::byte* p = head->data();
   if (newer_format(head.value()) || f.read_header() || crc32c(p, kHdrCrc) == get_u32(p + kHdrCrc))
     return std::nullopt;
-  // Names a rebuilt header could not hold, or that the store's other segments do not
-  // give (a store reached through a symbolic link or copied under another name: the
-  // header named the link, and no repair could then fix the stream: a review): none.
-  if (!validate_name("namespace", ns_) || !validate_name("stream", stream_) || !names_agree(first))
-    return std::nullopt;
+  // Names a rebuilt header could not hold: none.
+  const auto& [hns, hstream] = header_names();
+  if (!validate_name("namespace", hns) || !validate_name("stream", hstream)) return std::nullopt;
   const auto version = damaged_header_version(f, head.value());
   if (!version) return std::nullopt;
   f.set_version(*version);  // frames as that version has them
@@ -234,17 +241,19 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
   return next ? next.value() : std::nullopt;
 }
 
-bool StreamChecker::names_agree(uint64_t first) {
-  auto segs = list_segments(dir_);
-  if (!segs) return false;
-  for (const uint64_t other : segs.value()) {
-    if (other == first) continue;
-    auto f = SegmentFile::open(dir_, other);
-    if (!f) continue;
-    auto h = f->read_header();
-    if (h) return h->ns == ns_ && h->stream == stream_;
-  }
-  return true;
+const std::pair<std::string, std::string>& StreamChecker::header_names() {
+  if (header_names_) return *header_names_;
+  header_names_.emplace(ns_, stream_);
+  if (auto segs = list_segments(dir_))
+    for (const uint64_t seg : segs.value()) {
+      auto f = SegmentFile::open(dir_, seg);
+      if (!f) continue;
+      if (auto h = f->read_header()) {
+        header_names_.emplace(h->ns, h->stream);
+        break;
+      }
+    }
+  return *header_names_;
 }
 
 Result<void> StreamChecker::write_header(uint64_t first, const std::byte* head) {
@@ -320,7 +329,7 @@ Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to, uint
   if (!fd) return fd.error();
   const uint64_t created_ns = now_ns();
   std::byte head[kSegmentHeaderSize];
-  encode_new_segment_header(first, created_ns, ns_, stream_, head);
+  encode_new_segment_header(first, created_ns, header_names().first, header_names().second, head);
   if (auto r = pwrite_all(fd->get(), head, 0, name); !r) return r;
   if (auto r = cut_and_mark_lost(first, kSegmentHeaderSize, first, to, ts_ns); !r)
     return r.error();
@@ -465,8 +474,8 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     rebuilt.version = f->version();
     rebuilt.first_seq = first;
     rebuilt.created_ns = hint.header.created_ns;
-    rebuilt.ns = ns_;
-    rebuilt.stream = stream_;
+    rebuilt.ns = header_names().first;
+    rebuilt.stream = header_names().second;
     std::byte head[kSegmentHeaderSize];
     encode_segment_header(rebuilt, head);
     if (can_repair() && kept.size() == kSegmentHeaderSize && write_header(first, head)) {
@@ -795,8 +804,11 @@ Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only
     // One store folder, DATA_DIR/NS/STREAM: its names are its folders' (the path made
     // absolute, its links resolved: "fsck ." or "fsck ns//st" named the stream "." and
     // the namespace "", and a header rebuilt so belonged to no stream: a review).
+    // (Links it cannot resolve, a parent it may not read: the path as given, made
+    // absolute and normal; names that came out empty then were written: a review.)
     std::error_code ec;
     std::filesystem::path abs = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
+    if (ec || abs.empty()) abs = std::filesystem::absolute(path, ec).lexically_normal();
     if (!abs.has_filename()) abs = abs.parent_path();
     const std::string stream = abs.filename().string();
     const std::string ns = abs.parent_path().filename().string();

@@ -920,10 +920,11 @@ TEST(Fsck, ARebuiltHeaderNamesTheStoresFolders) {
   }
 }
 
-// A store copied under another folder name: the names its other segments' headers give
-// are not the folders', and a damaged header is not rebuilt with the folders' (no repair
-// could then make the stream's segments agree: a review); moved aside.
-TEST(Fsck, AHeaderIsNotRebuiltWithNamesTheOtherSegmentsDoNotGive) {
+// A store copied (or renamed) under another folder name: a damaged header is rebuilt
+// with the names the store's other segments give, not the folders' (it was rebuilt so,
+// then moved aside and replaced by a lost-range marker of the folders' names: no repair
+// could make those agree with the other segments, reviews).
+TEST(Fsck, ARebuiltHeaderTakesTheNamesTheOtherSegmentsGive) {
   TempDir t;
   make_store(t);
   const std::string copy = t.path() + "/ns/st.bak";
@@ -934,8 +935,34 @@ TEST(Fsck, AHeaderIsNotRebuiltWithNamesTheOtherSegmentsDoNotGive) {
   write_file(victim, b);
   auto rep = fsck(copy, true);
   ASSERT_TRUE(rep.ok()) << rep.error().message;
-  EXPECT_EQ(describe(rep.value()).find("rebuilt"), std::string::npos) << describe(rep.value());
-  EXPECT_EQ(read_file(victim + ".corrupt"), b) << describe(rep.value());
+  EXPECT_NE(describe(rep.value()).find("rebuilt"), std::string::npos) << describe(rep.value());
+  EXPECT_TRUE(rep->quarantined.empty()) << describe(rep.value());
+  // Back under the name its segments give: every header agrees, every record is there.
+  std::filesystem::remove_all(t.stream_dir());
+  std::filesystem::rename(copy, t.stream_dir());
+  rep = fsck(t.path(), false);
+  ASSERT_TRUE(rep.ok()) << rep.error().message;
+  EXPECT_TRUE(rep->issues.empty()) << describe(rep.value());
+  expect_records(read_all(t.path()), 0, 100, 100);
+}
+
+// A torn tail ends the chain as the end of the file does: a last segment's damaged
+// version field in front of one is read off the frames before it (the segment was moved
+// aside whole, no lost-range marker in its place, and the next writer gave its
+// sequences to new records: a review).
+TEST(Fsck, ATornTailEndsTheChainThatTellsTheVersion) {
+  TempDir t;
+  make_store(t);
+  std::filesystem::resize_file(seg(t, 84), size_of(seg(t, 84)) - 50);  // record 99 torn
+  auto b = read_file(seg(t, 84));
+  b[kHdrVersion + 1] ^= 1;
+  write_file(seg(t, 84), b);
+  const FsckReport rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  EXPECT_TRUE(rep.quarantined.empty()) << describe(rep);
+  EXPECT_TRUE(run(t.path(), true).issues.empty());
+  expect_records(read_all(t.path()), 0, 99, 100);
+  expect_writer_continues_at(t, 99);
 }
 
 // A damaged version field in front of a chain of intact frames that breaks before a
