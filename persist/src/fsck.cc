@@ -174,32 +174,38 @@ static bool newer_format(Bytes head) {
           (get_u32(p + kHdrFlags) != 0 || get_u16(p + kHdrSize) != kSegmentHeaderSize));
 }
 
-// The format version of a segment whose header does not decode: its version field when
-// that names one this build reads; else read off the chain of intact frames that follow
-// one another from the header's end (a frame embedded in a payload is never among
-// them): 2 when a batch frame is among them, 1 when the chain reaches the end of what
-// was written without one; none when it breaks first (a damaged frame: what lies after
-// it may be batch frames, which version 1 would take for damage and cut, or a batch
-// frame embedded in a payload, which version 2 would serve: reviews).  A version 1
-// segment holds data frames only: rebuilt as version 2, a batch frame embedded in a
-// payload was served, and the next writer appended batch frames an older build cannot
-// read (a review).  Bounded: each step passes a frame.
+// The format version of a segment whose header does not decode, or none when it cannot
+// be told (the segment is then moved aside, its bytes kept).  Version 1 reads all that
+// version 2 reads but batch frames, so a wrong version destroys or forges records: read
+// as 1, a version 2 segment's intact batch frames were taken for damage and cut; read as
+// 2, a version 1 segment served a batch frame a publisher embedded in a payload (reviews).
+// - The version field itself damaged (the header's CRC holds with the other version in
+//   it): that version.
+// - Else a field naming 2: 2.  A field naming 1: 1 unless a batch frame is among the
+//   intact frames that follow one another from the header's end (read as version 2; a
+//   frame embedded in a payload is never among them): none then.
+// - Else none: a version guessed from the frames went wrong both ways (reviews).
+// What is left: a field damaged to the other version together with another field of
+// the header (two bits of the field and more) is believed.
 static std::optional<uint16_t> damaged_header_version(SegmentFile& f, Bytes head) {
   if (head.size() < kSegmentHeaderSize) return std::nullopt;
-  const uint16_t v = get_u16(head.data() + kHdrVersion);
-  if (v >= kMinFormatVersion && v <= kFormatVersion) return v;
+  std::byte h[kSegmentHeaderSize];
+  std::memcpy(h, head.data(), sizeof h);
+  const uint16_t v = get_u16(h + kHdrVersion);
+  for (const uint16_t other : {kMinFormatVersion, kFormatVersion}) {
+    if (other == v) continue;
+    put_u16(h + kHdrVersion, other);
+    if (crc32c(h, kHdrCrc) == get_u32(h + kHdrCrc)) return other;
+  }
+  if (v == kFormatVersion) return v;
+  if (v != kMinFormatVersion) return std::nullopt;
   f.set_version(kFormatVersion);
-  for (uint64_t off = kSegmentHeaderSize;;) {
+  for (uint64_t off = kSegmentHeaderSize;;) {  // bounded: each step passes a frame
     FrameView fv;
     auto st = f.read_frame(off, &fv);
     if (!st) return std::nullopt;
-    // The end of what was written: nothing (or zeros) more, or a frame the file ends in
-    // (a torn tail: nothing follows it; the usual crash damage of a last segment).
-    if (st.value() == FrameStatus::kEof || st.value() == FrameStatus::kZero ||
-        st.value() == FrameStatus::kShort)
-      return kMinFormatVersion;
-    if (st.value() != FrameStatus::kOk) return std::nullopt;
-    if (fv.h.kind == FrameKind::kBatch) return kFormatVersion;
+    if (st.value() != FrameStatus::kOk) return v;
+    if (fv.h.kind == FrameKind::kBatch) return std::nullopt;
     off += fv.size;
   }
 }

@@ -844,16 +844,14 @@ TEST(Fsck, ADamagedHeaderKeepsWhatTheSameFrameDamageKeepsBehindAnIntactOne) {
         if (!with_index) std::filesystem::remove(t.stream_dir() + "/" + index_file_name(28));
         served[header] = served_after_repair(t);
         EXPECT_EQ(served[header].find(":EVIL!!!!\n"), std::string::npos) << served[header];
-        // A repaired segment keeps its version (one moved aside is replaced by a new one);
-        // one whose version field was damaged is version 1 when its chain of intact frames
-        // reaches its end (these hold data frames only), else moved aside, its bytes kept.
+        // A repaired segment keeps its version (one moved aside is replaced by a new one;
+        // its bytes are kept), also when its version field was what was damaged.
         const auto after = read_file(seg(t, 28));
         ASSERT_GE(after.size(), kSegmentHeaderSize);
         if (std::filesystem::exists(seg(t, 28) + ".corrupt"))
           EXPECT_EQ(read_file(seg(t, 28) + ".corrupt"), b);
         else
-          EXPECT_EQ(get_u16(reinterpret_cast<const std::byte*>(after.data()) + kHdrVersion),
-                    header == 2 ? 1 : st.version);
+          EXPECT_EQ(get_u16(reinterpret_cast<const std::byte*>(after.data()) + kHdrVersion), st.version);
         if (header == 2 && std::filesystem::exists(seg(t, 28) + ".corrupt")) served[2] = served[0];
       }
       EXPECT_EQ(served[1], served[0]);
@@ -946,11 +944,10 @@ TEST(Fsck, ARebuiltHeaderTakesTheNamesTheOtherSegmentsGive) {
   expect_records(read_all(t.path()), 0, 100, 100);
 }
 
-// A torn tail ends the chain as the end of the file does: a last segment's damaged
-// version field in front of one is read off the frames before it (the segment was moved
+// A last segment with a torn tail and a damaged version field is rebuilt (it was moved
 // aside whole, no lost-range marker in its place, and the next writer gave its
 // sequences to new records: a review).
-TEST(Fsck, ATornTailEndsTheChainThatTellsTheVersion) {
+TEST(Fsck, ALastSegmentWithATornTailAndADamagedVersionFieldIsRebuilt) {
   TempDir t;
   make_store(t);
   std::filesystem::resize_file(seg(t, 84), size_of(seg(t, 84)) - 50);  // record 99 torn
@@ -965,47 +962,68 @@ TEST(Fsck, ATornTailEndsTheChainThatTellsTheVersion) {
   expect_writer_continues_at(t, 99);
 }
 
-// A damaged version field in front of a chain of intact frames that breaks before a
-// batch frame (a damaged frame): the version cannot be told, and the segment is moved
-// aside whole.  Rebuilt as version 1, the intact batch frames after the damage were
-// taken for damage and the last one cut (a review); as version 2, a batch frame embedded
-// in a payload of a version 1 segment would be served.  With the chain whole, the
-// version is read off it.
-TEST(Fsck, AnUnreadableVersionFieldIsReadOffTheChainOfIntactFrames) {
-  for (const bool damaged_frame : {false, true}) {
-    SCOPED_TRACE(damaged_frame ? "a damaged frame in the chain" : "the chain whole");
-    TempDir t;
-    {
-      auto o = small_options();
-      o.segment_bytes = 8192;
-      auto s = SegmentStore::open(t.path(), "ns", "st", o);
-      ASSERT_TRUE(s.ok()) << s.error().message;
-      std::vector<std::string> bodies;
-      for (uint64_t q = 0; q < 200; ++q) bodies.push_back(payload_for(q, q % 16 == 0 ? 300 : 20));
-      std::vector<Record> recs;
-      for (uint64_t q = 0; q < 200; ++q)
-        recs.push_back(Record{q, 1000 * q, static_cast<uint32_t>(q % 7), as_bytes(bodies[q])});
-      ASSERT_TRUE(s->append_batch(recs).ok());
-      ASSERT_TRUE(s->flush().ok());
+// Records [0, 200) in 8 KiB segments, every 16th of 300 bytes (a data frame of its own),
+// the others of 20 (batch frames): segment 0 holds data and batch frames.
+void make_mixed_store(const TempDir& t) {
+  auto o = small_options();
+  o.segment_bytes = 8192;
+  auto s = SegmentStore::open(t.path(), "ns", "st", o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  std::vector<std::string> bodies;
+  for (uint64_t q = 0; q < 200; ++q) bodies.push_back(payload_for(q, q % 16 == 0 ? 300 : 20));
+  std::vector<Record> recs;
+  for (uint64_t q = 0; q < 200; ++q)
+    recs.push_back(Record{q, 1000 * q, static_cast<uint32_t>(q % 7), as_bytes(bodies[q])});
+  ASSERT_TRUE(s->append_batch(recs).ok());
+  ASSERT_TRUE(s->flush().ok());
+}
+
+// A damaged version field: the version is taken only where it can be told, as a wrong
+// one destroys or forges records (read as 1, a version 2 segment's intact batch frames
+// were cut; read as 2, a version 1 segment served a batch frame embedded in a payload:
+// reviews).  The field itself damaged (to 18, or to 1: the CRC holds with 2 in it): the
+// segment keeps what the same frame damage keeps behind an intact header.  The field
+// and another byte of the header damaged: moved aside whole, its bytes kept.
+TEST(Fsck, ADamagedVersionFieldIsTakenOnlyWhereItCanBeTold) {
+  struct Case {
+    const char* what;
+    std::function<void(std::vector<char>&)> header;
+    bool rebuilt;
+  };
+  const Case cases[] = {
+      {"2 read as 18", [](std::vector<char>& b) { b[kHdrVersion] ^= 0x10; }, true},
+      {"2 read as 1", [](std::vector<char>& b) { b[kHdrVersion] ^= 0x03; }, true},
+      {"2 read as 18, a name byte too",
+       [](std::vector<char>& b) { b[kHdrVersion] ^= 0x10; b[kHdrCrc - 8] ^= 1; }, false},
+  };
+  for (const Case& c : cases) {
+    for (const bool damaged_frame : {false, true}) {
+      SCOPED_TRACE(std::string(c.what) + (damaged_frame ? ", record 0 damaged" : ""));
+      std::string served[2];
+      std::vector<char> bytes;
+      for (const bool header : {false, true}) {
+        TempDir t;
+        ASSERT_NO_FATAL_FAILURE(make_mixed_store(t));
+        const std::string first = t.stream_dir() + "/" + segment_file_name(0);
+        auto b = read_file(first);
+        if (damaged_frame) b[kSegmentHeaderSize + kFrameHeaderSize + 40] ^= 1;
+        if (header) c.header(b);
+        write_file(first, b);
+        const FsckReport rep = run(t.path(), true);
+        EXPECT_TRUE(rep.clean()) << describe(rep);
+        EXPECT_TRUE(run(t.path(), true).issues.empty());
+        served[header] = served_after_repair(t);
+        if (!header) continue;
+        if (c.rebuilt) {
+          EXPECT_TRUE(rep.quarantined.empty()) << describe(rep);
+          EXPECT_EQ(get_u16(reinterpret_cast<const std::byte*>(read_file(first).data()) + kHdrVersion), 2);
+        } else {
+          ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
+          EXPECT_EQ(read_file(first + ".corrupt"), b);
+        }
+      }
+      if (c.rebuilt) EXPECT_EQ(served[1], served[0]);
     }
-    const std::string first = t.stream_dir() + "/" + segment_file_name(0);
-    auto b = read_file(first);
-    b[kHdrVersion] ^= 0x10;                                   // 2 reads as 18, the CRC stale
-    if (damaged_frame) b[kSegmentHeaderSize + kFrameHeaderSize + 40] ^= 1;  // record 0's bytes
-    write_file(first, b);
-    const FsckReport rep = run(t.path(), true);
-    EXPECT_TRUE(rep.clean()) << describe(rep);
-    if (damaged_frame) {
-      ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
-      EXPECT_EQ(read_file(first + ".corrupt"), b);
-    } else {
-      EXPECT_TRUE(rep.quarantined.empty()) << describe(rep);
-      EXPECT_EQ(get_u16(reinterpret_cast<const std::byte*>(read_file(first).data()) + kHdrVersion), 2);
-      auto got = read_all(t.path());
-      ASSERT_EQ(got.size(), 200u);
-      for (uint64_t q = 0; q < 200; ++q) EXPECT_EQ(got[q].kind, EntryKind::kRecord) << q;
-    }
-    EXPECT_TRUE(run(t.path(), true).issues.empty());
   }
 }
 
