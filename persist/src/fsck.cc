@@ -222,19 +222,21 @@ static std::optional<uint16_t> damaged_header_version(SegmentFile& f, Bytes head
 // lost the records after it (reviews).  Not for a newer format's header: not damage.
 std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t first,
                                                       const IndexFile* index) {
-  auto head = f.header_bytes();
-  if (!head || head->size() < kSegmentHeaderSize) return std::nullopt;
-  // A newer format's header is not ours to rewrite (its flags were erased: a review); a
-  // damaged version field (the CRC stale) is rebuilt as any damaged header.
-  // A header whose CRC holds was written so (by a newer format, or on purpose): never
-  // rewritten (one of an unknown size, or a zeroed field, was: a review).
-  const std::byte* p = head->data();
-  if (newer_format(head.value()) || f.read_header() || crc32c(p, kHdrCrc) == get_u32(p + kHdrCrc))
+  auto view = f.header_bytes();
+  if (!view || view->size() < kSegmentHeaderSize) return std::nullopt;
+  std::byte bytes[kSegmentHeaderSize];  // (a view lasts until the next call on f)
+  std::memcpy(bytes, view->data(), sizeof bytes);
+  const Bytes head(bytes, sizeof bytes);
+  // A header whose CRC holds was written so (by a newer format, whose flags were erased
+  // by a rebuild: a review; or on purpose): never rewritten (one of an unknown size, or
+  // a zeroed field, was: a review).  A damaged version field (the CRC stale) is rebuilt
+  // where the version can be told (damaged_header_version).
+  if (newer_format(head) || f.read_header() || crc32c(bytes, kHdrCrc) == get_u32(bytes + kHdrCrc))
     return std::nullopt;
   // Names a rebuilt header could not hold: none.
   const auto& [hns, hstream] = header_names();
   if (!validate_name("namespace", hns) || !validate_name("stream", hstream)) return std::nullopt;
-  const auto version = damaged_header_version(f, head.value());
+  const auto version = damaged_header_version(f, head);
   if (!version) return std::nullopt;
   f.set_version(*version);  // frames as that version has them
   constexpr uint64_t bad = kSegmentHeaderSize;
