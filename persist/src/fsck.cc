@@ -191,12 +191,40 @@ static std::optional<uint16_t> damaged_header_version(SegmentFile& f, Bytes head
   if (head.size() < kSegmentHeaderSize) return std::nullopt;
   std::byte h[kSegmentHeaderSize];
   std::memcpy(h, head.data(), sizeof h);
+  // One flipped bit anywhere (the CRC holds with it flipped back): the header as written
+  // tells, and one of a newer format (a version above this build's, flags or a header
+  // size it does not know) is not rebuilt (a bit of its version field flipped, it was
+  // rebuilt as version 2 and its flags erased: a review).
+  auto as_written = [](const std::byte* w) -> std::optional<uint16_t> {
+    const uint16_t was = get_u16(w + kHdrVersion);
+    if (newer_format(Bytes(w, kSegmentHeaderSize)) || was < kMinFormatVersion || was > kFormatVersion)
+      return std::nullopt;
+    return was;
+  };
+  const uint32_t crc = crc32c(h, kHdrCrc), stored = get_u32(h + kHdrCrc);
+  for (uint32_t b = 0; b < 32; ++b)
+    if (crc == (stored ^ (uint32_t{1} << b))) {  // a bit of the CRC field itself
+      put_u32(h + kHdrCrc, crc);
+      const auto was = as_written(h);
+      put_u32(h + kHdrCrc, stored);
+      return was;
+    }
+  for (size_t i = 0; i < kHdrCrc; ++i)
+    for (int b = 0; b < 8; ++b) {
+      h[i] ^= static_cast<std::byte>(1 << b);
+      const bool holds = crc32c(h, kHdrCrc) == stored;
+      const auto was = holds ? as_written(h) : std::nullopt;
+      h[i] ^= static_cast<std::byte>(1 << b);
+      if (holds) return was;
+    }
   const uint16_t v = get_u16(h + kHdrVersion);
   for (const uint16_t other : {kMinFormatVersion, kFormatVersion}) {
     if (other == v) continue;
     put_u16(h + kHdrVersion, other);
-    if (crc32c(h, kHdrCrc) == get_u32(h + kHdrCrc)) return other;
+    if (crc32c(h, kHdrCrc) == get_u32(h + kHdrCrc))
+      return newer_format(Bytes(h, sizeof h)) ? std::nullopt : std::optional<uint16_t>(other);
   }
+  put_u16(h + kHdrVersion, v);
   if (v == kFormatVersion) return v;
   if (v != kMinFormatVersion) return std::nullopt;
   f.set_version(kFormatVersion);

@@ -1027,6 +1027,34 @@ TEST(Fsck, ADamagedVersionFieldIsTakenOnlyWhereItCanBeTold) {
   }
 }
 
+// A newer format's header (flags this build does not know, or version 3) with one bit of
+// its version field flipped: the header as written is a newer format's, so it is not
+// rebuilt as a version 2 one (its flags erased, its version lost: a review), but moved
+// aside with its bytes.
+TEST(Fsck, ANewerFormatsHeaderWithAFlippedBitIsNeverRebuilt) {
+  struct Case {
+    const char* what;
+    uint16_t version;
+    uint32_t flags;
+  };
+  for (const Case& c : {Case{"flags 1, version 2 read as 3", kFormatVersion, 1},
+                        Case{"version 3 read as 2", kFormatVersion + 1, 0}}) {
+    SCOPED_TRACE(c.what);
+    TempDir t;
+    make_store(t);
+    auto b = read_file(seg(t, 28));
+    auto* p = reinterpret_cast<std::byte*>(b.data());
+    put_u16(p + kHdrVersion, c.version);
+    put_u32(p + kHdrFlags, c.flags);
+    put_u32(p + kHdrCrc, crc32c(p, kHdrCrc));
+    b[kHdrVersion] ^= 1;
+    write_file(seg(t, 28), b);
+    const FsckReport rep = run(t.path(), true);
+    EXPECT_EQ(describe(rep).find("rebuilt"), std::string::npos) << describe(rep);
+    EXPECT_EQ(read_file(seg(t, 28) + ".corrupt"), b) << describe(rep);
+  }
+}
+
 // Nothing intact after a damaged header (garbage where the frames were): moved aside as
 // before, never given a header.
 TEST(Fsck, ADamagedHeaderInFrontOfNoIntactFrameIsQuarantined) {
