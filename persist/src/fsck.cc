@@ -1,5 +1,6 @@
 // fsck.cc: checking (and repairing) the stored segments of one stream or a data root.
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,6 +19,7 @@
 #include "scan.h"
 #include "settings.h"
 #include "shmbus/persist.h"
+#include "shmbus/stream.h"
 #include "watermark.h"
 
 namespace shmbus::persist {
@@ -95,7 +97,10 @@ class StreamChecker {
                                  uint64_t ts_ns);
   Result<void> write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns);
   Result<std::string> quarantine(const std::string& name);
-  std::optional<uint64_t> rebuild_anchor(SegmentFile& f, uint64_t first, const IndexFile* index);
+  bool ring_persists_here();
+  // `head`: a copy of the damaged header's bytes (a view of f's lasts until its next call).
+  std::optional<uint64_t> rebuild_anchor(SegmentFile& f, uint64_t first, Bytes head,
+                                         const IndexFile* index);
   // The names a header fsck writes (a rebuilt one, a lost-range marker's segment) gives:
   // those of the store's first segment whose header decodes, else the folders' (a store
   // reached through a link, copied or renamed: headers naming the folders were made that
@@ -248,13 +253,10 @@ static std::optional<uint16_t> damaged_header_version(SegmentFile& f, Bytes head
 // 11 intact records with it (a review); a search inside a frame whose claim ran past the
 // file's end served a record a publisher had embedded in a payload, and cut or marked
 // lost the records after it (reviews).  Not for a newer format's header: not damage.
-std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t first,
+std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t first, Bytes head,
                                                       const IndexFile* index) {
-  auto view = f.header_bytes();
-  if (!view || view->size() < kSegmentHeaderSize) return std::nullopt;
-  std::byte bytes[kSegmentHeaderSize];  // (a view lasts until the next call on f)
-  std::memcpy(bytes, view->data(), sizeof bytes);
-  const Bytes head(bytes, sizeof bytes);
+  if (head.size() < kSegmentHeaderSize) return std::nullopt;
+  const std::byte* bytes = head.data();
   // A header whose CRC holds was written so (by a newer format, whose flags were erased
   // by a rebuild: a review; or on purpose): never rewritten (one of an unknown size, or
   // a zeroed field, was: a review).  A damaged version field (the CRC stale) is rebuilt
@@ -275,6 +277,60 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
   RepairBudget budget = RepairBudget::for_size(f.size());
   auto next = resume_after(f, bad, first, index, &budget);
   return next ? next.value() : std::nullopt;
+}
+
+// An upper bound of the sequences a segment holds whose frames cannot be read in order (its
+// header damaged past rebuilding, or naming another sequence): what the next writer must
+// not number below once the segment is moved aside, so that no record stored in it has
+// its sequence given to a new one (the next writer continued at the segment's first
+// sequence: reviews).  Past the end of every intact frame in it, a frame a publisher
+// embedded in a payload included (a higher bound, never a lower one), plus one sequence
+// per 16 bytes no intact frame covers (a record takes at least that: a data frame 32
+// bytes, a batch's sub-record 16) up to the last non-zero byte and a batch past it (a
+// pmem segment's zeroed room holds nothing).  What it cannot see: a lost-range marker
+// among the damaged bytes (its jump is unknown).  The CRC work is bounded as a scan's;
+// past it, the rest counts as uncovered.
+static Result<uint64_t> sequences_end_bound(SegmentFile& f, uint64_t first) {
+  f.set_version(kFormatVersion);  // every kind of frame counts
+  const uint64_t size = f.size();
+  auto nz = f.nonzero_end(std::min<uint64_t>(kSegmentHeaderSize, size));
+  if (!nz) return nz.error();
+  const uint64_t counted_end = std::min(size, nz.value() + frame_size(kBatchPayloadMax));
+  uint64_t budget = 16 * size + (16 << 20);
+  uint64_t end = first, uncovered = 0;
+  for (uint64_t off = kSegmentHeaderSize; off < counted_end;) {  // bounded: each step advances
+    auto span = f.claimed_span(off);
+    if (!span) return span.error();
+    if (span.value() != 0 && span.value() <= size - off && span.value() <= budget) {
+      budget -= span.value();
+      FrameView fv;
+      auto st = f.read_frame(off, &fv);
+      if (!st) return st.error();
+      if (st.value() == FrameStatus::kOk) {
+        end = std::max(end, fv.end_seq);
+        off += fv.size;
+        continue;
+      }
+    }
+    uncovered += std::min<uint64_t>(8, counted_end - off);
+    off += 8;
+  }
+  const uint64_t more = (uncovered + 15) / 16;
+  return end > UINT64_MAX - more ? UINT64_MAX : end + more;
+}
+
+// Whether the stream's ring still exists with this store as its persister's (the same
+// folder): its persister, when it next starts, stores again from where the store now
+// ends what the ring still holds, and records lost only what it no longer holds.  Any
+// other answer but "no such ring" counts as yes (a lost-range marker past the ring's end
+// would have its persister refuse the store).
+bool StreamChecker::ring_persists_here() {
+  auto info = stream_info(header_names().first, header_names().second);
+  if (!info) return info.error().code != Errc::kNotFound;
+  if (!info->persist || info->persist->store_dir.empty()) return false;
+  struct stat ours, theirs;
+  return ::fstat(dir_, &ours) == 0 && ::stat(info->persist->store_dir.c_str(), &theirs) == 0 &&
+         ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
 }
 
 const std::pair<std::string, std::string>& StreamChecker::header_names() {
@@ -479,17 +535,19 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   const uint32_t interval =
       old_idx && old_idx->header.interval >= 256 ? old_idx->header.interval : kDefaultInterval;
   auto scan = scan_segment(f.value(), first, interval, old_idx ? &old_idx.value() : nullptr);
-  // The segment's index, for a header that does not decode, when the header's created_ns
-  // field still matches it (an index of an earlier segment of the same name is not
-  // trusted: the header ties them, and that field may be what was damaged).
+  // A header that does not decode: one copy of its bytes for all that follows (a view
+  // lasts only until the next call on the file).  The segment's index is trusted when the
+  // header's created_ns field still matches it (an index of an earlier segment of the
+  // same name is not: the header ties them, and that field may be what was damaged).
+  std::vector<std::byte> kept;
+  if (!scan)
+    if (auto head = f->header_bytes(); head) kept.assign(head->begin(), head->end());
   const IndexFile* own_idx = nullptr;
-  if (!scan && old_idx) {
-    auto head = f->header_bytes();
-    if (head && head->size() >= kSegmentHeaderSize &&
-        get_u64(head->data() + kHdrCreatedNs) == old_idx->header.created_ns)
-      own_idx = &old_idx.value();
-  }
-  const std::optional<uint64_t> anchor = scan ? std::nullopt : rebuild_anchor(f.value(), first, own_idx);
+  if (old_idx && kept.size() >= kSegmentHeaderSize &&
+      get_u64(kept.data() + kHdrCreatedNs) == old_idx->header.created_ns)
+    own_idx = &old_idx.value();
+  const std::optional<uint64_t> anchor =
+      scan ? std::nullopt : rebuild_anchor(f.value(), first, Bytes(kept.data(), kept.size()), own_idx);
   if (anchor) {
     bool fixed = false;
     const std::string why = scan.error().message;
@@ -503,9 +561,6 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     auto at = std::lower_bound(hint.entries.begin(), hint.entries.end(), *anchor,
                                [](const IndexEntry& e, uint64_t off) { return e.offset < off; });
     if (at == hint.entries.end() || at->offset != *anchor) hint.entries.insert(at, IndexEntry{*anchor});
-    auto old_head = f->header_bytes();
-    std::vector<std::byte> kept;
-    if (old_head) kept.assign(old_head->begin(), old_head->end());
     SegmentHeader rebuilt;
     rebuilt.version = f->version();
     rebuilt.first_seq = first;
@@ -528,8 +583,10 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
     if (fixed || !can_repair()) {
       issue(name, 0, kSegmentHeaderSize,
             "damaged segment header (" + why + ") in front of intact frames" +
-                (fixed ? ": rebuilt from the file name, the folder and the first intact frame"
-                       : "; --repair rebuilds it"),
+                (fixed ? ": rebuilt from the file name, the store's names and the intact frame at offset " +
+                             std::to_string(*anchor)
+                       : "; --repair rebuilds it where a scan after the rebuild reaches the intact frame at offset " +
+                             std::to_string(*anchor) + " (else it moves the segment aside)"),
             fixed);
       if (!fixed) {
         prev_end_.reset();
@@ -561,15 +618,30 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
       bool fixed = false;
       std::string how;
       if (can_repair()) {
+        // (Read before the move: the file is the same, its name is not.)
+        const Result<uint64_t> bound = last ? sequences_end_bound(f.value(), first) : Result<uint64_t>(first);
         auto q = quarantine(name);
         fixed = q.ok();
         (void)remove_file(dir_, index_file_name(first), false);
         how = " (moved aside to " + (q ? q.value() : name + ".corrupt");
         if (q) rep_->quarantined.push_back(ns_ + "/" + stream_ + "/" + q.value());
-        if (fixed && !last && write_lost_segment(first, next_first, prev_max_ts_).ok()) {
+        // The last segment's end is not known: the marker reaches past anything it can
+        // have held (sequences_end_bound), unless the ring its persister stores from is
+        // still there, which numbers on from its own end.
+        std::optional<uint64_t> to;
+        if (!last) {
+          to = next_first;
+        } else if (fixed && bound && bound.value() > first && !ring_persists_here()) {
+          to = bound.value();
+        } else if (fixed && bound && bound.value() > first) {
+          how += "; the stream's ring is still there: its persister stores again from sequence " +
+                 std::to_string(first) + " what the ring holds";
+        }
+        if (fixed && to && write_lost_segment(first, *to, prev_max_ts_).ok()) {
           how += "; replaced by a lost-range marker for [" + std::to_string(first) + ", " +
-                 std::to_string(next_first) + ")";
-          prev_end_ = next_first;
+                 std::to_string(*to) + ")" +
+                 (last ? " (past anything it can have held: no new record takes their sequences)" : "");
+          prev_end_ = *to;
         } else {
           prev_end_.reset();
         }
@@ -850,9 +922,8 @@ Result<FsckReport> fsck(std::string_view dir, bool repair, std::string_view only
     const std::string ns = abs.parent_path().filename().string();
     if (!only_ns.empty()) {
       // Of that namespace only.
-      const std::string& of = ns;
-      if (of != only_ns)
-        return make_error(Errc::kInvalidArgument, std::string(dir) + " is a store of namespace '" + of +
+      if (ns != only_ns)
+        return make_error(Errc::kInvalidArgument, std::string(dir) + " is a store of namespace '" + ns +
                                                       "', not of '" + std::string(only_ns) + "'");
     }
     // One store folder named directly: by the rules of a store's folder, not of a data

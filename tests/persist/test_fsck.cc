@@ -5,10 +5,13 @@
 #include <thread>
 
 #include "../common/process.h"
+#include "../common/scratch.h"
 #include "coding.h"
 #include "crc32c.h"
 #include "fault_env.h"
 #include "format.h"
+#include "shmbus/detail/stream_control.h"
+#include "shmbus/persister.h"
 #include "shmbus/store_admin.h"
 #include "index.h"
 #include "settings.h"
@@ -19,6 +22,8 @@ namespace shmbus::persist::test {
 namespace {
 
 using namespace detail;
+using namespace std::chrono_literals;
+using shmbus::test::eventually;
 
 constexpr uint64_t kFsckFrame = frame_size(100);  // 136
 
@@ -1022,7 +1027,9 @@ TEST(Fsck, ADamagedVersionFieldIsTakenOnlyWhereItCanBeTold) {
           EXPECT_EQ(read_file(first + ".corrupt"), b);
         }
       }
-      if (c.rebuilt) EXPECT_EQ(served[1], served[0]);
+      if (c.rebuilt) {
+        EXPECT_EQ(served[1], served[0]);
+      }
     }
   }
 }
@@ -1068,6 +1075,106 @@ TEST(Fsck, ADamagedHeaderInFrontOfNoIntactFrameIsQuarantined) {
   EXPECT_TRUE(rep.clean()) << describe(rep);
   ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
   EXPECT_EQ(read_file(seg(t, 28) + ".corrupt"), b);
+}
+
+// The LAST segment moved aside (its header damaged past rebuilding, no intact frame): its
+// end is not known, and the next writer continued at its first sequence, giving the
+// sequences of records stored in it to new ones (note 67, left).  The marker that stands
+// in for it reaches past anything it can have held: records 84..99 were there.
+TEST(Fsck, ALastSegmentMovedAsideLeavesNoSequenceToReuse) {
+  TempDir t;
+  make_store(t);
+  auto b = read_file(seg(t, 84));
+  b[kHdrCreatedNs + 1] ^= 0x10;
+  for (size_t i = kSegmentHeaderSize + 60; i < b.size(); i += kFsckFrame) b[i] ^= 1;
+  write_file(seg(t, 84), b);
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
+  EXPECT_EQ(read_file(seg(t, 84) + ".corrupt"), b);
+  ASSERT_EQ(rep.issues.size(), 1u) << describe(rep);
+  EXPECT_NE(rep.issues[0].problem.find("replaced by a lost-range marker for [84, "), std::string::npos)
+      << describe(rep);
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 85u);
+  expect_records(std::vector<Got>(got.begin(), got.begin() + 84), 0, 84, 100);
+  EXPECT_EQ(got[84].kind, EntryKind::kLost);
+  EXPECT_EQ(got[84].seq, 84u);
+  const uint64_t to = got[84].end_seq;
+  EXPECT_GE(to, 100u);
+  EXPECT_LE(to, 84u + b.size() / 16) << "the bound is one sequence per 16 bytes at most";
+  expect_writer_continues_at(t, to);
+  EXPECT_TRUE(run(t.path(), true).issues.empty());
+  // Intact frames after the damage count with their own ends: the bound is never below them.
+  TempDir u;
+  make_store(u);
+  auto c = read_file(seg(u, 84));
+  for (size_t i = 0; i < kSegmentHeaderSize; ++i) c[i] = 'X';  // no version to tell: not rebuilt
+  write_file(seg(u, 84), c);
+  rep = run(u.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
+  got = read_all(u.path());
+  ASSERT_EQ(got.size(), 85u);
+  EXPECT_EQ(got[84].kind, EntryKind::kLost);
+  EXPECT_EQ(got[84].end_seq, 100u) << "every frame intact: they end at 100, and nothing else is uncovered";
+  expect_writer_continues_at(u, 100);
+}
+
+// ... unless the stream's ring is still there with this store as its persister's: the
+// persister then stores again what the ring holds from the store's end (a marker past
+// the ring's end had it refuse the store), and records lost only what it no longer holds.
+TEST(Fsck, ALastSegmentMovedAsideUnderALiveRingIsStoredAgainFromTheRing) {
+  shmbus::test::ScopedNs ns;
+  TempDir t;
+  {
+    auto o = small_options();
+    o.segment_bytes = 4096;
+    auto s = SegmentStore::open(t.path(), ns.ns(), "st", o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    fill(*s, 0, 100, 100);
+  }
+  const std::string dir = t.path() + "/" + ns.ns() + "/st";
+  StreamOptions so;
+  so.capacity = 1 << 20;
+  so.first_seq = 100;
+  PersistSettings ps;
+  ps.store_dir = dir;
+  so.persist = ps;
+  ASSERT_TRUE(create_stream(ns.ns(), "st", so));
+  const std::string last = dir + "/" + segment_file_name(84);
+  auto b = read_file(last);
+  b[kHdrCreatedNs + 1] ^= 0x10;
+  for (size_t i = kSegmentHeaderSize + 60; i < b.size(); i += kFsckFrame) b[i] ^= 1;
+  write_file(last, b);
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  ASSERT_EQ(rep.issues.size(), 1u) << describe(rep);
+  EXPECT_NE(rep.issues[0].problem.find("the stream's ring is still there"), std::string::npos) << describe(rep);
+  {
+    auto s = SegmentStore::open(t.path(), ns.ns(), "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), 84u);
+  }
+  PersisterOptions po;
+  po.data_dir = t.path();
+  auto p = Persister::start(ns.ns(), "st", po);
+  ASSERT_TRUE(p) << p.error().message;
+  auto prod = Producer::open(ns.ns(), "st");
+  ASSERT_TRUE(prod);
+  ASSERT_TRUE(prod->publish(as_bytes(payload_for(100, 100)), 0).ok());
+  auto ctl = StreamControl::open(ns.ns(), "st", true);
+  ASSERT_TRUE(ctl);
+  ASSERT_TRUE(eventually([&] { return ctl->durable_seq() == 101; }, 30s)) << ctl->durable_seq();
+  ASSERT_TRUE(p.value()->stop());
+  auto got = read_all(t.path(), ns.ns(), "st");
+  ASSERT_EQ(got.size(), 86u);
+  expect_records(std::vector<Got>(got.begin(), got.begin() + 84), 0, 84, 100);
+  EXPECT_EQ(got[84].kind, EntryKind::kLost);
+  EXPECT_EQ(got[84].seq, 84u);
+  EXPECT_EQ(got[84].end_seq, 100u);
+  EXPECT_EQ(got[85].kind, EntryKind::kRecord);
+  EXPECT_EQ(got[85].seq, 100u);
 }
 
 // fsck --repair holds the store's lock while it works: a child the process forks
