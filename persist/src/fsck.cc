@@ -82,6 +82,8 @@ class StreamChecker {
   // deleted records' bytes stayed on disk, a review).  Returns how many of `segs` those are.
   size_t finish_interrupted_deletion(const std::vector<uint64_t>& segs, uint64_t deleted_below);
   Result<void> lock();
+  // Takes the store's LOCK (opened so): whether it was free; not found: an error.
+  Result<bool> try_lock(OpenMode mode);
   void check_files();
   Result<void> check_segment(uint64_t first, bool last, uint64_t next_first);
   // Whether what a repair frees is erased first: unless the store's settings say it is
@@ -131,11 +133,14 @@ class StreamChecker {
   uint64_t prev_max_ts_ = 0;  // the newest timestamp of the segments checked so far
 };
 
-Result<void> StreamChecker::lock() {
+Result<bool> StreamChecker::try_lock(OpenMode mode) {
   const int dir = dir_;
-  const OpenMode mode = repair_ ? OpenMode::kCreateOrOpen : OpenMode::kRead;
-  auto taken = lock_.try_take([dir, mode] { return open_at(dir, "LOCK", mode); },
-                              "cannot lock " + ns_ + "/" + stream_);
+  return lock_.try_take([dir, mode] { return open_at(dir, "LOCK", mode); },
+                        "cannot lock " + ns_ + "/" + stream_);
+}
+
+Result<void> StreamChecker::lock() {
+  auto taken = try_lock(repair_ ? OpenMode::kCreateOrOpen : OpenMode::kRead);
   if (!taken) return taken.error().code == Errc::kNotFound ? Result<void>() : Result<void>(taken.error());
   if (!taken.value()) {
     if (repair_)
@@ -783,9 +788,7 @@ size_t StreamChecker::finish_interrupted_deletion(const std::vector<uint64_t>& s
 // Whether a writer holds the store's lock now (a check that let go of it looks again;
 // also a writer that made the LOCK file after the check began).
 bool StreamChecker::writer_now() {
-  const int dir = dir_;
-  auto taken = lock_.try_take([dir] { return open_at(dir, "LOCK", OpenMode::kRead); },
-                              "cannot lock " + ns_ + "/" + stream_);
+  auto taken = try_lock(OpenMode::kRead);
   lock_.reset();
   return taken && !taken.value();
 }
