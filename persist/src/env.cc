@@ -36,6 +36,9 @@ class RealEnv final : public Env {
   int renameat(int from_dir, const char* from, int to_dir, const char* to) override {
     return ::renameat(from_dir, from, to_dir, to);
   }
+  int linkat(int from_dir, const char* from, int to_dir, const char* to) override {
+    return ::linkat(from_dir, from, to_dir, to, 0);
+  }
   int unlinkat(int dir, const char* name, int flags) override {
     return ::unlinkat(dir, name, flags);
   }

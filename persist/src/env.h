@@ -30,6 +30,8 @@ class Env {
   virtual int fstat(int fd, struct stat* st) = 0;
   virtual int mkdirat(int dir, const char* name, mode_t mode) = 0;
   virtual int renameat(int from_dir, const char* from, int to_dir, const char* to) = 0;
+  // linkat without flags (the link itself, never a symlink's target).
+  virtual int linkat(int from_dir, const char* from, int to_dir, const char* to) = 0;
   virtual int unlinkat(int dir, const char* name, int flags) = 0;
 };
 

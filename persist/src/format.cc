@@ -206,6 +206,7 @@ std::string segment_file_name(uint64_t first_seq) { return numbered(first_seq, k
 std::string delete_request_file_name(uint64_t seq) { return numbered(seq, kDeleteRequestSuffix); }
 std::string index_file_name(uint64_t first_seq) { return numbered(first_seq, kIndexSuffix); }
 std::string index_tmp_file_name(uint64_t first_seq) { return numbered(first_seq, kIndexTmpSuffix); }
+std::string segment_tmp_file_name(uint64_t first_seq) { return numbered(first_seq, kSegmentTmpSuffix); }
 
 bool parse_numbered_name(std::string_view name, std::string_view suffix, uint64_t* first_seq) {
   if (name.size() != 20 + suffix.size() || name.substr(20) != suffix) return false;

@@ -115,10 +115,13 @@ inline constexpr uint32_t kLostPayloadSize = 8;
 // A lost-range marker's `type` field says why (format version 1 wrote 0 there and never
 // read it, so a reader of any version accepts either): kLostRecords, records that were
 // published but never stored; kLostSkipped, numbers under which nothing was published
-// (claims aborted or abandoned in the ring): no record is missing.  Other values read as
-// kLostRecords.
+// (claims aborted or abandoned in the ring): no record is missing; kLostEndUnknown, the
+// marker fsck --repair puts in place of a last segment it moves aside, whose end it
+// cannot read: up to a bound past anything the segment can have held (a persister whose
+// ring is further withdraws it: recovery.cc).  Other values read as kLostRecords.
 inline constexpr uint32_t kLostRecords = 0;
 inline constexpr uint32_t kLostSkipped = 1;
+inline constexpr uint32_t kLostEndUnknown = 2;
 
 struct FrameHeader {
   uint32_t length = 0;
@@ -188,6 +191,11 @@ std::string index_file_name(uint64_t first_seq);    // 20 digits + ".idx"
 // index once synced.  One a crash left behind is removed by recovery and fsck --repair.
 inline constexpr std::string_view kIndexTmpSuffix = ".idx.tmp";
 std::string index_tmp_file_name(uint64_t first_seq);
+// A lost-range marker's segment fsck --repair prepares before it puts it in place of a
+// segment it moves aside (renamed over the segment's name once synced): 20 digits +
+// ".seg.tmp".  One a crash left behind is removed by fsck --repair.
+inline constexpr std::string_view kSegmentTmpSuffix = ".seg.tmp";
+std::string segment_tmp_file_name(uint64_t first_seq);
 // A deletion asked of a running persister (watermark.h): 20 digits + ".delete".
 inline constexpr std::string_view kDeleteRequestSuffix = ".delete";
 std::string delete_request_file_name(uint64_t seq);

@@ -293,6 +293,12 @@ Result<void> rename_file(int dir, const std::string& from, const std::string& to
   return {};
 }
 
+Result<void> link_file(int dir, const std::string& from, const std::string& to) {
+  if (env().linkat(dir, from.c_str(), dir, to.c_str()) != 0)
+    return errno_error(errno, "cannot link '" + from + "' to '" + to + "'");
+  return {};
+}
+
 Result<void> allocate(int fd, uint64_t size, const std::string& what) {
   int rc;
   do {

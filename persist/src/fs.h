@@ -82,6 +82,9 @@ Result<std::vector<uint64_t>> list_segments(int dir);
 
 // renameat within one directory (replaces `to`).  The caller syncs the directory.
 Result<void> rename_file(int dir, const std::string& from, const std::string& to);
+// linkat within one directory: `to` a second name of `from` (never replaced: kExists).
+// The caller syncs the directory.
+Result<void> link_file(int dir, const std::string& from, const std::string& to);
 // posix_fallocate(fd, 0, size).
 Result<void> allocate(int fd, uint64_t size, const std::string& what);
 

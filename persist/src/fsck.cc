@@ -97,9 +97,9 @@ class StreamChecker {
   // made a sealed segment look new to age retention and to a seek by time).
   Result<bool> cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from, uint64_t to,
                                  uint64_t ts_ns);
-  Result<void> write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns);
-  Result<std::string> quarantine(const std::string& name);
-  bool ring_persists_here();
+  Result<void> prepare_lost_segment(uint64_t first, uint64_t to, uint32_t reason, uint64_t ts_ns);
+  Result<void> index_lost_segment(uint64_t first);
+  Result<std::string> quarantine(const std::string& name, bool unlink_name);
   // `head`: a copy of the damaged header's bytes (a view of f's lasts until its next call).
   std::optional<uint64_t> rebuild_anchor(SegmentFile& f, uint64_t first, Bytes head,
                                          const IndexFile* index);
@@ -151,16 +151,28 @@ Result<void> StreamChecker::lock() {
   return {};
 }
 
-// Moves a segment aside under a name no earlier quarantine holds (renameat would
-// silently replace it).  Other writers are kept out by the stream's lock.
-Result<std::string> StreamChecker::quarantine(const std::string& name) {
+// Gives a segment a quarantine name no earlier quarantine holds (a hard link: linkat
+// never replaces a name, renameat silently would), or finds the one a repair a crash
+// interrupted gave it (the same file), and, with `unlink_name`, removes its own name.
+// A marker put in place of it renames over that name instead (replace_with_marker),
+// so that the name is never missing.  Other writers are kept out by the stream's lock.
+Result<std::string> StreamChecker::quarantine(const std::string& name, bool unlink_name) {
+  struct stat seg;
+  if (::fstatat(dir_, name.c_str(), &seg, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno_error(errno, "cannot stat '" + name + "'");
   for (int i = 0; i < 1000; ++i) {
     std::string q = name + ".corrupt";  // (appended: g++ 12's -Wrestrict misfires on "." + to_string)
     if (i) q += '.' + std::to_string(i);
-    if (::faccessat(dir_, q.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0) continue;
-    if (errno != ENOENT) return errno_error(errno, "cannot check '" + q + "'");
-    if (auto r = rename_file(dir_, name, q); !r) return r.error();
+    if (auto linked = link_file(dir_, name, q); !linked) {
+      if (linked.error().code != Errc::kExists) return linked.error();
+      struct stat other;
+      if (::fstatat(dir_, q.c_str(), &other, AT_SYMLINK_NOFOLLOW) != 0 || other.st_dev != seg.st_dev ||
+          other.st_ino != seg.st_ino)
+        continue;  // an earlier quarantine's: kept
+    }
     dir_changed_ = true;
+    if (unlink_name)
+      if (auto r = remove_file(dir_, name, false); !r) return r.error();
     return q;
   }
   return make_error(Errc::kExists, "'" + name + "' has 1000 quarantined copies already");
@@ -288,31 +300,38 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
 // header damaged past rebuilding, or naming another sequence): what the next writer must
 // not number below once the segment is moved aside, so that no record stored in it has
 // its sequence given to a new one (the next writer continued at the segment's first
-// sequence: reviews).  Past the end of every intact frame in it, a frame a publisher
-// embedded in a payload included (a higher bound, never a lower one), plus one sequence
-// per 16 bytes no intact frame covers (a record takes at least that: a data frame 32
-// bytes, a batch's sub-record 16) up to the last non-zero byte and a batch past it (a
-// pmem segment's zeroed room holds nothing).  What it cannot see: a lost-range marker
-// among the damaged bytes (its jump is unknown).  The CRC work is bounded as a scan's;
-// past it, the rest counts as uncovered.
+// sequence: reviews).  Past the end of every intact frame in it (those found inside
+// damaged bytes included, a frame a publisher embedded in a payload among them: a higher
+// bound, never a lower one; but none past 2^63, where no stream starts, unless the
+// segment does: one crafted so had every later `create` refuse the store, a review),
+// plus one sequence per 16 bytes no intact frame covers (a record takes at least that: a
+// data frame 32 bytes, a batch's sub-record 16) up to the last non-zero byte and a
+// batch past it (a pmem segment's zeroed room holds nothing).  What it cannot see: a
+// damaged lost-range marker (its jump is unknown).  The CRC work on claims of over 256
+// bytes is bounded as a scan's (past it they count as uncovered); smaller ones are always
+// checked (a ladder of large claims used the budget up, and an intact marker after it was
+// not seen: a review).
 static Result<uint64_t> sequences_end_bound(SegmentFile& f, uint64_t first) {
   f.set_version(kFormatVersion);  // every kind of frame counts
   const uint64_t size = f.size();
   auto nz = f.nonzero_end(std::min<uint64_t>(kSegmentHeaderSize, size));
   if (!nz) return nz.error();
   const uint64_t counted_end = std::min(size, nz.value() + frame_size(kBatchPayloadMax));
+  const uint64_t highest = std::max(first, kMaxFirstSeq);
+  constexpr uint64_t kFreeClaim = 256;
   uint64_t budget = 16 * size + (16 << 20);
   uint64_t end = first, uncovered = 0;
   for (uint64_t off = kSegmentHeaderSize; off < counted_end;) {  // bounded: each step advances
     auto span = f.claimed_span(off);
     if (!span) return span.error();
-    if (span.value() != 0 && span.value() <= size - off && span.value() <= budget) {
-      budget -= span.value();
+    const uint64_t claim = span.value();
+    if (claim != 0 && claim <= size - off && (claim <= kFreeClaim || claim <= budget)) {
+      if (claim > kFreeClaim) budget -= claim;
       FrameView fv;
       auto st = f.read_frame(off, &fv);
       if (!st) return st.error();
       if (st.value() == FrameStatus::kOk) {
-        end = std::max(end, fv.end_seq);
+        if (fv.end_seq <= highest) end = std::max(end, fv.end_seq);
         off += fv.size;
         continue;
       }
@@ -320,22 +339,8 @@ static Result<uint64_t> sequences_end_bound(SegmentFile& f, uint64_t first) {
     uncovered += std::min<uint64_t>(8, counted_end - off);
     off += 8;
   }
-  const uint64_t more = (uncovered + 15) / 16;
+  const uint64_t more = (uncovered + kMinFrameBytesPerSeq - 1) / kMinFrameBytesPerSeq;
   return end > UINT64_MAX - more ? UINT64_MAX : end + more;
-}
-
-// Whether the stream's ring still exists with this store as its persister's (the same
-// folder): its persister, when it next starts, stores again from where the store now
-// ends what the ring still holds, and records lost only what it no longer holds.  Any
-// other answer but "no such ring" counts as yes (a lost-range marker past the ring's end
-// would have its persister refuse the store).
-bool StreamChecker::ring_persists_here() {
-  auto info = stream_info(header_names().first, header_names().second);
-  if (!info) return info.error().code != Errc::kNotFound;
-  if (!info->persist || info->persist->store_dir.empty()) return false;
-  struct stat ours, theirs;
-  return ::fstat(dir_, &ours) == 0 && ::stat(info->persist->store_dir.c_str(), &theirs) == 0 &&
-         ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
 }
 
 const std::pair<std::string, std::string>& StreamChecker::header_names() {
@@ -378,6 +383,12 @@ void StreamChecker::check_files() {
       const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
       dir_changed_ |= fixed;
       issue(n, 0, 0, "leftover temporary file of an interrupted index rewrite", fixed);
+    } else if (parse_numbered_name(n, kSegmentTmpSuffix, &seq)) {
+      // A lost-range marker a repair a crash interrupted prepared (never a writer's): the
+      // segment it was for is still under its name, and this repair deals with it again.
+      const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
+      dir_changed_ |= fixed;
+      issue(n, 0, 0, "leftover temporary file of an interrupted repair", fixed);
     } else if (parse_numbered_name(n, kIndexSuffix, &seq)) {
       // (A live writer's retention unlinks a segment, then its index: in flux, not judged.)
       if (writer_live_ || ::faccessat(dir_, segment_file_name(seq).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0)
@@ -387,6 +398,22 @@ void StreamChecker::check_files() {
       issue(n, 0, 0, "index without a segment", fixed);
     }
   }
+}
+
+// A lost-range marker frame [from, to) with `reason` (kLostRecords, kLostEndUnknown),
+// stamped `ts_ns`.
+constexpr uint64_t kLostFrameSize = frame_size(kLostPayloadSize);
+static void encode_lost_frame(uint64_t from, uint64_t to, uint32_t reason, uint64_t ts_ns,
+                              std::byte* frame) {
+  std::memset(frame, 0, kLostFrameSize);
+  put_u64(frame + kFrameHeaderSize, to);
+  FrameHeader h;
+  h.length = kLostPayloadSize;
+  h.kind = FrameKind::kLost;
+  h.seq = from;
+  h.ts_ns = ts_ns;
+  h.type = reason;
+  encode_frame_header(h, Bytes(frame + kFrameHeaderSize, kLostPayloadSize), frame);
 }
 
 Result<bool> StreamChecker::cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from,
@@ -404,39 +431,40 @@ Result<bool> StreamChecker::cut_and_mark_lost(uint64_t first, uint64_t at, uint6
   }
   if (auto r = truncate_to(fd->get(), at, name); !r) return r.error();
   if (to > from) {
-    std::byte frame[frame_size(kLostPayloadSize)] = {};
-    put_u64(frame + kFrameHeaderSize, to);
-    FrameHeader h;
-    h.length = kLostPayloadSize;
-    h.kind = FrameKind::kLost;
-    h.seq = from;
-    h.ts_ns = ts_ns;
-    encode_frame_header(h, Bytes(frame + kFrameHeaderSize, kLostPayloadSize), frame);
+    std::byte frame[kLostFrameSize];
+    encode_lost_frame(from, to, kLostRecords, ts_ns, frame);
     if (auto r = pwrite_all(fd->get(), frame, at, name); !r) return r.error();
   }
   if (auto r = sync_all(fd->get(), name); !r) return r.error();
   return true;
 }
 
-// A segment holding only a lost-range marker [first, to): stands in for an unreadable
-// one so that the sequences stay contiguous and readers report the loss.
-Result<void> StreamChecker::write_lost_segment(uint64_t first, uint64_t to, uint64_t ts_ns) {
-  const std::string name = segment_file_name(first);
-  auto fd = open_at(dir_, name, OpenMode::kCreateExclusive);
+// A segment holding only a lost-range marker [first, to), to stand in for an unreadable
+// one so that the sequences stay contiguous and readers report the loss: written and
+// synced under segment_tmp_file_name(first) (one an interrupted repair left replaced).
+Result<void> StreamChecker::prepare_lost_segment(uint64_t first, uint64_t to, uint32_t reason,
+                                                 uint64_t ts_ns) {
+  const std::string tmp = segment_tmp_file_name(first);
+  if (auto r = remove_file(dir_, tmp, false); !r && r.error().code != Errc::kNotFound) return r;
+  auto fd = open_at(dir_, tmp, OpenMode::kCreateExclusive);
   if (!fd) return fd.error();
-  const uint64_t created_ns = now_ns();
-  std::byte head[kSegmentHeaderSize];
-  encode_new_segment_header(first, created_ns, header_names().first, header_names().second, head);
-  if (auto r = pwrite_all(fd->get(), head, 0, name); !r) return r;
-  if (auto r = cut_and_mark_lost(first, kSegmentHeaderSize, first, to, ts_ns); !r)
-    return r.error();
+  dir_changed_ = true;
+  std::byte bytes[kSegmentHeaderSize + kLostFrameSize];
+  encode_new_segment_header(first, now_ns(), header_names().first, header_names().second, bytes);
+  encode_lost_frame(first, to, reason, ts_ns, bytes + kSegmentHeaderSize);
+  if (auto r = pwrite_all(fd->get(), bytes, 0, tmp); !r) return r;
+  return sync_all(fd->get(), tmp);
+}
+
+// The index of a marker's segment once it is in place.
+Result<void> StreamChecker::index_lost_segment(uint64_t first) {
   auto f = SegmentFile::open(dir_, first);
   if (!f) return f.error();
   auto scan = scan_segment(f.value(), first, kDefaultInterval);
   if (!scan) return scan.error();
   std::vector<IndexEntry> entries = scan->entries;
   entries.push_back(scan->builder.seal_entry());
-  return write_index(dir_, IndexHeader{kDefaultInterval, first, created_ns}, entries);
+  return write_index(dir_, IndexHeader{kDefaultInterval, first, scan->header.created_ns}, entries);
 }
 
 // The last segment's index as its writer leaves it: entries appended as it goes (a prefix;
@@ -601,7 +629,7 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
   }
   if (!scan) {
     auto head = f->header_bytes();
-    if (last && head && header_not_written(head.value())) {
+    if (last && head && header_not_written(head.value()) && !flushed_despite_its_header(dir_, first, f->size())) {
       bool fixed = false;
       if (can_repair()) {
         const bool secure = secure_store();  // (its pages after the header may hold records)
@@ -623,38 +651,68 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
       bool fixed = false;
       std::string how;
       if (can_repair()) {
-        // (Read before the move: the file is the same, its name is not.)
-        const Result<uint64_t> bound = last ? sequences_end_bound(f.value(), first) : Result<uint64_t>(first);
-        auto q = quarantine(name);
-        fixed = q.ok();
-        (void)remove_file(dir_, index_file_name(first), false);
-        how = " (moved aside to " + (q ? q.value() : name + ".corrupt");
-        if (q) rep_->quarantined.push_back(ns_ + "/" + stream_ + "/" + q.value());
-        // The last segment's end is not known: the marker reaches past anything it can
-        // have held (sequences_end_bound), unless the ring its persister stores from is
-        // still there, which numbers on from its own end.
+        // What stands in for the segment: a lost-range marker up to the next segment's
+        // first sequence; for the last segment, whose end is not known, up to a bound past
+        // anything it can have held (sequences_end_bound: the next writer numbered on from
+        // its first sequence, giving stored records' sequences to new ones), marked so
+        // (kLostEndUnknown) that a persister whose ring is further withdraws it and stores
+        // again what the ring holds (recovery.cc; a marker past the ring's end had the
+        // persister refuse the store, and one written only when no ring was there left the
+        // reuse to a reboot after the repair: reviews).
         std::optional<uint64_t> to;
-        if (!last) {
-          to = next_first;
-        } else if (fixed && bound && bound.value() > first && !ring_persists_here()) {
+        Result<uint64_t> bound = first;
+        if (!last) to = next_first;
+        else if (bound = sequences_end_bound(f.value(), first); bound && bound.value() > first)
           to = bound.value();
-        } else if (fixed && bound && bound.value() > first) {
-          how += "; the stream's ring is still there: its persister stores again from sequence " +
-                 std::to_string(first) + " what the ring holds";
+        // The marker is prepared first, the segment then given its quarantine name, and
+        // the marker renamed over the segment's: a crash at any step leaves the segment or
+        // its marker under the name, never neither (the next writer would number on from
+        // the segment's first sequence).
+        Result<void> marker = !bound ? Result<void>(bound.error())
+                              : to   ? prepare_lost_segment(first, *to, last ? kLostEndUnknown : kLostRecords,
+                                                            prev_max_ts_)
+                                     : Result<void>();
+        // (A last segment whose marker cannot be written stays: moved aside without one,
+        // the next writer would number on from its first sequence.)
+        Result<std::string> q = !bound                      ? Result<std::string>(bound.error())
+                                : last && to && !marker ? Result<std::string>(marker.error())
+                                                        : quarantine(name, /*unlink_name=*/!to || !marker);
+        fixed = q.ok();
+        if (!q) how = "; not moved aside: " + q.error().message;
+        if (q) rep_->quarantined.push_back(ns_ + "/" + stream_ + "/" + q.value());
+        if (q && to && marker) {
+          // Renamed over the segment's name, which it replaces at once.  A failure leaves
+          // the segment there: it goes as without a marker.  Once in place, an index that
+          // could not be written is reported by the next check (and written by its repair).
+          // (The quarantine name synced first: a rename that lasted without the link would
+          // leave the segment's bytes with no name.)
+          if (marker = sync_all(dir_, "the directory of " + name); marker)
+            marker = rename_file(dir_, segment_tmp_file_name(first), name);
+          if (!marker)
+            (void)remove_file(dir_, name, false);
+          else if (!index_lost_segment(first))
+            (void)remove_file(dir_, index_file_name(first), false);
         }
-        if (fixed && to && write_lost_segment(first, *to, prev_max_ts_).ok()) {
+        if (q && (!to || !marker)) (void)remove_file(dir_, index_file_name(first), false);
+        (void)remove_file(dir_, segment_tmp_file_name(first), false);  // one not installed
+        if (q) how = " (moved aside to " + q.value();
+        if (q && to && marker) {
           how += "; replaced by a lost-range marker for [" + std::to_string(first) + ", " +
                  std::to_string(*to) + ")" +
-                 (last ? " (past anything it can have held: no new record takes their sequences)" : "");
+                 (last ? " (its end unknown: past anything it can have held, so that no new record takes "
+                         "their sequences; a persister whose ring is further withdraws it and stores again "
+                         "what the ring holds)"
+                       : "");
           prev_end_ = *to;
         } else {
+          if (q && to) how += "; no lost-range marker in its place: " + marker.error().message;
           prev_end_.reset();
         }
-        how += ")";
+        if (q) how += ")";
       } else {
         prev_end_.reset();
       }
-      issue(name, 0, f->size(), scan.error().message + (fixed ? how : ""), fixed);
+      issue(name, 0, f->size(), scan.error().message + how, fixed);
       return {};
     }
     prev_end_.reset();

@@ -122,6 +122,10 @@ Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size)
   return f;
 }
 
+bool flushed_despite_its_header(int dir, uint64_t first_seq, uint64_t segment_size) {
+  return segment_size > kSegmentHeaderSize && read_index(dir, first_seq, segment_size).ok();
+}
+
 std::optional<uint64_t> last_entry_offset(int dir, uint64_t first_seq, uint64_t file_size) {
   if (file_size < kIndexHeaderSize + kIndexEntrySize) return std::nullopt;
   const uint64_t at = kIndexHeaderSize + ((file_size - kIndexHeaderSize) / kIndexEntrySize - 1) * kIndexEntrySize;

@@ -91,6 +91,13 @@ struct IndexFile {
 // per 32-byte frame at most, plus the seal entry): a huge or sparse index file costs no
 // more memory than its segment justifies; bytes past that are not valid.
 Result<IndexFile> read_index(int dir, uint64_t first_seq, uint64_t segment_size);
+// Whether a segment whose header reads as not written (header_not_written()) was flushed
+// all the same: bytes after the header, and an index with a valid header, which the
+// writer adds only after the segment's first sync (FORMAT.md), so the header reached the
+// disk then and its zeros now are damage (a zeroed first block of a last segment with
+// intact records after it was taken for a creation never completed and the segment
+// removed: a review).  A file no longer than a header holds no record: not judged so.
+bool flushed_despite_its_header(int dir, uint64_t first_seq, uint64_t segment_size);
 // The offset of the last whole entry of the index of segment `first_seq`, as the file is
 // `file_size` bytes long: one pread of 48 bytes.  nullopt when that entry is not intact
 // (its CRC; a torn or damaged tail) or cannot be read.  Entries only grow in offset, so a

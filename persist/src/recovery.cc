@@ -91,13 +91,32 @@ Result<void> SegmentStore::Impl::recover() {
     if (!f) return f.error();
     auto head = f->header_bytes();
     if (!head) return head.error();
-    if (!header_not_written(head.value())) break;
+    if (!header_not_written(head.value()) || flushed_despite_its_header(dir.get(), segs.back(), f->size()))
+      break;  // (damaged: recover_active() refuses it, fsck --repair deals with it)
     log_warn(seg_path(segs.back()) + ": removing a segment whose creation never completed (" +
              std::to_string(f->size()) + " bytes)");
     // (Its pages after the unwritten header may hold records: erased first with --secure.)
     if (auto r = remove_file(dir.get(), segment_file_name(segs.back()), opts.secure_delete); !r) return r;
     (void)remove_file(dir.get(), index_file_name(segs.back()), opts.secure_delete);
     segs.pop_back();
+  }
+  // The marker fsck --repair put in place of a last segment it moved aside (its end not
+  // known, it reaches past anything the segment can have held), under a source that has
+  // numbered to its first sequence or past it: withdrawn, so that the caller stores again
+  // from there what its source still holds (StoreOptions::source_next_seq).
+  if (!segs.empty() && opts.source_next_seq && segs.back() <= *opts.source_next_seq &&
+      wm.deleted_below <= segs.back()) {
+    auto marker = end_unknown_marker(segs.back());
+    if (!marker) return marker.error();
+    if (marker.value()) {
+      log_warn(seg_path(segs.back()) + ": withdrawing the marker fsck --repair left for sequences [" +
+               std::to_string(segs.back()) + ", " + std::to_string(*marker.value()) +
+               ") (a segment it moved aside, its end unknown): the source is at " +
+               std::to_string(*opts.source_next_seq) + " and stores again what it still holds");
+      if (auto r = remove_file(dir.get(), segment_file_name(segs.back()), false); !r) return r;
+      (void)remove_file(dir.get(), index_file_name(segs.back()), false);
+      segs.pop_back();
+    }
   }
   for (size_t i = 0; i + 1 < segs.size(); ++i) {
     auto info = summarize_sealed(segs[i]);
@@ -129,6 +148,22 @@ Result<void> SegmentStore::Impl::recover() {
   if (auto r = detail::sync_all(dir.get(), "directory " + where); !r) return r;
   durable.store(next_seq, std::memory_order_release);  // pairs with durable_seq()
   return {};
+}
+
+Result<std::optional<uint64_t>> SegmentStore::Impl::end_unknown_marker(uint64_t first_seq) {
+  auto f = SegmentFile::open(dir.get(), first_seq);
+  if (!f) return f.error();
+  if (f->size() != kSegmentHeaderSize + frame_size(kLostPayloadSize)) return std::optional<uint64_t>();
+  auto hdr = f->read_header();
+  if (!hdr || hdr->first_seq != first_seq || hdr->ns != ns || hdr->stream != stream)
+    return std::optional<uint64_t>();
+  FrameView fv;
+  auto st = f->read_frame(kSegmentHeaderSize, &fv);
+  if (!st) return st.error();
+  if (st.value() != FrameStatus::kOk || fv.h.kind != FrameKind::kLost || fv.h.type != kLostEndUnknown ||
+      fv.h.seq != first_seq)
+    return std::optional<uint64_t>();
+  return std::optional<uint64_t>(fv.end_seq);
 }
 
 Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {

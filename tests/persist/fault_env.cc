@@ -395,6 +395,15 @@ int FaultEnv::renameat(int from_dir, const char* from, int to_dir, const char* t
   return ::renameat(from_dir, from, to_dir, to);
 }
 
+int FaultEnv::linkat(int from_dir, const char* from, int to_dir, const char* to) {
+  std::lock_guard lock(mu_);
+  if (const int err = probe()) {
+    errno = err;
+    return -1;
+  }
+  return ::linkat(from_dir, from, to_dir, to, 0);
+}
+
 int FaultEnv::unlinkat(int dir, const char* name, int flags) {
   std::lock_guard lock(mu_);
   if (const int err = probe()) {

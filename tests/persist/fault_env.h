@@ -2,7 +2,7 @@
 //
 // It passes every call to the real file system, counts the calls that can change
 // something (probe points: openat, pwrite, fdatasync, fsync, ftruncate, fallocate,
-// mkdirat, renameat, unlinkat), and at a chosen call can
+// mkdirat, renameat, linkat, unlinkat), and at a chosen call can
 //   - fail it (and the next count-1 probe calls) with EIO or ENOSPC; a failed
 //     fdatasync/fsync also forgets the file's unsynced bytes for good, as Linux does
 //     (its pages are marked clean: a later sync returns 0 without writing them);
@@ -70,6 +70,7 @@ class FaultEnv final : public detail::Env {
   int fstat(int fd, struct stat* st) override;
   int mkdirat(int dir, const char* name, mode_t mode) override;
   int renameat(int from_dir, const char* from, int to_dir, const char* to) override;
+  int linkat(int from_dir, const char* from, int to_dir, const char* to) override;
   int unlinkat(int dir, const char* name, int flags) override;
 
  private:
@@ -132,6 +133,7 @@ class ForwardingEnv : public detail::Env {
   int fstat(int fd, struct stat* st) override { return real().fstat(fd, st); }
   int mkdirat(int d, const char* n, mode_t m) override { return real().mkdirat(d, n, m); }
   int renameat(int a, const char* f, int b, const char* t) override { return real().renameat(a, f, b, t); }
+  int linkat(int a, const char* f, int b, const char* t) override { return real().linkat(a, f, b, t); }
   int unlinkat(int d, const char* n, int f) override { return real().unlinkat(d, n, f); }
 
  protected:

@@ -68,6 +68,7 @@ class GateEnv final : public Env {
   int fstat(int fd, struct stat* st) override { return next_->fstat(fd, st); }
   int mkdirat(int d, const char* n, mode_t m) override { return next_->mkdirat(d, n, m); }
   int renameat(int fd, const char* f, int td, const char* t) override { return next_->renameat(fd, f, td, t); }
+  int linkat(int fd, const char* f, int td, const char* t) override { return next_->linkat(fd, f, td, t); }
   int unlinkat(int d, const char* n, int f) override { return next_->unlinkat(d, n, f); }
 
  private:
