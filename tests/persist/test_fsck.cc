@@ -59,6 +59,16 @@ std::vector<char> damage_records(const TempDir& t, std::initializer_list<uint64_
   return b;
 }
 
+// Damages the segment at `path` past any rebuild: a bit of its header and one payload
+// byte of every frame (records of 100 bytes); returns its bytes afterwards.
+std::vector<char> damage_past_rebuilding(const std::string& path) {
+  auto b = read_file(path);
+  b[kHdrCreatedNs + 1] ^= 0x10;
+  for (size_t i = kSegmentHeaderSize + 60; i < b.size(); i += kFsckFrame) b[i] ^= 1;
+  write_file(path, b);
+  return b;
+}
+
 // fsck --repair comes back clean, and a check after it finds nothing.
 void repair_then_nothing_left(const TempDir& t) {
   auto rep = run(t.path(), true);
@@ -1067,10 +1077,7 @@ TEST(Fsck, ANewerFormatsHeaderWithAFlippedBitIsNeverRebuilt) {
 TEST(Fsck, ADamagedHeaderInFrontOfNoIntactFrameIsQuarantined) {
   TempDir t;
   make_store(t);
-  auto b = read_file(seg(t, 28));
-  b[kHdrCreatedNs + 1] ^= 0x10;
-  for (size_t i = kSegmentHeaderSize + 60; i < b.size(); i += kFsckFrame) b[i] ^= 1;
-  write_file(seg(t, 28), b);
+  auto b = damage_past_rebuilding(seg(t, 28));
   auto rep = run(t.path(), true);
   EXPECT_TRUE(rep.clean()) << describe(rep);
   ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
@@ -1084,10 +1091,7 @@ TEST(Fsck, ADamagedHeaderInFrontOfNoIntactFrameIsQuarantined) {
 TEST(Fsck, ALastSegmentMovedAsideLeavesNoSequenceToReuse) {
   TempDir t;
   make_store(t);
-  auto b = read_file(seg(t, 84));
-  b[kHdrCreatedNs + 1] ^= 0x10;
-  for (size_t i = kSegmentHeaderSize + 60; i < b.size(); i += kFsckFrame) b[i] ^= 1;
-  write_file(seg(t, 84), b);
+  auto b = damage_past_rebuilding(seg(t, 84));
   auto rep = run(t.path(), true);
   EXPECT_TRUE(rep.clean()) << describe(rep);
   ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
@@ -1146,10 +1150,7 @@ TEST(Fsck, MovingTheLastSegmentAsideKilledAtEachStepLeavesNoSequenceToReuse) {
     ASSERT_LT(at, 200u) << "the repair never finished";
     TempDir t;
     make_store(t);
-    auto b = read_file(seg(t, 84));
-    b[kHdrCreatedNs + 1] ^= 0x10;
-    for (size_t i = kSegmentHeaderSize + 60; i < b.size(); i += kFsckFrame) b[i] ^= 1;
-    write_file(seg(t, 84), b);
+    auto b = damage_past_rebuilding(seg(t, 84));
     bool crashed = false;
     {
       ScopedFaultEnv env(t.path());
@@ -1203,10 +1204,7 @@ TEST(Fsck, ALastSegmentMovedAsideIsWithdrawnByAPersisterWhoseRingIsFurther) {
     }
     ASSERT_TRUE(create_stream(ns.ns(), "st", so));
     const std::string last = dir + "/" + segment_file_name(84);
-    auto b = read_file(last);
-    b[kHdrCreatedNs + 1] ^= 0x10;
-    for (size_t i = kSegmentHeaderSize + 60; i < b.size(); i += kFsckFrame) b[i] ^= 1;
-    write_file(last, b);
+    auto b = damage_past_rebuilding(last);
     auto rep = run(t.path(), true);
     EXPECT_TRUE(rep.clean()) << describe(rep);
     ASSERT_EQ(rep.issues.size(), 1u) << describe(rep);
