@@ -1139,6 +1139,46 @@ TEST(Fsck, ALastSegmentMovedAsideLeavesNoSequenceToReuse) {
   expect_writer_continues_at(u, 100);
 }
 
+// The bound's CRC work on large claims is budgeted; small ones (a marker's 40 bytes, a
+// small record's frame) are always checked: a ladder of plausible headers claiming
+// large frames used the budget up, and an intact marker after it was counted as 40 bytes
+// of damage: the bound came out 884,000 sequences short of it (a review).  Here a ladder
+// of 512 KiB claims, then one of 40-byte claims (which leave less than 40 bytes of any
+// budget), then the marker.
+TEST(Fsck, TheBoundSeesAnIntactMarkerAfterALadderOfLargeClaims) {
+  TempDir t;
+  make_store(t);
+  std::vector<char> b(kSegmentHeaderSize, 'X');  // no version to tell: moved aside
+  auto ladder = [&b](size_t entries, uint32_t length) {
+    for (size_t i = 0; i < entries; ++i) {
+      std::byte h[8];
+      put_u32(h + kFrmLength, length);
+      put_u16(h + kFrmKind, 1);
+      put_u16(h + kFrmReserved, 0);
+      const char* c = reinterpret_cast<const char*>(h);
+      b.insert(b.end(), c, c + 8);
+    }
+  };
+  ladder(128, (512 << 10) - kFrameHeaderSize);
+  ladder(1 << 17, 8);
+  std::byte frame[frame_size(kLostPayloadSize)] = {};
+  put_u64(frame + kFrameHeaderSize, 1'000'000);
+  FrameHeader h;
+  h.length = kLostPayloadSize;
+  h.kind = FrameKind::kLost;
+  h.seq = 5000;
+  encode_frame_header(h, Bytes(frame + kFrameHeaderSize, kLostPayloadSize), frame);
+  const char* c = reinterpret_cast<const char*>(frame);
+  b.insert(b.end(), c, c + sizeof frame);
+  write_file(seg(t, 84), b);
+  auto rep = run(t.path(), true);
+  EXPECT_TRUE(rep.clean()) << describe(rep);
+  auto got = read_all(t.path());
+  ASSERT_EQ(got.size(), 85u);
+  EXPECT_EQ(got[84].kind, EntryKind::kLost);
+  EXPECT_GE(got[84].end_seq, 1'000'000u) << describe(rep);
+}
+
 // The repair that moves the last segment aside, killed at each of its steps (then the
 // power lost) and run again: the name holds the segment or its marker at every step
 // (quarantined first, the marker written after, a crash between had the next writer
