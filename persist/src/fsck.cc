@@ -16,6 +16,7 @@
 #include "fs.h"
 #include "store_path.h"
 #include "index.h"
+#include "marker.h"
 #include "scan.h"
 #include "settings.h"
 #include "shmbus/persist.h"
@@ -97,8 +98,6 @@ class StreamChecker {
   // made a sealed segment look new to age retention and to a seek by time).
   Result<bool> cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from, uint64_t to,
                                  uint64_t ts_ns);
-  Result<void> prepare_lost_segment(uint64_t first, uint64_t to, uint32_t reason, uint64_t ts_ns);
-  Result<void> index_lost_segment(uint64_t first);
   Result<std::string> quarantine(const std::string& name, bool unlink_name);
   // `head`: a copy of the damaged header's bytes (a view of f's lasts until its next call).
   std::optional<uint64_t> rebuild_anchor(SegmentFile& f, uint64_t first, Bytes head,
@@ -306,21 +305,35 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
 // segment does: one crafted so had every later `create` refuse the store, a review),
 // plus one sequence per 16 bytes no intact frame covers (a record takes at least that: a
 // data frame 32 bytes, a batch's sub-record 16) up to the last non-zero byte and a
-// batch past it (a pmem segment's zeroed room holds nothing).  What it cannot see: a
-// damaged lost-range marker (its jump is unknown).  The CRC work on claims of over 256
+// batch past it (a pmem segment's zeroed room holds nothing), and past every frame the
+// segment's index lists (the writer lists frames once synced: a zeroed block hid 20,000
+// indexed records from the bound, a review) with an index interval's room after the
+// last.  What it cannot see: a damaged lost-range marker that no index entry lists (its
+// jump is unknown).  The CRC work on claims of over 256
 // bytes is bounded as a scan's (past it they count as uncovered); smaller ones are always
 // checked (a ladder of large claims used the budget up, and an intact marker after it was
 // not seen: a review).
-static Result<uint64_t> sequences_end_bound(SegmentFile& f, uint64_t first) {
+struct EndBound {
+  uint64_t known = 0;  // the end of the intact frames and index entries found
+  uint64_t to = 0;     // the bound
+};
+static Result<EndBound> sequences_end_bound(SegmentFile& f, uint64_t first, const IndexFile* index) {
   f.set_version(kFormatVersion);  // every kind of frame counts
   const uint64_t size = f.size();
   auto nz = f.nonzero_end(std::min<uint64_t>(kSegmentHeaderSize, size));
   if (!nz) return nz.error();
-  const uint64_t counted_end = std::min(size, nz.value() + frame_size(kBatchPayloadMax));
+  uint64_t counted_end = nz.value() + frame_size(kBatchPayloadMax);
   const uint64_t highest = std::max(first, kMaxFirstSeq);
+  uint64_t end = first;
+  if (index)
+    for (const IndexEntry& e : index->entries) {
+      if (e.end_seq <= highest) end = std::max(end, e.end_seq);
+      counted_end = std::max(counted_end, e.offset + uint64_t{index->header.interval} + frame_size(kBatchPayloadMax));
+    }
+  counted_end = std::min(size, counted_end);
   constexpr uint64_t kFreeClaim = 256;
   uint64_t budget = 16 * size + (16 << 20);
-  uint64_t end = first, uncovered = 0;
+  uint64_t uncovered = 0;
   for (uint64_t off = kSegmentHeaderSize; off < counted_end;) {  // bounded: each step advances
     auto span = f.claimed_span(off);
     if (!span) return span.error();
@@ -340,7 +353,7 @@ static Result<uint64_t> sequences_end_bound(SegmentFile& f, uint64_t first) {
     off += 8;
   }
   const uint64_t more = (uncovered + kMinFrameBytesPerSeq - 1) / kMinFrameBytesPerSeq;
-  return end > UINT64_MAX - more ? UINT64_MAX : end + more;
+  return EndBound{end, end > UINT64_MAX - more ? UINT64_MAX : end + more};
 }
 
 const std::pair<std::string, std::string>& StreamChecker::header_names() {
@@ -437,34 +450,6 @@ Result<bool> StreamChecker::cut_and_mark_lost(uint64_t first, uint64_t at, uint6
   }
   if (auto r = sync_all(fd->get(), name); !r) return r.error();
   return true;
-}
-
-// A segment holding only a lost-range marker [first, to), to stand in for an unreadable
-// one so that the sequences stay contiguous and readers report the loss: written and
-// synced under segment_tmp_file_name(first) (one an interrupted repair left replaced).
-Result<void> StreamChecker::prepare_lost_segment(uint64_t first, uint64_t to, uint32_t reason,
-                                                 uint64_t ts_ns) {
-  const std::string tmp = segment_tmp_file_name(first);
-  if (auto r = remove_file(dir_, tmp, false); !r && r.error().code != Errc::kNotFound) return r;
-  auto fd = open_at(dir_, tmp, OpenMode::kCreateExclusive);
-  if (!fd) return fd.error();
-  dir_changed_ = true;
-  std::byte bytes[kSegmentHeaderSize + kLostFrameSize];
-  encode_new_segment_header(first, now_ns(), header_names().first, header_names().second, bytes);
-  encode_lost_frame(first, to, reason, ts_ns, bytes + kSegmentHeaderSize);
-  if (auto r = pwrite_all(fd->get(), bytes, 0, tmp); !r) return r;
-  return sync_all(fd->get(), tmp);
-}
-
-// The index of a marker's segment once it is in place.
-Result<void> StreamChecker::index_lost_segment(uint64_t first) {
-  auto f = SegmentFile::open(dir_, first);
-  if (!f) return f.error();
-  auto scan = scan_segment(f.value(), first, kDefaultInterval);
-  if (!scan) return scan.error();
-  std::vector<IndexEntry> entries = scan->entries;
-  entries.push_back(scan->builder.seal_entry());
-  return write_index(dir_, IndexHeader{kDefaultInterval, first, scan->header.created_ns}, entries);
 }
 
 // The last segment's index as its writer leaves it: entries appended as it goes (a prefix;
@@ -660,39 +645,46 @@ Result<void> StreamChecker::check_segment(uint64_t first, bool last, uint64_t ne
         // persister refuse the store, and one written only when no ring was there left the
         // reuse to a reboot after the repair: reviews).
         std::optional<uint64_t> to;
-        Result<uint64_t> bound = first;
+        Result<EndBound> bound = EndBound{first, first};
         if (!last) to = next_first;
-        else if (bound = sequences_end_bound(f.value(), first); bound && bound.value() > first)
-          to = bound.value();
+        else if (bound = sequences_end_bound(f.value(), first, old_idx ? &old_idx.value() : nullptr); bound && bound->to > first)
+          to = bound->to;
         // The marker is prepared first, the segment then given its quarantine name, and
         // the marker renamed over the segment's: a crash at any step leaves the segment or
         // its marker under the name, never neither (the next writer would number on from
         // the segment's first sequence).
         Result<void> marker = !bound ? Result<void>(bound.error())
-                              : to   ? prepare_lost_segment(first, *to, last ? kLostEndUnknown : kLostRecords,
-                                                            prev_max_ts_)
+                              : to   ? prepare_marker_segment(dir_, first, bound->known, *to,
+                                                              last ? kLostEndUnknown : kLostRecords,
+                                                              prev_max_ts_, header_names().first,
+                                                              header_names().second)
                                      : Result<void>();
         // (A last segment whose marker cannot be written stays: moved aside without one,
         // the next writer would number on from its first sequence.)
         Result<std::string> q = !bound                      ? Result<std::string>(bound.error())
                                 : last && to && !marker ? Result<std::string>(marker.error())
                                                         : quarantine(name, /*unlink_name=*/!to || !marker);
+        if (q && to && marker) {
+          // Renamed over the segment's name, which it replaces at once (the quarantine name
+          // synced first: a rename that lasted without the link would leave the segment's
+          // bytes with no name).  A failure there: a last segment stays where it is (its
+          // quarantine link removed), another goes as without a marker.  Once in place, an
+          // index that could not be written is reported by the next check (and written by
+          // its repair).
+          if (marker = sync_all(dir_, "the directory of " + name); marker)
+            marker = install_marker_segment(dir_, first);
+          if (marker) {
+            if (!index_marker_segment(dir_, first)) (void)remove_file(dir_, index_file_name(first), false);
+          } else if (last) {
+            (void)remove_file(dir_, q.value(), false);
+            q = Result<std::string>(marker.error());
+          } else {
+            (void)remove_file(dir_, name, false);
+          }
+        }
         fixed = q.ok();
         if (!q) how = "; not moved aside: " + q.error().message;
         if (q) rep_->quarantined.push_back(ns_ + "/" + stream_ + "/" + q.value());
-        if (q && to && marker) {
-          // Renamed over the segment's name, which it replaces at once.  A failure leaves
-          // the segment there: it goes as without a marker.  Once in place, an index that
-          // could not be written is reported by the next check (and written by its repair).
-          // (The quarantine name synced first: a rename that lasted without the link would
-          // leave the segment's bytes with no name.)
-          if (marker = sync_all(dir_, "the directory of " + name); marker)
-            marker = rename_file(dir_, segment_tmp_file_name(first), name);
-          if (!marker)
-            (void)remove_file(dir_, name, false);
-          else if (!index_lost_segment(first))
-            (void)remove_file(dir_, index_file_name(first), false);
-        }
         if (q && (!to || !marker)) (void)remove_file(dir_, index_file_name(first), false);
         (void)remove_file(dir_, segment_tmp_file_name(first), false);  // one not installed
         if (q) how = " (moved aside to " + q.value();

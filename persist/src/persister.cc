@@ -149,7 +149,11 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   so.flush_interval = std::chrono::hours(24 * 365);
   so.secure_delete = impl->opts.secure_delete;
   impl->store_opts = so;
-  so.source_next_seq = impl->ctl->ring_window().next;  // (at this first open only)
+  {
+    // (At this first open only.)
+    const auto w = impl->ctl->ring_window();
+    so.source = StoreOptions::Source{w.oldest, w.next};
+  }
   auto store = SegmentStore::open(impl->opts.data_dir, ns, stream, so);
   if (!store) return store.error();
   impl->store.emplace(std::move(store.value()));

@@ -9,6 +9,7 @@
 #include "coding.h"
 #include "format.h"
 #include "log.h"
+#include "marker.h"
 #include "scan.h"
 #include "store_impl.h"
 
@@ -103,20 +104,11 @@ Result<void> SegmentStore::Impl::recover() {
   // The marker fsck --repair put in place of a last segment it moved aside (its end not
   // known, it reaches past anything the segment can have held), under a source that has
   // numbered to its first sequence or past it: withdrawn, so that the caller stores again
-  // from there what its source still holds (StoreOptions::source_next_seq).
-  if (!segs.empty() && opts.source_next_seq && segs.back() <= *opts.source_next_seq &&
-      wm.deleted_below <= segs.back()) {
-    auto marker = end_unknown_marker(segs.back());
-    if (!marker) return marker.error();
-    if (marker.value()) {
-      log_warn(seg_path(segs.back()) + ": withdrawing the marker fsck --repair left for sequences [" +
-               std::to_string(segs.back()) + ", " + std::to_string(*marker.value()) +
-               ") (a segment it moved aside, its end unknown): the source is at " +
-               std::to_string(*opts.source_next_seq) + " and stores again what it still holds");
-      if (auto r = remove_file(dir.get(), segment_file_name(segs.back()), false); !r) return r;
-      (void)remove_file(dir.get(), index_file_name(segs.back()), false);
-      segs.pop_back();
-    }
+  // from there what its source still holds (StoreOptions::source).
+  if (!segs.empty()) {
+    auto withdrawn = withdraw_end_unknown_marker(segs.back());
+    if (!withdrawn) return withdrawn.error();
+    if (withdrawn.value()) segs.pop_back();
   }
   for (size_t i = 0; i + 1 < segs.size(); ++i) {
     auto info = summarize_sealed(segs[i]);
@@ -150,20 +142,35 @@ Result<void> SegmentStore::Impl::recover() {
   return {};
 }
 
-Result<std::optional<uint64_t>> SegmentStore::Impl::end_unknown_marker(uint64_t first_seq) {
-  auto f = SegmentFile::open(dir.get(), first_seq);
-  if (!f) return f.error();
-  if (f->size() != kSegmentHeaderSize + frame_size(kLostPayloadSize)) return std::optional<uint64_t>();
-  auto hdr = f->read_header();
-  if (!hdr || hdr->first_seq != first_seq || hdr->ns != ns || hdr->stream != stream)
-    return std::optional<uint64_t>();
-  FrameView fv;
-  auto st = f->read_frame(kSegmentHeaderSize, &fv);
-  if (!st) return st.error();
-  if (st.value() != FrameStatus::kOk || fv.h.kind != FrameKind::kLost || fv.h.type != kLostEndUnknown ||
-      fv.h.seq != first_seq)
-    return std::optional<uint64_t>();
-  return std::optional<uint64_t>(fv.end_seq);
+Result<bool> SegmentStore::Impl::withdraw_end_unknown_marker(uint64_t first) {
+  if (!opts.source || opts.source->next < first || wm.deleted_below > first) return false;
+  auto marker = end_unknown_marker(dir.get(), first, ns, stream);
+  if (!marker) return marker.error();
+  if (!marker.value()) return false;
+  const uint64_t to = marker.value()->to;
+  const StoreOptions::Source& src = *opts.source;
+  // A source behind what the segment was still seen to hold: an earlier stream's store
+  // (the persister refuses it, as one behind any store's end; a review).
+  if (src.next < marker.value()->known) return false;
+  // What the source no longer holds stays recorded lost (reason 0), in a segment that
+  // replaces the marker's at once (marker.h); the rest it stores again.  Durable before
+  // the store counts it (recover() syncs the directory).  Until it has stored them again,
+  // a crash of the host leaves the store ending where the source's records begin.
+  const uint64_t kept = std::min(std::max(src.oldest, first), src.next);
+  log_warn(seg_path(first) + ": withdrawing the marker fsck --repair left for sequences [" + std::to_string(first) +
+           ", " + std::to_string(to) + ") (a last segment it moved aside, its end unknown): the source holds [" +
+           std::to_string(src.oldest) + ", " + std::to_string(src.next) + ")" +
+           (kept > first ? ", [" + std::to_string(first) + ", " + std::to_string(kept) + ") stays lost" : ""));
+  if (kept > first) {
+    if (auto r = prepare_marker_segment(dir.get(), first, first, kept, kLostRecords, 0, ns, stream); !r)
+      return r.error();
+    if (auto r = install_marker_segment(dir.get(), first); !r) return r.error();
+    if (auto r = index_marker_segment(dir.get(), first); !r) (void)remove_file(dir.get(), index_file_name(first), false);
+    return false;  // (the segment stays, holding the lost range)
+  }
+  if (auto r = remove_file(dir.get(), segment_file_name(first), false); !r) return r.error();
+  (void)remove_file(dir.get(), index_file_name(first), false);
+  return true;
 }
 
 Result<SegmentInfo> SegmentStore::Impl::summarize_sealed(uint64_t first_seq) {

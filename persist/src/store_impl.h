@@ -130,9 +130,9 @@ struct SegmentStore::Impl {
   // recovery.cc
   Result<void> recover();
   Result<detail::SegmentInfo> summarize_sealed(uint64_t first_seq);
-  // The end of the marker fsck --repair put in place of a last segment it moved aside
-  // (kLostEndUnknown, the segment's only frame), or none when `first_seq` is not such a one.
-  Result<std::optional<uint64_t>> end_unknown_marker(uint64_t first_seq);
+  // Withdraws the last segment `first` when it is the end-unknown marker fsck --repair
+  // left and the source (opts.source) allows it (StoreOptions::source): whether it did.
+  Result<bool> withdraw_end_unknown_marker(uint64_t first);
   Result<void> recover_active(uint64_t first_seq);
 
   // retention.cc

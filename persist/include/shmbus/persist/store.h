@@ -82,14 +82,21 @@ struct StoreOptions {
   uint32_t index_interval = 64 << 10;    // bytes of records between index entries
   uint32_t write_buffer = 1 << 20;       // file store: bytes gathered per write()
   bool secure_delete = false;            // overwrite segments with zeros before unlinking
-  // Where the stream's source (its ring) has numbered to, when the caller stores from one:
-  // a last segment that holds only the marker fsck --repair puts in place of a last
-  // segment it moved aside (its end unknown: a bound past anything it can have held), and
-  // that starts at or below this, is withdrawn at open, so that the store continues at
-  // its first sequence and the caller stores again what its source still holds (the
-  // persister does).  Unset: the marker stands, and no new record takes a sequence the
-  // moved segment may have held.
-  std::optional<uint64_t> source_next_seq;
+  // The stream's source (its ring), when the caller stores from one.  A last segment that
+  // holds only the marker fsck --repair puts in place of a last segment it moved aside
+  // ([first, to): its end unknown, `to` a bound past anything it can have held) is
+  // withdrawn at open when the source has numbered as far as the records the moved
+  // segment was still seen to hold (a source behind a store is an earlier stream's: the
+  // persister refuses it, as it refuses one behind any store's end): the store then
+  // continues at the oldest sequence the source still holds (what lies between is
+  // recorded lost, reason 0), or at `first`, and the caller stores again what its source
+  // holds.  Unset: the marker stands, and no new record takes a sequence the moved
+  // segment may have held.
+  struct Source {
+    uint64_t oldest = 0;  // the oldest sequence it still holds
+    uint64_t next = 0;    // the sequence it gives next
+  };
+  std::optional<Source> source;
   // Source of segment creation times and of roll/flush ages, in ns since the epoch.
   // nullptr: shmbus::now_ns.  Tests pin it to get reproducible files.
   uint64_t (*clock)() = nullptr;
