@@ -153,7 +153,7 @@ Result<void> StreamChecker::lock() {
 // Gives a segment a quarantine name no earlier quarantine holds (a hard link: linkat
 // never replaces a name, renameat silently would), or finds the one a repair a crash
 // interrupted gave it (the same file), and, with `unlink_name`, removes its own name.
-// A marker put in place of it renames over that name instead (replace_with_marker),
+// A marker put in place of it is renamed over that name instead (install_marker_segment),
 // so that the name is never missing.  Other writers are kept out by the stream's lock.
 Result<std::string> StreamChecker::quarantine(const std::string& name, bool unlink_name) {
   struct stat seg;
@@ -309,10 +309,9 @@ std::optional<uint64_t> StreamChecker::rebuild_anchor(SegmentFile& f, uint64_t f
 // segment's index lists (the writer lists frames once synced: a zeroed block hid 20,000
 // indexed records from the bound, a review) with an index interval's room after the
 // last.  What it cannot see: a damaged lost-range marker that no index entry lists (its
-// jump is unknown).  The CRC work on claims of over 256
-// bytes is bounded as a scan's (past it they count as uncovered); smaller ones are always
-// checked (a ladder of large claims used the budget up, and an intact marker after it was
-// not seen: a review).
+// jump is unknown).  The CRC work on claims of over 256 bytes is bounded as a scan's
+// (past it they count as uncovered); smaller ones are always checked (a ladder of large
+// claims used the budget up, and an intact marker after it was not seen: a review).
 struct EndBound {
   uint64_t known = 0;  // the end of the intact frames and index entries found
   uint64_t to = 0;     // the bound
@@ -413,22 +412,6 @@ void StreamChecker::check_files() {
   }
 }
 
-// A lost-range marker frame [from, to) with `reason` (kLostRecords, kLostEndUnknown),
-// stamped `ts_ns`.
-constexpr uint64_t kLostFrameSize = frame_size(kLostPayloadSize);
-static void encode_lost_frame(uint64_t from, uint64_t to, uint32_t reason, uint64_t ts_ns,
-                              std::byte* frame) {
-  std::memset(frame, 0, kLostFrameSize);
-  put_u64(frame + kFrameHeaderSize, to);
-  FrameHeader h;
-  h.length = kLostPayloadSize;
-  h.kind = FrameKind::kLost;
-  h.seq = from;
-  h.ts_ns = ts_ns;
-  h.type = reason;
-  encode_frame_header(h, Bytes(frame + kFrameHeaderSize, kLostPayloadSize), frame);
-}
-
 Result<bool> StreamChecker::cut_and_mark_lost(uint64_t first, uint64_t at, uint64_t from,
                                               uint64_t to, uint64_t ts_ns) {
   const std::string name = segment_file_name(first);
@@ -444,8 +427,8 @@ Result<bool> StreamChecker::cut_and_mark_lost(uint64_t first, uint64_t at, uint6
   }
   if (auto r = truncate_to(fd->get(), at, name); !r) return r.error();
   if (to > from) {
-    std::byte frame[kLostFrameSize];
-    encode_lost_frame(from, to, kLostRecords, ts_ns, frame);
+    std::byte frame[frame_size(kLostPayloadSize)];
+    encode_lost_marker(from, to, kLostRecords, ts_ns, frame);
     if (auto r = pwrite_all(fd->get(), frame, at, name); !r) return r.error();
   }
   if (auto r = sync_all(fd->get(), name); !r) return r.error();

@@ -18,7 +18,10 @@ namespace {
 constexpr uint32_t kDefaultInterval = StoreOptions{}.index_interval;
 constexpr uint64_t kMarkerFrameSize = frame_size(kLostPayloadSize);
 
-void encode_marker(uint64_t from, uint64_t to, uint32_t reason, uint64_t ts_ns, std::byte* frame) {
+}  // namespace
+
+void encode_lost_marker(uint64_t from, uint64_t to, uint32_t reason, uint64_t ts_ns, std::byte* frame) {
+  std::memset(frame, 0, kMarkerFrameSize);
   put_u64(frame + kFrameHeaderSize, to);
   FrameHeader h;
   h.length = kLostPayloadSize;
@@ -28,8 +31,6 @@ void encode_marker(uint64_t from, uint64_t to, uint32_t reason, uint64_t ts_ns, 
   h.type = reason;
   encode_frame_header(h, Bytes(frame + kFrameHeaderSize, kLostPayloadSize), frame);
 }
-
-}  // namespace
 
 Result<void> prepare_marker_segment(int dir, uint64_t first, uint64_t known, uint64_t to, uint32_t reason,
                                     uint64_t ts_ns, std::string_view ns, std::string_view stream) {
@@ -42,10 +43,10 @@ Result<void> prepare_marker_segment(int dir, uint64_t first, uint64_t known, uin
   size_t n = kSegmentHeaderSize;
   const uint64_t k = reason == kLostEndUnknown && to - first >= 2 ? std::min(known, to - 1) : first;
   if (k > first) {
-    encode_marker(first, k, reason, ts_ns, bytes + n);
+    encode_lost_marker(first, k, reason, ts_ns, bytes + n);
     n += kMarkerFrameSize;
   }
-  encode_marker(k, to, reason, ts_ns, bytes + n);
+  encode_lost_marker(k, to, reason, ts_ns, bytes + n);
   n += kMarkerFrameSize;
   if (auto r = pwrite_all(fd->get(), Bytes(bytes, n), 0, tmp); !r) return r;
   return sync_all(fd->get(), tmp);

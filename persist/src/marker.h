@@ -6,6 +6,7 @@
 // that the name holds the old file or the marker's, never neither, whatever the crash.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -13,6 +14,10 @@
 #include "shmbus/result.h"
 
 namespace shmbus::persist::detail {
+
+// A lost-range marker frame [from, to) with `reason` (kLostRecords, kLostEndUnknown),
+// stamped `ts_ns`: frame_size(kLostPayloadSize) bytes at `frame`.
+void encode_lost_marker(uint64_t from, uint64_t to, uint32_t reason, uint64_t ts_ns, std::byte* frame);
 
 // Writes and syncs NNNN.seg.tmp (one an interrupted repair left is replaced): a segment
 // header for `first` naming ns/stream, then a lost-range marker [first, to) with `reason`
