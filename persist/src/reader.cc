@@ -469,7 +469,8 @@ Result<Entry> SegmentReader::Impl::next() {
       ts_mode = false;
       if (fv.h.kind == FrameKind::kLost)
         return Entry{fv.h.type == kLostSkipped ? EntryKind::kSkipped : EntryKind::kLost, from, fv.end_seq,
-                     fv.h.ts_ns, 0, {}, 0, {}};
+                     fv.h.ts_ns, 0, {}, 0,
+                     fv.h.type == kLostEndUnknown ? std::string(kEndUnknownDetail) : std::string()};
       return Entry{EntryKind::kRecord, fv.h.seq, fv.end_seq, fv.h.ts_ns, fv.h.type, fv.payload,
                    0, {}};
     }

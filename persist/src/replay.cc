@@ -476,7 +476,7 @@ ReplayStatus ReplayConsumer::poll(Record* out, std::chrono::nanoseconds timeout)
           const uint64_t from = std::max(c.next_known ? std::max(c.next, e->seq) : e->seq, deleted);
           return c.report_gap(from, e->end_seq,
                               e->kind == EntryKind::kSkipped   ? "never published (claims aborted or abandoned)"
-                              : e->kind == EntryKind::kLost    ? "not persisted"
+                              : e->kind == EntryKind::kLost    ? (e->detail.empty() ? "not persisted" : e->detail)
                               : e->kind == EntryKind::kDeleted ? "deleted"
                                                                : "corrupt in the store: " + e->detail,
                               e->kind == EntryKind::kSkipped);

@@ -1115,6 +1115,7 @@ TEST(Fsck, ALastSegmentMovedAsideLeavesNoSequenceToReuse) {
   ASSERT_GE(got.size(), 85u);
   expect_records(std::vector<Got>(got.begin(), got.begin() + 84), 0, 84, 100);
   const uint64_t to = lost_from_84(got);
+  EXPECT_EQ(got[84].detail, kEndUnknownDetail) << "readers say what the range is";
   EXPECT_GE(to, 100u);
   EXPECT_LE(to, 84u + b.size() / 16) << "the bound is one sequence per 16 bytes at most";
   expect_writer_continues_at(t, to);

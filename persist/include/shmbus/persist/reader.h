@@ -22,6 +22,11 @@ enum class EntryKind : uint8_t {
   kEnd,      // nothing more for now; a live writer may add more: call next() again
 };
 const char* entry_kind_name(EntryKind k) noexcept;
+// Entry::detail of a kLost range that stands for a last segment fsck --repair moved aside
+// (its records were stored, then their segment could not be read; where they ended is
+// not known, and the range reaches a bound past anything the segment can have held).
+inline constexpr std::string_view kEndUnknownDetail =
+    "lost: a segment fsck --repair moved aside (its end is not known: the range's end is a bound)";
 
 struct Entry {
   EntryKind kind = EntryKind::kEnd;
@@ -31,7 +36,9 @@ struct Entry {
   uint32_t type = 0;
   Bytes data{};            // kRecord: the payload, valid until the next call on the reader
   uint64_t dropped_bytes = 0;  // kCorrupt: bytes skipped
-  std::string detail;          // kCorrupt, kDeleted: where and why
+  std::string detail;          // kCorrupt, kDeleted: where and why; kLost: empty, or
+                               // kEndUnknownDetail (the range a segment fsck --repair
+                               // moved aside may have held: its end is a bound)
 };
 
 // Reads one stream's segments without locking or writing anything; follows a live
