@@ -163,7 +163,14 @@ Result<std::string> StreamChecker::quarantine(const std::string& name, bool unli
     std::string q = name + ".corrupt";  // (appended: g++ 12's -Wrestrict misfires on "." + to_string)
     if (i) q += '.' + std::to_string(i);
     if (auto linked = link_file(dir_, name, q); !linked) {
-      if (linked.error().code != Errc::kExists) return linked.error();
+      if (linked.error().code != Errc::kExists) {
+        if (!unlink_name) return linked.error();
+        // A file system without hard links: renamed, after a look that the name is free.
+        if (::faccessat(dir_, q.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0) continue;
+        if (auto r = rename_file(dir_, name, q); !r) return r.error();
+        dir_changed_ = true;
+        return q;
+      }
       struct stat other;
       if (::fstatat(dir_, q.c_str(), &other, AT_SYMLINK_NOFOLLOW) != 0 || other.st_dev != seg.st_dev ||
           other.st_ino != seg.st_ino)
@@ -351,7 +358,10 @@ static Result<EndBound> sequences_end_bound(SegmentFile& f, uint64_t first, cons
     uncovered += std::min<uint64_t>(8, counted_end - off);
     off += 8;
   }
-  const uint64_t more = (uncovered + kMinFrameBytesPerSeq - 1) / kMinFrameBytesPerSeq;
+  // (At least one past what is known to have been held, so that the marker tells it:
+  // k = min(known, to - 1) came out one short when nothing else was uncovered, a review.)
+  const uint64_t more = std::max<uint64_t>((uncovered + kMinFrameBytesPerSeq - 1) / kMinFrameBytesPerSeq,
+                                           end > first ? 1 : 0);
   return EndBound{end, end > UINT64_MAX - more ? UINT64_MAX : end + more};
 }
 
@@ -400,7 +410,7 @@ void StreamChecker::check_files() {
       // segment it was for is still under its name, and this repair deals with it again.
       const bool fixed = can_repair() && remove_file(dir_, n, false).ok();
       dir_changed_ |= fixed;
-      issue(n, 0, 0, "leftover temporary file of an interrupted repair", fixed);
+      issue(n, 0, 0, "leftover temporary file of an interrupted repair or marker withdrawal", fixed);
     } else if (parse_numbered_name(n, kIndexSuffix, &seq)) {
       // (A live writer's retention unlinks a segment, then its index: in flux, not judged.)
       if (writer_live_ || ::faccessat(dir_, segment_file_name(seq).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0)

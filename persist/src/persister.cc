@@ -212,6 +212,10 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
                           "storing again what the ring still holds",
                           ns, stream, impl->store->next_seq(), impl->ring->next_seq());
     if (auto r = impl->ring->seek(StartFrom::seq(impl->store->next_seq())); !r) return r.error();
+    // The header says durable only what the store holds now (it kept the old end: a
+    // persister killed then left `rm` taking the records above it for stored, and `rm
+    // --force` recording nothing lost: a review).
+    if (impl->ctl->durable_seq() > impl->store->durable_seq()) impl->ctl->set_durable_seq(impl->store->durable_seq());
   }
   impl->ring_gaps_seen = impl->ring_lost_seen = 0;
   // The settings only once the consumer group is ours: a second persister (even with

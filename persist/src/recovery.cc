@@ -80,6 +80,13 @@ Result<void> SegmentStore::Impl::recover() {
           log_warn(where + "/" + n + ": " + r.error().message);
         continue;
       }
+      if (parse_numbered_name(n, kSegmentTmpSuffix, &first)) {
+        // A marker a repair or a withdrawal a crash interrupted had prepared: the segment
+        // it was for is still under its name.
+        log_info(where + "/" + n + ": removing the temporary file of an interrupted marker");
+        if (auto r = remove_file(dir.get(), n, false); !r) log_warn(where + "/" + n + ": " + r.error().message);
+        continue;
+      }
       if (!parse_numbered_name(n, kIndexSuffix, &first) ||
           std::binary_search(segs.begin(), segs.end(), first))
         continue;
@@ -105,10 +112,25 @@ Result<void> SegmentStore::Impl::recover() {
   // known, it reaches past anything the segment can have held), under a source that has
   // numbered to its first sequence or past it: withdrawn, so that the caller stores again
   // from there what its source still holds (StoreOptions::source).
+  // The store then continues at that first sequence, also when it was the only segment:
+  // it does not take any first sequence (the persister then stored nothing again and
+  // recorded nothing lost, and a later ring numbered from 0: a review).  Past 0 that lasts
+  // through a crash as the watermark (no segment holds a record below it).
   if (!segs.empty()) {
-    auto withdrawn = withdraw_end_unknown_marker(segs.back());
+    const uint64_t first = segs.back();
+    auto withdrawn = withdraw_end_unknown_marker(first);
     if (!withdrawn) return withdrawn.error();
-    if (withdrawn.value()) segs.pop_back();
+    if (withdrawn.value()) {
+      segs.pop_back();
+      if (segs.empty()) {
+        if (first > wm.deleted_below) {
+          wm = Watermark{first, now()};
+          if (auto r = write_watermark(dir.get(), wm); !r) return r;
+        }
+        fresh_at = wm.deleted_below;
+        next_seq = wm.deleted_below;
+      }
+    }
   }
   for (size_t i = 0; i + 1 < segs.size(); ++i) {
     auto info = summarize_sealed(segs[i]);
@@ -124,7 +146,7 @@ Result<void> SegmentStore::Impl::recover() {
       log_warn(where + ": sequences [" + std::to_string(sealed.back().end_seq) + ", " +
                std::to_string(active.first_seq) + ") are missing before the last segment");
   }
-  if (segs.empty() && wm.deleted_below > 0) {
+  if (segs.empty() && wm.deleted_below > 0 && fresh_at == kAnySeq) {
     // No segment left, but records were stored and deleted up to the watermark (retention
     // took every sealed segment, then the active one went because its header never
     // reached the disk: a failed sync, a crash).  The store continues where they ended,
@@ -143,7 +165,9 @@ Result<void> SegmentStore::Impl::recover() {
 }
 
 Result<bool> SegmentStore::Impl::withdraw_end_unknown_marker(uint64_t first) {
-  if (!opts.source || opts.source->next < first || wm.deleted_below > first) return false;
+  // (Below the watermark nothing is stored again: a deletion into the range stands.)
+  const uint64_t floor = std::max(first, wm.deleted_below);
+  if (!opts.source || opts.source->next < floor) return false;
   auto marker = end_unknown_marker(dir.get(), first, ns, stream);
   if (!marker) return marker.error();
   if (!marker.value()) return false;
@@ -156,7 +180,7 @@ Result<bool> SegmentStore::Impl::withdraw_end_unknown_marker(uint64_t first) {
   // replaces the marker's at once (marker.h); the rest it stores again.  Durable before
   // the store counts it (recover() syncs the directory).  Until it has stored them again,
   // a crash of the host leaves the store ending where the source's records begin.
-  const uint64_t kept = std::min(std::max(src.oldest, first), src.next);
+  const uint64_t kept = std::min(std::max(src.oldest, floor), src.next);
   log_warn(seg_path(first) + ": withdrawing the marker fsck --repair left for sequences [" + std::to_string(first) +
            ", " + std::to_string(to) + ") (a last segment it moved aside, its end unknown): the source holds [" +
            std::to_string(src.oldest) + ", " + std::to_string(src.next) + ")" +

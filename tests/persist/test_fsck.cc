@@ -1144,8 +1144,12 @@ TEST(Fsck, ALastSegmentMovedAsideLeavesNoSequenceToReuse) {
   EXPECT_TRUE(rep.clean()) << describe(rep);
   ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
   got = read_all(u.path());
-  EXPECT_EQ(lost_from_84(got), 100u) << "every frame intact: they end at 100, and nothing else is uncovered";
-  expect_writer_continues_at(u, 100);
+  // Every frame intact, nothing else uncovered: they end at 100, the bound one past it
+  // (so that the marker's two frames tell 100: [84, 100) and [100, 101)).
+  EXPECT_EQ(lost_from_84(got), 101u);
+  ASSERT_EQ(got.size(), 86u);
+  EXPECT_EQ(got[85].seq, 100u);
+  expect_writer_continues_at(u, 101);
 }
 
 // The bound's CRC work on large claims is budgeted; small ones (a marker's 40 bytes, a
@@ -1295,6 +1299,66 @@ TEST(Fsck, ALastSegmentMovedAsideIsWithdrawnByAPersisterWhoseRingIsFurther) {
   }
 }
 
+// The store's only segment moved aside, the ring still holding its records: the persister
+// stores them all again (the withdrawal left an empty store that took any first sequence:
+// the persister stored nothing again, recorded nothing lost, and a later ring numbered
+// from 0: a review), also after a deletion into the marker's range (which turned the
+// withdrawal off: the ring's records stayed recorded lost), below which nothing is stored
+// again.
+TEST(Fsck, AnOnlySegmentMovedAsideIsStoredAgainFromTheRing) {
+  for (const uint64_t deleted : {uint64_t{0}, uint64_t{50}}) {
+    SCOPED_TRACE("deleted below " + std::to_string(deleted));
+    shmbus::test::ScopedNs ns;
+    TempDir t;
+    StreamOptions so;
+    so.capacity = 1 << 20;
+    ASSERT_TRUE(create_stream(ns.ns(), "st", so));
+    PersisterOptions po;
+    po.data_dir = t.path();
+    auto ctl = StreamControl::open(ns.ns(), "st", true);
+    ASSERT_TRUE(ctl);
+    {
+      auto p = Persister::start(ns.ns(), "st", po);
+      ASSERT_TRUE(p) << p.error().message;
+      auto prod = Producer::open(ns.ns(), "st");
+      ASSERT_TRUE(prod);
+      for (uint64_t q = 0; q < 100; ++q) ASSERT_TRUE(prod->publish(as_bytes(payload_for(q, 100)), 0).ok());
+      ASSERT_TRUE(eventually([&] { return ctl->durable_seq() == 100; }, 30s)) << ctl->durable_seq();
+      ASSERT_TRUE(p.value()->stop());
+    }
+    const std::string only = t.path() + "/" + ns.ns() + "/st/" + segment_file_name(0);
+    auto b = read_file(only);
+    std::fill(b.begin(), b.begin() + kSegmentHeaderSize, 'X');  // no version to tell: moved aside
+    write_file(only, b);
+    auto rep = run(t.path(), true);
+    ASSERT_TRUE(rep.clean()) << describe(rep);
+    ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
+    if (deleted) {
+      auto s = SegmentStore::open(t.path(), ns.ns(), "st", small_options());
+      ASSERT_TRUE(s.ok()) << s.error().message;
+      ASSERT_TRUE(s->delete_before(deleted).ok());
+    }
+    {
+      auto p = Persister::start(ns.ns(), "st", po);
+      ASSERT_TRUE(p) << p.error().message;
+      EXPECT_TRUE(eventually([&] { return p.value()->stats().durable_seq == 100; }, 30s));
+      ASSERT_TRUE(p.value()->stop());
+    }
+    auto got = read_all(t.path(), ns.ns(), "st");
+    size_t records = 0;
+    for (const Got& g : got) {
+      if (g.kind != EntryKind::kRecord) continue;
+      EXPECT_GE(g.seq, deleted);
+      EXPECT_EQ(g.data, payload_for(g.seq, 100)) << g.seq;
+      ++records;
+    }
+    EXPECT_EQ(records, 100 - deleted) << "the ring's records are stored again";
+    auto s = SegmentStore::open(t.path(), ns.ns(), "st", small_options());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(s->next_seq(), 100u);
+  }
+}
+
 // A ring behind what the moved segment was still seen to hold (its index lists records up
 // to 100; this ring has reached 90): an earlier stream's, as for any store ahead of its
 // ring, so the marker is not withdrawn and the persister refuses the store (withdrawn, the
@@ -1374,8 +1438,8 @@ TEST(Fsck, ALastSegmentWithAZeroedHeaderIsDamageOnceItWasFlushed) {
   ASSERT_EQ(rep.quarantined.size(), 1u) << describe(rep);
   EXPECT_EQ(read_file(seg(t, 84) + ".corrupt"), b);
   auto got = read_all(t.path());
-  EXPECT_EQ(lost_from_84(got), 100u) << "every frame intact: they end at 100";
-  expect_writer_continues_at(t, 100);
+  EXPECT_EQ(lost_from_84(got), 101u) << "every frame intact: they end at 100, the bound one past";
+  expect_writer_continues_at(t, 101);
   // Never flushed (no index header): a creation that never completed, removed as before.
   TempDir u;
   make_store(u);
