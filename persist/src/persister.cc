@@ -157,6 +157,13 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
   auto store = SegmentStore::open(impl->opts.data_dir, ns, stream, so);
   if (!store) return store.error();
   impl->store.emplace(std::move(store.value()));
+  // The header says durable only what the store holds now, from the moment the store is
+  // open (its recovery may have cut a torn tail or withdrawn a marker fsck left): it kept
+  // the old end, and a persister killed during its start left `rm` taking the records
+  // above the store's end for stored and `rm --force` recording nothing lost (reviews).
+  // (A store that takes any first sequence holds nothing yet: the header's word stands.)
+  if (!impl->store->takes_any_sequence() && impl->ctl->durable_seq() > impl->store->durable_seq())
+    impl->ctl->set_durable_seq(impl->store->durable_seq());
   const std::string store_dir = impl->opts.data_dir + "/" + std::string(ns) + "/" + std::string(stream);
   // A store that holds no record deletes nothing by following the header's watermark: a
   // deletion made on the ring before there was a store (`delete` on a ring without one)
@@ -212,10 +219,6 @@ Result<std::unique_ptr<Persister>> Persister::start(std::string_view ns, std::st
                           "storing again what the ring still holds",
                           ns, stream, impl->store->next_seq(), impl->ring->next_seq());
     if (auto r = impl->ring->seek(StartFrom::seq(impl->store->next_seq())); !r) return r.error();
-    // The header says durable only what the store holds now (it kept the old end: a
-    // persister killed then left `rm` taking the records above it for stored, and `rm
-    // --force` recording nothing lost: a review).
-    if (impl->ctl->durable_seq() > impl->store->durable_seq()) impl->ctl->set_durable_seq(impl->store->durable_seq());
   }
   impl->ring_gaps_seen = impl->ring_lost_seen = 0;
   // The settings only once the consumer group is ours: a second persister (even with
