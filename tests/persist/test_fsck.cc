@@ -32,6 +32,16 @@ void make_store(const TempDir& t, const std::string& stream = "st") {
   make_small_segments(t.path(), stream);
 }
 
+// make_store()'s records in namespace `ns` (a ring's, for a persister): the stream's folder.
+std::string make_store_in(const TempDir& t, const std::string& ns) {
+  auto o = small_options();
+  o.segment_bytes = 4096;
+  auto s = SegmentStore::open(t.path(), ns, "st", o);
+  EXPECT_TRUE(s.ok()) << s.error().message;
+  if (s.ok()) fill(*s, 0, 100, 100);
+  return t.path() + "/" + ns + "/st";
+}
+
 std::string seg(const TempDir& t, uint64_t first) {
   return t.stream_dir() + "/" + segment_file_name(first);
 }
@@ -1236,14 +1246,7 @@ TEST(Fsck, ALastSegmentMovedAsideIsWithdrawnByAPersisterWhoseRingIsFurther) {
     SCOPED_TRACE(persisted ? "a ring persisted here" : "a ring with no persister recorded");
     shmbus::test::ScopedNs ns;
     TempDir t;
-    {
-      auto o = small_options();
-      o.segment_bytes = 4096;
-      auto s = SegmentStore::open(t.path(), ns.ns(), "st", o);
-      ASSERT_TRUE(s.ok()) << s.error().message;
-      fill(*s, 0, 100, 100);
-    }
-    const std::string dir = t.path() + "/" + ns.ns() + "/st";
+    const std::string dir = make_store_in(t, ns.ns());
     StreamOptions so;
     so.capacity = 1 << 20;
     so.first_seq = 100;
@@ -1366,14 +1369,7 @@ TEST(Fsck, AnOnlySegmentMovedAsideIsStoredAgainFromTheRing) {
 TEST(Fsck, AMarkerIsNotWithdrawnUnderARingBehindWhatTheSegmentHeld) {
   shmbus::test::ScopedNs ns;
   TempDir t;
-  {
-    auto o = small_options();
-    o.segment_bytes = 4096;
-    auto s = SegmentStore::open(t.path(), ns.ns(), "st", o);
-    ASSERT_TRUE(s.ok()) << s.error().message;
-    fill(*s, 0, 100, 100);
-  }
-  const std::string dir = t.path() + "/" + ns.ns() + "/st";
+  const std::string dir = make_store_in(t, ns.ns());
   auto b = damage_past_rebuilding(dir + "/" + segment_file_name(84));
   ASSERT_TRUE(run(t.path(), true).clean());
   StreamOptions so;
